@@ -1,0 +1,691 @@
+//! The analyzer: [`Document`] → [`Model`].
+//!
+//! The only place that gives a graph file its meaning and reports meaning errors: invalid and
+//! duplicate names, unknown dependencies, cycles, invalid platforms, platforms a dependency
+//! lacks, platforms no executor builds, and paths that are missing or leave the graph's folder.
+//! It keeps going after an error so that one run reports every problem.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use miette::SourceSpan;
+
+use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
+use crate::document::{DependencyDraft, Document, ImageDraft, TaskDraft, Text};
+use crate::model::{
+    Dependency, DependencyKind, Executor, Image, ImageSource, Model, Schedule, Task,
+};
+use crate::platform::{Platform, PlatformError};
+use crate::source::SourceFile;
+
+/// Analyzes `doc`, read from `source`, whose relative paths resolve against `root`.
+pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mut Sink) -> Option<Model> {
+    let mut a = Analyzer { sink, root };
+    let registry = doc.registry.clone().map(|r| a.registry(r));
+    let platforms = match &doc.platforms {
+        Some(list) => a.platforms(list),
+        None => vec![Platform::host()],
+    };
+    let executors = a.executors(&doc);
+    a.unique_names(&doc);
+    let mut images: Vec<Image> = doc.images.iter().map(|i| a.image(i, &platforms)).collect();
+    let mut tasks: Vec<Task> = doc.tasks.iter().map(|t| a.task(t)).collect();
+    let names: Vec<&str> =
+        doc.images.iter().map(|i| i.name.as_str()).chain(doc.tasks.iter().map(|t| t.name.as_str())).collect();
+    for (image, draft) in images.iter_mut().zip(&doc.images) {
+        image.deps = a.deps(&draft.name, &draft.deps, &names, &doc);
+    }
+    for (task, draft) in tasks.iter_mut().zip(&doc.tasks) {
+        task.deps = a.deps(&draft.name, &draft.deps, &names, &doc);
+    }
+    let schedules = doc.schedules.iter().map(|s| a.schedule(s, &names)).collect();
+    let mut model = Model {
+        source: source.clone(),
+        root: root.to_path_buf(),
+        registry,
+        platforms,
+        executors,
+        images,
+        tasks,
+        schedules,
+    };
+    if a.sink.is_empty() {
+        a.platform_coverage(&model, &doc);
+        a.executor_coverage(&model, &doc);
+        a.cycles(&model);
+    }
+    model.images.iter_mut().for_each(|i| i.platforms.sort());
+    a.sink.is_empty().then_some(model)
+}
+
+struct Analyzer<'a> {
+    sink: &'a mut Sink,
+    root: &'a Path,
+}
+
+impl Analyzer<'_> {
+    fn registry(&mut self, registry: Text) -> String {
+        if registry.contains("://") || registry.is_empty() || registry.contains(char::is_whitespace) {
+            self.sink.push(
+                Problem::new(Code::InvalidValue, format!("`{}` is not a registry address", registry.value))
+                    .label(registry.span, "not `host[:port][/path]`")
+                    .help("write the registry host and path prefix without a scheme, e.g. `registry.example.com/platform`"),
+            );
+        }
+        registry.value.trim_end_matches('/').to_owned()
+    }
+
+    fn platforms(&mut self, list: &[Text]) -> Vec<Platform> {
+        let mut out: Vec<Platform> = Vec::new();
+        for text in list {
+            let Some(platform) = self.platform(text) else { continue };
+            if out.contains(&platform) {
+                self.sink.push(
+                    Problem::new(Code::Conflict, format!("platform `{platform}` is listed twice"))
+                        .label(text.span, "listed again here")
+                        .help("list each platform once"),
+                );
+                continue;
+            }
+            out.push(platform);
+        }
+        out.sort();
+        out
+    }
+
+    fn platform(&mut self, text: &Text) -> Option<Platform> {
+        match text.parse::<Platform>() {
+            Ok(p) => Some(p),
+            Err(err) => {
+                let help = match &err {
+                    PlatformError::Arch(arch) => did_you_mean(arch, Platform::known_arches().iter().copied())
+                        .or_else(|| arch_alias(arch).map(|a| format!("OCI calls it `{a}`")))
+                        .unwrap_or_else(|| format!("known architectures: {}", Platform::known_arches().join(", "))),
+                    PlatformError::Os(os) => did_you_mean(os, Platform::known_oses().iter().copied())
+                        .unwrap_or_else(|| format!("known systems: {}", Platform::known_oses().join(", "))),
+                    _ => "write `os/arch` or `os/arch/variant`, e.g. `linux/amd64` or `linux/arm/v7`".to_owned(),
+                };
+                self.sink.push(
+                    Problem::new(Code::InvalidPlatform, format!("invalid platform `{}`: {err}", text.value))
+                        .label(text.span, "not a platform")
+                        .help(help),
+                );
+                None
+            }
+        }
+    }
+
+    fn executors(&mut self, doc: &Document) -> Vec<Executor> {
+        let mut out: Vec<Executor> = Vec::new();
+        for draft in &doc.executors {
+            self.name(&draft.name, "executor");
+            if let Some(first) = out.iter().find(|e| *e.name == *draft.name) {
+                self.duplicate(&draft.name, first.name.span, "executor");
+                continue;
+            }
+            let Some(platform_text) = &draft.platform else {
+                self.sink.push(
+                    Problem::new(Code::Missing, format!("executor `{}` needs a platform", draft.name.value))
+                        .label(draft.name.span, "no platform given")
+                        .help("add `platform=\"linux/amd64\"` (KDL) or `platform: linux/amd64` (YAML)"),
+                );
+                continue;
+            };
+            let Some(platform) = self.platform(platform_text) else { continue };
+            let jobs = match &draft.jobs {
+                None => 1,
+                Some(n) if (1..=1024).contains(&n.value) => u32::try_from(n.value).unwrap_or(1),
+                Some(n) => {
+                    self.sink.push(
+                        Problem::new(Code::InvalidValue, format!("`jobs` must be between 1 and 1024, not {}", n.value))
+                            .label(n.span, "out of range")
+                            .help("`jobs` is how many nodes this executor runs at once"),
+                    );
+                    1
+                }
+            };
+            out.push(Executor { name: draft.name.clone(), platform, jobs });
+        }
+        out
+    }
+
+    /// Names of images and tasks are one namespace; schedules have their own.
+    fn unique_names(&mut self, doc: &Document) {
+        let mut seen: HashMap<&str, (SourceSpan, &str)> = HashMap::new();
+        let defs = doc.images.iter().map(|i| (&i.name, "image")).chain(doc.tasks.iter().map(|t| (&t.name, "task")));
+        for (name, kind) in defs {
+            self.name(name, kind);
+            if let Some((first, first_kind)) = seen.get(name.as_str()) {
+                let kinds = if *first_kind == kind { kind.to_owned() } else { format!("{first_kind} and {kind}") };
+                self.duplicate(name, *first, &kinds);
+            } else {
+                seen.insert(name.as_str(), (name.span, kind));
+            }
+        }
+        let mut schedules: HashMap<&str, SourceSpan> = HashMap::new();
+        for s in &doc.schedules {
+            self.name(&s.name, "schedule");
+            if let Some(first) = schedules.get(s.name.as_str()) {
+                self.duplicate(&s.name, *first, "schedule");
+            } else {
+                schedules.insert(s.name.as_str(), s.name.span);
+            }
+        }
+    }
+
+    fn duplicate(&mut self, name: &Text, first: SourceSpan, kinds: &str) {
+        self.sink.push(
+            Problem::new(Code::DuplicateName, format!("the name `{}` is defined twice", name.value))
+                .label(name.span, "defined again here")
+                .label(first, "first defined here")
+                .help(format!("{kinds} names must be unique: rename one of them")),
+        );
+    }
+
+    fn name(&mut self, name: &Text, kind: &str) {
+        if !valid_name(name) {
+            self.sink.push(
+                Problem::new(Code::InvalidName, format!("`{}` is not a valid {kind} name", name.value))
+                    .label(name.span, "invalid name")
+                    .help("a name starts with a letter or digit and holds only letters, digits, `-` and `_` (at most 128)"),
+            );
+        }
+    }
+
+    fn image(&mut self, draft: &ImageDraft, defaults: &[Platform]) -> Image {
+        let dockerfile = match &draft.dockerfile {
+            Some(d) => self.relative(d, "Dockerfile").unwrap_or_default(),
+            None => "Dockerfile".to_owned(),
+        };
+        let source = match (&draft.git, &draft.context) {
+            (Some(url), dir) => {
+                let dir = dir.as_ref().and_then(|d| self.relative(d, "context")).unwrap_or_else(|| ".".to_owned());
+                if url.trim().is_empty() {
+                    self.sink.push(
+                        Problem::new(Code::InvalidValue, "empty git URL").label(url.span, "empty").help("give the repository's URL"),
+                    );
+                }
+                let reference = draft.git_ref.as_ref().map_or("HEAD", |r| r.as_str()).to_owned();
+                ImageSource::Git { url: url.value.clone(), reference, dir }
+            }
+            (None, Some(dir)) => {
+                if let Some(r) = &draft.git_ref {
+                    self.sink.push(
+                        Problem::new(Code::Conflict, "`ref` applies only to a `git` source")
+                            .label(r.span, "no `git` URL to apply it to")
+                            .help("add `git \"URL\" ref=\"…\"`, or remove the ref"),
+                    );
+                }
+                let dir = self.relative(dir, "context").unwrap_or_else(|| ".".to_owned());
+                if let Some(ctx) = draft.context.as_ref() {
+                    self.local_context(ctx, &dir, &dockerfile, draft.dockerfile.as_ref());
+                }
+                ImageSource::Context { dir }
+            }
+            (None, None) => {
+                self.sink.push(
+                    Problem::new(Code::Missing, format!("image `{}` has no build context", draft.name.value))
+                        .label(draft.name.span, "neither `context` nor `git` given")
+                        .help(format!("add `context \"{}\"` (a folder beside the graph file) or `git \"URL\" ref=\"…\"`", draft.name.value)),
+                );
+                ImageSource::Context { dir: ".".to_owned() }
+            }
+        };
+        let mut targets: Vec<String> = Vec::new();
+        for t in &draft.targets {
+            self.name(t, "target");
+            if targets.contains(&t.value) {
+                self.sink.push(Problem::new(Code::Conflict, format!("target `{}` is listed twice", t.value)).label(t.span, "listed again here").help("list each target once"));
+            } else {
+                targets.push(t.value.clone());
+            }
+        }
+        let args = self.pairs(&draft.args, "build arg");
+        let platforms = match &draft.platforms {
+            Some(list) => self.platforms(list),
+            None => defaults.to_vec(),
+        };
+        let mut tags: Vec<String> = Vec::new();
+        for tag in &draft.tags {
+            if !valid_tag(tag) {
+                self.sink.push(
+                    Problem::new(Code::InvalidValue, format!("`{}` is not a valid image tag", tag.value))
+                        .label(tag.span, "invalid tag")
+                        .help("a tag is 1 to 128 of letters, digits, `_`, `.` and `-`, not starting with `.` or `-`"),
+                );
+            } else if !tags.contains(&tag.value) {
+                tags.push(tag.value.clone());
+            }
+        }
+        for dep in &draft.deps {
+            if let Some(arg) = dep.from.as_ref().and_then(|f| f.arg.as_ref())
+                && let Some((key, _)) = draft.args.iter().find(|(k, _)| k.value == arg.value)
+            {
+                self.sink.push(
+                    Problem::new(Code::Conflict, format!("build arg `{}` is set twice", arg.value))
+                        .label(arg.span, "set to the dependency's reference here")
+                        .label(key.span, "and given a value here")
+                        .help("remove it from `args`: `from` passes the reference itself"),
+                );
+            }
+        }
+        Image { name: draft.name.clone(), source, dockerfile, targets, args, platforms, tags, deps: Vec::new() }
+    }
+
+    fn local_context(&mut self, ctx: &Text, dir: &str, dockerfile: &str, dockerfile_text: Option<&Text>) {
+        let path = self.root.join(dir);
+        if !path.is_dir() {
+            self.sink.push(
+                Problem::new(Code::MissingPath, format!("context folder `{dir}` does not exist"))
+                    .label(ctx.span, "no such folder")
+                    .help("the context is a folder relative to the graph file; create it or fix the path"),
+            );
+            return;
+        }
+        if !self.stays_inside(&path) {
+            self.sink.push(
+                Problem::new(Code::PathEscapes, format!("context `{dir}` leads outside the graph's folder"))
+                    .label(ctx.span, "resolves (through a symlink) outside the graph's folder")
+                    .help("keep build contexts inside the repository"),
+            );
+            return;
+        }
+        let file = path.join(dockerfile);
+        if !file.is_file() {
+            let problem = Problem::new(Code::MissingPath, format!("Dockerfile `{dir}/{dockerfile}` does not exist"));
+            let problem = match dockerfile_text {
+                Some(d) => problem.label(d.span, "no such file in the context").help("`dockerfile` is relative to the context folder"),
+                None => problem
+                    .label(ctx.span, "this folder has no `Dockerfile`")
+                    .help("add a Dockerfile to the folder, or name it with `dockerfile`"),
+            };
+            self.sink.push(problem);
+        } else if !self.stays_inside(&file) {
+            self.sink.push(
+                Problem::new(Code::PathEscapes, format!("Dockerfile `{dir}/{dockerfile}` leads outside the graph's folder"))
+                    .label(dockerfile_text.map_or(ctx.span, |d| d.span), "resolves outside the graph's folder")
+                    .help("keep Dockerfiles inside the repository"),
+            );
+        }
+    }
+
+    fn stays_inside(&self, path: &Path) -> bool {
+        match (self.root.canonicalize(), path.canonicalize()) {
+            (Ok(root), Ok(path)) => path.starts_with(root),
+            _ => true,
+        }
+    }
+
+    /// A relative path that stays inside its folder, normalized to `/`-separated form.
+    fn relative(&mut self, text: &Text, what: &str) -> Option<String> {
+        match normalize(text) {
+            Ok(path) => Some(path),
+            Err(why) => {
+                self.sink.push(
+                    Problem::new(Code::PathEscapes, format!("{what} path `{}` {why}", text.value))
+                        .label(text.span, "leaves the graph's folder")
+                        .help("paths are relative to the graph file's folder and must stay inside it"),
+                );
+                None
+            }
+        }
+    }
+
+    fn pairs(&mut self, pairs: &[(Text, Text)], what: &str) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let mut spans: HashMap<&str, SourceSpan> = HashMap::new();
+        for (key, value) in pairs {
+            if !valid_variable(key) {
+                self.sink.push(
+                    Problem::new(Code::InvalidName, format!("`{}` is not a valid {what} name", key.value))
+                        .label(key.span, "invalid name")
+                        .help("names start with a letter or `_` and hold letters, digits and `_`"),
+                );
+            }
+            if let Some(first) = spans.get(key.as_str()) {
+                self.sink.push(
+                    Problem::new(Code::Conflict, format!("{what} `{}` is given twice", key.value))
+                        .label(key.span, "given again here")
+                        .label(*first, "first given here")
+                        .help("keep one of them"),
+                );
+                continue;
+            }
+            spans.insert(key.as_str(), key.span);
+            out.insert(key.value.clone(), value.value.clone());
+        }
+        out
+    }
+
+    fn task(&mut self, draft: &TaskDraft) -> Task {
+        let run: Vec<String> = draft.run.as_ref().map(|r| r.iter().map(|a| a.value.clone()).collect()).unwrap_or_default();
+        if run.is_empty() {
+            let problem = Problem::new(Code::Missing, format!("task `{}` has no command", draft.name.value));
+            let problem = match &draft.run {
+                Some(r) => problem.label(r.span, "empty command"),
+                None => problem.label(draft.name.span, "no `run` given"),
+            };
+            self.sink.push(problem.help("add `run \"program\" \"arg\"…` (KDL) or `run: [program, arg]` (YAML)"));
+        }
+        let inputs = draft.inputs.iter().filter_map(|g| self.relative(g, "input")).collect();
+        let outputs = draft.outputs.iter().filter_map(|g| self.relative(g, "output")).collect();
+        let env = self.pairs(&draft.env, "environment variable");
+        let platforms = draft.platforms.as_ref().map(|l| self.platforms(l)).unwrap_or_default();
+        Task { name: draft.name.clone(), run, inputs, outputs, env, platforms, deps: Vec::new() }
+    }
+
+    fn deps(&mut self, owner: &Text, drafts: &[DependencyDraft], names: &[&str], doc: &Document) -> Vec<Dependency> {
+        let mut out: Vec<Dependency> = Vec::new();
+        for draft in drafts {
+            let name = &draft.name;
+            if !names.contains(&name.as_str()) {
+                let help = did_you_mean(name, names.iter().copied().filter(|n| *n != owner.as_str()))
+                    .unwrap_or_else(|| "depend on an image or task defined in this file".to_owned());
+                self.sink.push(
+                    Problem::new(Code::UnknownDependency, format!("unknown dependency `{}`", name.value))
+                        .label(name.span, "no image or task has this name")
+                        .help(help),
+                );
+                continue;
+            }
+            if out.iter().any(|d| *d.name == **name) {
+                self.sink.push(
+                    Problem::new(Code::Conflict, format!("`{}` depends on `{}` twice", owner.value, name.value))
+                        .label(name.span, "named again here")
+                        .help("name each dependency once"),
+                );
+                continue;
+            }
+            let kind = match &draft.from {
+                None => DependencyKind::After,
+                Some(from) => {
+                    let Some(image) = doc.images.iter().find(|i| *i.name == **name) else {
+                        self.sink.push(
+                            Problem::new(Code::WrongType, format!("`from` needs an image, and `{}` is a task", name.value))
+                                .label(name.span, "a task")
+                                .help(format!("use `after \"{}\"` to run after a task", name.value)),
+                        );
+                        continue;
+                    };
+                    let Some(arg) = &from.arg else {
+                        self.sink.push(
+                            Problem::new(Code::Missing, format!("`from \"{}\"` needs the build arg that receives its reference", name.value))
+                                .label(from.span, "no `arg` given")
+                                .help("add `arg=\"BASE\"` (KDL) or `arg: BASE` (YAML), matching `ARG BASE` / `FROM ${BASE}` in the Dockerfile"),
+                        );
+                        continue;
+                    };
+                    if !valid_variable(arg) {
+                        self.sink.push(
+                            Problem::new(Code::InvalidName, format!("`{}` is not a valid build arg name", arg.value))
+                                .label(arg.span, "invalid name")
+                                .help("names start with a letter or `_` and hold letters, digits and `_`"),
+                        );
+                    }
+                    let target = self.from_target(name, image, from.target.as_ref());
+                    DependencyKind::From { arg: arg.value.clone(), target }
+                }
+            };
+            out.push(Dependency { name: name.clone(), kind });
+        }
+        out
+    }
+
+    fn from_target(&mut self, name: &Text, image: &ImageDraft, target: Option<&Text>) -> Option<String> {
+        let targets: Vec<&str> = image.targets.iter().map(|t| t.as_str()).collect();
+        match target {
+            Some(t) if targets.contains(&t.as_str()) => Some(t.value.clone()),
+            Some(t) => {
+                let help = did_you_mean(t, targets.iter().copied()).unwrap_or_else(|| {
+                    if targets.is_empty() {
+                        format!("`{}` builds one target; remove `target`", name.value)
+                    } else {
+                        format!("`{}` builds {}", name.value, targets.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", "))
+                    }
+                });
+                self.sink.push(
+                    Problem::new(Code::UnknownDependency, format!("image `{}` has no target `{}`", name.value, t.value))
+                        .label(t.span, "unknown target")
+                        .help(help),
+                );
+                None
+            }
+            None if targets.len() > 1 => {
+                self.sink.push(
+                    Problem::new(Code::Missing, format!("image `{}` builds several targets; name the one to build from", name.value))
+                        .label(name.span, "which target?")
+                        .help(format!("add `target=\"{}\"` (one of {})", targets[0], targets.join(", "))),
+                );
+                None
+            }
+            None => targets.first().map(|t| (*t).to_owned()),
+        }
+    }
+
+    fn schedule(&mut self, draft: &crate::document::ScheduleDraft, names: &[&str]) -> Schedule {
+        if draft.rebuild.is_empty() {
+            self.sink.push(
+                Problem::new(Code::Missing, format!("schedule `{}` rebuilds nothing", draft.name.value))
+                    .label(draft.name.span, "no `rebuild` given")
+                    .help("add `rebuild \"image\"…` (KDL) or `rebuild: [image]` (YAML)"),
+            );
+        }
+        for name in &draft.rebuild {
+            if !names.contains(&name.as_str()) {
+                self.sink.push(
+                    Problem::new(Code::UnknownDependency, format!("schedule `{}` names unknown `{}`", draft.name.value, name.value))
+                        .label(name.span, "no image or task has this name")
+                        .maybe_help(did_you_mean(name, names.iter().copied())),
+                );
+            }
+        }
+        Schedule { name: draft.name.clone(), rebuild: draft.rebuild.clone() }
+    }
+
+    /// A dependent built for a platform needs its dependency built for it too.
+    fn platform_coverage(&mut self, model: &Model, doc: &Document) {
+        let drafts = doc.images.iter().map(|i| (i.platforms.as_ref(), &i.name))
+            .chain(doc.tasks.iter().map(|t| (t.platforms.as_ref(), &t.name)));
+        let defs = model.images.iter().map(|i| (&i.name, &i.platforms[..], &i.deps[..]))
+            .chain(model.tasks.iter().map(|t| (&t.name, &t.platforms[..], &t.deps[..])));
+        for ((name, platforms, deps), (written, _)) in defs.zip(drafts) {
+            for dep in deps {
+                let Some(target) = model.definition(&dep.name) else { continue };
+                let theirs = target.platforms();
+                if theirs.is_empty() {
+                    continue;
+                }
+                for platform in platforms {
+                    if theirs.contains(platform) {
+                        continue;
+                    }
+                    let mut problem = Problem::new(
+                        Code::MissingPlatform,
+                        format!("`{}` is built for {platform}, but its dependency `{}` is not", name.value, dep.name.value),
+                    )
+                    .label(dep.name.span, format!("not built for {platform}"));
+                    if let Some(span) = written.and_then(|w| w.iter().find(|t| t.value == platform.to_string())).map(|t| t.span) {
+                        problem = problem.label(span, "needed here");
+                    }
+                    self.sink.push(problem.help(format!(
+                        "add `{platform}` to the platforms of `{}`, or remove it from `{}`",
+                        dep.name.value, name.value
+                    )));
+                }
+            }
+        }
+    }
+
+    /// When executors are declared, every platform in use needs one.
+    fn executor_coverage(&mut self, model: &Model, doc: &Document) {
+        if model.executors.is_empty() {
+            return;
+        }
+        let mut reported: HashSet<Platform> = HashSet::new();
+        let uses = model.images.iter().zip(&doc.images).map(|(i, d)| (&i.platforms, d.platforms.as_ref(), &i.name))
+            .chain(model.tasks.iter().zip(&doc.tasks).map(|(t, d)| (&t.platforms, d.platforms.as_ref(), &t.name)));
+        for (platforms, written, name) in uses {
+            for platform in platforms {
+                if model.executors.iter().any(|e| e.platform == *platform) || !reported.insert(platform.clone()) {
+                    continue;
+                }
+                let span = written
+                    .and_then(|w| w.iter().find(|t| t.value == platform.to_string()))
+                    .or_else(|| doc.platforms.as_ref().and_then(|w| w.iter().find(|t| t.value == platform.to_string())))
+                    .map_or(name.span, |t| t.span);
+                let names: Vec<String> = model.executors.iter().map(|e| format!("`{}` ({})", e.name.value, e.platform)).collect();
+                self.sink.push(
+                    Problem::new(Code::NoExecutor, format!("no executor builds {platform}"))
+                        .label(span, format!("`{}` needs {platform}", name.value))
+                        .help(format!(
+                            "declare `executor \"NAME\" platform=\"{platform}\"`; the executors are {}",
+                            names.join(", ")
+                        )),
+                );
+            }
+        }
+    }
+
+    /// Reports each dependency cycle once, as `a → b → c → a`.
+    fn cycles(&mut self, model: &Model) {
+        let names: Vec<&str> = model.images.iter().map(|i| i.name.as_str()).chain(model.tasks.iter().map(|t| t.name.as_str())).collect();
+        let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+        let edges: Vec<Vec<(usize, SourceSpan)>> = names
+            .iter()
+            .map(|n| {
+                let deps = model.definition(n).map(|d| d.deps()).unwrap_or_default();
+                deps.iter().filter_map(|d| Some((*index.get(d.name.as_str())?, d.name.span))).collect()
+            })
+            .collect();
+        // 0 = unvisited, 1 = on the stack, 2 = done.
+        let mut state = vec![0u8; names.len()];
+        for start in 0..names.len() {
+            if state[start] != 0 {
+                continue;
+            }
+            let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+            state[start] = 1;
+            while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+                if let Some(&(dep, _)) = edges[node].get(*next) {
+                    *next += 1;
+                    match state[dep] {
+                        0 => {
+                            state[dep] = 1;
+                            stack.push((dep, 0));
+                        }
+                        1 => {
+                            let from = stack.iter().position(|(n, _)| *n == dep).unwrap_or(0);
+                            let path: Vec<(usize, SourceSpan)> = stack[from..]
+                                .iter()
+                                .map(|(n, i)| (*n, edges[*n][i - 1].1))
+                                .collect();
+                            self.cycle(&names, &path);
+                        }
+                        _ => {}
+                    }
+                } else {
+                    state[node] = 2;
+                    stack.pop();
+                }
+            }
+        }
+    }
+
+    fn cycle(&mut self, names: &[&str], path: &[(usize, SourceSpan)]) {
+        let mut chain: Vec<&str> = path.iter().map(|(n, _)| names[*n]).collect();
+        chain.push(names[path[0].0]);
+        let shown = chain.join(" → ");
+        let mut problem = if path.len() == 1 {
+            Problem::new(Code::Cycle, format!("`{}` depends on itself", names[path[0].0]))
+        } else {
+            Problem::new(Code::Cycle, format!("dependency cycle: {shown}"))
+        };
+        for (i, (node, span)) in path.iter().enumerate() {
+            let next = chain[i + 1];
+            problem = problem.label(*span, format!("`{}` depends on `{next}`", names[*node]));
+        }
+        self.sink.push(problem.help("break the cycle by removing one of these dependencies"));
+    }
+}
+
+fn arch_alias(arch: &str) -> Option<&'static str> {
+    match arch {
+        "x86_64" | "x86-64" | "x64" => Some("amd64"),
+        "aarch64" => Some("arm64"),
+        "armhf" | "armv7" | "armv7l" => Some("arm"),
+        "i386" | "i686" => Some("386"),
+        _ => None,
+    }
+}
+
+/// `[A-Za-z0-9][A-Za-z0-9_-]*`, at most 128 bytes: safe in node ids, file names and image names.
+pub(crate) fn valid_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 128
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+}
+
+/// `[A-Za-z_][A-Za-z0-9_]*`: a build arg or environment variable.
+fn valid_variable(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && (bytes[0].is_ascii_alphabetic() || bytes[0] == b'_')
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+}
+
+/// The OCI distribution spec's tag grammar: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+fn valid_tag(tag: &str) -> bool {
+    let bytes = tag.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 128
+        && (bytes[0].is_ascii_alphanumeric() || bytes[0] == b'_')
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// Normalizes a relative, `/`-separated path; `.` for the folder itself.
+fn normalize(path: &str) -> Result<String, &'static str> {
+    if path.starts_with('/') || path.starts_with('\\') || path.get(1..2) == Some(":") {
+        return Err("is absolute");
+    }
+    if path.contains('\0') {
+        return Err("holds a NUL byte");
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split(['/', '\\']) {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Err("leaves the graph's folder");
+                }
+            }
+            other => parts.push(other),
+        }
+    }
+    Ok(if parts.is_empty() { ".".to_owned() } else { parts.join("/") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_paths() {
+        assert_eq!(normalize("curl"), Ok("curl".into()));
+        assert_eq!(normalize("./a/../b/"), Ok("b".into()));
+        assert_eq!(normalize("."), Ok(".".into()));
+        assert_eq!(normalize("../x"), Err("leaves the graph's folder"));
+        assert_eq!(normalize("a/../../x"), Err("leaves the graph's folder"));
+        assert_eq!(normalize("/etc"), Err("is absolute"));
+    }
+
+    #[test]
+    fn validates_names_and_tags() {
+        assert!(valid_name("manifest-tool"));
+        assert!(!valid_name("a.b") && !valid_name("-a") && !valid_name(""));
+        assert!(valid_tag("v1.25.3") && valid_tag("latest"));
+        assert!(!valid_tag(".x") && !valid_tag("a:b"));
+    }
+}

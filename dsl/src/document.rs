@@ -1,0 +1,108 @@
+//! The syntax-independent draft of a graph file: what was written, with spans, before any
+//! meaning is checked.
+//!
+//! Both front-ends ([`crate::kdl`], [`crate::yaml`]) produce a [`Document`]; the analyzer
+//! ([`crate::analyze`]) is the only consumer. Only shape errors (unknown keys, wrong types) are
+//! reported before this point.
+
+use miette::SourceSpan;
+
+use crate::source::Spanned;
+
+pub(crate) type Text = Spanned<String>;
+
+/// Everything a graph file declares, in the order written.
+#[derive(Debug, Default)]
+pub(crate) struct Document {
+    pub(crate) registry: Option<Text>,
+    pub(crate) platforms: Option<Vec<Text>>,
+    pub(crate) executors: Vec<ExecutorDraft>,
+    pub(crate) images: Vec<ImageDraft>,
+    pub(crate) tasks: Vec<TaskDraft>,
+    pub(crate) schedules: Vec<ScheduleDraft>,
+}
+
+#[derive(Debug)]
+pub(crate) struct ExecutorDraft {
+    pub(crate) name: Text,
+    pub(crate) platform: Option<Text>,
+    pub(crate) jobs: Option<Spanned<i128>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct ImageDraft {
+    pub(crate) name: Text,
+    pub(crate) context: Option<Text>,
+    pub(crate) git: Option<Text>,
+    pub(crate) git_ref: Option<Text>,
+    pub(crate) dockerfile: Option<Text>,
+    pub(crate) targets: Vec<Text>,
+    pub(crate) args: Vec<(Text, Text)>,
+    pub(crate) platforms: Option<Vec<Text>>,
+    pub(crate) tags: Vec<Text>,
+    pub(crate) deps: Vec<DependencyDraft>,
+}
+
+impl ImageDraft {
+    pub(crate) fn new(name: Text) -> ImageDraft {
+        ImageDraft {
+            name,
+            context: None,
+            git: None,
+            git_ref: None,
+            dockerfile: None,
+            targets: Vec::new(),
+            args: Vec::new(),
+            platforms: None,
+            tags: Vec::new(),
+            deps: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct TaskDraft {
+    pub(crate) name: Text,
+    pub(crate) run: Option<Spanned<Vec<Text>>>,
+    pub(crate) inputs: Vec<Text>,
+    pub(crate) outputs: Vec<Text>,
+    pub(crate) env: Vec<(Text, Text)>,
+    pub(crate) platforms: Option<Vec<Text>>,
+    pub(crate) deps: Vec<DependencyDraft>,
+}
+
+impl TaskDraft {
+    pub(crate) fn new(name: Text) -> TaskDraft {
+        TaskDraft {
+            name,
+            run: None,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            env: Vec::new(),
+            platforms: None,
+            deps: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct ScheduleDraft {
+    pub(crate) name: Text,
+    pub(crate) rebuild: Vec<Text>,
+}
+
+/// `from NAME arg=ARG [target=T]` or `after NAME`.
+#[derive(Debug)]
+pub(crate) struct DependencyDraft {
+    pub(crate) name: Text,
+    pub(crate) from: Option<FromDraft>,
+}
+
+#[derive(Debug)]
+pub(crate) struct FromDraft {
+    /// The build arg; `None` when it was not written (an error the analyzer reports).
+    pub(crate) arg: Option<Text>,
+    pub(crate) target: Option<Text>,
+    /// The whole `from` entry, for "missing arg" errors.
+    pub(crate) span: SourceSpan,
+}

@@ -1,0 +1,397 @@
+//! The KDL front-end: `hephy.kdl` text → [`Document`].
+//!
+//! Owns the KDL spelling of every construct (nodes, arguments, properties) and reports shape
+//! errors: KDL syntax errors, unknown nodes and properties, wrong value types, repeated settings.
+//! Meaning (names, paths, platforms) is checked later by the analyzer, the same for both syntaxes.
+
+use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
+use miette::SourceSpan;
+
+use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
+use crate::document::{
+    DependencyDraft, Document, ExecutorDraft, FromDraft, ImageDraft, ScheduleDraft, TaskDraft, Text,
+};
+use crate::source::Spanned;
+
+const TOP: &[&str] = &["registry", "platforms", "executor", "image", "task", "schedule"];
+const IMAGE: &[&str] =
+    &["context", "git", "dockerfile", "target", "targets", "args", "platforms", "tags", "from", "after"];
+const TASK: &[&str] = &["run", "inputs", "outputs", "env", "platforms", "after"];
+const SCHEDULE: &[&str] = &["rebuild"];
+
+/// Parses KDL text into a draft document; `None` if the text is not KDL (problems in `sink`).
+pub(crate) fn parse(text: &str, sink: &mut Sink) -> Option<Document> {
+    let kdl = match KdlDocument::parse_v2(text) {
+        Ok(kdl) => kdl,
+        Err(err) => {
+            for d in err.diagnostics {
+                let message = d.message.unwrap_or_else(|| "invalid KDL".to_owned());
+                let label = d.label.unwrap_or_else(|| "here".to_owned());
+                let help = d.help.unwrap_or_else(|| {
+                    "hephy reads KDL v2 (https://kdl.dev): strings in double quotes, `#true`/`#false`"
+                        .to_owned()
+                });
+                sink.push(
+                    Problem::new(Code::Syntax, format!("invalid KDL: {}", lowercase_first(&message)))
+                        .label(d.span, label)
+                        .help(help),
+                );
+            }
+            return None;
+        }
+    };
+    let mut reader = Reader { sink };
+    Some(reader.document(&kdl))
+}
+
+fn lowercase_first(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) if !s.starts_with("KDL") => c.to_lowercase().chain(chars).collect(),
+        _ => s.to_owned(),
+    }
+}
+
+struct Reader<'s> {
+    sink: &'s mut Sink,
+}
+
+impl Reader<'_> {
+    fn document(&mut self, kdl: &KdlDocument) -> Document {
+        let mut doc = Document::default();
+        for node in kdl.nodes() {
+            match node.name().value() {
+                "registry" => {
+                    if let Some(value) = self.one_string(node) {
+                        self.set_once(&mut doc.registry, value, node);
+                    }
+                }
+                "platforms" => {
+                    let list = self.strings(node, 1);
+                    self.set_once(&mut doc.platforms, list, node);
+                }
+                "executor" => doc.executors.extend(self.executor(node)),
+                "image" => doc.images.extend(self.image(node)),
+                "task" => doc.tasks.extend(self.task(node)),
+                "schedule" => doc.schedules.extend(self.schedule(node)),
+                other => self.unknown_node(node, other, TOP, "a graph file"),
+            }
+        }
+        doc
+    }
+
+    fn executor(&mut self, node: &KdlNode) -> Option<ExecutorDraft> {
+        let name = self.name(node)?;
+        self.no_children(node);
+        let mut executor = ExecutorDraft { name, platform: None, jobs: None };
+        for (key, entry) in self.properties(node, &["platform", "jobs"]) {
+            match key {
+                "platform" => executor.platform = self.string(entry),
+                _ => match entry.value() {
+                    KdlValue::Integer(n) => executor.jobs = Some(Spanned::new(*n, entry.span())),
+                    other => self.wrong_type(entry.span(), "a whole number", other),
+                },
+            }
+        }
+        Some(executor)
+    }
+
+    fn image(&mut self, node: &KdlNode) -> Option<ImageDraft> {
+        let mut image = ImageDraft::new(self.name(node)?);
+        for child in self.children(node) {
+            match child.name().value() {
+                "context" => {
+                    if let Some(v) = self.one_string(child) {
+                        self.set_once(&mut image.context, v, child);
+                    }
+                }
+                "git" => {
+                    let url = self.first_arg(child);
+                    for (_, entry) in self.properties(child, &["ref"]) {
+                        if let Some(r) = self.string(entry) {
+                            image.git_ref = Some(r);
+                        }
+                    }
+                    self.no_children(child);
+                    if let Some(url) = url {
+                        self.set_once(&mut image.git, url, child);
+                    }
+                }
+                "dockerfile" => {
+                    if let Some(v) = self.one_string(child) {
+                        self.set_once(&mut image.dockerfile, v, child);
+                    }
+                }
+                "target" => image.targets.extend(self.one_string(child)),
+                "targets" => image.targets.extend(self.strings(child, 1)),
+                "args" => image.args.extend(self.pairs(child)),
+                "platforms" => {
+                    let list = self.strings(child, 1);
+                    self.set_once(&mut image.platforms, list, child);
+                }
+                "tags" => image.tags.extend(self.strings(child, 1)),
+                "from" => image.deps.extend(self.from(child)),
+                "after" => image.deps.extend(self.after(child)),
+                other => self.unknown_node(child, other, IMAGE, "an `image`"),
+            }
+        }
+        Some(image)
+    }
+
+    fn task(&mut self, node: &KdlNode) -> Option<TaskDraft> {
+        let mut task = TaskDraft::new(self.name(node)?);
+        for child in self.children(node) {
+            match child.name().value() {
+                "run" => {
+                    let argv = Spanned::new(self.strings(child, 1), child.span());
+                    self.set_once(&mut task.run, argv, child);
+                }
+                "inputs" => task.inputs.extend(self.strings(child, 1)),
+                "outputs" => task.outputs.extend(self.strings(child, 1)),
+                "env" => task.env.extend(self.pairs(child)),
+                "platforms" => {
+                    let list = self.strings(child, 1);
+                    self.set_once(&mut task.platforms, list, child);
+                }
+                "after" => task.deps.extend(self.after(child)),
+                other => self.unknown_node(child, other, TASK, "a `task`"),
+            }
+        }
+        Some(task)
+    }
+
+    fn schedule(&mut self, node: &KdlNode) -> Option<ScheduleDraft> {
+        let mut schedule = ScheduleDraft { name: self.name(node)?, rebuild: Vec::new() };
+        for child in self.children(node) {
+            match child.name().value() {
+                "rebuild" => schedule.rebuild.extend(self.strings(child, 1)),
+                other => self.unknown_node(child, other, SCHEDULE, "a `schedule`"),
+            }
+        }
+        Some(schedule)
+    }
+
+    /// `from "curl" arg="BASE" [target="debug"]`
+    fn from(&mut self, node: &KdlNode) -> Option<DependencyDraft> {
+        let name = self.first_arg(node);
+        self.no_children(node);
+        let mut from = FromDraft { arg: None, target: None, span: node.span() };
+        for (key, entry) in self.properties(node, &["arg", "target"]) {
+            let value = self.string(entry);
+            if key == "arg" {
+                from.arg = value;
+            } else {
+                from.target = value;
+            }
+        }
+        Some(DependencyDraft { name: name?, from: Some(from) })
+    }
+
+    /// `after "lint" "curl"`
+    fn after(&mut self, node: &KdlNode) -> Vec<DependencyDraft> {
+        self.strings(node, 1).into_iter().map(|name| DependencyDraft { name, from: None }).collect()
+    }
+
+    // --- shapes -------------------------------------------------------------------------------
+
+    /// The node's name: its one positional string argument.
+    fn name(&mut self, node: &KdlNode) -> Option<Text> {
+        let kind = node.name().value();
+        let name = self.first_arg(node);
+        if name.is_none() && !node.entries().iter().any(|e| e.name().is_none()) {
+            self.sink.push(
+                Problem::new(Code::Missing, format!("`{kind}` needs a name"))
+                    .label(node.name().span(), "no name given")
+                    .help(format!("write `{kind} \"name\"`")),
+            );
+        }
+        name
+    }
+
+    /// The first positional argument as a string; any further positional argument is an error.
+    fn first_arg(&mut self, node: &KdlNode) -> Option<Text> {
+        let mut positional = node.entries().iter().filter(|e| e.name().is_none());
+        let first = positional.next().and_then(|e| self.string(e));
+        for extra in positional {
+            self.sink.push(
+                Problem::new(
+                    Code::UnknownKey,
+                    format!("`{}` takes one value", node.name().value()),
+                )
+                .label(extra.span(), "unexpected value")
+                .help("remove it, or give each value its own node"),
+            );
+        }
+        if first.is_none() && node.entries().iter().all(|e| e.name().is_some()) {
+            self.sink.push(
+                Problem::new(Code::Missing, format!("`{}` needs a value", node.name().value()))
+                    .label(node.span(), "no value given")
+                    .help(format!("write `{} \"…\"`", node.name().value())),
+            );
+        }
+        first
+    }
+
+    /// Exactly one string argument, no properties, no children.
+    fn one_string(&mut self, node: &KdlNode) -> Option<Text> {
+        let value = self.first_arg(node);
+        self.properties(node, &[]);
+        self.no_children(node);
+        value
+    }
+
+    /// At least `min` string arguments, no properties, no children.
+    fn strings(&mut self, node: &KdlNode, min: usize) -> Vec<Text> {
+        self.properties(node, &[]);
+        self.no_children(node);
+        let values: Vec<Text> = node
+            .entries()
+            .iter()
+            .filter(|e| e.name().is_none())
+            .filter_map(|e| self.string(e))
+            .collect();
+        if node.entries().iter().filter(|e| e.name().is_none()).count() < min {
+            let kind = node.name().value();
+            self.sink.push(
+                Problem::new(Code::Missing, format!("`{kind}` needs at least {min} value"))
+                    .label(node.span(), "no value given")
+                    .help(format!("write `{kind} \"…\"`")),
+            );
+        }
+        values
+    }
+
+    /// `KEY="value"` properties (build args, environment), no positional arguments.
+    fn pairs(&mut self, node: &KdlNode) -> Vec<(Text, Text)> {
+        self.no_children(node);
+        let mut pairs = Vec::new();
+        for entry in node.entries() {
+            match entry.name() {
+                Some(key) => {
+                    if let Some(value) = self.string(entry) {
+                        pairs.push((Spanned::new(key.value().to_owned(), key.span()), value));
+                    }
+                }
+                None => self.sink.push(
+                    Problem::new(
+                        Code::WrongType,
+                        format!("`{}` takes `NAME=\"value\"` pairs", node.name().value()),
+                    )
+                    .label(entry.span(), "a value without a name")
+                    .help(format!("write `{} NAME=\"value\"`", node.name().value())),
+                ),
+            }
+        }
+        pairs
+    }
+
+    /// The node's properties whose key is in `allowed`; others are reported.
+    fn properties<'n>(&mut self, node: &'n KdlNode, allowed: &[&str]) -> Vec<(&'n str, &'n KdlEntry)> {
+        let mut found = Vec::new();
+        for entry in node.entries() {
+            let Some(key) = entry.name() else { continue };
+            if allowed.contains(&key.value()) {
+                found.push((key.value(), entry));
+            } else {
+                let what = node.name().value();
+                let help = did_you_mean(key.value(), allowed.iter().copied()).or_else(|| {
+                    Some(if allowed.is_empty() {
+                        format!("`{what}` takes no properties")
+                    } else {
+                        format!("`{what}` takes {}", list(allowed))
+                    })
+                });
+                self.sink.push(
+                    Problem::new(Code::UnknownKey, format!("unknown property `{}` on `{what}`", key.value()))
+                        .label(key.span(), "unknown property")
+                        .maybe_help(help),
+                );
+            }
+        }
+        found
+    }
+
+    fn children<'n>(&mut self, node: &'n KdlNode) -> &'n [KdlNode] {
+        self.properties(node, &[]);
+        node.children().map_or(&[], KdlDocument::nodes)
+    }
+
+    fn no_children(&mut self, node: &KdlNode) {
+        if let Some(children) = node.children() {
+            self.sink.push(
+                Problem::new(Code::WrongType, format!("`{}` takes no block", node.name().value()))
+                    .label(children.span(), "unexpected block")
+                    .help("remove the `{ … }` block"),
+            );
+        }
+    }
+
+    fn string(&mut self, entry: &KdlEntry) -> Option<Text> {
+        match entry.value() {
+            KdlValue::String(s) => Some(Spanned::new(s.clone(), value_span(entry))),
+            other => {
+                self.wrong_type(value_span(entry), "a string", other);
+                None
+            }
+        }
+    }
+
+    fn wrong_type(&mut self, span: SourceSpan, expected: &str, found: &KdlValue) {
+        let found_kind = match found {
+            KdlValue::String(_) => "a string",
+            KdlValue::Integer(_) | KdlValue::Float(_) => "a number",
+            KdlValue::Bool(_) => "a boolean",
+            KdlValue::Null => "#null",
+        };
+        let help = if expected == "a string" {
+            "write it in double quotes, e.g. `\"1.10\"`".to_owned()
+        } else {
+            format!("write {expected}")
+        };
+        self.sink.push(
+            Problem::new(Code::WrongType, format!("expected {expected}, found {found_kind}"))
+                .label(span, format!("{found_kind}"))
+                .help(help),
+        );
+    }
+
+    fn set_once<T>(&mut self, slot: &mut Option<T>, value: T, node: &KdlNode) {
+        if slot.is_some() {
+            let name = node.name().value();
+            self.sink.push(
+                Problem::new(Code::Conflict, format!("`{name}` is given more than once"))
+                    .label(node.span(), "given again here")
+                    .help(format!("keep one `{name}`")),
+            );
+        } else {
+            *slot = Some(value);
+        }
+    }
+
+    fn unknown_node(&mut self, node: &KdlNode, name: &str, allowed: &[&str], inside: &str) {
+        let help = did_you_mean(name, allowed.iter().copied())
+            .unwrap_or_else(|| format!("{inside} may contain {}", list(allowed)));
+        self.sink.push(
+            Problem::new(Code::UnknownKey, format!("unknown node `{name}` in {inside}"))
+                .label(node.name().span(), "unknown node")
+                .help(help),
+        );
+    }
+}
+
+/// The span of an entry's value (for `key="value"`, just `"value"`).
+fn value_span(entry: &KdlEntry) -> SourceSpan {
+    let span = entry.span();
+    match entry.name() {
+        Some(key) => {
+            let start = key.span().offset() + key.span().len() + 1;
+            let end = span.offset() + span.len();
+            if start < end { SourceSpan::new(start.into(), end - start) } else { span }
+        }
+        None => span,
+    }
+}
+
+fn list(words: &[&str]) -> String {
+    words.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,88 @@
+//! hephy's graph language: a graph file (KDL or YAML) → a typed, validated [`Model`].
+//!
+//! Stages, one module each: [`source`] (the text and spans) → `kdl` / `yaml` (syntax → a
+//! syntax-independent draft `Document`, shape errors) → `analyze` (meaning: names, dependencies,
+//! platforms, paths → [`Model`]). Every error is a [`Problem`], a miette diagnostic pointing into
+//! the file; all problems of one load are returned together as [`Problems`]. This crate knows
+//! nothing of graphs of nodes, hashing or execution.
+
+mod analyze;
+mod diagnostic;
+mod document;
+mod kdl;
+mod model;
+mod platform;
+mod source;
+mod yaml;
+
+use std::path::{Path, PathBuf};
+
+pub use diagnostic::{Code, Problem, Problems};
+pub use model::{
+    Definition, Dependency, DependencyKind, Executor, Image, ImageSource, Model, Schedule, Task,
+};
+pub use platform::{Platform, PlatformError};
+pub use source::{SourceFile, Spanned, Syntax};
+
+use diagnostic::Sink;
+
+/// The file names looked for when no graph file is named.
+pub const DEFAULT_FILES: [&str; 2] = ["hephy.kdl", "hephy.yaml"];
+
+/// The largest graph file hephy reads (64 MiB).
+const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// Reads and analyzes the graph file at `path`; relative paths in it resolve against its folder.
+pub fn load(path: &Path) -> Result<Model, Problems> {
+    let fail = |problem: Problem| Problems::new(path.display().to_string(), vec![problem]);
+    let Some(syntax) = Syntax::from_path(path) else {
+        return Err(fail(
+            Problem::new(Code::Io, format!("`{}` is neither a `.kdl` nor a `.yaml` file", path.display()))
+                .help("name the graph file `hephy.kdl` or `hephy.yaml`"),
+        ));
+    };
+    let bytes = match std::fs::metadata(path) {
+        Ok(meta) if meta.len() > MAX_FILE_BYTES => {
+            return Err(fail(Problem::new(Code::Io, format!("`{}` is larger than 64 MiB", path.display()))));
+        }
+        Ok(_) => std::fs::read(path),
+        Err(e) => Err(e),
+    };
+    let bytes = bytes.map_err(|e| {
+        fail(Problem::new(Code::Io, format!("cannot read `{}`: {e}", path.display())).help("check the path given with `-f`"))
+    })?;
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let lossy = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            let file = SourceFile::new(path, syntax, lossy);
+            let problem = Problem::new(Code::Syntax, "the graph file is not valid UTF-8")
+                .label(miette::SourceSpan::new(at.into(), 1), "invalid byte")
+                .help("save the file as UTF-8");
+            let mut sink = Sink::default();
+            sink.push(problem);
+            return Err(sink.into_problems(&file));
+        }
+    };
+    let root = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    parse(SourceFile::new(path, syntax, text), &root)
+}
+
+/// Analyzes graph text already read; relative paths resolve against `root`.
+pub fn parse(source: SourceFile, root: &Path) -> Result<Model, Problems> {
+    let mut sink = Sink::default();
+    let text = source.text();
+    let doc = match source.syntax() {
+        Syntax::Kdl => kdl::parse(text, &mut sink),
+        Syntax::Yaml => yaml::parse(text, &mut sink),
+    };
+    let model = doc.and_then(|doc| analyze::analyze(doc, &source, root, &mut sink));
+    match model {
+        Some(model) if sink.is_empty() => Ok(model),
+        _ => Err(sink.into_problems(&source)),
+    }
+}

@@ -1,0 +1,182 @@
+//! The typed, validated, syntax-independent model of a graph file.
+//!
+//! Owns the meaning of the language: a [`Model`] exists only when every name resolves, every
+//! platform is valid, every path stays inside the graph's folder and the dependencies form no
+//! cycle. Spans are kept so later stages can point back into the file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::platform::Platform;
+use crate::source::{SourceFile, Spanned};
+
+/// A loaded, valid graph file.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// The file it was read from.
+    pub source: SourceFile,
+    /// The folder every relative path is resolved against (the graph file's folder).
+    pub root: PathBuf,
+    /// The registry (and path prefix) images are pushed to, e.g. `registry.example.com/platform`.
+    pub registry: Option<String>,
+    /// Platforms of images and tasks that do not name their own.
+    pub platforms: Vec<Platform>,
+    /// The declared executors; when empty, each platform gets a `local` executor.
+    pub executors: Vec<Executor>,
+    /// Images, in file order.
+    pub images: Vec<Image>,
+    /// Tasks, in file order.
+    pub tasks: Vec<Task>,
+    /// Schedules, in file order.
+    pub schedules: Vec<Schedule>,
+}
+
+/// Where work for one platform runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Executor {
+    /// Its name.
+    pub name: Spanned<String>,
+    /// The platform it builds for.
+    pub platform: Platform,
+    /// How many nodes it runs at once.
+    pub jobs: u32,
+}
+
+/// A container image, built once per platform (and per target).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    /// Its name, unique among images and tasks.
+    pub name: Spanned<String>,
+    /// Where its build context comes from.
+    pub source: ImageSource,
+    /// The Dockerfile, relative to the context folder (`Dockerfile` unless given).
+    pub dockerfile: String,
+    /// Build stages to build, each its own image; empty builds the Dockerfile's last stage.
+    pub targets: Vec<String>,
+    /// Build args, sorted by name.
+    pub args: BTreeMap<String, String>,
+    /// The platforms it is built for, sorted.
+    pub platforms: Vec<Platform>,
+    /// Extra tags for the finished (multi-platform) image.
+    pub tags: Vec<String>,
+    /// What must be built first.
+    pub deps: Vec<Dependency>,
+}
+
+/// Where an image's build context comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageSource {
+    /// A folder of the repository, relative to the graph's folder, `/`-separated.
+    Context {
+        /// The folder (`.` for the graph's own folder).
+        dir: String,
+    },
+    /// A folder of an upstream git repository at a ref.
+    Git {
+        /// The repository URL.
+        url: String,
+        /// A branch, tag or commit (`HEAD` when not given).
+        reference: String,
+        /// The folder inside the repository (`.` for its root).
+        dir: String,
+    },
+}
+
+/// A task: a command run with its inputs, once (or once per platform).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    /// Its name, unique among images and tasks.
+    pub name: Spanned<String>,
+    /// The command as argv; never passed through a shell.
+    pub run: Vec<String>,
+    /// Globs of input files, relative to the graph's folder.
+    pub inputs: Vec<String>,
+    /// Globs of files the command writes, relative to the graph's folder.
+    pub outputs: Vec<String>,
+    /// Environment variables, sorted by name.
+    pub env: BTreeMap<String, String>,
+    /// Platforms to run on; empty runs it once, on no particular platform.
+    pub platforms: Vec<Platform>,
+    /// What must run first.
+    pub deps: Vec<Dependency>,
+}
+
+/// An edge of the graph as written: this definition needs `name` first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependency {
+    /// The image or task depended on.
+    pub name: Spanned<String>,
+    /// Ordering only, or an image reference passed as a build arg.
+    pub kind: DependencyKind,
+}
+
+/// What a dependency carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DependencyKind {
+    /// `after NAME`: run after it, nothing passed.
+    After,
+    /// `from NAME arg=ARG`: the dependency's image reference for the same platform is passed as
+    /// build arg `arg`.
+    From {
+        /// The build arg that receives the reference.
+        arg: String,
+        /// Which target of the dependency, when it has several.
+        target: Option<String>,
+    },
+}
+
+/// A named set of definitions to rebuild together, e.g. weekly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    /// Its name.
+    pub name: Spanned<String>,
+    /// The images and tasks it rebuilds (their dependents follow).
+    pub rebuild: Vec<Spanned<String>>,
+}
+
+/// An image or a task, looked up by name.
+#[derive(Debug, Clone, Copy)]
+pub enum Definition<'m> {
+    /// An image.
+    Image(&'m Image),
+    /// A task.
+    Task(&'m Task),
+}
+
+impl<'m> Definition<'m> {
+    /// The platforms it is built or run for (empty: a platform-free task).
+    pub fn platforms(&self) -> &'m [Platform] {
+        match self {
+            Definition::Image(i) => &i.platforms,
+            Definition::Task(t) => &t.platforms,
+        }
+    }
+
+    /// Its dependencies.
+    pub fn deps(&self) -> &'m [Dependency] {
+        match self {
+            Definition::Image(i) => &i.deps,
+            Definition::Task(t) => &t.deps,
+        }
+    }
+}
+
+impl Model {
+    /// The image or task called `name`.
+    pub fn definition(&self, name: &str) -> Option<Definition<'_>> {
+        if let Some(image) = self.images.iter().find(|i| *i.name == name) {
+            return Some(Definition::Image(image));
+        }
+        self.tasks.iter().find(|t| *t.name == name).map(Definition::Task)
+    }
+
+    /// The schedule called `name`.
+    pub fn schedule(&self, name: &str) -> Option<&Schedule> {
+        self.schedules.iter().find(|s| *s.name == name)
+    }
+
+    /// The graph file's path.
+    pub fn path(&self) -> &Path {
+        self.source.path()
+    }
+}

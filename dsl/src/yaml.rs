@@ -1,0 +1,449 @@
+//! The YAML front-end: `hephy.yaml` text → [`Document`].
+//!
+//! Owns the YAML spelling of every construct (maps of named images, tasks, executors and
+//! schedules) and reports shape errors: YAML syntax errors, unknown keys, wrong value types, keys
+//! given twice. It reads the event stream of `saphyr-parser` into a small tree that keeps a span
+//! on every value, because serde-based YAML crates drop positions after parsing and hephy points
+//! every later error (an unknown dependency, a cycle) at the exact value in the file. Scalars stay
+//! the text the user wrote (`1.10` is the tag `1.10`, never the number 1.1), and aliases are
+//! expanded under a size budget, so an alias bomb is an error, not an out-of-memory.
+
+use std::collections::HashMap;
+
+use miette::SourceSpan;
+use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+
+use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
+use crate::document::{
+    DependencyDraft, Document, ExecutorDraft, FromDraft, ImageDraft, ScheduleDraft, TaskDraft, Text,
+};
+use crate::source::Spanned;
+
+const TOP: &[&str] = &["registry", "platforms", "executors", "images", "tasks", "schedules"];
+const IMAGE: &[&str] = &[
+    "context", "git", "ref", "dockerfile", "target", "targets", "args", "platforms", "tags", "from",
+    "after",
+];
+const TASK: &[&str] = &["run", "inputs", "outputs", "env", "platforms", "after"];
+const EXECUTOR: &[&str] = &["platform", "jobs"];
+const SCHEDULE: &[&str] = &["rebuild"];
+const FROM: &[&str] = &["arg", "target"];
+
+/// The most values a document may expand to (aliases included) and the deepest nesting.
+const MAX_VALUES: usize = 100_000;
+const MAX_DEPTH: usize = 64;
+
+/// A YAML value with the span it was written at.
+#[derive(Debug, Clone)]
+struct Value {
+    kind: Kind,
+    span: SourceSpan,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    /// A scalar as written; `plain` is false for quoted and block scalars.
+    Scalar { text: String, plain: bool },
+    Seq(Vec<Value>),
+    Map(Vec<(Value, Value)>),
+}
+
+impl Value {
+    fn describe(&self) -> &'static str {
+        match &self.kind {
+            Kind::Scalar { text, plain: true } if is_null(text) => "nothing (null)",
+            Kind::Scalar { .. } => "a scalar",
+            Kind::Seq(_) => "a list",
+            Kind::Map(_) => "a map",
+        }
+    }
+}
+
+fn is_null(text: &str) -> bool {
+    matches!(text, "" | "~" | "null" | "Null" | "NULL")
+}
+
+/// Parses YAML text into a draft document; `None` if the text is not usable YAML.
+pub(crate) fn parse(text: &str, sink: &mut Sink) -> Option<Document> {
+    let root = match Tree::build(text) {
+        Ok(root) => root,
+        Err(problem) => {
+            sink.push(problem);
+            return None;
+        }
+    };
+    let mut reader = Reader { sink };
+    Some(match root {
+        None => Document::default(),
+        Some(root) => reader.document(&root),
+    })
+}
+
+/// Turns saphyr's character offsets into byte offsets.
+struct Offsets<'t> {
+    text: &'t str,
+    ascii: bool,
+}
+
+impl Offsets<'_> {
+    fn byte(&self, char_index: usize) -> usize {
+        if self.ascii {
+            return char_index.min(self.text.len());
+        }
+        self.text.char_indices().nth(char_index).map_or(self.text.len(), |(b, _)| b)
+    }
+
+    fn span(&self, span: Span) -> SourceSpan {
+        let start = self.byte(span.start.index());
+        let end = self.byte(span.end.index()).max(start);
+        SourceSpan::new(start.into(), end - start)
+    }
+}
+
+/// Builds the value tree from the event stream.
+struct Tree<'t> {
+    offsets: Offsets<'t>,
+    anchors: HashMap<usize, Value>,
+    values: usize,
+}
+
+impl<'t> Tree<'t> {
+    fn build(text: &'t str) -> Result<Option<Value>, Problem> {
+        let mut tree = Tree {
+            offsets: Offsets { text, ascii: text.is_ascii() },
+            anchors: HashMap::new(),
+            values: 0,
+        };
+        let mut events = Parser::new_from_str(text);
+        let mut root = None;
+        loop {
+            let (event, span) = tree.next(&mut events)?;
+            match event {
+                Event::StreamEnd => return Ok(root),
+                Event::DocumentStart(_) if root.is_some() => {
+                    return Err(Problem::new(Code::Syntax, "a graph file holds one YAML document")
+                        .label(tree.offsets.span(span), "a second document starts here")
+                        .help("remove the `---` and everything after it, or merge the documents"));
+                }
+                Event::StreamStart | Event::DocumentStart(_) | Event::DocumentEnd | Event::Nothing => {}
+                other => root = Some(tree.value(other, span, &mut events, 0)?),
+            }
+        }
+    }
+
+    fn next(&self, events: &mut Parser<'t, saphyr_parser::StrInput<'t>>) -> Result<(Event<'t>, Span), Problem> {
+        match events.next() {
+            Some(Ok(pair)) => Ok(pair),
+            Some(Err(e)) => {
+                let at = self.offsets.byte(e.marker().index());
+                Err(Problem::new(Code::Syntax, format!("invalid YAML: {}", e.info()))
+                    .label(SourceSpan::new(at.into(), 0), "here")
+                    .help("check the indentation and quoting around this point"))
+            }
+            None => Err(Problem::new(Code::Syntax, "invalid YAML: the document ends early")),
+        }
+    }
+
+    fn value(
+        &mut self,
+        event: Event<'t>,
+        span: Span,
+        events: &mut Parser<'t, saphyr_parser::StrInput<'t>>,
+        depth: usize,
+    ) -> Result<Value, Problem> {
+        let start = self.offsets.span(span);
+        self.values += 1;
+        if self.values > MAX_VALUES || depth > MAX_DEPTH {
+            return Err(Problem::new(Code::InvalidValue, "the YAML document is too large or too deeply nested")
+                .label(start, "the limit is reached here")
+                .help(format!("a graph file may hold {MAX_VALUES} values nested {MAX_DEPTH} deep, aliases expanded")));
+        }
+        let (value, anchor) = match event {
+            Event::Scalar(text, style, anchor, _) => {
+                let plain = matches!(style, ScalarStyle::Plain);
+                (Value { kind: Kind::Scalar { text: text.into_owned(), plain }, span: start }, anchor)
+            }
+            Event::SequenceStart(anchor, _) => {
+                let mut items = Vec::new();
+                let end = loop {
+                    let (event, span) = self.next(events)?;
+                    if let Event::SequenceEnd = event {
+                        break self.offsets.span(span);
+                    }
+                    items.push(self.value(event, span, events, depth + 1)?);
+                };
+                (Value { kind: Kind::Seq(items), span: join(start, end) }, anchor)
+            }
+            Event::MappingStart(anchor, _) => {
+                let mut entries = Vec::new();
+                let end = loop {
+                    let (event, span) = self.next(events)?;
+                    if let Event::MappingEnd = event {
+                        break self.offsets.span(span);
+                    }
+                    let key = self.value(event, span, events, depth + 1)?;
+                    let (event, span) = self.next(events)?;
+                    let value = self.value(event, span, events, depth + 1)?;
+                    entries.push((key, value));
+                };
+                (Value { kind: Kind::Map(entries), span: join(start, end) }, anchor)
+            }
+            Event::Alias(id) => {
+                let Some(target) = self.anchors.get(&id) else {
+                    return Err(Problem::new(Code::Syntax, "invalid YAML: alias to an unknown anchor")
+                        .label(start, "this alias"));
+                };
+                let mut copy = target.clone();
+                self.values += count(&copy);
+                if self.values > MAX_VALUES {
+                    return Err(Problem::new(Code::InvalidValue, "the YAML document expands to too many values")
+                        .label(start, "this alias")
+                        .help(format!("a graph file may hold {MAX_VALUES} values, aliases expanded")));
+                }
+                copy.span = start;
+                return Ok(copy);
+            }
+            _ => {
+                return Err(Problem::new(Code::Syntax, "invalid YAML: unexpected event").label(start, "here"));
+            }
+        };
+        if anchor != 0 {
+            self.anchors.insert(anchor, value.clone());
+        }
+        Ok(value)
+    }
+}
+
+fn count(value: &Value) -> usize {
+    1 + match &value.kind {
+        Kind::Scalar { .. } => 0,
+        Kind::Seq(items) => items.iter().map(count).sum(),
+        Kind::Map(entries) => entries.iter().map(|(k, v)| count(k) + count(v)).sum(),
+    }
+}
+
+fn join(a: SourceSpan, b: SourceSpan) -> SourceSpan {
+    let start = a.offset();
+    let end = (b.offset() + b.len()).max(start + a.len());
+    SourceSpan::new(start.into(), end - start)
+}
+
+struct Reader<'s> {
+    sink: &'s mut Sink,
+}
+
+impl Reader<'_> {
+    fn document(&mut self, root: &Value) -> Document {
+        let mut doc = Document::default();
+        for (key, value) in self.map(root, TOP, "a graph file") {
+            match key.value.as_str() {
+                "registry" => doc.registry = self.string(value),
+                "platforms" => doc.platforms = Some(self.strings(value)),
+                "executors" => {
+                    for (name, body) in self.named_map(value) {
+                        doc.executors.extend(self.executor(name, body));
+                    }
+                }
+                "images" => {
+                    for (name, body) in self.named_map(value) {
+                        doc.images.push(self.image(name, body));
+                    }
+                }
+                "tasks" => {
+                    for (name, body) in self.named_map(value) {
+                        doc.tasks.push(self.task(name, body));
+                    }
+                }
+                _ => {
+                    for (name, body) in self.named_map(value) {
+                        let rebuild = self
+                            .map(body, SCHEDULE, "a schedule")
+                            .into_iter()
+                            .flat_map(|(_, v)| self.strings(v))
+                            .collect();
+                        doc.schedules.push(ScheduleDraft { name, rebuild });
+                    }
+                }
+            }
+        }
+        doc
+    }
+
+    fn executor(&mut self, name: Text, body: &Value) -> Option<ExecutorDraft> {
+        let mut executor = ExecutorDraft { name, platform: None, jobs: None };
+        for (key, value) in self.map(body, EXECUTOR, "an executor") {
+            if key.value == "platform" {
+                executor.platform = self.string(value);
+            } else {
+                executor.jobs = self.integer(value);
+            }
+        }
+        Some(executor)
+    }
+
+    fn image(&mut self, name: Text, body: &Value) -> ImageDraft {
+        let mut image = ImageDraft::new(name);
+        for (key, value) in self.map(body, IMAGE, "an image") {
+            match key.value.as_str() {
+                "context" => image.context = self.string(value),
+                "git" => image.git = self.string(value),
+                "ref" => image.git_ref = self.string(value),
+                "dockerfile" => image.dockerfile = self.string(value),
+                "target" => image.targets.extend(self.string(value)),
+                "targets" => image.targets.extend(self.strings(value)),
+                "args" => image.args = self.pairs(value),
+                "platforms" => image.platforms = Some(self.strings(value)),
+                "tags" => image.tags = self.strings(value),
+                "from" => image.deps.extend(self.from(value)),
+                _ => image.deps.extend(self.after(value)),
+            }
+        }
+        image
+    }
+
+    fn task(&mut self, name: Text, body: &Value) -> TaskDraft {
+        let mut task = TaskDraft::new(name);
+        for (key, value) in self.map(body, TASK, "a task") {
+            match key.value.as_str() {
+                "run" => task.run = Some(Spanned::new(self.strings(value), value.span)),
+                "inputs" => task.inputs = self.strings(value),
+                "outputs" => task.outputs = self.strings(value),
+                "env" => task.env = self.pairs(value),
+                "platforms" => task.platforms = Some(self.strings(value)),
+                _ => task.deps.extend(self.after(value)),
+            }
+        }
+        task
+    }
+
+    /// `from: {curl: {arg: BASE, target: debug}}`
+    fn from(&mut self, value: &Value) -> Vec<DependencyDraft> {
+        let mut deps = Vec::new();
+        for (name, body) in self.named_map(value) {
+            let mut from = FromDraft { arg: None, target: None, span: join(name.span, body.span) };
+            for (key, value) in self.map(body, FROM, "a `from` dependency") {
+                let text = self.string(value);
+                if key.value == "arg" {
+                    from.arg = text;
+                } else {
+                    from.target = text;
+                }
+            }
+            deps.push(DependencyDraft { name, from: Some(from) });
+        }
+        deps
+    }
+
+    /// `after: [lint, curl]` (or one name).
+    fn after(&mut self, value: &Value) -> Vec<DependencyDraft> {
+        self.strings(value).into_iter().map(|name| DependencyDraft { name, from: None }).collect()
+    }
+
+    // --- shapes -------------------------------------------------------------------------------
+
+    /// A map's entries whose keys are in `allowed`; unknown and repeated keys are reported.
+    fn map<'v>(&mut self, value: &'v Value, allowed: &[&str], what: &str) -> Vec<(Text, &'v Value)> {
+        let mut found: Vec<(Text, &Value)> = Vec::new();
+        for (key, value) in self.entries(value, what) {
+            if !allowed.contains(&key.value.as_str()) {
+                let help = did_you_mean(&key.value, allowed.iter().copied())
+                    .unwrap_or_else(|| format!("{what} may contain {}", list(allowed)));
+                self.sink.push(
+                    Problem::new(Code::UnknownKey, format!("unknown key `{}` in {what}", key.value))
+                        .label(key.span, "unknown key")
+                        .help(help),
+                );
+                continue;
+            }
+            found.push((key, value));
+        }
+        found
+    }
+
+    /// A map from names to definitions (`images:`, `tasks:`, …).
+    fn named_map<'v>(&mut self, value: &'v Value) -> Vec<(Text, &'v Value)> {
+        self.entries(value, "this section")
+    }
+
+    /// A map's entries with string keys; keys given twice are reported.
+    fn entries<'v>(&mut self, value: &'v Value, what: &str) -> Vec<(Text, &'v Value)> {
+        let entries = match &value.kind {
+            Kind::Map(entries) => entries,
+            Kind::Scalar { text, plain: true } if is_null(text) => return Vec::new(),
+            _ => {
+                self.sink.push(
+                    Problem::new(Code::WrongType, format!("expected a map, found {}", value.describe()))
+                        .label(value.span, format!("{what} must be a map of `key: value`"))
+                        .help("write `key: value` pairs, one per line, indented under the key"),
+                );
+                return Vec::new();
+            }
+        };
+        let mut seen: Vec<(Text, &Value)> = Vec::new();
+        for (key, value) in entries {
+            let Some(key) = self.string(key) else { continue };
+            if let Some((first, _)) = seen.iter().find(|(k, _)| k.value == key.value) {
+                self.sink.push(
+                    Problem::new(Code::Conflict, format!("key `{}` is given more than once", key.value))
+                        .label(key.span, "given again here")
+                        .label(first.span, "first given here")
+                        .help("keep one of them"),
+                );
+                continue;
+            }
+            seen.push((key, value));
+        }
+        seen
+    }
+
+    fn string(&mut self, value: &Value) -> Option<Text> {
+        match &value.kind {
+            Kind::Scalar { text, plain } if !(*plain && is_null(text)) => {
+                Some(Spanned::new(text.clone(), value.span))
+            }
+            _ => {
+                self.sink.push(
+                    Problem::new(Code::WrongType, format!("expected a string, found {}", value.describe()))
+                        .label(value.span, value.describe())
+                        .help("write a single value here"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A list of strings; a single string is read as a list of one.
+    fn strings(&mut self, value: &Value) -> Vec<Text> {
+        match &value.kind {
+            Kind::Seq(items) => items.iter().filter_map(|item| self.string(item)).collect(),
+            _ => self.string(value).into_iter().collect(),
+        }
+    }
+
+    fn integer(&mut self, value: &Value) -> Option<Spanned<i128>> {
+        let text = self.string(value)?;
+        match text.value.parse::<i128>() {
+            Ok(n) => Some(Spanned::new(n, text.span)),
+            Err(_) => {
+                self.sink.push(
+                    Problem::new(Code::WrongType, "expected a whole number")
+                        .label(text.span, "not a whole number")
+                        .help("write a number such as `2`"),
+                );
+                None
+            }
+        }
+    }
+
+    /// `NAME: value` pairs (build args, environment).
+    fn pairs(&mut self, value: &Value) -> Vec<(Text, Text)> {
+        self.entries(value, "this setting")
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, self.string(v)?)))
+            .collect()
+    }
+}
+
+fn list(words: &[&str]) -> String {
+    words.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,35 @@
+//! Renders the language's problems on stderr, with miette's graphical handler.
+
+use std::io::Write;
+
+use hephy_dsl::{Problem, Problems};
+use miette::{GraphicalReportHandler, GraphicalTheme};
+
+/// The width diagnostics wrap at when stderr is not a terminal (stable for logs and snapshots).
+const PLAIN_WIDTH: usize = 100;
+
+/// Prints every problem, then a one-line summary.
+pub(crate) fn report(problems: &Problems, color: bool) {
+    let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    let width = if color { terminal_width().unwrap_or(PLAIN_WIDTH) } else { PLAIN_WIDTH };
+    let handler = GraphicalReportHandler::new_themed(theme).with_width(width).with_links(false);
+    let mut out = String::new();
+    for problem in problems.iter() {
+        let _ = handler.render_report(&mut out, problem);
+        out.push('\n');
+    }
+    let n = problems.len();
+    if n > 1 {
+        out.push_str(&format!("error: {} has {n} problems\n", problems.file()));
+    }
+    let _ = std::io::stderr().lock().write_all(out.as_bytes());
+}
+
+/// One problem that is not about a position in a file.
+pub(crate) fn single(file: &str, problem: Problem) -> Problems {
+    Problems::single(file, problem)
+}
+
+fn terminal_width() -> Option<usize> {
+    std::env::var("COLUMNS").ok()?.parse().ok()
+}

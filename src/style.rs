@@ -1,0 +1,45 @@
+//! Terminal styling for human output: ANSI colours when the stream is a terminal and colour is
+//! wanted (`NO_COLOR` is honoured), plain text otherwise.
+
+use std::io::IsTerminal;
+
+/// Whether to colour, decided once per stream.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Style {
+    color: bool,
+}
+
+impl Style {
+    pub(crate) fn for_stdout(always: bool, never: bool) -> Style {
+        let auto = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        Style { color: always || (!never && auto) }
+    }
+
+    pub(crate) fn bold(self, text: &str) -> String {
+        self.paint("1", text)
+    }
+
+    pub(crate) fn dim(self, text: &str) -> String {
+        self.paint("2", text)
+    }
+
+    pub(crate) fn green(self, text: &str) -> String {
+        self.paint("32", text)
+    }
+
+    pub(crate) fn yellow(self, text: &str) -> String {
+        self.paint("33", text)
+    }
+
+    pub(crate) fn cyan(self, text: &str) -> String {
+        self.paint("36", text)
+    }
+
+    fn paint(self, code: &str, text: &str) -> String {
+        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() }
+    }
+}
+
+pub(crate) fn stderr_wants_color() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
