@@ -49,11 +49,9 @@ pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mu
         tasks,
         schedules,
     };
-    if a.sink.is_empty() {
-        a.platform_coverage(&model, &doc);
-        a.executor_coverage(&model, &doc);
-        a.cycles(&model);
-    }
+    a.platform_coverage(&model, &doc);
+    a.executor_coverage(&model, &doc);
+    a.cycles(&model);
     model.images.iter_mut().for_each(|i| i.platforms.sort());
     a.sink.is_empty().then_some(model)
 }
@@ -216,11 +214,11 @@ impl Analyzer<'_> {
                             .help("add `git \"URL\" ref=\"…\"`, or remove the ref"),
                     );
                 }
-                let dir = self.relative(dir, "context").unwrap_or_else(|| ".".to_owned());
-                if let Some(ctx) = draft.context.as_ref() {
-                    self.local_context(ctx, &dir, &dockerfile, draft.dockerfile.as_ref());
+                let normalized = self.relative(dir, "context");
+                if let Some(normalized) = &normalized {
+                    self.local_context(dir, normalized, &dockerfile, draft.dockerfile.as_ref());
                 }
-                ImageSource::Context { dir }
+                ImageSource::Context { dir: normalized.unwrap_or_else(|| ".".to_owned()) }
             }
             (None, None) => {
                 self.sink.push(

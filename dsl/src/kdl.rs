@@ -89,7 +89,7 @@ impl Reader<'_> {
                 "platform" => executor.platform = self.string(entry),
                 _ => match entry.value() {
                     KdlValue::Integer(n) => executor.jobs = Some(Spanned::new(*n, entry.span())),
-                    other => self.wrong_type(entry.span(), "a whole number", other),
+                    other => self.wrong_type(value_span(entry), "a whole number", other),
                 },
             }
         }

@@ -1,0 +1,110 @@
+//! A tiny harness for end-to-end tests: a temporary repository, files written into it, and the
+//! real `hephy` binary run inside it (in the style of just's `Test` builder).
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use assert_cmd::cargo::CommandCargoExt;
+
+/// A temporary folder that holds one graph repository.
+pub struct Repo {
+    dir: tempfile::TempDir,
+}
+
+/// What a run of `hephy` did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// The stdout parsed as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+
+    /// The `hephy::…` codes of the diagnostics on stderr, in order.
+    pub fn codes(&self) -> Vec<String> {
+        self.stderr
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("hephy::"))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Repo {
+    pub fn new() -> Repo {
+        Repo { dir: tempfile::tempdir().expect("temp dir") }
+    }
+
+    /// A repository holding a copy of `examples/<name>`.
+    pub fn example(name: &str) -> Repo {
+        let repo = Repo::new();
+        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name), repo.path());
+        repo
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `text` to `path` (relative to the repository), creating folders.
+    pub fn file(self, path: &str, text: &str) -> Repo {
+        self.write(path, text);
+        self
+    }
+
+    pub fn write(&self, path: &str, text: &str) {
+        let full = self.dir.path().join(path);
+        if let Some(parent) = full.parent() {
+            std::fs::create_dir_all(parent).expect("create folders");
+        }
+        std::fs::write(full, text).expect("write file");
+    }
+
+    /// Creates the folder `path` with a Dockerfile in it.
+    pub fn context(self, path: &str) -> Repo {
+        self.file(&format!("{path}/Dockerfile"), "FROM scratch\n")
+    }
+
+    /// Runs `hephy ARGS` in the repository.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let output = Command::cargo_bin("hephy")
+            .expect("hephy binary")
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("NO_COLOR", "1")
+            .env_remove("COLUMNS")
+            .output()
+            .expect("run hephy");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+/// The path of an example in the source tree.
+pub fn example_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create folder");
+    for entry in std::fs::read_dir(from).expect("read example") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}

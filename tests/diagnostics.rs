@@ -1,0 +1,273 @@
+//! Every diagnostic of the language, in both syntaxes: exit code 2, the same codes from KDL and
+//! YAML, and the whole rendered report pinned by an insta snapshot (file, line, caret, help).
+
+mod common;
+
+use common::Repo;
+
+struct Case {
+    name: &'static str,
+    /// Folders to create with a Dockerfile in each.
+    contexts: &'static [&'static str],
+    kdl: &'static str,
+    yaml: &'static str,
+    /// The codes expected, in order.
+    codes: &'static [&'static str],
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "unknown_top_level_key",
+        contexts: &["curl"],
+        kdl: "platfroms \"linux/amd64\"\nimage \"curl\" {\n    context \"curl\"\n}\n",
+        yaml: "platfroms: [linux/amd64]\nimages:\n  curl:\n    context: curl\n",
+        codes: &["hephy::unknown_key"],
+    },
+    Case {
+        name: "unknown_image_key",
+        contexts: &["curl"],
+        kdl: "image \"curl\" {\n    context \"curl\"\n    tgas \"latest\"\n}\n",
+        yaml: "images:\n  curl:\n    context: curl\n    tgas: [latest]\n",
+        codes: &["hephy::unknown_key"],
+    },
+    Case {
+        name: "wrong_type",
+        contexts: &["curl"],
+        kdl: "executor \"amd64\" platform=\"linux/amd64\" jobs=\"two\"\nimage \"curl\" {\n    context \"curl\"\n    platforms \"linux/amd64\"\n    tags 1.10\n}\n",
+        yaml: "executors:\n  amd64: { platform: linux/amd64, jobs: two }\nimages:\n  curl:\n    context: curl\n    platforms: [linux/amd64]\n    tags: { latest: yes }\n",
+        codes: &["hephy::wrong_type", "hephy::wrong_type"],
+    },
+    Case {
+        name: "duplicate_name",
+        contexts: &["curl"],
+        kdl: "image \"curl\" {\n    context \"curl\"\n}\ntask \"curl\" {\n    run \"true\"\n}\n",
+        yaml: "images:\n  curl:\n    context: curl\ntasks:\n  curl:\n    run: [\"true\"]\n",
+        codes: &["hephy::duplicate_name"],
+    },
+    Case {
+        name: "unknown_dependency",
+        contexts: &["curl", "tool"],
+        kdl: "image \"curl\" {\n    context \"curl\"\n}\nimage \"tool\" {\n    context \"tool\"\n    from \"crul\" arg=\"BASE\"\n}\n",
+        yaml: "images:\n  curl:\n    context: curl\n  tool:\n    context: tool\n    from: { crul: { arg: BASE } }\n",
+        codes: &["hephy::unknown_dependency"],
+    },
+    Case {
+        name: "cycle",
+        contexts: &["a", "b", "c"],
+        kdl: "image \"a\" {\n    context \"a\"\n    after \"b\"\n}\nimage \"b\" {\n    context \"b\"\n    after \"c\"\n}\nimage \"c\" {\n    context \"c\"\n    after \"a\"\n}\n",
+        yaml: "images:\n  a:\n    context: a\n    after: [b]\n  b:\n    context: b\n    after: [c]\n  c:\n    context: c\n    after: [a]\n",
+        codes: &["hephy::cycle"],
+    },
+    Case {
+        name: "self_dependency",
+        contexts: &[],
+        kdl: "task \"t\" {\n    run \"true\"\n    after \"t\"\n}\n",
+        yaml: "tasks:\n  t:\n    run: [\"true\"]\n    after: [t]\n",
+        codes: &["hephy::cycle"],
+    },
+    Case {
+        name: "invalid_platform",
+        contexts: &["curl"],
+        kdl: "platforms \"linux/x86_64\" \"linux\"\nimage \"curl\" {\n    context \"curl\"\n}\n",
+        yaml: "platforms: [linux/x86_64, linux]\nimages:\n  curl:\n    context: curl\n",
+        codes: &["hephy::invalid_platform", "hephy::invalid_platform"],
+    },
+    Case {
+        name: "missing_platform",
+        contexts: &["curl", "tool"],
+        kdl: "platforms \"linux/amd64\" \"linux/arm64\"\nimage \"curl\" {\n    context \"curl\"\n    platforms \"linux/amd64\"\n}\nimage \"tool\" {\n    context \"tool\"\n    from \"curl\" arg=\"BASE\"\n}\n",
+        yaml: "platforms: [linux/amd64, linux/arm64]\nimages:\n  curl:\n    context: curl\n    platforms: [linux/amd64]\n  tool:\n    context: tool\n    from: { curl: { arg: BASE } }\n",
+        codes: &["hephy::missing_platform"],
+    },
+    Case {
+        name: "path_escapes",
+        contexts: &[],
+        kdl: "image \"curl\" {\n    context \"../outside\"\n}\n",
+        yaml: "images:\n  curl:\n    context: ../outside\n",
+        codes: &["hephy::path_escapes"],
+    },
+    Case {
+        name: "missing_context",
+        contexts: &[],
+        kdl: "image \"curl\" {\n    context \"curl\"\n}\n",
+        yaml: "images:\n  curl:\n    context: curl\n",
+        codes: &["hephy::missing_path"],
+    },
+    Case {
+        name: "missing_dockerfile",
+        contexts: &["curl"],
+        kdl: "image \"curl\" {\n    context \"curl\"\n    dockerfile \"build/Dockerfile\"\n}\n",
+        yaml: "images:\n  curl:\n    context: curl\n    dockerfile: build/Dockerfile\n",
+        codes: &["hephy::missing_path"],
+    },
+    Case {
+        name: "no_executor",
+        contexts: &["curl"],
+        kdl: "executor \"amd64\" platform=\"linux/amd64\"\nimage \"curl\" {\n    context \"curl\"\n    platforms \"linux/amd64\" \"linux/arm64\"\n}\n",
+        yaml: "executors:\n  amd64: { platform: linux/amd64 }\nimages:\n  curl:\n    context: curl\n    platforms: [linux/amd64, linux/arm64]\n",
+        codes: &["hephy::no_executor"],
+    },
+    Case {
+        name: "from_needs_arg_and_image",
+        contexts: &["curl", "tool"],
+        kdl: "task \"lint\" {\n    run \"true\"\n}\nimage \"curl\" {\n    context \"curl\"\n    from \"lint\" arg=\"X\"\n}\nimage \"tool\" {\n    context \"tool\"\n    from \"curl\"\n}\n",
+        yaml: "tasks:\n  lint:\n    run: [\"true\"]\nimages:\n  curl:\n    context: curl\n    from: { lint: { arg: X } }\n  tool:\n    context: tool\n    from: { curl: {} }\n",
+        codes: &["hephy::wrong_type", "hephy::missing"],
+    },
+    Case {
+        name: "no_context",
+        contexts: &[],
+        kdl: "image \"curl\" {\n    tags \"latest\"\n}\n",
+        yaml: "images:\n  curl:\n    tags: [latest]\n",
+        codes: &["hephy::missing"],
+    },
+    Case {
+        name: "task_without_command",
+        contexts: &[],
+        kdl: "task \"lint\" {\n    inputs \"*.sh\"\n}\n",
+        yaml: "tasks:\n  lint:\n    inputs: [\"*.sh\"]\n",
+        codes: &["hephy::missing"],
+    },
+    Case {
+        name: "invalid_name_and_tag",
+        contexts: &["curl"],
+        kdl: "image \"my.curl\" {\n    context \"curl\"\n    tags \"-latest\"\n}\n",
+        yaml: "images:\n  my.curl:\n    context: curl\n    tags: [-latest]\n",
+        codes: &["hephy::invalid_name", "hephy::invalid_value"],
+    },
+    Case {
+        name: "unknown_schedule_entry",
+        contexts: &["curl"],
+        kdl: "image \"curl\" {\n    context \"curl\"\n}\nschedule \"weekly\" {\n    rebuild \"curl\" \"kaniko\"\n}\n",
+        yaml: "images:\n  curl:\n    context: curl\nschedules:\n  weekly:\n    rebuild: [curl, kaniko]\n",
+        codes: &["hephy::unknown_dependency"],
+    },
+    Case {
+        name: "several_problems_at_once",
+        contexts: &["a", "b"],
+        kdl: "platforms \"linux/amd64\"\nimage \"a\" {\n    context \"a\"\n    after \"b\"\n    platfroms \"linux/arm64\"\n}\nimage \"b\" {\n    context \"b\"\n    after \"a\" \"zzz\"\n}\n",
+        yaml: "platforms: [linux/amd64]\nimages:\n  a:\n    context: a\n    after: [b]\n    platfroms: [linux/arm64]\n  b:\n    context: b\n    after: [a, zzz]\n",
+        codes: &["hephy::unknown_key", "hephy::cycle", "hephy::unknown_dependency"],
+    },
+];
+
+fn check(case: &Case, file: &str, text: &str) -> String {
+    let mut repo = Repo::new().file(file, text);
+    for context in case.contexts {
+        repo = repo.context(context);
+    }
+    let run = repo.run(&["check", "-f", file]);
+    assert_eq!(run.code, 2, "{} ({file}) must fail with exit 2:\n{}", case.name, run.stderr);
+    assert!(run.stdout.is_empty(), "nothing on stdout: {}", run.stdout);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    let mut codes = run.codes();
+    codes.sort();
+    let mut expected: Vec<String> = case.codes.iter().map(|c| (*c).to_owned()).collect();
+    expected.sort();
+    assert_eq!(codes, expected, "{} ({file}):\n{}", case.name, run.stderr);
+    run.stderr
+}
+
+#[test]
+fn every_diagnostic_in_both_syntaxes() {
+    for case in CASES {
+        let kdl = check(case, "hephy.kdl", case.kdl);
+        let yaml = check(case, "hephy.yaml", case.yaml);
+        assert!(kdl.contains("hephy.kdl:"), "names the file and line:\n{kdl}");
+        assert!(yaml.contains("hephy.yaml:"), "names the file and line:\n{yaml}");
+        insta::assert_snapshot!(format!("{}_kdl", case.name), kdl);
+        insta::assert_snapshot!(format!("{}_yaml", case.name), yaml);
+    }
+}
+
+#[test]
+fn syntax_errors_point_into_the_file() {
+    let kdl = Repo::new().file("hephy.kdl", "image \"curl\" {\n    context \"curl\n}\n").run(&["check", "-f", "hephy.kdl"]);
+    assert_eq!(kdl.code, 2);
+    assert!(kdl.codes().iter().all(|c| c == "hephy::syntax"), "{}", kdl.stderr);
+    insta::assert_snapshot!("syntax_kdl", kdl.stderr);
+    let yaml = Repo::new().file("hephy.yaml", "images:\n  curl:\n    context: curl\n   tags: [x\n").run(&["check", "-f", "hephy.yaml"]);
+    assert_eq!(yaml.code, 2);
+    assert_eq!(yaml.codes(), ["hephy::syntax"], "{}", yaml.stderr);
+    insta::assert_snapshot!("syntax_yaml", yaml.stderr);
+}
+
+#[test]
+fn design_sketch_parses_and_reports_the_platform_it_lacks() {
+    // The sketch in the design notes builds curl for amd64 only, yet manifest-tool (for both
+    // default platforms) is built FROM it: a compile-time error, as the design rules say.
+    let repo = Repo::new().context("curl").context("manifest-tool").file(
+        "hephy.kdl",
+        r#"registry "registry.example.com/platform"
+platforms "linux/amd64" "linux/arm64"
+
+executor "amd64" platform="linux/amd64" jobs=2
+executor "arm64" platform="linux/arm64" jobs=1
+
+image "curl" {
+    context "curl"
+    platforms "linux/amd64"
+    tags "latest"
+}
+
+image "manifest-tool" {
+    context "manifest-tool"
+    from "curl" arg="BASE"        // build after curl; pass its reference as --build-arg BASE=…
+    tags "latest"
+}
+
+image "kaniko" {
+    git "https://github.com/chainguard-dev/kaniko" ref="v1.25.3"
+    dockerfile "deploy/Dockerfile"
+    targets "executor" "debug" "warmer"
+    tags "latest" "v1.25.3"
+}
+
+task "lint" {
+    run "hadolint" "curl/Dockerfile"
+    inputs "curl/Dockerfile"
+}
+
+schedule "weekly" {
+    rebuild "curl" "kaniko"
+}
+"#,
+    );
+    let run = repo.run(&["check", "-f", "hephy.kdl"]);
+    assert_eq!(run.codes(), ["hephy::missing_platform"], "{}", run.stderr);
+    repo.write(
+        "hephy.yaml",
+        "registry: registry.example.com/platform\nplatforms: [linux/amd64, linux/arm64]\nimages:\n  curl: { context: curl, platforms: [linux/amd64], tags: [latest] }\n  manifest-tool:\n    context: manifest-tool\n    from: { curl: { arg: BASE } }\n    tags: [latest]\n",
+    );
+    let run = repo.run(&["check", "-f", "hephy.yaml"]);
+    assert_eq!(run.codes(), ["hephy::missing_platform"], "{}", run.stderr);
+}
+
+#[test]
+fn hostile_inputs_never_panic() {
+    let inputs: &[(&str, &[u8])] = &[
+        ("hephy.kdl", b""),
+        ("hephy.yaml", b""),
+        ("hephy.kdl", b"\xff\xfe image"),
+        ("hephy.yaml", b"images:\n  \xff: {}\n"),
+        ("hephy.yaml", b"a: &a [*a]\n"),
+        ("hephy.yaml", b"a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n"),
+        ("hephy.yaml", b"- just\n- a list\n"),
+        ("hephy.yaml", b"images: 42\n"),
+        ("hephy.yaml", b"images:\n  x:\n"),
+        ("hephy.kdl", b"image\n"),
+        ("hephy.kdl", b"image \"x\" \"y\" { context; }\n"),
+        ("hephy.kdl", b"image #null\ntask 1\n"),
+        ("hephy.yaml", b"---\nimages: {}\n---\nimages: {}\n"),
+    ];
+    for (file, bytes) in inputs {
+        let repo = Repo::new();
+        std::fs::write(repo.path().join(file), bytes).unwrap();
+        let run = repo.run(&["check", "-f", file]);
+        assert!(run.code == 0 || run.code == 2, "{file} {bytes:?}: exit {}\n{}", run.code, run.stderr);
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    }
+    let deep = format!("a: {}{}\n", "[".repeat(500), "]".repeat(500));
+    let run = Repo::new().file("hephy.yaml", &deep).run(&["check", "-f", "hephy.yaml"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+}
