@@ -24,7 +24,12 @@ pub(crate) fn dot(graph: &Graph) -> String {
     let mut out = String::from("digraph hephy {\n  rankdir=LR;\n  node [fontname=\"monospace\"];\n");
     for &n in graph.order() {
         let node = graph.node(n);
-        out.push_str(&format!("  \"{}\" [label=\"{}\", shape={}];\n", node.id, label(node), shape(node.kind)));
+        out.push_str(&format!(
+            "  \"{}\" [label=\"{}\", shape={}];\n",
+            node.id,
+            label(node),
+            shape(node.kind)
+        ));
     }
     for &n in graph.order() {
         for d in graph.deps(n) {
@@ -96,7 +101,9 @@ pub(crate) fn json(graph: &Graph) -> String {
     let edges = graph
         .order()
         .iter()
-        .flat_map(|&n| graph.deps(n).into_iter().map(move |d| [graph.node(d).id.as_str(), graph.node(n).id.as_str()]))
+        .flat_map(|&n| {
+            graph.deps(n).into_iter().map(move |d| [graph.node(d).id.as_str(), graph.node(n).id.as_str()])
+        })
         .collect();
     let mut text = serde_json::to_string_pretty(&JsonGraph { nodes, edges }).unwrap_or_default();
     text.push('\n');

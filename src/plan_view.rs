@@ -78,8 +78,20 @@ pub(crate) fn text(model: &Model, graph: &Graph, plan: &Plan, style: Style) -> S
         .map(|step| {
             let node = graph.node(step.node);
             let why = step.reasons.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-            let needs = graph.deps(step.node).iter().map(|d| graph.node(*d).id.to_string()).collect::<Vec<_>>().join(", ");
-            [step.action.to_string(), node.id.to_string(), node.kind.to_string(), node.executor.clone(), why, needs]
+            let needs = graph
+                .deps(step.node)
+                .iter()
+                .map(|d| graph.node(*d).id.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            [
+                step.action.to_string(),
+                node.id.to_string(),
+                node.kind.to_string(),
+                node.executor.clone(),
+                why,
+                needs,
+            ]
         })
         .collect();
     let header = ["ACTION", "NODE", "KIND", "EXECUTOR", "WHY", "NEEDS"].map(str::to_owned);

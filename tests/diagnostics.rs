@@ -182,11 +182,19 @@ fn every_diagnostic_in_both_syntaxes() {
 
 #[test]
 fn syntax_errors_point_into_the_file() {
-    let kdl = Repo::new().file("hephy.kdl", "image \"curl\" {\n    context \"curl\n}\n").run(&["check", "-f", "hephy.kdl"]);
+    let kdl = Repo::new().file("hephy.kdl", "image \"curl\" {\n    context \"curl\n}\n").run(&[
+        "check",
+        "-f",
+        "hephy.kdl",
+    ]);
     assert_eq!(kdl.code, 2);
     assert!(kdl.codes().iter().all(|c| c == "hephy::syntax"), "{}", kdl.stderr);
     insta::assert_snapshot!("syntax_kdl", kdl.stderr);
-    let yaml = Repo::new().file("hephy.yaml", "images:\n  curl:\n    context: curl\n   tags: [x\n").run(&["check", "-f", "hephy.yaml"]);
+    let yaml = Repo::new().file("hephy.yaml", "images:\n  curl:\n    context: curl\n   tags: [x\n").run(&[
+        "check",
+        "-f",
+        "hephy.yaml",
+    ]);
     assert_eq!(yaml.code, 2);
     assert_eq!(yaml.codes(), ["hephy::syntax"], "{}", yaml.stderr);
     insta::assert_snapshot!("syntax_yaml", yaml.stderr);

@@ -12,7 +12,12 @@ fn plan_json(repo: &Repo, file: &str) -> Value {
 }
 
 fn position(plan: &Value, id: &str) -> usize {
-    plan["order"].as_array().unwrap().iter().position(|v| v == id).unwrap_or_else(|| panic!("{id} not planned"))
+    plan["order"]
+        .as_array()
+        .expect("order is a list")
+        .iter()
+        .position(|v| v == id)
+        .unwrap_or_else(|| panic!("{id} not planned"))
 }
 
 #[test]
@@ -39,7 +44,12 @@ fn dependency_builds_come_first_on_each_platform() {
         let curl = position(&plan, &format!("curl@{platform}"));
         let tool = position(&plan, &format!("manifest-tool@{platform}"));
         assert!(curl < tool, "curl@{platform} must come before manifest-tool@{platform}");
-        let node = plan["nodes"].as_array().unwrap().iter().find(|n| n["id"] == format!("manifest-tool@{platform}")).unwrap();
+        let node = plan["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["id"] == format!("manifest-tool@{platform}"))
+            .unwrap();
         assert_eq!(node["deps"], serde_json::json!([format!("curl@{platform}")]), "same-platform dependency");
         assert_eq!(node["inject"]["BASE"], format!("curl@{platform}"));
         assert_eq!(node["executor"], platform.trim_start_matches("linux/"));
@@ -117,7 +127,9 @@ fn check_reports_ok_and_counts_nodes() {
 
 #[test]
 fn default_file_is_found_in_the_current_folder() {
-    let repo = Repo::new().context("app").file("hephy.yaml", "images:\n  app: { context: app, platforms: [linux/amd64] }\n");
+    let repo = Repo::new()
+        .context("app")
+        .file("hephy.yaml", "images:\n  app: { context: app, platforms: [linux/amd64] }\n");
     let run = repo.run(&["plan", "--format", "json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.json()["order"], serde_json::json!(["app@linux/amd64", "app"]));
@@ -148,5 +160,8 @@ fn order_is_deterministic_whatever_the_declaration_order() {
     );
     let f = plan_json(&forward, "hephy.kdl");
     assert_eq!(f["order"], plan_json(&backward, "hephy.kdl")["order"]);
-    assert_eq!(f["order"], serde_json::json!(["a@linux/amd64", "a", "b@linux/amd64", "b", "c@linux/amd64", "c"]));
+    assert_eq!(
+        f["order"],
+        serde_json::json!(["a@linux/amd64", "a", "b@linux/amd64", "b", "c@linux/amd64", "c"])
+    );
 }

@@ -13,14 +13,15 @@ use miette::SourceSpan;
 use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
 use crate::document::{DependencyDraft, Document, ImageDraft, TaskDraft, Text};
 use crate::model::{
-    Dependency, DependencyKind, Executor, Image, ImageSource, Model, Schedule, Task,
+    DefinitionIndex, Dependency, DependencyKind, Executor, Image, ImageSource, Model, Schedule, Task,
 };
 use crate::platform::{Platform, PlatformError};
 use crate::source::SourceFile;
 
 /// Analyzes `doc`, read from `source`, whose relative paths resolve against `root`.
 pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mut Sink) -> Option<Model> {
-    let mut a = Analyzer { sink, root };
+    let canonical_root = root.canonicalize().ok();
+    let mut a = Analyzer { sink, root, canonical_root };
     let registry = doc.registry.clone().map(|r| a.registry(r));
     let platforms = match &doc.platforms {
         Some(list) => a.platforms(list),
@@ -30,16 +31,17 @@ pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mu
     a.unique_names(&doc);
     let mut images: Vec<Image> = doc.images.iter().map(|i| a.image(i, &platforms)).collect();
     let mut tasks: Vec<Task> = doc.tasks.iter().map(|t| a.task(t)).collect();
-    let names: Vec<&str> =
-        doc.images.iter().map(|i| i.name.as_str()).chain(doc.tasks.iter().map(|t| t.name.as_str())).collect();
+    let names = Names::new(&doc);
     for (image, draft) in images.iter_mut().zip(&doc.images) {
-        image.deps = a.deps(&draft.name, &draft.deps, &names, &doc);
+        image.deps = a.deps(&draft.name, &draft.deps, &names);
     }
     for (task, draft) in tasks.iter_mut().zip(&doc.tasks) {
-        task.deps = a.deps(&draft.name, &draft.deps, &names, &doc);
+        task.deps = a.deps(&draft.name, &draft.deps, &names);
     }
     let schedules = doc.schedules.iter().map(|s| a.schedule(s, &names)).collect();
+    drop(names);
     let mut model = Model {
+        index: HashMap::new(),
         source: source.clone(),
         root: root.to_path_buf(),
         registry,
@@ -49,6 +51,19 @@ pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mu
         tasks,
         schedules,
     };
+    model.index = model
+        .images
+        .iter()
+        .enumerate()
+        .map(|(i, image)| (image.name.value.clone(), DefinitionIndex::Image(i)))
+        .chain(
+            model
+                .tasks
+                .iter()
+                .enumerate()
+                .map(|(i, task)| (task.name.value.clone(), DefinitionIndex::Task(i))),
+        )
+        .collect();
     a.platform_coverage(&model, &doc);
     a.executor_coverage(&model, &doc);
     a.cycles(&model);
@@ -56,9 +71,31 @@ pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mu
     a.sink.is_empty().then_some(model)
 }
 
+/// The names of images and tasks, for lookups and suggestions.
+struct Names<'d> {
+    list: Vec<&'d str>,
+    set: HashSet<&'d str>,
+    images: HashMap<&'d str, &'d ImageDraft>,
+}
+
+impl<'d> Names<'d> {
+    fn new(doc: &'d Document) -> Names<'d> {
+        let list: Vec<&str> = doc
+            .images
+            .iter()
+            .map(|i| i.name.as_str())
+            .chain(doc.tasks.iter().map(|t| t.name.as_str()))
+            .collect();
+        let set = list.iter().copied().collect();
+        let images = doc.images.iter().map(|i| (i.name.as_str(), i)).collect();
+        Names { list, set, images }
+    }
+}
+
 struct Analyzer<'a> {
     sink: &'a mut Sink,
     root: &'a Path,
+    canonical_root: Option<std::path::PathBuf>,
 }
 
 impl Analyzer<'_> {
@@ -98,10 +135,13 @@ impl Analyzer<'_> {
                 let help = match &err {
                     PlatformError::Arch(arch) => did_you_mean(arch, Platform::known_arches().iter().copied())
                         .or_else(|| arch_alias(arch).map(|a| format!("OCI calls it `{a}`")))
-                        .unwrap_or_else(|| format!("known architectures: {}", Platform::known_arches().join(", "))),
+                        .unwrap_or_else(|| {
+                            format!("known architectures: {}", Platform::known_arches().join(", "))
+                        }),
                     PlatformError::Os(os) => did_you_mean(os, Platform::known_oses().iter().copied())
                         .unwrap_or_else(|| format!("known systems: {}", Platform::known_oses().join(", "))),
-                    _ => "write `os/arch` or `os/arch/variant`, e.g. `linux/amd64` or `linux/arm/v7`".to_owned(),
+                    _ => "write `os/arch` or `os/arch/variant`, e.g. `linux/amd64` or `linux/arm/v7`"
+                        .to_owned(),
                 };
                 self.sink.push(
                     Problem::new(Code::InvalidPlatform, format!("invalid platform `{}`: {err}", text.value))
@@ -135,9 +175,12 @@ impl Analyzer<'_> {
                 Some(n) if (1..=1024).contains(&n.value) => u32::try_from(n.value).unwrap_or(1),
                 Some(n) => {
                     self.sink.push(
-                        Problem::new(Code::InvalidValue, format!("`jobs` must be between 1 and 1024, not {}", n.value))
-                            .label(n.span, "out of range")
-                            .help("`jobs` is how many nodes this executor runs at once"),
+                        Problem::new(
+                            Code::InvalidValue,
+                            format!("`jobs` must be between 1 and 1024, not {}", n.value),
+                        )
+                        .label(n.span, "out of range")
+                        .help("`jobs` is how many nodes this executor runs at once"),
                     );
                     1
                 }
@@ -150,11 +193,13 @@ impl Analyzer<'_> {
     /// Names of images and tasks are one namespace; schedules have their own.
     fn unique_names(&mut self, doc: &Document) {
         let mut seen: HashMap<&str, (SourceSpan, &str)> = HashMap::new();
-        let defs = doc.images.iter().map(|i| (&i.name, "image")).chain(doc.tasks.iter().map(|t| (&t.name, "task")));
+        let defs =
+            doc.images.iter().map(|i| (&i.name, "image")).chain(doc.tasks.iter().map(|t| (&t.name, "task")));
         for (name, kind) in defs {
             self.name(name, kind);
             if let Some((first, first_kind)) = seen.get(name.as_str()) {
-                let kinds = if *first_kind == kind { kind.to_owned() } else { format!("{first_kind} and {kind}") };
+                let kinds =
+                    if *first_kind == kind { kind.to_owned() } else { format!("{first_kind} and {kind}") };
                 self.duplicate(name, *first, &kinds);
             } else {
                 seen.insert(name.as_str(), (name.span, kind));
@@ -197,10 +242,13 @@ impl Analyzer<'_> {
         };
         let source = match (&draft.git, &draft.context) {
             (Some(url), dir) => {
-                let dir = dir.as_ref().and_then(|d| self.relative(d, "context")).unwrap_or_else(|| ".".to_owned());
+                let dir =
+                    dir.as_ref().and_then(|d| self.relative(d, "context")).unwrap_or_else(|| ".".to_owned());
                 if url.trim().is_empty() {
                     self.sink.push(
-                        Problem::new(Code::InvalidValue, "empty git URL").label(url.span, "empty").help("give the repository's URL"),
+                        Problem::new(Code::InvalidValue, "empty git URL")
+                            .label(url.span, "empty")
+                            .help("give the repository's URL"),
                     );
                 }
                 let reference = draft.git_ref.as_ref().map_or("HEAD", |r| r.as_str()).to_owned();
@@ -233,7 +281,11 @@ impl Analyzer<'_> {
         for t in &draft.targets {
             self.name(t, "target");
             if targets.contains(&t.value) {
-                self.sink.push(Problem::new(Code::Conflict, format!("target `{}` is listed twice", t.value)).label(t.span, "listed again here").help("list each target once"));
+                self.sink.push(
+                    Problem::new(Code::Conflict, format!("target `{}` is listed twice", t.value))
+                        .label(t.span, "listed again here")
+                        .help("list each target once"),
+                );
             } else {
                 targets.push(t.value.clone());
             }
@@ -267,7 +319,16 @@ impl Analyzer<'_> {
                 );
             }
         }
-        Image { name: draft.name.clone(), source, dockerfile, targets, args, platforms, tags, deps: Vec::new() }
+        Image {
+            name: draft.name.clone(),
+            source,
+            dockerfile,
+            targets,
+            args,
+            platforms,
+            tags,
+            deps: Vec::new(),
+        }
     }
 
     fn local_context(&mut self, ctx: &Text, dir: &str, dockerfile: &str, dockerfile_text: Option<&Text>) {
@@ -290,9 +351,12 @@ impl Analyzer<'_> {
         }
         let file = path.join(dockerfile);
         if !file.is_file() {
-            let problem = Problem::new(Code::MissingPath, format!("Dockerfile `{dir}/{dockerfile}` does not exist"));
+            let problem =
+                Problem::new(Code::MissingPath, format!("Dockerfile `{dir}/{dockerfile}` does not exist"));
             let problem = match dockerfile_text {
-                Some(d) => problem.label(d.span, "no such file in the context").help("`dockerfile` is relative to the context folder"),
+                Some(d) => problem
+                    .label(d.span, "no such file in the context")
+                    .help("`dockerfile` is relative to the context folder"),
                 None => problem
                     .label(ctx.span, "this folder has no `Dockerfile`")
                     .help("add a Dockerfile to the folder, or name it with `dockerfile`"),
@@ -300,16 +364,19 @@ impl Analyzer<'_> {
             self.sink.push(problem);
         } else if !self.stays_inside(&file) {
             self.sink.push(
-                Problem::new(Code::PathEscapes, format!("Dockerfile `{dir}/{dockerfile}` leads outside the graph's folder"))
-                    .label(dockerfile_text.map_or(ctx.span, |d| d.span), "resolves outside the graph's folder")
-                    .help("keep Dockerfiles inside the repository"),
+                Problem::new(
+                    Code::PathEscapes,
+                    format!("Dockerfile `{dir}/{dockerfile}` leads outside the graph's folder"),
+                )
+                .label(dockerfile_text.map_or(ctx.span, |d| d.span), "resolves outside the graph's folder")
+                .help("keep Dockerfiles inside the repository"),
             );
         }
     }
 
     fn stays_inside(&self, path: &Path) -> bool {
-        match (self.root.canonicalize(), path.canonicalize()) {
-            (Ok(root), Ok(path)) => path.starts_with(root),
+        match (&self.canonical_root, path.canonicalize()) {
+            (Some(root), Ok(path)) => path.starts_with(root),
             _ => true,
         }
     }
@@ -356,14 +423,16 @@ impl Analyzer<'_> {
     }
 
     fn task(&mut self, draft: &TaskDraft) -> Task {
-        let run: Vec<String> = draft.run.as_ref().map(|r| r.iter().map(|a| a.value.clone()).collect()).unwrap_or_default();
+        let run: Vec<String> =
+            draft.run.as_ref().map(|r| r.iter().map(|a| a.value.clone()).collect()).unwrap_or_default();
         if run.is_empty() {
             let problem = Problem::new(Code::Missing, format!("task `{}` has no command", draft.name.value));
             let problem = match &draft.run {
                 Some(r) => problem.label(r.span, "empty command"),
                 None => problem.label(draft.name.span, "no `run` given"),
             };
-            self.sink.push(problem.help("add `run \"program\" \"arg\"…` (KDL) or `run: [program, arg]` (YAML)"));
+            self.sink
+                .push(problem.help("add `run \"program\" \"arg\"…` (KDL) or `run: [program, arg]` (YAML)"));
         }
         let inputs = draft.inputs.iter().filter_map(|g| self.relative(g, "input")).collect();
         let outputs = draft.outputs.iter().filter_map(|g| self.relative(g, "output")).collect();
@@ -372,12 +441,12 @@ impl Analyzer<'_> {
         Task { name: draft.name.clone(), run, inputs, outputs, env, platforms, deps: Vec::new() }
     }
 
-    fn deps(&mut self, owner: &Text, drafts: &[DependencyDraft], names: &[&str], doc: &Document) -> Vec<Dependency> {
+    fn deps(&mut self, owner: &Text, drafts: &[DependencyDraft], names: &Names<'_>) -> Vec<Dependency> {
         let mut out: Vec<Dependency> = Vec::new();
         for draft in drafts {
             let name = &draft.name;
-            if !names.contains(&name.as_str()) {
-                let help = did_you_mean(name, names.iter().copied().filter(|n| *n != owner.as_str()))
+            if !names.set.contains(name.as_str()) {
+                let help = did_you_mean(name, names.list.iter().copied().filter(|n| *n != owner.as_str()))
                     .unwrap_or_else(|| "depend on an image or task defined in this file".to_owned());
                 self.sink.push(
                     Problem::new(Code::UnknownDependency, format!("unknown dependency `{}`", name.value))
@@ -388,20 +457,26 @@ impl Analyzer<'_> {
             }
             if out.iter().any(|d| *d.name == **name) {
                 self.sink.push(
-                    Problem::new(Code::Conflict, format!("`{}` depends on `{}` twice", owner.value, name.value))
-                        .label(name.span, "named again here")
-                        .help("name each dependency once"),
+                    Problem::new(
+                        Code::Conflict,
+                        format!("`{}` depends on `{}` twice", owner.value, name.value),
+                    )
+                    .label(name.span, "named again here")
+                    .help("name each dependency once"),
                 );
                 continue;
             }
             let kind = match &draft.from {
                 None => DependencyKind::After,
                 Some(from) => {
-                    let Some(image) = doc.images.iter().find(|i| *i.name == **name) else {
+                    let Some(image) = names.images.get(name.as_str()) else {
                         self.sink.push(
-                            Problem::new(Code::WrongType, format!("`from` needs an image, and `{}` is a task", name.value))
-                                .label(name.span, "a task")
-                                .help(format!("use `after \"{}\"` to run after a task", name.value)),
+                            Problem::new(
+                                Code::WrongType,
+                                format!("`from` needs an image, and `{}` is a task", name.value),
+                            )
+                            .label(name.span, "a task")
+                            .help(format!("use `after \"{}\"` to run after a task", name.value)),
                         );
                         continue;
                     };
@@ -415,12 +490,15 @@ impl Analyzer<'_> {
                     };
                     if !valid_variable(arg) {
                         self.sink.push(
-                            Problem::new(Code::InvalidName, format!("`{}` is not a valid build arg name", arg.value))
-                                .label(arg.span, "invalid name")
-                                .help("names start with a letter or `_` and hold letters, digits and `_`"),
+                            Problem::new(
+                                Code::InvalidName,
+                                format!("`{}` is not a valid build arg name", arg.value),
+                            )
+                            .label(arg.span, "invalid name")
+                            .help("names start with a letter or `_` and hold letters, digits and `_`"),
                         );
                     }
-                    let target = self.from_target(name, image, from.target.as_ref());
+                    let target = self.dependency_target(name, image, from.target.as_ref());
                     DependencyKind::From { arg: arg.value.clone(), target }
                 }
             };
@@ -429,7 +507,12 @@ impl Analyzer<'_> {
         out
     }
 
-    fn from_target(&mut self, name: &Text, image: &ImageDraft, target: Option<&Text>) -> Option<String> {
+    fn dependency_target(
+        &mut self,
+        name: &Text,
+        image: &ImageDraft,
+        target: Option<&Text>,
+    ) -> Option<String> {
         let targets: Vec<&str> = image.targets.iter().map(|t| t.as_str()).collect();
         match target {
             Some(t) if targets.contains(&t.as_str()) => Some(t.value.clone()),
@@ -438,21 +521,35 @@ impl Analyzer<'_> {
                     if targets.is_empty() {
                         format!("`{}` builds one target; remove `target`", name.value)
                     } else {
-                        format!("`{}` builds {}", name.value, targets.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", "))
+                        format!(
+                            "`{}` builds {}",
+                            name.value,
+                            targets.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")
+                        )
                     }
                 });
                 self.sink.push(
-                    Problem::new(Code::UnknownDependency, format!("image `{}` has no target `{}`", name.value, t.value))
-                        .label(t.span, "unknown target")
-                        .help(help),
+                    Problem::new(
+                        Code::UnknownDependency,
+                        format!("image `{}` has no target `{}`", name.value, t.value),
+                    )
+                    .label(t.span, "unknown target")
+                    .help(help),
                 );
                 None
             }
             None if targets.len() > 1 => {
                 self.sink.push(
-                    Problem::new(Code::Missing, format!("image `{}` builds several targets; name the one to build from", name.value))
-                        .label(name.span, "which target?")
-                        .help(format!("add `target=\"{}\"` (one of {})", targets[0], targets.join(", "))),
+                    Problem::new(
+                        Code::Missing,
+                        format!("image `{}` builds several targets; name the one to build from", name.value),
+                    )
+                    .label(name.span, "which target?")
+                    .help(format!(
+                        "add `target=\"{}\"` (one of {})",
+                        targets[0],
+                        targets.join(", ")
+                    )),
                 );
                 None
             }
@@ -460,7 +557,7 @@ impl Analyzer<'_> {
         }
     }
 
-    fn schedule(&mut self, draft: &crate::document::ScheduleDraft, names: &[&str]) -> Schedule {
+    fn schedule(&mut self, draft: &crate::document::ScheduleDraft, names: &Names<'_>) -> Schedule {
         if draft.rebuild.is_empty() {
             self.sink.push(
                 Problem::new(Code::Missing, format!("schedule `{}` rebuilds nothing", draft.name.value))
@@ -469,11 +566,14 @@ impl Analyzer<'_> {
             );
         }
         for name in &draft.rebuild {
-            if !names.contains(&name.as_str()) {
+            if !names.set.contains(name.as_str()) {
                 self.sink.push(
-                    Problem::new(Code::UnknownDependency, format!("schedule `{}` names unknown `{}`", draft.name.value, name.value))
-                        .label(name.span, "no image or task has this name")
-                        .maybe_help(did_you_mean(name, names.iter().copied())),
+                    Problem::new(
+                        Code::UnknownDependency,
+                        format!("schedule `{}` names unknown `{}`", draft.name.value, name.value),
+                    )
+                    .label(name.span, "no image or task has this name")
+                    .maybe_help(did_you_mean(name, names.list.iter().copied())),
                 );
             }
         }
@@ -482,9 +582,15 @@ impl Analyzer<'_> {
 
     /// A dependent built for a platform needs its dependency built for it too.
     fn platform_coverage(&mut self, model: &Model, doc: &Document) {
-        let drafts = doc.images.iter().map(|i| (i.platforms.as_ref(), &i.name))
+        let drafts = doc
+            .images
+            .iter()
+            .map(|i| (i.platforms.as_ref(), &i.name))
             .chain(doc.tasks.iter().map(|t| (t.platforms.as_ref(), &t.name)));
-        let defs = model.images.iter().map(|i| (&i.name, &i.platforms[..], &i.deps[..]))
+        let defs = model
+            .images
+            .iter()
+            .map(|i| (&i.name, &i.platforms[..], &i.deps[..]))
             .chain(model.tasks.iter().map(|t| (&t.name, &t.platforms[..], &t.deps[..])));
         for ((name, platforms, deps), (written, _)) in defs.zip(drafts) {
             for dep in deps {
@@ -499,10 +605,16 @@ impl Analyzer<'_> {
                     }
                     let mut problem = Problem::new(
                         Code::MissingPlatform,
-                        format!("`{}` is built for {platform}, but its dependency `{}` is not", name.value, dep.name.value),
+                        format!(
+                            "`{}` is built for {platform}, but its dependency `{}` is not",
+                            name.value, dep.name.value
+                        ),
                     )
                     .label(dep.name.span, format!("not built for {platform}"));
-                    if let Some(span) = written.and_then(|w| w.iter().find(|t| t.value == platform.to_string())).map(|t| t.span) {
+                    if let Some(span) = written
+                        .and_then(|w| w.iter().find(|t| t.value == platform.to_string()))
+                        .map(|t| t.span)
+                    {
                         problem = problem.label(span, "needed here");
                     }
                     self.sink.push(problem.help(format!(
@@ -520,18 +632,35 @@ impl Analyzer<'_> {
             return;
         }
         let mut reported: HashSet<Platform> = HashSet::new();
-        let uses = model.images.iter().zip(&doc.images).map(|(i, d)| (&i.platforms, d.platforms.as_ref(), &i.name))
-            .chain(model.tasks.iter().zip(&doc.tasks).map(|(t, d)| (&t.platforms, d.platforms.as_ref(), &t.name)));
+        let uses = model
+            .images
+            .iter()
+            .zip(&doc.images)
+            .map(|(i, d)| (&i.platforms, d.platforms.as_ref(), &i.name))
+            .chain(
+                model
+                    .tasks
+                    .iter()
+                    .zip(&doc.tasks)
+                    .map(|(t, d)| (&t.platforms, d.platforms.as_ref(), &t.name)),
+            );
         for (platforms, written, name) in uses {
             for platform in platforms {
-                if model.executors.iter().any(|e| e.platform == *platform) || !reported.insert(platform.clone()) {
+                if model.executors.iter().any(|e| e.platform == *platform)
+                    || !reported.insert(platform.clone())
+                {
                     continue;
                 }
                 let span = written
                     .and_then(|w| w.iter().find(|t| t.value == platform.to_string()))
-                    .or_else(|| doc.platforms.as_ref().and_then(|w| w.iter().find(|t| t.value == platform.to_string())))
+                    .or_else(|| {
+                        doc.platforms
+                            .as_ref()
+                            .and_then(|w| w.iter().find(|t| t.value == platform.to_string()))
+                    })
                     .map_or(name.span, |t| t.span);
-                let names: Vec<String> = model.executors.iter().map(|e| format!("`{}` ({})", e.name.value, e.platform)).collect();
+                let names: Vec<String> =
+                    model.executors.iter().map(|e| format!("`{}` ({})", e.name.value, e.platform)).collect();
                 self.sink.push(
                     Problem::new(Code::NoExecutor, format!("no executor builds {platform}"))
                         .label(span, format!("`{}` needs {platform}", name.value))
@@ -546,7 +675,12 @@ impl Analyzer<'_> {
 
     /// Reports each dependency cycle once, as `a → b → c → a`.
     fn cycles(&mut self, model: &Model) {
-        let names: Vec<&str> = model.images.iter().map(|i| i.name.as_str()).chain(model.tasks.iter().map(|t| t.name.as_str())).collect();
+        let names: Vec<&str> = model
+            .images
+            .iter()
+            .map(|i| i.name.as_str())
+            .chain(model.tasks.iter().map(|t| t.name.as_str()))
+            .collect();
         let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
         let edges: Vec<Vec<(usize, SourceSpan)>> = names
             .iter()
@@ -573,10 +707,8 @@ impl Analyzer<'_> {
                         }
                         1 => {
                             let from = stack.iter().position(|(n, _)| *n == dep).unwrap_or(0);
-                            let path: Vec<(usize, SourceSpan)> = stack[from..]
-                                .iter()
-                                .map(|(n, i)| (*n, edges[*n][i - 1].1))
-                                .collect();
+                            let path: Vec<(usize, SourceSpan)> =
+                                stack[from..].iter().map(|(n, i)| (*n, edges[*n][i - 1].1)).collect();
                             self.cycle(&names, &path);
                         }
                         _ => {}

@@ -255,10 +255,7 @@ impl Sink {
 }
 
 /// `did you mean `x`?` for the closest of `candidates` to `word`, if one is close enough.
-pub(crate) fn did_you_mean<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<String> {
+pub(crate) fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
     candidates
         .into_iter()
         .map(|c| (strsim::damerau_levenshtein(word, c), c))
@@ -274,7 +271,10 @@ mod tests {
     #[test]
     fn suggests_close_names_only() {
         assert_eq!(did_you_mean("crul", ["curl", "kaniko"]), Some("did you mean `curl`?".into()));
-        assert_eq!(did_you_mean("platfroms", ["platforms", "tags"]).as_deref(), Some("did you mean `platforms`?"));
+        assert_eq!(
+            did_you_mean("platfroms", ["platforms", "tags"]).as_deref(),
+            Some("did you mean `platforms`?")
+        );
         assert_eq!(did_you_mean("zzz", ["curl", "kaniko"]), None);
     }
 }

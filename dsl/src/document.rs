@@ -11,9 +11,10 @@ use crate::source::Spanned;
 
 pub(crate) type Text = Spanned<String>;
 
-/// Everything a graph file declares, in the order written.
+/// Everything a graph file declares, in the order written, with spans: the output of the
+/// syntax front-ends and the input of the analyzer.
 #[derive(Debug, Default)]
-pub(crate) struct Document {
+pub struct Document {
     pub(crate) registry: Option<Text>,
     pub(crate) platforms: Option<Vec<Text>>,
     pub(crate) executors: Vec<ExecutorDraft>,

@@ -214,12 +214,9 @@ impl Reader<'_> {
         let first = positional.next().and_then(|e| self.string(e));
         for extra in positional {
             self.sink.push(
-                Problem::new(
-                    Code::UnknownKey,
-                    format!("`{}` takes one value", node.name().value()),
-                )
-                .label(extra.span(), "unexpected value")
-                .help("remove it, or give each value its own node"),
+                Problem::new(Code::UnknownKey, format!("`{}` takes one value", node.name().value()))
+                    .label(extra.span(), "unexpected value")
+                    .help("remove it, or give each value its own node"),
             );
         }
         if first.is_none() && node.entries().iter().all(|e| e.name().is_some()) {
@@ -244,12 +241,8 @@ impl Reader<'_> {
     fn strings(&mut self, node: &KdlNode, min: usize) -> Vec<Text> {
         self.properties(node, &[]);
         self.no_children(node);
-        let values: Vec<Text> = node
-            .entries()
-            .iter()
-            .filter(|e| e.name().is_none())
-            .filter_map(|e| self.string(e))
-            .collect();
+        let values: Vec<Text> =
+            node.entries().iter().filter(|e| e.name().is_none()).filter_map(|e| self.string(e)).collect();
         if node.entries().iter().filter(|e| e.name().is_none()).count() < min {
             let kind = node.name().value();
             self.sink.push(
@@ -350,7 +343,7 @@ impl Reader<'_> {
         };
         self.sink.push(
             Problem::new(Code::WrongType, format!("expected {expected}, found {found_kind}"))
-                .label(span, format!("{found_kind}"))
+                .label(span, found_kind)
                 .help(help),
         );
     }

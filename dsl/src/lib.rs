@@ -18,6 +18,7 @@ mod yaml;
 use std::path::{Path, PathBuf};
 
 pub use diagnostic::{Code, Problem, Problems};
+pub use document::Document;
 pub use model::{
     Definition, Dependency, DependencyKind, Executor, Image, ImageSource, Model, Schedule, Task,
 };
@@ -49,7 +50,10 @@ pub fn load(path: &Path) -> Result<Model, Problems> {
         Err(e) => Err(e),
     };
     let bytes = bytes.map_err(|e| {
-        fail(Problem::new(Code::Io, format!("cannot read `{}`: {e}", path.display())).help("check the path given with `-f`"))
+        fail(
+            Problem::new(Code::Io, format!("cannot read `{}`: {e}", path.display()))
+                .help("check the path given with `-f`"),
+        )
     })?;
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
@@ -74,15 +78,29 @@ pub fn load(path: &Path) -> Result<Model, Problems> {
 
 /// Analyzes graph text already read; relative paths resolve against `root`.
 pub fn parse(source: SourceFile, root: &Path) -> Result<Model, Problems> {
+    let doc = read(&source)?;
+    lower(doc, &source, root)
+}
+
+/// Stage one: the text → a syntax-independent [`Document`] (shape errors only).
+pub fn read(source: &SourceFile) -> Result<Document, Problems> {
     let mut sink = Sink::default();
     let text = source.text();
     let doc = match source.syntax() {
         Syntax::Kdl => kdl::parse(text, &mut sink),
         Syntax::Yaml => yaml::parse(text, &mut sink),
     };
-    let model = doc.and_then(|doc| analyze::analyze(doc, &source, root, &mut sink));
-    match model {
+    match doc {
+        Some(doc) if sink.is_empty() => Ok(doc),
+        _ => Err(sink.into_problems(source)),
+    }
+}
+
+/// Stage two: a [`Document`] → the validated [`Model`] (meaning errors), paths against `root`.
+pub fn lower(doc: Document, source: &SourceFile, root: &Path) -> Result<Model, Problems> {
+    let mut sink = Sink::default();
+    match analyze::analyze(doc, source, root, &mut sink) {
         Some(model) if sink.is_empty() => Ok(model),
-        _ => Err(sink.into_problems(&source)),
+        _ => Err(sink.into_problems(source)),
     }
 }

@@ -4,7 +4,7 @@
 //! platform is valid, every path stays inside the graph's folder and the dependencies form no
 //! cycle. Spans are kept so later stages can point back into the file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use crate::platform::Platform;
@@ -29,6 +29,14 @@ pub struct Model {
     pub tasks: Vec<Task>,
     /// Schedules, in file order.
     pub schedules: Vec<Schedule>,
+    /// Image and task names → their position, for constant-time lookups.
+    pub(crate) index: HashMap<String, DefinitionIndex>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum DefinitionIndex {
+    Image(usize),
+    Task(usize),
 }
 
 /// Where work for one platform runs.
@@ -164,10 +172,10 @@ impl<'m> Definition<'m> {
 impl Model {
     /// The image or task called `name`.
     pub fn definition(&self, name: &str) -> Option<Definition<'_>> {
-        if let Some(image) = self.images.iter().find(|i| *i.name == name) {
-            return Some(Definition::Image(image));
+        match self.index.get(name)? {
+            DefinitionIndex::Image(i) => self.images.get(*i).map(Definition::Image),
+            DefinitionIndex::Task(i) => self.tasks.get(*i).map(Definition::Task),
         }
-        self.tasks.iter().find(|t| *t.name == name).map(Definition::Task)
     }
 
     /// The schedule called `name`.

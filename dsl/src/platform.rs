@@ -59,10 +59,11 @@ pub enum PlatformError {
 }
 
 /// Operating systems and architectures of the OCI image spec (GOOS/GOARCH values).
-const OSES: &[&str] = &["linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "solaris", "wasip1", "js"];
+const OSES: &[&str] =
+    &["linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "solaris", "wasip1", "js"];
 const ARCHES: &[&str] = &[
-    "amd64", "arm64", "arm", "386", "ppc64le", "ppc64", "s390x", "riscv64", "mips64le", "mips64",
-    "mipsle", "mips", "loong64", "wasm",
+    "amd64", "arm64", "arm", "386", "ppc64le", "ppc64", "s390x", "riscv64", "mips64le", "mips64", "mipsle",
+    "mips", "loong64", "wasm",
 ];
 
 impl Platform {

@@ -52,11 +52,10 @@ impl SourceFile {
     /// Wraps `text`, read from `path` (shown as given in diagnostics).
     pub fn new(path: impl Into<PathBuf>, syntax: Syntax, text: impl Into<Arc<str>>) -> SourceFile {
         let path = path.into();
-        let named = NamedSource::new(path.display().to_string(), text.into())
-            .with_language(match syntax {
-                Syntax::Kdl => "kdl",
-                Syntax::Yaml => "yaml",
-            });
+        let named = NamedSource::new(path.display().to_string(), text.into()).with_language(match syntax {
+            Syntax::Kdl => "kdl",
+            Syntax::Yaml => "yaml",
+        });
         SourceFile { path, syntax, named: Arc::new(named) }
     }
 

@@ -21,7 +21,16 @@ use crate::source::Spanned;
 
 const TOP: &[&str] = &["registry", "platforms", "executors", "images", "tasks", "schedules"];
 const IMAGE: &[&str] = &[
-    "context", "git", "ref", "dockerfile", "target", "targets", "args", "platforms", "tags", "from",
+    "context",
+    "git",
+    "ref",
+    "dockerfile",
+    "target",
+    "targets",
+    "args",
+    "platforms",
+    "tags",
+    "from",
     "after",
 ];
 const TASK: &[&str] = &["run", "inputs", "outputs", "env", "platforms", "after"];
@@ -29,7 +38,7 @@ const EXECUTOR: &[&str] = &["platform", "jobs"];
 const SCHEDULE: &[&str] = &["rebuild"];
 const FROM: &[&str] = &["arg", "target"];
 
-/// The most values a document may expand to (aliases included) and the deepest nesting.
+/// The most values aliases may expand to, and the deepest nesting.
 const MAX_VALUES: usize = 100_000;
 const MAX_DEPTH: usize = 64;
 
@@ -43,7 +52,10 @@ struct Value {
 #[derive(Debug, Clone)]
 enum Kind {
     /// A scalar as written; `plain` is false for quoted and block scalars.
-    Scalar { text: String, plain: bool },
+    Scalar {
+        text: String,
+        plain: bool,
+    },
     Seq(Vec<Value>),
     Map(Vec<(Value, Value)>),
 }
@@ -104,16 +116,14 @@ impl Offsets<'_> {
 struct Tree<'t> {
     offsets: Offsets<'t>,
     anchors: HashMap<usize, Value>,
+    /// Values produced by expanding aliases so far.
     values: usize,
 }
 
 impl<'t> Tree<'t> {
     fn build(text: &'t str) -> Result<Option<Value>, Problem> {
-        let mut tree = Tree {
-            offsets: Offsets { text, ascii: text.is_ascii() },
-            anchors: HashMap::new(),
-            values: 0,
-        };
+        let mut tree =
+            Tree { offsets: Offsets { text, ascii: text.is_ascii() }, anchors: HashMap::new(), values: 0 };
         let mut events = Parser::new_from_str(text);
         let mut root = None;
         loop {
@@ -131,7 +141,10 @@ impl<'t> Tree<'t> {
         }
     }
 
-    fn next(&self, events: &mut Parser<'t, saphyr_parser::StrInput<'t>>) -> Result<(Event<'t>, Span), Problem> {
+    fn next(
+        &self,
+        events: &mut Parser<'t, saphyr_parser::StrInput<'t>>,
+    ) -> Result<(Event<'t>, Span), Problem> {
         match events.next() {
             Some(Ok(pair)) => Ok(pair),
             Some(Err(e)) => {
@@ -152,11 +165,10 @@ impl<'t> Tree<'t> {
         depth: usize,
     ) -> Result<Value, Problem> {
         let start = self.offsets.span(span);
-        self.values += 1;
-        if self.values > MAX_VALUES || depth > MAX_DEPTH {
-            return Err(Problem::new(Code::InvalidValue, "the YAML document is too large or too deeply nested")
+        if depth > MAX_DEPTH {
+            return Err(Problem::new(Code::InvalidValue, "the YAML document is nested too deeply")
                 .label(start, "the limit is reached here")
-                .help(format!("a graph file may hold {MAX_VALUES} values nested {MAX_DEPTH} deep, aliases expanded")));
+                .help(format!("a graph file may nest values {MAX_DEPTH} deep")));
         }
         let (value, anchor) = match event {
             Event::Scalar(text, style, anchor, _) => {
@@ -193,13 +205,15 @@ impl<'t> Tree<'t> {
                     return Err(Problem::new(Code::Syntax, "invalid YAML: alias to an unknown anchor")
                         .label(start, "this alias"));
                 };
-                let mut copy = target.clone();
-                self.values += count(&copy);
+                self.values += count(target);
                 if self.values > MAX_VALUES {
-                    return Err(Problem::new(Code::InvalidValue, "the YAML document expands to too many values")
-                        .label(start, "this alias")
-                        .help(format!("a graph file may hold {MAX_VALUES} values, aliases expanded")));
+                    return Err(Problem::new(Code::InvalidValue, "YAML aliases expand to too many values")
+                        .label(start, "the limit is reached at this alias")
+                        .help(format!(
+                            "aliases may expand to {MAX_VALUES} values in all; write the values out instead"
+                        )));
                 }
+                let mut copy = target.clone();
                 copy.span = start;
                 return Ok(copy);
             }

@@ -235,8 +235,11 @@ impl<'m> Builder<'m> {
         }
         for task in &self.model.tasks {
             let mut parts = Parts::default();
-            let platforms: Vec<Option<&Platform>> =
-                if task.platforms.is_empty() { vec![None] } else { task.platforms.iter().map(Some).collect() };
+            let platforms: Vec<Option<&Platform>> = if task.platforms.is_empty() {
+                vec![None]
+            } else {
+                task.platforms.iter().map(Some).collect()
+            };
             for platform in platforms {
                 let id = match platform {
                     Some(p) => format!("{}@{p}", task.name.value),
@@ -284,7 +287,12 @@ impl<'m> Builder<'m> {
     }
 
     /// The nodes of `name` that a node on `platform` depends on.
-    fn resolve(&self, name: &str, platform: Option<&Platform>, target: Option<&Option<String>>) -> Vec<NodeIndex> {
+    fn resolve(
+        &self,
+        name: &str,
+        platform: Option<&Platform>,
+        target: Option<&Option<String>>,
+    ) -> Vec<NodeIndex> {
         let Some(parts) = self.by_def.get(name) else { return Vec::new() };
         let is_task = matches!(self.model.definition(name), Some(Definition::Task(_)));
         match platform {
@@ -306,11 +314,8 @@ impl<'m> Builder<'m> {
 fn topological_order(dag: &DiGraph<Node, ()>) -> Vec<NodeIndex> {
     let mut indegree: Vec<usize> =
         dag.node_indices().map(|n| dag.neighbors_directed(n, Direction::Incoming).count()).collect();
-    let mut ready: BinaryHeap<Reverse<(&NodeId, NodeIndex)>> = dag
-        .node_indices()
-        .filter(|n| indegree[n.index()] == 0)
-        .map(|n| Reverse((&dag[n].id, n)))
-        .collect();
+    let mut ready: BinaryHeap<Reverse<(&NodeId, NodeIndex)>> =
+        dag.node_indices().filter(|n| indegree[n.index()] == 0).map(|n| Reverse((&dag[n].id, n))).collect();
     let mut order = Vec::with_capacity(dag.node_count());
     while let Some(Reverse((_, node))) = ready.pop() {
         order.push(node);

@@ -13,5 +13,5 @@ mod graph;
 mod plan;
 
 pub use graph::{Graph, LOCAL_EXECUTOR, Node, NodeId, NodeKind, compile};
-pub use plan::{Action, Plan, Reason, Step, plan};
 pub use petgraph::graph::NodeIndex;
+pub use plan::{Action, Plan, Reason, Step, plan};

@@ -24,17 +24,13 @@ pub struct Run {
 impl Run {
     /// The stdout parsed as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
     }
 
     /// The `hephy::…` codes of the diagnostics on stderr, in order.
     pub fn codes(&self) -> Vec<String> {
-        self.stderr
-            .lines()
-            .map(str::trim)
-            .filter(|l| l.starts_with("hephy::"))
-            .map(str::to_owned)
-            .collect()
+        self.stderr.lines().map(str::trim).filter(|l| l.starts_with("hephy::")).map(str::to_owned).collect()
     }
 }
 
