@@ -76,21 +76,21 @@ pub fn load(path: &Path) -> Result<Model, Problems> {
     parse(SourceFile::new(path, syntax, text), &root)
 }
 
-/// Analyzes graph text already read; relative paths resolve against `root`.
+/// Analyzes graph text already read; relative paths resolve against `root`. Shape and meaning
+/// problems are reported together.
 pub fn parse(source: SourceFile, root: &Path) -> Result<Model, Problems> {
-    let doc = read(&source)?;
-    lower(doc, &source, root)
+    let mut sink = Sink::default();
+    let model = read_into(&source, &mut sink).and_then(|doc| analyze::analyze(doc, &source, root, &mut sink));
+    match model {
+        Some(model) if sink.is_empty() => Ok(model),
+        _ => Err(sink.into_problems(&source)),
+    }
 }
 
 /// Stage one: the text → a syntax-independent [`Document`] (shape errors only).
 pub fn read(source: &SourceFile) -> Result<Document, Problems> {
     let mut sink = Sink::default();
-    let text = source.text();
-    let doc = match source.syntax() {
-        Syntax::Kdl => kdl::parse(text, &mut sink),
-        Syntax::Yaml => yaml::parse(text, &mut sink),
-    };
-    match doc {
+    match read_into(source, &mut sink) {
         Some(doc) if sink.is_empty() => Ok(doc),
         _ => Err(sink.into_problems(source)),
     }
@@ -102,5 +102,12 @@ pub fn lower(doc: Document, source: &SourceFile, root: &Path) -> Result<Model, P
     match analyze::analyze(doc, source, root, &mut sink) {
         Some(model) if sink.is_empty() => Ok(model),
         _ => Err(sink.into_problems(source)),
+    }
+}
+
+fn read_into(source: &SourceFile, sink: &mut Sink) -> Option<Document> {
+    match source.syntax() {
+        Syntax::Kdl => kdl::parse(source.text(), sink),
+        Syntax::Yaml => yaml::parse(source.text(), sink),
     }
 }
