@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use hephy_dsl::{Problem, Problems};
+use hephy_dsl::Problems;
 use miette::{GraphicalReportHandler, GraphicalTheme};
 
 /// The width diagnostics wrap at when stderr is not a terminal (stable for logs and snapshots).
@@ -23,11 +23,6 @@ pub(crate) fn report(problems: &Problems, color: bool) {
         out.push_str(&format!("error: {} has {n} problems\n", problems.file()));
     }
     let _ = std::io::stderr().lock().write_all(out.as_bytes());
-}
-
-/// One problem that is not about a position in a file.
-pub(crate) fn single(file: &str, problem: Problem) -> Problems {
-    Problems::single(file, problem)
 }
 
 fn terminal_width() -> Option<usize> {

@@ -1,21 +1,29 @@
 //! The `hephy` command line: argument parsing, graph-file discovery, exit codes.
 //!
 //! Owns the commands and how their results reach the user; the work itself is in `hephy-dsl`
-//! (the language) and `hephy-engine` (graph and plan). Exit codes: 0 ok, 1 a build failed,
-//! 2 bad input or usage.
+//! (the language), `hephy-engine` (graph, hashing, state, plan, run) and `hephy-stdlib` (what
+//! nodes do). Exit codes: 0 ok, 1 a build failed, 2 bad input or usage, 130 interrupted.
 
 mod diagnostics;
+mod explain_view;
 mod graph_view;
 mod plan_view;
+mod report;
+mod session;
 mod style;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use hephy_dsl::{Code, Model, Problem, Problems};
+use hephy_engine::{Reporter, RunLock, RunOptions, State, StateError};
 
+use crate::session::{Selection, Session};
 use crate::style::Style;
 
 /// hephy: a build-graph engine for container images.
@@ -44,9 +52,65 @@ enum Command {
     Plan {
         #[command(flatten)]
         file: FileArg,
+        #[command(flatten)]
+        state: StateArg,
+        #[command(flatten)]
+        select: SelectArgs,
         /// Output format.
-        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
-        format: PlanFormat,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Build what the plan says, in dependency order, across executors.
+    Run {
+        #[command(flatten)]
+        file: FileArg,
+        #[command(flatten)]
+        state: StateArg,
+        #[command(flatten)]
+        select: SelectArgs,
+        /// The most nodes running at once (default: the number of CPUs).
+        #[arg(long, short = 'j', value_name = "N")]
+        jobs: Option<usize>,
+        /// Stop launching nodes after the first failure.
+        #[arg(long)]
+        fail_fast: bool,
+        /// Show each node's output as it runs.
+        #[arg(long, short = 'v')]
+        verbose: bool,
+        /// Seconds to wait for another `hephy run` on the same state to finish.
+        #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+        lock_timeout: f64,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Explain why a node rebuilds (or was rebuilt), down to the root causes.
+    Explain {
+        /// A node id (`curl@linux/arm64`), or an image or task name (all its nodes).
+        node: String,
+        #[command(flatten)]
+        file: FileArg,
+        #[command(flatten)]
+        state: StateArg,
+        /// Explain a past run instead of the current plan.
+        #[arg(long, value_name = "ID")]
+        run: Option<i64>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// List past runs.
+    Log {
+        #[command(flatten)]
+        file: FileArg,
+        #[command(flatten)]
+        state: StateArg,
+        /// How many runs to show.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        limit: usize,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
     /// Export the build graph.
     Graph {
@@ -65,8 +129,31 @@ struct FileArg {
     file: Option<PathBuf>,
 }
 
+#[derive(Debug, clap::Args)]
+struct StateArg {
+    /// The state folder (default: `.hephy` beside the graph file).
+    #[arg(long = "state", value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct SelectArgs {
+    /// Rebuild this node (an id, or an image or task name for all its nodes) whatever its state.
+    #[arg(long, value_name = "NODE")]
+    force: Vec<String>,
+    /// Rebuild the nodes this schedule names; their dependents follow.
+    #[arg(long, value_name = "NAME")]
+    schedule: Option<String>,
+}
+
+impl SelectArgs {
+    fn selection(&self) -> Selection {
+        Selection { force: self.force.clone(), schedule: self.schedule.clone() }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum PlanFormat {
+enum Format {
     Text,
     Json,
 }
@@ -78,48 +165,171 @@ enum GraphFormat {
     Json,
 }
 
-/// Bad input or usage.
-const EXIT_INPUT: u8 = 2;
+/// Why a command did not succeed, and so its exit code.
+pub(crate) enum Failure {
+    /// Bad input: exit 2.
+    Input(Problems),
+    /// The state store failed (or is locked): exit 2.
+    State(StateError),
+    /// A node failed: exit 1.
+    Build,
+    /// Ctrl-C: exit 130.
+    Interrupted,
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let out_style = Style::for_stdout(cli.color == ColorChoice::Always, cli.color == ColorChoice::Never);
+    let style = Style::for_stdout(cli.color == ColorChoice::Always, cli.color == ColorChoice::Never);
     let err_color = match cli.color {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
         ColorChoice::Auto => style::stderr_wants_color(),
     };
-    let result = match &cli.command {
-        Command::Check(file) => load(file).map(|model| {
-            let graph = hephy_engine::compile(&model);
-            println!("{}: ok ({} nodes)", model.path().display(), graph.len());
-        }),
-        Command::Plan { file, format } => load(file).map(|model| {
-            let graph = hephy_engine::compile(&model);
-            let plan = hephy_engine::plan(&graph);
-            let text = match format {
-                PlanFormat::Text => plan_view::text(&model, &graph, &plan, out_style),
-                PlanFormat::Json => plan_view::json(&graph, &plan),
+    match execute(&cli.command, style) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Input(problems)) => {
+            diagnostics::report(&problems, err_color);
+            ExitCode::from(2)
+        }
+        Err(Failure::State(e)) => {
+            let help = match e {
+                StateError::Locked { .. } => "wait for it to finish, or raise --lock-timeout",
+                _ => "move the state folder aside (or choose another with --state) to start afresh",
             };
-            print(&text);
-        }),
-        Command::Graph { file, format } => load(file).map(|model| {
+            eprintln!("error: {e}\n  help: {help}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Build) => ExitCode::from(1),
+        Err(Failure::Interrupted) => ExitCode::from(130),
+    }
+}
+
+fn execute(command: &Command, style: Style) -> Result<(), Failure> {
+    match command {
+        Command::Check(file) => {
+            let model = load(file)?;
             let graph = hephy_engine::compile(&model);
-            let text = match format {
+            print(&format!("{}: ok ({} nodes)\n", model.path().display(), graph.len()));
+        }
+        Command::Plan { file, state, select, format } => {
+            let session = Session::open(load(file)?, state.dir.as_deref(), &select.selection())?;
+            print(&match format {
+                Format::Text => plan_view::text(&session, style),
+                Format::Json => plan_view::json(&session),
+            });
+        }
+        Command::Run { file, state, select, jobs, fail_fast, verbose, lock_timeout, format } => {
+            let model = load(file)?;
+            let dir = session::state_dir(&model, state.dir.as_deref());
+            let timeout = Duration::from_secs_f64(lock_timeout.clamp(0.0, 86_400.0));
+            let _lock = RunLock::acquire(&dir, timeout).map_err(Failure::State)?;
+            let mut session = Session::open(model, state.dir.as_deref(), &select.selection())?;
+            let cancel = Arc::new(AtomicBool::new(false));
+            let flag = Arc::clone(&cancel);
+            let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+            let mut reporter: Box<dyn Reporter> = match format {
+                Format::Json => Box::new(report::Json),
+                Format::Text if std::io::stdout().is_terminal() && !*verbose => Box::new(report::Live::new(style)),
+                Format::Text => Box::new(report::Lines::new(style)),
+            };
+            let options = RunOptions {
+                jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+                fail_fast: *fail_fast,
+                verbose: *verbose,
+                state_dir: session.state_dir.clone(),
+                command: std::env::args().collect::<Vec<_>>().join(" "),
+            };
+            let Session { model, graph, plan, snapshot, state, exclusions, .. } = &mut session;
+            let work = hephy_stdlib::Stdlib::new(model, exclusions.clone());
+            let summary = hephy_engine::run(model, graph, plan, snapshot, state, &work, reporter.as_mut(), &options, &cancel)
+                .map_err(Failure::State)?;
+            if summary.interrupted {
+                return Err(Failure::Interrupted);
+            }
+            if summary.failed > 0 {
+                return Err(Failure::Build);
+            }
+        }
+        Command::Explain { node, file, state, run, format } => explain(node, file, state, *run, *format)?,
+        Command::Log { file, state, limit, format } => {
+            let model = load(file)?;
+            let store = State::open(&session::state_dir(&model, state.dir.as_deref())).map_err(Failure::State)?;
+            let runs = store.runs(*limit).map_err(Failure::State)?;
+            print(&match format {
+                Format::Json => format!("{}\n", serde_json::to_string_pretty(&runs).unwrap_or_default()),
+                Format::Text => log_text(&runs),
+            });
+        }
+        Command::Graph { file, format } => {
+            let model = load(file)?;
+            let graph = hephy_engine::compile(&model);
+            print(&match format {
                 GraphFormat::Dot => graph_view::dot(&graph),
                 GraphFormat::Mermaid => graph_view::mermaid(&graph),
                 GraphFormat::Json => graph_view::json(&graph),
-            };
-            print(&text);
-        }),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(problems) => {
-            diagnostics::report(&problems, err_color);
-            ExitCode::from(EXIT_INPUT)
+            });
         }
     }
+    Ok(())
+}
+
+fn explain(node: &str, file: &FileArg, state: &StateArg, run: Option<i64>, format: Format) -> Result<(), Failure> {
+    let model = load(file)?;
+    let explanations = match run {
+        None => {
+            let session = Session::open(model, state.dir.as_deref(), &Selection::default())?;
+            session::nodes_named(&session.model, &session.graph, node)?
+                .into_iter()
+                .map(|n| hephy_engine::explain_plan(&session.graph, &session.plan, &session.snapshot, n))
+                .collect::<Vec<_>>()
+        }
+        Some(id) => {
+            let graph = hephy_engine::compile(&model);
+            let ids: Vec<String> = session::nodes_named(&model, &graph, node)?
+                .into_iter()
+                .map(|n| graph.node(n).id.to_string())
+                .collect();
+            let store = State::open(&session::state_dir(&model, state.dir.as_deref())).map_err(Failure::State)?;
+            let Some(nodes) = store.run_nodes(id).map_err(Failure::State)? else {
+                return Err(Failure::Input(Problems::single(
+                    "hephy",
+                    Problem::new(Code::UnknownDependency, format!("there is no run {id}"))
+                        .help("`hephy log` lists the runs"),
+                )));
+            };
+            let found: Vec<_> = ids.iter().filter_map(|i| hephy_engine::explain_run(&nodes, i)).collect();
+            if found.is_empty() {
+                return Err(Failure::Input(Problems::single(
+                    "hephy",
+                    Problem::new(Code::UnknownDependency, format!("run {id} did not plan `{node}`"))
+                        .help("`hephy log` lists the runs"),
+                )));
+            }
+            found
+        }
+    };
+    print(&match format {
+        Format::Json => format!("{}\n", serde_json::to_string_pretty(&explanations).unwrap_or_default()),
+        Format::Text => explanations.iter().map(|e| explain_view::text(e, run.is_some())).collect::<String>(),
+    });
+    Ok(())
+}
+
+fn log_text(runs: &[hephy_engine::RunSummary]) -> String {
+    if runs.is_empty() {
+        return "no runs yet\n".to_owned();
+    }
+    let mut out = String::new();
+    for run in runs {
+        let when = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(run.started_at).unwrap_or(0)),
+        );
+        let took = run.finished_at.map_or_else(|| "-".to_owned(), |f| format!("{}s", f - run.started_at));
+        let mut counts: Vec<String> = run.counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        counts.sort();
+        out.push_str(&format!("run {:<4} {when}  {:<11} {:>5}  {}\n", run.id, run.status, took, counts.join(", ")));
+    }
+    out
 }
 
 fn print(text: &str) {
@@ -129,12 +339,12 @@ fn print(text: &str) {
 }
 
 /// Finds and loads the graph file.
-fn load(arg: &FileArg) -> Result<Model, Problems> {
+fn load(arg: &FileArg) -> Result<Model, Failure> {
     let path = match &arg.file {
         Some(path) => path.clone(),
-        None => discover(Path::new("."))?,
+        None => discover(Path::new(".")).map_err(Failure::Input)?,
     };
-    hephy_dsl::load(&path)
+    hephy_dsl::load(&path).map_err(Failure::Input)
 }
 
 /// `hephy.kdl` or `hephy.yaml` in `dir`: exactly one of them.
@@ -142,12 +352,12 @@ fn discover(dir: &Path) -> Result<PathBuf, Problems> {
     let found: Vec<&str> = hephy_dsl::DEFAULT_FILES.into_iter().filter(|f| dir.join(f).is_file()).collect();
     match found.as_slice() {
         [one] => Ok(PathBuf::from(one)),
-        [] => Err(diagnostics::single(
+        [] => Err(Problems::single(
             "hephy",
             Problem::new(Code::Io, "no graph file here: neither `hephy.kdl` nor `hephy.yaml` exists")
                 .help("create one, or name it with `-f FILE`"),
         )),
-        _ => Err(diagnostics::single(
+        _ => Err(Problems::single(
             "hephy",
             Problem::new(Code::Conflict, "both `hephy.kdl` and `hephy.yaml` exist here")
                 .help("remove one of them, or choose with `-f FILE`"),

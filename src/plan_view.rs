@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use hephy_dsl::Model;
-use hephy_engine::{Action, Graph, Plan, Reason};
+use hephy_engine::{Action, Reason};
 use serde::Serialize;
 
+use crate::session::Session;
 use crate::style::Style;
 
 /// The JSON plan: `{"order": [...], "nodes": [...]}`, nodes in execution order.
@@ -28,9 +28,11 @@ struct JsonNode<'a> {
     inject: BTreeMap<&'a str, &'a str>,
     action: Action,
     reasons: &'a [Reason],
+    key: &'a str,
 }
 
-pub(crate) fn json(graph: &Graph, plan: &Plan) -> String {
+pub(crate) fn json(session: &Session) -> String {
+    let (graph, plan) = (&session.graph, &session.plan);
     let nodes = plan
         .steps
         .iter()
@@ -48,6 +50,7 @@ pub(crate) fn json(graph: &Graph, plan: &Plan) -> String {
                 inject: node.inject.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
                 action: step.action,
                 reasons: &step.reasons,
+                key: step.key.as_str(),
             }
         })
         .collect();
@@ -57,7 +60,8 @@ pub(crate) fn json(graph: &Graph, plan: &Plan) -> String {
     text
 }
 
-pub(crate) fn text(model: &Model, graph: &Graph, plan: &Plan, style: Style) -> String {
+pub(crate) fn text(session: &Session, style: Style) -> String {
+    let (model, graph, plan) = (&session.model, &session.graph, &session.plan);
     let builds = plan.builds();
     let fresh = plan.steps.len() - builds;
     let mut out = format!(

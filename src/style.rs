@@ -31,6 +31,10 @@ impl Style {
         self.paint("33", text)
     }
 
+    pub(crate) fn red(self, text: &str) -> String {
+        self.paint("31", text)
+    }
+
     pub(crate) fn cyan(self, text: &str) -> String {
         self.paint("36", text)
     }

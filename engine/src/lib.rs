@@ -5,13 +5,34 @@
 //! | phase | function | type |
 //! |---|---|---|
 //! | compile | [`compile`] | [`Graph`]: a petgraph DAG of [`Node`]s (image × platform × target, manifests, tags, tasks) |
-//! | plan | [`plan()`] | [`Plan`]: per node, [`Action`] and typed [`Reason`]s, in execution order |
+//! | hash | [`gather`] | [`Inputs`]: per node, its settings and input files' blake3 digests ([`InputManifest`]) |
+//! | plan | [`plan()`] | [`Plan`]: per node, [`Action`], [`Key`] and typed [`Reason`]s, in execution order |
+//! | run | [`run()`] | [`Summary`]: nodes fed to executor pools, each finished node recorded in [`State`] |
+//! | explain | [`explain_plan`] | [`Explanation`]: a node's reasons, followed back to root causes |
 //!
-//! The engine depends on `hephy-dsl` for the model and never on the CLI: it prints nothing.
+//! The engine depends on `hephy-dsl` for the model and never on the CLI: it prints nothing, and
+//! reports progress as [`Event`]s. What nodes *do* is the [`Work`] trait, implemented in
+//! `hephy-stdlib`.
 
+mod dockerignore;
+mod explain;
+mod files;
 mod graph;
+mod inputs;
+mod key;
 mod plan;
+mod run;
+mod state;
 
+pub use dockerignore::{DockerIgnore, PatternError};
+pub use explain::{Explanation, explain_plan, explain_run};
+pub use files::{Exclusions, FileSource, FilesError, Hashed, Stat, StatCache, collect, hash_all, hash_file, relative_inside};
 pub use graph::{Graph, LOCAL_EXECUTOR, Node, NodeId, NodeKind, compile};
+pub use inputs::{BuilderIdentity, Inputs, NodeInputs, gather, task_outputs_digest};
+pub use key::{InputManifest, KEY_VERSION, Key, files_digest};
 pub use petgraph::graph::NodeIndex;
-pub use plan::{Action, Plan, Reason, Step, plan};
+pub use plan::{Action, Plan, PlanOptions, Reason, Step, differences, plan};
+pub use run::{Event, Job, Message, Outcome, Reporter, RunOptions, SkipReason, Summary, Work, file_name, run};
+pub use state::{
+    Failure, NodeResult, Record, RunLock, RunNode, RunSummary, SCHEMA_VERSION, Snapshot, State, StateError,
+};

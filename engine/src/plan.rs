@@ -1,14 +1,19 @@
 //! The plan: per node, in execution order, whether it is built or skipped, and why.
 //!
 //! Owns [`Plan`], [`Action`] and [`Reason`]. Reasons are data (serializable, one variant per
-//! cause); people see them through [`Reason`]'s `Display`. Planning reads the graph and (in later
-//! stages) the recorded state; it never runs anything.
+//! cause); people see them through [`Reason`]'s `Display`. Planning compares each node's key
+//! with the last successful build (the fast path); only on a mismatch are the two input
+//! manifests compared, field by field, to name what changed. It never runs anything.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use petgraph::graph::NodeIndex;
 
 use crate::graph::Graph;
+use crate::inputs::Inputs;
+use crate::key::{InputManifest, Key};
+use crate::state::{Record, Snapshot};
 
 /// What happens to a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -30,17 +35,111 @@ impl fmt::Display for Action {
 }
 
 /// Why a node is built.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Reason {
     /// No successful build of this node is recorded.
     NeverBuilt,
+    /// An input file's content (or mode, or link target) changed.
+    InputChanged {
+        /// The file, relative to the graph's folder.
+        path: String,
+        /// Its recorded digest.
+        old: String,
+        /// Its digest now.
+        new: String,
+    },
+    /// A file joined the inputs.
+    InputAdded {
+        /// The file.
+        path: String,
+    },
+    /// A file left the inputs.
+    InputRemoved {
+        /// The file.
+        path: String,
+    },
+    /// A setting of the node changed (an arg, the command, the builder, …).
+    SettingChanged {
+        /// The setting.
+        field: String,
+        /// Its recorded value (`None`: it was not set).
+        old: Option<String>,
+        /// Its value now (`None`: it is no longer set).
+        new: Option<String>,
+    },
+    /// A dependency is rebuilt (or was rebuilt since this node was), so its output may differ.
+    DependencyRebuilt {
+        /// The dependency's node id.
+        node: String,
+    },
+    /// The upstream ref now points at another commit.
+    UpstreamMoved {
+        /// The ref.
+        #[serde(rename = "ref")]
+        reference: String,
+        /// The commit it was built from.
+        old: String,
+        /// The commit it points at now.
+        new: String,
+    },
+    /// Named by the schedule being run.
+    Scheduled {
+        /// The schedule.
+        schedule: String,
+    },
+    /// Forced with `--force`.
+    Forced,
+    /// Its last attempt failed.
+    LastRunFailed,
+    /// Its declared outputs are missing or were changed since it was built.
+    OutputMissing,
+    /// Its stored record cannot be decoded (written by another version, or damaged).
+    StateUnreadable,
+    /// Its inputs cannot be read; the build will report the problem.
+    InputsUnreadable {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+fn short(digest: &str) -> String {
+    let hex = digest.split_once(':').map_or(digest, |(_, h)| h);
+    hex.get(..8).unwrap_or(hex).to_owned()
+}
+
+fn show(value: Option<&String>) -> String {
+    value.map_or_else(|| "unset".to_owned(), |v| format!("`{v}`"))
 }
 
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reason::NeverBuilt => f.write_str("never built"),
+            Reason::InputChanged { path, old, new } => {
+                if old.starts_with("l:") || new.starts_with("l:") {
+                    write!(f, "{path} changed ({old} → {new})")
+                } else if old.get(..2) != new.get(..2) && short(old) == short(new) {
+                    write!(f, "{path} changed mode")
+                } else {
+                    write!(f, "{path} changed (blake3 {}…→{}…)", short(old), short(new))
+                }
+            }
+            Reason::InputAdded { path } => write!(f, "{path} was added"),
+            Reason::InputRemoved { path } => write!(f, "{path} was removed"),
+            Reason::SettingChanged { field, old, new } => {
+                write!(f, "setting `{field}` changed ({} → {})", show(old.as_ref()), show(new.as_ref()))
+            }
+            Reason::DependencyRebuilt { node } => write!(f, "its dependency {node} rebuilds"),
+            Reason::UpstreamMoved { reference, old, new } => {
+                write!(f, "upstream {reference} moved ({}…→{}…)", short(old), short(new))
+            }
+            Reason::Scheduled { schedule } => write!(f, "scheduled by `{schedule}`"),
+            Reason::Forced => f.write_str("forced"),
+            Reason::LastRunFailed => f.write_str("its last run failed"),
+            Reason::OutputMissing => f.write_str("its outputs are missing or changed"),
+            Reason::StateUnreadable => f.write_str("its stored state cannot be read"),
+            Reason::InputsUnreadable { message } => write!(f, "its inputs cannot be read: {message}"),
         }
     }
 }
@@ -54,6 +153,10 @@ pub struct Step {
     pub action: Action,
     /// Why it is built (empty when skipped).
     pub reasons: Vec<Reason>,
+    /// Its inputs as planned (dependencies still to be rebuilt are `pending:<key>`).
+    pub manifest: InputManifest,
+    /// Its key as planned.
+    pub key: Key,
 }
 
 /// Every node of a graph, in execution order, with its action.
@@ -61,6 +164,7 @@ pub struct Step {
 pub struct Plan {
     /// The steps, dependencies first.
     pub steps: Vec<Step>,
+    position: HashMap<NodeIndex, usize>,
 }
 
 impl Plan {
@@ -68,14 +172,129 @@ impl Plan {
     pub fn builds(&self) -> usize {
         self.steps.iter().filter(|s| s.action == Action::Build).count()
     }
+
+    /// The step of `node`.
+    pub fn step(&self, node: NodeIndex) -> Option<&Step> {
+        self.position.get(&node).map(|&i| &self.steps[i])
+    }
 }
 
-/// Plans `graph` with no recorded state: every node is built because it never was.
-pub fn plan(graph: &Graph) -> Plan {
-    let steps = graph
-        .order()
-        .iter()
-        .map(|&node| Step { node, action: Action::Build, reasons: vec![Reason::NeverBuilt] })
-        .collect();
-    Plan { steps }
+/// What the user asked for on top of the incremental plan.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// Nodes rebuilt whatever their state (`--force`).
+    pub force: HashSet<NodeIndex>,
+    /// A schedule being run and the nodes it names.
+    pub schedule: Option<(String, HashSet<NodeIndex>)>,
+}
+
+/// The value a dependency contributes to its dependents' manifests.
+pub(crate) fn dep_value(step: &Step, record: Option<&Record>) -> String {
+    match (step.action, record) {
+        (Action::Skip, Some(record)) => record.output.clone(),
+        _ => format!("pending:{}", step.key),
+    }
+}
+
+/// Plans `graph`: each node's key is compared with its last successful build.
+pub fn plan(graph: &Graph, inputs: &Inputs, state: &Snapshot, options: &PlanOptions) -> Plan {
+    let mut steps: Vec<Step> = Vec::with_capacity(graph.len());
+    let mut position: HashMap<NodeIndex, usize> = HashMap::with_capacity(graph.len());
+    for &index in graph.order() {
+        let node = graph.node(index);
+        let own = inputs.get(index);
+        let mut manifest = own.map(|i| i.manifest.clone()).unwrap_or_default();
+        for dep in graph.deps(index) {
+            let dep_step = &steps[position[&dep]];
+            let dep_id = graph.node(dep).id.as_str();
+            manifest.deps.insert(dep_id.to_owned(), dep_value(dep_step, state.records.get(dep_id)));
+        }
+        let key = manifest.key();
+        let record = state.records.get(node.id.as_str());
+        let mut reasons = Vec::new();
+        if let Some((name, nodes)) = &options.schedule
+            && nodes.contains(&index)
+        {
+            reasons.push(Reason::Scheduled { schedule: name.clone() });
+        }
+        if options.force.contains(&index) {
+            reasons.push(Reason::Forced);
+        }
+        if let Some(message) = own.and_then(|i| i.error.clone()) {
+            reasons.push(Reason::InputsUnreadable { message });
+        }
+        match record {
+            None => reasons.push(Reason::NeverBuilt),
+            Some(record) => {
+                if state.failures.contains_key(node.id.as_str()) {
+                    reasons.push(Reason::LastRunFailed);
+                }
+                if record.key != key {
+                    match &record.manifest {
+                        Some(old) => reasons.extend(differences(old, &manifest)),
+                        None => reasons.push(Reason::StateUnreadable),
+                    }
+                }
+                if let Some(now) = own.and_then(|i| i.outputs_now.as_ref())
+                    && *now != record.output
+                {
+                    reasons.push(Reason::OutputMissing);
+                }
+            }
+        }
+        let action = if reasons.is_empty() { Action::Skip } else { Action::Build };
+        position.insert(index, steps.len());
+        steps.push(Step { node: index, action, reasons, manifest, key });
+    }
+    Plan { steps, position }
+}
+
+/// What differs between the recorded inputs and today's, in a fixed order: settings, files,
+/// dependencies.
+pub fn differences(old: &InputManifest, new: &InputManifest) -> Vec<Reason> {
+    let mut reasons = Vec::new();
+    for (field, (a, b)) in union(&old.settings, &new.settings) {
+        if a != b {
+            reasons.push(Reason::SettingChanged { field: field.to_owned(), old: a.cloned(), new: b.cloned() });
+        }
+    }
+    for (path, (a, b)) in union(&old.files, &new.files) {
+        match (a, b) {
+            (Some(a), Some(b)) if a != b => {
+                reasons.push(Reason::InputChanged { path: path.to_owned(), old: a.clone(), new: b.clone() });
+            }
+            (None, Some(_)) => reasons.push(Reason::InputAdded { path: path.to_owned() }),
+            (Some(_), None) => reasons.push(Reason::InputRemoved { path: path.to_owned() }),
+            _ => {}
+        }
+    }
+    for (dep, (a, b)) in union(&old.deps, &new.deps) {
+        match (a, b) {
+            (Some(a), Some(b)) if a != b => reasons.push(Reason::DependencyRebuilt { node: dep.to_owned() }),
+            (None, Some(_)) | (Some(_), None) => reasons.push(Reason::SettingChanged {
+                field: "dependency".to_owned(),
+                old: a.map(|_| dep.to_owned()),
+                new: b.map(|_| dep.to_owned()),
+            }),
+            _ => {}
+        }
+    }
+    if reasons.is_empty() && old != new {
+        reasons.push(Reason::StateUnreadable);
+    }
+    reasons
+}
+
+fn union<'a>(
+    a: &'a BTreeMap<String, String>,
+    b: &'a BTreeMap<String, String>,
+) -> BTreeMap<&'a str, (Option<&'a String>, Option<&'a String>)> {
+    let mut out: BTreeMap<&str, (Option<&String>, Option<&String>)> = BTreeMap::new();
+    for (k, v) in a {
+        out.entry(k).or_default().0 = Some(v);
+    }
+    for (k, v) in b {
+        out.entry(k).or_default().1 = Some(v);
+    }
+    out
 }

@@ -1,0 +1,84 @@
+//! Explanations: why a node is (or was) rebuilt, followed back to root causes.
+//!
+//! Owns [`Explanation`]: a node, whether it is fresh (and since when) or rebuilt, its direct
+//! reasons, and for every `dependency_rebuilt` reason the explanation of that dependency, so the
+//! chain always ends at causes that are not "a dependency rebuilt" (a file, a setting, a
+//! schedule, `--force`, …), as buck2's invalidation tracking does.
+
+use std::collections::HashMap;
+
+use crate::graph::Graph;
+use crate::plan::{Action, Plan, Reason};
+use crate::state::{RunNode, Snapshot};
+
+/// Why one node is in the state it is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Explanation {
+    /// The node id.
+    pub node: String,
+    /// `build` (rebuilds / was rebuilt) or `skip` (fresh).
+    pub action: String,
+    /// Its direct reasons.
+    pub reasons: Vec<Reason>,
+    /// For a fresh node: when its last build finished (seconds since the epoch) and its key.
+    pub fresh_since: Option<(i64, String)>,
+    /// The explanations of the dependencies named by `dependency_rebuilt` reasons.
+    pub causes: Vec<Explanation>,
+}
+
+/// Explains `node` in `plan`.
+pub fn explain_plan(graph: &Graph, plan: &Plan, state: &Snapshot, node: petgraph::graph::NodeIndex) -> Explanation {
+    let mut memo = HashMap::new();
+    explain_from(
+        &|id: &str| {
+            let index = graph.find(id)?;
+            let step = plan.step(index)?;
+            let since = state.records.get(id).map(|r| (r.built_at, r.key.to_string()));
+            Some((step.action, step.reasons.clone(), since))
+        },
+        graph.node(node).id.as_str(),
+        &mut memo,
+    )
+}
+
+/// Explains `node` as it went in a past run.
+pub fn explain_run(nodes: &[RunNode], node: &str) -> Option<Explanation> {
+    let by_id: HashMap<&str, &RunNode> = nodes.iter().map(|n| (n.node.as_str(), n)).collect();
+    by_id.get(node)?;
+    let mut memo = HashMap::new();
+    Some(explain_from(
+        &|id: &str| {
+            let n = by_id.get(id)?;
+            let reasons: Vec<Reason> = serde_json::from_value(n.reasons.clone()).unwrap_or_default();
+            let action = if matches!(n.result.as_str(), "built" | "failed") { Action::Build } else { Action::Skip };
+            Some((action, if action == Action::Build { reasons } else { Vec::new() }, None))
+        },
+        node,
+        &mut memo,
+    ))
+}
+
+type Lookup<'a> = dyn Fn(&str) -> Option<(Action, Vec<Reason>, Option<(i64, String)>)> + 'a;
+
+fn explain_from(lookup: &Lookup<'_>, id: &str, memo: &mut HashMap<String, Explanation>) -> Explanation {
+    if let Some(done) = memo.get(id) {
+        return done.clone();
+    }
+    let (action, reasons, since) = lookup(id).unwrap_or((Action::Skip, Vec::new(), None));
+    let causes = reasons
+        .iter()
+        .filter_map(|r| match r {
+            Reason::DependencyRebuilt { node } => Some(explain_from(lookup, node, memo)),
+            _ => None,
+        })
+        .collect();
+    let explanation = Explanation {
+        node: id.to_owned(),
+        action: action.to_string(),
+        reasons,
+        fresh_since: if action == Action::Skip { since } else { None },
+        causes,
+    };
+    memo.insert(id.to_owned(), explanation.clone());
+    explanation
+}

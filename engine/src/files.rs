@@ -1,0 +1,399 @@
+//! Input files: finding them (build contexts with `.dockerignore`, task globs) and hashing them.
+//!
+//! Hashing is parallel (rayon), reads small files into a reused per-thread buffer and streams
+//! large ones, hashes each path at most once per run, and consults a stat cache (size, mtime,
+//! ctime, inode → digest) so unchanged files are never read. A changed stat means re-hash.
+
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
+use std::fs::{self, File};
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use rayon::prelude::*;
+
+use crate::dockerignore::DockerIgnore;
+
+/// Where a node's input files come from, relative to the graph's folder.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FileSource {
+    /// A Docker build context: every file under `dir` not excluded by its `.dockerignore`, plus
+    /// the Dockerfile (which may live elsewhere).
+    Context {
+        /// The context folder.
+        dir: String,
+        /// The Dockerfile, relative to the graph's folder.
+        dockerfile: String,
+    },
+    /// Files matching any of the globs (task inputs or outputs).
+    Globs(Vec<String>),
+}
+
+/// A problem finding input files; it fails the plan for that node.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FilesError {
+    /// A `.dockerignore` pattern or task glob that does not parse.
+    #[error("{0}")]
+    Pattern(String),
+    /// A folder or file that cannot be read.
+    #[error("cannot read `{path}`: {message}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The OS error.
+        message: String,
+    },
+}
+
+/// Folders never treated as inputs: hephy's own state and VCS metadata of task globs.
+#[derive(Debug, Clone, Default)]
+pub struct Exclusions {
+    /// Relative paths of folders to skip everywhere (the state folder).
+    pub dirs: Vec<String>,
+}
+
+/// Lists the files of `source`, relative to `root`, sorted.
+pub fn collect(root: &Path, source: &FileSource, exclusions: &Exclusions) -> Result<Vec<String>, FilesError> {
+    match source {
+        FileSource::Context { dir, dockerfile } => {
+            let mut files = context_files(root, dir, exclusions)?;
+            files.insert(dockerfile.clone());
+            Ok(files.into_iter().collect())
+        }
+        FileSource::Globs(globs) => glob_files(root, globs, exclusions),
+    }
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir == "." || dir.is_empty() { name.to_owned() } else { format!("{dir}/{name}") }
+}
+
+fn io_error(path: &Path, e: &std::io::Error) -> FilesError {
+    FilesError::Io { path: path.display().to_string(), message: e.to_string() }
+}
+
+fn context_files(root: &Path, dir: &str, exclusions: &Exclusions) -> Result<BTreeSet<String>, FilesError> {
+    let base = root.join(dir);
+    let ignore = match fs::read_to_string(base.join(".dockerignore")) {
+        Ok(text) => DockerIgnore::parse(&text)
+            .map_err(|e| FilesError::Pattern(format!("{}: {e}", join(dir, ".dockerignore"))))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => DockerIgnore::default(),
+        Err(e) => return Err(io_error(&base.join(".dockerignore"), &e)),
+    };
+    let mut out = BTreeSet::new();
+    let mut stack: Vec<String> = vec![String::new()];
+    while let Some(rel) = stack.pop() {
+        let folder = if rel.is_empty() { base.clone() } else { base.join(&rel) };
+        let entries = fs::read_dir(&folder).map_err(|e| io_error(&folder, &e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error(&folder, &e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+            let full = join(dir, &path);
+            if exclusions.dirs.iter().any(|d| *d == full) {
+                continue;
+            }
+            let kind = entry.file_type().map_err(|e| io_error(&entry.path(), &e))?;
+            if kind.is_dir() {
+                if !ignore.prunes(&path) {
+                    stack.push(path);
+                }
+            } else if !ignore.excludes(&path) {
+                out.insert(full);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn glob_files(root: &Path, globs: &[String], exclusions: &Exclusions) -> Result<Vec<String>, FilesError> {
+    if globs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut builder = GlobSetBuilder::new();
+    let mut bases: BTreeSet<String> = BTreeSet::new();
+    for glob in globs {
+        let g = GlobBuilder::new(glob)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| FilesError::Pattern(format!("invalid glob `{glob}`: {}", e.kind())))?;
+        builder.add(g);
+        bases.insert(literal_prefix(glob));
+    }
+    let set = builder.build().map_err(|e| FilesError::Pattern(e.to_string()))?;
+    // Walk only the literal folders the globs start from, and each only once.
+    let mut walked: Vec<String> = Vec::new();
+    let mut out = BTreeSet::new();
+    for base in bases {
+        if walked.iter().any(|w| w == "." || base == *w || base.starts_with(&format!("{w}/"))) {
+            continue;
+        }
+        walk_globs(root, &base, &set, exclusions, &mut out)?;
+        walked.push(base);
+    }
+    Ok(out.into_iter().collect())
+}
+
+/// The folder part of a glob before its first wildcard (`src/**/*.rs` → `src`).
+fn literal_prefix(glob: &str) -> String {
+    let mut parts = Vec::new();
+    let pieces: Vec<&str> = glob.split('/').collect();
+    for (i, part) in pieces.iter().enumerate() {
+        if i + 1 == pieces.len() || part.contains(['*', '?', '[', '{']) {
+            break;
+        }
+        parts.push(*part);
+    }
+    if parts.is_empty() { ".".to_owned() } else { parts.join("/") }
+}
+
+fn walk_globs(
+    root: &Path,
+    base: &str,
+    set: &GlobSet,
+    exclusions: &Exclusions,
+    out: &mut BTreeSet<String>,
+) -> Result<(), FilesError> {
+    let start = if base == "." { root.to_path_buf() } else { root.join(base) };
+    let meta = match fs::symlink_metadata(&start) {
+        Ok(meta) => meta,
+        Err(_) => return Ok(()),
+    };
+    if !meta.is_dir() {
+        if set.is_match(base) {
+            out.insert(base.to_owned());
+        }
+        return Ok(());
+    }
+    let mut stack = vec![if base == "." { String::new() } else { base.to_owned() }];
+    while let Some(rel) = stack.pop() {
+        let folder = if rel.is_empty() { root.to_path_buf() } else { root.join(&rel) };
+        let entries = fs::read_dir(&folder).map_err(|e| io_error(&folder, &e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error(&folder, &e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+            if (rel.is_empty() && name == ".git") || exclusions.dirs.iter().any(|d| *d == path) {
+                continue;
+            }
+            let kind = entry.file_type().map_err(|e| io_error(&entry.path(), &e))?;
+            if kind.is_dir() {
+                stack.push(path);
+            } else if set.is_match(&path) {
+                out.insert(path);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a file's stat said when it was last hashed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime_ns: i64,
+    /// Status change time, nanoseconds since the epoch.
+    pub ctime_ns: i64,
+    /// Inode number.
+    pub ino: u64,
+}
+
+impl Stat {
+    fn of(meta: &fs::Metadata) -> Stat {
+        Stat {
+            size: meta.len(),
+            mtime_ns: meta.mtime().saturating_mul(1_000_000_000).saturating_add(meta.mtime_nsec()),
+            ctime_ns: meta.ctime().saturating_mul(1_000_000_000).saturating_add(meta.ctime_nsec()),
+            ino: meta.ino(),
+        }
+    }
+}
+
+/// Remembered digests by path, valid while the stat is unchanged.
+pub type StatCache = HashMap<String, (Stat, String)>;
+
+/// The digests of one hashing pass, and the stat entries to remember.
+#[derive(Debug, Default)]
+pub struct Hashed {
+    /// Path → digest: `f:<blake3>` (a file), `x:<blake3>` (executable), `l:<target>` (a
+    /// symlink, hashed as a link), `missing`.
+    pub digests: HashMap<String, String>,
+    /// New or changed stat-cache entries.
+    pub fresh_stats: Vec<(String, Stat, String)>,
+    /// How many files were read (the rest came from the stat cache).
+    pub read: usize,
+}
+
+/// Files whose mtime is this close to now are not cached: a write within the clock's
+/// granularity could go unseen (git's "racy clean" problem).
+const RACY_NS: i64 = 2_000_000_000;
+
+/// Hashes `paths` (relative to `root`) in parallel, each once, consulting `cache`.
+pub fn hash_all(root: &Path, paths: &BTreeSet<String>, cache: &StatCache) -> Hashed {
+    let now_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    let results: Vec<(String, String, Option<Stat>, bool)> = paths
+        .par_iter()
+        .map(|path| {
+            let full = root.join(path);
+            let (digest, stat, read) = hash_one(&full, path, cache);
+            let cacheable = stat.filter(|s| now_ns - s.mtime_ns > RACY_NS && now_ns - s.ctime_ns > RACY_NS);
+            (path.clone(), digest, cacheable, read)
+        })
+        .collect();
+    let mut hashed = Hashed::default();
+    for (path, digest, stat, read) in results {
+        if read {
+            hashed.read += 1;
+            if let Some(stat) = stat {
+                hashed.fresh_stats.push((path.clone(), stat, digest.clone()));
+            }
+        }
+        hashed.digests.insert(path, digest);
+    }
+    hashed
+}
+
+fn hash_one(full: &Path, rel: &str, cache: &StatCache) -> (String, Option<Stat>, bool) {
+    let meta = match fs::symlink_metadata(full) {
+        Ok(meta) => meta,
+        Err(_) => return ("missing".to_owned(), None, false),
+    };
+    if meta.file_type().is_symlink() {
+        let target = fs::read_link(full).map(|t| t.to_string_lossy().into_owned()).unwrap_or_default();
+        return (format!("l:{target}"), None, false);
+    }
+    let stat = Stat::of(&meta);
+    let exec = meta.permissions().mode() & 0o111 != 0;
+    if let Some((cached, digest)) = cache.get(rel)
+        && *cached == stat
+        && digest.starts_with(if exec { "x:" } else { "f:" })
+    {
+        return (digest.clone(), Some(stat), false);
+    }
+    match hash_file(full, meta.len()) {
+        Ok(hash) => (format!("{}:{hash}", if exec { "x" } else { "f" }), Some(stat), true),
+        Err(e) => (format!("unreadable:{}", e.kind()), None, true),
+    }
+}
+
+/// Files up to this size are read whole into a reused buffer; larger ones are streamed.
+const SMALL_FILE: u64 = 256 * 1024;
+
+thread_local! {
+    static BUFFER: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(SMALL_FILE as usize));
+}
+
+/// The blake3 digest (hex) of a file's bytes.
+pub fn hash_file(path: &Path, size_hint: u64) -> std::io::Result<String> {
+    let mut file = File::open(path)?;
+    if size_hint <= SMALL_FILE {
+        return BUFFER.with(|buffer| {
+            let mut buffer = buffer.borrow_mut();
+            buffer.clear();
+            file.read_to_end(&mut buffer)?;
+            Ok(blake3::hash(&buffer).to_hex().to_string())
+        });
+    }
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(&mut file)?;
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// The state folder relative to `root`, when it is inside it (so it is never an input).
+pub fn relative_inside(root: &Path, dir: &Path) -> Option<String> {
+    let root = root.canonicalize().ok()?;
+    let dir: PathBuf = dir.canonicalize().ok()?;
+    let rel = dir.strip_prefix(&root).ok()?;
+    Some(rel.to_string_lossy().replace('\\', "/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(root: &Path, path: &str, text: &str) {
+        let full = root.join(path);
+        fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
+        fs::write(full, text).expect("write");
+    }
+
+    #[test]
+    fn context_honours_dockerignore_and_adds_the_dockerfile() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path();
+        write(root, "app/Dockerfile", "FROM scratch\n");
+        write(root, "app/.dockerignore", "*.md\nbuild\n!keep.md\n");
+        write(root, "app/src/main.c", "int main(){}\n");
+        write(root, "app/README.md", "x");
+        write(root, "app/keep.md", "x");
+        write(root, "app/build/out.o", "x");
+        write(root, "docker/app.Dockerfile", "FROM scratch\n");
+        let files = collect(
+            root,
+            &FileSource::Context { dir: "app".into(), dockerfile: "docker/app.Dockerfile".into() },
+            &Exclusions::default(),
+        )
+        .expect("collect");
+        assert_eq!(
+            files,
+            ["app/.dockerignore", "app/Dockerfile", "app/keep.md", "app/src/main.c", "docker/app.Dockerfile"]
+        );
+    }
+
+    #[test]
+    fn globs_walk_only_their_folders_and_skip_state() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path();
+        write(root, "src/a.rs", "a");
+        write(root, "src/deep/b.rs", "b");
+        write(root, "src/c.txt", "c");
+        write(root, "scripts/test.sh", "t");
+        write(root, ".hephy/state.db", "s");
+        let globs = FileSource::Globs(vec!["src/**/*.rs".into(), "scripts/*.sh".into(), "**/*.db".into()]);
+        let exclusions = Exclusions { dirs: vec![".hephy".into()] };
+        let files = collect(root, &globs, &exclusions).expect("collect");
+        assert_eq!(files, ["scripts/test.sh", "src/a.rs", "src/deep/b.rs"]);
+        assert_eq!(literal_prefix("src/**/*.rs"), "src");
+        assert_eq!(literal_prefix("*.sh"), ".");
+        assert_eq!(literal_prefix("a/b/c.txt"), "a/b");
+    }
+
+    #[test]
+    fn hashes_files_links_and_modes_and_uses_the_stat_cache() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path();
+        write(root, "a.txt", "hello");
+        write(root, "run.sh", "#!/bin/sh\n");
+        fs::set_permissions(root.join("run.sh"), fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::os::unix::fs::symlink("a.txt", root.join("link")).expect("symlink");
+        let paths: BTreeSet<String> = ["a.txt", "run.sh", "link", "gone"].map(String::from).into_iter().collect();
+        let first = hash_all(root, &paths, &StatCache::new());
+        assert_eq!(first.digests["a.txt"], format!("f:{}", blake3::hash(b"hello").to_hex()));
+        assert!(first.digests["run.sh"].starts_with("x:"));
+        assert_eq!(first.digests["link"], "l:a.txt");
+        assert_eq!(first.digests["gone"], "missing");
+        assert_eq!(first.read, 2);
+        // A cache entry with the file's current stat is trusted without reading the file.
+        let meta = fs::symlink_metadata(root.join("a.txt")).expect("stat");
+        let mut cache = StatCache::new();
+        cache.insert("a.txt".into(), (Stat::of(&meta), "f:cached".into()));
+        let only: BTreeSet<String> = ["a.txt".to_owned()].into_iter().collect();
+        let second = hash_all(root, &only, &cache);
+        assert_eq!(second.digests["a.txt"], "f:cached");
+        assert_eq!(second.read, 0);
+        // A changed stat means re-hash, never "assume changed".
+        let mut stale = Stat::of(&meta);
+        stale.size += 1;
+        cache.insert("a.txt".into(), (stale, "f:cached".into()));
+        let third = hash_all(root, &only, &cache);
+        assert_eq!(third.digests["a.txt"], first.digests["a.txt"]);
+        assert_eq!(third.read, 1);
+    }
+}

@@ -1,0 +1,189 @@
+//! Node inputs: what each node of a [`Graph`] reads, gathered and hashed in one pass.
+//!
+//! Owns the mapping from a node to its normalized settings and its input files (a build context
+//! with `.dockerignore`, a Dockerfile, task globs), and the single parallel hashing pass over the
+//! union of all those files, so a file shared by many nodes is read once per run. Dependency
+//! outputs are added later, by planning and running, because they change as the run goes on.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+
+use hephy_dsl::{Definition, ImageSource, Model};
+use petgraph::graph::NodeIndex;
+
+use crate::files::{self, Exclusions, FileSource, FilesError, StatCache};
+use crate::graph::{Graph, Node, NodeKind};
+use crate::key::{InputManifest, files_digest};
+
+/// The inputs of every node, except dependency outputs.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    nodes: HashMap<NodeIndex, NodeInputs>,
+    /// Stat-cache entries learnt while hashing, to be saved.
+    pub fresh_stats: Vec<(String, files::Stat, String)>,
+    /// How many files were read (not served by the stat cache).
+    pub files_read: usize,
+    /// How many distinct files were considered.
+    pub files_total: usize,
+}
+
+/// One node's own inputs.
+#[derive(Debug, Clone, Default)]
+pub struct NodeInputs {
+    /// Settings and files (no dependency outputs yet).
+    pub manifest: InputManifest,
+    /// The digest of the node's declared output files as they are now (tasks with `outputs`).
+    pub outputs_now: Option<String>,
+    /// A problem finding the node's files; the node cannot be planned.
+    pub error: Option<String>,
+}
+
+impl Inputs {
+    /// The inputs of `node`.
+    pub fn get(&self, node: NodeIndex) -> Option<&NodeInputs> {
+        self.nodes.get(&node)
+    }
+}
+
+/// Identifies the tool that builds a node (name and version), so a new builder rebuilds.
+pub type BuilderIdentity<'a> = &'a (dyn Fn(&Node) -> String + Sync);
+
+/// Gathers and hashes the inputs of every node of `graph`.
+pub fn gather(
+    model: &Model,
+    graph: &Graph,
+    builder: BuilderIdentity<'_>,
+    cache: &StatCache,
+    exclusions: &Exclusions,
+) -> Inputs {
+    let root = model.root.as_path();
+    let mut sources: HashMap<NodeIndex, (Option<FileSource>, Option<FileSource>)> = HashMap::new();
+    let mut listed: HashMap<FileSource, Result<Vec<String>, FilesError>> = HashMap::new();
+    let mut inputs = Inputs::default();
+    for &index in graph.order() {
+        let node = graph.node(index);
+        let (manifest, input_source, output_source) = describe(model, node, builder(node));
+        for source in [&input_source, &output_source].into_iter().flatten() {
+            listed.entry(source.clone()).or_insert_with(|| files::collect(root, source, exclusions));
+        }
+        sources.insert(index, (input_source, output_source));
+        inputs.nodes.insert(index, NodeInputs { manifest, outputs_now: None, error: None });
+    }
+    let all: BTreeSet<String> = listed.values().flatten().flatten().cloned().collect();
+    let hashed = files::hash_all(root, &all, cache);
+    inputs.files_total = all.len();
+    inputs.files_read = hashed.read;
+    inputs.fresh_stats = hashed.fresh_stats;
+    let digests_of = |source: &FileSource| -> Result<BTreeMap<String, String>, String> {
+        match listed.get(source) {
+            Some(Ok(paths)) => Ok(paths
+                .iter()
+                .map(|p| (p.clone(), hashed.digests.get(p).cloned().unwrap_or_else(|| "missing".to_owned())))
+                .collect()),
+            Some(Err(e)) => Err(e.to_string()),
+            None => Ok(BTreeMap::new()),
+        }
+    };
+    for (index, (input_source, output_source)) in sources {
+        let Some(entry) = inputs.nodes.get_mut(&index) else { continue };
+        if let Some(source) = &input_source {
+            match digests_of(source) {
+                Ok(files) => entry.manifest.files = files,
+                Err(e) => entry.error = Some(e),
+            }
+        }
+        if let Some(source) = &output_source {
+            match digests_of(source) {
+                Ok(files) => entry.outputs_now = Some(files_digest(&files)),
+                Err(e) => entry.error = Some(e),
+            }
+        }
+    }
+    inputs
+}
+
+/// A node's settings, and where its input and output files are.
+fn describe(model: &Model, node: &Node, builder: String) -> (InputManifest, Option<FileSource>, Option<FileSource>) {
+    let mut s = BTreeMap::new();
+    s.insert("kind".to_owned(), node.kind.to_string());
+    if let Some(p) = &node.platform {
+        s.insert("platform".to_owned(), p.to_string());
+    }
+    if let Some(t) = &node.target {
+        s.insert("target".to_owned(), t.clone());
+    }
+    if let Some(r) = &model.registry {
+        s.insert("registry".to_owned(), r.clone());
+    }
+    let mut input_source = None;
+    let mut output_source = None;
+    match (node.kind, model.definition(&node.name)) {
+        (NodeKind::Image, Some(Definition::Image(image))) => {
+            s.insert("builder".to_owned(), builder);
+            for (k, v) in &image.args {
+                s.insert(format!("args.{k}"), v.clone());
+            }
+            for (arg, dep) in &node.inject {
+                s.insert(format!("inject.{arg}"), dep.to_string());
+            }
+            match &image.source {
+                ImageSource::Context { dir } => {
+                    s.insert("context".to_owned(), dir.clone());
+                    s.insert("dockerfile".to_owned(), image.dockerfile.clone());
+                    let dockerfile = join(dir, &image.dockerfile);
+                    input_source = Some(FileSource::Context { dir: dir.clone(), dockerfile });
+                }
+                ImageSource::Git { url, reference, dir } => {
+                    s.insert("git.url".to_owned(), url.clone());
+                    s.insert("git.ref".to_owned(), reference.clone());
+                    s.insert("context".to_owned(), dir.clone());
+                    s.insert("dockerfile".to_owned(), image.dockerfile.clone());
+                }
+            }
+        }
+        (NodeKind::Manifest, Some(Definition::Image(image))) => {
+            let platforms: Vec<String> = image.platforms.iter().map(ToString::to_string).collect();
+            s.insert("platforms".to_owned(), platforms.join(","));
+        }
+        (NodeKind::Tag, _) => {
+            s.insert("tag".to_owned(), node.tag.clone().unwrap_or_default());
+        }
+        (NodeKind::Task, Some(Definition::Task(task))) => {
+            s.insert("builder".to_owned(), builder);
+            s.insert("run".to_owned(), encode_list(&task.run));
+            s.insert("inputs".to_owned(), encode_list(&task.inputs));
+            s.insert("outputs".to_owned(), encode_list(&task.outputs));
+            for (k, v) in &task.env {
+                s.insert(format!("env.{k}"), v.clone());
+            }
+            input_source = Some(FileSource::Globs(task.inputs.clone()));
+            if !task.outputs.is_empty() {
+                output_source = Some(FileSource::Globs(task.outputs.clone()));
+            }
+        }
+        _ => {}
+    }
+    (InputManifest { settings: s, files: BTreeMap::new(), deps: BTreeMap::new() }, input_source, output_source)
+}
+
+fn join(dir: &str, file: &str) -> String {
+    if dir == "." { file.to_owned() } else { format!("{dir}/{file}") }
+}
+
+/// A list as one unambiguous string (JSON), so `["a b"]` and `["a", "b"]` differ.
+fn encode_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_default()
+}
+
+/// The output digest of a task's declared outputs after it ran (`files_digest` of nothing when
+/// it declares none).
+pub fn task_outputs_digest(root: &Path, outputs: &[String], exclusions: &Exclusions) -> Result<String, String> {
+    if outputs.is_empty() {
+        return Ok(files_digest(&BTreeMap::new()));
+    }
+    let paths = files::collect(root, &FileSource::Globs(outputs.to_vec()), exclusions).map_err(|e| e.to_string())?;
+    let set: BTreeSet<String> = paths.into_iter().collect();
+    let hashed = files::hash_all(root, &set, &StatCache::new());
+    let files: BTreeMap<String, String> = hashed.digests.into_iter().collect();
+    Ok(files_digest(&files))
+}

@@ -1,0 +1,142 @@
+//! Keys: the blake3 digest of everything a node's result depends on.
+//!
+//! Owns [`InputManifest`] (every input by name: settings, files, dependency outputs — kept so
+//! that changes can be named) and its canonical, versioned encoding into a [`Key`]. The encoding
+//! is pinned by golden tests: changing a golden digest is a deliberate, versioned decision
+//! (bump [`KEY_VERSION`]).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Bumped whenever the encoding or the meaning of an input changes; every key changes with it.
+pub const KEY_VERSION: &str = "hephy-key-v1";
+
+/// The inputs of one node, by name, as recorded with each successful build.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InputManifest {
+    /// Normalized settings: `kind`, `builder`, `platform`, `args.NAME`, `run`, … → value.
+    pub settings: BTreeMap<String, String>,
+    /// Input files (relative to the graph's folder) → digest (`f:`/`x:` + blake3, `l:` + target).
+    pub files: BTreeMap<String, String>,
+    /// Dependency node id → its output digest (or `pending:<key>` while it has yet to be rebuilt).
+    pub deps: BTreeMap<String, String>,
+}
+
+/// A node's key: hex blake3 of its canonical input encoding.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Key(String);
+
+impl Key {
+    /// The key as hex.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The first 12 hex digits, for people.
+    pub fn short(&self) -> &str {
+        self.0.get(..12).unwrap_or(&self.0)
+    }
+
+    /// Wraps a stored key.
+    pub fn from_hex(hex: String) -> Key {
+        Key(hex)
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn put(hasher: &mut blake3::Hasher, bytes: &[u8]) {
+    hasher.update(&(bytes.len() as u64).to_le_bytes());
+    hasher.update(bytes);
+}
+
+fn section(hasher: &mut blake3::Hasher, tag: u8, map: &BTreeMap<String, String>) {
+    hasher.update(&[tag]);
+    hasher.update(&(map.len() as u64).to_le_bytes());
+    for (k, v) in map {
+        put(hasher, k.as_bytes());
+        put(hasher, v.as_bytes());
+    }
+}
+
+impl InputManifest {
+    /// The key: length-prefixed sections in a fixed order, maps in key order (so insertion order
+    /// never matters), behind the version string.
+    pub fn key(&self) -> Key {
+        let mut hasher = blake3::Hasher::new();
+        put(&mut hasher, KEY_VERSION.as_bytes());
+        section(&mut hasher, b's', &self.settings);
+        section(&mut hasher, b'f', &self.files);
+        section(&mut hasher, b'd', &self.deps);
+        Key(hasher.finalize().to_hex().to_string())
+    }
+}
+
+/// The output digest of a set of files (a task's declared outputs): blake3 over path and digest
+/// of each, in path order. No files gives a fixed digest.
+pub fn files_digest(files: &BTreeMap<String, String>) -> String {
+    let mut hasher = blake3::Hasher::new();
+    put(&mut hasher, b"hephy-outputs-v1");
+    section(&mut hasher, b'o', files);
+    format!("blake3:{}", hasher.finalize().to_hex())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> InputManifest {
+        let mut m = InputManifest::default();
+        m.settings.insert("kind".into(), "image".into());
+        m.settings.insert("platform".into(), "linux/arm64".into());
+        m.files.insert("curl/Dockerfile".into(), "f:abc".into());
+        m.deps.insert("base@linux/arm64".into(), "sha256:0123".into());
+        m
+    }
+
+    #[test]
+    fn golden_key() {
+        // Changing this digest changes every key users have: bump KEY_VERSION deliberately.
+        assert_eq!(sample().key().as_str(), "de939b8e898781ebe679a53d15007f306602c2da45cbb3be0da095d07715731d");
+    }
+
+    #[test]
+    fn insertion_order_does_not_matter() {
+        let mut m = InputManifest::default();
+        m.deps.insert("base@linux/arm64".into(), "sha256:0123".into());
+        m.files.insert("curl/Dockerfile".into(), "f:abc".into());
+        m.settings.insert("platform".into(), "linux/arm64".into());
+        m.settings.insert("kind".into(), "image".into());
+        assert_eq!(m.key(), sample().key());
+    }
+
+    #[test]
+    fn every_input_changes_the_key() {
+        let base = sample().key();
+        let mut m = sample();
+        m.files.insert("curl/Dockerfile".into(), "f:abd".into());
+        assert_ne!(m.key(), base);
+        let mut m = sample();
+        m.settings.insert("args.X".into(), String::new());
+        assert_ne!(m.key(), base);
+        let mut m = sample();
+        m.deps.insert("base@linux/arm64".into(), "sha256:0124".into());
+        assert_ne!(m.key(), base);
+        // Moving a value between sections is a different input, not a collision.
+        let mut a = InputManifest::default();
+        a.settings.insert("x".into(), "y".into());
+        let mut b = InputManifest::default();
+        b.files.insert("x".into(), "y".into());
+        assert_ne!(a.key(), b.key());
+    }
+
+    #[test]
+    fn golden_outputs_digest() {
+        assert_eq!(files_digest(&BTreeMap::new()), "blake3:a9656c5478bc135e0bb794b5b8b2b2908f852cb5f75ca2bcb894c3abbcca263d");
+    }
+}

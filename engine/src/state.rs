@@ -1,0 +1,553 @@
+//! The state store: what was built, from which inputs, with which result — in SQLite.
+//!
+//! Owns `.hephy/state.db` (WAL mode, a schema version with migrations, one transaction per
+//! finished node) and the run lock (`.hephy/lock`, holding the running process's pid). Readers
+//! (`plan`, `explain`, `log`) never take the lock and never block on a run. A record that cannot
+//! be decoded is reported as unreadable, never a crash.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::files::{Stat, StatCache};
+use crate::key::{InputManifest, Key};
+
+/// The schema version this build writes; older databases are migrated forward.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const MIGRATIONS: &[&str] = &[
+    // 0 → 1
+    "CREATE TABLE nodes (
+        id TEXT PRIMARY KEY,
+        key TEXT NOT NULL,
+        manifest TEXT NOT NULL,
+        output TEXT NOT NULL,
+        built_at INTEGER NOT NULL,
+        duration_ms INTEGER NOT NULL,
+        run_id INTEGER NOT NULL
+    );
+    CREATE TABLE failures (
+        id TEXT PRIMARY KEY,
+        key TEXT NOT NULL,
+        run_id INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        started_at INTEGER NOT NULL,
+        finished_at INTEGER,
+        status TEXT NOT NULL,
+        command TEXT NOT NULL,
+        fresh INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE run_nodes (
+        run_id INTEGER NOT NULL,
+        node TEXT NOT NULL,
+        result TEXT NOT NULL,
+        reasons TEXT NOT NULL,
+        key TEXT,
+        output TEXT,
+        message TEXT,
+        duration_ms INTEGER,
+        finished_at INTEGER NOT NULL,
+        PRIMARY KEY (run_id, node)
+    );
+    CREATE TABLE stat_cache (
+        path TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        ctime_ns INTEGER NOT NULL,
+        ino INTEGER NOT NULL,
+        digest TEXT NOT NULL
+    );",
+];
+
+/// A state-store failure (the engine's own fault or the file system's, not a user's).
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// SQLite refused.
+    #[error("state database `{path}`: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// The error.
+        source: rusqlite::Error,
+    },
+    /// The folder or lock file could not be made.
+    #[error("state folder `{path}`: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The database was written by a newer hephy.
+    #[error("state database `{path}` has schema version {found}; this hephy knows up to {SCHEMA_VERSION}")]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Its version.
+        found: i64,
+    },
+    /// Another `hephy run` holds the lock.
+    #[error("another `hephy run` (pid {pid}) is using `{path}`; waited {waited:?}")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// The holder's pid, as it wrote it.
+        pid: String,
+        /// How long this process waited.
+        waited: Duration,
+    },
+}
+
+/// The last successful build of a node.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// Its key.
+    pub key: Key,
+    /// Its inputs; `None` when the stored manifest cannot be decoded.
+    pub manifest: Option<InputManifest>,
+    /// Its output digest.
+    pub output: String,
+    /// When it finished (seconds since the epoch).
+    pub built_at: i64,
+    /// How long it took.
+    pub duration_ms: i64,
+    /// The run that built it.
+    pub run_id: i64,
+}
+
+/// The last failed attempt of a node (cleared by a success).
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The key it failed with.
+    pub key: Key,
+    /// The run.
+    pub run_id: i64,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Everything planning needs from the store, read once.
+#[derive(Debug, Default, Clone)]
+pub struct Snapshot {
+    /// Last successful builds by node id.
+    pub records: HashMap<String, Record>,
+    /// Last failures by node id.
+    pub failures: HashMap<String, Failure>,
+}
+
+/// One past run, for `hephy log`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunSummary {
+    /// Its id.
+    pub id: i64,
+    /// Start (seconds since the epoch).
+    pub started_at: i64,
+    /// End, if it finished.
+    pub finished_at: Option<i64>,
+    /// `running`, `ok`, `failed`, `interrupted`.
+    pub status: String,
+    /// The command line.
+    pub command: String,
+    /// Node results counted by result.
+    pub counts: HashMap<String, i64>,
+}
+
+/// One node of a past run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunNode {
+    /// The node id.
+    pub node: String,
+    /// `built`, `failed`, `skipped`, `fresh`, `cutoff`.
+    pub result: String,
+    /// The reasons, as the JSON the plan printed.
+    pub reasons: serde_json::Value,
+    /// The key it ran with.
+    pub key: Option<String>,
+    /// Its output.
+    pub output: Option<String>,
+    /// Failure or skip message.
+    pub message: Option<String>,
+    /// Duration.
+    pub duration_ms: Option<i64>,
+}
+
+/// How a node ended in a run, as stored.
+#[derive(Debug, Clone)]
+pub struct NodeResult<'a> {
+    /// The node id.
+    pub node: &'a str,
+    /// `built`, `failed`, `skipped`, `fresh`, `cutoff`.
+    pub result: &'a str,
+    /// Reasons (JSON).
+    pub reasons: serde_json::Value,
+    /// The key.
+    pub key: Option<&'a Key>,
+    /// The inputs (for `built`).
+    pub manifest: Option<&'a InputManifest>,
+    /// The output (for `built`, `fresh`, `cutoff`).
+    pub output: Option<&'a str>,
+    /// A message (for `failed`, `skipped`).
+    pub message: Option<&'a str>,
+    /// Duration.
+    pub duration: Duration,
+}
+
+/// An open state database.
+#[derive(Debug)]
+pub struct State {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+}
+
+impl State {
+    /// Opens (creating and migrating as needed) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<State, StateError> {
+        fs::create_dir_all(dir).map_err(|source| StateError::Io { path: dir.to_path_buf(), source })?;
+        let path = dir.join("state.db");
+        let sql = |source| StateError::Sqlite { path: path.clone(), source };
+        let mut conn = Connection::open(&path).map_err(sql)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(sql)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sql)?;
+        if version > SCHEMA_VERSION {
+            return Err(StateError::TooNew { path, found: version });
+        }
+        if version < SCHEMA_VERSION {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql)?;
+            // Re-read under the write lock: another process may have migrated meanwhile.
+            let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sql)?;
+            for (i, migration) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
+                tx.execute_batch(migration).map_err(sql)?;
+                tx.pragma_update(None, "user_version", i64::try_from(i + 1).unwrap_or(SCHEMA_VERSION)).map_err(sql)?;
+            }
+            tx.commit().map_err(sql)?;
+        }
+        Ok(State { conn, path })
+    }
+
+    fn sql(&self) -> impl Fn(rusqlite::Error) -> StateError + '_ {
+        |source| StateError::Sqlite { path: self.path.clone(), source }
+    }
+
+    /// Reads every record and failure.
+    pub fn snapshot(&self) -> Result<Snapshot, StateError> {
+        let mut snapshot = Snapshot::default();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, key, manifest, output, built_at, duration_ms, run_id FROM nodes")
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([], |r| {
+                let manifest: String = r.get(2)?;
+                Ok((
+                    r.get::<_, String>(0)?,
+                    Record {
+                        key: Key::from_hex(r.get(1)?),
+                        manifest: serde_json::from_str(&manifest).ok(),
+                        output: r.get(3)?,
+                        built_at: r.get(4)?,
+                        duration_ms: r.get(5)?,
+                        run_id: r.get(6)?,
+                    },
+                ))
+            })
+            .map_err(self.sql())?;
+        for row in rows {
+            let (id, record) = row.map_err(self.sql())?;
+            snapshot.records.insert(id, record);
+        }
+        let mut stmt = self.conn.prepare("SELECT id, key, run_id, message FROM failures").map_err(self.sql())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    Failure { key: Key::from_hex(r.get(1)?), run_id: r.get(2)?, message: r.get(3)? },
+                ))
+            })
+            .map_err(self.sql())?;
+        for row in rows {
+            let (id, failure) = row.map_err(self.sql())?;
+            snapshot.failures.insert(id, failure);
+        }
+        Ok(snapshot)
+    }
+
+    /// The stat cache.
+    pub fn stat_cache(&self) -> Result<StatCache, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT path, size, mtime_ns, ctime_ns, ino, digest FROM stat_cache")
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([], |r| {
+                let size: i64 = r.get(1)?;
+                let ino: i64 = r.get(4)?;
+                Ok((
+                    r.get::<_, String>(0)?,
+                    (
+                        Stat {
+                            size: u64::try_from(size).unwrap_or(0),
+                            mtime_ns: r.get(2)?,
+                            ctime_ns: r.get(3)?,
+                            ino: u64::from_ne_bytes(ino.to_ne_bytes()),
+                        },
+                        r.get::<_, String>(5)?,
+                    ),
+                ))
+            })
+            .map_err(self.sql())?;
+        rows.collect::<Result<StatCache, _>>().map_err(self.sql())
+    }
+
+    /// Remembers stat entries. Best effort: when another process holds the write lock, the
+    /// entries are dropped (they only save work) rather than waiting.
+    pub fn save_stats(&mut self, entries: &[(String, Stat, String)]) {
+        if entries.is_empty() {
+            return;
+        }
+        let _ = self.conn.busy_timeout(Duration::from_millis(50));
+        let result = (|| -> rusqlite::Result<()> {
+            let tx = self.conn.transaction()?;
+            {
+                let mut stmt = tx.prepare(
+                    "INSERT OR REPLACE INTO stat_cache (path, size, mtime_ns, ctime_ns, ino, digest)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?;
+                for (path, stat, digest) in entries {
+                    stmt.execute(params![
+                        path,
+                        i64::try_from(stat.size).unwrap_or(i64::MAX),
+                        stat.mtime_ns,
+                        stat.ctime_ns,
+                        i64::from_ne_bytes(stat.ino.to_ne_bytes()),
+                        digest
+                    ])?;
+                }
+            }
+            tx.commit()
+        })();
+        let _ = result;
+        let _ = self.conn.busy_timeout(Duration::from_secs(10));
+    }
+
+    /// Starts a run; returns its id.
+    pub fn begin_run(&mut self, command: &str) -> Result<i64, StateError> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (started_at, status, command) VALUES (?1, 'running', ?2)",
+                params![now_secs(), command],
+            )
+            .map_err(self.sql())?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records how a node ended, in one transaction: the run history row, and for a build the
+    /// new record (clearing any failure), for a failure the failure.
+    pub fn record(&mut self, run_id: i64, result: &NodeResult<'_>) -> Result<(), StateError> {
+        let path = self.path.clone();
+        let sql = |source| StateError::Sqlite { path: path.clone(), source };
+        let now = now_secs();
+        let duration_ms = i64::try_from(result.duration.as_millis()).unwrap_or(i64::MAX);
+        let tx = self.conn.transaction().map_err(sql)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO run_nodes (run_id, node, result, reasons, key, output, message, duration_ms, finished_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                run_id,
+                result.node,
+                result.result,
+                result.reasons.to_string(),
+                result.key.map(Key::as_str),
+                result.output,
+                result.message,
+                duration_ms,
+                now
+            ],
+        )
+        .map_err(sql)?;
+        match result.result {
+            "built" => {
+                let manifest = serde_json::to_string(&result.manifest).unwrap_or_default();
+                tx.execute(
+                    "INSERT OR REPLACE INTO nodes (id, key, manifest, output, built_at, duration_ms, run_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        result.node,
+                        result.key.map(Key::as_str).unwrap_or_default(),
+                        manifest,
+                        result.output.unwrap_or_default(),
+                        now,
+                        duration_ms,
+                        run_id
+                    ],
+                )
+                .map_err(sql)?;
+                tx.execute("DELETE FROM failures WHERE id = ?1", params![result.node]).map_err(sql)?;
+            }
+            "cutoff" | "fresh" => {
+                tx.execute("DELETE FROM failures WHERE id = ?1", params![result.node]).map_err(sql)?;
+            }
+            "failed" => {
+                tx.execute(
+                    "INSERT OR REPLACE INTO failures (id, key, run_id, at, message) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        result.node,
+                        result.key.map(Key::as_str).unwrap_or_default(),
+                        run_id,
+                        now,
+                        result.message.unwrap_or_default()
+                    ],
+                )
+                .map_err(sql)?;
+            }
+            _ => {}
+        }
+        tx.commit().map_err(sql)
+    }
+
+    /// Ends a run with `status`; `fresh` nodes were planned fresh (they have no history row).
+    pub fn finish_run(&mut self, run_id: i64, status: &str, fresh: usize) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET finished_at = ?1, status = ?2, fresh = ?3 WHERE id = ?4",
+                params![now_secs(), status, i64::try_from(fresh).unwrap_or(i64::MAX), run_id],
+            )
+            .map_err(self.sql())?;
+        Ok(())
+    }
+
+    /// Past runs, newest first.
+    pub fn runs(&self, limit: usize) -> Result<Vec<RunSummary>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, started_at, finished_at, status, command, fresh FROM runs ORDER BY id DESC LIMIT ?1")
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                Ok(RunSummary {
+                    id: r.get(0)?,
+                    started_at: r.get(1)?,
+                    finished_at: r.get(2)?,
+                    status: r.get(3)?,
+                    command: r.get(4)?,
+                    counts: HashMap::from([("fresh".to_owned(), r.get::<_, i64>(5)?)]),
+                })
+            })
+            .map_err(self.sql())?;
+        let mut runs: Vec<RunSummary> = rows.collect::<Result<_, _>>().map_err(self.sql())?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT result, COUNT(*) FROM run_nodes WHERE run_id = ?1 GROUP BY result")
+            .map_err(self.sql())?;
+        for run in &mut runs {
+            let counts = stmt
+                .query_map(params![run.id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .map_err(self.sql())?;
+            for count in counts {
+                let (result, n) = count.map_err(self.sql())?;
+                *run.counts.entry(result).or_insert(0) += n;
+            }
+            run.counts.retain(|_, n| *n > 0);
+        }
+        Ok(runs)
+    }
+
+    /// The nodes of run `run_id`; `None` if there is no such run.
+    pub fn run_nodes(&self, run_id: i64) -> Result<Option<Vec<RunNode>>, StateError> {
+        let exists: Option<i64> = self
+            .conn
+            .query_row("SELECT id FROM runs WHERE id = ?1", params![run_id], |r| r.get(0))
+            .optional()
+            .map_err(self.sql())?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT node, result, reasons, key, output, message, duration_ms FROM run_nodes
+                 WHERE run_id = ?1 ORDER BY finished_at, node",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map(params![run_id], |r| {
+                let reasons: String = r.get(2)?;
+                Ok(RunNode {
+                    node: r.get(0)?,
+                    result: r.get(1)?,
+                    reasons: serde_json::from_str(&reasons).unwrap_or(serde_json::Value::Null),
+                    key: r.get(3)?,
+                    output: r.get(4)?,
+                    message: r.get(5)?,
+                    duration_ms: r.get(6)?,
+                })
+            })
+            .map_err(self.sql())?;
+        Ok(Some(rows.collect::<Result<_, _>>().map_err(self.sql())?))
+    }
+
+    /// The newest run's id.
+    pub fn last_run(&self) -> Result<Option<i64>, StateError> {
+        self.conn.query_row("SELECT MAX(id) FROM runs", [], |r| r.get(0)).map_err(self.sql())
+    }
+
+    /// `PRAGMA integrity_check`: `ok` for a sound database.
+    pub fn integrity_check(&self) -> Result<String, StateError> {
+        self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(self.sql())
+    }
+}
+
+/// The exclusive lock a `hephy run` holds on a state folder for its whole duration.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: File,
+}
+
+impl RunLock {
+    /// Takes the lock in `dir`, waiting up to `timeout` for another run to finish.
+    pub fn acquire(dir: &Path, timeout: Duration) -> Result<RunLock, StateError> {
+        fs::create_dir_all(dir).map_err(|source| StateError::Io { path: dir.to_path_buf(), source })?;
+        let path = dir.join("lock");
+        let io = |source| StateError::Io { path: path.clone(), source };
+        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+        let start = Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(fs::TryLockError::WouldBlock) if start.elapsed() < timeout => {
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    let mut pid = String::new();
+                    let _ = file.rewind();
+                    let _ = file.read_to_string(&mut pid);
+                    let pid = pid.trim();
+                    return Err(StateError::Locked {
+                        path,
+                        pid: if pid.is_empty() { "unknown".to_owned() } else { pid.to_owned() },
+                        waited: start.elapsed(),
+                    });
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(io(e)),
+            }
+        }
+        file.set_len(0).map_err(io)?;
+        file.rewind().map_err(io)?;
+        write!(file, "{}", std::process::id()).map_err(io)?;
+        file.flush().map_err(io)?;
+        Ok(RunLock { _file: file })
+    }
+}

@@ -1,0 +1,40 @@
+//! Renders explanations: the chain from a node back to its root causes.
+
+use hephy_engine::Explanation;
+
+/// `manifest-tool@linux/arm64 rebuilds because its dependency curl@linux/arm64 rebuilds`, then
+/// each cause indented below, down to the root causes.
+pub(crate) fn text(explanation: &Explanation, past: bool) -> String {
+    let mut out = String::new();
+    line(explanation, past, 0, &mut out);
+    out
+}
+
+fn line(e: &Explanation, past: bool, depth: usize, out: &mut String) {
+    let indent = "  ".repeat(depth);
+    if e.action == "skip" {
+        match &e.fresh_since {
+            Some((at, key)) => {
+                let when = humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(*at).unwrap_or(0)),
+                );
+                out.push_str(&format!("{indent}{} is up to date since {when} (key {})\n", e.node, &key[..12.min(key.len())]));
+            }
+            None => out.push_str(&format!("{indent}{} is up to date\n", e.node)),
+        }
+        return;
+    }
+    let verb = if past { "was rebuilt" } else { "rebuilds" };
+    let reasons: Vec<String> = e
+        .reasons
+        .iter()
+        .map(|r| match r {
+            hephy_engine::Reason::DependencyRebuilt { node } if past => format!("its dependency {node} was rebuilt"),
+            other => other.to_string(),
+        })
+        .collect();
+    out.push_str(&format!("{indent}{} {verb} because {}\n", e.node, reasons.join(", and ")));
+    for cause in &e.causes {
+        line(cause, past, depth + 1, out);
+    }
+}

@@ -1,0 +1,100 @@
+//! Loading a graph and its state, hashing its inputs, and planning: the steps `plan`, `run` and
+//! `explain` share.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use hephy_dsl::{Code, Model, Problem, Problems};
+use hephy_engine::{Exclusions, Graph, NodeIndex, Plan, PlanOptions, Snapshot, State};
+
+use crate::Failure;
+
+/// A loaded graph with its state and plan.
+pub(crate) struct Session {
+    pub(crate) model: Model,
+    pub(crate) graph: Graph,
+    pub(crate) state_dir: PathBuf,
+    pub(crate) state: State,
+    pub(crate) snapshot: Snapshot,
+    pub(crate) plan: Plan,
+    pub(crate) exclusions: Exclusions,
+}
+
+/// What the user asked to force.
+#[derive(Debug, Default)]
+pub(crate) struct Selection {
+    pub(crate) force: Vec<String>,
+    pub(crate) schedule: Option<String>,
+}
+
+pub(crate) fn state_dir(model: &Model, state: Option<&Path>) -> PathBuf {
+    state.map_or_else(|| model.root.join(".hephy"), Path::to_path_buf)
+}
+
+impl Session {
+    pub(crate) fn open(model: Model, state: Option<&Path>, selection: &Selection) -> Result<Session, Failure> {
+        let graph = hephy_engine::compile(&model);
+        let options = resolve(&model, &graph, selection)?;
+        let state_dir = state_dir(&model, state);
+        let mut store = State::open(&state_dir).map_err(Failure::State)?;
+        let snapshot = store.snapshot().map_err(Failure::State)?;
+        let cache = store.stat_cache().map_err(Failure::State)?;
+        let exclusions = Exclusions {
+            dirs: hephy_engine::relative_inside(&model.root, &state_dir).into_iter().collect(),
+        };
+        let inputs = hephy_engine::gather(&model, &graph, &hephy_stdlib::builder_identity, &cache, &exclusions);
+        store.save_stats(&inputs.fresh_stats);
+        let plan = hephy_engine::plan(&graph, &inputs, &snapshot, &options);
+        Ok(Session { model, graph, state_dir, state: store, snapshot, plan, exclusions })
+    }
+}
+
+/// `--force` names and `--schedule` → node sets.
+fn resolve(model: &Model, graph: &Graph, selection: &Selection) -> Result<PlanOptions, Failure> {
+    let mut options = PlanOptions::default();
+    for name in &selection.force {
+        options.force.extend(nodes_named(model, graph, name)?);
+    }
+    if let Some(name) = &selection.schedule {
+        let Some(schedule) = model.schedule(name) else {
+            let names: Vec<&str> = model.schedules.iter().map(|s| s.name.as_str()).collect();
+            return Err(usage(
+                Problem::new(Code::UnknownDependency, format!("unknown schedule `{name}`")).help(if names.is_empty() {
+                    "the graph declares no schedules".to_owned()
+                } else {
+                    format!("the schedules are {}", names.join(", "))
+                }),
+            ));
+        };
+        let mut nodes = HashSet::new();
+        for def in &schedule.rebuild {
+            nodes.extend(nodes_named(model, graph, def)?);
+        }
+        options.schedule = Some((name.clone(), nodes));
+    }
+    Ok(options)
+}
+
+/// A node id, or the name of an image or task (all its nodes).
+pub(crate) fn nodes_named(model: &Model, graph: &Graph, name: &str) -> Result<Vec<NodeIndex>, Failure> {
+    if let Some(index) = graph.find(name) {
+        return Ok(vec![index]);
+    }
+    if model.definition(name).is_some() {
+        return Ok(graph.order().iter().copied().filter(|&n| graph.node(n).name == name).collect());
+    }
+    let ids = graph.order().iter().map(|&n| graph.node(n).id.as_str());
+    let best = ids
+        .map(|id| (strsim::damerau_levenshtein(name, id), id))
+        .min()
+        .filter(|(d, _)| *d <= name.len().max(3) / 3 + 1)
+        .map(|(_, id)| format!("did you mean `{id}`?"));
+    Err(usage(
+        Problem::new(Code::UnknownDependency, format!("unknown node `{name}`"))
+            .help(best.unwrap_or_else(|| "name a node id (`hephy plan` lists them) or an image or task".to_owned())),
+    ))
+}
+
+fn usage(problem: Problem) -> Failure {
+    Failure::Input(Problems::single("hephy", problem))
+}
