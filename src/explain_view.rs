@@ -18,7 +18,11 @@ fn line(e: &Explanation, past: bool, depth: usize, out: &mut String) {
                 let when = humantime::format_rfc3339_seconds(
                     std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(*at).unwrap_or(0)),
                 );
-                out.push_str(&format!("{indent}{} is up to date since {when} (key {})\n", e.node, &key[..12.min(key.len())]));
+                out.push_str(&format!(
+                    "{indent}{} is up to date since {when} (key {})\n",
+                    e.node,
+                    &key[..12.min(key.len())]
+                ));
             }
             None => out.push_str(&format!("{indent}{} is up to date\n", e.node)),
         }
@@ -29,7 +33,9 @@ fn line(e: &Explanation, past: bool, depth: usize, out: &mut String) {
         .reasons
         .iter()
         .map(|r| match r {
-            hephy_engine::Reason::DependencyRebuilt { node } if past => format!("its dependency {node} was rebuilt"),
+            hephy_engine::Reason::DependencyRebuilt { node } if past => {
+                format!("its dependency {node} was rebuilt")
+            }
             other => other.to_string(),
         })
         .collect();

@@ -229,7 +229,9 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
             let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
             let mut reporter: Box<dyn Reporter> = match format {
                 Format::Json => Box::new(report::Json),
-                Format::Text if std::io::stdout().is_terminal() && !*verbose => Box::new(report::Live::new(style)),
+                Format::Text if std::io::stdout().is_terminal() && !*verbose => {
+                    Box::new(report::Live::new(style))
+                }
                 Format::Text => Box::new(report::Lines::new(style)),
             };
             let options = RunOptions {
@@ -241,8 +243,18 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
             };
             let Session { model, graph, plan, snapshot, state, exclusions, .. } = &mut session;
             let work = hephy_stdlib::Stdlib::new(model, exclusions.clone());
-            let summary = hephy_engine::run(model, graph, plan, snapshot, state, &work, reporter.as_mut(), &options, &cancel)
-                .map_err(Failure::State)?;
+            let summary = hephy_engine::run(
+                model,
+                graph,
+                plan,
+                snapshot,
+                state,
+                &work,
+                reporter.as_mut(),
+                &options,
+                &cancel,
+            )
+            .map_err(Failure::State)?;
             if summary.interrupted {
                 return Err(Failure::Interrupted);
             }
@@ -253,7 +265,8 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
         Command::Explain { node, file, state, run, format } => explain(node, file, state, *run, *format)?,
         Command::Log { file, state, limit, format } => {
             let model = load(file)?;
-            let store = State::open(&session::state_dir(&model, state.dir.as_deref())).map_err(Failure::State)?;
+            let store =
+                State::open(&session::state_dir(&model, state.dir.as_deref())).map_err(Failure::State)?;
             let runs = store.runs(*limit).map_err(Failure::State)?;
             print(&match format {
                 Format::Json => format!("{}\n", serde_json::to_string_pretty(&runs).unwrap_or_default()),
@@ -273,7 +286,13 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
     Ok(())
 }
 
-fn explain(node: &str, file: &FileArg, state: &StateArg, run: Option<i64>, format: Format) -> Result<(), Failure> {
+fn explain(
+    node: &str,
+    file: &FileArg,
+    state: &StateArg,
+    run: Option<i64>,
+    format: Format,
+) -> Result<(), Failure> {
     let model = load(file)?;
     let explanations = match run {
         None => {
@@ -289,7 +308,8 @@ fn explain(node: &str, file: &FileArg, state: &StateArg, run: Option<i64>, forma
                 .into_iter()
                 .map(|n| graph.node(n).id.to_string())
                 .collect();
-            let store = State::open(&session::state_dir(&model, state.dir.as_deref())).map_err(Failure::State)?;
+            let store =
+                State::open(&session::state_dir(&model, state.dir.as_deref())).map_err(Failure::State)?;
             let Some(nodes) = store.run_nodes(id).map_err(Failure::State)? else {
                 return Err(Failure::Input(Problems::single(
                     "hephy",
@@ -327,7 +347,13 @@ fn log_text(runs: &[hephy_engine::RunSummary]) -> String {
         let took = run.finished_at.map_or_else(|| "-".to_owned(), |f| format!("{}s", f - run.started_at));
         let mut counts: Vec<String> = run.counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
         counts.sort();
-        out.push_str(&format!("run {:<4} {when}  {:<11} {:>5}  {}\n", run.id, run.status, took, counts.join(", ")));
+        out.push_str(&format!(
+            "run {:<4} {when}  {:<11} {:>5}  {}\n",
+            run.id,
+            run.status,
+            took,
+            counts.join(", ")
+        ));
     }
     out
 }

@@ -11,7 +11,11 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use crate::style::Style;
 
 fn secs(d: Duration) -> String {
-    if d.as_secs() >= 60 { format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60) } else { format!("{:.1}s", d.as_secs_f64()) }
+    if d.as_secs() >= 60 {
+        format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
 }
 
 fn skip_text(reason: &SkipReason) -> String {
@@ -31,7 +35,13 @@ fn summary_text(s: &Summary, style: Style) -> String {
     if s.skipped > 0 {
         parts.push(format!("{} skipped", s.skipped));
     }
-    let head = if s.interrupted { "interrupted" } else if s.failed > 0 { "failed" } else { "done" };
+    let head = if s.interrupted {
+        "interrupted"
+    } else if s.failed > 0 {
+        "failed"
+    } else {
+        "done"
+    };
     format!("{} run {}: {} in {}\n", style.bold(head), s.run_id, parts.join(", "), secs(s.duration))
 }
 
@@ -50,15 +60,21 @@ impl Reporter for Lines {
     fn event(&mut self, event: &Event) {
         let s = self.style;
         let text = match event {
-            Event::Started { run_id, to_build, total } => format!("run {run_id}: {to_build} of {total} nodes to build\n"),
+            Event::Started { run_id, to_build, total } => {
+                format!("run {run_id}: {to_build} of {total} nodes to build\n")
+            }
             Event::NodeStarted { node, executor } => format!("{}  {node} on {executor}\n", s.cyan("start ")),
             Event::Output { node, line } => format!("{}  {line}\n", s.dim(&format!("{node} |"))),
-            Event::NodeBuilt { node, duration, .. } => format!("{}  {node} in {}\n", s.green("built "), secs(*duration)),
+            Event::NodeBuilt { node, duration, .. } => {
+                format!("{}  {node} in {}\n", s.green("built "), secs(*duration))
+            }
             Event::NodeFailed { node, message, log, .. } => {
                 format!("{}  {node}: {message} (log: {})\n", s.red("failed"), log.display())
             }
             Event::NodeSkipped { reason: SkipReason::Fresh, .. } => return,
-            Event::NodeSkipped { node, reason } => format!("{}  {node}: {}\n", s.dim("skip  "), skip_text(reason)),
+            Event::NodeSkipped { node, reason } => {
+                format!("{}  {node}: {}\n", s.dim("skip  "), skip_text(reason))
+            }
             Event::Finished(summary) => summary_text(summary, s),
         };
         let mut out = std::io::stdout().lock();
@@ -115,7 +131,9 @@ impl Reporter for Live {
                 self.println(&format!("{} {node}: {message}\n    log: {}", s.red("✗"), log.display()));
             }
             Event::NodeSkipped { reason: SkipReason::Fresh, .. } => {}
-            Event::NodeSkipped { node, reason } => self.println(&format!("{} {node}: {}", s.dim("–"), skip_text(reason))),
+            Event::NodeSkipped { node, reason } => {
+                self.println(&format!("{} {node}: {}", s.dim("–"), skip_text(reason)))
+            }
             Event::Finished(summary) => {
                 for (_, bar) in self.bars.drain() {
                     bar.finish_and_clear();

@@ -32,17 +32,21 @@ pub(crate) fn state_dir(model: &Model, state: Option<&Path>) -> PathBuf {
 }
 
 impl Session {
-    pub(crate) fn open(model: Model, state: Option<&Path>, selection: &Selection) -> Result<Session, Failure> {
+    pub(crate) fn open(
+        model: Model,
+        state: Option<&Path>,
+        selection: &Selection,
+    ) -> Result<Session, Failure> {
         let graph = hephy_engine::compile(&model);
         let options = resolve(&model, &graph, selection)?;
         let state_dir = state_dir(&model, state);
         let mut store = State::open(&state_dir).map_err(Failure::State)?;
         let snapshot = store.snapshot().map_err(Failure::State)?;
         let cache = store.stat_cache().map_err(Failure::State)?;
-        let exclusions = Exclusions {
-            dirs: hephy_engine::relative_inside(&model.root, &state_dir).into_iter().collect(),
-        };
-        let inputs = hephy_engine::gather(&model, &graph, &hephy_stdlib::builder_identity, &cache, &exclusions);
+        let exclusions =
+            Exclusions { dirs: hephy_engine::relative_inside(&model.root, &state_dir).into_iter().collect() };
+        let inputs =
+            hephy_engine::gather(&model, &graph, &hephy_stdlib::builder_identity, &cache, &exclusions);
         store.save_stats(&inputs.fresh_stats);
         let plan = hephy_engine::plan(&graph, &inputs, &snapshot, &options);
         Ok(Session { model, graph, state_dir, state: store, snapshot, plan, exclusions })
@@ -59,11 +63,13 @@ fn resolve(model: &Model, graph: &Graph, selection: &Selection) -> Result<PlanOp
         let Some(schedule) = model.schedule(name) else {
             let names: Vec<&str> = model.schedules.iter().map(|s| s.name.as_str()).collect();
             return Err(usage(
-                Problem::new(Code::UnknownDependency, format!("unknown schedule `{name}`")).help(if names.is_empty() {
-                    "the graph declares no schedules".to_owned()
-                } else {
-                    format!("the schedules are {}", names.join(", "))
-                }),
+                Problem::new(Code::UnknownDependency, format!("unknown schedule `{name}`")).help(
+                    if names.is_empty() {
+                        "the graph declares no schedules".to_owned()
+                    } else {
+                        format!("the schedules are {}", names.join(", "))
+                    },
+                ),
             ));
         };
         let mut nodes = HashSet::new();
@@ -89,10 +95,9 @@ pub(crate) fn nodes_named(model: &Model, graph: &Graph, name: &str) -> Result<Ve
         .min()
         .filter(|(d, _)| *d <= name.len().max(3) / 3 + 1)
         .map(|(_, id)| format!("did you mean `{id}`?"));
-    Err(usage(
-        Problem::new(Code::UnknownDependency, format!("unknown node `{name}`"))
-            .help(best.unwrap_or_else(|| "name a node id (`hephy plan` lists them) or an image or task".to_owned())),
-    ))
+    Err(usage(Problem::new(Code::UnknownDependency, format!("unknown node `{name}`")).help(
+        best.unwrap_or_else(|| "name a node id (`hephy plan` lists them) or an image or task".to_owned()),
+    )))
 }
 
 fn usage(problem: Problem) -> Failure {

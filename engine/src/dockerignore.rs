@@ -52,7 +52,11 @@ impl DockerIgnore {
                 .backslash_escape(true)
                 .empty_alternates(true)
                 .build()
-                .map_err(|e| PatternError { pattern: pattern.clone(), line: i + 1, message: e.kind().to_string() })?;
+                .map_err(|e| PatternError {
+                    pattern: pattern.clone(),
+                    line: i + 1,
+                    message: e.kind().to_string(),
+                })?;
             rules.push(Rule { matcher: glob.compile_matcher(), exception });
         }
         Ok(DockerIgnore { rules })

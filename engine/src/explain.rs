@@ -27,7 +27,12 @@ pub struct Explanation {
 }
 
 /// Explains `node` in `plan`.
-pub fn explain_plan(graph: &Graph, plan: &Plan, state: &Snapshot, node: petgraph::graph::NodeIndex) -> Explanation {
+pub fn explain_plan(
+    graph: &Graph,
+    plan: &Plan,
+    state: &Snapshot,
+    node: petgraph::graph::NodeIndex,
+) -> Explanation {
     let mut memo = HashMap::new();
     explain_from(
         &|id: &str| {
@@ -50,7 +55,8 @@ pub fn explain_run(nodes: &[RunNode], node: &str) -> Option<Explanation> {
         &|id: &str| {
             let n = by_id.get(id)?;
             let reasons: Vec<Reason> = serde_json::from_value(n.reasons.clone()).unwrap_or_default();
-            let action = if matches!(n.result.as_str(), "built" | "failed") { Action::Build } else { Action::Skip };
+            let action =
+                if matches!(n.result.as_str(), "built" | "failed") { Action::Build } else { Action::Skip };
             Some((action, if action == Action::Build { reasons } else { Vec::new() }, None))
         },
         node,

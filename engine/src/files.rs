@@ -93,7 +93,7 @@ fn context_files(root: &Path, dir: &str, exclusions: &Exclusions) -> Result<BTre
             let name = entry.file_name().to_string_lossy().into_owned();
             let path = if rel.is_empty() { name } else { format!("{rel}/{name}") };
             let full = join(dir, &path);
-            if exclusions.dirs.iter().any(|d| *d == full) {
+            if exclusions.dirs.contains(&full) {
                 continue;
             }
             let kind = entry.file_type().map_err(|e| io_error(&entry.path(), &e))?;
@@ -176,7 +176,7 @@ fn walk_globs(
             let entry = entry.map_err(|e| io_error(&folder, &e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let path = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
-            if (rel.is_empty() && name == ".git") || exclusions.dirs.iter().any(|d| *d == path) {
+            if (rel.is_empty() && name == ".git") || exclusions.dirs.contains(&path) {
                 continue;
             }
             let kind = entry.file_type().map_err(|e| io_error(&entry.path(), &e))?;
@@ -373,7 +373,8 @@ mod tests {
         write(root, "run.sh", "#!/bin/sh\n");
         fs::set_permissions(root.join("run.sh"), fs::Permissions::from_mode(0o755)).expect("chmod");
         std::os::unix::fs::symlink("a.txt", root.join("link")).expect("symlink");
-        let paths: BTreeSet<String> = ["a.txt", "run.sh", "link", "gone"].map(String::from).into_iter().collect();
+        let paths: BTreeSet<String> =
+            ["a.txt", "run.sh", "link", "gone"].map(String::from).into_iter().collect();
         let first = hash_all(root, &paths, &StatCache::new());
         assert_eq!(first.digests["a.txt"], format!("f:{}", blake3::hash(b"hello").to_hex()));
         assert!(first.digests["run.sh"].starts_with("x:"));

@@ -103,7 +103,11 @@ pub fn gather(
 }
 
 /// A node's settings, and where its input and output files are.
-fn describe(model: &Model, node: &Node, builder: String) -> (InputManifest, Option<FileSource>, Option<FileSource>) {
+fn describe(
+    model: &Model,
+    node: &Node,
+    builder: String,
+) -> (InputManifest, Option<FileSource>, Option<FileSource>) {
     let mut s = BTreeMap::new();
     s.insert("kind".to_owned(), node.kind.to_string());
     if let Some(p) = &node.platform {
@@ -163,7 +167,11 @@ fn describe(model: &Model, node: &Node, builder: String) -> (InputManifest, Opti
         }
         _ => {}
     }
-    (InputManifest { settings: s, files: BTreeMap::new(), deps: BTreeMap::new() }, input_source, output_source)
+    (
+        InputManifest { settings: s, files: BTreeMap::new(), deps: BTreeMap::new() },
+        input_source,
+        output_source,
+    )
 }
 
 fn join(dir: &str, file: &str) -> String {
@@ -177,11 +185,16 @@ fn encode_list(items: &[String]) -> String {
 
 /// The output digest of a task's declared outputs after it ran (`files_digest` of nothing when
 /// it declares none).
-pub fn task_outputs_digest(root: &Path, outputs: &[String], exclusions: &Exclusions) -> Result<String, String> {
+pub fn task_outputs_digest(
+    root: &Path,
+    outputs: &[String],
+    exclusions: &Exclusions,
+) -> Result<String, String> {
     if outputs.is_empty() {
         return Ok(files_digest(&BTreeMap::new()));
     }
-    let paths = files::collect(root, &FileSource::Globs(outputs.to_vec()), exclusions).map_err(|e| e.to_string())?;
+    let paths =
+        files::collect(root, &FileSource::Globs(outputs.to_vec()), exclusions).map_err(|e| e.to_string())?;
     let set: BTreeSet<String> = paths.into_iter().collect();
     let hashed = files::hash_all(root, &set, &StatCache::new());
     let files: BTreeMap<String, String> = hashed.digests.into_iter().collect();

@@ -102,7 +102,10 @@ mod tests {
     #[test]
     fn golden_key() {
         // Changing this digest changes every key users have: bump KEY_VERSION deliberately.
-        assert_eq!(sample().key().as_str(), "de939b8e898781ebe679a53d15007f306602c2da45cbb3be0da095d07715731d");
+        assert_eq!(
+            sample().key().as_str(),
+            "de939b8e898781ebe679a53d15007f306602c2da45cbb3be0da095d07715731d"
+        );
     }
 
     #[test]
@@ -137,6 +140,9 @@ mod tests {
 
     #[test]
     fn golden_outputs_digest() {
-        assert_eq!(files_digest(&BTreeMap::new()), "blake3:a9656c5478bc135e0bb794b5b8b2b2908f852cb5f75ca2bcb894c3abbcca263d");
+        assert_eq!(
+            files_digest(&BTreeMap::new()),
+            "blake3:a9656c5478bc135e0bb794b5b8b2b2908f852cb5f75ca2bcb894c3abbcca263d"
+        );
     }
 }

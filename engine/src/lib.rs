@@ -26,13 +26,18 @@ mod state;
 
 pub use dockerignore::{DockerIgnore, PatternError};
 pub use explain::{Explanation, explain_plan, explain_run};
-pub use files::{Exclusions, FileSource, FilesError, Hashed, Stat, StatCache, collect, hash_all, hash_file, relative_inside};
+pub use files::{
+    Exclusions, FileSource, FilesError, Hashed, Stat, StatCache, collect, hash_all, hash_file,
+    relative_inside,
+};
 pub use graph::{Graph, LOCAL_EXECUTOR, Node, NodeId, NodeKind, compile};
 pub use inputs::{BuilderIdentity, Inputs, NodeInputs, gather, task_outputs_digest};
 pub use key::{InputManifest, KEY_VERSION, Key, files_digest};
 pub use petgraph::graph::NodeIndex;
 pub use plan::{Action, Plan, PlanOptions, Reason, Step, differences, plan};
-pub use run::{Event, Job, Message, Outcome, Reporter, RunOptions, SkipReason, Summary, Work, file_name, run};
+pub use run::{
+    Event, Job, Message, Outcome, Reporter, RunOptions, SkipReason, Summary, Work, file_name, run,
+};
 pub use state::{
     Failure, NodeResult, Record, RunLock, RunNode, RunSummary, SCHEMA_VERSION, Snapshot, State, StateError,
 };

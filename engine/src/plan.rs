@@ -230,7 +230,7 @@ pub fn plan(graph: &Graph, inputs: &Inputs, state: &Snapshot, options: &PlanOpti
                     reasons.push(Reason::LastRunFailed);
                 }
                 if record.key != key {
-                    match &record.manifest {
+                    match &record.manifest() {
                         Some(old) => reasons.extend(differences(old, &manifest)),
                         None => reasons.push(Reason::StateUnreadable),
                     }
@@ -255,7 +255,11 @@ pub fn differences(old: &InputManifest, new: &InputManifest) -> Vec<Reason> {
     let mut reasons = Vec::new();
     for (field, (a, b)) in union(&old.settings, &new.settings) {
         if a != b {
-            reasons.push(Reason::SettingChanged { field: field.to_owned(), old: a.cloned(), new: b.cloned() });
+            reasons.push(Reason::SettingChanged {
+                field: field.to_owned(),
+                old: a.cloned(),
+                new: b.cloned(),
+            });
         }
     }
     for (path, (a, b)) in union(&old.files, &new.files) {

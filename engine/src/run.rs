@@ -283,9 +283,20 @@ pub fn run(
                         continue;
                     }
                     let deps = graph.deps(step.node);
-                    if let Some(bad) = deps.iter().find(|d| matches!(status[d], Status::Failed | Status::Skipped)) {
+                    if let Some(bad) =
+                        deps.iter().find(|d| matches!(status[d], Status::Failed | Status::Skipped))
+                    {
                         let bad_id = graph.node(*bad).id.to_string();
-                        skip(state, run_id, graph, step, &mut status, &mut summary, reporter, SkipReason::DependencyFailed { node: bad_id })?;
+                        skip(
+                            state,
+                            run_id,
+                            graph,
+                            step,
+                            &mut status,
+                            &mut summary,
+                            reporter,
+                            SkipReason::DependencyFailed { node: bad_id },
+                        )?;
                         continue;
                     }
                     if !deps.iter().all(|d| matches!(status[d], Status::Done(_))) {
@@ -305,26 +316,33 @@ pub fn run(
                         manifest.deps.insert(dep.id.to_string(), out.clone());
                     }
                     let key = manifest.key();
-                    let only_deps = step.reasons.iter().all(|r| matches!(r, Reason::DependencyRebuilt { .. }));
+                    let only_deps =
+                        step.reasons.iter().all(|r| matches!(r, Reason::DependencyRebuilt { .. }));
                     if let Some(record) = snapshot.records.get(node.id.as_str())
                         && only_deps
                         && record.key == key
                     {
                         let output = record.output.clone();
-                        state.record(run_id, &NodeResult {
-                            node: node.id.as_str(),
-                            result: "cutoff",
-                            reasons: serde_json::to_value(&step.reasons).unwrap_or_default(),
-                            key: Some(&key),
-                            manifest: None,
-                            output: Some(&output),
-                            message: None,
-                            duration: Duration::ZERO,
-                        })?;
+                        state.record(
+                            run_id,
+                            &NodeResult {
+                                node: node.id.as_str(),
+                                result: "cutoff",
+                                reasons: serde_json::to_value(&step.reasons).unwrap_or_default(),
+                                key: Some(&key),
+                                manifest: None,
+                                output: Some(&output),
+                                message: None,
+                                duration: Duration::ZERO,
+                            },
+                        )?;
                         status.insert(step.node, Status::Done(output));
                         summary.fresh += 1;
                         summary.results.insert(node.id.to_string(), "cutoff".to_owned());
-                        reporter.event(&Event::NodeSkipped { node: node.id.to_string(), reason: SkipReason::CutOff });
+                        reporter.event(&Event::NodeSkipped {
+                            node: node.id.to_string(),
+                            reason: SkipReason::CutOff,
+                        });
                         continue;
                     }
                     let Some(pool) = pick_pool(&pools, node) else { continue };
@@ -335,7 +353,10 @@ pub fn run(
                     running_total += 1;
                     assigned.insert(step.node, pool);
                     status.insert(step.node, Status::Running);
-                    reporter.event(&Event::NodeStarted { node: node.id.to_string(), executor: pools[pool].name.clone() });
+                    reporter.event(&Event::NodeStarted {
+                        node: node.id.to_string(),
+                        executor: pools[pool].name.clone(),
+                    });
                     let log = log_dir.join(format!("{}.log", file_name(node.id.as_str())));
                     launched.insert(step.node, manifest);
                     let tx = tx.clone();
@@ -378,36 +399,74 @@ pub fn run(
                     let key = manifest.key();
                     match outcome {
                         Outcome::Built { output } => {
-                            state.record(run_id, &NodeResult {
-                                node: node.id.as_str(),
-                                result: "built",
-                                reasons,
-                                key: Some(&key),
-                                manifest: Some(&manifest),
-                                output: Some(&output),
-                                message: None,
-                                duration,
-                            })?;
+                            state.record(
+                                run_id,
+                                &NodeResult {
+                                    node: node.id.as_str(),
+                                    result: "built",
+                                    reasons,
+                                    key: Some(&key),
+                                    manifest: Some(&manifest),
+                                    output: Some(&output),
+                                    message: None,
+                                    duration,
+                                },
+                            )?;
                             summary.built += 1;
                             summary.results.insert(node.id.to_string(), "built".to_owned());
-                            reporter.event(&Event::NodeBuilt { node: node.id.to_string(), output: output.clone(), duration });
+                            reporter.event(&Event::NodeBuilt {
+                                node: node.id.to_string(),
+                                output: output.clone(),
+                                duration,
+                            });
                             status.insert(index, Status::Done(output));
                         }
+                        Outcome::Failed { message } if cancel.load(Ordering::SeqCst) => {
+                            // Stopped by Ctrl-C: not a failure of the node; the next run redoes it.
+                            state.record(
+                                run_id,
+                                &NodeResult {
+                                    node: node.id.as_str(),
+                                    result: "cancelled",
+                                    reasons,
+                                    key: Some(&key),
+                                    manifest: None,
+                                    output: None,
+                                    message: Some(&message),
+                                    duration,
+                                },
+                            )?;
+                            summary.skipped += 1;
+                            summary.results.insert(node.id.to_string(), "cancelled".to_owned());
+                            reporter.event(&Event::NodeSkipped {
+                                node: node.id.to_string(),
+                                reason: SkipReason::Cancelled,
+                            });
+                            status.insert(index, Status::Skipped);
+                        }
                         Outcome::Failed { message } => {
-                            state.record(run_id, &NodeResult {
-                                node: node.id.as_str(),
-                                result: "failed",
-                                reasons,
-                                key: Some(&key),
-                                manifest: None,
-                                output: None,
-                                message: Some(&message),
-                                duration,
-                            })?;
+                            state.record(
+                                run_id,
+                                &NodeResult {
+                                    node: node.id.as_str(),
+                                    result: "failed",
+                                    reasons,
+                                    key: Some(&key),
+                                    manifest: None,
+                                    output: None,
+                                    message: Some(&message),
+                                    duration,
+                                },
+                            )?;
                             summary.failed += 1;
                             summary.results.insert(node.id.to_string(), "failed".to_owned());
                             let log = log_dir.join(format!("{}.log", file_name(node.id.as_str())));
-                            reporter.event(&Event::NodeFailed { node: node.id.to_string(), message, log, duration });
+                            reporter.event(&Event::NodeFailed {
+                                node: node.id.to_string(),
+                                message,
+                                log,
+                                duration,
+                            });
                             status.insert(index, Status::Failed);
                             if options.fail_fast {
                                 stop_launching = true;
@@ -474,16 +533,19 @@ fn skip(
         SkipReason::DependencyFailed { node } => format!("dependency {node} failed"),
         _ => "run stopped".to_owned(),
     };
-    state.record(run_id, &NodeResult {
-        node: node.id.as_str(),
-        result: "skipped",
-        reasons: serde_json::to_value(&step.reasons).unwrap_or_default(),
-        key: None,
-        manifest: None,
-        output: None,
-        message: Some(&message),
-        duration: Duration::ZERO,
-    })?;
+    state.record(
+        run_id,
+        &NodeResult {
+            node: node.id.as_str(),
+            result: "skipped",
+            reasons: serde_json::to_value(&step.reasons).unwrap_or_default(),
+            key: None,
+            manifest: None,
+            output: None,
+            message: Some(&message),
+            duration: Duration::ZERO,
+        },
+    )?;
     status.insert(step.node, Status::Skipped);
     summary.skipped += 1;
     summary.results.insert(node.id.to_string(), "skipped".to_owned());
@@ -525,5 +587,7 @@ fn pick_pool(pools: &[Pool], node: &Node) -> Option<usize> {
 
 /// A node id as a file name: `curl@linux/amd64` → `curl@linux_amd64`.
 pub fn file_name(id: &str) -> String {
-    id.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@') { c } else { '_' }).collect()
+    id.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@') { c } else { '_' })
+        .collect()
 }

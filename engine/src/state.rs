@@ -111,8 +111,8 @@ pub enum StateError {
 pub struct Record {
     /// Its key.
     pub key: Key,
-    /// Its inputs; `None` when the stored manifest cannot be decoded.
-    pub manifest: Option<InputManifest>,
+    /// Its inputs as stored (JSON), decoded only when the key differs: see [`Record::manifest`].
+    pub manifest_json: String,
     /// Its output digest.
     pub output: String,
     /// When it finished (seconds since the epoch).
@@ -121,6 +121,14 @@ pub struct Record {
     pub duration_ms: i64,
     /// The run that built it.
     pub run_id: i64,
+}
+
+impl Record {
+    /// Its inputs; `None` when the stored manifest cannot be decoded (another version wrote it,
+    /// or it is damaged).
+    pub fn manifest(&self) -> Option<InputManifest> {
+        serde_json::from_str(&self.manifest_json).ok()
+    }
 }
 
 /// The last failed attempt of a node (cleared by a success).
@@ -231,7 +239,8 @@ impl State {
             let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sql)?;
             for (i, migration) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
                 tx.execute_batch(migration).map_err(sql)?;
-                tx.pragma_update(None, "user_version", i64::try_from(i + 1).unwrap_or(SCHEMA_VERSION)).map_err(sql)?;
+                tx.pragma_update(None, "user_version", i64::try_from(i + 1).unwrap_or(SCHEMA_VERSION))
+                    .map_err(sql)?;
             }
             tx.commit().map_err(sql)?;
         }
@@ -251,12 +260,11 @@ impl State {
             .map_err(self.sql())?;
         let rows = stmt
             .query_map([], |r| {
-                let manifest: String = r.get(2)?;
                 Ok((
                     r.get::<_, String>(0)?,
                     Record {
                         key: Key::from_hex(r.get(1)?),
-                        manifest: serde_json::from_str(&manifest).ok(),
+                        manifest_json: r.get(2)?,
                         output: r.get(3)?,
                         built_at: r.get(4)?,
                         duration_ms: r.get(5)?,
@@ -269,7 +277,8 @@ impl State {
             let (id, record) = row.map_err(self.sql())?;
             snapshot.records.insert(id, record);
         }
-        let mut stmt = self.conn.prepare("SELECT id, key, run_id, message FROM failures").map_err(self.sql())?;
+        let mut stmt =
+            self.conn.prepare("SELECT id, key, run_id, message FROM failures").map_err(self.sql())?;
         let rows = stmt
             .query_map([], |r| {
                 Ok((
@@ -522,7 +531,8 @@ impl RunLock {
         fs::create_dir_all(dir).map_err(|source| StateError::Io { path: dir.to_path_buf(), source })?;
         let path = dir.join("lock");
         let io = |source| StateError::Io { path: path.clone(), source };
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+        let mut file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
         let start = Instant::now();
         loop {
             match file.try_lock() {

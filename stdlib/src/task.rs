@@ -56,30 +56,33 @@ pub(crate) fn run(task: &Task, job: &Job<'_>, exclusions: &Exclusions) -> Outcom
         Ok(child) => child,
         Err(e) => return fail(format!("cannot start `{program}`: {e}")),
     };
-    let readers: Vec<_> = [child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>), child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>)]
-        .into_iter()
-        .flatten()
-        .map(|stream| {
-            let log = Arc::clone(&log);
-            let events = job.events.clone();
-            let node = job.node.id.to_string();
-            let verbose = job.verbose;
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream);
-                let mut line = Vec::new();
-                while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
-                    if let Ok(mut file) = log.lock() {
-                        let _ = file.write_all(&line);
-                    }
-                    if verbose {
-                        let text = String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r']).to_owned();
-                        let _ = events.send(hephy_engine::Message::Output { node: node.clone(), line: text });
-                    }
-                    line.clear();
+    let readers: Vec<_> = [
+        child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|stream| {
+        let log = Arc::clone(&log);
+        let events = job.events.clone();
+        let node = job.node.id.to_string();
+        let verbose = job.verbose;
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stream);
+            let mut line = Vec::new();
+            while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                if let Ok(mut file) = log.lock() {
+                    let _ = file.write_all(&line);
                 }
-            })
+                if verbose {
+                    let text = String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r']).to_owned();
+                    let _ = events.send(hephy_engine::Message::Output { node: node.clone(), line: text });
+                }
+                line.clear();
+            }
         })
-        .collect();
+    })
+    .collect();
     let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
     let mut terminated_at: Option<Instant> = None;
     let status = loop {
