@@ -212,11 +212,18 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
             print(&format!("{}: ok ({} nodes)\n", model.path().display(), graph.len()));
         }
         Command::Plan { file, state, select, format } => {
-            let session = Session::open(load(file)?, state.dir.as_deref(), &select.selection())?;
-            print(&match format {
+            let mut clock = session::Clock::new();
+            let model = load(file)?;
+            clock.lap("load");
+            let session = Session::open(model, state.dir.as_deref(), &select.selection())?;
+            let mut clock = session::Clock::new();
+            let text = match format {
                 Format::Text => plan_view::text(&session, style),
                 Format::Json => plan_view::json(&session),
-            });
+            };
+            clock.lap("render");
+            print(&text);
+            clock.lap("print");
         }
         Command::Run { file, state, select, jobs, fail_fast, verbose, lock_timeout, format } => {
             let model = load(file)?;

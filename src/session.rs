@@ -37,18 +37,26 @@ impl Session {
         state: Option<&Path>,
         selection: &Selection,
     ) -> Result<Session, Failure> {
+        let mut clock = Clock::new();
         let graph = hephy_engine::compile(&model);
+        clock.lap("compile");
         let options = resolve(&model, &graph, selection)?;
         let state_dir = state_dir(&model, state);
         let mut store = State::open(&state_dir).map_err(Failure::State)?;
+        clock.lap("open state");
         let snapshot = store.snapshot().map_err(Failure::State)?;
+        clock.lap("read records");
         let cache = store.stat_cache().map_err(Failure::State)?;
+        clock.lap("read stat cache");
         let exclusions =
             Exclusions { dirs: hephy_engine::relative_inside(&model.root, &state_dir).into_iter().collect() };
         let inputs =
             hephy_engine::gather(&model, &graph, &hephy_stdlib::builder_identity, &cache, &exclusions);
+        clock.lap("gather inputs");
         store.save_stats(&inputs.fresh_stats);
+        clock.lap("save stat cache");
         let plan = hephy_engine::plan(&graph, &inputs, &snapshot, &options);
+        clock.lap("plan");
         Ok(Session { model, graph, state_dir, state: store, snapshot, plan, exclusions })
     }
 }
@@ -102,4 +110,23 @@ pub(crate) fn nodes_named(model: &Model, graph: &Graph, name: &str) -> Result<Ve
 
 fn usage(problem: Problem) -> Failure {
     Failure::Input(Problems::single("hephy", problem))
+}
+
+/// `HEPHY_TIMINGS=1` prints how long each step took, on stderr.
+pub(crate) struct Clock {
+    on: bool,
+    last: std::time::Instant,
+}
+
+impl Clock {
+    pub(crate) fn new() -> Clock {
+        Clock { on: std::env::var_os("HEPHY_TIMINGS").is_some(), last: std::time::Instant::now() }
+    }
+
+    pub(crate) fn lap(&mut self, what: &str) {
+        if self.on {
+            eprintln!("timing: {what:<16} {:>8.1} ms", self.last.elapsed().as_secs_f64() * 1000.0);
+        }
+        self.last = std::time::Instant::now();
+    }
 }

@@ -5,11 +5,12 @@
 //! union of all those files, so a file shared by many nodes is read once per run. Dependency
 //! outputs are added later, by planning and running, because they change as the run goes on.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
 use hephy_dsl::{Definition, ImageSource, Model};
 use petgraph::graph::NodeIndex;
+use rayon::prelude::*;
 
 use crate::files::{self, Exclusions, FileSource, FilesError, StatCache};
 use crate::graph::{Graph, Node, NodeKind};
@@ -58,17 +59,27 @@ pub fn gather(
 ) -> Inputs {
     let root = model.root.as_path();
     let mut sources: HashMap<NodeIndex, (Option<FileSource>, Option<FileSource>)> = HashMap::new();
-    let mut listed: HashMap<FileSource, Result<Vec<String>, FilesError>> = HashMap::new();
+    let mut unique: HashSet<FileSource> = HashSet::new();
     let mut inputs = Inputs::default();
     for &index in graph.order() {
         let node = graph.node(index);
         let (manifest, input_source, output_source) = describe(model, node, builder(node));
         for source in [&input_source, &output_source].into_iter().flatten() {
-            listed.entry(source.clone()).or_insert_with(|| files::collect(root, source, exclusions));
+            if !unique.contains(source) {
+                unique.insert(source.clone());
+            }
         }
         sources.insert(index, (input_source, output_source));
         inputs.nodes.insert(index, NodeInputs { manifest, outputs_now: None, error: None });
     }
+    // Each distinct context or glob set is listed once, in parallel.
+    let listed: HashMap<FileSource, Result<Vec<String>, FilesError>> = unique
+        .into_par_iter()
+        .map(|source| {
+            let files = files::collect(root, &source, exclusions);
+            (source, files)
+        })
+        .collect();
     let all: BTreeSet<String> = listed.values().flatten().flatten().cloned().collect();
     let hashed = files::hash_all(root, &all, cache);
     inputs.files_total = all.len();
