@@ -168,7 +168,9 @@ fn hashing(runs: usize) {
 }
 
 fn noop(n: usize, runs: usize) {
-    println!("\n## no-op plan: {n} tasks with two input files each (a Dockerfile and one file), all fresh, best of {runs}");
+    println!(
+        "\n## no-op plan: {n} tasks with two input files each (a Dockerfile and one file), all fresh, best of {runs}"
+    );
     let dir = tempfile::tempdir().expect("temp dir");
     let root = dir.path();
     synthetic::write_contexts(root, n);
@@ -185,7 +187,12 @@ fn noop(n: usize, runs: usize) {
     std::fs::write(root.join("hephy.yaml"), &yaml).expect("write");
     let hephy = env!("CARGO_BIN_EXE_hephy");
     let hephy_run = |args: &[&str]| {
-        let status = Command::new(hephy).args(args).current_dir(root).stdout(Stdio::null()).status().expect("run hephy");
+        let status = Command::new(hephy)
+            .args(args)
+            .current_dir(root)
+            .stdout(Stdio::null())
+            .status()
+            .expect("run hephy");
         assert!(status.success());
     };
     let setup = Instant::now();

@@ -13,7 +13,8 @@ use miette::SourceSpan;
 use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
 use crate::document::{DependencyDraft, Document, ImageDraft, TaskDraft, Text};
 use crate::model::{
-    DefinitionIndex, Dependency, DependencyKind, Executor, Image, ImageSource, Model, Schedule, Task,
+    BUILDERS, DEFAULT_BUILDER, DefinitionIndex, Dependency, DependencyKind, Executor, Image, ImageSource,
+    Model, Schedule, Task,
 };
 use crate::platform::{Platform, PlatformError};
 use crate::source::SourceFile;
@@ -27,9 +28,13 @@ pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mu
         Some(list) => a.platforms(list),
         None => vec![Platform::host()],
     };
+    let builder = match &doc.builder {
+        Some(b) => a.builder(b),
+        None => DEFAULT_BUILDER.to_owned(),
+    };
     let executors = a.executors(&doc);
     a.unique_names(&doc);
-    let mut images: Vec<Image> = doc.images.iter().map(|i| a.image(i, &platforms)).collect();
+    let mut images: Vec<Image> = doc.images.iter().map(|i| a.image(i, &platforms, &builder)).collect();
     let mut tasks: Vec<Task> = doc.tasks.iter().map(|t| a.task(t)).collect();
     let names = Names::new(&doc);
     for (image, draft) in images.iter_mut().zip(&doc.images) {
@@ -45,6 +50,7 @@ pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mu
         source: source.clone(),
         root: root.to_path_buf(),
         registry,
+        builder,
         platforms,
         executors,
         images,
@@ -108,6 +114,19 @@ impl Analyzer<'_> {
             );
         }
         registry.value.trim_end_matches('/').to_owned()
+    }
+
+    fn builder(&mut self, name: &Text) -> String {
+        if !BUILDERS.contains(&name.as_str()) {
+            let help = did_you_mean(name, BUILDERS.iter().copied())
+                .unwrap_or_else(|| format!("this hephy builds images with {}", BUILDERS.join(", ")));
+            self.sink.push(
+                Problem::new(Code::InvalidValue, format!("unknown builder `{}`", name.value))
+                    .label(name.span, "no such builder")
+                    .help(help),
+            );
+        }
+        name.value.clone()
     }
 
     fn platforms(&mut self, list: &[Text]) -> Vec<Platform> {
@@ -235,7 +254,11 @@ impl Analyzer<'_> {
         }
     }
 
-    fn image(&mut self, draft: &ImageDraft, defaults: &[Platform]) -> Image {
+    fn image(&mut self, draft: &ImageDraft, defaults: &[Platform], default_builder: &str) -> Image {
+        let builder = match &draft.builder {
+            Some(b) => self.builder(b),
+            None => default_builder.to_owned(),
+        };
         let dockerfile = match &draft.dockerfile {
             Some(d) => self.relative(d, "Dockerfile").unwrap_or_default(),
             None => "Dockerfile".to_owned(),
@@ -323,6 +346,7 @@ impl Analyzer<'_> {
             name: draft.name.clone(),
             source,
             dockerfile,
+            builder,
             targets,
             args,
             platforms,

@@ -16,6 +16,7 @@ pub(crate) type Text = Spanned<String>;
 #[derive(Debug, Default)]
 pub struct Document {
     pub(crate) registry: Option<Text>,
+    pub(crate) builder: Option<Text>,
     pub(crate) platforms: Option<Vec<Text>>,
     pub(crate) executors: Vec<ExecutorDraft>,
     pub(crate) images: Vec<ImageDraft>,
@@ -37,6 +38,7 @@ pub(crate) struct ImageDraft {
     pub(crate) git: Option<Text>,
     pub(crate) git_ref: Option<Text>,
     pub(crate) dockerfile: Option<Text>,
+    pub(crate) builder: Option<Text>,
     pub(crate) targets: Vec<Text>,
     pub(crate) args: Vec<(Text, Text)>,
     pub(crate) platforms: Option<Vec<Text>>,
@@ -52,6 +54,7 @@ impl ImageDraft {
             git: None,
             git_ref: None,
             dockerfile: None,
+            builder: None,
             targets: Vec::new(),
             args: Vec::new(),
             platforms: None,

@@ -13,9 +13,20 @@ use crate::document::{
 };
 use crate::source::Spanned;
 
-const TOP: &[&str] = &["registry", "platforms", "executor", "image", "task", "schedule"];
-const IMAGE: &[&str] =
-    &["context", "git", "dockerfile", "target", "targets", "args", "platforms", "tags", "from", "after"];
+const TOP: &[&str] = &["registry", "builder", "platforms", "executor", "image", "task", "schedule"];
+const IMAGE: &[&str] = &[
+    "context",
+    "git",
+    "dockerfile",
+    "builder",
+    "target",
+    "targets",
+    "args",
+    "platforms",
+    "tags",
+    "from",
+    "after",
+];
 const TASK: &[&str] = &["run", "inputs", "outputs", "env", "platforms", "after"];
 const SCHEDULE: &[&str] = &["rebuild"];
 
@@ -64,6 +75,11 @@ impl Reader<'_> {
                 "registry" => {
                     if let Some(value) = self.one_string(node) {
                         self.set_once(&mut doc.registry, value, node);
+                    }
+                }
+                "builder" => {
+                    if let Some(value) = self.one_string(node) {
+                        self.set_once(&mut doc.builder, value, node);
                     }
                 }
                 "platforms" => {
@@ -120,6 +136,11 @@ impl Reader<'_> {
                 "dockerfile" => {
                     if let Some(v) = self.one_string(child) {
                         self.set_once(&mut image.dockerfile, v, child);
+                    }
+                }
+                "builder" => {
+                    if let Some(v) = self.one_string(child) {
+                        self.set_once(&mut image.builder, v, child);
                     }
                 }
                 "target" => image.targets.extend(self.one_string(child)),

@@ -20,7 +20,8 @@ use std::path::{Path, PathBuf};
 pub use diagnostic::{Code, Problem, Problems};
 pub use document::Document;
 pub use model::{
-    Definition, Dependency, DependencyKind, Executor, Image, ImageSource, Model, Schedule, Task,
+    BUILDERS, DEFAULT_BUILDER, Definition, Dependency, DependencyKind, Executor, Image, ImageSource, Model,
+    Schedule, Task,
 };
 pub use platform::{Platform, PlatformError};
 pub use source::{SourceFile, Spanned, Syntax};

@@ -19,6 +19,8 @@ pub struct Model {
     pub root: PathBuf,
     /// The registry (and path prefix) images are pushed to, e.g. `registry.example.com/platform`.
     pub registry: Option<String>,
+    /// The builder of images that do not name their own (`buildah` unless given).
+    pub builder: String,
     /// Platforms of images and tasks that do not name their own.
     pub platforms: Vec<Platform>,
     /// The declared executors; when empty, each platform gets a `local` executor.
@@ -50,6 +52,12 @@ pub struct Executor {
     pub jobs: u32,
 }
 
+/// The builders this hephy knows.
+pub const BUILDERS: &[&str] = &["buildah"];
+
+/// The builder used when a graph names none.
+pub const DEFAULT_BUILDER: &str = "buildah";
+
 /// A container image, built once per platform (and per target).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Image {
@@ -59,6 +67,8 @@ pub struct Image {
     pub source: ImageSource,
     /// The Dockerfile, relative to the context folder (`Dockerfile` unless given).
     pub dockerfile: String,
+    /// The tool that builds it (see [`BUILDERS`]).
+    pub builder: String,
     /// Build stages to build, each its own image; empty builds the Dockerfile's last stage.
     pub targets: Vec<String>,
     /// Build args, sorted by name.

@@ -19,12 +19,13 @@ use crate::document::{
 };
 use crate::source::Spanned;
 
-const TOP: &[&str] = &["registry", "platforms", "executors", "images", "tasks", "schedules"];
+const TOP: &[&str] = &["registry", "builder", "platforms", "executors", "images", "tasks", "schedules"];
 const IMAGE: &[&str] = &[
     "context",
     "git",
     "ref",
     "dockerfile",
+    "builder",
     "target",
     "targets",
     "args",
@@ -252,6 +253,7 @@ impl Reader<'_> {
         for (key, value) in self.map(root, TOP, "a graph file") {
             match key.value.as_str() {
                 "registry" => doc.registry = self.string(value),
+                "builder" => doc.builder = self.string(value),
                 "platforms" => doc.platforms = Some(self.strings(value)),
                 "executors" => {
                     for (name, body) in self.named_map(value) {
@@ -303,6 +305,7 @@ impl Reader<'_> {
                 "git" => image.git = self.string(value),
                 "ref" => image.git_ref = self.string(value),
                 "dockerfile" => image.dockerfile = self.string(value),
+                "builder" => image.builder = self.string(value),
                 "target" => image.targets.extend(self.string(value)),
                 "targets" => image.targets.extend(self.strings(value)),
                 "args" => image.args = self.pairs(value),

@@ -1,13 +1,18 @@
 //! hephy's built-in node kinds: what each kind of node does when it runs.
 //!
 //! Owns [`Stdlib`], the engine's [`Work`] for every node kind: tasks run their argv as a process
-//! (no shell) in their own process group, with output to a log file; image, manifest and tag
-//! nodes go through builders, which have not landed yet — they fail cleanly with "no builder".
-//! Also owns [`builder_identity`], which enters every node's key.
+//! (no shell, own process group, output to a log); image, manifest and tag nodes go through the
+//! image's builder (`buildah`: build per platform, push, index, tags). Also owns
+//! [`builder_identity`], which enters every node's key.
 
+mod buildah;
+mod process;
+mod reference;
 mod task;
 
-use hephy_dsl::Model;
+use std::path::Path;
+
+use hephy_dsl::{Definition, Model};
 use hephy_engine::{Exclusions, Job, Node, NodeKind, Outcome, Work};
 
 /// The built-in implementation of every node kind.
@@ -15,28 +20,25 @@ use hephy_engine::{Exclusions, Job, Node, NodeKind, Outcome, Work};
 pub struct Stdlib<'m> {
     model: &'m Model,
     exclusions: Exclusions,
+    buildah: buildah::Buildah,
 }
 
 impl<'m> Stdlib<'m> {
-    /// Work for the nodes of `model`; `exclusions` are folders never taken as task outputs.
-    pub fn new(model: &'m Model, exclusions: Exclusions) -> Stdlib<'m> {
-        Stdlib { model, exclusions }
+    /// Work for the nodes of `model`; `state_dir` holds builder storage; `exclusions` are
+    /// folders never taken as task outputs.
+    pub fn new(model: &'m Model, state_dir: &Path, exclusions: Exclusions) -> Stdlib<'m> {
+        Stdlib { model, exclusions, buildah: buildah::Buildah::new(state_dir) }
     }
 }
 
 impl Work for Stdlib<'_> {
     fn execute(&self, job: &Job<'_>) -> Outcome {
-        match job.node.kind {
-            NodeKind::Task => match self.model.tasks.iter().find(|t| *t.name == job.node.name) {
-                Some(task) => task::run(task, job, &self.exclusions),
-                None => Outcome::Failed { message: format!("task `{}` is not in the graph", job.node.name) },
-            },
-            NodeKind::Image | NodeKind::Manifest | NodeKind::Tag => Outcome::Failed {
-                message: format!(
-                    "no builder for {} node `{}`: image builders (buildah, the built-in OCI builder) are not part of this hephy yet",
-                    job.node.kind, job.node.id
-                ),
-            },
+        match (job.node.kind, self.model.definition(&job.node.name)) {
+            (NodeKind::Task, Some(Definition::Task(task))) => task::run(task, job, &self.exclusions),
+            (NodeKind::Image, Some(Definition::Image(image))) => self.buildah.build(self.model, image, job),
+            (NodeKind::Manifest, Some(Definition::Image(_))) => self.buildah.index(self.model, job),
+            (NodeKind::Tag, Some(Definition::Image(_))) => self.buildah.tag(self.model, job),
+            _ => Outcome::Failed { message: format!("`{}` is not in the graph", job.node.name) },
         }
     }
 }
@@ -46,7 +48,7 @@ impl Work for Stdlib<'_> {
 pub fn builder_identity(node: &Node) -> String {
     match node.kind {
         NodeKind::Task => "process/1".to_owned(),
-        NodeKind::Image => "none/0".to_owned(),
-        NodeKind::Manifest | NodeKind::Tag => "registry/0".to_owned(),
+        NodeKind::Image | NodeKind::Manifest => buildah::identity(),
+        NodeKind::Tag => "skopeo-copy/1".to_owned(),
     }
 }

@@ -1,0 +1,275 @@
+//! The `buildah` builder: daemonless, full Dockerfile support (`RUN` included), one platform per
+//! build, its own storage under the state folder.
+//!
+//! An image build is `buildah bud --isolation chroot --timestamp 0 --platform P` (reproducible:
+//! the same inputs give the same digest), then a push to the registry under a tag derived from
+//! the node's key, whose digest is read back and becomes the node's output. A manifest node
+//! assembles an OCI index from its platform builds, in platform order, and pushes it; a tag node
+//! copies that index to the extra tag (`skopeo copy --all --preserve-digests`), so every tag
+//! resolves to the index digest. Without a registry, images stay in hephy's local storage and
+//! the image id is the output.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use hephy_dsl::{Image, Model};
+use hephy_engine::{Job, Outcome};
+
+use crate::process::{self, Log};
+use crate::reference;
+
+/// buildah's version (`buildah/1.28.2`), asked once; part of every image node's key.
+pub(crate) fn identity() -> String {
+    static VERSION: OnceLock<String> = OnceLock::new();
+    VERSION
+        .get_or_init(|| {
+            Command::new("buildah")
+                .arg("--version")
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .and_then(|o| String::from_utf8(o.stdout).ok())
+                .and_then(|v| v.split_whitespace().nth(2).map(|v| format!("buildah/{v}")))
+                .unwrap_or_else(|| "buildah/unavailable".to_owned())
+        })
+        .clone()
+}
+
+/// How hephy calls buildah: its own storage, the vfs driver (works everywhere, even nested).
+#[derive(Debug, Clone)]
+pub(crate) struct Buildah {
+    root: PathBuf,
+    runroot: PathBuf,
+}
+
+impl Buildah {
+    pub(crate) fn new(state_dir: &Path) -> Buildah {
+        let state_dir = std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+        Buildah {
+            root: state_dir.join("buildah").join("root"),
+            runroot: state_dir.join("buildah").join("run"),
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new("buildah");
+        command
+            .arg("--storage-driver")
+            .arg("vfs")
+            .arg("--root")
+            .arg(&self.root)
+            .arg("--runroot")
+            .arg(&self.runroot);
+        command
+    }
+
+    /// The `bud` command for one platform build (also what `hephy` shows in the node's log).
+    pub(crate) fn bud_command(
+        &self,
+        model: &Model,
+        image: &Image,
+        job: &Job<'_>,
+        context: &Path,
+        local_tag: &str,
+        iidfile: &Path,
+    ) -> Command {
+        let (node, deps) = (job.node, &job.deps);
+        let mut command = self.command();
+        command.args(["bud", "--isolation", "chroot", "--timestamp", "0", "--pull=true"]);
+        if let Some(platform) = &node.platform {
+            command.arg("--platform").arg(platform.to_string());
+        }
+        if reference::insecure(model.registry.as_deref()) {
+            command.arg("--tls-verify=false");
+        }
+        command.arg("-f").arg(context.join(&image.dockerfile));
+        if let Some(target) = &node.target {
+            command.arg("--target").arg(target);
+        }
+        for (name, value) in &image.args {
+            command.arg("--build-arg").arg(format!("{name}={value}"));
+        }
+        for (arg, dep_id) in &node.inject {
+            if let Some((dep, output)) = deps.iter().find(|(d, _)| d.id == *dep_id) {
+                command.arg("--build-arg").arg(format!("{arg}={}", reference::pinned(model, dep, output)));
+            }
+        }
+        command.arg("--iidfile").arg(iidfile).arg("-t").arg(local_tag).arg(context);
+        command
+    }
+
+    /// Builds one platform of an image and (with a registry) pushes it.
+    pub(crate) fn build(&self, model: &Model, image: &Image, job: &Job<'_>) -> Outcome {
+        let fail = |message: String| Outcome::Failed { message };
+        let log = match Log::create(job) {
+            Ok(log) => log,
+            Err(e) => return fail(e),
+        };
+        let context = match &image.source {
+            hephy_dsl::ImageSource::Context { dir } => job.root.join(dir),
+            hephy_dsl::ImageSource::Git { url, .. } => {
+                return fail(format!(
+                    "`{url}`: building from upstream git sources is not part of this hephy yet"
+                ));
+            }
+        };
+        let scratch = match tempdir(job) {
+            Ok(dir) => dir,
+            Err(e) => return fail(e),
+        };
+        let iidfile = scratch.join("iid");
+        let digestfile = scratch.join("digest");
+        let local_tag = reference::local(job.node, job.key);
+        let bud = self.bud_command(model, image, job, &context, &local_tag, &iidfile);
+        log.note(&format!("$ {}", shown(&bud)));
+        if let Err(e) = process::run(bud, job, &log) {
+            return fail(e);
+        }
+        let Some(registry) = &model.registry else {
+            return match read_digest(&iidfile) {
+                Ok(id) => Outcome::Built { output: id },
+                Err(e) => fail(e),
+            };
+        };
+        let destination =
+            format!("docker://{}:{}", reference::repository(registry, job.node), reference::key_tag(job.key));
+        let mut push = self.command();
+        push.arg("push");
+        if reference::insecure(Some(registry)) {
+            push.arg("--tls-verify=false");
+        }
+        push.arg("--digestfile").arg(&digestfile).arg(&local_tag).arg(&destination);
+        log.note(&format!("$ {}", shown(&push)));
+        if let Err(e) = process::run(push, job, &log) {
+            return fail(format!("pushing to {registry} failed: {e}"));
+        }
+        let output = read_digest(&digestfile);
+        // The pushed image lives in the registry; drop the local copy (vfs copies are large).
+        let mut rmi = self.command();
+        rmi.args(["rmi", "-f", &local_tag]);
+        let _ = process::run(rmi, job, &log);
+        match output {
+            Ok(digest) => Outcome::Built { output: digest },
+            Err(e) => fail(e),
+        }
+    }
+
+    /// Joins the platform builds of an image into an OCI index, in platform order, and pushes it.
+    pub(crate) fn index(&self, model: &Model, job: &Job<'_>) -> Outcome {
+        let fail = |message: String| Outcome::Failed { message };
+        let Some(registry) = &model.registry else {
+            // Nothing to publish: the "index" is the list of platform outputs.
+            let outputs: Vec<&str> = job.deps.iter().map(|(_, o)| o.as_str()).collect();
+            return Outcome::Built {
+                output: format!("local:{}", blake3::hash(outputs.join("\n").as_bytes()).to_hex()),
+            };
+        };
+        let log = match Log::create(job) {
+            Ok(log) => log,
+            Err(e) => return fail(e),
+        };
+        let scratch = match tempdir(job) {
+            Ok(dir) => dir,
+            Err(e) => return fail(e),
+        };
+        let insecure = reference::insecure(Some(registry));
+        let repository = reference::repository(registry, job.node);
+        let list = reference::local(job.node, job.key);
+        let mut steps: Vec<Command> = Vec::new();
+        let mut rm = self.command();
+        rm.args(["manifest", "rm", &list]);
+        let _ = process::run(rm, job, &log);
+        let mut create = self.command();
+        create.args(["manifest", "create", &list]);
+        steps.push(create);
+        // Dependencies come sorted by id, and so by platform: the index is reproducible.
+        for (_, digest) in &job.deps {
+            let mut add = self.command();
+            add.args(["manifest", "add"]);
+            if insecure {
+                add.arg("--tls-verify=false");
+            }
+            add.arg(&list).arg(format!("docker://{repository}@{digest}"));
+            steps.push(add);
+        }
+        let digestfile = scratch.join("digest");
+        let mut push = self.command();
+        push.args(["manifest", "push", "--all"]);
+        if insecure {
+            push.arg("--tls-verify=false");
+        }
+        push.arg("--digestfile")
+            .arg(&digestfile)
+            .arg(&list)
+            .arg(format!("docker://{repository}:{}", reference::key_tag(job.key)));
+        steps.push(push);
+        for step in steps {
+            log.note(&format!("$ {}", shown(&step)));
+            if let Err(e) = process::run(step, job, &log) {
+                return fail(format!("publishing the index to {registry} failed: {e}"));
+            }
+        }
+        let mut rm = self.command();
+        rm.args(["manifest", "rm", &list]);
+        let _ = process::run(rm, job, &log);
+        match read_digest(&digestfile) {
+            Ok(digest) => Outcome::Built { output: digest },
+            Err(e) => fail(e),
+        }
+    }
+
+    /// Gives the finished index an extra tag (a copy that keeps its digest).
+    pub(crate) fn tag(&self, model: &Model, job: &Job<'_>) -> Outcome {
+        let fail = |message: String| Outcome::Failed { message };
+        let Some((_, index)) = job.deps.first() else {
+            return fail("a tag node needs its image's index".to_owned());
+        };
+        let Some(registry) = &model.registry else {
+            return Outcome::Built { output: index.clone() };
+        };
+        let log = match Log::create(job) {
+            Ok(log) => log,
+            Err(e) => return fail(e),
+        };
+        let repository = reference::repository(registry, job.node);
+        let tag = job.node.tag.clone().unwrap_or_default();
+        let mut copy = Command::new("skopeo");
+        copy.args(["copy", "--all", "--preserve-digests"]);
+        if reference::insecure(Some(registry)) {
+            copy.args(["--src-tls-verify=false", "--dest-tls-verify=false"]);
+        }
+        copy.arg(format!("docker://{repository}@{index}")).arg(format!("docker://{repository}:{tag}"));
+        log.note(&format!("$ {}", shown(&copy)));
+        match process::run(copy, job, &log) {
+            Ok(()) => Outcome::Built { output: index.clone() },
+            Err(e) => fail(format!("tagging {repository}:{tag} failed: {e}")),
+        }
+    }
+}
+
+fn tempdir(job: &Job<'_>) -> Result<PathBuf, String> {
+    let dir = job.log.with_extension("work");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+fn read_digest(path: &Path) -> Result<String, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("no digest in `{}`: {e}", path.display()))?;
+    let digest = text.trim();
+    let digest = if digest.contains(':') { digest.to_owned() } else { format!("sha256:{digest}") };
+    if digest.len() == 71 && digest.starts_with("sha256:") {
+        Ok(digest)
+    } else {
+        Err(format!("`{}` holds no sha256 digest: {text:?}", path.display()))
+    }
+}
+
+/// A command as one line, for logs.
+pub(crate) fn shown(command: &Command) -> String {
+    std::iter::once(command.get_program().to_string_lossy().into_owned())
+        .chain(command.get_args().map(|a| a.to_string_lossy().into_owned()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,123 @@
+//! Running one external command for a node: argv only (no shell), in a process group of its
+//! own so cancellation reaches every descendant, stdout and stderr teed to the node's log (and
+//! to the reporter with `-v`).
+
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hephy_engine::Job;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+/// How long a cancelled command gets between SIGTERM and SIGKILL.
+const GRACE: Duration = Duration::from_secs(3);
+
+/// A node's log file, shared by the commands it runs.
+#[derive(Debug, Clone)]
+pub(crate) struct Log(Arc<Mutex<File>>);
+
+impl Log {
+    /// Creates the job's log file (and its folder).
+    pub(crate) fn create(job: &Job<'_>) -> Result<Log, String> {
+        if let Some(parent) = job.log.parent() {
+            fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create the log folder `{}`: {e}", parent.display()))?;
+        }
+        let file = File::create(&job.log)
+            .map_err(|e| format!("cannot create the log `{}`: {e}", job.log.display()))?;
+        Ok(Log(Arc::new(Mutex::new(file))))
+    }
+
+    /// Appends a line of hephy's own (the command about to run, say).
+    pub(crate) fn note(&self, line: &str) {
+        if let Ok(mut file) = self.0.lock() {
+            let _ = writeln!(file, "{line}");
+        }
+    }
+}
+
+/// Runs `command` to completion. `Err` says what failed, for people.
+pub(crate) fn run(mut command: Command, job: &Job<'_>, log: &Log) -> Result<(), String> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let shown: Vec<String> = std::iter::once(program.clone())
+        .chain(command.get_args().map(|a| a.to_string_lossy().into_owned()))
+        .collect();
+    let shown = shown.join(" ");
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    let mut child = command.spawn().map_err(|e| format!("cannot start `{program}`: {e}"))?;
+    let streams = [
+        child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ];
+    let readers: Vec<_> = streams
+        .into_iter()
+        .flatten()
+        .map(|stream| {
+            let log = log.clone();
+            let events = job.events.clone();
+            let node = job.node.id.to_string();
+            let verbose = job.verbose;
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                let mut line = Vec::new();
+                while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                    if let Ok(mut file) = log.0.lock() {
+                        let _ = file.write_all(&line);
+                    }
+                    if verbose {
+                        let text = String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r']).to_owned();
+                        let _ = events.send(hephy_engine::Message::Output { node: node.clone(), line: text });
+                    }
+                    line.clear();
+                }
+            })
+        })
+        .collect();
+    let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
+    let mut terminated_at: Option<Instant> = None;
+    // Poll quickly at first (most commands of a build graph are short), then back off.
+    let mut pause = Duration::from_micros(200);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Ok(status),
+            Ok(None) => {}
+            Err(e) => break Err(e),
+        }
+        if job.cancel.load(Ordering::SeqCst) {
+            match terminated_at {
+                None => {
+                    let _ = killpg(pid, Signal::SIGTERM);
+                    terminated_at = Some(Instant::now());
+                }
+                Some(at) if at.elapsed() > GRACE => {
+                    let _ = killpg(pid, Signal::SIGKILL);
+                }
+                Some(_) => {}
+            }
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    };
+    // Whatever the command left running in its group goes with it.
+    let _ = killpg(pid, Signal::SIGKILL);
+    for reader in readers {
+        let _ = reader.join();
+    }
+    let status = status.map_err(|e| format!("lost track of `{shown}`: {e}"))?;
+    if terminated_at.is_some() {
+        return Err(format!("`{shown}` was stopped: the run was cancelled"));
+    }
+    if status.success() {
+        return Ok(());
+    }
+    let how = match status.code() {
+        Some(code) => format!("exited with status {code}"),
+        None => "was killed by a signal".to_owned(),
+    };
+    Err(format!("`{shown}` {how}"))
+}

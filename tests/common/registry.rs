@@ -1,0 +1,111 @@
+//! A real registry (`docker-registry`, distribution v2) on 127.0.0.1, started per test and
+//! stopped by its guard; and the tools image tests need.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running registry; killed on drop.
+pub struct Registry {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    /// `127.0.0.1:PORT`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn start() -> Registry {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let config: PathBuf = dir.path().join("registry.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog: {{level: warn}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .expect("write config");
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start docker-registry");
+        let registry = Registry { child, port, _dir: dir };
+        let start = Instant::now();
+        while !registry.ready() {
+            assert!(start.elapsed() < Duration::from_secs(10), "the registry did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        registry
+    }
+
+    fn ready(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else { return false };
+        let request = format!("GET /v2/ HTTP/1.0\r\nHost: 127.0.0.1:{}\r\n\r\n", self.port);
+        let mut response = String::new();
+        stream.write_all(request.as_bytes()).is_ok()
+            && stream.read_to_string(&mut response).is_ok()
+            && response.starts_with("HTTP/1.0 200")
+    }
+
+    /// `skopeo inspect --raw` of a reference in this registry.
+    pub fn raw(&self, reference: &str) -> String {
+        let output = Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{}/{reference}", self.address()))
+            .output()
+            .expect("run skopeo");
+        assert!(
+            output.status.success(),
+            "skopeo inspect {reference}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("utf-8")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether the image tools are here. In CI (`CI` set) they must be: `.ci/run` installs them.
+pub fn image_tools() -> bool {
+    let missing: Vec<&str> = ["buildah", "skopeo", "docker-registry"]
+        .into_iter()
+        .filter(|tool| {
+            Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .map_or(true, |o| !o.status.success())
+        })
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "CI must install {missing:?} (see .ci/run)");
+    eprintln!(
+        "note: skipping an image test: {missing:?} not installed (apt-get install buildah skopeo docker-registry)"
+    );
+    false
+}
+
+/// The sha256 digest of some bytes, as the registry names manifests.
+pub fn sha256(text: &str) -> String {
+    let mut child =
+        Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("sha256sum");
+    child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write");
+    let output = child.wait_with_output().expect("sha256sum");
+    format!("sha256:{}", String::from_utf8_lossy(&output.stdout).split_whitespace().next().unwrap_or(""))
+}

@@ -1,0 +1,134 @@
+//! Real image builds with buildah against a real registry on 127.0.0.1: per-platform builds,
+//! digest-pinned `FROM` injection, OCI indexes, extra tags, reproducible digests and early
+//! cutoff.
+
+#![expect(clippy::unwrap_used, reason = "a test fails loudly on unexpected output")]
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::Repo;
+use common::registry::{Registry, image_tools, sha256};
+use serde_json::Value;
+
+fn repo(registry: &Registry) -> Repo {
+    Repo::new()
+        .file("base/hello.txt", "hello\n")
+        .file("base/Dockerfile", "FROM scratch\nCOPY hello.txt /hello.txt\n")
+        .file("app/app.txt", "app\n")
+        .file("app/Dockerfile", "ARG BASE\nFROM ${BASE}\nCOPY app.txt /app.txt\n")
+        .file(
+            "hephy.kdl",
+            &format!(
+                "registry \"{}/team\"\nplatforms \"linux/amd64\" \"linux/arm64\"\nbuilder \"buildah\"\n\nimage \"base\" {{\n    context \"base\"\n    tags \"latest\"\n}}\n\nimage \"app\" {{\n    context \"app\"\n    from \"base\" arg=\"BASE\"\n    tags \"latest\" \"v1\"\n}}\n",
+                registry.address()
+            ),
+        )
+}
+
+fn results(run: &common::Run) -> BTreeMap<String, String> {
+    serde_json::from_value(run.json()["results"].clone()).unwrap()
+}
+
+fn layers(manifest: &str) -> Vec<String> {
+    let m: Value = serde_json::from_str(manifest).unwrap();
+    m["layers"].as_array().unwrap().iter().map(|l| l["digest"].as_str().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn builds_push_platforms_index_and_tags() {
+    if !image_tools() {
+        return;
+    }
+    let registry = Registry::start();
+    let repo = repo(&registry);
+    let run = repo.run(&["run", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(results(&run).values().all(|r| r == "built"), "{:?}", results(&run));
+
+    // The index lists both platforms, in platform order, and every tag resolves to it.
+    let index_text = registry.raw("team/app:v1");
+    let index: Value = serde_json::from_str(&index_text).unwrap();
+    let entries = index["manifests"].as_array().unwrap();
+    let arches: Vec<&str> = entries.iter().map(|e| e["platform"]["architecture"].as_str().unwrap()).collect();
+    assert_eq!(arches, ["amd64", "arm64"]);
+    assert_eq!(sha256(&registry.raw("team/app:latest")), sha256(&index_text));
+    let base_index: Value = serde_json::from_str(&registry.raw("team/base:latest")).unwrap();
+
+    // app was built FROM base's digest for the same platform: base's layer comes first.
+    for (i, arch) in ["amd64", "arm64"].iter().enumerate() {
+        let app = registry.raw(&format!("team/app@{}", entries[i]["digest"].as_str().unwrap()));
+        let base =
+            registry.raw(&format!("team/base@{}", base_index["manifests"][i]["digest"].as_str().unwrap()));
+        assert_eq!(base_index["manifests"][i]["platform"]["architecture"], *arch);
+        let (app_layers, base_layers) = (layers(&app), layers(&base));
+        assert_eq!(app_layers.len(), 2);
+        assert_eq!(app_layers[0], base_layers[0], "{arch}: app is built on base's {arch} image");
+    }
+
+    // Nothing to do the second time.
+    let again = repo.run(&["run", "--format", "json"]);
+    assert!(results(&again).values().all(|r| r == "fresh"), "{:?}", results(&again));
+
+    // A clean rebuild (no local state) gives the same digests: builds are reproducible.
+    std::fs::remove_dir_all(repo.path().join(".hephy")).unwrap();
+    let clean = repo.run(&["run", "--format", "json"]);
+    assert_eq!(clean.code, 0, "{}", clean.stderr);
+    assert_eq!(sha256(&registry.raw("team/app:v1")), sha256(&index_text));
+}
+
+#[test]
+fn a_changed_base_rebuilds_dependents_and_an_equivalent_one_cuts_them_off() {
+    if !image_tools() {
+        return;
+    }
+    let registry = Registry::start();
+    let repo = repo(&registry);
+    assert_eq!(repo.run(&["run"]).code, 0);
+    let before = registry.raw("team/app:v1");
+
+    // A comment changes the Dockerfile's bytes, not the image: base rebuilds to the same digest.
+    repo.write("base/Dockerfile", "# the base layer\nFROM scratch\nCOPY hello.txt /hello.txt\n");
+    let run = repo.run(&["run", "--format", "json"]);
+    let r = results(&run);
+    assert_eq!(r["base@linux/amd64"], "built");
+    assert_eq!(r["app@linux/amd64"], "cutoff");
+    assert_eq!(r["app:v1"], "cutoff");
+    assert_eq!(registry.raw("team/app:v1"), before);
+
+    // A changed file changes base's digest: app rebuilds on it, and explain names the file.
+    repo.write("base/hello.txt", "hello, world\n");
+    let explain = repo.run(&["explain", "app@linux/arm64"]);
+    assert!(
+        explain.stdout.contains("base@linux/arm64 rebuilds because base/hello.txt changed"),
+        "{}",
+        explain.stdout
+    );
+    let run = repo.run(&["run", "--format", "json"]);
+    let r = results(&run);
+    assert_eq!(r["app@linux/arm64"], "built");
+    assert_eq!(r["app:v1"], "built");
+    assert_ne!(registry.raw("team/app:v1"), before);
+}
+
+#[test]
+fn a_failed_build_publishes_no_index_and_moves_no_tag() {
+    if !image_tools() {
+        return;
+    }
+    let registry = Registry::start();
+    let repo = repo(&registry);
+    assert_eq!(repo.run(&["run"]).code, 0);
+    let before = registry.raw("team/app:v1");
+    // `RUN` needs a shell, and `FROM scratch` has none: app fails on every platform.
+    repo.write("app/Dockerfile", "ARG BASE\nFROM ${BASE}\nRUN echo hi > /x\n");
+    let run = repo.run(&["run", "--format", "json"]);
+    assert_eq!(run.code, 1);
+    let r = results(&run);
+    assert_eq!(r["app@linux/amd64"], "failed");
+    assert_eq!(r["app"], "skipped");
+    assert_eq!(r["app:v1"], "skipped");
+    assert_eq!(r["base@linux/amd64"], "fresh");
+    assert_eq!(registry.raw("team/app:v1"), before, "the tag did not move");
+}
