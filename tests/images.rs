@@ -85,7 +85,8 @@ fn a_changed_base_rebuilds_dependents_and_an_equivalent_one_cuts_them_off() {
     }
     let registry = Registry::start();
     let repo = repo(&registry);
-    assert_eq!(repo.run(&["run"]).code, 0);
+    let first = repo.run(&["run"]);
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
     let before = registry.raw("team/app:v1");
 
     // A comment changes the Dockerfile's bytes, not the image: base rebuilds to the same digest.
@@ -107,8 +108,8 @@ fn a_changed_base_rebuilds_dependents_and_an_equivalent_one_cuts_them_off() {
     );
     let run = repo.run(&["run", "--format", "json"]);
     let r = results(&run);
-    assert_eq!(r["app@linux/arm64"], "built");
-    assert_eq!(r["app:v1"], "built");
+    assert_eq!(r["app@linux/arm64"], "built", "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(r["app:v1"], "built", "{}\n{}", run.stdout, run.stderr);
     assert_ne!(registry.raw("team/app:v1"), before);
 }
 
@@ -119,7 +120,8 @@ fn a_failed_build_publishes_no_index_and_moves_no_tag() {
     }
     let registry = Registry::start();
     let repo = repo(&registry);
-    assert_eq!(repo.run(&["run"]).code, 0);
+    let first = repo.run(&["run"]);
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
     let before = registry.raw("team/app:v1");
     // `RUN` needs a shell, and `FROM scratch` has none: app fails on every platform.
     repo.write("app/Dockerfile", "ARG BASE\nFROM ${BASE}\nRUN echo hi > /x\n");

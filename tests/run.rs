@@ -183,14 +183,25 @@ fn a_failure_skips_its_dependents_and_nothing_else() {
 }
 
 #[test]
-fn image_nodes_fail_cleanly_without_a_builder() {
-    let repo = Repo::example("kaniko-builder");
-    let run = repo.run(&["run", "-f", "hephy.kdl", "--format", "json"]);
+fn image_builds_that_cannot_run_fail_cleanly_and_skip_their_dependents() {
+    // A base that cannot be pulled (nothing listens on port 1), and an upstream git source,
+    // which this hephy cannot build yet: both fail with a message; what needs them is skipped.
+    let repo = Repo::new()
+        .file("broken/Dockerfile", "FROM 127.0.0.1:1/none/such:tag\n")
+        .file("on-top/Dockerfile", "ARG BASE\nFROM ${BASE}\n")
+        .file(
+            "hephy.kdl",
+            "platforms \"linux/amd64\"\nimage \"broken\" {\n    context \"broken\"\n}\nimage \"on-top\" {\n    context \"on-top\"\n    from \"broken\" arg=\"BASE\"\n    tags \"latest\"\n}\nimage \"upstream\" {\n    git \"https://example.invalid/repo.git\" ref=\"v1\"\n}\n",
+        );
+    let run = repo.run(&["run", "--format", "json"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     let results = results(&run);
-    assert_eq!(results["curl@linux/amd64"], "failed");
-    assert_eq!(results["manifest-tool@linux/amd64"], "skipped");
-    assert_eq!(results["curl:latest"], "skipped");
+    assert_eq!(results["broken@linux/amd64"], "failed");
+    assert_eq!(results["on-top@linux/amd64"], "skipped");
+    assert_eq!(results["on-top:latest"], "skipped");
+    assert_eq!(results["upstream@linux/amd64"], "failed");
+    let text = repo.run(&["run"]);
+    assert!(text.stdout.contains("upstream git sources is not part of this hephy yet"), "{}", text.stdout);
     assert!(!run.stderr.contains("panicked"));
 }
 

@@ -9,9 +9,11 @@
 //! resolves to the index digest. Without a registry, images stay in hephy's local storage and
 //! the image id is the output.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use hephy_dsl::{Image, Model};
 use hephy_engine::{Job, Outcome};
@@ -37,11 +39,18 @@ pub(crate) fn identity() -> String {
 }
 
 /// How hephy calls buildah: its own storage, the vfs driver (works everywhere, even nested).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Buildah {
     root: PathBuf,
     runroot: PathBuf,
+    /// Writes to one repository go one at a time: distribution's filesystem storage answers
+    /// concurrent manifest writes to a repository with 500s.
+    repositories: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
+
+/// Attempts of a registry write before its node fails; transient errors (5xx, resets) are
+/// retried after 0.5 s, then 1.5 s.
+const ATTEMPTS: u32 = 3;
 
 impl Buildah {
     pub(crate) fn new(state_dir: &Path) -> Buildah {
@@ -49,6 +58,38 @@ impl Buildah {
         Buildah {
             root: state_dir.join("buildah").join("root"),
             runroot: state_dir.join("buildah").join("run"),
+            repositories: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Runs a registry write for `repository`, alone among hephy's writes to it, with retries.
+    fn publish(
+        &self,
+        repository: &str,
+        job: &Job<'_>,
+        log: &Log,
+        make: impl Fn() -> Command,
+    ) -> Result<(), String> {
+        let lock = {
+            let mut map = self.repositories.lock().map_err(|_| "a registry lock was poisoned".to_owned())?;
+            Arc::clone(map.entry(repository.to_owned()).or_default())
+        };
+        let _held = lock.lock().map_err(|_| "a registry lock was poisoned".to_owned())?;
+        let mut attempt = 1;
+        loop {
+            let command = make();
+            log.note(&format!("$ {}", shown(&command)));
+            match process::run(command, job, log) {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt < ATTEMPTS && !job.cancel.load(std::sync::atomic::Ordering::SeqCst) => {
+                    log.note(&format!("hephy: attempt {attempt} failed ({e}); retrying"));
+                    std::thread::sleep(Duration::from_millis(
+                        500 * u64::from(attempt * attempt + attempt - 1),
+                    ));
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 
@@ -134,22 +175,23 @@ impl Buildah {
         };
         let destination =
             format!("docker://{}:{}", reference::repository(registry, job.node), reference::key_tag(job.key));
-        let mut push = self.command();
-        push.arg("push");
-        if reference::insecure(Some(registry)) {
-            push.arg("--tls-verify=false");
-        }
-        push.arg("--digestfile").arg(&digestfile).arg(&local_tag).arg(&destination);
-        log.note(&format!("$ {}", shown(&push)));
-        if let Err(e) = process::run(push, job, &log) {
+        let repository = reference::repository(registry, job.node);
+        let insecure = reference::insecure(Some(registry));
+        let pushed = self.publish(&repository, job, &log, || {
+            let mut push = self.command();
+            push.arg("push");
+            if insecure {
+                push.arg("--tls-verify=false");
+            }
+            push.arg("--digestfile").arg(&digestfile).arg(&local_tag).arg(&destination);
+            push
+        });
+        if let Err(e) = pushed {
             return fail(format!("pushing to {registry} failed: {e}"));
         }
-        let output = read_digest(&digestfile);
-        // The pushed image lives in the registry; drop the local copy (vfs copies are large).
-        let mut rmi = self.command();
-        rmi.args(["rmi", "-f", &local_tag]);
-        let _ = process::run(rmi, job, &log);
-        match output {
+        // The local copy stays: a concurrent build may be using the same image (a dependent
+        // pulls it back by digest), and it is the layer cache of the next build.
+        match read_digest(&digestfile) {
             Ok(digest) => Outcome::Built { output: digest },
             Err(e) => fail(e),
         }
@@ -193,22 +235,25 @@ impl Buildah {
             add.arg(&list).arg(format!("docker://{repository}@{digest}"));
             steps.push(add);
         }
-        let digestfile = scratch.join("digest");
-        let mut push = self.command();
-        push.args(["manifest", "push", "--all"]);
-        if insecure {
-            push.arg("--tls-verify=false");
-        }
-        push.arg("--digestfile")
-            .arg(&digestfile)
-            .arg(&list)
-            .arg(format!("docker://{repository}:{}", reference::key_tag(job.key)));
-        steps.push(push);
         for step in steps {
             log.note(&format!("$ {}", shown(&step)));
             if let Err(e) = process::run(step, job, &log) {
-                return fail(format!("publishing the index to {registry} failed: {e}"));
+                return fail(format!("assembling the index failed: {e}"));
             }
+        }
+        let digestfile = scratch.join("digest");
+        let destination = format!("docker://{repository}:{}", reference::key_tag(job.key));
+        let pushed = self.publish(&repository, job, &log, || {
+            let mut push = self.command();
+            push.args(["manifest", "push", "--all"]);
+            if insecure {
+                push.arg("--tls-verify=false");
+            }
+            push.arg("--digestfile").arg(&digestfile).arg(&list).arg(&destination);
+            push
+        });
+        if let Err(e) = pushed {
+            return fail(format!("publishing the index to {registry} failed: {e}"));
         }
         let mut rm = self.command();
         rm.args(["manifest", "rm", &list]);
@@ -234,14 +279,17 @@ impl Buildah {
         };
         let repository = reference::repository(registry, job.node);
         let tag = job.node.tag.clone().unwrap_or_default();
-        let mut copy = Command::new("skopeo");
-        copy.args(["copy", "--all", "--preserve-digests"]);
-        if reference::insecure(Some(registry)) {
-            copy.args(["--src-tls-verify=false", "--dest-tls-verify=false"]);
-        }
-        copy.arg(format!("docker://{repository}@{index}")).arg(format!("docker://{repository}:{tag}"));
-        log.note(&format!("$ {}", shown(&copy)));
-        match process::run(copy, job, &log) {
+        let insecure = reference::insecure(Some(registry));
+        let copied = self.publish(&repository, job, &log, || {
+            let mut copy = Command::new("skopeo");
+            copy.args(["copy", "--all", "--preserve-digests"]);
+            if insecure {
+                copy.args(["--src-tls-verify=false", "--dest-tls-verify=false"]);
+            }
+            copy.arg(format!("docker://{repository}@{index}")).arg(format!("docker://{repository}:{tag}"));
+            copy
+        });
+        match copied {
             Ok(()) => Outcome::Built { output: index.clone() },
             Err(e) => fail(format!("tagging {repository}:{tag} failed: {e}")),
         }

@@ -3,7 +3,8 @@
 //! to the reporter with `-v`).
 
 use std::fs::{self, File};
-use std::io::{BufRead, BufReader, Read, Write};
+
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
@@ -28,9 +29,28 @@ impl Log {
             fs::create_dir_all(parent)
                 .map_err(|e| format!("cannot create the log folder `{}`: {e}", parent.display()))?;
         }
-        let file = File::create(&job.log)
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&job.log)
             .map_err(|e| format!("cannot create the log `{}`: {e}", job.log.display()))?;
         Ok(Log(Arc::new(Mutex::new(file))))
+    }
+
+    /// The last non-empty line the commands wrote (for failure messages).
+    fn last_line(&self) -> Option<String> {
+        let mut file = self.0.lock().ok()?;
+        let len = file.metadata().ok()?.len();
+        let start = len.saturating_sub(4096);
+        file.seek(SeekFrom::Start(start)).ok()?;
+        let mut tail = Vec::new();
+        file.read_to_end(&mut tail).ok()?;
+        file.seek(SeekFrom::End(0)).ok()?;
+        let text = String::from_utf8_lossy(&tail);
+        let line = text.lines().rev().map(str::trim).find(|l| !l.is_empty() && !l.starts_with("$ "))?;
+        Some(line.chars().take(300).collect())
     }
 
     /// Appends a line of hephy's own (the command about to run, say).
@@ -119,5 +139,8 @@ pub(crate) fn run(mut command: Command, job: &Job<'_>, log: &Log) -> Result<(), 
         Some(code) => format!("exited with status {code}"),
         None => "was killed by a signal".to_owned(),
     };
-    Err(format!("`{shown}` {how}"))
+    match log.last_line() {
+        Some(line) => Err(format!("`{shown}` {how}: {line}")),
+        None => Err(format!("`{shown}` {how}")),
+    }
 }
