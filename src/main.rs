@@ -144,11 +144,14 @@ struct SelectArgs {
     /// Rebuild the nodes this schedule names; their dependents follow.
     #[arg(long, value_name = "NAME")]
     schedule: Option<String>,
+    /// Do not ask the registry for images built elsewhere (`cached_in_registry`).
+    #[arg(long)]
+    offline: bool,
 }
 
 impl SelectArgs {
     fn selection(&self) -> Selection {
-        Selection { force: self.force.clone(), schedule: self.schedule.clone() }
+        Selection { force: self.force.clone(), schedule: self.schedule.clone(), offline: self.offline }
     }
 }
 

@@ -22,6 +22,7 @@ fn skip_text(reason: &SkipReason) -> String {
     match reason {
         SkipReason::Fresh => "fresh".to_owned(),
         SkipReason::CutOff => "fresh (dependencies rebuilt to the same output)".to_owned(),
+        SkipReason::Cached => "cached in the registry".to_owned(),
         SkipReason::DependencyFailed { node } => format!("skipped: dependency {node} failed"),
         SkipReason::Cancelled => "not run: the run stopped".to_owned(),
     }

@@ -25,6 +25,80 @@ pub(crate) struct Session {
 pub(crate) struct Selection {
     pub(crate) force: Vec<String>,
     pub(crate) schedule: Option<String>,
+    /// Do not ask the registry for outputs built elsewhere.
+    pub(crate) offline: bool,
+}
+
+/// A node to look up: its key, and its dependencies with their outputs.
+type Lookup<'g> = (NodeIndex, hephy_engine::Key, Vec<(&'g hephy_engine::Node, String)>);
+
+/// How many registry lookups run at once.
+const LOOKUPS: usize = 8;
+
+/// Asks the registry for the nodes that would be built only for lack of local state, wave by
+/// wave (a node's key is final once its dependencies are fresh), and replans with what it has.
+fn ask_registry(
+    model: &Model,
+    graph: &Graph,
+    inputs: &hephy_engine::Inputs,
+    snapshot: &Snapshot,
+    options: &mut PlanOptions,
+    mut plan: Plan,
+) -> Plan {
+    let cache = hephy_stdlib::RegistryCache::new(model);
+    let mut asked: HashSet<NodeIndex> = HashSet::new();
+    loop {
+        let wave: Vec<Lookup<'_>> = plan
+            .steps
+            .iter()
+            .filter(|s| graph.node(s.node).kind != hephy_engine::NodeKind::Task)
+            .filter(|s| !asked.contains(&s.node) && s.wants_lookup(&plan, graph))
+            .map(|s| {
+                let deps = graph
+                    .deps(s.node)
+                    .into_iter()
+                    .map(|d| {
+                        let dep = graph.node(d);
+                        let output = plan
+                            .step(d)
+                            .and_then(|st| st.cached_output.clone())
+                            .or_else(|| snapshot.records.get(dep.id.as_str()).map(|r| r.output.clone()))
+                            .unwrap_or_default();
+                        (dep, output)
+                    })
+                    .collect();
+                (s.node, s.key.clone(), deps)
+            })
+            .collect();
+        if wave.is_empty() {
+            return plan;
+        }
+        let found: Vec<(NodeIndex, hephy_engine::Key, Option<String>)> = std::thread::scope(|scope| {
+            let mut results = Vec::new();
+            for chunk in wave.chunks(wave.len().div_ceil(LOOKUPS)) {
+                let cache = &cache;
+                results.push(scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|(n, key, deps)| (*n, key.clone(), cache.lookup(graph.node(*n), key, deps)))
+                        .collect::<Vec<_>>()
+                }));
+            }
+            results.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        });
+        let mut any = false;
+        for (node, key, output) in found {
+            asked.insert(node);
+            if let Some(output) = output {
+                options.cached.insert(node, (key, output));
+                any = true;
+            }
+        }
+        if !any {
+            return plan;
+        }
+        plan = hephy_engine::plan(graph, inputs, snapshot, options);
+    }
 }
 
 pub(crate) fn state_dir(model: &Model, state: Option<&Path>) -> PathBuf {
@@ -55,8 +129,13 @@ impl Session {
         clock.lap("gather inputs");
         store.save_stats(&inputs.fresh_stats);
         clock.lap("save stat cache");
-        let plan = hephy_engine::plan(&graph, &inputs, &snapshot, &options);
+        let mut options = options;
+        let mut plan = hephy_engine::plan(&graph, &inputs, &snapshot, &options);
         clock.lap("plan");
+        if !selection.offline && model.registry.is_some() {
+            plan = ask_registry(&model, &graph, &inputs, &snapshot, &mut options, plan);
+            clock.lap("registry lookups");
+        }
         Ok(Session { model, graph, state_dir, state: store, snapshot, plan, exclusions })
     }
 }

@@ -134,3 +134,53 @@ fn a_failed_build_publishes_no_index_and_moves_no_tag() {
     assert_eq!(r["base@linux/amd64"], "fresh");
     assert_eq!(registry.raw("team/app:v1"), before, "the tag did not move");
 }
+
+#[test]
+fn without_local_state_the_registry_is_the_cache() {
+    if !image_tools() {
+        return;
+    }
+    let registry = Registry::start();
+    let repo = repo(&registry);
+    let first = repo.run(&["run"]);
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    // A fresh CI runner: no `.hephy/`.
+    std::fs::remove_dir_all(repo.path().join(".hephy")).unwrap();
+    let offline = repo.run(&["plan", "--offline", "--format", "json"]).json();
+    assert!(offline["nodes"].as_array().unwrap().iter().all(|n| n["action"] == "build"));
+    let plan = repo.run(&["plan", "--format", "json"]).json();
+    for node in plan["nodes"].as_array().unwrap() {
+        assert_eq!(node["action"], "skip", "{}", node["id"]);
+        assert_eq!(node["reasons"], serde_json::json!([{"kind": "cached_in_registry"}]), "{}", node["id"]);
+    }
+    let run = repo.run(&["run", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(results(&run).values().all(|r| r == "cached"), "{:?}", results(&run));
+    // Remembered locally now.
+    let offline = repo.run(&["plan", "--offline", "--format", "json"]).json();
+    assert!(
+        offline["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["action"] == "skip" && n["reasons"] == serde_json::json!([]))
+    );
+    // A tag moved elsewhere is not cached: it is published again, and nothing is rebuilt.
+    let moved = std::process::Command::new("skopeo")
+        .args(["copy", "--all", "--src-tls-verify=false", "--dest-tls-verify=false"])
+        .arg(format!("docker://{}/team/base:latest", registry.address()))
+        .arg(format!("docker://{}/team/app:v1", registry.address()))
+        .output()
+        .unwrap();
+    assert!(moved.status.success(), "{}", String::from_utf8_lossy(&moved.stderr));
+    std::fs::remove_dir_all(repo.path().join(".hephy")).unwrap();
+    let plan = repo.run(&["plan", "--format", "json"]).json();
+    let building: Vec<&str> = plan["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["action"] == "build")
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(building, ["app:v1"]);
+}

@@ -96,6 +96,9 @@ pub enum Reason {
     OutputMissing,
     /// Its stored record cannot be decoded (written by another version, or damaged).
     StateUnreadable,
+    /// Not built here: the registry already holds its output for this exact key (a node is
+    /// then `skip` with this reason).
+    CachedInRegistry,
     /// Its inputs cannot be read; the build will report the problem.
     InputsUnreadable {
         /// What went wrong.
@@ -139,6 +142,7 @@ impl fmt::Display for Reason {
             Reason::LastRunFailed => f.write_str("its last run failed"),
             Reason::OutputMissing => f.write_str("its outputs are missing or changed"),
             Reason::StateUnreadable => f.write_str("its stored state cannot be read"),
+            Reason::CachedInRegistry => f.write_str("cached in the registry"),
             Reason::InputsUnreadable { message } => write!(f, "its inputs cannot be read: {message}"),
         }
     }
@@ -157,6 +161,8 @@ pub struct Step {
     pub manifest: InputManifest,
     /// Its key as planned.
     pub key: Key,
+    /// Its output, when it is fresh because the registry holds it (`cached_in_registry`).
+    pub cached_output: Option<String>,
 }
 
 /// Every node of a graph, in execution order, with its action.
@@ -186,13 +192,37 @@ pub struct PlanOptions {
     pub force: HashSet<NodeIndex>,
     /// A schedule being run and the nodes it names.
     pub schedule: Option<(String, HashSet<NodeIndex>)>,
+    /// Outputs found in the registry, by node: the key they were built with, and the output.
+    pub cached: HashMap<NodeIndex, (Key, String)>,
 }
 
 /// The value a dependency contributes to its dependents' manifests.
 pub(crate) fn dep_value(step: &Step, record: Option<&Record>) -> String {
-    match (step.action, record) {
-        (Action::Skip, Some(record)) => record.output.clone(),
+    match (step.action, &step.cached_output, record) {
+        (Action::Skip, Some(output), _) => output.clone(),
+        (Action::Skip, None, Some(record)) => record.output.clone(),
         _ => format!("pending:{}", step.key),
+    }
+}
+
+impl Step {
+    /// Whether the registry lookup may decide this node: it would be built only because it has
+    /// no (or a different) local record, and every dependency is fresh, so its key is final.
+    pub fn wants_lookup(&self, plan: &Plan, graph: &Graph) -> bool {
+        self.action == Action::Build
+            && self.reasons.iter().all(|r| {
+                matches!(
+                    r,
+                    Reason::NeverBuilt
+                        | Reason::InputChanged { .. }
+                        | Reason::InputAdded { .. }
+                        | Reason::InputRemoved { .. }
+                        | Reason::SettingChanged { .. }
+                        | Reason::DependencyRebuilt { .. }
+                        | Reason::StateUnreadable
+                )
+            })
+            && graph.deps(self.node).iter().all(|d| plan.step(*d).is_some_and(|s| s.action == Action::Skip))
     }
 }
 
@@ -242,9 +272,18 @@ pub fn plan(graph: &Graph, inputs: &Inputs, state: &Snapshot, options: &PlanOpti
                 }
             }
         }
-        let action = if reasons.is_empty() { Action::Skip } else { Action::Build };
+        let mut action = if reasons.is_empty() { Action::Skip } else { Action::Build };
+        let mut cached_output = None;
+        if action == Action::Build
+            && let Some((cached_key, output)) = options.cached.get(&index)
+            && *cached_key == key
+        {
+            action = Action::Skip;
+            reasons = vec![Reason::CachedInRegistry];
+            cached_output = Some(output.clone());
+        }
         position.insert(index, steps.len());
-        steps.push(Step { node: index, action, reasons, manifest, key });
+        steps.push(Step { node: index, action, reasons, manifest, key, cached_output });
     }
     Plan { steps, position }
 }

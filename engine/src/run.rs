@@ -103,6 +103,8 @@ pub enum SkipReason {
     Fresh,
     /// Its dependencies rebuilt to the same outputs: its key matches its last build.
     CutOff,
+    /// The registry holds its output for its key: nothing to build here.
+    Cached,
     /// A dependency failed (or was skipped for that reason).
     DependencyFailed {
         /// The failed dependency.
@@ -262,7 +264,26 @@ pub fn run(
     // Fresh nodes are done before anything runs.
     for step in &plan.steps {
         let node = graph.node(step.node);
-        if step.action == Action::Skip {
+        if let (Action::Skip, Some(output)) = (step.action, &step.cached_output) {
+            // Found in the registry: remember it locally, as if built here.
+            state.record(
+                run_id,
+                &NodeResult {
+                    node: node.id.as_str(),
+                    result: "cached",
+                    reasons: serde_json::to_value(&step.reasons).unwrap_or_default(),
+                    key: Some(&step.key),
+                    manifest: Some(&step.manifest),
+                    output: Some(output),
+                    message: None,
+                    duration: Duration::ZERO,
+                },
+            )?;
+            status.insert(step.node, Status::Done(output.clone()));
+            summary.fresh += 1;
+            summary.results.insert(node.id.to_string(), "cached".to_owned());
+            reporter.event(&Event::NodeSkipped { node: node.id.to_string(), reason: SkipReason::Cached });
+        } else if step.action == Action::Skip {
             let output = snapshot.records.get(node.id.as_str()).map(|r| r.output.clone()).unwrap_or_default();
             status.insert(step.node, Status::Done(output));
             summary.fresh += 1;

@@ -388,7 +388,7 @@ impl State {
         )
         .map_err(sql)?;
         match result.result {
-            "built" => {
+            "built" | "cached" => {
                 let manifest = serde_json::to_string(&result.manifest).unwrap_or_default();
                 tx.execute(
                     "INSERT OR REPLACE INTO nodes (id, key, manifest, output, built_at, duration_ms, run_id)

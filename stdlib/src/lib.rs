@@ -6,11 +6,14 @@
 //! [`builder_identity`], which enters every node's key.
 
 mod buildah;
+mod cache;
 mod process;
 mod reference;
 mod task;
 
 use std::path::Path;
+
+pub use cache::RegistryCache;
 
 use hephy_dsl::{Definition, Model};
 use hephy_engine::{Exclusions, Job, Node, NodeKind, Outcome, Work};
