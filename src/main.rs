@@ -145,7 +145,7 @@ struct SelectArgs {
     #[arg(long, value_name = "NAME")]
     schedule: Option<String>,
     /// Do not ask the registry for images built elsewhere (`cached_in_registry`).
-    #[arg(long)]
+    #[arg(long, env = "HEPHY_OFFLINE", value_parser = clap::builder::BoolishValueParser::new())]
     offline: bool,
 }
 

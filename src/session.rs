@@ -70,7 +70,8 @@ fn ask_registry(
                 (s.node, s.key.clone(), deps)
             })
             .collect();
-        if wave.is_empty() {
+        if wave.is_empty() || cache.unreachable().is_some() {
+            warn_unreachable(&cache);
             return plan;
         }
         let found: Vec<(NodeIndex, hephy_engine::Key, Option<String>)> = std::thread::scope(|scope| {
@@ -95,6 +96,7 @@ fn ask_registry(
             }
         }
         if !any {
+            warn_unreachable(&cache);
             return plan;
         }
         plan = hephy_engine::plan(graph, inputs, snapshot, options);
@@ -137,6 +139,14 @@ impl Session {
             clock.lap("registry lookups");
         }
         Ok(Session { model, graph, state_dir, state: store, snapshot, plan, exclusions })
+    }
+}
+
+fn warn_unreachable(cache: &hephy_stdlib::RegistryCache<'_>) {
+    if let Some(why) = cache.unreachable() {
+        eprintln!(
+            "warning: the registry cannot be asked for images built elsewhere ({why}); planning without it (--offline skips asking)"
+        );
     }
 }
 

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 fn repo(registry: &Registry) -> Repo {
     Repo::new()
+        .online()
         .file("base/hello.txt", "hello\n")
         .file("base/Dockerfile", "FROM scratch\nCOPY hello.txt /hello.txt\n")
         .file("app/app.txt", "app\n")
@@ -183,4 +184,23 @@ fn without_local_state_the_registry_is_the_cache() {
         .map(|n| n["id"].as_str().unwrap())
         .collect();
     assert_eq!(building, ["app:v1"]);
+}
+
+#[test]
+fn an_unreachable_registry_is_a_warning_for_plan_not_an_error() {
+    if !image_tools() {
+        return;
+    }
+    // Nothing listens on port 1: the first lookup fails to connect, and planning goes on.
+    let repo = Repo::new().online().file("base/Dockerfile", "FROM scratch\n").file(
+        "hephy.yaml",
+        "registry: 127.0.0.1:1/team\nplatforms: [linux/amd64]\nimages:\n  base: { context: base }\n",
+    );
+    let plan = repo.run(&["plan", "--format", "json"]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert!(plan.stderr.contains("warning: the registry cannot be asked"), "{}", plan.stderr);
+    assert!(plan.stderr.contains("connection refused"), "{}", plan.stderr);
+    assert!(plan.json()["nodes"].as_array().unwrap().iter().all(|n| n["action"] == "build"));
+    let offline = repo.run(&["plan", "--offline"]);
+    assert!(!offline.stderr.contains("warning"), "{}", offline.stderr);
 }

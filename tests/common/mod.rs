@@ -13,6 +13,7 @@ use assert_cmd::cargo::CommandCargoExt;
 /// A temporary folder that holds one graph repository.
 pub struct Repo {
     dir: tempfile::TempDir,
+    online: bool,
 }
 
 /// What a run of `hephy` did.
@@ -38,7 +39,7 @@ impl Run {
 
 impl Repo {
     pub fn new() -> Repo {
-        Repo { dir: tempfile::tempdir().expect("temp dir") }
+        Repo { dir: tempfile::tempdir().expect("temp dir"), online: false }
     }
 
     /// A repository holding a copy of `examples/<name>`.
@@ -46,6 +47,14 @@ impl Repo {
         let repo = Repo::new();
         copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name), repo.path());
         repo
+    }
+
+    /// Lets `hephy` ask the graph's registry (only for tests whose registry is a loopback one
+    /// they started): every other test runs with `HEPHY_OFFLINE=1`, so no test ever reaches
+    /// for the examples' made-up registries.
+    pub fn online(mut self) -> Repo {
+        self.online = true;
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -78,6 +87,7 @@ impl Repo {
             .args(args)
             .current_dir(self.dir.path())
             .env("NO_COLOR", "1")
+            .env("HEPHY_OFFLINE", if self.online { "0" } else { "1" })
             .env_remove("COLUMNS")
             .output()
             .expect("run hephy");
