@@ -113,9 +113,27 @@ fn glob_files(root: &Path, globs: &[String], exclusions: &Exclusions) -> Result<
     if globs.is_empty() {
         return Ok(Vec::new());
     }
+    let mut out = BTreeSet::new();
+    // Literal paths need no pattern and no walk: a file is itself, a folder is all it holds.
+    let (literal, patterns): (Vec<&String>, Vec<&String>) =
+        globs.iter().partition(|g| !g.contains(['*', '?', '[', '{', '\\']));
+    let mut folders: Vec<String> = Vec::new();
+    for path in literal {
+        match fs::symlink_metadata(root.join(path.as_str())) {
+            Ok(meta) if meta.is_dir() => folders.push(format!("{path}/**")),
+            Ok(_) => {
+                out.insert(path.clone());
+            }
+            Err(_) => {}
+        }
+    }
+    let patterns: Vec<String> = patterns.into_iter().cloned().chain(folders).collect();
+    if patterns.is_empty() {
+        return Ok(out.into_iter().collect());
+    }
     let mut builder = GlobSetBuilder::new();
     let mut bases: BTreeSet<String> = BTreeSet::new();
-    for glob in globs {
+    for glob in &patterns {
         let g = GlobBuilder::new(glob)
             .literal_separator(true)
             .build()
@@ -126,7 +144,6 @@ fn glob_files(root: &Path, globs: &[String], exclusions: &Exclusions) -> Result<
     let set = builder.build().map_err(|e| FilesError::Pattern(e.to_string()))?;
     // Walk only the literal folders the globs start from, and each only once.
     let mut walked: Vec<String> = Vec::new();
-    let mut out = BTreeSet::new();
     for base in bases {
         if walked.iter().any(|w| w == "." || base == *w || base.starts_with(&format!("{w}/"))) {
             continue;
@@ -360,6 +377,9 @@ mod tests {
         let exclusions = Exclusions { dirs: vec![".hephy".into()] };
         let files = collect(root, &globs, &exclusions).expect("collect");
         assert_eq!(files, ["scripts/test.sh", "src/a.rs", "src/deep/b.rs"]);
+        let literal = FileSource::Globs(vec!["src".into(), "scripts/test.sh".into(), "missing.txt".into()]);
+        let files = collect(root, &literal, &exclusions).expect("collect");
+        assert_eq!(files, ["scripts/test.sh", "src/a.rs", "src/c.txt", "src/deep/b.rs"], "a folder is all it holds");
         assert_eq!(literal_prefix("src/**/*.rs"), "src");
         assert_eq!(literal_prefix("*.sh"), ".");
         assert_eq!(literal_prefix("a/b/c.txt"), "a/b");

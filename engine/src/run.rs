@@ -7,7 +7,7 @@
 //! [`Event`] stream that renderers consume. What a node *does* is behind the [`Work`] trait,
 //! implemented by `hephy-stdlib`; the engine itself prints nothing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -294,36 +294,44 @@ pub fn run(
         }
     }
 
+    // Adjacency once (graph.deps allocates), and a ready set in plan order.
+    let position: HashMap<NodeIndex, usize> =
+        plan.steps.iter().enumerate().map(|(i, s)| (s.node, i)).collect();
+    let deps_of: HashMap<NodeIndex, Vec<NodeIndex>> =
+        plan.steps.iter().map(|s| (s.node, graph.deps(s.node))).collect();
+    let dependents_of: HashMap<NodeIndex, Vec<NodeIndex>> =
+        plan.steps.iter().map(|s| (s.node, graph.dependents(s.node))).collect();
+    let mut remaining: HashMap<NodeIndex, usize> = HashMap::new();
+    let mut ready: BTreeSet<usize> = BTreeSet::new();
+    let mut failed_roots: Vec<NodeIndex> = Vec::new();
+    for step in &plan.steps {
+        if status[&step.node] != Status::Waiting {
+            continue;
+        }
+        let deps = &deps_of[&step.node];
+        let waiting = deps.iter().filter(|d| !matches!(status[*d], Status::Done(_))).count();
+        remaining.insert(step.node, waiting);
+        if waiting == 0 {
+            ready.insert(position[&step.node]);
+        }
+    }
+
     let (tx, rx) = mpsc::channel::<Message>();
     std::thread::scope(|scope| -> Result<(), StateError> {
         loop {
-            // Launch every ready node that has a free executor slot, in plan order.
-            if !stop_launching && !cancel.load(Ordering::SeqCst) {
-                for step in &plan.steps {
-                    if status[&step.node] != Status::Waiting {
-                        continue;
+            // Launch every ready node that has a free executor slot, in plan order; nodes cut
+            // off make their dependents ready at once, so go round until nothing changes.
+            let mut progress = true;
+            while progress && !stop_launching && !cancel.load(Ordering::SeqCst) {
+                progress = false;
+                let candidates: Vec<usize> = ready.iter().copied().collect();
+                for pos in candidates {
+                    if running_total >= options.jobs.max(1) {
+                        break;
                     }
-                    let deps = graph.deps(step.node);
-                    if let Some(bad) =
-                        deps.iter().find(|d| matches!(status[d], Status::Failed | Status::Skipped))
-                    {
-                        let bad_id = graph.node(*bad).id.to_string();
-                        skip(
-                            state,
-                            run_id,
-                            graph,
-                            step,
-                            &mut status,
-                            &mut summary,
-                            reporter,
-                            SkipReason::DependencyFailed { node: bad_id },
-                        )?;
-                        continue;
-                    }
-                    if !deps.iter().all(|d| matches!(status[d], Status::Done(_))) {
-                        continue;
-                    }
+                    let step = &plan.steps[pos];
                     let node = graph.node(step.node);
+                    let deps = &deps_of[&step.node];
                     // Early cutoff: with the dependencies' real outputs, is the key unchanged?
                     let dep_outputs: Vec<(&Node, String)> = deps
                         .iter()
@@ -357,6 +365,7 @@ pub fn run(
                                 duration: Duration::ZERO,
                             },
                         )?;
+                        ready.remove(&pos);
                         status.insert(step.node, Status::Done(output));
                         summary.fresh += 1;
                         summary.results.insert(node.id.to_string(), "cutoff".to_owned());
@@ -364,12 +373,12 @@ pub fn run(
                             node: node.id.to_string(),
                             reason: SkipReason::CutOff,
                         });
+                        release(&dependents_of[&step.node], &status, &mut remaining, &mut ready, &position);
+                        progress = true;
                         continue;
                     }
                     let Some(pool) = pick_pool(&pools, node) else { continue };
-                    if running_total >= options.jobs.max(1) {
-                        break;
-                    }
+                    ready.remove(&pos);
                     pools[pool].running += 1;
                     running_total += 1;
                     assigned.insert(step.node, pool);
@@ -400,6 +409,7 @@ pub fn run(
                         let outcome = work.execute(&job);
                         let _ = tx.send(Message::Done { index, outcome, duration: start.elapsed() });
                     });
+                    progress = true;
                 }
             }
             if running_total == 0 {
@@ -414,7 +424,7 @@ pub fn run(
                         pools[pool].running -= 1;
                     }
                     let node = graph.node(index);
-                    let step = plan.step(index).expect("every node is planned");
+                    let step = &plan.steps[position[&index]];
                     let reasons = serde_json::to_value(&step.reasons).unwrap_or_default();
                     let manifest = launched.remove(&index).unwrap_or_default();
                     let key = manifest.key();
@@ -441,6 +451,7 @@ pub fn run(
                                 duration,
                             });
                             status.insert(index, Status::Done(output));
+                            release(&dependents_of[&index], &status, &mut remaining, &mut ready, &position);
                         }
                         Outcome::Failed { message } if cancel.load(Ordering::SeqCst) => {
                             // Stopped by Ctrl-C: not a failure of the node; the next run redoes it.
@@ -489,8 +500,30 @@ pub fn run(
                                 duration,
                             });
                             status.insert(index, Status::Failed);
+                            failed_roots.push(index);
                             if options.fail_fast {
                                 stop_launching = true;
+                            }
+                        }
+                    }
+                    // What depends on a failure will never run: say so now, not at the end.
+                    while let Some(bad) = failed_roots.pop() {
+                        let bad_id = graph.node(bad).id.to_string();
+                        for &dependent in &dependents_of[&bad] {
+                            if status[&dependent] == Status::Waiting {
+                                let step = &plan.steps[position[&dependent]];
+                                ready.remove(&position[&dependent]);
+                                skip(
+                                    state,
+                                    run_id,
+                                    graph,
+                                    step,
+                                    &mut status,
+                                    &mut summary,
+                                    reporter,
+                                    SkipReason::DependencyFailed { node: bad_id.clone() },
+                                )?;
+                                failed_roots.push(dependent);
                             }
                         }
                     }
@@ -572,6 +605,27 @@ fn skip(
     summary.results.insert(node.id.to_string(), "skipped".to_owned());
     reporter.event(&Event::NodeSkipped { node: node.id.to_string(), reason });
     Ok(())
+}
+
+/// A node is done: its waiting dependents have one dependency fewer to wait for.
+fn release(
+    dependents: &[NodeIndex],
+    status: &HashMap<NodeIndex, Status>,
+    remaining: &mut HashMap<NodeIndex, usize>,
+    ready: &mut BTreeSet<usize>,
+    position: &HashMap<NodeIndex, usize>,
+) {
+    for dependent in dependents {
+        if status[dependent] != Status::Waiting {
+            continue;
+        }
+        if let Some(n) = remaining.get_mut(dependent) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                ready.insert(position[dependent]);
+            }
+        }
+    }
 }
 
 /// Executor pools: the declared executors, plus `local` for platform-free nodes and for every
