@@ -95,7 +95,7 @@ fn stages(n: usize, runs: usize) {
         }
         let model = model.expect("lowered");
         let (compile, graph) = best_of(runs, || hephy_engine::compile(&model));
-        let identity = hephy_stdlib::builder_identity;
+        let identity = |node: &hephy_engine::Node| hephy_stdlib::builder_identity(&model, node);
         let (hash, inputs) = best_of(runs, || {
             hephy_engine::gather(&model, &graph, &identity, &StatCache::new(), &Exclusions::default())
         });
@@ -255,13 +255,8 @@ fn million() {
     let graph = hephy_engine::compile(&model);
     let compile = start.elapsed();
     let start = Instant::now();
-    let inputs = hephy_engine::gather(
-        &model,
-        &graph,
-        &hephy_stdlib::builder_identity,
-        &StatCache::new(),
-        &Exclusions::default(),
-    );
+    let identity = |node: &hephy_engine::Node| hephy_stdlib::builder_identity(&model, node);
+    let inputs = hephy_engine::gather(&model, &graph, &identity, &StatCache::new(), &Exclusions::default());
     let gather = start.elapsed();
     let start = Instant::now();
     let plan = hephy_engine::plan(&graph, &inputs, &Snapshot::default(), &PlanOptions::default());

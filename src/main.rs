@@ -380,7 +380,9 @@ fn load(arg: &FileArg) -> Result<Model, Failure> {
         Some(path) => path.clone(),
         None => discover(Path::new(".")).map_err(Failure::Input)?,
     };
-    hephy_dsl::load(&path).map_err(Failure::Input)
+    let model = hephy_dsl::load(&path).map_err(Failure::Input)?;
+    hephy_stdlib::check(&model).map_err(Failure::Input)?;
+    Ok(model)
 }
 
 /// `hephy.kdl` or `hephy.yaml` in `dir`: exactly one of them.

@@ -126,8 +126,8 @@ impl Session {
         clock.lap("read stat cache");
         let exclusions =
             Exclusions { dirs: hephy_engine::relative_inside(&model.root, &state_dir).into_iter().collect() };
-        let inputs =
-            hephy_engine::gather(&model, &graph, &hephy_stdlib::builder_identity, &cache, &exclusions);
+        let identity = |node: &hephy_engine::Node| hephy_stdlib::builder_identity(&model, node);
+        let inputs = hephy_engine::gather(&model, &graph, &identity, &cache, &exclusions);
         clock.lap("gather inputs");
         store.save_stats(&inputs.fresh_stats);
         clock.lap("save stat cache");

@@ -143,6 +143,27 @@ const CASES: &[Case] = &[
         codes: &["hephy::unknown_dependency"],
     },
     Case {
+        name: "builder_cannot_run_mount",
+        contexts: &[],
+        kdl: "registry \"127.0.0.1:5000/team\"\nimage \"app\" {\n    context \"app\"\n    builder \"kaniko\"\n}\n",
+        yaml: "registry: 127.0.0.1:5000/team\nimages:\n  app:\n    context: app\n    builder: kaniko\n",
+        codes: &["hephy::invalid_value"],
+    },
+    Case {
+        name: "unknown_builder",
+        contexts: &["app"],
+        kdl: "image \"app\" {\n    context \"app\"\n    builder \"kanico\"\n}\n",
+        yaml: "images:\n  app:\n    context: app\n    builder: kanico\n",
+        codes: &["hephy::invalid_value"],
+    },
+    Case {
+        name: "target_without_stage",
+        contexts: &["app"],
+        kdl: "image \"app\" {\n    context \"app\"\n    targets \"debug\"\n}\n",
+        yaml: "images:\n  app:\n    context: app\n    targets: [debug]\n",
+        codes: &["hephy::unknown_dependency"],
+    },
+    Case {
         name: "several_problems_at_once",
         contexts: &["a", "b"],
         kdl: "platforms \"linux/amd64\"\nimage \"a\" {\n    context \"a\"\n    after \"b\"\n    platfroms \"linux/arm64\"\n}\nimage \"b\" {\n    context \"b\"\n    after \"a\" \"zzz\"\n}\n",
@@ -153,6 +174,12 @@ const CASES: &[Case] = &[
 
 fn check(case: &Case, file: &str, text: &str) -> String {
     let mut repo = Repo::new().file(file, text);
+    if case.name == "builder_cannot_run_mount" {
+        repo = repo.file(
+            "app/Dockerfile",
+            "FROM scratch AS build\nRUN --mount=type=cache,target=/cache \\\n    make\n",
+        );
+    }
     for context in case.contexts {
         repo = repo.context(context);
     }

@@ -192,6 +192,12 @@ impl Problems {
         Problems { file, problems }
     }
 
+    /// Problems found by a later stage (a builder's checks), sorted by position.
+    pub fn collect(file: &SourceFile, problems: Vec<Problem>) -> Problems {
+        let problems = problems.into_iter().map(|p| p.in_file(file)).collect();
+        Problems::new(file.path().display().to_string(), problems)
+    }
+
     /// One problem that is not about a position in a file (a missing file, a usage error).
     pub fn single(file: &str, problem: Problem) -> Problems {
         Problems { file: file.to_owned(), problems: vec![problem] }

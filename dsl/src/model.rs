@@ -53,7 +53,7 @@ pub struct Executor {
 }
 
 /// The builders this hephy knows.
-pub const BUILDERS: &[&str] = &["buildah"];
+pub const BUILDERS: &[&str] = &["buildah", "kaniko", "buildkit", "buildx", "ko", "spin"];
 
 /// The builder used when a graph names none.
 pub const DEFAULT_BUILDER: &str = "buildah";

@@ -379,7 +379,11 @@ mod tests {
         assert_eq!(files, ["scripts/test.sh", "src/a.rs", "src/deep/b.rs"]);
         let literal = FileSource::Globs(vec!["src".into(), "scripts/test.sh".into(), "missing.txt".into()]);
         let files = collect(root, &literal, &exclusions).expect("collect");
-        assert_eq!(files, ["scripts/test.sh", "src/a.rs", "src/c.txt", "src/deep/b.rs"], "a folder is all it holds");
+        assert_eq!(
+            files,
+            ["scripts/test.sh", "src/a.rs", "src/c.txt", "src/deep/b.rs"],
+            "a folder is all it holds"
+        );
         assert_eq!(literal_prefix("src/**/*.rs"), "src");
         assert_eq!(literal_prefix("*.sh"), ".");
         assert_eq!(literal_prefix("a/b/c.txt"), "a/b");

@@ -2,18 +2,26 @@
 //!
 //! Owns [`Stdlib`], the engine's [`Work`] for every node kind: tasks run their argv as a process
 //! (no shell, own process group, output to a log); image, manifest and tag nodes go through the
-//! image's builder (`buildah`: build per platform, push, index, tags). Also owns
-//! [`builder_identity`], which enters every node's key.
+//! image's builder (`buildah` runs here: build per platform, push, index, tags; kaniko,
+//! BuildKit, buildx, ko and spin run their rendered command where the tool exists), checked
+//! before anything runs ([`check`]). Also owns [`builder_identity`], which enters every node's
+//! key, and [`RegistryCache`], the registry as a shared cache.
 
 mod buildah;
+mod builders;
 mod cache;
+mod check;
+mod dockerfile;
+mod external;
 mod process;
 mod reference;
 mod task;
 
 use std::path::Path;
 
+pub use builders::{Builder, Capabilities, Rendered, Request, read_digest, render};
 pub use cache::RegistryCache;
+pub use check::check;
 
 use hephy_dsl::{Definition, Model};
 use hephy_engine::{Exclusions, Job, Node, NodeKind, Outcome, Work};
@@ -38,7 +46,10 @@ impl Work for Stdlib<'_> {
     fn execute(&self, job: &Job<'_>) -> Outcome {
         match (job.node.kind, self.model.definition(&job.node.name)) {
             (NodeKind::Task, Some(Definition::Task(task))) => task::run(task, job, &self.exclusions),
-            (NodeKind::Image, Some(Definition::Image(image))) => self.buildah.build(self.model, image, job),
+            (NodeKind::Image, Some(Definition::Image(image))) => match Builder::from_name(&image.builder) {
+                Some(Builder::Buildah) | None => self.buildah.build(self.model, image, job),
+                Some(other) => external::build(other, self.model, image, job),
+            },
             (NodeKind::Manifest, Some(Definition::Image(_))) => self.buildah.index(self.model, job),
             (NodeKind::Tag, Some(Definition::Image(_))) => self.buildah.tag(self.model, job),
             _ => Outcome::Failed { message: format!("`{}` is not in the graph", job.node.name) },
@@ -48,10 +59,14 @@ impl Work for Stdlib<'_> {
 
 /// The tool (and its version) that does a node's work; part of every node's key, so changing
 /// how a kind of node is built rebuilds it.
-pub fn builder_identity(node: &Node) -> String {
+pub fn builder_identity(model: &Model, node: &Node) -> String {
     match node.kind {
         NodeKind::Task => "process/1".to_owned(),
-        NodeKind::Image | NodeKind::Manifest => buildah::identity(),
+        NodeKind::Image => match model.definition(&node.name) {
+            Some(Definition::Image(image)) if image.builder != "buildah" => format!("{}/1", image.builder),
+            _ => buildah::identity(),
+        },
+        NodeKind::Manifest => buildah::identity(),
         NodeKind::Tag => "skopeo-copy/1".to_owned(),
     }
 }

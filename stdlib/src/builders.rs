@@ -1,0 +1,376 @@
+//! The builders a graph can choose, what each can do, and the exact command each runs.
+//!
+//! `buildah` runs here (see [`crate::buildah`]). kaniko, BuildKit (`buildctl`), `docker buildx`,
+//! ko and spin are not installed on hephy's own test machines, so their commands are rendered
+//! and unit-tested here but never run by the test suite; on a machine that has the tool, hephy
+//! runs the rendered command and reads the digest it leaves.
+
+use std::path::{Path, PathBuf};
+
+/// A builder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builder {
+    /// buildah: daemonless, full Dockerfile support.
+    Buildah,
+    /// kaniko's executor: no daemon, no `RUN --mount`.
+    Kaniko,
+    /// BuildKit through `buildctl`.
+    Buildkit,
+    /// `docker buildx build`.
+    Buildx,
+    /// ko: Go applications, no Dockerfile.
+    Ko,
+    /// spin: WebAssembly applications, no Dockerfile.
+    Spin,
+}
+
+/// What a builder can do; a graph asking for more is rejected at `check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// It builds from a Dockerfile (and so understands targets, build args and `from`).
+    pub dockerfile: bool,
+    /// It runs `RUN --mount=…`.
+    pub run_mount: bool,
+}
+
+impl Builder {
+    /// The builder called `name` in a graph file.
+    pub fn from_name(name: &str) -> Option<Builder> {
+        Some(match name {
+            "buildah" => Builder::Buildah,
+            "kaniko" => Builder::Kaniko,
+            "buildkit" => Builder::Buildkit,
+            "buildx" => Builder::Buildx,
+            "ko" => Builder::Ko,
+            "spin" => Builder::Spin,
+            _ => return None,
+        })
+    }
+
+    /// Its name in graph files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Builder::Buildah => "buildah",
+            Builder::Kaniko => "kaniko",
+            Builder::Buildkit => "buildkit",
+            Builder::Buildx => "buildx",
+            Builder::Ko => "ko",
+            Builder::Spin => "spin",
+        }
+    }
+
+    /// What it can do.
+    pub fn capabilities(self) -> Capabilities {
+        match self {
+            Builder::Buildah | Builder::Buildkit | Builder::Buildx => {
+                Capabilities { dockerfile: true, run_mount: true }
+            }
+            Builder::Kaniko => Capabilities { dockerfile: true, run_mount: false },
+            Builder::Ko | Builder::Spin => Capabilities { dockerfile: false, run_mount: false },
+        }
+    }
+}
+
+/// One platform build, as every builder needs it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The build context folder.
+    pub context: PathBuf,
+    /// The Dockerfile.
+    pub dockerfile: PathBuf,
+    /// `os/arch[/variant]`.
+    pub platform: String,
+    /// The stage to build.
+    pub target: Option<String>,
+    /// Build args, the injected image references included.
+    pub build_args: Vec<(String, String)>,
+    /// Where to push: `registry/name:tag`.
+    pub destination: String,
+    /// Whether the registry is plain HTTP.
+    pub insecure: bool,
+    /// Where the tool leaves the pushed digest.
+    pub digest_file: PathBuf,
+}
+
+/// A command to run: program, arguments, extra environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// The program.
+    pub program: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Environment it needs.
+    pub env: Vec<(String, String)>,
+}
+
+fn path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// The command `builder` runs for `request`. (hephy runs buildah in several steps of its own —
+/// build, push, read back — but this is its build step.)
+pub fn render(builder: Builder, request: &Request) -> Rendered {
+    let r = request;
+    let mut args: Vec<String> = Vec::new();
+    let mut env = Vec::new();
+    let program = match builder {
+        Builder::Buildah => {
+            args.extend([
+                "bud".to_owned(),
+                "--isolation".to_owned(),
+                "chroot".to_owned(),
+                "--timestamp".to_owned(),
+                "0".to_owned(),
+                "--platform".to_owned(),
+                r.platform.clone(),
+                "-f".to_owned(),
+                path(&r.dockerfile),
+            ]);
+            if let Some(t) = &r.target {
+                args.extend(["--target".to_owned(), t.clone()]);
+            }
+            for (k, v) in &r.build_args {
+                args.extend(["--build-arg".to_owned(), format!("{k}={v}")]);
+            }
+            if r.insecure {
+                args.push("--tls-verify=false".to_owned());
+            }
+            args.extend(["-t".to_owned(), r.destination.clone(), path(&r.context)]);
+            "buildah"
+        }
+        Builder::Kaniko => {
+            args.extend([
+                format!("--context=dir://{}", path(&r.context)),
+                format!("--dockerfile={}", path(&r.dockerfile)),
+                format!("--destination={}", r.destination),
+                format!("--custom-platform={}", r.platform),
+                format!("--digest-file={}", path(&r.digest_file)),
+                "--reproducible".to_owned(),
+            ]);
+            if let Some(t) = &r.target {
+                args.push(format!("--target={t}"));
+            }
+            for (k, v) in &r.build_args {
+                args.push(format!("--build-arg={k}={v}"));
+            }
+            if r.insecure {
+                args.extend(["--insecure".to_owned(), "--insecure-pull".to_owned()]);
+            }
+            "/kaniko/executor"
+        }
+        Builder::Buildkit => {
+            let dockerfile_dir = r.dockerfile.parent().map_or_else(|| path(&r.context), path);
+            let filename = r
+                .dockerfile
+                .file_name()
+                .map_or_else(|| "Dockerfile".to_owned(), |f| f.to_string_lossy().into_owned());
+            args.extend([
+                "build".to_owned(),
+                "--frontend".to_owned(),
+                "dockerfile.v0".to_owned(),
+                "--local".to_owned(),
+                format!("context={}", path(&r.context)),
+                "--local".to_owned(),
+                format!("dockerfile={dockerfile_dir}"),
+                "--opt".to_owned(),
+                format!("filename={filename}"),
+                "--opt".to_owned(),
+                format!("platform={}", r.platform),
+            ]);
+            if let Some(t) = &r.target {
+                args.extend(["--opt".to_owned(), format!("target={t}")]);
+            }
+            for (k, v) in &r.build_args {
+                args.extend(["--opt".to_owned(), format!("build-arg:{k}={v}")]);
+            }
+            let insecure = if r.insecure { ",registry.insecure=true" } else { "" };
+            args.extend([
+                "--output".to_owned(),
+                format!("type=image,name={},push=true,rewrite-timestamp=true{insecure}", r.destination),
+                "--metadata-file".to_owned(),
+                path(&r.digest_file),
+            ]);
+            env.push(("SOURCE_DATE_EPOCH".to_owned(), "0".to_owned()));
+            "buildctl"
+        }
+        Builder::Buildx => {
+            args.extend([
+                "buildx".to_owned(),
+                "build".to_owned(),
+                "--platform".to_owned(),
+                r.platform.clone(),
+                "--file".to_owned(),
+                path(&r.dockerfile),
+                "--tag".to_owned(),
+                r.destination.clone(),
+                "--push".to_owned(),
+                "--metadata-file".to_owned(),
+                path(&r.digest_file),
+            ]);
+            if let Some(t) = &r.target {
+                args.extend(["--target".to_owned(), t.clone()]);
+            }
+            for (k, v) in &r.build_args {
+                args.extend(["--build-arg".to_owned(), format!("{k}={v}")]);
+            }
+            args.push(path(&r.context));
+            env.push(("SOURCE_DATE_EPOCH".to_owned(), "0".to_owned()));
+            "docker"
+        }
+        Builder::Ko => {
+            let (repository, tag) = r.destination.rsplit_once(':').unwrap_or((&r.destination, "latest"));
+            args.extend([
+                "build".to_owned(),
+                path(&r.context),
+                format!("--platform={}", r.platform),
+                "--bare".to_owned(),
+                format!("--tags={tag}"),
+                format!("--image-refs={}", path(&r.digest_file)),
+            ]);
+            env.push(("KO_DOCKER_REPO".to_owned(), repository.to_owned()));
+            if r.insecure {
+                args.push("--insecure-registry".to_owned());
+            }
+            "ko"
+        }
+        Builder::Spin => {
+            args.extend([
+                "registry".to_owned(),
+                "push".to_owned(),
+                "--from".to_owned(),
+                path(&r.context.join("spin.toml")),
+            ]);
+            if r.insecure {
+                args.push("--insecure".to_owned());
+            }
+            args.push(r.destination.clone());
+            "spin"
+        }
+    };
+    Rendered { program: program.to_owned(), args, env }
+}
+
+/// Reads the pushed digest from what `builder` left: kaniko's digest file, BuildKit's and
+/// buildx's metadata JSON (`containerimage.digest`), ko's image reference, spin's output.
+pub fn read_digest(builder: Builder, text: &str) -> Result<String, String> {
+    let found = match builder {
+        Builder::Kaniko | Builder::Buildah => Some(text.trim().to_owned()),
+        Builder::Buildkit | Builder::Buildx => serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|v| v.get("containerimage.digest").and_then(|d| d.as_str()).map(str::to_owned)),
+        Builder::Ko => text.trim().rsplit_once('@').map(|(_, d)| d.to_owned()),
+        Builder::Spin => {
+            text.lines().find_map(|l| l.split_once("Pushed with digest ").map(|(_, d)| d.trim().to_owned()))
+        }
+    };
+    match found {
+        Some(d)
+            if d.len() == 71 && d.starts_with("sha256:") && d[7..].bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            Ok(d)
+        }
+        _ => Err(format!(
+            "{} left no sha256 digest: {:?}",
+            builder.name(),
+            text.chars().take(200).collect::<String>()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> Request {
+        Request {
+            context: PathBuf::from("/repo/curl"),
+            dockerfile: PathBuf::from("/repo/curl/build/Dockerfile"),
+            platform: "linux/arm64".to_owned(),
+            target: Some("release".to_owned()),
+            build_args: vec![("BASE".to_owned(), "reg.example/base@sha256:00".to_owned())],
+            destination: "reg.example/team/curl:hephy-0123".to_owned(),
+            insecure: false,
+            digest_file: PathBuf::from("/state/digest"),
+        }
+    }
+
+    fn line(r: &Rendered) -> String {
+        std::iter::once(r.program.clone()).chain(r.args.iter().cloned()).collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn kaniko() {
+        let r = render(Builder::Kaniko, &request());
+        assert_eq!(
+            line(&r),
+            "/kaniko/executor --context=dir:///repo/curl --dockerfile=/repo/curl/build/Dockerfile \
+             --destination=reg.example/team/curl:hephy-0123 --custom-platform=linux/arm64 \
+             --digest-file=/state/digest --reproducible --target=release --build-arg=BASE=reg.example/base@sha256:00"
+        );
+        let mut insecure = request();
+        insecure.insecure = true;
+        assert!(line(&render(Builder::Kaniko, &insecure)).ends_with(" --insecure --insecure-pull"));
+    }
+
+    #[test]
+    fn buildkit() {
+        let r = render(Builder::Buildkit, &request());
+        assert_eq!(
+            line(&r),
+            "buildctl build --frontend dockerfile.v0 --local context=/repo/curl --local dockerfile=/repo/curl/build \
+             --opt filename=Dockerfile --opt platform=linux/arm64 --opt target=release \
+             --opt build-arg:BASE=reg.example/base@sha256:00 \
+             --output type=image,name=reg.example/team/curl:hephy-0123,push=true,rewrite-timestamp=true \
+             --metadata-file /state/digest"
+        );
+        assert_eq!(r.env, [("SOURCE_DATE_EPOCH".to_owned(), "0".to_owned())]);
+    }
+
+    #[test]
+    fn buildx() {
+        assert_eq!(
+            line(&render(Builder::Buildx, &request())),
+            "docker buildx build --platform linux/arm64 --file /repo/curl/build/Dockerfile \
+             --tag reg.example/team/curl:hephy-0123 --push --metadata-file /state/digest --target release \
+             --build-arg BASE=reg.example/base@sha256:00 /repo/curl"
+        );
+    }
+
+    #[test]
+    fn ko_and_spin() {
+        let ko = render(Builder::Ko, &request());
+        assert_eq!(
+            line(&ko),
+            "ko build /repo/curl --platform=linux/arm64 --bare --tags=hephy-0123 --image-refs=/state/digest"
+        );
+        assert_eq!(ko.env, [("KO_DOCKER_REPO".to_owned(), "reg.example/team/curl".to_owned())]);
+        assert_eq!(
+            line(&render(Builder::Spin, &request())),
+            "spin registry push --from /repo/curl/spin.toml reg.example/team/curl:hephy-0123"
+        );
+    }
+
+    #[test]
+    fn digests_from_what_each_tool_leaves() {
+        let d = format!("sha256:{}", "ab".repeat(32));
+        assert_eq!(read_digest(Builder::Kaniko, &format!("{d}\n")), Ok(d.clone()));
+        assert_eq!(
+            read_digest(Builder::Buildkit, &format!("{{\"containerimage.digest\": \"{d}\"}}")),
+            Ok(d.clone())
+        );
+        assert_eq!(
+            read_digest(
+                Builder::Buildx,
+                &format!("{{\"containerimage.digest\":\"{d}\",\"image.name\":\"x\"}}")
+            ),
+            Ok(d.clone())
+        );
+        assert_eq!(read_digest(Builder::Ko, &format!("reg.example/team/curl@{d}\n")), Ok(d.clone()));
+        assert_eq!(
+            read_digest(Builder::Spin, &format!("Pushing app to the Registry...\nPushed with digest {d}\n")),
+            Ok(d.clone())
+        );
+        assert!(read_digest(Builder::Kaniko, "").is_err());
+        assert!(read_digest(Builder::Buildkit, "{}").is_err());
+    }
+}

@@ -1,0 +1,83 @@
+//! Builder checks made before anything runs: a graph that asks a builder for what it cannot do
+//! is rejected at `check` (and `plan`, `run`) with a diagnostic at the image.
+
+use hephy_dsl::{Code, DependencyKind, Image, ImageSource, Model, Problem, Problems};
+
+use crate::builders::Builder;
+use crate::dockerfile;
+
+/// Every builder problem of `model`; `Ok` when there is none.
+pub fn check(model: &Model) -> Result<(), Problems> {
+    let problems: Vec<Problem> = model.images.iter().flat_map(|image| check_image(model, image)).collect();
+    if problems.is_empty() { Ok(()) } else { Err(Problems::collect(&model.source, problems)) }
+}
+
+fn check_image(model: &Model, image: &Image) -> Vec<Problem> {
+    let Some(builder) = Builder::from_name(&image.builder) else { return Vec::new() };
+    let span = image.name.span;
+    let name = &image.name.value;
+    let mut problems = Vec::new();
+    if !builder.capabilities().dockerfile {
+        if !image.targets.is_empty() {
+            problems.push(
+                Problem::new(Code::InvalidValue, format!("{} builds no Dockerfile, so image `{name}` cannot have targets", builder.name()))
+                    .label(span, format!("built with {}", builder.name()))
+                    .help("remove `target`/`targets`, or build it with a Dockerfile builder (buildah, kaniko, buildkit, buildx)"),
+            );
+        }
+        if let Some(dep) = image.deps.iter().find(|d| matches!(d.kind, DependencyKind::From { .. })) {
+            problems.push(
+                Problem::new(
+                    Code::InvalidValue,
+                    format!("{} takes no build args, so `from` cannot pass it a base image", builder.name()),
+                )
+                .label(dep.name.span, "passed as a build arg")
+                .label(span, format!("built with {}", builder.name()))
+                .help("use `after` to order the builds, or a Dockerfile builder"),
+            );
+        }
+        return problems;
+    }
+    let ImageSource::Context { dir } = &image.source else { return problems };
+    let path = model.root.join(dir).join(&image.dockerfile);
+    let Ok(text) = std::fs::read_to_string(&path) else { return problems };
+    let shown = if dir == "." { image.dockerfile.clone() } else { format!("{dir}/{}", image.dockerfile) };
+    let facts = match dockerfile::read(&text) {
+        Ok(facts) => facts,
+        Err(e) if builder != Builder::Buildah => {
+            problems.push(
+                Problem::new(Code::InvalidValue, format!("`{shown}` cannot be read as a Dockerfile"))
+                    .label(span, "this image's Dockerfile")
+                    .help(e),
+            );
+            return problems;
+        }
+        Err(_) => return problems,
+    };
+    if !builder.capabilities().run_mount
+        && let Some(run) = facts.runs.iter().find(|r| r.mount)
+    {
+        problems.push(
+            Problem::new(
+                Code::InvalidValue,
+                format!("{} cannot run `RUN --mount` ({shown}, line {})", builder.name(), run.line),
+            )
+            .label(span, format!("built with {}", builder.name()))
+            .help("build this image with buildah or buildkit, or drop the `--mount`"),
+        );
+    }
+    for target in &image.targets {
+        if !facts.stages.iter().any(|s| s.eq_ignore_ascii_case(target)) {
+            problems.push(
+                Problem::new(Code::UnknownDependency, format!("`{shown}` has no stage `{target}`"))
+                    .label(span, "builds this target")
+                    .help(if facts.stages.is_empty() {
+                        "name a stage with `FROM … AS name`".to_owned()
+                    } else {
+                        format!("its stages are {}", facts.stages.join(", "))
+                    }),
+            );
+        }
+    }
+    problems
+}

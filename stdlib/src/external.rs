@@ -1,0 +1,62 @@
+//! Running a builder other than buildah: render its command, run it, read the digest it left.
+
+use std::process::Command;
+
+use hephy_dsl::{Image, ImageSource, Model};
+use hephy_engine::{Job, Outcome};
+
+use crate::builders::{self, Builder, Request};
+use crate::process::{self, Log};
+use crate::reference;
+
+pub(crate) fn build(builder: Builder, model: &Model, image: &Image, job: &Job<'_>) -> Outcome {
+    let fail = |message: String| Outcome::Failed { message };
+    let Some(registry) = &model.registry else {
+        return fail(format!("{} pushes what it builds: the graph needs a `registry`", builder.name()));
+    };
+    let ImageSource::Context { dir } = &image.source else {
+        return fail("building from upstream git sources is not part of this hephy yet".to_owned());
+    };
+    let log = match Log::create(job) {
+        Ok(log) => log,
+        Err(e) => return fail(e),
+    };
+    let work = job.log.with_extension("work");
+    if let Err(e) = std::fs::create_dir_all(&work) {
+        return fail(format!("cannot create `{}`: {e}", work.display()));
+    }
+    let context = std::path::absolute(job.root.join(dir)).unwrap_or_else(|_| job.root.join(dir));
+    let mut build_args: Vec<(String, String)> =
+        image.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    for (arg, dep_id) in &job.node.inject {
+        if let Some((dep, output)) = job.deps.iter().find(|(d, _)| d.id == *dep_id) {
+            build_args.push((arg.clone(), reference::pinned(model, dep, output)));
+        }
+    }
+    let request = Request {
+        dockerfile: context.join(&image.dockerfile),
+        context,
+        platform: job.node.platform.as_ref().map(ToString::to_string).unwrap_or_default(),
+        target: job.node.target.clone(),
+        build_args,
+        destination: format!("{}:{}", reference::repository(registry, job.node), reference::key_tag(job.key)),
+        insecure: reference::insecure(Some(registry)),
+        digest_file: work.join("digest"),
+    };
+    let rendered = builders::render(builder, &request);
+    let mut command = Command::new(&rendered.program);
+    command.args(&rendered.args).envs(rendered.env.iter().map(|(k, v)| (k, v))).current_dir(job.root);
+    log.note(&format!("$ {} {}", rendered.program, rendered.args.join(" ")));
+    if let Err(e) = process::run(command, job, &log) {
+        return fail(e);
+    }
+    let left = if builder == Builder::Spin {
+        std::fs::read_to_string(&job.log)
+    } else {
+        std::fs::read_to_string(&request.digest_file)
+    };
+    match left.map_err(|e| e.to_string()).and_then(|text| builders::read_digest(builder, &text)) {
+        Ok(digest) => Outcome::Built { output: digest },
+        Err(e) => fail(e),
+    }
+}
