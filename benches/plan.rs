@@ -97,7 +97,14 @@ fn stages(n: usize, runs: usize) {
         let (compile, graph) = best_of(runs, || hephy_engine::compile(&model));
         let identity = |node: &hephy_engine::Node| hephy_stdlib::builder_identity(&model, node);
         let (hash, inputs) = best_of(runs, || {
-            hephy_engine::gather(&model, &graph, &identity, &StatCache::new(), &Exclusions::default())
+            hephy_engine::gather(
+                &model,
+                &graph,
+                &identity,
+                &hephy_engine::Upstreams::new(),
+                &StatCache::new(),
+                &Exclusions::default(),
+            )
         });
         let (plan, _) = best_of(runs, || {
             hephy_engine::plan(&graph, &inputs, &Snapshot::default(), &PlanOptions::default())
@@ -256,7 +263,14 @@ fn million() {
     let compile = start.elapsed();
     let start = Instant::now();
     let identity = |node: &hephy_engine::Node| hephy_stdlib::builder_identity(&model, node);
-    let inputs = hephy_engine::gather(&model, &graph, &identity, &StatCache::new(), &Exclusions::default());
+    let inputs = hephy_engine::gather(
+        &model,
+        &graph,
+        &identity,
+        &hephy_engine::Upstreams::new(),
+        &StatCache::new(),
+        &Exclusions::default(),
+    );
     let gather = start.elapsed();
     let start = Instant::now();
     let plan = hephy_engine::plan(&graph, &inputs, &Snapshot::default(), &PlanOptions::default());

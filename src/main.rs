@@ -251,8 +251,9 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
                 state_dir: session.state_dir.clone(),
                 command: std::env::args().collect::<Vec<_>>().join(" "),
             };
-            let Session { model, graph, plan, snapshot, state, exclusions, state_dir, .. } = &mut session;
-            let work = hephy_stdlib::Stdlib::new(model, state_dir, exclusions.clone());
+            let Session { model, graph, plan, snapshot, state, exclusions, state_dir, upstreams } =
+                &mut session;
+            let work = hephy_stdlib::Stdlib::new(model, state_dir, exclusions.clone(), upstreams.clone());
             let summary = hephy_engine::run(
                 model,
                 graph,

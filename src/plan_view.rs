@@ -93,12 +93,12 @@ pub(crate) fn text(session: &Session, style: Style) -> String {
                 node.id.to_string(),
                 node.kind.to_string(),
                 node.executor.clone(),
-                why,
                 needs,
+                why,
             ]
         })
         .collect();
-    let header = ["ACTION", "NODE", "KIND", "EXECUTOR", "WHY", "NEEDS"].map(str::to_owned);
+    let header = ["ACTION", "NODE", "KIND", "EXECUTOR", "NEEDS", "WHY"].map(str::to_owned);
     let widths: Vec<usize> = (0..6)
         .map(|c| rows.iter().chain([&header]).map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
@@ -117,7 +117,7 @@ pub(crate) fn text(session: &Session, style: Style) -> String {
             0 => style.green(&s),
             1 => style.bold(&s),
             3 => style.cyan(&s),
-            5 => style.dim(&s),
+            4 => style.dim(&s),
             _ => s,
         }));
     }

@@ -18,6 +18,7 @@ pub(crate) struct Session {
     pub(crate) snapshot: Snapshot,
     pub(crate) plan: Plan,
     pub(crate) exclusions: Exclusions,
+    pub(crate) upstreams: hephy_stdlib::Upstreams,
 }
 
 /// What the user asked to force.
@@ -126,8 +127,10 @@ impl Session {
         clock.lap("read stat cache");
         let exclusions =
             Exclusions { dirs: hephy_engine::relative_inside(&model.root, &state_dir).into_iter().collect() };
+        let upstreams = hephy_stdlib::resolve_upstreams(&model, &state_dir, selection.offline);
+        clock.lap("resolve upstreams");
         let identity = |node: &hephy_engine::Node| hephy_stdlib::builder_identity(&model, node);
-        let inputs = hephy_engine::gather(&model, &graph, &identity, &cache, &exclusions);
+        let inputs = hephy_engine::gather(&model, &graph, &identity, &upstreams, &cache, &exclusions);
         clock.lap("gather inputs");
         store.save_stats(&inputs.fresh_stats);
         clock.lap("save stat cache");
@@ -138,7 +141,7 @@ impl Session {
             plan = ask_registry(&model, &graph, &inputs, &snapshot, &mut options, plan);
             clock.lap("registry lookups");
         }
-        Ok(Session { model, graph, state_dir, state: store, snapshot, plan, exclusions })
+        Ok(Session { model, graph, state_dir, state: store, snapshot, plan, exclusions, upstreams })
     }
 }
 

@@ -64,7 +64,15 @@ fn every_node_is_built_because_it_never_was() {
     assert_eq!(nodes.len(), plan["order"].as_array().unwrap().len());
     for node in nodes {
         assert_eq!(node["action"], "build");
-        assert_eq!(node["reasons"], serde_json::json!([{"kind": "never_built"}]));
+        let reasons = node["reasons"].as_array().expect("reasons");
+        if node["kind"] == "image" && node["name"] == "kaniko" {
+            // Its upstream ref cannot be resolved offline before a first fetch: said, not hidden.
+            assert_eq!(reasons[0]["kind"], "inputs_unreadable", "{}", node["id"]);
+            assert!(reasons[0]["message"].as_str().expect("text").contains("offline"), "{}", node["id"]);
+            assert_eq!(reasons[1], serde_json::json!({"kind": "never_built"}));
+        } else {
+            assert_eq!(node["reasons"], serde_json::json!([{"kind": "never_built"}]), "{}", node["id"]);
+        }
         let kind = node["kind"].as_str().unwrap();
         assert!(["image", "manifest", "tag", "task"].contains(&kind));
         match kind {

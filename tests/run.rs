@@ -184,8 +184,8 @@ fn a_failure_skips_its_dependents_and_nothing_else() {
 
 #[test]
 fn image_builds_that_cannot_run_fail_cleanly_and_skip_their_dependents() {
-    // A base that cannot be pulled (nothing listens on port 1), and an upstream git source,
-    // which this hephy cannot build yet: both fail with a message; what needs them is skipped.
+    // A base that cannot be pulled (nothing listens on port 1), and an upstream ref that cannot
+    // be resolved (offline, never fetched): both fail with a message; what needs them is skipped.
     let repo = Repo::new()
         .file("broken/Dockerfile", "FROM 127.0.0.1:1/none/such:tag\n")
         .file("on-top/Dockerfile", "ARG BASE\nFROM ${BASE}\n")
@@ -201,7 +201,13 @@ fn image_builds_that_cannot_run_fail_cleanly_and_skip_their_dependents() {
     assert_eq!(results["on-top:latest"], "skipped");
     assert_eq!(results["upstream@linux/amd64"], "failed");
     let text = repo.run(&["run"]);
-    assert!(text.stdout.contains("upstream git sources is not part of this hephy yet"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains(
+            "cannot resolve `v1` of https://example.invalid/repo.git: offline, and never fetched here"
+        ),
+        "{}",
+        text.stdout
+    );
     assert!(!run.stderr.contains("panicked"));
 }
 

@@ -50,10 +50,14 @@ impl Inputs {
 pub type BuilderIdentity<'a> = &'a (dyn Fn(&Node) -> String + Sync);
 
 /// Gathers and hashes the inputs of every node of `graph`.
+/// Upstream commits by (URL, ref), resolved by the caller (`Err`: why it could not be).
+pub type Upstreams = HashMap<(String, String), Result<String, String>>;
+
 pub fn gather(
     model: &Model,
     graph: &Graph,
     builder: BuilderIdentity<'_>,
+    upstreams: &Upstreams,
     cache: &StatCache,
     exclusions: &Exclusions,
 ) -> Inputs {
@@ -63,14 +67,14 @@ pub fn gather(
     let mut inputs = Inputs::default();
     for &index in graph.order() {
         let node = graph.node(index);
-        let (manifest, input_source, output_source) = describe(model, node, builder(node));
+        let (manifest, input_source, output_source, error) = describe(model, node, builder(node), upstreams);
         for source in [&input_source, &output_source].into_iter().flatten() {
             if !unique.contains(source) {
                 unique.insert(source.clone());
             }
         }
         sources.insert(index, (input_source, output_source));
-        inputs.nodes.insert(index, NodeInputs { manifest, outputs_now: None, error: None });
+        inputs.nodes.insert(index, NodeInputs { manifest, outputs_now: None, error });
     }
     // Each distinct context or glob set is listed once, in parallel.
     let listed: HashMap<FileSource, Result<Vec<String>, FilesError>> = unique
@@ -100,7 +104,7 @@ pub fn gather(
         if let Some(source) = &input_source {
             match digests_of(source) {
                 Ok(files) => entry.manifest.files = files,
-                Err(e) => entry.error = Some(e),
+                Err(e) => entry.error = entry.error.take().or(Some(e)),
             }
         }
         if let Some(source) = &output_source {
@@ -114,11 +118,11 @@ pub fn gather(
 }
 
 /// A node's settings, and where its input and output files are.
-fn describe(
-    model: &Model,
-    node: &Node,
-    builder: String,
-) -> (InputManifest, Option<FileSource>, Option<FileSource>) {
+type Described = (InputManifest, Option<FileSource>, Option<FileSource>, Option<String>);
+
+fn describe(model: &Model, node: &Node, builder: String, upstreams: &Upstreams) -> Described {
+    let mut labels = BTreeMap::new();
+    let mut error = None;
     let mut s = BTreeMap::new();
     s.insert("kind".to_owned(), node.kind.to_string());
     if let Some(p) = &node.platform {
@@ -150,7 +154,14 @@ fn describe(
                 }
                 ImageSource::Git { url, reference, dir } => {
                     s.insert("git.url".to_owned(), url.clone());
-                    s.insert("git.ref".to_owned(), reference.clone());
+                    labels.insert("git.ref".to_owned(), reference.clone());
+                    match upstreams.get(&(url.clone(), reference.clone())) {
+                        Some(Ok(commit)) => {
+                            s.insert("git.commit".to_owned(), commit.clone());
+                        }
+                        Some(Err(e)) => error = Some(e.clone()),
+                        None => error = Some(format!("`{reference}` of {url} was not resolved")),
+                    }
                     s.insert("context".to_owned(), dir.clone());
                     s.insert("dockerfile".to_owned(), image.dockerfile.clone());
                 }
@@ -179,9 +190,10 @@ fn describe(
         _ => {}
     }
     (
-        InputManifest { settings: s, files: BTreeMap::new(), deps: BTreeMap::new() },
+        InputManifest { settings: s, files: BTreeMap::new(), deps: BTreeMap::new(), labels },
         input_source,
         output_source,
+        error,
     )
 }
 

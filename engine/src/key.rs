@@ -20,6 +20,10 @@ pub struct InputManifest {
     pub files: BTreeMap<String, String>,
     /// Dependency node id → its output digest (or `pending:<key>` while it has yet to be rebuilt).
     pub deps: BTreeMap<String, String>,
+    /// Facts kept to explain changes but not part of the key (`git.ref`: the key holds the
+    /// commit it resolved to, not the ref).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A node's key: hex blake3 of its canonical input encoding.

@@ -293,6 +293,13 @@ pub fn plan(graph: &Graph, inputs: &Inputs, state: &Snapshot, options: &PlanOpti
 pub fn differences(old: &InputManifest, new: &InputManifest) -> Vec<Reason> {
     let mut reasons = Vec::new();
     for (field, (a, b)) in union(&old.settings, &new.settings) {
+        if let ("git.commit", Some(a), Some(b)) = (field, a, b)
+            && a != b
+        {
+            let reference = new.labels.get("git.ref").cloned().unwrap_or_default();
+            reasons.push(Reason::UpstreamMoved { reference, old: a.clone(), new: b.clone() });
+            continue;
+        }
         if a != b {
             reasons.push(Reason::SettingChanged {
                 field: field.to_owned(),
@@ -322,7 +329,7 @@ pub fn differences(old: &InputManifest, new: &InputManifest) -> Vec<Reason> {
             _ => {}
         }
     }
-    if reasons.is_empty() && old != new {
+    if reasons.is_empty() && old.key() != new.key() {
         reasons.push(Reason::StateUnreadable);
     }
     reasons

@@ -141,19 +141,21 @@ impl Buildah {
     }
 
     /// Builds one platform of an image and (with a registry) pushes it.
-    pub(crate) fn build(&self, model: &Model, image: &Image, job: &Job<'_>) -> Outcome {
+    pub(crate) fn build(
+        &self,
+        model: &Model,
+        image: &Image,
+        job: &Job<'_>,
+        sources: &crate::Sources,
+    ) -> Outcome {
         let fail = |message: String| Outcome::Failed { message };
         let log = match Log::create(job) {
             Ok(log) => log,
             Err(e) => return fail(e),
         };
-        let context = match &image.source {
-            hephy_dsl::ImageSource::Context { dir } => job.root.join(dir),
-            hephy_dsl::ImageSource::Git { url, .. } => {
-                return fail(format!(
-                    "`{url}`: building from upstream git sources is not part of this hephy yet"
-                ));
-            }
+        let context = match sources.context(job.root, image) {
+            Ok(context) => context,
+            Err(e) => return fail(e),
         };
         let scratch = match tempdir(job) {
             Ok(dir) => dir,

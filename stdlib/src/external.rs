@@ -2,20 +2,23 @@
 
 use std::process::Command;
 
-use hephy_dsl::{Image, ImageSource, Model};
+use hephy_dsl::{Image, Model};
 use hephy_engine::{Job, Outcome};
 
 use crate::builders::{self, Builder, Request};
 use crate::process::{self, Log};
 use crate::reference;
 
-pub(crate) fn build(builder: Builder, model: &Model, image: &Image, job: &Job<'_>) -> Outcome {
+pub(crate) fn build(
+    builder: Builder,
+    model: &Model,
+    image: &Image,
+    job: &Job<'_>,
+    sources: &crate::Sources,
+) -> Outcome {
     let fail = |message: String| Outcome::Failed { message };
     let Some(registry) = &model.registry else {
         return fail(format!("{} pushes what it builds: the graph needs a `registry`", builder.name()));
-    };
-    let ImageSource::Context { dir } = &image.source else {
-        return fail("building from upstream git sources is not part of this hephy yet".to_owned());
     };
     let log = match Log::create(job) {
         Ok(log) => log,
@@ -25,7 +28,10 @@ pub(crate) fn build(builder: Builder, model: &Model, image: &Image, job: &Job<'_
     if let Err(e) = std::fs::create_dir_all(&work) {
         return fail(format!("cannot create `{}`: {e}", work.display()));
     }
-    let context = std::path::absolute(job.root.join(dir)).unwrap_or_else(|_| job.root.join(dir));
+    let context = match sources.context(job.root, image) {
+        Ok(context) => std::path::absolute(&context).unwrap_or(context),
+        Err(e) => return fail(e),
+    };
     let mut build_args: Vec<(String, String)> =
         image.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     for (arg, dep_id) in &job.node.inject {

@@ -13,6 +13,7 @@ mod cache;
 mod check;
 mod dockerfile;
 mod external;
+mod git;
 mod process;
 mod reference;
 mod task;
@@ -22,6 +23,7 @@ use std::path::Path;
 pub use builders::{Builder, Capabilities, Rendered, Request, read_digest, render};
 pub use cache::RegistryCache;
 pub use check::check;
+pub use git::{Upstreams, resolve_all as resolve_upstreams};
 
 use hephy_dsl::{Definition, Model};
 use hephy_engine::{Exclusions, Job, Node, NodeKind, Outcome, Work};
@@ -32,13 +34,49 @@ pub struct Stdlib<'m> {
     model: &'m Model,
     exclusions: Exclusions,
     buildah: buildah::Buildah,
+    sources: Sources,
+}
+
+/// Where an image's build context is: a local folder, or a checkout of its upstream commit.
+#[derive(Debug, Clone)]
+pub(crate) struct Sources {
+    state_dir: std::path::PathBuf,
+    upstreams: Upstreams,
+}
+
+impl Sources {
+    /// The context folder of `image` (fetching and exporting its upstream commit if need be).
+    pub(crate) fn context(
+        &self,
+        root: &Path,
+        image: &hephy_dsl::Image,
+    ) -> Result<std::path::PathBuf, String> {
+        match &image.source {
+            hephy_dsl::ImageSource::Context { dir } => Ok(root.join(dir)),
+            hephy_dsl::ImageSource::Git { url, reference, dir } => {
+                let commit = match self.upstreams.get(&(url.clone(), reference.clone())) {
+                    Some(Ok(commit)) => commit.clone(),
+                    Some(Err(e)) => return Err(e.clone()),
+                    None => return Err(format!("`{reference}` of {url} was not resolved")),
+                };
+                let checkout = git::checkout(url, reference, &commit, &self.state_dir)?;
+                Ok(if dir == "." { checkout } else { checkout.join(dir) })
+            }
+        }
+    }
 }
 
 impl<'m> Stdlib<'m> {
     /// Work for the nodes of `model`; `state_dir` holds builder storage; `exclusions` are
     /// folders never taken as task outputs.
-    pub fn new(model: &'m Model, state_dir: &Path, exclusions: Exclusions) -> Stdlib<'m> {
-        Stdlib { model, exclusions, buildah: buildah::Buildah::new(state_dir) }
+    pub fn new(
+        model: &'m Model,
+        state_dir: &Path,
+        exclusions: Exclusions,
+        upstreams: Upstreams,
+    ) -> Stdlib<'m> {
+        let sources = Sources { state_dir: state_dir.to_path_buf(), upstreams };
+        Stdlib { model, exclusions, buildah: buildah::Buildah::new(state_dir), sources }
     }
 }
 
@@ -47,8 +85,8 @@ impl Work for Stdlib<'_> {
         match (job.node.kind, self.model.definition(&job.node.name)) {
             (NodeKind::Task, Some(Definition::Task(task))) => task::run(task, job, &self.exclusions),
             (NodeKind::Image, Some(Definition::Image(image))) => match Builder::from_name(&image.builder) {
-                Some(Builder::Buildah) | None => self.buildah.build(self.model, image, job),
-                Some(other) => external::build(other, self.model, image, job),
+                Some(Builder::Buildah) | None => self.buildah.build(self.model, image, job, &self.sources),
+                Some(other) => external::build(other, self.model, image, job, &self.sources),
             },
             (NodeKind::Manifest, Some(Definition::Image(_))) => self.buildah.index(self.model, job),
             (NodeKind::Tag, Some(Definition::Image(_))) => self.buildah.tag(self.model, job),

@@ -1,0 +1,191 @@
+//! Upstream git sources, with the `git` CLI (the reference implementation, with every
+//! transport and credential helper users already have configured).
+//!
+//! A ref is resolved to a commit first (`git ls-remote`; a full commit id needs no network),
+//! and that commit — not the ref — enters the image's key. Each repository is fetched once into a
+//! bare cache under `.hephy/git/` (shallow: just the commit), reused across runs; each commit is
+//! exported once into `.hephy/git/checkouts/<commit>/`, shared by every target and platform of
+//! the image. Offline, a ref resolves to the commit it had at the last successful fetch.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use hephy_dsl::{ImageSource, Model};
+
+pub use hephy_engine::Upstreams;
+
+/// Resolves the ref of every git-sourced image of `model`, each (URL, ref) once; `offline`
+/// resolves from the local cache only.
+pub fn resolve_all(model: &Model, state_dir: &Path, offline: bool) -> Upstreams {
+    let mut out = Upstreams::new();
+    for image in &model.images {
+        if let ImageSource::Git { url, reference, .. } = &image.source {
+            out.entry((url.clone(), reference.clone())).or_insert_with(|| {
+                resolve(url, reference, state_dir, offline)
+                    .map_err(|e| format!("cannot resolve `{reference}` of {url}: {e}"))
+            });
+        }
+    }
+    out
+}
+
+fn is_commit(reference: &str) -> bool {
+    reference.len() == 40 && reference.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The bare cache repository for `url`.
+fn cache(state_dir: &Path, url: &str) -> PathBuf {
+    let id = blake3::hash(url.as_bytes()).to_hex();
+    std::path::absolute(state_dir)
+        .unwrap_or_else(|_| state_dir.to_path_buf())
+        .join("git")
+        .join(&id.as_str()[..16])
+}
+
+fn remembered_ref(reference: &str) -> String {
+    let safe: String = reference
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+        .collect();
+    format!("refs/hephy/resolved/{safe}")
+}
+
+fn git(args: &[&str]) -> Result<String, String> {
+    let output = Command::new("git")
+        .args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        Err(stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("git failed").trim().to_owned())
+    }
+}
+
+/// The commit `reference` of `url` points at.
+pub(crate) fn resolve(url: &str, reference: &str, state_dir: &Path, offline: bool) -> Result<String, String> {
+    if is_commit(reference) {
+        return Ok(reference.to_ascii_lowercase());
+    }
+    let listed = if offline { Err("offline".to_owned()) } else { git(&["ls-remote", "--", url]) };
+    match listed {
+        Ok(listing) => pick(&listing, reference).ok_or_else(|| format!("no branch or tag `{reference}`")),
+        Err(e) => {
+            // Offline: the commit the ref had when it was last fetched.
+            let repo = cache(state_dir, url);
+            let git_dir = format!("--git-dir={}", repo.display());
+            git(&[
+                &git_dir,
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("{}^{{commit}}", remembered_ref(reference)),
+            ])
+            .map(|c| c.trim().to_owned())
+            .map_err(|_| if offline { "offline, and never fetched here".to_owned() } else { e })
+        }
+    }
+}
+
+/// The commit of `reference` in `git ls-remote` output: a tag (peeled), a branch, or `HEAD`.
+fn pick(listing: &str, reference: &str) -> Option<String> {
+    let refs: HashMap<&str, &str> = listing
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(sha, name)| (name.trim(), sha.trim()))
+        .collect();
+    let candidates = [
+        format!("refs/tags/{reference}^{{}}"),
+        format!("refs/tags/{reference}"),
+        format!("refs/heads/{reference}"),
+        reference.to_owned(),
+    ];
+    candidates.iter().find_map(|c| refs.get(c.as_str()).map(|s| (*s).to_owned()))
+}
+
+/// A folder holding `commit` of `url`, fetched and exported once.
+pub(crate) fn checkout(
+    url: &str,
+    reference: &str,
+    commit: &str,
+    state_dir: &Path,
+) -> Result<PathBuf, String> {
+    let repo = cache(state_dir, url);
+    // One fetch at a time per cache repository (targets and platforms build concurrently; runs
+    // are already serialized by the run lock).
+    static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>> = OnceLock::new();
+    let lock = {
+        let mut map =
+            LOCKS.get_or_init(Mutex::default).lock().map_err(|_| "a git lock was poisoned".to_owned())?;
+        Arc::clone(map.entry(repo.clone()).or_default())
+    };
+    let _held = lock.lock().map_err(|_| "a git lock was poisoned".to_owned())?;
+    let root = repo.parent().map_or_else(|| repo.clone(), Path::to_path_buf);
+    let target = root.join("checkouts").join(commit);
+    if target.is_dir() {
+        return Ok(target);
+    }
+    let git_dir = format!("--git-dir={}", repo.display());
+    if !repo.join("HEAD").exists() {
+        std::fs::create_dir_all(&repo).map_err(|e| format!("cannot create `{}`: {e}", repo.display()))?;
+        git(&["init", "--quiet", "--bare", &repo.display().to_string()])?;
+    }
+    if git(&[&git_dir, "cat-file", "-e", &format!("{commit}^{{commit}}")]).is_err() {
+        git(&[&git_dir, "fetch", "--quiet", "--depth", "1", "--", url, commit])
+            .map_err(|e| format!("cannot fetch {commit} from {url}: {e}"))?;
+    }
+    if !is_commit(reference) {
+        let _ = git(&[&git_dir, "update-ref", &remembered_ref(reference), commit]);
+    }
+    // Export into a fresh folder, then move it into place: concurrent builds of the same commit
+    // (targets, platforms) never see half a checkout.
+    let staging = root.join("checkouts").join(format!(".{commit}.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).map_err(|e| format!("cannot create `{}`: {e}", staging.display()))?;
+    let mut archive = Command::new("git")
+        .args([&git_dir, "archive", "--format=tar", commit])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    let Some(tar_in) = archive.stdout.take() else { return Err("git archive gave no output".to_owned()) };
+    let tar = Command::new("tar")
+        .arg("-x")
+        .arg("-C")
+        .arg(&staging)
+        .stdin(tar_in)
+        .status()
+        .map_err(|e| format!("cannot run tar: {e}"))?;
+    let archived = archive.wait().map_err(|e| e.to_string())?;
+    if !tar.success() || !archived.success() {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(format!("cannot export {commit} of {url}"));
+    }
+    if std::fs::rename(&staging, &target).is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+        if !target.is_dir() {
+            return Err(format!("cannot move the checkout of {commit} into place"));
+        }
+    }
+    Ok(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pick;
+
+    #[test]
+    fn picks_peeled_tags_then_branches_then_head() {
+        let listing = "aaa\tHEAD\nbbb\trefs/heads/main\nccc\trefs/tags/v1\nddd\trefs/tags/v1^{}\neee\trefs/tags/light\n";
+        assert_eq!(pick(listing, "v1").as_deref(), Some("ddd"));
+        assert_eq!(pick(listing, "light").as_deref(), Some("eee"));
+        assert_eq!(pick(listing, "main").as_deref(), Some("bbb"));
+        assert_eq!(pick(listing, "HEAD").as_deref(), Some("aaa"));
+        assert_eq!(pick(listing, "nope"), None);
+    }
+}
