@@ -10,6 +10,7 @@ mod graph_view;
 mod plan_view;
 mod report;
 mod session;
+mod since;
 mod style;
 
 use std::io::{IsTerminal, Write};
@@ -144,6 +145,9 @@ struct SelectArgs {
     /// Rebuild the nodes this schedule names; their dependents follow.
     #[arg(long, value_name = "NAME")]
     schedule: Option<String>,
+    /// Only the nodes whose inputs changed since this git revision, and their dependents.
+    #[arg(long, value_name = "REV")]
+    since: Option<String>,
     /// Do not ask the registry for images built elsewhere (`cached_in_registry`).
     #[arg(long, env = "HEPHY_OFFLINE", value_parser = clap::builder::BoolishValueParser::new())]
     offline: bool,
@@ -151,7 +155,12 @@ struct SelectArgs {
 
 impl SelectArgs {
     fn selection(&self) -> Selection {
-        Selection { force: self.force.clone(), schedule: self.schedule.clone(), offline: self.offline }
+        Selection {
+            force: self.force.clone(),
+            schedule: self.schedule.clone(),
+            offline: self.offline,
+            since: self.since.clone(),
+        }
     }
 }
 

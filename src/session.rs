@@ -28,6 +28,8 @@ pub(crate) struct Selection {
     pub(crate) schedule: Option<String>,
     /// Do not ask the registry for outputs built elsewhere.
     pub(crate) offline: bool,
+    /// Only what changed since this git revision, and its dependents.
+    pub(crate) since: Option<String>,
 }
 
 /// A node to look up: its key, and its dependencies with their outputs.
@@ -135,6 +137,12 @@ impl Session {
         store.save_stats(&inputs.fresh_stats);
         clock.lap("save stat cache");
         let mut options = options;
+        if let Some(rev) = &selection.since {
+            options.changed = crate::since::changed(&model, &graph, &inputs, &upstreams, rev)?;
+            let roots: Vec<NodeIndex> = options.changed.keys().copied().collect();
+            options.restrict_to_dependents_of(&graph, roots);
+            clock.lap("changes since");
+        }
         let mut plan = hephy_engine::plan(&graph, &inputs, &snapshot, &options);
         clock.lap("plan");
         if !selection.offline && model.registry.is_some() {
@@ -176,6 +184,8 @@ fn resolve(model: &Model, graph: &Graph, selection: &Selection) -> Result<PlanOp
         for def in &schedule.rebuild {
             nodes.extend(nodes_named(model, graph, def)?);
         }
+        // The schedule's nodes and their dependents, and nothing else.
+        options.restrict_to_dependents_of(graph, nodes.iter().copied());
         options.schedule = Some((name.clone(), nodes));
     }
     Ok(options)
@@ -183,11 +193,12 @@ fn resolve(model: &Model, graph: &Graph, selection: &Selection) -> Result<PlanOp
 
 /// A node id, or the name of an image or task (all its nodes).
 pub(crate) fn nodes_named(model: &Model, graph: &Graph, name: &str) -> Result<Vec<NodeIndex>, Failure> {
-    if let Some(index) = graph.find(name) {
-        return Ok(vec![index]);
-    }
+    // An image or task name means all its nodes (`curl` is also the id of curl's manifest).
     if model.definition(name).is_some() {
         return Ok(graph.order().iter().copied().filter(|&n| graph.node(n).name == name).collect());
+    }
+    if let Some(index) = graph.find(name) {
+        return Ok(vec![index]);
     }
     let ids = graph.order().iter().map(|&n| graph.node(n).id.as_str());
     let best = ids

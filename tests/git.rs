@@ -128,3 +128,42 @@ fn a_ref_that_cannot_be_resolved_is_a_clear_failure() {
     assert_eq!(run.code, 1);
     assert!(run.stdout.contains("cannot resolve `no-such-branch`"), "{}", run.stdout);
 }
+
+#[test]
+fn a_moved_tag_rebuilds_the_image_and_its_dependents() {
+    if !image_tools() {
+        return;
+    }
+    let registry = Registry::start();
+    let up = upstream();
+    let url = format!("file://{}", up.path().display());
+    let repo = Repo::new()
+        .online()
+        .file("app/Dockerfile", "ARG BASE\nFROM ${BASE}\nCOPY app.txt /\n")
+        .file("app/app.txt", "app\n")
+        .file(
+            "hephy.kdl",
+            &format!(
+                "registry \"{}/team\"\nplatforms \"linux/amd64\"\nimage \"up\" {{\n    git \"{url}\" ref=\"v1\"\n    dockerfile \"deploy/Dockerfile\"\n    target \"executor\"\n}}\nimage \"app\" {{\n    context \"app\"\n    from \"up\" arg=\"BASE\"\n    tags \"latest\"\n}}\n",
+                registry.address()
+            ),
+        );
+    let first = repo.run(&["run"]);
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    // Move the tag to a new commit.
+    std::fs::write(up.path().join("VERSION"), "2\n").unwrap();
+    git(up.path(), &["commit", "-q", "-am", "two"]);
+    git(up.path(), &["tag", "-f", "-a", "v1", "-m", "v1 again"]);
+    let plan = plan(&repo, &[]);
+    assert_eq!(node(&plan, "up.executor@linux/amd64")["reasons"][0]["kind"], "upstream_moved");
+    assert_eq!(
+        node(&plan, "app@linux/amd64")["reasons"],
+        json!([{"kind": "dependency_rebuilt", "node": "up.executor@linux/amd64"}])
+    );
+    let run = repo.run(&["run", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let results = &run.json()["results"];
+    assert_eq!(results["up.executor@linux/amd64"], "built");
+    assert_eq!(results["app@linux/amd64"], "built", "its base moved, so its digest input did");
+    assert_eq!(results["app:latest"], "built");
+}

@@ -99,6 +99,13 @@ pub enum Reason {
     /// Not built here: the registry already holds its output for this exact key (a node is
     /// then `skip` with this reason).
     CachedInRegistry,
+    /// Its inputs differ from those it had at a git revision (`--since`).
+    ChangedSince {
+        /// The revision.
+        rev: String,
+        /// The first differing input: a file, or the graph file for a changed setting.
+        path: String,
+    },
     /// Its inputs cannot be read; the build will report the problem.
     InputsUnreadable {
         /// What went wrong.
@@ -143,6 +150,7 @@ impl fmt::Display for Reason {
             Reason::OutputMissing => f.write_str("its outputs are missing or changed"),
             Reason::StateUnreadable => f.write_str("its stored state cannot be read"),
             Reason::CachedInRegistry => f.write_str("cached in the registry"),
+            Reason::ChangedSince { rev, path } => write!(f, "{path} changed since {rev}"),
             Reason::InputsUnreadable { message } => write!(f, "its inputs cannot be read: {message}"),
         }
     }
@@ -194,6 +202,28 @@ pub struct PlanOptions {
     pub schedule: Option<(String, HashSet<NodeIndex>)>,
     /// Outputs found in the registry, by node: the key they were built with, and the output.
     pub cached: HashMap<NodeIndex, (Key, String)>,
+    /// Nodes whose inputs changed since a revision (`--since`), with the reason to give.
+    pub changed: HashMap<NodeIndex, Reason>,
+    /// When set, only these nodes may build (a schedule or `--since` and their dependents);
+    /// every other node is `skip`, whatever its state.
+    pub only: Option<HashSet<NodeIndex>>,
+}
+
+impl PlanOptions {
+    /// Restricts the plan to `roots` and everything that depends on them.
+    pub fn restrict_to_dependents_of(&mut self, graph: &Graph, roots: impl IntoIterator<Item = NodeIndex>) {
+        let mut selected: HashSet<NodeIndex> = HashSet::new();
+        let mut stack: Vec<NodeIndex> = roots.into_iter().collect();
+        while let Some(node) = stack.pop() {
+            if selected.insert(node) {
+                stack.extend(graph.dependents(node));
+            }
+        }
+        match &mut self.only {
+            Some(only) => only.retain(|n| selected.contains(n)),
+            None => self.only = Some(selected),
+        }
+    }
 }
 
 /// The value a dependency contributes to its dependents' manifests.
@@ -220,6 +250,7 @@ impl Step {
                         | Reason::SettingChanged { .. }
                         | Reason::DependencyRebuilt { .. }
                         | Reason::StateUnreadable
+                        | Reason::ChangedSince { .. }
                 )
             })
             && graph.deps(self.node).iter().all(|d| plan.step(*d).is_some_and(|s| s.action == Action::Skip))
@@ -242,6 +273,22 @@ pub fn plan(graph: &Graph, inputs: &Inputs, state: &Snapshot, options: &PlanOpti
         let key = manifest.key();
         let record = state.records.get(node.id.as_str());
         let mut reasons = Vec::new();
+        if options.only.as_ref().is_some_and(|only| !only.contains(&index)) {
+            // Not selected: it keeps whatever it has.
+            position.insert(index, steps.len());
+            steps.push(Step {
+                node: index,
+                action: Action::Skip,
+                reasons,
+                manifest,
+                key,
+                cached_output: None,
+            });
+            continue;
+        }
+        if let Some(reason) = options.changed.get(&index) {
+            reasons.push(reason.clone());
+        }
         if let Some((name, nodes)) = &options.schedule
             && nodes.contains(&index)
         {
