@@ -204,3 +204,32 @@ fn an_unreachable_registry_is_a_warning_for_plan_not_an_error() {
     let offline = repo.run(&["plan", "--offline"]);
     assert!(!offline.stderr.contains("warning"), "{}", offline.stderr);
 }
+
+#[test]
+fn without_a_registry_images_stay_in_local_storage() {
+    if !image_tools() {
+        return;
+    }
+    let repo = Repo::new()
+        .file("base/Dockerfile", "FROM scratch\nCOPY hello.txt /\n")
+        .file("base/hello.txt", "hello\n")
+        .file("app/Dockerfile", "ARG BASE\nFROM ${BASE}\nCOPY app.txt /\n")
+        .file("app/app.txt", "app\n")
+        .file(
+            "hephy.yaml",
+            "platforms: [linux/amd64]\nimages:\n  base: { context: base }\n  app: { context: app, from: { base: { arg: BASE } } }\n",
+        );
+    let run = repo.run(&["run", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(results(&run).values().all(|r| r == "built"), "{:?}", results(&run));
+    // The dependent was built FROM the base's image id in hephy's storage.
+    let log = std::fs::read_to_string(repo.path().join(".hephy/logs/1/app@linux_amd64.log")).unwrap();
+    let base_id =
+        std::fs::read_to_string(repo.path().join(".hephy/logs/1/base@linux_amd64.work/iid")).unwrap();
+    assert!(
+        log.contains(&format!("--build-arg BASE={}", base_id.trim().trim_start_matches("sha256:"))),
+        "{log}"
+    );
+    let again = repo.run(&["run", "--format", "json"]);
+    assert!(results(&again).values().all(|r| r == "fresh"));
+}
