@@ -92,18 +92,25 @@ pub(crate) fn parse(text: &str, sink: &mut Sink) -> Option<Document> {
     })
 }
 
-/// Turns saphyr's character offsets into byte offsets.
-struct Offsets<'t> {
-    text: &'t str,
-    ascii: bool,
+/// Turns saphyr's character offsets into byte offsets: the identity for ASCII text, a table
+/// lookup otherwise (never a walk from the start per span).
+struct Offsets {
+    len: usize,
+    /// Byte offset of each character, for non-ASCII text.
+    table: Option<Vec<usize>>,
 }
 
-impl Offsets<'_> {
+impl Offsets {
+    fn new(text: &str) -> Offsets {
+        let table = (!text.is_ascii()).then(|| text.char_indices().map(|(b, _)| b).collect());
+        Offsets { len: text.len(), table }
+    }
+
     fn byte(&self, char_index: usize) -> usize {
-        if self.ascii {
-            return char_index.min(self.text.len());
+        match &self.table {
+            None => char_index.min(self.len),
+            Some(table) => table.get(char_index).copied().unwrap_or(self.len),
         }
-        self.text.char_indices().nth(char_index).map_or(self.text.len(), |(b, _)| b)
     }
 
     fn span(&self, span: Span) -> SourceSpan {
@@ -114,17 +121,16 @@ impl Offsets<'_> {
 }
 
 /// Builds the value tree from the event stream.
-struct Tree<'t> {
-    offsets: Offsets<'t>,
+struct Tree {
+    offsets: Offsets,
     anchors: HashMap<usize, Value>,
     /// Values produced by expanding aliases so far.
     values: usize,
 }
 
-impl<'t> Tree<'t> {
-    fn build(text: &'t str) -> Result<Option<Value>, Problem> {
-        let mut tree =
-            Tree { offsets: Offsets { text, ascii: text.is_ascii() }, anchors: HashMap::new(), values: 0 };
+impl Tree {
+    fn build<'t>(text: &'t str) -> Result<Option<Value>, Problem> {
+        let mut tree = Tree { offsets: Offsets::new(text), anchors: HashMap::new(), values: 0 };
         let mut events = Parser::new_from_str(text);
         let mut root = None;
         loop {
@@ -142,7 +148,7 @@ impl<'t> Tree<'t> {
         }
     }
 
-    fn next(
+    fn next<'t>(
         &self,
         events: &mut Parser<'t, saphyr_parser::StrInput<'t>>,
     ) -> Result<(Event<'t>, Span), Problem> {
@@ -158,7 +164,7 @@ impl<'t> Tree<'t> {
         }
     }
 
-    fn value(
+    fn value<'t>(
         &mut self,
         event: Event<'t>,
         span: Span,

@@ -39,6 +39,10 @@ fn check_image(model: &Model, image: &Image) -> Vec<Problem> {
         return problems;
     }
     let ImageSource::Context { dir } = &image.source else { return problems };
+    // Only what a check needs is read: most images need no look at their Dockerfile here.
+    if builder.capabilities().run_mount && image.targets.is_empty() {
+        return problems;
+    }
     let path = model.root.join(dir).join(&image.dockerfile);
     let Ok(text) = std::fs::read_to_string(&path) else { return problems };
     let shown = if dir == "." { image.dockerfile.clone() } else { format!("{dir}/{}", image.dockerfile) };
