@@ -129,7 +129,7 @@ struct Tree {
 }
 
 impl Tree {
-    fn build<'t>(text: &'t str) -> Result<Option<Value>, Problem> {
+    fn build(text: &str) -> Result<Option<Value>, Problem> {
         let mut tree = Tree { offsets: Offsets::new(text), anchors: HashMap::new(), values: 0 };
         let mut events = Parser::new_from_str(text);
         let mut root = None;
