@@ -113,6 +113,17 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Write the graph file of a repository in the kaniko-builder layout.
+    Import {
+        /// The repository (folders with `build-config.yaml`, `rebuild-weekly.txt`).
+        dir: PathBuf,
+        /// The syntax to write.
+        #[arg(long, value_enum, default_value_t = ImportFormat::Kdl)]
+        format: ImportFormat,
+        /// Write to this file instead of stdout.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Export the build graph.
     Graph {
         #[command(flatten)]
@@ -168,6 +179,12 @@ impl SelectArgs {
 enum Format {
     Text,
     Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ImportFormat {
+    Kdl,
+    Yaml,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -292,6 +309,27 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
                 Format::Json => format!("{}\n", serde_json::to_string_pretty(&runs).unwrap_or_default()),
                 Format::Text => log_text(&runs),
             });
+        }
+        Command::Import { dir, format, output } => {
+            let syntax = match format {
+                ImportFormat::Kdl => hephy_dsl::Syntax::Kdl,
+                ImportFormat::Yaml => hephy_dsl::Syntax::Yaml,
+            };
+            let usage = |message: String| {
+                Failure::Input(Problems::single(
+                    "hephy",
+                    Problem::new(Code::Io, message).help("name a repository in the kaniko-builder layout"),
+                ))
+            };
+            let imported = hephy_dsl::import(dir, syntax).map_err(usage)?;
+            for warning in &imported.warnings {
+                eprintln!("warning: {warning}");
+            }
+            match output {
+                Some(path) => std::fs::write(path, &imported.text)
+                    .map_err(|e| usage(format!("cannot write `{}`: {e}", path.display())))?,
+                None => print(&imported.text),
+            }
         }
         Command::Graph { file, format } => {
             let model = load(file)?;

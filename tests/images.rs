@@ -233,3 +233,35 @@ fn without_a_registry_images_stay_in_local_storage() {
     let again = repo.run(&["run", "--format", "json"]);
     assert!(results(&again).values().all(|r| r == "fresh"));
 }
+
+#[test]
+fn registry_and_tag_args_rejoin_into_the_pinned_reference() {
+    if !image_tools() {
+        return;
+    }
+    // Dockerfiles of the kaniko-builder layout say `FROM ${ECR_REGISTRY}:${BASE_TAG}`.
+    let registry = Registry::start();
+    let repo = Repo::new()
+        .online()
+        .file("base/Dockerfile", "FROM scratch\nCOPY hello.txt /\n")
+        .file("base/hello.txt", "hello\n")
+        .file("app/Dockerfile", "ARG ECR_REGISTRY\nARG BASE_TAG\nFROM ${ECR_REGISTRY}:${BASE_TAG}\nCOPY app.txt /\n")
+        .file("app/app.txt", "app\n")
+        .file(
+            "hephy.yaml",
+            &format!(
+                "registry: {}/team\nplatforms: [linux/amd64]\nimages:\n  base: {{ context: base }}\n  app:\n    context: app\n    from: {{ base: {{ arg: BASE_TAG, registry-arg: ECR_REGISTRY }} }}\n",
+                registry.address()
+            ),
+        );
+    let run = repo.run(&["run", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let log = std::fs::read_to_string(repo.path().join(".hephy/logs/1/app@linux_amd64.log")).unwrap();
+    assert!(
+        log.contains(&format!(
+            "--build-arg ECR_REGISTRY={}/team/base@sha256 --build-arg BASE_TAG=",
+            registry.address()
+        )),
+        "{log}"
+    );
+}

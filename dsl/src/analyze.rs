@@ -523,7 +523,20 @@ impl Analyzer<'_> {
                         );
                     }
                     let target = self.dependency_target(name, image, from.target.as_ref());
-                    DependencyKind::From { arg: arg.value.clone(), target }
+                    if let Some(r) = &from.registry_arg
+                        && !valid_variable(r)
+                    {
+                        self.sink.push(
+                            Problem::new(
+                                Code::InvalidName,
+                                format!("`{}` is not a valid build arg name", r.value),
+                            )
+                            .label(r.span, "invalid name")
+                            .help("names start with a letter or `_` and hold letters, digits and `_`"),
+                        );
+                    }
+                    let registry_arg = from.registry_arg.as_ref().map(|r| r.value.clone());
+                    DependencyKind::From { arg: arg.value.clone(), target, registry_arg }
                 }
             };
             out.push(Dependency { name: name.clone(), kind });

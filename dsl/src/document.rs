@@ -107,6 +107,8 @@ pub(crate) struct FromDraft {
     /// The build arg; `None` when it was not written (an error the analyzer reports).
     pub(crate) arg: Option<Text>,
     pub(crate) target: Option<Text>,
+    /// A second build arg that receives the reference's repository part (`registry-arg`).
+    pub(crate) registry_arg: Option<Text>,
     /// The whole `from` entry, for "missing arg" errors.
     pub(crate) span: SourceSpan,
 }

@@ -196,13 +196,13 @@ impl Reader<'_> {
     fn from(&mut self, node: &KdlNode) -> Option<DependencyDraft> {
         let name = self.first_arg(node);
         self.no_children(node);
-        let mut from = FromDraft { arg: None, target: None, span: node.span() };
-        for (key, entry) in self.properties(node, &["arg", "target"]) {
+        let mut from = FromDraft { arg: None, target: None, registry_arg: None, span: node.span() };
+        for (key, entry) in self.properties(node, &["arg", "target", "registry-arg"]) {
             let value = self.string(entry);
-            if key == "arg" {
-                from.arg = value;
-            } else {
-                from.target = value;
+            match key {
+                "arg" => from.arg = value,
+                "target" => from.target = value,
+                _ => from.registry_arg = value,
             }
         }
         Some(DependencyDraft { name: name?, from: Some(from) })

@@ -9,6 +9,7 @@
 mod analyze;
 mod diagnostic;
 mod document;
+mod import;
 mod kdl;
 mod model;
 mod platform;
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 pub use diagnostic::{Code, Problem, Problems};
 pub use document::Document;
+pub use import::{Import, import};
 pub use model::{
     BUILDERS, DEFAULT_BUILDER, Definition, Dependency, DependencyKind, Executor, Image, ImageSource, Model,
     Schedule, Task,

@@ -140,6 +140,10 @@ pub enum DependencyKind {
         arg: String,
         /// Which target of the dependency, when it has several.
         target: Option<String>,
+        /// For Dockerfiles that say `FROM ${REGISTRY}:${TAG}`: this arg receives the part before
+        /// the last `:` of the pinned reference (`registry/curl@sha256`) and `arg` the part after
+        /// it (the digest's hex), so the two rejoin into `registry/curl@sha256:…`.
+        registry_arg: Option<String>,
     },
 }
 

@@ -37,7 +37,7 @@ const IMAGE: &[&str] = &[
 const TASK: &[&str] = &["run", "inputs", "outputs", "env", "platforms", "after"];
 const EXECUTOR: &[&str] = &["platform", "jobs"];
 const SCHEDULE: &[&str] = &["rebuild"];
-const FROM: &[&str] = &["arg", "target"];
+const FROM: &[&str] = &["arg", "target", "registry-arg"];
 
 /// The most values aliases may expand to, and the deepest nesting.
 const MAX_VALUES: usize = 100_000;
@@ -45,13 +45,13 @@ const MAX_DEPTH: usize = 64;
 
 /// A YAML value with the span it was written at.
 #[derive(Debug, Clone)]
-struct Value {
-    kind: Kind,
-    span: SourceSpan,
+pub(crate) struct Value {
+    pub(crate) kind: Kind,
+    pub(crate) span: SourceSpan,
 }
 
 #[derive(Debug, Clone)]
-enum Kind {
+pub(crate) enum Kind {
     /// A scalar as written; `plain` is false for quoted and block scalars.
     Scalar {
         text: String,
@@ -72,7 +72,12 @@ impl Value {
     }
 }
 
-fn is_null(text: &str) -> bool {
+/// Parses any YAML text into a value tree (for files other than graph files).
+pub(crate) fn value(text: &str) -> Result<Option<Value>, Problem> {
+    Tree::build(text)
+}
+
+pub(crate) fn is_null(text: &str) -> bool {
     matches!(text, "" | "~" | "null" | "Null" | "NULL")
 }
 
@@ -343,13 +348,14 @@ impl Reader<'_> {
     fn from(&mut self, value: &Value) -> Vec<DependencyDraft> {
         let mut deps = Vec::new();
         for (name, body) in self.named_map(value) {
-            let mut from = FromDraft { arg: None, target: None, span: join(name.span, body.span) };
+            let mut from =
+                FromDraft { arg: None, target: None, registry_arg: None, span: join(name.span, body.span) };
             for (key, value) in self.map(body, FROM, "a `from` dependency") {
                 let text = self.string(value);
-                if key.value == "arg" {
-                    from.arg = text;
-                } else {
-                    from.target = text;
+                match key.value.as_str() {
+                    "arg" => from.arg = text,
+                    "target" => from.target = text,
+                    _ => from.registry_arg = text,
                 }
             }
             deps.push(DependencyDraft { name, from: Some(from) });

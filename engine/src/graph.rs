@@ -78,6 +78,9 @@ pub struct Node {
     pub executor: String,
     /// Build args that receive the image reference of another node (`from NAME arg=ARG`).
     pub inject: BTreeMap<String, NodeId>,
+    /// Build args that receive the repository part of that reference (`registry-arg=`), keyed
+    /// by the `arg` they pair with.
+    pub inject_registry: BTreeMap<String, String>,
 }
 
 /// The name of the executor that exists when none is declared, and that runs platform-free nodes.
@@ -199,6 +202,7 @@ impl<'m> Builder<'m> {
                         tag: None,
                         executor: self.executor_for(Some(platform)),
                         inject: BTreeMap::new(),
+                        inject_registry: BTreeMap::new(),
                     });
                     builds.push(node);
                     parts.runs.push((Some(platform.clone()), target.cloned(), node));
@@ -212,6 +216,7 @@ impl<'m> Builder<'m> {
                     tag: None,
                     executor: LOCAL_EXECUTOR.to_owned(),
                     inject: BTreeMap::new(),
+                    inject_registry: BTreeMap::new(),
                 });
                 for build in builds {
                     self.dag.add_edge(build, manifest, ());
@@ -227,6 +232,7 @@ impl<'m> Builder<'m> {
                         tag: Some(tag.clone()),
                         executor: LOCAL_EXECUTOR.to_owned(),
                         inject: BTreeMap::new(),
+                        inject_registry: BTreeMap::new(),
                     });
                     self.dag.add_edge(manifest, node, ());
                 }
@@ -254,6 +260,7 @@ impl<'m> Builder<'m> {
                     tag: None,
                     executor: self.executor_for(platform),
                     inject: BTreeMap::new(),
+                    inject_registry: BTreeMap::new(),
                 });
                 parts.runs.push((platform.cloned(), None, node));
             }
@@ -278,9 +285,14 @@ impl<'m> Builder<'m> {
                 for &from in &found {
                     self.dag.update_edge(from, node, ());
                 }
-                if let (DependencyKind::From { arg, .. }, [from]) = (&dep.kind, found.as_slice()) {
+                if let (DependencyKind::From { arg, registry_arg, .. }, [from]) =
+                    (&dep.kind, found.as_slice())
+                {
                     let id = self.dag[*from].id.clone();
                     self.dag[node].inject.insert(arg.clone(), id);
+                    if let Some(registry_arg) = registry_arg {
+                        self.dag[node].inject_registry.insert(arg.clone(), registry_arg.clone());
+                    }
                 }
             }
         }

@@ -145,6 +145,9 @@ fn describe(model: &Model, node: &Node, builder: String, upstreams: &Upstreams) 
             for (arg, dep) in &node.inject {
                 s.insert(format!("inject.{arg}"), dep.to_string());
             }
+            for (arg, registry_arg) in &node.inject_registry {
+                s.insert(format!("inject-registry.{arg}"), registry_arg.clone());
+            }
             match &image.source {
                 ImageSource::Context { dir } => {
                     s.insert("context".to_owned(), dir.clone());

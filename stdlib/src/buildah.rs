@@ -131,10 +131,8 @@ impl Buildah {
         for (name, value) in &image.args {
             command.arg("--build-arg").arg(format!("{name}={value}"));
         }
-        for (arg, dep_id) in &node.inject {
-            if let Some((dep, output)) = deps.iter().find(|(d, _)| d.id == *dep_id) {
-                command.arg("--build-arg").arg(format!("{arg}={}", reference::pinned(model, dep, output)));
-            }
+        for (arg, value) in reference::injected(model, node, deps) {
+            command.arg("--build-arg").arg(format!("{arg}={value}"));
         }
         command.arg("--iidfile").arg(iidfile).arg("-t").arg(local_tag).arg(context);
         command

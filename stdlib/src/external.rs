@@ -34,11 +34,7 @@ pub(crate) fn build(
     };
     let mut build_args: Vec<(String, String)> =
         image.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    for (arg, dep_id) in &job.node.inject {
-        if let Some((dep, output)) = job.deps.iter().find(|(d, _)| d.id == *dep_id) {
-            build_args.push((arg.clone(), reference::pinned(model, dep, output)));
-        }
-    }
+    build_args.extend(reference::injected(model, job.node, &job.deps));
     let request = Request {
         dockerfile: context.join(&image.dockerfile),
         context,

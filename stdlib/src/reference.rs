@@ -35,6 +35,25 @@ pub(crate) fn pinned(model: &Model, dep: &Node, output: &str) -> String {
     }
 }
 
+/// The build args that carry dependencies' references into `node`'s build: `ARG=registry/dep@sha256:…`,
+/// or, with `registry-arg=R`, `R=registry/dep@sha256` and `ARG=<hex>` (rejoined by
+/// `FROM ${R}:${ARG}`).
+pub(crate) fn injected(model: &Model, node: &Node, deps: &[(&Node, String)]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (arg, dep_id) in &node.inject {
+        let Some((dep, output)) = deps.iter().find(|(d, _)| d.id == *dep_id) else { continue };
+        let reference = pinned(model, dep, output);
+        match (node.inject_registry.get(arg), reference.rsplit_once(':')) {
+            (Some(registry_arg), Some((left, right))) => {
+                out.push((registry_arg.clone(), left.to_owned()));
+                out.push((arg.clone(), right.to_owned()));
+            }
+            _ => out.push((arg.clone(), reference)),
+        }
+    }
+    out
+}
+
 /// Whether the registry is spoken to over plain HTTP: a loopback address.
 pub(crate) fn insecure(registry: Option<&str>) -> bool {
     registry.is_some_and(|r| {
