@@ -164,6 +164,13 @@ const CASES: &[Case] = &[
         codes: &["hephy::unknown_dependency"],
     },
     Case {
+        name: "naming_template_placeholder",
+        contexts: &["app"],
+        kdl: "naming \"kaniko-builder\" manifest=\"{name}-{arch}\"\nimage \"app\" {\n    context \"app\"\n}\n",
+        yaml: "naming: { preset: kaniko-builder, manifest: \"{name}-{arch}\" }\nimages:\n  app:\n    context: app\n",
+        codes: &["hephy::invalid_value"],
+    },
+    Case {
         name: "several_problems_at_once",
         contexts: &["a", "b"],
         kdl: "platforms \"linux/amd64\"\nimage \"a\" {\n    context \"a\"\n    after \"b\"\n    platfroms \"linux/arm64\"\n}\nimage \"b\" {\n    context \"b\"\n    after \"a\" \"zzz\"\n}\n",

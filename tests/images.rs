@@ -265,3 +265,38 @@ fn registry_and_tag_args_rejoin_into_the_pinned_reference() {
         "{log}"
     );
 }
+
+#[test]
+fn the_kaniko_builder_naming_puts_every_image_in_one_repository_with_dated_tags() {
+    if !image_tools() {
+        return;
+    }
+    let registry = Registry::start();
+    let repo = Repo::new()
+        .online()
+        .file("base/Dockerfile", "FROM scratch\nCOPY hello.txt /\n")
+        .file("base/hello.txt", "hello\n")
+        .file(
+            "hephy.kdl",
+            &format!(
+                "registry \"{}/images\"\nnaming \"kaniko-builder\"\nplatforms \"linux/amd64\" \"linux/arm64\"\nimage \"base\" {{\n    context \"base\"\n    tags \"latest\"\n}}\n",
+                registry.address()
+            ),
+        );
+    let run = repo.run(&["run"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let date = {
+        let out = std::process::Command::new("date").args(["-u", "+%Y%m%d"]).output().unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let index = registry.raw(&format!("images:base-{date}"));
+    assert_eq!(sha256(&registry.raw("images:base-latest")), sha256(&index), "{{name}}-{{tag}} is the index");
+    let amd64 = registry.raw(&format!("images:base-{date}-amd64"));
+    let entries: Value = serde_json::from_str(&index).unwrap();
+    assert_eq!(
+        entries["manifests"][0]["digest"].as_str().unwrap(),
+        sha256(&amd64),
+        "{{name}}-{{date}}-{{arch}} is the amd64 build"
+    );
+    registry.raw(&format!("images:base-{date}-arm64"));
+}

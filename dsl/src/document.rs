@@ -16,12 +16,23 @@ pub(crate) type Text = Spanned<String>;
 #[derive(Debug, Default)]
 pub struct Document {
     pub(crate) registry: Option<Text>,
+    pub(crate) naming: Option<NamingDraft>,
     pub(crate) builder: Option<Text>,
     pub(crate) platforms: Option<Vec<Text>>,
     pub(crate) executors: Vec<ExecutorDraft>,
     pub(crate) images: Vec<ImageDraft>,
     pub(crate) tasks: Vec<TaskDraft>,
     pub(crate) schedules: Vec<ScheduleDraft>,
+}
+
+/// `naming "preset" repository=… platform=… manifest=… tag=…`
+#[derive(Debug, Default)]
+pub(crate) struct NamingDraft {
+    pub(crate) preset: Option<Text>,
+    pub(crate) repository: Option<Text>,
+    pub(crate) platform: Option<Text>,
+    pub(crate) manifest: Option<Text>,
+    pub(crate) tag: Option<Text>,
 }
 
 #[derive(Debug)]

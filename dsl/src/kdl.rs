@@ -9,11 +9,12 @@ use miette::SourceSpan;
 
 use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
 use crate::document::{
-    DependencyDraft, Document, ExecutorDraft, FromDraft, ImageDraft, ScheduleDraft, TaskDraft, Text,
+    DependencyDraft, Document, ExecutorDraft, FromDraft, ImageDraft, NamingDraft, ScheduleDraft, TaskDraft,
+    Text,
 };
 use crate::source::Spanned;
 
-const TOP: &[&str] = &["registry", "builder", "platforms", "executor", "image", "task", "schedule"];
+const TOP: &[&str] = &["registry", "naming", "builder", "platforms", "executor", "image", "task", "schedule"];
 const IMAGE: &[&str] = &[
     "context",
     "git",
@@ -82,6 +83,10 @@ impl Reader<'_> {
                         self.set_once(&mut doc.builder, value, node);
                     }
                 }
+                "naming" => {
+                    let naming = self.naming(node);
+                    self.set_once(&mut doc.naming, naming, node);
+                }
                 "platforms" => {
                     let list = self.strings(node, 1);
                     self.set_once(&mut doc.platforms, list, node);
@@ -94,6 +99,24 @@ impl Reader<'_> {
             }
         }
         doc
+    }
+
+    /// `naming ["preset"] repository="…" platform="…" manifest="…" tag="…"`
+    fn naming(&mut self, node: &KdlNode) -> NamingDraft {
+        self.no_children(node);
+        let mut naming = NamingDraft::default();
+        let mut positional = node.entries().iter().filter(|e| e.name().is_none());
+        naming.preset = positional.next().and_then(|e| self.string(e));
+        for (key, entry) in self.properties(node, &["repository", "platform", "manifest", "tag"]) {
+            let value = self.string(entry);
+            match key {
+                "repository" => naming.repository = value,
+                "platform" => naming.platform = value,
+                "manifest" => naming.manifest = value,
+                _ => naming.tag = value,
+            }
+        }
+        naming
     }
 
     fn executor(&mut self, node: &KdlNode) -> Option<ExecutorDraft> {

@@ -19,6 +19,8 @@ pub struct Model {
     pub root: PathBuf,
     /// The registry (and path prefix) images are pushed to, e.g. `registry.example.com/platform`.
     pub registry: Option<String>,
+    /// How pushed images are named.
+    pub naming: Naming,
     /// The builder of images that do not name their own (`buildah` unless given).
     pub builder: String,
     /// Platforms of images and tasks that do not name their own.
@@ -39,6 +41,44 @@ pub struct Model {
 pub(crate) enum DefinitionIndex {
     Image(usize),
     Task(usize),
+}
+
+/// How pushed images are named: templates over `{registry}`, `{name}` (the image, `-target`
+/// appended for one target of several), `{date}` (UTC `YYYYMMDD`), `{arch}`, `{platform}`
+/// (`linux-arm64`), `{target}`, `{ref}`, `{commit}`, `{key}` (12 hex digits) and `{tag}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Naming {
+    /// The repository each image is pushed to (`{registry}/{name}`).
+    pub repository: String,
+    /// An extra tag for each platform build (none by default; builds are always tagged by key).
+    pub platform: Option<String>,
+    /// An extra tag for each multi-platform index (none by default).
+    pub manifest: Option<String>,
+    /// How an extra tag of the graph is written (`{tag}`).
+    pub tag: String,
+}
+
+impl Naming {
+    /// hephy's own: one repository per image, extra tags as written.
+    pub fn standard() -> Naming {
+        Naming {
+            repository: "{registry}/{name}".to_owned(),
+            platform: None,
+            manifest: None,
+            tag: "{tag}".to_owned(),
+        }
+    }
+
+    /// The kaniko-builder layout's: one repository, `{name}-{date}-{arch}` per platform,
+    /// `{name}-{date}` per index, `{name}-{tag}` for extra tags.
+    pub fn kaniko_builder() -> Naming {
+        Naming {
+            repository: "{registry}".to_owned(),
+            platform: Some("{name}-{date}-{arch}".to_owned()),
+            manifest: Some("{name}-{date}".to_owned()),
+            tag: "{name}-{tag}".to_owned(),
+        }
+    }
 }
 
 /// Where work for one platform runs.

@@ -15,11 +15,14 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
 use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
 use crate::document::{
-    DependencyDraft, Document, ExecutorDraft, FromDraft, ImageDraft, ScheduleDraft, TaskDraft, Text,
+    DependencyDraft, Document, ExecutorDraft, FromDraft, ImageDraft, NamingDraft, ScheduleDraft, TaskDraft,
+    Text,
 };
 use crate::source::Spanned;
 
-const TOP: &[&str] = &["registry", "builder", "platforms", "executors", "images", "tasks", "schedules"];
+const TOP: &[&str] =
+    &["registry", "naming", "builder", "platforms", "executors", "images", "tasks", "schedules"];
+const NAMING: &[&str] = &["preset", "repository", "platform", "manifest", "tag"];
 const IMAGE: &[&str] = &[
     "context",
     "git",
@@ -265,6 +268,20 @@ impl Reader<'_> {
             match key.value.as_str() {
                 "registry" => doc.registry = self.string(value),
                 "builder" => doc.builder = self.string(value),
+                "naming" => {
+                    let mut naming = NamingDraft::default();
+                    for (key, value) in self.map(value, NAMING, "`naming`") {
+                        let text = self.string(value);
+                        match key.value.as_str() {
+                            "preset" => naming.preset = text,
+                            "repository" => naming.repository = text,
+                            "platform" => naming.platform = text,
+                            "manifest" => naming.manifest = text,
+                            _ => naming.tag = text,
+                        }
+                    }
+                    doc.naming = Some(naming);
+                }
                 "platforms" => doc.platforms = Some(self.strings(value)),
                 "executors" => {
                     for (name, body) in self.named_map(value) {

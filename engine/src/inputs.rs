@@ -133,6 +133,20 @@ fn describe(model: &Model, node: &Node, builder: String, upstreams: &Upstreams) 
     }
     if let Some(r) = &model.registry {
         s.insert("registry".to_owned(), r.clone());
+        // How the pushed image is named is part of what a node publishes.
+        let naming = &model.naming;
+        let extra = match node.kind {
+            NodeKind::Image => naming.platform.clone(),
+            NodeKind::Manifest => naming.manifest.clone(),
+            NodeKind::Tag => Some(naming.tag.clone()),
+            NodeKind::Task => None,
+        };
+        if node.kind != NodeKind::Task {
+            s.insert("naming.repository".to_owned(), naming.repository.clone());
+        }
+        if let Some(extra) = extra {
+            s.insert("naming.tag".to_owned(), extra);
+        }
     }
     let mut input_source = None;
     let mut output_source = None;

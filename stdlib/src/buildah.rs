@@ -46,6 +46,8 @@ pub(crate) struct Buildah {
     /// Writes to one repository go one at a time: distribution's filesystem storage answers
     /// concurrent manifest writes to a repository with 500s.
     repositories: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Upstream commits, for `{commit}` in naming templates.
+    upstreams: crate::Upstreams,
 }
 
 /// Attempts of a registry write before its node fails; transient errors (5xx, resets) are
@@ -53,12 +55,13 @@ pub(crate) struct Buildah {
 const ATTEMPTS: u32 = 3;
 
 impl Buildah {
-    pub(crate) fn new(state_dir: &Path) -> Buildah {
+    pub(crate) fn new(state_dir: &Path, upstreams: crate::Upstreams) -> Buildah {
         let state_dir = std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
         Buildah {
             root: state_dir.join("buildah").join("root"),
             runroot: state_dir.join("buildah").join("run"),
             repositories: Mutex::new(HashMap::new()),
+            upstreams,
         }
     }
 
@@ -91,6 +94,54 @@ impl Buildah {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// The commit an image's upstream ref resolved to, for `{commit}`.
+    fn commit(&self, model: &Model, node: &hephy_engine::Node) -> Option<String> {
+        match model.definition(&node.name) {
+            Some(hephy_dsl::Definition::Image(image)) => match &image.source {
+                hephy_dsl::ImageSource::Git { url, reference, .. } => {
+                    self.upstreams.get(&(url.clone(), reference.clone())).and_then(|r| r.clone().ok())
+                }
+                hephy_dsl::ImageSource::Context { .. } => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Gives the pushed `digest` in `repository` one more tag (a copy that keeps its digest).
+    pub(crate) fn copy_tag(
+        &self,
+        model: &Model,
+        repository: &str,
+        digest: &str,
+        tag: &str,
+        job: &Job<'_>,
+        log: &Log,
+    ) -> Result<(), String> {
+        let insecure = reference::insecure(model.registry.as_deref());
+        self.publish(repository, job, log, || {
+            let mut copy = Command::new("skopeo");
+            copy.args(["copy", "--all", "--preserve-digests"]);
+            if insecure {
+                copy.args(["--src-tls-verify=false", "--dest-tls-verify=false"]);
+            }
+            copy.arg(format!("docker://{repository}@{digest}")).arg(format!("docker://{repository}:{tag}"));
+            copy
+        })
+        .map_err(|e| format!("tagging {repository}:{tag} failed: {e}"))
+    }
+
+    /// The extra tag a naming template gives a build or an index, if any.
+    pub(crate) fn template_tag(
+        &self,
+        model: &Model,
+        job: &Job<'_>,
+        template: Option<&String>,
+    ) -> Option<String> {
+        let template = template?;
+        let commit = self.commit(model, job.node);
+        Some(reference::Vars::new(model, job.node, Some(job.key), commit.as_deref()).render(template))
     }
 
     fn command(&self) -> Command {
@@ -174,8 +225,8 @@ impl Buildah {
             };
         };
         let destination =
-            format!("docker://{}:{}", reference::repository(registry, job.node), reference::key_tag(job.key));
-        let repository = reference::repository(registry, job.node);
+            format!("docker://{}:{}", reference::repository(model, job.node), reference::key_tag(job.key));
+        let repository = reference::repository(model, job.node);
         let insecure = reference::insecure(Some(registry));
         let pushed = self.publish(&repository, job, &log, || {
             let mut push = self.command();
@@ -191,10 +242,16 @@ impl Buildah {
         }
         // The local copy stays: a concurrent build may be using the same image (a dependent
         // pulls it back by digest), and it is the layer cache of the next build.
-        match read_digest(&digestfile) {
-            Ok(digest) => Outcome::Built { output: digest },
-            Err(e) => fail(e),
+        let digest = match read_digest(&digestfile) {
+            Ok(digest) => digest,
+            Err(e) => return fail(e),
+        };
+        if let Some(tag) = self.template_tag(model, job, model.naming.platform.as_ref())
+            && let Err(e) = self.copy_tag(model, &repository, &digest, &tag, job, &log)
+        {
+            return fail(e);
         }
+        Outcome::Built { output: digest }
     }
 
     /// Joins the platform builds of an image into an OCI index, in platform order, and pushes it.
@@ -216,7 +273,7 @@ impl Buildah {
             Err(e) => return fail(e),
         };
         let insecure = reference::insecure(Some(registry));
-        let repository = reference::repository(registry, job.node);
+        let repository = reference::repository(model, job.node);
         let list = reference::local(job.node, job.key);
         let mut steps: Vec<Command> = Vec::new();
         let mut rm = self.command();
@@ -258,10 +315,16 @@ impl Buildah {
         let mut rm = self.command();
         rm.args(["manifest", "rm", &list]);
         let _ = process::run(rm, job, &log);
-        match read_digest(&digestfile) {
-            Ok(digest) => Outcome::Built { output: digest },
-            Err(e) => fail(e),
+        let digest = match read_digest(&digestfile) {
+            Ok(digest) => digest,
+            Err(e) => return fail(e),
+        };
+        if let Some(tag) = self.template_tag(model, job, model.naming.manifest.as_ref())
+            && let Err(e) = self.copy_tag(model, &repository, &digest, &tag, job, &log)
+        {
+            return fail(e);
         }
+        Outcome::Built { output: digest }
     }
 
     /// Gives the finished index an extra tag (a copy that keeps its digest).
@@ -277,8 +340,9 @@ impl Buildah {
             Ok(log) => log,
             Err(e) => return fail(e),
         };
-        let repository = reference::repository(registry, job.node);
-        let tag = job.node.tag.clone().unwrap_or_default();
+        let repository = reference::repository(model, job.node);
+        let commit = self.commit(model, job.node);
+        let tag = reference::Vars::new(model, job.node, None, commit.as_deref()).render(&model.naming.tag);
         let insecure = reference::insecure(Some(registry));
         let copied = self.publish(&repository, job, &log, || {
             let mut copy = Command::new("skopeo");

@@ -44,14 +44,15 @@ impl<'m> RegistryCache<'m> {
     /// dependencies with their outputs.
     pub fn lookup(&self, node: &Node, key: &Key, deps: &[(&Node, String)]) -> Option<String> {
         let registry = self.model.registry.as_deref()?;
-        let repository = reference::repository(registry, node);
+        let repository = reference::repository(self.model, node);
         match node.kind {
             NodeKind::Image | NodeKind::Manifest => {
                 self.digest(&format!("{repository}:{}", reference::key_tag(key)), registry)
             }
             NodeKind::Tag => {
                 let index = &deps.first()?.1;
-                let found = self.digest(&format!("{repository}:{}", node.tag.as_deref()?), registry)?;
+                let tag = reference::Vars::new(self.model, node, None, None).render(&self.model.naming.tag);
+                let found = self.digest(&format!("{repository}:{tag}"), registry)?;
                 (found == *index).then_some(found)
             }
             NodeKind::Task => None,

@@ -15,6 +15,7 @@ pub(crate) fn build(
     image: &Image,
     job: &Job<'_>,
     sources: &crate::Sources,
+    buildah: &crate::buildah::Buildah,
 ) -> Outcome {
     let fail = |message: String| Outcome::Failed { message };
     let Some(registry) = &model.registry else {
@@ -41,7 +42,7 @@ pub(crate) fn build(
         platform: job.node.platform.as_ref().map(ToString::to_string).unwrap_or_default(),
         target: job.node.target.clone(),
         build_args,
-        destination: format!("{}:{}", reference::repository(registry, job.node), reference::key_tag(job.key)),
+        destination: format!("{}:{}", reference::repository(model, job.node), reference::key_tag(job.key)),
         insecure: reference::insecure(Some(registry)),
         digest_file: work.join("digest"),
     };
@@ -57,8 +58,16 @@ pub(crate) fn build(
     } else {
         std::fs::read_to_string(&request.digest_file)
     };
-    match left.map_err(|e| e.to_string()).and_then(|text| builders::read_digest(builder, &text)) {
-        Ok(digest) => Outcome::Built { output: digest },
-        Err(e) => fail(e),
+    let digest = match left.map_err(|e| e.to_string()).and_then(|text| builders::read_digest(builder, &text))
+    {
+        Ok(digest) => digest,
+        Err(e) => return fail(e),
+    };
+    let repository = reference::repository(model, job.node);
+    if let Some(tag) = buildah.template_tag(model, job, model.naming.platform.as_ref())
+        && let Err(e) = buildah.copy_tag(model, &repository, &digest, &tag, job, &log)
+    {
+        return fail(e);
     }
+    Outcome::Built { output: digest }
 }

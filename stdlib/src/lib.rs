@@ -76,7 +76,12 @@ impl<'m> Stdlib<'m> {
         upstreams: Upstreams,
     ) -> Stdlib<'m> {
         let sources = Sources { state_dir: state_dir.to_path_buf(), upstreams };
-        Stdlib { model, exclusions, buildah: buildah::Buildah::new(state_dir), sources }
+        Stdlib {
+            model,
+            exclusions,
+            buildah: buildah::Buildah::new(state_dir, sources.upstreams.clone()),
+            sources,
+        }
     }
 }
 
@@ -86,7 +91,7 @@ impl Work for Stdlib<'_> {
             (NodeKind::Task, Some(Definition::Task(task))) => task::run(task, job, &self.exclusions),
             (NodeKind::Image, Some(Definition::Image(image))) => match Builder::from_name(&image.builder) {
                 Some(Builder::Buildah) | None => self.buildah.build(self.model, image, job, &self.sources),
-                Some(other) => external::build(other, self.model, image, job, &self.sources),
+                Some(other) => external::build(other, self.model, image, job, &self.sources, &self.buildah),
             },
             (NodeKind::Manifest, Some(Definition::Image(_))) => self.buildah.index(self.model, job),
             (NodeKind::Tag, Some(Definition::Image(_))) => self.buildah.tag(self.model, job),

@@ -3,12 +3,84 @@
 use hephy_dsl::Model;
 use hephy_engine::{Key, Node};
 
-/// `registry/name` (or `registry/name-target` for one target of several).
-pub(crate) fn repository(registry: &str, node: &Node) -> String {
+/// The image's name in templates: `name`, or `name-target` for one target of several.
+fn base_name(node: &Node) -> String {
     match &node.target {
-        Some(target) => format!("{registry}/{}-{target}", node.name),
-        None => format!("{registry}/{}", node.name),
+        Some(target) => format!("{}-{target}", node.name),
+        None => node.name.clone(),
     }
+}
+
+/// Today, UTC, as `YYYYMMDD` (the civil-from-days algorithm of H. Hinnant).
+pub(crate) fn today() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}{month:02}{day:02}")
+}
+
+/// What a naming template may say about `node`.
+pub(crate) struct Vars {
+    pairs: Vec<(&'static str, String)>,
+}
+
+impl Vars {
+    pub(crate) fn new(model: &Model, node: &Node, key: Option<&Key>, commit: Option<&str>) -> Vars {
+        let (arch, platform) = node.platform.as_ref().map_or((String::new(), String::new()), |p| {
+            let arch = match p.variant() {
+                Some(v) => format!("{}{v}", p.arch()),
+                None => p.arch().to_owned(),
+            };
+            (arch, p.to_string().replace('/', "-"))
+        });
+        let reference = match model.definition(&node.name) {
+            Some(hephy_dsl::Definition::Image(image)) => match &image.source {
+                hephy_dsl::ImageSource::Git { reference, .. } => reference.clone(),
+                hephy_dsl::ImageSource::Context { .. } => String::new(),
+            },
+            _ => String::new(),
+        };
+        Vars {
+            pairs: vec![
+                ("registry", model.registry.clone().unwrap_or_default()),
+                ("name", base_name(node)),
+                ("date", today()),
+                ("arch", arch),
+                ("platform", platform),
+                ("target", node.target.clone().unwrap_or_default()),
+                ("ref", reference),
+                ("commit", commit.unwrap_or_default().to_owned()),
+                (
+                    "key",
+                    key.map(|k| k.as_str().get(..12).unwrap_or(k.as_str()).to_owned()).unwrap_or_default(),
+                ),
+                ("tag", node.tag.clone().unwrap_or_default()),
+            ],
+        }
+    }
+
+    /// `template` with every `{word}` replaced.
+    pub(crate) fn render(&self, template: &str) -> String {
+        let mut out = template.to_owned();
+        for (word, value) in &self.pairs {
+            out = out.replace(&format!("{{{word}}}"), value);
+        }
+        out
+    }
+}
+
+/// The repository `node`'s image is pushed to (`{registry}/{name}` unless the graph's `naming`
+/// says otherwise).
+pub(crate) fn repository(model: &Model, node: &Node) -> String {
+    Vars::new(model, node, None, None).render(&model.naming.repository)
 }
 
 /// The tag every pushed build and index carries, derived from its key (the registry is the
@@ -30,7 +102,7 @@ pub(crate) fn local(node: &Node, key: &Key) -> String {
 /// id in local storage when there is no registry.
 pub(crate) fn pinned(model: &Model, dep: &Node, output: &str) -> String {
     match &model.registry {
-        Some(registry) => format!("{}@{output}", repository(registry, dep)),
+        Some(_) => format!("{}@{output}", repository(model, dep)),
         None => output.trim_start_matches("sha256:").to_owned(),
     }
 }
@@ -72,5 +144,18 @@ mod tests {
         assert!(insecure(Some("localhost:5000")));
         assert!(!insecure(Some("registry.example.com/platform")));
         assert!(!insecure(None));
+    }
+}
+
+#[cfg(test)]
+mod naming_tests {
+    use super::today;
+
+    #[test]
+    fn today_is_a_date() {
+        let d = today();
+        assert_eq!(d.len(), 8);
+        assert!(d.starts_with("20"), "{d}");
+        assert!(d.bytes().all(|b| b.is_ascii_digit()));
     }
 }
