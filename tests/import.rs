@@ -39,6 +39,11 @@ fn the_imported_graph_plans_like_the_hand_written_one() {
     assert_eq!(kdl.code, 0, "{}", kdl.stderr);
     // What it could not carry over is said, not dropped silently.
     assert_eq!(kdl.stderr, "warning: legacy/build-config.yaml: unknown key `notify_slack`: left out\n");
+    // With a registry set (as a user would), the naming convention enters the keys too.
+    for file in ["hephy.kdl", "expected.kdl"] {
+        let text = std::fs::read_to_string(repo.path().join(file)).expect("read");
+        repo.write(file, &format!("registry \"127.0.0.1:5000/images\"\n{text}"));
+    }
     let check = repo.run(&["check", "-f", "hephy.kdl"]);
     assert_eq!(check.code, 0, "{}", check.stderr);
     let expected = plan(&repo, "expected.kdl");
@@ -55,6 +60,8 @@ fn the_imported_graph_plans_like_the_hand_written_one() {
 
     let yaml = repo.run(&["import", ".", "--format", "yaml", "-o", "hephy.yaml"]);
     assert_eq!(yaml.code, 0, "{}", yaml.stderr);
+    let text = std::fs::read_to_string(repo.path().join("hephy.yaml")).expect("read");
+    repo.write("hephy.yaml", &format!("registry: 127.0.0.1:5000/images\n{text}"));
     assert_eq!(plan(&repo, "hephy.yaml"), expected, "both syntaxes mean the same");
 }
 

@@ -5,7 +5,8 @@
 //! as `KEY=VALUE` items, `platforms`, `additional_tags`), a `rebuild-weekly.txt` naming folders
 //! one a line, and Dockerfiles that build on another image of the repository with
 //! `ARG ECR_REGISTRY` + `ARG <DEP>_TAG` + `FROM ${ECR_REGISTRY}:${<DEP>_TAG}`. Dependencies are
-//! inferred from those `FROM` lines. Anything not understood is reported, never dropped
+//! inferred from those `FROM` lines; the layout's tag convention is the `kaniko-builder` naming
+//! preset. Anything not understood is reported, never dropped
 //! silently.
 
 use std::fmt::Write as _;
@@ -273,7 +274,7 @@ fn kdl(images: &[Imported], weekly: &[String]) -> String {
     }
     let _ = writeln!(
         out,
-        "// registry \"123456789012.dkr.ecr.eu-west-1.amazonaws.com/images\"\nplatforms \"linux/amd64\"\n"
+        "// registry \"123456789012.dkr.ecr.eu-west-1.amazonaws.com/images\"\nnaming \"kaniko-builder\"\nplatforms \"linux/amd64\"\n"
     );
     for image in images {
         let _ = writeln!(out, "image {} {{", quote(&image.name));
@@ -325,7 +326,7 @@ fn yaml(images: &[Imported], weekly: &[String]) -> String {
     for line in HEADER.lines() {
         let _ = writeln!(out, "# {line}");
     }
-    out.push_str("# registry: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/images\nplatforms: [linux/amd64]\n\nimages:\n");
+    out.push_str("# registry: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/images\nnaming: { preset: kaniko-builder }\nplatforms: [linux/amd64]\n\nimages:\n");
     for image in images {
         let _ = writeln!(out, "  {}:", image.name);
         match &image.git {
