@@ -3,27 +3,10 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::Repo;
 
 fn fixture() -> Repo {
-    let repo = Repo::new();
-    copy(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kaniko-builder-layout"), repo.path());
-    repo
-}
-
-fn copy(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read fixture") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy");
-        }
-    }
+    Repo::copy_of("tests/fixtures/kaniko-builder-layout")
 }
 
 fn plan(repo: &Repo, file: &str) -> String {

@@ -44,8 +44,13 @@ impl Repo {
 
     /// A repository holding a copy of `examples/<name>`.
     pub fn example(name: &str) -> Repo {
+        Repo::copy_of(&format!("examples/{name}"))
+    }
+
+    /// A repository holding a copy of a folder of the source tree (`tests/fixtures/…`).
+    pub fn copy_of(path: &str) -> Repo {
         let repo = Repo::new();
-        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name), repo.path());
+        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join(path), repo.path());
         repo
     }
 
