@@ -425,18 +425,20 @@ impl Reader<'_> {
                 return Vec::new();
             }
         };
-        let mut seen: Vec<(Text, &Value)> = Vec::new();
+        let mut seen: Vec<(Text, &Value)> = Vec::with_capacity(entries.len());
+        let mut first: HashMap<String, SourceSpan> = HashMap::with_capacity(entries.len());
         for (key, value) in entries {
             let Some(key) = self.string(key) else { continue };
-            if let Some((first, _)) = seen.iter().find(|(k, _)| k.value == key.value) {
+            if let Some(first) = first.get(&key.value) {
                 self.sink.push(
                     Problem::new(Code::Conflict, format!("key `{}` is given more than once", key.value))
                         .label(key.span, "given again here")
-                        .label(first.span, "first given here")
+                        .label(*first, "first given here")
                         .help("keep one of them"),
                 );
                 continue;
             }
+            first.insert(key.value.clone(), key.span);
             seen.push((key, value));
         }
         seen
