@@ -248,7 +248,8 @@ fn million() {
     for i in 0..n {
         yaml.push_str(&format!("  t{i}: {{ run: [\"true\"]"));
         if i > 0 {
-            yaml.push_str(&format!(", after: [t{}]", (i * 7919) % i));
+            // A pseudo-random earlier task (Knuth's multiplicative hash), so fan-in varies.
+            yaml.push_str(&format!(", after: [t{}]", (i.wrapping_mul(2_654_435_761) >> 8) % i));
         }
         yaml.push_str(" }\n");
     }

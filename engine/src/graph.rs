@@ -5,7 +5,7 @@
 //! topological order. It never fails: every error it could meet was reported by the analyzer.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::fmt;
 
 use hephy_dsl::{Definition, DependencyKind, Model, Platform};
@@ -274,6 +274,7 @@ impl<'m> Builder<'m> {
             .iter()
             .flat_map(|(name, parts)| parts.runs.iter().map(move |(p, _, n)| (*n, *name, p.clone())))
             .collect();
+        let mut edges: HashSet<(NodeIndex, NodeIndex)> = HashSet::new();
         for (node, name, platform) in runs {
             let Some(def) = self.model.definition(name) else { continue };
             for dep in def.deps() {
@@ -283,7 +284,11 @@ impl<'m> Builder<'m> {
                 };
                 let found = self.resolve(&dep.name, platform.as_ref(), target_filter.as_ref());
                 for &from in &found {
-                    self.dag.update_edge(from, node, ());
+                    // A set, not `update_edge`: that scans the dependency's edges, quadratic for
+                    // a node many depend on.
+                    if edges.insert((from, node)) {
+                        self.dag.add_edge(from, node, ());
+                    }
                 }
                 if let (DependencyKind::From { arg, registry_arg, .. }, [from]) =
                     (&dep.kind, found.as_slice())
