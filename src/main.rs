@@ -156,6 +156,10 @@ struct SelectArgs {
     /// Rebuild the nodes this schedule names; their dependents follow.
     #[arg(long, value_name = "NAME")]
     schedule: Option<String>,
+    /// Only these nodes (ids, or image and task names); their dependencies must be built
+    /// already (here, or found in the registry). What a CI job per node runs.
+    #[arg(long, value_name = "NODE", num_args = 1..)]
+    only: Vec<String>,
     /// Only the nodes whose inputs changed since this git revision, and their dependents.
     #[arg(long, value_name = "REV")]
     since: Option<String>,
@@ -171,6 +175,7 @@ impl SelectArgs {
             schedule: self.schedule.clone(),
             offline: self.offline,
             since: self.since.clone(),
+            only: self.only.clone(),
         }
     }
 }

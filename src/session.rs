@@ -30,6 +30,8 @@ pub(crate) struct Selection {
     pub(crate) offline: bool,
     /// Only what changed since this git revision, and its dependents.
     pub(crate) since: Option<String>,
+    /// Only these nodes (`run --only`); their dependencies must be fresh already.
+    pub(crate) only: Vec<String>,
 }
 
 /// A node to look up: its key, and its dependencies with their outputs.
@@ -143,14 +145,62 @@ impl Session {
             options.restrict_to_dependents_of(&graph, roots);
             clock.lap("changes since");
         }
+        let mut only_nodes: Vec<NodeIndex> = Vec::new();
+        for name in &selection.only {
+            only_nodes.extend(nodes_named(&model, &graph, name)?);
+        }
         let mut plan = hephy_engine::plan(&graph, &inputs, &snapshot, &options);
         clock.lap("plan");
         if !selection.offline && model.registry.is_some() {
             plan = ask_registry(&model, &graph, &inputs, &snapshot, &mut options, plan);
             clock.lap("registry lookups");
         }
+        if !only_nodes.is_empty() {
+            // After the registry was asked, so dependencies built elsewhere count as built.
+            let only: HashSet<NodeIndex> = only_nodes.iter().copied().collect();
+            match &mut options.only {
+                Some(selected) => selected.retain(|n| only.contains(n)),
+                None => options.only = Some(only),
+            }
+            let unrestricted = plan;
+            plan = hephy_engine::plan(&graph, &inputs, &snapshot, &options);
+            require_fresh_deps(&graph, &unrestricted, &snapshot, &only_nodes)?;
+        }
         Ok(Session { model, graph, state_dir, state: store, snapshot, plan, exclusions, upstreams })
     }
+}
+
+/// `--only`: every dependency outside the selection must already be built (here, or found in
+/// the registry), or the selected node could not be built.
+fn require_fresh_deps(
+    graph: &Graph,
+    plan: &Plan,
+    snapshot: &Snapshot,
+    only: &[NodeIndex],
+) -> Result<(), Failure> {
+    for &node in only {
+        for dep in graph.deps(node) {
+            if only.contains(&dep) {
+                continue;
+            }
+            let id = graph.node(dep).id.as_str();
+            let built = plan.step(dep).is_some_and(|s| s.cached_output.is_some())
+                || snapshot.records.contains_key(id);
+            if !built {
+                return Err(usage(
+                    Problem::new(
+                        Code::Missing,
+                        format!(
+                            "`{}` needs `{id}`, which is not built here or in the registry",
+                            graph.node(node).id
+                        ),
+                    )
+                    .help(format!("run `{id}` first, or add it: --only {id}")),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn warn_unreachable(cache: &hephy_stdlib::RegistryCache<'_>) {

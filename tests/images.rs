@@ -300,3 +300,30 @@ fn the_kaniko_builder_naming_puts_every_image_in_one_repository_with_dated_tags(
     );
     registry.raw(&format!("images:base-{date}-arm64"));
 }
+
+#[test]
+fn only_runs_the_named_nodes_once_their_dependencies_are_built_somewhere() {
+    if !image_tools() {
+        return;
+    }
+    let registry = Registry::start();
+    let repo = repo(&registry);
+    // Nothing is built yet: app needs base first.
+    let early = repo.run(&["run", "--only", "app@linux/amd64"]);
+    assert_eq!(early.code, 2, "{}", early.stderr);
+    assert!(
+        early.stderr.contains("`app@linux/amd64` needs `base@linux/amd64`, which is not built"),
+        "{}",
+        early.stderr
+    );
+    // A CI job per node: base's build, then (on a fresh machine) app's, found through the registry.
+    let base = repo.run(&["run", "--only", "base@linux/amd64", "--format", "json"]);
+    assert_eq!(base.code, 0, "{}", base.stderr);
+    assert_eq!(results(&base)["base@linux/amd64"], "built");
+    assert_eq!(results(&base)["app@linux/amd64"], "fresh", "not selected: untouched");
+    std::fs::remove_dir_all(repo.path().join(".hephy")).unwrap();
+    let app = repo.run(&["run", "--only", "app@linux/amd64", "--format", "json"]);
+    assert_eq!(app.code, 0, "{}", app.stderr);
+    assert_eq!(results(&app)["base@linux/amd64"], "cached");
+    assert_eq!(results(&app)["app@linux/amd64"], "built");
+}

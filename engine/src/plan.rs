@@ -274,16 +274,13 @@ pub fn plan(graph: &Graph, inputs: &Inputs, state: &Snapshot, options: &PlanOpti
         let record = state.records.get(node.id.as_str());
         let mut reasons = Vec::new();
         if options.only.as_ref().is_some_and(|only| !only.contains(&index)) {
-            // Not selected: it keeps whatever it has.
+            // Not selected: it keeps whatever it has (here, or in the registry).
+            let cached_output = options.cached.get(&index).filter(|(k, _)| *k == key).map(|(_, o)| o.clone());
+            if cached_output.is_some() {
+                reasons.push(Reason::CachedInRegistry);
+            }
             position.insert(index, steps.len());
-            steps.push(Step {
-                node: index,
-                action: Action::Skip,
-                reasons,
-                manifest,
-                key,
-                cached_output: None,
-            });
+            steps.push(Step { node: index, action: Action::Skip, reasons, manifest, key, cached_output });
             continue;
         }
         if let Some(reason) = options.changed.get(&index) {
