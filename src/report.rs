@@ -18,6 +18,15 @@ fn secs(d: Duration) -> String {
     }
 }
 
+/// An image's digest, shortened, for the line that says it was built (tasks' outputs are
+/// digests of files, not worth a column).
+fn digest_suffix(output: &str) -> String {
+    match output.strip_prefix("sha256:") {
+        Some(hex) => format!("  sha256:{}", hex.get(..12).unwrap_or(hex)),
+        None => String::new(),
+    }
+}
+
 fn skip_text(reason: &SkipReason) -> String {
     match reason {
         SkipReason::Fresh => "fresh".to_owned(),
@@ -66,8 +75,13 @@ impl Reporter for Lines {
             }
             Event::NodeStarted { node, executor } => format!("{}  {node} on {executor}\n", s.cyan("start ")),
             Event::Output { node, line } => format!("{}  {line}\n", s.dim(&format!("{node} |"))),
-            Event::NodeBuilt { node, duration, .. } => {
-                format!("{}  {node} in {}\n", s.green("built "), secs(*duration))
+            Event::NodeBuilt { node, duration, output } => {
+                format!(
+                    "{}  {node} in {}{}\n",
+                    s.green("built "),
+                    secs(*duration),
+                    s.dim(&digest_suffix(output))
+                )
             }
             Event::NodeFailed { node, message, log, .. } => {
                 format!("{}  {node}: {message} (log: {})\n", s.red("failed"), log.display())
@@ -119,11 +133,12 @@ impl Reporter for Live {
                 self.bars.insert(node.clone(), bar);
             }
             Event::Output { node, line } => self.println(&format!("{} {line}", s.dim(&format!("{node} |")))),
-            Event::NodeBuilt { node, duration, .. } => {
+            Event::NodeBuilt { node, duration, output } => {
                 if let Some(bar) = self.bars.remove(node) {
                     bar.finish_and_clear();
                 }
-                self.println(&format!("{} {node} {}", s.green("✓"), s.dim(&secs(*duration))));
+                let detail = format!("{}{}", secs(*duration), digest_suffix(output));
+                self.println(&format!("{} {node} {}", s.green("✓"), s.dim(&detail)));
             }
             Event::NodeFailed { node, message, log, .. } => {
                 if let Some(bar) = self.bars.remove(node) {
