@@ -102,6 +102,7 @@ fn stages(n: usize, runs: usize) {
                 &graph,
                 &identity,
                 &hephy_engine::Upstreams::new(),
+                &hephy_engine::BaseImages::new(),
                 &StatCache::new(),
                 &Exclusions::default(),
             )
@@ -269,6 +270,7 @@ fn million() {
         &graph,
         &identity,
         &hephy_engine::Upstreams::new(),
+        &hephy_engine::BaseImages::new(),
         &StatCache::new(),
         &Exclusions::default(),
     );

@@ -160,6 +160,10 @@ struct SelectArgs {
     /// already (here, or found in the registry). What a CI job per node runs.
     #[arg(long, value_name = "NODE", num_args = 1..)]
     only: Vec<String>,
+    /// Ask registries again where external base images' tags (`FROM alpine:3.20`) point now,
+    /// and rebuild what is built on a moved one.
+    #[arg(long)]
+    refresh: bool,
     /// Only the nodes whose inputs changed since this git revision, and their dependents.
     #[arg(long, value_name = "REV")]
     since: Option<String>,
@@ -176,6 +180,7 @@ impl SelectArgs {
             offline: self.offline,
             since: self.since.clone(),
             only: self.only.clone(),
+            refresh: self.refresh,
         }
     }
 }

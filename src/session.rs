@@ -32,6 +32,8 @@ pub(crate) struct Selection {
     pub(crate) since: Option<String>,
     /// Only these nodes (`run --only`); their dependencies must be fresh already.
     pub(crate) only: Vec<String>,
+    /// Re-resolve the tags of external base images.
+    pub(crate) refresh: bool,
 }
 
 /// A node to look up: its key, and its dependencies with their outputs.
@@ -134,13 +136,18 @@ impl Session {
         let upstreams = hephy_stdlib::resolve_upstreams(&model, &state_dir, selection.offline);
         clock.lap("resolve upstreams");
         let identity = |node: &hephy_engine::Node| hephy_stdlib::builder_identity(&model, node);
-        let inputs = hephy_engine::gather(&model, &graph, &identity, &upstreams, &cache, &exclusions);
+        let schedule_refreshes =
+            selection.schedule.as_deref().and_then(|s| model.schedule(s)).is_some_and(|s| s.refresh);
+        let refreshing = selection.refresh || schedule_refreshes;
+        let bases = hephy_stdlib::resolve_bases(&model, &state_dir, refreshing, selection.offline);
+        clock.lap("resolve base images");
+        let inputs = hephy_engine::gather(&model, &graph, &identity, &upstreams, &bases, &cache, &exclusions);
         clock.lap("gather inputs");
         store.save_stats(&inputs.fresh_stats);
         clock.lap("save stat cache");
         let mut options = options;
         if let Some(rev) = &selection.since {
-            options.changed = crate::since::changed(&model, &graph, &inputs, &upstreams, rev)?;
+            options.changed = crate::since::changed(&model, &graph, &inputs, &upstreams, &bases, rev)?;
             let roots: Vec<NodeIndex> = options.changed.keys().copied().collect();
             options.restrict_to_dependents_of(&graph, roots);
             clock.lap("changes since");
@@ -151,6 +158,26 @@ impl Session {
         }
         let mut plan = hephy_engine::plan(&graph, &inputs, &snapshot, &options);
         clock.lap("plan");
+        if refreshing && options.only.is_some() {
+            // A refreshing schedule also rebuilds whatever moved upstream, and its dependents.
+            let everything = PlanOptions { only: None, ..options.clone() };
+            let moved: Vec<NodeIndex> = hephy_engine::plan(&graph, &inputs, &snapshot, &everything)
+                .steps
+                .iter()
+                .filter(|s| {
+                    s.reasons.iter().any(|r| {
+                        matches!(
+                            r,
+                            hephy_engine::Reason::BaseImageMoved { .. }
+                                | hephy_engine::Reason::UpstreamMoved { .. }
+                        )
+                    })
+                })
+                .map(|s| s.node)
+                .collect();
+            options.include_dependents_of(&graph, moved);
+            plan = hephy_engine::plan(&graph, &inputs, &snapshot, &options);
+        }
         if !selection.offline && model.registry.is_some() {
             plan = ask_registry(&model, &graph, &inputs, &snapshot, &mut options, plan);
             clock.lap("registry lookups");

@@ -37,6 +37,7 @@ pub(crate) fn changed(
     graph: &Graph,
     inputs: &Inputs,
     upstreams: &Upstreams,
+    bases: &hephy_engine::BaseImages,
     rev: &str,
 ) -> Result<HashMap<NodeIndex, Reason>, Failure> {
     let root = std::path::absolute(&model.root).unwrap_or_else(|_| model.root.clone());
@@ -111,6 +112,7 @@ pub(crate) fn changed(
         &old_graph,
         &identity,
         upstreams,
+        bases,
         &StatCache::new(),
         &Exclusions::default(),
     );

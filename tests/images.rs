@@ -327,3 +327,55 @@ fn only_runs_the_named_nodes_once_their_dependencies_are_built_somewhere() {
     assert_eq!(results(&app)["base@linux/amd64"], "cached");
     assert_eq!(results(&app)["app@linux/amd64"], "built");
 }
+
+#[test]
+fn a_moved_base_image_tag_rebuilds_on_refresh_only() {
+    if !image_tools() {
+        return;
+    }
+    let registry = Registry::start();
+    // An image from outside the graph: published by another repository as `ext/base:1`.
+    let ext = Repo::new().online().file("base/Dockerfile", "FROM scratch\nCOPY v.txt /\n").file("base/v.txt", "1\n").file(
+        "hephy.kdl",
+        &format!("registry \"{}/ext\"\nplatforms \"linux/amd64\"\nimage \"base\" {{\n    context \"base\"\n    tags \"1\"\n}}\n", registry.address()),
+    );
+    assert_eq!(ext.run(&["run"]).code, 0);
+    let repo = Repo::new()
+        .online()
+        .file("app/Dockerfile", &format!("FROM {}/ext/base:1\nCOPY app.txt /\n", registry.address()))
+        .file("app/app.txt", "app\n")
+        .file("other/Dockerfile", "FROM scratch\nCOPY other.txt /\n")
+        .file("other/other.txt", "other\n")
+        .file(
+            "hephy.kdl",
+            &format!(
+                "registry \"{}/team\"\nplatforms \"linux/amd64\"\nimage \"app\" {{\n    context \"app\"\n}}\nimage \"other\" {{\n    context \"other\"\n}}\nschedule \"weekly\" {{\n    refresh\n}}\n",
+                registry.address()
+            ),
+        );
+    let first = repo.run(&["run"]);
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    // The tag moves upstream.
+    ext.write("base/v.txt", "2\n");
+    assert_eq!(ext.run(&["run"]).code, 0);
+    // An ordinary plan does not ask: the digest it knows still holds.
+    let quiet = repo.run(&["plan", "--format", "json"]).json();
+    assert!(quiet["nodes"].as_array().unwrap().iter().all(|n| n["action"] == "skip"));
+    // The weekly schedule refreshes: what is built on the moved tag rebuilds, nothing else.
+    let weekly = repo.run(&["plan", "--schedule", "weekly", "--format", "json"]).json();
+    let building: Vec<&str> = weekly["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["action"] == "build")
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(building, ["app@linux/amd64", "app"]);
+    let reason = &weekly["nodes"][0]["reasons"][0];
+    assert_eq!(reason["kind"], "base_image_moved");
+    assert_eq!(reason["image"], format!("{}/ext/base:1", registry.address()));
+    let run = repo.run(&["run", "--schedule", "weekly", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(results(&run)["app@linux/amd64"], "built");
+    assert_eq!(results(&run)["other@linux/amd64"], "fresh");
+}

@@ -652,7 +652,7 @@ impl Analyzer<'_> {
     }
 
     fn schedule(&mut self, draft: &crate::document::ScheduleDraft, names: &Names<'_>) -> Schedule {
-        if draft.rebuild.is_empty() {
+        if draft.rebuild.is_empty() && !draft.refresh {
             self.sink.push(
                 Problem::new(Code::Missing, format!("schedule `{}` rebuilds nothing", draft.name.value))
                     .label(draft.name.span, "no `rebuild` given")
@@ -671,7 +671,7 @@ impl Analyzer<'_> {
                 );
             }
         }
-        Schedule { name: draft.name.clone(), rebuild: draft.rebuild.clone() }
+        Schedule { name: draft.name.clone(), rebuild: draft.rebuild.clone(), refresh: draft.refresh }
     }
 
     /// A dependent built for a platform needs its dependency built for it too.

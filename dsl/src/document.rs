@@ -104,6 +104,7 @@ impl TaskDraft {
 pub(crate) struct ScheduleDraft {
     pub(crate) name: Text,
     pub(crate) rebuild: Vec<Text>,
+    pub(crate) refresh: bool,
 }
 
 /// `from NAME arg=ARG [target=T]` or `after NAME`.

@@ -29,7 +29,7 @@ const IMAGE: &[&str] = &[
     "after",
 ];
 const TASK: &[&str] = &["run", "inputs", "outputs", "env", "platforms", "after"];
-const SCHEDULE: &[&str] = &["rebuild"];
+const SCHEDULE: &[&str] = &["rebuild", "refresh"];
 
 /// Parses KDL text into a draft document; `None` if the text is not KDL (problems in `sink`).
 pub(crate) fn parse(text: &str, sink: &mut Sink) -> Option<Document> {
@@ -205,10 +205,14 @@ impl Reader<'_> {
     }
 
     fn schedule(&mut self, node: &KdlNode) -> Option<ScheduleDraft> {
-        let mut schedule = ScheduleDraft { name: self.name(node)?, rebuild: Vec::new() };
+        let mut schedule = ScheduleDraft { name: self.name(node)?, rebuild: Vec::new(), refresh: false };
         for child in self.children(node) {
             match child.name().value() {
                 "rebuild" => schedule.rebuild.extend(self.strings(child, 1)),
+                "refresh" => {
+                    self.strings(child, 0);
+                    schedule.refresh = true;
+                }
                 other => self.unknown_node(child, other, SCHEDULE, "a `schedule`"),
             }
         }

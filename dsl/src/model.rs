@@ -194,6 +194,8 @@ pub struct Schedule {
     pub name: Spanned<String>,
     /// The images and tasks it rebuilds (their dependents follow).
     pub rebuild: Vec<Spanned<String>>,
+    /// Re-resolve upstream refs and base image tags, and rebuild what moved.
+    pub refresh: bool,
 }
 
 /// An image or a task, looked up by name.

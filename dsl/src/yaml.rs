@@ -39,7 +39,7 @@ const IMAGE: &[&str] = &[
 ];
 const TASK: &[&str] = &["run", "inputs", "outputs", "env", "platforms", "after"];
 const EXECUTOR: &[&str] = &["platform", "jobs"];
-const SCHEDULE: &[&str] = &["rebuild"];
+const SCHEDULE: &[&str] = &["rebuild", "refresh"];
 const FROM: &[&str] = &["arg", "target", "registry-arg"];
 
 /// The most values aliases may expand to, and the deepest nesting.
@@ -300,12 +300,23 @@ impl Reader<'_> {
                 }
                 _ => {
                     for (name, body) in self.named_map(value) {
-                        let rebuild = self
-                            .map(body, SCHEDULE, "a schedule")
-                            .into_iter()
-                            .flat_map(|(_, v)| self.strings(v))
-                            .collect();
-                        doc.schedules.push(ScheduleDraft { name, rebuild });
+                        let mut schedule = ScheduleDraft { name, rebuild: Vec::new(), refresh: false };
+                        for (key, value) in self.map(body, SCHEDULE, "a schedule") {
+                            if key.value == "rebuild" {
+                                schedule.rebuild = self.strings(value);
+                            } else {
+                                match self.string(value).as_ref().map(|t| t.as_str()) {
+                                    Some("true" | "yes" | "on") => schedule.refresh = true,
+                                    Some("false" | "no" | "off") => {}
+                                    _ => self.sink.push(
+                                        Problem::new(Code::WrongType, "`refresh` is `true` or `false`")
+                                            .label(value.span, "not a boolean")
+                                            .help("write `refresh: true`"),
+                                    ),
+                                }
+                            }
+                        }
+                        doc.schedules.push(schedule);
                     }
                 }
             }

@@ -53,11 +53,15 @@ pub type BuilderIdentity<'a> = &'a (dyn Fn(&Node) -> String + Sync);
 /// Upstream commits by (URL, ref), resolved by the caller (`Err`: why it could not be).
 pub type Upstreams = HashMap<(String, String), Result<String, String>>;
 
+/// Per image name, the digests of the external base images it is built `FROM`.
+pub type BaseImages = HashMap<String, BTreeMap<String, String>>;
+
 pub fn gather(
     model: &Model,
     graph: &Graph,
     builder: BuilderIdentity<'_>,
     upstreams: &Upstreams,
+    bases: &BaseImages,
     cache: &StatCache,
     exclusions: &Exclusions,
 ) -> Inputs {
@@ -67,7 +71,15 @@ pub fn gather(
     let mut inputs = Inputs::default();
     for &index in graph.order() {
         let node = graph.node(index);
-        let (manifest, input_source, output_source, error) = describe(model, node, builder(node), upstreams);
+        let (mut manifest, input_source, output_source, error) =
+            describe(model, node, builder(node), upstreams);
+        if node.kind == NodeKind::Image
+            && let Some(refs) = bases.get(&node.name)
+        {
+            for (reference, digest) in refs {
+                manifest.settings.insert(format!("base.{reference}"), digest.clone());
+            }
+        }
         for source in [&input_source, &output_source].into_iter().flatten() {
             if !unique.contains(source) {
                 unique.insert(source.clone());

@@ -83,6 +83,15 @@ pub enum Reason {
         /// The commit it points at now.
         new: String,
     },
+    /// An external base image's tag now points at another digest.
+    BaseImageMoved {
+        /// The base image reference, as the Dockerfile names it.
+        image: String,
+        /// The digest it was built on.
+        old: String,
+        /// The digest the tag points at now.
+        new: String,
+    },
     /// Named by the schedule being run.
     Scheduled {
         /// The schedule.
@@ -143,6 +152,9 @@ impl fmt::Display for Reason {
             Reason::DependencyRebuilt { node } => write!(f, "its dependency {node} rebuilds"),
             Reason::UpstreamMoved { reference, old, new } => {
                 write!(f, "upstream {reference} moved ({}…→{}…)", short(old), short(new))
+            }
+            Reason::BaseImageMoved { image, old, new } => {
+                write!(f, "base image {image} moved ({}…→{}…)", short(old), short(new))
             }
             Reason::Scheduled { schedule } => write!(f, "scheduled by `{schedule}`"),
             Reason::Forced => f.write_str("forced"),
@@ -210,6 +222,17 @@ pub struct PlanOptions {
 }
 
 impl PlanOptions {
+    /// Adds `roots` and everything that depends on them to a restricted plan's selection.
+    pub fn include_dependents_of(&mut self, graph: &Graph, roots: impl IntoIterator<Item = NodeIndex>) {
+        let Some(only) = &mut self.only else { return };
+        let mut stack: Vec<NodeIndex> = roots.into_iter().collect();
+        while let Some(node) = stack.pop() {
+            if only.insert(node) {
+                stack.extend(graph.dependents(node));
+            }
+        }
+    }
+
     /// Restricts the plan to `roots` and everything that depends on them.
     pub fn restrict_to_dependents_of(&mut self, graph: &Graph, roots: impl IntoIterator<Item = NodeIndex>) {
         let mut selected: HashSet<NodeIndex> = HashSet::new();
@@ -251,6 +274,8 @@ impl Step {
                         | Reason::DependencyRebuilt { .. }
                         | Reason::StateUnreadable
                         | Reason::ChangedSince { .. }
+                        | Reason::BaseImageMoved { .. }
+                        | Reason::UpstreamMoved { .. }
                 )
             })
             && graph.deps(self.node).iter().all(|d| plan.step(*d).is_some_and(|s| s.action == Action::Skip))
@@ -337,6 +362,12 @@ pub fn plan(graph: &Graph, inputs: &Inputs, state: &Snapshot, options: &PlanOpti
 pub fn differences(old: &InputManifest, new: &InputManifest) -> Vec<Reason> {
     let mut reasons = Vec::new();
     for (field, (a, b)) in union(&old.settings, &new.settings) {
+        if let (Some(image), Some(a), Some(b)) = (field.strip_prefix("base."), a, b)
+            && a != b
+        {
+            reasons.push(Reason::BaseImageMoved { image: image.to_owned(), old: a.clone(), new: b.clone() });
+            continue;
+        }
         if let ("git.commit", Some(a), Some(b)) = (field, a, b)
             && a != b
         {

@@ -7,6 +7,7 @@
 //! before anything runs ([`check`]). Also owns [`builder_identity`], which enters every node's
 //! key, and [`RegistryCache`], the registry as a shared cache.
 
+mod bases;
 mod buildah;
 mod builders;
 mod cache;
@@ -20,6 +21,7 @@ mod task;
 
 use std::path::Path;
 
+pub use bases::{Bases, resolve_bases};
 pub use builders::{Builder, Capabilities, Rendered, Request, read_digest, render};
 pub use cache::RegistryCache;
 pub use check::check;

@@ -1,0 +1,124 @@
+//! Base images from outside the graph (`FROM docker.io/library/alpine:3.20`): their digests are
+//! inputs of the images built on them, so a moved tag rebuilds what is built on it.
+//!
+//! A tag is resolved (with `skopeo inspect --raw`, digesting the manifest) the first time it is
+//! seen, and again only on a refresh (`--refresh`, or a schedule that says `refresh`); between
+//! refreshes the digest is read from `.hephy/bases.json`, so a plan never waits on a registry for
+//! a base it knows. What cannot be resolved is `unresolved` (and resolving it later is a move).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::process::Command;
+
+use hephy_dsl::{ImageSource, Model};
+use sha2::{Digest, Sha256};
+
+/// Per image name, its external bases: reference → digest (or `unresolved`).
+pub type Bases = HashMap<String, BTreeMap<String, String>>;
+
+const UNRESOLVED: &str = "unresolved";
+
+/// Reads every local Dockerfile's external `FROM` references and resolves them.
+pub fn resolve_bases(model: &Model, state_dir: &Path, refresh: bool, offline: bool) -> Bases {
+    let cache_path = state_dir.join("bases.json");
+    let mut cache: BTreeMap<String, String> = std::fs::read_to_string(&cache_path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let mut changed = false;
+    let mut out = Bases::new();
+    for image in &model.images {
+        let ImageSource::Context { dir } = &image.source else { continue };
+        let Ok(text) = std::fs::read_to_string(model.root.join(dir).join(&image.dockerfile)) else {
+            continue;
+        };
+        let mut refs = BTreeMap::new();
+        for reference in external_froms(&text) {
+            let known = cache.get(&reference).filter(|d| d.as_str() != UNRESOLVED).cloned();
+            let digest = match (known, refresh || offline) {
+                (Some(digest), false) => digest,
+                (known, _) if offline => known.unwrap_or_else(|| UNRESOLVED.to_owned()),
+                (known, _) => match digest_of(&reference, model.registry.as_deref()) {
+                    Some(digest) => {
+                        if cache.get(&reference) != Some(&digest) {
+                            cache.insert(reference.clone(), digest.clone());
+                            changed = true;
+                        }
+                        digest
+                    }
+                    None => known.unwrap_or_else(|| UNRESOLVED.to_owned()),
+                },
+            };
+            refs.insert(reference, digest);
+        }
+        if !refs.is_empty() {
+            out.insert(image.name.value.clone(), refs);
+        }
+    }
+    if changed {
+        let tmp = state_dir.join("bases.json.tmp");
+        if std::fs::create_dir_all(state_dir).is_ok()
+            && std::fs::write(&tmp, serde_json::to_string_pretty(&cache).unwrap_or_default()).is_ok()
+        {
+            let _ = std::fs::rename(&tmp, &cache_path);
+        }
+    }
+    out
+}
+
+/// `FROM` references that name an image outside the graph: not `scratch`, not a build arg
+/// (`${BASE}`: a dependency), not an earlier stage.
+fn external_froms(text: &str) -> Vec<String> {
+    let Ok(dockerfile) = dockerfile_parser::Dockerfile::parse(text) else { return Vec::new() };
+    let mut stages: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    for instruction in &dockerfile.instructions {
+        if let dockerfile_parser::Instruction::From(from) = instruction {
+            let reference = from.image.content.clone();
+            let lower = reference.to_ascii_lowercase();
+            if lower != "scratch"
+                && !reference.contains('$')
+                && !stages.iter().any(|s| s.eq_ignore_ascii_case(&reference))
+                && !out.contains(&reference)
+            {
+                out.push(reference);
+            }
+            if let Some(alias) = &from.alias {
+                stages.push(alias.content.clone());
+            }
+        }
+    }
+    out
+}
+
+fn digest_of(reference: &str, registry: Option<&str>) -> Option<String> {
+    if reference.contains('@') {
+        return reference.split_once('@').map(|(_, d)| d.to_owned());
+    }
+    let mut command = Command::new("skopeo");
+    command.args(["--command-timeout", "10s", "inspect", "--raw", "--retry-times", "1"]);
+    let _ = registry;
+    let host = reference.split('/').next().unwrap_or("");
+    if crate::reference::insecure(Some(host)) {
+        command.arg("--tls-verify=false");
+    }
+    let output = command.arg(format!("docker://{reference}")).output().ok()?;
+    if !output.status.success() || output.stdout.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "sha256:{}",
+        Sha256::digest(&output.stdout).iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::external_froms;
+
+    #[test]
+    fn only_references_outside_the_graph() {
+        let text = "ARG BASE\nFROM ${BASE} AS deps\nFROM docker.io/library/alpine:3.20 AS build\nFROM build AS final\nFROM scratch\nFROM golang:1.23\n";
+        assert_eq!(external_froms(text), ["docker.io/library/alpine:3.20", "golang:1.23"]);
+    }
+}
