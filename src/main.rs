@@ -167,7 +167,8 @@ struct SelectArgs {
     /// Only the nodes whose inputs changed since this git revision, and their dependents.
     #[arg(long, value_name = "REV")]
     since: Option<String>,
-    /// Do not ask the registry for images built elsewhere (`cached_in_registry`).
+    /// Use no network: no registry lookups (images built elsewhere, base image tags), no
+    /// `git ls-remote` (upstream refs resolve to the commits last fetched here).
     #[arg(long, env = "HEPHY_OFFLINE", value_parser = clap::builder::BoolishValueParser::new())]
     offline: bool,
 }
