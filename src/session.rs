@@ -111,7 +111,12 @@ fn ask_registry(
 }
 
 pub(crate) fn state_dir(model: &Model, state: Option<&Path>) -> PathBuf {
-    state.map_or_else(|| model.root.join(".hephy"), Path::to_path_buf)
+    match state {
+        Some(dir) => dir.to_path_buf(),
+        // `.hephy`, not `./.hephy`, in messages about the current folder.
+        None if model.root == Path::new(".") => PathBuf::from(".hephy"),
+        None => model.root.join(".hephy"),
+    }
 }
 
 impl Session {
