@@ -295,6 +295,8 @@ fn kill_9_loses_no_finished_node() {
     assert!(fresh.len() >= 2, "finished nodes were recorded: {fresh:?}");
     let rerun = repo.run(&["run", "--format", "json"]);
     assert_eq!(rerun.code, 0, "{}", rerun.stderr);
+    let log = repo.run(&["log", "--format", "json"]).json();
+    assert_eq!(log[1]["status"], "killed", "the killed run is said to be, not `running` forever");
     for (id, result) in results(&rerun) {
         if fresh.contains(&id) {
             assert_eq!(result, "fresh", "{id} finished before the kill and must not rebuild");

@@ -565,7 +565,8 @@ pub fn run(
     } else {
         "ok"
     };
-    state.finish_run(run_id, outcome, plan.steps.len() - plan.builds())?;
+    let fresh = plan.steps.iter().filter(|s| s.action == Action::Skip && s.cached_output.is_none()).count();
+    state.finish_run(run_id, outcome, fresh)?;
     summary.duration = started.elapsed();
     reporter.event(&Event::Finished(summary.clone()));
     Ok(summary)

@@ -352,8 +352,12 @@ impl State {
         let _ = self.conn.busy_timeout(Duration::from_secs(10));
     }
 
-    /// Starts a run; returns its id.
+    /// Starts a run; returns its id. The caller holds the run lock, so a run still marked
+    /// `running` was killed: it is marked `killed`.
     pub fn begin_run(&mut self, command: &str) -> Result<i64, StateError> {
+        self.conn
+            .execute("UPDATE runs SET status = 'killed' WHERE status = 'running'", [])
+            .map_err(self.sql())?;
         self.conn
             .execute(
                 "INSERT INTO runs (started_at, status, command) VALUES (?1, 'running', ?2)",
