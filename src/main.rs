@@ -268,7 +268,9 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
         Command::Run { file, state, select, jobs, fail_fast, verbose, lock_timeout, format } => {
             let model = load(file)?;
             let dir = session::state_dir(&model, state.dir.as_deref());
-            let timeout = Duration::from_secs_f64(lock_timeout.clamp(0.0, 86_400.0));
+            // `NaN` parses as an f64 too: treat anything not a finite number of seconds as none.
+            let secs = if lock_timeout.is_finite() { lock_timeout.clamp(0.0, 86_400.0) } else { 0.0 };
+            let timeout = Duration::from_secs_f64(secs);
             let _lock = RunLock::acquire(&dir, timeout).map_err(Failure::State)?;
             let mut session = Session::open(model, state.dir.as_deref(), &select.selection())?;
             let cancel = Arc::new(AtomicBool::new(false));

@@ -5,30 +5,9 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
-use common::Repo;
 use common::registry::{Registry, image_tools};
+use common::{Repo, git};
 use serde_json::{Value, json};
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .args([
-            "-c",
-            "user.name=hephy",
-            "-c",
-            "user.email=hephy@example.invalid",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
 
 /// An upstream repository with a two-stage Dockerfile in `deploy/`.
 fn upstream() -> tempfile::TempDir {

@@ -6,27 +6,13 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use common::Repo;
-use serde_json::{Value, json};
 
 fn git(repo: &Repo, args: &[&str]) {
-    let output = Command::new("git")
-        .args([
-            "-c",
-            "user.name=hephy",
-            "-c",
-            "user.email=hephy@example.invalid",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(repo.path())
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    common::git(repo.path(), args);
 }
+use serde_json::{Value, json};
 
 fn commit(repo: &Repo, message: &str) {
     git(repo, &["add", "-A"]);

@@ -67,7 +67,8 @@ pub fn collect(root: &Path, source: &FileSource, exclusions: &Exclusions) -> Res
     }
 }
 
-fn join(dir: &str, name: &str) -> String {
+/// `dir/name`, or just `name` for the graph's own folder (`.`).
+pub(crate) fn join(dir: &str, name: &str) -> String {
     if dir == "." || dir.is_empty() { name.to_owned() } else { format!("{dir}/{name}") }
 }
 

@@ -178,7 +178,7 @@ fn describe(model: &Model, node: &Node, builder: String, upstreams: &Upstreams) 
                 ImageSource::Context { dir } => {
                     s.insert("context".to_owned(), dir.clone());
                     s.insert("dockerfile".to_owned(), image.dockerfile.clone());
-                    let dockerfile = join(dir, &image.dockerfile);
+                    let dockerfile = files::join(dir, &image.dockerfile);
                     input_source = Some(FileSource::Context { dir: dir.clone(), dockerfile });
                 }
                 ImageSource::Git { url, reference, dir } => {
@@ -224,10 +224,6 @@ fn describe(model: &Model, node: &Node, builder: String, upstreams: &Upstreams) 
         output_source,
         error,
     )
-}
-
-fn join(dir: &str, file: &str) -> String {
-    if dir == "." { file.to_owned() } else { format!("{dir}/{file}") }
 }
 
 /// A list as one unambiguous string (JSON), so `["a b"]` and `["a", "b"]` differ.

@@ -453,35 +453,15 @@ pub fn run(
                             status.insert(index, Status::Done(output));
                             release(&dependents_of[&index], &status, &mut remaining, &mut ready, &position);
                         }
-                        Outcome::Failed { message } if cancel.load(Ordering::SeqCst) => {
-                            // Stopped by Ctrl-C: not a failure of the node; the next run redoes it.
-                            state.record(
-                                run_id,
-                                &NodeResult {
-                                    node: node.id.as_str(),
-                                    result: "cancelled",
-                                    reasons,
-                                    key: Some(&key),
-                                    manifest: None,
-                                    output: None,
-                                    message: Some(&message),
-                                    duration,
-                                },
-                            )?;
-                            summary.skipped += 1;
-                            summary.results.insert(node.id.to_string(), "cancelled".to_owned());
-                            reporter.event(&Event::NodeSkipped {
-                                node: node.id.to_string(),
-                                reason: SkipReason::Cancelled,
-                            });
-                            status.insert(index, Status::Skipped);
-                        }
                         Outcome::Failed { message } => {
+                            // Stopped by Ctrl-C is not a failure of the node: the next run redoes it.
+                            let cancelled = cancel.load(Ordering::SeqCst);
+                            let result = if cancelled { "cancelled" } else { "failed" };
                             state.record(
                                 run_id,
                                 &NodeResult {
                                     node: node.id.as_str(),
-                                    result: "failed",
+                                    result,
                                     reasons,
                                     key: Some(&key),
                                     manifest: None,
@@ -490,8 +470,15 @@ pub fn run(
                                     duration,
                                 },
                             )?;
+                            summary.results.insert(node.id.to_string(), result.to_owned());
+                            if cancelled {
+                                summary.skipped += 1;
+                                let reason = SkipReason::Cancelled;
+                                reporter.event(&Event::NodeSkipped { node: node.id.to_string(), reason });
+                                status.insert(index, Status::Skipped);
+                                continue;
+                            }
                             summary.failed += 1;
-                            summary.results.insert(node.id.to_string(), "failed".to_owned());
                             let log = log_dir.join(format!("{}.log", file_name(node.id.as_str())));
                             reporter.event(&Event::NodeFailed {
                                 node: node.id.to_string(),

@@ -18,7 +18,7 @@ use std::time::Duration;
 use hephy_dsl::{Image, Model};
 use hephy_engine::{Job, Outcome};
 
-use crate::process::{self, Log};
+use crate::process::{self, Log, shown};
 use crate::reference;
 
 /// buildah's version (`buildah/1.28.2`), asked once; part of every image node's key.
@@ -47,7 +47,8 @@ pub(crate) struct Buildah {
     /// concurrent manifest writes to a repository with 500s.
     repositories: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     /// Upstream commits, for `{commit}` in naming templates.
-    upstreams: crate::Upstreams,
+    /// Where build contexts come from (local folders, upstream checkouts).
+    sources: crate::Sources,
 }
 
 /// Attempts of a registry write before its node fails; transient errors (5xx, resets) are
@@ -55,13 +56,13 @@ pub(crate) struct Buildah {
 const ATTEMPTS: u32 = 3;
 
 impl Buildah {
-    pub(crate) fn new(state_dir: &Path, upstreams: crate::Upstreams) -> Buildah {
+    pub(crate) fn new(state_dir: &Path, sources: crate::Sources) -> Buildah {
         let state_dir = std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
         Buildah {
             root: state_dir.join("buildah").join("root"),
             runroot: state_dir.join("buildah").join("run"),
             repositories: Mutex::new(HashMap::new()),
-            upstreams,
+            sources,
         }
     }
 
@@ -96,12 +97,17 @@ impl Buildah {
         }
     }
 
+    /// Where build contexts come from.
+    pub(crate) fn sources(&self) -> &crate::Sources {
+        &self.sources
+    }
+
     /// The commit an image's upstream ref resolved to, for `{commit}`.
     fn commit(&self, model: &Model, node: &hephy_engine::Node) -> Option<String> {
         match model.definition(&node.name) {
             Some(hephy_dsl::Definition::Image(image)) => match &image.source {
                 hephy_dsl::ImageSource::Git { url, reference, .. } => {
-                    self.upstreams.get(&(url.clone(), reference.clone())).and_then(|r| r.clone().ok())
+                    self.sources.commit(url, reference).ok()
                 }
                 hephy_dsl::ImageSource::Context { .. } => None,
             },
@@ -190,19 +196,13 @@ impl Buildah {
     }
 
     /// Builds one platform of an image and (with a registry) pushes it.
-    pub(crate) fn build(
-        &self,
-        model: &Model,
-        image: &Image,
-        job: &Job<'_>,
-        sources: &crate::Sources,
-    ) -> Outcome {
+    pub(crate) fn build(&self, model: &Model, image: &Image, job: &Job<'_>) -> Outcome {
         let fail = |message: String| Outcome::Failed { message };
         let log = match Log::create(job) {
             Ok(log) => log,
             Err(e) => return fail(e),
         };
-        let context = match sources.context(job.root, image) {
+        let context = match self.sources.context(job.root, image) {
             Ok(context) => context,
             Err(e) => return fail(e),
         };
@@ -376,12 +376,4 @@ fn read_digest(path: &Path) -> Result<String, String> {
     } else {
         Err(format!("`{}` holds no sha256 digest: {text:?}", path.display()))
     }
-}
-
-/// A command as one line, for logs.
-pub(crate) fn shown(command: &Command) -> String {
-    std::iter::once(command.get_program().to_string_lossy().into_owned())
-        .chain(command.get_args().map(|a| a.to_string_lossy().into_owned()))
-        .collect::<Vec<_>>()
-        .join(" ")
 }

@@ -14,7 +14,6 @@ pub(crate) fn build(
     model: &Model,
     image: &Image,
     job: &Job<'_>,
-    sources: &crate::Sources,
     buildah: &crate::buildah::Buildah,
 ) -> Outcome {
     let fail = |message: String| Outcome::Failed { message };
@@ -29,7 +28,7 @@ pub(crate) fn build(
     if let Err(e) = std::fs::create_dir_all(&work) {
         return fail(format!("cannot create `{}`: {e}", work.display()));
     }
-    let context = match sources.context(job.root, image) {
+    let context = match buildah.sources().context(job.root, image) {
         Ok(context) => std::path::absolute(&context).unwrap_or(context),
         Err(e) => return fail(e),
     };
@@ -49,7 +48,7 @@ pub(crate) fn build(
     let rendered = builders::render(builder, &request);
     let mut command = Command::new(&rendered.program);
     command.args(&rendered.args).envs(rendered.env.iter().map(|(k, v)| (k, v))).current_dir(job.root);
-    log.note(&format!("$ {} {}", rendered.program, rendered.args.join(" ")));
+    log.note(&format!("$ {}", process::shown(&command)));
     if let Err(e) = process::run(command, job, &log) {
         return fail(e);
     }

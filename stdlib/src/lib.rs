@@ -36,7 +36,6 @@ pub struct Stdlib<'m> {
     model: &'m Model,
     exclusions: Exclusions,
     buildah: buildah::Buildah,
-    sources: Sources,
 }
 
 /// Where an image's build context is: a local folder, or a checkout of its upstream commit.
@@ -47,6 +46,14 @@ pub(crate) struct Sources {
 }
 
 impl Sources {
+    /// The commit `reference` of `url` resolved to when planning.
+    pub(crate) fn commit(&self, url: &str, reference: &str) -> Result<String, String> {
+        match self.upstreams.get(&(url.to_owned(), reference.to_owned())) {
+            Some(resolved) => resolved.clone(),
+            None => Err(format!("`{reference}` of {url} was not resolved")),
+        }
+    }
+
     /// The context folder of `image` (fetching and exporting its upstream commit if need be).
     pub(crate) fn context(
         &self,
@@ -56,11 +63,7 @@ impl Sources {
         match &image.source {
             hephy_dsl::ImageSource::Context { dir } => Ok(root.join(dir)),
             hephy_dsl::ImageSource::Git { url, reference, dir } => {
-                let commit = match self.upstreams.get(&(url.clone(), reference.clone())) {
-                    Some(Ok(commit)) => commit.clone(),
-                    Some(Err(e)) => return Err(e.clone()),
-                    None => return Err(format!("`{reference}` of {url} was not resolved")),
-                };
+                let commit = self.commit(url, reference)?;
                 let checkout = git::checkout(url, reference, &commit, &self.state_dir)?;
                 Ok(if dir == "." { checkout } else { checkout.join(dir) })
             }
@@ -78,12 +81,7 @@ impl<'m> Stdlib<'m> {
         upstreams: Upstreams,
     ) -> Stdlib<'m> {
         let sources = Sources { state_dir: state_dir.to_path_buf(), upstreams };
-        Stdlib {
-            model,
-            exclusions,
-            buildah: buildah::Buildah::new(state_dir, sources.upstreams.clone()),
-            sources,
-        }
+        Stdlib { model, exclusions, buildah: buildah::Buildah::new(state_dir, sources) }
     }
 }
 
@@ -92,8 +90,8 @@ impl Work for Stdlib<'_> {
         match (job.node.kind, self.model.definition(&job.node.name)) {
             (NodeKind::Task, Some(Definition::Task(task))) => task::run(task, job, &self.exclusions),
             (NodeKind::Image, Some(Definition::Image(image))) => match Builder::from_name(&image.builder) {
-                Some(Builder::Buildah) | None => self.buildah.build(self.model, image, job, &self.sources),
-                Some(other) => external::build(other, self.model, image, job, &self.sources, &self.buildah),
+                Some(Builder::Buildah) | None => self.buildah.build(self.model, image, job),
+                Some(other) => external::build(other, self.model, image, job, &self.buildah),
             },
             (NodeKind::Manifest, Some(Definition::Image(_))) => self.buildah.index(self.model, job),
             (NodeKind::Tag, Some(Definition::Image(_))) => self.buildah.tag(self.model, job),

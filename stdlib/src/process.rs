@@ -61,13 +61,18 @@ impl Log {
     }
 }
 
+/// A command as one line, for logs and messages.
+pub(crate) fn shown(command: &Command) -> String {
+    std::iter::once(command.get_program().to_string_lossy().into_owned())
+        .chain(command.get_args().map(|a| a.to_string_lossy().into_owned()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Runs `command` to completion. `Err` says what failed, for people.
 pub(crate) fn run(mut command: Command, job: &Job<'_>, log: &Log) -> Result<(), String> {
     let program = command.get_program().to_string_lossy().into_owned();
-    let shown: Vec<String> = std::iter::once(program.clone())
-        .chain(command.get_args().map(|a| a.to_string_lossy().into_owned()))
-        .collect();
-    let shown = shown.join(" ");
+    let shown = shown(&command);
     command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
     let mut child = command.spawn().map_err(|e| format!("cannot start `{program}`: {e}"))?;
     let streams = [
