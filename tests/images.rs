@@ -217,7 +217,7 @@ fn without_a_registry_images_stay_in_local_storage() {
         .file("app/app.txt", "app\n")
         .file(
             "hephy.yaml",
-            "platforms: [linux/amd64]\nimages:\n  base: { context: base }\n  app: { context: app, from: { base: { arg: BASE } } }\n",
+            "platforms: [linux/amd64]\nbuilder: buildah\nimages:\n  base: { context: base }\n  app: { context: app, from: { base: { arg: BASE } } }\n",
         );
     let run = repo.run(&["run", "--format", "json"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
@@ -250,7 +250,7 @@ fn registry_and_tag_args_rejoin_into_the_pinned_reference() {
         .file(
             "hephy.yaml",
             &format!(
-                "registry: {}/team\nplatforms: [linux/amd64]\nimages:\n  base: {{ context: base }}\n  app:\n    context: app\n    from: {{ base: {{ arg: BASE_TAG, registry-arg: ECR_REGISTRY }} }}\n",
+                "registry: {}/team\nplatforms: [linux/amd64]\nbuilder: buildah\nimages:\n  base: {{ context: base }}\n  app:\n    context: app\n    from: {{ base: {{ arg: BASE_TAG, registry-arg: ECR_REGISTRY }} }}\n",
                 registry.address()
             ),
         );

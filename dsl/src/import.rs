@@ -274,7 +274,7 @@ fn kdl(images: &[Imported], weekly: &[String]) -> String {
     }
     let _ = writeln!(
         out,
-        "// registry \"123456789012.dkr.ecr.eu-west-1.amazonaws.com/images\"\nnaming \"kaniko-builder\"\nplatforms \"linux/amd64\"\n"
+        "// registry \"123456789012.dkr.ecr.eu-west-1.amazonaws.com/images\"\nnaming \"kaniko-builder\"\nbuilder \"buildah\"\nplatforms \"linux/amd64\"\n"
     );
     for image in images {
         let _ = writeln!(out, "image {} {{", quote(&image.name));
@@ -326,7 +326,7 @@ fn yaml(images: &[Imported], weekly: &[String]) -> String {
     for line in HEADER.lines() {
         let _ = writeln!(out, "# {line}");
     }
-    out.push_str("# registry: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/images\nnaming: { preset: kaniko-builder }\nplatforms: [linux/amd64]\n\nimages:\n");
+    out.push_str("# registry: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/images\nnaming: { preset: kaniko-builder }\nbuilder: buildah\nplatforms: [linux/amd64]\n\nimages:\n");
     for image in images {
         let _ = writeln!(out, "  {}:", image.name);
         match &image.git {

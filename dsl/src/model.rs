@@ -21,7 +21,7 @@ pub struct Model {
     pub registry: Option<String>,
     /// How pushed images are named.
     pub naming: Naming,
-    /// The builder of images that do not name their own (`buildah` unless given).
+    /// The builder of images that do not name their own (`oci`, the built-in one, unless given).
     pub builder: String,
     /// Platforms of images and tasks that do not name their own.
     pub platforms: Vec<Platform>,
@@ -93,10 +93,10 @@ pub struct Executor {
 }
 
 /// The builders this hephy knows.
-pub const BUILDERS: &[&str] = &["buildah", "kaniko", "buildkit", "buildx", "ko", "spin"];
+pub const BUILDERS: &[&str] = &["oci", "buildah", "kaniko", "buildkit", "buildx", "ko", "spin"];
 
-/// The builder used when a graph names none.
-pub const DEFAULT_BUILDER: &str = "buildah";
+/// The builder used when a graph names none: the built-in one, which needs no external tool.
+pub const DEFAULT_BUILDER: &str = "oci";
 
 /// A container image, built once per platform (and per target).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,11 +3,9 @@
 //!
 //! An image build is `buildah bud --isolation chroot --timestamp 0 --platform P` (reproducible:
 //! the same inputs give the same digest), then a push to the registry under a tag derived from
-//! the node's key, whose digest is read back and becomes the node's output. A manifest node
-//! assembles an OCI index from its platform builds, in platform order, and pushes it; a tag node
-//! copies that index to the extra tag (`skopeo copy --all --preserve-digests`), so every tag
-//! resolves to the index digest. Without a registry, images stay in hephy's local storage and
-//! the image id is the output.
+//! the node's key, whose digest is read back and becomes the node's output (indexes and tags are
+//! hephy's own, see [`crate::oci`]). Without a registry, images stay in buildah's storage under
+//! the state folder and the image id is the output.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -46,7 +44,6 @@ pub(crate) struct Buildah {
     /// Writes to one repository go one at a time: distribution's filesystem storage answers
     /// concurrent manifest writes to a repository with 500s.
     repositories: Mutex<HashMap<String, Arc<Mutex<()>>>>,
-    /// Upstream commits, for `{commit}` in naming templates.
     /// Where build contexts come from (local folders, upstream checkouts).
     sources: crate::Sources,
 }
@@ -97,59 +94,6 @@ impl Buildah {
         }
     }
 
-    /// Where build contexts come from.
-    pub(crate) fn sources(&self) -> &crate::Sources {
-        &self.sources
-    }
-
-    /// The commit an image's upstream ref resolved to, for `{commit}`.
-    fn commit(&self, model: &Model, node: &hephy_engine::Node) -> Option<String> {
-        match model.definition(&node.name) {
-            Some(hephy_dsl::Definition::Image(image)) => match &image.source {
-                hephy_dsl::ImageSource::Git { url, reference, .. } => {
-                    self.sources.commit(url, reference).ok()
-                }
-                hephy_dsl::ImageSource::Context { .. } => None,
-            },
-            _ => None,
-        }
-    }
-
-    /// Gives the pushed `digest` in `repository` one more tag (a copy that keeps its digest).
-    pub(crate) fn copy_tag(
-        &self,
-        model: &Model,
-        repository: &str,
-        digest: &str,
-        tag: &str,
-        job: &Job<'_>,
-        log: &Log,
-    ) -> Result<(), String> {
-        let insecure = reference::insecure(model.registry.as_deref());
-        self.publish(repository, job, log, || {
-            let mut copy = Command::new("skopeo");
-            copy.args(["copy", "--all", "--preserve-digests"]);
-            if insecure {
-                copy.args(["--src-tls-verify=false", "--dest-tls-verify=false"]);
-            }
-            copy.arg(format!("docker://{repository}@{digest}")).arg(format!("docker://{repository}:{tag}"));
-            copy
-        })
-        .map_err(|e| format!("tagging {repository}:{tag} failed: {e}"))
-    }
-
-    /// The extra tag a naming template gives a build or an index, if any.
-    pub(crate) fn template_tag(
-        &self,
-        model: &Model,
-        job: &Job<'_>,
-        template: Option<&String>,
-    ) -> Option<String> {
-        let template = template?;
-        let commit = self.commit(model, job.node);
-        Some(reference::Vars::new(model, job.node, Some(job.key), commit.as_deref()).render(template))
-    }
-
     fn command(&self) -> Command {
         let mut command = Command::new("buildah");
         command
@@ -196,7 +140,13 @@ impl Buildah {
     }
 
     /// Builds one platform of an image and (with a registry) pushes it.
-    pub(crate) fn build(&self, model: &Model, image: &Image, job: &Job<'_>) -> Outcome {
+    pub(crate) fn build(
+        &self,
+        model: &Model,
+        image: &Image,
+        job: &Job<'_>,
+        oci: &crate::oci::Oci,
+    ) -> Outcome {
         let fail = |message: String| Outcome::Failed { message };
         let log = match Log::create(job) {
             Ok(log) => log,
@@ -246,117 +196,27 @@ impl Buildah {
             Ok(digest) => digest,
             Err(e) => return fail(e),
         };
-        if let Some(tag) = self.template_tag(model, job, model.naming.platform.as_ref())
-            && let Err(e) = self.copy_tag(model, &repository, &digest, &tag, job, &log)
+        if let Some(tag) = oci.platform_tag(model, job)
+            && let Err(e) = oci.copy_tag(&repository, &digest, &tag)
         {
             return fail(e);
         }
         Outcome::Built { output: digest }
     }
+}
 
-    /// Joins the platform builds of an image into an OCI index, in platform order, and pushes it.
-    pub(crate) fn index(&self, model: &Model, job: &Job<'_>) -> Outcome {
-        let fail = |message: String| Outcome::Failed { message };
-        let Some(registry) = &model.registry else {
-            // Nothing to publish: the "index" is the list of platform outputs.
-            let outputs: Vec<&str> = job.deps.iter().map(|(_, o)| o.as_str()).collect();
-            return Outcome::Built {
-                output: format!("local:{}", blake3::hash(outputs.join("\n").as_bytes()).to_hex()),
-            };
-        };
-        let log = match Log::create(job) {
-            Ok(log) => log,
-            Err(e) => return fail(e),
-        };
-        let scratch = match tempdir(job) {
-            Ok(dir) => dir,
-            Err(e) => return fail(e),
-        };
-        let insecure = reference::insecure(Some(registry));
-        let repository = reference::repository(model, job.node);
-        let list = reference::local(job.node, job.key);
-        let mut steps: Vec<Command> = Vec::new();
-        let mut rm = self.command();
-        rm.args(["manifest", "rm", &list]);
-        let _ = process::run(rm, job, &log);
-        let mut create = self.command();
-        create.args(["manifest", "create", &list]);
-        steps.push(create);
-        // Dependencies come sorted by id, and so by platform: the index is reproducible.
-        for (_, digest) in &job.deps {
-            let mut add = self.command();
-            add.args(["manifest", "add"]);
-            if insecure {
-                add.arg("--tls-verify=false");
-            }
-            add.arg(&list).arg(format!("docker://{repository}@{digest}"));
-            steps.push(add);
-        }
-        for step in steps {
-            log.note(&format!("$ {}", shown(&step)));
-            if let Err(e) = process::run(step, job, &log) {
-                return fail(format!("assembling the index failed: {e}"));
-            }
-        }
-        let digestfile = scratch.join("digest");
-        let destination = format!("docker://{repository}:{}", reference::key_tag(job.key));
-        let pushed = self.publish(&repository, job, &log, || {
-            let mut push = self.command();
-            push.args(["manifest", "push", "--all"]);
-            if insecure {
-                push.arg("--tls-verify=false");
-            }
-            push.arg("--digestfile").arg(&digestfile).arg(&list).arg(&destination);
-            push
-        });
-        if let Err(e) = pushed {
-            return fail(format!("publishing the index to {registry} failed: {e}"));
-        }
-        let mut rm = self.command();
-        rm.args(["manifest", "rm", &list]);
-        let _ = process::run(rm, job, &log);
-        let digest = match read_digest(&digestfile) {
-            Ok(digest) => digest,
-            Err(e) => return fail(e),
-        };
-        if let Some(tag) = self.template_tag(model, job, model.naming.manifest.as_ref())
-            && let Err(e) = self.copy_tag(model, &repository, &digest, &tag, job, &log)
-        {
-            return fail(e);
-        }
-        Outcome::Built { output: digest }
-    }
+/// The "index" of builds that stay in a builder's own storage (no registry): the list of
+/// platform outputs, hashed.
+pub(crate) fn local_index(job: &Job<'_>) -> Outcome {
+    let outputs: Vec<&str> = job.deps.iter().map(|(_, o)| o.as_str()).collect();
+    Outcome::Built { output: format!("local:{}", blake3::hash(outputs.join("\n").as_bytes()).to_hex()) }
+}
 
-    /// Gives the finished index an extra tag (a copy that keeps its digest).
-    pub(crate) fn tag(&self, model: &Model, job: &Job<'_>) -> Outcome {
-        let fail = |message: String| Outcome::Failed { message };
-        let Some((_, index)) = job.deps.first() else {
-            return fail("a tag node needs its image's index".to_owned());
-        };
-        let Some(registry) = &model.registry else {
-            return Outcome::Built { output: index.clone() };
-        };
-        let log = match Log::create(job) {
-            Ok(log) => log,
-            Err(e) => return fail(e),
-        };
-        let repository = reference::repository(model, job.node);
-        let commit = self.commit(model, job.node);
-        let tag = reference::Vars::new(model, job.node, None, commit.as_deref()).render(&model.naming.tag);
-        let insecure = reference::insecure(Some(registry));
-        let copied = self.publish(&repository, job, &log, || {
-            let mut copy = Command::new("skopeo");
-            copy.args(["copy", "--all", "--preserve-digests"]);
-            if insecure {
-                copy.args(["--src-tls-verify=false", "--dest-tls-verify=false"]);
-            }
-            copy.arg(format!("docker://{repository}@{index}")).arg(format!("docker://{repository}:{tag}"));
-            copy
-        });
-        match copied {
-            Ok(()) => Outcome::Built { output: index.clone() },
-            Err(e) => fail(format!("tagging {repository}:{tag} failed: {e}")),
-        }
+/// A tag of a local "index": nothing to move, its output is the index's.
+pub(crate) fn local_tag(job: &Job<'_>) -> Outcome {
+    match job.deps.first() {
+        Some((_, index)) => Outcome::Built { output: index.clone() },
+        None => Outcome::Failed { message: "a tag node needs its image's index".to_owned() },
     }
 }
 

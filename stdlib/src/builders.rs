@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 /// A builder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Builder {
+    /// hephy's own builder: no external tool, Dockerfiles without `RUN`.
+    Oci,
     /// buildah: daemonless, full Dockerfile support.
     Buildah,
     /// kaniko's executor: no daemon, no `RUN --mount`.
@@ -29,6 +31,8 @@ pub enum Builder {
 pub struct Capabilities {
     /// It builds from a Dockerfile (and so understands targets, build args and `from`).
     pub dockerfile: bool,
+    /// It runs `RUN` at all.
+    pub run: bool,
     /// It runs `RUN --mount=…`.
     pub run_mount: bool,
 }
@@ -37,6 +41,7 @@ impl Builder {
     /// The builder called `name` in a graph file.
     pub fn from_name(name: &str) -> Option<Builder> {
         Some(match name {
+            "oci" => Builder::Oci,
             "buildah" => Builder::Buildah,
             "kaniko" => Builder::Kaniko,
             "buildkit" => Builder::Buildkit,
@@ -50,6 +55,7 @@ impl Builder {
     /// Its name in graph files.
     pub fn name(self) -> &'static str {
         match self {
+            Builder::Oci => "oci",
             Builder::Buildah => "buildah",
             Builder::Kaniko => "kaniko",
             Builder::Buildkit => "buildkit",
@@ -62,11 +68,12 @@ impl Builder {
     /// What it can do.
     pub fn capabilities(self) -> Capabilities {
         match self {
+            Builder::Oci => Capabilities { dockerfile: true, run: false, run_mount: false },
             Builder::Buildah | Builder::Buildkit | Builder::Buildx => {
-                Capabilities { dockerfile: true, run_mount: true }
+                Capabilities { dockerfile: true, run: true, run_mount: true }
             }
-            Builder::Kaniko => Capabilities { dockerfile: true, run_mount: false },
-            Builder::Ko | Builder::Spin => Capabilities { dockerfile: false, run_mount: false },
+            Builder::Kaniko => Capabilities { dockerfile: true, run: true, run_mount: false },
+            Builder::Ko | Builder::Spin => Capabilities { dockerfile: false, run: false, run_mount: false },
         }
     }
 }
@@ -107,13 +114,15 @@ fn path(p: &Path) -> String {
     p.display().to_string()
 }
 
-/// The command `builder` runs for `request`. (hephy runs buildah in several steps of its own —
-/// build, push, read back — but this is its build step.)
-pub fn render(builder: Builder, request: &Request) -> Rendered {
+/// The command `builder` runs for `request`; `None` for the built-in `oci` builder, which runs
+/// none. (hephy runs buildah in several steps of its own — build, push, read back — but this is
+/// its build step.)
+pub fn render(builder: Builder, request: &Request) -> Option<Rendered> {
     let r = request;
     let mut args: Vec<String> = Vec::new();
     let mut env = Vec::new();
     let program = match builder {
+        Builder::Oci => return None,
         Builder::Buildah => {
             args.extend([
                 "bud".to_owned(),
@@ -247,7 +256,7 @@ pub fn render(builder: Builder, request: &Request) -> Rendered {
             "spin"
         }
     };
-    Rendered { program: program.to_owned(), args, env }
+    Some(Rendered { program: program.to_owned(), args, env })
 }
 
 /// Reads the pushed digest from what `builder` left: kaniko's digest file, BuildKit's and
@@ -255,6 +264,7 @@ pub fn render(builder: Builder, request: &Request) -> Rendered {
 pub fn read_digest(builder: Builder, text: &str) -> Result<String, String> {
     let found = match builder {
         Builder::Kaniko | Builder::Buildah => Some(text.trim().to_owned()),
+        Builder::Oci => None,
         Builder::Buildkit | Builder::Buildx => serde_json::from_str::<serde_json::Value>(text)
             .ok()
             .and_then(|v| v.get("containerimage.digest").and_then(|d| d.as_str()).map(str::to_owned)),
@@ -300,7 +310,7 @@ mod tests {
 
     #[test]
     fn kaniko() {
-        let r = render(Builder::Kaniko, &request());
+        let r = render(Builder::Kaniko, &request()).expect("a command");
         assert_eq!(
             line(&r),
             "/kaniko/executor --context=dir:///repo/curl --dockerfile=/repo/curl/build/Dockerfile \
@@ -309,12 +319,15 @@ mod tests {
         );
         let mut insecure = request();
         insecure.insecure = true;
-        assert!(line(&render(Builder::Kaniko, &insecure)).ends_with(" --insecure --insecure-pull"));
+        assert!(
+            line(&render(Builder::Kaniko, &insecure).expect("a command"))
+                .ends_with(" --insecure --insecure-pull")
+        );
     }
 
     #[test]
     fn buildkit() {
-        let r = render(Builder::Buildkit, &request());
+        let r = render(Builder::Buildkit, &request()).expect("a command");
         assert_eq!(
             line(&r),
             "buildctl build --frontend dockerfile.v0 --local context=/repo/curl --local dockerfile=/repo/curl/build \
@@ -329,7 +342,7 @@ mod tests {
     #[test]
     fn buildx() {
         assert_eq!(
-            line(&render(Builder::Buildx, &request())),
+            line(&render(Builder::Buildx, &request()).expect("a command")),
             "docker buildx build --platform linux/arm64 --file /repo/curl/build/Dockerfile \
              --tag reg.example/team/curl:hephy-0123 --push --metadata-file /state/digest --target release \
              --build-arg BASE=reg.example/base@sha256:00 /repo/curl"
@@ -338,14 +351,14 @@ mod tests {
 
     #[test]
     fn ko_and_spin() {
-        let ko = render(Builder::Ko, &request());
+        let ko = render(Builder::Ko, &request()).expect("a command");
         assert_eq!(
             line(&ko),
             "ko build /repo/curl --platform=linux/arm64 --bare --tags=hephy-0123 --image-refs=/state/digest"
         );
         assert_eq!(ko.env, [("KO_DOCKER_REPO".to_owned(), "reg.example/team/curl".to_owned())]);
         assert_eq!(
-            line(&render(Builder::Spin, &request())),
+            line(&render(Builder::Spin, &request()).expect("a command")),
             "spin registry push --from /repo/curl/spin.toml reg.example/team/curl:hephy-0123"
         );
     }

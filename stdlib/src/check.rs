@@ -58,7 +58,25 @@ fn check_image(model: &Model, image: &Image) -> Vec<Problem> {
         }
         Err(_) => return problems,
     };
-    if !builder.capabilities().run_mount
+    if !builder.capabilities().run
+        && let Some(run) = facts.runs.first()
+    {
+        problems.push(
+            Problem::new(
+                Code::InvalidValue,
+                format!(
+                    "the {} builder runs no commands, and `{shown}` has a `RUN` (line {})",
+                    builder.name(),
+                    run.line
+                ),
+            )
+            .label(span, format!("built with {}", builder.name()))
+            .help(format!(
+                "build it with buildah: add `builder \"buildah\"` to image `{name}` (or to the whole graph); the {} builder is for images assembled from files (`COPY`, `ENV`, `ENTRYPOINT`…)",
+                builder.name()
+            )),
+        );
+    } else if !builder.capabilities().run_mount
         && let Some(run) = facts.runs.iter().find(|r| r.mount)
     {
         problems.push(

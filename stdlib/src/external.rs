@@ -14,7 +14,7 @@ pub(crate) fn build(
     model: &Model,
     image: &Image,
     job: &Job<'_>,
-    buildah: &crate::buildah::Buildah,
+    oci: &crate::oci::Oci,
 ) -> Outcome {
     let fail = |message: String| Outcome::Failed { message };
     let Some(registry) = &model.registry else {
@@ -28,7 +28,7 @@ pub(crate) fn build(
     if let Err(e) = std::fs::create_dir_all(&work) {
         return fail(format!("cannot create `{}`: {e}", work.display()));
     }
-    let context = match buildah.sources().context(job.root, image) {
+    let context = match oci.sources().context(job.root, image) {
         Ok(context) => std::path::absolute(&context).unwrap_or(context),
         Err(e) => return fail(e),
     };
@@ -45,7 +45,9 @@ pub(crate) fn build(
         insecure: reference::insecure(Some(registry)),
         digest_file: work.join("digest"),
     };
-    let rendered = builders::render(builder, &request);
+    let Some(rendered) = builders::render(builder, &request) else {
+        return fail(format!("{} runs no external command", builder.name()));
+    };
     let mut command = Command::new(&rendered.program);
     command.args(&rendered.args).envs(rendered.env.iter().map(|(k, v)| (k, v))).current_dir(job.root);
     log.note(&format!("$ {}", process::shown(&command)));
@@ -63,8 +65,8 @@ pub(crate) fn build(
         Err(e) => return fail(e),
     };
     let repository = reference::repository(model, job.node);
-    if let Some(tag) = buildah.template_tag(model, job, model.naming.platform.as_ref())
-        && let Err(e) = buildah.copy_tag(model, &repository, &digest, &tag, job, &log)
+    if let Some(tag) = oci.platform_tag(model, job)
+        && let Err(e) = oci.copy_tag(&repository, &digest, &tag)
     {
         return fail(e);
     }

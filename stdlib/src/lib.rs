@@ -1,10 +1,10 @@
 //! hephy's built-in node kinds: what each kind of node does when it runs.
 //!
 //! Owns [`Stdlib`], the engine's [`Work`] for every node kind: tasks run their argv as a process
-//! (no shell, own process group, output to a log); image, manifest and tag nodes go through the
-//! image's builder (`buildah` runs here: build per platform, push, index, tags; kaniko,
-//! BuildKit, buildx, ko and spin run their rendered command where the tool exists), checked
-//! before anything runs ([`check`]). Also owns [`builder_identity`], which enters every node's
+//! (no shell, own process group, output to a log); image nodes go through the image's builder
+//! (the built-in `oci` builder and `buildah` run here; kaniko, BuildKit, buildx, ko and spin run
+//! their rendered command where the tool exists), checked before anything runs ([`check`]);
+//! manifest and tag nodes are hephy's own (an OCI index and tag puts, [`oci`]). Also owns [`builder_identity`], which enters every node's
 //! key, and [`RegistryCache`], the registry as a shared cache.
 
 mod bases;
@@ -12,11 +12,14 @@ mod buildah;
 mod builders;
 mod cache;
 mod check;
+mod credentials;
 mod dockerfile;
 mod external;
 mod git;
+mod oci;
 mod process;
 mod reference;
+mod registry;
 mod task;
 
 use std::path::Path;
@@ -26,6 +29,7 @@ pub use builders::{Builder, Capabilities, Rendered, Request, read_digest, render
 pub use cache::RegistryCache;
 pub use check::check;
 pub use git::{Upstreams, resolve_all as resolve_upstreams};
+pub use oci::location;
 
 use hephy_dsl::{Definition, Model};
 use hephy_engine::{Exclusions, Job, Node, NodeKind, Outcome, Work};
@@ -36,6 +40,7 @@ pub struct Stdlib<'m> {
     model: &'m Model,
     exclusions: Exclusions,
     buildah: buildah::Buildah,
+    oci: oci::Oci,
 }
 
 /// Where an image's build context is: a local folder, or a checkout of its upstream commit.
@@ -81,7 +86,20 @@ impl<'m> Stdlib<'m> {
         upstreams: Upstreams,
     ) -> Stdlib<'m> {
         let sources = Sources { state_dir: state_dir.to_path_buf(), upstreams };
-        Stdlib { model, exclusions, buildah: buildah::Buildah::new(state_dir, sources) }
+        Stdlib {
+            model,
+            exclusions,
+            buildah: buildah::Buildah::new(state_dir, sources.clone()),
+            oci: oci::Oci::new(state_dir, sources),
+        }
+    }
+}
+
+impl Stdlib<'_> {
+    /// Whether hephy assembles `image`'s index and tags itself: always with a registry, and
+    /// in its own image layout for the `oci` builder.
+    fn native(&self, image: &hephy_dsl::Image) -> bool {
+        self.model.registry.is_some() || image.builder == "oci"
     }
 }
 
@@ -90,11 +108,18 @@ impl Work for Stdlib<'_> {
         match (job.node.kind, self.model.definition(&job.node.name)) {
             (NodeKind::Task, Some(Definition::Task(task))) => task::run(task, job, &self.exclusions),
             (NodeKind::Image, Some(Definition::Image(image))) => match Builder::from_name(&image.builder) {
-                Some(Builder::Buildah) | None => self.buildah.build(self.model, image, job),
-                Some(other) => external::build(other, self.model, image, job, &self.buildah),
+                Some(Builder::Oci) => self.oci.build(self.model, image, job),
+                Some(Builder::Buildah) | None => self.buildah.build(self.model, image, job, &self.oci),
+                Some(other) => external::build(other, self.model, image, job, &self.oci),
             },
-            (NodeKind::Manifest, Some(Definition::Image(_))) => self.buildah.index(self.model, job),
-            (NodeKind::Tag, Some(Definition::Image(_))) => self.buildah.tag(self.model, job),
+            // Without a registry, images of external builders live only in that builder's
+            // storage: their "index" is the list of platform outputs.
+            (NodeKind::Manifest, Some(Definition::Image(image))) if !self.native(image) => {
+                buildah::local_index(job)
+            }
+            (NodeKind::Tag, Some(Definition::Image(image))) if !self.native(image) => buildah::local_tag(job),
+            (NodeKind::Manifest, Some(Definition::Image(_))) => self.oci.index(self.model, job),
+            (NodeKind::Tag, Some(Definition::Image(_))) => self.oci.tag(self.model, job),
             _ => Outcome::Failed { message: format!("`{}` is not in the graph", job.node.name) },
         }
     }
@@ -106,10 +131,11 @@ pub fn builder_identity(model: &Model, node: &Node) -> String {
     match node.kind {
         NodeKind::Task => "process/1".to_owned(),
         NodeKind::Image => match model.definition(&node.name) {
+            Some(Definition::Image(image)) if image.builder == "oci" => oci::IDENTITY.to_owned(),
             Some(Definition::Image(image)) if image.builder != "buildah" => format!("{}/1", image.builder),
             _ => buildah::identity(),
         },
-        NodeKind::Manifest => buildah::identity(),
-        NodeKind::Tag => "skopeo-copy/1".to_owned(),
+        NodeKind::Manifest => "hephy-index/1".to_owned(),
+        NodeKind::Tag => "hephy-tag/1".to_owned(),
     }
 }

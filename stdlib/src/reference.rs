@@ -98,11 +98,15 @@ pub(crate) fn local(node: &Node, key: &Key) -> String {
     format!("localhost/hephy/{}:{}", name.to_ascii_lowercase(), key_tag(key))
 }
 
-/// How a dependent names a built dependency: by digest (`registry/curl@sha256:…`), or by image
-/// id in local storage when there is no registry.
+/// How a dependent names a built dependency: by digest (`registry/curl@sha256:…`); with no
+/// registry, by digest in hephy's image layout (`localhost/hephy/curl@sha256:…`, the `oci`
+/// builder looks there first) or by image id in buildah's storage.
 pub(crate) fn pinned(model: &Model, dep: &Node, output: &str) -> String {
+    let built_in =
+        matches!(model.definition(&dep.name), Some(hephy_dsl::Definition::Image(i)) if i.builder == "oci");
     match &model.registry {
         Some(_) => format!("{}@{output}", repository(model, dep)),
+        None if built_in => format!("localhost/hephy/{}@{output}", base_name(dep).to_ascii_lowercase()),
         None => output.trim_start_matches("sha256:").to_owned(),
     }
 }

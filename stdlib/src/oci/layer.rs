@@ -1,0 +1,191 @@
+//! Reproducible layers: a set of file-system entries written as a gzip-compressed tar whose
+//! bytes depend only on the entries — paths sorted, parents before children, mtime 0, uid/gid 0
+//! unless told, no user or group names, normalized modes, gzip with no timestamp or file name.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use flate2::{Compression, GzBuilder};
+use sha2::{Digest as _, Sha256};
+
+use super::layout::{Layout, hex};
+
+/// Where an entry's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Content {
+    /// A regular file on disk, read when the layer is written.
+    File(PathBuf),
+    /// A folder.
+    Dir,
+    /// A symbolic link to this target.
+    Symlink(String),
+}
+
+/// One entry of a layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    /// Its content.
+    pub(crate) content: Content,
+    /// Permission bits.
+    pub(crate) mode: u32,
+    /// Owner.
+    pub(crate) uid: u64,
+    /// Group.
+    pub(crate) gid: u64,
+}
+
+/// Entries by path, relative to `/` (`usr/bin/tool`).
+pub(crate) type Tree = BTreeMap<String, Entry>;
+
+/// A written layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Layer {
+    /// The compressed blob's digest.
+    pub(crate) digest: String,
+    /// The compressed blob's size.
+    pub(crate) size: u64,
+    /// The digest of the uncompressed tar (the image config's `diff_id`).
+    pub(crate) diff_id: String,
+}
+
+/// A writer that hashes what passes through it.
+struct Hashing<W> {
+    inner: W,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes `tree` as a layer blob into `layout`.
+pub(crate) fn write(tree: &Tree, layout: &Layout) -> Result<Layer, String> {
+    let temp = layout.temp()?;
+    let fail = |e: io::Error| format!("cannot write a layer: {e}");
+    let file = temp.as_file().try_clone().map_err(fail)?;
+    let compressed = Hashing { inner: io::BufWriter::new(file), hasher: Sha256::new(), count: 0 };
+    let gzip = GzBuilder::new().mtime(0).operating_system(255).write(compressed, Compression::default());
+    let tar_out = Hashing { inner: gzip, hasher: Sha256::new(), count: 0 };
+    let mut tar = tar::Builder::new(tar_out);
+    tar.mode(tar::HeaderMode::Deterministic);
+    tar.follow_symlinks(false);
+    for (path, entry) in with_parents(tree) {
+        append(&mut tar, &path, &entry).map_err(|e| format!("cannot add `/{path}` to a layer: {e}"))?;
+    }
+    let tar_out = tar.into_inner().map_err(fail)?;
+    let diff_id = format!("sha256:{}", hex(&tar_out.hasher.finalize()));
+    let mut compressed = tar_out.inner.finish().map_err(fail)?;
+    compressed.flush().map_err(fail)?;
+    let Hashing { inner, hasher, count: size } = compressed;
+    drop(inner);
+    let digest = format!("sha256:{}", hex(&hasher.finalize()));
+    if layout.has(&digest) {
+        drop(temp);
+    } else {
+        let (_, path) = temp.keep().map_err(|e| fail(e.error))?;
+        layout.adopt(&path, &digest)?;
+    }
+    Ok(Layer { digest, size, diff_id })
+}
+
+/// `tree` plus an entry for every parent folder it does not list (root-owned, 0755).
+fn with_parents(tree: &Tree) -> Tree {
+    let mut out = tree.clone();
+    for path in tree.keys() {
+        let mut parent = path.as_str();
+        while let Some((dir, _)) = parent.rsplit_once('/') {
+            out.entry(dir.to_owned()).or_insert(Entry { content: Content::Dir, mode: 0o755, uid: 0, gid: 0 });
+            parent = dir;
+        }
+    }
+    out
+}
+
+fn append<W: Write>(tar: &mut tar::Builder<W>, path: &str, entry: &Entry) -> io::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_mtime(0);
+    header.set_uid(entry.uid);
+    header.set_gid(entry.gid);
+    header.set_mode(entry.mode);
+    match &entry.content {
+        Content::Dir => {
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_size(0);
+            tar.append_data(&mut header, format!("{path}/"), io::empty())
+        }
+        Content::Symlink(target) => {
+            header.set_entry_type(tar::EntryType::Symlink);
+            header.set_size(0);
+            tar.append_link(&mut header, path, target)
+        }
+        Content::File(source) => {
+            let file = File::open(source)?;
+            let len = file.metadata()?.len();
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_size(len);
+            tar.append_data(&mut header, path, io::Read::take(file, len))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(dir: &std::path::Path) -> Tree {
+        std::fs::write(dir.join("a"), b"alpha").unwrap();
+        std::fs::write(dir.join("b"), b"beta").unwrap();
+        let file = |name: &str, mode| Entry { content: Content::File(dir.join(name)), mode, uid: 0, gid: 0 };
+        Tree::from([
+            ("app/bin/a".to_owned(), file("a", 0o755)),
+            ("app/b".to_owned(), file("b", 0o644)),
+            (
+                "app/link".to_owned(),
+                Entry { content: Content::Symlink("b".into()), mode: 0o777, uid: 0, gid: 0 },
+            ),
+        ])
+    }
+
+    #[test]
+    fn the_same_entries_give_the_same_bytes() {
+        let one = tempfile::tempdir().unwrap();
+        let two = tempfile::tempdir().unwrap();
+        let first = write(&tree(one.path()), &Layout::new(one.path().join("oci"))).unwrap();
+        let second = write(&tree(two.path()), &Layout::new(two.path().join("oci"))).unwrap();
+        assert_eq!(first, second);
+        let blob = Layout::new(one.path().join("oci")).read(&first.digest).unwrap();
+        assert_eq!(blob.len() as u64, first.size);
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&blob[..]));
+        let listed: Vec<(String, u32, u64)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                (e.path().unwrap().display().to_string(), h.mode().unwrap(), h.mtime().unwrap())
+            })
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("app/".to_owned(), 0o755, 0),
+                ("app/b".to_owned(), 0o644, 0),
+                ("app/bin/".to_owned(), 0o755, 0),
+                ("app/bin/a".to_owned(), 0o755, 0),
+                ("app/link".to_owned(), 0o777, 0),
+            ]
+        );
+    }
+}

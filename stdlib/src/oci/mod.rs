@@ -1,0 +1,404 @@
+//! The built-in `oci` builder and hephy's native publishing of indexes and tags.
+//!
+//! The builder needs no external tool: it reads the Dockerfile ([`build`]), writes reproducible
+//! layers ([`layer`]) and the image into hephy's OCI layout under the state folder
+//! ([`layout`]), pulls base images by digest, and, when the graph has a registry, pushes
+//! blobs and manifest itself ([`crate::registry`]), tagged with the node's key so other
+//! machines find it.
+//!
+//! Indexes and tags are native for every builder: a manifest node assembles an OCI index from
+//! its platforms' manifests in platform order (so its digest is reproducible) and puts it; a
+//! tag node puts the same bytes under the tag, so the tag resolves to the index digest. A
+//! failed platform never gets here: its manifest node does not run, and no tag moves.
+
+pub(crate) mod build;
+pub(crate) mod layer;
+pub(crate) mod layout;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use hephy_dsl::{Image, Model, Platform};
+use hephy_engine::{Exclusions, FileSource, Job, Node, Outcome};
+use serde_json::{Value, json};
+
+use crate::process::Log;
+use crate::reference;
+use crate::registry::{Client, Reference};
+use layout::{Descriptor, Layout};
+
+/// The `oci` builder's identity, part of its images' keys.
+pub(crate) const IDENTITY: &str = "hephy-oci/1";
+
+/// The index media type hephy writes.
+const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// Native image work: the `oci` builder, indexes and tags.
+#[derive(Debug)]
+pub(crate) struct Oci {
+    layout: Layout,
+    client: Client,
+    sources: crate::Sources,
+    /// Manifest writes to one repository go one at a time (distribution's filesystem storage
+    /// answers concurrent writes to a repository with 500s).
+    repositories: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+}
+
+/// Where an image is, for people: `oci:.hephy/oci:curl` or `registry/curl@sha256:…`.
+pub fn location(model: &Model, node: &Node, output: &str, state_dir: &Path) -> String {
+    match &model.registry {
+        Some(_) => format!("{}@{output}", reference::repository(model, node)),
+        None => format!("oci:{}:{}", state_dir.join("oci").display(), layout_name(node)),
+    }
+}
+
+/// An image's name in the local layout: `curl`, `kaniko-debug`; `curl:latest` for a tag;
+/// `curl.linux-arm64` for one platform.
+fn layout_name(node: &Node) -> String {
+    let base = match &node.target {
+        Some(target) => format!("{}-{target}", node.name),
+        None => node.name.clone(),
+    };
+    match (&node.platform, &node.tag) {
+        (Some(p), _) => format!("{base}.{}", p.to_string().replace('/', "-")),
+        (None, Some(tag)) => format!("{base}:{tag}"),
+        (None, None) => base,
+    }
+}
+
+fn platform_json(platform: &Platform) -> Value {
+    let mut p = json!({ "architecture": platform.arch(), "os": platform.os() });
+    if let Some(v) = platform.variant() {
+        p["variant"] = json!(v);
+    }
+    p
+}
+
+impl Oci {
+    pub(crate) fn new(state_dir: &Path, sources: crate::Sources) -> Oci {
+        let state_dir = std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+        Oci {
+            layout: Layout::new(state_dir.join("oci")),
+            client: Client::new(),
+            sources,
+            repositories: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn repository_lock(&self, repository: &str) -> Result<Arc<Mutex<()>>, String> {
+        let mut map = self.repositories.lock().map_err(|_| "a registry lock was poisoned".to_owned())?;
+        Ok(Arc::clone(map.entry(repository.to_owned()).or_default()))
+    }
+
+    /// Builds one platform of `image` with the built-in builder.
+    pub(crate) fn build(&self, model: &Model, image: &Image, job: &Job<'_>) -> Outcome {
+        match self.try_build(model, image, job) {
+            Ok(digest) => Outcome::Built { output: digest },
+            Err(message) => Outcome::Failed { message },
+        }
+    }
+
+    fn try_build(&self, model: &Model, image: &Image, job: &Job<'_>) -> Result<String, String> {
+        let log = Log::create(job)?;
+        let node = job.node;
+        let platform = node.platform.clone().unwrap_or_else(Platform::host);
+        let context = self.sources.context(job.root, image)?;
+        let dockerfile_path = context.join(&image.dockerfile);
+        let dockerfile = std::fs::read_to_string(&dockerfile_path)
+            .map_err(|e| format!("cannot read `{}`: {e}", dockerfile_path.display()))?;
+        let files = hephy_engine::collect(
+            &context,
+            &FileSource::Context { dir: ".".to_owned(), dockerfile: image.dockerfile.clone() },
+            &Exclusions::default(),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut build_args: Vec<(String, String)> =
+            image.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        build_args.extend(reference::injected(model, node, &job.deps));
+        log.note(&format!(
+            "hephy oci: building {} for {platform}{} from {} files",
+            image.dockerfile,
+            node.target.as_ref().map(|t| format!(" (target {t})")).unwrap_or_default(),
+            files.len()
+        ));
+        let request = build::Request {
+            dockerfile: &dockerfile,
+            dockerfile_name: &image.dockerfile,
+            context: &context,
+            files: &files,
+            build_args: &build_args,
+            target: node.target.as_deref(),
+            platform: &platform,
+        };
+        let bases = Pulls { oci: self, log: &log };
+        let built = build::build(&request, &self.layout, &bases)?;
+        let digest = built.manifest.digest.clone();
+        self.layout.name(
+            &layout_name(node),
+            &built.manifest,
+            Some(&json!({ "platform": platform_json(&platform) })),
+        )?;
+        log.note(&format!("hephy oci: {} is {digest}", layout_name(node)));
+        if model.registry.is_some() {
+            let repository = reference::repository(model, node);
+            let target = Reference::parse(&repository)?;
+            self.push_image(&target, &built.manifest, &log)?;
+            let lock = self.repository_lock(&repository)?;
+            let _held = lock.lock().map_err(|_| "a registry lock was poisoned".to_owned())?;
+            let bytes = self.layout.read(&digest).ok_or("the manifest just written is gone")?;
+            self.client.push_manifest(&target, &reference::key_tag(job.key), build::MANIFEST, &bytes)?;
+            log.note(&format!("hephy oci: pushed {repository}:{}", reference::key_tag(job.key)));
+            if let Some(tag) = template_tag(model, job, model.naming.platform.as_ref(), &self.sources) {
+                self.client.push_manifest(&target, &tag, build::MANIFEST, &bytes)?;
+                log.note(&format!("hephy oci: tagged {repository}:{tag}"));
+            }
+        }
+        Ok(digest)
+    }
+
+    /// Uploads the blobs of the manifest `manifest` (config and layers) to `target`'s repository.
+    fn push_image(&self, target: &Reference, manifest: &Descriptor, log: &Log) -> Result<(), String> {
+        let bytes = self.layout.read(&manifest.digest).ok_or("the manifest just written is gone")?;
+        let parsed: Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+        let mut blobs = vec![parsed["config"]["digest"].as_str().unwrap_or_default().to_owned()];
+        for layer in parsed["layers"].as_array().into_iter().flatten() {
+            blobs.push(layer["digest"].as_str().unwrap_or_default().to_owned());
+        }
+        for digest in blobs {
+            if !self.layout.has(&digest) {
+                return Err(format!(
+                    "blob {digest} of the image is missing from `{}`",
+                    self.layout.dir().display()
+                ));
+            }
+            self.client
+                .push_blob(target, &digest, &self.layout.blob_path(&digest))
+                .map_err(|e| format!("pushing to {}: {e}", target.host))?;
+        }
+        log.note(&format!(
+            "hephy oci: blobs of {} are in {}/{}",
+            manifest.digest, target.host, target.repository
+        ));
+        Ok(())
+    }
+
+    /// The bytes and media type of manifest `digest`, from the layout or else the registry (and
+    /// then kept in the layout).
+    fn manifest_bytes(&self, repository: Option<&str>, digest: &str) -> Result<(String, Vec<u8>), String> {
+        if let Some(bytes) = self.layout.read(digest) {
+            let media_type = serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .and_then(|v| v["mediaType"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| build::MANIFEST.to_owned());
+            return Ok((media_type, bytes));
+        }
+        let repository =
+            repository.ok_or_else(|| format!("manifest {digest} is not in hephy's image layout"))?;
+        let fetched = self.client.manifest(&Reference::parse(&format!("{repository}@{digest}"))?)?;
+        self.layout.put(&fetched.media_type, &fetched.bytes)?;
+        Ok((fetched.media_type, fetched.bytes))
+    }
+
+    /// Joins an image's platform builds into an OCI index (platform order) and publishes it.
+    pub(crate) fn index(&self, model: &Model, job: &Job<'_>) -> Outcome {
+        match self.try_index(model, job) {
+            Ok(digest) => Outcome::Built { output: digest },
+            Err(message) => Outcome::Failed { message },
+        }
+    }
+
+    fn try_index(&self, model: &Model, job: &Job<'_>) -> Result<String, String> {
+        let log = Log::create(job)?;
+        let repository = model.registry.as_ref().map(|_| reference::repository(model, job.node));
+        let mut entries: Vec<(&Node, &String)> = job.deps.iter().map(|(n, d)| (*n, d)).collect();
+        entries.sort_by(|a, b| a.0.platform.cmp(&b.0.platform));
+        let mut manifests = Vec::new();
+        for (node, digest) in entries {
+            let (media_type, bytes) = self.manifest_bytes(repository.as_deref(), digest)?;
+            let mut entry =
+                Descriptor { media_type, digest: digest.clone(), size: bytes.len() as u64 }.json();
+            if let Some(platform) = &node.platform {
+                entry["platform"] = platform_json(platform);
+            }
+            manifests.push(entry);
+        }
+        let index = json!({ "schemaVersion": 2, "mediaType": INDEX, "manifests": manifests });
+        let bytes = serde_json::to_vec(&index).map_err(|e| e.to_string())?;
+        let descriptor = self.layout.put(INDEX, &bytes)?;
+        self.layout.name(&layout_name(job.node), &descriptor, None)?;
+        log.note(&format!("hephy: index {} of {} platforms", descriptor.digest, job.deps.len()));
+        if let Some(repository) = repository {
+            let target = Reference::parse(&repository)?;
+            let lock = self.repository_lock(&repository)?;
+            let _held = lock.lock().map_err(|_| "a registry lock was poisoned".to_owned())?;
+            self.client.push_manifest(&target, &reference::key_tag(job.key), INDEX, &bytes)?;
+            log.note(&format!("hephy: pushed {repository}:{}", reference::key_tag(job.key)));
+            if let Some(tag) = template_tag(model, job, model.naming.manifest.as_ref(), &self.sources) {
+                self.client.push_manifest(&target, &tag, INDEX, &bytes)?;
+                log.note(&format!("hephy: tagged {repository}:{tag}"));
+            }
+        }
+        Ok(descriptor.digest)
+    }
+
+    /// Gives an image's index one more tag: the same bytes put under the tag.
+    pub(crate) fn tag(&self, model: &Model, job: &Job<'_>) -> Outcome {
+        match self.try_tag(model, job) {
+            Ok(digest) => Outcome::Built { output: digest },
+            Err(message) => Outcome::Failed { message },
+        }
+    }
+
+    fn try_tag(&self, model: &Model, job: &Job<'_>) -> Result<String, String> {
+        let (_, index) = job.deps.first().ok_or("a tag node needs its image's index")?;
+        let log = Log::create(job)?;
+        let repository = model.registry.as_ref().map(|_| reference::repository(model, job.node));
+        let (media_type, bytes) = self.manifest_bytes(repository.as_deref(), index)?;
+        let descriptor =
+            Descriptor { media_type: media_type.clone(), digest: index.clone(), size: bytes.len() as u64 };
+        self.layout.name(&layout_name(job.node), &descriptor, None)?;
+        if let Some(repository) = repository {
+            let commit = commit_of(model, job.node, &self.sources);
+            let tag =
+                reference::Vars::new(model, job.node, None, commit.as_deref()).render(&model.naming.tag);
+            let target = Reference::parse(&repository)?;
+            let lock = self.repository_lock(&repository)?;
+            let _held = lock.lock().map_err(|_| "a registry lock was poisoned".to_owned())?;
+            self.client.push_manifest(&target, &tag, &media_type, &bytes)?;
+            log.note(&format!("hephy: tagged {repository}:{tag} → {index}"));
+        }
+        Ok(index.clone())
+    }
+
+    /// Where build contexts come from.
+    pub(crate) fn sources(&self) -> &crate::Sources {
+        &self.sources
+    }
+
+    /// The per-platform tag the graph's naming gives a build, if any.
+    pub(crate) fn platform_tag(&self, model: &Model, job: &Job<'_>) -> Option<String> {
+        template_tag(model, job, model.naming.platform.as_ref(), &self.sources)
+    }
+
+    /// Gives the pushed manifest `digest` in `repository` one more tag (the external builders'
+    /// per-platform naming templates).
+    pub(crate) fn copy_tag(&self, repository: &str, digest: &str, tag: &str) -> Result<(), String> {
+        let (media_type, bytes) = self.manifest_bytes(Some(repository), digest)?;
+        let target = Reference::parse(repository)?;
+        let lock = self.repository_lock(repository)?;
+        let _held = lock.lock().map_err(|_| "a registry lock was poisoned".to_owned())?;
+        self.client.push_manifest(&target, tag, &media_type, &bytes).map(|_| ())
+    }
+
+    /// Fetches a base image for `platform` into the layout (the local layout first: graph
+    /// images built here are found there by digest).
+    fn pull(&self, text: &str, platform: &Platform, log: &Log) -> Result<build::BaseImage, String> {
+        let reference = Reference::parse(text)?;
+        let mut digest = match &reference.digest {
+            Some(digest) => digest.clone(),
+            None => {
+                let digest = self
+                    .client
+                    .resolve(&reference)?
+                    .ok_or_else(|| format!("{text} does not exist in its registry"))?;
+                log.note(&format!("hephy oci: {text} is {digest}"));
+                digest
+            }
+        };
+        let repository = format!("{}/{}", reference.host, reference.repository);
+        let (mut media_type, mut bytes) = self.manifest_bytes(Some(&repository), &digest)?;
+        let is_index = |t: &str| t.contains("index") || t.contains("manifest.list");
+        if is_index(&media_type) {
+            let index: Value = serde_json::from_slice(&bytes).map_err(|e| format!("{text}: {e}"))?;
+            let wanted = platform_json(platform);
+            let chosen = index["manifests"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|m| {
+                    let p = &m["platform"];
+                    p["os"] == wanted["os"]
+                        && p["architecture"] == wanted["architecture"]
+                        && (wanted.get("variant").is_none() || p["variant"] == wanted["variant"])
+                })
+                .and_then(|m| m["digest"].as_str())
+                .ok_or_else(|| format!("{text} has no image for {platform}"))?;
+            digest = chosen.to_owned();
+            (media_type, bytes) = self.manifest_bytes(Some(&repository), &digest)?;
+            if is_index(&media_type) {
+                return Err(format!("{text}: an index inside an index is not supported"));
+            }
+        }
+        let manifest: Value = serde_json::from_slice(&bytes).map_err(|e| format!("{text}: {e}"))?;
+        let config_digest =
+            manifest["config"]["digest"].as_str().ok_or_else(|| format!("{text}: no config"))?;
+        self.fetch_blob(&reference, config_digest)?;
+        let config_bytes = self.layout.read(config_digest).ok_or("a fetched config is gone")?;
+        let config: Value = serde_json::from_slice(&config_bytes).map_err(|e| format!("{text}: {e}"))?;
+        let mut layers = Vec::new();
+        for layer in manifest["layers"].as_array().into_iter().flatten() {
+            let digest =
+                layer["digest"].as_str().ok_or_else(|| format!("{text}: a layer without a digest"))?;
+            let size = layer["size"].as_u64().unwrap_or(0);
+            let media_type = match layer["mediaType"].as_str().unwrap_or(build::LAYER) {
+                "application/vnd.docker.image.rootfs.diff.tar.gzip" => build::LAYER.to_owned(),
+                other if other.contains("foreign") || other.contains("nondistributable") => {
+                    return Err(format!("{text} has a non-distributable layer the oci builder cannot copy"));
+                }
+                other => other.to_owned(),
+            };
+            self.fetch_blob(&reference, digest)?;
+            layers.push(Descriptor { media_type, digest: digest.to_owned(), size });
+        }
+        Ok(build::BaseImage { config, layers })
+    }
+
+    fn fetch_blob(&self, reference: &Reference, digest: &str) -> Result<(), String> {
+        if self.layout.has(digest) {
+            return Ok(());
+        }
+        if !layout::valid_digest(digest) {
+            return Err(format!("`{digest}` is not a sha256 digest"));
+        }
+        let temp = self.layout.temp()?;
+        let mut file = temp.as_file().try_clone().map_err(|e| e.to_string())?;
+        self.client.blob(reference, digest, &mut file)?;
+        let (_, path) = temp.keep().map_err(|e| e.to_string())?;
+        self.layout.adopt(&path, digest)
+    }
+}
+
+/// Base images for one build, pulled through the layout.
+struct Pulls<'a> {
+    oci: &'a Oci,
+    log: &'a Log,
+}
+
+impl build::Bases for Pulls<'_> {
+    fn fetch(&self, reference: &str, platform: &Platform) -> Result<build::BaseImage, String> {
+        self.oci.pull(reference, platform, self.log)
+    }
+}
+
+fn commit_of(model: &Model, node: &Node, sources: &crate::Sources) -> Option<String> {
+    match model.definition(&node.name) {
+        Some(hephy_dsl::Definition::Image(image)) => match &image.source {
+            hephy_dsl::ImageSource::Git { url, reference, .. } => sources.commit(url, reference).ok(),
+            hephy_dsl::ImageSource::Context { .. } => None,
+        },
+        _ => None,
+    }
+}
+
+/// The extra tag a naming template gives a build or an index, if any.
+fn template_tag(
+    model: &Model,
+    job: &Job<'_>,
+    template: Option<&String>,
+    sources: &crate::Sources,
+) -> Option<String> {
+    let template = template?;
+    let commit = commit_of(model, job.node, sources);
+    Some(reference::Vars::new(model, job.node, Some(job.key), commit.as_deref()).render(template))
+}
