@@ -305,6 +305,9 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
                 &cancel,
             )
             .map_err(Failure::State)?;
+            if matches!(format, Format::Text) && !summary.interrupted {
+                print(&images_text(model, graph, state, state_dir, &summary.results));
+            }
             if summary.interrupted {
                 return Err(Failure::Interrupted);
             }
@@ -425,6 +428,61 @@ fn log_text(runs: &[hephy_engine::RunSummary]) -> String {
             took,
             counts.join(", ")
         ));
+    }
+    out
+}
+
+/// Where the images of a finished run are: one line per image (and target) the run built or
+/// found fresh, with its extra tags.
+fn images_text(
+    model: &Model,
+    graph: &hephy_engine::Graph,
+    state: &State,
+    state_dir: &std::path::Path,
+    results: &std::collections::BTreeMap<String, String>,
+) -> String {
+    let Ok(snapshot) = state.snapshot() else { return String::new() };
+    let shown_dir = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| state_dir.strip_prefix(&cwd).ok().map(std::path::Path::to_path_buf))
+        .unwrap_or_else(|| state_dir.to_path_buf());
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+    for &index in graph.order() {
+        let node = graph.node(index);
+        let ran = results
+            .get(node.id.as_str())
+            .is_some_and(|r| r != "failed" && r != "skipped" && r != "cancelled");
+        if node.kind != hephy_engine::NodeKind::Manifest || !ran {
+            continue;
+        }
+        let Some(record) = snapshot.records.get(node.id.as_str()) else { continue };
+        if record.output.starts_with("local:") {
+            continue;
+        }
+        let tags: Vec<&str> = graph
+            .dependents(index)
+            .into_iter()
+            .filter(|&i| graph.node(i).kind == hephy_engine::NodeKind::Tag)
+            .filter_map(|i| graph.node(i).tag.as_deref())
+            .collect();
+        let location = hephy_stdlib::location(model, node, &record.output, &shown_dir);
+        let detail = match (location.contains('@'), tags.is_empty()) {
+            (true, true) => String::new(),
+            (true, false) => format!("tags: {}", tags.join(", ")),
+            (false, true) => record.output.clone(),
+            (false, false) => format!("{}  tags: {}", record.output, tags.join(", ")),
+        };
+        rows.push((node.id.to_string(), location, detail));
+    }
+    if rows.is_empty() {
+        return String::new();
+    }
+    let id_width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    let location_width = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
+    let mut out = String::from("images:\n");
+    for (id, location, detail) in rows {
+        out.push_str(format!("  {id:id_width$}  {location:location_width$}  {detail}").trim_end());
+        out.push('\n');
     }
     out
 }

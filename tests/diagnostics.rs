@@ -150,6 +150,13 @@ const CASES: &[Case] = &[
         codes: &["hephy::invalid_value"],
     },
     Case {
+        name: "oci_builder_cannot_run",
+        contexts: &[],
+        kdl: "image \"app\" {\n    context \"app\"\n}\n",
+        yaml: "images:\n  app:\n    context: app\n",
+        codes: &["hephy::invalid_value"],
+    },
+    Case {
         name: "unknown_builder",
         contexts: &["app"],
         kdl: "image \"app\" {\n    context \"app\"\n    builder \"kanico\"\n}\n",
@@ -186,6 +193,9 @@ fn check(case: &Case, file: &str, text: &str) -> String {
             "app/Dockerfile",
             "FROM scratch AS build\nRUN --mount=type=cache,target=/cache \\\n    make\n",
         );
+    }
+    if case.name == "oci_builder_cannot_run" {
+        repo = repo.file("app/Dockerfile", "FROM scratch\nCOPY . /src\nRUN make -C /src\n");
     }
     for context in case.contexts {
         repo = repo.context(context);

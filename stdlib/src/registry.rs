@@ -119,6 +119,8 @@ pub(crate) struct Client {
     tokens: Mutex<HashMap<(String, String), String>>,
     /// Credentials by host, looked up once.
     credentials: Mutex<HashMap<String, Option<Credential>>>,
+    /// Attempts of one request.
+    attempts: u32,
 }
 
 /// Attempts of one request before it fails; transient failures (connection errors, 5xx, 429)
@@ -132,8 +134,18 @@ impl Default for Client {
 }
 
 impl Client {
-    /// A client with hephy's timeouts: 10 s to connect, 60 s for a response to start.
+    /// A client with hephy's timeouts (10 s to connect, 60 s for a response to start) that
+    /// retries transient failures.
     pub(crate) fn new() -> Client {
+        Client::with_attempts(ATTEMPTS)
+    }
+
+    /// A client that tries each request once (lookups that may simply go without).
+    pub(crate) fn once_only() -> Client {
+        Client::with_attempts(1)
+    }
+
+    fn with_attempts(attempts: u32) -> Client {
         let agent = Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(10)))
@@ -141,7 +153,12 @@ impl Client {
             .user_agent(concat!("hephy/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
-        Client { agent, tokens: Mutex::new(HashMap::new()), credentials: Mutex::new(HashMap::new()) }
+        Client {
+            agent,
+            tokens: Mutex::new(HashMap::new()),
+            credentials: Mutex::new(HashMap::new()),
+            attempts,
+        }
     }
 
     fn base(host: &str) -> String {
@@ -194,7 +211,7 @@ impl Client {
                     }
                 }
                 Ok(response)
-                    if attempt < ATTEMPTS
+                    if attempt < self.attempts
                         && (response.status().is_server_error()
                             || response.status() == StatusCode::TOO_MANY_REQUESTS) =>
                 {
@@ -202,7 +219,7 @@ impl Client {
                     attempt += 1;
                 }
                 Ok(response) => return Ok(response),
-                Err(_) if attempt < ATTEMPTS => {
+                Err(_) if attempt < self.attempts => {
                     backoff(attempt);
                     attempt += 1;
                 }

@@ -87,6 +87,11 @@ impl Repo {
 
     /// Runs `hephy ARGS` in the repository.
     pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with(args, &[])
+    }
+
+    /// Runs `hephy ARGS` in the repository with extra environment variables.
+    pub fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let output = Command::cargo_bin("hephy")
             .expect("hephy binary")
             .args(args)
@@ -94,6 +99,7 @@ impl Repo {
             .env("NO_COLOR", "1")
             .env("HEPHY_OFFLINE", if self.online { "0" } else { "1" })
             .env_remove("COLUMNS")
+            .envs(env.iter().copied())
             .output()
             .expect("run hephy");
         Run {

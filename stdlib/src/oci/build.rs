@@ -191,7 +191,9 @@ pub(crate) fn build(request: &Request<'_>, layout: &Layout, bases: &dyn Bases) -
                         "chmod" => chmod = Some(value),
                         "link" => {}
                         other => {
-                            return Err(here(format!("`COPY --{other}` is not supported by the oci builder")));
+                            return Err(here(format!(
+                                "`COPY --{other}` is not supported by the oci builder"
+                            )));
                         }
                     }
                 }
