@@ -4,6 +4,7 @@
 //! (the language), `hephy-engine` (graph, hashing, state, plan, run) and `hephy-stdlib` (what
 //! nodes do). Exit codes: 0 ok, 1 a build failed, 2 bad input or usage, 130 interrupted.
 
+mod ci;
 mod diagnostics;
 mod explain_view;
 mod graph_view;
@@ -124,6 +125,25 @@ enum Command {
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Write a CI pipeline for the current plan: one job per node to build, `needs` as the
+    /// graph, runners from the executors (`gitlab-tags`, `runs-on`).
+    Ci {
+        /// The CI system.
+        #[arg(value_enum)]
+        system: CiSystem,
+        #[command(flatten)]
+        file: FileArg,
+        #[command(flatten)]
+        state: StateArg,
+        #[command(flatten)]
+        select: SelectArgs,
+        /// A command every job runs before hephy (installing it, logging in to the registry).
+        #[arg(long, value_name = "COMMAND")]
+        setup: Option<String>,
+        /// Write to this file instead of stdout.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Export the build graph.
     Graph {
         #[command(flatten)]
@@ -160,6 +180,10 @@ struct SelectArgs {
     /// already (here, or found in the registry). What a CI job per node runs.
     #[arg(long, value_name = "NODE", num_args = 1..)]
     only: Vec<String>,
+    /// `--only` takes node ids only: `--exact --only curl` is curl's manifest alone, not every
+    /// node of the image curl (what generated CI jobs say).
+    #[arg(long, requires = "only")]
+    exact: bool,
     /// Ask registries again where external base images' tags (`FROM alpine:3.20`) point now,
     /// and rebuild what is built on a moved one.
     #[arg(long)]
@@ -181,6 +205,7 @@ impl SelectArgs {
             offline: self.offline,
             since: self.since.clone(),
             only: self.only.clone(),
+            exact: self.exact,
             refresh: self.refresh,
         }
     }
@@ -190,6 +215,14 @@ impl SelectArgs {
 enum Format {
     Text,
     Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum CiSystem {
+    /// A GitLab (child) pipeline.
+    Gitlab,
+    /// A GitHub Actions workflow.
+    Github,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -313,6 +346,32 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
             }
             if summary.failed > 0 {
                 return Err(Failure::Build);
+            }
+        }
+        Command::Ci { system, file, state, select, setup, output } => {
+            let model = load(file)?;
+            let selection = select.selection();
+            let session = Session::open(model, state.dir.as_deref(), &selection)?;
+            let graph_file = file.file.as_ref().map(|f| f.to_string_lossy().into_owned());
+            let options = ci::Options {
+                graph_file: graph_file.as_deref(),
+                selection: &selection,
+                setup: setup.as_deref(),
+            };
+            let system = match system {
+                CiSystem::Gitlab => ci::System::Gitlab,
+                CiSystem::Github => ci::System::Github,
+            };
+            let text = ci::render(&session, system, &options);
+            match output {
+                Some(path) => std::fs::write(path, text).map_err(|e| {
+                    Failure::Input(Problems::single(
+                        "hephy",
+                        Problem::new(Code::Io, format!("cannot write `{}`: {e}", path.display()))
+                            .help("name a file in a folder that exists and can be written"),
+                    ))
+                })?,
+                None => print(&text),
             }
         }
         Command::Explain { node, file, state, run, format } => explain(node, file, state, *run, *format)?,

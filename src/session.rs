@@ -32,6 +32,8 @@ pub(crate) struct Selection {
     pub(crate) since: Option<String>,
     /// Only these nodes (`run --only`); their dependencies must be fresh already.
     pub(crate) only: Vec<String>,
+    /// `--only` names node ids only (`curl` is curl's manifest, not all of curl's nodes).
+    pub(crate) exact: bool,
     /// Re-resolve the tags of external base images.
     pub(crate) refresh: bool,
 }
@@ -159,7 +161,11 @@ impl Session {
         }
         let mut only_nodes: Vec<NodeIndex> = Vec::new();
         for name in &selection.only {
-            only_nodes.extend(nodes_named(&model, &graph, name)?);
+            if selection.exact {
+                only_nodes.push(node_with_id(&graph, name)?);
+            } else {
+                only_nodes.extend(nodes_named(&model, &graph, name)?);
+            }
         }
         let mut plan = hephy_engine::plan(&graph, &inputs, &snapshot, &options);
         clock.lap("plan");
@@ -279,8 +285,13 @@ pub(crate) fn nodes_named(model: &Model, graph: &Graph, name: &str) -> Result<Ve
     if model.definition(name).is_some() {
         return Ok(graph.order().iter().copied().filter(|&n| graph.node(n).name == name).collect());
     }
+    node_with_id(graph, name).map(|index| vec![index])
+}
+
+/// The node whose id is `name`.
+fn node_with_id(graph: &Graph, name: &str) -> Result<NodeIndex, Failure> {
     if let Some(index) = graph.find(name) {
-        return Ok(vec![index]);
+        return Ok(index);
     }
     let ids = graph.order().iter().map(|&n| graph.node(n).id.as_str());
     let best = ids

@@ -261,9 +261,58 @@ impl Analyzer<'_> {
                     1
                 }
             };
-            out.push(Executor { name: draft.name.clone(), platform, jobs });
+            let gitlab_tags = self.labels(draft.gitlab_tags.as_ref(), "gitlab-tags");
+            let runs_on = self.labels(draft.runs_on.as_ref(), "runs-on");
+            let ssh = draft.ssh.as_ref().filter(|s| self.ssh_target(s)).cloned();
+            out.push(Executor { name: draft.name.clone(), platform, jobs, gitlab_tags, runs_on, ssh });
         }
         out
+    }
+
+    /// A comma-separated list of CI runner labels.
+    fn labels(&mut self, text: Option<&Text>, what: &str) -> Vec<String> {
+        let Some(text) = text else { return Vec::new() };
+        let labels: Vec<String> = text.value.split(',').map(|l| l.trim().to_owned()).collect();
+        if labels.iter().any(|l| l.is_empty() || l.chars().any(|c| c.is_control() || c == '"' || c == '\\')) {
+            self.sink.push(
+                Problem::new(
+                    Code::InvalidValue,
+                    format!("`{what}` is a comma-separated list of runner labels"),
+                )
+                .label(text.span, "an empty label, or one with quotes or control characters")
+                .help(format!("write it like `{what}=\"arm64,large\"`")),
+            );
+            return Vec::new();
+        }
+        labels
+    }
+
+    /// `user@host` or `user@host:port`, nothing an ssh command line could mistake for an option.
+    fn ssh_target(&mut self, text: &Text) -> bool {
+        let valid = text.value.split_once('@').is_some_and(|(user, rest)| {
+            let (host, port) = match rest.rsplit_once(':') {
+                Some((host, port)) if !host.contains(':') || host.ends_with(']') => (host, Some(port)),
+                _ => (rest, None),
+            };
+            let word = |w: &str, extra: &str| {
+                !w.is_empty()
+                    && !w.starts_with('-')
+                    && w.chars().all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+            };
+            word(user, "._-")
+                && (word(host, ".-") || (host.starts_with('[') && host.ends_with(']') && host.len() > 2))
+                && port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0))
+        });
+        if !valid {
+            self.sink.push(
+                Problem::new(Code::InvalidValue, format!("`{}` is not an ssh destination", text.value))
+                    .label(text.span, "expected user@host or user@host:port")
+                    .help(
+                        "for example `ssh=\"builder@arm64.example.com\"` or `ssh=\"builder@10.0.0.7:2222\"`",
+                    ),
+            );
+        }
+        valid
     }
 
     /// Names of images and tasks are one namespace; schedules have their own.

@@ -40,6 +40,15 @@ pub(crate) struct ExecutorDraft {
     pub(crate) name: Text,
     pub(crate) platform: Option<Text>,
     pub(crate) jobs: Option<Spanned<i128>>,
+    pub(crate) gitlab_tags: Option<Text>,
+    pub(crate) runs_on: Option<Text>,
+    pub(crate) ssh: Option<Text>,
+}
+
+impl ExecutorDraft {
+    pub(crate) fn new(name: Text) -> ExecutorDraft {
+        ExecutorDraft { name, platform: None, jobs: None, gitlab_tags: None, runs_on: None, ssh: None }
+    }
 }
 
 #[derive(Debug)]

@@ -122,10 +122,13 @@ impl Reader<'_> {
     fn executor(&mut self, node: &KdlNode) -> Option<ExecutorDraft> {
         let name = self.name(node)?;
         self.no_children(node);
-        let mut executor = ExecutorDraft { name, platform: None, jobs: None };
-        for (key, entry) in self.properties(node, &["platform", "jobs"]) {
+        let mut executor = ExecutorDraft::new(name);
+        for (key, entry) in self.properties(node, &["platform", "jobs", "gitlab-tags", "runs-on", "ssh"]) {
             match key {
                 "platform" => executor.platform = self.string(entry),
+                "gitlab-tags" => executor.gitlab_tags = self.string(entry),
+                "runs-on" => executor.runs_on = self.string(entry),
+                "ssh" => executor.ssh = self.string(entry),
                 _ => match entry.value() {
                     KdlValue::Integer(n) => executor.jobs = Some(Spanned::new(*n, entry.span())),
                     other => self.wrong_type(value_span(entry), "a whole number", other),

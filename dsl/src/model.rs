@@ -90,6 +90,12 @@ pub struct Executor {
     pub platform: Platform,
     /// How many nodes it runs at once.
     pub jobs: u32,
+    /// GitLab runner tags its CI jobs ask for (`hephy ci gitlab`).
+    pub gitlab_tags: Vec<String>,
+    /// GitHub Actions `runs-on` labels of its CI jobs (`hephy ci github`).
+    pub runs_on: Vec<String>,
+    /// A remote host its builds run on: `user@host` or `user@host:port`.
+    pub ssh: Option<Spanned<String>>,
 }
 
 /// The builders this hephy knows.

@@ -38,7 +38,7 @@ const IMAGE: &[&str] = &[
     "after",
 ];
 const TASK: &[&str] = &["run", "inputs", "outputs", "env", "platforms", "after"];
-const EXECUTOR: &[&str] = &["platform", "jobs"];
+const EXECUTOR: &[&str] = &["platform", "jobs", "gitlab-tags", "runs-on", "ssh"];
 const SCHEDULE: &[&str] = &["rebuild", "refresh"];
 const FROM: &[&str] = &["arg", "target", "registry-arg"];
 
@@ -325,12 +325,14 @@ impl Reader<'_> {
     }
 
     fn executor(&mut self, name: Text, body: &Value) -> Option<ExecutorDraft> {
-        let mut executor = ExecutorDraft { name, platform: None, jobs: None };
+        let mut executor = ExecutorDraft::new(name);
         for (key, value) in self.map(body, EXECUTOR, "an executor") {
-            if key.value == "platform" {
-                executor.platform = self.string(value);
-            } else {
-                executor.jobs = self.integer(value);
+            match key.value.as_str() {
+                "platform" => executor.platform = self.string(value),
+                "gitlab-tags" => executor.gitlab_tags = self.string(value),
+                "runs-on" => executor.runs_on = self.string(value),
+                "ssh" => executor.ssh = self.string(value),
+                _ => executor.jobs = self.integer(value),
             }
         }
         Some(executor)
