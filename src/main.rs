@@ -144,6 +144,10 @@ enum Command {
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Build one image shipped over ssh by another hephy (what an ssh executor's host runs;
+    /// reads the bundle on stdin, prints the pushed digest).
+    #[command(hide = true)]
+    RemoteBuild,
     /// Export the build graph.
     Graph {
         #[command(flatten)]
@@ -345,6 +349,13 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
                 return Err(Failure::Interrupted);
             }
             if summary.failed > 0 {
+                return Err(Failure::Build);
+            }
+        }
+        Command::RemoteBuild => {
+            let stdin = std::io::stdin().lock();
+            if let Err(message) = hephy_stdlib::serve_remote_build(stdin, std::io::stdout().lock()) {
+                eprintln!("hephy remote-build: {message}");
                 return Err(Failure::Build);
             }
         }

@@ -157,6 +157,27 @@ const CASES: &[Case] = &[
         codes: &["hephy::invalid_value"],
     },
     Case {
+        name: "executor_builds_in_two_places",
+        contexts: &["app"],
+        kdl: "executor \"arm\" platform=\"linux/arm64\" ssh=\"builder@arm.example.com\" buildkit=\"tcp://bk:1234\"\nimage \"app\" {\n    context \"app\"\n    platforms \"linux/arm64\"\n}\n",
+        yaml: "executors:\n  arm: { platform: linux/arm64, ssh: builder@arm.example.com, buildkit: \"tcp://bk:1234\" }\nimages:\n  app:\n    context: app\n    platforms: [linux/arm64]\n",
+        codes: &["hephy::invalid_value"],
+    },
+    Case {
+        name: "executor_addresses",
+        contexts: &["app"],
+        kdl: "executor \"a\" platform=\"linux/amd64\" ssh=\"-oProxyCommand=evil\"\nexecutor \"b\" platform=\"linux/arm64\" kubernetes=\"Builds\"\nimage \"app\" {\n    context \"app\"\n}\n",
+        yaml: "executors:\n  a: { platform: linux/amd64, ssh: \"-oProxyCommand=evil\" }\n  b: { platform: linux/arm64, kubernetes: Builds }\nimages:\n  app:\n    context: app\n",
+        codes: &["hephy::invalid_value", "hephy::invalid_value"],
+    },
+    Case {
+        name: "ssh_executor_runs_only_the_oci_builder",
+        contexts: &["app"],
+        kdl: "registry \"127.0.0.1:5000/team\"\nexecutor \"arm\" platform=\"linux/arm64\" ssh=\"builder@arm.example.com\"\nimage \"app\" {\n    context \"app\"\n    builder \"buildah\"\n    platforms \"linux/arm64\"\n}\n",
+        yaml: "registry: 127.0.0.1:5000/team\nexecutors:\n  arm: { platform: linux/arm64, ssh: builder@arm.example.com }\nimages:\n  app:\n    context: app\n    builder: buildah\n    platforms: [linux/arm64]\n",
+        codes: &["hephy::invalid_value"],
+    },
+    Case {
         name: "unknown_builder",
         contexts: &["app"],
         kdl: "image \"app\" {\n    context \"app\"\n    builder \"kanico\"\n}\n",

@@ -264,9 +264,71 @@ impl Analyzer<'_> {
             let gitlab_tags = self.labels(draft.gitlab_tags.as_ref(), "gitlab-tags");
             let runs_on = self.labels(draft.runs_on.as_ref(), "runs-on");
             let ssh = draft.ssh.as_ref().filter(|s| self.ssh_target(s)).cloned();
-            out.push(Executor { name: draft.name.clone(), platform, jobs, gitlab_tags, runs_on, ssh });
+            let buildkit = draft.buildkit.as_ref().filter(|a| self.buildkit_address(a)).cloned();
+            let kubernetes = draft.kubernetes.as_ref().filter(|n| self.namespace(n)).cloned();
+            let engines: Vec<&Text> =
+                [draft.ssh.as_ref(), draft.buildkit.as_ref(), draft.kubernetes.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+            if let [first, second, ..] = engines[..] {
+                self.sink.push(
+                    Problem::new(
+                        Code::InvalidValue,
+                        format!("executor `{}` names more than one place to build", draft.name.value),
+                    )
+                    .label(first.span, "here")
+                    .label(second.span, "and here")
+                    .help("an executor builds over `ssh`, on a `buildkit` daemon, or in a `kubernetes` namespace: pick one"),
+                );
+            }
+            out.push(Executor {
+                name: draft.name.clone(),
+                platform,
+                jobs,
+                gitlab_tags,
+                runs_on,
+                ssh,
+                buildkit,
+                kubernetes,
+            });
         }
         out
+    }
+
+    /// `tcp://host:port`, `unix:///path`, or another buildctl address scheme.
+    fn buildkit_address(&mut self, text: &Text) -> bool {
+        let valid = text.value.split_once("://").is_some_and(|(scheme, rest)| {
+            ["tcp", "unix", "docker-container", "kube-pod", "podman-container", "ssh"].contains(&scheme)
+                && !rest.is_empty()
+                && !rest.chars().any(|c| c.is_whitespace() || c.is_control())
+        });
+        if !valid {
+            self.sink.push(
+                Problem::new(Code::InvalidValue, format!("`{}` is not a BuildKit address", text.value))
+                    .label(text.span, "expected tcp://host:port or unix:///path")
+                    .help("for example `buildkit=\"tcp://buildkitd-arm64:1234\"`"),
+            );
+        }
+        valid
+    }
+
+    /// A Kubernetes namespace: a DNS label.
+    fn namespace(&mut self, text: &Text) -> bool {
+        let v = &text.value;
+        let valid = !v.is_empty()
+            && v.len() <= 63
+            && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !v.starts_with('-')
+            && !v.ends_with('-');
+        if !valid {
+            self.sink.push(
+                Problem::new(Code::InvalidValue, format!("`{v}` is not a Kubernetes namespace"))
+                    .label(text.span, "expected lower-case letters, digits and `-`")
+                    .help("for example `kubernetes=\"image-builds\"`"),
+            );
+        }
+        valid
     }
 
     /// A comma-separated list of CI runner labels.

@@ -43,11 +43,22 @@ pub(crate) struct ExecutorDraft {
     pub(crate) gitlab_tags: Option<Text>,
     pub(crate) runs_on: Option<Text>,
     pub(crate) ssh: Option<Text>,
+    pub(crate) buildkit: Option<Text>,
+    pub(crate) kubernetes: Option<Text>,
 }
 
 impl ExecutorDraft {
     pub(crate) fn new(name: Text) -> ExecutorDraft {
-        ExecutorDraft { name, platform: None, jobs: None, gitlab_tags: None, runs_on: None, ssh: None }
+        ExecutorDraft {
+            name,
+            platform: None,
+            jobs: None,
+            gitlab_tags: None,
+            runs_on: None,
+            ssh: None,
+            buildkit: None,
+            kubernetes: None,
+        }
     }
 }
 

@@ -123,12 +123,17 @@ impl Reader<'_> {
         let name = self.name(node)?;
         self.no_children(node);
         let mut executor = ExecutorDraft::new(name);
-        for (key, entry) in self.properties(node, &["platform", "jobs", "gitlab-tags", "runs-on", "ssh"]) {
+        for (key, entry) in self.properties(
+            node,
+            &["platform", "jobs", "gitlab-tags", "runs-on", "ssh", "buildkit", "kubernetes"],
+        ) {
             match key {
                 "platform" => executor.platform = self.string(entry),
                 "gitlab-tags" => executor.gitlab_tags = self.string(entry),
                 "runs-on" => executor.runs_on = self.string(entry),
                 "ssh" => executor.ssh = self.string(entry),
+                "buildkit" => executor.buildkit = self.string(entry),
+                "kubernetes" => executor.kubernetes = self.string(entry),
                 _ => match entry.value() {
                     KdlValue::Integer(n) => executor.jobs = Some(Spanned::new(*n, entry.span())),
                     other => self.wrong_type(value_span(entry), "a whole number", other),

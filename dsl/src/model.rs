@@ -96,6 +96,10 @@ pub struct Executor {
     pub runs_on: Vec<String>,
     /// A remote host its builds run on: `user@host` or `user@host:port`.
     pub ssh: Option<Spanned<String>>,
+    /// A BuildKit daemon its builds run on (`tcp://buildkitd-arm64:1234`).
+    pub buildkit: Option<Spanned<String>>,
+    /// A Kubernetes namespace its builds run in, as kaniko Jobs.
+    pub kubernetes: Option<Spanned<String>>,
 }
 
 /// The builders this hephy knows.

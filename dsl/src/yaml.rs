@@ -38,7 +38,7 @@ const IMAGE: &[&str] = &[
     "after",
 ];
 const TASK: &[&str] = &["run", "inputs", "outputs", "env", "platforms", "after"];
-const EXECUTOR: &[&str] = &["platform", "jobs", "gitlab-tags", "runs-on", "ssh"];
+const EXECUTOR: &[&str] = &["platform", "jobs", "gitlab-tags", "runs-on", "ssh", "buildkit", "kubernetes"];
 const SCHEDULE: &[&str] = &["rebuild", "refresh"];
 const FROM: &[&str] = &["arg", "target", "registry-arg"];
 
@@ -332,6 +332,8 @@ impl Reader<'_> {
                 "gitlab-tags" => executor.gitlab_tags = self.string(value),
                 "runs-on" => executor.runs_on = self.string(value),
                 "ssh" => executor.ssh = self.string(value),
+                "buildkit" => executor.buildkit = self.string(value),
+                "kubernetes" => executor.kubernetes = self.string(value),
                 _ => executor.jobs = self.integer(value),
             }
         }

@@ -8,8 +8,52 @@ use crate::dockerfile;
 
 /// Every builder problem of `model`; `Ok` when there is none.
 pub fn check(model: &Model) -> Result<(), Problems> {
-    let problems: Vec<Problem> = model.images.iter().flat_map(|image| check_image(model, image)).collect();
+    let problems: Vec<Problem> = model
+        .images
+        .iter()
+        .flat_map(|image| check_image(model, image).into_iter().chain(check_executors(model, image)))
+        .collect();
     if problems.is_empty() { Ok(()) } else { Err(Problems::collect(&model.source, problems)) }
+}
+
+/// What the executors of an image's platforms can build: an ssh host runs the built-in `oci`
+/// builder, a BuildKit daemon and a Kubernetes cluster (kaniko) build Dockerfiles.
+fn check_executors(model: &Model, image: &Image) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let builder = Builder::from_name(&image.builder);
+    for executor in model.executors.iter().filter(|e| image.platforms.contains(&e.platform)) {
+        let (place, span, fits, help) = if let Some(ssh) = &executor.ssh {
+            (
+                "an ssh host",
+                ssh.span,
+                builder == Some(Builder::Oci),
+                "ssh executors build with the built-in oci builder",
+            )
+        } else if let Some(addr) = &executor.buildkit {
+            let fits = builder.is_some_and(|b| b.capabilities().dockerfile);
+            ("a BuildKit daemon", addr.span, fits, "a BuildKit daemon builds Dockerfiles")
+        } else if let Some(namespace) = &executor.kubernetes {
+            let fits = builder.is_some_and(|b| b.capabilities().dockerfile);
+            ("Kubernetes (kaniko)", namespace.span, fits, "kaniko builds Dockerfiles")
+        } else {
+            continue;
+        };
+        if !fits {
+            problems.push(
+                Problem::new(
+                    Code::InvalidValue,
+                    format!(
+                        "image `{}` is built with {}, which {place} does not run (executor `{}`, {})",
+                        image.name.value, image.builder, executor.name.value, executor.platform
+                    ),
+                )
+                .label(image.name.span, format!("built with {}", image.builder))
+                .label(span, format!("builds {}", executor.platform))
+                .help(help),
+            );
+        }
+    }
+    problems
 }
 
 fn check_image(model: &Model, image: &Image) -> Vec<Problem> {

@@ -1,13 +1,26 @@
-//! Running a builder other than buildah: render its command, run it, read the digest it left.
+//! Running a builder other than buildah: render its command, run it, read the digest it left;
+//! on a BuildKit executor, against that daemon; on a Kubernetes executor, as a kaniko Job.
 
 use std::process::Command;
 
 use hephy_dsl::{Image, Model};
 use hephy_engine::{Job, Outcome};
 
-use crate::builders::{self, Builder, Request};
+use crate::builders::{self, Builder, Rendered, Request};
+use crate::engines;
 use crate::process::{self, Log};
 use crate::reference;
+
+/// Where an external build runs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Engine<'a> {
+    /// Here: the builder's own command.
+    Local,
+    /// A BuildKit daemon at this address.
+    Buildkit(&'a str),
+    /// A kaniko Job in this Kubernetes namespace.
+    Kubernetes(&'a str),
+}
 
 pub(crate) fn build(
     builder: Builder,
@@ -15,6 +28,7 @@ pub(crate) fn build(
     image: &Image,
     job: &Job<'_>,
     oci: &crate::oci::Oci,
+    engine: Engine<'_>,
 ) -> Outcome {
     let fail = |message: String| Outcome::Failed { message };
     let Some(registry) = &model.registry else {
@@ -45,22 +59,20 @@ pub(crate) fn build(
         insecure: reference::insecure(Some(registry)),
         digest_file: work.join("digest"),
     };
-    let Some(rendered) = builders::render(builder, &request) else {
-        return fail(format!("{} runs no external command", builder.name()));
+    let built = match engine {
+        Engine::Local => run_builder(builder, &request, job, &log),
+        Engine::Buildkit(addr) => {
+            run_rendered(&engines::buildkit(addr, &request), job, &log).and_then(|()| {
+                std::fs::read_to_string(&request.digest_file)
+                    .map_err(|e| e.to_string())
+                    .and_then(|text| builders::read_digest(Builder::Buildkit, &text))
+            })
+        }
+        Engine::Kubernetes(namespace) => {
+            run_kubernetes(namespace, &request, &image.dockerfile, &work, job, &log)
+        }
     };
-    let mut command = Command::new(&rendered.program);
-    command.args(&rendered.args).envs(rendered.env.iter().map(|(k, v)| (k, v))).current_dir(job.root);
-    log.note(&format!("$ {}", process::shown(&command)));
-    if let Err(e) = process::run(command, job, &log) {
-        return fail(e);
-    }
-    let left = if builder == Builder::Spin {
-        std::fs::read_to_string(&job.log)
-    } else {
-        std::fs::read_to_string(&request.digest_file)
-    };
-    let digest = match left.map_err(|e| e.to_string()).and_then(|text| builders::read_digest(builder, &text))
-    {
+    let digest = match built {
         Ok(digest) => digest,
         Err(e) => return fail(e),
     };
@@ -71,4 +83,77 @@ pub(crate) fn build(
         return fail(e);
     }
     Outcome::Built { output: digest }
+}
+
+fn run_rendered(rendered: &Rendered, job: &Job<'_>, log: &Log) -> Result<(), String> {
+    let mut command = Command::new(&rendered.program);
+    command.args(&rendered.args).envs(rendered.env.iter().map(|(k, v)| (k, v))).current_dir(job.root);
+    log.note(&format!("$ {}", process::shown(&command)));
+    process::run(command, job, log)
+}
+
+fn run_builder(builder: Builder, request: &Request, job: &Job<'_>, log: &Log) -> Result<String, String> {
+    let rendered = builders::render(builder, request)
+        .ok_or_else(|| format!("{} runs no external command", builder.name()))?;
+    run_rendered(&rendered, job, log)?;
+    let left = if builder == Builder::Spin {
+        std::fs::read_to_string(&job.log)
+    } else {
+        std::fs::read_to_string(&request.digest_file)
+    };
+    left.map_err(|e| e.to_string()).and_then(|text| builders::read_digest(builder, &text))
+}
+
+/// A kaniko Job: the context as a tar, the Job applied, the context copied in, the digest read
+/// from the finished container.
+fn run_kubernetes(
+    namespace: &str,
+    request: &Request,
+    dockerfile: &str,
+    work: &std::path::Path,
+    job: &Job<'_>,
+    log: &Log,
+) -> Result<String, String> {
+    let files = engines::KubernetesFiles::in_dir(work);
+    let context_files = crate::oci::context_files(&request.context, dockerfile)?;
+    write_context_tar(&request.context, &context_files, &files.context)
+        .map_err(|e| format!("cannot pack the build context: {e}"))?;
+    let name = engines::job_name(job.node.id.as_str(), job.key.as_str());
+    let manifest = engines::kubernetes_job(namespace, &name, request, dockerfile);
+    std::fs::write(&files.job, serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?)
+        .map_err(|e| format!("cannot write `{}`: {e}", files.job.display()))?;
+    let mut pod = String::new();
+    for (i, step) in
+        engines::kubernetes_steps(namespace, &name, &files.job, &files.context).into_iter().enumerate()
+    {
+        let mut step = step;
+        for arg in &mut step.args {
+            if arg == "POD" {
+                arg.clone_from(&pod);
+            } else if let Some(rest) = arg.strip_prefix("POD:") {
+                *arg = format!("{pod}:{rest}");
+            }
+        }
+        run_rendered(&step, job, log)?;
+        if i == 2 {
+            pod = log.marker("pod=").filter(|p| !p.is_empty()).ok_or("the Job has no pod")?;
+        }
+    }
+    let digest = log.marker("digest=").unwrap_or_default();
+    builders::read_digest(Builder::Kaniko, &digest)
+}
+
+fn write_context_tar(
+    context: &std::path::Path,
+    files: &[String],
+    out: &std::path::Path,
+) -> std::io::Result<()> {
+    let file = std::fs::File::create(out)?;
+    let gzip = flate2::GzBuilder::new().mtime(0).write(file, flate2::Compression::default());
+    let mut tar = tar::Builder::new(gzip);
+    tar.follow_symlinks(false);
+    for path in files {
+        tar.append_path_with_name(context.join(path), path)?;
+    }
+    tar.into_inner()?.finish()?.sync_all()
 }

@@ -14,12 +14,14 @@ mod cache;
 mod check;
 mod credentials;
 mod dockerfile;
+mod engines;
 mod external;
 mod git;
 mod oci;
 mod process;
 mod reference;
 mod registry;
+mod remote;
 mod task;
 
 use std::path::Path;
@@ -30,9 +32,12 @@ pub use cache::RegistryCache;
 pub use check::check;
 pub use git::{Upstreams, resolve_all as resolve_upstreams};
 pub use oci::location;
+pub use remote::serve as serve_remote_build;
 
 use hephy_dsl::{Definition, Model};
 use hephy_engine::{Exclusions, Job, Node, NodeKind, Outcome, Work};
+
+use crate::external::Engine;
 
 /// The built-in implementation of every node kind.
 #[derive(Debug)]
@@ -41,6 +46,7 @@ pub struct Stdlib<'m> {
     exclusions: Exclusions,
     buildah: buildah::Buildah,
     oci: oci::Oci,
+    remote: remote::Remote,
 }
 
 /// Where an image's build context is: a local folder, or a checkout of its upstream commit.
@@ -91,11 +97,22 @@ impl<'m> Stdlib<'m> {
             exclusions,
             buildah: buildah::Buildah::new(state_dir, sources.clone()),
             oci: oci::Oci::new(state_dir, sources),
+            remote: remote::Remote::default(),
         }
     }
 }
 
 impl Stdlib<'_> {
+    /// The executor `node` runs on, if it builds somewhere other than here (ssh, BuildKit,
+    /// Kubernetes).
+    fn executor(&self, node: &Node) -> Option<&hephy_dsl::Executor> {
+        self.model
+            .executors
+            .iter()
+            .find(|e| e.name.value == node.executor)
+            .filter(|e| e.ssh.is_some() || e.buildkit.is_some() || e.kubernetes.is_some())
+    }
+
     /// Whether hephy assembles `image`'s index and tags itself: always with a registry, and
     /// in its own image layout for the `oci` builder.
     fn native(&self, image: &hephy_dsl::Image) -> bool {
@@ -107,10 +124,37 @@ impl Work for Stdlib<'_> {
     fn execute(&self, job: &Job<'_>) -> Outcome {
         match (job.node.kind, self.model.definition(&job.node.name)) {
             (NodeKind::Task, Some(Definition::Task(task))) => task::run(task, job, &self.exclusions),
+            (NodeKind::Image, Some(Definition::Image(image)))
+                if let Some(executor) = self.executor(job.node) =>
+            {
+                if let Some(host) = &executor.ssh {
+                    self.remote.build(self.model, image, job, &host.value, &self.oci)
+                } else if let Some(addr) = &executor.buildkit {
+                    external::build(
+                        Builder::Buildkit,
+                        self.model,
+                        image,
+                        job,
+                        &self.oci,
+                        Engine::Buildkit(&addr.value),
+                    )
+                } else if let Some(namespace) = &executor.kubernetes {
+                    external::build(
+                        Builder::Kaniko,
+                        self.model,
+                        image,
+                        job,
+                        &self.oci,
+                        Engine::Kubernetes(&namespace.value),
+                    )
+                } else {
+                    Outcome::Failed { message: format!("executor `{}` builds nowhere", executor.name.value) }
+                }
+            }
             (NodeKind::Image, Some(Definition::Image(image))) => match Builder::from_name(&image.builder) {
                 Some(Builder::Oci) => self.oci.build(self.model, image, job),
                 Some(Builder::Buildah) | None => self.buildah.build(self.model, image, job, &self.oci),
-                Some(other) => external::build(other, self.model, image, job, &self.oci),
+                Some(other) => external::build(other, self.model, image, job, &self.oci, Engine::Local),
             },
             // Without a registry, images of external builders live only in that builder's
             // storage: their "index" is the list of platform outputs.

@@ -53,6 +53,16 @@ impl Log {
         Some(line.chars().take(300).collect())
     }
 
+    /// The rest of the last line that starts with `prefix` (a marker a command printed).
+    pub(crate) fn marker(&self, prefix: &str) -> Option<String> {
+        let mut file = self.0.lock().ok()?;
+        file.seek(SeekFrom::Start(0)).ok()?;
+        let mut text = String::new();
+        file.read_to_string(&mut text).ok()?;
+        file.seek(SeekFrom::End(0)).ok()?;
+        text.lines().rev().find_map(|l| l.strip_prefix(prefix)).map(|rest| rest.trim().to_owned())
+    }
+
     /// Appends a line of hephy's own (the command about to run, say).
     pub(crate) fn note(&self, line: &str) {
         if let Ok(mut file) = self.0.lock() {
@@ -69,12 +79,30 @@ pub(crate) fn shown(command: &Command) -> String {
         .join(" ")
 }
 
+/// What a command reads on stdin: written by a thread of its own while the command runs.
+pub(crate) type Feed = Box<dyn FnOnce(&mut dyn Write) -> std::io::Result<()> + Send>;
+
 /// Runs `command` to completion. `Err` says what failed, for people.
-pub(crate) fn run(mut command: Command, job: &Job<'_>, log: &Log) -> Result<(), String> {
+pub(crate) fn run(command: Command, job: &Job<'_>, log: &Log) -> Result<(), String> {
+    run_fed(command, job, log, None)
+}
+
+/// Runs `command` to completion with `feed` writing its stdin (closed when the feed returns).
+pub(crate) fn run_fed(
+    mut command: Command,
+    job: &Job<'_>,
+    log: &Log,
+    feed: Option<Feed>,
+) -> Result<(), String> {
     let program = command.get_program().to_string_lossy().into_owned();
     let shown = shown(&command);
-    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    let stdin = if feed.is_some() { Stdio::piped() } else { Stdio::null() };
+    command.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
     let mut child = command.spawn().map_err(|e| format!("cannot start `{program}`: {e}"))?;
+    let feeder = match (feed, child.stdin.take()) {
+        (Some(feed), Some(mut input)) => Some(std::thread::spawn(move || feed(&mut input))),
+        _ => None,
+    };
     let streams = [
         child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
         child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
@@ -133,7 +161,15 @@ pub(crate) fn run(mut command: Command, job: &Job<'_>, log: &Log) -> Result<(), 
     for reader in readers {
         let _ = reader.join();
     }
+    // A feed that failed for its own reasons (an unreadable file) says so; one cut off because
+    // the command went away is the command's failure, reported below.
+    let fed = feeder.map(|f| f.join());
     let status = status.map_err(|e| format!("lost track of `{shown}`: {e}"))?;
+    if status.success()
+        && let Some(Ok(Err(e))) = fed
+    {
+        return Err(format!("feeding `{program}` failed: {e}"));
+    }
     if terminated_at.is_some() {
         return Err(format!("`{shown}` was stopped: the run was cancelled"));
     }

@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod registry;
+pub mod ssh;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -76,6 +76,7 @@ fn platform_json(platform: &Platform) -> Value {
 }
 
 impl Oci {
+    /// Native image work with its layout in `state_dir/oci`.
     pub(crate) fn new(state_dir: &Path, sources: crate::Sources) -> Oci {
         let state_dir = std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
         Oci {
@@ -101,22 +102,18 @@ impl Oci {
 
     fn try_build(&self, model: &Model, image: &Image, job: &Job<'_>) -> Result<String, String> {
         let log = Log::create(job)?;
+        let note = |line: &str| log.note(line);
         let node = job.node;
         let platform = node.platform.clone().unwrap_or_else(Platform::host);
         let context = self.sources.context(job.root, image)?;
         let dockerfile_path = context.join(&image.dockerfile);
         let dockerfile = std::fs::read_to_string(&dockerfile_path)
             .map_err(|e| format!("cannot read `{}`: {e}", dockerfile_path.display()))?;
-        let files = hephy_engine::collect(
-            &context,
-            &FileSource::Context { dir: ".".to_owned(), dockerfile: image.dockerfile.clone() },
-            &Exclusions::default(),
-        )
-        .map_err(|e| e.to_string())?;
+        let files = context_files(&context, &image.dockerfile)?;
         let mut build_args: Vec<(String, String)> =
             image.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         build_args.extend(reference::injected(model, node, &job.deps));
-        log.note(&format!(
+        note(&format!(
             "hephy oci: building {} for {platform}{} from {} files",
             image.dockerfile,
             node.target.as_ref().map(|t| format!(" (target {t})")).unwrap_or_default(),
@@ -131,34 +128,60 @@ impl Oci {
             target: node.target.as_deref(),
             platform: &platform,
         };
-        let bases = Pulls { oci: self, log: &log };
-        let built = build::build(&request, &self.layout, &bases)?;
-        let digest = built.manifest.digest.clone();
+        let manifest = self.assemble(&request, &note)?;
+        let digest = manifest.digest.clone();
         self.layout.name(
             &layout_name(node),
-            &built.manifest,
+            &manifest,
             Some(&json!({ "platform": platform_json(&platform) })),
         )?;
-        log.note(&format!("hephy oci: {} is {digest}", layout_name(node)));
+        note(&format!("hephy oci: {} is {digest}", layout_name(node)));
         if model.registry.is_some() {
             let repository = reference::repository(model, node);
-            let target = Reference::parse(&repository)?;
-            self.push_image(&target, &built.manifest, &log)?;
-            let lock = self.repository_lock(&repository)?;
-            let _held = lock.lock().map_err(|_| "a registry lock was poisoned".to_owned())?;
-            let bytes = self.layout.read(&digest).ok_or("the manifest just written is gone")?;
-            self.client.push_manifest(&target, &reference::key_tag(job.key), build::MANIFEST, &bytes)?;
-            log.note(&format!("hephy oci: pushed {repository}:{}", reference::key_tag(job.key)));
-            if let Some(tag) = template_tag(model, job, model.naming.platform.as_ref(), &self.sources) {
-                self.client.push_manifest(&target, &tag, build::MANIFEST, &bytes)?;
-                log.note(&format!("hephy oci: tagged {repository}:{tag}"));
-            }
+            let mut tags = vec![reference::key_tag(job.key)];
+            tags.extend(template_tag(model, job, model.naming.platform.as_ref(), &self.sources));
+            self.publish_build(&repository, &manifest, &tags, &note)?;
         }
         Ok(digest)
     }
 
+    /// Builds `request` into the layout; returns the image manifest's descriptor.
+    pub(crate) fn assemble(
+        &self,
+        request: &build::Request<'_>,
+        note: &dyn Fn(&str),
+    ) -> Result<Descriptor, String> {
+        let bases = Pulls { oci: self, note };
+        build::build(request, &self.layout, &bases).map(|built| built.manifest)
+    }
+
+    /// Pushes a built image (blobs the registry lacks, then its manifest under each tag).
+    pub(crate) fn publish_build(
+        &self,
+        repository: &str,
+        manifest: &Descriptor,
+        tags: &[String],
+        note: &dyn Fn(&str),
+    ) -> Result<(), String> {
+        let target = Reference::parse(repository)?;
+        self.push_image(&target, manifest, note)?;
+        let lock = self.repository_lock(repository)?;
+        let _held = lock.lock().map_err(|_| "a registry lock was poisoned".to_owned())?;
+        let bytes = self.layout.read(&manifest.digest).ok_or("the manifest just written is gone")?;
+        for tag in tags {
+            self.client.push_manifest(&target, tag, build::MANIFEST, &bytes)?;
+            note(&format!("hephy oci: pushed {repository}:{tag}"));
+        }
+        Ok(())
+    }
+
     /// Uploads the blobs of the manifest `manifest` (config and layers) to `target`'s repository.
-    fn push_image(&self, target: &Reference, manifest: &Descriptor, log: &Log) -> Result<(), String> {
+    fn push_image(
+        &self,
+        target: &Reference,
+        manifest: &Descriptor,
+        note: &dyn Fn(&str),
+    ) -> Result<(), String> {
         let bytes = self.layout.read(&manifest.digest).ok_or("the manifest just written is gone")?;
         let parsed: Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
         let mut blobs = vec![parsed["config"]["digest"].as_str().unwrap_or_default().to_owned()];
@@ -176,7 +199,7 @@ impl Oci {
                 .push_blob(target, &digest, &self.layout.blob_path(&digest))
                 .map_err(|e| format!("pushing to {}: {e}", target.host))?;
         }
-        log.note(&format!(
+        note(&format!(
             "hephy oci: blobs of {} are in {}/{}",
             manifest.digest, target.host, target.repository
         ));
@@ -293,7 +316,7 @@ impl Oci {
 
     /// Fetches a base image for `platform` into the layout (the local layout first: graph
     /// images built here are found there by digest).
-    fn pull(&self, text: &str, platform: &Platform, log: &Log) -> Result<build::BaseImage, String> {
+    fn pull(&self, text: &str, platform: &Platform, note: &dyn Fn(&str)) -> Result<build::BaseImage, String> {
         let reference = Reference::parse(text)?;
         let mut digest = match &reference.digest {
             Some(digest) => digest.clone(),
@@ -302,7 +325,7 @@ impl Oci {
                     .client
                     .resolve(&reference)?
                     .ok_or_else(|| format!("{text} does not exist in its registry"))?;
-                log.note(&format!("hephy oci: {text} is {digest}"));
+                note(&format!("hephy oci: {text} is {digest}"));
                 digest
             }
         };
@@ -372,13 +395,23 @@ impl Oci {
 /// Base images for one build, pulled through the layout.
 struct Pulls<'a> {
     oci: &'a Oci,
-    log: &'a Log,
+    note: &'a dyn Fn(&str),
 }
 
 impl build::Bases for Pulls<'_> {
     fn fetch(&self, reference: &str, platform: &Platform) -> Result<build::BaseImage, String> {
-        self.oci.pull(reference, platform, self.log)
+        self.oci.pull(reference, platform, self.note)
     }
+}
+
+/// The files of a build context (relative, sorted, `.dockerignore` applied).
+pub(crate) fn context_files(context: &Path, dockerfile: &str) -> Result<Vec<String>, String> {
+    hephy_engine::collect(
+        context,
+        &FileSource::Context { dir: ".".to_owned(), dockerfile: dockerfile.to_owned() },
+        &Exclusions::default(),
+    )
+    .map_err(|e| e.to_string())
 }
 
 fn commit_of(model: &Model, node: &Node, sources: &crate::Sources) -> Option<String> {

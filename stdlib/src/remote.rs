@@ -1,0 +1,327 @@
+//! Remote executors over SSH: an image build of an executor with `ssh="user@host[:port]"` runs
+//! on that host, with the built-in `oci` builder of a `hephy` there.
+//!
+//! Per build, hephy streams one tar over ssh's stdin — a spec (`spec.json`: platform, target,
+//! build args with the injected references, repository, tags) and the build context as
+//! `.dockerignore` leaves it (upstream checkouts included) — to `hephy remote-build` on the
+//! host, which unpacks it into a scratch folder, builds, pushes to the graph's registry (the
+//! registry carries results between machines, so an ssh executor needs one), and prints the
+//! digest, which hephy reads back. Its output goes to the node's log.
+//!
+//! The host's `hephy` is this very binary, shipped once (`~/.cache/hephy/bin/hephy-<blake3>`,
+//! or under `$HEPHY_REMOTE_DIR` as the host's environment sets it) when the host has this
+//! machine's architecture; otherwise the host's own `hephy` on its `PATH`. ssh runs with
+//! `BatchMode`, a connect timeout and keep-alives, so a host that goes away fails the node with
+//! a clear message instead of hanging it. `HEPHY_SSH_CONFIG` names an ssh config file to use
+//! (keys, known hosts); `HEPHY_SSH_CONNECT_TIMEOUT` overrides the 10 s connect timeout.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+use hephy_dsl::{Image, Model, Platform};
+use hephy_engine::{Job, Outcome};
+use serde_json::{Value, json};
+
+use crate::oci::{self, Oci, build};
+use crate::process::{self, Feed, Log};
+use crate::reference;
+
+/// The line `hephy remote-build` prints its result on.
+const DIGEST_MARKER: &str = "hephy-remote-digest ";
+
+/// The version of the spec a build is shipped with.
+const SPEC_VERSION: u64 = 1;
+
+/// Builds on ssh executors.
+#[derive(Debug, Default)]
+pub(crate) struct Remote {
+    /// The `hephy` to run on each host (`Err`: why there is none), found once per run.
+    hosts: Mutex<HashMap<String, Result<String, String>>>,
+}
+
+/// `user@host[:port]` → (`user@host`, port).
+fn destination(target: &str) -> (String, Option<String>) {
+    match target.rsplit_once(':') {
+        Some((left, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !port.is_empty() => {
+            (left.to_owned(), Some(port.to_owned()))
+        }
+        _ => (target.to_owned(), None),
+    }
+}
+
+/// `ssh … DESTINATION -- sh -c SCRIPT`: batch mode, timeouts, keep-alives.
+fn ssh(target: &str, script: &str) -> Command {
+    let (dest, port) = destination(target);
+    let timeout = std::env::var("HEPHY_SSH_CONNECT_TIMEOUT")
+        .ok()
+        .filter(|t| t.parse::<u32>().is_ok_and(|t| t > 0))
+        .unwrap_or_else(|| "10".to_owned());
+    let mut command = Command::new("ssh");
+    if let Some(config) = std::env::var_os("HEPHY_SSH_CONFIG").filter(|c| !c.is_empty()) {
+        command.arg("-F").arg(config);
+    }
+    command.args(["-o", "BatchMode=yes", "-o", &format!("ConnectTimeout={timeout}")]);
+    command.args(["-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3", "-T"]);
+    if let Some(port) = port {
+        command.args(["-p", &port]);
+    }
+    // The destination was validated (no leading `-`); the script is one shell word.
+    command.arg(dest).arg("--").arg(format!("sh -c {}", quote(script)));
+    command
+}
+
+/// A word for a POSIX shell, single-quoted.
+fn quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+/// The host's folder for hephy: `$HEPHY_REMOTE_DIR`, else `~/.cache/hephy`.
+const REMOTE_DIR: &str = r#"d="${HEPHY_REMOTE_DIR:-$HOME/.cache/hephy}""#;
+
+/// This binary's identity: the first 16 hex digits of its blake3.
+fn exe_id() -> Result<(PathBuf, String), String> {
+    static ID: OnceLock<Result<(PathBuf, String), String>> = OnceLock::new();
+    ID.get_or_init(|| {
+        let exe = std::env::current_exe().map_err(|e| format!("cannot find hephy's own binary: {e}"))?;
+        let bytes = std::fs::read(&exe).map_err(|e| format!("cannot read `{}`: {e}", exe.display()))?;
+        Ok((exe, blake3::hash(&bytes).to_hex()[..16].to_owned()))
+    })
+    .clone()
+}
+
+fn local_arch() -> &'static str {
+    std::env::consts::ARCH
+}
+
+impl Remote {
+    /// The `hephy` to run on `target`, shipping this binary there when it can run it.
+    fn prepare(&self, target: &str, job: &Job<'_>, log: &Log) -> Result<String, String> {
+        let mut hosts = self.hosts.lock().map_err(|_| "a host lock was poisoned".to_owned())?;
+        if let Some(found) = hosts.get(target) {
+            return found.clone();
+        }
+        let found = self.find_or_ship(target, job, log);
+        hosts.insert(target.to_owned(), found.clone());
+        found
+    }
+
+    fn find_or_ship(&self, target: &str, job: &Job<'_>, log: &Log) -> Result<String, String> {
+        let (exe, id) = exe_id()?;
+        let shipped = format!("\"$d/bin/hephy-{id}\"");
+        let probe = format!(
+            "{REMOTE_DIR}; echo \"arch=$(uname -m)\"; if [ -x {shipped} ]; then echo shipped=yes; fi; command -v hephy >/dev/null && echo installed=yes; true"
+        );
+        let command = ssh(target, &probe);
+        log.note(&format!("$ {}", process::shown(&command)));
+        process::run(command, job, log).map_err(|e| connection_failure(target, &e))?;
+        let arch = log.marker("arch=").unwrap_or_default();
+        if log.marker("shipped=").is_some() {
+            return Ok(format!("{REMOTE_DIR}; exec {shipped}"));
+        }
+        if arch == local_arch() {
+            let script = format!(
+                "{REMOTE_DIR}; mkdir -p \"$d/bin\" && cat > \"$d/bin/.hephy-{id}.tmp\" && chmod 755 \"$d/bin/.hephy-{id}.tmp\" && mv \"$d/bin/.hephy-{id}.tmp\" {shipped}"
+            );
+            let command = ssh(target, &script);
+            log.note(&format!("$ {}   (shipping {} to {target})", process::shown(&command), exe.display()));
+            let feed: Feed = Box::new(move |out: &mut dyn Write| {
+                let mut file = std::fs::File::open(&exe)?;
+                std::io::copy(&mut file, out).map(|_| ())
+            });
+            process::run_fed(command, job, log, Some(feed)).map_err(|e| connection_failure(target, &e))?;
+            return Ok(format!("{REMOTE_DIR}; exec {shipped}"));
+        }
+        if log.marker("installed=").is_some() {
+            log.note(&format!(
+                "hephy: {target} is {arch}, this machine {}: using its own hephy",
+                local_arch()
+            ));
+            return Ok("exec hephy".to_owned());
+        }
+        Err(format!(
+            "{target} has no hephy, and this one cannot run there ({arch}, not {}): install hephy on {target}",
+            local_arch()
+        ))
+    }
+
+    /// Builds one platform of `image` on the executor's host.
+    pub(crate) fn build(
+        &self,
+        model: &Model,
+        image: &Image,
+        job: &Job<'_>,
+        target: &str,
+        oci: &Oci,
+    ) -> Outcome {
+        match self.try_build(model, image, job, target, oci) {
+            Ok(digest) => Outcome::Built { output: digest },
+            Err(message) => Outcome::Failed { message },
+        }
+    }
+
+    fn try_build(
+        &self,
+        model: &Model,
+        image: &Image,
+        job: &Job<'_>,
+        target: &str,
+        oci: &Oci,
+    ) -> Result<String, String> {
+        if image.builder != "oci" {
+            return Err(format!(
+                "ssh executors run the built-in oci builder; image `{}` is built with {}",
+                image.name.value, image.builder
+            ));
+        }
+        if model.registry.is_none() {
+            return Err(format!(
+                "an ssh executor hands its builds back through a registry: give the graph a `registry` to build `{}` on {target}",
+                job.node.id
+            ));
+        }
+        let log = Log::create(job)?;
+        let remote_hephy = self.prepare(target, job, &log)?;
+        let node = job.node;
+        let context = oci.sources().context(job.root, image)?;
+        let files = oci::context_files(&context, &image.dockerfile)?;
+        let mut build_args: Vec<(String, String)> =
+            image.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        build_args.extend(reference::injected(model, node, &job.deps));
+        let mut tags = vec![reference::key_tag(job.key)];
+        tags.extend(oci.platform_tag(model, job));
+        let spec = json!({
+            "version": SPEC_VERSION,
+            "node": node.id.to_string(),
+            "dockerfile": image.dockerfile,
+            "platform": node.platform.as_ref().map(ToString::to_string),
+            "target": node.target,
+            "build_args": build_args,
+            "repository": reference::repository(model, node),
+            "tags": tags,
+        });
+        let command = ssh(target, &format!("{remote_hephy} remote-build"));
+        log.note(&format!("$ {}   ({} context files)", process::shown(&command), files.len()));
+        let feed: Feed = Box::new(move |out: &mut dyn Write| bundle(out, &spec, &context, &files));
+        process::run_fed(command, job, &log, Some(feed)).map_err(|e| connection_failure(target, &e))?;
+        let digest = log.marker(DIGEST_MARKER).ok_or_else(|| format!("{target} reported no digest"))?;
+        if !oci::layout::valid_digest(&digest) {
+            return Err(format!("{target} reported `{digest}`, not a digest"));
+        }
+        Ok(digest)
+    }
+}
+
+/// ssh exits 255 when the connection (not the command) failed.
+fn connection_failure(target: &str, message: &str) -> String {
+    match message.split_once("exited with status 255") {
+        Some((_, rest)) => {
+            let why = rest.trim_start_matches(':').trim();
+            let why = if why.is_empty() { "no message" } else { why };
+            format!("the ssh connection to {target} failed or was lost ({why})")
+        }
+        None => format!("on {target}: {message}"),
+    }
+}
+
+/// Writes the tar a remote build reads: `spec.json`, then `context/…`.
+fn bundle(out: &mut dyn Write, spec: &Value, context: &Path, files: &[String]) -> std::io::Result<()> {
+    let mut tar = tar::Builder::new(out);
+    tar.follow_symlinks(false);
+    let bytes = serde_json::to_vec(spec).map_err(std::io::Error::other)?;
+    let mut header = tar::Header::new_gnu();
+    header.set_size(bytes.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    tar.append_data(&mut header, "spec.json", &bytes[..])?;
+    for file in files {
+        tar.append_path_with_name(context.join(file), Path::new("context").join(file))?;
+    }
+    tar.finish()
+}
+
+/// The host side: reads a bundle from `input`, builds it with the `oci` builder (layout under
+/// `$HEPHY_REMOTE_DIR` or `~/.cache/hephy`), pushes it, and prints the digest on `output`.
+pub fn serve(input: impl Read, mut output: impl Write) -> Result<(), String> {
+    let home = std::env::var_os("HEPHY_REMOTE_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("hephy")))
+        .ok_or("neither HEPHY_REMOTE_DIR nor HOME is set")?;
+    std::fs::create_dir_all(&home).map_err(|e| format!("cannot create `{}`: {e}", home.display()))?;
+    let scratch = tempfile::Builder::new()
+        .prefix("build-")
+        .tempdir_in(&home)
+        .map_err(|e| format!("cannot create a folder in `{}`: {e}", home.display()))?;
+    let mut archive = tar::Archive::new(input);
+    archive.set_preserve_permissions(true);
+    // `unpack_in` refuses entries that would land outside the folder (`..`, absolute paths).
+    for entry in archive.entries().map_err(|e| format!("reading the bundle: {e}"))? {
+        let mut entry = entry.map_err(|e| format!("reading the bundle: {e}"))?;
+        entry.unpack_in(scratch.path()).map_err(|e| format!("unpacking the bundle: {e}"))?;
+    }
+    let spec: Value = serde_json::from_slice(
+        &std::fs::read(scratch.path().join("spec.json"))
+            .map_err(|e| format!("the bundle has no spec: {e}"))?,
+    )
+    .map_err(|e| format!("the bundle's spec is not JSON: {e}"))?;
+    if spec["version"].as_u64() != Some(SPEC_VERSION) {
+        return Err(format!("this hephy reads bundles of version {SPEC_VERSION}, not {}", spec["version"]));
+    }
+    let text =
+        |key: &str| spec[key].as_str().map(str::to_owned).ok_or_else(|| format!("the spec has no `{key}`"));
+    let dockerfile_name = text("dockerfile")?;
+    let platform: Platform = match spec["platform"].as_str() {
+        Some(p) => p.parse().map_err(|e| format!("the spec's platform: {e}"))?,
+        None => Platform::host(),
+    };
+    let build_args: Vec<(String, String)> = serde_json::from_value(spec["build_args"].clone())
+        .map_err(|e| format!("the spec's build args: {e}"))?;
+    let tags: Vec<String> =
+        serde_json::from_value(spec["tags"].clone()).map_err(|e| format!("the spec's tags: {e}"))?;
+    let repository = text("repository")?;
+    let context = scratch.path().join("context");
+    let dockerfile_path = context.join(&dockerfile_name);
+    let dockerfile = std::fs::read_to_string(&dockerfile_path)
+        .map_err(|e| format!("cannot read `{dockerfile_name}` from the bundle: {e}"))?;
+    let files = oci::context_files(&context, &dockerfile_name)?;
+    let target = spec["target"].as_str().map(str::to_owned);
+    let request = build::Request {
+        dockerfile: &dockerfile,
+        dockerfile_name: &dockerfile_name,
+        context: &context,
+        files: &files,
+        build_args: &build_args,
+        target: target.as_deref(),
+        platform: &platform,
+    };
+    let sources = crate::Sources { state_dir: home.clone(), upstreams: Default::default() };
+    let oci = Oci::new(&home, sources);
+    let note = |line: &str| eprintln!("{line}");
+    note(&format!(
+        "hephy remote-build: {} for {platform} on this host",
+        spec["node"].as_str().unwrap_or("?")
+    ));
+    let manifest = oci.assemble(&request, &note)?;
+    oci.publish_build(&repository, &manifest, &tags, &note)?;
+    writeln!(output, "{DIGEST_MARKER}{}", manifest.digest).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_commands_are_batch_with_timeouts_and_one_remote_word() {
+        let command = ssh("builder@10.0.0.7:2222", "echo 'hi'");
+        let args: Vec<String> = command.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        assert!(args.windows(2).any(|w| w == ["-o", "BatchMode=yes"]), "{args:?}");
+        assert!(args.windows(2).any(|w| w == ["-p", "2222"]), "{args:?}");
+        let tail = &args[args.len() - 3..];
+        assert_eq!(tail, ["builder@10.0.0.7", "--", r"sh -c 'echo '\''hi'\'''"]);
+        assert_eq!(destination("b@h"), ("b@h".to_owned(), None));
+    }
+}
