@@ -19,6 +19,56 @@ use crate::model::{
 use crate::platform::{Platform, PlatformError};
 use crate::source::SourceFile;
 
+/// Whether `text` is a registry address by the OCI reference grammar: `host[:port]` (domain
+/// components, or `[IPv6]`), then lower-case path components.
+pub(crate) fn valid_registry(text: &str) -> bool {
+    let mut parts = text.split('/');
+    let host = parts.next().unwrap_or("");
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) if !name.ends_with(':') => (name, Some(port)),
+        _ => (host, None),
+    };
+    let domain_ok = if name.starts_with('[') {
+        name.len() > 2
+            && name.ends_with(']')
+            && name[1..name.len() - 1].chars().all(|c| c.is_ascii_hexdigit() || c == ':')
+    } else {
+        !name.is_empty()
+            && name.split('.').all(|c| {
+                !c.is_empty()
+                    && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !c.starts_with('-')
+                    && !c.ends_with('-')
+            })
+    };
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    let path_ok = parts.all(|c| {
+        !c.is_empty()
+            && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+            && c.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+            && c.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
+    });
+    domain_ok && port_ok && path_ok
+}
+
+/// Whether `url` is a repository URL git can be given safely: a known scheme, or scp-like
+/// `user@host:path`; never something git could read as an option.
+fn valid_git_url(url: &str) -> bool {
+    if url.starts_with('-') || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return false;
+    }
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            ["https", "http", "ssh", "git", "file", "git+ssh", "ssh+git"].contains(&scheme)
+                && !rest.is_empty()
+        }
+        None => url.split_once(':').is_some_and(|(left, path)| {
+            left.split_once('@').is_some_and(|(user, host)| !user.is_empty() && !host.is_empty())
+                && !path.is_empty()
+        }),
+    }
+}
+
 /// Analyzes `doc`, read from `source`, whose relative paths resolve against `root`.
 pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mut Sink) -> Option<Model> {
     let canonical_root = root.canonicalize().ok();
@@ -75,6 +125,17 @@ pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mu
     a.platform_coverage(&model, &doc);
     a.executor_coverage(&model, &doc);
     a.cycles(&model);
+    if doc.images.is_empty() && doc.tasks.is_empty() && a.sink.is_empty() {
+        a.sink.push(
+            Problem::new(
+                Code::Missing,
+                format!("`{}` defines no images and no tasks", source.path().display()),
+            )
+            .help(
+                "declare at least one `image \"NAME\" { context \"DIR\" }` or `task \"NAME\" { run \"…\" }`",
+            ),
+        );
+    }
     model.images.iter_mut().for_each(|i| i.platforms.sort());
     a.sink.is_empty().then_some(model)
 }
@@ -108,7 +169,7 @@ struct Analyzer<'a> {
 
 impl Analyzer<'_> {
     fn registry(&mut self, registry: Text) -> String {
-        if registry.contains("://") || registry.is_empty() || registry.contains(char::is_whitespace) {
+        if !valid_registry(registry.value.trim_end_matches('/')) {
             self.sink.push(
                 Problem::new(Code::InvalidValue, format!("`{}` is not a registry address", registry.value))
                     .label(registry.span, "not `host[:port][/path]`")
@@ -440,6 +501,14 @@ impl Analyzer<'_> {
                         Problem::new(Code::InvalidValue, "empty git URL")
                             .label(url.span, "empty")
                             .help("give the repository's URL"),
+                    );
+                } else if !valid_git_url(url) {
+                    self.sink.push(
+                        Problem::new(Code::InvalidValue, format!("`{}` is not a git URL", url.value))
+                            .label(url.span, "expected https://, ssh://, git://, file:// or user@host:path")
+                            .help(
+                                "give the repository's URL, e.g. `https://github.com/chainguard-dev/kaniko`",
+                            ),
                     );
                 }
                 let reference = draft.git_ref.as_ref().map_or("HEAD", |r| r.as_str()).to_owned();

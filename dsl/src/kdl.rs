@@ -33,6 +33,16 @@ const SCHEDULE: &[&str] = &["rebuild", "refresh"];
 
 /// Parses KDL text into a draft document; `None` if the text is not KDL (problems in `sink`).
 pub(crate) fn parse(text: &str, sink: &mut Sink) -> Option<Document> {
+    // The KDL parser recurses per level of `{ }`: refuse absurd nesting before it can exhaust
+    // the stack (no graph needs more than three levels).
+    if let Some(offset) = too_deep(text, MAX_DEPTH) {
+        sink.push(
+            Problem::new(Code::Syntax, format!("blocks are nested more than {MAX_DEPTH} levels deep"))
+                .label(SourceSpan::from((offset, 1)), "this `{` is too deep")
+                .help("a graph file nests at most `image { from … }`: remove the extra levels"),
+        );
+        return None;
+    }
     let kdl = match KdlDocument::parse_v2(text) {
         Ok(kdl) => kdl,
         Err(err) => {
@@ -53,7 +63,51 @@ pub(crate) fn parse(text: &str, sink: &mut Sink) -> Option<Document> {
         }
     };
     let mut reader = Reader { sink };
+    reader.no_type_annotations(kdl.nodes());
     Some(reader.document(&kdl))
+}
+
+/// The deepest a graph file's blocks may nest.
+const MAX_DEPTH: usize = 64;
+
+/// The offset of the first `{` nested deeper than `max`, skipping strings and comments.
+fn too_deep(text: &str, max: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let (mut depth, mut i) = (0usize, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                // A quoted string (escapes skipped); raw and multi-line strings close on a
+                // quote too, which is all this count needs.
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i + 1 < bytes.len() && !(bytes[i] == b'*' && bytes[i + 1] == b'/') {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'{' => {
+                depth += 1;
+                if depth > max {
+                    return Some(i);
+                }
+            }
+            b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 fn lowercase_first(s: &str) -> String {
@@ -69,6 +123,27 @@ struct Reader<'s> {
 }
 
 impl Reader<'_> {
+    /// Type annotations (`(date)"2024-01-01"`) mean nothing in a graph: reject them rather
+    /// than ignore them.
+    fn no_type_annotations(&mut self, nodes: &[KdlNode]) {
+        for node in nodes {
+            let annotations = node.ty().into_iter().chain(node.entries().iter().filter_map(|e| e.ty()));
+            for ty in annotations {
+                self.sink.push(
+                    Problem::new(
+                        Code::InvalidValue,
+                        format!("type annotation `({})` means nothing here", ty.value()),
+                    )
+                    .label(ty.span(), "a type annotation")
+                    .help("remove it: hephy's values are plain strings, numbers and booleans"),
+                );
+            }
+            if let Some(children) = node.children() {
+                self.no_type_annotations(children.nodes());
+            }
+        }
+    }
+
     fn document(&mut self, kdl: &KdlDocument) -> Document {
         let mut doc = Document::default();
         for node in kdl.nodes() {
