@@ -162,3 +162,37 @@ mod tests {
         assert!(d.excludes("a.bin") && !d.excludes("c.bin"));
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! Property-based fuzzing (proptest) of `.dockerignore` parsing and matching: any pattern
+    //! text parses or is refused with an error, never a panic; matching never panics; and an
+    //! exception after a pattern re-includes what the pattern excluded.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cases() -> u32 {
+        std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(2000)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_dockerignore_parses_or_is_refused(text in "[a-z*?!/.\\[\\]{},\\\\ \\n#-]{0,120}", path in "[a-z./]{0,40}") {
+            if let Ok(ignore) = DockerIgnore::parse(&text) {
+                let _ = ignore.excludes(&path);
+                let _ = ignore.prunes(&path);
+            }
+        }
+
+        #[test]
+        fn an_exception_re_includes(name in "[a-z]{1,8}(/[a-z]{1,8}){0,3}") {
+            let ignore = DockerIgnore::parse(&format!("{name}\n!{name}\n")).expect("literal patterns parse");
+            prop_assert!(!ignore.excludes(&name));
+            let ignore = DockerIgnore::parse(&format!("{name}\n")).expect("literal patterns parse");
+            prop_assert!(ignore.excludes(&name));
+        }
+    }
+}

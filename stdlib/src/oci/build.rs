@@ -884,3 +884,106 @@ mod tests {
         assert_eq!(absolute("/app", "../etc/./x"), "/etc/x");
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! Property-based fuzzing (proptest) of the Dockerfile reader and the `oci` builder's
+    //! interpreter: arbitrary Dockerfiles, and valid ones mutated, either build or fail with a
+    //! message — never a panic, never a file written outside the layout.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    struct NoBases;
+    impl Bases for NoBases {
+        fn fetch(&self, reference: &str, _: &Platform) -> Result<BaseImage, String> {
+            Err(format!("no base `{reference}` here"))
+        }
+    }
+
+    fn cases() -> u32 {
+        std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(600)
+    }
+
+    const SEED: &str = "ARG VERSION=1\nFROM scratch AS files\nCOPY --chmod=644 a.txt dir/ /src/\nFROM scratch\nARG VERSION\nENV V=${VERSION:-0} W=$V\nWORKDIR /app\nCOPY --from=files --chown=1:2 /src/ ./\nLABEL a=\"b\" c=d\nEXPOSE 80/udp\nUSER 1\nENTRYPOINT [\"/app/a.txt\"]\nCMD run\n";
+
+    fn word() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("FROM".to_owned()),
+            Just("COPY".to_owned()),
+            Just("ADD".to_owned()),
+            Just("ARG".to_owned()),
+            Just("ENV".to_owned()),
+            Just("\n".to_owned()),
+            Just("\\\n".to_owned()),
+            Just("${".to_owned()),
+            Just("}".to_owned()),
+            Just("--from=".to_owned()),
+            Just("--chmod=".to_owned()),
+            Just("../".to_owned()),
+            Just("*".to_owned()),
+            Just("[\"".to_owned()),
+            Just(" ".to_owned()),
+            "[ -~]{0,8}",
+        ]
+    }
+
+    fn run(dockerfile: &str) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("ctx/dir")).expect("context");
+        std::fs::write(dir.path().join("ctx/a.txt"), "a").expect("file");
+        std::fs::write(dir.path().join("ctx/dir/b.txt"), "b").expect("file");
+        let files = vec!["a.txt".to_owned(), "dir/b.txt".to_owned()];
+        let layout = Layout::new(dir.path().join("oci"));
+        let platform: Platform = "linux/amd64".parse().expect("platform");
+        let request = Request {
+            dockerfile,
+            dockerfile_name: "Dockerfile",
+            context: &dir.path().join("ctx"),
+            files: &files,
+            build_args: &[("VERSION".to_owned(), "2".to_owned())],
+            target: None,
+            platform: &platform,
+        };
+        let _ = crate::dockerfile::read(dockerfile);
+        let built = build(&request, &layout, &NoBases);
+        if dockerfile == SEED {
+            assert!(built.is_ok(), "{built:?}");
+        }
+        // Nothing lands beside the context and the layout.
+        let mut top: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        top.sort();
+        assert!(top == ["ctx"] || top == ["ctx", "oci"], "{top:?}");
+    }
+
+    #[test]
+    fn the_seed_builds() {
+        run(SEED);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_dockerfiles_never_panic(words in prop::collection::vec(word(), 0..40)) {
+            run(&words.concat());
+        }
+
+        #[test]
+        fn mutated_dockerfiles_never_panic(edits in prop::collection::vec((any::<usize>(), prop::option::of(any::<u8>())), 1..10)) {
+            let mut bytes = SEED.as_bytes().to_vec();
+            for (at, byte) in edits {
+                let at = at % (bytes.len() + 1);
+                match byte {
+                    Some(b) => bytes.insert(at, b),
+                    None if at < bytes.len() => { bytes.remove(at); }
+                    None => {}
+                }
+            }
+            run(&String::from_utf8_lossy(&bytes));
+        }
+    }
+}
