@@ -85,8 +85,15 @@ pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mu
     let naming = a.naming(doc.naming.as_ref());
     let executors = a.executors(&doc);
     a.unique_names(&doc);
+    let default_timeout = doc.timeout.as_ref().and_then(|t| a.timeout(t));
     let mut images: Vec<Image> = doc.images.iter().map(|i| a.image(i, &platforms, &builder)).collect();
     let mut tasks: Vec<Task> = doc.tasks.iter().map(|t| a.task(t)).collect();
+    for (image, draft) in images.iter_mut().zip(&doc.images) {
+        image.timeout = draft.timeout.as_ref().map_or(default_timeout, |t| a.timeout(t));
+    }
+    for (task, draft) in tasks.iter_mut().zip(&doc.tasks) {
+        task.timeout = draft.timeout.as_ref().map_or(default_timeout, |t| a.timeout(t));
+    }
     let names = Names::new(&doc);
     for (image, draft) in images.iter_mut().zip(&doc.images) {
         image.deps = a.deps(&draft.name, &draft.deps, &names);
@@ -589,6 +596,30 @@ impl Analyzer<'_> {
             platforms,
             tags,
             deps: Vec::new(),
+            timeout: None,
+        }
+    }
+
+    /// A duration such as `90s`, `30m` or `2h`: more than nothing, at most a week.
+    fn timeout(&mut self, text: &Text) -> Option<std::time::Duration> {
+        match humantime::parse_duration(&text.value) {
+            Ok(d) if !d.is_zero() && d <= std::time::Duration::from_secs(7 * 24 * 3600) => Some(d),
+            Ok(_) => {
+                self.sink.push(
+                    Problem::new(Code::InvalidValue, format!("timeout `{}` is out of range", text.value))
+                        .label(text.span, "more than nothing and at most a week")
+                        .help("write it like `30m` or `2h`"),
+                );
+                None
+            }
+            Err(e) => {
+                self.sink.push(
+                    Problem::new(Code::InvalidValue, format!("`{}` is not a duration", text.value))
+                        .label(text.span, e.to_string())
+                        .help("write it like `90s`, `30m` or `2h`"),
+                );
+                None
+            }
         }
     }
 
@@ -699,7 +730,16 @@ impl Analyzer<'_> {
         let outputs = draft.outputs.iter().filter_map(|g| self.relative(g, "output")).collect();
         let env = self.pairs(&draft.env, "environment variable");
         let platforms = draft.platforms.as_ref().map(|l| self.platforms(l)).unwrap_or_default();
-        Task { name: draft.name.clone(), run, inputs, outputs, env, platforms, deps: Vec::new() }
+        Task {
+            name: draft.name.clone(),
+            run,
+            inputs,
+            outputs,
+            env,
+            platforms,
+            deps: Vec::new(),
+            timeout: None,
+        }
     }
 
     fn deps(&mut self, owner: &Text, drafts: &[DependencyDraft], names: &Names<'_>) -> Vec<Dependency> {

@@ -18,6 +18,7 @@ pub struct Document {
     pub(crate) registry: Option<Text>,
     pub(crate) naming: Option<NamingDraft>,
     pub(crate) builder: Option<Text>,
+    pub(crate) timeout: Option<Text>,
     pub(crate) platforms: Option<Vec<Text>>,
     pub(crate) executors: Vec<ExecutorDraft>,
     pub(crate) images: Vec<ImageDraft>,
@@ -70,6 +71,7 @@ pub(crate) struct ImageDraft {
     pub(crate) git_ref: Option<Text>,
     pub(crate) dockerfile: Option<Text>,
     pub(crate) builder: Option<Text>,
+    pub(crate) timeout: Option<Text>,
     pub(crate) targets: Vec<Text>,
     pub(crate) args: Vec<(Text, Text)>,
     pub(crate) platforms: Option<Vec<Text>>,
@@ -86,6 +88,7 @@ impl ImageDraft {
             git_ref: None,
             dockerfile: None,
             builder: None,
+            timeout: None,
             targets: Vec::new(),
             args: Vec::new(),
             platforms: None,
@@ -104,6 +107,7 @@ pub(crate) struct TaskDraft {
     pub(crate) env: Vec<(Text, Text)>,
     pub(crate) platforms: Option<Vec<Text>>,
     pub(crate) deps: Vec<DependencyDraft>,
+    pub(crate) timeout: Option<Text>,
 }
 
 impl TaskDraft {
@@ -116,6 +120,7 @@ impl TaskDraft {
             env: Vec::new(),
             platforms: None,
             deps: Vec::new(),
+            timeout: None,
         }
     }
 }

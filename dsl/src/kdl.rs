@@ -14,12 +14,14 @@ use crate::document::{
 };
 use crate::source::Spanned;
 
-const TOP: &[&str] = &["registry", "naming", "builder", "platforms", "executor", "image", "task", "schedule"];
+const TOP: &[&str] =
+    &["registry", "naming", "builder", "timeout", "platforms", "executor", "image", "task", "schedule"];
 const IMAGE: &[&str] = &[
     "context",
     "git",
     "dockerfile",
     "builder",
+    "timeout",
     "target",
     "targets",
     "args",
@@ -28,7 +30,7 @@ const IMAGE: &[&str] = &[
     "from",
     "after",
 ];
-const TASK: &[&str] = &["run", "inputs", "outputs", "env", "platforms", "after"];
+const TASK: &[&str] = &["run", "inputs", "outputs", "env", "platforms", "after", "timeout"];
 const SCHEDULE: &[&str] = &["rebuild", "refresh"];
 
 /// Parses KDL text into a draft document; `None` if the text is not KDL (problems in `sink`).
@@ -158,6 +160,11 @@ impl Reader<'_> {
                         self.set_once(&mut doc.builder, value, node);
                     }
                 }
+                "timeout" => {
+                    if let Some(value) = self.one_string(node) {
+                        self.set_once(&mut doc.timeout, value, node);
+                    }
+                }
                 "naming" => {
                     let naming = self.naming(node);
                     self.set_once(&mut doc.naming, naming, node);
@@ -249,6 +256,11 @@ impl Reader<'_> {
                         self.set_once(&mut image.builder, v, child);
                     }
                 }
+                "timeout" => {
+                    if let Some(v) = self.one_string(child) {
+                        self.set_once(&mut image.timeout, v, child);
+                    }
+                }
                 "target" => image.targets.extend(self.one_string(child)),
                 "targets" => image.targets.extend(self.strings(child, 1)),
                 "args" => image.args.extend(self.pairs(child)),
@@ -281,6 +293,11 @@ impl Reader<'_> {
                     self.set_once(&mut task.platforms, list, child);
                 }
                 "after" => task.deps.extend(self.after(child)),
+                "timeout" => {
+                    if let Some(v) = self.one_string(child) {
+                        self.set_once(&mut task.timeout, v, child);
+                    }
+                }
                 other => self.unknown_node(child, other, TASK, "a `task`"),
             }
         }

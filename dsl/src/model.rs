@@ -129,6 +129,9 @@ pub struct Image {
     pub tags: Vec<String>,
     /// What must be built first.
     pub deps: Vec<Dependency>,
+    /// How long one of its nodes may run before it is stopped and fails (its own `timeout`, else
+    /// the graph's; none: no limit).
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// Where an image's build context comes from.
@@ -167,6 +170,9 @@ pub struct Task {
     pub platforms: Vec<Platform>,
     /// What must run first.
     pub deps: Vec<Dependency>,
+    /// How long one of its nodes may run before it is stopped and fails (its own `timeout`, else
+    /// the graph's; none: no limit).
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// An edge of the graph as written: this definition needs `name` first.

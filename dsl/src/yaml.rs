@@ -21,7 +21,7 @@ use crate::document::{
 use crate::source::Spanned;
 
 const TOP: &[&str] =
-    &["registry", "naming", "builder", "platforms", "executors", "images", "tasks", "schedules"];
+    &["registry", "naming", "builder", "timeout", "platforms", "executors", "images", "tasks", "schedules"];
 const NAMING: &[&str] = &["preset", "repository", "platform", "manifest", "tag"];
 const IMAGE: &[&str] = &[
     "context",
@@ -29,6 +29,7 @@ const IMAGE: &[&str] = &[
     "ref",
     "dockerfile",
     "builder",
+    "timeout",
     "target",
     "targets",
     "args",
@@ -37,7 +38,7 @@ const IMAGE: &[&str] = &[
     "from",
     "after",
 ];
-const TASK: &[&str] = &["run", "inputs", "outputs", "env", "platforms", "after"];
+const TASK: &[&str] = &["run", "inputs", "outputs", "env", "platforms", "after", "timeout"];
 const EXECUTOR: &[&str] = &["platform", "jobs", "gitlab-tags", "runs-on", "ssh", "buildkit", "kubernetes"];
 const SCHEDULE: &[&str] = &["rebuild", "refresh"];
 const FROM: &[&str] = &["arg", "target", "registry-arg"];
@@ -268,6 +269,7 @@ impl Reader<'_> {
             match key.value.as_str() {
                 "registry" => doc.registry = self.string(value),
                 "builder" => doc.builder = self.string(value),
+                "timeout" => doc.timeout = self.string(value),
                 "naming" => {
                     let mut naming = NamingDraft::default();
                     for (key, value) in self.map(value, NAMING, "`naming`") {
@@ -349,6 +351,7 @@ impl Reader<'_> {
                 "ref" => image.git_ref = self.string(value),
                 "dockerfile" => image.dockerfile = self.string(value),
                 "builder" => image.builder = self.string(value),
+                "timeout" => image.timeout = self.string(value),
                 "target" => image.targets.extend(self.string(value)),
                 "targets" => image.targets.extend(self.strings(value)),
                 "args" => image.args = self.pairs(value),
@@ -370,6 +373,7 @@ impl Reader<'_> {
                 "outputs" => task.outputs = self.strings(value),
                 "env" => task.env = self.pairs(value),
                 "platforms" => task.platforms = Some(self.strings(value)),
+                "timeout" => task.timeout = self.string(value),
                 _ => task.deps.extend(self.after(value)),
             }
         }

@@ -122,6 +122,17 @@ impl Stdlib<'_> {
 
 impl Work for Stdlib<'_> {
     fn execute(&self, job: &Job<'_>) -> Outcome {
+        let timeout = match self.model.definition(&job.node.name) {
+            Some(Definition::Image(image)) => image.timeout,
+            Some(Definition::Task(task)) => task.timeout,
+            None => None,
+        };
+        process::with_timeout(timeout, || self.work(job))
+    }
+}
+
+impl Stdlib<'_> {
+    fn work(&self, job: &Job<'_>) -> Outcome {
         match (job.node.kind, self.model.definition(&job.node.name)) {
             (NodeKind::Task, Some(Definition::Task(task))) => task::run(task, job, &self.exclusions),
             (NodeKind::Image, Some(Definition::Image(image)))

@@ -18,6 +18,25 @@ use nix::unistd::Pid;
 /// How long a cancelled command gets between SIGTERM and SIGKILL.
 const GRACE: Duration = Duration::from_secs(3);
 
+/// The most output one command may write (`HEPHY_MAX_OUTPUT_BYTES`, default 256 MiB) before it
+/// is stopped: a builder that prints gigabytes fails its node instead of filling the disk.
+fn max_output() -> u64 {
+    std::env::var("HEPHY_MAX_OUTPUT_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(256 << 20)
+}
+
+thread_local! {
+    /// The node this thread is working for must be done by then (its `timeout`).
+    static DEADLINE: std::cell::Cell<Option<(Instant, Duration)>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `work` with every command it starts stopped once `timeout` has passed from now.
+pub(crate) fn with_timeout<T>(timeout: Option<Duration>, work: impl FnOnce() -> T) -> T {
+    let previous = DEADLINE.with(|d| d.replace(timeout.map(|t| (Instant::now() + t, t))));
+    let out = work();
+    DEADLINE.with(|d| d.set(previous));
+    out
+}
+
 /// A node's log file, shared by the commands it runs.
 #[derive(Debug, Clone)]
 pub(crate) struct Log(Arc<Mutex<File>>);
@@ -71,6 +90,11 @@ impl Log {
     }
 }
 
+/// A byte count for people: `256 MiB`, `1000 bytes`.
+fn bytes(n: u64) -> String {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) { format!("{} MiB", n >> 20) } else { format!("{n} bytes") }
+}
+
 /// A command as one line, for logs and messages.
 pub(crate) fn shown(command: &Command) -> String {
     std::iter::once(command.get_program().to_string_lossy().into_owned())
@@ -103,6 +127,8 @@ pub(crate) fn run_fed(
         (Some(feed), Some(mut input)) => Some(std::thread::spawn(move || feed(&mut input))),
         _ => None,
     };
+    let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let limit = max_output();
     let streams = [
         child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
         child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
@@ -115,10 +141,19 @@ pub(crate) fn run_fed(
             let events = job.events.clone();
             let node = job.node.id.to_string();
             let verbose = job.verbose;
+            let written = Arc::clone(&written);
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream);
                 let mut line = Vec::new();
-                while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                // A line is at most 1 MiB here: output without newlines cannot grow it forever.
+                while (&mut reader).take(1 << 20).read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                    let total = written.fetch_add(line.len() as u64, Ordering::SeqCst) + line.len() as u64;
+                    if total > limit {
+                        // Keep draining so the command is not blocked on a full pipe; it is
+                        // stopped below.
+                        line.clear();
+                        continue;
+                    }
                     if let Ok(mut file) = log.0.lock() {
                         let _ = file.write_all(&line);
                     }
@@ -132,7 +167,9 @@ pub(crate) fn run_fed(
         })
         .collect();
     let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
+    let deadline = DEADLINE.with(std::cell::Cell::get);
     let mut terminated_at: Option<Instant> = None;
+    let mut stopped_because: Option<String> = None;
     // Poll quickly at first (most commands of a build graph are short), then back off.
     let mut pause = Duration::from_micros(200);
     let status = loop {
@@ -141,7 +178,17 @@ pub(crate) fn run_fed(
             Ok(None) => {}
             Err(e) => break Err(e),
         }
-        if job.cancel.load(Ordering::SeqCst) {
+        if stopped_because.is_none() {
+            if let Some((at, timeout)) = deadline
+                && Instant::now() >= at
+            {
+                stopped_because =
+                    Some(format!("ran past its timeout of {}", humantime::format_duration(timeout)));
+            } else if written.load(Ordering::SeqCst) > limit {
+                stopped_because = Some(format!("printed more than {} of output", bytes(limit)));
+            }
+        }
+        if job.cancel.load(Ordering::SeqCst) || stopped_because.is_some() {
             match terminated_at {
                 None => {
                     let _ = killpg(pid, Signal::SIGTERM);
@@ -165,6 +212,10 @@ pub(crate) fn run_fed(
     // the command went away is the command's failure, reported below.
     let fed = feeder.map(|f| f.join());
     let status = status.map_err(|e| format!("lost track of `{shown}`: {e}"))?;
+    if let Some(why) = stopped_because {
+        log.note(&format!("hephy: `{shown}` {why}; stopped"));
+        return Err(format!("`{shown}` {why} and was stopped"));
+    }
     if status.success()
         && let Some(Ok(Err(e))) = fed
     {

@@ -57,6 +57,25 @@ impl Registry {
             && response.starts_with("HTTP/1.0 200")
     }
 
+    /// The tags of `repository` (empty when it does not exist).
+    pub fn tags(&self, repository: &str) -> Vec<String> {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else { return Vec::new() };
+        let request =
+            format!("GET /v2/{repository}/tags/list HTTP/1.0\r\nHost: 127.0.0.1:{}\r\n\r\n", self.port);
+        let mut response = String::new();
+        if stream.write_all(request.as_bytes()).is_err() || stream.read_to_string(&mut response).is_err() {
+            return Vec::new();
+        }
+        let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v["tags"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|t| t.as_str().map(str::to_owned))
+            .collect()
+    }
+
     /// `skopeo inspect --raw` of a reference in this registry.
     pub fn raw(&self, reference: &str) -> String {
         let output = Command::new("skopeo")
