@@ -178,6 +178,20 @@ const CASES: &[Case] = &[
         codes: &["hephy::invalid_value"],
     },
     Case {
+        name: "unknown_secret",
+        contexts: &["app"],
+        kdl: "secret \"NPM_TOKEN\" env=\"NPM_TOKEN\"\nimage \"app\" {\n    context \"app\"\n    builder \"buildah\"\n    secrets \"NPM_TOKN\"\n}\n",
+        yaml: "secrets:\n  NPM_TOKEN: { env: NPM_TOKEN }\nimages:\n  app:\n    context: app\n    builder: buildah\n    secrets: [NPM_TOKN]\n",
+        codes: &["hephy::unknown_dependency"],
+    },
+    Case {
+        name: "secret_for_a_builder_without_secrets",
+        contexts: &["app"],
+        kdl: "secret \"NPM_TOKEN\" file=\"token\"\nimage \"app\" {\n    context \"app\"\n    secrets \"NPM_TOKEN\"\n}\n",
+        yaml: "secrets:\n  NPM_TOKEN: { file: token }\nimages:\n  app:\n    context: app\n    secrets: [NPM_TOKEN]\n",
+        codes: &["hephy::invalid_value"],
+    },
+    Case {
         name: "unknown_builder",
         contexts: &["app"],
         kdl: "image \"app\" {\n    context \"app\"\n    builder \"kanico\"\n}\n",

@@ -14,7 +14,7 @@ use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
 use crate::document::{DependencyDraft, Document, ImageDraft, TaskDraft, Text};
 use crate::model::{
     BUILDERS, DEFAULT_BUILDER, DefinitionIndex, Dependency, DependencyKind, Executor, Image, ImageSource,
-    Model, Naming, Schedule, Task,
+    Model, Naming, Schedule, Secret, SecretSource, Task,
 };
 use crate::platform::{Platform, PlatformError};
 use crate::source::SourceFile;
@@ -49,6 +49,12 @@ pub(crate) fn valid_registry(text: &str) -> bool {
             && c.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
     });
     domain_ok && port_ok && path_ok
+}
+
+/// Whether `name` can be an environment variable's name.
+fn env_name(name: &str) -> bool {
+    name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// Whether `url` is a repository URL git can be given safely: a known scheme, or scp-like
@@ -94,6 +100,13 @@ pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mu
     for (task, draft) in tasks.iter_mut().zip(&doc.tasks) {
         task.timeout = draft.timeout.as_ref().map_or(default_timeout, |t| a.timeout(t));
     }
+    let secrets = a.secrets(&doc);
+    for (image, draft) in images.iter_mut().zip(&doc.images) {
+        image.secrets = a.secret_uses(&draft.secrets, &secrets);
+    }
+    for (task, draft) in tasks.iter_mut().zip(&doc.tasks) {
+        task.secrets = a.secret_uses(&draft.secrets, &secrets);
+    }
     let names = Names::new(&doc);
     for (image, draft) in images.iter_mut().zip(&doc.images) {
         image.deps = a.deps(&draft.name, &draft.deps, &names);
@@ -115,6 +128,7 @@ pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mu
         images,
         tasks,
         schedules,
+        secrets,
     };
     model.index = model
         .images
@@ -597,7 +611,81 @@ impl Analyzer<'_> {
             tags,
             deps: Vec::new(),
             timeout: None,
+            secrets: Vec::new(),
         }
+    }
+
+    /// The graph's secrets: each named like an environment variable, from one `env` or `file`.
+    fn secrets(&mut self, doc: &Document) -> Vec<Secret> {
+        let mut out: Vec<Secret> = Vec::new();
+        for draft in &doc.secrets {
+            let name = &draft.name;
+            if !env_name(name) {
+                self.sink.push(
+                    Problem::new(Code::InvalidValue, format!("`{}` is not a secret name", name.value))
+                        .label(name.span, "letters, digits and `_`, not starting with a digit")
+                        .help("name it like an environment variable: `NPM_TOKEN`"),
+                );
+                continue;
+            }
+            if let Some(first) = out.iter().find(|s| s.name.value == name.value) {
+                self.duplicate(name, first.name.span, "secret");
+                continue;
+            }
+            let source = match (&draft.env, &draft.file) {
+                (Some(env), None) if env_name(env) => SecretSource::Env(env.value.clone()),
+                (Some(env), None) => {
+                    self.sink.push(
+                        Problem::new(
+                            Code::InvalidValue,
+                            format!("`{}` is not an environment variable name", env.value),
+                        )
+                        .label(env.span, "letters, digits and `_`")
+                        .help("write `env=\"NPM_TOKEN\"`"),
+                    );
+                    continue;
+                }
+                (None, Some(file)) if !file.value.is_empty() => {
+                    SecretSource::File(self.root.join(&file.value))
+                }
+                _ => {
+                    self.sink.push(
+                        Problem::new(
+                            Code::Missing,
+                            format!("secret `{}` needs exactly one of `env` and `file`", name.value),
+                        )
+                        .label(name.span, "where does its value come from?")
+                        .help("write `secret \"NPM_TOKEN\" env=\"NPM_TOKEN\"` or `file=\"path/to/token\"`"),
+                    );
+                    continue;
+                }
+            };
+            out.push(Secret { name: name.clone(), source });
+        }
+        out
+    }
+
+    /// The secret names an image or task uses, each declared.
+    fn secret_uses(&mut self, uses: &[Text], secrets: &[Secret]) -> Vec<String> {
+        let mut out = Vec::new();
+        for name in uses {
+            if secrets.iter().any(|s| s.name.value == name.value) {
+                if !out.contains(&name.value) {
+                    out.push(name.value.clone());
+                }
+            } else {
+                let help =
+                    did_you_mean(name, secrets.iter().map(|s| s.name.value.as_str())).unwrap_or_else(|| {
+                        format!("declare it: `secret \"{}\" env=\"{}\"`", name.value, name.value)
+                    });
+                self.sink.push(
+                    Problem::new(Code::UnknownDependency, format!("unknown secret `{}`", name.value))
+                        .label(name.span, "not declared")
+                        .help(help),
+                );
+            }
+        }
+        out
     }
 
     /// A duration such as `90s`, `30m` or `2h`: more than nothing, at most a week.
@@ -739,6 +827,7 @@ impl Analyzer<'_> {
             platforms,
             deps: Vec::new(),
             timeout: None,
+            secrets: Vec::new(),
         }
     }
 

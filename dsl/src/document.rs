@@ -24,6 +24,15 @@ pub struct Document {
     pub(crate) images: Vec<ImageDraft>,
     pub(crate) tasks: Vec<TaskDraft>,
     pub(crate) schedules: Vec<ScheduleDraft>,
+    pub(crate) secrets: Vec<SecretDraft>,
+}
+
+/// `secret "NAME" env="VAR"` or `secret "NAME" file="path"`
+#[derive(Debug)]
+pub(crate) struct SecretDraft {
+    pub(crate) name: Text,
+    pub(crate) env: Option<Text>,
+    pub(crate) file: Option<Text>,
 }
 
 /// `naming "preset" repository=… platform=… manifest=… tag=…`
@@ -76,6 +85,7 @@ pub(crate) struct ImageDraft {
     pub(crate) args: Vec<(Text, Text)>,
     pub(crate) platforms: Option<Vec<Text>>,
     pub(crate) tags: Vec<Text>,
+    pub(crate) secrets: Vec<Text>,
     pub(crate) deps: Vec<DependencyDraft>,
 }
 
@@ -89,6 +99,7 @@ impl ImageDraft {
             dockerfile: None,
             builder: None,
             timeout: None,
+            secrets: Vec::new(),
             targets: Vec::new(),
             args: Vec::new(),
             platforms: None,
@@ -108,6 +119,7 @@ pub(crate) struct TaskDraft {
     pub(crate) platforms: Option<Vec<Text>>,
     pub(crate) deps: Vec<DependencyDraft>,
     pub(crate) timeout: Option<Text>,
+    pub(crate) secrets: Vec<Text>,
 }
 
 impl TaskDraft {
@@ -121,6 +133,7 @@ impl TaskDraft {
             platforms: None,
             deps: Vec::new(),
             timeout: None,
+            secrets: Vec::new(),
         }
     }
 }

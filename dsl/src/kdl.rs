@@ -9,19 +9,30 @@ use miette::SourceSpan;
 
 use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
 use crate::document::{
-    DependencyDraft, Document, ExecutorDraft, FromDraft, ImageDraft, NamingDraft, ScheduleDraft, TaskDraft,
-    Text,
+    DependencyDraft, Document, ExecutorDraft, FromDraft, ImageDraft, NamingDraft, ScheduleDraft, SecretDraft,
+    TaskDraft, Text,
 };
 use crate::source::Spanned;
 
-const TOP: &[&str] =
-    &["registry", "naming", "builder", "timeout", "platforms", "executor", "image", "task", "schedule"];
+const TOP: &[&str] = &[
+    "registry",
+    "naming",
+    "builder",
+    "timeout",
+    "platforms",
+    "executor",
+    "secret",
+    "image",
+    "task",
+    "schedule",
+];
 const IMAGE: &[&str] = &[
     "context",
     "git",
     "dockerfile",
     "builder",
     "timeout",
+    "secrets",
     "target",
     "targets",
     "args",
@@ -30,7 +41,7 @@ const IMAGE: &[&str] = &[
     "from",
     "after",
 ];
-const TASK: &[&str] = &["run", "inputs", "outputs", "env", "platforms", "after", "timeout"];
+const TASK: &[&str] = &["run", "inputs", "outputs", "env", "platforms", "after", "timeout", "secrets"];
 const SCHEDULE: &[&str] = &["rebuild", "refresh"];
 
 /// Parses KDL text into a draft document; `None` if the text is not KDL (problems in `sink`).
@@ -177,6 +188,7 @@ impl Reader<'_> {
                 "image" => doc.images.extend(self.image(node)),
                 "task" => doc.tasks.extend(self.task(node)),
                 "schedule" => doc.schedules.extend(self.schedule(node)),
+                "secret" => doc.secrets.extend(self.secret(node)),
                 other => self.unknown_node(node, other, TOP, "a graph file"),
             }
         }
@@ -199,6 +211,19 @@ impl Reader<'_> {
             }
         }
         naming
+    }
+
+    fn secret(&mut self, node: &KdlNode) -> Option<SecretDraft> {
+        let name = self.name(node)?;
+        self.no_children(node);
+        let mut secret = SecretDraft { name, env: None, file: None };
+        for (key, entry) in self.properties(node, &["env", "file"]) {
+            match key {
+                "env" => secret.env = self.string(entry),
+                _ => secret.file = self.string(entry),
+            }
+        }
+        Some(secret)
     }
 
     fn executor(&mut self, node: &KdlNode) -> Option<ExecutorDraft> {
@@ -269,6 +294,7 @@ impl Reader<'_> {
                     self.set_once(&mut image.platforms, list, child);
                 }
                 "tags" => image.tags.extend(self.strings(child, 1)),
+                "secrets" => image.secrets.extend(self.strings(child, 1)),
                 "from" => image.deps.extend(self.from(child)),
                 "after" => image.deps.extend(self.after(child)),
                 other => self.unknown_node(child, other, IMAGE, "an `image`"),
@@ -293,6 +319,7 @@ impl Reader<'_> {
                     self.set_once(&mut task.platforms, list, child);
                 }
                 "after" => task.deps.extend(self.after(child)),
+                "secrets" => task.secrets.extend(self.strings(child, 1)),
                 "timeout" => {
                     if let Some(v) = self.one_string(child) {
                         self.set_once(&mut task.timeout, v, child);

@@ -23,7 +23,7 @@ pub use document::Document;
 pub use import::{Import, import};
 pub use model::{
     BUILDERS, DEFAULT_BUILDER, Definition, Dependency, DependencyKind, Executor, Image, ImageSource, Model,
-    Naming, Schedule, Task,
+    Naming, Schedule, Secret, SecretSource, Task,
 };
 pub use platform::{Platform, PlatformError};
 pub use source::{SourceFile, Spanned, Syntax};

@@ -33,6 +33,8 @@ pub struct Model {
     pub tasks: Vec<Task>,
     /// Schedules, in file order.
     pub schedules: Vec<Schedule>,
+    /// Secrets builds and tasks may use, in file order.
+    pub secrets: Vec<Secret>,
     /// Image and task names → their position, for constant-time lookups.
     pub(crate) index: HashMap<String, DefinitionIndex>,
 }
@@ -102,6 +104,24 @@ pub struct Executor {
     pub kubernetes: Option<Spanned<String>>,
 }
 
+/// A secret: a value a build or task needs that must never be written anywhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secret {
+    /// Its name (`NPM_TOKEN`): the build's secret id, the task's environment variable.
+    pub name: Spanned<String>,
+    /// Where its value comes from.
+    pub source: SecretSource,
+}
+
+/// Where a secret's value comes from, read when it is needed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// This environment variable of hephy's.
+    Env(String),
+    /// This file (absolute, or relative to the graph's folder).
+    File(std::path::PathBuf),
+}
+
 /// The builders this hephy knows.
 pub const BUILDERS: &[&str] = &["oci", "buildah", "kaniko", "buildkit", "buildx", "ko", "spin"];
 
@@ -132,6 +152,8 @@ pub struct Image {
     /// How long one of its nodes may run before it is stopped and fails (its own `timeout`, else
     /// the graph's; none: no limit).
     pub timeout: Option<std::time::Duration>,
+    /// The secrets it uses, by name.
+    pub secrets: Vec<String>,
 }
 
 /// Where an image's build context comes from.
@@ -173,6 +195,8 @@ pub struct Task {
     /// How long one of its nodes may run before it is stopped and fails (its own `timeout`, else
     /// the graph's; none: no limit).
     pub timeout: Option<std::time::Duration>,
+    /// The secrets it uses, by name.
+    pub secrets: Vec<String>,
 }
 
 /// An edge of the graph as written: this definition needs `name` first.

@@ -15,13 +15,23 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
 use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
 use crate::document::{
-    DependencyDraft, Document, ExecutorDraft, FromDraft, ImageDraft, NamingDraft, ScheduleDraft, TaskDraft,
-    Text,
+    DependencyDraft, Document, ExecutorDraft, FromDraft, ImageDraft, NamingDraft, ScheduleDraft, SecretDraft,
+    TaskDraft, Text,
 };
 use crate::source::Spanned;
 
-const TOP: &[&str] =
-    &["registry", "naming", "builder", "timeout", "platforms", "executors", "images", "tasks", "schedules"];
+const TOP: &[&str] = &[
+    "registry",
+    "naming",
+    "builder",
+    "timeout",
+    "platforms",
+    "executors",
+    "secrets",
+    "images",
+    "tasks",
+    "schedules",
+];
 const NAMING: &[&str] = &["preset", "repository", "platform", "manifest", "tag"];
 const IMAGE: &[&str] = &[
     "context",
@@ -30,6 +40,7 @@ const IMAGE: &[&str] = &[
     "dockerfile",
     "builder",
     "timeout",
+    "secrets",
     "target",
     "targets",
     "args",
@@ -38,7 +49,8 @@ const IMAGE: &[&str] = &[
     "from",
     "after",
 ];
-const TASK: &[&str] = &["run", "inputs", "outputs", "env", "platforms", "after", "timeout"];
+const TASK: &[&str] = &["run", "inputs", "outputs", "env", "platforms", "after", "timeout", "secrets"];
+const SECRET: &[&str] = &["env", "file"];
 const EXECUTOR: &[&str] = &["platform", "jobs", "gitlab-tags", "runs-on", "ssh", "buildkit", "kubernetes"];
 const SCHEDULE: &[&str] = &["rebuild", "refresh"];
 const FROM: &[&str] = &["arg", "target", "registry-arg"];
@@ -290,6 +302,18 @@ impl Reader<'_> {
                         doc.executors.extend(self.executor(name, body));
                     }
                 }
+                "secrets" => {
+                    for (name, body) in self.named_map(value) {
+                        let mut secret = SecretDraft { name, env: None, file: None };
+                        for (key, value) in self.map(body, SECRET, "a secret") {
+                            match key.value.as_str() {
+                                "env" => secret.env = self.string(value),
+                                _ => secret.file = self.string(value),
+                            }
+                        }
+                        doc.secrets.push(secret);
+                    }
+                }
                 "images" => {
                     for (name, body) in self.named_map(value) {
                         doc.images.push(self.image(name, body));
@@ -357,6 +381,7 @@ impl Reader<'_> {
                 "args" => image.args = self.pairs(value),
                 "platforms" => image.platforms = Some(self.strings(value)),
                 "tags" => image.tags = self.strings(value),
+                "secrets" => image.secrets = self.strings(value),
                 "from" => image.deps.extend(self.from(value)),
                 _ => image.deps.extend(self.after(value)),
             }
@@ -374,6 +399,7 @@ impl Reader<'_> {
                 "env" => task.env = self.pairs(value),
                 "platforms" => task.platforms = Some(self.strings(value)),
                 "timeout" => task.timeout = self.string(value),
+                "secrets" => task.secrets = self.strings(value),
                 _ => task.deps.extend(self.after(value)),
             }
         }

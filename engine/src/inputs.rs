@@ -49,6 +49,34 @@ impl Inputs {
 /// Identifies the tool that builds a node (name and version), so a new builder rebuilds.
 pub type BuilderIdentity<'a> = &'a (dyn Fn(&Node) -> String + Sync);
 
+/// A secret's value, read from where the graph says (`Err`: why it cannot be had).
+pub fn secret_value(model: &Model, name: &str) -> Result<String, String> {
+    let secret = model
+        .secrets
+        .iter()
+        .find(|s| s.name.value == name)
+        .ok_or_else(|| format!("secret `{name}` is not declared"))?;
+    match &secret.source {
+        hephy_dsl::SecretSource::Env(var) => std::env::var(var)
+            .map_err(|_| format!("secret `{name}`: the environment variable `{var}` is not set")),
+        hephy_dsl::SecretSource::File(path) => std::fs::read_to_string(path)
+            .map(|v| v.trim_end_matches(['\n', '\r']).to_owned())
+            .map_err(|e| format!("secret `{name}`: cannot read `{}`: {e}", path.display())),
+    }
+}
+
+/// What of a secret enters a key: a keyed blake3 of its value, so a changed secret rebuilds
+/// without the value (or an unkeyed hash of it) ever being stored. The key comes from
+/// `HEPHY_SECRET_FINGERPRINT_KEY` when set (share it between machines that share a registry
+/// cache), else from the secret's name alone.
+fn secret_fingerprint(model: &Model, name: &str) -> Result<String, String> {
+    let value = secret_value(model, name)?;
+    let material = std::env::var("HEPHY_SECRET_FINGERPRINT_KEY").unwrap_or_default();
+    let key =
+        blake3::derive_key("hephy 2026-11 secret fingerprint v1", format!("{material}\0{name}").as_bytes());
+    Ok(format!("keyed:{}", &blake3::keyed_hash(&key, value.as_bytes()).to_hex()[..32]))
+}
+
 /// Gathers and hashes the inputs of every node of `graph`.
 /// Upstream commits by (URL, ref), resolved by the caller (`Err`: why it could not be).
 pub type Upstreams = HashMap<(String, String), Result<String, String>>;
@@ -73,6 +101,22 @@ pub fn gather(
         let node = graph.node(index);
         let (mut manifest, input_source, output_source, error) =
             describe(model, node, builder(node), upstreams);
+        let secrets = match model.definition(&node.name) {
+            Some(hephy_dsl::Definition::Image(image)) if node.kind == NodeKind::Image => {
+                image.secrets.as_slice()
+            }
+            Some(hephy_dsl::Definition::Task(task)) => task.secrets.as_slice(),
+            _ => &[],
+        };
+        let mut error = error;
+        for name in secrets {
+            match secret_fingerprint(model, name) {
+                Ok(fingerprint) => {
+                    manifest.settings.insert(format!("secret.{name}"), fingerprint);
+                }
+                Err(e) => error = error.or(Some(e)),
+            }
+        }
         if node.kind == NodeKind::Image
             && let Some(refs) = bases.get(&node.name)
         {

@@ -31,7 +31,9 @@ pub use files::{
     relative_inside,
 };
 pub use graph::{Graph, LOCAL_EXECUTOR, Node, NodeId, NodeKind, compile};
-pub use inputs::{BaseImages, BuilderIdentity, Inputs, NodeInputs, Upstreams, gather, task_outputs_digest};
+pub use inputs::{
+    BaseImages, BuilderIdentity, Inputs, NodeInputs, Upstreams, gather, secret_value, task_outputs_digest,
+};
 pub use key::{InputManifest, KEY_VERSION, Key, files_digest};
 pub use petgraph::graph::NodeIndex;
 pub use plan::{Action, Plan, PlanOptions, Reason, Step, differences, plan};

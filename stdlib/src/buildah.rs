@@ -36,6 +36,19 @@ pub(crate) fn identity() -> String {
         .clone()
 }
 
+/// What one `buildah bud` builds, and where it leaves what.
+#[derive(Clone, Copy)]
+pub(crate) struct Bud<'a> {
+    /// The build context.
+    pub(crate) context: &'a Path,
+    /// The tag in hephy's buildah storage.
+    pub(crate) local_tag: &'a str,
+    /// Where buildah writes the image id.
+    pub(crate) iidfile: &'a Path,
+    /// Secrets, each in its own file.
+    pub(crate) secrets: &'a [(String, tempfile::NamedTempFile)],
+}
+
 /// How hephy calls buildah: its own storage, the vfs driver (works everywhere, even nested).
 #[derive(Debug)]
 pub(crate) struct Buildah {
@@ -112,10 +125,9 @@ impl Buildah {
         model: &Model,
         image: &Image,
         job: &Job<'_>,
-        context: &Path,
-        local_tag: &str,
-        iidfile: &Path,
+        build: &Bud<'_>,
     ) -> Command {
+        let Bud { context, local_tag, iidfile, secrets } = *build;
         let (node, deps) = (job.node, &job.deps);
         let mut command = self.command();
         command.args(["bud", "--isolation", "chroot", "--timestamp", "0", "--pull=true"]);
@@ -134,6 +146,9 @@ impl Buildah {
         }
         for (arg, value) in reference::injected(model, node, deps) {
             command.arg("--build-arg").arg(format!("{arg}={value}"));
+        }
+        for (name, file) in secrets {
+            command.arg("--secret").arg(format!("id={name},src={}", file.path().display()));
         }
         command.arg("--iidfile").arg(iidfile).arg("-t").arg(local_tag).arg(context);
         command
@@ -163,7 +178,18 @@ impl Buildah {
         let iidfile = scratch.join("iid");
         let digestfile = scratch.join("digest");
         let local_tag = reference::local(job.node, job.key);
-        let bud = self.bud_command(model, image, job, &context, &local_tag, &iidfile);
+        // Secrets go to buildah as files only it can read (`--secret id=…,src=…`), deleted when
+        // the build ends: never a build arg, never on a command line.
+        let secrets = match secret_files(model, &image.secrets) {
+            Ok(files) => files,
+            Err(e) => return fail(e),
+        };
+        let bud = self.bud_command(
+            model,
+            image,
+            job,
+            &Bud { context: &context, local_tag: &local_tag, iidfile: &iidfile, secrets: &secrets },
+        );
         log.note(&format!("$ {}", shown(&bud)));
         if let Err(e) = process::run(bud, job, &log) {
             return fail(e);
@@ -218,6 +244,25 @@ pub(crate) fn local_tag(job: &Job<'_>) -> Outcome {
         Some((_, index)) => Outcome::Built { output: index.clone() },
         None => Outcome::Failed { message: "a tag node needs its image's index".to_owned() },
     }
+}
+
+/// Each secret written to a temporary file of its own (mode 0600, removed on drop).
+pub(crate) fn secret_files(
+    model: &Model,
+    names: &[String],
+) -> Result<Vec<(String, tempfile::NamedTempFile)>, String> {
+    let mut out = Vec::new();
+    for name in names {
+        let value = hephy_engine::secret_value(model, name)?;
+        let mut file = tempfile::Builder::new()
+            .prefix("hephy-secret-")
+            .tempfile()
+            .map_err(|e| format!("cannot create a file for secret `{name}`: {e}"))?;
+        std::io::Write::write_all(&mut file, value.as_bytes())
+            .map_err(|e| format!("cannot write secret `{name}`: {e}"))?;
+        out.push((name.clone(), file));
+    }
+    Ok(out)
 }
 
 fn tempdir(job: &Job<'_>) -> Result<PathBuf, String> {

@@ -61,6 +61,41 @@ fn check_image(model: &Model, image: &Image) -> Vec<Problem> {
     let span = image.name.span;
     let name = &image.name.value;
     let mut problems = Vec::new();
+    if !image.secrets.is_empty() && builder != Builder::Buildah {
+        let why = if builder.capabilities().run {
+            "hands secrets to builds only with buildah"
+        } else {
+            "runs no commands, so a secret has no use"
+        };
+        problems.push(
+            Problem::new(
+                Code::InvalidValue,
+                format!("image `{name}` uses secrets, and the {} builder {why}", builder.name()),
+            )
+            .label(span, format!("built with {}", builder.name()))
+            .help("build it with buildah (`builder \"buildah\"`), which mounts each secret for `RUN --mount=type=secret,id=NAME`"),
+        );
+    }
+    let remote = model.executors.iter().find(|e| {
+        image.platforms.contains(&e.platform)
+            && (e.ssh.is_some() || e.buildkit.is_some() || e.kubernetes.is_some())
+    });
+    if !image.secrets.is_empty()
+        && let Some(executor) = remote
+    {
+        problems.push(
+            Problem::new(
+                Code::InvalidValue,
+                format!(
+                    "image `{name}` uses secrets, which hephy does not send to executor `{}`",
+                    executor.name.value
+                ),
+            )
+            .label(span, "uses secrets")
+            .label(executor.name.span, "builds elsewhere")
+            .help("build images that need secrets on a local executor"),
+        );
+    }
     if !builder.capabilities().dockerfile {
         if !image.targets.is_empty() {
             problems.push(

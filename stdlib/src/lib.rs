@@ -134,7 +134,9 @@ impl Work for Stdlib<'_> {
 impl Stdlib<'_> {
     fn work(&self, job: &Job<'_>) -> Outcome {
         match (job.node.kind, self.model.definition(&job.node.name)) {
-            (NodeKind::Task, Some(Definition::Task(task))) => task::run(task, job, &self.exclusions),
+            (NodeKind::Task, Some(Definition::Task(task))) => {
+                task::run(self.model, task, job, &self.exclusions)
+            }
             (NodeKind::Image, Some(Definition::Image(image)))
                 if let Some(executor) = self.executor(job.node) =>
             {

@@ -3,12 +3,12 @@
 
 use std::process::Command;
 
-use hephy_dsl::Task;
-use hephy_engine::{Exclusions, Job, Outcome, task_outputs_digest};
+use hephy_dsl::{Model, Task};
+use hephy_engine::{Exclusions, Job, Outcome, secret_value, task_outputs_digest};
 
 use crate::process::{self, Log};
 
-pub(crate) fn run(task: &Task, job: &Job<'_>, exclusions: &Exclusions) -> Outcome {
+pub(crate) fn run(model: &Model, task: &Task, job: &Job<'_>, exclusions: &Exclusions) -> Outcome {
     let fail = |message: String| Outcome::Failed { message };
     let log = match Log::create(job) {
         Ok(log) => log,
@@ -30,6 +30,15 @@ pub(crate) fn run(task: &Task, job: &Job<'_>, exclusions: &Exclusions) -> Outcom
     }
     for (dep, output) in &job.deps {
         command.env(format!("HEPHY_DEP_{}", env_name(dep.id.as_str())), output);
+    }
+    // Secrets reach the task in its environment only: never its argv, never the log.
+    for name in &task.secrets {
+        match secret_value(model, name) {
+            Ok(value) => {
+                command.env(name, value);
+            }
+            Err(e) => return fail(e),
+        }
     }
     if let Err(e) = process::run(command, job, &log) {
         return fail(e);
