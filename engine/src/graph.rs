@@ -22,6 +22,11 @@ use petgraph::graph::{DiGraph, NodeIndex};
 pub struct NodeId(String);
 
 impl NodeId {
+    /// An id (`curl@linux/arm64`); the graph makes them, checks of would-be nodes too.
+    pub fn new(id: impl Into<String>) -> NodeId {
+        NodeId(id.into())
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0

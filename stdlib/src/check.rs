@@ -11,7 +11,12 @@ pub fn check(model: &Model) -> Result<(), Problems> {
     let problems: Vec<Problem> = model
         .images
         .iter()
-        .flat_map(|image| check_image(model, image).into_iter().chain(check_executors(model, image)))
+        .flat_map(|image| {
+            check_image(model, image)
+                .into_iter()
+                .chain(check_executors(model, image))
+                .chain(check_references(model, image))
+        })
         .collect();
     if problems.is_empty() { Ok(()) } else { Err(Problems::collect(&model.source, problems)) }
 }
@@ -51,6 +56,50 @@ fn check_executors(model: &Model, image: &Image) -> Vec<Problem> {
                 .label(span, format!("builds {}", executor.platform))
                 .help(help),
             );
+        }
+    }
+    problems
+}
+
+/// The references an image is pushed under (its repository, with each extra tag) must be
+/// valid OCI references before any of them reaches a command line or a registry.
+fn check_references(model: &Model, image: &Image) -> Vec<Problem> {
+    if model.registry.is_none() {
+        return Vec::new();
+    }
+    let targets: Vec<Option<&String>> =
+        if image.targets.is_empty() { vec![None] } else { image.targets.iter().map(Some).collect() };
+    let mut problems = Vec::new();
+    for target in targets {
+        let node = |tag: Option<&String>| hephy_engine::Node {
+            id: hephy_engine::NodeId::new(image.name.value.as_str()),
+            name: image.name.value.clone(),
+            kind: if tag.is_some() { hephy_engine::NodeKind::Tag } else { hephy_engine::NodeKind::Manifest },
+            platform: None,
+            target: target.cloned(),
+            tag: tag.cloned(),
+            executor: hephy_engine::LOCAL_EXECUTOR.to_owned(),
+            inject: std::collections::BTreeMap::new(),
+            inject_registry: std::collections::BTreeMap::new(),
+        };
+        let manifest = node(None);
+        let repository = crate::reference::repository(model, &manifest);
+        let mut references = vec![repository.clone()];
+        for tag in &image.tags {
+            let tagged = node(Some(tag));
+            let rendered = crate::reference::Vars::new(model, &tagged, None, Some(&"0".repeat(40)))
+                .render(&model.naming.tag);
+            references.push(format!("{repository}:{rendered}"));
+        }
+        for reference in references {
+            if let Err(e) = crate::registry::Reference::parse(&reference) {
+                problems.push(
+                    Problem::new(Code::InvalidValue, format!("image `{}` cannot be pushed: {e}", image.name.value))
+                        .label(image.name.span, "this image's references")
+                        .help("image names, targets and tags become registry references: lower-case letters, digits, `.`, `_`, `-`"),
+                );
+                return problems;
+            }
         }
     }
     problems
