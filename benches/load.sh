@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Load: `hephy run --jobs 16` over a 5,000-node task graph (each task `true`, each after two
+# earlier ones), with its peak memory (GNU time), its most open file descriptors (sampled from
+# /proc every 20 ms), and the scheduler's overhead per node against `xargs -P 16` running the
+# same 5,000 processes. Usage: benches/load.sh [NODES] (after `cargo build --release`).
+set -euo pipefail
+nodes=${1:-5000}
+hephy="$(cd "$(dirname "$0")/.." && pwd)/target/release/hephy"
+[ -x "$hephy" ] || { echo "build first: cargo build --release"; exit 1; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+{
+  for i in $(seq 0 $((nodes - 1))); do
+    printf 'task "t%d" {\n    run "true"\n' "$i"
+    if [ "$i" -ge 2 ]; then printf '    after "t%d" "t%d"\n' $(( (i * 7919) % i )) $(( i - 1 )); fi
+    printf '}\n'
+  done
+} > hephy.kdl
+"$hephy" check >/dev/null
+"$hephy" run -j 16 --format json > run.json 2> /dev/null &
+pid=$!
+max_fds=0
+while kill -0 "$pid" 2>/dev/null; do
+  n=$(ls /proc/"$pid"/fd 2>/dev/null | wc -l || echo 0)
+  [ "$n" -gt "$max_fds" ] && max_fds=$n
+  sleep 0.02
+done
+wait "$pid"
+rm -rf .hephy
+/usr/bin/time -f '%e %M' -o time.txt "$hephy" run -j 16 --format json > run.json 2>/dev/null
+read -r wall rss < time.txt
+built=$(grep -o '"built": [0-9]*' run.json | grep -o '[0-9]*$')
+start=$(date +%s.%N)
+seq "$nodes" | xargs -P 16 -n 1 sh -c 'true' _ 
+peer=$(echo "$(date +%s.%N) - $start" | bc)
+printf 'nodes %d (built %s), --jobs 16\n' "$nodes" "$built"
+printf 'hephy run: %.2f s wall, peak RSS %.1f MiB, most open fds %d\n' "$wall" "$(echo "$rss / 1024" | bc -l)" "$max_fds"
+printf 'xargs -P 16, same processes: %.2f s\n' "$peer"
+printf 'scheduler overhead per node: %.2f ms\n' "$(echo "($wall - $peer) * 1000 / $nodes" | bc -l)"
