@@ -21,13 +21,36 @@ impl Registry {
     }
 
     pub fn start() -> Registry {
+        Registry::start_with(None)
+    }
+
+    /// A registry that wants this basic-auth login (`htpasswd`, from apache2-utils, makes the
+    /// bcrypt file).
+    pub fn start_with_login(user: &str, password: &str) -> Registry {
+        Registry::start_with(Some((user, password)))
+    }
+
+    fn start_with(login: Option<(&str, &str)>) -> Registry {
         let dir = tempfile::tempdir().expect("temp dir");
+        let auth = match login {
+            Some((user, password)) => {
+                let out =
+                    Command::new("htpasswd").args(["-Bbn", user, password]).output().expect("run htpasswd");
+                assert!(out.status.success(), "htpasswd failed");
+                std::fs::write(dir.path().join("htpasswd"), out.stdout).expect("write htpasswd");
+                format!(
+                    "auth: {{htpasswd: {{realm: hephy-test, path: {}}}}}\n",
+                    dir.path().join("htpasswd").display()
+                )
+            }
+            None => String::new(),
+        };
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
         let config: PathBuf = dir.path().join("registry.yml");
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog: {{level: warn}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\n",
+                "version: 0.1\nlog: {{level: warn}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\n{auth}",
                 dir.path().join("data").display()
             ),
         )
@@ -54,7 +77,7 @@ impl Registry {
         let mut response = String::new();
         stream.write_all(request.as_bytes()).is_ok()
             && stream.read_to_string(&mut response).is_ok()
-            && response.starts_with("HTTP/1.0 200")
+            && (response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.0 401"))
     }
 
     /// The tags of `repository` (empty when it does not exist).
