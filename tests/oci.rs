@@ -210,3 +210,41 @@ fn the_quickstart_pushes_to_a_registry_that_is_then_the_cache() {
     .unwrap();
     assert_eq!(pushed["layers"][0], base_amd64["layers"][0]);
 }
+
+#[test]
+fn the_weekly_schedule_rebuilds_base_then_its_dependents_in_order() {
+    let repo = Repo::example("quickstart");
+    assert_eq!(repo.run(&["run", "-f", "hephy.kdl"]).code, 0);
+    let plan = repo.run(&["plan", "--schedule", "weekly", "--format", "json", "-f", "hephy.kdl"]).json();
+    let building: Vec<&str> = plan["order"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap())
+        .filter(|id| {
+            plan["nodes"].as_array().unwrap().iter().any(|n| n["id"] == *id && n["action"] == "build")
+        })
+        .collect();
+    assert_eq!(
+        building,
+        [
+            "base@linux/amd64",
+            "base@linux/arm64",
+            "base",
+            "base:latest",
+            "web@linux/amd64",
+            "web@linux/arm64",
+            "web",
+            "web:latest"
+        ]
+    );
+    // The scheduled image rebuilds; rebuilt to the same digest (the builds are reproducible),
+    // its dependents are cut off after it, not rebuilt; docs is not touched at all.
+    let run = repo.run(&["run", "--schedule", "weekly", "--format", "json", "-f", "hephy.kdl"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let results = results(&run);
+    assert_eq!(results["base@linux/amd64"], "built");
+    assert_eq!(results["base"], "built");
+    assert_eq!(results["web@linux/amd64"], "cutoff");
+    assert_eq!(results["docs@linux/amd64"], "fresh");
+}
