@@ -7,6 +7,7 @@
 mod ci;
 mod diagnostics;
 mod explain_view;
+mod fastpath;
 mod graph_view;
 mod plan_view;
 mod report;
@@ -290,17 +291,25 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
         }
         Command::Plan { file, state, select, format } => {
             let mut clock = session::Clock::new();
-            let model = load(file)?;
+            let path = graph_path(file)?;
+            let selection = select.selection();
+            let json = *format == Format::Json;
+            if let Some(text) = fastpath::cached(&path, state.dir.as_deref(), &selection, style.color(), json)
+            {
+                clock.lap("unchanged since the last plan");
+                print(&text);
+                return Ok(());
+            }
+            let model = load_path(&path)?;
             clock.lap("load");
-            let session = Session::open(model, state.dir.as_deref(), &select.selection())?;
+            let session = Session::open(model, state.dir.as_deref(), &selection)?;
             let mut clock = session::Clock::new();
-            let text = match format {
-                Format::Text => plan_view::text(&session, style),
-                Format::Json => plan_view::json(&session),
-            };
+            let (text, json_text) = (plan_view::text(&session, style), plan_view::json(&session));
             clock.lap("render");
-            print(&text);
+            print(if json { &json_text } else { &text });
             clock.lap("print");
+            fastpath::remember(&path, &session, &selection, style.color(), text, json_text);
+            clock.lap("stamp");
         }
         Command::Run { file, state, select, jobs, fail_fast, verbose, lock_timeout, format } => {
             let model = load(file)?;
@@ -327,7 +336,7 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
                 state_dir: session.state_dir.clone(),
                 command: std::env::args().collect::<Vec<_>>().join(" "),
             };
-            let Session { model, graph, plan, snapshot, state, exclusions, state_dir, upstreams } =
+            let Session { model, graph, plan, snapshot, state, exclusions, state_dir, upstreams, .. } =
                 &mut session;
             let work = hephy_stdlib::Stdlib::new(model, state_dir, exclusions.clone(), upstreams.clone());
             let summary = hephy_engine::run(
@@ -565,11 +574,20 @@ fn print(text: &str) {
 
 /// Finds and loads the graph file.
 fn load(arg: &FileArg) -> Result<Model, Failure> {
-    let path = match &arg.file {
-        Some(path) => path.clone(),
-        None => discover(Path::new(".")).map_err(Failure::Input)?,
-    };
-    let model = hephy_dsl::load(&path).map_err(Failure::Input)?;
+    load_path(&graph_path(arg)?)
+}
+
+/// The graph file: `-f FILE`, or the one in the current folder.
+fn graph_path(arg: &FileArg) -> Result<PathBuf, Failure> {
+    match &arg.file {
+        Some(path) => Ok(path.clone()),
+        None => discover(Path::new(".")).map_err(Failure::Input),
+    }
+}
+
+/// Loads and checks the graph file at `path`.
+fn load_path(path: &Path) -> Result<Model, Failure> {
+    let model = hephy_dsl::load(path).map_err(Failure::Input)?;
     hephy_stdlib::check(&model).map_err(Failure::Input)?;
     Ok(model)
 }

@@ -19,6 +19,8 @@ pub(crate) struct Session {
     pub(crate) plan: Plan,
     pub(crate) exclusions: Exclusions,
     pub(crate) upstreams: hephy_stdlib::Upstreams,
+    /// Every input file and folder the plan looked at (for the no-op stamp).
+    pub(crate) watched: hephy_engine::Watched,
 }
 
 /// What the user asked to force.
@@ -204,7 +206,8 @@ impl Session {
             plan = hephy_engine::plan(&graph, &inputs, &snapshot, &options);
             require_fresh_deps(&graph, &unrestricted, &snapshot, &only_nodes)?;
         }
-        Ok(Session { model, graph, state_dir, state: store, snapshot, plan, exclusions, upstreams })
+        let watched = inputs.watched;
+        Ok(Session { model, graph, state_dir, state: store, snapshot, plan, exclusions, upstreams, watched })
     }
 }
 

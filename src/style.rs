@@ -15,6 +15,11 @@ impl Style {
         Style { color: always || (!never && auto) }
     }
 
+    /// Whether it paints.
+    pub(crate) fn color(self) -> bool {
+        self.color
+    }
+
     pub(crate) fn bold(self, text: &str) -> String {
         self.paint("1", text)
     }

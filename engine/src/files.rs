@@ -55,15 +55,43 @@ pub struct Exclusions {
     pub dirs: Vec<String>,
 }
 
+/// What a listing looked at beyond the files it found: every folder it read (a file added or
+/// removed there changes the folder) and the `.dockerignore` files that shaped it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Watched {
+    /// Folders read, relative to the root (`.` for the root itself).
+    pub dirs: BTreeSet<String>,
+    /// Files read that are not inputs themselves.
+    pub files: BTreeSet<String>,
+}
+
 /// Lists the files of `source`, relative to `root`, sorted.
 pub fn collect(root: &Path, source: &FileSource, exclusions: &Exclusions) -> Result<Vec<String>, FilesError> {
+    collect_watched(root, source, exclusions, &mut Watched::default())
+}
+
+/// [`collect`], noting in `watched` every folder read and every `.dockerignore` consulted.
+pub fn collect_watched(
+    root: &Path,
+    source: &FileSource,
+    exclusions: &Exclusions,
+    watched: &mut Watched,
+) -> Result<Vec<String>, FilesError> {
     match source {
         FileSource::Context { dir, dockerfile } => {
-            let mut files = context_files(root, dir, exclusions)?;
+            let mut files = context_files(root, dir, exclusions, watched)?;
             files.insert(dockerfile.clone());
             Ok(files.into_iter().collect())
         }
-        FileSource::Globs(globs) => glob_files(root, globs, exclusions),
+        FileSource::Globs(globs) => glob_files(root, globs, exclusions, watched),
+    }
+}
+
+/// The folder holding `path` (`.` for a top-level one).
+fn parent_of(path: &str) -> String {
+    match path.rsplit_once('/') {
+        Some((parent, _)) if !parent.is_empty() => parent.to_owned(),
+        _ => ".".to_owned(),
     }
 }
 
@@ -76,8 +104,14 @@ fn io_error(path: &Path, e: &std::io::Error) -> FilesError {
     FilesError::Io { path: path.display().to_string(), message: e.to_string() }
 }
 
-fn context_files(root: &Path, dir: &str, exclusions: &Exclusions) -> Result<BTreeSet<String>, FilesError> {
+fn context_files(
+    root: &Path,
+    dir: &str,
+    exclusions: &Exclusions,
+    watched: &mut Watched,
+) -> Result<BTreeSet<String>, FilesError> {
     let base = root.join(dir);
+    watched.files.insert(join(dir, ".dockerignore"));
     let ignore = match fs::read_to_string(base.join(".dockerignore")) {
         Ok(text) => DockerIgnore::parse(&text)
             .map_err(|e| FilesError::Pattern(format!("{}: {e}", join(dir, ".dockerignore"))))?,
@@ -88,6 +122,7 @@ fn context_files(root: &Path, dir: &str, exclusions: &Exclusions) -> Result<BTre
     let mut stack: Vec<String> = vec![String::new()];
     while let Some(rel) = stack.pop() {
         let folder = if rel.is_empty() { base.clone() } else { base.join(&rel) };
+        watched.dirs.insert(if rel.is_empty() { dir.to_owned() } else { join(dir, &rel) });
         let entries = fs::read_dir(&folder).map_err(|e| io_error(&folder, &e))?;
         for entry in entries {
             let entry = entry.map_err(|e| io_error(&folder, &e))?;
@@ -110,7 +145,12 @@ fn context_files(root: &Path, dir: &str, exclusions: &Exclusions) -> Result<BTre
     Ok(out)
 }
 
-fn glob_files(root: &Path, globs: &[String], exclusions: &Exclusions) -> Result<Vec<String>, FilesError> {
+fn glob_files(
+    root: &Path,
+    globs: &[String],
+    exclusions: &Exclusions,
+    watched: &mut Watched,
+) -> Result<Vec<String>, FilesError> {
     if globs.is_empty() {
         return Ok(Vec::new());
     }
@@ -125,7 +165,10 @@ fn glob_files(root: &Path, globs: &[String], exclusions: &Exclusions) -> Result<
             Ok(_) => {
                 out.insert(path.clone());
             }
-            Err(_) => {}
+            // Missing now: its folder changes when it appears.
+            Err(_) => {
+                watched.dirs.insert(parent_of(path));
+            }
         }
     }
     let patterns: Vec<String> = patterns.into_iter().cloned().chain(folders).collect();
@@ -149,7 +192,7 @@ fn glob_files(root: &Path, globs: &[String], exclusions: &Exclusions) -> Result<
         if walked.iter().any(|w| w == "." || base == *w || base.starts_with(&format!("{w}/"))) {
             continue;
         }
-        walk_globs(root, &base, &set, exclusions, &mut out)?;
+        walk_globs(root, &base, &set, exclusions, &mut out, watched)?;
         walked.push(base);
     }
     Ok(out.into_iter().collect())
@@ -174,11 +217,15 @@ fn walk_globs(
     set: &GlobSet,
     exclusions: &Exclusions,
     out: &mut BTreeSet<String>,
+    watched: &mut Watched,
 ) -> Result<(), FilesError> {
     let start = if base == "." { root.to_path_buf() } else { root.join(base) };
     let meta = match fs::symlink_metadata(&start) {
         Ok(meta) => meta,
-        Err(_) => return Ok(()),
+        Err(_) => {
+            watched.dirs.insert(parent_of(base));
+            return Ok(());
+        }
     };
     if !meta.is_dir() {
         if set.is_match(base) {
@@ -189,6 +236,7 @@ fn walk_globs(
     let mut stack = vec![if base == "." { String::new() } else { base.to_owned() }];
     while let Some(rel) = stack.pop() {
         let folder = if rel.is_empty() { root.to_path_buf() } else { root.join(&rel) };
+        watched.dirs.insert(if rel.is_empty() { ".".to_owned() } else { rel.clone() });
         let entries = fs::read_dir(&folder).map_err(|e| io_error(&folder, &e))?;
         for entry in entries {
             let entry = entry.map_err(|e| io_error(&folder, &e))?;

@@ -26,6 +26,9 @@ pub struct Inputs {
     pub files_read: usize,
     /// How many distinct files were considered.
     pub files_total: usize,
+    /// Every input file, and what listing them looked at: if none of these changed (nor the
+    /// graph, nor the state), a plan comes out the same.
+    pub watched: files::Watched,
 }
 
 /// One node's own inputs.
@@ -133,14 +136,26 @@ pub fn gather(
         inputs.nodes.insert(index, NodeInputs { manifest, outputs_now: None, error });
     }
     // Each distinct context or glob set is listed once, in parallel.
-    let listed: HashMap<FileSource, Result<Vec<String>, FilesError>> = unique
+    let listed: Vec<(FileSource, Result<Vec<String>, FilesError>, files::Watched)> = unique
         .into_par_iter()
         .map(|source| {
-            let files = files::collect(root, &source, exclusions);
+            let mut watched = files::Watched::default();
+            let files = files::collect_watched(root, &source, exclusions, &mut watched);
+            (source, files, watched)
+        })
+        .collect();
+    let mut watched = files::Watched::default();
+    let listed: HashMap<FileSource, Result<Vec<String>, FilesError>> = listed
+        .into_iter()
+        .map(|(source, files, seen)| {
+            watched.dirs.extend(seen.dirs);
+            watched.files.extend(seen.files);
             (source, files)
         })
         .collect();
     let all: BTreeSet<String> = listed.values().flatten().flatten().cloned().collect();
+    watched.files.extend(all.iter().cloned());
+    inputs.watched = watched;
     let hashed = files::hash_all(root, &all, cache);
     inputs.files_total = all.len();
     inputs.files_read = hashed.read;

@@ -27,8 +27,8 @@ mod state;
 pub use dockerignore::{DockerIgnore, PatternError};
 pub use explain::{Explanation, explain_plan, explain_run};
 pub use files::{
-    Exclusions, FileSource, FilesError, Hashed, Stat, StatCache, collect, hash_all, hash_file,
-    relative_inside,
+    Exclusions, FileSource, FilesError, Hashed, Stat, StatCache, Watched, collect, collect_watched, hash_all,
+    hash_file, relative_inside,
 };
 pub use graph::{Graph, LOCAL_EXECUTOR, Node, NodeId, NodeKind, compile};
 pub use inputs::{

@@ -288,10 +288,10 @@ pub fn read_digest(builder: Builder, text: &str) -> Result<String, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn request() -> Request {
+    pub(crate) fn request() -> Request {
         Request {
             context: PathBuf::from("/repo/curl"),
             dockerfile: PathBuf::from("/repo/curl/build/Dockerfile"),
@@ -304,7 +304,7 @@ mod tests {
         }
     }
 
-    fn line(r: &Rendered) -> String {
+    pub(crate) fn line(r: &Rendered) -> String {
         std::iter::once(r.program.clone()).chain(r.args.iter().cloned()).collect::<Vec<_>>().join(" ")
     }
 

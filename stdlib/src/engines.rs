@@ -205,31 +205,15 @@ impl KubernetesFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn request() -> Request {
-        Request {
-            context: PathBuf::from("/repo/curl"),
-            dockerfile: PathBuf::from("/repo/curl/Dockerfile"),
-            platform: "linux/arm64".to_owned(),
-            target: None,
-            build_args: vec![("BASE".to_owned(), "reg.example/base@sha256:00".to_owned())],
-            destination: "reg.example/team/curl:hephy-0123".to_owned(),
-            insecure: false,
-            digest_file: PathBuf::from("/state/digest"),
-        }
-    }
-
-    fn line(r: &Rendered) -> String {
-        std::iter::once(r.program.clone()).chain(r.args.iter().cloned()).collect::<Vec<_>>().join(" ")
-    }
+    use crate::builders::tests::{line, request};
 
     #[test]
     fn buildkit_executors_address_their_daemon() {
         assert_eq!(
             line(&buildkit("tcp://buildkitd-arm64:1234", &request())),
             "buildctl --addr tcp://buildkitd-arm64:1234 build --frontend dockerfile.v0 --local context=/repo/curl \
-             --local dockerfile=/repo/curl --opt filename=Dockerfile --opt platform=linux/arm64 \
-             --opt build-arg:BASE=reg.example/base@sha256:00 \
+             --local dockerfile=/repo/curl/build --opt filename=Dockerfile --opt platform=linux/arm64 \
+             --opt target=release --opt build-arg:BASE=reg.example/base@sha256:00 \
              --output type=image,name=reg.example/team/curl:hephy-0123,push=true,rewrite-timestamp=true \
              --metadata-file /state/digest"
         );
@@ -239,7 +223,7 @@ mod tests {
     fn kubernetes_jobs_pin_the_architecture_and_run_kaniko() {
         let name = job_name("curl@linux/arm64", "0123456789abcdef");
         assert_eq!(name, "hephy-curl-linux-arm64-0123456789ab");
-        let job = kubernetes_job("builds", &name, &request(), "Dockerfile");
+        let job = kubernetes_job("builds", &name, &request(), "build/Dockerfile");
         let pod = &job["spec"]["template"]["spec"];
         assert_eq!(pod["nodeSelector"], json!({"kubernetes.io/arch": "arm64"}));
         assert_eq!(pod["restartPolicy"], "Never");
@@ -249,11 +233,12 @@ mod tests {
             pod["containers"][0]["args"],
             json!([
                 "--context=tar:///workspace/context.tar.gz",
-                "--dockerfile=Dockerfile",
+                "--dockerfile=build/Dockerfile",
                 "--destination=reg.example/team/curl:hephy-0123",
                 "--custom-platform=linux/arm64",
                 "--digest-file=/dev/termination-log",
                 "--reproducible",
+                "--target=release",
                 "--build-arg=BASE=reg.example/base@sha256:00"
             ])
         );

@@ -315,8 +315,12 @@ impl Client {
             .ok_or_else(|| format!("{realm} answered no token"))
     }
 
-    /// The manifest `reference` names (by digest, else tag).
-    pub(crate) fn manifest(&self, reference: &Reference) -> Result<Manifest, String> {
+    /// A GET or HEAD of the manifest `reference` names, accepting every type hephy reads.
+    fn ask_manifest(
+        &self,
+        method: &str,
+        reference: &Reference,
+    ) -> Result<(String, Response<ureq::Body>), String> {
         let url = format!(
             "{}/v2/{}/manifests/{}",
             Client::base(&reference.host),
@@ -324,7 +328,13 @@ impl Client {
             reference.version()
         );
         let accept = MANIFEST_TYPES.join(", ");
-        let mut response = self.send("GET", &url, reference, false, &[("Accept", &accept)], Body::Empty)?;
+        let response = self.send(method, &url, reference, false, &[("Accept", &accept)], Body::Empty)?;
+        Ok((url, response))
+    }
+
+    /// The manifest `reference` names (by digest, else tag).
+    pub(crate) fn manifest(&self, reference: &Reference) -> Result<Manifest, String> {
+        let (url, mut response) = self.ask_manifest("GET", reference)?;
         let status = response.status();
         if !status.is_success() {
             return Err(failure("reading the manifest", &url, &mut response));
@@ -360,14 +370,7 @@ impl Client {
 
     /// The digest `reference` resolves to, or `None` when the registry has no such manifest.
     pub(crate) fn resolve(&self, reference: &Reference) -> Result<Option<String>, String> {
-        let url = format!(
-            "{}/v2/{}/manifests/{}",
-            Client::base(&reference.host),
-            reference.repository,
-            reference.version()
-        );
-        let accept = MANIFEST_TYPES.join(", ");
-        let mut response = self.send("HEAD", &url, reference, false, &[("Accept", &accept)], Body::Empty)?;
+        let (url, mut response) = self.ask_manifest("HEAD", reference)?;
         match response.status() {
             s if s.is_success() => {
                 match response.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()) {

@@ -1,0 +1,211 @@
+//! The no-op plan, fast: when the last plan found every node fresh, it leaves a stamp
+//! (`.hephy/plan.stamp`, its outputs beside it in `plan.stamp.text` and `plan.stamp.json`)
+//! listing everything that plan depended on — the graph file's bytes, this
+//! binary, the state's last run, the stat of every input file, `.dockerignore` and folder it
+//! looked at — with its rendered output. The next `hephy plan` checks the stamp first: if
+//! nothing in it changed, the plan cannot have changed either, and the stored output is printed
+//! without parsing, hashing or planning (as ninja answers `-n` from stats alone).
+//!
+//! It is conservative: a stamp is written only for an all-fresh plan with no selection flags,
+//! and only for graphs whose plan depends on nothing else (no upstream git sources, no secrets,
+//! no builder but the built-in `oci` whose identity is this binary); a file changed within the
+//! last two seconds (the racy window of coarse timestamps) writes no stamp; any difference at
+//! all means the ordinary plan.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use hephy_dsl::Model;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::session::{Selection, Session};
+
+/// The stamp's file name in the state folder.
+const STAMP: &str = "plan.stamp";
+
+/// A file's or folder's identity: any change to it changes this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Seen {
+    size: u64,
+    mtime: i128,
+    ctime: i128,
+    inode: u64,
+}
+
+impl Seen {
+    /// `None` for a path that does not exist (which is also a fact to compare).
+    fn of(path: &Path) -> Option<Seen> {
+        let meta = std::fs::symlink_metadata(path).ok()?;
+        Some(Seen {
+            size: meta.size(),
+            mtime: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+            inode: meta.ino(),
+        })
+    }
+
+    /// Changed within the last two seconds: a later change could keep the same timestamps.
+    fn racy(self, now: i128) -> bool {
+        now - self.mtime.max(self.ctime) < 2_000_000_000
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Stamp {
+    version: String,
+    exe: Option<Seen>,
+    graph: String,
+    graph_blake3: String,
+    color: bool,
+    last_run: Option<i64>,
+    paths: Vec<(String, Option<Seen>)>,
+    /// Files outside the graph's folder the plan read (the base images' digests), absolute.
+    extra: Vec<(String, Option<Seen>)>,
+    /// The blake3 of each stored output, so a damaged one is never printed.
+    text_blake3: String,
+    json_blake3: String,
+}
+
+fn exe() -> Option<Seen> {
+    std::env::current_exe().ok().and_then(|p| Seen::of(&p))
+}
+
+fn now() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX))
+}
+
+/// Whether a plan made with `selection` can be stamped at all.
+fn plain(selection: &Selection) -> bool {
+    selection.force.is_empty()
+        && selection.schedule.is_none()
+        && selection.since.is_none()
+        && selection.only.is_empty()
+        && !selection.refresh
+}
+
+/// Whether `model`'s plans depend only on what a stamp records.
+fn stampable(model: &Model) -> bool {
+    model.secrets.is_empty()
+        && model
+            .images
+            .iter()
+            .all(|i| i.builder == "oci" && matches!(i.source, hephy_dsl::ImageSource::Context { .. }))
+        && model.tasks.iter().all(|t| t.secrets.is_empty())
+}
+
+/// The output of the last plan, when nothing it depended on changed since.
+pub(crate) fn cached(
+    graph: &Path,
+    state: Option<&Path>,
+    selection: &Selection,
+    color: bool,
+    json: bool,
+) -> Option<String> {
+    if !plain(selection) {
+        return None;
+    }
+    let root = graph.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let state_dir = state.map_or_else(|| root.join(".hephy"), Path::to_path_buf);
+    let stamp: Stamp = serde_json::from_slice(&std::fs::read(state_dir.join(STAMP)).ok()?).ok()?;
+    if stamp.version != env!("CARGO_PKG_VERSION")
+        || stamp.exe != exe()
+        || stamp.graph != graph.display().to_string()
+        || stamp.color != color
+    {
+        return None;
+    }
+    let bytes = std::fs::read(graph).ok()?;
+    if blake3::hash(&bytes).to_hex().as_str() != stamp.graph_blake3 {
+        return None;
+    }
+    let unchanged = stamp.paths.par_iter().all(|(path, seen)| Seen::of(&root.join(path)) == *seen)
+        && stamp.extra.iter().all(|(path, seen)| Seen::of(Path::new(path)) == *seen);
+    if !unchanged {
+        return None;
+    }
+    // Last: a run since (any run, even one that built nothing) means the ordinary plan.
+    let store = hephy_engine::State::open(&state_dir).ok()?;
+    if store.last_run().ok()? != stamp.last_run {
+        return None;
+    }
+    let (file, expected) = if json {
+        (format!("{STAMP}.json"), stamp.json_blake3)
+    } else {
+        (format!("{STAMP}.text"), stamp.text_blake3)
+    };
+    let output = std::fs::read(state_dir.join(file)).ok()?;
+    if blake3::hash(&output).to_hex().as_str() != expected {
+        return None;
+    }
+    String::from_utf8(output).ok()
+}
+
+/// Leaves a stamp for the next plan when `session`'s plan is all fresh (removes a stale one
+/// otherwise). `text` and `json` are its two renderings.
+pub(crate) fn remember(
+    graph: &Path,
+    session: &Session,
+    selection: &Selection,
+    color: bool,
+    text: String,
+    json: String,
+) {
+    let stamp_path = session.state_dir.join(STAMP);
+    let fresh =
+        session.plan.steps.iter().all(|s| s.action == hephy_engine::Action::Skip && s.reasons.is_empty());
+    if !plain(selection) {
+        return;
+    }
+    if !fresh || !stampable(&session.model) {
+        let _ = std::fs::remove_file(&stamp_path);
+        return;
+    }
+    // The stamp goes first (so it names outputs that may not be written yet: their digests
+    // then do not match), the outputs after.
+    let _ = std::fs::remove_file(&stamp_path);
+    let Some(stamp) = stamp(graph, session, color, &text, &json) else { return };
+    let write = |name: &str, bytes: &[u8]| {
+        let temp = session.state_dir.join(format!(".{name}.tmp"));
+        std::fs::write(&temp, bytes).is_ok() && std::fs::rename(&temp, session.state_dir.join(name)).is_ok()
+    };
+    let Ok(bytes) = serde_json::to_vec(&stamp) else { return };
+    let _ = write(STAMP, &bytes)
+        && write(&format!("{STAMP}.text"), text.as_bytes())
+        && write(&format!("{STAMP}.json"), json.as_bytes());
+}
+
+fn stamp(graph: &Path, session: &Session, color: bool, text: &str, json: &str) -> Option<Stamp> {
+    let root: PathBuf = session.model.root.clone();
+    let watched = &session.watched;
+    let mut paths: Vec<&String> = watched.files.iter().chain(watched.dirs.iter()).collect();
+    paths.sort();
+    paths.dedup();
+    let now = now();
+    let seen: Vec<(String, Option<Seen>)> =
+        paths.par_iter().map(|p| ((*p).clone(), Seen::of(&root.join(p.as_str())))).collect();
+    if seen.iter().any(|(_, s)| s.is_some_and(|s| s.racy(now))) {
+        return None;
+    }
+    let bytes = std::fs::read(graph).ok()?;
+    let graph_seen = Seen::of(graph)?;
+    let bases = std::path::absolute(session.state_dir.join("bases.json")).ok()?;
+    let bases_seen = Seen::of(&bases);
+    if graph_seen.racy(now) || bases_seen.is_some_and(|s| s.racy(now)) {
+        return None;
+    }
+    Some(Stamp {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        exe: exe(),
+        graph: graph.display().to_string(),
+        graph_blake3: blake3::hash(&bytes).to_hex().to_string(),
+        color,
+        last_run: session.state.last_run().ok()?,
+        paths: seen,
+        extra: vec![(bases.display().to_string(), bases_seen)],
+        text_blake3: blake3::hash(text.as_bytes()).to_hex().to_string(),
+        json_blake3: blake3::hash(json.as_bytes()).to_hex().to_string(),
+    })
+}
