@@ -1,17 +1,17 @@
 //! Base images from outside the graph (`FROM docker.io/library/alpine:3.20`): their digests are
 //! inputs of the images built on them, so a moved tag rebuilds what is built on it.
 //!
-//! A tag is resolved (with `skopeo inspect --raw`, digesting the manifest) the first time it is
-//! seen, and again only on a refresh (`--refresh`, or a schedule that says `refresh`); between
+//! A tag is resolved (a HEAD of its manifest through hephy's registry client, credentials
+//! included) the first time it is seen, and again only on a refresh (`--refresh`, or a schedule that says `refresh`); between
 //! refreshes the digest is read from `.hephy/bases.json`, so a plan never waits on a registry for
 //! a base it knows. What cannot be resolved is `unresolved` (and resolving it later is a move).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::process::Command;
 
 use hephy_dsl::{ImageSource, Model};
-use sha2::{Digest, Sha256};
+
+use crate::registry::{Client, Reference};
 
 /// Per image name, its external bases: reference → digest (or `unresolved`).
 pub type Bases = HashMap<String, BTreeMap<String, String>>;
@@ -27,6 +27,7 @@ pub fn resolve_bases(model: &Model, state_dir: &Path, refresh: bool, offline: bo
         .unwrap_or_default();
     let mut changed = false;
     let mut out = Bases::new();
+    let client = Client::once_only();
     for image in &model.images {
         let ImageSource::Context { dir } = &image.source else { continue };
         let Ok(text) = std::fs::read_to_string(model.root.join(dir).join(&image.dockerfile)) else {
@@ -38,7 +39,7 @@ pub fn resolve_bases(model: &Model, state_dir: &Path, refresh: bool, offline: bo
             let digest = match (known, refresh || offline) {
                 (Some(digest), false) => digest,
                 (known, _) if offline => known.unwrap_or_else(|| UNRESOLVED.to_owned()),
-                (known, _) => match digest_of(&reference, model.registry.as_deref()) {
+                (known, _) => match digest_of(&client, &reference) {
                     Some(digest) => {
                         if cache.get(&reference) != Some(&digest) {
                             cache.insert(reference.clone(), digest.clone());
@@ -91,25 +92,11 @@ fn external_froms(text: &str) -> Vec<String> {
     out
 }
 
-fn digest_of(reference: &str, registry: Option<&str>) -> Option<String> {
-    if reference.contains('@') {
-        return reference.split_once('@').map(|(_, d)| d.to_owned());
+fn digest_of(client: &Client, reference: &str) -> Option<String> {
+    if let Some((_, digest)) = reference.split_once('@') {
+        return Some(digest.to_owned());
     }
-    let mut command = Command::new("skopeo");
-    command.args(["--command-timeout", "10s", "inspect", "--raw", "--retry-times", "1"]);
-    let _ = registry;
-    let host = reference.split('/').next().unwrap_or("");
-    if crate::reference::insecure(Some(host)) {
-        command.arg("--tls-verify=false");
-    }
-    let output = command.arg(format!("docker://{reference}")).output().ok()?;
-    if !output.status.success() || output.stdout.is_empty() {
-        return None;
-    }
-    Some(format!(
-        "sha256:{}",
-        Sha256::digest(&output.stdout).iter().map(|b| format!("{b:02x}")).collect::<String>()
-    ))
+    client.resolve(&Reference::parse(reference).ok()?).ok().flatten()
 }
 
 #[cfg(test)]

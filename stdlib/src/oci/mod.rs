@@ -318,9 +318,14 @@ impl Oci {
     /// images built here are found there by digest).
     fn pull(&self, text: &str, platform: &Platform, note: &dyn Fn(&str)) -> Result<build::BaseImage, String> {
         let reference = Reference::parse(text)?;
-        let mut digest = match &reference.digest {
-            Some(digest) => digest.clone(),
-            None => {
+        let mut digest = match (&reference.digest, self.planned_base(text)) {
+            (Some(digest), _) => digest.clone(),
+            // The digest the plan resolved the tag to (and keyed the build with).
+            (None, Some(digest)) => {
+                note(&format!("hephy oci: {text} is {digest} (as planned)"));
+                digest
+            }
+            (None, None) => {
                 let digest = self
                     .client
                     .resolve(&reference)?
@@ -375,6 +380,14 @@ impl Oci {
             layers.push(Descriptor { media_type, digest: digest.to_owned(), size });
         }
         Ok(build::BaseImage { config, layers })
+    }
+
+    /// The digest the last plan resolved the external base `text` to (`.hephy/bases.json`).
+    fn planned_base(&self, text: &str) -> Option<String> {
+        let state_dir = self.layout.dir().parent()?;
+        let bytes = std::fs::read(state_dir.join("bases.json")).ok()?;
+        let known: std::collections::BTreeMap<String, String> = serde_json::from_slice(&bytes).ok()?;
+        known.get(text).filter(|d| layout::valid_digest(d)).cloned()
     }
 
     fn fetch_blob(&self, reference: &Reference, digest: &str) -> Result<(), String> {
