@@ -175,7 +175,7 @@ fn a_failure_skips_its_dependents_and_nothing_else() {
         text.stdout
     );
     let plan = plan(&repo);
-    assert_eq!(node(&plan, "bad")["reasons"], json!([{"kind": "never_built"}]));
+    assert_eq!(node(&plan, "bad")["reasons"], json!([{"kind": "never_built"}, {"kind": "last_run_failed"}]));
     let missing = Repo::new().file("hephy.yaml", "tasks:\n  t: { run: [no-such-program-hephy] }\n");
     let run = missing.run(&["run"]);
     assert_eq!(run.code, 1);

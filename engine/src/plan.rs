@@ -323,7 +323,12 @@ pub fn plan(graph: &Graph, inputs: &Inputs, state: &Snapshot, options: &PlanOpti
             reasons.push(Reason::InputsUnreadable { message });
         }
         match record {
-            None => reasons.push(Reason::NeverBuilt),
+            None => {
+                reasons.push(Reason::NeverBuilt);
+                if state.failures.contains_key(node.id.as_str()) {
+                    reasons.push(Reason::LastRunFailed);
+                }
+            }
             Some(record) => {
                 if state.failures.contains_key(node.id.as_str()) {
                     reasons.push(Reason::LastRunFailed);
