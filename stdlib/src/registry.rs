@@ -419,6 +419,21 @@ impl Client {
 
     /// Uploads the file `path` as blob `digest` (unless the repository has it).
     pub(crate) fn push_blob(&self, reference: &Reference, digest: &str, path: &Path) -> Result<(), String> {
+        // An upload racing another of the same blob (another process) may be refused as
+        // invalid: look again, and upload again.
+        let mut attempt: u64 = 0;
+        loop {
+            attempt += 1;
+            match self.push_blob_once(reference, digest, path) {
+                Err(e) if attempt < 3 && e.contains("400") => {
+                    std::thread::sleep(Duration::from_millis(300 * attempt));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn push_blob_once(&self, reference: &Reference, digest: &str, path: &Path) -> Result<(), String> {
         if self.has_blob(reference, digest)? {
             return Ok(());
         }

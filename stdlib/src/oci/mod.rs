@@ -164,15 +164,32 @@ impl Oci {
         note: &dyn Fn(&str),
     ) -> Result<(), String> {
         let target = Reference::parse(repository)?;
-        self.push_image(&target, manifest, note)?;
+        // One push into a repository at a time, blobs included: the platform builds of an
+        // image share layers, and distribution's storage rejects two concurrent uploads of
+        // one blob ("provided digest did not match uploaded content").
         let lock = self.repository_lock(repository)?;
         let _held = lock.lock().map_err(|_| "a registry lock was poisoned".to_owned())?;
         let bytes = self.layout.read(&manifest.digest).ok_or("the manifest just written is gone")?;
-        for tag in tags {
-            self.client.push_manifest(&target, tag, build::MANIFEST, &bytes)?;
-            note(&format!("hephy oci: pushed {repository}:{tag}"));
+        // Another process pushing the same layers (another platform's CI job, a remote
+        // executor) can leave a blob half-visible for a moment; the registry then refuses the
+        // manifest. Pushing the blobs again settles it.
+        let mut attempt: u64 = 0;
+        loop {
+            attempt += 1;
+            self.push_image(&target, manifest, note)?;
+            let pushed = tags.iter().try_for_each(|tag| {
+                self.client.push_manifest(&target, tag, build::MANIFEST, &bytes)?;
+                note(&format!("hephy oci: pushed {repository}:{tag}"));
+                Ok::<(), String>(())
+            });
+            match pushed {
+                Err(e) if attempt < 3 && (e.contains("400") || e.contains("404")) => {
+                    note(&format!("hephy oci: {e}; pushing the blobs again"));
+                    std::thread::sleep(std::time::Duration::from_millis(300 * attempt));
+                }
+                other => return other,
+            }
         }
-        Ok(())
     }
 
     /// Uploads the blobs of the manifest `manifest` (config and layers) to `target`'s repository.
