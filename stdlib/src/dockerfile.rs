@@ -24,7 +24,7 @@ pub(crate) struct Facts {
 /// Reads `text`; `Err` says why it is not a Dockerfile.
 pub(crate) fn read(text: &str) -> Result<Facts, String> {
     let dockerfile = Dockerfile::parse(text).map_err(|e| e.to_string())?;
-    let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+    let line_of = |offset: usize| text.get(..offset).unwrap_or(text).matches('\n').count() + 1;
     let mut facts = Facts::default();
     for instruction in &dockerfile.instructions {
         match instruction {

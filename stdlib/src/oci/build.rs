@@ -80,7 +80,7 @@ pub(crate) fn build(request: &Request<'_>, layout: &Layout, bases: &dyn Bases) -
     let text = request.dockerfile;
     let dockerfile = Dockerfile::parse(text)
         .map_err(|e| format!("`{}` is not a Dockerfile: {e}", request.dockerfile_name))?;
-    let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+    let line_of = |offset: usize| text.get(..offset).unwrap_or(text).matches('\n').count() + 1;
     let build_args: HashMap<&str, &str> =
         request.build_args.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let mut meta: HashMap<String, String> = HashMap::new();
@@ -91,10 +91,10 @@ pub(crate) fn build(request: &Request<'_>, layout: &Layout, bases: &dyn Bases) -
     for instruction in &dockerfile.instructions {
         let span = span_of(instruction);
         let line = line_of(span.0);
-        let source = text[span.0..span.1.min(text.len())].trim().to_owned();
+        let source = text.get(span.0..span.1).unwrap_or_default().trim().to_owned();
         let here = |message: String| format!("{}, line {line}: {message}", request.dockerfile_name);
         let Some(stage) = current.as_mut() else {
-            match instruction {
+            let from = match instruction {
                 Instruction::Arg(arg) => {
                     let name = arg.name.content.clone();
                     let value = build_args.get(name.as_str()).map(|v| (*v).to_owned()).or_else(|| {
@@ -105,10 +105,9 @@ pub(crate) fn build(request: &Request<'_>, layout: &Layout, bases: &dyn Bases) -
                     }
                     continue;
                 }
-                Instruction::From(_) => {}
+                Instruction::From(from) => from,
                 _ => return Err(here("only `ARG` may come before the first `FROM`".to_owned())),
-            }
-            let Instruction::From(from) = instruction else { unreachable!("matched above") };
+            };
             current = Some(start(from, &meta, &stages, bases, request.platform).map_err(here)?);
             continue;
         };
@@ -116,7 +115,7 @@ pub(crate) fn build(request: &Request<'_>, layout: &Layout, bases: &dyn Bases) -
         let vars = |name: &str| -> Option<String> { scope.get(name).cloned() };
         match instruction {
             Instruction::From(from) => {
-                let done = current.take().expect("a stage is open");
+                let Some(done) = current.take() else { continue };
                 let reached = request
                     .target
                     .is_some_and(|t| done.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(t)));
