@@ -143,8 +143,24 @@ pub(crate) fn cached(
     String::from_utf8(output).ok()
 }
 
-/// Leaves a stamp for the next plan when `session`'s plan is all fresh (removes a stale one
-/// otherwise). `text` and `json` are its two renderings.
+/// Whether `session`'s plan can be stamped: a plain plan, all fresh, of a graph whose plans
+/// depend only on what a stamp records.
+pub(crate) fn worth_remembering(session: &Session, selection: &Selection) -> bool {
+    plain(selection)
+        && stampable(&session.model)
+        && session.plan.steps.iter().all(|s| s.action == hephy_engine::Action::Skip && s.reasons.is_empty())
+}
+
+/// Removes the stamp of an earlier plan when this plain plan found something to do (a plan
+/// with selection flags says nothing about the plain one).
+pub(crate) fn forget(session: &Session, selection: &Selection) {
+    if plain(selection) {
+        let _ = std::fs::remove_file(session.state_dir.join(STAMP));
+    }
+}
+
+/// Leaves a stamp for the next plan (see [`worth_remembering`]). `text` and `json` are the
+/// plan's two renderings.
 pub(crate) fn remember(
     graph: &Path,
     session: &Session,
@@ -154,12 +170,7 @@ pub(crate) fn remember(
     json: String,
 ) {
     let stamp_path = session.state_dir.join(STAMP);
-    let fresh =
-        session.plan.steps.iter().all(|s| s.action == hephy_engine::Action::Skip && s.reasons.is_empty());
-    if !plain(selection) {
-        return;
-    }
-    if !fresh || !stampable(&session.model) {
+    if !worth_remembering(session, selection) {
         let _ = std::fs::remove_file(&stamp_path);
         return;
     }

@@ -304,11 +304,17 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
             clock.lap("load");
             let session = Session::open(model, state.dir.as_deref(), &selection)?;
             let mut clock = session::Clock::new();
-            let (text, json_text) = (plan_view::text(&session, style), plan_view::json(&session));
+            let shown = if json { plan_view::json(&session) } else { plan_view::text(&session, style) };
             clock.lap("render");
-            print(if json { &json_text } else { &text });
+            print(&shown);
             clock.lap("print");
-            fastpath::remember(&path, &session, &selection, style.color(), text, json_text);
+            if fastpath::worth_remembering(&session, &selection) {
+                let other = if json { plan_view::text(&session, style) } else { plan_view::json(&session) };
+                let (text, json_text) = if json { (other, shown) } else { (shown, other) };
+                fastpath::remember(&path, &session, &selection, style.color(), text, json_text);
+            } else {
+                fastpath::forget(&session, &selection);
+            }
             clock.lap("stamp");
         }
         Command::Run { file, state, select, jobs, fail_fast, verbose, lock_timeout, format } => {
