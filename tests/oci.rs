@@ -248,3 +248,42 @@ fn the_weekly_schedule_rebuilds_base_then_its_dependents_in_order() {
     assert_eq!(results["web@linux/amd64"], "cutoff");
     assert_eq!(results["docs@linux/amd64"], "fresh");
 }
+
+#[test]
+fn umoci_and_skopeo_read_the_layout() {
+    let have = |tool: &str| {
+        std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !have("umoci") || !have("skopeo") {
+        assert!(std::env::var_os("CI").is_none(), "CI must install umoci and skopeo (see .ci/run)");
+        eprintln!("note: skipping: umoci or skopeo is not installed");
+        return;
+    }
+    let repo = Repo::example("quickstart");
+    assert_eq!(repo.run(&["run", "-f", "hephy.kdl"]).code, 0);
+    let bundle = repo.path().join("bundle");
+    let unpack = std::process::Command::new("umoci")
+        .args(["unpack", "--rootless", "--image", ".hephy/oci:web.linux-amd64"])
+        .arg(&bundle)
+        .current_dir(repo.path())
+        .output()
+        .unwrap();
+    assert!(unpack.status.success(), "{}", String::from_utf8_lossy(&unpack.stderr));
+    let rootfs = bundle.join("rootfs");
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("srv/www/index.html")).unwrap(),
+        std::fs::read_to_string(repo.path().join("web/site/index.html")).unwrap()
+    );
+    assert!(rootfs.join("etc/os-release").is_file(), "base's layer is under web's");
+    assert!(!rootfs.join("srv/www/drafts").exists(), ".dockerignore left drafts out");
+    // skopeo copies the multi-arch image out of the layout, checking every blob's digest.
+    let copy = std::process::Command::new("skopeo")
+        .args(["copy", "--all", "oci:.hephy/oci:web:latest", "oci:copy:web"])
+        .current_dir(repo.path())
+        .output()
+        .unwrap();
+    assert!(copy.status.success(), "{}", String::from_utf8_lossy(&copy.stderr));
+}
