@@ -65,6 +65,12 @@ struct Stamp {
     /// The blake3 of each stored output, so a damaged one is never printed.
     text_blake3: String,
     json_blake3: String,
+    /// Every node id, in plan order (what a run that builds nothing reports).
+    nodes: Vec<String>,
+    /// Where the images are, as a run that builds nothing prints it, and the folder it was
+    /// written from (its paths are relative to it).
+    images: String,
+    cwd: String,
 }
 
 fn exe() -> Option<Seen> {
@@ -96,19 +102,19 @@ fn stampable(model: &Model) -> bool {
         && model.tasks.iter().all(|t| t.secrets.is_empty())
 }
 
-/// The output of the last plan, when nothing it depended on changed since.
-pub(crate) fn cached(
-    graph: &Path,
-    state: Option<&Path>,
-    selection: &Selection,
-    color: bool,
-    json: bool,
-) -> Option<String> {
+/// The state folder of the graph at `graph` (`--state`, else `.hephy` beside it).
+pub(crate) fn state_dir(graph: &Path, state: Option<&Path>) -> PathBuf {
+    let root = graph.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    state.map_or_else(|| root.join(".hephy"), Path::to_path_buf)
+}
+
+/// The stamp, when nothing the last all-fresh plan depended on changed since.
+fn valid(graph: &Path, state: Option<&Path>, selection: &Selection, color: bool) -> Option<Stamp> {
     if !plain(selection) {
         return None;
     }
     let root = graph.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let state_dir = state.map_or_else(|| root.join(".hephy"), Path::to_path_buf);
+    let state_dir = state_dir(graph, state);
     let stamp: Stamp = serde_json::from_slice(&std::fs::read(state_dir.join(STAMP)).ok()?).ok()?;
     if stamp.version != env!("CARGO_PKG_VERSION")
         || stamp.exe != exe()
@@ -131,6 +137,19 @@ pub(crate) fn cached(
     if store.last_run().ok()? != stamp.last_run {
         return None;
     }
+    Some(stamp)
+}
+
+/// The output of the last plan, when nothing it depended on changed since.
+pub(crate) fn cached(
+    graph: &Path,
+    state: Option<&Path>,
+    selection: &Selection,
+    color: bool,
+    json: bool,
+) -> Option<String> {
+    let stamp = valid(graph, state, selection, color)?;
+    let state_dir = state_dir(graph, state);
     let (file, expected) = if json {
         (format!("{STAMP}.json"), stamp.json_blake3)
     } else {
@@ -141,6 +160,41 @@ pub(crate) fn cached(
         return None;
     }
     String::from_utf8(output).ok()
+}
+
+/// What a run that builds nothing reports.
+pub(crate) struct NothingToDo {
+    /// Every node, in plan order.
+    pub(crate) nodes: Vec<String>,
+    /// Where the images are (text output).
+    pub(crate) images: String,
+}
+
+/// A run's answer when the stamp holds (call it holding the run lock): nothing to build.
+pub(crate) fn nothing_to_do(
+    graph: &Path,
+    state: Option<&Path>,
+    selection: &Selection,
+    color: bool,
+) -> Option<NothingToDo> {
+    let stamp = valid(graph, state, selection, color)?;
+    let cwd = std::env::current_dir().ok()?.display().to_string();
+    (stamp.cwd == cwd).then_some(NothingToDo { nodes: stamp.nodes, images: stamp.images })
+}
+
+/// Moves the stamp past `run_id`, a run that built nothing (it changed no record).
+pub(crate) fn advance(graph: &Path, state: Option<&Path>, run_id: i64) {
+    let path = state_dir(graph, state).join(STAMP);
+    let Some(mut stamp) = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Stamp>(&b).ok())
+    else {
+        return;
+    };
+    stamp.last_run = Some(run_id);
+    let Ok(bytes) = serde_json::to_vec(&stamp) else { return };
+    let temp = path.with_extension("stamp.tmp");
+    if std::fs::write(&temp, bytes).is_err() || std::fs::rename(&temp, &path).is_err() {
+        let _ = std::fs::remove_file(&path);
+    }
 }
 
 /// Whether `session`'s plan can be stamped: a plain plan, all fresh, of a graph whose plans
@@ -168,6 +222,7 @@ pub(crate) fn remember(
     color: bool,
     text: String,
     json: String,
+    images: String,
 ) {
     let stamp_path = session.state_dir.join(STAMP);
     if !worth_remembering(session, selection) {
@@ -177,7 +232,7 @@ pub(crate) fn remember(
     // The stamp goes first (so it names outputs that may not be written yet: their digests
     // then do not match), the outputs after.
     let _ = std::fs::remove_file(&stamp_path);
-    let Some(stamp) = stamp(graph, session, color, &text, &json) else { return };
+    let Some(stamp) = stamp(graph, session, color, &text, &json, images) else { return };
     let write = |name: &str, bytes: &[u8]| {
         let temp = session.state_dir.join(format!(".{name}.tmp"));
         std::fs::write(&temp, bytes).is_ok() && std::fs::rename(&temp, session.state_dir.join(name)).is_ok()
@@ -188,7 +243,14 @@ pub(crate) fn remember(
         && write(&format!("{STAMP}.json"), json.as_bytes());
 }
 
-fn stamp(graph: &Path, session: &Session, color: bool, text: &str, json: &str) -> Option<Stamp> {
+fn stamp(
+    graph: &Path,
+    session: &Session,
+    color: bool,
+    text: &str,
+    json: &str,
+    images: String,
+) -> Option<Stamp> {
     let root: PathBuf = session.model.root.clone();
     let watched = &session.watched;
     let mut paths: Vec<&String> = watched.files.iter().chain(watched.dirs.iter()).collect();
@@ -218,5 +280,8 @@ fn stamp(graph: &Path, session: &Session, color: bool, text: &str, json: &str) -
         extra: vec![(bases.display().to_string(), bases_seen)],
         text_blake3: blake3::hash(text.as_bytes()).to_hex().to_string(),
         json_blake3: blake3::hash(json.as_bytes()).to_hex().to_string(),
+        nodes: session.plan.steps.iter().map(|s| session.graph.node(s.node).id.to_string()).collect(),
+        images,
+        cwd: std::env::current_dir().ok()?.display().to_string(),
     })
 }

@@ -311,23 +311,20 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
             if fastpath::worth_remembering(&session, &selection) {
                 let other = if json { plan_view::text(&session, style) } else { plan_view::json(&session) };
                 let (text, json_text) = if json { (other, shown) } else { (shown, other) };
-                fastpath::remember(&path, &session, &selection, style.color(), text, json_text);
+                let images = all_fresh_images(&session);
+                fastpath::remember(&path, &session, &selection, style.color(), text, json_text, images);
             } else {
                 fastpath::forget(&session, &selection);
             }
             clock.lap("stamp");
         }
         Command::Run { file, state, select, jobs, fail_fast, verbose, lock_timeout, format } => {
-            let model = load(file)?;
-            let dir = session::state_dir(&model, state.dir.as_deref());
+            let path = graph_path(file)?;
+            let selection = select.selection();
+            let dir = fastpath::state_dir(&path, state.dir.as_deref());
             // `NaN` parses as an f64 too: treat anything not a finite number of seconds as none.
             let secs = if lock_timeout.is_finite() { lock_timeout.clamp(0.0, 86_400.0) } else { 0.0 };
             let timeout = Duration::from_secs_f64(secs);
-            let _lock = RunLock::acquire(&dir, timeout).map_err(Failure::State)?;
-            let mut session = Session::open(model, state.dir.as_deref(), &select.selection())?;
-            let cancel = Arc::new(AtomicBool::new(false));
-            let flag = Arc::clone(&cancel);
-            let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
             let mut reporter: Box<dyn Reporter> = match format {
                 Format::Json => Box::new(report::Json),
                 Format::Text if std::io::stdout().is_terminal() && !*verbose => {
@@ -335,12 +332,50 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
                 }
                 Format::Text => Box::new(report::Lines::new(style)),
             };
+            let command = std::env::args().collect::<Vec<_>>().join(" ");
+            if path.is_file() {
+                let _lock = RunLock::acquire(&dir, timeout).map_err(Failure::State)?;
+                // Nothing changed since the last all-fresh plan: a run that builds nothing,
+                // recorded as such, without planning again.
+                if let Some(nothing) =
+                    fastpath::nothing_to_do(&path, state.dir.as_deref(), &selection, style.color())
+                {
+                    let started = std::time::Instant::now();
+                    let mut store = State::open(&dir).map_err(Failure::State)?;
+                    let run_id = store.begin_run(&command).map_err(Failure::State)?;
+                    store.finish_run(run_id, "ok", nothing.nodes.len()).map_err(Failure::State)?;
+                    reporter.event(&hephy_engine::Event::Started {
+                        run_id,
+                        to_build: 0,
+                        total: nothing.nodes.len(),
+                    });
+                    let summary = hephy_engine::Summary {
+                        run_id,
+                        fresh: nothing.nodes.len(),
+                        results: nothing.nodes.into_iter().map(|id| (id, "fresh".to_owned())).collect(),
+                        duration: started.elapsed(),
+                        ..hephy_engine::Summary::default()
+                    };
+                    reporter.event(&hephy_engine::Event::Finished(summary));
+                    if matches!(format, Format::Text) {
+                        print(&nothing.images);
+                    }
+                    fastpath::advance(&path, state.dir.as_deref(), run_id);
+                    return Ok(());
+                }
+            }
+            let model = load_path(&path)?;
+            let _lock = RunLock::acquire(&dir, timeout).map_err(Failure::State)?;
+            let mut session = Session::open(model, state.dir.as_deref(), &selection)?;
+            let cancel = Arc::new(AtomicBool::new(false));
+            let flag = Arc::clone(&cancel);
+            let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
             let options = RunOptions {
                 jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
                 fail_fast: *fail_fast,
                 verbose: *verbose,
                 state_dir: session.state_dir.clone(),
-                command: std::env::args().collect::<Vec<_>>().join(" "),
+                command,
             };
             let Session { model, graph, plan, snapshot, state, exclusions, state_dir, upstreams, .. } =
                 &mut session;
@@ -359,6 +394,22 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
             .map_err(Failure::State)?;
             if matches!(format, Format::Text) && !summary.interrupted {
                 print(&images_text(model, graph, state, state_dir, &summary.results));
+            }
+            // A run that built nothing leaves the plan's stamp, so the next run or plan is quick.
+            if summary.built == 0 && summary.failed == 0 && summary.skipped == 0 && !summary.interrupted {
+                let session = &session;
+                if fastpath::worth_remembering(session, &selection) {
+                    let (text, json_text) = (plan_view::text(session, style), plan_view::json(session));
+                    fastpath::remember(
+                        &path,
+                        session,
+                        &selection,
+                        style.color(),
+                        text,
+                        json_text,
+                        all_fresh_images(session),
+                    );
+                }
             }
             if summary.interrupted {
                 return Err(Failure::Interrupted);
@@ -515,6 +566,17 @@ fn log_text(runs: &[hephy_engine::RunSummary]) -> String {
         ));
     }
     out
+}
+
+/// Where the images are, as a run that finds everything fresh prints it.
+fn all_fresh_images(session: &Session) -> String {
+    let results = session
+        .plan
+        .steps
+        .iter()
+        .map(|s| (session.graph.node(s.node).id.to_string(), "fresh".to_owned()))
+        .collect();
+    images_text(&session.model, &session.graph, &session.state, &session.state_dir, &results)
 }
 
 /// Where the images of a finished run are: one line per image (and target) the run built or

@@ -170,3 +170,32 @@ fn selections_and_stale_plans_leave_no_stamp() {
     let forced = repo.run(&["plan", "--force", "lint", "--format", "json", "-f", "hephy.kdl"]).json();
     assert!(forced["nodes"].as_array().unwrap().iter().any(|n| n["action"] == "build"));
 }
+
+#[test]
+fn a_run_with_nothing_to_do_is_answered_from_the_stamp_and_keeps_it() {
+    let repo = Repo::example("quickstart");
+    stamped(&repo, "hephy.kdl");
+    let fast = [("HEPHY_TIMINGS", "1")];
+    // The plan was answered from the stamp…
+    let plan = repo.run_with(&["plan", "-f", "hephy.kdl"], &fast);
+    assert!(plan.stderr.contains("unchanged since the last plan"), "{}", plan.stderr);
+    // …and so is a run: recorded, all fresh, saying where the images are.
+    let run = repo.run(&["run", "-f", "hephy.kdl"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("0 of 12 nodes to build"), "{}", run.stdout);
+    assert!(run.stdout.contains("oci:.hephy/oci:web"), "{}", run.stdout);
+    let json = repo.run(&["run", "--format", "json", "-f", "hephy.kdl"]).json();
+    assert_eq!(json["built"], 0);
+    assert_eq!(json["fresh"], 12);
+    assert_eq!(json["results"]["web@linux/arm64"], "fresh");
+    let log = repo.run(&["log", "--format", "json", "-f", "hephy.kdl"]).json();
+    assert!(log.as_array().unwrap().len() >= 3, "{log}");
+    // Runs that built nothing keep the stamp: the next plan is still answered from it.
+    let plan = repo.run_with(&["plan", "-f", "hephy.kdl"], &fast);
+    assert!(plan.stderr.contains("unchanged since the last plan"), "{}", plan.stderr);
+    // A change is built, by the ordinary run.
+    repo.write("web/site/index.html", "<h1>changed</h1>\n");
+    let run = repo.run(&["run", "--format", "json", "-f", "hephy.kdl"]).json();
+    assert_eq!(run["results"]["web@linux/amd64"], "built");
+    assert_eq!(run["results"]["base@linux/amd64"], "fresh");
+}
