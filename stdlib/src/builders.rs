@@ -97,6 +97,8 @@ pub struct Request {
     pub insecure: bool,
     /// Where the tool leaves the pushed digest.
     pub digest_file: PathBuf,
+    /// Secrets, each a file only the build reads: `(id, file)`.
+    pub secrets: Vec<(String, PathBuf)>,
 }
 
 /// A command to run: program, arguments, extra environment.
@@ -192,6 +194,9 @@ pub fn render(builder: Builder, request: &Request) -> Option<Rendered> {
             for (k, v) in &r.build_args {
                 args.extend(["--opt".to_owned(), format!("build-arg:{k}={v}")]);
             }
+            for (id, file) in &r.secrets {
+                args.extend(["--secret".to_owned(), format!("id={id},src={}", path(file))]);
+            }
             let insecure = if r.insecure { ",registry.insecure=true" } else { "" };
             args.extend([
                 "--output".to_owned(),
@@ -221,6 +226,9 @@ pub fn render(builder: Builder, request: &Request) -> Option<Rendered> {
             }
             for (k, v) in &r.build_args {
                 args.extend(["--build-arg".to_owned(), format!("{k}={v}")]);
+            }
+            for (id, file) in &r.secrets {
+                args.extend(["--secret".to_owned(), format!("id={id},src={}", path(file))]);
             }
             args.push(path(&r.context));
             env.push(("SOURCE_DATE_EPOCH".to_owned(), "0".to_owned()));
@@ -301,6 +309,17 @@ pub(crate) mod tests {
             destination: "reg.example/team/curl:hephy-0123".to_owned(),
             insecure: false,
             digest_file: PathBuf::from("/state/digest"),
+            secrets: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn secrets_are_files_on_the_command_line_never_values() {
+        let mut r = request();
+        r.secrets = vec![("NPM_TOKEN".to_owned(), PathBuf::from("/tmp/hephy-secret-x"))];
+        for builder in [Builder::Buildkit, Builder::Buildx] {
+            let l = line(&render(builder, &r).expect("a command"));
+            assert!(l.contains("--secret id=NPM_TOKEN,src=/tmp/hephy-secret-x"), "{l}");
         }
     }
 

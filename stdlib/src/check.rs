@@ -122,7 +122,7 @@ fn check_image(model: &Model, image: &Image) -> Vec<Problem> {
                 format!("image `{name}` uses secrets, and the {} builder {why}", builder.name()),
             )
             .label(span, format!("built with {}", builder.name()))
-            .help("build it with buildah (`builder \"buildah\"`), which mounts each secret for `RUN --mount=type=secret,id=NAME`"),
+            .help("build it with buildah (`builder \"buildah\"`), buildkit or buildx, which mount each secret for `RUN --mount=type=secret,id=NAME`"),
         );
     }
     let remote = model.executors.iter().find(|e| {

@@ -49,6 +49,11 @@ pub(crate) fn build(
     let mut build_args: Vec<(String, String)> =
         image.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     build_args.extend(reference::injected(model, job.node, &job.deps));
+    // Secret files live as long as this build (removed when dropped).
+    let secret_files = match crate::buildah::secret_files(model, &image.secrets) {
+        Ok(files) => files,
+        Err(e) => return fail(e),
+    };
     let request = Request {
         dockerfile: context.join(&image.dockerfile),
         context,
@@ -58,6 +63,7 @@ pub(crate) fn build(
         destination: format!("{}:{}", reference::repository(model, job.node), reference::key_tag(job.key)),
         insecure: reference::insecure(Some(registry)),
         digest_file: work.join("digest"),
+        secrets: secret_files.iter().map(|(id, file)| (id.clone(), file.path().to_path_buf())).collect(),
     };
     let built = match engine {
         Engine::Local => run_builder(builder, &request, job, &log),
