@@ -340,26 +340,7 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
                 if let Some(nothing) =
                     fastpath::nothing_to_do(&path, state.dir.as_deref(), &selection, style.color())
                 {
-                    let started = std::time::Instant::now();
-                    let mut store = State::open(&dir).map_err(Failure::State)?;
-                    let run_id = store.begin_run(&command).map_err(Failure::State)?;
-                    store.finish_run(run_id, "ok", nothing.nodes.len()).map_err(Failure::State)?;
-                    reporter.event(&hephy_engine::Event::Started {
-                        run_id,
-                        to_build: 0,
-                        total: nothing.nodes.len(),
-                    });
-                    let summary = hephy_engine::Summary {
-                        run_id,
-                        fresh: nothing.nodes.len(),
-                        results: nothing.nodes.into_iter().map(|id| (id, "fresh".to_owned())).collect(),
-                        duration: started.elapsed(),
-                        ..hephy_engine::Summary::default()
-                    };
-                    reporter.event(&hephy_engine::Event::Finished(summary));
-                    if matches!(format, Format::Text) {
-                        print(&nothing.images);
-                    }
+                    let run_id = record_nothing_to_do(&dir, &command, nothing, reporter.as_mut(), *format)?;
                     fastpath::advance(&path, state.dir.as_deref(), run_id);
                     return Ok(());
                 }
@@ -566,6 +547,34 @@ fn log_text(runs: &[hephy_engine::RunSummary]) -> String {
         ));
     }
     out
+}
+
+/// A run with nothing to do (the stamp holds): recorded, reported and printed as the ordinary
+/// run would, without planning. Returns its id.
+fn record_nothing_to_do(
+    dir: &Path,
+    command: &str,
+    nothing: fastpath::NothingToDo,
+    reporter: &mut dyn Reporter,
+    format: Format,
+) -> Result<i64, Failure> {
+    let started = std::time::Instant::now();
+    let mut store = State::open(dir).map_err(Failure::State)?;
+    let run_id = store.begin_run(command).map_err(Failure::State)?;
+    store.finish_run(run_id, "ok", nothing.nodes.len()).map_err(Failure::State)?;
+    reporter.event(&hephy_engine::Event::Started { run_id, to_build: 0, total: nothing.nodes.len() });
+    let summary = hephy_engine::Summary {
+        run_id,
+        fresh: nothing.nodes.len(),
+        results: nothing.nodes.into_iter().map(|id| (id, "fresh".to_owned())).collect(),
+        duration: started.elapsed(),
+        ..hephy_engine::Summary::default()
+    };
+    reporter.event(&hephy_engine::Event::Finished(summary));
+    if format == Format::Text {
+        print(&nothing.images);
+    }
+    Ok(run_id)
 }
 
 /// Where the images are, as a run that finds everything fresh prints it.
