@@ -40,6 +40,9 @@ fn line(e: &Explanation, past: bool, depth: usize, out: &mut String) {
         })
         .collect();
     out.push_str(&format!("{indent}{} {verb} because {}\n", e.node, reasons.join(", and ")));
+    if let Some(failure) = &e.last_failure {
+        out.push_str(&format!("{indent}  run {} failed: {}\n", failure.run, failure.message));
+    }
     for cause in &e.causes {
         line(cause, past, depth + 1, out);
     }

@@ -176,6 +176,13 @@ fn a_failure_skips_its_dependents_and_nothing_else() {
     );
     let plan = plan(&repo);
     assert_eq!(node(&plan, "bad")["reasons"], json!([{"kind": "never_built"}, {"kind": "last_run_failed"}]));
+    // explain says what went wrong last time.
+    let explain = repo.run(&["explain", "bad"]);
+    assert!(
+        explain.stdout.contains("run 2 failed: `sh -c echo broken >&2; exit 3` exited with status 3: broken"),
+        "{}",
+        explain.stdout
+    );
     let missing = Repo::new().file("hephy.yaml", "tasks:\n  t: { run: [no-such-program-hephy] }\n");
     let run = missing.run(&["run"]);
     assert_eq!(run.code, 1);

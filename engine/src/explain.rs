@@ -24,6 +24,31 @@ pub struct Explanation {
     pub fresh_since: Option<(i64, String)>,
     /// The explanations of the dependencies named by `dependency_rebuilt` reasons.
     pub causes: Vec<Explanation>,
+    /// For a node whose last run failed: that run and what went wrong.
+    pub last_failure: Option<LastFailure>,
+}
+
+/// A node's last failed run.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LastFailure {
+    /// The run.
+    pub run: i64,
+    /// What went wrong, as the run reported it.
+    pub message: String,
+}
+
+impl Explanation {
+    /// Fills in, down the tree, what the last failed run of each node said.
+    fn with_failures(mut self, state: &Snapshot) -> Explanation {
+        if self.reasons.contains(&Reason::LastRunFailed) {
+            self.last_failure = state
+                .failures
+                .get(&self.node)
+                .map(|f| LastFailure { run: f.run_id, message: f.message.clone() });
+        }
+        self.causes = self.causes.into_iter().map(|c| c.with_failures(state)).collect();
+        self
+    }
 }
 
 /// Explains `node` in `plan`.
@@ -44,6 +69,7 @@ pub fn explain_plan(
         graph.node(node).id.as_str(),
         &mut memo,
     )
+    .with_failures(state)
 }
 
 /// Explains `node` as it went in a past run.
@@ -84,6 +110,7 @@ fn explain_from(lookup: &Lookup<'_>, id: &str, memo: &mut HashMap<String, Explan
         reasons,
         fresh_since: if action == Action::Skip { since } else { None },
         causes,
+        last_failure: None,
     };
     memo.insert(id.to_owned(), explanation.clone());
     explanation

@@ -25,7 +25,7 @@ mod run;
 mod state;
 
 pub use dockerignore::{DockerIgnore, PatternError};
-pub use explain::{Explanation, explain_plan, explain_run};
+pub use explain::{Explanation, LastFailure, explain_plan, explain_run};
 pub use files::{
     Exclusions, FileSource, FilesError, Hashed, Stat, StatCache, Watched, collect, collect_watched, hash_all,
     hash_file, relative_inside,
