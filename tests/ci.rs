@@ -48,10 +48,7 @@ fn the_gitlab_child_pipeline_builds_the_quickstart_in_dependency_order() {
         return;
     }
     let registry = Registry::start();
-    let repo = Repo::example("quickstart").online();
-    std::fs::remove_file(repo.path().join("hephy.yaml")).unwrap();
-    let graph = std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap();
-    repo.write("hephy.kdl", &format!("registry \"{}/qs\"\n{graph}", registry.address()));
+    let repo = Repo::quickstart_pushing_to(&registry.address(), "");
     std::fs::write(repo.path().join(".gitignore"), ".hephy/\n.gitlab-ci-local/\n").unwrap();
     as_git_repo(repo.path());
 

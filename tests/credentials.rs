@@ -3,8 +3,6 @@
 //! and a `docker-credential-<helper>` named by `credHelpers` both work; the password is never
 //! printed or stored.
 
-#![expect(clippy::unwrap_used, reason = "a test fails loudly on unexpected output")]
-
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
@@ -15,11 +13,7 @@ use common::registry::{Registry, image_tools};
 const PASSWORD: &str = "wonder-land-7e1b";
 
 fn quickstart(registry: &Registry) -> Repo {
-    let repo = Repo::example("quickstart").online();
-    std::fs::remove_file(repo.path().join("hephy.yaml")).unwrap();
-    let graph = std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap();
-    repo.write("hephy.kdl", &format!("registry \"{}/qs\"\n{graph}", registry.address()));
-    repo
+    Repo::quickstart_pushing_to(&registry.address(), "")
 }
 
 fn tool(name: &str) -> bool {

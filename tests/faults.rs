@@ -4,20 +4,13 @@
 //! middle of a blob): transient faults are retried and the run succeeds, permanent ones fail the
 //! node with a message naming the registry and the operation, and nothing half-pushed is tagged.
 
-#![expect(clippy::unwrap_used, reason = "a test fails loudly on unexpected output")]
-
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::Repo;
 use common::proxy::{Fault, Proxy};
 use common::registry::{Registry, image_tools};
-
-fn results(run: &common::Run) -> BTreeMap<String, String> {
-    serde_json::from_value(run.json()["results"].clone()).unwrap()
-}
 
 #[test]
 fn crashing_hanging_and_flooding_builders_fail_alone() {
@@ -30,7 +23,7 @@ fn crashing_hanging_and_flooding_builders_fail_alone() {
         repo.run_with(&["run", "-j", "4", "--format", "json"], &[("HEPHY_MAX_OUTPUT_BYTES", "1000000")]);
     assert!(started.elapsed() < Duration::from_secs(30), "a hung builder held the run");
     assert_eq!(run.code, 1, "{}", run.stderr);
-    let results = results(&run);
+    let results = run.results();
     assert_eq!(results["crash"], "failed");
     assert_eq!(results["hang"], "failed");
     assert_eq!(results["flood"], "failed");
@@ -71,9 +64,9 @@ fn transient_registry_faults_are_retried() {
         let run = repo.run(&["run", "--format", "json"]);
         assert_eq!(run.code, 0, "{fault:?}: {}\n{}", run.stdout, run.stderr);
         assert!(
-            results(&run).values().all(|r| r == "built" || r == "cached"),
+            run.results().values().all(|r| r == "built" || r == "cached"),
             "{fault:?}: {:?}",
-            results(&run)
+            run.results()
         );
         assert!(proxy.faults_injected() > 0, "{fault:?} was never injected");
         let index = registry.raw("qs/base:latest");

@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
 use common::Repo;
 use common::registry::{Registry, image_tools, sha256};
 use serde_json::Value;
@@ -28,10 +26,6 @@ fn repo(registry: &Registry) -> Repo {
         )
 }
 
-fn results(run: &common::Run) -> BTreeMap<String, String> {
-    serde_json::from_value(run.json()["results"].clone()).unwrap()
-}
-
 fn layers(manifest: &str) -> Vec<String> {
     let m: Value = serde_json::from_str(manifest).unwrap();
     m["layers"].as_array().unwrap().iter().map(|l| l["digest"].as_str().unwrap().to_owned()).collect()
@@ -46,7 +40,7 @@ fn builds_push_platforms_index_and_tags() {
     let repo = repo(&registry);
     let run = repo.run(&["run", "--format", "json"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert!(results(&run).values().all(|r| r == "built"), "{:?}", results(&run));
+    assert!(run.results().values().all(|r| r == "built"), "{:?}", run.results());
 
     // The index lists both platforms, in platform order, and every tag resolves to it.
     let index_text = registry.raw("team/app:v1");
@@ -70,7 +64,7 @@ fn builds_push_platforms_index_and_tags() {
 
     // Nothing to do the second time.
     let again = repo.run(&["run", "--format", "json"]);
-    assert!(results(&again).values().all(|r| r == "fresh"), "{:?}", results(&again));
+    assert!(again.results().values().all(|r| r == "fresh"), "{:?}", again.results());
 
     // A clean rebuild (no local state) gives the same digests: builds are reproducible.
     std::fs::remove_dir_all(repo.path().join(".hephy")).unwrap();
@@ -93,7 +87,7 @@ fn a_changed_base_rebuilds_dependents_and_an_equivalent_one_cuts_them_off() {
     // A comment changes the Dockerfile's bytes, not the image: base rebuilds to the same digest.
     repo.write("base/Dockerfile", "# the base layer\nFROM scratch\nCOPY hello.txt /hello.txt\n");
     let run = repo.run(&["run", "--format", "json"]);
-    let r = results(&run);
+    let r = run.results();
     assert_eq!(r["base@linux/amd64"], "built");
     assert_eq!(r["app@linux/amd64"], "cutoff");
     assert_eq!(r["app:v1"], "cutoff");
@@ -108,7 +102,7 @@ fn a_changed_base_rebuilds_dependents_and_an_equivalent_one_cuts_them_off() {
         explain.stdout
     );
     let run = repo.run(&["run", "--format", "json"]);
-    let r = results(&run);
+    let r = run.results();
     assert_eq!(r["app@linux/arm64"], "built", "{}\n{}", run.stdout, run.stderr);
     assert_eq!(r["app:v1"], "built", "{}\n{}", run.stdout, run.stderr);
     assert_ne!(registry.raw("team/app:v1"), before);
@@ -128,7 +122,7 @@ fn a_failed_build_publishes_no_index_and_moves_no_tag() {
     repo.write("app/Dockerfile", "ARG BASE\nFROM ${BASE}\nRUN echo hi > /x\n");
     let run = repo.run(&["run", "--format", "json"]);
     assert_eq!(run.code, 1);
-    let r = results(&run);
+    let r = run.results();
     assert_eq!(r["app@linux/amd64"], "failed");
     assert_eq!(r["app"], "skipped");
     assert_eq!(r["app:v1"], "skipped");
@@ -156,7 +150,7 @@ fn without_local_state_the_registry_is_the_cache() {
     }
     let run = repo.run(&["run", "--format", "json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(results(&run).values().all(|r| r == "cached"), "{:?}", results(&run));
+    assert!(run.results().values().all(|r| r == "cached"), "{:?}", run.results());
     // Remembered locally now.
     let offline = repo.run(&["plan", "--offline", "--format", "json"]).json();
     assert!(
@@ -221,7 +215,7 @@ fn without_a_registry_images_stay_in_local_storage() {
         );
     let run = repo.run(&["run", "--format", "json"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert!(results(&run).values().all(|r| r == "built"), "{:?}", results(&run));
+    assert!(run.results().values().all(|r| r == "built"), "{:?}", run.results());
     // The dependent was built FROM the base's image id in hephy's storage.
     let log = std::fs::read_to_string(repo.path().join(".hephy/logs/1/app@linux_amd64.log")).unwrap();
     let base_id =
@@ -231,7 +225,7 @@ fn without_a_registry_images_stay_in_local_storage() {
         "{log}"
     );
     let again = repo.run(&["run", "--format", "json"]);
-    assert!(results(&again).values().all(|r| r == "fresh"));
+    assert!(again.results().values().all(|r| r == "fresh"));
 }
 
 #[test]
@@ -319,13 +313,13 @@ fn only_runs_the_named_nodes_once_their_dependencies_are_built_somewhere() {
     // A CI job per node: base's build, then (on a fresh machine) app's, found through the registry.
     let base = repo.run(&["run", "--only", "base@linux/amd64", "--format", "json"]);
     assert_eq!(base.code, 0, "{}", base.stderr);
-    assert_eq!(results(&base)["base@linux/amd64"], "built");
-    assert_eq!(results(&base)["app@linux/amd64"], "fresh", "not selected: untouched");
+    assert_eq!(base.results()["base@linux/amd64"], "built");
+    assert_eq!(base.results()["app@linux/amd64"], "fresh", "not selected: untouched");
     std::fs::remove_dir_all(repo.path().join(".hephy")).unwrap();
     let app = repo.run(&["run", "--only", "app@linux/amd64", "--format", "json"]);
     assert_eq!(app.code, 0, "{}", app.stderr);
-    assert_eq!(results(&app)["base@linux/amd64"], "cached");
-    assert_eq!(results(&app)["app@linux/amd64"], "built");
+    assert_eq!(app.results()["base@linux/amd64"], "cached");
+    assert_eq!(app.results()["app@linux/amd64"], "built");
 }
 
 #[test]
@@ -376,6 +370,6 @@ fn a_moved_base_image_tag_rebuilds_on_refresh_only() {
     assert_eq!(reason["image"], format!("{}/ext/base:1", registry.address()));
     let run = repo.run(&["run", "--schedule", "weekly", "--format", "json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(results(&run)["app@linux/amd64"], "built");
-    assert_eq!(results(&run)["other@linux/amd64"], "fresh");
+    assert_eq!(run.results()["app@linux/amd64"], "built");
+    assert_eq!(run.results()["other@linux/amd64"], "fresh");
 }

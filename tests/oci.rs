@@ -7,17 +7,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
 use common::Repo;
 use common::registry::{Registry, image_tools, sha256};
 use serde_json::Value;
-
-fn results(run: &common::Run) -> BTreeMap<String, String> {
-    serde_json::from_value(run.json()["results"].clone()).unwrap()
-}
 
 fn json_file(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
@@ -74,7 +69,7 @@ fn the_quickstart_builds_with_nothing_installed_and_reproducibly() {
     assert!(run.stdout.contains("oci:.hephy/oci:web"), "it says where the images are:\n{}", run.stdout);
     let again = one.run_with(&["run", "--format", "json", "-f", "hephy.kdl"], &nothing);
     assert_eq!(again.code, 0, "{}", again.stderr);
-    assert!(results(&again).values().all(|r| r == "fresh"), "{:?}", results(&again));
+    assert!(again.results().values().all(|r| r == "fresh"), "{:?}", again.results());
 
     // A second clean checkout builds byte-identical images.
     let two = Repo::example("quickstart");
@@ -128,7 +123,7 @@ fn a_changed_file_rebuilds_its_image_and_dependents_only() {
     let run = repo.run(&["run", "--format", "json", "-f", "hephy.kdl"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let built: Vec<String> =
-        results(&run).into_iter().filter(|(_, r)| r == "built").map(|(id, _)| id).collect();
+        run.results().into_iter().filter(|(_, r)| r == "built").map(|(id, _)| id).collect();
     assert_eq!(
         built,
         [
@@ -150,9 +145,7 @@ fn the_quickstart_pushes_to_a_registry_that_is_then_the_cache() {
         return;
     }
     let registry = Registry::start();
-    let repo = Repo::example("quickstart").online();
-    let graph = std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap();
-    repo.write("hephy.kdl", &format!("registry \"{}/qs\"\n{graph}", registry.address()));
+    let repo = Repo::quickstart_pushing_to(&registry.address(), "");
     let run = repo.run(&["run", "-f", "hephy.kdl"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains(&format!("{}/qs/web@sha256:", registry.address())), "{}", run.stdout);
@@ -196,7 +189,7 @@ fn the_quickstart_pushes_to_a_registry_that_is_then_the_cache() {
     repo.write("web/site/index.html", "<h1>changed</h1>\n");
     let run = repo.run(&["run", "--format", "json", "-f", "hephy.kdl"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let results = results(&run);
+    let results = run.results();
     assert_eq!(results["base@linux/amd64"], "cached");
     assert_eq!(results["web@linux/amd64"], "built");
     let web: Value = serde_json::from_str(&registry.raw("qs/web:latest")).unwrap();
@@ -242,7 +235,7 @@ fn the_weekly_schedule_rebuilds_base_then_its_dependents_in_order() {
     // its dependents are cut off after it, not rebuilt; docs is not touched at all.
     let run = repo.run(&["run", "--schedule", "weekly", "--format", "json", "-f", "hephy.kdl"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let results = results(&run);
+    let results = run.results();
     assert_eq!(results["base@linux/amd64"], "built");
     assert_eq!(results["base"], "built");
     assert_eq!(results["web@linux/amd64"], "cutoff");

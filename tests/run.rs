@@ -36,11 +36,6 @@ task "other" {
     )
 }
 
-fn results(run: &common::Run) -> BTreeMap<String, String> {
-    let summary = run.json();
-    serde_json::from_value(summary["results"].clone()).expect("results map")
-}
-
 fn plan(repo: &Repo) -> Value {
     let run = repo.run(&["plan", "--format", "json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -69,11 +64,11 @@ fn second_run_builds_nothing() {
     let repo = pipeline();
     let first = repo.run(&["run", "--format", "json"]);
     assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
-    assert_eq!(results(&first), map(&[("gen", "built"), ("other", "built"), ("use", "built")]));
+    assert_eq!(first.results(), map(&[("gen", "built"), ("other", "built"), ("use", "built")]));
     assert_eq!(std::fs::read_to_string(repo.path().join("out/used.txt")).unwrap().trim(), "2");
     let second = repo.run(&["run", "--format", "json"]);
     assert_eq!(second.code, 0);
-    assert_eq!(results(&second), map(&[("gen", "fresh"), ("other", "fresh"), ("use", "fresh")]));
+    assert_eq!(second.results(), map(&[("gen", "fresh"), ("other", "fresh"), ("use", "fresh")]));
     assert_eq!(second.json()["built"], 0);
     assert!(plan(&repo)["nodes"].as_array().unwrap().iter().all(|n| n["action"] == "skip"));
 }
@@ -108,7 +103,7 @@ fn only_the_changed_node_and_its_dependents_rebuild_and_explain_names_the_file()
     assert!(fresh.stdout.starts_with("other is up to date since "), "{}", fresh.stdout);
 
     let run = repo.run(&["run", "--format", "json"]);
-    assert_eq!(results(&run), map(&[("gen", "built"), ("other", "fresh"), ("use", "built")]));
+    assert_eq!(run.results(), map(&[("gen", "built"), ("other", "fresh"), ("use", "built")]));
     let past = repo.run(&["explain", "use", "--run", "2", "--format", "json"]).json();
     assert_eq!(past[0]["causes"][0]["node"], "gen");
     assert_eq!(past[0]["causes"][0]["reasons"][0]["path"], "in.txt");
@@ -123,7 +118,7 @@ fn a_dependency_rebuilt_to_the_same_output_cuts_off_its_dependents() {
     assert_eq!(actions(&plan(&repo))["use"], "build", "planned: the dependency rebuilds");
     let run = repo.run(&["run", "--format", "json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(results(&run), map(&[("gen", "built"), ("other", "fresh"), ("use", "cutoff")]));
+    assert_eq!(run.results(), map(&[("gen", "built"), ("other", "fresh"), ("use", "cutoff")]));
     assert!(plan(&repo)["nodes"].as_array().unwrap().iter().all(|n| n["action"] == "skip"));
 }
 
@@ -164,7 +159,7 @@ fn a_failure_skips_its_dependents_and_nothing_else() {
     );
     let run = repo.run(&["run", "--format", "json"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
-    assert_eq!(results(&run), map(&[("after-bad", "skipped"), ("bad", "failed"), ("fine", "built")]));
+    assert_eq!(run.results(), map(&[("after-bad", "skipped"), ("bad", "failed"), ("fine", "built")]));
     let log = std::fs::read_to_string(repo.path().join(".hephy/logs/1/bad.log")).unwrap();
     assert_eq!(log, "broken\n");
     let text = repo.run(&["run"]);
@@ -202,7 +197,7 @@ fn image_builds_that_cannot_run_fail_cleanly_and_skip_their_dependents() {
         );
     let run = repo.run(&["run", "--format", "json"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
-    let results = results(&run);
+    let results = run.results();
     assert_eq!(results["broken@linux/amd64"], "failed");
     assert_eq!(results["on-top@linux/amd64"], "skipped");
     assert_eq!(results["on-top:latest"], "skipped");
@@ -276,7 +271,7 @@ fn concurrent_runs_serialize_and_plans_never_block() {
     assert!(plan_start.elapsed() < Duration::from_secs(1));
     let third = repo.run(&["run", "--lock-timeout", "30", "--format", "json"]);
     assert_eq!(third.code, 0, "{}", third.stderr);
-    assert_eq!(results(&third), map(&[("slow", "fresh")]), "waited, then found it built");
+    assert_eq!(third.results(), map(&[("slow", "fresh")]), "waited, then found it built");
     assert!(first.wait().unwrap().success());
 }
 
@@ -304,7 +299,7 @@ fn kill_9_loses_no_finished_node() {
     assert_eq!(rerun.code, 0, "{}", rerun.stderr);
     let log = repo.run(&["log", "--format", "json"]).json();
     assert_eq!(log[1]["status"], "killed", "the killed run is said to be, not `running` forever");
-    for (id, result) in results(&rerun) {
+    for (id, result) in rerun.results() {
         if fresh.contains(&id) {
             assert_eq!(result, "fresh", "{id} finished before the kill and must not rebuild");
         } else {

@@ -3,11 +3,8 @@
 //! registry with the very digests a local build gives, and a lost or silent host fails its node
 //! with a clear message instead of hanging the run.
 
-#![expect(clippy::unwrap_used, reason = "a test fails loudly on unexpected output")]
-
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::Repo;
@@ -15,22 +12,13 @@ use common::registry::{Registry, image_tools};
 use common::ssh::{self, Sshd};
 use serde_json::Value;
 
-fn results(run: &common::Run) -> BTreeMap<String, String> {
-    serde_json::from_value(run.json()["results"].clone()).unwrap()
-}
-
 fn quickstart(registry: &Registry, arm64: &str) -> Repo {
-    let repo = Repo::example("quickstart").online();
-    std::fs::remove_file(repo.path().join("hephy.yaml")).unwrap();
-    let graph = std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap();
-    repo.write(
-        "hephy.kdl",
+    Repo::quickstart_pushing_to(
+        &registry.address(),
         &format!(
-            "registry \"{}/qs\"\nexecutor \"amd64\" platform=\"linux/amd64\"\nexecutor \"arm64\" platform=\"linux/arm64\" ssh=\"{arm64}\"\n{graph}",
-            registry.address()
+            "executor \"amd64\" platform=\"linux/amd64\"\nexecutor \"arm64\" platform=\"linux/arm64\" ssh=\"{arm64}\"\n"
         ),
-    );
-    repo
+    )
 }
 
 #[test]
@@ -45,7 +33,7 @@ fn arm64_builds_run_on_the_ssh_host_and_come_back_by_digest() {
     let repo = quickstart(&registry, &sshd.destination());
     let run = repo.run_with(&["run", "--format", "json"], &env);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert!(results(&run).values().all(|r| r == "built"), "{:?}", results(&run));
+    assert!(run.results().values().all(|r| r == "built"), "{:?}", run.results());
     // The arm64 builds ran on the host: hephy shipped itself there and built in its folder.
     let log = std::fs::read_to_string(repo.path().join(".hephy/logs/1/web@linux_arm64.log")).unwrap();
     assert!(log.contains("hephy remote-build: web@linux/arm64"), "{log}");
@@ -57,13 +45,10 @@ fn arm64_builds_run_on_the_ssh_host_and_come_back_by_digest() {
     // Reproducible: built again here, every platform locally, the images are the same bytes.
     let remote_built: Vec<String> =
         ["base", "web", "docs"].iter().map(|i| registry.raw(&format!("qs/{i}:latest"))).collect();
-    let here = Repo::example("quickstart").online();
-    std::fs::remove_file(here.path().join("hephy.yaml")).unwrap();
-    let graph = std::fs::read_to_string(here.path().join("hephy.kdl")).unwrap();
-    here.write("hephy.kdl", &format!("registry \"{}/qs\"\n{graph}", registry.address()));
+    let here = Repo::quickstart_pushing_to(&registry.address(), "");
     let run = here.run(&["run", "--format", "json", "--force", "base", "--force", "web", "--force", "docs"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(results(&run).values().all(|r| r == "built"), "{:?}", results(&run));
+    assert!(run.results().values().all(|r| r == "built"), "{:?}", run.results());
     let local_built: Vec<String> =
         ["base", "web", "docs"].iter().map(|i| registry.raw(&format!("qs/{i}:latest"))).collect();
     assert_eq!(remote_built, local_built);
@@ -82,7 +67,7 @@ fn a_host_that_is_gone_or_silent_fails_its_node_not_the_run() {
     let repo = quickstart(&registry, &format!("root@127.0.0.1:{closed}"));
     let run = repo.run(&["run", "--format", "json"]);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
-    let results = results(&run);
+    let results = run.results();
     assert_eq!(results["web@linux/amd64"], "built", "{results:?}");
     assert_eq!(results["base@linux/arm64"], "failed", "{results:?}");
     assert_eq!(results["web@linux/arm64"], "skipped", "{results:?}");

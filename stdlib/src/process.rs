@@ -106,9 +106,26 @@ pub(crate) fn shown(command: &Command) -> String {
 /// What a command reads on stdin: written by a thread of its own while the command runs.
 pub(crate) type Feed = Box<dyn FnOnce(&mut dyn Write) -> std::io::Result<()> + Send>;
 
+/// Why a command did not succeed.
+#[derive(Debug)]
+pub(crate) struct CommandFailed {
+    /// What failed, for people.
+    pub(crate) message: String,
+    /// Its exit status, when it exited on its own.
+    pub(crate) exit_code: Option<i32>,
+    /// The last line it wrote, if any.
+    pub(crate) last_line: Option<String>,
+}
+
+impl CommandFailed {
+    fn new(message: String) -> CommandFailed {
+        CommandFailed { message, exit_code: None, last_line: None }
+    }
+}
+
 /// Runs `command` to completion. `Err` says what failed, for people.
 pub(crate) fn run(command: Command, job: &Job<'_>, log: &Log) -> Result<(), String> {
-    run_fed(command, job, log, None)
+    run_fed(command, job, log, None).map_err(|e| e.message)
 }
 
 /// Runs `command` to completion with `feed` writing its stdin (closed when the feed returns).
@@ -117,12 +134,13 @@ pub(crate) fn run_fed(
     job: &Job<'_>,
     log: &Log,
     feed: Option<Feed>,
-) -> Result<(), String> {
+) -> Result<(), CommandFailed> {
     let program = command.get_program().to_string_lossy().into_owned();
     let shown = shown(&command);
     let stdin = if feed.is_some() { Stdio::piped() } else { Stdio::null() };
     command.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
-    let mut child = command.spawn().map_err(|e| format!("cannot start `{program}`: {e}"))?;
+    let mut child =
+        command.spawn().map_err(|e| CommandFailed::new(format!("cannot start `{program}`: {e}")))?;
     let feeder = match (feed, child.stdin.take()) {
         (Some(feed), Some(mut input)) => Some(std::thread::spawn(move || feed(&mut input))),
         _ => None,
@@ -211,18 +229,18 @@ pub(crate) fn run_fed(
     // A feed that failed for its own reasons (an unreadable file) says so; one cut off because
     // the command went away is the command's failure, reported below.
     let fed = feeder.map(|f| f.join());
-    let status = status.map_err(|e| format!("lost track of `{shown}`: {e}"))?;
+    let status = status.map_err(|e| CommandFailed::new(format!("lost track of `{shown}`: {e}")))?;
     if let Some(why) = stopped_because {
         log.note(&format!("hephy: `{shown}` {why}; stopped"));
-        return Err(format!("`{shown}` {why} and was stopped"));
+        return Err(CommandFailed::new(format!("`{shown}` {why} and was stopped")));
     }
     if status.success()
         && let Some(Ok(Err(e))) = fed
     {
-        return Err(format!("feeding `{program}` failed: {e}"));
+        return Err(CommandFailed::new(format!("feeding `{program}` failed: {e}")));
     }
     if terminated_at.is_some() {
-        return Err(format!("`{shown}` was stopped: the run was cancelled"));
+        return Err(CommandFailed::new(format!("`{shown}` was stopped: the run was cancelled")));
     }
     if status.success() {
         return Ok(());
@@ -231,8 +249,10 @@ pub(crate) fn run_fed(
         Some(code) => format!("exited with status {code}"),
         None => "was killed by a signal".to_owned(),
     };
-    match log.last_line() {
-        Some(line) => Err(format!("`{shown}` {how}: {line}")),
-        None => Err(format!("`{shown}` {how}")),
-    }
+    let last_line = log.last_line();
+    let message = match &last_line {
+        Some(line) => format!("`{shown}` {how}: {line}"),
+        None => format!("`{shown}` {how}"),
+    };
+    Err(CommandFailed { message, exit_code: status.code(), last_line })
 }

@@ -116,7 +116,7 @@ impl Remote {
         );
         let command = ssh(target, &probe);
         log.note(&format!("$ {}", process::shown(&command)));
-        process::run(command, job, log).map_err(|e| connection_failure(target, &e))?;
+        process::run_fed(command, job, log, None).map_err(|e| connection_failure(target, &e))?;
         let arch = log.marker("arch=").unwrap_or_default();
         if log.marker("shipped=").is_some() {
             return Ok(format!("{REMOTE_DIR}; exec {shipped}"));
@@ -215,14 +215,12 @@ impl Remote {
 }
 
 /// ssh exits 255 when the connection (not the command) failed.
-fn connection_failure(target: &str, message: &str) -> String {
-    match message.split_once("exited with status 255") {
-        Some((_, rest)) => {
-            let why = rest.trim_start_matches(':').trim();
-            let why = if why.is_empty() { "no message" } else { why };
-            format!("the ssh connection to {target} failed or was lost ({why})")
-        }
-        None => format!("on {target}: {message}"),
+fn connection_failure(target: &str, failed: &process::CommandFailed) -> String {
+    if failed.exit_code == Some(255) {
+        let why = failed.last_line.as_deref().unwrap_or("no message");
+        format!("the ssh connection to {target} failed or was lost ({why})")
+    } else {
+        format!("on {target}: {}", failed.message)
     }
 }
 

@@ -33,6 +33,12 @@ impl Run {
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
     }
 
+    /// The `results` of a `run --format json`: node id → result.
+    pub fn results(&self) -> std::collections::BTreeMap<String, String> {
+        serde_json::from_value(self.json()["results"].clone())
+            .unwrap_or_else(|e| panic!("no results ({e}):\n{}", self.stdout))
+    }
+
     /// The `hephy::…` codes of the diagnostics on stderr, in order.
     pub fn codes(&self) -> Vec<String> {
         self.stderr.lines().map(str::trim).filter(|l| l.starts_with("hephy::")).map(str::to_owned).collect()
@@ -47,6 +53,16 @@ impl Repo {
     /// A repository holding a copy of `examples/<name>`.
     pub fn example(name: &str) -> Repo {
         Repo::copy_of(&format!("examples/{name}"))
+    }
+
+    /// The quickstart example in KDL alone, pushing to `registry` (`host:port`, under `qs/`),
+    /// with `lines` (executors, say) added to its graph; registry lookups allowed.
+    pub fn quickstart_pushing_to(registry: &str, lines: &str) -> Repo {
+        let repo = Repo::example("quickstart").online();
+        std::fs::remove_file(repo.path().join("hephy.yaml")).expect("remove hephy.yaml");
+        let graph = std::fs::read_to_string(repo.path().join("hephy.kdl")).expect("read hephy.kdl");
+        repo.write("hephy.kdl", &format!("registry \"{registry}/qs\"\n{lines}{graph}"));
+        repo
     }
 
     /// A repository holding a copy of a folder of the source tree (`tests/fixtures/…`).
