@@ -180,7 +180,7 @@ impl Buildah {
         let local_tag = reference::local(job.node, job.key);
         // Secrets go to buildah as files only it can read (`--secret id=…,src=…`), deleted when
         // the build ends: never a build arg, never on a command line.
-        let secrets = match secret_files(model, &image.secrets) {
+        let secrets = match crate::secret_files(model, &image.secrets) {
             Ok(files) => files,
             Err(e) => return fail(e),
         };
@@ -244,25 +244,6 @@ pub(crate) fn local_tag(job: &Job<'_>) -> Outcome {
         Some((_, index)) => Outcome::Built { output: index.clone() },
         None => Outcome::Failed { message: "a tag node needs its image's index".to_owned() },
     }
-}
-
-/// Each secret written to a temporary file of its own (mode 0600, removed on drop).
-pub(crate) fn secret_files(
-    model: &Model,
-    names: &[String],
-) -> Result<Vec<(String, tempfile::NamedTempFile)>, String> {
-    let mut out = Vec::new();
-    for name in names {
-        let value = hephy_engine::secret_value(model, name)?;
-        let mut file = tempfile::Builder::new()
-            .prefix("hephy-secret-")
-            .tempfile()
-            .map_err(|e| format!("cannot create a file for secret `{name}`: {e}"))?;
-        std::io::Write::write_all(&mut file, value.as_bytes())
-            .map_err(|e| format!("cannot write secret `{name}`: {e}"))?;
-        out.push((name.clone(), file));
-    }
-    Ok(out)
 }
 
 fn tempdir(job: &Job<'_>) -> Result<PathBuf, String> {

@@ -50,7 +50,7 @@ pub(crate) fn build(
         image.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     build_args.extend(reference::injected(model, job.node, &job.deps));
     // Secret files live as long as this build (removed when dropped).
-    let secret_files = match crate::buildah::secret_files(model, &image.secrets) {
+    let secret_files = match crate::secret_files(model, &image.secrets) {
         Ok(files) => files,
         Err(e) => return fail(e),
     };

@@ -82,6 +82,25 @@ impl Sources {
     }
 }
 
+/// Each secret written to a temporary file of its own (mode 0600, removed on drop).
+pub(crate) fn secret_files(
+    model: &Model,
+    names: &[String],
+) -> Result<Vec<(String, tempfile::NamedTempFile)>, String> {
+    let mut out = Vec::new();
+    for name in names {
+        let value = hephy_engine::secret_value(model, name)?;
+        let mut file = tempfile::Builder::new()
+            .prefix("hephy-secret-")
+            .tempfile()
+            .map_err(|e| format!("cannot create a file for secret `{name}`: {e}"))?;
+        std::io::Write::write_all(&mut file, value.as_bytes())
+            .map_err(|e| format!("cannot write secret `{name}`: {e}"))?;
+        out.push((name.clone(), file));
+    }
+    Ok(out)
+}
+
 impl<'m> Stdlib<'m> {
     /// Work for the nodes of `model`; `state_dir` holds builder storage; `exclusions` are
     /// folders never taken as task outputs.
