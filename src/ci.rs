@@ -80,7 +80,8 @@ fn jobs(session: &Session, system: System) -> Vec<Job> {
         let needs = session
             .graph
             .deps(step.node)
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|d| building.contains(d))
             .map(|d| session.graph.node(d).id.to_string())
             .collect();

@@ -32,7 +32,7 @@ pub(crate) fn dot(graph: &Graph) -> String {
         ));
     }
     for &n in graph.order() {
-        for d in graph.deps(n) {
+        for &d in graph.deps(n) {
             out.push_str(&format!("  \"{}\" -> \"{}\";\n", graph.node(d).id, graph.node(n).id));
         }
     }
@@ -56,7 +56,7 @@ pub(crate) fn mermaid(graph: &Graph) -> String {
         out.push_str(&format!("  {}{open}\"{text}\"{close}\n", key(n)));
     }
     for &n in graph.order() {
-        for d in graph.deps(n) {
+        for &d in graph.deps(n) {
             out.push_str(&format!("  {} --> {}\n", key(d), key(n)));
         }
     }
@@ -102,7 +102,7 @@ pub(crate) fn json(graph: &Graph) -> String {
         .order()
         .iter()
         .flat_map(|&n| {
-            graph.deps(n).into_iter().map(move |d| [graph.node(d).id.as_str(), graph.node(n).id.as_str()])
+            graph.deps(n).iter().copied().map(move |d| [graph.node(d).id.as_str(), graph.node(n).id.as_str()])
         })
         .collect();
     let mut text = serde_json::to_string_pretty(&JsonGraph { nodes, edges }).unwrap_or_default();

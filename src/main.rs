@@ -617,7 +617,8 @@ fn images_text(
         }
         let tags: Vec<&str> = graph
             .dependents(index)
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|&i| graph.node(i).kind == hephy_engine::NodeKind::Tag)
             .filter_map(|i| graph.node(i).tag.as_deref())
             .collect();

@@ -46,7 +46,7 @@ pub(crate) fn json(session: &Session) -> String {
                 target: node.target.as_deref(),
                 tag: node.tag.as_deref(),
                 executor: &node.executor,
-                deps: graph.deps(step.node).into_iter().map(|d| graph.node(d).id.as_str()).collect(),
+                deps: graph.deps(step.node).iter().map(|&d| graph.node(d).id.as_str()).collect(),
                 inject: node.inject.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
                 action: step.action,
                 reasons: &step.reasons,

@@ -67,7 +67,8 @@ fn ask_registry(
             .map(|s| {
                 let deps = graph
                     .deps(s.node)
-                    .into_iter()
+                    .iter()
+                    .copied()
                     .map(|d| {
                         let dep = graph.node(d);
                         let output = plan
@@ -220,7 +221,7 @@ fn require_fresh_deps(
     only: &[NodeIndex],
 ) -> Result<(), Failure> {
     for &node in only {
-        for dep in graph.deps(node) {
+        for &dep in graph.deps(node) {
             if only.contains(&dep) {
                 continue;
             }

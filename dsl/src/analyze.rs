@@ -117,7 +117,7 @@ pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mu
     let schedules = doc.schedules.iter().map(|s| a.schedule(s, &names)).collect();
     drop(names);
     let mut model = Model {
-        index: HashMap::new(),
+        index: foldhash::HashMap::default(),
         source: source.clone(),
         root: root.to_path_buf(),
         registry,

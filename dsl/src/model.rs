@@ -4,7 +4,7 @@
 //! platform is valid, every path stays inside the graph's folder and the dependencies form no
 //! cycle. Spans are kept so later stages can point back into the file.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::platform::Platform;
@@ -36,7 +36,7 @@ pub struct Model {
     /// Secrets builds and tasks may use, in file order.
     pub secrets: Vec<Secret>,
     /// Image and task names → their position, for constant-time lookups.
-    pub(crate) index: HashMap<String, DefinitionIndex>,
+    pub(crate) index: foldhash::HashMap<String, DefinitionIndex>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -271,6 +271,15 @@ impl Model {
         match self.index.get(name)? {
             DefinitionIndex::Image(i) => self.images.get(*i).map(Definition::Image),
             DefinitionIndex::Task(i) => self.tasks.get(*i).map(Definition::Task),
+        }
+    }
+
+    /// The position of the image or task called `name` among all definitions: images first,
+    /// in file order, then tasks.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        match self.index.get(name)? {
+            DefinitionIndex::Image(i) => Some(*i),
+            DefinitionIndex::Task(i) => Some(self.images.len() + i),
         }
     }
 

@@ -5,12 +5,12 @@
 //! topological order. It never fails: every error it could meet was reported by the analyzer.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap};
 use std::fmt;
 
-use hephy_dsl::{Definition, DependencyKind, Model, Platform};
-use petgraph::Direction;
+use hephy_dsl::{DependencyKind, Model, Platform};
 use petgraph::graph::{DiGraph, NodeIndex};
+use rayon::prelude::*;
 
 /// A node's identity, stable across runs and syntaxes.
 ///
@@ -92,11 +92,49 @@ pub struct Node {
 pub const LOCAL_EXECUTOR: &str = "local";
 
 /// The compiled DAG. Edges point from a dependency to its dependent.
+///
+/// Beside the petgraph graph it keeps what planning asks for on every node, computed once:
+/// each node's dependencies and dependents as compact adjacency (one flat array, sorted by id),
+/// the ids in sorted order (so a lookup by id is a binary search, with no second copy of them),
+/// and the execution order.
 #[derive(Debug, Clone)]
 pub struct Graph {
     dag: DiGraph<Node, ()>,
-    ids: HashMap<NodeId, NodeIndex>,
+    /// Node indices sorted by id.
+    by_id: Vec<NodeIndex>,
+    deps: Adjacency,
+    dependents: Adjacency,
     order: Vec<NodeIndex>,
+}
+
+/// Per node, its neighbours in one direction: `list[start[i]..start[i + 1]]`, sorted by id.
+#[derive(Debug, Clone, Default)]
+struct Adjacency {
+    start: Vec<u32>,
+    list: Vec<NodeIndex>,
+}
+
+impl Adjacency {
+    /// Builds it from `(node, neighbour)` pairs sorted by node, then by the neighbour's id.
+    fn from_sorted(nodes: usize, pairs: &[(u32, u32)]) -> Adjacency {
+        let mut start = vec![0u32; nodes + 1];
+        for &(node, _) in pairs {
+            start[node as usize + 1] += 1;
+        }
+        for i in 0..nodes {
+            start[i + 1] += start[i];
+        }
+        let list = pairs.iter().map(|&(_, n)| NodeIndex::new(n as usize)).collect();
+        Adjacency { start, list }
+    }
+
+    fn of(&self, node: NodeIndex) -> &[NodeIndex] {
+        let i = node.index();
+        match (self.start.get(i), self.start.get(i + 1)) {
+            (Some(&a), Some(&b)) => &self.list[a as usize..b as usize],
+            _ => &[],
+        }
+    }
 }
 
 impl Graph {
@@ -112,7 +150,8 @@ impl Graph {
 
     /// The node called `id`.
     pub fn find(&self, id: &str) -> Option<NodeIndex> {
-        self.ids.get(&NodeId(id.to_owned())).copied()
+        let at = self.by_id.binary_search_by(|n| self.dag[*n].id.as_str().cmp(id)).ok()?;
+        Some(self.by_id[at])
     }
 
     /// How many nodes there are.
@@ -126,20 +165,13 @@ impl Graph {
     }
 
     /// The direct dependencies of `index`, sorted by id.
-    pub fn deps(&self, index: NodeIndex) -> Vec<NodeIndex> {
-        self.neighbours(index, Direction::Incoming)
+    pub fn deps(&self, index: NodeIndex) -> &[NodeIndex] {
+        self.deps.of(index)
     }
 
     /// The direct dependents of `index`, sorted by id.
-    pub fn dependents(&self, index: NodeIndex) -> Vec<NodeIndex> {
-        self.neighbours(index, Direction::Outgoing)
-    }
-
-    fn neighbours(&self, index: NodeIndex, direction: Direction) -> Vec<NodeIndex> {
-        let mut out: Vec<NodeIndex> = self.dag.neighbors_directed(index, direction).collect();
-        out.sort_by(|a, b| self.dag[*a].id.cmp(&self.dag[*b].id));
-        out.dedup();
-        out
+    pub fn dependents(&self, index: NodeIndex) -> &[NodeIndex] {
+        self.dependents.of(index)
     }
 
     /// The underlying petgraph graph, for algorithms and export.
@@ -150,40 +182,67 @@ impl Graph {
 
 /// Compiles a model into its DAG.
 pub fn compile(model: &Model) -> Graph {
-    let mut b = Builder { model, dag: DiGraph::new(), ids: HashMap::new(), by_def: HashMap::new() };
+    let mut b = Builder {
+        model,
+        dag: DiGraph::new(),
+        by_def: Vec::with_capacity(model.images.len() + model.tasks.len()),
+        edges: Vec::new(),
+        local: LOCAL_EXECUTOR.to_owned(),
+    };
     b.add_nodes();
     b.add_edges();
-    let order = topological_order(&b.dag);
-    Graph { dag: b.dag, ids: b.ids, order }
+    let Builder { mut dag, mut edges, .. } = b;
+    let nodes = dag.node_count();
+    let mut by_id: Vec<NodeIndex> = dag.node_indices().collect();
+    by_id.par_sort_unstable_by(|a, b| dag[*a].id.cmp(&dag[*b].id));
+    let mut rank = vec![0u32; nodes];
+    for (r, n) in by_id.iter().enumerate() {
+        rank[n.index()] = r as u32;
+    }
+    // Incoming: by dependent, then by the dependency's id; duplicates (one edge found twice) go.
+    edges.par_sort_unstable_by_key(|&(from, to)| (to, rank[from as usize]));
+    edges.dedup();
+    let deps = Adjacency::from_sorted(nodes, &edges.iter().map(|&(f, t)| (t, f)).collect::<Vec<_>>());
+    for &(from, to) in &edges {
+        dag.add_edge(NodeIndex::new(from as usize), NodeIndex::new(to as usize), ());
+    }
+    edges.par_sort_unstable_by_key(|&(from, to)| (from, rank[to as usize]));
+    let dependents = Adjacency::from_sorted(nodes, &edges);
+    let order = topological_order(nodes, &deps, &dependents, &by_id, &rank);
+    Graph { dag, by_id, deps, dependents, order }
 }
 
 struct Builder<'m> {
     model: &'m Model,
     dag: DiGraph<Node, ()>,
-    ids: HashMap<NodeId, NodeIndex>,
-    /// Per definition name: its platform nodes (builds or task runs), and its manifests.
-    by_def: HashMap<&'m str, Parts>,
+    /// Per definition, by [`Model::position`]: its platform nodes (builds or task runs), and its
+    /// manifests.
+    by_def: Vec<Parts<'m>>,
+    /// (dependency, dependent) pairs, possibly repeated.
+    edges: Vec<(u32, u32)>,
+    local: String,
 }
 
 #[derive(Default)]
-struct Parts {
+struct Parts<'m> {
     /// (platform, target, node) for image builds and task runs.
-    runs: Vec<(Option<Platform>, Option<String>, NodeIndex)>,
+    runs: Vec<(Option<&'m Platform>, Option<&'m String>, NodeIndex)>,
     manifests: Vec<NodeIndex>,
+}
+
+fn edge(from: NodeIndex, to: NodeIndex) -> (u32, u32) {
+    (from.index() as u32, to.index() as u32)
 }
 
 impl<'m> Builder<'m> {
     fn executor_for(&self, platform: Option<&Platform>) -> String {
         platform
             .and_then(|p| self.model.executors.iter().find(|e| e.platform == *p))
-            .map_or_else(|| LOCAL_EXECUTOR.to_owned(), |e| e.name.value.clone())
+            .map_or_else(|| self.local.clone(), |e| e.name.value.clone())
     }
 
     fn add(&mut self, node: Node) -> NodeIndex {
-        let id = node.id.clone();
-        let index = self.dag.add_node(node);
-        self.ids.insert(id, index);
-        index
+        self.dag.add_node(node)
     }
 
     fn add_nodes(&mut self) {
@@ -210,7 +269,7 @@ impl<'m> Builder<'m> {
                         inject_registry: BTreeMap::new(),
                     });
                     builds.push(node);
-                    parts.runs.push((Some(platform.clone()), target.cloned(), node));
+                    parts.runs.push((Some(platform), target, node));
                 }
                 let manifest = self.add(Node {
                     id: NodeId(base.clone()),
@@ -219,12 +278,12 @@ impl<'m> Builder<'m> {
                     platform: None,
                     target: target.cloned(),
                     tag: None,
-                    executor: LOCAL_EXECUTOR.to_owned(),
+                    executor: self.local.clone(),
                     inject: BTreeMap::new(),
                     inject_registry: BTreeMap::new(),
                 });
                 for build in builds {
-                    self.dag.add_edge(build, manifest, ());
+                    self.edges.push(edge(build, manifest));
                 }
                 parts.manifests.push(manifest);
                 for tag in &image.tags {
@@ -235,14 +294,14 @@ impl<'m> Builder<'m> {
                         platform: None,
                         target: target.cloned(),
                         tag: Some(tag.clone()),
-                        executor: LOCAL_EXECUTOR.to_owned(),
+                        executor: self.local.clone(),
                         inject: BTreeMap::new(),
                         inject_registry: BTreeMap::new(),
                     });
-                    self.dag.add_edge(manifest, node, ());
+                    self.edges.push(edge(manifest, node));
                 }
             }
-            self.by_def.insert(image.name.as_str(), parts);
+            self.by_def.push(parts);
         }
         for task in &self.model.tasks {
             let mut parts = Parts::default();
@@ -267,84 +326,94 @@ impl<'m> Builder<'m> {
                     inject: BTreeMap::new(),
                     inject_registry: BTreeMap::new(),
                 });
-                parts.runs.push((platform.cloned(), None, node));
+                parts.runs.push((platform, None, node));
             }
-            self.by_def.insert(task.name.as_str(), parts);
+            self.by_def.push(parts);
         }
     }
 
     fn add_edges(&mut self) {
-        let runs: Vec<(NodeIndex, &'m str, Option<Platform>)> = self
-            .by_def
-            .iter()
-            .flat_map(|(name, parts)| parts.runs.iter().map(move |(p, _, n)| (*n, *name, p.clone())))
-            .collect();
-        let mut edges: HashSet<(NodeIndex, NodeIndex)> = HashSet::new();
-        for (node, name, platform) in runs {
-            let Some(def) = self.model.definition(name) else { continue };
-            for dep in def.deps() {
-                let target_filter = match &dep.kind {
-                    DependencyKind::From { target, .. } => Some(target.clone()),
-                    DependencyKind::After => None,
-                };
-                let found = self.resolve(&dep.name, platform.as_ref(), target_filter.as_ref());
-                for &from in &found {
-                    // A set, not `update_edge`: that scans the dependency's edges, quadratic for
-                    // a node many depend on.
-                    if edges.insert((from, node)) {
-                        self.dag.add_edge(from, node, ());
-                    }
-                }
-                if let (DependencyKind::From { arg, registry_arg, .. }, [from]) =
-                    (&dep.kind, found.as_slice())
-                {
-                    let id = self.dag[*from].id.clone();
-                    self.dag[node].inject.insert(arg.clone(), id);
-                    if let Some(registry_arg) = registry_arg {
-                        self.dag[node].inject_registry.insert(arg.clone(), registry_arg.clone());
+        let model = self.model;
+        let mut injected: Vec<(NodeIndex, &String, NodeIndex, Option<&String>)> = Vec::new();
+        let mut edges = Vec::new();
+        let mut found = Vec::new();
+        let definitions = model.images.iter().map(|i| &i.deps).chain(model.tasks.iter().map(|t| &t.deps));
+        for (deps, parts) in definitions.zip(&self.by_def) {
+            for &(platform, _, node) in &parts.runs {
+                for dep in deps {
+                    let target_filter = match &dep.kind {
+                        DependencyKind::From { target, .. } => Some(target.as_ref()),
+                        DependencyKind::After => None,
+                    };
+                    found.clear();
+                    self.resolve(&dep.name, platform, target_filter, &mut found);
+                    edges.extend(found.iter().map(|&from| edge(from, node)));
+                    if let (DependencyKind::From { arg, registry_arg, .. }, [from]) =
+                        (&dep.kind, found.as_slice())
+                    {
+                        injected.push((node, arg, *from, registry_arg.as_ref()));
                     }
                 }
             }
         }
+        self.edges.extend(edges);
+        for (node, arg, from, registry_arg) in injected {
+            let id = self.dag[from].id.clone();
+            self.dag[node].inject.insert(arg.clone(), id);
+            if let Some(registry_arg) = registry_arg {
+                self.dag[node].inject_registry.insert(arg.clone(), registry_arg.clone());
+            }
+        }
     }
 
-    /// The nodes of `name` that a node on `platform` depends on.
+    /// The nodes of `name` that a node on `platform` depends on, into `found`.
     fn resolve(
         &self,
         name: &str,
         platform: Option<&Platform>,
-        target: Option<&Option<String>>,
-    ) -> Vec<NodeIndex> {
-        let Some(parts) = self.by_def.get(name) else { return Vec::new() };
-        let is_task = matches!(self.model.definition(name), Some(Definition::Task(_)));
+        target: Option<Option<&String>>,
+        found: &mut Vec<NodeIndex>,
+    ) {
+        let Some(position) = self.model.position(name) else { return };
+        let Some(parts) = self.by_def.get(position) else { return };
+        let is_task = position >= self.model.images.len();
         match platform {
             // A platform-free dependent needs the whole image (its manifests), or every run of a task.
-            None if !is_task => parts.manifests.clone(),
-            None => parts.runs.iter().map(|(_, _, n)| *n).collect(),
-            Some(p) => parts
-                .runs
-                .iter()
-                .filter(|(rp, _, _)| rp.is_none() || rp.as_ref() == Some(p))
-                .filter(|(_, t, _)| target.is_none_or(|want| want == t))
-                .map(|(_, _, n)| *n)
-                .collect(),
+            None if !is_task => found.extend_from_slice(&parts.manifests),
+            None => found.extend(parts.runs.iter().map(|(_, _, n)| *n)),
+            Some(p) => found.extend(
+                parts
+                    .runs
+                    .iter()
+                    .filter(|(rp, _, _)| rp.is_none_or(|rp| rp == p))
+                    .filter(|(_, t, _)| target.is_none_or(|want| want == *t))
+                    .map(|(_, _, n)| *n),
+            ),
         }
     }
 }
 
-/// Kahn's algorithm, always taking the smallest ready id: deterministic whatever the input order.
-fn topological_order(dag: &DiGraph<Node, ()>) -> Vec<NodeIndex> {
-    let mut indegree: Vec<usize> =
-        dag.node_indices().map(|n| dag.neighbors_directed(n, Direction::Incoming).count()).collect();
-    let mut ready: BinaryHeap<Reverse<(&NodeId, NodeIndex)>> =
-        dag.node_indices().filter(|n| indegree[n.index()] == 0).map(|n| Reverse((&dag[n].id, n))).collect();
-    let mut order = Vec::with_capacity(dag.node_count());
-    while let Some(Reverse((_, node))) = ready.pop() {
+/// Kahn's algorithm over ranks (positions in id order), always taking the smallest ready one:
+/// deterministic whatever the input order.
+fn topological_order(
+    nodes: usize,
+    deps: &Adjacency,
+    dependents: &Adjacency,
+    by_id: &[NodeIndex],
+    rank: &[u32],
+) -> Vec<NodeIndex> {
+    let mut indegree: Vec<u32> = (0..nodes).map(|n| deps.of(NodeIndex::new(n)).len() as u32).collect();
+    let mut ready: BinaryHeap<Reverse<u32>> =
+        (0..nodes).filter(|&n| indegree[n] == 0).map(|n| Reverse(rank[n])).collect();
+    let mut order = Vec::with_capacity(nodes);
+    while let Some(Reverse(r)) = ready.pop() {
+        let node = by_id[r as usize];
         order.push(node);
-        for next in dag.neighbors_directed(node, Direction::Outgoing) {
-            indegree[next.index()] -= 1;
-            if indegree[next.index()] == 0 {
-                ready.push(Reverse((&dag[next].id, next)));
+        for next in dependents.of(node) {
+            let i = next.index();
+            indegree[i] -= 1;
+            if indegree[i] == 0 {
+                ready.push(Reverse(rank[i]));
             }
         }
     }

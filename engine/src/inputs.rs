@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use hephy_dsl::{Definition, ImageSource, Model};
 use petgraph::graph::NodeIndex;
@@ -19,7 +20,8 @@ use crate::key::{InputManifest, files_digest};
 /// The inputs of every node, except dependency outputs.
 #[derive(Debug, Default)]
 pub struct Inputs {
-    nodes: HashMap<NodeIndex, NodeInputs>,
+    /// By node index.
+    nodes: Vec<NodeInputs>,
     /// Stat-cache entries learnt while hashing, to be saved.
     pub fresh_stats: Vec<(String, files::Stat, String)>,
     /// How many files were read (not served by the stat cache).
@@ -45,7 +47,7 @@ pub struct NodeInputs {
 impl Inputs {
     /// The inputs of `node`.
     pub fn get(&self, node: NodeIndex) -> Option<&NodeInputs> {
-        self.nodes.get(&node)
+        self.nodes.get(node.index())
     }
 }
 
@@ -80,13 +82,16 @@ fn secret_fingerprint(model: &Model, name: &str) -> Result<String, String> {
     Ok(format!("keyed:{}", &blake3::keyed_hash(&key, value.as_bytes()).to_hex()[..32]))
 }
 
-/// Gathers and hashes the inputs of every node of `graph`.
 /// Upstream commits by (URL, ref), resolved by the caller (`Err`: why it could not be).
 pub type Upstreams = HashMap<(String, String), Result<String, String>>;
 
 /// Per image name, the digests of the external base images it is built `FROM`.
 pub type BaseImages = HashMap<String, BTreeMap<String, String>>;
 
+/// The files of one source (a context or a set of globs), or why they cannot be listed.
+type Listed = Result<Vec<String>, FilesError>;
+
+/// Gathers and hashes the inputs of every node of `graph`.
 pub fn gather(
     model: &Model,
     graph: &Graph,
@@ -97,55 +102,34 @@ pub fn gather(
     exclusions: &Exclusions,
 ) -> Inputs {
     let root = model.root.as_path();
-    let mut sources: HashMap<NodeIndex, (Option<FileSource>, Option<FileSource>)> = HashMap::new();
-    let mut unique: HashSet<FileSource> = HashSet::new();
+    // Settings of every node, in parallel (nothing here touches the disk but secret files).
+    let described: Vec<(NodeInputs, Option<FileSource>, Option<FileSource>)> = (0..graph.len())
+        .into_par_iter()
+        .map(|i| {
+            let node = graph.node(NodeIndex::new(i));
+            let (manifest, input_source, output_source, error) =
+                describe(model, node, builder(node), upstreams, bases);
+            (NodeInputs { manifest, outputs_now: None, error }, input_source, output_source)
+        })
+        .collect();
     let mut inputs = Inputs::default();
-    for &index in graph.order() {
-        let node = graph.node(index);
-        let (mut manifest, input_source, output_source, error) =
-            describe(model, node, builder(node), upstreams);
-        let secrets = match model.definition(&node.name) {
-            Some(hephy_dsl::Definition::Image(image)) if node.kind == NodeKind::Image => {
-                image.secrets.as_slice()
-            }
-            Some(hephy_dsl::Definition::Task(task)) => task.secrets.as_slice(),
-            _ => &[],
-        };
-        let mut error = error;
-        for name in secrets {
-            match secret_fingerprint(model, name) {
-                Ok(fingerprint) => {
-                    manifest.settings.insert(format!("secret.{name}"), fingerprint);
-                }
-                Err(e) => error = error.or(Some(e)),
-            }
-        }
-        if node.kind == NodeKind::Image
-            && let Some(refs) = bases.get(&node.name)
-        {
-            for (reference, digest) in refs {
-                manifest.settings.insert(format!("base.{reference}"), digest.clone());
-            }
-        }
-        for source in [&input_source, &output_source].into_iter().flatten() {
-            if !unique.contains(source) {
-                unique.insert(source.clone());
-            }
-        }
-        sources.insert(index, (input_source, output_source));
-        inputs.nodes.insert(index, NodeInputs { manifest, outputs_now: None, error });
+    let mut sources: Vec<(Option<FileSource>, Option<FileSource>)> = Vec::with_capacity(described.len());
+    for (node, input_source, output_source) in described {
+        inputs.nodes.push(node);
+        sources.push((input_source, output_source));
     }
+    let unique: HashSet<&FileSource> = sources.iter().flat_map(|(i, o)| [i, o]).flatten().collect();
     // Each distinct context or glob set is listed once, in parallel.
-    let listed: Vec<(FileSource, Result<Vec<String>, FilesError>, files::Watched)> = unique
+    let listed: Vec<(&FileSource, Listed, files::Watched)> = unique
         .into_par_iter()
         .map(|source| {
             let mut watched = files::Watched::default();
-            let files = files::collect_watched(root, &source, exclusions, &mut watched);
+            let files = files::collect_watched(root, source, exclusions, &mut watched);
             (source, files, watched)
         })
         .collect();
     let mut watched = files::Watched::default();
-    let listed: HashMap<FileSource, Result<Vec<String>, FilesError>> = listed
+    let listed: HashMap<&FileSource, Listed> = listed
         .into_iter()
         .map(|(source, files, seen)| {
             watched.dirs.extend(seen.dirs);
@@ -170,28 +154,33 @@ pub fn gather(
             None => Ok(BTreeMap::new()),
         }
     };
-    for (index, (input_source, output_source)) in sources {
-        let Some(entry) = inputs.nodes.get_mut(&index) else { continue };
-        if let Some(source) = &input_source {
+    inputs.nodes.par_iter_mut().zip(&sources).for_each(|(entry, (input_source, output_source))| {
+        if let Some(source) = input_source {
             match digests_of(source) {
-                Ok(files) => entry.manifest.files = files,
+                Ok(files) => entry.manifest.files = Arc::new(files),
                 Err(e) => entry.error = entry.error.take().or(Some(e)),
             }
         }
-        if let Some(source) = &output_source {
+        if let Some(source) = output_source {
             match digests_of(source) {
                 Ok(files) => entry.outputs_now = Some(files_digest(&files)),
                 Err(e) => entry.error = Some(e),
             }
         }
-    }
+    });
     inputs
 }
 
 /// A node's settings, and where its input and output files are.
 type Described = (InputManifest, Option<FileSource>, Option<FileSource>, Option<String>);
 
-fn describe(model: &Model, node: &Node, builder: String, upstreams: &Upstreams) -> Described {
+fn describe(
+    model: &Model,
+    node: &Node,
+    builder: String,
+    upstreams: &Upstreams,
+    bases: &BaseImages,
+) -> Described {
     let mut labels = BTreeMap::new();
     let mut error = None;
     let mut s = BTreeMap::new();
@@ -221,7 +210,8 @@ fn describe(model: &Model, node: &Node, builder: String, upstreams: &Upstreams) 
     }
     let mut input_source = None;
     let mut output_source = None;
-    match (node.kind, model.definition(&node.name)) {
+    let definition = model.definition(&node.name);
+    match (node.kind, definition) {
         (NodeKind::Image, Some(Definition::Image(image))) => {
             s.insert("builder".to_owned(), builder);
             for (k, v) in &image.args {
@@ -277,8 +267,28 @@ fn describe(model: &Model, node: &Node, builder: String, upstreams: &Upstreams) 
         }
         _ => {}
     }
+    let secrets = match definition {
+        Some(Definition::Image(image)) if node.kind == NodeKind::Image => image.secrets.as_slice(),
+        Some(Definition::Task(task)) => task.secrets.as_slice(),
+        _ => &[],
+    };
+    for name in secrets {
+        match secret_fingerprint(model, name) {
+            Ok(fingerprint) => {
+                s.insert(format!("secret.{name}"), fingerprint);
+            }
+            Err(e) => error = error.or(Some(e)),
+        }
+    }
+    if node.kind == NodeKind::Image
+        && let Some(refs) = bases.get(&node.name)
+    {
+        for (reference, digest) in refs {
+            s.insert(format!("base.{reference}"), digest.clone());
+        }
+    }
     (
-        InputManifest { settings: s, files: BTreeMap::new(), deps: BTreeMap::new(), labels },
+        InputManifest { settings: Arc::new(s), files: Arc::default(), deps: BTreeMap::new(), labels },
         input_source,
         output_source,
         error,

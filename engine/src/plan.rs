@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use petgraph::graph::NodeIndex;
+use rayon::prelude::*;
 
 use crate::graph::Graph;
 use crate::inputs::Inputs;
@@ -190,7 +191,8 @@ pub struct Step {
 pub struct Plan {
     /// The steps, dependencies first.
     pub steps: Vec<Step>,
-    position: HashMap<NodeIndex, usize>,
+    /// Per node index, its step's position in `steps`.
+    position: Vec<usize>,
 }
 
 impl Plan {
@@ -201,7 +203,7 @@ impl Plan {
 
     /// The step of `node`.
     pub fn step(&self, node: NodeIndex) -> Option<&Step> {
-        self.position.get(&node).map(|&i| &self.steps[i])
+        self.position.get(node.index()).and_then(|&i| self.steps.get(i))
     }
 }
 
@@ -283,83 +285,120 @@ impl Step {
 }
 
 /// Plans `graph`: each node's key is compared with its last successful build.
+///
+/// A node's key needs its dependencies' steps, so nodes are planned level by level (a level
+/// is every node whose dependencies are all in earlier levels), each level in parallel.
 pub fn plan(graph: &Graph, inputs: &Inputs, state: &Snapshot, options: &PlanOptions) -> Plan {
-    let mut steps: Vec<Step> = Vec::with_capacity(graph.len());
-    let mut position: HashMap<NodeIndex, usize> = HashMap::with_capacity(graph.len());
+    let mut level = vec![0u32; graph.len()];
+    let mut levels: Vec<Vec<NodeIndex>> = Vec::new();
     for &index in graph.order() {
-        let node = graph.node(index);
-        let own = inputs.get(index);
-        let mut manifest = own.map(|i| i.manifest.clone()).unwrap_or_default();
-        for dep in graph.deps(index) {
-            let dep_step = &steps[position[&dep]];
-            let dep_id = graph.node(dep).id.as_str();
-            manifest.deps.insert(dep_id.to_owned(), dep_value(dep_step, state.records.get(dep_id)));
+        let l = graph.deps(index).iter().map(|d| level[d.index()] + 1).max().unwrap_or(0);
+        level[index.index()] = l;
+        match levels.get_mut(l as usize) {
+            Some(nodes) => nodes.push(index),
+            None => levels.push(vec![index]),
         }
-        let key = manifest.key();
-        let record = state.records.get(node.id.as_str());
-        let mut reasons = Vec::new();
-        if options.only.as_ref().is_some_and(|only| !only.contains(&index)) {
-            // Not selected: it keeps whatever it has (here, or in the registry).
-            let cached_output = options.cached.get(&index).filter(|(k, _)| *k == key).map(|(_, o)| o.clone());
-            if cached_output.is_some() {
-                reasons.push(Reason::CachedInRegistry);
-            }
-            position.insert(index, steps.len());
-            steps.push(Step { node: index, action: Action::Skip, reasons, manifest, key, cached_output });
-            continue;
+    }
+    let mut done: Vec<Option<Step>> = vec![None; graph.len()];
+    for nodes in levels {
+        let planned: Vec<Step> =
+            nodes.par_iter().map(|&index| step(graph, inputs, state, options, index, &done)).collect();
+        for step in planned {
+            let at = step.node.index();
+            done[at] = Some(step);
         }
-        if let Some(reason) = options.changed.get(&index) {
-            reasons.push(reason.clone());
+    }
+    let mut position: Vec<usize> = vec![usize::MAX; graph.len()];
+    let mut steps: Vec<Step> = Vec::with_capacity(graph.len());
+    for &index in graph.order() {
+        if let Some(step) = done[index.index()].take() {
+            position[index.index()] = steps.len();
+            steps.push(step);
         }
-        if let Some((name, nodes)) = &options.schedule
-            && nodes.contains(&index)
-        {
-            reasons.push(Reason::Scheduled { schedule: name.clone() });
-        }
-        if options.force.contains(&index) {
-            reasons.push(Reason::Forced);
-        }
-        if let Some(message) = own.and_then(|i| i.error.clone()) {
-            reasons.push(Reason::InputsUnreadable { message });
-        }
-        match record {
-            None => {
-                reasons.push(Reason::NeverBuilt);
-                if state.failures.contains_key(node.id.as_str()) {
-                    reasons.push(Reason::LastRunFailed);
-                }
-            }
-            Some(record) => {
-                if state.failures.contains_key(node.id.as_str()) {
-                    reasons.push(Reason::LastRunFailed);
-                }
-                if record.key != key {
-                    match &record.manifest() {
-                        Some(old) => reasons.extend(differences(old, &manifest)),
-                        None => reasons.push(Reason::StateUnreadable),
-                    }
-                }
-                if let Some(now) = own.and_then(|i| i.outputs_now.as_ref())
-                    && *now != record.output
-                {
-                    reasons.push(Reason::OutputMissing);
-                }
-            }
-        }
-        let mut action = if reasons.is_empty() { Action::Skip } else { Action::Build };
-        let mut cached_output = None;
-        if action == Action::Build
-            && let Some((cached_key, output)) = options.cached.get(&index)
-            && *cached_key == key
-        {
-            action = Action::Skip;
-            reasons = vec![Reason::CachedInRegistry];
-            cached_output = Some(output.clone());
-        }
-        position.insert(index, steps.len());
-        steps.push(Step { node: index, action, reasons, manifest, key, cached_output });
     }
     Plan { steps, position }
+}
+
+/// Plans one node, whose dependencies' steps are in `done`.
+fn step(
+    graph: &Graph,
+    inputs: &Inputs,
+    state: &Snapshot,
+    options: &PlanOptions,
+    index: NodeIndex,
+    done: &[Option<Step>],
+) -> Step {
+    let node = graph.node(index);
+    let own = inputs.get(index);
+    let mut manifest = own.map(|i| i.manifest.clone()).unwrap_or_default();
+    for &dep in graph.deps(index) {
+        let dep_id = graph.node(dep).id.as_str();
+        let value = match &done[dep.index()] {
+            Some(dep_step) => dep_value(dep_step, state.records.get(dep_id)),
+            None => String::new(),
+        };
+        manifest.deps.insert(dep_id.to_owned(), value);
+    }
+    let key = manifest.key();
+    let record = state.records.get(node.id.as_str());
+    let mut reasons = Vec::new();
+    if options.only.as_ref().is_some_and(|only| !only.contains(&index)) {
+        // Not selected: it keeps whatever it has (here, or in the registry).
+        let cached_output = options.cached.get(&index).filter(|(k, _)| *k == key).map(|(_, o)| o.clone());
+        if cached_output.is_some() {
+            reasons.push(Reason::CachedInRegistry);
+        }
+        return Step { node: index, action: Action::Skip, reasons, manifest, key, cached_output };
+    }
+    if let Some(reason) = options.changed.get(&index) {
+        reasons.push(reason.clone());
+    }
+    if let Some((name, nodes)) = &options.schedule
+        && nodes.contains(&index)
+    {
+        reasons.push(Reason::Scheduled { schedule: name.clone() });
+    }
+    if options.force.contains(&index) {
+        reasons.push(Reason::Forced);
+    }
+    if let Some(message) = own.and_then(|i| i.error.clone()) {
+        reasons.push(Reason::InputsUnreadable { message });
+    }
+    match record {
+        None => {
+            reasons.push(Reason::NeverBuilt);
+            if state.failures.contains_key(node.id.as_str()) {
+                reasons.push(Reason::LastRunFailed);
+            }
+        }
+        Some(record) => {
+            if state.failures.contains_key(node.id.as_str()) {
+                reasons.push(Reason::LastRunFailed);
+            }
+            if record.key != key {
+                match &record.manifest() {
+                    Some(old) => reasons.extend(differences(old, &manifest)),
+                    None => reasons.push(Reason::StateUnreadable),
+                }
+            }
+            if let Some(now) = own.and_then(|i| i.outputs_now.as_ref())
+                && *now != record.output
+            {
+                reasons.push(Reason::OutputMissing);
+            }
+        }
+    }
+    let mut action = if reasons.is_empty() { Action::Skip } else { Action::Build };
+    let mut cached_output = None;
+    if action == Action::Build
+        && let Some((cached_key, output)) = options.cached.get(&index)
+        && *cached_key == key
+    {
+        action = Action::Skip;
+        reasons = vec![Reason::CachedInRegistry];
+        cached_output = Some(output.clone());
+    }
+    Step { node: index, action, reasons, manifest, key, cached_output }
 }
 
 /// What differs between the recorded inputs and today's, in a fixed order: settings, files,

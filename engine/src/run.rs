@@ -294,13 +294,9 @@ pub fn run(
         }
     }
 
-    // Adjacency once (graph.deps allocates), and a ready set in plan order.
+    // A ready set in plan order.
     let position: HashMap<NodeIndex, usize> =
         plan.steps.iter().enumerate().map(|(i, s)| (s.node, i)).collect();
-    let deps_of: HashMap<NodeIndex, Vec<NodeIndex>> =
-        plan.steps.iter().map(|s| (s.node, graph.deps(s.node))).collect();
-    let dependents_of: HashMap<NodeIndex, Vec<NodeIndex>> =
-        plan.steps.iter().map(|s| (s.node, graph.dependents(s.node))).collect();
     let mut remaining: HashMap<NodeIndex, usize> = HashMap::new();
     let mut ready: BTreeSet<usize> = BTreeSet::new();
     let mut failed_roots: Vec<NodeIndex> = Vec::new();
@@ -308,7 +304,7 @@ pub fn run(
         if status[&step.node] != Status::Waiting {
             continue;
         }
-        let deps = &deps_of[&step.node];
+        let deps = graph.deps(step.node);
         let waiting = deps.iter().filter(|d| !matches!(status[*d], Status::Done(_))).count();
         remaining.insert(step.node, waiting);
         if waiting == 0 {
@@ -331,7 +327,7 @@ pub fn run(
                     }
                     let step = &plan.steps[pos];
                     let node = graph.node(step.node);
-                    let deps = &deps_of[&step.node];
+                    let deps = graph.deps(step.node);
                     // Early cutoff: with the dependencies' real outputs, is the key unchanged?
                     let dep_outputs: Vec<(&Node, String)> = deps
                         .iter()
@@ -373,7 +369,7 @@ pub fn run(
                             node: node.id.to_string(),
                             reason: SkipReason::CutOff,
                         });
-                        release(&dependents_of[&step.node], &status, &mut remaining, &mut ready, &position);
+                        release(graph.dependents(step.node), &status, &mut remaining, &mut ready, &position);
                         progress = true;
                         continue;
                     }
@@ -451,7 +447,7 @@ pub fn run(
                                 duration,
                             });
                             status.insert(index, Status::Done(output));
-                            release(&dependents_of[&index], &status, &mut remaining, &mut ready, &position);
+                            release(graph.dependents(index), &status, &mut remaining, &mut ready, &position);
                         }
                         Outcome::Failed { message } => {
                             // Stopped by Ctrl-C is not a failure of the node: the next run redoes it.
@@ -496,7 +492,7 @@ pub fn run(
                     // What depends on a failure will never run: say so now, not at the end.
                     while let Some(bad) = failed_roots.pop() {
                         let bad_id = graph.node(bad).id.to_string();
-                        for &dependent in &dependents_of[&bad] {
+                        for &dependent in graph.dependents(bad) {
                             if status[&dependent] == Status::Waiting {
                                 let step = &plan.steps[position[&dependent]];
                                 ready.remove(&position[&dependent]);
@@ -526,9 +522,9 @@ pub fn run(
         if status[&step.node] == Status::Waiting {
             let failed_dep = graph
                 .deps(step.node)
-                .into_iter()
-                .find(|d| matches!(status[d], Status::Failed | Status::Skipped))
-                .map(|d| graph.node(d).id.to_string());
+                .iter()
+                .find(|d| matches!(status[*d], Status::Failed | Status::Skipped))
+                .map(|d| graph.node(*d).id.to_string());
             let reason = match failed_dep {
                 Some(node) if !summary.interrupted => SkipReason::DependencyFailed { node },
                 _ => SkipReason::Cancelled,
