@@ -241,6 +241,15 @@ fn noop(n: usize, runs: usize) {
     }
 }
 
+/// This process's resident memory, from `/proc/self/statm` (0 where there is none).
+fn resident_mib() -> u64 {
+    let pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        .unwrap_or(0);
+    pages * 4096 / (1024 * 1024)
+}
+
 fn million() {
     // Tasks without files, so the figure is the engine's own: compile, key, plan.
     let n = 1_000_000usize;
@@ -280,11 +289,12 @@ fn million() {
     let planning = start.elapsed();
     assert_eq!(plan.steps.len(), n);
     println!(
-        "lower {} ; compile (DAG + order) {} ; inputs {} ; plan (keys, reasons) {} ; engine total {}",
+        "lower {} ; compile (DAG + order) {} ; inputs {} ; plan (keys, reasons) {} ; engine total {} ; resident {} MiB",
         ms(lower),
         ms(compile),
         ms(gather),
         ms(planning),
-        ms(compile + gather + planning)
+        ms(compile + gather + planning),
+        resident_mib()
     );
 }

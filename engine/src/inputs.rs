@@ -16,6 +16,7 @@ use rayon::prelude::*;
 use crate::files::{self, Exclusions, FileSource, FilesError, StatCache};
 use crate::graph::{Graph, Node, NodeKind};
 use crate::key::{InputManifest, files_digest};
+use crate::sorted::SortedMap;
 
 /// The inputs of every node, except dependency outputs.
 #[derive(Debug, Default)]
@@ -144,14 +145,14 @@ pub fn gather(
     inputs.files_total = all.len();
     inputs.files_read = hashed.read;
     inputs.fresh_stats = hashed.fresh_stats;
-    let digests_of = |source: &FileSource| -> Result<BTreeMap<String, String>, String> {
+    let digests_of = |source: &FileSource| -> Result<SortedMap, String> {
         match listed.get(source) {
             Some(Ok(paths)) => Ok(paths
                 .iter()
                 .map(|p| (p.clone(), hashed.digests.get(p).cloned().unwrap_or_else(|| "missing".to_owned())))
                 .collect()),
             Some(Err(e)) => Err(e.to_string()),
-            None => Ok(BTreeMap::new()),
+            None => Ok(SortedMap::new()),
         }
     };
     inputs.nodes.par_iter_mut().zip(&sources).for_each(|(entry, (input_source, output_source))| {
@@ -183,7 +184,7 @@ fn describe(
 ) -> Described {
     let mut labels = BTreeMap::new();
     let mut error = None;
-    let mut s = BTreeMap::new();
+    let mut s = SortedMap::new();
     s.insert("kind".to_owned(), node.kind.to_string());
     if let Some(p) = &node.platform {
         s.insert("platform".to_owned(), p.to_string());
@@ -288,7 +289,7 @@ fn describe(
         }
     }
     (
-        InputManifest { settings: Arc::new(s), files: Arc::default(), deps: BTreeMap::new(), labels },
+        InputManifest { settings: Arc::new(s), files: Arc::default(), deps: SortedMap::new(), labels },
         input_source,
         output_source,
         error,
@@ -308,12 +309,12 @@ pub fn task_outputs_digest(
     exclusions: &Exclusions,
 ) -> Result<String, String> {
     if outputs.is_empty() {
-        return Ok(files_digest(&BTreeMap::new()));
+        return Ok(files_digest(&SortedMap::new()));
     }
     let paths =
         files::collect(root, &FileSource::Globs(outputs.to_vec()), exclusions).map_err(|e| e.to_string())?;
     let set: BTreeSet<String> = paths.into_iter().collect();
     let hashed = files::hash_all(root, &set, &StatCache::new());
-    let files: BTreeMap<String, String> = hashed.digests.into_iter().collect();
+    let files: SortedMap = hashed.digests.into_iter().collect();
     Ok(files_digest(&files))
 }

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::sorted::SortedMap;
+
 /// Bumped whenever the encoding or the meaning of an input changes; every key changes with it.
 pub const KEY_VERSION: &str = "hephy-key-v1";
 
@@ -17,11 +19,11 @@ pub const KEY_VERSION: &str = "hephy-key-v1";
 pub struct InputManifest {
     /// Normalized settings: `kind`, `builder`, `platform`, `args.NAME`, `run`, … → value.
     /// Shared (`Arc`): a plan copies each node's own inputs into its step without copying them.
-    pub settings: Arc<BTreeMap<String, String>>,
+    pub settings: Arc<SortedMap>,
     /// Input files (relative to the graph's folder) → digest (`f:`/`x:` + blake3, `l:` + target).
-    pub files: Arc<BTreeMap<String, String>>,
+    pub files: Arc<SortedMap>,
     /// Dependency node id → its output digest (or `pending:<key>` while it has yet to be rebuilt).
-    pub deps: BTreeMap<String, String>,
+    pub deps: SortedMap,
     /// Facts kept to explain changes but not part of the key (`git.ref`: the key holds the
     /// commit it resolved to, not the ref).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -63,7 +65,7 @@ fn put(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-fn section(out: &mut Vec<u8>, tag: u8, map: &BTreeMap<String, String>) {
+fn section(out: &mut Vec<u8>, tag: u8, map: &SortedMap) {
     out.push(tag);
     out.extend_from_slice(&(map.len() as u64).to_le_bytes());
     for (k, v) in map {
@@ -72,7 +74,7 @@ fn section(out: &mut Vec<u8>, tag: u8, map: &BTreeMap<String, String>) {
     }
 }
 
-fn encoded_len(map: &BTreeMap<String, String>) -> usize {
+fn encoded_len(map: &SortedMap) -> usize {
     9 + map.iter().map(|(k, v)| 16 + k.len() + v.len()).sum::<usize>()
 }
 
@@ -96,7 +98,7 @@ impl InputManifest {
 
 /// The output digest of a set of files (a task's declared outputs): blake3 over path and digest
 /// of each, in path order. No files gives a fixed digest.
-pub fn files_digest(files: &BTreeMap<String, String>) -> String {
+pub fn files_digest(files: &SortedMap) -> String {
     let mut out = Vec::with_capacity(24 + encoded_len(files));
     put(&mut out, b"hephy-outputs-v1");
     section(&mut out, b'o', files);
@@ -158,7 +160,7 @@ mod tests {
     #[test]
     fn golden_outputs_digest() {
         assert_eq!(
-            files_digest(&BTreeMap::new()),
+            files_digest(&SortedMap::new()),
             "blake3:a9656c5478bc135e0bb794b5b8b2b2908f852cb5f75ca2bcb894c3abbcca263d"
         );
     }

@@ -14,6 +14,7 @@ use rayon::prelude::*;
 use crate::graph::Graph;
 use crate::inputs::Inputs;
 use crate::key::{InputManifest, Key};
+use crate::sorted::SortedMap;
 use crate::state::{Record, Snapshot};
 
 /// What happens to a node.
@@ -455,8 +456,8 @@ pub fn differences(old: &InputManifest, new: &InputManifest) -> Vec<Reason> {
 }
 
 fn union<'a>(
-    a: &'a BTreeMap<String, String>,
-    b: &'a BTreeMap<String, String>,
+    a: &'a SortedMap,
+    b: &'a SortedMap,
 ) -> BTreeMap<&'a str, (Option<&'a String>, Option<&'a String>)> {
     let mut out: BTreeMap<&str, (Option<&String>, Option<&String>)> = BTreeMap::new();
     for (k, v) in a {
