@@ -6,20 +6,34 @@
 //! nothing in it changed, the plan cannot have changed either, and the stored output is printed
 //! without parsing, hashing or planning (as ninja answers `-n` from stats alone).
 //!
+//! When the only difference is the content of some input files, the text plan is worked out
+//! from the stamp's memo (`plan.stamp.memo`: each node's input files with their digests, its
+//! dependencies, and its row of the table) instead: the files are hashed, a node whose file
+//! changed is built for `input_changed`, its dependents for `dependency_rebuilt`, exactly the
+//! reasons the full plan gives, since nothing else it depends on moved. Work is proportional
+//! to the change, not the graph. A changed file that is a declared output, a `.dockerignore`,
+//! or anything else not an input means the ordinary plan, and the JSON plan (which carries
+//! every key) is always computed in full.
+//!
 //! It is conservative: a stamp is written only for an all-fresh plan with no selection flags,
 //! and only for graphs whose plan depends on nothing else (no upstream git sources, no secrets,
 //! no builder but the built-in `oci` whose identity is this binary); a file changed within the
 //! last two seconds (the racy window of coarse timestamps) writes no stamp; any difference at
 //! all means the ordinary plan.
 
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use hephy_dsl::Model;
+use hephy_engine::{Action, Reason};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::plan_view::Row;
 use crate::session::{Selection, Session};
+use crate::style::Style;
 
 /// The stamp's file name in the state folder.
 const STAMP: &str = "plan.stamp";
@@ -65,6 +79,7 @@ struct Stamp {
     /// The blake3 of each stored output, so a damaged one is never printed.
     text_blake3: String,
     json_blake3: String,
+    memo_blake3: String,
     /// Every node id, in plan order (what a run that builds nothing reports).
     nodes: Vec<String>,
     /// Where the images are, as a run that builds nothing prints it, and the folder it was
@@ -110,6 +125,18 @@ pub(crate) fn state_dir(graph: &Path, state: Option<&Path>) -> PathBuf {
 
 /// The stamp, when nothing the last all-fresh plan depended on changed since.
 fn valid(graph: &Path, state: Option<&Path>, selection: &Selection, color: bool) -> Option<Stamp> {
+    let (stamp, changed) = compare(graph, state, selection, color)?;
+    changed.is_empty().then_some(stamp)
+}
+
+/// The stamp, when the graph, this binary, the state and every folder and extra file are as it
+/// recorded, with the positions (in `paths`) of the files whose stat changed since.
+fn compare(
+    graph: &Path,
+    state: Option<&Path>,
+    selection: &Selection,
+    color: bool,
+) -> Option<(Stamp, Vec<usize>)> {
     if !plain(selection) {
         return None;
     }
@@ -127,9 +154,14 @@ fn valid(graph: &Path, state: Option<&Path>, selection: &Selection, color: bool)
     if blake3::hash(&bytes).to_hex().as_str() != stamp.graph_blake3 {
         return None;
     }
-    let unchanged = stamp.paths.par_iter().all(|(path, seen)| Seen::of(&root.join(path)) == *seen)
-        && stamp.extra.iter().all(|(path, seen)| Seen::of(Path::new(path)) == *seen);
-    if !unchanged {
+    let changed: Vec<usize> = stamp
+        .paths
+        .par_iter()
+        .enumerate()
+        .filter(|(_, (path, seen))| Seen::of(&root.join(path)) != *seen)
+        .map(|(i, _)| i)
+        .collect();
+    if !stamp.extra.iter().all(|(path, seen)| Seen::of(Path::new(path)) == *seen) {
         return None;
     }
     // Last: a run since (any run, even one that built nothing) means the ordinary plan.
@@ -137,29 +169,137 @@ fn valid(graph: &Path, state: Option<&Path>, selection: &Selection, color: bool)
     if store.last_run().ok()? != stamp.last_run {
         return None;
     }
-    Some(stamp)
+    Some((stamp, changed))
 }
 
-/// The output of the last plan, when nothing it depended on changed since.
+/// How a plan was answered without planning.
+pub(crate) enum Answer {
+    /// Nothing changed: the stored output.
+    Unchanged(String),
+    /// Input files' contents changed: the text plan worked out from the memo.
+    Replanned(String),
+}
+
+/// The plan, when nothing it depends on changed since the last all-fresh plan (its stored
+/// output), or only input files' contents did (the text plan, from the memo).
 pub(crate) fn cached(
     graph: &Path,
     state: Option<&Path>,
     selection: &Selection,
-    color: bool,
+    style: Style,
     json: bool,
-) -> Option<String> {
-    let stamp = valid(graph, state, selection, color)?;
+) -> Option<Answer> {
+    let (stamp, changed) = compare(graph, state, selection, style.color())?;
     let state_dir = state_dir(graph, state);
-    let (file, expected) = if json {
-        (format!("{STAMP}.json"), stamp.json_blake3)
+    if changed.is_empty() {
+        stored_output(&state_dir, &stamp, json).map(Answer::Unchanged)
+    } else if json {
+        None
     } else {
-        (format!("{STAMP}.text"), stamp.text_blake3)
+        replan(graph, &state_dir, &stamp, &changed, style)
+    }
+}
+
+fn stored_output(state_dir: &Path, stamp: &Stamp, json: bool) -> Option<String> {
+    let (file, expected) = if json {
+        (format!("{STAMP}.json"), &stamp.json_blake3)
+    } else {
+        (format!("{STAMP}.text"), &stamp.text_blake3)
     };
     let output = std::fs::read(state_dir.join(file)).ok()?;
     if blake3::hash(&output).to_hex().as_str() != expected {
         return None;
     }
     String::from_utf8(output).ok()
+}
+
+/// What the text plan needs beyond the stamp to plan again after input files changed.
+#[derive(Debug, Serialize, Deserialize)]
+struct Memo<'a> {
+    /// Input files, by position in the stamp's `paths`, and their digests then.
+    #[serde(borrow)]
+    inputs: Vec<(usize, &'a str)>,
+    /// Declared outputs found, by position in `paths`.
+    outputs: Vec<usize>,
+    /// The nodes, in plan order.
+    #[serde(borrow)]
+    nodes: Vec<MemoNode<'a>>,
+}
+
+/// One node: id, kind, executor, its dependencies (positions in `nodes`, in id order) and its
+/// input files (positions in `paths`).
+type MemoNode<'a> = (&'a str, &'a str, &'a str, Vec<usize>, Vec<usize>);
+
+/// The text plan after the input files at `changed` (positions in the stamp's `paths`) were
+/// touched; `None` when a change is not one the memo can answer.
+fn replan(graph: &Path, state_dir: &Path, stamp: &Stamp, changed: &[usize], style: Style) -> Option<Answer> {
+    let bytes = std::fs::read(state_dir.join(format!("{STAMP}.memo"))).ok()?;
+    if blake3::hash(&bytes).to_hex().as_str() != stamp.memo_blake3 {
+        return None;
+    }
+    let memo: Memo<'_> = serde_json::from_slice(&bytes).ok()?;
+    let was: HashMap<usize, &str> = memo.inputs.iter().copied().collect();
+    let outputs: HashSet<usize> = memo.outputs.iter().copied().collect();
+    let root = graph.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut touched = BTreeSet::new();
+    for &at in changed {
+        let (path, _) = stamp.paths.get(at)?;
+        // Only an input file that is still a file: anything else changes more than contents.
+        let meta = std::fs::symlink_metadata(root.join(path)).ok()?;
+        if !was.contains_key(&at) || outputs.contains(&at) || meta.is_dir() {
+            return None;
+        }
+        touched.insert(path.clone());
+    }
+    let hashed = hephy_engine::hash_all(root, &touched, &hephy_engine::StatCache::new());
+    // Position → (old digest, new digest), for the files whose content did change.
+    let mut differs: HashMap<usize, (&str, String)> = HashMap::new();
+    for &at in changed {
+        let (path, _) = &stamp.paths[at];
+        let now = hashed.digests.get(path)?;
+        let then = *was.get(&at)?;
+        if now != then {
+            differs.insert(at, (then, now.clone()));
+        }
+    }
+    if differs.is_empty() {
+        return stored_output(state_dir, stamp, false).map(Answer::Unchanged);
+    }
+    let mut rebuilt = vec![false; memo.nodes.len()];
+    let mut rows: Vec<Row> = Vec::with_capacity(memo.nodes.len());
+    for (i, (id, kind, executor, deps, files)) in memo.nodes.iter().enumerate() {
+        let mut reasons: Vec<Reason> = Vec::new();
+        let mut changed_files: Vec<(&String, &(&str, String))> =
+            files.iter().filter_map(|f| Some((&stamp.paths.get(*f)?.0, differs.get(f)?))).collect();
+        changed_files.sort();
+        for (path, (old, new)) in changed_files {
+            reasons.push(Reason::InputChanged {
+                path: path.clone(),
+                old: (*old).to_owned(),
+                new: new.clone(),
+            });
+        }
+        let mut needs: Vec<&str> = Vec::with_capacity(deps.len());
+        for &d in deps {
+            let dep = memo.nodes.get(d)?.0;
+            needs.push(dep);
+            if rebuilt.get(d).copied()? {
+                reasons.push(Reason::DependencyRebuilt { node: dep.to_owned() });
+            }
+        }
+        rebuilt[i] = !reasons.is_empty();
+        let action = if rebuilt[i] { Action::Build } else { Action::Skip };
+        let why = reasons.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        rows.push([
+            Cow::Borrowed(crate::plan_view::action_name(action)),
+            Cow::Borrowed(*id),
+            Cow::Borrowed(*kind),
+            Cow::Borrowed(*executor),
+            Cow::Owned(needs.join(", ")),
+            Cow::Owned(why),
+        ]);
+    }
+    Some(Answer::Replanned(crate::plan_view::table(&graph.display().to_string(), &rows, style)))
 }
 
 /// What a run that builds nothing reports.
@@ -232,7 +372,7 @@ pub(crate) fn remember(
     // The stamp goes first (so it names outputs that may not be written yet: their digests
     // then do not match), the outputs after.
     let _ = std::fs::remove_file(&stamp_path);
-    let Some(stamp) = stamp(graph, session, color, &text, &json, images) else { return };
+    let Some((stamp, memo)) = stamp(graph, session, color, &text, &json, images) else { return };
     let write = |name: &str, bytes: &[u8]| {
         let temp = session.state_dir.join(format!(".{name}.tmp"));
         std::fs::write(&temp, bytes).is_ok() && std::fs::rename(&temp, session.state_dir.join(name)).is_ok()
@@ -240,9 +380,11 @@ pub(crate) fn remember(
     let Ok(bytes) = serde_json::to_vec(&stamp) else { return };
     let _ = write(STAMP, &bytes)
         && write(&format!("{STAMP}.text"), text.as_bytes())
-        && write(&format!("{STAMP}.json"), json.as_bytes());
+        && write(&format!("{STAMP}.json"), json.as_bytes())
+        && write(&format!("{STAMP}.memo"), &memo);
 }
 
+/// The stamp of `session`'s all-fresh plan, and its memo (serialized).
 fn stamp(
     graph: &Path,
     session: &Session,
@@ -250,7 +392,7 @@ fn stamp(
     text: &str,
     json: &str,
     images: String,
-) -> Option<Stamp> {
+) -> Option<(Stamp, Vec<u8>)> {
     let root: PathBuf = session.model.root.clone();
     let watched = &session.watched;
     let mut paths: Vec<&String> = watched.files.iter().chain(watched.dirs.iter()).collect();
@@ -269,7 +411,8 @@ fn stamp(
     if graph_seen.racy(now) || bases_seen.is_some_and(|s| s.racy(now)) {
         return None;
     }
-    Some(Stamp {
+    let memo = serde_json::to_vec(&memo(session, &paths)?).ok()?;
+    let stamp = Stamp {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         exe: exe(),
         graph: graph.display().to_string(),
@@ -280,8 +423,35 @@ fn stamp(
         extra: vec![(bases.display().to_string(), bases_seen)],
         text_blake3: blake3::hash(text.as_bytes()).to_hex().to_string(),
         json_blake3: blake3::hash(json.as_bytes()).to_hex().to_string(),
+        memo_blake3: blake3::hash(&memo).to_hex().to_string(),
         nodes: session.plan.steps.iter().map(|s| session.graph.node(s.node).id.to_string()).collect(),
         images,
         cwd: std::env::current_dir().ok()?.display().to_string(),
-    })
+    };
+    Some((stamp, memo))
+}
+
+/// The memo of `session`'s plan, whose watched `paths` (sorted) the stamp records.
+fn memo<'s>(session: &'s Session, paths: &[&String]) -> Option<Memo<'s>> {
+    let at = |path: &str| paths.binary_search_by(|p| p.as_str().cmp(path)).ok();
+    let (graph, plan) = (&session.graph, &session.plan);
+    let mut position = vec![usize::MAX; graph.len()];
+    for (i, step) in plan.steps.iter().enumerate() {
+        position[step.node.index()] = i;
+    }
+    let mut inputs: BTreeMap<usize, &str> = BTreeMap::new();
+    let mut nodes = Vec::with_capacity(plan.steps.len());
+    for step in &plan.steps {
+        let node = graph.node(step.node);
+        let mut files = Vec::with_capacity(step.manifest.files.len());
+        for (path, digest) in step.manifest.files.iter() {
+            let i = at(path)?;
+            inputs.insert(i, digest);
+            files.push(i);
+        }
+        let deps = graph.deps(step.node).iter().map(|d| position[d.index()]).collect();
+        nodes.push((node.id.as_str(), node.kind.as_str(), node.executor.as_str(), deps, files));
+    }
+    let outputs = session.watched.outputs.iter().map(|p| at(p)).collect::<Option<Vec<usize>>>()?;
+    Some(Memo { inputs: inputs.into_iter().collect(), outputs, nodes })
 }

@@ -294,11 +294,18 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
             let path = graph_path(file)?;
             let selection = select.selection();
             let json = *format == Format::Json;
-            if let Some(text) = fastpath::cached(&path, state.dir.as_deref(), &selection, style.color(), json)
-            {
-                clock.lap("unchanged since the last plan");
-                print(&text);
-                return Ok(());
+            match fastpath::cached(&path, state.dir.as_deref(), &selection, style, json) {
+                Some(fastpath::Answer::Unchanged(text)) => {
+                    clock.lap("unchanged since the last plan");
+                    print(&text);
+                    return Ok(());
+                }
+                Some(fastpath::Answer::Replanned(text)) => {
+                    clock.lap("replanned from the memo");
+                    print(&text);
+                    return Ok(());
+                }
+                None => {}
             }
             let model = load_path(&path)?;
             clock.lap("load");

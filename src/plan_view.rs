@@ -1,5 +1,6 @@
 //! Renders a [`Plan`] for people (an aligned table) and for programs (the JSON plan of SPEC.md).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use hephy_engine::{Action, Reason};
@@ -60,23 +61,12 @@ pub(crate) fn json(session: &Session) -> String {
     text
 }
 
+/// One row of the plan's table: action, node, kind, executor, needs, why.
+pub(crate) type Row<'a> = [Cow<'a, str>; 6];
+
 pub(crate) fn text(session: &Session, style: Style) -> String {
-    let (model, graph, plan) = (&session.model, &session.graph, &session.plan);
-    let builds = plan.builds();
-    let fresh = plan.steps.len() - builds;
-    let mut out = format!(
-        "{} {} — {} nodes: {} to build, {} fresh\n",
-        style.bold("plan"),
-        model.path().display(),
-        plan.steps.len(),
-        builds,
-        fresh
-    );
-    if plan.steps.is_empty() {
-        out.push_str("nothing to do: the graph declares no images or tasks\n");
-        return out;
-    }
-    let rows: Vec<[String; 6]> = plan
+    let (graph, plan) = (&session.graph, &session.plan);
+    let rows: Vec<Row<'_>> = plan
         .steps
         .iter()
         .map(|step| {
@@ -85,41 +75,98 @@ pub(crate) fn text(session: &Session, style: Style) -> String {
             let needs = graph
                 .deps(step.node)
                 .iter()
-                .map(|d| graph.node(*d).id.to_string())
+                .map(|d| graph.node(*d).id.as_str())
                 .collect::<Vec<_>>()
                 .join(", ");
             [
-                step.action.to_string(),
-                node.id.to_string(),
-                node.kind.to_string(),
-                node.executor.clone(),
-                needs,
-                why,
+                Cow::Borrowed(action_name(step.action)),
+                Cow::Borrowed(node.id.as_str()),
+                Cow::Borrowed(node.kind.as_str()),
+                Cow::Borrowed(node.executor.as_str()),
+                Cow::Owned(needs),
+                Cow::Owned(why),
             ]
         })
         .collect();
-    let header = ["ACTION", "NODE", "KIND", "EXECUTOR", "NEEDS", "WHY"].map(str::to_owned);
-    let widths: Vec<usize> = (0..6)
-        .map(|c| rows.iter().chain([&header]).map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    let pad = |s: &str, w: usize| format!("{s}{}", " ".repeat(w.saturating_sub(s.chars().count())));
-    let line = |row: &[String; 6], paint: &dyn Fn(usize, String) -> String| {
-        let cells: Vec<String> = (0..6)
-            .map(|c| if c == 5 { paint(c, row[c].clone()) } else { paint(c, pad(&row[c], widths[c])) })
-            .collect();
-        format!("  {}\n", cells.join("  ").trim_end())
-    };
+    table(&session.model.path().display().to_string(), &rows, style)
+}
+
+/// How the table names an action.
+pub(crate) fn action_name(action: Action) -> &'static str {
+    match action {
+        Action::Build => "build",
+        Action::Skip => "skip",
+    }
+}
+
+/// The plan as people read it: a summary line, then the table of `rows` (each line trimmed at
+/// the end, so a row without reasons has no trailing blanks).
+pub(crate) fn table(graph: &str, rows: &[Row<'_>], style: Style) -> String {
+    let builds = rows.iter().filter(|r| r[0] == "build").count();
+    let fresh = rows.len() - builds;
+    let mut out = format!(
+        "{} {} — {} nodes: {} to build, {} fresh\n",
+        style.bold("plan"),
+        graph,
+        rows.len(),
+        builds,
+        fresh
+    );
+    if rows.is_empty() {
+        out.push_str("nothing to do: the graph declares no images or tasks\n");
+        return out;
+    }
+    let header: Row<'_> = ["ACTION", "NODE", "KIND", "EXECUTOR", "NEEDS", "WHY"].map(Cow::Borrowed);
+    let mut widths = [0usize; 6];
+    for row in rows.iter().chain([&header]) {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    out.reserve(rows.len() * (widths.iter().sum::<usize>() + 16));
     out.push('\n');
-    out.push_str(&line(&header, &|_, s| style.dim(&s)));
-    for row in &rows {
-        out.push_str(&line(row, &|c, s| match c {
-            0 if row[0] == "build" => style.yellow(&s),
-            0 => style.green(&s),
-            1 => style.bold(&s),
-            3 => style.cyan(&s),
-            4 => style.dim(&s),
-            _ => s,
-        }));
+    push_line(&mut out, &header, &widths, style.color(), |_, s| style.dim(s));
+    for row in rows {
+        push_line(&mut out, row, &widths, style.color(), |c, s| match c {
+            0 if row[0] == "build" => style.yellow(s),
+            0 => style.green(s),
+            1 => style.bold(s),
+            3 => style.cyan(s),
+            4 => style.dim(s),
+            _ => s.to_owned(),
+        });
     }
     out
+}
+
+/// One line of the table: cells padded to `widths` (all but the last), painted, trimmed.
+fn push_line(
+    out: &mut String,
+    row: &Row<'_>,
+    widths: &[usize; 6],
+    color: bool,
+    paint: impl Fn(usize, &str) -> String,
+) {
+    let start = out.len();
+    out.push_str("  ");
+    let mut padded = String::new();
+    for (c, cell) in row.iter().enumerate() {
+        if c > 0 {
+            out.push_str("  ");
+        }
+        padded.clear();
+        padded.push_str(cell);
+        if c < 5 {
+            let pad = widths[c].saturating_sub(cell.chars().count());
+            padded.extend(std::iter::repeat_n(' ', pad));
+        }
+        if color {
+            out.push_str(&paint(c, &padded));
+        } else {
+            out.push_str(&padded);
+        }
+    }
+    let end = start + out[start..].trim_end().len();
+    out.truncate(end);
+    out.push('\n');
 }

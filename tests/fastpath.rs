@@ -199,3 +199,84 @@ fn a_run_with_nothing_to_do_is_answered_from_the_stamp_and_keeps_it() {
     assert_eq!(run["results"]["web@linux/amd64"], "built");
     assert_eq!(run["results"]["base@linux/amd64"], "fresh");
 }
+
+/// What answered a plan, from the step `HEPHY_TIMINGS` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answered {
+    /// The stored output: nothing the plan depends on changed.
+    Unchanged,
+    /// The memo: only input files' contents changed.
+    Memo,
+    /// The full plan.
+    Full,
+}
+
+/// After input files' contents change, the text plan is worked out from the stamp's memo. It
+/// must print exactly what the full plan prints; whatever the memo cannot answer (a changed
+/// output, a new file, the same bytes written again) must be answered otherwise, and correctly.
+#[test]
+fn changed_inputs_are_replanned_from_the_memo_exactly_as_in_full() {
+    type Scenario = (&'static str, fn() -> Repo, &'static str, fn(&Repo), Answered);
+    let scenarios: Vec<Scenario> = vec![
+        (
+            "a file at the root of the graph",
+            quickstart,
+            "hephy.kdl",
+            |r| r.write("base/rootfs/etc/os-release", "ID=changed\n"),
+            Answered::Memo,
+        ),
+        (
+            "files of two images",
+            quickstart,
+            "hephy.yaml",
+            |r| {
+                r.write("web/site/index.html", "<p>changed</p>\n");
+                r.write("docs/pages/usage.md", "changed\n");
+            },
+            Answered::Memo,
+        ),
+        (
+            "the same bytes written again",
+            quickstart,
+            "hephy.kdl",
+            |r| {
+                let text = std::fs::read_to_string(r.path().join("web/site/style.css")).unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+                r.write("web/site/style.css", &text);
+            },
+            Answered::Unchanged,
+        ),
+        ("a task's input", tasks, "hephy.kdl", |r| r.write("src/hello.txt", "changed\n"), Answered::Memo),
+        ("a task's output", tasks, "hephy.kdl", |r| r.write("dist/app.tar", "not a tar\n"), Answered::Full),
+        ("a new file", tasks, "hephy.kdl", |r| r.write("src/new.txt", "new\n"), Answered::Full),
+    ];
+    std::thread::scope(|scope| {
+        for (name, make, file, change, expected) in scenarios {
+            scope.spawn(move || {
+                let repo = make();
+                stamped(&repo, file);
+                let unchanged = repo.run(&["plan", "-f", file]).stdout;
+                change(&repo);
+                let quick = repo.run_with(&["plan", "-f", file], &[("HEPHY_TIMINGS", "1")]);
+                assert_eq!(quick.code, 0, "{name}: {}", quick.stderr);
+                let answered = if quick.stderr.contains("replanned from the memo") {
+                    Answered::Memo
+                } else if quick.stderr.contains("unchanged since the last plan") {
+                    Answered::Unchanged
+                } else {
+                    Answered::Full
+                };
+                assert_eq!(answered, expected, "{name}: {}", quick.stderr);
+                // The full plan, with no stamp to answer from.
+                let _ = std::fs::remove_file(repo.path().join(".hephy/plan.stamp"));
+                let full = repo.run(&["plan", "-f", file]);
+                assert_eq!(quick.stdout, full.stdout, "{name}: the memo's plan is the full plan");
+                if expected == Answered::Unchanged {
+                    assert_eq!(quick.stdout, unchanged, "{name}");
+                } else {
+                    assert!(full.stdout.contains("build "), "{name}: something builds\n{}", full.stdout);
+                }
+            });
+        }
+    });
+}

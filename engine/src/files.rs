@@ -63,6 +63,8 @@ pub struct Watched {
     pub dirs: BTreeSet<String>,
     /// Files read that are not inputs themselves.
     pub files: BTreeSet<String>,
+    /// Declared outputs found (tasks' `outputs`), a plan's inputs too: a changed one is a reason.
+    pub outputs: BTreeSet<String>,
 }
 
 /// Lists the files of `source`, relative to `root`, sorted.

@@ -53,14 +53,21 @@ pub enum NodeKind {
     Task,
 }
 
-impl fmt::Display for NodeKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl NodeKind {
+    /// Its name, as plans show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
             NodeKind::Image => "image",
             NodeKind::Manifest => "manifest",
             NodeKind::Tag => "tag",
             NodeKind::Task => "task",
-        })
+        }
+    }
+}
+
+impl fmt::Display for NodeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -138,6 +138,11 @@ pub fn gather(
             (source, files)
         })
         .collect();
+    for (_, output_source) in &sources {
+        if let Some(Ok(paths)) = output_source.as_ref().and_then(|source| listed.get(source)) {
+            watched.outputs.extend(paths.iter().cloned());
+        }
+    }
     let all: BTreeSet<String> = listed.values().flatten().flatten().cloned().collect();
     watched.files.extend(all.iter().cloned());
     inputs.watched = watched;
