@@ -79,7 +79,9 @@ struct Stamp {
     /// The blake3 of each stored output, so a damaged one is never printed.
     text_blake3: String,
     json_blake3: String,
-    memo_blake3: String,
+    /// The memo's blake3; none for graphs with a registry, whose plans also ask it what it
+    /// holds for each node to build.
+    memo_blake3: Option<String>,
     /// Every node id, in plan order (what a run that builds nothing reports).
     nodes: Vec<String>,
     /// Where the images are, as a run that builds nothing prints it, and the folder it was
@@ -234,7 +236,7 @@ type MemoNode<'a> = (&'a str, &'a str, &'a str, Vec<usize>, Vec<usize>);
 /// touched; `None` when a change is not one the memo can answer.
 fn replan(graph: &Path, state_dir: &Path, stamp: &Stamp, changed: &[usize], style: Style) -> Option<Answer> {
     let bytes = std::fs::read(state_dir.join(format!("{STAMP}.memo"))).ok()?;
-    if blake3::hash(&bytes).to_hex().as_str() != stamp.memo_blake3 {
+    if Some(blake3::hash(&bytes).to_hex().as_str()) != stamp.memo_blake3.as_deref() {
         return None;
     }
     let memo: Memo<'_> = serde_json::from_slice(&bytes).ok()?;
@@ -381,10 +383,11 @@ pub(crate) fn remember(
     let _ = write(STAMP, &bytes)
         && write(&format!("{STAMP}.text"), text.as_bytes())
         && write(&format!("{STAMP}.json"), json.as_bytes())
-        && write(&format!("{STAMP}.memo"), &memo);
+        && memo.is_none_or(|memo| write(&format!("{STAMP}.memo"), &memo));
 }
 
-/// The stamp of `session`'s all-fresh plan, and its memo (serialized).
+/// The stamp of `session`'s all-fresh plan, and its memo (serialized) unless the graph names
+/// a registry.
 fn stamp(
     graph: &Path,
     session: &Session,
@@ -392,7 +395,7 @@ fn stamp(
     text: &str,
     json: &str,
     images: String,
-) -> Option<(Stamp, Vec<u8>)> {
+) -> Option<(Stamp, Option<Vec<u8>>)> {
     let root: PathBuf = session.model.root.clone();
     let watched = &session.watched;
     let mut paths: Vec<&String> = watched.files.iter().chain(watched.dirs.iter()).collect();
@@ -411,7 +414,10 @@ fn stamp(
     if graph_seen.racy(now) || bases_seen.is_some_and(|s| s.racy(now)) {
         return None;
     }
-    let memo = serde_json::to_vec(&memo(session, &paths)?).ok()?;
+    let memo = match &session.model.registry {
+        Some(_) => None,
+        None => Some(serde_json::to_vec(&memo(session, &paths)?).ok()?),
+    };
     let stamp = Stamp {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         exe: exe(),
@@ -423,7 +429,7 @@ fn stamp(
         extra: vec![(bases.display().to_string(), bases_seen)],
         text_blake3: blake3::hash(text.as_bytes()).to_hex().to_string(),
         json_blake3: blake3::hash(json.as_bytes()).to_hex().to_string(),
-        memo_blake3: blake3::hash(&memo).to_hex().to_string(),
+        memo_blake3: memo.as_ref().map(|m| blake3::hash(m).to_hex().to_string()),
         nodes: session.plan.steps.iter().map(|s| session.graph.node(s.node).id.to_string()).collect(),
         images,
         cwd: std::env::current_dir().ok()?.display().to_string(),
