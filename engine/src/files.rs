@@ -3,6 +3,10 @@
 //! Hashing is parallel (rayon), reads small files into a reused per-thread buffer and streams
 //! large ones, hashes each path at most once per run, and consults a stat cache (size, mtime,
 //! ctime, inode → digest) so unchanged files are never read. A changed stat means re-hash.
+//!
+//! Files that several phases need whole (a Dockerfile is scanned for its base images, hashed,
+//! and built) are read through [`read_shared`]: once per process while their stat holds, so
+//! what is built is the very bytes that were hashed.
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
@@ -10,6 +14,7 @@ use std::fs::{self, File};
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
@@ -282,6 +287,36 @@ impl Stat {
     }
 }
 
+/// A file read whole, with the stat it had just before.
+type Held = (Stat, Arc<[u8]>);
+
+/// Files read whole by [`read_shared`].
+static SHARED: LazyLock<Mutex<HashMap<PathBuf, Held>>> = LazyLock::new(Mutex::default);
+
+/// The bytes of `path`, read once per process while its stat holds: a later call (or the
+/// hashing of the same file) gets the same bytes without reading again; a file whose stat
+/// changed is read anew.
+pub fn read_shared(path: &Path) -> std::io::Result<Arc<[u8]>> {
+    let stat = Stat::of(&fs::metadata(path)?);
+    if let Some(bytes) = shared(path, &stat) {
+        return Ok(bytes);
+    }
+    // Stat before read: if the file changes in between, the stat kept is the older one, and the
+    // next look sees a different stat and reads again (never new stat with old bytes).
+    let bytes: Arc<[u8]> = fs::read(path)?.into();
+    SHARED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(path.to_path_buf(), (stat, Arc::clone(&bytes)));
+    Ok(bytes)
+}
+
+/// The bytes [`read_shared`] holds for `path`, if its stat then was `stat`.
+fn shared(path: &Path, stat: &Stat) -> Option<Arc<[u8]>> {
+    let held = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+    held.get(path).filter(|(then, _)| then == stat).map(|(_, bytes)| Arc::clone(bytes))
+}
+
 /// Remembered digests by path, valid while the stat is unchanged.
 pub type StatCache = HashMap<String, (Stat, String)>;
 
@@ -345,6 +380,10 @@ fn hash_one(full: &Path, rel: &str, cache: &StatCache) -> (String, Option<Stat>,
     {
         return (digest.clone(), Some(stat), false);
     }
+    if let Some(bytes) = shared(full, &stat) {
+        let hash = blake3::hash(&bytes).to_hex();
+        return (format!("{}:{hash}", if exec { "x" } else { "f" }), Some(stat), true);
+    }
     match hash_file(full, meta.len()) {
         Ok(hash) => (format!("{}:{hash}", if exec { "x" } else { "f" }), Some(stat), true),
         Err(e) => (format!("unreadable:{}", e.kind()), None, true),
@@ -390,6 +429,24 @@ mod tests {
         let full = root.join(path);
         fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
         fs::write(full, text).expect("write");
+    }
+
+    #[test]
+    fn a_shared_file_is_hashed_from_the_bytes_read_and_read_again_once_changed() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path();
+        write(root, "Dockerfile", "FROM scratch\n");
+        let first = read_shared(&root.join("Dockerfile")).expect("read");
+        assert!(Arc::ptr_eq(&first, &read_shared(&root.join("Dockerfile")).expect("read")), "read once");
+        let paths: BTreeSet<String> = ["Dockerfile".to_owned()].into();
+        let hashed = hash_all(root, &paths, &StatCache::new());
+        assert_eq!(hashed.digests["Dockerfile"], format!("f:{}", blake3::hash(b"FROM scratch\n").to_hex()));
+        // A change (a different size, so a different stat) is read anew, by both.
+        write(root, "Dockerfile", "FROM scratch\nCOPY . /\n");
+        let second = read_shared(&root.join("Dockerfile")).expect("read");
+        assert_eq!(&*second, b"FROM scratch\nCOPY . /\n");
+        let hashed = hash_all(root, &paths, &StatCache::new());
+        assert_eq!(hashed.digests["Dockerfile"], format!("f:{}", blake3::hash(&second).to_hex()));
     }
 
     #[test]

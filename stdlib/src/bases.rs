@@ -30,9 +30,10 @@ pub fn resolve_bases(model: &Model, state_dir: &Path, refresh: bool, offline: bo
     let client = Client::once_only();
     for image in &model.images {
         let ImageSource::Context { dir } = &image.source else { continue };
-        let Ok(text) = std::fs::read_to_string(model.root.join(dir).join(&image.dockerfile)) else {
+        let Ok(bytes) = hephy_engine::read_shared(&model.root.join(dir).join(&image.dockerfile)) else {
             continue;
         };
+        let text = String::from_utf8_lossy(&bytes);
         let mut refs = BTreeMap::new();
         for reference in external_froms(&text) {
             let known = cache.get(&reference).filter(|d| d.as_str() != UNRESOLVED).cloned();

@@ -107,8 +107,10 @@ impl Oci {
         let platform = node.platform.clone().unwrap_or_else(Platform::host);
         let context = self.sources.context(job.root, image)?;
         let dockerfile_path = context.join(&image.dockerfile);
-        let dockerfile = std::fs::read_to_string(&dockerfile_path)
+        let bytes = hephy_engine::read_shared(&dockerfile_path)
             .map_err(|e| format!("cannot read `{}`: {e}", dockerfile_path.display()))?;
+        let dockerfile = std::str::from_utf8(&bytes)
+            .map_err(|_| format!("`{}` is not UTF-8 text", dockerfile_path.display()))?;
         let files = context_files(&context, &image.dockerfile)?;
         let mut build_args: Vec<(String, String)> =
             image.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -120,7 +122,7 @@ impl Oci {
             files.len()
         ));
         let request = build::Request {
-            dockerfile: &dockerfile,
+            dockerfile,
             dockerfile_name: &image.dockerfile,
             context: &context,
             files: &files,
