@@ -1,11 +1,17 @@
 //! Reproducible layers: a set of file-system entries written as a gzip-compressed tar whose
 //! bytes depend only on the entries — paths sorted, parents before children, mtime 0, uid/gid 0
 //! unless told, no user or group names, normalized modes, gzip with no timestamp or file name.
+//!
+//! A layer is written once per process for what it is made of: the second platform's build of
+//! an image copies the same files to the same places, and gets the first one's layer without
+//! reading a file again (files are told apart by their stat, as the stat cache does).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, PoisonError};
 
 use flate2::{Compression, GzBuilder};
 use sha2::{Digest as _, Sha256};
@@ -70,8 +76,57 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
-/// Writes `tree` as a layer blob into `layout`.
+/// One layer's writing, shared by every build that asks for the same layer while it runs.
+type Once = Arc<OnceLock<Result<Layer, String>>>;
+
+/// Layers written (or being written) by this process, by [`identity`].
+static WRITTEN: LazyLock<Mutex<HashMap<blake3::Hash, Once>>> = LazyLock::new(Mutex::default);
+
+/// Writes `tree` as a layer blob into `layout`, or gives the layer this process already wrote
+/// from the same entries (waiting for it when another build is writing it).
 pub(crate) fn write(tree: &Tree, layout: &Layout) -> Result<Layer, String> {
+    let Some(key) = identity(tree, layout) else { return write_now(tree, layout) };
+    let once = Arc::clone(WRITTEN.lock().unwrap_or_else(PoisonError::into_inner).entry(key).or_default());
+    let layer = once.get_or_init(|| write_now(tree, layout)).clone()?;
+    // Still there (nothing removes blobs during a run, but a layer is never assumed).
+    if layout.has(&layer.digest) { Ok(layer) } else { write_now(tree, layout) }
+}
+
+/// What a layer is made of: the layout, and each entry's path, owner, mode and content, a file
+/// by its path and stat. `None` when a file cannot be looked at (the write reports it).
+fn identity(tree: &Tree, layout: &Layout) -> Option<blake3::Hash> {
+    let mut hasher = blake3::Hasher::new();
+    let mut put = |bytes: &[u8]| {
+        hasher.update(&(bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
+    };
+    put(layout.dir().as_os_str().as_encoded_bytes());
+    for (path, entry) in tree {
+        put(path.as_bytes());
+        put(&[u64::from(entry.mode), entry.uid, entry.gid].map(u64::to_le_bytes).concat());
+        match &entry.content {
+            Content::File(source) => {
+                let meta = std::fs::symlink_metadata(source).ok()?;
+                put(b"file");
+                put(source.as_os_str().as_encoded_bytes());
+                let stat = [meta.len(), meta.dev(), meta.ino()].map(u64::to_le_bytes).concat();
+                let times = [meta.mtime(), meta.mtime_nsec(), meta.ctime(), meta.ctime_nsec()]
+                    .map(i64::to_le_bytes)
+                    .concat();
+                put(&stat);
+                put(&times);
+            }
+            Content::Dir => put(b"dir"),
+            Content::Symlink(target) => {
+                put(b"symlink");
+                put(target.as_bytes());
+            }
+        }
+    }
+    Some(hasher.finalize())
+}
+
+fn write_now(tree: &Tree, layout: &Layout) -> Result<Layer, String> {
     let temp = layout.temp()?;
     let fail = |e: io::Error| format!("cannot write a layer: {e}");
     let file = temp.as_file().try_clone().map_err(fail)?;
@@ -187,5 +242,34 @@ mod tests {
                 ("app/link".to_owned(), 0o777, 0),
             ]
         );
+    }
+
+    #[test]
+    fn a_layer_is_written_once_per_process_until_a_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path().join("oci"));
+        let entries = tree(dir.path());
+        let first = write(&entries, &layout).unwrap();
+        assert_eq!(write(&entries, &layout).unwrap(), first, "the same entries: the same layer");
+        // Concurrent builds asking for it get the one written.
+        let layers: Vec<Layer> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4).map(|_| scope.spawn(|| write(&entries, &layout).unwrap())).collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(layers.iter().all(|l| *l == first));
+        // A changed file (another size: another stat) is a new layer, never the remembered one.
+        std::fs::write(dir.path().join("b"), b"beta, changed").unwrap();
+        let changed = write(&entries, &layout).unwrap();
+        assert_ne!(changed.digest, first.digest);
+        let blob = layout.read(&changed.digest).unwrap();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&blob[..]));
+        let mut b = String::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            if entry.path().unwrap().to_str() == Some("app/b") {
+                std::io::Read::read_to_string(&mut entry, &mut b).unwrap();
+            }
+        }
+        assert_eq!(b, "beta, changed");
     }
 }
