@@ -11,9 +11,10 @@
 //! dependencies, and its row of the table) instead: the files are hashed, a node whose file
 //! changed is built for `input_changed`, its dependents for `dependency_rebuilt`, exactly the
 //! reasons the full plan gives, since nothing else it depends on moved. Work is proportional
-//! to the change, not the graph. A changed file that is a declared output, a `.dockerignore`,
-//! or anything else not an input means the ordinary plan, and the JSON plan (which carries
-//! every key) is always computed in full.
+//! to the change, not the graph. A changed file that is a declared output, a Dockerfile or a
+//! `.dockerignore` (planning reads those beyond their digest), or anything else not an input
+//! means the ordinary plan, and the JSON plan (which carries every key) is always computed in
+//! full.
 //!
 //! It is conservative: a stamp is written only for an all-fresh plan with no selection flags,
 //! and only for graphs whose plan depends on nothing else (no upstream git sources, no secrets,
@@ -223,6 +224,9 @@ struct Memo<'a> {
     inputs: Vec<(usize, &'a str)>,
     /// Declared outputs found, by position in `paths`.
     outputs: Vec<usize>,
+    /// Files planning reads beyond their digest, by position in `paths`: Dockerfiles (checked,
+    /// scanned for base images) and `.dockerignore` files (they shape the contexts).
+    read: Vec<usize>,
     /// The nodes, in plan order.
     #[serde(borrow)]
     nodes: Vec<MemoNode<'a>>,
@@ -241,14 +245,14 @@ fn replan(graph: &Path, state_dir: &Path, stamp: &Stamp, changed: &[usize], styl
     }
     let memo: Memo<'_> = serde_json::from_slice(&bytes).ok()?;
     let was: HashMap<usize, &str> = memo.inputs.iter().copied().collect();
-    let outputs: HashSet<usize> = memo.outputs.iter().copied().collect();
+    let unanswerable: HashSet<usize> = memo.outputs.iter().chain(&memo.read).copied().collect();
     let root = graph.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut touched = BTreeSet::new();
     for &at in changed {
         let (path, _) = stamp.paths.get(at)?;
         // Only an input file that is still a file: anything else changes more than contents.
         let meta = std::fs::symlink_metadata(root.join(path)).ok()?;
-        if !was.contains_key(&at) || outputs.contains(&at) || meta.is_dir() {
+        if !was.contains_key(&at) || unanswerable.contains(&at) || meta.is_dir() {
             return None;
         }
         touched.insert(path.clone());
@@ -459,5 +463,19 @@ fn memo<'s>(session: &'s Session, paths: &[&String]) -> Option<Memo<'s>> {
         nodes.push((node.id.as_str(), node.kind.as_str(), node.executor.as_str(), deps, files));
     }
     let outputs = session.watched.outputs.iter().map(|p| at(p)).collect::<Option<Vec<usize>>>()?;
-    Some(Memo { inputs: inputs.into_iter().collect(), outputs, nodes })
+    let join = |dir: &str, name: &str| if dir == "." { name.to_owned() } else { format!("{dir}/{name}") };
+    let read = session
+        .model
+        .images
+        .iter()
+        .filter_map(|image| match &image.source {
+            hephy_dsl::ImageSource::Context { dir } => {
+                Some([join(dir, &image.dockerfile), join(dir, ".dockerignore")])
+            }
+            hephy_dsl::ImageSource::Git { .. } => None,
+        })
+        .flatten()
+        .filter_map(|path| at(&path))
+        .collect();
+    Some(Memo { inputs: inputs.into_iter().collect(), outputs, read, nodes })
 }
