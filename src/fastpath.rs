@@ -16,6 +16,9 @@
 //! means the ordinary plan, and the JSON plan (which carries every key) is always computed in
 //! full.
 //!
+//! A folder whose times changed is compared by its entries (names and kinds), so saving a file
+//! by renaming a new one over it (as many editors do) is a change to that file alone.
+//!
 //! It is conservative: a stamp is written only for an all-fresh plan with no selection flags,
 //! and only for graphs whose plan depends on nothing else (no upstream git sources, no secrets,
 //! no builder but the built-in `oci` whose identity is this binary); a file changed within the
@@ -75,6 +78,10 @@ struct Stamp {
     color: bool,
     last_run: Option<i64>,
     paths: Vec<(String, Option<Seen>)>,
+    /// The folders among `paths` (by position) with the digest of their entries then: a folder
+    /// whose times changed but whose entries did not (a file saved by renaming a new one over
+    /// it) lists the same, so it changes nothing.
+    listings: Vec<(usize, String)>,
     /// Files outside the graph's folder the plan read (the base images' digests), absolute.
     extra: Vec<(String, Option<Seen>)>,
     /// The blake3 of each stored output, so a damaged one is never printed.
@@ -89,6 +96,27 @@ struct Stamp {
     /// written from (its paths are relative to it).
     images: String,
     cwd: String,
+}
+
+/// A folder's entries (each name, and whether it is a folder) as one digest; `None` when it
+/// cannot be read.
+fn listing(dir: &Path) -> Option<String> {
+    let mut entries: Vec<(std::ffi::OsString, bool)> = std::fs::read_dir(dir)
+        .ok()?
+        .map(|entry| {
+            let entry = entry.ok()?;
+            Some((entry.file_name(), entry.file_type().ok()?.is_dir()))
+        })
+        .collect::<Option<_>>()?;
+    entries.sort();
+    let mut hasher = blake3::Hasher::new();
+    for (name, is_dir) in &entries {
+        let name = name.as_encoded_bytes();
+        hasher.update(&(name.len() as u64).to_le_bytes());
+        hasher.update(name);
+        hasher.update(&[u8::from(*is_dir)]);
+    }
+    Some(hasher.finalize().to_hex().to_string())
 }
 
 fn exe() -> Option<Seen> {
@@ -157,11 +185,16 @@ fn compare(
     if blake3::hash(&bytes).to_hex().as_str() != stamp.graph_blake3 {
         return None;
     }
+    let listings: HashMap<usize, &str> = stamp.listings.iter().map(|(i, l)| (*i, l.as_str())).collect();
     let changed: Vec<usize> = stamp
         .paths
         .par_iter()
         .enumerate()
-        .filter(|(_, (path, seen))| Seen::of(&root.join(path)) != *seen)
+        .filter(|(i, (path, seen))| {
+            let full = root.join(path);
+            Seen::of(&full) != *seen
+                && listings.get(i).is_none_or(|then| listing(&full).as_deref() != Some(*then))
+        })
         .map(|(i, _)| i)
         .collect();
     if !stamp.extra.iter().all(|(path, seen)| Seen::of(Path::new(path)) == *seen) {
@@ -411,6 +444,12 @@ fn stamp(
     if seen.iter().any(|(_, s)| s.is_some_and(|s| s.racy(now))) {
         return None;
     }
+    let listings: Vec<(usize, String)> = paths
+        .par_iter()
+        .enumerate()
+        .filter(|(_, p)| watched.dirs.contains(p.as_str()))
+        .filter_map(|(i, p)| Some((i, listing(&root.join(p.as_str()))?)))
+        .collect();
     let bytes = std::fs::read(graph).ok()?;
     let graph_seen = Seen::of(graph)?;
     let bases = std::path::absolute(session.state_dir.join("bases.json")).ok()?;
@@ -430,6 +469,7 @@ fn stamp(
         color,
         last_run: session.state.last_run().ok()?,
         paths: seen,
+        listings,
         extra: vec![(bases.display().to_string(), bases_seen)],
         text_blake3: blake3::hash(text.as_bytes()).to_hex().to_string(),
         json_blake3: blake3::hash(json.as_bytes()).to_hex().to_string(),

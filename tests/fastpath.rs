@@ -200,6 +200,14 @@ fn a_run_with_nothing_to_do_is_answered_from_the_stamp_and_keeps_it() {
     assert_eq!(run["results"]["base@linux/amd64"], "fresh");
 }
 
+/// Saves `path` as many editors do: a new file beside it, renamed over it (its folder's times
+/// change, its entries do not).
+fn save_by_rename(repo: &Repo, path: &str, text: &str) {
+    let temp = format!("{path}.saving");
+    repo.write(&temp, text);
+    std::fs::rename(repo.path().join(&temp), repo.path().join(path)).unwrap();
+}
+
 /// What answered a plan, from the step `HEPHY_TIMINGS` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Answered {
@@ -266,6 +274,23 @@ fn changed_inputs_are_replanned_from_the_memo_exactly_as_in_full() {
                 r.write("web/.dockerignore", &format!("{text}site/style.css\n"));
             },
             Answered::Full,
+        ),
+        (
+            "a file saved by renaming a new one over it",
+            quickstart,
+            "hephy.kdl",
+            |r| save_by_rename(r, "web/site/index.html", "<p>saved by rename</p>\n"),
+            Answered::Memo,
+        ),
+        (
+            "the same bytes saved by rename",
+            quickstart,
+            "hephy.kdl",
+            |r| {
+                let text = std::fs::read_to_string(r.path().join("web/site/style.css")).unwrap();
+                save_by_rename(r, "web/site/style.css", &text);
+            },
+            Answered::Unchanged,
         ),
         ("a task's input", tasks, "hephy.kdl", |r| r.write("src/hello.txt", "changed\n"), Answered::Memo),
         ("a task's output", tasks, "hephy.kdl", |r| r.write("dist/app.tar", "not a tar\n"), Answered::Full),
