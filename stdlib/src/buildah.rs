@@ -154,7 +154,9 @@ impl Buildah {
         command
     }
 
-    /// Builds one platform of an image and (with a registry) pushes it.
+    /// Builds one platform of an image and (with a registry) pushes it. A build that failed
+    /// because buildah could not start a `RUN` step for a transient reason of its own is built
+    /// again, once.
     pub(crate) fn build(
         &self,
         model: &Model,
@@ -184,15 +186,15 @@ impl Buildah {
             Ok(files) => files,
             Err(e) => return fail(e),
         };
-        let bud = self.bud_command(
-            model,
-            image,
-            job,
-            &Bud { context: &context, local_tag: &local_tag, iidfile: &iidfile, secrets: &secrets },
-        );
-        log.note(&format!("$ {}", shown(&bud)));
-        if let Err(e) = process::run(bud, job, &log) {
-            return fail(e);
+        let spec = Bud { context: &context, local_tag: &local_tag, iidfile: &iidfile, secrets: &secrets };
+        for attempt in 1.. {
+            let bud = self.bud_command(model, image, job, &spec);
+            log.note(&format!("$ {}", shown(&bud)));
+            let Err(e) = process::run(bud, job, &log) else { break };
+            if attempt > 1 || !transient(&job.log) {
+                return fail(e);
+            }
+            log.note("buildah failed re-executing itself for RUN (`sealing memfd copy`, a race in it, not the build): building again, once");
         }
         let Some(registry) = &model.registry else {
             return match read_digest(&iidfile) {
@@ -262,4 +264,12 @@ fn read_digest(path: &Path) -> Result<String, String> {
     } else {
         Err(format!("`{}` holds no sha256 digest: {text:?}", path.display()))
     }
+}
+
+/// Whether the build logged at `log` failed the way buildah 1.28's chroot `RUN` sometimes does
+/// under load: sealing the in-memory copy of itself it re-executes (`Close_Fd sealing memfd
+/// copy: Device or resource busy`), before any of the Dockerfile's commands ran.
+fn transient(log: &Path) -> bool {
+    std::fs::read_to_string(log)
+        .is_ok_and(|text| text.contains("sealing memfd copy: Device or resource busy"))
 }
