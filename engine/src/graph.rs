@@ -193,28 +193,48 @@ pub fn compile(model: &Model) -> Graph {
         model,
         dag: DiGraph::new(),
         by_def: Vec::with_capacity(model.images.len() + model.tasks.len()),
+        runs: Vec::new(),
+        manifests: Vec::new(),
         edges: Vec::new(),
         local: LOCAL_EXECUTOR.to_owned(),
     };
     b.add_nodes();
     b.add_edges();
-    let Builder { mut dag, mut edges, .. } = b;
+    let Builder { mut dag, edges, .. } = b;
     let nodes = dag.node_count();
-    let mut by_id: Vec<NodeIndex> = dag.node_indices().collect();
-    by_id.par_sort_unstable_by(|a, b| dag[*a].id.cmp(&dag[*b].id));
+    // Sorted by id: first by the id's first eight bytes as a number (most comparisons end
+    // there, without following a pointer), then by the whole id.
+    let prefix = |id: &str| {
+        let mut bytes = [0u8; 8];
+        let head = &id.as_bytes()[..id.len().min(8)];
+        bytes[..head.len()].copy_from_slice(head);
+        u64::from_be_bytes(bytes)
+    };
+    let mut keyed: Vec<(u64, NodeIndex)> =
+        dag.node_indices().map(|n| (prefix(dag[n].id.as_str()), n)).collect();
+    keyed.par_sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| dag[a.1].id.cmp(&dag[b.1].id)));
+    let by_id: Vec<NodeIndex> = keyed.into_iter().map(|(_, n)| n).collect();
     let mut rank = vec![0u32; nodes];
     for (r, n) in by_id.iter().enumerate() {
         rank[n.index()] = r as u32;
     }
-    // Incoming: by dependent, then by the dependency's id; duplicates (one edge found twice) go.
-    edges.par_sort_unstable_by_key(|&(from, to)| (to, rank[from as usize]));
-    edges.dedup();
-    let deps = Adjacency::from_sorted(nodes, &edges.iter().map(|&(f, t)| (t, f)).collect::<Vec<_>>());
-    for &(from, to) in &edges {
+    // Each direction's adjacency from one sort of integers: (node, neighbour's rank) packed in
+    // a u64, so the order within a node is by id; duplicates (an edge found twice) go.
+    let packed = |node: u32, neighbour: u32| (u64::from(node) << 32) | u64::from(rank[neighbour as usize]);
+    let unpacked =
+        |pair: u64| ((pair >> 32) as u32, by_id[(pair & u64::from(u32::MAX)) as usize].index() as u32);
+    let mut incoming: Vec<u64> = edges.par_iter().map(|&(from, to)| packed(to, from)).collect();
+    incoming.par_sort_unstable();
+    incoming.dedup();
+    let incoming: Vec<(u32, u32)> = incoming.into_par_iter().map(unpacked).collect();
+    let deps = Adjacency::from_sorted(nodes, &incoming);
+    for &(to, from) in &incoming {
         dag.add_edge(NodeIndex::new(from as usize), NodeIndex::new(to as usize), ());
     }
-    edges.par_sort_unstable_by_key(|&(from, to)| (from, rank[to as usize]));
-    let dependents = Adjacency::from_sorted(nodes, &edges);
+    let mut outgoing: Vec<u64> = incoming.par_iter().map(|&(to, from)| packed(from, to)).collect();
+    outgoing.par_sort_unstable();
+    let outgoing: Vec<(u32, u32)> = outgoing.into_par_iter().map(unpacked).collect();
+    let dependents = Adjacency::from_sorted(nodes, &outgoing);
     let order = topological_order(nodes, &deps, &dependents, &by_id, &rank);
     Graph { dag, by_id, deps, dependents, order }
 }
@@ -222,19 +242,25 @@ pub fn compile(model: &Model) -> Graph {
 struct Builder<'m> {
     model: &'m Model,
     dag: DiGraph<Node, ()>,
-    /// Per definition, by [`Model::position`]: its platform nodes (builds or task runs), and its
-    /// manifests.
-    by_def: Vec<Parts<'m>>,
+    /// Per definition, by [`Model::position`]: where its platform nodes (builds or task runs)
+    /// and its manifests are in `runs` and `manifests` (flat, so a million definitions are not
+    /// a million small vectors).
+    by_def: Vec<Parts>,
+    /// (platform, target, node) of every image build and task run.
+    runs: Vec<Run<'m>>,
+    manifests: Vec<NodeIndex>,
     /// (dependency, dependent) pairs, possibly repeated.
     edges: Vec<(u32, u32)>,
     local: String,
 }
 
-#[derive(Default)]
-struct Parts<'m> {
-    /// (platform, target, node) for image builds and task runs.
-    runs: Vec<(Option<&'m Platform>, Option<&'m String>, NodeIndex)>,
-    manifests: Vec<NodeIndex>,
+/// An image build or task run: its platform, target and node.
+type Run<'m> = (Option<&'m Platform>, Option<&'m String>, NodeIndex);
+
+/// One definition's nodes: ranges of [`Builder::runs`] and [`Builder::manifests`].
+struct Parts {
+    runs: std::ops::Range<usize>,
+    manifests: std::ops::Range<usize>,
 }
 
 fn edge(from: NodeIndex, to: NodeIndex) -> (u32, u32) {
@@ -254,7 +280,7 @@ impl<'m> Builder<'m> {
 
     fn add_nodes(&mut self) {
         for image in &self.model.images {
-            let mut parts = Parts::default();
+            let (runs, manifests) = (self.runs.len(), self.manifests.len());
             let targets: Vec<Option<&String>> =
                 if image.targets.is_empty() { vec![None] } else { image.targets.iter().map(Some).collect() };
             for target in targets {
@@ -276,7 +302,7 @@ impl<'m> Builder<'m> {
                         inject_registry: BTreeMap::new(),
                     });
                     builds.push(node);
-                    parts.runs.push((Some(platform), target, node));
+                    self.runs.push((Some(platform), target, node));
                 }
                 let manifest = self.add(Node {
                     id: NodeId(base.clone()),
@@ -292,7 +318,7 @@ impl<'m> Builder<'m> {
                 for build in builds {
                     self.edges.push(edge(build, manifest));
                 }
-                parts.manifests.push(manifest);
+                self.manifests.push(manifest);
                 for tag in &image.tags {
                     let node = self.add(Node {
                         id: NodeId(format!("{base}:{tag}")),
@@ -308,10 +334,11 @@ impl<'m> Builder<'m> {
                     self.edges.push(edge(manifest, node));
                 }
             }
-            self.by_def.push(parts);
+            self.by_def
+                .push(Parts { runs: runs..self.runs.len(), manifests: manifests..self.manifests.len() });
         }
         for task in &self.model.tasks {
-            let mut parts = Parts::default();
+            let (runs, manifests) = (self.runs.len(), self.manifests.len());
             let platforms: Vec<Option<&Platform>> = if task.platforms.is_empty() {
                 vec![None]
             } else {
@@ -333,9 +360,10 @@ impl<'m> Builder<'m> {
                     inject: BTreeMap::new(),
                     inject_registry: BTreeMap::new(),
                 });
-                parts.runs.push((platform, None, node));
+                self.runs.push((platform, None, node));
             }
-            self.by_def.push(parts);
+            self.by_def
+                .push(Parts { runs: runs..self.runs.len(), manifests: manifests..self.manifests.len() });
         }
     }
 
@@ -346,7 +374,7 @@ impl<'m> Builder<'m> {
         let mut found = Vec::new();
         let definitions = model.images.iter().map(|i| &i.deps).chain(model.tasks.iter().map(|t| &t.deps));
         for (deps, parts) in definitions.zip(&self.by_def) {
-            for &(platform, _, node) in &parts.runs {
+            for &(platform, _, node) in &self.runs[parts.runs.clone()] {
                 for dep in deps {
                     let target_filter = match &dep.kind {
                         DependencyKind::From { target, .. } => Some(target.as_ref()),
@@ -386,11 +414,10 @@ impl<'m> Builder<'m> {
         let is_task = position >= self.model.images.len();
         match platform {
             // A platform-free dependent needs the whole image (its manifests), or every run of a task.
-            None if !is_task => found.extend_from_slice(&parts.manifests),
-            None => found.extend(parts.runs.iter().map(|(_, _, n)| *n)),
+            None if !is_task => found.extend_from_slice(&self.manifests[parts.manifests.clone()]),
+            None => found.extend(self.runs[parts.runs.clone()].iter().map(|(_, _, n)| *n)),
             Some(p) => found.extend(
-                parts
-                    .runs
+                self.runs[parts.runs.clone()]
                     .iter()
                     .filter(|(rp, _, _)| rp.is_none_or(|rp| rp == p))
                     .filter(|(_, t, _)| target.is_none_or(|want| want == *t))

@@ -104,21 +104,18 @@ pub fn gather(
 ) -> Inputs {
     let root = model.root.as_path();
     // Settings of every node, in parallel (nothing here touches the disk but secret files).
-    let described: Vec<(NodeInputs, Option<FileSource>, Option<FileSource>)> = (0..graph.len())
+    let no_files = Arc::new(SortedMap::new());
+    let mut inputs = Inputs::default();
+    let sources: Vec<(Option<FileSource>, Option<FileSource>)>;
+    (inputs.nodes, sources) = (0..graph.len())
         .into_par_iter()
         .map(|i| {
             let node = graph.node(NodeIndex::new(i));
             let (manifest, input_source, output_source, error) =
-                describe(model, node, builder(node), upstreams, bases);
-            (NodeInputs { manifest, outputs_now: None, error }, input_source, output_source)
+                describe(model, node, builder(node), upstreams, bases, &no_files);
+            (NodeInputs { manifest, outputs_now: None, error }, (input_source, output_source))
         })
-        .collect();
-    let mut inputs = Inputs::default();
-    let mut sources: Vec<(Option<FileSource>, Option<FileSource>)> = Vec::with_capacity(described.len());
-    for (node, input_source, output_source) in described {
-        inputs.nodes.push(node);
-        sources.push((input_source, output_source));
-    }
+        .unzip();
     let unique: HashSet<&FileSource> = sources.iter().flat_map(|(i, o)| [i, o]).flatten().collect();
     // Each distinct context or glob set is listed once, in parallel.
     let listed: Vec<(&FileSource, Listed, files::Watched)> = unique
@@ -163,6 +160,7 @@ pub fn gather(
     inputs.nodes.par_iter_mut().zip(&sources).for_each(|(entry, (input_source, output_source))| {
         if let Some(source) = input_source {
             match digests_of(source) {
+                Ok(files) if files.is_empty() => {}
                 Ok(files) => entry.manifest.files = Arc::new(files),
                 Err(e) => entry.error = entry.error.take().or(Some(e)),
             }
@@ -186,10 +184,12 @@ fn describe(
     builder: String,
     upstreams: &Upstreams,
     bases: &BaseImages,
+    no_files: &Arc<SortedMap>,
 ) -> Described {
     let mut labels = BTreeMap::new();
     let mut error = None;
-    let mut s = SortedMap::new();
+    // Room for the usual settings, so the map is not grown on the way.
+    let mut s = SortedMap::with_capacity(6);
     s.insert("kind".to_owned(), node.kind.to_string());
     if let Some(p) = &node.platform {
         s.insert("platform".to_owned(), p.to_string());
@@ -294,7 +294,7 @@ fn describe(
         }
     }
     (
-        InputManifest { settings: Arc::new(s), files: Arc::default(), deps: SortedMap::new(), labels },
+        InputManifest { settings: Arc::new(s), files: Arc::clone(no_files), deps: SortedMap::new(), labels },
         input_source,
         output_source,
         error,

@@ -300,23 +300,25 @@ pub fn plan(graph: &Graph, inputs: &Inputs, state: &Snapshot, options: &PlanOpti
             None => levels.push(vec![index]),
         }
     }
-    let mut done: Vec<Option<Step>> = vec![None; graph.len()];
-    for nodes in levels {
-        let planned: Vec<Step> =
-            nodes.par_iter().map(|&index| step(graph, inputs, state, options, index, &done)).collect();
-        for step in planned {
-            let at = step.node.index();
-            done[at] = Some(step);
-        }
-    }
+    // Steps go straight to their place in execution order.
     let mut position: Vec<usize> = vec![usize::MAX; graph.len()];
-    let mut steps: Vec<Step> = Vec::with_capacity(graph.len());
-    for &index in graph.order() {
-        if let Some(step) = done[index.index()].take() {
-            position[index.index()] = steps.len();
-            steps.push(step);
+    for (at, index) in graph.order().iter().enumerate() {
+        position[index.index()] = at;
+    }
+    let mut steps: Vec<Option<Step>> = Vec::with_capacity(graph.len());
+    steps.resize_with(graph.len(), || None);
+    for nodes in levels {
+        let planned: Vec<Step> = nodes
+            .par_iter()
+            .map(|&index| step(graph, inputs, state, options, index, &steps, &position))
+            .collect();
+        for step in planned {
+            let at = position[step.node.index()];
+            steps[at] = Some(step);
         }
     }
+    // Every node is in the order, so every place is filled (and this reuses the allocation).
+    let steps: Vec<Step> = steps.into_iter().flatten().collect();
     Plan { steps, position }
 }
 
@@ -328,13 +330,16 @@ fn step(
     options: &PlanOptions,
     index: NodeIndex,
     done: &[Option<Step>],
+    position: &[usize],
 ) -> Step {
     let node = graph.node(index);
     let own = inputs.get(index);
     let mut manifest = own.map(|i| i.manifest.clone()).unwrap_or_default();
-    for &dep in graph.deps(index) {
+    let deps = graph.deps(index);
+    manifest.deps = SortedMap::with_capacity(deps.len());
+    for &dep in deps {
         let dep_id = graph.node(dep).id.as_str();
-        let value = match &done[dep.index()] {
+        let value = match done.get(position[dep.index()]).and_then(Option::as_ref) {
             Some(dep_step) => dep_value(dep_step, state.records.get(dep_id)),
             None => String::new(),
         };
@@ -342,7 +347,8 @@ fn step(
     }
     let key = manifest.key();
     let record = state.records.get(node.id.as_str());
-    let mut reasons = Vec::new();
+    // Most nodes have one reason or none: no room for four.
+    let mut reasons = Vec::with_capacity(1);
     if options.only.as_ref().is_some_and(|only| !only.contains(&index)) {
         // Not selected: it keeps whatever it has (here, or in the registry).
         let cached_output = options.cached.get(&index).filter(|(k, _)| *k == key).map(|(_, o)| o.clone());

@@ -21,6 +21,11 @@ impl SortedMap {
         SortedMap(Vec::new())
     }
 
+    /// An empty map with room for `n` entries.
+    pub fn with_capacity(n: usize) -> SortedMap {
+        SortedMap(Vec::with_capacity(n))
+    }
+
     /// Sets `key` to `value`, returning the value it replaces.
     pub fn insert(&mut self, key: String, value: String) -> Option<String> {
         match self.0.binary_search_by(|(k, _)| k.as_str().cmp(&key)) {

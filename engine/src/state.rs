@@ -145,10 +145,10 @@ pub struct Failure {
 /// Everything planning needs from the store, read once.
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
-    /// Last successful builds by node id.
-    pub records: HashMap<String, Record>,
+    /// Last successful builds by node id (foldhash: planning looks up every node and edge).
+    pub records: foldhash::HashMap<String, Record>,
     /// Last failures by node id.
-    pub failures: HashMap<String, Failure>,
+    pub failures: foldhash::HashMap<String, Failure>,
 }
 
 /// One past run, for `hephy log`.
