@@ -190,15 +190,15 @@ fn describe(
     let mut error = None;
     // Room for the usual settings, so the map is not grown on the way.
     let mut s = SortedMap::with_capacity(6);
-    s.insert("kind".to_owned(), node.kind.to_string());
+    s.insert("kind", node.kind.to_string());
     if let Some(p) = &node.platform {
-        s.insert("platform".to_owned(), p.to_string());
+        s.insert("platform", p.to_string());
     }
     if let Some(t) = &node.target {
-        s.insert("target".to_owned(), t.clone());
+        s.insert("target", t.clone());
     }
     if let Some(r) = &model.registry {
-        s.insert("registry".to_owned(), r.clone());
+        s.insert("registry", r.clone());
         // How the pushed image is named is part of what a node publishes.
         let naming = &model.naming;
         let extra = match node.kind {
@@ -208,10 +208,10 @@ fn describe(
             NodeKind::Task => None,
         };
         if node.kind != NodeKind::Task {
-            s.insert("naming.repository".to_owned(), naming.repository.clone());
+            s.insert("naming.repository", naming.repository.clone());
         }
         if let Some(extra) = extra {
-            s.insert("naming.tag".to_owned(), extra);
+            s.insert("naming.tag", extra);
         }
     }
     let mut input_source = None;
@@ -219,7 +219,7 @@ fn describe(
     let definition = model.definition(&node.name);
     match (node.kind, definition) {
         (NodeKind::Image, Some(Definition::Image(image))) => {
-            s.insert("builder".to_owned(), builder);
+            s.insert("builder", builder);
             for (k, v) in &image.args {
                 s.insert(format!("args.{k}"), v.clone());
             }
@@ -231,38 +231,38 @@ fn describe(
             }
             match &image.source {
                 ImageSource::Context { dir } => {
-                    s.insert("context".to_owned(), dir.clone());
-                    s.insert("dockerfile".to_owned(), image.dockerfile.clone());
+                    s.insert("context", dir.clone());
+                    s.insert("dockerfile", image.dockerfile.clone());
                     let dockerfile = files::join(dir, &image.dockerfile);
                     input_source = Some(FileSource::Context { dir: dir.clone(), dockerfile });
                 }
                 ImageSource::Git { url, reference, dir } => {
-                    s.insert("git.url".to_owned(), url.clone());
+                    s.insert("git.url", url.clone());
                     labels.insert("git.ref".to_owned(), reference.clone());
                     match upstreams.get(&(url.clone(), reference.clone())) {
                         Some(Ok(commit)) => {
-                            s.insert("git.commit".to_owned(), commit.clone());
+                            s.insert("git.commit", commit.clone());
                         }
                         Some(Err(e)) => error = Some(e.clone()),
                         None => error = Some(format!("`{reference}` of {url} was not resolved")),
                     }
-                    s.insert("context".to_owned(), dir.clone());
-                    s.insert("dockerfile".to_owned(), image.dockerfile.clone());
+                    s.insert("context", dir.clone());
+                    s.insert("dockerfile", image.dockerfile.clone());
                 }
             }
         }
         (NodeKind::Manifest, Some(Definition::Image(image))) => {
             let platforms: Vec<String> = image.platforms.iter().map(ToString::to_string).collect();
-            s.insert("platforms".to_owned(), platforms.join(","));
+            s.insert("platforms", platforms.join(","));
         }
         (NodeKind::Tag, _) => {
-            s.insert("tag".to_owned(), node.tag.clone().unwrap_or_default());
+            s.insert("tag", node.tag.clone().unwrap_or_default());
         }
         (NodeKind::Task, Some(Definition::Task(task))) => {
-            s.insert("builder".to_owned(), builder);
-            s.insert("run".to_owned(), encode_list(&task.run));
-            s.insert("inputs".to_owned(), encode_list(&task.inputs));
-            s.insert("outputs".to_owned(), encode_list(&task.outputs));
+            s.insert("builder", builder);
+            s.insert("run", encode_list(&task.run));
+            s.insert("inputs", encode_list(&task.inputs));
+            s.insert("outputs", encode_list(&task.outputs));
             for (k, v) in &task.env {
                 s.insert(format!("env.{k}"), v.clone());
             }

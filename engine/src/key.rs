@@ -111,10 +111,10 @@ mod tests {
 
     fn sample() -> InputManifest {
         let mut m = InputManifest::default();
-        Arc::make_mut(&mut m.settings).insert("kind".into(), "image".into());
-        Arc::make_mut(&mut m.settings).insert("platform".into(), "linux/arm64".into());
-        Arc::make_mut(&mut m.files).insert("curl/Dockerfile".into(), "f:abc".into());
-        m.deps.insert("base@linux/arm64".into(), "sha256:0123".into());
+        Arc::make_mut(&mut m.settings).insert("kind", "image".into());
+        Arc::make_mut(&mut m.settings).insert("platform", "linux/arm64".into());
+        Arc::make_mut(&mut m.files).insert("curl/Dockerfile", "f:abc".into());
+        m.deps.insert("base@linux/arm64", "sha256:0123".into());
         m
     }
 
@@ -130,10 +130,10 @@ mod tests {
     #[test]
     fn insertion_order_does_not_matter() {
         let mut m = InputManifest::default();
-        m.deps.insert("base@linux/arm64".into(), "sha256:0123".into());
-        Arc::make_mut(&mut m.files).insert("curl/Dockerfile".into(), "f:abc".into());
-        Arc::make_mut(&mut m.settings).insert("platform".into(), "linux/arm64".into());
-        Arc::make_mut(&mut m.settings).insert("kind".into(), "image".into());
+        m.deps.insert("base@linux/arm64", "sha256:0123".into());
+        Arc::make_mut(&mut m.files).insert("curl/Dockerfile", "f:abc".into());
+        Arc::make_mut(&mut m.settings).insert("platform", "linux/arm64".into());
+        Arc::make_mut(&mut m.settings).insert("kind", "image".into());
         assert_eq!(m.key(), sample().key());
     }
 
@@ -141,19 +141,19 @@ mod tests {
     fn every_input_changes_the_key() {
         let base = sample().key();
         let mut m = sample();
-        Arc::make_mut(&mut m.files).insert("curl/Dockerfile".into(), "f:abd".into());
+        Arc::make_mut(&mut m.files).insert("curl/Dockerfile", "f:abd".into());
         assert_ne!(m.key(), base);
         let mut m = sample();
-        Arc::make_mut(&mut m.settings).insert("args.X".into(), String::new());
+        Arc::make_mut(&mut m.settings).insert("args.X", String::new());
         assert_ne!(m.key(), base);
         let mut m = sample();
-        m.deps.insert("base@linux/arm64".into(), "sha256:0124".into());
+        m.deps.insert("base@linux/arm64", "sha256:0124".into());
         assert_ne!(m.key(), base);
         // Moving a value between sections is a different input, not a collision.
         let mut a = InputManifest::default();
-        Arc::make_mut(&mut a.settings).insert("x".into(), "y".into());
+        Arc::make_mut(&mut a.settings).insert("x", "y".into());
         let mut b = InputManifest::default();
-        Arc::make_mut(&mut b.files).insert("x".into(), "y".into());
+        Arc::make_mut(&mut b.files).insert("x", "y".into());
         assert_ne!(a.key(), b.key());
     }
 

@@ -4,8 +4,10 @@
 //! spends a 500-byte node on each, which at a million nodes is most of a plan's memory (and its
 //! page faults). This keeps the entries in key order in one allocation, with the part of the
 //! map API the engine uses, and (de)serializes as a JSON object like the map it replaces, so
-//! stored manifests read the same.
+//! stored manifests read the same. Keys are `Cow<'static, str>`: setting names like `kind` or
+//! `builder` are the same text in every node, and cost nothing to store.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{MapAccess, Visitor};
@@ -13,7 +15,7 @@ use serde::ser::SerializeMap;
 
 /// String keys to string values, in key order, each key once.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct SortedMap(Vec<(String, String)>);
+pub struct SortedMap(Vec<(Cow<'static, str>, String)>);
 
 impl SortedMap {
     /// An empty map.
@@ -27,8 +29,9 @@ impl SortedMap {
     }
 
     /// Sets `key` to `value`, returning the value it replaces.
-    pub fn insert(&mut self, key: String, value: String) -> Option<String> {
-        match self.0.binary_search_by(|(k, _)| k.as_str().cmp(&key)) {
+    pub fn insert(&mut self, key: impl Into<Cow<'static, str>>, value: String) -> Option<String> {
+        let key = key.into();
+        match self.0.binary_search_by(|(k, _)| k.as_ref().cmp(key.as_ref())) {
             Ok(at) => Some(std::mem::replace(&mut self.0[at].1, value)),
             Err(at) => {
                 self.0.insert(at, (key, value));
@@ -39,7 +42,7 @@ impl SortedMap {
 
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&String> {
-        let at = self.0.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok()?;
+        let at = self.0.binary_search_by(|(k, _)| k.as_ref().cmp(key)).ok()?;
         Some(&self.0[at].1)
     }
 
@@ -49,8 +52,8 @@ impl SortedMap {
     }
 
     /// The entries in key order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&String, &String)> {
-        self.0.iter().map(|(k, v)| (k, v))
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &String)> {
+        self.0.iter().map(lend)
     }
 
     /// How many entries there are.
@@ -67,11 +70,12 @@ impl SortedMap {
 impl FromIterator<(String, String)> for SortedMap {
     /// Like collecting into a `BTreeMap`: of repeated keys, the last value stays.
     fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> SortedMap {
-        let mut entries: Vec<(String, String)> = iter.into_iter().collect();
+        let mut entries: Vec<(Cow<'static, str>, String)> =
+            iter.into_iter().map(|(k, v)| (Cow::Owned(k), v)).collect();
         if !entries.is_sorted_by(|a, b| a.0 < b.0) {
             // Stable, so equal keys keep their order and the last one is kept below.
             entries.sort_by(|a, b| a.0.cmp(&b.0));
-            let mut deduped: Vec<(String, String)> = Vec::with_capacity(entries.len());
+            let mut deduped: Vec<(Cow<'static, str>, String)> = Vec::with_capacity(entries.len());
             for entry in entries {
                 match deduped.last_mut() {
                     Some(last) if last.0 == entry.0 => *last = entry,
@@ -84,13 +88,22 @@ impl FromIterator<(String, String)> for SortedMap {
     }
 }
 
+/// An entry as the map lends it.
+type Lent<'a> = (&'a str, &'a String);
+
+fn lend<'a>(entry: &'a (Cow<'static, str>, String)) -> Lent<'a> {
+    (entry.0.as_ref(), &entry.1)
+}
+
 impl<'a> IntoIterator for &'a SortedMap {
-    type Item = (&'a String, &'a String);
-    type IntoIter =
-        std::iter::Map<std::slice::Iter<'a, (String, String)>, fn(&'a (String, String)) -> Self::Item>;
+    type Item = Lent<'a>;
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (Cow<'static, str>, String)>,
+        fn(&'a (Cow<'static, str>, String)) -> Lent<'a>,
+    >;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().map(|(k, v)| (k, v))
+        self.0.iter().map(lend)
     }
 }
 
@@ -104,7 +117,7 @@ impl serde::Serialize for SortedMap {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
         for (k, v) in &self.0 {
-            map.serialize_entry(k, v)?;
+            map.serialize_entry(k.as_ref(), v)?;
         }
         map.end()
     }
@@ -152,7 +165,7 @@ mod tests {
             }
             let collected: SortedMap = pairs.iter().cloned().collect();
             prop_assert_eq!(&collected, &ours);
-            prop_assert!(ours.iter().eq(theirs.iter()));
+            prop_assert!(ours.iter().eq(theirs.iter().map(|(k, v)| (k.as_str(), v))));
             prop_assert_eq!(ours.len(), theirs.len());
             for (k, _) in &pairs {
                 prop_assert_eq!(ours.get(k), theirs.get(k));
