@@ -74,6 +74,11 @@ fn section(out: &mut Vec<u8>, tag: u8, map: &SortedMap) {
     }
 }
 
+thread_local! {
+    /// The encoding's buffer, reused: planning computes a key per node on every thread.
+    static ENCODED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 fn encoded_len(map: &SortedMap) -> usize {
     9 + map.iter().map(|(k, v)| 16 + k.len() + v.len()).sum::<usize>()
 }
@@ -82,17 +87,15 @@ impl InputManifest {
     /// The key: length-prefixed sections in a fixed order, maps in key order (so insertion order
     /// never matters), behind the version string.
     pub fn key(&self) -> Key {
-        let mut out = Vec::with_capacity(
-            8 + KEY_VERSION.len()
-                + encoded_len(&self.settings)
-                + encoded_len(&self.files)
-                + encoded_len(&self.deps),
-        );
-        put(&mut out, KEY_VERSION.as_bytes());
-        section(&mut out, b's', &self.settings);
-        section(&mut out, b'f', &self.files);
-        section(&mut out, b'd', &self.deps);
-        Key(blake3::hash(&out).to_hex().to_string())
+        ENCODED.with(|out| {
+            let mut out = out.borrow_mut();
+            out.clear();
+            put(&mut out, KEY_VERSION.as_bytes());
+            section(&mut out, b's', &self.settings);
+            section(&mut out, b'f', &self.files);
+            section(&mut out, b'd', &self.deps);
+            Key(blake3::hash(&out).to_hex().to_string())
+        })
     }
 }
 

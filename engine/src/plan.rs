@@ -257,7 +257,12 @@ pub(crate) fn dep_value(step: &Step, record: Option<&Record>) -> String {
     match (step.action, &step.cached_output, record) {
         (Action::Skip, Some(output), _) => output.clone(),
         (Action::Skip, None, Some(record)) => record.output.clone(),
-        _ => format!("pending:{}", step.key),
+        _ => {
+            let mut value = String::with_capacity(8 + step.key.as_str().len());
+            value.push_str("pending:");
+            value.push_str(step.key.as_str());
+            value
+        }
     }
 }
 
