@@ -459,7 +459,8 @@ fn stamp(
     }
     let memo = match &session.model.registry {
         Some(_) => None,
-        None => Some(serde_json::to_vec(&memo(session, &paths)?).ok()?),
+        // A memo that cannot be made costs the memo, never the stamp.
+        None => memo(session, &paths).and_then(|memo| serde_json::to_vec(&memo).ok()),
     };
     let stamp = Stamp {
         version: env!("CARGO_PKG_VERSION").to_owned(),
