@@ -147,21 +147,36 @@ pub fn gather(
     inputs.files_total = all.len();
     inputs.files_read = hashed.read;
     inputs.fresh_stats = hashed.fresh_stats;
-    let digests_of = |source: &FileSource| -> Result<SortedMap, String> {
-        match listed.get(source) {
-            Some(Ok(paths)) => Ok(paths
-                .iter()
-                .map(|p| (p.clone(), hashed.digests.get(p).cloned().unwrap_or_else(|| "missing".to_owned())))
-                .collect()),
-            Some(Err(e)) => Err(e.to_string()),
-            None => Ok(SortedMap::new()),
-        }
+    // Each source's files and digests once, shared by every node built from it (an image's
+    // platforms share their context).
+    let digests: HashMap<&FileSource, Result<Arc<SortedMap>, String>> = listed
+        .par_iter()
+        .map(|(source, paths)| {
+            let files = match paths {
+                Ok(paths) => Ok(Arc::new(
+                    paths
+                        .iter()
+                        .map(|p| {
+                            (
+                                p.clone(),
+                                hashed.digests.get(p).cloned().unwrap_or_else(|| "missing".to_owned()),
+                            )
+                        })
+                        .collect(),
+                )),
+                Err(e) => Err(e.to_string()),
+            };
+            (*source, files)
+        })
+        .collect();
+    let digests_of = |source: &FileSource| -> Result<Arc<SortedMap>, String> {
+        digests.get(source).cloned().unwrap_or_else(|| Ok(Arc::clone(&no_files)))
     };
     inputs.nodes.par_iter_mut().zip(&sources).for_each(|(entry, (input_source, output_source))| {
         if let Some(source) = input_source {
             match digests_of(source) {
                 Ok(files) if files.is_empty() => {}
-                Ok(files) => entry.manifest.files = Arc::new(files),
+                Ok(files) => entry.manifest.files = files,
                 Err(e) => entry.error = entry.error.take().or(Some(e)),
             }
         }
