@@ -2,6 +2,8 @@
 //! from it next time — and every kind of change still reaches the ordinary plan: a file's
 //! content, a new file (also in a folder that was empty), a `.dockerignore` that ignores itself,
 //! a deleted task output, a new file deep under a glob, the graph file, a run in between.
+//! When only input files' contents changed, the text plan comes from the stamp's memo: it is
+//! compared with the full plan, scenario by scenario and over random changes to a random graph.
 //! Scenarios run side by side: each waits out the two-second racy window once.
 
 #![expect(clippy::unwrap_used, reason = "a test fails loudly on unexpected output")]
@@ -328,4 +330,66 @@ fn changed_inputs_are_replanned_from_the_memo_exactly_as_in_full() {
             });
         }
     });
+}
+
+/// A pseudo-random graph of tasks sharing input files, changed round after round: each time the
+/// memo's plan must be the full plan (made in a copy of the repository without the stamp).
+#[test]
+fn random_changes_are_replanned_from_the_memo_exactly_as_in_full() {
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        usize::try_from(seed % n as u64).unwrap()
+    };
+    let (tasks, files) = (40, 16);
+    let repo = Repo::new();
+    let mut graph = String::from("tasks:\n");
+    for t in 0..tasks {
+        let mut inputs: Vec<String> = (0..1 + next(3)).map(|_| format!("in/f{}.txt", next(files))).collect();
+        inputs.sort();
+        inputs.dedup();
+        graph.push_str(&format!("  t{t}: {{ run: [\"true\"], inputs: [{}]", inputs.join(", ")));
+        if t > 0 {
+            let mut after: Vec<String> = (0..next(3)).map(|_| format!("t{}", next(t))).collect();
+            after.sort();
+            after.dedup();
+            if !after.is_empty() {
+                graph.push_str(&format!(", after: [{}]", after.join(", ")));
+            }
+        }
+        graph.push_str(" }\n");
+    }
+    repo.write("hephy.yaml", &graph);
+    for f in 0..files {
+        repo.write(&format!("in/f{f}.txt"), &format!("file {f}\n"));
+    }
+    stamped(&repo, "hephy.yaml");
+    for round in 0..6 {
+        for _ in 0..1 + next(3) {
+            let f = next(files);
+            // Now and then a file gets its first content back: no longer a change.
+            let text =
+                if next(4) == 0 { format!("file {f}\n") } else { format!("file {f}, round {round}\n") };
+            repo.write(&format!("in/f{f}.txt"), &text);
+        }
+        let quick = repo.run_with(&["plan", "-f", "hephy.yaml"], &[("HEPHY_TIMINGS", "1")]);
+        assert!(
+            quick.stderr.contains("from the memo") || quick.stderr.contains("unchanged since"),
+            "round {round}: {}",
+            quick.stderr
+        );
+        let copy = Repo::new();
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", repo.path().display()))
+            .arg(copy.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::fs::remove_file(copy.path().join(".hephy/plan.stamp")).unwrap();
+        let full = copy.run(&["plan", "-f", "hephy.yaml"]);
+        assert_eq!(quick.stdout, full.stdout, "round {round}");
+    }
 }
