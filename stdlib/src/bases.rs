@@ -33,9 +33,9 @@ pub fn resolve_bases(model: &Model, state_dir: &Path, refresh: bool, offline: bo
         let Ok(bytes) = hephy_engine::read_shared(&model.root.join(dir).join(&image.dockerfile)) else {
             continue;
         };
-        let text = String::from_utf8_lossy(&bytes);
+        let Ok(text) = std::str::from_utf8(&bytes) else { continue };
         let mut refs = BTreeMap::new();
-        for reference in external_froms(&text) {
+        for reference in external_froms(text) {
             let known = cache.get(&reference).filter(|d| d.as_str() != UNRESOLVED).cloned();
             let digest = match (known, refresh || offline) {
                 (Some(digest), false) => digest,
