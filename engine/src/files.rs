@@ -14,6 +14,7 @@ use std::fs::{self, File};
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -293,6 +294,10 @@ type Held = (Stat, Arc<[u8]>);
 /// Files read whole by [`read_shared`].
 static SHARED: LazyLock<Mutex<HashMap<PathBuf, Held>>> = LazyLock::new(Mutex::default);
 
+/// Whether [`SHARED`] holds anything: hashing asks for every file, and most runs share a few
+/// Dockerfiles at most, so the common answer costs no lock.
+static ANY_SHARED: AtomicBool = AtomicBool::new(false);
+
 /// The bytes of `path`, read once per process while its stat holds: a later call (or the
 /// hashing of the same file) gets the same bytes without reading again; a file whose stat
 /// changed is read anew.
@@ -313,6 +318,9 @@ pub fn read_shared(path: &Path) -> std::io::Result<Arc<[u8]>> {
 
 /// The bytes [`read_shared`] holds for `path`, if its stat then was `stat`.
 fn shared(path: &Path, stat: &Stat) -> Option<Arc<[u8]>> {
+    if !ANY_SHARED.load(Ordering::Acquire) {
+        return None;
+    }
     let held = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
     held.get(path).filter(|(then, _)| then == stat).map(|(_, bytes)| Arc::clone(bytes))
 }
