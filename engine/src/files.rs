@@ -313,6 +313,7 @@ pub fn read_shared(path: &Path) -> std::io::Result<Arc<[u8]>> {
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .insert(path.to_path_buf(), (stat, Arc::clone(&bytes)));
+    ANY_SHARED.store(true, Ordering::Release);
     Ok(bytes)
 }
 
