@@ -504,14 +504,13 @@ fn memo<'s>(session: &'s Session, paths: &[&String]) -> Option<Memo<'s>> {
         nodes.push((node.id.as_str(), node.kind.as_str(), node.executor.as_str(), deps, files));
     }
     let outputs = session.watched.outputs.iter().map(|p| at(p)).collect::<Option<Vec<usize>>>()?;
-    let join = |dir: &str, name: &str| if dir == "." { name.to_owned() } else { format!("{dir}/{name}") };
     let read = session
         .model
         .images
         .iter()
         .filter_map(|image| match &image.source {
             hephy_dsl::ImageSource::Context { dir } => {
-                Some([join(dir, &image.dockerfile), join(dir, ".dockerignore")])
+                Some([hephy_engine::join(dir, &image.dockerfile), hephy_engine::join(dir, ".dockerignore")])
             }
             hephy_dsl::ImageSource::Git { .. } => None,
         })

@@ -41,6 +41,16 @@ fn manifest(layout: &Path, digest: &str) -> Value {
 }
 
 /// Paths and owners in a gzip layer.
+/// The architectures an image index lists, in order.
+fn architectures(index: &Value) -> Vec<&str> {
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect()
+}
+
 fn listing(bytes: &[u8]) -> Vec<(String, u64, u32)> {
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
     archive
@@ -86,13 +96,7 @@ fn the_quickstart_builds_with_nothing_installed_and_reproducibly() {
         let index_digest = named(&layout, image);
         assert_eq!(named(&layout, &format!("{image}:latest")), index_digest);
         let index = manifest(&layout, &index_digest);
-        let platforms: Vec<&str> = index["manifests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["platform"]["architecture"].as_str().unwrap())
-            .collect();
-        assert_eq!(platforms, ["amd64", "arm64"], "{image}");
+        assert_eq!(architectures(&index), ["amd64", "arm64"], "{image}");
     }
     // web is built FROM base's image for the same platform: base's layer comes first.
     for platform in ["linux-amd64", "linux-arm64"] {
@@ -153,13 +157,7 @@ fn the_quickstart_pushes_to_a_registry_that_is_then_the_cache() {
     for image in ["base", "web", "docs"] {
         let index = registry.raw(&format!("qs/{image}:latest"));
         let parsed: Value = serde_json::from_str(&index).unwrap();
-        let platforms: Vec<&str> = parsed["manifests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["platform"]["architecture"].as_str().unwrap())
-            .collect();
-        assert_eq!(platforms, ["amd64", "arm64"], "{image}");
+        assert_eq!(architectures(&parsed), ["amd64", "arm64"], "{image}");
         // The tag and the layout name the very same index.
         assert_eq!(sha256(&index), named(&repo.path().join(".hephy/oci"), image));
     }

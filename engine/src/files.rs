@@ -103,8 +103,9 @@ fn parent_of(path: &str) -> String {
     }
 }
 
-/// `dir/name`, or just `name` for the graph's own folder (`.`).
-pub(crate) fn join(dir: &str, name: &str) -> String {
+/// `dir/name`, or just `name` for the graph's own folder (`.`): a path relative to the graph's
+/// folder, as plans and manifests name files.
+pub fn join(dir: &str, name: &str) -> String {
     if dir == "." || dir.is_empty() { name.to_owned() } else { format!("{dir}/{name}") }
 }
 

@@ -29,7 +29,7 @@ pub use dockerignore::{DockerIgnore, PatternError};
 pub use explain::{Explanation, LastFailure, explain_plan, explain_run};
 pub use files::{
     Exclusions, FileSource, FilesError, Hashed, Stat, StatCache, Watched, collect, collect_watched, hash_all,
-    hash_file, read_shared, relative_inside,
+    hash_file, join, read_shared, relative_inside,
 };
 pub use graph::{Graph, LOCAL_EXECUTOR, Node, NodeId, NodeKind, compile};
 pub use inputs::{

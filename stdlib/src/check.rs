@@ -174,7 +174,7 @@ fn check_image(model: &Model, image: &Image) -> Vec<Problem> {
     let path = model.root.join(dir).join(&image.dockerfile);
     let Ok(bytes) = hephy_engine::read_shared(&path) else { return problems };
     let Ok(text) = std::str::from_utf8(&bytes) else { return problems };
-    let shown = if dir == "." { image.dockerfile.clone() } else { format!("{dir}/{}", image.dockerfile) };
+    let shown = hephy_engine::join(dir, &image.dockerfile);
     let facts = match dockerfile::read(text) {
         Ok(facts) => facts,
         Err(e) if builder != Builder::Buildah => {
