@@ -294,18 +294,14 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
             let path = graph_path(file)?;
             let selection = select.selection();
             let json = *format == Format::Json;
-            match fastpath::cached(&path, state.dir.as_deref(), &selection, style, json) {
-                Some(fastpath::Answer::Unchanged(text)) => {
-                    clock.lap("unchanged since the last plan");
-                    print(&text);
-                    return Ok(());
-                }
-                Some(fastpath::Answer::Replanned(text)) => {
-                    clock.lap("replanned from the memo");
-                    print(&text);
-                    return Ok(());
-                }
-                None => {}
+            if let Some(answer) = fastpath::cached(&path, state.dir.as_deref(), &selection, style, json) {
+                let (text, how) = match answer {
+                    fastpath::Answer::Unchanged(text) => (text, "unchanged since the last plan"),
+                    fastpath::Answer::Replanned(text) => (text, "replanned from the memo"),
+                };
+                clock.lap(how);
+                print(&text);
+                return Ok(());
             }
             let model = load_path(&path)?;
             clock.lap("load");
