@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use arrayvec::ArrayString;
+
 use crate::sorted::SortedMap;
 
 /// Bumped whenever the encoding or the meaning of an input changes; every key changes with it.
@@ -31,9 +33,12 @@ pub struct InputManifest {
 }
 
 /// A node's key: hex blake3 of its canonical input encoding.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
-pub struct Key(String);
+///
+/// Held inline (no allocation): planning makes one per node. A stored key that is not a key
+/// hephy makes (damaged, or longer than 64 characters) reads as the empty key, which equals no
+/// key hephy computes, so its node simply rebuilds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key(ArrayString<64>);
 
 impl Key {
     /// The key as hex.
@@ -47,14 +52,68 @@ impl Key {
     }
 
     /// Wraps a stored key.
-    pub fn from_hex(hex: String) -> Key {
-        Key(hex)
+    pub fn from_hex(hex: &str) -> Key {
+        Key(ArrayString::from(hex).unwrap_or_default())
     }
 }
 
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl serde::Serialize for Key {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Key, D::Error> {
+        let hex = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Ok(Key::from_hex(&hex))
+    }
+}
+
+/// What a dependency contributes to its dependent's key, without making it a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DepValue<'a> {
+    /// Its output digest (or nothing yet: empty).
+    Output(&'a str),
+    /// `pending:<key>`: it has yet to be rebuilt, with this key.
+    Pending(&'a Key),
+}
+
+impl DepValue<'_> {
+    const PENDING: &'static str = "pending:";
+
+    fn len(&self) -> usize {
+        match self {
+            DepValue::Output(output) => output.len(),
+            DepValue::Pending(key) => Self::PENDING.len() + key.as_str().len(),
+        }
+    }
+
+    /// Length-prefixed, as [`put`] writes a string: the same bytes as `put(self.to_string())`.
+    fn put(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(self.len() as u64).to_le_bytes());
+        match self {
+            DepValue::Output(output) => out.extend_from_slice(output.as_bytes()),
+            DepValue::Pending(key) => {
+                out.extend_from_slice(Self::PENDING.as_bytes());
+                out.extend_from_slice(key.as_str().as_bytes());
+            }
+        }
+    }
+}
+
+impl fmt::Display for DepValue<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DepValue::Output(output) => f.write_str(output),
+            DepValue::Pending(key) => write!(f, "{}{key}", Self::PENDING),
+        }
     }
 }
 
@@ -87,16 +146,36 @@ impl InputManifest {
     /// The key: length-prefixed sections in a fixed order, maps in key order (so insertion order
     /// never matters), behind the version string.
     pub fn key(&self) -> Key {
-        ENCODED.with(|out| {
-            let mut out = out.borrow_mut();
-            out.clear();
-            put(&mut out, KEY_VERSION.as_bytes());
-            section(&mut out, b's', &self.settings);
-            section(&mut out, b'f', &self.files);
-            section(&mut out, b'd', &self.deps);
-            Key(blake3::hash(&out).to_hex().to_string())
-        })
+        key_of(&self.settings, &self.files, self.deps.iter().map(|(id, value)| (id, DepValue::Output(value))))
     }
+}
+
+/// The key of a manifest with these settings, files and dependencies, the dependencies given in
+/// id order (as [`crate::Graph::deps`] lists them) instead of as a map: planning computes a key
+/// per node without building its map of dependencies. The same inputs give the same key as
+/// [`InputManifest::key`].
+pub(crate) fn key_of<'a>(
+    settings: &SortedMap,
+    files: &SortedMap,
+    deps: impl ExactSizeIterator<Item = (&'a str, DepValue<'a>)>,
+) -> Key {
+    ENCODED.with(|out| {
+        let mut out = out.borrow_mut();
+        out.clear();
+        put(&mut out, KEY_VERSION.as_bytes());
+        section(&mut out, b's', settings);
+        section(&mut out, b'f', files);
+        out.push(b'd');
+        out.extend_from_slice(&(deps.len() as u64).to_le_bytes());
+        let mut last: Option<&str> = None;
+        for (id, value) in deps {
+            debug_assert!(last.is_none_or(|l| l < id), "dependencies out of id order");
+            last = Some(id);
+            put(&mut out, id.as_bytes());
+            value.put(&mut out);
+        }
+        Key(blake3::hash(&out).to_hex())
+    })
 }
 
 /// The output digest of a set of files (a task's declared outputs): blake3 over path and digest

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 
 use crate::graph::Graph;
 use crate::inputs::Inputs;
-use crate::key::{InputManifest, Key};
+use crate::key::{DepValue, InputManifest, Key, key_of};
 use crate::sorted::SortedMap;
 use crate::state::{Record, Snapshot};
 
@@ -179,8 +179,9 @@ pub struct Step {
     pub action: Action,
     /// Why it is built (empty when skipped).
     pub reasons: Vec<Reason>,
-    /// Its inputs as planned (dependencies still to be rebuilt are `pending:<key>`).
-    pub manifest: InputManifest,
+    /// Its own inputs: settings and files, without its dependencies (shared with
+    /// [`Inputs`], not copied). [`Plan::manifest`] adds the dependencies.
+    pub inputs: InputManifest,
     /// Its key as planned.
     pub key: Key,
     /// Its output, when it is fresh because the registry holds it (`cached_in_registry`).
@@ -205,6 +206,20 @@ impl Plan {
     /// The step of `node`.
     pub fn step(&self, node: NodeIndex) -> Option<&Step> {
         self.position.get(node.index()).and_then(|&i| self.steps.get(i))
+    }
+
+    /// The inputs `step` was planned with, its dependencies' included (those still to be
+    /// rebuilt as `pending:<key>`): the manifest its key is the key of.
+    pub fn manifest(&self, step: &Step, graph: &Graph, state: &Snapshot) -> InputManifest {
+        let mut manifest = step.inputs.clone();
+        let deps = graph.deps(step.node);
+        manifest.deps = SortedMap::with_capacity(deps.len());
+        for &dep in deps {
+            let id = graph.node(dep).id.as_str();
+            let value = self.step(dep).map(|s| dep_value(s, state.records.get(id)));
+            manifest.deps.insert(id.to_owned(), value.map(|v| v.to_string()).unwrap_or_default());
+        }
+        manifest
     }
 }
 
@@ -253,16 +268,11 @@ impl PlanOptions {
 }
 
 /// The value a dependency contributes to its dependents' manifests.
-pub(crate) fn dep_value(step: &Step, record: Option<&Record>) -> String {
+pub(crate) fn dep_value<'a>(step: &'a Step, record: Option<&'a Record>) -> DepValue<'a> {
     match (step.action, &step.cached_output, record) {
-        (Action::Skip, Some(output), _) => output.clone(),
-        (Action::Skip, None, Some(record)) => record.output.clone(),
-        _ => {
-            let mut value = String::with_capacity(8 + step.key.as_str().len());
-            value.push_str("pending:");
-            value.push_str(step.key.as_str());
-            value
-        }
+        (Action::Skip, Some(output), _) => DepValue::Output(output),
+        (Action::Skip, None, Some(record)) => DepValue::Output(&record.output),
+        _ => DepValue::Pending(&step.key),
     }
 }
 
@@ -339,18 +349,20 @@ fn step(
 ) -> Step {
     let node = graph.node(index);
     let own = inputs.get(index);
-    let mut manifest = own.map(|i| i.manifest.clone()).unwrap_or_default();
-    let deps = graph.deps(index);
-    manifest.deps = SortedMap::with_capacity(deps.len());
-    for &dep in deps {
-        let dep_id = graph.node(dep).id.as_str();
-        let value = match done.get(position[dep.index()]).and_then(Option::as_ref) {
-            Some(dep_step) => dep_value(dep_step, state.records.get(dep_id)),
-            None => String::new(),
-        };
-        manifest.deps.insert(dep_id.to_owned(), value);
-    }
-    let key = manifest.key();
+    let inputs = own.map(|i| i.manifest.clone()).unwrap_or_default();
+    // The key straight from the dependencies' steps, which are in id order, as the key's
+    // encoding wants them: the map of them is made only to name a change.
+    let deps = || {
+        graph.deps(index).iter().map(|&dep| {
+            let id = graph.node(dep).id.as_str();
+            let value = match done.get(position[dep.index()]).and_then(Option::as_ref) {
+                Some(dep_step) => dep_value(dep_step, state.records.get(id)),
+                None => DepValue::Output(""),
+            };
+            (id, value)
+        })
+    };
+    let key = key_of(&inputs.settings, &inputs.files, deps());
     let record = state.records.get(node.id.as_str());
     // Most nodes have one reason or none: no room for four.
     let mut reasons = Vec::with_capacity(1);
@@ -360,7 +372,7 @@ fn step(
         if cached_output.is_some() {
             reasons.push(Reason::CachedInRegistry);
         }
-        return Step { node: index, action: Action::Skip, reasons, manifest, key, cached_output };
+        return Step { node: index, action: Action::Skip, reasons, inputs, key, cached_output };
     }
     if let Some(reason) = options.changed.get(&index) {
         reasons.push(reason.clone());
@@ -389,7 +401,11 @@ fn step(
             }
             if record.key != key {
                 match &record.manifest() {
-                    Some(old) => reasons.extend(differences(old, &manifest)),
+                    Some(old) => {
+                        let mut now = inputs.clone();
+                        now.deps = deps().map(|(id, value)| (id.to_owned(), value.to_string())).collect();
+                        reasons.extend(differences(old, &now));
+                    }
                     None => reasons.push(Reason::StateUnreadable),
                 }
             }
@@ -410,7 +426,7 @@ fn step(
         reasons = vec![Reason::CachedInRegistry];
         cached_output = Some(output.clone());
     }
-    Step { node: index, action, reasons, manifest, key, cached_output }
+    Step { node: index, action, reasons, inputs, key, cached_output }
 }
 
 /// What differs between the recorded inputs and today's, in a fixed order: settings, files,
@@ -478,4 +494,77 @@ fn union<'a>(
         out.entry(k).or_default().1 = Some(v);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::{Exclusions, StatCache};
+    use crate::inputs::{BaseImages, Upstreams, gather};
+
+    fn planned(state: &Snapshot) -> (Graph, Inputs, Plan) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let text = "tasks:\n  a: { run: [\"true\"] }\n  b: { run: [\"true\"], after: [a] }\n  \
+                    c: { run: [\"true\"], after: [a, b] }\n  d: { run: [\"true\"], after: [c, a] }\n";
+        let source = hephy_dsl::SourceFile::new(dir.path().join("hephy.yaml"), hephy_dsl::Syntax::Yaml, text);
+        let doc = hephy_dsl::read(&source).expect("reads");
+        let model = hephy_dsl::lower(doc, &source, dir.path()).expect("valid");
+        let graph = crate::compile(&model);
+        let identity = |_: &crate::Node| "test/1".to_owned();
+        let inputs = gather(
+            &model,
+            &graph,
+            &identity,
+            &Upstreams::new(),
+            &BaseImages::new(),
+            &StatCache::new(),
+            &Exclusions::default(),
+        );
+        let plan = plan(&graph, &inputs, state, &PlanOptions::default());
+        (graph, inputs, plan)
+    }
+
+    /// The key planning computes from the dependencies' steps is the key of the manifest
+    /// [`Plan::manifest`] spells out, whether a dependency is pending or fresh.
+    #[test]
+    fn a_steps_key_is_its_manifests_key() {
+        let (graph, _, first) = planned(&Snapshot::default());
+        let mut state = Snapshot::default();
+        for step in &first.steps {
+            let manifest = first.manifest(step, &graph, &state);
+            assert_eq!(manifest.key(), step.key);
+            assert_eq!(manifest.deps.len(), graph.deps(step.node).len());
+        }
+        // `a` built (so it is fresh and its output feeds its dependents), `c` built with other
+        // inputs (so it rebuilds and names the change).
+        let a = graph.find("a").expect("a");
+        let c = graph.find("c").expect("c");
+        for (node, output) in [(a, "blake3:a-out"), (c, "blake3:c-out")] {
+            let step = first.step(node).expect("planned");
+            let mut manifest = first.manifest(step, &graph, &state);
+            if node == c {
+                manifest.deps.insert("b", "blake3:old-b".to_owned());
+            }
+            let record = Record {
+                key: manifest.key(),
+                manifest_json: serde_json::to_string(&manifest).expect("encodes"),
+                output: output.to_owned(),
+                built_at: 0,
+                duration_ms: 0,
+                run_id: 1,
+            };
+            state.records.insert(graph.node(node).id.to_string(), record);
+        }
+        let (graph, _, second) = planned(&state);
+        assert_eq!(second.step(a).map(|s| s.action), Some(Action::Skip));
+        for step in &second.steps {
+            let manifest = second.manifest(step, &graph, &state);
+            assert_eq!(manifest.key(), step.key, "{}", graph.node(step.node).id);
+        }
+        let reasons = &second.step(c).expect("planned").reasons;
+        assert!(
+            reasons.contains(&Reason::DependencyRebuilt { node: "b".to_owned() }),
+            "{reasons:?}"
+        );
+    }
 }

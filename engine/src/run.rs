@@ -266,6 +266,7 @@ pub fn run(
         let node = graph.node(step.node);
         if let (Action::Skip, Some(output)) = (step.action, &step.cached_output) {
             // Found in the registry: remember it locally, as if built here.
+            let manifest = plan.manifest(step, graph, snapshot);
             state.record(
                 run_id,
                 &NodeResult {
@@ -273,7 +274,7 @@ pub fn run(
                     result: "cached",
                     reasons: serde_json::to_value(&step.reasons).unwrap_or_default(),
                     key: Some(&step.key),
-                    manifest: Some(&step.manifest),
+                    manifest: Some(&manifest),
                     output: Some(output),
                     message: None,
                     duration: Duration::ZERO,
@@ -336,7 +337,7 @@ pub fn run(
                             _ => (graph.node(*d), String::new()),
                         })
                         .collect();
-                    let mut manifest: InputManifest = step.manifest.clone();
+                    let mut manifest: InputManifest = step.inputs.clone();
                     for (dep, out) in &dep_outputs {
                         manifest.deps.insert(dep.id.to_string(), out.clone());
                     }

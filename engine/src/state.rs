@@ -263,7 +263,7 @@ impl State {
                 Ok((
                     r.get::<_, String>(0)?,
                     Record {
-                        key: Key::from_hex(r.get(1)?),
+                        key: Key::from_hex(&r.get::<_, String>(1)?),
                         manifest_json: r.get(2)?,
                         output: r.get(3)?,
                         built_at: r.get(4)?,
@@ -283,7 +283,7 @@ impl State {
             .query_map([], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
-                    Failure { key: Key::from_hex(r.get(1)?), run_id: r.get(2)?, message: r.get(3)? },
+                    Failure { key: Key::from_hex(&r.get::<_, String>(1)?), run_id: r.get(2)?, message: r.get(3)? },
                 ))
             })
             .map_err(self.sql())?;
