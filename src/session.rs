@@ -79,7 +79,7 @@ fn ask_registry(
                         (dep, output)
                     })
                     .collect();
-                (s.node, s.key.clone(), deps)
+                (s.node, s.key, deps)
             })
             .collect();
         if wave.is_empty() || cache.unreachable().is_some() {
@@ -93,7 +93,7 @@ fn ask_registry(
                 results.push(scope.spawn(move || {
                     chunk
                         .iter()
-                        .map(|(n, key, deps)| (*n, key.clone(), cache.lookup(graph.node(*n), key, deps)))
+                        .map(|(n, key, deps)| (*n, *key, cache.lookup(graph.node(*n), key, deps)))
                         .collect::<Vec<_>>()
                 }));
             }

@@ -274,6 +274,14 @@ impl Model {
         }
     }
 
+    /// The image or task at `position` among all definitions (see [`Model::position`]).
+    pub fn definition_at(&self, position: usize) -> Option<Definition<'_>> {
+        match position.checked_sub(self.images.len()) {
+            None => self.images.get(position).map(Definition::Image),
+            Some(task) => self.tasks.get(task).map(Definition::Task),
+        }
+    }
+
     /// The position of the image or task called `name` among all definitions: images first,
     /// in file order, then tasks.
     pub fn position(&self, name: &str) -> Option<usize> {

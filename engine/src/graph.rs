@@ -8,7 +8,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::fmt;
 
-use hephy_dsl::{DependencyKind, Model, Platform};
+use hephy_dsl::{Definition, DependencyKind, Model, Platform};
 use petgraph::graph::{DiGraph, NodeIndex};
 use rayon::prelude::*;
 
@@ -107,6 +107,8 @@ pub const LOCAL_EXECUTOR: &str = "local";
 #[derive(Debug, Clone)]
 pub struct Graph {
     dag: DiGraph<Node, ()>,
+    /// Per node, the position of its definition in the model ([`Model::position`]).
+    definitions: Vec<u32>,
     /// Node indices sorted by id.
     by_id: Vec<NodeIndex>,
     deps: Adjacency,
@@ -181,6 +183,12 @@ impl Graph {
         self.dependents.of(index)
     }
 
+    /// The image or task that `index` comes from: found by position, not by name (a name
+    /// lookup per node is a hash-table miss per node on a large graph).
+    pub fn definition<'m>(&self, model: &'m Model, index: NodeIndex) -> Option<Definition<'m>> {
+        model.definition_at(*self.definitions.get(index.index())? as usize)
+    }
+
     /// The underlying petgraph graph, for algorithms and export.
     pub fn dag(&self) -> &DiGraph<Node, ()> {
         &self.dag
@@ -189,9 +197,15 @@ impl Graph {
 
 /// Compiles a model into its DAG.
 pub fn compile(model: &Model) -> Graph {
+    // Room for every node up front: a million nodes are not copied as the graph grows.
+    let images: usize =
+        model.images.iter().map(|i| i.targets.len().max(1) * (i.platforms.len() + 1 + i.tags.len())).sum();
+    let count = images + model.tasks.iter().map(|t| t.platforms.len().max(1)).sum::<usize>();
     let mut b = Builder {
         model,
-        dag: DiGraph::new(),
+        dag: DiGraph::with_capacity(count, 0),
+        definitions: Vec::with_capacity(count),
+        current: 0,
         by_def: Vec::with_capacity(model.images.len() + model.tasks.len()),
         runs: Vec::new(),
         manifests: Vec::new(),
@@ -200,7 +214,7 @@ pub fn compile(model: &Model) -> Graph {
     };
     b.add_nodes();
     b.add_edges();
-    let Builder { mut dag, edges, .. } = b;
+    let Builder { mut dag, edges, definitions, .. } = b;
     let nodes = dag.node_count();
     // Sorted by id: first by the id's first eight bytes as a number (most comparisons end
     // there, without following a pointer), then by the whole id.
@@ -228,6 +242,7 @@ pub fn compile(model: &Model) -> Graph {
     incoming.dedup();
     let incoming: Vec<(u32, u32)> = incoming.into_par_iter().map(unpacked).collect();
     let deps = Adjacency::from_sorted(nodes, &incoming);
+    dag.reserve_edges(incoming.len());
     for &(to, from) in &incoming {
         dag.add_edge(NodeIndex::new(from as usize), NodeIndex::new(to as usize), ());
     }
@@ -236,12 +251,16 @@ pub fn compile(model: &Model) -> Graph {
     let outgoing: Vec<(u32, u32)> = outgoing.into_par_iter().map(unpacked).collect();
     let dependents = Adjacency::from_sorted(nodes, &outgoing);
     let order = topological_order(nodes, &deps, &dependents, &by_id, &rank);
-    Graph { dag, by_id, deps, dependents, order }
+    Graph { dag, definitions, by_id, deps, dependents, order }
 }
 
 struct Builder<'m> {
     model: &'m Model,
     dag: DiGraph<Node, ()>,
+    /// Per node, its definition's position.
+    definitions: Vec<u32>,
+    /// The position of the definition whose nodes are being added.
+    current: u32,
     /// Per definition, by [`Model::position`]: where its platform nodes (builds or task runs)
     /// and its manifests are in `runs` and `manifests` (flat, so a million definitions are not
     /// a million small vectors).
@@ -275,11 +294,13 @@ impl<'m> Builder<'m> {
     }
 
     fn add(&mut self, node: Node) -> NodeIndex {
+        self.definitions.push(self.current);
         self.dag.add_node(node)
     }
 
     fn add_nodes(&mut self) {
-        for image in &self.model.images {
+        for (position, image) in self.model.images.iter().enumerate() {
+            self.current = position as u32;
             let (runs, manifests) = (self.runs.len(), self.manifests.len());
             let targets: Vec<Option<&String>> =
                 if image.targets.is_empty() { vec![None] } else { image.targets.iter().map(Some).collect() };
@@ -337,7 +358,8 @@ impl<'m> Builder<'m> {
             self.by_def
                 .push(Parts { runs: runs..self.runs.len(), manifests: manifests..self.manifests.len() });
         }
-        for task in &self.model.tasks {
+        for (position, task) in self.model.tasks.iter().enumerate() {
+            self.current = (self.model.images.len() + position) as u32;
             let (runs, manifests) = (self.runs.len(), self.manifests.len());
             let platforms: Vec<Option<&Platform>> = if task.platforms.is_empty() {
                 vec![None]

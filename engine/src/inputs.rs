@@ -5,7 +5,8 @@
 //! union of all those files, so a file shared by many nodes is read once per run. Dependency
 //! outputs are added later, by planning and running, because they change as the run goes on.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use rayon::prelude::*;
 use crate::files::{self, Exclusions, FileSource, FilesError, StatCache};
 use crate::graph::{Graph, Node, NodeKind};
 use crate::key::{InputManifest, files_digest};
-use crate::sorted::SortedMap;
+use crate::sorted::{SortedMap, Text};
 
 /// The inputs of every node, except dependency outputs.
 #[derive(Debug, Default)]
@@ -53,7 +54,8 @@ impl Inputs {
 }
 
 /// Identifies the tool that builds a node (name and version), so a new builder rebuilds.
-pub type BuilderIdentity<'a> = &'a (dyn Fn(&Node) -> String + Sync);
+/// Most are fixed text (`process/1`), so no node pays for a copy.
+pub type BuilderIdentity<'a> = &'a (dyn Fn(&Node) -> Text + Sync);
 
 /// A secret's value, read from where the graph says (`Err`: why it cannot be had).
 pub fn secret_value(model: &Model, name: &str) -> Result<String, String> {
@@ -110,13 +112,15 @@ pub fn gather(
     (inputs.nodes, sources) = (0..graph.len())
         .into_par_iter()
         .map(|i| {
-            let node = graph.node(NodeIndex::new(i));
+            let index = NodeIndex::new(i);
+            let node = graph.node(index);
+            let definition = graph.definition(model, index);
             let (manifest, input_source, output_source, error) =
-                describe(model, node, builder(node), upstreams, bases, &no_files);
+                describe(model, node, definition, builder(node), upstreams, bases, &no_files);
             (NodeInputs { manifest, outputs_now: None, error }, (input_source, output_source))
         })
         .unzip();
-    let unique: HashSet<&FileSource> = sources.iter().flat_map(|(i, o)| [i, o]).flatten().collect();
+    let unique: foldhash::HashSet<&FileSource> = sources.iter().flat_map(|(i, o)| [i, o]).flatten().collect();
     // Each distinct context or glob set is listed once, in parallel.
     let listed: Vec<(&FileSource, Listed, files::Watched)> = unique
         .into_par_iter()
@@ -127,7 +131,7 @@ pub fn gather(
         })
         .collect();
     let mut watched = files::Watched::default();
-    let listed: HashMap<&FileSource, Listed> = listed
+    let listed: foldhash::HashMap<&FileSource, Listed> = listed
         .into_iter()
         .map(|(source, files, seen)| {
             watched.dirs.extend(seen.dirs);
@@ -149,7 +153,7 @@ pub fn gather(
     inputs.fresh_stats = hashed.fresh_stats;
     // Each source's files and digests once, shared by every node built from it (an image's
     // platforms share their context).
-    let digests: HashMap<&FileSource, Result<Arc<SortedMap>, String>> = listed
+    let digests: foldhash::HashMap<&FileSource, Result<Arc<SortedMap>, String>> = listed
         .par_iter()
         .map(|(source, paths)| {
             let files = match paths {
@@ -196,7 +200,8 @@ type Described = (InputManifest, Option<FileSource>, Option<FileSource>, Option<
 fn describe(
     model: &Model,
     node: &Node,
-    builder: String,
+    definition: Option<Definition<'_>>,
+    builder: Text,
     upstreams: &Upstreams,
     bases: &BaseImages,
     no_files: &Arc<SortedMap>,
@@ -205,7 +210,7 @@ fn describe(
     let mut error = None;
     // Room for the usual settings, so the map is not grown on the way.
     let mut s = SortedMap::with_capacity(6);
-    s.insert("kind", node.kind.to_string());
+    s.insert("kind", node.kind.as_str());
     if let Some(p) = &node.platform {
         s.insert("platform", p.to_string());
     }
@@ -231,7 +236,6 @@ fn describe(
     }
     let mut input_source = None;
     let mut output_source = None;
-    let definition = model.definition(&node.name);
     match (node.kind, definition) {
         (NodeKind::Image, Some(Definition::Image(image))) => {
             s.insert("builder", builder);
@@ -281,7 +285,10 @@ fn describe(
             for (k, v) in &task.env {
                 s.insert(format!("env.{k}"), v.clone());
             }
-            input_source = Some(FileSource::Globs(task.inputs.clone()));
+            // No globs, no files: nothing to list (or to watch).
+            if !task.inputs.is_empty() {
+                input_source = Some(FileSource::Globs(task.inputs.clone()));
+            }
             if !task.outputs.is_empty() {
                 output_source = Some(FileSource::Globs(task.outputs.clone()));
             }
@@ -309,7 +316,15 @@ fn describe(
         }
     }
     (
-        InputManifest { settings: Arc::new(s), files: Arc::clone(no_files), deps: SortedMap::new(), labels },
+        InputManifest {
+            settings: Arc::new({
+                s.shrink_to_fit();
+                s
+            }),
+            files: Arc::clone(no_files),
+            deps: SortedMap::new(),
+            labels,
+        },
         input_source,
         output_source,
         error,
@@ -317,8 +332,11 @@ fn describe(
 }
 
 /// A list as one unambiguous string (JSON), so `["a b"]` and `["a", "b"]` differ.
-fn encode_list(items: &[String]) -> String {
-    serde_json::to_string(items).unwrap_or_default()
+fn encode_list(items: &[String]) -> Text {
+    if items.is_empty() {
+        return Cow::Borrowed("[]");
+    }
+    serde_json::to_string(items).unwrap_or_default().into()
 }
 
 /// The output digest of a task's declared outputs after it ran (`files_digest` of nothing when

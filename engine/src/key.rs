@@ -193,10 +193,10 @@ mod tests {
 
     fn sample() -> InputManifest {
         let mut m = InputManifest::default();
-        Arc::make_mut(&mut m.settings).insert("kind", "image".into());
-        Arc::make_mut(&mut m.settings).insert("platform", "linux/arm64".into());
-        Arc::make_mut(&mut m.files).insert("curl/Dockerfile", "f:abc".into());
-        m.deps.insert("base@linux/arm64", "sha256:0123".into());
+        Arc::make_mut(&mut m.settings).insert("kind", "image");
+        Arc::make_mut(&mut m.settings).insert("platform", "linux/arm64");
+        Arc::make_mut(&mut m.files).insert("curl/Dockerfile", "f:abc");
+        m.deps.insert("base@linux/arm64", "sha256:0123");
         m
     }
 
@@ -212,10 +212,10 @@ mod tests {
     #[test]
     fn insertion_order_does_not_matter() {
         let mut m = InputManifest::default();
-        m.deps.insert("base@linux/arm64", "sha256:0123".into());
-        Arc::make_mut(&mut m.files).insert("curl/Dockerfile", "f:abc".into());
-        Arc::make_mut(&mut m.settings).insert("platform", "linux/arm64".into());
-        Arc::make_mut(&mut m.settings).insert("kind", "image".into());
+        m.deps.insert("base@linux/arm64", "sha256:0123");
+        Arc::make_mut(&mut m.files).insert("curl/Dockerfile", "f:abc");
+        Arc::make_mut(&mut m.settings).insert("platform", "linux/arm64");
+        Arc::make_mut(&mut m.settings).insert("kind", "image");
         assert_eq!(m.key(), sample().key());
     }
 
@@ -223,19 +223,19 @@ mod tests {
     fn every_input_changes_the_key() {
         let base = sample().key();
         let mut m = sample();
-        Arc::make_mut(&mut m.files).insert("curl/Dockerfile", "f:abd".into());
+        Arc::make_mut(&mut m.files).insert("curl/Dockerfile", "f:abd");
         assert_ne!(m.key(), base);
         let mut m = sample();
         Arc::make_mut(&mut m.settings).insert("args.X", String::new());
         assert_ne!(m.key(), base);
         let mut m = sample();
-        m.deps.insert("base@linux/arm64", "sha256:0124".into());
+        m.deps.insert("base@linux/arm64", "sha256:0124");
         assert_ne!(m.key(), base);
         // Moving a value between sections is a different input, not a collision.
         let mut a = InputManifest::default();
-        Arc::make_mut(&mut a.settings).insert("x", "y".into());
+        Arc::make_mut(&mut a.settings).insert("x", "y");
         let mut b = InputManifest::default();
-        Arc::make_mut(&mut b.files).insert("x", "y".into());
+        Arc::make_mut(&mut b.files).insert("x", "y");
         assert_ne!(a.key(), b.key());
     }
 

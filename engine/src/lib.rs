@@ -41,7 +41,7 @@ pub use plan::{Action, Plan, PlanOptions, Reason, Step, differences, plan};
 pub use run::{
     Event, Job, Message, Outcome, Reporter, RunOptions, SkipReason, Summary, Work, file_name, run,
 };
-pub use sorted::SortedMap;
+pub use sorted::{SortedMap, Text};
 pub use state::{
     Failure, NodeResult, Record, RunLock, RunNode, RunSummary, SCHEMA_VERSION, Snapshot, State, StateError,
 };

@@ -437,28 +437,36 @@ pub fn differences(old: &InputManifest, new: &InputManifest) -> Vec<Reason> {
         if let (Some(image), Some(a), Some(b)) = (field.strip_prefix("base."), a, b)
             && a != b
         {
-            reasons.push(Reason::BaseImageMoved { image: image.to_owned(), old: a.clone(), new: b.clone() });
+            reasons.push(Reason::BaseImageMoved {
+                image: image.to_owned(),
+                old: a.to_owned(),
+                new: b.to_owned(),
+            });
             continue;
         }
         if let ("git.commit", Some(a), Some(b)) = (field, a, b)
             && a != b
         {
             let reference = new.labels.get("git.ref").cloned().unwrap_or_default();
-            reasons.push(Reason::UpstreamMoved { reference, old: a.clone(), new: b.clone() });
+            reasons.push(Reason::UpstreamMoved { reference, old: a.to_owned(), new: b.to_owned() });
             continue;
         }
         if a != b {
             reasons.push(Reason::SettingChanged {
                 field: field.to_owned(),
-                old: a.cloned(),
-                new: b.cloned(),
+                old: a.map(str::to_owned),
+                new: b.map(str::to_owned),
             });
         }
     }
     for (path, (a, b)) in union(&old.files, &new.files) {
         match (a, b) {
             (Some(a), Some(b)) if a != b => {
-                reasons.push(Reason::InputChanged { path: path.to_owned(), old: a.clone(), new: b.clone() });
+                reasons.push(Reason::InputChanged {
+                    path: path.to_owned(),
+                    old: a.to_owned(),
+                    new: b.to_owned(),
+                });
             }
             (None, Some(_)) => reasons.push(Reason::InputAdded { path: path.to_owned() }),
             (Some(_), None) => reasons.push(Reason::InputRemoved { path: path.to_owned() }),
@@ -482,11 +490,8 @@ pub fn differences(old: &InputManifest, new: &InputManifest) -> Vec<Reason> {
     reasons
 }
 
-fn union<'a>(
-    a: &'a SortedMap,
-    b: &'a SortedMap,
-) -> BTreeMap<&'a str, (Option<&'a String>, Option<&'a String>)> {
-    let mut out: BTreeMap<&str, (Option<&String>, Option<&String>)> = BTreeMap::new();
+fn union<'a>(a: &'a SortedMap, b: &'a SortedMap) -> BTreeMap<&'a str, (Option<&'a str>, Option<&'a str>)> {
+    let mut out: BTreeMap<&str, (Option<&str>, Option<&str>)> = BTreeMap::new();
     for (k, v) in a {
         out.entry(k).or_default().0 = Some(v);
     }
@@ -510,7 +515,7 @@ mod tests {
         let doc = hephy_dsl::read(&source).expect("reads");
         let model = hephy_dsl::lower(doc, &source, dir.path()).expect("valid");
         let graph = crate::compile(&model);
-        let identity = |_: &crate::Node| "test/1".to_owned();
+        let identity = |_: &crate::Node| "test/1".into();
         let inputs = gather(
             &model,
             &graph,
@@ -562,9 +567,6 @@ mod tests {
             assert_eq!(manifest.key(), step.key, "{}", graph.node(step.node).id);
         }
         let reasons = &second.step(c).expect("planned").reasons;
-        assert!(
-            reasons.contains(&Reason::DependencyRebuilt { node: "b".to_owned() }),
-            "{reasons:?}"
-        );
+        assert!(reasons.contains(&Reason::DependencyRebuilt { node: "b".to_owned() }), "{reasons:?}");
     }
 }

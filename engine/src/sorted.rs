@@ -4,8 +4,9 @@
 //! spends a 500-byte node on each, which at a million nodes is most of a plan's memory (and its
 //! page faults). This keeps the entries in key order in one allocation, with the part of the
 //! map API the engine uses, and (de)serializes as a JSON object like the map it replaces, so
-//! stored manifests read the same. Keys are `Cow<'static, str>`: setting names like `kind` or
-//! `builder` are the same text in every node, and cost nothing to store.
+//! stored manifests read the same. Keys and values are `Cow<'static, str>`: setting names like
+//! `kind`, and values like `task` or `[]`, are the same text in every node, and cost nothing
+//! to store.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -13,9 +14,12 @@ use std::fmt;
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 
+/// Text that is either fixed (no allocation) or owned.
+pub type Text = Cow<'static, str>;
+
 /// String keys to string values, in key order, each key once.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct SortedMap(Vec<(Cow<'static, str>, String)>);
+pub struct SortedMap(Vec<(Text, Text)>);
 
 impl SortedMap {
     /// An empty map.
@@ -29,8 +33,8 @@ impl SortedMap {
     }
 
     /// Sets `key` to `value`, returning the value it replaces.
-    pub fn insert(&mut self, key: impl Into<Cow<'static, str>>, value: String) -> Option<String> {
-        let key = key.into();
+    pub fn insert(&mut self, key: impl Into<Text>, value: impl Into<Text>) -> Option<Text> {
+        let (key, value) = (key.into(), value.into());
         match self.0.binary_search_by(|(k, _)| k.as_ref().cmp(key.as_ref())) {
             Ok(at) => Some(std::mem::replace(&mut self.0[at].1, value)),
             Err(at) => {
@@ -41,7 +45,7 @@ impl SortedMap {
     }
 
     /// The value of `key`.
-    pub fn get(&self, key: &str) -> Option<&String> {
+    pub fn get(&self, key: &str) -> Option<&str> {
         let at = self.0.binary_search_by(|(k, _)| k.as_ref().cmp(key)).ok()?;
         Some(&self.0[at].1)
     }
@@ -52,7 +56,7 @@ impl SortedMap {
     }
 
     /// The entries in key order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &String)> {
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
         self.0.iter().map(lend)
     }
 
@@ -65,17 +69,22 @@ impl SortedMap {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Gives back room it does not use (a map that is kept, once built).
+    pub fn shrink_to_fit(&mut self) {
+        self.0.shrink_to_fit();
+    }
 }
 
 impl FromIterator<(String, String)> for SortedMap {
     /// Like collecting into a `BTreeMap`: of repeated keys, the last value stays.
     fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> SortedMap {
-        let mut entries: Vec<(Cow<'static, str>, String)> =
-            iter.into_iter().map(|(k, v)| (Cow::Owned(k), v)).collect();
+        let mut entries: Vec<(Text, Text)> =
+            iter.into_iter().map(|(k, v)| (Cow::Owned(k), Cow::Owned(v))).collect();
         if !entries.is_sorted_by(|a, b| a.0 < b.0) {
             // Stable, so equal keys keep their order and the last one is kept below.
             entries.sort_by(|a, b| a.0.cmp(&b.0));
-            let mut deduped: Vec<(Cow<'static, str>, String)> = Vec::with_capacity(entries.len());
+            let mut deduped: Vec<(Text, Text)> = Vec::with_capacity(entries.len());
             for entry in entries {
                 match deduped.last_mut() {
                     Some(last) if last.0 == entry.0 => *last = entry,
@@ -89,18 +98,15 @@ impl FromIterator<(String, String)> for SortedMap {
 }
 
 /// An entry as the map lends it.
-type Lent<'a> = (&'a str, &'a String);
+type Lent<'a> = (&'a str, &'a str);
 
-fn lend<'a>(entry: &'a (Cow<'static, str>, String)) -> Lent<'a> {
-    (entry.0.as_ref(), &entry.1)
+fn lend<'a>(entry: &'a (Text, Text)) -> Lent<'a> {
+    (entry.0.as_ref(), entry.1.as_ref())
 }
 
 impl<'a> IntoIterator for &'a SortedMap {
     type Item = Lent<'a>;
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (Cow<'static, str>, String)>,
-        fn(&'a (Cow<'static, str>, String)) -> Lent<'a>,
-    >;
+    type IntoIter = std::iter::Map<std::slice::Iter<'a, (Text, Text)>, fn(&'a (Text, Text)) -> Lent<'a>>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.0.iter().map(lend)
@@ -161,14 +167,14 @@ mod tests {
             let mut ours = SortedMap::new();
             let mut theirs = BTreeMap::new();
             for (k, v) in &pairs {
-                prop_assert_eq!(ours.insert(k.clone(), v.clone()), theirs.insert(k.clone(), v.clone()));
+                prop_assert_eq!(ours.insert(k.clone(), v.clone()).map(Cow::into_owned), theirs.insert(k.clone(), v.clone()));
             }
             let collected: SortedMap = pairs.iter().cloned().collect();
             prop_assert_eq!(&collected, &ours);
-            prop_assert!(ours.iter().eq(theirs.iter().map(|(k, v)| (k.as_str(), v))));
+            prop_assert!(ours.iter().eq(theirs.iter().map(|(k, v)| (k.as_str(), v.as_str()))));
             prop_assert_eq!(ours.len(), theirs.len());
             for (k, _) in &pairs {
-                prop_assert_eq!(ours.get(k), theirs.get(k));
+                prop_assert_eq!(ours.get(k), theirs.get(k).map(String::as_str));
             }
             let json = serde_json::to_string(&ours).unwrap_or_default();
             prop_assert_eq!(&json, &serde_json::to_string(&theirs).unwrap_or_default());

@@ -283,7 +283,11 @@ impl State {
             .query_map([], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
-                    Failure { key: Key::from_hex(&r.get::<_, String>(1)?), run_id: r.get(2)?, message: r.get(3)? },
+                    Failure {
+                        key: Key::from_hex(&r.get::<_, String>(1)?),
+                        run_id: r.get(2)?,
+                        message: r.get(3)?,
+                    },
                 ))
             })
             .map_err(self.sql())?;

@@ -20,7 +20,7 @@ use crate::process::{self, Log, shown};
 use crate::reference;
 
 /// buildah's version (`buildah/1.28.2`), asked once; part of every image node's key.
-pub(crate) fn identity() -> String {
+pub(crate) fn identity() -> &'static str {
     static VERSION: OnceLock<String> = OnceLock::new();
     VERSION
         .get_or_init(|| {
@@ -33,7 +33,7 @@ pub(crate) fn identity() -> String {
                 .and_then(|v| v.split_whitespace().nth(2).map(|v| format!("buildah/{v}")))
                 .unwrap_or_else(|| "buildah/unavailable".to_owned())
         })
-        .clone()
+        .as_str()
 }
 
 /// What one `buildah bud` builds, and where it leaves what.

@@ -24,6 +24,7 @@ mod registry;
 mod remote;
 mod task;
 
+use std::borrow::Cow;
 use std::path::Path;
 
 pub use bases::{Bases, resolve_bases};
@@ -203,15 +204,17 @@ impl Stdlib<'_> {
 
 /// The tool (and its version) that does a node's work; part of every node's key, so changing
 /// how a kind of node is built rebuilds it.
-pub fn builder_identity(model: &Model, node: &Node) -> String {
+pub fn builder_identity(model: &Model, node: &Node) -> Cow<'static, str> {
     match node.kind {
-        NodeKind::Task => "process/1".to_owned(),
+        NodeKind::Task => "process/1".into(),
         NodeKind::Image => match model.definition(&node.name) {
-            Some(Definition::Image(image)) if image.builder == "oci" => oci::IDENTITY.to_owned(),
-            Some(Definition::Image(image)) if image.builder != "buildah" => format!("{}/1", image.builder),
-            _ => buildah::identity(),
+            Some(Definition::Image(image)) if image.builder == "oci" => oci::IDENTITY.into(),
+            Some(Definition::Image(image)) if image.builder != "buildah" => {
+                format!("{}/1", image.builder).into()
+            }
+            _ => buildah::identity().into(),
         },
-        NodeKind::Manifest => "hephy-index/1".to_owned(),
-        NodeKind::Tag => "hephy-tag/1".to_owned(),
+        NodeKind::Manifest => "hephy-index/1".into(),
+        NodeKind::Tag => "hephy-tag/1".into(),
     }
 }
