@@ -494,8 +494,9 @@ fn memo<'s>(session: &'s Session, paths: &[&String]) -> Option<Memo<'s>> {
     let mut nodes = Vec::with_capacity(plan.steps.len());
     for step in &plan.steps {
         let node = graph.node(step.node);
-        let mut files = Vec::with_capacity(step.inputs.files.len());
-        for (path, digest) in step.inputs.files.iter() {
+        let own = plan.inputs(step.node);
+        let mut files = Vec::with_capacity(own.files.len());
+        for (path, digest) in own.files.iter() {
             let i = at(path)?;
             inputs.insert(i, digest);
             files.push(i);

@@ -22,8 +22,8 @@ use crate::sorted::{SortedMap, Text};
 /// The inputs of every node, except dependency outputs.
 #[derive(Debug, Default)]
 pub struct Inputs {
-    /// By node index.
-    nodes: Vec<NodeInputs>,
+    /// By node index; shared with the plans made from them.
+    nodes: Arc<Vec<NodeInputs>>,
     /// Stat-cache entries learnt while hashing, to be saved.
     pub fresh_stats: Vec<(String, files::Stat, String)>,
     /// How many files were read (not served by the stat cache).
@@ -36,7 +36,7 @@ pub struct Inputs {
 }
 
 /// One node's own inputs.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeInputs {
     /// Settings and files (no dependency outputs yet).
     pub manifest: InputManifest,
@@ -50,6 +50,11 @@ impl Inputs {
     /// The inputs of `node`.
     pub fn get(&self, node: NodeIndex) -> Option<&NodeInputs> {
         self.nodes.get(node.index())
+    }
+
+    /// Every node's inputs, by node index, shared.
+    pub(crate) fn shared(&self) -> Arc<Vec<NodeInputs>> {
+        Arc::clone(&self.nodes)
     }
 }
 
@@ -109,7 +114,8 @@ pub fn gather(
     let no_files = Arc::new(SortedMap::new());
     let mut inputs = Inputs::default();
     let sources: Vec<(Option<FileSource>, Option<FileSource>)>;
-    (inputs.nodes, sources) = (0..graph.len())
+    let mut nodes: Vec<NodeInputs>;
+    (nodes, sources) = (0..graph.len())
         .into_par_iter()
         .map(|i| {
             let index = NodeIndex::new(i);
@@ -176,7 +182,7 @@ pub fn gather(
     let digests_of = |source: &FileSource| -> Result<Arc<SortedMap>, String> {
         digests.get(source).cloned().unwrap_or_else(|| Ok(Arc::clone(&no_files)))
     };
-    inputs.nodes.par_iter_mut().zip(&sources).for_each(|(entry, (input_source, output_source))| {
+    nodes.par_iter_mut().zip(&sources).for_each(|(entry, (input_source, output_source))| {
         if let Some(source) = input_source {
             match digests_of(source) {
                 Ok(files) if files.is_empty() => {}
@@ -191,6 +197,7 @@ pub fn gather(
             }
         }
     });
+    inputs.nodes = Arc::new(nodes);
     inputs
 }
 

@@ -7,12 +7,13 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::sync::{Arc, LazyLock};
 
 use petgraph::graph::NodeIndex;
 use rayon::prelude::*;
 
 use crate::graph::Graph;
-use crate::inputs::Inputs;
+use crate::inputs::{Inputs, NodeInputs};
 use crate::key::{DepValue, InputManifest, Key, key_of};
 use crate::sorted::SortedMap;
 use crate::state::{Record, Snapshot};
@@ -179,9 +180,6 @@ pub struct Step {
     pub action: Action,
     /// Why it is built (empty when skipped).
     pub reasons: Vec<Reason>,
-    /// Its own inputs: settings and files, without its dependencies (shared with
-    /// [`Inputs`], not copied). [`Plan::manifest`] adds the dependencies.
-    pub inputs: InputManifest,
     /// Its key as planned.
     pub key: Key,
     /// Its output, when it is fresh because the registry holds it (`cached_in_registry`).
@@ -195,6 +193,8 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// Per node index, its step's position in `steps`.
     position: Vec<usize>,
+    /// Per node index, its own inputs (shared with the [`Inputs`] planned from).
+    inputs: Arc<Vec<NodeInputs>>,
 }
 
 impl Plan {
@@ -208,10 +208,16 @@ impl Plan {
         self.position.get(node.index()).and_then(|&i| self.steps.get(i))
     }
 
+    /// The own inputs of `node` (settings and files), without its dependencies, which
+    /// [`Plan::manifest`] adds.
+    pub fn inputs(&self, node: NodeIndex) -> &InputManifest {
+        self.inputs.get(node.index()).map_or(&*EMPTY, |i| &i.manifest)
+    }
+
     /// The inputs `step` was planned with, its dependencies' included (those still to be
     /// rebuilt as `pending:<key>`): the manifest its key is the key of.
     pub fn manifest(&self, step: &Step, graph: &Graph, state: &Snapshot) -> InputManifest {
-        let mut manifest = step.inputs.clone();
+        let mut manifest = self.inputs(step.node).clone();
         let deps = graph.deps(step.node);
         manifest.deps = SortedMap::with_capacity(deps.len());
         for &dep in deps {
@@ -334,8 +340,11 @@ pub fn plan(graph: &Graph, inputs: &Inputs, state: &Snapshot, options: &PlanOpti
     }
     // Every node is in the order, so every place is filled (and this reuses the allocation).
     let steps: Vec<Step> = steps.into_iter().flatten().collect();
-    Plan { steps, position }
+    Plan { steps, position, inputs: inputs.shared() }
 }
+
+/// The inputs of a node that has none.
+static EMPTY: LazyLock<InputManifest> = LazyLock::new(InputManifest::default);
 
 /// Plans one node, whose dependencies' steps are in `done`.
 fn step(
@@ -349,7 +358,7 @@ fn step(
 ) -> Step {
     let node = graph.node(index);
     let own = inputs.get(index);
-    let inputs = own.map(|i| i.manifest.clone()).unwrap_or_default();
+    let inputs = own.map_or(&*EMPTY, |i| &i.manifest);
     // The key straight from the dependencies' steps, which are in id order, as the key's
     // encoding wants them: the map of them is made only to name a change.
     let deps = || {
@@ -372,7 +381,7 @@ fn step(
         if cached_output.is_some() {
             reasons.push(Reason::CachedInRegistry);
         }
-        return Step { node: index, action: Action::Skip, reasons, inputs, key, cached_output };
+        return Step { node: index, action: Action::Skip, reasons, key, cached_output };
     }
     if let Some(reason) = options.changed.get(&index) {
         reasons.push(reason.clone());
@@ -426,7 +435,7 @@ fn step(
         reasons = vec![Reason::CachedInRegistry];
         cached_output = Some(output.clone());
     }
-    Step { node: index, action, reasons, inputs, key, cached_output }
+    Step { node: index, action, reasons, key, cached_output }
 }
 
 /// What differs between the recorded inputs and today's, in a fixed order: settings, files,

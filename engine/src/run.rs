@@ -337,7 +337,7 @@ pub fn run(
                             _ => (graph.node(*d), String::new()),
                         })
                         .collect();
-                    let mut manifest: InputManifest = step.inputs.clone();
+                    let mut manifest: InputManifest = plan.inputs(step.node).clone();
                     for (dep, out) in &dep_outputs {
                         manifest.deps.insert(dep.id.to_string(), out.clone());
                     }
