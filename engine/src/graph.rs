@@ -273,6 +273,10 @@ struct Builder<'m> {
     local: String,
 }
 
+/// A build arg that receives another node's reference: (node, arg, the other node, its
+/// registry arg).
+type Injected<'m> = (NodeIndex, &'m String, NodeIndex, Option<&'m String>);
+
 /// An image build or task run: its platform, target and node.
 type Run<'m> = (Option<&'m Platform>, Option<&'m String>, NodeIndex);
 
@@ -391,28 +395,48 @@ impl<'m> Builder<'m> {
 
     fn add_edges(&mut self) {
         let model = self.model;
-        let mut injected: Vec<(NodeIndex, &String, NodeIndex, Option<&String>)> = Vec::new();
-        let mut edges = Vec::new();
-        let mut found = Vec::new();
-        let definitions = model.images.iter().map(|i| &i.deps).chain(model.tasks.iter().map(|t| &t.deps));
-        for (deps, parts) in definitions.zip(&self.by_def) {
-            for &(platform, _, node) in &self.runs[parts.runs.clone()] {
-                for dep in deps {
-                    let target_filter = match &dep.kind {
-                        DependencyKind::From { target, .. } => Some(target.as_ref()),
-                        DependencyKind::After => None,
-                    };
-                    found.clear();
-                    self.resolve(&dep.name, platform, target_filter, &mut found);
-                    edges.extend(found.iter().map(|&from| edge(from, node)));
-                    if let (DependencyKind::From { arg, registry_arg, .. }, [from]) =
-                        (&dep.kind, found.as_slice())
-                    {
-                        injected.push((node, arg, *from, registry_arg.as_ref()));
+        let deps_of = |d: usize| match d.checked_sub(model.images.len()) {
+            None => &model.images[d].deps,
+            Some(task) => &model.tasks[task].deps,
+        };
+        // Each definition's edges are found on their own, so in parallel; rayon's fold and
+        // reduce keep them in definition order.
+        let this = &*self;
+        type Found<'m> = (Vec<(u32, u32)>, Vec<Injected<'m>>);
+        let (edges, injected): Found<'_> = (0..this.by_def.len())
+            .into_par_iter()
+            .fold(
+                || (Vec::new(), Vec::new(), Vec::new()),
+                |(mut edges, mut injected, mut found), d| {
+                    let parts = &this.by_def[d];
+                    for &(platform, _, node) in &this.runs[parts.runs.clone()] {
+                        for dep in deps_of(d) {
+                            let target_filter = match &dep.kind {
+                                DependencyKind::From { target, .. } => Some(target.as_ref()),
+                                DependencyKind::After => None,
+                            };
+                            found.clear();
+                            this.resolve(&dep.name, platform, target_filter, &mut found);
+                            edges.extend(found.iter().map(|&from| edge(from, node)));
+                            if let (DependencyKind::From { arg, registry_arg, .. }, [from]) =
+                                (&dep.kind, found.as_slice())
+                            {
+                                injected.push((node, arg, *from, registry_arg.as_ref()));
+                            }
+                        }
                     }
-                }
-            }
-        }
+                    (edges, injected, found)
+                },
+            )
+            .map(|(edges, injected, _)| (edges, injected))
+            .reduce(
+                || (Vec::new(), Vec::new()),
+                |(mut edges, mut injected), (more_edges, more_injected)| {
+                    edges.extend(more_edges);
+                    injected.extend(more_injected);
+                    (edges, injected)
+                },
+            );
         self.edges.extend(edges);
         for (node, arg, from, registry_arg) in injected {
             let id = self.dag[from].id.clone();
