@@ -2,7 +2,8 @@
 # Load: `hephy run --jobs 16` over a 5,000-node task graph (each task `true`, each after two
 # earlier ones), with its peak memory (GNU time), its most open file descriptors (sampled from
 # /proc every 20 ms), and the scheduler's overhead per node against `xargs -P 16` running the
-# same 5,000 processes. Usage: benches/load.sh [NODES] (after `cargo build --release`).
+# same 5,000 processes; then the exit latency of a chain of short tasks.
+# Usage: benches/load.sh [NODES] (after `cargo build --release`).
 set -euo pipefail
 nodes=${1:-5000}
 hephy="$(cd "$(dirname "$0")/.." && pwd)/target/release/hephy"
@@ -38,3 +39,21 @@ printf 'nodes %d (built %s), --jobs 16\n' "$nodes" "$built"
 printf 'hephy run: %.2f s wall, peak RSS %.1f MiB, most open fds %d\n' "$wall" "$(echo "$rss / 1024" | bc -l)" "$max_fds"
 printf 'xargs -P 16, same processes: %.2f s\n' "$peer"
 printf 'scheduler overhead per node: %.2f ms\n' "$(echo "($wall - $peer) * 1000 / $nodes" | bc -l)"
+
+# Exit latency: a chain of 50 tasks of `sleep 0.021` (each after the one before), against the
+# same sleeps one after another in the shell. What a node adds beyond its command: spawning,
+# noticing its exit, recording it.
+mkdir chain && cd chain
+for i in $(seq 0 49); do
+  printf 'task "s%d" {\n    run "sleep" "0.021"\n' "$i"
+  if [ "$i" -ge 1 ]; then printf '    after "s%d"\n' $((i - 1)); fi
+  printf '}\n'
+done > hephy.kdl
+start=$(date +%s.%N)
+"$hephy" run --format json > /dev/null 2>&1
+chain=$(echo "$(date +%s.%N) - $start" | bc)
+start=$(date +%s.%N)
+for i in $(seq 50); do sleep 0.021; done
+peer=$(echo "$(date +%s.%N) - $start" | bc)
+printf 'chain of 50 x sleep 0.021: hephy %.2f s, shell %.2f s, %.2f ms per node\n' "$chain" "$peer" \
+  "$(echo "($chain - $peer) * 1000 / 50" | bc -l)"
