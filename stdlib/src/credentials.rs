@@ -5,9 +5,10 @@
 //! A credential is held in memory for the run and sent only to the registry it belongs to (or
 //! its token realm); it is never printed, logged or stored.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::Value;
@@ -61,11 +62,16 @@ pub(crate) fn lookup(host: &str) -> Option<Credential> {
 /// How credential helpers are called: `docker-credential-<name>`, found on `PATH`.
 const HELPER_PREFIX: &str = "docker-credential-";
 
+/// How long a helper may take to answer. One that waits for something that never comes (a
+/// passphrase prompt with no terminal, a dead agent) is stopped, and the registry is asked
+/// without a login, which says what it refuses.
+const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
+
 fn from_config(config: &Value, host: &str, helper_prefix: &str) -> Option<Credential> {
     let keys = keys(host);
     for key in &keys {
         if let Some(helper) = config["credHelpers"][key.as_str()].as_str() {
-            return from_helper(helper_prefix, helper, key);
+            return from_helper(helper_prefix, helper, key, HELPER_TIMEOUT);
         }
     }
     for key in &keys {
@@ -81,12 +87,12 @@ fn from_config(config: &Value, host: &str, helper_prefix: &str) -> Option<Creden
         }
     }
     let store = config["credsStore"].as_str()?;
-    keys.iter().find_map(|key| from_helper(helper_prefix, store, key))
+    keys.iter().find_map(|key| from_helper(helper_prefix, store, key, HELPER_TIMEOUT))
 }
 
 /// Asks `docker-credential-<helper>` for `server`'s credential (the helper protocol: the server
-/// on stdin, `{"Username", "Secret"}` on stdout).
-fn from_helper(prefix: &str, helper: &str, server: &str) -> Option<Credential> {
+/// on stdin, `{"Username", "Secret"}` on stdout), giving it `timeout` to answer.
+fn from_helper(prefix: &str, helper: &str, server: &str, timeout: Duration) -> Option<Credential> {
     if !helper.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
         return None;
     }
@@ -97,16 +103,43 @@ fn from_helper(prefix: &str, helper: &str, server: &str) -> Option<Credential> {
         .stderr(Stdio::null())
         .spawn()
         .ok()?;
-    child.stdin.take()?.write_all(server.as_bytes()).ok()?;
-    let output = child.wait_with_output().ok()?;
-    if !output.status.success() {
+    let fed = child.stdin.take().map(|mut stdin| stdin.write_all(server.as_bytes()));
+    // The answer is read beside the wait, so a helper that fills the pipe is not stuck.
+    let mut stdout = child.stdout.take()?;
+    let reader = std::thread::spawn(move || {
+        let mut answer = Vec::new();
+        stdout.read_to_end(&mut answer).map(|_| answer)
+    });
+    // Stopped: the reader is left to end with the pipe (something the helper started may
+    // hold it open).
+    let status = wait_until(&mut child, Instant::now() + timeout)?;
+    let answer = reader.join().ok()?.ok()?;
+    if fed.is_none_or(|f| f.is_err()) || !status.success() {
         return None;
     }
-    let answer: Value = serde_json::from_slice(&output.stdout).ok()?;
+    let answer: Value = serde_json::from_slice(&answer).ok()?;
     Some(Credential {
         username: answer["Username"].as_str()?.to_owned(),
         secret: answer["Secret"].as_str()?.to_owned(),
     })
+}
+
+/// Waits for `child` until `deadline`; past it, kills it (`None`).
+fn wait_until(child: &mut Child, deadline: Instant) -> Option<std::process::ExitStatus> {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => {}
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
 }
 
 #[cfg(test)]
@@ -142,5 +175,18 @@ mod tests {
         assert_eq!((c.username.as_str(), c.secret.as_str()), ("AWS", "s3cr3t"));
         assert!(from_config(&json!({"credsStore": "hephytest"}), "other.example.com", &prefix).is_none());
         assert!(from_config(&json!({"credsStore": "../evil"}), "registry.example.com", &prefix).is_none());
+    }
+
+    #[test]
+    fn a_helper_that_never_answers_is_stopped() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let helper = dir.path().join("docker-credential-stuck");
+        // `exec`, so the helper's pid is the sleeping process itself.
+        std::fs::write(&helper, "#!/bin/sh\nread server\nexec sleep 600\n").unwrap();
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let prefix = format!("{}/docker-credential-", dir.path().display());
+        let answer = from_helper(&prefix, "stuck", "registry.example.com", Duration::from_millis(200));
+        assert!(answer.is_none());
     }
 }
