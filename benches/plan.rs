@@ -9,7 +9,7 @@
 //! 4. in-memory planning overhead (parse excluded) for 1,000,000 nodes.
 //!
 //! `HEPHY_BENCH_IMAGES` (default 10,000) sets N; `HEPHY_BENCH_ONLY=stages,hash,noop,million`
-//! picks sections. b3sum and ninja come from Debian (`apt-get install b3sum ninja-build`); a
+//! picks sections (`HEPHY_BENCH_MILLION_NODES` resizes the last). b3sum and ninja come from Debian (`apt-get install b3sum ninja-build`); a
 //! section whose peer is missing says so and measures hephy alone.
 
 #[path = "synthetic.rs"]
@@ -252,7 +252,11 @@ fn resident_mib() -> u64 {
 
 fn million() {
     // Tasks without files, so the figure is the engine's own: compile, key, plan.
-    let n = 1_000_000usize;
+    // `HEPHY_BENCH_MILLION_NODES` sets another size (for a profiler, say).
+    let n = std::env::var("HEPHY_BENCH_MILLION_NODES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000usize);
     println!("\n## in-memory planning, {n} nodes (parse excluded)");
     let mut yaml = String::from("tasks:\n");
     for i in 0..n {
