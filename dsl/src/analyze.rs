@@ -164,8 +164,9 @@ pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mu
 /// The names of images and tasks, for lookups and suggestions.
 struct Names<'d> {
     list: Vec<&'d str>,
-    set: HashSet<&'d str>,
-    images: HashMap<&'d str, &'d ImageDraft>,
+    /// Each name's position among all definitions (images, then tasks), as in the model.
+    positions: foldhash::HashMap<&'d str, usize>,
+    images: foldhash::HashMap<&'d str, &'d ImageDraft>,
 }
 
 impl<'d> Names<'d> {
@@ -176,9 +177,9 @@ impl<'d> Names<'d> {
             .map(|i| i.name.as_str())
             .chain(doc.tasks.iter().map(|t| t.name.as_str()))
             .collect();
-        let set = list.iter().copied().collect();
+        let positions = list.iter().enumerate().map(|(i, n)| (*n, i)).collect();
         let images = doc.images.iter().map(|i| (i.name.as_str(), i)).collect();
-        Names { list, set, images }
+        Names { list, positions, images }
     }
 }
 
@@ -461,7 +462,7 @@ impl Analyzer<'_> {
 
     /// Names of images and tasks are one namespace; schedules have their own.
     fn unique_names(&mut self, doc: &Document) {
-        let mut seen: HashMap<&str, (SourceSpan, &str)> = HashMap::new();
+        let mut seen: foldhash::HashMap<&str, (SourceSpan, &str)> = foldhash::HashMap::default();
         let defs =
             doc.images.iter().map(|i| (&i.name, "image")).chain(doc.tasks.iter().map(|t| (&t.name, "task")));
         for (name, kind) in defs {
@@ -835,7 +836,7 @@ impl Analyzer<'_> {
         let mut out: Vec<Dependency> = Vec::new();
         for draft in drafts {
             let name = &draft.name;
-            if !names.set.contains(name.as_str()) {
+            let Some(&position) = names.positions.get(name.as_str()) else {
                 let help = did_you_mean(name, names.list.iter().copied().filter(|n| *n != owner.as_str()))
                     .unwrap_or_else(|| "depend on an image or task defined in this file".to_owned());
                 self.sink.push(
@@ -844,7 +845,7 @@ impl Analyzer<'_> {
                         .help(help),
                 );
                 continue;
-            }
+            };
             if out.iter().any(|d| *d.name == **name) {
                 self.sink.push(
                     Problem::new(
@@ -905,7 +906,7 @@ impl Analyzer<'_> {
                     DependencyKind::From { arg: arg.value.clone(), target, registry_arg }
                 }
             };
-            out.push(Dependency { name: name.clone(), kind });
+            out.push(Dependency { name: name.clone(), position, kind });
         }
         out
     }
@@ -969,7 +970,7 @@ impl Analyzer<'_> {
             );
         }
         for name in &draft.rebuild {
-            if !names.set.contains(name.as_str()) {
+            if !names.positions.contains_key(name.as_str()) {
                 self.sink.push(
                     Problem::new(
                         Code::UnknownDependency,
@@ -1084,11 +1085,14 @@ impl Analyzer<'_> {
             .map(|i| i.name.as_str())
             .chain(model.tasks.iter().map(|t| t.name.as_str()))
             .collect();
-        let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
-        let edges: Vec<Vec<(usize, SourceSpan)>> = names
+        let index: foldhash::HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+        // In the order of `names`: images, then tasks.
+        let edges: Vec<Vec<(usize, SourceSpan)>> = model
+            .images
             .iter()
-            .map(|n| {
-                let deps = model.definition(n).map(|d| d.deps()).unwrap_or_default();
+            .map(|i| i.deps.as_slice())
+            .chain(model.tasks.iter().map(|t| t.deps.as_slice()))
+            .map(|deps| {
                 deps.iter().filter_map(|d| Some((*index.get(d.name.as_str())?, d.name.span))).collect()
             })
             .collect();

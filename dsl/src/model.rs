@@ -204,6 +204,8 @@ pub struct Task {
 pub struct Dependency {
     /// The image or task depended on.
     pub name: Spanned<String>,
+    /// Its position among all definitions ([`Model::position`]), resolved by the analyzer.
+    pub position: usize,
     /// Ordering only, or an image reference passed as a build arg.
     pub kind: DependencyKind,
 }

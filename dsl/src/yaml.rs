@@ -471,19 +471,36 @@ impl Reader<'_> {
             }
         };
         let mut seen: Vec<(Text, &Value)> = Vec::with_capacity(entries.len());
-        let mut first: HashMap<String, SourceSpan> = HashMap::with_capacity(entries.len());
-        for (key, value) in entries {
-            let Some(key) = self.string(key) else { continue };
-            if let Some(first) = first.get(&key.value) {
+        // Repeated keys: a small map (nearly all of them) is searched; a large one (a graph's
+        // `tasks:`) is indexed by the keys' own text.
+        let small = entries.len() <= 16;
+        let mut first: foldhash::HashMap<&'v str, SourceSpan> = foldhash::HashMap::default();
+        for (raw, value) in entries {
+            let Some(key) = self.string(raw) else { continue };
+            let earlier = if small {
+                seen.iter().find(|(k, _)| k.value == key.value).map(|(k, _)| k.span)
+            } else {
+                let text = match &raw.kind {
+                    Kind::Scalar { text, .. } => text.as_str(),
+                    _ => "",
+                };
+                match first.entry(text) {
+                    std::collections::hash_map::Entry::Occupied(at) => Some(*at.get()),
+                    std::collections::hash_map::Entry::Vacant(at) => {
+                        at.insert(key.span);
+                        None
+                    }
+                }
+            };
+            if let Some(first) = earlier {
                 self.sink.push(
                     Problem::new(Code::Conflict, format!("key `{}` is given more than once", key.value))
                         .label(key.span, "given again here")
-                        .label(*first, "first given here")
+                        .label(first, "first given here")
                         .help("keep one of them"),
                 );
                 continue;
             }
-            first.insert(key.value.clone(), key.span);
             seen.push((key, value));
         }
         seen
@@ -539,4 +556,32 @@ impl Reader<'_> {
 
 fn list(words: &[&str]) -> String {
     words.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use miette::Diagnostic;
+
+    use crate::{SourceFile, Syntax};
+
+    /// A repeated key is reported with both places, in a small map (searched) and in a large
+    /// one (indexed).
+    #[test]
+    fn repeated_keys_are_named_with_both_places() {
+        for tasks in [3usize, 40] {
+            let mut text = String::from("tasks:\n");
+            for i in 0..tasks {
+                text.push_str(&format!("  t{i}: {{ run: [\"true\"] }}\n"));
+            }
+            text.push_str("  t1: { run: [\"false\"] }\n");
+            let source = SourceFile::new(std::path::PathBuf::from("hephy.yaml"), Syntax::Yaml, text.as_str());
+            let Err(problems) = crate::read(&source) else { panic!("a repeated key is an error") };
+            let problem = problems.iter().next().expect("one problem");
+            assert_eq!(problem.message(), "key `t1` is given more than once", "{tasks} tasks");
+            let spans: Vec<usize> = problem.labels().expect("labels").map(|l| l.offset()).collect();
+            let first = text.find("  t1:").expect("first") + 2;
+            let again = text.rfind("  t1:").expect("again") + 2;
+            assert_eq!(spans, vec![again, first], "{tasks} tasks");
+        }
+    }
 }

@@ -416,7 +416,7 @@ impl<'m> Builder<'m> {
                                 DependencyKind::After => None,
                             };
                             found.clear();
-                            this.resolve(&dep.name, platform, target_filter, &mut found);
+                            this.resolve(dep.position, platform, target_filter, &mut found);
                             edges.extend(found.iter().map(|&from| edge(from, node)));
                             if let (DependencyKind::From { arg, registry_arg, .. }, [from]) =
                                 (&dep.kind, found.as_slice())
@@ -447,15 +447,15 @@ impl<'m> Builder<'m> {
         }
     }
 
-    /// The nodes of `name` that a node on `platform` depends on, into `found`.
+    /// The nodes of the definition at `position` that a node on `platform` depends on, into
+    /// `found`.
     fn resolve(
         &self,
-        name: &str,
+        position: usize,
         platform: Option<&Platform>,
         target: Option<Option<&String>>,
         found: &mut Vec<NodeIndex>,
     ) {
-        let Some(position) = self.model.position(name) else { return };
         let Some(parts) = self.by_def.get(position) else { return };
         let is_task = position >= self.model.images.len();
         match platform {
