@@ -1090,16 +1090,14 @@ impl Analyzer<'_> {
             .map(|i| i.name.as_str())
             .chain(model.tasks.iter().map(|t| t.name.as_str()))
             .collect();
-        let index: foldhash::HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
-        // In the order of `names`: images, then tasks.
+        // In the order of `names` (images, then tasks), by the positions the dependencies
+        // were resolved to.
         let edges: Vec<Vec<(usize, SourceSpan)>> = model
             .images
             .iter()
             .map(|i| i.deps.as_slice())
             .chain(model.tasks.iter().map(|t| t.deps.as_slice()))
-            .map(|deps| {
-                deps.iter().filter_map(|d| Some((*index.get(d.name.as_str())?, d.name.span))).collect()
-            })
+            .map(|deps| deps.iter().map(|d| (d.position, d.name.span)).collect())
             .collect();
         // 0 = unvisited, 1 = on the stack, 2 = done.
         let mut state = vec![0u8; names.len()];
