@@ -34,9 +34,9 @@ pub struct InputManifest {
 
 /// A node's key: hex blake3 of its canonical input encoding.
 ///
-/// Held inline (no allocation): planning makes one per node. A stored key that is not a key
-/// hephy makes (damaged, or longer than 64 characters) reads as the empty key, which equals no
-/// key hephy computes, so its node simply rebuilds.
+/// Held inline (no allocation): planning makes one per node. A stored key longer than 64
+/// characters (damaged: hephy makes none) reads as the empty key; like any stored key hephy did
+/// not make, it equals no key hephy computes, so its node simply rebuilds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key(ArrayString<64>);
 
@@ -237,6 +237,18 @@ mod tests {
         let mut b = InputManifest::default();
         Arc::make_mut(&mut b.files).insert("x", "y");
         assert_ne!(a.key(), b.key());
+    }
+
+    #[test]
+    fn stored_keys_read_back() {
+        let key = sample().key();
+        assert_eq!(Key::from_hex(key.as_str()), key);
+        let json = serde_json::to_string(&key).expect("encodes");
+        assert_eq!(serde_json::from_str::<Key>(&json).expect("decodes"), key);
+        // Too long to be a key: it reads as the empty key, which no computed key equals.
+        let damaged = Key::from_hex(&format!("{}0", key.as_str()));
+        assert_eq!(damaged.as_str(), "");
+        assert_ne!(damaged, key);
     }
 
     #[test]
