@@ -155,52 +155,52 @@ pub(crate) fn run_fed(
     let program = command.get_program().to_string_lossy().into_owned();
     let shown = shown(&command);
     let stdin = if feed.is_some() { Stdio::piped() } else { Stdio::null() };
-    // stdout and stderr share one pipe, as on a terminal: the log keeps the order in which
-    // the command wrote them, and one thread reads both.
-    let cannot_start = |e: std::io::Error| CommandFailed::new(format!("cannot start `{program}`: {e}"));
-    let (output, output_end) = std::io::pipe().map_err(cannot_start)?;
-    let error_end = output_end.try_clone().map_err(cannot_start)?;
-    command.stdin(stdin).stdout(output_end).stderr(error_end).process_group(0);
-    let spawned = command.spawn().map_err(cannot_start);
-    // The command holds this process's copies of the pipe's write end: they go with it, so the
-    // reader sees the end of the output when the command (and what it started) closes theirs.
-    drop(command);
-    let mut child = spawned?;
+    command.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    let mut child =
+        command.spawn().map_err(|e| CommandFailed::new(format!("cannot start `{program}`: {e}")))?;
     let feeder = match (feed, child.stdin.take()) {
         (Some(feed), Some(mut input)) => Some(std::thread::spawn(move || feed(&mut input))),
         _ => None,
     };
     let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let limit = max_output();
-    let reader = {
-        let log = log.clone();
-        let events = job.events.clone();
-        let node = job.node.id.to_string();
-        let verbose = job.verbose;
-        let written = Arc::clone(&written);
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(output);
-            let mut line = Vec::new();
-            // A line is at most 1 MiB here: output without newlines cannot grow it forever.
-            while (&mut reader).take(1 << 20).read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
-                let total = written.fetch_add(line.len() as u64, Ordering::SeqCst) + line.len() as u64;
-                if total > limit {
-                    // Keep draining so the command is not blocked on a full pipe; it is
-                    // stopped below.
+    let streams = [
+        child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ];
+    let readers: Vec<_> = streams
+        .into_iter()
+        .flatten()
+        .map(|stream| {
+            let log = log.clone();
+            let events = job.events.clone();
+            let node = job.node.id.to_string();
+            let verbose = job.verbose;
+            let written = Arc::clone(&written);
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                let mut line = Vec::new();
+                // A line is at most 1 MiB here: output without newlines cannot grow it forever.
+                while (&mut reader).take(1 << 20).read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                    let total = written.fetch_add(line.len() as u64, Ordering::SeqCst) + line.len() as u64;
+                    if total > limit {
+                        // Keep draining so the command is not blocked on a full pipe; it is
+                        // stopped below.
+                        line.clear();
+                        continue;
+                    }
+                    if let Ok(mut file) = log.0.lock() {
+                        let _ = file.write_all(&line);
+                    }
+                    if verbose {
+                        let text = String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r']).to_owned();
+                        let _ = events.send(hephy_engine::Message::Output { node: node.clone(), line: text });
+                    }
                     line.clear();
-                    continue;
                 }
-                if let Ok(mut file) = log.0.lock() {
-                    let _ = file.write_all(&line);
-                }
-                if verbose {
-                    let text = String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r']).to_owned();
-                    let _ = events.send(hephy_engine::Message::Output { node: node.clone(), line: text });
-                }
-                line.clear();
-            }
+            })
         })
-    };
+        .collect();
     let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
     let deadline = DEADLINE.with(std::cell::Cell::get);
     let mut terminated_at: Option<Instant> = None;
@@ -243,7 +243,9 @@ pub(crate) fn run_fed(
     };
     // Whatever the command left running in its group goes with it.
     let _ = killpg(pid, Signal::SIGKILL);
-    let _ = reader.join();
+    for reader in readers {
+        let _ = reader.join();
+    }
     // A feed that failed for its own reasons (an unreadable file) says so; one cut off because
     // the command went away is the command's failure, reported below.
     let fed = feeder.map(|f| f.join());
