@@ -76,7 +76,8 @@ impl<'de> serde::Deserialize<'de> for Key {
     }
 }
 
-/// What a dependency contributes to its dependent's key, without making it a string.
+/// What a dependency contributes to its dependent's key, without making it a string (a
+/// setting's or a file's value is written as an `Output`: the same bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DepValue<'a> {
     /// Its output digest (or nothing yet: empty).
@@ -125,11 +126,19 @@ fn put(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 fn section(out: &mut Vec<u8>, tag: u8, map: &SortedMap) {
+    entries(out, tag, map.iter().map(|(k, v)| (k, DepValue::Output(v))));
+}
+
+/// A section: its tag, its entry count, then each entry's name and value, names in order.
+fn entries<'a>(out: &mut Vec<u8>, tag: u8, entries: impl ExactSizeIterator<Item = (&'a str, DepValue<'a>)>) {
     out.push(tag);
-    out.extend_from_slice(&(map.len() as u64).to_le_bytes());
-    for (k, v) in map {
-        put(out, k.as_bytes());
-        put(out, v.as_bytes());
+    out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+    let mut last: Option<&str> = None;
+    for (name, value) in entries {
+        debug_assert!(last.is_none_or(|l| l < name), "entries out of order");
+        last = Some(name);
+        put(out, name.as_bytes());
+        value.put(out);
     }
 }
 
@@ -165,15 +174,7 @@ pub(crate) fn key_of<'a>(
         put(&mut out, KEY_VERSION.as_bytes());
         section(&mut out, b's', settings);
         section(&mut out, b'f', files);
-        out.push(b'd');
-        out.extend_from_slice(&(deps.len() as u64).to_le_bytes());
-        let mut last: Option<&str> = None;
-        for (id, value) in deps {
-            debug_assert!(last.is_none_or(|l| l < id), "dependencies out of id order");
-            last = Some(id);
-            put(&mut out, id.as_bytes());
-            value.put(&mut out);
-        }
+        entries(&mut out, b'd', deps);
         Key(blake3::hash(&out).to_hex())
     })
 }

@@ -217,15 +217,15 @@ impl Plan {
     /// The inputs `step` was planned with, its dependencies' included (those still to be
     /// rebuilt as `pending:<key>`): the manifest its key is the key of.
     pub fn manifest(&self, step: &Step, graph: &Graph, state: &Snapshot) -> InputManifest {
-        let mut manifest = self.inputs(step.node).clone();
-        let deps = graph.deps(step.node);
-        manifest.deps = SortedMap::with_capacity(deps.len());
-        for &dep in deps {
-            let id = graph.node(dep).id.as_str();
-            let value = self.step(dep).map(|s| dep_value(s, state.records.get(id)));
-            manifest.deps.insert(id.to_owned(), value.map(|v| v.to_string()).unwrap_or_default());
-        }
-        manifest
+        with_deps(
+            self.inputs(step.node),
+            graph.deps(step.node).iter().map(|&dep| {
+                let id = graph.node(dep).id.as_str();
+                let value =
+                    self.step(dep).map_or(DepValue::Output(""), |s| dep_value(s, state.records.get(id)));
+                (id, value)
+            }),
+        )
     }
 }
 
@@ -271,6 +271,16 @@ impl PlanOptions {
             None => self.only = Some(selected),
         }
     }
+}
+
+/// `inputs` with these dependencies (id → value) as its own.
+pub(crate) fn with_deps<'a>(
+    inputs: &InputManifest,
+    deps: impl Iterator<Item = (&'a str, DepValue<'a>)>,
+) -> InputManifest {
+    let mut manifest = inputs.clone();
+    manifest.deps = deps.map(|(id, value)| (id.to_owned(), value.to_string())).collect();
+    manifest
 }
 
 /// The value a dependency contributes to its dependents' manifests.
@@ -410,11 +420,7 @@ fn step(
             }
             if record.key != key {
                 match &record.manifest() {
-                    Some(old) => {
-                        let mut now = inputs.clone();
-                        now.deps = deps().map(|(id, value)| (id.to_owned(), value.to_string())).collect();
-                        reasons.extend(differences(old, &now));
-                    }
+                    Some(old) => reasons.extend(differences(old, &with_deps(inputs, deps()))),
                     None => reasons.push(Reason::StateUnreadable),
                 }
             }

@@ -17,8 +17,8 @@ use hephy_dsl::Model;
 use petgraph::graph::NodeIndex;
 
 use crate::graph::{Graph, LOCAL_EXECUTOR, Node};
-use crate::key::{InputManifest, Key};
-use crate::plan::{Action, Plan, Reason, Step};
+use crate::key::{DepValue, InputManifest, Key};
+use crate::plan::{Action, Plan, Reason, Step, with_deps};
 use crate::state::{NodeResult, Snapshot, State, StateError};
 
 /// One node handed to [`Work`].
@@ -337,10 +337,10 @@ pub fn run(
                             _ => (graph.node(*d), String::new()),
                         })
                         .collect();
-                    let mut manifest: InputManifest = plan.inputs(step.node).clone();
-                    for (dep, out) in &dep_outputs {
-                        manifest.deps.insert(dep.id.to_string(), out.clone());
-                    }
+                    let manifest = with_deps(
+                        plan.inputs(step.node),
+                        dep_outputs.iter().map(|(dep, out)| (dep.id.as_str(), DepValue::Output(out))),
+                    );
                     let key = manifest.key();
                     let only_deps =
                         step.reasons.iter().all(|r| matches!(r, Reason::DependencyRebuilt { .. }));

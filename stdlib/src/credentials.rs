@@ -126,6 +126,7 @@ fn from_helper(prefix: &str, helper: &str, server: &str, timeout: Duration) -> O
 
 /// Waits for `child` until `deadline`; past it, kills it (`None`).
 fn wait_until(child: &mut Child, deadline: Instant) -> Option<std::process::ExitStatus> {
+    let exited = crate::process::exit_watch(child.id());
     let mut pause = Duration::from_millis(1);
     loop {
         match child.try_wait() {
@@ -137,7 +138,7 @@ fn wait_until(child: &mut Child, deadline: Instant) -> Option<std::process::Exit
                 return None;
             }
         }
-        std::thread::sleep(pause);
+        crate::process::wait_for_exit(exited.as_ref(), pause);
         pause = (pause * 2).min(Duration::from_millis(100));
     }
 }

@@ -123,9 +123,16 @@ impl CommandFailed {
     }
 }
 
+/// Something that becomes readable when process `pid` exits (a pidfd, Linux 5.3+), for
+/// [`wait_for_exit`]; `None` where the kernel has none.
+pub(crate) fn exit_watch(pid: u32) -> Option<std::os::fd::OwnedFd> {
+    let pid = rustix::process::Pid::from_raw(i32::try_from(pid).ok()?)?;
+    rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
+}
+
 /// Waits up to `pause` for the process behind `pidfd` to exit (returning early when it does),
 /// or sleeps `pause` without one.
-fn wait_for_exit(pidfd: Option<&std::os::fd::OwnedFd>, pause: Duration) {
+pub(crate) fn wait_for_exit(pidfd: Option<&std::os::fd::OwnedFd>, pause: Duration) {
     use rustix::event::{PollFd, PollFlags, Timespec};
     if let Some(fd) = pidfd {
         let timeout = Timespec {
@@ -207,8 +214,7 @@ pub(crate) fn run_fed(
     let mut stopped_because: Option<String> = None;
     // Its exit wakes the wait below at once where the kernel gives a pidfd (Linux 5.3+);
     // elsewhere the wait is a sleep, short at first (most commands of a build graph are short).
-    let exited = rustix::process::Pid::from_raw(pid.as_raw())
-        .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
+    let exited = exit_watch(child.id());
     let mut pause = Duration::from_micros(200);
     let status = loop {
         match child.try_wait() {
