@@ -29,7 +29,7 @@ struct JsonNode<'a> {
     inject: BTreeMap<&'a str, &'a str>,
     action: Action,
     reasons: &'a [Reason],
-    key: &'a str,
+    key: hephy_engine::Key,
 }
 
 pub(crate) fn json(session: &Session) -> String {
@@ -51,7 +51,7 @@ pub(crate) fn json(session: &Session) -> String {
                 inject: node.inject.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
                 action: step.action,
                 reasons: &step.reasons,
-                key: step.key.as_str(),
+                key: step.key,
             }
         })
         .collect();

@@ -125,10 +125,11 @@ pub(crate) fn changed(
             out.insert(index, Reason::ChangedSince { rev: rev.to_owned(), path: shown_graph.clone() });
             continue;
         };
-        if now.manifest.key() == then.manifest.key() {
+        let (now, then) = (now.manifest(), then.manifest());
+        if now.key() == then.key() {
             continue;
         }
-        let path = hephy_engine::differences(&then.manifest, &now.manifest)
+        let path = hephy_engine::differences(&then, &now)
             .into_iter()
             .find_map(|r| match r {
                 Reason::InputChanged { path, .. }

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 
 use crate::files::{self, Exclusions, FileSource, FilesError, StatCache};
 use crate::graph::{Graph, Node, NodeKind};
-use crate::key::{InputManifest, files_digest};
+use crate::key::{EncodedSettings, InputManifest, files_digest};
 use crate::sorted::{SortedMap, Text};
 
 /// The inputs of every node, except dependency outputs.
@@ -35,15 +35,31 @@ pub struct Inputs {
     pub watched: files::Watched,
 }
 
-/// One node's own inputs.
+/// One node's own inputs: its settings and files, without its dependencies' outputs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeInputs {
-    /// Settings and files (no dependency outputs yet).
-    pub manifest: InputManifest,
+    /// Its settings, encoded ([`NodeInputs::manifest`] spells them out).
+    pub(crate) settings: EncodedSettings,
+    /// Its input files → digest. Shared: every platform of an image has the same context.
+    pub files: Arc<SortedMap>,
+    /// Facts kept to explain changes, not part of the key (see [`InputManifest::labels`]).
+    pub labels: BTreeMap<String, String>,
     /// The digest of the node's declared output files as they are now (tasks with `outputs`).
     pub outputs_now: Option<String>,
     /// A problem finding the node's files; the node cannot be planned.
     pub error: Option<String>,
+}
+
+impl NodeInputs {
+    /// Its settings, files and labels as a manifest (with no dependencies).
+    pub fn manifest(&self) -> InputManifest {
+        InputManifest {
+            settings: self.settings.decode(),
+            files: Arc::clone(&self.files),
+            deps: SortedMap::new(),
+            labels: self.labels.clone(),
+        }
+    }
 }
 
 impl Inputs {
@@ -113,7 +129,8 @@ pub fn gather(
     // Settings of every node, in parallel (nothing here touches the disk but secret files).
     let no_files = Arc::new(SortedMap::new());
     let mut inputs = Inputs::default();
-    let sources: Vec<(Option<FileSource>, Option<FileSource>)>;
+    // Most nodes have no files (tasks without globs, manifests, tags): one pointer each.
+    let sources: Vec<Option<Box<Sources>>>;
     let mut nodes: Vec<NodeInputs>;
     (nodes, sources) = (0..graph.len())
         .into_par_iter()
@@ -121,12 +138,11 @@ pub fn gather(
             let index = NodeIndex::new(i);
             let node = graph.node(index);
             let definition = graph.definition(model, index);
-            let (manifest, input_source, output_source, error) =
-                describe(model, node, definition, builder(node), upstreams, bases, &no_files);
-            (NodeInputs { manifest, outputs_now: None, error }, (input_source, output_source))
+            describe(model, node, definition, builder(node), upstreams, bases, &no_files)
         })
         .unzip();
-    let unique: foldhash::HashSet<&FileSource> = sources.iter().flat_map(|(i, o)| [i, o]).flatten().collect();
+    let unique: foldhash::HashSet<&FileSource> =
+        sources.iter().flatten().flat_map(|s| [&s.0, &s.1]).flatten().collect();
     // Each distinct context or glob set is listed once, in parallel.
     let listed: Vec<(&FileSource, Listed, files::Watched)> = unique
         .into_par_iter()
@@ -145,7 +161,7 @@ pub fn gather(
             (source, files)
         })
         .collect();
-    for (_, output_source) in &sources {
+    for (_, output_source) in sources.iter().flatten().map(|s| &**s) {
         if let Some(Ok(paths)) = output_source.as_ref().and_then(|source| listed.get(source)) {
             watched.outputs.extend(paths.iter().cloned());
         }
@@ -182,11 +198,12 @@ pub fn gather(
     let digests_of = |source: &FileSource| -> Result<Arc<SortedMap>, String> {
         digests.get(source).cloned().unwrap_or_else(|| Ok(Arc::clone(&no_files)))
     };
-    nodes.par_iter_mut().zip(&sources).for_each(|(entry, (input_source, output_source))| {
+    nodes.par_iter_mut().zip(&sources).for_each(|(entry, sources)| {
+        let Some((input_source, output_source)) = sources.as_deref() else { return };
         if let Some(source) = input_source {
             match digests_of(source) {
                 Ok(files) if files.is_empty() => {}
-                Ok(files) => entry.manifest.files = files,
+                Ok(files) => entry.files = files,
                 Err(e) => entry.error = entry.error.take().or(Some(e)),
             }
         }
@@ -201,8 +218,16 @@ pub fn gather(
     inputs
 }
 
-/// A node's settings, and where its input and output files are.
-type Described = (InputManifest, Option<FileSource>, Option<FileSource>, Option<String>);
+/// Where a node's input and output files are.
+type Sources = (Option<FileSource>, Option<FileSource>);
+
+/// A node's own inputs, and where its files are (when it has any).
+type Described = (NodeInputs, Option<Box<Sources>>);
+
+thread_local! {
+    /// The settings being described, reused: a node keeps only their encoding.
+    static SETTINGS: std::cell::RefCell<SortedMap> = std::cell::RefCell::new(SortedMap::with_capacity(16));
+}
 
 fn describe(
     model: &Model,
@@ -213,10 +238,23 @@ fn describe(
     bases: &BaseImages,
     no_files: &Arc<SortedMap>,
 ) -> Described {
+    SETTINGS
+        .with_borrow_mut(|s| describe_into(s, model, node, definition, builder, upstreams, bases, no_files))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn describe_into(
+    s: &mut SortedMap,
+    model: &Model,
+    node: &Node,
+    definition: Option<Definition<'_>>,
+    builder: Text,
+    upstreams: &Upstreams,
+    bases: &BaseImages,
+    no_files: &Arc<SortedMap>,
+) -> Described {
     let mut labels = BTreeMap::new();
     let mut error = None;
-    // Room for the usual settings, so the map is not grown on the way.
-    let mut s = SortedMap::with_capacity(6);
     s.insert("kind", node.kind.as_str());
     if let Some(p) = &node.platform {
         s.insert("platform", p.to_string());
@@ -322,20 +360,11 @@ fn describe(
             s.insert(format!("base.{reference}"), digest.clone());
         }
     }
-    (
-        InputManifest {
-            settings: Arc::new({
-                s.shrink_to_fit();
-                s
-            }),
-            files: Arc::clone(no_files),
-            deps: SortedMap::new(),
-            labels,
-        },
-        input_source,
-        output_source,
-        error,
-    )
+    let sources =
+        (input_source.is_some() || output_source.is_some()).then(|| Box::new((input_source, output_source)));
+    let settings = EncodedSettings::new(s);
+    s.clear();
+    (NodeInputs { settings, files: Arc::clone(no_files), labels, outputs_now: None, error }, sources)
 }
 
 /// A list as one unambiguous string (JSON), so `["a b"]` and `["a", "b"]` differ.

@@ -210,8 +210,8 @@ impl Plan {
 
     /// The own inputs of `node` (settings and files), without its dependencies, which
     /// [`Plan::manifest`] adds.
-    pub fn inputs(&self, node: NodeIndex) -> &InputManifest {
-        self.inputs.get(node.index()).map_or(&*EMPTY, |i| &i.manifest)
+    pub fn inputs(&self, node: NodeIndex) -> &NodeInputs {
+        self.inputs.get(node.index()).unwrap_or(&*EMPTY)
     }
 
     /// The inputs `step` was planned with, its dependencies' included (those still to be
@@ -275,10 +275,10 @@ impl PlanOptions {
 
 /// `inputs` with these dependencies (id → value) as its own.
 pub(crate) fn with_deps<'a>(
-    inputs: &InputManifest,
+    inputs: &NodeInputs,
     deps: impl Iterator<Item = (&'a str, DepValue<'a>)>,
 ) -> InputManifest {
-    let mut manifest = inputs.clone();
+    let mut manifest = inputs.manifest();
     manifest.deps = deps.map(|(id, value)| (id.to_owned(), value.to_string())).collect();
     manifest
 }
@@ -288,7 +288,7 @@ pub(crate) fn dep_value<'a>(step: &'a Step, record: Option<&'a Record>) -> DepVa
     match (step.action, &step.cached_output, record) {
         (Action::Skip, Some(output), _) => DepValue::Output(output),
         (Action::Skip, None, Some(record)) => DepValue::Output(&record.output),
-        _ => DepValue::Pending(&step.key),
+        _ => DepValue::Pending(step.key),
     }
 }
 
@@ -354,7 +354,7 @@ pub fn plan(graph: &Graph, inputs: &Inputs, state: &Snapshot, options: &PlanOpti
 }
 
 /// The inputs of a node that has none.
-static EMPTY: LazyLock<InputManifest> = LazyLock::new(InputManifest::default);
+static EMPTY: LazyLock<NodeInputs> = LazyLock::new(NodeInputs::default);
 
 /// Plans one node, whose dependencies' steps are in `done`.
 fn step(
@@ -368,7 +368,7 @@ fn step(
 ) -> Step {
     let node = graph.node(index);
     let own = inputs.get(index);
-    let inputs = own.map_or(&*EMPTY, |i| &i.manifest);
+    let inputs = own.unwrap_or(&*EMPTY);
     // The key straight from the dependencies' steps, which are in id order, as the key's
     // encoding wants them: the map of them is made only to name a change.
     let deps = || {

@@ -74,6 +74,11 @@ impl SortedMap {
     pub fn shrink_to_fit(&mut self) {
         self.0.shrink_to_fit();
     }
+
+    /// Removes every entry, keeping the room (a map reused to build many).
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
 }
 
 impl FromIterator<(String, String)> for SortedMap {

@@ -378,6 +378,8 @@ impl State {
         let sql = |source| StateError::Sqlite { path: path.clone(), source };
         let now = now_secs();
         let duration_ms = i64::try_from(result.duration.as_millis()).unwrap_or(i64::MAX);
+        let key = result.key.map(Key::hex);
+        let key = key.as_ref().map(|k| k.as_str());
         let tx = self.conn.transaction().map_err(sql)?;
         tx.execute(
             "INSERT OR REPLACE INTO run_nodes (run_id, node, result, reasons, key, output, message, duration_ms, finished_at)
@@ -387,7 +389,7 @@ impl State {
                 result.node,
                 result.result,
                 result.reasons.to_string(),
-                result.key.map(Key::as_str),
+                key,
                 result.output,
                 result.message,
                 duration_ms,
@@ -403,7 +405,7 @@ impl State {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     params![
                         result.node,
-                        result.key.map(Key::as_str).unwrap_or_default(),
+                        key.unwrap_or_default(),
                         manifest,
                         result.output.unwrap_or_default(),
                         now,
@@ -422,7 +424,7 @@ impl State {
                     "INSERT OR REPLACE INTO failures (id, key, run_id, at, message) VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![
                         result.node,
-                        result.key.map(Key::as_str).unwrap_or_default(),
+                        key.unwrap_or_default(),
                         run_id,
                         now,
                         result.message.unwrap_or_default()

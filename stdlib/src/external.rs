@@ -124,7 +124,7 @@ fn run_kubernetes(
     let context_files = crate::oci::context_files(&request.context, dockerfile)?;
     write_context_tar(&request.context, &context_files, &files.context)
         .map_err(|e| format!("cannot pack the build context: {e}"))?;
-    let name = engines::job_name(job.node.id.as_str(), job.key.as_str());
+    let name = engines::job_name(job.node.id.as_str(), &job.key.hex());
     let manifest = engines::kubernetes_job(namespace, &name, request, dockerfile);
     std::fs::write(&files.job, serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?)
         .map_err(|e| format!("cannot write `{}`: {e}", files.job.display()))?;

@@ -58,10 +58,7 @@ impl Vars {
                 ("target", node.target.clone().unwrap_or_default()),
                 ("ref", reference),
                 ("commit", commit.unwrap_or_default().to_owned()),
-                (
-                    "key",
-                    key.map(|k| k.as_str().get(..12).unwrap_or(k.as_str()).to_owned()).unwrap_or_default(),
-                ),
+                ("key", key.map(|k| k.short().to_string()).unwrap_or_default()),
                 ("tag", node.tag.clone().unwrap_or_default()),
             ],
         }
@@ -86,7 +83,7 @@ pub(crate) fn repository(model: &Model, node: &Node) -> String {
 /// The tag every pushed build and index carries, derived from its key (the registry is the
 /// shared cache: a node built anywhere is found by its key).
 pub(crate) fn key_tag(key: &Key) -> String {
-    format!("hephy-{}", &key.as_str()[..32.min(key.as_str().len())])
+    format!("hephy-{}", &key.hex()[..32])
 }
 
 /// The name of a build in hephy's local storage.

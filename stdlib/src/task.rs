@@ -24,7 +24,7 @@ pub(crate) fn run(model: &Model, task: &Task, job: &Job<'_>, exclusions: &Exclus
         .envs(&task.env)
         .env("HEPHY_NODE", job.node.id.as_str())
         .env("HEPHY_RUN", job.run_id.to_string())
-        .env("HEPHY_KEY", job.key.as_str());
+        .env("HEPHY_KEY", job.key.hex().as_str());
     if let Some(platform) = &job.node.platform {
         command.env("HEPHY_PLATFORM", platform.to_string());
     }
