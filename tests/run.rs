@@ -73,6 +73,31 @@ fn second_run_builds_nothing() {
     assert!(plan(&repo)["nodes"].as_array().unwrap().iter().all(|n| n["action"] == "skip"));
 }
 
+/// A node recorded under another key (as by an older key encoding) whose inputs are the same
+/// today stays fresh; the run gives it today's key.
+#[test]
+fn a_node_recorded_under_another_key_with_the_same_inputs_stays_fresh() {
+    let repo = pipeline();
+    assert_eq!(repo.run(&["run"]).code, 0);
+    let db = rusqlite::Connection::open(repo.path().join(".hephy/state.db")).unwrap();
+    let keys = |db: &rusqlite::Connection| -> BTreeMap<String, String> {
+        let mut stmt = db.prepare("SELECT id, key FROM nodes").unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+    };
+    let today = keys(&db);
+    db.execute("UPDATE nodes SET key = ?1", [&"0".repeat(64)]).unwrap();
+    let planned = plan(&repo);
+    assert!(planned["nodes"].as_array().unwrap().iter().all(|n| n["action"] == "skip"), "{planned}");
+    let run = repo.run(&["run", "--format", "json"]);
+    assert_eq!(run.results(), map(&[("gen", "fresh"), ("other", "fresh"), ("use", "fresh")]));
+    assert_eq!(keys(&db), today);
+    // A changed input is still a change: only the nodes whose inputs are the same were rekeyed.
+    db.execute("UPDATE nodes SET key = ?1", [&"0".repeat(64)]).unwrap();
+    repo.write("other.txt", "y\n");
+    let run = repo.run(&["run", "--format", "json"]);
+    assert_eq!(run.results(), map(&[("gen", "fresh"), ("other", "built"), ("use", "fresh")]));
+}
+
 #[test]
 fn only_the_changed_node_and_its_dependents_rebuild_and_explain_names_the_file() {
     let repo = pipeline();

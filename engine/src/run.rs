@@ -261,7 +261,9 @@ pub fn run(
     let mut launched: HashMap<NodeIndex, InputManifest> = HashMap::new();
     reporter.event(&Event::Started { run_id, to_build: plan.builds(), total: plan.steps.len() });
 
-    // Fresh nodes are done before anything runs.
+    // Fresh nodes are done before anything runs. Those recorded under another key whose
+    // inputs are the same today (an older key encoding) are given today's key.
+    let mut rekeyed: Vec<(&str, Key)> = Vec::new();
     for step in &plan.steps {
         let node = graph.node(step.node);
         if let (Action::Skip, Some(output)) = (step.action, &step.cached_output) {
@@ -285,7 +287,14 @@ pub fn run(
             summary.results.insert(node.id.to_string(), "cached".to_owned());
             reporter.event(&Event::NodeSkipped { node: node.id.to_string(), reason: SkipReason::Cached });
         } else if step.action == Action::Skip {
-            let output = snapshot.records.get(node.id.as_str()).map(|r| r.output.clone()).unwrap_or_default();
+            let record = snapshot.records.get(node.id.as_str());
+            if let Some(record) = record
+                && record.key != step.key
+                && record.manifest().is_some_and(|m| m.key() == step.key)
+            {
+                rekeyed.push((node.id.as_str(), step.key));
+            }
+            let output = record.map(|r| r.output.clone()).unwrap_or_default();
             status.insert(step.node, Status::Done(output));
             summary.fresh += 1;
             summary.results.insert(node.id.to_string(), "fresh".to_owned());
@@ -294,6 +303,7 @@ pub fn run(
             status.insert(step.node, Status::Waiting);
         }
     }
+    state.rekey(&rekeyed)?;
 
     // A ready set in plan order.
     let position: HashMap<NodeIndex, usize> =

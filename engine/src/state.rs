@@ -356,6 +356,25 @@ impl State {
         let _ = self.conn.busy_timeout(Duration::from_secs(10));
     }
 
+    /// Gives fresh nodes the key their unchanged inputs have now, in one transaction: a node
+    /// recorded under an older key encoding stays fresh (its recorded manifest is what it is
+    /// today), and from here on its plan takes the fast path (keys equal) again.
+    pub fn rekey(&mut self, keys: &[(&str, Key)]) -> Result<(), StateError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let sql = |source| StateError::Sqlite { path: path.clone(), source };
+        let tx = self.conn.transaction().map_err(sql)?;
+        {
+            let mut stmt = tx.prepare("UPDATE nodes SET key = ?2 WHERE id = ?1").map_err(sql)?;
+            for (id, key) in keys {
+                stmt.execute(params![id, key.hex().as_str()]).map_err(sql)?;
+            }
+        }
+        tx.commit().map_err(sql)
+    }
+
     /// Starts a run; returns its id. The caller holds the run lock, so a run still marked
     /// `running` was killed: it is marked `killed`.
     pub fn begin_run(&mut self, command: &str) -> Result<i64, StateError> {
