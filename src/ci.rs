@@ -86,7 +86,7 @@ fn jobs(session: &Session, system: System) -> Vec<Job> {
             .map(|d| session.graph.node(d).id.to_string())
             .collect();
         let runner = executors
-            .get(node.executor.as_str())
+            .get(&*node.executor)
             .map(|e| match system {
                 System::Gitlab => e.gitlab_tags.clone(),
                 System::Github => e.runs_on.clone(),

@@ -502,7 +502,7 @@ fn memo<'s>(session: &'s Session, paths: &[&String]) -> Option<Memo<'s>> {
             files.push(i);
         }
         let deps = graph.deps(step.node).iter().map(|d| position[d.index()]).collect();
-        nodes.push((node.id.as_str(), node.kind.as_str(), node.executor.as_str(), deps, files));
+        nodes.push((node.id.as_str(), node.kind.as_str(), &*node.executor, deps, files));
     }
     let outputs = session.watched.outputs.iter().map(|p| at(p)).collect::<Option<Vec<usize>>>()?;
     let read = session

@@ -89,7 +89,7 @@ pub(crate) fn json(graph: &Graph) -> String {
             let node = graph.node(n);
             JsonNode {
                 id: node.id.as_str(),
-                name: &node.name,
+                name: node.name(),
                 kind: node.kind,
                 platform: node.platform.as_ref().map(ToString::to_string),
                 target: node.target.as_deref(),

@@ -41,7 +41,7 @@ pub(crate) fn json(session: &Session) -> String {
             let node = graph.node(step.node);
             JsonNode {
                 id: node.id.as_str(),
-                name: &node.name,
+                name: node.name(),
                 kind: node.kind,
                 platform: node.platform.as_ref().map(ToString::to_string),
                 target: node.target.as_deref(),
@@ -82,7 +82,7 @@ pub(crate) fn text(session: &Session, style: Style) -> String {
                 Cow::Borrowed(action_name(step.action)),
                 Cow::Borrowed(node.id.as_str()),
                 Cow::Borrowed(node.kind.as_str()),
-                Cow::Borrowed(node.executor.as_str()),
+                Cow::Borrowed(&*node.executor),
                 Cow::Owned(needs),
                 Cow::Owned(why),
             ]

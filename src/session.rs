@@ -287,7 +287,7 @@ fn resolve(model: &Model, graph: &Graph, selection: &Selection) -> Result<PlanOp
 pub(crate) fn nodes_named(model: &Model, graph: &Graph, name: &str) -> Result<Vec<NodeIndex>, Failure> {
     // An image or task name means all its nodes (`curl` is also the id of curl's manifest).
     if model.definition(name).is_some() {
-        return Ok(graph.order().iter().copied().filter(|&n| graph.node(n).name == name).collect());
+        return Ok(graph.order().iter().copied().filter(|&n| graph.node(n).name() == name).collect());
     }
     node_with_id(graph, name).map(|index| vec![index])
 }

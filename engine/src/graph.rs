@@ -4,9 +4,9 @@
 //! builds, manifests and tags, the platform-matched edges between them, and the deterministic
 //! topological order. It never fails: every error it could meet was reported by the analyzer.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use hephy_dsl::{Definition, DependencyKind, Model, Platform};
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -76,8 +76,8 @@ impl fmt::Display for NodeKind {
 pub struct Node {
     /// Its identity.
     pub id: NodeId,
-    /// The image or task it comes from.
-    pub name: String,
+    /// The length of the name of the image or task it comes from, which starts its id.
+    name_len: u32,
     /// What it does.
     pub kind: NodeKind,
     /// The platform it builds for; `None` for manifests, tags and platform-free tasks.
@@ -86,13 +86,62 @@ pub struct Node {
     pub target: Option<String>,
     /// The extra tag, for tag nodes.
     pub tag: Option<String>,
-    /// The executor it runs on (`local` when the graph declares none for it).
-    pub executor: String,
+    /// The executor it runs on (`local` when the graph declares none for it); shared by the
+    /// nodes that run there.
+    pub executor: Arc<str>,
     /// Build args that receive the image reference of another node (`from NAME arg=ARG`).
     pub inject: BTreeMap<String, NodeId>,
     /// Build args that receive the repository part of that reference (`registry-arg=`), keyed
     /// by the `arg` they pair with.
     pub inject_registry: BTreeMap<String, String>,
+}
+
+impl Node {
+    /// A node of the image or task `name`, with the id the graph gives it: `name@platform` (an
+    /// image build, or a task run per platform), `name.target@platform` (a build of one target),
+    /// `name[.target]` (a manifest, or a platform-free task), `name[.target]:tag` (a tag).
+    pub fn new(
+        name: &str,
+        kind: NodeKind,
+        platform: Option<Platform>,
+        target: Option<String>,
+        tag: Option<String>,
+        executor: Arc<str>,
+    ) -> Node {
+        let mut id = String::with_capacity(name.len() + 24);
+        id.push_str(name);
+        if let Some(target) = &target {
+            id.push('.');
+            id.push_str(target);
+        }
+        match (kind, &platform, &tag) {
+            (NodeKind::Tag, _, Some(tag)) => {
+                id.push(':');
+                id.push_str(tag);
+            }
+            (NodeKind::Image | NodeKind::Task, Some(platform), _) => {
+                use fmt::Write;
+                let _ = write!(id, "@{platform}");
+            }
+            _ => {}
+        }
+        Node {
+            id: NodeId(id),
+            name_len: name.len() as u32,
+            kind,
+            platform,
+            target,
+            tag,
+            executor,
+            inject: BTreeMap::new(),
+            inject_registry: BTreeMap::new(),
+        }
+    }
+
+    /// The image or task it comes from.
+    pub fn name(&self) -> &str {
+        self.id.0.get(..self.name_len as usize).unwrap_or_default()
+    }
 }
 
 /// The name of the executor that exists when none is declared, and that runs platform-free nodes.
@@ -210,7 +259,8 @@ pub fn compile(model: &Model) -> Graph {
         runs: Vec::new(),
         manifests: Vec::new(),
         edges: Vec::new(),
-        local: LOCAL_EXECUTOR.to_owned(),
+        executors: model.executors.iter().map(|e| (&e.platform, Arc::from(e.name.value.as_str()))).collect(),
+        local: Arc::from(LOCAL_EXECUTOR),
     };
     b.add_nodes();
     b.add_edges();
@@ -270,7 +320,10 @@ struct Builder<'m> {
     manifests: Vec<NodeIndex>,
     /// (dependency, dependent) pairs, possibly repeated.
     edges: Vec<(u32, u32)>,
-    local: String,
+    /// The declared executors' platforms and names, and `local`: each name made once, shared
+    /// by its nodes.
+    executors: Vec<(&'m Platform, Arc<str>)>,
+    local: Arc<str>,
 }
 
 /// A build arg that receives another node's reference: (node, arg, the other node, its
@@ -291,10 +344,9 @@ fn edge(from: NodeIndex, to: NodeIndex) -> (u32, u32) {
 }
 
 impl<'m> Builder<'m> {
-    fn executor_for(&self, platform: Option<&Platform>) -> String {
-        platform
-            .and_then(|p| self.model.executors.iter().find(|e| e.platform == *p))
-            .map_or_else(|| self.local.clone(), |e| e.name.value.clone())
+    fn executor_for(&self, platform: Option<&Platform>) -> Arc<str> {
+        let declared = platform.and_then(|p| self.executors.iter().find(|(e, _)| *e == p));
+        Arc::clone(declared.map_or(&self.local, |(_, name)| name))
     }
 
     fn add(&mut self, node: Node) -> NodeIndex {
@@ -303,89 +355,56 @@ impl<'m> Builder<'m> {
     }
 
     fn add_nodes(&mut self) {
-        for (position, image) in self.model.images.iter().enumerate() {
+        let model = self.model;
+        for (position, image) in model.images.iter().enumerate() {
             self.current = position as u32;
             let (runs, manifests) = (self.runs.len(), self.manifests.len());
             let targets: Vec<Option<&String>> =
                 if image.targets.is_empty() { vec![None] } else { image.targets.iter().map(Some).collect() };
+            let name = image.name.value.as_str();
             for target in targets {
-                let base = match target {
-                    Some(t) => format!("{}.{t}", image.name.value),
-                    None => image.name.value.clone(),
-                };
-                let mut builds = Vec::new();
+                let builds = self.runs.len();
                 for platform in &image.platforms {
-                    let node = self.add(Node {
-                        id: NodeId(format!("{base}@{platform}")),
-                        name: image.name.value.clone(),
-                        kind: NodeKind::Image,
-                        platform: Some(platform.clone()),
-                        target: target.cloned(),
-                        tag: None,
-                        executor: self.executor_for(Some(platform)),
-                        inject: BTreeMap::new(),
-                        inject_registry: BTreeMap::new(),
-                    });
-                    builds.push(node);
+                    let executor = self.executor_for(Some(platform));
+                    let node = Node::new(
+                        name,
+                        NodeKind::Image,
+                        Some(platform.clone()),
+                        target.cloned(),
+                        None,
+                        executor,
+                    );
+                    let node = self.add(node);
                     self.runs.push((Some(platform), target, node));
                 }
-                let manifest = self.add(Node {
-                    id: NodeId(base.clone()),
-                    name: image.name.value.clone(),
-                    kind: NodeKind::Manifest,
-                    platform: None,
-                    target: target.cloned(),
-                    tag: None,
-                    executor: self.local.clone(),
-                    inject: BTreeMap::new(),
-                    inject_registry: BTreeMap::new(),
-                });
-                for build in builds {
-                    self.edges.push(edge(build, manifest));
+                let local = Arc::clone(&self.local);
+                let manifest =
+                    self.add(Node::new(name, NodeKind::Manifest, None, target.cloned(), None, local));
+                for b in builds..self.runs.len() {
+                    self.edges.push(edge(self.runs[b].2, manifest));
                 }
                 self.manifests.push(manifest);
                 for tag in &image.tags {
-                    let node = self.add(Node {
-                        id: NodeId(format!("{base}:{tag}")),
-                        name: image.name.value.clone(),
-                        kind: NodeKind::Tag,
-                        platform: None,
-                        target: target.cloned(),
-                        tag: Some(tag.clone()),
-                        executor: self.local.clone(),
-                        inject: BTreeMap::new(),
-                        inject_registry: BTreeMap::new(),
-                    });
+                    let local = Arc::clone(&self.local);
+                    let node =
+                        Node::new(name, NodeKind::Tag, None, target.cloned(), Some(tag.clone()), local);
+                    let node = self.add(node);
                     self.edges.push(edge(manifest, node));
                 }
             }
             self.by_def
                 .push(Parts { runs: runs..self.runs.len(), manifests: manifests..self.manifests.len() });
         }
-        for (position, task) in self.model.tasks.iter().enumerate() {
-            self.current = (self.model.images.len() + position) as u32;
+        for (position, task) in model.tasks.iter().enumerate() {
+            self.current = (model.images.len() + position) as u32;
             let (runs, manifests) = (self.runs.len(), self.manifests.len());
-            let platforms: Vec<Option<&Platform>> = if task.platforms.is_empty() {
-                vec![None]
-            } else {
-                task.platforms.iter().map(Some).collect()
-            };
-            for platform in platforms {
-                let id = match platform {
-                    Some(p) => format!("{}@{p}", task.name.value),
-                    None => task.name.value.clone(),
-                };
-                let node = self.add(Node {
-                    id: NodeId(id),
-                    name: task.name.value.clone(),
-                    kind: NodeKind::Task,
-                    platform: platform.cloned(),
-                    target: None,
-                    tag: None,
-                    executor: self.executor_for(platform),
-                    inject: BTreeMap::new(),
-                    inject_registry: BTreeMap::new(),
-                });
+            let name = task.name.value.as_str();
+            let platforms = task.platforms.iter().map(Some);
+            // A task with no platforms runs once, on none.
+            let none = task.platforms.is_empty().then_some(None);
+            for platform in none.into_iter().chain(platforms) {
+                let executor = self.executor_for(platform);
+                let node = self.add(Node::new(name, NodeKind::Task, platform.cloned(), None, None, executor));
                 self.runs.push((platform, None, node));
             }
             self.by_def
@@ -483,19 +502,136 @@ fn topological_order(
     rank: &[u32],
 ) -> Vec<NodeIndex> {
     let mut indegree: Vec<u32> = (0..nodes).map(|n| deps.of(NodeIndex::new(n)).len() as u32).collect();
-    let mut ready: BinaryHeap<Reverse<u32>> =
-        (0..nodes).filter(|&n| indegree[n] == 0).map(|n| Reverse(rank[n])).collect();
+    let mut ready = RankSet::new(nodes);
+    for n in (0..nodes).filter(|&n| indegree[n] == 0) {
+        ready.insert(rank[n]);
+    }
     let mut order = Vec::with_capacity(nodes);
-    while let Some(Reverse(r)) = ready.pop() {
+    while let Some(r) = ready.pop_min() {
         let node = by_id[r as usize];
         order.push(node);
         for next in dependents.of(node) {
             let i = next.index();
             indegree[i] -= 1;
             if indegree[i] == 0 {
-                ready.push(Reverse(rank[i]));
+                ready.insert(rank[i]);
             }
         }
     }
     order
+}
+
+/// A set of ranks below a fixed bound, popped smallest first: a bit per rank, and above them
+/// summaries (a bit per non-empty word of the level below) up to a single word. Inserting and
+/// popping each touch one word per level (four for a million ranks), where a binary heap of a
+/// million entries sifts through twenty.
+struct RankSet {
+    /// `levels[0]` holds a bit per rank; each next level a bit per word of the one before.
+    levels: Vec<Vec<u64>>,
+}
+
+impl RankSet {
+    fn new(bound: usize) -> RankSet {
+        let mut levels = Vec::new();
+        let mut bits = bound.max(1);
+        loop {
+            let words = bits.div_ceil(64);
+            levels.push(vec![0u64; words]);
+            if words == 1 {
+                break;
+            }
+            bits = words;
+        }
+        RankSet { levels }
+    }
+
+    fn insert(&mut self, rank: u32) {
+        let mut at = rank as usize;
+        for level in &mut self.levels {
+            let was = level[at / 64];
+            level[at / 64] = was | (1 << (at % 64));
+            if was != 0 {
+                // The levels above already know this word is not empty.
+                return;
+            }
+            at /= 64;
+        }
+    }
+
+    fn pop_min(&mut self) -> Option<u32> {
+        // Down from the top, the first set bit of each level names the word to look in below.
+        let mut at = 0usize;
+        for level in self.levels.iter().rev() {
+            let word = level[at];
+            if word == 0 {
+                return None;
+            }
+            at = at * 64 + word.trailing_zeros() as usize;
+        }
+        // Clear it, and each summary bit whose word it emptied.
+        let rank = at;
+        for level in &mut self.levels {
+            level[at / 64] &= !(1 << (at % 64));
+            if level[at / 64] != 0 {
+                break;
+            }
+            at /= 64;
+        }
+        Some(rank as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ranks come out smallest first, as from a binary heap, whatever order they went in.
+    #[test]
+    fn rank_set_pops_in_order() {
+        for bound in [1usize, 63, 64, 65, 4096, 4097, 300_000] {
+            let mut set = RankSet::new(bound);
+            // The model: a sorted set.
+            let mut model = std::collections::BTreeSet::new();
+            let mut x = 12345u64;
+            for step in 0..(bound * 2).min(40_000) {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let rank = ((x >> 33) % bound as u64) as u32;
+                // Ranks not already in go in (Kahn inserts each once); now and then, one comes out.
+                if step % 3 != 2 && model.insert(rank) {
+                    set.insert(rank);
+                } else {
+                    assert_eq!(set.pop_min(), model.pop_first(), "bound {bound}");
+                }
+            }
+            while let Some(r) = set.pop_min() {
+                assert_eq!(Some(r), model.pop_first());
+            }
+            assert!(model.is_empty());
+        }
+    }
+
+    /// Every kind of node is named as the graph names it, and its name starts its id.
+    #[test]
+    fn node_ids() {
+        let arm: Platform = "linux/arm64".parse().expect("a platform");
+        let local: Arc<str> = Arc::from(LOCAL_EXECUTOR);
+        let node = |kind, platform: Option<&Platform>, target: Option<&str>, tag: Option<&str>| {
+            let (target, tag) = (target.map(str::to_owned), tag.map(str::to_owned));
+            Node::new("kaniko", kind, platform.cloned(), target, tag, Arc::clone(&local))
+        };
+        let cases = [
+            (node(NodeKind::Image, Some(&arm), None, None), "kaniko@linux/arm64"),
+            (node(NodeKind::Image, Some(&arm), Some("debug"), None), "kaniko.debug@linux/arm64"),
+            (node(NodeKind::Manifest, None, Some("debug"), None), "kaniko.debug"),
+            (node(NodeKind::Manifest, None, None, None), "kaniko"),
+            (node(NodeKind::Tag, None, None, Some("latest")), "kaniko:latest"),
+            (node(NodeKind::Tag, None, Some("debug"), Some("v1")), "kaniko.debug:v1"),
+            (node(NodeKind::Task, Some(&arm), None, None), "kaniko@linux/arm64"),
+            (node(NodeKind::Task, None, None, None), "kaniko"),
+        ];
+        for (node, id) in cases {
+            assert_eq!(node.id.as_str(), id);
+            assert_eq!(node.name(), "kaniko");
+        }
+    }
 }

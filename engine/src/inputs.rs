@@ -354,7 +354,7 @@ fn describe_into(
         }
     }
     if node.kind == NodeKind::Image
-        && let Some(refs) = bases.get(&node.name)
+        && let Some(refs) = bases.get(node.name())
     {
         for (reference, digest) in refs {
             s.insert(format!("base.{reference}"), digest.clone());

@@ -46,6 +46,10 @@ pub struct InputManifest {
 pub struct Key([u8; 32]);
 
 impl Key {
+    /// The zero key: what a damaged stored key reads as, and a placeholder. No computed key
+    /// equals it.
+    pub(crate) const ZERO: Key = Key([0; 32]);
+
     /// The key as hex.
     pub fn hex(&self) -> ArrayString<64> {
         blake3::Hash::from_bytes(self.0).to_hex()
@@ -60,7 +64,7 @@ impl Key {
 
     /// Reads a stored key.
     pub fn from_hex(hex: &str) -> Key {
-        blake3::Hash::from_hex(hex).map_or(Key([0; 32]), |hash| Key(*hash.as_bytes()))
+        blake3::Hash::from_hex(hex).map_or(Key::ZERO, |hash| Key(*hash.as_bytes()))
     }
 }
 
@@ -419,7 +423,7 @@ mod tests {
         assert_eq!(serde_json::from_str::<Key>(&json).expect("decodes"), key);
         // Too long to be a key: it reads as the zero key, which no computed key equals.
         let damaged = Key::from_hex(&format!("{key}0"));
-        assert_eq!(damaged, Key([0; 32]));
+        assert_eq!(damaged, Key::ZERO);
         assert_ne!(damaged, key);
     }
 

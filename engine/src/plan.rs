@@ -336,20 +336,27 @@ pub fn plan(graph: &Graph, inputs: &Inputs, state: &Snapshot, options: &PlanOpti
     for (at, index) in graph.order().iter().enumerate() {
         position[index.index()] = at;
     }
-    let mut steps: Vec<Option<Step>> = Vec::with_capacity(graph.len());
-    steps.resize_with(graph.len(), || None);
+    // Every node is in the order, so every placeholder is replaced, level by level.
+    let placeholder = Step {
+        node: NodeIndex::end(),
+        action: Action::Skip,
+        reasons: Vec::new(),
+        key: Key::ZERO,
+        cached_output: None,
+    };
+    let mut steps: Vec<Step> = vec![placeholder; graph.len()];
+    let mut planned: Vec<Step> = Vec::new();
     for nodes in levels {
-        let planned: Vec<Step> = nodes
+        // Into one buffer, reused from level to level.
+        nodes
             .par_iter()
             .map(|&index| step(graph, inputs, state, options, index, &steps, &position))
-            .collect();
-        for step in planned {
+            .collect_into_vec(&mut planned);
+        for step in planned.drain(..) {
             let at = position[step.node.index()];
-            steps[at] = Some(step);
+            steps[at] = step;
         }
     }
-    // Every node is in the order, so every place is filled (and this reuses the allocation).
-    let steps: Vec<Step> = steps.into_iter().flatten().collect();
     Plan { steps, position, inputs: inputs.shared() }
 }
 
@@ -363,7 +370,7 @@ fn step(
     state: &Snapshot,
     options: &PlanOptions,
     index: NodeIndex,
-    done: &[Option<Step>],
+    done: &[Step],
     position: &[usize],
 ) -> Step {
     let node = graph.node(index);
@@ -374,7 +381,7 @@ fn step(
     let deps = || {
         graph.deps(index).iter().map(|&dep| {
             let id = graph.node(dep).id.as_str();
-            let value = match done.get(position[dep.index()]).and_then(Option::as_ref) {
+            let value = match done.get(position[dep.index()]).filter(|s| s.node == dep) {
                 Some(dep_step) => dep_value(dep_step, state.records.get(id)),
                 None => DepValue::Output(""),
             };

@@ -71,16 +71,11 @@ fn check_references(model: &Model, image: &Image) -> Vec<Problem> {
         if image.targets.is_empty() { vec![None] } else { image.targets.iter().map(Some).collect() };
     let mut problems = Vec::new();
     for target in targets {
-        let node = |tag: Option<&String>| hephy_engine::Node {
-            id: hephy_engine::NodeId::new(image.name.value.as_str()),
-            name: image.name.value.clone(),
-            kind: if tag.is_some() { hephy_engine::NodeKind::Tag } else { hephy_engine::NodeKind::Manifest },
-            platform: None,
-            target: target.cloned(),
-            tag: tag.cloned(),
-            executor: hephy_engine::LOCAL_EXECUTOR.to_owned(),
-            inject: std::collections::BTreeMap::new(),
-            inject_registry: std::collections::BTreeMap::new(),
+        let node = |tag: Option<&String>| {
+            let kind =
+                if tag.is_some() { hephy_engine::NodeKind::Tag } else { hephy_engine::NodeKind::Manifest };
+            let local = hephy_engine::LOCAL_EXECUTOR.into();
+            hephy_engine::Node::new(&image.name.value, kind, None, target.cloned(), tag.cloned(), local)
         };
         let manifest = node(None);
         let repository = crate::reference::repository(model, &manifest);

@@ -129,7 +129,7 @@ impl Stdlib<'_> {
         self.model
             .executors
             .iter()
-            .find(|e| e.name.value == node.executor)
+            .find(|e| *e.name.value == *node.executor)
             .filter(|e| e.ssh.is_some() || e.buildkit.is_some() || e.kubernetes.is_some())
     }
 
@@ -142,7 +142,7 @@ impl Stdlib<'_> {
 
 impl Work for Stdlib<'_> {
     fn execute(&self, job: &Job<'_>) -> Outcome {
-        let timeout = match self.model.definition(&job.node.name) {
+        let timeout = match self.model.definition(job.node.name()) {
             Some(Definition::Image(image)) => image.timeout,
             Some(Definition::Task(task)) => task.timeout,
             None => None,
@@ -153,7 +153,7 @@ impl Work for Stdlib<'_> {
 
 impl Stdlib<'_> {
     fn work(&self, job: &Job<'_>) -> Outcome {
-        match (job.node.kind, self.model.definition(&job.node.name)) {
+        match (job.node.kind, self.model.definition(job.node.name())) {
             (NodeKind::Task, Some(Definition::Task(task))) => {
                 task::run(self.model, task, job, &self.exclusions)
             }
@@ -197,7 +197,7 @@ impl Stdlib<'_> {
             (NodeKind::Tag, Some(Definition::Image(image))) if !self.native(image) => buildah::local_tag(job),
             (NodeKind::Manifest, Some(Definition::Image(_))) => self.oci.index(self.model, job),
             (NodeKind::Tag, Some(Definition::Image(_))) => self.oci.tag(self.model, job),
-            _ => Outcome::Failed { message: format!("`{}` is not in the graph", job.node.name) },
+            _ => Outcome::Failed { message: format!("`{}` is not in the graph", job.node.name()) },
         }
     }
 }
@@ -207,7 +207,7 @@ impl Stdlib<'_> {
 pub fn builder_identity(model: &Model, node: &Node) -> Cow<'static, str> {
     match node.kind {
         NodeKind::Task => "process/1".into(),
-        NodeKind::Image => match model.definition(&node.name) {
+        NodeKind::Image => match model.definition(node.name()) {
             Some(Definition::Image(image)) if image.builder == "oci" => oci::IDENTITY.into(),
             Some(Definition::Image(image)) if image.builder != "buildah" => {
                 format!("{}/1", image.builder).into()

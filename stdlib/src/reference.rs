@@ -6,8 +6,8 @@ use hephy_engine::{Key, Node};
 /// The image's name in templates: `name`, or `name-target` for one target of several.
 fn base_name(node: &Node) -> String {
     match &node.target {
-        Some(target) => format!("{}-{target}", node.name),
-        None => node.name.clone(),
+        Some(target) => format!("{}-{target}", node.name()),
+        None => node.name().to_owned(),
     }
 }
 
@@ -41,7 +41,7 @@ impl Vars {
             };
             (arch, p.to_string().replace('/', "-"))
         });
-        let reference = match model.definition(&node.name) {
+        let reference = match model.definition(node.name()) {
             Some(hephy_dsl::Definition::Image(image)) => match &image.source {
                 hephy_dsl::ImageSource::Git { reference, .. } => reference.clone(),
                 hephy_dsl::ImageSource::Context { .. } => String::new(),
@@ -89,8 +89,8 @@ pub(crate) fn key_tag(key: &Key) -> String {
 /// The name of a build in hephy's local storage.
 pub(crate) fn local(node: &Node, key: &Key) -> String {
     let name = match &node.target {
-        Some(target) => format!("{}-{target}", node.name),
-        None => node.name.clone(),
+        Some(target) => format!("{}-{target}", node.name()),
+        None => node.name().to_owned(),
     };
     format!("localhost/hephy/{}:{}", name.to_ascii_lowercase(), key_tag(key))
 }
@@ -100,7 +100,7 @@ pub(crate) fn local(node: &Node, key: &Key) -> String {
 /// builder looks there first) or by image id in buildah's storage.
 pub(crate) fn pinned(model: &Model, dep: &Node, output: &str) -> String {
     let built_in =
-        matches!(model.definition(&dep.name), Some(hephy_dsl::Definition::Image(i)) if i.builder == "oci");
+        matches!(model.definition(dep.name()), Some(hephy_dsl::Definition::Image(i)) if i.builder == "oci");
     match &model.registry {
         Some(_) => format!("{}@{output}", repository(model, dep)),
         None if built_in => format!("localhost/hephy/{}@{output}", base_name(dep).to_ascii_lowercase()),

@@ -57,8 +57,8 @@ pub fn location(model: &Model, node: &Node, output: &str, state_dir: &Path) -> S
 /// `curl.linux-arm64` for one platform.
 fn layout_name(node: &Node) -> String {
     let base = match &node.target {
-        Some(target) => format!("{}-{target}", node.name),
-        None => node.name.clone(),
+        Some(target) => format!("{}-{target}", node.name()),
+        None => node.name().to_owned(),
     };
     match (&node.platform, &node.tag) {
         (Some(p), _) => format!("{base}.{}", p.to_string().replace('/', "-")),
@@ -447,7 +447,7 @@ pub(crate) fn context_files(context: &Path, dockerfile: &str) -> Result<Vec<Stri
 }
 
 fn commit_of(model: &Model, node: &Node, sources: &crate::Sources) -> Option<String> {
-    match model.definition(&node.name) {
+    match model.definition(node.name()) {
         Some(hephy_dsl::Definition::Image(image)) => match &image.source {
             hephy_dsl::ImageSource::Git { url, reference, .. } => sources.commit(url, reference).ok(),
             hephy_dsl::ImageSource::Context { .. } => None,
