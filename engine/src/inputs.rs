@@ -134,12 +134,15 @@ pub fn gather(
     let mut nodes: Vec<NodeInputs>;
     (nodes, sources) = (0..graph.len())
         .into_par_iter()
-        .map(|i| {
-            let index = NodeIndex::new(i);
-            let node = graph.node(index);
-            let definition = graph.definition(model, index);
-            describe(model, node, definition, builder(node), upstreams, bases, &no_files)
-        })
+        .map_init(
+            || Settings(Vec::with_capacity(16)),
+            |settings, i| {
+                let index = NodeIndex::new(i);
+                let node = graph.node(index);
+                let definition = graph.definition(model, index);
+                describe(settings, model, node, definition, builder(node), upstreams, bases, &no_files)
+            },
+        )
         .unzip();
     let unique: foldhash::HashSet<&FileSource> =
         sources.iter().flatten().flat_map(|s| [&s.0, &s.1]).flatten().collect();
@@ -224,33 +227,25 @@ type Sources = (Option<FileSource>, Option<FileSource>);
 /// A node's own inputs, and where its files are (when it has any).
 type Described = (NodeInputs, Option<Box<Sources>>);
 
-thread_local! {
-    /// The settings being described, reused: a node keeps only their encoding.
-    static SETTINGS: std::cell::RefCell<SortedMap> = std::cell::RefCell::new(SortedMap::with_capacity(16));
-}
+/// A node's settings as they are described, in any order, borrowed from the model and the
+/// graph where they can be; reused from node to node, as a node keeps only their encoding.
+struct Settings<'a>(Vec<(Cow<'a, str>, Cow<'a, str>)>);
 
-fn describe(
-    model: &Model,
-    node: &Node,
-    definition: Option<Definition<'_>>,
-    builder: Text,
-    upstreams: &Upstreams,
-    bases: &BaseImages,
-    no_files: &Arc<SortedMap>,
-) -> Described {
-    SETTINGS
-        .with_borrow_mut(|s| describe_into(s, model, node, definition, builder, upstreams, bases, no_files))
+impl<'a> Settings<'a> {
+    fn insert(&mut self, name: impl Into<Cow<'a, str>>, value: impl Into<Cow<'a, str>>) {
+        self.0.push((name.into(), value.into()));
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
-fn describe_into(
-    s: &mut SortedMap,
-    model: &Model,
-    node: &Node,
-    definition: Option<Definition<'_>>,
+fn describe<'a>(
+    s: &mut Settings<'a>,
+    model: &'a Model,
+    node: &'a Node,
+    definition: Option<Definition<'a>>,
     builder: Text,
-    upstreams: &Upstreams,
-    bases: &BaseImages,
+    upstreams: &'a Upstreams,
+    bases: &'a BaseImages,
     no_files: &Arc<SortedMap>,
 ) -> Described {
     let mut labels = BTreeMap::new();
@@ -260,20 +255,20 @@ fn describe_into(
         s.insert("platform", p.to_string());
     }
     if let Some(t) = &node.target {
-        s.insert("target", t.clone());
+        s.insert("target", t);
     }
     if let Some(r) = &model.registry {
-        s.insert("registry", r.clone());
+        s.insert("registry", r);
         // How the pushed image is named is part of what a node publishes.
         let naming = &model.naming;
         let extra = match node.kind {
-            NodeKind::Image => naming.platform.clone(),
-            NodeKind::Manifest => naming.manifest.clone(),
-            NodeKind::Tag => Some(naming.tag.clone()),
+            NodeKind::Image => naming.platform.as_ref(),
+            NodeKind::Manifest => naming.manifest.as_ref(),
+            NodeKind::Tag => Some(&naming.tag),
             NodeKind::Task => None,
         };
         if node.kind != NodeKind::Task {
-            s.insert("naming.repository", naming.repository.clone());
+            s.insert("naming.repository", &naming.repository);
         }
         if let Some(extra) = extra {
             s.insert("naming.tag", extra);
@@ -285,33 +280,33 @@ fn describe_into(
         (NodeKind::Image, Some(Definition::Image(image))) => {
             s.insert("builder", builder);
             for (k, v) in &image.args {
-                s.insert(format!("args.{k}"), v.clone());
+                s.insert(format!("args.{k}"), v);
             }
             for (arg, dep) in &node.inject {
                 s.insert(format!("inject.{arg}"), dep.to_string());
             }
             for (arg, registry_arg) in &node.inject_registry {
-                s.insert(format!("inject-registry.{arg}"), registry_arg.clone());
+                s.insert(format!("inject-registry.{arg}"), registry_arg);
             }
             match &image.source {
                 ImageSource::Context { dir } => {
-                    s.insert("context", dir.clone());
-                    s.insert("dockerfile", image.dockerfile.clone());
+                    s.insert("context", dir);
+                    s.insert("dockerfile", &image.dockerfile);
                     let dockerfile = files::join(dir, &image.dockerfile);
                     input_source = Some(FileSource::Context { dir: dir.clone(), dockerfile });
                 }
                 ImageSource::Git { url, reference, dir } => {
-                    s.insert("git.url", url.clone());
+                    s.insert("git.url", url);
                     labels.insert("git.ref".to_owned(), reference.clone());
                     match upstreams.get(&(url.clone(), reference.clone())) {
                         Some(Ok(commit)) => {
-                            s.insert("git.commit", commit.clone());
+                            s.insert("git.commit", commit);
                         }
                         Some(Err(e)) => error = Some(e.clone()),
                         None => error = Some(format!("`{reference}` of {url} was not resolved")),
                     }
-                    s.insert("context", dir.clone());
-                    s.insert("dockerfile", image.dockerfile.clone());
+                    s.insert("context", dir);
+                    s.insert("dockerfile", &image.dockerfile);
                 }
             }
         }
@@ -320,7 +315,7 @@ fn describe_into(
             s.insert("platforms", platforms.join(","));
         }
         (NodeKind::Tag, _) => {
-            s.insert("tag", node.tag.clone().unwrap_or_default());
+            s.insert("tag", node.tag.as_deref().unwrap_or_default());
         }
         (NodeKind::Task, Some(Definition::Task(task))) => {
             s.insert("builder", builder);
@@ -328,7 +323,7 @@ fn describe_into(
             s.insert("inputs", encode_list(&task.inputs));
             s.insert("outputs", encode_list(&task.outputs));
             for (k, v) in &task.env {
-                s.insert(format!("env.{k}"), v.clone());
+                s.insert(format!("env.{k}"), v);
             }
             // No globs, no files: nothing to list (or to watch).
             if !task.inputs.is_empty() {
@@ -357,13 +352,13 @@ fn describe_into(
         && let Some(refs) = bases.get(node.name())
     {
         for (reference, digest) in refs {
-            s.insert(format!("base.{reference}"), digest.clone());
+            s.insert(format!("base.{reference}"), digest);
         }
     }
     let sources =
         (input_source.is_some() || output_source.is_some()).then(|| Box::new((input_source, output_source)));
-    let settings = EncodedSettings::new(s);
-    s.clear();
+    let settings = EncodedSettings::from_unsorted(&mut s.0);
+    s.0.clear();
     (NodeInputs { settings, files: Arc::clone(no_files), labels, outputs_now: None, error }, sources)
 }
 
@@ -372,7 +367,12 @@ fn encode_list(items: &[String]) -> Text {
     if items.is_empty() {
         return Cow::Borrowed("[]");
     }
-    serde_json::to_string(items).unwrap_or_default().into()
+    // Room for the usual case (no character to escape): `["a","b"]`.
+    let mut json = Vec::with_capacity(1 + items.iter().map(|i| i.len() + 3).sum::<usize>());
+    match serde_json::to_writer(&mut json, items) {
+        Ok(()) => String::from_utf8(json).unwrap_or_default().into(),
+        Err(_) => Cow::Borrowed(""),
+    }
 }
 
 /// The output digest of a task's declared outputs after it ran (`files_digest` of nothing when

@@ -208,6 +208,25 @@ impl EncodedSettings {
         EncodedSettings(out.into_boxed_slice())
     }
 
+    /// Encodes settings given in any order; of a name given twice, the value given last stays
+    /// (as inserting them into a map would). `entries` is left sorted.
+    pub(crate) fn from_unsorted<N: AsRef<str>, V: AsRef<str>>(entries: &mut Vec<(N, V)>) -> EncodedSettings {
+        // Stable, so a repeated name's values keep their order; each later one then replaces
+        // the one kept before it.
+        entries.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
+        entries.dedup_by(|later, kept| {
+            let repeated = later.0.as_ref() == kept.0.as_ref();
+            if repeated {
+                std::mem::swap(later, kept);
+            }
+            repeated
+        });
+        let size = 2 + entries.iter().map(|(k, v)| 2 + k.as_ref().len() + v.as_ref().len()).sum::<usize>();
+        let mut out = Vec::with_capacity(size);
+        section(&mut out, b's', entries.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
+        EncodedSettings(out.into_boxed_slice())
+    }
+
     /// The map again.
     pub(crate) fn decode(&self) -> SortedMap {
         fn count(bytes: &mut &[u8]) -> Option<usize> {
@@ -363,6 +382,10 @@ mod tests {
         settings.insert("é", "");
         let encoded = EncodedSettings::new(&settings);
         assert_eq!(encoded.decode(), settings);
+        // In any order, a repeated name keeping its last value, as a map would.
+        let mut unsorted = vec![("run", "[]"), ("kind", "task"), ("é", ""), ("run", "[\"true\"]")];
+        unsorted.push(("env.LONG", settings.get("env.LONG").unwrap_or_default()));
+        assert_eq!(EncodedSettings::from_unsorted(&mut unsorted), encoded);
         assert_eq!(EncodedSettings::default().decode(), SortedMap::new());
         let manifest = InputManifest { settings: settings.clone(), ..InputManifest::default() };
         assert_eq!(key_of(&encoded, &SortedMap::new(), std::iter::empty()), manifest.key());

@@ -345,14 +345,19 @@ pub fn plan(graph: &Graph, inputs: &Inputs, state: &Snapshot, options: &PlanOpti
         cached_output: None,
     };
     let mut steps: Vec<Step> = vec![placeholder; graph.len()];
-    let mut planned: Vec<Step> = Vec::new();
+    // By node index, its id and what it gives its dependents' keys, once it is planned: one
+    // place to look per dependency, not its step, its node and its record.
+    let mut values: Vec<(&str, DepValue<'_>)> =
+        (0..graph.len()).map(|i| (graph.node(NodeIndex::new(i)).id.as_str(), DepValue::Output(""))).collect();
+    let mut planned: Vec<(Step, DepValue<'_>)> = Vec::new();
     for nodes in levels {
         // Into one buffer, reused from level to level.
         nodes
             .par_iter()
-            .map(|&index| step(graph, inputs, state, options, index, &steps, &position))
+            .map(|&index| step(graph, inputs, state, options, index, &values))
             .collect_into_vec(&mut planned);
-        for step in planned.drain(..) {
+        for (step, value) in planned.drain(..) {
+            values[step.node.index()].1 = value;
             let at = position[step.node.index()];
             steps[at] = step;
         }
@@ -363,33 +368,48 @@ pub fn plan(graph: &Graph, inputs: &Inputs, state: &Snapshot, options: &PlanOpti
 /// The inputs of a node that has none.
 static EMPTY: LazyLock<NodeInputs> = LazyLock::new(NodeInputs::default);
 
-/// Plans one node, whose dependencies' steps are in `done`.
-fn step(
+/// Plans one node, whose dependencies' values are in `values`; returns its step and its own
+/// value for its dependents.
+fn step<'a>(
+    graph: &Graph,
+    inputs: &Inputs,
+    state: &'a Snapshot,
+    options: &'a PlanOptions,
+    index: NodeIndex,
+    values: &[(&'a str, DepValue<'a>)],
+) -> (Step, DepValue<'a>) {
+    let record = state.records.get(graph.node(index).id.as_str());
+    let step = plan_step(graph, inputs, state, record, options, index, values);
+    let cached = options.cached.get(&index).map(|(_, output)| output.as_str());
+    let value = match (step.action, &step.cached_output, cached, record) {
+        (Action::Skip, Some(_), Some(cached), _) => DepValue::Output(cached),
+        (Action::Skip, None, _, Some(record)) => DepValue::Output(&record.output),
+        _ => DepValue::Pending(step.key),
+    };
+    (step, value)
+}
+
+fn plan_step<'a>(
     graph: &Graph,
     inputs: &Inputs,
     state: &Snapshot,
+    record: Option<&Record>,
     options: &PlanOptions,
     index: NodeIndex,
-    done: &[Step],
-    position: &[usize],
+    values: &[(&'a str, DepValue<'a>)],
 ) -> Step {
     let node = graph.node(index);
     let own = inputs.get(index);
     let inputs = own.unwrap_or(&*EMPTY);
-    // The key straight from the dependencies' steps, which are in id order, as the key's
+    // The key straight from the dependencies' values, which are in id order, as the key's
     // encoding wants them: the map of them is made only to name a change.
     let deps = || {
-        graph.deps(index).iter().map(|&dep| {
-            let id = graph.node(dep).id.as_str();
-            let value = match done.get(position[dep.index()]).filter(|s| s.node == dep) {
-                Some(dep_step) => dep_value(dep_step, state.records.get(id)),
-                None => DepValue::Output(""),
-            };
-            (id, value)
-        })
+        graph
+            .deps(index)
+            .iter()
+            .map(|dep| values.get(dep.index()).copied().unwrap_or(("", DepValue::Output(""))))
     };
     let key = key_of(&inputs.settings, &inputs.files, deps());
-    let record = state.records.get(node.id.as_str());
     // Most nodes have one reason or none: no room for four.
     let mut reasons = Vec::with_capacity(1);
     if options.only.as_ref().is_some_and(|only| !only.contains(&index)) {
