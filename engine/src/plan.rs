@@ -221,8 +221,9 @@ impl Plan {
             self.inputs(step.node),
             graph.deps(step.node).iter().map(|&dep| {
                 let id = graph.node(dep).id.as_str();
-                let value =
-                    self.step(dep).map_or(DepValue::Output(""), |s| dep_value(s, state.records.get(id)));
+                let value = self.step(dep).map_or(DepValue::Output(""), |s| {
+                    dep_value(s, s.cached_output.as_deref(), state.records.get(id))
+                });
                 (id, value)
             }),
         )
@@ -283,9 +284,14 @@ pub(crate) fn with_deps<'a>(
     manifest
 }
 
-/// The value a dependency contributes to its dependents' manifests.
-pub(crate) fn dep_value<'a>(step: &'a Step, record: Option<&'a Record>) -> DepValue<'a> {
-    match (step.action, &step.cached_output, record) {
+/// The value a dependency contributes to its dependents' manifests: the output the registry
+/// holds for it (`cached`, the step's `cached_output`), or its record's, or its key.
+pub(crate) fn dep_value<'a>(
+    step: &Step,
+    cached: Option<&'a str>,
+    record: Option<&'a Record>,
+) -> DepValue<'a> {
+    match (step.action, cached, record) {
         (Action::Skip, Some(output), _) => DepValue::Output(output),
         (Action::Skip, None, Some(record)) => DepValue::Output(&record.output),
         _ => DepValue::Pending(step.key),
@@ -380,12 +386,10 @@ fn step<'a>(
 ) -> (Step, DepValue<'a>) {
     let record = state.records.get(graph.node(index).id.as_str());
     let step = plan_step(graph, inputs, state, record, options, index, values);
-    let cached = options.cached.get(&index).map(|(_, output)| output.as_str());
-    let value = match (step.action, &step.cached_output, cached, record) {
-        (Action::Skip, Some(_), Some(cached), _) => DepValue::Output(cached),
-        (Action::Skip, None, _, Some(record)) => DepValue::Output(&record.output),
-        _ => DepValue::Pending(step.key),
-    };
+    // The step's cached output is a copy of the one in `options`, which outlives the plan.
+    let cached =
+        step.cached_output.as_ref().and(options.cached.get(&index)).map(|(_, output)| output.as_str());
+    let value = dep_value(&step, cached, record);
     (step, value)
 }
 

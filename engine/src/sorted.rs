@@ -69,16 +69,6 @@ impl SortedMap {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
-
-    /// Gives back room it does not use (a map that is kept, once built).
-    pub fn shrink_to_fit(&mut self) {
-        self.0.shrink_to_fit();
-    }
-
-    /// Removes every entry, keeping the room (a map reused to build many).
-    pub fn clear(&mut self) {
-        self.0.clear();
-    }
 }
 
 impl FromIterator<(String, String)> for SortedMap {
