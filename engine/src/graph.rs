@@ -149,13 +149,14 @@ pub const LOCAL_EXECUTOR: &str = "local";
 
 /// The compiled DAG. Edges point from a dependency to its dependent.
 ///
-/// Beside the petgraph graph it keeps what planning asks for on every node, computed once:
-/// each node's dependencies and dependents as compact adjacency (one flat array, sorted by id),
-/// the ids in sorted order (so a lookup by id is a binary search, with no second copy of them),
-/// and the execution order.
+/// It keeps its nodes by index (petgraph's [`NodeIndex`]) and what planning asks for on every
+/// node, computed once: each node's dependencies and dependents as compact adjacency (one flat
+/// array, sorted by id), the ids in sorted order (so a lookup by id is a binary search, with no
+/// second copy of them), and the execution order. [`Graph::dag`] makes a petgraph graph of it
+/// for algorithms and export; planning does not need one, so a compile builds none.
 #[derive(Debug, Clone)]
 pub struct Graph {
-    dag: DiGraph<Node, ()>,
+    nodes: Vec<Node>,
     /// Per node, the position of its definition in the model ([`Model::position`]).
     definitions: Vec<u32>,
     /// Node indices sorted by id.
@@ -203,23 +204,23 @@ impl Graph {
 
     /// The node at `index`.
     pub fn node(&self, index: NodeIndex) -> &Node {
-        &self.dag[index]
+        &self.nodes[index.index()]
     }
 
     /// The node called `id`.
     pub fn find(&self, id: &str) -> Option<NodeIndex> {
-        let at = self.by_id.binary_search_by(|n| self.dag[*n].id.as_str().cmp(id)).ok()?;
+        let at = self.by_id.binary_search_by(|n| self.node(*n).id.as_str().cmp(id)).ok()?;
         Some(self.by_id[at])
     }
 
     /// How many nodes there are.
     pub fn len(&self) -> usize {
-        self.dag.node_count()
+        self.nodes.len()
     }
 
     /// Whether the graph has no nodes.
     pub fn is_empty(&self) -> bool {
-        self.dag.node_count() == 0
+        self.nodes.is_empty()
     }
 
     /// The direct dependencies of `index`, sorted by id.
@@ -238,9 +239,20 @@ impl Graph {
         model.definition_at(*self.definitions.get(index.index())? as usize)
     }
 
-    /// The underlying petgraph graph, for algorithms and export.
-    pub fn dag(&self) -> &DiGraph<Node, ()> {
-        &self.dag
+    /// The graph as a petgraph graph, for algorithms and export: the same node indices, an
+    /// edge from each dependency to its dependent.
+    pub fn dag(&self) -> DiGraph<&Node, ()> {
+        let mut dag = DiGraph::with_capacity(self.nodes.len(), self.deps.list.len());
+        for node in &self.nodes {
+            dag.add_node(node);
+        }
+        for index in 0..self.nodes.len() {
+            let index = NodeIndex::new(index);
+            for &dep in self.deps(index) {
+                dag.add_edge(dep, index, ());
+            }
+        }
+        dag
     }
 }
 
@@ -252,7 +264,7 @@ pub fn compile(model: &Model) -> Graph {
     let count = images + model.tasks.iter().map(|t| t.platforms.len().max(1)).sum::<usize>();
     let mut b = Builder {
         model,
-        dag: DiGraph::with_capacity(count, 0),
+        nodes: Vec::with_capacity(count),
         definitions: Vec::with_capacity(count),
         current: 0,
         by_def: Vec::with_capacity(model.images.len() + model.tasks.len()),
@@ -264,8 +276,8 @@ pub fn compile(model: &Model) -> Graph {
     };
     b.add_nodes();
     b.add_edges();
-    let Builder { mut dag, edges, definitions, .. } = b;
-    let nodes = dag.node_count();
+    let Builder { nodes: all, edges, definitions, .. } = b;
+    let nodes = all.len();
     // Sorted by id: first by the id's first eight bytes as a number (most comparisons end
     // there, without following a pointer), then by the whole id.
     let prefix = |id: &str| {
@@ -275,8 +287,10 @@ pub fn compile(model: &Model) -> Graph {
         u64::from_be_bytes(bytes)
     };
     let mut keyed: Vec<(u64, NodeIndex)> =
-        dag.node_indices().map(|n| (prefix(dag[n].id.as_str()), n)).collect();
-    keyed.par_sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| dag[a.1].id.cmp(&dag[b.1].id)));
+        all.iter().enumerate().map(|(n, node)| (prefix(node.id.as_str()), NodeIndex::new(n))).collect();
+    keyed.par_sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0).then_with(|| all[a.1.index()].id.cmp(&all[b.1.index()].id))
+    });
     let by_id: Vec<NodeIndex> = keyed.into_iter().map(|(_, n)| n).collect();
     let mut rank = vec![0u32; nodes];
     for (r, n) in by_id.iter().enumerate() {
@@ -292,21 +306,17 @@ pub fn compile(model: &Model) -> Graph {
     incoming.dedup();
     let incoming: Vec<(u32, u32)> = incoming.into_par_iter().map(unpacked).collect();
     let deps = Adjacency::from_sorted(nodes, &incoming);
-    dag.reserve_edges(incoming.len());
-    for &(to, from) in &incoming {
-        dag.add_edge(NodeIndex::new(from as usize), NodeIndex::new(to as usize), ());
-    }
     let mut outgoing: Vec<u64> = incoming.par_iter().map(|&(to, from)| packed(from, to)).collect();
     outgoing.par_sort_unstable();
     let outgoing: Vec<(u32, u32)> = outgoing.into_par_iter().map(unpacked).collect();
     let dependents = Adjacency::from_sorted(nodes, &outgoing);
     let order = topological_order(nodes, &deps, &dependents, &by_id, &rank);
-    Graph { dag, definitions, by_id, deps, dependents, order }
+    Graph { nodes: all, definitions, by_id, deps, dependents, order }
 }
 
 struct Builder<'m> {
     model: &'m Model,
-    dag: DiGraph<Node, ()>,
+    nodes: Vec<Node>,
     /// Per node, its definition's position.
     definitions: Vec<u32>,
     /// The position of the definition whose nodes are being added.
@@ -351,7 +361,8 @@ impl<'m> Builder<'m> {
 
     fn add(&mut self, node: Node) -> NodeIndex {
         self.definitions.push(self.current);
-        self.dag.add_node(node)
+        self.nodes.push(node);
+        NodeIndex::new(self.nodes.len() - 1)
     }
 
     fn add_nodes(&mut self) {
@@ -458,10 +469,11 @@ impl<'m> Builder<'m> {
             );
         self.edges.extend(edges);
         for (node, arg, from, registry_arg) in injected {
-            let id = self.dag[from].id.clone();
-            self.dag[node].inject.insert(arg.clone(), id);
+            let id = self.nodes[from.index()].id.clone();
+            let node = &mut self.nodes[node.index()];
+            node.inject.insert(arg.clone(), id);
             if let Some(registry_arg) = registry_arg {
-                self.dag[node].inject_registry.insert(arg.clone(), registry_arg.clone());
+                node.inject_registry.insert(arg.clone(), registry_arg.clone());
             }
         }
     }
@@ -608,6 +620,31 @@ mod tests {
             }
             assert!(model.is_empty());
         }
+    }
+
+    /// The petgraph graph has the graph's nodes, at the same indices, and its edges.
+    #[test]
+    fn dag_is_the_graph() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let text = "tasks:\n  a: { run: [\"true\"] }\n  b: { run: [\"true\"], after: [a] }\n  \
+                    c: { run: [\"true\"], after: [b, a] }\n";
+        let source = hephy_dsl::SourceFile::new(dir.path().join("hephy.yaml"), hephy_dsl::Syntax::Yaml, text);
+        let doc = hephy_dsl::read(&source).expect("reads");
+        let model = hephy_dsl::lower(doc, &source, dir.path()).expect("valid");
+        let graph = compile(&model);
+        let dag = graph.dag();
+        assert_eq!(dag.node_count(), 3);
+        for index in dag.node_indices() {
+            assert_eq!(dag[index], graph.node(index));
+        }
+        let id = |n: NodeIndex| graph.node(n).id.as_str();
+        let mut edges: Vec<(&str, &str)> =
+            dag.raw_edges().iter().map(|e| (id(e.source()), id(e.target()))).collect();
+        edges.sort_unstable();
+        assert_eq!(edges, [("a", "b"), ("a", "c"), ("b", "c")]);
+        let sorted = petgraph::algo::toposort(&dag, None).expect("acyclic");
+        assert_eq!(sorted.iter().map(|&n| id(n)).collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(graph.order().iter().map(|&n| id(n)).collect::<Vec<_>>(), ["a", "b", "c"]);
     }
 
     /// Every kind of node is named as the graph names it, and its name starts its id.
