@@ -135,12 +135,14 @@ pub fn gather(
     (nodes, sources) = (0..graph.len())
         .into_par_iter()
         .map_init(
-            || Settings(Vec::with_capacity(16)),
-            |settings, i| {
+            // Each job its own empty file map: nodes of one job share it, and the two cores do
+            // not fight over one reference count.
+            || (Settings(Vec::with_capacity(16)), Arc::new(SortedMap::new())),
+            |(settings, no_files), i| {
                 let index = NodeIndex::new(i);
                 let node = graph.node(index);
                 let definition = graph.definition(model, index);
-                describe(settings, model, node, definition, builder(node), upstreams, bases, &no_files)
+                describe(settings, model, node, definition, builder(node), upstreams, bases, no_files)
             },
         )
         .unzip();
