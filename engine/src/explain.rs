@@ -64,7 +64,7 @@ pub fn explain_plan(
             let index = graph.find(id)?;
             let step = plan.step(index)?;
             let since = state.records.get(id).map(|r| (r.built_at, r.key.to_string()));
-            Some((step.action, step.reasons.clone(), since))
+            Some((step.action, step.reasons.to_vec(), since))
         },
         graph.node(node).id.as_str(),
         &mut memo,

@@ -37,7 +37,7 @@ pub use inputs::{
 };
 pub use key::{InputManifest, KEY_VERSION, Key, files_digest};
 pub use petgraph::graph::NodeIndex;
-pub use plan::{Action, Plan, PlanOptions, Reason, Step, differences, plan};
+pub use plan::{Action, Plan, PlanOptions, Reason, Reasons, Step, differences, plan};
 pub use run::{
     Event, Job, Message, Outcome, Reporter, RunOptions, SkipReason, Summary, Work, file_name, run,
 };

@@ -5,6 +5,8 @@
 //! with the last successful build (the fast path); only on a mismatch are the two input
 //! manifests compared, field by field, to name what changed. It never runs anything.
 
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, LazyLock};
@@ -171,6 +173,46 @@ impl fmt::Display for Reason {
     }
 }
 
+/// A step's reasons. Borrowed when there are none, or just one that carries nothing (`never
+/// built`, `forced`, …): most steps, and then a plan of a million steps makes no million
+/// vectors.
+pub type Reasons = Cow<'static, [Reason]>;
+
+/// The reasons that carry nothing, each to be borrowed alone.
+static ALONE: [Reason; 5] = [
+    Reason::NeverBuilt,
+    Reason::Forced,
+    Reason::CachedInRegistry,
+    Reason::OutputMissing,
+    Reason::LastRunFailed,
+];
+
+thread_local! {
+    /// The reasons of the step being planned, found into one vector per thread.
+    static FOUND: RefCell<Vec<Reason>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The reasons `found`, as a step keeps them; `found`, emptied, goes back for the next step.
+fn keep(mut found: Vec<Reason>) -> Reasons {
+    let alone = match found.as_slice() {
+        [] => Some(&[][..]),
+        [one] => ALONE.iter().position(|r| r == one).map(|i| std::slice::from_ref(&ALONE[i])),
+        _ => None,
+    };
+    let kept = alone.map_or_else(
+        || {
+            // Moved into a vector of their size; the found vector keeps its room.
+            let mut owned = Vec::with_capacity(found.len());
+            owned.append(&mut found);
+            Cow::Owned(owned)
+        },
+        Cow::Borrowed,
+    );
+    found.clear();
+    FOUND.set(found);
+    kept
+}
+
 /// One node's entry in the plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
@@ -179,7 +221,7 @@ pub struct Step {
     /// Build or skip.
     pub action: Action,
     /// Why it is built (empty when skipped).
-    pub reasons: Vec<Reason>,
+    pub reasons: Reasons,
     /// Its key as planned.
     pub key: Key,
     /// Its output, when it is fresh because the registry holds it (`cached_in_registry`).
@@ -346,7 +388,7 @@ pub fn plan(graph: &Graph, inputs: &Inputs, state: &Snapshot, options: &PlanOpti
     let placeholder = Step {
         node: NodeIndex::end(),
         action: Action::Skip,
-        reasons: Vec::new(),
+        reasons: Cow::Borrowed(&[]),
         key: Key::ZERO,
         cached_output: None,
     };
@@ -414,15 +456,14 @@ fn plan_step<'a>(
             .map(|dep| values.get(dep.index()).copied().unwrap_or(("", DepValue::Output(""))))
     };
     let key = key_of(&inputs.settings, &inputs.files, deps());
-    // Most nodes have one reason or none: no room for four.
-    let mut reasons = Vec::with_capacity(1);
+    let mut reasons = FOUND.take();
     if options.only.as_ref().is_some_and(|only| !only.contains(&index)) {
         // Not selected: it keeps whatever it has (here, or in the registry).
         let cached_output = options.cached.get(&index).filter(|(k, _)| *k == key).map(|(_, o)| o.clone());
         if cached_output.is_some() {
             reasons.push(Reason::CachedInRegistry);
         }
-        return Step { node: index, action: Action::Skip, reasons, key, cached_output };
+        return Step { node: index, action: Action::Skip, reasons: keep(reasons), key, cached_output };
     }
     if let Some(reason) = options.changed.get(&index) {
         reasons.push(reason.clone());
@@ -469,10 +510,11 @@ fn plan_step<'a>(
         && *cached_key == key
     {
         action = Action::Skip;
-        reasons = vec![Reason::CachedInRegistry];
+        reasons.clear();
+        reasons.push(Reason::CachedInRegistry);
         cached_output = Some(output.clone());
     }
-    Step { node: index, action, reasons, key, cached_output }
+    Step { node: index, action, reasons: keep(reasons), key, cached_output }
 }
 
 /// What differs between the recorded inputs and today's, in a fixed order: settings, files,
