@@ -392,11 +392,13 @@ pub fn plan(graph: &Graph, inputs: &Inputs, state: &Snapshot, options: &PlanOpti
         key: Key::ZERO,
         cached_output: None,
     };
-    let mut steps: Vec<Step> = vec![placeholder; graph.len()];
+    let mut steps: Vec<Step> = (0..graph.len()).into_par_iter().map(|_| placeholder.clone()).collect();
     // By node index, its id and what it gives its dependents' keys, once it is planned: one
     // place to look per dependency, not its step, its node and its record.
-    let mut values: Vec<(&str, DepValue<'_>)> =
-        (0..graph.len()).map(|i| (graph.node(NodeIndex::new(i)).id.as_str(), DepValue::Output(""))).collect();
+    let mut values: Vec<(&str, DepValue<'_>)> = (0..graph.len())
+        .into_par_iter()
+        .map(|i| (graph.node(NodeIndex::new(i)).id.as_str(), DepValue::Output("")))
+        .collect();
     let mut planned: Vec<(Step, DepValue<'_>)> = Vec::new();
     for nodes in levels {
         // Into one buffer, reused from level to level.
