@@ -4,7 +4,8 @@
 
 use std::fs::{self, File};
 
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
@@ -147,6 +148,104 @@ pub(crate) fn wait_for_exit(pidfd: Option<&std::os::fd::OwnedFd>, pause: Duratio
     std::thread::sleep(pause);
 }
 
+/// The longest line kept whole: output without newlines is cut into pieces this long.
+const LONGEST_LINE: usize = 1 << 20;
+
+/// One output stream of a command, read as it becomes readable and cut into whole lines.
+struct Lines<R> {
+    /// The stream, until its end.
+    source: Option<R>,
+    /// What has been read of the line not yet ended.
+    pending: Vec<u8>,
+}
+
+impl<R: Read + AsFd> Lines<R> {
+    fn new(source: Option<R>) -> Lines<R> {
+        Lines { source, pending: Vec::new() }
+    }
+
+    fn is_done(&self) -> bool {
+        self.source.is_none()
+    }
+
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.source.as_ref().map(AsFd::as_fd)
+    }
+
+    /// Reads what the stream has (it is readable, so this does not block) and hands `emit`
+    /// each line it completes; at the stream's end, the last line, ended or not.
+    fn read(&mut self, buffer: &mut [u8], emit: &mut impl FnMut(&[u8])) {
+        let Some(source) = &mut self.source else { return };
+        match source.read(buffer) {
+            Ok(0) => {
+                if !self.pending.is_empty() {
+                    emit(&self.pending);
+                    self.pending.clear();
+                }
+                self.source = None;
+            }
+            Ok(n) => {
+                self.pending.extend_from_slice(&buffer[..n]);
+                let mut start = 0;
+                loop {
+                    let rest = &self.pending[start..];
+                    let window = &rest[..rest.len().min(LONGEST_LINE)];
+                    let end = match window.iter().position(|&b| b == b'\n') {
+                        Some(newline) => newline + 1,
+                        None if window.len() == LONGEST_LINE => LONGEST_LINE,
+                        None => break,
+                    };
+                    emit(&rest[..end]);
+                    start += end;
+                }
+                self.pending.drain(..start);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => self.source = None,
+        }
+    }
+}
+
+/// Waits up to `pause` for either stream to be readable or (`running`) the command to exit;
+/// says which streams are readable (or at their end).
+fn wait_for_output<A: Read + AsFd, B: Read + AsFd>(
+    stdout: &Lines<A>,
+    stderr: &Lines<B>,
+    exited: Option<&std::os::fd::OwnedFd>,
+    running: bool,
+    pause: Duration,
+) -> (bool, bool) {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    let timeout = Timespec {
+        tv_sec: pause.as_secs().try_into().unwrap_or(i64::MAX),
+        tv_nsec: pause.subsec_nanos().into(),
+    };
+    let (out, err) = (stdout.fd(), stderr.fd());
+    let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(3);
+    let mut at = [None, None];
+    for (slot, fd) in [out, err].into_iter().enumerate() {
+        if let Some(fd) = fd {
+            at[slot] = Some(fds.len());
+            fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
+        }
+    }
+    if let (true, Some(pidfd)) = (running, exited) {
+        fds.push(PollFd::new(pidfd, PollFlags::IN));
+    }
+    if fds.is_empty() {
+        std::thread::sleep(pause);
+        return (false, false);
+    }
+    if rustix::event::poll(&mut fds, Some(&timeout)).is_err() {
+        // Interrupted (or failing): the caller looks again, without spinning.
+        std::thread::sleep(pause);
+        return (false, false);
+    }
+    // Readable, at its end, or failed: a read says which.
+    let ready = |slot: usize| at[slot].is_some_and(|i| !fds[i].revents().is_empty());
+    (ready(0), ready(1))
+}
+
 /// Runs `command` to completion. `Err` says what failed, for people.
 pub(crate) fn run(command: Command, job: &Job<'_>, log: &Log) -> Result<(), String> {
     run_fed(command, job, log, None).map_err(|e| e.message)
@@ -169,89 +268,91 @@ pub(crate) fn run_fed(
         (Some(feed), Some(mut input)) => Some(std::thread::spawn(move || feed(&mut input))),
         _ => None,
     };
-    let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let limit = max_output();
-    let streams = [
-        child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
-        child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
-    ];
-    let readers: Vec<_> = streams
-        .into_iter()
-        .flatten()
-        .map(|stream| {
-            let log = log.clone();
-            let events = job.events.clone();
-            let node = job.node.id.to_string();
-            let verbose = job.verbose;
-            let written = Arc::clone(&written);
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream);
-                let mut line = Vec::new();
-                // A line is at most 1 MiB here: output without newlines cannot grow it forever.
-                while (&mut reader).take(1 << 20).read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
-                    let total = written.fetch_add(line.len() as u64, Ordering::SeqCst) + line.len() as u64;
-                    if total > limit {
-                        // Keep draining so the command is not blocked on a full pipe; it is
-                        // stopped below.
-                        line.clear();
-                        continue;
-                    }
-                    if let Ok(mut file) = log.0.lock() {
-                        let _ = file.write_all(&line);
-                    }
-                    if verbose {
-                        let text = String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r']).to_owned();
-                        let _ = events.send(hephy_engine::Message::Output { node: node.clone(), line: text });
-                    }
-                    line.clear();
-                }
-            })
-        })
-        .collect();
+    let written = std::cell::Cell::new(0u64);
+    let node = job.node.id.to_string();
+    // Each whole line goes to the log (and to the reporter with `-v`); past the output limit,
+    // lines are read and dropped, so the command is not blocked on a full pipe until it is
+    // stopped below.
+    let mut emit = |line: &[u8]| {
+        written.set(written.get() + line.len() as u64);
+        if written.get() > limit {
+            return;
+        }
+        if let Ok(mut file) = log.0.lock() {
+            let _ = file.write_all(line);
+        }
+        if job.verbose {
+            let text = String::from_utf8_lossy(line).trim_end_matches(['\n', '\r']).to_owned();
+            let _ = job.events.send(hephy_engine::Message::Output { node: node.clone(), line: text });
+        }
+    };
+    let mut stdout = Lines::new(child.stdout.take());
+    let mut stderr = Lines::new(child.stderr.take());
+    let mut buffer = vec![0u8; 64 * 1024];
     let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
     let deadline = DEADLINE.with(std::cell::Cell::get);
     let mut terminated_at: Option<Instant> = None;
     let mut stopped_because: Option<String> = None;
-    // Its exit wakes the wait below at once where the kernel gives a pidfd (Linux 5.3+);
-    // elsewhere the wait is a sleep, short at first (most commands of a build graph are short).
-    let exited = exit_watch(child.id());
+    // One thread reads both streams and sees the exit: a poll over the two pipes and, where
+    // the kernel gives one (Linux 5.3+), a pidfd that becomes readable when the command exits.
+    // The poll's timeout (short at first: most commands of a build graph are short) bounds
+    // how late a timeout, a cancel or the output limit is acted on.
+    let mut exited = exit_watch(child.id());
     let mut pause = Duration::from_micros(200);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Ok(status),
-            Ok(None) => {}
-            Err(e) => break Err(e),
-        }
-        if stopped_because.is_none() {
-            if let Some((at, timeout)) = deadline
-                && Instant::now() >= at
-            {
-                stopped_because =
-                    Some(format!("ran past its timeout of {}", humantime::format_duration(timeout)));
-            } else if written.load(Ordering::SeqCst) > limit {
-                stopped_because = Some(format!("printed more than {} of output", bytes(limit)));
+    let mut status: Option<std::io::Result<std::process::ExitStatus>> = None;
+    loop {
+        if status.is_none() {
+            match child.try_wait() {
+                Ok(Some(done)) => status = Some(Ok(done)),
+                Ok(None) => {}
+                Err(e) => status = Some(Err(e)),
+            }
+            if status.is_some() {
+                // Whatever the command left running in its group goes with it; what it wrote
+                // is still read below, to the end of both streams.
+                let _ = killpg(pid, Signal::SIGKILL);
+                exited = None;
             }
         }
-        if job.cancel.load(Ordering::SeqCst) || stopped_because.is_some() {
-            match terminated_at {
-                None => {
-                    let _ = killpg(pid, Signal::SIGTERM);
-                    terminated_at = Some(Instant::now());
+        if status.is_some() && stdout.is_done() && stderr.is_done() {
+            break;
+        }
+        if status.is_none() {
+            if stopped_because.is_none() {
+                if let Some((at, timeout)) = deadline
+                    && Instant::now() >= at
+                {
+                    stopped_because =
+                        Some(format!("ran past its timeout of {}", humantime::format_duration(timeout)));
+                } else if written.get() > limit {
+                    stopped_because = Some(format!("printed more than {} of output", bytes(limit)));
                 }
-                Some(at) if at.elapsed() > GRACE => {
-                    let _ = killpg(pid, Signal::SIGKILL);
+            }
+            if job.cancel.load(Ordering::SeqCst) || stopped_because.is_some() {
+                match terminated_at {
+                    None => {
+                        let _ = killpg(pid, Signal::SIGTERM);
+                        terminated_at = Some(Instant::now());
+                    }
+                    Some(at) if at.elapsed() > GRACE => {
+                        let _ = killpg(pid, Signal::SIGKILL);
+                    }
+                    Some(_) => {}
                 }
-                Some(_) => {}
             }
         }
-        wait_for_exit(exited.as_ref(), pause);
+        let (out_ready, err_ready) =
+            wait_for_output(&stdout, &stderr, exited.as_ref(), status.is_none(), pause);
+        if out_ready {
+            stdout.read(&mut buffer, &mut emit);
+        }
+        if err_ready {
+            stderr.read(&mut buffer, &mut emit);
+        }
         pause = (pause * 2).min(Duration::from_millis(20));
-    };
-    // Whatever the command left running in its group goes with it.
-    let _ = killpg(pid, Signal::SIGKILL);
-    for reader in readers {
-        let _ = reader.join();
     }
+    let status = status.unwrap_or_else(|| Err(std::io::Error::other("no exit status")));
     // A feed that failed for its own reasons (an unreadable file) says so; one cut off because
     // the command went away is the command's failure, reported below.
     let fed = feeder.map(|f| f.join());
@@ -281,4 +382,37 @@ pub(crate) fn run_fed(
         None => format!("`{shown}` {how}"),
     };
     Err(CommandFailed { message, exit_code: status.code(), last_line })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Output read in whatever pieces the pipe gives comes out as whole lines; a line longer
+    /// than the longest kept is cut at it; the last line is kept at the end, ended or not.
+    #[test]
+    fn lines_are_whole_however_the_output_arrives() {
+        let (reader, mut writer) = std::io::pipe().expect("a pipe");
+        let long = "x".repeat(LONGEST_LINE + 10);
+        let writing = std::thread::spawn(move || {
+            for piece in ["first li", "ne\nsecond line\nthi", "rd\n", &long, "\nno newline at the end"] {
+                writer.write_all(piece.as_bytes()).expect("writes");
+                writer.flush().expect("flushes");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let mut lines = Lines::new(Some(reader));
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        let mut buffer = vec![0u8; 4096];
+        while !lines.is_done() {
+            lines.read(&mut buffer, &mut |line: &[u8]| got.push(line.to_vec()));
+        }
+        writing.join().expect("wrote");
+        let text: Vec<String> = got.iter().map(|l| String::from_utf8_lossy(l).into_owned()).collect();
+        assert_eq!(text[..3], ["first line\n", "second line\n", "third\n"]);
+        assert_eq!(text[3], "x".repeat(LONGEST_LINE));
+        assert_eq!(text[4], format!("{}\n", "x".repeat(10)));
+        assert_eq!(text[5], "no newline at the end");
+        assert_eq!(text.len(), 6);
+    }
 }
