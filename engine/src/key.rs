@@ -202,9 +202,15 @@ pub(crate) struct EncodedSettings(Box<[u8]>);
 impl EncodedSettings {
     /// Encodes `settings`.
     pub(crate) fn new(settings: &SortedMap) -> EncodedSettings {
+        EncodedSettings::of(settings.into_iter())
+    }
+
+    /// Encodes entries given in name order, each name once, into bytes of their size (one byte
+    /// per length and count: the usual case).
+    fn of<'x>(entries: impl ExactSizeIterator<Item = (&'x str, &'x str)> + Clone) -> EncodedSettings {
         let mut out =
-            Vec::with_capacity(2 + settings.iter().map(|(k, v)| 2 + k.len() + v.len()).sum::<usize>());
-        section(&mut out, b's', settings.iter());
+            Vec::with_capacity(2 + entries.clone().map(|(k, v)| 2 + k.len() + v.len()).sum::<usize>());
+        section(&mut out, b's', entries);
         EncodedSettings(out.into_boxed_slice())
     }
 
@@ -221,10 +227,7 @@ impl EncodedSettings {
             }
             repeated
         });
-        let size = 2 + entries.iter().map(|(k, v)| 2 + k.as_ref().len() + v.as_ref().len()).sum::<usize>();
-        let mut out = Vec::with_capacity(size);
-        section(&mut out, b's', entries.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
-        EncodedSettings(out.into_boxed_slice())
+        EncodedSettings::of(entries.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))
     }
 
     /// The map again.
