@@ -9,7 +9,6 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hephy_engine::Job;
@@ -38,9 +37,9 @@ pub(crate) fn with_timeout<T>(timeout: Option<Duration>, work: impl FnOnce() -> 
     out
 }
 
-/// A node's log file, shared by the commands it runs.
-#[derive(Debug, Clone)]
-pub(crate) struct Log(Arc<Mutex<File>>);
+/// A node's log file, shared by the commands it runs (one at a time, on the node's thread).
+#[derive(Debug)]
+pub(crate) struct Log(File);
 
 impl Log {
     /// Creates the job's log file (and its folder).
@@ -56,12 +55,12 @@ impl Log {
             .truncate(true)
             .open(&job.log)
             .map_err(|e| format!("cannot create the log `{}`: {e}", job.log.display()))?;
-        Ok(Log(Arc::new(Mutex::new(file))))
+        Ok(Log(file))
     }
 
     /// The last non-empty line the commands wrote (for failure messages).
     fn last_line(&self) -> Option<String> {
-        let mut file = self.0.lock().ok()?;
+        let mut file = &self.0;
         let len = file.metadata().ok()?.len();
         let start = len.saturating_sub(4096);
         file.seek(SeekFrom::Start(start)).ok()?;
@@ -75,7 +74,7 @@ impl Log {
 
     /// The rest of the last line that starts with `prefix` (a marker a command printed).
     pub(crate) fn marker(&self, prefix: &str) -> Option<String> {
-        let mut file = self.0.lock().ok()?;
+        let mut file = &self.0;
         file.seek(SeekFrom::Start(0)).ok()?;
         let mut text = String::new();
         file.read_to_string(&mut text).ok()?;
@@ -85,9 +84,7 @@ impl Log {
 
     /// Appends a line of hephy's own (the command about to run, say).
     pub(crate) fn note(&self, line: &str) {
-        if let Ok(mut file) = self.0.lock() {
-            let _ = writeln!(file, "{line}");
-        }
+        let _ = writeln!(&self.0, "{line}");
     }
 }
 
@@ -279,9 +276,7 @@ pub(crate) fn run_fed(
         if written.get() > limit {
             return;
         }
-        if let Ok(mut file) = log.0.lock() {
-            let _ = file.write_all(line);
-        }
+        let _ = (&log.0).write_all(line);
         if job.verbose {
             let text = String::from_utf8_lossy(line).trim_end_matches(['\n', '\r']).to_owned();
             let _ = job.events.send(hephy_engine::Message::Output { node: node.clone(), line: text });
