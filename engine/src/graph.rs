@@ -625,12 +625,10 @@ mod tests {
     /// The petgraph graph has the graph's nodes, at the same indices, and its edges.
     #[test]
     fn dag_is_the_graph() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let text = "tasks:\n  a: { run: [\"true\"] }\n  b: { run: [\"true\"], after: [a] }\n  \
-                    c: { run: [\"true\"], after: [b, a] }\n";
-        let source = hephy_dsl::SourceFile::new(dir.path().join("hephy.yaml"), hephy_dsl::Syntax::Yaml, text);
-        let doc = hephy_dsl::read(&source).expect("reads");
-        let model = hephy_dsl::lower(doc, &source, dir.path()).expect("valid");
+        let (_dir, model) = crate::testing::yaml_model(
+            "tasks:\n  a: { run: [\"true\"] }\n  b: { run: [\"true\"], after: [a] }\n  \
+             c: { run: [\"true\"], after: [b, a] }\n",
+        );
         let graph = compile(&model);
         let dag = graph.dag();
         assert_eq!(dag.node_count(), 3);

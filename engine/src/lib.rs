@@ -24,6 +24,8 @@ mod plan;
 mod run;
 mod sorted;
 mod state;
+#[cfg(test)]
+mod testing;
 
 pub use dockerignore::{DockerIgnore, PatternError};
 pub use explain::{Explanation, LastFailure, explain_plan, explain_run};

@@ -598,12 +598,10 @@ mod tests {
     use crate::inputs::{BaseImages, Upstreams, gather};
 
     fn planned(state: &Snapshot) -> (Graph, Inputs, Plan) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let text = "tasks:\n  a: { run: [\"true\"] }\n  b: { run: [\"true\"], after: [a] }\n  \
-                    c: { run: [\"true\"], after: [a, b] }\n  d: { run: [\"true\"], after: [c, a] }\n";
-        let source = hephy_dsl::SourceFile::new(dir.path().join("hephy.yaml"), hephy_dsl::Syntax::Yaml, text);
-        let doc = hephy_dsl::read(&source).expect("reads");
-        let model = hephy_dsl::lower(doc, &source, dir.path()).expect("valid");
+        let (_dir, model) = crate::testing::yaml_model(
+            "tasks:\n  a: { run: [\"true\"] }\n  b: { run: [\"true\"], after: [a] }\n  \
+             c: { run: [\"true\"], after: [a, b] }\n  d: { run: [\"true\"], after: [c, a] }\n",
+        );
         let graph = crate::compile(&model);
         let identity = |_: &crate::Node| "test/1".into();
         let inputs = gather(
