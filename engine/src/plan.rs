@@ -379,38 +379,34 @@ pub fn plan(graph: &Graph, inputs: &Inputs, state: &Snapshot, options: &PlanOpti
             None => levels.push(vec![index]),
         }
     }
-    // Steps go straight to their place in execution order.
-    let mut position: Vec<usize> = vec![usize::MAX; graph.len()];
-    for (at, index) in graph.order().iter().enumerate() {
-        position[index.index()] = at;
-    }
-    // Every node is in the order, so every placeholder is replaced, level by level.
-    let placeholder = Step {
-        node: NodeIndex::end(),
-        action: Action::Skip,
-        reasons: Cow::Borrowed(&[]),
-        key: Key::ZERO,
-        cached_output: None,
-    };
-    let mut steps: Vec<Step> = (0..graph.len()).into_par_iter().map(|_| placeholder.clone()).collect();
     // By node index, its id and what it gives its dependents' keys, once it is planned: one
     // place to look per dependency, not its step, its node and its record.
     let mut values: Vec<(&str, DepValue<'_>)> = (0..graph.len())
         .into_par_iter()
         .map(|i| (graph.node(NodeIndex::new(i)).id.as_str(), DepValue::Output("")))
         .collect();
-    let mut planned: Vec<(Step, DepValue<'_>)> = Vec::new();
+    // Each level's steps are appended in parallel (`at_level`: where a node's step is), then
+    // gathered into execution order in parallel: placing them one by one where they belong
+    // took a fifth of the planning of a million nodes.
+    let mut by_level: Vec<Step> = Vec::with_capacity(graph.len());
+    let mut at_level = vec![0u32; graph.len()];
+    let mut level_values: Vec<DepValue<'_>> = Vec::new();
     for nodes in levels {
-        // Into one buffer, reused from level to level.
-        nodes
-            .par_iter()
-            .map(|&index| step(graph, inputs, state, options, index, &values))
-            .collect_into_vec(&mut planned);
-        for (step, value) in planned.drain(..) {
-            values[step.node.index()].1 = value;
-            let at = position[step.node.index()];
-            steps[at] = step;
+        let start = by_level.len();
+        let mut both = (std::mem::take(&mut by_level), level_values);
+        both.par_extend(nodes.par_iter().map(|&index| step(graph, inputs, state, options, index, &values)));
+        (by_level, level_values) = both;
+        for (at, (index, value)) in (start..).zip(nodes.into_iter().zip(level_values.drain(..))) {
+            values[index.index()].1 = value;
+            at_level[index.index()] = at as u32;
         }
+    }
+    // Cloning a step copies it (its reasons are borrowed) unless it has several reasons.
+    let steps: Vec<Step> =
+        graph.order().par_iter().map(|n| by_level[at_level[n.index()] as usize].clone()).collect();
+    let mut position: Vec<usize> = vec![0; graph.len()];
+    for (at, index) in graph.order().iter().enumerate() {
+        position[index.index()] = at;
     }
     Plan { steps, position, inputs: inputs.shared() }
 }
