@@ -266,6 +266,7 @@ pub fn compile(model: &Model) -> Graph {
         model,
         nodes: Vec::with_capacity(count),
         definitions: Vec::with_capacity(count),
+        keyed: Vec::with_capacity(count),
         current: 0,
         by_def: Vec::with_capacity(model.images.len() + model.tasks.len()),
         runs: Vec::new(),
@@ -276,18 +277,10 @@ pub fn compile(model: &Model) -> Graph {
     };
     b.add_nodes();
     b.add_edges();
-    let Builder { nodes: all, edges, definitions, .. } = b;
+    let Builder { nodes: all, edges, definitions, mut keyed, .. } = b;
     let nodes = all.len();
     // Sorted by id: first by the id's first eight bytes as a number (most comparisons end
     // there, without following a pointer), then by the whole id.
-    let prefix = |id: &str| {
-        let mut bytes = [0u8; 8];
-        let head = &id.as_bytes()[..id.len().min(8)];
-        bytes[..head.len()].copy_from_slice(head);
-        u64::from_be_bytes(bytes)
-    };
-    let mut keyed: Vec<(u64, NodeIndex)> =
-        all.iter().enumerate().map(|(n, node)| (prefix(node.id.as_str()), NodeIndex::new(n))).collect();
     keyed.par_sort_unstable_by(|a, b| {
         a.0.cmp(&b.0).then_with(|| all[a.1.index()].id.cmp(&all[b.1.index()].id))
     });
@@ -319,6 +312,9 @@ struct Builder<'m> {
     nodes: Vec<Node>,
     /// Per node, its definition's position.
     definitions: Vec<u32>,
+    /// Per node, the first eight bytes of its id as a number, and the node: what sorting by
+    /// id sorts, taken while the id is at hand.
+    keyed: Vec<(u64, NodeIndex)>,
     /// The position of the definition whose nodes are being added.
     current: u32,
     /// Per definition, by [`Model::position`]: where its platform nodes (builds or task runs)
@@ -360,9 +356,15 @@ impl<'m> Builder<'m> {
     }
 
     fn add(&mut self, node: Node) -> NodeIndex {
+        let index = NodeIndex::new(self.nodes.len());
+        let id = node.id.as_str().as_bytes();
+        let mut prefix = [0u8; 8];
+        let head = &id[..id.len().min(8)];
+        prefix[..head.len()].copy_from_slice(head);
+        self.keyed.push((u64::from_be_bytes(prefix), index));
         self.definitions.push(self.current);
         self.nodes.push(node);
-        NodeIndex::new(self.nodes.len() - 1)
+        index
     }
 
     fn add_nodes(&mut self) {
