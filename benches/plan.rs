@@ -95,12 +95,11 @@ fn stages(n: usize, runs: usize) {
         }
         let model = model.expect("lowered");
         let (compile, graph) = best_of(runs, || hephy_engine::compile(&model));
-        let identity = |node: &hephy_engine::Node| hephy_stdlib::builder_identity(&model, node);
         let (hash, inputs) = best_of(runs, || {
             hephy_engine::gather(
                 &model,
                 &graph,
-                &identity,
+                &hephy_stdlib::builder_identity,
                 &hephy_engine::Upstreams::new(),
                 &hephy_engine::BaseImages::new(),
                 &StatCache::new(),
@@ -277,11 +276,10 @@ fn million() {
     let graph = hephy_engine::compile(&model);
     let compile = start.elapsed();
     let start = Instant::now();
-    let identity = |node: &hephy_engine::Node| hephy_stdlib::builder_identity(&model, node);
     let inputs = hephy_engine::gather(
         &model,
         &graph,
-        &identity,
+        &hephy_stdlib::builder_identity,
         &hephy_engine::Upstreams::new(),
         &hephy_engine::BaseImages::new(),
         &StatCache::new(),

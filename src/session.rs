@@ -145,13 +145,20 @@ impl Session {
             Exclusions { dirs: hephy_engine::relative_inside(&model.root, &state_dir).into_iter().collect() };
         let upstreams = hephy_stdlib::resolve_upstreams(&model, &state_dir, selection.offline);
         clock.lap("resolve upstreams");
-        let identity = |node: &hephy_engine::Node| hephy_stdlib::builder_identity(&model, node);
         let schedule_refreshes =
             selection.schedule.as_deref().and_then(|s| model.schedule(s)).is_some_and(|s| s.refresh);
         let refreshing = selection.refresh || schedule_refreshes;
         let bases = hephy_stdlib::resolve_bases(&model, &state_dir, refreshing, selection.offline);
         clock.lap("resolve base images");
-        let inputs = hephy_engine::gather(&model, &graph, &identity, &upstreams, &bases, &cache, &exclusions);
+        let inputs = hephy_engine::gather(
+            &model,
+            &graph,
+            &hephy_stdlib::builder_identity,
+            &upstreams,
+            &bases,
+            &cache,
+            &exclusions,
+        );
         clock.lap("gather inputs");
         store.save_stats(&inputs.fresh_stats);
         clock.lap("save stat cache");

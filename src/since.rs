@@ -106,11 +106,10 @@ pub(crate) fn changed(
         )
     })?;
     let old_graph = hephy_engine::compile(&old_model);
-    let identity = |node: &hephy_engine::Node| hephy_stdlib::builder_identity(&old_model, node);
     let old_inputs = hephy_engine::gather(
         &old_model,
         &old_graph,
-        &identity,
+        &hephy_stdlib::builder_identity,
         upstreams,
         bases,
         &StatCache::new(),

@@ -74,9 +74,10 @@ impl Inputs {
     }
 }
 
-/// Identifies the tool that builds a node (name and version), so a new builder rebuilds.
-/// Most are fixed text (`process/1`), so no node pays for a copy.
-pub type BuilderIdentity<'a> = &'a (dyn Fn(&Node) -> Text + Sync);
+/// Identifies the tool that builds a node (name and version) from the node and its image or
+/// task, so a new builder rebuilds. Most are fixed text (`process/1`), so no node pays for a
+/// copy.
+pub type BuilderIdentity<'a> = &'a (dyn Fn(&Node, Option<Definition<'_>>) -> Text + Sync);
 
 /// A secret's value, read from where the graph says (`Err`: why it cannot be had).
 pub fn secret_value(model: &Model, name: &str) -> Result<String, String> {
@@ -142,7 +143,16 @@ pub fn gather(
                 let index = NodeIndex::new(i);
                 let node = graph.node(index);
                 let definition = graph.definition(model, index);
-                describe(settings, model, node, definition, builder(node), upstreams, bases, no_files)
+                describe(
+                    settings,
+                    model,
+                    node,
+                    definition,
+                    builder(node, definition),
+                    upstreams,
+                    bases,
+                    no_files,
+                )
             },
         )
         .unzip();

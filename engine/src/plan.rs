@@ -599,7 +599,7 @@ mod tests {
              c: { run: [\"true\"], after: [a, b] }\n  d: { run: [\"true\"], after: [c, a] }\n",
         );
         let graph = crate::compile(&model);
-        let identity = |_: &crate::Node| "test/1".into();
+        let identity = |_: &crate::Node, _: Option<hephy_dsl::Definition<'_>>| "test/1".into();
         let inputs = gather(
             &model,
             &graph,

@@ -204,10 +204,10 @@ impl Stdlib<'_> {
 
 /// The tool (and its version) that does a node's work; part of every node's key, so changing
 /// how a kind of node is built rebuilds it.
-pub fn builder_identity(model: &Model, node: &Node) -> Cow<'static, str> {
+pub fn builder_identity(node: &Node, definition: Option<Definition<'_>>) -> Cow<'static, str> {
     match node.kind {
         NodeKind::Task => "process/1".into(),
-        NodeKind::Image => match model.definition(node.name()) {
+        NodeKind::Image => match definition {
             Some(Definition::Image(image)) if image.builder == "oci" => oci::IDENTITY.into(),
             Some(Definition::Image(image)) if image.builder != "buildah" => {
                 format!("{}/1", image.builder).into()
