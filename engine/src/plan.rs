@@ -589,15 +589,21 @@ fn union<'a>(a: &'a SortedMap, b: &'a SortedMap) -> BTreeMap<&'a str, (Option<&'
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
     use crate::files::{Exclusions, StatCache};
     use crate::inputs::{BaseImages, Upstreams, gather};
 
+    const ABCD: &str = "tasks:\n  a: { run: [\"true\"] }\n  b: { run: [\"true\"], after: [a] }\n  \
+                        c: { run: [\"true\"], after: [a, b] }\n  d: { run: [\"true\"], after: [c, a] }\n";
+
     fn planned(state: &Snapshot) -> (Graph, Inputs, Plan) {
-        let (_dir, model) = crate::testing::yaml_model(
-            "tasks:\n  a: { run: [\"true\"] }\n  b: { run: [\"true\"], after: [a] }\n  \
-             c: { run: [\"true\"], after: [a, b] }\n  d: { run: [\"true\"], after: [c, a] }\n",
-        );
+        planned_with(ABCD, state, &PlanOptions::default())
+    }
+
+    fn planned_with(graph_text: &str, state: &Snapshot, options: &PlanOptions) -> (Graph, Inputs, Plan) {
+        let (_dir, model) = crate::testing::yaml_model(graph_text);
         let graph = crate::compile(&model);
         let identity = |_: &crate::Node, _: Option<hephy_dsl::Definition<'_>>| "test/1".into();
         let inputs = gather(
@@ -609,8 +615,47 @@ mod tests {
             &StatCache::new(),
             &Exclusions::default(),
         );
-        let plan = plan(&graph, &inputs, state, &PlanOptions::default());
+        let plan = plan(&graph, &inputs, state, options);
         (graph, inputs, plan)
+    }
+
+    /// A record of `step` as built from `manifest`, with `output`.
+    fn record(manifest: &InputManifest, output: &str) -> Record {
+        Record {
+            key: manifest.key(),
+            manifest_json: serde_json::to_string(manifest).expect("encodes"),
+            output: output.to_owned(),
+            built_at: 0,
+            duration_ms: 0,
+            run_id: 1,
+        }
+    }
+
+    /// The state after building `graph_text` as a run does: each node recorded (with an output
+    /// of its own) once its dependencies are, with their outputs as its inputs.
+    fn all_built(graph_text: &str) -> Snapshot {
+        let mut state = Snapshot::default();
+        loop {
+            let (graph, _, plan) = planned_with(graph_text, &state, &PlanOptions::default());
+            let skipped = |n: &NodeIndex| plan.step(*n).is_some_and(|s| s.action == Action::Skip);
+            let ready: Vec<&Step> = plan
+                .steps
+                .iter()
+                .filter(|s| s.action == Action::Build && graph.deps(s.node).iter().all(skipped))
+                .collect();
+            if ready.is_empty() {
+                return state;
+            }
+            let records: Vec<(String, Record)> = ready
+                .iter()
+                .map(|step| {
+                    let id = graph.node(step.node).id.to_string();
+                    let record = record(&plan.manifest(step, &graph, &state), &format!("blake3:{id}"));
+                    (id, record)
+                })
+                .collect();
+            state.records.extend(records);
+        }
     }
 
     /// The key planning computes from the dependencies' steps is the key of the manifest
@@ -652,5 +697,165 @@ mod tests {
         }
         let reasons = &second.step(c).expect("planned").reasons;
         assert!(reasons.contains(&Reason::DependencyRebuilt { node: "b".to_owned() }), "{reasons:?}");
+    }
+
+    /// Recorded builds from today's inputs plan as fresh, with no reasons; what the user asks
+    /// for (`--force`, a schedule) and what the state holds (a failure, missing outputs) add
+    /// their reasons, and a forced node's dependents rebuild because it does.
+    #[test]
+    fn options_and_state_add_their_reasons() {
+        let (graph, _, first) = planned(&Snapshot::default());
+        assert!(first.steps.iter().all(|s| *s.reasons == [Reason::NeverBuilt]));
+        let mut state = all_built(ABCD);
+        let (_, _, fresh) = planned(&state);
+        assert!(fresh.steps.iter().all(|s| s.action == Action::Skip && s.reasons.is_empty()), "{fresh:?}");
+
+        let [a, b, c, d] = ["a", "b", "c", "d"].map(|id| graph.find(id).expect("node"));
+        state.failures.insert(
+            "c".to_owned(),
+            crate::state::Failure { key: Key::ZERO, run_id: 2, message: "exit 1".to_owned() },
+        );
+        let options = PlanOptions {
+            force: HashSet::from([b]),
+            schedule: Some(("weekly".to_owned(), HashSet::from([b]))),
+            ..PlanOptions::default()
+        };
+        let (_, _, plan) = planned_with(ABCD, &state, &options);
+        let reasons = |n: NodeIndex| plan.step(n).expect("planned").reasons.to_vec();
+        assert_eq!(plan.step(a).map(|s| s.action), Some(Action::Skip));
+        assert_eq!(reasons(b), [Reason::Scheduled { schedule: "weekly".to_owned() }, Reason::Forced]);
+        // `c` failed last time, and its dependency `b` is rebuilt (pending, so its key moved).
+        assert_eq!(reasons(c), [Reason::LastRunFailed, Reason::DependencyRebuilt { node: "b".to_owned() }]);
+        assert_eq!(reasons(d), [Reason::DependencyRebuilt { node: "c".to_owned() }]);
+    }
+
+    /// `only` leaves every other node alone, whatever its state; an output the registry holds
+    /// for a node's exact key skips it, and its dependents take that output as their input.
+    #[test]
+    fn a_selection_and_the_registry_skip_nodes() {
+        let (graph, _, first) = planned(&Snapshot::default());
+        let [a, b, c, d] = ["a", "b", "c", "d"].map(|id| graph.find(id).expect("node"));
+        let key_of_a = first.step(a).expect("planned").key;
+        let options = PlanOptions {
+            cached: HashMap::from([(a, (key_of_a, "sha256:in-the-registry".to_owned()))]),
+            only: Some(HashSet::from([a, b])),
+            ..PlanOptions::default()
+        };
+        let (_, _, plan) = planned_with(ABCD, &Snapshot::default(), &options);
+        let step = |n: NodeIndex| plan.step(n).expect("planned");
+        assert_eq!((step(a).action, &*step(a).reasons), (Action::Skip, &[Reason::CachedInRegistry][..]));
+        assert_eq!(step(a).cached_output.as_deref(), Some("sha256:in-the-registry"));
+        assert_eq!((step(b).action, &*step(b).reasons), (Action::Build, &[Reason::NeverBuilt][..]));
+        for n in [c, d] {
+            assert_eq!((step(n).action, step(n).reasons.is_empty()), (Action::Skip, true));
+        }
+        let manifest = plan.manifest(step(b), &graph, &Snapshot::default());
+        assert_eq!(manifest.deps.get("a"), Some("sha256:in-the-registry"));
+        assert_eq!(manifest.key(), step(b).key);
+    }
+
+    /// Each difference between a recorded manifest and today's is named, in a fixed order:
+    /// settings (a moved base image or upstream commit by name), files, dependencies.
+    #[test]
+    fn differences_name_each_change() {
+        let manifest = |settings: &[(&str, &str)], files: &[(&str, &str)], deps: &[(&str, &str)]| {
+            let map = |pairs: &[(&str, &str)]| {
+                pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<SortedMap>()
+            };
+            InputManifest {
+                settings: map(settings),
+                files: Arc::new(map(files)),
+                deps: map(deps),
+                labels: BTreeMap::from([("git.ref".to_owned(), "v2".to_owned())]),
+            }
+        };
+        let old = manifest(
+            &[("args.V", "1"), ("base.alpine:3", "sha256:aa"), ("git.commit", "c1"), ("gone", "x")],
+            &[("Dockerfile", "f:11"), ("old.txt", "f:22"), ("run.sh", "f:33")],
+            &[("base@linux/amd64", "blake3:b1"), ("lint", "blake3:l1")],
+        );
+        let new = manifest(
+            &[("args.V", "2"), ("base.alpine:3", "sha256:bb"), ("git.commit", "c2"), ("new", "y")],
+            &[("Dockerfile", "f:12"), ("new.txt", "f:44"), ("run.sh", "x:33")],
+            &[("base@linux/amd64", "pending:00"), ("tool", "blake3:t1")],
+        );
+        let owned = |s: &str| s.to_owned();
+        let changed = |field: &str, old: Option<&str>, new: Option<&str>| Reason::SettingChanged {
+            field: owned(field),
+            old: old.map(owned),
+            new: new.map(owned),
+        };
+        assert_eq!(
+            differences(&old, &new),
+            [
+                changed("args.V", Some("1"), Some("2")),
+                Reason::BaseImageMoved {
+                    image: owned("alpine:3"),
+                    old: owned("sha256:aa"),
+                    new: owned("sha256:bb")
+                },
+                Reason::UpstreamMoved { reference: owned("v2"), old: owned("c1"), new: owned("c2") },
+                changed("gone", Some("x"), None),
+                changed("new", None, Some("y")),
+                Reason::InputChanged { path: owned("Dockerfile"), old: owned("f:11"), new: owned("f:12") },
+                Reason::InputAdded { path: owned("new.txt") },
+                Reason::InputRemoved { path: owned("old.txt") },
+                Reason::InputChanged { path: owned("run.sh"), old: owned("f:33"), new: owned("x:33") },
+                Reason::DependencyRebuilt { node: owned("base@linux/amd64") },
+                changed("dependency", Some("lint"), None),
+                changed("dependency", None, Some("tool")),
+            ]
+        );
+        assert_eq!(differences(&old, &old), []);
+    }
+
+    /// A graph of many levels where every step carries its own reasons: the steps come out in
+    /// execution order, each found at its node, its reasons its own.
+    #[test]
+    fn steps_are_in_execution_order_with_their_own_reasons() {
+        let mut text = String::from("tasks:\n");
+        for i in 0..300u32 {
+            text.push_str(&format!("  t{i}: {{ run: [\"true\", \"{i}\"]"));
+            if i > 0 {
+                let deps: BTreeSet<u32> = [i / 3, i * 7 / 11].into();
+                let deps: Vec<String> = deps.iter().map(|d| format!("t{d}")).collect();
+                text.push_str(&format!(", after: [{}]", deps.join(", ")));
+            }
+            text.push_str(" }\n");
+        }
+        let (graph, _, first) = planned_with(&text, &Snapshot::default(), &PlanOptions::default());
+        // Recorded with another builder: every node names that setting, and nothing else (its
+        // dependencies' pending keys are the ones recorded).
+        let mut state = Snapshot::default();
+        for step in &first.steps {
+            let mut manifest = first.manifest(step, &graph, &state);
+            manifest.settings.insert("builder", "test/0");
+            state.records.insert(graph.node(step.node).id.to_string(), record(&manifest, "blake3:out"));
+        }
+        let (_, _, plan) = planned_with(&text, &state, &PlanOptions::default());
+        let order: Vec<NodeIndex> = plan.steps.iter().map(|s| s.node).collect();
+        // Planned level by level, but not in that order: the levels interleave in id order.
+        let mut level = vec![0; graph.len()];
+        for &n in graph.order() {
+            level[n.index()] = graph.deps(n).iter().map(|d| level[d.index()] + 1).max().unwrap_or(0);
+        }
+        let mut by_level = order.clone();
+        by_level.sort_by_key(|n| level[n.index()]);
+        assert_ne!(by_level, order);
+        assert_eq!(order, graph.order());
+        for &node in graph.order() {
+            let step = plan.step(node).expect("planned");
+            assert_eq!(step.node, node);
+            assert_eq!(step.key, first.step(node).expect("planned").key);
+            assert!(matches!(step.reasons, Cow::Owned(_)));
+            assert_eq!(
+                *step.reasons,
+                [Reason::SettingChanged {
+                    field: "builder".to_owned(),
+                    old: Some("test/0".to_owned()),
+                    new: Some("test/1".to_owned())
+                }]
+            );
+        }
     }
 }
