@@ -590,3 +590,172 @@ impl RunLock {
         Ok(RunLock { _file: file })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sorted::SortedMap;
+
+    fn manifest(run: &str) -> InputManifest {
+        let mut settings = SortedMap::new();
+        settings.insert("kind", "task");
+        settings.insert("run", run.to_owned());
+        InputManifest { settings, ..InputManifest::default() }
+    }
+
+    fn result<'a>(
+        node: &'a str,
+        result: &'a str,
+        key: &'a Key,
+        manifest: &'a InputManifest,
+    ) -> NodeResult<'a> {
+        NodeResult {
+            node,
+            result,
+            reasons: serde_json::json!([{ "kind": "never_built" }]),
+            key: Some(key),
+            manifest: Some(manifest),
+            output: (result != "failed").then_some("blake3:out"),
+            message: (result == "failed").then_some("exit status 1"),
+            duration: Duration::from_millis(1500),
+        }
+    }
+
+    /// A new folder gets the schema at this version in WAL mode; opening it again migrates
+    /// nothing and keeps what it holds.
+    #[test]
+    fn opens_creates_and_reopens() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state = State::open(dir.path()).expect("opens");
+        let version: i64 =
+            state.conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
+        let mode: String = state.conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).expect("mode");
+        assert_eq!((version, mode.as_str()), (SCHEMA_VERSION, "wal"));
+        let mut state = state;
+        let run = state.begin_run("hephy run").expect("begins");
+        drop(state);
+        let state = State::open(dir.path()).expect("opens again");
+        assert_eq!(state.last_run().expect("reads"), Some(run));
+        assert_eq!(state.integrity_check().expect("checks"), "ok");
+    }
+
+    /// A database written by a newer hephy is refused, not damaged.
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state = State::open(dir.path()).expect("opens");
+        state.conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).expect("sets");
+        drop(state);
+        match State::open(dir.path()) {
+            Err(StateError::TooNew { found, .. }) => assert_eq!(found, SCHEMA_VERSION + 1),
+            other => panic!("expected TooNew, got {other:?}"),
+        }
+    }
+
+    /// A build records the node (key, inputs, output, duration); a failure is kept beside the
+    /// last good record, and the next success clears it. Each lands in the run's history.
+    #[test]
+    fn records_builds_and_failures() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut state = State::open(dir.path()).expect("opens");
+        let (one, two) = (manifest("[\"make\"]"), manifest("[\"make\",\"all\"]"));
+        let (key_one, key_two) = (one.key(), two.key());
+
+        let first = state.begin_run("hephy run").expect("begins");
+        state.record(first, &result("app", "built", &key_one, &one)).expect("records");
+        state.finish_run(first, "ok", 0).expect("finishes");
+        let snapshot = state.snapshot().expect("reads");
+        let record = &snapshot.records["app"];
+        assert_eq!((record.key, record.output.as_str(), record.run_id), (key_one, "blake3:out", first));
+        assert_eq!(record.duration_ms, 1500);
+        assert_eq!(record.manifest().map(|m| m.key()), Some(key_one));
+
+        let second = state.begin_run("hephy run").expect("begins");
+        state.record(second, &result("app", "failed", &key_two, &two)).expect("records");
+        state.finish_run(second, "failed", 0).expect("finishes");
+        let snapshot = state.snapshot().expect("reads");
+        assert_eq!(snapshot.records["app"].key, key_one, "a failure keeps the last good build");
+        let failure = &snapshot.failures["app"];
+        assert_eq!(
+            (failure.key, failure.run_id, failure.message.as_str()),
+            (key_two, second, "exit status 1")
+        );
+
+        let third = state.begin_run("hephy run").expect("begins");
+        state.record(third, &result("app", "built", &key_two, &two)).expect("records");
+        state.finish_run(third, "ok", 3).expect("finishes");
+        let snapshot = state.snapshot().expect("reads");
+        assert_eq!(snapshot.records["app"].key, key_two);
+        assert!(snapshot.failures.is_empty());
+
+        let runs = state.runs(10).expect("lists");
+        let listed: Vec<(i64, &str)> = runs.iter().map(|r| (r.id, r.status.as_str())).collect();
+        assert_eq!(listed, [(third, "ok"), (second, "failed"), (first, "ok")]);
+        assert_eq!(runs[0].counts, HashMap::from([("built".to_owned(), 1), ("fresh".to_owned(), 3)]));
+        let nodes = state.run_nodes(second).expect("reads").expect("the run exists");
+        assert_eq!(nodes.len(), 1);
+        assert_eq!(
+            (nodes[0].result.as_str(), nodes[0].message.as_deref()),
+            ("failed", Some("exit status 1"))
+        );
+        assert_eq!(nodes[0].reasons, serde_json::json!([{ "kind": "never_built" }]));
+        assert!(state.run_nodes(third + 1).expect("reads").is_none());
+    }
+
+    /// A run still marked running when the next one begins was killed.
+    #[test]
+    fn a_run_left_running_was_killed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut state = State::open(dir.path()).expect("opens");
+        let first = state.begin_run("hephy run").expect("begins");
+        let second = state.begin_run("hephy run").expect("begins");
+        let runs = state.runs(10).expect("lists");
+        let listed: Vec<(i64, &str)> = runs.iter().map(|r| (r.id, r.status.as_str())).collect();
+        assert_eq!(listed, [(second, "running"), (first, "killed")]);
+    }
+
+    /// Stat entries read back as written, inode numbers past `i64::MAX` included; re-keying
+    /// changes a record's key and nothing else; a damaged manifest or key reads as such.
+    #[test]
+    fn stats_keys_and_damage() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut state = State::open(dir.path()).expect("opens");
+        let stat = Stat { size: 42, mtime_ns: 1_700_000_000_000_000_001, ctime_ns: -5, ino: u64::MAX - 1 };
+        state.save_stats(&[("src/main.rs".to_owned(), stat, "f:abc".to_owned())]);
+        let cache = state.stat_cache().expect("reads");
+        assert_eq!(cache.get("src/main.rs"), Some(&(stat, "f:abc".to_owned())));
+
+        let one = manifest("[\"true\"]");
+        let key = one.key();
+        let run = state.begin_run("hephy run").expect("begins");
+        state.record(run, &result("a", "built", &key, &one)).expect("records");
+        let other = manifest("[\"false\"]").key();
+        state.rekey(&[("a", other)]).expect("rekeys");
+        let record = &state.snapshot().expect("reads").records["a"];
+        assert_eq!((record.key, record.output.as_str()), (other, "blake3:out"));
+        assert_eq!(record.manifest().map(|m| m.key()), Some(key));
+
+        state.conn.execute("UPDATE nodes SET key = 'nonsense', manifest = '{'", []).expect("damages");
+        let record = &state.snapshot().expect("reads").records["a"];
+        assert_eq!(record.key, Key::ZERO);
+        assert!(record.manifest().is_none());
+    }
+
+    /// The run lock is exclusive: a second taker waits its timeout, then learns the holder's
+    /// pid; once the holder lets go, it gets the lock.
+    #[test]
+    fn the_run_lock_is_exclusive_and_names_its_holder() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let held = RunLock::acquire(dir.path(), Duration::ZERO).expect("locks");
+        let waited = Duration::from_millis(100);
+        match RunLock::acquire(dir.path(), waited) {
+            Err(StateError::Locked { pid, waited: took, .. }) => {
+                assert_eq!(pid, std::process::id().to_string());
+                assert!(took >= waited, "{took:?}");
+            }
+            other => panic!("expected Locked, got {other:?}"),
+        }
+        drop(held);
+        RunLock::acquire(dir.path(), Duration::ZERO).expect("locks once free");
+    }
+}
