@@ -7,7 +7,7 @@
 //! [`Event`] stream that renderers consume. What a node *does* is behind the [`Work`] trait,
 //! implemented by `hephy-stdlib`; the engine itself prints nothing.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -236,6 +236,14 @@ struct Pool {
     running: usize,
 }
 
+/// A ready node waiting for a slot: the inputs and key it will be built with, and its
+/// dependencies' outputs.
+struct Prepared<'g> {
+    manifest: InputManifest,
+    key: Key,
+    deps: Vec<(&'g Node, String)>,
+}
+
 /// Runs `plan`, recording each finished node in `state`.
 #[expect(clippy::too_many_arguments, reason = "the run's collaborators, each distinct")]
 pub fn run(
@@ -253,6 +261,7 @@ pub fn run(
     let run_id = state.begin_run(&options.command)?;
     let log_dir = options.state_dir.join("logs").join(run_id.to_string());
     let mut pools = pools(model, options.jobs);
+    let (eligible, group) = pool_groups(&pools, graph);
     let mut status: HashMap<NodeIndex, Status> = HashMap::new();
     let mut summary = Summary { run_id, ..Summary::default() };
     let mut running_total = 0usize;
@@ -305,11 +314,14 @@ pub fn run(
     }
     state.rekey(&rekeyed)?;
 
-    // A ready set in plan order.
+    // Nodes whose dependencies are all done: first examined (`unexamined`: is it cut off?),
+    // then `ready`, in plan order, with its inputs and key, until a slot of its executor frees.
     let position: HashMap<NodeIndex, usize> =
         plan.steps.iter().enumerate().map(|(i, s)| (s.node, i)).collect();
     let mut remaining: HashMap<NodeIndex, usize> = HashMap::new();
-    let mut ready: BTreeSet<usize> = BTreeSet::new();
+    let mut unexamined: VecDeque<NodeIndex> = VecDeque::new();
+    let mut ready = Ready::new(eligible.len());
+    let mut prepared: HashMap<NodeIndex, Prepared<'_>> = HashMap::new();
     let mut failed_roots: Vec<NodeIndex> = Vec::new();
     for step in &plan.steps {
         if status[&step.node] != Status::Waiting {
@@ -319,105 +331,101 @@ pub fn run(
         let waiting = deps.iter().filter(|d| !matches!(status[*d], Status::Done(_))).count();
         remaining.insert(step.node, waiting);
         if waiting == 0 {
-            ready.insert(position[&step.node]);
+            unexamined.push_back(step.node);
         }
     }
 
     let (tx, rx) = mpsc::channel::<Message>();
     std::thread::scope(|scope| -> Result<(), StateError> {
         loop {
-            // Launch every ready node that has a free executor slot, in plan order; nodes cut
-            // off make their dependents ready at once, so go round until nothing changes.
-            let mut progress = true;
-            while progress && !stop_launching && !cancel.load(Ordering::SeqCst) {
-                progress = false;
-                let candidates: Vec<usize> = ready.iter().copied().collect();
-                for pos in candidates {
-                    if running_total >= options.jobs.max(1) {
-                        break;
-                    }
-                    let step = &plan.steps[pos];
-                    let node = graph.node(step.node);
-                    let deps = graph.deps(step.node);
-                    // Early cutoff: with the dependencies' real outputs, is the key unchanged?
-                    let dep_outputs: Vec<(&Node, String)> = deps
-                        .iter()
-                        .map(|d| match &status[d] {
-                            Status::Done(out) => (graph.node(*d), out.clone()),
-                            _ => (graph.node(*d), String::new()),
-                        })
-                        .collect();
-                    let manifest = with_deps(
-                        plan.inputs(step.node),
-                        dep_outputs.iter().map(|(dep, out)| (dep.id.as_str(), DepValue::Output(out))),
-                    );
-                    let key = manifest.key();
-                    let only_deps =
-                        step.reasons.iter().all(|r| matches!(r, Reason::DependencyRebuilt { .. }));
-                    if let Some(record) = snapshot.records.get(node.id.as_str())
-                        && only_deps
-                        && record.key == key
-                    {
-                        let output = record.output.clone();
-                        state.record(
-                            run_id,
-                            &NodeResult {
-                                node: node.id.as_str(),
-                                result: "cutoff",
-                                reasons: serde_json::to_value(&step.reasons).unwrap_or_default(),
-                                key: Some(&key),
-                                manifest: None,
-                                output: Some(&output),
-                                message: None,
-                                duration: Duration::ZERO,
-                            },
-                        )?;
-                        ready.remove(&pos);
-                        status.insert(step.node, Status::Done(output));
-                        summary.fresh += 1;
-                        summary.results.insert(node.id.to_string(), "cutoff".to_owned());
-                        reporter.event(&Event::NodeSkipped {
-                            node: node.id.to_string(),
-                            reason: SkipReason::CutOff,
-                        });
-                        release(graph.dependents(step.node), &status, &mut remaining, &mut ready, &position);
-                        progress = true;
-                        continue;
-                    }
-                    let Some(pool) = pick_pool(&pools, node) else { continue };
-                    ready.remove(&pos);
-                    pools[pool].running += 1;
-                    running_total += 1;
-                    assigned.insert(step.node, pool);
-                    status.insert(step.node, Status::Running);
-                    reporter.event(&Event::NodeStarted {
-                        node: node.id.to_string(),
-                        executor: pools[pool].name.clone(),
-                    });
-                    let log = log_dir.join(format!("{}.log", file_name(node.id.as_str())));
-                    launched.insert(step.node, manifest);
-                    let tx = tx.clone();
-                    let index = step.node;
-                    let root = model.root.as_path();
-                    let verbose = options.verbose;
-                    scope.spawn(move || {
-                        let start = Instant::now();
-                        let job = Job {
-                            node,
-                            root,
-                            run_id,
-                            deps: dep_outputs,
-                            key: &key,
-                            log,
-                            cancel,
-                            verbose,
-                            events: tx.clone(),
-                        };
-                        let outcome = work.execute(&job);
-                        let _ = tx.send(Message::Done { index, outcome, duration: start.elapsed() });
-                    });
-                    progress = true;
+            // Examine what became ready. Its dependencies are done, so its key is final: a node
+            // rebuilt only for its dependencies whose key is its last build's is cut off at
+            // once (its dependents then become ready in turn); any other waits in `ready`.
+            while !stop_launching && !cancel.load(Ordering::SeqCst) {
+                let Some(index) = unexamined.pop_front() else { break };
+                let step = &plan.steps[position[&index]];
+                let node = graph.node(index);
+                let deps: Vec<(&Node, String)> = graph
+                    .deps(index)
+                    .iter()
+                    .map(|d| match &status[d] {
+                        Status::Done(out) => (graph.node(*d), out.clone()),
+                        _ => (graph.node(*d), String::new()),
+                    })
+                    .collect();
+                let manifest = with_deps(
+                    plan.inputs(index),
+                    deps.iter().map(|(dep, out)| (dep.id.as_str(), DepValue::Output(out))),
+                );
+                let key = manifest.key();
+                let only_deps = step.reasons.iter().all(|r| matches!(r, Reason::DependencyRebuilt { .. }));
+                if let Some(record) = snapshot.records.get(node.id.as_str())
+                    && only_deps
+                    && record.key == key
+                {
+                    let output = record.output.clone();
+                    state.record(
+                        run_id,
+                        &NodeResult {
+                            node: node.id.as_str(),
+                            result: "cutoff",
+                            reasons: serde_json::to_value(&step.reasons).unwrap_or_default(),
+                            key: Some(&key),
+                            manifest: None,
+                            output: Some(&output),
+                            message: None,
+                            duration: Duration::ZERO,
+                        },
+                    )?;
+                    status.insert(index, Status::Done(output));
+                    summary.fresh += 1;
+                    summary.results.insert(node.id.to_string(), "cutoff".to_owned());
+                    reporter
+                        .event(&Event::NodeSkipped { node: node.id.to_string(), reason: SkipReason::CutOff });
+                    release(graph.dependents(index), &status, &mut remaining, &mut unexamined);
+                    continue;
                 }
+                prepared.insert(index, Prepared { manifest, key, deps });
+                ready.insert(position[&index], group[index.index()]);
+            }
+            // Launch ready nodes in plan order while some executor with a node waiting for it
+            // has a free slot (nodes waiting for a busy executor are passed over, not looked
+            // at again for every message).
+            let mut next = 0;
+            while !stop_launching && !cancel.load(Ordering::SeqCst) && running_total < options.jobs.max(1) {
+                let waiting_for_free = (0..eligible.len())
+                    .any(|g| ready.waiting[g] > 0 && pick_pool(&pools, &eligible[g]).is_some());
+                if !waiting_for_free {
+                    break;
+                }
+                let Some(&pos) = ready.positions.range(next..).next() else { break };
+                next = pos + 1;
+                let step = &plan.steps[pos];
+                let node = graph.node(step.node);
+                let Some(pool) = pick_pool(&pools, &eligible[group[step.node.index()]]) else { continue };
+                let Some(Prepared { manifest, key, deps }) = prepared.remove(&step.node) else { continue };
+                ready.remove(pos, group[step.node.index()]);
+                pools[pool].running += 1;
+                running_total += 1;
+                assigned.insert(step.node, pool);
+                status.insert(step.node, Status::Running);
+                reporter.event(&Event::NodeStarted {
+                    node: node.id.to_string(),
+                    executor: pools[pool].name.clone(),
+                });
+                let log = log_dir.join(format!("{}.log", file_name(node.id.as_str())));
+                launched.insert(step.node, manifest);
+                let tx = tx.clone();
+                let index = step.node;
+                let root = model.root.as_path();
+                let verbose = options.verbose;
+                scope.spawn(move || {
+                    let start = Instant::now();
+                    let job =
+                        Job { node, root, run_id, deps, key: &key, log, cancel, verbose, events: tx.clone() };
+                    let outcome = work.execute(&job);
+                    let _ = tx.send(Message::Done { index, outcome, duration: start.elapsed() });
+                });
             }
             if running_total == 0 {
                 break;
@@ -458,7 +466,7 @@ pub fn run(
                                 duration,
                             });
                             status.insert(index, Status::Done(output));
-                            release(graph.dependents(index), &status, &mut remaining, &mut ready, &position);
+                            release(graph.dependents(index), &status, &mut remaining, &mut unexamined);
                         }
                         Outcome::Failed { message } => {
                             // Stopped by Ctrl-C is not a failure of the node: the next run redoes it.
@@ -506,7 +514,7 @@ pub fn run(
                         for &dependent in graph.dependents(bad) {
                             if status[&dependent] == Status::Waiting {
                                 let step = &plan.steps[position[&dependent]];
-                                ready.remove(&position[&dependent]);
+                                ready.remove(position[&dependent], group[dependent.index()]);
                                 skip(
                                     state,
                                     run_id,
@@ -602,13 +610,13 @@ fn skip(
     Ok(())
 }
 
-/// A node is done: its waiting dependents have one dependency fewer to wait for.
+/// A node is done: its waiting dependents have one dependency fewer to wait for; those with
+/// none left join `unexamined`.
 fn release(
     dependents: &[NodeIndex],
     status: &HashMap<NodeIndex, Status>,
     remaining: &mut HashMap<NodeIndex, usize>,
-    ready: &mut BTreeSet<usize>,
-    position: &HashMap<NodeIndex, usize>,
+    unexamined: &mut VecDeque<NodeIndex>,
 ) {
     for dependent in dependents {
         if status[dependent] != Status::Waiting {
@@ -617,8 +625,33 @@ fn release(
         if let Some(n) = remaining.get_mut(dependent) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                ready.insert(position[dependent]);
+                unexamined.push_back(*dependent);
             }
+        }
+    }
+}
+
+/// Examined nodes waiting for a slot: their plan positions, and how many wait per group of
+/// eligible pools.
+struct Ready {
+    positions: BTreeSet<usize>,
+    waiting: Vec<usize>,
+}
+
+impl Ready {
+    fn new(groups: usize) -> Ready {
+        Ready { positions: BTreeSet::new(), waiting: vec![0; groups] }
+    }
+
+    fn insert(&mut self, position: usize, group: usize) {
+        if self.positions.insert(position) {
+            self.waiting[group] += 1;
+        }
+    }
+
+    fn remove(&mut self, position: usize, group: usize) {
+        if self.positions.remove(&position) {
+            self.waiting[group] -= 1;
         }
     }
 }
@@ -640,19 +673,41 @@ fn pools(model: &Model, jobs: usize) -> Vec<Pool> {
     pools
 }
 
-/// The least-loaded pool with a free slot that can run `node`.
-fn pick_pool(pools: &[Pool], node: &Node) -> Option<usize> {
+/// The pools that can run `node`: the declared executors of its platform, or else `local`.
+fn eligible_pools(pools: &[Pool], node: &Node) -> Vec<usize> {
     let declared = pools.iter().any(|p| p.platform.is_some() && p.platform == node.platform);
-    pools
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| match (&node.platform, declared) {
-            (Some(platform), true) => p.platform.as_ref() == Some(platform),
-            _ => p.platform.is_none(),
+    (0..pools.len())
+        .filter(|&i| match (&node.platform, declared) {
+            (Some(platform), true) => pools[i].platform.as_ref() == Some(platform),
+            _ => pools[i].platform.is_none(),
         })
-        .filter(|(_, p)| p.running < p.capacity)
-        .min_by_key(|(_, p)| p.running * 1000 / p.capacity.max(1))
-        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Each node's set of eligible pools, as an index into the list of the distinct sets (a few:
+/// one per platform): a node waiting for a busy executor is passed over at the cost of a
+/// look at its pools' load.
+fn pool_groups(pools: &[Pool], graph: &Graph) -> (Vec<Vec<usize>>, Vec<usize>) {
+    let mut sets: Vec<Vec<usize>> = Vec::new();
+    let group = (0..graph.len())
+        .map(|i| {
+            let set = eligible_pools(pools, graph.node(NodeIndex::new(i)));
+            sets.iter().position(|s| *s == set).unwrap_or_else(|| {
+                sets.push(set);
+                sets.len() - 1
+            })
+        })
+        .collect();
+    (sets, group)
+}
+
+/// The least-loaded pool with a free slot among `eligible`.
+fn pick_pool(pools: &[Pool], eligible: &[usize]) -> Option<usize> {
+    eligible
+        .iter()
+        .copied()
+        .filter(|&i| pools[i].running < pools[i].capacity)
+        .min_by_key(|&i| pools[i].running * 1000 / pools[i].capacity.max(1))
 }
 
 /// A node id as a file name: `curl@linux/amd64` → `curl@linux_amd64`.
@@ -660,4 +715,129 @@ pub fn file_name(id: &str) -> String {
     id.chars()
         .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@') { c } else { '_' })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::files::{Exclusions, StatCache};
+    use crate::inputs::{BaseImages, Upstreams, gather};
+    use crate::plan::{PlanOptions, plan};
+
+    /// Work that takes a moment and fails the nodes it is told to, counting how many nodes
+    /// run at once on each executor.
+    #[derive(Default)]
+    struct Counting {
+        fail: Vec<&'static str>,
+        running: Mutex<HashMap<String, usize>>,
+        most: Mutex<HashMap<String, usize>>,
+    }
+
+    impl Work for Counting {
+        fn execute(&self, job: &Job<'_>) -> Outcome {
+            let executor = job.node.executor.to_string();
+            {
+                let mut running = self.running.lock().expect("lock");
+                let now = running.entry(executor.clone()).or_default();
+                *now += 1;
+                let mut most = self.most.lock().expect("lock");
+                let most = most.entry(executor.clone()).or_default();
+                *most = (*most).max(*now);
+            }
+            std::thread::sleep(Duration::from_millis(3));
+            *self.running.lock().expect("lock").entry(executor).or_default() -= 1;
+            if self.fail.contains(&job.node.name()) {
+                Outcome::Failed { message: "exit status 1".to_owned() }
+            } else {
+                Outcome::Built { output: format!("blake3:{}", job.node.id) }
+            }
+        }
+    }
+
+    #[derive(Default)]
+    struct Events(Vec<Event>);
+
+    impl Reporter for Events {
+        fn event(&mut self, event: &Event) {
+            self.0.push(event.clone());
+        }
+    }
+
+    /// Plans and runs `text` with `work` on a fresh state.
+    fn run_graph(text: &str, work: &Counting, jobs: usize) -> (Summary, Vec<Event>) {
+        let (dir, model) = crate::testing::yaml_model(text);
+        let graph = crate::compile(&model);
+        let identity = |_: &Node, _: Option<hephy_dsl::Definition<'_>>| "test/1".into();
+        let inputs = gather(
+            &model,
+            &graph,
+            &identity,
+            &Upstreams::new(),
+            &BaseImages::new(),
+            &StatCache::new(),
+            &Exclusions::default(),
+        );
+        let snapshot = Snapshot::default();
+        let plan = plan(&graph, &inputs, &snapshot, &PlanOptions::default());
+        let state_dir = dir.path().join(".hephy");
+        let mut state = State::open(&state_dir).expect("opens");
+        let options =
+            RunOptions { jobs, fail_fast: false, verbose: false, state_dir, command: "test".to_owned() };
+        let mut events = Events::default();
+        let cancel = AtomicBool::new(false);
+        let summary = run(&model, &graph, &plan, &snapshot, &mut state, work, &mut events, &options, &cancel)
+            .expect("runs");
+        (summary, events.0)
+    }
+
+    /// Many nodes waiting for a one-slot executor hold up neither that limit nor the other
+    /// executors: each runs at most its `jobs` at once, and everything is built.
+    #[test]
+    fn each_executor_runs_at_most_its_jobs() {
+        let mut text = String::from(
+            "executors:\n  arm: { platform: linux/arm64, jobs: 1 }\n  amd: { platform: linux/amd64, jobs: 3 }\ntasks:\n",
+        );
+        for i in 0..30 {
+            text.push_str(&format!("  a{i}: {{ run: [\"true\"], platforms: [linux/arm64] }}\n"));
+            text.push_str(&format!("  b{i}: {{ run: [\"true\"], platforms: [linux/amd64] }}\n"));
+            text.push_str(&format!("  c{i}: {{ run: [\"true\"], after: [a{i}, b{i}] }}\n"));
+        }
+        let work = Counting::default();
+        let (summary, events) = run_graph(&text, &work, 4);
+        assert_eq!((summary.built, summary.failed, summary.skipped), (90, 0, 0));
+        let most = work.most.lock().expect("lock").clone();
+        assert_eq!(most["arm"], 1);
+        assert_eq!(most["amd"], 3);
+        assert!(most["local"] <= 4, "{most:?}");
+        // The amd64 nodes did not queue behind the arm64 ones: all of them started before the
+        // last arm64 node did (they need 10 rounds of 3, the arm64 ones 30 rounds of 1).
+        let started: Vec<&str> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::NodeStarted { node, .. } => Some(node.as_str()),
+                _ => None,
+            })
+            .collect();
+        let last_arm = started.iter().rposition(|n| n.starts_with('a')).expect("arm nodes ran");
+        let last_amd = started.iter().rposition(|n| n.starts_with('b')).expect("amd nodes ran");
+        assert!(last_amd < last_arm, "{started:?}");
+    }
+
+    /// A failure skips its dependents and nothing else.
+    #[test]
+    fn a_failure_skips_only_its_dependents() {
+        let text = "tasks:\n  a: { run: [\"true\"] }\n  b: { run: [\"true\"], after: [a] }\n  \
+                    c: { run: [\"true\"], after: [b] }\n  d: { run: [\"true\"], after: [a] }\n  e: { run: [\"true\"] }\n";
+        let work = Counting { fail: vec!["b"], ..Counting::default() };
+        let (summary, _) = run_graph(text, &work, 2);
+        let results: Vec<(&str, &str)> =
+            summary.results.iter().map(|(n, r)| (n.as_str(), r.as_str())).collect();
+        assert_eq!(
+            results,
+            [("a", "built"), ("b", "failed"), ("c", "skipped"), ("d", "built"), ("e", "built")]
+        );
+        assert_eq!((summary.built, summary.failed, summary.skipped), (3, 1, 1));
+    }
 }
