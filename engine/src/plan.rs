@@ -592,8 +592,6 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::files::{Exclusions, StatCache};
-    use crate::inputs::{BaseImages, Upstreams, gather};
 
     const ABCD: &str = "tasks:\n  a: { run: [\"true\"] }\n  b: { run: [\"true\"], after: [a] }\n  \
                         c: { run: [\"true\"], after: [a, b] }\n  d: { run: [\"true\"], after: [c, a] }\n";
@@ -605,16 +603,7 @@ mod tests {
     fn planned_with(graph_text: &str, state: &Snapshot, options: &PlanOptions) -> (Graph, Inputs, Plan) {
         let (_dir, model) = crate::testing::yaml_model(graph_text);
         let graph = crate::compile(&model);
-        let identity = |_: &crate::Node, _: Option<hephy_dsl::Definition<'_>>| "test/1".into();
-        let inputs = gather(
-            &model,
-            &graph,
-            &identity,
-            &Upstreams::new(),
-            &BaseImages::new(),
-            &StatCache::new(),
-            &Exclusions::default(),
-        );
+        let inputs = crate::testing::test_inputs(&model, &graph);
         let plan = plan(&graph, &inputs, state, options);
         (graph, inputs, plan)
     }

@@ -722,8 +722,6 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::files::{Exclusions, StatCache};
-    use crate::inputs::{BaseImages, Upstreams, gather};
     use crate::plan::{PlanOptions, plan};
 
     /// Work that takes a moment and fails the nodes it is told to, counting how many nodes
@@ -769,16 +767,7 @@ mod tests {
     fn run_graph(text: &str, work: &Counting, jobs: usize) -> (Summary, Vec<Event>) {
         let (dir, model) = crate::testing::yaml_model(text);
         let graph = crate::compile(&model);
-        let identity = |_: &Node, _: Option<hephy_dsl::Definition<'_>>| "test/1".into();
-        let inputs = gather(
-            &model,
-            &graph,
-            &identity,
-            &Upstreams::new(),
-            &BaseImages::new(),
-            &StatCache::new(),
-            &Exclusions::default(),
-        );
+        let inputs = crate::testing::test_inputs(&model, &graph);
         let snapshot = Snapshot::default();
         let plan = plan(&graph, &inputs, &snapshot, &PlanOptions::default());
         let state_dir = dir.path().join(".hephy");
