@@ -95,17 +95,7 @@ fn stages(n: usize, runs: usize) {
         }
         let model = model.expect("lowered");
         let (compile, graph) = best_of(runs, || hephy_engine::compile(&model));
-        let (hash, inputs) = best_of(runs, || {
-            hephy_engine::gather(
-                &model,
-                &graph,
-                &hephy_stdlib::builder_identity,
-                &hephy_engine::Upstreams::new(),
-                &hephy_engine::BaseImages::new(),
-                &StatCache::new(),
-                &Exclusions::default(),
-            )
-        });
+        let (hash, inputs) = best_of(runs, || cold_inputs(&model, &graph));
         let (plan, _) = best_of(runs, || {
             hephy_engine::plan(&graph, &inputs, &Snapshot::default(), &PlanOptions::default())
         });
@@ -249,6 +239,20 @@ fn resident_mib() -> u64 {
     pages * 4096 / (1024 * 1024)
 }
 
+/// Every node's inputs, with nothing known beforehand: no stat cache (every file is read), no
+/// upstream or base image resolved.
+fn cold_inputs(model: &hephy_dsl::Model, graph: &hephy_engine::Graph) -> hephy_engine::Inputs {
+    hephy_engine::gather(
+        model,
+        graph,
+        &hephy_stdlib::builder_identity,
+        &hephy_engine::Upstreams::new(),
+        &hephy_engine::BaseImages::new(),
+        &StatCache::new(),
+        &Exclusions::default(),
+    )
+}
+
 fn million() {
     // Tasks without files, so the figure is the engine's own: compile, key, plan.
     // `HEPHY_BENCH_MILLION_NODES` sets another size (for a profiler, say).
@@ -276,15 +280,7 @@ fn million() {
     let graph = hephy_engine::compile(&model);
     let compile = start.elapsed();
     let start = Instant::now();
-    let inputs = hephy_engine::gather(
-        &model,
-        &graph,
-        &hephy_stdlib::builder_identity,
-        &hephy_engine::Upstreams::new(),
-        &hephy_engine::BaseImages::new(),
-        &StatCache::new(),
-        &Exclusions::default(),
-    );
+    let inputs = cold_inputs(&model, &graph);
     let gather = start.elapsed();
     let start = Instant::now();
     let plan = hephy_engine::plan(&graph, &inputs, &Snapshot::default(), &PlanOptions::default());
