@@ -18,7 +18,7 @@ use petgraph::graph::NodeIndex;
 
 use crate::graph::{Graph, LOCAL_EXECUTOR, Node};
 use crate::key::{DepValue, InputManifest, Key};
-use crate::plan::{Action, Plan, Reason, Step, with_deps};
+use crate::plan::{Action, Plan, Reason, with_deps};
 use crate::state::{NodeResult, Snapshot, State, StateError};
 
 /// One node handed to [`Work`].
@@ -259,375 +259,456 @@ pub fn run(
 ) -> Result<Summary, StateError> {
     let started = Instant::now();
     let run_id = state.begin_run(&options.command)?;
-    let log_dir = options.state_dir.join("logs").join(run_id.to_string());
-    let mut pools = pools(model, options.jobs);
-    let (eligible, group) = pool_groups(&pools, graph);
-    let mut status: HashMap<NodeIndex, Status> = HashMap::new();
-    let mut summary = Summary { run_id, ..Summary::default() };
-    let mut running_total = 0usize;
-    let mut stop_launching = false;
-    let mut assigned: HashMap<NodeIndex, usize> = HashMap::new();
-    let mut launched: HashMap<NodeIndex, InputManifest> = HashMap::new();
     reporter.event(&Event::Started { run_id, to_build: plan.builds(), total: plan.steps.len() });
-
-    // Fresh nodes are done before anything runs. Those recorded under another key whose
-    // inputs are the same today (an older key encoding) are given today's key.
-    let mut rekeyed: Vec<(&str, Key)> = Vec::new();
-    for step in &plan.steps {
-        let node = graph.node(step.node);
-        if let (Action::Skip, Some(output)) = (step.action, &step.cached_output) {
-            // Found in the registry: remember it locally, as if built here.
-            let manifest = plan.manifest(step, graph, snapshot);
-            state.record(
-                run_id,
-                &NodeResult {
-                    node: node.id.as_str(),
-                    result: "cached",
-                    reasons: serde_json::to_value(&step.reasons).unwrap_or_default(),
-                    key: Some(&step.key),
-                    manifest: Some(&manifest),
-                    output: Some(output),
-                    message: None,
-                    duration: Duration::ZERO,
-                },
-            )?;
-            status.insert(step.node, Status::Done(output.clone()));
-            summary.fresh += 1;
-            summary.results.insert(node.id.to_string(), "cached".to_owned());
-            reporter.event(&Event::NodeSkipped { node: node.id.to_string(), reason: SkipReason::Cached });
-        } else if step.action == Action::Skip {
-            let record = snapshot.records.get(node.id.as_str());
-            if let Some(record) = record
-                && record.key != step.key
-                && record.manifest().is_some_and(|m| m.key() == step.key)
-            {
-                rekeyed.push((node.id.as_str(), step.key));
-            }
-            let output = record.map(|r| r.output.clone()).unwrap_or_default();
-            status.insert(step.node, Status::Done(output));
-            summary.fresh += 1;
-            summary.results.insert(node.id.to_string(), "fresh".to_owned());
-            reporter.event(&Event::NodeSkipped { node: node.id.to_string(), reason: SkipReason::Fresh });
-        } else {
-            status.insert(step.node, Status::Waiting);
-        }
-    }
-    state.rekey(&rekeyed)?;
-
-    // Nodes whose dependencies are all done: first examined (`unexamined`: is it cut off?),
-    // then `ready`, in plan order, with its inputs and key, until a slot of its executor frees.
-    let position: HashMap<NodeIndex, usize> =
-        plan.steps.iter().enumerate().map(|(i, s)| (s.node, i)).collect();
-    let mut remaining: HashMap<NodeIndex, usize> = HashMap::new();
-    let mut unexamined: VecDeque<NodeIndex> = VecDeque::new();
-    let mut ready = Ready::new(eligible.len());
-    let mut prepared: HashMap<NodeIndex, Prepared<'_>> = HashMap::new();
-    let mut failed_roots: Vec<NodeIndex> = Vec::new();
-    for step in &plan.steps {
-        if status[&step.node] != Status::Waiting {
-            continue;
-        }
-        let deps = graph.deps(step.node);
-        let waiting = deps.iter().filter(|d| !matches!(status[*d], Status::Done(_))).count();
-        remaining.insert(step.node, waiting);
-        if waiting == 0 {
-            unexamined.push_back(step.node);
-        }
-    }
-
+    let mut run = Scheduler::new(model, graph, plan, snapshot, state, reporter, options, cancel, run_id);
+    run.settle_planned()?;
     let (tx, rx) = mpsc::channel::<Message>();
     std::thread::scope(|scope| -> Result<(), StateError> {
         loop {
-            // Examine what became ready. Its dependencies are done, so its key is final: a node
-            // rebuilt only for its dependencies whose key is its last build's is cut off at
-            // once (its dependents then become ready in turn); any other waits in `ready`.
-            while !stop_launching && !cancel.load(Ordering::SeqCst) {
-                let Some(index) = unexamined.pop_front() else { break };
-                let step = &plan.steps[position[&index]];
-                let node = graph.node(index);
-                let deps: Vec<(&Node, String)> = graph
-                    .deps(index)
-                    .iter()
-                    .map(|d| match &status[d] {
-                        Status::Done(out) => (graph.node(*d), out.clone()),
-                        _ => (graph.node(*d), String::new()),
-                    })
-                    .collect();
-                let manifest = with_deps(
-                    plan.inputs(index),
-                    deps.iter().map(|(dep, out)| (dep.id.as_str(), DepValue::Output(out))),
-                );
-                let key = manifest.key();
-                let only_deps = step.reasons.iter().all(|r| matches!(r, Reason::DependencyRebuilt { .. }));
-                if let Some(record) = snapshot.records.get(node.id.as_str())
-                    && only_deps
-                    && record.key == key
+            run.examine()?;
+            run.launch(scope, work, &tx);
+            if run.running == 0 {
+                return Ok(());
+            }
+            let Ok(message) = rx.recv() else { return Ok(()) };
+            match message {
+                Message::Output { node, line } => run.reporter.event(&Event::Output { node, line }),
+                Message::Done { index, outcome, duration } => run.finished(index, outcome, duration)?,
+            }
+        }
+    })?;
+    run.close(started)
+}
+
+/// One run's bookkeeping: each node's status, what is ready, which executor slots are taken,
+/// and the summary so far. [`run`] drives it: settle what the plan decided, then examine what
+/// became ready, launch what has a slot, and take the next message, until nothing runs.
+struct Scheduler<'a> {
+    model: &'a Model,
+    graph: &'a Graph,
+    plan: &'a Plan,
+    snapshot: &'a Snapshot,
+    state: &'a mut State,
+    reporter: &'a mut dyn Reporter,
+    options: &'a RunOptions,
+    cancel: &'a AtomicBool,
+    run_id: i64,
+    log_dir: PathBuf,
+    pools: Vec<Pool>,
+    /// The distinct sets of pools nodes may run on, and each node's set (by node index).
+    eligible: Vec<Vec<usize>>,
+    group: Vec<usize>,
+    status: HashMap<NodeIndex, Status>,
+    /// Each step's position in the plan, by node.
+    position: HashMap<NodeIndex, usize>,
+    /// How many dependencies each waiting node still waits for.
+    remaining: HashMap<NodeIndex, usize>,
+    /// Nodes whose dependencies are all done, not yet looked at: are they cut off?
+    unexamined: VecDeque<NodeIndex>,
+    /// Examined nodes waiting for a slot, in plan order, with their inputs and key.
+    ready: Ready,
+    prepared: HashMap<NodeIndex, Prepared<'a>>,
+    /// Running nodes: their pool and the inputs they were started with.
+    assigned: HashMap<NodeIndex, usize>,
+    launched: HashMap<NodeIndex, InputManifest>,
+    running: usize,
+    stop_launching: bool,
+    summary: Summary,
+}
+
+impl<'a> Scheduler<'a> {
+    #[expect(clippy::too_many_arguments, reason = "the run's collaborators, each distinct")]
+    fn new(
+        model: &'a Model,
+        graph: &'a Graph,
+        plan: &'a Plan,
+        snapshot: &'a Snapshot,
+        state: &'a mut State,
+        reporter: &'a mut dyn Reporter,
+        options: &'a RunOptions,
+        cancel: &'a AtomicBool,
+        run_id: i64,
+    ) -> Scheduler<'a> {
+        let pools = pools(model, options.jobs);
+        let (eligible, group) = pool_groups(&pools, graph);
+        Scheduler {
+            model,
+            graph,
+            plan,
+            snapshot,
+            state,
+            reporter,
+            options,
+            cancel,
+            run_id,
+            log_dir: options.state_dir.join("logs").join(run_id.to_string()),
+            ready: Ready::new(eligible.len()),
+            pools,
+            eligible,
+            group,
+            status: HashMap::new(),
+            position: plan.steps.iter().enumerate().map(|(i, s)| (s.node, i)).collect(),
+            remaining: HashMap::new(),
+            unexamined: VecDeque::new(),
+            prepared: HashMap::new(),
+            assigned: HashMap::new(),
+            launched: HashMap::new(),
+            running: 0,
+            stop_launching: false,
+            summary: Summary { run_id, ..Summary::default() },
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop_launching || self.cancel.load(Ordering::SeqCst)
+    }
+
+    /// Notes how a node ended: the summary's result and the reporter's event.
+    fn note(&mut self, node: &Node, result: &str, event: Event) {
+        self.summary.results.insert(node.id.to_string(), result.to_owned());
+        self.reporter.event(&event);
+    }
+
+    /// Settles what the plan decided before anything runs: fresh nodes are done (those recorded
+    /// under another key whose inputs are the same today, an older key encoding, are given
+    /// today's key), registry hits are recorded as if built here, and nodes to build wait for
+    /// their dependencies (those waiting for none are to be examined).
+    fn settle_planned(&mut self) -> Result<(), StateError> {
+        let (graph, plan, snapshot) = (self.graph, self.plan, self.snapshot);
+        let mut rekeyed: Vec<(&str, Key)> = Vec::new();
+        for step in &plan.steps {
+            let node = graph.node(step.node);
+            if let (Action::Skip, Some(output)) = (step.action, &step.cached_output) {
+                let manifest = plan.manifest(step, graph, snapshot);
+                self.state.record(
+                    self.run_id,
+                    &NodeResult {
+                        node: node.id.as_str(),
+                        result: "cached",
+                        reasons: serde_json::to_value(&step.reasons).unwrap_or_default(),
+                        key: Some(&step.key),
+                        manifest: Some(&manifest),
+                        output: Some(output),
+                        message: None,
+                        duration: Duration::ZERO,
+                    },
+                )?;
+                self.status.insert(step.node, Status::Done(output.clone()));
+                self.summary.fresh += 1;
+                let event = Event::NodeSkipped { node: node.id.to_string(), reason: SkipReason::Cached };
+                self.note(node, "cached", event);
+            } else if step.action == Action::Skip {
+                let record = snapshot.records.get(node.id.as_str());
+                if let Some(record) = record
+                    && record.key != step.key
+                    && record.manifest().is_some_and(|m| m.key() == step.key)
                 {
-                    let output = record.output.clone();
-                    state.record(
-                        run_id,
-                        &NodeResult {
-                            node: node.id.as_str(),
-                            result: "cutoff",
-                            reasons: serde_json::to_value(&step.reasons).unwrap_or_default(),
-                            key: Some(&key),
-                            manifest: None,
-                            output: Some(&output),
-                            message: None,
-                            duration: Duration::ZERO,
-                        },
-                    )?;
-                    status.insert(index, Status::Done(output));
-                    summary.fresh += 1;
-                    summary.results.insert(node.id.to_string(), "cutoff".to_owned());
-                    reporter
-                        .event(&Event::NodeSkipped { node: node.id.to_string(), reason: SkipReason::CutOff });
-                    release(graph.dependents(index), &status, &mut remaining, &mut unexamined);
-                    continue;
+                    rekeyed.push((node.id.as_str(), step.key));
                 }
-                prepared.insert(index, Prepared { manifest, key, deps });
-                ready.insert(position[&index], group[index.index()]);
+                let output = record.map(|r| r.output.clone()).unwrap_or_default();
+                self.status.insert(step.node, Status::Done(output));
+                self.summary.fresh += 1;
+                let event = Event::NodeSkipped { node: node.id.to_string(), reason: SkipReason::Fresh };
+                self.note(node, "fresh", event);
+            } else {
+                self.status.insert(step.node, Status::Waiting);
             }
-            // Launch ready nodes in plan order while some executor with a node waiting for it
-            // has a free slot (nodes waiting for a busy executor are passed over, not looked
-            // at again for every message).
-            let mut next = 0;
-            while !stop_launching && !cancel.load(Ordering::SeqCst) && running_total < options.jobs.max(1) {
-                let waiting_for_free = (0..eligible.len())
-                    .any(|g| ready.waiting[g] > 0 && pick_pool(&pools, &eligible[g]).is_some());
-                if !waiting_for_free {
-                    break;
-                }
-                let Some(&pos) = ready.positions.range(next..).next() else { break };
-                next = pos + 1;
-                let step = &plan.steps[pos];
-                let node = graph.node(step.node);
-                let Some(pool) = pick_pool(&pools, &eligible[group[step.node.index()]]) else { continue };
-                let Some(Prepared { manifest, key, deps }) = prepared.remove(&step.node) else { continue };
-                ready.remove(pos, group[step.node.index()]);
-                pools[pool].running += 1;
-                running_total += 1;
-                assigned.insert(step.node, pool);
-                status.insert(step.node, Status::Running);
-                reporter.event(&Event::NodeStarted {
-                    node: node.id.to_string(),
-                    executor: pools[pool].name.clone(),
-                });
-                let log = log_dir.join(format!("{}.log", file_name(node.id.as_str())));
-                launched.insert(step.node, manifest);
-                let tx = tx.clone();
-                let index = step.node;
-                let root = model.root.as_path();
-                let verbose = options.verbose;
-                scope.spawn(move || {
-                    let start = Instant::now();
-                    let job =
-                        Job { node, root, run_id, deps, key: &key, log, cancel, verbose, events: tx.clone() };
-                    let outcome = work.execute(&job);
-                    let _ = tx.send(Message::Done { index, outcome, duration: start.elapsed() });
-                });
+        }
+        self.state.rekey(&rekeyed)?;
+        for step in &plan.steps {
+            if self.status[&step.node] != Status::Waiting {
+                continue;
             }
-            if running_total == 0 {
+            let deps = graph.deps(step.node);
+            let waiting = deps.iter().filter(|d| !matches!(self.status[*d], Status::Done(_))).count();
+            self.remaining.insert(step.node, waiting);
+            if waiting == 0 {
+                self.unexamined.push_back(step.node);
+            }
+        }
+        Ok(())
+    }
+
+    /// Examines what became ready. Its dependencies are done, so its key is final: a node
+    /// rebuilt only for its dependencies whose key is its last build's is cut off at once (its
+    /// dependents then become ready in turn); any other waits in `ready` for a slot.
+    fn examine(&mut self) -> Result<(), StateError> {
+        let graph = self.graph;
+        while !self.stopping() {
+            let Some(index) = self.unexamined.pop_front() else { break };
+            let step = &self.plan.steps[self.position[&index]];
+            let node = graph.node(index);
+            let deps: Vec<(&Node, String)> = graph
+                .deps(index)
+                .iter()
+                .map(|d| match &self.status[d] {
+                    Status::Done(out) => (graph.node(*d), out.clone()),
+                    _ => (graph.node(*d), String::new()),
+                })
+                .collect();
+            let manifest = with_deps(
+                self.plan.inputs(index),
+                deps.iter().map(|(dep, out)| (dep.id.as_str(), DepValue::Output(out))),
+            );
+            let key = manifest.key();
+            let only_deps = step.reasons.iter().all(|r| matches!(r, Reason::DependencyRebuilt { .. }));
+            if let Some(record) = self.snapshot.records.get(node.id.as_str())
+                && only_deps
+                && record.key == key
+            {
+                let output = record.output.clone();
+                self.state.record(
+                    self.run_id,
+                    &NodeResult {
+                        node: node.id.as_str(),
+                        result: "cutoff",
+                        reasons: serde_json::to_value(&step.reasons).unwrap_or_default(),
+                        key: Some(&key),
+                        manifest: None,
+                        output: Some(&output),
+                        message: None,
+                        duration: Duration::ZERO,
+                    },
+                )?;
+                self.status.insert(index, Status::Done(output));
+                self.summary.fresh += 1;
+                self.note(
+                    node,
+                    "cutoff",
+                    Event::NodeSkipped { node: node.id.to_string(), reason: SkipReason::CutOff },
+                );
+                self.release(index);
+                continue;
+            }
+            self.prepared.insert(index, Prepared { manifest, key, deps });
+            self.ready.insert(self.position[&index], self.group[index.index()]);
+        }
+        Ok(())
+    }
+
+    /// Launches ready nodes in plan order while some executor with a node waiting for it has a
+    /// free slot (nodes waiting for a busy executor are passed over, not looked at again for
+    /// every message), each on a thread of `scope` that reports to `tx`.
+    fn launch<'scope>(
+        &mut self,
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        work: &'scope dyn Work,
+        tx: &mpsc::Sender<Message>,
+    ) where
+        'a: 'scope,
+    {
+        let mut next = 0;
+        while !self.stopping() && self.running < self.options.jobs.max(1) {
+            let waiting_for_free = (0..self.eligible.len())
+                .any(|g| self.ready.waiting[g] > 0 && pick_pool(&self.pools, &self.eligible[g]).is_some());
+            if !waiting_for_free {
                 break;
             }
-            let Ok(message) = rx.recv() else { break };
-            match message {
-                Message::Output { node, line } => reporter.event(&Event::Output { node, line }),
-                Message::Done { index, outcome, duration } => {
-                    running_total -= 1;
-                    if let Some(pool) = assigned.remove(&index) {
-                        pools[pool].running -= 1;
-                    }
-                    let node = graph.node(index);
-                    let step = &plan.steps[position[&index]];
-                    let reasons = serde_json::to_value(&step.reasons).unwrap_or_default();
-                    let manifest = launched.remove(&index).unwrap_or_default();
-                    let key = manifest.key();
-                    match outcome {
-                        Outcome::Built { output } => {
-                            state.record(
-                                run_id,
-                                &NodeResult {
-                                    node: node.id.as_str(),
-                                    result: "built",
-                                    reasons,
-                                    key: Some(&key),
-                                    manifest: Some(&manifest),
-                                    output: Some(&output),
-                                    message: None,
-                                    duration,
-                                },
-                            )?;
-                            summary.built += 1;
-                            summary.results.insert(node.id.to_string(), "built".to_owned());
-                            reporter.event(&Event::NodeBuilt {
-                                node: node.id.to_string(),
-                                output: output.clone(),
-                                duration,
-                            });
-                            status.insert(index, Status::Done(output));
-                            release(graph.dependents(index), &status, &mut remaining, &mut unexamined);
-                        }
-                        Outcome::Failed { message } => {
-                            // Stopped by Ctrl-C is not a failure of the node: the next run redoes it.
-                            let cancelled = cancel.load(Ordering::SeqCst);
-                            let result = if cancelled { "cancelled" } else { "failed" };
-                            state.record(
-                                run_id,
-                                &NodeResult {
-                                    node: node.id.as_str(),
-                                    result,
-                                    reasons,
-                                    key: Some(&key),
-                                    manifest: None,
-                                    output: None,
-                                    message: Some(&message),
-                                    duration,
-                                },
-                            )?;
-                            summary.results.insert(node.id.to_string(), result.to_owned());
-                            if cancelled {
-                                summary.skipped += 1;
-                                let reason = SkipReason::Cancelled;
-                                reporter.event(&Event::NodeSkipped { node: node.id.to_string(), reason });
-                                status.insert(index, Status::Skipped);
-                                continue;
-                            }
-                            summary.failed += 1;
-                            let log = log_dir.join(format!("{}.log", file_name(node.id.as_str())));
-                            reporter.event(&Event::NodeFailed {
-                                node: node.id.to_string(),
-                                message,
-                                log,
-                                duration,
-                            });
-                            status.insert(index, Status::Failed);
-                            failed_roots.push(index);
-                            if options.fail_fast {
-                                stop_launching = true;
-                            }
-                        }
-                    }
-                    // What depends on a failure will never run: say so now, not at the end.
-                    while let Some(bad) = failed_roots.pop() {
-                        let bad_id = graph.node(bad).id.to_string();
-                        for &dependent in graph.dependents(bad) {
-                            if status[&dependent] == Status::Waiting {
-                                let step = &plan.steps[position[&dependent]];
-                                ready.remove(position[&dependent], group[dependent.index()]);
-                                skip(
-                                    state,
-                                    run_id,
-                                    graph,
-                                    step,
-                                    &mut status,
-                                    &mut summary,
-                                    reporter,
-                                    SkipReason::DependencyFailed { node: bad_id.clone() },
-                                )?;
-                                failed_roots.push(dependent);
-                            }
-                        }
-                    }
+            let Some(&pos) = self.ready.positions.range(next..).next() else { break };
+            next = pos + 1;
+            let index = self.plan.steps[pos].node;
+            let group = self.group[index.index()];
+            let Some(pool) = pick_pool(&self.pools, &self.eligible[group]) else { continue };
+            let Some(Prepared { manifest, key, deps }) = self.prepared.remove(&index) else { continue };
+            self.ready.remove(pos, group);
+            self.pools[pool].running += 1;
+            self.running += 1;
+            self.assigned.insert(index, pool);
+            self.status.insert(index, Status::Running);
+            let node = self.graph.node(index);
+            self.reporter.event(&Event::NodeStarted {
+                node: node.id.to_string(),
+                executor: self.pools[pool].name.clone(),
+            });
+            self.launched.insert(index, manifest);
+            let log = self.log_dir.join(format!("{}.log", file_name(node.id.as_str())));
+            let (root, run_id, cancel, verbose) =
+                (self.model.root.as_path(), self.run_id, self.cancel, self.options.verbose);
+            let tx = tx.clone();
+            scope.spawn(move || {
+                let start = Instant::now();
+                let job =
+                    Job { node, root, run_id, deps, key: &key, log, cancel, verbose, events: tx.clone() };
+                let outcome = work.execute(&job);
+                let _ = tx.send(Message::Done { index, outcome, duration: start.elapsed() });
+            });
+        }
+    }
+
+    /// A running node ended: its slot frees, and its result is recorded. A success readies its
+    /// dependents; a failure skips them (and theirs), or stops the run with `--fail-fast`. A
+    /// node stopped by Ctrl-C has not failed: the next run redoes it.
+    fn finished(&mut self, index: NodeIndex, outcome: Outcome, duration: Duration) -> Result<(), StateError> {
+        self.running -= 1;
+        if let Some(pool) = self.assigned.remove(&index) {
+            self.pools[pool].running -= 1;
+        }
+        let node = self.graph.node(index);
+        let step = &self.plan.steps[self.position[&index]];
+        let reasons = serde_json::to_value(&step.reasons).unwrap_or_default();
+        let manifest = self.launched.remove(&index).unwrap_or_default();
+        let key = manifest.key();
+        match outcome {
+            Outcome::Built { output } => {
+                self.state.record(
+                    self.run_id,
+                    &NodeResult {
+                        node: node.id.as_str(),
+                        result: "built",
+                        reasons,
+                        key: Some(&key),
+                        manifest: Some(&manifest),
+                        output: Some(&output),
+                        message: None,
+                        duration,
+                    },
+                )?;
+                self.summary.built += 1;
+                let event = Event::NodeBuilt { node: node.id.to_string(), output: output.clone(), duration };
+                self.note(node, "built", event);
+                self.status.insert(index, Status::Done(output));
+                self.release(index);
+            }
+            Outcome::Failed { message } => {
+                let cancelled = self.cancel.load(Ordering::SeqCst);
+                let result = if cancelled { "cancelled" } else { "failed" };
+                self.state.record(
+                    self.run_id,
+                    &NodeResult {
+                        node: node.id.as_str(),
+                        result,
+                        reasons,
+                        key: Some(&key),
+                        manifest: None,
+                        output: None,
+                        message: Some(&message),
+                        duration,
+                    },
+                )?;
+                if cancelled {
+                    self.summary.skipped += 1;
+                    let event =
+                        Event::NodeSkipped { node: node.id.to_string(), reason: SkipReason::Cancelled };
+                    self.note(node, result, event);
+                    self.status.insert(index, Status::Skipped);
+                    return Ok(());
+                }
+                self.summary.failed += 1;
+                let log = self.log_dir.join(format!("{}.log", file_name(node.id.as_str())));
+                self.note(
+                    node,
+                    result,
+                    Event::NodeFailed { node: node.id.to_string(), message, log, duration },
+                );
+                self.status.insert(index, Status::Failed);
+                if self.options.fail_fast {
+                    self.stop_launching = true;
+                }
+                self.skip_dependents_of(index)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// What depends on a failure will never run: say so now, not at the end.
+    fn skip_dependents_of(&mut self, failed: NodeIndex) -> Result<(), StateError> {
+        let mut failed_roots = vec![failed];
+        while let Some(bad) = failed_roots.pop() {
+            let bad_id = self.graph.node(bad).id.to_string();
+            for &dependent in self.graph.dependents(bad) {
+                if self.status[&dependent] == Status::Waiting {
+                    self.ready.remove(self.position[&dependent], self.group[dependent.index()]);
+                    self.skip(dependent, SkipReason::DependencyFailed { node: bad_id.clone() })?;
+                    failed_roots.push(dependent);
                 }
             }
         }
         Ok(())
-    })?;
+    }
 
-    summary.interrupted = cancel.load(Ordering::SeqCst);
-    // What never started: its dependency failed, or the run stopped.
-    for step in &plan.steps {
-        if status[&step.node] == Status::Waiting {
-            let failed_dep = graph
-                .deps(step.node)
-                .iter()
-                .find(|d| matches!(status[*d], Status::Failed | Status::Skipped))
-                .map(|d| graph.node(*d).id.to_string());
-            let reason = match failed_dep {
-                Some(node) if !summary.interrupted => SkipReason::DependencyFailed { node },
-                _ => SkipReason::Cancelled,
-            };
-            if summary.interrupted {
-                // Not recorded: the next run redoes what did not finish.
-                let node = graph.node(step.node);
-                summary.skipped += 1;
-                summary.results.insert(node.id.to_string(), "cancelled".to_owned());
-                reporter.event(&Event::NodeSkipped { node: node.id.to_string(), reason });
-                status.insert(step.node, Status::Skipped);
-            } else {
-                skip(state, run_id, graph, step, &mut status, &mut summary, reporter, reason)?;
+    /// Records `index` as not built, for `reason`.
+    fn skip(&mut self, index: NodeIndex, reason: SkipReason) -> Result<(), StateError> {
+        let node = self.graph.node(index);
+        let step = &self.plan.steps[self.position[&index]];
+        let message = match &reason {
+            SkipReason::DependencyFailed { node } => format!("dependency {node} failed"),
+            _ => "run stopped".to_owned(),
+        };
+        self.state.record(
+            self.run_id,
+            &NodeResult {
+                node: node.id.as_str(),
+                result: "skipped",
+                reasons: serde_json::to_value(&step.reasons).unwrap_or_default(),
+                key: None,
+                manifest: None,
+                output: None,
+                message: Some(&message),
+                duration: Duration::ZERO,
+            },
+        )?;
+        self.status.insert(index, Status::Skipped);
+        self.summary.skipped += 1;
+        self.note(node, "skipped", Event::NodeSkipped { node: node.id.to_string(), reason });
+        Ok(())
+    }
+
+    /// `index` is done: its waiting dependents have one dependency fewer to wait for; those
+    /// with none left are to be examined.
+    fn release(&mut self, index: NodeIndex) {
+        for dependent in self.graph.dependents(index) {
+            if self.status[dependent] != Status::Waiting {
+                continue;
+            }
+            if let Some(n) = self.remaining.get_mut(dependent) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.unexamined.push_back(*dependent);
+                }
             }
         }
     }
-    let outcome = if summary.interrupted {
-        "interrupted"
-    } else if summary.failed > 0 {
-        "failed"
-    } else {
-        "ok"
-    };
-    let fresh = plan.steps.iter().filter(|s| s.action == Action::Skip && s.cached_output.is_none()).count();
-    state.finish_run(run_id, outcome, fresh)?;
-    summary.duration = started.elapsed();
-    reporter.event(&Event::Finished(summary.clone()));
-    Ok(summary)
-}
 
-#[expect(clippy::too_many_arguments, reason = "bookkeeping shared with the main loop")]
-fn skip(
-    state: &mut State,
-    run_id: i64,
-    graph: &Graph,
-    step: &Step,
-    status: &mut HashMap<NodeIndex, Status>,
-    summary: &mut Summary,
-    reporter: &mut dyn Reporter,
-    reason: SkipReason,
-) -> Result<(), StateError> {
-    let node = graph.node(step.node);
-    let message = match &reason {
-        SkipReason::DependencyFailed { node } => format!("dependency {node} failed"),
-        _ => "run stopped".to_owned(),
-    };
-    state.record(
-        run_id,
-        &NodeResult {
-            node: node.id.as_str(),
-            result: "skipped",
-            reasons: serde_json::to_value(&step.reasons).unwrap_or_default(),
-            key: None,
-            manifest: None,
-            output: None,
-            message: Some(&message),
-            duration: Duration::ZERO,
-        },
-    )?;
-    status.insert(step.node, Status::Skipped);
-    summary.skipped += 1;
-    summary.results.insert(node.id.to_string(), "skipped".to_owned());
-    reporter.event(&Event::NodeSkipped { node: node.id.to_string(), reason });
-    Ok(())
-}
-
-/// A node is done: its waiting dependents have one dependency fewer to wait for; those with
-/// none left join `unexamined`.
-fn release(
-    dependents: &[NodeIndex],
-    status: &HashMap<NodeIndex, Status>,
-    remaining: &mut HashMap<NodeIndex, usize>,
-    unexamined: &mut VecDeque<NodeIndex>,
-) {
-    for dependent in dependents {
-        if status[dependent] != Status::Waiting {
-            continue;
-        }
-        if let Some(n) = remaining.get_mut(dependent) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                unexamined.push_back(*dependent);
+    /// Ends the run: what never started is skipped (its dependency failed) or, when the run
+    /// was stopped, left unrecorded for the next run to redo; the run's status is stored.
+    fn close(mut self, started: Instant) -> Result<Summary, StateError> {
+        self.summary.interrupted = self.cancel.load(Ordering::SeqCst);
+        let (graph, plan) = (self.graph, self.plan);
+        for step in &plan.steps {
+            if self.status[&step.node] != Status::Waiting {
+                continue;
+            }
+            let failed_dep = graph
+                .deps(step.node)
+                .iter()
+                .find(|d| matches!(self.status[*d], Status::Failed | Status::Skipped))
+                .map(|d| graph.node(*d).id.to_string());
+            let reason = match failed_dep {
+                Some(node) if !self.summary.interrupted => SkipReason::DependencyFailed { node },
+                _ => SkipReason::Cancelled,
+            };
+            if self.summary.interrupted {
+                let node = graph.node(step.node);
+                self.summary.skipped += 1;
+                self.note(node, "cancelled", Event::NodeSkipped { node: node.id.to_string(), reason });
+                self.status.insert(step.node, Status::Skipped);
+            } else {
+                self.skip(step.node, reason)?;
             }
         }
+        let outcome = if self.summary.interrupted {
+            "interrupted"
+        } else if self.summary.failed > 0 {
+            "failed"
+        } else {
+            "ok"
+        };
+        let fresh =
+            plan.steps.iter().filter(|s| s.action == Action::Skip && s.cached_output.is_none()).count();
+        self.state.finish_run(self.run_id, outcome, fresh)?;
+        self.summary.duration = started.elapsed();
+        self.reporter.event(&Event::Finished(self.summary.clone()));
+        Ok(self.summary)
     }
 }
 
