@@ -254,7 +254,7 @@ fn stored_output(state_dir: &Path, stamp: &Stamp, json: bool) -> Option<String> 
 /// What the text plan needs beyond the stamp to plan again after input files changed.
 #[derive(Debug, Serialize, Deserialize)]
 struct Memo<'a> {
-    /// Input files, by position in the stamp's `paths`, and their digests then.
+    /// Input files, by position in the stamp's `paths` (in that order), and their digests then.
     #[serde(borrow)]
     inputs: Vec<(usize, &'a str)>,
     /// Declared outputs found, by position in `paths`.
@@ -279,7 +279,9 @@ fn replan(graph: &Path, state_dir: &Path, stamp: &Stamp, changed: &[usize], styl
         return None;
     }
     let memo: Memo<'_> = postcard::from_bytes(&bytes).ok()?;
-    let was: HashMap<usize, &str> = memo.inputs.iter().copied().collect();
+    // The inputs are in position order (the memo is written from a sorted map): a file's
+    // digest then is a binary search away, with no map of 100,000 entries built first.
+    let was = |at: usize| memo.inputs.binary_search_by_key(&at, |(i, _)| *i).ok().map(|i| memo.inputs[i].1);
     let unanswerable: HashSet<usize> = memo.outputs.iter().chain(&memo.read).copied().collect();
     let root = graph.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut touched = BTreeSet::new();
@@ -287,7 +289,7 @@ fn replan(graph: &Path, state_dir: &Path, stamp: &Stamp, changed: &[usize], styl
         let (path, _) = stamp.paths.get(at)?;
         // Only an input file that is still a file: anything else changes more than contents.
         let meta = std::fs::symlink_metadata(root.join(path)).ok()?;
-        if !was.contains_key(&at) || unanswerable.contains(&at) || meta.is_dir() {
+        if was(at).is_none() || unanswerable.contains(&at) || meta.is_dir() {
             return None;
         }
         touched.insert(path.clone());
@@ -298,7 +300,7 @@ fn replan(graph: &Path, state_dir: &Path, stamp: &Stamp, changed: &[usize], styl
     for &at in changed {
         let (path, _) = &stamp.paths[at];
         let now = hashed.digests.get(path)?;
-        let then = *was.get(&at)?;
+        let then = was(at)?;
         if now != then {
             differs.insert(at, (then, now.clone()));
         }
