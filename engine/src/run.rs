@@ -260,7 +260,34 @@ pub fn run(
     let started = Instant::now();
     let run_id = state.begin_run(&options.command)?;
     reporter.event(&Event::Started { run_id, to_build: plan.builds(), total: plan.steps.len() });
-    let mut run = Scheduler::new(model, graph, plan, snapshot, state, reporter, options, cancel, run_id);
+    let pools = pools(model, options.jobs);
+    let (eligible, group) = pool_groups(&pools, graph);
+    let mut run = Scheduler {
+        model,
+        graph,
+        plan,
+        snapshot,
+        state,
+        reporter,
+        options,
+        cancel,
+        run_id,
+        log_dir: options.state_dir.join("logs").join(run_id.to_string()),
+        ready: Ready::new(eligible.len()),
+        pools,
+        eligible,
+        group,
+        status: HashMap::new(),
+        position: plan.steps.iter().enumerate().map(|(i, s)| (s.node, i)).collect(),
+        remaining: HashMap::new(),
+        unexamined: VecDeque::new(),
+        prepared: HashMap::new(),
+        assigned: HashMap::new(),
+        launched: HashMap::new(),
+        running: 0,
+        stop_launching: false,
+        summary: Summary { run_id, ..Summary::default() },
+    };
     run.settle_planned()?;
     let (tx, rx) = mpsc::channel::<Message>();
     std::thread::scope(|scope| -> Result<(), StateError> {
@@ -317,48 +344,6 @@ struct Scheduler<'a> {
 }
 
 impl<'a> Scheduler<'a> {
-    #[expect(clippy::too_many_arguments, reason = "the run's collaborators, each distinct")]
-    fn new(
-        model: &'a Model,
-        graph: &'a Graph,
-        plan: &'a Plan,
-        snapshot: &'a Snapshot,
-        state: &'a mut State,
-        reporter: &'a mut dyn Reporter,
-        options: &'a RunOptions,
-        cancel: &'a AtomicBool,
-        run_id: i64,
-    ) -> Scheduler<'a> {
-        let pools = pools(model, options.jobs);
-        let (eligible, group) = pool_groups(&pools, graph);
-        Scheduler {
-            model,
-            graph,
-            plan,
-            snapshot,
-            state,
-            reporter,
-            options,
-            cancel,
-            run_id,
-            log_dir: options.state_dir.join("logs").join(run_id.to_string()),
-            ready: Ready::new(eligible.len()),
-            pools,
-            eligible,
-            group,
-            status: HashMap::new(),
-            position: plan.steps.iter().enumerate().map(|(i, s)| (s.node, i)).collect(),
-            remaining: HashMap::new(),
-            unexamined: VecDeque::new(),
-            prepared: HashMap::new(),
-            assigned: HashMap::new(),
-            launched: HashMap::new(),
-            running: 0,
-            stop_launching: false,
-            summary: Summary { run_id, ..Summary::default() },
-        }
-    }
-
     fn stopping(&self) -> bool {
         self.stop_launching || self.cancel.load(Ordering::SeqCst)
     }
