@@ -401,7 +401,8 @@ pub fn plan(graph: &Graph, inputs: &Inputs, state: &Snapshot, options: &PlanOpti
             at_level[index.index()] = at as u32;
         }
     }
-    // Cloning a step copies it (its reasons are borrowed) unless it has several reasons.
+    // Cloning a step copies it, reasons borrowed, unless its reasons are its own (several, or
+    // one that names something): those are copied too.
     let steps: Vec<Step> =
         graph.order().par_iter().map(|n| by_level[at_level[n.index()] as usize].clone()).collect();
     let mut position: Vec<usize> = vec![0; graph.len()];
