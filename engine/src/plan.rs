@@ -247,7 +247,12 @@ impl Plan {
 
     /// The step of `node`.
     pub fn step(&self, node: NodeIndex) -> Option<&Step> {
-        self.position.get(node.index()).and_then(|&i| self.steps.get(i))
+        self.position(node).and_then(|i| self.steps.get(i))
+    }
+
+    /// Where `node`'s step is in `steps`.
+    pub fn position(&self, node: NodeIndex) -> Option<usize> {
+        self.position.get(node.index()).copied()
     }
 
     /// The own inputs of `node` (settings and files), without its dependencies, which

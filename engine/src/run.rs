@@ -278,7 +278,6 @@ pub fn run(
         eligible,
         group,
         status: HashMap::new(),
-        position: plan.steps.iter().enumerate().map(|(i, s)| (s.node, i)).collect(),
         remaining: HashMap::new(),
         unexamined: VecDeque::new(),
         prepared: HashMap::new(),
@@ -326,8 +325,6 @@ struct Scheduler<'a> {
     eligible: Vec<Vec<usize>>,
     group: Vec<usize>,
     status: HashMap<NodeIndex, Status>,
-    /// Each step's position in the plan, by node.
-    position: HashMap<NodeIndex, usize>,
     /// How many dependencies each waiting node still waits for.
     remaining: HashMap<NodeIndex, usize>,
     /// Nodes whose dependencies are all done, not yet looked at: are they cut off?
@@ -337,13 +334,21 @@ struct Scheduler<'a> {
     prepared: HashMap<NodeIndex, Prepared<'a>>,
     /// Running nodes: their pool and the inputs they were started with.
     assigned: HashMap<NodeIndex, usize>,
-    launched: HashMap<NodeIndex, InputManifest>,
+    launched: HashMap<NodeIndex, (InputManifest, Key)>,
     running: usize,
     stop_launching: bool,
     summary: Summary,
 }
 
 impl<'a> Scheduler<'a> {
+    /// `index`'s planned reasons, as the history stores them.
+    fn reasons(&self, index: NodeIndex) -> serde_json::Value {
+        self.plan
+            .step(index)
+            .map(|s| serde_json::to_value(&s.reasons).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
     fn stopping(&self) -> bool {
         self.stop_launching || self.cancel.load(Ordering::SeqCst)
     }
@@ -421,7 +426,8 @@ impl<'a> Scheduler<'a> {
         let graph = self.graph;
         while !self.stopping() {
             let Some(index) = self.unexamined.pop_front() else { break };
-            let step = &self.plan.steps[self.position[&index]];
+            // Every node has its step; one without would stay waiting, and be skipped at the end.
+            let (Some(at), Some(step)) = (self.plan.position(index), self.plan.step(index)) else { continue };
             let node = graph.node(index);
             let deps: Vec<(&Node, String)> = graph
                 .deps(index)
@@ -466,7 +472,7 @@ impl<'a> Scheduler<'a> {
                 continue;
             }
             self.prepared.insert(index, Prepared { manifest, key, deps });
-            self.ready.insert(self.position[&index], self.group[index.index()]);
+            self.ready.insert(at, self.group[index.index()]);
         }
         Ok(())
     }
@@ -505,7 +511,7 @@ impl<'a> Scheduler<'a> {
                 node: node.id.to_string(),
                 executor: self.pools[pool].name.clone(),
             });
-            self.launched.insert(index, manifest);
+            self.launched.insert(index, (manifest, key));
             let log = self.log_dir.join(format!("{}.log", file_name(node.id.as_str())));
             let (root, run_id, cancel, verbose) =
                 (self.model.root.as_path(), self.run_id, self.cancel, self.options.verbose);
@@ -529,10 +535,13 @@ impl<'a> Scheduler<'a> {
             self.pools[pool].running -= 1;
         }
         let node = self.graph.node(index);
-        let step = &self.plan.steps[self.position[&index]];
-        let reasons = serde_json::to_value(&step.reasons).unwrap_or_default();
-        let manifest = self.launched.remove(&index).unwrap_or_default();
-        let key = manifest.key();
+        let reasons = self.reasons(index);
+        // Every finished node was launched with its inputs and key.
+        let (manifest, key) = self.launched.remove(&index).unwrap_or_else(|| {
+            let manifest = InputManifest::default();
+            let key = manifest.key();
+            (manifest, key)
+        });
         match outcome {
             Outcome::Built { output } => {
                 self.state.record(
@@ -601,8 +610,8 @@ impl<'a> Scheduler<'a> {
         while let Some(bad) = failed_roots.pop() {
             let bad_id = self.graph.node(bad).id.to_string();
             for &dependent in self.graph.dependents(bad) {
+                // Waiting for `bad`, so neither examined nor ready yet.
                 if self.status[&dependent] == Status::Waiting {
-                    self.ready.remove(self.position[&dependent], self.group[dependent.index()]);
                     self.skip(dependent, SkipReason::DependencyFailed { node: bad_id.clone() })?;
                     failed_roots.push(dependent);
                 }
@@ -614,7 +623,6 @@ impl<'a> Scheduler<'a> {
     /// Records `index` as not built, for `reason`.
     fn skip(&mut self, index: NodeIndex, reason: SkipReason) -> Result<(), StateError> {
         let node = self.graph.node(index);
-        let step = &self.plan.steps[self.position[&index]];
         let message = match &reason {
             SkipReason::DependencyFailed { node } => format!("dependency {node} failed"),
             _ => "run stopped".to_owned(),
@@ -624,7 +632,7 @@ impl<'a> Scheduler<'a> {
             &NodeResult {
                 node: node.id.as_str(),
                 result: "skipped",
-                reasons: serde_json::to_value(&step.reasons).unwrap_or_default(),
+                reasons: self.reasons(index),
                 key: None,
                 manifest: None,
                 output: None,
