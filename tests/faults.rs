@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::Repo;
 use common::proxy::{Fault, Proxy};
-use common::registry::{Registry, image_tools};
+use common::registry::Registry;
 
 #[test]
 fn crashing_hanging_and_flooding_builders_fail_alone() {
@@ -53,10 +53,9 @@ fn repo(registry: &str) -> Repo {
 }
 
 #[test]
+#[ignore = "needs buildah, skopeo and docker-registry (installed by .ci/run)"]
 fn transient_registry_faults_are_retried() {
-    if !image_tools() {
-        return;
-    }
+    common::registry::require_image_tools();
     for fault in [Fault::ServerErrors(2), Fault::Slow(Duration::from_millis(300)), Fault::CutBlob] {
         let registry = Registry::start();
         let proxy = Proxy::start(registry.port, fault);
@@ -75,10 +74,9 @@ fn transient_registry_faults_are_retried() {
 }
 
 #[test]
+#[ignore = "needs buildah, skopeo and docker-registry (installed by .ci/run)"]
 fn permanent_registry_faults_fail_the_node_and_tag_nothing() {
-    if !image_tools() {
-        return;
-    }
+    common::registry::require_image_tools();
     let registry = Registry::start();
     // Every manifest write fails: the blobs go up, but no manifest, no index, no tag.
     let proxy = Proxy::start(registry.port, Fault::ManifestWritesFail);

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::registry::{Registry, image_tools};
+use common::registry::Registry;
 use common::{Repo, git};
 use serde_json::{Value, json};
 
@@ -47,10 +47,9 @@ fn node<'a>(plan: &'a Value, id: &str) -> &'a Value {
 }
 
 #[test]
+#[ignore = "needs buildah, skopeo and docker-registry (installed by .ci/run)"]
 fn builds_from_a_ref_and_follows_it_when_it_moves() {
-    if !image_tools() {
-        return;
-    }
+    common::registry::require_image_tools();
     let registry = Registry::start();
     let up = upstream();
     let url = format!("file://{}", up.path().display());
@@ -109,10 +108,9 @@ fn a_ref_that_cannot_be_resolved_is_a_clear_failure() {
 }
 
 #[test]
+#[ignore = "needs buildah, skopeo and docker-registry (installed by .ci/run)"]
 fn a_moved_tag_rebuilds_the_image_and_its_dependents() {
-    if !image_tools() {
-        return;
-    }
+    common::registry::require_image_tools();
     let registry = Registry::start();
     let up = upstream();
     let url = format!("file://{}", up.path().display());

@@ -7,7 +7,7 @@
 mod common;
 
 use common::Repo;
-use common::registry::{Registry, image_tools, sha256};
+use common::registry::{Registry, sha256};
 use serde_json::Value;
 
 fn repo(registry: &Registry) -> Repo {
@@ -32,10 +32,9 @@ fn layers(manifest: &str) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "needs buildah, skopeo and docker-registry (installed by .ci/run)"]
 fn builds_push_platforms_index_and_tags() {
-    if !image_tools() {
-        return;
-    }
+    common::registry::require_image_tools();
     let registry = Registry::start();
     let repo = repo(&registry);
     let run = repo.run(&["run", "--format", "json"]);
@@ -74,10 +73,9 @@ fn builds_push_platforms_index_and_tags() {
 }
 
 #[test]
+#[ignore = "needs buildah, skopeo and docker-registry (installed by .ci/run)"]
 fn a_changed_base_rebuilds_dependents_and_an_equivalent_one_cuts_them_off() {
-    if !image_tools() {
-        return;
-    }
+    common::registry::require_image_tools();
     let registry = Registry::start();
     let repo = repo(&registry);
     let first = repo.run(&["run"]);
@@ -109,10 +107,9 @@ fn a_changed_base_rebuilds_dependents_and_an_equivalent_one_cuts_them_off() {
 }
 
 #[test]
+#[ignore = "needs buildah, skopeo and docker-registry (installed by .ci/run)"]
 fn a_failed_build_publishes_no_index_and_moves_no_tag() {
-    if !image_tools() {
-        return;
-    }
+    common::registry::require_image_tools();
     let registry = Registry::start();
     let repo = repo(&registry);
     let first = repo.run(&["run"]);
@@ -131,10 +128,9 @@ fn a_failed_build_publishes_no_index_and_moves_no_tag() {
 }
 
 #[test]
+#[ignore = "needs buildah, skopeo and docker-registry (installed by .ci/run)"]
 fn without_local_state_the_registry_is_the_cache() {
-    if !image_tools() {
-        return;
-    }
+    common::registry::require_image_tools();
     let registry = Registry::start();
     let repo = repo(&registry);
     let first = repo.run(&["run"]);
@@ -181,10 +177,9 @@ fn without_local_state_the_registry_is_the_cache() {
 }
 
 #[test]
+#[ignore = "needs buildah, skopeo and docker-registry (installed by .ci/run)"]
 fn an_unreachable_registry_is_a_warning_for_plan_not_an_error() {
-    if !image_tools() {
-        return;
-    }
+    common::registry::require_image_tools();
     // Nothing listens on port 1: the first lookup fails to connect, and planning goes on.
     let repo = Repo::new().online().file("base/Dockerfile", "FROM scratch\n").file(
         "hephy.yaml",
@@ -200,10 +195,9 @@ fn an_unreachable_registry_is_a_warning_for_plan_not_an_error() {
 }
 
 #[test]
+#[ignore = "needs buildah, skopeo and docker-registry (installed by .ci/run)"]
 fn without_a_registry_images_stay_in_local_storage() {
-    if !image_tools() {
-        return;
-    }
+    common::registry::require_image_tools();
     let repo = Repo::new()
         .file("base/Dockerfile", "FROM scratch\nCOPY hello.txt /\n")
         .file("base/hello.txt", "hello\n")
@@ -229,10 +223,9 @@ fn without_a_registry_images_stay_in_local_storage() {
 }
 
 #[test]
+#[ignore = "needs buildah, skopeo and docker-registry (installed by .ci/run)"]
 fn registry_and_tag_args_rejoin_into_the_pinned_reference() {
-    if !image_tools() {
-        return;
-    }
+    common::registry::require_image_tools();
     // Dockerfiles of the kaniko-builder layout say `FROM ${ECR_REGISTRY}:${BASE_TAG}`.
     let registry = Registry::start();
     let repo = Repo::new()
@@ -261,10 +254,9 @@ fn registry_and_tag_args_rejoin_into_the_pinned_reference() {
 }
 
 #[test]
+#[ignore = "needs buildah, skopeo and docker-registry (installed by .ci/run)"]
 fn the_kaniko_builder_naming_puts_every_image_in_one_repository_with_dated_tags() {
-    if !image_tools() {
-        return;
-    }
+    common::registry::require_image_tools();
     let registry = Registry::start();
     let repo = Repo::new()
         .online()
@@ -296,10 +288,9 @@ fn the_kaniko_builder_naming_puts_every_image_in_one_repository_with_dated_tags(
 }
 
 #[test]
+#[ignore = "needs buildah, skopeo and docker-registry (installed by .ci/run)"]
 fn only_runs_the_named_nodes_once_their_dependencies_are_built_somewhere() {
-    if !image_tools() {
-        return;
-    }
+    common::registry::require_image_tools();
     let registry = Registry::start();
     let repo = repo(&registry);
     // Nothing is built yet: app needs base first.
@@ -323,10 +314,9 @@ fn only_runs_the_named_nodes_once_their_dependencies_are_built_somewhere() {
 }
 
 #[test]
+#[ignore = "needs buildah, skopeo and docker-registry (installed by .ci/run)"]
 fn a_moved_base_image_tag_rebuilds_on_refresh_only() {
-    if !image_tools() {
-        return;
-    }
+    common::registry::require_image_tools();
     let registry = Registry::start();
     // An image from outside the graph: published by another repository as `ext/base:1`.
     let ext = Repo::new().online().file("base/Dockerfile", "FROM scratch\nCOPY v.txt /\n").file("base/v.txt", "1\n").file(

@@ -11,7 +11,7 @@ use std::io::Read;
 use std::path::Path;
 
 use common::Repo;
-use common::registry::{Registry, image_tools, sha256};
+use common::registry::{Registry, sha256};
 use serde_json::Value;
 
 fn json_file(path: &Path) -> Value {
@@ -144,10 +144,9 @@ fn a_changed_file_rebuilds_its_image_and_dependents_only() {
 }
 
 #[test]
+#[ignore = "needs buildah, skopeo and docker-registry (installed by .ci/run)"]
 fn the_quickstart_pushes_to_a_registry_that_is_then_the_cache() {
-    if !image_tools() {
-        return;
-    }
+    common::registry::require_image_tools();
     let registry = Registry::start();
     let repo = Repo::quickstart_pushing_to(&registry.address(), "");
     let run = repo.run(&["run", "-f", "hephy.kdl"]);
@@ -241,18 +240,9 @@ fn the_weekly_schedule_rebuilds_base_then_its_dependents_in_order() {
 }
 
 #[test]
+#[ignore = "needs umoci and skopeo (installed by .ci/run)"]
 fn umoci_and_skopeo_read_the_layout() {
-    let have = |tool: &str| {
-        std::process::Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !have("umoci") || !have("skopeo") {
-        assert!(std::env::var_os("CI").is_none(), "CI must install umoci and skopeo (see .ci/run)");
-        eprintln!("note: skipping: umoci or skopeo is not installed");
-        return;
-    }
+    common::require(&["umoci", "skopeo"], "apt-get install umoci skopeo");
     let repo = Repo::example("quickstart");
     assert_eq!(repo.run(&["run", "-f", "hephy.kdl"]).code, 0);
     let bundle = repo.path().join("bundle");

@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::Repo;
-use common::registry::{Registry, image_tools};
+use common::registry::Registry;
 use common::ssh::{self, Sshd};
 use serde_json::Value;
 
@@ -22,10 +22,10 @@ fn quickstart(registry: &Registry, arm64: &str) -> Repo {
 }
 
 #[test]
+#[ignore = "needs sshd, buildah, skopeo and docker-registry (installed by .ci/run)"]
 fn arm64_builds_run_on_the_ssh_host_and_come_back_by_digest() {
-    if !ssh::available() || !image_tools() {
-        return;
-    }
+    ssh::require();
+    common::registry::require_image_tools();
     let registry = Registry::start();
     let sshd = Sshd::start();
     let config = sshd.config().display().to_string();
@@ -57,10 +57,10 @@ fn arm64_builds_run_on_the_ssh_host_and_come_back_by_digest() {
 }
 
 #[test]
+#[ignore = "needs sshd, buildah, skopeo and docker-registry (installed by .ci/run)"]
 fn a_host_that_is_gone_or_silent_fails_its_node_not_the_run() {
-    if !ssh::available() || !image_tools() {
-        return;
-    }
+    ssh::require();
+    common::registry::require_image_tools();
     let registry = Registry::start();
     // Nothing listens on this port: the connection is refused.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

@@ -128,6 +128,20 @@ impl Repo {
     }
 }
 
+/// Whether `tool` is on `PATH`.
+pub fn have(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
+}
+
+/// Panics, naming the install step, unless every tool of `tools` is on `PATH`. Tests that need
+/// a tool are `#[ignore = "needs …"]`d and call this first: run with `--include-ignored` (as
+/// `.ci/run` does), a missing tool fails the test instead of letting it pass untested.
+pub fn require(tools: &[&str], install: &str) {
+    let missing: Vec<&str> = tools.iter().copied().filter(|tool| !have(tool)).collect();
+    assert!(missing.is_empty(), "this test needs {missing:?}: {install} (.ci/run installs them)");
+}
+
 /// The path of an example in the source tree.
 pub fn example_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name)

@@ -14,20 +14,16 @@ pub struct Sshd {
     dir: tempfile::TempDir,
 }
 
-/// Whether sshd and ssh are here (and we may run sshd: as root). In CI they must be.
-pub fn available() -> bool {
-    let sshd = Path::new("/usr/sbin/sshd").is_file();
-    let ssh = Command::new("sh")
-        .args(["-c", "command -v ssh ssh-keygen"])
-        .output()
-        .is_ok_and(|o| o.status.success());
+/// Panics unless sshd and ssh are here and we may run sshd (as root): the tests that call this
+/// are `#[ignore]`d and run only when asked for, as in `.ci/run`.
+pub fn require() {
+    assert!(
+        Path::new("/usr/sbin/sshd").is_file(),
+        "this test needs sshd: apt-get install openssh-server (.ci/run installs it)"
+    );
+    crate::common::require(&["ssh", "ssh-keygen"], "apt-get install openssh-client openssh-server");
     let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    if sshd && ssh && root {
-        return true;
-    }
-    assert!(std::env::var_os("CI").is_none(), "CI must install openssh-server and run as root (see .ci/run)");
-    eprintln!("note: skipping an ssh test: needs openssh-server, ssh and root");
-    false
+    assert!(root, "this test runs sshd, which needs root");
 }
 
 fn keygen(path: &Path) {
