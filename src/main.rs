@@ -9,6 +9,7 @@ mod diagnostics;
 mod explain_view;
 mod fastpath;
 mod graph_view;
+mod init;
 mod plan_view;
 mod report;
 mod session;
@@ -36,6 +37,10 @@ struct Cli {
     /// When to colour output.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
     color: ColorChoice,
+    /// The graph file, for every command that reads one (`hephy -f FILE plan` is
+    /// `hephy plan -f FILE`).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -149,6 +154,27 @@ enum Command {
     /// reads the bundle on stdin, prints the pushed digest).
     #[command(hide = true)]
     RemoteBuild,
+    /// Write a starting graph file for this repository: one image per Dockerfile found,
+    /// `from` edges where one builds on another.
+    Init {
+        /// The repository (default: the current folder); the graph file is written there.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// The syntax to write.
+        #[arg(long, value_enum, default_value_t = ImportFormat::Kdl)]
+        format: ImportFormat,
+        /// Print the graph instead of writing it.
+        #[arg(long)]
+        stdout: bool,
+    },
+    /// Print a shell completion script (`hephy completions bash > /etc/bash_completion.d/hephy`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print hephy's man page (`hephy man > hephy.1 && man ./hephy.1`).
+    Man,
     /// Export the build graph.
     Graph {
         #[command(flatten)]
@@ -175,8 +201,9 @@ struct StateArg {
 
 #[derive(Debug, clap::Args)]
 struct SelectArgs {
-    /// Rebuild this node (an id, or an image or task name for all its nodes) whatever its state.
-    #[arg(long, value_name = "NODE")]
+    /// Rebuild these nodes (ids, or image and task names for all their nodes) whatever their
+    /// state.
+    #[arg(long, value_name = "NODE", num_args = 1..)]
     force: Vec<String>,
     /// Rebuild the nodes this schedule names; their dependents follow.
     #[arg(long, value_name = "NAME")]
@@ -256,7 +283,10 @@ pub(crate) enum Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if let Some(file) = cli.file.take() {
+        default_file(&mut cli.command, file);
+    }
     let style = Style::for_stdout(cli.color == ColorChoice::Always, cli.color == ColorChoice::Never);
     let err_color = match cli.color {
         ColorChoice::Always => true,
@@ -280,6 +310,25 @@ fn main() -> ExitCode {
         Err(Failure::Build) => ExitCode::from(1),
         Err(Failure::Interrupted) => ExitCode::from(130),
     }
+}
+
+/// `hephy -f FILE COMMAND`: the file for a command that reads one and was not given its own.
+fn default_file(command: &mut Command, path: PathBuf) {
+    let file = match command {
+        Command::Check(file)
+        | Command::Plan { file, .. }
+        | Command::Run { file, .. }
+        | Command::Explain { file, .. }
+        | Command::Log { file, .. }
+        | Command::Ci { file, .. }
+        | Command::Graph { file, .. } => file,
+        Command::Import { .. }
+        | Command::Init { .. }
+        | Command::Completions { .. }
+        | Command::Man
+        | Command::RemoteBuild => return,
+    };
+    file.file.get_or_insert(path);
 }
 
 fn execute(command: &Command, style: Style) -> Result<(), Failure> {
@@ -467,6 +516,18 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
                 None => print(&imported.text),
             }
         }
+        Command::Init { dir, format, stdout } => init(dir, *format, *stdout)?,
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(*shell, &mut <Cli as clap::CommandFactory>::command(), "hephy", &mut out);
+            print(&String::from_utf8_lossy(&out));
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            let page = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
+            let _ = page.render(&mut out);
+            print(&String::from_utf8_lossy(&out));
+        }
         Command::Graph { file, format } => {
             let model = load(file)?;
             let graph = hephy_engine::compile(&model);
@@ -477,6 +538,50 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
             });
         }
     }
+    Ok(())
+}
+
+/// `hephy init`: finds the Dockerfiles, writes the graph (never over an existing one), then
+/// checks it like any graph file.
+fn init(dir: &Path, format: ImportFormat, stdout: bool) -> Result<(), Failure> {
+    let io = |message: String, help: &str| {
+        Failure::Input(Problems::single("hephy", Problem::new(Code::Io, message).help(help.to_owned())))
+    };
+    let images = init::scan(dir)
+        .map_err(|e| io(format!("cannot read `{}`: {e}", dir.display()), "name a folder that can be read"))?;
+    if images.is_empty() {
+        return Err(io(
+            format!("no Dockerfile under `{}`", dir.display()),
+            "run `hephy init` in a repository with Dockerfiles (`Dockerfile`, `Dockerfile.NAME`, `NAME.Dockerfile`)",
+        ));
+    }
+    let (syntax, name) = match format {
+        ImportFormat::Kdl => (init::Syntax::Kdl, "hephy.kdl"),
+        ImportFormat::Yaml => (init::Syntax::Yaml, "hephy.yaml"),
+    };
+    let text = init::render(&images, syntax);
+    if stdout {
+        print(&text);
+        return Ok(());
+    }
+    if let Some(existing) = hephy_dsl::DEFAULT_FILES.into_iter().find(|f| dir.join(f).exists()) {
+        return Err(io(
+            format!("`{existing}` already exists in `{}`", dir.display()),
+            "keep it, or move it aside first; `hephy init --stdout` prints the graph instead",
+        ));
+    }
+    let path = if dir == Path::new(".") { PathBuf::from(name) } else { dir.join(name) };
+    std::fs::write(&path, &text).map_err(|e| {
+        io(format!("cannot write `{}`: {e}", path.display()), "choose a folder that can be written")
+    })?;
+    let model = load_path(&path)?;
+    let graph = hephy_engine::compile(&model);
+    print(&format!(
+        "wrote {}: {} image(s), {} nodes; `hephy plan` shows what would build\n",
+        path.display(),
+        images.len(),
+        graph.len()
+    ));
     Ok(())
 }
 
