@@ -105,7 +105,6 @@ fn the_gitlab_child_pipeline_builds_the_quickstart_in_dependency_order() {
 #[test]
 fn touching_curls_context_yields_jobs_for_curl_and_its_dependents_only() {
     let repo = Repo::example("kaniko-builder");
-    std::fs::remove_file(repo.path().join("hephy.yaml")).unwrap();
     as_git_repo(repo.path());
     repo.write("curl/curlrc", "--retry 5\n");
     let run = repo.run(&["ci", "gitlab", "--since", "HEAD"]);

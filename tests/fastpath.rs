@@ -91,7 +91,7 @@ fn every_change_reaches_the_ordinary_plan() {
         (
             "a self-ignoring .dockerignore",
             quickstart,
-            "hephy.yaml",
+            "graph.yaml",
             |r| r.write("docs/.dockerignore", ".dockerignore\npages/usage.md\n"),
             &["docs@linux/amd64", "docs@linux/arm64", "docs", "docs:latest"],
         ),
@@ -239,7 +239,7 @@ fn changed_inputs_are_replanned_from_the_memo_exactly_as_in_full() {
         (
             "files of two images",
             quickstart,
-            "hephy.yaml",
+            "graph.yaml",
             |r| {
                 r.write("web/site/index.html", "<p>changed</p>\n");
                 r.write("docs/pages/usage.md", "changed\n");

@@ -83,7 +83,7 @@ fn the_quickstart_builds_with_nothing_installed_and_reproducibly() {
 
     // A second clean checkout builds byte-identical images.
     let two = Repo::example("quickstart");
-    let run = two.run_with(&["run", "--format", "json", "-f", "hephy.yaml"], &nothing);
+    let run = two.run_with(&["run", "--format", "json", "-f", "graph.yaml"], &nothing);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let layout = one.path().join(".hephy/oci");
     assert_eq!(

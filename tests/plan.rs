@@ -24,7 +24,7 @@ fn position(plan: &Value, id: &str) -> usize {
 fn kaniko_builder_plans_identically_from_kdl_and_yaml() {
     let repo = Repo::example("kaniko-builder");
     let kdl = repo.run(&["plan", "-f", "hephy.kdl", "--format", "json"]);
-    let yaml = repo.run(&["plan", "-f", "hephy.yaml", "--format", "json"]);
+    let yaml = repo.run(&["plan", "-f", "graph.yaml", "--format", "json"]);
     assert_eq!(kdl.code, 0, "{}", kdl.stderr);
     assert_eq!(yaml.code, 0, "{}", yaml.stderr);
     assert_eq!(kdl.stdout, yaml.stdout, "the two syntaxes must mean the same");
@@ -33,7 +33,7 @@ fn kaniko_builder_plans_identically_from_kdl_and_yaml() {
 #[test]
 fn tasks_example_plans_identically_from_kdl_and_yaml() {
     let repo = Repo::example("tasks");
-    assert_eq!(plan_json(&repo, "hephy.kdl"), plan_json(&repo, "hephy.yaml"));
+    assert_eq!(plan_json(&repo, "hephy.kdl"), plan_json(&repo, "graph.yaml"));
 }
 
 #[test]
@@ -59,7 +59,7 @@ fn dependency_builds_come_first_on_each_platform() {
 #[test]
 fn every_node_is_built_because_it_never_was() {
     let repo = Repo::example("kaniko-builder");
-    let plan = plan_json(&repo, "hephy.yaml");
+    let plan = plan_json(&repo, "graph.yaml");
     let nodes = plan["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), plan["order"].as_array().unwrap().len());
     for node in nodes {
@@ -101,10 +101,13 @@ fn kaniko_targets_expand_to_builds_manifests_and_tags() {
 #[test]
 fn plan_text_is_an_aligned_table() {
     let repo = Repo::example("kaniko-builder");
+    // One graph file per example folder: no `-f` needed (the YAML twin is `graph.yaml`).
     let run = repo.run(&["plan"]);
-    assert_eq!(run.code, 2, "both hephy.kdl and hephy.yaml exist: ambiguous");
-    let run = repo.run(&["plan", "-f", "hephy.kdl"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout.replacen("plan hephy.kdl", "plan FILE", 1),
+        repo.run(&["plan", "-f", "graph.yaml"]).stdout.replacen("plan graph.yaml", "plan FILE", 1)
+    );
     insta::assert_snapshot!("plan_text_kaniko_builder", run.stdout);
 }
 
@@ -118,7 +121,7 @@ fn graph_exports_dot_mermaid_and_json() {
     let mermaid = repo.run(&["graph", "-f", "hephy.kdl", "--format", "mermaid"]);
     assert_eq!(mermaid.code, 0);
     assert!(mermaid.stdout.starts_with("flowchart LR\n"));
-    let json = repo.run(&["graph", "-f", "hephy.yaml", "--format", "json"]).json();
+    let json = repo.run(&["graph", "-f", "graph.yaml", "--format", "json"]).json();
     let edges = json["edges"].as_array().unwrap();
     assert!(edges.contains(&serde_json::json!(["curl@linux/amd64", "manifest-tool@linux/amd64"])));
     assert!(!edges.contains(&serde_json::json!(["curl@linux/amd64", "manifest-tool@linux/arm64"])));

@@ -59,7 +59,6 @@ impl Repo {
     /// with `lines` (executors, say) added to its graph; registry lookups allowed.
     pub fn quickstart_pushing_to(registry: &str, lines: &str) -> Repo {
         let repo = Repo::example("quickstart").online();
-        std::fs::remove_file(repo.path().join("hephy.yaml")).expect("remove hephy.yaml");
         let graph = std::fs::read_to_string(repo.path().join("hephy.kdl")).expect("read hephy.kdl");
         repo.write("hephy.kdl", &format!("registry \"{registry}/qs\"\n{lines}{graph}"));
         repo
