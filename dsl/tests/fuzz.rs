@@ -11,7 +11,7 @@ use miette::{GraphicalReportHandler, GraphicalTheme};
 use proptest::prelude::*;
 
 const KDL_SEED: &str = include_str!("../../examples/kaniko-builder/hephy.kdl");
-const YAML_SEED: &str = include_str!("../../examples/kaniko-builder/hephy.yaml");
+const YAML_SEED: &str = include_str!("../../examples/kaniko-builder/graph.yaml");
 
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(1500)
