@@ -12,6 +12,15 @@ pub(crate) fn text(explanation: &Explanation, past: bool) -> String {
 
 fn line(e: &Explanation, past: bool, depth: usize, out: &mut String) {
     let indent = "  ".repeat(depth);
+    if e.action == "skip" && past {
+        let how = match e.outcome.as_ref().map(|o| o.result.as_str()) {
+            Some("cutoff") => "was up to date: its dependencies rebuilt to the same outputs",
+            Some("cached") => "was found built in the registry",
+            _ => "was up to date",
+        };
+        out.push_str(&format!("{indent}{} {how}\n", e.node));
+        return;
+    }
     if e.action == "skip" {
         match &e.fresh_since {
             Some((at, key)) => {
@@ -28,7 +37,17 @@ fn line(e: &Explanation, past: bool, depth: usize, out: &mut String) {
         }
         return;
     }
-    let verb = if past { "was rebuilt" } else { "rebuilds" };
+    let first_build = e.reasons.iter().all(|r| matches!(r, hephy_engine::Reason::NeverBuilt));
+    let outcome = e.outcome.as_ref().map(|o| o.result.as_str());
+    let verb = match (past, first_build, outcome) {
+        (true, _, Some("cancelled")) => "was not finished: the run was interrupted; it was to be built",
+        (true, _, Some("skipped")) => "was skipped; it was to be built",
+        (true, _, Some("failed")) => "failed; it was built",
+        (true, true, _) => "was built",
+        (true, false, _) => "was rebuilt",
+        (false, true, _) => "builds",
+        (false, false, _) => "rebuilds",
+    };
     let reasons: Vec<String> = e
         .reasons
         .iter()
@@ -36,10 +55,16 @@ fn line(e: &Explanation, past: bool, depth: usize, out: &mut String) {
             hephy_engine::Reason::DependencyRebuilt { node } if past => {
                 format!("its dependency {node} was rebuilt")
             }
+            hephy_engine::Reason::NeverBuilt if past => "it had never been built".to_owned(),
+            hephy_engine::Reason::NeverBuilt => "it has never been built".to_owned(),
             other => other.to_string(),
         })
         .collect();
     out.push_str(&format!("{indent}{} {verb} because {}\n", e.node, reasons.join(", and ")));
+    if let Some(message) = e.outcome.as_ref().filter(|o| o.result != "built").and_then(|o| o.message.as_ref())
+    {
+        out.push_str(&format!("{indent}  ({message})\n"));
+    }
     if let Some(failure) = &e.last_failure {
         out.push_str(&format!("{indent}  run {} failed: {}\n", failure.run, failure.message));
     }

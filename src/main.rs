@@ -377,12 +377,11 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
             // `NaN` parses as an f64 too: treat anything not a finite number of seconds as none.
             let secs = if lock_timeout.is_finite() { lock_timeout.clamp(0.0, 86_400.0) } else { 0.0 };
             let timeout = Duration::from_secs_f64(secs);
+            let live = *format == Format::Text && std::io::stdout().is_terminal() && !*verbose;
             let mut reporter: Box<dyn Reporter> = match format {
                 Format::Json => Box::new(report::Json),
-                Format::Text if std::io::stdout().is_terminal() && !*verbose => {
-                    Box::new(report::Live::new(style))
-                }
-                Format::Text => Box::new(report::Lines::new(style)),
+                Format::Text if live => Box::new(report::Live::new(style, report::Context::default())),
+                Format::Text => Box::new(report::Lines::new(style, report::Context::default(), *verbose)),
             };
             let command = std::env::args().collect::<Vec<_>>().join(" ");
             if path.is_file() {
@@ -403,10 +402,18 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
             let cancel = Arc::new(AtomicBool::new(false));
             let flag = Arc::clone(&cancel);
             let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            let context = run_context(&session, jobs);
+            reporter = match format {
+                Format::Json => reporter,
+                Format::Text if live => Box::new(report::Live::new(style, context)),
+                Format::Text => Box::new(report::Lines::new(style, context, *verbose)),
+            };
             let options = RunOptions {
-                jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+                jobs,
                 fail_fast: *fail_fast,
-                verbose: *verbose,
+                // The live view shows each running node's last line of output.
+                verbose: *verbose || live,
                 state_dir: session.state_dir.clone(),
                 command,
             };
@@ -655,6 +662,35 @@ fn log_text(runs: &[hephy_engine::RunSummary]) -> String {
         ));
     }
     out
+}
+
+/// What the renderers of a run know before it starts: the nodes to build with their last build
+/// times (the ETA), every node's dependencies (the critical path), the parallelism.
+fn run_context(session: &Session, jobs: usize) -> report::Context {
+    let (graph, plan) = (&session.graph, &session.plan);
+    let planned = plan
+        .steps
+        .iter()
+        .filter(|s| s.action == hephy_engine::Action::Build)
+        .map(|s| {
+            let id = graph.node(s.node).id.as_str();
+            let past = session
+                .snapshot
+                .records
+                .get(id)
+                .map(|r| Duration::from_millis(u64::try_from(r.duration_ms).unwrap_or(0)));
+            (id.to_owned(), past)
+        })
+        .collect();
+    let deps = plan
+        .steps
+        .iter()
+        .map(|s| {
+            let id = graph.node(s.node).id.to_string();
+            (id, graph.deps(s.node).iter().map(|&d| graph.node(d).id.to_string()).collect())
+        })
+        .collect();
+    report::Context { planned, deps, jobs }
 }
 
 /// A run with nothing to do (the stamp holds): recorded, reported and printed as the ordinary

@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hephy_engine::{Event, Reporter, SkipReason, Summary};
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::style::Style;
 
@@ -45,6 +45,9 @@ fn summary_text(s: &Summary, style: Style) -> String {
     if s.skipped > 0 {
         parts.push(format!("{} skipped", s.skipped));
     }
+    if s.cancelled > 0 {
+        parts.push(format!("{} cancelled", s.cancelled));
+    }
     let head = if s.interrupted {
         "interrupted"
     } else if s.failed > 0 {
@@ -55,25 +58,147 @@ fn summary_text(s: &Summary, style: Style) -> String {
     format!("{} run {}: {} in {}\n", style.bold(head), s.run_id, parts.join(", "), secs(s.duration))
 }
 
+/// What the renderers know of a run before it starts: the nodes to build, how long each took
+/// last time (for the ETA), their dependencies (for the critical path), and the parallelism.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Context {
+    /// Nodes planned to build, with their last recorded build time when there is one.
+    pub(crate) planned: Vec<(String, Option<Duration>)>,
+    /// Node id → the ids of its dependencies (every node of the plan).
+    pub(crate) deps: HashMap<String, Vec<String>>,
+    /// The most nodes running at once.
+    pub(crate) jobs: usize,
+}
+
+/// How long each finished node took in this run, and the run's closing lines: the slowest
+/// nodes, the critical path, and where to ask why.
+#[derive(Debug, Default)]
+struct Timings {
+    took: HashMap<String, Duration>,
+}
+
+impl Timings {
+    fn note(&mut self, event: &Event) {
+        match event {
+            Event::NodeBuilt { node, duration, .. } | Event::NodeFailed { node, duration, .. } => {
+                self.took.insert(node.clone(), *duration);
+            }
+            _ => {}
+        }
+    }
+
+    /// The longest chain of dependencies by this run's times: what bounded the run.
+    fn critical_path(&self, context: &Context) -> Vec<(String, Duration)> {
+        let mut best: HashMap<&str, (Duration, Option<&str>)> = HashMap::new();
+        fn walk<'a>(
+            id: &'a str,
+            context: &'a Context,
+            took: &HashMap<String, Duration>,
+            best: &mut HashMap<&'a str, (Duration, Option<&'a str>)>,
+            depth: usize,
+        ) -> Duration {
+            if let Some((d, _)) = best.get(id) {
+                return *d;
+            }
+            let own = took.get(id).copied().unwrap_or_default();
+            let mut longest = (Duration::ZERO, None);
+            if depth < 10_000 {
+                for dep in context.deps.get(id).into_iter().flatten() {
+                    let d = walk(dep, context, took, best, depth + 1);
+                    if d > longest.0 {
+                        longest = (d, Some(dep.as_str()));
+                    }
+                }
+            }
+            best.insert(id, (own + longest.0, longest.1));
+            own + longest.0
+        }
+        let mut end: Option<(&str, Duration)> = None;
+        for id in self.took.keys() {
+            let d = walk(id, context, &self.took, &mut best, 0);
+            if end.is_none_or(|(e, longest)| d > longest || (d == longest && id.as_str() < e)) {
+                end = Some((id.as_str(), d));
+            }
+        }
+        let mut path = Vec::new();
+        let mut at = end.map(|(id, _)| id);
+        while let Some(id) = at {
+            if let Some(d) = self.took.get(id) {
+                path.push((id.to_owned(), *d));
+            }
+            at = best.get(id).and_then(|(_, next)| *next);
+        }
+        path.reverse();
+        path
+    }
+
+    fn epilogue(&self, summary: &Summary, context: &Context, style: Style) -> String {
+        let mut out = String::new();
+        if self.took.is_empty() {
+            return out;
+        }
+        let mut slowest: Vec<(&String, &Duration)> = self.took.iter().collect();
+        slowest.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+        let shown: Vec<String> =
+            slowest.iter().take(3).map(|(id, d)| format!("{id} {}", secs(**d))).collect();
+        out.push_str(&format!("{}  {}\n", style.dim("slowest:      "), shown.join(", ")));
+        let path = self.critical_path(context);
+        if path.len() > 1 {
+            let total: Duration = path.iter().map(|(_, d)| *d).sum();
+            let chain: Vec<&str> = path.iter().map(|(id, _)| id.as_str()).collect();
+            out.push_str(&format!(
+                "{}  {} ({})\n",
+                style.dim("critical path:"),
+                chain.join(" → "),
+                secs(total)
+            ));
+        }
+        if let Some((id, _)) = slowest.first() {
+            out.push_str(&format!(
+                "{}  hephy explain {} --run {}\n",
+                style.dim("why built:    "),
+                shell_word(id),
+                summary.run_id
+            ));
+        }
+        out
+    }
+}
+
+/// `id` as one shell word (node ids may hold `:` and `@`, which need no quotes; anything odd is
+/// single-quoted).
+fn shell_word(id: &str) -> String {
+    if id.chars().all(|c| c.is_ascii_alphanumeric() || "@/:._-".contains(c)) {
+        id.to_owned()
+    } else {
+        format!("'{}'", id.replace('\'', "'\\''"))
+    }
+}
+
 /// One line per event, for logs and pipes.
 pub(crate) struct Lines {
     style: Style,
+    context: Context,
+    timings: Timings,
+    verbose: bool,
 }
 
 impl Lines {
-    pub(crate) fn new(style: Style) -> Lines {
-        Lines { style }
+    pub(crate) fn new(style: Style, context: Context, verbose: bool) -> Lines {
+        Lines { style, context, timings: Timings::default(), verbose }
     }
 }
 
 impl Reporter for Lines {
     fn event(&mut self, event: &Event) {
         let s = self.style;
+        self.timings.note(event);
         let text = match event {
             Event::Started { run_id, to_build, total } => {
                 format!("run {run_id}: {to_build} of {total} nodes to build\n")
             }
             Event::NodeStarted { node, executor } => format!("{}  {node} on {executor}\n", s.cyan("start ")),
+            Event::Output { .. } if !self.verbose => return,
             Event::Output { node, line } => format!("{}  {line}\n", s.dim(&format!("{node} |"))),
             Event::NodeBuilt { node, duration, output } => {
                 format!(
@@ -90,73 +215,169 @@ impl Reporter for Lines {
             Event::NodeSkipped { node, reason } => {
                 format!("{}  {node}: {}\n", s.dim("skip  "), skip_text(reason))
             }
-            Event::Finished(summary) => summary_text(summary, s),
+            Event::Finished(summary) => {
+                format!("{}{}", summary_text(summary, s), self.timings.epilogue(summary, &self.context, s))
+            }
         };
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     }
 }
 
-/// A live view on a terminal: a spinner per running node with its executor and elapsed time,
-/// finished nodes printed above, a summary at the end.
+/// A node running in the live view.
+struct Running {
+    bar: ProgressBar,
+    started: Instant,
+}
+
+/// A live view on a terminal: finished nodes scroll above; below them a line per running node
+/// (executor, node, elapsed time, its last line of output) and, last, the run's count and ETA.
 pub(crate) struct Live {
     multi: MultiProgress,
-    bars: HashMap<String, ProgressBar>,
+    status: ProgressBar,
+    running: HashMap<String, Running>,
     style: Style,
+    context: Context,
+    timings: Timings,
+    to_build: usize,
+    built: usize,
+    failed: usize,
+    /// Nodes that finished this run, for the ETA (what is left is planned minus these).
+    finished: std::collections::HashSet<String>,
 }
 
 impl Live {
-    pub(crate) fn new(style: Style) -> Live {
-        Live { multi: MultiProgress::new(), bars: HashMap::new(), style }
+    pub(crate) fn new(style: Style, context: Context) -> Live {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
+        let status = multi.add(ProgressBar::new_spinner());
+        let template = ProgressStyle::with_template("{spinner:.dim} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        status.set_style(template);
+        Live {
+            multi,
+            status,
+            running: HashMap::new(),
+            style,
+            context,
+            timings: Timings::default(),
+            to_build: 0,
+            built: 0,
+            failed: 0,
+            finished: std::collections::HashSet::new(),
+        }
     }
 
     fn println(&self, text: &str) {
         let _ = self.multi.println(text.trim_end());
+    }
+
+    /// What is left to do, from past build times: the remaining nodes' times (the running ones
+    /// less what they have run) over the parallelism. None until some node has a past time.
+    fn eta(&self) -> Option<Duration> {
+        let known: Vec<Duration> = self.context.planned.iter().filter_map(|(_, d)| *d).collect();
+        if known.is_empty() {
+            return None;
+        }
+        let average = known.iter().sum::<Duration>() / u32::try_from(known.len()).unwrap_or(u32::MAX);
+        let mut left = Duration::ZERO;
+        let mut nodes = 0u32;
+        for (id, past) in &self.context.planned {
+            if self.finished.contains(id) {
+                continue;
+            }
+            let expected = past.unwrap_or(average);
+            let ran = self.running.get(id).map(|r| r.started.elapsed()).unwrap_or_default();
+            left += expected.saturating_sub(ran);
+            nodes += 1;
+        }
+        let parallel = u32::try_from(self.context.jobs.max(1)).unwrap_or(1).min(nodes.max(1));
+        Some(left / parallel)
+    }
+
+    fn update_status(&self) {
+        let mut parts = vec![format!("{}/{} built", self.built, self.to_build)];
+        parts.push(format!("{} running", self.running.len()));
+        if self.failed > 0 {
+            parts.push(self.style.red(&format!("{} failed", self.failed)));
+        }
+        if let Some(eta) = self.eta() {
+            parts.push(format!("ETA {}", secs(eta)));
+        }
+        self.status.set_message(parts.join(", "));
+    }
+
+    fn finish(&mut self, node: &str) {
+        if let Some(running) = self.running.remove(node) {
+            running.bar.finish_and_clear();
+            self.multi.remove(&running.bar);
+        }
+        self.finished.insert(node.to_owned());
     }
 }
 
 impl Reporter for Live {
     fn event(&mut self, event: &Event) {
         let s = self.style;
+        self.timings.note(event);
         match event {
             Event::Started { run_id, to_build, total } => {
+                self.to_build = *to_build;
                 self.println(&format!("run {run_id}: {to_build} of {total} nodes to build"));
+                self.status.enable_steady_tick(Duration::from_millis(100));
             }
             Event::NodeStarted { node, executor } => {
-                let bar = self.multi.add(ProgressBar::new_spinner());
-                let template = ProgressStyle::with_template("{spinner} {prefix:.cyan} {msg} {elapsed:.dim}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner());
+                let bar = self.multi.insert_before(&self.status, ProgressBar::new_spinner());
+                let template =
+                    ProgressStyle::with_template("{spinner} {prefix:.cyan} {elapsed:>4.dim} {wide_msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner());
                 bar.set_style(template);
-                bar.set_prefix(format!("[{executor}]"));
-                bar.set_message(node.clone());
+                bar.set_prefix(format!("[{executor}] {node}"));
                 bar.enable_steady_tick(Duration::from_millis(100));
-                self.bars.insert(node.clone(), bar);
+                self.running.insert(node.clone(), Running { bar, started: Instant::now() });
             }
-            Event::Output { node, line } => self.println(&format!("{} {line}", s.dim(&format!("{node} |")))),
-            Event::NodeBuilt { node, duration, output } => {
-                if let Some(bar) = self.bars.remove(node) {
-                    bar.finish_and_clear();
+            Event::Output { node, line } => {
+                if let Some(running) = self.running.get(node) {
+                    running.bar.set_message(s.dim(line.trim()));
                 }
+            }
+            Event::NodeBuilt { node, duration, output } => {
+                self.finish(node);
+                self.built += 1;
                 let detail = format!("{}{}", secs(*duration), digest_suffix(output));
                 self.println(&format!("{} {node} {}", s.green("✓"), s.dim(&detail)));
             }
             Event::NodeFailed { node, message, log, .. } => {
-                if let Some(bar) = self.bars.remove(node) {
-                    bar.finish_and_clear();
-                }
+                self.finish(node);
+                self.failed += 1;
                 self.println(&format!("{} {node}: {message}\n    log: {}", s.red("✗"), log.display()));
             }
-            Event::NodeSkipped { reason: SkipReason::Fresh, .. } => {}
+            Event::NodeSkipped { node, reason: SkipReason::Fresh } => {
+                self.finished.insert(node.clone());
+            }
             Event::NodeSkipped { node, reason } => {
-                self.println(&format!("{} {node}: {}", s.dim("–"), skip_text(reason)))
+                self.finish(node);
+                self.println(&format!("{} {node}: {}", s.dim("–"), skip_text(reason)));
             }
             Event::Finished(summary) => {
-                for (_, bar) in self.bars.drain() {
-                    bar.finish_and_clear();
+                for (_, running) in self.running.drain() {
+                    running.bar.finish_and_clear();
+                    self.multi.remove(&running.bar);
                 }
-                self.println(&summary_text(summary, s));
+                self.status.finish_and_clear();
+                self.multi.remove(&self.status);
+                let _ = self.multi.clear();
+                let text = format!(
+                    "{}{}",
+                    summary_text(summary, s),
+                    self.timings.epilogue(summary, &self.context, s)
+                );
+                // Past the progress bars: plain output, so nothing of the live view is left.
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+                return;
             }
         }
+        self.update_status();
     }
 }
 

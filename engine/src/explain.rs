@@ -26,6 +26,18 @@ pub struct Explanation {
     pub causes: Vec<Explanation>,
     /// For a node whose last run failed: that run and what went wrong.
     pub last_failure: Option<LastFailure>,
+    /// For a past run: how the node ended in it (`built`, `failed`, `cancelled`, `skipped`,
+    /// `cached`, `cutoff`), and the message recorded with a failure, skip or cancellation.
+    pub outcome: Option<PastOutcome>,
+}
+
+/// How a node ended in a past run.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PastOutcome {
+    /// `built`, `cached`, `failed`, `skipped`, `cancelled`, `cutoff`, `fresh`.
+    pub result: String,
+    /// What the run recorded with it (a failure, why it was skipped or cancelled).
+    pub message: Option<String>,
 }
 
 /// A node's last failed run.
@@ -38,6 +50,15 @@ pub struct LastFailure {
 }
 
 impl Explanation {
+    /// Fills in, down the tree, how each node ended in the run of `nodes`.
+    fn with_outcomes(mut self, nodes: &HashMap<&str, &RunNode>) -> Explanation {
+        self.outcome = nodes
+            .get(self.node.as_str())
+            .map(|n| PastOutcome { result: n.result.clone(), message: n.message.clone() });
+        self.causes = self.causes.into_iter().map(|c| c.with_outcomes(nodes)).collect();
+        self
+    }
+
     /// Fills in, down the tree, what the last failed run of each node said.
     fn with_failures(mut self, state: &Snapshot) -> Explanation {
         if self.reasons.contains(&Reason::LastRunFailed) {
@@ -77,17 +98,23 @@ pub fn explain_run(nodes: &[RunNode], node: &str) -> Option<Explanation> {
     let by_id: HashMap<&str, &RunNode> = nodes.iter().map(|n| (n.node.as_str(), n)).collect();
     by_id.get(node)?;
     let mut memo = HashMap::new();
-    Some(explain_from(
+    let explanation = explain_from(
         &|id: &str| {
             let n = by_id.get(id)?;
             let reasons: Vec<Reason> = serde_json::from_value(n.reasons.clone()).unwrap_or_default();
-            let action =
-                if matches!(n.result.as_str(), "built" | "failed") { Action::Build } else { Action::Skip };
+            // A node that was to be built and did not finish (failed, cancelled, skipped) keeps
+            // the reasons it was to be built for.
+            let action = if matches!(n.result.as_str(), "built" | "failed" | "cancelled" | "skipped") {
+                Action::Build
+            } else {
+                Action::Skip
+            };
             Some((action, if action == Action::Build { reasons } else { Vec::new() }, None))
         },
         node,
         &mut memo,
-    ))
+    );
+    Some(explanation.with_outcomes(&by_id))
 }
 
 type Lookup<'a> = dyn Fn(&str) -> Option<(Action, Vec<Reason>, Option<(i64, String)>)> + 'a;
@@ -111,6 +138,7 @@ fn explain_from(lookup: &Lookup<'_>, id: &str, memo: &mut HashMap<String, Explan
         fresh_since: if action == Action::Skip { since } else { None },
         causes,
         last_failure: None,
+        outcome: None,
     };
     memo.insert(id.to_owned(), explanation.clone());
     explanation

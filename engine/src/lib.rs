@@ -28,7 +28,7 @@ mod state;
 mod testing;
 
 pub use dockerignore::{DockerIgnore, PatternError};
-pub use explain::{Explanation, LastFailure, explain_plan, explain_run};
+pub use explain::{Explanation, LastFailure, PastOutcome, explain_plan, explain_run};
 pub use files::{
     Exclusions, FileSource, FilesError, Hashed, Stat, StatCache, Watched, collect, collect_watched, hash_all,
     hash_file, join, read_shared, relative_inside,

@@ -190,8 +190,11 @@ pub struct Summary {
     pub fresh: usize,
     /// Nodes failed.
     pub failed: usize,
-    /// Nodes skipped (a dependency failed, or the run stopped).
+    /// Nodes skipped because a dependency failed (or `--fail-fast` stopped the run).
     pub skipped: usize,
+    /// Nodes not finished because the run was interrupted: stopped while running, or never
+    /// started. Recorded as `cancelled` in the run's history; the next run redoes them.
+    pub cancelled: usize,
     /// Whether Ctrl-C stopped it.
     pub interrupted: bool,
     /// Wall time.
@@ -580,7 +583,7 @@ impl<'a> Scheduler<'a> {
                     },
                 )?;
                 if cancelled {
-                    self.summary.skipped += 1;
+                    self.summary.cancelled += 1;
                     let event =
                         Event::NodeSkipped { node: node.id.to_string(), reason: SkipReason::Cancelled };
                     self.note(node, result, event);
@@ -681,8 +684,24 @@ impl<'a> Scheduler<'a> {
                 _ => SkipReason::Cancelled,
             };
             if self.summary.interrupted {
+                // In the run's history only (the node's own record is untouched, so the next
+                // run redoes it): `hephy log` and `explain --run` tell the same story as this
+                // run's summary.
                 let node = graph.node(step.node);
-                self.summary.skipped += 1;
+                self.state.record(
+                    self.run_id,
+                    &NodeResult {
+                        node: node.id.as_str(),
+                        result: "cancelled",
+                        reasons: serde_json::to_value(&step.reasons).unwrap_or_default(),
+                        key: None,
+                        manifest: None,
+                        output: None,
+                        message: Some("the run was interrupted before it started"),
+                        duration: Duration::ZERO,
+                    },
+                )?;
+                self.summary.cancelled += 1;
                 self.note(node, "cancelled", Event::NodeSkipped { node: node.id.to_string(), reason });
                 self.status.insert(step.node, Status::Skipped);
             } else {

@@ -173,7 +173,7 @@ pub struct RunSummary {
 pub struct RunNode {
     /// The node id.
     pub node: String,
-    /// `built`, `failed`, `skipped`, `fresh`, `cutoff`.
+    /// `built`, `cached`, `failed`, `skipped`, `cancelled`, `fresh`, `cutoff`.
     pub result: String,
     /// The reasons, as the JSON the plan printed.
     pub reasons: serde_json::Value,
