@@ -67,6 +67,9 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Show every column whole, however wide the terminal (by default the table fits it).
+        #[arg(long)]
+        wide: bool,
     },
     /// Build what the plan says, in dependency order, across executors.
     Run {
@@ -338,31 +341,40 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
             let graph = hephy_engine::compile(&model);
             print(&format!("{}: ok ({} nodes)\n", model.path().display(), graph.len()));
         }
-        Command::Plan { file, state, select, format } => {
+        Command::Plan { file, state, select, format, wide } => {
             let mut clock = session::Clock::new();
             let path = graph_path(file)?;
             let selection = select.selection();
             let json = *format == Format::Json;
-            if let Some(answer) = fastpath::cached(&path, state.dir.as_deref(), &selection, style, json) {
+            let width = if *wide || json { None } else { style::stdout_width() };
+            let fitted = style.fitting(width);
+            if let Some(answer) = fastpath::cached(&path, state.dir.as_deref(), &selection, fitted, json) {
                 let (text, how) = match answer {
                     fastpath::Answer::Unchanged(text) => (text, "unchanged since the last plan"),
                     fastpath::Answer::Replanned(text) => (text, "replanned from the memo"),
                 };
-                clock.lap(how);
-                print(&text);
-                return Ok(());
+                // The stamp keeps the whole table; one too wide for this terminal is planned
+                // again below, to fit.
+                let fits = width.is_none_or(|w| text.lines().all(|l| style::visible_width(l) <= w));
+                if fits {
+                    clock.lap(how);
+                    print(&text);
+                    return Ok(());
+                }
             }
             let model = load_path(&path)?;
             clock.lap("load");
             let session = Session::open(model, state.dir.as_deref(), &selection)?;
             let mut clock = session::Clock::new();
-            let shown = if json { plan_view::json(&session) } else { plan_view::text(&session, style) };
+            let shown = if json { plan_view::json(&session) } else { plan_view::text(&session, fitted) };
             clock.lap("render");
             print(&shown);
             clock.lap("print");
             if fastpath::worth_remembering(&session, &selection) {
-                let other = if json { plan_view::text(&session, style) } else { plan_view::json(&session) };
-                let (text, json_text) = if json { (other, shown) } else { (shown, other) };
+                // The stamp keeps the whole table, whatever this terminal's width.
+                let text =
+                    if json || width.is_some() { plan_view::text(&session, style) } else { shown.clone() };
+                let json_text = if json { shown } else { plan_view::json(&session) };
                 let images = all_fresh_images(&session);
                 fastpath::remember(&path, &session, &selection, style.color(), text, json_text, images);
             } else {

@@ -123,10 +123,26 @@ pub(crate) fn table(graph: &str, rows: &[Row<'_>], style: Style) -> String {
             *width = (*width).max(cell.chars().count());
         }
     }
+    let natural = widths;
+    let fitted = style.width().is_some_and(|w| fit(&mut widths, w));
     out.reserve(rows.len() * (widths.iter().sum::<usize>() + 16));
     out.push('\n');
     push_line(&mut out, &header, &widths, style.color(), |_, s| style.dim(s));
     for row in rows {
+        let shortened;
+        let row = if fitted && (row[4].chars().count() > widths[4] || row[5].chars().count() > widths[5]) {
+            shortened = [
+                row[0].clone(),
+                row[1].clone(),
+                row[2].clone(),
+                row[3].clone(),
+                Cow::Owned(shorten(&row[4], widths[4])),
+                Cow::Owned(shorten(&row[5], widths[5])),
+            ];
+            &shortened
+        } else {
+            row
+        };
         push_line(&mut out, row, &widths, style.color(), |c, s| match c {
             0 if row[0] == "build" => style.yellow(s),
             0 => style.green(s),
@@ -136,6 +152,39 @@ pub(crate) fn table(graph: &str, rows: &[Row<'_>], style: Style) -> String {
             _ => s.to_owned(),
         });
     }
+    if fitted && (natural[4] > widths[4] || natural[5] > widths[5]) {
+        out.push_str(&style.dim(&format!(
+            "\n  … shortened to fit {} columns: `--wide` shows all, `hephy explain NODE` every reason\n",
+            style.width().unwrap_or_default()
+        )));
+    }
+    out
+}
+
+/// Narrows the NEEDS and WHY columns (4 and 5) so a line fits in `width` columns, keeping the
+/// others whole and each of the two at least 12 wide; whether anything had to narrow.
+fn fit(widths: &mut [usize; 6], width: usize) -> bool {
+    // Two leading blanks and two between each pair of columns.
+    let fixed: usize = 2 + widths[..4].iter().sum::<usize>() + 2 * 5;
+    let line = fixed + widths[4] + widths[5];
+    if line <= width {
+        return false;
+    }
+    let budget = width.saturating_sub(fixed).max(24);
+    let needs = widths[4].min((budget * 2 / 5).max(12));
+    widths[5] = widths[5].min(budget - needs).max(12);
+    widths[4] = needs.max(12).min(widths[4]);
+    true
+}
+
+/// `text` in at most `width` characters: whole, or cut with `…`.
+fn shorten(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
+    out.truncate(out.trim_end_matches([' ', ',', ';']).len());
+    out.push('…');
     out
 }
 

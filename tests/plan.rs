@@ -176,3 +176,27 @@ fn order_is_deterministic_whatever_the_declaration_order() {
         serde_json::json!(["a@linux/amd64", "a", "b@linux/amd64", "b", "c@linux/amd64", "c"])
     );
 }
+
+#[test]
+fn the_plan_table_fits_the_terminal_and_wide_shows_everything() {
+    let repo = Repo::example("kaniko-builder");
+    let narrow = repo.run_with(&["plan"], &[("COLUMNS", "100")]);
+    assert_eq!(narrow.code, 0, "{}", narrow.stderr);
+    let widest = narrow.stdout.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    assert!(widest <= 100, "a line of {widest} columns:\n{}", narrow.stdout);
+    assert!(narrow.stdout.contains('…') && narrow.stdout.contains("`--wide` shows all"), "{}", narrow.stdout);
+    // Every node is still there, whole in the NODE column.
+    let whole = repo.run(&["plan"]);
+    assert_eq!(narrow.stdout.lines().count(), whole.stdout.lines().count() + 2);
+    for line in whole.stdout.lines().skip(3) {
+        let node = line.split_whitespace().nth(1).expect("a node column");
+        assert!(narrow.stdout.contains(&format!(" {node} ")), "{node} missing");
+    }
+    // `--wide`, or a pipe (no COLUMNS, no terminal): nothing shortened.
+    let wide = repo.run_with(&["plan", "--wide"], &[("COLUMNS", "100")]);
+    assert_eq!(wide.stdout, whole.stdout);
+    assert!(!whole.stdout.contains('…'));
+    // The stamp keeps the whole table: a narrow terminal after it still gets a fitted one.
+    let again = repo.run_with(&["plan"], &[("COLUMNS", "100")]);
+    assert_eq!(again.stdout, narrow.stdout);
+}
