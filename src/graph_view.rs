@@ -1,7 +1,36 @@
-//! Exports the build graph as Graphviz dot, Mermaid, or JSON.
+//! Exports the build graph as Graphviz dot, Mermaid, JSON, or one self-contained HTML page,
+//! each node marked with what the plan will do (build or fresh, and why) and how it last ran.
 
-use hephy_engine::{Graph, Node, NodeKind};
+use std::collections::HashMap;
+
+use hephy_engine::{Graph, Node, NodeIndex, NodeKind};
 use serde::Serialize;
+
+/// What the plan and the state say of one node.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct Mark {
+    /// `build` or `fresh`.
+    pub(crate) action: &'static str,
+    /// Why it builds, for people.
+    pub(crate) reasons: Vec<String>,
+    /// How it ended in the last run that planned it: `built`, `failed`, `cancelled`, …
+    pub(crate) last_result: Option<String>,
+    /// How long its last build took, in milliseconds.
+    pub(crate) duration_ms: Option<i64>,
+    /// Its last output (an image digest, or the digest of a task's outputs).
+    pub(crate) output: Option<String>,
+}
+
+/// Marks by node.
+pub(crate) type Marks = HashMap<NodeIndex, Mark>;
+
+fn mark_line(mark: Option<&Mark>) -> String {
+    match mark {
+        Some(m) if m.action == "build" => format!("\\nbuild: {}", m.reasons.join("; ").replace('"', "'")),
+        Some(_) => "\\nfresh".to_owned(),
+        None => String::new(),
+    }
+}
 
 fn label(node: &Node) -> String {
     match node.kind {
@@ -19,13 +48,26 @@ fn shape(kind: NodeKind) -> &'static str {
     }
 }
 
-/// Graphviz: `hephy graph --format dot | dot -Tsvg > graph.svg`.
-pub(crate) fn dot(graph: &Graph) -> String {
+/// Graphviz: `hephy graph --format dot | dot -Tsvg > graph.svg`; nodes to build are filled
+/// amber, fresh ones green, with the plan's reasons as their tooltip.
+pub(crate) fn dot(graph: &Graph, marks: &Marks) -> String {
     let mut out = String::from("digraph hephy {\n  rankdir=LR;\n  node [fontname=\"monospace\"];\n");
     for &n in graph.order() {
         let node = graph.node(n);
+        let mark = marks.get(&n);
+        let paint = match mark {
+            Some(m) if m.action == "build" => ", style=filled, fillcolor=\"#fde68a\"",
+            Some(_) => ", style=filled, fillcolor=\"#bbf7d0\"",
+            None => "",
+        };
+        let tooltip =
+            mark.map(|m| if m.action == "build" { m.reasons.join("; ") } else { "fresh".to_owned() });
+        let tooltip = tooltip
+            .map(|t| format!(", tooltip=\"{}\"", t.replace('\\', "\\\\").replace('"', "\\\"")))
+            .unwrap_or_default();
+        let action = mark.map(|m| format!("\\n[{}]", m.action)).unwrap_or_default();
         out.push_str(&format!(
-            "  \"{}\" [label=\"{}\", shape={}];\n",
+            "  \"{}\" [label=\"{}{action}\", shape={}{paint}{tooltip}];\n",
             node.id,
             label(node),
             shape(node.kind)
@@ -40,20 +82,28 @@ pub(crate) fn dot(graph: &Graph) -> String {
     out
 }
 
-/// Mermaid flowchart, for Markdown that renders it (GitHub, GitLab).
-pub(crate) fn mermaid(graph: &Graph) -> String {
-    let mut out = String::from("flowchart LR\n");
+/// Mermaid flowchart, for Markdown that renders it (GitHub, GitLab); nodes to build and fresh
+/// ones in two classes, the plan's reasons in their label.
+pub(crate) fn mermaid(graph: &Graph, marks: &Marks) -> String {
+    let mut out =
+        String::from("flowchart LR\n  classDef build fill:#fde68a\n  classDef fresh fill:#bbf7d0\n");
     let key = |n: hephy_engine::NodeIndex| format!("n{}", n.index());
     for &n in graph.order() {
         let node = graph.node(n);
-        let text = label(node).replace("\\n", "<br/>");
+        let text =
+            format!("{}{}", label(node), mark_line(marks.get(&n))).replace("\\n", "<br/>").replace('"', "'");
         let (open, close) = match node.kind {
             NodeKind::Image => ("[", "]"),
             NodeKind::Manifest => ("[[", "]]"),
             NodeKind::Tag => ("{{", "}}"),
             NodeKind::Task => ("(", ")"),
         };
-        out.push_str(&format!("  {}{open}\"{text}\"{close}\n", key(n)));
+        let class = match marks.get(&n) {
+            Some(m) if m.action == "build" => ":::build",
+            Some(_) => ":::fresh",
+            None => "",
+        };
+        out.push_str(&format!("  {}{open}\"{text}\"{close}{class}\n", key(n)));
     }
     for &n in graph.order() {
         for &d in graph.deps(n) {
@@ -78,10 +128,21 @@ struct JsonNode<'a> {
     target: Option<&'a str>,
     tag: Option<&'a str>,
     executor: &'a str,
+    /// Tags of an image's manifest node.
+    tags: Vec<&'a str>,
+    /// What the plan will do with it and how it last ran (absent when not planned).
+    plan: Option<&'a Mark>,
 }
 
-/// `{"nodes": [...], "edges": [[from, to], ...]}`, nodes in execution order.
-pub(crate) fn json(graph: &Graph) -> String {
+/// `{"nodes": [...], "edges": [[from, to], ...]}`, nodes in execution order, each with its
+/// plan action, reasons and last run.
+pub(crate) fn json(graph: &Graph, marks: &Marks) -> String {
+    let mut text = serde_json::to_string_pretty(&document(graph, marks)).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+fn document<'a>(graph: &'a Graph, marks: &'a Marks) -> JsonGraph<'a> {
     let nodes = graph
         .order()
         .iter()
@@ -95,6 +156,17 @@ pub(crate) fn json(graph: &Graph) -> String {
                 target: node.target.as_deref(),
                 tag: node.tag.as_deref(),
                 executor: &node.executor,
+                tags: if node.kind == NodeKind::Manifest {
+                    graph
+                        .dependents(n)
+                        .iter()
+                        .filter(|&&t| graph.node(t).kind == NodeKind::Tag)
+                        .filter_map(|&t| graph.node(t).tag.as_deref())
+                        .collect()
+                } else {
+                    Vec::new()
+                },
+                plan: marks.get(&n),
             }
         })
         .collect();
@@ -105,7 +177,16 @@ pub(crate) fn json(graph: &Graph) -> String {
             graph.deps(n).iter().copied().map(move |d| [graph.node(d).id.as_str(), graph.node(n).id.as_str()])
         })
         .collect();
-    let mut text = serde_json::to_string_pretty(&JsonGraph { nodes, edges }).unwrap_or_default();
-    text.push('\n');
-    text
+    JsonGraph { nodes, edges }
+}
+
+/// One self-contained HTML page (no network at view time): the DAG laid out by level, each
+/// node coloured by what the plan will do, and a panel with its kind, platform, executor,
+/// last duration, digest, tags and reasons when it is clicked.
+pub(crate) fn html(graph: &Graph, marks: &Marks, title: &str) -> String {
+    let data = serde_json::to_string(&document(graph, marks)).unwrap_or_default();
+    // Inside <script>, `</` would end the element.
+    let data = data.replace("</", "<\\/");
+    let title = title.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    include_str!("graph_view/report.html").replace("{{TITLE}}", &title).replace("{{DATA}}", &data)
 }

@@ -182,9 +182,16 @@ enum Command {
     Graph {
         #[command(flatten)]
         file: FileArg,
-        /// Output format.
-        #[arg(long, value_enum)]
+        #[command(flatten)]
+        state: StateArg,
+        #[command(flatten)]
+        select: SelectArgs,
+        /// Output format: Graphviz `dot`, `mermaid`, `json`, or one self-contained `html` page.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
+        /// Write to this file instead of stdout.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
     },
 }
 
@@ -271,6 +278,7 @@ enum GraphFormat {
     Dot,
     Mermaid,
     Json,
+    Html,
 }
 
 /// Why a command did not succeed, and so its exit code.
@@ -547,14 +555,29 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
             let _ = page.render(&mut out);
             print(&String::from_utf8_lossy(&out));
         }
-        Command::Graph { file, format } => {
+        Command::Graph { file, state, select, format, output } => {
             let model = load(file)?;
-            let graph = hephy_engine::compile(&model);
-            print(&match format {
-                GraphFormat::Dot => graph_view::dot(&graph),
-                GraphFormat::Mermaid => graph_view::mermaid(&graph),
-                GraphFormat::Json => graph_view::json(&graph),
-            });
+            let session = Session::open(model, state.dir.as_deref(), &select.selection())?;
+            let marks = graph_marks(&session);
+            let graph = &session.graph;
+            let text = match format {
+                GraphFormat::Dot => graph_view::dot(graph, &marks),
+                GraphFormat::Mermaid => graph_view::mermaid(graph, &marks),
+                GraphFormat::Json => graph_view::json(graph, &marks),
+                GraphFormat::Html => {
+                    graph_view::html(graph, &marks, &session.model.path().display().to_string())
+                }
+            };
+            match output {
+                Some(path) => std::fs::write(path, text).map_err(|e| {
+                    Failure::Input(Problems::single(
+                        "hephy",
+                        Problem::new(Code::Io, format!("cannot write `{}`: {e}", path.display()))
+                            .help("name a file in a folder that exists and can be written"),
+                    ))
+                })?,
+                None => print(&text),
+            }
         }
     }
     Ok(())
@@ -674,6 +697,37 @@ fn log_text(runs: &[hephy_engine::RunSummary]) -> String {
         ));
     }
     out
+}
+
+/// What `hephy graph` marks each node with: the plan's action and reasons, and the last run.
+fn graph_marks(session: &Session) -> graph_view::Marks {
+    let last: std::collections::HashMap<String, String> = session
+        .state
+        .last_run()
+        .ok()
+        .flatten()
+        .and_then(|run| session.state.run_nodes(run).ok().flatten())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|n| (n.node, n.result))
+        .collect();
+    session
+        .plan
+        .steps
+        .iter()
+        .map(|step| {
+            let id = session.graph.node(step.node).id.as_str();
+            let record = session.snapshot.records.get(id);
+            let mark = graph_view::Mark {
+                action: if step.action == hephy_engine::Action::Build { "build" } else { "fresh" },
+                reasons: step.reasons.iter().map(ToString::to_string).collect(),
+                last_result: last.get(id).cloned(),
+                duration_ms: record.map(|r| r.duration_ms),
+                output: record.map(|r| r.output.clone()).filter(|o| !o.is_empty()),
+            };
+            (step.node, mark)
+        })
+        .collect()
 }
 
 /// What the renderers of a run know before it starts: the nodes to build with their last build

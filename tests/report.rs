@@ -1,0 +1,63 @@
+//! `hephy graph --format html`: one self-contained page, checked as a person sees it, in headless
+//! Chromium (Debian's, driven by playwright-core from npm; `.ci/run` installs both): every node
+//! drawn, coloured by what the plan will do, and a click on a node shows why it builds.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::Repo;
+
+#[test]
+#[ignore = "needs chromium and playwright-core (installed by .ci/run)"]
+fn the_html_report_draws_every_node_and_a_click_shows_its_reasons() {
+    common::require(&["chromium", "node"], "apt-get install chromium nodejs");
+    let playwright = std::env::var("PLAYWRIGHT_CORE").unwrap_or_else(|_| {
+        format!("{}/target/ci-tools/node_modules/playwright-core", env!("CARGO_MANIFEST_DIR"))
+    });
+    assert!(
+        Path::new(&playwright).is_dir(),
+        "this test needs playwright-core: npm install --prefix target/ci-tools playwright-core@1.64.1 (.ci/run does)"
+    );
+
+    let repo = Repo::example("quickstart");
+    assert_eq!(repo.run(&["run"]).code, 0);
+    repo.write("web/site/index.html", "<p>changed</p>\n");
+    let graph = repo.run(&["graph", "--format", "html", "-o", "report.html"]);
+    assert_eq!(graph.code, 0, "{}", graph.stderr);
+    let page = std::fs::read_to_string(repo.path().join("report.html")).expect("the report");
+    for outside in ["src=\"http", "href=\"http", "<link", "@import", "url(http"] {
+        assert!(!page.contains(outside), "nothing is fetched at view time: `{outside}`");
+    }
+    let json = repo.run(&["graph", "--format", "json"]).json();
+    let expected = json["nodes"].as_array().expect("nodes").len();
+
+    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hephy-report.png");
+    let output = Command::new("node")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/report/browse.cjs"))
+        .arg(&playwright)
+        .arg(repo.path().join("report.html"))
+        .arg("web@linux/amd64")
+        .arg(&screenshot)
+        .output()
+        .expect("run node");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).expect("the page's facts as JSON");
+    eprintln!("the page showed: {seen:#}\nscreenshot: {}", screenshot.display());
+
+    assert_eq!(seen["errors"], serde_json::json!([]), "no script error");
+    assert_eq!(seen["requests"], serde_json::json!([]), "no request leaves the file");
+    assert_eq!(seen["nodes"], expected, "every node of the graph is drawn");
+    assert!(seen["counts"].as_str().unwrap_or("").contains("to build"), "{seen}");
+    assert!(seen["before"].as_str().unwrap_or("").contains("Click a node"), "{seen}");
+    let details = seen["details"].as_str().unwrap_or("");
+    assert!(details.contains("web@linux/amd64") && details.contains("build"), "{details}");
+    assert!(details.contains("web/site/index.html changed"), "the click shows why it builds: {details}");
+    assert!(
+        details.contains("linux/amd64") && details.contains("sha256:"),
+        "platform and last digest: {details}"
+    );
+    assert!(seen["classes"].as_str().unwrap_or("").contains("build"), "coloured as to build: {seen}");
+    assert!(std::fs::metadata(&screenshot).is_ok_and(|m| m.len() > 1000), "a screenshot was kept");
+}
