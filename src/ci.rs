@@ -128,13 +128,41 @@ fn gitlab_name(id: &str) -> String {
     if GITLAB_RESERVED.contains(&id) { format!("node {id}") } else { id.to_owned() }
 }
 
+/// The pipeline's first line: what wrote it and how many jobs it has.
+fn header(system: &str, jobs: &[Job]) -> String {
+    if jobs.is_empty() {
+        format!("# Written by `hephy ci {system}`: every node is fresh, so one job that says so.\n")
+    } else {
+        format!(
+            "# Written by `hephy ci {system}`: {} job{}, one per node to build, `needs` as the build graph.\n",
+            jobs.len(),
+            if jobs.len() == 1 { "" } else { "s" }
+        )
+    }
+}
+
+/// Why a plan cannot become a pipeline: its jobs would build images that no other job (and no
+/// later pipeline) can find, because the graph names no registry to carry them.
+pub(crate) fn unshareable(session: &Session) -> Option<String> {
+    if session.model.registry.is_some() {
+        return None;
+    }
+    let images = session
+        .plan
+        .steps
+        .iter()
+        .filter(|s| s.action == Action::Build)
+        .filter(|s| session.graph.node(s.node).kind != hephy_engine::NodeKind::Task)
+        .count();
+    (images > 0).then(|| {
+        format!(
+            "the graph names no registry, so the {images} image node(s) to build cannot be shared between CI jobs"
+        )
+    })
+}
+
 fn gitlab(jobs: &[Job], options: &Options<'_>) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# Written by `hephy ci gitlab`: {} job(s), one per node to build, `needs` as the build graph.",
-        jobs.len()
-    );
+    let mut out = header("gitlab", jobs);
     out.push_str("stages:\n  - build\n");
     if jobs.is_empty() {
         // GitLab rejects a pipeline without jobs.
@@ -184,12 +212,7 @@ fn github_ids(jobs: &[Job]) -> HashMap<&str, String> {
 }
 
 fn github(jobs: &[Job], options: &Options<'_>) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# Written by `hephy ci github`: {} job(s), one per node to build, `needs` as the build graph.",
-        jobs.len()
-    );
+    let mut out = header("github", jobs);
     out.push_str("name: hephy\non:\n  workflow_dispatch: {}\n  workflow_call: {}\njobs:\n");
     if jobs.is_empty() {
         out.push_str("  nothing-to-build:\n    runs-on: ubuntu-latest\n    steps:\n");

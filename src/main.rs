@@ -489,6 +489,14 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
             let model = load(file)?;
             let selection = select.selection();
             let session = Session::open(model, state.dir.as_deref(), &selection)?;
+            if let Some(why) = ci::unshareable(&session) {
+                return Err(Failure::Input(Problems::single(
+                    &session.model.path().display().to_string(),
+                    Problem::new(Code::Missing, why).help(
+                        "each CI job runs on its own machine, and only a registry carries a built image to the jobs (and pipelines) after it: add `registry \"HOST/PREFIX\"` to the graph",
+                    ),
+                )));
+            }
             let graph_file = file.file.as_ref().map(|f| f.to_string_lossy().into_owned());
             let options = ci::Options {
                 graph_file: graph_file.as_deref(),

@@ -143,6 +143,16 @@ fn the_github_workflow_passes_action_validator() {
     let validator = tool("action-validator");
     for example in ["quickstart", "kaniko-builder"] {
         let repo = Repo::example(example);
+        if example == "quickstart" {
+            // Jobs share images through a registry; without one there is no pipeline to write.
+            let refused = repo.run(&["ci", "github"]);
+            assert_eq!(refused.code, 2, "{}", refused.stdout);
+            assert!(refused.stderr.contains("cannot be shared between CI jobs"), "{}", refused.stderr);
+            assert!(refused.stderr.contains("add `registry"), "{}", refused.stderr);
+            assert_eq!(repo.run(&["ci", "gitlab"]).code, 2);
+            let graph = std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap();
+            repo.write("hephy.kdl", &format!("registry \"registry.example.com/qs\"\n{graph}"));
+        }
         let run = repo.run(&[
             "ci",
             "github",

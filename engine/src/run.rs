@@ -197,8 +197,8 @@ pub struct Summary {
     pub cancelled: usize,
     /// Whether Ctrl-C stopped it.
     pub interrupted: bool,
-    /// Wall time.
-    #[serde(serialize_with = "millis")]
+    /// Wall time (in JSON: `duration_ms`, milliseconds).
+    #[serde(rename = "duration_ms", serialize_with = "millis")]
     pub duration: Duration,
 }
 
