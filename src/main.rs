@@ -841,12 +841,27 @@ fn images_text(
             .filter_map(|i| graph.node(i).tag.as_deref())
             .collect();
         let location = hephy_stdlib::location(model, node, &record.output, &shown_dir);
-        let detail = match (location.contains('@'), tags.is_empty()) {
+        let mut detail = match (location.contains('@'), tags.is_empty()) {
             (true, true) => String::new(),
             (true, false) => format!("tags: {}", tags.join(", ")),
             (false, true) => record.output.clone(),
             (false, false) => format!("{}  tags: {}", record.output, tags.join(", ")),
         };
+        if !location.contains('@') {
+            // The layout's name for the index names several images; a tool that unpacks one
+            // (`umoci unpack`) needs a platform's own name.
+            let platforms: Vec<String> = graph
+                .deps(index)
+                .iter()
+                .map(|&d| graph.node(d))
+                .filter(|d| d.kind == hephy_engine::NodeKind::Image)
+                .map(|d| hephy_stdlib::location(model, d, "", &shown_dir))
+                .filter_map(|l| l.rsplit(':').next().map(str::to_owned))
+                .collect();
+            if !platforms.is_empty() {
+                detail.push_str(&format!("  platforms: {}", platforms.join(", ")));
+            }
+        }
         rows.push((node.id.to_string(), location, detail));
     }
     if rows.is_empty() {
