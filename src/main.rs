@@ -897,10 +897,25 @@ fn graph_path(arg: &FileArg) -> Result<PathBuf, Failure> {
 }
 
 /// Loads and checks the graph file at `path`.
+/// Every problem is reported in one run: the builders' checks run on the model even when the
+/// language found problems, where the file could be read through.
 fn load_path(path: &Path) -> Result<Model, Failure> {
-    let model = hephy_dsl::load(path).map_err(Failure::Input)?;
-    hephy_stdlib::check(&model).map_err(Failure::Input)?;
-    Ok(model)
+    match hephy_dsl::load_partial(path) {
+        (Some(model), None) => {
+            hephy_stdlib::check(&model).map_err(Failure::Input)?;
+            Ok(model)
+        }
+        (Some(model), Some(problems)) => Err(Failure::Input(match hephy_stdlib::check(&model) {
+            Ok(()) => problems,
+            Err(later) => problems.and(later),
+        })),
+        (None, problems) => Err(Failure::Input(problems.unwrap_or_else(|| {
+            Problems::single(
+                &path.display().to_string(),
+                Problem::new(Code::Io, "the graph file could not be read"),
+            )
+        }))),
+    }
 }
 
 /// `hephy.kdl` or `hephy.yaml` in `dir`: exactly one of them.

@@ -358,3 +358,20 @@ fn hostile_inputs_never_panic() {
     let run = Repo::new().file("hephy.yaml", &deep).run(&["check", "-f", "hephy.yaml"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
 }
+
+#[test]
+fn problems_of_every_stage_are_reported_in_one_run() {
+    // A cycle (the language's) and a RUN under the built-in builder (the builder's check) do not
+    // depend on each other: both are reported at once, not the second after the first is fixed.
+    let repo = Repo::new()
+        .file("a/Dockerfile", "FROM scratch\nRUN echo hi\n")
+        .file("b/Dockerfile", "FROM scratch\n")
+        .file(
+            "hephy.kdl",
+            "image \"a\" {\n    context \"a\"\n    after \"b\"\n}\nimage \"b\" {\n    context \"b\"\n    after \"a\"\n}\n",
+        );
+    let run = repo.run(&["check"]);
+    assert_eq!(run.code, 2);
+    assert_eq!(run.codes(), ["hephy::cycle", "hephy::invalid_value"], "{}", run.stderr);
+    assert!(run.stderr.contains("has 2 problems"), "{}", run.stderr);
+}

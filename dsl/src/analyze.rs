@@ -163,7 +163,8 @@ pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mu
         );
     }
     model.images.iter_mut().for_each(|i| i.platforms.sort());
-    a.sink.is_empty().then_some(model)
+    // With problems too: later stages (the builders' checks) report theirs in the same run.
+    Some(model)
 }
 
 /// The names of images and tasks, for lookups and suggestions.

@@ -208,6 +208,13 @@ impl Problems {
         self.problems.iter()
     }
 
+    /// These problems, then `later`'s (a later stage's, found in the same run).
+    #[must_use]
+    pub fn and(mut self, later: Problems) -> Problems {
+        self.problems.extend(later.problems);
+        self
+    }
+
     /// How many problems there are.
     pub fn len(&self) -> usize {
         self.problems.len()

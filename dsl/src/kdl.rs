@@ -59,9 +59,18 @@ pub(crate) fn parse(text: &str, sink: &mut Sink) -> Option<Document> {
     let kdl = match KdlDocument::parse_v2(text) {
         Ok(kdl) => kdl,
         Err(err) => {
+            // The parser may report one mistake twice (an unclosed `{` is "no closing `}` for
+            // child block" at the brace and "closing `}` was not found" right after it): a
+            // report that starts where an earlier one with the same label ends is the same one.
+            let mut said: Vec<(String, usize)> = Vec::new();
             for d in err.diagnostics {
                 let message = d.message.unwrap_or_else(|| "invalid KDL".to_owned());
                 let label = d.label.unwrap_or_else(|| "here".to_owned());
+                let (start, end) = (d.span.offset(), d.span.offset() + d.span.len());
+                if said.iter().any(|(l, e)| *l == label && start.abs_diff(*e) <= 1) {
+                    continue;
+                }
+                said.push((label.clone(), end));
                 let help = d.help.unwrap_or_else(|| {
                     "hephy reads KDL v2 (https://kdl.dev): strings in double quotes, `#true`/`#false`"
                         .to_owned()

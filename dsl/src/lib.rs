@@ -38,6 +38,25 @@ const MAX_FILE_BYTES: u64 = 64 << 20;
 
 /// Reads and analyzes the graph file at `path`; relative paths in it resolve against its folder.
 pub fn load(path: &Path) -> Result<Model, Problems> {
+    match load_partial(path) {
+        (Some(model), None) => Ok(model),
+        (_, problems) => {
+            Err(problems.unwrap_or_else(|| Problems::new(path.display().to_string(), Vec::new())))
+        }
+    }
+}
+
+/// Loads the graph file at `path` as far as it can be: the problems found, and the model when
+/// the file could be read through despite them (problems of names, paths and platforms leave a
+/// model; syntax errors do not), so that later stages can report theirs in the same run.
+pub fn load_partial(path: &Path) -> (Option<Model>, Option<Problems>) {
+    match read_path(path) {
+        Ok((source, root)) => parse_partial(source, &root),
+        Err(problems) => (None, Some(problems)),
+    }
+}
+
+fn read_path(path: &Path) -> Result<(SourceFile, PathBuf), Problems> {
     let fail = |problem: Problem| Problems::new(path.display().to_string(), vec![problem]);
     let Some(syntax) = Syntax::from_path(path) else {
         return Err(fail(
@@ -76,18 +95,22 @@ pub fn load(path: &Path) -> Result<Model, Problems> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    parse(SourceFile::new(path, syntax, text), &root)
+    Ok((SourceFile::new(path, syntax, text), root))
 }
 
 /// Analyzes graph text already read; relative paths resolve against `root`. Shape and meaning
 /// problems are reported together.
 pub fn parse(source: SourceFile, root: &Path) -> Result<Model, Problems> {
+    match parse_partial(source, root) {
+        (Some(model), None) => Ok(model),
+        (_, problems) => Err(problems.unwrap_or_else(|| Problems::new(String::new(), Vec::new()))),
+    }
+}
+
+fn parse_partial(source: SourceFile, root: &Path) -> (Option<Model>, Option<Problems>) {
     let mut sink = Sink::default();
     let model = read_into(&source, &mut sink).and_then(|doc| analyze::analyze(doc, &source, root, &mut sink));
-    match model {
-        Some(model) if sink.is_empty() => Ok(model),
-        _ => Err(sink.into_problems(&source)),
-    }
+    if sink.is_empty() { (model, None) } else { (model, Some(sink.into_problems(&source))) }
 }
 
 /// Stage one: the text → a syntax-independent [`Document`] (shape errors only).
