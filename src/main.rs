@@ -668,7 +668,8 @@ fn graph_path(arg: &FileArg) -> Result<PathBuf, Failure> {
 
 /// Loads and checks the graph file at `path`.
 fn load_path(path: &Path) -> Result<Model, Failure> {
-    let model = hephy_dsl::load(path).map_err(Failure::Input)?;
+    let mut model = hephy_dsl::load(path).map_err(Failure::Input)?;
+    hephy_stdlib::resolve_auto(&mut model);
     hephy_stdlib::check(&model).map_err(Failure::Input)?;
     Ok(model)
 }
