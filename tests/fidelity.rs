@@ -389,6 +389,15 @@ fn base_image(buildah: &Buildah, registry: &Registry, dir: &Path) -> String {
     put("usr", 0o755, 0, None);
     put("usr/bin", 0o755, 0, None);
     put("usr/bin/tool", 0o755, 0, Some("#!/bin/sh\necho tool\n"));
+    put("run", 0o755, 0, None);
+    put("var", 0o755, 0, None);
+    // `/var/run` → `../run`, as Debian has it.
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Symlink);
+    header.set_mode(0o777);
+    header.set_mtime(0);
+    header.set_size(0);
+    tar.append_link(&mut header, "var/run", "../run").unwrap();
     tar.finish().unwrap();
     drop(tar);
     std::fs::write(

@@ -305,6 +305,32 @@ pub(crate) fn all() -> Vec<Case> {
         // .dockerignore and names.
         Case { ctx: Ctx::Ignore, ..c("dockerignore", "FROM scratch\nCOPY . /c/\n") },
         Case { ctx: Ctx::Ignore, ..c("dockerignore_folder_source", "FROM scratch\nCOPY sub /s\n") },
+        c("copy_through_symlinked_folder", "FROM %BASE%\nCOPY a.txt /var/run/\nCOPY b.txt /var/run/sub/\n"),
+        c("workdir_owned_by_user", "FROM %BASE%\nUSER app\nWORKDIR /data/x\n"),
+        c("chown_group_name", "FROM %BASE%\nCOPY --chown=www:app a.txt /w\n"),
+        c("copy_from_image_chown_name", "FROM %BASE%\nCOPY --from=%BASE% --chown=app /etc/group /g\n"),
+        c("add_archive_chown", "FROM scratch\nADD --chown=9:9 archive.tar /z/\n"),
+        Case {
+            exception: Some(
+                "buildah 1.28 keeps a port range as one key; BuildKit exposes each port of it (`parsePortRange`)",
+            ),
+            fix: Some(|image| {
+                image.config.insert(
+                    "ExposedPorts".to_owned(),
+                    serde_json::json!({"8000/udp": {}, "8001/udp": {}, "8002/udp": {}}),
+                );
+            }),
+            ..c("expose_range", "FROM scratch\nEXPOSE 8000-8002/udp\n")
+        },
+        c("label_escaped_quotes", "FROM scratch\nLABEL desc=\"say \\\"hi\\\"\" path=C:\\\\x\n"),
+        c("workdir_relative_first", "FROM scratch\nWORKDIR rel\nCOPY a.txt .\n"),
+        c("copy_dot_to_workdir_root", "FROM scratch\nWORKDIR /\nCOPY a.txt .\n"),
+        c("env_dollar_dollar", "FROM scratch\nENV A=x\nENV B=\"$A-${A}-\\$A\" C='${A}'\n"),
+        c("copy_wildcard_nothing_and_file", "FROM scratch\nCOPY a.txt *.nothing /w/\n"),
+        c(
+            "from_platform_flag",
+            "FROM --platform=$BUILDPLATFORM scratch AS s\nCOPY a.txt /\nFROM scratch\nCOPY --from=s /a.txt /b\n",
+        ),
         c("unicode_names", "FROM scratch\nCOPY ünï /u/\nCOPY 日本.txt /\n"),
     ]
 }

@@ -447,7 +447,7 @@ impl Builder<'_> {
                 for word in args.split_whitespace() {
                     let port = w(word)?;
                     let (number, protocol) = port.split_once('/').unwrap_or((&port, "tcp"));
-                    let protocol = protocol.to_ascii_lowercase();
+
                     match number.split_once('-') {
                         Some((a, b)) => {
                             let (a, b): (u16, u16) = (
@@ -799,6 +799,7 @@ impl Builder<'_> {
         // What lands where: (destination path, source path in `tree`, entry).
         let mut landed: Vec<(String, Option<String>, Entry)> = Vec::new();
         let mut ensure: Vec<String> = Vec::new();
+        let mut unpacked: Vec<(String, Entry)> = Vec::new();
         let several = sources.len() > 1;
         for word in sources {
             if is_heredoc(word) {
@@ -871,8 +872,9 @@ impl Builder<'_> {
                     && let Content::File(file) = &entry.content
                     && let Some(kind) = archive_kind(file)
                 {
-                    let unpacked = self.unpack(file, kind, &dest)?;
-                    landed.extend(unpacked.into_iter().map(|(p, e)| (p, None, e)));
+                    // Owners and modes as the archive has them (`--chown` is for the folder).
+                    unpacked.extend(self.unpack(file, kind, &dest)?);
+                    ensure.push(dest.clone());
                     continue;
                 }
                 let into = dest_hint_dir || several || wildcard || is_dir(&stage.fs, &dest);
@@ -919,6 +921,7 @@ impl Builder<'_> {
             }
             delta.insert(at, entry);
         }
+        delta.extend(unpacked);
         order_hardlinks(&mut delta);
         // The folders above: what the image has, or made (0755, owned as `--chown` says).
         let (uid, gid) = owner.unwrap_or((0, 0));
