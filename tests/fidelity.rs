@@ -348,7 +348,7 @@ fn difference(hephy: &Image, buildah: &Image) -> String {
 /// The base image cases build on, made by buildah from a tar with owners and modes of its
 /// own (`/etc/passwd`, `/etc/group`, `/tmp` 1777, `/home/app` 0750 owned by `app`), pushed to
 /// the loopback registry.
-fn base_image(buildah: &Buildah, registry: &Registry, dir: &Path) -> String {
+fn base_image(buildah: &Buildah, registry: &Registry, dir: &Path) -> (String, String) {
     let ctx = dir.join("base");
     std::fs::create_dir_all(&ctx).unwrap();
     let mut tar = tar::Builder::new(std::fs::File::create(ctx.join("rootfs.tar")).unwrap());
@@ -425,7 +425,39 @@ fn base_image(buildah: &Buildah, registry: &Registry, dir: &Path) -> String {
         .unwrap();
     // Pulled once, before the cases build on it in parallel.
     buildah.run(&["pull", "-q", "--tls-verify=false", &reference]).unwrap();
-    reference
+    // An image with ONBUILD triggers (kept by the docker format only), built on the base.
+    let onbuild = dir.join("onbuild");
+    std::fs::create_dir_all(&onbuild).unwrap();
+    std::fs::write(
+        onbuild.join("Dockerfile"),
+        format!(
+            "FROM {reference}\nONBUILD COPY a.txt /onbuild/\nONBUILD ENV TRIGGERED=yes\nLABEL onbuild=yes\n"
+        ),
+    )
+    .unwrap();
+    let onbuild_path = onbuild.display().to_string();
+    buildah
+        .run(&[
+            "build",
+            "--isolation",
+            "chroot",
+            "--timestamp",
+            "0",
+            "--format",
+            "docker",
+            "--tls-verify=false",
+            "-q",
+            "-t",
+            "localhost/onbuild:1",
+            &onbuild_path,
+        ])
+        .unwrap();
+    let triggers = format!("{}/onbuild:1", registry.address());
+    buildah
+        .run(&["push", "-q", "--tls-verify=false", "localhost/onbuild:1", &format!("docker://{triggers}")])
+        .unwrap();
+    buildah.run(&["pull", "-q", "--tls-verify=false", &triggers]).unwrap();
+    (reference, triggers)
 }
 
 #[derive(Debug)]
@@ -435,10 +467,10 @@ enum Verdict {
     Failed(String),
 }
 
-fn run_case(case: &Case, buildah: &Buildah, base: &str, dir: &Path) -> Verdict {
+fn run_case(case: &Case, buildah: &Buildah, (base, onbuild): (&str, &str), dir: &Path) -> Verdict {
     let repo = Repo::new().online();
     let ctx = repo.path().join("ctx");
-    let dockerfile = case.dockerfile.replace("%BASE%", base);
+    let dockerfile = case.dockerfile.replace("%BASE%", base).replace("%ONBUILD%", onbuild);
     cases::write_context(&ctx, case.ctx);
     std::fs::write(ctx.join("Dockerfile"), &dockerfile).unwrap();
     for (path, text) in case.extra {
@@ -460,7 +492,8 @@ fn run_case(case: &Case, buildah: &Buildah, base: &str, dir: &Path) -> Verdict {
             problems.push_str(&format!("    expected: {problem}\n"));
         }
     }
-    let oracle = case.buildah.map(|d| d.replace("%BASE%", base)).unwrap_or(dockerfile);
+    let oracle =
+        case.buildah.map(|d| d.replace("%BASE%", base).replace("%ONBUILD%", onbuild)).unwrap_or(dockerfile);
     if case.exception.is_none() || case.buildah.is_some() || case.fix.is_some() {
         let out = dir.join(format!("oci-{}", case.name));
         match buildah.build(case, &buildah_ctx, &oracle, &out) {
@@ -505,7 +538,7 @@ fn the_oci_builder_builds_what_buildah_builds() {
     let dir = tempfile::tempdir().unwrap();
     let buildah = Buildah { root: dir.path().join("root"), runroot: dir.path().join("runroot") };
     let registry = Registry::start();
-    let base = base_image(&buildah, &registry, dir.path());
+    let (base, onbuild) = base_image(&buildah, &registry, dir.path());
 
     let next = AtomicUsize::new(0);
     let verdicts: Mutex<Vec<(&str, Verdict)>> = Mutex::new(Vec::new());
@@ -517,7 +550,7 @@ fn the_oci_builder_builds_what_buildah_builds() {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(case) = selected.get(i) else { break };
                     let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        run_case(case, &buildah, &base, dir.path())
+                        run_case(case, &buildah, (&base, &onbuild), dir.path())
                     }))
                     .unwrap_or_else(|panic| {
                         let message = panic
@@ -615,13 +648,19 @@ fn key_of(repo: &Repo, graph: &str, bare: bool) -> String {
 fn what_the_oci_builder_cannot_build_fails_at_check_at_its_line() {
     let repo = Repo::new()
         .file("hephy.kdl", "image \"app\" {\n    context \"app\"\n    builder \"oci\"\n}\n")
-        .file("app/Dockerfile", "FROM scratch\nCOPY a.txt /\nADD https://example.com/x.tar.gz /x/\nCOPY --parents a.txt /p/\nFROBNICATE now\n");
+        .file(
+            "app/Dockerfile",
+            "FROM scratch\nCOPY a.txt /\nADD https://example.com/x.tar.gz /x/\nCOPY --parents a.txt /p/\nFROBNICATE now\nSHELL /bin/sh -c\nHEALTHCHECK --every=5s CMD true\nCOPY --chmod=999 a.txt /\n",
+        );
     let run = without_tools(&repo, &["check", "-f", "hephy.kdl"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     for (at, what) in [
         ("app/Dockerfile:3:1", "does not download"),
         ("app/Dockerfile:4:1", "--parents"),
         ("app/Dockerfile:5:1", "FROBNICATE"),
+        ("app/Dockerfile:6:1", "JSON array"),
+        ("app/Dockerfile:7:1", "--every"),
+        ("app/Dockerfile:8:1", "octal"),
     ] {
         assert!(run.stderr.contains(at) && run.stderr.contains(what), "{at} {what}:\n{}", run.stderr);
     }

@@ -17,7 +17,7 @@ pub(crate) enum Ctx {
 }
 
 /// One Dockerfile built by both builders. `%BASE%` stands for the base image in the loopback
-/// registry.
+/// registry, `%ONBUILD%` for an image on it with `ONBUILD` triggers.
 pub(crate) struct Case {
     pub(crate) name: &'static str,
     pub(crate) dockerfile: &'static str,
@@ -219,6 +219,10 @@ pub(crate) fn all() -> Vec<Case> {
         ),
         c("healthcheck_exec", "FROM scratch\nHEALTHCHECK CMD [\"/bin/check\", \"--quick\"]\n"),
         c("healthcheck_none", "FROM %BASE%\nHEALTHCHECK NONE\n"),
+        Case {
+            expect: Some(|i| expect_line(i, "/onbuild/a.txt", "file 0644 0:0 \"alpha\\n\"")),
+            ..c("onbuild_triggers_run", "FROM %ONBUILD%\nENV AFTER=1\n")
+        },
         c("onbuild", "FROM scratch\nONBUILD COPY a.txt /x\nONBUILD ENV A=1\n"),
         // The reader.
         c("json_copy_with_spaces", "FROM scratch\nCOPY [\"spaces dir/file one.txt\", \"/dst dir/\"]\n"),

@@ -109,6 +109,41 @@ pub(crate) fn unsupported(text: &str) -> Vec<(std::ops::Range<usize>, String)> {
         {
             out.push((whole.clone(), "the oci builder does not run commands (`ONBUILD RUN`)".to_owned()));
         }
+        let malformed = match i.keyword.as_str() {
+            "SHELL" => dockerfile::json_array(&i.args)
+                .filter(|s| !s.is_empty())
+                .is_none()
+                .then(|| "`SHELL` takes a JSON array, like [\"/bin/sh\", \"-c\"]".to_owned()),
+            "HEALTHCHECK" => healthcheck(i).err(),
+            "FROM" => match i.args.split_whitespace().collect::<Vec<_>>().as_slice() {
+                [_] => None,
+                [_, as_word, _] if as_word.eq_ignore_ascii_case("as") => None,
+                _ => Some(format!("`FROM {}` is not `FROM IMAGE [AS NAME]`", i.args)),
+            },
+            "COPY" | "ADD" => {
+                let words = dockerfile::json_array(&i.args)
+                    .map_or_else(|| i.args.split_whitespace().count(), |list| list.len());
+                let chmod = i.flags.iter().find(|(n, _)| n == "chmod").and_then(|(_, v)| v.clone());
+                if words < 2 {
+                    Some(format!("`{}` needs a source and a destination", i.keyword))
+                } else if let Some(m) = chmod.filter(|m| !m.contains('$'))
+                    && u32::from_str_radix(&m, 8).ok().is_none_or(|m| m > 0o7777)
+                {
+                    Some(format!("`--chmod={m}` is not an octal mode (0 to 7777)"))
+                } else {
+                    None
+                }
+            }
+            "ONBUILD" => {
+                let keyword = i.args.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
+                matches!(keyword.as_str(), "ONBUILD" | "FROM" | "MAINTAINER" | "")
+                    .then(|| format!("`ONBUILD {keyword}` is not allowed"))
+            }
+            _ => None,
+        };
+        if let Some(message) = malformed {
+            out.push((whole.clone(), message));
+        }
         if matches!(i.keyword.as_str(), "COPY" | "ADD") {
             for (name, _) in &i.flags {
                 let known = match name.as_str() {
