@@ -206,7 +206,10 @@ pub(crate) fn render(images: &[Found], syntax: Syntax) -> String {
     let _ = writeln!(out, "{comment} Written by `hephy init`: one image per Dockerfile found. Edit freely;");
     let _ = writeln!(out, "{comment} `hephy check` validates it, `hephy plan` shows what would build.");
     if buildah {
-        let _ = writeln!(out, "{comment} Images whose Dockerfile RUNs commands are built with buildah.");
+        let _ = writeln!(
+            out,
+            "{comment} The default builder (`auto`) builds the Dockerfiles that RUN commands with buildah."
+        );
     }
     match syntax {
         Syntax::Kdl => {
@@ -215,9 +218,6 @@ pub(crate) fn render(images: &[Found], syntax: Syntax) -> String {
                 let _ = writeln!(out, "    context {}", quote(&image.context));
                 if image.dockerfile != "Dockerfile" {
                     let _ = writeln!(out, "    dockerfile {}", quote(&image.dockerfile));
-                }
-                if image.runs {
-                    let _ = writeln!(out, "    builder \"buildah\"");
                 }
                 for (from, arg) in &image.from {
                     let _ = writeln!(out, "    from {} arg={}", quote(from), quote(arg));
@@ -233,9 +233,6 @@ pub(crate) fn render(images: &[Found], syntax: Syntax) -> String {
                 let _ = writeln!(out, "    context: {}", yaml(&image.context));
                 if image.dockerfile != "Dockerfile" {
                     let _ = writeln!(out, "    dockerfile: {}", yaml(&image.dockerfile));
-                }
-                if image.runs {
-                    let _ = writeln!(out, "    builder: buildah");
                 }
                 if !image.from.is_empty() {
                     let edges: Vec<String> = image

@@ -901,14 +901,18 @@ fn graph_path(arg: &FileArg) -> Result<PathBuf, Failure> {
 /// language found problems, where the file could be read through.
 fn load_path(path: &Path) -> Result<Model, Failure> {
     match hephy_dsl::load_partial(path) {
-        (Some(model), None) => {
+        (Some(mut model), None) => {
+            hephy_stdlib::resolve_auto(&mut model);
             hephy_stdlib::check(&model).map_err(Failure::Input)?;
             Ok(model)
         }
-        (Some(model), Some(problems)) => Err(Failure::Input(match hephy_stdlib::check(&model) {
-            Ok(()) => problems,
-            Err(later) => problems.and(later),
-        })),
+        (Some(mut model), Some(problems)) => {
+            hephy_stdlib::resolve_auto(&mut model);
+            Err(Failure::Input(match hephy_stdlib::check(&model) {
+                Ok(()) => problems,
+                Err(later) => problems.and(later),
+            }))
+        }
         (None, problems) => Err(Failure::Input(problems.unwrap_or_else(|| {
             Problems::single(
                 &path.display().to_string(),

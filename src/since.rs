@@ -99,12 +99,13 @@ pub(crate) fn changed(
     if !old_path.is_file() {
         return Ok(every(&shown_graph));
     }
-    let old_model = hephy_dsl::load(&old_path).map_err(|_| {
+    let mut old_model = hephy_dsl::load(&old_path).map_err(|_| {
         fail(
             format!("the graph file at `{rev}` has problems"),
             "check it out and run `hephy check` to see them",
         )
     })?;
+    hephy_stdlib::resolve_auto(&mut old_model);
     let old_graph = hephy_engine::compile(&old_model);
     let old_inputs = hephy_engine::gather(
         &old_model,

@@ -124,6 +124,14 @@ impl Problem {
         self
     }
 
+    /// Attaches a file other than the graph file (a Dockerfile) that the spans point into; a
+    /// problem with its own file keeps it when collected.
+    #[must_use]
+    pub fn in_text(mut self, name: impl Into<String>, text: impl Into<Arc<str>>) -> Problem {
+        self.source = Some(Arc::new(NamedSource::new(name.into(), text.into())));
+        self
+    }
+
     /// The kind of problem.
     pub fn code(&self) -> Code {
         self.code
@@ -194,7 +202,8 @@ impl Problems {
 
     /// Problems found by a later stage (a builder's checks), sorted by position.
     pub fn collect(file: &SourceFile, problems: Vec<Problem>) -> Problems {
-        let problems = problems.into_iter().map(|p| p.in_file(file)).collect();
+        let problems =
+            problems.into_iter().map(|p| if p.source.is_some() { p } else { p.in_file(file) }).collect();
         Problems::new(file.path().display().to_string(), problems)
     }
 

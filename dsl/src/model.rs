@@ -123,10 +123,11 @@ pub enum SecretSource {
 }
 
 /// The builders this hephy knows.
-pub const BUILDERS: &[&str] = &["oci", "buildah", "kaniko", "buildkit", "buildx", "ko", "spin"];
+pub const BUILDERS: &[&str] = &["auto", "oci", "buildah", "kaniko", "buildkit", "buildx", "ko", "spin"];
 
-/// The builder used when a graph names none: the built-in one, which needs no external tool.
-pub const DEFAULT_BUILDER: &str = "oci";
+/// The builder used when a graph names none: `auto`, which the builders resolve per image (the
+/// built-in `oci` builder for a Dockerfile without `RUN`, buildah for one with it).
+pub const DEFAULT_BUILDER: &str = "auto";
 
 /// A container image, built once per platform (and per target).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -68,15 +68,29 @@ pub fn resolve_bases(model: &Model, state_dir: &Path, refresh: bool, offline: bo
     out
 }
 
-/// `FROM` references that name an image outside the graph: not `scratch`, not a build arg
-/// (`${BASE}`: a dependency), not an earlier stage.
+/// `FROM` (and `COPY --from`) references that name an image outside the graph: not `scratch`,
+/// not a build arg (`${BASE}`: a dependency), not an earlier stage.
 fn external_froms(text: &str) -> Vec<String> {
-    let Ok(dockerfile) = dockerfile_parser::Dockerfile::parse(text) else { return Vec::new() };
+    let Ok(dockerfile) = crate::dockerfile::parse(text) else { return Vec::new() };
     let mut stages: Vec<String> = Vec::new();
     let mut out = Vec::new();
     for instruction in &dockerfile.instructions {
-        if let dockerfile_parser::Instruction::From(from) = instruction {
-            let reference = from.image.content.clone();
+        let (reference, alias) = match instruction.keyword.as_str() {
+            "FROM" => {
+                let words: Vec<&str> = instruction.args.split_whitespace().collect();
+                let alias = match words.as_slice() {
+                    [_, as_word, name] if as_word.eq_ignore_ascii_case("as") => Some((*name).to_owned()),
+                    _ => None,
+                };
+                (words.first().map(|w| (*w).to_owned()), alias)
+            }
+            "COPY" => {
+                let from = instruction.flags.iter().find(|(n, _)| n == "from").and_then(|(_, v)| v.clone());
+                (from.filter(|f| f.parse::<usize>().is_err()), None)
+            }
+            _ => (None, None),
+        };
+        if let Some(reference) = reference {
             let lower = reference.to_ascii_lowercase();
             if lower != "scratch"
                 && !reference.contains('$')
@@ -85,9 +99,9 @@ fn external_froms(text: &str) -> Vec<String> {
             {
                 out.push(reference);
             }
-            if let Some(alias) = &from.alias {
-                stages.push(alias.content.clone());
-            }
+        }
+        if let Some(alias) = alias {
+            stages.push(alias);
         }
     }
     out
@@ -106,7 +120,7 @@ mod tests {
 
     #[test]
     fn only_references_outside_the_graph() {
-        let text = "ARG BASE\nFROM ${BASE} AS deps\nFROM docker.io/library/alpine:3.20 AS build\nFROM build AS final\nFROM scratch\nFROM golang:1.23\n";
-        assert_eq!(external_froms(text), ["docker.io/library/alpine:3.20", "golang:1.23"]);
+        let text = "ARG BASE\nFROM ${BASE} AS deps\nFROM docker.io/library/alpine:3.20 AS build\nFROM build AS final\nFROM scratch\nFROM golang:1.23\nCOPY --from=build /a /b\nCOPY --from=0 /a /b\nCOPY --from=busybox:1.36 /bin/busybox /\n";
+        assert_eq!(external_froms(text), ["docker.io/library/alpine:3.20", "golang:1.23", "busybox:1.36"]);
     }
 }

@@ -78,6 +78,47 @@ impl Builder {
     }
 }
 
+/// The builder `auto` stands for.
+pub const AUTO: &str = "auto";
+
+/// Resolves `builder "auto"` (the default) image by image, before anything is keyed: the
+/// built-in `oci` builder for a Dockerfile without `RUN`, buildah for one with `RUN` when
+/// buildah is installed. An image whose Dockerfile `RUN`s on a machine without buildah stays
+/// `auto`, and `check` says what to install. An upstream (`git`) image's Dockerfile is not at
+/// hand yet: it gets `oci` (name its builder if its Dockerfile runs commands).
+pub fn resolve_auto(model: &mut hephy_dsl::Model) {
+    let root = model.root.clone();
+    let buildah = installed("buildah");
+    for image in model.images.iter_mut().filter(|i| i.builder == AUTO) {
+        let runs = match &image.source {
+            hephy_dsl::ImageSource::Context { dir } => {
+                let path = root.join(dir).join(&image.dockerfile);
+                hephy_engine::read_shared(&path)
+                    .ok()
+                    .and_then(|bytes| std::str::from_utf8(&bytes).ok().map(crate::dockerfile::runs_commands))
+                    .unwrap_or(false)
+            }
+            hephy_dsl::ImageSource::Git { .. } => false,
+        };
+        if !runs {
+            "oci".clone_into(&mut image.builder);
+        } else if buildah {
+            "buildah".clone_into(&mut image.builder);
+        }
+    }
+}
+
+/// Whether `program` is on `PATH`.
+pub(crate) fn installed(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| {
+            std::fs::metadata(dir.join(program))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
+
 /// One platform build, as every builder needs it.
 #[derive(Debug, Clone)]
 pub struct Request {

@@ -25,6 +25,9 @@ pub fn check(model: &Model) -> Result<(), Problems> {
 /// builder, a BuildKit daemon and a Kubernetes cluster (kaniko) build Dockerfiles.
 fn check_executors(model: &Model, image: &Image) -> Vec<Problem> {
     let mut problems = Vec::new();
+    if image.builder == crate::AUTO {
+        return problems;
+    }
     let builder = Builder::from_name(&image.builder);
     for executor in model.executors.iter().filter(|e| image.platforms.contains(&e.platform)) {
         let (place, span, fits, help) = if let Some(ssh) = &executor.ssh {
@@ -100,7 +103,57 @@ fn check_references(model: &Model, image: &Image) -> Vec<Problem> {
     problems
 }
 
+/// An image left `auto` (its Dockerfile `RUN`s and buildah is not installed).
+fn check_auto(model: &Model, image: &Image) -> Vec<Problem> {
+    let ImageSource::Context { dir } = &image.source else { return Vec::new() };
+    let name = &image.name.value;
+    let shown = hephy_engine::join(dir, &image.dockerfile);
+    let text = hephy_engine::read_shared(&model.root.join(dir).join(&image.dockerfile))
+        .ok()
+        .and_then(|bytes| std::str::from_utf8(&bytes).ok().map(str::to_owned))
+        .unwrap_or_default();
+    let run = dockerfile::read(&text).ok().and_then(|facts| facts.runs.first().cloned());
+    let problem = Problem::new(
+        Code::InvalidValue,
+        format!("image `{name}` runs commands (`RUN`), which only buildah builds here, and buildah is not installed"),
+    )
+    .help(format!(
+        "install buildah (`apt-get install buildah` on Debian and Ubuntu, `dnf install buildah` on Fedora), or give image `{name}` a `builder` (kaniko, buildkit, buildx)"
+    ));
+    vec![match run {
+        Some(run) => problem
+            .label((run.span.start..run.span.start + 3).into(), "this `RUN` needs buildah")
+            .in_text(shown, text),
+        None => problem.label(image.name.span, "built with auto"),
+    }]
+}
+
+/// What the built-in builder cannot build in a Dockerfile, each at its place in the Dockerfile.
+fn check_oci_dockerfile(image: &Image, shown: &str, text: &str) -> Vec<Problem> {
+    let name = &image.name.value;
+    crate::oci::build::unsupported(text)
+        .into_iter()
+        .map(|(span, message)| {
+            let run = message.contains("`RUN`");
+            let help = if run {
+                format!(
+                    "build it with buildah: add `builder \"buildah\"` to image `{name}` (or drop its `builder \"oci\"`: `auto` picks buildah for a Dockerfile that runs commands)"
+                )
+            } else {
+                "the oci builder builds every Dockerfile instruction but `RUN` and `ADD` of a URL; fetch such files in a task, or build with buildah".to_owned()
+            };
+            Problem::new(Code::InvalidValue, format!("image `{name}`: {message}"))
+                .label(span.into(), if run { "runs a command" } else { "here" })
+                .help(help)
+                .in_text(shown, text)
+        })
+        .collect()
+}
+
 fn check_image(model: &Model, image: &Image) -> Vec<Problem> {
+    if image.builder == crate::AUTO {
+        return check_auto(model, image);
+    }
     let Some(builder) = Builder::from_name(&image.builder) else { return Vec::new() };
     let span = image.name.span;
     let name = &image.name.value;
@@ -170,37 +223,26 @@ fn check_image(model: &Model, image: &Image) -> Vec<Problem> {
     let Ok(bytes) = hephy_engine::read_shared(&path) else { return problems };
     let Ok(text) = std::str::from_utf8(&bytes) else { return problems };
     let shown = hephy_engine::join(dir, &image.dockerfile);
+    if builder == Builder::Oci {
+        let found = check_oci_dockerfile(image, &shown, text);
+        if !found.is_empty() {
+            problems.extend(found);
+            return problems;
+        }
+    }
     let facts = match dockerfile::read(text) {
         Ok(facts) => facts,
         Err(e) if builder != Builder::Buildah => {
             problems.push(
                 Problem::new(Code::InvalidValue, format!("`{shown}` cannot be read as a Dockerfile"))
-                    .label(span, "this image's Dockerfile")
-                    .help(e),
+                    .label(e.span.into(), e.message)
+                    .in_text(shown, text.to_owned()),
             );
             return problems;
         }
         Err(_) => return problems,
     };
-    if !builder.capabilities().run
-        && let Some(run) = facts.runs.first()
-    {
-        problems.push(
-            Problem::new(
-                Code::InvalidValue,
-                format!(
-                    "the {} builder runs no commands, and `{shown}` has a `RUN` (line {})",
-                    builder.name(),
-                    run.line
-                ),
-            )
-            .label(span, format!("built with {}", builder.name()))
-            .help(format!(
-                "build it with buildah: add `builder \"buildah\"` to image `{name}` (or to the whole graph); the {} builder is for images assembled from files (`COPY`, `ENV`, `ENTRYPOINT`…)",
-                builder.name()
-            )),
-        );
-    } else if !builder.capabilities().run_mount
+    if !builder.capabilities().run_mount
         && let Some(run) = facts.runs.iter().find(|r| r.mount)
     {
         problems.push(

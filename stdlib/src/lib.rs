@@ -28,7 +28,7 @@ use std::borrow::Cow;
 use std::path::Path;
 
 pub use bases::{Bases, resolve_bases};
-pub use builders::{Builder, Capabilities, Rendered, Request, read_digest, render};
+pub use builders::{AUTO, Builder, Capabilities, Rendered, Request, read_digest, render, resolve_auto};
 pub use cache::RegistryCache;
 pub use check::check;
 pub use git::{Upstreams, resolve_all as resolve_upstreams};

@@ -1,28 +1,33 @@
 //! The `oci` builder's Dockerfile interpreter: turns a Dockerfile without `RUN` into an image
-//! config and layers, with no daemon and no external tool.
+//! config and layers, with no daemon and no external tool, as BuildKit would build it.
 //!
-//! Understood: `ARG` (before and after `FROM`), `FROM scratch`, `FROM` an earlier stage, `FROM`
-//! an image (fetched through [`Bases`]), `COPY`/`ADD` of context files (`--chown`, `--chmod`,
-//! wildcards, folders), `COPY --from` an earlier stage whose files are known (built from
-//! `scratch` here), `ENV`, `LABEL`, `WORKDIR`, `USER`, `EXPOSE`, `VOLUME`, `STOPSIGNAL`,
-//! `SHELL`, `ENTRYPOINT`, `CMD`, with `$VAR`/`${VAR}`/`${VAR:-default}`/`${VAR:+alt}`
-//! substitution. Anything else (`RUN`, `ADD` of a URL or an archive, `HEALTHCHECK`, `ONBUILD`)
-//! is an error that names the line and suggests the buildah builder.
+//! Every stage carries its whole merged file system as metadata ([`Tree`]; a base image's
+//! files are read from its layers' headers, their bytes only when copied), so a `COPY` lands
+//! where Docker puts it (into existing folders, through symlinked folders), keeps modes, owners,
+//! hardlinks and empty folders, resolves `--chown=NAME` in the image's own `/etc/passwd`, and
+//! writes the folders above what it copies with the modes the image already gives them.
+//! Understood: every instruction but `RUN` (and `ADD` of a URL or git repository), read by
+//! [`crate::dockerfile`]; [`unsupported`] lists what is not, for `check`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Read as _;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
-use dockerfile_parser::{Dockerfile, Instruction, ShellOrExecExpr};
 use hephy_dsl::Platform;
 use serde_json::{Value, json};
 
 use super::layer::{self, Content, Entry, Tree};
 use super::layout::{Descriptor, Layout};
+use crate::dockerfile::{self, Instruction};
 
 /// The media types the `oci` builder writes.
 pub(crate) const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub(crate) const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub(crate) const LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+/// The `PATH` BuildKit and buildah give an image that has none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// A base image, as a build needs it: its config and its layers (all in the layout).
 #[derive(Debug, Clone)]
@@ -62,330 +67,1321 @@ struct Stage {
     name: Option<String>,
     /// The config's `config` object.
     settings: serde_json::Map<String, Value>,
+    /// The config's `author` (`MAINTAINER`).
+    author: Option<String>,
     layers: Vec<Descriptor>,
     diff_ids: Vec<Value>,
     history: Vec<Value>,
-    /// Every file of the stage, when it is known (stages built up from `scratch`).
-    fs: Option<Tree>,
-    /// ARGs in scope, with their values.
-    args: HashMap<String, String>,
-    /// The `SHELL` for shell-form commands.
-    shell: Vec<String>,
+    /// Every file of the stage (merged over its layers).
+    fs: Tree,
+    /// ARGs in scope: declared, with a value or not.
+    args: HashMap<String, Option<String>>,
+    /// Whether this stage set `CMD` itself (a later `ENTRYPOINT` then keeps it).
+    cmd_set: bool,
 }
 
 const EPOCH: &str = "1970-01-01T00:00:00Z";
 
-/// Builds `request` into `layout`.
-pub(crate) fn build(request: &Request<'_>, layout: &Layout, bases: &dyn Bases) -> Result<Built, String> {
-    let text = request.dockerfile;
-    let dockerfile = Dockerfile::parse(text)
-        .map_err(|e| format!("`{}` is not a Dockerfile: {e}", request.dockerfile_name))?;
-    let line_of = |offset: usize| text.get(..offset).unwrap_or(text).matches('\n').count() + 1;
-    let build_args: HashMap<&str, &str> =
-        request.build_args.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let mut meta: HashMap<String, String> = HashMap::new();
-    let mut stages: Vec<Stage> = Vec::new();
-    let mut current: Option<Stage> = None;
-    let context_dirs = dirs_of(request.files);
-
-    for instruction in &dockerfile.instructions {
-        let span = span_of(instruction);
-        let line = line_of(span.0);
-        let source = text.get(span.0..span.1).unwrap_or_default().trim().to_owned();
-        let here = |message: String| format!("{}, line {line}: {message}", request.dockerfile_name);
-        let Some(stage) = current.as_mut() else {
-            let from = match instruction {
-                Instruction::Arg(arg) => {
-                    let name = arg.name.content.clone();
-                    let value = build_args.get(name.as_str()).map(|v| (*v).to_owned()).or_else(|| {
-                        arg.value.as_ref().map(|v| unquote(&expand(&v.content, &|n| meta.get(n).cloned())))
-                    });
-                    if let Some(value) = value {
-                        meta.insert(name, value);
-                    }
-                    continue;
+/// What the oci builder cannot build in a Dockerfile: `(span in the text, message)`.
+pub(crate) fn unsupported(text: &str) -> Vec<(std::ops::Range<usize>, String)> {
+    let parsed = match dockerfile::parse(text) {
+        Ok(parsed) => parsed,
+        Err(e) => return vec![(e.span, e.message)],
+    };
+    let mut out = Vec::new();
+    let mut seen_from = false;
+    for i in &parsed.instructions {
+        let span = i.span.start..i.span.start + i.keyword.len();
+        let whole = i.span.clone();
+        match i.keyword.as_str() {
+            "RUN" => out.push((span.clone(), "the oci builder does not run commands (`RUN`)".to_owned())),
+            "FROM" => seen_from = true,
+            "ARG" => {}
+            "COPY" | "ADD" | "ENV" | "LABEL" | "WORKDIR" | "USER" | "EXPOSE" | "VOLUME" | "STOPSIGNAL"
+            | "SHELL" | "ENTRYPOINT" | "CMD" | "MAINTAINER" | "HEALTHCHECK" | "ONBUILD" => {}
+            other => out.push((span.clone(), format!("`{other}` is not a Dockerfile instruction"))),
+        }
+        if !seen_from && i.keyword != "ARG" && i.keyword != "FROM" {
+            out.push((span.clone(), "only `ARG` may come before the first `FROM`".to_owned()));
+        }
+        if i.keyword == "ONBUILD"
+            && i.args.split_whitespace().next().is_some_and(|k| k.eq_ignore_ascii_case("RUN"))
+        {
+            out.push((whole.clone(), "the oci builder does not run commands (`ONBUILD RUN`)".to_owned()));
+        }
+        let malformed = match i.keyword.as_str() {
+            "SHELL" => dockerfile::json_array(&i.args)
+                .filter(|s| !s.is_empty())
+                .is_none()
+                .then(|| "`SHELL` takes a JSON array, like [\"/bin/sh\", \"-c\"]".to_owned()),
+            "HEALTHCHECK" => healthcheck(i).err(),
+            "FROM" => match i.args.split_whitespace().collect::<Vec<_>>().as_slice() {
+                [_] => None,
+                [_, as_word, _] if as_word.eq_ignore_ascii_case("as") => None,
+                _ => Some(format!("`FROM {}` is not `FROM IMAGE [AS NAME]`", i.args)),
+            },
+            "COPY" | "ADD" => {
+                let words = dockerfile::json_array(&i.args)
+                    .map_or_else(|| i.args.split_whitespace().count(), |list| list.len());
+                let chmod = i.flags.iter().find(|(n, _)| n == "chmod").and_then(|(_, v)| v.clone());
+                if words < 2 {
+                    Some(format!("`{}` needs a source and a destination", i.keyword))
+                } else if let Some(m) = chmod.filter(|m| !m.contains('$'))
+                    && u32::from_str_radix(&m, 8).ok().is_none_or(|m| m > 0o7777)
+                {
+                    Some(format!("`--chmod={m}` is not an octal mode (0 to 7777)"))
+                } else {
+                    None
                 }
-                Instruction::From(from) => from,
-                _ => return Err(here("only `ARG` may come before the first `FROM`".to_owned())),
-            };
-            current = Some(start(from, &meta, &stages, bases, request.platform).map_err(here)?);
-            continue;
+            }
+            "ONBUILD" => {
+                let keyword = i.args.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
+                matches!(keyword.as_str(), "ONBUILD" | "FROM" | "MAINTAINER" | "")
+                    .then(|| format!("`ONBUILD {keyword}` is not allowed"))
+            }
+            _ => None,
         };
-        let scope = in_scope(stage);
-        let vars = |name: &str| -> Option<String> { scope.get(name).cloned() };
-        match instruction {
-            Instruction::From(from) => {
-                let Some(done) = current.take() else { continue };
-                let reached = request
-                    .target
-                    .is_some_and(|t| done.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(t)));
-                stages.push(done);
-                if reached {
-                    break;
-                }
-                current = Some(start(from, &meta, &stages, bases, request.platform).map_err(here)?);
-                continue;
-            }
-            Instruction::Arg(arg) => {
-                let name = arg.name.content.clone();
-                let value = build_args
-                    .get(name.as_str())
-                    .map(|v| (*v).to_owned())
-                    .or_else(|| arg.value.as_ref().map(|v| unquote(&expand(&v.content, &vars))))
-                    .or_else(|| meta.get(&name).cloned());
-                stage.args.insert(name, value.unwrap_or_default());
-                empty(stage, &source);
-            }
-            Instruction::Env(env) => {
-                let mut pairs = Vec::new();
-                for var in &env.vars {
-                    pairs.push((var.key.content.clone(), unquote(&expand(&var.value.to_string(), &vars))));
-                }
-                for (key, value) in pairs {
-                    set_env(&mut stage.settings, &key, &value);
-                }
-                empty(stage, &source);
-            }
-            Instruction::Label(label) => {
-                let mut pairs = Vec::new();
-                for l in &label.labels {
-                    pairs.push((
-                        unquote(&expand(&l.name.content, &vars)),
-                        unquote(&expand(&l.value.content, &vars)),
+        if let Some(message) = malformed {
+            out.push((whole.clone(), message));
+        }
+        if matches!(i.keyword.as_str(), "COPY" | "ADD") {
+            for (name, _) in &i.flags {
+                let known = match name.as_str() {
+                    "from" | "chown" | "chmod" | "link" => true,
+                    "checksum" | "keep-git-dir" | "unpack" => i.keyword == "ADD",
+                    _ => false,
+                };
+                if !known {
+                    out.push((
+                        whole.clone(),
+                        format!("`{} --{name}` is not supported by the oci builder", i.keyword),
                     ));
                 }
-                let labels = stage.settings.entry("Labels").or_insert_with(|| json!({}));
-                for (k, v) in pairs {
-                    labels[k] = Value::String(v);
-                }
-                empty(stage, &source);
             }
-            Instruction::Entrypoint(e) => {
-                let argv = command(&e.expr, &stage.shell);
-                stage.settings.insert("Entrypoint".to_owned(), json!(argv));
-                // As Docker does: a new ENTRYPOINT drops the CMD it inherited.
-                stage.settings.remove("Cmd");
-                empty(stage, &source);
-            }
-            Instruction::Cmd(c) => {
-                let argv = command(&c.expr, &stage.shell);
-                stage.settings.insert("Cmd".to_owned(), json!(argv));
-                empty(stage, &source);
-            }
-            Instruction::Run(_) => {
-                return Err(here(
-                    "the oci builder does not run commands (`RUN`); build this image with buildah (`builder \"buildah\"`)"
-                        .to_owned(),
-                ));
-            }
-            Instruction::Copy(copy) => {
-                let mut from = None;
-                let mut chown = None;
-                let mut chmod = None;
-                for flag in &copy.flags {
-                    let value = expand(&flag.value.content, &vars);
-                    match flag.name.content.as_str() {
-                        "from" => from = Some(value),
-                        "chown" => chown = Some(value),
-                        "chmod" => chmod = Some(value),
-                        "link" => {}
-                        other => {
-                            return Err(here(format!(
-                                "`COPY --{other}` is not supported by the oci builder"
-                            )));
-                        }
-                    }
-                }
-                let sources: Vec<String> = copy.sources.iter().map(|s| expand(&s.content, &vars)).collect();
-                let dest = expand(&copy.destination.content, &vars);
-                let spec = CopySpec { sources, dest, chown, chmod };
-                let tree = match from {
-                    None => copy_from_context(&spec, stage, request, &context_dirs),
-                    Some(from) => copy_from_stage(&spec, stage, &from, &stages),
-                }
-                .map_err(here)?;
-                add_layer(stage, tree, layout, &source)?;
-            }
-            Instruction::Misc(misc) => {
-                let keyword = misc.instruction.content.to_ascii_uppercase();
-                let arguments = misc.arguments.to_string();
-                let arguments = arguments.trim();
-                match keyword.as_str() {
-                    "WORKDIR" => {
-                        let dir = expand(arguments, &vars);
-                        let base = stage
-                            .settings
-                            .get("WorkingDir")
-                            .and_then(Value::as_str)
-                            .unwrap_or("/")
-                            .to_owned();
-                        stage.settings.insert("WorkingDir".to_owned(), json!(absolute(&base, &dir)));
-                        empty(stage, &source);
-                    }
-                    "USER" => {
-                        stage.settings.insert("User".to_owned(), json!(expand(arguments, &vars)));
-                        empty(stage, &source);
-                    }
-                    "EXPOSE" => {
-                        let ports = stage.settings.entry("ExposedPorts").or_insert_with(|| json!({}));
-                        for port in expand(arguments, &vars).split_whitespace() {
-                            let port =
-                                if port.contains('/') { port.to_owned() } else { format!("{port}/tcp") };
-                            ports[port] = json!({});
-                        }
-                        empty(stage, &source);
-                    }
-                    "VOLUME" => {
-                        let expanded = expand(arguments, &vars);
-                        let list: Vec<String> = serde_json::from_str(&expanded)
-                            .unwrap_or_else(|_| expanded.split_whitespace().map(str::to_owned).collect());
-                        let volumes = stage.settings.entry("Volumes").or_insert_with(|| json!({}));
-                        for v in list {
-                            volumes[v] = json!({});
-                        }
-                        empty(stage, &source);
-                    }
-                    "STOPSIGNAL" => {
-                        stage.settings.insert("StopSignal".to_owned(), json!(expand(arguments, &vars)));
-                        empty(stage, &source);
-                    }
-                    "SHELL" => {
-                        stage.shell = serde_json::from_str(arguments).map_err(|_| {
-                            here("`SHELL` takes a JSON array, like [\"/bin/sh\", \"-c\"]".to_owned())
-                        })?;
-                        empty(stage, &source);
-                    }
-                    "MAINTAINER" => {
-                        let labels = stage.settings.entry("Labels").or_insert_with(|| json!({}));
-                        labels["maintainer"] = json!(arguments);
-                        empty(stage, &source);
-                    }
-                    "ADD" => {
-                        let spec = add_spec(arguments, &vars).map_err(here)?;
-                        let tree = copy_from_context(&spec, stage, request, &context_dirs).map_err(here)?;
-                        add_layer(stage, tree, layout, &source)?;
-                    }
-                    other => {
-                        return Err(here(format!(
-                            "the oci builder does not support `{other}`; build this image with buildah (`builder \"buildah\"`)"
-                        )));
+            if i.keyword == "ADD" {
+                let words = dockerfile::json_array(&i.args)
+                    .unwrap_or_else(|| i.args.split_whitespace().map(str::to_owned).collect());
+                let sources = words.len().saturating_sub(1);
+                for source in words.iter().take(sources) {
+                    if is_remote(source) {
+                        out.push((
+                            whole.clone(),
+                            format!("the oci builder does not download (`ADD {source}`)"),
+                        ));
                     }
                 }
             }
         }
     }
-    if let Some(stage) = current.take() {
-        stages.push(stage);
-    }
+    out
+}
+
+fn is_remote(source: &str) -> bool {
+    source.contains("://") || source.starts_with("git@")
+}
+
+/// Builds `request` into `layout`.
+pub(crate) fn build(request: &Request<'_>, layout: &Layout, bases: &dyn Bases) -> Result<Built, String> {
+    let text = request.dockerfile;
+    let parsed = dockerfile::parse(text).map_err(|e| {
+        let line = text.get(..e.span.start).unwrap_or_default().matches('\n').count() + 1;
+        format!("{}, line {line}: {}", request.dockerfile_name, e.message)
+    })?;
+    let temp = tempfile::tempdir().map_err(|e| format!("cannot make a temporary folder: {e}"))?;
+    let mut builder = Builder {
+        request,
+        layout,
+        bases,
+        escape: parsed.escape,
+        meta: HashMap::new(),
+        stages: Vec::new(),
+        images: HashMap::new(),
+        temp: temp.path().to_path_buf(),
+        made: 0,
+        context: None,
+    };
+    builder.run(&parsed.instructions)?;
     let stage = match request.target {
-        Some(target) => stages
+        Some(target) => builder
+            .stages
             .iter()
             .find(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(target)))
             .ok_or_else(|| format!("`{}` has no stage `{target}`", request.dockerfile_name))?,
-        None => stages.last().ok_or_else(|| format!("`{}` has no `FROM`", request.dockerfile_name))?,
+        None => {
+            builder.stages.last().ok_or_else(|| format!("`{}` has no `FROM`", request.dockerfile_name))?
+        }
     };
-    finish(stage, request.platform, layout)
+    let built = finish(stage, request.platform, layout);
+    drop(temp);
+    built
 }
 
-fn span_of(instruction: &Instruction) -> (usize, usize) {
-    let span = match instruction {
-        Instruction::From(i) => i.span,
-        Instruction::Arg(i) => i.span,
-        Instruction::Label(i) => i.span,
-        Instruction::Run(i) => i.span,
-        Instruction::Entrypoint(i) => i.span,
-        Instruction::Cmd(i) => i.span,
-        Instruction::Copy(i) => i.span,
-        Instruction::Env(i) => i.span,
-        Instruction::Misc(i) => i.span,
-    };
-    (span.start, span.end)
+struct Builder<'a> {
+    request: &'a Request<'a>,
+    layout: &'a Layout,
+    bases: &'a dyn Bases,
+    escape: char,
+    /// ARGs before the first `FROM`.
+    meta: HashMap<String, Option<String>>,
+    stages: Vec<Stage>,
+    /// Images named by `COPY --from`, by reference.
+    images: HashMap<String, Stage>,
+    /// Files made during the build (here-documents, unpacked archives, files of base layers).
+    temp: PathBuf,
+    made: u64,
+    /// The build context as a tree, made when first copied from.
+    context: Option<(Tree, HashMap<String, String>)>,
 }
 
-/// Opens a stage at `FROM`.
-fn start(
-    from: &dockerfile_parser::FromInstruction,
-    meta: &HashMap<String, String>,
-    stages: &[Stage],
-    bases: &dyn Bases,
-    platform: &Platform,
-) -> Result<Stage, String> {
-    let image = expand(&from.image.content, &|n| meta.get(n).cloned());
-    let name = from.alias.as_ref().map(|a| a.content.clone());
-    let source = format!("FROM {image}");
-    let history = |mut history: Vec<Value>| {
-        history.push(json!({ "created": EPOCH, "created_by": source, "empty_layer": true }));
-        history
-    };
-    if image.is_empty() {
-        return Err(format!("`FROM {}` names no image (is its build arg set?)", from.image.content));
+/// What a source of a `COPY` copies from.
+enum From {
+    Context,
+    Stage(usize),
+    Image(String),
+}
+
+impl Builder<'_> {
+    fn build_arg(&self, name: &str) -> Option<String> {
+        self.request.build_args.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     }
-    if image == "scratch" {
-        return Ok(Stage {
-            name,
-            settings: serde_json::Map::new(),
-            layers: Vec::new(),
-            diff_ids: Vec::new(),
-            history: Vec::new(),
-            fs: Some(Tree::new()),
-            args: HashMap::new(),
-            shell: default_shell(),
-        });
+
+    /// BuildKit's automatic platform ARGs.
+    fn automatic_arg(&self, name: &str) -> Option<String> {
+        let p = self.request.platform;
+        let full = p.to_string();
+        Some(match name {
+            "TARGETPLATFORM" | "BUILDPLATFORM" => full,
+            "TARGETOS" | "BUILDOS" => p.os().to_owned(),
+            "TARGETARCH" | "BUILDARCH" => p.arch().to_owned(),
+            "TARGETVARIANT" | "BUILDVARIANT" => p.variant().unwrap_or_default().to_owned(),
+            _ => return None,
+        })
     }
-    if let Some(earlier) =
-        stages.iter().find(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(&image)))
-    {
-        let mut stage = earlier.clone();
+
+    fn run(&mut self, instructions: &[Instruction]) -> Result<(), String> {
+        let mut current: Option<Stage> = None;
+        let name = self.request.dockerfile_name;
+        for instruction in instructions {
+            let here = |message: String| format!("{name}, line {}: {message}", instruction.line);
+            if instruction.keyword == "FROM" {
+                if let Some(done) = current.take() {
+                    let reached = self
+                        .request
+                        .target
+                        .is_some_and(|t| done.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(t)));
+                    self.stages.push(done);
+                    if reached {
+                        return Ok(());
+                    }
+                }
+                current = Some(self.start(instruction).map_err(here)?);
+                continue;
+            }
+            let Some(stage) = current.as_mut() else {
+                if instruction.keyword == "ARG" {
+                    let pairs = self
+                        .arg_pairs(&instruction.args, &|n| self.meta.get(n).cloned().flatten())
+                        .map_err(here)?;
+                    for (name, default) in pairs {
+                        let value = self.build_arg(&name).or(default).or_else(|| self.automatic_arg(&name));
+                        self.meta.insert(name, value);
+                    }
+                    continue;
+                }
+                return Err(here("only `ARG` may come before the first `FROM`".to_owned()));
+            };
+            self.dispatch(stage, instruction).map_err(here)?;
+        }
+        if let Some(stage) = current.take() {
+            self.stages.push(stage);
+        }
+        Ok(())
+    }
+
+    /// `ARG a=1 b` → `[(a, Some(1)), (b, None)]`, defaults substituted.
+    fn arg_pairs(
+        &self,
+        args: &str,
+        vars: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Vec<(String, Option<String>)>, String> {
+        let mut out = Vec::new();
+        for word in dockerfile::split_words(args, self.escape) {
+            match word.split_once('=') {
+                Some((name, value)) => {
+                    out.push((name.to_owned(), Some(dockerfile::word(value, self.escape, vars)?)));
+                }
+                None => out.push((word, None)),
+            }
+        }
+        if out.is_empty() {
+            return Err("`ARG` needs a name".to_owned());
+        }
+        Ok(out)
+    }
+
+    /// Opens a stage at `FROM`.
+    fn start(&mut self, from: &Instruction) -> Result<Stage, String> {
+        let meta = |n: &str| self.meta.get(n).cloned().flatten();
+        let words: Vec<&str> = from.args.split_whitespace().collect();
+        let (image, name) = match words.as_slice() {
+            [image] => (*image, None),
+            [image, as_word, name] if as_word.eq_ignore_ascii_case("as") => {
+                (*image, Some((*name).to_owned()))
+            }
+            _ => return Err(format!("`FROM {}` is not `FROM IMAGE [AS NAME]`", from.args)),
+        };
+        let image = dockerfile::word(image, self.escape, &meta)?;
+        let platform = match from.flags.iter().find(|(n, _)| n == "platform") {
+            Some((_, Some(p))) => {
+                let p = dockerfile::word(p, self.escape, &|n| meta(n).or_else(|| self.automatic_arg(n)))?;
+                Some(p.parse::<Platform>().map_err(|e| format!("`FROM --platform={p}`: {e}"))?)
+            }
+            _ => None,
+        };
+        if image.is_empty() {
+            return Err(format!("`FROM {}` names no image (is its build arg set?)", from.args));
+        }
+        let mut stage = if image == "scratch" {
+            Stage {
+                name: None,
+                settings: serde_json::Map::new(),
+                author: None,
+                layers: Vec::new(),
+                diff_ids: Vec::new(),
+                history: Vec::new(),
+                fs: Tree::new(),
+                args: HashMap::new(),
+                cmd_set: false,
+            }
+        } else if let Some(earlier) =
+            self.stages.iter().find(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(&image)))
+        {
+            let mut stage = earlier.clone();
+            stage.args = HashMap::new();
+            stage.cmd_set = false;
+            stage
+        } else {
+            let platform = platform.unwrap_or_else(|| self.request.platform.clone());
+            let mut stage = self.image_stage(&image, &platform)?;
+            stage.history.push(
+                json!({ "created": EPOCH, "created_by": format!("FROM {image}"), "empty_layer": true }),
+            );
+            // Triggers of the base run first, and are not inherited.
+            let triggers: Vec<String> = stage
+                .settings
+                .remove("OnBuild")
+                .and_then(|v| serde_json::from_value(v).ok())
+                .unwrap_or_default();
+            for trigger in triggers {
+                let parsed = dockerfile::parse(&trigger)
+                    .map_err(|e| format!("`ONBUILD {trigger}` of `{image}`: {}", e.message))?;
+                for instruction in &parsed.instructions {
+                    self.dispatch(&mut stage, instruction)
+                        .map_err(|e| format!("`ONBUILD {trigger}` of `{image}`: {e}"))?;
+                }
+            }
+            stage
+        };
         stage.name = name;
-        stage.args = HashMap::new();
-        return Ok(stage);
+        let env = stage.settings.entry("Env").or_insert_with(|| json!([]));
+        let has_path = env
+            .as_array()
+            .is_some_and(|l| l.iter().any(|p| p.as_str().is_some_and(|p| p.starts_with("PATH="))));
+        if !has_path && let Some(list) = env.as_array_mut() {
+            list.push(json!(format!("PATH={DEFAULT_PATH}")));
+        }
+        Ok(stage)
     }
-    let base = bases.fetch(&image, platform)?;
-    let settings = base.config["config"].as_object().cloned().unwrap_or_default();
-    let diff_ids = base.config["rootfs"]["diff_ids"].as_array().cloned().unwrap_or_default();
-    if diff_ids.len() != base.layers.len() {
-        return Err(format!(
-            "`{image}` has {} layers but its config lists {}",
-            base.layers.len(),
-            diff_ids.len()
-        ));
+
+    /// A stage holding image `reference` (its config, layers and files).
+    fn image_stage(&self, reference: &str, platform: &Platform) -> Result<Stage, String> {
+        let base = self.bases.fetch(reference, platform)?;
+        let settings = base.config["config"].as_object().cloned().unwrap_or_default();
+        let diff_ids = base.config["rootfs"]["diff_ids"].as_array().cloned().unwrap_or_default();
+        if diff_ids.len() != base.layers.len() {
+            return Err(format!(
+                "`{reference}` has {} layers but its config lists {}",
+                base.layers.len(),
+                diff_ids.len()
+            ));
+        }
+        let mut fs = Tree::new();
+        for layer in &base.layers {
+            read_layer(self.layout, layer, &mut fs)?;
+        }
+        Ok(Stage {
+            name: None,
+            settings,
+            author: base.config["author"].as_str().map(str::to_owned),
+            layers: base.layers,
+            diff_ids,
+            history: base.config["history"].as_array().cloned().unwrap_or_default(),
+            fs,
+            args: HashMap::new(),
+            cmd_set: false,
+        })
     }
-    Ok(Stage {
-        name,
-        settings,
-        layers: base.layers,
-        diff_ids,
-        history: history(base.config["history"].as_array().cloned().unwrap_or_default()),
-        fs: None,
-        args: HashMap::new(),
-        shell: default_shell(),
-    })
+
+    /// Carries out one instruction of a stage.
+    #[expect(clippy::too_many_lines, reason = "one arm per instruction")]
+    fn dispatch(&mut self, stage: &mut Stage, instruction: &Instruction) -> Result<(), String> {
+        let escape = self.escape;
+        let scope = in_scope(stage);
+        let vars = |name: &str| -> Option<String> { scope.get(name).cloned().flatten() };
+        let w = |text: &str| dockerfile::word(text, escape, &vars);
+        let args = instruction.args.as_str();
+        let source = format!("{} {}", instruction.keyword, instruction.original.trim());
+        match instruction.keyword.as_str() {
+            "ARG" => {
+                for (name, default) in self.arg_pairs(args, &vars)? {
+                    let value = self
+                        .build_arg(&name)
+                        .or(default)
+                        .or_else(|| self.meta.get(&name).cloned().flatten())
+                        .or_else(|| self.automatic_arg(&name));
+                    stage.args.insert(name, value);
+                }
+            }
+            "ENV" => {
+                let pairs = pairs(args, escape, &vars, "ENV")?;
+                for (key, value) in pairs {
+                    set_env(&mut stage.settings, &key, &value);
+                }
+            }
+            "LABEL" => {
+                let pairs = pairs(args, escape, &vars, "LABEL")?;
+                let labels = object(&mut stage.settings, "Labels");
+                for (k, v) in pairs {
+                    labels.insert(k, Value::String(v));
+                }
+            }
+            "MAINTAINER" => stage.author = Some(args.to_owned()),
+            "ENTRYPOINT" => {
+                let argv = command(args, &stage.settings);
+                stage.settings.insert("Entrypoint".to_owned(), json!(argv));
+                if !stage.cmd_set {
+                    stage.settings.remove("Cmd");
+                }
+            }
+            "CMD" => {
+                let argv = command(args, &stage.settings);
+                stage.settings.insert("Cmd".to_owned(), json!(argv));
+                stage.cmd_set = true;
+            }
+            "SHELL" => {
+                let shell = dockerfile::json_array(args)
+                    .filter(|s| !s.is_empty())
+                    .ok_or("`SHELL` takes a JSON array, like [\"/bin/sh\", \"-c\"]")?;
+                stage.settings.insert("Shell".to_owned(), json!(shell));
+            }
+            "USER" => {
+                stage.settings.insert("User".to_owned(), json!(w(args)?));
+            }
+            "EXPOSE" => {
+                let mut ports = Vec::new();
+                for word in args.split_whitespace() {
+                    let port = w(word)?;
+                    let (number, protocol) = port.split_once('/').unwrap_or((&port, "tcp"));
+
+                    match number.split_once('-') {
+                        Some((a, b)) => {
+                            let (a, b): (u16, u16) = (
+                                a.parse().map_err(|_| format!("`EXPOSE {port}`: not a port"))?,
+                                b.parse().map_err(|_| format!("`EXPOSE {port}`: not a port"))?,
+                            );
+                            ports.extend((a..=b).map(|n| format!("{n}/{protocol}")));
+                        }
+                        None => {
+                            number.parse::<u16>().map_err(|_| format!("`EXPOSE {port}`: not a port"))?;
+                            ports.push(format!("{number}/{protocol}"));
+                        }
+                    }
+                }
+                let map = object(&mut stage.settings, "ExposedPorts");
+                for port in ports {
+                    map.insert(port, json!({}));
+                }
+            }
+            "VOLUME" => {
+                let list = match dockerfile::json_array(args) {
+                    Some(list) => list.iter().map(|v| w(v)).collect::<Result<Vec<_>, _>>()?,
+                    None => args.split_whitespace().map(&w).collect::<Result<Vec<_>, _>>()?,
+                };
+                let map = object(&mut stage.settings, "Volumes");
+                for v in list.into_iter().filter(|v| !v.is_empty()) {
+                    map.insert(v, json!({}));
+                }
+            }
+            "STOPSIGNAL" => {
+                stage.settings.insert("StopSignal".to_owned(), json!(w(args)?));
+            }
+            "WORKDIR" => {
+                let dir = w(args)?;
+                if dir.is_empty() {
+                    return Err("`WORKDIR` needs a folder".to_owned());
+                }
+                let current = stage.settings.get("WorkingDir").and_then(Value::as_str).unwrap_or("/");
+                let wd = absolute(current, &dir);
+                stage.settings.insert("WorkingDir".to_owned(), json!(wd));
+                if wd != "/" {
+                    let user =
+                        stage.settings.get("User").and_then(Value::as_str).unwrap_or_default().to_owned();
+                    let (uid, gid) = if user.is_empty() { (0, 0) } else { self.owner(stage, &user)? };
+                    let path = resolve(&stage.fs, wd.trim_start_matches('/'));
+                    if !stage.fs.contains_key(&path) {
+                        let mut delta = Tree::new();
+                        mkdir_all(&stage.fs, &mut delta, &path, uid, gid);
+                        self.add_layer(stage, delta, &source)?;
+                        return Ok(());
+                    }
+                }
+            }
+            "HEALTHCHECK" => {
+                stage.settings.insert("Healthcheck".to_owned(), healthcheck(instruction)?);
+            }
+            "ONBUILD" => {
+                let trigger = args.trim();
+                let keyword = trigger.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
+                if matches!(keyword.as_str(), "ONBUILD" | "FROM" | "MAINTAINER" | "") {
+                    return Err(format!("`ONBUILD {keyword}` is not allowed"));
+                }
+                let list = stage.settings.entry("OnBuild").or_insert_with(|| json!([]));
+                if let Some(list) = list.as_array_mut() {
+                    list.push(json!(trigger));
+                } else {
+                    *list = json!([trigger]);
+                }
+            }
+            "COPY" | "ADD" => {
+                let delta = self.copy(stage, instruction, &vars)?;
+                self.add_layer(stage, delta, &source)?;
+                return Ok(());
+            }
+            "RUN" => {
+                return Err(
+                    "the oci builder does not run commands (`RUN`); build this image with buildah (`builder \"buildah\"`)"
+                        .to_owned(),
+                );
+            }
+            other => {
+                return Err(format!("`{other}` is not a Dockerfile instruction the oci builder knows"));
+            }
+        }
+        empty(stage, &source);
+        Ok(())
+    }
+
+    /// The uid and gid `user[:group]` names, looked up in the stage's `/etc/passwd` and
+    /// `/etc/group` when they are names.
+    fn owner(&mut self, stage: &Stage, spec: &str) -> Result<(u64, u64), String> {
+        let (user, group) = match spec.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (spec, None),
+        };
+        let passwd = self.read_text(stage, "etc/passwd");
+        let lookup = |file: &Option<String>, name: &str, what: &str| -> Result<(u64, Option<u64>), String> {
+            if let Ok(id) = name.parse::<u64>() {
+                let primary = file.as_ref().and_then(|text| {
+                    text.lines()
+                        .map(|l| l.split(':').collect::<Vec<_>>())
+                        .find(|f| f.get(2) == Some(&name))
+                        .and_then(|f| f.get(3)?.parse().ok())
+                });
+                return Ok((id, primary));
+            }
+            let text = file.as_ref().ok_or_else(|| {
+                format!(
+                    "`--chown={spec}`: the image has no `/etc/{what}` to look `{name}` up in; use numeric ids"
+                )
+            })?;
+            for line in text.lines() {
+                let fields: Vec<&str> = line.split(':').collect();
+                if fields.first() == Some(&name) {
+                    let id = fields
+                        .get(2)
+                        .and_then(|v| v.parse().ok())
+                        .ok_or_else(|| format!("`/etc/{what}` has a bad line for `{name}`"))?;
+                    let primary = fields.get(3).and_then(|v| v.parse().ok());
+                    return Ok((id, primary));
+                }
+            }
+            Err(format!(
+                "`--chown={spec}`: no {} `{name}` in the image's `/etc/{what}`",
+                if what == "passwd" { "user" } else { "group" }
+            ))
+        };
+        let (uid, primary) = lookup(&passwd, user, "passwd")?;
+        let gid = match group {
+            Some(group) => {
+                let groups = self.read_text(stage, "etc/group");
+                lookup(&groups, group, "group")?.0
+            }
+            None => match user.parse::<u64>() {
+                Ok(id) => primary.filter(|_| passwd.is_some()).unwrap_or(id),
+                Err(_) => primary.unwrap_or(uid),
+            },
+        };
+        Ok((uid, gid))
+    }
+
+    /// The text of a file of a stage, if it has it.
+    fn read_text(&mut self, stage: &Stage, path: &str) -> Option<String> {
+        let path = resolve(&stage.fs, path);
+        let entry = stage.fs.get(&path)?.clone();
+        let file = self.materialize(&stage.fs, &path, &entry).ok()?;
+        match file.content {
+            Content::File(p) => std::fs::read_to_string(p).ok(),
+            _ => None,
+        }
+    }
+
+    /// `entry` (at `path` of `fs`) with its bytes in a file on disk, read out of its layer if
+    /// they are still there.
+    fn materialize(&mut self, fs: &Tree, path: &str, entry: &Entry) -> Result<Entry, String> {
+        let mut entry = entry.clone();
+        if let Content::Layer { blob, path: inner } = &entry.content {
+            let out = self.fresh_file();
+            extract(self.layout, blob, inner, &out)?;
+            entry.content = Content::File(out);
+        }
+        if let Content::Hardlink(target) = &entry.content {
+            let target = target.clone();
+            let original = fs
+                .get(&target)
+                .cloned()
+                .ok_or_else(|| format!("`/{path}` links to `/{target}`, which is not there"))?;
+            return self.materialize(fs, &target, &original);
+        }
+        Ok(entry)
+    }
+
+    fn fresh_file(&mut self) -> PathBuf {
+        self.made += 1;
+        self.temp.join(format!("f{}", self.made))
+    }
+
+    /// The build context as a tree (modes from disk, owned by root) and each hardlinked file's
+    /// inode.
+    fn context_tree(&mut self) -> Result<&(Tree, HashMap<String, String>), String> {
+        if self.context.is_none() {
+            let root = self.request.context;
+            let mut tree = Tree::new();
+            let mut inodes = HashMap::new();
+            let ignore = match std::fs::read_to_string(root.join(".dockerignore")) {
+                Ok(text) => hephy_engine::DockerIgnore::parse(&text).unwrap_or_default(),
+                Err(_) => hephy_engine::DockerIgnore::default(),
+            };
+            let mut dirs: BTreeSet<String> = BTreeSet::new();
+            for file in self.request.files {
+                // The Dockerfile is among the files (it is an input), but a `.dockerignore`
+                // that excludes it keeps it out of the context.
+                if file == self.request.dockerfile_name && ignore.excludes(file) {
+                    continue;
+                }
+                let full = root.join(file);
+                let meta =
+                    std::fs::symlink_metadata(&full).map_err(|e| format!("cannot read `{file}`: {e}"))?;
+                let mode = meta.mode() & 0o7777;
+                let content = if meta.file_type().is_symlink() {
+                    let target =
+                        std::fs::read_link(&full).map_err(|e| format!("cannot read `{file}`: {e}"))?;
+                    Content::Symlink(target.to_string_lossy().into_owned())
+                } else {
+                    if meta.nlink() > 1 {
+                        inodes.insert(file.clone(), format!("{}:{}", meta.dev(), meta.ino()));
+                    }
+                    Content::File(full)
+                };
+                tree.insert(file.clone(), Entry { content, mode, uid: 0, gid: 0 });
+                let mut parent = file.as_str();
+                while let Some((dir, _)) = parent.rsplit_once('/') {
+                    dirs.insert(dir.to_owned());
+                    parent = dir;
+                }
+            }
+            // Folders, empty ones included (unless `.dockerignore` excludes them).
+            let mut stack = vec![String::new()];
+            while let Some(rel) = stack.pop() {
+                let Ok(entries) = std::fs::read_dir(root.join(&rel)) else { continue };
+                for entry in entries.flatten() {
+                    let Ok(kind) = entry.file_type() else { continue };
+                    if !kind.is_dir() {
+                        continue;
+                    }
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    let path = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+                    if !dirs.contains(&path) && (ignore.excludes(&path) || ignore.prunes(&path)) {
+                        continue;
+                    }
+                    dirs.insert(path.clone());
+                    stack.push(path);
+                }
+            }
+            for dir in dirs {
+                let mode =
+                    std::fs::symlink_metadata(root.join(&dir)).map(|m| m.mode() & 0o7777).unwrap_or(0o755);
+                tree.insert(dir, Entry { content: Content::Dir, mode, uid: 0, gid: 0 });
+            }
+            self.context = Some((tree, inodes));
+        }
+        self.context.as_ref().ok_or_else(|| "no build context".to_owned())
+    }
+
+    /// The entries one `COPY`/`ADD` adds to `stage`, with the folders above them.
+    #[expect(clippy::too_many_lines, reason = "the copy rules, in order")]
+    fn copy(
+        &mut self,
+        stage: &Stage,
+        instruction: &Instruction,
+        vars: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Tree, String> {
+        let escape = self.escape;
+        let is_add = instruction.keyword == "ADD";
+        let mut from = None;
+        let mut chown = None;
+        let mut chmod = None;
+        for (name, value) in &instruction.flags {
+            let value = value.as_deref().map(|v| dockerfile::word(v, escape, vars)).transpose()?;
+            match (name.as_str(), value) {
+                ("from", Some(v)) if !is_add => from = Some(v),
+                ("chown", Some(v)) => chown = Some(v),
+                ("chmod", Some(v)) => chmod = Some(v),
+                ("link", None | Some(_)) => {}
+                (name, _) => {
+                    return Err(format!(
+                        "`{} --{name}` is not supported by the oci builder",
+                        instruction.keyword
+                    ));
+                }
+            }
+        }
+        let words: Vec<String> = match dockerfile::json_array(&instruction.args) {
+            Some(list) => list,
+            None => instruction.args.split_whitespace().map(str::to_owned).collect(),
+        };
+        let heredoc_names: Vec<String> = instruction.heredocs.iter().map(|h| h.name.clone()).collect();
+        let is_heredoc = |w: &str| {
+            w.strip_prefix("<<").is_some_and(|r| {
+                let r = r.trim_start_matches('-').trim_matches(['"', '\'']);
+                heredoc_names.iter().any(|n| n == r)
+            })
+        };
+        let Some((dest_word, sources)) = words.split_last() else {
+            return Err(format!("`{}` needs a source and a destination", instruction.keyword));
+        };
+        if sources.is_empty() {
+            return Err(format!("`{}` needs a source and a destination", instruction.keyword));
+        }
+        let dest_raw = dockerfile::word(dest_word, escape, vars)?;
+        let workdir = stage.settings.get("WorkingDir").and_then(Value::as_str).unwrap_or("/").to_owned();
+        let dest_hint_dir =
+            dest_raw.ends_with('/') || dest_raw == "." || dest_raw.is_empty() || dest_raw.ends_with("/.");
+        let dest_abs = absolute(&workdir, &dest_raw);
+        let dest = resolve(&stage.fs, dest_abs.trim_start_matches('/'));
+        let owner = match &chown {
+            Some(spec) => Some(self.owner(stage, spec)?),
+            None => None,
+        };
+        let mode = chmod
+            .as_deref()
+            .map(|m| {
+                u32::from_str_radix(m, 8)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .ok_or_else(|| format!("`--chmod={m}` is not an octal mode (0 to 7777)"))
+            })
+            .transpose()?;
+
+        // The source tree and its hardlink groups.
+        let from = match from {
+            None => From::Context,
+            Some(name) => {
+                if let Ok(i) = name.parse::<usize>() {
+                    if i >= self.stages.len() {
+                        return Err(format!("`--from={name}`: there is no stage {i} before this one"));
+                    }
+                    From::Stage(i)
+                } else if let Some(i) = self
+                    .stages
+                    .iter()
+                    .position(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(&name)))
+                {
+                    From::Stage(i)
+                } else {
+                    if !self.images.contains_key(&name) {
+                        let image = self.image_stage(&name, self.request.platform)?;
+                        self.images.insert(name.clone(), image);
+                    }
+                    From::Image(name)
+                }
+            }
+        };
+        let (tree, inodes): (Tree, HashMap<String, String>) = match &from {
+            From::Context => self.context_tree()?.clone(),
+            From::Stage(i) => {
+                let fs = self.stages[*i].fs.clone();
+                let groups = link_groups(&fs);
+                (fs, groups)
+            }
+            From::Image(name) => {
+                let fs = self.images[name].fs.clone();
+                let groups = link_groups(&fs);
+                (fs, groups)
+            }
+        };
+        let from_context = matches!(from, From::Context);
+
+        // What lands where: (destination path, source path in `tree`, entry).
+        let mut landed: Vec<(String, Option<String>, Entry)> = Vec::new();
+        let mut ensure: Vec<String> = Vec::new();
+        let mut unpacked: Vec<(String, Entry)> = Vec::new();
+        let several = sources.len() > 1;
+        for word in sources {
+            if is_heredoc(word) {
+                let name = word.trim_start_matches("<<").trim_start_matches('-').trim_matches(['"', '\'']);
+                let Some(doc) = instruction.heredocs.iter().find(|h| h.name == name) else { continue };
+                let body =
+                    if doc.expand { dockerfile::expand(&doc.body, escape, vars)? } else { doc.body.clone() };
+                let file = self.fresh_file();
+                std::fs::write(&file, body).map_err(|e| format!("cannot write a here-document: {e}"))?;
+                let into = dest_hint_dir || several || is_dir(&stage.fs, &dest);
+                let at = if into { join(&dest, name) } else { dest.clone() };
+                landed.push((at, None, Entry { content: Content::File(file), mode: 0o644, uid: 0, gid: 0 }));
+                continue;
+            }
+            let source = dockerfile::word(word, escape, vars)?;
+            if is_add && is_remote(&source) {
+                return Err(format!(
+                    "the oci builder does not download (`ADD {source}`); fetch it in a task, or build with buildah"
+                ));
+            }
+            let clean = clean_source(&source)?;
+            let wildcard = clean.contains(['*', '?', '[']);
+            let matched: Vec<String> = if wildcard {
+                let glob = globset::GlobBuilder::new(&clean)
+                    .literal_separator(true)
+                    .backslash_escape(true)
+                    .build()
+                    .map_err(|e| format!("`{source}` is not a valid pattern: {e}"))?
+                    .compile_matcher();
+                tree.keys().filter(|p| glob.is_match(p.as_str())).cloned().collect()
+            } else {
+                vec![clean.clone()]
+            };
+            if matched.is_empty() && !wildcard {
+                return Err(format!("`{source}` matches no file"));
+            }
+            for name in matched {
+                // A named source that is a symlink copies what it points at.
+                let resolved = if name.is_empty() { String::new() } else { resolve(&tree, &name) };
+                let entry = if resolved.is_empty() {
+                    Some(Entry { content: Content::Dir, mode: 0o755, uid: 0, gid: 0 })
+                } else {
+                    tree.get(&resolved).cloned()
+                };
+                let Some(entry) = entry else {
+                    let what = if from_context {
+                        "the build context (or `.dockerignore` excludes it)"
+                    } else {
+                        "that stage"
+                    };
+                    return Err(format!("`{source}` is not in {what}"));
+                };
+                if entry.content == Content::Dir {
+                    // A folder: its contents into the destination, the folder's own mode on it.
+                    // The destination folder itself is the image's, or made like a parent.
+                    let prefix = if resolved.is_empty() { String::new() } else { format!("{resolved}/") };
+                    ensure.push(dest.clone());
+                    for (path, inner) in tree.range(prefix.clone()..) {
+                        let Some(rel) = path.strip_prefix(&prefix) else { break };
+                        if rel.is_empty() {
+                            continue;
+                        }
+                        landed.push((join(&dest, rel), Some(path.clone()), inner.clone()));
+                    }
+                    continue;
+                }
+                let base = name.rsplit('/').next().unwrap_or(&name).to_owned();
+                if is_add
+                    && from_context
+                    && let Content::File(file) = &entry.content
+                    && let Some(kind) = archive_kind(file)
+                {
+                    // Owners and modes as the archive has them (`--chown` is for the folder).
+                    unpacked.extend(self.unpack(file, kind, &dest)?);
+                    ensure.push(dest.clone());
+                    continue;
+                }
+                let into = dest_hint_dir || several || wildcard || is_dir(&stage.fs, &dest);
+                let at = if into { join(&dest, &base) } else { dest.clone() };
+                landed.push((at, Some(resolved), entry));
+            }
+        }
+
+        // Owners, modes, hardlinks, file bytes.
+        let mut delta = Tree::new();
+        let mut first_of_group: HashMap<String, String> = HashMap::new();
+        for (at, from_path, entry) in landed {
+            if at.is_empty() {
+                // The root itself: keep what the image has.
+                continue;
+            }
+            let mut entry = entry;
+            if let (Some(path), Content::Hardlink(_) | Content::Layer { .. }) = (&from_path, &entry.content) {
+                entry = self.materialize(&tree, path, &entry)?;
+            }
+            if from_context && from_path.is_some() {
+                entry.uid = 0;
+                entry.gid = 0;
+            }
+            if let Some((uid, gid)) = owner {
+                entry.uid = uid;
+                entry.gid = gid;
+            }
+            if let (Some(m), false) = (mode, matches!(entry.content, Content::Symlink(_))) {
+                entry.mode = m;
+            }
+            if let Content::Symlink(_) = entry.content {
+                entry.mode = 0o777;
+            }
+            if let Some(group) = from_path.as_ref().and_then(|p| inodes.get(p)) {
+                match first_of_group.get(group) {
+                    Some(first) if delta.contains_key(first) => {
+                        entry.content = Content::Hardlink(first.clone());
+                    }
+                    _ => {
+                        first_of_group.insert(group.clone(), at.clone());
+                    }
+                }
+            }
+            delta.insert(at, entry);
+        }
+        delta.extend(unpacked);
+        order_hardlinks(&mut delta);
+        // The folders above: what the image has, or made (0755, owned as `--chown` says).
+        let (uid, gid) = owner.unwrap_or((0, 0));
+        for dir in ensure.into_iter().filter(|d| !d.is_empty()) {
+            let existing = stage.fs.get(&dir).filter(|e| e.content == Content::Dir).cloned();
+            delta.entry(dir).or_insert_with(|| {
+                existing.unwrap_or(Entry { content: Content::Dir, mode: 0o755, uid, gid })
+            });
+        }
+        let paths: Vec<String> = delta.keys().cloned().collect();
+        for path in paths {
+            let mut parent = path.as_str();
+            while let Some((dir, _)) = parent.rsplit_once('/') {
+                if !delta.contains_key(dir) {
+                    let entry = match stage.fs.get(dir) {
+                        Some(existing) if existing.content == Content::Dir => existing.clone(),
+                        _ => Entry { content: Content::Dir, mode: 0o755, uid, gid },
+                    };
+                    delta.insert(dir.to_owned(), entry);
+                }
+                parent = dir;
+            }
+        }
+        Ok(delta)
+    }
+
+    /// The entries of a local archive `ADD` unpacks into `dest`.
+    fn unpack(&mut self, file: &Path, kind: Archive, dest: &str) -> Result<Vec<(String, Entry)>, String> {
+        let opened =
+            std::fs::File::open(file).map_err(|e| format!("cannot open `{}`: {e}", file.display()))?;
+        let reader: Box<dyn std::io::Read> = match kind {
+            Archive::Tar => Box::new(opened),
+            Archive::Gzip => Box::new(flate2::read::MultiGzDecoder::new(opened)),
+        };
+        let mut archive = tar::Archive::new(reader);
+        let mut out = Vec::new();
+        let fail = |e: std::io::Error| format!("cannot unpack `{}`: {e}", file.display());
+        for item in archive.entries().map_err(fail)? {
+            let mut item = item.map_err(fail)?;
+            let raw = item.path().map_err(fail)?.to_string_lossy().into_owned();
+            let Ok(rel) = clean_source(&raw) else { continue };
+            if rel.is_empty() {
+                continue;
+            }
+            let header = item.header().clone();
+            let mode = header.mode().map_err(fail)? & 0o7777;
+            let uid = header.uid().map_err(fail)?;
+            let gid = header.gid().map_err(fail)?;
+            let kind = header.entry_type();
+            let content = if kind.is_dir() {
+                Content::Dir
+            } else if kind.is_symlink() {
+                Content::Symlink(
+                    item.link_name()
+                        .map_err(fail)?
+                        .map(|l| l.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                )
+            } else if kind.is_hard_link() {
+                let target = item
+                    .link_name()
+                    .map_err(fail)?
+                    .map(|l| l.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                Content::Hardlink(join(dest, &clean_source(&target)?))
+            } else if kind.is_file() || kind == tar::EntryType::Continuous {
+                let out_file = self.fresh_file();
+                let mut f = std::fs::File::create(&out_file).map_err(fail)?;
+                std::io::copy(&mut item, &mut f).map_err(fail)?;
+                Content::File(out_file)
+            } else {
+                continue;
+            };
+            out.push((join(dest, &rel), Entry { content, mode, uid, gid }));
+        }
+        Ok(out)
+    }
+
+    fn add_layer(&self, stage: &mut Stage, delta: Tree, source: &str) -> Result<(), String> {
+        let written = layer::write(&delta, self.layout)?;
+        stage.layers.push(Descriptor {
+            media_type: LAYER.to_owned(),
+            digest: written.digest,
+            size: written.size,
+        });
+        stage.diff_ids.push(Value::String(written.diff_id));
+        stage.history.push(json!({ "created": EPOCH, "created_by": source }));
+        for (path, entry) in delta {
+            stage.fs.insert(path, entry);
+        }
+        Ok(())
+    }
 }
 
-fn default_shell() -> Vec<String> {
-    vec!["/bin/sh".to_owned(), "-c".to_owned()]
+/// Archives `ADD` unpacks.
+#[derive(Debug, Clone, Copy)]
+enum Archive {
+    Tar,
+    Gzip,
+}
+
+/// What kind of archive `file` is, by its first bytes (as Docker tells).
+fn archive_kind(file: &Path) -> Option<Archive> {
+    let mut head = [0u8; 512];
+    let mut f = std::fs::File::open(file).ok()?;
+    let mut read = 0;
+    while read < head.len() {
+        match f.read(&mut head[read..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => read += n,
+        }
+    }
+    if read >= 2 && head[..2] == [0x1f, 0x8b] {
+        return Some(Archive::Gzip);
+    }
+    if read >= 262 && &head[257..262] == b"ustar" {
+        return Some(Archive::Tar);
+    }
+    None
+}
+
+/// Each hardlink of `fs` and its target, keyed by the target's path.
+fn link_groups(fs: &Tree) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for (path, entry) in fs {
+        if let Content::Hardlink(target) = &entry.content {
+            out.insert(path.clone(), target.clone());
+            out.insert(target.clone(), target.clone());
+        }
+    }
+    out
+}
+
+/// Makes the first path of every hardlink group (in layer order) the one holding the bytes.
+fn order_hardlinks(delta: &mut Tree) {
+    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (path, entry) in delta.iter() {
+        if let Content::Hardlink(target) = &entry.content {
+            groups.entry(target.clone()).or_default().push(path.clone());
+        }
+    }
+    for (target, mut members) in groups {
+        let Some(original) = delta.get(&target).cloned() else {
+            continue;
+        };
+        members.push(target.clone());
+        members.sort();
+        let first = members[0].clone();
+        if first == target {
+            continue;
+        }
+        delta.insert(first.clone(), original);
+        for member in &members[1..] {
+            if let Some(e) = delta.get_mut(member) {
+                e.content = Content::Hardlink(first.clone());
+            }
+        }
+    }
+}
+
+/// Reads a base layer's headers into `fs` (whiteouts applied); file bytes stay in the layer.
+fn read_layer(layout: &Layout, layer: &Descriptor, fs: &mut Tree) -> Result<(), String> {
+    let fail = |e: std::io::Error| format!("cannot read layer {}: {e}", layer.digest);
+    let mut archive = open_layer(layout, layer)?;
+    for item in archive.entries().map_err(fail)? {
+        let item = item.map_err(fail)?;
+        let raw = item.path().map_err(fail)?.to_string_lossy().into_owned();
+        let Ok(path) = clean_source(&raw) else { continue };
+        if path.is_empty() {
+            continue;
+        }
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
+        if name == ".wh..wh..opq" {
+            let prefix = format!("{dir}/");
+            fs.retain(|p, _| !(dir.is_empty() || p.starts_with(&prefix)));
+            continue;
+        }
+        if let Some(gone) = name.strip_prefix(".wh.") {
+            let gone = join(dir, gone);
+            let prefix = format!("{gone}/");
+            fs.retain(|p, _| *p != gone && !p.starts_with(&prefix));
+            continue;
+        }
+        let header = item.header();
+        let mode = header.mode().map_err(fail)? & 0o7777;
+        let uid = header.uid().map_err(fail)?;
+        let gid = header.gid().map_err(fail)?;
+        let kind = header.entry_type();
+        let content = if kind.is_dir() {
+            Content::Dir
+        } else if kind.is_symlink() {
+            Content::Symlink(
+                item.link_name().map_err(fail)?.map(|l| l.to_string_lossy().into_owned()).unwrap_or_default(),
+            )
+        } else if kind.is_hard_link() {
+            let target =
+                item.link_name().map_err(fail)?.map(|l| l.to_string_lossy().into_owned()).unwrap_or_default();
+            Content::Hardlink(clean_source(&target).unwrap_or_default())
+        } else if kind.is_file() || kind == tar::EntryType::Continuous {
+            Content::Layer { blob: layer.digest.clone(), path: raw.clone() }
+        } else {
+            // Devices and fifos: kept out of what a COPY can take.
+            continue;
+        };
+        if content != Content::Dir || fs.get(&path).is_some_and(|e| e.content != Content::Dir) {
+            let prefix = format!("{path}/");
+            fs.retain(|p, _| !p.starts_with(&prefix));
+        }
+        fs.insert(path, Entry { content, mode, uid, gid });
+    }
+    Ok(())
+}
+
+fn open_layer(layout: &Layout, layer: &Descriptor) -> Result<tar::Archive<Box<dyn std::io::Read>>, String> {
+    let file = std::fs::File::open(layout.blob_path(&layer.digest))
+        .map_err(|e| format!("cannot open layer {}: {e}", layer.digest))?;
+    let file = std::io::BufReader::new(file);
+    let reader: Box<dyn std::io::Read> = if layer.media_type.ends_with("gzip") {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else if layer.media_type.ends_with(".tar") || layer.media_type.ends_with("tar") {
+        Box::new(file)
+    } else {
+        return Err(format!(
+            "layer {} is `{}`, which the oci builder cannot read",
+            layer.digest, layer.media_type
+        ));
+    };
+    Ok(tar::Archive::new(reader))
+}
+
+/// Writes the bytes of `inner` in layer `blob` to `out`.
+fn extract(layout: &Layout, blob: &str, inner: &str, out: &Path) -> Result<(), String> {
+    let mut head = [0u8; 2];
+    let gzip = std::fs::File::open(layout.blob_path(blob))
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| head == [0x1f, 0x8b]);
+    let media_type = if gzip { LAYER } else { "application/vnd.oci.image.layer.v1.tar" };
+    let descriptor = Descriptor { media_type: media_type.to_owned(), digest: blob.to_owned(), size: 0 };
+    let fail = |e: std::io::Error| format!("cannot read layer {blob}: {e}");
+    let mut archive = open_layer(layout, &descriptor)?;
+    for item in archive.entries().map_err(fail)? {
+        let mut item = item.map_err(fail)?;
+        if item.path().map_err(fail)?.to_string_lossy() == inner {
+            let mut f = std::fs::File::create(out).map_err(fail)?;
+            std::io::copy(&mut item, &mut f).map_err(fail)?;
+            return Ok(());
+        }
+    }
+    Err(format!("`{inner}` is not in layer {blob}"))
+}
+
+/// Follows symlinks in `path` (relative to the root of `fs`), the last component included.
+fn resolve(fs: &Tree, path: &str) -> String {
+    let mut parts: Vec<String> =
+        path.split('/').filter(|p| !p.is_empty() && *p != ".").map(str::to_owned).collect();
+    let mut done: Vec<String> = Vec::new();
+    let mut hops = 0;
+    while !parts.is_empty() {
+        let part = parts.remove(0);
+        if part == ".." {
+            done.pop();
+            continue;
+        }
+        done.push(part);
+        let here = done.join("/");
+        if let Some(Entry { content: Content::Symlink(target), .. }) = fs.get(&here) {
+            hops += 1;
+            if hops > 40 {
+                return here;
+            }
+            done.pop();
+            if target.starts_with('/') {
+                done.clear();
+            }
+            let mut next: Vec<String> =
+                target.split('/').filter(|p| !p.is_empty() && *p != ".").map(str::to_owned).collect();
+            next.extend(parts);
+            parts = next;
+        }
+    }
+    done.join("/")
+}
+
+fn is_dir(fs: &Tree, path: &str) -> bool {
+    path.is_empty() || fs.get(path).is_some_and(|e| e.content == Content::Dir)
+}
+
+/// Adds to `delta` the folders of `path` the image lacks (0755, `uid:gid`), and `path`.
+fn mkdir_all(fs: &Tree, delta: &mut Tree, path: &str, uid: u64, gid: u64) {
+    let mut at = String::new();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        at = join(&at, part);
+        let entry = match fs.get(&at) {
+            Some(existing) if existing.content == Content::Dir => existing.clone(),
+            _ => Entry { content: Content::Dir, mode: 0o755, uid, gid },
+        };
+        delta.insert(at.clone(), entry);
+    }
+}
+
+fn join(dir: &str, name: &str) -> String {
+    let dir = dir.trim_matches('/');
+    if dir.is_empty() { name.to_owned() } else { format!("{dir}/{name}") }
+}
+
+fn object<'m>(
+    settings: &'m mut serde_json::Map<String, Value>,
+    key: &str,
+) -> &'m mut serde_json::Map<String, Value> {
+    let value = settings.entry(key).or_insert_with(|| json!({}));
+    if !value.is_object() {
+        *value = json!({});
+    }
+    match value {
+        Value::Object(map) => map,
+        _ => unreachable!("made an object above"),
+    }
+}
+
+/// `ENV`/`LABEL` pairs: `k=v …`, or the legacy `k v w` (one pair, the rest its value); every
+/// value substituted against the variables before the instruction.
+fn pairs(
+    args: &str,
+    escape: char,
+    vars: &dyn Fn(&str) -> Option<String>,
+    keyword: &str,
+) -> Result<Vec<(String, String)>, String> {
+    let words = dockerfile::split_words(args, escape);
+    let Some(first) = words.first() else { return Err(format!("`{keyword}` needs a name and a value")) };
+    if !first.contains('=') {
+        let value = args.trim_start().get(first.len()..).unwrap_or_default().trim();
+        if value.is_empty() && keyword == "ENV" {
+            return Err(format!("`{keyword} {first}` needs a value"));
+        }
+        return Ok(vec![(dockerfile::word(first, escape, vars)?, dockerfile::word(value, escape, vars)?)]);
+    }
+    let mut out = Vec::new();
+    for word in words {
+        let (key, value) = word.split_once('=').ok_or_else(|| format!("`{keyword}`: `{word}` has no `=`"))?;
+        let key = dockerfile::word(key, escape, vars)?;
+        if key.is_empty() {
+            return Err(format!("`{keyword}`: a name is empty"));
+        }
+        out.push((key, dockerfile::word(value, escape, vars)?));
+    }
+    Ok(out)
+}
+
+fn healthcheck(instruction: &Instruction) -> Result<Value, String> {
+    let args = instruction.args.trim();
+    let (kind, rest) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
+    let mut check = serde_json::Map::new();
+    match kind.to_ascii_uppercase().as_str() {
+        "NONE" => {
+            if !instruction.flags.is_empty() || !rest.trim().is_empty() {
+                return Err("`HEALTHCHECK NONE` takes no flags or arguments".to_owned());
+            }
+            check.insert("Test".to_owned(), json!(["NONE"]));
+            return Ok(Value::Object(check));
+        }
+        "CMD" => {
+            let test = match dockerfile::json_array(rest) {
+                Some(argv) => std::iter::once("CMD".to_owned()).chain(argv).collect::<Vec<_>>(),
+                None => vec!["CMD-SHELL".to_owned(), rest.trim().to_owned()],
+            };
+            check.insert("Test".to_owned(), json!(test));
+        }
+        _ => return Err("`HEALTHCHECK` takes `CMD …` or `NONE`".to_owned()),
+    }
+    for (name, value) in &instruction.flags {
+        let value = value.as_deref().unwrap_or_default();
+        let key = match name.as_str() {
+            "interval" => "Interval",
+            "timeout" => "Timeout",
+            "start-period" => "StartPeriod",
+            "start-interval" => "StartInterval",
+            "retries" => {
+                let n: i64 = value.parse().map_err(|_| format!("`--retries={value}` is not a number"))?;
+                if n != 0 {
+                    check.insert("Retries".to_owned(), json!(n));
+                }
+                continue;
+            }
+            other => return Err(format!("`HEALTHCHECK --{other}` is not a flag it has")),
+        };
+        let nanos =
+            duration(value).ok_or_else(|| format!("`--{name}={value}` is not a duration like 30s"))?;
+        if nanos != 0 {
+            check.insert(key.to_owned(), json!(nanos));
+        }
+    }
+    Ok(Value::Object(check))
+}
+
+/// A Go duration (`1m30s`, `500ms`) in nanoseconds.
+fn duration(text: &str) -> Option<u64> {
+    if text == "0" {
+        return Some(0);
+    }
+    let mut total: f64 = 0.0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let number_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let number: f64 = rest[..number_end].parse().ok()?;
+        rest = &rest[number_end..];
+        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        total += number * scale;
+        rest = &rest[unit_end..];
+    }
+    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "a duration in range")]
+    Some(total.round() as u64)
 }
 
 /// Records an instruction that adds no layer.
 fn empty(stage: &mut Stage, source: &str) {
     stage.history.push(json!({ "created": EPOCH, "created_by": source, "empty_layer": true }));
-}
-
-fn add_layer(stage: &mut Stage, tree: Tree, layout: &Layout, source: &str) -> Result<(), String> {
-    let written = layer::write(&tree, layout)?;
-    stage.layers.push(Descriptor {
-        media_type: LAYER.to_owned(),
-        digest: written.digest,
-        size: written.size,
-    });
-    stage.diff_ids.push(Value::String(written.diff_id));
-    stage.history.push(json!({ "created": EPOCH, "created_by": source }));
-    if let Some(fs) = &mut stage.fs {
-        for (path, entry) in tree {
-            fs.insert(path, entry);
-        }
-    }
-    Ok(())
 }
 
 /// Writes the stage's config and manifest.
@@ -398,6 +1394,9 @@ fn finish(stage: &Stage, platform: &Platform, layout: &Layout) -> Result<Built, 
         "rootfs": { "type": "layers", "diff_ids": stage.diff_ids },
         "history": stage.history,
     });
+    if let Some(author) = &stage.author {
+        config["author"] = json!(author);
+    }
     if let Some(variant) = platform.variant() {
         config["variant"] = json!(variant);
     }
@@ -414,12 +1413,12 @@ fn finish(stage: &Stage, platform: &Platform, layout: &Layout) -> Result<Built, 
 }
 
 /// The variables an instruction of `stage` sees: its ARGs, then its ENV over them.
-fn in_scope(stage: &Stage) -> HashMap<String, String> {
+fn in_scope(stage: &Stage) -> HashMap<String, Option<String>> {
     let mut scope = stage.args.clone();
     let env = stage.settings.get("Env").and_then(Value::as_array).into_iter().flatten();
     for pair in env.filter_map(Value::as_str) {
         if let Some((k, v)) = pair.split_once('=') {
-            scope.insert(k.to_owned(), v.to_owned());
+            scope.insert(k.to_owned(), Some(v.to_owned()));
         }
     }
     scope
@@ -439,84 +1438,19 @@ fn set_env(settings: &mut serde_json::Map<String, Value>, key: &str, value: &str
     }
 }
 
-/// The argv of an `ENTRYPOINT`/`CMD`: exec form as written, shell form through the shell.
-fn command(expr: &ShellOrExecExpr, shell: &[String]) -> Vec<String> {
-    match expr {
-        ShellOrExecExpr::Exec(array) => array.elements.iter().map(|e| e.content.clone()).collect(),
-        ShellOrExecExpr::Shell(text) => {
-            let mut argv = shell.to_vec();
-            argv.push(text.to_string().trim().to_owned());
-            argv
-        }
+/// The argv of an `ENTRYPOINT`/`CMD`: exec form as written, shell form through the config's
+/// `Shell` (`/bin/sh -c` by default).
+fn command(args: &str, settings: &serde_json::Map<String, Value>) -> Vec<String> {
+    if let Some(argv) = dockerfile::json_array(args) {
+        return argv;
     }
-}
-
-/// `$NAME`, `${NAME}`, `${NAME:-default}`, `${NAME:+alternative}`; `\$` is a literal `$`.
-pub(crate) fn expand(text: &str, vars: &dyn Fn(&str) -> Option<String>) -> String {
-    let mut out = String::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' if chars.peek() == Some(&'$') => {
-                out.push('$');
-                chars.next();
-            }
-            '$' if chars.peek() == Some(&'{') => {
-                chars.next();
-                let mut inner = String::new();
-                let mut depth = 1;
-                for c in chars.by_ref() {
-                    match c {
-                        '{' => depth += 1,
-                        '}' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                    inner.push(c);
-                }
-                if let Some((name, default)) = inner.split_once(":-") {
-                    out.push_str(
-                        &vars(name).filter(|v| !v.is_empty()).unwrap_or_else(|| expand(default, vars)),
-                    );
-                } else if let Some((name, alternative)) = inner.split_once(":+") {
-                    if vars(name).is_some_and(|v| !v.is_empty()) {
-                        out.push_str(&expand(alternative, vars));
-                    }
-                } else {
-                    out.push_str(&vars(&inner).unwrap_or_default());
-                }
-            }
-            '$' if chars.peek().is_some_and(|c| c.is_ascii_alphabetic() || *c == '_') => {
-                let mut name = String::new();
-                while let Some(&c) = chars.peek() {
-                    if c.is_ascii_alphanumeric() || c == '_' {
-                        name.push(c);
-                        chars.next();
-                    } else {
-                        break;
-                    }
-                }
-                out.push_str(&vars(&name).unwrap_or_default());
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Removes one pair of surrounding quotes.
-fn unquote(text: &str) -> String {
-    let t = text.trim();
-    for q in ['"', '\''] {
-        if t.len() >= 2 && t.starts_with(q) && t.ends_with(q) {
-            return t[1..t.len() - 1].to_owned();
-        }
-    }
-    t.to_owned()
+    let mut argv: Vec<String> = settings
+        .get("Shell")
+        .and_then(|s| serde_json::from_value(s.clone()).ok())
+        .filter(|s: &Vec<String>| !s.is_empty())
+        .unwrap_or_else(|| vec!["/bin/sh".to_owned(), "-c".to_owned()]);
+    argv.push(args.trim().to_owned());
+    argv
 }
 
 /// `dir` made absolute against `base` (`WORKDIR`, relative `COPY` destinations).
@@ -536,103 +1470,6 @@ fn absolute(base: &str, dir: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
-/// One `COPY` or `ADD`.
-struct CopySpec {
-    sources: Vec<String>,
-    dest: String,
-    chown: Option<String>,
-    chmod: Option<String>,
-}
-
-fn add_spec(arguments: &str, vars: &dyn Fn(&str) -> Option<String>) -> Result<CopySpec, String> {
-    let mut words: Vec<String> = Vec::new();
-    let mut chown = None;
-    let mut chmod = None;
-    let mut rest = arguments.trim();
-    while let Some(flag) = rest.strip_prefix("--") {
-        let (word, after) = flag.split_once(char::is_whitespace).unwrap_or((flag, ""));
-        match word.split_once('=') {
-            Some(("chown", v)) => chown = Some(expand(v, vars)),
-            Some(("chmod", v)) => chmod = Some(expand(v, vars)),
-            Some(("link", _)) | None if word == "link" || word.starts_with("link=") => {}
-            _ => return Err(format!("`ADD --{word}` is not supported by the oci builder")),
-        }
-        rest = after.trim_start();
-    }
-    if rest.starts_with('[') {
-        words = serde_json::from_str(rest)
-            .map_err(|_| "`ADD [...]` is not a JSON array of strings".to_owned())?;
-    } else {
-        words.extend(rest.split_whitespace().map(str::to_owned));
-    }
-    let words: Vec<String> = words.iter().map(|w| expand(w, vars)).collect();
-    let Some((dest, sources)) = words.split_last() else {
-        return Err("`ADD` needs a source and a destination".to_owned());
-    };
-    if sources.is_empty() {
-        return Err("`ADD` needs a source and a destination".to_owned());
-    }
-    for source in sources {
-        if source.contains("://") || source.starts_with("git@") {
-            return Err(format!(
-                "the oci builder does not download (`ADD {source}`); fetch it in a task, or build with buildah"
-            ));
-        }
-        let archive = [".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar.zst"];
-        if archive.iter().any(|ext| source.ends_with(ext)) {
-            return Err(format!(
-                "`ADD {source}` would unpack an archive, which the oci builder does not do; use `COPY` to copy it as a file, or build with buildah"
-            ));
-        }
-    }
-    Ok(CopySpec { sources: sources.to_vec(), dest: dest.clone(), chown, chmod })
-}
-
-fn ownership(chown: Option<&str>) -> Result<(u64, u64), String> {
-    let Some(chown) = chown else { return Ok((0, 0)) };
-    let id = |part: &str| -> Result<u64, String> {
-        match part {
-            "root" => Ok(0),
-            p => p.parse().map_err(|_| {
-                format!("`--chown={chown}`: the oci builder takes numeric ids (or `root`), as it has no /etc/passwd to look `{p}` up in")
-            }),
-        }
-    };
-    match chown.split_once(':') {
-        Some((user, group)) => Ok((id(user)?, id(group)?)),
-        None => {
-            let uid = id(chown)?;
-            Ok((uid, uid))
-        }
-    }
-}
-
-fn permissions(chmod: Option<&str>) -> Result<Option<u32>, String> {
-    chmod
-        .map(|m| {
-            u32::from_str_radix(m, 8)
-                .ok()
-                .filter(|m| *m <= 0o7777)
-                .ok_or_else(|| format!("`--chmod={m}` is not an octal mode"))
-        })
-        .transpose()
-}
-
-/// Every folder that holds a file of `files` (`a`, `a/b` for `a/b/c`).
-fn dirs_of(files: &[String]) -> Vec<String> {
-    let mut dirs: Vec<String> = Vec::new();
-    for file in files {
-        let mut path = file.as_str();
-        while let Some((dir, _)) = path.rsplit_once('/') {
-            dirs.push(dir.to_owned());
-            path = dir;
-        }
-    }
-    dirs.sort();
-    dirs.dedup();
-    dirs
-}
-
 /// A `COPY` source made relative to the context (or stage root); `..` that leaves it is an error.
 fn clean_source(source: &str) -> Result<String, String> {
     let mut parts: Vec<&str> = Vec::new();
@@ -648,127 +1485,6 @@ fn clean_source(source: &str) -> Result<String, String> {
         }
     }
     Ok(parts.join("/"))
-}
-
-/// What a source names: `(path of the entry, path it lands at relative to the destination)`.
-fn matches(source: &str, files: &[String], dirs: &[String]) -> Result<(Vec<(String, String)>, bool), String> {
-    let clean = clean_source(source)?;
-    let wildcard = clean.contains(['*', '?', '[']);
-    let mut out = Vec::new();
-    let named: Vec<String> = if wildcard {
-        let glob = globset::GlobBuilder::new(&clean)
-            .literal_separator(true)
-            .build()
-            .map_err(|e| format!("`{source}` is not a valid pattern: {e}"))?
-            .compile_matcher();
-        files.iter().chain(dirs).filter(|p| glob.is_match(p.as_str())).cloned().collect()
-    } else {
-        vec![clean.clone()]
-    };
-    let mut is_dir = false;
-    for name in named {
-        if name.is_empty() || dirs.binary_search(&name).is_ok() {
-            // A folder: its contents, relative to it.
-            is_dir = true;
-            let prefix = if name.is_empty() { String::new() } else { format!("{name}/") };
-            for file in files.iter().filter(|f| f.starts_with(&prefix)) {
-                out.push((file.clone(), file[prefix.len()..].to_owned()));
-            }
-        } else if files.binary_search(&name).is_ok() {
-            let base = name.rsplit('/').next().unwrap_or(&name).to_owned();
-            out.push((name, base));
-        }
-    }
-    Ok((out, wildcard || is_dir))
-}
-
-fn destination(stage: &Stage, spec: &CopySpec, many: bool) -> (String, bool) {
-    let workdir = stage.settings.get("WorkingDir").and_then(Value::as_str).unwrap_or("/");
-    let into_dir = many || spec.dest.ends_with('/') || spec.sources.len() > 1;
-    (absolute(workdir, &spec.dest), into_dir)
-}
-
-fn land(dest: &str, into_dir: bool, relative: &str) -> String {
-    let dest = dest.trim_start_matches('/');
-    if into_dir {
-        if dest.is_empty() { relative.to_owned() } else { format!("{dest}/{relative}") }
-    } else {
-        dest.to_owned()
-    }
-}
-
-fn copy_from_context(
-    spec: &CopySpec,
-    stage: &Stage,
-    request: &Request<'_>,
-    dirs: &[String],
-) -> Result<Tree, String> {
-    let (uid, gid) = ownership(spec.chown.as_deref())?;
-    let mode = permissions(spec.chmod.as_deref())?;
-    let mut tree = Tree::new();
-    for source in &spec.sources {
-        let (found, many) = matches(source, request.files, dirs)?;
-        if found.is_empty() {
-            return Err(format!(
-                "`{source}` matches no file of the build context (or `.dockerignore` excludes it)"
-            ));
-        }
-        let (dest, into_dir) = destination(stage, spec, many);
-        for (path, relative) in found {
-            let full: PathBuf = request.context.join(&path);
-            let meta = std::fs::symlink_metadata(&full).map_err(|e| format!("cannot read `{path}`: {e}"))?;
-            let content = if meta.file_type().is_symlink() {
-                let target = std::fs::read_link(&full).map_err(|e| format!("cannot read `{path}`: {e}"))?;
-                Content::Symlink(target.to_string_lossy().into_owned())
-            } else {
-                Content::File(full)
-            };
-            let mode = match (&content, mode) {
-                (Content::Symlink(_), _) => 0o777,
-                (_, Some(m)) => m,
-                _ if std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o111 != 0 => 0o755,
-                _ => 0o644,
-            };
-            tree.insert(land(&dest, into_dir, &relative), Entry { content, mode, uid, gid });
-        }
-    }
-    Ok(tree)
-}
-
-fn copy_from_stage(spec: &CopySpec, stage: &Stage, from: &str, stages: &[Stage]) -> Result<Tree, String> {
-    let source_stage = match from.parse::<usize>() {
-        Ok(i) => stages.get(i),
-        Err(_) => stages.iter().find(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(from))),
-    }
-    .ok_or_else(|| format!("`COPY --from={from}`: no earlier stage is called `{from}` (the oci builder copies only from stages)"))?;
-    let fs = source_stage.fs.as_ref().ok_or_else(|| {
-        format!("`COPY --from={from}`: the oci builder knows the files only of stages built from `scratch`; build with buildah")
-    })?;
-    let (uid, gid) = ownership(spec.chown.as_deref())?;
-    let mode = permissions(spec.chmod.as_deref())?;
-    let files: Vec<String> =
-        fs.iter().filter(|(_, e)| e.content != Content::Dir).map(|(p, _)| p.clone()).collect();
-    let dirs = dirs_of(&files);
-    let mut tree = Tree::new();
-    for source in &spec.sources {
-        let (found, many) = matches(source, &files, &dirs)?;
-        if found.is_empty() {
-            return Err(format!("`COPY --from={from} {source}`: that stage has no such file"));
-        }
-        let (dest, into_dir) = destination(stage, spec, many);
-        for (path, relative) in found {
-            let Some(entry) = fs.get(&path) else { continue };
-            let mut entry = entry.clone();
-            if spec.chown.is_some() {
-                (entry.uid, entry.gid) = (uid, gid);
-            }
-            if let (Some(m), false) = (mode, matches!(entry.content, Content::Symlink(_))) {
-                entry.mode = m;
-            }
-            tree.insert(land(&dest, into_dir, &relative), entry);
-        }
-    }
-    Ok(tree)
 }
 
 #[cfg(test)]
@@ -828,14 +1544,16 @@ mod tests {
         assert_eq!(config["architecture"], "arm64");
         assert_eq!(config["os"], "linux");
         let c = &config["config"];
-        assert_eq!(c["Env"], json!(["APP_VERSION=2.0", "PATH=/bin"]));
+        // The default PATH comes first, and ENV replaces it in place (as BuildKit does).
+        assert_eq!(c["Env"], json!(["PATH=/bin", "APP_VERSION=2.0"]));
         assert_eq!(c["Labels"]["org.opencontainers.image.version"], "2.0");
         assert_eq!(c["WorkingDir"], "/app/sub");
         assert_eq!(c["User"], "65532:65532");
         assert_eq!(c["ExposedPorts"], json!({"8080/tcp": {}, "53/udp": {}}));
         assert_eq!(c["Entrypoint"], json!(["/app/sub/bin/tool"]));
         assert_eq!(c["Cmd"], json!(["/bin/sh", "-c", "--help"]));
-        assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 1);
+        // WORKDIR makes its folder (a layer each, as BuildKit's), then the COPY.
+        assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 3);
     }
 
     #[test]
@@ -865,7 +1583,7 @@ mod tests {
         let e = run("FROM scratch\nCOPY ../secret /\n", &[], None).unwrap_err();
         assert!(e.contains("outside the build context"), "{e}");
         let e = run("FROM scratch\nCOPY missing /\n", &[], None).unwrap_err();
-        assert!(e.contains("matches no file"), "{e}");
+        assert!(e.contains("not in the build context"), "{e}");
         let e = run("FROM scratch\nCOPY --chown=app README /\n", &[], None).unwrap_err();
         assert!(e.contains("numeric"), "{e}");
         let e = run("FROM alpine\n", &[], None).unwrap_err();
@@ -873,14 +1591,18 @@ mod tests {
     }
 
     #[test]
-    fn variables_expand_like_dockers() {
-        let vars = |n: &str| match n {
-            "A" => Some("x".to_owned()),
-            "E" => Some(String::new()),
-            _ => None,
-        };
-        assert_eq!(expand("$A/${A}/${B:-d}/${E:-d}/${A:+y}/${B:+y}/\\$A", &vars), "x/x/d/d/y//$A");
+    fn paths_resolve_like_dockers() {
         assert_eq!(absolute("/app", "../etc/./x"), "/etc/x");
+        let link = |t: &str| Entry { content: Content::Symlink(t.to_owned()), mode: 0o777, uid: 0, gid: 0 };
+        let dir = Entry { content: Content::Dir, mode: 0o755, uid: 0, gid: 0 };
+        let fs = Tree::from([
+            ("run".to_owned(), dir.clone()),
+            ("var".to_owned(), dir),
+            ("var/run".to_owned(), link("/run")),
+            ("var/lock".to_owned(), link("../run/lock")),
+        ]);
+        assert_eq!(resolve(&fs, "var/run/x"), "run/x");
+        assert_eq!(resolve(&fs, "var/lock"), "run/lock");
     }
 }
 

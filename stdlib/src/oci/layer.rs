@@ -1,6 +1,7 @@
 //! Reproducible layers: a set of file-system entries written as a gzip-compressed tar whose
-//! bytes depend only on the entries — paths sorted, parents before children, mtime 0, uid/gid 0
-//! unless told, no user or group names, normalized modes, gzip with no timestamp or file name.
+//! bytes depend only on the entries — paths sorted, parents before children, mtime 0, the
+//! owners and modes the builder gives, hardlinks as tar links, no user or group names, gzip
+//! with no timestamp or file name.
 //!
 //! A layer is written once per process for what it is made of: the second platform's build of
 //! an image copies the same files to the same places, and gets the first one's layer without
@@ -27,6 +28,11 @@ pub(crate) enum Content {
     Dir,
     /// A symbolic link to this target.
     Symlink(String),
+    /// A hardlink to another entry of the same layer (its path, written before this one).
+    Hardlink(String),
+    /// A file of a base image, still inside its layer blob (`path` as the layer names it); the
+    /// builder reads it out before it goes into a new layer.
+    Layer { blob: String, path: String },
 }
 
 /// One entry of a layer.
@@ -121,6 +127,11 @@ fn identity(tree: &Tree, layout: &Layout) -> Option<blake3::Hash> {
                 put(b"symlink");
                 put(target.as_bytes());
             }
+            Content::Hardlink(target) => {
+                put(b"hardlink");
+                put(target.as_bytes());
+            }
+            Content::Layer { .. } => return None,
         }
     }
     Some(hasher.finalize())
@@ -184,6 +195,14 @@ fn append<W: Write>(tar: &mut tar::Builder<W>, path: &str, entry: &Entry) -> io:
             header.set_entry_type(tar::EntryType::Symlink);
             header.set_size(0);
             tar.append_link(&mut header, path, target)
+        }
+        Content::Hardlink(target) => {
+            header.set_entry_type(tar::EntryType::Link);
+            header.set_size(0);
+            tar.append_link(&mut header, path, target)
+        }
+        Content::Layer { path: inner, .. } => {
+            Err(io::Error::other(format!("`{inner}` of a base layer was not read out before writing")))
         }
         Content::File(source) => {
             let file = File::open(source)?;

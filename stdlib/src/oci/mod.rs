@@ -29,7 +29,7 @@ use crate::registry::{Client, Reference};
 use layout::{Descriptor, Layout};
 
 /// The `oci` builder's identity, part of its images' keys.
-pub(crate) const IDENTITY: &str = "hephy-oci/1";
+pub(crate) const IDENTITY: &str = "hephy-oci/2";
 
 /// The index media type hephy writes.
 const INDEX: &str = "application/vnd.oci.image.index.v1+json";
