@@ -289,4 +289,21 @@ fn credential_helpers_that_fail_or_hang_say_so_and_leave_nothing_behind() {
     assert!(!survived, "the helper's child outlived it");
     assert!(took < Duration::from_secs(50), "plan took {took:?}: the helper was waited for more than once");
     assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+
+    // A run asks the registry while planning and again for every push: one wait in all.
+    let started = Instant::now();
+    let run = run_within(
+        &repo,
+        &["run"],
+        &[("DOCKER_CONFIG", &docker_config), ("PATH", &path), ("HEPHY_OFFLINE", "0")],
+        Duration::from_secs(300),
+    );
+    let took = started.elapsed();
+    let pid = std::fs::read_to_string(&child_pid).unwrap();
+    let survived = alive(&pid);
+    let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+    eprintln!("run with a hung helper: {took:?}, exit {}", run.code);
+    assert!(!survived, "the helper's child outlived it");
+    assert!(took < Duration::from_secs(50), "run took {took:?}: the helper was waited for more than once");
+    assert!(run.stdout.contains("did not answer within 30s and was stopped"), "{}", run.stdout);
 }
