@@ -291,7 +291,7 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
         Command::Check(file) => {
             let model = load(file)?;
             let graph = hephy_engine::compile(&model);
-            print(&format!("{}: ok ({} nodes)\n", model.path().display(), graph.len()));
+            print(&style::clean(&format!("{}: ok ({} nodes)\n", model.path().display(), graph.len())));
         }
         Command::Plan { file, state, select, format } => {
             let mut clock = session::Clock::new();
@@ -380,7 +380,7 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
             )
             .map_err(Failure::State)?;
             if matches!(format, Format::Text) && !summary.interrupted {
-                print(&images_text(model, graph, state, state_dir, &summary.results));
+                print(&style::clean(&images_text(model, graph, state, state_dir, &summary.results)));
             }
             // A run that built nothing leaves the plan's stamp, so the next run or plan is quick.
             if summary.built == 0 && summary.failed == 0 && summary.skipped == 0 && !summary.interrupted {
@@ -447,7 +447,7 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
             let runs = store.runs(*limit).map_err(Failure::State)?;
             print(&match format {
                 Format::Json => format!("{}\n", serde_json::to_string_pretty(&runs).unwrap_or_default()),
-                Format::Text => log_text(&runs),
+                Format::Text => style::clean(&log_text(&runs)).into_owned(),
             });
         }
         Command::Import { dir, format, output } => {

@@ -307,3 +307,25 @@ fn credential_helpers_that_fail_or_hang_say_so_and_leave_nothing_behind() {
     assert!(took < Duration::from_secs(50), "run took {took:?}: the helper was waited for more than once");
     assert!(run.stdout.contains("did not answer within 30s and was stopped"), "{}", run.stdout);
 }
+
+#[test]
+fn inputs_reached_through_a_linked_folder_are_hashed_only_while_it_stays_inside() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), "host\n").unwrap();
+    let repo = Repo::new()
+        .file("real/lib/a.c", "int a;\n")
+        .file("hephy.yaml", "tasks:\n  t: { run: [\"true\"], inputs: [vendor/lib/a.c, out/secret.txt] }\n");
+    std::os::unix::fs::symlink("real", repo.path().join("vendor")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), repo.path().join("out")).unwrap();
+    let key = |repo: &Repo| {
+        let plan = run_within(repo, &["plan", "--format", "json"], &[], Duration::from_secs(20));
+        let json: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+        json["nodes"][0]["key"].as_str().unwrap().to_owned()
+    };
+    let before = key(&repo);
+    repo.write("real/lib/a.c", "int b;\n");
+    assert_ne!(key(&repo), before, "a file reached through a linked folder inside is an input");
+    let before = key(&repo);
+    std::fs::write(outside.path().join("secret.txt"), "changed on the host\n").unwrap();
+    assert_eq!(key(&repo), before, "a file outside, reached through a link, is never read");
+}

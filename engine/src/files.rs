@@ -392,7 +392,7 @@ pub fn hash_all(root: &Path, paths: &BTreeSet<String>, cache: &StatCache) -> Has
     let now_ns = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
-    // Files are opened below the root's handle, following no link on the way.
+    // Files are opened below the root's handle, following no link out of it.
     let folder = File::open(root).ok();
     let results: Vec<(String, String, Option<Stat>, bool)> = paths
         .par_iter()
@@ -446,10 +446,11 @@ fn hash_one(
         let hash = blake3::hash(&bytes).to_hex();
         return (format!("{}:{hash}", if exec { "x" } else { "f" }), Some(stat), true);
     }
-    // Read through a handle checked to be a regular file reached by no link, and described by
-    // that handle's own stat: the path is not looked up again between the check and the read.
+    // Read through a handle checked to be a regular file, reached by no link that leads out of
+    // the root, and described by that handle's own stat: the path is not looked up again
+    // between the check and the read.
     let opened = match folder {
-        Some(folder) => crate::open::open_beneath(folder, Path::new(rel)),
+        Some(folder) => crate::open::open_inside(folder, Path::new(rel)),
         None => crate::open::open_no_symlinks(full),
     };
     let read = opened.and_then(|file| {

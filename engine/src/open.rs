@@ -53,7 +53,10 @@ fn regular(fd: OwnedFd, path: &Path) -> io::Result<File> {
 }
 
 fn symlink_error(e: io::Error, path: &Path) -> io::Error {
-    if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+    let errno = e.raw_os_error();
+    if errno == Some(rustix::io::Errno::LOOP.raw_os_error())
+        || errno == Some(rustix::io::Errno::XDEV.raw_os_error())
+    {
         io::Error::new(
             io::ErrorKind::InvalidInput,
             format!(
@@ -78,13 +81,19 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
 /// no symbolic link is followed on the way (`openat2` with `RESOLVE_NO_SYMLINKS`, or one folder
 /// at a time with `O_NOFOLLOW` where the kernel lacks it).
 pub fn open_beneath(dir: &File, rel: &Path) -> io::Result<File> {
-    let fd = match rustix::fs::openat2(
-        dir,
-        rel,
-        read_flags() | OFlags::NOFOLLOW,
-        Mode::empty(),
-        ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
-    ) {
+    open_at(dir, rel, ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS)
+}
+
+/// [`open_beneath`], except that a link in a folder on the way may be followed while it stays
+/// below `dir` (`RESOLVE_BENEATH`): an input reached through a linked folder of the repository
+/// is hashed, one whose path leads out of it is not. (Where the kernel lacks `openat2`, no
+/// link is followed.)
+pub(crate) fn open_inside(dir: &File, rel: &Path) -> io::Result<File> {
+    open_at(dir, rel, ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS)
+}
+
+fn open_at(dir: &File, rel: &Path, resolve: ResolveFlags) -> io::Result<File> {
+    let fd = match rustix::fs::openat2(dir, rel, read_flags() | OFlags::NOFOLLOW, Mode::empty(), resolve) {
         Ok(fd) => fd,
         Err(e) if e == rustix::io::Errno::NOSYS || e == rustix::io::Errno::PERM => {
             walk(dir.as_fd(), rel).map_err(|e| symlink_error(e, rel))?
@@ -146,7 +155,7 @@ mod tests {
         std::fs::write(root.join("sub/file"), "x").expect("write");
         std::fs::write(root.join("outside"), "secret").expect("write");
         std::os::unix::fs::symlink(root.join("outside"), root.join("sub/link")).expect("symlink");
-        std::os::unix::fs::symlink(root.join("sub"), root.join("linked")).expect("symlink");
+        std::os::unix::fs::symlink("sub", root.join("linked")).expect("symlink");
         let status = std::process::Command::new("mkfifo").arg(root.join("fifo")).status().expect("mkfifo");
         assert!(status.success());
         let folder = File::open(root).expect("open root");
@@ -154,6 +163,9 @@ mod tests {
         let link = open_beneath(&folder, Path::new("sub/link")).expect_err("a link at the end");
         assert!(link.to_string().contains("symbolic link"), "{link}");
         assert!(open_beneath(&folder, Path::new("linked/file")).is_err(), "a link on the way");
+        assert!(open_inside(&folder, Path::new("linked/file")).is_ok(), "a link on the way, inside");
+        std::os::unix::fs::symlink("/etc", root.join("etc")).expect("symlink");
+        assert!(open_inside(&folder, Path::new("etc/hostname")).is_err(), "a link out of the folder");
         assert!(walk(folder.as_fd(), Path::new("linked/file")).is_err(), "a link on the way, walking");
         assert!(walk(folder.as_fd(), Path::new("sub/link")).is_err(), "a link at the end, walking");
         assert!(walk(folder.as_fd(), Path::new("sub/file")).is_ok());
