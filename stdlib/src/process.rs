@@ -263,43 +263,58 @@ fn wait_for_output<A: Read + AsFd, B: Read + AsFd>(
     (ready(0), ready(1))
 }
 
+/// What `/proc/PID/stat` says of a process: its process group, its session, and when it
+/// started (clock ticks since boot).
+fn proc_stat(pid: u32) -> Option<(i32, i32, u64)> {
+    // `pid (comm) state ppid pgrp session … starttime (22nd)`: the name may hold anything, but
+    // nothing after the last `)` is the name.
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some((fields.get(2)?.parse().ok()?, fields.get(3)?.parse().ok()?, fields.get(19)?.parse().ok()?))
+}
+
 /// Stops every other process that holds one of `streams` open (a daemon a command started in a
 /// session of its own), with the rest of its session, or of its process group when it shares
-/// hephy's session; says which processes held them.
-fn stop_holders(streams: &[Option<std::path::PathBuf>]) -> Vec<i32> {
+/// hephy's session. Only processes started since `since` (the command's own start) are
+/// touched: nothing older can be something the command started. Says which processes held them.
+fn stop_holders(streams: &[Option<std::path::PathBuf>], since: u64) -> Vec<i32> {
     use nix::sys::signal::kill;
     let streams: Vec<&std::path::PathBuf> = streams.iter().flatten().collect();
     let me = std::process::id();
-    let ids = |pid: u32| -> Option<(i32, i32)> {
-        // `pid (comm) state ppid pgrp session …`: the name may hold anything but not after `)`.
-        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(2);
-        Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
-    };
-    let processes: Vec<u32> = fs::read_dir("/proc")
-        .map(|entries| entries.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
+    let Some((my_group, my_session, _)) = proc_stat(me) else { return Vec::new() };
+    let processes: Vec<(u32, (i32, i32, u64))> = fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .filter(|&pid| pid != me)
+                .filter_map(|pid| Some((pid, proc_stat(pid)?)))
+                .filter(|(_, (_, _, started))| *started >= since)
+                .collect()
+        })
         .unwrap_or_default();
     let holds = |pid: u32| {
         fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
             fds.flatten().any(|fd| fs::read_link(fd.path()).is_ok_and(|link| streams.contains(&&link)))
         })
     };
-    let Some((_, my_session)) = ids(me) else { return Vec::new() };
-    let holders: Vec<u32> = processes.iter().copied().filter(|&pid| pid != me && holds(pid)).collect();
-    for &holder in &holders {
-        let Some((group, session)) = ids(holder) else { continue };
+    let signal = |pid: u32| {
+        let _ = kill(Pid::from_raw(i32::try_from(pid).unwrap_or(0)), Signal::SIGKILL);
+    };
+    let holders: Vec<(u32, i32, i32)> = processes
+        .iter()
+        .filter(|(pid, _)| holds(*pid))
+        .map(|(pid, (group, session, _))| (*pid, *group, *session))
+        .collect();
+    for &(holder, group, session) in &holders {
         if session != my_session {
-            for &pid in &processes {
-                if pid != me && ids(pid).is_some_and(|(_, s)| s == session) {
-                    let _ = kill(Pid::from_raw(i32::try_from(pid).unwrap_or(0)), Signal::SIGKILL);
-                }
-            }
-        } else if ids(me).is_some_and(|(mine, _)| mine != group) {
-            let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
+            processes.iter().filter(|(_, (_, s, _))| *s == session).for_each(|(pid, _)| signal(*pid));
+        } else if group != my_group {
+            processes.iter().filter(|(_, (g, _, _))| *g == group).for_each(|(pid, _)| signal(*pid));
         }
-        let _ = kill(Pid::from_raw(i32::try_from(holder).unwrap_or(0)), Signal::SIGKILL);
+        signal(holder);
     }
-    holders.into_iter().filter_map(|pid| i32::try_from(pid).ok()).collect()
+    holders.into_iter().filter_map(|(pid, _, _)| i32::try_from(pid).ok()).collect()
 }
 
 /// Runs `command` to completion. `Err` says what failed, for people.
@@ -352,6 +367,8 @@ pub(crate) fn run_fed(
     // the kernel gives one (Linux 5.3+), a pidfd that becomes readable when the command exits.
     // The poll's timeout (short at first: most commands of a build graph are short) bounds
     // how late a timeout, a cancel or the output limit is acted on.
+    // When it started, so what holds its output after it exits is known to be younger.
+    let started = proc_stat(child.id()).map_or(0, |(_, _, ticks)| ticks);
     let mut exited = exit_watch(child.id());
     let mut pause = Duration::from_micros(200);
     let mut status: Option<std::io::Result<std::process::ExitStatus>> = None;
@@ -376,7 +393,7 @@ pub(crate) fn run_fed(
         }
         if exited_at.is_some_and(|at| at.elapsed() > AFTER_EXIT) {
             // Something it started outside its group still holds its output: stop that too.
-            let held = stop_holders(&[stdout.link(), stderr.link()]);
+            let held = stop_holders(&[stdout.link(), stderr.link()], started);
             stdout.close(&mut emit);
             stderr.close(&mut emit);
             let held: Vec<String> = held.iter().map(ToString::to_string).collect();
