@@ -173,7 +173,11 @@ pub(crate) fn check(doc: &Document, model: &Model) -> Vec<Problem> {
                         problems.push(
                             Problem::new(Code::InvalidValue, format!("the tag `{tag}` of `{base}` for {platform} {why}"))
                                 .label(span, "renders this tag")
-                                .help("use `{arch}` or `{platform}` (which is `linux-amd64`, say) joined by `-`, `_` or `.`"),
+                                .help(if tag.len() > 128 {
+                                    "shorten the template (or the name): a tag is at most 128 characters"
+                                } else {
+                                    "use `{arch}` or `{platform}` (which is `linux-amd64`, say) joined by `-`, `_` or `.`"
+                                }),
                         );
                         break;
                     }
