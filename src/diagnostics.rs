@@ -10,6 +10,8 @@ const PLAIN_WIDTH: usize = 100;
 
 /// Prints every problem, then a one-line summary.
 pub(crate) fn report(problems: &Problems, color: bool) {
+    // Nothing a graph file holds reaches the terminal raw, and no line is too long to show.
+    let problems = &problems.printable();
     let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
     let width = if color { terminal_width().unwrap_or(PLAIN_WIDTH) } else { PLAIN_WIDTH };
     let handler = GraphicalReportHandler::new_themed(theme).with_width(width).with_links(false);

@@ -7,7 +7,8 @@ use hephy_engine::Explanation;
 pub(crate) fn text(explanation: &Explanation, past: bool) -> String {
     let mut out = String::new();
     line(explanation, past, 0, &mut out);
-    out
+    // Node names, file names and failure messages reach the terminal escaped.
+    crate::style::clean(&out).into_owned()
 }
 
 fn line(e: &Explanation, past: bool, depth: usize, out: &mut String) {

@@ -2,7 +2,8 @@
 //!
 //! Owns the commands and how their results reach the user; the work itself is in `hephy-dsl`
 //! (the language), `hephy-engine` (graph, hashing, state, plan, run) and `hephy-stdlib` (what
-//! nodes do). Exit codes: 0 ok, 1 a build failed, 2 bad input or usage, 130 interrupted.
+//! nodes do). Exit codes: 0 ok, 1 a build failed, 2 bad input or usage, 130
+//! interrupted (129 on SIGHUP, 143 on SIGTERM).
 
 mod ci;
 mod diagnostics;
@@ -20,7 +21,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -289,8 +290,11 @@ pub(crate) enum Failure {
     State(StateError),
     /// A node failed: exit 1.
     Build,
-    /// Ctrl-C: exit 130.
-    Interrupted,
+    /// Ctrl-C (SIGINT), SIGTERM or SIGHUP: exit 128 + the signal's number (130, 143, 129).
+    Interrupted {
+        /// The signal's number.
+        signal: u8,
+    },
 }
 
 fn main() -> ExitCode {
@@ -319,7 +323,7 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
         Err(Failure::Build) => ExitCode::from(1),
-        Err(Failure::Interrupted) => ExitCode::from(130),
+        Err(Failure::Interrupted { signal }) => ExitCode::from(128u8.saturating_add(signal)),
     }
 }
 
@@ -347,7 +351,7 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
         Command::Check(file) => {
             let model = load(file)?;
             let graph = hephy_engine::compile(&model);
-            print(&format!("{}: ok ({} nodes)\n", model.path().display(), graph.len()));
+            print(&style::clean(&format!("{}: ok ({} nodes)\n", model.path().display(), graph.len())));
         }
         Command::Plan { file, state, select, format, wide } => {
             let mut clock = session::Clock::new();
@@ -420,8 +424,7 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
             let _lock = RunLock::acquire(&dir, timeout).map_err(Failure::State)?;
             let mut session = Session::open(model, state.dir.as_deref(), &selection)?;
             let cancel = Arc::new(AtomicBool::new(false));
-            let flag = Arc::clone(&cancel);
-            let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+            let signal = cancel_on_signals(&cancel);
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
             let context = run_context(&session, jobs);
             reporter = match format {
@@ -453,7 +456,7 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
             )
             .map_err(Failure::State)?;
             if matches!(format, Format::Text) && !summary.interrupted {
-                print(&images_text(model, graph, state, state_dir, &summary.results));
+                print(&style::clean(&images_text(model, graph, state, state_dir, &summary.results)));
             }
             // A run that built nothing leaves the plan's stamp, so the next run or plan is quick.
             if summary.built == 0 && summary.failed == 0 && summary.skipped == 0 && !summary.interrupted {
@@ -472,7 +475,8 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
                 }
             }
             if summary.interrupted {
-                return Err(Failure::Interrupted);
+                let signal = u8::try_from(signal.load(Ordering::SeqCst)).unwrap_or(0);
+                return Err(Failure::Interrupted { signal: if signal == 0 { 2 } else { signal } });
             }
             if summary.failed > 0 {
                 return Err(Failure::Build);
@@ -527,7 +531,7 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
             let runs = store.runs(*limit).map_err(Failure::State)?;
             print(&match format {
                 Format::Json => format!("{}\n", serde_json::to_string_pretty(&runs).unwrap_or_default()),
-                Format::Text => log_text(&runs),
+                Format::Text => style::clean(&log_text(&runs)).into_owned(),
             });
         }
         Command::Import { dir, format, output } => {
@@ -886,6 +890,19 @@ fn print(text: &str) {
 /// Finds and loads the graph file.
 fn load(arg: &FileArg) -> Result<Model, Failure> {
     load_path(&graph_path(arg)?)
+}
+
+/// Sets `cancel` on SIGINT, SIGTERM and SIGHUP (Ctrl-C, a CI job's cancellation, a closed
+/// terminal): the run stops its tasks' process groups and is recorded as interrupted. The
+/// answer holds the number of the signal that came.
+fn cancel_on_signals(cancel: &Arc<AtomicBool>) -> Arc<AtomicUsize> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let which = Arc::new(AtomicUsize::new(0));
+    for signal in [SIGINT, SIGTERM, SIGHUP] {
+        let _ = signal_hook::flag::register(signal, Arc::clone(cancel));
+        let _ = signal_hook::flag::register_usize(signal, Arc::clone(&which), signal.unsigned_abs() as usize);
+    }
+    which
 }
 
 /// The graph file: `-f FILE`, or the one in the current folder.

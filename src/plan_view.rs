@@ -7,7 +7,7 @@ use hephy_engine::{Action, Reason};
 use serde::Serialize;
 
 use crate::session::Session;
-use crate::style::Style;
+use crate::style::{Style, clean_line};
 
 /// The JSON plan: `{"order": [...], "nodes": [...]}`, nodes in execution order.
 #[derive(Serialize)]
@@ -80,11 +80,11 @@ pub(crate) fn text(session: &Session, style: Style) -> String {
                 .join(", ");
             [
                 Cow::Borrowed(action_name(step.action)),
-                Cow::Borrowed(node.id.as_str()),
+                clean_line(node.id.as_str()),
                 Cow::Borrowed(node.kind.as_str()),
-                Cow::Borrowed(&*node.executor),
-                Cow::Owned(needs),
-                Cow::Owned(why),
+                clean_line(&node.executor),
+                Cow::Owned(clean_line(&needs).into_owned()),
+                Cow::Owned(clean_line(&why).into_owned()),
             ]
         })
         .collect();
@@ -107,7 +107,7 @@ pub(crate) fn table(graph: &str, rows: &[Row<'_>], style: Style) -> String {
     let mut out = format!(
         "{} {} — {} nodes: {} to build, {} fresh\n",
         style.bold("plan"),
-        graph,
+        clean_line(graph),
         rows.len(),
         builds,
         fresh

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use hephy_engine::{Event, Reporter, SkipReason, Summary};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::style::Style;
+use std::borrow::Cow;
+
+use crate::style::{Style, clean_line};
 
 fn secs(d: Duration) -> String {
     if d.as_secs() >= 60 {
@@ -189,9 +191,41 @@ impl Lines {
     }
 }
 
+/// The event with every text it carries (node names, messages, a task's output) made safe for
+/// a terminal.
+fn cleaned(event: &Event) -> Cow<'_, Event> {
+    let c = |text: &str| clean_line(text).into_owned();
+    let changed = match event {
+        Event::NodeStarted { node, executor } => Event::NodeStarted { node: c(node), executor: c(executor) },
+        Event::Output { node, line } => Event::Output { node: c(node), line: c(line) },
+        Event::NodeBuilt { node, duration, output } => {
+            Event::NodeBuilt { node: c(node), duration: *duration, output: c(output) }
+        }
+        Event::NodeFailed { node, message, log, .. } => {
+            let mut failed = event.clone();
+            if let Event::NodeFailed { node: n, message: m, log: l, .. } = &mut failed {
+                *n = c(node);
+                *m = c(message);
+                *l = c(&log.display().to_string()).into();
+            }
+            failed
+        }
+        Event::NodeSkipped { node, reason } => {
+            let reason = match reason {
+                SkipReason::DependencyFailed { node } => SkipReason::DependencyFailed { node: c(node) },
+                other => other.clone(),
+            };
+            Event::NodeSkipped { node: c(node), reason }
+        }
+        _ => return Cow::Borrowed(event),
+    };
+    Cow::Owned(changed)
+}
+
 impl Reporter for Lines {
     fn event(&mut self, event: &Event) {
         let s = self.style;
+        let event = &*cleaned(event);
         self.timings.note(event);
         let text = match event {
             Event::Started { run_id, to_build, total } => {
@@ -318,6 +352,7 @@ impl Live {
 impl Reporter for Live {
     fn event(&mut self, event: &Event) {
         let s = self.style;
+        let event = &*cleaned(event);
         self.timings.note(event);
         match event {
             Event::Started { run_id, to_build, total } => {

@@ -96,3 +96,18 @@ pub(crate) fn visible_width(line: &str) -> usize {
 pub(crate) fn stderr_wants_color() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
+
+/// `text` as it may reach a terminal: control characters (ESC, BEL, OSC…; newlines and tabs
+/// excepted) escaped, so nothing a graph, a file name or a task's output holds acts on it.
+pub(crate) fn clean(text: &str) -> std::borrow::Cow<'_, str> {
+    hephy_dsl::escape_controls(text)
+}
+
+/// [`clean`] for one cell or line: newlines and tabs escaped too.
+pub(crate) fn clean_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains(['\n', '\t']) {
+        std::borrow::Cow::Owned(clean(&text.replace('\n', "\\n").replace('\t', "\\t")).into_owned())
+    } else {
+        clean(text)
+    }
+}

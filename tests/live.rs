@@ -20,11 +20,10 @@ struct Terminal {
 impl Terminal {
     fn start(dir: &Path, command: &str) -> Terminal {
         common::require(&["tmux"], "apt-get install tmux");
-        let socket = format!(
-            "hephy-live-{}-{}",
-            std::process::id(),
-            dir.file_name().and_then(|n| n.to_str()).unwrap_or("x")
-        );
+        // A server of its own per terminal: a second one never meets the first shutting down.
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let socket = format!("hephy-live-{}-{n}", std::process::id());
         let terminal = Terminal { socket };
         let status = Command::new("tmux")
             .args([

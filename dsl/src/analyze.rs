@@ -145,6 +145,10 @@ pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mu
         .collect();
     a.platform_coverage(&model, &doc);
     a.executor_coverage(&model, &doc);
+    if a.sink.is_empty() {
+        // Every reference the graph renders, once its names and tags are otherwise sound.
+        crate::reference::check(&doc, &model).into_iter().for_each(|p| a.sink.push(p));
+    }
     let empty = doc.images.is_empty() && doc.tasks.is_empty();
     // The parse tree is done with: freed before the cycle check, so the two are not both held
     // (and the allocator takes back the tree's many small blocks here, not in whatever next

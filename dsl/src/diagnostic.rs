@@ -85,7 +85,48 @@ pub struct Problem {
     message: String,
     labels: Vec<(SourceSpan, String)>,
     help: Option<String>,
-    source: Option<Arc<NamedSource<Arc<str>>>>,
+    source: Option<Source>,
+}
+
+/// The text a problem's spans point into.
+#[derive(Debug, Clone)]
+enum Source {
+    /// The graph file as read.
+    File(Arc<NamedSource<Arc<str>>>),
+    /// The lines of it a [`Problem::printable`] shows.
+    Shown(Arc<Shown>),
+}
+
+/// A printable copy of a file's lines, which says where each label starts in the file itself
+/// (the column miette puts in a diagnostic's header).
+#[derive(Debug)]
+struct Shown {
+    text: NamedSource<Arc<str>>,
+    /// Each label's start in `text` → its column (in bytes) in the file's line.
+    columns: Vec<(usize, usize)>,
+}
+
+impl SourceCode for Shown {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
+        let contents = self.text.read_span(span, before, after)?;
+        let column = self.columns.iter().find(|(at, _)| *at == span.offset()).map(|(_, c)| *c);
+        match column {
+            Some(column) if before == 0 && after == 0 => Ok(Box::new(miette::MietteSpanContents::new_named(
+                self.text.name().to_owned(),
+                contents.data(),
+                *contents.span(),
+                contents.line(),
+                column,
+                contents.line_count(),
+            ))),
+            _ => Ok(contents),
+        }
+    }
 }
 
 impl Problem {
@@ -120,7 +161,7 @@ impl Problem {
     /// Attaches the file the spans point into.
     #[must_use]
     pub fn in_file(mut self, file: &SourceFile) -> Problem {
-        self.source = Some(file.named());
+        self.source = Some(Source::File(file.named()));
         self
     }
 
@@ -128,7 +169,7 @@ impl Problem {
     /// problem with its own file keeps it when collected.
     #[must_use]
     pub fn in_text(mut self, name: impl Into<String>, text: impl Into<Arc<str>>) -> Problem {
-        self.source = Some(Arc::new(NamedSource::new(name.into(), text.into())));
+        self.source = Some(Source::File(Arc::new(NamedSource::new(name.into(), text.into()))));
         self
     }
 
@@ -169,7 +210,10 @@ impl Diagnostic for Problem {
         if self.labels.is_empty() {
             return None;
         }
-        self.source.as_deref().map(|s| s as &dyn SourceCode)
+        match self.source.as_ref()? {
+            Source::File(file) => Some(&**file as &dyn SourceCode),
+            Source::Shown(shown) => Some(&**shown as &dyn SourceCode),
+        }
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
@@ -217,10 +261,19 @@ impl Problems {
         self.problems.iter()
     }
 
-    /// These problems, then `later`'s (a later stage's, found in the same run).
+    /// These problems, then `later`'s (a later stage's, found in the same run), less those a
+    /// later stage found at a place an earlier one already pointed at (the same mistake seen
+    /// twice: an image name that is no repository is no pushable reference either).
     #[must_use]
     pub fn and(mut self, later: Problems) -> Problems {
-        self.problems.extend(later.problems);
+        let same_file = later.file == self.file;
+        let seen: Vec<SourceSpan> = self.problems.iter().filter_map(Problem::primary_span).collect();
+        self.problems.extend(
+            later
+                .problems
+                .into_iter()
+                .filter(|p| !(same_file && p.primary_span().is_some_and(|s| seen.contains(&s)))),
+        );
         self
     }
 
@@ -252,6 +305,260 @@ impl std::error::Error for Problems {}
 impl Diagnostic for Problems {
     fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
         Some(Box::new(self.problems.iter().map(|p| p as &dyn Diagnostic)))
+    }
+}
+
+/// At most this many characters of a message, label or help are shown; a longer one (a huge
+/// value quoted back) keeps its start and end.
+const TEXT_LIMIT: usize = 2000;
+
+/// Source lines longer than this many characters are shown as a window around what the
+/// problem points at (miette cannot show a label past column 65,535, and a 5 MB line is no
+/// help to anyone).
+const LINE_LIMIT: usize = 160;
+
+/// At most this many lines of one label's span are shown.
+const SPAN_LINES: usize = 8;
+
+/// Lines around a label kept in the printable source (miette shows one on each side).
+const CONTEXT_LINES: usize = 3;
+
+/// Whether `c` would act on a terminal rather than print: C0 and C1 controls, DEL, and the
+/// bidirectional overrides that reorder what is shown.
+fn is_control(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `text` with every control character but newline and tab (ESC, BEL, the C1 controls that
+/// start OSC sequences, bidirectional overrides) written as `\u{1b}`: safe to print on a
+/// terminal, however long.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if is_control(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// `text` safe to print on a terminal: control characters (ESC, BEL, OSC, …; newlines and tabs
+/// excepted) written as `\u{1b}`, and at most 2,000 characters, a longer text keeping its start
+/// and end around a note of what was left out.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let count = text.chars().count();
+    if count <= TEXT_LIMIT && !text.chars().any(is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let escape = |part: &str, out: &mut String| {
+        for c in part.chars() {
+            if is_control(c) {
+                out.extend(c.escape_unicode());
+            } else {
+                out.push(c);
+            }
+        }
+    };
+    let mut out = String::new();
+    if count <= TEXT_LIMIT {
+        escape(text, &mut out);
+    } else {
+        let head = text.char_indices().nth(TEXT_LIMIT * 2 / 3).map_or(text.len(), |(i, _)| i);
+        let tail = text.char_indices().nth(count - TEXT_LIMIT / 6).map_or(text.len(), |(i, _)| i);
+        escape(&text[..head], &mut out);
+        out.push_str(&format!("…({} characters left out)…", count - TEXT_LIMIT * 2 / 3 - TEXT_LIMIT / 6));
+        escape(&text[tail..], &mut out);
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// [`printable`] for text shown on one line: newlines and tabs escaped too.
+pub fn printable_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(['\n', '\t']) {
+        return printable(text);
+    }
+    printable(&text.replace('\n', "\\n").replace('\t', "\\t")).into_owned().into()
+}
+
+/// One line of a source file made printable: its control characters escaped and, when it is
+/// longer than [`LINE_LIMIT`], only a window of it kept, around byte `focus`. Maps a byte offset
+/// of the line to one of the shown line.
+struct ShownLine<'a> {
+    line: &'a str,
+    /// The kept bytes of `line`.
+    window: std::ops::Range<usize>,
+}
+
+impl<'a> ShownLine<'a> {
+    fn new(line: &'a str, focus: usize) -> ShownLine<'a> {
+        if line.chars().count() <= LINE_LIMIT {
+            return ShownLine { line, window: 0..line.len() };
+        }
+        let focus = floor_boundary(line, focus.min(line.len()));
+        let start = line[..focus].char_indices().rev().nth(LINE_LIMIT / 3).map_or(0, |(i, _)| i);
+        let end = line[start..].char_indices().nth(LINE_LIMIT).map_or(line.len(), |(i, _)| start + i);
+        ShownLine { line, window: start..end }
+    }
+
+    fn escaped_len(part: &str) -> usize {
+        part.chars().map(|c| if is_control(c) { c.escape_unicode().count() } else { c.len_utf8() }).sum()
+    }
+
+    fn lead(&self) -> usize {
+        if self.window.start > 0 { '…'.len_utf8() } else { 0 }
+    }
+
+    /// Where byte `offset` of the line is in the shown line (an offset inside a character: the
+    /// character's start, or with `end`, its end).
+    fn map(&self, offset: usize, end: bool) -> usize {
+        let mut offset = offset.clamp(self.window.start, self.window.end);
+        while end && !self.line.is_char_boundary(offset) {
+            offset += 1;
+        }
+        let offset = floor_boundary(self.line, offset);
+        self.lead() + ShownLine::escaped_len(&self.line[self.window.start..offset])
+    }
+
+    fn write(&self, out: &mut String) {
+        if self.window.start > 0 {
+            out.push('…');
+        }
+        for c in self.line[self.window.clone()].chars() {
+            if is_control(c) {
+                out.extend(c.escape_unicode());
+            } else {
+                out.push(c);
+            }
+        }
+        if self.window.end < self.line.len() {
+            out.push('…');
+        }
+    }
+}
+
+/// The largest char boundary of `text` at or before `at`.
+fn floor_boundary(text: &str, mut at: usize) -> usize {
+    at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// The lines of `text` as (start offset, the line without its ending, the ending).
+fn lines_of(text: &str) -> Vec<(usize, &str, &str)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for piece in text.split_inclusive('\n') {
+        let body = piece.strip_suffix('\n').map_or(piece, |b| b.strip_suffix('\r').unwrap_or(b));
+        out.push((start, body, &piece[body.len()..]));
+        start += piece.len();
+    }
+    out
+}
+
+impl Problem {
+    /// The problem as it may be shown on a terminal: its texts and the source lines it shows
+    /// with control characters escaped, long texts shortened, and long lines cut to a window
+    /// around the spans (lines far from the spans left empty, so line numbers hold).
+    #[must_use]
+    pub fn printable(&self) -> Problem {
+        let text_of = |t: &str| printable(t).into_owned();
+        let mut out = Problem {
+            code: self.code,
+            message: text_of(&self.message),
+            labels: Vec::new(),
+            help: self.help.as_deref().map(text_of),
+            source: None,
+        };
+        let label_texts: Vec<String> =
+            self.labels.iter().map(|(_, t)| printable_line(t).into_owned()).collect();
+        let Some(Source::File(source)) = &self.source else {
+            out.labels = self.labels.iter().zip(label_texts).map(|((s, _), t)| (*s, t)).collect();
+            return out;
+        };
+        let text: &str = source.inner();
+        let lines = lines_of(text);
+        let line_at =
+            |offset: usize| lines.partition_point(|(start, _, _)| *start <= offset).saturating_sub(1);
+        // Each label's span, at most SPAN_LINES lines long, and the lines to show around it.
+        let mut spans: Vec<(usize, usize)> = Vec::new();
+        let mut keep = std::collections::BTreeMap::<usize, usize>::new();
+        for (span, _) in &self.labels {
+            let start = span.offset().min(text.len());
+            let first = line_at(start);
+            let mut end = (start + span.len()).min(text.len());
+            if line_at(end) >= first + SPAN_LINES {
+                end = lines[first + SPAN_LINES - 1].0 + lines[first + SPAN_LINES - 1].1.len();
+            }
+            spans.push((start, end));
+            let last = line_at(end) + CONTEXT_LINES;
+            for (i, (line_start, _, _)) in lines.iter().enumerate().skip(first.saturating_sub(CONTEXT_LINES))
+            {
+                if i > last {
+                    break;
+                }
+                // The first span to touch a line chooses its window.
+                let focus = if i == first { start.saturating_sub(*line_start) } else { 0 };
+                keep.entry(i).or_insert(focus);
+            }
+        }
+        let mut shown = String::new();
+        let mut starts = Vec::with_capacity(lines.len());
+        let mut windows: std::collections::BTreeMap<usize, ShownLine<'_>> = std::collections::BTreeMap::new();
+        for (i, (_, body, ending)) in lines.iter().enumerate() {
+            starts.push(shown.len());
+            if let Some(focus) = keep.get(&i) {
+                let line = ShownLine::new(body, *focus);
+                line.write(&mut shown);
+                windows.insert(i, line);
+            }
+            shown.push_str(ending);
+        }
+        let map = |offset: usize, end: bool| -> usize {
+            let i = line_at(offset);
+            match (lines.get(i), windows.get(&i)) {
+                (Some((start, body, _)), Some(line)) => {
+                    starts[i] + line.map((offset - start).min(body.len()), end)
+                }
+                _ => starts.get(i).copied().unwrap_or(shown.len()),
+            }
+        };
+        let columns = spans
+            .iter()
+            .map(|(start, _)| {
+                (map(*start, false), lines.get(line_at(*start)).map_or(0, |line| start - line.0))
+            })
+            .collect();
+        out.labels = spans
+            .iter()
+            .zip(label_texts)
+            .map(|((start, end), t)| {
+                let (from, to) = (map(*start, false), map(*end, true).max(map(*start, false)));
+                (SourceSpan::new(from.into(), to - from), t)
+            })
+            .collect();
+        let name = printable_line(source.name()).into_owned();
+        let text = NamedSource::new(name, Arc::<str>::from(shown));
+        out.source = Some(Source::Shown(Arc::new(Shown { text, columns })));
+        out
+    }
+}
+
+impl Problems {
+    /// Every problem made [`Problem::printable`].
+    #[must_use]
+    pub fn printable(&self) -> Problems {
+        Problems {
+            file: printable_line(&self.file).into_owned(),
+            problems: self.problems.iter().map(Problem::printable).collect(),
+        }
     }
 }
 

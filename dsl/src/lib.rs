@@ -13,12 +13,13 @@ mod import;
 mod kdl;
 mod model;
 mod platform;
+mod reference;
 mod source;
 mod yaml;
 
 use std::path::{Path, PathBuf};
 
-pub use diagnostic::{Code, Problem, Problems};
+pub use diagnostic::{Code, Problem, Problems, escape_controls, printable, printable_line};
 pub use document::Document;
 pub use import::{Import, import};
 pub use model::{
@@ -26,6 +27,7 @@ pub use model::{
     Naming, Schedule, Secret, SecretSource, Task,
 };
 pub use platform::{Platform, PlatformError};
+pub use reference::render_template;
 pub use source::{SourceFile, Spanned, Syntax};
 
 use diagnostic::Sink;

@@ -44,6 +44,15 @@ pub enum FilesError {
     /// A `.dockerignore` pattern or task glob that does not parse.
     #[error("{0}")]
     Pattern(String),
+    /// Something that is not a regular file, a folder or a symbolic link (a FIFO would hang
+    /// the read, a device never end it).
+    #[error("`{path}` is a {kind}: only regular files, folders and symbolic links can be inputs")]
+    Special {
+        /// The path, relative to the graph's folder.
+        path: String,
+        /// What it is (`FIFO (named pipe)`, `character device`, …).
+        kind: &'static str,
+    },
     /// A folder or file that cannot be read.
     #[error("cannot read `{path}`: {message}")]
     Io {
@@ -113,6 +122,28 @@ fn io_error(path: &Path, e: &std::io::Error) -> FilesError {
     FilesError::Io { path: path.display().to_string(), message: e.to_string() }
 }
 
+/// An error when `kind` is not a regular file, a folder or a symbolic link.
+fn refuse_special(path: &str, kind: fs::FileType) -> Result<(), FilesError> {
+    match crate::open::special_kind(kind) {
+        Some(what) if !kind.is_dir() && !kind.is_symlink() => {
+            Err(FilesError::Special { path: path.to_owned(), kind: what })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The text of `path`, `None` when it does not exist; a FIFO or device is refused, not read.
+fn read_text(path: &Path) -> std::io::Result<Option<String>> {
+    let mut file = match crate::open::open_regular(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    Ok(Some(text))
+}
+
 fn context_files(
     root: &Path,
     dir: &str,
@@ -121,10 +152,10 @@ fn context_files(
 ) -> Result<BTreeSet<String>, FilesError> {
     let base = root.join(dir);
     watched.files.insert(join(dir, ".dockerignore"));
-    let ignore = match fs::read_to_string(base.join(".dockerignore")) {
-        Ok(text) => DockerIgnore::parse(&text)
+    let ignore = match read_text(&base.join(".dockerignore")) {
+        Ok(Some(text)) => DockerIgnore::parse(&text)
             .map_err(|e| FilesError::Pattern(format!("{}: {e}", join(dir, ".dockerignore"))))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => DockerIgnore::default(),
+        Ok(None) => DockerIgnore::default(),
         Err(e) => return Err(io_error(&base.join(".dockerignore"), &e)),
     };
     let mut out = BTreeSet::new();
@@ -142,6 +173,9 @@ fn context_files(
                 continue;
             }
             let kind = entry.file_type().map_err(|e| io_error(&entry.path(), &e))?;
+            if !ignore.excludes(&path) {
+                refuse_special(&full, kind)?;
+            }
             if kind.is_dir() {
                 if !ignore.prunes(&path) {
                     stack.push(path);
@@ -171,7 +205,8 @@ fn glob_files(
     for path in literal {
         match fs::symlink_metadata(root.join(path.as_str())) {
             Ok(meta) if meta.is_dir() => folders.push(format!("{path}/**")),
-            Ok(_) => {
+            Ok(meta) => {
+                refuse_special(path, meta.file_type())?;
                 out.insert(path.clone());
             }
             // Missing now: its folder changes when it appears.
@@ -238,6 +273,7 @@ fn walk_globs(
     };
     if !meta.is_dir() {
         if set.is_match(base) {
+            refuse_special(base, meta.file_type())?;
             out.insert(base.to_owned());
         }
         return Ok(());
@@ -258,6 +294,7 @@ fn walk_globs(
             if kind.is_dir() {
                 stack.push(path);
             } else if set.is_match(&path) {
+                refuse_special(&path, kind)?;
                 out.insert(path);
             }
         }
@@ -301,15 +338,19 @@ static ANY_SHARED: AtomicBool = AtomicBool::new(false);
 
 /// The bytes of `path`, read once per process while its stat holds: a later call (or the
 /// hashing of the same file) gets the same bytes without reading again; a file whose stat
-/// changed is read anew.
+/// changed is read anew. Only a regular file is read (a FIFO or a device is an error).
 pub fn read_shared(path: &Path) -> std::io::Result<Arc<[u8]>> {
-    let stat = Stat::of(&fs::metadata(path)?);
+    let mut file = crate::open::open_regular(path)?;
+    let stat = Stat::of(&file.metadata()?);
     if let Some(bytes) = shared(path, &stat) {
         return Ok(bytes);
     }
-    // Stat before read: if the file changes in between, the stat kept is the older one, and the
-    // next look sees a different stat and reads again (never new stat with old bytes).
-    let bytes: Arc<[u8]> = fs::read(path)?.into();
+    // Stat (of the handle) before read: if the file changes in between, the stat kept is the
+    // older one, and the next look sees a different stat and reads again (never new stat with
+    // old bytes).
+    let mut bytes = Vec::with_capacity(usize::try_from(stat.size).unwrap_or(0).min(64 << 20));
+    file.read_to_end(&mut bytes)?;
+    let bytes: Arc<[u8]> = bytes.into();
     SHARED
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -351,11 +392,13 @@ pub fn hash_all(root: &Path, paths: &BTreeSet<String>, cache: &StatCache) -> Has
     let now_ns = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    // Files are opened below the root's handle, following no link out of it.
+    let folder = File::open(root).ok();
     let results: Vec<(String, String, Option<Stat>, bool)> = paths
         .par_iter()
         .map(|path| {
             let full = root.join(path);
-            let (digest, stat, read) = hash_one(&full, path, cache);
+            let (digest, stat, read) = hash_one(&full, path, folder.as_ref(), cache);
             let cacheable = stat.filter(|s| now_ns - s.mtime_ns > RACY_NS && now_ns - s.ctime_ns > RACY_NS);
             (path.clone(), digest, cacheable, read)
         })
@@ -373,7 +416,12 @@ pub fn hash_all(root: &Path, paths: &BTreeSet<String>, cache: &StatCache) -> Has
     hashed
 }
 
-fn hash_one(full: &Path, rel: &str, cache: &StatCache) -> (String, Option<Stat>, bool) {
+fn hash_one(
+    full: &Path,
+    rel: &str,
+    folder: Option<&File>,
+    cache: &StatCache,
+) -> (String, Option<Stat>, bool) {
     let meta = match fs::symlink_metadata(full) {
         Ok(meta) => meta,
         Err(_) => return ("missing".to_owned(), None, false),
@@ -381,6 +429,10 @@ fn hash_one(full: &Path, rel: &str, cache: &StatCache) -> (String, Option<Stat>,
     if meta.file_type().is_symlink() {
         let target = fs::read_link(full).map(|t| t.to_string_lossy().into_owned()).unwrap_or_default();
         return (format!("l:{target}"), None, false);
+    }
+    if !meta.is_file() {
+        // Listing refuses these; one that appeared since is never opened (a FIFO would block).
+        return ("unreadable:not a regular file".to_owned(), None, false);
     }
     let stat = Stat::of(&meta);
     let exec = meta.permissions().mode() & 0o111 != 0;
@@ -394,8 +446,23 @@ fn hash_one(full: &Path, rel: &str, cache: &StatCache) -> (String, Option<Stat>,
         let hash = blake3::hash(&bytes).to_hex();
         return (format!("{}:{hash}", if exec { "x" } else { "f" }), Some(stat), true);
     }
-    match hash_file(full, meta.len()) {
-        Ok(hash) => (format!("{}:{hash}", if exec { "x" } else { "f" }), Some(stat), true),
+    // Read through a handle checked to be a regular file, reached by no link that leads out of
+    // the root, and described by that handle's own stat: the path is not looked up again
+    // between the check and the read.
+    let opened = match folder {
+        Some(folder) => crate::open::open_inside(folder, Path::new(rel)),
+        None => crate::open::open_no_symlinks(full),
+    };
+    let read = opened.and_then(|file| {
+        let meta = file.metadata()?;
+        let hash = hash_open(file, meta.len())?;
+        Ok((hash, meta))
+    });
+    match read {
+        Ok((hash, meta)) => {
+            let exec = meta.permissions().mode() & 0o111 != 0;
+            (format!("{}:{hash}", if exec { "x" } else { "f" }), Some(Stat::of(&meta)), true)
+        }
         Err(e) => (format!("unreadable:{}", e.kind()), None, true),
     }
 }
@@ -407,9 +474,13 @@ thread_local! {
     static BUFFER: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(SMALL_FILE as usize));
 }
 
-/// The blake3 digest (hex) of a file's bytes.
+/// The blake3 digest (hex) of a file's bytes (a regular file only: a FIFO or device is an error).
 pub fn hash_file(path: &Path, size_hint: u64) -> std::io::Result<String> {
-    let mut file = File::open(path)?;
+    hash_open(crate::open::open_regular(path)?, size_hint)
+}
+
+/// The blake3 digest (hex) of what `file` holds.
+fn hash_open(mut file: File, size_hint: u64) -> std::io::Result<String> {
     if size_hint <= SMALL_FILE {
         return BUFFER.with(|buffer| {
             let mut buffer = buffer.borrow_mut();

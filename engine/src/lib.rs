@@ -20,6 +20,7 @@ mod files;
 mod graph;
 mod inputs;
 mod key;
+mod open;
 mod plan;
 mod run;
 mod sorted;
@@ -38,6 +39,7 @@ pub use inputs::{
     BaseImages, BuilderIdentity, Inputs, NodeInputs, Upstreams, gather, secret_value, task_outputs_digest,
 };
 pub use key::{InputManifest, KEY_VERSION, Key, files_digest};
+pub use open::{open_beneath, open_no_symlinks, open_regular};
 pub use petgraph::graph::NodeIndex;
 pub use plan::{Action, Plan, PlanOptions, Reason, Reasons, Step, differences, plan};
 pub use run::{

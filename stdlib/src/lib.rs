@@ -73,11 +73,16 @@ impl Sources {
         image: &hephy_dsl::Image,
     ) -> Result<std::path::PathBuf, String> {
         match &image.source {
-            hephy_dsl::ImageSource::Context { dir } => Ok(root.join(dir)),
+            // Canonical, so that files below it are read following no link at all.
+            hephy_dsl::ImageSource::Context { dir } => {
+                let context = root.join(dir);
+                context.canonicalize().map_err(|e| format!("cannot read `{}`: {e}", context.display()))
+            }
             hephy_dsl::ImageSource::Git { url, reference, dir } => {
                 let commit = self.commit(url, reference)?;
                 let checkout = git::checkout(url, reference, &commit, &self.state_dir)?;
-                Ok(if dir == "." { checkout } else { checkout.join(dir) })
+                let context = if dir == "." { checkout } else { checkout.join(dir) };
+                context.canonicalize().map_err(|e| format!("cannot read `{}`: {e}", context.display()))
             }
         }
     }

@@ -18,6 +18,11 @@ use nix::unistd::Pid;
 /// How long a cancelled command gets between SIGTERM and SIGKILL.
 const GRACE: Duration = Duration::from_secs(3);
 
+/// How long the output of a command that has exited is still read: what it started and left
+/// running outside its process group (a `setsid` daemon) and that keeps its output open is then
+/// stopped, so it cannot hold the node, the run, a cancel or a timeout.
+const AFTER_EXIT: Duration = Duration::from_secs(1);
+
 /// The most output one command may write (`HEPHY_MAX_OUTPUT_BYTES`, default 256 MiB) before it
 /// is stopped: a builder that prints gigabytes fails its node instead of filling the disk.
 fn max_output() -> u64 {
@@ -169,6 +174,21 @@ impl<R: Read + AsFd> Lines<R> {
         self.source.as_ref().map(AsFd::as_fd)
     }
 
+    /// What the stream is, as `/proc/PID/fd` links name it (`pipe:[INODE]`).
+    fn link(&self) -> Option<std::path::PathBuf> {
+        let fd = self.fd()?;
+        fs::read_link(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd))).ok()
+    }
+
+    /// Stops reading: what is still pending is the last line.
+    fn close(&mut self, emit: &mut impl FnMut(&[u8])) {
+        if !self.pending.is_empty() {
+            emit(&self.pending);
+            self.pending.clear();
+        }
+        self.source = None;
+    }
+
     /// Reads what the stream has (it is readable, so this does not block) and hands `emit`
     /// each line it completes; at the stream's end, the last line, ended or not.
     fn read(&mut self, buffer: &mut [u8], emit: &mut impl FnMut(&[u8])) {
@@ -243,6 +263,60 @@ fn wait_for_output<A: Read + AsFd, B: Read + AsFd>(
     (ready(0), ready(1))
 }
 
+/// What `/proc/PID/stat` says of a process: its process group, its session, and when it
+/// started (clock ticks since boot).
+fn proc_stat(pid: u32) -> Option<(i32, i32, u64)> {
+    // `pid (comm) state ppid pgrp session … starttime (22nd)`: the name may hold anything, but
+    // nothing after the last `)` is the name.
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some((fields.get(2)?.parse().ok()?, fields.get(3)?.parse().ok()?, fields.get(19)?.parse().ok()?))
+}
+
+/// Stops every other process that holds one of `streams` open (a daemon a command started in a
+/// session of its own), with the rest of its session, or of its process group when it shares
+/// hephy's session. Only processes started since `since` (the command's own start) are
+/// touched: nothing older can be something the command started. Says which processes held them.
+fn stop_holders(streams: &[Option<std::path::PathBuf>], since: u64) -> Vec<i32> {
+    use nix::sys::signal::kill;
+    let streams: Vec<&std::path::PathBuf> = streams.iter().flatten().collect();
+    let me = std::process::id();
+    let Some((my_group, my_session, _)) = proc_stat(me) else { return Vec::new() };
+    let processes: Vec<(u32, (i32, i32, u64))> = fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .filter(|&pid| pid != me)
+                .filter_map(|pid| Some((pid, proc_stat(pid)?)))
+                .filter(|(_, (_, _, started))| *started >= since)
+                .collect()
+        })
+        .unwrap_or_default();
+    let holds = |pid: u32| {
+        fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+            fds.flatten().any(|fd| fs::read_link(fd.path()).is_ok_and(|link| streams.contains(&&link)))
+        })
+    };
+    let signal = |pid: u32| {
+        let _ = kill(Pid::from_raw(i32::try_from(pid).unwrap_or(0)), Signal::SIGKILL);
+    };
+    let holders: Vec<(u32, i32, i32)> = processes
+        .iter()
+        .filter(|(pid, _)| holds(*pid))
+        .map(|(pid, (group, session, _))| (*pid, *group, *session))
+        .collect();
+    for &(holder, group, session) in &holders {
+        if session != my_session {
+            processes.iter().filter(|(_, (_, s, _))| *s == session).for_each(|(pid, _)| signal(*pid));
+        } else if group != my_group {
+            processes.iter().filter(|(_, (g, _, _))| *g == group).for_each(|(pid, _)| signal(*pid));
+        }
+        signal(holder);
+    }
+    holders.into_iter().filter_map(|(pid, _, _)| i32::try_from(pid).ok()).collect()
+}
+
 /// Runs `command` to completion. `Err` says what failed, for people.
 pub(crate) fn run(command: Command, job: &Job<'_>, log: &Log) -> Result<(), String> {
     run_fed(command, job, log, None).map_err(|e| e.message)
@@ -293,9 +367,12 @@ pub(crate) fn run_fed(
     // the kernel gives one (Linux 5.3+), a pidfd that becomes readable when the command exits.
     // The poll's timeout (short at first: most commands of a build graph are short) bounds
     // how late a timeout, a cancel or the output limit is acted on.
+    // When it started, so what holds its output after it exits is known to be younger.
+    let started = proc_stat(child.id()).map_or(0, |(_, _, ticks)| ticks);
     let mut exited = exit_watch(child.id());
     let mut pause = Duration::from_micros(200);
     let mut status: Option<std::io::Result<std::process::ExitStatus>> = None;
+    let mut exited_at: Option<Instant> = None;
     loop {
         if status.is_none() {
             match child.try_wait() {
@@ -308,9 +385,22 @@ pub(crate) fn run_fed(
                 // is still read below, to the end of both streams.
                 let _ = killpg(pid, Signal::SIGKILL);
                 exited = None;
+                exited_at = Some(Instant::now());
             }
         }
         if status.is_some() && stdout.is_done() && stderr.is_done() {
+            break;
+        }
+        if exited_at.is_some_and(|at| at.elapsed() > AFTER_EXIT) {
+            // Something it started outside its group still holds its output: stop that too.
+            let held = stop_holders(&[stdout.link(), stderr.link()], started);
+            stdout.close(&mut emit);
+            stderr.close(&mut emit);
+            let held: Vec<String> = held.iter().map(ToString::to_string).collect();
+            log.note(&format!(
+                "hephy: `{shown}` exited, but what it started kept its output open (pid {}); stopped",
+                held.join(", ")
+            ));
             break;
         }
         if status.is_none() {

@@ -66,11 +66,8 @@ impl Vars {
 
     /// `template` with every `{word}` replaced.
     pub(crate) fn render(&self, template: &str) -> String {
-        let mut out = template.to_owned();
-        for (word, value) in &self.pairs {
-            out = out.replace(&format!("{{{word}}}"), value);
-        }
-        out
+        // The same rendering `check` validates.
+        hephy_dsl::render_template(template, &self.pairs)
     }
 }
 

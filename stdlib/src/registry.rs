@@ -276,8 +276,11 @@ impl Client {
         });
         let lower = challenge.to_ascii_lowercase();
         if lower.starts_with("basic") {
-            return basic.ok_or_else(|| {
-                format!("{host} asks for a login and none is configured (add it with `docker login {host}`)")
+            return basic.ok_or_else(|| match credentials::helper_failure(host) {
+                Some(failure) => format!("{host} asks for a login and {failure}"),
+                None => format!(
+                    "{host} asks for a login and none is configured (add it with `docker login {host}`)"
+                ),
             });
         }
         if !lower.starts_with("bearer") {
@@ -297,7 +300,11 @@ impl Client {
             return Err(format!(
                 "{realm} refused a token for `{scope}` ({}){}",
                 response.status(),
-                if basic.is_none() { "; no credentials are configured for this registry" } else { "" }
+                match (&basic, credentials::helper_failure(host)) {
+                    (Some(_), _) => String::new(),
+                    (None, Some(failure)) => format!("; {failure}"),
+                    (None, None) => "; no credentials are configured for this registry".to_owned(),
+                }
             ));
         }
         let text = response

@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use hephy_dsl::{Model, Task};
-use hephy_engine::{Exclusions, Job, Outcome, secret_value, task_outputs_digest};
+use hephy_engine::{Exclusions, FileSource, Job, Outcome, collect, secret_value, task_outputs_digest};
 
 use crate::process::{self, Log};
 
@@ -17,6 +17,13 @@ pub(crate) fn run(model: &Model, task: &Task, job: &Job<'_>, exclusions: &Exclus
     let Some((program, args)) = task.run.split_first() else {
         return fail("the task has no command".to_owned());
     };
+    // Inputs that cannot be listed (a FIFO or a device among them) fail the task, as they fail
+    // an image's build: its key could not say what it was built from.
+    if !task.inputs.is_empty()
+        && let Err(e) = collect(job.root, &FileSource::Globs(task.inputs.clone()), exclusions)
+    {
+        return fail(format!("its inputs cannot be read: {e}"));
+    }
     let mut command = Command::new(program);
     command
         .args(args)

@@ -205,7 +205,8 @@ fn append<W: Write>(tar: &mut tar::Builder<W>, path: &str, entry: &Entry) -> io:
             Err(io::Error::other(format!("`{inner}` of a base layer was not read out before writing")))
         }
         Content::File(source) => {
-            let file = File::open(source)?;
+            // No link followed anywhere below the (canonical) context, a regular file only.
+            let file: File = hephy_engine::open_no_symlinks(source)?;
             let len = file.metadata()?.len();
             header.set_entry_type(tar::EntryType::Regular);
             header.set_size(len);

@@ -1,0 +1,331 @@
+//! A hostile (or unlucky) repository against the real binary: FIFOs and devices among the
+//! inputs are refused, not read; a symlink swapped in during builds never puts a host file into
+//! a layer; no input makes a diagnostic panic or balloon; no escape sequence a graph, a file
+//! name or a task carries reaches the terminal; credential helpers that fail or hang are
+//! reported as what they are, and stopped with everything they started.
+
+#![expect(clippy::unwrap_used, reason = "a test fails loudly on unexpected output")]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+use common::{Repo, Run};
+
+/// Runs `hephy ARGS` in `repo`, failing (and killing it) if it takes longer than `limit`.
+fn run_within(repo: &Repo, args: &[&str], env: &[(&str, &str)], limit: Duration) -> Run {
+    let mut child = Command::cargo_bin("hephy")
+        .unwrap()
+        .args(args)
+        .current_dir(repo.path())
+        .env("NO_COLOR", "1")
+        .env("HEPHY_OFFLINE", "1")
+        .env_remove("COLUMNS")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read both streams beside the wait, so a large output cannot stall the child.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut text).unwrap();
+        text
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut stderr, &mut text).unwrap();
+        text
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`hephy {}` still running after {limit:?}", args.join(" "));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.join().unwrap()).into_owned(),
+        stderr: String::from_utf8_lossy(&err.join().unwrap()).into_owned(),
+    }
+}
+
+fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+#[test]
+fn fifos_and_devices_among_the_inputs_are_refused_not_read() {
+    let repo = Repo::new()
+        .file("app/Dockerfile", "FROM scratch\nCOPY . /\n")
+        .file("src/main.c", "int main(){}\n")
+        .file(
+            "hephy.kdl",
+            "image \"app\" {\n    context \"app\"\n    platforms \"linux/amd64\"\n}\ntask \"t\" {\n    run \"true\"\n    inputs \"src\"\n}\n",
+        );
+    mkfifo(&repo.path().join("app/pipe"));
+    // `/dev/zero`'s own numbers: reading it never ends.
+    let status =
+        Command::new("mknod").arg(repo.path().join("src/zero")).args(["c", "1", "5"]).status().unwrap();
+    assert!(status.success(), "mknod (the test needs root, as CI has)");
+    let plan = run_within(&repo, &["plan"], &[], Duration::from_secs(20));
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    assert!(plan.stdout.contains("`app/pipe` is a FIFO (named pipe)"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("`src/zero` is a character device"), "{}", plan.stdout);
+    let run = run_within(&repo, &["run"], &[], Duration::from_secs(20));
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("is a FIFO (named pipe)"), "{}", run.stdout);
+    assert!(run.stdout.contains("`src/zero` is a character device"), "{}", run.stdout);
+
+    // A FIFO as the Dockerfile, or as a `.dockerignore`: refused too, never waited on.
+    let repo = Repo::new()
+        .file("app/main.txt", "x\n")
+        .file("hephy.yaml", "images:\n  app: { context: app, platforms: [linux/amd64] }\n");
+    mkfifo(&repo.path().join("app/Dockerfile"));
+    let check = run_within(&repo, &["plan"], &[], Duration::from_secs(20));
+    assert_ne!(check.code, 101, "{}", check.stderr);
+    let repo = Repo::new()
+        .file("app/Dockerfile", "FROM scratch\n")
+        .file("hephy.yaml", "images:\n  app: { context: app, platforms: [linux/amd64] }\n");
+    mkfifo(&repo.path().join("app/.dockerignore"));
+    let plan = run_within(&repo, &["plan"], &[], Duration::from_secs(20));
+    assert!(plan.stdout.contains("app/.dockerignore"), "{}{}", plan.stdout, plan.stderr);
+}
+
+/// Every byte of every blob of the layout at `dir`, gzip layers decompressed.
+fn layout_bytes(dir: &Path) -> Vec<Vec<u8>> {
+    let Ok(entries) = std::fs::read_dir(dir.join("blobs/sha256")) else { return Vec::new() };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let raw = std::fs::read(entry.path()).unwrap_or_default();
+        if raw.starts_with(&[0x1f, 0x8b]) {
+            let unzipped = Command::new("gzip").arg("-dc").arg(entry.path()).output().unwrap();
+            out.push(unzipped.stdout);
+        }
+        out.push(raw);
+    }
+    out
+}
+
+#[test]
+fn a_symlink_swapped_in_during_builds_never_puts_a_host_file_into_a_layer() {
+    const SECRET: &str = "HOST-SECRET-4f1c";
+    let host = tempfile::tempdir().unwrap();
+    let repo = Repo::new()
+        .file("app/Dockerfile", "FROM scratch\nCOPY data /data\n")
+        .file("hephy.yaml", "images:\n  app: { context: app, platforms: [linux/amd64] }\n");
+    for i in 0..200 {
+        repo.write(&format!("app/data/f{i:03}"), "repository content\n");
+        std::fs::write(host.path().join(format!("f{i:03}")), format!("{SECRET}\n")).unwrap();
+    }
+    // Swap `app/data` for a link to the host folder and back, as fast as it goes.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let stop = std::sync::Arc::clone(&stop);
+        let data = repo.path().join("app/data");
+        let aside = repo.path().join("app/data.real");
+        let target = host.path().to_path_buf();
+        std::thread::spawn(move || {
+            let mut swaps = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                std::fs::rename(&data, &aside).unwrap();
+                std::os::unix::fs::symlink(&target, &data).unwrap();
+                std::thread::sleep(Duration::from_micros(300));
+                std::fs::remove_file(&data).unwrap();
+                std::fs::rename(&aside, &data).unwrap();
+                std::thread::sleep(Duration::from_micros(300));
+                swaps += 1;
+            }
+            swaps
+        })
+    };
+    let mut leaked = Vec::new();
+    let mut built = 0;
+    for i in 0..40 {
+        // A new input each time, so each run builds.
+        repo.write("app/round.txt", &i.to_string());
+        let run = run_within(&repo, &["run"], &[], Duration::from_secs(60));
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+        if run.code == 0 {
+            built += 1;
+        }
+        if layout_bytes(&repo.path().join(".hephy/oci"))
+            .iter()
+            .any(|blob| blob.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()))
+        {
+            leaked.push(i);
+            break;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let swaps = swapper.join().unwrap();
+    assert!(leaked.is_empty(), "a host file reached a layer in round {leaked:?} ({swaps} swaps)");
+    eprintln!("40 racing builds ({built} built, {swaps} swaps): no host file in any blob");
+}
+
+#[test]
+fn no_input_makes_a_diagnostic_panic_or_balloon() {
+    // A 65,535-character key: the label of the next one starts past the column miette can show.
+    let key = "k".repeat(65_535);
+    let repo = Repo::new()
+        .context("app")
+        .file("hephy.yaml", &format!("images:\n  app: {{ context: app, {key}: 1, zzz: 2 }}\n"));
+    let check = run_within(&repo, &["check"], &[], Duration::from_secs(60));
+    assert_eq!(check.code, 2, "{}", check.stderr);
+    assert!(!check.stderr.contains("panicked"), "{}", check.stderr);
+    assert!(check.stderr.len() < 12_000, "{} bytes", check.stderr.len());
+    insta::assert_snapshot!("long_key", check.stderr);
+
+    // A 5 MB bad value: the diagnostic shows a window of it, not all of it (several times).
+    let value = "x".repeat(5_000_000);
+    let repo = Repo::new()
+        .context("app")
+        .file("hephy.yaml", &format!("platforms: [\"linux/{value}\"]\nimages:\n  app: {{ context: app }}\n"));
+    let check = run_within(&repo, &["check"], &[], Duration::from_secs(60));
+    assert_eq!(check.code, 2, "{}", check.stderr);
+    assert!(check.stderr.len() < 8_000, "{} bytes", check.stderr.len());
+    insta::assert_snapshot!("huge_value", check.stderr);
+}
+
+#[test]
+fn no_escape_sequence_reaches_the_terminal() {
+    let osc = "\u{1b}]0;pwned\u{7}";
+    let repo = Repo::new().file("src/plain", "x\n").file(
+        "hephy.yaml",
+        "tasks:\n  t:\n    run: [sh, -c, \"printf '\\\\033[2J\\\\033]0;owned\\\\007\\\\n'; exit $X\", \"\\e[31m\"]\n    env: { X: \"0\" }\n    inputs: [src]\n",
+    );
+    let run = run_within(&repo, &["run", "--verbose"], &[], Duration::from_secs(20));
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    repo.write(&format!("src/a{osc}b"), "x\n");
+    let plan = run_within(&repo, &["plan"], &[], Duration::from_secs(20));
+    let explain = run_within(&repo, &["explain", "t"], &[], Duration::from_secs(20));
+    repo.write(
+        "hephy.yaml",
+        &std::fs::read_to_string(repo.path().join("hephy.yaml")).unwrap().replace("\"0\"", "\"3\""),
+    );
+    let failed = run_within(&repo, &["run", "--verbose"], &[], Duration::from_secs(20));
+    assert_eq!(failed.code, 1, "{}{}", failed.stdout, failed.stderr);
+    for (what, out) in [("run", &run), ("plan", &plan), ("explain", &explain), ("failed run", &failed)] {
+        let text = format!("{}{}", out.stdout, out.stderr);
+        assert!(!text.contains(['\u{1b}', '\u{7}']), "{what} printed a raw escape sequence:\n{text:?}");
+    }
+    assert!(plan.stdout.contains("src/a\\u{1b}]0;pwned\\u{7}b"), "{}", plan.stdout);
+    assert!(explain.stdout.contains("src/a\\u{1b}]0;pwned\\u{7}b"), "{}", explain.stdout);
+    assert!(failed.stdout.contains("\\u{1b}[31m"), "the argv, escaped: {}", failed.stdout);
+    assert!(failed.stdout.contains("\\u{1b}[2J"), "the task's output, escaped: {}", failed.stdout);
+}
+
+/// A `docker-credential-<name>` script in a folder of its own.
+fn helper(name: &str, script: &str) -> tempfile::TempDir {
+    let bin = tempfile::tempdir().unwrap();
+    let path = bin.path().join(format!("docker-credential-{name}"));
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+        .is_ok_and(|stat| stat.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
+}
+
+#[test]
+#[ignore = "needs docker-registry and htpasswd (installed by .ci/run)"]
+fn credential_helpers_that_fail_or_hang_say_so_and_leave_nothing_behind() {
+    let registry = common::registry::Registry::start_with_login("alice", "wonder-land-7e1b");
+    let config = tempfile::tempdir().unwrap();
+    let docker_config = config.path().display().to_string();
+    std::fs::write(
+        config.path().join("config.json"),
+        format!("{{\"credHelpers\": {{\"{}\": \"hephytest\"}}}}", registry.address()),
+    )
+    .unwrap();
+
+    // A helper that fails: its status and its words, not "no login configured".
+    let bin = helper("hephytest", "#!/bin/sh\necho 'keychain is locked (code 7)' >&2\nexit 4\n");
+    let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap_or_default());
+    let repo = Repo::quickstart_pushing_to(&registry.address(), "");
+    let run = repo.run_with(&["run"], &[("DOCKER_CONFIG", &docker_config), ("PATH", &path)]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("the credential helper `docker-credential-hephytest` exited with status 4: keychain is locked (code 7)"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("none is configured"), "{}", run.stdout);
+
+    // A helper that hangs, with a child of its own: stopped at 30 s with its child, and asked
+    // once per process however many lookups need it.
+    let marker = tempfile::tempdir().unwrap();
+    let child_pid = marker.path().join("child.pid");
+    let bin =
+        helper("hephytest", &format!("#!/bin/sh\nsleep 600 &\necho $! > {}\nwait\n", child_pid.display()));
+    let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap_or_default());
+    let repo = Repo::quickstart_pushing_to(&registry.address(), "").online();
+    let started = Instant::now();
+    let plan = run_within(
+        &repo,
+        &["plan"],
+        &[("DOCKER_CONFIG", &docker_config), ("PATH", &path), ("HEPHY_OFFLINE", "0")],
+        Duration::from_secs(120),
+    );
+    let took = started.elapsed();
+    let pid = std::fs::read_to_string(&child_pid).unwrap();
+    let survived = alive(&pid);
+    let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+    assert!(!survived, "the helper's child outlived it");
+    assert!(took < Duration::from_secs(50), "plan took {took:?}: the helper was waited for more than once");
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+
+    // A run asks the registry while planning and again for every push: one wait in all.
+    let started = Instant::now();
+    let run = run_within(
+        &repo,
+        &["run"],
+        &[("DOCKER_CONFIG", &docker_config), ("PATH", &path), ("HEPHY_OFFLINE", "0")],
+        Duration::from_secs(300),
+    );
+    let took = started.elapsed();
+    let pid = std::fs::read_to_string(&child_pid).unwrap();
+    let survived = alive(&pid);
+    let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+    eprintln!("run with a hung helper: {took:?}, exit {}", run.code);
+    assert!(!survived, "the helper's child outlived it");
+    assert!(took < Duration::from_secs(50), "run took {took:?}: the helper was waited for more than once");
+    assert!(run.stdout.contains("did not answer within 30s and was stopped"), "{}", run.stdout);
+}
+
+#[test]
+fn inputs_reached_through_a_linked_folder_are_hashed_only_while_it_stays_inside() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), "host\n").unwrap();
+    let repo = Repo::new()
+        .file("real/lib/a.c", "int a;\n")
+        .file("hephy.yaml", "tasks:\n  t: { run: [\"true\"], inputs: [vendor/lib/a.c, out/secret.txt] }\n");
+    std::os::unix::fs::symlink("real", repo.path().join("vendor")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), repo.path().join("out")).unwrap();
+    let key = |repo: &Repo| {
+        let plan = run_within(repo, &["plan", "--format", "json"], &[], Duration::from_secs(20));
+        let json: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+        json["nodes"][0]["key"].as_str().unwrap().to_owned()
+    };
+    let before = key(&repo);
+    repo.write("real/lib/a.c", "int b;\n");
+    assert_ne!(key(&repo), before, "a file reached through a linked folder inside is an input");
+    let before = key(&repo);
+    std::fs::write(outside.path().join("secret.txt"), "changed on the host\n").unwrap();
+    assert_eq!(key(&repo), before, "a file outside, reached through a link, is never read");
+}
