@@ -990,6 +990,12 @@ impl Builder<'_> {
         let reader: Box<dyn std::io::Read> = match kind {
             Archive::Tar => Box::new(opened),
             Archive::Gzip => Box::new(flate2::read::MultiGzDecoder::new(opened)),
+            Archive::Other(compression) => {
+                return Err(format!(
+                    "`ADD` unpacks `{}`, a {compression} archive, which the oci builder cannot read; unpack it in a task (or use a .tar or .tar.gz), or build with buildah",
+                    file.display()
+                ));
+            }
         };
         let mut archive = tar::Archive::new(reader);
         let mut out = Vec::new();
@@ -1056,6 +1062,8 @@ impl Builder<'_> {
 enum Archive {
     Tar,
     Gzip,
+    /// An archive Docker unpacks and the oci builder cannot (its compression).
+    Other(&'static str),
 }
 
 /// What kind of archive `file` is, by its first bytes (as Docker tells).
@@ -1071,6 +1079,15 @@ fn archive_kind(file: &Path) -> Option<Archive> {
     }
     if read >= 2 && head[..2] == [0x1f, 0x8b] {
         return Some(Archive::Gzip);
+    }
+    for (magic, name) in [
+        (&b"BZh"[..], "bzip2"),
+        (&[0xfd, b'7', b'z', b'X', b'Z', 0x00][..], "xz"),
+        (&[0x28, 0xb5, 0x2f, 0xfd][..], "zstd"),
+    ] {
+        if head[..read].starts_with(magic) {
+            return Some(Archive::Other(name));
+        }
     }
     if read >= 262 && &head[257..262] == b"ustar" {
         return Some(Archive::Tar);
@@ -1564,6 +1581,25 @@ mod tests {
         let (files, _) = run(dockerfile, &[], Some("files")).unwrap();
         assert_ne!(files["rootfs"], config["rootfs"]);
         assert!(run(dockerfile, &[], Some("nope")).unwrap_err().contains("no stage `nope`"));
+    }
+
+    #[test]
+    fn add_refuses_archives_it_cannot_unpack_rather_than_copying_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("x.tar.bz2"), b"BZh91AY&SY not really").unwrap();
+        let files = vec!["x.tar.bz2".to_owned()];
+        let platform: Platform = "linux/amd64".parse().unwrap();
+        let request = Request {
+            dockerfile: "FROM scratch\nADD x.tar.bz2 /x/\nCOPY x.tar.bz2 /y\n",
+            dockerfile_name: "Dockerfile",
+            context: dir.path(),
+            files: &files,
+            build_args: &[],
+            target: None,
+            platform: &platform,
+        };
+        let e = build(&request, &Layout::new(dir.path().join("oci")), &NoBases).unwrap_err();
+        assert!(e.contains("line 2") && e.contains("bzip2"), "{e}");
     }
 
     #[test]
