@@ -198,6 +198,7 @@ pub(crate) fn build(request: &Request<'_>, layout: &Layout, bases: &dyn Bases) -
         images: HashMap::new(),
         temp: temp.path().to_path_buf(),
         made: 0,
+        extracted: HashMap::new(),
         context: None,
     };
     builder.run(&parsed.instructions)?;
@@ -229,6 +230,8 @@ struct Builder<'a> {
     /// Files made during the build (here-documents, unpacked archives, files of base layers).
     temp: PathBuf,
     made: u64,
+    /// Files of base layers read out so far: `(blob, path in the layer)` → the file.
+    extracted: HashMap<(String, String), PathBuf>,
     /// The build context as a tree, made when first copied from.
     context: Option<(Tree, HashMap<String, String>)>,
 }
@@ -640,8 +643,15 @@ impl Builder<'_> {
     fn materialize(&mut self, fs: &Tree, path: &str, entry: &Entry) -> Result<Entry, String> {
         let mut entry = entry.clone();
         if let Content::Layer { blob, path: inner } = &entry.content {
-            let out = self.fresh_file();
-            extract(self.layout, blob, inner, &out)?;
+            let key = (blob.clone(), inner.clone());
+            if !self.extracted.contains_key(&key) {
+                self.read_out(std::slice::from_ref(&key))?;
+            }
+            let out = self
+                .extracted
+                .get(&key)
+                .cloned()
+                .ok_or_else(|| format!("`{inner}` is not in layer {blob}"))?;
             entry.content = Content::File(out);
         }
         if let Content::Hardlink(target) = &entry.content {
@@ -653,6 +663,33 @@ impl Builder<'_> {
             return self.materialize(fs, &target, &original);
         }
         Ok(entry)
+    }
+
+    /// Reads the files `wanted` (`(blob, path in the layer)`) out of their layers, one pass
+    /// over each layer.
+    fn read_out(&mut self, wanted: &[(String, String)]) -> Result<(), String> {
+        let mut by_blob: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for (blob, path) in wanted {
+            if !self.extracted.contains_key(&(blob.clone(), path.clone())) {
+                by_blob.entry(blob).or_default().insert(path);
+            }
+        }
+        for (blob, paths) in by_blob {
+            let fail = |e: std::io::Error| format!("cannot read layer {blob}: {e}");
+            let mut archive = open_blob(self.layout, blob)?;
+            for item in archive.entries().map_err(fail)? {
+                let mut item = item.map_err(fail)?;
+                let path = item.path().map_err(fail)?.to_string_lossy().into_owned();
+                if paths.contains(path.as_str()) {
+                    self.made += 1;
+                    let out = self.temp.join(format!("f{}", self.made));
+                    let mut f = std::fs::File::create(&out).map_err(fail)?;
+                    std::io::copy(&mut item, &mut f).map_err(fail)?;
+                    self.extracted.insert((blob.to_owned(), path), out);
+                }
+            }
+        }
+        Ok(())
     }
 
     fn fresh_file(&mut self) -> PathBuf {
@@ -918,6 +955,22 @@ impl Builder<'_> {
             }
         }
 
+        // The bytes of base-image files, each layer read once for all of them.
+        let mut wanted = Vec::new();
+        for (_, from_path, _) in &landed {
+            let mut at = from_path.clone();
+            for _ in 0..8 {
+                match at.as_ref().and_then(|p| tree.get(p)).map(|e| &e.content) {
+                    Some(Content::Hardlink(target)) => at = Some(target.clone()),
+                    Some(Content::Layer { blob, path }) => {
+                        wanted.push((blob.clone(), path.clone()));
+                        break;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        self.read_out(&wanted)?;
         // Owners, modes, hardlinks, file bytes.
         let mut delta = Tree::new();
         let mut first_of_group: HashMap<String, String> = HashMap::new();
@@ -1204,25 +1257,14 @@ fn open_layer(layout: &Layout, layer: &Descriptor) -> Result<tar::Archive<Box<dy
     Ok(tar::Archive::new(reader))
 }
 
-/// Writes the bytes of `inner` in layer `blob` to `out`.
-fn extract(layout: &Layout, blob: &str, inner: &str, out: &Path) -> Result<(), String> {
+/// Opens layer blob `blob` of the layout, gzip or plain (told by its first bytes).
+fn open_blob(layout: &Layout, blob: &str) -> Result<tar::Archive<Box<dyn std::io::Read>>, String> {
     let mut head = [0u8; 2];
     let gzip = std::fs::File::open(layout.blob_path(blob))
         .and_then(|mut f| f.read_exact(&mut head))
         .is_ok_and(|()| head == [0x1f, 0x8b]);
     let media_type = if gzip { LAYER } else { "application/vnd.oci.image.layer.v1.tar" };
-    let descriptor = Descriptor { media_type: media_type.to_owned(), digest: blob.to_owned(), size: 0 };
-    let fail = |e: std::io::Error| format!("cannot read layer {blob}: {e}");
-    let mut archive = open_layer(layout, &descriptor)?;
-    for item in archive.entries().map_err(fail)? {
-        let mut item = item.map_err(fail)?;
-        if item.path().map_err(fail)?.to_string_lossy() == inner {
-            let mut f = std::fs::File::create(out).map_err(fail)?;
-            std::io::copy(&mut item, &mut f).map_err(fail)?;
-            return Ok(());
-        }
-    }
-    Err(format!("`{inner}` is not in layer {blob}"))
+    open_layer(layout, &Descriptor { media_type: media_type.to_owned(), digest: blob.to_owned(), size: 0 })
 }
 
 /// Follows symlinks in `path` (relative to the root of `fs`), the last component included.
