@@ -147,8 +147,8 @@ pub(crate) fn unsupported(text: &str) -> Vec<(std::ops::Range<usize>, String)> {
         if matches!(i.keyword.as_str(), "COPY" | "ADD") {
             for (name, _) in &i.flags {
                 let known = match name.as_str() {
-                    "from" | "chown" | "chmod" | "link" => true,
-                    "checksum" | "keep-git-dir" | "unpack" => i.keyword == "ADD",
+                    "chown" | "chmod" | "link" => true,
+                    "from" => i.keyword == "COPY",
                     _ => false,
                 };
                 if !known {
