@@ -335,6 +335,14 @@ pub(crate) fn all() -> Vec<Case> {
             "from_platform_flag",
             "FROM --platform=$BUILDPLATFORM scratch AS s\nCOPY a.txt /\nFROM scratch\nCOPY --from=s /a.txt /b\n",
         ),
+        c("user_does_not_own_copies", "FROM %BASE%\nUSER app\nCOPY a.txt /x\n"),
+        c("workdir_existing_base_folder", "FROM %BASE%\nWORKDIR /tmp\nCOPY a.txt .\n"),
+        c("env_from_base_env", "FROM %BASE%\nENV X=$BASEVAR-x Y=${NOPE:-$BASEVAR}\n"),
+        c("from_as_lowercase", "FROM scratch as lower\nCOPY a.txt /\nFROM lower\n"),
+        c("arg_quoted_value", "FROM scratch\nARG Q=\"a b\" R='c $Q'\nENV Q=$Q R=$R\n"),
+        c("env_continued", "FROM scratch\nENV A=1 \\\n    B=2 \\\n    C=3\n"),
+        c("big_file", "FROM scratch\nCOPY big.bin /b/\n"),
+        c("chown_symlinks_in_folder", "FROM scratch\nCOPY --chown=5:5 ld /ld\n"),
         c("unicode_names", "FROM scratch\nCOPY ünï /u/\nCOPY 日本.txt /\n"),
     ]
 }
@@ -421,6 +429,8 @@ pub(crate) fn write_context(dir: &Path, ctx: Ctx) {
             for name in ["w1.go", "w2.go", "w3.go", "w1.txt", "src/a.go", "src/b.go", "src/c.txt"] {
                 file(dir, name, name, 0o644);
             }
+            let big: Vec<u8> = (0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+            std::fs::write(dir.join("big.bin"), big).unwrap();
             archive(dir, "archive.tar", false);
             archive(dir, "archive.tar.gz", true);
         }
@@ -437,7 +447,12 @@ pub(crate) fn write_context(dir: &Path, ctx: Ctx) {
             ] {
                 file(dir, name, name, 0o644);
             }
-            file(dir, ".dockerignore", "**/*.log\n!sub/keep.log\nsecret\ndeep/**/*.md\nDockerfile\n", 0o644);
+            file(
+                dir,
+                ".dockerignore",
+                "**/*.log\n!sub/keep.log\nsecret\ndeep/**/*.md\nDockerfile\nlogs\n!logs/keep\n",
+                0o644,
+            );
         }
     }
 }

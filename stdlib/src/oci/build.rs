@@ -147,8 +147,8 @@ pub(crate) fn unsupported(text: &str) -> Vec<(std::ops::Range<usize>, String)> {
         if matches!(i.keyword.as_str(), "COPY" | "ADD") {
             for (name, _) in &i.flags {
                 let known = match name.as_str() {
-                    "from" | "chown" | "chmod" | "link" => true,
-                    "checksum" | "keep-git-dir" | "unpack" => i.keyword == "ADD",
+                    "chown" | "chmod" | "link" => true,
+                    "from" => i.keyword == "COPY",
                     _ => false,
                 };
                 if !known {
@@ -198,6 +198,7 @@ pub(crate) fn build(request: &Request<'_>, layout: &Layout, bases: &dyn Bases) -
         images: HashMap::new(),
         temp: temp.path().to_path_buf(),
         made: 0,
+        extracted: HashMap::new(),
         context: None,
     };
     builder.run(&parsed.instructions)?;
@@ -229,6 +230,8 @@ struct Builder<'a> {
     /// Files made during the build (here-documents, unpacked archives, files of base layers).
     temp: PathBuf,
     made: u64,
+    /// Files of base layers read out so far: `(blob, path in the layer)` → the file.
+    extracted: HashMap<(String, String), PathBuf>,
     /// The build context as a tree, made when first copied from.
     context: Option<(Tree, HashMap<String, String>)>,
 }
@@ -640,8 +643,15 @@ impl Builder<'_> {
     fn materialize(&mut self, fs: &Tree, path: &str, entry: &Entry) -> Result<Entry, String> {
         let mut entry = entry.clone();
         if let Content::Layer { blob, path: inner } = &entry.content {
-            let out = self.fresh_file();
-            extract(self.layout, blob, inner, &out)?;
+            let key = (blob.clone(), inner.clone());
+            if !self.extracted.contains_key(&key) {
+                self.read_out(std::slice::from_ref(&key))?;
+            }
+            let out = self
+                .extracted
+                .get(&key)
+                .cloned()
+                .ok_or_else(|| format!("`{inner}` is not in layer {blob}"))?;
             entry.content = Content::File(out);
         }
         if let Content::Hardlink(target) = &entry.content {
@@ -653,6 +663,33 @@ impl Builder<'_> {
             return self.materialize(fs, &target, &original);
         }
         Ok(entry)
+    }
+
+    /// Reads the files `wanted` (`(blob, path in the layer)`) out of their layers, one pass
+    /// over each layer.
+    fn read_out(&mut self, wanted: &[(String, String)]) -> Result<(), String> {
+        let mut by_blob: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for (blob, path) in wanted {
+            if !self.extracted.contains_key(&(blob.clone(), path.clone())) {
+                by_blob.entry(blob).or_default().insert(path);
+            }
+        }
+        for (blob, paths) in by_blob {
+            let fail = |e: std::io::Error| format!("cannot read layer {blob}: {e}");
+            let mut archive = open_blob(self.layout, blob)?;
+            for item in archive.entries().map_err(fail)? {
+                let mut item = item.map_err(fail)?;
+                let path = item.path().map_err(fail)?.to_string_lossy().into_owned();
+                if paths.contains(path.as_str()) {
+                    self.made += 1;
+                    let out = self.temp.join(format!("f{}", self.made));
+                    let mut f = std::fs::File::create(&out).map_err(fail)?;
+                    std::io::copy(&mut item, &mut f).map_err(fail)?;
+                    self.extracted.insert((blob.to_owned(), path), out);
+                }
+            }
+        }
+        Ok(())
     }
 
     fn fresh_file(&mut self) -> PathBuf {
@@ -918,6 +955,22 @@ impl Builder<'_> {
             }
         }
 
+        // The bytes of base-image files, each layer read once for all of them.
+        let mut wanted = Vec::new();
+        for (_, from_path, _) in &landed {
+            let mut at = from_path.clone();
+            for _ in 0..8 {
+                match at.as_ref().and_then(|p| tree.get(p)).map(|e| &e.content) {
+                    Some(Content::Hardlink(target)) => at = Some(target.clone()),
+                    Some(Content::Layer { blob, path }) => {
+                        wanted.push((blob.clone(), path.clone()));
+                        break;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        self.read_out(&wanted)?;
         // Owners, modes, hardlinks, file bytes.
         let mut delta = Tree::new();
         let mut first_of_group: HashMap<String, String> = HashMap::new();
@@ -990,6 +1043,12 @@ impl Builder<'_> {
         let reader: Box<dyn std::io::Read> = match kind {
             Archive::Tar => Box::new(opened),
             Archive::Gzip => Box::new(flate2::read::MultiGzDecoder::new(opened)),
+            Archive::Other(compression) => {
+                return Err(format!(
+                    "`ADD` unpacks `{}`, a {compression} archive, which the oci builder cannot read; unpack it in a task (or use a .tar or .tar.gz), or build with buildah",
+                    file.display()
+                ));
+            }
         };
         let mut archive = tar::Archive::new(reader);
         let mut out = Vec::new();
@@ -1056,6 +1115,8 @@ impl Builder<'_> {
 enum Archive {
     Tar,
     Gzip,
+    /// An archive Docker unpacks and the oci builder cannot (its compression).
+    Other(&'static str),
 }
 
 /// What kind of archive `file` is, by its first bytes (as Docker tells).
@@ -1071,6 +1132,15 @@ fn archive_kind(file: &Path) -> Option<Archive> {
     }
     if read >= 2 && head[..2] == [0x1f, 0x8b] {
         return Some(Archive::Gzip);
+    }
+    for (magic, name) in [
+        (&b"BZh"[..], "bzip2"),
+        (&[0xfd, b'7', b'z', b'X', b'Z', 0x00][..], "xz"),
+        (&[0x28, 0xb5, 0x2f, 0xfd][..], "zstd"),
+    ] {
+        if head[..read].starts_with(magic) {
+            return Some(Archive::Other(name));
+        }
     }
     if read >= 262 && &head[257..262] == b"ustar" {
         return Some(Archive::Tar);
@@ -1187,25 +1257,14 @@ fn open_layer(layout: &Layout, layer: &Descriptor) -> Result<tar::Archive<Box<dy
     Ok(tar::Archive::new(reader))
 }
 
-/// Writes the bytes of `inner` in layer `blob` to `out`.
-fn extract(layout: &Layout, blob: &str, inner: &str, out: &Path) -> Result<(), String> {
+/// Opens layer blob `blob` of the layout, gzip or plain (told by its first bytes).
+fn open_blob(layout: &Layout, blob: &str) -> Result<tar::Archive<Box<dyn std::io::Read>>, String> {
     let mut head = [0u8; 2];
     let gzip = std::fs::File::open(layout.blob_path(blob))
         .and_then(|mut f| f.read_exact(&mut head))
         .is_ok_and(|()| head == [0x1f, 0x8b]);
     let media_type = if gzip { LAYER } else { "application/vnd.oci.image.layer.v1.tar" };
-    let descriptor = Descriptor { media_type: media_type.to_owned(), digest: blob.to_owned(), size: 0 };
-    let fail = |e: std::io::Error| format!("cannot read layer {blob}: {e}");
-    let mut archive = open_layer(layout, &descriptor)?;
-    for item in archive.entries().map_err(fail)? {
-        let mut item = item.map_err(fail)?;
-        if item.path().map_err(fail)?.to_string_lossy() == inner {
-            let mut f = std::fs::File::create(out).map_err(fail)?;
-            std::io::copy(&mut item, &mut f).map_err(fail)?;
-            return Ok(());
-        }
-    }
-    Err(format!("`{inner}` is not in layer {blob}"))
+    open_layer(layout, &Descriptor { media_type: media_type.to_owned(), digest: blob.to_owned(), size: 0 })
 }
 
 /// Follows symlinks in `path` (relative to the root of `fs`), the last component included.
@@ -1564,6 +1623,25 @@ mod tests {
         let (files, _) = run(dockerfile, &[], Some("files")).unwrap();
         assert_ne!(files["rootfs"], config["rootfs"]);
         assert!(run(dockerfile, &[], Some("nope")).unwrap_err().contains("no stage `nope`"));
+    }
+
+    #[test]
+    fn add_refuses_archives_it_cannot_unpack_rather_than_copying_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("x.tar.bz2"), b"BZh91AY&SY not really").unwrap();
+        let files = vec!["x.tar.bz2".to_owned()];
+        let platform: Platform = "linux/amd64".parse().unwrap();
+        let request = Request {
+            dockerfile: "FROM scratch\nADD x.tar.bz2 /x/\nCOPY x.tar.bz2 /y\n",
+            dockerfile_name: "Dockerfile",
+            context: dir.path(),
+            files: &files,
+            build_args: &[],
+            target: None,
+            platform: &platform,
+        };
+        let e = build(&request, &Layout::new(dir.path().join("oci")), &NoBases).unwrap_err();
+        assert!(e.contains("line 2") && e.contains("bzip2"), "{e}");
     }
 
     #[test]
