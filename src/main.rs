@@ -149,6 +149,17 @@ enum Command {
     /// reads the bundle on stdin, prints the pushed digest).
     #[command(hide = true)]
     RemoteBuild,
+    /// Remove from the image layout (`.hephy/oci`) every blob no recorded image references,
+    /// and the temporaries a killed run left.
+    Gc {
+        #[command(flatten)]
+        file: FileArg,
+        #[command(flatten)]
+        state: StateArg,
+        /// Seconds to wait for a running `hephy run` on the same state to finish.
+        #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+        lock_timeout: f64,
+    },
     /// Export the build graph.
     Graph {
         #[command(flatten)]
@@ -270,8 +281,17 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
         Err(Failure::State(e)) => {
-            let help = match e {
-                StateError::Locked { .. } => "wait for it to finish, or raise --lock-timeout",
+            let help = match (&e, e.passing()) {
+                (StateError::Locked { .. }, _) => "wait for it to finish, or raise --lock-timeout",
+                (StateError::Symlink { .. }, _) => {
+                    "remove the link; the state folder belongs to this machine and is never committed (list `.hephy/` in `.gitignore`)"
+                }
+                (_, Some(hephy_engine::Passing::ReadOnly)) => {
+                    "the state folder cannot be written (a read-only file system, or no permission); nothing recorded was lost: make it writable and run again, retrying is safe"
+                }
+                (_, Some(hephy_engine::Passing::Full)) => {
+                    "the disk is full; nothing recorded was lost: free some space and run again, retrying is safe"
+                }
                 _ => "move the state folder aside (or choose another with --state) to start afresh",
             };
             eprintln!("error: {e}\n  help: {help}");
@@ -343,6 +363,7 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
                 if let Some(nothing) =
                     fastpath::nothing_to_do(&path, state.dir.as_deref(), &selection, style.color())
                 {
+                    hephy_stdlib::clean_temporaries(&dir);
                     let run_id = record_nothing_to_do(&dir, &command, nothing, reporter.as_mut(), *format)?;
                     fastpath::advance(&path, state.dir.as_deref(), run_id);
                     return Ok(());
@@ -351,6 +372,16 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
             let model = load_path(&path)?;
             let _lock = RunLock::acquire(&dir, timeout).map_err(Failure::State)?;
             let mut session = Session::open(model, state.dir.as_deref(), &selection)?;
+            // Under the lock: temporaries a killed run left go, and the layout names every
+            // image the state records (a damaged `index.json` is rebuilt, never truncated).
+            if let Err(e) = hephy_stdlib::prepare_layout(
+                &session.model,
+                &session.graph,
+                &session.snapshot,
+                &session.state_dir,
+            ) {
+                eprintln!("warning: the image layout cannot be repaired: {e}");
+            }
             let cancel = Arc::new(AtomicBool::new(false));
             let flag = Arc::clone(&cancel);
             let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
@@ -467,6 +498,7 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
                 None => print(&imported.text),
             }
         }
+        Command::Gc { file, state, lock_timeout } => gc(file, state, *lock_timeout)?,
         Command::Graph { file, format } => {
             let model = load(file)?;
             let graph = hephy_engine::compile(&model);
@@ -526,6 +558,31 @@ fn explain(
         Format::Json => format!("{}\n", serde_json::to_string_pretty(&explanations).unwrap_or_default()),
         Format::Text => explanations.iter().map(|e| explain_view::text(e, run.is_some())).collect::<String>(),
     });
+    Ok(())
+}
+
+/// `hephy gc`: under the run lock, removes the blobs no recorded image references.
+fn gc(file: &FileArg, state: &StateArg, lock_timeout: f64) -> Result<(), Failure> {
+    let path = graph_path(file)?;
+    let dir = fastpath::state_dir(&path, state.dir.as_deref());
+    let secs = if lock_timeout.is_finite() { lock_timeout.clamp(0.0, 86_400.0) } else { 0.0 };
+    let _lock = RunLock::acquire(&dir, Duration::from_secs_f64(secs)).map_err(Failure::State)?;
+    let snapshot = State::open(&dir).and_then(|s| s.snapshot()).map_err(Failure::State)?;
+    let collected = hephy_stdlib::collect_garbage(&snapshot, &dir).map_err(|message| {
+        Failure::Input(Problems::single(
+            "hephy",
+            Problem::new(Code::Io, message)
+                .help("nothing was removed; run `hephy run`, then `hephy gc` again"),
+        ))
+    })?;
+    #[expect(clippy::cast_precision_loss, reason = "a size shown in MB")]
+    let megabytes = collected.bytes as f64 / 1_000_000.0;
+    print(&format!(
+        "removed {} files ({megabytes:.1} MB) from `{}`; kept {} blobs\n",
+        collected.files,
+        dir.join("oci").display(),
+        collected.kept
+    ));
     Ok(())
 }
 
