@@ -580,7 +580,7 @@ fn gc(file: &FileArg, state: &StateArg, lock_timeout: f64) -> Result<(), Failure
     print(&format!(
         "removed {} files ({megabytes:.1} MB) from `{}`; kept {} blobs\n",
         collected.files,
-        dir.join("oci").display(),
+        dir.strip_prefix(".").unwrap_or(&dir).join("oci").display(),
         collected.kept
     ));
     Ok(())
