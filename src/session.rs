@@ -168,8 +168,9 @@ impl Session {
         // A node is fresh only if its output is still there: checked once per recorded node.
         let outputs = hephy_stdlib::Outputs::new(&model, &state_dir, selection.offline);
         options.missing = hephy_engine::missing_outputs(&graph, &snapshot, &outputs);
-        let evidence = outputs.evidence();
         clock.lap("check outputs");
+        let evidence = outputs.evidence();
+        clock.lap("list what it saw");
         if let Some(rev) = &selection.since {
             options.changed = crate::since::changed(&model, &graph, &inputs, &upstreams, &bases, rev)?;
             let roots: Vec<NodeIndex> = options.changed.keys().copied().collect();

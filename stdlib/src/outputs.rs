@@ -22,7 +22,7 @@ use hephy_dsl::{Definition, Model};
 use hephy_engine::{Graph, Node, NodeKind, OutputCheck, Snapshot};
 use serde_json::{Value, json};
 
-use crate::oci::layout::{Layout, REF_NAME, valid_digest};
+use crate::oci::layout::{Layout, Looked, REF_NAME, valid_digest};
 use crate::oci::{layout_name, platform_json};
 use crate::reference;
 use crate::registry::{Client, Reference};
@@ -31,8 +31,8 @@ use crate::registry::{Client, Reference};
 /// (reference by digest, which must still answer).
 #[derive(Debug, Default, Clone)]
 pub struct Evidence {
-    /// Files of the image layout, absolute.
-    pub files: BTreeSet<PathBuf>,
+    /// Files of the image layout, absolute, each once.
+    pub files: Vec<PathBuf>,
     /// `repository@digest` references asked by `HEAD`.
     pub manifests: BTreeSet<String>,
 }
@@ -45,7 +45,8 @@ pub struct Outputs<'m> {
     offline: bool,
     client: Client,
     names: OnceLock<Option<BTreeMap<String, String>>>,
-    evidence: Mutex<Evidence>,
+    looked: Looked,
+    manifests: Mutex<BTreeSet<String>>,
 }
 
 impl<'m> Outputs<'m> {
@@ -57,27 +58,30 @@ impl<'m> Outputs<'m> {
             offline,
             client: Client::once_only(),
             names: OnceLock::new(),
-            evidence: Mutex::new(Evidence::default()),
+            looked: Looked::default(),
+            manifests: Mutex::new(BTreeSet::new()),
         }
     }
 
     /// Everything the checks so far looked at.
     pub fn evidence(&self) -> Evidence {
-        self.evidence.lock().map(|e| e.clone()).unwrap_or_default()
+        let mut blobs = self.looked.blobs();
+        blobs.sort_unstable();
+        let mut files: Vec<PathBuf> = Vec::with_capacity(blobs.len() + 1);
+        if self.names.get().is_some() {
+            files.push(self.layout.index_path());
+        }
+        files.extend(blobs.iter().map(|digest| self.layout.blob_path(digest)));
+        Evidence { files, manifests: self.manifests.lock().map(|m| m.clone()).unwrap_or_default() }
     }
 
     fn in_layout(&self, node: &Node, output: &str) -> bool {
-        let mut seen = vec![self.layout.index_path()];
         let named = self
             .names
             .get_or_init(|| self.layout.names())
             .as_ref()
             .is_some_and(|names| names.get(&layout_name(node)).is_some_and(|d| d == output));
-        let whole = named && self.layout.whole(output, &mut seen);
-        if let Ok(mut evidence) = self.evidence.lock() {
-            evidence.files.extend(seen);
-        }
-        whole
+        named && self.layout.whole(output, &self.looked)
     }
 
     fn in_registry(&self, node: &Node, output: &str) -> bool {
@@ -85,8 +89,8 @@ impl<'m> Outputs<'m> {
             return true;
         }
         let text = format!("{}@{output}", reference::repository(self.model, node));
-        if let Ok(mut evidence) = self.evidence.lock() {
-            evidence.manifests.insert(text.clone());
+        if let Ok(mut manifests) = self.manifests.lock() {
+            manifests.insert(text.clone());
         }
         registry_holds(&self.client, &text).unwrap_or(true)
     }

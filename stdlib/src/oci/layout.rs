@@ -62,6 +62,21 @@ pub(crate) fn valid_digest(digest: &str) -> bool {
     digest.strip_prefix("sha256:").is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// What checks of whole images found, shared by the checks of one plan: per manifest whether
+/// it is whole, per blob its size (`None`: not here).
+#[derive(Debug, Default)]
+pub(crate) struct Looked {
+    manifests: Mutex<std::collections::HashMap<String, bool>>,
+    sizes: Mutex<std::collections::HashMap<String, Option<u64>>>,
+}
+
+impl Looked {
+    /// The digests of every blob looked at.
+    pub(crate) fn blobs(&self) -> Vec<String> {
+        self.sizes.lock().map(|s| s.keys().cloned().collect()).unwrap_or_default()
+    }
+}
+
 /// An OCI image layout on disk.
 #[derive(Debug)]
 pub(crate) struct Layout {
@@ -111,37 +126,57 @@ impl Layout {
 
     /// Whether the manifest or index `digest` is here whole: its bytes match its digest, and
     /// every blob it names (config and layers, or the manifests of an index, themselves whole)
-    /// is present at its size. Each file looked at is added to `seen`.
-    pub(crate) fn whole(&self, digest: &str, seen: &mut Vec<PathBuf>) -> bool {
-        seen.push(self.blob_path(digest));
+    /// is present at its size. What it found is kept in `looked` (each blob is looked at once,
+    /// however many images share it).
+    pub(crate) fn whole(&self, digest: &str, looked: &Looked) -> bool {
+        if let Some(known) = looked.manifests.lock().ok().and_then(|m| m.get(digest).copied()) {
+            return known;
+        }
+        let whole = self.check_manifest(digest, looked);
+        if let Ok(mut manifests) = looked.manifests.lock() {
+            manifests.insert(digest.to_owned(), whole);
+        }
+        whole
+    }
+
+    fn check_manifest(&self, digest: &str, looked: &Looked) -> bool {
+        fn sized(entry: &Value) -> Option<(&str, u64)> {
+            entry["digest"].as_str().zip(entry["size"].as_u64())
+        }
+        if self.size(digest, looked).is_none() {
+            return false;
+        }
         let Some(bytes) = self.read(digest) else { return false };
         if sha256(&bytes) != digest {
             return false;
         }
         let Ok(manifest) = serde_json::from_slice::<Value>(&bytes) else { return false };
-        fn sized(entry: &Value) -> Option<(&str, u64)> {
-            entry["digest"].as_str().zip(entry["size"].as_u64())
-        }
         for (child, size) in manifest["manifests"].as_array().into_iter().flatten().filter_map(sized) {
-            if !self.whole(child, seen)
-                || fs::metadata(self.blob_path(child)).map(|m| m.len()).ok() != Some(size)
-            {
+            if self.size(child, looked) != Some(size) || !self.whole(child, looked) {
                 return false;
             }
         }
         let blobs =
             std::iter::once(&manifest["config"]).chain(manifest["layers"].as_array().into_iter().flatten());
-        for entry in blobs.filter(|e| !e.is_null()) {
-            let Some((blob, size)) = sized(entry) else { return false };
-            let path = self.blob_path(blob);
-            seen.push(path.clone());
-            let present = valid_digest(blob)
-                && fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.len() == size);
-            if !present {
-                return false;
-            }
+        blobs
+            .filter(|e| !e.is_null())
+            .all(|entry| sized(entry).is_some_and(|(blob, size)| self.size(blob, looked) == Some(size)))
+    }
+
+    /// The size of blob `digest` (a regular file), looked at once.
+    fn size(&self, digest: &str, looked: &Looked) -> Option<u64> {
+        if let Some(known) = looked.sizes.lock().ok().and_then(|s| s.get(digest).copied()) {
+            return known;
         }
-        true
+        let size = valid_digest(digest)
+            .then(|| fs::symlink_metadata(self.blob_path(digest)).ok())
+            .flatten()
+            .filter(fs::Metadata::is_file)
+            .map(|m| m.len());
+        if let Ok(mut sizes) = looked.sizes.lock() {
+            sizes.insert(digest.to_owned(), size);
+        }
+        size
     }
 
     /// The entries of `index.json` by name (their digests); empty when there is no index yet,
