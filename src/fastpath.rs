@@ -19,6 +19,12 @@
 //! A folder whose times changed is compared by its entries (names and kinds), so saving a file
 //! by renaming a new one over it (as many editors do) is a change to that file alone.
 //!
+//! A stamp also records what the check of recorded outputs looked at (the image layout's
+//! `index.json` and the blobs of each image, by stat; with a registry, each image's manifest,
+//! asked again by `HEAD`) and the state database's own stat (taken after its write-ahead log is
+//! folded in): an image deleted or damaged, or a state database written or damaged by anyone
+//! since, means the ordinary plan, which finds the output missing or the state unreadable.
+//!
 //! It is conservative: a stamp is written only for an all-fresh plan with no selection flags,
 //! and only for graphs whose plan depends on nothing else (no upstream git sources, no secrets,
 //! no builder but the built-in `oci` whose identity is this binary); a file changed within the
@@ -84,8 +90,11 @@ struct Stamp {
     /// whose times changed but whose entries did not (a file saved by renaming a new one over
     /// it) lists the same, so it changes nothing.
     listings: Vec<(usize, String)>,
-    /// Files outside the graph's folder the plan read (the base images' digests), absolute.
+    /// Files outside the graph's folder the plan read (the base images' digests, the state
+    /// database, the image layout's files its output check looked at), absolute.
     extra: Vec<(String, Option<Seen>)>,
+    /// Registry manifests (`repository@digest`) the output check found, asked again.
+    manifests: Vec<String>,
     /// The blake3 of each stored output, so a damaged one is never printed.
     text_blake3: String,
     json_blake3: String,
@@ -150,6 +159,12 @@ fn stampable(model: &Model) -> bool {
         && model.tasks.iter().all(|t| t.secrets.is_empty())
 }
 
+/// The state database of `state_dir`, absolute, as the stamp names it.
+fn state_db(state_dir: &Path) -> String {
+    let db = state_dir.join("state.db");
+    std::path::absolute(&db).unwrap_or(db).display().to_string()
+}
+
 /// The state folder of the graph at `graph` (`--state`, else `.hephy` beside it).
 pub(crate) fn state_dir(graph: &Path, state: Option<&Path>) -> PathBuf {
     let root = graph.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -199,12 +214,17 @@ fn compare(
         })
         .map(|(i, _)| i)
         .collect();
-    if !stamp.extra.iter().all(|(path, seen)| Seen::of(Path::new(path)) == *seen) {
+    if !stamp.extra.par_iter().all(|(path, seen)| Seen::of(Path::new(path)) == *seen) {
         return None;
     }
-    // Last: a run since (any run, even one that built nothing) means the ordinary plan.
+    // A run since (any run, even one that built nothing) means the ordinary plan.
     let store = hephy_engine::State::open(&state_dir).ok()?;
     if store.last_run().ok()? != stamp.last_run {
+        return None;
+    }
+    drop(store);
+    // Last, as the slowest: the registry still holds every image.
+    if !stamp.manifests.is_empty() && !hephy_stdlib::registry_holds_all(&stamp.manifests) {
         return None;
     }
     Some((stamp, changed))
@@ -373,6 +393,14 @@ pub(crate) fn advance(graph: &Path, state: Option<&Path>, run_id: i64) {
         return;
     };
     stamp.last_run = Some(run_id);
+    // The run changed the database: the stamp takes its stat now (the run's store is closed,
+    // so its log is folded in).
+    let db = state_db(&state_dir(graph, state));
+    for (path, seen) in &mut stamp.extra {
+        if *path == db {
+            *seen = Seen::of(Path::new(path));
+        }
+    }
     let Ok(bytes) = postcard::to_stdvec(&stamp) else { return };
     let temp = path.with_extension("stamp.tmp");
     if std::fs::write(&temp, bytes).is_err() || std::fs::rename(&temp, &path).is_err() {
@@ -461,6 +489,13 @@ fn stamp(
     if graph_seen.racy(now) || bases_seen.is_some_and(|s| s.racy(now)) {
         return None;
     }
+    // The database's stat with its log folded in, so that it changes exactly when the state
+    // does. Blobs and the database are not racy: written once by rename, or by hephy itself.
+    session.state.checkpoint();
+    let db = state_db(&session.state_dir);
+    let mut extra = vec![(bases.display().to_string(), bases_seen), (db.clone(), Seen::of(Path::new(&db)))];
+    let files: Vec<&PathBuf> = session.evidence.files.iter().collect();
+    extra.par_extend(files.par_iter().map(|p| (p.display().to_string(), Seen::of(p))));
     let memo = match &session.model.registry {
         Some(_) => None,
         // A memo that cannot be made costs the memo, never the stamp.
@@ -475,7 +510,8 @@ fn stamp(
         last_run: session.state.last_run().ok()?,
         paths: seen,
         listings,
-        extra: vec![(bases.display().to_string(), bases_seen)],
+        extra,
+        manifests: session.evidence.manifests.iter().cloned().collect(),
         text_blake3: blake3::hash(text.as_bytes()).to_hex().to_string(),
         json_blake3: blake3::hash(json.as_bytes()).to_hex().to_string(),
         memo_blake3: memo.as_ref().map(|m| blake3::hash(m).to_hex().to_string()),

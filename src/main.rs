@@ -179,6 +179,17 @@ enum Command {
     },
     /// Print hephy's man page (`hephy man > hephy.1 && man ./hephy.1`).
     Man,
+    /// Remove from the image layout (`.hephy/oci`) every blob no recorded image references,
+    /// and the temporaries a killed run left.
+    Gc {
+        #[command(flatten)]
+        file: FileArg,
+        #[command(flatten)]
+        state: StateArg,
+        /// Seconds to wait for a running `hephy run` on the same state to finish.
+        #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+        lock_timeout: f64,
+    },
     /// Export the build graph.
     Graph {
         #[command(flatten)]
@@ -315,8 +326,17 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
         Err(Failure::State(e)) => {
-            let help = match e {
-                StateError::Locked { .. } => "wait for it to finish, or raise --lock-timeout",
+            let help = match (&e, e.passing()) {
+                (StateError::Locked { .. }, _) => "wait for it to finish, or raise --lock-timeout",
+                (StateError::Symlink { .. }, _) => {
+                    "remove the link; the state folder belongs to this machine and is never committed (list `.hephy/` in `.gitignore`)"
+                }
+                (_, Some(hephy_engine::Passing::ReadOnly)) => {
+                    "the state folder cannot be written (a read-only file system, or no permission); nothing recorded was lost: make it writable and run again, retrying is safe"
+                }
+                (_, Some(hephy_engine::Passing::Full)) => {
+                    "the disk is full; nothing recorded was lost: free some space and run again, retrying is safe"
+                }
                 _ => "move the state folder aside (or choose another with --state) to start afresh",
             };
             eprintln!("error: {e}\n  help: {help}");
@@ -336,6 +356,7 @@ fn default_file(command: &mut Command, path: PathBuf) {
         | Command::Explain { file, .. }
         | Command::Log { file, .. }
         | Command::Ci { file, .. }
+        | Command::Gc { file, .. }
         | Command::Graph { file, .. } => file,
         Command::Import { .. }
         | Command::Init { .. }
@@ -415,6 +436,7 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
                 if let Some(nothing) =
                     fastpath::nothing_to_do(&path, state.dir.as_deref(), &selection, style.color())
                 {
+                    hephy_stdlib::clean_temporaries(&dir);
                     let run_id = record_nothing_to_do(&dir, &command, nothing, reporter.as_mut(), *format)?;
                     fastpath::advance(&path, state.dir.as_deref(), run_id);
                     return Ok(());
@@ -423,6 +445,16 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
             let model = load_path(&path)?;
             let _lock = RunLock::acquire(&dir, timeout).map_err(Failure::State)?;
             let mut session = Session::open(model, state.dir.as_deref(), &selection)?;
+            // Under the lock: temporaries a killed run left go, and the layout names every
+            // image the state records (a damaged `index.json` is rebuilt, never truncated).
+            if let Err(e) = hephy_stdlib::prepare_layout(
+                &session.model,
+                &session.graph,
+                &session.snapshot,
+                &session.state_dir,
+            ) {
+                eprintln!("warning: the image layout cannot be repaired: {e}");
+            }
             let cancel = Arc::new(AtomicBool::new(false));
             let signal = cancel_on_signals(&cancel);
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
@@ -555,6 +587,7 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
                 None => print(&imported.text),
             }
         }
+        Command::Gc { file, state, lock_timeout } => gc(file, state, *lock_timeout)?,
         Command::Init { dir, format, stdout } => init(dir, *format, *stdout)?,
         Command::Completions { shell } => {
             let mut out = Vec::new();
@@ -685,6 +718,31 @@ fn explain(
         Format::Json => format!("{}\n", serde_json::to_string_pretty(&explanations).unwrap_or_default()),
         Format::Text => explanations.iter().map(|e| explain_view::text(e, run.is_some())).collect::<String>(),
     });
+    Ok(())
+}
+
+/// `hephy gc`: under the run lock, removes the blobs no recorded image references.
+fn gc(file: &FileArg, state: &StateArg, lock_timeout: f64) -> Result<(), Failure> {
+    let path = graph_path(file)?;
+    let dir = fastpath::state_dir(&path, state.dir.as_deref());
+    let secs = if lock_timeout.is_finite() { lock_timeout.clamp(0.0, 86_400.0) } else { 0.0 };
+    let _lock = RunLock::acquire(&dir, Duration::from_secs_f64(secs)).map_err(Failure::State)?;
+    let snapshot = State::open(&dir).and_then(|s| s.snapshot()).map_err(Failure::State)?;
+    let collected = hephy_stdlib::collect_garbage(&snapshot, &dir).map_err(|message| {
+        Failure::Input(Problems::single(
+            "hephy",
+            Problem::new(Code::Io, message)
+                .help("nothing was removed; run `hephy run`, then `hephy gc` again"),
+        ))
+    })?;
+    #[expect(clippy::cast_precision_loss, reason = "a size shown in MB")]
+    let megabytes = collected.bytes as f64 / 1_000_000.0;
+    print(&format!(
+        "removed {} files ({megabytes:.1} MB) from `{}`; kept {} blobs\n",
+        collected.files,
+        dir.strip_prefix(".").unwrap_or(&dir).join("oci").display(),
+        collected.kept
+    ));
     Ok(())
 }
 

@@ -21,6 +21,8 @@ pub(crate) struct Session {
     pub(crate) upstreams: hephy_stdlib::Upstreams,
     /// Every input file and folder the plan looked at (for the no-op stamp).
     pub(crate) watched: hephy_engine::Watched,
+    /// What the check of recorded outputs looked at (for the no-op stamp).
+    pub(crate) evidence: hephy_stdlib::Evidence,
 }
 
 /// What the user asked to force.
@@ -163,6 +165,12 @@ impl Session {
         store.save_stats(&inputs.fresh_stats);
         clock.lap("save stat cache");
         let mut options = options;
+        // A node is fresh only if its output is still there: checked once per recorded node.
+        let outputs = hephy_stdlib::Outputs::new(&model, &state_dir, selection.offline);
+        options.missing = hephy_engine::missing_outputs(&graph, &snapshot, &outputs);
+        clock.lap("check outputs");
+        let evidence = outputs.evidence();
+        clock.lap("list what it saw");
         if let Some(rev) = &selection.since {
             options.changed = crate::since::changed(&model, &graph, &inputs, &upstreams, &bases, rev)?;
             let roots: Vec<NodeIndex> = options.changed.keys().copied().collect();
@@ -215,7 +223,18 @@ impl Session {
             require_fresh_deps(&graph, &unrestricted, &snapshot, &only_nodes)?;
         }
         let watched = inputs.watched;
-        Ok(Session { model, graph, state_dir, state: store, snapshot, plan, exclusions, upstreams, watched })
+        Ok(Session {
+            model,
+            graph,
+            state_dir,
+            state: store,
+            snapshot,
+            plan,
+            exclusions,
+            upstreams,
+            watched,
+            evidence,
+        })
     }
 }
 

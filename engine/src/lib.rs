@@ -41,11 +41,14 @@ pub use inputs::{
 pub use key::{InputManifest, KEY_VERSION, Key, files_digest};
 pub use open::{open_beneath, open_no_symlinks, open_regular};
 pub use petgraph::graph::NodeIndex;
-pub use plan::{Action, Plan, PlanOptions, Reason, Reasons, Step, differences, plan};
+pub use plan::{
+    Action, OutputCheck, Plan, PlanOptions, Reason, Reasons, Step, differences, missing_outputs, plan,
+};
 pub use run::{
     Event, Job, Message, Outcome, Reporter, RunOptions, SkipReason, Summary, Work, file_name, run,
 };
 pub use sorted::{SortedMap, Text};
 pub use state::{
-    Failure, NodeResult, Record, RunLock, RunNode, RunSummary, SCHEMA_VERSION, Snapshot, State, StateError,
+    Failure, NodeResult, Passing, Record, RunLock, RunNode, RunSummary, SCHEMA_VERSION, Snapshot, State,
+    StateError, check_state_dir,
 };

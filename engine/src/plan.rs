@@ -14,7 +14,7 @@ use std::sync::{Arc, LazyLock};
 use petgraph::graph::NodeIndex;
 use rayon::prelude::*;
 
-use crate::graph::Graph;
+use crate::graph::{Graph, Node};
 use crate::inputs::{Inputs, NodeInputs};
 use crate::key::{DepValue, InputManifest, Key, key_of};
 use crate::sorted::SortedMap;
@@ -291,6 +291,33 @@ pub struct PlanOptions {
     /// When set, only these nodes may build (a schedule or `--since` and their dependents);
     /// every other node is `skip`, whatever its state.
     pub only: Option<HashSet<NodeIndex>>,
+    /// Nodes whose recorded output is gone or damaged ([`missing_outputs`]): they rebuild for
+    /// `output_missing`, whatever their key.
+    pub missing: HashSet<NodeIndex>,
+}
+
+/// Whether a node's recorded output still exists. The engine knows keys, not what an output
+/// is: whoever does the nodes' work (`hephy-stdlib`: an image in the OCI layout or the
+/// registry) supplies this, and planning asks it once per recorded node, through
+/// [`missing_outputs`]. A check must be cheap (a stat of a few files, a `HEAD`), never a
+/// rehash of the output; when it cannot tell (a registry out of reach), it says present.
+pub trait OutputCheck: Sync {
+    /// Whether `output`, recorded as `node`'s last successful build, is still there, whole.
+    fn exists(&self, node: &Node, output: &str) -> bool;
+}
+
+/// The nodes of `graph` with a record in `state` whose output `check` cannot find, checked in
+/// parallel.
+pub fn missing_outputs(graph: &Graph, state: &Snapshot, check: &dyn OutputCheck) -> HashSet<NodeIndex> {
+    graph
+        .order()
+        .par_iter()
+        .filter(|&&index| {
+            let node = graph.node(index);
+            state.records.get(node.id.as_str()).is_some_and(|record| !check.exists(node, &record.output))
+        })
+        .copied()
+        .collect()
 }
 
 impl PlanOptions {
@@ -500,9 +527,8 @@ fn plan_step<'a>(
                     None => reasons.push(Reason::StateUnreadable),
                 }
             }
-            if let Some(now) = own.and_then(|i| i.outputs_now.as_ref())
-                && *now != record.output
-            {
+            let changed = own.and_then(|i| i.outputs_now.as_ref()).is_some_and(|now| *now != record.output);
+            if changed || options.missing.contains(&index) {
                 reasons.push(Reason::OutputMissing);
             }
         }
@@ -722,6 +748,30 @@ mod tests {
         // `c` failed last time, and its dependency `b` is rebuilt (pending, so its key moved).
         assert_eq!(reasons(c), [Reason::LastRunFailed, Reason::DependencyRebuilt { node: "b".to_owned() }]);
         assert_eq!(reasons(d), [Reason::DependencyRebuilt { node: "c".to_owned() }]);
+    }
+
+    /// A node whose recorded output is gone rebuilds for `output_missing`, whatever its key,
+    /// and its dependents follow; the check is asked about recorded nodes only.
+    #[test]
+    fn a_missing_output_rebuilds_its_node() {
+        struct Gone(&'static str);
+        impl OutputCheck for Gone {
+            fn exists(&self, node: &Node, output: &str) -> bool {
+                assert_eq!(output, format!("blake3:{}", node.id));
+                node.id.as_str() != self.0
+            }
+        }
+        let state = all_built(ABCD);
+        let (graph, _, _) = planned(&state);
+        let [a, b, c] = ["a", "b", "c"].map(|id| graph.find(id).expect("node"));
+        let missing = missing_outputs(&graph, &state, &Gone("b"));
+        assert_eq!(missing, HashSet::from([b]));
+        assert!(missing_outputs(&graph, &Snapshot::default(), &Gone("b")).is_empty());
+        let (_, _, plan) = planned_with(ABCD, &state, &PlanOptions { missing, ..PlanOptions::default() });
+        let step = |n: NodeIndex| plan.step(n).expect("planned");
+        assert_eq!((step(a).action, step(a).reasons.is_empty()), (Action::Skip, true));
+        assert_eq!((step(b).action, &*step(b).reasons), (Action::Build, &[Reason::OutputMissing][..]));
+        assert_eq!(&*step(c).reasons, [Reason::DependencyRebuilt { node: "b".to_owned() }]);
     }
 
     /// `only` leaves every other node alone, whatever its state; an output the registry holds

@@ -94,6 +94,13 @@ pub enum StateError {
         /// Its version.
         found: i64,
     },
+    /// The state folder, or something in it, is a symbolic link: writing through it would
+    /// write wherever it points (a repository can commit `.hephy/lock` → `~/.bashrc`).
+    #[error("`{path}` is a symbolic link; hephy keeps its state only in a real folder of real files")]
+    Symlink {
+        /// The link.
+        path: PathBuf,
+    },
     /// Another `hephy run` holds the lock.
     #[error("another `hephy run` (pid {pid}) is using `{path}`; waited {waited:?}")]
     Locked {
@@ -104,6 +111,73 @@ pub enum StateError {
         /// How long this process waited.
         waited: Duration,
     },
+}
+
+/// A passing condition of the file system behind a [`StateError`]: the state is intact, and
+/// once the condition is fixed, running again is safe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Passing {
+    /// The state folder cannot be written (a read-only file system, or no permission).
+    ReadOnly,
+    /// The file system is full (or a quota is reached).
+    Full,
+}
+
+impl StateError {
+    /// The passing condition behind this error, if it is one.
+    pub fn passing(&self) -> Option<Passing> {
+        use rusqlite::ErrorCode;
+        match self {
+            StateError::Sqlite { source: rusqlite::Error::SqliteFailure(e, _), path } => match e.code {
+                ErrorCode::ReadOnly => Some(Passing::ReadOnly),
+                ErrorCode::DiskFull => Some(Passing::Full),
+                // SQLite says only that it could not open or write: ask the folder.
+                ErrorCode::CannotOpen | ErrorCode::SystemIoFailure => {
+                    probe(path.parent().unwrap_or(Path::new(".")))
+                }
+                _ => None,
+            },
+            StateError::Io { source, .. } => passing(source),
+            _ => None,
+        }
+    }
+}
+
+fn passing(error: &std::io::Error) -> Option<Passing> {
+    use std::io::ErrorKind;
+    match error.kind() {
+        ErrorKind::ReadOnlyFilesystem | ErrorKind::PermissionDenied => Some(Passing::ReadOnly),
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded => Some(Passing::Full),
+        _ => None,
+    }
+}
+
+/// Whether `dir` can take a small new file, as a [`Passing`] condition if not.
+fn probe(dir: &Path) -> Option<Passing> {
+    let path = dir.join(format!(".probe-{}", std::process::id()));
+    let written =
+        OpenOptions::new().write(true).create_new(true).open(&path).and_then(|mut f| f.write_all(&[0; 4096]));
+    let _ = fs::remove_file(&path);
+    written.err().as_ref().and_then(passing)
+}
+
+/// Refuses a state folder that is a symbolic link or holds one (at its top, or at the top of
+/// its image layout, `oci/`): hephy would write through it. A folder that does not exist yet
+/// is fine (it is created as a real folder).
+pub fn check_state_dir(dir: &Path) -> Result<(), StateError> {
+    let symlink = |path: &Path| fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if symlink(dir) {
+        return Err(StateError::Symlink { path: dir.to_path_buf() });
+    }
+    for folder in [dir.to_path_buf(), dir.join("oci"), dir.join("oci").join("blobs")] {
+        let Ok(entries) = fs::read_dir(&folder) else { continue };
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+                return Err(StateError::Symlink { path: folder.join(entry.file_name()) });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The last successful build of a node.
@@ -222,6 +296,7 @@ fn now_secs() -> i64 {
 impl State {
     /// Opens (creating and migrating as needed) the database in `dir`.
     pub fn open(dir: &Path) -> Result<State, StateError> {
+        check_state_dir(dir)?;
         fs::create_dir_all(dir).map_err(|source| StateError::Io { path: dir.to_path_buf(), source })?;
         let path = dir.join("state.db");
         let sql = |source| StateError::Sqlite { path: path.clone(), source };
@@ -542,6 +617,13 @@ impl State {
         self.conn.query_row("SELECT MAX(id) FROM runs", [], |r| r.get(0)).map_err(self.sql())
     }
 
+    /// Folds the write-ahead log into the database file and empties it, so the file alone
+    /// holds the state (its stat then changes when, and only when, the state does). Best
+    /// effort: a reader elsewhere may keep it from completing.
+    pub fn checkpoint(&self) {
+        let _ = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    }
+
     /// `PRAGMA integrity_check`: `ok` for a sound database.
     pub fn integrity_check(&self) -> Result<String, StateError> {
         self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(self.sql())
@@ -557,6 +639,7 @@ pub struct RunLock {
 impl RunLock {
     /// Takes the lock in `dir`, waiting up to `timeout` for another run to finish.
     pub fn acquire(dir: &Path, timeout: Duration) -> Result<RunLock, StateError> {
+        check_state_dir(dir)?;
         fs::create_dir_all(dir).map_err(|source| StateError::Io { path: dir.to_path_buf(), source })?;
         let path = dir.join("lock");
         let io = |source| StateError::Io { path: path.clone(), source };

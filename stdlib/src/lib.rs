@@ -18,6 +18,7 @@ mod engines;
 mod external;
 mod git;
 mod oci;
+mod outputs;
 mod process;
 mod reference;
 mod registry;
@@ -33,6 +34,9 @@ pub use cache::RegistryCache;
 pub use check::check;
 pub use git::{Upstreams, resolve_all as resolve_upstreams};
 pub use oci::location;
+pub use outputs::{
+    Collected, Evidence, Outputs, clean_temporaries, collect_garbage, prepare_layout, registry_holds_all,
+};
 pub use remote::serve as serve_remote_build;
 
 use hephy_dsl::{Definition, Model};

@@ -3,10 +3,18 @@
 //!
 //! Blobs are written to a temporary file and renamed into place, so a crash never leaves a
 //! half-written blob under its digest; `index.json` is rewritten the same way, one writer at a
-//! time, its entries sorted by name.
+//! time, its entries sorted by name. Files get the mode the process's umask gives (as every
+//! other tool writes them), not a temporary file's 0600.
+//!
+//! It also answers whether an image is here whole (its manifest's bytes match its digest, and
+//! the blobs it names are present at their sizes: a stat each, no layer is read), rewrites
+//! `index.json` from a list of entries (the state's records: [`crate::outputs`]), removes the
+//! temporaries a killed writer left, and collects the blobs nothing names.
 
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -54,6 +62,21 @@ pub(crate) fn valid_digest(digest: &str) -> bool {
     digest.strip_prefix("sha256:").is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// What checks of whole images found, shared by the checks of one plan: per manifest whether
+/// it is whole, per blob its size (`None`: not here).
+#[derive(Debug, Default)]
+pub(crate) struct Looked {
+    manifests: Mutex<std::collections::HashMap<String, bool>>,
+    sizes: Mutex<std::collections::HashMap<String, Option<u64>>>,
+}
+
+impl Looked {
+    /// The digests of every blob looked at.
+    pub(crate) fn blobs(&self) -> Vec<String> {
+        self.sizes.lock().map(|s| s.keys().cloned().collect()).unwrap_or_default()
+    }
+}
+
 /// An OCI image layout on disk.
 #[derive(Debug)]
 pub(crate) struct Layout {
@@ -88,17 +111,190 @@ impl Layout {
         self.dir.join("blobs").join("sha256").join(hex)
     }
 
-    /// Whether the blob `digest` is here.
+    /// Whether the blob `digest` is here (a regular file: a symbolic link is not a blob).
     pub(crate) fn has(&self, digest: &str) -> bool {
-        valid_digest(digest) && self.blob_path(digest).is_file()
+        valid_digest(digest) && fs::symlink_metadata(self.blob_path(digest)).is_ok_and(|m| m.is_file())
     }
 
     /// The bytes of blob `digest`, if it is here.
     pub(crate) fn read(&self, digest: &str) -> Option<Vec<u8>> {
-        if !valid_digest(digest) {
+        if !self.has(digest) {
             return None;
         }
         fs::read(self.blob_path(digest)).ok()
+    }
+
+    /// Whether the manifest or index `digest` is here whole: its bytes match its digest, and
+    /// every blob it names (config and layers, or the manifests of an index, themselves whole)
+    /// is present at its size. What it found is kept in `looked` (each blob is looked at once,
+    /// however many images share it).
+    pub(crate) fn whole(&self, digest: &str, looked: &Looked) -> bool {
+        if let Some(known) = looked.manifests.lock().ok().and_then(|m| m.get(digest).copied()) {
+            return known;
+        }
+        let whole = self.check_manifest(digest, looked);
+        if let Ok(mut manifests) = looked.manifests.lock() {
+            manifests.insert(digest.to_owned(), whole);
+        }
+        whole
+    }
+
+    fn check_manifest(&self, digest: &str, looked: &Looked) -> bool {
+        fn sized(entry: &Value) -> Option<(&str, u64)> {
+            entry["digest"].as_str().zip(entry["size"].as_u64())
+        }
+        if self.size(digest, looked).is_none() {
+            return false;
+        }
+        let Some(bytes) = self.read(digest) else { return false };
+        if sha256(&bytes) != digest {
+            return false;
+        }
+        let Ok(manifest) = serde_json::from_slice::<Value>(&bytes) else { return false };
+        for (child, size) in manifest["manifests"].as_array().into_iter().flatten().filter_map(sized) {
+            if self.size(child, looked) != Some(size) || !self.whole(child, looked) {
+                return false;
+            }
+        }
+        let blobs =
+            std::iter::once(&manifest["config"]).chain(manifest["layers"].as_array().into_iter().flatten());
+        blobs
+            .filter(|e| !e.is_null())
+            .all(|entry| sized(entry).is_some_and(|(blob, size)| self.size(blob, looked) == Some(size)))
+    }
+
+    /// The size of blob `digest` (a regular file), looked at once.
+    fn size(&self, digest: &str, looked: &Looked) -> Option<u64> {
+        if let Some(known) = looked.sizes.lock().ok().and_then(|s| s.get(digest).copied()) {
+            return known;
+        }
+        let size = valid_digest(digest)
+            .then(|| fs::symlink_metadata(self.blob_path(digest)).ok())
+            .flatten()
+            .filter(fs::Metadata::is_file)
+            .map(|m| m.len());
+        if let Ok(mut sizes) = looked.sizes.lock() {
+            sizes.insert(digest.to_owned(), size);
+        }
+        size
+    }
+
+    /// The entries of `index.json` by name (their digests); empty when there is no index yet,
+    /// `None` when it cannot be read or is damaged.
+    pub(crate) fn names(&self) -> Option<BTreeMap<String, String>> {
+        let path = self.dir.join("index.json");
+        if fs::symlink_metadata(&path).is_err() {
+            return Some(BTreeMap::new());
+        }
+        let index: Value = serde_json::from_slice(&fs::read(path).ok()?).ok()?;
+        index["manifests"]
+            .as_array()?
+            .iter()
+            .map(|entry| {
+                Some((
+                    entry["annotations"][REF_NAME].as_str()?.to_owned(),
+                    entry["digest"].as_str()?.to_owned(),
+                ))
+            })
+            .collect()
+    }
+
+    /// The path of `index.json`.
+    pub(crate) fn index_path(&self) -> PathBuf {
+        self.dir.join("index.json")
+    }
+
+    /// Rewrites `index.json` to hold `named` (name → entry, whose blobs must be here) and the
+    /// entries it holds now under other names whose blobs are here; an index that cannot be
+    /// read counts as none. Written only when it changes. Returns whether it was written.
+    pub(crate) fn repair(&self, named: BTreeMap<String, Value>) -> Result<bool, String> {
+        let _one_writer = self.index.lock().map_err(|_| "the layout's lock was poisoned".to_owned())?;
+        let path = self.index_path();
+        let now: Option<Value> = fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let mut entries: BTreeMap<String, Value> = now
+            .as_ref()
+            .and_then(|index| index["manifests"].as_array())
+            .into_iter()
+            .flatten()
+            .filter(|e| e["digest"].as_str().is_some_and(|d| self.has(d)))
+            .filter_map(|e| Some((e["annotations"][REF_NAME].as_str()?.to_owned(), e.clone())))
+            .collect();
+        entries.extend(named);
+        let index = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": entries.into_values().collect::<Vec<_>>(),
+        });
+        if now.as_ref() == Some(&index) || (now.is_none() && index["manifests"] == json!([])) {
+            return Ok(false);
+        }
+        self.init()?;
+        let bytes = serde_json::to_vec_pretty(&index).map_err(|e| e.to_string())?;
+        write_atomically(&path, &bytes)?;
+        Ok(true)
+    }
+
+    /// Removes the temporary files (`.tmp-*`) a killed writer left behind. Call it only while
+    /// no other process writes the layout (holding the run lock). Returns how many.
+    pub(crate) fn clean_temporaries(&self) -> usize {
+        let mut removed = 0;
+        for dir in [self.dir.clone(), self.dir.join("blobs").join("sha256")] {
+            let Ok(entries) = fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with(".tmp-")
+                    && fs::remove_file(entry.path()).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+
+    /// Every blob reachable from `roots` (manifests and indexes), themselves included.
+    pub(crate) fn reachable<'a>(&self, roots: impl IntoIterator<Item = &'a str>) -> HashSet<String> {
+        let mut keep: HashSet<String> = HashSet::new();
+        let mut stack: Vec<String> =
+            roots.into_iter().filter(|d| valid_digest(d)).map(str::to_owned).collect();
+        while let Some(digest) = stack.pop() {
+            if !keep.insert(digest.clone()) {
+                continue;
+            }
+            let Some(parsed) = self.read(&digest).and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            else {
+                continue;
+            };
+            let children = std::iter::once(&parsed["config"])
+                .chain(parsed["layers"].as_array().into_iter().flatten())
+                .chain(parsed["manifests"].as_array().into_iter().flatten());
+            stack.extend(
+                children.filter_map(|c| c["digest"].as_str()).filter(|d| valid_digest(d)).map(str::to_owned),
+            );
+        }
+        keep
+    }
+
+    /// Removes every blob not in `keep`, and every temporary; returns how many files and bytes.
+    pub(crate) fn collect_garbage(&self, keep: &HashSet<String>) -> Result<(usize, u64), String> {
+        let dir = self.dir.join("blobs").join("sha256");
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
+            Err(e) => return Err(format!("cannot list `{}`: {e}", dir.display())),
+        };
+        let (mut files, mut bytes) = (0, 0);
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if keep.contains(&format!("sha256:{name}")) {
+                continue;
+            }
+            let size = entry.metadata().map_or(0, |m| m.len());
+            fs::remove_file(entry.path())
+                .map_err(|e| format!("cannot remove `{}`: {e}", entry.path().display()))?;
+            files += 1;
+            bytes += size;
+        }
+        Ok((files, bytes))
     }
 
     /// Stores `bytes` as a blob of `media_type`.
@@ -123,6 +319,7 @@ impl Layout {
         self.init()?;
         tempfile::Builder::new()
             .prefix(".tmp-")
+            .permissions(fs::Permissions::from_mode(0o666))
             .tempfile_in(self.dir.join("blobs").join("sha256"))
             .map_err(|e| format!("cannot create a file in `{}`: {e}", self.dir.display()))
     }
@@ -186,11 +383,16 @@ impl Layout {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename.
+/// Writes `bytes` to `path` through a temporary file and a rename; the file gets the mode the
+/// umask gives (0644 under the usual 022), as any other tool's.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let fail = |e: std::io::Error| format!("cannot write `{}`: {e}", path.display());
-    let mut file = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(fail)?;
+    let mut file = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .permissions(fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(fail)?;
     file.write_all(bytes).map_err(fail)?;
     file.as_file().sync_data().map_err(fail)?;
     file.persist(path).map_err(|e| fail(e.error))?;

@@ -55,7 +55,7 @@ pub fn location(model: &Model, node: &Node, output: &str, state_dir: &Path) -> S
 
 /// An image's name in the local layout: `curl`, `kaniko-debug`; `curl:latest` for a tag;
 /// `curl.linux-arm64` for one platform.
-fn layout_name(node: &Node) -> String {
+pub(crate) fn layout_name(node: &Node) -> String {
     let base = match &node.target {
         Some(target) => format!("{}-{target}", node.name()),
         None => node.name().to_owned(),
@@ -67,7 +67,7 @@ fn layout_name(node: &Node) -> String {
     }
 }
 
-fn platform_json(platform: &Platform) -> Value {
+pub(crate) fn platform_json(platform: &Platform) -> Value {
     let mut p = json!({ "architecture": platform.arch(), "os": platform.os() });
     if let Some(v) = platform.variant() {
         p["variant"] = json!(v);

@@ -1,0 +1,217 @@
+//! Whether what the state records as built is still there, and keeping hephy's image layout in
+//! step with the records.
+//!
+//! [`Outputs`] is the engine's [`OutputCheck`] for images: without a registry, an image of the
+//! built-in builder must be named in `.hephy/oci/index.json` with its recorded digest and be
+//! there whole (a read of its small manifest and a stat of each blob it names, never a read of
+//! a layer); with a registry, its manifest must answer a `HEAD` by digest (unless `--offline`;
+//! a registry out of reach cannot say an image is gone). Tasks' declared outputs are checked by
+//! the engine itself (`outputs_now`); images of external builders without a registry live in
+//! that builder's storage and are not checked. It remembers every file and manifest it looked
+//! at ([`Evidence`]), so the CLI's no-op stamp can tell, cheaply, whether they all still hold.
+//!
+//! [`prepare_layout`] repairs `index.json` from the records of every image (never truncating it
+//! to what one run built) and removes temporaries a killed run left; [`collect_garbage`]
+//! (`hephy gc`) removes the blobs no recorded image references.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use hephy_dsl::{Definition, Model};
+use hephy_engine::{Graph, Node, NodeKind, OutputCheck, Snapshot};
+use serde_json::{Value, json};
+
+use crate::oci::layout::{Layout, Looked, REF_NAME, valid_digest};
+use crate::oci::{layout_name, platform_json};
+use crate::reference;
+use crate::registry::{Client, Reference};
+
+/// What an output check looked at: files (which must keep their stat) and registry manifests
+/// (reference by digest, which must still answer).
+#[derive(Debug, Default, Clone)]
+pub struct Evidence {
+    /// Files of the image layout, absolute, each once.
+    pub files: Vec<PathBuf>,
+    /// `repository@digest` references asked by `HEAD`.
+    pub manifests: BTreeSet<String>,
+}
+
+/// The check of images' outputs for one graph (see the module doc).
+#[derive(Debug)]
+pub struct Outputs<'m> {
+    model: &'m Model,
+    layout: Layout,
+    offline: bool,
+    client: Client,
+    names: OnceLock<Option<BTreeMap<String, String>>>,
+    looked: Looked,
+    manifests: Mutex<BTreeSet<String>>,
+}
+
+impl<'m> Outputs<'m> {
+    /// The check for `model`, whose state is in `state_dir`; `offline` trusts the registry.
+    pub fn new(model: &'m Model, state_dir: &Path, offline: bool) -> Outputs<'m> {
+        Outputs {
+            model,
+            layout: layout_of(state_dir),
+            offline,
+            client: Client::once_only(),
+            names: OnceLock::new(),
+            looked: Looked::default(),
+            manifests: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// Everything the checks so far looked at.
+    pub fn evidence(&self) -> Evidence {
+        let mut blobs = self.looked.blobs();
+        blobs.sort_unstable();
+        let mut files: Vec<PathBuf> = Vec::with_capacity(blobs.len() + 1);
+        if self.names.get().is_some() {
+            files.push(self.layout.index_path());
+        }
+        files.extend(blobs.iter().map(|digest| self.layout.blob_path(digest)));
+        Evidence { files, manifests: self.manifests.lock().map(|m| m.clone()).unwrap_or_default() }
+    }
+
+    fn in_layout(&self, node: &Node, output: &str) -> bool {
+        let named = self
+            .names
+            .get_or_init(|| self.layout.names())
+            .as_ref()
+            .is_some_and(|names| names.get(&layout_name(node)).is_some_and(|d| d == output));
+        named && self.layout.whole(output, &self.looked)
+    }
+
+    fn in_registry(&self, node: &Node, output: &str) -> bool {
+        if self.offline || !valid_digest(output) {
+            return true;
+        }
+        let text = format!("{}@{output}", reference::repository(self.model, node));
+        if let Ok(mut manifests) = self.manifests.lock() {
+            manifests.insert(text.clone());
+        }
+        registry_holds(&self.client, &text).unwrap_or(true)
+    }
+}
+
+impl OutputCheck for Outputs<'_> {
+    fn exists(&self, node: &Node, output: &str) -> bool {
+        let Some(Definition::Image(image)) = self.model.definition(node.name()) else { return true };
+        match &self.model.registry {
+            Some(_) => self.in_registry(node, output),
+            None if image.builder == "oci" => self.in_layout(node, output),
+            None => true,
+        }
+    }
+}
+
+/// Whether the registry holds the manifest `text` (`repository@digest`); `None` when it cannot
+/// be asked.
+fn registry_holds(client: &Client, text: &str) -> Option<bool> {
+    let reference = Reference::parse(text).ok()?;
+    let digest = reference.digest.clone()?;
+    client.resolve(&reference).ok().map(|found| found.is_some_and(|d| d == digest))
+}
+
+/// Whether the registry still holds every one of `manifests` (`repository@digest`); `false`
+/// when one is gone or cannot be asked.
+pub fn registry_holds_all(manifests: &[String]) -> bool {
+    let client = Client::once_only();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = manifests
+            .chunks(manifests.len().div_ceil(8).max(1))
+            .map(|chunk| {
+                let client = &client;
+                scope.spawn(move || chunk.iter().all(|m| registry_holds(client, m) == Some(true)))
+            })
+            .collect();
+        handles.into_iter().all(|h| h.join().unwrap_or(false))
+    })
+}
+
+fn layout_of(state_dir: &Path) -> Layout {
+    let state_dir = std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+    Layout::new(state_dir.join("oci"))
+}
+
+/// Readies the image layout for a run (the caller holds the run lock): removes temporaries a
+/// killed run left, and rewrites `index.json` so it names every image the records say is built
+/// here and whose manifest is in the layout (entries of other names whose blobs are here are
+/// kept). Returns how many temporaries were removed.
+pub fn prepare_layout(
+    model: &Model,
+    graph: &Graph,
+    snapshot: &Snapshot,
+    state_dir: &Path,
+) -> Result<usize, String> {
+    let layout = layout_of(state_dir);
+    if std::fs::symlink_metadata(layout.dir()).is_err() {
+        return Ok(0);
+    }
+    let removed = layout.clean_temporaries();
+    let mut named: BTreeMap<String, Value> = BTreeMap::new();
+    for &index in graph.order() {
+        let node = graph.node(index);
+        if node.kind == NodeKind::Task || !matches!(model.definition(node.name()), Some(Definition::Image(_)))
+        {
+            continue;
+        }
+        let Some(record) = snapshot.records.get(node.id.as_str()) else { continue };
+        let Some(bytes) = layout.read(&record.output) else { continue };
+        let media_type = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|v| v["mediaType"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| crate::oci::build::MANIFEST.to_owned());
+        let mut entry = json!({ "mediaType": media_type, "digest": record.output, "size": bytes.len() });
+        if node.kind == NodeKind::Image
+            && let Some(platform) = &node.platform
+        {
+            entry["platform"] = platform_json(platform);
+        }
+        let name = layout_name(node);
+        entry["annotations"] = json!({ REF_NAME: name });
+        named.insert(name, entry);
+    }
+    layout.repair(named)?;
+    Ok(removed)
+}
+
+/// Removes the temporaries a killed run left in the image layout (the caller holds the run
+/// lock); returns how many.
+pub fn clean_temporaries(state_dir: &Path) -> usize {
+    layout_of(state_dir).clean_temporaries()
+}
+
+/// What `hephy gc` removed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Collected {
+    /// Blobs (and temporaries) removed.
+    pub files: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Blobs kept.
+    pub kept: usize,
+}
+
+/// Removes from the layout every blob that no recorded output (of any node the state
+/// remembers, in this graph or not) and no `index.json` entry reaches, and every temporary.
+/// The caller holds the run lock.
+pub fn collect_garbage(snapshot: &Snapshot, state_dir: &Path) -> Result<Collected, String> {
+    let layout = layout_of(state_dir);
+    let mut roots: HashSet<String> = snapshot.records.values().map(|r| r.output.clone()).collect();
+    match layout.names() {
+        Some(names) => roots.extend(names.into_values()),
+        None => {
+            return Err(format!(
+                "`{}` is damaged; `hephy run` repairs it from the state, then collect garbage",
+                layout.index_path().display()
+            ));
+        }
+    }
+    let keep = layout.reachable(roots.iter().map(String::as_str));
+    let (files, bytes) = layout.collect_garbage(&keep)?;
+    let kept = keep.iter().filter(|d| layout.has(d)).count();
+    Ok(Collected { files, bytes, kept })
+}
