@@ -585,8 +585,16 @@ impl Sink {
 
 /// `did you mean `x`?` for the closest of `candidates` to `word`, if one is close enough.
 pub(crate) fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    // The distance is at least the difference in length: a word too long (or short) for a
+    // candidate is not compared (a 5 MB value against each name would take seconds and memory).
+    let length = word.chars().count();
+    let close_in_length = |c: &str| {
+        let other = c.chars().count();
+        length.abs_diff(other) <= (word.len().max(c.len()) / 3).max(1)
+    };
     candidates
         .into_iter()
+        .filter(|c| close_in_length(c))
         .map(|c| (strsim::damerau_levenshtein(word, c), c))
         .filter(|(d, c)| *d <= (word.len().max(c.len()) / 3).max(1))
         .min()
