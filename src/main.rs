@@ -286,6 +286,9 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
     match command {
         Command::Check(file) => {
             let model = load(file)?;
+            if let Some(warnings) = hephy_stdlib::warnings(&model) {
+                diagnostics::warn(&warnings, style::stderr_wants_color());
+            }
             let graph = hephy_engine::compile(&model);
             print(&format!("{}: ok ({} nodes)\n", model.path().display(), graph.len()));
         }

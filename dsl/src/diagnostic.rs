@@ -86,12 +86,21 @@ pub struct Problem {
     labels: Vec<(SourceSpan, String)>,
     help: Option<String>,
     source: Option<Arc<NamedSource<Arc<str>>>>,
+    /// `Some(Warning)` for a warning; `None` is an error.
+    severity: Option<miette::Severity>,
 }
 
 impl Problem {
     /// A problem with no position yet.
     pub fn new(code: Code, message: impl Into<String>) -> Problem {
-        Problem { code, message: message.into(), labels: Vec::new(), help: None, source: None }
+        Problem {
+            code,
+            message: message.into(),
+            labels: Vec::new(),
+            help: None,
+            source: None,
+            severity: None,
+        }
     }
 
     /// Points at `span` with a short label (the first label is the primary one).
@@ -125,6 +134,25 @@ impl Problem {
     }
 
     /// The kind of problem.
+    /// Its spans point into another file than the graph (a Dockerfile): `name` and its `text`.
+    #[must_use]
+    pub fn in_source(mut self, name: &str, text: Arc<str>) -> Problem {
+        self.source = Some(Arc::new(NamedSource::new(name, text)));
+        self
+    }
+
+    /// A warning: reported, but it stops nothing.
+    #[must_use]
+    pub fn warning(mut self) -> Problem {
+        self.severity = Some(miette::Severity::Warning);
+        self
+    }
+
+    /// Whether it is a warning rather than an error.
+    pub fn is_warning(&self) -> bool {
+        self.severity == Some(miette::Severity::Warning)
+    }
+
     pub fn code(&self) -> Code {
         self.code
     }
@@ -151,6 +179,10 @@ impl std::error::Error for Problem {}
 impl Diagnostic for Problem {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         Some(Box::new(self.code.as_str()))
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        self.severity
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
@@ -194,7 +226,9 @@ impl Problems {
 
     /// Problems found by a later stage (a builder's checks), sorted by position.
     pub fn collect(file: &SourceFile, problems: Vec<Problem>) -> Problems {
-        let problems = problems.into_iter().map(|p| p.in_file(file)).collect();
+        // A problem already pointing into another file (a Dockerfile) keeps it.
+        let problems =
+            problems.into_iter().map(|p| if p.source.is_some() { p } else { p.in_file(file) }).collect();
         Problems::new(file.path().display().to_string(), problems)
     }
 

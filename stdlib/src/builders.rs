@@ -91,6 +91,8 @@ pub struct Request {
     pub target: Option<String>,
     /// Build args, the injected image references included.
     pub build_args: Vec<(String, String)>,
+    /// Named build contexts, each an image by digest: `(NAME, registry/dep@sha256:…)`.
+    pub contexts: Vec<(String, String)>,
     /// Where to push: `registry/name:tag`.
     pub destination: String,
     /// Whether the registry is plain HTTP.
@@ -99,6 +101,8 @@ pub struct Request {
     pub digest_file: PathBuf,
     /// Secrets, each a file only the build reads: `(id, file)`.
     pub secrets: Vec<(String, PathBuf)>,
+    /// The ko builder's settings (import path, base image, `go build` environment, ldflags).
+    pub ko: Option<hephy_dsl::KoSettings>,
 }
 
 /// A command to run: program, arguments, extra environment.
@@ -110,6 +114,8 @@ pub struct Rendered {
     pub args: Vec<String>,
     /// Environment it needs.
     pub env: Vec<(String, String)>,
+    /// The folder it runs in (`None`: the graph's folder).
+    pub dir: Option<PathBuf>,
 }
 
 fn path(p: &Path) -> String {
@@ -123,6 +129,7 @@ pub fn render(builder: Builder, request: &Request) -> Option<Rendered> {
     let r = request;
     let mut args: Vec<String> = Vec::new();
     let mut env = Vec::new();
+    let mut dir = None;
     let program = match builder {
         Builder::Oci => return None,
         Builder::Buildah => {
@@ -142,6 +149,9 @@ pub fn render(builder: Builder, request: &Request) -> Option<Rendered> {
             }
             for (k, v) in &r.build_args {
                 args.extend(["--build-arg".to_owned(), format!("{k}={v}")]);
+            }
+            for (name, reference) in &r.contexts {
+                args.extend(["--build-context".to_owned(), format!("{name}=docker-image://{reference}")]);
             }
             if r.insecure {
                 args.push("--tls-verify=false".to_owned());
@@ -194,6 +204,9 @@ pub fn render(builder: Builder, request: &Request) -> Option<Rendered> {
             for (k, v) in &r.build_args {
                 args.extend(["--opt".to_owned(), format!("build-arg:{k}={v}")]);
             }
+            for (name, reference) in &r.contexts {
+                args.extend(["--opt".to_owned(), format!("context:{name}=docker-image://{reference}")]);
+            }
             for (id, file) in &r.secrets {
                 args.extend(["--secret".to_owned(), format!("id={id},src={}", path(file))]);
             }
@@ -227,6 +240,9 @@ pub fn render(builder: Builder, request: &Request) -> Option<Rendered> {
             for (k, v) in &r.build_args {
                 args.extend(["--build-arg".to_owned(), format!("{k}={v}")]);
             }
+            for (name, reference) in &r.contexts {
+                args.extend(["--build-context".to_owned(), format!("{name}=docker-image://{reference}")]);
+            }
             for (id, file) in &r.secrets {
                 args.extend(["--secret".to_owned(), format!("id={id},src={}", path(file))]);
             }
@@ -236,9 +252,22 @@ pub fn render(builder: Builder, request: &Request) -> Option<Rendered> {
         }
         Builder::Ko => {
             let (repository, tag) = r.destination.rsplit_once(':').unwrap_or((&r.destination, "latest"));
+            // With settings, ko runs in the context (an import path like `./cmd/app` is relative
+            // to it) and reads hephy's `.ko.yaml` ([`ko_config`]) beside the digest file.
+            let package = match &r.ko {
+                Some(ko) => {
+                    dir = Some(r.context.clone());
+                    if ko.base_image.is_some() || ko.ldflags.is_some() || !ko.env.is_empty() {
+                        let config = r.digest_file.parent().map_or_else(|| ".".to_owned(), path);
+                        env.push(("KO_CONFIG_PATH".to_owned(), config));
+                    }
+                    ko.import_path.clone().unwrap_or_else(|| ".".to_owned())
+                }
+                None => path(&r.context),
+            };
             args.extend([
                 "build".to_owned(),
-                path(&r.context),
+                package,
                 format!("--platform={}", r.platform),
                 "--bare".to_owned(),
                 format!("--tags={tag}"),
@@ -264,7 +293,35 @@ pub fn render(builder: Builder, request: &Request) -> Option<Rendered> {
             "spin"
         }
     };
-    Some(Rendered { program: program.to_owned(), args, env })
+    Some(Rendered { program: program.to_owned(), args, env, dir })
+}
+
+/// The `.ko.yaml` that carries an image's ko settings: `defaultBaseImage`, and one build of
+/// its import path with the `go build` environment and `-ldflags`. `None` when there is
+/// nothing to say beyond the import path.
+pub(crate) fn ko_config(ko: &hephy_dsl::KoSettings) -> Option<String> {
+    if ko.base_image.is_none() && ko.ldflags.is_none() && ko.env.is_empty() {
+        return None;
+    }
+    // JSON is YAML: every value quoted and escaped by serde_json.
+    let quoted = |s: &str| serde_json::Value::String(s.to_owned()).to_string();
+    let mut out = String::new();
+    if let Some(base) = &ko.base_image {
+        out.push_str(&format!("defaultBaseImage: {}\n", quoted(base)));
+    }
+    out.push_str("builds:\n");
+    out.push_str("  - id: hephy\n    dir: \".\"\n");
+    out.push_str(&format!("    main: {}\n", quoted(ko.import_path.as_deref().unwrap_or("."))));
+    if !ko.env.is_empty() {
+        out.push_str("    env:\n");
+        for (k, v) in &ko.env {
+            out.push_str(&format!("      - {}\n", quoted(&format!("{k}={v}"))));
+        }
+    }
+    if let Some(ldflags) = &ko.ldflags {
+        out.push_str(&format!("    ldflags:\n      - {}\n", quoted(ldflags)));
+    }
+    Some(out)
 }
 
 /// Reads the pushed digest from what `builder` left: kaniko's digest file, BuildKit's and
@@ -310,6 +367,8 @@ pub(crate) mod tests {
             insecure: false,
             digest_file: PathBuf::from("/state/digest"),
             secrets: Vec::new(),
+            contexts: Vec::new(),
+            ko: None,
         }
     }
 

@@ -117,6 +117,11 @@ impl Repo {
             .env("NO_COLOR", "1")
             .env("HEPHY_OFFLINE", if self.online { "0" } else { "1" })
             .env_remove("COLUMNS")
+            // The branch a naming template's `{-branch}` reads is the test's, not the CI's.
+            .env_remove("HEPHY_BRANCH")
+            .env_remove("CI_COMMIT_REF_NAME")
+            .env_remove("GITHUB_HEAD_REF")
+            .env_remove("GITHUB_REF_NAME")
             .envs(env.iter().copied())
             .output()
             .expect("run hephy");

@@ -49,6 +49,8 @@ pub(crate) struct Request<'a> {
     pub(crate) build_args: &'a [(String, String)],
     pub(crate) target: Option<&'a str>,
     pub(crate) platform: &'a Platform,
+    /// Named build contexts: `FROM NAME` reads the image reference it maps to.
+    pub(crate) contexts: &'a [(String, String)],
 }
 
 /// A built image: its manifest (stored in the layout).
@@ -108,7 +110,7 @@ pub(crate) fn build(request: &Request<'_>, layout: &Layout, bases: &dyn Bases) -
                 Instruction::From(from) => from,
                 _ => return Err(here("only `ARG` may come before the first `FROM`".to_owned())),
             };
-            current = Some(start(from, &meta, &stages, bases, request.platform).map_err(here)?);
+            current = Some(start(from, &meta, &stages, bases, request).map_err(here)?);
             continue;
         };
         let scope = in_scope(stage);
@@ -123,7 +125,7 @@ pub(crate) fn build(request: &Request<'_>, layout: &Layout, bases: &dyn Bases) -
                 if reached {
                     break;
                 }
-                current = Some(start(from, &meta, &stages, bases, request.platform).map_err(here)?);
+                current = Some(start(from, &meta, &stages, bases, request).map_err(here)?);
                 continue;
             }
             Instruction::Arg(arg) => {
@@ -308,9 +310,12 @@ fn start(
     meta: &HashMap<String, String>,
     stages: &[Stage],
     bases: &dyn Bases,
-    platform: &Platform,
+    request: &Request<'_>,
 ) -> Result<Stage, String> {
+    let platform = request.platform;
     let image = expand(&from.image.content, &|n| meta.get(n).cloned());
+    // A named build context (`from "base" context="base"`) stands for its image, by digest.
+    let image = request.contexts.iter().find(|(n, _)| *n == image).map_or(image, |(_, r)| r.clone());
     let name = from.alias.as_ref().map(|a| a.content.clone());
     let source = format!("FROM {image}");
     let history = |mut history: Vec<Value>| {
@@ -812,6 +817,7 @@ mod tests {
             build_args: args,
             target,
             platform: &platform,
+            contexts: &[],
         };
         let built = build(&request, &layout, &NoBases)?;
         Ok((config_of(&layout, &built), built))
@@ -943,6 +949,7 @@ mod fuzz {
             build_args: &[("VERSION".to_owned(), "2".to_owned())],
             target: None,
             platform: &platform,
+            contexts: &[],
         };
         let _ = crate::dockerfile::read(dockerfile);
         let built = build(&request, &layout, &NoBases);
