@@ -428,6 +428,54 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn named_contexts_are_images_by_digest_on_each_command_line() {
+        let mut r = request();
+        r.build_args.clear();
+        r.contexts = vec![("base".to_owned(), "reg.example/team/base@sha256:00".to_owned())];
+        let buildah = line(&render(Builder::Buildah, &r).expect("a command"));
+        assert!(
+            buildah.contains(" --build-context base=docker-image://reg.example/team/base@sha256:00 "),
+            "{buildah}"
+        );
+        let buildx = line(&render(Builder::Buildx, &r).expect("a command"));
+        assert!(
+            buildx.contains(" --build-context base=docker-image://reg.example/team/base@sha256:00 "),
+            "{buildx}"
+        );
+        let buildkit = line(&render(Builder::Buildkit, &r).expect("a command"));
+        assert!(
+            buildkit.contains(" --opt context:base=docker-image://reg.example/team/base@sha256:00 "),
+            "{buildkit}"
+        );
+    }
+
+    #[test]
+    fn ko_carries_every_setting() {
+        let mut r = request();
+        r.target = None;
+        r.build_args.clear();
+        r.ko = Some(hephy_dsl::KoSettings {
+            import_path: Some("./cmd/app".to_owned()),
+            base_image: Some("cgr.dev/chainguard/static".to_owned()),
+            ldflags: Some("-s -w -X main.version=1.4.0".to_owned()),
+            env: [("CGO_ENABLED".to_owned(), "0".to_owned())].into_iter().collect(),
+        });
+        let ko = render(Builder::Ko, &r).expect("a command");
+        assert_eq!(
+            line(&ko),
+            "ko build ./cmd/app --platform=linux/arm64 --bare --tags=hephy-0123 --image-refs=/state/digest"
+        );
+        assert_eq!(ko.dir.as_deref(), Some(Path::new("/repo/curl")), "the import path is the context's");
+        assert!(ko.env.contains(&("KO_CONFIG_PATH".to_owned(), "/state".to_owned())), "{:?}", ko.env);
+        let config = ko_config(r.ko.as_ref().expect("settings")).expect("a config");
+        assert_eq!(
+            config,
+            "defaultBaseImage: \"cgr.dev/chainguard/static\"\nbuilds:\n  - id: hephy\n    dir: \".\"\n    main: \"./cmd/app\"\n    env:\n      - \"CGO_ENABLED=0\"\n    ldflags:\n      - \"-s -w -X main.version=1.4.0\"\n"
+        );
+        assert_eq!(ko_config(&hephy_dsl::KoSettings::default()), None);
+    }
+
+    #[test]
     fn ko_and_spin() {
         let ko = render(Builder::Ko, &request()).expect("a command");
         assert_eq!(
