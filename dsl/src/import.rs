@@ -643,7 +643,7 @@ impl Weekly {
 }
 
 /// A KDL v2 string.
-fn kdl_string(s: &str) -> String {
+pub(crate) fn kdl_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -666,7 +666,7 @@ fn kdl_string(s: &str) -> String {
 }
 
 /// A YAML double-quoted string (JSON's escapes).
-fn yaml_string(s: &str) -> String {
+pub(crate) fn yaml_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -7,6 +7,7 @@
 //! nothing of graphs of nodes, hashing or execution.
 
 mod analyze;
+mod bake;
 mod diagnostic;
 mod document;
 mod import;
@@ -18,6 +19,7 @@ mod yaml;
 
 use std::path::{Path, PathBuf};
 
+pub use bake::import_bake;
 pub use diagnostic::{Code, Problem, Problems};
 pub use document::Document;
 pub use import::{Import, import};
