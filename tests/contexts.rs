@@ -282,3 +282,31 @@ fn several_targets_of_one_image_feed_different_dependents() {
         assert_eq!(edges(&repo, file), expected, "{file}");
     }
 }
+
+/// kaniko takes no named contexts: neither the kaniko builder nor a Kubernetes executor (whose
+/// builds are kaniko Jobs) may be given one, or `FROM base` would silently mean a registry image.
+#[test]
+fn kaniko_is_given_no_named_context() {
+    let repo = two_images("FROM base\nCOPY a /\n", "    from \"base\" context=\"base\"\n", "");
+    let text = std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap();
+    repo.write("kaniko.kdl", &format!("registry \"127.0.0.1:5000/team\"\nbuilder \"kaniko\"\n{text}"));
+    let run = repo.run(&["check", "-f", "kaniko.kdl"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("kaniko takes no named build contexts"), "{}", run.stderr);
+    repo.write(
+        "kubernetes.kdl",
+        &format!("registry \"127.0.0.1:5000/team\"\nbuilder \"buildah\"\nexecutor \"k\" platform=\"{}\" kubernetes=\"builds\"\n{text}", host()),
+    );
+    let run = repo.run(&["check", "-f", "kubernetes.kdl"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("executor `k` builds with kaniko, which takes"), "{}", run.stderr);
+}
+
+fn host() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    format!("linux/{arch}")
+}

@@ -155,6 +155,23 @@ pub(crate) fn check(model: &Model, image: &Image) -> Vec<Problem> {
         .label(image.name.span, "built with kaniko")
         .help("build it with buildah, buildkit, buildx or oci, or pass the reference as a build arg (`arg=`)")];
     }
+    let context_dep =
+        image.deps.iter().find(|d| matches!(&d.kind, DependencyKind::From { context: Some(_), .. }));
+    if let Some(dep) = context_dep
+        && let Some(executor) =
+            model.executors.iter().find(|e| e.kubernetes.is_some() && image.platforms.contains(&e.platform))
+    {
+        return vec![Problem::new(
+            Code::InvalidValue,
+            format!(
+                "`{}` is given `{}` as a named context, and executor `{}` builds with kaniko, which takes none",
+                image.name.value, dep.name.value, executor.name.value
+            ),
+        )
+        .label(dep.name.span, "a named context")
+        .label(executor.name.span, "builds with kaniko")
+        .help("build it on a local, ssh or BuildKit executor, or pass the reference as a build arg (`arg=`)")];
+    }
     let ImageSource::Context { dir } = &image.source else { return Vec::new() };
     let path = model.root.join(dir).join(&image.dockerfile);
     let Ok(bytes) = hephy_engine::read_shared(&path) else { return Vec::new() };
