@@ -503,25 +503,36 @@ fn image(
             }
             "platforms" => image.platforms = strings(value),
             "tags" => {
+                let mut repositories: Vec<String> = Vec::new();
                 for tag in strings(value) {
                     // `registry/repo:tag` → the tag; the repository is hephy's naming's.
                     let last = tag.rsplit('/').next().unwrap_or(&tag);
                     match last.split_once(':') {
-                        Some((_, t)) if !image.tags.iter().any(|x| x == t) => {
-                            let repository = &tag[..tag.len() - t.len() - 1];
-                            image.tags.push(t.to_owned());
-                            warn(
-                                &mut image,
-                                format!(
-                                    "tag `{tag}`: kept as `{t}`; its repository `{repository}` is where the graph's `registry` and `naming` put it"
-                                ),
-                            );
+                        Some((_, t)) => {
+                            let repository = tag[..tag.len() - t.len() - 1].to_owned();
+                            if !image.tags.iter().any(|x| x == t) {
+                                image.tags.push(t.to_owned());
+                            }
+                            if !repositories.contains(&repository) {
+                                repositories.push(repository);
+                            }
                         }
-                        Some(_) => {}
                         None => {
                             warn(&mut image, format!("tag `{tag}` names no tag (`latest` implied): left out"))
                         }
                     }
+                }
+                if !repositories.is_empty() {
+                    let tags: Vec<String> = image.tags.iter().map(|t| format!("`{t}`")).collect();
+                    let shown: Vec<String> = repositories.iter().map(|r| format!("`{r}`")).collect();
+                    warn(
+                        &mut image,
+                        format!(
+                            "tags kept as {}; their repository ({}) is left to the graph's `registry` and `naming`",
+                            tags.join(", "),
+                            shown.join(", ")
+                        ),
+                    );
                 }
             }
             "contexts" => {
