@@ -27,6 +27,19 @@ pub(crate) fn report(problems: &Problems, color: bool) {
     let _ = std::io::stderr().lock().write_all(out.as_bytes());
 }
 
+/// Prints warnings (problems that stop nothing), with no summary line.
+pub(crate) fn warn(problems: &Problems, color: bool) {
+    let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    let width = if color { terminal_width().unwrap_or(PLAIN_WIDTH) } else { PLAIN_WIDTH };
+    let handler = GraphicalReportHandler::new_themed(theme).with_width(width).with_links(false);
+    let mut out = String::new();
+    for problem in problems.iter() {
+        let _ = handler.render_report(&mut out, problem);
+        out.push('\n');
+    }
+    let _ = std::io::stderr().lock().write_all(out.as_bytes());
+}
+
 fn terminal_width() -> Option<usize> {
     std::env::var("COLUMNS").ok()?.parse().ok()
 }

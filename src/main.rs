@@ -124,10 +124,14 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Write the graph file of a repository in the kaniko-builder layout.
+    /// Write the graph file of a repository in the kaniko-builder layout, or of a bake file.
     Import {
-        /// The repository (folders with `build-config.yaml`, `rebuild-weekly.txt`).
+        /// The repository (folders with `build-config.yaml`, `rebuild-weekly.txt`), or with
+        /// `--from bake` the bake file (`docker-bake.hcl`, or its JSON form).
         dir: PathBuf,
+        /// What to import.
+        #[arg(long, value_enum, default_value_t = ImportFrom::KanikoBuilder)]
+        from: ImportFrom,
         /// The syntax to write.
         #[arg(long, value_enum, default_value_t = ImportFormat::Kdl)]
         format: ImportFormat,
@@ -280,6 +284,14 @@ enum CiSystem {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ImportFrom {
+    /// A repository in the kaniko-builder layout.
+    KanikoBuilder,
+    /// A `docker buildx bake` file.
+    Bake,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ImportFormat {
     Kdl,
     Yaml,
@@ -371,6 +383,9 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
     match command {
         Command::Check(file) => {
             let model = load(file)?;
+            if let Some(warnings) = hephy_stdlib::warnings(&model) {
+                diagnostics::warn(&warnings, style::stderr_wants_color());
+            }
             let graph = hephy_engine::compile(&model);
             print(&style::clean(&format!("{}: ok ({} nodes)\n", model.path().display(), graph.len())));
         }
@@ -566,7 +581,7 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
                 Format::Text => style::clean(&log_text(&runs)).into_owned(),
             });
         }
-        Command::Import { dir, format, output } => {
+        Command::Import { dir, from, format, output } => {
             let syntax = match format {
                 ImportFormat::Kdl => hephy_dsl::Syntax::Kdl,
                 ImportFormat::Yaml => hephy_dsl::Syntax::Yaml,
@@ -577,7 +592,17 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
                     Problem::new(Code::Io, message).help("name a repository in the kaniko-builder layout"),
                 ))
             };
-            let imported = hephy_dsl::import(dir, syntax).map_err(usage)?;
+            let imported = match from {
+                ImportFrom::KanikoBuilder => hephy_dsl::import(dir, syntax).map_err(usage)?,
+                ImportFrom::Bake => hephy_dsl::import_bake(dir, syntax, &|name| std::env::var(name).ok())
+                    .map_err(|message| {
+                        Failure::Input(Problems::single(
+                            "hephy",
+                            Problem::new(Code::Io, message)
+                                .help("name a `docker buildx bake` file (HCL or JSON)"),
+                        ))
+                    })?,
+            };
             for warning in &imported.warnings {
                 eprintln!("warning: {warning}");
             }

@@ -13,8 +13,8 @@ use miette::SourceSpan;
 use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
 use crate::document::{DependencyDraft, Document, ImageDraft, TaskDraft, Text};
 use crate::model::{
-    BUILDERS, DEFAULT_BUILDER, DefinitionIndex, Dependency, DependencyKind, Executor, Image, ImageSource,
-    Model, Naming, Schedule, Secret, SecretSource, Task,
+    BUILDERS, DEFAULT_BUILDER, DefinitionIndex, Dependency, DependencyKind, Executor, FromPlatform, Image,
+    ImageSource, KoSettings, Model, Naming, Schedule, Secret, SecretSource, Task,
 };
 use crate::platform::{Platform, PlatformError};
 use crate::source::SourceFile;
@@ -229,7 +229,8 @@ impl Analyzer<'_> {
                     Naming::standard()
                 }
             };
-        const COMMON: &[&str] = &["registry", "name", "date", "target", "ref", "commit", "key"];
+        const COMMON: &[&str] =
+            &["registry", "name", "date", "target", "ref", "commit", "key", "branch", "-branch"];
         let mut check = |text: &Text, extra: &[&str]| -> String {
             let mut rest = text.as_str();
             while let Some(open) = rest.find('{') {
@@ -556,7 +557,15 @@ impl Analyzer<'_> {
                 }
                 let normalized = self.relative(dir, "context");
                 if let Some(normalized) = &normalized {
-                    self.local_context(dir, normalized, &dockerfile, draft.dockerfile.as_ref());
+                    // ko and spin build no Dockerfile: the folder need not have one.
+                    let needs_dockerfile = !matches!(builder.as_str(), "ko" | "spin");
+                    self.local_context(
+                        dir,
+                        normalized,
+                        &dockerfile,
+                        draft.dockerfile.as_ref(),
+                        needs_dockerfile,
+                    );
                 }
                 ImageSource::Context { dir: normalized.unwrap_or_else(|| ".".to_owned()) }
             }
@@ -611,7 +620,33 @@ impl Analyzer<'_> {
                 );
             }
         }
+        let ko_env = self.pairs(&draft.ko_env, "ko environment variable");
+        let ko = match &draft.ko {
+            Some(k) => Some(KoSettings {
+                import_path: k.import_path.as_ref().map(|t| t.value.clone()),
+                base_image: k.base_image.as_ref().map(|t| t.value.clone()),
+                ldflags: k.ldflags.as_ref().map(|t| t.value.clone()),
+                env: ko_env,
+            }),
+            None if !ko_env.is_empty() => Some(KoSettings { env: ko_env, ..KoSettings::default() }),
+            None => None,
+        };
+        if ko.is_some() && builder != "ko" {
+            let span = draft
+                .ko
+                .as_ref()
+                .map_or_else(|| draft.ko_env.first().map_or(draft.name.span, |(k, _)| k.span), |k| k.span);
+            self.sink.push(
+                Problem::new(
+                    Code::Conflict,
+                    format!("image `{}` has `ko` settings but is built with {builder}", draft.name.value),
+                )
+                .label(span, "read only by the ko builder")
+                .help("add `builder \"ko\"` (KDL) or `builder: ko` (YAML) to the image, or remove the `ko` settings"),
+            );
+        }
         Image {
+            ko,
             name: draft.name.clone(),
             source,
             dockerfile,
@@ -722,7 +757,14 @@ impl Analyzer<'_> {
         }
     }
 
-    fn local_context(&mut self, ctx: &Text, dir: &str, dockerfile: &str, dockerfile_text: Option<&Text>) {
+    fn local_context(
+        &mut self,
+        ctx: &Text,
+        dir: &str,
+        dockerfile: &str,
+        dockerfile_text: Option<&Text>,
+        needs_dockerfile: bool,
+    ) {
         let path = self.root.join(dir);
         if !path.is_dir() {
             self.sink.push(
@@ -741,6 +783,9 @@ impl Analyzer<'_> {
             return;
         }
         let file = path.join(dockerfile);
+        if !needs_dockerfile && dockerfile_text.is_none() {
+            return;
+        }
         if !file.is_file() {
             let problem =
                 Problem::new(Code::MissingPath, format!("Dockerfile `{dir}/{dockerfile}` does not exist"));
@@ -856,7 +901,13 @@ impl Analyzer<'_> {
                 );
                 continue;
             };
-            if out.iter().any(|d| *d.name == **name) {
+            let same_target = |d: &Dependency| match (&d.kind, &draft.from) {
+                (DependencyKind::From { target, .. }, Some(from)) if from.target.is_some() => {
+                    target.as_deref() == from.target.as_ref().map(|t| t.as_str())
+                }
+                _ => true,
+            };
+            if out.iter().any(|d| *d.name == **name && same_target(d)) {
                 self.sink.push(
                     Problem::new(
                         Code::Conflict,
@@ -881,15 +932,58 @@ impl Analyzer<'_> {
                         );
                         continue;
                     };
-                    let Some(arg) = &from.arg else {
+                    if from.arg.is_none() && from.context.is_none() {
                         self.sink.push(
-                            Problem::new(Code::Missing, format!("`from \"{}\"` needs the build arg that receives its reference", name.value))
-                                .label(from.span, "no `arg` given")
-                                .help("add `arg=\"BASE\"` (KDL) or `arg: BASE` (YAML), matching `ARG BASE` / `FROM ${BASE}` in the Dockerfile"),
+                            Problem::new(Code::Missing, format!("`from \"{}\"` needs the build arg or the named context that receives its reference", name.value))
+                                .label(from.span, "no `arg` or `context` given")
+                                .help("add `context=\"base\"` (KDL) or `context: base` (YAML) for a Dockerfile that says `FROM base`, or `arg=\"BASE\"` / `arg: BASE` for one that says `ARG BASE` / `FROM ${BASE}`"),
                         );
                         continue;
+                    }
+                    if let Some(context) = &from.context
+                        && !valid_context(context)
+                    {
+                        self.sink.push(
+                            Problem::new(Code::InvalidName, format!("`{}` is not a build context name", context.value))
+                                .label(context.span, "invalid name")
+                                .help("a named context is what the Dockerfile writes after `FROM` or `COPY --from=`: lower-case letters, digits, `.`, `_`, `-` and `/`"),
+                        );
+                    }
+                    if let Some(context) = &from.context
+                        && let Some(other) =
+                            drafts.iter().take_while(|d| !std::ptr::eq(*d, draft)).find_map(|d| {
+                                d.from
+                                    .as_ref()
+                                    .and_then(|f| f.context.as_ref())
+                                    .filter(|c| c.value == context.value)
+                            })
+                    {
+                        self.sink.push(
+                            Problem::new(
+                                Code::Conflict,
+                                format!("named context `{}` is given twice", context.value),
+                            )
+                            .label(context.span, "given again here")
+                            .label(other.span, "first given here")
+                            .help("give each dependency its own context name"),
+                        );
+                    }
+                    let platform = match from.platform.as_ref().map(|p| p.as_str()) {
+                        None | Some("same") => FromPlatform::Same,
+                        Some("build") => FromPlatform::Build,
+                        Some(other) => {
+                            let span = from.platform.as_ref().map_or(from.span, |p| p.span);
+                            self.sink.push(
+                                Problem::new(Code::InvalidValue, format!("`platform` of a `from` is `same` or `build`, not `{other}`"))
+                                    .label(span, "unknown platform choice")
+                                    .help("`platform=\"build\"` uses the dependency's build for the platform of the machine that builds (for `FROM --platform=$BUILDPLATFORM`); leave it out for the same platform"),
+                            );
+                            FromPlatform::Same
+                        }
                     };
-                    if !valid_variable(arg) {
+                    if let Some(arg) = &from.arg
+                        && !valid_variable(arg)
+                    {
                         self.sink.push(
                             Problem::new(
                                 Code::InvalidName,
@@ -913,7 +1007,9 @@ impl Analyzer<'_> {
                         );
                     }
                     let registry_arg = from.registry_arg.as_ref().map(|r| r.value.clone());
-                    DependencyKind::From { arg: arg.value.clone(), target, registry_arg }
+                    let arg = from.arg.as_ref().map(|a| a.value.clone());
+                    let context = from.context.as_ref().map(|c| c.value.clone());
+                    DependencyKind::From { arg, target, registry_arg, context, platform }
                 }
             };
             out.push(Dependency { name: name.clone(), position, kind });
@@ -1013,7 +1109,12 @@ impl Analyzer<'_> {
                 if theirs.is_empty() {
                     continue;
                 }
+                let on_build = matches!(dep.kind, DependencyKind::From { platform: FromPlatform::Build, .. });
                 for platform in platforms {
+                    // `platform="build"`: the machine's own platform, which is the target's on a
+                    // declared executor (each builds its platform natively), the host's otherwise.
+                    let host = Platform::host();
+                    let platform = if on_build && model.executors.is_empty() { &host } else { platform };
                     if theirs.contains(platform) {
                         continue;
                     }
@@ -1173,7 +1274,15 @@ pub(crate) fn valid_name(name: &str) -> bool {
 }
 
 /// `[A-Za-z_][A-Za-z0-9_]*`: a build arg or environment variable.
-fn valid_variable(name: &str) -> bool {
+/// A named build context: what a Dockerfile writes after `FROM` or `COPY --from=`.
+fn valid_context(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-/".contains(&b))
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+}
+
+pub(crate) fn valid_variable(name: &str) -> bool {
     let bytes = name.as_bytes();
     !bytes.is_empty()
         && (bytes[0].is_ascii_alphabetic() || bytes[0] == b'_')
@@ -1181,7 +1290,7 @@ fn valid_variable(name: &str) -> bool {
 }
 
 /// The OCI distribution spec's tag grammar: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
-fn valid_tag(tag: &str) -> bool {
+pub(crate) fn valid_tag(tag: &str) -> bool {
     let bytes = tag.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 128

@@ -86,6 +86,8 @@ pub struct Problem {
     labels: Vec<(SourceSpan, String)>,
     help: Option<String>,
     source: Option<Source>,
+    /// `Some(Warning)` for a warning; `None` is an error.
+    severity: Option<miette::Severity>,
 }
 
 /// The text a problem's spans point into.
@@ -132,7 +134,14 @@ impl SourceCode for Shown {
 impl Problem {
     /// A problem with no position yet.
     pub fn new(code: Code, message: impl Into<String>) -> Problem {
-        Problem { code, message: message.into(), labels: Vec::new(), help: None, source: None }
+        Problem {
+            code,
+            message: message.into(),
+            labels: Vec::new(),
+            help: None,
+            source: None,
+            severity: None,
+        }
     }
 
     /// Points at `span` with a short label (the first label is the primary one).
@@ -174,6 +183,25 @@ impl Problem {
     }
 
     /// The kind of problem.
+    /// Its spans point into another file than the graph (a Dockerfile): `name` and its `text`.
+    #[must_use]
+    pub fn in_source(mut self, name: &str, text: Arc<str>) -> Problem {
+        self.source = Some(Source::File(Arc::new(NamedSource::new(name, text))));
+        self
+    }
+
+    /// A warning: reported, but it stops nothing.
+    #[must_use]
+    pub fn warning(mut self) -> Problem {
+        self.severity = Some(miette::Severity::Warning);
+        self
+    }
+
+    /// Whether it is a warning rather than an error.
+    pub fn is_warning(&self) -> bool {
+        self.severity == Some(miette::Severity::Warning)
+    }
+
     pub fn code(&self) -> Code {
         self.code
     }
@@ -200,6 +228,10 @@ impl std::error::Error for Problem {}
 impl Diagnostic for Problem {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         Some(Box::new(self.code.as_str()))
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        self.severity
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
@@ -246,6 +278,7 @@ impl Problems {
 
     /// Problems found by a later stage (a builder's checks), sorted by position.
     pub fn collect(file: &SourceFile, problems: Vec<Problem>) -> Problems {
+        // A problem already pointing into another file (a Dockerfile) keeps it.
         let problems =
             problems.into_iter().map(|p| if p.source.is_some() { p } else { p.in_file(file) }).collect();
         Problems::new(file.path().display().to_string(), problems)
@@ -476,6 +509,7 @@ impl Problem {
             labels: Vec::new(),
             help: self.help.as_deref().map(text_of),
             source: None,
+            severity: self.severity,
         };
         let label_texts: Vec<String> =
             self.labels.iter().map(|(_, t)| printable_line(t).into_owned()).collect();

@@ -87,6 +87,19 @@ pub(crate) struct ImageDraft {
     pub(crate) tags: Vec<Text>,
     pub(crate) secrets: Vec<Text>,
     pub(crate) deps: Vec<DependencyDraft>,
+    /// `ko import-path=… base-image=… ldflags=…` (KDL) / `ko: {…}` (YAML).
+    pub(crate) ko: Option<KoDraft>,
+    /// `ko-env NAME="VALUE"…` / `ko-env: {NAME: VALUE}`.
+    pub(crate) ko_env: Vec<(Text, Text)>,
+}
+
+/// The `ko` builder's settings of an image, as written.
+#[derive(Debug)]
+pub(crate) struct KoDraft {
+    pub(crate) import_path: Option<Text>,
+    pub(crate) base_image: Option<Text>,
+    pub(crate) ldflags: Option<Text>,
+    pub(crate) span: SourceSpan,
 }
 
 impl ImageDraft {
@@ -105,6 +118,8 @@ impl ImageDraft {
             platforms: None,
             tags: Vec::new(),
             deps: Vec::new(),
+            ko: None,
+            ko_env: Vec::new(),
         }
     }
 }
@@ -159,6 +174,10 @@ pub(crate) struct FromDraft {
     pub(crate) target: Option<Text>,
     /// A second build arg that receives the reference's repository part (`registry-arg`).
     pub(crate) registry_arg: Option<Text>,
+    /// `context="NAME"`: the named build context that receives the dependency.
+    pub(crate) context: Option<Text>,
+    /// `platform="build"`: the dependency's build for the executor's own platform.
+    pub(crate) platform: Option<Text>,
     /// The whole `from` entry, for "missing arg" errors.
     pub(crate) span: SourceSpan,
 }

@@ -1,24 +1,50 @@
 //! `hephy import`: a repository in the kaniko-builder layout → the equivalent graph file.
 //!
-//! The layout: one folder per image holding `build-config.yaml` (`use_local_context`,
-//! `upstream_repo`, `upstream_ref`, `dockerfile_path`, `context_path`, `target`, `build_args`
-//! as `KEY=VALUE` items, `platforms`, `additional_tags`), a `rebuild-weekly.txt` naming folders
-//! one a line, and Dockerfiles that build on another image of the repository with
-//! `ARG ECR_REGISTRY` + `ARG <DEP>_TAG` + `FROM ${ECR_REGISTRY}:${<DEP>_TAG}`. Dependencies are
-//! inferred from those `FROM` lines; the layout's tag convention is the `kaniko-builder` naming
-//! preset. Anything not understood is reported, never dropped
-//! silently.
+//! The layout, as its CI scripts read it: one folder per image holding `build-config.yaml`
+//! (`use_local_context`, `upstream_repo`, `upstream_ref`, `dockerfile_path`, `context_path`,
+//! `target`, `build_args` as `KEY=VALUE` items, `platforms`, `additional_tags`, `build_backend`
+//! with `ko_config`) or, for a build that was turned off, `disabled-build-config.yaml`; a
+//! `rebuild-weekly.txt` naming folders one a line; and Dockerfiles that build on another image
+//! of the repository with `ARG ECR_REGISTRY` + `ARG <DEP>_TAG` + `FROM ${ECR_REGISTRY}:${<DEP>_TAG}`
+//! (or a plain `FROM <dep>`). Dependencies are inferred from those lines; the layout's tag
+//! convention is the `kaniko-builder` naming preset.
+//!
+//! Owns one promise: every graph it writes passes `check`. What it cannot carry over is said
+//! (a warning on stderr and a comment in the graph), never dropped silently; an image that
+//! would not pass is written commented out, with the reason.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::source::Syntax;
+use crate::platform::Platform;
+use crate::source::{SourceFile, Syntax};
 use crate::yaml::{self, Kind, Value};
+
+/// A `from` edge found in a Dockerfile: build args, a named context, or both.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Edge {
+    dep: String,
+    /// (tag arg, registry arg) of `FROM ${REGISTRY}:${TAG}`.
+    args: Option<(String, String)>,
+    /// `FROM dep` / `COPY --from=dep`.
+    context: bool,
+}
+
+/// ko's settings of a folder (`build_backend: ko`, `ko_config`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Ko {
+    import_path: Option<String>,
+    base_image: Option<String>,
+    ldflags: Option<String>,
+    env: Vec<(String, String)>,
+}
 
 /// One image of the imported repository.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Imported {
     name: String,
+    folder: String,
     /// Local context folder (relative to the repository), or the folder inside the upstream.
     context: String,
     git: Option<(String, String)>,
@@ -27,8 +53,12 @@ struct Imported {
     args: Vec<(String, String)>,
     platforms: Vec<String>,
     tags: Vec<String>,
-    /// (dependency, tag arg, registry arg)
-    from: Vec<(String, String, String)>,
+    from: Vec<Edge>,
+    ko: Option<Ko>,
+    /// Why it is written commented out (its build is turned off, or it would not pass `check`).
+    disabled: Option<String>,
+    /// Comments written above it: what was left out or changed, and why.
+    notes: Vec<String>,
 }
 
 /// The graph text and what was left out, with why.
@@ -40,38 +70,99 @@ pub struct Import {
     pub warnings: Vec<String>,
 }
 
-/// Reads the repository at `dir` and writes its graph in `syntax`.
+const ENABLED: &str = "build-config.yaml";
+const DISABLED: &str = "disabled-build-config.yaml";
+
+/// Reads the repository at `dir` and writes its graph in `syntax`, to be saved at `dir`'s root.
 pub fn import(dir: &Path, syntax: Syntax) -> Result<Import, String> {
     let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read `{}`: {e}", dir.display()))?;
-    let mut folders: Vec<String> = entries
+    let mut folders: Vec<(String, bool)> = entries
         .filter_map(Result::ok)
-        .filter(|e| e.path().join("build-config.yaml").is_file())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter_map(|e| {
+            let path = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if path.join(ENABLED).is_file() {
+                Some((name, true))
+            } else if path.join(DISABLED).is_file() {
+                Some((name, false))
+            } else {
+                None
+            }
+        })
         .collect();
     folders.sort();
     if folders.is_empty() {
-        return Err(format!("`{}` has no folder with a `build-config.yaml`", dir.display()));
+        return Err(format!("`{}` has no folder with a `{ENABLED}` (or `{DISABLED}`)", dir.display()));
     }
     let mut warnings = Vec::new();
     let mut images: Vec<Imported> = Vec::new();
-    for folder in &folders {
-        match read_config(dir, folder, &mut warnings) {
-            Some(image) => images.push(image),
-            None => continue,
+    for (folder, enabled) in &folders {
+        let Some(mut image) = read_config(dir, folder, *enabled, &mut warnings) else { continue };
+        if images.iter().any(|i| i.name == image.name) {
+            warnings.push(format!(
+                "{folder}: its image name `{}` is taken by another folder: left out",
+                image.name
+            ));
+            continue;
         }
+        if !enabled {
+            let why = format!("its build is turned off ({folder}/{DISABLED}): imported commented out");
+            warnings.push(format!("{folder}: {why}"));
+            image.disabled = Some(why);
+        }
+        images.push(image);
     }
-    let names: Vec<String> = images.iter().map(|i| i.name.clone()).collect();
+    let enabled: Vec<String> =
+        images.iter().filter(|i| i.disabled.is_none()).map(|i| i.name.clone()).collect();
     for image in &mut images {
-        if image.git.is_none() {
-            infer_from(dir, image, &names, &mut warnings);
+        if image.git.is_none() && image.ko.is_none() {
+            infer_from(dir, image, &enabled, &mut warnings);
         }
     }
-    let weekly = read_weekly(dir, &names, &mut warnings);
+    let weekly = read_weekly(dir, &images, &mut warnings);
+    settle(dir, &mut images, &weekly, &mut warnings);
+    if images.iter().all(|i| i.disabled.is_some()) {
+        let why: Vec<String> =
+            images.iter().filter_map(|i| i.disabled.as_ref().map(|d| format!("{}: {d}", i.folder))).collect();
+        return Err(format!(
+            "no folder of `{}` imports into an image that builds, and a graph needs one ({})",
+            dir.display(),
+            why.join("; ")
+        ));
+    }
     let text = match syntax {
-        Syntax::Kdl => kdl(&images, &weekly),
+        Syntax::Kdl => kdl(&images, &weekly).0,
         Syntax::Yaml => yaml(&images, &weekly),
     };
     Ok(Import { text, warnings })
+}
+
+/// Comments out every image the analyzer would reject (with its reason), until none is left:
+/// the written graph passes `check` whatever the layout held.
+fn settle(dir: &Path, images: &mut [Imported], weekly: &Weekly, warnings: &mut Vec<String>) {
+    for _ in 0..=images.len() {
+        let (text, spans) = kdl(images, weekly);
+        let source = SourceFile::new(dir.join("hephy.kdl"), Syntax::Kdl, text);
+        let Err(problems) = crate::parse(source, dir) else { return };
+        let mut changed = false;
+        for problem in problems.iter() {
+            let Some(at) = problem.primary_span().map(|s| s.offset()) else { continue };
+            let Some((index, _)) = spans.iter().find(|(_, range)| range.contains(&at)) else { continue };
+            let image = &mut images[*index];
+            if image.disabled.is_none() {
+                let why =
+                    format!("it would not pass `check` ({}): imported commented out", problem.message());
+                warnings.push(format!("{}: {why}", image.folder));
+                image.disabled = Some(why);
+                changed = true;
+            }
+        }
+        if !changed {
+            let first = problems.iter().next().map(|p| p.message().to_owned()).unwrap_or_default();
+            warnings.push(format!("the imported graph does not pass `check`: {first}"));
+            return;
+        }
+    }
 }
 
 fn scalar(value: &Value) -> Option<String> {
@@ -90,8 +181,49 @@ fn list(value: &Value) -> Option<Vec<String>> {
     }
 }
 
-fn read_config(dir: &Path, folder: &str, warnings: &mut Vec<String>) -> Option<Imported> {
-    let file = format!("{folder}/build-config.yaml");
+/// `KEY=VALUE` items, or a map of them.
+fn pairs(value: &Value) -> Option<Vec<Result<(String, String), String>>> {
+    match &value.kind {
+        Kind::Map(entries) => {
+            entries.iter().map(|(k, v)| Some(Ok((scalar(k)?, scalar(v).unwrap_or_default())))).collect()
+        }
+        _ => Some(
+            list(value)?
+                .into_iter()
+                .map(|item| match item.split_once('=') {
+                    Some((k, v)) => Ok((k.trim().to_owned(), v.trim().to_owned())),
+                    None => Err(item),
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// A value with a trailing `# comment` (kept by quoting, or by a shell's reading) taken off.
+fn uncommented(text: &str) -> String {
+    let text = match text.find(" #").or_else(|| text.find("\t#")) {
+        Some(at) => &text[..at],
+        None => text,
+    };
+    text.trim().trim_matches(['"', '\'']).trim().to_owned()
+}
+
+/// A folder name as an image name: letters, digits, `-` and `_`, starting with a letter or digit.
+fn image_name(folder: &str) -> String {
+    let name: String = folder
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .take(128)
+        .collect();
+    if name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        name
+    } else {
+        format!("x{}", &name[..name.len().min(127)])
+    }
+}
+
+fn read_config(dir: &Path, folder: &str, enabled: bool, warnings: &mut Vec<String>) -> Option<Imported> {
+    let file = format!("{folder}/{}", if enabled { ENABLED } else { DISABLED });
     let text = match std::fs::read_to_string(dir.join(&file)) {
         Ok(text) => text,
         Err(e) => {
@@ -111,133 +243,359 @@ fn read_config(dir: &Path, folder: &str, warnings: &mut Vec<String>) -> Option<I
         warnings.push(format!("{file}: not a map of settings: image left out"));
         return None;
     };
-    let name: String = folder
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
-        .collect();
+    let name = image_name(folder);
     if name != folder {
         warnings.push(format!("{file}: folder `{folder}` is not a valid image name; imported as `{name}`"));
     }
-    let mut image = Imported { name, context: folder.to_owned(), ..Imported::default() };
-    let mut local = true;
+    let mut image =
+        Imported { name, folder: folder.to_owned(), context: folder.to_owned(), ..Imported::default() };
+    let mut use_local: Option<bool> = None;
     let mut upstream: (Option<String>, Option<String>) = (None, None);
     let mut context_path: Option<String> = None;
+    let mut backend: Option<String> = None;
+    let mut ko_config: Option<&Value> = None;
+    let mut args: BTreeMap<String, String> = BTreeMap::new();
     for (key, value) in entries {
         let Some(key) = scalar(key) else { continue };
         let bad = |warnings: &mut Vec<String>| {
-            warnings.push(format!("{file}: `{key}` has a value of the wrong type: left out"))
+            warnings.push(format!("{file}: `{key}` has a value of the wrong type: left out"));
         };
+        let text = scalar(value).map(|t| uncommented(&t));
         match key.as_str() {
-            "use_local_context" => match scalar(value).as_deref() {
-                Some("true" | "True" | "yes") => local = true,
-                Some("false" | "False" | "no") => local = false,
+            "use_local_context" => match text.as_deref() {
+                Some("true" | "True" | "TRUE" | "yes") => use_local = Some(true),
+                Some("false" | "False" | "FALSE" | "no" | "") => use_local = Some(false),
                 _ => bad(warnings),
             },
-            "upstream_repo" => {
-                upstream.0 = scalar(value).or_else(|| {
-                    bad(warnings);
-                    None
-                })
-            }
-            "upstream_ref" => {
-                upstream.1 = scalar(value).or_else(|| {
-                    bad(warnings);
-                    None
-                })
-            }
-            "dockerfile_path" => {
-                image.dockerfile = scalar(value).or_else(|| {
-                    bad(warnings);
-                    None
-                })
-            }
-            "context_path" => {
-                context_path = scalar(value).or_else(|| {
-                    bad(warnings);
-                    None
-                })
-            }
-            "target" => {
-                image.target = scalar(value).or_else(|| {
-                    bad(warnings);
-                    None
-                })
-            }
-            "build_args" => match list(value) {
+            "upstream_repo" => match text {
+                Some(t) if !t.is_empty() => upstream.0 = Some(t),
+                Some(_) => {}
+                None => bad(warnings),
+            },
+            "upstream_ref" => match text {
+                Some(t) if !t.is_empty() => upstream.1 = Some(t),
+                Some(_) => {}
+                None => bad(warnings),
+            },
+            "dockerfile_path" => match text {
+                Some(t) if !t.is_empty() => image.dockerfile = Some(t),
+                Some(_) => {}
+                None => bad(warnings),
+            },
+            "context_path" => match text {
+                Some(t) => context_path = Some(t),
+                None => bad(warnings),
+            },
+            // `target: ""` means no target.
+            "target" => match text {
+                Some(t) if !t.is_empty() => image.target = Some(t),
+                Some(_) => {}
+                None => bad(warnings),
+            },
+            "build_backend" => match text {
+                Some(t) => backend = Some(t),
+                None => bad(warnings),
+            },
+            "ko_config" => match &value.kind {
+                Kind::Map(_) => ko_config = Some(value),
+                Kind::Scalar { text, plain: true } if yaml::is_null(text) => {}
+                _ => bad(warnings),
+            },
+            "build_args" => match pairs(value) {
                 Some(items) => {
                     for item in items {
-                        match item.split_once('=') {
-                            Some((k, v)) => image.args.push((k.trim().to_owned(), v.trim().to_owned())),
-                            None => warnings
-                                .push(format!("{file}: build arg `{item}` is not KEY=VALUE: left out")),
+                        match item {
+                            Ok((k, v)) if crate::analyze::valid_variable(&k) => {
+                                if args.insert(k.clone(), v).is_some() {
+                                    warnings.push(format!(
+                                        "{file}: build arg `{k}` is given twice: the last is kept"
+                                    ));
+                                }
+                            }
+                            Ok((k, _)) => {
+                                warnings.push(format!("{file}: `{k}` is not a build arg name: left out"));
+                            }
+                            Err(item) => {
+                                warnings
+                                    .push(format!("{file}: build arg `{item}` is not KEY=VALUE: left out"));
+                            }
                         }
                     }
                 }
                 None => bad(warnings),
             },
-            "platforms" => {
-                image.platforms = list(value).unwrap_or_else(|| {
-                    bad(warnings);
-                    Vec::new()
-                })
-            }
-            "additional_tags" => {
-                image.tags = list(value).unwrap_or_else(|| {
-                    bad(warnings);
-                    Vec::new()
-                })
-            }
+            "platforms" => match list(value) {
+                Some(items) => {
+                    for p in items {
+                        let p = uncommented(&p);
+                        match p.parse::<Platform>() {
+                            Ok(parsed) if !image.platforms.contains(&parsed.to_string()) => {
+                                image.platforms.push(parsed.to_string());
+                            }
+                            Ok(_) => {}
+                            Err(e) => warnings.push(format!("{file}: platform `{p}` left out: {e}")),
+                        }
+                    }
+                }
+                None => bad(warnings),
+            },
+            "additional_tags" => match list(value) {
+                Some(items) => {
+                    for t in items {
+                        let t = uncommented(&t);
+                        if !crate::analyze::valid_tag(&t) {
+                            warnings.push(format!("{file}: `{t}` is not a valid image tag: left out"));
+                        } else if !image.tags.contains(&t) {
+                            image.tags.push(t);
+                        }
+                    }
+                }
+                None => bad(warnings),
+            },
             other => warnings.push(format!("{file}: unknown key `{other}`: left out")),
         }
     }
-    let context_path = context_path.filter(|c| !c.is_empty() && c != ".");
+    image.args = args.into_iter().collect();
+    // The layout's CI: upstream when `use_local_context` is not `true` and `upstream_repo` is set.
+    let local = use_local == Some(true) || upstream.0.is_none();
+    if use_local == Some(false) && upstream.0.is_none() {
+        warnings.push(format!(
+            "{file}: `use_local_context: false` without `upstream_repo`: built from the folder"
+        ));
+    }
+    if use_local == Some(true) && upstream.0.is_some() {
+        image
+            .notes
+            .push("`upstream_repo` is not used: `use_local_context: true` builds the folder".to_owned());
+    }
+    let context_path =
+        context_path.map(|c| c.trim_matches('/').to_owned()).filter(|c| !c.is_empty() && c != ".");
     if local {
         if let Some(path) = context_path {
-            image.context = format!("{folder}/{}", path.trim_matches('/'));
+            image.context = format!("{folder}/{path}");
         }
-    } else {
-        match upstream {
-            (Some(url), reference) => {
-                image.git = Some((url, reference.unwrap_or_else(|| "HEAD".to_owned())));
-                image.context = context_path.unwrap_or_else(|| ".".to_owned());
+    } else if let Some(url) = upstream.0 {
+        image.git = Some((url, upstream.1.unwrap_or_else(|| "HEAD".to_owned())));
+        image.context = context_path.unwrap_or_else(|| ".".to_owned());
+    }
+    if matches!(image.dockerfile.as_deref(), Some("Dockerfile" | "./Dockerfile")) {
+        image.dockerfile = None;
+    }
+    match backend.as_deref() {
+        None | Some("" | "kaniko") => {
+            if ko_config.is_some() {
+                warnings.push(format!("{file}: `ko_config` without `build_backend: ko`: left out"));
             }
-            (None, _) => {
-                warnings.push(format!(
-                    "{file}: `use_local_context: false` without `upstream_repo`: built from the folder"
-                ));
+        }
+        Some("ko") => {
+            image.ko = Some(read_ko(&file, ko_config, warnings));
+            for (what, given) in [
+                ("dockerfile_path", image.dockerfile.take().is_some()),
+                ("target", image.target.take().is_some()),
+                ("build_args", !std::mem::take(&mut image.args).is_empty()),
+            ] {
+                if given {
+                    let note = format!("`{what}` left out: ko builds Go packages, not a Dockerfile");
+                    warnings.push(format!("{file}: {note}"));
+                    image.notes.push(note);
+                }
             }
+        }
+        Some(other) => {
+            let note =
+                format!("`build_backend: {other}` is not known here: built from its Dockerfile with buildah");
+            warnings.push(format!("{file}: {note}"));
+            image.notes.push(note);
         }
     }
-    if image.dockerfile.as_deref() == Some("Dockerfile") {
-        image.dockerfile = None;
+    if image.git.is_none() && image.ko.is_none() {
+        check_target(dir, &mut image, warnings);
     }
     Some(image)
 }
 
-/// `FROM ${ECR_REGISTRY}:${CURL_TAG}` in a local Dockerfile → a dependency on `curl`.
+/// `ko_config`: `import_path`, `base_image`, `env` (`KEY=VALUE` items or a map), `ldflags` (a
+/// list, joined by spaces as ko joins them, or one string).
+fn read_ko(file: &str, config: Option<&Value>, warnings: &mut Vec<String>) -> Ko {
+    let mut ko = Ko::default();
+    let Some(Value { kind: Kind::Map(entries), .. }) = config else { return ko };
+    for (key, value) in entries {
+        let Some(key) = scalar(key) else { continue };
+        let text = scalar(value).map(|t| uncommented(&t)).filter(|t| !t.is_empty());
+        match key.as_str() {
+            "import_path" => ko.import_path = text,
+            "base_image" => ko.base_image = text,
+            "ldflags" => match list(value) {
+                Some(items) if !items.is_empty() => ko.ldflags = Some(items.join(" ")),
+                Some(_) => {}
+                None => warnings.push(format!("{file}: `ko_config.ldflags` has a value of the wrong type: left out")),
+            },
+            "env" => match pairs(value) {
+                Some(items) => {
+                    for item in items {
+                        match item {
+                            Ok((k, v)) if crate::analyze::valid_variable(&k) => ko.env.push((k, v)),
+                            Ok((k, _)) => warnings.push(format!("{file}: `ko_config.env` `{k}` is not a variable name: left out")),
+                            Err(item) => warnings.push(format!("{file}: `ko_config.env` `{item}` is not KEY=VALUE: left out")),
+                        }
+                    }
+                }
+                None => warnings.push(format!("{file}: `ko_config.env` has a value of the wrong type: left out")),
+            },
+            other => warnings.push(format!("{file}: unknown key `ko_config.{other}`: left out (hephy's ko builder takes `import_path`, `base_image`, `env`, `ldflags`)")),
+        }
+    }
+    ko.env.sort();
+    ko.env.dedup_by(|a, b| a.0 == b.0);
+    ko
+}
+
+/// The Dockerfile of a local image, if it has one.
+fn local_dockerfile(dir: &Path, image: &Imported) -> (String, Option<String>) {
+    let shown = format!("{}/{}", image.context, image.dockerfile.as_deref().unwrap_or("Dockerfile"));
+    let text = std::fs::read_to_string(dir.join(&shown)).ok();
+    (shown, text)
+}
+
+/// A local image's target must be a stage of its Dockerfile.
+fn check_target(dir: &Path, image: &mut Imported, warnings: &mut Vec<String>) {
+    let Some(target) = &image.target else { return };
+    let (shown, Some(text)) = local_dockerfile(dir, image) else { return };
+    let stages: Vec<String> = instructions(&text)
+        .into_iter()
+        .filter(|words| words.first().is_some_and(|k| k.eq_ignore_ascii_case("from")))
+        .filter_map(|words| {
+            let at = words.iter().position(|w| w.eq_ignore_ascii_case("as"))?;
+            words.get(at + 1).cloned()
+        })
+        .collect();
+    if !stages.iter().any(|s| s.eq_ignore_ascii_case(target)) {
+        let why = format!("`{shown}` has no stage `{target}`: imported commented out");
+        warnings.push(format!("{}: {why}", image.folder));
+        image.disabled = Some(why);
+    }
+}
+
+/// A Dockerfile's instructions as words (comments and line continuations handled).
+fn instructions(text: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let mut current: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('#') || (current.is_empty() && trimmed.is_empty()) {
+            continue;
+        }
+        let continued = trimmed.ends_with('\\');
+        let content = if continued { &trimmed[..trimmed.len() - 1] } else { trimmed };
+        current.extend(content.split_whitespace().map(str::to_owned));
+        if !continued && !current.is_empty() {
+            out.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// `FROM ${ECR_REGISTRY}:${CURL_TAG}` in a local Dockerfile → a dependency on `curl` through
+/// those args; a plain `FROM curl` or `COPY --from=curl` → one through the named context `curl`.
 fn infer_from(dir: &Path, image: &mut Imported, names: &[String], warnings: &mut Vec<String>) {
-    let dockerfile = format!("{}/{}", image.context, image.dockerfile.as_deref().unwrap_or("Dockerfile"));
-    let Ok(text) = std::fs::read_to_string(dir.join(&dockerfile)) else {
-        warnings.push(format!("{dockerfile}: cannot read it: no dependencies inferred for `{}`", image.name));
+    let (dockerfile, text) = local_dockerfile(dir, image);
+    let Some(text) = text else {
+        if image.disabled.is_none() {
+            let why = format!("`{dockerfile}` cannot be read: imported commented out");
+            warnings.push(format!("{}: {why}", image.folder));
+            image.disabled = Some(why);
+        }
         return;
     };
-    for line in text.lines() {
-        let line = line.trim();
-        let Some(rest) = line.strip_prefix("FROM ").or_else(|| line.strip_prefix("from ")) else { continue };
-        let reference = rest.split_whitespace().find(|w| !w.starts_with("--")).unwrap_or("");
-        let Some((registry, tag)) = reference.split_once(':') else { continue };
-        let (Some(registry), Some(tag)) = (variable(registry), variable(tag)) else { continue };
-        let Some(stem) = tag.strip_suffix("_TAG") else { continue };
-        let wanted = stem.to_ascii_lowercase();
-        let found = names.iter().find(|n| n.replace('-', "_").to_ascii_lowercase() == wanted);
-        match found {
-            Some(dep) if *dep != image.name => {
-                image.from.push((dep.clone(), tag.to_owned(), registry.to_owned()))
+    let mut stages: Vec<String> = Vec::new();
+    let edge = |image: &mut Imported, dep: &str, args: Option<(String, String)>| {
+        if dep == image.name {
+            return;
+        }
+        let at = match image.from.iter().position(|e| e.dep == dep) {
+            Some(at) => at,
+            None => {
+                image.from.push(Edge { dep: dep.to_owned(), ..Edge::default() });
+                image.from.len() - 1
             }
-            Some(_) => {}
-            None => warnings.push(format!(
-                "{dockerfile}: `{reference}` names no image of the repository (`{stem}`): left as is"
-            )),
+        };
+        let found = &mut image.from[at];
+        match args {
+            Some(args) => {
+                found.args.get_or_insert(args);
+            }
+            None => found.context = true,
+        }
+    };
+    for words in instructions(&text) {
+        let Some((keyword, rest)) = words.split_first() else { continue };
+        let keyword = keyword.to_ascii_uppercase();
+        if keyword == "COPY" || keyword == "ADD" {
+            for word in rest.iter().take_while(|w| w.starts_with("--")) {
+                if let Some(name) = word.strip_prefix("--from=")
+                    && !stages.iter().any(|s| s.eq_ignore_ascii_case(name))
+                    && names.iter().any(|n| n == name)
+                {
+                    edge(image, name, None);
+                }
+            }
+            continue;
+        }
+        if keyword != "FROM" {
+            continue;
+        }
+        let mut rest = rest.iter().skip_while(|w| w.starts_with("--"));
+        let Some(reference) = rest.next() else { continue };
+        let alias = match (rest.next(), rest.next()) {
+            (Some(a), Some(name)) if a.eq_ignore_ascii_case("as") => Some(name.clone()),
+            _ => None,
+        };
+        if !stages.iter().any(|s| s.eq_ignore_ascii_case(reference)) && names.iter().any(|n| n == reference) {
+            if reference != &image.name {
+                let note = format!(
+                    "`{dockerfile}` says `FROM {reference}`: imported as the named context `{reference}`, so it builds on this graph's `{reference}` (by digest), not on a registry image of that name"
+                );
+                warnings.push(note.clone());
+                image.notes.push(note);
+            }
+            edge(image, reference, None);
+        } else if let Some((registry, tag)) = reference.split_once(':')
+            && let (Some(registry), Some(tag)) = (variable(registry), variable(tag))
+            && let Some(stem) = tag.strip_suffix("_TAG")
+        {
+            let wanted = stem.to_ascii_lowercase();
+            let found = names.iter().find(|n| n.replace('-', "_").to_ascii_lowercase() == wanted);
+            match found {
+                Some(dep) => {
+                    let dep = dep.clone();
+                    edge(image, &dep, Some((tag.to_owned(), registry.to_owned())));
+                }
+                None => warnings.push(format!(
+                    "{dockerfile}: `{reference}` names no image of the repository that is built (`{stem}`): left as is"
+                )),
+            }
+        }
+        if let Some(alias) = alias {
+            stages.push(alias);
+        }
+    }
+    // A dependency's arg is set by the graph: a default for it in `build_args` (the layout's
+    // fallback to a `latest` tag) would be a second value.
+    for edge in &image.from {
+        let Some((tag, registry)) = &edge.args else { continue };
+        for arg in [tag, registry] {
+            if let Some(at) = image.args.iter().position(|(k, _)| k == arg) {
+                let (k, v) = image.args.remove(at);
+                let note = format!(
+                    "build arg `{k}={v}` left out: the graph passes `{k}` the reference of the `{}` it builds",
+                    edge.dep
+                );
+                warnings.push(format!("{}/{ENABLED}: {note}", image.folder));
+                image.notes.push(note);
+            }
         }
     }
 }
@@ -247,128 +605,327 @@ fn variable(text: &str) -> Option<&str> {
     text.strip_prefix("${").and_then(|t| t.strip_suffix('}')).or_else(|| text.strip_prefix('$'))
 }
 
-fn read_weekly(dir: &Path, names: &[String], warnings: &mut Vec<String>) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(dir.join("rebuild-weekly.txt")) else { return Vec::new() };
-    let mut out = Vec::new();
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
-        let name = line.trim_end_matches('/');
-        if names.iter().any(|n| n == name) {
-            out.push(name.to_owned());
-        } else {
-            warnings.push(format!("rebuild-weekly.txt: `{name}` is not an image folder: left out"));
+/// The weekly schedule: the folders it rebuilds, and those it names that are left out.
+#[derive(Debug, Default)]
+struct Weekly {
+    rebuild: Vec<String>,
+    /// (folder, why) of entries kept out of the schedule.
+    left_out: Vec<(String, String)>,
+}
+
+fn read_weekly(dir: &Path, images: &[Imported], warnings: &mut Vec<String>) -> Weekly {
+    let mut weekly = Weekly::default();
+    let Ok(text) = std::fs::read_to_string(dir.join("rebuild-weekly.txt")) else { return weekly };
+    for line in text.lines().map(|l| uncommented(l.split('#').next().unwrap_or(""))).filter(|l| !l.is_empty())
+    {
+        let folder = line.trim_end_matches('/');
+        match images.iter().find(|i| i.folder == folder) {
+            Some(image) if !weekly.rebuild.contains(&image.name) => weekly.rebuild.push(image.name.clone()),
+            Some(_) => {}
+            None => warnings.push(format!("rebuild-weekly.txt: `{folder}` is not an image folder: left out")),
         }
     }
+    weekly
+}
+
+impl Weekly {
+    /// Moves the entries of commented-out images out of the schedule, with their reason.
+    fn without(&self, images: &[Imported]) -> Weekly {
+        let mut out = Weekly::default();
+        for name in &self.rebuild {
+            match images.iter().find(|i| i.name == *name).and_then(|i| i.disabled.as_ref().map(|d| (i, d))) {
+                Some((image, why)) => out.left_out.push((image.folder.clone(), why.clone())),
+                None => out.rebuild.push(name.clone()),
+            }
+        }
+        out
+    }
+}
+
+/// A KDL v2 string.
+pub(crate) fn kdl_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control()
+                || matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}') =>
+            {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
     out
 }
 
-fn quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+/// A YAML double-quoted string (JSON's escapes).
+pub(crate) fn yaml_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || c == '\u{FEFF}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
-const HEADER: &str = "imported from a kaniko-builder repository by `hephy import`\nset `registry` to where the images are pushed (the layout's ECR repository)";
-
-fn kdl(images: &[Imported], weekly: &[String]) -> String {
-    let mut out = String::new();
-    for line in HEADER.lines() {
-        let _ = writeln!(out, "// {line}");
+/// A note as comment lines.
+fn comment(out: &mut String, prefix: &str, indent: &str, text: &str) {
+    for line in text.lines() {
+        let _ = writeln!(out, "{indent}{prefix} {line}");
     }
-    let _ = writeln!(
-        out,
-        "// registry \"123456789012.dkr.ecr.eu-west-1.amazonaws.com/images\"\nnaming \"kaniko-builder\"\nbuilder \"buildah\"\nplatforms \"linux/amd64\"\n"
+}
+
+const HEADER: &str = "imported from a kaniko-builder repository by `hephy import`
+set `registry` to where the images are pushed (the layout's ECR repository); with the
+`kaniko-builder` naming, each platform build is tagged `{dir}-{YYYYMMDD}-{arch}` on `main` and
+`{dir}-{YYYYMMDD}-{branch}-{arch}` on another branch, each image `{dir}-{YYYYMMDD}`, and each
+additional tag `{dir}-{tag}`";
+
+/// The graph in KDL, and each image's byte range in it (for [`settle`]).
+fn kdl(images: &[Imported], weekly: &Weekly) -> (String, Vec<(usize, std::ops::Range<usize>)>) {
+    let mut out = String::new();
+    let mut spans = Vec::new();
+    comment(&mut out, "//", "", HEADER);
+    out.push_str(
+        "// registry \"123456789012.dkr.ecr.eu-west-1.amazonaws.com/images\"\nnaming \"kaniko-builder\"\nbuilder \"buildah\"\nplatforms \"linux/amd64\"\n\n",
     );
-    for image in images {
-        let _ = writeln!(out, "image {} {{", quote(&image.name));
+    let q = |s: &str| kdl_string(s);
+    for (index, image) in images.iter().enumerate() {
+        for note in &image.notes {
+            comment(&mut out, "//", "", &format!("{}: {note}", image.folder));
+        }
+        if let Some(why) = &image.disabled {
+            comment(&mut out, "//", "", &format!("{}: {why}", image.folder));
+            out.push_str("/-");
+        }
+        let start = out.len();
+        let _ = writeln!(out, "image {} {{", q(&image.name));
+        if image.ko.is_some() {
+            out.push_str("    builder \"ko\"\n");
+        }
         match &image.git {
             Some((url, reference)) => {
-                let _ = writeln!(out, "    git {} ref={}", quote(url), quote(reference));
+                let _ = writeln!(out, "    git {} ref={}", q(url), q(reference));
                 if image.context != "." {
-                    let _ = writeln!(out, "    context {}", quote(&image.context));
+                    let _ = writeln!(out, "    context {}", q(&image.context));
                 }
             }
             None => {
-                let _ = writeln!(out, "    context {}", quote(&image.context));
+                let _ = writeln!(out, "    context {}", q(&image.context));
             }
         }
         if let Some(d) = &image.dockerfile {
-            let _ = writeln!(out, "    dockerfile {}", quote(d));
+            let _ = writeln!(out, "    dockerfile {}", q(d));
         }
         if let Some(t) = &image.target {
-            let _ = writeln!(out, "    target {}", quote(t));
+            let _ = writeln!(out, "    target {}", q(t));
+        }
+        if let Some(ko) = &image.ko {
+            let mut props = String::new();
+            for (key, value) in
+                [("import-path", &ko.import_path), ("base-image", &ko.base_image), ("ldflags", &ko.ldflags)]
+            {
+                if let Some(v) = value {
+                    let _ = write!(props, " {key}={}", q(v));
+                }
+            }
+            if !props.is_empty() {
+                let _ = writeln!(out, "    ko{props}");
+            }
+            if !ko.env.is_empty() {
+                let env: Vec<String> = ko.env.iter().map(|(k, v)| format!("{k}={}", q(v))).collect();
+                let _ = writeln!(out, "    ko-env {}", env.join(" "));
+            }
         }
         if !image.args.is_empty() {
-            let args: Vec<String> = image.args.iter().map(|(k, v)| format!("{k}={}", quote(v))).collect();
+            let args: Vec<String> = image.args.iter().map(|(k, v)| format!("{k}={}", q(v))).collect();
             let _ = writeln!(out, "    args {}", args.join(" "));
         }
         if !image.platforms.is_empty() {
-            let p: Vec<String> = image.platforms.iter().map(|p| quote(p)).collect();
+            let p: Vec<String> = image.platforms.iter().map(|p| q(p)).collect();
             let _ = writeln!(out, "    platforms {}", p.join(" "));
         }
         if !image.tags.is_empty() {
-            let t: Vec<String> = image.tags.iter().map(|t| quote(t)).collect();
+            let t: Vec<String> = image.tags.iter().map(|t| q(t)).collect();
             let _ = writeln!(out, "    tags {}", t.join(" "));
         }
-        for (dep, arg, registry) in &image.from {
-            let _ =
-                writeln!(out, "    from {} arg={} registry-arg={}", quote(dep), quote(arg), quote(registry));
+        for edge in &image.from {
+            let mut line = format!("    from {}", q(&edge.dep));
+            if let Some((tag, registry)) = &edge.args {
+                let _ = write!(line, " arg={} registry-arg={}", q(tag), q(registry));
+            }
+            if edge.context {
+                let _ = write!(line, " context={}", q(&edge.dep));
+            }
+            let _ = writeln!(out, "{line}");
         }
-        out.push_str("}\n\n");
+        out.push('}');
+        spans.push((index, start..out.len()));
+        out.push_str("\n\n");
     }
-    if !weekly.is_empty() {
-        let names: Vec<String> = weekly.iter().map(|w| quote(w)).collect();
+    let weekly = weekly.without(images);
+    for (folder, why) in &weekly.left_out {
+        comment(
+            &mut out,
+            "//",
+            "",
+            &format!("rebuild-weekly.txt names `{folder}`, kept out of the schedule: {why}"),
+        );
+    }
+    if !weekly.rebuild.is_empty() {
+        let names: Vec<String> = weekly.rebuild.iter().map(|w| q(w)).collect();
         let _ = writeln!(out, "schedule \"weekly\" {{\n    rebuild {}\n}}", names.join(" "));
     }
-    out
+    (out, spans)
 }
 
-fn yaml(images: &[Imported], weekly: &[String]) -> String {
-    let y = |s: &str| quote(s);
+fn yaml(images: &[Imported], weekly: &Weekly) -> String {
+    let q = |s: &str| yaml_string(s);
     let mut out = String::new();
-    for line in HEADER.lines() {
-        let _ = writeln!(out, "# {line}");
-    }
+    comment(&mut out, "#", "", HEADER);
     out.push_str("# registry: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/images\nnaming: { preset: kaniko-builder }\nbuilder: buildah\nplatforms: [linux/amd64]\n\nimages:\n");
+    let mut any = false;
     for image in images {
-        let _ = writeln!(out, "  {}:", image.name);
+        for note in &image.notes {
+            comment(&mut out, "#", "  ", &format!("{}: {note}", image.folder));
+        }
+        let mut body = String::new();
+        let _ = writeln!(body, "{}:", q(&image.name));
+        if image.ko.is_some() {
+            body.push_str("  builder: ko\n");
+        }
         match &image.git {
             Some((url, reference)) => {
-                let _ = writeln!(out, "    git: {}\n    ref: {}", y(url), y(reference));
+                let _ = writeln!(body, "  git: {}\n  ref: {}", q(url), q(reference));
                 if image.context != "." {
-                    let _ = writeln!(out, "    context: {}", y(&image.context));
+                    let _ = writeln!(body, "  context: {}", q(&image.context));
                 }
             }
             None => {
-                let _ = writeln!(out, "    context: {}", y(&image.context));
+                let _ = writeln!(body, "  context: {}", q(&image.context));
             }
         }
         if let Some(d) = &image.dockerfile {
-            let _ = writeln!(out, "    dockerfile: {}", y(d));
+            let _ = writeln!(body, "  dockerfile: {}", q(d));
         }
         if let Some(t) = &image.target {
-            let _ = writeln!(out, "    target: {}", y(t));
+            let _ = writeln!(body, "  target: {}", q(t));
+        }
+        if let Some(ko) = &image.ko {
+            let mut entries = Vec::new();
+            for (key, value) in
+                [("import-path", &ko.import_path), ("base-image", &ko.base_image), ("ldflags", &ko.ldflags)]
+            {
+                if let Some(v) = value {
+                    entries.push(format!("{key}: {}", q(v)));
+                }
+            }
+            if !entries.is_empty() {
+                let _ = writeln!(body, "  ko: {{ {} }}", entries.join(", "));
+            }
+            if !ko.env.is_empty() {
+                let env: Vec<String> = ko.env.iter().map(|(k, v)| format!("{k}: {}", q(v))).collect();
+                let _ = writeln!(body, "  ko-env: {{ {} }}", env.join(", "));
+            }
         }
         if !image.args.is_empty() {
-            let args: Vec<String> = image.args.iter().map(|(k, v)| format!("{k}: {}", y(v))).collect();
-            let _ = writeln!(out, "    args: {{ {} }}", args.join(", "));
+            let args: Vec<String> = image.args.iter().map(|(k, v)| format!("{k}: {}", q(v))).collect();
+            let _ = writeln!(body, "  args: {{ {} }}", args.join(", "));
         }
         if !image.platforms.is_empty() {
-            let p: Vec<String> = image.platforms.iter().map(|p| y(p)).collect();
-            let _ = writeln!(out, "    platforms: [{}]", p.join(", "));
+            let p: Vec<String> = image.platforms.iter().map(|p| q(p)).collect();
+            let _ = writeln!(body, "  platforms: [{}]", p.join(", "));
         }
         if !image.tags.is_empty() {
-            let t: Vec<String> = image.tags.iter().map(|t| y(t)).collect();
-            let _ = writeln!(out, "    tags: [{}]", t.join(", "));
+            let t: Vec<String> = image.tags.iter().map(|t| q(t)).collect();
+            let _ = writeln!(body, "  tags: [{}]", t.join(", "));
         }
         if !image.from.is_empty() {
             let deps: Vec<String> = image
                 .from
                 .iter()
-                .map(|(d, a, r)| format!("{d}: {{ arg: {a}, registry-arg: {r} }}"))
+                .map(|e| {
+                    let mut settings = Vec::new();
+                    if let Some((tag, registry)) = &e.args {
+                        settings.push(format!("arg: {}, registry-arg: {}", q(tag), q(registry)));
+                    }
+                    if e.context {
+                        settings.push(format!("context: {}", q(&e.dep)));
+                    }
+                    format!("{}: {{ {} }}", q(&e.dep), settings.join(", "))
+                })
                 .collect();
-            let _ = writeln!(out, "    from: {{ {} }}", deps.join(", "));
+            let _ = writeln!(body, "  from: {{ {} }}", deps.join(", "));
+        }
+        match &image.disabled {
+            Some(why) => {
+                comment(&mut out, "#", "  ", &format!("{}: {why}", image.folder));
+                comment(&mut out, "#", "  ", &body);
+            }
+            None => {
+                any = true;
+                for line in body.lines() {
+                    let _ = writeln!(out, "  {line}");
+                }
+            }
         }
     }
-    if !weekly.is_empty() {
-        let _ = writeln!(out, "\nschedules:\n  weekly:\n    rebuild: [{}]", weekly.join(", "));
+    if !any {
+        // Every image is commented out: an empty map keeps `images:` valid.
+        out = out.replacen("\nimages:\n", "\nimages: {}\n", 1);
+    }
+    let weekly = weekly.without(images);
+    if !weekly.left_out.is_empty() || !weekly.rebuild.is_empty() {
+        out.push('\n');
+    }
+    for (folder, why) in &weekly.left_out {
+        comment(
+            &mut out,
+            "#",
+            "",
+            &format!("rebuild-weekly.txt names `{folder}`, kept out of the schedule: {why}"),
+        );
+    }
+    if !weekly.rebuild.is_empty() {
+        let names: Vec<String> = weekly.rebuild.iter().map(|w| q(w)).collect();
+        let _ = writeln!(out, "schedules:\n  weekly:\n    rebuild: [{}]", names.join(", "));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_are_taken_off_values() {
+        assert_eq!(uncommented("v1.25.3 # pinned for CVE-2025-1"), "v1.25.3");
+        assert_eq!(uncommented("\"main\"  # branch"), "main");
+        assert_eq!(uncommented("abc#def"), "abc#def");
+        assert_eq!(uncommented(""), "");
+    }
+
+    #[test]
+    fn strings_are_quoted_for_both_syntaxes() {
+        assert_eq!(kdl_string("a\"b\\c\nd"), "\"a\\\"b\\\\c\\nd\"");
+        assert_eq!(yaml_string("a\"b\u{1}"), "\"a\\\"b\\u0001\"");
+    }
 }

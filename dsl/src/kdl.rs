@@ -9,8 +9,8 @@ use miette::SourceSpan;
 
 use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
 use crate::document::{
-    DependencyDraft, Document, ExecutorDraft, FromDraft, ImageDraft, NamingDraft, ScheduleDraft, SecretDraft,
-    TaskDraft, Text,
+    DependencyDraft, Document, ExecutorDraft, FromDraft, ImageDraft, KoDraft, NamingDraft, ScheduleDraft,
+    SecretDraft, TaskDraft, Text,
 };
 use crate::source::Spanned;
 
@@ -40,6 +40,8 @@ const IMAGE: &[&str] = &[
     "tags",
     "from",
     "after",
+    "ko",
+    "ko-env",
 ];
 const TASK: &[&str] = &["run", "inputs", "outputs", "env", "platforms", "after", "timeout", "secrets"];
 const SCHEDULE: &[&str] = &["rebuild", "refresh"];
@@ -306,6 +308,11 @@ impl Reader<'_> {
                 "secrets" => image.secrets.extend(self.strings(child, 1)),
                 "from" => image.deps.extend(self.from(child)),
                 "after" => image.deps.extend(self.after(child)),
+                "ko" => {
+                    let ko = self.ko(child);
+                    self.set_once(&mut image.ko, ko, child);
+                }
+                "ko-env" => image.ko_env.extend(self.pairs(child)),
                 other => self.unknown_node(child, other, IMAGE, "an `image`"),
             }
         }
@@ -355,16 +362,47 @@ impl Reader<'_> {
         Some(schedule)
     }
 
-    /// `from "curl" arg="BASE" [target="debug"]`
+    /// `ko import-path="./cmd/app" base-image="…" ldflags="-s -w"`
+    fn ko(&mut self, node: &KdlNode) -> KoDraft {
+        if let Some(value) = node.entries().iter().find(|e| e.name().is_none()) {
+            self.sink.push(
+                Problem::new(Code::UnknownKey, "`ko` takes only properties")
+                    .label(value.span(), "a value without a name")
+                    .help("write `ko import-path=\"./cmd/app\" base-image=\"…\" ldflags=\"…\"`"),
+            );
+        }
+        self.no_children(node);
+        let mut ko = KoDraft { import_path: None, base_image: None, ldflags: None, span: node.span() };
+        for (key, entry) in self.properties(node, &["import-path", "base-image", "ldflags"]) {
+            let value = self.string(entry);
+            match key {
+                "import-path" => ko.import_path = value,
+                "base-image" => ko.base_image = value,
+                _ => ko.ldflags = value,
+            }
+        }
+        ko
+    }
+
+    /// `from "curl" arg="BASE" [target="debug"] [context="base"] [platform="build"]`
     fn from(&mut self, node: &KdlNode) -> Option<DependencyDraft> {
         let name = self.first_arg(node);
         self.no_children(node);
-        let mut from = FromDraft { arg: None, target: None, registry_arg: None, span: node.span() };
-        for (key, entry) in self.properties(node, &["arg", "target", "registry-arg"]) {
+        let mut from = FromDraft {
+            arg: None,
+            target: None,
+            registry_arg: None,
+            context: None,
+            platform: None,
+            span: node.span(),
+        };
+        for (key, entry) in self.properties(node, &["arg", "target", "registry-arg", "context", "platform"]) {
             let value = self.string(entry);
             match key {
                 "arg" => from.arg = value,
                 "target" => from.target = value,
+                "context" => from.context = value,
+                "platform" => from.platform = value,
                 _ => from.registry_arg = value,
             }
         }

@@ -7,6 +7,7 @@
 //! nothing of graphs of nodes, hashing or execution.
 
 mod analyze;
+mod bake;
 mod diagnostic;
 mod document;
 mod import;
@@ -19,12 +20,13 @@ mod yaml;
 
 use std::path::{Path, PathBuf};
 
+pub use bake::import_bake;
 pub use diagnostic::{Code, Problem, Problems, escape_controls, printable, printable_line};
 pub use document::Document;
 pub use import::{Import, import};
 pub use model::{
-    BUILDERS, DEFAULT_BUILDER, Definition, Dependency, DependencyKind, Executor, Image, ImageSource, Model,
-    Naming, Schedule, Secret, SecretSource, Task,
+    BUILDERS, DEFAULT_BUILDER, Definition, Dependency, DependencyKind, Executor, FromPlatform, Image,
+    ImageSource, KoSettings, Model, Naming, Schedule, Secret, SecretSource, Task,
 };
 pub use platform::{Platform, PlatformError};
 pub use reference::render_template;

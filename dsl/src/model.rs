@@ -71,12 +71,13 @@ impl Naming {
         }
     }
 
-    /// The kaniko-builder layout's: one repository, `{name}-{date}-{arch}` per platform,
+    /// The kaniko-builder layout's: one repository, `{name}-{date}-{arch}` per platform (on
+    /// `main`; `{name}-{date}-{branch}-{arch}` on another branch),
     /// `{name}-{date}` per index, `{name}-{tag}` for extra tags.
     pub fn kaniko_builder() -> Naming {
         Naming {
             repository: "{registry}".to_owned(),
-            platform: Some("{name}-{date}-{arch}".to_owned()),
+            platform: Some("{name}-{date}{-branch}-{arch}".to_owned()),
             manifest: Some("{name}-{date}".to_owned()),
             tag: "{name}-{tag}".to_owned(),
         }
@@ -155,6 +156,22 @@ pub struct Image {
     pub timeout: Option<std::time::Duration>,
     /// The secrets it uses, by name.
     pub secrets: Vec<String>,
+    /// How the `ko` builder builds it (`ko` / `ko-env`); `None`: ko's defaults.
+    pub ko: Option<KoSettings>,
+}
+
+/// What the `ko` builder is told beyond the context: the Go package, the base image, the
+/// environment of `go build` and its `-ldflags` (written into a `.ko.yaml` of hephy's own).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KoSettings {
+    /// The Go package to build (`./cmd/app`, relative to the context, or a full import path).
+    pub import_path: Option<String>,
+    /// The base image (ko's `defaultBaseImage`).
+    pub base_image: Option<String>,
+    /// `-ldflags` of `go build`, as written (`-s -w -X main.version=1.0`).
+    pub ldflags: Option<String>,
+    /// Environment variables of `go build` (`CGO_ENABLED=0`), sorted by name.
+    pub env: BTreeMap<String, String>,
 }
 
 /// Where an image's build context comes from.
@@ -216,18 +233,34 @@ pub struct Dependency {
 pub enum DependencyKind {
     /// `after NAME`: run after it, nothing passed.
     After,
-    /// `from NAME arg=ARG`: the dependency's image reference for the same platform is passed as
-    /// build arg `arg`.
+    /// `from NAME arg=ARG` and/or `context=CTX`: the dependency's image reference for the same
+    /// platform is passed as build arg `arg` and/or named build context `context`.
     From {
-        /// The build arg that receives the reference.
-        arg: String,
+        /// The build arg that receives the reference (`None`: only a named context).
+        arg: Option<String>,
         /// Which target of the dependency, when it has several.
         target: Option<String>,
         /// For Dockerfiles that say `FROM ${REGISTRY}:${TAG}`: this arg receives the part before
         /// the last `:` of the pinned reference (`registry/curl@sha256`) and `arg` the part after
         /// it (the digest's hex), so the two rejoin into `registry/curl@sha256:…`.
         registry_arg: Option<String>,
+        /// `context="NAME"`: the dependency's image is also given to the builder as the named
+        /// build context `NAME`, so `FROM NAME` / `COPY --from=NAME` resolve to it by digest.
+        context: Option<String>,
+        /// Which of the dependency's platform builds is used.
+        platform: FromPlatform,
     },
+}
+
+/// Which platform build of a `from` dependency a platform build of its dependent uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FromPlatform {
+    /// The same platform as the dependent's build (the default).
+    #[default]
+    Same,
+    /// `platform="build"`: the platform of the machine that runs the dependent's build (for
+    /// `FROM --platform=$BUILDPLATFORM`: cross-compilers run natively).
+    Build,
 }
 
 /// A named set of definitions to rebuild together, e.g. weekly.

@@ -123,6 +123,9 @@ fn vars(
         ("ref", reference),
         ("commit", "0".repeat(40)),
         ("key", "0".repeat(12)),
+        // A branch off `main` (on `main`, `{-branch}` renders nothing).
+        ("branch", "feature-x".to_owned()),
+        ("-branch", "-feature-x".to_owned()),
     ]
 }
 

@@ -15,8 +15,8 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
 use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
 use crate::document::{
-    DependencyDraft, Document, ExecutorDraft, FromDraft, ImageDraft, NamingDraft, ScheduleDraft, SecretDraft,
-    TaskDraft, Text,
+    DependencyDraft, Document, ExecutorDraft, FromDraft, ImageDraft, KoDraft, NamingDraft, ScheduleDraft,
+    SecretDraft, TaskDraft, Text,
 };
 use crate::source::Spanned;
 
@@ -48,12 +48,15 @@ const IMAGE: &[&str] = &[
     "tags",
     "from",
     "after",
+    "ko",
+    "ko-env",
 ];
 const TASK: &[&str] = &["run", "inputs", "outputs", "env", "platforms", "after", "timeout", "secrets"];
 const SECRET: &[&str] = &["env", "file"];
 const EXECUTOR: &[&str] = &["platform", "jobs", "gitlab-tags", "runs-on", "ssh", "buildkit", "kubernetes"];
 const SCHEDULE: &[&str] = &["rebuild", "refresh"];
-const FROM: &[&str] = &["arg", "target", "registry-arg"];
+const FROM: &[&str] = &["arg", "target", "registry-arg", "context", "platform"];
+const KO: &[&str] = &["import-path", "base-image", "ldflags"];
 
 /// The most values aliases may expand to, and the deepest nesting.
 const MAX_VALUES: usize = 100_000;
@@ -383,6 +386,20 @@ impl Reader<'_> {
                 "tags" => image.tags = self.strings(value),
                 "secrets" => image.secrets = self.strings(value),
                 "from" => image.deps.extend(self.from(value)),
+                "ko" => {
+                    let mut ko =
+                        KoDraft { import_path: None, base_image: None, ldflags: None, span: value.span };
+                    for (key, value) in self.map(value, KO, "`ko`") {
+                        let text = self.string(value);
+                        match key.value.as_str() {
+                            "import-path" => ko.import_path = text,
+                            "base-image" => ko.base_image = text,
+                            _ => ko.ldflags = text,
+                        }
+                    }
+                    image.ko = Some(ko);
+                }
+                "ko-env" => image.ko_env = self.pairs(value),
                 _ => image.deps.extend(self.after(value)),
             }
         }
@@ -406,21 +423,36 @@ impl Reader<'_> {
         task
     }
 
-    /// `from: {curl: {arg: BASE, target: debug}}`
+    /// `from: {curl: {arg: BASE, target: debug}}`, or a list of such bodies for one image.
     fn from(&mut self, value: &Value) -> Vec<DependencyDraft> {
         let mut deps = Vec::new();
-        for (name, body) in self.named_map(value) {
-            let mut from =
-                FromDraft { arg: None, target: None, registry_arg: None, span: join(name.span, body.span) };
-            for (key, value) in self.map(body, FROM, "a `from` dependency") {
-                let text = self.string(value);
-                match key.value.as_str() {
-                    "arg" => from.arg = text,
-                    "target" => from.target = text,
-                    _ => from.registry_arg = text,
+        for (name, value) in self.named_map(value) {
+            // `builder: [{target: a, context: a}, {target: b, context: b}]`: several targets of one image.
+            let bodies: Vec<&Value> = match &value.kind {
+                Kind::Seq(items) => items.iter().collect(),
+                _ => vec![value],
+            };
+            for body in bodies {
+                let mut from = FromDraft {
+                    arg: None,
+                    target: None,
+                    registry_arg: None,
+                    context: None,
+                    platform: None,
+                    span: join(name.span, body.span),
+                };
+                for (key, value) in self.map(body, FROM, "a `from` dependency") {
+                    let text = self.string(value);
+                    match key.value.as_str() {
+                        "arg" => from.arg = text,
+                        "target" => from.target = text,
+                        "context" => from.context = text,
+                        "platform" => from.platform = text,
+                        _ => from.registry_arg = text,
+                    }
                 }
+                deps.push(DependencyDraft { name: name.clone(), from: Some(from) });
             }
-            deps.push(DependencyDraft { name, from: Some(from) });
         }
         deps
     }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use hephy_dsl::{Definition, DependencyKind, Model, Platform};
+use hephy_dsl::{Definition, DependencyKind, FromPlatform, Model, Platform};
 use petgraph::graph::{DiGraph, NodeIndex};
 use rayon::prelude::*;
 
@@ -94,6 +94,8 @@ pub struct Node {
     /// Build args that receive the repository part of that reference (`registry-arg=`), keyed
     /// by the `arg` they pair with.
     pub inject_registry: BTreeMap<String, String>,
+    /// Named build contexts that receive the image of another node (`from NAME context=CTX`).
+    pub contexts: BTreeMap<String, NodeId>,
 }
 
 impl Node {
@@ -135,6 +137,7 @@ impl Node {
             executor,
             inject: BTreeMap::new(),
             inject_registry: BTreeMap::new(),
+            contexts: BTreeMap::new(),
         }
     }
 
@@ -334,7 +337,9 @@ struct Builder<'m> {
 
 /// A build arg that receives another node's reference: (node, arg, the other node, its
 /// registry arg).
-type Injected<'m> = (NodeIndex, &'m String, NodeIndex, Option<&'m String>);
+/// A dependent, the build arg and named context that receive a dependency, the dependency,
+/// and the arg that receives its repository part.
+type Injected<'m> = (NodeIndex, Option<&'m String>, Option<&'m String>, NodeIndex, Option<&'m String>);
 
 /// An image build or task run: its platform, target and node.
 type Run<'m> = (Option<&'m Platform>, Option<&'m String>, NodeIndex);
@@ -350,6 +355,12 @@ fn edge(from: NodeIndex, to: NodeIndex) -> (u32, u32) {
 }
 
 impl<'m> Builder<'m> {
+    /// The platform of the machine that builds for `platform`: a declared executor builds its
+    /// platform natively; the implicit `local` one is this host.
+    fn build_platform(&self, platform: &Platform) -> Platform {
+        if self.executors.iter().any(|(e, _)| *e == platform) { platform.clone() } else { Platform::host() }
+    }
+
     fn executor_for(&self, platform: Option<&Platform>) -> Arc<str> {
         let declared = platform.and_then(|p| self.executors.iter().find(|(e, _)| *e == p));
         Arc::clone(declared.map_or(&self.local, |(_, name)| name))
@@ -448,12 +459,26 @@ impl<'m> Builder<'m> {
                                 DependencyKind::After => None,
                             };
                             found.clear();
+                            let build_platform;
+                            let platform = match (&dep.kind, platform) {
+                                (DependencyKind::From { platform: FromPlatform::Build, .. }, Some(p)) => {
+                                    build_platform = this.build_platform(p);
+                                    Some(&build_platform)
+                                }
+                                _ => platform,
+                            };
                             this.resolve(dep.position, platform, target_filter, &mut found);
                             edges.extend(found.iter().map(|&from| edge(from, node)));
-                            if let (DependencyKind::From { arg, registry_arg, .. }, [from]) =
+                            if let (DependencyKind::From { arg, registry_arg, context, .. }, [from]) =
                                 (&dep.kind, found.as_slice())
                             {
-                                injected.push((node, arg, *from, registry_arg.as_ref()));
+                                injected.push((
+                                    node,
+                                    arg.as_ref(),
+                                    context.as_ref(),
+                                    *from,
+                                    registry_arg.as_ref(),
+                                ));
                             }
                         }
                     }
@@ -470,12 +495,17 @@ impl<'m> Builder<'m> {
                 },
             );
         self.edges.extend(edges);
-        for (node, arg, from, registry_arg) in injected {
+        for (node, arg, context, from, registry_arg) in injected {
             let id = self.nodes[from.index()].id.clone();
             let node = &mut self.nodes[node.index()];
-            node.inject.insert(arg.clone(), id);
-            if let Some(registry_arg) = registry_arg {
-                node.inject_registry.insert(arg.clone(), registry_arg.clone());
+            if let Some(context) = context {
+                node.contexts.insert(context.clone(), id.clone());
+            }
+            if let Some(arg) = arg {
+                node.inject.insert(arg.clone(), id);
+                if let Some(registry_arg) = registry_arg {
+                    node.inject_registry.insert(arg.clone(), registry_arg.clone());
+                }
             }
         }
     }

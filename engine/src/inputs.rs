@@ -300,6 +300,23 @@ fn describe<'a>(
             for (arg, registry_arg) in &node.inject_registry {
                 s.insert(format!("inject-registry.{arg}"), registry_arg);
             }
+            for (context, dep) in &node.contexts {
+                s.insert(format!("build-context.{context}"), dep.to_string());
+            }
+            if let Some(ko) = &image.ko {
+                if let Some(path) = &ko.import_path {
+                    s.insert("ko.import-path", path);
+                }
+                if let Some(base) = &ko.base_image {
+                    s.insert("ko.base-image", base);
+                }
+                if let Some(ldflags) = &ko.ldflags {
+                    s.insert("ko.ldflags", ldflags);
+                }
+                for (k, v) in &ko.env {
+                    s.insert(format!("ko.env.{k}"), v);
+                }
+            }
             match &image.source {
                 ImageSource::Context { dir } => {
                     s.insert("context", dir);

@@ -147,6 +147,9 @@ impl Buildah {
         for (arg, value) in reference::injected(model, node, deps) {
             command.arg("--build-arg").arg(format!("{arg}={value}"));
         }
+        for (name, value) in reference::contexts(model, node, deps) {
+            command.arg("--build-context").arg(format!("{name}=docker-image://{value}"));
+        }
         for (name, file) in secrets {
             command.arg("--secret").arg(format!("id={name},src={}", file.path().display()));
         }

@@ -132,6 +132,8 @@ pub struct Request {
     pub target: Option<String>,
     /// Build args, the injected image references included.
     pub build_args: Vec<(String, String)>,
+    /// Named build contexts, each an image by digest: `(NAME, registry/dep@sha256:…)`.
+    pub contexts: Vec<(String, String)>,
     /// Where to push: `registry/name:tag`.
     pub destination: String,
     /// Whether the registry is plain HTTP.
@@ -140,6 +142,8 @@ pub struct Request {
     pub digest_file: PathBuf,
     /// Secrets, each a file only the build reads: `(id, file)`.
     pub secrets: Vec<(String, PathBuf)>,
+    /// The ko builder's settings (import path, base image, `go build` environment, ldflags).
+    pub ko: Option<hephy_dsl::KoSettings>,
 }
 
 /// A command to run: program, arguments, extra environment.
@@ -151,6 +155,8 @@ pub struct Rendered {
     pub args: Vec<String>,
     /// Environment it needs.
     pub env: Vec<(String, String)>,
+    /// The folder it runs in (`None`: the graph's folder).
+    pub dir: Option<PathBuf>,
 }
 
 fn path(p: &Path) -> String {
@@ -164,6 +170,7 @@ pub fn render(builder: Builder, request: &Request) -> Option<Rendered> {
     let r = request;
     let mut args: Vec<String> = Vec::new();
     let mut env = Vec::new();
+    let mut dir = None;
     let program = match builder {
         Builder::Oci => return None,
         Builder::Buildah => {
@@ -183,6 +190,9 @@ pub fn render(builder: Builder, request: &Request) -> Option<Rendered> {
             }
             for (k, v) in &r.build_args {
                 args.extend(["--build-arg".to_owned(), format!("{k}={v}")]);
+            }
+            for (name, reference) in &r.contexts {
+                args.extend(["--build-context".to_owned(), format!("{name}=docker-image://{reference}")]);
             }
             if r.insecure {
                 args.push("--tls-verify=false".to_owned());
@@ -235,6 +245,9 @@ pub fn render(builder: Builder, request: &Request) -> Option<Rendered> {
             for (k, v) in &r.build_args {
                 args.extend(["--opt".to_owned(), format!("build-arg:{k}={v}")]);
             }
+            for (name, reference) in &r.contexts {
+                args.extend(["--opt".to_owned(), format!("context:{name}=docker-image://{reference}")]);
+            }
             for (id, file) in &r.secrets {
                 args.extend(["--secret".to_owned(), format!("id={id},src={}", path(file))]);
             }
@@ -268,6 +281,9 @@ pub fn render(builder: Builder, request: &Request) -> Option<Rendered> {
             for (k, v) in &r.build_args {
                 args.extend(["--build-arg".to_owned(), format!("{k}={v}")]);
             }
+            for (name, reference) in &r.contexts {
+                args.extend(["--build-context".to_owned(), format!("{name}=docker-image://{reference}")]);
+            }
             for (id, file) in &r.secrets {
                 args.extend(["--secret".to_owned(), format!("id={id},src={}", path(file))]);
             }
@@ -277,9 +293,22 @@ pub fn render(builder: Builder, request: &Request) -> Option<Rendered> {
         }
         Builder::Ko => {
             let (repository, tag) = r.destination.rsplit_once(':').unwrap_or((&r.destination, "latest"));
+            // With settings, ko runs in the context (an import path like `./cmd/app` is relative
+            // to it) and reads hephy's `.ko.yaml` ([`ko_config`]) beside the digest file.
+            let package = match &r.ko {
+                Some(ko) => {
+                    dir = Some(r.context.clone());
+                    if ko.base_image.is_some() || ko.ldflags.is_some() || !ko.env.is_empty() {
+                        let config = r.digest_file.parent().map_or_else(|| ".".to_owned(), path);
+                        env.push(("KO_CONFIG_PATH".to_owned(), config));
+                    }
+                    ko.import_path.clone().unwrap_or_else(|| ".".to_owned())
+                }
+                None => path(&r.context),
+            };
             args.extend([
                 "build".to_owned(),
-                path(&r.context),
+                package,
                 format!("--platform={}", r.platform),
                 "--bare".to_owned(),
                 format!("--tags={tag}"),
@@ -305,7 +334,35 @@ pub fn render(builder: Builder, request: &Request) -> Option<Rendered> {
             "spin"
         }
     };
-    Some(Rendered { program: program.to_owned(), args, env })
+    Some(Rendered { program: program.to_owned(), args, env, dir })
+}
+
+/// The `.ko.yaml` that carries an image's ko settings: `defaultBaseImage`, and one build of
+/// its import path with the `go build` environment and `-ldflags`. `None` when there is
+/// nothing to say beyond the import path.
+pub(crate) fn ko_config(ko: &hephy_dsl::KoSettings) -> Option<String> {
+    if ko.base_image.is_none() && ko.ldflags.is_none() && ko.env.is_empty() {
+        return None;
+    }
+    // JSON is YAML: every value quoted and escaped by serde_json.
+    let quoted = |s: &str| serde_json::Value::String(s.to_owned()).to_string();
+    let mut out = String::new();
+    if let Some(base) = &ko.base_image {
+        out.push_str(&format!("defaultBaseImage: {}\n", quoted(base)));
+    }
+    out.push_str("builds:\n");
+    out.push_str("  - id: hephy\n    dir: \".\"\n");
+    out.push_str(&format!("    main: {}\n", quoted(ko.import_path.as_deref().unwrap_or("."))));
+    if !ko.env.is_empty() {
+        out.push_str("    env:\n");
+        for (k, v) in &ko.env {
+            out.push_str(&format!("      - {}\n", quoted(&format!("{k}={v}"))));
+        }
+    }
+    if let Some(ldflags) = &ko.ldflags {
+        out.push_str(&format!("    ldflags:\n      - {}\n", quoted(ldflags)));
+    }
+    Some(out)
 }
 
 /// Reads the pushed digest from what `builder` left: kaniko's digest file, BuildKit's and
@@ -351,6 +408,8 @@ pub(crate) mod tests {
             insecure: false,
             digest_file: PathBuf::from("/state/digest"),
             secrets: Vec::new(),
+            contexts: Vec::new(),
+            ko: None,
         }
     }
 
@@ -407,6 +466,54 @@ pub(crate) mod tests {
              --tag reg.example/team/curl:hephy-0123 --push --metadata-file /state/digest --target release \
              --build-arg BASE=reg.example/base@sha256:00 /repo/curl"
         );
+    }
+
+    #[test]
+    fn named_contexts_are_images_by_digest_on_each_command_line() {
+        let mut r = request();
+        r.build_args.clear();
+        r.contexts = vec![("base".to_owned(), "reg.example/team/base@sha256:00".to_owned())];
+        let buildah = line(&render(Builder::Buildah, &r).expect("a command"));
+        assert!(
+            buildah.contains(" --build-context base=docker-image://reg.example/team/base@sha256:00 "),
+            "{buildah}"
+        );
+        let buildx = line(&render(Builder::Buildx, &r).expect("a command"));
+        assert!(
+            buildx.contains(" --build-context base=docker-image://reg.example/team/base@sha256:00 "),
+            "{buildx}"
+        );
+        let buildkit = line(&render(Builder::Buildkit, &r).expect("a command"));
+        assert!(
+            buildkit.contains(" --opt context:base=docker-image://reg.example/team/base@sha256:00 "),
+            "{buildkit}"
+        );
+    }
+
+    #[test]
+    fn ko_carries_every_setting() {
+        let mut r = request();
+        r.target = None;
+        r.build_args.clear();
+        r.ko = Some(hephy_dsl::KoSettings {
+            import_path: Some("./cmd/app".to_owned()),
+            base_image: Some("cgr.dev/chainguard/static".to_owned()),
+            ldflags: Some("-s -w -X main.version=1.4.0".to_owned()),
+            env: [("CGO_ENABLED".to_owned(), "0".to_owned())].into_iter().collect(),
+        });
+        let ko = render(Builder::Ko, &r).expect("a command");
+        assert_eq!(
+            line(&ko),
+            "ko build ./cmd/app --platform=linux/arm64 --bare --tags=hephy-0123 --image-refs=/state/digest"
+        );
+        assert_eq!(ko.dir.as_deref(), Some(Path::new("/repo/curl")), "the import path is the context's");
+        assert!(ko.env.contains(&("KO_CONFIG_PATH".to_owned(), "/state".to_owned())), "{:?}", ko.env);
+        let config = ko_config(r.ko.as_ref().expect("settings")).expect("a config");
+        assert_eq!(
+            config,
+            "defaultBaseImage: \"cgr.dev/chainguard/static\"\nbuilds:\n  - id: hephy\n    dir: \".\"\n    main: \"./cmd/app\"\n    env:\n      - \"CGO_ENABLED=0\"\n    ldflags:\n      - \"-s -w -X main.version=1.4.0\"\n"
+        );
+        assert_eq!(ko_config(&hephy_dsl::KoSettings::default()), None);
     }
 
     #[test]

@@ -16,9 +16,25 @@ pub fn check(model: &Model) -> Result<(), Problems> {
                 .into_iter()
                 .chain(check_executors(model, image))
                 .chain(check_references(model, image))
+                .chain(crate::wiring::check(model, image))
         })
         .collect();
-    if problems.is_empty() { Ok(()) } else { Err(Problems::collect(&model.source, problems)) }
+    if problems.iter().all(Problem::is_warning) {
+        Ok(())
+    } else {
+        Err(Problems::collect(&model.source, problems))
+    }
+}
+
+/// The warnings of `model`'s checks (a dependency a Dockerfile never uses); `None` when none.
+pub fn warnings(model: &Model) -> Option<Problems> {
+    let warnings: Vec<Problem> = model
+        .images
+        .iter()
+        .flat_map(|image| crate::wiring::check(model, image))
+        .filter(Problem::is_warning)
+        .collect();
+    (!warnings.is_empty()).then(|| Problems::collect(&model.source, warnings))
 }
 
 /// What the executors of an image's platforms can build: an ssh host runs the built-in `oci`

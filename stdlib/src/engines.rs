@@ -31,6 +31,7 @@ pub(crate) fn buildkit(addr: &str, request: &Request) -> Rendered {
         program: "buildctl".to_owned(),
         args: Vec::new(),
         env: Vec::new(),
+        dir: None,
     });
     rendered.args.splice(0..0, ["--addr".to_owned(), addr.to_owned()]);
     rendered
@@ -122,6 +123,7 @@ fn kubectl(args: &[&str]) -> Rendered {
         program: "kubectl".to_owned(),
         args: args.iter().map(|a| (*a).to_owned()).collect(),
         env: Vec::new(),
+        dir: None,
     }
 }
 

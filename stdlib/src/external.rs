@@ -64,7 +64,14 @@ pub(crate) fn build(
         insecure: reference::insecure(Some(registry)),
         digest_file: work.join("digest"),
         secrets: secret_files.iter().map(|(id, file)| (id.clone(), file.path().to_path_buf())).collect(),
+        contexts: reference::contexts(model, job.node, &job.deps),
+        ko: image.ko.clone(),
     };
+    if let Some(config) = image.ko.as_ref().and_then(builders::ko_config)
+        && let Err(e) = std::fs::write(work.join(".ko.yaml"), config)
+    {
+        return fail(format!("cannot write `{}`: {e}", work.join(".ko.yaml").display()));
+    }
     let built = match engine {
         Engine::Local => run_builder(builder, &request, job, &log),
         Engine::Buildkit(addr) => {
@@ -93,7 +100,10 @@ pub(crate) fn build(
 
 fn run_rendered(rendered: &Rendered, job: &Job<'_>, log: &Log) -> Result<(), String> {
     let mut command = Command::new(&rendered.program);
-    command.args(&rendered.args).envs(rendered.env.iter().map(|(k, v)| (k, v))).current_dir(job.root);
+    command
+        .args(&rendered.args)
+        .envs(rendered.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(rendered.dir.as_deref().unwrap_or(job.root));
     log.note(&format!("$ {}", process::shown(&command)));
     process::run(command, job, log)
 }

@@ -24,6 +24,7 @@ mod reference;
 mod registry;
 mod remote;
 mod task;
+mod wiring;
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -31,7 +32,7 @@ use std::path::Path;
 pub use bases::{Bases, resolve_bases};
 pub use builders::{AUTO, Builder, Capabilities, Rendered, Request, read_digest, render, resolve_auto};
 pub use cache::RegistryCache;
-pub use check::check;
+pub use check::{check, warnings};
 pub use git::{Upstreams, resolve_all as resolve_upstreams};
 pub use oci::location;
 pub use outputs::{

@@ -27,6 +27,42 @@ pub(crate) fn today() -> String {
     format!("{year:04}{month:02}{day:02}")
 }
 
+/// The branch of the graph's own repository, as a tag-safe slug (`feature/x` → `feature-x`):
+/// `HEPHY_BRANCH`, else the CI's (`CI_COMMIT_REF_NAME`, `GITHUB_HEAD_REF`, `GITHUB_REF_NAME`),
+/// else git's current branch; empty when none is known (a detached checkout). Read once.
+pub(crate) fn branch(root: &std::path::Path) -> &'static str {
+    static BRANCH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BRANCH.get_or_init(|| {
+        let from_env = ["HEPHY_BRANCH", "CI_COMMIT_REF_NAME", "GITHUB_HEAD_REF", "GITHUB_REF_NAME"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok().filter(|b| !b.trim().is_empty()));
+        let name = from_env.or_else(|| {
+            let out = std::process::Command::new("git")
+                .args(["rev-parse", "--abbrev-ref", "HEAD"])
+                .current_dir(root)
+                .stderr(std::process::Stdio::null())
+                .output()
+                .ok()?;
+            let name = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+            (out.status.success() && name != "HEAD").then_some(name)
+        });
+        name.map(|n| slug(&n)).unwrap_or_default()
+    })
+}
+
+/// A branch name as a tag part: lower-case letters, digits and `-`, at most 63 characters.
+fn slug(name: &str) -> String {
+    let mapped: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+    let trimmed: String = mapped.trim_matches('-').chars().take(63).collect();
+    trimmed.trim_end_matches('-').to_owned()
+}
+
+/// `{-branch}`: `-` and the branch off `main`; nothing on `main` (or when no branch is known).
+fn dash_branch(branch: &str) -> String {
+    if branch.is_empty() || branch == "main" { String::new() } else { format!("-{branch}") }
+}
+
 /// What a naming template may say about `node`.
 pub(crate) struct Vars {
     pairs: Vec<(&'static str, String)>,
@@ -48,8 +84,20 @@ impl Vars {
             },
             _ => String::new(),
         };
+        let uses_branch = [
+            Some(&model.naming.repository),
+            model.naming.platform.as_ref(),
+            model.naming.manifest.as_ref(),
+            Some(&model.naming.tag),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|t| t.contains("branch}"));
+        let branch = if uses_branch { branch(&model.root) } else { "" };
         Vars {
             pairs: vec![
+                ("-branch", dash_branch(branch)),
+                ("branch", branch.to_owned()),
                 ("registry", model.registry.clone().unwrap_or_default()),
                 ("name", base_name(node)),
                 ("date", today()),
@@ -124,6 +172,18 @@ pub(crate) fn injected(model: &Model, node: &Node, deps: &[(&Node, String)]) -> 
     out
 }
 
+/// The named build contexts of `node`'s build: `(NAME, registry/dep@sha256:…)` for each
+/// `from DEP context=NAME`, the dependency's build pinned by digest.
+pub(crate) fn contexts(model: &Model, node: &Node, deps: &[(&Node, String)]) -> Vec<(String, String)> {
+    node.contexts
+        .iter()
+        .filter_map(|(name, dep_id)| {
+            let (dep, output) = deps.iter().find(|(d, _)| d.id == *dep_id)?;
+            Some((name.clone(), pinned(model, dep, output)))
+        })
+        .collect()
+}
+
 /// Whether the registry is spoken to over plain HTTP: a loopback address.
 pub(crate) fn insecure(registry: Option<&str>) -> bool {
     registry.is_some_and(|r| {
@@ -147,7 +207,16 @@ mod tests {
 
 #[cfg(test)]
 mod naming_tests {
-    use super::today;
+    use super::{dash_branch, slug, today};
+
+    #[test]
+    fn branches_become_tag_parts_and_main_adds_none() {
+        assert_eq!(slug("feature/Add_X"), "feature-add-x");
+        assert_eq!(slug("--x--"), "x");
+        assert_eq!(dash_branch("main"), "");
+        assert_eq!(dash_branch(""), "");
+        assert_eq!(dash_branch("feature-x"), "-feature-x");
+    }
 
     #[test]
     fn today_is_a_date() {

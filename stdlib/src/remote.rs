@@ -199,6 +199,7 @@ impl Remote {
             "platform": node.platform.as_ref().map(ToString::to_string),
             "target": node.target,
             "build_args": build_args,
+            "contexts": reference::contexts(model, node, &job.deps),
             "repository": reference::repository(model, node),
             "tags": tags,
         });
@@ -279,6 +280,9 @@ pub fn serve(input: impl Read, mut output: impl Write) -> Result<(), String> {
         .map_err(|e| format!("the spec's build args: {e}"))?;
     let tags: Vec<String> =
         serde_json::from_value(spec["tags"].clone()).map_err(|e| format!("the spec's tags: {e}"))?;
+    // Absent in a spec of an older hephy: no named contexts.
+    let contexts: Vec<(String, String)> =
+        serde_json::from_value(spec["contexts"].clone()).unwrap_or_default();
     let repository = text("repository")?;
     let context = scratch.path().join("context");
     let dockerfile_path = context.join(&dockerfile_name);
@@ -294,6 +298,7 @@ pub fn serve(input: impl Read, mut output: impl Write) -> Result<(), String> {
         build_args: &build_args,
         target: target.as_deref(),
         platform: &platform,
+        contexts: &contexts,
     };
     let sources = crate::Sources { state_dir: home.clone(), upstreams: Default::default() };
     let oci = Oci::new(&home, sources);

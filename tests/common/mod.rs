@@ -97,9 +97,10 @@ impl Repo {
         std::fs::write(full, text).expect("write file");
     }
 
-    /// Creates the folder `path` with a Dockerfile in it.
+    /// Creates the folder `path` with a Dockerfile in it, which takes a base as `ARG BASE` (so
+    /// a `from … arg="BASE"` is wired right) and builds on `scratch` without one.
     pub fn context(self, path: &str) -> Repo {
-        self.file(&format!("{path}/Dockerfile"), "FROM scratch\n")
+        self.file(&format!("{path}/Dockerfile"), "ARG BASE=scratch\nFROM ${BASE}\n")
     }
 
     /// Runs `hephy ARGS` in the repository.
@@ -116,6 +117,11 @@ impl Repo {
             .env("NO_COLOR", "1")
             .env("HEPHY_OFFLINE", if self.online { "0" } else { "1" })
             .env_remove("COLUMNS")
+            // The branch a naming template's `{-branch}` reads is the test's, not the CI's.
+            .env_remove("HEPHY_BRANCH")
+            .env_remove("CI_COMMIT_REF_NAME")
+            .env_remove("GITHUB_HEAD_REF")
+            .env_remove("GITHUB_REF_NAME")
             .envs(env.iter().copied())
             .output()
             .expect("run hephy");

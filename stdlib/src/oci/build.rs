@@ -54,6 +54,9 @@ pub(crate) struct Request<'a> {
     pub(crate) build_args: &'a [(String, String)],
     pub(crate) target: Option<&'a str>,
     pub(crate) platform: &'a Platform,
+    /// Named build contexts (`from "base" context="base"`): `FROM base` and `COPY --from=base`
+    /// read the image reference (by digest) the name maps to.
+    pub(crate) contexts: &'a [(String, String)],
 }
 
 /// A built image: its manifest (stored in the layout).
@@ -398,6 +401,9 @@ impl Builder<'_> {
 
     /// A stage holding image `reference` (its config, layers and files).
     fn image_stage(&self, reference: &str, platform: &Platform) -> Result<Stage, String> {
+        // A named build context stands for its image, by digest.
+        let reference =
+            self.request.contexts.iter().find(|(n, _)| n == reference).map_or(reference, |(_, r)| r.as_str());
         let base = self.bases.fetch(reference, platform)?;
         let settings = base.config["config"].as_object().cloned().unwrap_or_default();
         let diff_ids = base.config["rootfs"]["diff_ids"].as_array().cloned().unwrap_or_default();
@@ -1587,6 +1593,7 @@ mod tests {
             build_args: args,
             target,
             platform: &platform,
+            contexts: &[],
         };
         let built = build(&request, &layout, &NoBases)?;
         Ok((config_of(&layout, &built), built))
@@ -1639,6 +1646,7 @@ mod tests {
             build_args: &[],
             target: None,
             platform: &platform,
+            contexts: &[],
         };
         let e = build(&request, &Layout::new(dir.path().join("oci")), &NoBases).unwrap_err();
         assert!(e.contains("line 2") && e.contains("bzip2"), "{e}");
@@ -1743,6 +1751,7 @@ mod fuzz {
             build_args: &[("VERSION".to_owned(), "2".to_owned())],
             target: None,
             platform: &platform,
+            contexts: &[],
         };
         let _ = crate::dockerfile::read(dockerfile);
         let built = build(&request, &layout, &NoBases);

@@ -115,6 +115,7 @@ impl Oci {
         let mut build_args: Vec<(String, String)> =
             image.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         build_args.extend(reference::injected(model, node, &job.deps));
+        let contexts = reference::contexts(model, node, &job.deps);
         note(&format!(
             "hephy oci: building {} for {platform}{} from {} files",
             image.dockerfile,
@@ -129,6 +130,7 @@ impl Oci {
             build_args: &build_args,
             target: node.target.as_deref(),
             platform: &platform,
+            contexts: &contexts,
         };
         let manifest = self.assemble(&request, &note)?;
         let digest = manifest.digest.clone();

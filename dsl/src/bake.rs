@@ -1,0 +1,853 @@
+//! `hephy import --from bake`: a `docker buildx bake` file (HCL, or its JSON form) → the
+//! equivalent graph file.
+//!
+//! Evaluates the file with `hcl-rs` (variables with defaults and environment overrides, a few
+//! of bake's functions, `matrix`, `inherits`), then maps each target to an image and each
+//! `target:` context to a named-context dependency. What has no equivalent is named in a
+//! warning (and a comment above the image), never dropped silently; like the kaniko-builder
+//! import, every image the analyzer would reject is written commented out with its reason.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use hcl::eval::{Context, Evaluate, FuncArgs, FuncDef, ParamType};
+use hcl::{Block, BlockLabel, Body, Value};
+
+use crate::import::Import;
+use crate::source::{SourceFile, Syntax};
+
+/// A target after `matrix`, `inherits` and evaluation: its attributes by name.
+#[derive(Debug, Clone, Default)]
+struct Target {
+    name: String,
+    attrs: BTreeMap<String, Value>,
+    /// `inherits` not yet merged in.
+    inherits: Vec<String>,
+}
+
+/// A named-context dependency: `from DEP context=NAME [platform="build"]`.
+#[derive(Debug, Clone)]
+struct Edge {
+    dep: String,
+    context: String,
+    build_platform: bool,
+}
+
+/// One image of the graph.
+#[derive(Debug, Clone, Default)]
+struct Image {
+    name: String,
+    context: String,
+    git: Option<(String, String)>,
+    dockerfile: Option<String>,
+    target: Option<String>,
+    args: Vec<(String, String)>,
+    platforms: Vec<String>,
+    tags: Vec<String>,
+    secrets: Vec<String>,
+    from: Vec<Edge>,
+    notes: Vec<String>,
+    disabled: Option<String>,
+}
+
+/// A secret of the graph: name, and `env` or `file`.
+type Secret = (String, Option<String>, Option<String>);
+
+/// Reads the bake file at `path` (`.json`: bake's JSON form) and writes its graph in `syntax`,
+/// to be saved beside it. `env` reads the variables' overrides (the process environment).
+pub fn import_bake(
+    path: &Path,
+    syntax: Syntax,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Import, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let is_json = path.extension().is_some_and(|e| e == "json");
+    let hcl_text = if is_json { json_to_hcl(&text)? } else { text };
+    let body: Body =
+        hcl::parse(&hcl_text).map_err(|e| format!("`{}` is not a bake file: {e}", path.display()))?;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut warnings = Vec::new();
+    let ctx = variables(&body, env, &mut warnings);
+    let mut targets: Vec<Target> = Vec::new();
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for block in body.blocks() {
+        let label = block.labels.first().map(label).unwrap_or_default();
+        match block.identifier.as_str() {
+            "target" => targets.extend(expand(block, &label, &ctx, &mut warnings)),
+            "group" => {
+                let members = block
+                    .body
+                    .attributes()
+                    .find(|a| a.key.as_str() == "targets")
+                    .and_then(|a| a.expr.evaluate(&ctx).ok())
+                    .map(|v| strings(&v))
+                    .unwrap_or_default();
+                groups.push((label, members));
+            }
+            "variable" => {}
+            "function" => warnings.push(format!(
+                "function `{label}`: bake's user-defined functions are not evaluated here; targets that call it are left out"
+            )),
+            other => warnings.push(format!("`{other}` blocks have no equivalent in hephy: left out")),
+        }
+    }
+    let resolved = inherit(&targets, &mut warnings);
+    let names: Vec<String> = resolved.iter().map(|t| t.name.clone()).collect();
+    let mut secrets: Vec<Secret> = Vec::new();
+    let mut images: Vec<Image> = resolved
+        .iter()
+        .filter(|t| !t.name.starts_with('_'))
+        .map(|t| image(dir, t, &names, &mut secrets, &mut warnings))
+        .collect();
+    // A target only inherited from (bake's convention `_common`) is no image.
+    for t in resolved.iter().filter(|t| t.name.starts_with('_')) {
+        warnings
+            .push(format!("target `{}`: only inherited from (its name starts with `_`): no image", t.name));
+    }
+    if images.is_empty() {
+        return Err(format!("`{}` has no target to import", path.display()));
+    }
+    settle(dir, &mut images, &secrets, &groups, &mut warnings);
+    if images.iter().all(|i| i.disabled.is_some()) {
+        return Err(format!("no target of `{}` imports into an image that builds", path.display()));
+    }
+    let text = match syntax {
+        Syntax::Kdl => kdl(&images, &secrets, &groups).0,
+        Syntax::Yaml => yaml(&images, &secrets, &groups),
+    };
+    Ok(Import { text, warnings })
+}
+
+fn label(l: &BlockLabel) -> String {
+    match l {
+        BlockLabel::Identifier(i) => i.as_str().to_owned(),
+        BlockLabel::String(s) => s.clone(),
+    }
+}
+
+/// Bake's JSON form as HCL text: the same blocks and attributes, strings kept as templates so
+/// `${VAR}` still interpolates.
+fn json_to_hcl(text: &str) -> Result<String, String> {
+    let json: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let mut out = String::new();
+    let Some(top) = json.as_object() else { return Err("the JSON bake file is not an object".to_owned()) };
+    for (kind, blocks) in top {
+        let Some(blocks) = blocks.as_object() else { continue };
+        for (name, body) in blocks {
+            let _ = writeln!(out, "{kind} {} {{", serde_json::Value::String(name.clone()));
+            if let Some(body) = body.as_object() {
+                for (key, value) in body {
+                    let _ = writeln!(out, "  {key} = {}", hcl_literal(value));
+                }
+            }
+            out.push_str("}\n");
+        }
+    }
+    Ok(out)
+}
+
+fn hcl_literal(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Null => "null".to_owned(),
+        serde_json::Value::Bool(b) => b.to_string(),
+        serde_json::Value::Number(n) => n.to_string(),
+        // JSON's escapes are HCL's; `${…}` stays a template.
+        serde_json::Value::String(_) => value.to_string(),
+        serde_json::Value::Array(items) => {
+            format!("[{}]", items.iter().map(hcl_literal).collect::<Vec<_>>().join(", "))
+        }
+        serde_json::Value::Object(map) => format!(
+            "{{ {} }}",
+            map.iter()
+                .map(|(k, v)| format!("{} = {}", serde_json::Value::String(k.clone()), hcl_literal(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// The evaluation context: bake's functions hephy knows, and every variable (its default,
+/// overridden by the environment variable of its name).
+fn variables(
+    body: &Body,
+    env: &dyn Fn(&str) -> Option<String>,
+    warnings: &mut Vec<String>,
+) -> Context<'static> {
+    let mut ctx = Context::new();
+    functions(&mut ctx);
+    let declared: Vec<(String, Option<&hcl::Expression>)> = body
+        .blocks()
+        .filter(|b| b.identifier.as_str() == "variable")
+        .map(|b| {
+            let name = b.labels.first().map(label).unwrap_or_default();
+            let default = b.body.attributes().find(|a| a.key.as_str() == "default").map(|a| &a.expr);
+            (name, default)
+        })
+        .collect();
+    // Defaults may use other variables: evaluate until nothing more resolves.
+    let mut values: BTreeMap<String, Value> = BTreeMap::new();
+    for _ in 0..=declared.len() {
+        let mut progress = false;
+        for (name, default) in &declared {
+            if values.contains_key(name) {
+                continue;
+            }
+            let value = match default {
+                None => Ok(Value::String(String::new())),
+                Some(expr) => expr.evaluate(&ctx).map_err(|e| e.to_string()),
+            };
+            if let Ok(value) = value {
+                let value = match env(name) {
+                    Some(text) => match &value {
+                        Value::Bool(_) => {
+                            text.parse::<bool>().map(Value::Bool).unwrap_or(Value::String(text))
+                        }
+                        Value::Number(_) => text
+                            .parse::<i64>()
+                            .map(|n| Value::Number(n.into()))
+                            .unwrap_or(Value::String(text)),
+                        _ => Value::String(text),
+                    },
+                    None => value,
+                };
+                ctx.declare_var(name.clone(), value.clone());
+                values.insert(name.clone(), value);
+                progress = true;
+            }
+        }
+        if !progress {
+            break;
+        }
+    }
+    for (name, _) in declared.iter().filter(|(n, _)| !values.contains_key(n)) {
+        warnings.push(format!("variable `{name}`: its default cannot be evaluated: left unset"));
+    }
+    ctx
+}
+
+fn text_arg(args: &FuncArgs, i: usize) -> String {
+    match args.get(i) {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    }
+}
+
+/// The bake functions (from go-cty's standard library) hephy evaluates.
+fn functions(ctx: &mut Context<'_>) {
+    let s = || ParamType::String;
+    let any = || ParamType::Any;
+    ctx.declare_func("upper", FuncDef::new(|a| Ok(Value::String(text_arg(&a, 0).to_uppercase())), [s()]));
+    ctx.declare_func("lower", FuncDef::new(|a| Ok(Value::String(text_arg(&a, 0).to_lowercase())), [s()]));
+    ctx.declare_func(
+        "replace",
+        FuncDef::new(
+            |a| Ok(Value::String(text_arg(&a, 0).replace(&text_arg(&a, 1), &text_arg(&a, 2)))),
+            [s(), s(), s()],
+        ),
+    );
+    ctx.declare_func(
+        "trimprefix",
+        FuncDef::new(
+            |a| {
+                let (t, p) = (text_arg(&a, 0), text_arg(&a, 1));
+                Ok(Value::String(t.strip_prefix(p.as_str()).unwrap_or(&t).to_owned()))
+            },
+            [s(), s()],
+        ),
+    );
+    ctx.declare_func(
+        "trimsuffix",
+        FuncDef::new(
+            |a| {
+                let (t, p) = (text_arg(&a, 0), text_arg(&a, 1));
+                Ok(Value::String(t.strip_suffix(p.as_str()).unwrap_or(&t).to_owned()))
+            },
+            [s(), s()],
+        ),
+    );
+    ctx.declare_func(
+        "join",
+        FuncDef::new(
+            |a| {
+                let sep = text_arg(&a, 0);
+                let items = match a.get(1) {
+                    Some(v) => strings(v),
+                    None => Vec::new(),
+                };
+                Ok(Value::String(items.join(&sep)))
+            },
+            [s(), ParamType::array_of(any())],
+        ),
+    );
+    ctx.declare_func(
+        "split",
+        FuncDef::new(
+            |a| {
+                let (sep, t) = (text_arg(&a, 0), text_arg(&a, 1));
+                Ok(Value::Array(t.split(sep.as_str()).map(|p| Value::String(p.to_owned())).collect()))
+            },
+            [s(), s()],
+        ),
+    );
+    ctx.declare_func("equal", FuncDef::new(|a| Ok(Value::Bool(a.first() == a.get(1))), [any(), any()]));
+    ctx.declare_func("notequal", FuncDef::new(|a| Ok(Value::Bool(a.first() != a.get(1))), [any(), any()]));
+}
+
+/// A value as a list of strings (one string is a list of one).
+fn strings(value: &Value) -> Vec<String> {
+    match value {
+        Value::Array(items) => items.iter().filter_map(scalar).collect(),
+        Value::Null => Vec::new(),
+        other => scalar(other).into_iter().collect(),
+    }
+}
+
+fn scalar(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// One target block → its targets: one, or one per `matrix` combination.
+fn expand(block: &Block, label: &str, ctx: &Context<'_>, warnings: &mut Vec<String>) -> Vec<Target> {
+    let attr = |key: &str| block.body.attributes().find(|a| a.key.as_str() == key).map(|a| &a.expr);
+    let mut combos: Vec<Vec<(String, Value)>> = vec![Vec::new()];
+    if let Some(matrix) = attr("matrix") {
+        match matrix.evaluate(ctx) {
+            Ok(Value::Object(axes)) => {
+                for (axis, values) in axes {
+                    let values = match values {
+                        Value::Array(v) => v,
+                        other => vec![other],
+                    };
+                    let mut next = Vec::new();
+                    for c in &combos {
+                        for v in &values {
+                            let mut c = c.clone();
+                            c.push((axis.to_string(), v.clone()));
+                            next.push(c);
+                        }
+                    }
+                    combos = next;
+                }
+            }
+            Ok(_) | Err(_) => {
+                warnings.push(format!("target `{label}`: its `matrix` cannot be evaluated: left out"));
+                return Vec::new();
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for combo in combos {
+        let mut ctx = ctx.clone();
+        for (k, v) in &combo {
+            ctx.declare_var(k.clone(), v.clone());
+        }
+        let name = match attr("name") {
+            Some(expr) => match expr.evaluate(&ctx) {
+                Ok(Value::String(n)) => n,
+                _ => {
+                    warnings.push(format!("target `{label}`: its `name` cannot be evaluated: left out"));
+                    continue;
+                }
+            },
+            None if combo.is_empty() => label.to_owned(),
+            None => {
+                let parts: Vec<String> = combo.iter().filter_map(|(_, v)| scalar(v)).collect();
+                format!("{label}-{}", parts.join("-"))
+            }
+        };
+        let mut target = Target { name: name.clone(), ..Target::default() };
+        let mut broken = false;
+        for a in block.body.attributes() {
+            let key = a.key.as_str();
+            if matches!(key, "matrix" | "name") {
+                continue;
+            }
+            match a.expr.evaluate(&ctx) {
+                Ok(value) if key == "inherits" => target.inherits = strings(&value),
+                Ok(value) => {
+                    target.attrs.insert(key.to_owned(), value);
+                }
+                Err(e) => {
+                    warnings
+                        .push(format!("target `{name}`: `{key}` cannot be evaluated ({e}): target left out"));
+                    broken = true;
+                }
+            }
+        }
+        if !broken {
+            out.push(target);
+        }
+    }
+    out
+}
+
+/// `inherits`: the parents' attributes, overridden by the child's; maps (`args`, `labels`,
+/// `contexts`, …) are merged key by key, as bake merges them.
+fn inherit(targets: &[Target], warnings: &mut Vec<String>) -> Vec<Target> {
+    fn resolve(
+        name: &str,
+        targets: &[Target],
+        seen: &mut Vec<String>,
+        warnings: &mut Vec<String>,
+    ) -> Option<Target> {
+        let target = targets.iter().find(|t| t.name == name)?;
+        if seen.iter().any(|s| s == name) {
+            warnings.push(format!("target `{name}`: `inherits` forms a cycle: its parents are left out"));
+            return Some(Target { inherits: Vec::new(), ..target.clone() });
+        }
+        seen.push(name.to_owned());
+        let mut merged: BTreeMap<String, Value> = BTreeMap::new();
+        for parent in &target.inherits {
+            match resolve(parent, targets, seen, warnings) {
+                Some(p) => {
+                    for (k, v) in p.attrs {
+                        merge(&mut merged, k, v);
+                    }
+                }
+                None => warnings.push(format!("target `{name}`: inherits unknown `{parent}`: left out")),
+            }
+        }
+        for (k, v) in &target.attrs {
+            merge(&mut merged, k.clone(), v.clone());
+        }
+        seen.pop();
+        Some(Target { name: name.to_owned(), attrs: merged, inherits: Vec::new() })
+    }
+    fn merge(into: &mut BTreeMap<String, Value>, key: String, value: Value) {
+        match (into.get_mut(&key), value) {
+            (Some(Value::Object(old)), Value::Object(new)) => old.extend(new),
+            (_, value) => {
+                into.insert(key, value);
+            }
+        }
+    }
+    targets.iter().filter_map(|t| resolve(&t.name, targets, &mut Vec::new(), warnings)).collect()
+}
+
+/// Whether the Dockerfile at `path` says `FROM --platform=$BUILDPLATFORM NAME`.
+fn from_build_platform(path: &Path, name: &str) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else { return false };
+    text.lines().any(|line| {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        words.first().is_some_and(|w| w.eq_ignore_ascii_case("from"))
+            && words.iter().any(|w| w.starts_with("--platform=") && w.contains("BUILDPLATFORM"))
+            && words.iter().skip(1).find(|w| !w.starts_with("--")) == Some(&name)
+    })
+}
+
+const NO_EQUIVALENT: &[(&str, &str)] = &[
+    ("cache-from", "hephy's cache is its state and the registry (by key)"),
+    ("cache-to", "hephy's cache is its state and the registry (by key)"),
+    ("output", "hephy pushes each build to its registry and keeps an OCI layout"),
+    ("attest", "hephy writes no attestations yet"),
+    ("labels", "the graph language has no labels yet: put them in the Dockerfile (`LABEL`)"),
+    ("annotations", "the graph language has no annotations yet"),
+    ("pull", "hephy resolves base images by digest itself"),
+    ("no-cache", "use `hephy run --force NODE`"),
+    ("no-cache-filter", "use `hephy run --force NODE`"),
+    ("network", "builds use the builder's default network"),
+    ("ssh", "hephy forwards no ssh agent to builds"),
+    ("shm-size", "no equivalent"),
+    ("ulimits", "no equivalent"),
+    ("entitlements", "no equivalent"),
+    ("call", "hephy builds images; it runs no other frontend method"),
+    ("description", "kept as a comment"),
+    ("dockerfile-inline", "hephy reads Dockerfiles from the context"),
+];
+
+fn image(
+    dir: &Path,
+    t: &Target,
+    names: &[String],
+    secrets: &mut Vec<Secret>,
+    warnings: &mut Vec<String>,
+) -> Image {
+    let mut image = Image { name: t.name.clone(), context: ".".to_owned(), ..Image::default() };
+    let mut warn = |image: &mut Image, note: String| {
+        warnings.push(format!("target `{}`: {note}", t.name));
+        image.notes.push(note);
+    };
+    for (key, value) in &t.attrs {
+        match key.as_str() {
+            "context" => {
+                let c = scalar(value).unwrap_or_default();
+                if c.contains("://") || c.ends_with(".git") || c.starts_with("git@") {
+                    let (url, reference) = c.split_once('#').unwrap_or((&c, "HEAD"));
+                    let (reference, sub) = reference.split_once(':').unwrap_or((reference, "."));
+                    let reference = if reference.is_empty() { "HEAD" } else { reference };
+                    image.git = Some((url.to_owned(), reference.to_owned()));
+                    image.context = if sub.is_empty() { ".".to_owned() } else { sub.to_owned() };
+                } else {
+                    let c = c.trim_start_matches("./").trim_end_matches('/');
+                    image.context = if c.is_empty() { ".".to_owned() } else { c.to_owned() };
+                }
+            }
+            "dockerfile" => image.dockerfile = scalar(value).filter(|d| d != "Dockerfile"),
+            "target" => image.target = scalar(value).filter(|s| !s.is_empty()),
+            "args" => {
+                if let Value::Object(args) = value {
+                    for (k, v) in args {
+                        match scalar(v) {
+                            Some(v) => image.args.push((k.clone(), v)),
+                            None => warn(&mut image, format!("build arg `{k}` has no value: left out")),
+                        }
+                    }
+                }
+            }
+            "platforms" => image.platforms = strings(value),
+            "tags" => {
+                let mut repositories: Vec<String> = Vec::new();
+                for tag in strings(value) {
+                    // `registry/repo:tag` → the tag; the repository is hephy's naming's.
+                    let last = tag.rsplit('/').next().unwrap_or(&tag);
+                    match last.split_once(':') {
+                        Some((_, t)) => {
+                            let repository = tag[..tag.len() - t.len() - 1].to_owned();
+                            if !image.tags.iter().any(|x| x == t) {
+                                image.tags.push(t.to_owned());
+                            }
+                            if !repositories.contains(&repository) {
+                                repositories.push(repository);
+                            }
+                        }
+                        None => {
+                            warn(&mut image, format!("tag `{tag}` names no tag (`latest` implied): left out"))
+                        }
+                    }
+                }
+                if !repositories.is_empty() {
+                    let tags: Vec<String> = image.tags.iter().map(|t| format!("`{t}`")).collect();
+                    let shown: Vec<String> = repositories.iter().map(|r| format!("`{r}`")).collect();
+                    warn(
+                        &mut image,
+                        format!(
+                            "tags kept as {}; their repository ({}) is left to the graph's `registry` and `naming`",
+                            tags.join(", "),
+                            shown.join(", ")
+                        ),
+                    );
+                }
+            }
+            "contexts" => {
+                if let Value::Object(contexts) = value {
+                    for (name, source) in contexts {
+                        let source = scalar(source).unwrap_or_default();
+                        match source.strip_prefix("target:") {
+                            Some(dep) if names.iter().any(|n| n == dep) => {
+                                // Whether it is `FROM --platform=$BUILDPLATFORM`: read below, once
+                                // `context` and `dockerfile` are known.
+                                image.from.push(Edge {
+                                    dep: dep.to_owned(),
+                                    context: name.clone(),
+                                    build_platform: false,
+                                });
+                            }
+                            Some(dep) => warn(
+                                &mut image,
+                                format!("context `{name}` = `target:{dep}` names no target: left out"),
+                            ),
+                            None => warn(
+                                &mut image,
+                                format!(
+                                    "context `{name}` = `{source}` has no equivalent (only `target:` contexts do): left out"
+                                ),
+                            ),
+                        }
+                    }
+                }
+            }
+            "secret" => {
+                for spec in strings(value) {
+                    let fields: BTreeMap<&str, &str> =
+                        spec.split(',').filter_map(|f| f.split_once('=')).collect();
+                    let id = fields.get("id").copied().unwrap_or_default();
+                    let valid = !id.is_empty()
+                        && id.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                    if !valid {
+                        warn(
+                            &mut image,
+                            format!("secret `{spec}`: its id is not a variable name hephy can use: left out"),
+                        );
+                        continue;
+                    }
+                    let env = fields.get("env").map(|e| (*e).to_owned());
+                    let file = fields.get("src").map(|e| (*e).to_owned());
+                    let (env, file) = match (env, file) {
+                        (None, None) => (Some(id.to_owned()), None),
+                        other => other,
+                    };
+                    if !secrets.iter().any(|(n, _, _)| n == id) {
+                        secrets.push((id.to_owned(), env, file));
+                    }
+                    image.secrets.push(id.to_owned());
+                }
+            }
+            other => match NO_EQUIVALENT.iter().find(|(k, _)| *k == other) {
+                Some((_, why)) => warn(
+                    &mut image,
+                    format!("`{other}` = {} has no equivalent ({why}): left out", show(value)),
+                ),
+                None => warn(&mut image, format!("unknown attribute `{other}`: left out")),
+            },
+        }
+    }
+    image.args.sort();
+    // The contexts' `FROM --platform=$BUILDPLATFORM` is read from the final Dockerfile.
+    if image.git.is_none() {
+        let dockerfile = dir.join(&image.context).join(image.dockerfile.as_deref().unwrap_or("Dockerfile"));
+        for edge in &mut image.from {
+            edge.build_platform = from_build_platform(&dockerfile, &edge.context);
+        }
+    }
+    image
+}
+
+fn show(value: &Value) -> String {
+    let text = serde_json::to_string(value).unwrap_or_default();
+    if text.len() > 80 {
+        format!("{}…", &text[..text.char_indices().nth(79).map_or(text.len(), |(i, _)| i)])
+    } else {
+        text
+    }
+}
+
+/// Comments out every image the analyzer would reject, with its reason, until none is left.
+fn settle(
+    dir: &Path,
+    images: &mut [Image],
+    secrets: &[Secret],
+    groups: &[(String, Vec<String>)],
+    warnings: &mut Vec<String>,
+) {
+    for _ in 0..=images.len() {
+        let (text, spans) = kdl(images, secrets, groups);
+        let source = SourceFile::new(dir.join("hephy.kdl"), Syntax::Kdl, text);
+        let Err(problems) = crate::parse(source, dir) else { return };
+        let mut changed = false;
+        for problem in problems.iter() {
+            let Some(at) = problem.primary_span().map(|s| s.offset()) else { continue };
+            let Some((index, _)) = spans.iter().find(|(_, range)| range.contains(&at)) else { continue };
+            let image = &mut images[*index];
+            if image.disabled.is_none() {
+                let why =
+                    format!("it would not pass `check` ({}): imported commented out", problem.message());
+                warnings.push(format!("target `{}`: {why}", image.name));
+                image.disabled = Some(why);
+                changed = true;
+            }
+        }
+        if !changed {
+            let first = problems.iter().next().map(|p| p.message().to_owned()).unwrap_or_default();
+            warnings.push(format!("the imported graph does not pass `check`: {first}"));
+            return;
+        }
+    }
+}
+
+use crate::import::{kdl_string, yaml_string};
+
+fn comment(out: &mut String, prefix: &str, indent: &str, text: &str) {
+    for line in text.lines() {
+        let _ = writeln!(out, "{indent}{prefix} {line}");
+    }
+}
+
+const HEADER: &str = "imported from a bake file by `hephy import --from bake`
+set `registry` to where the images are pushed; each bake target is an image, each
+`target:` context a `from … context=…` dependency";
+
+fn group_lines(groups: &[(String, Vec<String>)]) -> Vec<String> {
+    groups
+        .iter()
+        .map(|(name, members)| {
+            format!(
+                "bake group `{name}`: {} (hephy has no groups: select them with `--only` and their nodes)",
+                members.join(", ")
+            )
+        })
+        .collect()
+}
+
+fn kdl(
+    images: &[Image],
+    secrets: &[Secret],
+    groups: &[(String, Vec<String>)],
+) -> (String, Vec<(usize, std::ops::Range<usize>)>) {
+    let q = |s: &str| kdl_string(s);
+    let mut out = String::new();
+    let mut spans = Vec::new();
+    comment(&mut out, "//", "", HEADER);
+    out.push_str("// registry \"registry.example.com/team\"\nbuilder \"buildah\"\n\n");
+    for line in group_lines(groups) {
+        comment(&mut out, "//", "", &line);
+    }
+    let used: Vec<&String> =
+        images.iter().filter(|i| i.disabled.is_none()).flat_map(|i| &i.secrets).collect();
+    for (name, env, file) in secrets.iter().filter(|(n, _, _)| used.contains(&n)) {
+        match (env, file) {
+            (_, Some(file)) => {
+                let _ = writeln!(out, "secret {} file={}", q(name), q(file));
+            }
+            (env, None) => {
+                let _ = writeln!(out, "secret {} env={}", q(name), q(env.as_deref().unwrap_or(name)));
+            }
+        }
+    }
+    out.push('\n');
+    for (index, image) in images.iter().enumerate() {
+        for note in &image.notes {
+            comment(&mut out, "//", "", &format!("{}: {note}", image.name));
+        }
+        if let Some(why) = &image.disabled {
+            comment(&mut out, "//", "", &format!("{}: {why}", image.name));
+            out.push_str("/-");
+        }
+        let start = out.len();
+        let _ = writeln!(out, "image {} {{", q(&image.name));
+        match &image.git {
+            Some((url, reference)) => {
+                let _ = writeln!(out, "    git {} ref={}", q(url), q(reference));
+                if image.context != "." {
+                    let _ = writeln!(out, "    context {}", q(&image.context));
+                }
+            }
+            None => {
+                let _ = writeln!(out, "    context {}", q(&image.context));
+            }
+        }
+        if let Some(d) = &image.dockerfile {
+            let _ = writeln!(out, "    dockerfile {}", q(d));
+        }
+        if let Some(t) = &image.target {
+            let _ = writeln!(out, "    target {}", q(t));
+        }
+        if !image.args.is_empty() {
+            // Arg names as quoted property keys: `"K"="V"`.
+            let args: Vec<String> = image.args.iter().map(|(k, v)| format!("{}={}", q(k), q(v))).collect();
+            let _ = writeln!(out, "    args {}", args.join(" "));
+        }
+        if !image.platforms.is_empty() {
+            let p: Vec<String> = image.platforms.iter().map(|p| q(p)).collect();
+            let _ = writeln!(out, "    platforms {}", p.join(" "));
+        }
+        if !image.tags.is_empty() {
+            let t: Vec<String> = image.tags.iter().map(|t| q(t)).collect();
+            let _ = writeln!(out, "    tags {}", t.join(" "));
+        }
+        if !image.secrets.is_empty() {
+            let s: Vec<String> = image.secrets.iter().map(|s| q(s)).collect();
+            let _ = writeln!(out, "    secrets {}", s.join(" "));
+        }
+        for edge in &image.from {
+            let platform = if edge.build_platform { " platform=\"build\"" } else { "" };
+            let _ = writeln!(out, "    from {} context={}{platform}", q(&edge.dep), q(&edge.context));
+        }
+        out.push('}');
+        spans.push((index, start..out.len()));
+        out.push_str("\n\n");
+    }
+    (out, spans)
+}
+
+fn yaml(images: &[Image], secrets: &[Secret], groups: &[(String, Vec<String>)]) -> String {
+    let q = |s: &str| yaml_string(s);
+    let mut out = String::new();
+    comment(&mut out, "#", "", HEADER);
+    out.push_str("# registry: registry.example.com/team\nbuilder: buildah\n");
+    for line in group_lines(groups) {
+        comment(&mut out, "#", "", &line);
+    }
+    let used: Vec<&String> =
+        images.iter().filter(|i| i.disabled.is_none()).flat_map(|i| &i.secrets).collect();
+    let secrets: Vec<&Secret> = secrets.iter().filter(|(n, _, _)| used.contains(&n)).collect();
+    if !secrets.is_empty() {
+        out.push_str("secrets:\n");
+        for (name, env, file) in secrets {
+            match (env, file) {
+                (_, Some(file)) => {
+                    let _ = writeln!(out, "  {}: {{ file: {} }}", q(name), q(file));
+                }
+                (env, None) => {
+                    let _ = writeln!(out, "  {}: {{ env: {} }}", q(name), q(env.as_deref().unwrap_or(name)));
+                }
+            }
+        }
+    }
+    out.push_str("\nimages:\n");
+    for image in images {
+        for note in &image.notes {
+            comment(&mut out, "#", "  ", &format!("{}: {note}", image.name));
+        }
+        let mut body = String::new();
+        let _ = writeln!(body, "{}:", q(&image.name));
+        match &image.git {
+            Some((url, reference)) => {
+                let _ = writeln!(body, "  git: {}\n  ref: {}", q(url), q(reference));
+                if image.context != "." {
+                    let _ = writeln!(body, "  context: {}", q(&image.context));
+                }
+            }
+            None => {
+                let _ = writeln!(body, "  context: {}", q(&image.context));
+            }
+        }
+        if let Some(d) = &image.dockerfile {
+            let _ = writeln!(body, "  dockerfile: {}", q(d));
+        }
+        if let Some(t) = &image.target {
+            let _ = writeln!(body, "  target: {}", q(t));
+        }
+        if !image.args.is_empty() {
+            let args: Vec<String> = image.args.iter().map(|(k, v)| format!("{}: {}", q(k), q(v))).collect();
+            let _ = writeln!(body, "  args: {{ {} }}", args.join(", "));
+        }
+        if !image.platforms.is_empty() {
+            let p: Vec<String> = image.platforms.iter().map(|p| q(p)).collect();
+            let _ = writeln!(body, "  platforms: [{}]", p.join(", "));
+        }
+        if !image.tags.is_empty() {
+            let t: Vec<String> = image.tags.iter().map(|t| q(t)).collect();
+            let _ = writeln!(body, "  tags: [{}]", t.join(", "));
+        }
+        if !image.secrets.is_empty() {
+            let s: Vec<String> = image.secrets.iter().map(|s| q(s)).collect();
+            let _ = writeln!(body, "  secrets: [{}]", s.join(", "));
+        }
+        if !image.from.is_empty() {
+            // Grouped by dependency: one image may feed several contexts (a list of bodies).
+            let mut by_dep: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+            for e in &image.from {
+                let platform = if e.build_platform { ", platform: build" } else { "" };
+                by_dep.entry(&e.dep).or_default().push(format!("{{ context: {}{platform} }}", q(&e.context)));
+            }
+            let deps: Vec<String> = by_dep
+                .iter()
+                .map(|(dep, bodies)| match bodies.as_slice() {
+                    [one] => format!("{}: {one}", q(dep)),
+                    many => format!("{}: [{}]", q(dep), many.join(", ")),
+                })
+                .collect();
+            let _ = writeln!(body, "  from: {{ {} }}", deps.join(", "));
+        }
+        match &image.disabled {
+            Some(why) => {
+                comment(&mut out, "#", "  ", &format!("{}: {why}", image.name));
+                comment(&mut out, "#", "  ", &body);
+            }
+            None => {
+                for line in body.lines() {
+                    let _ = writeln!(out, "  {line}");
+                }
+            }
+        }
+    }
+    out
+}

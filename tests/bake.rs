@@ -1,0 +1,208 @@
+//! `hephy import --from bake` on four bake files written the way projects write them (a matrix
+//! over services, a shared base target, a cross-compiler used with `$BUILDPLATFORM`, the JSON
+//! form, `inherits` three deep, functions, variables from the environment): the graph checks
+//! and plans identically in KDL and YAML, and the plan's edges are exactly the bake file's
+//! `target:` contexts.
+
+#![expect(clippy::unwrap_used, reason = "a test fails loudly on unexpected output")]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::Repo;
+use serde_json::Value;
+
+fn host() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    format!("linux/{arch}")
+}
+
+/// Imports `file` of the fixture `name` in both syntaxes, checks both, and returns the plan
+/// (the same bytes for both) and the warnings.
+fn import(name: &str, file: &str, env: &[(&str, &str)]) -> (Repo, Value, String) {
+    let repo = Repo::copy_of(&format!("tests/fixtures/{name}"));
+    let kdl = repo.run_with(&["import", "--from", "bake", file, "-o", "hephy.kdl"], env);
+    assert_eq!(kdl.code, 0, "{}", kdl.stderr);
+    let yaml =
+        repo.run_with(&["import", "--from", "bake", file, "--format", "yaml", "-o", "hephy.yaml"], env);
+    assert_eq!(yaml.code, 0, "{}", yaml.stderr);
+    assert_eq!(kdl.stderr, yaml.stderr, "the same warnings in both syntaxes");
+    assert!(!kdl.stderr.contains("imported commented out"), "every target imports:\n{}", kdl.stderr);
+    for graph in ["hephy.kdl", "hephy.yaml"] {
+        let text = std::fs::read_to_string(repo.path().join(graph)).unwrap();
+        repo.write(
+            graph,
+            &format!(
+                "{}{text}",
+                if graph.ends_with("kdl") {
+                    "registry \"127.0.0.1:5000/team\"\n"
+                } else {
+                    "registry: 127.0.0.1:5000/team\n"
+                }
+            ),
+        );
+        let check = repo.run(&["check", "-f", graph]);
+        assert_eq!(check.code, 0, "{graph}: {}\n{text}", check.stderr);
+    }
+    let plan = |graph: &str| {
+        let run = repo.run(&["plan", "-f", graph, "--format", "json"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.stdout
+    };
+    let kdl_plan = plan("hephy.kdl");
+    assert_eq!(plan("hephy.yaml"), kdl_plan, "{name}: both syntaxes plan the same");
+    (repo, serde_json::from_str(&kdl_plan).unwrap(), kdl.stderr)
+}
+
+/// Every image build's image dependencies, as `(image, platform) → {dep@platform}`.
+fn image_edges(plan: &Value) -> BTreeMap<String, BTreeSet<String>> {
+    let nodes = plan["nodes"].as_array().unwrap();
+    let is_image = |id: &str| nodes.iter().any(|n| n["id"] == id && n["kind"] == "image");
+    nodes
+        .iter()
+        .filter(|n| n["kind"] == "image")
+        .map(|n| {
+            let deps = n["deps"].as_array().unwrap().iter().filter_map(Value::as_str).filter(|d| is_image(d));
+            (n["id"].as_str().unwrap().to_owned(), deps.map(str::to_owned).collect())
+        })
+        .collect()
+}
+
+/// What the bake file's `target:` contexts say: each build of `dependent` needs `dep`'s build
+/// for the same platform, or (`FROM --platform=$BUILDPLATFORM`) for the build machine's.
+fn expected(plan: &Value, contexts: &[(&str, &str, bool)]) -> BTreeMap<String, BTreeSet<String>> {
+    // A node id is `image@platform`, or `image.target@platform` for a target.
+    let prefixes: BTreeMap<String, String> = image_edges(plan)
+        .keys()
+        .map(|id| {
+            let prefix = id.split_once('@').unwrap().0;
+            (prefix.split('.').next().unwrap().to_owned(), prefix.to_owned())
+        })
+        .collect();
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for id in image_edges(plan).keys() {
+        let (prefix, platform) = id.split_once('@').unwrap();
+        let image = prefix.split('.').next().unwrap();
+        let deps = contexts
+            .iter()
+            .filter(|(dependent, _, _)| *dependent == image)
+            .map(|(_, dep, build)| {
+                format!("{}@{}", prefixes[*dep], if *build { host() } else { platform.to_owned() })
+            })
+            .collect();
+        out.insert(id.clone(), deps);
+    }
+    out
+}
+
+fn images(plan: &Value) -> BTreeSet<String> {
+    image_edges(plan).keys().map(|id| id.split(['@', '.']).next().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn services_matrix_with_a_shared_base_and_a_cross_compiler() {
+    let (repo, plan, warnings) = import("bake-services", "docker-bake.hcl", &[]);
+    let services = ["api", "worker", "scheduler", "gateway", "auth", "billing", "search", "notify"];
+    let mut contexts: Vec<(String, &str, bool)> = Vec::new();
+    for s in services {
+        contexts.push((format!("svc-{s}"), "base", false));
+        contexts.push((format!("svc-{s}"), "xx", true));
+    }
+    for t in ["tools", "debug"] {
+        contexts.push((t.to_owned(), "base", false));
+        contexts.push((t.to_owned(), "svc-api", false));
+    }
+    let contexts: Vec<(&str, &str, bool)> = contexts.iter().map(|(a, b, c)| (a.as_str(), *b, *c)).collect();
+    assert_eq!(images(&plan).len(), 12, "{:?}", images(&plan));
+    assert_eq!(image_edges(&plan), expected(&plan, &contexts));
+    // What has no equivalent is named, never dropped silently.
+    for word in ["`cache-from`", "`cache-to`", "`output`", "`labels`"] {
+        assert!(warnings.contains(word), "no warning names {word}:\n{warnings}");
+    }
+    let kdl = std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap();
+    // Matrix values and functions reach the args; groups are comments.
+    assert!(kdl.contains("\"SERVICE\"=\"billing\" \"VERSION\"=\"DEV\""), "{kdl}");
+    assert!(kdl.contains("// bake group `services`: svc-api, svc-worker"), "{kdl}");
+}
+
+#[test]
+fn a_monorepo_in_bakes_json_form() {
+    let (repo, plan, warnings) = import("bake-monorepo", "docker-bake.json", &[("TAG", "v7")]);
+    let mut contexts: Vec<(&str, &str, bool)> = vec![
+        ("runtime-node", "base-os", false),
+        ("runtime-python", "base-os", false),
+        ("build-node", "runtime-node", false),
+        ("e2e", "web", false),
+        ("e2e", "api", false),
+    ];
+    for app in ["web", "admin", "docs"] {
+        contexts.push((app, "runtime-node", false));
+        contexts.push((app, "build-node", false));
+    }
+    for app in ["api", "worker", "ml", "cron"] {
+        contexts.push((app, "runtime-python", false));
+    }
+    assert_eq!(images(&plan).len(), 12);
+    assert_eq!(image_edges(&plan), expected(&plan, &contexts));
+    for word in ["`attest`", "`cache-from`", "`labels`"] {
+        assert!(warnings.contains(word), "no warning names {word}:\n{warnings}");
+    }
+    let kdl = std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap();
+    assert!(kdl.contains("secret \"NPM_TOKEN\" env=\"NPM_TOKEN\""), "{kdl}");
+    assert!(kdl.contains("tags \"v7\""), "`TAG` comes from the environment:\n{kdl}");
+    assert!(kdl.contains("\"NODE_VERSION\"=\"20\""), "{kdl}");
+}
+
+#[test]
+fn a_toolchain_with_stages_as_targets_inherits_and_functions() {
+    let (repo, plan, warnings) = import("bake-toolchain", "docker-bake.hcl", &[("VERSION", "2.0.0")]);
+    let contexts = [
+        ("deps", "toolchain", false),
+        ("compile-cli", "deps", false),
+        ("compile-server", "deps", false),
+        ("compile-agent", "deps", false),
+        ("cli", "runtime", false),
+        ("cli", "compile-cli", false),
+        ("server", "runtime", false),
+        ("server", "compile-server", false),
+        ("agent", "runtime", false),
+        ("agent", "compile-agent", false),
+        ("lint", "deps", false),
+        ("test", "deps", false),
+        ("bench", "deps", false),
+    ];
+    assert_eq!(images(&plan).len(), 12, "{:?}", images(&plan));
+    assert_eq!(image_edges(&plan), expected(&plan, &contexts));
+    assert!(warnings.contains("`_builder`: only inherited from"), "{warnings}");
+    let kdl = std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap();
+    // join(), replace(), lower() and a variable whose default uses others, overridden by the
+    // environment.
+    assert!(kdl.contains("tags \"2.0.0\" \"latest\""), "{kdl}");
+    assert!(kdl.contains("tags \"2.0.0-stable\""), "{kdl}");
+    assert!(kdl.contains("\"COMPONENT\"=\"agent\" \"VERSION\"=\"2.0.0-stable\""), "{kdl}");
+}
+
+#[test]
+fn distros_on_a_two_axis_matrix_with_cross_compilers() {
+    let (_repo, plan, _) = import("bake-distros", "docker-bake.hcl", &[]);
+    let mut contexts: Vec<(String, String, bool)> = Vec::new();
+    for d in ["alpine", "debian"] {
+        contexts.push((format!("cross-{d}"), format!("os-{d}"), false));
+        for f in ["slim", "full"] {
+            contexts.push((format!("runtime-{d}-{f}"), format!("os-{d}"), false));
+            contexts.push((format!("runtime-{d}-{f}"), format!("cross-{d}"), true));
+        }
+        contexts.push((format!("sdk-{d}"), format!("runtime-{d}-full"), false));
+        contexts.push((format!("sdk-{d}"), format!("cross-{d}"), true));
+        contexts.push((format!("tests-{d}"), format!("sdk-{d}"), false));
+    }
+    let contexts: Vec<(&str, &str, bool)> =
+        contexts.iter().map(|(a, b, c)| (a.as_str(), b.as_str(), *c)).collect();
+    assert_eq!(images(&plan).len(), 12, "{:?}", images(&plan));
+    assert_eq!(image_edges(&plan), expected(&plan, &contexts));
+}
