@@ -22,8 +22,8 @@ pub use diagnostic::{Code, Problem, Problems};
 pub use document::Document;
 pub use import::{Import, import};
 pub use model::{
-    BUILDERS, DEFAULT_BUILDER, Definition, Dependency, DependencyKind, Executor, Image, ImageSource, Model,
-    Naming, Schedule, Secret, SecretSource, Task,
+    BUILDERS, Compression, DEFAULT_BUILDER, Definition, Dependency, DependencyKind, Executor, Image,
+    ImageSource, Model, Naming, Schedule, Secret, SecretSource, Task,
 };
 pub use platform::{Platform, PlatformError};
 pub use source::{SourceFile, Spanned, Syntax};

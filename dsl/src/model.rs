@@ -154,6 +154,31 @@ pub struct Image {
     pub timeout: Option<std::time::Duration>,
     /// The secrets it uses, by name.
     pub secrets: Vec<String>,
+    /// How the built-in builder compresses its layers (`gzip` unless given).
+    pub compression: Compression,
+}
+
+/// How the built-in `oci` builder compresses the layers it writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// `tar+gzip`, readable by every tool.
+    #[default]
+    Gzip,
+    /// `tar+zstd`: smaller and faster to unpack; needs containerd 1.5+ / Docker 23+ / podman 3+.
+    Zstd,
+}
+
+impl Compression {
+    /// The names the graph file uses.
+    pub const NAMES: &[&str] = &["gzip", "zstd"];
+
+    /// Its name in the graph file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
 }
 
 /// Where an image's build context comes from.

@@ -22,6 +22,7 @@ mod process;
 mod reference;
 mod registry;
 mod remote;
+mod stop;
 mod task;
 
 use std::borrow::Cow;

@@ -49,6 +49,8 @@ pub(crate) struct Request<'a> {
     pub(crate) build_args: &'a [(String, String)],
     pub(crate) target: Option<&'a str>,
     pub(crate) platform: &'a Platform,
+    /// How layers are compressed, and when writing them must stop.
+    pub(crate) layers: super::compress::Settings<'a>,
 }
 
 /// A built image: its manifest (stored in the layout).
@@ -204,7 +206,7 @@ pub(crate) fn build(request: &Request<'_>, layout: &Layout, bases: &dyn Bases) -
                     Some(from) => copy_from_stage(&spec, stage, &from, &stages),
                 }
                 .map_err(here)?;
-                add_layer(stage, tree, layout, &source)?;
+                add_layer(stage, tree, layout, &request.layers, &source)?;
             }
             Instruction::Misc(misc) => {
                 let keyword = misc.instruction.content.to_ascii_uppercase();
@@ -263,7 +265,7 @@ pub(crate) fn build(request: &Request<'_>, layout: &Layout, bases: &dyn Bases) -
                     "ADD" => {
                         let spec = add_spec(arguments, &vars).map_err(here)?;
                         let tree = copy_from_context(&spec, stage, request, &context_dirs).map_err(here)?;
-                        add_layer(stage, tree, layout, &source)?;
+                        add_layer(stage, tree, layout, &request.layers, &source)?;
                     }
                     other => {
                         return Err(here(format!(
@@ -371,10 +373,16 @@ fn empty(stage: &mut Stage, source: &str) {
     stage.history.push(json!({ "created": EPOCH, "created_by": source, "empty_layer": true }));
 }
 
-fn add_layer(stage: &mut Stage, tree: Tree, layout: &Layout, source: &str) -> Result<(), String> {
-    let written = layer::write(&tree, layout)?;
+fn add_layer(
+    stage: &mut Stage,
+    tree: Tree,
+    layout: &Layout,
+    settings: &super::compress::Settings<'_>,
+    source: &str,
+) -> Result<(), String> {
+    let written = layer::write(&tree, layout, settings)?;
     stage.layers.push(Descriptor {
-        media_type: LAYER.to_owned(),
+        media_type: written.media_type.to_owned(),
         digest: written.digest,
         size: written.size,
     });
@@ -812,6 +820,7 @@ mod tests {
             build_args: args,
             target,
             platform: &platform,
+            layers: crate::oci::compress::Settings::gzip(),
         };
         let built = build(&request, &layout, &NoBases)?;
         Ok((config_of(&layout, &built), built))
@@ -943,6 +952,7 @@ mod fuzz {
             build_args: &[("VERSION".to_owned(), "2".to_owned())],
             target: None,
             platform: &platform,
+            layers: crate::oci::compress::Settings::gzip(),
         };
         let _ = crate::dockerfile::read(dockerfile);
         let built = build(&request, &layout, &NoBases);
