@@ -13,8 +13,8 @@ use miette::SourceSpan;
 use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
 use crate::document::{DependencyDraft, Document, ImageDraft, TaskDraft, Text};
 use crate::model::{
-    BUILDERS, DEFAULT_BUILDER, DefinitionIndex, Dependency, DependencyKind, Executor, FromPlatform, Image,
-    ImageSource, KoSettings, Model, Naming, Schedule, Secret, SecretSource, Task,
+    BUILDERS, Compression, DEFAULT_BUILDER, DefinitionIndex, Dependency, DependencyKind, Executor,
+    FromPlatform, Image, ImageSource, KoSettings, Model, Naming, Schedule, Secret, SecretSource, Task,
 };
 use crate::platform::{Platform, PlatformError};
 use crate::source::SourceFile;
@@ -645,6 +645,8 @@ impl Analyzer<'_> {
                 .help("add `builder \"ko\"` (KDL) or `builder: ko` (YAML) to the image, or remove the `ko` settings"),
             );
         }
+        let compression =
+            draft.compression.as_ref().map_or_else(Compression::default, |c| self.compression(c, &builder));
         Image {
             ko,
             name: draft.name.clone(),
@@ -658,6 +660,7 @@ impl Analyzer<'_> {
             deps: Vec::new(),
             timeout: None,
             secrets: Vec::new(),
+            compression,
         }
     }
 
@@ -735,6 +738,34 @@ impl Analyzer<'_> {
     }
 
     /// A duration such as `90s`, `30m` or `2h`: more than nothing, at most a week.
+    /// An image's `compression`: a known name, for the builder that writes layers itself.
+    fn compression(&mut self, text: &Text, builder: &str) -> Compression {
+        let Some(compression) =
+            [Compression::Gzip, Compression::Zstd].into_iter().find(|c| c.name() == text.value)
+        else {
+            self.sink.push(
+                Problem::new(Code::InvalidValue, format!("unknown compression `{}`", text.value))
+                    .label(text.span, "no such compression")
+                    .help(
+                        did_you_mean(&text.value, Compression::NAMES.iter().copied())
+                            .unwrap_or_else(|| "the compressions are `gzip` and `zstd`".to_owned()),
+                    ),
+            );
+            return Compression::default();
+        };
+        if builder != "oci" {
+            self.sink.push(
+                Problem::new(
+                    Code::Conflict,
+                    format!("`compression` is for the built-in `oci` builder, not `{builder}`"),
+                )
+                .label(text.span, "the image's builder compresses its own layers")
+                .help("remove `compression`, or build the image with `builder \"oci\"`"),
+            );
+        }
+        compression
+    }
+
     fn timeout(&mut self, text: &Text) -> Option<std::time::Duration> {
         match humantime::parse_duration(&text.value) {
             Ok(d) if !d.is_zero() && d <= std::time::Duration::from_secs(7 * 24 * 3600) => Some(d),

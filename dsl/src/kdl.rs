@@ -28,6 +28,7 @@ const TOP: &[&str] = &[
 ];
 const IMAGE: &[&str] = &[
     "context",
+    "compression",
     "git",
     "dockerfile",
     "builder",
@@ -295,6 +296,11 @@ impl Reader<'_> {
                 "timeout" => {
                     if let Some(v) = self.one_string(child) {
                         self.set_once(&mut image.timeout, v, child);
+                    }
+                }
+                "compression" => {
+                    if let Some(v) = self.one_string(child) {
+                        self.set_once(&mut image.compression, v, child);
                     }
                 }
                 "target" => image.targets.extend(self.one_string(child)),

@@ -25,8 +25,8 @@ pub use diagnostic::{Code, Problem, Problems, escape_controls, printable, printa
 pub use document::Document;
 pub use import::{Import, import};
 pub use model::{
-    BUILDERS, DEFAULT_BUILDER, Definition, Dependency, DependencyKind, Executor, FromPlatform, Image,
-    ImageSource, KoSettings, Model, Naming, Schedule, Secret, SecretSource, Task,
+    BUILDERS, Compression, DEFAULT_BUILDER, Definition, Dependency, DependencyKind, Executor, FromPlatform,
+    Image, ImageSource, KoSettings, Model, Naming, Schedule, Secret, SecretSource, Task,
 };
 pub use platform::{Platform, PlatformError};
 pub use reference::render_template;

@@ -158,6 +158,8 @@ pub struct Image {
     pub secrets: Vec<String>,
     /// How the `ko` builder builds it (`ko` / `ko-env`); `None`: ko's defaults.
     pub ko: Option<KoSettings>,
+    /// How the built-in builder compresses its layers (`gzip` unless given).
+    pub compression: Compression,
 }
 
 /// What the `ko` builder is told beyond the context: the Go package, the base image, the
@@ -172,6 +174,29 @@ pub struct KoSettings {
     pub ldflags: Option<String>,
     /// Environment variables of `go build` (`CGO_ENABLED=0`), sorted by name.
     pub env: BTreeMap<String, String>,
+}
+
+/// How the built-in `oci` builder compresses the layers it writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// `tar+gzip`, readable by every tool.
+    #[default]
+    Gzip,
+    /// `tar+zstd`: smaller and faster to unpack; needs containerd 1.5+ / Docker 23+ / podman 3+.
+    Zstd,
+}
+
+impl Compression {
+    /// The names the graph file uses.
+    pub const NAMES: &[&str] = &["gzip", "zstd"];
+
+    /// Its name in the graph file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
 }
 
 /// Where an image's build context comes from.

@@ -35,6 +35,7 @@ const TOP: &[&str] = &[
 const NAMING: &[&str] = &["preset", "repository", "platform", "manifest", "tag"];
 const IMAGE: &[&str] = &[
     "context",
+    "compression",
     "git",
     "ref",
     "dockerfile",
@@ -379,6 +380,7 @@ impl Reader<'_> {
                 "dockerfile" => image.dockerfile = self.string(value),
                 "builder" => image.builder = self.string(value),
                 "timeout" => image.timeout = self.string(value),
+                "compression" => image.compression = self.string(value),
                 "target" => image.targets.extend(self.string(value)),
                 "targets" => image.targets.extend(self.strings(value)),
                 "args" => image.args = self.pairs(value),

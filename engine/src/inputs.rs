@@ -291,6 +291,10 @@ fn describe<'a>(
     match (node.kind, definition) {
         (NodeKind::Image, Some(Definition::Image(image))) => {
             s.insert("builder", builder);
+            // Only when not the default, so the keys of every gzip image stay as they were.
+            if image.compression != hephy_dsl::Compression::Gzip {
+                s.insert("compression", image.compression.name());
+            }
             for (k, v) in &image.args {
                 s.insert(format!("args.{k}"), v);
             }

@@ -23,6 +23,7 @@ mod process;
 mod reference;
 mod registry;
 mod remote;
+mod stop;
 mod task;
 mod wiring;
 

@@ -42,6 +42,11 @@ pub(crate) fn with_timeout<T>(timeout: Option<Duration>, work: impl FnOnce() -> 
     out
 }
 
+/// When this thread's node must be done, and its `timeout` (see [`with_timeout`]).
+pub(crate) fn deadline() -> Option<(Instant, Duration)> {
+    DEADLINE.with(std::cell::Cell::get)
+}
+
 /// A node's log file, shared by the commands it runs (one at a time, on the node's thread).
 #[derive(Debug)]
 pub(crate) struct Log(File);

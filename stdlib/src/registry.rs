@@ -1,6 +1,8 @@
 //! A small client of the OCI distribution API (the registry protocol): manifests and blobs, by
 //! tag or digest, with the registries' token and basic authentication, credentials as users
-//! keep them ([`crate::credentials`]), and retries of transient failures.
+//! keep them ([`crate::credentials`]), and retries of transient failures. A failure is a
+//! [`RegistryError`]: the operation, the URL, and what happened (the HTTP status as a number);
+//! retries decide on those, never on the message's text.
 //!
 //! It is what lets hephy publish images, indexes and tags itself (a tag is a manifest PUT, as
 //! `crane tag` does) and what the built-in `oci` builder pulls base images with. Loopback
@@ -20,6 +22,119 @@ use ureq::http::{Response, StatusCode};
 
 use crate::credentials::{self, Credential};
 use crate::oci::layout::{hex, valid_digest};
+use crate::stop::{Stop, Stopped};
+
+/// What a request to a registry was doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Operation {
+    ReadManifest,
+    LookUpManifest,
+    WriteManifest,
+    DownloadBlob,
+    LookUpBlob,
+    StartUpload,
+    UploadBlob,
+    Authenticate,
+}
+
+impl Operation {
+    fn describe(self) -> &'static str {
+        match self {
+            Operation::ReadManifest => "reading the manifest",
+            Operation::LookUpManifest => "looking up the manifest",
+            Operation::WriteManifest => "writing a manifest",
+            Operation::DownloadBlob => "downloading a blob",
+            Operation::LookUpBlob => "looking up a blob",
+            Operation::StartUpload => "starting a blob upload",
+            Operation::UploadBlob => "uploading a blob",
+            Operation::Authenticate => "authenticating",
+        }
+    }
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Cause {
+    /// The registry answered with this HTTP status (and its own message, if it gave one).
+    Status { status: u16, message: String },
+    /// No answer: the connection was refused, reset or timed out.
+    Transport(String),
+    /// An answer hephy cannot use (a wrong digest, no upload location, an unreadable body).
+    Answer(String),
+    /// The run was cancelled or the node's time ran out during the transfer.
+    Stopped(Stopped),
+    /// Something on this machine (a file that cannot be read or written).
+    Local(String),
+}
+
+/// A failed registry request: what it was doing, where, and what happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RegistryError {
+    pub(crate) operation: Operation,
+    pub(crate) url: String,
+    pub(crate) cause: Cause,
+}
+
+impl RegistryError {
+    fn new(operation: Operation, url: &str, cause: Cause) -> RegistryError {
+        RegistryError { operation, url: url.to_owned(), cause }
+    }
+
+    /// The HTTP status the registry answered, if it answered.
+    pub(crate) fn status(&self) -> Option<u16> {
+        match self.cause {
+            Cause::Status { status, .. } => Some(status),
+            _ => None,
+        }
+    }
+
+    /// Whether the same request may succeed if sent again: no answer, a server error, or
+    /// "too many requests".
+    pub(crate) fn is_retryable(&self) -> bool {
+        match &self.cause {
+            Cause::Transport(_) => true,
+            Cause::Status { status, .. } => *status >= 500 || *status == 429,
+            Cause::Answer(_) | Cause::Stopped(_) | Cause::Local(_) => false,
+        }
+    }
+
+    /// Whether this is how distribution refuses a write that raced another process's upload
+    /// of the same blob (a blob not yet visible: 400 or 404), which pushing again settles.
+    pub(crate) fn is_upload_race(&self) -> bool {
+        matches!(
+            (self.operation, self.status()),
+            (Operation::UploadBlob, Some(400)) | (Operation::WriteManifest, Some(400 | 404))
+        )
+    }
+}
+
+impl std::fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (what, url) = (self.operation.describe(), &self.url);
+        match &self.cause {
+            Cause::Status { status, message } => {
+                let reason = StatusCode::from_u16(*status)
+                    .ok()
+                    .and_then(|s| s.canonical_reason())
+                    .map(|r| format!(" {r}"))
+                    .unwrap_or_default();
+                let detail = if message.is_empty() { String::new() } else { format!(": {message}") };
+                write!(f, "{what} at {url} failed with {status}{reason}{detail}")
+            }
+            Cause::Transport(e) => write!(f, "{what} at {url} failed: {e}"),
+            Cause::Answer(e) | Cause::Local(e) => write!(f, "{what} at {url}: {e}"),
+            Cause::Stopped(stopped) => write!(f, "{what} at {url} was {stopped}"),
+        }
+    }
+}
+
+impl std::error::Error for RegistryError {}
+
+impl From<RegistryError> for String {
+    fn from(e: RegistryError) -> String {
+        e.to_string()
+    }
+}
 
 /// The manifest media types hephy asks for and understands.
 pub(crate) const MANIFEST_TYPES: &[&str] = &[
@@ -108,8 +223,10 @@ pub(crate) struct Manifest {
 enum Body<'a> {
     Empty,
     Bytes(&'a [u8]),
-    File(&'a Path),
 }
+
+/// The most bytes of a blob sent in one request: between two, the upload asks its [`Stop`].
+const UPLOAD_CHUNK: u64 = 16 << 20;
 
 /// A registry client, shared by every node of a run.
 #[derive(Debug)]
@@ -174,15 +291,17 @@ impl Client {
 
     /// Sends one request, answering an authentication challenge once and retrying transient
     /// failures.
+    #[expect(clippy::too_many_arguments, reason = "one request's every part, named at each call")]
     fn send(
         &self,
+        operation: Operation,
         method: &str,
         url: &str,
         reference: &Reference,
         push: bool,
         headers: &[(&str, &str)],
         body: Body<'_>,
-    ) -> Result<Response<ureq::Body>, String> {
+    ) -> Result<Response<ureq::Body>, RegistryError> {
         let scope =
             format!("repository:{}:{}", reference.repository, if push { "pull,push" } else { "pull" });
         let token_key = (reference.host.clone(), scope.clone());
@@ -205,7 +324,9 @@ impl Client {
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or_default()
                         .to_owned();
-                    let token = self.authenticate(&reference.host, &challenge, &scope)?;
+                    let token = self
+                        .authenticate(&reference.host, &challenge, &scope)
+                        .map_err(|e| RegistryError::new(Operation::Authenticate, url, Cause::Answer(e)))?;
                     if let Ok(mut tokens) = self.tokens.lock() {
                         tokens.insert(token_key.clone(), token);
                     }
@@ -219,11 +340,15 @@ impl Client {
                     attempt += 1;
                 }
                 Ok(response) => return Ok(response),
-                Err(_) if attempt < self.attempts => {
-                    backoff(attempt);
-                    attempt += 1;
+                Err(cause) => {
+                    let error = RegistryError::new(operation, url, cause);
+                    if attempt < self.attempts && error.is_retryable() {
+                        backoff(attempt);
+                        attempt += 1;
+                    } else {
+                        return Err(error);
+                    }
                 }
-                Err(e) => return Err(format!("{method} {url}: {e}")),
             }
         }
     }
@@ -235,7 +360,7 @@ impl Client {
         headers: &[(&str, &str)],
         authorization: Option<&str>,
         body: Body<'_>,
-    ) -> Result<Response<ureq::Body>, String> {
+    ) -> Result<Response<ureq::Body>, Cause> {
         let mut all: Vec<(&str, &str)> = headers.to_vec();
         if let Some(a) = authorization {
             all.push(("Authorization", a));
@@ -255,13 +380,10 @@ impl Client {
             ("POST", Body::Empty) => with_headers!(self.agent.post(url)).send_empty(),
             ("PUT", Body::Empty) => with_headers!(self.agent.put(url)).send_empty(),
             ("PUT", Body::Bytes(bytes)) => with_headers!(self.agent.put(url)).send(bytes),
-            ("PUT", Body::File(path)) => {
-                let file = File::open(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-                with_headers!(self.agent.put(url)).send(file)
-            }
-            _ => return Err(format!("unsupported request {method}")),
+            ("PATCH", Body::Bytes(bytes)) => with_headers!(self.agent.patch(url)).send(bytes),
+            _ => return Err(Cause::Local(format!("unsupported request {method}"))),
         };
-        result.map_err(|e| e.to_string())
+        result.map_err(|e| Cause::Transport(e.to_string()))
     }
 
     /// Answers a `WWW-Authenticate` challenge: a bearer token from the realm (anonymous, or
@@ -325,9 +447,10 @@ impl Client {
     /// A GET or HEAD of the manifest `reference` names, accepting every type hephy reads.
     fn ask_manifest(
         &self,
+        operation: Operation,
         method: &str,
         reference: &Reference,
-    ) -> Result<(String, Response<ureq::Body>), String> {
+    ) -> Result<(String, Response<ureq::Body>), RegistryError> {
         let url = format!(
             "{}/v2/{}/manifests/{}",
             Client::base(&reference.host),
@@ -335,16 +458,18 @@ impl Client {
             reference.version()
         );
         let accept = MANIFEST_TYPES.join(", ");
-        let response = self.send(method, &url, reference, false, &[("Accept", &accept)], Body::Empty)?;
+        let response =
+            self.send(operation, method, &url, reference, false, &[("Accept", &accept)], Body::Empty)?;
         Ok((url, response))
     }
 
     /// The manifest `reference` names (by digest, else tag).
-    pub(crate) fn manifest(&self, reference: &Reference) -> Result<Manifest, String> {
-        let (url, mut response) = self.ask_manifest("GET", reference)?;
+    pub(crate) fn manifest(&self, reference: &Reference) -> Result<Manifest, RegistryError> {
+        let op = Operation::ReadManifest;
+        let (url, mut response) = self.ask_manifest(op, "GET", reference)?;
         let status = response.status();
         if !status.is_success() {
-            return Err(failure("reading the manifest", &url, &mut response));
+            return Err(failure(op, &url, &mut response));
         }
         let media_type = response
             .headers()
@@ -357,12 +482,13 @@ impl Client {
             .with_config()
             .limit(16 << 20)
             .read_to_vec()
-            .map_err(|e| format!("reading {url}: {e}"))?;
+            .map_err(|e| RegistryError::new(op, &url, Cause::Transport(e.to_string())))?;
         let digest = format!("sha256:{}", hex(&Sha256::digest(&bytes)));
         if let Some(expected) = &reference.digest
             && *expected != digest
         {
-            return Err(format!("{url} answered a manifest whose digest is {digest}"));
+            let why = format!("the registry answered a manifest whose digest is {digest}");
+            return Err(RegistryError::new(op, &url, Cause::Answer(why)));
         }
         let media_type = if media_type.is_empty() || !MANIFEST_TYPES.contains(&media_type.as_str()) {
             serde_json::from_slice::<serde_json::Value>(&bytes)
@@ -376,8 +502,9 @@ impl Client {
     }
 
     /// The digest `reference` resolves to, or `None` when the registry has no such manifest.
-    pub(crate) fn resolve(&self, reference: &Reference) -> Result<Option<String>, String> {
-        let (url, mut response) = self.ask_manifest("HEAD", reference)?;
+    pub(crate) fn resolve(&self, reference: &Reference) -> Result<Option<String>, RegistryError> {
+        let op = Operation::LookUpManifest;
+        let (url, mut response) = self.ask_manifest(op, "HEAD", reference)?;
         match response.status() {
             s if s.is_success() => {
                 match response.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()) {
@@ -387,52 +514,74 @@ impl Client {
                 }
             }
             StatusCode::NOT_FOUND => Ok(None),
-            _ => Err(failure("looking up the manifest", &url, &mut response)),
+            _ => Err(failure(op, &url, &mut response)),
         }
     }
 
-    /// Downloads blob `digest` of `reference`'s repository into `out`, checking its digest.
-    pub(crate) fn blob(&self, reference: &Reference, digest: &str, out: &mut File) -> Result<(), String> {
+    /// Downloads blob `digest` of `reference`'s repository into `out`, checking its digest, and
+    /// `stop` between chunks.
+    pub(crate) fn blob(
+        &self,
+        reference: &Reference,
+        digest: &str,
+        out: &mut File,
+        stop: &Stop<'_>,
+    ) -> Result<(), RegistryError> {
+        let op = Operation::DownloadBlob;
         let url = format!("{}/v2/{}/blobs/{digest}", Client::base(&reference.host), reference.repository);
-        let mut response = self.send("GET", &url, reference, false, &[], Body::Empty)?;
+        let mut response = self.send(op, "GET", &url, reference, false, &[], Body::Empty)?;
         if !response.status().is_success() {
-            return Err(failure("downloading a blob", &url, &mut response));
+            return Err(failure(op, &url, &mut response));
         }
+        let fail = |cause| RegistryError::new(op, &url, cause);
         let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
         let mut hasher = Sha256::new();
         let mut buffer = vec![0u8; 1 << 16];
         loop {
-            let n = reader.read(&mut buffer).map_err(|e| format!("downloading {url}: {e}"))?;
+            stop.check().map_err(|s| fail(Cause::Stopped(s)))?;
+            let n = reader.read(&mut buffer).map_err(|e| fail(Cause::Transport(e.to_string())))?;
             if n == 0 {
                 break;
             }
             hasher.update(&buffer[..n]);
-            out.write_all(&buffer[..n]).map_err(|e| format!("saving {url}: {e}"))?;
+            out.write_all(&buffer[..n]).map_err(|e| fail(Cause::Local(format!("cannot save it: {e}"))))?;
         }
         let got = format!("sha256:{}", hex(&hasher.finalize()));
-        if got == digest { Ok(()) } else { Err(format!("{url} sent a blob whose digest is {got}")) }
+        if got == digest {
+            Ok(())
+        } else {
+            Err(fail(Cause::Answer(format!("the registry sent a blob whose digest is {got}"))))
+        }
     }
 
     /// Whether `reference`'s repository has blob `digest`.
-    fn has_blob(&self, reference: &Reference, digest: &str) -> Result<bool, String> {
+    pub(crate) fn has_blob(&self, reference: &Reference, digest: &str) -> Result<bool, RegistryError> {
+        let op = Operation::LookUpBlob;
         let url = format!("{}/v2/{}/blobs/{digest}", Client::base(&reference.host), reference.repository);
-        let mut response = self.send("HEAD", &url, reference, true, &[], Body::Empty)?;
+        let mut response = self.send(op, "HEAD", &url, reference, true, &[], Body::Empty)?;
         match response.status() {
             s if s.is_success() => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
-            _ => Err(failure("looking up a blob", &url, &mut response)),
+            _ => Err(failure(op, &url, &mut response)),
         }
     }
 
-    /// Uploads the file `path` as blob `digest` (unless the repository has it).
-    pub(crate) fn push_blob(&self, reference: &Reference, digest: &str, path: &Path) -> Result<(), String> {
+    /// Uploads the file `path` as blob `digest` (unless the repository has it); whether it
+    /// uploaded. `stop` is asked between chunks of the upload.
+    pub(crate) fn push_blob(
+        &self,
+        reference: &Reference,
+        digest: &str,
+        path: &Path,
+        stop: &Stop<'_>,
+    ) -> Result<bool, RegistryError> {
         // An upload racing another of the same blob (another process) may be refused as
         // invalid: look again, and upload again.
         let mut attempt: u64 = 0;
         loop {
             attempt += 1;
-            match self.push_blob_once(reference, digest, path) {
-                Err(e) if attempt < 3 && e.contains("400") => {
+            match self.push_blob_once(reference, digest, path, stop) {
+                Err(e) if attempt < 3 && e.is_upload_race() => {
                     std::thread::sleep(Duration::from_millis(300 * attempt));
                 }
                 other => return other,
@@ -440,37 +589,71 @@ impl Client {
         }
     }
 
-    fn push_blob_once(&self, reference: &Reference, digest: &str, path: &Path) -> Result<(), String> {
+    fn push_blob_once(
+        &self,
+        reference: &Reference,
+        digest: &str,
+        path: &Path,
+        stop: &Stop<'_>,
+    ) -> Result<bool, RegistryError> {
         if self.has_blob(reference, digest)? {
-            return Ok(());
+            return Ok(false);
         }
         let base = Client::base(&reference.host);
         let url = format!("{base}/v2/{}/blobs/uploads/", reference.repository);
-        let mut response = self.send("POST", &url, reference, true, &[], Body::Empty)?;
+        let op = Operation::StartUpload;
+        let mut response = self.send(op, "POST", &url, reference, true, &[], Body::Empty)?;
         if response.status() != StatusCode::ACCEPTED {
-            return Err(failure("starting a blob upload", &url, &mut response));
+            return Err(failure(op, &url, &mut response));
         }
-        let location = response
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| format!("{url} gave no upload location"))?;
         let location =
+            response.headers().get("location").and_then(|v| v.to_str().ok()).ok_or_else(|| {
+                RegistryError::new(op, &url, Cause::Answer("no upload location".to_owned()))
+            })?;
+        let mut location =
             if location.starts_with('/') { format!("{base}{location}") } else { location.to_owned() };
-        let separator = if location.contains('?') { '&' } else { '?' };
-        let put = format!("{location}{separator}digest={digest}");
-        let mut response = self.send(
-            "PUT",
-            &put,
-            reference,
-            true,
-            &[("Content-Type", "application/octet-stream")],
-            Body::File(path),
-        )?;
-        if response.status() != StatusCode::CREATED {
-            return Err(failure("uploading a blob", &url, &mut response));
+        // In chunks: PATCHes of all but the last, then the PUT with the last, asking `stop`
+        // before each (a small blob is one PUT).
+        let op = Operation::UploadBlob;
+        let local = |e: std::io::Error| {
+            RegistryError::new(op, &url, Cause::Local(format!("cannot read `{}`: {e}", path.display())))
+        };
+        let mut file = File::open(path).map_err(local)?;
+        let size = file.metadata().map_err(local)?.len();
+        let mut chunk = Vec::new();
+        let mut start: u64 = 0;
+        loop {
+            stop.check().map_err(|s| RegistryError::new(op, &url, Cause::Stopped(s)))?;
+            let length = (size - start).min(UPLOAD_CHUNK);
+            chunk.clear();
+            (&mut file).take(length).read_to_end(&mut chunk).map_err(local)?;
+            if chunk.len() as u64 != length {
+                return Err(local(std::io::Error::other("the file changed while it was read")));
+            }
+            let octets = ("Content-Type", "application/octet-stream");
+            if start + length == size {
+                let separator = if location.contains('?') { '&' } else { '?' };
+                let put = format!("{location}{separator}digest={digest}");
+                let mut response =
+                    self.send(op, "PUT", &put, reference, true, &[octets], Body::Bytes(&chunk))?;
+                if response.status() != StatusCode::CREATED {
+                    return Err(failure(op, &url, &mut response));
+                }
+                return Ok(true);
+            }
+            let range = format!("{start}-{}", start + length - 1);
+            let headers = [octets, ("Content-Range", range.as_str())];
+            let mut response =
+                self.send(op, "PATCH", &location, reference, true, &headers, Body::Bytes(&chunk))?;
+            if response.status() != StatusCode::ACCEPTED {
+                return Err(failure(op, &url, &mut response));
+            }
+            let next = response.headers().get("location").and_then(|v| v.to_str().ok()).ok_or_else(|| {
+                RegistryError::new(op, &url, Cause::Answer("no upload location after a chunk".to_owned()))
+            })?;
+            location = if next.starts_with('/') { format!("{base}{next}") } else { next.to_owned() };
+            start += length;
         }
-        Ok(())
     }
 
     /// Puts `bytes` (of `media_type`) as the manifest `tag_or_digest` of `reference`'s
@@ -481,16 +664,17 @@ impl Client {
         tag_or_digest: &str,
         media_type: &str,
         bytes: &[u8],
-    ) -> Result<String, String> {
+    ) -> Result<String, RegistryError> {
         let url = format!(
             "{}/v2/{}/manifests/{tag_or_digest}",
             Client::base(&reference.host),
             reference.repository
         );
-        let mut response =
-            self.send("PUT", &url, reference, true, &[("Content-Type", media_type)], Body::Bytes(bytes))?;
+        let op = Operation::WriteManifest;
+        let headers = [("Content-Type", media_type)];
+        let mut response = self.send(op, "PUT", &url, reference, true, &headers, Body::Bytes(bytes))?;
         if response.status() != StatusCode::CREATED {
-            return Err(failure("writing a manifest", &url, &mut response));
+            return Err(failure(op, &url, &mut response));
         }
         Ok(format!("sha256:{}", hex(&Sha256::digest(bytes))))
     }
@@ -500,16 +684,16 @@ fn backoff(attempt: u32) {
     std::thread::sleep(Duration::from_millis(500 * u64::from(attempt * attempt + attempt - 1)));
 }
 
-/// What went wrong with a request, with the registry's own error message when it gave one.
-fn failure(what: &str, url: &str, response: &mut Response<ureq::Body>) -> String {
-    let status = response.status();
+/// A request the registry answered with an unexpected status, with its own error message when
+/// it gave one.
+fn failure(operation: Operation, url: &str, response: &mut Response<ureq::Body>) -> RegistryError {
+    let status = response.status().as_u16();
     let text = response.body_mut().with_config().limit(64 << 10).read_to_string().unwrap_or_default();
-    let detail = serde_json::from_str::<serde_json::Value>(&text)
+    let message = serde_json::from_str::<serde_json::Value>(&text)
         .ok()
         .and_then(|v| v["errors"][0]["message"].as_str().map(str::to_owned))
         .unwrap_or_default();
-    let detail = if detail.is_empty() { String::new() } else { format!(": {detail}") };
-    format!("{what} at {url} failed with {status}{detail}")
+    RegistryError::new(operation, url, Cause::Status { status, message })
 }
 
 /// The `key="value"` pairs of an authentication challenge.
@@ -558,6 +742,39 @@ mod tests {
         assert!(Reference::parse("Alpine").is_err());
         assert!(Reference::parse("alpine@sha256:short").is_err());
         assert!(Reference::parse("alpine:bad$tag").is_err());
+    }
+
+    #[test]
+    fn retries_decide_on_the_status_not_the_text() {
+        // A port, an upload id and a digest full of `400`, and a status that is not 400.
+        let url = "http://127.0.0.1:5400/v2/a/blobs/uploads/400-400?digest=sha256:4000400";
+        let not_found = RegistryError::new(
+            Operation::UploadBlob,
+            url,
+            Cause::Status { status: 404, message: "blob upload unknown 400".to_owned() },
+        );
+        assert!(not_found.to_string().contains("400"), "the text has `400` in it");
+        assert!(!not_found.is_upload_race(), "an upload answered 404 is not a race");
+        assert!(!not_found.is_retryable());
+        let refused =
+            RegistryError::new(Operation::UploadBlob, url, Cause::Transport("connection refused".into()));
+        assert!(!refused.is_upload_race() && refused.is_retryable(), "no answer: sent again, not re-pushed");
+        let stopped = RegistryError::new(Operation::UploadBlob, url, Cause::Stopped(Stopped::Cancelled));
+        assert!(!stopped.is_retryable() && !stopped.is_upload_race());
+        // The same URL with the statuses that do mean something.
+        let status = |operation, status| {
+            RegistryError::new(operation, url, Cause::Status { status, message: String::new() })
+        };
+        assert!(status(Operation::UploadBlob, 400).is_upload_race());
+        assert!(status(Operation::WriteManifest, 404).is_upload_race());
+        assert!(!status(Operation::ReadManifest, 400).is_upload_race());
+        assert!(status(Operation::ReadManifest, 503).is_retryable());
+        assert!(status(Operation::ReadManifest, 429).is_retryable());
+        assert!(!status(Operation::ReadManifest, 403).is_retryable());
+        assert_eq!(
+            status(Operation::WriteManifest, 400).to_string(),
+            format!("writing a manifest at {url} failed with 400 Bad Request")
+        );
     }
 
     #[test]

@@ -202,6 +202,7 @@ impl Remote {
             "contexts": reference::contexts(model, node, &job.deps),
             "repository": reference::repository(model, node),
             "tags": tags,
+            "compression": image.compression.name(),
         });
         let command = ssh(target, &format!("{remote_hephy} remote-build"));
         log.note(&format!("$ {}   ({} context files)", process::shown(&command), files.len()));
@@ -299,6 +300,13 @@ pub fn serve(input: impl Read, mut output: impl Write) -> Result<(), String> {
         target: target.as_deref(),
         platform: &platform,
         contexts: &contexts,
+        layers: crate::oci::compress::Settings {
+            codec: match spec["compression"].as_str() {
+                Some("zstd") => crate::oci::compress::Codec::Zstd,
+                _ => crate::oci::compress::Codec::Gzip,
+            },
+            stop: crate::stop::Stop::never(),
+        },
     };
     let sources = crate::Sources { state_dir: home.clone(), upstreams: Default::default() };
     let oci = Oci::new(&home, sources);
@@ -308,7 +316,7 @@ pub fn serve(input: impl Read, mut output: impl Write) -> Result<(), String> {
         spec["node"].as_str().unwrap_or("?")
     ));
     let manifest = oci.assemble(&request, &note)?;
-    oci.publish_build(&repository, &manifest, &tags, &note)?;
+    oci.publish_build(&repository, &manifest, &tags, &crate::stop::Stop::never(), &note)?;
     writeln!(output, "{DIGEST_MARKER}{}", manifest.digest).map_err(|e| e.to_string())?;
     Ok(())
 }

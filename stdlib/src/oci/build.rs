@@ -57,6 +57,8 @@ pub(crate) struct Request<'a> {
     /// Named build contexts (`from "base" context="base"`): `FROM base` and `COPY --from=base`
     /// read the image reference (by digest) the name maps to.
     pub(crate) contexts: &'a [(String, String)],
+    /// How layers are compressed, and when writing them must stop.
+    pub(crate) layers: super::compress::Settings<'a>,
 }
 
 /// A built image: its manifest (stored in the layout).
@@ -1101,9 +1103,9 @@ impl Builder<'_> {
     }
 
     fn add_layer(&self, stage: &mut Stage, delta: Tree, source: &str) -> Result<(), String> {
-        let written = layer::write(&delta, self.layout)?;
+        let written = layer::write(&delta, self.layout, &self.request.layers)?;
         stage.layers.push(Descriptor {
-            media_type: LAYER.to_owned(),
+            media_type: written.media_type.to_owned(),
             digest: written.digest,
             size: written.size,
         });
@@ -1594,6 +1596,7 @@ mod tests {
             target,
             platform: &platform,
             contexts: &[],
+            layers: crate::oci::compress::Settings::gzip(),
         };
         let built = build(&request, &layout, &NoBases)?;
         Ok((config_of(&layout, &built), built))
@@ -1647,6 +1650,7 @@ mod tests {
             target: None,
             platform: &platform,
             contexts: &[],
+            layers: crate::oci::compress::Settings::gzip(),
         };
         let e = build(&request, &Layout::new(dir.path().join("oci")), &NoBases).unwrap_err();
         assert!(e.contains("line 2") && e.contains("bzip2"), "{e}");
@@ -1752,6 +1756,7 @@ mod fuzz {
             target: None,
             platform: &platform,
             contexts: &[],
+            layers: crate::oci::compress::Settings::gzip(),
         };
         let _ = crate::dockerfile::read(dockerfile);
         let built = build(&request, &layout, &NoBases);

@@ -1,7 +1,8 @@
-//! Reproducible layers: a set of file-system entries written as a gzip-compressed tar whose
-//! bytes depend only on the entries — paths sorted, parents before children, mtime 0, the
-//! owners and modes the builder gives, hardlinks as tar links, no user or group names, gzip
-//! with no timestamp or file name.
+//! Reproducible layers: a set of file-system entries written as a compressed tar whose bytes
+//! depend only on the entries — paths sorted, parents before children, mtime 0, the owners and
+//! modes the builder gives, hardlinks as tar links, no user or group names — compressed by
+//! [`super::compress`] (gzip with no timestamp or file name, or zstd; on every core, the same
+//! bytes).
 //!
 //! A layer is written once per process for what it is made of: the second platform's build of
 //! an image copies the same files to the same places, and gets the first one's layer without
@@ -14,9 +15,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex, OnceLock, PoisonError};
 
-use flate2::{Compression, GzBuilder};
 use sha2::{Digest as _, Sha256};
 
+use super::compress::{self, Codec, Encoder, Settings};
 use super::layout::{Layout, hex};
 
 /// Where an entry's bytes come from.
@@ -60,6 +61,8 @@ pub(crate) struct Layer {
     pub(crate) size: u64,
     /// The digest of the uncompressed tar (the image config's `diff_id`).
     pub(crate) diff_id: String,
+    /// Its media type (`tar+gzip`, `tar+zstd`).
+    pub(crate) media_type: &'static str,
 }
 
 /// A writer that hashes what passes through it.
@@ -82,31 +85,52 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
+/// Why writing a layer failed: a message, and whether the writer was stopped (a cancelled run,
+/// a node past its `timeout`), which says nothing about the layer to another build.
+type Failure = (String, bool);
+
 /// One layer's writing, shared by every build that asks for the same layer while it runs.
-type Once = Arc<OnceLock<Result<Layer, String>>>;
+type Once = Arc<OnceLock<Result<Layer, Failure>>>;
 
 /// Layers written (or being written) by this process, by [`identity`].
 static WRITTEN: LazyLock<Mutex<HashMap<blake3::Hash, Once>>> = LazyLock::new(Mutex::default);
 
 /// Writes `tree` as a layer blob into `layout`, or gives the layer this process already wrote
 /// from the same entries (waiting for it when another build is writing it).
-pub(crate) fn write(tree: &Tree, layout: &Layout) -> Result<Layer, String> {
-    let Some(key) = identity(tree, layout) else { return write_now(tree, layout) };
+pub(crate) fn write(tree: &Tree, layout: &Layout, settings: &Settings<'_>) -> Result<Layer, String> {
+    let now = || write_now(tree, layout, settings).map_err(|(message, _)| message);
+    let Some(key) = identity(tree, layout, settings.codec) else { return now() };
     let once = Arc::clone(WRITTEN.lock().unwrap_or_else(PoisonError::into_inner).entry(key).or_default());
-    let layer = once.get_or_init(|| write_now(tree, layout)).clone()?;
-    // Still there (nothing removes blobs during a run, but a layer is never assumed).
-    if layout.has(&layer.digest) { Ok(layer) } else { write_now(tree, layout) }
+    match once.get_or_init(|| write_now(tree, layout, settings)).clone() {
+        // Still there (nothing removes blobs during a run, but a layer is never assumed).
+        Ok(layer) if layout.has(&layer.digest) => Ok(layer),
+        Ok(_) => now(),
+        Err((message, stopped)) => {
+            if stopped {
+                // Forget a writing that was stopped: the next build writes the layer anew.
+                let mut written = WRITTEN.lock().unwrap_or_else(PoisonError::into_inner);
+                if written.get(&key).is_some_and(|o| Arc::ptr_eq(o, &once)) {
+                    written.remove(&key);
+                }
+                // Another build's stop is not this one's.
+                settings.stop.check().map_err(|s| format!("cannot write a layer: {s}"))?;
+                return now();
+            }
+            Err(message)
+        }
+    }
 }
 
 /// What a layer is made of: the layout, and each entry's path, owner, mode and content, a file
 /// by its path and stat. `None` when a file cannot be looked at (the write reports it).
-fn identity(tree: &Tree, layout: &Layout) -> Option<blake3::Hash> {
+fn identity(tree: &Tree, layout: &Layout, codec: Codec) -> Option<blake3::Hash> {
     let mut hasher = blake3::Hasher::new();
     let mut put = |bytes: &[u8]| {
         hasher.update(&(bytes.len() as u64).to_le_bytes());
         hasher.update(bytes);
     };
     put(layout.dir().as_os_str().as_encoded_bytes());
+    put(codec.name().as_bytes());
     for (path, entry) in tree {
         put(path.as_bytes());
         put(&[u64::from(entry.mode), entry.uid, entry.gid].map(u64::to_le_bytes).concat());
@@ -137,33 +161,39 @@ fn identity(tree: &Tree, layout: &Layout) -> Option<blake3::Hash> {
     Some(hasher.finalize())
 }
 
-fn write_now(tree: &Tree, layout: &Layout) -> Result<Layer, String> {
-    let temp = layout.temp()?;
-    let fail = |e: io::Error| format!("cannot write a layer: {e}");
-    let file = temp.as_file().try_clone().map_err(fail)?;
-    let compressed = Hashing { inner: io::BufWriter::new(file), hasher: Sha256::new(), count: 0 };
-    let gzip = GzBuilder::new().mtime(0).operating_system(255).write(compressed, Compression::default());
-    let tar_out = Hashing { inner: gzip, hasher: Sha256::new(), count: 0 };
+fn write_now(tree: &Tree, layout: &Layout, settings: &Settings<'_>) -> Result<Layer, Failure> {
+    let temp = layout.temp().map_err(|e| (e, false))?;
+    // A stopped writer says so, and nothing else (the temporary file goes with `temp`).
+    let fail = |what: String, e: io::Error| match compress::stopped(&e) {
+        Some(stopped) => (format!("cannot write a layer: {stopped}"), true),
+        None => (format!("{what}: {e}"), false),
+    };
+    let plain = |e: io::Error| fail("cannot write a layer".to_owned(), e);
+    let file = temp.as_file().try_clone().map_err(plain)?;
+    let compressed =
+        Hashing { inner: io::BufWriter::with_capacity(1 << 20, file), hasher: Sha256::new(), count: 0 };
+    let encoder = Encoder::new(compressed, *settings).map_err(plain)?;
+    let tar_out = Hashing { inner: encoder, hasher: Sha256::new(), count: 0 };
     let mut tar = tar::Builder::new(tar_out);
     tar.mode(tar::HeaderMode::Deterministic);
     tar.follow_symlinks(false);
     for (path, entry) in with_parents(tree) {
-        append(&mut tar, &path, &entry).map_err(|e| format!("cannot add `/{path}` to a layer: {e}"))?;
+        append(&mut tar, &path, &entry).map_err(|e| fail(format!("cannot add `/{path}` to a layer"), e))?;
     }
-    let tar_out = tar.into_inner().map_err(fail)?;
+    let tar_out = tar.into_inner().map_err(plain)?;
     let diff_id = format!("sha256:{}", hex(&tar_out.hasher.finalize()));
-    let mut compressed = tar_out.inner.finish().map_err(fail)?;
-    compressed.flush().map_err(fail)?;
+    let mut compressed = tar_out.inner.finish().map_err(plain)?;
+    compressed.flush().map_err(plain)?;
     let Hashing { inner, hasher, count: size } = compressed;
     drop(inner);
     let digest = format!("sha256:{}", hex(&hasher.finalize()));
     if layout.has(&digest) {
         drop(temp);
     } else {
-        let (_, path) = temp.keep().map_err(|e| fail(e.error))?;
-        layout.adopt(&path, &digest)?;
+        let (_, path) = temp.keep().map_err(|e| plain(e.error))?;
+        layout.adopt(&path, &digest).map_err(|e| (e, false))?;
     }
-    Ok(Layer { digest, size, diff_id })
+    Ok(Layer { digest, size, diff_id, media_type: settings.codec.media_type() })
 }
 
 /// `tree` plus an entry for every parent folder it does not list (root-owned, 0755).
@@ -237,8 +267,10 @@ mod tests {
     fn the_same_entries_give_the_same_bytes() {
         let one = tempfile::tempdir().unwrap();
         let two = tempfile::tempdir().unwrap();
-        let first = write(&tree(one.path()), &Layout::new(one.path().join("oci"))).unwrap();
-        let second = write(&tree(two.path()), &Layout::new(two.path().join("oci"))).unwrap();
+        let first =
+            write(&tree(one.path()), &Layout::new(one.path().join("oci")), &Settings::gzip()).unwrap();
+        let second =
+            write(&tree(two.path()), &Layout::new(two.path().join("oci")), &Settings::gzip()).unwrap();
         assert_eq!(first, second);
         let blob = Layout::new(one.path().join("oci")).read(&first.digest).unwrap();
         assert_eq!(blob.len() as u64, first.size);
@@ -269,17 +301,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::new(dir.path().join("oci"));
         let entries = tree(dir.path());
-        let first = write(&entries, &layout).unwrap();
-        assert_eq!(write(&entries, &layout).unwrap(), first, "the same entries: the same layer");
+        let first = write(&entries, &layout, &Settings::gzip()).unwrap();
+        assert_eq!(
+            write(&entries, &layout, &Settings::gzip()).unwrap(),
+            first,
+            "the same entries: the same layer"
+        );
         // Concurrent builds asking for it get the one written.
         let layers: Vec<Layer> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..4).map(|_| scope.spawn(|| write(&entries, &layout).unwrap())).collect();
+            let handles: Vec<_> = (0..4)
+                .map(|_| scope.spawn(|| write(&entries, &layout, &Settings::gzip()).unwrap()))
+                .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
         assert!(layers.iter().all(|l| *l == first));
         // A changed file (another size: another stat) is a new layer, never the remembered one.
         std::fs::write(dir.path().join("b"), b"beta, changed").unwrap();
-        let changed = write(&entries, &layout).unwrap();
+        let changed = write(&entries, &layout, &Settings::gzip()).unwrap();
         assert_ne!(changed.digest, first.digest);
         let blob = layout.read(&changed.digest).unwrap();
         let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&blob[..]));

@@ -12,6 +12,7 @@
 //! failed platform never gets here: its manifest node does not run, and no tag moves.
 
 pub(crate) mod build;
+pub(crate) mod compress;
 pub(crate) mod layer;
 pub(crate) mod layout;
 
@@ -25,11 +26,36 @@ use serde_json::{Value, json};
 
 use crate::process::Log;
 use crate::reference;
-use crate::registry::{Client, Reference};
+use crate::registry::{Client, Reference, RegistryError};
+use crate::stop::Stop;
 use layout::{Descriptor, Layout};
 
 /// The `oci` builder's identity, part of its images' keys.
 pub(crate) const IDENTITY: &str = "hephy-oci/2";
+
+/// Blob uploads of one image at once.
+const BLOB_UPLOADS: usize = 4;
+
+/// Why pushing a build's manifest failed.
+enum Push {
+    Registry(RegistryError),
+    Other(String),
+}
+
+impl From<String> for Push {
+    fn from(message: String) -> Push {
+        Push::Other(message)
+    }
+}
+
+impl std::fmt::Display for Push {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Push::Registry(e) => e.fmt(f),
+            Push::Other(message) => f.write_str(message),
+        }
+    }
+}
 
 /// The index media type hephy writes.
 const INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -131,6 +157,7 @@ impl Oci {
             target: node.target.as_deref(),
             platform: &platform,
             contexts: &contexts,
+            layers: compress::Settings { codec: compress::Codec::of(image.compression), stop: Stop::of(job) },
         };
         let manifest = self.assemble(&request, &note)?;
         let digest = manifest.digest.clone();
@@ -144,7 +171,7 @@ impl Oci {
             let repository = reference::repository(model, node);
             let mut tags = vec![reference::key_tag(job.key)];
             tags.extend(template_tag(model, job, model.naming.platform.as_ref(), &self.sources));
-            self.publish_build(&repository, &manifest, &tags, &note)?;
+            self.publish_build(&repository, &manifest, &tags, &Stop::of(job), &note)?;
         }
         Ok(digest)
     }
@@ -155,7 +182,7 @@ impl Oci {
         request: &build::Request<'_>,
         note: &dyn Fn(&str),
     ) -> Result<Descriptor, String> {
-        let bases = Pulls { oci: self, note };
+        let bases = Pulls { oci: self, note, stop: request.layers.stop };
         build::build(request, &self.layout, &bases).map(|built| built.manifest)
     }
 
@@ -165,6 +192,7 @@ impl Oci {
         repository: &str,
         manifest: &Descriptor,
         tags: &[String],
+        stop: &Stop<'_>,
         note: &dyn Fn(&str),
     ) -> Result<(), String> {
         let target = Reference::parse(repository)?;
@@ -173,6 +201,7 @@ impl Oci {
         // one blob ("provided digest did not match uploaded content").
         let lock = self.repository_lock(repository)?;
         let _held = lock.lock().map_err(|_| "a registry lock was poisoned".to_owned())?;
+        let started = std::time::Instant::now();
         let bytes = self.layout.read(&manifest.digest).ok_or("the manifest just written is gone")?;
         // Another process pushing the same layers (another platform's CI job, a remote
         // executor) can leave a blob half-visible for a moment; the registry then refuses the
@@ -180,27 +209,35 @@ impl Oci {
         let mut attempt: u64 = 0;
         loop {
             attempt += 1;
-            self.push_image(&target, manifest, note)?;
+            self.push_image(&target, manifest, stop, note)?;
             let pushed = tags.iter().try_for_each(|tag| {
-                self.client.push_manifest(&target, tag, build::MANIFEST, &bytes)?;
+                stop.check().map_err(|s| s.to_string())?;
+                self.client.push_manifest(&target, tag, build::MANIFEST, &bytes).map_err(Push::Registry)?;
                 note(&format!("hephy oci: pushed {repository}:{tag}"));
-                Ok::<(), String>(())
+                Ok::<(), Push>(())
             });
             match pushed {
-                Err(e) if attempt < 3 && (e.contains("400") || e.contains("404")) => {
+                Err(Push::Registry(e)) if attempt < 3 && e.is_upload_race() => {
                     note(&format!("hephy oci: {e}; pushing the blobs again"));
                     std::thread::sleep(std::time::Duration::from_millis(300 * attempt));
                 }
-                other => return other,
+                Err(e) => return Err(e.to_string()),
+                Ok(()) => {
+                    let took = started.elapsed().as_secs_f64();
+                    note(&format!("hephy oci: published {} to {repository} in {took:.3} s", manifest.digest));
+                    return Ok(());
+                }
             }
         }
     }
 
-    /// Uploads the blobs of the manifest `manifest` (config and layers) to `target`'s repository.
+    /// Uploads the blobs of the manifest `manifest` (config and layers) to `target`'s
+    /// repository: those it lacks (each looked up by HEAD first), several at once.
     fn push_image(
         &self,
         target: &Reference,
         manifest: &Descriptor,
+        stop: &Stop<'_>,
         note: &dyn Fn(&str),
     ) -> Result<(), String> {
         let bytes = self.layout.read(&manifest.digest).ok_or("the manifest just written is gone")?;
@@ -209,20 +246,47 @@ impl Oci {
         for layer in parsed["layers"].as_array().into_iter().flatten() {
             blobs.push(layer["digest"].as_str().unwrap_or_default().to_owned());
         }
-        for digest in blobs {
-            if !self.layout.has(&digest) {
-                return Err(format!(
-                    "blob {digest} of the image is missing from `{}`",
-                    self.layout.dir().display()
-                ));
-            }
-            self.client
-                .push_blob(target, &digest, &self.layout.blob_path(&digest))
-                .map_err(|e| format!("pushing to {}: {e}", target.host))?;
+        blobs.dedup();
+        if let Some(missing) = blobs.iter().find(|d| !self.layout.has(d)) {
+            return Err(format!(
+                "blob {missing} of the image is missing from `{}`",
+                self.layout.dir().display()
+            ));
+        }
+        // Largest first, so the longest upload starts at once.
+        let size = |d: &String| std::fs::metadata(self.layout.blob_path(d)).map_or(0, |m| m.len());
+        blobs.sort_by_key(|d| std::cmp::Reverse(size(d)));
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let results: Vec<Result<(u64, u64), RegistryError>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..BLOB_UPLOADS.min(blobs.len()))
+                .map(|_| {
+                    scope.spawn(|| {
+                        let (mut sent, mut bytes) = (0, 0);
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            let Some(digest) = blobs.get(i) else { return Ok((sent, bytes)) };
+                            if self.client.push_blob(target, digest, &self.layout.blob_path(digest), stop)? {
+                                sent += 1;
+                                bytes += size(digest);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+        });
+        let (mut sent, mut bytes) = (0, 0);
+        for result in results {
+            let (s, b) = result.map_err(|e| format!("pushing to {}: {e}", target.host))?;
+            sent += s;
+            bytes += b;
         }
         note(&format!(
-            "hephy oci: blobs of {} are in {}/{}",
-            manifest.digest, target.host, target.repository
+            "hephy oci: blobs of {} are in {}/{}: {sent} of {} uploaded ({bytes} bytes), the rest were there",
+            manifest.digest,
+            target.host,
+            target.repository,
+            blobs.len(),
         ));
         Ok(())
     }
@@ -332,12 +396,18 @@ impl Oci {
         let target = Reference::parse(repository)?;
         let lock = self.repository_lock(repository)?;
         let _held = lock.lock().map_err(|_| "a registry lock was poisoned".to_owned())?;
-        self.client.push_manifest(&target, tag, &media_type, &bytes).map(|_| ())
+        self.client.push_manifest(&target, tag, &media_type, &bytes).map(|_| ()).map_err(String::from)
     }
 
     /// Fetches a base image for `platform` into the layout (the local layout first: graph
     /// images built here are found there by digest).
-    fn pull(&self, text: &str, platform: &Platform, note: &dyn Fn(&str)) -> Result<build::BaseImage, String> {
+    fn pull(
+        &self,
+        text: &str,
+        platform: &Platform,
+        stop: &Stop<'_>,
+        note: &dyn Fn(&str),
+    ) -> Result<build::BaseImage, String> {
         let reference = Reference::parse(text)?;
         let mut digest = match (&reference.digest, self.planned_base(text)) {
             (Some(digest), _) => digest.clone(),
@@ -382,7 +452,7 @@ impl Oci {
         let manifest: Value = serde_json::from_slice(&bytes).map_err(|e| format!("{text}: {e}"))?;
         let config_digest =
             manifest["config"]["digest"].as_str().ok_or_else(|| format!("{text}: no config"))?;
-        self.fetch_blob(&reference, config_digest)?;
+        self.fetch_blob(&reference, config_digest, stop)?;
         let config_bytes = self.layout.read(config_digest).ok_or("a fetched config is gone")?;
         let config: Value = serde_json::from_slice(&config_bytes).map_err(|e| format!("{text}: {e}"))?;
         let mut layers = Vec::new();
@@ -397,7 +467,7 @@ impl Oci {
                 }
                 other => other.to_owned(),
             };
-            self.fetch_blob(&reference, digest)?;
+            self.fetch_blob(&reference, digest, stop)?;
             layers.push(Descriptor { media_type, digest: digest.to_owned(), size });
         }
         Ok(build::BaseImage { config, layers })
@@ -411,7 +481,7 @@ impl Oci {
         known.get(text).filter(|d| layout::valid_digest(d)).cloned()
     }
 
-    fn fetch_blob(&self, reference: &Reference, digest: &str) -> Result<(), String> {
+    fn fetch_blob(&self, reference: &Reference, digest: &str, stop: &Stop<'_>) -> Result<(), String> {
         if self.layout.has(digest) {
             return Ok(());
         }
@@ -420,7 +490,7 @@ impl Oci {
         }
         let temp = self.layout.temp()?;
         let mut file = temp.as_file().try_clone().map_err(|e| e.to_string())?;
-        self.client.blob(reference, digest, &mut file)?;
+        self.client.blob(reference, digest, &mut file, stop)?;
         let (_, path) = temp.keep().map_err(|e| e.to_string())?;
         self.layout.adopt(&path, digest)
     }
@@ -430,11 +500,12 @@ impl Oci {
 struct Pulls<'a> {
     oci: &'a Oci,
     note: &'a dyn Fn(&str),
+    stop: Stop<'a>,
 }
 
 impl build::Bases for Pulls<'_> {
     fn fetch(&self, reference: &str, platform: &Platform) -> Result<build::BaseImage, String> {
-        self.oci.pull(reference, platform, self.note)
+        self.oci.pull(reference, platform, &self.stop, self.note)
     }
 }
 
