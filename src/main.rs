@@ -559,16 +559,7 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
                 CiSystem::Github => ci::System::Github,
             };
             let text = ci::render(&session, system, &options);
-            match output {
-                Some(path) => std::fs::write(path, text).map_err(|e| {
-                    Failure::Input(Problems::single(
-                        "hephy",
-                        Problem::new(Code::Io, format!("cannot write `{}`: {e}", path.display()))
-                            .help("name a file in a folder that exists and can be written"),
-                    ))
-                })?,
-                None => print(&text),
-            }
+            emit(output.as_deref(), &text)?;
         }
         Command::Explain { node, file, state, run, format } => explain(node, file, state, *run, *format)?,
         Command::Log { file, state, limit, format } => {
@@ -638,16 +629,7 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
                     graph_view::html(graph, &marks, &session.model.path().display().to_string())
                 }
             };
-            match output {
-                Some(path) => std::fs::write(path, text).map_err(|e| {
-                    Failure::Input(Problems::single(
-                        "hephy",
-                        Problem::new(Code::Io, format!("cannot write `{}`: {e}", path.display()))
-                            .help("name a file in a folder that exists and can be written"),
-                    ))
-                })?,
-                None => print(&text),
-            }
+            emit(output.as_deref(), &text)?;
         }
     }
     Ok(())
@@ -962,6 +944,23 @@ fn images_text(
         out.push('\n');
     }
     out
+}
+
+/// `text` into the file `-o FILE` names, or on stdout.
+fn emit(output: Option<&Path>, text: &str) -> Result<(), Failure> {
+    match output {
+        Some(path) => std::fs::write(path, text).map_err(|e| {
+            Failure::Input(Problems::single(
+                "hephy",
+                Problem::new(Code::Io, format!("cannot write `{}`: {e}", path.display()))
+                    .help("name a file in a folder that exists and can be written"),
+            ))
+        }),
+        None => {
+            print(text);
+            Ok(())
+        }
+    }
 }
 
 fn print(text: &str) {

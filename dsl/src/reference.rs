@@ -15,14 +15,8 @@ pub fn render_template(template: &str, vars: &[(&str, String)]) -> String {
     out
 }
 
-/// The OCI distribution spec's tag grammar: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
-pub(crate) fn valid_tag(tag: &str) -> bool {
-    let bytes = tag.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= 128
-        && (bytes[0].is_ascii_alphanumeric() || bytes[0] == b'_')
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-}
+/// The OCI distribution spec's tag grammar (one definition, the analyzer's).
+pub(crate) use crate::analyze::valid_tag;
 
 /// One path component of a repository name: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`.
 fn valid_component(part: &str) -> bool {
