@@ -146,6 +146,7 @@ fn plain(selection: &Selection) -> bool {
         && selection.schedule.is_none()
         && selection.since.is_none()
         && selection.only.is_empty()
+        && selection.group.is_none()
         && !selection.refresh
 }
 

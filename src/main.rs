@@ -234,6 +234,10 @@ struct SelectArgs {
     /// Rebuild the nodes this schedule names; their dependents follow.
     #[arg(long, value_name = "NAME")]
     schedule: Option<String>,
+    /// Only this group's images and tasks and everything they depend on (built as needed);
+    /// `--force` and `--schedule` still decide what rebuilds inside it.
+    #[arg(long, value_name = "NAME")]
+    group: Option<String>,
     /// Only these nodes (ids, or image and task names); their dependencies must be built
     /// already (here, or found in the registry). What a CI job per node runs.
     #[arg(long, value_name = "NODE", num_args = 1..)]
@@ -265,6 +269,7 @@ impl SelectArgs {
             only: self.only.clone(),
             exact: self.exact,
             refresh: self.refresh,
+            group: self.group.clone(),
         }
     }
 }
@@ -412,7 +417,11 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
             }
             let model = load_path(&path)?;
             clock.lap("load");
-            let session = Session::open(model, state.dir.as_deref(), &selection)?;
+            let mut session = Session::open(model, state.dir.as_deref(), &selection)?;
+            if let Some(scope) = &session.scope {
+                // Nodes outside the group are left out of the plan shown.
+                session.plan.retain_nodes(scope);
+            }
             let mut clock = session::Clock::new();
             let shown = if json { plan_view::json(&session) } else { plan_view::text(&session, fitted) };
             clock.lap("render");

@@ -23,6 +23,9 @@ pub(crate) struct Session {
     pub(crate) watched: hephy_engine::Watched,
     /// What the check of recorded outputs looked at (for the no-op stamp).
     pub(crate) evidence: hephy_stdlib::Evidence,
+    /// `--group`: the group's nodes and everything they depend on; the plan shown holds these
+    /// only.
+    pub(crate) scope: Option<HashSet<NodeIndex>>,
 }
 
 /// What the user asked to force.
@@ -40,6 +43,9 @@ pub(crate) struct Selection {
     pub(crate) exact: bool,
     /// Re-resolve the tags of external base images.
     pub(crate) refresh: bool,
+    /// Only this group's nodes and their dependencies (`--group`); those dependencies are
+    /// built as needed.
+    pub(crate) group: Option<String>,
 }
 
 /// A node to look up: its key, and its dependencies with their outputs.
@@ -135,7 +141,11 @@ impl Session {
         let mut clock = Clock::new();
         let graph = hephy_engine::compile(&model);
         clock.lap("compile");
-        let options = resolve(&model, &graph, selection)?;
+        let mut options = resolve(&model, &graph, selection)?;
+        let scope = match &selection.group {
+            Some(name) => Some(group_scope(&model, &graph, name, &mut options)?),
+            None => None,
+        };
         let state_dir = state_dir(&model, state);
         let mut store = State::open(&state_dir).map_err(Failure::State)?;
         clock.lap("open state");
@@ -164,7 +174,6 @@ impl Session {
         clock.lap("gather inputs");
         store.save_stats(&inputs.fresh_stats);
         clock.lap("save stat cache");
-        let mut options = options;
         // A node is fresh only if its output is still there: checked once per recorded node.
         let outputs = hephy_stdlib::Outputs::new(&model, &state_dir, selection.offline);
         options.missing = hephy_engine::missing_outputs(&graph, &snapshot, &outputs);
@@ -205,6 +214,10 @@ impl Session {
                 .map(|s| s.node)
                 .collect();
             options.include_dependents_of(&graph, moved);
+            if let (Some(scope), Some(only)) = (&scope, &mut options.only) {
+                // What moved upstream rebuilds inside the group only.
+                only.retain(|n| scope.contains(n));
+            }
             plan = hephy_engine::plan(&graph, &inputs, &snapshot, &options);
         }
         if !selection.offline && model.registry.is_some() {
@@ -234,6 +247,7 @@ impl Session {
             upstreams,
             watched,
             evidence,
+            scope,
         })
     }
 }
@@ -307,6 +321,37 @@ fn resolve(model: &Model, graph: &Graph, selection: &Selection) -> Result<PlanOp
         options.schedule = Some((name.clone(), nodes));
     }
     Ok(options)
+}
+
+/// `--group NAME`: restricts `options` to the nodes of the group's images and tasks (through
+/// nested groups) and everything they depend on; returns those nodes.
+fn group_scope(
+    model: &Model,
+    graph: &Graph,
+    name: &str,
+    options: &mut PlanOptions,
+) -> Result<HashSet<NodeIndex>, Failure> {
+    let Some(members) = model.group_members(name) else {
+        let names: Vec<&str> = model.groups.iter().map(|g| g.name.as_str()).collect();
+        let closest = names
+            .iter()
+            .map(|g| (strsim::damerau_levenshtein(name, g), *g))
+            .min()
+            .filter(|(d, _)| *d <= name.len().max(3) / 3 + 1);
+        let help = match closest {
+            Some((_, g)) => format!("did you mean `{g}`?"),
+            None if names.is_empty() => "the graph declares no groups".to_owned(),
+            None => format!("the groups are {}", names.join(", ")),
+        };
+        return Err(usage(
+            Problem::new(Code::UnknownDependency, format!("unknown group `{name}`")).help(help),
+        ));
+    };
+    let mut roots = Vec::new();
+    for member in members {
+        roots.extend(nodes_named(model, graph, member)?);
+    }
+    Ok(options.restrict_to_dependencies_of(graph, roots))
 }
 
 /// A node id, or the name of an image or task (all its nodes).

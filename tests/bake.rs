@@ -100,6 +100,32 @@ fn expected(plan: &Value, contexts: &[(&str, &str, bool)]) -> BTreeMap<String, B
     out
 }
 
+/// `plan --group GROUP` plans exactly the nodes of the images `targets` (what the bake group
+/// names) and everything they depend on, as the whole plan's edges say, in both syntaxes.
+fn check_group(repo: &Repo, plan: &Value, group: &str, targets: &[&str]) {
+    let nodes = plan["nodes"].as_array().unwrap();
+    let mut want: BTreeSet<String> = BTreeSet::new();
+    let mut stack: Vec<&str> = nodes
+        .iter()
+        .filter(|n| targets.contains(&n["name"].as_str().unwrap()))
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    assert!(!stack.is_empty(), "group `{group}`: no node of {targets:?}");
+    while let Some(id) = stack.pop() {
+        if want.insert(id.to_owned()) {
+            let node = nodes.iter().find(|n| n["id"] == id).unwrap();
+            stack.extend(node["deps"].as_array().unwrap().iter().filter_map(Value::as_str));
+        }
+    }
+    for graph in ["hephy.kdl", "hephy.yaml"] {
+        let run = repo.run(&["plan", "-f", graph, "--group", group, "--format", "json"]);
+        assert_eq!(run.code, 0, "{graph}: {}", run.stderr);
+        let got: BTreeSet<String> =
+            run.json()["order"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
+        assert_eq!(got, want, "{graph}: `--group {group}` plans the group's targets and their dependencies");
+    }
+}
+
 fn images(plan: &Value) -> BTreeSet<String> {
     image_edges(plan).keys().map(|id| id.split(['@', '.']).next().unwrap().to_owned()).collect()
 }
@@ -125,9 +151,13 @@ fn services_matrix_with_a_shared_base_and_a_cross_compiler() {
         assert!(warnings.contains(word), "no warning names {word}:\n{warnings}");
     }
     let kdl = std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap();
-    // Matrix values and functions reach the args; groups are comments.
+    // Matrix values and functions reach the args; groups are groups (one naming another).
     assert!(kdl.contains("\"SERVICE\"=\"billing\" \"VERSION\"=\"DEV\""), "{kdl}");
-    assert!(kdl.contains("// bake group `services`: svc-api, svc-worker"), "{kdl}");
+    assert!(kdl.contains("group \"default\" {\n    members \"services\" \"tools\"\n}"), "{kdl}");
+    let svc: Vec<String> = services.iter().map(|s| format!("svc-{s}")).collect();
+    let svc: Vec<&str> = svc.iter().map(String::as_str).collect();
+    check_group(&repo, &plan, "services", &svc);
+    check_group(&repo, &plan, "default", &[svc.as_slice(), &["tools"]].concat());
 }
 
 #[test]
@@ -156,6 +186,8 @@ fn a_monorepo_in_bakes_json_form() {
     assert!(kdl.contains("secret \"NPM_TOKEN\" env=\"NPM_TOKEN\""), "{kdl}");
     assert!(kdl.contains("tags \"v7\""), "`TAG` comes from the environment:\n{kdl}");
     assert!(kdl.contains("\"NODE_VERSION\"=\"20\""), "{kdl}");
+    check_group(&repo, &plan, "default", &["web", "admin", "docs", "api", "worker", "ml", "cron"]);
+    check_group(&repo, &plan, "runtimes", &["runtime-node", "runtime-python"]);
 }
 
 #[test]
@@ -185,11 +217,12 @@ fn a_toolchain_with_stages_as_targets_inherits_and_functions() {
     assert!(kdl.contains("tags \"2.0.0\" \"latest\""), "{kdl}");
     assert!(kdl.contains("tags \"2.0.0-stable\""), "{kdl}");
     assert!(kdl.contains("\"COMPONENT\"=\"agent\" \"VERSION\"=\"2.0.0-stable\""), "{kdl}");
+    check_group(&repo, &plan, "default", &["cli", "server", "agent"]);
 }
 
 #[test]
 fn distros_on_a_two_axis_matrix_with_cross_compilers() {
-    let (_repo, plan, _) = import("bake-distros", "docker-bake.hcl", &[]);
+    let (repo, plan, _) = import("bake-distros", "docker-bake.hcl", &[]);
     let mut contexts: Vec<(String, String, bool)> = Vec::new();
     for d in ["alpine", "debian"] {
         contexts.push((format!("cross-{d}"), format!("os-{d}"), false));
@@ -205,4 +238,51 @@ fn distros_on_a_two_axis_matrix_with_cross_compilers() {
         contexts.iter().map(|(a, b, c)| (a.as_str(), b.as_str(), *c)).collect();
     assert_eq!(images(&plan).len(), 12, "{:?}", images(&plan));
     assert_eq!(image_edges(&plan), expected(&plan, &contexts));
+    // `runtime` and `sdk` are matrix targets: the group means every target of each.
+    let members =
+        ["runtime-alpine-slim", "runtime-alpine-full", "runtime-debian-slim", "runtime-debian-full"];
+    check_group(&repo, &plan, "default", &[members.as_slice(), &["sdk-alpine", "sdk-debian"]].concat());
+}
+
+#[test]
+fn groups_that_cannot_import_whole_are_named_in_warnings() {
+    let repo = Repo::new().file("Dockerfile", "FROM scratch\n").file(
+        "docker-bake.hcl",
+        r#"
+group "default" { targets = ["a", "loop", "_common", "nope", "m"] }
+group "loop" { targets = ["default"] }
+group "a" { targets = ["a"] }
+target "_common" { context = "." }
+target "a" { inherits = ["_common"] }
+target "m" {
+  matrix = { v = ["1", "2"] }
+  name = "m-${v}"
+  context = "."
+}
+"#,
+    );
+    for (format, graph) in [("kdl", "hephy.kdl"), ("yaml", "hephy.yaml")] {
+        let run = repo.run(&["import", "--from", "bake", "docker-bake.hcl", "--format", format, "-o", graph]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        for warning in [
+            "group `default`: `loop` contains this group: left out (a cycle)",
+            "group `default`: `_common` is only inherited from: left out",
+            "group `default`: `nope` is no target that imports: left out",
+            "group `a`: a target has the same name",
+        ] {
+            assert!(run.stderr.contains(warning), "no warning `{warning}`:\n{}", run.stderr);
+        }
+        let check = repo.run(&["check", "-f", graph]);
+        assert_eq!(check.code, 0, "{graph}: {}", check.stderr);
+        // `a` is the image; `m` is the matrix target's every target.
+        let plan = repo.run(&["plan", "-f", graph, "--group", "default", "--format", "json", "--offline"]);
+        assert_eq!(plan.code, 0, "{}", plan.stderr);
+        let names: BTreeSet<String> = plan.json()["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["name"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(names, BTreeSet::from(["a".to_owned(), "m-1".to_owned(), "m-2".to_owned()]), "{graph}");
+    }
 }

@@ -143,6 +143,20 @@ const CASES: &[Case] = &[
         codes: &["hephy::unknown_dependency"],
     },
     Case {
+        name: "unknown_group_member",
+        contexts: &["curl"],
+        kdl: "image \"curl\" {\n    context \"curl\"\n}\ngroup \"release\" {\n    members \"curl\" \"crul\"\n}\ngroup \"all\" {\n    members \"relase\"\n}\n",
+        yaml: "images:\n  curl:\n    context: curl\ngroups:\n  release: [curl, crul]\n  all: [relase]\n",
+        codes: &["hephy::unknown_dependency", "hephy::unknown_dependency"],
+    },
+    Case {
+        name: "group_name_clashes_with_image",
+        contexts: &["curl"],
+        kdl: "image \"curl\" {\n    context \"curl\"\n}\ngroup \"curl\" {\n    members \"curl\"\n}\n",
+        yaml: "images:\n  curl:\n    context: curl\ngroups:\n  curl: [curl]\n",
+        codes: &["hephy::duplicate_name"],
+    },
+    Case {
         name: "builder_cannot_run_mount",
         contexts: &[],
         kdl: "registry \"127.0.0.1:5000/team\"\nimage \"app\" {\n    context \"app\"\n    builder \"kaniko\"\n}\n",

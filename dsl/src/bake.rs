@@ -2,10 +2,11 @@
 //! equivalent graph file.
 //!
 //! Evaluates the file with `hcl-rs` (variables with defaults and environment overrides, a few
-//! of bake's functions, `matrix`, `inherits`), then maps each target to an image and each
-//! `target:` context to a named-context dependency. What has no equivalent is named in a
-//! warning (and a comment above the image), never dropped silently; like the kaniko-builder
-//! import, every image the analyzer would reject is written commented out with its reason.
+//! of bake's functions, `matrix`, `inherits`), then maps each target to an image, each
+//! `target:` context to a named-context dependency and each group to a `group`. What has no
+//! equivalent is named in a warning (and a comment above the image), never dropped silently;
+//! like the kaniko-builder import, every image the analyzer would reject is written commented
+//! out with its reason.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -71,10 +72,18 @@ pub fn import_bake(
     let ctx = variables(&body, env, &mut warnings);
     let mut targets: Vec<Target> = Vec::new();
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    let mut matrices: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for block in body.blocks() {
         let label = block.labels.first().map(label).unwrap_or_default();
         match block.identifier.as_str() {
-            "target" => targets.extend(expand(block, &label, &ctx, &mut warnings)),
+            "target" => {
+                let expanded = expand(block, &label, &ctx, &mut warnings);
+                if !expanded.is_empty() && expanded.iter().all(|t| t.name != label) {
+                    // A group naming a matrix target's label means every one of its targets.
+                    matrices.insert(label.clone(), expanded.iter().map(|t| t.name.clone()).collect());
+                }
+                targets.extend(expanded);
+            }
             "group" => {
                 let members = block
                     .body
@@ -83,7 +92,11 @@ pub fn import_bake(
                     .and_then(|a| a.expr.evaluate(&ctx).ok())
                     .map(|v| strings(&v))
                     .unwrap_or_default();
-                groups.push((label, members));
+                // Blocks of one name are one group, as in bake.
+                match groups.iter_mut().find(|(name, _)| *name == label) {
+                    Some((_, all)) => all.extend(members),
+                    None => groups.push((label, members)),
+                }
             }
             "variable" => {}
             "function" => warnings.push(format!(
@@ -108,9 +121,15 @@ pub fn import_bake(
     if images.is_empty() {
         return Err(format!("`{}` has no target to import", path.display()));
     }
+    let groups = Groups { declared: groups, matrices };
     settle(dir, &mut images, &secrets, &groups, &mut warnings);
     if images.iter().all(|i| i.disabled.is_some()) {
         return Err(format!("no target of `{}` imports into an image that builds", path.display()));
+    }
+    for group in groups.resolve(&images) {
+        for note in group.notes.iter().chain(&group.disabled) {
+            warnings.push(format!("group `{}`: {note}", group.name));
+        }
     }
     let text = match syntax {
         Syntax::Kdl => kdl(&images, &secrets, &groups).0,
@@ -620,13 +639,7 @@ fn show(value: &Value) -> String {
 }
 
 /// Comments out every image the analyzer would reject, with its reason, until none is left.
-fn settle(
-    dir: &Path,
-    images: &mut [Image],
-    secrets: &[Secret],
-    groups: &[(String, Vec<String>)],
-    warnings: &mut Vec<String>,
-) {
+fn settle(dir: &Path, images: &mut [Image], secrets: &[Secret], groups: &Groups, warnings: &mut Vec<String>) {
     for _ in 0..=images.len() {
         let (text, spans) = kdl(images, secrets, groups);
         let source = SourceFile::new(dir.join("hephy.kdl"), Syntax::Kdl, text);
@@ -662,33 +675,19 @@ fn comment(out: &mut String, prefix: &str, indent: &str, text: &str) {
 
 const HEADER: &str = "imported from a bake file by `hephy import --from bake`
 set `registry` to where the images are pushed; each bake target is an image, each
-`target:` context a `from … context=…` dependency";
-
-fn group_lines(groups: &[(String, Vec<String>)]) -> Vec<String> {
-    groups
-        .iter()
-        .map(|(name, members)| {
-            format!(
-                "bake group `{name}`: {} (hephy has no groups: select them with `--only` and their nodes)",
-                members.join(", ")
-            )
-        })
-        .collect()
-}
+`target:` context a `from … context=…` dependency, each group a `group`
+(`hephy plan --group NAME`)";
 
 fn kdl(
     images: &[Image],
     secrets: &[Secret],
-    groups: &[(String, Vec<String>)],
+    groups: &Groups,
 ) -> (String, Vec<(usize, std::ops::Range<usize>)>) {
     let q = |s: &str| kdl_string(s);
     let mut out = String::new();
     let mut spans = Vec::new();
     comment(&mut out, "//", "", HEADER);
     out.push_str("// registry \"registry.example.com/team\"\nbuilder \"buildah\"\n\n");
-    for line in group_lines(groups) {
-        comment(&mut out, "//", "", &line);
-    }
     let used: Vec<&String> =
         images.iter().filter(|i| i.disabled.is_none()).flat_map(|i| &i.secrets).collect();
     for (name, env, file) in secrets.iter().filter(|(n, _, _)| used.contains(&n)) {
@@ -754,17 +753,25 @@ fn kdl(
         spans.push((index, start..out.len()));
         out.push_str("\n\n");
     }
+    for group in groups.resolve(images) {
+        for note in &group.notes {
+            comment(&mut out, "//", "", &format!("group {}: {note}", group.name));
+        }
+        if let Some(why) = &group.disabled {
+            comment(&mut out, "//", "", &format!("group {}: {why}", group.name));
+            out.push_str("/-");
+        }
+        let members: Vec<String> = group.members.iter().map(|m| q(m)).collect();
+        let _ = writeln!(out, "group {} {{\n    members {}\n}}\n", q(&group.name), members.join(" "));
+    }
     (out, spans)
 }
 
-fn yaml(images: &[Image], secrets: &[Secret], groups: &[(String, Vec<String>)]) -> String {
+fn yaml(images: &[Image], secrets: &[Secret], groups: &Groups) -> String {
     let q = |s: &str| yaml_string(s);
     let mut out = String::new();
     comment(&mut out, "#", "", HEADER);
     out.push_str("# registry: registry.example.com/team\nbuilder: buildah\n");
-    for line in group_lines(groups) {
-        comment(&mut out, "#", "", &line);
-    }
     let used: Vec<&String> =
         images.iter().filter(|i| i.disabled.is_none()).flat_map(|i| &i.secrets).collect();
     let secrets: Vec<&Secret> = secrets.iter().filter(|(n, _, _)| used.contains(&n)).collect();
@@ -849,5 +856,136 @@ fn yaml(images: &[Image], secrets: &[Secret], groups: &[(String, Vec<String>)]) 
             }
         }
     }
+    let groups = groups.resolve(images);
+    if !groups.is_empty() {
+        out.push_str("\ngroups:\n");
+    }
+    for group in groups {
+        for note in &group.notes {
+            comment(&mut out, "#", "  ", &format!("group {}: {note}", group.name));
+        }
+        let members: Vec<String> = group.members.iter().map(|m| q(m)).collect();
+        let line = format!("{}: [{}]", q(&group.name), members.join(", "));
+        match &group.disabled {
+            Some(why) => {
+                comment(&mut out, "#", "  ", &format!("group {}: {why}", group.name));
+                comment(&mut out, "#", "  ", &line);
+            }
+            None => {
+                let _ = writeln!(out, "  {line}");
+            }
+        }
+    }
     out
+}
+
+/// bake's groups, as declared, and the targets each `matrix` target's label stands for.
+struct Groups {
+    declared: Vec<(String, Vec<String>)>,
+    matrices: BTreeMap<String, Vec<String>>,
+}
+
+/// A group as written into the graph.
+struct GroupOut {
+    name: String,
+    /// Images (that import enabled) and other groups.
+    members: Vec<String>,
+    /// What was left out of it, and why.
+    notes: Vec<String>,
+    /// Why the whole group is written commented out.
+    disabled: Option<String>,
+}
+
+impl Groups {
+    /// Each bake group → a graph group over the images that import enabled: a matrix target's
+    /// label stands for its targets; members that are not imported images are left out with
+    /// a note, and so is a nested group that would contain the group itself.
+    fn resolve(&self, images: &[Image]) -> Vec<GroupOut> {
+        let image = |name: &str| images.iter().find(|i| i.name == name);
+        let clashes = |name: &str| image(name).is_some();
+        let mut out: Vec<GroupOut> = Vec::new();
+        for (name, declared) in &self.declared {
+            let mut group =
+                GroupOut { name: name.clone(), members: Vec::new(), notes: Vec::new(), disabled: None };
+            let add = |member: &str, group: &mut GroupOut| {
+                if !group.members.iter().any(|m| m == member) {
+                    group.members.push(member.to_owned());
+                }
+            };
+            for member in declared {
+                let expanded: Vec<&str> = match self.matrices.get(member) {
+                    Some(names) if image(member).is_none() => names.iter().map(String::as_str).collect(),
+                    _ => vec![member.as_str()],
+                };
+                for m in expanded {
+                    match image(m) {
+                        Some(i) if i.disabled.is_none() => add(m, &mut group),
+                        Some(_) => group.notes.push(format!("`{m}` is imported commented out: left out")),
+                        None if self.declared.iter().any(|(g, _)| g == m) && !clashes(m) => {
+                            if self.reaches(m, name) {
+                                group.notes.push(format!("`{m}` contains this group: left out (a cycle)"));
+                            } else {
+                                add(m, &mut group);
+                            }
+                        }
+                        None if m.starts_with('_') => {
+                            group.notes.push(format!("`{m}` is only inherited from: left out"));
+                        }
+                        None => group.notes.push(format!("`{m}` is no target that imports: left out")),
+                    }
+                }
+            }
+            if clashes(name) {
+                group.disabled = Some("a target has the same name, and hephy's group names are distinct from images': imported commented out".to_owned());
+            } else if group.members.is_empty() {
+                group.disabled = Some("names no image that imports: imported commented out".to_owned());
+            }
+            out.push(group);
+        }
+        // A group naming only a group written commented out would name an unknown group.
+        loop {
+            // (A name that is also an image's means the image.)
+            let off: Vec<String> = out
+                .iter()
+                .filter(|g| g.disabled.is_some() && !clashes(&g.name))
+                .map(|g| g.name.clone())
+                .collect();
+            let mut changed = false;
+            for group in out.iter_mut().filter(|g| g.disabled.is_none()) {
+                let before = group.members.len();
+                group.members.retain(|m| !off.contains(m));
+                if group.members.len() != before {
+                    changed = true;
+                    group.notes.push("a group it names is imported commented out: left out".to_owned());
+                    if group.members.is_empty() {
+                        group.disabled =
+                            Some("names no image that imports: imported commented out".to_owned());
+                    }
+                }
+            }
+            if !changed {
+                return out;
+            }
+        }
+    }
+
+    /// Whether group `from` contains group `to`, through its members (a cycle when `to` names
+    /// `from`).
+    fn reaches(&self, from: &str, to: &str) -> bool {
+        let mut stack = vec![from];
+        let mut seen: Vec<&str> = Vec::new();
+        while let Some(g) = stack.pop() {
+            if g == to {
+                return true;
+            }
+            if seen.contains(&g) {
+                continue;
+            }
+            seen.push(g);
+            if let Some((_, members)) = self.declared.iter().find(|(n, _)| n == g) {
+                stack.extend(members.iter().map(String::as_str));
+            }
+        }
+        false
+    }
 }

@@ -24,6 +24,7 @@ pub struct Document {
     pub(crate) images: Vec<ImageDraft>,
     pub(crate) tasks: Vec<TaskDraft>,
     pub(crate) schedules: Vec<ScheduleDraft>,
+    pub(crate) groups: Vec<GroupDraft>,
     pub(crate) secrets: Vec<SecretDraft>,
 }
 
@@ -160,6 +161,13 @@ pub(crate) struct ScheduleDraft {
     pub(crate) name: Text,
     pub(crate) rebuild: Vec<Text>,
     pub(crate) refresh: bool,
+}
+
+/// `group "NAME" { members "a" "b" }` / `groups: { NAME: [a, b] }`
+#[derive(Debug)]
+pub(crate) struct GroupDraft {
+    pub(crate) name: Text,
+    pub(crate) members: Vec<Text>,
 }
 
 /// `from NAME arg=ARG [target=T]` or `after NAME`.

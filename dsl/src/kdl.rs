@@ -9,8 +9,8 @@ use miette::SourceSpan;
 
 use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
 use crate::document::{
-    DependencyDraft, Document, ExecutorDraft, FromDraft, ImageDraft, KoDraft, NamingDraft, ScheduleDraft,
-    SecretDraft, TaskDraft, Text,
+    DependencyDraft, Document, ExecutorDraft, FromDraft, GroupDraft, ImageDraft, KoDraft, NamingDraft,
+    ScheduleDraft, SecretDraft, TaskDraft, Text,
 };
 use crate::source::Spanned;
 
@@ -25,6 +25,7 @@ const TOP: &[&str] = &[
     "image",
     "task",
     "schedule",
+    "group",
 ];
 const IMAGE: &[&str] = &[
     "context",
@@ -46,6 +47,7 @@ const IMAGE: &[&str] = &[
 ];
 const TASK: &[&str] = &["run", "inputs", "outputs", "env", "platforms", "after", "timeout", "secrets"];
 const SCHEDULE: &[&str] = &["rebuild", "refresh"];
+const GROUP: &[&str] = &["members"];
 
 /// Parses KDL text into a draft document; `None` if the text is not KDL (problems in `sink`).
 pub(crate) fn parse(text: &str, sink: &mut Sink) -> Option<Document> {
@@ -200,6 +202,7 @@ impl Reader<'_> {
                 "image" => doc.images.extend(self.image(node)),
                 "task" => doc.tasks.extend(self.task(node)),
                 "schedule" => doc.schedules.extend(self.schedule(node)),
+                "group" => doc.groups.extend(self.group(node)),
                 "secret" => doc.secrets.extend(self.secret(node)),
                 other => self.unknown_node(node, other, TOP, "a graph file"),
             }
@@ -366,6 +369,18 @@ impl Reader<'_> {
             }
         }
         Some(schedule)
+    }
+
+    /// `group "NAME" { members "image" "task" "group"… }`
+    fn group(&mut self, node: &KdlNode) -> Option<GroupDraft> {
+        let mut group = GroupDraft { name: self.name(node)?, members: Vec::new() };
+        for child in self.children(node) {
+            match child.name().value() {
+                "members" => group.members.extend(self.strings(child, 1)),
+                other => self.unknown_node(child, other, GROUP, "a `group`"),
+            }
+        }
+        Some(group)
     }
 
     /// `ko import-path="./cmd/app" base-image="…" ldflags="-s -w"`

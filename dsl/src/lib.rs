@@ -26,7 +26,7 @@ pub use document::Document;
 pub use import::{Import, import};
 pub use model::{
     BUILDERS, Compression, DEFAULT_BUILDER, Definition, Dependency, DependencyKind, Executor, FromPlatform,
-    Image, ImageSource, KoSettings, Model, Naming, Schedule, Secret, SecretSource, Task,
+    Group, Image, ImageSource, KoSettings, Model, Naming, Schedule, Secret, SecretSource, Task,
 };
 pub use platform::{Platform, PlatformError};
 pub use reference::render_template;

@@ -33,6 +33,8 @@ pub struct Model {
     pub tasks: Vec<Task>,
     /// Schedules, in file order.
     pub schedules: Vec<Schedule>,
+    /// Groups: named selections to plan and run (`--group`), in file order.
+    pub groups: Vec<Group>,
     /// Secrets builds and tasks may use, in file order.
     pub secrets: Vec<Secret>,
     /// Image and task names → their position, for constant-time lookups.
@@ -299,6 +301,16 @@ pub struct Schedule {
     pub refresh: bool,
 }
 
+/// A named selection of images, tasks and other groups, planned and run together with
+/// `--group` (what `docker buildx bake GROUP` builds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// Its name.
+    pub name: Spanned<String>,
+    /// The images, tasks and groups it names, as written.
+    pub members: Vec<Spanned<String>>,
+}
+
 /// An image or a task, looked up by name.
 #[derive(Debug, Clone, Copy)]
 pub enum Definition<'m> {
@@ -355,6 +367,37 @@ impl Model {
     /// The schedule called `name`.
     pub fn schedule(&self, name: &str) -> Option<&Schedule> {
         self.schedules.iter().find(|s| *s.name == name)
+    }
+
+    /// The group called `name`.
+    pub fn group(&self, name: &str) -> Option<&Group> {
+        self.groups.iter().find(|g| *g.name == name)
+    }
+
+    /// The images and tasks the group called `name` names, through its nested groups, each
+    /// once; `None` if there is no such group.
+    pub fn group_members(&self, name: &str) -> Option<Vec<&str>> {
+        let mut seen_groups: Vec<&str> = Vec::new();
+        let mut out: Vec<&str> = Vec::new();
+        let mut stack: Vec<&str> = vec![self.group(name)?.name.as_str()];
+        while let Some(group) = stack.pop() {
+            if seen_groups.contains(&group) {
+                continue;
+            }
+            seen_groups.push(group);
+            let Some(group) = self.group(group) else { continue };
+            // Reversed onto the stack, so members are visited in the order written.
+            for member in group.members.iter().rev() {
+                if self.definition(member).is_some() {
+                    if !out.contains(&member.as_str()) {
+                        out.push(member.as_str());
+                    }
+                } else {
+                    stack.push(member.as_str());
+                }
+            }
+        }
+        Some(out)
     }
 
     /// The graph file's path.

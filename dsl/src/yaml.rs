@@ -15,8 +15,8 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
 use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
 use crate::document::{
-    DependencyDraft, Document, ExecutorDraft, FromDraft, ImageDraft, KoDraft, NamingDraft, ScheduleDraft,
-    SecretDraft, TaskDraft, Text,
+    DependencyDraft, Document, ExecutorDraft, FromDraft, GroupDraft, ImageDraft, KoDraft, NamingDraft,
+    ScheduleDraft, SecretDraft, TaskDraft, Text,
 };
 use crate::source::Spanned;
 
@@ -31,6 +31,7 @@ const TOP: &[&str] = &[
     "images",
     "tasks",
     "schedules",
+    "groups",
 ];
 const NAMING: &[&str] = &["preset", "repository", "platform", "manifest", "tag"];
 const IMAGE: &[&str] = &[
@@ -326,6 +327,12 @@ impl Reader<'_> {
                 "tasks" => {
                     for (name, body) in self.named_map(value) {
                         doc.tasks.push(self.task(name, body));
+                    }
+                }
+                "groups" => {
+                    for (name, body) in self.named_map(value) {
+                        let members = self.strings(body);
+                        doc.groups.push(GroupDraft { name, members });
                     }
                 }
                 _ => {

@@ -252,7 +252,18 @@ impl Plan {
 
     /// Where `node`'s step is in `steps`.
     pub fn position(&self, node: NodeIndex) -> Option<usize> {
-        self.position.get(node.index()).copied()
+        self.position.get(node.index()).copied().filter(|&at| at < self.steps.len())
+    }
+
+    /// Drops the steps of every node not in `keep` (what a `--group` plan shows: the group's
+    /// nodes and their dependencies, nothing else). Only for showing a plan: running one needs
+    /// every node's step.
+    pub fn retain_nodes(&mut self, keep: &HashSet<NodeIndex>) {
+        self.steps.retain(|s| keep.contains(&s.node));
+        self.position.iter_mut().for_each(|at| *at = usize::MAX);
+        for (at, step) in self.steps.iter().enumerate() {
+            self.position[step.node.index()] = at;
+        }
     }
 
     /// The own inputs of `node` (settings and files), without its dependencies, which
@@ -330,6 +341,26 @@ impl PlanOptions {
                 stack.extend(graph.dependents(node));
             }
         }
+    }
+
+    /// Restricts the plan to `roots` and everything they depend on (`--group`); returns that set.
+    pub fn restrict_to_dependencies_of(
+        &mut self,
+        graph: &Graph,
+        roots: impl IntoIterator<Item = NodeIndex>,
+    ) -> HashSet<NodeIndex> {
+        let mut selected: HashSet<NodeIndex> = HashSet::new();
+        let mut stack: Vec<NodeIndex> = roots.into_iter().collect();
+        while let Some(node) = stack.pop() {
+            if selected.insert(node) {
+                stack.extend(graph.deps(node));
+            }
+        }
+        match &mut self.only {
+            Some(only) => only.retain(|n| selected.contains(n)),
+            None => self.only = Some(selected.clone()),
+        }
+        selected
     }
 
     /// Restricts the plan to `roots` and everything that depends on them.
