@@ -817,7 +817,7 @@ fn graph_marks(session: &Session) -> graph_view::Marks {
 }
 
 /// What the renderers of a run know before it starts: the nodes to build with their last build
-/// times (the ETA), every node's dependencies (the critical path), the parallelism.
+/// times (the ETA) and their dependencies (the critical path), the parallelism.
 fn run_context(session: &Session, jobs: usize) -> report::Context {
     let (graph, plan) = (&session.graph, &session.plan);
     let planned = plan
@@ -834,9 +834,11 @@ fn run_context(session: &Session, jobs: usize) -> report::Context {
             (id.to_owned(), past)
         })
         .collect();
+    // Only nodes to build take time: the critical path runs through them alone.
     let deps = plan
         .steps
         .iter()
+        .filter(|s| s.action == hephy_engine::Action::Build)
         .map(|s| {
             let id = graph.node(s.node).id.to_string();
             (id, graph.deps(s.node).iter().map(|&d| graph.node(d).id.to_string()).collect())

@@ -66,7 +66,7 @@ fn summary_text(s: &Summary, style: Style) -> String {
 pub(crate) struct Context {
     /// Nodes planned to build, with their last recorded build time when there is one.
     pub(crate) planned: Vec<(String, Option<Duration>)>,
-    /// Node id → the ids of its dependencies (every node of the plan).
+    /// Node id → the ids of its dependencies, for the nodes to build.
     pub(crate) deps: HashMap<String, Vec<String>>,
     /// The most nodes running at once.
     pub(crate) jobs: usize,
