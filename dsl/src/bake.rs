@@ -16,7 +16,7 @@ use hcl::eval::{Context, Evaluate, FuncArgs, FuncDef, ParamType};
 use hcl::{Block, BlockLabel, Body, Value};
 
 use crate::import::Import;
-use crate::source::{SourceFile, Syntax};
+use crate::source::Syntax;
 
 /// A target after `matrix`, `inherits` and evaluation: its attributes by name.
 #[derive(Debug, Clone, Default)]
@@ -122,7 +122,7 @@ pub fn import_bake(
         return Err(format!("`{}` has no target to import", path.display()));
     }
     let groups = Groups { declared: groups, matrices };
-    settle(dir, &mut images, &secrets, &groups, &mut warnings);
+    crate::import::settle(dir, &mut images, |images| kdl(images, &secrets, &groups), &mut warnings);
     if images.iter().all(|i| i.disabled.is_some()) {
         return Err(format!("no target of `{}` imports into an image that builds", path.display()));
     }
@@ -638,30 +638,13 @@ fn show(value: &Value) -> String {
     }
 }
 
-/// Comments out every image the analyzer would reject, with its reason, until none is left.
-fn settle(dir: &Path, images: &mut [Image], secrets: &[Secret], groups: &Groups, warnings: &mut Vec<String>) {
-    for _ in 0..=images.len() {
-        let (text, spans) = kdl(images, secrets, groups);
-        let source = SourceFile::new(dir.join("hephy.kdl"), Syntax::Kdl, text);
-        let Err(problems) = crate::parse(source, dir) else { return };
-        let mut changed = false;
-        for problem in problems.iter() {
-            let Some(at) = problem.primary_span().map(|s| s.offset()) else { continue };
-            let Some((index, _)) = spans.iter().find(|(_, range)| range.contains(&at)) else { continue };
-            let image = &mut images[*index];
-            if image.disabled.is_none() {
-                let why =
-                    format!("it would not pass `check` ({}): imported commented out", problem.message());
-                warnings.push(format!("target `{}`: {why}", image.name));
-                image.disabled = Some(why);
-                changed = true;
-            }
-        }
-        if !changed {
-            let first = problems.iter().next().map(|p| p.message().to_owned()).unwrap_or_default();
-            warnings.push(format!("the imported graph does not pass `check`: {first}"));
-            return;
-        }
+impl crate::import::Settled for Image {
+    fn disabled(&mut self) -> &mut Option<String> {
+        &mut self.disabled
+    }
+
+    fn label(&self) -> String {
+        format!("target `{}`", self.name)
     }
 }
 

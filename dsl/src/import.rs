@@ -120,7 +120,7 @@ pub fn import(dir: &Path, syntax: Syntax) -> Result<Import, String> {
         }
     }
     let weekly = read_weekly(dir, &images, &mut warnings);
-    settle(dir, &mut images, &weekly, &mut warnings);
+    settle(dir, &mut images, |images| kdl(images, &weekly), &mut warnings);
     if images.iter().all(|i| i.disabled.is_some()) {
         let why: Vec<String> =
             images.iter().filter_map(|i| i.disabled.as_ref().map(|d| format!("{}: {d}", i.folder))).collect();
@@ -137,11 +137,36 @@ pub fn import(dir: &Path, syntax: Syntax) -> Result<Import, String> {
     Ok(Import { text, warnings })
 }
 
+/// What an importer's graph is written from: images that can be commented out, each named in
+/// warnings as the source layout names it.
+pub(crate) trait Settled {
+    /// Why the image is written commented out, if it is.
+    fn disabled(&mut self) -> &mut Option<String>;
+    /// How warnings name it (`curl`, `target `api``).
+    fn label(&self) -> String;
+}
+
+impl Settled for Imported {
+    fn disabled(&mut self) -> &mut Option<String> {
+        &mut self.disabled
+    }
+
+    fn label(&self) -> String {
+        self.folder.clone()
+    }
+}
+
 /// Comments out every image the analyzer would reject (with its reason), until none is left:
-/// the written graph passes `check` whatever the layout held.
-fn settle(dir: &Path, images: &mut [Imported], weekly: &Weekly, warnings: &mut Vec<String>) {
+/// the written graph passes `check` whatever the source held. `render` writes the KDL graph and
+/// the span of each image in it.
+pub(crate) fn settle<T: Settled>(
+    dir: &Path,
+    images: &mut [T],
+    render: impl Fn(&[T]) -> (String, Vec<(usize, std::ops::Range<usize>)>),
+    warnings: &mut Vec<String>,
+) {
     for _ in 0..=images.len() {
-        let (text, spans) = kdl(images, weekly);
+        let (text, spans) = render(images);
         let source = SourceFile::new(dir.join("hephy.kdl"), Syntax::Kdl, text);
         let Err(problems) = crate::parse(source, dir) else { return };
         let mut changed = false;
@@ -149,11 +174,11 @@ fn settle(dir: &Path, images: &mut [Imported], weekly: &Weekly, warnings: &mut V
             let Some(at) = problem.primary_span().map(|s| s.offset()) else { continue };
             let Some((index, _)) = spans.iter().find(|(_, range)| range.contains(&at)) else { continue };
             let image = &mut images[*index];
-            if image.disabled.is_none() {
+            if image.disabled().is_none() {
                 let why =
                     format!("it would not pass `check` ({}): imported commented out", problem.message());
-                warnings.push(format!("{}: {why}", image.folder));
-                image.disabled = Some(why);
+                warnings.push(format!("{}: {why}", image.label()));
+                *image.disabled() = Some(why);
                 changed = true;
             }
         }
