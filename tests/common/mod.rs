@@ -156,6 +156,10 @@ fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("create folder");
     for entry in std::fs::read_dir(from).expect("read example") {
         let entry = entry.expect("entry");
+        // A state folder left by running an example in the source tree is not part of it.
+        if entry.file_name() == ".hephy" {
+            continue;
+        }
         let target = to.join(entry.file_name());
         if entry.file_type().expect("type").is_dir() {
             copy_dir(&entry.path(), &target);
