@@ -213,14 +213,15 @@ pub(crate) fn render(images: &[Found], syntax: Syntax) -> String {
     }
     match syntax {
         Syntax::Kdl => {
+            let q = hephy_dsl::kdl_string;
             for image in images {
-                let _ = writeln!(out, "\nimage {} {{", quote(&image.name));
-                let _ = writeln!(out, "    context {}", quote(&image.context));
+                let _ = writeln!(out, "\nimage {} {{", q(&image.name));
+                let _ = writeln!(out, "    context {}", q(&image.context));
                 if image.dockerfile != "Dockerfile" {
-                    let _ = writeln!(out, "    dockerfile {}", quote(&image.dockerfile));
+                    let _ = writeln!(out, "    dockerfile {}", q(&image.dockerfile));
                 }
                 for (from, arg) in &image.from {
-                    let _ = writeln!(out, "    from {} arg={}", quote(from), quote(arg));
+                    let _ = writeln!(out, "    from {} arg={}", q(from), q(arg));
                 }
                 let _ = writeln!(out, "    tags \"latest\"");
                 out.push_str("}\n");
@@ -249,11 +250,6 @@ pub(crate) fn render(images: &[Found], syntax: Syntax) -> String {
     out
 }
 
-/// A string quoted for either syntax (JSON's rules suit both KDL v2 and YAML).
-fn quote(text: &str) -> String {
-    serde_json::to_string(text).unwrap_or_else(|_| format!("\"{text}\""))
-}
-
 /// A YAML scalar: plain when it cannot be read as anything but this string, else quoted.
 fn yaml(text: &str) -> String {
     let plain = text.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -262,7 +258,7 @@ fn yaml(text: &str) -> String {
             text.to_ascii_lowercase().as_str(),
             "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n"
         );
-    if plain { text.to_owned() } else { quote(text) }
+    if plain { text.to_owned() } else { hephy_dsl::yaml_string(text) }
 }
 
 #[cfg(test)]

@@ -668,7 +668,7 @@ impl Weekly {
 }
 
 /// A KDL v2 string.
-pub(crate) fn kdl_string(s: &str) -> String {
+pub fn kdl_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -691,7 +691,7 @@ pub(crate) fn kdl_string(s: &str) -> String {
 }
 
 /// A YAML double-quoted string (JSON's escapes).
-pub(crate) fn yaml_string(s: &str) -> String {
+pub fn yaml_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

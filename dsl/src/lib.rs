@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 pub use bake::import_bake;
 pub use diagnostic::{Code, Problem, Problems, escape_controls, printable, printable_line};
 pub use document::Document;
-pub use import::{Import, import};
+pub use import::{Import, import, kdl_string, yaml_string};
 pub use model::{
     BUILDERS, Compression, DEFAULT_BUILDER, Definition, Dependency, DependencyKind, Executor, FromPlatform,
     Group, Image, ImageSource, KoSettings, Model, Naming, Schedule, Secret, SecretSource, Task,
