@@ -131,7 +131,11 @@ fn the_gitlab_pipeline_plans_then_builds_the_quickstart_in_dependency_order() {
     // A task that fails unless the pipeline handed it a date.
     let check = "task \"date-check\" {\n    run \"sh\" \"-c\" \"test ${#HEPHY_DATE} -eq 8\"\n}\n";
     let repo = Repo::quickstart_pushing_to(&registry.address(), check);
-    std::fs::write(repo.path().join(".gitignore"), ".hephy/\n.gitlab-ci-local/\n").unwrap();
+    std::fs::write(
+        repo.path().join(".gitignore"),
+        ".hephy/\n.gitlab-ci-local/\nhephy-pipeline.yml\nhephy.env\n",
+    )
+    .unwrap();
     let no_date = repo.run_with(&["run", "--only", "date-check"], &[("HEPHY_DATE", "")]);
     assert_eq!(no_date.code, 1, "the date check passes without a date:\n{}", no_date.stdout);
     std::fs::remove_dir_all(repo.path().join(".hephy")).unwrap();
@@ -144,17 +148,23 @@ fn the_gitlab_pipeline_plans_then_builds_the_quickstart_in_dependency_order() {
     // job in its own copy of the repository (no shared .hephy): like separate runners.
     let hephy = PathBuf::from(env!("CARGO_BIN_EXE_hephy"));
     let path = format!("{}:{}", hephy.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
-    let output = Command::new(&runner)
-        .arg("--shell-isolation")
-        .current_dir(repo.path())
-        .env("PATH", path)
-        .env("HEPHY_OFFLINE", "0")
-        .env_remove("HEPHY_DATE")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "gitlab-ci-local failed:\n{log}");
+    let pipeline = |schedule: &str| {
+        let output = Command::new(&runner)
+            .arg("--shell-isolation")
+            .current_dir(repo.path())
+            .env("PATH", &path)
+            .env("HEPHY_OFFLINE", "0")
+            .env_remove("HEPHY_DATE")
+            .env("HEPHY_SCHEDULE", schedule)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let log =
+            String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "gitlab-ci-local failed:\n{log}");
+        log
+    };
+    let log = pipeline("");
 
     // The plan job fixed the date once: its dotenv report and the child pipeline carry it.
     let env = std::fs::read_to_string(repo.path().join("hephy.env")).expect("the plan job's dotenv report");
@@ -201,6 +211,20 @@ fn the_gitlab_pipeline_plans_then_builds_the_quickstart_in_dependency_order() {
         "{}",
         again.stdout
     );
+
+    // The same committed pipeline, run by a schedule that sets `HEPHY_SCHEDULE`: base and what
+    // is built on it rebuild, docs does not, and every job repeats `--schedule`.
+    let log = pipeline("weekly");
+    let child = std::fs::read_to_string(repo.path().join("hephy-pipeline.yml")).unwrap();
+    let jobs = gitlab_jobs(&child);
+    let names: Vec<&str> = jobs.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        ["base", "base@linux/amd64", "base@linux/arm64", "web", "web@linux/amd64", "web@linux/arm64"],
+        "{child}"
+    );
+    assert_eq!(child.matches("--schedule 'weekly'").count(), 6, "{child}");
+    assert!(log.contains("built   base@linux/arm64"), "{log}");
 }
 
 #[test]

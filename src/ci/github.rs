@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::{Layout, Options, quoted, run_command, selection_words};
+use super::{Layout, Options, quoted, run_command, runtime_selection, selection_words};
 
 /// The runner of jobs whose executor names none.
 const DEFAULT_RUNNER: &str = "ubuntu-latest";
@@ -50,10 +50,34 @@ fn triggers(out: &mut String) {
     out.push_str("name: hephy\non:\n  workflow_dispatch: {}\n  workflow_call: {}\n");
 }
 
+/// The dynamic workflow's triggers: run by hand or from another workflow, with the selection
+/// as inputs (`since`: a git revision, `schedule`: a schedule's name), both optional.
+fn triggers_with_inputs(out: &mut String) {
+    out.push_str("name: hephy\non:\n");
+    for trigger in ["workflow_dispatch", "workflow_call"] {
+        let _ = writeln!(out, "  {trigger}:\n    inputs:");
+        for (input, what) in [
+            ("since", "only what changed since this git revision, and what depends on it"),
+            ("schedule", "rebuild what this schedule names, and what depends on it"),
+        ] {
+            let _ = writeln!(
+                out,
+                "      {input}:\n        description: {}\n        type: string\n        required: false\n        default: \"\"",
+                quoted(what)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "env:\n  HEPHY_SINCE: {}\n  HEPHY_SCHEDULE: {}",
+        quoted("${{ inputs.since }}"),
+        quoted("${{ inputs.schedule }}")
+    );
+}
+
 fn steps(out: &mut String, options: &Options<'_>, full_history: bool) {
     out.push_str("    steps:\n      - uses: actions/checkout@v4\n");
     if full_history {
-        // `--since REV` compares with a revision: the checkout needs the history.
         out.push_str("        with:\n          fetch-depth: 0\n");
     }
     if let Some(setup) = options.setup {
@@ -70,7 +94,7 @@ pub(crate) fn workflow(options: &Options<'_>) -> String {
          # fed by the plan when it runs. Commit it once: it does not change when images are added;\n\
          # write it again only when `hephy ci matrix` says the graph needs more levels.\n"
     );
-    triggers(&mut out);
+    triggers_with_inputs(&mut out);
     out.push_str("jobs:\n  plan:\n");
     let _ = writeln!(out, "    runs-on: {DEFAULT_RUNNER}");
     out.push_str("    outputs:\n");
@@ -82,7 +106,8 @@ pub(crate) fn workflow(options: &Options<'_>) -> String {
             quoted(&format!("${{{{ steps.plan.outputs.level{level} }}}}"))
         );
     }
-    steps(&mut out, options, options.selection.since.is_some());
+    // `--since REV` compares with a revision, given now or when it runs: the whole history.
+    steps(&mut out, options, true);
     let mut plan = vec![
         "hephy".to_owned(),
         "ci".to_owned(),
@@ -93,6 +118,7 @@ pub(crate) fn workflow(options: &Options<'_>) -> String {
         options.max_jobs.to_string(),
     ];
     plan.extend(selection_words(options, true));
+    plan.extend(runtime_selection(options, true));
     let _ = writeln!(
         out,
         "      - id: plan\n        run: {}",
@@ -100,6 +126,7 @@ pub(crate) fn workflow(options: &Options<'_>) -> String {
     );
     let mut run = vec!["set -f;".to_owned(), "hephy run --exact --only $HEPHY_NODES".to_owned()];
     run.extend(selection_words(options, false));
+    run.extend(runtime_selection(options, false));
     for level in 1..=levels {
         let _ = write!(out, "  level{level}:\n    name: {}\n", quoted("${{ matrix.name }}"));
         if level == 1 {

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use super::{GITLAB_RESERVED, Layout, Options, quoted, run_command, selection_words, shell_word};
+use super::{
+    GITLAB_RESERVED, Layout, Options, quoted, run_command, runtime_selection, selection_words, shell_word,
+};
 
 /// The child pipeline's file, as the plan job writes it and the trigger job includes it.
 const CHILD: &str = "hephy-pipeline.yml";
@@ -34,6 +36,8 @@ pub(crate) fn parent(options: &Options<'_>) -> String {
         words.extend(["--setup".to_owned(), shell_word(setup)]);
     }
     words.extend(selection_words(options, true));
+    // The child's jobs repeat a schedule given when it runs as `--schedule`.
+    words.extend(runtime_selection(options, true));
     words.extend(["-o".to_owned(), CHILD.to_owned()]);
     let _ = writeln!(out, "    - {}", quoted(&words.join(" ")));
     let _ = write!(

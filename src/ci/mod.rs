@@ -164,6 +164,21 @@ fn selection_words(options: &Options<'_>, plan: bool) -> Vec<String> {
     words
 }
 
+/// In a pipeline that plans when it runs, the selection may also come from the CI when it
+/// runs: `HEPHY_SINCE` (for the plan only) and `HEPHY_SCHEDULE` (for the plan and every job),
+/// each when set and not empty, and not already given when the file was written. Shell words
+/// that expand to nothing when the variable is unset.
+fn runtime_selection(options: &Options<'_>, plan: bool) -> Vec<String> {
+    let mut words = Vec::new();
+    if plan && options.selection.since.is_none() {
+        words.push(r#"${HEPHY_SINCE:+--since "$HEPHY_SINCE"}"#.to_owned());
+    }
+    if options.selection.schedule.is_none() {
+        words.push(r#"${HEPHY_SCHEDULE:+--schedule "$HEPHY_SCHEDULE"}"#.to_owned());
+    }
+    words
+}
+
 /// `hephy run --exact --only` the nodes of one static job.
 fn run_command(nodes: &[String], options: &Options<'_>) -> String {
     let mut words = vec!["hephy".to_owned(), "run".to_owned(), "--exact".to_owned(), "--only".to_owned()];
