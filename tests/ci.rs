@@ -384,6 +384,19 @@ fn a_plan_deeper_than_the_workflow_or_over_budget_is_refused() {
 }
 
 #[test]
+fn a_plan_with_nothing_to_build_feeds_empty_matrices() {
+    let repo = Repo::new().file("hephy.kdl", "task \"t\" {\n    run \"true\"\n}\n");
+    let before = repo.run_with(&["ci", "matrix", "--levels", "2"], &[("HEPHY_DATE", "20260131")]);
+    assert_eq!(
+        before.stdout,
+        "date=20260131\nlevels=1\nlevel1=[{\"name\":\"t\",\"runner\":\"ubuntu-latest\",\"nodes\":\"t\"}]\nlevel2=[]\n"
+    );
+    assert_eq!(repo.run(&["run"]).code, 0);
+    let after = repo.run_with(&["ci", "matrix", "--levels", "2"], &[("HEPHY_DATE", "20260131")]);
+    assert_eq!(after.stdout, "date=20260131\nlevels=0\nlevel1=[]\nlevel2=[]\n");
+}
+
+#[test]
 fn the_generated_files_of_the_kaniko_builder_example() {
     let repo = Repo::example("kaniko-builder");
     let date = [("HEPHY_DATE", "20260131")];

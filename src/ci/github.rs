@@ -207,7 +207,7 @@ pub(crate) fn static_workflow(
     runners: &HashMap<&str, &[String]>,
     options: &Options<'_>,
 ) -> String {
-    let mut out = super::header("github --static", layout);
+    let mut out = super::header("github --static", layout, ", after a job that fixes the date");
     triggers(&mut out);
     out.push_str("jobs:\n");
     if layout.entries.is_empty() {

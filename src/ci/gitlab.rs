@@ -55,7 +55,7 @@ pub(crate) fn child(
     date: &str,
     options: &Options<'_>,
 ) -> String {
-    let mut out = super::header("gitlab --static", layout);
+    let mut out = super::header("gitlab --static", layout, "");
     out.push_str("stages:\n  - build\n");
     let _ = writeln!(out, "variables:\n  HEPHY_DATE: {}", quoted(date));
     if layout.entries.is_empty() {

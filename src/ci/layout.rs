@@ -203,3 +203,16 @@ pub(crate) fn layout(graph: &Graph, plan: &Plan, budget: usize) -> Result<Layout
     }
     Ok(Layout { entries, levels, units: units.len() })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_as_even_as_can_be() {
+        assert_eq!(even_sizes(10, 3).collect::<Vec<_>>(), [4, 3, 3]);
+        assert_eq!(even_sizes(9, 3).collect::<Vec<_>>(), [3, 3, 3]);
+        assert_eq!(even_sizes(1, 1).collect::<Vec<_>>(), [1]);
+        assert_eq!(even_sizes(2, 2).sum::<usize>(), 2);
+    }
+}

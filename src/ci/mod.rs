@@ -260,8 +260,9 @@ fn render(session: &Session, system: System, options: &Options<'_>) -> Result<St
     }
 }
 
-/// A static pipeline's first lines: what wrote it and how many jobs it has.
-fn header(command: &str, layout: &Layout) -> String {
+/// A static pipeline's first lines: what wrote it and how many jobs it has (after `first`, a
+/// job of its own that precedes them, if any).
+fn header(command: &str, layout: &Layout, first: &str) -> String {
     if layout.entries.is_empty() {
         return format!("# Written by `hephy ci {command}`: every node is fresh, so one job that says so.\n");
     }
@@ -273,7 +274,7 @@ fn header(command: &str, layout: &Layout) -> String {
         format!("{} builds, tasks and image publishes batched by level and executor", layout.units)
     };
     format!(
-        "# Written by `hephy ci {command}`: {jobs} job{} for {nodes} node{} to build ({folded}),\n# `needs` as the build graph; a plan of this moment: write it again when the graph changes.\n",
+        "# Written by `hephy ci {command}`: {jobs} job{} for {nodes} node{} to build ({folded}),\n# `needs` as the build graph{first}; a plan of this moment: write it again when the graph changes.\n",
         if jobs == 1 { "" } else { "s" },
         if nodes == 1 { "" } else { "s" },
     )
