@@ -1,10 +1,10 @@
 //! `hephy ci gitlab|github|matrix` end to end. The committed GitLab pipeline runs whole under
 //! `gitlab-ci-local`: its plan job writes the child pipeline, the trigger job runs it, each job
 //! in its own copy of the repository (so only the registry on 127.0.0.1 carries results between
-//! jobs, as between CI runners). GitHub workflows are checked by `action-validator`: there is no
-//! offline emulation of GitHub's runner that evaluates `fromJSON` matrices, so the dynamic
-//! workflow's plan step (`hephy ci matrix`) is checked here by what it prints. The CI tools come
-//! from npm (`.ci/run` installs them).
+//! jobs, as between CI runners). GitHub workflows are checked by `action-validator`; there is no
+//! offline emulation of GitHub's runner that evaluates `fromJSON` matrices, so one test plays
+//! the runner's part for the dynamic workflow (its steps' scripts in bash, each matrix entry in
+//! a clone of its own). The CI tools come from npm (`.ci/run` installs them).
 
 mod common;
 
@@ -225,6 +225,84 @@ fn the_gitlab_pipeline_plans_then_builds_the_quickstart_in_dependency_order() {
     );
     assert_eq!(child.matches("--schedule 'weekly'").count(), 6, "{child}");
     assert!(log.contains("built   base@linux/arm64"), "{log}");
+}
+
+/// The `run:` script of the step after the line `marker` in a workflow hephy wrote.
+fn step_script(workflow: &str, marker: &str) -> String {
+    let line = workflow
+        .lines()
+        .skip_while(|l| !l.ends_with(marker))
+        .find_map(|l| l.trim_start().strip_prefix("run: "))
+        .unwrap_or_else(|| panic!("no step after `{marker}` in:\n{workflow}"));
+    serde_json::from_str(line).expect("a JSON-quoted script")
+}
+
+#[test]
+#[ignore = "needs skopeo, docker-registry and bash (installed by .ci/run)"]
+fn the_dynamic_workflows_plan_step_and_level_steps_build_the_quickstart() {
+    // No GitHub runner emulation works offline, so this plays the runner's part by hand: the
+    // plan step's script and each level's step script, taken from the workflow hephy wrote,
+    // run in bash with the environment GitHub would give them, each matrix entry in a clone
+    // of its own (only the registry carries results), level after level.
+    common::require(&["skopeo", "docker-registry", "bash"], "apt-get install skopeo docker-registry bash");
+    let registry = Registry::start();
+    let check = "task \"date-check\" {\n    run \"sh\" \"-c\" \"test ${#HEPHY_DATE} -eq 8\"\n}\n";
+    let repo = Repo::quickstart_pushing_to(&registry.address(), check);
+    assert_eq!(repo.run(&["ci", "github", "-o", "wf.yml"]).code, 0);
+    let workflow = std::fs::read_to_string(repo.path().join("wf.yml")).unwrap();
+    as_git_repo(repo.path());
+    let hephy = PathBuf::from(env!("CARGO_BIN_EXE_hephy"));
+    let path = format!("{}:{}", hephy.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+    let runner = tempfile::tempdir().unwrap();
+    let step = |script: &str, name: &str, env: &[(&str, &str)]| {
+        let checkout = runner.path().join(name.replace(['/', '@', ':', ' '], "_"));
+        let source = repo.path().to_str().unwrap();
+        git(runner.path(), &["clone", "-q", source, checkout.to_str().unwrap()]);
+        let output = Command::new("bash")
+            .args(["-e", "-c", script])
+            .current_dir(&checkout)
+            .env("PATH", &path)
+            .env("HEPHY_OFFLINE", "0")
+            .env("HEPHY_SINCE", "")
+            .env("HEPHY_SCHEDULE", "")
+            .env_remove("HEPHY_DATE")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let log =
+            String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{name} failed:\n{script}\n{log}");
+        checkout
+    };
+
+    let outputs = runner.path().join("github_output");
+    let plan =
+        step(&step_script(&workflow, "- id: plan"), "plan", &[("GITHUB_OUTPUT", outputs.to_str().unwrap())]);
+    assert!(plan.is_dir());
+    let outputs = std::fs::read_to_string(&outputs).unwrap();
+    let outputs: BTreeMap<&str, &str> = outputs.lines().filter_map(|l| l.split_once('=')).collect();
+    let date = outputs["date"];
+    let level_script = step_script(&workflow, "- shell: bash");
+    let mut ran = Vec::new();
+    for level in 1..=8 {
+        let entries: Vec<Value> = serde_json::from_str(outputs[format!("level{level}").as_str()]).unwrap();
+        for entry in entries {
+            let name = entry["name"].as_str().unwrap();
+            let nodes = entry["nodes"].as_str().unwrap();
+            step(&level_script, &format!("{level}-{name}"), &[("HEPHY_DATE", date), ("HEPHY_NODES", nodes)]);
+            ran.push((level, name.to_owned()));
+        }
+    }
+    assert_eq!(ran.len(), 10, "{ran:?}");
+    assert!(ran.contains(&(3, "web".to_owned())), "{ran:?}");
+    for image in ["base", "web", "docs"] {
+        let index: Value = serde_json::from_str(&registry.raw(&format!("qs/{image}:latest"))).unwrap();
+        assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "{image}");
+    }
+    // Planned again, only the task is left (its result lives in each runner's own state).
+    step(&step_script(&workflow, "- id: plan"), "plan-again", &[("GITHUB_OUTPUT", "again")]);
+    let again = std::fs::read_to_string(runner.path().join("plan-again/again")).unwrap();
+    assert!(again.contains("\nlevels=1\nlevel1=[{\"name\":\"date-check\""), "{again}");
 }
 
 #[test]

@@ -76,7 +76,7 @@ fn triggers_with_inputs(out: &mut String) {
 }
 
 fn steps(out: &mut String, options: &Options<'_>, full_history: bool) {
-    out.push_str("    steps:\n      - uses: actions/checkout@v4\n");
+    out.push_str("    steps:\n      - uses: actions/checkout@v5\n");
     if full_history {
         out.push_str("        with:\n          fetch-depth: 0\n");
     }
@@ -124,7 +124,12 @@ pub(crate) fn workflow(options: &Options<'_>) -> String {
         "      - id: plan\n        run: {}",
         quoted(&format!("{} >> \"$GITHUB_OUTPUT\"", plan.join(" ")))
     );
-    let mut run = vec!["set -f;".to_owned(), "hephy run --exact --only $HEPHY_NODES".to_owned()];
+    // The entry's node ids come through the environment, split into words by bash, never
+    // into the script's text.
+    let mut run = vec![
+        "read -ra nodes <<< \"$HEPHY_NODES\";".to_owned(),
+        "hephy run --exact --only \"${nodes[@]}\"".to_owned(),
+    ];
     run.extend(selection_words(options, false));
     run.extend(runtime_selection(options, false));
     for level in 1..=levels {
@@ -154,7 +159,7 @@ pub(crate) fn workflow(options: &Options<'_>) -> String {
         let _ = writeln!(out, "      HEPHY_DATE: {}", quoted("${{ needs.plan.outputs.date }}"));
         let _ = writeln!(out, "      HEPHY_NODES: {}", quoted("${{ matrix.nodes }}"));
         steps(&mut out, options, false);
-        let _ = writeln!(out, "      - run: {}", quoted(&run.join(" ")));
+        let _ = writeln!(out, "      - shell: bash\n        run: {}", quoted(&run.join(" ")));
     }
     out
 }
