@@ -292,7 +292,7 @@ enum Format {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum CiSystem {
-    /// A GitLab (child) pipeline.
+    /// A GitLab pipeline: the parent to commit, or with `--static` the child of this plan.
     Gitlab,
     /// A GitHub Actions workflow.
     Github,
