@@ -335,13 +335,13 @@ fn touching_curls_context_yields_jobs_for_curl_and_its_dependents_only() {
     assert_eq!(jobs, expected, "{}", run.stdout);
     // Runner tags come from the executors; publish jobs run anywhere.
     assert!(
-        run.stdout.contains("\"curl@linux/arm64\":\n  stage: build\n  tags: [\"arm64\"]\n"),
+        run.stdout.contains("\"curl@linux/arm64\":\n  stage: level-1\n  tags: [\"arm64\"]\n"),
         "{}",
         run.stdout
     );
     assert!(
         run.stdout
-            .contains("\"curl\":\n  stage: build\n  needs: [\"curl@linux/amd64\", \"curl@linux/arm64\"]\n")
+            .contains("\"curl\":\n  stage: level-2\n  needs: [\"curl@linux/amd64\", \"curl@linux/arm64\"]\n")
     );
 }
 
@@ -459,6 +459,31 @@ fn a_plan_deeper_than_the_workflow_or_over_budget_is_refused() {
     let bad = repo.run_with(&["ci", "gitlab", "--static"], &[("HEPHY_DATE", "2026-01-31")]);
     assert_eq!(bad.code, 2, "{}", bad.stdout);
     assert!(bad.stderr.contains("`HEPHY_DATE` is `2026-01-31`, not a date as `YYYYMMDD`"), "{}", bad.stderr);
+}
+
+#[test]
+fn a_gitlab_job_past_the_limit_of_needs_waits_for_the_stages_before_it() {
+    // A task after 60 images needs 60 publish jobs: GitLab allows 50 `needs`, so it waits for
+    // every earlier stage (one per level) instead, and the other jobs keep their `needs`.
+    let mut graph = String::from("registry \"registry.example.com/p\"\nplatforms \"linux/amd64\"\n");
+    let mut repo = Repo::new();
+    let mut names = Vec::new();
+    for i in 0..60 {
+        graph.push_str(&format!("image \"i{i}\" {{\n    context \"i{i}\"\n}}\n"));
+        repo = repo.context(&format!("i{i}"));
+        names.push(format!("\"i{i}\""));
+    }
+    graph.push_str(&format!("task \"report\" {{\n    run \"true\"\n    after {}\n}}\n", names.join(" ")));
+    let repo = repo.file("hephy.kdl", &graph);
+    let run = repo.run_with(&["ci", "gitlab", "--static"], &[("HEPHY_DATE", "20260131")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("stages:\n  - level-1\n  - level-2\n  - level-3\n"), "{}", run.stdout);
+    assert!(run.stdout.contains("\n\"report\":\n  stage: level-3\n  script:\n"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("\n\"i7\":\n  stage: level-2\n  needs: [\"i7@linux/amd64\"]\n"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]

@@ -8,6 +8,9 @@ use super::{
     GITLAB_RESERVED, Layout, Options, quoted, run_command, runtime_selection, selection_words, shell_word,
 };
 
+/// The most jobs one job may `need` (GitLab's `ci_needs_size_limit`, 50 by default).
+const MAX_NEEDS: usize = 50;
+
 /// The child pipeline's file, as the plan job writes it and the trigger job includes it.
 const CHILD: &str = "hephy-pipeline.yml";
 
@@ -56,24 +59,31 @@ pub(crate) fn child(
     options: &Options<'_>,
 ) -> String {
     let mut out = super::header("gitlab --static", layout, "");
-    out.push_str("stages:\n  - build\n");
+    // One stage per level: a job waits for exactly its `needs`, or, past GitLab's limit on
+    // them, for every stage before its own (where all its dependencies are).
+    out.push_str("stages:\n");
+    for level in 1..=layout.levels.max(1) {
+        let _ = writeln!(out, "  - level-{level}");
+    }
     let _ = writeln!(out, "variables:\n  HEPHY_DATE: {}", quoted(date));
     if layout.entries.is_empty() {
         // GitLab rejects a pipeline without jobs.
-        out.push_str("\n\"hephy: nothing to build\":\n  stage: build\n  script:\n");
+        out.push_str("\n\"hephy: nothing to build\":\n  stage: level-1\n  script:\n");
         let _ = writeln!(out, "    - {}", quoted("echo 'hephy: every node is fresh; nothing to build'"));
         return out;
     }
     for entry in &layout.entries {
-        let _ = write!(out, "\n{}:\n  stage: build\n", quoted(&gitlab_name(&entry.name)));
+        let _ = write!(out, "\n{}:\n  stage: level-{}\n", quoted(&gitlab_name(&entry.name)), entry.level + 1);
         let labels = runners.get(&*entry.executor).copied().unwrap_or_default();
         if !labels.is_empty() {
             let tags: Vec<String> = labels.iter().map(|t| quoted(t)).collect();
             let _ = writeln!(out, "  tags: [{}]", tags.join(", "));
         }
-        let needs: Vec<String> =
-            entry.needs.iter().map(|&n| quoted(&gitlab_name(&layout.entries[n].name))).collect();
-        let _ = writeln!(out, "  needs: [{}]", needs.join(", "));
+        if entry.needs.len() <= MAX_NEEDS {
+            let needs: Vec<String> =
+                entry.needs.iter().map(|&n| quoted(&gitlab_name(&layout.entries[n].name))).collect();
+            let _ = writeln!(out, "  needs: [{}]", needs.join(", "));
+        }
         out.push_str("  script:\n");
         if let Some(setup) = options.setup {
             let _ = writeln!(out, "    - {}", quoted(setup));
