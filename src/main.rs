@@ -139,8 +139,9 @@ enum Command {
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<PathBuf>,
     },
-    /// Write a CI pipeline for the current plan: one job per node to build, `needs` as the
-    /// graph, runners from the executors (`gitlab-tags`, `runs-on`).
+    /// Write a CI pipeline: by default the one to commit (its first job plans, later jobs build
+    /// what it chose); `--static` the jobs of the current plan, `needs` as the graph, runners
+    /// from the executors (`gitlab-tags`, `runs-on`).
     Ci {
         /// The CI system.
         #[arg(value_enum)]
@@ -157,6 +158,15 @@ enum Command {
         /// Write to this file instead of stdout.
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<PathBuf>,
+        /// The jobs of the current plan, instead of the pipeline that plans when it runs.
+        #[arg(long = "static")]
+        fixed: bool,
+        /// The dependency levels the GitHub workflow has a matrix job for.
+        #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+        levels: u16,
+        /// The most jobs one pipeline may have; more nodes are batched by level and executor.
+        #[arg(long, value_name = "N", default_value_t = 250, value_parser = clap::value_parser!(u16).range(2..))]
+        max_jobs: u16,
     },
     /// Build one image shipped over ssh by another hephy (what an ssh executor's host runs;
     /// reads the bundle on stdin, prints the pushed digest).
@@ -282,10 +292,12 @@ enum Format {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum CiSystem {
-    /// A GitLab (child) pipeline.
+    /// A GitLab pipeline: the parent to commit, or with `--static` the child of this plan.
     Gitlab,
     /// A GitHub Actions workflow.
     Github,
+    /// The dynamic GitHub workflow's plan step: each level's jobs, as `$GITHUB_OUTPUT` lines.
+    Matrix,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -545,29 +557,24 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
                 return Err(Failure::Build);
             }
         }
-        Command::Ci { system, file, state, select, setup, output } => {
+        Command::Ci { system, file, state, select, setup, output, fixed, levels, max_jobs } => {
             let model = load(file)?;
-            let selection = select.selection();
-            let session = Session::open(model, state.dir.as_deref(), &selection)?;
-            if let Some(why) = ci::unshareable(&session) {
-                return Err(Failure::Input(Problems::single(
-                    &session.model.path().display().to_string(),
-                    Problem::new(Code::Missing, why).help(
-                        "each CI job runs on its own machine, and only a registry carries a built image to the jobs (and pipelines) after it: add `registry \"HOST/PREFIX\"` to the graph",
-                    ),
-                )));
-            }
             let graph_file = file.file.as_ref().map(|f| f.to_string_lossy().into_owned());
+            let selection = select.selection();
             let options = ci::Options {
                 graph_file: graph_file.as_deref(),
                 selection: &selection,
                 setup: setup.as_deref(),
+                form: if *fixed { ci::Form::Static } else { ci::Form::Dynamic },
+                levels: usize::from(*levels),
+                max_jobs: usize::from(*max_jobs),
             };
             let system = match system {
                 CiSystem::Gitlab => ci::System::Gitlab,
                 CiSystem::Github => ci::System::Github,
+                CiSystem::Matrix => ci::System::Matrix,
             };
-            let text = ci::render(&session, system, &options);
+            let text = ci::write(model, state.dir.as_deref(), system, &options)?;
             emit(output.as_deref(), &text)?;
         }
         Command::Explain { node, file, state, run, format } => explain(node, file, state, *run, *format)?,

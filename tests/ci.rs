@@ -1,10 +1,14 @@
-//! `hephy ci gitlab|github` end to end: the generated GitLab child pipeline of the quickstart is
-//! executed by `gitlab-ci-local` (each job in its own copy of the repository, so only the
-//! registry on 127.0.0.1 carries results between jobs, as between CI runners), and the GitHub
-//! workflow is checked by `action-validator`. Both tools come from npm (`.ci/run` installs them).
+//! `hephy ci gitlab|github|matrix` end to end. The committed GitLab pipeline runs whole under
+//! `gitlab-ci-local`: its plan job writes the child pipeline, the trigger job runs it, each job
+//! in its own copy of the repository (so only the registry on 127.0.0.1 carries results between
+//! jobs, as between CI runners). GitHub workflows are checked by `action-validator`; there is no
+//! offline emulation of GitHub's runner that evaluates `fromJSON` matrices, so one test plays
+//! the runner's part for the dynamic workflow (its steps' scripts in bash, each matrix entry in
+//! a clone of its own). The CI tools come from npm (`.ci/run` installs them).
 
 mod common;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -30,61 +34,163 @@ fn as_git_repo(dir: &Path) {
     git(dir, &["commit", "-q", "-m", "images"]);
 }
 
-fn job_names(pipeline: &str) -> Vec<String> {
-    pipeline
-        .lines()
-        .filter(|l| l.starts_with('"') && l.ends_with("\":"))
-        .map(|l| l.trim_end_matches(':').trim_matches('"').to_owned())
+/// The jobs of a GitLab pipeline written by hephy: name → (needs, the nodes it runs).
+fn gitlab_jobs(pipeline: &str) -> BTreeMap<String, (Vec<String>, Vec<String>)> {
+    let mut jobs = BTreeMap::new();
+    for block in pipeline.split("\n\n").filter(|b| b.starts_with('"')) {
+        let name: String = serde_json::from_str(block.lines().next().expect("a job").trim_end_matches(':'))
+            .expect("a JSON-quoted job name");
+        let needs = block.lines().find_map(|l| l.trim_start().strip_prefix("needs:")).unwrap_or("[]");
+        let needs: Vec<String> = serde_json::from_str(needs.trim()).expect("needs as a JSON list");
+        let nodes = block.lines().filter_map(|l| l.trim_start().strip_prefix("- ")).find_map(only_nodes);
+        jobs.insert(name, (needs, nodes.unwrap_or_default()));
+    }
+    jobs
+}
+
+/// The node ids of a JSON-quoted `hephy run --exact --only 'A' 'B' …` command.
+fn only_nodes(quoted: &str) -> Option<Vec<String>> {
+    let command: String = serde_json::from_str(quoted.trim()).ok()?;
+    let rest = command.strip_prefix("hephy run --exact --only ")?;
+    Some(rest.split('\'').skip(1).step_by(2).map(str::to_owned).collect())
+}
+
+/// The jobs of a GitHub workflow written by hephy: id → (needs, the nodes it runs).
+fn github_jobs(workflow: &str) -> BTreeMap<String, (Vec<String>, Vec<String>)> {
+    let mut jobs: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
+    let mut current = String::new();
+    for line in workflow.lines().skip_while(|l| *l != "jobs:").skip(1) {
+        if let Some(id) =
+            line.strip_prefix("  ").and_then(|l| l.strip_suffix(':')).filter(|l| !l.starts_with(' '))
+        {
+            current = id.to_owned();
+            jobs.insert(current.clone(), Default::default());
+        } else if let Some(needs) = line.strip_prefix("    needs: [") {
+            let needs = needs.trim_end_matches(']').split(", ").map(str::to_owned).collect();
+            jobs.get_mut(&current).expect("a job id first").0 = needs;
+        } else if let Some(nodes) = line.strip_prefix("      - run: ").and_then(only_nodes) {
+            jobs.get_mut(&current).expect("a job id first").1 = nodes;
+        }
+    }
+    jobs
+}
+
+/// The plan's nodes to build, with their dependencies that are built too.
+fn to_build(repo: &Repo) -> BTreeMap<String, Vec<String>> {
+    let plan = repo.run(&["plan", "--format", "json"]).json();
+    let nodes = plan["nodes"].as_array().expect("the plan's nodes");
+    let building: BTreeSet<&str> = nodes
+        .iter()
+        .filter(|n| n["action"] == "build")
+        .map(|n| n["id"].as_str().expect("the JSON plan of SPEC.md"))
+        .collect();
+    nodes
+        .iter()
+        .filter(|n| n["action"] == "build")
+        .map(|n| {
+            let deps = n["deps"]
+                .as_array()
+                .expect("the JSON plan of SPEC.md")
+                .iter()
+                .map(|d| d.as_str().expect("the JSON plan of SPEC.md"));
+            let deps = deps.filter(|d| building.contains(d)).map(str::to_owned).collect();
+            (n["id"].as_str().expect("the JSON plan of SPEC.md").to_owned(), deps)
+        })
         .collect()
+}
+
+/// Checks that `jobs` run every node to build exactly once, and that each job needs exactly the
+/// jobs that run a dependency of one of its nodes (and `extra`).
+fn assert_exact(
+    jobs: &BTreeMap<String, (Vec<String>, Vec<String>)>,
+    nodes: &BTreeMap<String, Vec<String>>,
+    extra: &[&str],
+) {
+    let mut job_of = BTreeMap::new();
+    for (job, (_, runs)) in jobs {
+        for node in runs {
+            assert!(job_of.insert(node.clone(), job.clone()).is_none(), "{node} runs in two jobs");
+        }
+    }
+    assert_eq!(job_of.keys().collect::<BTreeSet<_>>(), nodes.keys().collect::<BTreeSet<_>>());
+    for (job, (needs, runs)) in jobs.iter().filter(|(_, (_, runs))| !runs.is_empty()) {
+        let mut expected: BTreeSet<String> =
+            runs.iter().flat_map(|n| &nodes[n]).map(|d| job_of[d].clone()).filter(|j| j != job).collect();
+        expected.extend(extra.iter().map(|e| (*e).to_owned()));
+        assert_eq!(needs.iter().cloned().collect::<BTreeSet<_>>(), expected, "the needs of {job}");
+    }
 }
 
 #[test]
 #[ignore = "needs gitlab-ci-local, rsync, buildah, skopeo and docker-registry (installed by .ci/run)"]
-fn the_gitlab_child_pipeline_builds_the_quickstart_in_dependency_order() {
+fn the_gitlab_pipeline_plans_then_builds_the_quickstart_in_dependency_order() {
     let runner = tool("gitlab-ci-local");
     tool("rsync");
     common::registry::require_image_tools();
     let registry = Registry::start();
-    let repo = Repo::quickstart_pushing_to(&registry.address(), "");
-    std::fs::write(repo.path().join(".gitignore"), ".hephy/\n.gitlab-ci-local/\n").unwrap();
+    // A task that fails unless the pipeline handed it a date.
+    let check = "task \"date-check\" {\n    run \"sh\" \"-c\" \"test ${#HEPHY_DATE} -eq 8\"\n}\n";
+    let repo = Repo::quickstart_pushing_to(&registry.address(), check);
+    std::fs::write(
+        repo.path().join(".gitignore"),
+        ".hephy/\n.gitlab-ci-local/\nhephy-pipeline.yml\nhephy.env\n",
+    )
+    .unwrap();
+    let no_date = repo.run_with(&["run", "--only", "date-check"], &[("HEPHY_DATE", "")]);
+    assert_eq!(no_date.code, 1, "the date check passes without a date:\n{}", no_date.stdout);
+    std::fs::remove_dir_all(repo.path().join(".hephy")).unwrap();
+
+    let generated = repo.run(&["ci", "gitlab", "-o", ".gitlab-ci.yml"]);
+    assert_eq!(generated.code, 0, "{}", generated.stderr);
     as_git_repo(repo.path());
 
-    let generated = repo.run(&["ci", "gitlab", "-o", "child.yml"]);
-    assert_eq!(generated.code, 0, "{}", generated.stderr);
-    let pipeline = std::fs::read_to_string(repo.path().join("child.yml")).unwrap();
-    let jobs = job_names(&pipeline);
-    assert_eq!(jobs.len(), 12, "{pipeline}");
-    git(repo.path(), &["add", "child.yml"]);
-    git(repo.path(), &["commit", "-q", "-m", "child pipeline"]);
-
-    // Every job in its own copy of the repository (no shared .hephy): like separate runners.
+    // The whole pipeline, as GitLab would run it: the plan job, then the child it wrote. Every
+    // job in its own copy of the repository (no shared .hephy): like separate runners.
     let hephy = PathBuf::from(env!("CARGO_BIN_EXE_hephy"));
     let path = format!("{}:{}", hephy.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
-    let output = Command::new(&runner)
-        .args(["--file", "child.yml", "--shell-isolation"])
-        .current_dir(repo.path())
-        .env("PATH", path)
-        .env("HEPHY_OFFLINE", "0")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "gitlab-ci-local failed:\n{log}");
+    let pipeline = |schedule: &str| {
+        let output = Command::new(&runner)
+            .arg("--shell-isolation")
+            .current_dir(repo.path())
+            .env("PATH", &path)
+            .env("HEPHY_OFFLINE", "0")
+            .env_remove("HEPHY_DATE")
+            .env("HEPHY_SCHEDULE", schedule)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let log =
+            String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "gitlab-ci-local failed:\n{log}");
+        log
+    };
+    let log = pipeline("");
+
+    // The plan job fixed the date once: its dotenv report and the child pipeline carry it.
+    let env = std::fs::read_to_string(repo.path().join("hephy.env")).expect("the plan job's dotenv report");
+    let date = env.trim().strip_prefix("HEPHY_DATE=").unwrap();
+    assert!(date.len() == 8 && date.bytes().all(|b| b.is_ascii_digit()), "{env}");
+    let child = std::fs::read_to_string(repo.path().join("hephy-pipeline.yml")).unwrap();
+    assert!(child.contains(&format!("variables:\n  HEPHY_DATE: \"{date}\"\n")), "{child}");
+    let jobs = gitlab_jobs(&child);
+    // 6 platform builds, 3 publish jobs (manifest and tag), the task: 10, not 13 (one per node).
+    assert_eq!(jobs.len(), 10, "{child}");
+    assert_eq!(jobs["web"].1, ["web", "web:latest"]);
+    assert_eq!(jobs["web"].0, ["web@linux/amd64", "web@linux/arm64"]);
 
     // Each job started only after every job it needs had finished.
     let position = |job: &str, what: &str| {
         log.lines()
-            .position(|l| l.split_whitespace().next() == Some(job) && l.contains(what))
+            .position(|l| {
+                let l = l.trim_start().trim_start_matches("[hephy-build] -> ");
+                l.split_whitespace().next() == Some(job) && l.contains(what)
+            })
             .unwrap_or_else(|| panic!("no `{job} {what}` in:\n{log}"))
     };
-    for block in pipeline.split("\n\n").filter(|b| b.starts_with('"')) {
-        let name = job_names(block).remove(0);
-        let needs = block.lines().find(|l| l.trim_start().starts_with("needs:")).unwrap();
-        let needs: Vec<String> =
-            serde_json::from_str(needs.trim_start().trim_start_matches("needs:").trim()).unwrap();
+    for (name, (needs, _)) in &jobs {
         for need in needs {
             assert!(
-                position(&need, "finished in") < position(&name, "starting shell"),
+                position(need, "finished in") < position(name, "starting shell"),
                 "{name} started before {need} finished:\n{log}"
             );
         }
@@ -96,10 +202,107 @@ fn the_gitlab_child_pipeline_builds_the_quickstart_in_dependency_order() {
         assert_eq!(parsed["manifests"].as_array().unwrap().len(), 2, "{image}");
         assert!(sha256(&index).starts_with("sha256:"));
     }
-    // Generated again, everything is in the registry: no build job, one no-op job.
-    let again = repo.run(&["ci", "gitlab"]);
+    // Planned again, everything is in the registry but the task: no image job.
+    let again = repo.run(&["ci", "gitlab", "--static"]);
     assert_eq!(again.code, 0, "{}", again.stderr);
-    assert_eq!(job_names(&again.stdout), ["hephy: nothing to build"], "{}", again.stdout);
+    assert_eq!(
+        gitlab_jobs(&again.stdout).into_keys().collect::<Vec<_>>(),
+        ["date-check"],
+        "{}",
+        again.stdout
+    );
+
+    // The same committed pipeline, run by a schedule that sets `HEPHY_SCHEDULE`: base and what
+    // is built on it rebuild, docs does not, and every job repeats `--schedule`.
+    let log = pipeline("weekly");
+    let child = std::fs::read_to_string(repo.path().join("hephy-pipeline.yml")).unwrap();
+    let jobs = gitlab_jobs(&child);
+    let names: Vec<&str> = jobs.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        ["base", "base@linux/amd64", "base@linux/arm64", "web", "web@linux/amd64", "web@linux/arm64"],
+        "{child}"
+    );
+    assert_eq!(child.matches("--schedule 'weekly'").count(), 6, "{child}");
+    assert!(log.contains("built   base@linux/arm64"), "{log}");
+}
+
+/// The `run:` script of the step after the line `marker` in a workflow hephy wrote.
+fn step_script(workflow: &str, marker: &str) -> String {
+    let line = workflow
+        .lines()
+        .skip_while(|l| !l.ends_with(marker))
+        .find_map(|l| l.trim_start().strip_prefix("run: "))
+        .unwrap_or_else(|| panic!("no step after `{marker}` in:\n{workflow}"));
+    serde_json::from_str(line).expect("a JSON-quoted script")
+}
+
+#[test]
+#[ignore = "needs skopeo, docker-registry and bash (installed by .ci/run)"]
+fn the_dynamic_workflows_plan_step_and_level_steps_build_the_quickstart() {
+    // No GitHub runner emulation works offline, so this plays the runner's part by hand: the
+    // plan step's script and each level's step script, taken from the workflow hephy wrote,
+    // run in bash with the environment GitHub would give them, each matrix entry in a clone
+    // of its own (only the registry carries results), level after level.
+    common::require(&["skopeo", "docker-registry", "bash"], "apt-get install skopeo docker-registry bash");
+    let registry = Registry::start();
+    let check = "task \"date-check\" {\n    run \"sh\" \"-c\" \"test ${#HEPHY_DATE} -eq 8\"\n}\n";
+    let repo = Repo::quickstart_pushing_to(&registry.address(), check);
+    assert_eq!(repo.run(&["ci", "github", "-o", "wf.yml"]).code, 0);
+    let workflow = std::fs::read_to_string(repo.path().join("wf.yml")).unwrap();
+    as_git_repo(repo.path());
+    let hephy = PathBuf::from(env!("CARGO_BIN_EXE_hephy"));
+    let path = format!("{}:{}", hephy.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+    let runner = tempfile::tempdir().unwrap();
+    let step = |script: &str, name: &str, env: &[(&str, &str)]| {
+        let checkout = runner.path().join(name.replace(['/', '@', ':', ' '], "_"));
+        let source = repo.path().to_str().unwrap();
+        git(runner.path(), &["clone", "-q", source, checkout.to_str().unwrap()]);
+        let output = Command::new("bash")
+            .args(["-e", "-c", script])
+            .current_dir(&checkout)
+            .env("PATH", &path)
+            .env("HEPHY_OFFLINE", "0")
+            .env("HEPHY_SINCE", "")
+            .env("HEPHY_SCHEDULE", "")
+            .env_remove("HEPHY_DATE")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let log =
+            String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{name} failed:\n{script}\n{log}");
+        checkout
+    };
+
+    let outputs = runner.path().join("github_output");
+    let plan =
+        step(&step_script(&workflow, "- id: plan"), "plan", &[("GITHUB_OUTPUT", outputs.to_str().unwrap())]);
+    assert!(plan.is_dir());
+    let outputs = std::fs::read_to_string(&outputs).unwrap();
+    let outputs: BTreeMap<&str, &str> = outputs.lines().filter_map(|l| l.split_once('=')).collect();
+    let date = outputs["date"];
+    let level_script = step_script(&workflow, "- shell: bash");
+    let mut ran = Vec::new();
+    for level in 1..=8 {
+        let entries: Vec<Value> = serde_json::from_str(outputs[format!("level{level}").as_str()]).unwrap();
+        for entry in entries {
+            let name = entry["name"].as_str().unwrap();
+            let nodes = entry["nodes"].as_str().unwrap();
+            step(&level_script, &format!("{level}-{name}"), &[("HEPHY_DATE", date), ("HEPHY_NODES", nodes)]);
+            ran.push((level, name.to_owned()));
+        }
+    }
+    assert_eq!(ran.len(), 10, "{ran:?}");
+    assert!(ran.contains(&(3, "web".to_owned())), "{ran:?}");
+    for image in ["base", "web", "docs"] {
+        let index: Value = serde_json::from_str(&registry.raw(&format!("qs/{image}:latest"))).unwrap();
+        assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "{image}");
+    }
+    // Planned again, only the task is left (its result lives in each runner's own state).
+    step(&step_script(&workflow, "- id: plan"), "plan-again", &[("GITHUB_OUTPUT", "again")]);
+    let again = std::fs::read_to_string(runner.path().join("plan-again/again")).unwrap();
+    assert!(again.contains("\nlevels=1\nlevel1=[{\"name\":\"date-check\""), "{again}");
 }
 
 #[test]
@@ -107,80 +310,251 @@ fn touching_curls_context_yields_jobs_for_curl_and_its_dependents_only() {
     let repo = Repo::example("kaniko-builder");
     as_git_repo(repo.path());
     repo.write("curl/curlrc", "--retry 5\n");
-    let run = repo.run(&["ci", "gitlab", "--since", "HEAD"]);
+    let run = repo.run(&["ci", "gitlab", "--static", "--since", "HEAD"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(
-        job_names(&run.stdout),
-        [
-            "curl@linux/amd64",
-            "curl@linux/arm64",
-            "curl",
-            "curl:latest",
-            "manifest-tool@linux/amd64",
-            "manifest-tool@linux/arm64",
+    let jobs = gitlab_jobs(&run.stdout);
+    let expected = [
+        ("curl", &["curl@linux/amd64", "curl@linux/arm64"][..], &["curl", "curl:latest"][..]),
+        ("curl@linux/amd64", &[], &["curl@linux/amd64"]),
+        ("curl@linux/arm64", &[], &["curl@linux/arm64"]),
+        (
             "manifest-tool",
-            "manifest-tool:latest"
-        ],
+            &["manifest-tool@linux/amd64", "manifest-tool@linux/arm64"],
+            &["manifest-tool", "manifest-tool:latest"],
+        ),
+        ("manifest-tool@linux/amd64", &["curl@linux/amd64"], &["manifest-tool@linux/amd64"]),
+        ("manifest-tool@linux/arm64", &["curl@linux/arm64"], &["manifest-tool@linux/arm64"]),
+    ];
+    let expected: BTreeMap<String, (Vec<String>, Vec<String>)> = expected
+        .iter()
+        .map(|(name, needs, nodes)| {
+            let strings = |s: &[&str]| s.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+            ((*name).to_owned(), (strings(needs), strings(nodes)))
+        })
+        .collect();
+    assert_eq!(jobs, expected, "{}", run.stdout);
+    // Runner tags come from the executors; publish jobs run anywhere.
+    assert!(
+        run.stdout.contains("\"curl@linux/arm64\":\n  stage: level-1\n  tags: [\"arm64\"]\n"),
         "{}",
         run.stdout
     );
-    // Runner tags come from the executors; manifests and tags run anywhere.
     assert!(
-        run.stdout.contains("\"curl@linux/arm64\":\n  stage: build\n  tags: [\"arm64\"]\n"),
+        run.stdout
+            .contains("\"curl\":\n  stage: level-2\n  needs: [\"curl@linux/amd64\", \"curl@linux/arm64\"]\n")
+    );
+}
+
+/// A repository of `count` local-context images for two platforms on two executors, pushed to
+/// a registry with two extra tags each; each image after the first 20 builds FROM an earlier
+/// one (a tree three images deep).
+fn synthetic(count: usize) -> Repo {
+    let mut graph = String::from(
+        "registry \"registry.example.com/platform\"\nplatforms \"linux/amd64\" \"linux/arm64\"\n\
+         executor \"amd64\" platform=\"linux/amd64\" gitlab-tags=\"amd64\" runs-on=\"ubuntu-24.04\"\n\
+         executor \"arm64\" platform=\"linux/arm64\" gitlab-tags=\"arm64\" runs-on=\"ubuntu-24.04-arm\"\n",
+    );
+    let mut repo = Repo::new();
+    for i in 0..count {
+        let from = if i < 20 {
+            String::new()
+        } else {
+            format!("    from \"img-{:03}\" arg=\"BASE\"\n", (i - 20) / 3)
+        };
+        graph.push_str(&format!(
+            "image \"img-{i:03}\" {{\n    context \"img-{i:03}\"\n{from}    tags \"latest\" \"v1.2.3\"\n}}\n"
+        ));
+        repo = repo.context(&format!("img-{i:03}"));
+    }
+    repo.file("hephy.kdl", &graph)
+}
+
+#[test]
+fn a_200_image_graph_stays_under_githubs_256_jobs() {
+    let repo = synthetic(200);
+    let nodes = to_build(&repo);
+    // One job per node would be 1,000: 400 platform builds, 200 indexes, 400 tags.
+    assert_eq!(nodes.len(), 1000);
+    let date = [("HEPHY_DATE", "20260131")];
+
+    // The static workflow: under the cap, every node once, `needs` exactly the jobs holding a
+    // dependency (and the date job).
+    let workflow = repo.run_with(&["ci", "github", "--static"], &date);
+    assert_eq!(workflow.code, 0, "{}", workflow.stderr);
+    let jobs = github_jobs(&workflow.stdout);
+    assert!(jobs.len() <= 250, "{} jobs", jobs.len());
+    assert!(jobs.len() >= 200, "batched more than needed: {} jobs", jobs.len());
+    let (date_needs, date_nodes) = &jobs["hephy-date"];
+    assert!(date_needs.is_empty() && date_nodes.is_empty());
+    assert_exact(&jobs, &nodes, &["hephy-date"]);
+    assert!(
+        workflow.stdout.contains("600 builds, tasks and image publishes batched by level and executor"),
+        "{}",
+        workflow.stdout.lines().next().unwrap()
+    );
+
+    // GitLab's child pipeline: the same jobs, no date job (the date is a pipeline variable).
+    let pipeline = repo.run_with(&["ci", "gitlab", "--static"], &date);
+    assert_eq!(pipeline.code, 0, "{}", pipeline.stderr);
+    let jobs = gitlab_jobs(&pipeline.stdout);
+    assert!(jobs.len() <= 250, "{} jobs", jobs.len());
+    assert_exact(&jobs, &nodes, &[]);
+    assert!(pipeline.stdout.contains("variables:\n  HEPHY_DATE: \"20260131\"\n"));
+
+    // The dynamic workflow's plan step: the plan job and the level jobs' entries stay under
+    // the cap; each node runs once, at a level after every dependency's.
+    let matrix = repo.run_with(&["ci", "matrix"], &date);
+    assert_eq!(matrix.code, 0, "{}", matrix.stderr);
+    let lines: BTreeMap<&str, &str> = matrix.stdout.lines().filter_map(|l| l.split_once('=')).collect();
+    assert_eq!(lines["date"], "20260131");
+    assert_eq!(lines["levels"], "4");
+    // Node → (level, entry).
+    let mut level_of = BTreeMap::new();
+    let mut entries = 0;
+    for level in 1..=8 {
+        let parsed: Vec<Value> = serde_json::from_str(lines[format!("level{level}").as_str()]).unwrap();
+        assert!(parsed.len() <= 256, "level {level}: {} entries", parsed.len());
+        for entry in parsed {
+            entries += 1;
+            assert!(entry["runner"].is_string() || entry["runner"].is_array(), "{entry}");
+            for node in entry["nodes"].as_str().unwrap().split(' ') {
+                assert!(level_of.insert(node.to_owned(), (level, entries)).is_none(), "{node} twice");
+            }
+        }
+    }
+    assert!(1 + 8 + entries <= 250, "{entries} matrix jobs");
+    assert_eq!(level_of.keys().collect::<BTreeSet<_>>(), nodes.keys().collect::<BTreeSet<_>>());
+    for (node, deps) in &nodes {
+        for dep in deps {
+            // A dependency runs at an earlier level, or in the same job (an index before its
+            // tags).
+            let ((level, entry), (dep_level, dep_entry)) = (level_of[node], level_of[dep]);
+            assert!(
+                dep_level < level || dep_entry == entry,
+                "{node} at level {level} runs with or before {dep}"
+            );
+        }
+    }
+
+    // The workflow to commit does not depend on the graph: the same as a three-image one's.
+    let small = Repo::example("kaniko-builder");
+    assert_eq!(repo.run(&["ci", "github"]).stdout, small.run(&["ci", "github"]).stdout);
+}
+
+#[test]
+fn a_plan_deeper_than_the_workflow_or_over_budget_is_refused() {
+    let repo = Repo::example("kaniko-builder");
+    let deep = repo.run(&["ci", "matrix", "--levels", "2"]);
+    assert_eq!(deep.code, 2, "{}", deep.stdout);
+    assert!(deep.stderr.contains("the plan has 3 dependency levels"), "{}", deep.stderr);
+    assert!(deep.stderr.contains("hephy ci github --levels 3"), "{}", deep.stderr);
+    // 3 levels × (amd64, arm64, local) minus the empty ones: 7 jobs at the fewest.
+    let tight = repo.run(&["ci", "gitlab", "--static", "--max-jobs", "4"]);
+    assert_eq!(tight.code, 2, "{}", tight.stdout);
+    assert!(tight.stderr.contains("needs at least 7 jobs"), "{}", tight.stderr);
+    // At the fewest, each level and executor is one job.
+    let fewest = repo.run(&["ci", "gitlab", "--static", "--max-jobs", "7"]);
+    assert_eq!(fewest.code, 0, "{}", fewest.stderr);
+    assert_eq!(gitlab_jobs(&fewest.stdout).len(), 7, "{}", fewest.stdout);
+    let bad = repo.run_with(&["ci", "gitlab", "--static"], &[("HEPHY_DATE", "2026-01-31")]);
+    assert_eq!(bad.code, 2, "{}", bad.stdout);
+    assert!(bad.stderr.contains("`HEPHY_DATE` is `2026-01-31`, not a date as `YYYYMMDD`"), "{}", bad.stderr);
+}
+
+#[test]
+fn a_gitlab_job_past_the_limit_of_needs_waits_for_the_stages_before_it() {
+    // A task after 60 images needs 60 publish jobs: GitLab allows 50 `needs`, so it waits for
+    // every earlier stage (one per level) instead, and the other jobs keep their `needs`.
+    let mut graph = String::from("registry \"registry.example.com/p\"\nplatforms \"linux/amd64\"\n");
+    let mut repo = Repo::new();
+    let mut names = Vec::new();
+    for i in 0..60 {
+        graph.push_str(&format!("image \"i{i}\" {{\n    context \"i{i}\"\n}}\n"));
+        repo = repo.context(&format!("i{i}"));
+        names.push(format!("\"i{i}\""));
+    }
+    graph.push_str(&format!("task \"report\" {{\n    run \"true\"\n    after {}\n}}\n", names.join(" ")));
+    let repo = repo.file("hephy.kdl", &graph);
+    let run = repo.run_with(&["ci", "gitlab", "--static"], &[("HEPHY_DATE", "20260131")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("stages:\n  - level-1\n  - level-2\n  - level-3\n"), "{}", run.stdout);
+    assert!(run.stdout.contains("\n\"report\":\n  stage: level-3\n  script:\n"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("\n\"i7\":\n  stage: level-2\n  needs: [\"i7@linux/amd64\"]\n"),
         "{}",
         run.stdout
     );
-    assert!(
-        run.stdout
-            .contains("\"curl\":\n  stage: build\n  needs: [\"curl@linux/amd64\", \"curl@linux/arm64\"]\n")
+}
+
+#[test]
+fn a_plan_with_nothing_to_build_feeds_empty_matrices() {
+    let repo = Repo::new().file("hephy.kdl", "task \"t\" {\n    run \"true\"\n}\n");
+    let before = repo.run_with(&["ci", "matrix", "--levels", "2"], &[("HEPHY_DATE", "20260131")]);
+    assert_eq!(
+        before.stdout,
+        "date=20260131\nlevels=1\nlevel1=[{\"name\":\"t\",\"runner\":\"ubuntu-latest\",\"nodes\":\"t\"}]\nlevel2=[]\n"
     );
-    assert!(run.stdout.contains("hephy run --exact --only 'manifest-tool@linux/amd64'"), "{}", run.stdout);
+    assert_eq!(repo.run(&["run"]).code, 0);
+    let after = repo.run_with(&["ci", "matrix", "--levels", "2"], &[("HEPHY_DATE", "20260131")]);
+    assert_eq!(after.stdout, "date=20260131\nlevels=0\nlevel1=[]\nlevel2=[]\n");
+}
+
+#[test]
+fn the_generated_files_of_the_kaniko_builder_example() {
+    let repo = Repo::example("kaniko-builder");
+    let date = [("HEPHY_DATE", "20260131")];
+    for (name, args) in [
+        ("github", &["ci", "github", "--setup", "cargo install --locked hephy"][..]),
+        ("github_static", &["ci", "github", "--static"]),
+        ("matrix", &["ci", "matrix"]),
+        ("gitlab", &["ci", "gitlab", "--schedule", "weekly"]),
+        ("gitlab_static", &["ci", "gitlab", "--static", "--schedule", "weekly"]),
+    ] {
+        let run = repo.run_with(args, &date);
+        assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+        insta::assert_snapshot!(format!("kaniko_builder_{name}"), run.stdout);
+    }
 }
 
 #[test]
 #[ignore = "needs action-validator (installed by .ci/run)"]
-fn the_github_workflow_passes_action_validator() {
+fn the_github_workflows_pass_action_validator() {
     let validator = tool("action-validator");
+    let validate = |repo: &Repo, args: &[&str], what: &str| {
+        let mut args = args.to_vec();
+        args.extend(["-o", "wf.yml"]);
+        let run = repo.run(&args);
+        assert_eq!(run.code, 0, "{what}: {}", run.stderr);
+        let workflow = std::fs::read_to_string(repo.path().join("wf.yml")).unwrap();
+        let output = Command::new(&validator).arg("wf.yml").current_dir(repo.path()).output().unwrap();
+        assert!(output.status.success(), "{what}: {}\n{workflow}", String::from_utf8_lossy(&output.stdout));
+        workflow
+    };
     for example in ["quickstart", "kaniko-builder"] {
         let repo = Repo::example(example);
         if example == "quickstart" {
             // Jobs share images through a registry; without one there is no pipeline to write.
-            let refused = repo.run(&["ci", "github"]);
-            assert_eq!(refused.code, 2, "{}", refused.stdout);
-            assert!(refused.stderr.contains("cannot be shared between CI jobs"), "{}", refused.stderr);
-            assert!(refused.stderr.contains("add `registry"), "{}", refused.stderr);
-            assert_eq!(repo.run(&["ci", "gitlab"]).code, 2);
+            for form in [&["ci", "github"][..], &["ci", "github", "--static"], &["ci", "gitlab"]] {
+                let refused = repo.run(form);
+                assert_eq!(refused.code, 2, "{}", refused.stdout);
+                assert!(refused.stderr.contains("cannot be shared between CI jobs"), "{}", refused.stderr);
+                assert!(refused.stderr.contains("add `registry"), "{}", refused.stderr);
+            }
             let graph = std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap();
             repo.write("hephy.kdl", &format!("registry \"registry.example.com/qs\"\n{graph}"));
         }
-        let run = repo.run(&[
-            "ci",
-            "github",
-            "-f",
-            "hephy.kdl",
-            "--setup",
-            "cargo install --locked hephy",
-            "-o",
-            "wf.yml",
-        ]);
-        assert_eq!(run.code, 0, "{}", run.stderr);
-        let workflow = std::fs::read_to_string(repo.path().join("wf.yml")).unwrap();
-        let output = Command::new(&validator).arg("wf.yml").current_dir(repo.path()).output().unwrap();
-        assert!(
-            output.status.success(),
-            "{example}: {}\n{workflow}",
-            String::from_utf8_lossy(&output.stdout)
-        );
+        let setup = ["--setup", "cargo install --locked hephy", "-f", "hephy.kdl"];
+        validate(&repo, &[&["ci", "github"][..], &setup].concat(), example);
+        let workflow = validate(&repo, &[&["ci", "github", "--static"][..], &setup].concat(), example);
         if example == "kaniko-builder" {
             assert!(workflow.contains("runs-on: [\"ubuntu-24.04-arm\"]"), "{workflow}");
-            assert!(workflow.contains("needs: [curl_linux_arm64]"), "{workflow}");
+            assert!(workflow.contains("needs: [hephy-date, curl_linux_arm64]"), "{workflow}");
         }
     }
-    // A plan with nothing to build is still a valid workflow.
+    // The 200-image graph's static workflow, and a plan with nothing to build.
+    validate(&synthetic(200), &["ci", "github", "--static"], "200 images");
     let repo = Repo::new().file("hephy.kdl", "task \"t\" {\n    run \"true\"\n}\n");
     assert_eq!(repo.run(&["run"]).code, 0);
-    let run = repo.run(&["ci", "github", "-o", "wf.yml"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let output = Command::new(&validator).arg("wf.yml").current_dir(repo.path()).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    validate(&repo, &["ci", "github", "--static"], "nothing to build");
+    validate(&repo, &["ci", "github", "--since", "HEAD~1", "--levels", "3"], "since");
 }

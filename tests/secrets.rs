@@ -69,7 +69,7 @@ fn task_secrets_reach_the_task_and_nothing_else() {
         &["explain", "publish", "--format", "json"],
         &["log", "--format", "json"],
         &["graph", "--format", "json"],
-        &["ci", "gitlab"],
+        &["ci", "gitlab", "--static"],
     ] {
         let run = repo.run_with(args, &env);
         assert!(run.code == 0, "{args:?}: {}", run.stderr);
