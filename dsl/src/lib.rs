@@ -15,6 +15,7 @@ mod kdl;
 mod model;
 mod platform;
 mod reference;
+mod schema;
 mod source;
 mod yaml;
 
@@ -30,6 +31,7 @@ pub use model::{
 };
 pub use platform::{Platform, PlatformError};
 pub use reference::render_template;
+pub use schema::{Construct, KEYS, KdlForm, Key, Kind, Need, json_schema, keys};
 pub use source::{SourceFile, Spanned, Syntax};
 
 use diagnostic::Sink;
