@@ -13,6 +13,7 @@ mod graph_view;
 mod init;
 mod plan_view;
 mod report;
+mod schema;
 mod session;
 mod since;
 mod style;
@@ -183,6 +184,8 @@ enum Command {
     },
     /// Print hephy's man page (`hephy man > hephy.1 && man ./hephy.1`).
     Man,
+    /// Print the JSON Schema of `hephy.yaml` (for editors: `# yaml-language-server: $schema=…`).
+    Schema,
     /// Remove from the image layout (`.hephy/oci`) every blob no recorded image references,
     /// and the temporaries a killed run left.
     Gc {
@@ -379,6 +382,7 @@ fn default_file(command: &mut Command, path: PathBuf) {
         | Command::Init { .. }
         | Command::Completions { .. }
         | Command::Man
+        | Command::Schema
         | Command::RemoteBuild => return,
     };
     file.file.get_or_insert(path);
@@ -625,6 +629,7 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
             let _ = page.render(&mut out);
             print(&String::from_utf8_lossy(&out));
         }
+        Command::Schema => print(&schema::text()),
         Command::Graph { file, state, select, format, output } => {
             let model = load(file)?;
             let session = Session::open(model, state.dir.as_deref(), &select.selection())?;

@@ -530,4 +530,97 @@ mod tests {
             }
         }
     }
+
+    /// A YAML value as JSON, typed the way editors type YAML 1.2 (the core schema): a plain
+    /// `2` is a number, `true` a boolean, `~` null; quoted scalars and keys stay strings.
+    fn json(value: &crate::yaml::Value) -> Value {
+        use crate::yaml::Kind as Y;
+        match &value.kind {
+            Y::Scalar { text, plain: false } => Value::String(text.clone()),
+            Y::Scalar { text, plain: true } => {
+                if crate::yaml::is_null(text) {
+                    Value::Null
+                } else if let Some(b) = match text.as_str() {
+                    "true" | "True" | "TRUE" => Some(true),
+                    "false" | "False" | "FALSE" => Some(false),
+                    _ => None,
+                } {
+                    Value::Bool(b)
+                } else if let Ok(n) = text.parse::<i64>() {
+                    json!(n)
+                } else if let Some(n) =
+                    text.parse::<f64>().ok().filter(|n| n.is_finite() && !text.contains(['i', 'n', 'I', 'N']))
+                {
+                    json!(n)
+                } else {
+                    Value::String(text.clone())
+                }
+            }
+            Y::Seq(items) => Value::Array(items.iter().map(json).collect()),
+            Y::Map(entries) => Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| {
+                        let key = match &k.kind {
+                            Y::Scalar { text, .. } => text.clone(),
+                            _ => String::new(),
+                        };
+                        (key, json(v))
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    fn validate(path: &std::path::Path) -> Result<(), String> {
+        let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+        let value =
+            crate::yaml::value(&text).map_err(|p| p.message().to_owned())?.map_or(Value::Null, |v| json(&v));
+        let schema = json_schema();
+        let validator = jsonschema::draft202012::new(&schema).map_err(|e| format!("the schema: {e}"))?;
+        let errors: Vec<String> =
+            validator.iter_errors(&value).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+        if errors.is_empty() { Ok(()) } else { Err(errors.join("\n")) }
+    }
+
+    fn yaml_files(dir: &str) -> Vec<std::path::PathBuf> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .expect("a corpus folder")
+            .map(|e| e.expect("an entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// Every example's `graph.yaml` and every graph of the good corpus is valid by the schema.
+    #[test]
+    fn the_schema_accepts_every_good_graph() {
+        let mut files: Vec<_> = ["kaniko-builder", "quickstart", "tasks"]
+            .iter()
+            .map(|e| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../examples/{e}/graph.yaml"))
+            })
+            .collect();
+        files.extend(yaml_files("tests/good"));
+        assert!(files.len() >= 5, "{files:?}");
+        for file in files {
+            assert_eq!(validate(&file), Ok(()), "{}", file.display());
+        }
+    }
+
+    /// The bad corpus's unknown keys and wrong shapes are invalid by the schema too.
+    #[test]
+    fn the_schema_refuses_unknown_keys() {
+        let mut refused = 0;
+        for file in yaml_files("../tests/bad") {
+            let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            if name.contains("unknown_key") || name.contains("unknown_top") {
+                assert!(validate(&file).is_err(), "{name} passes the schema");
+                refused += 1;
+            }
+        }
+        assert!(refused >= 2, "only {refused} files of unknown keys found");
+    }
 }
