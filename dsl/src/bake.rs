@@ -648,7 +648,7 @@ impl crate::import::Settled for Image {
     }
 }
 
-use crate::import::{kdl_string, yaml_string};
+use crate::print::{kdl_string, yaml_string};
 
 fn comment(out: &mut String, prefix: &str, indent: &str, text: &str) {
     for line in text.lines() {

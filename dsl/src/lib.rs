@@ -14,6 +14,7 @@ mod import;
 mod kdl;
 mod model;
 mod platform;
+mod print;
 mod reference;
 mod schema;
 mod source;
@@ -24,12 +25,13 @@ use std::path::{Path, PathBuf};
 pub use bake::import_bake;
 pub use diagnostic::{Code, Problem, Problems, escape_controls, printable, printable_line};
 pub use document::Document;
-pub use import::{Import, import, kdl_string, yaml_string};
+pub use import::{Import, import};
 pub use model::{
     BUILDERS, Compression, DEFAULT_BUILDER, Definition, Dependency, DependencyKind, Executor, FromPlatform,
     Group, Image, ImageSource, KoSettings, Model, Naming, Schedule, Secret, SecretSource, Task,
 };
 pub use platform::{Platform, PlatformError};
+pub use print::{kdl_string, print, yaml_scalar, yaml_string};
 pub use reference::render_template;
 pub use schema::{Construct, KEYS, KdlForm, Key, Kind, Need, json_schema, keys};
 pub use source::{SourceFile, Spanned, Syntax};
