@@ -10,6 +10,7 @@ mod diagnostics;
 mod explain_view;
 mod fastpath;
 mod graph_view;
+mod import;
 mod init;
 mod plan_view;
 mod report;
@@ -597,8 +598,8 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
                 ))
             };
             let imported = match from {
-                ImportFrom::KanikoBuilder => hephy_dsl::import(dir, syntax).map_err(usage)?,
-                ImportFrom::Bake => hephy_dsl::import_bake(dir, syntax, &|name| std::env::var(name).ok())
+                ImportFrom::KanikoBuilder => import::import(dir, syntax).map_err(usage)?,
+                ImportFrom::Bake => import::import_bake(dir, syntax, &|name| std::env::var(name).ok())
                     .map_err(|message| {
                         Failure::Input(Problems::single(
                             "hephy",

@@ -27,19 +27,21 @@ const MAX_DEPTH: usize = 64;
 
 /// A YAML value with the span it was written at.
 #[derive(Debug, Clone)]
-pub(crate) struct Value {
-    pub(crate) kind: Kind,
-    pub(crate) span: SourceSpan,
+pub struct Value {
+    /// What the value is.
+    pub kind: Kind,
+    /// Where it was written.
+    pub span: SourceSpan,
 }
 
+/// A YAML value's kind: a scalar, a list or a map.
 #[derive(Debug, Clone)]
-pub(crate) enum Kind {
+pub enum Kind {
     /// A scalar as written; `plain` is false for quoted and block scalars.
-    Scalar {
-        text: String,
-        plain: bool,
-    },
+    Scalar { text: String, plain: bool },
+    /// A list.
     Seq(Vec<Value>),
+    /// A map, its entries in the order written.
     Map(Vec<(Value, Value)>),
 }
 
@@ -55,11 +57,11 @@ impl Value {
 }
 
 /// Parses any YAML text into a value tree (for files other than graph files).
-pub(crate) fn value(text: &str) -> Result<Option<Value>, Problem> {
+pub fn value(text: &str) -> Result<Option<Value>, Problem> {
     Tree::build(text)
 }
 
-pub(crate) fn is_null(text: &str) -> bool {
+pub fn is_null(text: &str) -> bool {
     matches!(text, "" | "~" | "null" | "Null" | "NULL")
 }
 

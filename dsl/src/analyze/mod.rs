@@ -33,7 +33,8 @@ mod tasks;
 mod values;
 
 use values::{arch_alias, env_name, normalize, valid_context, valid_git_url};
-pub(crate) use values::{valid_name, valid_registry, valid_tag, valid_variable};
+pub(crate) use values::{valid_name, valid_registry};
+pub use values::{valid_tag, valid_variable};
 
 /// Analyzes `doc`, read from `source`, whose relative paths resolve against `root`.
 pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mut Sink) -> Option<Model> {

@@ -84,7 +84,7 @@ pub(super) fn valid_context(name: &str) -> bool {
         && name.as_bytes()[0].is_ascii_alphanumeric()
 }
 
-pub(crate) fn valid_variable(name: &str) -> bool {
+pub fn valid_variable(name: &str) -> bool {
     let bytes = name.as_bytes();
     !bytes.is_empty()
         && (bytes[0].is_ascii_alphabetic() || bytes[0] == b'_')
@@ -92,7 +92,7 @@ pub(crate) fn valid_variable(name: &str) -> bool {
 }
 
 /// The OCI distribution spec's tag grammar: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
-pub(crate) fn valid_tag(tag: &str) -> bool {
+pub fn valid_tag(tag: &str) -> bool {
     let bytes = tag.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 128

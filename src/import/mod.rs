@@ -17,10 +17,12 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::platform::Platform;
-use crate::print::{kdl_string, yaml_string};
-use crate::source::{SourceFile, Syntax};
-use crate::yaml::{self, Kind, Value};
+use hephy_dsl::yaml_tree::{self as yaml, Kind, Value};
+use hephy_dsl::{Platform, SourceFile, Syntax, kdl_string, yaml_string};
+
+mod bake;
+
+pub(crate) use bake::import_bake;
 
 /// A `from` edge found in a Dockerfile: build args, a named context, or both.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -64,18 +66,18 @@ struct Imported {
 
 /// The graph text and what was left out, with why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Import {
+pub(crate) struct Import {
     /// The graph file's text.
-    pub text: String,
+    pub(crate) text: String,
     /// Problems met, one line each (`curl/build-config.yaml: unknown key `foo``).
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 const ENABLED: &str = "build-config.yaml";
 const DISABLED: &str = "disabled-build-config.yaml";
 
 /// Reads the repository at `dir` and writes its graph in `syntax`, to be saved at `dir`'s root.
-pub fn import(dir: &Path, syntax: Syntax) -> Result<Import, String> {
+pub(crate) fn import(dir: &Path, syntax: Syntax) -> Result<Import, String> {
     let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read `{}`: {e}", dir.display()))?;
     let mut folders: Vec<(String, bool)> = entries
         .filter_map(Result::ok)
@@ -169,7 +171,7 @@ pub(crate) fn settle<T: Settled>(
     for _ in 0..=images.len() {
         let (text, spans) = render(images);
         let source = SourceFile::new(dir.join("hephy.kdl"), Syntax::Kdl, text);
-        let Err(problems) = crate::parse(source, dir) else { return };
+        let Err(problems) = hephy_dsl::parse(source, dir) else { return };
         let mut changed = false;
         for problem in problems.iter() {
             let Some(at) = problem.primary_span().map(|s| s.offset()) else { continue };
@@ -331,7 +333,7 @@ fn read_config(dir: &Path, folder: &str, enabled: bool, warnings: &mut Vec<Strin
                 Some(items) => {
                     for item in items {
                         match item {
-                            Ok((k, v)) if crate::analyze::valid_variable(&k) => {
+                            Ok((k, v)) if hephy_dsl::valid_variable(&k) => {
                                 if args.insert(k.clone(), v).is_some() {
                                     warnings.push(format!(
                                         "{file}: build arg `{k}` is given twice: the last is kept"
@@ -369,7 +371,7 @@ fn read_config(dir: &Path, folder: &str, enabled: bool, warnings: &mut Vec<Strin
                 Some(items) => {
                     for t in items {
                         let t = uncommented(&t);
-                        if !crate::analyze::valid_tag(&t) {
+                        if !hephy_dsl::valid_tag(&t) {
                             warnings.push(format!("{file}: `{t}` is not a valid image tag: left out"));
                         } else if !image.tags.contains(&t) {
                             image.tags.push(t);
@@ -460,7 +462,7 @@ fn read_ko(file: &str, config: Option<&Value>, warnings: &mut Vec<String>) -> Ko
                 Some(items) => {
                     for item in items {
                         match item {
-                            Ok((k, v)) if crate::analyze::valid_variable(&k) => ko.env.push((k, v)),
+                            Ok((k, v)) if hephy_dsl::valid_variable(&k) => ko.env.push((k, v)),
                             Ok((k, _)) => warnings.push(format!("{file}: `ko_config.env` `{k}` is not a variable name: left out")),
                             Err(item) => warnings.push(format!("{file}: `ko_config.env` `{item}` is not KEY=VALUE: left out")),
                         }

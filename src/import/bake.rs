@@ -16,7 +16,7 @@ use hcl::eval::{Context, Evaluate, FuncArgs, FuncDef, ParamType};
 use hcl::{Block, BlockLabel, Body, Value};
 
 use crate::import::Import;
-use crate::source::Syntax;
+use hephy_dsl::Syntax;
 
 /// A target after `matrix`, `inherits` and evaluation: its attributes by name.
 #[derive(Debug, Clone, Default)]
@@ -57,7 +57,7 @@ type Secret = (String, Option<String>, Option<String>);
 
 /// Reads the bake file at `path` (`.json`: bake's JSON form) and writes its graph in `syntax`,
 /// to be saved beside it. `env` reads the variables' overrides (the process environment).
-pub fn import_bake(
+pub(crate) fn import_bake(
     path: &Path,
     syntax: Syntax,
     env: &dyn Fn(&str) -> Option<String>,
@@ -648,7 +648,7 @@ impl crate::import::Settled for Image {
     }
 }
 
-use crate::print::{kdl_string, yaml_string};
+use hephy_dsl::{kdl_string, yaml_string};
 
 fn comment(out: &mut String, prefix: &str, indent: &str, text: &str) {
     for line in text.lines() {
