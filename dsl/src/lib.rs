@@ -7,6 +7,7 @@
 //! nothing of graphs of nodes, hashing or execution.
 
 mod analyze;
+mod compose;
 mod diagnostic;
 mod document;
 mod kdl;
@@ -22,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 pub use analyze::{valid_tag, valid_variable};
 pub use diagnostic::{Code, Problem, Problems, escape_controls, printable, printable_line};
-pub use document::Document;
+pub use document::{Document, FromDraft, GroupDraft, ImageDraft, ScheduleDraft, SecretDraft};
 pub use model::{
     BUILDERS, Compression, DEFAULT_BUILDER, Definition, Dependency, DependencyKind, Executor, FromPlatform,
     Group, Image, ImageSource, KoSettings, Model, Naming, Schedule, Secret, SecretSource, Task,

@@ -180,7 +180,6 @@ pub(crate) fn kdl_image(image: &ImageDraft) -> String {
         }
     };
     one("builder", image.builder.as_ref());
-    one("context", image.context.as_ref());
     if let Some(git) = &image.git {
         let r = kdl_properties(&[("ref", image.git_ref.as_ref())]);
         let _ = writeln!(out, "    git {}{r}", kdl_string(git));
@@ -190,16 +189,19 @@ pub(crate) fn kdl_image(image: &ImageDraft) -> String {
             let _ = writeln!(out, "    {key} {}", kdl_string(v));
         }
     };
+    one("context", image.context.as_ref());
     one("dockerfile", image.dockerfile.as_ref());
     one("timeout", image.timeout.as_ref());
     one("compression", image.compression.as_ref());
-    let mut many = |key: &str, values: &[Text]| {
-        if !values.is_empty() {
-            let _ = writeln!(out, "    {key} {}", kdl_values(values));
+    match image.targets.as_slice() {
+        [] => {}
+        [one] => {
+            let _ = writeln!(out, "    target {}", kdl_string(one));
         }
-    };
-    many("targets", &image.targets);
-    many("secrets", &image.secrets);
+        many => {
+            let _ = writeln!(out, "    targets {}", kdl_values(many));
+        }
+    }
     if let Some(ko) = &image.ko {
         let props = kdl_properties(&[
             ("import-path", ko.import_path.as_ref()),
@@ -219,6 +221,9 @@ pub(crate) fn kdl_image(image: &ImageDraft) -> String {
     }
     if !image.tags.is_empty() {
         let _ = writeln!(out, "    tags {}", kdl_values(&image.tags));
+    }
+    if !image.secrets.is_empty() {
+        let _ = writeln!(out, "    secrets {}", kdl_values(&image.secrets));
     }
     kdl_deps(&mut out, &image.deps);
     out.push_str("}\n");
@@ -274,13 +279,6 @@ fn kdl_task(task: &TaskDraft) -> String {
 
 fn yaml_list(values: &[Text]) -> String {
     format!("[{}]", values.iter().map(|v| yaml_scalar(v)).collect::<Vec<_>>().join(", "))
-}
-
-/// `KEY: value` lines at `indent`.
-fn yaml_pairs(out: &mut String, indent: &str, pairs: &[(Text, Text)]) {
-    for (k, v) in pairs {
-        let _ = writeln!(out, "{indent}{}: {}", yaml_scalar(k), yaml_scalar(v));
-    }
 }
 
 /// `key: value` for each value given, at `indent`.
@@ -383,45 +381,60 @@ pub(crate) fn yaml_image(image: &ImageDraft, indent: &str) -> String {
         &inner,
         &[
             ("builder", image.builder.as_ref()),
-            ("context", image.context.as_ref()),
             ("git", image.git.as_ref()),
             ("ref", image.git_ref.as_ref()),
+            ("context", image.context.as_ref()),
             ("dockerfile", image.dockerfile.as_ref()),
             ("timeout", image.timeout.as_ref()),
             ("compression", image.compression.as_ref()),
         ],
     );
-    for (key, values) in [("targets", &image.targets), ("secrets", &image.secrets)] {
-        if !values.is_empty() {
-            let _ = writeln!(out, "{inner}{key}: {}", yaml_list(values));
+    match image.targets.as_slice() {
+        [] => {}
+        [one] => {
+            let _ = writeln!(out, "{inner}target: {}", yaml_scalar(one));
+        }
+        many => {
+            let _ = writeln!(out, "{inner}targets: {}", yaml_list(many));
         }
     }
     if let Some(ko) = &image.ko {
-        let _ = writeln!(out, "{inner}ko:");
-        yaml_fields(
-            &mut out,
-            &format!("{inner}  "),
-            &[
-                ("import-path", ko.import_path.as_ref()),
-                ("base-image", ko.base_image.as_ref()),
-                ("ldflags", ko.ldflags.as_ref()),
-            ],
-        );
+        let fields = yaml_flow(&[
+            ("import-path", ko.import_path.as_ref()),
+            ("base-image", ko.base_image.as_ref()),
+            ("ldflags", ko.ldflags.as_ref()),
+        ]);
+        let _ = writeln!(out, "{inner}ko: {fields}");
     }
     for (key, pairs) in [("ko-env", &image.ko_env), ("args", &image.args)] {
         if !pairs.is_empty() {
-            let _ = writeln!(out, "{inner}{key}:");
-            yaml_pairs(&mut out, &format!("{inner}  "), pairs);
+            let _ = writeln!(out, "{inner}{key}: {}", yaml_flow_pairs(pairs));
         }
     }
     if let Some(p) = &image.platforms {
         let _ = writeln!(out, "{inner}platforms: {}", yaml_list(p));
     }
-    if !image.tags.is_empty() {
-        let _ = writeln!(out, "{inner}tags: {}", yaml_list(&image.tags));
+    for (key, values) in [("tags", &image.tags), ("secrets", &image.secrets)] {
+        if !values.is_empty() {
+            let _ = writeln!(out, "{inner}{key}: {}", yaml_list(values));
+        }
     }
     yaml_deps(&mut out, &inner, &image.deps);
     out
+}
+
+/// `{ key: value, … }` of the values given.
+fn yaml_flow(fields: &[(&str, Option<&Text>)]) -> String {
+    let fields: Vec<String> =
+        fields.iter().filter_map(|(k, v)| v.map(|v| format!("{k}: {}", yaml_scalar(v)))).collect();
+    if fields.is_empty() { "{}".to_owned() } else { format!("{{ {} }}", fields.join(", ")) }
+}
+
+/// `{ NAME: value, … }`.
+fn yaml_flow_pairs(pairs: &[(Text, Text)]) -> String {
+    let fields: Vec<String> =
+        pairs.iter().map(|(k, v)| format!("{}: {}", yaml_scalar(k), yaml_scalar(v))).collect();
+    format!("{{ {} }}", fields.join(", "))
 }
 
 /// `from:` (each name once: a block, or a list of blocks for several) and `after:`.
@@ -441,17 +454,13 @@ fn yaml_deps(out: &mut String, indent: &str, deps: &[DependencyDraft]) {
             .filter(|d| d.name.as_str() == name)
             .filter_map(|d| d.from.as_ref())
             .map(|from| {
-                let fields: Vec<String> = [
+                yaml_flow(&[
                     ("arg", from.arg.as_ref()),
                     ("registry-arg", from.registry_arg.as_ref()),
                     ("target", from.target.as_ref()),
                     ("context", from.context.as_ref()),
                     ("platform", from.platform.as_ref()),
-                ]
-                .iter()
-                .filter_map(|(k, v)| v.map(|v| format!("{k}: {}", yaml_scalar(v))))
-                .collect();
-                format!("{{ {} }}", fields.join(", "))
+                ])
             })
             .collect();
         let body = if blocks.len() == 1 { blocks.concat() } else { format!("[{}]", blocks.join(", ")) };
@@ -474,8 +483,7 @@ fn yaml_task(out: &mut String, task: &TaskDraft) {
         }
     }
     if !task.env.is_empty() {
-        out.push_str("    env:\n");
-        yaml_pairs(out, "      ", &task.env);
+        let _ = writeln!(out, "    env: {}", yaml_flow_pairs(&task.env));
     }
     if let Some(p) = &task.platforms {
         let _ = writeln!(out, "    platforms: {}", yaml_list(p));
@@ -590,6 +598,12 @@ mod tests {
         let kdl = read(&std::fs::read_to_string(root.join("every-key.kdl")).expect("kdl"), Syntax::Kdl);
         let yaml = read(&std::fs::read_to_string(root.join("every-key.yaml")).expect("yaml"), Syntax::Yaml);
         assert_eq!(print(&yaml_order(kdl), Syntax::Yaml), print(&yaml, Syntax::Yaml));
+    }
+
+    #[test]
+    fn strings_are_quoted_for_both_syntaxes() {
+        assert_eq!(kdl_string("a\"b\\c\nd"), "\"a\\\"b\\\\c\\nd\"");
+        assert_eq!(yaml_string("a\"b\u{1}"), "\"a\\\"b\\u0001\"");
     }
 
     proptest! {
