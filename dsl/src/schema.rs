@@ -492,6 +492,48 @@ mod tests {
         }
     }
 
+    /// A YAML value of `kind`, as the schema describes it.
+    fn sample(kind: Kind) -> &'static str {
+        match kind {
+            Kind::Text => "x",
+            Kind::Texts => "[x, y]",
+            Kind::Integer => "2",
+            Kind::Flag => "true",
+            Kind::Pairs => "{ A: x }",
+            Kind::Block(_) | Kind::Named(_) => "{}",
+            Kind::NamedLists => "{ g: [a] }",
+            Kind::Dependencies(_) => "{ b: [{ arg: A }, { context: c }] }",
+        }
+    }
+
+    /// The kind the table gives each YAML key is one the YAML reader takes (no shape error),
+    /// and one the JSON Schema accepts.
+    #[test]
+    fn the_yaml_reader_takes_each_keys_kind() {
+        let schema = json_schema();
+        let validator = jsonschema::draft202012::new(&schema).expect("a valid schema");
+        for key in KEYS {
+            let Some(name) = key.yaml else { continue };
+            let text = with_key(key.construct, Syntax::Yaml, name)
+                .replace(": x", &format!(": {}", sample(key.kind)));
+            let source = SourceFile::new(std::path::PathBuf::from("hephy.yaml"), Syntax::Yaml, text.as_str());
+            if let Err(problems) = crate::read(&source) {
+                let shape: Vec<&str> =
+                    problems.iter().filter(|p| p.code() == Code::WrongType).map(|p| p.message()).collect();
+                assert!(shape.is_empty(), "{text}: {shape:?}");
+            }
+            let value = crate::yaml::value(&text).expect("YAML").map_or(Value::Null, |v| json(&v));
+            // Required keys of the construct are missing from this one-key sample: only errors
+            // about this key's own value count.
+            let own: Vec<String> = validator
+                .iter_errors(&value)
+                .filter(|e| e.instance_path().to_string().contains(&format!("/{name}")))
+                .map(|e| e.to_string())
+                .collect();
+            assert!(own.is_empty(), "{text}: {own:?}");
+        }
+    }
+
     /// SPEC.md shows every key of the table, in each syntax that has it.
     #[test]
     fn spec_names_every_key() {
