@@ -9,6 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use hephy_dsl::{FromDraft, ImageDraft};
+
 /// One image found: its name, context (relative, `/`-separated, `.` for the root) and
 /// Dockerfile name inside the context.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,54 +213,34 @@ pub(crate) fn render(images: &[Found], syntax: Syntax) -> String {
             "{comment} The default builder (`auto`) builds the Dockerfiles that RUN commands with buildah."
         );
     }
-    match syntax {
-        Syntax::Kdl => {
-            let q = hephy_dsl::kdl_string;
-            for image in images {
-                let _ = writeln!(out, "\nimage {} {{", q(&image.name));
-                let _ = writeln!(out, "    context {}", q(&image.context));
-                if image.dockerfile != "Dockerfile" {
-                    let _ = writeln!(out, "    dockerfile {}", q(&image.dockerfile));
-                }
-                for (from, arg) in &image.from {
-                    let _ = writeln!(out, "    from {} arg={}", q(from), q(arg));
-                }
-                let _ = writeln!(out, "    tags \"latest\"");
-                out.push_str("}\n");
-            }
+    if syntax == Syntax::Yaml {
+        out.push_str("\nimages:\n");
+    }
+    for image in images {
+        let mut draft = ImageDraft::named(&image.name).with_context(&image.context);
+        if image.dockerfile != "Dockerfile" {
+            draft = draft.with_dockerfile(&image.dockerfile);
         }
-        Syntax::Yaml => {
-            out.push_str("\nimages:\n");
-            for image in images {
-                let _ = writeln!(out, "  {}:", yaml(&image.name));
-                let _ = writeln!(out, "    context: {}", yaml(&image.context));
-                if image.dockerfile != "Dockerfile" {
-                    let _ = writeln!(out, "    dockerfile: {}", yaml(&image.dockerfile));
+        for (from, arg) in &image.from {
+            draft = draft.with_from(from, FromDraft::new().with_arg(arg));
+        }
+        let text = draft.with_tags(&["latest"]).print(match syntax {
+            Syntax::Kdl => hephy_dsl::Syntax::Kdl,
+            Syntax::Yaml => hephy_dsl::Syntax::Yaml,
+        });
+        match syntax {
+            Syntax::Kdl => {
+                out.push('\n');
+                out.push_str(&text);
+            }
+            Syntax::Yaml => {
+                for line in text.lines() {
+                    let _ = writeln!(out, "  {line}");
                 }
-                if !image.from.is_empty() {
-                    let edges: Vec<String> = image
-                        .from
-                        .iter()
-                        .map(|(from, arg)| format!("{}: {{ arg: {} }}", yaml(from), yaml(arg)))
-                        .collect();
-                    let _ = writeln!(out, "    from: {{ {} }}", edges.join(", "));
-                }
-                let _ = writeln!(out, "    tags: [latest]");
             }
         }
     }
     out
-}
-
-/// A YAML scalar: plain when it cannot be read as anything but this string, else quoted.
-fn yaml(text: &str) -> String {
-    let plain = text.starts_with(|c: char| c.is_ascii_alphabetic())
-        && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'))
-        && !matches!(
-            text.to_ascii_lowercase().as_str(),
-            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n"
-        );
-    if plain { text.to_owned() } else { hephy_dsl::yaml_string(text) }
 }
 
 #[cfg(test)]

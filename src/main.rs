@@ -10,9 +10,11 @@ mod diagnostics;
 mod explain_view;
 mod fastpath;
 mod graph_view;
+mod import;
 mod init;
 mod plan_view;
 mod report;
+mod schema;
 mod session;
 mod since;
 mod style;
@@ -193,6 +195,8 @@ enum Command {
     },
     /// Print hephy's man page (`hephy man > hephy.1 && man ./hephy.1`).
     Man,
+    /// Print the JSON Schema of `hephy.yaml` (for editors: `# yaml-language-server: $schema=…`).
+    Schema,
     /// Remove from the image layout (`.hephy/oci`) every blob no recorded image references,
     /// and the temporaries a killed run left.
     Gc {
@@ -391,6 +395,7 @@ fn default_file(command: &mut Command, path: PathBuf) {
         | Command::Init { .. }
         | Command::Completions { .. }
         | Command::Man
+        | Command::Schema
         | Command::RemoteBuild => return,
     };
     file.file.get_or_insert(path);
@@ -600,8 +605,8 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
                 ))
             };
             let imported = match from {
-                ImportFrom::KanikoBuilder => hephy_dsl::import(dir, syntax).map_err(usage)?,
-                ImportFrom::Bake => hephy_dsl::import_bake(dir, syntax, &|name| std::env::var(name).ok())
+                ImportFrom::KanikoBuilder => import::import(dir, syntax).map_err(usage)?,
+                ImportFrom::Bake => import::import_bake(dir, syntax, &|name| std::env::var(name).ok())
                     .map_err(|message| {
                         Failure::Input(Problems::single(
                             "hephy",
@@ -632,6 +637,7 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
             let _ = page.render(&mut out);
             print(&String::from_utf8_lossy(&out));
         }
+        Command::Schema => print(&schema::text()),
         Command::Graph { file, state, select, format, output } => {
             let model = load(file)?;
             let session = Session::open(model, state.dir.as_deref(), &select.selection())?;

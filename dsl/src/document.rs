@@ -30,7 +30,7 @@ pub struct Document {
 
 /// `secret "NAME" env="VAR"` or `secret "NAME" file="path"`
 #[derive(Debug)]
-pub(crate) struct SecretDraft {
+pub struct SecretDraft {
     pub(crate) name: Text,
     pub(crate) env: Option<Text>,
     pub(crate) file: Option<Text>,
@@ -74,7 +74,7 @@ impl ExecutorDraft {
 }
 
 #[derive(Debug)]
-pub(crate) struct ImageDraft {
+pub struct ImageDraft {
     pub(crate) name: Text,
     pub(crate) context: Option<Text>,
     pub(crate) git: Option<Text>,
@@ -157,7 +157,7 @@ impl TaskDraft {
 }
 
 #[derive(Debug)]
-pub(crate) struct ScheduleDraft {
+pub struct ScheduleDraft {
     pub(crate) name: Text,
     pub(crate) rebuild: Vec<Text>,
     pub(crate) refresh: bool,
@@ -165,7 +165,7 @@ pub(crate) struct ScheduleDraft {
 
 /// `group "NAME" { members "a" "b" }` / `groups: { NAME: [a, b] }`
 #[derive(Debug)]
-pub(crate) struct GroupDraft {
+pub struct GroupDraft {
     pub(crate) name: Text,
     pub(crate) members: Vec<Text>,
 }
@@ -178,7 +178,7 @@ pub(crate) struct DependencyDraft {
 }
 
 #[derive(Debug)]
-pub(crate) struct FromDraft {
+pub struct FromDraft {
     /// The build arg; `None` when it was not written (an error the analyzer reports).
     pub(crate) arg: Option<Text>,
     pub(crate) target: Option<Text>,

@@ -12,42 +12,8 @@ use crate::document::{
     DependencyDraft, Document, ExecutorDraft, FromDraft, GroupDraft, ImageDraft, KoDraft, NamingDraft,
     ScheduleDraft, SecretDraft, TaskDraft, Text,
 };
-use crate::source::Spanned;
-
-const TOP: &[&str] = &[
-    "registry",
-    "naming",
-    "builder",
-    "timeout",
-    "platforms",
-    "executor",
-    "secret",
-    "image",
-    "task",
-    "schedule",
-    "group",
-];
-const IMAGE: &[&str] = &[
-    "context",
-    "compression",
-    "git",
-    "dockerfile",
-    "builder",
-    "timeout",
-    "secrets",
-    "target",
-    "targets",
-    "args",
-    "platforms",
-    "tags",
-    "from",
-    "after",
-    "ko",
-    "ko-env",
-];
-const TASK: &[&str] = &["run", "inputs", "outputs", "env", "platforms", "after", "timeout", "secrets"];
-const SCHEDULE: &[&str] = &["rebuild", "refresh"];
-const GROUP: &[&str] = &["members"];
+use crate::schema::{Construct, keys};
+use crate::source::{Spanned, Syntax};
 
 /// Parses KDL text into a draft document; `None` if the text is not KDL (problems in `sink`).
 pub(crate) fn parse(text: &str, sink: &mut Sink) -> Option<Document> {
@@ -204,7 +170,7 @@ impl Reader<'_> {
                 "schedule" => doc.schedules.extend(self.schedule(node)),
                 "group" => doc.groups.extend(self.group(node)),
                 "secret" => doc.secrets.extend(self.secret(node)),
-                other => self.unknown_node(node, other, TOP, "a graph file"),
+                other => self.unknown_node(node, other, keys(Construct::Graph, Syntax::Kdl), "a graph file"),
             }
         }
         doc
@@ -216,7 +182,7 @@ impl Reader<'_> {
         let mut naming = NamingDraft::default();
         let mut positional = node.entries().iter().filter(|e| e.name().is_none());
         naming.preset = positional.next().and_then(|e| self.string(e));
-        for (key, entry) in self.properties(node, &["repository", "platform", "manifest", "tag"]) {
+        for (key, entry) in self.properties(node, keys(Construct::Naming, Syntax::Kdl)) {
             let value = self.string(entry);
             match key {
                 "repository" => naming.repository = value,
@@ -232,7 +198,7 @@ impl Reader<'_> {
         let name = self.name(node)?;
         self.no_children(node);
         let mut secret = SecretDraft { name, env: None, file: None };
-        for (key, entry) in self.properties(node, &["env", "file"]) {
+        for (key, entry) in self.properties(node, keys(Construct::Secret, Syntax::Kdl)) {
             match key {
                 "env" => secret.env = self.string(entry),
                 _ => secret.file = self.string(entry),
@@ -245,10 +211,7 @@ impl Reader<'_> {
         let name = self.name(node)?;
         self.no_children(node);
         let mut executor = ExecutorDraft::new(name);
-        for (key, entry) in self.properties(
-            node,
-            &["platform", "jobs", "gitlab-tags", "runs-on", "ssh", "buildkit", "kubernetes"],
-        ) {
+        for (key, entry) in self.properties(node, keys(Construct::Executor, Syntax::Kdl)) {
             match key {
                 "platform" => executor.platform = self.string(entry),
                 "gitlab-tags" => executor.gitlab_tags = self.string(entry),
@@ -276,7 +239,7 @@ impl Reader<'_> {
                 }
                 "git" => {
                     let url = self.first_arg(child);
-                    for (_, entry) in self.properties(child, &["ref"]) {
+                    for (_, entry) in self.properties(child, keys(Construct::Git, Syntax::Kdl)) {
                         if let Some(r) = self.string(entry) {
                             image.git_ref = Some(r);
                         }
@@ -322,7 +285,7 @@ impl Reader<'_> {
                     self.set_once(&mut image.ko, ko, child);
                 }
                 "ko-env" => image.ko_env.extend(self.pairs(child)),
-                other => self.unknown_node(child, other, IMAGE, "an `image`"),
+                other => self.unknown_node(child, other, keys(Construct::Image, Syntax::Kdl), "an `image`"),
             }
         }
         Some(image)
@@ -350,7 +313,7 @@ impl Reader<'_> {
                         self.set_once(&mut task.timeout, v, child);
                     }
                 }
-                other => self.unknown_node(child, other, TASK, "a `task`"),
+                other => self.unknown_node(child, other, keys(Construct::Task, Syntax::Kdl), "a `task`"),
             }
         }
         Some(task)
@@ -365,7 +328,9 @@ impl Reader<'_> {
                     self.strings(child, 0);
                     schedule.refresh = true;
                 }
-                other => self.unknown_node(child, other, SCHEDULE, "a `schedule`"),
+                other => {
+                    self.unknown_node(child, other, keys(Construct::Schedule, Syntax::Kdl), "a `schedule`")
+                }
             }
         }
         Some(schedule)
@@ -377,7 +342,7 @@ impl Reader<'_> {
         for child in self.children(node) {
             match child.name().value() {
                 "members" => group.members.extend(self.strings(child, 1)),
-                other => self.unknown_node(child, other, GROUP, "a `group`"),
+                other => self.unknown_node(child, other, keys(Construct::Group, Syntax::Kdl), "a `group`"),
             }
         }
         Some(group)
@@ -394,7 +359,7 @@ impl Reader<'_> {
         }
         self.no_children(node);
         let mut ko = KoDraft { import_path: None, base_image: None, ldflags: None, span: node.span() };
-        for (key, entry) in self.properties(node, &["import-path", "base-image", "ldflags"]) {
+        for (key, entry) in self.properties(node, keys(Construct::Ko, Syntax::Kdl)) {
             let value = self.string(entry);
             match key {
                 "import-path" => ko.import_path = value,
@@ -417,7 +382,7 @@ impl Reader<'_> {
             platform: None,
             span: node.span(),
         };
-        for (key, entry) in self.properties(node, &["arg", "target", "registry-arg", "context", "platform"]) {
+        for (key, entry) in self.properties(node, keys(Construct::From, Syntax::Kdl)) {
             let value = self.string(entry);
             match key {
                 "arg" => from.arg = value,

@@ -7,32 +7,40 @@
 //! nothing of graphs of nodes, hashing or execution.
 
 mod analyze;
-mod bake;
+mod compose;
 mod diagnostic;
 mod document;
-mod import;
 mod kdl;
 mod model;
 mod platform;
+mod print;
 mod reference;
+mod schema;
 mod source;
 mod yaml;
 
 use std::path::{Path, PathBuf};
 
-pub use bake::import_bake;
+pub use analyze::{valid_tag, valid_variable};
 pub use diagnostic::{Code, Problem, Problems, escape_controls, printable, printable_line};
-pub use document::Document;
-pub use import::{Import, import, kdl_string, yaml_string};
+pub use document::{Document, FromDraft, GroupDraft, ImageDraft, ScheduleDraft, SecretDraft};
 pub use model::{
     BUILDERS, Compression, DEFAULT_BUILDER, Definition, Dependency, DependencyKind, Executor, FromPlatform,
     Group, Image, ImageSource, KoSettings, Model, Naming, Schedule, Secret, SecretSource, Task,
 };
 pub use platform::{Platform, PlatformError};
+pub use print::{kdl_string, print, yaml_scalar, yaml_string};
 pub use reference::render_template;
+pub use schema::{Construct, KEYS, KdlForm, Key, Kind, Need, json_schema, keys};
 pub use source::{SourceFile, Spanned, Syntax};
 
 use diagnostic::Sink;
+
+/// The YAML value tree hephy reads YAML with (a span on every value, scalars as written,
+/// aliases under a budget), for YAML files other than graph files (an importer's configs).
+pub mod yaml_tree {
+    pub use crate::yaml::{Kind, Value, is_null, value};
+}
 
 /// The file names looked for when no graph file is named.
 pub const DEFAULT_FILES: [&str; 2] = ["hephy.kdl", "hephy.yaml"];

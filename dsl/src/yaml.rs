@@ -18,47 +18,8 @@ use crate::document::{
     DependencyDraft, Document, ExecutorDraft, FromDraft, GroupDraft, ImageDraft, KoDraft, NamingDraft,
     ScheduleDraft, SecretDraft, TaskDraft, Text,
 };
-use crate::source::Spanned;
-
-const TOP: &[&str] = &[
-    "registry",
-    "naming",
-    "builder",
-    "timeout",
-    "platforms",
-    "executors",
-    "secrets",
-    "images",
-    "tasks",
-    "schedules",
-    "groups",
-];
-const NAMING: &[&str] = &["preset", "repository", "platform", "manifest", "tag"];
-const IMAGE: &[&str] = &[
-    "context",
-    "compression",
-    "git",
-    "ref",
-    "dockerfile",
-    "builder",
-    "timeout",
-    "secrets",
-    "target",
-    "targets",
-    "args",
-    "platforms",
-    "tags",
-    "from",
-    "after",
-    "ko",
-    "ko-env",
-];
-const TASK: &[&str] = &["run", "inputs", "outputs", "env", "platforms", "after", "timeout", "secrets"];
-const SECRET: &[&str] = &["env", "file"];
-const EXECUTOR: &[&str] = &["platform", "jobs", "gitlab-tags", "runs-on", "ssh", "buildkit", "kubernetes"];
-const SCHEDULE: &[&str] = &["rebuild", "refresh"];
-const FROM: &[&str] = &["arg", "target", "registry-arg", "context", "platform"];
-const KO: &[&str] = &["import-path", "base-image", "ldflags"];
+use crate::schema::{Construct, keys};
+use crate::source::{Spanned, Syntax};
 
 /// The most values aliases may expand to, and the deepest nesting.
 const MAX_VALUES: usize = 100_000;
@@ -66,19 +27,21 @@ const MAX_DEPTH: usize = 64;
 
 /// A YAML value with the span it was written at.
 #[derive(Debug, Clone)]
-pub(crate) struct Value {
-    pub(crate) kind: Kind,
-    pub(crate) span: SourceSpan,
+pub struct Value {
+    /// What the value is.
+    pub kind: Kind,
+    /// Where it was written.
+    pub span: SourceSpan,
 }
 
+/// A YAML value's kind: a scalar, a list or a map.
 #[derive(Debug, Clone)]
-pub(crate) enum Kind {
+pub enum Kind {
     /// A scalar as written; `plain` is false for quoted and block scalars.
-    Scalar {
-        text: String,
-        plain: bool,
-    },
+    Scalar { text: String, plain: bool },
+    /// A list.
     Seq(Vec<Value>),
+    /// A map, its entries in the order written.
     Map(Vec<(Value, Value)>),
 }
 
@@ -94,11 +57,11 @@ impl Value {
 }
 
 /// Parses any YAML text into a value tree (for files other than graph files).
-pub(crate) fn value(text: &str) -> Result<Option<Value>, Problem> {
+pub fn value(text: &str) -> Result<Option<Value>, Problem> {
     Tree::build(text)
 }
 
-pub(crate) fn is_null(text: &str) -> bool {
+pub fn is_null(text: &str) -> bool {
     matches!(text, "" | "~" | "null" | "Null" | "NULL")
 }
 
@@ -282,14 +245,14 @@ struct Reader<'s> {
 impl Reader<'_> {
     fn document(&mut self, root: &Value) -> Document {
         let mut doc = Document::default();
-        for (key, value) in self.map(root, TOP, "a graph file") {
+        for (key, value) in self.map(root, keys(Construct::Graph, Syntax::Yaml), "a graph file") {
             match key.value.as_str() {
                 "registry" => doc.registry = self.string(value),
                 "builder" => doc.builder = self.string(value),
                 "timeout" => doc.timeout = self.string(value),
                 "naming" => {
                     let mut naming = NamingDraft::default();
-                    for (key, value) in self.map(value, NAMING, "`naming`") {
+                    for (key, value) in self.map(value, keys(Construct::Naming, Syntax::Yaml), "`naming`") {
                         let text = self.string(value);
                         match key.value.as_str() {
                             "preset" => naming.preset = text,
@@ -310,7 +273,8 @@ impl Reader<'_> {
                 "secrets" => {
                     for (name, body) in self.named_map(value) {
                         let mut secret = SecretDraft { name, env: None, file: None };
-                        for (key, value) in self.map(body, SECRET, "a secret") {
+                        for (key, value) in self.map(body, keys(Construct::Secret, Syntax::Yaml), "a secret")
+                        {
                             match key.value.as_str() {
                                 "env" => secret.env = self.string(value),
                                 _ => secret.file = self.string(value),
@@ -338,7 +302,9 @@ impl Reader<'_> {
                 _ => {
                     for (name, body) in self.named_map(value) {
                         let mut schedule = ScheduleDraft { name, rebuild: Vec::new(), refresh: false };
-                        for (key, value) in self.map(body, SCHEDULE, "a schedule") {
+                        for (key, value) in
+                            self.map(body, keys(Construct::Schedule, Syntax::Yaml), "a schedule")
+                        {
                             if key.value == "rebuild" {
                                 schedule.rebuild = self.strings(value);
                             } else {
@@ -363,7 +329,7 @@ impl Reader<'_> {
 
     fn executor(&mut self, name: Text, body: &Value) -> Option<ExecutorDraft> {
         let mut executor = ExecutorDraft::new(name);
-        for (key, value) in self.map(body, EXECUTOR, "an executor") {
+        for (key, value) in self.map(body, keys(Construct::Executor, Syntax::Yaml), "an executor") {
             match key.value.as_str() {
                 "platform" => executor.platform = self.string(value),
                 "gitlab-tags" => executor.gitlab_tags = self.string(value),
@@ -379,7 +345,7 @@ impl Reader<'_> {
 
     fn image(&mut self, name: Text, body: &Value) -> ImageDraft {
         let mut image = ImageDraft::new(name);
-        for (key, value) in self.map(body, IMAGE, "an image") {
+        for (key, value) in self.map(body, keys(Construct::Image, Syntax::Yaml), "an image") {
             match key.value.as_str() {
                 "context" => image.context = self.string(value),
                 "git" => image.git = self.string(value),
@@ -398,7 +364,7 @@ impl Reader<'_> {
                 "ko" => {
                     let mut ko =
                         KoDraft { import_path: None, base_image: None, ldflags: None, span: value.span };
-                    for (key, value) in self.map(value, KO, "`ko`") {
+                    for (key, value) in self.map(value, keys(Construct::Ko, Syntax::Yaml), "`ko`") {
                         let text = self.string(value);
                         match key.value.as_str() {
                             "import-path" => ko.import_path = text,
@@ -417,7 +383,7 @@ impl Reader<'_> {
 
     fn task(&mut self, name: Text, body: &Value) -> TaskDraft {
         let mut task = TaskDraft::new(name);
-        for (key, value) in self.map(body, TASK, "a task") {
+        for (key, value) in self.map(body, keys(Construct::Task, Syntax::Yaml), "a task") {
             match key.value.as_str() {
                 "run" => task.run = Some(Spanned::new(self.strings(value), value.span)),
                 "inputs" => task.inputs = self.strings(value),
@@ -450,7 +416,8 @@ impl Reader<'_> {
                     platform: None,
                     span: join(name.span, body.span),
                 };
-                for (key, value) in self.map(body, FROM, "a `from` dependency") {
+                for (key, value) in self.map(body, keys(Construct::From, Syntax::Yaml), "a `from` dependency")
+                {
                     let text = self.string(value);
                     match key.value.as_str() {
                         "arg" => from.arg = text,

@@ -16,7 +16,7 @@ use hcl::eval::{Context, Evaluate, FuncArgs, FuncDef, ParamType};
 use hcl::{Block, BlockLabel, Body, Value};
 
 use crate::import::Import;
-use crate::source::Syntax;
+use hephy_dsl::Syntax;
 
 /// A target after `matrix`, `inherits` and evaluation: its attributes by name.
 #[derive(Debug, Clone, Default)]
@@ -57,7 +57,7 @@ type Secret = (String, Option<String>, Option<String>);
 
 /// Reads the bake file at `path` (`.json`: bake's JSON form) and writes its graph in `syntax`,
 /// to be saved beside it. `env` reads the variables' overrides (the process environment).
-pub fn import_bake(
+pub(crate) fn import_bake(
     path: &Path,
     syntax: Syntax,
     env: &dyn Fn(&str) -> Option<String>,
@@ -648,7 +648,7 @@ impl crate::import::Settled for Image {
     }
 }
 
-use crate::import::{kdl_string, yaml_string};
+use hephy_dsl::{Document, FromDraft, ImageDraft, yaml_scalar};
 
 fn comment(out: &mut String, prefix: &str, indent: &str, text: &str) {
     for line in text.lines() {
@@ -661,28 +661,66 @@ set `registry` to where the images are pushed; each bake target is an image, eac
 `target:` context a `from … context=…` dependency, each group a `group`
 (`hephy plan --group NAME`)";
 
+/// The image as the dsl's printer writes it.
+fn draft(image: &Image) -> ImageDraft {
+    let mut d = ImageDraft::named(&image.name);
+    match &image.git {
+        Some((url, reference)) => {
+            d = d.with_git(url, reference);
+            if image.context != "." {
+                d = d.with_context(&image.context);
+            }
+        }
+        None => d = d.with_context(&image.context),
+    }
+    if let Some(path) = &image.dockerfile {
+        d = d.with_dockerfile(path);
+    }
+    if let Some(target) = &image.target {
+        d = d.with_target(target);
+    }
+    for (name, value) in &image.args {
+        d = d.with_arg(name, value);
+    }
+    if !image.platforms.is_empty() {
+        d = d.with_platforms(&image.platforms);
+    }
+    d = d.with_tags(&image.tags).with_secrets(&image.secrets);
+    for edge in &image.from {
+        let mut from = FromDraft::new().with_context(&edge.context);
+        if edge.build_platform {
+            from = from.for_build_platform();
+        }
+        d = d.with_from(&edge.dep, from);
+    }
+    d
+}
+
+/// The graph's settings and the secrets its enabled images use, as the printer writes them.
+fn settings(images: &[Image], secrets: &[Secret]) -> Document {
+    let mut doc = Document::default();
+    doc.set_builder("buildah");
+    let used: Vec<&String> =
+        images.iter().filter(|i| i.disabled.is_none()).flat_map(|i| &i.secrets).collect();
+    for (name, env, file) in secrets.iter().filter(|(n, _, _)| used.contains(&n)) {
+        match (env, file) {
+            (_, Some(file)) => doc.add_secret(name, None, Some(file)),
+            (env, None) => doc.add_secret(name, Some(env.as_deref().unwrap_or(name)), None),
+        };
+    }
+    doc
+}
+
 fn kdl(
     images: &[Image],
     secrets: &[Secret],
     groups: &Groups,
 ) -> (String, Vec<(usize, std::ops::Range<usize>)>) {
-    let q = |s: &str| kdl_string(s);
     let mut out = String::new();
     let mut spans = Vec::new();
     comment(&mut out, "//", "", HEADER);
-    out.push_str("// registry \"registry.example.com/team\"\nbuilder \"buildah\"\n\n");
-    let used: Vec<&String> =
-        images.iter().filter(|i| i.disabled.is_none()).flat_map(|i| &i.secrets).collect();
-    for (name, env, file) in secrets.iter().filter(|(n, _, _)| used.contains(&n)) {
-        match (env, file) {
-            (_, Some(file)) => {
-                let _ = writeln!(out, "secret {} file={}", q(name), q(file));
-            }
-            (env, None) => {
-                let _ = writeln!(out, "secret {} env={}", q(name), q(env.as_deref().unwrap_or(name)));
-            }
-        }
-    }
+    out.push_str("// registry \"registry.example.com/team\"\n");
+    out.push_str(&hephy_dsl::print(&settings(images, secrets), Syntax::Kdl));
     out.push('\n');
     for (index, image) in images.iter().enumerate() {
         for note in &image.notes {
@@ -693,46 +731,7 @@ fn kdl(
             out.push_str("/-");
         }
         let start = out.len();
-        let _ = writeln!(out, "image {} {{", q(&image.name));
-        match &image.git {
-            Some((url, reference)) => {
-                let _ = writeln!(out, "    git {} ref={}", q(url), q(reference));
-                if image.context != "." {
-                    let _ = writeln!(out, "    context {}", q(&image.context));
-                }
-            }
-            None => {
-                let _ = writeln!(out, "    context {}", q(&image.context));
-            }
-        }
-        if let Some(d) = &image.dockerfile {
-            let _ = writeln!(out, "    dockerfile {}", q(d));
-        }
-        if let Some(t) = &image.target {
-            let _ = writeln!(out, "    target {}", q(t));
-        }
-        if !image.args.is_empty() {
-            // Arg names as quoted property keys: `"K"="V"`.
-            let args: Vec<String> = image.args.iter().map(|(k, v)| format!("{}={}", q(k), q(v))).collect();
-            let _ = writeln!(out, "    args {}", args.join(" "));
-        }
-        if !image.platforms.is_empty() {
-            let p: Vec<String> = image.platforms.iter().map(|p| q(p)).collect();
-            let _ = writeln!(out, "    platforms {}", p.join(" "));
-        }
-        if !image.tags.is_empty() {
-            let t: Vec<String> = image.tags.iter().map(|t| q(t)).collect();
-            let _ = writeln!(out, "    tags {}", t.join(" "));
-        }
-        if !image.secrets.is_empty() {
-            let s: Vec<String> = image.secrets.iter().map(|s| q(s)).collect();
-            let _ = writeln!(out, "    secrets {}", s.join(" "));
-        }
-        for edge in &image.from {
-            let platform = if edge.build_platform { " platform=\"build\"" } else { "" };
-            let _ = writeln!(out, "    from {} context={}{platform}", q(&edge.dep), q(&edge.context));
-        }
-        out.push('}');
+        out.push_str(draft(image).print(Syntax::Kdl).trim_end_matches('\n'));
         spans.push((index, start..out.len()));
         out.push_str("\n\n");
     }
@@ -744,89 +743,25 @@ fn kdl(
             comment(&mut out, "//", "", &format!("group {}: {why}", group.name));
             out.push_str("/-");
         }
-        let members: Vec<String> = group.members.iter().map(|m| q(m)).collect();
-        let _ = writeln!(out, "group {} {{\n    members {}\n}}\n", q(&group.name), members.join(" "));
+        let mut doc = Document::default();
+        doc.add_group(&group.name, &group.members);
+        out.push_str(&hephy_dsl::print(&doc, Syntax::Kdl));
+        out.push('\n');
     }
     (out, spans)
 }
 
 fn yaml(images: &[Image], secrets: &[Secret], groups: &Groups) -> String {
-    let q = |s: &str| yaml_string(s);
     let mut out = String::new();
     comment(&mut out, "#", "", HEADER);
-    out.push_str("# registry: registry.example.com/team\nbuilder: buildah\n");
-    let used: Vec<&String> =
-        images.iter().filter(|i| i.disabled.is_none()).flat_map(|i| &i.secrets).collect();
-    let secrets: Vec<&Secret> = secrets.iter().filter(|(n, _, _)| used.contains(&n)).collect();
-    if !secrets.is_empty() {
-        out.push_str("secrets:\n");
-        for (name, env, file) in secrets {
-            match (env, file) {
-                (_, Some(file)) => {
-                    let _ = writeln!(out, "  {}: {{ file: {} }}", q(name), q(file));
-                }
-                (env, None) => {
-                    let _ = writeln!(out, "  {}: {{ env: {} }}", q(name), q(env.as_deref().unwrap_or(name)));
-                }
-            }
-        }
-    }
+    out.push_str("# registry: registry.example.com/team\n");
+    out.push_str(&hephy_dsl::print(&settings(images, secrets), Syntax::Yaml));
     out.push_str("\nimages:\n");
     for image in images {
         for note in &image.notes {
             comment(&mut out, "#", "  ", &format!("{}: {note}", image.name));
         }
-        let mut body = String::new();
-        let _ = writeln!(body, "{}:", q(&image.name));
-        match &image.git {
-            Some((url, reference)) => {
-                let _ = writeln!(body, "  git: {}\n  ref: {}", q(url), q(reference));
-                if image.context != "." {
-                    let _ = writeln!(body, "  context: {}", q(&image.context));
-                }
-            }
-            None => {
-                let _ = writeln!(body, "  context: {}", q(&image.context));
-            }
-        }
-        if let Some(d) = &image.dockerfile {
-            let _ = writeln!(body, "  dockerfile: {}", q(d));
-        }
-        if let Some(t) = &image.target {
-            let _ = writeln!(body, "  target: {}", q(t));
-        }
-        if !image.args.is_empty() {
-            let args: Vec<String> = image.args.iter().map(|(k, v)| format!("{}: {}", q(k), q(v))).collect();
-            let _ = writeln!(body, "  args: {{ {} }}", args.join(", "));
-        }
-        if !image.platforms.is_empty() {
-            let p: Vec<String> = image.platforms.iter().map(|p| q(p)).collect();
-            let _ = writeln!(body, "  platforms: [{}]", p.join(", "));
-        }
-        if !image.tags.is_empty() {
-            let t: Vec<String> = image.tags.iter().map(|t| q(t)).collect();
-            let _ = writeln!(body, "  tags: [{}]", t.join(", "));
-        }
-        if !image.secrets.is_empty() {
-            let s: Vec<String> = image.secrets.iter().map(|s| q(s)).collect();
-            let _ = writeln!(body, "  secrets: [{}]", s.join(", "));
-        }
-        if !image.from.is_empty() {
-            // Grouped by dependency: one image may feed several contexts (a list of bodies).
-            let mut by_dep: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-            for e in &image.from {
-                let platform = if e.build_platform { ", platform: build" } else { "" };
-                by_dep.entry(&e.dep).or_default().push(format!("{{ context: {}{platform} }}", q(&e.context)));
-            }
-            let deps: Vec<String> = by_dep
-                .iter()
-                .map(|(dep, bodies)| match bodies.as_slice() {
-                    [one] => format!("{}: {one}", q(dep)),
-                    many => format!("{}: [{}]", q(dep), many.join(", ")),
-                })
-                .collect();
-            let _ = writeln!(body, "  from: {{ {} }}", deps.join(", "));
-        }
+        let body = draft(image).print(Syntax::Yaml);
         match &image.disabled {
             Some(why) => {
                 comment(&mut out, "#", "  ", &format!("{}: {why}", image.name));
@@ -847,8 +782,8 @@ fn yaml(images: &[Image], secrets: &[Secret], groups: &Groups) -> String {
         for note in &group.notes {
             comment(&mut out, "#", "  ", &format!("group {}: {note}", group.name));
         }
-        let members: Vec<String> = group.members.iter().map(|m| q(m)).collect();
-        let line = format!("{}: [{}]", q(&group.name), members.join(", "));
+        let members: Vec<String> = group.members.iter().map(|m| yaml_scalar(m)).collect();
+        let line = format!("{}: [{}]", yaml_scalar(&group.name), members.join(", "));
         match &group.disabled {
             Some(why) => {
                 comment(&mut out, "#", "  ", &format!("group {}: {why}", group.name));

@@ -17,9 +17,12 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::platform::Platform;
-use crate::source::{SourceFile, Syntax};
-use crate::yaml::{self, Kind, Value};
+use hephy_dsl::yaml_tree::{self as yaml, Kind, Value};
+use hephy_dsl::{Document, FromDraft, ImageDraft, Platform, SourceFile, Syntax};
+
+mod bake;
+
+pub(crate) use bake::import_bake;
 
 /// A `from` edge found in a Dockerfile: build args, a named context, or both.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -63,18 +66,18 @@ struct Imported {
 
 /// The graph text and what was left out, with why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Import {
+pub(crate) struct Import {
     /// The graph file's text.
-    pub text: String,
+    pub(crate) text: String,
     /// Problems met, one line each (`curl/build-config.yaml: unknown key `foo``).
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 const ENABLED: &str = "build-config.yaml";
 const DISABLED: &str = "disabled-build-config.yaml";
 
 /// Reads the repository at `dir` and writes its graph in `syntax`, to be saved at `dir`'s root.
-pub fn import(dir: &Path, syntax: Syntax) -> Result<Import, String> {
+pub(crate) fn import(dir: &Path, syntax: Syntax) -> Result<Import, String> {
     let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read `{}`: {e}", dir.display()))?;
     let mut folders: Vec<(String, bool)> = entries
         .filter_map(Result::ok)
@@ -168,7 +171,7 @@ pub(crate) fn settle<T: Settled>(
     for _ in 0..=images.len() {
         let (text, spans) = render(images);
         let source = SourceFile::new(dir.join("hephy.kdl"), Syntax::Kdl, text);
-        let Err(problems) = crate::parse(source, dir) else { return };
+        let Err(problems) = hephy_dsl::parse(source, dir) else { return };
         let mut changed = false;
         for problem in problems.iter() {
             let Some(at) = problem.primary_span().map(|s| s.offset()) else { continue };
@@ -330,7 +333,7 @@ fn read_config(dir: &Path, folder: &str, enabled: bool, warnings: &mut Vec<Strin
                 Some(items) => {
                     for item in items {
                         match item {
-                            Ok((k, v)) if crate::analyze::valid_variable(&k) => {
+                            Ok((k, v)) if hephy_dsl::valid_variable(&k) => {
                                 if args.insert(k.clone(), v).is_some() {
                                     warnings.push(format!(
                                         "{file}: build arg `{k}` is given twice: the last is kept"
@@ -368,7 +371,7 @@ fn read_config(dir: &Path, folder: &str, enabled: bool, warnings: &mut Vec<Strin
                 Some(items) => {
                     for t in items {
                         let t = uncommented(&t);
-                        if !crate::analyze::valid_tag(&t) {
+                        if !hephy_dsl::valid_tag(&t) {
                             warnings.push(format!("{file}: `{t}` is not a valid image tag: left out"));
                         } else if !image.tags.contains(&t) {
                             image.tags.push(t);
@@ -459,7 +462,7 @@ fn read_ko(file: &str, config: Option<&Value>, warnings: &mut Vec<String>) -> Ko
                 Some(items) => {
                     for item in items {
                         match item {
-                            Ok((k, v)) if crate::analyze::valid_variable(&k) => ko.env.push((k, v)),
+                            Ok((k, v)) if hephy_dsl::valid_variable(&k) => ko.env.push((k, v)),
                             Ok((k, _)) => warnings.push(format!("{file}: `ko_config.env` `{k}` is not a variable name: left out")),
                             Err(item) => warnings.push(format!("{file}: `ko_config.env` `{item}` is not KEY=VALUE: left out")),
                         }
@@ -667,50 +670,6 @@ impl Weekly {
     }
 }
 
-/// A KDL v2 string.
-pub fn kdl_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control()
-                || matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}') =>
-            {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// A YAML double-quoted string (JSON's escapes).
-pub fn yaml_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() || c == '\u{FEFF}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// A note as comment lines.
 fn comment(out: &mut String, prefix: &str, indent: &str, text: &str) {
     for line in text.lines() {
@@ -724,15 +683,79 @@ set `registry` to where the images are pushed (the layout's ECR repository); wit
 `{dir}-{YYYYMMDD}-{branch}-{arch}` on another branch, each image `{dir}-{YYYYMMDD}`, and each
 additional tag `{dir}-{tag}`";
 
+/// The image as the dsl's printer writes it.
+fn draft(image: &Imported) -> ImageDraft {
+    let mut d = ImageDraft::named(&image.name);
+    if image.ko.is_some() {
+        d = d.with_builder("ko");
+    }
+    match &image.git {
+        Some((url, reference)) => {
+            d = d.with_git(url, reference);
+            if image.context != "." {
+                d = d.with_context(&image.context);
+            }
+        }
+        None => d = d.with_context(&image.context),
+    }
+    if let Some(path) = &image.dockerfile {
+        d = d.with_dockerfile(path);
+    }
+    if let Some(target) = &image.target {
+        d = d.with_target(target);
+    }
+    if let Some(ko) = &image.ko {
+        if ko.import_path.is_some() || ko.base_image.is_some() || ko.ldflags.is_some() {
+            d = d.with_ko(ko.import_path.as_deref(), ko.base_image.as_deref(), ko.ldflags.as_deref());
+        }
+        for (name, value) in &ko.env {
+            d = d.with_ko_env(name, value);
+        }
+    }
+    for (name, value) in &image.args {
+        d = d.with_arg(name, value);
+    }
+    if !image.platforms.is_empty() {
+        d = d.with_platforms(&image.platforms);
+    }
+    d = d.with_tags(&image.tags);
+    for edge in &image.from {
+        let mut from = FromDraft::new();
+        if let Some((tag, registry)) = &edge.args {
+            from = from.with_args(tag, registry);
+        }
+        if edge.context {
+            from = from.with_context(&edge.dep);
+        }
+        d = d.with_from(&edge.dep, from);
+    }
+    d
+}
+
+/// The graph's settings (the layout's conventions) as the printer writes them.
+fn settings() -> Document {
+    let mut doc = Document::default();
+    doc.set_naming_preset("kaniko-builder").set_builder("buildah").set_platforms(&["linux/amd64"]);
+    doc
+}
+
+/// The weekly schedule, or nothing.
+fn schedule(weekly: &Weekly, syntax: Syntax) -> String {
+    let mut doc = Document::default();
+    if !weekly.rebuild.is_empty() {
+        doc.add_schedule("weekly", &weekly.rebuild);
+    }
+    hephy_dsl::print(&doc, syntax).trim_start_matches('\n').to_owned()
+}
+
 /// The graph in KDL, and each image's byte range in it (for [`settle`]).
 fn kdl(images: &[Imported], weekly: &Weekly) -> (String, Vec<(usize, std::ops::Range<usize>)>) {
     let mut out = String::new();
     let mut spans = Vec::new();
     comment(&mut out, "//", "", HEADER);
-    out.push_str(
-        "// registry \"123456789012.dkr.ecr.eu-west-1.amazonaws.com/images\"\nnaming \"kaniko-builder\"\nbuilder \"buildah\"\nplatforms \"linux/amd64\"\n\n",
-    );
-    let q = |s: &str| kdl_string(s);
+    out.push_str("// registry \"123456789012.dkr.ecr.eu-west-1.amazonaws.com/images\"\n");
+    out.push_str(&hephy_dsl::print(&settings(), Syntax::Kdl));
+    out.push('\n');
     for (index, image) in images.iter().enumerate() {
         for note in &image.notes {
             comment(&mut out, "//", "", &format!("{}: {note}", image.folder));
@@ -742,67 +765,7 @@ fn kdl(images: &[Imported], weekly: &Weekly) -> (String, Vec<(usize, std::ops::R
             out.push_str("/-");
         }
         let start = out.len();
-        let _ = writeln!(out, "image {} {{", q(&image.name));
-        if image.ko.is_some() {
-            out.push_str("    builder \"ko\"\n");
-        }
-        match &image.git {
-            Some((url, reference)) => {
-                let _ = writeln!(out, "    git {} ref={}", q(url), q(reference));
-                if image.context != "." {
-                    let _ = writeln!(out, "    context {}", q(&image.context));
-                }
-            }
-            None => {
-                let _ = writeln!(out, "    context {}", q(&image.context));
-            }
-        }
-        if let Some(d) = &image.dockerfile {
-            let _ = writeln!(out, "    dockerfile {}", q(d));
-        }
-        if let Some(t) = &image.target {
-            let _ = writeln!(out, "    target {}", q(t));
-        }
-        if let Some(ko) = &image.ko {
-            let mut props = String::new();
-            for (key, value) in
-                [("import-path", &ko.import_path), ("base-image", &ko.base_image), ("ldflags", &ko.ldflags)]
-            {
-                if let Some(v) = value {
-                    let _ = write!(props, " {key}={}", q(v));
-                }
-            }
-            if !props.is_empty() {
-                let _ = writeln!(out, "    ko{props}");
-            }
-            if !ko.env.is_empty() {
-                let env: Vec<String> = ko.env.iter().map(|(k, v)| format!("{k}={}", q(v))).collect();
-                let _ = writeln!(out, "    ko-env {}", env.join(" "));
-            }
-        }
-        if !image.args.is_empty() {
-            let args: Vec<String> = image.args.iter().map(|(k, v)| format!("{k}={}", q(v))).collect();
-            let _ = writeln!(out, "    args {}", args.join(" "));
-        }
-        if !image.platforms.is_empty() {
-            let p: Vec<String> = image.platforms.iter().map(|p| q(p)).collect();
-            let _ = writeln!(out, "    platforms {}", p.join(" "));
-        }
-        if !image.tags.is_empty() {
-            let t: Vec<String> = image.tags.iter().map(|t| q(t)).collect();
-            let _ = writeln!(out, "    tags {}", t.join(" "));
-        }
-        for edge in &image.from {
-            let mut line = format!("    from {}", q(&edge.dep));
-            if let Some((tag, registry)) = &edge.args {
-                let _ = write!(line, " arg={} registry-arg={}", q(tag), q(registry));
-            }
-            if edge.context {
-                let _ = write!(line, " context={}", q(&edge.dep));
-            }
-            let _ = writeln!(out, "{line}");
-        }
-        out.push('}');
+        out.push_str(draft(image).print(Syntax::Kdl).trim_end_matches('\n'));
         spans.push((index, start..out.len()));
         out.push_str("\n\n");
     }
@@ -815,91 +778,22 @@ fn kdl(images: &[Imported], weekly: &Weekly) -> (String, Vec<(usize, std::ops::R
             &format!("rebuild-weekly.txt names `{folder}`, kept out of the schedule: {why}"),
         );
     }
-    if !weekly.rebuild.is_empty() {
-        let names: Vec<String> = weekly.rebuild.iter().map(|w| q(w)).collect();
-        let _ = writeln!(out, "schedule \"weekly\" {{\n    rebuild {}\n}}", names.join(" "));
-    }
+    out.push_str(&schedule(&weekly, Syntax::Kdl));
     (out, spans)
 }
 
 fn yaml(images: &[Imported], weekly: &Weekly) -> String {
-    let q = |s: &str| yaml_string(s);
     let mut out = String::new();
     comment(&mut out, "#", "", HEADER);
-    out.push_str("# registry: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/images\nnaming: { preset: kaniko-builder }\nbuilder: buildah\nplatforms: [linux/amd64]\n\nimages:\n");
+    out.push_str("# registry: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/images\n");
+    out.push_str(&hephy_dsl::print(&settings(), Syntax::Yaml));
+    out.push_str("\nimages:\n");
     let mut any = false;
     for image in images {
         for note in &image.notes {
             comment(&mut out, "#", "  ", &format!("{}: {note}", image.folder));
         }
-        let mut body = String::new();
-        let _ = writeln!(body, "{}:", q(&image.name));
-        if image.ko.is_some() {
-            body.push_str("  builder: ko\n");
-        }
-        match &image.git {
-            Some((url, reference)) => {
-                let _ = writeln!(body, "  git: {}\n  ref: {}", q(url), q(reference));
-                if image.context != "." {
-                    let _ = writeln!(body, "  context: {}", q(&image.context));
-                }
-            }
-            None => {
-                let _ = writeln!(body, "  context: {}", q(&image.context));
-            }
-        }
-        if let Some(d) = &image.dockerfile {
-            let _ = writeln!(body, "  dockerfile: {}", q(d));
-        }
-        if let Some(t) = &image.target {
-            let _ = writeln!(body, "  target: {}", q(t));
-        }
-        if let Some(ko) = &image.ko {
-            let mut entries = Vec::new();
-            for (key, value) in
-                [("import-path", &ko.import_path), ("base-image", &ko.base_image), ("ldflags", &ko.ldflags)]
-            {
-                if let Some(v) = value {
-                    entries.push(format!("{key}: {}", q(v)));
-                }
-            }
-            if !entries.is_empty() {
-                let _ = writeln!(body, "  ko: {{ {} }}", entries.join(", "));
-            }
-            if !ko.env.is_empty() {
-                let env: Vec<String> = ko.env.iter().map(|(k, v)| format!("{k}: {}", q(v))).collect();
-                let _ = writeln!(body, "  ko-env: {{ {} }}", env.join(", "));
-            }
-        }
-        if !image.args.is_empty() {
-            let args: Vec<String> = image.args.iter().map(|(k, v)| format!("{k}: {}", q(v))).collect();
-            let _ = writeln!(body, "  args: {{ {} }}", args.join(", "));
-        }
-        if !image.platforms.is_empty() {
-            let p: Vec<String> = image.platforms.iter().map(|p| q(p)).collect();
-            let _ = writeln!(body, "  platforms: [{}]", p.join(", "));
-        }
-        if !image.tags.is_empty() {
-            let t: Vec<String> = image.tags.iter().map(|t| q(t)).collect();
-            let _ = writeln!(body, "  tags: [{}]", t.join(", "));
-        }
-        if !image.from.is_empty() {
-            let deps: Vec<String> = image
-                .from
-                .iter()
-                .map(|e| {
-                    let mut settings = Vec::new();
-                    if let Some((tag, registry)) = &e.args {
-                        settings.push(format!("arg: {}, registry-arg: {}", q(tag), q(registry)));
-                    }
-                    if e.context {
-                        settings.push(format!("context: {}", q(&e.dep)));
-                    }
-                    format!("{}: {{ {} }}", q(&e.dep), settings.join(", "))
-                })
-                .collect();
-            let _ = writeln!(body, "  from: {{ {} }}", deps.join(", "));
-        }
+        let body = draft(image).print(Syntax::Yaml);
         match &image.disabled {
             Some(why) => {
                 comment(&mut out, "#", "  ", &format!("{}: {why}", image.folder));
@@ -929,10 +823,7 @@ fn yaml(images: &[Imported], weekly: &Weekly) -> String {
             &format!("rebuild-weekly.txt names `{folder}`, kept out of the schedule: {why}"),
         );
     }
-    if !weekly.rebuild.is_empty() {
-        let names: Vec<String> = weekly.rebuild.iter().map(|w| q(w)).collect();
-        let _ = writeln!(out, "schedules:\n  weekly:\n    rebuild: [{}]", names.join(", "));
-    }
+    out.push_str(&schedule(&weekly, Syntax::Yaml));
     out
 }
 
@@ -946,11 +837,5 @@ mod tests {
         assert_eq!(uncommented("\"main\"  # branch"), "main");
         assert_eq!(uncommented("abc#def"), "abc#def");
         assert_eq!(uncommented(""), "");
-    }
-
-    #[test]
-    fn strings_are_quoted_for_both_syntaxes() {
-        assert_eq!(kdl_string("a\"b\\c\nd"), "\"a\\\"b\\\\c\\nd\"");
-        assert_eq!(yaml_string("a\"b\u{1}"), "\"a\\\"b\\u0001\"");
     }
 }

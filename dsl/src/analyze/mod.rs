@@ -1,0 +1,163 @@
+//! The analyzer: [`Document`] → [`Model`].
+//!
+//! The only place that gives a graph file its meaning and reports meaning errors: invalid and
+//! duplicate names, unknown dependencies, cycles, invalid platforms, platforms a dependency
+//! lacks, platforms no executor builds, and paths that are missing or leave the graph's folder.
+//! It keeps going after an error so that one run reports every problem.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use miette::SourceSpan;
+
+use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
+use crate::document::{DependencyDraft, Document, ImageDraft, TaskDraft, Text};
+use crate::model::{
+    BUILDERS, Compression, DEFAULT_BUILDER, DefinitionIndex, Dependency, DependencyKind, Executor,
+    FromPlatform, Image, ImageSource, KoSettings, Model, Naming, Schedule, Secret, SecretSource, Task,
+};
+use crate::platform::{Platform, PlatformError};
+use crate::source::SourceFile;
+
+mod dependencies;
+mod executors;
+mod groups;
+mod images;
+mod names;
+mod naming;
+mod paths;
+mod schedules;
+mod secrets;
+mod settings;
+mod tasks;
+mod values;
+
+use values::{arch_alias, env_name, normalize, valid_context, valid_git_url};
+pub(crate) use values::{valid_name, valid_registry};
+pub use values::{valid_tag, valid_variable};
+
+/// Analyzes `doc`, read from `source`, whose relative paths resolve against `root`.
+pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mut Sink) -> Option<Model> {
+    let canonical_root = root.canonicalize().ok();
+    let mut a = Analyzer { sink, root, canonical_root };
+    let registry = doc.registry.clone().map(|r| a.registry(r));
+    let platforms = match &doc.platforms {
+        Some(list) => a.platforms(list),
+        None => vec![Platform::host()],
+    };
+    let builder = match &doc.builder {
+        Some(b) => a.builder(b),
+        None => DEFAULT_BUILDER.to_owned(),
+    };
+    let naming = a.naming(doc.naming.as_ref());
+    let executors = a.executors(&doc);
+    a.unique_names(&doc);
+    let default_timeout = doc.timeout.as_ref().and_then(|t| a.timeout(t));
+    let mut images: Vec<Image> = doc.images.iter().map(|i| a.image(i, &platforms, &builder)).collect();
+    let mut tasks: Vec<Task> = doc.tasks.iter().map(|t| a.task(t)).collect();
+    for (image, draft) in images.iter_mut().zip(&doc.images) {
+        image.timeout = draft.timeout.as_ref().map_or(default_timeout, |t| a.timeout(t));
+    }
+    for (task, draft) in tasks.iter_mut().zip(&doc.tasks) {
+        task.timeout = draft.timeout.as_ref().map_or(default_timeout, |t| a.timeout(t));
+    }
+    let secrets = a.secrets(&doc);
+    for (image, draft) in images.iter_mut().zip(&doc.images) {
+        image.secrets = a.secret_uses(&draft.secrets, &secrets);
+    }
+    for (task, draft) in tasks.iter_mut().zip(&doc.tasks) {
+        task.secrets = a.secret_uses(&draft.secrets, &secrets);
+    }
+    let names = Names::new(&doc);
+    for (image, draft) in images.iter_mut().zip(&doc.images) {
+        image.deps = a.deps(&draft.name, &draft.deps, &names);
+    }
+    for (task, draft) in tasks.iter_mut().zip(&doc.tasks) {
+        task.deps = a.deps(&draft.name, &draft.deps, &names);
+    }
+    let schedules = doc.schedules.iter().map(|s| a.schedule(s, &names)).collect();
+    let groups = a.groups(&doc, &names);
+    drop(names);
+    let mut model = Model {
+        index: foldhash::HashMap::default(),
+        source: source.clone(),
+        root: root.to_path_buf(),
+        registry,
+        naming,
+        builder,
+        platforms,
+        executors,
+        images,
+        tasks,
+        schedules,
+        groups,
+        secrets,
+    };
+    model.index = model
+        .images
+        .iter()
+        .enumerate()
+        .map(|(i, image)| (image.name.value.clone(), DefinitionIndex::Image(i)))
+        .chain(
+            model
+                .tasks
+                .iter()
+                .enumerate()
+                .map(|(i, task)| (task.name.value.clone(), DefinitionIndex::Task(i))),
+        )
+        .collect();
+    a.platform_coverage(&model, &doc);
+    a.executor_coverage(&model, &doc);
+    if a.sink.is_empty() {
+        // Every reference the graph renders, once its names and tags are otherwise sound.
+        crate::reference::check(&doc, &model).into_iter().for_each(|p| a.sink.push(p));
+    }
+    let empty = doc.images.is_empty() && doc.tasks.is_empty();
+    // The parse tree is done with: freed before the cycle check, so the two are not both held
+    // (and the allocator takes back the tree's many small blocks here, not in whatever next
+    // asks it for a large one).
+    drop(doc);
+    a.cycles(&model);
+    if empty && a.sink.is_empty() {
+        a.sink.push(
+            Problem::new(
+                Code::Missing,
+                format!("`{}` defines no images and no tasks", source.path().display()),
+            )
+            .help(
+                "declare at least one `image \"NAME\" { context \"DIR\" }` or `task \"NAME\" { run \"…\" }`",
+            ),
+        );
+    }
+    model.images.iter_mut().for_each(|i| i.platforms.sort());
+    // With problems too: later stages (the builders' checks) report theirs in the same run.
+    Some(model)
+}
+
+/// The names of images and tasks, for lookups and suggestions.
+struct Names<'d> {
+    list: Vec<&'d str>,
+    /// Each name's position among all definitions (images, then tasks), as in the model.
+    positions: foldhash::HashMap<&'d str, usize>,
+    images: foldhash::HashMap<&'d str, &'d ImageDraft>,
+}
+
+impl<'d> Names<'d> {
+    fn new(doc: &'d Document) -> Names<'d> {
+        let list: Vec<&str> = doc
+            .images
+            .iter()
+            .map(|i| i.name.as_str())
+            .chain(doc.tasks.iter().map(|t| t.name.as_str()))
+            .collect();
+        let positions = list.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+        let images = doc.images.iter().map(|i| (i.name.as_str(), i)).collect();
+        Names { list, positions, images }
+    }
+}
+
+struct Analyzer<'a> {
+    sink: &'a mut Sink,
+    root: &'a Path,
+    canonical_root: Option<std::path::PathBuf>,
+}

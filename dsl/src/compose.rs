@@ -1,0 +1,215 @@
+//! Building a [`Document`] in code, for tools that write graph files (`hephy import`,
+//! `hephy init`): they compose the document and let [`crate::print`] spell it, rather than
+//! writing either syntax by hand.
+//!
+//! Composed values carry an empty span (they were written by no one); nothing here checks a
+//! value: `hephy check` on the printed file does.
+
+use miette::SourceSpan;
+
+use crate::document::{
+    DependencyDraft, Document, FromDraft, GroupDraft, ImageDraft, NamingDraft, ScheduleDraft, SecretDraft,
+    Text,
+};
+use crate::source::{Spanned, Syntax};
+
+fn text(value: &str) -> Text {
+    Spanned::new(value.to_owned(), SourceSpan::from(0..0))
+}
+
+fn texts<S: AsRef<str>>(values: &[S]) -> Vec<Text> {
+    values.iter().map(|v| text(v.as_ref())).collect()
+}
+
+impl Document {
+    /// Sets the graph's `builder`.
+    pub fn set_builder(&mut self, builder: &str) -> &mut Document {
+        self.builder = Some(text(builder));
+        self
+    }
+
+    /// Sets the graph's default `platforms`.
+    pub fn set_platforms<S: AsRef<str>>(&mut self, platforms: &[S]) -> &mut Document {
+        self.platforms = Some(texts(platforms));
+        self
+    }
+
+    /// Sets the `naming` preset.
+    pub fn set_naming_preset(&mut self, preset: &str) -> &mut Document {
+        self.naming = Some(NamingDraft { preset: Some(text(preset)), ..NamingDraft::default() });
+        self
+    }
+
+    /// Adds an image.
+    pub fn add_image(&mut self, image: ImageDraft) -> &mut Document {
+        self.images.push(image);
+        self
+    }
+
+    /// Adds a secret read from the environment variable `env`, or from `file`.
+    pub fn add_secret(&mut self, name: &str, env: Option<&str>, file: Option<&str>) -> &mut Document {
+        self.secrets.push(SecretDraft { name: text(name), env: env.map(text), file: file.map(text) });
+        self
+    }
+
+    /// Adds a schedule that rebuilds `rebuild`.
+    pub fn add_schedule<S: AsRef<str>>(&mut self, name: &str, rebuild: &[S]) -> &mut Document {
+        self.schedules.push(ScheduleDraft { name: text(name), rebuild: texts(rebuild), refresh: false });
+        self
+    }
+
+    /// Adds a group of `members`.
+    pub fn add_group<S: AsRef<str>>(&mut self, name: &str, members: &[S]) -> &mut Document {
+        self.groups.push(GroupDraft { name: text(name), members: texts(members) });
+        self
+    }
+
+    /// The document's images.
+    pub fn images(&self) -> &[ImageDraft] {
+        &self.images
+    }
+}
+
+impl ImageDraft {
+    /// An image named `name` with no settings yet.
+    pub fn named(name: &str) -> ImageDraft {
+        ImageDraft::new(text(name))
+    }
+
+    /// Sets its `context`.
+    pub fn with_context(mut self, dir: &str) -> ImageDraft {
+        self.context = Some(text(dir));
+        self
+    }
+
+    /// Builds it from the git repository `url` at `reference`.
+    pub fn with_git(mut self, url: &str, reference: &str) -> ImageDraft {
+        self.git = Some(text(url));
+        self.git_ref = Some(text(reference));
+        self
+    }
+
+    /// Sets its `dockerfile`.
+    pub fn with_dockerfile(mut self, path: &str) -> ImageDraft {
+        self.dockerfile = Some(text(path));
+        self
+    }
+
+    /// Sets its `builder`.
+    pub fn with_builder(mut self, builder: &str) -> ImageDraft {
+        self.builder = Some(text(builder));
+        self
+    }
+
+    /// Adds a target.
+    pub fn with_target(mut self, target: &str) -> ImageDraft {
+        self.targets.push(text(target));
+        self
+    }
+
+    /// Adds a build arg.
+    pub fn with_arg(mut self, name: &str, value: &str) -> ImageDraft {
+        self.args.push((text(name), text(value)));
+        self
+    }
+
+    /// Sets its platforms.
+    pub fn with_platforms<S: AsRef<str>>(mut self, platforms: &[S]) -> ImageDraft {
+        self.platforms = Some(texts(platforms));
+        self
+    }
+
+    /// Adds extra tags.
+    pub fn with_tags<S: AsRef<str>>(mut self, tags: &[S]) -> ImageDraft {
+        self.tags.extend(texts(tags));
+        self
+    }
+
+    /// Adds secrets it uses.
+    pub fn with_secrets<S: AsRef<str>>(mut self, secrets: &[S]) -> ImageDraft {
+        self.secrets.extend(texts(secrets));
+        self
+    }
+
+    /// Adds a `from` dependency on `image`.
+    pub fn with_from(mut self, image: &str, from: FromDraft) -> ImageDraft {
+        self.deps.push(DependencyDraft { name: text(image), from: Some(from) });
+        self
+    }
+
+    /// Sets the `ko` builder's settings.
+    pub fn with_ko(
+        mut self,
+        import_path: Option<&str>,
+        base_image: Option<&str>,
+        ldflags: Option<&str>,
+    ) -> ImageDraft {
+        self.ko = Some(crate::document::KoDraft {
+            import_path: import_path.map(text),
+            base_image: base_image.map(text),
+            ldflags: ldflags.map(text),
+            span: SourceSpan::from(0..0),
+        });
+        self
+    }
+
+    /// Adds a variable of the `ko` builder's environment.
+    pub fn with_ko_env(mut self, name: &str, value: &str) -> ImageDraft {
+        self.ko_env.push((text(name), text(value)));
+        self
+    }
+
+    /// The image as graph text in `syntax`: KDL's `image "NAME" { … }`, or YAML's `NAME:`
+    /// entry of `images:` (unindented), each ending in a newline.
+    pub fn print(&self, syntax: Syntax) -> String {
+        match syntax {
+            Syntax::Kdl => crate::print::kdl_image(self),
+            Syntax::Yaml => crate::print::yaml_image(self, ""),
+        }
+    }
+}
+
+impl FromDraft {
+    /// A `from` dependency with no settings yet.
+    pub fn new() -> FromDraft {
+        FromDraft {
+            arg: None,
+            target: None,
+            registry_arg: None,
+            context: None,
+            platform: None,
+            span: SourceSpan::from(0..0),
+        }
+    }
+
+    /// The build arg that receives the reference, and the one that receives its repository.
+    pub fn with_args(mut self, arg: &str, registry_arg: &str) -> FromDraft {
+        self.arg = Some(text(arg));
+        self.registry_arg = Some(text(registry_arg));
+        self
+    }
+
+    /// The build arg that receives the reference.
+    pub fn with_arg(mut self, arg: &str) -> FromDraft {
+        self.arg = Some(text(arg));
+        self
+    }
+
+    /// The named build context that receives the dependency.
+    pub fn with_context(mut self, context: &str) -> FromDraft {
+        self.context = Some(text(context));
+        self
+    }
+
+    /// `platform="build"`: the dependency built for the build machine's platform.
+    pub fn for_build_platform(mut self) -> FromDraft {
+        self.platform = Some(text("build"));
+        self
+    }
+}
+
+impl Default for FromDraft {
+    fn default() -> FromDraft {
+        FromDraft::new()
+    }
+}

@@ -1,0 +1,622 @@
+//! The printer: a [`Document`] → graph text, in KDL or YAML.
+//!
+//! The inverse of the front-ends: reading what it prints gives the same document (spans
+//! aside; in YAML, where `from` and `after` are two keys, an image's `from` dependencies come
+//! before its `after` ones, and several `from` of one image are one list). It writes every
+//! value quoted where the syntax could read it otherwise, and checks nothing: a document that
+//! does not analyze prints as faithfully as one that does. Comments are the caller's.
+
+use std::fmt::Write as _;
+
+use crate::document::{DependencyDraft, Document, ImageDraft, TaskDraft, Text};
+use crate::source::Syntax;
+
+/// `doc` as graph text in `syntax`.
+pub fn print(doc: &Document, syntax: Syntax) -> String {
+    match syntax {
+        Syntax::Kdl => kdl(doc),
+        Syntax::Yaml => yaml(doc),
+    }
+}
+
+/// A KDL v2 string.
+pub fn kdl_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control()
+                || matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}') =>
+            {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A YAML double-quoted string (JSON's escapes).
+pub fn yaml_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || c == '\u{FEFF}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A YAML scalar: plain when it cannot be read as anything but this text, else quoted.
+pub fn yaml_scalar(text: &str) -> String {
+    let plain = text.starts_with(|c: char| c.is_ascii_alphabetic())
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'))
+        && !matches!(
+            text.to_ascii_lowercase().as_str(),
+            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n"
+        );
+    if plain { text.to_owned() } else { yaml_string(text) }
+}
+
+/// A KDL property key or node name: bare when KDL reads it as this identifier, else quoted.
+fn kdl_key(key: &str) -> String {
+    let bare = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && !matches!(key, "true" | "false" | "null" | "inf" | "nan");
+    if bare { key.to_owned() } else { kdl_string(key) }
+}
+
+fn kdl_values(values: &[Text]) -> String {
+    values.iter().map(|v| kdl_string(v)).collect::<Vec<_>>().join(" ")
+}
+
+fn kdl_pairs(pairs: &[(Text, Text)]) -> String {
+    pairs.iter().map(|(k, v)| format!("{}={}", kdl_key(k), kdl_string(v))).collect::<Vec<_>>().join(" ")
+}
+
+/// ` key="value"` for each property given.
+fn kdl_properties(props: &[(&str, Option<&Text>)]) -> String {
+    props.iter().filter_map(|(k, v)| v.map(|v| format!(" {k}={}", kdl_string(v)))).collect()
+}
+
+fn kdl(doc: &Document) -> String {
+    let mut out = String::new();
+    let line = |out: &mut String, key: &str, value: Option<&Text>| {
+        if let Some(v) = value {
+            let _ = writeln!(out, "{key} {}", kdl_string(v));
+        }
+    };
+    line(&mut out, "registry", doc.registry.as_ref());
+    if let Some(n) = &doc.naming {
+        let preset = n.preset.as_ref().map(|p| format!(" {}", kdl_string(p))).unwrap_or_default();
+        let props = kdl_properties(&[
+            ("repository", n.repository.as_ref()),
+            ("platform", n.platform.as_ref()),
+            ("manifest", n.manifest.as_ref()),
+            ("tag", n.tag.as_ref()),
+        ]);
+        let _ = writeln!(out, "naming{preset}{props}");
+    }
+    line(&mut out, "builder", doc.builder.as_ref());
+    line(&mut out, "timeout", doc.timeout.as_ref());
+    if let Some(p) = doc.platforms.as_ref().filter(|p| !p.is_empty()) {
+        let _ = writeln!(out, "platforms {}", kdl_values(p));
+    }
+    let section = |out: &mut String, started: bool| {
+        if started && !out.is_empty() {
+            out.push('\n');
+        }
+    };
+    section(&mut out, !doc.executors.is_empty());
+    for e in &doc.executors {
+        let jobs = e.jobs.as_ref().map(|j| format!(" jobs={}", j.value)).unwrap_or_default();
+        let props = kdl_properties(&[("platform", e.platform.as_ref())]);
+        let rest = kdl_properties(&[
+            ("gitlab-tags", e.gitlab_tags.as_ref()),
+            ("runs-on", e.runs_on.as_ref()),
+            ("ssh", e.ssh.as_ref()),
+            ("buildkit", e.buildkit.as_ref()),
+            ("kubernetes", e.kubernetes.as_ref()),
+        ]);
+        let _ = writeln!(out, "executor {}{props}{jobs}{rest}", kdl_string(&e.name));
+    }
+    section(&mut out, !doc.secrets.is_empty());
+    for s in &doc.secrets {
+        let props = kdl_properties(&[("env", s.env.as_ref()), ("file", s.file.as_ref())]);
+        let _ = writeln!(out, "secret {}{props}", kdl_string(&s.name));
+    }
+    for image in &doc.images {
+        section(&mut out, true);
+        out.push_str(&kdl_image(image));
+    }
+    for task in &doc.tasks {
+        section(&mut out, true);
+        out.push_str(&kdl_task(task));
+    }
+    for s in &doc.schedules {
+        section(&mut out, true);
+        let _ = writeln!(out, "schedule {} {{", kdl_string(&s.name));
+        if !s.rebuild.is_empty() {
+            let _ = writeln!(out, "    rebuild {}", kdl_values(&s.rebuild));
+        }
+        if s.refresh {
+            out.push_str("    refresh\n");
+        }
+        out.push_str("}\n");
+    }
+    for g in &doc.groups {
+        section(&mut out, true);
+        let _ = writeln!(out, "group {} {{", kdl_string(&g.name));
+        if !g.members.is_empty() {
+            let _ = writeln!(out, "    members {}", kdl_values(&g.members));
+        }
+        out.push_str("}\n");
+    }
+    out
+}
+
+/// One `image "NAME" { … }` block, ending in a newline.
+pub(crate) fn kdl_image(image: &ImageDraft) -> String {
+    let mut out = format!("image {} {{\n", kdl_string(&image.name));
+    let mut one = |key: &str, value: Option<&Text>| {
+        if let Some(v) = value {
+            let _ = writeln!(out, "    {key} {}", kdl_string(v));
+        }
+    };
+    one("builder", image.builder.as_ref());
+    if let Some(git) = &image.git {
+        let r = kdl_properties(&[("ref", image.git_ref.as_ref())]);
+        let _ = writeln!(out, "    git {}{r}", kdl_string(git));
+    }
+    let mut one = |key: &str, value: Option<&Text>| {
+        if let Some(v) = value {
+            let _ = writeln!(out, "    {key} {}", kdl_string(v));
+        }
+    };
+    one("context", image.context.as_ref());
+    one("dockerfile", image.dockerfile.as_ref());
+    one("timeout", image.timeout.as_ref());
+    one("compression", image.compression.as_ref());
+    match image.targets.as_slice() {
+        [] => {}
+        [one] => {
+            let _ = writeln!(out, "    target {}", kdl_string(one));
+        }
+        many => {
+            let _ = writeln!(out, "    targets {}", kdl_values(many));
+        }
+    }
+    if let Some(ko) = &image.ko {
+        let props = kdl_properties(&[
+            ("import-path", ko.import_path.as_ref()),
+            ("base-image", ko.base_image.as_ref()),
+            ("ldflags", ko.ldflags.as_ref()),
+        ]);
+        let _ = writeln!(out, "    ko{props}");
+    }
+    if !image.ko_env.is_empty() {
+        let _ = writeln!(out, "    ko-env {}", kdl_pairs(&image.ko_env));
+    }
+    if !image.args.is_empty() {
+        let _ = writeln!(out, "    args {}", kdl_pairs(&image.args));
+    }
+    if let Some(p) = image.platforms.as_ref().filter(|p| !p.is_empty()) {
+        let _ = writeln!(out, "    platforms {}", kdl_values(p));
+    }
+    if !image.tags.is_empty() {
+        let _ = writeln!(out, "    tags {}", kdl_values(&image.tags));
+    }
+    if !image.secrets.is_empty() {
+        let _ = writeln!(out, "    secrets {}", kdl_values(&image.secrets));
+    }
+    kdl_deps(&mut out, &image.deps);
+    out.push_str("}\n");
+    out
+}
+
+fn kdl_deps(out: &mut String, deps: &[DependencyDraft]) {
+    for dep in deps {
+        match &dep.from {
+            Some(from) => {
+                let props = kdl_properties(&[
+                    ("arg", from.arg.as_ref()),
+                    ("registry-arg", from.registry_arg.as_ref()),
+                    ("target", from.target.as_ref()),
+                    ("context", from.context.as_ref()),
+                    ("platform", from.platform.as_ref()),
+                ]);
+                let _ = writeln!(out, "    from {}{props}", kdl_string(&dep.name));
+            }
+            None => {
+                let _ = writeln!(out, "    after {}", kdl_string(&dep.name));
+            }
+        }
+    }
+}
+
+fn kdl_task(task: &TaskDraft) -> String {
+    let mut out = format!("task {} {{\n", kdl_string(&task.name));
+    if let Some(run) = task.run.as_ref().filter(|r| !r.is_empty()) {
+        let _ = writeln!(out, "    run {}", kdl_values(run));
+    }
+    for (key, values) in [("inputs", &task.inputs), ("outputs", &task.outputs)] {
+        if !values.is_empty() {
+            let _ = writeln!(out, "    {key} {}", kdl_values(values));
+        }
+    }
+    if !task.env.is_empty() {
+        let _ = writeln!(out, "    env {}", kdl_pairs(&task.env));
+    }
+    if let Some(p) = task.platforms.as_ref().filter(|p| !p.is_empty()) {
+        let _ = writeln!(out, "    platforms {}", kdl_values(p));
+    }
+    kdl_deps(&mut out, &task.deps);
+    if let Some(t) = &task.timeout {
+        let _ = writeln!(out, "    timeout {}", kdl_string(t));
+    }
+    if !task.secrets.is_empty() {
+        let _ = writeln!(out, "    secrets {}", kdl_values(&task.secrets));
+    }
+    out.push_str("}\n");
+    out
+}
+
+fn yaml_list(values: &[Text]) -> String {
+    format!("[{}]", values.iter().map(|v| yaml_scalar(v)).collect::<Vec<_>>().join(", "))
+}
+
+/// `key: value` for each value given, at `indent`.
+fn yaml_fields(out: &mut String, indent: &str, fields: &[(&str, Option<&Text>)]) {
+    for (key, value) in fields {
+        if let Some(v) = value {
+            let _ = writeln!(out, "{indent}{key}: {}", yaml_scalar(v));
+        }
+    }
+}
+
+fn yaml(doc: &Document) -> String {
+    let mut out = String::new();
+    yaml_fields(&mut out, "", &[("registry", doc.registry.as_ref())]);
+    if let Some(n) = &doc.naming {
+        out.push_str("naming:\n");
+        yaml_fields(
+            &mut out,
+            "  ",
+            &[
+                ("preset", n.preset.as_ref()),
+                ("repository", n.repository.as_ref()),
+                ("platform", n.platform.as_ref()),
+                ("manifest", n.manifest.as_ref()),
+                ("tag", n.tag.as_ref()),
+            ],
+        );
+    }
+    yaml_fields(&mut out, "", &[("builder", doc.builder.as_ref()), ("timeout", doc.timeout.as_ref())]);
+    if let Some(p) = &doc.platforms {
+        let _ = writeln!(out, "platforms: {}", yaml_list(p));
+    }
+    if !doc.executors.is_empty() {
+        out.push_str("\nexecutors:\n");
+        for e in &doc.executors {
+            let _ = writeln!(out, "  {}:", yaml_scalar(&e.name));
+            yaml_fields(&mut out, "    ", &[("platform", e.platform.as_ref())]);
+            if let Some(jobs) = &e.jobs {
+                let _ = writeln!(out, "    jobs: {}", jobs.value);
+            }
+            yaml_fields(
+                &mut out,
+                "    ",
+                &[
+                    ("gitlab-tags", e.gitlab_tags.as_ref()),
+                    ("runs-on", e.runs_on.as_ref()),
+                    ("ssh", e.ssh.as_ref()),
+                    ("buildkit", e.buildkit.as_ref()),
+                    ("kubernetes", e.kubernetes.as_ref()),
+                ],
+            );
+        }
+    }
+    if !doc.secrets.is_empty() {
+        out.push_str("\nsecrets:\n");
+        for s in &doc.secrets {
+            let _ = writeln!(out, "  {}:", yaml_scalar(&s.name));
+            yaml_fields(&mut out, "    ", &[("env", s.env.as_ref()), ("file", s.file.as_ref())]);
+        }
+    }
+    if !doc.images.is_empty() {
+        out.push_str("\nimages:\n");
+        for image in &doc.images {
+            out.push_str(&yaml_image(image, "  "));
+        }
+    }
+    if !doc.tasks.is_empty() {
+        out.push_str("\ntasks:\n");
+        for task in &doc.tasks {
+            yaml_task(&mut out, task);
+        }
+    }
+    if !doc.schedules.is_empty() {
+        out.push_str("\nschedules:\n");
+        for s in &doc.schedules {
+            let _ = writeln!(out, "  {}:", yaml_scalar(&s.name));
+            if !s.rebuild.is_empty() {
+                let _ = writeln!(out, "    rebuild: {}", yaml_list(&s.rebuild));
+            }
+            if s.refresh {
+                out.push_str("    refresh: true\n");
+            }
+        }
+    }
+    if !doc.groups.is_empty() {
+        out.push_str("\ngroups:\n");
+        for g in &doc.groups {
+            let _ = writeln!(out, "  {}: {}", yaml_scalar(&g.name), yaml_list(&g.members));
+        }
+    }
+    out
+}
+
+/// One image's `NAME:` entry of `images:`, each line starting with `indent`.
+pub(crate) fn yaml_image(image: &ImageDraft, indent: &str) -> String {
+    let mut out = format!("{indent}{}:\n", yaml_scalar(&image.name));
+    let inner = format!("{indent}  ");
+    yaml_fields(
+        &mut out,
+        &inner,
+        &[
+            ("builder", image.builder.as_ref()),
+            ("git", image.git.as_ref()),
+            ("ref", image.git_ref.as_ref()),
+            ("context", image.context.as_ref()),
+            ("dockerfile", image.dockerfile.as_ref()),
+            ("timeout", image.timeout.as_ref()),
+            ("compression", image.compression.as_ref()),
+        ],
+    );
+    match image.targets.as_slice() {
+        [] => {}
+        [one] => {
+            let _ = writeln!(out, "{inner}target: {}", yaml_scalar(one));
+        }
+        many => {
+            let _ = writeln!(out, "{inner}targets: {}", yaml_list(many));
+        }
+    }
+    if let Some(ko) = &image.ko {
+        let fields = yaml_flow(&[
+            ("import-path", ko.import_path.as_ref()),
+            ("base-image", ko.base_image.as_ref()),
+            ("ldflags", ko.ldflags.as_ref()),
+        ]);
+        let _ = writeln!(out, "{inner}ko: {fields}");
+    }
+    for (key, pairs) in [("ko-env", &image.ko_env), ("args", &image.args)] {
+        if !pairs.is_empty() {
+            let _ = writeln!(out, "{inner}{key}: {}", yaml_flow_pairs(pairs));
+        }
+    }
+    if let Some(p) = &image.platforms {
+        let _ = writeln!(out, "{inner}platforms: {}", yaml_list(p));
+    }
+    for (key, values) in [("tags", &image.tags), ("secrets", &image.secrets)] {
+        if !values.is_empty() {
+            let _ = writeln!(out, "{inner}{key}: {}", yaml_list(values));
+        }
+    }
+    yaml_deps(&mut out, &inner, &image.deps);
+    out
+}
+
+/// `{ key: value, … }` of the values given.
+fn yaml_flow(fields: &[(&str, Option<&Text>)]) -> String {
+    let fields: Vec<String> =
+        fields.iter().filter_map(|(k, v)| v.map(|v| format!("{k}: {}", yaml_scalar(v)))).collect();
+    if fields.is_empty() { "{}".to_owned() } else { format!("{{ {} }}", fields.join(", ")) }
+}
+
+/// `{ NAME: value, … }`.
+fn yaml_flow_pairs(pairs: &[(Text, Text)]) -> String {
+    let fields: Vec<String> =
+        pairs.iter().map(|(k, v)| format!("{}: {}", yaml_scalar(k), yaml_scalar(v))).collect();
+    format!("{{ {} }}", fields.join(", "))
+}
+
+/// `from:` (each name once: a block, or a list of blocks for several) and `after:`.
+fn yaml_deps(out: &mut String, indent: &str, deps: &[DependencyDraft]) {
+    let mut names: Vec<&str> = Vec::new();
+    for dep in deps.iter().filter(|d| d.from.is_some()) {
+        if !names.contains(&dep.name.as_str()) {
+            names.push(dep.name.as_str());
+        }
+    }
+    if !names.is_empty() {
+        let _ = writeln!(out, "{indent}from:");
+    }
+    for name in names {
+        let blocks: Vec<String> = deps
+            .iter()
+            .filter(|d| d.name.as_str() == name)
+            .filter_map(|d| d.from.as_ref())
+            .map(|from| {
+                yaml_flow(&[
+                    ("arg", from.arg.as_ref()),
+                    ("registry-arg", from.registry_arg.as_ref()),
+                    ("target", from.target.as_ref()),
+                    ("context", from.context.as_ref()),
+                    ("platform", from.platform.as_ref()),
+                ])
+            })
+            .collect();
+        let body = if blocks.len() == 1 { blocks.concat() } else { format!("[{}]", blocks.join(", ")) };
+        let _ = writeln!(out, "{indent}  {}: {body}", yaml_scalar(name));
+    }
+    let after: Vec<Text> = deps.iter().filter(|d| d.from.is_none()).map(|d| d.name.clone()).collect();
+    if !after.is_empty() {
+        let _ = writeln!(out, "{indent}after: {}", yaml_list(&after));
+    }
+}
+
+fn yaml_task(out: &mut String, task: &TaskDraft) {
+    let _ = writeln!(out, "  {}:", yaml_scalar(&task.name));
+    if let Some(run) = &task.run {
+        let _ = writeln!(out, "    run: {}", yaml_list(run));
+    }
+    for (key, values) in [("inputs", &task.inputs), ("outputs", &task.outputs)] {
+        if !values.is_empty() {
+            let _ = writeln!(out, "    {key}: {}", yaml_list(values));
+        }
+    }
+    if !task.env.is_empty() {
+        let _ = writeln!(out, "    env: {}", yaml_flow_pairs(&task.env));
+    }
+    if let Some(p) = &task.platforms {
+        let _ = writeln!(out, "    platforms: {}", yaml_list(p));
+    }
+    yaml_deps(out, "    ", &task.deps);
+    yaml_fields(out, "    ", &[("timeout", task.timeout.as_ref())]);
+    if !task.secrets.is_empty() {
+        let _ = writeln!(out, "    secrets: {}", yaml_list(&task.secrets));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::source::SourceFile;
+
+    fn read(text: &str, syntax: Syntax) -> Document {
+        let file = if syntax == Syntax::Kdl { "hephy.kdl" } else { "hephy.yaml" };
+        let source = SourceFile::new(PathBuf::from(file), syntax, text);
+        match crate::read(&source) {
+            Ok(doc) => doc,
+            Err(problems) => panic!("{problems:?}\nin:\n{text}"),
+        }
+    }
+
+    /// The document's `Debug` text without its spans: what was written, not where.
+    fn shape(doc: &Document) -> String {
+        let text = format!("{doc:#?}");
+        let mut out = String::new();
+        let mut lines = text.lines();
+        while let Some(line) = lines.next() {
+            if line.trim_start().starts_with("span: SourceSpan {") {
+                // The span's own lines, to its closing brace.
+                for inner in lines.by_ref() {
+                    if inner.trim_start().starts_with("},") {
+                        break;
+                    }
+                }
+                continue;
+            }
+            out.push_str(line);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// `doc` as YAML can hold it: each image's `from` dependencies first (several of one name
+    /// together), then its `after` ones.
+    fn yaml_order(mut doc: Document) -> Document {
+        fn order(deps: &mut [DependencyDraft]) {
+            let mut names: Vec<String> = Vec::new();
+            for d in deps.iter().filter(|d| d.from.is_some()) {
+                if !names.contains(&d.name.value) {
+                    names.push(d.name.value.clone());
+                }
+            }
+            let rank = |d: &DependencyDraft| match &d.from {
+                Some(_) => names.iter().position(|n| *n == d.name.value).unwrap_or(0),
+                None => names.len(),
+            };
+            deps.sort_by_key(rank);
+        }
+        doc.images.iter_mut().for_each(|i| order(&mut i.deps));
+        doc.tasks.iter_mut().for_each(|t| order(&mut t.deps));
+        doc
+    }
+
+    fn corpus() -> Vec<PathBuf> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("tests/good"))
+            .expect("the good corpus")
+            .map(|e| e.expect("an entry").path())
+            .collect();
+        for example in std::fs::read_dir(root.join("../examples")).expect("the examples") {
+            let dir = example.expect("an example").path();
+            files
+                .extend(["hephy.kdl", "graph.yaml"].map(|f| dir.join(f)).into_iter().filter(|p| p.is_file()));
+        }
+        files.sort();
+        files
+    }
+
+    fn round_trip(doc: &Document, what: &str) {
+        let kdl = print(doc, Syntax::Kdl);
+        assert_eq!(shape(&read(&kdl, Syntax::Kdl)), shape(doc), "{what} through KDL:\n{kdl}");
+        let yaml = print(doc, Syntax::Yaml);
+        let want = shape(&yaml_order(read(&kdl, Syntax::Kdl)));
+        assert_eq!(shape(&read(&yaml, Syntax::Yaml)), want, "{what} through YAML:\n{yaml}");
+    }
+
+    /// Printing and reading back gives the same document, for every good graph and example,
+    /// in both syntaxes.
+    #[test]
+    fn every_good_graph_reads_back_as_printed() {
+        let files = corpus();
+        assert!(files.len() >= 10, "{files:?}");
+        for file in files {
+            let text = std::fs::read_to_string(&file).expect("a graph");
+            let syntax = Syntax::from_path(&file).expect("a graph file name");
+            round_trip(&read(&text, syntax), &file.display().to_string());
+        }
+    }
+
+    /// The KDL and YAML forms of one graph print the same.
+    #[test]
+    fn both_syntaxes_of_a_graph_print_alike() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/good");
+        let kdl = read(&std::fs::read_to_string(root.join("every-key.kdl")).expect("kdl"), Syntax::Kdl);
+        let yaml = read(&std::fs::read_to_string(root.join("every-key.yaml")).expect("yaml"), Syntax::Yaml);
+        assert_eq!(print(&yaml_order(kdl), Syntax::Yaml), print(&yaml, Syntax::Yaml));
+    }
+
+    #[test]
+    fn strings_are_quoted_for_both_syntaxes() {
+        assert_eq!(kdl_string("a\"b\\c\nd"), "\"a\\\"b\\\\c\\nd\"");
+        assert_eq!(yaml_string("a\"b\u{1}"), "\"a\\\"b\\u0001\"");
+    }
+
+    proptest! {
+        /// Any text in any value survives printing: quotes, escapes, controls, non-ASCII.
+        #[test]
+        fn any_value_reads_back(name in "[a-z][a-z0-9-]{0,8}", value in any::<String>(), key in "[A-Za-z_][A-Za-z0-9_]{0,6}") {
+            let value = value.replace('\r', "");
+            let kdl = format!(
+                "registry {}\nimage {} {{\n    context {}\n    args {}={}\n    tags {}\n}}\n",
+                kdl_string(&value), kdl_string(&name), kdl_string(&value), kdl_key(&key), kdl_string(&value), kdl_string(&value)
+            );
+            let doc = read(&kdl, Syntax::Kdl);
+            round_trip(&doc, &kdl);
+        }
+    }
+}
