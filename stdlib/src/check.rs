@@ -4,7 +4,7 @@
 use hephy_dsl::{Code, DependencyKind, Image, ImageSource, Model, Problem, Problems};
 
 use crate::builders::Builder;
-use crate::dockerfile;
+use crate::builders::dockerfile;
 
 /// Every builder problem of `model`; `Ok` when there is none.
 pub fn check(model: &Model) -> Result<(), Problems> {
@@ -97,11 +97,11 @@ fn check_references(model: &Model, image: &Image) -> Vec<Problem> {
             hephy_engine::Node::new(&image.name.value, kind, None, target.cloned(), tag.cloned(), local)
         };
         let manifest = node(None);
-        let repository = crate::reference::repository(model, &manifest);
+        let repository = crate::registry::reference::repository(model, &manifest);
         let mut references = vec![repository.clone()];
         for tag in &image.tags {
             let tagged = node(Some(tag));
-            let rendered = crate::reference::Vars::new(model, &tagged, None, Some(&"0".repeat(40)))
+            let rendered = crate::registry::reference::Vars::new(model, &tagged, None, Some(&"0".repeat(40)))
                 .render(&model.naming.tag);
             references.push(format!("{repository}:{rendered}"));
         }
@@ -147,7 +147,7 @@ fn check_auto(model: &Model, image: &Image) -> Vec<Problem> {
 /// What the built-in builder cannot build in a Dockerfile, each at its place in the Dockerfile.
 fn check_oci_dockerfile(image: &Image, shown: &str, text: &str) -> Vec<Problem> {
     let name = &image.name.value;
-    crate::oci::build::unsupported(text)
+    crate::builders::oci::build::unsupported(text)
         .into_iter()
         .map(|(span, message)| {
             let run = message.contains("`RUN`");

@@ -1,50 +1,48 @@
-//! hephy's built-in node kinds: what each kind of node does when it runs.
+//! hephy's standard library of node kinds: the built-in kinds (tasks, images, their indexes
+//! and tags) and the backends that realise them.
 //!
-//! Owns [`Stdlib`], the engine's [`Work`] for every node kind: tasks run their argv as a process
-//! (no shell, own process group, output to a log); image nodes go through the image's builder
-//! (the built-in `oci` builder and `buildah` run here; kaniko, BuildKit, buildx, ko and spin run
-//! their rendered command where the tool exists), checked before anything runs ([`check`]);
-//! manifest and tag nodes are hephy's own (an OCI index and tag puts, [`oci`]). Also owns [`builder_identity`], which enters every node's
-//! key, and [`RegistryCache`], the registry as a shared cache.
+//! - `builders/`: how an image is made — the Dockerfile reader, hephy's own `oci` builder,
+//!   buildah, and the command lines of kaniko, BuildKit, buildx, ko and spin.
+//! - `executors/`: where work runs — a process here, a host over ssh, a BuildKit daemon, a
+//!   Kubernetes cluster.
+//! - `registry/`: images in registries as the graph names them, and the registry as a cache
+//!   (the protocol client and credentials are the `hephy-oci` crate's, beside this one).
+//! - `sources/`: what planning resolves outside the graph's folder — upstream git commits,
+//!   base-image digests.
+//! - here: [`Stdlib`], the engine's [`Work`] for every node kind; [`check`](crate::check()) and
+//!   the Dockerfile wiring checks made before anything runs; [`Outputs`], whether recorded
+//!   outputs are still there; [`builder_identity`], which enters every node's key.
 
-mod bases;
-mod buildah;
 mod builders;
-mod cache;
 mod check;
-mod credentials;
-mod dockerfile;
-mod engines;
-mod external;
-mod git;
-mod oci;
+mod executors;
 mod outputs;
-mod process;
-mod reference;
 mod registry;
-mod remote;
-mod stop;
+mod sources;
 mod task;
 mod wiring;
 
 use std::borrow::Cow;
 use std::path::Path;
 
-pub use bases::{Bases, resolve_bases};
+pub use builders::oci::location;
 pub use builders::{AUTO, Builder, Capabilities, Rendered, Request, read_digest, render, resolve_auto};
-pub use cache::RegistryCache;
 pub use check::{check, warnings};
-pub use git::{Upstreams, resolve_all as resolve_upstreams};
-pub use oci::location;
+pub use executors::ssh::serve as serve_remote_build;
 pub use outputs::{
     Collected, Evidence, Outputs, clean_temporaries, collect_garbage, prepare_layout, registry_holds_all,
 };
-pub use remote::serve as serve_remote_build;
+pub use registry::cache::RegistryCache;
+pub use sources::bases::{Bases, resolve_bases};
+pub use sources::git::{Upstreams, resolve_all as resolve_upstreams};
 
 use hephy_dsl::{Definition, Model};
 use hephy_engine::{Exclusions, Job, Node, NodeKind, Outcome, Work};
 
-use crate::external::Engine;
+use crate::builders::external::Engine;
+use crate::builders::{buildah, external, oci};
+use crate::executors::{process, ssh};
+use crate::sources::git;
 
 /// The built-in implementation of every node kind.
 #[derive(Debug)]
@@ -53,7 +51,7 @@ pub struct Stdlib<'m> {
     exclusions: Exclusions,
     buildah: buildah::Buildah,
     oci: oci::Oci,
-    remote: remote::Remote,
+    remote: ssh::Remote,
 }
 
 /// Where an image's build context is: a local folder, or a checkout of its upstream commit.
@@ -128,7 +126,7 @@ impl<'m> Stdlib<'m> {
             exclusions,
             buildah: buildah::Buildah::new(state_dir, sources.clone()),
             oci: oci::Oci::new(state_dir, sources),
-            remote: remote::Remote::default(),
+            remote: ssh::Remote::default(),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::process::Command;
 use hephy_dsl::{Model, Task};
 use hephy_engine::{Exclusions, FileSource, Job, Outcome, collect, secret_value, task_outputs_digest};
 
-use crate::process::{self, Log};
+use crate::executors::process::{self, Log};
 
 pub(crate) fn run(model: &Model, task: &Task, job: &Job<'_>, exclusions: &Exclusions) -> Outcome {
     let fail = |message: String| Outcome::Failed { message };

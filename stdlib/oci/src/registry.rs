@@ -21,12 +21,12 @@ use ureq::Agent;
 use ureq::http::{Response, StatusCode};
 
 use crate::credentials::{self, Credential};
-use crate::oci::layout::{hex, valid_digest};
+use crate::layout::{hex, valid_digest};
 use crate::stop::{Stop, Stopped};
 
 /// What a request to a registry was doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Operation {
+pub enum Operation {
     ReadManifest,
     LookUpManifest,
     WriteManifest,
@@ -54,7 +54,7 @@ impl Operation {
 
 /// What went wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Cause {
+pub enum Cause {
     /// The registry answered with this HTTP status (and its own message, if it gave one).
     Status { status: u16, message: String },
     /// No answer: the connection was refused, reset or timed out.
@@ -69,10 +69,10 @@ pub(crate) enum Cause {
 
 /// A failed registry request: what it was doing, where, and what happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RegistryError {
-    pub(crate) operation: Operation,
-    pub(crate) url: String,
-    pub(crate) cause: Cause,
+pub struct RegistryError {
+    pub operation: Operation,
+    pub url: String,
+    pub cause: Cause,
 }
 
 impl RegistryError {
@@ -81,7 +81,7 @@ impl RegistryError {
     }
 
     /// The HTTP status the registry answered, if it answered.
-    pub(crate) fn status(&self) -> Option<u16> {
+    pub fn status(&self) -> Option<u16> {
         match self.cause {
             Cause::Status { status, .. } => Some(status),
             _ => None,
@@ -90,7 +90,7 @@ impl RegistryError {
 
     /// Whether the same request may succeed if sent again: no answer, a server error, or
     /// "too many requests".
-    pub(crate) fn is_retryable(&self) -> bool {
+    pub fn is_retryable(&self) -> bool {
         match &self.cause {
             Cause::Transport(_) => true,
             Cause::Status { status, .. } => *status >= 500 || *status == 429,
@@ -100,7 +100,7 @@ impl RegistryError {
 
     /// Whether this is how distribution refuses a write that raced another process's upload
     /// of the same blob (a blob not yet visible: 400 or 404), which pushing again settles.
-    pub(crate) fn is_upload_race(&self) -> bool {
+    pub fn is_upload_race(&self) -> bool {
         matches!(
             (self.operation, self.status()),
             (Operation::UploadBlob, Some(400)) | (Operation::WriteManifest, Some(400 | 404))
@@ -137,7 +137,7 @@ impl From<RegistryError> for String {
 }
 
 /// The manifest media types hephy asks for and understands.
-pub(crate) const MANIFEST_TYPES: &[&str] = &[
+pub const MANIFEST_TYPES: &[&str] = &[
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
@@ -146,20 +146,20 @@ pub(crate) const MANIFEST_TYPES: &[&str] = &[
 
 /// An image reference: `host/repository[:tag][@digest]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Reference {
+pub struct Reference {
     /// The registry's host (and port), `docker.io` for Docker Hub.
-    pub(crate) host: String,
+    pub host: String,
     /// The repository (`library/alpine`).
-    pub(crate) repository: String,
+    pub repository: String,
     /// The tag.
-    pub(crate) tag: Option<String>,
+    pub tag: Option<String>,
     /// The digest.
-    pub(crate) digest: Option<String>,
+    pub digest: Option<String>,
 }
 
 impl Reference {
     /// Parses `text` with Docker's rules (`alpine` is `docker.io/library/alpine:latest`).
-    pub(crate) fn parse(text: &str) -> Result<Reference, String> {
+    pub fn parse(text: &str) -> Result<Reference, String> {
         let bad = |why: &str| format!("`{text}` is not an image reference: {why}");
         let (rest, digest) = match text.split_once('@') {
             Some((rest, digest)) if valid_digest(digest) => (rest, Some(digest.to_owned())),
@@ -202,20 +202,20 @@ impl Reference {
     }
 
     /// The digest if there is one, else the tag.
-    pub(crate) fn version(&self) -> &str {
+    pub fn version(&self) -> &str {
         self.digest.as_deref().or(self.tag.as_deref()).unwrap_or("latest")
     }
 }
 
 /// A fetched manifest (an image manifest or an index).
 #[derive(Debug, Clone)]
-pub(crate) struct Manifest {
+pub struct Manifest {
     /// Its media type.
-    pub(crate) media_type: String,
+    pub media_type: String,
     /// Its bytes, exactly as the registry holds them.
-    pub(crate) bytes: Vec<u8>,
+    pub bytes: Vec<u8>,
     /// `sha256:` of the bytes.
-    pub(crate) digest: String,
+    pub digest: String,
 }
 
 /// A request body that can be sent again after an authentication round trip.
@@ -230,7 +230,7 @@ const UPLOAD_CHUNK: u64 = 16 << 20;
 
 /// A registry client, shared by every node of a run.
 #[derive(Debug)]
-pub(crate) struct Client {
+pub struct Client {
     agent: Agent,
     /// Bearer tokens by (host, scope).
     tokens: Mutex<HashMap<(String, String), String>>,
@@ -253,12 +253,12 @@ impl Default for Client {
 impl Client {
     /// A client with hephy's timeouts (10 s to connect, 60 s for a response to start) that
     /// retries transient failures.
-    pub(crate) fn new() -> Client {
+    pub fn new() -> Client {
         Client::with_attempts(ATTEMPTS)
     }
 
     /// A client that tries each request once (lookups that may simply go without).
-    pub(crate) fn once_only() -> Client {
+    pub fn once_only() -> Client {
         Client::with_attempts(1)
     }
 
@@ -280,7 +280,7 @@ impl Client {
 
     fn base(host: &str) -> String {
         let api = if host == "docker.io" { "registry-1.docker.io" } else { host };
-        let scheme = if crate::reference::insecure(Some(host)) { "http" } else { "https" };
+        let scheme = if insecure(Some(host)) { "http" } else { "https" };
         format!("{scheme}://{api}")
     }
 
@@ -464,7 +464,7 @@ impl Client {
     }
 
     /// The manifest `reference` names (by digest, else tag).
-    pub(crate) fn manifest(&self, reference: &Reference) -> Result<Manifest, RegistryError> {
+    pub fn manifest(&self, reference: &Reference) -> Result<Manifest, RegistryError> {
         let op = Operation::ReadManifest;
         let (url, mut response) = self.ask_manifest(op, "GET", reference)?;
         let status = response.status();
@@ -502,7 +502,7 @@ impl Client {
     }
 
     /// The digest `reference` resolves to, or `None` when the registry has no such manifest.
-    pub(crate) fn resolve(&self, reference: &Reference) -> Result<Option<String>, RegistryError> {
+    pub fn resolve(&self, reference: &Reference) -> Result<Option<String>, RegistryError> {
         let op = Operation::LookUpManifest;
         let (url, mut response) = self.ask_manifest(op, "HEAD", reference)?;
         match response.status() {
@@ -520,7 +520,7 @@ impl Client {
 
     /// Downloads blob `digest` of `reference`'s repository into `out`, checking its digest, and
     /// `stop` between chunks.
-    pub(crate) fn blob(
+    pub fn blob(
         &self,
         reference: &Reference,
         digest: &str,
@@ -555,7 +555,7 @@ impl Client {
     }
 
     /// Whether `reference`'s repository has blob `digest`.
-    pub(crate) fn has_blob(&self, reference: &Reference, digest: &str) -> Result<bool, RegistryError> {
+    pub fn has_blob(&self, reference: &Reference, digest: &str) -> Result<bool, RegistryError> {
         let op = Operation::LookUpBlob;
         let url = format!("{}/v2/{}/blobs/{digest}", Client::base(&reference.host), reference.repository);
         let mut response = self.send(op, "HEAD", &url, reference, true, &[], Body::Empty)?;
@@ -568,7 +568,7 @@ impl Client {
 
     /// Uploads the file `path` as blob `digest` (unless the repository has it); whether it
     /// uploaded. `stop` is asked between chunks of the upload.
-    pub(crate) fn push_blob(
+    pub fn push_blob(
         &self,
         reference: &Reference,
         digest: &str,
@@ -658,7 +658,7 @@ impl Client {
 
     /// Puts `bytes` (of `media_type`) as the manifest `tag_or_digest` of `reference`'s
     /// repository; returns its digest.
-    pub(crate) fn push_manifest(
+    pub fn push_manifest(
         &self,
         reference: &Reference,
         tag_or_digest: &str,
@@ -720,9 +720,25 @@ fn challenge_params(text: &str) -> HashMap<String, String> {
     out
 }
 
+/// Whether the registry is spoken to over plain HTTP: a loopback address.
+pub fn insecure(registry: Option<&str>) -> bool {
+    registry.is_some_and(|r| {
+        let host = r.split('/').next().unwrap_or("");
+        host.starts_with("localhost") || host.starts_with("127.") || host.starts_with("[::1]")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_registries_are_plain_http() {
+        assert!(insecure(Some("127.0.0.1:5000/team")));
+        assert!(insecure(Some("localhost:5000")));
+        assert!(!insecure(Some("registry.example.com/platform")));
+        assert!(!insecure(None));
+    }
 
     #[test]
     fn references_follow_dockers_rules() {

@@ -7,9 +7,9 @@ use hephy_dsl::{Image, Model};
 use hephy_engine::{Job, Outcome};
 
 use crate::builders::{self, Builder, Rendered, Request};
-use crate::engines;
-use crate::process::{self, Log};
-use crate::reference;
+use crate::executors::engines;
+use crate::executors::process::{self, Log};
+use crate::registry::reference;
 
 /// Where an external build runs.
 #[derive(Debug, Clone, Copy)]
@@ -27,7 +27,7 @@ pub(crate) fn build(
     model: &Model,
     image: &Image,
     job: &Job<'_>,
-    oci: &crate::oci::Oci,
+    oci: &crate::builders::oci::Oci,
     engine: Engine<'_>,
 ) -> Outcome {
     let fail = |message: String| Outcome::Failed { message };
@@ -131,7 +131,7 @@ fn run_kubernetes(
     log: &Log,
 ) -> Result<String, String> {
     let files = engines::KubernetesFiles::in_dir(work);
-    let context_files = crate::oci::context_files(&request.context, dockerfile)?;
+    let context_files = crate::builders::oci::context_files(&request.context, dockerfile)?;
     write_context_tar(&request.context, &context_files, &files.context)
         .map_err(|e| format!("cannot pack the build context: {e}"))?;
     let name = engines::job_name(job.node.id.as_str(), &job.key.hex());

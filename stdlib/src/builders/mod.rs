@@ -1,9 +1,14 @@
 //! The builders a graph can choose, what each can do, and the exact command each runs.
 //!
-//! `buildah` runs here (see [`crate::buildah`]). kaniko, BuildKit (`buildctl`), `docker buildx`,
+//! `buildah` runs here (see [`crate::builders::buildah`]). kaniko, BuildKit (`buildctl`), `docker buildx`,
 //! ko and spin are not installed on hephy's own test machines, so their commands are rendered
 //! and unit-tested here but never run by the test suite; on a machine that has the tool, hephy
 //! runs the rendered command and reads the digest it leaves.
+
+pub(crate) mod buildah;
+pub(crate) mod dockerfile;
+pub(crate) mod external;
+pub(crate) mod oci;
 
 use std::path::{Path, PathBuf};
 
@@ -95,7 +100,9 @@ pub fn resolve_auto(model: &mut hephy_dsl::Model) {
                 let path = root.join(dir).join(&image.dockerfile);
                 hephy_engine::read_shared(&path)
                     .ok()
-                    .and_then(|bytes| std::str::from_utf8(&bytes).ok().map(crate::dockerfile::runs_commands))
+                    .and_then(|bytes| {
+                        std::str::from_utf8(&bytes).ok().map(crate::builders::dockerfile::runs_commands)
+                    })
                     .unwrap_or(false)
             }
             hephy_dsl::ImageSource::Git { .. } => false,

@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use hephy_engine::Job;
+use hephy_oci::exit::exit_watch;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
@@ -45,6 +46,12 @@ pub(crate) fn with_timeout<T>(timeout: Option<Duration>, work: impl FnOnce() -> 
 /// When this thread's node must be done, and its `timeout` (see [`with_timeout`]).
 pub(crate) fn deadline() -> Option<(Instant, Duration)> {
     DEADLINE.with(std::cell::Cell::get)
+}
+
+/// `job`'s stop: its run's cancellation and the deadline of the node's `timeout` (set for the
+/// thread by [`with_timeout`]).
+pub(crate) fn stop<'a>(job: &Job<'a>) -> hephy_oci::stop::Stop<'a> {
+    hephy_oci::stop::Stop::new(job.cancel, deadline())
 }
 
 /// A node's log file, shared by the commands it runs (one at a time, on the node's thread).
@@ -129,30 +136,6 @@ impl CommandFailed {
     fn new(message: String) -> CommandFailed {
         CommandFailed { message, exit_code: None, last_line: None }
     }
-}
-
-/// Something that becomes readable when process `pid` exits (a pidfd, Linux 5.3+), for
-/// [`wait_for_exit`]; `None` where the kernel has none.
-pub(crate) fn exit_watch(pid: u32) -> Option<std::os::fd::OwnedFd> {
-    let pid = rustix::process::Pid::from_raw(i32::try_from(pid).ok()?)?;
-    rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
-}
-
-/// Waits up to `pause` for the process behind `pidfd` to exit (returning early when it does),
-/// or sleeps `pause` without one.
-pub(crate) fn wait_for_exit(pidfd: Option<&std::os::fd::OwnedFd>, pause: Duration) {
-    use rustix::event::{PollFd, PollFlags, Timespec};
-    if let Some(fd) = pidfd {
-        let timeout = Timespec {
-            tv_sec: pause.as_secs().try_into().unwrap_or(i64::MAX),
-            tv_nsec: pause.subsec_nanos().into(),
-        };
-        // Readable once it has exited; an interrupted or failed poll falls back to the sleep.
-        if rustix::event::poll(&mut [PollFd::new(fd, PollFlags::IN)], Some(&timeout)).is_ok() {
-            return;
-        }
-    }
-    std::thread::sleep(pause);
 }
 
 /// The longest line kept whole: output without newlines is cut into pieces this long.

@@ -4,7 +4,7 @@
 //! An image build is `buildah bud --isolation chroot --timestamp 0 --platform P` (reproducible:
 //! the same inputs give the same digest), then a push to the registry under a tag derived from
 //! the node's key, whose digest is read back and becomes the node's output (indexes and tags are
-//! hephy's own, see [`crate::oci`]). Without a registry, images stay in buildah's storage under
+//! hephy's own, see [`crate::builders::oci`]). Without a registry, images stay in buildah's storage under
 //! the state folder and the image id is the output.
 
 use std::collections::HashMap;
@@ -16,8 +16,8 @@ use std::time::Duration;
 use hephy_dsl::{Image, Model};
 use hephy_engine::{Job, Outcome};
 
-use crate::process::{self, Log, shown};
-use crate::reference;
+use crate::executors::process::{self, Log, shown};
+use crate::registry::reference;
 
 /// buildah's version (`buildah/1.28.2`), asked once; part of every image node's key.
 pub(crate) fn identity() -> &'static str {
@@ -165,7 +165,7 @@ impl Buildah {
         model: &Model,
         image: &Image,
         job: &Job<'_>,
-        oci: &crate::oci::Oci,
+        oci: &crate::builders::oci::Oci,
     ) -> Outcome {
         let fail = |message: String| Outcome::Failed { message };
         let log = match Log::create(job) {

@@ -71,7 +71,7 @@ pub fn resolve_bases(model: &Model, state_dir: &Path, refresh: bool, offline: bo
 /// `FROM` (and `COPY --from`) references that name an image outside the graph: not `scratch`,
 /// not a build arg (`${BASE}`: a dependency), not an earlier stage.
 fn external_froms(text: &str) -> Vec<String> {
-    let Ok(dockerfile) = crate::dockerfile::parse(text) else { return Vec::new() };
+    let Ok(dockerfile) = crate::builders::dockerfile::parse(text) else { return Vec::new() };
     let mut stages: Vec<String> = Vec::new();
     let mut out = Vec::new();
     for instruction in &dockerfile.instructions {

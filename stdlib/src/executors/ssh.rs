@@ -25,9 +25,9 @@ use hephy_dsl::{Image, Model, Platform};
 use hephy_engine::{Job, Outcome};
 use serde_json::{Value, json};
 
-use crate::oci::{self, Oci, build};
-use crate::process::{self, Feed, Log};
-use crate::reference;
+use crate::builders::oci::{self, Oci, build};
+use crate::executors::process::{self, Feed, Log};
+use crate::registry::reference;
 
 /// The line `hephy remote-build` prints its result on.
 const DIGEST_MARKER: &str = "hephy-remote-digest ";
@@ -209,7 +209,7 @@ impl Remote {
         let feed: Feed = Box::new(move |out: &mut dyn Write| bundle(out, &spec, &context, &files));
         process::run_fed(command, job, &log, Some(feed)).map_err(|e| connection_failure(target, &e))?;
         let digest = log.marker(DIGEST_MARKER).ok_or_else(|| format!("{target} reported no digest"))?;
-        if !oci::layout::valid_digest(&digest) {
+        if !hephy_oci::layout::valid_digest(&digest) {
             return Err(format!("{target} reported `{digest}`, not a digest"));
         }
         Ok(digest)
@@ -300,12 +300,12 @@ pub fn serve(input: impl Read, mut output: impl Write) -> Result<(), String> {
         target: target.as_deref(),
         platform: &platform,
         contexts: &contexts,
-        layers: crate::oci::compress::Settings {
+        layers: hephy_oci::compress::Settings {
             codec: match spec["compression"].as_str() {
-                Some("zstd") => crate::oci::compress::Codec::Zstd,
-                _ => crate::oci::compress::Codec::Gzip,
+                Some("zstd") => hephy_oci::compress::Codec::Zstd,
+                _ => hephy_oci::compress::Codec::Gzip,
             },
-            stop: crate::stop::Stop::never(),
+            stop: hephy_oci::stop::Stop::never(),
         },
     };
     let sources = crate::Sources { state_dir: home.clone(), upstreams: Default::default() };
@@ -316,7 +316,7 @@ pub fn serve(input: impl Read, mut output: impl Write) -> Result<(), String> {
         spec["node"].as_str().unwrap_or("?")
     ));
     let manifest = oci.assemble(&request, &note)?;
-    oci.publish_build(&repository, &manifest, &tags, &crate::stop::Stop::never(), &note)?;
+    oci.publish_build(&repository, &manifest, &tags, &hephy_oci::stop::Stop::never(), &note)?;
     writeln!(output, "{DIGEST_MARKER}{}", manifest.digest).map_err(|e| e.to_string())?;
     Ok(())
 }

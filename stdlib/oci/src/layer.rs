@@ -22,7 +22,7 @@ use super::layout::{Layout, hex};
 
 /// Where an entry's bytes come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Content {
+pub enum Content {
     /// A regular file on disk, read when the layer is written.
     File(PathBuf),
     /// A folder.
@@ -38,31 +38,31 @@ pub(crate) enum Content {
 
 /// One entry of a layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Entry {
+pub struct Entry {
     /// Its content.
-    pub(crate) content: Content,
+    pub content: Content,
     /// Permission bits.
-    pub(crate) mode: u32,
+    pub mode: u32,
     /// Owner.
-    pub(crate) uid: u64,
+    pub uid: u64,
     /// Group.
-    pub(crate) gid: u64,
+    pub gid: u64,
 }
 
 /// Entries by path, relative to `/` (`usr/bin/tool`).
-pub(crate) type Tree = BTreeMap<String, Entry>;
+pub type Tree = BTreeMap<String, Entry>;
 
 /// A written layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Layer {
+pub struct Layer {
     /// The compressed blob's digest.
-    pub(crate) digest: String,
+    pub digest: String,
     /// The compressed blob's size.
-    pub(crate) size: u64,
+    pub size: u64,
     /// The digest of the uncompressed tar (the image config's `diff_id`).
-    pub(crate) diff_id: String,
+    pub diff_id: String,
     /// Its media type (`tar+gzip`, `tar+zstd`).
-    pub(crate) media_type: &'static str,
+    pub media_type: &'static str,
 }
 
 /// A writer that hashes what passes through it.
@@ -97,7 +97,7 @@ static WRITTEN: LazyLock<Mutex<HashMap<blake3::Hash, Once>>> = LazyLock::new(Mut
 
 /// Writes `tree` as a layer blob into `layout`, or gives the layer this process already wrote
 /// from the same entries (waiting for it when another build is writing it).
-pub(crate) fn write(tree: &Tree, layout: &Layout, settings: &Settings<'_>) -> Result<Layer, String> {
+pub fn write(tree: &Tree, layout: &Layout, settings: &Settings<'_>) -> Result<Layer, String> {
     let now = || write_now(tree, layout, settings).map_err(|(message, _)| message);
     let Some(key) = identity(tree, layout, settings.codec) else { return now() };
     let once = Arc::clone(WRITTEN.lock().unwrap_or_else(PoisonError::into_inner).entry(key).or_default());
@@ -236,7 +236,7 @@ fn append<W: Write>(tar: &mut tar::Builder<W>, path: &str, entry: &Entry) -> io:
         }
         Content::File(source) => {
             // No link followed anywhere below the (canonical) context, a regular file only.
-            let file: File = hephy_engine::open_no_symlinks(source)?;
+            let file: File = crate::open::open_no_symlinks(source)?;
             let len = file.metadata()?.len();
             header.set_entry_type(tar::EntryType::Regular);
             header.set_size(len);
