@@ -482,12 +482,10 @@ impl Oci {
         Ok(build::BaseImage { config, layers })
     }
 
-    /// The digest the last plan resolved the external base `text` to (`.hephy/bases.json`).
+    /// The digest the last plan resolved the external base `text` to (kept in the state).
     fn planned_base(&self, text: &str) -> Option<String> {
         let state_dir = self.layout.dir().parent()?;
-        let bytes = std::fs::read(state_dir.join("bases.json")).ok()?;
-        let known: std::collections::BTreeMap<String, String> = serde_json::from_slice(&bytes).ok()?;
-        known.get(text).filter(|d| layout::valid_digest(d)).cloned()
+        crate::sources::bases::planned(state_dir, text).filter(|d| layout::valid_digest(d))
     }
 
     fn fetch_blob(&self, reference: &Reference, digest: &str, stop: &Stop<'_>) -> Result<(), String> {
