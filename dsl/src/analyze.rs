@@ -13,8 +13,9 @@ use miette::SourceSpan;
 use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
 use crate::document::{DependencyDraft, Document, ImageDraft, TaskDraft, Text};
 use crate::model::{
-    BUILDERS, Compression, DEFAULT_BUILDER, DefinitionIndex, Dependency, DependencyKind, Executor,
-    FromPlatform, Image, ImageSource, KoSettings, Model, Naming, Schedule, Secret, SecretSource, Task,
+    BUILDERS, Builder, Compression, DEFAULT_BUILDER, DefinitionIndex, Dependency, DependencyKind, Engine,
+    Executor, FromPlatform, Image, ImageSource, KoSettings, Model, Naming, Schedule, Secret, SecretSource,
+    Task,
 };
 use crate::platform::{Platform, PlatformError};
 use crate::source::SourceFile;
@@ -86,13 +87,13 @@ pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mu
     };
     let builder = match &doc.builder {
         Some(b) => a.builder(b),
-        None => DEFAULT_BUILDER.to_owned(),
+        None => DEFAULT_BUILDER,
     };
     let naming = a.naming(doc.naming.as_ref());
     let executors = a.executors(&doc);
     a.unique_names(&doc);
     let default_timeout = doc.timeout.as_ref().and_then(|t| a.timeout(t));
-    let mut images: Vec<Image> = doc.images.iter().map(|i| a.image(i, &platforms, &builder)).collect();
+    let mut images: Vec<Image> = doc.images.iter().map(|i| a.image(i, &platforms, builder)).collect();
     let mut tasks: Vec<Task> = doc.tasks.iter().map(|t| a.task(t)).collect();
     for (image, draft) in images.iter_mut().zip(&doc.images) {
         image.timeout = draft.timeout.as_ref().map_or(default_timeout, |t| a.timeout(t));
@@ -269,8 +270,9 @@ impl Analyzer<'_> {
         naming
     }
 
-    fn builder(&mut self, name: &Text) -> String {
-        if !BUILDERS.contains(&name.as_str()) {
+    /// The builder `name` names; an unknown one is reported, and the model carries the default.
+    fn builder(&mut self, name: &Text) -> Builder {
+        let Some(builder) = Builder::from_name(name) else {
             let help = did_you_mean(name, BUILDERS.iter().copied())
                 .unwrap_or_else(|| format!("this hephy builds images with {}", BUILDERS.join(", ")));
             self.sink.push(
@@ -278,8 +280,9 @@ impl Analyzer<'_> {
                     .label(name.span, "no such builder")
                     .help(help),
             );
-        }
-        name.value.clone()
+            return DEFAULT_BUILDER;
+        };
+        builder
     }
 
     fn platforms(&mut self, list: &[Text]) -> Vec<Platform> {
@@ -359,9 +362,11 @@ impl Analyzer<'_> {
             };
             let gitlab_tags = self.labels(draft.gitlab_tags.as_ref(), "gitlab-tags");
             let runs_on = self.labels(draft.runs_on.as_ref(), "runs-on");
-            let ssh = draft.ssh.as_ref().filter(|s| self.ssh_target(s)).cloned();
-            let buildkit = draft.buildkit.as_ref().filter(|a| self.buildkit_address(a)).cloned();
-            let kubernetes = draft.kubernetes.as_ref().filter(|n| self.namespace(n)).cloned();
+            let ssh = draft.ssh.as_ref().filter(|s| self.ssh_target(s)).cloned().map(Engine::Ssh);
+            let buildkit =
+                draft.buildkit.as_ref().filter(|a| self.buildkit_address(a)).cloned().map(Engine::Buildkit);
+            let kubernetes =
+                draft.kubernetes.as_ref().filter(|n| self.namespace(n)).cloned().map(Engine::Kubernetes);
             let engines: Vec<&Text> =
                 [draft.ssh.as_ref(), draft.buildkit.as_ref(), draft.kubernetes.as_ref()]
                     .into_iter()
@@ -384,9 +389,7 @@ impl Analyzer<'_> {
                 jobs,
                 gitlab_tags,
                 runs_on,
-                ssh,
-                buildkit,
-                kubernetes,
+                engine: ssh.or(buildkit).or(kubernetes),
             });
         }
         out
@@ -518,10 +521,10 @@ impl Analyzer<'_> {
         }
     }
 
-    fn image(&mut self, draft: &ImageDraft, defaults: &[Platform], default_builder: &str) -> Image {
+    fn image(&mut self, draft: &ImageDraft, defaults: &[Platform], default_builder: Builder) -> Image {
         let builder = match &draft.builder {
             Some(b) => self.builder(b),
-            None => default_builder.to_owned(),
+            None => default_builder,
         };
         let dockerfile = match &draft.dockerfile {
             Some(d) => self.relative(d, "Dockerfile").unwrap_or_default(),
@@ -560,7 +563,7 @@ impl Analyzer<'_> {
                 let normalized = self.relative(dir, "context");
                 if let Some(normalized) = &normalized {
                     // ko and spin build no Dockerfile: the folder need not have one.
-                    let needs_dockerfile = !matches!(builder.as_str(), "ko" | "spin");
+                    let needs_dockerfile = !matches!(builder, Builder::Ko | Builder::Spin);
                     self.local_context(
                         dir,
                         normalized,
@@ -633,7 +636,7 @@ impl Analyzer<'_> {
             None if !ko_env.is_empty() => Some(KoSettings { env: ko_env, ..KoSettings::default() }),
             None => None,
         };
-        if ko.is_some() && builder != "ko" {
+        if ko.is_some() && builder != Builder::Ko {
             let span = draft
                 .ko
                 .as_ref()
@@ -648,7 +651,7 @@ impl Analyzer<'_> {
             );
         }
         let compression =
-            draft.compression.as_ref().map_or_else(Compression::default, |c| self.compression(c, &builder));
+            draft.compression.as_ref().map_or_else(Compression::default, |c| self.compression(c, builder));
         Image {
             ko,
             name: draft.name.clone(),
@@ -741,7 +744,7 @@ impl Analyzer<'_> {
 
     /// A duration such as `90s`, `30m` or `2h`: more than nothing, at most a week.
     /// An image's `compression`: a known name, for the builder that writes layers itself.
-    fn compression(&mut self, text: &Text, builder: &str) -> Compression {
+    fn compression(&mut self, text: &Text, builder: Builder) -> Compression {
         let Some(compression) =
             [Compression::Gzip, Compression::Zstd].into_iter().find(|c| c.name() == text.value)
         else {
@@ -755,7 +758,7 @@ impl Analyzer<'_> {
             );
             return Compression::default();
         };
-        if builder != "oci" {
+        if builder != Builder::Oci {
             self.sink.push(
                 Problem::new(
                     Code::Conflict,

@@ -26,7 +26,9 @@ use std::borrow::Cow;
 use std::path::Path;
 
 pub use builders::oci::location;
-pub use builders::{AUTO, Builder, Capabilities, Rendered, Request, read_digest, render, resolve_auto};
+pub use builders::{
+    Builder, Capabilities, Rendered, Request, capabilities, read_digest, render, resolve_auto,
+};
 pub use check::{check, warnings};
 pub use executors::ssh::serve as serve_remote_build;
 pub use outputs::{
@@ -132,20 +134,15 @@ impl<'m> Stdlib<'m> {
 }
 
 impl Stdlib<'_> {
-    /// The executor `node` runs on, if it builds somewhere other than here (ssh, BuildKit,
-    /// Kubernetes).
-    fn executor(&self, node: &Node) -> Option<&hephy_dsl::Executor> {
-        self.model
-            .executors
-            .iter()
-            .find(|e| *e.name.value == *node.executor)
-            .filter(|e| e.ssh.is_some() || e.buildkit.is_some() || e.kubernetes.is_some())
+    /// Where `node`'s executor builds, if somewhere other than here (ssh, BuildKit, Kubernetes).
+    fn engine(&self, node: &Node) -> Option<&hephy_dsl::Engine> {
+        self.model.executors.iter().find(|e| *e.name.value == *node.executor)?.engine.as_ref()
     }
 
     /// Whether hephy assembles `image`'s index and tags itself: always with a registry, and
     /// in its own image layout for the `oci` builder.
     fn native(&self, image: &hephy_dsl::Image) -> bool {
-        self.model.registry.is_some() || image.builder == "oci"
+        self.model.registry.is_some() || image.builder == Builder::Oci
     }
 }
 
@@ -166,37 +163,45 @@ impl Stdlib<'_> {
             (NodeKind::Task, Some(Definition::Task(task))) => {
                 task::run(self.model, task, job, &self.exclusions)
             }
-            (NodeKind::Image, Some(Definition::Image(image)))
-                if let Some(executor) = self.executor(job.node) =>
-            {
-                if let Some(host) = &executor.ssh {
-                    self.remote.build(self.model, image, job, &host.value, &self.oci)
-                } else if let Some(addr) = &executor.buildkit {
-                    external::build(
+            (NodeKind::Image, Some(Definition::Image(image))) if let Some(engine) = self.engine(job.node) => {
+                match engine {
+                    hephy_dsl::Engine::Ssh(host) => {
+                        self.remote.build(self.model, image, job, &host.value, &self.oci)
+                    }
+                    hephy_dsl::Engine::Buildkit(addr) => external::build(
                         Builder::Buildkit,
                         self.model,
                         image,
                         job,
                         &self.oci,
                         Engine::Buildkit(&addr.value),
-                    )
-                } else if let Some(namespace) = &executor.kubernetes {
-                    external::build(
+                    ),
+                    hephy_dsl::Engine::Kubernetes(namespace) => external::build(
                         Builder::Kaniko,
                         self.model,
                         image,
                         job,
                         &self.oci,
                         Engine::Kubernetes(&namespace.value),
-                    )
-                } else {
-                    Outcome::Failed { message: format!("executor `{}` builds nowhere", executor.name.value) }
+                    ),
                 }
             }
-            (NodeKind::Image, Some(Definition::Image(image))) => match Builder::from_name(&image.builder) {
-                Some(Builder::Oci) => self.oci.build(self.model, image, job),
-                Some(Builder::Buildah) | None => self.buildah.build(self.model, image, job, &self.oci),
-                Some(other) => external::build(other, self.model, image, job, &self.oci, Engine::Local),
+            (NodeKind::Image, Some(Definition::Image(image))) => match image.builder {
+                Builder::Oci => self.oci.build(self.model, image, job),
+                Builder::Buildah => self.buildah.build(self.model, image, job, &self.oci),
+                // `check` stops a run before this: `auto` stays unresolved only for a Dockerfile
+                // that runs commands on a machine without buildah.
+                Builder::Auto => Outcome::Failed {
+                    message: format!(
+                        "image `{}`: builder `auto` was not resolved to a builder",
+                        image.name.value
+                    ),
+                },
+                other @ (Builder::Kaniko
+                | Builder::Buildkit
+                | Builder::Buildx
+                | Builder::Ko
+                | Builder::Spin) => external::build(other, self.model, image, job, &self.oci, Engine::Local),
             },
             // Without a registry, images of external builders live only in that builder's
             // storage: their "index" is the list of platform outputs.
@@ -217,11 +222,17 @@ pub fn builder_identity(node: &Node, definition: Option<Definition<'_>>) -> Cow<
     match node.kind {
         NodeKind::Task => "process/1".into(),
         NodeKind::Image => match definition {
-            Some(Definition::Image(image)) if image.builder == "oci" => oci::IDENTITY.into(),
-            Some(Definition::Image(image)) if image.builder != "buildah" => {
-                format!("{}/1", image.builder).into()
-            }
-            _ => buildah::identity().into(),
+            Some(Definition::Image(image)) => match image.builder {
+                Builder::Oci => oci::IDENTITY.into(),
+                Builder::Buildah => buildah::identity().into(),
+                other @ (Builder::Auto
+                | Builder::Kaniko
+                | Builder::Buildkit
+                | Builder::Buildx
+                | Builder::Ko
+                | Builder::Spin) => format!("{other}/1").into(),
+            },
+            Some(Definition::Task(_)) | None => buildah::identity().into(),
         },
         NodeKind::Manifest => "hephy-index/1".into(),
         NodeKind::Tag => "hephy-tag/1".into(),

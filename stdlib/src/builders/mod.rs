@@ -12,24 +12,7 @@ pub(crate) mod oci;
 
 use std::path::{Path, PathBuf};
 
-/// A builder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Builder {
-    /// hephy's own builder: no external tool, Dockerfiles without `RUN`.
-    Oci,
-    /// buildah: daemonless, full Dockerfile support.
-    Buildah,
-    /// kaniko's executor: no daemon, no `RUN --mount`.
-    Kaniko,
-    /// BuildKit through `buildctl`.
-    Buildkit,
-    /// `docker buildx build`.
-    Buildx,
-    /// ko: Go applications, no Dockerfile.
-    Ko,
-    /// spin: WebAssembly applications, no Dockerfile.
-    Spin,
-}
+pub use hephy_dsl::Builder;
 
 /// What a builder can do; a graph asking for more is rejected at `check`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,49 +25,19 @@ pub struct Capabilities {
     pub run_mount: bool,
 }
 
-impl Builder {
-    /// The builder called `name` in a graph file.
-    pub fn from_name(name: &str) -> Option<Builder> {
-        Some(match name {
-            "oci" => Builder::Oci,
-            "buildah" => Builder::Buildah,
-            "kaniko" => Builder::Kaniko,
-            "buildkit" => Builder::Buildkit,
-            "buildx" => Builder::Buildx,
-            "ko" => Builder::Ko,
-            "spin" => Builder::Spin,
-            _ => return None,
-        })
-    }
-
-    /// Its name in graph files.
-    pub fn name(self) -> &'static str {
-        match self {
-            Builder::Oci => "oci",
-            Builder::Buildah => "buildah",
-            Builder::Kaniko => "kaniko",
-            Builder::Buildkit => "buildkit",
-            Builder::Buildx => "buildx",
-            Builder::Ko => "ko",
-            Builder::Spin => "spin",
+/// What `builder` can do; `None` for `auto`, which is a builder only once resolved
+/// ([`resolve_auto`]).
+pub fn capabilities(builder: Builder) -> Option<Capabilities> {
+    Some(match builder {
+        Builder::Auto => return None,
+        Builder::Oci => Capabilities { dockerfile: true, run: false, run_mount: false },
+        Builder::Buildah | Builder::Buildkit | Builder::Buildx => {
+            Capabilities { dockerfile: true, run: true, run_mount: true }
         }
-    }
-
-    /// What it can do.
-    pub fn capabilities(self) -> Capabilities {
-        match self {
-            Builder::Oci => Capabilities { dockerfile: true, run: false, run_mount: false },
-            Builder::Buildah | Builder::Buildkit | Builder::Buildx => {
-                Capabilities { dockerfile: true, run: true, run_mount: true }
-            }
-            Builder::Kaniko => Capabilities { dockerfile: true, run: true, run_mount: false },
-            Builder::Ko | Builder::Spin => Capabilities { dockerfile: false, run: false, run_mount: false },
-        }
-    }
+        Builder::Kaniko => Capabilities { dockerfile: true, run: true, run_mount: false },
+        Builder::Ko | Builder::Spin => Capabilities { dockerfile: false, run: false, run_mount: false },
+    })
 }
-
-/// The builder `auto` stands for.
-pub const AUTO: &str = "auto";
 
 /// Resolves `builder "auto"` (the default) image by image, before anything is keyed: the
 /// built-in `oci` builder for a Dockerfile without `RUN`, buildah for one with `RUN` when
@@ -94,7 +47,7 @@ pub const AUTO: &str = "auto";
 pub fn resolve_auto(model: &mut hephy_dsl::Model) {
     let root = model.root.clone();
     let buildah = installed("buildah");
-    for image in model.images.iter_mut().filter(|i| i.builder == AUTO) {
+    for image in model.images.iter_mut().filter(|i| i.builder == Builder::Auto) {
         let runs = match &image.source {
             hephy_dsl::ImageSource::Context { dir } => {
                 let path = root.join(dir).join(&image.dockerfile);
@@ -108,9 +61,9 @@ pub fn resolve_auto(model: &mut hephy_dsl::Model) {
             hephy_dsl::ImageSource::Git { .. } => false,
         };
         if !runs {
-            "oci".clone_into(&mut image.builder);
+            image.builder = Builder::Oci;
         } else if buildah {
-            "buildah".clone_into(&mut image.builder);
+            image.builder = Builder::Buildah;
         }
     }
 }
@@ -179,7 +132,7 @@ pub fn render(builder: Builder, request: &Request) -> Option<Rendered> {
     let mut env = Vec::new();
     let mut dir = None;
     let program = match builder {
-        Builder::Oci => return None,
+        Builder::Oci | Builder::Auto => return None,
         Builder::Buildah => {
             args.extend([
                 "bud".to_owned(),
@@ -377,7 +330,7 @@ pub(crate) fn ko_config(ko: &hephy_dsl::KoSettings) -> Option<String> {
 pub fn read_digest(builder: Builder, text: &str) -> Result<String, String> {
     let found = match builder {
         Builder::Kaniko | Builder::Buildah => Some(text.trim().to_owned()),
-        Builder::Oci => None,
+        Builder::Oci | Builder::Auto => None,
         Builder::Buildkit | Builder::Buildx => serde_json::from_str::<serde_json::Value>(text)
             .ok()
             .and_then(|v| v.get("containerimage.digest").and_then(|d| d.as_str()).map(str::to_owned)),
@@ -403,6 +356,18 @@ pub fn read_digest(builder: Builder, text: &str) -> Result<String, String> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// One list of builders: the language's names parse back to them, and every builder but
+    /// `auto` (resolved first) has capabilities here.
+    #[test]
+    fn the_builders_are_the_languages() {
+        assert_eq!(hephy_dsl::BUILDERS, Builder::ALL.map(Builder::name));
+        for builder in Builder::ALL {
+            assert_eq!(Builder::from_name(builder.name()), Some(builder));
+            assert_eq!(capabilities(builder).is_none(), builder == Builder::Auto, "{builder}");
+        }
+        assert_eq!(Builder::from_name("docker"), None);
+    }
 
     pub(crate) fn request() -> Request {
         Request {

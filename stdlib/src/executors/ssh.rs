@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
-use hephy_dsl::{Image, Model, Platform};
+use hephy_dsl::{Builder, Image, Model, Platform};
 use hephy_engine::{Job, Outcome};
 use serde_json::{Value, json};
 
@@ -170,7 +170,7 @@ impl Remote {
         target: &str,
         oci: &Oci,
     ) -> Result<String, String> {
-        if image.builder != "oci" {
+        if image.builder != Builder::Oci {
             return Err(format!(
                 "ssh executors run the built-in oci builder; image `{}` is built with {}",
                 image.name.value, image.builder
