@@ -16,10 +16,73 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
+
+/// What the layout was doing to a file or folder when the file system refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayoutOperation {
+    /// Creating a folder.
+    Create,
+    /// Listing a folder.
+    List,
+    /// Removing a blob.
+    Remove,
+    /// Moving a finished blob into place.
+    MoveInto,
+    /// Creating a temporary file in the layout.
+    CreateIn,
+    /// Writing a file (through a temporary and a rename).
+    Write,
+}
+
+impl LayoutOperation {
+    fn describe(self) -> &'static str {
+        match self {
+            LayoutOperation::Create => "create",
+            LayoutOperation::List => "list",
+            LayoutOperation::Remove => "remove",
+            LayoutOperation::MoveInto => "move a blob into",
+            LayoutOperation::CreateIn => "create a file in",
+            LayoutOperation::Write => "write",
+        }
+    }
+}
+
+/// A failure of the image layout: the operation and the path, or a lock a panic left.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LayoutError {
+    /// The file system refused.
+    #[error("cannot {} `{}`: {source}", operation.describe(), path.display())]
+    Io {
+        /// What the layout was doing.
+        operation: LayoutOperation,
+        /// The file or folder.
+        path: PathBuf,
+        /// Why.
+        source: Arc<std::io::Error>,
+    },
+    /// A writer of `index.json` panicked.
+    #[error("the layout's lock was poisoned")]
+    Poisoned,
+    /// `index.json` could not be encoded.
+    #[error("{0}")]
+    Json(Arc<serde_json::Error>),
+}
+
+impl LayoutError {
+    fn io(operation: LayoutOperation, path: &Path, source: std::io::Error) -> LayoutError {
+        LayoutError::Io { operation, path: path.to_path_buf(), source: Arc::new(source) }
+    }
+}
+
+impl From<LayoutError> for String {
+    fn from(e: LayoutError) -> String {
+        e.to_string()
+    }
+}
 
 /// The annotation that names an entry of `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -95,9 +158,9 @@ impl Layout {
         &self.dir
     }
 
-    fn init(&self) -> Result<(), String> {
+    fn init(&self) -> Result<(), LayoutError> {
         let blobs = self.dir.join("blobs").join("sha256");
-        fs::create_dir_all(&blobs).map_err(|e| format!("cannot create `{}`: {e}", blobs.display()))?;
+        fs::create_dir_all(&blobs).map_err(|e| LayoutError::io(LayoutOperation::Create, &blobs, e))?;
         let marker = self.dir.join("oci-layout");
         if !marker.exists() {
             write_atomically(&marker, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
@@ -207,8 +270,8 @@ impl Layout {
     /// Rewrites `index.json` to hold `named` (name → entry, whose blobs must be here) and the
     /// entries it holds now under other names whose blobs are here; an index that cannot be
     /// read counts as none. Written only when it changes. Returns whether it was written.
-    pub fn repair(&self, named: BTreeMap<String, Value>) -> Result<bool, String> {
-        let _one_writer = self.index.lock().map_err(|_| "the layout's lock was poisoned".to_owned())?;
+    pub fn repair(&self, named: BTreeMap<String, Value>) -> Result<bool, LayoutError> {
+        let _one_writer = self.index.lock().map_err(|_| LayoutError::Poisoned)?;
         let path = self.index_path();
         let now: Option<Value> = fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok());
         let mut entries: BTreeMap<String, Value> = now
@@ -229,7 +292,7 @@ impl Layout {
             return Ok(false);
         }
         self.init()?;
-        let bytes = serde_json::to_vec_pretty(&index).map_err(|e| e.to_string())?;
+        let bytes = serde_json::to_vec_pretty(&index).map_err(|e| LayoutError::Json(Arc::new(e)))?;
         write_atomically(&path, &bytes)?;
         Ok(true)
     }
@@ -275,12 +338,12 @@ impl Layout {
     }
 
     /// Removes every blob not in `keep`, and every temporary; returns how many files and bytes.
-    pub fn collect_garbage(&self, keep: &HashSet<String>) -> Result<(usize, u64), String> {
+    pub fn collect_garbage(&self, keep: &HashSet<String>) -> Result<(usize, u64), LayoutError> {
         let dir = self.dir.join("blobs").join("sha256");
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
-            Err(e) => return Err(format!("cannot list `{}`: {e}", dir.display())),
+            Err(e) => return Err(LayoutError::io(LayoutOperation::List, &dir, e)),
         };
         let (mut files, mut bytes) = (0, 0);
         for entry in entries.flatten() {
@@ -290,7 +353,7 @@ impl Layout {
             }
             let size = entry.metadata().map_or(0, |m| m.len());
             fs::remove_file(entry.path())
-                .map_err(|e| format!("cannot remove `{}`: {e}", entry.path().display()))?;
+                .map_err(|e| LayoutError::io(LayoutOperation::Remove, &entry.path(), e))?;
             files += 1;
             bytes += size;
         }
@@ -298,7 +361,7 @@ impl Layout {
     }
 
     /// Stores `bytes` as a blob of `media_type`.
-    pub fn put(&self, media_type: &str, bytes: &[u8]) -> Result<Descriptor, String> {
+    pub fn put(&self, media_type: &str, bytes: &[u8]) -> Result<Descriptor, LayoutError> {
         let descriptor = Descriptor::of(media_type, bytes);
         if !self.has(&descriptor.digest) {
             self.init()?;
@@ -308,26 +371,31 @@ impl Layout {
     }
 
     /// Moves the finished file `from` (whose digest is `digest`) into the layout.
-    pub fn adopt(&self, from: &Path, digest: &str) -> Result<(), String> {
+    pub fn adopt(&self, from: &Path, digest: &str) -> Result<(), LayoutError> {
         self.init()?;
         let to = self.blob_path(digest);
-        fs::rename(from, &to).map_err(|e| format!("cannot move a blob into `{}`: {e}", to.display()))
+        fs::rename(from, &to).map_err(|e| LayoutError::io(LayoutOperation::MoveInto, &to, e))
     }
 
     /// A temporary file inside the layout (so a rename into place never crosses devices).
-    pub fn temp(&self) -> Result<tempfile::NamedTempFile, String> {
+    pub fn temp(&self) -> Result<tempfile::NamedTempFile, LayoutError> {
         self.init()?;
         tempfile::Builder::new()
             .prefix(".tmp-")
             .permissions(fs::Permissions::from_mode(0o666))
             .tempfile_in(self.dir.join("blobs").join("sha256"))
-            .map_err(|e| format!("cannot create a file in `{}`: {e}", self.dir.display()))
+            .map_err(|e| LayoutError::io(LayoutOperation::CreateIn, &self.dir, e))
     }
 
     /// Names `descriptor` `name` in `index.json` (replacing what had that name), with extra
     /// fields (a platform) merged into its entry.
-    pub fn name(&self, name: &str, descriptor: &Descriptor, extra: Option<&Value>) -> Result<(), String> {
-        let _one_writer = self.index.lock().map_err(|_| "the layout's lock was poisoned".to_owned())?;
+    pub fn name(
+        &self,
+        name: &str,
+        descriptor: &Descriptor,
+        extra: Option<&Value>,
+    ) -> Result<(), LayoutError> {
+        let _one_writer = self.index.lock().map_err(|_| LayoutError::Poisoned)?;
         self.init()?;
         let path = self.dir.join("index.json");
         let mut entries: Vec<Value> = fs::read(&path)
@@ -357,7 +425,7 @@ impl Layout {
             "mediaType": "application/vnd.oci.image.index.v1+json",
             "manifests": entries,
         });
-        let bytes = serde_json::to_vec_pretty(&index).map_err(|e| e.to_string())?;
+        let bytes = serde_json::to_vec_pretty(&index).map_err(|e| LayoutError::Json(Arc::new(e)))?;
         write_atomically(&path, &bytes)
     }
 
@@ -380,9 +448,9 @@ impl Layout {
 
 /// Writes `bytes` to `path` through a temporary file and a rename; the file gets the mode the
 /// umask gives (0644 under the usual 022), as any other tool's.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), LayoutError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let fail = |e: std::io::Error| format!("cannot write `{}`: {e}", path.display());
+    let fail = |e: std::io::Error| LayoutError::io(LayoutOperation::Write, path, e);
     let mut file = tempfile::Builder::new()
         .prefix(".tmp-")
         .permissions(fs::Permissions::from_mode(0o666))
@@ -397,6 +465,20 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_names_the_operation_and_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        let error = Layout::new(file.clone()).put("text/plain", b"x").expect_err("a file is no folder");
+        let blobs = file.join("blobs").join("sha256");
+        assert!(
+            matches!(&error, LayoutError::Io { operation: LayoutOperation::Create, path, .. } if *path == blobs),
+            "{error:?}"
+        );
+        assert!(error.to_string().starts_with(&format!("cannot create `{}`: ", blobs.display())), "{error}");
+    }
 
     #[test]
     fn blobs_are_content_addressed_and_names_replace() {

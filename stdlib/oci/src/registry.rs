@@ -20,7 +20,7 @@ use sha2::{Digest as _, Sha256};
 use ureq::Agent;
 use ureq::http::{Response, StatusCode};
 
-use crate::credentials::{self, Credential};
+use crate::credentials::{self, Credential, HelperFailure};
 use crate::layout::{hex, valid_digest};
 use crate::stop::{Stop, Stopped};
 
@@ -65,6 +65,8 @@ pub enum Cause {
     Stopped(Stopped),
     /// Something on this machine (a file that cannot be read or written).
     Local(String),
+    /// The registry's authentication challenge could not be answered.
+    Auth(Box<AuthError>),
 }
 
 /// A failed registry request: what it was doing, where, and what happened.
@@ -94,7 +96,7 @@ impl RegistryError {
         match &self.cause {
             Cause::Transport(_) => true,
             Cause::Status { status, .. } => *status >= 500 || *status == 429,
-            Cause::Answer(_) | Cause::Stopped(_) | Cause::Local(_) => false,
+            Cause::Answer(_) | Cause::Stopped(_) | Cause::Local(_) | Cause::Auth(_) => false,
         }
     }
 
@@ -123,6 +125,7 @@ impl std::fmt::Display for RegistryError {
             }
             Cause::Transport(e) => write!(f, "{what} at {url} failed: {e}"),
             Cause::Answer(e) | Cause::Local(e) => write!(f, "{what} at {url}: {e}"),
+            Cause::Auth(e) => write!(f, "{what} at {url}: {e}"),
             Cause::Stopped(stopped) => write!(f, "{what} at {url} was {stopped}"),
         }
     }
@@ -159,11 +162,11 @@ pub struct Reference {
 
 impl Reference {
     /// Parses `text` with Docker's rules (`alpine` is `docker.io/library/alpine:latest`).
-    pub fn parse(text: &str) -> Result<Reference, String> {
-        let bad = |why: &str| format!("`{text}` is not an image reference: {why}");
+    pub fn parse(text: &str) -> Result<Reference, ReferenceError> {
+        let bad = |why: BadReference| ReferenceError { text: text.to_owned(), why };
         let (rest, digest) = match text.split_once('@') {
             Some((rest, digest)) if valid_digest(digest) => (rest, Some(digest.to_owned())),
-            Some(_) => return Err(bad("the part after `@` is not a sha256 digest")),
+            Some(_) => return Err(bad(BadReference::Digest)),
             None => (text, None),
         };
         let (name, tag) = match rest.rsplit_once(':') {
@@ -187,7 +190,7 @@ impl Reference {
                 && c.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
         };
         if !repository.split('/').all(component_ok) {
-            return Err(bad("a repository is lower-case letters, digits and `._-`, separated by `/`"));
+            return Err(bad(BadReference::Repository));
         }
         if let Some(tag) = &tag
             && (tag.is_empty()
@@ -195,7 +198,7 @@ impl Reference {
                 || !tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
                 || tag.starts_with(['.', '-']))
         {
-            return Err(bad("a tag is up to 128 letters, digits and `._-`"));
+            return Err(bad(BadReference::Tag));
         }
         let tag = if tag.is_none() && digest.is_none() { Some("latest".to_owned()) } else { tag };
         Ok(Reference { host, repository, tag, digest })
@@ -205,6 +208,103 @@ impl Reference {
     pub fn version(&self) -> &str {
         self.digest.as_deref().or(self.tag.as_deref()).unwrap_or("latest")
     }
+}
+
+/// Text that is not an image reference, and which part is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{text}` is not an image reference: {why}")]
+pub struct ReferenceError {
+    /// The text.
+    pub text: String,
+    /// What is wrong with it.
+    pub why: BadReference,
+}
+
+/// The part of a reference that breaks the rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BadReference {
+    /// After `@`.
+    #[error("the part after `@` is not a sha256 digest")]
+    Digest,
+    /// The repository path.
+    #[error("a repository is lower-case letters, digits and `._-`, separated by `/`")]
+    Repository,
+    /// The tag.
+    #[error("a tag is up to 128 letters, digits and `._-`")]
+    Tag,
+}
+
+impl From<ReferenceError> for String {
+    fn from(e: ReferenceError) -> String {
+        e.to_string()
+    }
+}
+
+/// Why a registry's authentication challenge could not be answered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// Basic authentication, and no credential for the host; `helper` says why a credential
+    /// helper gave none, when one was asked.
+    #[error("{host} asks for a login and {}", match helper { Some(failure) => failure.to_string(), None => format!("none is configured (add it with `docker login {host}`)") })]
+    NoLogin {
+        /// The registry host.
+        host: String,
+        /// Why the credential helper gave none, if one failed.
+        helper: Option<HelperFailure>,
+    },
+    /// A scheme other than basic and bearer.
+    #[error("{host} asks for an authentication hephy does not speak: `{challenge}`")]
+    Unsupported {
+        /// The registry host.
+        host: String,
+        /// The `WWW-Authenticate` header.
+        challenge: String,
+    },
+    /// A bearer challenge without a realm.
+    #[error("{host}'s token challenge names no realm")]
+    NoRealm {
+        /// The registry host.
+        host: String,
+    },
+    /// The token realm did not answer.
+    #[error("asking {realm} for a token: {message}")]
+    Unreachable {
+        /// The token service's URL.
+        realm: String,
+        /// The transport's error.
+        message: String,
+    },
+    /// The token realm refused, with this HTTP status.
+    #[error("{realm} refused a token for `{scope}` ({}){}", StatusCode::from_u16(*status).map_or_else(|_| status.to_string(), |s| s.to_string()), match login { Login::Sent => String::new(), Login::HelperFailed(failure) => format!("; {failure}"), Login::None => "; no credentials are configured for this registry".to_owned() })]
+    Refused {
+        /// The token service's URL.
+        realm: String,
+        /// The scope asked for.
+        scope: String,
+        /// The HTTP status.
+        status: u16,
+        /// What login went with the request.
+        login: Login,
+    },
+    /// The token realm answered something that holds no token.
+    #[error("{realm} answered no token{}", detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
+    NoToken {
+        /// The token service's URL.
+        realm: String,
+        /// What was wrong with the answer.
+        detail: Option<String>,
+    },
+}
+
+/// What login a token request carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Login {
+    /// The user's credential.
+    Sent,
+    /// None: the credential helper configured for the host failed.
+    HelperFailed(HelperFailure),
+    /// None: none is configured.
+    None,
 }
 
 /// A fetched manifest (an image manifest or an index).
@@ -324,9 +424,9 @@ impl Client {
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or_default()
                         .to_owned();
-                    let token = self
-                        .authenticate(&reference.host, &challenge, &scope)
-                        .map_err(|e| RegistryError::new(Operation::Authenticate, url, Cause::Answer(e)))?;
+                    let token = self.authenticate(&reference.host, &challenge, &scope).map_err(|e| {
+                        RegistryError::new(Operation::Authenticate, url, Cause::Auth(Box::new(e)))
+                    })?;
                     if let Ok(mut tokens) = self.tokens.lock() {
                         tokens.insert(token_key.clone(), token);
                     }
@@ -388,7 +488,7 @@ impl Client {
 
     /// Answers a `WWW-Authenticate` challenge: a bearer token from the realm (anonymous, or
     /// with the user's credential), or the credential itself for basic authentication.
-    fn authenticate(&self, host: &str, challenge: &str, scope: &str) -> Result<String, String> {
+    fn authenticate(&self, host: &str, challenge: &str, scope: &str) -> Result<String, AuthError> {
         let credential = self.credential(host);
         let basic = credential.as_ref().map(|c| {
             format!(
@@ -398,18 +498,16 @@ impl Client {
         });
         let lower = challenge.to_ascii_lowercase();
         if lower.starts_with("basic") {
-            return basic.ok_or_else(|| match credentials::helper_failure(host) {
-                Some(failure) => format!("{host} asks for a login and {failure}"),
-                None => format!(
-                    "{host} asks for a login and none is configured (add it with `docker login {host}`)"
-                ),
+            return basic.ok_or_else(|| AuthError::NoLogin {
+                host: host.to_owned(),
+                helper: credentials::helper_failure(host),
             });
         }
         if !lower.starts_with("bearer") {
-            return Err(format!("{host} asks for an authentication hephy does not speak: `{challenge}`"));
+            return Err(AuthError::Unsupported { host: host.to_owned(), challenge: challenge.to_owned() });
         }
         let params = challenge_params(&challenge[6..]);
-        let realm = params.get("realm").ok_or_else(|| format!("{host}'s token challenge names no realm"))?;
+        let realm = params.get("realm").ok_or_else(|| AuthError::NoRealm { host: host.to_owned() })?;
         let mut request = self.agent.get(realm).query("scope", scope);
         if let Some(service) = params.get("service") {
             request = request.query("service", service);
@@ -417,31 +515,34 @@ impl Client {
         if let Some(basic) = &basic {
             request = request.header("Authorization", basic);
         }
-        let mut response = request.call().map_err(|e| format!("asking {realm} for a token: {e}"))?;
+        let mut response = request
+            .call()
+            .map_err(|e| AuthError::Unreachable { realm: realm.clone(), message: e.to_string() })?;
         if !response.status().is_success() {
-            return Err(format!(
-                "{realm} refused a token for `{scope}` ({}){}",
-                response.status(),
-                match (&basic, credentials::helper_failure(host)) {
-                    (Some(_), _) => String::new(),
-                    (None, Some(failure)) => format!("; {failure}"),
-                    (None, None) => "; no credentials are configured for this registry".to_owned(),
-                }
-            ));
+            return Err(AuthError::Refused {
+                realm: realm.clone(),
+                scope: scope.to_owned(),
+                status: response.status().as_u16(),
+                login: match (&basic, credentials::helper_failure(host)) {
+                    (Some(_), _) => Login::Sent,
+                    (None, Some(failure)) => Login::HelperFailed(failure),
+                    (None, None) => Login::None,
+                },
+            });
         }
         let text = response
             .body_mut()
             .with_config()
             .limit(1 << 20)
             .read_to_string()
-            .map_err(|e| format!("{realm} answered no token: {e}"))?;
-        let body: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| format!("{realm} answered no token: {e}"))?;
+            .map_err(|e| AuthError::NoToken { realm: realm.clone(), detail: Some(e.to_string()) })?;
+        let body: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| AuthError::NoToken { realm: realm.clone(), detail: Some(e.to_string()) })?;
         body["token"]
             .as_str()
             .or(body["access_token"].as_str())
             .map(str::to_owned)
-            .ok_or_else(|| format!("{realm} answered no token"))
+            .ok_or_else(|| AuthError::NoToken { realm: realm.clone(), detail: None })
     }
 
     /// A GET or HEAD of the manifest `reference` names, accepting every type hephy reads.
@@ -758,6 +859,12 @@ mod tests {
         assert!(Reference::parse("Alpine").is_err());
         assert!(Reference::parse("alpine@sha256:short").is_err());
         assert!(Reference::parse("alpine:bad$tag").is_err());
+        let bad = Reference::parse("alpine:bad$tag").expect_err("a bad tag");
+        assert_eq!(bad.why, BadReference::Tag);
+        assert_eq!(
+            bad.to_string(),
+            "`alpine:bad$tag` is not an image reference: a tag is up to 128 letters, digits and `._-`"
+        );
     }
 
     #[test]

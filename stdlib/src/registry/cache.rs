@@ -68,7 +68,7 @@ impl<'m> RegistryCache<'m> {
         let reference = match Reference::parse(text) {
             Ok(reference) => reference,
             Err(e) => {
-                self.give_up(e);
+                self.give_up(e.to_string());
                 return None;
             }
         };

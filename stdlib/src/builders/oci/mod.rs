@@ -499,7 +499,7 @@ impl Oci {
         let mut file = temp.as_file().try_clone().map_err(|e| e.to_string())?;
         self.client.blob(reference, digest, &mut file, stop)?;
         let (_, path) = temp.keep().map_err(|e| e.to_string())?;
-        self.layout.adopt(&path, digest)
+        Ok(self.layout.adopt(&path, digest)?)
     }
 }
 
