@@ -44,7 +44,6 @@ use hephy_engine::{Exclusions, Job, Node, NodeKind, Outcome, Work};
 use crate::builders::external::Engine;
 use crate::builders::{buildah, external, oci};
 use crate::executors::{process, ssh};
-use crate::sources::git;
 
 /// The built-in implementation of every node kind.
 #[derive(Debug)]
@@ -56,43 +55,7 @@ pub struct Stdlib<'m> {
     remote: ssh::Remote,
 }
 
-/// Where an image's build context is: a local folder, or a checkout of its upstream commit.
-#[derive(Debug, Clone)]
-pub(crate) struct Sources {
-    state_dir: std::path::PathBuf,
-    upstreams: Upstreams,
-}
-
-impl Sources {
-    /// The commit `reference` of `url` resolved to when planning.
-    pub(crate) fn commit(&self, url: &str, reference: &str) -> Result<String, String> {
-        match self.upstreams.get(&(url.to_owned(), reference.to_owned())) {
-            Some(resolved) => resolved.clone(),
-            None => Err(format!("`{reference}` of {url} was not resolved")),
-        }
-    }
-
-    /// The context folder of `image` (fetching and exporting its upstream commit if need be).
-    pub(crate) fn context(
-        &self,
-        root: &Path,
-        image: &hephy_dsl::Image,
-    ) -> Result<std::path::PathBuf, String> {
-        match &image.source {
-            // Canonical, so that files below it are read following no link at all.
-            hephy_dsl::ImageSource::Context { dir } => {
-                let context = root.join(dir);
-                context.canonicalize().map_err(|e| format!("cannot read `{}`: {e}", context.display()))
-            }
-            hephy_dsl::ImageSource::Git { url, reference, dir } => {
-                let commit = self.commit(url, reference)?;
-                let checkout = git::checkout(url, reference, &commit, &self.state_dir)?;
-                let context = if dir == "." { checkout } else { checkout.join(dir) };
-                context.canonicalize().map_err(|e| format!("cannot read `{}`: {e}", context.display()))
-            }
-        }
-    }
-}
+pub(crate) use sources::Sources;
 
 /// Each secret written to a temporary file of its own (mode 0600, removed on drop).
 pub(crate) fn secret_files(

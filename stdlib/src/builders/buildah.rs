@@ -174,7 +174,7 @@ impl Buildah {
         };
         let context = match self.sources.context(job.root, image) {
             Ok(context) => context,
-            Err(e) => return fail(e),
+            Err(e) => return fail(e.to_string()),
         };
         let scratch = match tempdir(job) {
             Ok(dir) => dir,

@@ -44,7 +44,7 @@ pub(crate) fn build(
     }
     let context = match oci.sources().context(job.root, image) {
         Ok(context) => std::path::absolute(&context).unwrap_or(context),
-        Err(e) => return fail(e),
+        Err(e) => return fail(e.to_string()),
     };
     let mut build_args: Vec<(String, String)> =
         image.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
