@@ -12,7 +12,7 @@ pub(crate) fn run(model: &Model, task: &Task, job: &Job<'_>, exclusions: &Exclus
     let fail = |message: String| Outcome::Failed { message };
     let log = match Log::create(job) {
         Ok(log) => log,
-        Err(e) => return fail(e),
+        Err(e) => return fail(e.to_string()),
     };
     let Some((program, args)) = task.run.split_first() else {
         return fail("the task has no command".to_owned());
@@ -48,7 +48,7 @@ pub(crate) fn run(model: &Model, task: &Task, job: &Job<'_>, exclusions: &Exclus
         }
     }
     if let Err(e) = process::run(command, job, &log) {
-        return fail(e);
+        return fail(e.to_string());
     }
     match task_outputs_digest(job.root, &task.outputs, exclusions) {
         Ok(output) => Outcome::Built { output },

@@ -102,7 +102,7 @@ impl Buildah {
                     ));
                     attempt += 1;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -170,7 +170,7 @@ impl Buildah {
         let fail = |message: String| Outcome::Failed { message };
         let log = match Log::create(job) {
             Ok(log) => log,
-            Err(e) => return fail(e),
+            Err(e) => return fail(e.to_string()),
         };
         let context = match self.sources.context(job.root, image) {
             Ok(context) => context,
@@ -195,7 +195,7 @@ impl Buildah {
             log.note(&format!("$ {}", shown(&bud)));
             let Err(e) = process::run(bud, job, &log) else { break };
             if attempt > 1 || !transient(&job.log) {
-                return fail(e);
+                return fail(e.to_string());
             }
             log.note("buildah failed re-executing itself for RUN (`sealing memfd copy`, a race in it, not the build): building again, once");
         }

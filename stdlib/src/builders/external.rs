@@ -36,7 +36,7 @@ pub(crate) fn build(
     };
     let log = match Log::create(job) {
         Ok(log) => log,
-        Err(e) => return fail(e),
+        Err(e) => return fail(e.to_string()),
     };
     let work = job.log.with_extension("work");
     if let Err(e) = std::fs::create_dir_all(&work) {
@@ -105,7 +105,7 @@ fn run_rendered(rendered: &Rendered, job: &Job<'_>, log: &Log) -> Result<(), Str
         .envs(rendered.env.iter().map(|(k, v)| (k, v)))
         .current_dir(rendered.dir.as_deref().unwrap_or(job.root));
     log.note(&format!("$ {}", process::shown(&command)));
-    process::run(command, job, log)
+    Ok(process::run(command, job, log)?)
 }
 
 fn run_builder(builder: Builder, request: &Request, job: &Job<'_>, log: &Log) -> Result<String, String> {

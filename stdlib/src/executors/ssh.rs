@@ -218,11 +218,12 @@ impl Remote {
 
 /// ssh exits 255 when the connection (not the command) failed.
 fn connection_failure(target: &str, failed: &process::CommandFailed) -> String {
-    if failed.exit_code == Some(255) {
-        let why = failed.last_line.as_deref().unwrap_or("no message");
-        format!("the ssh connection to {target} failed or was lost ({why})")
-    } else {
-        format!("on {target}: {}", failed.message)
+    match failed {
+        process::CommandFailed::Exited { exit_code: Some(255), last_line, .. } => {
+            let why = last_line.as_deref().unwrap_or("no message");
+            format!("the ssh connection to {target} failed or was lost ({why})")
+        }
+        _ => format!("on {target}: {failed}"),
     }
 }
 
