@@ -30,7 +30,7 @@ pub use builders::{
     Builder, Capabilities, Rendered, Request, capabilities, read_digest, render, resolve_auto,
 };
 pub use check::{check, warnings};
-pub use executors::ssh::serve as serve_remote_build;
+pub use executors::ssh::{ServeError, serve as serve_remote_build};
 pub use outputs::{
     Collected, Evidence, Outputs, clean_temporaries, collect_garbage, prepare_layout, registry_holds_all,
 };
