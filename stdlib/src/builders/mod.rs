@@ -325,9 +325,19 @@ pub(crate) fn ko_config(ko: &hephy_dsl::KoSettings) -> Option<String> {
     Some(out)
 }
 
+/// A builder that left no digest where it writes one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{builder} left no sha256 digest: {left:?}")]
+pub struct NoDigest {
+    /// The builder.
+    pub builder: Builder,
+    /// The start of what it left (up to 200 characters).
+    pub left: String,
+}
+
 /// Reads the pushed digest from what `builder` left: kaniko's digest file, BuildKit's and
 /// buildx's metadata JSON (`containerimage.digest`), ko's image reference, spin's output.
-pub fn read_digest(builder: Builder, text: &str) -> Result<String, String> {
+pub fn read_digest(builder: Builder, text: &str) -> Result<String, NoDigest> {
     let found = match builder {
         Builder::Kaniko | Builder::Buildah => Some(text.trim().to_owned()),
         Builder::Oci | Builder::Auto => None,
@@ -345,11 +355,7 @@ pub fn read_digest(builder: Builder, text: &str) -> Result<String, String> {
         {
             Ok(d)
         }
-        _ => Err(format!(
-            "{} left no sha256 digest: {:?}",
-            builder.name(),
-            text.chars().take(200).collect::<String>()
-        )),
+        _ => Err(NoDigest { builder, left: text.chars().take(200).collect() }),
     }
 }
 
@@ -522,7 +528,10 @@ pub(crate) mod tests {
             read_digest(Builder::Spin, &format!("Pushing app to the Registry...\nPushed with digest {d}\n")),
             Ok(d.clone())
         );
-        assert!(read_digest(Builder::Kaniko, "").is_err());
+        assert_eq!(
+            read_digest(Builder::Kaniko, "oops").map_err(|e| e.to_string()),
+            Err("kaniko left no sha256 digest: \"oops\"".to_owned())
+        );
         assert!(read_digest(Builder::Buildkit, "{}").is_err());
     }
 }
