@@ -57,20 +57,44 @@ pub struct Stdlib<'m> {
 
 pub(crate) use sources::Sources;
 
+/// A secret that cannot be handed to a build (never its value: only its name).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SecretError {
+    /// Its value cannot be read (the engine's message names the secret and its source).
+    #[error("{0}")]
+    Value(String),
+    /// Its temporary file cannot be created.
+    #[error("cannot create a file for secret `{name}`: {source}")]
+    Create {
+        /// The secret's name.
+        name: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Its temporary file cannot be written.
+    #[error("cannot write secret `{name}`: {source}")]
+    Write {
+        /// The secret's name.
+        name: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
 /// Each secret written to a temporary file of its own (mode 0600, removed on drop).
 pub(crate) fn secret_files(
     model: &Model,
     names: &[String],
-) -> Result<Vec<(String, tempfile::NamedTempFile)>, String> {
+) -> Result<Vec<(String, tempfile::NamedTempFile)>, SecretError> {
     let mut out = Vec::new();
     for name in names {
-        let value = hephy_engine::secret_value(model, name)?;
+        let value = hephy_engine::secret_value(model, name).map_err(SecretError::Value)?;
         let mut file = tempfile::Builder::new()
             .prefix("hephy-secret-")
             .tempfile()
-            .map_err(|e| format!("cannot create a file for secret `{name}`: {e}"))?;
+            .map_err(|source| SecretError::Create { name: name.clone(), source })?;
         std::io::Write::write_all(&mut file, value.as_bytes())
-            .map_err(|e| format!("cannot write secret `{name}`: {e}"))?;
+            .map_err(|source| SecretError::Write { name: name.clone(), source })?;
         out.push((name.clone(), file));
     }
     Ok(out)

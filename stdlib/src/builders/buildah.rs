@@ -187,7 +187,7 @@ impl Buildah {
         // the build ends: never a build arg, never on a command line.
         let secrets = match crate::secret_files(model, &image.secrets) {
             Ok(files) => files,
-            Err(e) => return fail(e),
+            Err(e) => return fail(e.to_string()),
         };
         let spec = Bud { context: &context, local_tag: &local_tag, iidfile: &iidfile, secrets: &secrets };
         for attempt in 1.. {

@@ -52,7 +52,7 @@ pub(crate) fn build(
     // Secret files live as long as this build (removed when dropped).
     let secret_files = match crate::secret_files(model, &image.secrets) {
         Ok(files) => files,
-        Err(e) => return fail(e),
+        Err(e) => return fail(e.to_string()),
     };
     let request = Request {
         dockerfile: context.join(&image.dockerfile),
