@@ -36,7 +36,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use hephy_dsl::Model;
+use hephy_dsl::{Builder, Model};
 use hephy_engine::{Action, Reason};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -156,7 +156,7 @@ fn stampable(model: &Model) -> bool {
         && model
             .images
             .iter()
-            .all(|i| i.builder == "oci" && matches!(i.source, hephy_dsl::ImageSource::Context { .. }))
+            .all(|i| i.builder == Builder::Oci && matches!(i.source, hephy_dsl::ImageSource::Context { .. }))
         && model.tasks.iter().all(|t| t.secrets.is_empty())
 }
 

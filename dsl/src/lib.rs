@@ -28,6 +28,7 @@ pub use model::{
     BUILDERS, Compression, DEFAULT_BUILDER, Definition, Dependency, DependencyKind, Executor, FromPlatform,
     Group, Image, ImageSource, KoSettings, Model, Naming, Schedule, Secret, SecretSource, Task,
 };
+pub use model::{Builder, Engine};
 pub use platform::{Platform, PlatformError};
 pub use print::{kdl_string, print, yaml_scalar, yaml_string};
 pub use reference::render_template;

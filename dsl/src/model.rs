@@ -22,7 +22,7 @@ pub struct Model {
     /// How pushed images are named.
     pub naming: Naming,
     /// The builder of images that do not name their own (`oci`, the built-in one, unless given).
-    pub builder: String,
+    pub builder: Builder,
     /// Platforms of images and tasks that do not name their own.
     pub platforms: Vec<Platform>,
     /// The declared executors; when empty, each platform gets a `local` executor.
@@ -99,12 +99,28 @@ pub struct Executor {
     pub gitlab_tags: Vec<String>,
     /// GitHub Actions `runs-on` labels of its CI jobs (`hephy ci github`).
     pub runs_on: Vec<String>,
-    /// A remote host its builds run on: `user@host` or `user@host:port`.
-    pub ssh: Option<Spanned<String>>,
-    /// A BuildKit daemon its builds run on (`tcp://buildkitd-arm64:1234`).
-    pub buildkit: Option<Spanned<String>>,
-    /// A Kubernetes namespace its builds run in, as kaniko Jobs.
-    pub kubernetes: Option<Spanned<String>>,
+    /// Where its image builds run when not on this machine; `None`: here.
+    pub engine: Option<Engine>,
+}
+
+/// Where an executor's image builds run, other than this machine: one place, never two.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Engine {
+    /// A remote host (`ssh="user@host[:port]"`) running hephy's built-in `oci` builder.
+    Ssh(Spanned<String>),
+    /// A BuildKit daemon (`buildkit="tcp://buildkitd-arm64:1234"`).
+    Buildkit(Spanned<String>),
+    /// A Kubernetes namespace (`kubernetes="builds"`), each build a kaniko Job.
+    Kubernetes(Spanned<String>),
+}
+
+impl Engine {
+    /// What the graph file wrote: the host, the daemon's address or the namespace, with its span.
+    pub fn target(&self) -> &Spanned<String> {
+        match self {
+            Engine::Ssh(t) | Engine::Buildkit(t) | Engine::Kubernetes(t) => t,
+        }
+    }
 }
 
 /// A secret: a value a build or task needs that must never be written anywhere.
@@ -125,12 +141,81 @@ pub enum SecretSource {
     File(std::path::PathBuf),
 }
 
-/// The builders this hephy knows.
-pub const BUILDERS: &[&str] = &["auto", "oci", "buildah", "kaniko", "buildkit", "buildx", "ko", "spin"];
+/// The tool that builds an image: every builder this hephy knows, under its name in graph files.
+/// What each can do, and how it runs, is the standard library's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Builder {
+    /// `auto`: resolved image by image before anything is keyed (the built-in `oci` builder for a
+    /// Dockerfile without `RUN`, buildah for one with it).
+    Auto,
+    /// `oci`: hephy's own builder, no external tool, Dockerfiles without `RUN`.
+    Oci,
+    /// `buildah`: daemonless, full Dockerfile support.
+    Buildah,
+    /// `kaniko`: kaniko's executor.
+    Kaniko,
+    /// `buildkit`: BuildKit through `buildctl`.
+    Buildkit,
+    /// `buildx`: `docker buildx build`.
+    Buildx,
+    /// `ko`: Go applications, no Dockerfile.
+    Ko,
+    /// `spin`: WebAssembly applications, no Dockerfile.
+    Spin,
+}
 
-/// The builder used when a graph names none: `auto`, which the builders resolve per image (the
-/// built-in `oci` builder for a Dockerfile without `RUN`, buildah for one with it).
-pub const DEFAULT_BUILDER: &str = "auto";
+impl Builder {
+    /// Every builder, in the order help texts list them.
+    pub const ALL: [Builder; 8] = [
+        Builder::Auto,
+        Builder::Oci,
+        Builder::Buildah,
+        Builder::Kaniko,
+        Builder::Buildkit,
+        Builder::Buildx,
+        Builder::Ko,
+        Builder::Spin,
+    ];
+
+    /// The builder called `name` in a graph file.
+    pub fn from_name(name: &str) -> Option<Builder> {
+        Builder::ALL.into_iter().find(|b| b.name() == name)
+    }
+
+    /// Its name in graph files.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Builder::Auto => "auto",
+            Builder::Oci => "oci",
+            Builder::Buildah => "buildah",
+            Builder::Kaniko => "kaniko",
+            Builder::Buildkit => "buildkit",
+            Builder::Buildx => "buildx",
+            Builder::Ko => "ko",
+            Builder::Spin => "spin",
+        }
+    }
+}
+
+impl std::fmt::Display for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The names of the builders this hephy knows ([`Builder::ALL`]'s).
+pub const BUILDERS: &[&str] = &{
+    let mut names = [""; Builder::ALL.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = Builder::ALL[i].name();
+        i += 1;
+    }
+    names
+};
+
+/// The builder used when a graph names none: `auto`.
+pub const DEFAULT_BUILDER: Builder = Builder::Auto;
 
 /// A container image, built once per platform (and per target).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,8 +226,8 @@ pub struct Image {
     pub source: ImageSource,
     /// The Dockerfile, relative to the context folder (`Dockerfile` unless given).
     pub dockerfile: String,
-    /// The tool that builds it (see [`BUILDERS`]).
-    pub builder: String,
+    /// The tool that builds it.
+    pub builder: Builder,
     /// Build stages to build, each its own image; empty builds the Dockerfile's last stage.
     pub targets: Vec<String>,
     /// Build args, sorted by name.

@@ -20,7 +20,7 @@ mod files;
 mod graph;
 mod inputs;
 mod key;
-mod open;
+use hephy_oci::open;
 mod plan;
 mod run;
 mod sorted;

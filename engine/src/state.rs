@@ -17,7 +17,7 @@ use crate::files::{Stat, StatCache};
 use crate::key::{InputManifest, Key};
 
 /// The schema version this build writes; older databases are migrated forward.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const MIGRATIONS: &[&str] = &[
     // 0 → 1
@@ -63,6 +63,12 @@ const MIGRATIONS: &[&str] = &[
         mtime_ns INTEGER NOT NULL,
         ctime_ns INTEGER NOT NULL,
         ino INTEGER NOT NULL,
+        digest TEXT NOT NULL
+    );",
+    // 1 → 2: the digests external base images (`FROM alpine:3.20`) resolved to, kept between
+    // refreshes (before, `.hephy/bases.json`).
+    "CREATE TABLE base_images (
+        reference TEXT PRIMARY KEY,
         digest TEXT NOT NULL
     );",
 ];
@@ -400,6 +406,28 @@ impl State {
         rows.collect::<Result<StatCache, _>>().map_err(self.sql())
     }
 
+    /// The digest each external base image reference resolved to when last resolved.
+    pub fn base_images(&self) -> Result<std::collections::BTreeMap<String, String>, StateError> {
+        let mut stmt = self.conn.prepare("SELECT reference, digest FROM base_images").map_err(self.sql())?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
+    /// Remembers what base image references resolved to, in one transaction.
+    pub fn save_base_images(&mut self, resolved: &[(&str, &str)]) -> Result<(), StateError> {
+        let sql = |source| StateError::Sqlite { path: self.path.clone(), source };
+        let tx = self.conn.transaction().map_err(sql)?;
+        {
+            let mut stmt = tx
+                .prepare("INSERT OR REPLACE INTO base_images (reference, digest) VALUES (?1, ?2)")
+                .map_err(sql)?;
+            for (reference, digest) in resolved {
+                stmt.execute(params![reference, digest]).map_err(sql)?;
+            }
+        }
+        tx.commit().map_err(sql)
+    }
+
     /// Remembers stat entries. Best effort: when another process holds the write lock, the
     /// entries are dropped (they only save work) rather than waiting.
     pub fn save_stats(&mut self, entries: &[(String, Stat, String)]) {
@@ -720,6 +748,19 @@ mod tests {
         let state = State::open(dir.path()).expect("opens again");
         assert_eq!(state.last_run().expect("reads"), Some(run));
         assert_eq!(state.integrity_check().expect("checks"), "ok");
+    }
+
+    /// Base image digests are kept, and a reference resolved again replaces its digest.
+    #[test]
+    fn base_images_are_kept_and_replaced() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut state = State::open(dir.path()).expect("opens");
+        state.save_base_images(&[("alpine:3.20", "sha256:aa"), ("golang:1.23", "sha256:bb")]).expect("saves");
+        state.save_base_images(&[("alpine:3.20", "sha256:cc")]).expect("saves");
+        drop(state);
+        let bases = State::open(dir.path()).expect("opens again").base_images().expect("reads");
+        let expected = [("alpine:3.20", "sha256:cc"), ("golang:1.23", "sha256:bb")];
+        assert_eq!(bases, expected.map(|(r, d)| (r.to_owned(), d.to_owned())).into_iter().collect());
     }
 
     /// A database written by a newer hephy is refused, not damaged.

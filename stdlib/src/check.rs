@@ -1,10 +1,10 @@
 //! Builder checks made before anything runs: a graph that asks a builder for what it cannot do
 //! is rejected at `check` (and `plan`, `run`) with a diagnostic at the image.
 
-use hephy_dsl::{Code, DependencyKind, Image, ImageSource, Model, Problem, Problems};
+use hephy_dsl::{Code, DependencyKind, Engine, Image, ImageSource, Model, Problem, Problems};
 
-use crate::builders::Builder;
-use crate::dockerfile;
+use crate::builders::dockerfile;
+use crate::builders::{self, Builder};
 
 /// Every builder problem of `model`; `Ok` when there is none.
 pub fn check(model: &Model) -> Result<(), Problems> {
@@ -41,26 +41,25 @@ pub fn warnings(model: &Model) -> Option<Problems> {
 /// builder, a BuildKit daemon and a Kubernetes cluster (kaniko) build Dockerfiles.
 fn check_executors(model: &Model, image: &Image) -> Vec<Problem> {
     let mut problems = Vec::new();
-    if image.builder == crate::AUTO {
-        return problems;
-    }
-    let builder = Builder::from_name(&image.builder);
+    let Some(capabilities) = builders::capabilities(image.builder) else { return problems };
     for executor in model.executors.iter().filter(|e| image.platforms.contains(&e.platform)) {
-        let (place, span, fits, help) = if let Some(ssh) = &executor.ssh {
-            (
+        let (place, span, fits, help) = match &executor.engine {
+            Some(Engine::Ssh(ssh)) => (
                 "an ssh host",
                 ssh.span,
-                builder == Some(Builder::Oci),
+                image.builder == Builder::Oci,
                 "ssh executors build with the built-in oci builder",
-            )
-        } else if let Some(addr) = &executor.buildkit {
-            let fits = builder.is_some_and(|b| b.capabilities().dockerfile);
-            ("a BuildKit daemon", addr.span, fits, "a BuildKit daemon builds Dockerfiles")
-        } else if let Some(namespace) = &executor.kubernetes {
-            let fits = builder.is_some_and(|b| b.capabilities().dockerfile);
-            ("Kubernetes (kaniko)", namespace.span, fits, "kaniko builds Dockerfiles")
-        } else {
-            continue;
+            ),
+            Some(Engine::Buildkit(addr)) => (
+                "a BuildKit daemon",
+                addr.span,
+                capabilities.dockerfile,
+                "a BuildKit daemon builds Dockerfiles",
+            ),
+            Some(Engine::Kubernetes(namespace)) => {
+                ("Kubernetes (kaniko)", namespace.span, capabilities.dockerfile, "kaniko builds Dockerfiles")
+            }
+            None => continue,
         };
         if !fits {
             problems.push(
@@ -97,11 +96,11 @@ fn check_references(model: &Model, image: &Image) -> Vec<Problem> {
             hephy_engine::Node::new(&image.name.value, kind, None, target.cloned(), tag.cloned(), local)
         };
         let manifest = node(None);
-        let repository = crate::reference::repository(model, &manifest);
+        let repository = crate::registry::reference::repository(model, &manifest);
         let mut references = vec![repository.clone()];
         for tag in &image.tags {
             let tagged = node(Some(tag));
-            let rendered = crate::reference::Vars::new(model, &tagged, None, Some(&"0".repeat(40)))
+            let rendered = crate::registry::reference::Vars::new(model, &tagged, None, Some(&"0".repeat(40)))
                 .render(&model.naming.tag);
             references.push(format!("{repository}:{rendered}"));
         }
@@ -147,7 +146,7 @@ fn check_auto(model: &Model, image: &Image) -> Vec<Problem> {
 /// What the built-in builder cannot build in a Dockerfile, each at its place in the Dockerfile.
 fn check_oci_dockerfile(image: &Image, shown: &str, text: &str) -> Vec<Problem> {
     let name = &image.name.value;
-    crate::oci::build::unsupported(text)
+    crate::builders::oci::build::unsupported(text)
         .into_iter()
         .map(|(span, message)| {
             let run = message.contains("`RUN`");
@@ -167,15 +166,13 @@ fn check_oci_dockerfile(image: &Image, shown: &str, text: &str) -> Vec<Problem> 
 }
 
 fn check_image(model: &Model, image: &Image) -> Vec<Problem> {
-    if image.builder == crate::AUTO {
-        return check_auto(model, image);
-    }
-    let Some(builder) = Builder::from_name(&image.builder) else { return Vec::new() };
+    let builder = image.builder;
+    let Some(capabilities) = builders::capabilities(builder) else { return check_auto(model, image) };
     let span = image.name.span;
     let name = &image.name.value;
     let mut problems = Vec::new();
     if !image.secrets.is_empty() && builder != Builder::Buildah {
-        let why = if builder.capabilities().run {
+        let why = if capabilities.run {
             "hands secrets to builds only with buildah"
         } else {
             "runs no commands, so a secret has no use"
@@ -189,10 +186,7 @@ fn check_image(model: &Model, image: &Image) -> Vec<Problem> {
             .help("build it with buildah (`builder \"buildah\"`), buildkit or buildx, which mount each secret for `RUN --mount=type=secret,id=NAME`"),
         );
     }
-    let remote = model.executors.iter().find(|e| {
-        image.platforms.contains(&e.platform)
-            && (e.ssh.is_some() || e.buildkit.is_some() || e.kubernetes.is_some())
-    });
+    let remote = model.executors.iter().find(|e| image.platforms.contains(&e.platform) && e.engine.is_some());
     if !image.secrets.is_empty()
         && let Some(executor) = remote
     {
@@ -209,7 +203,7 @@ fn check_image(model: &Model, image: &Image) -> Vec<Problem> {
             .help("build images that need secrets on a local executor"),
         );
     }
-    if !builder.capabilities().dockerfile {
+    if !capabilities.dockerfile {
         if !image.targets.is_empty() {
             problems.push(
                 Problem::new(Code::InvalidValue, format!("{} builds no Dockerfile, so image `{name}` cannot have targets", builder.name()))
@@ -232,7 +226,7 @@ fn check_image(model: &Model, image: &Image) -> Vec<Problem> {
     }
     let ImageSource::Context { dir } = &image.source else { return problems };
     // Only what a check needs is read: most images need no look at their Dockerfile here.
-    if builder.capabilities().run_mount && image.targets.is_empty() {
+    if capabilities.run_mount && image.targets.is_empty() {
         return problems;
     }
     let path = model.root.join(dir).join(&image.dockerfile);
@@ -258,7 +252,7 @@ fn check_image(model: &Model, image: &Image) -> Vec<Problem> {
         }
         Err(_) => return problems,
     };
-    if !builder.capabilities().run_mount
+    if !capabilities.run_mount
         && let Some(run) = facts.runs.iter().find(|r| r.mount)
     {
         problems.push(

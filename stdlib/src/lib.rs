@@ -1,50 +1,49 @@
-//! hephy's built-in node kinds: what each kind of node does when it runs.
+//! hephy's standard library of node kinds: the built-in kinds (tasks, images, their indexes
+//! and tags) and the backends that realise them.
 //!
-//! Owns [`Stdlib`], the engine's [`Work`] for every node kind: tasks run their argv as a process
-//! (no shell, own process group, output to a log); image nodes go through the image's builder
-//! (the built-in `oci` builder and `buildah` run here; kaniko, BuildKit, buildx, ko and spin run
-//! their rendered command where the tool exists), checked before anything runs ([`check`]);
-//! manifest and tag nodes are hephy's own (an OCI index and tag puts, [`oci`]). Also owns [`builder_identity`], which enters every node's
-//! key, and [`RegistryCache`], the registry as a shared cache.
+//! - `builders/`: how an image is made — the Dockerfile reader, hephy's own `oci` builder,
+//!   buildah, and the command lines of kaniko, BuildKit, buildx, ko and spin.
+//! - `executors/`: where work runs — a process here, a host over ssh, a BuildKit daemon, a
+//!   Kubernetes cluster.
+//! - `registry/`: images in registries as the graph names them, and the registry as a cache
+//!   (the protocol client and credentials are the `hephy-oci` crate's, beside this one).
+//! - `sources/`: what planning resolves outside the graph's folder — upstream git commits,
+//!   base-image digests.
+//! - here: [`Stdlib`], the engine's [`Work`] for every node kind; [`check`](crate::check()) and
+//!   the Dockerfile wiring checks made before anything runs; [`Outputs`], whether recorded
+//!   outputs are still there; [`builder_identity`], which enters every node's key.
 
-mod bases;
-mod buildah;
 mod builders;
-mod cache;
 mod check;
-mod credentials;
-mod dockerfile;
-mod engines;
-mod external;
-mod git;
-mod oci;
+mod executors;
 mod outputs;
-mod process;
-mod reference;
 mod registry;
-mod remote;
-mod stop;
+mod sources;
 mod task;
 mod wiring;
 
 use std::borrow::Cow;
 use std::path::Path;
 
-pub use bases::{Bases, resolve_bases};
-pub use builders::{AUTO, Builder, Capabilities, Rendered, Request, read_digest, render, resolve_auto};
-pub use cache::RegistryCache;
+pub use builders::oci::location;
+pub use builders::{
+    Builder, Capabilities, Rendered, Request, capabilities, read_digest, render, resolve_auto,
+};
 pub use check::{check, warnings};
-pub use git::{Upstreams, resolve_all as resolve_upstreams};
-pub use oci::location;
+pub use executors::ssh::{ServeError, serve as serve_remote_build};
 pub use outputs::{
     Collected, Evidence, Outputs, clean_temporaries, collect_garbage, prepare_layout, registry_holds_all,
 };
-pub use remote::serve as serve_remote_build;
+pub use registry::cache::RegistryCache;
+pub use sources::bases::{Bases, resolve_bases};
+pub use sources::git::{Upstreams, resolve_all as resolve_upstreams};
 
 use hephy_dsl::{Definition, Model};
 use hephy_engine::{Exclusions, Job, Node, NodeKind, Outcome, Work};
 
-use crate::external::Engine;
+use crate::builders::external::Engine;
+use crate::builders::{buildah, external, oci};
+use crate::executors::{process, ssh};
 
 /// The built-in implementation of every node kind.
 #[derive(Debug)]
@@ -53,61 +52,49 @@ pub struct Stdlib<'m> {
     exclusions: Exclusions,
     buildah: buildah::Buildah,
     oci: oci::Oci,
-    remote: remote::Remote,
+    remote: ssh::Remote,
 }
 
-/// Where an image's build context is: a local folder, or a checkout of its upstream commit.
-#[derive(Debug, Clone)]
-pub(crate) struct Sources {
-    state_dir: std::path::PathBuf,
-    upstreams: Upstreams,
-}
+pub(crate) use sources::Sources;
 
-impl Sources {
-    /// The commit `reference` of `url` resolved to when planning.
-    pub(crate) fn commit(&self, url: &str, reference: &str) -> Result<String, String> {
-        match self.upstreams.get(&(url.to_owned(), reference.to_owned())) {
-            Some(resolved) => resolved.clone(),
-            None => Err(format!("`{reference}` of {url} was not resolved")),
-        }
-    }
-
-    /// The context folder of `image` (fetching and exporting its upstream commit if need be).
-    pub(crate) fn context(
-        &self,
-        root: &Path,
-        image: &hephy_dsl::Image,
-    ) -> Result<std::path::PathBuf, String> {
-        match &image.source {
-            // Canonical, so that files below it are read following no link at all.
-            hephy_dsl::ImageSource::Context { dir } => {
-                let context = root.join(dir);
-                context.canonicalize().map_err(|e| format!("cannot read `{}`: {e}", context.display()))
-            }
-            hephy_dsl::ImageSource::Git { url, reference, dir } => {
-                let commit = self.commit(url, reference)?;
-                let checkout = git::checkout(url, reference, &commit, &self.state_dir)?;
-                let context = if dir == "." { checkout } else { checkout.join(dir) };
-                context.canonicalize().map_err(|e| format!("cannot read `{}`: {e}", context.display()))
-            }
-        }
-    }
+/// A secret that cannot be handed to a build (never its value: only its name).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SecretError {
+    /// Its value cannot be read (the engine's message names the secret and its source).
+    #[error("{0}")]
+    Value(String),
+    /// Its temporary file cannot be created.
+    #[error("cannot create a file for secret `{name}`: {source}")]
+    Create {
+        /// The secret's name.
+        name: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Its temporary file cannot be written.
+    #[error("cannot write secret `{name}`: {source}")]
+    Write {
+        /// The secret's name.
+        name: String,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// Each secret written to a temporary file of its own (mode 0600, removed on drop).
 pub(crate) fn secret_files(
     model: &Model,
     names: &[String],
-) -> Result<Vec<(String, tempfile::NamedTempFile)>, String> {
+) -> Result<Vec<(String, tempfile::NamedTempFile)>, SecretError> {
     let mut out = Vec::new();
     for name in names {
-        let value = hephy_engine::secret_value(model, name)?;
+        let value = hephy_engine::secret_value(model, name).map_err(SecretError::Value)?;
         let mut file = tempfile::Builder::new()
             .prefix("hephy-secret-")
             .tempfile()
-            .map_err(|e| format!("cannot create a file for secret `{name}`: {e}"))?;
+            .map_err(|source| SecretError::Create { name: name.clone(), source })?;
         std::io::Write::write_all(&mut file, value.as_bytes())
-            .map_err(|e| format!("cannot write secret `{name}`: {e}"))?;
+            .map_err(|source| SecretError::Write { name: name.clone(), source })?;
         out.push((name.clone(), file));
     }
     Ok(out)
@@ -128,26 +115,21 @@ impl<'m> Stdlib<'m> {
             exclusions,
             buildah: buildah::Buildah::new(state_dir, sources.clone()),
             oci: oci::Oci::new(state_dir, sources),
-            remote: remote::Remote::default(),
+            remote: ssh::Remote::default(),
         }
     }
 }
 
 impl Stdlib<'_> {
-    /// The executor `node` runs on, if it builds somewhere other than here (ssh, BuildKit,
-    /// Kubernetes).
-    fn executor(&self, node: &Node) -> Option<&hephy_dsl::Executor> {
-        self.model
-            .executors
-            .iter()
-            .find(|e| *e.name.value == *node.executor)
-            .filter(|e| e.ssh.is_some() || e.buildkit.is_some() || e.kubernetes.is_some())
+    /// Where `node`'s executor builds, if somewhere other than here (ssh, BuildKit, Kubernetes).
+    fn engine(&self, node: &Node) -> Option<&hephy_dsl::Engine> {
+        self.model.executors.iter().find(|e| *e.name.value == *node.executor)?.engine.as_ref()
     }
 
     /// Whether hephy assembles `image`'s index and tags itself: always with a registry, and
     /// in its own image layout for the `oci` builder.
     fn native(&self, image: &hephy_dsl::Image) -> bool {
-        self.model.registry.is_some() || image.builder == "oci"
+        self.model.registry.is_some() || image.builder == Builder::Oci
     }
 }
 
@@ -168,37 +150,45 @@ impl Stdlib<'_> {
             (NodeKind::Task, Some(Definition::Task(task))) => {
                 task::run(self.model, task, job, &self.exclusions)
             }
-            (NodeKind::Image, Some(Definition::Image(image)))
-                if let Some(executor) = self.executor(job.node) =>
-            {
-                if let Some(host) = &executor.ssh {
-                    self.remote.build(self.model, image, job, &host.value, &self.oci)
-                } else if let Some(addr) = &executor.buildkit {
-                    external::build(
+            (NodeKind::Image, Some(Definition::Image(image))) if let Some(engine) = self.engine(job.node) => {
+                match engine {
+                    hephy_dsl::Engine::Ssh(host) => {
+                        self.remote.build(self.model, image, job, &host.value, &self.oci)
+                    }
+                    hephy_dsl::Engine::Buildkit(addr) => external::build(
                         Builder::Buildkit,
                         self.model,
                         image,
                         job,
                         &self.oci,
                         Engine::Buildkit(&addr.value),
-                    )
-                } else if let Some(namespace) = &executor.kubernetes {
-                    external::build(
+                    ),
+                    hephy_dsl::Engine::Kubernetes(namespace) => external::build(
                         Builder::Kaniko,
                         self.model,
                         image,
                         job,
                         &self.oci,
                         Engine::Kubernetes(&namespace.value),
-                    )
-                } else {
-                    Outcome::Failed { message: format!("executor `{}` builds nowhere", executor.name.value) }
+                    ),
                 }
             }
-            (NodeKind::Image, Some(Definition::Image(image))) => match Builder::from_name(&image.builder) {
-                Some(Builder::Oci) => self.oci.build(self.model, image, job),
-                Some(Builder::Buildah) | None => self.buildah.build(self.model, image, job, &self.oci),
-                Some(other) => external::build(other, self.model, image, job, &self.oci, Engine::Local),
+            (NodeKind::Image, Some(Definition::Image(image))) => match image.builder {
+                Builder::Oci => self.oci.build(self.model, image, job),
+                Builder::Buildah => self.buildah.build(self.model, image, job, &self.oci),
+                // `check` stops a run before this: `auto` stays unresolved only for a Dockerfile
+                // that runs commands on a machine without buildah.
+                Builder::Auto => Outcome::Failed {
+                    message: format!(
+                        "image `{}`: builder `auto` was not resolved to a builder",
+                        image.name.value
+                    ),
+                },
+                other @ (Builder::Kaniko
+                | Builder::Buildkit
+                | Builder::Buildx
+                | Builder::Ko
+                | Builder::Spin) => external::build(other, self.model, image, job, &self.oci, Engine::Local),
             },
             // Without a registry, images of external builders live only in that builder's
             // storage: their "index" is the list of platform outputs.
@@ -219,11 +209,17 @@ pub fn builder_identity(node: &Node, definition: Option<Definition<'_>>) -> Cow<
     match node.kind {
         NodeKind::Task => "process/1".into(),
         NodeKind::Image => match definition {
-            Some(Definition::Image(image)) if image.builder == "oci" => oci::IDENTITY.into(),
-            Some(Definition::Image(image)) if image.builder != "buildah" => {
-                format!("{}/1", image.builder).into()
-            }
-            _ => buildah::identity().into(),
+            Some(Definition::Image(image)) => match image.builder {
+                Builder::Oci => oci::IDENTITY.into(),
+                Builder::Buildah => buildah::identity().into(),
+                other @ (Builder::Auto
+                | Builder::Kaniko
+                | Builder::Buildkit
+                | Builder::Buildx
+                | Builder::Ko
+                | Builder::Spin) => format!("{other}/1").into(),
+            },
+            Some(Definition::Task(_)) | None => buildah::identity().into(),
         },
         NodeKind::Manifest => "hephy-index/1".into(),
         NodeKind::Tag => "hephy-tag/1".into(),

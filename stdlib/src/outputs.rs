@@ -22,10 +22,10 @@ use hephy_dsl::{Definition, Model};
 use hephy_engine::{Graph, Node, NodeKind, OutputCheck, Snapshot};
 use serde_json::{Value, json};
 
-use crate::oci::layout::{Layout, Looked, REF_NAME, valid_digest};
-use crate::oci::{layout_name, platform_json};
-use crate::reference;
+use crate::builders::oci::{layout_name, platform_json};
+use crate::registry::reference;
 use crate::registry::{Client, Reference};
+use hephy_oci::layout::{Layout, Looked, REF_NAME, valid_digest};
 
 /// What an output check looked at: files (which must keep their stat) and registry manifests
 /// (reference by digest, which must still answer).
@@ -101,7 +101,7 @@ impl OutputCheck for Outputs<'_> {
         let Some(Definition::Image(image)) = self.model.definition(node.name()) else { return true };
         match &self.model.registry {
             Some(_) => self.in_registry(node, output),
-            None if image.builder == "oci" => self.in_layout(node, output),
+            None if image.builder == hephy_dsl::Builder::Oci => self.in_layout(node, output),
             None => true,
         }
     }
@@ -163,7 +163,7 @@ pub fn prepare_layout(
         let media_type = serde_json::from_slice::<Value>(&bytes)
             .ok()
             .and_then(|v| v["mediaType"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| crate::oci::build::MANIFEST.to_owned());
+            .unwrap_or_else(|| crate::builders::oci::build::MANIFEST.to_owned());
         let mut entry = json!({ "mediaType": media_type, "digest": record.output, "size": bytes.len() });
         if node.kind == NodeKind::Image
             && let Some(platform) = &node.platform

@@ -6,13 +6,13 @@ use std::process::Command;
 use hephy_dsl::{Model, Task};
 use hephy_engine::{Exclusions, FileSource, Job, Outcome, collect, secret_value, task_outputs_digest};
 
-use crate::process::{self, Log};
+use crate::executors::process::{self, Log};
 
 pub(crate) fn run(model: &Model, task: &Task, job: &Job<'_>, exclusions: &Exclusions) -> Outcome {
     let fail = |message: String| Outcome::Failed { message };
     let log = match Log::create(job) {
         Ok(log) => log,
-        Err(e) => return fail(e),
+        Err(e) => return fail(e.to_string()),
     };
     let Some((program, args)) = task.run.split_first() else {
         return fail("the task has no command".to_owned());
@@ -48,7 +48,7 @@ pub(crate) fn run(model: &Model, task: &Task, job: &Job<'_>, exclusions: &Exclus
         }
     }
     if let Err(e) = process::run(command, job, &log) {
-        return fail(e);
+        return fail(e.to_string());
     }
     match task_outputs_digest(job.root, &task.outputs, exclusions) {
         Ok(output) => Outcome::Built { output },

@@ -8,10 +8,10 @@
 
 use std::sync::Arc;
 
-use hephy_dsl::{Code, DependencyKind, FromPlatform, Image, ImageSource, Model, Problem};
+use hephy_dsl::{Code, DependencyKind, Engine, FromPlatform, Image, ImageSource, Model, Problem};
 use miette::SourceSpan;
 
-use crate::builders::Builder;
+use crate::builders::{self, Builder};
 
 /// A word of a Dockerfile and where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,8 +139,8 @@ fn uses(word: &str, name: &str) -> bool {
 
 /// The wiring problems (errors and warnings) of one image's local Dockerfile.
 pub(crate) fn check(model: &Model, image: &Image) -> Vec<Problem> {
-    let Some(builder) = Builder::from_name(&image.builder) else { return Vec::new() };
-    if !builder.capabilities().dockerfile {
+    let builder = image.builder;
+    if !builders::capabilities(builder).is_some_and(|c| c.dockerfile) {
         return Vec::new();
     }
     if builder == Builder::Kaniko
@@ -158,8 +158,9 @@ pub(crate) fn check(model: &Model, image: &Image) -> Vec<Problem> {
     let context_dep =
         image.deps.iter().find(|d| matches!(&d.kind, DependencyKind::From { context: Some(_), .. }));
     if let Some(dep) = context_dep
-        && let Some(executor) =
-            model.executors.iter().find(|e| e.kubernetes.is_some() && image.platforms.contains(&e.platform))
+        && let Some(executor) = model.executors.iter().find(|e| {
+            matches!(e.engine, Some(Engine::Kubernetes(_))) && image.platforms.contains(&e.platform)
+        })
     {
         return vec![Problem::new(
             Code::InvalidValue,

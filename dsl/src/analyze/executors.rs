@@ -38,9 +38,11 @@ impl Analyzer<'_> {
             };
             let gitlab_tags = self.labels(draft.gitlab_tags.as_ref(), "gitlab-tags");
             let runs_on = self.labels(draft.runs_on.as_ref(), "runs-on");
-            let ssh = draft.ssh.as_ref().filter(|s| self.ssh_target(s)).cloned();
-            let buildkit = draft.buildkit.as_ref().filter(|a| self.buildkit_address(a)).cloned();
-            let kubernetes = draft.kubernetes.as_ref().filter(|n| self.namespace(n)).cloned();
+            let ssh = draft.ssh.as_ref().filter(|s| self.ssh_target(s)).cloned().map(Engine::Ssh);
+            let buildkit =
+                draft.buildkit.as_ref().filter(|a| self.buildkit_address(a)).cloned().map(Engine::Buildkit);
+            let kubernetes =
+                draft.kubernetes.as_ref().filter(|n| self.namespace(n)).cloned().map(Engine::Kubernetes);
             let engines: Vec<&Text> =
                 [draft.ssh.as_ref(), draft.buildkit.as_ref(), draft.kubernetes.as_ref()]
                     .into_iter()
@@ -63,9 +65,7 @@ impl Analyzer<'_> {
                 jobs,
                 gitlab_tags,
                 runs_on,
-                ssh,
-                buildkit,
-                kubernetes,
+                engine: ssh.or(buildkit).or(kubernetes),
             });
         }
         out

@@ -7,11 +7,11 @@ impl Analyzer<'_> {
         &mut self,
         draft: &ImageDraft,
         defaults: &[Platform],
-        default_builder: &str,
+        default_builder: Builder,
     ) -> Image {
         let builder = match &draft.builder {
             Some(b) => self.builder(b),
-            None => default_builder.to_owned(),
+            None => default_builder,
         };
         let dockerfile = match &draft.dockerfile {
             Some(d) => self.relative(d, "Dockerfile").unwrap_or_default(),
@@ -50,7 +50,7 @@ impl Analyzer<'_> {
                 let normalized = self.relative(dir, "context");
                 if let Some(normalized) = &normalized {
                     // ko and spin build no Dockerfile: the folder need not have one.
-                    let needs_dockerfile = !matches!(builder.as_str(), "ko" | "spin");
+                    let needs_dockerfile = !matches!(builder, Builder::Ko | Builder::Spin);
                     self.local_context(
                         dir,
                         normalized,
@@ -123,7 +123,7 @@ impl Analyzer<'_> {
             None if !ko_env.is_empty() => Some(KoSettings { env: ko_env, ..KoSettings::default() }),
             None => None,
         };
-        if ko.is_some() && builder != "ko" {
+        if ko.is_some() && builder != Builder::Ko {
             let span = draft
                 .ko
                 .as_ref()
@@ -138,7 +138,7 @@ impl Analyzer<'_> {
             );
         }
         let compression =
-            draft.compression.as_ref().map_or_else(Compression::default, |c| self.compression(c, &builder));
+            draft.compression.as_ref().map_or_else(Compression::default, |c| self.compression(c, builder));
         Image {
             ko,
             name: draft.name.clone(),
@@ -157,7 +157,7 @@ impl Analyzer<'_> {
     }
 
     /// An image's `compression`: a known name, for the builder that writes layers itself.
-    pub(super) fn compression(&mut self, text: &Text, builder: &str) -> Compression {
+    pub(super) fn compression(&mut self, text: &Text, builder: Builder) -> Compression {
         let Some(compression) =
             [Compression::Gzip, Compression::Zstd].into_iter().find(|c| c.name() == text.value)
         else {
@@ -171,7 +171,7 @@ impl Analyzer<'_> {
             );
             return Compression::default();
         };
-        if builder != "oci" {
+        if builder != Builder::Oci {
             self.sink.push(
                 Problem::new(
                     Code::Conflict,

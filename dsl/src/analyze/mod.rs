@@ -13,8 +13,9 @@ use miette::SourceSpan;
 use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
 use crate::document::{DependencyDraft, Document, ImageDraft, TaskDraft, Text};
 use crate::model::{
-    BUILDERS, Compression, DEFAULT_BUILDER, DefinitionIndex, Dependency, DependencyKind, Executor,
-    FromPlatform, Image, ImageSource, KoSettings, Model, Naming, Schedule, Secret, SecretSource, Task,
+    BUILDERS, Builder, Compression, DEFAULT_BUILDER, DefinitionIndex, Dependency, DependencyKind, Engine,
+    Executor, FromPlatform, Image, ImageSource, KoSettings, Model, Naming, Schedule, Secret, SecretSource,
+    Task,
 };
 use crate::platform::{Platform, PlatformError};
 use crate::source::SourceFile;
@@ -47,13 +48,13 @@ pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mu
     };
     let builder = match &doc.builder {
         Some(b) => a.builder(b),
-        None => DEFAULT_BUILDER.to_owned(),
+        None => DEFAULT_BUILDER,
     };
     let naming = a.naming(doc.naming.as_ref());
     let executors = a.executors(&doc);
     a.unique_names(&doc);
     let default_timeout = doc.timeout.as_ref().and_then(|t| a.timeout(t));
-    let mut images: Vec<Image> = doc.images.iter().map(|i| a.image(i, &platforms, &builder)).collect();
+    let mut images: Vec<Image> = doc.images.iter().map(|i| a.image(i, &platforms, builder)).collect();
     let mut tasks: Vec<Task> = doc.tasks.iter().map(|t| a.task(t)).collect();
     for (image, draft) in images.iter_mut().zip(&doc.images) {
         image.timeout = draft.timeout.as_ref().map_or(default_timeout, |t| a.timeout(t));

@@ -14,8 +14,9 @@ impl Analyzer<'_> {
         registry.value.trim_end_matches('/').to_owned()
     }
 
-    pub(super) fn builder(&mut self, name: &Text) -> String {
-        if !BUILDERS.contains(&name.as_str()) {
+    /// The builder `name` names; an unknown one is reported, and the model carries the default.
+    pub(super) fn builder(&mut self, name: &Text) -> Builder {
+        let Some(builder) = Builder::from_name(name) else {
             let help = did_you_mean(name, BUILDERS.iter().copied())
                 .unwrap_or_else(|| format!("this hephy builds images with {}", BUILDERS.join(", ")));
             self.sink.push(
@@ -23,8 +24,9 @@ impl Analyzer<'_> {
                     .label(name.span, "no such builder")
                     .help(help),
             );
-        }
-        name.value.clone()
+            return DEFAULT_BUILDER;
+        };
+        builder
     }
 
     pub(super) fn platforms(&mut self, list: &[Text]) -> Vec<Platform> {

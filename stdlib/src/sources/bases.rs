@@ -3,8 +3,9 @@
 //!
 //! A tag is resolved (a HEAD of its manifest through hephy's registry client, credentials
 //! included) the first time it is seen, and again only on a refresh (`--refresh`, or a schedule that says `refresh`); between
-//! refreshes the digest is read from `.hephy/bases.json`, so a plan never waits on a registry for
-//! a base it knows. What cannot be resolved is `unresolved` (and resolving it later is a move).
+//! refreshes the digest is read from the state (its `base_images` table), so a plan never waits on
+//! a registry for a base it knows. What cannot be resolved is `unresolved` (and resolving it
+//! later is a move). A `.hephy/bases.json` an older hephy left is taken into the state once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -20,12 +21,9 @@ const UNRESOLVED: &str = "unresolved";
 
 /// Reads every local Dockerfile's external `FROM` references and resolves them.
 pub fn resolve_bases(model: &Model, state_dir: &Path, refresh: bool, offline: bool) -> Bases {
-    let cache_path = state_dir.join("bases.json");
-    let mut cache: BTreeMap<String, String> = std::fs::read_to_string(&cache_path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
-    let mut changed = false;
+    let mut state = hephy_engine::State::open(state_dir).ok();
+    let mut cache = known_bases(state.as_mut(), state_dir);
+    let mut resolved: Vec<(String, String)> = Vec::new();
     let mut out = Bases::new();
     let client = Client::once_only();
     for image in &model.images {
@@ -44,7 +42,7 @@ pub fn resolve_bases(model: &Model, state_dir: &Path, refresh: bool, offline: bo
                     Some(digest) => {
                         if cache.get(&reference) != Some(&digest) {
                             cache.insert(reference.clone(), digest.clone());
-                            changed = true;
+                            resolved.push((reference.clone(), digest.clone()));
                         }
                         digest
                     }
@@ -57,21 +55,47 @@ pub fn resolve_bases(model: &Model, state_dir: &Path, refresh: bool, offline: bo
             out.insert(image.name.value.clone(), refs);
         }
     }
-    if changed {
-        let tmp = state_dir.join("bases.json.tmp");
-        if std::fs::create_dir_all(state_dir).is_ok()
-            && std::fs::write(&tmp, serde_json::to_string_pretty(&cache).unwrap_or_default()).is_ok()
-        {
-            let _ = std::fs::rename(&tmp, &cache_path);
-        }
+    if let Some(state) = &mut state
+        && !resolved.is_empty()
+    {
+        let pairs: Vec<(&str, &str)> = resolved.iter().map(|(r, d)| (r.as_str(), d.as_str())).collect();
+        // Best effort, as the file was: a digest not kept is resolved again next time.
+        let _ = state.save_base_images(&pairs);
     }
     out
+}
+
+/// What base references resolved to before: the state's, after taking in (once) the
+/// `bases.json` an older hephy kept beside it.
+fn known_bases(state: Option<&mut hephy_engine::State>, state_dir: &Path) -> BTreeMap<String, String> {
+    let Some(state) = state else { return BTreeMap::new() };
+    let legacy = state_dir.join("bases.json");
+    if let Some(old) = std::fs::read_to_string(&legacy)
+        .ok()
+        .and_then(|t| serde_json::from_str::<BTreeMap<String, String>>(&t).ok())
+    {
+        let pairs: Vec<(&str, &str)> = old.iter().map(|(r, d)| (r.as_str(), d.as_str())).collect();
+        if state.save_base_images(&pairs).is_ok() {
+            let _ = std::fs::remove_file(&legacy);
+        }
+    }
+    state.base_images().unwrap_or_default()
+}
+
+/// The digest the last plan resolved the external base `reference` to, if it resolved.
+/// A folder without a state (a remote build's scratch) has none, and gets none created.
+pub(crate) fn planned(state_dir: &Path, reference: &str) -> Option<String> {
+    if !state_dir.join("state.db").is_file() {
+        return None;
+    }
+    let known = hephy_engine::State::open(state_dir).ok()?.base_images().ok()?;
+    known.get(reference).filter(|d| d.as_str() != UNRESOLVED).cloned()
 }
 
 /// `FROM` (and `COPY --from`) references that name an image outside the graph: not `scratch`,
 /// not a build arg (`${BASE}`: a dependency), not an earlier stage.
 fn external_froms(text: &str) -> Vec<String> {
-    let Ok(dockerfile) = crate::dockerfile::parse(text) else { return Vec::new() };
+    let Ok(dockerfile) = crate::builders::dockerfile::parse(text) else { return Vec::new() };
     let mut stages: Vec<String> = Vec::new();
     let mut out = Vec::new();
     for instruction in &dockerfile.instructions {
@@ -116,7 +140,18 @@ fn digest_of(client: &Client, reference: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::external_froms;
+    use super::{external_froms, known_bases};
+
+    #[test]
+    fn an_old_bases_file_is_taken_into_the_state_once() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("bases.json"), r#"{"alpine:3.20": "sha256:aa"}"#).expect("writes");
+        let mut state = hephy_engine::State::open(dir.path()).expect("opens");
+        let known = known_bases(Some(&mut state), dir.path());
+        assert_eq!(known.get("alpine:3.20").map(String::as_str), Some("sha256:aa"));
+        assert!(!dir.path().join("bases.json").exists(), "the file is gone once in the state");
+        assert_eq!(state.base_images().expect("reads"), known);
+    }
 
     #[test]
     fn only_references_outside_the_graph() {

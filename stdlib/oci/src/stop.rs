@@ -1,16 +1,14 @@
 //! Why in-process work for a node must stop now: the run was cancelled (Ctrl-C), or the node's
-//! `timeout` has passed. Child processes are stopped by [`crate::process`]; work hephy does
+//! `timeout` has passed. Child processes are stopped by whoever started them; work hephy does
 //! itself (writing layers, registry transfers) asks a [`Stop`] between chunks.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use hephy_engine::Job;
-
 /// The conditions that end a node's in-process work early.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Stop<'a> {
+pub struct Stop<'a> {
     cancel: &'a AtomicBool,
     /// When the node's time is up, and its `timeout`.
     deadline: Option<(Instant, Duration)>,
@@ -18,7 +16,7 @@ pub(crate) struct Stop<'a> {
 
 /// Why work was stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Stopped {
+pub enum Stopped {
     /// The run was cancelled.
     Cancelled,
     /// The node ran past its `timeout`.
@@ -49,26 +47,24 @@ static NEVER: AtomicBool = AtomicBool::new(false);
 
 impl Stop<'static> {
     /// A stop that never comes.
-    pub(crate) fn never() -> Stop<'static> {
+    pub fn never() -> Stop<'static> {
         Stop { cancel: &NEVER, deadline: None }
     }
 }
 
 impl<'a> Stop<'a> {
-    /// `job`'s: its run's cancellation and the deadline of the node's `timeout` (set for the
-    /// thread by [`crate::process::with_timeout`]).
-    pub(crate) fn of(job: &Job<'a>) -> Stop<'a> {
-        Stop { cancel: job.cancel, deadline: crate::process::deadline() }
+    /// A stop on `cancel` and, when given, a deadline (the instant, and the `timeout` it ends).
+    pub fn new(cancel: &'a AtomicBool, deadline: Option<(Instant, Duration)>) -> Stop<'a> {
+        Stop { cancel, deadline }
     }
 
     /// A stop on `cancel` and, when given, `timeout` from now.
-    #[cfg(test)]
-    pub(crate) fn new(cancel: &'a AtomicBool, timeout: Option<Duration>) -> Stop<'a> {
+    pub fn after(cancel: &'a AtomicBool, timeout: Option<Duration>) -> Stop<'a> {
         Stop { cancel, deadline: timeout.map(|t| (Instant::now() + t, t)) }
     }
 
     /// `Err` when the work must stop now.
-    pub(crate) fn check(&self) -> Result<(), Stopped> {
+    pub fn check(&self) -> Result<(), Stopped> {
         if self.cancel.load(Ordering::SeqCst) {
             return Err(Stopped::Cancelled);
         }
@@ -86,11 +82,11 @@ mod tests {
     #[test]
     fn a_stop_says_why() {
         let cancel = AtomicBool::new(false);
-        assert_eq!(Stop::new(&cancel, None).check(), Ok(()));
-        let timed = Stop::new(&cancel, Some(Duration::ZERO));
+        assert_eq!(Stop::after(&cancel, None).check(), Ok(()));
+        let timed = Stop::after(&cancel, Some(Duration::ZERO));
         assert_eq!(timed.check(), Err(Stopped::TimedOut(Duration::ZERO)));
         cancel.store(true, Ordering::SeqCst);
-        assert_eq!(Stop::new(&cancel, None).check(), Err(Stopped::Cancelled));
+        assert_eq!(Stop::after(&cancel, None).check(), Err(Stopped::Cancelled));
         assert_eq!(Stopped::Cancelled.to_string(), "stopped: the run was cancelled");
     }
 }

@@ -144,8 +144,7 @@ pub(crate) fn local(node: &Node, key: &Key) -> String {
 /// registry, by digest in hephy's image layout (`localhost/hephy/curl@sha256:…`, the `oci`
 /// builder looks there first) or by image id in buildah's storage.
 pub(crate) fn pinned(model: &Model, dep: &Node, output: &str) -> String {
-    let built_in =
-        matches!(model.definition(dep.name()), Some(hephy_dsl::Definition::Image(i)) if i.builder == "oci");
+    let built_in = matches!(model.definition(dep.name()), Some(hephy_dsl::Definition::Image(i)) if i.builder == hephy_dsl::Builder::Oci);
     match &model.registry {
         Some(_) => format!("{}@{output}", repository(model, dep)),
         None if built_in => format!("localhost/hephy/{}@{output}", base_name(dep).to_ascii_lowercase()),
@@ -184,26 +183,7 @@ pub(crate) fn contexts(model: &Model, node: &Node, deps: &[(&Node, String)]) -> 
         .collect()
 }
 
-/// Whether the registry is spoken to over plain HTTP: a loopback address.
-pub(crate) fn insecure(registry: Option<&str>) -> bool {
-    registry.is_some_and(|r| {
-        let host = r.split('/').next().unwrap_or("");
-        host.starts_with("localhost") || host.starts_with("127.") || host.starts_with("[::1]")
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loopback_registries_are_plain_http() {
-        assert!(insecure(Some("127.0.0.1:5000/team")));
-        assert!(insecure(Some("localhost:5000")));
-        assert!(!insecure(Some("registry.example.com/platform")));
-        assert!(!insecure(None));
-    }
-}
+pub(crate) use hephy_oci::registry::insecure;
 
 #[cfg(test)]
 mod naming_tests {

@@ -19,15 +19,15 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use hephy_dsl::{Image, Model, Platform};
+use hephy_dsl::{Builder, Image, Model, Platform};
 use hephy_engine::{Job, Outcome};
 use serde_json::{Value, json};
 
-use crate::oci::{self, Oci, build};
-use crate::process::{self, Feed, Log};
-use crate::reference;
+use crate::builders::oci::{self, Oci, build};
+use crate::executors::process::{self, Feed, Log};
+use crate::registry::reference;
 
 /// The line `hephy remote-build` prints its result on.
 const DIGEST_MARKER: &str = "hephy-remote-digest ";
@@ -39,7 +39,86 @@ const SPEC_VERSION: u64 = 1;
 #[derive(Debug, Default)]
 pub(crate) struct Remote {
     /// The `hephy` to run on each host (`Err`: why there is none), found once per run.
-    hosts: Mutex<HashMap<String, Result<String, String>>>,
+    hosts: Mutex<HashMap<String, Result<String, SshError>>>,
+}
+
+/// A build on an ssh executor that could not be done (the host side's own failures are in
+/// the log and in [`SshError::OnHost`]).
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum SshError {
+    /// This binary cannot be found or read, to ship it.
+    #[error("cannot find hephy's own binary: {0}")]
+    NoBinary(Arc<std::io::Error>),
+    /// This binary cannot be read.
+    #[error("cannot read `{}`: {source}", path.display())]
+    Unreadable {
+        /// The binary.
+        path: PathBuf,
+        /// Why.
+        source: Arc<std::io::Error>,
+    },
+    /// A probe of the same host panicked.
+    #[error("a host lock was poisoned")]
+    Poisoned,
+    /// ssh exited 255: the connection, not the command, failed.
+    #[error("the ssh connection to {target} failed or was lost ({})", why.as_deref().unwrap_or("no message"))]
+    Connection {
+        /// `user@host[:port]`.
+        target: String,
+        /// ssh's last line.
+        why: Option<String>,
+    },
+    /// The command on the host failed.
+    #[error("on {target}: {failed}")]
+    OnHost {
+        /// `user@host[:port]`.
+        target: String,
+        /// How.
+        failed: Arc<process::CommandFailed>,
+    },
+    /// The host has no hephy, and this one is for another architecture.
+    #[error(
+        "{target} has no hephy, and this one cannot run there ({arch}, not {}): install hephy on {target}",
+        local_arch()
+    )]
+    NoHephy {
+        /// `user@host[:port]`.
+        target: String,
+        /// The host's `uname -m`.
+        arch: String,
+    },
+    /// The image is built with another builder than the built-in one.
+    #[error("ssh executors run the built-in oci builder; image `{image}` is built with {builder}")]
+    NotOci {
+        /// The image.
+        image: String,
+        /// Its builder.
+        builder: Builder,
+    },
+    /// The graph has no registry to carry the result back.
+    #[error(
+        "an ssh executor hands its builds back through a registry: give the graph a `registry` to build `{node}` on {target}"
+    )]
+    NoRegistry {
+        /// The node.
+        node: String,
+        /// `user@host[:port]`.
+        target: String,
+    },
+    /// The host printed no digest, or something else.
+    #[error("{target} reported {}", match digest { Some(d) => format!("`{d}`, not a digest"), None => "no digest".to_owned() })]
+    NoDigest {
+        /// `user@host[:port]`.
+        target: String,
+        /// What it printed instead, if anything.
+        digest: Option<String>,
+    },
+}
+
+impl From<SshError> for String {
+    fn from(e: SshError) -> String {
+        e.to_string()
+    }
 }
 
 /// `user@host[:port]` → (`user@host`, port).
@@ -82,11 +161,12 @@ fn quote(word: &str) -> String {
 const REMOTE_DIR: &str = r#"d="${HEPHY_REMOTE_DIR:-$HOME/.cache/hephy}""#;
 
 /// This binary's identity: the first 16 hex digits of its blake3.
-fn exe_id() -> Result<(PathBuf, String), String> {
-    static ID: OnceLock<Result<(PathBuf, String), String>> = OnceLock::new();
+fn exe_id() -> Result<(PathBuf, String), SshError> {
+    static ID: OnceLock<Result<(PathBuf, String), SshError>> = OnceLock::new();
     ID.get_or_init(|| {
-        let exe = std::env::current_exe().map_err(|e| format!("cannot find hephy's own binary: {e}"))?;
-        let bytes = std::fs::read(&exe).map_err(|e| format!("cannot read `{}`: {e}", exe.display()))?;
+        let exe = std::env::current_exe().map_err(|e| SshError::NoBinary(Arc::new(e)))?;
+        let bytes = std::fs::read(&exe)
+            .map_err(|e| SshError::Unreadable { path: exe.clone(), source: Arc::new(e) })?;
         Ok((exe, blake3::hash(&bytes).to_hex()[..16].to_owned()))
     })
     .clone()
@@ -98,8 +178,8 @@ fn local_arch() -> &'static str {
 
 impl Remote {
     /// The `hephy` to run on `target`, shipping this binary there when it can run it.
-    fn prepare(&self, target: &str, job: &Job<'_>, log: &Log) -> Result<String, String> {
-        let mut hosts = self.hosts.lock().map_err(|_| "a host lock was poisoned".to_owned())?;
+    fn prepare(&self, target: &str, job: &Job<'_>, log: &Log) -> Result<String, SshError> {
+        let mut hosts = self.hosts.lock().map_err(|_| SshError::Poisoned)?;
         if let Some(found) = hosts.get(target) {
             return found.clone();
         }
@@ -108,7 +188,7 @@ impl Remote {
         found
     }
 
-    fn find_or_ship(&self, target: &str, job: &Job<'_>, log: &Log) -> Result<String, String> {
+    fn find_or_ship(&self, target: &str, job: &Job<'_>, log: &Log) -> Result<String, SshError> {
         let (exe, id) = exe_id()?;
         let shipped = format!("\"$d/bin/hephy-{id}\"");
         let probe = format!(
@@ -116,7 +196,7 @@ impl Remote {
         );
         let command = ssh(target, &probe);
         log.note(&format!("$ {}", process::shown(&command)));
-        process::run_fed(command, job, log, None).map_err(|e| connection_failure(target, &e))?;
+        process::run_fed(command, job, log, None).map_err(|e| connection_failure(target, e))?;
         let arch = log.marker("arch=").unwrap_or_default();
         if log.marker("shipped=").is_some() {
             return Ok(format!("{REMOTE_DIR}; exec {shipped}"));
@@ -131,7 +211,7 @@ impl Remote {
                 let mut file = std::fs::File::open(&exe)?;
                 std::io::copy(&mut file, out).map(|_| ())
             });
-            process::run_fed(command, job, log, Some(feed)).map_err(|e| connection_failure(target, &e))?;
+            process::run_fed(command, job, log, Some(feed)).map_err(|e| connection_failure(target, e))?;
             return Ok(format!("{REMOTE_DIR}; exec {shipped}"));
         }
         if log.marker("installed=").is_some() {
@@ -141,10 +221,7 @@ impl Remote {
             ));
             return Ok("exec hephy".to_owned());
         }
-        Err(format!(
-            "{target} has no hephy, and this one cannot run there ({arch}, not {}): install hephy on {target}",
-            local_arch()
-        ))
+        Err(SshError::NoHephy { target: target.to_owned(), arch })
     }
 
     /// Builds one platform of `image` on the executor's host.
@@ -170,17 +247,13 @@ impl Remote {
         target: &str,
         oci: &Oci,
     ) -> Result<String, String> {
-        if image.builder != "oci" {
-            return Err(format!(
-                "ssh executors run the built-in oci builder; image `{}` is built with {}",
-                image.name.value, image.builder
-            ));
+        if image.builder != Builder::Oci {
+            return Err(SshError::NotOci { image: image.name.value.clone(), builder: image.builder }.into());
         }
         if model.registry.is_none() {
-            return Err(format!(
-                "an ssh executor hands its builds back through a registry: give the graph a `registry` to build `{}` on {target}",
-                job.node.id
-            ));
+            return Err(
+                SshError::NoRegistry { node: job.node.id.to_string(), target: target.to_owned() }.into()
+            );
         }
         let log = Log::create(job)?;
         let remote_hephy = self.prepare(target, job, &log)?;
@@ -207,22 +280,24 @@ impl Remote {
         let command = ssh(target, &format!("{remote_hephy} remote-build"));
         log.note(&format!("$ {}   ({} context files)", process::shown(&command), files.len()));
         let feed: Feed = Box::new(move |out: &mut dyn Write| bundle(out, &spec, &context, &files));
-        process::run_fed(command, job, &log, Some(feed)).map_err(|e| connection_failure(target, &e))?;
-        let digest = log.marker(DIGEST_MARKER).ok_or_else(|| format!("{target} reported no digest"))?;
-        if !oci::layout::valid_digest(&digest) {
-            return Err(format!("{target} reported `{digest}`, not a digest"));
+        process::run_fed(command, job, &log, Some(feed)).map_err(|e| connection_failure(target, e))?;
+        let digest = log
+            .marker(DIGEST_MARKER)
+            .ok_or_else(|| SshError::NoDigest { target: target.to_owned(), digest: None })?;
+        if !hephy_oci::layout::valid_digest(&digest) {
+            return Err(SshError::NoDigest { target: target.to_owned(), digest: Some(digest) }.into());
         }
         Ok(digest)
     }
 }
 
 /// ssh exits 255 when the connection (not the command) failed.
-fn connection_failure(target: &str, failed: &process::CommandFailed) -> String {
-    if failed.exit_code == Some(255) {
-        let why = failed.last_line.as_deref().unwrap_or("no message");
-        format!("the ssh connection to {target} failed or was lost ({why})")
-    } else {
-        format!("on {target}: {}", failed.message)
+fn connection_failure(target: &str, failed: process::CommandFailed) -> SshError {
+    match failed {
+        process::CommandFailed::Exited { exit_code: Some(255), last_line, .. } => {
+            SshError::Connection { target: target.to_owned(), why: last_line }
+        }
+        failed => SshError::OnHost { target: target.to_owned(), failed: Arc::new(failed) },
     }
 }
 
@@ -244,43 +319,116 @@ fn bundle(out: &mut dyn Write, spec: &Value, context: &Path, files: &[String]) -
 
 /// The host side: reads a bundle from `input`, builds it with the `oci` builder (layout under
 /// `$HEPHY_REMOTE_DIR` or `~/.cache/hephy`), pushes it, and prints the digest on `output`.
-pub fn serve(input: impl Read, mut output: impl Write) -> Result<(), String> {
+/// Why `hephy remote-build` could not build a bundle.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// There is no folder to work in.
+    #[error("neither HEPHY_REMOTE_DIR nor HOME is set")]
+    NoHome,
+    /// The work folder cannot be created.
+    #[error("cannot create `{}`: {source}", path.display())]
+    Create {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A scratch folder cannot be created in it.
+    #[error("cannot create a folder in `{}`: {source}", path.display())]
+    CreateIn {
+        /// The work folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The bundle cannot be read or unpacked, or has no spec.
+    #[error("{step}: {source}")]
+    Bundle {
+        /// What was being done.
+        step: &'static str,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// The spec is not JSON.
+    #[error("the bundle's spec is not JSON: {0}")]
+    SpecJson(serde_json::Error),
+    /// The spec is of another version.
+    #[error("this hephy reads bundles of version {SPEC_VERSION}, not {found}")]
+    Version {
+        /// The version it has.
+        found: String,
+    },
+    /// A field the spec must have is missing.
+    #[error("the spec has no `{0}`")]
+    Missing(String),
+    /// A field of the spec is malformed.
+    #[error("the spec's {field}: {message}")]
+    Field {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The Dockerfile the spec names is not in the bundle.
+    #[error("cannot read `{name}` from the bundle: {source}")]
+    Dockerfile {
+        /// Its name.
+        name: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The build or the push failed (the `oci` builder's message).
+    #[error("{0}")]
+    Build(String),
+    /// The digest cannot be printed.
+    #[error("{0}")]
+    Output(std::io::Error),
+}
+
+pub fn serve(input: impl Read, mut output: impl Write) -> Result<(), ServeError> {
     let home = std::env::var_os("HEPHY_REMOTE_DIR")
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("hephy")))
-        .ok_or("neither HEPHY_REMOTE_DIR nor HOME is set")?;
-    std::fs::create_dir_all(&home).map_err(|e| format!("cannot create `{}`: {e}", home.display()))?;
+        .ok_or(ServeError::NoHome)?;
+    std::fs::create_dir_all(&home).map_err(|source| ServeError::Create { path: home.clone(), source })?;
     let scratch = tempfile::Builder::new()
         .prefix("build-")
         .tempdir_in(&home)
-        .map_err(|e| format!("cannot create a folder in `{}`: {e}", home.display()))?;
+        .map_err(|source| ServeError::CreateIn { path: home.clone(), source })?;
     let mut archive = tar::Archive::new(input);
     archive.set_preserve_permissions(true);
     // `unpack_in` refuses entries that would land outside the folder (`..`, absolute paths).
-    for entry in archive.entries().map_err(|e| format!("reading the bundle: {e}"))? {
-        let mut entry = entry.map_err(|e| format!("reading the bundle: {e}"))?;
-        entry.unpack_in(scratch.path()).map_err(|e| format!("unpacking the bundle: {e}"))?;
+    for entry in
+        archive.entries().map_err(|source| ServeError::Bundle { step: "reading the bundle", source })?
+    {
+        let mut entry = entry.map_err(|source| ServeError::Bundle { step: "reading the bundle", source })?;
+        entry
+            .unpack_in(scratch.path())
+            .map_err(|source| ServeError::Bundle { step: "unpacking the bundle", source })?;
     }
     let spec: Value = serde_json::from_slice(
         &std::fs::read(scratch.path().join("spec.json"))
-            .map_err(|e| format!("the bundle has no spec: {e}"))?,
+            .map_err(|source| ServeError::Bundle { step: "the bundle has no spec", source })?,
     )
-    .map_err(|e| format!("the bundle's spec is not JSON: {e}"))?;
+    .map_err(ServeError::SpecJson)?;
     if spec["version"].as_u64() != Some(SPEC_VERSION) {
-        return Err(format!("this hephy reads bundles of version {SPEC_VERSION}, not {}", spec["version"]));
+        return Err(ServeError::Version { found: spec["version"].to_string() });
     }
     let text =
-        |key: &str| spec[key].as_str().map(str::to_owned).ok_or_else(|| format!("the spec has no `{key}`"));
+        |key: &str| spec[key].as_str().map(str::to_owned).ok_or_else(|| ServeError::Missing(key.to_owned()));
     let dockerfile_name = text("dockerfile")?;
     let platform: Platform = match spec["platform"].as_str() {
-        Some(p) => p.parse().map_err(|e| format!("the spec's platform: {e}"))?,
+        Some(p) => p.parse().map_err(|e: hephy_dsl::PlatformError| ServeError::Field {
+            field: "platform",
+            message: e.to_string(),
+        })?,
         None => Platform::host(),
     };
     let build_args: Vec<(String, String)> = serde_json::from_value(spec["build_args"].clone())
-        .map_err(|e| format!("the spec's build args: {e}"))?;
-    let tags: Vec<String> =
-        serde_json::from_value(spec["tags"].clone()).map_err(|e| format!("the spec's tags: {e}"))?;
+        .map_err(|e| ServeError::Field { field: "build args", message: e.to_string() })?;
+    let tags: Vec<String> = serde_json::from_value(spec["tags"].clone())
+        .map_err(|e| ServeError::Field { field: "tags", message: e.to_string() })?;
     // Absent in a spec of an older hephy: no named contexts.
     let contexts: Vec<(String, String)> =
         serde_json::from_value(spec["contexts"].clone()).unwrap_or_default();
@@ -288,8 +436,8 @@ pub fn serve(input: impl Read, mut output: impl Write) -> Result<(), String> {
     let context = scratch.path().join("context");
     let dockerfile_path = context.join(&dockerfile_name);
     let dockerfile = std::fs::read_to_string(&dockerfile_path)
-        .map_err(|e| format!("cannot read `{dockerfile_name}` from the bundle: {e}"))?;
-    let files = oci::context_files(&context, &dockerfile_name)?;
+        .map_err(|source| ServeError::Dockerfile { name: dockerfile_name.clone(), source })?;
+    let files = oci::context_files(&context, &dockerfile_name).map_err(ServeError::Build)?;
     let target = spec["target"].as_str().map(str::to_owned);
     let request = build::Request {
         dockerfile: &dockerfile,
@@ -300,12 +448,12 @@ pub fn serve(input: impl Read, mut output: impl Write) -> Result<(), String> {
         target: target.as_deref(),
         platform: &platform,
         contexts: &contexts,
-        layers: crate::oci::compress::Settings {
+        layers: hephy_oci::compress::Settings {
             codec: match spec["compression"].as_str() {
-                Some("zstd") => crate::oci::compress::Codec::Zstd,
-                _ => crate::oci::compress::Codec::Gzip,
+                Some("zstd") => hephy_oci::compress::Codec::Zstd,
+                _ => hephy_oci::compress::Codec::Gzip,
             },
-            stop: crate::stop::Stop::never(),
+            stop: hephy_oci::stop::Stop::never(),
         },
     };
     let sources = crate::Sources { state_dir: home.clone(), upstreams: Default::default() };
@@ -315,9 +463,10 @@ pub fn serve(input: impl Read, mut output: impl Write) -> Result<(), String> {
         "hephy remote-build: {} for {platform} on this host",
         spec["node"].as_str().unwrap_or("?")
     ));
-    let manifest = oci.assemble(&request, &note)?;
-    oci.publish_build(&repository, &manifest, &tags, &crate::stop::Stop::never(), &note)?;
-    writeln!(output, "{DIGEST_MARKER}{}", manifest.digest).map_err(|e| e.to_string())?;
+    let manifest = oci.assemble(&request, &note).map_err(ServeError::Build)?;
+    oci.publish_build(&repository, &manifest, &tags, &hephy_oci::stop::Stop::never(), &note)
+        .map_err(ServeError::Build)?;
+    writeln!(output, "{DIGEST_MARKER}{}", manifest.digest).map_err(ServeError::Output)?;
     Ok(())
 }
 
@@ -334,5 +483,20 @@ mod tests {
         let tail = &args[args.len() - 3..];
         assert_eq!(tail, ["builder@10.0.0.7", "--", r"sh -c 'echo '\''hi'\'''"]);
         assert_eq!(destination("b@h"), ("b@h".to_owned(), None));
+    }
+
+    #[test]
+    fn a_lost_connection_is_told_from_a_failed_command() {
+        let exited = |code| process::CommandFailed::Exited {
+            shown: "ssh h -- sh -c x".to_owned(),
+            exit_code: Some(code),
+            last_line: Some("Connection refused".to_owned()),
+        };
+        let lost = connection_failure("b@h", exited(255));
+        assert!(matches!(&lost, SshError::Connection { why: Some(w), .. } if w == "Connection refused"));
+        assert_eq!(lost.to_string(), "the ssh connection to b@h failed or was lost (Connection refused)");
+        let failed = connection_failure("b@h", exited(2));
+        assert!(matches!(failed, SshError::OnHost { .. }));
+        assert_eq!(failed.to_string(), "on b@h: `ssh h -- sh -c x` exited with status 2: Connection refused");
     }
 }

@@ -20,13 +20,13 @@ use sha2::{Digest as _, Sha256};
 use ureq::Agent;
 use ureq::http::{Response, StatusCode};
 
-use crate::credentials::{self, Credential};
-use crate::oci::layout::{hex, valid_digest};
+use crate::credentials::{self, Credential, HelperFailure};
+use crate::layout::{hex, valid_digest};
 use crate::stop::{Stop, Stopped};
 
 /// What a request to a registry was doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Operation {
+pub enum Operation {
     ReadManifest,
     LookUpManifest,
     WriteManifest,
@@ -54,7 +54,7 @@ impl Operation {
 
 /// What went wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Cause {
+pub enum Cause {
     /// The registry answered with this HTTP status (and its own message, if it gave one).
     Status { status: u16, message: String },
     /// No answer: the connection was refused, reset or timed out.
@@ -65,14 +65,16 @@ pub(crate) enum Cause {
     Stopped(Stopped),
     /// Something on this machine (a file that cannot be read or written).
     Local(String),
+    /// The registry's authentication challenge could not be answered.
+    Auth(Box<AuthError>),
 }
 
 /// A failed registry request: what it was doing, where, and what happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RegistryError {
-    pub(crate) operation: Operation,
-    pub(crate) url: String,
-    pub(crate) cause: Cause,
+pub struct RegistryError {
+    pub operation: Operation,
+    pub url: String,
+    pub cause: Cause,
 }
 
 impl RegistryError {
@@ -81,7 +83,7 @@ impl RegistryError {
     }
 
     /// The HTTP status the registry answered, if it answered.
-    pub(crate) fn status(&self) -> Option<u16> {
+    pub fn status(&self) -> Option<u16> {
         match self.cause {
             Cause::Status { status, .. } => Some(status),
             _ => None,
@@ -90,17 +92,17 @@ impl RegistryError {
 
     /// Whether the same request may succeed if sent again: no answer, a server error, or
     /// "too many requests".
-    pub(crate) fn is_retryable(&self) -> bool {
+    pub fn is_retryable(&self) -> bool {
         match &self.cause {
             Cause::Transport(_) => true,
             Cause::Status { status, .. } => *status >= 500 || *status == 429,
-            Cause::Answer(_) | Cause::Stopped(_) | Cause::Local(_) => false,
+            Cause::Answer(_) | Cause::Stopped(_) | Cause::Local(_) | Cause::Auth(_) => false,
         }
     }
 
     /// Whether this is how distribution refuses a write that raced another process's upload
     /// of the same blob (a blob not yet visible: 400 or 404), which pushing again settles.
-    pub(crate) fn is_upload_race(&self) -> bool {
+    pub fn is_upload_race(&self) -> bool {
         matches!(
             (self.operation, self.status()),
             (Operation::UploadBlob, Some(400)) | (Operation::WriteManifest, Some(400 | 404))
@@ -123,6 +125,7 @@ impl std::fmt::Display for RegistryError {
             }
             Cause::Transport(e) => write!(f, "{what} at {url} failed: {e}"),
             Cause::Answer(e) | Cause::Local(e) => write!(f, "{what} at {url}: {e}"),
+            Cause::Auth(e) => write!(f, "{what} at {url}: {e}"),
             Cause::Stopped(stopped) => write!(f, "{what} at {url} was {stopped}"),
         }
     }
@@ -137,7 +140,7 @@ impl From<RegistryError> for String {
 }
 
 /// The manifest media types hephy asks for and understands.
-pub(crate) const MANIFEST_TYPES: &[&str] = &[
+pub const MANIFEST_TYPES: &[&str] = &[
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
@@ -146,24 +149,24 @@ pub(crate) const MANIFEST_TYPES: &[&str] = &[
 
 /// An image reference: `host/repository[:tag][@digest]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Reference {
+pub struct Reference {
     /// The registry's host (and port), `docker.io` for Docker Hub.
-    pub(crate) host: String,
+    pub host: String,
     /// The repository (`library/alpine`).
-    pub(crate) repository: String,
+    pub repository: String,
     /// The tag.
-    pub(crate) tag: Option<String>,
+    pub tag: Option<String>,
     /// The digest.
-    pub(crate) digest: Option<String>,
+    pub digest: Option<String>,
 }
 
 impl Reference {
     /// Parses `text` with Docker's rules (`alpine` is `docker.io/library/alpine:latest`).
-    pub(crate) fn parse(text: &str) -> Result<Reference, String> {
-        let bad = |why: &str| format!("`{text}` is not an image reference: {why}");
+    pub fn parse(text: &str) -> Result<Reference, ReferenceError> {
+        let bad = |why: BadReference| ReferenceError { text: text.to_owned(), why };
         let (rest, digest) = match text.split_once('@') {
             Some((rest, digest)) if valid_digest(digest) => (rest, Some(digest.to_owned())),
-            Some(_) => return Err(bad("the part after `@` is not a sha256 digest")),
+            Some(_) => return Err(bad(BadReference::Digest)),
             None => (text, None),
         };
         let (name, tag) = match rest.rsplit_once(':') {
@@ -187,7 +190,7 @@ impl Reference {
                 && c.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
         };
         if !repository.split('/').all(component_ok) {
-            return Err(bad("a repository is lower-case letters, digits and `._-`, separated by `/`"));
+            return Err(bad(BadReference::Repository));
         }
         if let Some(tag) = &tag
             && (tag.is_empty()
@@ -195,27 +198,124 @@ impl Reference {
                 || !tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
                 || tag.starts_with(['.', '-']))
         {
-            return Err(bad("a tag is up to 128 letters, digits and `._-`"));
+            return Err(bad(BadReference::Tag));
         }
         let tag = if tag.is_none() && digest.is_none() { Some("latest".to_owned()) } else { tag };
         Ok(Reference { host, repository, tag, digest })
     }
 
     /// The digest if there is one, else the tag.
-    pub(crate) fn version(&self) -> &str {
+    pub fn version(&self) -> &str {
         self.digest.as_deref().or(self.tag.as_deref()).unwrap_or("latest")
     }
 }
 
+/// Text that is not an image reference, and which part is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{text}` is not an image reference: {why}")]
+pub struct ReferenceError {
+    /// The text.
+    pub text: String,
+    /// What is wrong with it.
+    pub why: BadReference,
+}
+
+/// The part of a reference that breaks the rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BadReference {
+    /// After `@`.
+    #[error("the part after `@` is not a sha256 digest")]
+    Digest,
+    /// The repository path.
+    #[error("a repository is lower-case letters, digits and `._-`, separated by `/`")]
+    Repository,
+    /// The tag.
+    #[error("a tag is up to 128 letters, digits and `._-`")]
+    Tag,
+}
+
+impl From<ReferenceError> for String {
+    fn from(e: ReferenceError) -> String {
+        e.to_string()
+    }
+}
+
+/// Why a registry's authentication challenge could not be answered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// Basic authentication, and no credential for the host; `helper` says why a credential
+    /// helper gave none, when one was asked.
+    #[error("{host} asks for a login and {}", match helper { Some(failure) => failure.to_string(), None => format!("none is configured (add it with `docker login {host}`)") })]
+    NoLogin {
+        /// The registry host.
+        host: String,
+        /// Why the credential helper gave none, if one failed.
+        helper: Option<HelperFailure>,
+    },
+    /// A scheme other than basic and bearer.
+    #[error("{host} asks for an authentication hephy does not speak: `{challenge}`")]
+    Unsupported {
+        /// The registry host.
+        host: String,
+        /// The `WWW-Authenticate` header.
+        challenge: String,
+    },
+    /// A bearer challenge without a realm.
+    #[error("{host}'s token challenge names no realm")]
+    NoRealm {
+        /// The registry host.
+        host: String,
+    },
+    /// The token realm did not answer.
+    #[error("asking {realm} for a token: {message}")]
+    Unreachable {
+        /// The token service's URL.
+        realm: String,
+        /// The transport's error.
+        message: String,
+    },
+    /// The token realm refused, with this HTTP status.
+    #[error("{realm} refused a token for `{scope}` ({}){}", StatusCode::from_u16(*status).map_or_else(|_| status.to_string(), |s| s.to_string()), match login { Login::Sent => String::new(), Login::HelperFailed(failure) => format!("; {failure}"), Login::None => "; no credentials are configured for this registry".to_owned() })]
+    Refused {
+        /// The token service's URL.
+        realm: String,
+        /// The scope asked for.
+        scope: String,
+        /// The HTTP status.
+        status: u16,
+        /// What login went with the request.
+        login: Login,
+    },
+    /// The token realm answered something that holds no token.
+    #[error("{realm} answered no token{}", detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
+    NoToken {
+        /// The token service's URL.
+        realm: String,
+        /// What was wrong with the answer.
+        detail: Option<String>,
+    },
+}
+
+/// What login a token request carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Login {
+    /// The user's credential.
+    Sent,
+    /// None: the credential helper configured for the host failed.
+    HelperFailed(HelperFailure),
+    /// None: none is configured.
+    None,
+}
+
 /// A fetched manifest (an image manifest or an index).
 #[derive(Debug, Clone)]
-pub(crate) struct Manifest {
+pub struct Manifest {
     /// Its media type.
-    pub(crate) media_type: String,
+    pub media_type: String,
     /// Its bytes, exactly as the registry holds them.
-    pub(crate) bytes: Vec<u8>,
+    pub bytes: Vec<u8>,
     /// `sha256:` of the bytes.
-    pub(crate) digest: String,
+    pub digest: String,
 }
 
 /// A request body that can be sent again after an authentication round trip.
@@ -230,7 +330,7 @@ const UPLOAD_CHUNK: u64 = 16 << 20;
 
 /// A registry client, shared by every node of a run.
 #[derive(Debug)]
-pub(crate) struct Client {
+pub struct Client {
     agent: Agent,
     /// Bearer tokens by (host, scope).
     tokens: Mutex<HashMap<(String, String), String>>,
@@ -253,12 +353,12 @@ impl Default for Client {
 impl Client {
     /// A client with hephy's timeouts (10 s to connect, 60 s for a response to start) that
     /// retries transient failures.
-    pub(crate) fn new() -> Client {
+    pub fn new() -> Client {
         Client::with_attempts(ATTEMPTS)
     }
 
     /// A client that tries each request once (lookups that may simply go without).
-    pub(crate) fn once_only() -> Client {
+    pub fn once_only() -> Client {
         Client::with_attempts(1)
     }
 
@@ -280,7 +380,7 @@ impl Client {
 
     fn base(host: &str) -> String {
         let api = if host == "docker.io" { "registry-1.docker.io" } else { host };
-        let scheme = if crate::reference::insecure(Some(host)) { "http" } else { "https" };
+        let scheme = if insecure(Some(host)) { "http" } else { "https" };
         format!("{scheme}://{api}")
     }
 
@@ -324,9 +424,9 @@ impl Client {
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or_default()
                         .to_owned();
-                    let token = self
-                        .authenticate(&reference.host, &challenge, &scope)
-                        .map_err(|e| RegistryError::new(Operation::Authenticate, url, Cause::Answer(e)))?;
+                    let token = self.authenticate(&reference.host, &challenge, &scope).map_err(|e| {
+                        RegistryError::new(Operation::Authenticate, url, Cause::Auth(Box::new(e)))
+                    })?;
                     if let Ok(mut tokens) = self.tokens.lock() {
                         tokens.insert(token_key.clone(), token);
                     }
@@ -388,7 +488,7 @@ impl Client {
 
     /// Answers a `WWW-Authenticate` challenge: a bearer token from the realm (anonymous, or
     /// with the user's credential), or the credential itself for basic authentication.
-    fn authenticate(&self, host: &str, challenge: &str, scope: &str) -> Result<String, String> {
+    fn authenticate(&self, host: &str, challenge: &str, scope: &str) -> Result<String, AuthError> {
         let credential = self.credential(host);
         let basic = credential.as_ref().map(|c| {
             format!(
@@ -398,18 +498,16 @@ impl Client {
         });
         let lower = challenge.to_ascii_lowercase();
         if lower.starts_with("basic") {
-            return basic.ok_or_else(|| match credentials::helper_failure(host) {
-                Some(failure) => format!("{host} asks for a login and {failure}"),
-                None => format!(
-                    "{host} asks for a login and none is configured (add it with `docker login {host}`)"
-                ),
+            return basic.ok_or_else(|| AuthError::NoLogin {
+                host: host.to_owned(),
+                helper: credentials::helper_failure(host),
             });
         }
         if !lower.starts_with("bearer") {
-            return Err(format!("{host} asks for an authentication hephy does not speak: `{challenge}`"));
+            return Err(AuthError::Unsupported { host: host.to_owned(), challenge: challenge.to_owned() });
         }
         let params = challenge_params(&challenge[6..]);
-        let realm = params.get("realm").ok_or_else(|| format!("{host}'s token challenge names no realm"))?;
+        let realm = params.get("realm").ok_or_else(|| AuthError::NoRealm { host: host.to_owned() })?;
         let mut request = self.agent.get(realm).query("scope", scope);
         if let Some(service) = params.get("service") {
             request = request.query("service", service);
@@ -417,31 +515,34 @@ impl Client {
         if let Some(basic) = &basic {
             request = request.header("Authorization", basic);
         }
-        let mut response = request.call().map_err(|e| format!("asking {realm} for a token: {e}"))?;
+        let mut response = request
+            .call()
+            .map_err(|e| AuthError::Unreachable { realm: realm.clone(), message: e.to_string() })?;
         if !response.status().is_success() {
-            return Err(format!(
-                "{realm} refused a token for `{scope}` ({}){}",
-                response.status(),
-                match (&basic, credentials::helper_failure(host)) {
-                    (Some(_), _) => String::new(),
-                    (None, Some(failure)) => format!("; {failure}"),
-                    (None, None) => "; no credentials are configured for this registry".to_owned(),
-                }
-            ));
+            return Err(AuthError::Refused {
+                realm: realm.clone(),
+                scope: scope.to_owned(),
+                status: response.status().as_u16(),
+                login: match (&basic, credentials::helper_failure(host)) {
+                    (Some(_), _) => Login::Sent,
+                    (None, Some(failure)) => Login::HelperFailed(failure),
+                    (None, None) => Login::None,
+                },
+            });
         }
         let text = response
             .body_mut()
             .with_config()
             .limit(1 << 20)
             .read_to_string()
-            .map_err(|e| format!("{realm} answered no token: {e}"))?;
-        let body: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| format!("{realm} answered no token: {e}"))?;
+            .map_err(|e| AuthError::NoToken { realm: realm.clone(), detail: Some(e.to_string()) })?;
+        let body: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| AuthError::NoToken { realm: realm.clone(), detail: Some(e.to_string()) })?;
         body["token"]
             .as_str()
             .or(body["access_token"].as_str())
             .map(str::to_owned)
-            .ok_or_else(|| format!("{realm} answered no token"))
+            .ok_or_else(|| AuthError::NoToken { realm: realm.clone(), detail: None })
     }
 
     /// A GET or HEAD of the manifest `reference` names, accepting every type hephy reads.
@@ -464,7 +565,7 @@ impl Client {
     }
 
     /// The manifest `reference` names (by digest, else tag).
-    pub(crate) fn manifest(&self, reference: &Reference) -> Result<Manifest, RegistryError> {
+    pub fn manifest(&self, reference: &Reference) -> Result<Manifest, RegistryError> {
         let op = Operation::ReadManifest;
         let (url, mut response) = self.ask_manifest(op, "GET", reference)?;
         let status = response.status();
@@ -502,7 +603,7 @@ impl Client {
     }
 
     /// The digest `reference` resolves to, or `None` when the registry has no such manifest.
-    pub(crate) fn resolve(&self, reference: &Reference) -> Result<Option<String>, RegistryError> {
+    pub fn resolve(&self, reference: &Reference) -> Result<Option<String>, RegistryError> {
         let op = Operation::LookUpManifest;
         let (url, mut response) = self.ask_manifest(op, "HEAD", reference)?;
         match response.status() {
@@ -520,7 +621,7 @@ impl Client {
 
     /// Downloads blob `digest` of `reference`'s repository into `out`, checking its digest, and
     /// `stop` between chunks.
-    pub(crate) fn blob(
+    pub fn blob(
         &self,
         reference: &Reference,
         digest: &str,
@@ -555,7 +656,7 @@ impl Client {
     }
 
     /// Whether `reference`'s repository has blob `digest`.
-    pub(crate) fn has_blob(&self, reference: &Reference, digest: &str) -> Result<bool, RegistryError> {
+    pub fn has_blob(&self, reference: &Reference, digest: &str) -> Result<bool, RegistryError> {
         let op = Operation::LookUpBlob;
         let url = format!("{}/v2/{}/blobs/{digest}", Client::base(&reference.host), reference.repository);
         let mut response = self.send(op, "HEAD", &url, reference, true, &[], Body::Empty)?;
@@ -568,7 +669,7 @@ impl Client {
 
     /// Uploads the file `path` as blob `digest` (unless the repository has it); whether it
     /// uploaded. `stop` is asked between chunks of the upload.
-    pub(crate) fn push_blob(
+    pub fn push_blob(
         &self,
         reference: &Reference,
         digest: &str,
@@ -658,7 +759,7 @@ impl Client {
 
     /// Puts `bytes` (of `media_type`) as the manifest `tag_or_digest` of `reference`'s
     /// repository; returns its digest.
-    pub(crate) fn push_manifest(
+    pub fn push_manifest(
         &self,
         reference: &Reference,
         tag_or_digest: &str,
@@ -720,9 +821,25 @@ fn challenge_params(text: &str) -> HashMap<String, String> {
     out
 }
 
+/// Whether the registry is spoken to over plain HTTP: a loopback address.
+pub fn insecure(registry: Option<&str>) -> bool {
+    registry.is_some_and(|r| {
+        let host = r.split('/').next().unwrap_or("");
+        host.starts_with("localhost") || host.starts_with("127.") || host.starts_with("[::1]")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_registries_are_plain_http() {
+        assert!(insecure(Some("127.0.0.1:5000/team")));
+        assert!(insecure(Some("localhost:5000")));
+        assert!(!insecure(Some("registry.example.com/platform")));
+        assert!(!insecure(None));
+    }
 
     #[test]
     fn references_follow_dockers_rules() {
@@ -742,6 +859,12 @@ mod tests {
         assert!(Reference::parse("Alpine").is_err());
         assert!(Reference::parse("alpine@sha256:short").is_err());
         assert!(Reference::parse("alpine:bad$tag").is_err());
+        let bad = Reference::parse("alpine:bad$tag").expect_err("a bad tag");
+        assert_eq!(bad.why, BadReference::Tag);
+        assert_eq!(
+            bad.to_string(),
+            "`alpine:bad$tag` is not an image reference: a tag is up to 128 letters, digits and `._-`"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! hardlinks and empty folders, resolves `--chown=NAME` in the image's own `/etc/passwd`, and
 //! writes the folders above what it copies with the modes the image already gives them.
 //! Understood: every instruction but `RUN` (and `ADD` of a URL or git repository), read by
-//! [`crate::dockerfile`]; [`unsupported`] lists what is not, for `check`.
+//! [`crate::builders::dockerfile`]; [`unsupported`] lists what is not, for `check`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read as _;
@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 use hephy_dsl::Platform;
 use serde_json::{Value, json};
 
-use super::layer::{self, Content, Entry, Tree};
-use super::layout::{Descriptor, Layout};
-use crate::dockerfile::{self, Instruction};
+use crate::builders::dockerfile::{self, Instruction};
+use hephy_oci::layer::{self, Content, Entry, Tree};
+use hephy_oci::layout::{Descriptor, Layout};
 
 /// The media types the `oci` builder writes.
 pub(crate) const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -58,7 +58,7 @@ pub(crate) struct Request<'a> {
     /// read the image reference (by digest) the name maps to.
     pub(crate) contexts: &'a [(String, String)],
     /// How layers are compressed, and when writing them must stop.
-    pub(crate) layers: super::compress::Settings<'a>,
+    pub(crate) layers: hephy_oci::compress::Settings<'a>,
 }
 
 /// A built image: its manifest (stored in the layout).
@@ -1596,7 +1596,7 @@ mod tests {
             target,
             platform: &platform,
             contexts: &[],
-            layers: crate::oci::compress::Settings::gzip(),
+            layers: hephy_oci::compress::Settings::gzip(),
         };
         let built = build(&request, &layout, &NoBases)?;
         Ok((config_of(&layout, &built), built))
@@ -1650,7 +1650,7 @@ mod tests {
             target: None,
             platform: &platform,
             contexts: &[],
-            layers: crate::oci::compress::Settings::gzip(),
+            layers: hephy_oci::compress::Settings::gzip(),
         };
         let e = build(&request, &Layout::new(dir.path().join("oci")), &NoBases).unwrap_err();
         assert!(e.contains("line 2") && e.contains("bzip2"), "{e}");
@@ -1756,9 +1756,9 @@ mod fuzz {
             target: None,
             platform: &platform,
             contexts: &[],
-            layers: crate::oci::compress::Settings::gzip(),
+            layers: hephy_oci::compress::Settings::gzip(),
         };
-        let _ = crate::dockerfile::read(dockerfile);
+        let _ = crate::builders::dockerfile::read(dockerfile);
         let built = build(&request, &layout, &NoBases);
         if dockerfile == SEED {
             assert!(built.is_ok(), "{built:?}");

@@ -1,8 +1,8 @@
 //! The built-in `oci` builder and hephy's native publishing of indexes and tags.
 //!
 //! The builder needs no external tool: it reads the Dockerfile ([`build`]), writes reproducible
-//! layers ([`layer`]) and the image into hephy's OCI layout under the state folder
-//! ([`layout`]), pulls base images by digest, and, when the graph has a registry, pushes
+//! layers ([`hephy_oci::layer`]) and the image into hephy's OCI layout under the state folder
+//! ([`hephy_oci::layout`]), pulls base images by digest, and, when the graph has a registry, pushes
 //! blobs and manifest itself ([`crate::registry`]), tagged with the node's key so other
 //! machines find it.
 //!
@@ -12,9 +12,6 @@
 //! failed platform never gets here: its manifest node does not run, and no tag moves.
 
 pub(crate) mod build;
-pub(crate) mod compress;
-pub(crate) mod layer;
-pub(crate) mod layout;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -24,14 +21,23 @@ use hephy_dsl::{Image, Model, Platform};
 use hephy_engine::{Exclusions, FileSource, Job, Node, Outcome};
 use serde_json::{Value, json};
 
-use crate::process::Log;
-use crate::reference;
+use crate::executors::process::Log;
+use crate::registry::reference;
 use crate::registry::{Client, Reference, RegistryError};
-use crate::stop::Stop;
-use layout::{Descriptor, Layout};
+use hephy_oci::compress;
+use hephy_oci::layout::{self, Descriptor, Layout};
+use hephy_oci::stop::Stop;
 
 /// The `oci` builder's identity, part of its images' keys.
 pub(crate) const IDENTITY: &str = "hephy-oci/2";
+
+/// The layer codec the graph asks for.
+fn codec(compression: hephy_dsl::Compression) -> compress::Codec {
+    match compression {
+        hephy_dsl::Compression::Gzip => compress::Codec::Gzip,
+        hephy_dsl::Compression::Zstd => compress::Codec::Zstd,
+    }
+}
 
 /// Blob uploads of one image at once.
 const BLOB_UPLOADS: usize = 4;
@@ -157,7 +163,10 @@ impl Oci {
             target: node.target.as_deref(),
             platform: &platform,
             contexts: &contexts,
-            layers: compress::Settings { codec: compress::Codec::of(image.compression), stop: Stop::of(job) },
+            layers: compress::Settings {
+                codec: codec(image.compression),
+                stop: crate::executors::process::stop(job),
+            },
         };
         let manifest = self.assemble(&request, &note)?;
         let digest = manifest.digest.clone();
@@ -171,7 +180,7 @@ impl Oci {
             let repository = reference::repository(model, node);
             let mut tags = vec![reference::key_tag(job.key)];
             tags.extend(template_tag(model, job, model.naming.platform.as_ref(), &self.sources));
-            self.publish_build(&repository, &manifest, &tags, &Stop::of(job), &note)?;
+            self.publish_build(&repository, &manifest, &tags, &crate::executors::process::stop(job), &note)?;
         }
         Ok(digest)
     }
@@ -473,12 +482,10 @@ impl Oci {
         Ok(build::BaseImage { config, layers })
     }
 
-    /// The digest the last plan resolved the external base `text` to (`.hephy/bases.json`).
+    /// The digest the last plan resolved the external base `text` to (kept in the state).
     fn planned_base(&self, text: &str) -> Option<String> {
         let state_dir = self.layout.dir().parent()?;
-        let bytes = std::fs::read(state_dir.join("bases.json")).ok()?;
-        let known: std::collections::BTreeMap<String, String> = serde_json::from_slice(&bytes).ok()?;
-        known.get(text).filter(|d| layout::valid_digest(d)).cloned()
+        crate::sources::bases::planned(state_dir, text).filter(|d| layout::valid_digest(d))
     }
 
     fn fetch_blob(&self, reference: &Reference, digest: &str, stop: &Stop<'_>) -> Result<(), String> {
@@ -492,7 +499,7 @@ impl Oci {
         let mut file = temp.as_file().try_clone().map_err(|e| e.to_string())?;
         self.client.blob(reference, digest, &mut file, stop)?;
         let (_, path) = temp.keep().map_err(|e| e.to_string())?;
-        self.layout.adopt(&path, digest)
+        Ok(self.layout.adopt(&path, digest)?)
     }
 }
 

@@ -18,7 +18,7 @@ fn read_flags() -> OFlags {
 }
 
 /// What a file that is not a regular file is, for messages (`None` for regular files).
-pub(crate) fn special_kind(kind: std::fs::FileType) -> Option<&'static str> {
+pub fn special_kind(kind: std::fs::FileType) -> Option<&'static str> {
     use std::os::unix::fs::FileTypeExt;
     if kind.is_file() {
         None
@@ -88,7 +88,7 @@ pub fn open_beneath(dir: &File, rel: &Path) -> io::Result<File> {
 /// below `dir` (`RESOLVE_BENEATH`): an input reached through a linked folder of the repository
 /// is hashed, one whose path leads out of it is not. (Where the kernel lacks `openat2`, no
 /// link is followed.)
-pub(crate) fn open_inside(dir: &File, rel: &Path) -> io::Result<File> {
+pub fn open_inside(dir: &File, rel: &Path) -> io::Result<File> {
     open_at(dir, rel, ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS)
 }
 

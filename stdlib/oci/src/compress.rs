@@ -18,7 +18,7 @@ use crate::stop::{Stop, Stopped};
 
 /// How a layer is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Codec {
+pub enum Codec {
     /// gzip (`tar+gzip`), level 6, block-parallel.
     Gzip,
     /// zstd (`tar+zstd`), level 3, one frame per chunk.
@@ -26,16 +26,8 @@ pub(crate) enum Codec {
 }
 
 impl Codec {
-    /// The codec the graph asks for.
-    pub(crate) fn of(compression: hephy_dsl::Compression) -> Codec {
-        match compression {
-            hephy_dsl::Compression::Gzip => Codec::Gzip,
-            hephy_dsl::Compression::Zstd => Codec::Zstd,
-        }
-    }
-
     /// The OCI media type of a layer compressed so.
-    pub(crate) fn media_type(self) -> &'static str {
+    pub fn media_type(self) -> &'static str {
         match self {
             Codec::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
             Codec::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
@@ -43,7 +35,7 @@ impl Codec {
     }
 
     /// Its name in the graph file (`gzip`, `zstd`).
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Codec::Gzip => "gzip",
             Codec::Zstd => "zstd",
@@ -53,15 +45,14 @@ impl Codec {
 
 /// How one build writes its layers: the codec, and when to give up.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Settings<'a> {
-    pub(crate) codec: Codec,
-    pub(crate) stop: Stop<'a>,
+pub struct Settings<'a> {
+    pub codec: Codec,
+    pub stop: Stop<'a>,
 }
 
 impl Settings<'static> {
-    /// gzip, never stopped (tests).
-    #[cfg(test)]
-    pub(crate) fn gzip() -> Settings<'static> {
+    /// gzip, never stopped (tests, tools).
+    pub fn gzip() -> Settings<'static> {
         Settings { codec: Codec::Gzip, stop: Stop::never() }
     }
 }
@@ -84,7 +75,7 @@ struct Piece {
 }
 
 /// A writer that compresses what it is given into `inner`, chunks in parallel.
-pub(crate) struct Encoder<'s, W: Write> {
+pub struct Encoder<'s, W: Write> {
     codec: Codec,
     inner: W,
     stop: Stop<'s>,
@@ -99,7 +90,7 @@ pub(crate) struct Encoder<'s, W: Write> {
 
 impl<'s, W: Write> Encoder<'s, W> {
     /// An encoder writing into `inner`.
-    pub(crate) fn new(inner: W, settings: Settings<'s>) -> io::Result<Encoder<'s, W>> {
+    pub fn new(inner: W, settings: Settings<'s>) -> io::Result<Encoder<'s, W>> {
         let mut inner = inner;
         if settings.codec == Codec::Gzip {
             inner.write_all(&GZIP_HEADER)?;
@@ -157,7 +148,7 @@ impl<'s, W: Write> Encoder<'s, W> {
     }
 
     /// Compresses what is left, writes the end of the stream, and gives back the writer.
-    pub(crate) fn finish(mut self) -> io::Result<W> {
+    pub fn finish(mut self) -> io::Result<W> {
         if !self.chunk.is_empty() || !self.started {
             self.dispatch()?;
         }
@@ -246,7 +237,7 @@ fn deflate(chunk: &[u8]) -> io::Result<Vec<u8>> {
 }
 
 /// The [`Stopped`] an I/O error carries, however deep (the tar writer wraps its writer's errors).
-pub(crate) fn stopped(error: &io::Error) -> Option<Stopped> {
+pub fn stopped(error: &io::Error) -> Option<Stopped> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = error.get_ref().map(|e| e as _);
     while let Some(e) = current {
         if let Some(stopped) = e.downcast_ref::<Stopped>() {
@@ -329,12 +320,12 @@ mod tests {
     #[test]
     fn a_stop_ends_the_stream_between_chunks() {
         let cancel = AtomicBool::new(true);
-        let settings = Settings { codec: Codec::Gzip, stop: Stop::new(&cancel, None) };
+        let settings = Settings { codec: Codec::Gzip, stop: Stop::after(&cancel, None) };
         let mut encoder = Encoder::new(Vec::new(), settings).unwrap();
         let error = encoder.write_all(&sample()).unwrap_err();
         assert_eq!(stopped(&error), Some(Stopped::Cancelled));
         let timed =
-            Settings { codec: Codec::Zstd, stop: Stop::new(&cancel, Some(std::time::Duration::ZERO)) };
+            Settings { codec: Codec::Zstd, stop: Stop::after(&cancel, Some(std::time::Duration::ZERO)) };
         cancel.store(false, std::sync::atomic::Ordering::SeqCst);
         let mut encoder = Encoder::new(Vec::new(), timed).unwrap();
         let error = encoder.write_all(&sample()).unwrap_err();

@@ -18,11 +18,12 @@ use std::sync::{Arc, LazyLock, Mutex, OnceLock, PoisonError};
 use sha2::{Digest as _, Sha256};
 
 use super::compress::{self, Codec, Encoder, Settings};
-use super::layout::{Layout, hex};
+use super::layout::{Layout, LayoutError, hex};
+use crate::stop::Stopped;
 
 /// Where an entry's bytes come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Content {
+pub enum Content {
     /// A regular file on disk, read when the layer is written.
     File(PathBuf),
     /// A folder.
@@ -38,31 +39,31 @@ pub(crate) enum Content {
 
 /// One entry of a layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Entry {
+pub struct Entry {
     /// Its content.
-    pub(crate) content: Content,
+    pub content: Content,
     /// Permission bits.
-    pub(crate) mode: u32,
+    pub mode: u32,
     /// Owner.
-    pub(crate) uid: u64,
+    pub uid: u64,
     /// Group.
-    pub(crate) gid: u64,
+    pub gid: u64,
 }
 
 /// Entries by path, relative to `/` (`usr/bin/tool`).
-pub(crate) type Tree = BTreeMap<String, Entry>;
+pub type Tree = BTreeMap<String, Entry>;
 
 /// A written layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Layer {
+pub struct Layer {
     /// The compressed blob's digest.
-    pub(crate) digest: String,
+    pub digest: String,
     /// The compressed blob's size.
-    pub(crate) size: u64,
+    pub size: u64,
     /// The digest of the uncompressed tar (the image config's `diff_id`).
-    pub(crate) diff_id: String,
+    pub diff_id: String,
     /// Its media type (`tar+gzip`, `tar+zstd`).
-    pub(crate) media_type: &'static str,
+    pub media_type: &'static str,
 }
 
 /// A writer that hashes what passes through it.
@@ -87,7 +88,32 @@ impl<W: Write> Write for Hashing<W> {
 
 /// Why writing a layer failed: a message, and whether the writer was stopped (a cancelled run,
 /// a node past its `timeout`), which says nothing about the layer to another build.
-type Failure = (String, bool);
+type Failure = LayerError;
+
+/// A layer that could not be written.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LayerError {
+    /// The layout refused its temporary file or the finished blob.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    /// The node's work was stopped while writing it.
+    #[error("cannot write a layer: {0}")]
+    Stopped(Stopped),
+    /// Reading an entry or writing the tar failed; `entry` is the path being added, if any.
+    #[error("{}: {source}", match entry { Some(path) => format!("cannot add `/{path}` to a layer"), None => "cannot write a layer".to_owned() })]
+    Io {
+        /// The entry being added.
+        entry: Option<String>,
+        /// Why.
+        source: Arc<io::Error>,
+    },
+}
+
+impl From<LayerError> for String {
+    fn from(e: LayerError) -> String {
+        e.to_string()
+    }
+}
 
 /// One layer's writing, shared by every build that asks for the same layer while it runs.
 type Once = Arc<OnceLock<Result<Layer, Failure>>>;
@@ -97,26 +123,26 @@ static WRITTEN: LazyLock<Mutex<HashMap<blake3::Hash, Once>>> = LazyLock::new(Mut
 
 /// Writes `tree` as a layer blob into `layout`, or gives the layer this process already wrote
 /// from the same entries (waiting for it when another build is writing it).
-pub(crate) fn write(tree: &Tree, layout: &Layout, settings: &Settings<'_>) -> Result<Layer, String> {
-    let now = || write_now(tree, layout, settings).map_err(|(message, _)| message);
+pub fn write(tree: &Tree, layout: &Layout, settings: &Settings<'_>) -> Result<Layer, LayerError> {
+    let now = || write_now(tree, layout, settings);
     let Some(key) = identity(tree, layout, settings.codec) else { return now() };
     let once = Arc::clone(WRITTEN.lock().unwrap_or_else(PoisonError::into_inner).entry(key).or_default());
     match once.get_or_init(|| write_now(tree, layout, settings)).clone() {
         // Still there (nothing removes blobs during a run, but a layer is never assumed).
         Ok(layer) if layout.has(&layer.digest) => Ok(layer),
         Ok(_) => now(),
-        Err((message, stopped)) => {
-            if stopped {
+        Err(error) => {
+            if matches!(error, LayerError::Stopped(_)) {
                 // Forget a writing that was stopped: the next build writes the layer anew.
                 let mut written = WRITTEN.lock().unwrap_or_else(PoisonError::into_inner);
                 if written.get(&key).is_some_and(|o| Arc::ptr_eq(o, &once)) {
                     written.remove(&key);
                 }
                 // Another build's stop is not this one's.
-                settings.stop.check().map_err(|s| format!("cannot write a layer: {s}"))?;
+                settings.stop.check().map_err(LayerError::Stopped)?;
                 return now();
             }
-            Err(message)
+            Err(error)
         }
     }
 }
@@ -162,13 +188,13 @@ fn identity(tree: &Tree, layout: &Layout, codec: Codec) -> Option<blake3::Hash> 
 }
 
 fn write_now(tree: &Tree, layout: &Layout, settings: &Settings<'_>) -> Result<Layer, Failure> {
-    let temp = layout.temp().map_err(|e| (e, false))?;
+    let temp = layout.temp()?;
     // A stopped writer says so, and nothing else (the temporary file goes with `temp`).
-    let fail = |what: String, e: io::Error| match compress::stopped(&e) {
-        Some(stopped) => (format!("cannot write a layer: {stopped}"), true),
-        None => (format!("{what}: {e}"), false),
+    let fail = |entry: Option<String>, e: io::Error| match compress::stopped(&e) {
+        Some(stopped) => LayerError::Stopped(stopped),
+        None => LayerError::Io { entry, source: Arc::new(e) },
     };
-    let plain = |e: io::Error| fail("cannot write a layer".to_owned(), e);
+    let plain = |e: io::Error| fail(None, e);
     let file = temp.as_file().try_clone().map_err(plain)?;
     let compressed =
         Hashing { inner: io::BufWriter::with_capacity(1 << 20, file), hasher: Sha256::new(), count: 0 };
@@ -178,7 +204,7 @@ fn write_now(tree: &Tree, layout: &Layout, settings: &Settings<'_>) -> Result<La
     tar.mode(tar::HeaderMode::Deterministic);
     tar.follow_symlinks(false);
     for (path, entry) in with_parents(tree) {
-        append(&mut tar, &path, &entry).map_err(|e| fail(format!("cannot add `/{path}` to a layer"), e))?;
+        append(&mut tar, &path, &entry).map_err(|e| fail(Some(path.clone()), e))?;
     }
     let tar_out = tar.into_inner().map_err(plain)?;
     let diff_id = format!("sha256:{}", hex(&tar_out.hasher.finalize()));
@@ -191,7 +217,7 @@ fn write_now(tree: &Tree, layout: &Layout, settings: &Settings<'_>) -> Result<La
         drop(temp);
     } else {
         let (_, path) = temp.keep().map_err(|e| plain(e.error))?;
-        layout.adopt(&path, &digest).map_err(|e| (e, false))?;
+        layout.adopt(&path, &digest)?;
     }
     Ok(Layer { digest, size, diff_id, media_type: settings.codec.media_type() })
 }
@@ -236,7 +262,7 @@ fn append<W: Write>(tar: &mut tar::Builder<W>, path: &str, entry: &Entry) -> io:
         }
         Content::File(source) => {
             // No link followed anywhere below the (canonical) context, a regular file only.
-            let file: File = hephy_engine::open_no_symlinks(source)?;
+            let file: File = crate::open::open_no_symlinks(source)?;
             let len = file.metadata()?.len();
             header.set_entry_type(tar::EntryType::Regular);
             header.set_size(len);

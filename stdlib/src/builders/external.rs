@@ -7,9 +7,9 @@ use hephy_dsl::{Image, Model};
 use hephy_engine::{Job, Outcome};
 
 use crate::builders::{self, Builder, Rendered, Request};
-use crate::engines;
-use crate::process::{self, Log};
-use crate::reference;
+use crate::executors::engines;
+use crate::executors::process::{self, Log};
+use crate::registry::reference;
 
 /// Where an external build runs.
 #[derive(Debug, Clone, Copy)]
@@ -27,7 +27,7 @@ pub(crate) fn build(
     model: &Model,
     image: &Image,
     job: &Job<'_>,
-    oci: &crate::oci::Oci,
+    oci: &crate::builders::oci::Oci,
     engine: Engine<'_>,
 ) -> Outcome {
     let fail = |message: String| Outcome::Failed { message };
@@ -36,7 +36,7 @@ pub(crate) fn build(
     };
     let log = match Log::create(job) {
         Ok(log) => log,
-        Err(e) => return fail(e),
+        Err(e) => return fail(e.to_string()),
     };
     let work = job.log.with_extension("work");
     if let Err(e) = std::fs::create_dir_all(&work) {
@@ -44,7 +44,7 @@ pub(crate) fn build(
     }
     let context = match oci.sources().context(job.root, image) {
         Ok(context) => std::path::absolute(&context).unwrap_or(context),
-        Err(e) => return fail(e),
+        Err(e) => return fail(e.to_string()),
     };
     let mut build_args: Vec<(String, String)> =
         image.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -52,7 +52,7 @@ pub(crate) fn build(
     // Secret files live as long as this build (removed when dropped).
     let secret_files = match crate::secret_files(model, &image.secrets) {
         Ok(files) => files,
-        Err(e) => return fail(e),
+        Err(e) => return fail(e.to_string()),
     };
     let request = Request {
         dockerfile: context.join(&image.dockerfile),
@@ -76,9 +76,9 @@ pub(crate) fn build(
         Engine::Local => run_builder(builder, &request, job, &log),
         Engine::Buildkit(addr) => {
             run_rendered(&engines::buildkit(addr, &request), job, &log).and_then(|()| {
-                std::fs::read_to_string(&request.digest_file)
-                    .map_err(|e| e.to_string())
-                    .and_then(|text| builders::read_digest(Builder::Buildkit, &text))
+                let text =
+                    std::fs::read_to_string(&request.digest_file).map_err(ExternalError::Unreadable)?;
+                Ok(builders::read_digest(Builder::Buildkit, &text)?)
             })
         }
         Engine::Kubernetes(namespace) => {
@@ -87,7 +87,7 @@ pub(crate) fn build(
     };
     let digest = match built {
         Ok(digest) => digest,
-        Err(e) => return fail(e),
+        Err(e) => return fail(e.to_string()),
     };
     let repository = reference::repository(model, job.node);
     if let Some(tag) = oci.platform_tag(model, job)
@@ -98,26 +98,64 @@ pub(crate) fn build(
     Outcome::Built { output: digest }
 }
 
-fn run_rendered(rendered: &Rendered, job: &Job<'_>, log: &Log) -> Result<(), String> {
+/// An external builder's build that failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ExternalError {
+    /// The builder has no command of its own.
+    #[error("{0} runs no external command")]
+    NoCommand(Builder),
+    /// Its command (or a step of the Kubernetes Job) failed.
+    #[error(transparent)]
+    Command(#[from] process::CommandFailed),
+    /// The file it writes its digest to cannot be read.
+    #[error("{0}")]
+    Unreadable(std::io::Error),
+    /// It left no digest.
+    #[error(transparent)]
+    NoDigest(#[from] builders::NoDigest),
+    /// The build context cannot be listed (the `oci` builder's reading of it).
+    #[error("{0}")]
+    Context(String),
+    /// The context tar for the Kubernetes Job cannot be written.
+    #[error("cannot pack the build context: {0}")]
+    Pack(std::io::Error),
+    /// The Job's manifest cannot be written.
+    #[error("cannot write `{}`: {source}", path.display())]
+    Write {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The Job started no pod.
+    #[error("the Job has no pod")]
+    NoPod,
+}
+
+fn run_rendered(rendered: &Rendered, job: &Job<'_>, log: &Log) -> Result<(), ExternalError> {
     let mut command = Command::new(&rendered.program);
     command
         .args(&rendered.args)
         .envs(rendered.env.iter().map(|(k, v)| (k, v)))
         .current_dir(rendered.dir.as_deref().unwrap_or(job.root));
     log.note(&format!("$ {}", process::shown(&command)));
-    process::run(command, job, log)
+    Ok(process::run(command, job, log)?)
 }
 
-fn run_builder(builder: Builder, request: &Request, job: &Job<'_>, log: &Log) -> Result<String, String> {
-    let rendered = builders::render(builder, request)
-        .ok_or_else(|| format!("{} runs no external command", builder.name()))?;
+fn run_builder(
+    builder: Builder,
+    request: &Request,
+    job: &Job<'_>,
+    log: &Log,
+) -> Result<String, ExternalError> {
+    let rendered = builders::render(builder, request).ok_or(ExternalError::NoCommand(builder))?;
     run_rendered(&rendered, job, log)?;
     let left = if builder == Builder::Spin {
         std::fs::read_to_string(&job.log)
     } else {
         std::fs::read_to_string(&request.digest_file)
     };
-    left.map_err(|e| e.to_string()).and_then(|text| builders::read_digest(builder, &text))
+    Ok(builders::read_digest(builder, &left.map_err(ExternalError::Unreadable)?)?)
 }
 
 /// A kaniko Job: the context as a tar, the Job applied, the context copied in, the digest read
@@ -129,15 +167,17 @@ fn run_kubernetes(
     work: &std::path::Path,
     job: &Job<'_>,
     log: &Log,
-) -> Result<String, String> {
+) -> Result<String, ExternalError> {
     let files = engines::KubernetesFiles::in_dir(work);
-    let context_files = crate::oci::context_files(&request.context, dockerfile)?;
-    write_context_tar(&request.context, &context_files, &files.context)
-        .map_err(|e| format!("cannot pack the build context: {e}"))?;
+    let context_files =
+        crate::builders::oci::context_files(&request.context, dockerfile).map_err(ExternalError::Context)?;
+    write_context_tar(&request.context, &context_files, &files.context).map_err(ExternalError::Pack)?;
     let name = engines::job_name(job.node.id.as_str(), &job.key.hex());
     let manifest = engines::kubernetes_job(namespace, &name, request, dockerfile);
-    std::fs::write(&files.job, serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?)
-        .map_err(|e| format!("cannot write `{}`: {e}", files.job.display()))?;
+    let bytes = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| ExternalError::Write { path: files.job.clone(), source: std::io::Error::other(e) })?;
+    std::fs::write(&files.job, bytes)
+        .map_err(|source| ExternalError::Write { path: files.job.clone(), source })?;
     let mut pod = String::new();
     for (i, step) in
         engines::kubernetes_steps(namespace, &name, &files.job, &files.context).into_iter().enumerate()
@@ -152,11 +192,11 @@ fn run_kubernetes(
         }
         run_rendered(&step, job, log)?;
         if i == 2 {
-            pod = log.marker("pod=").filter(|p| !p.is_empty()).ok_or("the Job has no pod")?;
+            pod = log.marker("pod=").filter(|p| !p.is_empty()).ok_or(ExternalError::NoPod)?;
         }
     }
     let digest = log.marker("digest=").unwrap_or_default();
-    builders::read_digest(Builder::Kaniko, &digest)
+    Ok(builders::read_digest(Builder::Kaniko, &digest)?)
 }
 
 fn write_context_tar(

@@ -18,9 +18,9 @@ use serde_json::Value;
 
 /// A login for one registry.
 #[derive(Clone, PartialEq, Eq)]
-pub(crate) struct Credential {
-    pub(crate) username: String,
-    pub(crate) secret: String,
+pub struct Credential {
+    pub username: String,
+    pub secret: String,
 }
 
 impl std::fmt::Debug for Credential {
@@ -57,7 +57,7 @@ fn keys(host: &str) -> Vec<String> {
 
 /// The credential for `host`, if the user has one configured. A helper that fails or hangs is
 /// remembered (see [`helper_failure`]) and never asked again by this process.
-pub(crate) fn lookup(host: &str) -> Option<Credential> {
+pub fn lookup(host: &str) -> Option<Credential> {
     let text = std::fs::read(config_path()?).ok()?;
     let config: Value = serde_json::from_slice(&text).ok()?;
     match from_config(&config, host, HELPER_PREFIX) {
@@ -71,7 +71,7 @@ pub(crate) fn lookup(host: &str) -> Option<Credential> {
 
 /// Why the credential helper configured for `host` gave no login, if it failed (for the message
 /// of a registry that then refuses: the helper's own words, not "none is configured").
-pub(crate) fn helper_failure(host: &str) -> Option<HelperFailure> {
+pub fn helper_failure(host: &str) -> Option<HelperFailure> {
     FAILURES.lock().unwrap_or_else(PoisonError::into_inner).get(host).cloned()
 }
 
@@ -89,7 +89,7 @@ const ANSWER_GRACE: Duration = Duration::from_millis(500);
 
 /// Why a credential helper gave no login.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum HelperFailure {
+pub enum HelperFailure {
     /// It could not be started (not on `PATH`, not executable).
     NotStarted {
         /// The program, `docker-credential-<name>`.
@@ -289,7 +289,7 @@ fn from_helper(
 
 /// Waits for `child` until `deadline`; past it, kills it (`None`).
 fn wait_until(child: &mut Child, deadline: Instant) -> Option<std::process::ExitStatus> {
-    let exited = crate::process::exit_watch(child.id());
+    let exited = crate::exit::exit_watch(child.id());
     let mut pause = Duration::from_millis(1);
     loop {
         match child.try_wait() {
@@ -301,7 +301,7 @@ fn wait_until(child: &mut Child, deadline: Instant) -> Option<std::process::Exit
                 return None;
             }
         }
-        crate::process::wait_for_exit(exited.as_ref(), pause);
+        crate::exit::wait_for_exit(exited.as_ref(), pause);
         pause = (pause * 2).min(Duration::from_millis(100));
     }
 }

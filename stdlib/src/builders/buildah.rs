@@ -4,7 +4,7 @@
 //! An image build is `buildah bud --isolation chroot --timestamp 0 --platform P` (reproducible:
 //! the same inputs give the same digest), then a push to the registry under a tag derived from
 //! the node's key, whose digest is read back and becomes the node's output (indexes and tags are
-//! hephy's own, see [`crate::oci`]). Without a registry, images stay in buildah's storage under
+//! hephy's own, see [`crate::builders::oci`]). Without a registry, images stay in buildah's storage under
 //! the state folder and the image id is the output.
 
 use std::collections::HashMap;
@@ -16,8 +16,8 @@ use std::time::Duration;
 use hephy_dsl::{Image, Model};
 use hephy_engine::{Job, Outcome};
 
-use crate::process::{self, Log, shown};
-use crate::reference;
+use crate::executors::process::{self, Log, shown};
+use crate::registry::reference;
 
 /// buildah's version (`buildah/1.28.2`), asked once; part of every image node's key.
 pub(crate) fn identity() -> &'static str {
@@ -102,7 +102,7 @@ impl Buildah {
                     ));
                     attempt += 1;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -165,16 +165,16 @@ impl Buildah {
         model: &Model,
         image: &Image,
         job: &Job<'_>,
-        oci: &crate::oci::Oci,
+        oci: &crate::builders::oci::Oci,
     ) -> Outcome {
         let fail = |message: String| Outcome::Failed { message };
         let log = match Log::create(job) {
             Ok(log) => log,
-            Err(e) => return fail(e),
+            Err(e) => return fail(e.to_string()),
         };
         let context = match self.sources.context(job.root, image) {
             Ok(context) => context,
-            Err(e) => return fail(e),
+            Err(e) => return fail(e.to_string()),
         };
         let scratch = match tempdir(job) {
             Ok(dir) => dir,
@@ -187,7 +187,7 @@ impl Buildah {
         // the build ends: never a build arg, never on a command line.
         let secrets = match crate::secret_files(model, &image.secrets) {
             Ok(files) => files,
-            Err(e) => return fail(e),
+            Err(e) => return fail(e.to_string()),
         };
         let spec = Bud { context: &context, local_tag: &local_tag, iidfile: &iidfile, secrets: &secrets };
         for attempt in 1.. {
@@ -195,7 +195,7 @@ impl Buildah {
             log.note(&format!("$ {}", shown(&bud)));
             let Err(e) = process::run(bud, job, &log) else { break };
             if attempt > 1 || !transient(&job.log) {
-                return fail(e);
+                return fail(e.to_string());
             }
             log.note("buildah failed re-executing itself for RUN (`sealing memfd copy`, a race in it, not the build): building again, once");
         }

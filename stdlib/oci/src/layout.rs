@@ -8,7 +8,7 @@
 //!
 //! It also answers whether an image is here whole (its manifest's bytes match its digest, and
 //! the blobs it names are present at their sizes: a stat each, no layer is read), rewrites
-//! `index.json` from a list of entries (the state's records: [`crate::outputs`]), removes the
+//! `index.json` from a list of entries (the records of whoever uses it), removes the
 //! temporaries a killed writer left, and collects the blobs nothing names.
 
 use std::collections::{BTreeMap, HashSet};
@@ -16,88 +16,151 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
+/// What the layout was doing to a file or folder when the file system refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayoutOperation {
+    /// Creating a folder.
+    Create,
+    /// Listing a folder.
+    List,
+    /// Removing a blob.
+    Remove,
+    /// Moving a finished blob into place.
+    MoveInto,
+    /// Creating a temporary file in the layout.
+    CreateIn,
+    /// Writing a file (through a temporary and a rename).
+    Write,
+}
+
+impl LayoutOperation {
+    fn describe(self) -> &'static str {
+        match self {
+            LayoutOperation::Create => "create",
+            LayoutOperation::List => "list",
+            LayoutOperation::Remove => "remove",
+            LayoutOperation::MoveInto => "move a blob into",
+            LayoutOperation::CreateIn => "create a file in",
+            LayoutOperation::Write => "write",
+        }
+    }
+}
+
+/// A failure of the image layout: the operation and the path, or a lock a panic left.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LayoutError {
+    /// The file system refused.
+    #[error("cannot {} `{}`: {source}", operation.describe(), path.display())]
+    Io {
+        /// What the layout was doing.
+        operation: LayoutOperation,
+        /// The file or folder.
+        path: PathBuf,
+        /// Why.
+        source: Arc<std::io::Error>,
+    },
+    /// A writer of `index.json` panicked.
+    #[error("the layout's lock was poisoned")]
+    Poisoned,
+    /// `index.json` could not be encoded.
+    #[error("{0}")]
+    Json(Arc<serde_json::Error>),
+}
+
+impl LayoutError {
+    fn io(operation: LayoutOperation, path: &Path, source: std::io::Error) -> LayoutError {
+        LayoutError::Io { operation, path: path.to_path_buf(), source: Arc::new(source) }
+    }
+}
+
+impl From<LayoutError> for String {
+    fn from(e: LayoutError) -> String {
+        e.to_string()
+    }
+}
+
 /// The annotation that names an entry of `index.json`.
-pub(crate) const REF_NAME: &str = "org.opencontainers.image.ref.name";
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 /// A content descriptor: what a manifest says about a blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Descriptor {
+pub struct Descriptor {
     /// Its media type.
-    pub(crate) media_type: String,
+    pub media_type: String,
     /// `sha256:<hex>`.
-    pub(crate) digest: String,
+    pub digest: String,
     /// Its size in bytes.
-    pub(crate) size: u64,
+    pub size: u64,
 }
 
 impl Descriptor {
     /// The descriptor of `bytes`.
-    pub(crate) fn of(media_type: &str, bytes: &[u8]) -> Descriptor {
+    pub fn of(media_type: &str, bytes: &[u8]) -> Descriptor {
         Descriptor { media_type: media_type.to_owned(), digest: sha256(bytes), size: bytes.len() as u64 }
     }
 
     /// As JSON.
-    pub(crate) fn json(&self) -> Value {
+    pub fn json(&self) -> Value {
         json!({ "mediaType": self.media_type, "digest": self.digest, "size": self.size })
     }
 }
 
 /// `sha256:<hex>` of `bytes`.
-pub(crate) fn sha256(bytes: &[u8]) -> String {
+pub fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", hex(&Sha256::digest(bytes)))
 }
 
 /// Lower-case hex.
-pub(crate) fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Whether `digest` is a well-formed `sha256:` digest (it becomes a file name).
-pub(crate) fn valid_digest(digest: &str) -> bool {
+pub fn valid_digest(digest: &str) -> bool {
     digest.strip_prefix("sha256:").is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// What checks of whole images found, shared by the checks of one plan: per manifest whether
 /// it is whole, per blob its size (`None`: not here).
 #[derive(Debug, Default)]
-pub(crate) struct Looked {
+pub struct Looked {
     manifests: Mutex<std::collections::HashMap<String, bool>>,
     sizes: Mutex<std::collections::HashMap<String, Option<u64>>>,
 }
 
 impl Looked {
     /// The digests of every blob looked at.
-    pub(crate) fn blobs(&self) -> Vec<String> {
+    pub fn blobs(&self) -> Vec<String> {
         self.sizes.lock().map(|s| s.keys().cloned().collect()).unwrap_or_default()
     }
 }
 
 /// An OCI image layout on disk.
 #[derive(Debug)]
-pub(crate) struct Layout {
+pub struct Layout {
     dir: PathBuf,
     index: Mutex<()>,
 }
 
 impl Layout {
     /// The layout at `dir` (created on first write).
-    pub(crate) fn new(dir: PathBuf) -> Layout {
+    pub fn new(dir: PathBuf) -> Layout {
         Layout { dir, index: Mutex::new(()) }
     }
 
     /// Its folder.
-    pub(crate) fn dir(&self) -> &Path {
+    pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    fn init(&self) -> Result<(), String> {
+    fn init(&self) -> Result<(), LayoutError> {
         let blobs = self.dir.join("blobs").join("sha256");
-        fs::create_dir_all(&blobs).map_err(|e| format!("cannot create `{}`: {e}", blobs.display()))?;
+        fs::create_dir_all(&blobs).map_err(|e| LayoutError::io(LayoutOperation::Create, &blobs, e))?;
         let marker = self.dir.join("oci-layout");
         if !marker.exists() {
             write_atomically(&marker, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
@@ -106,18 +169,18 @@ impl Layout {
     }
 
     /// Where the blob `digest` lives.
-    pub(crate) fn blob_path(&self, digest: &str) -> PathBuf {
+    pub fn blob_path(&self, digest: &str) -> PathBuf {
         let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
         self.dir.join("blobs").join("sha256").join(hex)
     }
 
     /// Whether the blob `digest` is here (a regular file: a symbolic link is not a blob).
-    pub(crate) fn has(&self, digest: &str) -> bool {
+    pub fn has(&self, digest: &str) -> bool {
         valid_digest(digest) && fs::symlink_metadata(self.blob_path(digest)).is_ok_and(|m| m.is_file())
     }
 
     /// The bytes of blob `digest`, if it is here.
-    pub(crate) fn read(&self, digest: &str) -> Option<Vec<u8>> {
+    pub fn read(&self, digest: &str) -> Option<Vec<u8>> {
         if !self.has(digest) {
             return None;
         }
@@ -128,7 +191,7 @@ impl Layout {
     /// every blob it names (config and layers, or the manifests of an index, themselves whole)
     /// is present at its size. What it found is kept in `looked` (each blob is looked at once,
     /// however many images share it).
-    pub(crate) fn whole(&self, digest: &str, looked: &Looked) -> bool {
+    pub fn whole(&self, digest: &str, looked: &Looked) -> bool {
         if let Some(known) = looked.manifests.lock().ok().and_then(|m| m.get(digest).copied()) {
             return known;
         }
@@ -181,7 +244,7 @@ impl Layout {
 
     /// The entries of `index.json` by name (their digests); empty when there is no index yet,
     /// `None` when it cannot be read or is damaged.
-    pub(crate) fn names(&self) -> Option<BTreeMap<String, String>> {
+    pub fn names(&self) -> Option<BTreeMap<String, String>> {
         let path = self.dir.join("index.json");
         if fs::symlink_metadata(&path).is_err() {
             return Some(BTreeMap::new());
@@ -200,15 +263,15 @@ impl Layout {
     }
 
     /// The path of `index.json`.
-    pub(crate) fn index_path(&self) -> PathBuf {
+    pub fn index_path(&self) -> PathBuf {
         self.dir.join("index.json")
     }
 
     /// Rewrites `index.json` to hold `named` (name → entry, whose blobs must be here) and the
     /// entries it holds now under other names whose blobs are here; an index that cannot be
     /// read counts as none. Written only when it changes. Returns whether it was written.
-    pub(crate) fn repair(&self, named: BTreeMap<String, Value>) -> Result<bool, String> {
-        let _one_writer = self.index.lock().map_err(|_| "the layout's lock was poisoned".to_owned())?;
+    pub fn repair(&self, named: BTreeMap<String, Value>) -> Result<bool, LayoutError> {
+        let _one_writer = self.index.lock().map_err(|_| LayoutError::Poisoned)?;
         let path = self.index_path();
         let now: Option<Value> = fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok());
         let mut entries: BTreeMap<String, Value> = now
@@ -229,14 +292,14 @@ impl Layout {
             return Ok(false);
         }
         self.init()?;
-        let bytes = serde_json::to_vec_pretty(&index).map_err(|e| e.to_string())?;
+        let bytes = serde_json::to_vec_pretty(&index).map_err(|e| LayoutError::Json(Arc::new(e)))?;
         write_atomically(&path, &bytes)?;
         Ok(true)
     }
 
     /// Removes the temporary files (`.tmp-*`) a killed writer left behind. Call it only while
     /// no other process writes the layout (holding the run lock). Returns how many.
-    pub(crate) fn clean_temporaries(&self) -> usize {
+    pub fn clean_temporaries(&self) -> usize {
         let mut removed = 0;
         for dir in [self.dir.clone(), self.dir.join("blobs").join("sha256")] {
             let Ok(entries) = fs::read_dir(&dir) else { continue };
@@ -252,7 +315,7 @@ impl Layout {
     }
 
     /// Every blob reachable from `roots` (manifests and indexes), themselves included.
-    pub(crate) fn reachable<'a>(&self, roots: impl IntoIterator<Item = &'a str>) -> HashSet<String> {
+    pub fn reachable<'a>(&self, roots: impl IntoIterator<Item = &'a str>) -> HashSet<String> {
         let mut keep: HashSet<String> = HashSet::new();
         let mut stack: Vec<String> =
             roots.into_iter().filter(|d| valid_digest(d)).map(str::to_owned).collect();
@@ -275,12 +338,12 @@ impl Layout {
     }
 
     /// Removes every blob not in `keep`, and every temporary; returns how many files and bytes.
-    pub(crate) fn collect_garbage(&self, keep: &HashSet<String>) -> Result<(usize, u64), String> {
+    pub fn collect_garbage(&self, keep: &HashSet<String>) -> Result<(usize, u64), LayoutError> {
         let dir = self.dir.join("blobs").join("sha256");
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
-            Err(e) => return Err(format!("cannot list `{}`: {e}", dir.display())),
+            Err(e) => return Err(LayoutError::io(LayoutOperation::List, &dir, e)),
         };
         let (mut files, mut bytes) = (0, 0);
         for entry in entries.flatten() {
@@ -290,7 +353,7 @@ impl Layout {
             }
             let size = entry.metadata().map_or(0, |m| m.len());
             fs::remove_file(entry.path())
-                .map_err(|e| format!("cannot remove `{}`: {e}", entry.path().display()))?;
+                .map_err(|e| LayoutError::io(LayoutOperation::Remove, &entry.path(), e))?;
             files += 1;
             bytes += size;
         }
@@ -298,7 +361,7 @@ impl Layout {
     }
 
     /// Stores `bytes` as a blob of `media_type`.
-    pub(crate) fn put(&self, media_type: &str, bytes: &[u8]) -> Result<Descriptor, String> {
+    pub fn put(&self, media_type: &str, bytes: &[u8]) -> Result<Descriptor, LayoutError> {
         let descriptor = Descriptor::of(media_type, bytes);
         if !self.has(&descriptor.digest) {
             self.init()?;
@@ -308,31 +371,31 @@ impl Layout {
     }
 
     /// Moves the finished file `from` (whose digest is `digest`) into the layout.
-    pub(crate) fn adopt(&self, from: &Path, digest: &str) -> Result<(), String> {
+    pub fn adopt(&self, from: &Path, digest: &str) -> Result<(), LayoutError> {
         self.init()?;
         let to = self.blob_path(digest);
-        fs::rename(from, &to).map_err(|e| format!("cannot move a blob into `{}`: {e}", to.display()))
+        fs::rename(from, &to).map_err(|e| LayoutError::io(LayoutOperation::MoveInto, &to, e))
     }
 
     /// A temporary file inside the layout (so a rename into place never crosses devices).
-    pub(crate) fn temp(&self) -> Result<tempfile::NamedTempFile, String> {
+    pub fn temp(&self) -> Result<tempfile::NamedTempFile, LayoutError> {
         self.init()?;
         tempfile::Builder::new()
             .prefix(".tmp-")
             .permissions(fs::Permissions::from_mode(0o666))
             .tempfile_in(self.dir.join("blobs").join("sha256"))
-            .map_err(|e| format!("cannot create a file in `{}`: {e}", self.dir.display()))
+            .map_err(|e| LayoutError::io(LayoutOperation::CreateIn, &self.dir, e))
     }
 
     /// Names `descriptor` `name` in `index.json` (replacing what had that name), with extra
     /// fields (a platform) merged into its entry.
-    pub(crate) fn name(
+    pub fn name(
         &self,
         name: &str,
         descriptor: &Descriptor,
         extra: Option<&Value>,
-    ) -> Result<(), String> {
-        let _one_writer = self.index.lock().map_err(|_| "the layout's lock was poisoned".to_owned())?;
+    ) -> Result<(), LayoutError> {
+        let _one_writer = self.index.lock().map_err(|_| LayoutError::Poisoned)?;
         self.init()?;
         let path = self.dir.join("index.json");
         let mut entries: Vec<Value> = fs::read(&path)
@@ -362,13 +425,13 @@ impl Layout {
             "mediaType": "application/vnd.oci.image.index.v1+json",
             "manifests": entries,
         });
-        let bytes = serde_json::to_vec_pretty(&index).map_err(|e| e.to_string())?;
+        let bytes = serde_json::to_vec_pretty(&index).map_err(|e| LayoutError::Json(Arc::new(e)))?;
         write_atomically(&path, &bytes)
     }
 
     /// The descriptor named `name` in `index.json`.
     #[cfg(test)]
-    pub(crate) fn named(&self, name: &str) -> Option<Descriptor> {
+    pub fn named(&self, name: &str) -> Option<Descriptor> {
         let bytes = fs::read(self.dir.join("index.json")).ok()?;
         let index: Value = serde_json::from_slice(&bytes).ok()?;
         let entry = index["manifests"]
@@ -385,9 +448,9 @@ impl Layout {
 
 /// Writes `bytes` to `path` through a temporary file and a rename; the file gets the mode the
 /// umask gives (0644 under the usual 022), as any other tool's.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), LayoutError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let fail = |e: std::io::Error| format!("cannot write `{}`: {e}", path.display());
+    let fail = |e: std::io::Error| LayoutError::io(LayoutOperation::Write, path, e);
     let mut file = tempfile::Builder::new()
         .prefix(".tmp-")
         .permissions(fs::Permissions::from_mode(0o666))
@@ -402,6 +465,20 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_names_the_operation_and_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        let error = Layout::new(file.clone()).put("text/plain", b"x").expect_err("a file is no folder");
+        let blobs = file.join("blobs").join("sha256");
+        assert!(
+            matches!(&error, LayoutError::Io { operation: LayoutOperation::Create, path, .. } if *path == blobs),
+            "{error:?}"
+        );
+        assert!(error.to_string().starts_with(&format!("cannot create `{}`: ", blobs.display())), "{error}");
+    }
 
     #[test]
     fn blobs_are_content_addressed_and_names_replace() {

@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use hephy_engine::Job;
+use hephy_oci::exit::exit_watch;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
@@ -47,16 +48,22 @@ pub(crate) fn deadline() -> Option<(Instant, Duration)> {
     DEADLINE.with(std::cell::Cell::get)
 }
 
+/// `job`'s stop: its run's cancellation and the deadline of the node's `timeout` (set for the
+/// thread by [`with_timeout`]).
+pub(crate) fn stop<'a>(job: &Job<'a>) -> hephy_oci::stop::Stop<'a> {
+    hephy_oci::stop::Stop::new(job.cancel, deadline())
+}
+
 /// A node's log file, shared by the commands it runs (one at a time, on the node's thread).
 #[derive(Debug)]
 pub(crate) struct Log(File);
 
 impl Log {
     /// Creates the job's log file (and its folder).
-    pub(crate) fn create(job: &Job<'_>) -> Result<Log, String> {
+    pub(crate) fn create(job: &Job<'_>) -> Result<Log, LogError> {
         if let Some(parent) = job.log.parent() {
             fs::create_dir_all(parent)
-                .map_err(|e| format!("cannot create the log folder `{}`: {e}", parent.display()))?;
+                .map_err(|source| LogError::Folder { path: parent.to_path_buf(), source })?;
         }
         let file = fs::OpenOptions::new()
             .read(true)
@@ -64,7 +71,7 @@ impl Log {
             .create(true)
             .truncate(true)
             .open(&job.log)
-            .map_err(|e| format!("cannot create the log `{}`: {e}", job.log.display()))?;
+            .map_err(|source| LogError::File { path: job.log.clone(), source })?;
         Ok(Log(file))
     }
 
@@ -114,45 +121,110 @@ pub(crate) fn shown(command: &Command) -> String {
 /// What a command reads on stdin: written by a thread of its own while the command runs.
 pub(crate) type Feed = Box<dyn FnOnce(&mut dyn Write) -> std::io::Result<()> + Send>;
 
-/// Why a command did not succeed.
-#[derive(Debug)]
-pub(crate) struct CommandFailed {
-    /// What failed, for people.
-    pub(crate) message: String,
-    /// Its exit status, when it exited on its own.
-    pub(crate) exit_code: Option<i32>,
-    /// The last line it wrote, if any.
-    pub(crate) last_line: Option<String>,
+/// Why a command did not succeed; its text is what the node's failure says.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CommandFailed {
+    /// It could not be started.
+    #[error("cannot start `{program}`: {source}")]
+    NotStarted {
+        /// The program.
+        program: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Its exit status could not be had.
+    #[error("lost track of `{shown}`: {source}")]
+    Lost {
+        /// The command line.
+        shown: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// hephy stopped it: past the node's `timeout`, or too much output.
+    #[error("`{shown}` {why} and was stopped")]
+    Stopped {
+        /// The command line.
+        shown: String,
+        /// Why.
+        why: Stopped,
+    },
+    /// The run was cancelled while it ran.
+    #[error("`{shown}` was stopped: the run was cancelled")]
+    Cancelled {
+        /// The command line.
+        shown: String,
+    },
+    /// It succeeded, but what hephy wrote to its stdin failed.
+    #[error("feeding `{program}` failed: {source}")]
+    Feed {
+        /// The program.
+        program: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// It exited with a failure status (`None`: killed by a signal).
+    #[error("`{shown}` {}{}", match exit_code { Some(code) => format!("exited with status {code}"), None => "was killed by a signal".to_owned() }, last_line.as_ref().map(|l| format!(": {l}")).unwrap_or_default())]
+    Exited {
+        /// The command line.
+        shown: String,
+        /// Its exit status, when it exited on its own.
+        exit_code: Option<i32>,
+        /// The last line it wrote, if any.
+        last_line: Option<String>,
+    },
 }
 
-impl CommandFailed {
-    fn new(message: String) -> CommandFailed {
-        CommandFailed { message, exit_code: None, last_line: None }
-    }
+/// Why hephy stopped a command that was still running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stopped {
+    /// It ran past the node's `timeout`.
+    Timeout(Duration),
+    /// It printed more than the output limit.
+    Output(u64),
 }
 
-/// Something that becomes readable when process `pid` exits (a pidfd, Linux 5.3+), for
-/// [`wait_for_exit`]; `None` where the kernel has none.
-pub(crate) fn exit_watch(pid: u32) -> Option<std::os::fd::OwnedFd> {
-    let pid = rustix::process::Pid::from_raw(i32::try_from(pid).ok()?)?;
-    rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
-}
-
-/// Waits up to `pause` for the process behind `pidfd` to exit (returning early when it does),
-/// or sleeps `pause` without one.
-pub(crate) fn wait_for_exit(pidfd: Option<&std::os::fd::OwnedFd>, pause: Duration) {
-    use rustix::event::{PollFd, PollFlags, Timespec};
-    if let Some(fd) = pidfd {
-        let timeout = Timespec {
-            tv_sec: pause.as_secs().try_into().unwrap_or(i64::MAX),
-            tv_nsec: pause.subsec_nanos().into(),
-        };
-        // Readable once it has exited; an interrupted or failed poll falls back to the sleep.
-        if rustix::event::poll(&mut [PollFd::new(fd, PollFlags::IN)], Some(&timeout)).is_ok() {
-            return;
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stopped::Timeout(timeout) => {
+                write!(f, "ran past its timeout of {}", humantime::format_duration(*timeout))
+            }
+            Stopped::Output(limit) => write!(f, "printed more than {} of output", bytes(*limit)),
         }
     }
-    std::thread::sleep(pause);
+}
+
+/// A node's log that could not be created.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LogError {
+    /// Its folder.
+    #[error("cannot create the log folder `{}`: {source}", path.display())]
+    Folder {
+        /// The folder.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file.
+    #[error("cannot create the log `{}`: {source}", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl From<CommandFailed> for String {
+    fn from(e: CommandFailed) -> String {
+        e.to_string()
+    }
+}
+
+impl From<LogError> for String {
+    fn from(e: LogError) -> String {
+        e.to_string()
+    }
 }
 
 /// The longest line kept whole: output without newlines is cut into pieces this long.
@@ -322,9 +394,9 @@ fn stop_holders(streams: &[Option<std::path::PathBuf>], since: u64) -> Vec<i32> 
     holders.into_iter().filter_map(|(pid, _, _)| i32::try_from(pid).ok()).collect()
 }
 
-/// Runs `command` to completion. `Err` says what failed, for people.
-pub(crate) fn run(command: Command, job: &Job<'_>, log: &Log) -> Result<(), String> {
-    run_fed(command, job, log, None).map_err(|e| e.message)
+/// Runs `command` to completion.
+pub(crate) fn run(command: Command, job: &Job<'_>, log: &Log) -> Result<(), CommandFailed> {
+    run_fed(command, job, log, None)
 }
 
 /// Runs `command` to completion with `feed` writing its stdin (closed when the feed returns).
@@ -339,7 +411,7 @@ pub(crate) fn run_fed(
     let stdin = if feed.is_some() { Stdio::piped() } else { Stdio::null() };
     command.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
     let mut child =
-        command.spawn().map_err(|e| CommandFailed::new(format!("cannot start `{program}`: {e}")))?;
+        command.spawn().map_err(|source| CommandFailed::NotStarted { program: program.clone(), source })?;
     let feeder = match (feed, child.stdin.take()) {
         (Some(feed), Some(mut input)) => Some(std::thread::spawn(move || feed(&mut input))),
         _ => None,
@@ -367,7 +439,7 @@ pub(crate) fn run_fed(
     let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
     let deadline = DEADLINE.with(std::cell::Cell::get);
     let mut terminated_at: Option<Instant> = None;
-    let mut stopped_because: Option<String> = None;
+    let mut stopped_because: Option<Stopped> = None;
     // One thread reads both streams and sees the exit: a poll over the two pipes and, where
     // the kernel gives one (Linux 5.3+), a pidfd that becomes readable when the command exits.
     // The poll's timeout (short at first: most commands of a build graph are short) bounds
@@ -413,10 +485,9 @@ pub(crate) fn run_fed(
                 if let Some((at, timeout)) = deadline
                     && Instant::now() >= at
                 {
-                    stopped_because =
-                        Some(format!("ran past its timeout of {}", humantime::format_duration(timeout)));
+                    stopped_because = Some(Stopped::Timeout(timeout));
                 } else if written.get() > limit {
-                    stopped_because = Some(format!("printed more than {} of output", bytes(limit)));
+                    stopped_because = Some(Stopped::Output(limit));
                 }
             }
             if job.cancel.load(Ordering::SeqCst) || stopped_because.is_some() {
@@ -446,32 +517,23 @@ pub(crate) fn run_fed(
     // A feed that failed for its own reasons (an unreadable file) says so; one cut off because
     // the command went away is the command's failure, reported below.
     let fed = feeder.map(|f| f.join());
-    let status = status.map_err(|e| CommandFailed::new(format!("lost track of `{shown}`: {e}")))?;
+    let status = status.map_err(|source| CommandFailed::Lost { shown: shown.clone(), source })?;
     if let Some(why) = stopped_because {
         log.note(&format!("hephy: `{shown}` {why}; stopped"));
-        return Err(CommandFailed::new(format!("`{shown}` {why} and was stopped")));
+        return Err(CommandFailed::Stopped { shown, why });
     }
     if status.success()
-        && let Some(Ok(Err(e))) = fed
+        && let Some(Ok(Err(source))) = fed
     {
-        return Err(CommandFailed::new(format!("feeding `{program}` failed: {e}")));
+        return Err(CommandFailed::Feed { program, source });
     }
     if terminated_at.is_some() {
-        return Err(CommandFailed::new(format!("`{shown}` was stopped: the run was cancelled")));
+        return Err(CommandFailed::Cancelled { shown });
     }
     if status.success() {
         return Ok(());
     }
-    let how = match status.code() {
-        Some(code) => format!("exited with status {code}"),
-        None => "was killed by a signal".to_owned(),
-    };
-    let last_line = log.last_line();
-    let message = match &last_line {
-        Some(line) => format!("`{shown}` {how}: {line}"),
-        None => format!("`{shown}` {how}"),
-    };
-    Err(CommandFailed { message, exit_code: status.code(), last_line })
+    Err(CommandFailed::Exited { shown, exit_code: status.code(), last_line: log.last_line() })
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! word rules of variable substitution (quotes, escapes, `${VAR:-word}`…).
 //!
 //! It owns the text → instructions step and the word rules; what an instruction means is the
-//! builder's business ([`crate::oci::build`]), what a graph may ask of it is `check`'s.
+//! builder's business ([`crate::builders::oci::build`]), what a graph may ask of it is `check`'s.
 
 use std::ops::Range;
 

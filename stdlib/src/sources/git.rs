@@ -16,6 +16,91 @@ use hephy_dsl::{ImageSource, Model};
 
 pub use hephy_engine::Upstreams;
 
+/// A git source that could not be resolved or checked out.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum GitError {
+    /// `git` or `tar` could not be started (or waited for).
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        /// The program.
+        program: &'static str,
+        /// Why.
+        source: Arc<std::io::Error>,
+    },
+    /// git failed, and said this (its last line on stderr).
+    #[error("{said}")]
+    Git {
+        /// Its exit status, when it exited.
+        status: Option<i32>,
+        /// Its last line on stderr.
+        said: String,
+    },
+    /// The remote has no such branch or tag.
+    #[error("no branch or tag `{reference}`")]
+    NoSuchRef {
+        /// The ref.
+        reference: String,
+    },
+    /// Offline, and the ref was never fetched into the cache.
+    #[error("offline, and never fetched here")]
+    NeverFetched,
+    /// Resolving a ref of a repository failed.
+    #[error("cannot resolve `{reference}` of {url}: {source}")]
+    Resolve {
+        /// The repository.
+        url: String,
+        /// The ref.
+        reference: String,
+        /// Why.
+        source: Box<GitError>,
+    },
+    /// Fetching a commit failed.
+    #[error("cannot fetch {commit} from {url}: {source}")]
+    Fetch {
+        /// The commit.
+        commit: String,
+        /// The repository.
+        url: String,
+        /// Why.
+        source: Box<GitError>,
+    },
+    /// A folder of the cache could not be created.
+    #[error("cannot create `{}`: {source}", path.display())]
+    Create {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        source: Arc<std::io::Error>,
+    },
+    /// `git archive | tar -x` of a commit failed.
+    #[error("cannot export {commit} of {url}")]
+    Export {
+        /// The commit.
+        commit: String,
+        /// The repository.
+        url: String,
+    },
+    /// The finished checkout could not be renamed into place.
+    #[error("cannot move the checkout of {commit} into place")]
+    Place {
+        /// The commit.
+        commit: String,
+    },
+    /// A fetch of the same repository panicked.
+    #[error("a git lock was poisoned")]
+    Poisoned,
+}
+
+impl GitError {
+    fn spawn(program: &'static str, source: std::io::Error) -> GitError {
+        GitError::Spawn { program, source: Arc::new(source) }
+    }
+
+    fn create(path: &Path, source: std::io::Error) -> GitError {
+        GitError::Create { path: path.to_path_buf(), source: Arc::new(source) }
+    }
+}
+
 /// Resolves the ref of every git-sourced image of `model`, each (URL, ref) once; `offline`
 /// resolves from the local cache only.
 pub fn resolve_all(model: &Model, state_dir: &Path, offline: bool) -> Upstreams {
@@ -23,8 +108,10 @@ pub fn resolve_all(model: &Model, state_dir: &Path, offline: bool) -> Upstreams 
     for image in &model.images {
         if let ImageSource::Git { url, reference, .. } = &image.source {
             out.entry((url.clone(), reference.clone())).or_insert_with(|| {
-                resolve(url, reference, state_dir, offline)
-                    .map_err(|e| format!("cannot resolve `{reference}` of {url}: {e}"))
+                resolve(url, reference, state_dir, offline).map_err(|e| {
+                    GitError::Resolve { url: url.clone(), reference: reference.clone(), source: Box::new(e) }
+                        .to_string()
+                })
             });
         }
     }
@@ -52,29 +139,38 @@ fn remembered_ref(reference: &str) -> String {
     format!("refs/hephy/resolved/{safe}")
 }
 
-fn git(args: &[&str]) -> Result<String, String> {
+fn git(args: &[&str]) -> Result<String, GitError> {
     let output = Command::new("git")
         .args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| format!("cannot run git: {e}"))?;
+        .map_err(|e| GitError::spawn("git", e))?;
     if output.status.success() {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        Err(stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("git failed").trim().to_owned())
+        let said =
+            stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("git failed").trim().to_owned();
+        Err(GitError::Git { status: output.status.code(), said })
     }
 }
 
 /// The commit `reference` of `url` points at.
-pub(crate) fn resolve(url: &str, reference: &str, state_dir: &Path, offline: bool) -> Result<String, String> {
+pub(crate) fn resolve(
+    url: &str,
+    reference: &str,
+    state_dir: &Path,
+    offline: bool,
+) -> Result<String, GitError> {
     if is_commit(reference) {
         return Ok(reference.to_ascii_lowercase());
     }
-    let listed = if offline { Err("offline".to_owned()) } else { git(&["ls-remote", "--", url]) };
+    let listed = if offline { Err(GitError::NeverFetched) } else { git(&["ls-remote", "--", url]) };
     match listed {
-        Ok(listing) => pick(&listing, reference).ok_or_else(|| format!("no branch or tag `{reference}`")),
+        Ok(listing) => {
+            pick(&listing, reference).ok_or_else(|| GitError::NoSuchRef { reference: reference.to_owned() })
+        }
         Err(e) => {
             // Offline: the commit the ref had when it was last fetched.
             let repo = cache(state_dir, url);
@@ -87,7 +183,7 @@ pub(crate) fn resolve(url: &str, reference: &str, state_dir: &Path, offline: boo
                 &format!("{}^{{commit}}", remembered_ref(reference)),
             ])
             .map(|c| c.trim().to_owned())
-            .map_err(|_| if offline { "offline, and never fetched here".to_owned() } else { e })
+            .map_err(|_| if offline { GitError::NeverFetched } else { e })
         }
     }
 }
@@ -114,17 +210,16 @@ pub(crate) fn checkout(
     reference: &str,
     commit: &str,
     state_dir: &Path,
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, GitError> {
     let repo = cache(state_dir, url);
     // One fetch at a time per cache repository (targets and platforms build concurrently; runs
     // are already serialized by the run lock).
     static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>> = OnceLock::new();
     let lock = {
-        let mut map =
-            LOCKS.get_or_init(Mutex::default).lock().map_err(|_| "a git lock was poisoned".to_owned())?;
+        let mut map = LOCKS.get_or_init(Mutex::default).lock().map_err(|_| GitError::Poisoned)?;
         Arc::clone(map.entry(repo.clone()).or_default())
     };
-    let _held = lock.lock().map_err(|_| "a git lock was poisoned".to_owned())?;
+    let _held = lock.lock().map_err(|_| GitError::Poisoned)?;
     let root = repo.parent().map_or_else(|| repo.clone(), Path::to_path_buf);
     let target = root.join("checkouts").join(commit);
     if target.is_dir() {
@@ -132,12 +227,13 @@ pub(crate) fn checkout(
     }
     let git_dir = format!("--git-dir={}", repo.display());
     if !repo.join("HEAD").exists() {
-        std::fs::create_dir_all(&repo).map_err(|e| format!("cannot create `{}`: {e}", repo.display()))?;
+        std::fs::create_dir_all(&repo).map_err(|e| GitError::create(&repo, e))?;
         git(&["init", "--quiet", "--bare", &repo.display().to_string()])?;
     }
     if git(&[&git_dir, "cat-file", "-e", &format!("{commit}^{{commit}}")]).is_err() {
-        git(&[&git_dir, "fetch", "--quiet", "--depth", "1", "--", url, commit])
-            .map_err(|e| format!("cannot fetch {commit} from {url}: {e}"))?;
+        git(&[&git_dir, "fetch", "--quiet", "--depth", "1", "--", url, commit]).map_err(|e| {
+            GitError::Fetch { commit: commit.to_owned(), url: url.to_owned(), source: Box::new(e) }
+        })?;
     }
     if !is_commit(reference) {
         let _ = git(&[&git_dir, "update-ref", &remembered_ref(reference), commit]);
@@ -146,30 +242,31 @@ pub(crate) fn checkout(
     // (targets, platforms) never see half a checkout.
     let staging = root.join("checkouts").join(format!(".{commit}.{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging).map_err(|e| format!("cannot create `{}`: {e}", staging.display()))?;
+    std::fs::create_dir_all(&staging).map_err(|e| GitError::create(&staging, e))?;
     let mut archive = Command::new("git")
         .args([&git_dir, "archive", "--format=tar", commit])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| format!("cannot run git: {e}"))?;
-    let Some(tar_in) = archive.stdout.take() else { return Err("git archive gave no output".to_owned()) };
+        .map_err(|e| GitError::spawn("git", e))?;
+    let export = || GitError::Export { commit: commit.to_owned(), url: url.to_owned() };
+    let Some(tar_in) = archive.stdout.take() else { return Err(export()) };
     let tar = Command::new("tar")
         .arg("-x")
         .arg("-C")
         .arg(&staging)
         .stdin(tar_in)
         .status()
-        .map_err(|e| format!("cannot run tar: {e}"))?;
-    let archived = archive.wait().map_err(|e| e.to_string())?;
+        .map_err(|e| GitError::spawn("tar", e))?;
+    let archived = archive.wait().map_err(|e| GitError::spawn("git", e))?;
     if !tar.success() || !archived.success() {
         let _ = std::fs::remove_dir_all(&staging);
-        return Err(format!("cannot export {commit} of {url}"));
+        return Err(export());
     }
     if std::fs::rename(&staging, &target).is_err() {
         let _ = std::fs::remove_dir_all(&staging);
         if !target.is_dir() {
-            return Err(format!("cannot move the checkout of {commit} into place"));
+            return Err(GitError::Place { commit: commit.to_owned() });
         }
     }
     Ok(target)
@@ -177,7 +274,24 @@ pub(crate) fn checkout(
 
 #[cfg(test)]
 mod tests {
-    use super::pick;
+    use super::{GitError, pick, resolve};
+
+    #[test]
+    fn an_unknown_ref_and_an_offline_first_resolve_are_told_apart() {
+        let state = tempfile::tempdir().expect("temp dir");
+        let url = state.path().join("nowhere").display().to_string();
+        // Offline, nothing is asked of the remote, and nothing was fetched before.
+        assert!(matches!(resolve(&url, "main", state.path(), true), Err(GitError::NeverFetched)));
+        // A full commit id needs no remote at all.
+        let commit = "A".repeat(40);
+        assert_eq!(resolve(&url, &commit, state.path(), true).expect("a commit"), "a".repeat(40));
+        let error = GitError::Resolve {
+            url: url.clone(),
+            reference: "v9".to_owned(),
+            source: Box::new(GitError::NoSuchRef { reference: "v9".to_owned() }),
+        };
+        assert_eq!(error.to_string(), format!("cannot resolve `v9` of {url}: no branch or tag `v9`"));
+    }
 
     #[test]
     fn picks_peeled_tags_then_branches_then_head() {

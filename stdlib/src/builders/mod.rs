@@ -1,30 +1,18 @@
 //! The builders a graph can choose, what each can do, and the exact command each runs.
 //!
-//! `buildah` runs here (see [`crate::buildah`]). kaniko, BuildKit (`buildctl`), `docker buildx`,
+//! `buildah` runs here (see [`crate::builders::buildah`]). kaniko, BuildKit (`buildctl`), `docker buildx`,
 //! ko and spin are not installed on hephy's own test machines, so their commands are rendered
 //! and unit-tested here but never run by the test suite; on a machine that has the tool, hephy
 //! runs the rendered command and reads the digest it leaves.
 
+pub(crate) mod buildah;
+pub(crate) mod dockerfile;
+pub(crate) mod external;
+pub(crate) mod oci;
+
 use std::path::{Path, PathBuf};
 
-/// A builder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Builder {
-    /// hephy's own builder: no external tool, Dockerfiles without `RUN`.
-    Oci,
-    /// buildah: daemonless, full Dockerfile support.
-    Buildah,
-    /// kaniko's executor: no daemon, no `RUN --mount`.
-    Kaniko,
-    /// BuildKit through `buildctl`.
-    Buildkit,
-    /// `docker buildx build`.
-    Buildx,
-    /// ko: Go applications, no Dockerfile.
-    Ko,
-    /// spin: WebAssembly applications, no Dockerfile.
-    Spin,
-}
+pub use hephy_dsl::Builder;
 
 /// What a builder can do; a graph asking for more is rejected at `check`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,49 +25,19 @@ pub struct Capabilities {
     pub run_mount: bool,
 }
 
-impl Builder {
-    /// The builder called `name` in a graph file.
-    pub fn from_name(name: &str) -> Option<Builder> {
-        Some(match name {
-            "oci" => Builder::Oci,
-            "buildah" => Builder::Buildah,
-            "kaniko" => Builder::Kaniko,
-            "buildkit" => Builder::Buildkit,
-            "buildx" => Builder::Buildx,
-            "ko" => Builder::Ko,
-            "spin" => Builder::Spin,
-            _ => return None,
-        })
-    }
-
-    /// Its name in graph files.
-    pub fn name(self) -> &'static str {
-        match self {
-            Builder::Oci => "oci",
-            Builder::Buildah => "buildah",
-            Builder::Kaniko => "kaniko",
-            Builder::Buildkit => "buildkit",
-            Builder::Buildx => "buildx",
-            Builder::Ko => "ko",
-            Builder::Spin => "spin",
+/// What `builder` can do; `None` for `auto`, which is a builder only once resolved
+/// ([`resolve_auto`]).
+pub fn capabilities(builder: Builder) -> Option<Capabilities> {
+    Some(match builder {
+        Builder::Auto => return None,
+        Builder::Oci => Capabilities { dockerfile: true, run: false, run_mount: false },
+        Builder::Buildah | Builder::Buildkit | Builder::Buildx => {
+            Capabilities { dockerfile: true, run: true, run_mount: true }
         }
-    }
-
-    /// What it can do.
-    pub fn capabilities(self) -> Capabilities {
-        match self {
-            Builder::Oci => Capabilities { dockerfile: true, run: false, run_mount: false },
-            Builder::Buildah | Builder::Buildkit | Builder::Buildx => {
-                Capabilities { dockerfile: true, run: true, run_mount: true }
-            }
-            Builder::Kaniko => Capabilities { dockerfile: true, run: true, run_mount: false },
-            Builder::Ko | Builder::Spin => Capabilities { dockerfile: false, run: false, run_mount: false },
-        }
-    }
+        Builder::Kaniko => Capabilities { dockerfile: true, run: true, run_mount: false },
+        Builder::Ko | Builder::Spin => Capabilities { dockerfile: false, run: false, run_mount: false },
+    })
 }
-
-/// The builder `auto` stands for.
-pub const AUTO: &str = "auto";
 
 /// Resolves `builder "auto"` (the default) image by image, before anything is keyed: the
 /// built-in `oci` builder for a Dockerfile without `RUN`, buildah for one with `RUN` when
@@ -89,21 +47,23 @@ pub const AUTO: &str = "auto";
 pub fn resolve_auto(model: &mut hephy_dsl::Model) {
     let root = model.root.clone();
     let buildah = installed("buildah");
-    for image in model.images.iter_mut().filter(|i| i.builder == AUTO) {
+    for image in model.images.iter_mut().filter(|i| i.builder == Builder::Auto) {
         let runs = match &image.source {
             hephy_dsl::ImageSource::Context { dir } => {
                 let path = root.join(dir).join(&image.dockerfile);
                 hephy_engine::read_shared(&path)
                     .ok()
-                    .and_then(|bytes| std::str::from_utf8(&bytes).ok().map(crate::dockerfile::runs_commands))
+                    .and_then(|bytes| {
+                        std::str::from_utf8(&bytes).ok().map(crate::builders::dockerfile::runs_commands)
+                    })
                     .unwrap_or(false)
             }
             hephy_dsl::ImageSource::Git { .. } => false,
         };
         if !runs {
-            "oci".clone_into(&mut image.builder);
+            image.builder = Builder::Oci;
         } else if buildah {
-            "buildah".clone_into(&mut image.builder);
+            image.builder = Builder::Buildah;
         }
     }
 }
@@ -172,7 +132,7 @@ pub fn render(builder: Builder, request: &Request) -> Option<Rendered> {
     let mut env = Vec::new();
     let mut dir = None;
     let program = match builder {
-        Builder::Oci => return None,
+        Builder::Oci | Builder::Auto => return None,
         Builder::Buildah => {
             args.extend([
                 "bud".to_owned(),
@@ -365,12 +325,22 @@ pub(crate) fn ko_config(ko: &hephy_dsl::KoSettings) -> Option<String> {
     Some(out)
 }
 
+/// A builder that left no digest where it writes one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{builder} left no sha256 digest: {left:?}")]
+pub struct NoDigest {
+    /// The builder.
+    pub builder: Builder,
+    /// The start of what it left (up to 200 characters).
+    pub left: String,
+}
+
 /// Reads the pushed digest from what `builder` left: kaniko's digest file, BuildKit's and
 /// buildx's metadata JSON (`containerimage.digest`), ko's image reference, spin's output.
-pub fn read_digest(builder: Builder, text: &str) -> Result<String, String> {
+pub fn read_digest(builder: Builder, text: &str) -> Result<String, NoDigest> {
     let found = match builder {
         Builder::Kaniko | Builder::Buildah => Some(text.trim().to_owned()),
-        Builder::Oci => None,
+        Builder::Oci | Builder::Auto => None,
         Builder::Buildkit | Builder::Buildx => serde_json::from_str::<serde_json::Value>(text)
             .ok()
             .and_then(|v| v.get("containerimage.digest").and_then(|d| d.as_str()).map(str::to_owned)),
@@ -385,17 +355,25 @@ pub fn read_digest(builder: Builder, text: &str) -> Result<String, String> {
         {
             Ok(d)
         }
-        _ => Err(format!(
-            "{} left no sha256 digest: {:?}",
-            builder.name(),
-            text.chars().take(200).collect::<String>()
-        )),
+        _ => Err(NoDigest { builder, left: text.chars().take(200).collect() }),
     }
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// One list of builders: the language's names parse back to them, and every builder but
+    /// `auto` (resolved first) has capabilities here.
+    #[test]
+    fn the_builders_are_the_languages() {
+        assert_eq!(hephy_dsl::BUILDERS, Builder::ALL.map(Builder::name));
+        for builder in Builder::ALL {
+            assert_eq!(Builder::from_name(builder.name()), Some(builder));
+            assert_eq!(capabilities(builder).is_none(), builder == Builder::Auto, "{builder}");
+        }
+        assert_eq!(Builder::from_name("docker"), None);
+    }
 
     pub(crate) fn request() -> Request {
         Request {
@@ -550,7 +528,10 @@ pub(crate) mod tests {
             read_digest(Builder::Spin, &format!("Pushing app to the Registry...\nPushed with digest {d}\n")),
             Ok(d.clone())
         );
-        assert!(read_digest(Builder::Kaniko, "").is_err());
+        assert_eq!(
+            read_digest(Builder::Kaniko, "oops").map_err(|e| e.to_string()),
+            Err("kaniko left no sha256 digest: \"oops\"".to_owned())
+        );
         assert!(read_digest(Builder::Buildkit, "{}").is_err());
     }
 }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use hephy_dsl::Model;
 use hephy_engine::{Key, Node, NodeKind};
 
-use crate::reference;
+use crate::registry::reference;
 use crate::registry::{Client, Reference};
 
 /// Looks nodes up in the graph's registry. The first lookup that cannot reach the registry
@@ -68,7 +68,7 @@ impl<'m> RegistryCache<'m> {
         let reference = match Reference::parse(text) {
             Ok(reference) => reference,
             Err(e) => {
-                self.give_up(e);
+                self.give_up(e.to_string());
                 return None;
             }
         };
