@@ -231,14 +231,12 @@ impl Analyzer<'_> {
                     Naming::standard()
                 }
             };
-        const COMMON: &[&str] =
-            &["registry", "name", "date", "target", "ref", "commit", "key", "branch", "-branch"];
         let mut check = |text: &Text, extra: &[&str]| -> String {
             let mut rest = text.as_str();
             while let Some(open) = rest.find('{') {
                 let Some(close) = rest[open..].find('}') else { break };
-                let word = &rest[open + 1..open + close];
-                if !COMMON.contains(&word) && !extra.contains(&word) {
+                let group = &rest[open + 1..open + close];
+                if let Some(word) = group.split('|').find(|w| !COMMON.contains(w) && !extra.contains(w)) {
                     let mut known: Vec<&str> = COMMON.to_vec();
                     known.extend(extra);
                     self.sink.push(
@@ -600,7 +598,31 @@ impl Analyzer<'_> {
         };
         let mut tags: Vec<String> = Vec::new();
         for tag in &draft.tags {
-            if !valid_tag(tag) {
+            if tag.contains('{') {
+                // A tag from git or the plan (`{git_tag|short_commit}`); its rendering is
+                // checked with the naming templates'.
+                if let Some(word) = crate::reference::template_groups(tag)
+                    .into_iter()
+                    .flatten()
+                    .find(|w| !COMMON.contains(w) || w.starts_with('-'))
+                {
+                    self.sink.push(
+                        Problem::new(Code::InvalidValue, format!("`{{{word}}}` cannot be used in a tag"))
+                            .label(tag.span, "in this tag")
+                            .help(format!(
+                                "a tag may use {}",
+                                COMMON
+                                    .iter()
+                                    .filter(|k| !k.starts_with('-'))
+                                    .map(|k| format!("{{{k}}}"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )),
+                    );
+                } else if !tags.contains(&tag.value) {
+                    tags.push(tag.value.clone());
+                }
+            } else if !valid_tag(tag) {
                 self.sink.push(
                     Problem::new(Code::InvalidValue, format!("`{}` is not a valid image tag", tag.value))
                         .label(tag.span, "invalid tag")
@@ -1417,7 +1439,27 @@ pub(crate) fn valid_variable(name: &str) -> bool {
 }
 
 /// The OCI distribution spec's tag grammar: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
-pub(crate) fn valid_tag(tag: &str) -> bool {
+/// The placeholders every naming template (and a tag) may use.
+const COMMON: &[&str] = &[
+    "registry",
+    "name",
+    "date",
+    "target",
+    "ref",
+    "commit",
+    "short_commit",
+    "key",
+    "branch",
+    "-branch",
+    "git_tag",
+    "version",
+    "major",
+    "minor",
+    "patch",
+];
+
+/// Whether `tag` is a tag in the OCI distribution grammar.
+pub fn valid_tag(tag: &str) -> bool {
     let bytes = tag.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 128

@@ -20,6 +20,7 @@ mod yaml;
 
 use std::path::{Path, PathBuf};
 
+pub use analyze::valid_tag;
 pub use bake::import_bake;
 pub use diagnostic::{Code, Problem, Problems, escape_controls, printable, printable_line};
 pub use document::Document;
@@ -29,7 +30,7 @@ pub use model::{
     Group, Image, ImageSource, KoSettings, Model, Naming, Schedule, Secret, SecretSource, Task,
 };
 pub use platform::{Platform, PlatformError};
-pub use reference::render_template;
+pub use reference::{empty_group, render_template};
 pub use source::{SourceFile, Spanned, Syntax};
 
 use diagnostic::Sink;

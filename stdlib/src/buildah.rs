@@ -227,10 +227,14 @@ impl Buildah {
             Ok(digest) => digest,
             Err(e) => return fail(e),
         };
-        if let Some(tag) = oci.platform_tag(model, job)
-            && let Err(e) = oci.copy_tag(&repository, &digest, &tag)
-        {
-            return fail(e);
+        match oci.platform_tag(model, job) {
+            Ok(Some(tag)) => {
+                if let Err(e) = oci.copy_tag(&repository, &digest, &tag) {
+                    return fail(e);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => return fail(e),
         }
         Outcome::Built { output: digest }
     }

@@ -53,7 +53,10 @@ impl<'m> RegistryCache<'m> {
             }
             NodeKind::Tag => {
                 let index = &deps.first()?.1;
-                let tag = reference::Vars::new(self.model, node, None, None).render(&self.model.naming.tag);
+                // A tag that cannot be rendered here (an upstream `{commit}`) is not looked up.
+                let tag = reference::Vars::new(self.model, node, None, None)
+                    .render_tag(&self.model.naming.tag)
+                    .ok()?;
                 let found = self.digest(&format!("{repository}:{tag}"), registry)?;
                 (found == *index).then_some(found)
             }

@@ -8,7 +8,7 @@ use crate::dockerfile;
 
 /// Every builder problem of `model`; `Ok` when there is none.
 pub fn check(model: &Model) -> Result<(), Problems> {
-    let problems: Vec<Problem> = model
+    let mut problems: Vec<Problem> = model
         .images
         .iter()
         .flat_map(|image| {
@@ -19,6 +19,13 @@ pub fn check(model: &Model) -> Result<(), Problems> {
                 .chain(crate::wiring::check(model, image))
         })
         .collect();
+    if let Err(bad) = crate::release::date() {
+        problems.push(
+            Problem::new(Code::InvalidValue, bad.to_string()).help(
+                "set `HEPHY_DATE` to the pipeline's date, e.g. `20260131`, or unset it for today's (UTC)",
+            ),
+        );
+    }
     if problems.iter().all(Problem::is_warning) {
         Ok(())
     } else {
@@ -101,9 +108,12 @@ fn check_references(model: &Model, image: &Image) -> Vec<Problem> {
         let mut references = vec![repository.clone()];
         for tag in &image.tags {
             let tagged = node(Some(tag));
-            let rendered = crate::reference::Vars::new(model, &tagged, None, Some(&"0".repeat(40)))
-                .render(&model.naming.tag);
-            references.push(format!("{repository}:{rendered}"));
+            let vars = crate::reference::Vars::new(model, &tagged, None, Some(&"0".repeat(40)));
+            // A tag git leaves empty here (`{git_tag}` on an untagged commit) is the push's
+            // error; the language's check has validated its shape with sample values.
+            if let Ok(rendered) = vars.render_tag(&model.naming.tag) {
+                references.push(format!("{repository}:{rendered}"));
+            }
         }
         for reference in references {
             if let Err(e) = crate::registry::Reference::parse(&reference) {

@@ -22,6 +22,7 @@ mod outputs;
 mod process;
 mod reference;
 mod registry;
+mod release;
 mod remote;
 mod stop;
 mod task;
@@ -35,7 +36,7 @@ pub use builders::{AUTO, Builder, Capabilities, Rendered, Request, read_digest, 
 pub use cache::RegistryCache;
 pub use check::{check, warnings};
 pub use git::{Upstreams, resolve_all as resolve_upstreams};
-pub use oci::location;
+pub use oci::{location, pushed_tag};
 pub use outputs::{
     Collected, Evidence, Outputs, clean_temporaries, collect_garbage, prepare_layout, registry_holds_all,
 };

@@ -42,6 +42,7 @@ pub struct Evidence {
 pub struct Outputs<'m> {
     model: &'m Model,
     layout: Layout,
+    state_dir: PathBuf,
     offline: bool,
     client: Client,
     names: OnceLock<Option<BTreeMap<String, String>>>,
@@ -55,6 +56,7 @@ impl<'m> Outputs<'m> {
         Outputs {
             model,
             layout: layout_of(state_dir),
+            state_dir: state_dir.to_path_buf(),
             offline,
             client: Client::once_only(),
             names: OnceLock::new(),
@@ -92,7 +94,18 @@ impl<'m> Outputs<'m> {
         if let Ok(mut manifests) = self.manifests.lock() {
             manifests.insert(text.clone());
         }
-        registry_holds(&self.client, &text).unwrap_or(true)
+        if !registry_holds(&self.client, &text).unwrap_or(true) {
+            return false;
+        }
+        // A tag node's output is its tag too: a tag rendered anew (`{date}`, `{commit}`) that
+        // the registry lacks is pushed again.
+        if node.kind == NodeKind::Tag {
+            let tag = crate::oci::pushed_tag(self.model, node, &self.state_dir);
+            let text = format!("{}:{tag}", reference::repository(self.model, node));
+            let Ok(reference) = Reference::parse(&text) else { return false };
+            return self.client.resolve(&reference).map_or(true, |found| found.is_some_and(|d| d == output));
+        }
+        true
     }
 }
 

@@ -170,7 +170,7 @@ impl Oci {
         if model.registry.is_some() {
             let repository = reference::repository(model, node);
             let mut tags = vec![reference::key_tag(job.key)];
-            tags.extend(template_tag(model, job, model.naming.platform.as_ref(), &self.sources));
+            tags.extend(template_tag(model, job, model.naming.platform.as_ref(), &self.sources)?);
             self.publish_build(&repository, &manifest, &tags, &Stop::of(job), &note)?;
         }
         Ok(digest)
@@ -342,7 +342,7 @@ impl Oci {
             let _held = lock.lock().map_err(|_| "a registry lock was poisoned".to_owned())?;
             self.client.push_manifest(&target, &reference::key_tag(job.key), INDEX, &bytes)?;
             log.note(&format!("hephy: pushed {repository}:{}", reference::key_tag(job.key)));
-            if let Some(tag) = template_tag(model, job, model.naming.manifest.as_ref(), &self.sources) {
+            if let Some(tag) = template_tag(model, job, model.naming.manifest.as_ref(), &self.sources)? {
                 self.client.push_manifest(&target, &tag, INDEX, &bytes)?;
                 log.note(&format!("hephy: tagged {repository}:{tag}"));
             }
@@ -368,8 +368,8 @@ impl Oci {
         self.layout.name(&layout_name(job.node), &descriptor, None)?;
         if let Some(repository) = repository {
             let commit = commit_of(model, job.node, &self.sources);
-            let tag =
-                reference::Vars::new(model, job.node, None, commit.as_deref()).render(&model.naming.tag);
+            let tag = reference::Vars::new(model, job.node, None, commit.as_deref())
+                .render_tag(&model.naming.tag)?;
             let target = Reference::parse(&repository)?;
             let lock = self.repository_lock(&repository)?;
             let _held = lock.lock().map_err(|_| "a registry lock was poisoned".to_owned())?;
@@ -385,7 +385,7 @@ impl Oci {
     }
 
     /// The per-platform tag the graph's naming gives a build, if any.
-    pub(crate) fn platform_tag(&self, model: &Model, job: &Job<'_>) -> Option<String> {
+    pub(crate) fn platform_tag(&self, model: &Model, job: &Job<'_>) -> Result<Option<String>, String> {
         template_tag(model, job, model.naming.platform.as_ref(), &self.sources)
     }
 
@@ -529,14 +529,33 @@ fn commit_of(model: &Model, node: &Node, sources: &crate::Sources) -> Option<Str
     }
 }
 
-/// The extra tag a naming template gives a build or an index, if any.
+/// The extra tag a naming template gives a build or an index, if any; an error when it cannot
+/// be rendered whole (never a cut-short tag).
 fn template_tag(
     model: &Model,
     job: &Job<'_>,
     template: Option<&String>,
     sources: &crate::Sources,
-) -> Option<String> {
-    let template = template?;
+) -> Result<Option<String>, String> {
+    let Some(template) = template else { return Ok(None) };
     let commit = commit_of(model, job.node, sources);
-    Some(reference::Vars::new(model, job.node, Some(job.key), commit.as_deref()).render(template))
+    reference::Vars::new(model, job.node, Some(job.key), commit.as_deref()).render_tag(template).map(Some)
+}
+
+/// The tag a tag node of a finished run pushed (its graph tag through the naming's `tag`
+/// template, from git and the plan as the run rendered it); the tag as written when it cannot
+/// be rendered. Upstream commits are read from the git cache in `state_dir`.
+pub fn pushed_tag(model: &Model, node: &Node, state_dir: &Path) -> String {
+    let commit = match model.definition(node.name()) {
+        Some(hephy_dsl::Definition::Image(image)) => match &image.source {
+            hephy_dsl::ImageSource::Git { url, reference, .. } => {
+                crate::git::resolve(url, reference, state_dir, true).ok()
+            }
+            hephy_dsl::ImageSource::Context { .. } => None,
+        },
+        _ => None,
+    };
+    reference::Vars::new(model, node, None, commit.as_deref())
+        .render_tag(&model.naming.tag)
+        .unwrap_or_else(|_| node.tag.clone().unwrap_or_default())
 }
