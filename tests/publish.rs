@@ -76,3 +76,111 @@ fn hephy_date_is_checked() {
     let run = repo.run_with(&["check", "-f", "hephy.kdl"], &[("HEPHY_DATE", "20260131")]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
 }
+
+/// `skopeo ARGS` against a plain-HTTP registry; its stdout.
+fn skopeo(args: &[&str]) -> String {
+    let output = std::process::Command::new("skopeo").args(args).output().expect("run skopeo");
+    assert!(output.status.success(), "skopeo {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("utf-8")
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// One two-platform image pushed to two registries (the graph's `registry` and a mirror), under
+/// its own repository, with labels, annotations and tags from git on a tagged commit; each
+/// registry is read back with skopeo. An index deleted from the mirror alone is pushed again.
+#[test]
+#[ignore = "needs docker-registry, skopeo (installed by .ci/run)"]
+fn one_image_goes_to_two_registries_with_annotations_labels_and_git_tags() {
+    common::require(&["docker-registry", "skopeo"], "apt-get install docker-registry skopeo");
+    let (primary, mirror) = (Registry::start(), Registry::start());
+    let lines = format!(
+        "mirrors \"{}/mirror\"\n\
+         annotations \"org.opencontainers.image.source\"=\"{{source}}\" \"org.opencontainers.image.revision\"=\"{{commit}}\" \"org.opencontainers.image.created\"=\"{{created}}\"\n",
+        mirror.address()
+    );
+    let repo = repo_pushing_to(&primary.address(), &lines);
+    repo.write(
+        "hephy.kdl",
+        &std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap().replace(
+            "    tags \"latest\" \"v1.2.3\"\n",
+            "    repository \"{registry}/apps/{name}\"\n\
+             \x20   labels \"org.example.team\"=\"platform\" \"org.opencontainers.image.version\"=\"{version|short_commit}\"\n\
+             \x20   tags \"latest\" \"{short_commit}\" \"{branch}-{date}\" \"{git_tag|short_commit}\" \"{version|short_commit}\" \"{major|short_commit}\"\n",
+        ),
+    );
+    git(repo.path(), &["remote", "add", "origin", "git@github.com:example/app.git"]);
+    git(repo.path(), &["commit", "-q", "-am", "publish"]);
+    git(repo.path(), &["tag", "v1.4.2"]);
+    let head = git(repo.path(), &["rev-parse", "HEAD"]);
+    let env = [("HEPHY_DATE", "20260131"), ("HEPHY_BRANCH", "main")];
+
+    let run = repo.run_with(&["run", "-f", "hephy.kdl"], &env);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let expected_tags = ["1", "1.4.2", &head[..12], "latest", "main-20260131", "v1.4.2"];
+    let want_annotations = serde_json::json!({
+        "org.opencontainers.image.source": "https://github.com/example/app",
+        "org.opencontainers.image.revision": head,
+        "org.opencontainers.image.created": "2026-01-31T00:00:00Z",
+    });
+    let mut index_digests = Vec::new();
+    for repository in
+        [format!("{}/team/apps/app", primary.address()), format!("{}/mirror/apps/app", mirror.address())]
+    {
+        let listed = json(&skopeo(&["list-tags", "--tls-verify=false", &format!("docker://{repository}")]));
+        let mut tags: Vec<&str> = listed["Tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t.as_str())
+            .filter(|t| !t.starts_with("hephy-"))
+            .collect();
+        tags.sort_unstable();
+        assert_eq!(tags, expected_tags, "{repository}");
+
+        let raw =
+            skopeo(&["inspect", "--raw", "--tls-verify=false", &format!("docker://{repository}:latest")]);
+        let index = json(&raw);
+        assert_eq!(index["mediaType"], "application/vnd.oci.image.index.v1+json", "{repository}");
+        assert_eq!(index["annotations"], want_annotations, "{repository}");
+        let manifests = index["manifests"].as_array().unwrap();
+        let archs: Vec<&str> =
+            manifests.iter().filter_map(|m| m["platform"]["architecture"].as_str()).collect();
+        assert_eq!(archs, ["amd64", "arm64"], "{repository}");
+        for entry in manifests {
+            let at = format!("docker://{repository}@{}", entry["digest"].as_str().unwrap());
+            let manifest = json(&skopeo(&["inspect", "--raw", "--tls-verify=false", &at]));
+            assert_eq!(manifest["annotations"], want_annotations, "{at}");
+            let config = json(&skopeo(&["inspect", "--config", "--raw", "--tls-verify=false", &at]));
+            assert_eq!(config["config"]["Labels"]["org.example.team"], "platform", "{at}");
+            assert_eq!(config["config"]["Labels"]["org.opencontainers.image.version"], "1.4.2", "{at}");
+        }
+        index_digests.push(common::registry::sha256(&raw));
+    }
+    assert_eq!(index_digests[0], index_digests[1], "both registries hold the same index");
+    assert!(run.stdout.contains("tags: latest"), "{}", run.stdout);
+    assert!(run.stdout.contains("v1.4.2") && run.stdout.contains("main-20260131"), "{}", run.stdout);
+
+    // Nothing to do again; then the mirror loses the index (and so its tags): only the
+    // mirror's copy is missing, and the index and its tags are pushed again.
+    let plan = repo.run_with(&["plan", "--format", "json", "-f", "hephy.kdl"], &env).json();
+    let building: Vec<&serde_json::Value> =
+        plan["nodes"].as_array().unwrap().iter().filter(|n| n["action"] != "skip").collect();
+    assert!(building.is_empty(), "{building:?}");
+    let mirrored = format!("docker://{}/mirror/apps/app@{}", mirror.address(), index_digests[1]);
+    skopeo(&["delete", "--tls-verify=false", &mirrored]);
+    let plan = repo.run_with(&["plan", "--format", "json", "-f", "hephy.kdl"], &env).json();
+    let app = plan["nodes"].as_array().unwrap().iter().find(|n| n["id"] == "app").expect("the index node");
+    assert_eq!(app["reasons"], serde_json::json!([{"kind": "output_missing"}]), "{plan}");
+    let run = repo.run_with(&["run", "-f", "hephy.kdl"], &env);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{}/mirror/apps/app:v1.4.2", mirror.address()),
+    ]);
+    assert_eq!(common::registry::sha256(&raw), index_digests[0]);
+}

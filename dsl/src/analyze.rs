@@ -14,7 +14,8 @@ use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
 use crate::document::{DependencyDraft, Document, ImageDraft, TaskDraft, Text};
 use crate::model::{
     BUILDERS, Compression, DEFAULT_BUILDER, DefinitionIndex, Dependency, DependencyKind, Executor,
-    FromPlatform, Image, ImageSource, KoSettings, Model, Naming, Schedule, Secret, SecretSource, Task,
+    FromPlatform, Image, ImageSource, KoSettings, Model, Naming, Publish, Schedule, Secret, SecretSource,
+    Task,
 };
 use crate::platform::{Platform, PlatformError};
 use crate::source::SourceFile;
@@ -107,6 +108,16 @@ pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mu
     for (task, draft) in tasks.iter_mut().zip(&doc.tasks) {
         task.secrets = a.secret_uses(&draft.secrets, &secrets);
     }
+    let mirrors: Vec<String> = doc.mirrors.iter().map(|m| a.registry(m.clone())).collect();
+    let labels = a.metadata(&doc.labels, "label");
+    let annotations = a.metadata(&doc.annotations, "annotation");
+    for (image, draft) in images.iter_mut().zip(&doc.images) {
+        image.publish.labels = labels.clone();
+        image.publish.labels.extend(a.metadata(&draft.labels, "label"));
+        image.publish.annotations = annotations.clone();
+        image.publish.annotations.extend(a.metadata(&draft.annotations, "annotation"));
+        image.publish.repository = draft.repository.as_ref().map(|r| a.template(r, &[]));
+    }
     let names = Names::new(&doc);
     for (image, draft) in images.iter_mut().zip(&doc.images) {
         image.deps = a.deps(&draft.name, &draft.deps, &names);
@@ -131,6 +142,7 @@ pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mu
         schedules,
         groups,
         secrets,
+        mirrors,
     };
     model.index = model
         .images
@@ -231,40 +243,68 @@ impl Analyzer<'_> {
                     Naming::standard()
                 }
             };
-        let mut check = |text: &Text, extra: &[&str]| -> String {
-            let mut rest = text.as_str();
-            while let Some(open) = rest.find('{') {
-                let Some(close) = rest[open..].find('}') else { break };
-                let group = &rest[open + 1..open + close];
-                if let Some(word) = group.split('|').find(|w| !COMMON.contains(w) && !extra.contains(w)) {
-                    let mut known: Vec<&str> = COMMON.to_vec();
-                    known.extend(extra);
-                    self.sink.push(
-                        Problem::new(Code::InvalidValue, format!("`{{{word}}}` cannot be used here"))
-                            .label(text.span, "in this template")
-                            .help(format!(
-                                "this template may use {}",
-                                known.iter().map(|k| format!("{{{k}}}")).collect::<Vec<_>>().join(", ")
-                            )),
-                    );
-                }
-                rest = &rest[open + close + 1..];
-            }
-            text.value.clone()
-        };
         if let Some(t) = &draft.repository {
-            naming.repository = check(t, &[]);
+            naming.repository = self.template(t, &[]);
         }
         if let Some(t) = &draft.platform {
-            naming.platform = Some(check(t, &["arch", "platform"]));
+            naming.platform = Some(self.template(t, &["arch", "platform"]));
         }
         if let Some(t) = &draft.manifest {
-            naming.manifest = Some(check(t, &[]));
+            naming.manifest = Some(self.template(t, &[]));
         }
         if let Some(t) = &draft.tag {
-            naming.tag = check(t, &["tag"]);
+            naming.tag = self.template(t, &["tag"]);
         }
         naming
+    }
+
+    /// A template's text, each placeholder of it (each alternative of `{a|b}`) checked to be one
+    /// of the common ones or of `extra`.
+    fn template(&mut self, text: &Text, extra: &[&str]) -> String {
+        let mut rest = text.as_str();
+        while let Some(open) = rest.find('{') {
+            let Some(close) = rest[open..].find('}') else { break };
+            let group = &rest[open + 1..open + close];
+            if let Some(word) = group.split('|').find(|w| !COMMON.contains(w) && !extra.contains(w)) {
+                let mut known: Vec<&str> = COMMON.to_vec();
+                known.extend(extra);
+                self.sink.push(
+                    Problem::new(Code::InvalidValue, format!("`{{{word}}}` cannot be used here"))
+                        .label(text.span, "in this template")
+                        .help(format!(
+                            "this template may use {}",
+                            known.iter().map(|k| format!("{{{k}}}")).collect::<Vec<_>>().join(", ")
+                        )),
+                );
+            }
+            rest = &rest[open + close + 1..];
+        }
+        text.value.clone()
+    }
+
+    /// Labels or annotations: names of printable characters without spaces or `=`, each once;
+    /// values are templates (with `{source}` and `{created}`).
+    fn metadata(&mut self, pairs: &[(Text, Text)], what: &str) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for (key, value) in pairs {
+            if key.is_empty() || key.chars().any(|c| c.is_whitespace() || c.is_control() || c == '=') {
+                self.sink.push(
+                    Problem::new(Code::InvalidName, format!("`{}` is not a valid {what} name", key.value))
+                        .label(key.span, "invalid name")
+                        .help("use a reverse-DNS name without spaces or `=`, e.g. `org.opencontainers.image.source`"),
+                );
+                continue;
+            }
+            let value = self.template(value, &["source", "created"]);
+            if out.insert(key.value.clone(), value).is_some() {
+                self.sink.push(
+                    Problem::new(Code::Conflict, format!("{what} `{}` is given twice", key.value))
+                        .label(key.span, "given again here")
+                        .help("keep one of them"),
+                );
+            }
+        }
+        out
     }
 
     fn builder(&mut self, name: &Text) -> String {
@@ -685,6 +725,7 @@ impl Analyzer<'_> {
             timeout: None,
             secrets: Vec::new(),
             compression,
+            publish: Publish::default(),
         }
     }
 

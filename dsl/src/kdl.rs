@@ -26,6 +26,9 @@ const TOP: &[&str] = &[
     "task",
     "schedule",
     "group",
+    "mirrors",
+    "labels",
+    "annotations",
 ];
 const IMAGE: &[&str] = &[
     "context",
@@ -44,6 +47,9 @@ const IMAGE: &[&str] = &[
     "after",
     "ko",
     "ko-env",
+    "labels",
+    "annotations",
+    "repository",
 ];
 const TASK: &[&str] = &["run", "inputs", "outputs", "env", "platforms", "after", "timeout", "secrets"];
 const SCHEDULE: &[&str] = &["rebuild", "refresh"];
@@ -190,6 +196,9 @@ impl Reader<'_> {
                         self.set_once(&mut doc.timeout, value, node);
                     }
                 }
+                "mirrors" => doc.mirrors.extend(self.strings(node, 1)),
+                "labels" => doc.labels.extend(self.pairs(node)),
+                "annotations" => doc.annotations.extend(self.pairs(node)),
                 "naming" => {
                     let naming = self.naming(node);
                     self.set_once(&mut doc.naming, naming, node);
@@ -322,6 +331,13 @@ impl Reader<'_> {
                     self.set_once(&mut image.ko, ko, child);
                 }
                 "ko-env" => image.ko_env.extend(self.pairs(child)),
+                "labels" => image.labels.extend(self.pairs(child)),
+                "annotations" => image.annotations.extend(self.pairs(child)),
+                "repository" => {
+                    if let Some(v) = self.one_string(child) {
+                        self.set_once(&mut image.repository, v, child);
+                    }
+                }
                 other => self.unknown_node(child, other, IMAGE, "an `image`"),
             }
         }

@@ -27,7 +27,7 @@ pub use document::Document;
 pub use import::{Import, import, kdl_string, yaml_string};
 pub use model::{
     BUILDERS, Compression, DEFAULT_BUILDER, Definition, Dependency, DependencyKind, Executor, FromPlatform,
-    Group, Image, ImageSource, KoSettings, Model, Naming, Schedule, Secret, SecretSource, Task,
+    Group, Image, ImageSource, KoSettings, Model, Naming, Publish, Schedule, Secret, SecretSource, Task,
 };
 pub use platform::{Platform, PlatformError};
 pub use reference::{empty_group, render_template};

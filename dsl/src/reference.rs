@@ -219,9 +219,15 @@ pub(crate) fn check(doc: &Document, model: &Model) -> Vec<Problem> {
             for platform in &image.platforms {
                 let vars = vars(model, image, &base, Some(platform), target.map_or("", String::as_str));
                 if model.registry.is_some() {
-                    let repository = render_template(&model.naming.repository, &vars);
+                    let own = image.publish.repository.as_ref();
+                    let repository = render_template(own.unwrap_or(&model.naming.repository), &vars);
                     if let Some(why) = repository_problem(&repository) {
-                        let span = template_span(naming.map(|n| &n.repository)).unwrap_or(name_span);
+                        let span = draft
+                            .repository
+                            .as_ref()
+                            .map(|r| r.span)
+                            .or_else(|| template_span(naming.map(|n| &n.repository)))
+                            .unwrap_or(name_span);
                         problems.push(
                             Problem::new(Code::InvalidValue, format!("the repository `{repository}` of `{base}` {why}"))
                                 .label(span, "renders this repository")

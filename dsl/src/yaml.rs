@@ -32,6 +32,9 @@ const TOP: &[&str] = &[
     "tasks",
     "schedules",
     "groups",
+    "mirrors",
+    "labels",
+    "annotations",
 ];
 const NAMING: &[&str] = &["preset", "repository", "platform", "manifest", "tag"];
 const IMAGE: &[&str] = &[
@@ -52,6 +55,9 @@ const IMAGE: &[&str] = &[
     "after",
     "ko",
     "ko-env",
+    "labels",
+    "annotations",
+    "repository",
 ];
 const TASK: &[&str] = &["run", "inputs", "outputs", "env", "platforms", "after", "timeout", "secrets"];
 const SECRET: &[&str] = &["env", "file"];
@@ -285,6 +291,9 @@ impl Reader<'_> {
         for (key, value) in self.map(root, TOP, "a graph file") {
             match key.value.as_str() {
                 "registry" => doc.registry = self.string(value),
+                "mirrors" => doc.mirrors = self.strings(value),
+                "labels" => doc.labels = self.pairs(value),
+                "annotations" => doc.annotations = self.pairs(value),
                 "builder" => doc.builder = self.string(value),
                 "timeout" => doc.timeout = self.string(value),
                 "naming" => {
@@ -391,6 +400,9 @@ impl Reader<'_> {
                 "target" => image.targets.extend(self.string(value)),
                 "targets" => image.targets.extend(self.strings(value)),
                 "args" => image.args = self.pairs(value),
+                "labels" => image.labels = self.pairs(value),
+                "annotations" => image.annotations = self.pairs(value),
+                "repository" => image.repository = self.string(value),
                 "platforms" => image.platforms = Some(self.strings(value)),
                 "tags" => image.tags = self.strings(value),
                 "secrets" => image.secrets = self.strings(value),

@@ -280,10 +280,31 @@ fn describe<'a>(
             NodeKind::Task => None,
         };
         if node.kind != NodeKind::Task {
-            s.insert("naming.repository", &naming.repository);
+            let own = match definition {
+                Some(Definition::Image(image)) => image.publish.repository.as_ref(),
+                _ => None,
+            };
+            s.insert("naming.repository", own.unwrap_or(&naming.repository));
+            // Each more registry it is pushed to (a new mirror pushes everything there).
+            for (i, mirror) in model.mirrors.iter().enumerate() {
+                s.insert(format!("mirrors.{i}"), mirror);
+            }
         }
         if let Some(extra) = extra {
             s.insert("naming.tag", extra);
+        }
+    }
+    // Labels go into each build's config, annotations onto its manifest and the index.
+    if let Some(Definition::Image(image)) = definition {
+        if node.kind == NodeKind::Image {
+            for (k, v) in &image.publish.labels {
+                s.insert(format!("labels.{k}"), v);
+            }
+        }
+        if matches!(node.kind, NodeKind::Image | NodeKind::Manifest) {
+            for (k, v) in &image.publish.annotations {
+                s.insert(format!("annotations.{k}"), v);
+            }
         }
     }
     let mut input_source = None;

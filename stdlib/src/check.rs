@@ -16,6 +16,7 @@ pub fn check(model: &Model) -> Result<(), Problems> {
                 .into_iter()
                 .chain(check_executors(model, image))
                 .chain(check_references(model, image))
+                .chain(check_publish(model, image))
                 .chain(crate::wiring::check(model, image))
         })
         .collect();
@@ -127,6 +128,37 @@ fn check_references(model: &Model, image: &Image) -> Vec<Problem> {
         }
     }
     problems
+}
+
+/// Labels, annotations and mirrors are written by the built-in builder and buildah, on this
+/// machine; another builder (or a remote executor) would drop them silently.
+fn check_publish(model: &Model, image: &Image) -> Vec<Problem> {
+    let publish = &image.publish;
+    let asks = [
+        (!publish.labels.is_empty(), "labels"),
+        (!publish.annotations.is_empty(), "annotations"),
+        (!model.mirrors.is_empty() && model.registry.is_some(), "mirrors"),
+    ];
+    let Some((_, what)) = asks.iter().find(|(asked, _)| *asked) else { return Vec::new() };
+    let builder = Builder::from_name(&image.builder);
+    let local_builder =
+        image.builder == crate::AUTO || matches!(builder, Some(Builder::Oci | Builder::Buildah));
+    let remote = model.executors.iter().any(|e| {
+        image.platforms.contains(&e.platform)
+            && (e.ssh.is_some() || e.buildkit.is_some() || e.kubernetes.is_some())
+    });
+    if local_builder && !remote {
+        return Vec::new();
+    }
+    let why = if remote { "a remote executor builds it" } else { "it is built with another builder" };
+    vec![
+        Problem::new(
+            Code::InvalidValue,
+            format!("image `{}` has {what}, which hephy writes only with the oci and buildah builders on this machine, and {why}", image.name.value),
+        )
+        .label(image.name.span, "this image")
+        .help("build it with `builder \"oci\"` or `builder \"buildah\"` on a local executor, or remove its labels, annotations and mirrors"),
+    ]
 }
 
 /// An image left `auto` (its Dockerfile `RUN`s and buildah is not installed).

@@ -75,16 +75,26 @@ pub(crate) struct Vars {
 /// Whether a template `node` renders (the naming's, or its tag) names a placeholder containing
 /// `word` (`commit` matches `{commit}` and `{short_commit}`).
 fn mentions(model: &Model, node: &Node, word: &str) -> bool {
-    [
-        Some(&model.naming.repository),
-        model.naming.platform.as_ref(),
-        model.naming.manifest.as_ref(),
-        Some(&model.naming.tag),
-        node.tag.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    .any(|t| t.contains(word))
+    let publish = match model.definition(node.name()) {
+        Some(hephy_dsl::Definition::Image(image)) => Some(&image.publish),
+        _ => None,
+    };
+    let metadata = publish.into_iter().flat_map(|p| p.labels.values().chain(p.annotations.values()));
+    let repository = publish.and_then(|p| p.repository.as_ref());
+    metadata
+        .chain(
+            [
+                repository,
+                Some(&model.naming.repository),
+                model.naming.platform.as_ref(),
+                model.naming.manifest.as_ref(),
+                Some(&model.naming.tag),
+                node.tag.as_ref(),
+            ]
+            .into_iter()
+            .flatten(),
+        )
+        .any(|t| t.contains(word))
 }
 
 impl Vars {
@@ -140,11 +150,33 @@ impl Vars {
             ("minor", minor),
             ("patch", patch),
             ("key", key.map(|k| k.short().to_string()).unwrap_or_default()),
+            ("created", release::created()),
         ];
+        if mentions(model, node, "{source") {
+            pairs.push(("source", release::source(&model.root).to_owned()));
+        }
         // A tag of the graph may itself be a template (`{git_tag|short_commit}`).
         let tag = node.tag.clone().unwrap_or_default();
         pairs.push(("tag", hephy_dsl::render_template(&tag, &pairs)));
         Vars { pairs, tag }
+    }
+
+    /// The same values with `{registry}` another registry (a mirror).
+    fn with_registry(mut self, registry: &str) -> Vars {
+        if let Some(pair) = self.pairs.iter_mut().find(|(w, _)| *w == "registry") {
+            pair.1 = registry.to_owned();
+        }
+        self
+    }
+
+    /// A label's or an annotation's value: an error when a placeholder of it renders nothing.
+    pub(crate) fn render_value(&self, template: &str) -> Result<String, String> {
+        match hephy_dsl::empty_group(template, &self.pairs) {
+            Some(group) => {
+                Err(format!("the value `{template}` cannot be rendered: `{{{group}}}` is empty here"))
+            }
+            None => Ok(self.render(template)),
+        }
     }
 
     /// `template` with every `{word}` replaced.
@@ -181,10 +213,50 @@ impl Vars {
     }
 }
 
+/// The repository template of `node`'s image: its own `repository`, else the naming's.
+fn repository_template<'m>(model: &'m Model, node: &Node) -> &'m str {
+    match model.definition(node.name()) {
+        Some(hephy_dsl::Definition::Image(image)) if image.publish.repository.is_some() => {
+            image.publish.repository.as_deref().unwrap_or_default()
+        }
+        _ => &model.naming.repository,
+    }
+}
+
 /// The repository `node`'s image is pushed to (`{registry}/{name}` unless the graph's `naming`
-/// says otherwise).
+/// or the image's `repository` says otherwise).
 pub(crate) fn repository(model: &Model, node: &Node) -> String {
-    Vars::new(model, node, None, None).render(&model.naming.repository)
+    Vars::new(model, node, None, None).render(repository_template(model, node))
+}
+
+/// Every repository `node`'s image is pushed to: [`repository`] first (the cache, and what
+/// dependents are built from), then the same in each of the graph's `mirrors`.
+pub(crate) fn repositories(model: &Model, node: &Node) -> Vec<String> {
+    let template = repository_template(model, node);
+    let mut out = vec![repository(model, node)];
+    for mirror in &model.mirrors {
+        out.push(Vars::new(model, node, None, None).with_registry(mirror).render(template));
+    }
+    out
+}
+
+/// The labels (`labels`) or annotations of `node`'s image, rendered; `upstream` as for [`Vars`].
+pub(crate) fn metadata(
+    model: &Model,
+    node: &Node,
+    key: Option<&Key>,
+    upstream: Option<&str>,
+    labels: bool,
+) -> Result<Vec<(String, String)>, String> {
+    let Some(hephy_dsl::Definition::Image(image)) = model.definition(node.name()) else {
+        return Ok(Vec::new());
+    };
+    let map = if labels { &image.publish.labels } else { &image.publish.annotations };
+    if map.is_empty() {
+        return Ok(Vec::new());
+    }
+    let vars = Vars::new(model, node, key, upstream);
+    map.iter().map(|(k, v)| Ok((k.clone(), vars.render_value(v)?))).collect()
 }
 
 /// The tag every pushed build and index carries, derived from its key (the registry is the

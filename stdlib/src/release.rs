@@ -52,6 +52,43 @@ pub(crate) fn head(root: &Path) -> &'static Head {
     })
 }
 
+/// The graph repository's web address, for `org.opencontainers.image.source`: `HEPHY_SOURCE`,
+/// else git's `origin` as `https://host/path` (an scp-like `git@host:path.git` too, credentials
+/// dropped); empty when there is none. Read once.
+pub(crate) fn source(root: &Path) -> &'static str {
+    static SOURCE: OnceLock<String> = OnceLock::new();
+    SOURCE.get_or_init(|| {
+        let url = std::env::var("HEPHY_SOURCE")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .or_else(|| git(root, &["remote", "get-url", "origin"]).map(|u| u.trim().to_owned()))
+            .unwrap_or_default();
+        web_address(&url)
+    })
+}
+
+/// `git@host:org/repo.git`, `ssh://git@host/org/repo`, `https://user:token@host/org/repo.git`
+/// → `https://host/org/repo`; other text as it is.
+fn web_address(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let (host, path) = match url.split_once("://") {
+        Some(_) => rest.split_once('/').unwrap_or((rest, "")),
+        None => match rest.split_once(':') {
+            Some((host, path)) if !host.contains('/') => (host, path),
+            _ => return url.to_owned(),
+        },
+    };
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    let path = path.trim_end_matches('/').trim_end_matches(".git");
+    if host.is_empty() { String::new() } else { format!("https://{host}/{path}") }
+}
+
+/// `{created}`: the plan's date as an RFC 3339 time at midnight UTC (`2026-01-31T00:00:00Z`), the
+/// same for every node of the plan.
+pub(crate) fn created() -> String {
+    date().map(|d| format!("{}-{}-{}T00:00:00Z", &d[..4], &d[4..6], &d[6..])).unwrap_or_default()
+}
+
 /// Whether the folder `dir` (relative to `root`) has uncommitted changes: modified, staged or
 /// untracked files, hephy's state folder aside. Asked once per folder.
 pub(crate) fn dirty(root: &Path, dir: &str) -> bool {
@@ -138,6 +175,13 @@ mod tests {
         assert_eq!(semver("2.0.1-rc.1+b5").map(|s| s.0), Some("2.0.1-rc.1_b5".to_owned()));
         assert_eq!(semver("release-7"), None);
         assert_eq!(semver("v1.2"), None);
+    }
+
+    #[test]
+    fn origins_become_web_addresses() {
+        assert_eq!(web_address("git@github.com:org/repo.git"), "https://github.com/org/repo");
+        assert_eq!(web_address("https://u:t@gitlab.example.com/g/r.git"), "https://gitlab.example.com/g/r");
+        assert_eq!(web_address("ssh://git@host:22/org/repo"), "https://host:22/org/repo");
     }
 
     #[test]

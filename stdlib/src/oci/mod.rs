@@ -15,6 +15,7 @@ pub(crate) mod build;
 pub(crate) mod compress;
 pub(crate) mod layer;
 pub(crate) mod layout;
+pub(crate) mod metadata;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -160,6 +161,10 @@ impl Oci {
             layers: compress::Settings { codec: compress::Codec::of(image.compression), stop: Stop::of(job) },
         };
         let manifest = self.assemble(&request, &note)?;
+        let upstream = commit_of(model, node, &self.sources);
+        let labels = reference::metadata(model, node, Some(job.key), upstream.as_deref(), true)?;
+        let annotations = reference::metadata(model, node, Some(job.key), upstream.as_deref(), false)?;
+        let manifest = metadata::apply(&self.layout, &manifest, &labels, &annotations)?;
         let digest = manifest.digest.clone();
         self.layout.name(
             &layout_name(node),
@@ -168,10 +173,11 @@ impl Oci {
         )?;
         note(&format!("hephy oci: {} is {digest}", layout_name(node)));
         if model.registry.is_some() {
-            let repository = reference::repository(model, node);
             let mut tags = vec![reference::key_tag(job.key)];
             tags.extend(template_tag(model, job, model.naming.platform.as_ref(), &self.sources)?);
-            self.publish_build(&repository, &manifest, &tags, &Stop::of(job), &note)?;
+            for repository in reference::repositories(model, node) {
+                self.publish_build(&repository, &manifest, &tags, &Stop::of(job), &note)?;
+            }
         }
         Ok(digest)
     }
@@ -331,20 +337,28 @@ impl Oci {
             }
             manifests.push(entry);
         }
-        let index = json!({ "schemaVersion": 2, "mediaType": INDEX, "manifests": manifests });
+        let mut index = json!({ "schemaVersion": 2, "mediaType": INDEX, "manifests": manifests });
+        let upstream = commit_of(model, job.node, &self.sources);
+        let annotations = reference::metadata(model, job.node, Some(job.key), upstream.as_deref(), false)?;
+        if !annotations.is_empty() {
+            index["annotations"] = annotations.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+        }
         let bytes = serde_json::to_vec(&index).map_err(|e| e.to_string())?;
         let descriptor = self.layout.put(INDEX, &bytes)?;
         self.layout.name(&layout_name(job.node), &descriptor, None)?;
         log.note(&format!("hephy: index {} of {} platforms", descriptor.digest, job.deps.len()));
-        if let Some(repository) = repository {
-            let target = Reference::parse(&repository)?;
-            let lock = self.repository_lock(&repository)?;
-            let _held = lock.lock().map_err(|_| "a registry lock was poisoned".to_owned())?;
-            self.client.push_manifest(&target, &reference::key_tag(job.key), INDEX, &bytes)?;
-            log.note(&format!("hephy: pushed {repository}:{}", reference::key_tag(job.key)));
-            if let Some(tag) = template_tag(model, job, model.naming.manifest.as_ref(), &self.sources)? {
-                self.client.push_manifest(&target, &tag, INDEX, &bytes)?;
-                log.note(&format!("hephy: tagged {repository}:{tag}"));
+        if repository.is_some() {
+            let tag = template_tag(model, job, model.naming.manifest.as_ref(), &self.sources)?;
+            for repository in reference::repositories(model, job.node) {
+                let target = Reference::parse(&repository)?;
+                let lock = self.repository_lock(&repository)?;
+                let _held = lock.lock().map_err(|_| "a registry lock was poisoned".to_owned())?;
+                self.client.push_manifest(&target, &reference::key_tag(job.key), INDEX, &bytes)?;
+                log.note(&format!("hephy: pushed {repository}:{}", reference::key_tag(job.key)));
+                if let Some(tag) = &tag {
+                    self.client.push_manifest(&target, tag, INDEX, &bytes)?;
+                    log.note(&format!("hephy: tagged {repository}:{tag}"));
+                }
             }
         }
         Ok(descriptor.digest)
@@ -366,15 +380,17 @@ impl Oci {
         let descriptor =
             Descriptor { media_type: media_type.clone(), digest: index.clone(), size: bytes.len() as u64 };
         self.layout.name(&layout_name(job.node), &descriptor, None)?;
-        if let Some(repository) = repository {
+        if repository.is_some() {
             let commit = commit_of(model, job.node, &self.sources);
             let tag = reference::Vars::new(model, job.node, None, commit.as_deref())
                 .render_tag(&model.naming.tag)?;
-            let target = Reference::parse(&repository)?;
-            let lock = self.repository_lock(&repository)?;
-            let _held = lock.lock().map_err(|_| "a registry lock was poisoned".to_owned())?;
-            self.client.push_manifest(&target, &tag, &media_type, &bytes)?;
-            log.note(&format!("hephy: tagged {repository}:{tag} → {index}"));
+            for repository in reference::repositories(model, job.node) {
+                let target = Reference::parse(&repository)?;
+                let lock = self.repository_lock(&repository)?;
+                let _held = lock.lock().map_err(|_| "a registry lock was poisoned".to_owned())?;
+                self.client.push_manifest(&target, &tag, &media_type, &bytes)?;
+                log.note(&format!("hephy: tagged {repository}:{tag} → {index}"));
+            }
         }
         Ok(index.clone())
     }
