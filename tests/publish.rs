@@ -169,6 +169,31 @@ fn one_image_goes_to_two_registries_with_annotations_labels_and_git_tags() {
     let building: Vec<&serde_json::Value> =
         plan["nodes"].as_array().unwrap().iter().filter(|n| n["action"] != "skip").collect();
     assert!(building.is_empty(), "{building:?}");
+    // Another day: only the tag that says the date is pushed again (to both registries).
+    let next_day = [("HEPHY_DATE", "20260201"), ("HEPHY_BRANCH", "main")];
+    let plan = repo.run_with(&["plan", "--format", "json", "-f", "hephy.kdl"], &next_day).json();
+    let building: Vec<&str> = plan["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["action"] != "skip")
+        .filter_map(|n| n["id"].as_str())
+        .collect();
+    assert_eq!(building, ["app:{branch}-{date}"], "{plan}");
+    let run = repo.run_with(&["run", "-f", "hephy.kdl"], &next_day);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    for registry in [&primary, &mirror] {
+        let listed = skopeo(&[
+            "list-tags",
+            "--tls-verify=false",
+            &format!(
+                "docker://{}/{}",
+                registry.address(),
+                if registry.port == primary.port { "team/apps/app" } else { "mirror/apps/app" }
+            ),
+        ]);
+        assert!(listed.contains("main-20260201"), "{listed}");
+    }
     let mirrored = format!("docker://{}/mirror/apps/app@{}", mirror.address(), index_digests[1]);
     skopeo(&["delete", "--tls-verify=false", &mirrored]);
     let plan = repo.run_with(&["plan", "--format", "json", "-f", "hephy.kdl"], &env).json();
@@ -183,4 +208,44 @@ fn one_image_goes_to_two_registries_with_annotations_labels_and_git_tags() {
         &format!("docker://{}/mirror/apps/app:v1.4.2", mirror.address()),
     ]);
     assert_eq!(common::registry::sha256(&raw), index_digests[0]);
+}
+
+/// The same with buildah: `--label` and `--annotation` on the build, one push per registry.
+#[test]
+#[ignore = "needs buildah, skopeo and docker-registry (installed by .ci/run)"]
+fn buildah_builds_carry_labels_and_annotations_to_both_registries() {
+    common::registry::require_image_tools();
+    let (primary, mirror) = (Registry::start(), Registry::start());
+    let lines = format!(
+        "mirrors \"{}/mirror\"\nlabels \"org.example.team\"=\"platform\"\nannotations \"org.opencontainers.image.revision\"=\"{{commit}}\"\n",
+        mirror.address()
+    );
+    let repo = repo_pushing_to(&primary.address(), &lines);
+    repo.write(
+        "hephy.kdl",
+        &std::fs::read_to_string(repo.path().join("hephy.kdl"))
+            .unwrap()
+            .replace("builder \"oci\"", "builder \"buildah\""),
+    );
+    git(repo.path(), &["commit", "-q", "-am", "buildah"]);
+    let head = git(repo.path(), &["rev-parse", "HEAD"]);
+    let run = repo.run(&["run", "-f", "hephy.kdl"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    for repository in [format!("{}/team/app", primary.address()), format!("{}/mirror/app", mirror.address())]
+    {
+        let index = json(&skopeo(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{repository}:v1.2.3"),
+        ]));
+        assert_eq!(index["annotations"]["org.opencontainers.image.revision"], head.as_str(), "{repository}");
+        for entry in index["manifests"].as_array().unwrap() {
+            let at = format!("docker://{repository}@{}", entry["digest"].as_str().unwrap());
+            let manifest = json(&skopeo(&["inspect", "--raw", "--tls-verify=false", &at]));
+            assert_eq!(manifest["annotations"]["org.opencontainers.image.revision"], head.as_str(), "{at}");
+            let config = json(&skopeo(&["inspect", "--config", "--raw", "--tls-verify=false", &at]));
+            assert_eq!(config["config"]["Labels"]["org.example.team"], "platform", "{at}");
+        }
+    }
 }
