@@ -234,6 +234,13 @@ const CASES: &[Case] = &[
         codes: &["hephy::invalid_value", "hephy::invalid_value"],
     },
     Case {
+        name: "labels_need_a_builder_that_writes_them",
+        contexts: &["app"],
+        kdl: "image \"app\" {\n    context \"app\"\n    builder \"kaniko\"\n    labels \"org.example.team\"=\"platform\" \"bad name\"=\"x\"\n}\n",
+        yaml: "images:\n  app:\n    context: app\n    builder: kaniko\n    labels: { org.example.team: platform, \"bad name\": x }\n",
+        codes: &["hephy::invalid_name", "hephy::invalid_value"],
+    },
+    Case {
         name: "several_problems_at_once",
         contexts: &["a", "b"],
         kdl: "platforms \"linux/amd64\"\nimage \"a\" {\n    context \"a\"\n    after \"b\"\n    platfroms \"linux/arm64\"\n}\nimage \"b\" {\n    context \"b\"\n    after \"a\" \"zzz\"\n}\n",
