@@ -40,6 +40,7 @@ pub use oci::{location, pushed_tag};
 pub use outputs::{
     Collected, Evidence, Outputs, clean_temporaries, collect_garbage, prepare_layout, registry_holds_all,
 };
+pub use release::tags_follow_git_or_date;
 pub use remote::serve as serve_remote_build;
 
 use hephy_dsl::{Definition, Model};

@@ -89,6 +89,17 @@ pub(crate) fn created() -> String {
     date().map(|d| format!("{}-{}-{}T00:00:00Z", &d[..4], &d[4..6], &d[6..])).unwrap_or_default()
 }
 
+/// Whether a plan of `model` depends on git or the date beyond its files: with a registry, a
+/// tag of an image (through the naming's `tag` template) says `{commit}`, `{date}`, `{git_tag}`…,
+/// so a new commit, tag or day makes its fresh tag node stale (a no-op stamp cannot know).
+pub fn tags_follow_git_or_date(model: &hephy_dsl::Model) -> bool {
+    const WORDS: &[&str] = &["commit", "branch", "git_tag", "version", "major", "minor", "patch", "date"];
+    let follows = |text: &str| WORDS.iter().any(|w| text.contains(w));
+    model.registry.is_some()
+        && model.images.iter().any(|i| !i.tags.is_empty())
+        && (follows(&model.naming.tag) || model.images.iter().flat_map(|i| &i.tags).any(|t| follows(t)))
+}
+
 /// Whether the folder `dir` (relative to `root`) has uncommitted changes: modified, staged or
 /// untracked files, hephy's state folder aside. Asked once per folder.
 pub(crate) fn dirty(root: &Path, dir: &str) -> bool {
