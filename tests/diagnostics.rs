@@ -234,10 +234,10 @@ const CASES: &[Case] = &[
         codes: &["hephy::invalid_value", "hephy::invalid_value"],
     },
     Case {
-        name: "labels_need_a_builder_that_writes_them",
+        name: "annotations_need_a_builder_that_writes_them",
         contexts: &["app"],
-        kdl: "image \"app\" {\n    context \"app\"\n    builder \"kaniko\"\n    labels \"org.example.team\"=\"platform\" \"bad name\"=\"x\"\n}\n",
-        yaml: "images:\n  app:\n    context: app\n    builder: kaniko\n    labels: { org.example.team: platform, \"bad name\": x }\n",
+        kdl: "image \"app\" {\n    context \"app\"\n    builder \"kaniko\"\n    labels \"bad name\"=\"x\"\n    annotations \"org.opencontainers.image.revision\"=\"{commit}\"\n}\n",
+        yaml: "images:\n  app:\n    context: app\n    builder: kaniko\n    labels: { \"bad name\": x }\n    annotations: { org.opencontainers.image.revision: \"{commit}\" }\n",
         codes: &["hephy::invalid_name", "hephy::invalid_value"],
     },
     Case {

@@ -130,34 +130,38 @@ fn check_references(model: &Model, image: &Image) -> Vec<Problem> {
     problems
 }
 
-/// Labels, annotations and mirrors are written by the built-in builder and buildah, on this
+/// Labels, annotations and mirrors are written by the builders that can ([`writes`]), on this
 /// machine; another builder (or a remote executor) would drop them silently.
+///
+/// [`writes`]: crate::builders::writes
 fn check_publish(model: &Model, image: &Image) -> Vec<Problem> {
     let publish = &image.publish;
     let asks = [
-        (!publish.labels.is_empty(), "labels"),
-        (!publish.annotations.is_empty(), "annotations"),
-        (!model.mirrors.is_empty() && model.registry.is_some(), "mirrors"),
+        !publish.labels.is_empty(),
+        !publish.annotations.is_empty(),
+        !model.mirrors.is_empty() && model.registry.is_some(),
     ];
-    let Some((_, what)) = asks.iter().find(|(asked, _)| *asked) else { return Vec::new() };
-    let builder = Builder::from_name(&image.builder);
-    let local_builder =
-        image.builder == crate::AUTO || matches!(builder, Some(Builder::Oci | Builder::Buildah));
+    if !asks.iter().any(|a| *a) {
+        return Vec::new();
+    }
     let remote = model.executors.iter().any(|e| {
         image.platforms.contains(&e.platform)
             && (e.ssh.is_some() || e.buildkit.is_some() || e.kubernetes.is_some())
     });
-    if local_builder && !remote {
-        return Vec::new();
-    }
-    let why = if remote { "a remote executor builds it" } else { "it is built with another builder" };
+    // `auto` is the built-in builder or buildah: both write all three.
+    let writes = Builder::from_name(&image.builder).map_or((true, true, true), crate::builders::writes);
+    let writes = [writes.0, writes.1, writes.2];
+    let names = ["labels", "annotations", "mirrors"];
+    let Some(i) = (0..3).find(|&i| asks[i] && (remote || !writes[i])) else { return Vec::new() };
+    let (what, why) = if remote {
+        (names[i], "a remote executor builds it".to_owned())
+    } else {
+        (names[i], format!("the {} builder does not write them", image.builder))
+    };
     vec![
-        Problem::new(
-            Code::InvalidValue,
-            format!("image `{}` has {what}, which hephy writes only with the oci and buildah builders on this machine, and {why}", image.name.value),
-        )
-        .label(image.name.span, "this image")
-        .help("build it with `builder \"oci\"` or `builder \"buildah\"` on a local executor, or remove its labels, annotations and mirrors"),
+        Problem::new(Code::InvalidValue, format!("image `{}` has {what}, and {why}", image.name.value))
+            .label(image.name.span, "this image")
+            .help("labels: oci, buildah, kaniko, buildkit, buildx; annotations: oci, buildah, buildx; mirrors: oci, buildah; all on a local executor"),
     ]
 }
 
