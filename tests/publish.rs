@@ -265,7 +265,16 @@ fn each_registry_gets_its_own_login() {
     );
     let primary = Registry::start();
     let mirror = Registry::start_with_login("alice", "mirror-secret");
-    let repo = repo_pushing_to(&primary.address(), &format!("mirrors \"{}/mirror\"", mirror.address()));
+    // The image's own `mirrors` (the graph has none).
+    let repo = repo_pushing_to(&primary.address(), "");
+    repo.write(
+        "hephy.kdl",
+        &std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap().replace(
+            "    builder \"oci\"\n",
+            &format!("    builder \"oci\"\n    mirrors \"{}/mirror\"\n", mirror.address()),
+        ),
+    );
+    git(repo.path(), &["commit", "-q", "-am", "mirror"]);
     let config = tempfile::tempdir().unwrap();
     let docker_config = config.path().display().to_string();
     let run = repo.run_with(&["run", "-f", "hephy.kdl"], &[("DOCKER_CONFIG", &docker_config)]);

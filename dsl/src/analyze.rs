@@ -117,6 +117,9 @@ pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mu
         image.publish.annotations = annotations.clone();
         image.publish.annotations.extend(a.metadata(&draft.annotations, "annotation"));
         image.publish.repository = draft.repository.as_ref().map(|r| a.template(r, &[]));
+        if !draft.mirrors.is_empty() {
+            image.publish.mirrors = Some(draft.mirrors.iter().map(|m| a.registry(m.clone())).collect());
+        }
     }
     let names = Names::new(&doc);
     for (image, draft) in images.iter_mut().zip(&doc.images) {

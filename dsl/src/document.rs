@@ -101,6 +101,7 @@ pub(crate) struct ImageDraft {
     pub(crate) labels: Vec<(Text, Text)>,
     pub(crate) annotations: Vec<(Text, Text)>,
     pub(crate) repository: Option<Text>,
+    pub(crate) mirrors: Vec<Text>,
 }
 
 /// The `ko` builder's settings of an image, as written.
@@ -134,6 +135,7 @@ impl ImageDraft {
             labels: Vec::new(),
             annotations: Vec::new(),
             repository: None,
+            mirrors: Vec::new(),
         }
     }
 }

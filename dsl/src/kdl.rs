@@ -50,6 +50,7 @@ const IMAGE: &[&str] = &[
     "labels",
     "annotations",
     "repository",
+    "mirrors",
 ];
 const TASK: &[&str] = &["run", "inputs", "outputs", "env", "platforms", "after", "timeout", "secrets"];
 const SCHEDULE: &[&str] = &["rebuild", "refresh"];
@@ -332,6 +333,7 @@ impl Reader<'_> {
                 }
                 "ko-env" => image.ko_env.extend(self.pairs(child)),
                 "labels" => image.labels.extend(self.pairs(child)),
+                "mirrors" => image.mirrors.extend(self.strings(child, 1)),
                 "annotations" => image.annotations.extend(self.pairs(child)),
                 "repository" => {
                     if let Some(v) = self.one_string(child) {

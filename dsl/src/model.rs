@@ -178,6 +178,15 @@ pub struct Publish {
     pub annotations: BTreeMap<String, String>,
     /// A repository template that replaces the naming's `repository` for this image.
     pub repository: Option<String>,
+    /// The mirrors this image is pushed to, replacing the graph's (`None`: the graph's).
+    pub mirrors: Option<Vec<String>>,
+}
+
+impl Model {
+    /// The mirrors `image` is pushed to besides the registry: its own, else the graph's.
+    pub fn mirrors_of<'m>(&'m self, image: &'m Image) -> &'m [String] {
+        image.publish.mirrors.as_deref().unwrap_or(&self.mirrors)
+    }
 }
 
 /// What the `ko` builder is told beyond the context: the Go package, the base image, the

@@ -58,6 +58,7 @@ const IMAGE: &[&str] = &[
     "labels",
     "annotations",
     "repository",
+    "mirrors",
 ];
 const TASK: &[&str] = &["run", "inputs", "outputs", "env", "platforms", "after", "timeout", "secrets"];
 const SECRET: &[&str] = &["env", "file"];
@@ -401,6 +402,7 @@ impl Reader<'_> {
                 "targets" => image.targets.extend(self.strings(value)),
                 "args" => image.args = self.pairs(value),
                 "labels" => image.labels = self.pairs(value),
+                "mirrors" => image.mirrors = self.strings(value),
                 "annotations" => image.annotations = self.pairs(value),
                 "repository" => image.repository = self.string(value),
                 "platforms" => image.platforms = Some(self.strings(value)),

@@ -280,13 +280,15 @@ fn describe<'a>(
             NodeKind::Task => None,
         };
         if node.kind != NodeKind::Task {
-            let own = match definition {
-                Some(Definition::Image(image)) => image.publish.repository.as_ref(),
+            let image = match definition {
+                Some(Definition::Image(image)) => Some(image),
                 _ => None,
             };
+            let own = image.and_then(|i| i.publish.repository.as_ref());
             s.insert("naming.repository", own.unwrap_or(&naming.repository));
             // Each more registry it is pushed to (a new mirror pushes everything there).
-            for (i, mirror) in model.mirrors.iter().enumerate() {
+            let mirrors = image.map_or(&model.mirrors[..], |i| model.mirrors_of(i));
+            for (i, mirror) in mirrors.iter().enumerate() {
                 s.insert(format!("mirrors.{i}"), mirror);
             }
         }

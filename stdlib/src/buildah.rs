@@ -250,7 +250,7 @@ impl Buildah {
         }
         // The same build to each mirror (its index is pushed there by the manifest node).
         for (mirror, mirror_repository) in
-            model.mirrors.iter().zip(reference::repositories(model, job.node).into_iter().skip(1))
+            model.mirrors_of(image).iter().zip(reference::repositories(model, job.node).into_iter().skip(1))
         {
             let destination = format!("docker://{mirror_repository}:{}", reference::key_tag(job.key));
             let insecure = reference::insecure(Some(mirror));

@@ -139,7 +139,7 @@ fn check_publish(model: &Model, image: &Image) -> Vec<Problem> {
     let asks = [
         !publish.labels.is_empty(),
         !publish.annotations.is_empty(),
-        !model.mirrors.is_empty() && model.registry.is_some(),
+        !model.mirrors_of(image).is_empty() && model.registry.is_some(),
     ];
     if !asks.iter().any(|a| *a) {
         return Vec::new();

@@ -234,7 +234,11 @@ pub(crate) fn repository(model: &Model, node: &Node) -> String {
 pub(crate) fn repositories(model: &Model, node: &Node) -> Vec<String> {
     let template = repository_template(model, node);
     let mut out = vec![repository(model, node)];
-    for mirror in &model.mirrors {
+    let mirrors = match model.definition(node.name()) {
+        Some(hephy_dsl::Definition::Image(image)) => model.mirrors_of(image),
+        _ => &[],
+    };
+    for mirror in mirrors {
         out.push(Vars::new(model, node, None, None).with_registry(mirror).render(template));
     }
     out
