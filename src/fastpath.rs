@@ -27,7 +27,8 @@
 //!
 //! It is conservative: a stamp is written only for an all-fresh plan with no selection flags,
 //! and only for graphs whose plan depends on nothing else (no upstream git sources, no secrets,
-//! no builder but the built-in `oci` whose identity is this binary); a file changed within the
+//! no builder but the built-in `oci` whose identity is this binary, no pushed tag from git or the
+//! date, which a new commit or day moves); a file changed within the
 //! last two seconds (the racy window of coarse timestamps) writes no stamp; any difference at
 //! all means the ordinary plan.
 
@@ -158,6 +159,7 @@ fn stampable(model: &Model) -> bool {
             .iter()
             .all(|i| i.builder == Builder::Oci && matches!(i.source, hephy_dsl::ImageSource::Context { .. }))
         && model.tasks.iter().all(|t| t.secrets.is_empty())
+        && !hephy_stdlib::tags_follow_git_or_date(model)
 }
 
 /// The state database of `state_dir`, absolute, as the stamp names it.

@@ -926,12 +926,13 @@ fn images_text(
         if record.output.starts_with("local:") {
             continue;
         }
-        let tags: Vec<&str> = graph
+        // The tags as pushed: rendered from git and the plan (`{commit}`), not as written.
+        let tags: Vec<String> = graph
             .dependents(index)
             .iter()
             .copied()
             .filter(|&i| graph.node(i).kind == hephy_engine::NodeKind::Tag)
-            .filter_map(|i| graph.node(i).tag.as_deref())
+            .map(|i| hephy_stdlib::pushed_tag(model, graph.node(i), state_dir))
             .collect();
         let location = hephy_stdlib::location(model, node, &record.output, &shown_dir);
         let mut detail = match (location.contains('@'), tags.is_empty()) {

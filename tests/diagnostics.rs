@@ -227,6 +227,20 @@ const CASES: &[Case] = &[
         codes: &["hephy::invalid_value"],
     },
     Case {
+        name: "tag_template_renders_empty_untagged",
+        contexts: &["app"],
+        kdl: "registry \"r.example.com\"\nnaming manifest=\"{git_tag}\"\nimage \"app\" {\n    context \"app\"\n    tags \"latest\" \"{major}.{minor}\"\n}\n",
+        yaml: "registry: r.example.com\nnaming: { manifest: \"{git_tag}\" }\nimages:\n  app:\n    context: app\n    tags: [latest, \"{major}.{minor}\"]\n",
+        codes: &["hephy::invalid_value", "hephy::invalid_value"],
+    },
+    Case {
+        name: "annotations_need_a_builder_that_writes_them",
+        contexts: &["app"],
+        kdl: "image \"app\" {\n    context \"app\"\n    builder \"kaniko\"\n    labels \"bad name\"=\"x\"\n    annotations \"org.opencontainers.image.revision\"=\"{commit}\"\n}\n",
+        yaml: "images:\n  app:\n    context: app\n    builder: kaniko\n    labels: { \"bad name\": x }\n    annotations: { org.opencontainers.image.revision: \"{commit}\" }\n",
+        codes: &["hephy::invalid_name", "hephy::invalid_value"],
+    },
+    Case {
         name: "several_problems_at_once",
         contexts: &["a", "b"],
         kdl: "platforms \"linux/amd64\"\nimage \"a\" {\n    context \"a\"\n    after \"b\"\n    platfroms \"linux/arm64\"\n}\nimage \"b\" {\n    context \"b\"\n    after \"a\" \"zzz\"\n}\n",

@@ -26,6 +26,10 @@ pub struct Document {
     pub(crate) schedules: Vec<ScheduleDraft>,
     pub(crate) groups: Vec<GroupDraft>,
     pub(crate) secrets: Vec<SecretDraft>,
+    /// `mirrors`, `labels`, `annotations` of the graph (every image's).
+    pub(crate) mirrors: Vec<Text>,
+    pub(crate) labels: Vec<(Text, Text)>,
+    pub(crate) annotations: Vec<(Text, Text)>,
 }
 
 /// `secret "NAME" env="VAR"` or `secret "NAME" file="path"`
@@ -93,6 +97,11 @@ pub struct ImageDraft {
     pub(crate) ko: Option<KoDraft>,
     /// `ko-env NAME="VALUE"…` / `ko-env: {NAME: VALUE}`.
     pub(crate) ko_env: Vec<(Text, Text)>,
+    /// `labels`, `annotations`, `repository` of the image.
+    pub(crate) labels: Vec<(Text, Text)>,
+    pub(crate) annotations: Vec<(Text, Text)>,
+    pub(crate) repository: Option<Text>,
+    pub(crate) mirrors: Vec<Text>,
 }
 
 /// The `ko` builder's settings of an image, as written.
@@ -123,6 +132,10 @@ impl ImageDraft {
             deps: Vec::new(),
             ko: None,
             ko_env: Vec::new(),
+            labels: Vec::new(),
+            annotations: Vec::new(),
+            repository: None,
+            mirrors: Vec::new(),
         }
     }
 }

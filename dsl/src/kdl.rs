@@ -156,6 +156,9 @@ impl Reader<'_> {
                         self.set_once(&mut doc.timeout, value, node);
                     }
                 }
+                "mirrors" => doc.mirrors.extend(self.strings(node, 1)),
+                "labels" => doc.labels.extend(self.pairs(node)),
+                "annotations" => doc.annotations.extend(self.pairs(node)),
                 "naming" => {
                     let naming = self.naming(node);
                     self.set_once(&mut doc.naming, naming, node);
@@ -285,6 +288,14 @@ impl Reader<'_> {
                     self.set_once(&mut image.ko, ko, child);
                 }
                 "ko-env" => image.ko_env.extend(self.pairs(child)),
+                "labels" => image.labels.extend(self.pairs(child)),
+                "mirrors" => image.mirrors.extend(self.strings(child, 1)),
+                "annotations" => image.annotations.extend(self.pairs(child)),
+                "repository" => {
+                    if let Some(v) = self.one_string(child) {
+                        self.set_once(&mut image.repository, v, child);
+                    }
+                }
                 other => self.unknown_node(child, other, keys(Construct::Image, Syntax::Kdl), "an `image`"),
             }
         }

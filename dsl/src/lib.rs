@@ -26,12 +26,12 @@ pub use diagnostic::{Code, Problem, Problems, escape_controls, printable, printa
 pub use document::{Document, FromDraft, GroupDraft, ImageDraft, ScheduleDraft, SecretDraft};
 pub use model::{
     BUILDERS, Compression, DEFAULT_BUILDER, Definition, Dependency, DependencyKind, Executor, FromPlatform,
-    Group, Image, ImageSource, KoSettings, Model, Naming, Schedule, Secret, SecretSource, Task,
+    Group, Image, ImageSource, KoSettings, Model, Naming, Publish, Schedule, Secret, SecretSource, Task,
 };
 pub use model::{Builder, Engine};
 pub use platform::{Platform, PlatformError};
 pub use print::{kdl_string, print, yaml_scalar, yaml_string};
-pub use reference::render_template;
+pub use reference::{empty_group, render_template};
 pub use schema::{Construct, KEYS, KdlForm, Key, Kind, Need, json_schema, keys};
 pub use source::{SourceFile, Spanned, Syntax};
 

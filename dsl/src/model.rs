@@ -37,6 +37,8 @@ pub struct Model {
     pub groups: Vec<Group>,
     /// Secrets builds and tasks may use, in file order.
     pub secrets: Vec<Secret>,
+    /// More registries (and path prefixes) every image is also pushed to, each like `registry`.
+    pub mirrors: Vec<String>,
     /// Image and task names → their position, for constant-time lookups.
     pub(crate) index: foldhash::HashMap<String, DefinitionIndex>,
 }
@@ -247,6 +249,29 @@ pub struct Image {
     pub ko: Option<KoSettings>,
     /// How the built-in builder compresses its layers (`gzip` unless given).
     pub compression: Compression,
+    /// Its labels, annotations and repository.
+    pub publish: Publish,
+}
+
+/// How an image is published beyond its builds: the graph's `labels` and `annotations` with the
+/// image's over them (values are templates, rendered when it is built), and its repository.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Publish {
+    /// Labels of its config, by name.
+    pub labels: BTreeMap<String, String>,
+    /// Annotations of its manifests and its index, by name.
+    pub annotations: BTreeMap<String, String>,
+    /// A repository template that replaces the naming's `repository` for this image.
+    pub repository: Option<String>,
+    /// The mirrors this image is pushed to, replacing the graph's (`None`: the graph's).
+    pub mirrors: Option<Vec<String>>,
+}
+
+impl Model {
+    /// The mirrors `image` is pushed to besides the registry: its own, else the graph's.
+    pub fn mirrors_of<'m>(&'m self, image: &'m Image) -> &'m [String] {
+        image.publish.mirrors.as_deref().unwrap_or(&self.mirrors)
+    }
 }
 
 /// What the `ko` builder is told beyond the context: the Go package, the base image, the

@@ -31,7 +31,8 @@ pub fn kdl_string(s: &str) -> String {
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
             c if c.is_control()
-                || matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}') =>
+                // KDL's newlines beyond `\n`/`\r` (U+2028, U+2029) and text-direction marks.
+                || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}') =>
             {
                 let _ = write!(out, "\\u{{{:x}}}", c as u32);
             }
@@ -604,6 +605,17 @@ mod tests {
     fn strings_are_quoted_for_both_syntaxes() {
         assert_eq!(kdl_string("a\"b\\c\nd"), "\"a\\\"b\\\\c\\nd\"");
         assert_eq!(yaml_string("a\"b\u{1}"), "\"a\\\"b\\u0001\"");
+    }
+
+    #[test]
+    fn kdls_other_newlines_are_escaped() {
+        // KDL reads U+2028 and U+2029 as newlines: raw, they would end the quoted string.
+        for value in ["a\u{2028}b", "a\u{2029}b", "a\u{85}b"] {
+            let text = format!("registry {}\n", kdl_string(value));
+            assert!(!text.contains('\u{2028}') && !text.contains('\u{2029}'), "{text:?}");
+            let doc = read(&text, Syntax::Kdl);
+            assert_eq!(doc.registry.as_ref().map(|r| r.value.as_str()), Some(value));
+        }
     }
 
     proptest! {

@@ -6,13 +6,62 @@ use crate::diagnostic::{Code, Problem};
 use crate::document::{Document, Text};
 use crate::model::{Image, ImageSource, Model};
 
-/// `template` with every `{word}` that `vars` names replaced by its value.
-pub fn render_template(template: &str, vars: &[(&str, String)]) -> String {
-    let mut out = template.to_owned();
-    for (word, value) in vars {
-        out = out.replace(&format!("{{{word}}}"), value);
+/// The placeholders that render nothing on some commits (HEAD untagged, or tagged with no
+/// `MAJOR.MINOR.PATCH`): `check` wants each of them followed by a fallback (`{git_tag|short_commit}`).
+pub(crate) const MAY_BE_EMPTY: &[&str] = &["git_tag", "version", "major", "minor", "patch"];
+
+/// The `{…}` groups of `template`, each as its `|`-separated alternatives, in order.
+pub(crate) fn template_groups(template: &str) -> Vec<Vec<&str>> {
+    let mut out = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else { break };
+        out.push(rest[open + 1..open + close].split('|').collect());
+        rest = &rest[open + close + 1..];
     }
     out
+}
+
+/// `template` with every `{word}` that `vars` names replaced by its value; a group of
+/// alternatives, `{git_tag|short_commit}`, by the first that is not empty. A group naming a word
+/// `vars` lacks is left as written.
+pub fn render_template(template: &str, vars: &[(&str, String)]) -> String {
+    let value = |word: &str| vars.iter().find(|(w, _)| *w == word).map(|(_, v)| v.as_str());
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('}') else { break };
+        let alternatives = rest[open + 1..open + close].split('|');
+        match alternatives.map(value).collect::<Option<Vec<&str>>>() {
+            Some(values) => out.push_str(values.into_iter().find(|v| !v.is_empty()).unwrap_or("")),
+            None => out.push_str(&rest[open..=open + close]),
+        }
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The first group of `template` whose every alternative renders nothing with `vars`
+/// (`{git_tag}` on an untagged commit), as written without its braces; `{-branch}`, empty on
+/// `main` by design, is never one.
+pub fn empty_group(template: &str, vars: &[(&str, String)]) -> Option<String> {
+    template_groups(template).into_iter().find_map(|alternatives| {
+        let empty = alternatives.iter().all(|word| {
+            *word != "-branch" && vars.iter().find(|(w, _)| w == word).is_some_and(|(_, v)| v.is_empty())
+        });
+        empty.then(|| alternatives.join("|"))
+    })
+}
+
+/// The first group of `template` that may render nothing on some commit: every alternative is
+/// one of [`MAY_BE_EMPTY`].
+fn may_render_empty(template: &str) -> Option<String> {
+    template_groups(template)
+        .into_iter()
+        .find(|alternatives| alternatives.iter().all(|w| MAY_BE_EMPTY.contains(w)))
+        .map(|alternatives| alternatives.join("|"))
 }
 
 /// The OCI distribution spec's tag grammar (one definition, the analyzer's).
@@ -116,6 +165,13 @@ fn vars(
         ("target", target.to_owned()),
         ("ref", reference),
         ("commit", "0".repeat(40)),
+        ("short_commit", "0".repeat(12)),
+        // HEAD's tag at its longest usual shape (empty renders are `check`ed on their own).
+        ("git_tag", "v100.100.100-rc.100".to_owned()),
+        ("version", "100.100.100-rc.100".to_owned()),
+        ("major", "100".to_owned()),
+        ("minor", "100".to_owned()),
+        ("patch", "100".to_owned()),
         ("key", "0".repeat(12)),
         // A branch off `main` (on `main`, `{-branch}` renders nothing).
         ("branch", "feature-x".to_owned()),
@@ -130,6 +186,17 @@ pub(crate) fn check(doc: &Document, model: &Model) -> Vec<Problem> {
     let naming = doc.naming.as_ref();
     let template_span = |t: Option<&Option<Text>>| t.and_then(|t| t.as_ref()).map(|t| t.span);
     let preset = naming.and_then(|n| n.preset.as_ref()).map(|p| p.span);
+    for (template, draft) in [
+        (model.naming.platform.as_ref(), naming.and_then(|n| n.platform.as_ref())),
+        (model.naming.manifest.as_ref(), naming.and_then(|n| n.manifest.as_ref())),
+        (Some(&model.naming.tag), naming.and_then(|n| n.tag.as_ref())),
+    ] {
+        if let (Some(template), Some(draft)) = (template, draft)
+            && let Some(group) = may_render_empty(template)
+        {
+            problems.push(empty_problem(&group, draft.span, "this template"));
+        }
+    }
     for (image, draft) in model.images.iter().zip(&doc.images) {
         let name_span = draft.name.span;
         let targets: Vec<Option<&String>> =
@@ -152,9 +219,15 @@ pub(crate) fn check(doc: &Document, model: &Model) -> Vec<Problem> {
             for platform in &image.platforms {
                 let vars = vars(model, image, &base, Some(platform), target.map_or("", String::as_str));
                 if model.registry.is_some() {
-                    let repository = render_template(&model.naming.repository, &vars);
+                    let own = image.publish.repository.as_ref();
+                    let repository = render_template(own.unwrap_or(&model.naming.repository), &vars);
                     if let Some(why) = repository_problem(&repository) {
-                        let span = template_span(naming.map(|n| &n.repository)).unwrap_or(name_span);
+                        let span = draft
+                            .repository
+                            .as_ref()
+                            .map(|r| r.span)
+                            .or_else(|| template_span(naming.map(|n| &n.repository)))
+                            .unwrap_or(name_span);
                         problems.push(
                             Problem::new(Code::InvalidValue, format!("the repository `{repository}` of `{base}` {why}"))
                                 .label(span, "renders this repository")
@@ -195,8 +268,12 @@ pub(crate) fn check(doc: &Document, model: &Model) -> Vec<Problem> {
                 }
             }
             for (tag, tag_draft) in image.tags.iter().zip(&draft.tags) {
+                if let Some(group) = may_render_empty(tag) {
+                    problems.push(empty_problem(&group, tag_draft.span, "this tag"));
+                    continue;
+                }
                 let mut vars = vars.clone();
-                vars.push(("tag", tag.clone()));
+                vars.push(("tag", render_template(tag, &vars)));
                 let rendered = render_template(&model.naming.tag, &vars);
                 if let Some(why) = tag_problem(&rendered) {
                     let mut problem =
@@ -211,6 +288,15 @@ pub(crate) fn check(doc: &Document, model: &Model) -> Vec<Problem> {
         }
     }
     problems
+}
+
+/// `{git_tag}` (or a semver part) with no fallback: it renders nothing on an untagged commit.
+fn empty_problem(group: &str, span: miette::SourceSpan, what: &str) -> Problem {
+    Problem::new(Code::InvalidValue, format!("`{{{group}}}` renders nothing when HEAD has no (semver) tag"))
+        .label(span, format!("{what} would be empty or cut short on an untagged commit"))
+        .help(format!(
+            "give it a fallback that always renders, e.g. `{{{group}|short_commit}}` (the first alternative that is not empty is used)"
+        ))
 }
 
 #[cfg(test)]
@@ -230,5 +316,17 @@ mod tests {
         assert_eq!(tag_problem("linux-amd64"), None);
         assert!(tag_problem("linux-amd64/amd64").is_some());
         assert!(tag_problem(&"a".repeat(129)).is_some());
+    }
+
+    #[test]
+    fn alternatives_render_the_first_that_is_not_empty() {
+        let vars = [("git_tag", String::new()), ("short_commit", "abc".to_owned()), ("tag", "x".to_owned())];
+        assert_eq!(render_template("{git_tag|short_commit}", &vars), "abc");
+        assert_eq!(render_template("{tag}-{git_tag}", &vars), "x-");
+        assert_eq!(render_template("{nope}-{tag}", &vars), "{nope}-x");
+        assert_eq!(empty_group("{tag}-{git_tag}", &vars).as_deref(), Some("git_tag"));
+        assert_eq!(empty_group("{git_tag|short_commit}", &vars), None);
+        assert_eq!(may_render_empty("{major}.{minor}").as_deref(), Some("major"));
+        assert_eq!(may_render_empty("{major|short_commit}"), None);
     }
 }

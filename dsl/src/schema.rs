@@ -223,6 +223,9 @@ pub const KEYS: &[Key] = &[
         K::NamedLists,
         "a named selection of images, tasks and groups",
     ),
+    key(C::Graph, "mirrors", K::Texts, "more registries every image is also pushed to"),
+    key(C::Graph, "labels", K::Pairs, "labels of every image's config (values are templates)"),
+    key(C::Graph, "annotations", K::Pairs, "OCI annotations of every manifest and index (templates)"),
     // `naming`.
     spelled(
         C::Naming,
@@ -273,6 +276,10 @@ pub const KEYS: &[Key] = &[
     key(C::Image, "after", K::Texts, "images or tasks built first, nothing passed"),
     key(C::Image, "ko", K::Block(C::Ko), "the `ko` builder's settings"),
     key(C::Image, "ko-env", K::Pairs, "the `ko` builder's environment"),
+    key(C::Image, "labels", K::Pairs, "labels of this image's config, over the graph's"),
+    key(C::Image, "annotations", K::Pairs, "OCI annotations of its manifests and index, over the graph's"),
+    key(C::Image, "repository", K::Text, "the template of this image's repository, instead of naming's"),
+    key(C::Image, "mirrors", K::Texts, "the registries it is also pushed to, instead of the graph's"),
     // The `git` node of an image (KDL).
     spelled(C::Git, Some("ref"), None, K::Text, "the branch, tag or commit to build"),
     // `ko`.

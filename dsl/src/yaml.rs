@@ -248,6 +248,9 @@ impl Reader<'_> {
         for (key, value) in self.map(root, keys(Construct::Graph, Syntax::Yaml), "a graph file") {
             match key.value.as_str() {
                 "registry" => doc.registry = self.string(value),
+                "mirrors" => doc.mirrors = self.strings(value),
+                "labels" => doc.labels = self.pairs(value),
+                "annotations" => doc.annotations = self.pairs(value),
                 "builder" => doc.builder = self.string(value),
                 "timeout" => doc.timeout = self.string(value),
                 "naming" => {
@@ -357,6 +360,10 @@ impl Reader<'_> {
                 "target" => image.targets.extend(self.string(value)),
                 "targets" => image.targets.extend(self.strings(value)),
                 "args" => image.args = self.pairs(value),
+                "labels" => image.labels = self.pairs(value),
+                "mirrors" => image.mirrors = self.strings(value),
+                "annotations" => image.annotations = self.pairs(value),
+                "repository" => image.repository = self.string(value),
                 "platforms" => image.platforms = Some(self.strings(value)),
                 "tags" => image.tags = self.strings(value),
                 "secrets" => image.secrets = self.strings(value),

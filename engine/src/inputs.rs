@@ -280,10 +280,33 @@ fn describe<'a>(
             NodeKind::Task => None,
         };
         if node.kind != NodeKind::Task {
-            s.insert("naming.repository", &naming.repository);
+            let image = match definition {
+                Some(Definition::Image(image)) => Some(image),
+                _ => None,
+            };
+            let own = image.and_then(|i| i.publish.repository.as_ref());
+            s.insert("naming.repository", own.unwrap_or(&naming.repository));
+            // Each more registry it is pushed to (a new mirror pushes everything there).
+            let mirrors = image.map_or(&model.mirrors[..], |i| model.mirrors_of(i));
+            for (i, mirror) in mirrors.iter().enumerate() {
+                s.insert(format!("mirrors.{i}"), mirror);
+            }
         }
         if let Some(extra) = extra {
             s.insert("naming.tag", extra);
+        }
+    }
+    // Labels go into each build's config, annotations onto its manifest and the index.
+    if let Some(Definition::Image(image)) = definition {
+        if node.kind == NodeKind::Image {
+            for (k, v) in &image.publish.labels {
+                s.insert(format!("labels.{k}"), v);
+            }
+        }
+        if matches!(node.kind, NodeKind::Image | NodeKind::Manifest) {
+            for (k, v) in &image.publish.annotations {
+                s.insert(format!("annotations.{k}"), v);
+            }
         }
     }
     let mut input_source = None;

@@ -8,7 +8,7 @@ use crate::builders::{self, Builder};
 
 /// Every builder problem of `model`; `Ok` when there is none.
 pub fn check(model: &Model) -> Result<(), Problems> {
-    let problems: Vec<Problem> = model
+    let mut problems: Vec<Problem> = model
         .images
         .iter()
         .flat_map(|image| {
@@ -16,9 +16,17 @@ pub fn check(model: &Model) -> Result<(), Problems> {
                 .into_iter()
                 .chain(check_executors(model, image))
                 .chain(check_references(model, image))
+                .chain(check_publish(model, image))
                 .chain(crate::wiring::check(model, image))
         })
         .collect();
+    if let Err(bad) = crate::release::date() {
+        problems.push(
+            Problem::new(Code::InvalidValue, bad.to_string()).help(
+                "set `HEPHY_DATE` to the pipeline's date, e.g. `20260131`, or unset it for today's (UTC)",
+            ),
+        );
+    }
     if problems.iter().all(Problem::is_warning) {
         Ok(())
     } else {
@@ -100,9 +108,12 @@ fn check_references(model: &Model, image: &Image) -> Vec<Problem> {
         let mut references = vec![repository.clone()];
         for tag in &image.tags {
             let tagged = node(Some(tag));
-            let rendered = crate::registry::reference::Vars::new(model, &tagged, None, Some(&"0".repeat(40)))
-                .render(&model.naming.tag);
-            references.push(format!("{repository}:{rendered}"));
+            let vars = crate::registry::reference::Vars::new(model, &tagged, None, Some(&"0".repeat(40)));
+            // A tag git leaves empty here (`{git_tag}` on an untagged commit) is the push's
+            // error; the language's check has validated its shape with sample values.
+            if let Ok(rendered) = vars.render_tag(&model.naming.tag) {
+                references.push(format!("{repository}:{rendered}"));
+            }
         }
         for reference in references {
             if let Err(e) = crate::registry::Reference::parse(&reference) {
@@ -116,6 +127,37 @@ fn check_references(model: &Model, image: &Image) -> Vec<Problem> {
         }
     }
     problems
+}
+
+/// Labels, annotations and mirrors are written by the builders that can ([`writes`]), on this
+/// machine; another builder (or a remote executor) would drop them silently.
+///
+/// [`writes`]: crate::builders::writes
+fn check_publish(model: &Model, image: &Image) -> Vec<Problem> {
+    let publish = &image.publish;
+    let asks = [
+        !publish.labels.is_empty(),
+        !publish.annotations.is_empty(),
+        !model.mirrors_of(image).is_empty() && model.registry.is_some(),
+    ];
+    if !asks.iter().any(|a| *a) {
+        return Vec::new();
+    }
+    let remote = model.executors.iter().any(|e| image.platforms.contains(&e.platform) && e.engine.is_some());
+    let writes = crate::builders::writes(image.builder);
+    let writes = [writes.0, writes.1, writes.2];
+    let names = ["labels", "annotations", "mirrors"];
+    let Some(i) = (0..3).find(|&i| asks[i] && (remote || !writes[i])) else { return Vec::new() };
+    let (what, why) = if remote {
+        (names[i], "a remote executor builds it".to_owned())
+    } else {
+        (names[i], format!("the {} builder does not write them", image.builder))
+    };
+    vec![
+        Problem::new(Code::InvalidValue, format!("image `{}` has {what}, and {why}", image.name.value))
+            .label(image.name.span, "this image")
+            .help("labels: oci, buildah, kaniko, buildkit, buildx; annotations: oci, buildah, buildx; mirrors: oci, buildah; all on a local executor"),
+    ]
 }
 
 /// An image left `auto` (its Dockerfile `RUN`s and buildah is not installed).

@@ -18,6 +18,7 @@ mod check;
 mod executors;
 mod outputs;
 mod registry;
+mod release;
 mod sources;
 mod task;
 mod wiring;
@@ -26,6 +27,7 @@ use std::borrow::Cow;
 use std::path::Path;
 
 pub use builders::oci::location;
+pub use builders::oci::pushed_tag;
 pub use builders::{
     Builder, Capabilities, Rendered, Request, capabilities, read_digest, render, resolve_auto,
 };
@@ -35,6 +37,7 @@ pub use outputs::{
     Collected, Evidence, Outputs, clean_temporaries, collect_garbage, prepare_layout, registry_holds_all,
 };
 pub use registry::cache::RegistryCache;
+pub use release::tags_follow_git_or_date;
 pub use sources::bases::{Bases, resolve_bases};
 pub use sources::git::{Upstreams, resolve_all as resolve_upstreams};
 

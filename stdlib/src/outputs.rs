@@ -42,6 +42,7 @@ pub struct Evidence {
 pub struct Outputs<'m> {
     model: &'m Model,
     layout: Layout,
+    state_dir: PathBuf,
     offline: bool,
     client: Client,
     names: OnceLock<Option<BTreeMap<String, String>>>,
@@ -55,6 +56,7 @@ impl<'m> Outputs<'m> {
         Outputs {
             model,
             layout: layout_of(state_dir),
+            state_dir: state_dir.to_path_buf(),
             offline,
             client: Client::once_only(),
             names: OnceLock::new(),
@@ -84,15 +86,29 @@ impl<'m> Outputs<'m> {
         named && self.layout.whole(output, &self.looked)
     }
 
+    /// Whether every registry the image is pushed to (its `registry`, then each mirror) holds
+    /// `output`, and, for a tag node, its tag as rendered now: one missing anywhere reruns the
+    /// node, which pushes to all of them.
     fn in_registry(&self, node: &Node, output: &str) -> bool {
         if self.offline || !valid_digest(output) {
             return true;
         }
-        let text = format!("{}@{output}", reference::repository(self.model, node));
-        if let Ok(mut manifests) = self.manifests.lock() {
-            manifests.insert(text.clone());
-        }
-        registry_holds(&self.client, &text).unwrap_or(true)
+        let tag = (node.kind == NodeKind::Tag)
+            .then(|| crate::builders::oci::pushed_tag(self.model, node, &self.state_dir));
+        reference::repositories(self.model, node).into_iter().all(|repository| {
+            let text = format!("{repository}@{output}");
+            if let Ok(mut manifests) = self.manifests.lock() {
+                manifests.insert(text.clone());
+            }
+            if !registry_holds(&self.client, &text).unwrap_or(true) {
+                return false;
+            }
+            // A tag node's output is its tag too: a tag rendered anew (`{date}`, `{commit}`)
+            // that the registry lacks is pushed again.
+            let Some(tag) = &tag else { return true };
+            let Ok(reference) = Reference::parse(&format!("{repository}:{tag}")) else { return false };
+            self.client.resolve(&reference).map_or(true, |found| found.is_some_and(|d| d == output))
+        })
     }
 }
 

@@ -90,7 +90,31 @@ impl Analyzer<'_> {
         };
         let mut tags: Vec<String> = Vec::new();
         for tag in &draft.tags {
-            if !valid_tag(tag) {
+            if tag.contains('{') {
+                // A tag from git or the plan (`{git_tag|short_commit}`); its rendering is
+                // checked with the naming templates'.
+                if let Some(word) = crate::reference::template_groups(tag)
+                    .into_iter()
+                    .flatten()
+                    .find(|w| !COMMON.contains(w) || w.starts_with('-'))
+                {
+                    self.sink.push(
+                        Problem::new(Code::InvalidValue, format!("`{{{word}}}` cannot be used in a tag"))
+                            .label(tag.span, "in this tag")
+                            .help(format!(
+                                "a tag may use {}",
+                                COMMON
+                                    .iter()
+                                    .filter(|k| !k.starts_with('-'))
+                                    .map(|k| format!("{{{k}}}"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )),
+                    );
+                } else if !tags.contains(&tag.value) {
+                    tags.push(tag.value.clone());
+                }
+            } else if !valid_tag(tag) {
                 self.sink.push(
                     Problem::new(Code::InvalidValue, format!("`{}` is not a valid image tag", tag.value))
                         .label(tag.span, "invalid tag")
@@ -153,6 +177,7 @@ impl Analyzer<'_> {
             timeout: None,
             secrets: Vec::new(),
             compression,
+            publish: Publish::default(),
         }
     }
 

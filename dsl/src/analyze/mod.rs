@@ -14,8 +14,8 @@ use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
 use crate::document::{DependencyDraft, Document, ImageDraft, TaskDraft, Text};
 use crate::model::{
     BUILDERS, Builder, Compression, DEFAULT_BUILDER, DefinitionIndex, Dependency, DependencyKind, Engine,
-    Executor, FromPlatform, Image, ImageSource, KoSettings, Model, Naming, Schedule, Secret, SecretSource,
-    Task,
+    Executor, FromPlatform, Image, ImageSource, KoSettings, Model, Naming, Publish, Schedule, Secret,
+    SecretSource, Task,
 };
 use crate::platform::{Platform, PlatformError};
 use crate::source::SourceFile;
@@ -33,6 +33,7 @@ mod settings;
 mod tasks;
 mod values;
 
+use naming::COMMON;
 use values::{arch_alias, env_name, normalize, valid_context, valid_git_url};
 pub(crate) use values::{valid_name, valid_registry};
 pub use values::{valid_tag, valid_variable};
@@ -69,6 +70,19 @@ pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mu
     for (task, draft) in tasks.iter_mut().zip(&doc.tasks) {
         task.secrets = a.secret_uses(&draft.secrets, &secrets);
     }
+    let mirrors: Vec<String> = doc.mirrors.iter().map(|m| a.registry(m.clone())).collect();
+    let labels = a.metadata(&doc.labels, "label");
+    let annotations = a.metadata(&doc.annotations, "annotation");
+    for (image, draft) in images.iter_mut().zip(&doc.images) {
+        image.publish.labels = labels.clone();
+        image.publish.labels.extend(a.metadata(&draft.labels, "label"));
+        image.publish.annotations = annotations.clone();
+        image.publish.annotations.extend(a.metadata(&draft.annotations, "annotation"));
+        image.publish.repository = draft.repository.as_ref().map(|r| a.template(r, &[]));
+        if !draft.mirrors.is_empty() {
+            image.publish.mirrors = Some(draft.mirrors.iter().map(|m| a.registry(m.clone())).collect());
+        }
+    }
     let names = Names::new(&doc);
     for (image, draft) in images.iter_mut().zip(&doc.images) {
         image.deps = a.deps(&draft.name, &draft.deps, &names);
@@ -93,6 +107,7 @@ pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mu
         schedules,
         groups,
         secrets,
+        mirrors,
     };
     model.index = model
         .images

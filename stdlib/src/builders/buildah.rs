@@ -47,6 +47,8 @@ pub(crate) struct Bud<'a> {
     pub(crate) iidfile: &'a Path,
     /// Secrets, each in its own file.
     pub(crate) secrets: &'a [(String, tempfile::NamedTempFile)],
+    /// The graph's labels (`--label`) and annotations (`--annotation`), rendered.
+    pub(crate) metadata: &'a [(&'static str, String, String)],
 }
 
 /// How hephy calls buildah: its own storage, the vfs driver (works everywhere, even nested).
@@ -127,7 +129,7 @@ impl Buildah {
         job: &Job<'_>,
         build: &Bud<'_>,
     ) -> Command {
-        let Bud { context, local_tag, iidfile, secrets } = *build;
+        let Bud { context, local_tag, iidfile, secrets, metadata } = *build;
         let (node, deps) = (job.node, &job.deps);
         let mut command = self.command();
         command.args(["bud", "--isolation", "chroot", "--timestamp", "0", "--pull=true"]);
@@ -152,6 +154,9 @@ impl Buildah {
         }
         for (name, file) in secrets {
             command.arg("--secret").arg(format!("id={name},src={}", file.path().display()));
+        }
+        for (flag, name, value) in metadata {
+            command.arg(flag).arg(format!("{name}={value}"));
         }
         command.arg("--iidfile").arg(iidfile).arg("-t").arg(local_tag).arg(context);
         command
@@ -189,7 +194,29 @@ impl Buildah {
             Ok(files) => files,
             Err(e) => return fail(e.to_string()),
         };
-        let spec = Bud { context: &context, local_tag: &local_tag, iidfile: &iidfile, secrets: &secrets };
+        let upstream = match &image.source {
+            hephy_dsl::ImageSource::Git { url, reference, .. } => self.sources.commit(url, reference).ok(),
+            hephy_dsl::ImageSource::Context { .. } => None,
+        };
+        let rendered = reference::metadata(model, job.node, Some(job.key), upstream.as_deref(), true)
+            .map(|l| l.into_iter().map(|(k, v)| ("--label", k, v)).collect::<Vec<_>>())
+            .and_then(|mut all| {
+                let annotations =
+                    reference::metadata(model, job.node, Some(job.key), upstream.as_deref(), false)?;
+                all.extend(annotations.into_iter().map(|(k, v)| ("--annotation", k, v)));
+                Ok(all)
+            });
+        let metadata = match rendered {
+            Ok(metadata) => metadata,
+            Err(e) => return fail(e),
+        };
+        let spec = Bud {
+            context: &context,
+            local_tag: &local_tag,
+            iidfile: &iidfile,
+            secrets: &secrets,
+            metadata: &metadata,
+        };
         for attempt in 1.. {
             let bud = self.bud_command(model, image, job, &spec);
             log.note(&format!("$ {}", shown(&bud)));
@@ -221,16 +248,41 @@ impl Buildah {
         if let Err(e) = pushed {
             return fail(format!("pushing to {registry} failed: {e}"));
         }
+        // The same build to each mirror (its index is pushed there by the manifest node).
+        for (mirror, mirror_repository) in
+            model.mirrors_of(image).iter().zip(reference::repositories(model, job.node).into_iter().skip(1))
+        {
+            let destination = format!("docker://{mirror_repository}:{}", reference::key_tag(job.key));
+            let insecure = reference::insecure(Some(mirror));
+            let pushed = self.publish(&mirror_repository, job, &log, || {
+                let mut push = self.command();
+                push.arg("push");
+                if insecure {
+                    push.arg("--tls-verify=false");
+                }
+                push.arg(&local_tag).arg(&destination);
+                push
+            });
+            if let Err(e) = pushed {
+                return fail(format!("pushing to {mirror} failed: {e}"));
+            }
+        }
         // The local copy stays: a concurrent build may be using the same image (a dependent
         // pulls it back by digest), and it is the layer cache of the next build.
         let digest = match read_digest(&digestfile) {
             Ok(digest) => digest,
             Err(e) => return fail(e),
         };
-        if let Some(tag) = oci.platform_tag(model, job)
-            && let Err(e) = oci.copy_tag(&repository, &digest, &tag)
-        {
-            return fail(e);
+        match oci.platform_tag(model, job) {
+            Ok(Some(tag)) => {
+                for repository in reference::repositories(model, job.node) {
+                    if let Err(e) = oci.copy_tag(&repository, &digest, &tag) {
+                        return fail(e);
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(e) => return fail(e),
         }
         Outcome::Built { output: digest }
     }

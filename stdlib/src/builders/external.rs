@@ -49,6 +49,15 @@ pub(crate) fn build(
     let mut build_args: Vec<(String, String)> =
         image.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     build_args.extend(reference::injected(model, job.node, &job.deps));
+    let upstream = match &image.source {
+        hephy_dsl::ImageSource::Git { url, reference, .. } => oci.sources().commit(url, reference).ok(),
+        hephy_dsl::ImageSource::Context { .. } => None,
+    };
+    let metadata = |labels| reference::metadata(model, job.node, Some(job.key), upstream.as_deref(), labels);
+    let (labels, annotations) = match (metadata(true), metadata(false)) {
+        (Ok(labels), Ok(annotations)) => (labels, annotations),
+        (Err(e), _) | (_, Err(e)) => return fail(e),
+    };
     // Secret files live as long as this build (removed when dropped).
     let secret_files = match crate::secret_files(model, &image.secrets) {
         Ok(files) => files,
@@ -66,6 +75,8 @@ pub(crate) fn build(
         secrets: secret_files.iter().map(|(id, file)| (id.clone(), file.path().to_path_buf())).collect(),
         contexts: reference::contexts(model, job.node, &job.deps),
         ko: image.ko.clone(),
+        labels,
+        annotations,
     };
     if let Some(config) = image.ko.as_ref().and_then(builders::ko_config)
         && let Err(e) = std::fs::write(work.join(".ko.yaml"), config)
@@ -90,10 +101,14 @@ pub(crate) fn build(
         Err(e) => return fail(e.to_string()),
     };
     let repository = reference::repository(model, job.node);
-    if let Some(tag) = oci.platform_tag(model, job)
-        && let Err(e) = oci.copy_tag(&repository, &digest, &tag)
-    {
-        return fail(e);
+    match oci.platform_tag(model, job) {
+        Ok(Some(tag)) => {
+            if let Err(e) = oci.copy_tag(&repository, &digest, &tag) {
+                return fail(e);
+            }
+        }
+        Ok(None) => {}
+        Err(e) => return fail(e),
     }
     Outcome::Built { output: digest }
 }

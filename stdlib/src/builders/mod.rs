@@ -104,6 +104,22 @@ pub struct Request {
     pub secrets: Vec<(String, PathBuf)>,
     /// The ko builder's settings (import path, base image, `go build` environment, ldflags).
     pub ko: Option<hephy_dsl::KoSettings>,
+    /// The graph's labels of the image's config, rendered (kaniko, buildkit, buildx, buildah).
+    pub labels: Vec<(String, String)>,
+    /// The graph's annotations of its manifest, rendered (buildx, buildah).
+    pub annotations: Vec<(String, String)>,
+}
+
+/// Which builders write the graph's labels, annotations and mirrors: the built-in one and
+/// buildah all three; kaniko and BuildKit labels; buildx labels and annotations.
+pub(crate) fn writes(builder: Builder) -> (bool, bool, bool) {
+    match builder {
+        // `auto` is the built-in builder or buildah: both write all three.
+        Builder::Auto | Builder::Oci | Builder::Buildah => (true, true, true),
+        Builder::Kaniko | Builder::Buildkit => (true, false, false),
+        Builder::Buildx => (true, true, false),
+        Builder::Ko | Builder::Spin => (false, false, false),
+    }
 }
 
 /// A command to run: program, arguments, extra environment.
@@ -157,6 +173,12 @@ pub fn render(builder: Builder, request: &Request) -> Option<Rendered> {
             if r.insecure {
                 args.push("--tls-verify=false".to_owned());
             }
+            for (k, v) in &r.labels {
+                args.extend(["--label".to_owned(), format!("{k}={v}")]);
+            }
+            for (k, v) in &r.annotations {
+                args.extend(["--annotation".to_owned(), format!("{k}={v}")]);
+            }
             args.extend(["-t".to_owned(), r.destination.clone(), path(&r.context)]);
             "buildah"
         }
@@ -174,6 +196,9 @@ pub fn render(builder: Builder, request: &Request) -> Option<Rendered> {
             }
             for (k, v) in &r.build_args {
                 args.push(format!("--build-arg={k}={v}"));
+            }
+            for (k, v) in &r.labels {
+                args.push(format!("--label={k}={v}"));
             }
             if r.insecure {
                 args.extend(["--insecure".to_owned(), "--insecure-pull".to_owned()]);
@@ -204,6 +229,9 @@ pub fn render(builder: Builder, request: &Request) -> Option<Rendered> {
             }
             for (k, v) in &r.build_args {
                 args.extend(["--opt".to_owned(), format!("build-arg:{k}={v}")]);
+            }
+            for (k, v) in &r.labels {
+                args.extend(["--opt".to_owned(), format!("label:{k}={v}")]);
             }
             for (name, reference) in &r.contexts {
                 args.extend(["--opt".to_owned(), format!("context:{name}=docker-image://{reference}")]);
@@ -246,6 +274,12 @@ pub fn render(builder: Builder, request: &Request) -> Option<Rendered> {
             }
             for (id, file) in &r.secrets {
                 args.extend(["--secret".to_owned(), format!("id={id},src={}", path(file))]);
+            }
+            for (k, v) in &r.labels {
+                args.extend(["--label".to_owned(), format!("{k}={v}")]);
+            }
+            for (k, v) in &r.annotations {
+                args.extend(["--annotation".to_owned(), format!("{k}={v}")]);
             }
             args.push(path(&r.context));
             env.push(("SOURCE_DATE_EPOCH".to_owned(), "0".to_owned()));
@@ -388,6 +422,28 @@ pub(crate) mod tests {
             secrets: Vec::new(),
             contexts: Vec::new(),
             ko: None,
+            labels: Vec::new(),
+            annotations: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn labels_and_annotations_reach_the_builders_that_take_them() {
+        let mut r = request();
+        r.labels = vec![("org.example.team".to_owned(), "platform".to_owned())];
+        r.annotations = vec![("org.opencontainers.image.revision".to_owned(), "abc".to_owned())];
+        let line = |b| render(b, &r).map(|c| c.args.join(" ")).unwrap_or_default();
+        assert!(line(Builder::Kaniko).contains("--label=org.example.team=platform"));
+        assert!(line(Builder::Buildkit).contains("--opt label:org.example.team=platform"));
+        let buildx = line(Builder::Buildx);
+        assert!(buildx.contains("--label org.example.team=platform"), "{buildx}");
+        assert!(buildx.contains("--annotation org.opencontainers.image.revision=abc"), "{buildx}");
+        let buildah = line(Builder::Buildah);
+        assert!(buildah.contains(
+            "--label org.example.team=platform --annotation org.opencontainers.image.revision=abc"
+        ));
+        for builder in [Builder::Kaniko, Builder::Buildkit] {
+            assert!(!line(builder).contains("revision"), "{builder:?} takes no annotations");
         }
     }
 

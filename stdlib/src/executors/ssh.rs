@@ -264,7 +264,7 @@ impl Remote {
             image.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         build_args.extend(reference::injected(model, node, &job.deps));
         let mut tags = vec![reference::key_tag(job.key)];
-        tags.extend(oci.platform_tag(model, job));
+        tags.extend(oci.platform_tag(model, job)?);
         let spec = json!({
             "version": SPEC_VERSION,
             "node": node.id.to_string(),

@@ -46,19 +46,33 @@ impl<'m> RegistryCache<'m> {
     /// dependencies with their outputs.
     pub fn lookup(&self, node: &Node, key: &Key, deps: &[(&Node, String)]) -> Option<String> {
         let registry = self.model.registry.as_deref()?;
-        let repository = reference::repository(self.model, node);
-        match node.kind {
-            NodeKind::Image | NodeKind::Manifest => {
-                self.digest(&format!("{repository}:{}", reference::key_tag(key)), registry)
+        // Cached only when every registry it is pushed to (mirrors too) holds the same output.
+        let mut found: Option<String> = None;
+        for repository in reference::repositories(self.model, node) {
+            let here = match node.kind {
+                NodeKind::Image | NodeKind::Manifest => {
+                    self.digest(&format!("{repository}:{}", reference::key_tag(key)), registry)?
+                }
+                NodeKind::Tag => {
+                    let index = &deps.first()?.1;
+                    // A tag that cannot be rendered here (an upstream `{commit}`) is not looked up.
+                    let tag = reference::Vars::new(self.model, node, None, None)
+                        .render_tag(&self.model.naming.tag)
+                        .ok()?;
+                    let here = self.digest(&format!("{repository}:{tag}"), registry)?;
+                    if here != *index {
+                        return None;
+                    }
+                    here
+                }
+                NodeKind::Task => return None,
+            };
+            if found.as_ref().is_some_and(|f| *f != here) {
+                return None;
             }
-            NodeKind::Tag => {
-                let index = &deps.first()?.1;
-                let tag = reference::Vars::new(self.model, node, None, None).render(&self.model.naming.tag);
-                let found = self.digest(&format!("{repository}:{tag}"), registry)?;
-                (found == *index).then_some(found)
-            }
-            NodeKind::Task => None,
+            found = Some(here);
         }
+        found
     }
 
     fn digest(&self, text: &str, registry: &str) -> Option<String> {

@@ -3,6 +3,8 @@
 use hephy_dsl::Model;
 use hephy_engine::{Key, Node};
 
+use crate::release;
+
 /// The image's name in templates: `name`, or `name-target` for one target of several.
 fn base_name(node: &Node) -> String {
     match &node.target {
@@ -66,10 +68,40 @@ fn dash_branch(branch: &str) -> String {
 /// What a naming template may say about `node`.
 pub(crate) struct Vars {
     pairs: Vec<(&'static str, String)>,
+    /// The graph's tag as written (`{git_tag|short_commit}`), before `{tag}` renders it.
+    tag: String,
+}
+
+/// Whether a template `node` renders (the naming's, or its tag) names a placeholder containing
+/// `word` (`commit` matches `{commit}` and `{short_commit}`).
+fn mentions(model: &Model, node: &Node, word: &str) -> bool {
+    let publish = match model.definition(node.name()) {
+        Some(hephy_dsl::Definition::Image(image)) => Some(&image.publish),
+        _ => None,
+    };
+    let metadata = publish.into_iter().flat_map(|p| p.labels.values().chain(p.annotations.values()));
+    let repository = publish.and_then(|p| p.repository.as_ref());
+    metadata
+        .chain(
+            [
+                repository,
+                Some(&model.naming.repository),
+                model.naming.platform.as_ref(),
+                model.naming.manifest.as_ref(),
+                Some(&model.naming.tag),
+                node.tag.as_ref(),
+            ]
+            .into_iter()
+            .flatten(),
+        )
+        .any(|t| t.contains(word))
 }
 
 impl Vars {
-    pub(crate) fn new(model: &Model, node: &Node, key: Option<&Key>, commit: Option<&str>) -> Vars {
+    /// The values for `node`; `upstream` is the commit of an upstream `git` source (a local
+    /// context's `{commit}` is the graph repository's HEAD, `-dirty` when the context has
+    /// uncommitted changes).
+    pub(crate) fn new(model: &Model, node: &Node, key: Option<&Key>, upstream: Option<&str>) -> Vars {
         let (arch, platform) = node.platform.as_ref().map_or((String::new(), String::new()), |p| {
             let arch = match p.variant() {
                 Some(v) => format!("{}{v}", p.arch()),
@@ -77,38 +109,73 @@ impl Vars {
             };
             (arch, p.to_string().replace('/', "-"))
         });
-        let reference = match model.definition(node.name()) {
+        let (reference, commit, short_commit) = match model.definition(node.name()) {
             Some(hephy_dsl::Definition::Image(image)) => match &image.source {
-                hephy_dsl::ImageSource::Git { reference, .. } => reference.clone(),
-                hephy_dsl::ImageSource::Context { .. } => String::new(),
+                hephy_dsl::ImageSource::Git { reference, .. } => {
+                    let commit = upstream.unwrap_or_default().to_owned();
+                    let short = commit.get(..12).unwrap_or(&commit).to_owned();
+                    (reference.clone(), commit, short)
+                }
+                hephy_dsl::ImageSource::Context { dir } if mentions(model, node, "commit") => {
+                    let head = &release::head(&model.root).commit;
+                    let dirty =
+                        if !head.is_empty() && release::dirty(&model.root, dir) { "-dirty" } else { "" };
+                    let short = head.get(..12).unwrap_or(head);
+                    (String::new(), format!("{head}{dirty}"), format!("{short}{dirty}"))
+                }
+                hephy_dsl::ImageSource::Context { .. } => Default::default(),
             },
-            _ => String::new(),
+            _ => Default::default(),
         };
-        let uses_branch = [
-            Some(&model.naming.repository),
-            model.naming.platform.as_ref(),
-            model.naming.manifest.as_ref(),
-            Some(&model.naming.tag),
-        ]
-        .into_iter()
-        .flatten()
-        .any(|t| t.contains("branch}"));
-        let branch = if uses_branch { branch(&model.root) } else { "" };
-        Vars {
-            pairs: vec![
-                ("-branch", dash_branch(branch)),
-                ("branch", branch.to_owned()),
-                ("registry", model.registry.clone().unwrap_or_default()),
-                ("name", base_name(node)),
-                ("date", today()),
-                ("arch", arch),
-                ("platform", platform),
-                ("target", node.target.clone().unwrap_or_default()),
-                ("ref", reference),
-                ("commit", commit.unwrap_or_default().to_owned()),
-                ("key", key.map(|k| k.short().to_string()).unwrap_or_default()),
-                ("tag", node.tag.clone().unwrap_or_default()),
-            ],
+        let uses_git_tag =
+            ["git_tag", "version", "major", "minor", "patch"].iter().any(|w| mentions(model, node, w));
+        let git_tag = if uses_git_tag { release::head(&model.root).tag.clone() } else { String::new() };
+        let (version, major, minor, patch) = release::semver(&git_tag).unwrap_or_default();
+        let branch = if mentions(model, node, "branch}") { branch(&model.root) } else { "" };
+        let mut pairs = vec![
+            ("-branch", dash_branch(branch)),
+            ("branch", branch.to_owned()),
+            ("registry", model.registry.clone().unwrap_or_default()),
+            ("name", base_name(node)),
+            ("date", release::date().unwrap_or_default().to_owned()),
+            ("arch", arch),
+            ("platform", platform),
+            ("target", node.target.clone().unwrap_or_default()),
+            ("ref", reference),
+            ("commit", commit),
+            ("short_commit", short_commit),
+            ("git_tag", git_tag.replace('+', "_")),
+            ("version", version),
+            ("major", major),
+            ("minor", minor),
+            ("patch", patch),
+            ("key", key.map(|k| k.short().to_string()).unwrap_or_default()),
+            ("created", release::created()),
+        ];
+        if mentions(model, node, "{source") {
+            pairs.push(("source", release::source(&model.root).to_owned()));
+        }
+        // A tag of the graph may itself be a template (`{git_tag|short_commit}`).
+        let tag = node.tag.clone().unwrap_or_default();
+        pairs.push(("tag", hephy_dsl::render_template(&tag, &pairs)));
+        Vars { pairs, tag }
+    }
+
+    /// The same values with `{registry}` another registry (a mirror).
+    fn with_registry(mut self, registry: &str) -> Vars {
+        if let Some(pair) = self.pairs.iter_mut().find(|(w, _)| *w == "registry") {
+            pair.1 = registry.to_owned();
+        }
+        self
+    }
+
+    /// A label's or an annotation's value: an error when a placeholder of it renders nothing.
+    pub(crate) fn render_value(&self, template: &str) -> Result<String, String> {
+        match hephy_dsl::empty_group(template, &self.pairs) {
+            Some(group) => {
+                Err(format!("the value `{template}` cannot be rendered: `{{{group}}}` is empty here"))
+            }
+            None => Ok(self.render(template)),
         }
     }
 
@@ -117,12 +184,83 @@ impl Vars {
         // The same rendering `check` validates.
         hephy_dsl::render_template(template, &self.pairs)
     }
+
+    /// `template` rendered as a tag: an error, not a cut-short tag, when a placeholder of it (or
+    /// of the graph's tag it writes) renders nothing (`{git_tag}` on an untagged commit,
+    /// `{commit}` outside a git repository), or when the result is not a tag.
+    pub(crate) fn render_tag(&self, template: &str) -> Result<String, String> {
+        let tag_template = self.tag.as_str();
+        let empty = hephy_dsl::empty_group(template, &self.pairs)
+            .filter(|g| g != "tag")
+            .or_else(|| hephy_dsl::empty_group(tag_template, &self.pairs));
+        if let Some(group) = empty {
+            return Err(format!(
+                "the tag template `{template}` cannot be rendered: `{{{group}}}` is empty here"
+            ));
+        }
+        let rendered = self.render(template);
+        if rendered.is_empty() || !hephy_dsl::valid_tag(&rendered) {
+            return Err(format!(
+                "the tag template `{template}` renders `{rendered}`{}, which is not a tag",
+                if tag_template.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (with `{{tag}}` = `{tag_template}`)")
+                }
+            ));
+        }
+        Ok(rendered)
+    }
+}
+
+/// The repository template of `node`'s image: its own `repository`, else the naming's.
+fn repository_template<'m>(model: &'m Model, node: &Node) -> &'m str {
+    match model.definition(node.name()) {
+        Some(hephy_dsl::Definition::Image(image)) if image.publish.repository.is_some() => {
+            image.publish.repository.as_deref().unwrap_or_default()
+        }
+        _ => &model.naming.repository,
+    }
 }
 
 /// The repository `node`'s image is pushed to (`{registry}/{name}` unless the graph's `naming`
-/// says otherwise).
+/// or the image's `repository` says otherwise).
 pub(crate) fn repository(model: &Model, node: &Node) -> String {
-    Vars::new(model, node, None, None).render(&model.naming.repository)
+    Vars::new(model, node, None, None).render(repository_template(model, node))
+}
+
+/// Every repository `node`'s image is pushed to: [`repository`] first (the cache, and what
+/// dependents are built from), then the same in each of the graph's `mirrors`.
+pub(crate) fn repositories(model: &Model, node: &Node) -> Vec<String> {
+    let template = repository_template(model, node);
+    let mut out = vec![repository(model, node)];
+    let mirrors = match model.definition(node.name()) {
+        Some(hephy_dsl::Definition::Image(image)) => model.mirrors_of(image),
+        _ => &[],
+    };
+    for mirror in mirrors {
+        out.push(Vars::new(model, node, None, None).with_registry(mirror).render(template));
+    }
+    out
+}
+
+/// The labels (`labels`) or annotations of `node`'s image, rendered; `upstream` as for [`Vars`].
+pub(crate) fn metadata(
+    model: &Model,
+    node: &Node,
+    key: Option<&Key>,
+    upstream: Option<&str>,
+    labels: bool,
+) -> Result<Vec<(String, String)>, String> {
+    let Some(hephy_dsl::Definition::Image(image)) = model.definition(node.name()) else {
+        return Ok(Vec::new());
+    };
+    let map = if labels { &image.publish.labels } else { &image.publish.annotations };
+    if map.is_empty() {
+        return Ok(Vec::new());
+    }
+    let vars = Vars::new(model, node, key, upstream);
+    map.iter().map(|(k, v)| Ok((k.clone(), vars.render_value(v)?))).collect()
 }
 
 /// The tag every pushed build and index carries, derived from its key (the registry is the

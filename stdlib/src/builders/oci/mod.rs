@@ -12,6 +12,7 @@
 //! failed platform never gets here: its manifest node does not run, and no tag moves.
 
 pub(crate) mod build;
+pub(crate) mod metadata;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -169,6 +170,10 @@ impl Oci {
             },
         };
         let manifest = self.assemble(&request, &note)?;
+        let upstream = commit_of(model, node, &self.sources);
+        let labels = reference::metadata(model, node, Some(job.key), upstream.as_deref(), true)?;
+        let annotations = reference::metadata(model, node, Some(job.key), upstream.as_deref(), false)?;
+        let manifest = metadata::apply(&self.layout, &manifest, &labels, &annotations)?;
         let digest = manifest.digest.clone();
         self.layout.name(
             &layout_name(node),
@@ -177,10 +182,17 @@ impl Oci {
         )?;
         note(&format!("hephy oci: {} is {digest}", layout_name(node)));
         if model.registry.is_some() {
-            let repository = reference::repository(model, node);
             let mut tags = vec![reference::key_tag(job.key)];
-            tags.extend(template_tag(model, job, model.naming.platform.as_ref(), &self.sources));
-            self.publish_build(&repository, &manifest, &tags, &crate::executors::process::stop(job), &note)?;
+            tags.extend(template_tag(model, job, model.naming.platform.as_ref(), &self.sources)?);
+            for repository in reference::repositories(model, node) {
+                self.publish_build(
+                    &repository,
+                    &manifest,
+                    &tags,
+                    &crate::executors::process::stop(job),
+                    &note,
+                )?;
+            }
         }
         Ok(digest)
     }
@@ -340,20 +352,28 @@ impl Oci {
             }
             manifests.push(entry);
         }
-        let index = json!({ "schemaVersion": 2, "mediaType": INDEX, "manifests": manifests });
+        let mut index = json!({ "schemaVersion": 2, "mediaType": INDEX, "manifests": manifests });
+        let upstream = commit_of(model, job.node, &self.sources);
+        let annotations = reference::metadata(model, job.node, Some(job.key), upstream.as_deref(), false)?;
+        if !annotations.is_empty() {
+            index["annotations"] = annotations.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+        }
         let bytes = serde_json::to_vec(&index).map_err(|e| e.to_string())?;
         let descriptor = self.layout.put(INDEX, &bytes)?;
         self.layout.name(&layout_name(job.node), &descriptor, None)?;
         log.note(&format!("hephy: index {} of {} platforms", descriptor.digest, job.deps.len()));
-        if let Some(repository) = repository {
-            let target = Reference::parse(&repository)?;
-            let lock = self.repository_lock(&repository)?;
-            let _held = lock.lock().map_err(|_| "a registry lock was poisoned".to_owned())?;
-            self.client.push_manifest(&target, &reference::key_tag(job.key), INDEX, &bytes)?;
-            log.note(&format!("hephy: pushed {repository}:{}", reference::key_tag(job.key)));
-            if let Some(tag) = template_tag(model, job, model.naming.manifest.as_ref(), &self.sources) {
-                self.client.push_manifest(&target, &tag, INDEX, &bytes)?;
-                log.note(&format!("hephy: tagged {repository}:{tag}"));
+        if repository.is_some() {
+            let tag = template_tag(model, job, model.naming.manifest.as_ref(), &self.sources)?;
+            for repository in reference::repositories(model, job.node) {
+                let target = Reference::parse(&repository)?;
+                let lock = self.repository_lock(&repository)?;
+                let _held = lock.lock().map_err(|_| "a registry lock was poisoned".to_owned())?;
+                self.client.push_manifest(&target, &reference::key_tag(job.key), INDEX, &bytes)?;
+                log.note(&format!("hephy: pushed {repository}:{}", reference::key_tag(job.key)));
+                if let Some(tag) = &tag {
+                    self.client.push_manifest(&target, tag, INDEX, &bytes)?;
+                    log.note(&format!("hephy: tagged {repository}:{tag}"));
+                }
             }
         }
         Ok(descriptor.digest)
@@ -375,15 +395,17 @@ impl Oci {
         let descriptor =
             Descriptor { media_type: media_type.clone(), digest: index.clone(), size: bytes.len() as u64 };
         self.layout.name(&layout_name(job.node), &descriptor, None)?;
-        if let Some(repository) = repository {
+        if repository.is_some() {
             let commit = commit_of(model, job.node, &self.sources);
-            let tag =
-                reference::Vars::new(model, job.node, None, commit.as_deref()).render(&model.naming.tag);
-            let target = Reference::parse(&repository)?;
-            let lock = self.repository_lock(&repository)?;
-            let _held = lock.lock().map_err(|_| "a registry lock was poisoned".to_owned())?;
-            self.client.push_manifest(&target, &tag, &media_type, &bytes)?;
-            log.note(&format!("hephy: tagged {repository}:{tag} → {index}"));
+            let tag = reference::Vars::new(model, job.node, None, commit.as_deref())
+                .render_tag(&model.naming.tag)?;
+            for repository in reference::repositories(model, job.node) {
+                let target = Reference::parse(&repository)?;
+                let lock = self.repository_lock(&repository)?;
+                let _held = lock.lock().map_err(|_| "a registry lock was poisoned".to_owned())?;
+                self.client.push_manifest(&target, &tag, &media_type, &bytes)?;
+                log.note(&format!("hephy: tagged {repository}:{tag} → {index}"));
+            }
         }
         Ok(index.clone())
     }
@@ -394,7 +416,7 @@ impl Oci {
     }
 
     /// The per-platform tag the graph's naming gives a build, if any.
-    pub(crate) fn platform_tag(&self, model: &Model, job: &Job<'_>) -> Option<String> {
+    pub(crate) fn platform_tag(&self, model: &Model, job: &Job<'_>) -> Result<Option<String>, String> {
         template_tag(model, job, model.naming.platform.as_ref(), &self.sources)
     }
 
@@ -536,14 +558,33 @@ fn commit_of(model: &Model, node: &Node, sources: &crate::Sources) -> Option<Str
     }
 }
 
-/// The extra tag a naming template gives a build or an index, if any.
+/// The extra tag a naming template gives a build or an index, if any; an error when it cannot
+/// be rendered whole (never a cut-short tag).
 fn template_tag(
     model: &Model,
     job: &Job<'_>,
     template: Option<&String>,
     sources: &crate::Sources,
-) -> Option<String> {
-    let template = template?;
+) -> Result<Option<String>, String> {
+    let Some(template) = template else { return Ok(None) };
     let commit = commit_of(model, job.node, sources);
-    Some(reference::Vars::new(model, job.node, Some(job.key), commit.as_deref()).render(template))
+    reference::Vars::new(model, job.node, Some(job.key), commit.as_deref()).render_tag(template).map(Some)
+}
+
+/// The tag a tag node of a finished run pushed (its graph tag through the naming's `tag`
+/// template, from git and the plan as the run rendered it); the tag as written when it cannot
+/// be rendered. Upstream commits are read from the git cache in `state_dir`.
+pub fn pushed_tag(model: &Model, node: &Node, state_dir: &Path) -> String {
+    let commit = match model.definition(node.name()) {
+        Some(hephy_dsl::Definition::Image(image)) => match &image.source {
+            hephy_dsl::ImageSource::Git { url, reference, .. } => {
+                crate::sources::git::resolve(url, reference, state_dir, true).ok()
+            }
+            hephy_dsl::ImageSource::Context { .. } => None,
+        },
+        _ => None,
+    };
+    reference::Vars::new(model, node, None, commit.as_deref())
+        .render_tag(&model.naming.tag)
+        .unwrap_or_else(|_| node.tag.clone().unwrap_or_default())
 }

@@ -1,0 +1,61 @@
+//! The labels and annotations a graph gives an image built by the built-in builder: labels
+//! into its config (`config.Labels`, over the Dockerfile's `LABEL`s), annotations onto its
+//! manifest. The index's annotations are written where the index is (`Oci::index`).
+
+use serde_json::{Map, Value};
+
+use super::build::{CONFIG, MANIFEST};
+use hephy_oci::layout::{Descriptor, Layout};
+
+/// The manifest `manifest` with `labels` in its config and `annotations` on it, stored in
+/// `layout`; `manifest` itself when both are empty.
+pub(crate) fn apply(
+    layout: &Layout,
+    manifest: &Descriptor,
+    labels: &[(String, String)],
+    annotations: &[(String, String)],
+) -> Result<Descriptor, String> {
+    if labels.is_empty() && annotations.is_empty() {
+        return Ok(manifest.clone());
+    }
+    let read = |digest: &str| -> Result<Value, String> {
+        let bytes =
+            layout.read(digest).ok_or_else(|| format!("`{digest}` is not in hephy's image layout"))?;
+        serde_json::from_slice(&bytes).map_err(|e| format!("`{digest}` is not JSON: {e}"))
+    };
+    let mut document = read(&manifest.digest)?;
+    if !labels.is_empty() {
+        let config_digest = document["config"]["digest"].as_str().unwrap_or_default().to_owned();
+        let mut config = read(&config_digest)?;
+        let existing = config
+            .as_object_mut()
+            .and_then(|c| object(c, "config"))
+            .and_then(|settings| object(settings, "Labels"))
+            .ok_or("the image config is not a JSON object")?;
+        for (k, v) in labels {
+            existing.insert(k.clone(), Value::String(v.clone()));
+        }
+        let bytes = serde_json::to_vec(&config).map_err(|e| e.to_string())?;
+        document["config"] = layout.put(CONFIG, &bytes)?.json();
+    }
+    if !annotations.is_empty() {
+        let existing = document
+            .as_object_mut()
+            .and_then(|m| object(m, "annotations"))
+            .ok_or("the image manifest is not a JSON object")?;
+        for (k, v) in annotations {
+            existing.insert(k.clone(), Value::String(v.clone()));
+        }
+    }
+    let bytes = serde_json::to_vec(&document).map_err(|e| e.to_string())?;
+    layout.put(MANIFEST, &bytes).map_err(|e| e.to_string())
+}
+
+/// The object `map[key]`, made one if it is absent or not an object.
+pub(crate) fn object<'m>(map: &'m mut Map<String, Value>, key: &str) -> Option<&'m mut Map<String, Value>> {
+    let slot = map.entry(key).or_insert(Value::Null);
+    if !slot.is_object() {
+        *slot = Value::Object(Map::new());
+    }
+    slot.as_object_mut()
+}
