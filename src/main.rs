@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use hephy_dsl::{Code, Model, Problem, Problems};
-use hephy_engine::{Reporter, RunLock, RunOptions, State, StateError};
+use hephy_engine::{NodeStatus, Reporter, RunLock, RunOptions, State, StateError};
 
 use crate::session::{Selection, Session};
 use crate::style::Style;
@@ -795,7 +795,7 @@ fn graph_marks(session: &Session) -> graph_view::Marks {
         .and_then(|run| session.state.run_nodes(run).ok().flatten())
         .unwrap_or_default()
         .into_iter()
-        .map(|n| (n.node, n.result))
+        .map(|n| (n.node, n.result.to_string()))
         .collect();
     session
         .plan
@@ -864,7 +864,7 @@ fn record_nothing_to_do(
     let summary = hephy_engine::Summary {
         run_id,
         fresh: nothing.nodes.len(),
-        results: nothing.nodes.into_iter().map(|id| (id, "fresh".to_owned())).collect(),
+        results: nothing.nodes.into_iter().map(|id| (id, NodeStatus::Fresh)).collect(),
         duration: started.elapsed(),
         ..hephy_engine::Summary::default()
     };
@@ -881,7 +881,7 @@ fn all_fresh_images(session: &Session) -> String {
         .plan
         .steps
         .iter()
-        .map(|s| (session.graph.node(s.node).id.to_string(), "fresh".to_owned()))
+        .map(|s| (session.graph.node(s.node).id.to_string(), NodeStatus::Fresh))
         .collect();
     images_text(&session.model, &session.graph, &session.state, &session.state_dir, &results)
 }
@@ -893,7 +893,7 @@ fn images_text(
     graph: &hephy_engine::Graph,
     state: &State,
     state_dir: &std::path::Path,
-    results: &std::collections::BTreeMap<String, String>,
+    results: &std::collections::BTreeMap<String, NodeStatus>,
 ) -> String {
     let Ok(snapshot) = state.snapshot() else { return String::new() };
     let shown_dir = std::env::current_dir()
@@ -903,9 +903,7 @@ fn images_text(
     let mut rows: Vec<(String, String, String)> = Vec::new();
     for &index in graph.order() {
         let node = graph.node(index);
-        let ran = results
-            .get(node.id.as_str())
-            .is_some_and(|r| r != "failed" && r != "skipped" && r != "cancelled");
+        let ran = results.get(node.id.as_str()).is_some_and(|r| r.has_output());
         if node.kind != hephy_engine::NodeKind::Manifest || !ran {
             continue;
         }

@@ -49,6 +49,6 @@ pub use run::{
 };
 pub use sorted::{SortedMap, Text};
 pub use state::{
-    Failure, NodeResult, Passing, Record, RunLock, RunNode, RunSummary, SCHEMA_VERSION, Snapshot, State,
-    StateError, check_state_dir,
+    Failure, NodeResult, NodeStatus, Passing, Record, RunLock, RunNode, RunSummary, SCHEMA_VERSION, Snapshot,
+    State, StateError, check_state_dir,
 };
