@@ -142,12 +142,7 @@ fn now() -> i128 {
 
 /// Whether a plan made with `selection` can be stamped at all.
 fn plain(selection: &Selection) -> bool {
-    selection.force.is_empty()
-        && selection.schedule.is_none()
-        && selection.since.is_none()
-        && selection.only.is_empty()
-        && selection.group.is_none()
-        && !selection.refresh
+    selection.is_plain()
 }
 
 /// Whether `model`'s plans depend only on what a stamp records.

@@ -14,7 +14,6 @@ mod init;
 mod plan_view;
 mod report;
 mod session;
-mod since;
 mod style;
 
 use std::io::{IsTerminal, Write};

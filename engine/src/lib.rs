@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | compile | [`compile`] | [`Graph`]: a petgraph DAG of [`Node`]s (image × platform × target, manifests, tags, tasks) |
 //! | hash | [`gather`] | [`Inputs`]: per node, its settings and input files' blake3 digests ([`InputManifest`]) |
-//! | plan | [`plan()`] | [`Plan`]: per node, [`Action`], [`Key`] and typed [`Reason`]s, in execution order |
+//! | plan | [`Planner::plan`] (over [`plan()`]) | [`Planned`]: the [`Plan`] (per node, [`Action`], [`Key`] and typed [`Reason`]s, in execution order) for a [`Selection`], with what a [`Resolver`] answered |
 //! | run | [`run()`] | [`Summary`]: nodes fed to executor pools, each finished node recorded in [`State`] |
 //! | explain | [`explain_plan`] | [`Explanation`]: a node's reasons, followed back to root causes |
 //!
@@ -22,6 +22,7 @@ mod inputs;
 mod key;
 mod open;
 mod plan;
+mod planner;
 mod run;
 mod sorted;
 mod state;
@@ -43,6 +44,9 @@ pub use open::{open_beneath, open_no_symlinks, open_regular};
 pub use petgraph::graph::NodeIndex;
 pub use plan::{
     Action, OutputCheck, Plan, PlanOptions, Reason, Reasons, Step, differences, missing_outputs, plan,
+};
+pub use planner::{
+    PlanError, PlanWarning, Planned, Planner, Resolver, Revision, Selection, nodes_named, state_dir,
 };
 pub use run::{
     Event, Job, Message, Outcome, Reporter, RunOptions, SkipReason, Summary, Work, file_name, run,

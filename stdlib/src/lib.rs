@@ -23,6 +23,7 @@ mod process;
 mod reference;
 mod registry;
 mod remote;
+mod resolver;
 mod stop;
 mod task;
 mod wiring;
@@ -40,6 +41,7 @@ pub use outputs::{
     Collected, Evidence, Outputs, clean_temporaries, collect_garbage, prepare_layout, registry_holds_all,
 };
 pub use remote::serve as serve_remote_build;
+pub use resolver::PlanResolver;
 
 use hephy_dsl::{Definition, Model};
 use hephy_engine::{Exclusions, Job, Node, NodeKind, Outcome, Work};
