@@ -855,23 +855,13 @@ fn record_nothing_to_do(
     reporter: &mut dyn Reporter,
     format: Format,
 ) -> Result<i64, Failure> {
-    let started = std::time::Instant::now();
     let mut store = State::open(dir).map_err(Failure::State)?;
-    let run_id = store.begin_run(command).map_err(Failure::State)?;
-    store.finish_run(run_id, "ok", nothing.nodes.len()).map_err(Failure::State)?;
-    reporter.event(&hephy_engine::Event::Started { run_id, to_build: 0, total: nothing.nodes.len() });
-    let summary = hephy_engine::Summary {
-        run_id,
-        fresh: nothing.nodes.len(),
-        results: nothing.nodes.into_iter().map(|id| (id, NodeStatus::Fresh)).collect(),
-        duration: started.elapsed(),
-        ..hephy_engine::Summary::default()
-    };
-    reporter.event(&hephy_engine::Event::Finished(summary));
+    let summary =
+        hephy_engine::run_all_fresh(&mut store, command, nothing.nodes, reporter).map_err(Failure::State)?;
     if format == Format::Text {
         print(&nothing.images);
     }
-    Ok(run_id)
+    Ok(summary.run_id)
 }
 
 /// Where the images are, as a run that finds everything fresh prints it.

@@ -50,6 +50,7 @@ pub use planner::{
 };
 pub use run::{
     Event, Job, Message, Outcome, Reporter, RunOptions, SkipReason, Summary, Work, file_name, run,
+    run_all_fresh,
 };
 pub use sorted::{SortedMap, Text};
 pub use state::{

@@ -343,6 +343,33 @@ pub fn run(
     run.close(started)
 }
 
+/// A run of nodes all known fresh without a plan (the CLI's no-op stamp held): recorded in
+/// `state` as a run that built nothing, and reported with the events [`run`] gives such a run
+/// (`Started`, then `Finished` with every node `fresh`).
+///
+/// # Errors
+/// When the state store fails.
+pub fn run_all_fresh(
+    state: &mut State,
+    command: &str,
+    nodes: Vec<String>,
+    reporter: &mut dyn Reporter,
+) -> Result<Summary, StateError> {
+    let started = Instant::now();
+    let run_id = state.begin_run(command)?;
+    state.finish_run(run_id, "ok", nodes.len())?;
+    reporter.event(&Event::Started { run_id, to_build: 0, total: nodes.len() });
+    let summary = Summary {
+        run_id,
+        fresh: nodes.len(),
+        results: nodes.into_iter().map(|id| (id, NodeStatus::Fresh)).collect(),
+        duration: started.elapsed(),
+        ..Summary::default()
+    };
+    reporter.event(&Event::Finished(summary.clone()));
+    Ok(summary)
+}
+
 /// One run's bookkeeping: each node's phase, what is ready, which executor slots are taken,
 /// and the summary so far. [`run`] drives it: settle what the plan decided, then examine what
 /// became ready, launch what has a slot, and take the next message, until nothing runs.
