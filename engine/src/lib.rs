@@ -14,6 +14,7 @@
 //! reports progress as [`Event`]s. What nodes *do* is the [`Work`] trait, implemented in
 //! `hephy-stdlib`.
 
+mod cache;
 mod dockerignore;
 mod explain;
 mod files;
@@ -29,6 +30,7 @@ mod state;
 #[cfg(test)]
 mod testing;
 
+pub use cache::{TouchedNode, replan_touched};
 pub use dockerignore::{DockerIgnore, PatternError};
 pub use explain::{Explanation, LastFailure, PastOutcome, explain_plan, explain_run};
 pub use files::{
