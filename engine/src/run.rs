@@ -554,9 +554,9 @@ impl<'a> Scheduler<'a> {
             let group = self.group[index.index()];
             let Some(pool) = pick_pool(&self.pools, &self.eligible[group]) else { continue };
             let Phase::Ready(_) = self.nodes[index.index()] else { continue };
-            let running = Phase::Running { pool, manifest: InputManifest::default(), key: Key::ZERO };
+            // Its prepared inputs, moved out: its phase becomes `Running` below.
             let Phase::Ready(Prepared { manifest, key, deps }) =
-                std::mem::replace(&mut self.nodes[index.index()], running)
+                std::mem::replace(&mut self.nodes[index.index()], Phase::Waiting { remaining: 0 })
             else {
                 continue;
             };
