@@ -1,6 +1,6 @@
 //! Renders explanations: the chain from a node back to its root causes.
 
-use hephy_engine::Explanation;
+use hephy_engine::{Explanation, NodeStatus};
 
 /// `manifest-tool@linux/arm64 rebuilds because its dependency curl@linux/arm64 rebuilds`, then
 /// each cause indented below, down to the root causes.
@@ -14,9 +14,9 @@ pub(crate) fn text(explanation: &Explanation, past: bool) -> String {
 fn line(e: &Explanation, past: bool, depth: usize, out: &mut String) {
     let indent = "  ".repeat(depth);
     if e.action == "skip" && past {
-        let how = match e.outcome.as_ref().map(|o| o.result.as_str()) {
-            Some("cutoff") => "was up to date: its dependencies rebuilt to the same outputs",
-            Some("cached") => "was found built in the registry",
+        let how = match e.outcome.as_ref().map(|o| o.result) {
+            Some(NodeStatus::Cutoff) => "was up to date: its dependencies rebuilt to the same outputs",
+            Some(NodeStatus::Cached) => "was found built in the registry",
             _ => "was up to date",
         };
         out.push_str(&format!("{indent}{} {how}\n", e.node));
@@ -39,11 +39,13 @@ fn line(e: &Explanation, past: bool, depth: usize, out: &mut String) {
         return;
     }
     let first_build = e.reasons.iter().all(|r| matches!(r, hephy_engine::Reason::NeverBuilt));
-    let outcome = e.outcome.as_ref().map(|o| o.result.as_str());
+    let outcome = e.outcome.as_ref().map(|o| o.result);
     let verb = match (past, first_build, outcome) {
-        (true, _, Some("cancelled")) => "was not finished: the run was interrupted; it was to be built",
-        (true, _, Some("skipped")) => "was skipped; it was to be built",
-        (true, _, Some("failed")) => "failed; it was built",
+        (true, _, Some(NodeStatus::Cancelled)) => {
+            "was not finished: the run was interrupted; it was to be built"
+        }
+        (true, _, Some(NodeStatus::Skipped)) => "was skipped; it was to be built",
+        (true, _, Some(NodeStatus::Failed)) => "failed; it was built",
         (true, true, _) => "was built",
         (true, false, _) => "was rebuilt",
         (false, true, _) => "builds",
@@ -62,7 +64,8 @@ fn line(e: &Explanation, past: bool, depth: usize, out: &mut String) {
         })
         .collect();
     out.push_str(&format!("{indent}{} {verb} because {}\n", e.node, reasons.join(", and ")));
-    if let Some(message) = e.outcome.as_ref().filter(|o| o.result != "built").and_then(|o| o.message.as_ref())
+    if let Some(message) =
+        e.outcome.as_ref().filter(|o| o.result != NodeStatus::Built).and_then(|o| o.message.as_ref())
     {
         out.push_str(&format!("{indent}  ({message})\n"));
     }

@@ -8,9 +8,10 @@
 //!
 //! When the only difference is the content of some input files, the text plan is worked out
 //! from the stamp's memo (`plan.stamp.memo`: each node's input files with their digests, its
-//! dependencies, and its row of the table) instead: the files are hashed, a node whose file
-//! changed is built for `input_changed`, its dependents for `dependency_rebuilt`, exactly the
-//! reasons the full plan gives, since nothing else it depends on moved. Work is proportional
+//! dependencies, and its row of the table) instead: the files are hashed, and the engine's
+//! plan cache ([`hephy_engine::replan_touched`], with the full plan's own reason code) builds a
+//! node whose file changed for `input_changed`, its dependents for `dependency_rebuilt`,
+//! since nothing else it depends on moved. Work is proportional
 //! to the change, not the graph. A changed file that is a declared output, a Dockerfile or a
 //! `.dockerignore` (planning reads those beyond their digest), or anything else not an input
 //! means the ordinary plan, and the JSON plan (which carries every key) is always computed in
@@ -38,7 +39,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use hephy_dsl::{Builder, Model};
-use hephy_engine::{Action, Reason};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -143,12 +143,7 @@ fn now() -> i128 {
 
 /// Whether a plan made with `selection` can be stamped at all.
 fn plain(selection: &Selection) -> bool {
-    selection.force.is_empty()
-        && selection.schedule.is_none()
-        && selection.since.is_none()
-        && selection.only.is_empty()
-        && selection.group.is_none()
-        && !selection.refresh
+    selection.is_plain()
 }
 
 /// Whether `model`'s plans depend only on what a stamp records.
@@ -331,30 +326,25 @@ fn replan(graph: &Path, state_dir: &Path, stamp: &Stamp, changed: &[usize], styl
     if differs.is_empty() {
         return stored_output(state_dir, stamp, false).map(Answer::Unchanged);
     }
-    let mut rebuilt = vec![false; memo.nodes.len()];
+    // Each node with its changed files; its dependencies come before it in plan order.
+    let mut touched: Vec<hephy_engine::TouchedNode<'_>> = Vec::with_capacity(memo.nodes.len());
+    for (i, (id, _, _, deps, files)) in memo.nodes.iter().enumerate() {
+        if deps.iter().any(|&d| d >= i) {
+            return None;
+        }
+        let changed = files
+            .iter()
+            .filter_map(|f| {
+                let (then, now) = differs.get(f)?;
+                Some((stamp.paths.get(*f)?.0.as_str(), *then, now.as_str()))
+            })
+            .collect();
+        touched.push(hephy_engine::TouchedNode { id, deps, changed });
+    }
+    let steps = hephy_engine::replan_touched(&touched);
     let mut rows: Vec<Row> = Vec::with_capacity(memo.nodes.len());
-    for (i, (id, kind, executor, deps, files)) in memo.nodes.iter().enumerate() {
-        let mut reasons: Vec<Reason> = Vec::new();
-        let mut changed_files: Vec<(&String, &(&str, String))> =
-            files.iter().filter_map(|f| Some((&stamp.paths.get(*f)?.0, differs.get(f)?))).collect();
-        changed_files.sort();
-        for (path, (old, new)) in changed_files {
-            reasons.push(Reason::InputChanged {
-                path: path.clone(),
-                old: (*old).to_owned(),
-                new: new.clone(),
-            });
-        }
-        let mut needs: Vec<&str> = Vec::with_capacity(deps.len());
-        for &d in deps {
-            let dep = memo.nodes.get(d)?.0;
-            needs.push(dep);
-            if rebuilt.get(d).copied()? {
-                reasons.push(Reason::DependencyRebuilt { node: dep.to_owned() });
-            }
-        }
-        rebuilt[i] = !reasons.is_empty();
-        let action = if rebuilt[i] { Action::Build } else { Action::Skip };
+    for ((id, kind, executor, deps, _), (action, reasons)) in memo.nodes.iter().zip(steps) {
+        let needs: Vec<&str> = deps.iter().map(|&d| memo.nodes[d].0).collect();
         let why = reasons.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
         rows.push([
             Cow::Borrowed(crate::plan_view::action_name(action)),

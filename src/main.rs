@@ -1,8 +1,9 @@
 //! The `hephy` command line: argument parsing, graph-file discovery, exit codes.
 //!
-//! Owns the commands and how their results reach the user; the work itself is in `hephy-dsl`
-//! (the language), `hephy-engine` (graph, hashing, state, plan, run) and `hephy-stdlib` (what
-//! nodes do). Exit codes: 0 ok, 1 a build failed, 2 bad input or usage, 130
+//! Owns the commands and how their results reach the user, one function per command. It holds
+//! no planning policy (that is the engine's `Planner`, asked through `session.rs`); the work
+//! itself is in `hephy-dsl` (the language), `hephy-engine` (graph, hashing, state, plan, run)
+//! and `hephy-stdlib` (what nodes do). Exit codes: 0 ok, 1 a build failed, 2 bad input or usage, 130
 //! interrupted (129 on SIGHUP, 143 on SIGTERM).
 
 mod ci;
@@ -16,7 +17,6 @@ mod plan_view;
 mod report;
 mod schema;
 mod session;
-mod since;
 mod style;
 
 use std::io::{IsTerminal, Write};
@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use hephy_dsl::{Code, Model, Problem, Problems};
-use hephy_engine::{Reporter, RunLock, RunOptions, State, StateError};
+use hephy_engine::{NodeStatus, Reporter, RunLock, RunOptions, State, StateError};
 
 use crate::session::{Selection, Session};
 use crate::style::Style;
@@ -403,257 +403,325 @@ fn default_file(command: &mut Command, path: PathBuf) {
 
 fn execute(command: &Command, style: Style) -> Result<(), Failure> {
     match command {
-        Command::Check(file) => {
-            let model = load(file)?;
-            if let Some(warnings) = hephy_stdlib::warnings(&model) {
-                diagnostics::warn(&warnings, style::stderr_wants_color());
-            }
-            let graph = hephy_engine::compile(&model);
-            print(&style::clean(&format!("{}: ok ({} nodes)\n", model.path().display(), graph.len())));
-        }
+        Command::Check(file) => check_command(file)?,
         Command::Plan { file, state, select, format, wide } => {
-            let mut clock = session::Clock::new();
-            let path = graph_path(file)?;
-            let selection = select.selection();
-            let json = *format == Format::Json;
-            let width = if *wide || json { None } else { style::stdout_width() };
-            let fitted = style.fitting(width);
-            if let Some(answer) = fastpath::cached(&path, state.dir.as_deref(), &selection, fitted, json) {
-                let (text, how) = match answer {
-                    fastpath::Answer::Unchanged(text) => (text, "unchanged since the last plan"),
-                    fastpath::Answer::Replanned(text) => (text, "replanned from the memo"),
-                };
-                // The stamp keeps the whole table; one too wide for this terminal is planned
-                // again below, to fit.
-                let fits = width.is_none_or(|w| text.lines().all(|l| style::visible_width(l) <= w));
-                if fits {
-                    clock.lap(how);
-                    print(&text);
-                    return Ok(());
-                }
-            }
-            let model = load_path(&path)?;
-            clock.lap("load");
-            let mut session = Session::open(model, state.dir.as_deref(), &selection)?;
-            if let Some(scope) = &session.scope {
-                // Nodes outside the group are left out of the plan shown.
-                session.plan.retain_nodes(scope);
-            }
-            let mut clock = session::Clock::new();
-            let shown = if json { plan_view::json(&session) } else { plan_view::text(&session, fitted) };
-            clock.lap("render");
-            print(&shown);
-            clock.lap("print");
-            if fastpath::worth_remembering(&session, &selection) {
-                // The stamp keeps the whole table, whatever this terminal's width.
-                let text =
-                    if json || width.is_some() { plan_view::text(&session, style) } else { shown.clone() };
-                let json_text = if json { shown } else { plan_view::json(&session) };
-                let images = all_fresh_images(&session);
-                fastpath::remember(&path, &session, &selection, style.color(), text, json_text, images);
-            } else {
-                fastpath::forget(&session, &selection);
-            }
-            clock.lap("stamp");
+            plan_command(file, state, select, format, wide, style)?
         }
         Command::Run { file, state, select, jobs, fail_fast, verbose, lock_timeout, format } => {
-            let path = graph_path(file)?;
-            let selection = select.selection();
-            let dir = fastpath::state_dir(&path, state.dir.as_deref());
-            // `NaN` parses as an f64 too: treat anything not a finite number of seconds as none.
-            let secs = if lock_timeout.is_finite() { lock_timeout.clamp(0.0, 86_400.0) } else { 0.0 };
-            let timeout = Duration::from_secs_f64(secs);
-            let live = *format == Format::Text && std::io::stdout().is_terminal() && !*verbose;
-            let mut reporter: Box<dyn Reporter> = match format {
-                Format::Json => Box::new(report::Json),
-                Format::Text if live => Box::new(report::Live::new(style, report::Context::default())),
-                Format::Text => Box::new(report::Lines::new(style, report::Context::default(), *verbose)),
-            };
-            let command = std::env::args().collect::<Vec<_>>().join(" ");
-            if path.is_file() {
-                let _lock = RunLock::acquire(&dir, timeout).map_err(Failure::State)?;
-                // Nothing changed since the last all-fresh plan: a run that builds nothing,
-                // recorded as such, without planning again.
-                if let Some(nothing) =
-                    fastpath::nothing_to_do(&path, state.dir.as_deref(), &selection, style.color())
-                {
-                    hephy_stdlib::clean_temporaries(&dir);
-                    let run_id = record_nothing_to_do(&dir, &command, nothing, reporter.as_mut(), *format)?;
-                    fastpath::advance(&path, state.dir.as_deref(), run_id);
-                    return Ok(());
-                }
-            }
-            let model = load_path(&path)?;
-            let _lock = RunLock::acquire(&dir, timeout).map_err(Failure::State)?;
-            let mut session = Session::open(model, state.dir.as_deref(), &selection)?;
-            // Under the lock: temporaries a killed run left go, and the layout names every
-            // image the state records (a damaged `index.json` is rebuilt, never truncated).
-            if let Err(e) = hephy_stdlib::prepare_layout(
-                &session.model,
-                &session.graph,
-                &session.snapshot,
-                &session.state_dir,
-            ) {
-                eprintln!("warning: the image layout cannot be repaired: {e}");
-            }
-            let cancel = Arc::new(AtomicBool::new(false));
-            let signal = cancel_on_signals(&cancel);
-            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-            let context = run_context(&session, jobs);
-            reporter = match format {
-                Format::Json => reporter,
-                Format::Text if live => Box::new(report::Live::new(style, context)),
-                Format::Text => Box::new(report::Lines::new(style, context, *verbose)),
-            };
-            let options = RunOptions {
-                jobs,
-                fail_fast: *fail_fast,
-                // The live view shows each running node's last line of output.
-                verbose: *verbose || live,
-                state_dir: session.state_dir.clone(),
-                command,
-            };
-            let Session { model, graph, plan, snapshot, state, exclusions, state_dir, upstreams, .. } =
-                &mut session;
-            let work = hephy_stdlib::Stdlib::new(model, state_dir, exclusions.clone(), upstreams.clone());
-            let summary = hephy_engine::run(
-                model,
-                graph,
-                plan,
-                snapshot,
-                state,
-                &work,
-                reporter.as_mut(),
-                &options,
-                &cancel,
-            )
-            .map_err(Failure::State)?;
-            if matches!(format, Format::Text) && !summary.interrupted {
-                print(&style::clean(&images_text(model, graph, state, state_dir, &summary.results)));
-            }
-            // A run that built nothing leaves the plan's stamp, so the next run or plan is quick.
-            if summary.built == 0 && summary.failed == 0 && summary.skipped == 0 && !summary.interrupted {
-                let session = &session;
-                if fastpath::worth_remembering(session, &selection) {
-                    let (text, json_text) = (plan_view::text(session, style), plan_view::json(session));
-                    fastpath::remember(
-                        &path,
-                        session,
-                        &selection,
-                        style.color(),
-                        text,
-                        json_text,
-                        all_fresh_images(session),
-                    );
-                }
-            }
-            if summary.interrupted {
-                let signal = u8::try_from(signal.load(Ordering::SeqCst)).unwrap_or(0);
-                return Err(Failure::Interrupted { signal: if signal == 0 { 2 } else { signal } });
-            }
-            if summary.failed > 0 {
-                return Err(Failure::Build);
-            }
+            run_command(file, state, select, jobs, fail_fast, verbose, lock_timeout, format, style)?
         }
-        Command::RemoteBuild => {
-            let stdin = std::io::stdin().lock();
-            if let Err(message) = hephy_stdlib::serve_remote_build(stdin, std::io::stdout().lock()) {
-                eprintln!("hephy remote-build: {message}");
-                return Err(Failure::Build);
-            }
-        }
+        Command::RemoteBuild => remote_build_command()?,
         Command::Ci { system, file, state, select, setup, output, fixed, levels, max_jobs } => {
-            let model = load(file)?;
-            let graph_file = file.file.as_ref().map(|f| f.to_string_lossy().into_owned());
-            let selection = select.selection();
-            let options = ci::Options {
-                graph_file: graph_file.as_deref(),
-                selection: &selection,
-                setup: setup.as_deref(),
-                form: if *fixed { ci::Form::Static } else { ci::Form::Dynamic },
-                levels: usize::from(*levels),
-                max_jobs: usize::from(*max_jobs),
-            };
-            let system = match system {
-                CiSystem::Gitlab => ci::System::Gitlab,
-                CiSystem::Github => ci::System::Github,
-                CiSystem::Matrix => ci::System::Matrix,
-            };
-            let text = ci::write(model, state.dir.as_deref(), system, &options)?;
-            emit(output.as_deref(), &text)?;
+            ci_command(system, file, state, select, setup, output, *fixed, *levels, *max_jobs)?
         }
         Command::Explain { node, file, state, run, format } => explain(node, file, state, *run, *format)?,
-        Command::Log { file, state, limit, format } => {
-            let model = load(file)?;
-            let store =
-                State::open(&session::state_dir(&model, state.dir.as_deref())).map_err(Failure::State)?;
-            let runs = store.runs(*limit).map_err(Failure::State)?;
-            print(&match format {
-                Format::Json => format!("{}\n", serde_json::to_string_pretty(&runs).unwrap_or_default()),
-                Format::Text => style::clean(&log_text(&runs)).into_owned(),
-            });
-        }
-        Command::Import { dir, from, format, output } => {
-            let syntax = match format {
-                ImportFormat::Kdl => hephy_dsl::Syntax::Kdl,
-                ImportFormat::Yaml => hephy_dsl::Syntax::Yaml,
-            };
-            let usage = |message: String| {
-                Failure::Input(Problems::single(
-                    "hephy",
-                    Problem::new(Code::Io, message).help("name a repository in the kaniko-builder layout"),
-                ))
-            };
-            let imported = match from {
-                ImportFrom::KanikoBuilder => import::import(dir, syntax).map_err(usage)?,
-                ImportFrom::Bake => import::import_bake(dir, syntax, &|name| std::env::var(name).ok())
-                    .map_err(|message| {
-                        Failure::Input(Problems::single(
-                            "hephy",
-                            Problem::new(Code::Io, message)
-                                .help("name a `docker buildx bake` file (HCL or JSON)"),
-                        ))
-                    })?,
-            };
-            for warning in &imported.warnings {
-                eprintln!("warning: {warning}");
-            }
-            match output {
-                Some(path) => std::fs::write(path, &imported.text)
-                    .map_err(|e| usage(format!("cannot write `{}`: {e}", path.display())))?,
-                None => print(&imported.text),
-            }
-        }
+        Command::Log { file, state, limit, format } => log_command(file, state, limit, format)?,
+        Command::Import { dir, from, format, output } => import_command(dir, from, format, output)?,
         Command::Gc { file, state, lock_timeout } => gc(file, state, *lock_timeout)?,
         Command::Init { dir, format, stdout } => init(dir, *format, *stdout)?,
-        Command::Completions { shell } => {
-            let mut out = Vec::new();
-            clap_complete::generate(*shell, &mut <Cli as clap::CommandFactory>::command(), "hephy", &mut out);
-            print(&String::from_utf8_lossy(&out));
-        }
-        Command::Man => {
-            let mut out = Vec::new();
-            let page = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
-            let _ = page.render(&mut out);
-            print(&String::from_utf8_lossy(&out));
-        }
+        Command::Completions { shell } => completions_command(*shell),
+        Command::Man => man_command(),
         Command::Schema => print(&schema::text()),
         Command::Graph { file, state, select, format, output } => {
-            let model = load(file)?;
-            let session = Session::open(model, state.dir.as_deref(), &select.selection())?;
-            let marks = graph_marks(&session);
-            let graph = &session.graph;
-            let text = match format {
-                GraphFormat::Dot => graph_view::dot(graph, &marks),
-                GraphFormat::Mermaid => graph_view::mermaid(graph, &marks),
-                GraphFormat::Json => graph_view::json(graph, &marks),
-                GraphFormat::Html => {
-                    graph_view::html(graph, &marks, &session.model.path().display().to_string())
-                }
-            };
-            emit(output.as_deref(), &text)?;
+            graph_command(file, state, select, format, output)?
         }
     }
+    Ok(())
+}
+
+/// `hephy remote-build`: builds the bundle on stdin, prints the pushed digest.
+fn remote_build_command() -> Result<(), Failure> {
+    let stdin = std::io::stdin().lock();
+    if let Err(message) = hephy_stdlib::serve_remote_build(stdin, std::io::stdout().lock()) {
+        eprintln!("hephy remote-build: {message}");
+        return Err(Failure::Build);
+    }
+    Ok(())
+}
+
+/// `hephy completions SHELL`: the shell's completion script.
+fn completions_command(shell: clap_complete::Shell) {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "hephy", &mut out);
+    print(&String::from_utf8_lossy(&out));
+}
+
+/// `hephy man`: the man page.
+fn man_command() {
+    let mut out = Vec::new();
+    let page = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
+    let _ = page.render(&mut out);
+    print(&String::from_utf8_lossy(&out));
+}
+
+/// `hephy check`: validates the graph file and reports every problem in it.
+fn check_command(file: &FileArg) -> Result<(), Failure> {
+    let model = load(file)?;
+    if let Some(warnings) = hephy_stdlib::warnings(&model) {
+        diagnostics::warn(&warnings, style::stderr_wants_color());
+    }
+    let graph = hephy_engine::compile(&model);
+    print(&style::clean(&format!("{}: ok ({} nodes)\n", model.path().display(), graph.len())));
+    Ok(())
+}
+
+/// `hephy plan`: the stamp's answer when it holds, else the planner's plan, rendered; leaves or removes the stamp.
+fn plan_command(
+    file: &FileArg,
+    state: &StateArg,
+    select: &SelectArgs,
+    format: &Format,
+    wide: &bool,
+    style: Style,
+) -> Result<(), Failure> {
+    let mut clock = session::Clock::new();
+    let path = graph_path(file)?;
+    let selection = select.selection();
+    let json = *format == Format::Json;
+    let width = if *wide || json { None } else { style::stdout_width() };
+    let fitted = style.fitting(width);
+    if let Some(answer) = fastpath::cached(&path, state.dir.as_deref(), &selection, fitted, json) {
+        let (text, how) = match answer {
+            fastpath::Answer::Unchanged(text) => (text, "unchanged since the last plan"),
+            fastpath::Answer::Replanned(text) => (text, "replanned from the memo"),
+        };
+        // The stamp keeps the whole table; one too wide for this terminal is planned
+        // again below, to fit.
+        let fits = width.is_none_or(|w| text.lines().all(|l| style::visible_width(l) <= w));
+        if fits {
+            clock.lap(how);
+            print(&text);
+            return Ok(());
+        }
+    }
+    let model = load_path(&path)?;
+    clock.lap("load");
+    let mut session = Session::open(model, state.dir.as_deref(), &selection)?;
+    if let Some(scope) = &session.scope {
+        // Nodes outside the group are left out of the plan shown.
+        session.plan.retain_nodes(scope);
+    }
+    let mut clock = session::Clock::new();
+    let shown = if json { plan_view::json(&session) } else { plan_view::text(&session, fitted) };
+    clock.lap("render");
+    print(&shown);
+    clock.lap("print");
+    if fastpath::worth_remembering(&session, &selection) {
+        // The stamp keeps the whole table, whatever this terminal's width.
+        let text = if json || width.is_some() { plan_view::text(&session, style) } else { shown.clone() };
+        let json_text = if json { shown } else { plan_view::json(&session) };
+        let images = all_fresh_images(&session);
+        fastpath::remember(&path, &session, &selection, style.color(), text, json_text, images);
+    } else {
+        fastpath::forget(&session, &selection);
+    }
+    clock.lap("stamp");
+    Ok(())
+}
+
+/// `hephy run`: under the run lock, a run that builds nothing when the stamp holds, else plans and runs.
+#[expect(clippy::too_many_arguments, reason = "one per flag of the command")]
+fn run_command(
+    file: &FileArg,
+    state: &StateArg,
+    select: &SelectArgs,
+    jobs: &Option<usize>,
+    fail_fast: &bool,
+    verbose: &bool,
+    lock_timeout: &f64,
+    format: &Format,
+    style: Style,
+) -> Result<(), Failure> {
+    let path = graph_path(file)?;
+    let selection = select.selection();
+    let dir = fastpath::state_dir(&path, state.dir.as_deref());
+    // `NaN` parses as an f64 too: treat anything not a finite number of seconds as none.
+    let secs = if lock_timeout.is_finite() { lock_timeout.clamp(0.0, 86_400.0) } else { 0.0 };
+    let timeout = Duration::from_secs_f64(secs);
+    let live = *format == Format::Text && std::io::stdout().is_terminal() && !*verbose;
+    let mut reporter: Box<dyn Reporter> = match format {
+        Format::Json => Box::new(report::Json),
+        Format::Text if live => Box::new(report::Live::new(style, report::Context::default())),
+        Format::Text => Box::new(report::Lines::new(style, report::Context::default(), *verbose)),
+    };
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    if path.is_file() {
+        let _lock = RunLock::acquire(&dir, timeout).map_err(Failure::State)?;
+        // Nothing changed since the last all-fresh plan: a run that builds nothing,
+        // recorded as such, without planning again.
+        if let Some(nothing) = fastpath::nothing_to_do(&path, state.dir.as_deref(), &selection, style.color())
+        {
+            hephy_stdlib::clean_temporaries(&dir);
+            let run_id = record_nothing_to_do(&dir, &command, nothing, reporter.as_mut(), *format)?;
+            fastpath::advance(&path, state.dir.as_deref(), run_id);
+            return Ok(());
+        }
+    }
+    let model = load_path(&path)?;
+    let _lock = RunLock::acquire(&dir, timeout).map_err(Failure::State)?;
+    let mut session = Session::open(model, state.dir.as_deref(), &selection)?;
+    // Under the lock: temporaries a killed run left go, and the layout names every
+    // image the state records (a damaged `index.json` is rebuilt, never truncated).
+    if let Err(e) =
+        hephy_stdlib::prepare_layout(&session.model, &session.graph, &session.snapshot, &session.state_dir)
+    {
+        eprintln!("warning: the image layout cannot be repaired: {e}");
+    }
+    let cancel = Arc::new(AtomicBool::new(false));
+    let signal = cancel_on_signals(&cancel);
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let context = run_context(&session, jobs);
+    reporter = match format {
+        Format::Json => reporter,
+        Format::Text if live => Box::new(report::Live::new(style, context)),
+        Format::Text => Box::new(report::Lines::new(style, context, *verbose)),
+    };
+    let options = RunOptions {
+        jobs,
+        fail_fast: *fail_fast,
+        // The live view shows each running node's last line of output.
+        verbose: *verbose || live,
+        state_dir: session.state_dir.clone(),
+        command,
+    };
+    let Session { model, graph, plan, snapshot, state, exclusions, state_dir, upstreams, .. } = &mut session;
+    let work = hephy_stdlib::Stdlib::new(model, state_dir, exclusions.clone(), upstreams.clone());
+    let summary =
+        hephy_engine::run(model, graph, plan, snapshot, state, &work, reporter.as_mut(), &options, &cancel)
+            .map_err(Failure::State)?;
+    if matches!(format, Format::Text) && !summary.interrupted {
+        print(&style::clean(&images_text(model, graph, state, state_dir, &summary.results)));
+    }
+    // A run that built nothing leaves the plan's stamp, so the next run or plan is quick.
+    if summary.built == 0 && summary.failed == 0 && summary.skipped == 0 && !summary.interrupted {
+        let session = &session;
+        if fastpath::worth_remembering(session, &selection) {
+            let (text, json_text) = (plan_view::text(session, style), plan_view::json(session));
+            fastpath::remember(
+                &path,
+                session,
+                &selection,
+                style.color(),
+                text,
+                json_text,
+                all_fresh_images(session),
+            );
+        }
+    }
+    if summary.interrupted {
+        let signal = u8::try_from(signal.load(Ordering::SeqCst)).unwrap_or(0);
+        return Err(Failure::Interrupted { signal: if signal == 0 { 2 } else { signal } });
+    }
+    if summary.failed > 0 {
+        return Err(Failure::Build);
+    }
+    Ok(())
+}
+
+/// `hephy ci`: a CI pipeline for the current plan.
+#[allow(clippy::too_many_arguments)]
+fn ci_command(
+    system: &CiSystem,
+    file: &FileArg,
+    state: &StateArg,
+    select: &SelectArgs,
+    setup: &Option<String>,
+    output: &Option<PathBuf>,
+    fixed: bool,
+    levels: u16,
+    max_jobs: u16,
+) -> Result<(), Failure> {
+    let model = load(file)?;
+    let graph_file = file.file.as_ref().map(|f| f.to_string_lossy().into_owned());
+    let selection = select.selection();
+    let options = ci::Options {
+        graph_file: graph_file.as_deref(),
+        selection: &selection,
+        setup: setup.as_deref(),
+        form: if fixed { ci::Form::Static } else { ci::Form::Dynamic },
+        levels: usize::from(levels),
+        max_jobs: usize::from(max_jobs),
+    };
+    let system = match system {
+        CiSystem::Gitlab => ci::System::Gitlab,
+        CiSystem::Github => ci::System::Github,
+        CiSystem::Matrix => ci::System::Matrix,
+    };
+    let text = ci::write(model, state.dir.as_deref(), system, &options)?;
+    emit(output.as_deref(), &text)?;
+    Ok(())
+}
+
+/// `hephy log`: the past runs.
+fn log_command(file: &FileArg, state: &StateArg, limit: &usize, format: &Format) -> Result<(), Failure> {
+    let model = load(file)?;
+    let store = State::open(&session::state_dir(&model, state.dir.as_deref())).map_err(Failure::State)?;
+    let runs = store.runs(*limit).map_err(Failure::State)?;
+    print(&match format {
+        Format::Json => format!("{}\n", serde_json::to_string_pretty(&runs).unwrap_or_default()),
+        Format::Text => style::clean(&log_text(&runs)).into_owned(),
+    });
+    Ok(())
+}
+
+/// `hephy import`: the graph file of a kaniko-builder repository or a bake file.
+fn import_command(
+    dir: &Path,
+    from: &ImportFrom,
+    format: &ImportFormat,
+    output: &Option<PathBuf>,
+) -> Result<(), Failure> {
+    let syntax = match format {
+        ImportFormat::Kdl => hephy_dsl::Syntax::Kdl,
+        ImportFormat::Yaml => hephy_dsl::Syntax::Yaml,
+    };
+    let usage = |message: String| {
+        Failure::Input(Problems::single(
+            "hephy",
+            Problem::new(Code::Io, message).help("name a repository in the kaniko-builder layout"),
+        ))
+    };
+    let imported = match from {
+        ImportFrom::KanikoBuilder => import::import(dir, syntax).map_err(usage)?,
+        ImportFrom::Bake => {
+            import::import_bake(dir, syntax, &|name| std::env::var(name).ok()).map_err(|message| {
+                Failure::Input(Problems::single(
+                    "hephy",
+                    Problem::new(Code::Io, message).help("name a `docker buildx bake` file (HCL or JSON)"),
+                ))
+            })?
+        }
+    };
+    for warning in &imported.warnings {
+        eprintln!("warning: {warning}");
+    }
+    match output {
+        Some(path) => std::fs::write(path, &imported.text)
+            .map_err(|e| usage(format!("cannot write `{}`: {e}", path.display())))?,
+        None => print(&imported.text),
+    }
+    Ok(())
+}
+
+/// `hephy graph`: the build graph, marked with the plan.
+fn graph_command(
+    file: &FileArg,
+    state: &StateArg,
+    select: &SelectArgs,
+    format: &GraphFormat,
+    output: &Option<PathBuf>,
+) -> Result<(), Failure> {
+    let model = load(file)?;
+    let session = Session::open(model, state.dir.as_deref(), &select.selection())?;
+    let marks = graph_marks(&session);
+    let graph = &session.graph;
+    let text = match format {
+        GraphFormat::Dot => graph_view::dot(graph, &marks),
+        GraphFormat::Mermaid => graph_view::mermaid(graph, &marks),
+        GraphFormat::Json => graph_view::json(graph, &marks),
+        GraphFormat::Html => graph_view::html(graph, &marks, &session.model.path().display().to_string()),
+    };
+    emit(output.as_deref(), &text)?;
     Ok(())
 }
 
@@ -808,7 +876,7 @@ fn graph_marks(session: &Session) -> graph_view::Marks {
         .and_then(|run| session.state.run_nodes(run).ok().flatten())
         .unwrap_or_default()
         .into_iter()
-        .map(|n| (n.node, n.result))
+        .map(|n| (n.node, n.result.to_string()))
         .collect();
     session
         .plan
@@ -869,23 +937,13 @@ fn record_nothing_to_do(
     reporter: &mut dyn Reporter,
     format: Format,
 ) -> Result<i64, Failure> {
-    let started = std::time::Instant::now();
     let mut store = State::open(dir).map_err(Failure::State)?;
-    let run_id = store.begin_run(command).map_err(Failure::State)?;
-    store.finish_run(run_id, "ok", nothing.nodes.len()).map_err(Failure::State)?;
-    reporter.event(&hephy_engine::Event::Started { run_id, to_build: 0, total: nothing.nodes.len() });
-    let summary = hephy_engine::Summary {
-        run_id,
-        fresh: nothing.nodes.len(),
-        results: nothing.nodes.into_iter().map(|id| (id, "fresh".to_owned())).collect(),
-        duration: started.elapsed(),
-        ..hephy_engine::Summary::default()
-    };
-    reporter.event(&hephy_engine::Event::Finished(summary));
+    let summary =
+        hephy_engine::run_all_fresh(&mut store, command, nothing.nodes, reporter).map_err(Failure::State)?;
     if format == Format::Text {
         print(&nothing.images);
     }
-    Ok(run_id)
+    Ok(summary.run_id)
 }
 
 /// Where the images are, as a run that finds everything fresh prints it.
@@ -894,7 +952,7 @@ fn all_fresh_images(session: &Session) -> String {
         .plan
         .steps
         .iter()
-        .map(|s| (session.graph.node(s.node).id.to_string(), "fresh".to_owned()))
+        .map(|s| (session.graph.node(s.node).id.to_string(), NodeStatus::Fresh))
         .collect();
     images_text(&session.model, &session.graph, &session.state, &session.state_dir, &results)
 }
@@ -906,7 +964,7 @@ fn images_text(
     graph: &hephy_engine::Graph,
     state: &State,
     state_dir: &std::path::Path,
-    results: &std::collections::BTreeMap<String, String>,
+    results: &std::collections::BTreeMap<String, NodeStatus>,
 ) -> String {
     let Ok(snapshot) = state.snapshot() else { return String::new() };
     let shown_dir = std::env::current_dir()
@@ -916,9 +974,7 @@ fn images_text(
     let mut rows: Vec<(String, String, String)> = Vec::new();
     for &index in graph.order() {
         let node = graph.node(index);
-        let ran = results
-            .get(node.id.as_str())
-            .is_some_and(|r| r != "failed" && r != "skipped" && r != "cancelled");
+        let ran = results.get(node.id.as_str()).is_some_and(|r| r.has_output());
         if node.kind != hephy_engine::NodeKind::Manifest || !ran {
             continue;
         }

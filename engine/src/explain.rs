@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use crate::graph::Graph;
 use crate::plan::{Action, Plan, Reason};
-use crate::state::{RunNode, Snapshot};
+use crate::state::{NodeStatus, RunNode, Snapshot};
 
 /// Why one node is in the state it is.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -34,8 +34,8 @@ pub struct Explanation {
 /// How a node ended in a past run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PastOutcome {
-    /// `built`, `cached`, `failed`, `skipped`, `cancelled`, `cutoff`, `fresh`.
-    pub result: String,
+    /// How it ended.
+    pub result: NodeStatus,
     /// What the run recorded with it (a failure, why it was skipped or cancelled).
     pub message: Option<String>,
 }
@@ -54,7 +54,7 @@ impl Explanation {
     fn with_outcomes(mut self, nodes: &HashMap<&str, &RunNode>) -> Explanation {
         self.outcome = nodes
             .get(self.node.as_str())
-            .map(|n| PastOutcome { result: n.result.clone(), message: n.message.clone() });
+            .map(|n| PastOutcome { result: n.result, message: n.message.clone() });
         self.causes = self.causes.into_iter().map(|c| c.with_outcomes(nodes)).collect();
         self
     }
@@ -104,7 +104,10 @@ pub fn explain_run(nodes: &[RunNode], node: &str) -> Option<Explanation> {
             let reasons: Vec<Reason> = serde_json::from_value(n.reasons.clone()).unwrap_or_default();
             // A node that was to be built and did not finish (failed, cancelled, skipped) keeps
             // the reasons it was to be built for.
-            let action = if matches!(n.result.as_str(), "built" | "failed" | "cancelled" | "skipped") {
+            let action = if matches!(
+                n.result,
+                NodeStatus::Built | NodeStatus::Failed | NodeStatus::Cancelled | NodeStatus::Skipped
+            ) {
                 Action::Build
             } else {
                 Action::Skip

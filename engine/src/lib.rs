@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | compile | [`compile`] | [`Graph`]: a petgraph DAG of [`Node`]s (image × platform × target, manifests, tags, tasks) |
 //! | hash | [`gather`] | [`Inputs`]: per node, its settings and input files' blake3 digests ([`InputManifest`]) |
-//! | plan | [`plan()`] | [`Plan`]: per node, [`Action`], [`Key`] and typed [`Reason`]s, in execution order |
+//! | plan | [`Planner::plan`] (over [`plan()`]) | [`Planned`]: the [`Plan`] (per node, [`Action`], [`Key`] and typed [`Reason`]s, in execution order) for a [`Selection`], with what a [`Resolver`] answered |
 //! | run | [`run()`] | [`Summary`]: nodes fed to executor pools, each finished node recorded in [`State`] |
 //! | explain | [`explain_plan`] | [`Explanation`]: a node's reasons, followed back to root causes |
 //!
@@ -14,6 +14,7 @@
 //! reports progress as [`Event`]s. What nodes *do* is the [`Work`] trait, implemented in
 //! `hephy-stdlib`.
 
+mod cache;
 mod dockerignore;
 mod explain;
 mod files;
@@ -22,12 +23,14 @@ mod inputs;
 mod key;
 use hephy_oci::open;
 mod plan;
+mod planner;
 mod run;
 mod sorted;
 mod state;
 #[cfg(test)]
 mod testing;
 
+pub use cache::{TouchedNode, replan_touched};
 pub use dockerignore::{DockerIgnore, PatternError};
 pub use explain::{Explanation, LastFailure, PastOutcome, explain_plan, explain_run};
 pub use files::{
@@ -44,11 +47,15 @@ pub use petgraph::graph::NodeIndex;
 pub use plan::{
     Action, OutputCheck, Plan, PlanOptions, Reason, Reasons, Step, differences, missing_outputs, plan,
 };
+pub use planner::{
+    PlanError, PlanWarning, Planned, Planner, Resolver, Revision, Selection, nodes_named, state_dir,
+};
 pub use run::{
     Event, Job, Message, Outcome, Reporter, RunOptions, SkipReason, Summary, Work, file_name, run,
+    run_all_fresh,
 };
 pub use sorted::{SortedMap, Text};
 pub use state::{
-    Failure, NodeResult, Passing, Record, RunLock, RunNode, RunSummary, SCHEMA_VERSION, Snapshot, State,
-    StateError, check_state_dir,
+    Failure, NodeResult, NodeStatus, Passing, Record, RunLock, RunNode, RunSummary, SCHEMA_VERSION, Snapshot,
+    State, StateError, check_state_dir,
 };

@@ -7,7 +7,7 @@
 //! [`Event`] stream that renderers consume. What a node *does* is behind the [`Work`] trait,
 //! implemented by `hephy-stdlib`; the engine itself prints nothing.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -19,7 +19,7 @@ use petgraph::graph::NodeIndex;
 use crate::graph::{Graph, LOCAL_EXECUTOR, Node};
 use crate::key::{DepValue, InputManifest, Key};
 use crate::plan::{Action, Plan, Reason, with_deps};
-use crate::state::{NodeResult, Snapshot, State, StateError};
+use crate::state::{NodeResult, NodeStatus, Snapshot, State, StateError};
 
 /// One node handed to [`Work`].
 #[derive(Debug)]
@@ -182,8 +182,8 @@ pub trait Reporter {
 pub struct Summary {
     /// The run's id.
     pub run_id: i64,
-    /// Node id → result (`built`, `failed`, `skipped`, `fresh`, `cutoff`, `cancelled`).
-    pub results: BTreeMap<String, String>,
+    /// Node id → how it ended.
+    pub results: BTreeMap<String, NodeStatus>,
     /// Nodes built.
     pub built: usize,
     /// Nodes fresh (planned or cut off).
@@ -221,13 +221,51 @@ pub struct RunOptions {
     pub command: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Status {
-    Waiting,
-    Running,
-    Done(String),
-    Failed,
-    Skipped,
+/// Where a node is in a run: the scheduler's one record per node.
+enum Phase<'g> {
+    /// Waiting for this many of its dependencies.
+    Waiting {
+        /// How many are not done yet.
+        remaining: usize,
+    },
+    /// Its dependencies are done: waiting for a slot, with what it will be built with.
+    Ready(Prepared<'g>),
+    /// Running on a pool, started with these inputs and key.
+    Running {
+        /// The pool (an index into the scheduler's pools).
+        pool: usize,
+        /// Its inputs.
+        manifest: InputManifest,
+        /// Their key.
+        key: Key,
+    },
+    /// It ended; `output` is its output when it has one (see [`NodeStatus::has_output`]).
+    Ended {
+        /// How.
+        status: NodeStatus,
+        /// Its output digest (empty when it has none).
+        output: String,
+    },
+}
+
+impl Phase<'_> {
+    /// Not started, and so not ended either.
+    fn pending(&self) -> bool {
+        matches!(self, Phase::Waiting { .. } | Phase::Ready(_))
+    }
+
+    /// Its output, once it ended with one.
+    fn output(&self) -> Option<&str> {
+        match self {
+            Phase::Ended { status, output } if status.has_output() => Some(output),
+            _ => None,
+        }
+    }
+
+    /// Ended without an output: failed, skipped or cancelled.
+    fn unsuccessful(&self) -> bool {
+        matches!(self, Phase::Ended { status, .. } if !status.has_output())
+    }
 }
 
 /// An executor pool: its capacity and load.
@@ -280,12 +318,8 @@ pub fn run(
         pools,
         eligible,
         group,
-        status: HashMap::new(),
-        remaining: HashMap::new(),
+        nodes: (0..graph.len()).map(|_| Phase::Waiting { remaining: 0 }).collect(),
         unexamined: VecDeque::new(),
-        prepared: HashMap::new(),
-        assigned: HashMap::new(),
-        launched: HashMap::new(),
         running: 0,
         stop_launching: false,
         summary: Summary { run_id, ..Summary::default() },
@@ -309,7 +343,34 @@ pub fn run(
     run.close(started)
 }
 
-/// One run's bookkeeping: each node's status, what is ready, which executor slots are taken,
+/// A run of nodes all known fresh without a plan (the CLI's no-op stamp held): recorded in
+/// `state` as a run that built nothing, and reported with the events [`run`] gives such a run
+/// (`Started`, then `Finished` with every node `fresh`).
+///
+/// # Errors
+/// When the state store fails.
+pub fn run_all_fresh(
+    state: &mut State,
+    command: &str,
+    nodes: Vec<String>,
+    reporter: &mut dyn Reporter,
+) -> Result<Summary, StateError> {
+    let started = Instant::now();
+    let run_id = state.begin_run(command)?;
+    state.finish_run(run_id, "ok", nodes.len())?;
+    reporter.event(&Event::Started { run_id, to_build: 0, total: nodes.len() });
+    let summary = Summary {
+        run_id,
+        fresh: nodes.len(),
+        results: nodes.into_iter().map(|id| (id, NodeStatus::Fresh)).collect(),
+        duration: started.elapsed(),
+        ..Summary::default()
+    };
+    reporter.event(&Event::Finished(summary.clone()));
+    Ok(summary)
+}
+
+/// One run's bookkeeping: each node's phase, what is ready, which executor slots are taken,
 /// and the summary so far. [`run`] drives it: settle what the plan decided, then examine what
 /// became ready, launch what has a slot, and take the next message, until nothing runs.
 struct Scheduler<'a> {
@@ -327,17 +388,12 @@ struct Scheduler<'a> {
     /// The distinct sets of pools nodes may run on, and each node's set (by node index).
     eligible: Vec<Vec<usize>>,
     group: Vec<usize>,
-    status: HashMap<NodeIndex, Status>,
-    /// How many dependencies each waiting node still waits for.
-    remaining: HashMap<NodeIndex, usize>,
+    /// Each node's phase, by node index.
+    nodes: Vec<Phase<'a>>,
     /// Nodes whose dependencies are all done, not yet looked at: are they cut off?
     unexamined: VecDeque<NodeIndex>,
-    /// Examined nodes waiting for a slot, in plan order, with their inputs and key.
+    /// Examined nodes waiting for a slot (each [`Phase::Ready`]), by plan position.
     ready: Ready,
-    prepared: HashMap<NodeIndex, Prepared<'a>>,
-    /// Running nodes: their pool and the inputs they were started with.
-    assigned: HashMap<NodeIndex, usize>,
-    launched: HashMap<NodeIndex, (InputManifest, Key)>,
     running: usize,
     stop_launching: bool,
     summary: Summary,
@@ -356,9 +412,10 @@ impl<'a> Scheduler<'a> {
         self.stop_launching || self.cancel.load(Ordering::SeqCst)
     }
 
-    /// Notes how a node ended: the summary's result and the reporter's event.
-    fn note(&mut self, node: &Node, result: &str, event: Event) {
-        self.summary.results.insert(node.id.to_string(), result.to_owned());
+    /// Notes how a node ended: its phase, the summary's result and the reporter's event.
+    fn note(&mut self, index: NodeIndex, status: NodeStatus, output: String, event: Event) {
+        self.nodes[index.index()] = Phase::Ended { status, output };
+        self.summary.results.insert(self.graph.node(index).id.to_string(), status);
         self.reporter.event(&event);
     }
 
@@ -377,7 +434,7 @@ impl<'a> Scheduler<'a> {
                     self.run_id,
                     &NodeResult {
                         node: node.id.as_str(),
-                        result: "cached",
+                        result: NodeStatus::Cached,
                         reasons: serde_json::to_value(&step.reasons).unwrap_or_default(),
                         key: Some(&step.key),
                         manifest: Some(&manifest),
@@ -386,10 +443,9 @@ impl<'a> Scheduler<'a> {
                         duration: Duration::ZERO,
                     },
                 )?;
-                self.status.insert(step.node, Status::Done(output.clone()));
                 self.summary.fresh += 1;
                 let event = Event::NodeSkipped { node: node.id.to_string(), reason: SkipReason::Cached };
-                self.note(node, "cached", event);
+                self.note(step.node, NodeStatus::Cached, output.clone(), event);
             } else if step.action == Action::Skip {
                 let record = snapshot.records.get(node.id.as_str());
                 if let Some(record) = record
@@ -399,22 +455,19 @@ impl<'a> Scheduler<'a> {
                     rekeyed.push((node.id.as_str(), step.key));
                 }
                 let output = record.map(|r| r.output.clone()).unwrap_or_default();
-                self.status.insert(step.node, Status::Done(output));
                 self.summary.fresh += 1;
                 let event = Event::NodeSkipped { node: node.id.to_string(), reason: SkipReason::Fresh };
-                self.note(node, "fresh", event);
-            } else {
-                self.status.insert(step.node, Status::Waiting);
+                self.note(step.node, NodeStatus::Fresh, output, event);
             }
         }
         self.state.rekey(&rekeyed)?;
         for step in &plan.steps {
-            if self.status[&step.node] != Status::Waiting {
+            if !self.nodes[step.node.index()].pending() {
                 continue;
             }
             let deps = graph.deps(step.node);
-            let waiting = deps.iter().filter(|d| !matches!(self.status[*d], Status::Done(_))).count();
-            self.remaining.insert(step.node, waiting);
+            let waiting = deps.iter().filter(|d| self.nodes[d.index()].output().is_none()).count();
+            self.nodes[step.node.index()] = Phase::Waiting { remaining: waiting };
             if waiting == 0 {
                 self.unexamined.push_back(step.node);
             }
@@ -435,10 +488,7 @@ impl<'a> Scheduler<'a> {
             let deps: Vec<(&Node, String)> = graph
                 .deps(index)
                 .iter()
-                .map(|d| match &self.status[d] {
-                    Status::Done(out) => (graph.node(*d), out.clone()),
-                    _ => (graph.node(*d), String::new()),
-                })
+                .map(|d| (graph.node(*d), self.nodes[d.index()].output().unwrap_or_default().to_owned()))
                 .collect();
             let manifest = with_deps(
                 self.plan.inputs(index),
@@ -455,7 +505,7 @@ impl<'a> Scheduler<'a> {
                     self.run_id,
                     &NodeResult {
                         node: node.id.as_str(),
-                        result: "cutoff",
+                        result: NodeStatus::Cutoff,
                         reasons: serde_json::to_value(&step.reasons).unwrap_or_default(),
                         key: Some(&key),
                         manifest: None,
@@ -464,17 +514,17 @@ impl<'a> Scheduler<'a> {
                         duration: Duration::ZERO,
                     },
                 )?;
-                self.status.insert(index, Status::Done(output));
                 self.summary.fresh += 1;
                 self.note(
-                    node,
-                    "cutoff",
+                    index,
+                    NodeStatus::Cutoff,
+                    output,
                     Event::NodeSkipped { node: node.id.to_string(), reason: SkipReason::CutOff },
                 );
                 self.release(index);
                 continue;
             }
-            self.prepared.insert(index, Prepared { manifest, key, deps });
+            self.nodes[index.index()] = Phase::Ready(Prepared { manifest, key, deps });
             self.ready.insert(at, self.group[index.index()]);
         }
         Ok(())
@@ -503,18 +553,22 @@ impl<'a> Scheduler<'a> {
             let index = self.plan.steps[pos].node;
             let group = self.group[index.index()];
             let Some(pool) = pick_pool(&self.pools, &self.eligible[group]) else { continue };
-            let Some(Prepared { manifest, key, deps }) = self.prepared.remove(&index) else { continue };
+            let Phase::Ready(_) = self.nodes[index.index()] else { continue };
+            // Its prepared inputs, moved out: its phase becomes `Running` below.
+            let Phase::Ready(Prepared { manifest, key, deps }) =
+                std::mem::replace(&mut self.nodes[index.index()], Phase::Waiting { remaining: 0 })
+            else {
+                continue;
+            };
             self.ready.remove(pos, group);
             self.pools[pool].running += 1;
             self.running += 1;
-            self.assigned.insert(index, pool);
-            self.status.insert(index, Status::Running);
             let node = self.graph.node(index);
             self.reporter.event(&Event::NodeStarted {
                 node: node.id.to_string(),
                 executor: self.pools[pool].name.clone(),
             });
-            self.launched.insert(index, (manifest, key));
+            self.nodes[index.index()] = Phase::Running { pool, manifest, key };
             let log = self.log_dir.join(format!("{}.log", file_name(node.id.as_str())));
             let (root, run_id, cancel, verbose) =
                 (self.model.root.as_path(), self.run_id, self.cancel, self.options.verbose);
@@ -534,24 +588,28 @@ impl<'a> Scheduler<'a> {
     /// node stopped by Ctrl-C has not failed: the next run redoes it.
     fn finished(&mut self, index: NodeIndex, outcome: Outcome, duration: Duration) -> Result<(), StateError> {
         self.running -= 1;
-        if let Some(pool) = self.assigned.remove(&index) {
-            self.pools[pool].running -= 1;
-        }
         let node = self.graph.node(index);
         let reasons = self.reasons(index);
         // Every finished node was launched with its inputs and key.
-        let (manifest, key) = self.launched.remove(&index).unwrap_or_else(|| {
-            let manifest = InputManifest::default();
-            let key = manifest.key();
-            (manifest, key)
-        });
+        let ended = Phase::Ended { status: NodeStatus::Failed, output: String::new() };
+        let (manifest, key) = match std::mem::replace(&mut self.nodes[index.index()], ended) {
+            Phase::Running { pool, manifest, key } => {
+                self.pools[pool].running -= 1;
+                (manifest, key)
+            }
+            _ => {
+                let manifest = InputManifest::default();
+                let key = manifest.key();
+                (manifest, key)
+            }
+        };
         match outcome {
             Outcome::Built { output } => {
                 self.state.record(
                     self.run_id,
                     &NodeResult {
                         node: node.id.as_str(),
-                        result: "built",
+                        result: NodeStatus::Built,
                         reasons,
                         key: Some(&key),
                         manifest: Some(&manifest),
@@ -562,13 +620,12 @@ impl<'a> Scheduler<'a> {
                 )?;
                 self.summary.built += 1;
                 let event = Event::NodeBuilt { node: node.id.to_string(), output: output.clone(), duration };
-                self.note(node, "built", event);
-                self.status.insert(index, Status::Done(output));
+                self.note(index, NodeStatus::Built, output, event);
                 self.release(index);
             }
             Outcome::Failed { message } => {
                 let cancelled = self.cancel.load(Ordering::SeqCst);
-                let result = if cancelled { "cancelled" } else { "failed" };
+                let result = if cancelled { NodeStatus::Cancelled } else { NodeStatus::Failed };
                 self.state.record(
                     self.run_id,
                     &NodeResult {
@@ -586,18 +643,17 @@ impl<'a> Scheduler<'a> {
                     self.summary.cancelled += 1;
                     let event =
                         Event::NodeSkipped { node: node.id.to_string(), reason: SkipReason::Cancelled };
-                    self.note(node, result, event);
-                    self.status.insert(index, Status::Skipped);
+                    self.note(index, result, String::new(), event);
                     return Ok(());
                 }
                 self.summary.failed += 1;
                 let log = self.log_dir.join(format!("{}.log", file_name(node.id.as_str())));
                 self.note(
-                    node,
+                    index,
                     result,
+                    String::new(),
                     Event::NodeFailed { node: node.id.to_string(), message, log, duration },
                 );
-                self.status.insert(index, Status::Failed);
                 if self.options.fail_fast {
                     self.stop_launching = true;
                 }
@@ -614,7 +670,7 @@ impl<'a> Scheduler<'a> {
             let bad_id = self.graph.node(bad).id.to_string();
             for &dependent in self.graph.dependents(bad) {
                 // Waiting for `bad`, so neither examined nor ready yet.
-                if self.status[&dependent] == Status::Waiting {
+                if self.nodes[dependent.index()].pending() {
                     self.skip(dependent, SkipReason::DependencyFailed { node: bad_id.clone() })?;
                     failed_roots.push(dependent);
                 }
@@ -634,7 +690,7 @@ impl<'a> Scheduler<'a> {
             self.run_id,
             &NodeResult {
                 node: node.id.as_str(),
-                result: "skipped",
+                result: NodeStatus::Skipped,
                 reasons: self.reasons(index),
                 key: None,
                 manifest: None,
@@ -643,9 +699,9 @@ impl<'a> Scheduler<'a> {
                 duration: Duration::ZERO,
             },
         )?;
-        self.status.insert(index, Status::Skipped);
         self.summary.skipped += 1;
-        self.note(node, "skipped", Event::NodeSkipped { node: node.id.to_string(), reason });
+        let event = Event::NodeSkipped { node: node.id.to_string(), reason };
+        self.note(index, NodeStatus::Skipped, String::new(), event);
         Ok(())
     }
 
@@ -653,12 +709,9 @@ impl<'a> Scheduler<'a> {
     /// with none left are to be examined.
     fn release(&mut self, index: NodeIndex) {
         for dependent in self.graph.dependents(index) {
-            if self.status[dependent] != Status::Waiting {
-                continue;
-            }
-            if let Some(n) = self.remaining.get_mut(dependent) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
+            if let Phase::Waiting { remaining } = &mut self.nodes[dependent.index()] {
+                *remaining = remaining.saturating_sub(1);
+                if *remaining == 0 {
                     self.unexamined.push_back(*dependent);
                 }
             }
@@ -671,13 +724,13 @@ impl<'a> Scheduler<'a> {
         self.summary.interrupted = self.cancel.load(Ordering::SeqCst);
         let (graph, plan) = (self.graph, self.plan);
         for step in &plan.steps {
-            if self.status[&step.node] != Status::Waiting {
+            if !self.nodes[step.node.index()].pending() {
                 continue;
             }
             let failed_dep = graph
                 .deps(step.node)
                 .iter()
-                .find(|d| matches!(self.status[*d], Status::Failed | Status::Skipped))
+                .find(|d| self.nodes[d.index()].unsuccessful())
                 .map(|d| graph.node(*d).id.to_string());
             let reason = match failed_dep {
                 Some(node) if !self.summary.interrupted => SkipReason::DependencyFailed { node },
@@ -692,7 +745,7 @@ impl<'a> Scheduler<'a> {
                     self.run_id,
                     &NodeResult {
                         node: node.id.as_str(),
-                        result: "cancelled",
+                        result: NodeStatus::Cancelled,
                         reasons: serde_json::to_value(&step.reasons).unwrap_or_default(),
                         key: None,
                         manifest: None,
@@ -702,8 +755,8 @@ impl<'a> Scheduler<'a> {
                     },
                 )?;
                 self.summary.cancelled += 1;
-                self.note(node, "cancelled", Event::NodeSkipped { node: node.id.to_string(), reason });
-                self.status.insert(step.node, Status::Skipped);
+                let event = Event::NodeSkipped { node: node.id.to_string(), reason };
+                self.note(step.node, NodeStatus::Cancelled, String::new(), event);
             } else {
                 self.skip(step.node, reason)?;
             }
@@ -812,6 +865,7 @@ pub fn file_name(id: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
     use std::sync::Mutex;
 
     use super::*;

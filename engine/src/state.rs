@@ -248,13 +248,92 @@ pub struct RunSummary {
     pub counts: HashMap<String, i64>,
 }
 
+/// How a node ended in a run. Stored as its name (`built`, `cached`, …) in the history's text
+/// column: [`NodeStatus::as_str`] and [`NodeStatus::parse`] are the one mapping between the two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeStatus {
+    /// Built here.
+    Built,
+    /// Not built here: the registry holds its output for its key.
+    Cached,
+    /// Planned as fresh.
+    Fresh,
+    /// Its dependencies rebuilt to the same outputs, so its key is its last build's.
+    Cutoff,
+    /// Its work failed.
+    Failed,
+    /// Not built: a dependency failed (or `--fail-fast` stopped the run).
+    Skipped,
+    /// Not finished: the run was interrupted.
+    Cancelled,
+}
+
+impl NodeStatus {
+    /// Every status, in the order above.
+    pub const ALL: [NodeStatus; 7] = [
+        NodeStatus::Built,
+        NodeStatus::Cached,
+        NodeStatus::Fresh,
+        NodeStatus::Cutoff,
+        NodeStatus::Failed,
+        NodeStatus::Skipped,
+        NodeStatus::Cancelled,
+    ];
+
+    /// Its name, as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeStatus::Built => "built",
+            NodeStatus::Cached => "cached",
+            NodeStatus::Fresh => "fresh",
+            NodeStatus::Cutoff => "cutoff",
+            NodeStatus::Failed => "failed",
+            NodeStatus::Skipped => "skipped",
+            NodeStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// The status named `name` (as [`NodeStatus::as_str`] spells it).
+    pub fn parse(name: &str) -> Option<NodeStatus> {
+        NodeStatus::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// Whether the node's output is there after the run (built here or before, or found in
+    /// the registry).
+    pub fn has_output(self) -> bool {
+        matches!(self, NodeStatus::Built | NodeStatus::Cached | NodeStatus::Fresh | NodeStatus::Cutoff)
+    }
+}
+
+impl std::fmt::Display for NodeStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl rusqlite::types::ToSql for NodeStatus {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+impl rusqlite::types::FromSql for NodeStatus {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let text = value.as_str()?;
+        NodeStatus::parse(text).ok_or_else(|| {
+            rusqlite::types::FromSqlError::Other(format!("unknown node status `{text}`").into())
+        })
+    }
+}
+
 /// One node of a past run.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunNode {
     /// The node id.
     pub node: String,
-    /// `built`, `cached`, `failed`, `skipped`, `cancelled`, `fresh`, `cutoff`.
-    pub result: String,
+    /// How it ended.
+    pub result: NodeStatus,
     /// The reasons, as the JSON the plan printed.
     pub reasons: serde_json::Value,
     /// The key it ran with.
@@ -272,8 +351,8 @@ pub struct RunNode {
 pub struct NodeResult<'a> {
     /// The node id.
     pub node: &'a str,
-    /// `built`, `failed`, `skipped`, `fresh`, `cutoff`.
-    pub result: &'a str,
+    /// How it ended.
+    pub result: NodeStatus,
     /// Reasons (JSON).
     pub reasons: serde_json::Value,
     /// The key.
@@ -520,7 +599,7 @@ impl State {
         )
         .map_err(sql)?;
         match result.result {
-            "built" | "cached" => {
+            NodeStatus::Built | NodeStatus::Cached => {
                 let manifest = serde_json::to_string(&result.manifest).unwrap_or_default();
                 tx.execute(
                     "INSERT OR REPLACE INTO nodes (id, key, manifest, output, built_at, duration_ms, run_id)
@@ -538,10 +617,10 @@ impl State {
                 .map_err(sql)?;
                 tx.execute("DELETE FROM failures WHERE id = ?1", params![result.node]).map_err(sql)?;
             }
-            "cutoff" | "fresh" => {
+            NodeStatus::Cutoff | NodeStatus::Fresh => {
                 tx.execute("DELETE FROM failures WHERE id = ?1", params![result.node]).map_err(sql)?;
             }
-            "failed" => {
+            NodeStatus::Failed => {
                 tx.execute(
                     "INSERT OR REPLACE INTO failures (id, key, run_id, at, message) VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![
@@ -554,7 +633,8 @@ impl State {
                 )
                 .map_err(sql)?;
             }
-            _ => {}
+            // The history row alone: the node's record and failure are as they were.
+            NodeStatus::Skipped | NodeStatus::Cancelled => {}
         }
         tx.commit().map_err(sql)
     }
@@ -716,7 +796,7 @@ mod tests {
 
     fn result<'a>(
         node: &'a str,
-        result: &'a str,
+        result: NodeStatus,
         key: &'a Key,
         manifest: &'a InputManifest,
     ) -> NodeResult<'a> {
@@ -726,10 +806,45 @@ mod tests {
             reasons: serde_json::json!([{ "kind": "never_built" }]),
             key: Some(key),
             manifest: Some(manifest),
-            output: (result != "failed").then_some("blake3:out"),
-            message: (result == "failed").then_some("exit status 1"),
+            output: (result != NodeStatus::Failed).then_some("blake3:out"),
+            message: (result == NodeStatus::Failed).then_some("exit status 1"),
             duration: Duration::from_millis(1500),
         }
+    }
+
+    /// Each status is stored as its name and read back as itself, in JSON as in the database;
+    /// a name no status has is a decoding error, never another status.
+    #[test]
+    fn statuses_are_stored_by_name() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut state = State::open(dir.path()).expect("opens");
+        let run = state.begin_run("hephy run").expect("begins");
+        let (one, key) = (manifest("true"), manifest("true").key());
+        for status in NodeStatus::ALL {
+            let json = serde_json::to_string(&status).expect("encodes");
+            assert_eq!(json, format!("\"{status}\""));
+            assert_eq!(NodeStatus::parse(status.as_str()), Some(status));
+            state.record(run, &result(status.as_str(), status, &key, &one)).expect("records");
+        }
+        let nodes = state.run_nodes(run).expect("reads").expect("the run");
+        let mut read: Vec<(String, NodeStatus)> = nodes.into_iter().map(|n| (n.node, n.result)).collect();
+        read.sort();
+        let mut expected: Vec<(String, NodeStatus)> =
+            NodeStatus::ALL.iter().map(|s| (s.as_str().to_owned(), *s)).collect();
+        expected.sort();
+        assert_eq!(read, expected);
+        // Only what has an output is recorded as built.
+        let snapshot = state.snapshot().expect("reads");
+        let mut recorded: Vec<&str> = snapshot.records.keys().map(String::as_str).collect();
+        recorded.sort_unstable();
+        assert_eq!(recorded, ["built", "cached"]);
+        assert_eq!(snapshot.failures.keys().collect::<Vec<_>>(), ["failed"]);
+        state
+            .conn
+            .execute("UPDATE run_nodes SET result = 'exploded' WHERE node = 'built'", [])
+            .expect("edits");
+        assert!(state.run_nodes(run).is_err());
+        assert_eq!(NodeStatus::parse("exploded"), None);
     }
 
     /// A new folder gets the schema at this version in WAL mode; opening it again migrates
@@ -786,7 +901,7 @@ mod tests {
         let (key_one, key_two) = (one.key(), two.key());
 
         let first = state.begin_run("hephy run").expect("begins");
-        state.record(first, &result("app", "built", &key_one, &one)).expect("records");
+        state.record(first, &result("app", NodeStatus::Built, &key_one, &one)).expect("records");
         state.finish_run(first, "ok", 0).expect("finishes");
         let snapshot = state.snapshot().expect("reads");
         let record = &snapshot.records["app"];
@@ -795,7 +910,7 @@ mod tests {
         assert_eq!(record.manifest().map(|m| m.key()), Some(key_one));
 
         let second = state.begin_run("hephy run").expect("begins");
-        state.record(second, &result("app", "failed", &key_two, &two)).expect("records");
+        state.record(second, &result("app", NodeStatus::Failed, &key_two, &two)).expect("records");
         state.finish_run(second, "failed", 0).expect("finishes");
         let snapshot = state.snapshot().expect("reads");
         assert_eq!(snapshot.records["app"].key, key_one, "a failure keeps the last good build");
@@ -806,7 +921,7 @@ mod tests {
         );
 
         let third = state.begin_run("hephy run").expect("begins");
-        state.record(third, &result("app", "built", &key_two, &two)).expect("records");
+        state.record(third, &result("app", NodeStatus::Built, &key_two, &two)).expect("records");
         state.finish_run(third, "ok", 3).expect("finishes");
         let snapshot = state.snapshot().expect("reads");
         assert_eq!(snapshot.records["app"].key, key_two);
@@ -852,7 +967,7 @@ mod tests {
         let one = manifest("[\"true\"]");
         let key = one.key();
         let run = state.begin_run("hephy run").expect("begins");
-        state.record(run, &result("a", "built", &key, &one)).expect("records");
+        state.record(run, &result("a", NodeStatus::Built, &key, &one)).expect("records");
         let other = manifest("[\"false\"]").key();
         state.rekey(&[("a", other)]).expect("rekeys");
         let record = &state.snapshot().expect("reads").records["a"];

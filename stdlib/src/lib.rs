@@ -19,6 +19,7 @@ mod executors;
 mod outputs;
 mod registry;
 mod release;
+mod resolver;
 mod sources;
 mod task;
 mod wiring;
@@ -38,6 +39,7 @@ pub use outputs::{
 };
 pub use registry::cache::RegistryCache;
 pub use release::tags_follow_git_or_date;
+pub use resolver::PlanResolver;
 pub use sources::bases::{Bases, resolve_bases};
 pub use sources::git::{Upstreams, resolve_all as resolve_upstreams};
 

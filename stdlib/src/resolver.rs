@@ -1,0 +1,165 @@
+//! The plan-time resolver: what the engine's [`Planner`](hephy_engine::Planner) asks the world,
+//! answered by the standard library (upstream refs by `git ls-remote`, base images by their
+//! registries, recorded outputs in the image layout or registry, the registry as a shared
+//! cache, builder identity, and the graph at a git revision for `--since`).
+//!
+//! Owns no policy: which nodes to ask about, and what the answers mean, is the planner's.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use hephy_dsl::{Code, Definition, Model, Problem};
+use hephy_engine::{BaseImages, Key, Node, OutputCheck, Resolver, Revision, Text, Upstreams};
+
+use crate::outputs::{Evidence, Outputs};
+use crate::registry::cache::RegistryCache;
+
+/// The standard library's answers for one model, its state folder, and whether the network
+/// may be used.
+#[derive(Debug)]
+pub struct PlanResolver<'m> {
+    model: &'m Model,
+    state_dir: PathBuf,
+    offline: bool,
+    outputs: Outputs<'m>,
+    registry: OnceLock<RegistryCache<'m>>,
+}
+
+impl<'m> PlanResolver<'m> {
+    /// The resolver for `model`, whose state is in `state_dir`; `offline` uses no network.
+    pub fn new(model: &'m Model, state_dir: &Path, offline: bool) -> PlanResolver<'m> {
+        PlanResolver {
+            model,
+            state_dir: state_dir.to_path_buf(),
+            offline,
+            outputs: Outputs::new(model, state_dir, offline),
+            registry: OnceLock::new(),
+        }
+    }
+
+    /// What the checks of recorded outputs looked at so far.
+    pub fn evidence(&self) -> Evidence {
+        self.outputs.evidence()
+    }
+
+    fn registry(&self) -> &RegistryCache<'m> {
+        self.registry.get_or_init(|| RegistryCache::new(self.model))
+    }
+}
+
+impl OutputCheck for PlanResolver<'_> {
+    fn exists(&self, node: &Node, output: &str) -> bool {
+        self.outputs.exists(node, output)
+    }
+}
+
+impl Resolver for PlanResolver<'_> {
+    fn builder_identity(&self, node: &Node, definition: Option<Definition<'_>>) -> Text {
+        crate::builder_identity(node, definition)
+    }
+
+    fn upstreams(&self) -> Upstreams {
+        crate::resolve_upstreams(self.model, &self.state_dir, self.offline)
+    }
+
+    fn base_images(&self, refresh: bool) -> BaseImages {
+        crate::resolve_bases(self.model, &self.state_dir, refresh, self.offline)
+    }
+
+    fn registry_output(&self, node: &Node, key: &Key, deps: &[(&Node, String)]) -> Option<String> {
+        self.registry().lookup(node, key, deps)
+    }
+
+    fn registry_unreachable(&self) -> Option<String> {
+        self.registry.get().and_then(RegistryCache::unreachable)
+    }
+
+    fn revision(&self, rev: &str) -> Result<Revision, Problem> {
+        revision(self.model, rev)
+    }
+}
+
+fn fail(message: String, help: &str) -> Problem {
+    Problem::new(Code::Io, message).help(help)
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).trim().to_owned())
+    }
+}
+
+/// The graph of `model`'s file at `rev`: the tree at `rev` exported to a scratch folder (kept
+/// in the answer), its graph file loaded and checked.
+fn revision(model: &Model, rev: &str) -> Result<Revision, Problem> {
+    let root = std::path::absolute(&model.root).unwrap_or_else(|_| model.root.clone());
+    let top = git(&root, &["rev-parse", "--show-toplevel"]).map_err(|e| {
+        fail(
+            format!("`--since` needs a git repository: {e}"),
+            "run hephy inside the repository's working tree",
+        )
+    })?;
+    let commit =
+        git(&root, &["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")]).map_err(|_| {
+            fail(
+                format!("`{rev}` is not a commit of this repository"),
+                "name a commit, branch or tag, e.g. `HEAD~1` or `origin/main`",
+            )
+        })?;
+    let top = PathBuf::from(top);
+    let graph_file = std::path::absolute(model.path()).unwrap_or_else(|_| model.path().to_path_buf());
+    let relative = graph_file
+        .canonicalize()
+        .ok()
+        .and_then(|g| g.strip_prefix(top.canonicalize().ok()?).ok().map(Path::to_path_buf))
+        .ok_or_else(|| {
+            fail(
+                "the graph file is not inside the git repository".to_owned(),
+                "keep the graph file in the repository",
+            )
+        })?;
+    let shown_graph = relative.display().to_string();
+
+    // The tree at REV, exported to a scratch folder.
+    let scratch = tempfile::tempdir()
+        .map_err(|e| fail(format!("cannot make a scratch folder: {e}"), "check TMPDIR"))?;
+    let mut archive = Command::new("git")
+        .arg("-C")
+        .arg(&top)
+        .args(["archive", "--format=tar", &commit])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| fail(format!("cannot run git: {e}"), "install git"))?;
+    let tar_in = archive
+        .stdout
+        .take()
+        .ok_or_else(|| fail("git archive gave no output".to_owned(), "check the repository"))?;
+    let extracted = Command::new("tar").arg("-x").arg("-C").arg(scratch.path()).stdin(tar_in).status();
+    let archived = archive.wait();
+    if !extracted.is_ok_and(|s| s.success()) || !archived.is_ok_and(|s| s.success()) {
+        return Err(fail(format!("cannot read the tree of `{rev}`"), "check the repository"));
+    }
+    let old_path = scratch.path().join(&relative);
+    if !old_path.is_file() {
+        return Ok(Revision { graph_file: shown_graph, model: None, keep: Box::new(scratch) });
+    }
+    let mut old_model = hephy_dsl::load(&old_path).map_err(|_| {
+        fail(
+            format!("the graph file at `{rev}` has problems"),
+            "check it out and run `hephy check` to see them",
+        )
+    })?;
+    crate::resolve_auto(&mut old_model);
+    Ok(Revision { graph_file: shown_graph, model: Some(old_model), keep: Box::new(scratch) })
+}
