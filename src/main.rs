@@ -216,6 +216,17 @@ struct FileArg {
     /// The graph file (default: `hephy.kdl` or `hephy.yaml` in the current folder).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     file: Option<PathBuf>,
+    /// Set a variable (`NAME=VALUE`) or one image's setting (`image.NAME.FIELD=VALUE`);
+    /// `HEPHY_VAR_NAME` in the environment sets a variable too.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
+}
+
+impl FileArg {
+    /// `--set` and the environment's `HEPHY_VAR_*`.
+    fn overrides(&self) -> Result<hephy_dsl::Overrides, Failure> {
+        hephy_dsl::Overrides::new(&self.set, std::env::vars()).map_err(Failure::Input)
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -401,7 +412,10 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
             let json = *format == Format::Json;
             let width = if *wide || json { None } else { style::stdout_width() };
             let fitted = style.fitting(width);
-            if let Some(answer) = fastpath::cached(&path, state.dir.as_deref(), &selection, fitted, json) {
+            // Overridden variables are not in the stamp: plan in full, leave no stamp.
+            let overrides = file.overrides()?;
+            let cached = || fastpath::cached(&path, state.dir.as_deref(), &selection, fitted, json);
+            if let Some(answer) = if overrides.is_empty() { cached() } else { None } {
                 let (text, how) = match answer {
                     fastpath::Answer::Unchanged(text) => (text, "unchanged since the last plan"),
                     fastpath::Answer::Replanned(text) => (text, "replanned from the memo"),
@@ -415,7 +429,7 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
                     return Ok(());
                 }
             }
-            let model = load_path(&path)?;
+            let model = load_path(&path, &overrides)?;
             clock.lap("load");
             let mut session = Session::open(model, state.dir.as_deref(), &selection)?;
             if let Some(scope) = &session.scope {
@@ -427,7 +441,7 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
             clock.lap("render");
             print(&shown);
             clock.lap("print");
-            if fastpath::worth_remembering(&session, &selection) {
+            if overrides.is_empty() && fastpath::worth_remembering(&session, &selection) {
                 // The stamp keeps the whole table, whatever this terminal's width.
                 let text =
                     if json || width.is_some() { plan_view::text(&session, style) } else { shown.clone() };
@@ -453,7 +467,8 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
                 Format::Text => Box::new(report::Lines::new(style, report::Context::default(), *verbose)),
             };
             let command = std::env::args().collect::<Vec<_>>().join(" ");
-            if path.is_file() {
+            let overrides = file.overrides()?;
+            if path.is_file() && overrides.is_empty() {
                 let _lock = RunLock::acquire(&dir, timeout).map_err(Failure::State)?;
                 // Nothing changed since the last all-fresh plan: a run that builds nothing,
                 // recorded as such, without planning again.
@@ -466,7 +481,7 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
                     return Ok(());
                 }
             }
-            let model = load_path(&path)?;
+            let model = load_path(&path, &overrides)?;
             let _lock = RunLock::acquire(&dir, timeout).map_err(Failure::State)?;
             let mut session = Session::open(model, state.dir.as_deref(), &selection)?;
             // Under the lock: temporaries a killed run left go, and the layout names every
@@ -517,7 +532,7 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
             // A run that built nothing leaves the plan's stamp, so the next run or plan is quick.
             if summary.built == 0 && summary.failed == 0 && summary.skipped == 0 && !summary.interrupted {
                 let session = &session;
-                if fastpath::worth_remembering(session, &selection) {
+                if overrides.is_empty() && fastpath::worth_remembering(session, &selection) {
                     let (text, json_text) = (plan_view::text(session, style), plan_view::json(session));
                     fastpath::remember(
                         &path,
@@ -677,7 +692,7 @@ fn init(dir: &Path, format: ImportFormat, stdout: bool) -> Result<(), Failure> {
     std::fs::write(&path, &text).map_err(|e| {
         io(format!("cannot write `{}`: {e}", path.display()), "choose a folder that can be written")
     })?;
-    let model = load_path(&path)?;
+    let model = load_path(&path, &hephy_dsl::Overrides::default())?;
     let graph = hephy_engine::compile(&model);
     print(&format!(
         "wrote {}: {} image(s), {} nodes; `hephy plan` shows what would build\n",
@@ -982,7 +997,7 @@ fn print(text: &str) {
 
 /// Finds and loads the graph file.
 fn load(arg: &FileArg) -> Result<Model, Failure> {
-    load_path(&graph_path(arg)?)
+    load_path(&graph_path(arg)?, &arg.overrides()?)
 }
 
 /// Sets `cancel` on SIGINT, SIGTERM and SIGHUP (Ctrl-C, a CI job's cancellation, a closed
@@ -1009,8 +1024,8 @@ fn graph_path(arg: &FileArg) -> Result<PathBuf, Failure> {
 /// Loads and checks the graph file at `path`.
 /// Every problem is reported in one run: the builders' checks run on the model even when the
 /// language found problems, where the file could be read through.
-fn load_path(path: &Path) -> Result<Model, Failure> {
-    match hephy_dsl::load_partial(path) {
+fn load_path(path: &Path, overrides: &hephy_dsl::Overrides) -> Result<Model, Failure> {
+    match hephy_dsl::load_partial_with(path, overrides) {
         (Some(mut model), None) => {
             hephy_stdlib::resolve_auto(&mut model);
             hephy_stdlib::check(&model).map_err(Failure::Input)?;

@@ -26,6 +26,10 @@ pub struct Document {
     pub(crate) schedules: Vec<ScheduleDraft>,
     pub(crate) groups: Vec<GroupDraft>,
     pub(crate) secrets: Vec<SecretDraft>,
+    /// `variables NAME="default"…` / `variables: {NAME: default}` (expanded by [`crate::expand`]).
+    pub(crate) variables: Vec<(Text, Text)>,
+    /// `template "NAME" { … }` / `templates: {NAME: {…}}`: image settings images inherit.
+    pub(crate) templates: Vec<ImageDraft>,
 }
 
 /// `secret "NAME" env="VAR"` or `secret "NAME" file="path"`
@@ -73,7 +77,7 @@ impl ExecutorDraft {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct ImageDraft {
     pub(crate) name: Text,
     pub(crate) context: Option<Text>,
@@ -93,10 +97,21 @@ pub(crate) struct ImageDraft {
     pub(crate) ko: Option<KoDraft>,
     /// `ko-env NAME="VALUE"…` / `ko-env: {NAME: VALUE}`.
     pub(crate) ko_env: Vec<(Text, Text)>,
+    /// `inherits "a" "b"` / `inherits: [a, b]`: templates, in order.
+    pub(crate) inherits: Vec<Text>,
+    /// `matrix { KEY "v1" "v2" }` / `matrix: {KEY: [v1, v2]}`.
+    pub(crate) matrix: Option<MatrixDraft>,
+}
+
+/// A matrix as written: its keys with their values, and the span of the whole.
+#[derive(Debug, Clone)]
+pub(crate) struct MatrixDraft {
+    pub(crate) axes: Vec<(Text, Vec<Text>)>,
+    pub(crate) span: SourceSpan,
 }
 
 /// The `ko` builder's settings of an image, as written.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct KoDraft {
     pub(crate) import_path: Option<Text>,
     pub(crate) base_image: Option<Text>,
@@ -123,11 +138,13 @@ impl ImageDraft {
             deps: Vec::new(),
             ko: None,
             ko_env: Vec::new(),
+            inherits: Vec::new(),
+            matrix: None,
         }
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct TaskDraft {
     pub(crate) name: Text,
     pub(crate) run: Option<Spanned<Vec<Text>>>,
@@ -138,6 +155,8 @@ pub(crate) struct TaskDraft {
     pub(crate) deps: Vec<DependencyDraft>,
     pub(crate) timeout: Option<Text>,
     pub(crate) secrets: Vec<Text>,
+    /// `matrix { … }` / `matrix: {…}`, as on images.
+    pub(crate) matrix: Option<MatrixDraft>,
 }
 
 impl TaskDraft {
@@ -152,6 +171,7 @@ impl TaskDraft {
             deps: Vec::new(),
             timeout: None,
             secrets: Vec::new(),
+            matrix: None,
         }
     }
 }
@@ -171,13 +191,13 @@ pub(crate) struct GroupDraft {
 }
 
 /// `from NAME arg=ARG [target=T]` or `after NAME`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct DependencyDraft {
     pub(crate) name: Text,
     pub(crate) from: Option<FromDraft>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct FromDraft {
     /// The build arg; `None` when it was not written (an error the analyzer reports).
     pub(crate) arg: Option<Text>,

@@ -9,8 +9,8 @@ use miette::SourceSpan;
 
 use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
 use crate::document::{
-    DependencyDraft, Document, ExecutorDraft, FromDraft, GroupDraft, ImageDraft, KoDraft, NamingDraft,
-    ScheduleDraft, SecretDraft, TaskDraft, Text,
+    DependencyDraft, Document, ExecutorDraft, FromDraft, GroupDraft, ImageDraft, KoDraft, MatrixDraft,
+    NamingDraft, ScheduleDraft, SecretDraft, TaskDraft, Text,
 };
 use crate::source::Spanned;
 
@@ -26,6 +26,8 @@ const TOP: &[&str] = &[
     "task",
     "schedule",
     "group",
+    "variables",
+    "template",
 ];
 const IMAGE: &[&str] = &[
     "context",
@@ -44,8 +46,11 @@ const IMAGE: &[&str] = &[
     "after",
     "ko",
     "ko-env",
+    "inherits",
+    "matrix",
 ];
-const TASK: &[&str] = &["run", "inputs", "outputs", "env", "platforms", "after", "timeout", "secrets"];
+const TASK: &[&str] =
+    &["run", "inputs", "outputs", "env", "platforms", "after", "timeout", "secrets", "matrix"];
 const SCHEDULE: &[&str] = &["rebuild", "refresh"];
 const GROUP: &[&str] = &["members"];
 
@@ -204,6 +209,8 @@ impl Reader<'_> {
                 "schedule" => doc.schedules.extend(self.schedule(node)),
                 "group" => doc.groups.extend(self.group(node)),
                 "secret" => doc.secrets.extend(self.secret(node)),
+                "variables" => doc.variables.extend(self.pairs(node)),
+                "template" => doc.templates.extend(self.image(node)),
                 other => self.unknown_node(node, other, TOP, "a graph file"),
             }
         }
@@ -322,6 +329,11 @@ impl Reader<'_> {
                     self.set_once(&mut image.ko, ko, child);
                 }
                 "ko-env" => image.ko_env.extend(self.pairs(child)),
+                "inherits" => image.inherits.extend(self.strings(child, 1)),
+                "matrix" => {
+                    let matrix = self.matrix(child);
+                    self.set_once(&mut image.matrix, matrix, child);
+                }
                 other => self.unknown_node(child, other, IMAGE, "an `image`"),
             }
         }
@@ -349,6 +361,10 @@ impl Reader<'_> {
                     if let Some(v) = self.one_string(child) {
                         self.set_once(&mut task.timeout, v, child);
                     }
+                }
+                "matrix" => {
+                    let matrix = self.matrix(child);
+                    self.set_once(&mut task.matrix, matrix, child);
                 }
                 other => self.unknown_node(child, other, TASK, "a `task`"),
             }
@@ -428,6 +444,24 @@ impl Reader<'_> {
             }
         }
         Some(DependencyDraft { name: name?, from: Some(from) })
+    }
+
+    /// `matrix { service "nova" "glance"; variant "api" "worker" }`: each child is a key and
+    /// its values.
+    fn matrix(&mut self, node: &KdlNode) -> MatrixDraft {
+        let mut axes = Vec::new();
+        for child in self.children(node) {
+            let key = Spanned::new(child.name().value().to_owned(), child.name().span());
+            axes.push((key, self.strings(child, 1)));
+        }
+        if axes.is_empty() {
+            self.sink.push(
+                Problem::new(Code::Missing, "`matrix` needs at least one key")
+                    .label(node.span(), "an empty matrix")
+                    .help("write `matrix { service \"nova\" \"glance\" }`"),
+            );
+        }
+        MatrixDraft { axes, span: node.span() }
     }
 
     /// `after "lint" "curl"`
