@@ -14,6 +14,7 @@ mod init;
 mod plan_view;
 mod report;
 mod session;
+mod show;
 mod since;
 mod style;
 
@@ -193,6 +194,17 @@ enum Command {
         /// Seconds to wait for a running `hephy run` on the same state to finish.
         #[arg(long, value_name = "SECS", default_value_t = 5.0)]
         lock_timeout: f64,
+    },
+    /// Print an image's settings after variables, templates and matrices, and where each
+    /// came from.
+    Show {
+        /// The image's name (as expanded: `nova-api` for a matrix copy).
+        image: String,
+        #[command(flatten)]
+        file: FileArg,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
     /// Export the build graph.
     Graph {
@@ -385,6 +397,7 @@ fn default_file(command: &mut Command, path: PathBuf) {
         | Command::Log { file, .. }
         | Command::Ci { file, .. }
         | Command::Gc { file, .. }
+        | Command::Show { file, .. }
         | Command::Graph { file, .. } => file,
         Command::Import { .. }
         | Command::Init { .. }
@@ -397,6 +410,16 @@ fn default_file(command: &mut Command, path: PathBuf) {
 
 fn execute(command: &Command, style: Style) -> Result<(), Failure> {
     match command {
+        Command::Show { image, file, format } => {
+            load(file)?;
+            print(&show::show(
+                &graph_path(file)?,
+                &file.overrides()?,
+                image,
+                *format == Format::Json,
+                style,
+            )?);
+        }
         Command::Check(file) => {
             let model = load(file)?;
             if let Some(warnings) = hephy_stdlib::warnings(&model) {

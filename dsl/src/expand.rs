@@ -183,6 +183,8 @@ pub struct ResolvedImage {
     pub line: usize,
     /// Its templates, nearest last, as inherited (transitively).
     pub templates: Vec<String>,
+    /// The matrix values it was made with (none for an image without a matrix).
+    pub matrix: Vec<(String, String)>,
     /// Every setting it has.
     pub settings: Vec<Setting>,
 }
@@ -671,6 +673,7 @@ impl Expander<'_> {
             name: copy.name.value.clone(),
             line: line(copy.name.span),
             templates: chain.to_vec(),
+            matrix: bindings.to_vec(),
             settings,
         }
     }
