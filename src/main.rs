@@ -237,7 +237,10 @@ struct FileArg {
 impl FileArg {
     /// `--set` and the environment's `HEPHY_VAR_*`.
     fn overrides(&self) -> Result<hephy_dsl::Overrides, Failure> {
-        hephy_dsl::Overrides::new(&self.set, std::env::vars()).map_err(Failure::Input)
+        // `vars_os`: a variable that is not UTF-8 is skipped, never a panic.
+        let env =
+            std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+        hephy_dsl::Overrides::new(&self.set, env).map_err(Failure::Input)
     }
 }
 
