@@ -104,7 +104,11 @@ fn tags(plan: &serde_json::Value) -> Vec<String> {
 fn both_syntaxes_plan_like_the_hand_expanded_graph() {
     let repo = repo();
     let by_hand = plan(&repo, &["-f", "expanded.kdl"], &[]);
-    assert_eq!(by_hand["order"].as_array().expect("a list").len(), 5 * 4, "5 images × (build, manifest, 2 tags)");
+    assert_eq!(
+        by_hand["order"].as_array().expect("a list").len(),
+        5 * 4,
+        "5 images × (build, manifest, 2 tags)"
+    );
     assert_eq!(plan(&repo, &["-f", "hephy.kdl"], &[]), by_hand);
     assert_eq!(plan(&repo, &["-f", "hephy.yaml"], &[]), by_hand);
 }
@@ -168,8 +172,13 @@ fn show_prints_each_setting_with_its_origin() {
         assert!(line("args.FLAVOR").contains("full") && line("args.FLAVOR").contains("template service"));
         assert!(run.stdout.contains("FLAVOR=full (--set)"), "{}", run.stdout);
         let json = repo.run(&["show", "nova-worker", "-f", file, "--format", "json"]).json();
-        let tags =
-            json["settings"].as_array().expect("a list").iter().find(|s| s["field"] == "tags").expect("tags").clone();
+        let tags = json["settings"]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .find(|s| s["field"] == "tags")
+            .expect("tags")
+            .clone();
         assert_eq!(tags["origin"], serde_json::json!({"kind": "template", "name": "common"}));
         assert_eq!(tags["line"], if file == "hephy.kdl" { 5 } else { 6 });
     }
