@@ -587,6 +587,14 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
             }
         }
         Command::Ci { system, file, state, select, setup, output } => {
+            if !file.set.is_empty() {
+                // The jobs run `hephy run -f FILE` without the generator's `--set`.
+                return Err(Failure::Input(Problems::single(
+                    "--set",
+                    Problem::new(Code::Conflict, "`hephy ci` does not carry `--set` into the jobs it writes")
+                        .help("set the variables in the pipeline's environment (`HEPHY_VAR_NAME`) for the generator and every job alike"),
+                )));
+            }
             let model = load(file)?;
             let selection = select.selection();
             let session = Session::open(model, state.dir.as_deref(), &selection)?;

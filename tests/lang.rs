@@ -204,3 +204,16 @@ fn an_override_is_never_answered_from_the_no_op_stamp() {
     let env = plan(&repo, &[], &[("HEPHY_VAR_VERSION", "8")]);
     assert!(tags(&env).contains(&"nova-api:8".to_owned()), "{:?}", tags(&env));
 }
+
+/// Generated CI jobs run `hephy run -f FILE` without the generator's `--set`: refused, with the
+/// environment as the way that reaches every job.
+#[test]
+fn ci_refuses_set() {
+    let repo = repo().file("registry.kdl", &format!("registry \"registry.example.com/p\"\n{KDL}"));
+    let run = repo.run(&["ci", "gitlab", "-f", "registry.kdl", "--set", "VERSION=2"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("HEPHY_VAR_NAME"), "{}", run.stderr);
+    let env = repo.run_with(&["ci", "gitlab", "-f", "registry.kdl"], &[("HEPHY_VAR_VERSION", "2")]);
+    assert_eq!(env.code, 0, "{}", env.stderr);
+    assert!(env.stdout.contains("nova-api:2"), "{}", env.stdout);
+}

@@ -211,6 +211,7 @@ pub(crate) fn expand(
         variables: Variables::new(),
         record,
         broken: Vec::new(),
+        poisoned: HashSet::new(),
     };
     expander.variables(doc, overrides);
     let templates = expander.templates(doc);
@@ -273,6 +274,8 @@ struct Expander<'a> {
     /// The strings left with an unknown `${NAME}` in them: what later stages say about them
     /// again is noise.
     broken: Vec<SourceSpan>,
+    /// Variables whose default is refused: strings that use them are broken too.
+    poisoned: HashSet<String>,
 }
 
 impl Expander<'_> {
@@ -297,7 +300,21 @@ impl Expander<'_> {
                 );
                 continue;
             }
-            self.variables.insert(name.value.clone(), (default.value.clone(), VariableSource::Default));
+            if default.value.replace("$${", "").contains("${") {
+                self.sink.push(
+                    Problem::new(
+                        Code::InvalidValue,
+                        format!("the default of `{}` uses a variable", name.value),
+                    )
+                    .label(default.span, "a `${…}` in a default")
+                    .help("a default is plain text: write the value out, or `$${` for a literal `${`"),
+                );
+                // Declared all the same, so its uses are not "unknown"; what is made of them
+                // is not checked again.
+                self.poisoned.insert(name.value.clone());
+            }
+            let value = default.value.replace("$${", "${");
+            self.variables.insert(name.value.clone(), (value, VariableSource::Default));
         }
         for (name, value) in &overrides.environment {
             if let Some(slot) = self.variables.get_mut(name) {
@@ -564,7 +581,12 @@ impl Expander<'_> {
                 };
                 let name = &after[..end];
                 match lookup(name, bindings, &self.variables) {
-                    Some((value, _)) => out.push_str(value),
+                    Some((value, _)) => {
+                        if self.poisoned.contains(name) {
+                            self.broken.push(text.span);
+                        }
+                        out.push_str(value);
+                    }
                     None => {
                         self.broken.push(text.span);
                         self.unknown_variable(name, text.span, bindings);
