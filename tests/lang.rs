@@ -182,6 +182,22 @@ fn show_prints_each_setting_with_its_origin() {
         assert_eq!(tags["origin"], serde_json::json!({"kind": "template", "name": "common"}));
         assert_eq!(tags["line"], if file == "hephy.kdl" { 5 } else { 6 });
     }
+    let set = repo.run(&[
+        "show",
+        "nova-worker",
+        "-f",
+        "hephy.kdl",
+        "--set",
+        "image.nova-worker.tags=edge",
+        "--format",
+        "json",
+    ]);
+    let tags =
+        set.json()["settings"].as_array().expect("settings").iter().find(|s| s["field"] == "tags").cloned();
+    assert_eq!(
+        tags.map(|t| (t["value"].clone(), t["origin"].clone())),
+        Some(("edge".into(), serde_json::json!({"kind": "set"})))
+    );
     let missing = repo.run(&["show", "nova-wroker", "-f", "hephy.kdl"]);
     assert_eq!(missing.code, 2);
     assert!(missing.stderr.contains("did you mean `nova-worker`?"), "{}", missing.stderr);

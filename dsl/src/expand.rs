@@ -1146,4 +1146,28 @@ images:
         let (_, problems) = expanded(Syntax::Kdl, text, &Overrides::default());
         assert_eq!(problems, ["unknown variable `NOPE`"]);
     }
+
+    /// Tasks take a matrix too, and strings outside images and tasks (the registry, groups)
+    /// take variables.
+    #[test]
+    fn tasks_and_top_level_strings_expand() {
+        let kdl = "variables HOST=\"r.example.com\"\nregistry \"${HOST}/p\"\ntask \"lint-${dir}\" {\n    matrix { dir \"a\" \"b\"; }\n    run \"lint\" \"${dir}/Dockerfile\"\n}\ngroup \"all\" { members \"lint-a\" \"lint-b\"; }\n";
+        let yaml = "variables: { HOST: r.example.com }\nregistry: ${HOST}/p\ntasks:\n  lint-${dir}:\n    matrix: { dir: [a, b] }\n    run: [lint, \"${dir}/Dockerfile\"]\ngroups: { all: [lint-a, lint-b] }\n";
+        for (syntax, text) in [(Syntax::Kdl, kdl), (Syntax::Yaml, yaml)] {
+            let (doc, problems) = expanded(syntax, text, &Overrides::default());
+            assert!(problems.is_empty(), "{syntax}: {problems:?}");
+            assert_eq!(doc.registry.as_ref().map(|r| r.value.as_str()), Some("r.example.com/p"));
+            let tasks: Vec<(&str, Vec<&str>)> = doc
+                .tasks
+                .iter()
+                .map(|t| {
+                    (t.name.value.as_str(), t.run.as_ref().map(|r| values(&r.value)).unwrap_or_default())
+                })
+                .collect();
+            assert_eq!(
+                tasks,
+                [("lint-a", vec!["lint", "a/Dockerfile"]), ("lint-b", vec!["lint", "b/Dockerfile"])]
+            );
+        }
+    }
 }
