@@ -17,6 +17,7 @@ mod plan_view;
 mod report;
 mod schema;
 mod session;
+mod show;
 mod style;
 
 use std::io::{IsTerminal, Write};
@@ -208,6 +209,17 @@ enum Command {
         #[arg(long, value_name = "SECS", default_value_t = 5.0)]
         lock_timeout: f64,
     },
+    /// Print an image's settings after variables, templates and matrices, and where each
+    /// came from.
+    Show {
+        /// The image's name (as expanded: `nova-api` for a matrix copy).
+        image: String,
+        #[command(flatten)]
+        file: FileArg,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Export the build graph.
     Graph {
         #[command(flatten)]
@@ -230,6 +242,20 @@ struct FileArg {
     /// The graph file (default: `hephy.kdl` or `hephy.yaml` in the current folder).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     file: Option<PathBuf>,
+    /// Set a variable (`NAME=VALUE`) or one image's setting (`image.NAME.FIELD=VALUE`);
+    /// `HEPHY_VAR_NAME` in the environment sets a variable too.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
+}
+
+impl FileArg {
+    /// `--set` and the environment's `HEPHY_VAR_*`.
+    fn overrides(&self) -> Result<hephy_dsl::Overrides, Failure> {
+        // `vars_os`: a variable that is not UTF-8 is skipped, never a panic.
+        let env =
+            std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+        hephy_dsl::Overrides::new(&self.set, env).map_err(Failure::Input)
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -390,6 +416,7 @@ fn default_file(command: &mut Command, path: PathBuf) {
         | Command::Log { file, .. }
         | Command::Ci { file, .. }
         | Command::Gc { file, .. }
+        | Command::Show { file, .. }
         | Command::Graph { file, .. } => file,
         Command::Import { .. }
         | Command::Init { .. }
@@ -403,6 +430,16 @@ fn default_file(command: &mut Command, path: PathBuf) {
 
 fn execute(command: &Command, style: Style) -> Result<(), Failure> {
     match command {
+        Command::Show { image, file, format } => {
+            load(file)?;
+            print(&show::show(
+                &graph_path(file)?,
+                &file.overrides()?,
+                image,
+                *format == Format::Json,
+                style,
+            )?);
+        }
         Command::Check(file) => check_command(file)?,
         Command::Plan { file, state, select, format, wide } => {
             plan_command(file, state, select, format, wide, style)?
@@ -480,7 +517,10 @@ fn plan_command(
     let json = *format == Format::Json;
     let width = if *wide || json { None } else { style::stdout_width() };
     let fitted = style.fitting(width);
-    if let Some(answer) = fastpath::cached(&path, state.dir.as_deref(), &selection, fitted, json) {
+    // Overridden variables are not in the stamp: plan in full, leave no stamp.
+    let overrides = file.overrides()?;
+    let cached = || fastpath::cached(&path, state.dir.as_deref(), &selection, fitted, json);
+    if let Some(answer) = if overrides.is_empty() { cached() } else { None } {
         let (text, how) = match answer {
             fastpath::Answer::Unchanged(text) => (text, "unchanged since the last plan"),
             fastpath::Answer::Replanned(text) => (text, "replanned from the memo"),
@@ -494,7 +534,7 @@ fn plan_command(
             return Ok(());
         }
     }
-    let model = load_path(&path)?;
+    let model = load_path(&path, &overrides)?;
     clock.lap("load");
     let mut session = Session::open(model, state.dir.as_deref(), &selection)?;
     if let Some(scope) = &session.scope {
@@ -506,7 +546,7 @@ fn plan_command(
     clock.lap("render");
     print(&shown);
     clock.lap("print");
-    if fastpath::worth_remembering(&session, &selection) {
+    if overrides.is_empty() && fastpath::worth_remembering(&session, &selection) {
         // The stamp keeps the whole table, whatever this terminal's width.
         let text = if json || width.is_some() { plan_view::text(&session, style) } else { shown.clone() };
         let json_text = if json { shown } else { plan_view::json(&session) };
@@ -545,7 +585,8 @@ fn run_command(
         Format::Text => Box::new(report::Lines::new(style, report::Context::default(), *verbose)),
     };
     let command = std::env::args().collect::<Vec<_>>().join(" ");
-    if path.is_file() {
+    let overrides = file.overrides()?;
+    if path.is_file() && overrides.is_empty() {
         let _lock = RunLock::acquire(&dir, timeout).map_err(Failure::State)?;
         // Nothing changed since the last all-fresh plan: a run that builds nothing,
         // recorded as such, without planning again.
@@ -557,7 +598,7 @@ fn run_command(
             return Ok(());
         }
     }
-    let model = load_path(&path)?;
+    let model = load_path(&path, &overrides)?;
     let _lock = RunLock::acquire(&dir, timeout).map_err(Failure::State)?;
     let mut session = Session::open(model, state.dir.as_deref(), &selection)?;
     // Under the lock: temporaries a killed run left go, and the layout names every
@@ -595,7 +636,7 @@ fn run_command(
     // A run that built nothing leaves the plan's stamp, so the next run or plan is quick.
     if summary.built == 0 && summary.failed == 0 && summary.skipped == 0 && !summary.interrupted {
         let session = &session;
-        if fastpath::worth_remembering(session, &selection) {
+        if overrides.is_empty() && fastpath::worth_remembering(session, &selection) {
             let (text, json_text) = (plan_view::text(session, style), plan_view::json(session));
             fastpath::remember(
                 &path,
@@ -631,6 +672,14 @@ fn ci_command(
     levels: u16,
     max_jobs: u16,
 ) -> Result<(), Failure> {
+    if !file.set.is_empty() {
+        // The jobs run `hephy run -f FILE` without the generator's `--set`.
+        return Err(Failure::Input(Problems::single(
+            "--set",
+            Problem::new(Code::Conflict, "`hephy ci` does not carry `--set` into the jobs it writes")
+                .help("set the variables in the pipeline's environment (`HEPHY_VAR_NAME`) for the generator and every job alike"),
+        )));
+    }
     let model = load(file)?;
     let graph_file = file.file.as_ref().map(|f| f.to_string_lossy().into_owned());
     let selection = select.selection();
@@ -758,7 +807,7 @@ fn init(dir: &Path, format: ImportFormat, stdout: bool) -> Result<(), Failure> {
     std::fs::write(&path, &text).map_err(|e| {
         io(format!("cannot write `{}`: {e}", path.display()), "choose a folder that can be written")
     })?;
-    let model = load_path(&path)?;
+    let model = load_path(&path, &hephy_dsl::Overrides::default())?;
     let graph = hephy_engine::compile(&model);
     print(&format!(
         "wrote {}: {} image(s), {} nodes; `hephy plan` shows what would build\n",
@@ -1052,7 +1101,7 @@ fn print(text: &str) {
 
 /// Finds and loads the graph file.
 fn load(arg: &FileArg) -> Result<Model, Failure> {
-    load_path(&graph_path(arg)?)
+    load_path(&graph_path(arg)?, &arg.overrides()?)
 }
 
 /// Sets `cancel` on SIGINT, SIGTERM and SIGHUP (Ctrl-C, a CI job's cancellation, a closed
@@ -1079,8 +1128,8 @@ fn graph_path(arg: &FileArg) -> Result<PathBuf, Failure> {
 /// Loads and checks the graph file at `path`.
 /// Every problem is reported in one run: the builders' checks run on the model even when the
 /// language found problems, where the file could be read through.
-fn load_path(path: &Path) -> Result<Model, Failure> {
-    match hephy_dsl::load_partial(path) {
+fn load_path(path: &Path, overrides: &hephy_dsl::Overrides) -> Result<Model, Failure> {
+    match hephy_dsl::load_partial_with(path, overrides) {
         (Some(mut model), None) => {
             hephy_stdlib::resolve_auto(&mut model);
             hephy_stdlib::check(&model).map_err(Failure::Input)?;

@@ -32,6 +32,8 @@ pub enum Code {
     DuplicateName,
     /// A reference to a name that is not defined.
     UnknownDependency,
+    /// `${NAME}` naming no variable or matrix value; `--set` naming no variable.
+    UnknownVariable,
     /// Dependencies that form a cycle.
     Cycle,
     /// A platform that is not `os/arch[/variant]`.
@@ -61,6 +63,7 @@ impl Code {
             Code::InvalidName => "hephy::invalid_name",
             Code::DuplicateName => "hephy::duplicate_name",
             Code::UnknownDependency => "hephy::unknown_dependency",
+            Code::UnknownVariable => "hephy::unknown_variable",
             Code::Cycle => "hephy::cycle",
             Code::InvalidPlatform => "hephy::invalid_platform",
             Code::MissingPlatform => "hephy::missing_platform",
@@ -609,6 +612,26 @@ impl Sink {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.problems.is_empty()
+    }
+
+    /// How many problems so far (a stage's problems are those after its start).
+    pub(crate) fn len(&self) -> usize {
+        self.problems.len()
+    }
+
+    /// Drops, after the first `from`, the problems `drop` says are noise, and any problem said
+    /// twice (same code, message and place: copies of one matrix image share their text).
+    pub(crate) fn prune(&mut self, from: usize, drop: impl Fn(&Problem) -> bool) {
+        let mut seen = std::collections::HashSet::new();
+        let mut index = 0;
+        self.problems.retain(|p| {
+            index += 1;
+            if index <= from {
+                return true;
+            }
+            let key = (p.code, p.message.clone(), p.primary_span().map(|s| (s.offset(), s.len())));
+            !drop(p) && seen.insert(key)
+        });
     }
 
     pub(crate) fn into_problems(self, file: &SourceFile) -> Problems {

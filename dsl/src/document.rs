@@ -30,6 +30,10 @@ pub struct Document {
     pub(crate) mirrors: Vec<Text>,
     pub(crate) labels: Vec<(Text, Text)>,
     pub(crate) annotations: Vec<(Text, Text)>,
+    /// `variables NAME="default"…` / `variables: {NAME: default}` (expanded by [`crate::expand`]).
+    pub(crate) variables: Vec<(Text, Text)>,
+    /// `template "NAME" { … }` / `templates: {NAME: {…}}`: image settings images inherit.
+    pub(crate) templates: Vec<ImageDraft>,
 }
 
 /// `secret "NAME" env="VAR"` or `secret "NAME" file="path"`
@@ -77,7 +81,7 @@ impl ExecutorDraft {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ImageDraft {
     pub(crate) name: Text,
     pub(crate) context: Option<Text>,
@@ -102,10 +106,21 @@ pub struct ImageDraft {
     pub(crate) annotations: Vec<(Text, Text)>,
     pub(crate) repository: Option<Text>,
     pub(crate) mirrors: Vec<Text>,
+    /// `inherits "a" "b"` / `inherits: [a, b]`: templates, in order.
+    pub(crate) inherits: Vec<Text>,
+    /// `matrix { KEY "v1" "v2" }` / `matrix: {KEY: [v1, v2]}`.
+    pub(crate) matrix: Option<MatrixDraft>,
+}
+
+/// A matrix as written: its keys with their values, and the span of the whole.
+#[derive(Debug, Clone)]
+pub(crate) struct MatrixDraft {
+    pub(crate) axes: Vec<(Text, Vec<Text>)>,
+    pub(crate) span: SourceSpan,
 }
 
 /// The `ko` builder's settings of an image, as written.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct KoDraft {
     pub(crate) import_path: Option<Text>,
     pub(crate) base_image: Option<Text>,
@@ -136,11 +151,13 @@ impl ImageDraft {
             annotations: Vec::new(),
             repository: None,
             mirrors: Vec::new(),
+            inherits: Vec::new(),
+            matrix: None,
         }
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct TaskDraft {
     pub(crate) name: Text,
     pub(crate) run: Option<Spanned<Vec<Text>>>,
@@ -151,6 +168,8 @@ pub(crate) struct TaskDraft {
     pub(crate) deps: Vec<DependencyDraft>,
     pub(crate) timeout: Option<Text>,
     pub(crate) secrets: Vec<Text>,
+    /// `matrix { … }` / `matrix: {…}`, as on images.
+    pub(crate) matrix: Option<MatrixDraft>,
 }
 
 impl TaskDraft {
@@ -165,6 +184,7 @@ impl TaskDraft {
             deps: Vec::new(),
             timeout: None,
             secrets: Vec::new(),
+            matrix: None,
         }
     }
 }
@@ -184,13 +204,13 @@ pub struct GroupDraft {
 }
 
 /// `from NAME arg=ARG [target=T]` or `after NAME`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct DependencyDraft {
     pub(crate) name: Text,
     pub(crate) from: Option<FromDraft>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct FromDraft {
     /// The build arg; `None` when it was not written (an error the analyzer reports).
     pub(crate) arg: Option<Text>,

@@ -9,8 +9,8 @@ use miette::SourceSpan;
 
 use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
 use crate::document::{
-    DependencyDraft, Document, ExecutorDraft, FromDraft, GroupDraft, ImageDraft, KoDraft, NamingDraft,
-    ScheduleDraft, SecretDraft, TaskDraft, Text,
+    DependencyDraft, Document, ExecutorDraft, FromDraft, GroupDraft, ImageDraft, KoDraft, MatrixDraft,
+    NamingDraft, ScheduleDraft, SecretDraft, TaskDraft, Text,
 };
 use crate::schema::{Construct, keys};
 use crate::source::{Spanned, Syntax};
@@ -173,6 +173,8 @@ impl Reader<'_> {
                 "schedule" => doc.schedules.extend(self.schedule(node)),
                 "group" => doc.groups.extend(self.group(node)),
                 "secret" => doc.secrets.extend(self.secret(node)),
+                "variables" => doc.variables.extend(self.pairs(node)),
+                "template" => doc.templates.extend(self.image(node)),
                 other => self.unknown_node(node, other, keys(Construct::Graph, Syntax::Kdl), "a graph file"),
             }
         }
@@ -296,6 +298,11 @@ impl Reader<'_> {
                         self.set_once(&mut image.repository, v, child);
                     }
                 }
+                "inherits" => image.inherits.extend(self.strings(child, 1)),
+                "matrix" => {
+                    let matrix = self.matrix(child);
+                    self.set_once(&mut image.matrix, matrix, child);
+                }
                 other => self.unknown_node(child, other, keys(Construct::Image, Syntax::Kdl), "an `image`"),
             }
         }
@@ -323,6 +330,10 @@ impl Reader<'_> {
                     if let Some(v) = self.one_string(child) {
                         self.set_once(&mut task.timeout, v, child);
                     }
+                }
+                "matrix" => {
+                    let matrix = self.matrix(child);
+                    self.set_once(&mut task.matrix, matrix, child);
                 }
                 other => self.unknown_node(child, other, keys(Construct::Task, Syntax::Kdl), "a `task`"),
             }
@@ -404,6 +415,24 @@ impl Reader<'_> {
             }
         }
         Some(DependencyDraft { name: name?, from: Some(from) })
+    }
+
+    /// `matrix { service "nova" "glance"; variant "api" "worker" }`: each child is a key and
+    /// its values.
+    fn matrix(&mut self, node: &KdlNode) -> MatrixDraft {
+        let mut axes = Vec::new();
+        for child in self.children(node) {
+            let key = Spanned::new(child.name().value().to_owned(), child.name().span());
+            axes.push((key, self.strings(child, 1)));
+        }
+        if axes.is_empty() {
+            self.sink.push(
+                Problem::new(Code::Missing, "`matrix` needs at least one key")
+                    .label(node.span(), "an empty matrix")
+                    .help("write `matrix { service \"nova\" \"glance\" }`"),
+            );
+        }
+        MatrixDraft { axes, span: node.span() }
     }
 
     /// `after "lint" "curl"`

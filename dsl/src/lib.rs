@@ -1,7 +1,8 @@
 //! hephy's graph language: a graph file (KDL or YAML) → a typed, validated [`Model`].
 //!
 //! Stages, one module each: [`source`] (the text and spans) → `kdl` / `yaml` (syntax → a
-//! syntax-independent draft `Document`, shape errors) → `analyze` (meaning: names, dependencies,
+//! syntax-independent draft `Document`, shape errors) → `expand` (variables, templates, matrices,
+//! `--set`) → `analyze` (meaning: names, dependencies,
 //! platforms, paths → [`Model`]). Every error is a [`Problem`], a miette diagnostic pointing into
 //! the file; all problems of one load are returned together as [`Problems`]. This crate knows
 //! nothing of graphs of nodes, hashing or execution.
@@ -10,6 +11,7 @@ mod analyze;
 mod compose;
 mod diagnostic;
 mod document;
+mod expand;
 mod kdl;
 mod model;
 mod platform;
@@ -24,6 +26,9 @@ use std::path::{Path, PathBuf};
 pub use analyze::{valid_tag, valid_variable};
 pub use diagnostic::{Code, Problem, Problems, escape_controls, printable, printable_line};
 pub use document::{Document, FromDraft, GroupDraft, ImageDraft, ScheduleDraft, SecretDraft};
+pub use expand::{
+    ENV_PREFIX, Origin, Overrides, ResolvedImage, SETTABLE, Setting, VariableSource, VariableUse,
+};
 pub use model::{
     BUILDERS, Compression, DEFAULT_BUILDER, Definition, Dependency, DependencyKind, Executor, FromPlatform,
     Group, Image, ImageSource, KoSettings, Model, Naming, Publish, Schedule, Secret, SecretSource, Task,
@@ -63,10 +68,26 @@ pub fn load(path: &Path) -> Result<Model, Problems> {
 /// the file could be read through despite them (problems of names, paths and platforms leave a
 /// model; syntax errors do not), so that later stages can report theirs in the same run.
 pub fn load_partial(path: &Path) -> (Option<Model>, Option<Problems>) {
+    load_partial_with(path, &Overrides::default())
+}
+
+/// [`load_partial`], with variables and image settings overridden (`--set`, `HEPHY_VAR_*`).
+pub fn load_partial_with(path: &Path, overrides: &Overrides) -> (Option<Model>, Option<Problems>) {
     match read_path(path) {
-        Ok((source, root)) => parse_partial(source, &root),
+        Ok((source, root)) => parse_partial(source, &root, overrides),
         Err(problems) => (None, Some(problems)),
     }
+}
+
+/// The images of the graph file at `path` after variables, templates, matrices and
+/// `overrides`, each setting with where it came from (what `hephy show` prints).
+pub fn resolve(path: &Path, overrides: &Overrides) -> Result<Vec<ResolvedImage>, Problems> {
+    let (source, _) = read_path(path)?;
+    let mut sink = Sink::default();
+    let resolved = read_into(&source, &mut sink)
+        .map(|mut doc| expand::expand(&mut doc, &source, overrides, &mut sink, true).0)
+        .unwrap_or_default();
+    if sink.is_empty() { Ok(resolved) } else { Err(sink.into_problems(&source)) }
 }
 
 fn read_path(path: &Path) -> Result<(SourceFile, PathBuf), Problems> {
@@ -114,15 +135,20 @@ fn read_path(path: &Path) -> Result<(SourceFile, PathBuf), Problems> {
 /// Analyzes graph text already read; relative paths resolve against `root`. Shape and meaning
 /// problems are reported together.
 pub fn parse(source: SourceFile, root: &Path) -> Result<Model, Problems> {
-    match parse_partial(source, root) {
+    match parse_partial(source, root, &Overrides::default()) {
         (Some(model), None) => Ok(model),
         (_, problems) => Err(problems.unwrap_or_else(|| Problems::new(String::new(), Vec::new()))),
     }
 }
 
-fn parse_partial(source: SourceFile, root: &Path) -> (Option<Model>, Option<Problems>) {
+fn parse_partial(
+    source: SourceFile,
+    root: &Path,
+    overrides: &Overrides,
+) -> (Option<Model>, Option<Problems>) {
     let mut sink = Sink::default();
-    let model = read_into(&source, &mut sink).and_then(|doc| analyze::analyze(doc, &source, root, &mut sink));
+    let model = read_into(&source, &mut sink)
+        .and_then(|doc| expand_and_analyze(doc, &source, root, overrides, &mut sink));
     if sink.is_empty() { (model, None) } else { (model, Some(sink.into_problems(&source))) }
 }
 
@@ -135,13 +161,36 @@ pub fn read(source: &SourceFile) -> Result<Document, Problems> {
     }
 }
 
-/// Stage two: a [`Document`] → the validated [`Model`] (meaning errors), paths against `root`.
+/// Stage two: a [`Document`] → the validated [`Model`] (meaning errors), paths against `root`;
+/// variables, templates and matrices are expanded first, with no overrides.
 pub fn lower(doc: Document, source: &SourceFile, root: &Path) -> Result<Model, Problems> {
     let mut sink = Sink::default();
-    match analyze::analyze(doc, source, root, &mut sink) {
+    match expand_and_analyze(doc, source, root, &Overrides::default(), &mut sink) {
         Some(model) if sink.is_empty() => Ok(model),
         _ => Err(sink.into_problems(source)),
     }
+}
+
+/// Expansion, then analysis; what the analyzer says again about a string expansion already
+/// found broken (an unknown `${NAME}`), or says twice about copies of one matrix image, is
+/// dropped.
+fn expand_and_analyze(
+    mut doc: Document,
+    source: &SourceFile,
+    root: &Path,
+    overrides: &Overrides,
+    sink: &mut Sink,
+) -> Option<Model> {
+    let start = sink.len();
+    let (_, broken) = expand::expand(&mut doc, source, overrides, sink, false);
+    let mut model = analyze::analyze(doc, source, root, sink);
+    if let Some(model) = &mut model {
+        model.overrides = overrides.clone();
+    }
+    sink.prune(start, |p| {
+        p.code() != Code::UnknownVariable && p.primary_span().is_some_and(|s| broken.contains(&s))
+    });
+    model
 }
 
 fn read_into(source: &SourceFile, sink: &mut Sink) -> Option<Document> {

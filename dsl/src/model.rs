@@ -39,6 +39,9 @@ pub struct Model {
     pub secrets: Vec<Secret>,
     /// More registries (and path prefixes) every image is also pushed to, each like `registry`.
     pub mirrors: Vec<String>,
+    /// The `--set` and `HEPHY_VAR_*` values it was loaded with (a graph at another revision,
+    /// for `--since`, is loaded with the same).
+    pub overrides: crate::Overrides,
     /// Image and task names → their position, for constant-time lookups.
     pub(crate) index: foldhash::HashMap<String, DefinitionIndex>,
 }

@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use crate::document::{DependencyDraft, Document, ImageDraft, TaskDraft, Text};
+use crate::document::{DependencyDraft, Document, ImageDraft, MatrixDraft, TaskDraft, Text};
 use crate::source::Syntax;
 
 /// `doc` as graph text in `syntax`.
@@ -119,6 +119,17 @@ fn kdl(doc: &Document) -> String {
     if let Some(p) = doc.platforms.as_ref().filter(|p| !p.is_empty()) {
         let _ = writeln!(out, "platforms {}", kdl_values(p));
     }
+    if !doc.variables.is_empty() {
+        let _ = writeln!(out, "variables {}", kdl_pairs(&doc.variables));
+    }
+    if !doc.mirrors.is_empty() {
+        let _ = writeln!(out, "mirrors {}", kdl_values(&doc.mirrors));
+    }
+    for (key, pairs) in [("labels", &doc.labels), ("annotations", &doc.annotations)] {
+        if !pairs.is_empty() {
+            let _ = writeln!(out, "{key} {}", kdl_pairs(pairs));
+        }
+    }
     let section = |out: &mut String, started: bool| {
         if started && !out.is_empty() {
             out.push('\n');
@@ -141,6 +152,10 @@ fn kdl(doc: &Document) -> String {
     for s in &doc.secrets {
         let props = kdl_properties(&[("env", s.env.as_ref()), ("file", s.file.as_ref())]);
         let _ = writeln!(out, "secret {}{props}", kdl_string(&s.name));
+    }
+    for template in &doc.templates {
+        section(&mut out, true);
+        out.push_str(&kdl_block("template", template));
     }
     for image in &doc.images {
         section(&mut out, true);
@@ -174,7 +189,16 @@ fn kdl(doc: &Document) -> String {
 
 /// One `image "NAME" { … }` block, ending in a newline.
 pub(crate) fn kdl_image(image: &ImageDraft) -> String {
-    let mut out = format!("image {} {{\n", kdl_string(&image.name));
+    kdl_block("image", image)
+}
+
+/// `KEYWORD "NAME" { … }` of an image's (or a template's) settings.
+fn kdl_block(keyword: &str, image: &ImageDraft) -> String {
+    let mut out = format!("{keyword} {} {{\n", kdl_string(&image.name));
+    if !image.inherits.is_empty() {
+        let _ = writeln!(out, "    inherits {}", kdl_values(&image.inherits));
+    }
+    kdl_matrix(&mut out, image.matrix.as_ref());
     let mut one = |key: &str, value: Option<&Text>| {
         if let Some(v) = value {
             let _ = writeln!(out, "    {key} {}", kdl_string(v));
@@ -226,6 +250,17 @@ pub(crate) fn kdl_image(image: &ImageDraft) -> String {
     if !image.secrets.is_empty() {
         let _ = writeln!(out, "    secrets {}", kdl_values(&image.secrets));
     }
+    if let Some(r) = &image.repository {
+        let _ = writeln!(out, "    repository {}", kdl_string(r));
+    }
+    if !image.mirrors.is_empty() {
+        let _ = writeln!(out, "    mirrors {}", kdl_values(&image.mirrors));
+    }
+    for (key, pairs) in [("labels", &image.labels), ("annotations", &image.annotations)] {
+        if !pairs.is_empty() {
+            let _ = writeln!(out, "    {key} {}", kdl_pairs(pairs));
+        }
+    }
     kdl_deps(&mut out, &image.deps);
     out.push_str("}\n");
     out
@@ -251,8 +286,20 @@ fn kdl_deps(out: &mut String, deps: &[DependencyDraft]) {
     }
 }
 
+/// `matrix { KEY "v1" "v2" }`.
+fn kdl_matrix(out: &mut String, matrix: Option<&MatrixDraft>) {
+    if let Some(m) = matrix {
+        out.push_str("    matrix {\n");
+        for (key, values) in &m.axes {
+            let _ = writeln!(out, "        {} {}", kdl_key(key), kdl_values(values));
+        }
+        out.push_str("    }\n");
+    }
+}
+
 fn kdl_task(task: &TaskDraft) -> String {
     let mut out = format!("task {} {{\n", kdl_string(&task.name));
+    kdl_matrix(&mut out, task.matrix.as_ref());
     if let Some(run) = task.run.as_ref().filter(|r| !r.is_empty()) {
         let _ = writeln!(out, "    run {}", kdl_values(run));
     }
@@ -312,6 +359,17 @@ fn yaml(doc: &Document) -> String {
     if let Some(p) = &doc.platforms {
         let _ = writeln!(out, "platforms: {}", yaml_list(p));
     }
+    if !doc.variables.is_empty() {
+        let _ = writeln!(out, "variables: {}", yaml_flow_pairs(&doc.variables));
+    }
+    if !doc.mirrors.is_empty() {
+        let _ = writeln!(out, "mirrors: {}", yaml_list(&doc.mirrors));
+    }
+    for (key, pairs) in [("labels", &doc.labels), ("annotations", &doc.annotations)] {
+        if !pairs.is_empty() {
+            let _ = writeln!(out, "{key}: {}", yaml_flow_pairs(pairs));
+        }
+    }
     if !doc.executors.is_empty() {
         out.push_str("\nexecutors:\n");
         for e in &doc.executors {
@@ -338,6 +396,12 @@ fn yaml(doc: &Document) -> String {
         for s in &doc.secrets {
             let _ = writeln!(out, "  {}:", yaml_scalar(&s.name));
             yaml_fields(&mut out, "    ", &[("env", s.env.as_ref()), ("file", s.file.as_ref())]);
+        }
+    }
+    if !doc.templates.is_empty() {
+        out.push_str("\ntemplates:\n");
+        for template in &doc.templates {
+            out.push_str(&yaml_image(template, "  "));
         }
     }
     if !doc.images.is_empty() {
@@ -377,6 +441,10 @@ fn yaml(doc: &Document) -> String {
 pub(crate) fn yaml_image(image: &ImageDraft, indent: &str) -> String {
     let mut out = format!("{indent}{}:\n", yaml_scalar(&image.name));
     let inner = format!("{indent}  ");
+    if !image.inherits.is_empty() {
+        let _ = writeln!(out, "{inner}inherits: {}", yaml_list(&image.inherits));
+    }
+    yaml_matrix(&mut out, &inner, image.matrix.as_ref());
     yaml_fields(
         &mut out,
         &inner,
@@ -415,9 +483,15 @@ pub(crate) fn yaml_image(image: &ImageDraft, indent: &str) -> String {
     if let Some(p) = &image.platforms {
         let _ = writeln!(out, "{inner}platforms: {}", yaml_list(p));
     }
-    for (key, values) in [("tags", &image.tags), ("secrets", &image.secrets)] {
+    for (key, values) in [("tags", &image.tags), ("secrets", &image.secrets), ("mirrors", &image.mirrors)] {
         if !values.is_empty() {
             let _ = writeln!(out, "{inner}{key}: {}", yaml_list(values));
+        }
+    }
+    yaml_fields(&mut out, &inner, &[("repository", image.repository.as_ref())]);
+    for (key, pairs) in [("labels", &image.labels), ("annotations", &image.annotations)] {
+        if !pairs.is_empty() {
+            let _ = writeln!(out, "{inner}{key}: {}", yaml_flow_pairs(pairs));
         }
     }
     yaml_deps(&mut out, &inner, &image.deps);
@@ -473,8 +547,21 @@ fn yaml_deps(out: &mut String, indent: &str, deps: &[DependencyDraft]) {
     }
 }
 
+/// `matrix: { KEY: [v1, v2] }`.
+fn yaml_matrix(out: &mut String, indent: &str, matrix: Option<&MatrixDraft>) {
+    if let Some(m) = matrix {
+        let axes: Vec<String> = m
+            .axes
+            .iter()
+            .map(|(key, values)| format!("{}: {}", yaml_scalar(key), yaml_list(values)))
+            .collect();
+        let _ = writeln!(out, "{indent}matrix: {{ {} }}", axes.join(", "));
+    }
+}
+
 fn yaml_task(out: &mut String, task: &TaskDraft) {
     let _ = writeln!(out, "  {}:", yaml_scalar(&task.name));
+    yaml_matrix(out, "    ", task.matrix.as_ref());
     if let Some(run) = &task.run {
         let _ = writeln!(out, "    run: {}", yaml_list(run));
     }

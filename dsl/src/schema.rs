@@ -112,6 +112,8 @@ pub enum Kind {
     Flag,
     /// `NAME: value` pairs (build args, environment).
     Pairs,
+    /// `NAME: value` pairs whose names are labels' or annotations' (`org.opencontainers.image.source`).
+    Metadata,
     /// A block of the construct's keys.
     Block(Construct),
     /// Named definitions: `NAME: {…}` per entry (KDL: one node per definition).
@@ -223,9 +225,17 @@ pub const KEYS: &[Key] = &[
         K::NamedLists,
         "a named selection of images, tasks and groups",
     ),
+    key(C::Graph, "variables", K::Pairs, "variables every string may use as `${NAME}`, with their defaults"),
+    spelled(
+        C::Graph,
+        Some("template"),
+        Some("templates"),
+        K::Named(C::Image),
+        "image settings that images `inherits`",
+    ),
     key(C::Graph, "mirrors", K::Texts, "more registries every image is also pushed to"),
-    key(C::Graph, "labels", K::Pairs, "labels of every image's config (values are templates)"),
-    key(C::Graph, "annotations", K::Pairs, "OCI annotations of every manifest and index (templates)"),
+    key(C::Graph, "labels", K::Metadata, "labels of every image's config (values are templates)"),
+    key(C::Graph, "annotations", K::Metadata, "OCI annotations of every manifest and index (templates)"),
     // `naming`.
     spelled(
         C::Naming,
@@ -253,9 +263,11 @@ pub const KEYS: &[Key] = &[
     need(key(C::Secret, "env", K::Text, "read it from this environment variable"), Need::OneOf),
     need(key(C::Secret, "file", K::Text, "read it from this file"), Need::OneOf),
     // An image.
-    need(key(C::Image, "context", K::Text, "the build context folder"), Need::AnyOf),
+    // `context` or `git` must be given, by the image or a template it inherits (checked after
+    // expansion, so neither is required here).
+    key(C::Image, "context", K::Text, "the build context folder"),
     key(C::Image, "compression", K::Text, "layer compression of the `oci` builder: `gzip` or `zstd`"),
-    need(key(C::Image, "git", K::Text, "build from this git repository"), Need::AnyOf),
+    key(C::Image, "git", K::Text, "build from this git repository"),
     spelled(
         C::Image,
         None,
@@ -276,8 +288,10 @@ pub const KEYS: &[Key] = &[
     key(C::Image, "after", K::Texts, "images or tasks built first, nothing passed"),
     key(C::Image, "ko", K::Block(C::Ko), "the `ko` builder's settings"),
     key(C::Image, "ko-env", K::Pairs, "the `ko` builder's environment"),
-    key(C::Image, "labels", K::Pairs, "labels of this image's config, over the graph's"),
-    key(C::Image, "annotations", K::Pairs, "OCI annotations of its manifests and index, over the graph's"),
+    key(C::Image, "inherits", K::Texts, "templates whose settings it takes, in order"),
+    key(C::Image, "matrix", K::NamedLists, "one copy for each combination of these values"),
+    key(C::Image, "labels", K::Metadata, "labels of this image's config, over the graph's"),
+    key(C::Image, "annotations", K::Metadata, "OCI annotations of its manifests and index, over the graph's"),
     key(C::Image, "repository", K::Text, "the template of this image's repository, instead of naming's"),
     key(C::Image, "mirrors", K::Texts, "the registries it is also pushed to, instead of the graph's"),
     // The `git` node of an image (KDL).
@@ -304,6 +318,7 @@ pub const KEYS: &[Key] = &[
     key(C::Task, "after", K::Texts, "images or tasks run first"),
     key(C::Task, "timeout", K::Text, "stop and fail a run that takes longer"),
     key(C::Task, "secrets", K::Texts, "secrets set in its environment"),
+    key(C::Task, "matrix", K::NamedLists, "one copy for each combination of these values"),
     // A schedule.
     need(key(C::Schedule, "rebuild", K::Texts, "the images and tasks it rebuilds"), Need::AnyOf),
     need(key(C::Schedule, "refresh", K::Flag, "also re-resolve base images and upstream refs"), Need::AnyOf),
@@ -418,6 +433,11 @@ fn kind(kind: Kind) -> Value {
             "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" },
             "additionalProperties": { "$ref": "#/$defs/scalar" }
         }),
+        Kind::Metadata => json!({
+            "type": ["object", "null"],
+            "propertyNames": { "pattern": "^[^\\s=]+$" },
+            "additionalProperties": { "$ref": "#/$defs/scalar" }
+        }),
         Kind::Block(c) => reference(c),
         Kind::Named(c) => json!({ "type": ["object", "null"], "additionalProperties": reference(c) }),
         Kind::NamedLists => {
@@ -507,6 +527,7 @@ mod tests {
             Kind::Integer => "2",
             Kind::Flag => "true",
             Kind::Pairs => "{ A: x }",
+            Kind::Metadata => "{ org.example.a: x }",
             Kind::Block(_) | Kind::Named(_) => "{}",
             Kind::NamedLists => "{ g: [a] }",
             Kind::Dependencies(_) => "{ b: [{ arg: A }, { context: c }] }",

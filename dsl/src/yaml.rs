@@ -15,8 +15,8 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
 use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
 use crate::document::{
-    DependencyDraft, Document, ExecutorDraft, FromDraft, GroupDraft, ImageDraft, KoDraft, NamingDraft,
-    ScheduleDraft, SecretDraft, TaskDraft, Text,
+    DependencyDraft, Document, ExecutorDraft, FromDraft, GroupDraft, ImageDraft, KoDraft, MatrixDraft,
+    NamingDraft, ScheduleDraft, SecretDraft, TaskDraft, Text,
 };
 use crate::schema::{Construct, keys};
 use crate::source::{Spanned, Syntax};
@@ -296,6 +296,12 @@ impl Reader<'_> {
                         doc.tasks.push(self.task(name, body));
                     }
                 }
+                "variables" => doc.variables = self.pairs(value),
+                "templates" => {
+                    for (name, body) in self.named_map(value) {
+                        doc.templates.push(self.image(name, body));
+                    }
+                }
                 "groups" => {
                     for (name, body) in self.named_map(value) {
                         let members = self.strings(body);
@@ -382,6 +388,8 @@ impl Reader<'_> {
                     image.ko = Some(ko);
                 }
                 "ko-env" => image.ko_env = self.pairs(value),
+                "inherits" => image.inherits = self.strings(value),
+                "matrix" => image.matrix = Some(self.matrix(value)),
                 _ => image.deps.extend(self.after(value)),
             }
         }
@@ -399,6 +407,7 @@ impl Reader<'_> {
                 "platforms" => task.platforms = Some(self.strings(value)),
                 "timeout" => task.timeout = self.string(value),
                 "secrets" => task.secrets = self.strings(value),
+                "matrix" => task.matrix = Some(self.matrix(value)),
                 _ => task.deps.extend(self.after(value)),
             }
         }
@@ -438,6 +447,20 @@ impl Reader<'_> {
             }
         }
         deps
+    }
+
+    /// `matrix: {service: [nova, glance], variant: [api, worker]}`.
+    fn matrix(&mut self, value: &Value) -> MatrixDraft {
+        let axes: Vec<(Text, Vec<Text>)> =
+            self.named_map(value).into_iter().map(|(key, values)| (key, self.strings(values))).collect();
+        if axes.is_empty() {
+            self.sink.push(
+                Problem::new(Code::Missing, "`matrix` needs at least one key")
+                    .label(value.span, "an empty matrix")
+                    .help("write `matrix: { service: [nova, glance] }`"),
+            );
+        }
+        MatrixDraft { axes, span: value.span }
     }
 
     /// `after: [lint, curl]` (or one name).

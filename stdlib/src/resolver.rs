@@ -154,12 +154,18 @@ fn revision(model: &Model, rev: &str) -> Result<Revision, Problem> {
     if !old_path.is_file() {
         return Ok(Revision { graph_file: shown_graph, model: None, keep: Box::new(scratch) });
     }
-    let mut old_model = hephy_dsl::load(&old_path).map_err(|_| {
+    // With the same `--set` and `HEPHY_VAR_*` values: only what the revision changed differs.
+    let (old_model, problems) = hephy_dsl::load_partial_with(&old_path, &model.overrides);
+    let problem = || {
         fail(
             format!("the graph file at `{rev}` has problems"),
             "check it out and run `hephy check` to see them",
         )
-    })?;
+    };
+    let mut old_model = match (old_model, problems) {
+        (Some(old_model), None) => old_model,
+        _ => return Err(problem()),
+    };
     crate::resolve_auto(&mut old_model);
     Ok(Revision { graph_file: shown_graph, model: Some(old_model), keep: Box::new(scratch) })
 }

@@ -108,6 +108,7 @@ pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mu
         groups,
         secrets,
         mirrors,
+        overrides: crate::Overrides::default(),
     };
     model.index = model
         .images

@@ -1,0 +1,1200 @@
+//! Expansion: variables, templates (`inherits`) and matrices, on the [`Document`], before
+//! analysis.
+//!
+//! Owns the meaning of `variables`, `template`, `inherits`, `matrix`, `${NAME}` and `--set`:
+//! after [`expand`] the document holds plain images and tasks, as if written out by hand, each
+//! string keeping the span of the text that produced it, so the analyzer checks (and points at)
+//! expanded images exactly as it does hand-written ones. It knows nothing of paths, platforms or
+//! dependencies beyond their names. The CLI supplies the overrides ([`Overrides`]): this crate
+//! reads no environment itself.
+
+use std::collections::{HashMap, HashSet};
+
+use miette::SourceSpan;
+use serde::Serialize;
+
+use crate::diagnostic::{Code, Problem, Problems, Sink, did_you_mean};
+use crate::document::{DependencyDraft, Document, ImageDraft, MatrixDraft, TaskDraft, Text};
+use crate::source::{SourceFile, Spanned};
+
+/// The prefix of the environment variables that set graph variables (`HEPHY_VAR_VERSION`).
+pub const ENV_PREFIX: &str = "HEPHY_VAR_";
+
+/// The image fields `--set image.NAME.FIELD=VALUE` may set (and `args.ARG`).
+pub const SETTABLE: &[&str] = &[
+    "context",
+    "dockerfile",
+    "git",
+    "ref",
+    "builder",
+    "timeout",
+    "compression",
+    "target",
+    "targets",
+    "platforms",
+    "tags",
+    "secrets",
+];
+
+/// What the command line and the environment say on top of the graph file: `--set` and
+/// `HEPHY_VAR_*`.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--set NAME=VALUE`, in order (a later one wins).
+    variables: Vec<(String, String)>,
+    /// `HEPHY_VAR_NAME=VALUE`, the prefix removed.
+    environment: Vec<(String, String)>,
+    /// `--set image.NAME.FIELD=VALUE`, in order.
+    images: Vec<ImageSet>,
+}
+
+#[derive(Debug, Clone)]
+struct ImageSet {
+    /// The image's (expanded) name, or `*`.
+    image: String,
+    /// A member of [`SETTABLE`], or `args.ARG`.
+    field: String,
+    value: String,
+}
+
+impl Overrides {
+    /// Reads `--set` arguments and the environment's `HEPHY_VAR_*` variables (`environment`
+    /// yields every variable; the others are ignored).
+    pub fn new(
+        set: &[String],
+        environment: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Overrides, Problems> {
+        let mut overrides = Overrides::default();
+        for (name, value) in environment {
+            if let Some(var) = name.strip_prefix(ENV_PREFIX) {
+                overrides.environment.push((var.to_owned(), value));
+            }
+        }
+        for arg in set {
+            let usage = |why: String| {
+                Problems::single(
+                    "--set",
+                    Problem::new(Code::InvalidValue, why).help(format!(
+                        "write `--set NAME=VALUE` for a variable, or `--set image.NAME.FIELD=VALUE` with FIELD one of {}, `args.ARG`",
+                        SETTABLE.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
+                    )),
+                )
+            };
+            let Some((key, value)) = arg.split_once('=') else {
+                return Err(usage(format!("`--set {arg}` has no `=`")));
+            };
+            if let Some(rest) = key.strip_prefix("image.") {
+                let Some((image, field)) = rest.split_once('.') else {
+                    return Err(usage(format!("`--set {key}=…` names no field")));
+                };
+                let known =
+                    SETTABLE.contains(&field) || field.strip_prefix("args.").is_some_and(is_variable_name);
+                if !known || image.is_empty() {
+                    let hint = did_you_mean(field, SETTABLE.iter().copied())
+                        .map_or(String::new(), |d| format!(" ({d})"));
+                    return Err(usage(format!("`{field}` is not a setting `--set` can change{hint}")));
+                }
+                overrides.images.push(ImageSet {
+                    image: image.to_owned(),
+                    field: field.to_owned(),
+                    value: value.to_owned(),
+                });
+            } else if is_variable_name(key) {
+                overrides.variables.push((key.to_owned(), value.to_owned()));
+            } else {
+                return Err(usage(format!("`{key}` is neither a variable name nor `image.NAME.FIELD`")));
+            }
+        }
+        Ok(overrides)
+    }
+
+    /// Nothing overridden: the graph means what its file says.
+    pub fn is_empty(&self) -> bool {
+        self.variables.is_empty() && self.environment.is_empty() && self.images.is_empty()
+    }
+}
+
+fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Where a variable's value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VariableSource {
+    /// The default in the graph file.
+    Default,
+    /// `HEPHY_VAR_NAME`.
+    Environment,
+    /// `--set NAME=VALUE`.
+    Set,
+    /// A value of the image's matrix.
+    Matrix,
+}
+
+/// Where a setting of an expanded image came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "name")]
+pub enum Origin {
+    /// Written in the image itself.
+    Image,
+    /// Inherited from this template.
+    Template(String),
+    /// `--set image.NAME.FIELD=VALUE`.
+    Set,
+}
+
+/// A variable that went into a setting.
+#[derive(Debug, Clone, Serialize)]
+pub struct VariableUse {
+    /// Its name.
+    pub name: String,
+    /// Its value.
+    pub value: String,
+    /// Where the value came from.
+    pub source: VariableSource,
+}
+
+/// One setting of an expanded image: what `hephy show` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct Setting {
+    /// The setting (`context`, `tags`, `args.VERSION`, `from curl`…).
+    pub field: String,
+    /// Its value after expansion.
+    pub value: String,
+    /// As written, before variables were filled in (the same as `value` when none were).
+    pub written: String,
+    /// Where it came from.
+    pub origin: Origin,
+    /// The line (1-based) of the graph file it was written on; none for `--set`.
+    pub line: Option<usize>,
+    /// The variables (and matrix values) it used.
+    pub variables: Vec<VariableUse>,
+}
+
+/// An image after expansion, setting by setting.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResolvedImage {
+    /// Its name.
+    pub name: String,
+    /// The line its definition starts on.
+    pub line: usize,
+    /// Its templates, nearest last, as inherited (transitively).
+    pub templates: Vec<String>,
+    /// The matrix values it was made with (none for an image without a matrix).
+    pub matrix: Vec<(String, String)>,
+    /// Every setting it has.
+    pub settings: Vec<Setting>,
+}
+
+/// Per field of a merged image, where its value came from.
+type Origins = HashMap<String, Origin>;
+
+/// A variable's value and its source.
+type Variables = HashMap<String, (String, VariableSource)>;
+
+/// Expands `doc` in place: variables filled in, templates merged into images, matrices
+/// multiplied out, `--set image.…` applied. With `record`, the resolved images are returned.
+pub(crate) fn expand(
+    doc: &mut Document,
+    source: &SourceFile,
+    overrides: &Overrides,
+    sink: &mut Sink,
+    record: bool,
+) -> (Vec<ResolvedImage>, Vec<SourceSpan>) {
+    let mut expander = Expander {
+        source,
+        sink,
+        reported: HashSet::new(),
+        variables: Variables::new(),
+        record,
+        broken: Vec::new(),
+        poisoned: HashSet::new(),
+    };
+    expander.variables(doc, overrides);
+    let templates = expander.templates(doc);
+    let mut resolved = Vec::new();
+    let images = std::mem::take(&mut doc.images);
+    let mut out = Vec::with_capacity(images.len());
+    for image in images {
+        let (mut merged, origins, chain) = expander.inherit(image, &templates);
+        merged.inherits.clear();
+        let combinations = match merged.matrix.take() {
+            None => vec![Vec::new()],
+            Some(matrix) => expander.combinations(&matrix, &merged.name),
+        };
+        let last = combinations.len().saturating_sub(1);
+        let mut merged = Some(merged);
+        for (i, bindings) in combinations.into_iter().enumerate() {
+            let mut copy = if i == last { merged.take() } else { merged.clone() }
+                .unwrap_or_else(|| ImageDraft::new(Spanned::new(String::new(), SourceSpan::from(0..0))));
+            let written = record.then(|| copy.clone());
+            expander.image_texts(&mut copy, &bindings);
+            if let Some(written) = written {
+                resolved.push(expander.resolved(&written, &copy, &origins, &chain, &bindings));
+            }
+            out.push(copy);
+        }
+    }
+    doc.images = out;
+    let tasks = std::mem::take(&mut doc.tasks);
+    let mut out = Vec::with_capacity(tasks.len());
+    for mut task in tasks {
+        match task.matrix.take() {
+            None => {
+                expander.task_texts(&mut task, &[]);
+                out.push(task);
+            }
+            Some(matrix) => {
+                for bindings in expander.combinations(&matrix, &task.name) {
+                    let mut copy = task.clone();
+                    expander.task_texts(&mut copy, &bindings);
+                    out.push(copy);
+                }
+            }
+        }
+    }
+    doc.tasks = out;
+    scan_top(doc, &mut |t| expander.interpolate(t, &[]));
+    expander.set_images(doc, overrides, &mut resolved);
+    (resolved, expander.broken)
+}
+
+struct Expander<'a> {
+    source: &'a SourceFile,
+    sink: &'a mut Sink,
+    /// Unknown variables already reported, by (offset, name): a template's mistake is said once,
+    /// not once per image that inherits it.
+    reported: HashSet<(usize, String)>,
+    variables: Variables,
+    /// Whether [`ResolvedImage`]s are wanted (`hephy show`): origins are tracked only then.
+    record: bool,
+    /// The strings left with an unknown `${NAME}` in them: what later stages say about them
+    /// again is noise.
+    broken: Vec<SourceSpan>,
+    /// Variables whose default is refused: strings that use them are broken too.
+    poisoned: HashSet<String>,
+}
+
+impl Expander<'_> {
+    /// The variables' values: defaults, then `HEPHY_VAR_*`, then `--set`.
+    fn variables(&mut self, doc: &Document, overrides: &Overrides) {
+        let mut spans: HashMap<&str, SourceSpan> = HashMap::new();
+        for (name, default) in &doc.variables {
+            if !is_variable_name(&name.value) {
+                self.sink.push(
+                    Problem::new(Code::InvalidName, format!("`{}` is not a variable name", name.value))
+                        .label(name.span, "not a variable name")
+                        .help("a variable name is a letter or `_`, then letters, digits and `_`"),
+                );
+                continue;
+            }
+            if let Some(first) = spans.insert(&name.value, name.span) {
+                self.sink.push(
+                    Problem::new(Code::Conflict, format!("variable `{}` is declared twice", name.value))
+                        .label(name.span, "declared again here")
+                        .label(first, "first declared here")
+                        .help("keep one of them"),
+                );
+                continue;
+            }
+            if default.value.replace("$${", "").contains("${") {
+                self.sink.push(
+                    Problem::new(
+                        Code::InvalidValue,
+                        format!("the default of `{}` uses a variable", name.value),
+                    )
+                    .label(default.span, "a `${…}` in a default")
+                    .help("a default is plain text: write the value out, or `$${` for a literal `${`"),
+                );
+                // Declared all the same, so its uses are not "unknown"; what is made of them
+                // is not checked again.
+                self.poisoned.insert(name.value.clone());
+            }
+            let value = default.value.replace("$${", "${");
+            self.variables.insert(name.value.clone(), (value, VariableSource::Default));
+        }
+        for (name, value) in &overrides.environment {
+            if let Some(slot) = self.variables.get_mut(name) {
+                *slot = (value.clone(), VariableSource::Environment);
+            }
+        }
+        for (name, value) in &overrides.variables {
+            match self.variables.get_mut(name) {
+                Some(slot) => *slot = (value.clone(), VariableSource::Set),
+                None => {
+                    let help =
+                        did_you_mean(name, self.variables.keys().map(String::as_str)).unwrap_or_else(|| {
+                            "declare it with `variables NAME=\"default\"` in the graph file".to_owned()
+                        });
+                    self.sink.push(
+                        Problem::new(
+                            Code::UnknownVariable,
+                            format!("`--set {name}=…`: the graph has no variable `{name}`"),
+                        )
+                        .help(help),
+                    );
+                }
+            }
+        }
+    }
+
+    /// The templates by name, each with its own `inherits` resolved (cycles reported).
+    fn templates(&mut self, doc: &mut Document) -> HashMap<String, Resolving> {
+        let mut raw: HashMap<String, ImageDraft> = HashMap::new();
+        for template in std::mem::take(&mut doc.templates) {
+            if let Some(matrix) = &template.matrix {
+                self.sink.push(
+                    Problem::new(Code::UnknownKey, "a template has no `matrix`")
+                        .label(matrix.span, "a matrix in a template")
+                        .help("put the matrix on the image that inherits the template"),
+                );
+            }
+            if let Some(first) = raw.get(&template.name.value) {
+                self.sink.push(
+                    Problem::new(
+                        Code::DuplicateName,
+                        format!("two templates named `{}`", template.name.value),
+                    )
+                    .label(template.name.span, "defined again here")
+                    .label(first.name.span, "first defined here")
+                    .help("rename one of them"),
+                );
+                continue;
+            }
+            raw.insert(template.name.value.clone(), template);
+        }
+        let mut done: HashMap<String, Resolving> = HashMap::new();
+        let mut names: Vec<String> = raw.keys().cloned().collect();
+        names.sort();
+        for name in names {
+            let mut stack = Vec::new();
+            self.resolve_template(&name, &raw, &mut done, &mut stack);
+        }
+        done
+    }
+
+    fn resolve_template(
+        &mut self,
+        name: &str,
+        raw: &HashMap<String, ImageDraft>,
+        done: &mut HashMap<String, Resolving>,
+        stack: &mut Vec<String>,
+    ) {
+        if done.contains_key(name) {
+            return;
+        }
+        let Some(template) = raw.get(name) else { return };
+        stack.push(name.to_owned());
+        let mut parents = Vec::new();
+        for parent in &template.inherits {
+            if let Some(at) = stack.iter().position(|s| *s == parent.value) {
+                let mut cycle: Vec<&str> = stack[at..].iter().map(String::as_str).collect();
+                cycle.push(&parent.value);
+                self.sink.push(
+                    Problem::new(Code::Cycle, format!("template cycle: {}", cycle.join(" → ")))
+                        .label(parent.span, "inherited here")
+                        .help("a template may not inherit itself, directly or through others"),
+                );
+                continue;
+            }
+            if !raw.contains_key(&parent.value) {
+                self.unknown_template(parent, raw.keys());
+                continue;
+            }
+            self.resolve_template(&parent.value, raw, done, stack);
+            if let Some(resolved) = done.get(&parent.value) {
+                parents.push(resolved.clone());
+            }
+        }
+        stack.pop();
+        let own = Origin::Template(name.to_owned());
+        done.insert(name.to_owned(), merge_all(&parents, template.clone(), &own, name));
+    }
+
+    fn unknown_template<'k>(&mut self, name: &Text, known: impl Iterator<Item = &'k String>) {
+        let known: Vec<&str> = known.map(String::as_str).collect();
+        let help = did_you_mean(&name.value, known.iter().copied()).unwrap_or_else(|| {
+            if known.is_empty() {
+                "declare it with `template \"NAME\" { … }`".to_owned()
+            } else {
+                format!(
+                    "the templates are {}",
+                    known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                )
+            }
+        });
+        self.sink.push(
+            Problem::new(Code::UnknownDependency, format!("unknown template `{}`", name.value))
+                .label(name.span, "no template has this name")
+                .help(help),
+        );
+    }
+
+    /// `image` with its templates merged in, where each setting came from, and its templates.
+    fn inherit(
+        &mut self,
+        image: ImageDraft,
+        templates: &HashMap<String, Resolving>,
+    ) -> (ImageDraft, Origins, Vec<String>) {
+        if image.inherits.is_empty() {
+            let origins = if self.record { own_origins(&image, &Origin::Image) } else { Origins::new() };
+            return (image, origins, Vec::new());
+        }
+        let mut parents = Vec::new();
+        for parent in &image.inherits {
+            match templates.get(&parent.value) {
+                Some(resolved) => parents.push(resolved.clone()),
+                None => {
+                    if !self.reported.insert((parent.span.offset(), parent.value.clone())) {
+                        continue;
+                    }
+                    self.unknown_template(parent, templates.keys());
+                }
+            }
+        }
+        let resolved = merge_all(&parents, image, &Origin::Image, "");
+        (resolved.draft, resolved.origins, resolved.chain)
+    }
+
+    /// Each combination of the matrix's values (one empty combination without a matrix).
+    fn combinations(&mut self, matrix: &MatrixDraft, name: &Text) -> Vec<Vec<(String, String)>> {
+        let mut axes: Vec<(String, Vec<String>)> = Vec::new();
+        let mut ok = true;
+        for (key, values) in &matrix.axes {
+            if !is_variable_name(&key.value) {
+                self.sink.push(
+                    Problem::new(Code::InvalidName, format!("`{}` is not a matrix key", key.value))
+                        .label(key.span, "not a name")
+                        .help("a matrix key is a letter or `_`, then letters, digits and `_`"),
+                );
+                ok = false;
+            } else if self.variables.contains_key(&key.value) {
+                self.sink.push(
+                    Problem::new(Code::Conflict, format!("matrix key `{}` is also a variable", key.value))
+                        .label(key.span, "the matrix key")
+                        .help("rename the matrix key or the variable: `${…}` would be ambiguous"),
+                );
+                ok = false;
+            } else if axes.iter().any(|(k, _)| *k == key.value) {
+                self.sink.push(
+                    Problem::new(Code::Conflict, format!("matrix key `{}` is given twice", key.value))
+                        .label(key.span, "given again here")
+                        .help("keep one of them"),
+                );
+                ok = false;
+            } else if values.is_empty() {
+                self.sink.push(
+                    Problem::new(Code::Missing, format!("matrix key `{}` has no values", key.value))
+                        .label(key.span, "no values")
+                        .help("list at least one value"),
+                );
+                ok = false;
+            } else if values.len() > 1 && !name.value.contains(&format!("${{{}}}", key.value)) {
+                self.sink.push(
+                    Problem::new(
+                        Code::DuplicateName,
+                        format!("the name `{}` does not use the matrix key `{}`", name.value, key.value),
+                    )
+                    .label(name.span, format!("every copy would have this name for each `{}`", key.value))
+                    .label(key.span, "the matrix key")
+                    .help(format!("put `${{{}}}` in the name so that the copies differ", key.value)),
+                );
+                ok = false;
+            } else {
+                let mut filled: Vec<String> = Vec::with_capacity(values.len());
+                let mut spans: Vec<SourceSpan> = Vec::with_capacity(values.len());
+                for value in values {
+                    let mut text = value.clone();
+                    self.interpolate(&mut text, &[]);
+                    if let Some(first) = filled.iter().position(|f| *f == text.value) {
+                        self.sink.push(
+                            Problem::new(
+                                Code::DuplicateName,
+                                format!("matrix key `{}` lists `{}` twice", key.value, text.value),
+                            )
+                            .label(value.span, "listed again here")
+                            .label(spans[first], "first listed here")
+                            .help("list each value once: each value makes one copy"),
+                        );
+                        continue;
+                    }
+                    filled.push(text.value);
+                    spans.push(value.span);
+                }
+                axes.push((key.value.clone(), filled));
+            }
+        }
+        if !ok {
+            return Vec::new();
+        }
+        let mut out: Vec<Vec<(String, String)>> = vec![Vec::new()];
+        for (key, values) in &axes {
+            out = out
+                .into_iter()
+                .flat_map(|prefix| {
+                    values.iter().map(move |v| {
+                        let mut next = prefix.clone();
+                        next.push((key.clone(), v.clone()));
+                        next
+                    })
+                })
+                .collect();
+        }
+        out
+    }
+
+    fn image_texts(&mut self, image: &mut ImageDraft, bindings: &[(String, String)]) {
+        visit_image_mut(image, &mut |t| self.interpolate(t, bindings));
+    }
+
+    fn task_texts(&mut self, task: &mut TaskDraft, bindings: &[(String, String)]) {
+        visit_task_mut(task, &mut |t| self.interpolate(t, bindings));
+    }
+
+    /// Fills `${NAME}` in `text` from `bindings` (matrix values) and the variables; `$${` is a
+    /// literal `${`.
+    fn interpolate(&mut self, text: &mut Text, bindings: &[(String, String)]) {
+        if !text.value.contains('$') {
+            return;
+        }
+        let raw = &text.value;
+        let mut out = String::with_capacity(raw.len());
+        let mut rest = raw.as_str();
+        while let Some(at) = rest.find('$') {
+            out.push_str(&rest[..at]);
+            let tail = &rest[at..];
+            if let Some(after) = tail.strip_prefix("$${") {
+                out.push_str("${");
+                rest = after;
+            } else if let Some(after) = tail.strip_prefix("${") {
+                let Some(end) = after.find('}') else {
+                    self.broken.push(text.span);
+                    self.sink.push(
+                        Problem::new(Code::UnknownVariable, "`${` is not closed")
+                            .label(text.span, "here")
+                            .help("write `${NAME}`, or `$${` for a literal `${`"),
+                    );
+                    return;
+                };
+                let name = &after[..end];
+                match lookup(name, bindings, &self.variables) {
+                    Some((value, _)) => {
+                        if self.poisoned.contains(name) {
+                            self.broken.push(text.span);
+                        }
+                        out.push_str(value);
+                    }
+                    None => {
+                        self.broken.push(text.span);
+                        self.unknown_variable(name, text.span, bindings);
+                        out.push_str(&tail[..end + 3]);
+                    }
+                }
+                rest = &after[end + 1..];
+            } else {
+                out.push('$');
+                rest = &tail[1..];
+            }
+        }
+        out.push_str(rest);
+        text.value = out;
+    }
+
+    fn unknown_variable(&mut self, name: &str, span: SourceSpan, bindings: &[(String, String)]) {
+        if !self.reported.insert((span.offset(), name.to_owned())) {
+            return;
+        }
+        let needle = format!("${{{name}}}");
+        let within =
+            self.source.text().get(span.offset()..span.offset() + span.len()).and_then(|t| t.find(&needle));
+        let label = within.map_or(span, |at| SourceSpan::new((span.offset() + at).into(), needle.len()));
+        let known: Vec<&str> = bindings
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .chain(self.variables.keys().map(String::as_str))
+            .collect();
+        let help = did_you_mean(name, known.iter().copied()).unwrap_or_else(|| {
+            "declare it with `variables NAME=\"default\"`, or write `$${` for a literal `${`".to_owned()
+        });
+        self.sink.push(
+            Problem::new(Code::UnknownVariable, format!("unknown variable `{name}`"))
+                .label(label, "no variable or matrix value has this name")
+                .help(help),
+        );
+    }
+
+    /// `--set image.NAME.FIELD=VALUE`, after expansion.
+    fn set_images(&mut self, doc: &mut Document, overrides: &Overrides, resolved: &mut [ResolvedImage]) {
+        for set in &overrides.images {
+            let mut hit = false;
+            for image in doc.images.iter_mut().filter(|i| set.image == "*" || i.name.value == set.image) {
+                hit = true;
+                let at = image.name.span;
+                apply(image, &set.field, &set.value, at);
+                if let Some(r) = resolved.iter_mut().find(|r| r.name == image.name.value) {
+                    r.settings
+                        .retain(|s| s.field != set.field && !(set.field == "target" && s.field == "targets"));
+                    r.settings.push(Setting {
+                        field: set.field.clone(),
+                        value: set.value.clone(),
+                        written: set.value.clone(),
+                        origin: Origin::Set,
+                        line: None,
+                        variables: Vec::new(),
+                    });
+                }
+            }
+            if !hit {
+                let help = did_you_mean(&set.image, doc.images.iter().map(|i| i.name.value.as_str()))
+                    .unwrap_or_else(|| {
+                        "name an image of the graph (its expanded name), or `*` for all".to_owned()
+                    });
+                self.sink.push(
+                    Problem::new(
+                        Code::UnknownDependency,
+                        format!(
+                            "`--set image.{}.{}=…`: there is no image `{}`",
+                            set.image, set.field, set.image
+                        ),
+                    )
+                    .help(help),
+                );
+            }
+        }
+    }
+
+    fn resolved(
+        &self,
+        written: &ImageDraft,
+        copy: &ImageDraft,
+        origins: &Origins,
+        chain: &[String],
+        bindings: &[(String, String)],
+    ) -> ResolvedImage {
+        let line = |span: SourceSpan| line_of(self.source.text(), span.offset());
+        let mut settings = Vec::new();
+        for ((field, before, span), (_, after, _)) in fields(written).into_iter().zip(fields(copy)) {
+            let origin = origins
+                .get(field.split(' ').next().unwrap_or(&field))
+                .or_else(|| origins.get(&field))
+                .cloned();
+            let variables = used(&before, bindings, &self.variables);
+            settings.push(Setting {
+                origin: origin.unwrap_or(Origin::Image),
+                line: Some(line(span)),
+                field,
+                value: after,
+                written: before,
+                variables,
+            });
+        }
+        ResolvedImage {
+            name: copy.name.value.clone(),
+            line: line(copy.name.span),
+            templates: chain.to_vec(),
+            matrix: bindings.to_vec(),
+            settings,
+        }
+    }
+}
+
+fn lookup<'v>(
+    name: &str,
+    bindings: &'v [(String, String)],
+    variables: &'v Variables,
+) -> Option<(&'v str, VariableSource)> {
+    bindings
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| (v.as_str(), VariableSource::Matrix))
+        .or_else(|| variables.get(name).map(|(v, s)| (v.as_str(), *s)))
+}
+
+/// The variables `${NAME}` in `written` refers to, with their values.
+fn used(written: &str, bindings: &[(String, String)], variables: &Variables) -> Vec<VariableUse> {
+    let mut out: Vec<VariableUse> = Vec::new();
+    let mut rest = written;
+    while let Some(at) = rest.find("${") {
+        let escaped = at > 0 && rest.as_bytes()[at - 1] == b'$';
+        let after = &rest[at + 2..];
+        let Some(end) = after.find('}') else { break };
+        let name = &after[..end];
+        if !escaped
+            && !out.iter().any(|u| u.name == name)
+            && let Some((value, source)) = lookup(name, bindings, variables)
+        {
+            out.push(VariableUse { name: name.to_owned(), value: value.to_owned(), source });
+        }
+        rest = &after[end + 1..];
+    }
+    out
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1
+}
+
+/// A template or image with its `inherits` merged in.
+#[derive(Debug, Clone)]
+struct Resolving {
+    draft: ImageDraft,
+    origins: Origins,
+    /// Its templates, furthest first.
+    chain: Vec<String>,
+}
+
+/// `parents` (in order, later ones nearer), then `own`.
+fn merge_all(parents: &[Resolving], own: ImageDraft, origin: &Origin, own_name: &str) -> Resolving {
+    let mut chain: Vec<String> = Vec::new();
+    let mut base: Option<Resolving> = None;
+    for parent in parents {
+        for t in &parent.chain {
+            if !chain.contains(t) {
+                chain.push(t.clone());
+            }
+        }
+        base = Some(match base {
+            None => parent.clone(),
+            Some(b) => {
+                let (draft, origins) =
+                    merge(b.draft, b.origins, parent.draft.clone(), parent.origins.clone());
+                Resolving { draft, origins, chain: Vec::new() }
+            }
+        });
+    }
+    if !own_name.is_empty() {
+        chain.push(own_name.to_owned());
+    }
+    let own_origins = own_origins(&own, origin);
+    let (draft, origins) = match base {
+        None => (own, own_origins),
+        Some(b) => merge(b.draft, b.origins, own, own_origins),
+    };
+    Resolving { draft, origins, chain }
+}
+
+/// The settings `draft` gives itself, each from `origin`.
+fn own_origins(draft: &ImageDraft, origin: &Origin) -> Origins {
+    fields(draft).into_iter().map(|(field, _, _)| (field, origin.clone())).collect()
+}
+
+/// `child` over `base`: a setting the child gives replaces the base's; `args`, `ko-env`,
+/// `labels`, `annotations` and dependencies merge by name.
+fn merge(
+    base: ImageDraft,
+    mut base_origins: Origins,
+    child: ImageDraft,
+    child_origins: Origins,
+) -> (ImageDraft, Origins) {
+    let mut out = child;
+    let b = base;
+    macro_rules! option {
+        ($($f:ident),*) => {$(
+            if out.$f.is_none() { out.$f = b.$f; }
+        )*};
+    }
+    option!(context, git, git_ref, dockerfile, builder, timeout, compression, platforms, ko, repository);
+    macro_rules! list {
+        ($($f:ident),*) => {$(
+            if out.$f.is_empty() { out.$f = b.$f; }
+        )*};
+    }
+    list!(targets, tags, secrets, mirrors);
+    out.args = by_key(b.args, out.args);
+    out.ko_env = by_key(b.ko_env, out.ko_env);
+    out.labels = by_key(b.labels, out.labels);
+    out.annotations = by_key(b.annotations, out.annotations);
+    let mut deps: Vec<DependencyDraft> =
+        b.deps.into_iter().filter(|d| !out.deps.iter().any(|c| c.name.value == d.name.value)).collect();
+    deps.append(&mut out.deps);
+    out.deps = deps;
+    // Nearer origins win; the base's stay for what the child left alone.
+    base_origins.extend(child_origins);
+    (out, base_origins)
+}
+
+fn by_key(base: Vec<(Text, Text)>, mut own: Vec<(Text, Text)>) -> Vec<(Text, Text)> {
+    let mut out: Vec<(Text, Text)> =
+        base.into_iter().filter(|(k, _)| !own.iter().any(|(o, _)| o.value == k.value)).collect();
+    out.append(&mut own);
+    out
+}
+
+/// Each setting an image gives, as (field, value shown as text, span), in a fixed order.
+fn fields(d: &ImageDraft) -> Vec<(String, String, SourceSpan)> {
+    let mut out = Vec::new();
+    let mut one = |field: &str, t: &Option<Text>| {
+        if let Some(t) = t {
+            out.push((field.to_owned(), t.value.clone(), t.span));
+        }
+    };
+    one("context", &d.context);
+    one("git", &d.git);
+    one("ref", &d.git_ref);
+    one("dockerfile", &d.dockerfile);
+    one("builder", &d.builder);
+    one("timeout", &d.timeout);
+    one("compression", &d.compression);
+    one("repository", &d.repository);
+    let mut list = |field: &str, l: &[Text]| {
+        if let Some(first) = l.first() {
+            let shown = l.iter().map(|t| t.value.as_str()).collect::<Vec<_>>().join(", ");
+            out.push((field.to_owned(), shown, first.span));
+        }
+    };
+    list("platforms", d.platforms.as_deref().unwrap_or(&[]));
+    list("targets", &d.targets);
+    list("tags", &d.tags);
+    list("secrets", &d.secrets);
+    list("mirrors", &d.mirrors);
+    for (k, v) in &d.args {
+        out.push((format!("args.{}", k.value), v.value.clone(), k.span));
+    }
+    for (k, v) in &d.ko_env {
+        out.push((format!("ko-env.{}", k.value), v.value.clone(), k.span));
+    }
+    for (k, v) in &d.labels {
+        out.push((format!("labels.{}", k.value), v.value.clone(), k.span));
+    }
+    for (k, v) in &d.annotations {
+        out.push((format!("annotations.{}", k.value), v.value.clone(), k.span));
+    }
+    if let Some(ko) = &d.ko {
+        let parts: Vec<String> =
+            [("import-path", &ko.import_path), ("base-image", &ko.base_image), ("ldflags", &ko.ldflags)]
+                .into_iter()
+                .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", v.value)))
+                .collect();
+        out.push(("ko".to_owned(), parts.join(" "), ko.span));
+    }
+    for dep in &d.deps {
+        let (field, shown) = match &dep.from {
+            Some(from) => {
+                let parts: Vec<String> = [
+                    ("arg", &from.arg),
+                    ("target", &from.target),
+                    ("registry-arg", &from.registry_arg),
+                    ("context", &from.context),
+                    ("platform", &from.platform),
+                ]
+                .into_iter()
+                .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", v.value)))
+                .collect();
+                (format!("from {}", dep.name.value), parts.join(" "))
+            }
+            None => (format!("after {}", dep.name.value), String::new()),
+        };
+        out.push((field, shown, dep.name.span));
+    }
+    out
+}
+
+/// `--set image.NAME.FIELD=VALUE` on one image; the values are spanned at the image's name.
+fn apply(image: &mut ImageDraft, field: &str, value: &str, at: SourceSpan) {
+    let text = || Some(Spanned::new(value.to_owned(), at));
+    let list = || {
+        value
+            .split(',')
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(|v| Spanned::new(v.to_owned(), at))
+            .collect::<Vec<_>>()
+    };
+    match field {
+        "context" => image.context = text(),
+        "dockerfile" => image.dockerfile = text(),
+        "git" => image.git = text(),
+        "ref" => image.git_ref = text(),
+        "builder" => image.builder = text(),
+        "timeout" => image.timeout = text(),
+        "compression" => image.compression = text(),
+        "target" => image.targets = text().into_iter().collect(),
+        "targets" => image.targets = list(),
+        "platforms" => image.platforms = Some(list()),
+        "tags" => image.tags = list(),
+        "secrets" => image.secrets = list(),
+        _ => {
+            if let Some(arg) = field.strip_prefix("args.") {
+                image.args.retain(|(k, _)| k.value != arg);
+                image.args.push((Spanned::new(arg.to_owned(), at), Spanned::new(value.to_owned(), at)));
+            }
+        }
+    }
+}
+
+// --- walking every string -------------------------------------------------------------------
+
+fn visit_image_mut(d: &mut ImageDraft, f: &mut impl FnMut(&mut Text)) {
+    f(&mut d.name);
+    for t in [
+        &mut d.context,
+        &mut d.git,
+        &mut d.git_ref,
+        &mut d.dockerfile,
+        &mut d.builder,
+        &mut d.timeout,
+        &mut d.compression,
+        &mut d.repository,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        f(t);
+    }
+    d.targets
+        .iter_mut()
+        .chain(d.tags.iter_mut())
+        .chain(d.secrets.iter_mut())
+        .chain(d.mirrors.iter_mut())
+        .for_each(&mut *f);
+    d.platforms.iter_mut().flatten().for_each(&mut *f);
+    for (k, v) in d
+        .args
+        .iter_mut()
+        .chain(d.ko_env.iter_mut())
+        .chain(d.labels.iter_mut())
+        .chain(d.annotations.iter_mut())
+    {
+        f(k);
+        f(v);
+    }
+    if let Some(ko) = &mut d.ko {
+        [&mut ko.import_path, &mut ko.base_image, &mut ko.ldflags].into_iter().flatten().for_each(&mut *f);
+    }
+    visit_deps(&mut d.deps, f);
+}
+
+fn visit_task_mut(d: &mut TaskDraft, f: &mut impl FnMut(&mut Text)) {
+    f(&mut d.name);
+    if let Some(run) = &mut d.run {
+        run.value.iter_mut().for_each(&mut *f);
+    }
+    d.inputs.iter_mut().chain(d.outputs.iter_mut()).chain(d.secrets.iter_mut()).for_each(&mut *f);
+    d.platforms.iter_mut().flatten().for_each(&mut *f);
+    for (k, v) in &mut d.env {
+        f(k);
+        f(v);
+    }
+    d.timeout.iter_mut().for_each(&mut *f);
+    visit_deps(&mut d.deps, f);
+}
+
+fn visit_deps(deps: &mut [DependencyDraft], f: &mut impl FnMut(&mut Text)) {
+    for dep in deps {
+        f(&mut dep.name);
+        if let Some(from) = &mut dep.from {
+            [&mut from.arg, &mut from.target, &mut from.registry_arg, &mut from.context, &mut from.platform]
+                .into_iter()
+                .flatten()
+                .for_each(&mut *f);
+        }
+    }
+}
+
+/// The strings outside images and tasks.
+fn scan_top(doc: &mut Document, f: &mut impl FnMut(&mut Text)) {
+    [&mut doc.registry, &mut doc.builder, &mut doc.timeout].into_iter().flatten().for_each(&mut *f);
+    if let Some(naming) = &mut doc.naming {
+        [
+            &mut naming.preset,
+            &mut naming.repository,
+            &mut naming.platform,
+            &mut naming.manifest,
+            &mut naming.tag,
+        ]
+        .into_iter()
+        .flatten()
+        .for_each(&mut *f);
+    }
+    doc.platforms.iter_mut().flatten().for_each(&mut *f);
+    doc.mirrors.iter_mut().for_each(&mut *f);
+    for (k, v) in doc.labels.iter_mut().chain(doc.annotations.iter_mut()) {
+        f(k);
+        f(v);
+    }
+    for e in &mut doc.executors {
+        f(&mut e.name);
+        [&mut e.platform, &mut e.gitlab_tags, &mut e.runs_on, &mut e.ssh, &mut e.buildkit, &mut e.kubernetes]
+            .into_iter()
+            .flatten()
+            .for_each(&mut *f);
+    }
+    for s in &mut doc.schedules {
+        f(&mut s.name);
+        s.rebuild.iter_mut().for_each(&mut *f);
+    }
+    for g in &mut doc.groups {
+        f(&mut g.name);
+        g.members.iter_mut().for_each(&mut *f);
+    }
+    for s in &mut doc.secrets {
+        f(&mut s.name);
+        [&mut s.env, &mut s.file].into_iter().flatten().for_each(&mut *f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Syntax;
+
+    fn expanded(syntax: Syntax, text: &str, overrides: &Overrides) -> (Document, Vec<String>) {
+        let name = match syntax {
+            Syntax::Kdl => "hephy.kdl",
+            Syntax::Yaml => "hephy.yaml",
+        };
+        let source = SourceFile::new(name, syntax, text);
+        let mut doc = crate::read(&source).expect("reads");
+        let mut sink = Sink::default();
+        expand(&mut doc, &source, overrides, &mut sink, false);
+        let problems = if sink.is_empty() {
+            Vec::new()
+        } else {
+            sink.into_problems(&source).iter().map(|p| p.message().to_owned()).collect()
+        };
+        (doc, problems)
+    }
+
+    fn values(texts: &[Text]) -> Vec<&str> {
+        texts.iter().map(|t| t.value.as_str()).collect()
+    }
+
+    const KDL: &str = r#"
+variables VERSION="1.0" FLAVOR="slim"
+template "common" {
+    tags "latest" "${VERSION}"
+    args A="common" B="common"
+    after "lint"
+}
+template "service" {
+    inherits "common"
+    args B="service"
+    from "base" arg="BASE"
+}
+image "${service}-${variant}" {
+    matrix {
+        service "nova" "glance"
+        variant "api" "worker"
+    }
+    inherits "service"
+    context "services/${service}"
+    args C="${variant}-${FLAVOR}"
+    tags "$${literal}"
+}
+"#;
+
+    const YAML: &str = r#"
+variables: { VERSION: "1.0", FLAVOR: slim }
+templates:
+  common:
+    tags: [latest, "${VERSION}"]
+    args: { A: common, B: common }
+    after: [lint]
+  service:
+    inherits: [common]
+    args: { B: service }
+    from: { base: { arg: BASE } }
+images:
+  ${service}-${variant}:
+    matrix:
+      service: [nova, glance]
+      variant: [api, worker]
+    inherits: [service]
+    context: services/${service}
+    args: { C: "${variant}-${FLAVOR}" }
+    tags: ["$${literal}"]
+"#;
+
+    /// Both syntaxes expand to the same images: the product in order, templates merged (lists
+    /// replaced, args by name, dependencies added up), `$${` a literal `${`.
+    #[test]
+    fn a_matrix_of_templated_images_expands_alike_in_both_syntaxes() {
+        for (syntax, text) in [(Syntax::Kdl, KDL), (Syntax::Yaml, YAML)] {
+            let (doc, problems) = expanded(syntax, text, &Overrides::default());
+            assert!(problems.is_empty(), "{problems:?}");
+            let names: Vec<&str> = doc.images.iter().map(|i| i.name.value.as_str()).collect();
+            assert_eq!(names, ["nova-api", "nova-worker", "glance-api", "glance-worker"], "{syntax}");
+            let image = &doc.images[3];
+            assert_eq!(image.context.as_ref().map(|c| c.value.as_str()), Some("services/glance"));
+            assert_eq!(values(&image.tags), ["${literal}"], "the image's own tags replace the template's");
+            let args: Vec<(&str, &str)> =
+                image.args.iter().map(|(k, v)| (k.value.as_str(), v.value.as_str())).collect();
+            assert_eq!(args, [("A", "common"), ("B", "service"), ("C", "worker-slim")], "{syntax}");
+            let deps: Vec<&str> = image.deps.iter().map(|d| d.name.value.as_str()).collect();
+            assert_eq!(deps, ["lint", "base"], "{syntax}");
+            assert!(doc.templates.is_empty());
+        }
+    }
+
+    /// `--set` beats `HEPHY_VAR_*`, which beats the default; `--set image.…` applies last.
+    #[test]
+    fn overrides_take_precedence_in_order() {
+        let text = "variables VERSION=\"1.0\" FLAVOR=\"slim\"\nimage \"app\" {\n    context \"ctx\"\n    tags \"${VERSION}-${FLAVOR}\"\n}\n";
+        let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        };
+        let tags = |overrides: Overrides| {
+            let (doc, problems) = expanded(Syntax::Kdl, text, &overrides);
+            assert!(problems.is_empty(), "{problems:?}");
+            values(&doc.images[0].tags).join(" ")
+        };
+        assert_eq!(tags(Overrides::default()), "1.0-slim");
+        let from_env = Overrides::new(&[], env(&[("HEPHY_VAR_VERSION", "2.0"), ("VERSION", "9")])).unwrap();
+        assert_eq!(tags(from_env), "2.0-slim");
+        let set = vec!["VERSION=3.0".to_owned()];
+        assert_eq!(tags(Overrides::new(&set, env(&[("HEPHY_VAR_VERSION", "2.0")])).unwrap()), "3.0-slim");
+        let set = vec!["image.app.tags=a, b".to_owned(), "image.*.args.X=1".to_owned()];
+        let (doc, _) = expanded(Syntax::Kdl, text, &Overrides::new(&set, Vec::new()).unwrap());
+        assert_eq!(values(&doc.images[0].tags), ["a", "b"]);
+        assert_eq!(doc.images[0].args[0].1.value, "1");
+    }
+
+    #[test]
+    fn bad_set_arguments_are_usage_errors() {
+        for bad in ["VERSION", "image.app=1", "image.app.labels=x", "1X=2"] {
+            let err = Overrides::new(&[bad.to_owned()], Vec::new()).expect_err(bad);
+            assert_eq!(err.file(), "--set", "{bad}");
+        }
+        let (_, problems) = expanded(
+            Syntax::Kdl,
+            "variables VERSION=\"1\"\nimage \"app\" { context \"c\"; }\n",
+            &Overrides::new(&["VERSON=2".to_owned(), "image.ap.tags=x".to_owned()], Vec::new()).unwrap(),
+        );
+        assert_eq!(problems.len(), 2, "{problems:?}");
+    }
+
+    /// A mistake in a template is reported once, however many images inherit it.
+    #[test]
+    fn a_template_mistake_is_reported_once() {
+        let text = "template \"t\" { tags \"${NOPE}\"; }\nimage \"${s}\" {\n    matrix { s \"a\" \"b\" \"c\"; }\n    inherits \"t\"\n    context \"c\"\n}\n";
+        let (_, problems) = expanded(Syntax::Kdl, text, &Overrides::default());
+        assert_eq!(problems, ["unknown variable `NOPE`"]);
+    }
+
+    /// Tasks take a matrix too, and strings outside images and tasks (the registry, groups)
+    /// take variables.
+    #[test]
+    fn tasks_and_top_level_strings_expand() {
+        let kdl = "variables HOST=\"r.example.com\"\nregistry \"${HOST}/p\"\ntask \"lint-${dir}\" {\n    matrix { dir \"a\" \"b\"; }\n    run \"lint\" \"${dir}/Dockerfile\"\n}\ngroup \"all\" { members \"lint-a\" \"lint-b\"; }\n";
+        let yaml = "variables: { HOST: r.example.com }\nregistry: ${HOST}/p\ntasks:\n  lint-${dir}:\n    matrix: { dir: [a, b] }\n    run: [lint, \"${dir}/Dockerfile\"]\ngroups: { all: [lint-a, lint-b] }\n";
+        for (syntax, text) in [(Syntax::Kdl, kdl), (Syntax::Yaml, yaml)] {
+            let (doc, problems) = expanded(syntax, text, &Overrides::default());
+            assert!(problems.is_empty(), "{syntax}: {problems:?}");
+            assert_eq!(doc.registry.as_ref().map(|r| r.value.as_str()), Some("r.example.com/p"));
+            let tasks: Vec<(&str, Vec<&str>)> = doc
+                .tasks
+                .iter()
+                .map(|t| {
+                    (t.name.value.as_str(), t.run.as_ref().map(|r| values(&r.value)).unwrap_or_default())
+                })
+                .collect();
+            assert_eq!(
+                tasks,
+                [("lint-a", vec!["lint", "a/Dockerfile"]), ("lint-b", vec!["lint", "b/Dockerfile"])]
+            );
+        }
+    }
+}
