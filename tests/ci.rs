@@ -129,7 +129,7 @@ fn the_gitlab_pipeline_plans_then_builds_the_quickstart_in_dependency_order() {
     common::registry::require_image_tools();
     let registry = Registry::start();
     // A task that fails unless the pipeline handed it a date.
-    let check = "task \"date-check\" {\n    run \"sh\" \"-c\" \"test ${#HEPHY_DATE} -eq 8\"\n}\n";
+    let check = "task \"date-check\" {\n    run \"sh\" \"-c\" \"test $${#HEPHY_DATE} -eq 8\"\n}\n";
     let repo = Repo::quickstart_pushing_to(&registry.address(), check);
     std::fs::write(
         repo.path().join(".gitignore"),
@@ -246,7 +246,7 @@ fn the_dynamic_workflows_plan_step_and_level_steps_build_the_quickstart() {
     // of its own (only the registry carries results), level after level.
     common::require(&["skopeo", "docker-registry", "bash"], "apt-get install skopeo docker-registry bash");
     let registry = Registry::start();
-    let check = "task \"date-check\" {\n    run \"sh\" \"-c\" \"test ${#HEPHY_DATE} -eq 8\"\n}\n";
+    let check = "task \"date-check\" {\n    run \"sh\" \"-c\" \"test $${#HEPHY_DATE} -eq 8\"\n}\n";
     let repo = Repo::quickstart_pushing_to(&registry.address(), check);
     assert_eq!(repo.run(&["ci", "github", "-o", "wf.yml"]).code, 0);
     let workflow = std::fs::read_to_string(repo.path().join("wf.yml")).unwrap();
@@ -458,7 +458,11 @@ fn a_plan_deeper_than_the_workflow_or_over_budget_is_refused() {
     assert_eq!(gitlab_jobs(&fewest.stdout).len(), 7, "{}", fewest.stdout);
     let bad = repo.run_with(&["ci", "gitlab", "--static"], &[("HEPHY_DATE", "2026-01-31")]);
     assert_eq!(bad.code, 2, "{}", bad.stdout);
-    assert!(bad.stderr.contains("`HEPHY_DATE` is `2026-01-31`, not a date as `YYYYMMDD`"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("`HEPHY_DATE` is `2026-01-31`, not a UTC date written `YYYYMMDD`"),
+        "{}",
+        bad.stderr
+    );
 }
 
 #[test]

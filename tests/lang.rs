@@ -229,7 +229,8 @@ fn ci_refuses_set() {
     let run = repo.run(&["ci", "gitlab", "-f", "registry.kdl", "--set", "VERSION=2"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("HEPHY_VAR_NAME"), "{}", run.stderr);
-    let env = repo.run_with(&["ci", "gitlab", "-f", "registry.kdl"], &[("HEPHY_VAR_VERSION", "2")]);
+    let env =
+        repo.run_with(&["ci", "gitlab", "--static", "-f", "registry.kdl"], &[("HEPHY_VAR_VERSION", "2")]);
     assert_eq!(env.code, 0, "{}", env.stderr);
     assert!(env.stdout.contains("nova-api:2"), "{}", env.stdout);
 }

@@ -13,8 +13,10 @@ use crate::document::{
 };
 use crate::source::{Spanned, Syntax};
 
+/// A composed value, meant literally: a `${` in it is written `$${`, so that the graph's
+/// variables do not read it as one of theirs.
 fn text(value: &str) -> Text {
-    Spanned::new(value.to_owned(), SourceSpan::from(0..0))
+    Spanned::new(value.replace("${", "$${"), SourceSpan::from(0..0))
 }
 
 fn texts<S: AsRef<str>>(values: &[S]) -> Vec<Text> {
@@ -211,5 +213,35 @@ impl FromDraft {
 impl Default for FromDraft {
     fn default() -> FromDraft {
         FromDraft::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::source::SourceFile;
+
+    /// A value with `${…}` from a foreign file (a build arg of a kaniko-builder repository)
+    /// reaches the model as written, in both syntaxes.
+    #[test]
+    fn a_dollar_brace_value_stays_literal() {
+        let mut doc = Document::default();
+        doc.set_platforms(&["linux/amd64"]);
+        doc.add_image(
+            ImageDraft::named("app")
+                .with_git("https://example.com/app.git", "main")
+                .with_arg("GREETING", "hi ${USER}"),
+        );
+        for (syntax, file) in [(Syntax::Kdl, "hephy.kdl"), (Syntax::Yaml, "hephy.yaml")] {
+            let text = crate::print(&doc, syntax);
+            let source = SourceFile::new(PathBuf::from(file), syntax, text.as_str());
+            let read = crate::read(&source).unwrap_or_else(|p| panic!("{p:?}\n{text}"));
+            let model = crate::lower(read, &source, std::path::Path::new("."))
+                .unwrap_or_else(|p| panic!("{p:?}\n{text}"));
+            let args = &model.images[0].args;
+            assert_eq!(args.get("GREETING").map(String::as_str), Some("hi ${USER}"), "{text}");
+        }
     }
 }

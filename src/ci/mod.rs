@@ -67,7 +67,7 @@ pub(crate) enum Refusal {
     OverBudget(OverBudget),
     /// The plan has more dependency levels than the workflow has matrix jobs.
     TooDeep { needed: usize, levels: usize },
-    /// `HEPHY_DATE` is set but is not `YYYYMMDD`.
+    /// `HEPHY_DATE` is set but is not a `YYYYMMDD` date (the message says so).
     BadDate(String),
 }
 
@@ -83,8 +83,8 @@ impl Refusal {
                 format!("the plan has {needed} dependency levels, but the workflow has matrix jobs for {levels}"),
                 format!("write the workflow again with `hephy ci github --levels {needed}` (or more) and commit it"),
             ),
-            Refusal::BadDate(value) => (
-                format!("`HEPHY_DATE` is `{value}`, not a date as `YYYYMMDD`"),
+            Refusal::BadDate(message) => (
+                message.clone(),
                 "unset it (the pipeline's first job sets it), or set it to a UTC date such as `20260131`".to_owned(),
             ),
         }
@@ -119,21 +119,10 @@ fn shell_word(word: &str) -> String {
     format!("'{}'", word.replace('\'', r"'\''"))
 }
 
-/// The date every job of one pipeline pushes: `HEPHY_DATE` when set, else today (UTC).
+/// The date every job of one pipeline pushes: the plan's `{date}` (`HEPHY_DATE` when set,
+/// else today, UTC), checked where hephy reads it.
 pub(crate) fn pipeline_date() -> Result<String, Refusal> {
-    match std::env::var("HEPHY_DATE") {
-        Ok(value) if !value.is_empty() => {
-            if value.len() == 8 && value.bytes().all(|b| b.is_ascii_digit()) {
-                Ok(value)
-            } else {
-                Err(Refusal::BadDate(value))
-            }
-        }
-        _ => {
-            let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-            Ok(now.get(..10).unwrap_or_default().replace('-', ""))
-        }
-    }
+    hephy_stdlib::plan_date().map(str::to_owned).map_err(|bad| Refusal::BadDate(bad.to_string()))
 }
 
 /// The flags that repeat the plan's selection in a job's `hephy run` (or, with `plan` true,

@@ -38,7 +38,7 @@ pub use outputs::{
     Collected, Evidence, Outputs, clean_temporaries, collect_garbage, prepare_layout, registry_holds_all,
 };
 pub use registry::cache::RegistryCache;
-pub use release::tags_follow_git_or_date;
+pub use release::{BadDate, date as plan_date, tags_follow_git_or_date};
 pub use resolver::PlanResolver;
 pub use sources::bases::{Bases, resolve_bases};
 pub use sources::git::{Upstreams, resolve_all as resolve_upstreams};

@@ -132,7 +132,7 @@ pub(crate) fn semver(tag: &str) -> Option<(String, String, String, String)> {
 
 /// Why `HEPHY_DATE` is not a date: its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct BadDate(String);
+pub struct BadDate(String);
 
 impl std::fmt::Display for BadDate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -141,7 +141,7 @@ impl std::fmt::Display for BadDate {
 }
 
 /// The plan's `{date}`: `HEPHY_DATE` (checked), else today (UTC), fixed at its first use.
-pub(crate) fn date() -> Result<&'static str, BadDate> {
+pub fn date() -> Result<&'static str, BadDate> {
     static DATE: OnceLock<Result<String, BadDate>> = OnceLock::new();
     DATE.get_or_init(|| match std::env::var("HEPHY_DATE") {
         Ok(text) if !text.is_empty() => valid_date(&text).then(|| text.clone()).ok_or(BadDate(text)),
