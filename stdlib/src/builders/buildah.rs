@@ -277,7 +277,7 @@ impl Buildah {
             Ok(Some(tag)) => {
                 for repository in reference::repositories(model, job.node) {
                     if let Err(e) = oci.copy_tag(&repository, &digest, &tag) {
-                        return fail(e);
+                        return fail(e.to_string());
                     }
                 }
             }

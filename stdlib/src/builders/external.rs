@@ -104,7 +104,7 @@ pub(crate) fn build(
     match oci.platform_tag(model, job) {
         Ok(Some(tag)) => {
             if let Err(e) = oci.copy_tag(&repository, &digest, &tag) {
-                return fail(e);
+                return fail(e.to_string());
             }
         }
         Ok(None) => {}
@@ -130,7 +130,7 @@ pub(crate) enum ExternalError {
     NoDigest(#[from] builders::NoDigest),
     /// The build context cannot be listed (the `oci` builder's reading of it).
     #[error("{0}")]
-    Context(String),
+    Context(hephy_engine::FilesError),
     /// The context tar for the Kubernetes Job cannot be written.
     #[error("cannot pack the build context: {0}")]
     Pack(std::io::Error),

@@ -259,7 +259,7 @@ impl Remote {
         let remote_hephy = self.prepare(target, job, &log)?;
         let node = job.node;
         let context = oci.sources().context(job.root, image)?;
-        let files = oci::context_files(&context, &image.dockerfile)?;
+        let files = oci::context_files(&context, &image.dockerfile).map_err(|e| e.to_string())?;
         let mut build_args: Vec<(String, String)> =
             image.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         build_args.extend(reference::injected(model, node, &job.deps));
@@ -437,7 +437,8 @@ pub fn serve(input: impl Read, mut output: impl Write) -> Result<(), ServeError>
     let dockerfile_path = context.join(&dockerfile_name);
     let dockerfile = std::fs::read_to_string(&dockerfile_path)
         .map_err(|source| ServeError::Dockerfile { name: dockerfile_name.clone(), source })?;
-    let files = oci::context_files(&context, &dockerfile_name).map_err(ServeError::Build)?;
+    let files =
+        oci::context_files(&context, &dockerfile_name).map_err(|e| ServeError::Build(e.to_string()))?;
     let target = spec["target"].as_str().map(str::to_owned);
     let request = build::Request {
         dockerfile: &dockerfile,
@@ -463,9 +464,9 @@ pub fn serve(input: impl Read, mut output: impl Write) -> Result<(), ServeError>
         "hephy remote-build: {} for {platform} on this host",
         spec["node"].as_str().unwrap_or("?")
     ));
-    let manifest = oci.assemble(&request, &note).map_err(ServeError::Build)?;
+    let manifest = oci.assemble(&request, &note).map_err(|e| ServeError::Build(e.to_string()))?;
     oci.publish_build(&repository, &manifest, &tags, &hephy_oci::stop::Stop::never(), &note)
-        .map_err(ServeError::Build)?;
+        .map_err(|e| ServeError::Build(e.to_string()))?;
     writeln!(output, "{DIGEST_MARKER}{}", manifest.digest).map_err(ServeError::Output)?;
     Ok(())
 }

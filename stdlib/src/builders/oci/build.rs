@@ -40,7 +40,82 @@ pub(crate) struct BaseImage {
 
 /// Where base images come from: `fetch(reference, platform)`.
 pub(crate) trait Bases {
-    fn fetch(&self, reference: &str, platform: &Platform) -> Result<BaseImage, String>;
+    fn fetch(&self, reference: &str, platform: &Platform) -> Result<BaseImage, super::PullError>;
+}
+
+/// Why a build failed: the data of the failure; text only when the node's outcome is made.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BuildError {
+    /// An instruction (or the Dockerfile's syntax) failed: where, and why.
+    #[error("{dockerfile}, line {line}: {error}")]
+    At {
+        /// The Dockerfile as messages name it (`curl/Dockerfile`).
+        dockerfile: String,
+        /// The instruction's line (1-based).
+        line: usize,
+        /// What failed there.
+        error: Box<BuildError>,
+    },
+    /// The Dockerfile asks for what cannot be done: a malformed or unsupported instruction, a
+    /// source that is not there, a missing stage (the message names the instruction and value).
+    #[error("{0}")]
+    Dockerfile(String),
+    /// A file of the build (a context file, a layer, an archive, a here-document, the
+    /// temporary folder) cannot be read or written.
+    #[error("cannot {action}: {source}")]
+    Io {
+        /// What was done, with the file: "read layer sha256:…", "open `a.tar`".
+        action: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// The image layout refused a blob.
+    #[error(transparent)]
+    Layout(#[from] hephy_oci::layout::LayoutError),
+    /// A layer cannot be written.
+    #[error(transparent)]
+    Layer(#[from] hephy_oci::layer::LayerError),
+    /// A base image cannot be fetched (its registry error kept, see [`BuildError::registry`]).
+    #[error(transparent)]
+    Base(#[from] super::PullError),
+    /// The image config or manifest cannot be serialized.
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl BuildError {
+    /// `error` at `line` of `dockerfile`.
+    fn at(dockerfile: &str, line: usize, error: BuildError) -> BuildError {
+        BuildError::At { dockerfile: dockerfile.to_owned(), line, error: Box::new(error) }
+    }
+
+    /// A file operation that failed: `action` names it and the file.
+    fn io(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError {
+        let action = action.into();
+        move |source| BuildError::Io { action, source }
+    }
+
+    /// The registry error under this one, if a registry failed (its `is_retryable()` decides).
+    pub(crate) fn registry(&self) -> Option<&crate::registry::RegistryError> {
+        match self {
+            BuildError::At { error, .. } => error.registry(),
+            BuildError::Base(e) => e.registry(),
+            _ => None,
+        }
+    }
+}
+
+/// The Dockerfile's own mistakes (and variable substitution's, which reports them as text).
+impl std::convert::From<String> for BuildError {
+    fn from(message: String) -> BuildError {
+        BuildError::Dockerfile(message)
+    }
+}
+
+impl std::convert::From<&str> for BuildError {
+    fn from(message: &str) -> BuildError {
+        BuildError::Dockerfile(message.to_owned())
+    }
 }
 
 /// One build.
@@ -119,7 +194,7 @@ pub(crate) fn unsupported(text: &str) -> Vec<(std::ops::Range<usize>, String)> {
                 .filter(|s| !s.is_empty())
                 .is_none()
                 .then(|| "`SHELL` takes a JSON array, like [\"/bin/sh\", \"-c\"]".to_owned()),
-            "HEALTHCHECK" => healthcheck(i).err(),
+            "HEALTHCHECK" => healthcheck(i).err().map(|e| e.to_string()),
             "FROM" => match i.args.split_whitespace().collect::<Vec<_>>().as_slice() {
                 [_] => None,
                 [_, as_word, _] if as_word.eq_ignore_ascii_case("as") => None,
@@ -186,13 +261,13 @@ fn is_remote(source: &str) -> bool {
 }
 
 /// Builds `request` into `layout`.
-pub(crate) fn build(request: &Request<'_>, layout: &Layout, bases: &dyn Bases) -> Result<Built, String> {
+pub(crate) fn build(request: &Request<'_>, layout: &Layout, bases: &dyn Bases) -> Result<Built, BuildError> {
     let text = request.dockerfile;
     let parsed = dockerfile::parse(text).map_err(|e| {
         let line = text.get(..e.span.start).unwrap_or_default().matches('\n').count() + 1;
-        format!("{}, line {line}: {}", request.dockerfile_name, e.message)
+        BuildError::at(request.dockerfile_name, line, BuildError::Dockerfile(e.message))
     })?;
-    let temp = tempfile::tempdir().map_err(|e| format!("cannot make a temporary folder: {e}"))?;
+    let temp = tempfile::tempdir().map_err(BuildError::io("make a temporary folder"))?;
     let mut builder = Builder {
         request,
         layout,
@@ -266,11 +341,11 @@ impl Builder<'_> {
         })
     }
 
-    fn run(&mut self, instructions: &[Instruction]) -> Result<(), String> {
+    fn run(&mut self, instructions: &[Instruction]) -> Result<(), BuildError> {
         let mut current: Option<Stage> = None;
         let name = self.request.dockerfile_name;
         for instruction in instructions {
-            let here = |message: String| format!("{name}, line {}: {message}", instruction.line);
+            let here = |error: BuildError| BuildError::at(name, instruction.line, error);
             if instruction.keyword == "FROM" {
                 if let Some(done) = current.take() {
                     let reached = self
@@ -296,7 +371,7 @@ impl Builder<'_> {
                     }
                     continue;
                 }
-                return Err(here("only `ARG` may come before the first `FROM`".to_owned()));
+                return Err(here("only `ARG` may come before the first `FROM`".into()));
             };
             self.dispatch(stage, instruction).map_err(here)?;
         }
@@ -311,7 +386,7 @@ impl Builder<'_> {
         &self,
         args: &str,
         vars: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Vec<(String, Option<String>)>, String> {
+    ) -> Result<Vec<(String, Option<String>)>, BuildError> {
         let mut out = Vec::new();
         for word in dockerfile::split_words(args, self.escape) {
             match word.split_once('=') {
@@ -322,13 +397,13 @@ impl Builder<'_> {
             }
         }
         if out.is_empty() {
-            return Err("`ARG` needs a name".to_owned());
+            return Err(BuildError::Dockerfile("`ARG` needs a name".to_owned()));
         }
         Ok(out)
     }
 
     /// Opens a stage at `FROM`.
-    fn start(&mut self, from: &Instruction) -> Result<Stage, String> {
+    fn start(&mut self, from: &Instruction) -> Result<Stage, BuildError> {
         let meta = |n: &str| self.meta.get(n).cloned().flatten();
         let words: Vec<&str> = from.args.split_whitespace().collect();
         let (image, name) = match words.as_slice() {
@@ -336,7 +411,12 @@ impl Builder<'_> {
             [image, as_word, name] if as_word.eq_ignore_ascii_case("as") => {
                 (*image, Some((*name).to_owned()))
             }
-            _ => return Err(format!("`FROM {}` is not `FROM IMAGE [AS NAME]`", from.args)),
+            _ => {
+                return Err(BuildError::Dockerfile(format!(
+                    "`FROM {}` is not `FROM IMAGE [AS NAME]`",
+                    from.args
+                )));
+            }
         };
         let image = dockerfile::word(image, self.escape, &meta)?;
         let platform = match from.flags.iter().find(|(n, _)| n == "platform") {
@@ -347,7 +427,10 @@ impl Builder<'_> {
             _ => None,
         };
         if image.is_empty() {
-            return Err(format!("`FROM {}` names no image (is its build arg set?)", from.args));
+            return Err(BuildError::Dockerfile(format!(
+                "`FROM {}` names no image (is its build arg set?)",
+                from.args
+            )));
         }
         let mut stage = if image == "scratch" {
             Stage {
@@ -402,7 +485,7 @@ impl Builder<'_> {
     }
 
     /// A stage holding image `reference` (its config, layers and files).
-    fn image_stage(&self, reference: &str, platform: &Platform) -> Result<Stage, String> {
+    fn image_stage(&self, reference: &str, platform: &Platform) -> Result<Stage, BuildError> {
         // A named build context stands for its image, by digest.
         let reference =
             self.request.contexts.iter().find(|(n, _)| n == reference).map_or(reference, |(_, r)| r.as_str());
@@ -410,11 +493,11 @@ impl Builder<'_> {
         let settings = base.config["config"].as_object().cloned().unwrap_or_default();
         let diff_ids = base.config["rootfs"]["diff_ids"].as_array().cloned().unwrap_or_default();
         if diff_ids.len() != base.layers.len() {
-            return Err(format!(
+            return Err(BuildError::Dockerfile(format!(
                 "`{reference}` has {} layers but its config lists {}",
                 base.layers.len(),
                 diff_ids.len()
-            ));
+            )));
         }
         let mut fs = Tree::new();
         for layer in &base.layers {
@@ -435,7 +518,7 @@ impl Builder<'_> {
 
     /// Carries out one instruction of a stage.
     #[expect(clippy::too_many_lines, reason = "one arm per instruction")]
-    fn dispatch(&mut self, stage: &mut Stage, instruction: &Instruction) -> Result<(), String> {
+    fn dispatch(&mut self, stage: &mut Stage, instruction: &Instruction) -> Result<(), BuildError> {
         let escape = self.escape;
         let scope = in_scope(stage);
         let vars = |name: &str| -> Option<String> { scope.get(name).cloned().flatten() };
@@ -529,7 +612,7 @@ impl Builder<'_> {
             "WORKDIR" => {
                 let dir = w(args)?;
                 if dir.is_empty() {
-                    return Err("`WORKDIR` needs a folder".to_owned());
+                    return Err(BuildError::Dockerfile("`WORKDIR` needs a folder".to_owned()));
                 }
                 let current = stage.settings.get("WorkingDir").and_then(Value::as_str).unwrap_or("/");
                 let wd = absolute(current, &dir);
@@ -554,7 +637,7 @@ impl Builder<'_> {
                 let trigger = args.trim();
                 let keyword = trigger.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
                 if matches!(keyword.as_str(), "ONBUILD" | "FROM" | "MAINTAINER" | "") {
-                    return Err(format!("`ONBUILD {keyword}` is not allowed"));
+                    return Err(BuildError::Dockerfile(format!("`ONBUILD {keyword}` is not allowed")));
                 }
                 let list = stage.settings.entry("OnBuild").or_insert_with(|| json!([]));
                 if let Some(list) = list.as_array_mut() {
@@ -569,13 +652,15 @@ impl Builder<'_> {
                 return Ok(());
             }
             "RUN" => {
-                return Err(
+                return Err(BuildError::from(
                     "the oci builder does not run commands (`RUN`); build this image with buildah (`builder \"buildah\"`)"
                         .to_owned(),
-                );
+                ));
             }
             other => {
-                return Err(format!("`{other}` is not a Dockerfile instruction the oci builder knows"));
+                return Err(BuildError::Dockerfile(format!(
+                    "`{other}` is not a Dockerfile instruction the oci builder knows"
+                )));
             }
         }
         empty(stage, &source);
@@ -584,43 +669,44 @@ impl Builder<'_> {
 
     /// The uid and gid `user[:group]` names, looked up in the stage's `/etc/passwd` and
     /// `/etc/group` when they are names.
-    fn owner(&mut self, stage: &Stage, spec: &str) -> Result<(u64, u64), String> {
+    fn owner(&mut self, stage: &Stage, spec: &str) -> Result<(u64, u64), BuildError> {
         let (user, group) = match spec.split_once(':') {
             Some((u, g)) => (u, Some(g)),
             None => (spec, None),
         };
         let passwd = self.read_text(stage, "etc/passwd");
-        let lookup = |file: &Option<String>, name: &str, what: &str| -> Result<(u64, Option<u64>), String> {
-            if let Ok(id) = name.parse::<u64>() {
-                let primary = file.as_ref().and_then(|text| {
-                    text.lines()
-                        .map(|l| l.split(':').collect::<Vec<_>>())
-                        .find(|f| f.get(2) == Some(&name))
-                        .and_then(|f| f.get(3)?.parse().ok())
-                });
-                return Ok((id, primary));
-            }
-            let text = file.as_ref().ok_or_else(|| {
+        let lookup =
+            |file: &Option<String>, name: &str, what: &str| -> Result<(u64, Option<u64>), BuildError> {
+                if let Ok(id) = name.parse::<u64>() {
+                    let primary = file.as_ref().and_then(|text| {
+                        text.lines()
+                            .map(|l| l.split(':').collect::<Vec<_>>())
+                            .find(|f| f.get(2) == Some(&name))
+                            .and_then(|f| f.get(3)?.parse().ok())
+                    });
+                    return Ok((id, primary));
+                }
+                let text = file.as_ref().ok_or_else(|| {
                 format!(
                     "`--chown={spec}`: the image has no `/etc/{what}` to look `{name}` up in; use numeric ids"
                 )
             })?;
-            for line in text.lines() {
-                let fields: Vec<&str> = line.split(':').collect();
-                if fields.first() == Some(&name) {
-                    let id = fields
-                        .get(2)
-                        .and_then(|v| v.parse().ok())
-                        .ok_or_else(|| format!("`/etc/{what}` has a bad line for `{name}`"))?;
-                    let primary = fields.get(3).and_then(|v| v.parse().ok());
-                    return Ok((id, primary));
+                for line in text.lines() {
+                    let fields: Vec<&str> = line.split(':').collect();
+                    if fields.first() == Some(&name) {
+                        let id = fields
+                            .get(2)
+                            .and_then(|v| v.parse().ok())
+                            .ok_or_else(|| format!("`/etc/{what}` has a bad line for `{name}`"))?;
+                        let primary = fields.get(3).and_then(|v| v.parse().ok());
+                        return Ok((id, primary));
+                    }
                 }
-            }
-            Err(format!(
-                "`--chown={spec}`: no {} `{name}` in the image's `/etc/{what}`",
-                if what == "passwd" { "user" } else { "group" }
-            ))
-        };
+                Err(BuildError::Dockerfile(format!(
+                    "`--chown={spec}`: no {} `{name}` in the image's `/etc/{what}`",
+                    if what == "passwd" { "user" } else { "group" }
+                )))
+            };
         let (uid, primary) = lookup(&passwd, user, "passwd")?;
         let gid = match group {
             Some(group) => {
@@ -648,7 +734,7 @@ impl Builder<'_> {
 
     /// `entry` (at `path` of `fs`) with its bytes in a file on disk, read out of its layer if
     /// they are still there.
-    fn materialize(&mut self, fs: &Tree, path: &str, entry: &Entry) -> Result<Entry, String> {
+    fn materialize(&mut self, fs: &Tree, path: &str, entry: &Entry) -> Result<Entry, BuildError> {
         let mut entry = entry.clone();
         if let Content::Layer { blob, path: inner } = &entry.content {
             let key = (blob.clone(), inner.clone());
@@ -675,7 +761,7 @@ impl Builder<'_> {
 
     /// Reads the files `wanted` (`(blob, path in the layer)`) out of their layers, one pass
     /// over each layer.
-    fn read_out(&mut self, wanted: &[(String, String)]) -> Result<(), String> {
+    fn read_out(&mut self, wanted: &[(String, String)]) -> Result<(), BuildError> {
         let mut by_blob: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         for (blob, path) in wanted {
             if !self.extracted.contains_key(&(blob.clone(), path.clone())) {
@@ -683,7 +769,7 @@ impl Builder<'_> {
             }
         }
         for (blob, paths) in by_blob {
-            let fail = |e: std::io::Error| format!("cannot read layer {blob}: {e}");
+            let fail = |source| BuildError::Io { action: format!("read layer {blob}"), source };
             let mut archive = open_blob(self.layout, blob)?;
             for item in archive.entries().map_err(fail)? {
                 let mut item = item.map_err(fail)?;
@@ -707,7 +793,7 @@ impl Builder<'_> {
 
     /// The build context as a tree (modes from disk, owned by root) and each hardlinked file's
     /// inode.
-    fn context_tree(&mut self) -> Result<&(Tree, HashMap<String, String>), String> {
+    fn context_tree(&mut self) -> Result<&(Tree, HashMap<String, String>), BuildError> {
         if self.context.is_none() {
             let root = self.request.context;
             let mut tree = Tree::new();
@@ -725,11 +811,11 @@ impl Builder<'_> {
                 }
                 let full = root.join(file);
                 let meta =
-                    std::fs::symlink_metadata(&full).map_err(|e| format!("cannot read `{file}`: {e}"))?;
+                    std::fs::symlink_metadata(&full).map_err(BuildError::io(format!("read `{file}`")))?;
                 let mode = meta.mode() & 0o7777;
                 let content = if meta.file_type().is_symlink() {
                     let target =
-                        std::fs::read_link(&full).map_err(|e| format!("cannot read `{file}`: {e}"))?;
+                        std::fs::read_link(&full).map_err(BuildError::io(format!("read `{file}`")))?;
                     Content::Symlink(target.to_string_lossy().into_owned())
                 } else {
                     if meta.nlink() > 1 {
@@ -769,7 +855,7 @@ impl Builder<'_> {
             }
             self.context = Some((tree, inodes));
         }
-        self.context.as_ref().ok_or_else(|| "no build context".to_owned())
+        self.context.as_ref().ok_or_else(|| "no build context".into())
     }
 
     /// The entries one `COPY`/`ADD` adds to `stage`, with the folders above them.
@@ -779,7 +865,7 @@ impl Builder<'_> {
         stage: &Stage,
         instruction: &Instruction,
         vars: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Tree, String> {
+    ) -> Result<Tree, BuildError> {
         let escape = self.escape;
         let is_add = instruction.keyword == "ADD";
         let mut from = None;
@@ -793,10 +879,10 @@ impl Builder<'_> {
                 ("chmod", Some(v)) => chmod = Some(v),
                 ("link", None | Some(_)) => {}
                 (name, _) => {
-                    return Err(format!(
+                    return Err(BuildError::Dockerfile(format!(
                         "`{} --{name}` is not supported by the oci builder",
                         instruction.keyword
-                    ));
+                    )));
                 }
             }
         }
@@ -812,10 +898,16 @@ impl Builder<'_> {
             })
         };
         let Some((dest_word, sources)) = words.split_last() else {
-            return Err(format!("`{}` needs a source and a destination", instruction.keyword));
+            return Err(BuildError::Dockerfile(format!(
+                "`{}` needs a source and a destination",
+                instruction.keyword
+            )));
         };
         if sources.is_empty() {
-            return Err(format!("`{}` needs a source and a destination", instruction.keyword));
+            return Err(BuildError::Dockerfile(format!(
+                "`{}` needs a source and a destination",
+                instruction.keyword
+            )));
         }
         let dest_raw = dockerfile::word(dest_word, escape, vars)?;
         let workdir = stage.settings.get("WorkingDir").and_then(Value::as_str).unwrap_or("/").to_owned();
@@ -843,7 +935,9 @@ impl Builder<'_> {
             Some(name) => {
                 if let Ok(i) = name.parse::<usize>() {
                     if i >= self.stages.len() {
-                        return Err(format!("`--from={name}`: there is no stage {i} before this one"));
+                        return Err(BuildError::Dockerfile(format!(
+                            "`--from={name}`: there is no stage {i} before this one"
+                        )));
                     }
                     From::Stage(i)
                 } else if let Some(i) = self
@@ -888,7 +982,7 @@ impl Builder<'_> {
                 let body =
                     if doc.expand { dockerfile::expand(&doc.body, escape, vars)? } else { doc.body.clone() };
                 let file = self.fresh_file();
-                std::fs::write(&file, body).map_err(|e| format!("cannot write a here-document: {e}"))?;
+                std::fs::write(&file, body).map_err(BuildError::io("write a here-document"))?;
                 let into = dest_hint_dir || several || is_dir(&stage.fs, &dest);
                 let at = if into { join(&dest, name) } else { dest.clone() };
                 landed.push((at, None, Entry { content: Content::File(file), mode: 0o644, uid: 0, gid: 0 }));
@@ -896,9 +990,9 @@ impl Builder<'_> {
             }
             let source = dockerfile::word(word, escape, vars)?;
             if is_add && is_remote(&source) {
-                return Err(format!(
+                return Err(BuildError::Dockerfile(format!(
                     "the oci builder does not download (`ADD {source}`); fetch it in a task, or build with buildah"
-                ));
+                )));
             }
             let clean = clean_source(&source)?;
             let wildcard = clean.contains(['*', '?', '[']);
@@ -914,7 +1008,7 @@ impl Builder<'_> {
                 vec![clean.clone()]
             };
             if matched.is_empty() && !wildcard {
-                return Err(format!("`{source}` matches no file"));
+                return Err(BuildError::Dockerfile(format!("`{source}` matches no file")));
             }
             for name in matched {
                 // A named source that is a symlink copies what it points at.
@@ -930,7 +1024,7 @@ impl Builder<'_> {
                     } else {
                         "that stage"
                     };
-                    return Err(format!("`{source}` is not in {what}"));
+                    return Err(BuildError::Dockerfile(format!("`{source}` is not in {what}")));
                 };
                 if entry.content == Content::Dir {
                     // A folder: its contents into the destination, the folder's own mode on it.
@@ -1045,22 +1139,22 @@ impl Builder<'_> {
     }
 
     /// The entries of a local archive `ADD` unpacks into `dest`.
-    fn unpack(&mut self, file: &Path, kind: Archive, dest: &str) -> Result<Vec<(String, Entry)>, String> {
+    fn unpack(&mut self, file: &Path, kind: Archive, dest: &str) -> Result<Vec<(String, Entry)>, BuildError> {
         let opened =
-            std::fs::File::open(file).map_err(|e| format!("cannot open `{}`: {e}", file.display()))?;
+            std::fs::File::open(file).map_err(BuildError::io(format!("open `{}`", file.display())))?;
         let reader: Box<dyn std::io::Read> = match kind {
             Archive::Tar => Box::new(opened),
             Archive::Gzip => Box::new(flate2::read::MultiGzDecoder::new(opened)),
             Archive::Other(compression) => {
-                return Err(format!(
+                return Err(BuildError::Dockerfile(format!(
                     "`ADD` unpacks `{}`, a {compression} archive, which the oci builder cannot read; unpack it in a task (or use a .tar or .tar.gz), or build with buildah",
                     file.display()
-                ));
+                )));
             }
         };
         let mut archive = tar::Archive::new(reader);
         let mut out = Vec::new();
-        let fail = |e: std::io::Error| format!("cannot unpack `{}`: {e}", file.display());
+        let fail = |source| BuildError::Io { action: format!("unpack `{}`", file.display()), source };
         for item in archive.entries().map_err(fail)? {
             let mut item = item.map_err(fail)?;
             let raw = item.path().map_err(fail)?.to_string_lossy().into_owned();
@@ -1102,7 +1196,7 @@ impl Builder<'_> {
         Ok(out)
     }
 
-    fn add_layer(&self, stage: &mut Stage, delta: Tree, source: &str) -> Result<(), String> {
+    fn add_layer(&self, stage: &mut Stage, delta: Tree, source: &str) -> Result<(), BuildError> {
         let written = layer::write(&delta, self.layout, &self.request.layers)?;
         stage.layers.push(Descriptor {
             media_type: written.media_type.to_owned(),
@@ -1196,8 +1290,8 @@ fn order_hardlinks(delta: &mut Tree) {
 }
 
 /// Reads a base layer's headers into `fs` (whiteouts applied); file bytes stay in the layer.
-fn read_layer(layout: &Layout, layer: &Descriptor, fs: &mut Tree) -> Result<(), String> {
-    let fail = |e: std::io::Error| format!("cannot read layer {}: {e}", layer.digest);
+fn read_layer(layout: &Layout, layer: &Descriptor, fs: &mut Tree) -> Result<(), BuildError> {
+    let fail = |source| BuildError::Io { action: format!("read layer {}", layer.digest), source };
     let mut archive = open_layer(layout, layer)?;
     for item in archive.entries().map_err(fail)? {
         let item = item.map_err(fail)?;
@@ -1248,25 +1342,28 @@ fn read_layer(layout: &Layout, layer: &Descriptor, fs: &mut Tree) -> Result<(), 
     Ok(())
 }
 
-fn open_layer(layout: &Layout, layer: &Descriptor) -> Result<tar::Archive<Box<dyn std::io::Read>>, String> {
+fn open_layer(
+    layout: &Layout,
+    layer: &Descriptor,
+) -> Result<tar::Archive<Box<dyn std::io::Read>>, BuildError> {
     let file = std::fs::File::open(layout.blob_path(&layer.digest))
-        .map_err(|e| format!("cannot open layer {}: {e}", layer.digest))?;
+        .map_err(BuildError::io(format!("open layer {}", layer.digest)))?;
     let file = std::io::BufReader::new(file);
     let reader: Box<dyn std::io::Read> = if layer.media_type.ends_with("gzip") {
         Box::new(flate2::read::MultiGzDecoder::new(file))
     } else if layer.media_type.ends_with(".tar") || layer.media_type.ends_with("tar") {
         Box::new(file)
     } else {
-        return Err(format!(
+        return Err(BuildError::Dockerfile(format!(
             "layer {} is `{}`, which the oci builder cannot read",
             layer.digest, layer.media_type
-        ));
+        )));
     };
     Ok(tar::Archive::new(reader))
 }
 
 /// Opens layer blob `blob` of the layout, gzip or plain (told by its first bytes).
-fn open_blob(layout: &Layout, blob: &str) -> Result<tar::Archive<Box<dyn std::io::Read>>, String> {
+fn open_blob(layout: &Layout, blob: &str) -> Result<tar::Archive<Box<dyn std::io::Read>>, BuildError> {
     let mut head = [0u8; 2];
     let gzip = std::fs::File::open(layout.blob_path(blob))
         .and_then(|mut f| f.read_exact(&mut head))
@@ -1350,13 +1447,15 @@ fn pairs(
     escape: char,
     vars: &dyn Fn(&str) -> Option<String>,
     keyword: &str,
-) -> Result<Vec<(String, String)>, String> {
+) -> Result<Vec<(String, String)>, BuildError> {
     let words = dockerfile::split_words(args, escape);
-    let Some(first) = words.first() else { return Err(format!("`{keyword}` needs a name and a value")) };
+    let Some(first) = words.first() else {
+        return Err(BuildError::Dockerfile(format!("`{keyword}` needs a name and a value")));
+    };
     if !first.contains('=') {
         let value = args.trim_start().get(first.len()..).unwrap_or_default().trim();
         if value.is_empty() && keyword == "ENV" {
-            return Err(format!("`{keyword} {first}` needs a value"));
+            return Err(BuildError::Dockerfile(format!("`{keyword} {first}` needs a value")));
         }
         return Ok(vec![(dockerfile::word(first, escape, vars)?, dockerfile::word(value, escape, vars)?)]);
     }
@@ -1365,21 +1464,23 @@ fn pairs(
         let (key, value) = word.split_once('=').ok_or_else(|| format!("`{keyword}`: `{word}` has no `=`"))?;
         let key = dockerfile::word(key, escape, vars)?;
         if key.is_empty() {
-            return Err(format!("`{keyword}`: a name is empty"));
+            return Err(BuildError::Dockerfile(format!("`{keyword}`: a name is empty")));
         }
         out.push((key, dockerfile::word(value, escape, vars)?));
     }
     Ok(out)
 }
 
-fn healthcheck(instruction: &Instruction) -> Result<Value, String> {
+fn healthcheck(instruction: &Instruction) -> Result<Value, BuildError> {
     let args = instruction.args.trim();
     let (kind, rest) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
     let mut check = serde_json::Map::new();
     match kind.to_ascii_uppercase().as_str() {
         "NONE" => {
             if !instruction.flags.is_empty() || !rest.trim().is_empty() {
-                return Err("`HEALTHCHECK NONE` takes no flags or arguments".to_owned());
+                return Err(BuildError::Dockerfile(
+                    "`HEALTHCHECK NONE` takes no flags or arguments".to_owned(),
+                ));
             }
             check.insert("Test".to_owned(), json!(["NONE"]));
             return Ok(Value::Object(check));
@@ -1391,7 +1492,7 @@ fn healthcheck(instruction: &Instruction) -> Result<Value, String> {
             };
             check.insert("Test".to_owned(), json!(test));
         }
-        _ => return Err("`HEALTHCHECK` takes `CMD …` or `NONE`".to_owned()),
+        _ => return Err(BuildError::Dockerfile("`HEALTHCHECK` takes `CMD …` or `NONE`".to_owned())),
     }
     for (name, value) in &instruction.flags {
         let value = value.as_deref().unwrap_or_default();
@@ -1407,7 +1508,9 @@ fn healthcheck(instruction: &Instruction) -> Result<Value, String> {
                 }
                 continue;
             }
-            other => return Err(format!("`HEALTHCHECK --{other}` is not a flag it has")),
+            other => {
+                return Err(BuildError::Dockerfile(format!("`HEALTHCHECK --{other}` is not a flag it has")));
+            }
         };
         let nanos =
             duration(value).ok_or_else(|| format!("`--{name}={value}` is not a duration like 30s"))?;
@@ -1452,7 +1555,7 @@ fn empty(stage: &mut Stage, source: &str) {
 }
 
 /// Writes the stage's config and manifest.
-fn finish(stage: &Stage, platform: &Platform, layout: &Layout) -> Result<Built, String> {
+fn finish(stage: &Stage, platform: &Platform, layout: &Layout) -> Result<Built, BuildError> {
     let mut config = json!({
         "created": EPOCH,
         "architecture": platform.arch(),
@@ -1467,7 +1570,7 @@ fn finish(stage: &Stage, platform: &Platform, layout: &Layout) -> Result<Built, 
     if let Some(variant) = platform.variant() {
         config["variant"] = json!(variant);
     }
-    let config_bytes = serde_json::to_vec(&config).map_err(|e| e.to_string())?;
+    let config_bytes = serde_json::to_vec(&config)?;
     let config = layout.put(CONFIG, &config_bytes)?;
     let manifest = json!({
         "schemaVersion": 2,
@@ -1475,7 +1578,7 @@ fn finish(stage: &Stage, platform: &Platform, layout: &Layout) -> Result<Built, 
         "config": config.json(),
         "layers": stage.layers.iter().map(Descriptor::json).collect::<Vec<_>>(),
     });
-    let bytes = serde_json::to_vec(&manifest).map_err(|e| e.to_string())?;
+    let bytes = serde_json::to_vec(&manifest)?;
     Ok(Built { manifest: layout.put(MANIFEST, &bytes)? })
 }
 
@@ -1538,14 +1641,14 @@ fn absolute(base: &str, dir: &str) -> String {
 }
 
 /// A `COPY` source made relative to the context (or stage root); `..` that leaves it is an error.
-fn clean_source(source: &str) -> Result<String, String> {
+fn clean_source(source: &str) -> Result<String, BuildError> {
     let mut parts: Vec<&str> = Vec::new();
     for part in source.split('/') {
         match part {
             "" | "." => {}
             ".." => {
                 if parts.pop().is_none() {
-                    return Err(format!("`{source}` is outside the build context"));
+                    return Err(BuildError::Dockerfile(format!("`{source}` is outside the build context")));
                 }
             }
             p => parts.push(p),
@@ -1560,8 +1663,8 @@ mod tests {
 
     struct NoBases;
     impl Bases for NoBases {
-        fn fetch(&self, reference: &str, _: &Platform) -> Result<BaseImage, String> {
-            Err(format!("no base `{reference}` here"))
+        fn fetch(&self, reference: &str, _: &Platform) -> Result<BaseImage, super::super::PullError> {
+            Err(super::super::PullError::Missing { reference: reference.to_owned() })
         }
     }
 
@@ -1598,8 +1701,49 @@ mod tests {
             contexts: &[],
             layers: hephy_oci::compress::Settings::gzip(),
         };
-        let built = build(&request, &layout, &NoBases)?;
+        let built = build(&request, &layout, &NoBases).map_err(|e| e.to_string())?;
         Ok((config_of(&layout, &built), built))
+    }
+
+    #[test]
+    fn a_registry_failure_keeps_its_status_and_place() {
+        struct Unavailable;
+        impl Bases for Unavailable {
+            fn fetch(&self, _: &str, _: &Platform) -> Result<BaseImage, super::super::PullError> {
+                use hephy_oci::registry::{Cause, Operation, RegistryError};
+                Err(super::super::PullError::Registry(RegistryError {
+                    operation: Operation::ReadManifest,
+                    url: "http://127.0.0.1:5000/v2/alpine/manifests/3".to_owned(),
+                    cause: Cause::Status { status: 503, message: String::new() },
+                }))
+            }
+        }
+        let (dir, files) = context();
+        let layout = Layout::new(dir.path().join("oci"));
+        let platform: Platform = "linux/arm64".parse().unwrap();
+        let request = Request {
+            dockerfile: "# base\nFROM alpine:3\n",
+            dockerfile_name: "app/Dockerfile",
+            context: dir.path(),
+            files: &files,
+            build_args: &[],
+            target: None,
+            platform: &platform,
+            contexts: &[],
+            layers: hephy_oci::compress::Settings::gzip(),
+        };
+        let e = build(&request, &layout, &Unavailable).unwrap_err();
+        let BuildError::At { dockerfile, line, .. } = &e else { panic!("no position: {e:?}") };
+        assert_eq!((dockerfile.as_str(), *line), ("app/Dockerfile", 2));
+        let registry = e.registry().expect("the registry's error is kept");
+        assert_eq!(registry.status(), Some(503));
+        assert!(registry.is_retryable());
+        let e = super::super::OciError::from(e);
+        assert!(e.registry().is_some_and(hephy_oci::registry::RegistryError::is_retryable));
+        assert_eq!(
+            e.to_string(),
+            "app/Dockerfile, line 2: reading the manifest at http://127.0.0.1:5000/v2/alpine/manifests/3 failed with 503 Service Unavailable"
+        );
     }
 
     #[test]
@@ -1652,7 +1796,7 @@ mod tests {
             contexts: &[],
             layers: hephy_oci::compress::Settings::gzip(),
         };
-        let e = build(&request, &Layout::new(dir.path().join("oci")), &NoBases).unwrap_err();
+        let e = build(&request, &Layout::new(dir.path().join("oci")), &NoBases).unwrap_err().to_string();
         assert!(e.contains("line 2") && e.contains("bzip2"), "{e}");
     }
 
@@ -1677,7 +1821,7 @@ mod tests {
         let e = run("FROM scratch\nCOPY --chown=app README /\n", &[], None).unwrap_err();
         assert!(e.contains("numeric"), "{e}");
         let e = run("FROM alpine\n", &[], None).unwrap_err();
-        assert!(e.contains("no base `alpine`"), "{e}");
+        assert!(e.contains("alpine does not exist in its registry"), "{e}");
     }
 
     #[test]
@@ -1707,8 +1851,8 @@ mod fuzz {
 
     struct NoBases;
     impl Bases for NoBases {
-        fn fetch(&self, reference: &str, _: &Platform) -> Result<BaseImage, String> {
-            Err(format!("no base `{reference}` here"))
+        fn fetch(&self, reference: &str, _: &Platform) -> Result<BaseImage, super::super::PullError> {
+            Err(super::super::PullError::Missing { reference: reference.to_owned() })
         }
     }
 

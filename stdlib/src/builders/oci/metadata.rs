@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use super::OciError;
 use super::build::{CONFIG, MANIFEST};
 use hephy_oci::layout::{Descriptor, Layout};
 
@@ -14,14 +15,14 @@ pub(crate) fn apply(
     manifest: &Descriptor,
     labels: &[(String, String)],
     annotations: &[(String, String)],
-) -> Result<Descriptor, String> {
+) -> Result<Descriptor, super::OciError> {
     if labels.is_empty() && annotations.is_empty() {
         return Ok(manifest.clone());
     }
-    let read = |digest: &str| -> Result<Value, String> {
-        let bytes =
-            layout.read(digest).ok_or_else(|| format!("`{digest}` is not in hephy's image layout"))?;
-        serde_json::from_slice(&bytes).map_err(|e| format!("`{digest}` is not JSON: {e}"))
+    let read = |digest: &str| -> Result<Value, OciError> {
+        let bytes = layout.read(digest).ok_or_else(|| OciError::NotInLayout { digest: digest.to_owned() })?;
+        serde_json::from_slice(&bytes)
+            .map_err(|source| OciError::NotJson { digest: digest.to_owned(), source })
     };
     let mut document = read(&manifest.digest)?;
     if !labels.is_empty() {
@@ -31,24 +32,24 @@ pub(crate) fn apply(
             .as_object_mut()
             .and_then(|c| object(c, "config"))
             .and_then(|settings| object(settings, "Labels"))
-            .ok_or("the image config is not a JSON object")?;
+            .ok_or(OciError::NotObject { what: "config" })?;
         for (k, v) in labels {
             existing.insert(k.clone(), Value::String(v.clone()));
         }
-        let bytes = serde_json::to_vec(&config).map_err(|e| e.to_string())?;
+        let bytes = serde_json::to_vec(&config)?;
         document["config"] = layout.put(CONFIG, &bytes)?.json();
     }
     if !annotations.is_empty() {
         let existing = document
             .as_object_mut()
             .and_then(|m| object(m, "annotations"))
-            .ok_or("the image manifest is not a JSON object")?;
+            .ok_or(OciError::NotObject { what: "manifest" })?;
         for (k, v) in annotations {
             existing.insert(k.clone(), Value::String(v.clone()));
         }
     }
-    let bytes = serde_json::to_vec(&document).map_err(|e| e.to_string())?;
-    layout.put(MANIFEST, &bytes).map_err(|e| e.to_string())
+    let bytes = serde_json::to_vec(&document)?;
+    Ok(layout.put(MANIFEST, &bytes)?)
 }
 
 /// The object `map[key]`, made one if it is absent or not an object.

@@ -43,23 +43,191 @@ fn codec(compression: hephy_dsl::Compression) -> compress::Codec {
 /// Blob uploads of one image at once.
 const BLOB_UPLOADS: usize = 4;
 
-/// Why pushing a build's manifest failed.
-enum Push {
-    Registry(RegistryError),
-    Other(String),
+/// Why the `oci` builder, an index or a tag node failed: the data of the failure; text only
+/// when the node's outcome is made. A registry's error is kept whole ([`OciError::registry`],
+/// whose `is_retryable()` and `is_upload_race()` decide what is tried again).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum OciError {
+    /// The node's log cannot be written.
+    #[error(transparent)]
+    Log(#[from] crate::executors::process::LogError),
+    /// The build context cannot be fetched.
+    #[error(transparent)]
+    Source(#[from] crate::sources::SourceError),
+    /// The Dockerfile cannot be read.
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read {
+        /// The Dockerfile.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The Dockerfile is not text.
+    #[error("`{}` is not UTF-8 text", path.display())]
+    NotUtf8 {
+        /// The Dockerfile.
+        path: std::path::PathBuf,
+    },
+    /// The build context cannot be listed.
+    #[error("{0}")]
+    Files(#[from] hephy_engine::FilesError),
+    /// The Dockerfile interpreter failed.
+    #[error(transparent)]
+    Build(#[from] build::BuildError),
+    /// A naming template (labels, annotations, tags) cannot be rendered whole.
+    #[error("{0}")]
+    Naming(String),
+    /// The image layout refused.
+    #[error(transparent)]
+    Layout(#[from] layout::LayoutError),
+    /// A repository is not a valid reference.
+    #[error(transparent)]
+    Reference(#[from] hephy_oci::registry::ReferenceError),
+    /// A registry failed (a manifest push).
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// A blob upload failed.
+    #[error("pushing to {host}: {source}")]
+    Push {
+        /// The registry.
+        host: String,
+        /// Its error.
+        source: RegistryError,
+    },
+    /// A manifest or base image cannot be fetched.
+    #[error(transparent)]
+    Pull(#[from] PullError),
+    /// The run was stopped.
+    #[error(transparent)]
+    Stopped(#[from] hephy_oci::stop::Stopped),
+    /// A thread holding a repository's lock panicked.
+    #[error("a registry lock was poisoned")]
+    Poisoned,
+    /// The manifest just built is no longer in the layout.
+    #[error("the manifest just written is gone")]
+    Gone,
+    /// A blob of the image to push is not in the layout.
+    #[error("blob {digest} of the image is missing from `{}`", layout.display())]
+    MissingBlob {
+        /// The blob.
+        digest: String,
+        /// The layout's folder.
+        layout: std::path::PathBuf,
+    },
+    /// A tag node has no index to tag.
+    #[error("a tag node needs its image's index")]
+    NoIndex,
+    /// A manifest or config to add metadata to is not in the layout.
+    #[error("`{digest}` is not in hephy's image layout")]
+    NotInLayout {
+        /// The blob.
+        digest: String,
+    },
+    /// A manifest or config in the layout is not JSON.
+    #[error("`{digest}` is not JSON: {source}")]
+    NotJson {
+        /// The blob.
+        digest: String,
+        /// Why.
+        source: serde_json::Error,
+    },
+    /// An image config or manifest is JSON but not an object.
+    #[error("the image {what} is not a JSON object")]
+    NotObject {
+        /// `config` or `manifest`.
+        what: &'static str,
+    },
+    /// A document cannot be serialized or read.
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
 }
 
-impl From<String> for Push {
-    fn from(message: String) -> Push {
-        Push::Other(message)
+impl OciError {
+    /// The registry error under this one, if a registry failed (its `is_retryable()` decides).
+    pub(crate) fn registry(&self) -> Option<&RegistryError> {
+        match self {
+            OciError::Registry(e) | OciError::Push { source: e, .. } => Some(e),
+            OciError::Pull(e) => e.registry(),
+            OciError::Build(e) => e.registry(),
+            _ => None,
+        }
     }
 }
 
-impl std::fmt::Display for Push {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+/// Why a base image or a manifest cannot be fetched into the layout.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PullError {
+    /// The reference is not valid.
+    #[error(transparent)]
+    Reference(#[from] hephy_oci::registry::ReferenceError),
+    /// The registry failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The layout refused.
+    #[error(transparent)]
+    Layout(#[from] layout::LayoutError),
+    /// The tag does not exist.
+    #[error("{reference} does not exist in its registry")]
+    Missing {
+        /// The image.
+        reference: String,
+    },
+    /// The image's index lists no image for the platform.
+    #[error("{reference} has no image for {platform}")]
+    NoPlatform {
+        /// The image.
+        reference: String,
+        /// The platform built.
+        platform: Platform,
+    },
+    /// Its index, manifest or config is not JSON.
+    #[error("{reference}: {source}")]
+    Json {
+        /// The image.
+        reference: String,
+        /// Why.
+        source: serde_json::Error,
+    },
+    /// Its manifest lacks what an image has, or nests indexes.
+    #[error("{reference}: {problem}")]
+    Malformed {
+        /// The image.
+        reference: String,
+        /// What is wrong: "no config", "a layer without a digest", ….
+        problem: &'static str,
+    },
+    /// It has a layer that may not be copied.
+    #[error("{reference} has a non-distributable layer the oci builder cannot copy")]
+    NonDistributable {
+        /// The image.
+        reference: String,
+    },
+    /// A manifest is neither in the layout nor in a registry hephy knows.
+    #[error("manifest {digest} is not in hephy's image layout")]
+    NotInLayout {
+        /// The manifest.
+        digest: String,
+    },
+    /// A manifest names a blob by something that is not a digest.
+    #[error("`{digest}` is not a sha256 digest")]
+    BadDigest {
+        /// What it names.
+        digest: String,
+    },
+    /// The config just fetched is no longer in the layout.
+    #[error("a fetched config is gone")]
+    ConfigGone,
+    /// The temporary file for a blob cannot be made or kept.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl PullError {
+    /// The registry error under this one, if a registry failed.
+    pub(crate) fn registry(&self) -> Option<&RegistryError> {
         match self {
-            Push::Registry(e) => e.fmt(f),
-            Push::Other(message) => f.write_str(message),
+            PullError::Registry(e) => Some(e),
+            _ => None,
         }
     }
 }
@@ -120,8 +288,8 @@ impl Oci {
         }
     }
 
-    fn repository_lock(&self, repository: &str) -> Result<Arc<Mutex<()>>, String> {
-        let mut map = self.repositories.lock().map_err(|_| "a registry lock was poisoned".to_owned())?;
+    fn repository_lock(&self, repository: &str) -> Result<Arc<Mutex<()>>, OciError> {
+        let mut map = self.repositories.lock().map_err(|_| OciError::Poisoned)?;
         Ok(Arc::clone(map.entry(repository.to_owned()).or_default()))
     }
 
@@ -129,11 +297,11 @@ impl Oci {
     pub(crate) fn build(&self, model: &Model, image: &Image, job: &Job<'_>) -> Outcome {
         match self.try_build(model, image, job) {
             Ok(digest) => Outcome::Built { output: digest },
-            Err(message) => Outcome::Failed { message },
+            Err(error) => Outcome::Failed { message: error.to_string() },
         }
     }
 
-    fn try_build(&self, model: &Model, image: &Image, job: &Job<'_>) -> Result<String, String> {
+    fn try_build(&self, model: &Model, image: &Image, job: &Job<'_>) -> Result<String, OciError> {
         let log = Log::create(job)?;
         let note = |line: &str| log.note(line);
         let node = job.node;
@@ -141,9 +309,9 @@ impl Oci {
         let context = self.sources.context(job.root, image)?;
         let dockerfile_path = context.join(&image.dockerfile);
         let bytes = hephy_engine::read_shared(&dockerfile_path)
-            .map_err(|e| format!("cannot read `{}`: {e}", dockerfile_path.display()))?;
-        let dockerfile = std::str::from_utf8(&bytes)
-            .map_err(|_| format!("`{}` is not UTF-8 text", dockerfile_path.display()))?;
+            .map_err(|source| OciError::Read { path: dockerfile_path.clone(), source })?;
+        let dockerfile =
+            std::str::from_utf8(&bytes).map_err(|_| OciError::NotUtf8 { path: dockerfile_path.clone() })?;
         let files = context_files(&context, &image.dockerfile)?;
         let mut build_args: Vec<(String, String)> =
             image.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -171,8 +339,10 @@ impl Oci {
         };
         let manifest = self.assemble(&request, &note)?;
         let upstream = commit_of(model, node, &self.sources);
-        let labels = reference::metadata(model, node, Some(job.key), upstream.as_deref(), true)?;
-        let annotations = reference::metadata(model, node, Some(job.key), upstream.as_deref(), false)?;
+        let labels = reference::metadata(model, node, Some(job.key), upstream.as_deref(), true)
+            .map_err(OciError::Naming)?;
+        let annotations = reference::metadata(model, node, Some(job.key), upstream.as_deref(), false)
+            .map_err(OciError::Naming)?;
         let manifest = metadata::apply(&self.layout, &manifest, &labels, &annotations)?;
         let digest = manifest.digest.clone();
         self.layout.name(
@@ -183,7 +353,10 @@ impl Oci {
         note(&format!("hephy oci: {} is {digest}", layout_name(node)));
         if model.registry.is_some() {
             let mut tags = vec![reference::key_tag(job.key)];
-            tags.extend(template_tag(model, job, model.naming.platform.as_ref(), &self.sources)?);
+            tags.extend(
+                template_tag(model, job, model.naming.platform.as_ref(), &self.sources)
+                    .map_err(OciError::Naming)?,
+            );
             for repository in reference::repositories(model, node) {
                 self.publish_build(
                     &repository,
@@ -202,7 +375,7 @@ impl Oci {
         &self,
         request: &build::Request<'_>,
         note: &dyn Fn(&str),
-    ) -> Result<Descriptor, String> {
+    ) -> Result<Descriptor, build::BuildError> {
         let bases = Pulls { oci: self, note, stop: request.layers.stop };
         build::build(request, &self.layout, &bases).map(|built| built.manifest)
     }
@@ -215,15 +388,15 @@ impl Oci {
         tags: &[String],
         stop: &Stop<'_>,
         note: &dyn Fn(&str),
-    ) -> Result<(), String> {
+    ) -> Result<(), OciError> {
         let target = Reference::parse(repository)?;
         // One push into a repository at a time, blobs included: the platform builds of an
         // image share layers, and distribution's storage rejects two concurrent uploads of
         // one blob ("provided digest did not match uploaded content").
         let lock = self.repository_lock(repository)?;
-        let _held = lock.lock().map_err(|_| "a registry lock was poisoned".to_owned())?;
+        let _held = lock.lock().map_err(|_| OciError::Poisoned)?;
         let started = std::time::Instant::now();
-        let bytes = self.layout.read(&manifest.digest).ok_or("the manifest just written is gone")?;
+        let bytes = self.layout.read(&manifest.digest).ok_or(OciError::Gone)?;
         // Another process pushing the same layers (another platform's CI job, a remote
         // executor) can leave a blob half-visible for a moment; the registry then refuses the
         // manifest. Pushing the blobs again settles it.
@@ -232,17 +405,17 @@ impl Oci {
             attempt += 1;
             self.push_image(&target, manifest, stop, note)?;
             let pushed = tags.iter().try_for_each(|tag| {
-                stop.check().map_err(|s| s.to_string())?;
-                self.client.push_manifest(&target, tag, build::MANIFEST, &bytes).map_err(Push::Registry)?;
+                stop.check()?;
+                self.client.push_manifest(&target, tag, build::MANIFEST, &bytes)?;
                 note(&format!("hephy oci: pushed {repository}:{tag}"));
-                Ok::<(), Push>(())
+                Ok::<(), OciError>(())
             });
             match pushed {
-                Err(Push::Registry(e)) if attempt < 3 && e.is_upload_race() => {
+                Err(e) if attempt < 3 && e.registry().is_some_and(RegistryError::is_upload_race) => {
                     note(&format!("hephy oci: {e}; pushing the blobs again"));
                     std::thread::sleep(std::time::Duration::from_millis(300 * attempt));
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e),
                 Ok(()) => {
                     let took = started.elapsed().as_secs_f64();
                     note(&format!("hephy oci: published {} to {repository} in {took:.3} s", manifest.digest));
@@ -260,19 +433,19 @@ impl Oci {
         manifest: &Descriptor,
         stop: &Stop<'_>,
         note: &dyn Fn(&str),
-    ) -> Result<(), String> {
-        let bytes = self.layout.read(&manifest.digest).ok_or("the manifest just written is gone")?;
-        let parsed: Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    ) -> Result<(), OciError> {
+        let bytes = self.layout.read(&manifest.digest).ok_or(OciError::Gone)?;
+        let parsed: Value = serde_json::from_slice(&bytes)?;
         let mut blobs = vec![parsed["config"]["digest"].as_str().unwrap_or_default().to_owned()];
         for layer in parsed["layers"].as_array().into_iter().flatten() {
             blobs.push(layer["digest"].as_str().unwrap_or_default().to_owned());
         }
         blobs.dedup();
         if let Some(missing) = blobs.iter().find(|d| !self.layout.has(d)) {
-            return Err(format!(
-                "blob {missing} of the image is missing from `{}`",
-                self.layout.dir().display()
-            ));
+            return Err(OciError::MissingBlob {
+                digest: missing.clone(),
+                layout: self.layout.dir().to_path_buf(),
+            });
         }
         // Largest first, so the longest upload starts at once.
         let size = |d: &String| std::fs::metadata(self.layout.blob_path(d)).map_or(0, |m| m.len());
@@ -298,7 +471,7 @@ impl Oci {
         });
         let (mut sent, mut bytes) = (0, 0);
         for result in results {
-            let (s, b) = result.map_err(|e| format!("pushing to {}: {e}", target.host))?;
+            let (s, b) = result.map_err(|source| OciError::Push { host: target.host.clone(), source })?;
             sent += s;
             bytes += b;
         }
@@ -314,7 +487,7 @@ impl Oci {
 
     /// The bytes and media type of manifest `digest`, from the layout or else the registry (and
     /// then kept in the layout).
-    fn manifest_bytes(&self, repository: Option<&str>, digest: &str) -> Result<(String, Vec<u8>), String> {
+    fn manifest_bytes(&self, repository: Option<&str>, digest: &str) -> Result<(String, Vec<u8>), PullError> {
         if let Some(bytes) = self.layout.read(digest) {
             let media_type = serde_json::from_slice::<Value>(&bytes)
                 .ok()
@@ -322,8 +495,7 @@ impl Oci {
                 .unwrap_or_else(|| build::MANIFEST.to_owned());
             return Ok((media_type, bytes));
         }
-        let repository =
-            repository.ok_or_else(|| format!("manifest {digest} is not in hephy's image layout"))?;
+        let repository = repository.ok_or_else(|| PullError::NotInLayout { digest: digest.to_owned() })?;
         let fetched = self.client.manifest(&Reference::parse(&format!("{repository}@{digest}"))?)?;
         self.layout.put(&fetched.media_type, &fetched.bytes)?;
         Ok((fetched.media_type, fetched.bytes))
@@ -333,11 +505,11 @@ impl Oci {
     pub(crate) fn index(&self, model: &Model, job: &Job<'_>) -> Outcome {
         match self.try_index(model, job) {
             Ok(digest) => Outcome::Built { output: digest },
-            Err(message) => Outcome::Failed { message },
+            Err(error) => Outcome::Failed { message: error.to_string() },
         }
     }
 
-    fn try_index(&self, model: &Model, job: &Job<'_>) -> Result<String, String> {
+    fn try_index(&self, model: &Model, job: &Job<'_>) -> Result<String, OciError> {
         let log = Log::create(job)?;
         let repository = model.registry.as_ref().map(|_| reference::repository(model, job.node));
         let mut entries: Vec<(&Node, &String)> = job.deps.iter().map(|(n, d)| (*n, d)).collect();
@@ -354,20 +526,22 @@ impl Oci {
         }
         let mut index = json!({ "schemaVersion": 2, "mediaType": INDEX, "manifests": manifests });
         let upstream = commit_of(model, job.node, &self.sources);
-        let annotations = reference::metadata(model, job.node, Some(job.key), upstream.as_deref(), false)?;
+        let annotations = reference::metadata(model, job.node, Some(job.key), upstream.as_deref(), false)
+            .map_err(OciError::Naming)?;
         if !annotations.is_empty() {
             index["annotations"] = annotations.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
         }
-        let bytes = serde_json::to_vec(&index).map_err(|e| e.to_string())?;
+        let bytes = serde_json::to_vec(&index)?;
         let descriptor = self.layout.put(INDEX, &bytes)?;
         self.layout.name(&layout_name(job.node), &descriptor, None)?;
         log.note(&format!("hephy: index {} of {} platforms", descriptor.digest, job.deps.len()));
         if repository.is_some() {
-            let tag = template_tag(model, job, model.naming.manifest.as_ref(), &self.sources)?;
+            let tag = template_tag(model, job, model.naming.manifest.as_ref(), &self.sources)
+                .map_err(OciError::Naming)?;
             for repository in reference::repositories(model, job.node) {
                 let target = Reference::parse(&repository)?;
                 let lock = self.repository_lock(&repository)?;
-                let _held = lock.lock().map_err(|_| "a registry lock was poisoned".to_owned())?;
+                let _held = lock.lock().map_err(|_| OciError::Poisoned)?;
                 self.client.push_manifest(&target, &reference::key_tag(job.key), INDEX, &bytes)?;
                 log.note(&format!("hephy: pushed {repository}:{}", reference::key_tag(job.key)));
                 if let Some(tag) = &tag {
@@ -383,12 +557,12 @@ impl Oci {
     pub(crate) fn tag(&self, model: &Model, job: &Job<'_>) -> Outcome {
         match self.try_tag(model, job) {
             Ok(digest) => Outcome::Built { output: digest },
-            Err(message) => Outcome::Failed { message },
+            Err(error) => Outcome::Failed { message: error.to_string() },
         }
     }
 
-    fn try_tag(&self, model: &Model, job: &Job<'_>) -> Result<String, String> {
-        let (_, index) = job.deps.first().ok_or("a tag node needs its image's index")?;
+    fn try_tag(&self, model: &Model, job: &Job<'_>) -> Result<String, OciError> {
+        let (_, index) = job.deps.first().ok_or(OciError::NoIndex)?;
         let log = Log::create(job)?;
         let repository = model.registry.as_ref().map(|_| reference::repository(model, job.node));
         let (media_type, bytes) = self.manifest_bytes(repository.as_deref(), index)?;
@@ -398,11 +572,12 @@ impl Oci {
         if repository.is_some() {
             let commit = commit_of(model, job.node, &self.sources);
             let tag = reference::Vars::new(model, job.node, None, commit.as_deref())
-                .render_tag(&model.naming.tag)?;
+                .render_tag(&model.naming.tag)
+                .map_err(OciError::Naming)?;
             for repository in reference::repositories(model, job.node) {
                 let target = Reference::parse(&repository)?;
                 let lock = self.repository_lock(&repository)?;
-                let _held = lock.lock().map_err(|_| "a registry lock was poisoned".to_owned())?;
+                let _held = lock.lock().map_err(|_| OciError::Poisoned)?;
                 self.client.push_manifest(&target, &tag, &media_type, &bytes)?;
                 log.note(&format!("hephy: tagged {repository}:{tag} → {index}"));
             }
@@ -422,12 +597,13 @@ impl Oci {
 
     /// Gives the pushed manifest `digest` in `repository` one more tag (the external builders'
     /// per-platform naming templates).
-    pub(crate) fn copy_tag(&self, repository: &str, digest: &str, tag: &str) -> Result<(), String> {
+    pub(crate) fn copy_tag(&self, repository: &str, digest: &str, tag: &str) -> Result<(), OciError> {
         let (media_type, bytes) = self.manifest_bytes(Some(repository), digest)?;
         let target = Reference::parse(repository)?;
         let lock = self.repository_lock(repository)?;
-        let _held = lock.lock().map_err(|_| "a registry lock was poisoned".to_owned())?;
-        self.client.push_manifest(&target, tag, &media_type, &bytes).map(|_| ()).map_err(String::from)
+        let _held = lock.lock().map_err(|_| OciError::Poisoned)?;
+        self.client.push_manifest(&target, tag, &media_type, &bytes)?;
+        Ok(())
     }
 
     /// Fetches a base image for `platform` into the layout (the local layout first: graph
@@ -438,7 +614,7 @@ impl Oci {
         platform: &Platform,
         stop: &Stop<'_>,
         note: &dyn Fn(&str),
-    ) -> Result<build::BaseImage, String> {
+    ) -> Result<build::BaseImage, PullError> {
         let reference = Reference::parse(text)?;
         let mut digest = match (&reference.digest, self.planned_base(text)) {
             (Some(digest), _) => digest.clone(),
@@ -451,7 +627,7 @@ impl Oci {
                 let digest = self
                     .client
                     .resolve(&reference)?
-                    .ok_or_else(|| format!("{text} does not exist in its registry"))?;
+                    .ok_or_else(|| PullError::Missing { reference: text.to_owned() })?;
                 note(&format!("hephy oci: {text} is {digest}"));
                 digest
             }
@@ -460,7 +636,8 @@ impl Oci {
         let (mut media_type, mut bytes) = self.manifest_bytes(Some(&repository), &digest)?;
         let is_index = |t: &str| t.contains("index") || t.contains("manifest.list");
         if is_index(&media_type) {
-            let index: Value = serde_json::from_slice(&bytes).map_err(|e| format!("{text}: {e}"))?;
+            let index: Value = serde_json::from_slice(&bytes)
+                .map_err(|source| PullError::Json { reference: text.to_owned(), source })?;
             let wanted = platform_json(platform);
             let chosen = index["manifests"]
                 .as_array()
@@ -473,28 +650,39 @@ impl Oci {
                         && (wanted.get("variant").is_none() || p["variant"] == wanted["variant"])
                 })
                 .and_then(|m| m["digest"].as_str())
-                .ok_or_else(|| format!("{text} has no image for {platform}"))?;
+                .ok_or_else(|| PullError::NoPlatform {
+                    reference: text.to_owned(),
+                    platform: platform.clone(),
+                })?;
             digest = chosen.to_owned();
             (media_type, bytes) = self.manifest_bytes(Some(&repository), &digest)?;
             if is_index(&media_type) {
-                return Err(format!("{text}: an index inside an index is not supported"));
+                return Err(PullError::Malformed {
+                    reference: text.to_owned(),
+                    problem: "an index inside an index is not supported",
+                });
             }
         }
-        let manifest: Value = serde_json::from_slice(&bytes).map_err(|e| format!("{text}: {e}"))?;
-        let config_digest =
-            manifest["config"]["digest"].as_str().ok_or_else(|| format!("{text}: no config"))?;
+        let manifest: Value = serde_json::from_slice(&bytes)
+            .map_err(|source| PullError::Json { reference: text.to_owned(), source })?;
+        let config_digest = manifest["config"]["digest"]
+            .as_str()
+            .ok_or_else(|| PullError::Malformed { reference: text.to_owned(), problem: "no config" })?;
         self.fetch_blob(&reference, config_digest, stop)?;
-        let config_bytes = self.layout.read(config_digest).ok_or("a fetched config is gone")?;
-        let config: Value = serde_json::from_slice(&config_bytes).map_err(|e| format!("{text}: {e}"))?;
+        let config_bytes = self.layout.read(config_digest).ok_or(PullError::ConfigGone)?;
+        let config: Value = serde_json::from_slice(&config_bytes)
+            .map_err(|source| PullError::Json { reference: text.to_owned(), source })?;
         let mut layers = Vec::new();
         for layer in manifest["layers"].as_array().into_iter().flatten() {
-            let digest =
-                layer["digest"].as_str().ok_or_else(|| format!("{text}: a layer without a digest"))?;
+            let digest = layer["digest"].as_str().ok_or_else(|| PullError::Malformed {
+                reference: text.to_owned(),
+                problem: "a layer without a digest",
+            })?;
             let size = layer["size"].as_u64().unwrap_or(0);
             let media_type = match layer["mediaType"].as_str().unwrap_or(build::LAYER) {
                 "application/vnd.docker.image.rootfs.diff.tar.gzip" => build::LAYER.to_owned(),
                 other if other.contains("foreign") || other.contains("nondistributable") => {
-                    return Err(format!("{text} has a non-distributable layer the oci builder cannot copy"));
+                    return Err(PullError::NonDistributable { reference: text.to_owned() });
                 }
                 other => other.to_owned(),
             };
@@ -510,17 +698,17 @@ impl Oci {
         crate::sources::bases::planned(state_dir, text).filter(|d| layout::valid_digest(d))
     }
 
-    fn fetch_blob(&self, reference: &Reference, digest: &str, stop: &Stop<'_>) -> Result<(), String> {
+    fn fetch_blob(&self, reference: &Reference, digest: &str, stop: &Stop<'_>) -> Result<(), PullError> {
         if self.layout.has(digest) {
             return Ok(());
         }
         if !layout::valid_digest(digest) {
-            return Err(format!("`{digest}` is not a sha256 digest"));
+            return Err(PullError::BadDigest { digest: digest.to_owned() });
         }
         let temp = self.layout.temp()?;
-        let mut file = temp.as_file().try_clone().map_err(|e| e.to_string())?;
+        let mut file = temp.as_file().try_clone()?;
         self.client.blob(reference, digest, &mut file, stop)?;
-        let (_, path) = temp.keep().map_err(|e| e.to_string())?;
+        let (_, path) = temp.keep().map_err(|e| e.error)?;
         Ok(self.layout.adopt(&path, digest)?)
     }
 }
@@ -533,19 +721,21 @@ struct Pulls<'a> {
 }
 
 impl build::Bases for Pulls<'_> {
-    fn fetch(&self, reference: &str, platform: &Platform) -> Result<build::BaseImage, String> {
+    fn fetch(&self, reference: &str, platform: &Platform) -> Result<build::BaseImage, PullError> {
         self.oci.pull(reference, platform, &self.stop, self.note)
     }
 }
 
 /// The files of a build context (relative, sorted, `.dockerignore` applied).
-pub(crate) fn context_files(context: &Path, dockerfile: &str) -> Result<Vec<String>, String> {
+pub(crate) fn context_files(
+    context: &Path,
+    dockerfile: &str,
+) -> Result<Vec<String>, hephy_engine::FilesError> {
     hephy_engine::collect(
         context,
         &FileSource::Context { dir: ".".to_owned(), dockerfile: dockerfile.to_owned() },
         &Exclusions::default(),
     )
-    .map_err(|e| e.to_string())
 }
 
 fn commit_of(model: &Model, node: &Node, sources: &crate::Sources) -> Option<String> {
