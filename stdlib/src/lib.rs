@@ -35,7 +35,8 @@ pub use builders::{
 pub use check::{check, warnings};
 pub use executors::ssh::{ServeError, serve as serve_remote_build};
 pub use outputs::{
-    Collected, Evidence, Outputs, clean_temporaries, collect_garbage, prepare_layout, registry_holds_all,
+    Collected, Evidence, GcError, Outputs, clean_temporaries, collect_garbage, prepare_layout,
+    registry_holds_all,
 };
 pub use registry::cache::RegistryCache;
 pub use release::{BadDate, date as plan_date, tags_follow_git_or_date};

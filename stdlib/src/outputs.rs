@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use crate::builders::oci::{layout_name, platform_json};
 use crate::registry::reference;
 use crate::registry::{Client, Reference};
-use hephy_oci::layout::{Layout, Looked, REF_NAME, valid_digest};
+use hephy_oci::layout::{Layout, LayoutError, Looked, REF_NAME, valid_digest};
 
 /// What an output check looked at: files (which must keep their stat) and registry manifests
 /// (reference by digest, which must still answer).
@@ -161,7 +161,7 @@ pub fn prepare_layout(
     graph: &Graph,
     snapshot: &Snapshot,
     state_dir: &Path,
-) -> Result<usize, String> {
+) -> Result<usize, LayoutError> {
     let layout = layout_of(state_dir);
     if std::fs::symlink_metadata(layout.dir()).is_err() {
         return Ok(0);
@@ -200,6 +200,27 @@ pub fn clean_temporaries(state_dir: &Path) -> usize {
     layout_of(state_dir).clean_temporaries()
 }
 
+/// Why `hephy gc` removed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum GcError {
+    /// The layout's `index.json` cannot be read, so what it names is unknown.
+    #[error("`{}` is damaged; `hephy run` repairs it from the state, then collect garbage", index.display())]
+    Damaged {
+        /// The layout's `index.json`.
+        index: std::path::PathBuf,
+    },
+    /// The layout refused.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+}
+
+/// The CLI's diagnostic takes the message as text.
+impl From<GcError> for String {
+    fn from(error: GcError) -> String {
+        error.to_string()
+    }
+}
+
 /// What `hephy gc` removed.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Collected {
@@ -214,16 +235,13 @@ pub struct Collected {
 /// Removes from the layout every blob that no recorded output (of any node the state
 /// remembers, in this graph or not) and no `index.json` entry reaches, and every temporary.
 /// The caller holds the run lock.
-pub fn collect_garbage(snapshot: &Snapshot, state_dir: &Path) -> Result<Collected, String> {
+pub fn collect_garbage(snapshot: &Snapshot, state_dir: &Path) -> Result<Collected, GcError> {
     let layout = layout_of(state_dir);
     let mut roots: HashSet<String> = snapshot.records.values().map(|r| r.output.clone()).collect();
     match layout.names() {
         Some(names) => roots.extend(names.into_values()),
         None => {
-            return Err(format!(
-                "`{}` is damaged; `hephy run` repairs it from the state, then collect garbage",
-                layout.index_path().display()
-            ));
+            return Err(GcError::Damaged { index: layout.index_path() });
         }
     }
     let keep = layout.reachable(roots.iter().map(String::as_str));

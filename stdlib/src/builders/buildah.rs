@@ -63,6 +63,42 @@ pub(crate) struct Buildah {
     sources: crate::Sources,
 }
 
+/// Why a buildah build failed outside buildah's own command: the data; text only when the
+/// node's outcome is made.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BuildahError {
+    /// A thread holding a repository's lock panicked.
+    #[error("a registry lock was poisoned")]
+    Poisoned,
+    /// A registry write (`buildah push`, `skopeo copy`) failed, retries spent.
+    #[error(transparent)]
+    Command(#[from] process::CommandFailed),
+    /// The node's work folder cannot be made.
+    #[error("cannot create `{}`: {source}", path.display())]
+    Scratch {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file buildah writes the digest to cannot be read.
+    #[error("no digest in `{}`: {source}", path.display())]
+    NoDigestFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// It holds something that is not a sha256 digest.
+    #[error("`{}` holds no sha256 digest: {text:?}", path.display())]
+    BadDigest {
+        /// The file.
+        path: PathBuf,
+        /// What it holds.
+        text: String,
+    },
+}
+
 /// Attempts of a registry write before its node fails; transient errors (5xx, resets) are
 /// retried after 0.5 s, then 1.5 s.
 const ATTEMPTS: u32 = 3;
@@ -85,12 +121,12 @@ impl Buildah {
         job: &Job<'_>,
         log: &Log,
         make: impl Fn() -> Command,
-    ) -> Result<(), String> {
+    ) -> Result<(), BuildahError> {
         let lock = {
-            let mut map = self.repositories.lock().map_err(|_| "a registry lock was poisoned".to_owned())?;
+            let mut map = self.repositories.lock().map_err(|_| BuildahError::Poisoned)?;
             Arc::clone(map.entry(repository.to_owned()).or_default())
         };
-        let _held = lock.lock().map_err(|_| "a registry lock was poisoned".to_owned())?;
+        let _held = lock.lock().map_err(|_| BuildahError::Poisoned)?;
         let mut attempt = 1;
         loop {
             let command = make();
@@ -183,7 +219,7 @@ impl Buildah {
         };
         let scratch = match tempdir(job) {
             Ok(dir) => dir,
-            Err(e) => return fail(e),
+            Err(e) => return fail(e.to_string()),
         };
         let iidfile = scratch.join("iid");
         let digestfile = scratch.join("digest");
@@ -229,7 +265,7 @@ impl Buildah {
         let Some(registry) = &model.registry else {
             return match read_digest(&iidfile) {
                 Ok(id) => Outcome::Built { output: id },
-                Err(e) => fail(e),
+                Err(e) => fail(e.to_string()),
             };
         };
         let destination =
@@ -271,7 +307,7 @@ impl Buildah {
         // pulls it back by digest), and it is the layer cache of the next build.
         let digest = match read_digest(&digestfile) {
             Ok(digest) => digest,
-            Err(e) => return fail(e),
+            Err(e) => return fail(e.to_string()),
         };
         match oci.platform_tag(model, job) {
             Ok(Some(tag)) => {
@@ -303,21 +339,21 @@ pub(crate) fn local_tag(job: &Job<'_>) -> Outcome {
     }
 }
 
-fn tempdir(job: &Job<'_>) -> Result<PathBuf, String> {
+fn tempdir(job: &Job<'_>) -> Result<PathBuf, BuildahError> {
     let dir = job.log.with_extension("work");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|source| BuildahError::Scratch { path: dir.clone(), source })?;
     Ok(dir)
 }
 
-fn read_digest(path: &Path) -> Result<String, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("no digest in `{}`: {e}", path.display()))?;
+fn read_digest(path: &Path) -> Result<String, BuildahError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| BuildahError::NoDigestFile { path: path.to_path_buf(), source })?;
     let digest = text.trim();
     let digest = if digest.contains(':') { digest.to_owned() } else { format!("sha256:{digest}") };
     if digest.len() == 71 && digest.starts_with("sha256:") {
         Ok(digest)
     } else {
-        Err(format!("`{}` holds no sha256 digest: {text:?}", path.display()))
+        Err(BuildahError::BadDigest { path: path.to_path_buf(), text })
     }
 }
 

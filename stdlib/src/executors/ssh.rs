@@ -115,10 +115,25 @@ pub(crate) enum SshError {
     },
 }
 
-impl From<SshError> for String {
-    fn from(e: SshError) -> String {
-        e.to_string()
-    }
+/// Why a build on an ssh executor's host failed: the data; text only when the node's outcome
+/// is made.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RemoteError {
+    /// The host, the connection or the remote build failed.
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    /// The node's log cannot be written.
+    #[error(transparent)]
+    Log(#[from] process::LogError),
+    /// The build context cannot be fetched.
+    #[error(transparent)]
+    Source(#[from] crate::sources::SourceError),
+    /// The build context cannot be listed.
+    #[error("{0}")]
+    Files(#[from] hephy_engine::FilesError),
+    /// The per-platform naming template cannot be rendered whole.
+    #[error("{0}")]
+    Naming(String),
 }
 
 /// `user@host[:port]` → (`user@host`, port).
@@ -235,7 +250,7 @@ impl Remote {
     ) -> Outcome {
         match self.try_build(model, image, job, target, oci) {
             Ok(digest) => Outcome::Built { output: digest },
-            Err(message) => Outcome::Failed { message },
+            Err(error) => Outcome::Failed { message: error.to_string() },
         }
     }
 
@@ -246,7 +261,7 @@ impl Remote {
         job: &Job<'_>,
         target: &str,
         oci: &Oci,
-    ) -> Result<String, String> {
+    ) -> Result<String, RemoteError> {
         if image.builder != Builder::Oci {
             return Err(SshError::NotOci { image: image.name.value.clone(), builder: image.builder }.into());
         }
@@ -259,12 +274,12 @@ impl Remote {
         let remote_hephy = self.prepare(target, job, &log)?;
         let node = job.node;
         let context = oci.sources().context(job.root, image)?;
-        let files = oci::context_files(&context, &image.dockerfile).map_err(|e| e.to_string())?;
+        let files = oci::context_files(&context, &image.dockerfile)?;
         let mut build_args: Vec<(String, String)> =
             image.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         build_args.extend(reference::injected(model, node, &job.deps));
         let mut tags = vec![reference::key_tag(job.key)];
-        tags.extend(oci.platform_tag(model, job)?);
+        tags.extend(oci.platform_tag(model, job).map_err(RemoteError::Naming)?);
         let spec = json!({
             "version": SPEC_VERSION,
             "node": node.id.to_string(),

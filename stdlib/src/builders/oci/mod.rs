@@ -217,9 +217,12 @@ pub(crate) enum PullError {
     /// The config just fetched is no longer in the layout.
     #[error("a fetched config is gone")]
     ConfigGone,
-    /// The temporary file for a blob cannot be made or kept.
+    /// The temporary file for a blob cannot be made.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The downloaded blob's temporary file cannot be kept (tempfile's words).
+    #[error("failed to persist temporary file: {0}")]
+    Keep(std::io::Error),
 }
 
 impl PullError {
@@ -708,7 +711,7 @@ impl Oci {
         let temp = self.layout.temp()?;
         let mut file = temp.as_file().try_clone()?;
         self.client.blob(reference, digest, &mut file, stop)?;
-        let (_, path) = temp.keep().map_err(|e| e.error)?;
+        let (_, path) = temp.keep().map_err(|e| PullError::Keep(e.error))?;
         Ok(self.layout.adopt(&path, digest)?)
     }
 }
