@@ -244,7 +244,7 @@ impl Buildah {
             });
         let metadata = match rendered {
             Ok(metadata) => metadata,
-            Err(e) => return fail(e),
+            Err(e) => return fail(e.to_string()),
         };
         let spec = Bud {
             context: &context,
@@ -318,7 +318,7 @@ impl Buildah {
                 }
             }
             Ok(None) => {}
-            Err(e) => return fail(e),
+            Err(e) => return fail(e.to_string()),
         }
         Outcome::Built { output: digest }
     }

@@ -56,7 +56,7 @@ pub(crate) fn build(
     let metadata = |labels| reference::metadata(model, job.node, Some(job.key), upstream.as_deref(), labels);
     let (labels, annotations) = match (metadata(true), metadata(false)) {
         (Ok(labels), Ok(annotations)) => (labels, annotations),
-        (Err(e), _) | (_, Err(e)) => return fail(e),
+        (Err(e), _) | (_, Err(e)) => return fail(e.to_string()),
     };
     // Secret files live as long as this build (removed when dropped).
     let secret_files = match crate::secret_files(model, &image.secrets) {
@@ -108,7 +108,7 @@ pub(crate) fn build(
             }
         }
         Ok(None) => {}
-        Err(e) => return fail(e),
+        Err(e) => return fail(e.to_string()),
     }
     Outcome::Built { output: digest }
 }

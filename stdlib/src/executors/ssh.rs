@@ -132,8 +132,8 @@ pub(crate) enum RemoteError {
     #[error("{0}")]
     Files(#[from] hephy_engine::FilesError),
     /// The per-platform naming template cannot be rendered whole.
-    #[error("{0}")]
-    Naming(String),
+    #[error(transparent)]
+    Naming(#[from] crate::registry::reference::NamingError),
 }
 
 /// `user@host[:port]` → (`user@host`, port).

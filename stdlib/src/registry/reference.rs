@@ -170,11 +170,9 @@ impl Vars {
     }
 
     /// A label's or an annotation's value: an error when a placeholder of it renders nothing.
-    pub(crate) fn render_value(&self, template: &str) -> Result<String, String> {
+    pub(crate) fn render_value(&self, template: &str) -> Result<String, NamingError> {
         match hephy_dsl::empty_group(template, &self.pairs) {
-            Some(group) => {
-                Err(format!("the value `{template}` cannot be rendered: `{{{group}}}` is empty here"))
-            }
+            Some(group) => Err(NamingError::EmptyValue { template: template.to_owned(), group }),
             None => Ok(self.render(template)),
         }
     }
@@ -188,29 +186,58 @@ impl Vars {
     /// `template` rendered as a tag: an error, not a cut-short tag, when a placeholder of it (or
     /// of the graph's tag it writes) renders nothing (`{git_tag}` on an untagged commit,
     /// `{commit}` outside a git repository), or when the result is not a tag.
-    pub(crate) fn render_tag(&self, template: &str) -> Result<String, String> {
+    pub(crate) fn render_tag(&self, template: &str) -> Result<String, NamingError> {
         let tag_template = self.tag.as_str();
         let empty = hephy_dsl::empty_group(template, &self.pairs)
             .filter(|g| g != "tag")
             .or_else(|| hephy_dsl::empty_group(tag_template, &self.pairs));
         if let Some(group) = empty {
-            return Err(format!(
-                "the tag template `{template}` cannot be rendered: `{{{group}}}` is empty here"
-            ));
+            return Err(NamingError::EmptyTag { template: template.to_owned(), group });
         }
         let rendered = self.render(template);
         if rendered.is_empty() || !hephy_dsl::valid_tag(&rendered) {
-            return Err(format!(
-                "the tag template `{template}` renders `{rendered}`{}, which is not a tag",
-                if tag_template.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (with `{{tag}}` = `{tag_template}`)")
-                }
-            ));
+            return Err(NamingError::NotATag {
+                template: template.to_owned(),
+                rendered,
+                tag: tag_template.to_owned(),
+            });
         }
         Ok(rendered)
     }
+}
+
+/// Why a naming template (a tag, a label's or an annotation's value) cannot be rendered whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum NamingError {
+    /// A placeholder of a label's or annotation's value renders nothing.
+    #[error("the value `{template}` cannot be rendered: `{{{group}}}` is empty here")]
+    EmptyValue {
+        /// The value as written.
+        template: String,
+        /// The empty placeholder (`git_tag`, `commit|short_commit`).
+        group: String,
+    },
+    /// A placeholder of a tag template (or of the graph's tag it writes) renders nothing.
+    #[error("the tag template `{template}` cannot be rendered: `{{{group}}}` is empty here")]
+    EmptyTag {
+        /// The template.
+        template: String,
+        /// The empty placeholder.
+        group: String,
+    },
+    /// The rendered tag is not a valid tag.
+    #[error(
+        "the tag template `{template}` renders `{rendered}`{}, which is not a tag",
+        if tag.is_empty() { String::new() } else { format!(" (with `{{tag}}` = `{tag}`)") }
+    )]
+    NotATag {
+        /// The template.
+        template: String,
+        /// What it rendered.
+        rendered: String,
+        /// The graph's tag `{tag}` stood for (empty when the node has none).
+        tag: String,
+    },
 }
 
 /// The repository template of `node`'s image: its own `repository`, else the naming's.
@@ -251,7 +278,7 @@ pub(crate) fn metadata(
     key: Option<&Key>,
     upstream: Option<&str>,
     labels: bool,
-) -> Result<Vec<(String, String)>, String> {
+) -> Result<Vec<(String, String)>, NamingError> {
     let Some(hephy_dsl::Definition::Image(image)) = model.definition(node.name()) else {
         return Ok(Vec::new());
     };
@@ -342,5 +369,33 @@ mod naming_tests {
         assert_eq!(d.len(), 8);
         assert!(d.starts_with("20"), "{d}");
         assert!(d.bytes().all(|b| b.is_ascii_digit()));
+    }
+
+    #[test]
+    fn naming_errors_read_as_before() {
+        use super::NamingError;
+        let value =
+            NamingError::EmptyValue { template: "v{git_tag}".to_owned(), group: "git_tag".to_owned() };
+        assert_eq!(value.to_string(), "the value `v{git_tag}` cannot be rendered: `{git_tag}` is empty here");
+        let tag = NamingError::EmptyTag { template: "{commit}".to_owned(), group: "commit".to_owned() };
+        assert_eq!(
+            tag.to_string(),
+            "the tag template `{commit}` cannot be rendered: `{commit}` is empty here"
+        );
+        let bad = NamingError::NotATag {
+            template: "{tag}".to_owned(),
+            rendered: "a b".to_owned(),
+            tag: String::new(),
+        };
+        assert_eq!(bad.to_string(), "the tag template `{tag}` renders `a b`, which is not a tag");
+        let bad = NamingError::NotATag {
+            template: "{tag}".to_owned(),
+            rendered: "a b".to_owned(),
+            tag: "a b".to_owned(),
+        };
+        assert_eq!(
+            bad.to_string(),
+            "the tag template `{tag}` renders `a b` (with `{tag}` = `a b`), which is not a tag"
+        );
     }
 }

@@ -75,8 +75,8 @@ pub(crate) enum OciError {
     #[error(transparent)]
     Build(#[from] build::BuildError),
     /// A naming template (labels, annotations, tags) cannot be rendered whole.
-    #[error("{0}")]
-    Naming(String),
+    #[error(transparent)]
+    Naming(#[from] reference::NamingError),
     /// The image layout refused.
     #[error(transparent)]
     Layout(#[from] layout::LayoutError),
@@ -594,7 +594,11 @@ impl Oci {
     }
 
     /// The per-platform tag the graph's naming gives a build, if any.
-    pub(crate) fn platform_tag(&self, model: &Model, job: &Job<'_>) -> Result<Option<String>, String> {
+    pub(crate) fn platform_tag(
+        &self,
+        model: &Model,
+        job: &Job<'_>,
+    ) -> Result<Option<String>, reference::NamingError> {
         template_tag(model, job, model.naming.platform.as_ref(), &self.sources)
     }
 
@@ -758,7 +762,7 @@ fn template_tag(
     job: &Job<'_>,
     template: Option<&String>,
     sources: &crate::Sources,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, reference::NamingError> {
     let Some(template) = template else { return Ok(None) };
     let commit = commit_of(model, job.node, sources);
     reference::Vars::new(model, job.node, Some(job.key), commit.as_deref()).render_tag(template).map(Some)
