@@ -26,6 +26,7 @@ mod plan;
 mod planner;
 mod run;
 mod sorted;
+mod stamp;
 mod state;
 #[cfg(test)]
 mod testing;
@@ -55,6 +56,9 @@ pub use run::{
     run_all_fresh,
 };
 pub use sorted::{SortedMap, Text};
+pub use stamp::{
+    Answer, NothingToDo, PlanCache, Recheck, Rendered, Replanned, Stamped, graph_state_dir, worth_remembering,
+};
 pub use state::{
     Failure, NodeResult, NodeStatus, Passing, Record, RunLock, RunNode, RunSummary, SCHEMA_VERSION, Snapshot,
     State, StateError, check_state_dir,
