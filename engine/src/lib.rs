@@ -7,6 +7,7 @@
 //! | compile | [`compile`] | [`Graph`]: a petgraph DAG of [`Node`]s (image × platform × target, manifests, tags, tasks) |
 //! | hash | [`gather`] | [`Inputs`]: per node, its settings and input files' blake3 digests ([`InputManifest`]) |
 //! | plan | [`Planner::plan`] (over [`plan()`]) | [`Planned`]: the [`Plan`] (per node, [`Action`], [`Key`] and typed [`Reason`]s, in execution order) for a [`Selection`], with what a [`Resolver`] answered |
+//! | plan cache | [`PlanCache::answer`] | [`Answer`]: an all-fresh plan's stored output, or each node's step from its memo after input files changed ([`replan_touched`]), without planning |
 //! | run | [`run()`] | [`Summary`]: nodes fed to executor pools, each finished node recorded in [`State`] |
 //! | explain | [`explain_plan`] | [`Explanation`]: a node's reasons, followed back to root causes |
 //!
