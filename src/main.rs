@@ -9,7 +9,6 @@
 mod ci;
 mod diagnostics;
 mod explain_view;
-mod fastpath;
 mod graph_view;
 mod import;
 mod init;
@@ -519,11 +518,14 @@ fn plan_command(
     let fitted = style.fitting(width);
     // Overridden variables are not in the stamp: plan in full, leave no stamp.
     let overrides = file.overrides()?;
-    let cached = || fastpath::cached(&path, state.dir.as_deref(), &selection, fitted, json);
+    let cache = hephy_engine::PlanCache::new(&path, state.dir.as_deref());
+    let cached = || cache.answer(&selection, fitted.color(), json, &hephy_stdlib::RegistryRecheck);
     if let Some(answer) = if overrides.is_empty() { cached() } else { None } {
         let (text, how) = match answer {
-            fastpath::Answer::Unchanged(text) => (text, "unchanged since the last plan"),
-            fastpath::Answer::Replanned(text) => (text, "replanned from the memo"),
+            hephy_engine::Answer::Unchanged(text) => (text, "unchanged since the last plan"),
+            hephy_engine::Answer::Replanned(steps) => {
+                (plan_view::replanned(&path.display().to_string(), &steps, fitted), "replanned from the memo")
+            }
         };
         // The stamp keeps the whole table; one too wide for this terminal is planned
         // again below, to fit.
@@ -546,14 +548,15 @@ fn plan_command(
     clock.lap("render");
     print(&shown);
     clock.lap("print");
-    if overrides.is_empty() && fastpath::worth_remembering(&session, &selection) {
+    if overrides.is_empty() && hephy_engine::worth_remembering(session.stampable, &session.plan) {
         // The stamp keeps the whole table, whatever this terminal's width.
         let text = if json || width.is_some() { plan_view::text(&session, style) } else { shown.clone() };
-        let json_text = if json { shown } else { plan_view::json(&session) };
-        let images = all_fresh_images(&session);
-        fastpath::remember(&path, &session, &selection, style.color(), text, json_text, images);
+        let json = if json { shown } else { plan_view::json(&session) };
+        let rendered =
+            hephy_engine::Rendered { color: style.color(), text, json, images: all_fresh_images(&session) };
+        hephy_engine::PlanCache::remember(&session.stamped(&path), &rendered);
     } else {
-        fastpath::forget(&session, &selection);
+        hephy_engine::PlanCache::forget(&session.state_dir, &selection);
     }
     clock.lap("stamp");
     Ok(())
@@ -574,7 +577,8 @@ fn run_command(
 ) -> Result<(), Failure> {
     let path = graph_path(file)?;
     let selection = select.selection();
-    let dir = fastpath::state_dir(&path, state.dir.as_deref());
+    let cache = hephy_engine::PlanCache::new(&path, state.dir.as_deref());
+    let dir = hephy_engine::graph_state_dir(&path, state.dir.as_deref());
     // `NaN` parses as an f64 too: treat anything not a finite number of seconds as none.
     let secs = if lock_timeout.is_finite() { lock_timeout.clamp(0.0, 86_400.0) } else { 0.0 };
     let timeout = Duration::from_secs_f64(secs);
@@ -590,11 +594,11 @@ fn run_command(
         let _lock = RunLock::acquire(&dir, timeout).map_err(Failure::State)?;
         // Nothing changed since the last all-fresh plan: a run that builds nothing,
         // recorded as such, without planning again.
-        if let Some(nothing) = fastpath::nothing_to_do(&path, state.dir.as_deref(), &selection, style.color())
+        if let Some(nothing) = cache.nothing_to_do(&selection, style.color(), &hephy_stdlib::RegistryRecheck)
         {
             hephy_stdlib::clean_temporaries(&dir);
             let run_id = record_nothing_to_do(&dir, &command, nothing, reporter.as_mut(), *format)?;
-            fastpath::advance(&path, state.dir.as_deref(), run_id);
+            cache.advance(run_id);
             return Ok(());
         }
     }
@@ -636,17 +640,14 @@ fn run_command(
     // A run that built nothing leaves the plan's stamp, so the next run or plan is quick.
     if summary.built == 0 && summary.failed == 0 && summary.skipped == 0 && !summary.interrupted {
         let session = &session;
-        if overrides.is_empty() && fastpath::worth_remembering(session, &selection) {
-            let (text, json_text) = (plan_view::text(session, style), plan_view::json(session));
-            fastpath::remember(
-                &path,
-                session,
-                &selection,
-                style.color(),
-                text,
-                json_text,
-                all_fresh_images(session),
-            );
+        if overrides.is_empty() && hephy_engine::worth_remembering(session.stampable, &session.plan) {
+            let rendered = hephy_engine::Rendered {
+                color: style.color(),
+                text: plan_view::text(session, style),
+                json: plan_view::json(session),
+                images: all_fresh_images(session),
+            };
+            hephy_engine::PlanCache::remember(&session.stamped(&path), &rendered);
         }
     }
     if summary.interrupted {
@@ -870,7 +871,7 @@ fn explain(
 /// `hephy gc`: under the run lock, removes the blobs no recorded image references.
 fn gc(file: &FileArg, state: &StateArg, lock_timeout: f64) -> Result<(), Failure> {
     let path = graph_path(file)?;
-    let dir = fastpath::state_dir(&path, state.dir.as_deref());
+    let dir = hephy_engine::graph_state_dir(&path, state.dir.as_deref());
     let secs = if lock_timeout.is_finite() { lock_timeout.clamp(0.0, 86_400.0) } else { 0.0 };
     let _lock = RunLock::acquire(&dir, Duration::from_secs_f64(secs)).map_err(Failure::State)?;
     let snapshot = State::open(&dir).and_then(|s| s.snapshot()).map_err(Failure::State)?;
@@ -982,7 +983,7 @@ fn run_context(session: &Session, jobs: usize) -> report::Context {
 fn record_nothing_to_do(
     dir: &Path,
     command: &str,
-    nothing: fastpath::NothingToDo,
+    nothing: hephy_engine::NothingToDo,
     reporter: &mut dyn Reporter,
     format: Format,
 ) -> Result<i64, Failure> {

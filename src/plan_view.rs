@@ -91,6 +91,25 @@ pub(crate) fn text(session: &Session, style: Style) -> String {
     table(&session.model.path().display().to_string(), &rows, style)
 }
 
+/// The text plan the plan cache worked out from its memo (`steps`, in plan order).
+pub(crate) fn replanned(graph: &str, steps: &[hephy_engine::Replanned], style: Style) -> String {
+    let rows: Vec<Row<'_>> = steps
+        .iter()
+        .map(|step| {
+            let why = step.reasons.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+            [
+                Cow::Borrowed(action_name(step.action)),
+                Cow::Borrowed(step.id.as_str()),
+                Cow::Borrowed(step.kind.as_str()),
+                Cow::Borrowed(step.executor.as_str()),
+                Cow::Owned(step.needs.join(", ")),
+                Cow::Owned(why),
+            ]
+        })
+        .collect();
+    table(graph, &rows, style)
+}
+
 /// How the table names an action.
 pub(crate) fn action_name(action: Action) -> &'static str {
     match action {

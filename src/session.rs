@@ -23,13 +23,15 @@ pub(crate) struct Session {
     pub(crate) plan: Plan,
     pub(crate) exclusions: Exclusions,
     pub(crate) upstreams: hephy_stdlib::Upstreams,
-    /// Every input file and folder the plan looked at (for the no-op stamp).
+    /// Every input file and folder the plan looked at (for the plan cache's stamp).
     pub(crate) watched: hephy_engine::Watched,
-    /// What the check of recorded outputs looked at (for the no-op stamp).
+    /// What the check of recorded outputs looked at (for the plan cache's stamp).
     pub(crate) evidence: hephy_stdlib::Evidence,
     /// `--group`: the group's nodes and everything they depend on; the plan shown holds these
     /// only.
     pub(crate) scope: Option<HashSet<NodeIndex>>,
+    /// Whether the planner lets the plan cache stamp this plan when it is all fresh.
+    pub(crate) stampable: bool,
 }
 
 pub(crate) fn state_dir(model: &Model, state: Option<&Path>) -> PathBuf {
@@ -77,7 +79,27 @@ impl Session {
             watched: planned.watched,
             evidence,
             scope: planned.scope,
+            stampable: planned.stampable,
         })
+    }
+}
+
+impl Session {
+    /// What the plan cache's stamp of this plan (of the graph file `graph_file`, as named on
+    /// the command line) records.
+    pub(crate) fn stamped<'a>(&'a self, graph_file: &'a Path) -> hephy_engine::Stamped<'a> {
+        hephy_engine::Stamped {
+            graph_file,
+            model: &self.model,
+            graph: &self.graph,
+            plan: &self.plan,
+            stampable: self.stampable,
+            state: &self.state,
+            state_dir: &self.state_dir,
+            watched: &self.watched,
+            looked_at: &self.evidence.files,
+            manifests: &self.evidence.manifests,
+        }
     }
 }
 

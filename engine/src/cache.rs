@@ -3,8 +3,8 @@
 //! dependencies alone. [`replan_touched`] finds them with the full plan's own [`differences`]
 //! (no second copy of how reasons are derived), in work proportional to the change.
 //!
-//! The CLI's stamp (`src/fastpath.rs`) says when this holds, and renders the answer; nothing
-//! here touches the disk.
+//! The stamp ([`PlanCache`](crate::PlanCache), `stamp.rs`) says when this holds; the caller
+//! renders the answer. Nothing here touches the disk.
 
 use std::sync::Arc;
 

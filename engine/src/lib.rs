@@ -7,6 +7,7 @@
 //! | compile | [`compile`] | [`Graph`]: a petgraph DAG of [`Node`]s (image × platform × target, manifests, tags, tasks) |
 //! | hash | [`gather`] | [`Inputs`]: per node, its settings and input files' blake3 digests ([`InputManifest`]) |
 //! | plan | [`Planner::plan`] (over [`plan()`]) | [`Planned`]: the [`Plan`] (per node, [`Action`], [`Key`] and typed [`Reason`]s, in execution order) for a [`Selection`], with what a [`Resolver`] answered |
+//! | plan cache | [`PlanCache::answer`] | [`Answer`]: an all-fresh plan's stored output, or each node's step from its memo after input files changed ([`replan_touched`]), without planning |
 //! | run | [`run()`] | [`Summary`]: nodes fed to executor pools, each finished node recorded in [`State`] |
 //! | explain | [`explain_plan`] | [`Explanation`]: a node's reasons, followed back to root causes |
 //!
@@ -26,6 +27,7 @@ mod plan;
 mod planner;
 mod run;
 mod sorted;
+mod stamp;
 mod state;
 #[cfg(test)]
 mod testing;
@@ -55,6 +57,9 @@ pub use run::{
     run_all_fresh,
 };
 pub use sorted::{SortedMap, Text};
+pub use stamp::{
+    Answer, NothingToDo, PlanCache, Recheck, Rendered, Replanned, Stamped, graph_state_dir, worth_remembering,
+};
 pub use state::{
     Failure, NodeResult, NodeStatus, Passing, Record, RunLock, RunNode, RunSummary, SCHEMA_VERSION, Snapshot,
     State, StateError, check_state_dir,

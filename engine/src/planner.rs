@@ -88,6 +88,10 @@ pub trait Resolver: OutputCheck {
     /// # Errors
     /// When there is no repository, no such revision, or the old graph has problems.
     fn revision(&self, rev: &str) -> Result<Revision, Problem>;
+    /// Whether the model's plans depend on nothing the plan cache's stamp cannot see, beyond
+    /// what the model itself says (e.g. no tag that follows git or the date, which a new
+    /// commit or day moves).
+    fn stampable(&self) -> bool;
 }
 
 /// Why planning stopped.
@@ -132,6 +136,9 @@ pub struct Planned {
     pub warnings: Vec<PlanWarning>,
     /// How long each step took, in order.
     pub timings: Vec<(&'static str, Duration)>,
+    /// Whether the plan cache may stamp this plan when it is all fresh: a plain selection, a
+    /// model whose plans depend only on what a stamp records, and the resolver agreeing.
+    pub stampable: bool,
 }
 
 /// Plans one model with one resolver.
@@ -262,6 +269,7 @@ impl Planner<'_> {
                 .map_err(PlanError::Selection)?;
         }
         let watched = inputs.watched;
+        let stampable = selection.is_plain() && crate::stamp::model_stampable(model) && resolver.stampable();
         Ok(Planned {
             graph,
             store,
@@ -273,6 +281,7 @@ impl Planner<'_> {
             scope,
             warnings,
             timings: laps.laps,
+            stampable,
         })
     }
 }
@@ -593,6 +602,9 @@ mod tests {
                 return Err(Problem::new(Code::Io, format!("`{rev}` is not a commit of this repository")));
             }
             Ok(Revision { graph_file: "hephy.yaml".to_owned(), model: self.old.clone(), keep: Box::new(()) })
+        }
+        fn stampable(&self) -> bool {
+            true
         }
     }
 

@@ -343,7 +343,7 @@ pub fn run(
     run.close(started)
 }
 
-/// A run of nodes all known fresh without a plan (the CLI's no-op stamp held): recorded in
+/// A run of nodes all known fresh without a plan (the plan cache's stamp held: [`PlanCache::nothing_to_do`](crate::PlanCache::nothing_to_do)): recorded in
 /// `state` as a run that built nothing, and reported with the events [`run`] gives such a run
 /// (`Started`, then `Finished` with every node `fresh`).
 ///

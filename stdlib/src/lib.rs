@@ -40,7 +40,7 @@ pub use outputs::{
 };
 pub use registry::cache::RegistryCache;
 pub use release::{BadDate, date as plan_date, tags_follow_git_or_date};
-pub use resolver::PlanResolver;
+pub use resolver::{PlanResolver, RegistryRecheck};
 pub use sources::bases::{Bases, resolve_bases};
 pub use sources::git::{Upstreams, resolve_all as resolve_upstreams};
 

@@ -1,7 +1,8 @@
 //! The plan-time resolver: what the engine's [`Planner`](hephy_engine::Planner) asks the world,
 //! answered by the standard library (upstream refs by `git ls-remote`, base images by their
 //! registries, recorded outputs in the image layout or registry, the registry as a shared
-//! cache, builder identity, and the graph at a git revision for `--since`).
+//! cache, builder identity, the graph at a git revision for `--since`, whether a plan may be
+//! stamped, and whether the registry still holds a stamp's images).
 //!
 //! Owns no policy: which nodes to ask about, and what the answers mean, is the planner's.
 
@@ -10,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use hephy_dsl::{Code, Definition, Model, Problem};
-use hephy_engine::{BaseImages, Key, Node, OutputCheck, Resolver, Revision, Text, Upstreams};
+use hephy_engine::{BaseImages, Key, Node, OutputCheck, Recheck, Resolver, Revision, Text, Upstreams};
 
 use crate::outputs::{Evidence, Outputs};
 use crate::registry::cache::RegistryCache;
@@ -77,6 +78,21 @@ impl Resolver for PlanResolver<'_> {
 
     fn revision(&self, rev: &str) -> Result<Revision, Problem> {
         revision(self.model, rev)
+    }
+
+    fn stampable(&self) -> bool {
+        !crate::tags_follow_git_or_date(self.model)
+    }
+}
+
+/// The plan cache's questions before a graph is loaded: whether the registry still holds the
+/// images a stamp recorded, asked again by `HEAD`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RegistryRecheck;
+
+impl Recheck for RegistryRecheck {
+    fn registry_still_holds(&self, manifests: &[String]) -> bool {
+        crate::registry_holds_all(manifests)
     }
 }
 
