@@ -61,6 +61,10 @@ pub enum Cause {
     Transport(String),
     /// An answer hephy cannot use (a wrong digest, no upload location, an unreadable body).
     Answer(String),
+    /// A success whose content is not what was asked for: a sign-in page, a proxy's web app,
+    /// anything that is not the registry's answer (`content_type` as the server named it,
+    /// empty when it named none; `wanted`: "an image manifest", "a blob").
+    NotWhatWasAsked { content_type: String, wanted: &'static str },
     /// The run was cancelled or the node's time ran out during the transfer.
     Stopped(Stopped),
     /// Something on this machine (a file that cannot be read or written).
@@ -96,7 +100,11 @@ impl RegistryError {
         match &self.cause {
             Cause::Transport(_) => true,
             Cause::Status { status, .. } => *status >= 500 || *status == 429,
-            Cause::Answer(_) | Cause::Stopped(_) | Cause::Local(_) | Cause::Auth(_) => false,
+            Cause::Answer(_)
+            | Cause::NotWhatWasAsked { .. }
+            | Cause::Stopped(_)
+            | Cause::Local(_)
+            | Cause::Auth(_) => false,
         }
     }
 
@@ -125,6 +133,11 @@ impl std::fmt::Display for RegistryError {
             }
             Cause::Transport(e) => write!(f, "{what} at {url} failed: {e}"),
             Cause::Answer(e) | Cause::Local(e) => write!(f, "{what} at {url}: {e}"),
+            Cause::NotWhatWasAsked { content_type, wanted } => write!(
+                f,
+                "{what} at {url}: the answer ({}) is not {wanted}; a proxy or a sign-in page may be answering in the registry's place",
+                shown_type(content_type)
+            ),
             Cause::Auth(e) => write!(f, "{what} at {url}: {e}"),
             Cause::Stopped(stopped) => write!(f, "{what} at {url} was {stopped}"),
         }
@@ -530,14 +543,19 @@ impl Client {
                 },
             });
         }
+        let content_type = content_type(&response);
         let text = response
             .body_mut()
             .with_config()
             .limit(1 << 20)
             .read_to_string()
             .map_err(|e| AuthError::NoToken { realm: realm.clone(), detail: Some(e.to_string()) })?;
-        let body: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| AuthError::NoToken { realm: realm.clone(), detail: Some(e.to_string()) })?;
+        // What a sign-in page or a proxy answers is named by its type, not by where JSON
+        // reading stopped.
+        let body: serde_json::Value = serde_json::from_str(&text).map_err(|_| AuthError::NoToken {
+            realm: realm.clone(),
+            detail: Some(format!("the answer ({}) is not JSON", shown_type(&content_type))),
+        })?;
         body["token"]
             .as_str()
             .or(body["access_token"].as_str())
@@ -572,18 +590,22 @@ impl Client {
         if !status.is_success() {
             return Err(failure(op, &url, &mut response));
         }
-        let media_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned())
-            .unwrap_or_default();
+        let content_type = content_type(&response);
+        let named = named_digest(&response);
         let bytes = response
             .body_mut()
             .with_config()
             .limit(16 << 20)
             .read_to_vec()
             .map_err(|e| RegistryError::new(op, &url, Cause::Transport(e.to_string())))?;
+        // Believed only when it is a manifest, with the digest asked for and the one named.
+        let media_type = manifest_type(&content_type, &bytes).ok_or_else(|| {
+            RegistryError::new(
+                op,
+                &url,
+                Cause::NotWhatWasAsked { content_type: content_type.clone(), wanted: "an image manifest" },
+            )
+        })?;
         let digest = format!("sha256:{}", hex(&Sha256::digest(&bytes)));
         if let Some(expected) = &reference.digest
             && *expected != digest
@@ -591,14 +613,12 @@ impl Client {
             let why = format!("the registry answered a manifest whose digest is {digest}");
             return Err(RegistryError::new(op, &url, Cause::Answer(why)));
         }
-        let media_type = if media_type.is_empty() || !MANIFEST_TYPES.contains(&media_type.as_str()) {
-            serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| v["mediaType"].as_str().map(str::to_owned))
-                .unwrap_or(media_type)
-        } else {
-            media_type
-        };
+        if let Some(named) = named
+            && named != digest
+        {
+            let why = format!("the registry named the manifest {named} but sent one whose digest is {digest}");
+            return Err(RegistryError::new(op, &url, Cause::Answer(why)));
+        }
         Ok(Manifest { media_type, bytes, digest })
     }
 
@@ -608,9 +628,13 @@ impl Client {
         let (url, mut response) = self.ask_manifest(op, "HEAD", reference)?;
         match response.status() {
             s if s.is_success() => {
-                match response.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()) {
-                    Some(digest) if valid_digest(digest) => Ok(Some(digest.to_owned())),
-                    // Some registries leave the header off a HEAD: ask for the bytes.
+                // A HEAD is believed when it names a manifest type and a digest; anything else
+                // (some registries leave the header off; a sign-in page answers `200` to every
+                // URL) is asked for the bytes, which are checked.
+                match named_digest(&response) {
+                    Some(digest) if MANIFEST_TYPES.contains(&content_type(&response).as_str()) => {
+                        Ok(Some(digest))
+                    }
                     _ => self.manifest(reference).map(|m| Some(m.digest)),
                 }
             }
@@ -635,6 +659,10 @@ impl Client {
             return Err(failure(op, &url, &mut response));
         }
         let fail = |cause| RegistryError::new(op, &url, cause);
+        let content_type = content_type(&response);
+        if is_page(&content_type) {
+            return Err(fail(Cause::NotWhatWasAsked { content_type, wanted: "a blob" }));
+        }
         let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
         let mut hasher = Sha256::new();
         let mut buffer = vec![0u8; 1 << 16];
@@ -661,7 +689,21 @@ impl Client {
         let url = format!("{}/v2/{}/blobs/{digest}", Client::base(&reference.host), reference.repository);
         let mut response = self.send(op, "HEAD", &url, reference, true, &[], Body::Empty)?;
         match response.status() {
-            s if s.is_success() => Ok(true),
+            // Believed unless it names another blob or is a web page.
+            s if s.is_success() => match named_digest(&response) {
+                Some(named) if named != digest => Err(RegistryError::new(
+                    op,
+                    &url,
+                    Cause::Answer(format!("the registry named the blob {named}")),
+                )),
+                Some(_) => Ok(true),
+                None if is_page(&content_type(&response)) => Err(RegistryError::new(
+                    op,
+                    &url,
+                    Cause::NotWhatWasAsked { content_type: content_type(&response), wanted: "a blob" },
+                )),
+                None => Ok(true),
+            },
             StatusCode::NOT_FOUND => Ok(false),
             _ => Err(failure(op, &url, &mut response)),
         }
@@ -777,7 +819,15 @@ impl Client {
         if response.status() != StatusCode::CREATED {
             return Err(failure(op, &url, &mut response));
         }
-        Ok(format!("sha256:{}", hex(&Sha256::digest(bytes))))
+        let digest = format!("sha256:{}", hex(&Sha256::digest(bytes)));
+        match named_digest(&response) {
+            Some(named) if named != digest => Err(RegistryError::new(
+                op,
+                &url,
+                Cause::Answer(format!("the registry stored the manifest {digest} as {named}")),
+            )),
+            _ => Ok(digest),
+        }
     }
 }
 
@@ -789,12 +839,81 @@ fn backoff(attempt: u32) {
 /// it gave one.
 fn failure(operation: Operation, url: &str, response: &mut Response<ureq::Body>) -> RegistryError {
     let status = response.status().as_u16();
+    let content_type = content_type(response);
     let text = response.body_mut().with_config().limit(64 << 10).read_to_string().unwrap_or_default();
     let message = serde_json::from_str::<serde_json::Value>(&text)
         .ok()
         .and_then(|v| v["errors"][0]["message"].as_str().map(str::to_owned))
-        .unwrap_or_default();
+        .unwrap_or_else(|| {
+            // Not the registry's JSON: say what it was, never where JSON reading stopped.
+            if content_type.is_empty() || content_type.contains("json") {
+                String::new()
+            } else {
+                format!("the answer ({}) is not the registry's", shown_type(&content_type))
+            }
+        });
     RegistryError::new(operation, url, Cause::Status { status, message })
+}
+
+/// The media type a response names (`text/html` of `text/html; charset=utf-8`), empty when it
+/// names none.
+fn content_type(response: &Response<ureq::Body>) -> String {
+    response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or(v).trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// The digest a response names in `Docker-Content-Digest`, if it names a valid one.
+fn named_digest(response: &Response<ureq::Body>) -> Option<String> {
+    response
+        .headers()
+        .get("docker-content-digest")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|d| valid_digest(d))
+        .map(str::to_owned)
+}
+
+/// A content type as a message shows it: in backticks, at most 100 characters.
+fn shown_type(content_type: &str) -> String {
+    if content_type.is_empty() {
+        "no content type".to_owned()
+    } else {
+        format!("`{}`", content_type.chars().take(100).collect::<String>())
+    }
+}
+
+/// Whether a content type is a web page's, never a registry's.
+fn is_page(content_type: &str) -> bool {
+    content_type == "text/html" || content_type == "application/xhtml+xml"
+}
+
+/// The media type of `bytes` answered as `content_type` when they are a manifest hephy reads:
+/// the content type if it is one of [`MANIFEST_TYPES`] and the bytes are a JSON object, else
+/// the object's own `mediaType`, else (OCI lets `mediaType` be left out) an index by its
+/// `manifests`, an image by its `config` and `layers`. `None`: not a manifest.
+fn manifest_type(content_type: &str, bytes: &[u8]) -> Option<String> {
+    let value = serde_json::from_slice::<serde_json::Value>(bytes).ok()?;
+    let object = value.as_object()?;
+    if MANIFEST_TYPES.contains(&content_type) {
+        return Some(content_type.to_owned());
+    }
+    if let Some(named) = object.get("mediaType") {
+        return named.as_str().filter(|t| MANIFEST_TYPES.contains(t)).map(str::to_owned);
+    }
+    if object.get("schemaVersion").and_then(serde_json::Value::as_u64) != Some(2) {
+        return None;
+    }
+    if object.get("manifests").is_some_and(serde_json::Value::is_array) {
+        Some(MANIFEST_TYPES[0].to_owned())
+    } else if object.contains_key("config") && object.get("layers").is_some_and(serde_json::Value::is_array) {
+        Some(MANIFEST_TYPES[1].to_owned())
+    } else {
+        None
+    }
 }
 
 /// The `key="value"` pairs of an authentication challenge.
@@ -898,6 +1017,101 @@ mod tests {
             status(Operation::WriteManifest, 400).to_string(),
             format!("writing a manifest at {url} failed with 400 Bad Request")
         );
+    }
+
+    /// A server on 127.0.0.1 that answers every request with `answer(method, path)`: the
+    /// status, the content type and the body (one request per connection).
+    fn serve(answer: fn(&str, &str) -> (u16, &'static str, Vec<u8>)) -> String {
+        use std::io::{BufRead, BufReader};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request = String::new();
+                let _ = reader.read_line(&mut request);
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let mut parts = request.split_whitespace();
+                let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                let (status, content_type, body) = answer(method, path);
+                let mut stream = stream;
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes());
+                if method != "HEAD" {
+                    let _ = stream.write_all(&body);
+                }
+            }
+        });
+        address
+    }
+
+    const PAGE: &str = "<html><body>Sign in to the hotel network</body></html>";
+
+    #[test]
+    fn a_sign_in_page_is_not_believed() {
+        let address = serve(|_, _| (200, "text/html; charset=utf-8", PAGE.as_bytes().to_vec()));
+        let client = Client::once_only();
+        let reference = Reference::parse(&format!("{address}/qs/web:hephy-1234")).unwrap();
+        let error = client.resolve(&reference).expect_err("a page is not a manifest");
+        assert_eq!(
+            error.cause,
+            Cause::NotWhatWasAsked { content_type: "text/html".to_owned(), wanted: "an image manifest" }
+        );
+        let text = error.to_string();
+        assert!(text.contains(&format!("http://{address}/v2/qs/web/manifests/hephy-1234")), "{text}");
+        assert!(text.contains("the answer (`text/html`) is not an image manifest"), "{text}");
+        // By digest too: the page's own digest matches, its type does not.
+        let page = format!("sha256:{}", hex(&Sha256::digest(PAGE.as_bytes())));
+        let by_digest = Reference::parse(&format!("{address}/qs/web@{page}")).unwrap();
+        assert!(matches!(client.manifest(&by_digest), Err(e) if matches!(e.cause, Cause::NotWhatWasAsked { .. })));
+        // A blob lookup is not "present" because a page answered.
+        let blob = client.has_blob(&reference, &page).expect_err("a page is not a blob");
+        assert!(blob.to_string().contains("the answer (`text/html`) is not a blob"), "{blob}");
+        assert!(!blob.is_retryable());
+    }
+
+    #[test]
+    fn manifests_are_believed_by_type_and_digest() {
+        let address = serve(|_, path| {
+            let manifest = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+            match path {
+                // No content type, no mediaType: an OCI index all the same.
+                p if p.ends_with("/bare") => (200, "application/octet-stream", br#"{"schemaVersion":2,"manifests":[]}"#.to_vec()),
+                p if p.ends_with("/json") => (200, "application/json", br#"{"errors":[]}"#.to_vec()),
+                _ => (200, "application/vnd.oci.image.index.v1+json", manifest.to_vec()),
+            }
+        });
+        let client = Client::once_only();
+        let parse = |tag: &str| Reference::parse(&format!("{address}/qs/web:{tag}")).unwrap();
+        let found = client.manifest(&parse("latest")).unwrap();
+        assert_eq!(found.media_type, "application/vnd.oci.image.index.v1+json");
+        assert_eq!(client.resolve(&parse("latest")).unwrap(), Some(found.digest));
+        assert_eq!(client.manifest(&parse("bare")).unwrap().media_type, MANIFEST_TYPES[0]);
+        let json = client.manifest(&parse("json")).expect_err("JSON that is no manifest");
+        assert!(json.to_string().contains("the answer (`application/json`) is not an image manifest"), "{json}");
+    }
+
+    #[test]
+    fn a_token_realm_answering_a_page_says_so() {
+        let address = serve(|_, path| {
+            if path.starts_with("/token") {
+                (200, "text/html", PAGE.as_bytes().to_vec())
+            } else {
+                (401, "application/json", Vec::new())
+            }
+        });
+        let client = Client::once_only();
+        let realm = format!("http://{address}/token");
+        let error = client
+            .authenticate(&address, &format!("Bearer realm=\"{realm}\",service=\"x\""), "repository:a:pull")
+            .expect_err("a page holds no token");
+        assert_eq!(error.to_string(), format!("{realm} answered no token: the answer (`text/html`) is not JSON"));
     }
 
     #[test]
