@@ -309,6 +309,51 @@ fn credential_helpers_that_fail_or_hang_say_so_and_leave_nothing_behind() {
 }
 
 #[test]
+fn a_registry_answering_a_web_page_is_not_believed() {
+    // A captive portal (or a proxy serving a web app) in the registry's place: `200` and the
+    // same HTML page for every request.
+    let portal = common::portal::Portal::start();
+    let page = common::registry::sha256(common::portal::PAGE);
+    let repo = Repo::quickstart_pushing_to(&portal.address(), "");
+    let plan = repo.run(&["plan"]);
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    assert!(plan.stdout.contains("12 nodes: 12 to build, 0 fresh"), "{}", plan.stdout);
+    let url = format!("at http://{}/v2/qs/", portal.address());
+    assert!(plan.stderr.contains(&url), "the warning names the URL: {}", plan.stderr);
+    assert!(plan.stderr.contains("the answer (`text/html`) is not an image manifest"), "{}", plan.stderr);
+    assert!(!plan.stderr.contains("expected value"), "{}", plan.stderr);
+
+    // Fresh state: nothing is "cached", nothing is green; pushing says what answered.
+    let run = repo.run(&["run"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(!run.stdout.contains("cached in the registry"), "{}", run.stdout);
+    assert!(run.stdout.contains("0 built, 0 fresh"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(&url) && run.stdout.contains("the answer (`text/html`) is not a blob"),
+        "{}",
+        run.stdout
+    );
+    let state = std::fs::read(repo.path().join(".hephy/state.db")).unwrap();
+    let hex = page.trim_start_matches("sha256:");
+    assert!(!state.windows(hex.len()).any(|w| w == hex.as_bytes()), "the page's digest was recorded");
+
+    // A base image pulled through it: the URL and the type, not where JSON reading stopped.
+    let pull = Repo::new()
+        .online()
+        .file("app/Dockerfile", &format!("FROM {}/lib/alpine:3\nCOPY hi /hi\n", portal.address()))
+        .file("app/hi", "hi\n")
+        .file("hephy.kdl", "image \"app\" {\n    context \"app\"\n}\n");
+    let run = pull.run(&["run"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains(&format!("reading the manifest at http://{}/v2/lib/alpine/manifests/3: the answer (`text/html`) is not an image manifest", portal.address())),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("expected value"), "{}", run.stdout);
+}
+
+#[test]
 fn inputs_reached_through_a_linked_folder_are_hashed_only_while_it_stays_inside() {
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(outside.path().join("secret.txt"), "host\n").unwrap();

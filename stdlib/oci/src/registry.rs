@@ -616,7 +616,8 @@ impl Client {
         if let Some(named) = named
             && named != digest
         {
-            let why = format!("the registry named the manifest {named} but sent one whose digest is {digest}");
+            let why =
+                format!("the registry named the manifest {named} but sent one whose digest is {digest}");
             return Err(RegistryError::new(op, &url, Cause::Answer(why)));
         }
         Ok(Manifest { media_type, bytes, digest })
@@ -1069,7 +1070,9 @@ mod tests {
         // By digest too: the page's own digest matches, its type does not.
         let page = format!("sha256:{}", hex(&Sha256::digest(PAGE.as_bytes())));
         let by_digest = Reference::parse(&format!("{address}/qs/web@{page}")).unwrap();
-        assert!(matches!(client.manifest(&by_digest), Err(e) if matches!(e.cause, Cause::NotWhatWasAsked { .. })));
+        assert!(
+            matches!(client.manifest(&by_digest), Err(e) if matches!(e.cause, Cause::NotWhatWasAsked { .. }))
+        );
         // A blob lookup is not "present" because a page answered.
         let blob = client.has_blob(&reference, &page).expect_err("a page is not a blob");
         assert!(blob.to_string().contains("the answer (`text/html`) is not a blob"), "{blob}");
@@ -1082,7 +1085,9 @@ mod tests {
             let manifest = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
             match path {
                 // No content type, no mediaType: an OCI index all the same.
-                p if p.ends_with("/bare") => (200, "application/octet-stream", br#"{"schemaVersion":2,"manifests":[]}"#.to_vec()),
+                p if p.ends_with("/bare") => {
+                    (200, "application/octet-stream", br#"{"schemaVersion":2,"manifests":[]}"#.to_vec())
+                }
                 p if p.ends_with("/json") => (200, "application/json", br#"{"errors":[]}"#.to_vec()),
                 _ => (200, "application/vnd.oci.image.index.v1+json", manifest.to_vec()),
             }
@@ -1094,7 +1099,10 @@ mod tests {
         assert_eq!(client.resolve(&parse("latest")).unwrap(), Some(found.digest));
         assert_eq!(client.manifest(&parse("bare")).unwrap().media_type, MANIFEST_TYPES[0]);
         let json = client.manifest(&parse("json")).expect_err("JSON that is no manifest");
-        assert!(json.to_string().contains("the answer (`application/json`) is not an image manifest"), "{json}");
+        assert!(
+            json.to_string().contains("the answer (`application/json`) is not an image manifest"),
+            "{json}"
+        );
     }
 
     #[test]
@@ -1111,7 +1119,10 @@ mod tests {
         let error = client
             .authenticate(&address, &format!("Bearer realm=\"{realm}\",service=\"x\""), "repository:a:pull")
             .expect_err("a page holds no token");
-        assert_eq!(error.to_string(), format!("{realm} answered no token: the answer (`text/html`) is not JSON"));
+        assert_eq!(
+            error.to_string(),
+            format!("{realm} answered no token: the answer (`text/html`) is not JSON")
+        );
     }
 
     #[test]
