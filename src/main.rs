@@ -519,6 +519,8 @@ fn plan_command(
     // Overridden variables are not in the stamp: plan in full, leave no stamp.
     let overrides = file.overrides()?;
     let cache = hephy_engine::PlanCache::new(&path, state.dir.as_deref());
+    // Before the stamp's registry recheck, the first request that may need a login.
+    hephy_stdlib::remember_helper_failures_in(&hephy_engine::graph_state_dir(&path, state.dir.as_deref()));
     let cached = || cache.answer(&selection, fitted.color(), json, &hephy_stdlib::RegistryRecheck);
     if let Some(answer) = if overrides.is_empty() { cached() } else { None } {
         let (text, how) = match answer {
@@ -579,6 +581,7 @@ fn run_command(
     let selection = select.selection();
     let cache = hephy_engine::PlanCache::new(&path, state.dir.as_deref());
     let dir = hephy_engine::graph_state_dir(&path, state.dir.as_deref());
+    hephy_stdlib::remember_helper_failures_in(&dir);
     // `NaN` parses as an f64 too: treat anything not a finite number of seconds as none.
     let secs = if lock_timeout.is_finite() { lock_timeout.clamp(0.0, 86_400.0) } else { 0.0 };
     let timeout = Duration::from_secs_f64(secs);

@@ -45,6 +45,8 @@ impl Session {
         selection: &Selection,
     ) -> Result<Session, Failure> {
         let state_dir = state_dir(&model, state);
+        // A credential helper that hung is remembered there, so later commands do not wait.
+        hephy_stdlib::remember_helper_failures_in(&state_dir);
         let resolver = hephy_stdlib::PlanResolver::new(&model, &state_dir, selection.offline);
         let planner = Planner { model: &model, state_dir: &state_dir, resolver: &resolver };
         let planned = planner.plan(selection).map_err(|e| match e {

@@ -254,21 +254,36 @@ fn credential_helpers_that_fail_or_hang_say_so_and_leave_nothing_behind() {
     )
     .unwrap();
 
-    // A helper that fails: its status and its words, not "no login configured".
-    let bin = helper("hephytest", "#!/bin/sh\necho 'keychain is locked (code 7)' >&2\nexit 4\n");
+    // A helper that fails: its status and how to ask it by hand, not "no login configured",
+    // and never what it printed, which may hold a token.
+    let token = "ghp_0123456789abcdefTOKEN";
+    let bin = helper(
+        "hephytest",
+        &format!("#!/bin/sh\necho 'keychain is locked; token {token}' >&2\necho '{token}'\nexit 4\n"),
+    );
     let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap_or_default());
     let repo = Repo::quickstart_pushing_to(&registry.address(), "");
     let run = repo.run_with(&["run"], &[("DOCKER_CONFIG", &docker_config), ("PATH", &path)]);
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     assert!(
-        run.stdout.contains("the credential helper `docker-credential-hephytest` exited with status 4: keychain is locked (code 7)"),
+        run.stdout.contains(&format!("the credential helper `docker-credential-hephytest` exited with status 4; its output is not shown, as it may hold a secret: to see what it says, run `printf '%s\\n' '{}' | docker-credential-hephytest get`", registry.address())),
         "{}",
         run.stdout
     );
     assert!(!run.stdout.contains("none is configured"), "{}", run.stdout);
+    assert!(!run.stdout.contains(token) && !run.stderr.contains(token), "{}{}", run.stdout, run.stderr);
+    let state = std::fs::read(repo.path().join(".hephy/state.db")).unwrap();
+    assert!(
+        !state.windows(token.len()).any(|w| w == token.as_bytes()),
+        "the helper's output is in the state"
+    );
+    for entry in std::fs::read_dir(repo.path().join(".hephy/logs/1")).unwrap().flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        assert!(!text.contains(token), "the helper's output is in {}", entry.path().display());
+    }
 
-    // A helper that hangs, with a child of its own: stopped at 30 s with its child, and asked
-    // once per process however many lookups need it.
+    // A helper that hangs, with a child of its own: stopped at 30 s with its child, asked once
+    // per process however many lookups need it, and not again by later ones for a while.
     let marker = tempfile::tempdir().unwrap();
     let child_pid = marker.path().join("child.pid");
     let bin =
@@ -289,8 +304,29 @@ fn credential_helpers_that_fail_or_hang_say_so_and_leave_nothing_behind() {
     assert!(!survived, "the helper's child outlived it");
     assert!(took < Duration::from_secs(50), "plan took {took:?}: the helper was waited for more than once");
     assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    assert!(plan.stderr.contains("did not answer within 30s and was stopped"), "{}", plan.stderr);
+    std::fs::remove_file(&child_pid).unwrap();
 
-    // A run asks the registry while planning and again for every push: one wait in all.
+    // The next plan does not wait: the helper's timeout is remembered in the state folder.
+    let started = Instant::now();
+    let plan = run_within(
+        &repo,
+        &["plan"],
+        &[("DOCKER_CONFIG", &docker_config), ("PATH", &path), ("HEPHY_OFFLINE", "0")],
+        Duration::from_secs(120),
+    );
+    let took = started.elapsed();
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    assert!(took < Duration::from_secs(15), "plan took {took:?}: the hung helper was waited for again");
+    assert!(!child_pid.exists(), "the helper was asked again");
+    assert!(
+        plan.stderr.contains("did not answer within 30s and was stopped in a run ")
+            && plan.stderr.contains("(or once `./.hephy/credential-helpers.json` is removed)"),
+        "{}",
+        plan.stderr
+    );
+
+    // A run asks the registry while planning and again for every push: no wait at all.
     let started = Instant::now();
     let run = run_within(
         &repo,
@@ -299,13 +335,10 @@ fn credential_helpers_that_fail_or_hang_say_so_and_leave_nothing_behind() {
         Duration::from_secs(300),
     );
     let took = started.elapsed();
-    let pid = std::fs::read_to_string(&child_pid).unwrap();
-    let survived = alive(&pid);
-    let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
-    eprintln!("run with a hung helper: {took:?}, exit {}", run.code);
-    assert!(!survived, "the helper's child outlived it");
-    assert!(took < Duration::from_secs(50), "run took {took:?}: the helper was waited for more than once");
-    assert!(run.stdout.contains("did not answer within 30s and was stopped"), "{}", run.stdout);
+    eprintln!("run with a hung helper remembered: {took:?}, exit {}", run.code);
+    assert!(!child_pid.exists(), "the helper was asked again");
+    assert!(took < Duration::from_secs(50), "run took {took:?}: the helper was waited for");
+    assert!(run.stdout.contains("did not answer within 30s and was stopped in a run "), "{}", run.stdout);
 }
 
 #[test]

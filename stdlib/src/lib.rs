@@ -34,6 +34,8 @@ pub use builders::{
 };
 pub use check::{check, warnings};
 pub use executors::ssh::{ServeError, serve as serve_remote_build};
+/// Where credential helpers' failures are remembered across commands: the state folder.
+pub use hephy_oci::credentials::remember_failures_in as remember_helper_failures_in;
 pub use outputs::{
     Collected, Evidence, GcError, Outputs, clean_temporaries, collect_garbage, prepare_layout,
     registry_holds_all,

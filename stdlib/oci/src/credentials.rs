@@ -3,15 +3,19 @@
 //! answered by a `docker-credential-<helper> get` executable (`ecr-login`, `gcloud`, `pass`…).
 //!
 //! A credential is held in memory for the run and sent only to the registry it belongs to (or
-//! its token realm); it is never printed, logged or stored.
+//! its token realm); it is never printed, logged or stored. Neither is what a failing helper
+//! printed (it may hold a token): a failure says the helper, its exit status, and how to ask it
+//! by hand. A helper that hung or failed slowly is remembered, by helper and server, in a small
+//! file of the state folder ([`remember_failures_in`]) for [`REMEMBERED_FOR`], so later
+//! processes do not wait for it again.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{LazyLock, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::{LazyLock, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use serde_json::Value;
@@ -56,7 +60,8 @@ fn keys(host: &str) -> Vec<String> {
 }
 
 /// The credential for `host`, if the user has one configured. A helper that fails or hangs is
-/// remembered (see [`helper_failure`]) and never asked again by this process.
+/// remembered (see [`helper_failure`]) and never asked again by this process (nor, when it
+/// hung or failed slowly, by a later one for [`REMEMBERED_FOR`]: [`remember_failures_in`]).
 pub fn lookup(host: &str) -> Option<Credential> {
     let text = std::fs::read(config_path()?).ok()?;
     let config: Value = serde_json::from_slice(&text).ok()?;
@@ -87,7 +92,8 @@ const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
 /// another session may hold its stdout open.
 const ANSWER_GRACE: Duration = Duration::from_millis(500);
 
-/// Why a credential helper gave no login.
+/// Why a credential helper gave no login. What the helper printed is never kept: it may hold a
+/// token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HelperFailure {
     /// It could not be started (not on `PATH`, not executable).
@@ -101,15 +107,17 @@ pub enum HelperFailure {
     Failed {
         /// The program.
         program: String,
+        /// The server it was asked about.
+        server: String,
         /// Its exit status.
         status: Option<i32>,
-        /// What it said on stderr (or, failing that, stdout), trimmed and shortened.
-        said: String,
     },
     /// It did not answer in time and was stopped, with every process it started.
     TimedOut {
         /// The program.
         program: String,
+        /// The server it was asked about.
+        server: String,
         /// How long it was given.
         after: Duration,
     },
@@ -117,32 +125,90 @@ pub enum HelperFailure {
     BadAnswer {
         /// The program.
         program: String,
+        /// The server it was asked about.
+        server: String,
+    },
+    /// It failed so in an earlier process, `ago`, and is not asked again before `left` has
+    /// passed, or `file` (the memory) is removed.
+    Earlier {
+        /// How it failed then.
+        failure: Box<HelperFailure>,
+        /// How long ago.
+        ago: Duration,
+        /// How long until it is asked again.
+        left: Duration,
+        /// The file that remembers it.
+        file: PathBuf,
     },
 }
 
-impl std::fmt::Display for HelperFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl HelperFailure {
+    /// The failure without when it happened.
+    fn headline(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             HelperFailure::NotStarted { program, error } => {
                 write!(f, "the credential helper `{program}` could not be started: {error}")
             }
-            HelperFailure::Failed { program, status, said } => {
-                match status {
-                    Some(code) => write!(f, "the credential helper `{program}` exited with status {code}")?,
-                    None => write!(f, "the credential helper `{program}` was killed by a signal")?,
-                }
-                if said.is_empty() { Ok(()) } else { write!(f, ": {said}") }
+            HelperFailure::Failed { program, status: Some(code), .. } => {
+                write!(f, "the credential helper `{program}` exited with status {code}")
             }
-            HelperFailure::TimedOut { program, after } => write!(
+            HelperFailure::Failed { program, status: None, .. } => {
+                write!(f, "the credential helper `{program}` was killed by a signal")
+            }
+            HelperFailure::TimedOut { program, after, .. } => write!(
                 f,
                 "the credential helper `{program}` did not answer within {} and was stopped",
                 humantime::format_duration(*after)
             ),
-            HelperFailure::BadAnswer { program } => {
+            HelperFailure::BadAnswer { program, .. } => {
                 write!(f, "the credential helper `{program}` answered something that is not a login")
             }
+            HelperFailure::Earlier { failure, .. } => failure.headline(f),
         }
     }
+
+    /// How to see for oneself what the helper says: the command that asks it by hand.
+    fn by_hand(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HelperFailure::NotStarted { .. } => Ok(()),
+            HelperFailure::Failed { program, server, .. }
+            | HelperFailure::TimedOut { program, server, .. }
+            | HelperFailure::BadAnswer { program, server } => {
+                let what = match self {
+                    HelperFailure::TimedOut { .. } => "what it waits for",
+                    _ => "what it says",
+                };
+                write!(
+                    f,
+                    "; its output is not shown, as it may hold a secret: to see {what}, run `printf '%s\\n' {} | {program} get`",
+                    shell_quoted(server)
+                )
+            }
+            HelperFailure::Earlier { failure, .. } => failure.by_hand(f),
+        }
+    }
+}
+
+impl std::fmt::Display for HelperFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.headline(f)?;
+        if let HelperFailure::Earlier { ago, left, file, .. } = self {
+            let seconds = |d: &Duration| humantime::format_duration(Duration::from_secs(d.as_secs().max(1)));
+            write!(
+                f,
+                " in a run {} ago, and is asked again in {} (or once `{}` is removed)",
+                seconds(ago),
+                seconds(left),
+                file.display()
+            )?;
+        }
+        self.by_hand(f)
+    }
+}
+
+/// `text` as one word of a POSIX shell: in single quotes, each of its own written `'\''`.
+fn shell_quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
 }
 
 /// What each helper answered for each server, asked once per process.
@@ -185,7 +251,11 @@ fn from_config(config: &Value, host: &str, helper_prefix: &str) -> Result<Option
     for key in &keys {
         match asked(helper_prefix, store, key, HELPER_TIMEOUT) {
             Ok(credential) => return Ok(Some(credential)),
-            Err(failure @ (HelperFailure::TimedOut { .. } | HelperFailure::NotStarted { .. })) => {
+            Err(
+                failure @ (HelperFailure::TimedOut { .. }
+                | HelperFailure::NotStarted { .. }
+                | HelperFailure::Earlier { .. }),
+            ) => {
                 return Err(failure);
             }
             Err(failure) => last = Some(failure),
@@ -194,19 +264,142 @@ fn from_config(config: &Value, host: &str, helper_prefix: &str) -> Result<Option
     last.map_or(Ok(None), Err)
 }
 
-/// [`from_helper`], once per process for each helper and server.
+/// [`from_helper`], once per process for each helper and server, and not at all while the
+/// memory of the state folder (if [`remember_failures_in`] named one) holds a failure of it.
 fn asked(prefix: &str, helper: &str, server: &str, timeout: Duration) -> Result<Credential, HelperFailure> {
     let id = (format!("{prefix}{helper}"), server.to_owned());
     if let Some(answer) = ASKED.lock().unwrap_or_else(PoisonError::into_inner).get(&id) {
         return answer.clone();
     }
-    let answer = from_helper(prefix, helper, server, timeout);
+    let memory = MEMORY.get().map(|dir| dir.join(MEMORY_FILE));
+    let answer = ask(memory.as_deref(), prefix, helper, server, timeout);
     ASKED.lock().unwrap_or_else(PoisonError::into_inner).insert(id, answer.clone());
     answer
 }
 
-/// At most this much of what a failing helper said is repeated.
-const SAID_LIMIT: usize = 500;
+/// [`from_helper`], unless `memory` (the file) remembers a failure of the helper for `server`;
+/// a failure that cost time is remembered there.
+fn ask(
+    memory: Option<&Path>,
+    prefix: &str,
+    helper: &str,
+    server: &str,
+    timeout: Duration,
+) -> Result<Credential, HelperFailure> {
+    let program = format!("{HELPER_PREFIX}{helper}");
+    if let Some(earlier) = memory.and_then(|file| remembered(file, &program, server, SystemTime::now())) {
+        return Err(earlier);
+    }
+    let started = Instant::now();
+    let answer = from_helper(prefix, helper, server, timeout);
+    if let (Some(file), Err(failure)) = (memory, &answer)
+        && (matches!(failure, HelperFailure::TimedOut { .. }) || started.elapsed() >= WORTH_REMEMBERING)
+    {
+        remember(file, failure, SystemTime::now());
+    }
+    answer
+}
+
+/// Where helpers' failures are remembered across processes: a file in this folder (hephy's
+/// state folder). The first call of a process decides; without one, a failure is remembered
+/// by the process alone.
+pub fn remember_failures_in(dir: &Path) {
+    let _ = MEMORY.set(dir.to_path_buf());
+}
+
+/// The folder [`remember_failures_in`] named.
+static MEMORY: OnceLock<PathBuf> = OnceLock::new();
+
+/// The memory's file in that folder: `{"failures": [{program, server, at, failure}]}`, never a
+/// credential nor anything a helper printed.
+const MEMORY_FILE: &str = "credential-helpers.json";
+
+/// How long a helper's failure is remembered: a helper waiting for a keychain or an agent is
+/// not waited for by every plan, and is asked again soon after it is fixed.
+pub const REMEMBERED_FOR: Duration = Duration::from_secs(10 * 60);
+
+/// A failure that took this long (or a timeout) is remembered; a quick one costs nothing to
+/// see again, and is seen fixed at once.
+const WORTH_REMEMBERING: Duration = Duration::from_secs(1);
+
+/// The failure `file` remembers of `program` for `server`, if it is younger than
+/// [`REMEMBERED_FOR`] at `now` (one from the future, a clock set back, is not believed).
+fn remembered(file: &Path, program: &str, server: &str, now: SystemTime) -> Option<HelperFailure> {
+    let now = now.duration_since(UNIX_EPOCH).ok()?;
+    let text = std::fs::read(file).ok()?;
+    let memory: Value = serde_json::from_slice(&text).ok()?;
+    memory["failures"].as_array()?.iter().rev().find_map(|entry| {
+        if entry["program"].as_str()? != program || entry["server"].as_str()? != server {
+            return None;
+        }
+        let ago = now.checked_sub(Duration::from_secs(entry["at"].as_u64()?))?;
+        let left = REMEMBERED_FOR.checked_sub(ago).filter(|left| !left.is_zero())?;
+        let (program, server) = (program.to_owned(), server.to_owned());
+        let failure = match entry["failure"].as_str()? {
+            "timed-out" => HelperFailure::TimedOut {
+                program,
+                server,
+                after: Duration::from_millis(entry["after_ms"].as_u64()?),
+            },
+            "exited" => HelperFailure::Failed {
+                program,
+                server,
+                status: entry["status"].as_i64().and_then(|s| i32::try_from(s).ok()),
+            },
+            "bad-answer" => HelperFailure::BadAnswer { program, server },
+            _ => return None,
+        };
+        Some(HelperFailure::Earlier { failure: Box::new(failure), ago, left, file: file.to_path_buf() })
+    })
+}
+
+/// Adds `failure` at `now` to the memory `file` (written whole, then renamed into place),
+/// dropping what it held of the same helper and server and what is too old to be believed.
+/// A memory that cannot be written only costs a later process the wait.
+fn remember(file: &Path, failure: &HelperFailure, now: SystemTime) {
+    let Ok(now) = now.duration_since(UNIX_EPOCH) else { return };
+    let (kind, program, server) = match failure {
+        HelperFailure::TimedOut { program, server, .. } => ("timed-out", program, server),
+        HelperFailure::Failed { program, server, .. } => ("exited", program, server),
+        HelperFailure::BadAnswer { program, server } => ("bad-answer", program, server),
+        HelperFailure::NotStarted { .. } | HelperFailure::Earlier { .. } => return,
+    };
+    let mut entry = serde_json::json!({
+        "program": program,
+        "server": server,
+        "at": now.as_secs(),
+        "failure": kind,
+    });
+    match failure {
+        HelperFailure::TimedOut { after, .. } => {
+            entry["after_ms"] = u64::try_from(after.as_millis()).unwrap_or(u64::MAX).into();
+        }
+        HelperFailure::Failed { status, .. } => entry["status"] = (*status).into(),
+        _ => {}
+    }
+    let old: Value =
+        std::fs::read(file).ok().and_then(|t| serde_json::from_slice(&t).ok()).unwrap_or_default();
+    let mut failures: Vec<Value> = old["failures"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| !(e["program"] == entry["program"] && e["server"] == entry["server"]))
+        .filter(|e| {
+            e["at"].as_u64().is_some_and(|at| {
+                now.checked_sub(Duration::from_secs(at)).is_some_and(|ago| ago < REMEMBERED_FOR)
+            })
+        })
+        .cloned()
+        .collect();
+    failures.push(entry);
+    let Some(dir) = file.parent() else { return };
+    let _ = std::fs::create_dir_all(dir);
+    let Ok(mut scratch) = tempfile::NamedTempFile::new_in(dir) else { return };
+    let text = serde_json::json!({ "failures": failures }).to_string();
+    if scratch.write_all(text.as_bytes()).is_ok() {
+        let _ = scratch.persist(file);
+    }
+}
 
 /// Asks `docker-credential-<helper>` for `server`'s credential (the helper protocol: the server
 /// on stdin, `{"Username", "Secret"}` on stdout), giving it `timeout` to answer. It runs in a
@@ -255,31 +448,23 @@ fn from_helper(
     };
     let Some(status) = status else {
         stop_group();
-        return Err(HelperFailure::TimedOut { program: shown, after: timeout });
+        return Err(HelperFailure::TimedOut { program: shown, server: server.to_owned(), after: timeout });
     };
     if !status.success() {
         stop_group();
     }
     let answer = stdout.recv_timeout(ANSWER_GRACE).unwrap_or_default();
+    // What it printed on stderr (or, docker's own helpers, on stdout when failing) may hold a
+    // token: it was read, so the helper is not stuck on a full pipe, and is dropped unseen.
+    drop(stderr);
     if !status.success() || fed.is_none_or(|f| f.is_err()) {
-        let errors = stderr.recv_timeout(ANSWER_GRACE).unwrap_or_default();
-        // Helpers say why on stderr, or (docker's own) on stdout; never repeat an answer that
-        // looks like a login.
-        let said =
-            if errors.iter().any(|b| !b.is_ascii_whitespace()) || answer.windows(6).any(|w| w == b"Secret") {
-                errors
-            } else {
-                answer
-            };
-        let said = String::from_utf8_lossy(&said);
-        let said = said.split_whitespace().collect::<Vec<_>>().join(" ");
-        let said = match said.char_indices().nth(SAID_LIMIT) {
-            Some((at, _)) => format!("{}…", &said[..at]),
-            None => said,
-        };
-        return Err(HelperFailure::Failed { program: shown, status: status.code(), said });
+        return Err(HelperFailure::Failed {
+            program: shown,
+            server: server.to_owned(),
+            status: status.code(),
+        });
     }
-    let bad = || HelperFailure::BadAnswer { program: shown.clone() };
+    let bad = || HelperFailure::BadAnswer { program: shown.clone(), server: server.to_owned() };
     let answer: Value = serde_json::from_slice(&answer).map_err(|_| bad())?;
     Ok(Credential {
         username: answer["Username"].as_str().ok_or_else(bad)?.to_owned(),
@@ -357,7 +542,8 @@ mod tests {
             .unwrap();
         std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
         let failing = dir.path().join("docker-credential-fails");
-        std::fs::write(&failing, "#!/bin/sh\necho 'keychain locked' >&2\nexit 4\n").unwrap();
+        std::fs::write(&failing, "#!/bin/sh\necho 'keychain locked: token=ghp_s3cr3t' >&2\nexit 4\n")
+            .unwrap();
         std::fs::set_permissions(&failing, std::fs::Permissions::from_mode(0o755)).unwrap();
         let prefix = format!("{}/docker-credential-", dir.path().display());
         let started = Instant::now();
@@ -373,7 +559,7 @@ mod tests {
             from_helper(&prefix, "fails", "registry.example.com", Duration::from_secs(5)).unwrap_err();
         assert_eq!(
             failed.to_string(),
-            "the credential helper `docker-credential-fails` exited with status 4: keychain locked"
+            "the credential helper `docker-credential-fails` exited with status 4; its output is not shown, as it may hold a secret: to see what it says, run `printf '%s\\n' 'registry.example.com' | docker-credential-fails get`"
         );
         // Asked once: a second lookup answers from memory, at once.
         let first = asked(&prefix, "hangs", "hung.example.com", Duration::from_millis(300));
@@ -381,6 +567,70 @@ mod tests {
         let second = asked(&prefix, "hangs", "hung.example.com", Duration::from_millis(300));
         assert_eq!(first, second);
         assert!(again.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_hung_helper_is_remembered_for_a_while_by_later_processes() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let helper = dir.path().join("docker-credential-slow");
+        std::fs::write(&helper, "#!/bin/sh\nexec sleep 600\n").unwrap();
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let prefix = format!("{}/docker-credential-", dir.path().display());
+        let memory = dir.path().join("state").join(MEMORY_FILE);
+        let first = ask(Some(&memory), &prefix, "slow", "registry.example.com", Duration::from_millis(200));
+        assert!(matches!(first, Err(HelperFailure::TimedOut { .. })), "{first:?}");
+        // As another process would: not asked, answered from the memory at once.
+        let started = Instant::now();
+        let second = ask(Some(&memory), &prefix, "slow", "registry.example.com", Duration::from_secs(30));
+        assert!(started.elapsed() < Duration::from_secs(5), "waited {:?}", started.elapsed());
+        let Err(HelperFailure::Earlier { failure, left, .. }) = &second else { panic!("{second:?}") };
+        assert!(
+            matches!(**failure, HelperFailure::TimedOut { after, .. } if after == Duration::from_millis(200))
+        );
+        assert!(*left > Duration::from_secs(9 * 60), "{left:?}");
+        let text = second.unwrap_err().to_string();
+        assert!(text.starts_with("the credential helper `docker-credential-slow` did not answer within 200ms and was stopped in a run 1s ago, and is asked again in "), "{text}");
+        assert!(text.contains(&format!("(or once `{}` is removed)", memory.display())), "{text}");
+        // Another server is asked; the memory keeps no more than failures.
+        let stored = std::fs::read_to_string(&memory).unwrap();
+        assert!(stored.contains("\"timed-out\"") && !stored.contains("Secret"), "{stored}");
+        let program = "docker-credential-slow";
+        assert!(remembered(&memory, program, "other.example.com", SystemTime::now()).is_none());
+        // Past its time, or from the future (a clock set back), a failure is not believed.
+        let later = SystemTime::now() + REMEMBERED_FOR + Duration::from_secs(1);
+        assert!(remembered(&memory, program, "registry.example.com", later).is_none());
+        let earlier = SystemTime::now() - Duration::from_secs(3600);
+        assert!(remembered(&memory, program, "registry.example.com", earlier).is_none());
+        // A quick failure is not remembered: it costs nothing to see again, and is seen fixed.
+        let failing = dir.path().join("docker-credential-quick");
+        std::fs::write(&failing, "#!/bin/sh\nexit 3\n").unwrap();
+        std::fs::set_permissions(&failing, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let quick = ask(Some(&memory), &prefix, "quick", "registry.example.com", Duration::from_secs(5));
+        assert!(matches!(quick, Err(HelperFailure::Failed { status: Some(3), .. })), "{quick:?}");
+        assert!(
+            remembered(&memory, "docker-credential-quick", "registry.example.com", SystemTime::now())
+                .is_none()
+        );
+        // A slow failure is, with its status.
+        let slow = HelperFailure::Failed {
+            program: "docker-credential-pass".to_owned(),
+            server: "it's.example.com".to_owned(),
+            status: Some(1),
+        };
+        remember(&memory, &slow, SystemTime::now());
+        let again = remembered(&memory, "docker-credential-pass", "it's.example.com", SystemTime::now());
+        assert!(
+            matches!(&again, Some(HelperFailure::Earlier { failure, .. }) if **failure == slow),
+            "{again:?}"
+        );
+        assert!(
+            again
+                .unwrap()
+                .to_string()
+                .ends_with(r"run `printf '%s\n' 'it'\''s.example.com' | docker-credential-pass get`")
+        );
+        assert!(remembered(&memory, program, "registry.example.com", SystemTime::now()).is_some(), "kept");
     }
 
     #[test]
