@@ -326,8 +326,7 @@ const WORTH_REMEMBERING: Duration = Duration::from_secs(1);
 /// [`REMEMBERED_FOR`] at `now` (one from the future, a clock set back, is not believed).
 fn remembered(file: &Path, program: &str, server: &str, now: SystemTime) -> Option<HelperFailure> {
     let now = now.duration_since(UNIX_EPOCH).ok()?;
-    let text = std::fs::read(file).ok()?;
-    let memory: Value = serde_json::from_slice(&text).ok()?;
+    let memory = read_memory(file)?;
     memory["failures"].as_array()?.iter().rev().find_map(|entry| {
         if entry["program"].as_str()? != program || entry["server"].as_str()? != server {
             return None;
@@ -351,6 +350,19 @@ fn remembered(file: &Path, program: &str, server: &str, now: SystemTime) -> Opti
         };
         Some(HelperFailure::Earlier { failure: Box::new(failure), ago, left, file: file.to_path_buf() })
     })
+}
+
+/// The memory in `file`, read only when it is a regular file (at most 1 MiB) reached through no
+/// link: a FIFO or a link put in its place is not read.
+fn read_memory(file: &Path) -> Option<Value> {
+    let dir = std::fs::File::open(file.parent()?).ok()?;
+    let mut text = Vec::new();
+    crate::open::open_beneath(&dir, Path::new(file.file_name()?))
+        .ok()?
+        .take(1 << 20)
+        .read_to_end(&mut text)
+        .ok()?;
+    serde_json::from_slice(&text).ok()
 }
 
 /// Adds `failure` at `now` to the memory `file` (written whole, then renamed into place),
@@ -377,8 +389,7 @@ fn remember(file: &Path, failure: &HelperFailure, now: SystemTime) {
         HelperFailure::Failed { status, .. } => entry["status"] = (*status).into(),
         _ => {}
     }
-    let old: Value =
-        std::fs::read(file).ok().and_then(|t| serde_json::from_slice(&t).ok()).unwrap_or_default();
+    let old = read_memory(file).unwrap_or_default();
     let mut failures: Vec<Value> = old["failures"]
         .as_array()
         .into_iter()
@@ -631,6 +642,19 @@ mod tests {
                 .ends_with(r"run `printf '%s\n' 'it'\''s.example.com' | docker-credential-pass get`")
         );
         assert!(remembered(&memory, program, "registry.example.com", SystemTime::now()).is_some(), "kept");
+        // A link or a FIFO in its place is not read (nor waited on), and is replaced.
+        let elsewhere = dir.path().join("elsewhere.json");
+        std::fs::rename(&memory, &elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &memory).unwrap();
+        assert!(remembered(&memory, program, "registry.example.com", SystemTime::now()).is_none());
+        std::fs::remove_file(&memory).unwrap();
+        assert!(Command::new("mkfifo").arg(&memory).status().unwrap().success());
+        assert!(remembered(&memory, program, "registry.example.com", SystemTime::now()).is_none());
+        remember(&memory, &slow, SystemTime::now());
+        assert!(std::fs::symlink_metadata(&memory).unwrap().is_file());
+        assert!(
+            remembered(&memory, "docker-credential-pass", "it's.example.com", SystemTime::now()).is_some()
+        );
     }
 
     #[test]
