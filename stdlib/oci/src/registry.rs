@@ -1077,6 +1077,14 @@ mod tests {
         let blob = client.has_blob(&reference, &page).expect_err("a page is not a blob");
         assert!(blob.to_string().contains("the answer (`text/html`) is not a blob"), "{blob}");
         assert!(!blob.is_retryable());
+        // A write answered `200` with the page, where the registry answers `201`.
+        let put = client.push_manifest(&reference, "v1", MANIFEST_TYPES[1], b"{}").expect_err("not stored");
+        assert_eq!(
+            put.to_string(),
+            format!(
+                "writing a manifest at http://{address}/v2/qs/web/manifests/v1 failed with 200 OK: the answer (`text/html`) is not the registry's"
+            )
+        );
     }
 
     #[test]
