@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod layers;
 pub mod proxy;
 pub mod registry;
 pub mod ssh;
