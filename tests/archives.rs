@@ -66,18 +66,19 @@ fn archive_entries_it_would_drop_or_write_broken_are_refused_at_their_line() {
             "`d/lnk/file` lies under `d/lnk`, a symlink of the archive",
         ),
     ];
+    let mut wrong = Vec::new();
     for (what, entries, expected) in cases {
         let repo = repo_with("FROM scratch\nADD slip.tar /x/\n", entries);
         let run = repo.run(&["run", "-f", "hephy.kdl"]);
         no_crash(&run);
-        assert_eq!(run.code, 1, "{what}: refused\n{}{}", run.stdout, run.stderr);
-        assert!(
-            run.stdout.contains("Dockerfile, line 2: cannot unpack `slip.tar`: ") && run.stdout.contains(expected),
-            "{what}: {expected}\n{}",
-            run.stdout
-        );
-        assert!(!run.stdout.contains("outside the build context"), "{what}: a misleading text\n{}", run.stdout);
+        let said = run.stdout.contains("Dockerfile, line 2: cannot unpack `slip.tar`: ")
+            && run.stdout.contains(expected)
+            && !run.stdout.contains("outside the build context");
+        if run.code != 1 || !said {
+            wrong.push(format!("{what} (exit {}): not refused with {expected:?}\n{}", run.code, run.stdout));
+        }
     }
+    assert!(wrong.is_empty(), "{} of {} cases:\n{}", wrong.len(), cases.len(), wrong.join("\n"));
 }
 
 #[test]
