@@ -377,6 +377,7 @@ pub(crate) fn all() -> Vec<Case> {
         c("add_rootfs_tar_xz", "FROM scratch\nADD rootfs.tar.xz /\n"),
         c("add_tar_bz2", "FROM scratch\nADD rootfs.tar.bz2 /b/\n"),
         c("add_tar_zst", "FROM scratch\nADD rootfs.tar.zst /z/\n"),
+        c("add_odd_names", "FROM scratch\nADD odd.tar /o/\nADD odd.tar /\n"),
     ]
 }
 
@@ -460,6 +461,22 @@ fn rootfs(dir: &Path, name: &str, compress: fn(&[u8]) -> Vec<u8>) {
     std::fs::write(dir.join(name), compress(&tar.into_inner().unwrap())).unwrap();
 }
 
+/// An archive with names as tools write them and Docker reads them: absolute, `./`, `a/../b`,
+/// hardlinks by absolute name and in a chain, and a file replaced after a hardlink named it.
+fn odd_archive() -> Vec<u8> {
+    use tar::EntryType::{Link, Regular};
+    crate::common::layers::tar_of(&[
+        ("/abs.txt", Regular, "absolute\n"),
+        ("./dot/./x.txt", Regular, "dot\n"),
+        ("a/../b.txt", Regular, "b\n"),
+        ("c1", Link, "/abs.txt"),
+        ("c2", Link, "./c1"),
+        ("r", Regular, "r one\n"),
+        ("r-link", Link, "r"),
+        ("r", Regular, "r two\n"),
+    ])
+}
+
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(bytes).unwrap();
@@ -526,6 +543,7 @@ pub(crate) fn write_context(dir: &Path, ctx: Ctx) {
             rootfs(dir, "rootfs.tar.xz", xz);
             rootfs(dir, "rootfs.tar.bz2", bzip2);
             rootfs(dir, "rootfs.tar.zst", zstd);
+            std::fs::write(dir.join("odd.tar"), odd_archive()).unwrap();
             std::fs::write(dir.join("note.txt.gz"), gzip(b"a note, compressed\n")).unwrap();
             std::fs::write(dir.join("note.txt.xz"), xz(b"another note\n")).unwrap();
         }
