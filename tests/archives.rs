@@ -16,9 +16,12 @@ use common::layers::{push_layers, tar_of};
 use common::{Repo, Run};
 use tar::EntryType::{Block, Char, Directory, Fifo, Link, Regular, Symlink};
 
+/// An entry of a tar: name, kind, data (a link's target).
+type Item<'a> = (&'a str, tar::EntryType, &'a str);
+
 /// A repository whose image `app` builds `dockerfile` with the `oci` builder, `slip.tar` (made
 /// of `entries`) in its context.
-fn repo_with(dockerfile: &str, entries: &[(&str, tar::EntryType, &str)]) -> Repo {
+fn repo_with(dockerfile: &str, entries: &[Item]) -> Repo {
     let repo = Repo::new()
         .file("hephy.kdl", "image \"app\" {\n    context \"app\"\n    builder \"oci\"\n}\n")
         .file("app/Dockerfile", dockerfile);
@@ -38,7 +41,7 @@ fn no_crash(run: &Run) {
 
 #[test]
 fn archive_entries_it_would_drop_or_write_broken_are_refused_at_their_line() {
-    let cases: [(&str, &[(&str, tar::EntryType, &str)], &str); 10] = [
+    let cases: [(&str, &[Item], &str); 10] = [
         (
             "a hardlink out of the archive",
             &[("a", Regular, "a"), ("h", Link, "../../etc/passwd")],
@@ -90,7 +93,13 @@ fn a_hardlink_loop_copied_from_a_stage_is_an_error_not_a_crash() {
     let run = repo.run(&["run", "-f", "hephy.kdl"]);
     no_crash(&run);
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("line 2: cannot unpack `slip.tar`: `h1` is a hardlink to `h2`"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(
+            "line 2: cannot unpack `slip.tar`: `h1` is a hardlink to `h2`, which is not an entry before it; add the file before the link and link to that, or store a copy"
+        ),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -138,7 +147,7 @@ fn a_registry_image_whose_layer_links_in_a_loop_is_refused_not_a_crash() {
         assert_eq!(run.code, 1, "{dockerfile}\n{}{}", run.stdout, run.stderr);
         assert!(
             run.stdout.contains(&format!("Dockerfile, line {line}: cannot read layer sha256:"))
-                && run.stdout.contains("`bin/h1` is a hardlink to `bin/h2`, which is not an entry before it"),
+                && run.stdout.contains("`bin/h1` is a hardlink to `bin/h2`, which is not an entry before it; rebuild the image (no unpacker applies such a layer)"),
             "{dockerfile}\n{}",
             run.stdout
         );
@@ -152,7 +161,7 @@ fn every_layer_it_writes_from_an_archive_unpacks_with_umoci() {
     // What an archive may hold and BuildKit writes: absolute and `./` names (under the
     // destination), hardlink chains, a name replaced after another was linked to it, symlinks
     // that point anywhere (they are not followed).
-    let entries: &[(&str, tar::EntryType, &str)] = &[
+    let entries: &[Item] = &[
         ("./", Directory, ""),
         ("./etc/", Directory, ""),
         ("/etc/abs.conf", Regular, "absolute\n"),

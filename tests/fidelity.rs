@@ -527,8 +527,7 @@ fn run_case(case: &Case, buildah: &Buildah, bases: &Bases, dir: &Path) -> Verdic
             problems.push_str(&format!("    expected: {problem}\n"));
         }
     }
-    let oracle =
-        case.buildah.map(|d| bases.fill(d)).unwrap_or(dockerfile);
+    let oracle = case.buildah.map(|d| bases.fill(d)).unwrap_or(dockerfile);
     if case.exception.is_none() || case.buildah.is_some() || case.fix.is_some() {
         let out = dir.join(format!("oci-{}", case.name));
         match buildah.build(case, &buildah_ctx, &oracle, &out) {

@@ -101,7 +101,9 @@ pub enum LayerError {
     Stopped(Stopped),
     /// A hardlink names no entry the layer holds before it (or a folder): unpackers refuse such
     /// a layer, so it is never written.
-    #[error("cannot add `/{entry}` to a layer: it is a hardlink to `/{target}`, which the layer does not hold as a file before it")]
+    #[error(
+        "cannot add `/{entry}` to a layer: it is a hardlink to `/{target}`, which the layer does not hold as a file before it"
+    )]
     Hardlink {
         /// The hardlink.
         entry: String,
@@ -351,7 +353,9 @@ mod tests {
         let layout = Layout::new(dir.path().join("oci"));
         let link = |t: &str| Entry { content: Content::Hardlink(t.to_owned()), mode: 0o644, uid: 0, gid: 0 };
         let mut entries = tree(dir.path());
-        for (path, target) in [("app/h", "etc/passwd"), ("app/a", "app/b/x"), ("app/h", "app/h"), ("app/h", "app/bin")] {
+        for (path, target) in
+            [("app/h", "etc/passwd"), ("app/a", "app/b/x"), ("app/h", "app/h"), ("app/h", "app/bin")]
+        {
             let mut broken = entries.clone();
             broken.insert(path.to_owned(), link(target));
             let e = write(&broken, &layout, &Settings::gzip()).expect_err(target);

@@ -73,36 +73,50 @@ pub(crate) fn open(file: &Path) -> Option<Box<dyn Read>> {
     compression.decoder(std::fs::File::open(file).ok()?).ok()
 }
 
-/// An entry of an archive (or a base image's layer) the builder will not write.
+/// An entry of an archive (or a base image's layer) the builder will not write: what it is;
+/// [`EntryProblem::help`] says how to fix the archive.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum EntryProblem {
-    #[error("`{path}` leaves it (`..` past its root); remove the entry or make its path stay inside")]
+    #[error("`{path}` leaves it (`..` past its root)")]
     Escapes { path: String },
-    #[error(
-        "`{path}` is a hardlink to `{target}`, outside it; add the file to the archive and link to that, or store a copy"
-    )]
+    #[error("`{path}` is a hardlink to `{target}`, outside it")]
     LinkEscapes { path: String, target: String },
-    #[error(
-        "`{path}` is a hardlink to `{target}`, which is not an entry before it; put `{target}` before it, or store a copy"
-    )]
+    #[error("`{path}` is a hardlink to `{target}`, which is not an entry before it")]
     LinkMissing { path: String, target: String },
-    #[error("`{path}` is a hardlink to itself; remove the entry")]
+    #[error("`{path}` is a hardlink to itself")]
     LinkItself { path: String },
-    #[error("`{path}` is a hardlink to `{target}`, a folder; a hardlink names a file")]
+    #[error("`{path}` is a hardlink to `{target}`, a folder")]
     LinkFolder { path: String, target: String },
-    #[error(
-        "`{path}` is a {kind}, which the oci builder does not write into a layer; remove it (a container gets its `/dev` when it runs), or build with buildah"
-    )]
+    #[error("`{path}` is a {kind}, which the oci builder does not write into a layer")]
     Special { path: String, kind: &'static str },
     #[error(
-        "`{path}` lies under `{link}`, a symlink of the archive, so it would be written through the link; remove the entry or the link"
+        "`{path}` lies under `{link}`, a symlink of the archive, so it would be written through the link"
     )]
     ThroughSymlink { path: String, link: String },
-    #[error("`{path}` lies under `{parent}`, which the archive made a file; remove one of them")]
+    #[error("`{path}` lies under `{parent}`, which the archive made a file")]
     UnderFile { path: String, parent: String },
 }
 
 impl EntryProblem {
+    /// How to fix the archive.
+    pub(crate) fn help(&self) -> String {
+        match self {
+            EntryProblem::Escapes { .. } => {
+                "remove the entry, or give it a name inside the archive".to_owned()
+            }
+            EntryProblem::LinkEscapes { .. } | EntryProblem::LinkMissing { .. } => {
+                "add the file before the link and link to that, or store a copy".to_owned()
+            }
+            EntryProblem::LinkItself { .. } => "remove the entry".to_owned(),
+            EntryProblem::LinkFolder { .. } => "a hardlink names a file; use a symlink".to_owned(),
+            EntryProblem::Special { .. } => {
+                "remove it (a container gets its `/dev` when it runs), or build with buildah".to_owned()
+            }
+            EntryProblem::ThroughSymlink { .. } => "remove the entry or the link".to_owned(),
+            EntryProblem::UnderFile { .. } => "remove one of them".to_owned(),
+        }
+    }
+
     /// The problem of putting a hardlink `path` → `target`.
     pub(crate) fn link(problem: LinkProblem, path: &str, target: &str) -> EntryProblem {
         let (path, target) = (path.to_owned(), target.to_owned());
@@ -151,10 +165,7 @@ pub(crate) fn inside(path: &str) -> Option<String> {
 
 /// The entries of the archive `reader`, relative to its root; file bytes go to the files
 /// `store` gives.
-pub(crate) fn unpack(
-    reader: impl Read,
-    store: &mut dyn FnMut() -> PathBuf,
-) -> Result<Tree, UnpackError> {
+pub(crate) fn unpack(reader: impl Read, store: &mut dyn FnMut() -> PathBuf) -> Result<Tree, UnpackError> {
     let mut tree = Tree::new();
     let mut merge = Merge::new(&mut tree);
     let mut archive = tar::Archive::new(reader);
@@ -217,7 +228,10 @@ pub(crate) fn unpack(
 mod tests {
     use super::*;
 
-    fn tar_of(entries: &[(&str, tar::EntryType, &str)]) -> Vec<u8> {
+    /// An entry of a tar: name, kind, data (a link's target).
+    type Item<'a> = (&'a str, tar::EntryType, &'a str);
+
+    fn tar_of(entries: &[Item]) -> Vec<u8> {
         let mut tar = tar::Builder::new(Vec::new());
         for (path, kind, data) in entries {
             let mut header = tar::Header::new_gnu();
@@ -243,7 +257,7 @@ mod tests {
         tar.into_inner().unwrap()
     }
 
-    fn unpacked(entries: &[(&str, tar::EntryType, &str)]) -> Result<Tree, String> {
+    fn unpacked(entries: &[Item]) -> Result<Tree, String> {
         let dir = tempfile::tempdir().unwrap();
         let mut n = 0;
         let mut store = || {
@@ -256,15 +270,24 @@ mod tests {
     #[test]
     fn entries_it_would_drop_or_write_broken_are_refused() {
         use tar::EntryType::{Char, Directory, Fifo, Link, Regular, Symlink};
-        let cases: [(&[(&str, tar::EntryType, &str)], &str); 8] = [
+        let cases: [(&[Item], &str); 8] = [
             (&[("../x", Regular, "x")], "`../x` leaves it"),
-            (&[("a", Regular, "a"), ("h", Link, "../../etc/passwd")], "`h` is a hardlink to `../../etc/passwd`, outside it"),
+            (
+                &[("a", Regular, "a"), ("h", Link, "../../etc/passwd")],
+                "`h` is a hardlink to `../../etc/passwd`, outside it",
+            ),
             (&[("h", Link, "h")], "`h` is a hardlink to itself"),
             (&[("h", Link, "etc/passwd")], "not an entry before it"),
-            (&[("h1", Link, "h2"), ("h2", Link, "h1")], "`h1` is a hardlink to `h2`, which is not an entry before it"),
+            (
+                &[("h1", Link, "h2"), ("h2", Link, "h1")],
+                "`h1` is a hardlink to `h2`, which is not an entry before it",
+            ),
             (&[("d/", Directory, ""), ("h", Link, "d")], "a folder"),
             (&[("null", Char, ""), ("p", Fifo, "")], "`null` is a character device"),
-            (&[("d/lnk", Symlink, "/tmp/x"), ("d/lnk/file", Regular, "x")], "`d/lnk/file` lies under `d/lnk`, a symlink"),
+            (
+                &[("d/lnk", Symlink, "/tmp/x"), ("d/lnk/file", Regular, "x")],
+                "`d/lnk/file` lies under `d/lnk`, a symlink",
+            ),
         ];
         for (entries, expected) in cases {
             let e = unpacked(entries).expect_err(expected);

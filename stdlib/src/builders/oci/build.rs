@@ -76,12 +76,14 @@ pub(crate) enum BuildError {
     },
     /// An archive `ADD` unpacks, or a base image's layer, holds an entry the builder will not
     /// write (`action`: "unpack `slip.tar`", "read layer sha256:…").
-    #[error("cannot {action}: {problem}")]
+    #[error("cannot {action}: {problem}; {help}")]
     Entry {
         /// What was done, with the archive or layer.
         action: String,
         /// The entry, and why.
         problem: EntryProblem,
+        /// The fix.
+        help: String,
     },
     /// The image layout refused a blob.
     #[error(transparent)]
@@ -101,6 +103,18 @@ impl BuildError {
     /// `error` at `line` of `dockerfile`.
     fn at(dockerfile: &str, line: usize, error: BuildError) -> BuildError {
         BuildError::At { dockerfile: dockerfile.to_owned(), line, error: Box::new(error) }
+    }
+
+    /// `problem` of an entry of the archive `ADD` unpacks (`name`: the archive in the context).
+    fn archive_entry(name: &str, problem: EntryProblem) -> BuildError {
+        let help = problem.help();
+        BuildError::Entry { action: format!("unpack `{name}`"), problem, help }
+    }
+
+    /// `problem` of an entry of a base image's layer: the image is broken.
+    fn layer_entry(layer: &str, problem: EntryProblem) -> BuildError {
+        let help = "rebuild the image (no unpacker applies such a layer), or build on another".to_owned();
+        BuildError::Entry { action: format!("read layer {layer}"), problem, help }
     }
 
     /// A file operation that failed: `action` names it and the file.
@@ -779,7 +793,9 @@ impl Builder<'_> {
                 _ => return Ok(entry),
             }
         }
-        Err(BuildError::Dockerfile(format!("`/{path}` is a hardlink that leads to another, and on, more than {MAX_LINK_HOPS} times")))
+        Err(BuildError::Dockerfile(format!(
+            "`/{path}` is a hardlink through more than {MAX_LINK_HOPS} others (a loop)"
+        )))
     }
 
     /// Reads the files `wanted` (`(blob, path in the layer)`) out of their layers, one pass
@@ -1042,18 +1058,19 @@ impl Builder<'_> {
                     tree.get(&resolved).cloned()
                 };
                 let Some(entry) = entry else {
+                    if let Some(Entry { content: Content::Symlink(target), .. }) = tree.get(&name) {
+                        // Followed inside the context (or stage), as BuildKit does: `../x`
+                        // or `/x` never leaves it.
+                        let inside = if from_context { "the build context" } else { "that stage" };
+                        return Err(BuildError::Dockerfile(format!(
+                            "`{source}` is a symlink to `{target}`, and links are followed inside {inside}, which has no `/{resolved}`; copy the file it names into {inside}, or name that file"
+                        )));
+                    }
                     let what = if from_context {
                         "the build context (or `.dockerignore` excludes it)"
                     } else {
                         "that stage"
                     };
-                    if let Some(Entry { content: Content::Symlink(target), .. }) = tree.get(&name) {
-                        // Followed inside the context (or stage), as BuildKit does: `../x`
-                        // or `/x` never leaves it.
-                        return Err(BuildError::Dockerfile(format!(
-                            "`{source}` is a symlink to `{target}`, and links are followed inside {what}, which has no `/{resolved}`; copy the file it names into it, or name that file"
-                        )));
-                    }
                     return Err(BuildError::Dockerfile(format!("`{source}` is not in {what}")));
                 };
                 if entry.content == Content::Dir {
@@ -1177,7 +1194,7 @@ impl Builder<'_> {
         dest: &str,
     ) -> Result<Vec<(String, Entry)>, BuildError> {
         let tree = archive::unpack(reader, &mut || self.fresh_file()).map_err(|e| match e {
-            UnpackError::Entry(problem) => BuildError::Entry { action: format!("unpack `{name}`"), problem },
+            UnpackError::Entry(problem) => BuildError::archive_entry(name, problem),
             UnpackError::Io(source) => BuildError::Io { action: format!("unpack `{name}`"), source },
         })?;
         Ok(tree
@@ -1206,9 +1223,8 @@ impl Builder<'_> {
                 Content::Hardlink(target) => target.clone(),
                 _ => String::new(),
             };
-            merge.put(&path, entry).map_err(|problem| BuildError::Entry {
-                action: format!("add layer {}", written.digest),
-                problem: EntryProblem::link(problem, &path, &target),
+            merge.put(&path, entry).map_err(|problem| {
+                BuildError::layer_entry(&written.digest, EntryProblem::link(problem, &path, &target))
             })?;
         }
         Ok(())
@@ -1257,15 +1273,16 @@ fn order_hardlinks(delta: &mut Tree) {
 /// Reads a base layer's headers into `fs` (whiteouts applied, hardlinks resolved as the layer
 /// is read: see [`Merge`]); file bytes stay in the layer.
 fn read_layer(layout: &Layout, layer: &Descriptor, fs: &mut Tree) -> Result<(), BuildError> {
-    let action = || format!("read layer {}", layer.digest);
-    let fail = |source| BuildError::Io { action: action(), source };
-    let refuse = |problem| BuildError::Entry { action: action(), problem };
+    let fail = |source| BuildError::Io { action: format!("read layer {}", layer.digest), source };
+    let refuse = |problem| BuildError::layer_entry(&layer.digest, problem);
     let mut archive = open_layer(layout, layer)?;
     let mut merge = Merge::new(fs);
     for item in archive.entries().map_err(fail)? {
         let item = item.map_err(fail)?;
         let raw = item.path().map_err(fail)?.to_string_lossy().into_owned();
-        let Some(path) = archive::inside(&raw) else { return Err(refuse(EntryProblem::Escapes { path: raw })) };
+        let Some(path) = archive::inside(&raw) else {
+            return Err(refuse(EntryProblem::Escapes { path: raw }));
+        };
         if path.is_empty() {
             continue;
         }
@@ -1308,7 +1325,9 @@ fn read_layer(layout: &Layout, layer: &Descriptor, fs: &mut Tree) -> Result<(), 
             }
             continue;
         };
-        merge.put(&path, Entry { content, mode, uid, gid }).map_err(|p| refuse(EntryProblem::link(p, &raw, "")))?;
+        merge
+            .put(&path, Entry { content, mode, uid, gid })
+            .map_err(|p| refuse(EntryProblem::link(p, &raw, "")))?;
     }
     Ok(())
 }
@@ -1780,7 +1799,9 @@ mod tests {
         };
         let e = build(&request, &Layout::new(dir.path().join("oci")), &NoBases).unwrap_err().to_string();
         assert!(
-            e.contains("line 2: cannot unpack `x.tar`: `h1` is a hardlink to `h2`, which is not an entry before it"),
+            e.contains(
+                "line 2: cannot unpack `x.tar`: `h1` is a hardlink to `h2`, which is not an entry before it"
+            ),
             "{e}"
         );
     }

@@ -115,7 +115,11 @@ impl<'a> Merge<'a> {
             return self.fs.keys().cloned().collect();
         }
         let prefix = format!("{dir}/");
-        self.fs.range(prefix.clone()..).take_while(|(p, _)| p.starts_with(&prefix)).map(|(p, _)| p.clone()).collect()
+        self.fs
+            .range(prefix.clone()..)
+            .take_while(|(p, _)| p.starts_with(&prefix))
+            .map(|(p, _)| p.clone())
+            .collect()
     }
 
     /// Before `path` goes: its other names keep its bytes, the first of them holding them.
