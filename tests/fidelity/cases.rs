@@ -17,7 +17,9 @@ pub(crate) enum Ctx {
 }
 
 /// One Dockerfile built by both builders. `%BASE%` stands for the base image in the loopback
-/// registry, `%ONBUILD%` for an image on it with `ONBUILD` triggers.
+/// registry, `%ONBUILD%` for an image on it with `ONBUILD` triggers, `%LINKED%` and
+/// `%UNLINKED%` for images whose second layer upgrades or removes a file the first hardlinked
+/// (`linked_bases` in `tests/fidelity.rs`).
 pub(crate) struct Case {
     pub(crate) name: &'static str,
     pub(crate) dockerfile: &'static str,
