@@ -380,6 +380,10 @@ pub(crate) fn all() -> Vec<Case> {
         c("add_tar_bz2", "FROM scratch\nADD rootfs.tar.bz2 /b/\n"),
         c("add_tar_zst", "FROM scratch\nADD rootfs.tar.zst /z/\n"),
         c("add_odd_names", "FROM scratch\nADD odd.tar /o/\nADD odd.tar /\n"),
+        // An archive's entries go through the image's symlinked folders (`/var/run` → `../run`),
+        // unless the archive holds the folder itself.
+        c("add_through_image_symlink", "FROM %BASE%\nADD varrun.tar /\n"),
+        c("add_folder_over_image_symlink", "FROM %BASE%\nADD varrundir.tar /\n"),
     ]
 }
 
@@ -546,6 +550,22 @@ pub(crate) fn write_context(dir: &Path, ctx: Ctx) {
             rootfs(dir, "rootfs.tar.bz2", bzip2);
             rootfs(dir, "rootfs.tar.zst", zstd);
             std::fs::write(dir.join("odd.tar"), odd_archive()).unwrap();
+            std::fs::write(
+                dir.join("varrun.tar"),
+                crate::common::layers::tar_of(&[
+                    ("var/run/pid", tar::EntryType::Regular, "1\n"),
+                    ("var/run/h", tar::EntryType::Link, "var/run/pid"),
+                ]),
+            )
+            .unwrap();
+            std::fs::write(
+                dir.join("varrundir.tar"),
+                crate::common::layers::tar_of(&[
+                    ("var/run/", tar::EntryType::Directory, ""),
+                    ("var/run/pid", tar::EntryType::Regular, "1\n"),
+                ]),
+            )
+            .unwrap();
             std::fs::write(dir.join("note.txt.gz"), gzip(b"a note, compressed\n")).unwrap();
             std::fs::write(dir.join("note.txt.xz"), xz(b"another note\n")).unwrap();
         }

@@ -1094,7 +1094,7 @@ impl Builder<'_> {
                     && let Some(reader) = archive::open(file)
                 {
                     // Owners and modes as the archive has them (`--chown` is for the folder).
-                    unpacked.extend(self.unpack(reader, &resolved, &dest)?);
+                    unpacked.extend(self.unpack(reader, &resolved, &dest, &stage.fs)?);
                     ensure.push(dest.clone());
                     continue;
                 }
@@ -1185,25 +1185,27 @@ impl Builder<'_> {
         Ok(delta)
     }
 
-    /// The entries of a local archive `ADD` unpacks into `dest` (`name`: the archive in the
-    /// context).
+    /// The entries of a local archive `ADD` unpacks into `dest` of `fs` (`name`: the archive
+    /// in the context).
     fn unpack(
         &mut self,
         reader: Box<dyn std::io::Read>,
         name: &str,
         dest: &str,
+        fs: &Tree,
     ) -> Result<Vec<(String, Entry)>, BuildError> {
         let tree = archive::unpack(reader, &mut || self.fresh_file()).map_err(|e| match e {
             UnpackError::Entry(problem) => BuildError::archive_entry(name, problem),
             UnpackError::Io(source) => BuildError::Io { action: format!("unpack `{name}`"), source },
         })?;
         Ok(tree
-            .into_iter()
-            .map(|(path, mut entry)| {
+            .iter()
+            .map(|(path, entry)| {
+                let mut entry = entry.clone();
                 if let Content::Hardlink(target) = &entry.content {
-                    entry.content = Content::Hardlink(join(dest, target));
+                    entry.content = Content::Hardlink(place(fs, &tree, dest, target));
                 }
-                (join(dest, &path), entry)
+                (place(fs, &tree, dest, path), entry)
             })
             .collect())
     }
@@ -1229,6 +1231,23 @@ impl Builder<'_> {
         }
         Ok(())
     }
+}
+
+/// Where the entry `rel` of `archive` lands when unpacked into `dest` of `fs`: the folders above
+/// it that the archive does not hold are the image's, its symlinks followed (as unpacking into
+/// the image's root does); those the archive holds are its own.
+fn place(fs: &Tree, archive: &Tree, dest: &str, rel: &str) -> String {
+    let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+    let mut at = dest.to_owned();
+    let mut prefix = String::new();
+    for part in parent.split('/').filter(|p| !p.is_empty()) {
+        prefix = join(&prefix, part);
+        at = join(&at, part);
+        if !archive.contains_key(&prefix) {
+            at = resolve(fs, &at);
+        }
+    }
+    join(&at, name)
 }
 
 /// Each hardlink of `fs` and its target, keyed by the target's path.
