@@ -285,7 +285,7 @@ mod tests {
             (&[("d/", Directory, ""), ("h", Link, "d")], "a folder"),
             (&[("null", Char, ""), ("p", Fifo, "")], "`null` is a character device"),
             (
-                &[("d/lnk", Symlink, "/tmp/x"), ("d/lnk/file", Regular, "x")],
+                &[("d/lnk", Symlink, "/srv/x"), ("d/lnk/file", Regular, "x")],
                 "`d/lnk/file` lies under `d/lnk`, a symlink",
             ),
         ];
