@@ -18,6 +18,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::Repo;
+use common::layers::{push_layers, tar_of};
 use common::registry::Registry;
 use serde_json::Value;
 
@@ -467,10 +468,44 @@ enum Verdict {
     Failed(String),
 }
 
-fn run_case(case: &Case, buildah: &Buildah, (base, onbuild): (&str, &str), dir: &Path) -> Verdict {
+/// Base images whose first layer has `/usr/bin/python3.11` with two more names
+/// (`python3`, `python`: hardlinks), as Debian's python packages have it, and whose second
+/// layer upgrades `python3.11` (`%LINKED%`) or removes it (`%UNLINKED%`): the other names keep
+/// the first layer's bytes, and each other.
+fn linked_bases(buildah: &Buildah, registry: &Registry, dir: &Path) -> (String, String) {
+    use tar::EntryType::{Directory, Link, Regular};
+    let first = tar_of(&[
+        ("usr/", Directory, ""),
+        ("usr/bin/", Directory, ""),
+        ("usr/bin/python3.11", Regular, "python 3.11.2\n"),
+        ("usr/bin/python3", Link, "usr/bin/python3.11"),
+        ("usr/bin/python", Link, "usr/bin/python3.11"),
+    ]);
+    let upgraded = tar_of(&[("usr/bin/python3.11", Regular, "python 3.11.9\n")]);
+    let removed = tar_of(&[("usr/bin/.wh.python3.11", Regular, "")]);
+    let linked = format!("{}/linked:1", registry.address());
+    let unlinked = format!("{}/unlinked:1", registry.address());
+    push_layers(dir, &linked, &[first.clone(), upgraded]);
+    push_layers(dir, &unlinked, &[first, removed]);
+    for reference in [&linked, &unlinked] {
+        buildah.run(&["pull", "-q", "--tls-verify=false", reference]).unwrap();
+    }
+    (linked, unlinked)
+}
+
+/// The base images cases name: `%BASE%`, `%ONBUILD%`, `%LINKED%`, `%UNLINKED%`.
+struct Bases(Vec<(&'static str, String)>);
+
+impl Bases {
+    fn fill(&self, dockerfile: &str) -> String {
+        self.0.iter().fold(dockerfile.to_owned(), |text, (name, reference)| text.replace(name, reference))
+    }
+}
+
+fn run_case(case: &Case, buildah: &Buildah, bases: &Bases, dir: &Path) -> Verdict {
     let repo = Repo::new().online();
     let ctx = repo.path().join("ctx");
-    let dockerfile = case.dockerfile.replace("%BASE%", base).replace("%ONBUILD%", onbuild);
+    let dockerfile = bases.fill(case.dockerfile);
     cases::write_context(&ctx, case.ctx);
     std::fs::write(ctx.join("Dockerfile"), &dockerfile).unwrap();
     for (path, text) in case.extra {
@@ -492,8 +527,7 @@ fn run_case(case: &Case, buildah: &Buildah, (base, onbuild): (&str, &str), dir: 
             problems.push_str(&format!("    expected: {problem}\n"));
         }
     }
-    let oracle =
-        case.buildah.map(|d| d.replace("%BASE%", base).replace("%ONBUILD%", onbuild)).unwrap_or(dockerfile);
+    let oracle = case.buildah.map(|d| bases.fill(d)).unwrap_or(dockerfile);
     if case.exception.is_none() || case.buildah.is_some() || case.fix.is_some() {
         let out = dir.join(format!("oci-{}", case.name));
         match buildah.build(case, &buildah_ctx, &oracle, &out) {
@@ -539,6 +573,9 @@ fn the_oci_builder_builds_what_buildah_builds() {
     let buildah = Buildah { root: dir.path().join("root"), runroot: dir.path().join("runroot") };
     let registry = Registry::start();
     let (base, onbuild) = base_image(&buildah, &registry, dir.path());
+    let (linked, unlinked) = linked_bases(&buildah, &registry, dir.path());
+    let bases =
+        Bases(vec![("%BASE%", base), ("%ONBUILD%", onbuild), ("%LINKED%", linked), ("%UNLINKED%", unlinked)]);
 
     let next = AtomicUsize::new(0);
     let verdicts: Mutex<Vec<(&str, Verdict)>> = Mutex::new(Vec::new());
@@ -550,7 +587,7 @@ fn the_oci_builder_builds_what_buildah_builds() {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(case) = selected.get(i) else { break };
                     let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        run_case(case, &buildah, (&base, &onbuild), dir.path())
+                        run_case(case, &buildah, &bases, dir.path())
                     }))
                     .unwrap_or_else(|panic| {
                         let message = panic

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod layers;
 pub mod portal;
 pub mod proxy;
 pub mod registry;

@@ -17,7 +17,9 @@ pub(crate) enum Ctx {
 }
 
 /// One Dockerfile built by both builders. `%BASE%` stands for the base image in the loopback
-/// registry, `%ONBUILD%` for an image on it with `ONBUILD` triggers.
+/// registry, `%ONBUILD%` for an image on it with `ONBUILD` triggers, `%LINKED%` and
+/// `%UNLINKED%` for images whose second layer upgrades or removes a file the first hardlinked
+/// (`linked_bases` in `tests/fidelity.rs`).
 pub(crate) struct Case {
     pub(crate) name: &'static str,
     pub(crate) dockerfile: &'static str,
@@ -344,6 +346,44 @@ pub(crate) fn all() -> Vec<Case> {
         c("big_file", "FROM scratch\nCOPY big.bin /b/\n"),
         c("chown_symlinks_in_folder", "FROM scratch\nCOPY --chown=5:5 ld /ld\n"),
         c("unicode_names", "FROM scratch\nCOPY ünï /u/\nCOPY 日本.txt /\n"),
+        // A base image's hardlinks name files of their own layer: a later layer that upgrades
+        // or removes the file leaves the other names the old bytes (issue 24).
+        Case {
+            expect: Some(|i| {
+                let mut problems = expect_line(i, "/py3", "file 0755 0:0 \"python 3.11.2\\n\"");
+                problems.extend(expect_line(i, "/bin2/python3.11", "file 0755 0:0 \"python 3.11.9\\n\""));
+                problems.extend(expect_line(
+                    i,
+                    "/bin2/python3",
+                    "file 0755 0:0 \"python 3.11.2\\n\" links=bin2/python,bin2/python3",
+                ));
+                problems
+            }),
+            ..c(
+                "hardlinked_base_upgraded",
+                "FROM scratch\nCOPY --from=%LINKED% /usr/bin/python3 /py3\nCOPY --from=%LINKED% /usr/bin /bin2\n",
+            )
+        },
+        Case {
+            expect: Some(|i| expect_line(i, "/py3", "file 0755 0:0 \"python 3.11.2\\n\"")),
+            ..c(
+                "hardlinked_base_whited_out",
+                "FROM scratch\nCOPY --from=%UNLINKED% /usr/bin/python3 /py3\nCOPY --from=%UNLINKED% /usr/bin /bin2\n",
+            )
+        },
+        c("hardlinked_base_stage", "FROM %LINKED% AS b\nFROM scratch\nCOPY --from=b /usr /u\n"),
+        c("hardlinked_base_kept", "FROM %UNLINKED%\nCOPY a.txt /usr/bin/\n"),
+        // ADD: an archive is what decompresses to a tar (issue 24); anything else is copied.
+        c("add_gzip_not_a_tar", "FROM scratch\nADD note.txt.gz /\n"),
+        c("add_xz_not_a_tar", "FROM scratch\nADD note.txt.xz /n/\n"),
+        c("add_rootfs_tar_xz", "FROM scratch\nADD rootfs.tar.xz /\n"),
+        c("add_tar_bz2", "FROM scratch\nADD rootfs.tar.bz2 /b/\n"),
+        c("add_tar_zst", "FROM scratch\nADD rootfs.tar.zst /z/\n"),
+        c("add_odd_names", "FROM scratch\nADD odd.tar /o/\nADD odd.tar /\n"),
+        // An archive's entries go through the image's symlinked folders (`/var/run` → `../run`),
+        // unless the archive holds the folder itself.
+        c("add_through_image_symlink", "FROM %BASE%\nADD varrun.tar /\n"),
+        c("add_folder_over_image_symlink", "FROM %BASE%\nADD varrundir.tar /\n"),
     ]
 }
 
@@ -392,6 +432,79 @@ fn archive(dir: &Path, path: &str, gzip: bool) {
     tar.into_inner().unwrap().flush().unwrap();
 }
 
+/// A distribution's root file system as its build writes it (`./` names, a hardlink, a symlink
+/// to an absolute path, `/tmp` 1777), compressed by `compress`.
+fn rootfs(dir: &Path, name: &str, compress: fn(&[u8]) -> Vec<u8>) {
+    let mut tar = tar::Builder::new(Vec::new());
+    let entries: [(&str, tar::EntryType, u32, &str); 11] = [
+        ("./", tar::EntryType::Directory, 0o755, ""),
+        ("./bin/", tar::EntryType::Directory, 0o755, ""),
+        ("./bin/sh", tar::EntryType::Symlink, 0o777, "/usr/bin/dash"),
+        ("./etc/", tar::EntryType::Directory, 0o755, ""),
+        ("./etc/os-release", tar::EntryType::Regular, 0o644, "ID=hephy\n"),
+        ("./tmp/", tar::EntryType::Directory, 0o1777, ""),
+        ("./usr/", tar::EntryType::Directory, 0o755, ""),
+        ("./usr/bin/", tar::EntryType::Directory, 0o755, ""),
+        ("./usr/bin/dash", tar::EntryType::Regular, 0o755, "#!dash\n"),
+        ("./usr/bin/sh.distrib", tar::EntryType::Link, 0o755, "./usr/bin/dash"),
+        ("./usr/bin/perl", tar::EntryType::Regular, 0o755, "#!perl\n"),
+    ];
+    for (path, kind, mode, data) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        if matches!(kind, tar::EntryType::Link | tar::EntryType::Symlink) {
+            header.set_size(0);
+            tar.append_link(&mut header, path, data).unwrap();
+        } else {
+            header.set_size(data.len() as u64);
+            tar.append_data(&mut header, path, data.as_bytes()).unwrap();
+        }
+    }
+    std::fs::write(dir.join(name), compress(&tar.into_inner().unwrap())).unwrap();
+}
+
+/// An archive with names as tools write them and Docker reads them: absolute, `./`, `a/../b`,
+/// hardlinks by absolute name and in a chain, and a file replaced after a hardlink named it.
+fn odd_archive() -> Vec<u8> {
+    use tar::EntryType::{Link, Regular};
+    crate::common::layers::tar_of(&[
+        ("/abs.txt", Regular, "absolute\n"),
+        ("./dot/./x.txt", Regular, "dot\n"),
+        ("a/../b.txt", Regular, "b\n"),
+        ("c1", Link, "/abs.txt"),
+        ("c2", Link, "./c1"),
+        ("r", Regular, "r one\n"),
+        ("r-link", Link, "r"),
+        ("r", Regular, "r two\n"),
+    ])
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn xz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = liblzma::write::XzEncoder::new(Vec::new(), 6);
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn bzip2(bytes: &[u8]) -> Vec<u8> {
+    let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn zstd(bytes: &[u8]) -> Vec<u8> {
+    zstd::encode_all(bytes, 3).unwrap()
+}
+
 /// Writes the build context `ctx` into `dir`.
 pub(crate) fn write_context(dir: &Path, ctx: Ctx) {
     std::fs::create_dir_all(dir).unwrap();
@@ -433,6 +546,28 @@ pub(crate) fn write_context(dir: &Path, ctx: Ctx) {
             std::fs::write(dir.join("big.bin"), big).unwrap();
             archive(dir, "archive.tar", false);
             archive(dir, "archive.tar.gz", true);
+            rootfs(dir, "rootfs.tar.xz", xz);
+            rootfs(dir, "rootfs.tar.bz2", bzip2);
+            rootfs(dir, "rootfs.tar.zst", zstd);
+            std::fs::write(dir.join("odd.tar"), odd_archive()).unwrap();
+            std::fs::write(
+                dir.join("varrun.tar"),
+                crate::common::layers::tar_of(&[
+                    ("var/run/pid", tar::EntryType::Regular, "1\n"),
+                    ("var/run/h", tar::EntryType::Link, "var/run/pid"),
+                ]),
+            )
+            .unwrap();
+            std::fs::write(
+                dir.join("varrundir.tar"),
+                crate::common::layers::tar_of(&[
+                    ("var/run/", tar::EntryType::Directory, ""),
+                    ("var/run/pid", tar::EntryType::Regular, "1\n"),
+                ]),
+            )
+            .unwrap();
+            std::fs::write(dir.join("note.txt.gz"), gzip(b"a note, compressed\n")).unwrap();
+            std::fs::write(dir.join("note.txt.xz"), xz(b"another note\n")).unwrap();
         }
         Ctx::Ignore => {
             for name in [

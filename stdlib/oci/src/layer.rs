@@ -99,6 +99,17 @@ pub enum LayerError {
     /// The node's work was stopped while writing it.
     #[error("cannot write a layer: {0}")]
     Stopped(Stopped),
+    /// A hardlink names no entry the layer holds before it (or a folder): unpackers refuse such
+    /// a layer, so it is never written.
+    #[error(
+        "cannot add `/{entry}` to a layer: it is a hardlink to `/{target}`, which the layer does not hold as a file before it"
+    )]
+    Hardlink {
+        /// The hardlink.
+        entry: String,
+        /// What it names.
+        target: String,
+    },
     /// Reading an entry or writing the tar failed; `entry` is the path being added, if any.
     #[error("{}: {source}", match entry { Some(path) => format!("cannot add `/{path}` to a layer"), None => "cannot write a layer".to_owned() })]
     Io {
@@ -124,6 +135,7 @@ static WRITTEN: LazyLock<Mutex<HashMap<blake3::Hash, Once>>> = LazyLock::new(Mut
 /// Writes `tree` as a layer blob into `layout`, or gives the layer this process already wrote
 /// from the same entries (waiting for it when another build is writing it).
 pub fn write(tree: &Tree, layout: &Layout, settings: &Settings<'_>) -> Result<Layer, LayerError> {
+    check_links(tree)?;
     let now = || write_now(tree, layout, settings);
     let Some(key) = identity(tree, layout, settings.codec) else { return now() };
     let once = Arc::clone(WRITTEN.lock().unwrap_or_else(PoisonError::into_inner).entry(key).or_default());
@@ -145,6 +157,19 @@ pub fn write(tree: &Tree, layout: &Layout, settings: &Settings<'_>) -> Result<La
             Err(error)
         }
     }
+}
+
+/// Every hardlink of `tree` names a file or link written before it (entries go in path order).
+fn check_links(tree: &Tree) -> Result<(), LayerError> {
+    for (path, entry) in tree {
+        if let Content::Hardlink(target) = &entry.content {
+            let before = target < path && tree.get(target).is_some_and(|t| t.content != Content::Dir);
+            if !before {
+                return Err(LayerError::Hardlink { entry: path.clone(), target: target.clone() });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What a layer is made of: the layout, and each entry's path, owner, mode and content, a file
@@ -320,6 +345,25 @@ mod tests {
                 ("app/link".to_owned(), 0o777, 0),
             ]
         );
+    }
+
+    #[test]
+    fn a_hardlink_to_no_earlier_file_is_never_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path().join("oci"));
+        let link = |t: &str| Entry { content: Content::Hardlink(t.to_owned()), mode: 0o644, uid: 0, gid: 0 };
+        let mut entries = tree(dir.path());
+        for (path, target) in
+            [("app/h", "etc/passwd"), ("app/a", "app/b/x"), ("app/h", "app/h"), ("app/h", "app/bin")]
+        {
+            let mut broken = entries.clone();
+            broken.insert(path.to_owned(), link(target));
+            let e = write(&broken, &layout, &Settings::gzip()).expect_err(target);
+            assert!(matches!(&e, LayerError::Hardlink { entry, .. } if entry == path), "{e}");
+        }
+        assert!(!dir.path().join("oci").exists(), "nothing written");
+        entries.insert("app/c".to_owned(), link("app/b"));
+        write(&entries, &layout, &Settings::gzip()).unwrap();
     }
 
     #[test]
