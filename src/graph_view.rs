@@ -185,8 +185,36 @@ fn document<'a>(graph: &'a Graph, marks: &'a Marks) -> JsonGraph<'a> {
 /// last duration, digest, tags and reasons when it is clicked.
 pub(crate) fn html(graph: &Graph, marks: &Marks, title: &str) -> String {
     let data = serde_json::to_string(&document(graph, marks)).unwrap_or_default();
-    // Inside <script>, `</` would end the element.
-    let data = data.replace("</", "<\\/");
-    let title = title.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
-    include_str!("graph_view/report.html").replace("{{TITLE}}", &title).replace("{{DATA}}", &data)
+    let title = hephy_dsl::escape::html_text(title);
+    let data = hephy_dsl::escape::html_script_json(&data);
+    fill(include_str!("graph_view/report.html"), &[("{{TITLE}}", &title), ("{{DATA}}", &data)])
+}
+
+/// `template` with each placeholder replaced by its value, in one pass over the template: a
+/// value is never searched for placeholders (a title holding `{{DATA}}` stays text).
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len() + values.iter().map(|(_, v)| v.len()).sum::<usize>());
+    let mut rest = template;
+    while let Some((at, key, value)) = values
+        .iter()
+        .filter_map(|(key, value)| rest.find(key).map(|at| (at, *key, *value)))
+        .min_by_key(|(at, _, _)| *at)
+    {
+        out.push_str(&rest[..at]);
+        out.push_str(value);
+        rest = &rest[at + key.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_filled_once_from_the_template() {
+        let page = fill("<t>{{TITLE}}</t><s>{{DATA}}</s>{{TITLE}}", &[("{{TITLE}}", "{{DATA}}"), ("{{DATA}}", "[1]")]);
+        assert_eq!(page, "<t>{{DATA}}</t><s>[1]</s>{{DATA}}");
+    }
 }

@@ -152,12 +152,18 @@ pub fn terminal(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// [`terminal`] for text shown within one line: newline and tab escaped too (`\n`, `\t`).
+/// [`terminal`] for text shown within one line: newline and tab escaped too (`\n`, `\t`), and
+/// the Unicode line and paragraph separators (`\u{2028}`).
 pub fn terminal_line(text: &str) -> Cow<'_, str> {
-    if !text.contains(['\n', '\t']) {
+    if !text.contains(['\n', '\t', '\u{2028}', '\u{2029}']) {
         return terminal(text);
     }
-    Cow::Owned(terminal(&text.replace('\n', "\\n").replace('\t', "\\t")).into_owned())
+    let text = text
+        .replace('\n', "\\n")
+        .replace('\t', "\\t")
+        .replace('\u{2028}', "\\u{2028}")
+        .replace('\u{2029}', "\\u{2029}");
+    Cow::Owned(terminal(&text).into_owned())
 }
 
 /// A value quoted in a message (a warning, a comment): [`terminal_line`], and at most `max`
@@ -340,7 +346,7 @@ mod tests {
                 prop_assert_eq!(unescape_unicode(&shown), value.clone());
             }
             let line = terminal_line(&value);
-            prop_assert!(!line.chars().any(|c| c.is_control()), "{:?}", line);
+            prop_assert!(!line.chars().any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')), "{:?}", line);
             let cut = excerpt(&value, 5);
             prop_assert!(!cut.chars().any(|c| c.is_control()) && cut.chars().count() <= 5 * 10 + 1);
         }

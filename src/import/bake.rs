@@ -15,7 +15,7 @@ use std::path::Path;
 use hcl::eval::{Context, Evaluate, FuncArgs, FuncDef, ParamType};
 use hcl::{Block, BlockLabel, Body, Value};
 
-use crate::import::Import;
+use crate::import::{Import, comment, shown};
 use hephy_dsl::Syntax;
 
 /// A target after `matrix`, `inherits` and evaluation: its attributes by name.
@@ -100,9 +100,10 @@ pub(crate) fn import_bake(
             }
             "variable" => {}
             "function" => warnings.push(format!(
-                "function `{label}`: bake's user-defined functions are not evaluated here; targets that call it are left out"
+                "function `{}`: bake's user-defined functions are not evaluated here; targets that call it are left out",
+                shown(&label)
             )),
-            other => warnings.push(format!("`{other}` blocks have no equivalent in hephy: left out")),
+            other => warnings.push(format!("`{}` blocks have no equivalent in hephy: left out", shown(other))),
         }
     }
     let resolved = inherit(&targets, &mut warnings);
@@ -116,7 +117,7 @@ pub(crate) fn import_bake(
     // A target only inherited from (bake's convention `_common`) is no image.
     for t in resolved.iter().filter(|t| t.name.starts_with('_')) {
         warnings
-            .push(format!("target `{}`: only inherited from (its name starts with `_`): no image", t.name));
+            .push(format!("target `{}`: only inherited from (its name starts with `_`): no image", shown(&t.name)));
     }
     if images.is_empty() {
         return Err(format!("`{}` has no target to import", path.display()));
@@ -128,7 +129,7 @@ pub(crate) fn import_bake(
     }
     for group in groups.resolve(&images) {
         for note in group.notes.iter().chain(&group.disabled) {
-            warnings.push(format!("group `{}`: {note}", group.name));
+            warnings.push(format!("group `{}`: {note}", shown(&group.name)));
         }
     }
     let text = match syntax {
@@ -240,7 +241,7 @@ fn variables(
         }
     }
     for (name, _) in declared.iter().filter(|(n, _)| !values.contains_key(n)) {
-        warnings.push(format!("variable `{name}`: its default cannot be evaluated: left unset"));
+        warnings.push(format!("variable `{}`: its default cannot be evaluated: left unset", shown(name)));
     }
     ctx
 }
@@ -356,7 +357,7 @@ fn expand(block: &Block, label: &str, ctx: &Context<'_>, warnings: &mut Vec<Stri
                 }
             }
             Ok(_) | Err(_) => {
-                warnings.push(format!("target `{label}`: its `matrix` cannot be evaluated: left out"));
+                warnings.push(format!("target `{}`: its `matrix` cannot be evaluated: left out", shown(label)));
                 return Vec::new();
             }
         }
@@ -371,7 +372,7 @@ fn expand(block: &Block, label: &str, ctx: &Context<'_>, warnings: &mut Vec<Stri
             Some(expr) => match expr.evaluate(&ctx) {
                 Ok(Value::String(n)) => n,
                 _ => {
-                    warnings.push(format!("target `{label}`: its `name` cannot be evaluated: left out"));
+                    warnings.push(format!("target `{}`: its `name` cannot be evaluated: left out", shown(label)));
                     continue;
                 }
             },
@@ -395,7 +396,12 @@ fn expand(block: &Block, label: &str, ctx: &Context<'_>, warnings: &mut Vec<Stri
                 }
                 Err(e) => {
                     warnings
-                        .push(format!("target `{name}`: `{key}` cannot be evaluated ({e}): target left out"));
+                        .push(format!(
+                            "target `{}`: `{}` cannot be evaluated ({}): target left out",
+                            shown(&name),
+                            shown(key),
+                            shown(&e.to_string())
+                        ));
                     broken = true;
                 }
             }
@@ -418,7 +424,7 @@ fn inherit(targets: &[Target], warnings: &mut Vec<String>) -> Vec<Target> {
     ) -> Option<Target> {
         let target = targets.iter().find(|t| t.name == name)?;
         if seen.iter().any(|s| s == name) {
-            warnings.push(format!("target `{name}`: `inherits` forms a cycle: its parents are left out"));
+            warnings.push(format!("target `{}`: `inherits` forms a cycle: its parents are left out", shown(name)));
             return Some(Target { inherits: Vec::new(), ..target.clone() });
         }
         seen.push(name.to_owned());
@@ -430,7 +436,11 @@ fn inherit(targets: &[Target], warnings: &mut Vec<String>) -> Vec<Target> {
                         merge(&mut merged, k, v);
                     }
                 }
-                None => warnings.push(format!("target `{name}`: inherits unknown `{parent}`: left out")),
+                None => warnings.push(format!(
+                    "target `{}`: inherits unknown `{}`: left out",
+                    shown(name),
+                    shown(parent)
+                )),
             }
         }
         for (k, v) in &target.attrs {
@@ -490,7 +500,7 @@ fn image(
 ) -> Image {
     let mut image = Image { name: t.name.clone(), context: ".".to_owned(), ..Image::default() };
     let mut warn = |image: &mut Image, note: String| {
-        warnings.push(format!("target `{}`: {note}", t.name));
+        warnings.push(format!("target `{}`: {note}", shown(&t.name)));
         image.notes.push(note);
     };
     for (key, value) in &t.attrs {
@@ -515,7 +525,7 @@ fn image(
                     for (k, v) in args {
                         match scalar(v) {
                             Some(v) => image.args.push((k.clone(), v)),
-                            None => warn(&mut image, format!("build arg `{k}` has no value: left out")),
+                            None => warn(&mut image, format!("build arg `{}` has no value: left out", shown(k))),
                         }
                     }
                 }
@@ -537,19 +547,19 @@ fn image(
                             }
                         }
                         None => {
-                            warn(&mut image, format!("tag `{tag}` names no tag (`latest` implied): left out"))
+                            warn(&mut image, format!("tag `{}` names no tag (`latest` implied): left out", shown(&tag)))
                         }
                     }
                 }
                 if !repositories.is_empty() {
-                    let tags: Vec<String> = image.tags.iter().map(|t| format!("`{t}`")).collect();
-                    let shown: Vec<String> = repositories.iter().map(|r| format!("`{r}`")).collect();
+                    let tags: Vec<String> = image.tags.iter().map(|t| format!("`{}`", shown(t))).collect();
+                    let repos: Vec<String> = repositories.iter().map(|r| format!("`{}`", shown(r))).collect();
                     warn(
                         &mut image,
                         format!(
                             "tags kept as {}; their repository ({}) is left to the graph's `registry` and `naming`",
                             tags.join(", "),
-                            shown.join(", ")
+                            repos.join(", ")
                         ),
                     );
                 }
@@ -570,12 +580,18 @@ fn image(
                             }
                             Some(dep) => warn(
                                 &mut image,
-                                format!("context `{name}` = `target:{dep}` names no target: left out"),
+                                format!(
+                                    "context `{}` = `target:{}` names no target: left out",
+                                    shown(name),
+                                    shown(dep)
+                                ),
                             ),
                             None => warn(
                                 &mut image,
                                 format!(
-                                    "context `{name}` = `{source}` has no equivalent (only `target:` contexts do): left out"
+                                    "context `{}` = `{}` has no equivalent (only `target:` contexts do): left out",
+                                    shown(name),
+                                    shown(&source)
                                 ),
                             ),
                         }
@@ -593,7 +609,10 @@ fn image(
                     if !valid {
                         warn(
                             &mut image,
-                            format!("secret `{spec}`: its id is not a variable name hephy can use: left out"),
+                            format!(
+                                "secret `{}`: its id is not a variable name hephy can use: left out",
+                                shown(&spec)
+                            ),
                         );
                         continue;
                     }
@@ -614,7 +633,7 @@ fn image(
                     &mut image,
                     format!("`{other}` = {} has no equivalent ({why}): left out", show(value)),
                 ),
-                None => warn(&mut image, format!("unknown attribute `{other}`: left out")),
+                None => warn(&mut image, format!("unknown attribute `{}`: left out", shown(other))),
             },
         }
     }
@@ -629,13 +648,9 @@ fn image(
     image
 }
 
+/// A value quoted in a warning: as JSON, on one line, at most 80 characters.
 fn show(value: &Value) -> String {
-    let text = serde_json::to_string(value).unwrap_or_default();
-    if text.len() > 80 {
-        format!("{}…", &text[..text.char_indices().nth(79).map_or(text.len(), |(i, _)| i)])
-    } else {
-        text
-    }
+    hephy_dsl::escape::excerpt(&serde_json::to_string(value).unwrap_or_default(), 80).into_owned()
 }
 
 impl crate::import::Settled for Image {
@@ -644,17 +659,12 @@ impl crate::import::Settled for Image {
     }
 
     fn label(&self) -> String {
-        format!("target `{}`", self.name)
+        format!("target `{}`", shown(&self.name))
     }
 }
 
 use hephy_dsl::{Document, FromDraft, ImageDraft, yaml_scalar};
 
-fn comment(out: &mut String, prefix: &str, indent: &str, text: &str) {
-    for line in text.lines() {
-        let _ = writeln!(out, "{indent}{prefix} {line}");
-    }
-}
 
 const HEADER: &str = "imported from a bake file by `hephy import --from bake`
 set `registry` to where the images are pushed; each bake target is an image, each
@@ -718,16 +728,16 @@ fn kdl(
 ) -> (String, Vec<(usize, std::ops::Range<usize>)>) {
     let mut out = String::new();
     let mut spans = Vec::new();
-    comment(&mut out, "//", "", HEADER);
+    comment(&mut out, Syntax::Kdl, "", HEADER);
     out.push_str("// registry \"registry.example.com/team\"\n");
     out.push_str(&hephy_dsl::print(&settings(images, secrets), Syntax::Kdl));
     out.push('\n');
     for (index, image) in images.iter().enumerate() {
         for note in &image.notes {
-            comment(&mut out, "//", "", &format!("{}: {note}", image.name));
+            comment(&mut out, Syntax::Kdl, "", &format!("{}: {note}", shown(&image.name)));
         }
         if let Some(why) = &image.disabled {
-            comment(&mut out, "//", "", &format!("{}: {why}", image.name));
+            comment(&mut out, Syntax::Kdl, "", &format!("{}: {why}", shown(&image.name)));
             out.push_str("/-");
         }
         let start = out.len();
@@ -737,10 +747,10 @@ fn kdl(
     }
     for group in groups.resolve(images) {
         for note in &group.notes {
-            comment(&mut out, "//", "", &format!("group {}: {note}", group.name));
+            comment(&mut out, Syntax::Kdl, "", &format!("group {}: {note}", shown(&group.name)));
         }
         if let Some(why) = &group.disabled {
-            comment(&mut out, "//", "", &format!("group {}: {why}", group.name));
+            comment(&mut out, Syntax::Kdl, "", &format!("group {}: {why}", shown(&group.name)));
             out.push_str("/-");
         }
         let mut doc = Document::default();
@@ -753,19 +763,19 @@ fn kdl(
 
 fn yaml(images: &[Image], secrets: &[Secret], groups: &Groups) -> String {
     let mut out = String::new();
-    comment(&mut out, "#", "", HEADER);
+    comment(&mut out, Syntax::Yaml, "", HEADER);
     out.push_str("# registry: registry.example.com/team\n");
     out.push_str(&hephy_dsl::print(&settings(images, secrets), Syntax::Yaml));
     out.push_str("\nimages:\n");
     for image in images {
         for note in &image.notes {
-            comment(&mut out, "#", "  ", &format!("{}: {note}", image.name));
+            comment(&mut out, Syntax::Yaml, "  ", &format!("{}: {note}", shown(&image.name)));
         }
         let body = draft(image).print(Syntax::Yaml);
         match &image.disabled {
             Some(why) => {
-                comment(&mut out, "#", "  ", &format!("{}: {why}", image.name));
-                comment(&mut out, "#", "  ", &body);
+                comment(&mut out, Syntax::Yaml, "  ", &format!("{}: {why}", shown(&image.name)));
+                comment(&mut out, Syntax::Yaml, "  ", &body);
             }
             None => {
                 for line in body.lines() {
@@ -780,14 +790,14 @@ fn yaml(images: &[Image], secrets: &[Secret], groups: &Groups) -> String {
     }
     for group in groups {
         for note in &group.notes {
-            comment(&mut out, "#", "  ", &format!("group {}: {note}", group.name));
+            comment(&mut out, Syntax::Yaml, "  ", &format!("group {}: {note}", shown(&group.name)));
         }
         let members: Vec<String> = group.members.iter().map(|m| yaml_scalar(m)).collect();
         let line = format!("{}: [{}]", yaml_scalar(&group.name), members.join(", "));
         match &group.disabled {
             Some(why) => {
-                comment(&mut out, "#", "  ", &format!("group {}: {why}", group.name));
-                comment(&mut out, "#", "  ", &line);
+                comment(&mut out, Syntax::Yaml, "  ", &format!("group {}: {why}", shown(&group.name)));
+                comment(&mut out, Syntax::Yaml, "  ", &line);
             }
             None => {
                 let _ = writeln!(out, "  {line}");
@@ -838,18 +848,18 @@ impl Groups {
                 for m in expanded {
                     match image(m) {
                         Some(i) if i.disabled.is_none() => add(m, &mut group),
-                        Some(_) => group.notes.push(format!("`{m}` is imported commented out: left out")),
+                        Some(_) => group.notes.push(format!("`{}` is imported commented out: left out", shown(m))),
                         None if self.declared.iter().any(|(g, _)| g == m) && !clashes(m) => {
                             if self.reaches(m, name) {
-                                group.notes.push(format!("`{m}` contains this group: left out (a cycle)"));
+                                group.notes.push(format!("`{}` contains this group: left out (a cycle)", shown(m)));
                             } else {
                                 add(m, &mut group);
                             }
                         }
                         None if m.starts_with('_') => {
-                            group.notes.push(format!("`{m}` is only inherited from: left out"));
+                            group.notes.push(format!("`{}` is only inherited from: left out", shown(m)));
                         }
-                        None => group.notes.push(format!("`{m}` is no target that imports: left out")),
+                        None => group.notes.push(format!("`{}` is no target that imports: left out", shown(m))),
                     }
                 }
             }
