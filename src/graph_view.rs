@@ -214,7 +214,10 @@ mod tests {
 
     #[test]
     fn placeholders_are_filled_once_from_the_template() {
-        let page = fill("<t>{{TITLE}}</t><s>{{DATA}}</s>{{TITLE}}", &[("{{TITLE}}", "{{DATA}}"), ("{{DATA}}", "[1]")]);
+        let page = fill(
+            "<t>{{TITLE}}</t><s>{{DATA}}</s>{{TITLE}}",
+            &[("{{TITLE}}", "{{DATA}}"), ("{{DATA}}", "[1]")],
+        );
         assert_eq!(page, "<t>{{DATA}}</t><s>[1]</s>{{DATA}}");
     }
 }

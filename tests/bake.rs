@@ -307,21 +307,34 @@ fn bake_values_cannot_end_a_comment_and_write_a_task() {
     // A tag with a `:` is `repository:tag`, and a bad tag would comment the image out.
     let tags = values.iter().filter(|v| !v.contains(':')).map(|v| format!("\"{v}\"")).collect::<Vec<_>>();
     let tags = tags.join(", ");
-    let args = values.iter().enumerate().map(|(i, v)| format!("A{i} = \"{v}\"")).collect::<Vec<_>>().join("\n    ");
-    let contexts = values.iter().map(|v| format!("\"{v}\" = \"docker-image://{v}\"")).collect::<Vec<_>>().join("\n    ");
+    let args =
+        values.iter().enumerate().map(|(i, v)| format!("A{i} = \"{v}\"")).collect::<Vec<_>>().join("\n    ");
+    let contexts =
+        values.iter().map(|v| format!("\"{v}\" = \"docker-image://{v}\"")).collect::<Vec<_>>().join("\n    ");
     let mut bake = format!(
         "target \"app\" {{\n  context = \"app\"\n  tags = [{tags}]\n  args = {{\n    {args}\n  }}\n  contexts = {{\n    {contexts}\n  }}\n  cache-from = [{list}]\n  ssh = [{list}]\n}}\ngroup \"all\" {{\n  targets = [\"app\", {list}]\n}}\n"
     );
     for (i, v) in values.iter().enumerate() {
-        bake.push_str(&format!("target \"{v}\" {{\n  context = \"app\"\n}}\ngroup \"g{i}{v}\" {{\n  targets = [\"{v}\"]\n}}\n"));
+        bake.push_str(&format!(
+            "target \"{v}\" {{\n  context = \"app\"\n}}\ngroup \"g{i}{v}\" {{\n  targets = [\"{v}\"]\n}}\n"
+        ));
     }
     let repo = Repo::new().file("app/Dockerfile", "FROM scratch\n").file("docker-bake.hcl", &bake);
     for (format, graph) in [("kdl", "hephy.kdl"), ("yaml", "hephy.yaml")] {
-        let import = repo.run(&["import", "--from", "bake", "docker-bake.hcl", "--format", format, "-o", graph]);
+        let import =
+            repo.run(&["import", "--from", "bake", "docker-bake.hcl", "--format", format, "-o", graph]);
         assert_eq!(import.code, 0, "{}", import.stderr);
-        assert!(import.stderr.contains("task \"pwn\""), "the values are quoted in warnings:\n{}", import.stderr);
+        assert!(
+            import.stderr.contains("task \"pwn\""),
+            "the values are quoted in warnings:\n{}",
+            import.stderr
+        );
         let raw = |c: char| c.is_control() && c != '\n' || matches!(c, '\u{2028}' | '\u{2029}');
-        assert!(!import.stderr.chars().any(raw), "no control character reaches the terminal:\n{:?}", import.stderr);
+        assert!(
+            !import.stderr.chars().any(raw),
+            "no control character reaches the terminal:\n{:?}",
+            import.stderr
+        );
         let text = std::fs::read_to_string(repo.path().join(graph)).unwrap();
         assert!(text.contains("PWNED"), "the values are kept, escaped, in comments:\n{text}");
         assert!(!text.chars().any(raw), "{graph} holds no raw line end but LF:\n{text:?}");
@@ -341,7 +354,9 @@ fn a_huge_target_name_is_quoted_cut_short() {
     let name = "a".repeat(200_000);
     let repo = Repo::new().file("app/Dockerfile", "FROM scratch\n").file(
         "docker-bake.hcl",
-        &format!("target \"{name}\" {{\n  context = \"app\"\n}}\ntarget \"ok\" {{\n  context = \"app\"\n}}\n"),
+        &format!(
+            "target \"{name}\" {{\n  context = \"app\"\n}}\ntarget \"ok\" {{\n  context = \"app\"\n}}\n"
+        ),
     );
     let import = repo.run(&["import", "--from", "bake", "docker-bake.hcl", "-o", "hephy.kdl"]);
     assert_eq!(import.code, 0, "{}", import.stderr);

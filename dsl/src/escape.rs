@@ -282,7 +282,11 @@ mod tests {
 
     /// Undoes [`html`]'s references (the only ones it writes).
     fn unescape_html(text: &str) -> String {
-        text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'").replace("&amp;", "&")
+        text.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&amp;", "&")
     }
 
     /// Undoes `\u{…}` escapes of controls (what the comment, terminal and HTML writers write).
@@ -293,7 +297,8 @@ mod tests {
             out.push_str(&rest[..at]);
             let after = &rest[at + 3..];
             let end = after.find('}').expect("a closing brace");
-            let c = u32::from_str_radix(&after[..end], 16).ok().and_then(char::from_u32).expect("a code point");
+            let c =
+                u32::from_str_radix(&after[..end], 16).ok().and_then(char::from_u32).expect("a code point");
             out.push(c);
             rest = &after[end + 1..];
         }

@@ -116,8 +116,10 @@ pub(crate) fn import_bake(
         .collect();
     // A target only inherited from (bake's convention `_common`) is no image.
     for t in resolved.iter().filter(|t| t.name.starts_with('_')) {
-        warnings
-            .push(format!("target `{}`: only inherited from (its name starts with `_`): no image", shown(&t.name)));
+        warnings.push(format!(
+            "target `{}`: only inherited from (its name starts with `_`): no image",
+            shown(&t.name)
+        ));
     }
     if images.is_empty() {
         return Err(format!("`{}` has no target to import", path.display()));
@@ -357,7 +359,8 @@ fn expand(block: &Block, label: &str, ctx: &Context<'_>, warnings: &mut Vec<Stri
                 }
             }
             Ok(_) | Err(_) => {
-                warnings.push(format!("target `{}`: its `matrix` cannot be evaluated: left out", shown(label)));
+                warnings
+                    .push(format!("target `{}`: its `matrix` cannot be evaluated: left out", shown(label)));
                 return Vec::new();
             }
         }
@@ -372,7 +375,8 @@ fn expand(block: &Block, label: &str, ctx: &Context<'_>, warnings: &mut Vec<Stri
             Some(expr) => match expr.evaluate(&ctx) {
                 Ok(Value::String(n)) => n,
                 _ => {
-                    warnings.push(format!("target `{}`: its `name` cannot be evaluated: left out", shown(label)));
+                    warnings
+                        .push(format!("target `{}`: its `name` cannot be evaluated: left out", shown(label)));
                     continue;
                 }
             },
@@ -395,13 +399,12 @@ fn expand(block: &Block, label: &str, ctx: &Context<'_>, warnings: &mut Vec<Stri
                     target.attrs.insert(key.to_owned(), value);
                 }
                 Err(e) => {
-                    warnings
-                        .push(format!(
-                            "target `{}`: `{}` cannot be evaluated ({}): target left out",
-                            shown(&name),
-                            shown(key),
-                            shown(&e.to_string())
-                        ));
+                    warnings.push(format!(
+                        "target `{}`: `{}` cannot be evaluated ({}): target left out",
+                        shown(&name),
+                        shown(key),
+                        shown(&e.to_string())
+                    ));
                     broken = true;
                 }
             }
@@ -424,7 +427,10 @@ fn inherit(targets: &[Target], warnings: &mut Vec<String>) -> Vec<Target> {
     ) -> Option<Target> {
         let target = targets.iter().find(|t| t.name == name)?;
         if seen.iter().any(|s| s == name) {
-            warnings.push(format!("target `{}`: `inherits` forms a cycle: its parents are left out", shown(name)));
+            warnings.push(format!(
+                "target `{}`: `inherits` forms a cycle: its parents are left out",
+                shown(name)
+            ));
             return Some(Target { inherits: Vec::new(), ..target.clone() });
         }
         seen.push(name.to_owned());
@@ -525,7 +531,9 @@ fn image(
                     for (k, v) in args {
                         match scalar(v) {
                             Some(v) => image.args.push((k.clone(), v)),
-                            None => warn(&mut image, format!("build arg `{}` has no value: left out", shown(k))),
+                            None => {
+                                warn(&mut image, format!("build arg `{}` has no value: left out", shown(k)))
+                            }
                         }
                     }
                 }
@@ -546,9 +554,10 @@ fn image(
                                 repositories.push(repository);
                             }
                         }
-                        None => {
-                            warn(&mut image, format!("tag `{}` names no tag (`latest` implied): left out", shown(&tag)))
-                        }
+                        None => warn(
+                            &mut image,
+                            format!("tag `{}` names no tag (`latest` implied): left out", shown(&tag)),
+                        ),
                     }
                 }
                 if !repositories.is_empty() {
@@ -664,7 +673,6 @@ impl crate::import::Settled for Image {
 }
 
 use hephy_dsl::{Document, FromDraft, ImageDraft, yaml_scalar};
-
 
 const HEADER: &str = "imported from a bake file by `hephy import --from bake`
 set `registry` to where the images are pushed; each bake target is an image, each
@@ -848,10 +856,14 @@ impl Groups {
                 for m in expanded {
                     match image(m) {
                         Some(i) if i.disabled.is_none() => add(m, &mut group),
-                        Some(_) => group.notes.push(format!("`{}` is imported commented out: left out", shown(m))),
+                        Some(_) => {
+                            group.notes.push(format!("`{}` is imported commented out: left out", shown(m)))
+                        }
                         None if self.declared.iter().any(|(g, _)| g == m) && !clashes(m) => {
                             if self.reaches(m, name) {
-                                group.notes.push(format!("`{}` contains this group: left out (a cycle)", shown(m)));
+                                group
+                                    .notes
+                                    .push(format!("`{}` contains this group: left out (a cycle)", shown(m)));
                             } else {
                                 add(m, &mut group);
                             }
@@ -859,7 +871,9 @@ impl Groups {
                         None if m.starts_with('_') => {
                             group.notes.push(format!("`{}` is only inherited from: left out", shown(m)));
                         }
-                        None => group.notes.push(format!("`{}` is no target that imports: left out", shown(m))),
+                        None => {
+                            group.notes.push(format!("`{}` is no target that imports: left out", shown(m)))
+                        }
                     }
                 }
             }

@@ -785,7 +785,10 @@ fn kdl(images: &[Imported], weekly: &Weekly) -> (String, Vec<(usize, std::ops::R
     }
     let weekly = weekly.without(images);
     for (folder, why) in &weekly.left_out {
-        comment(&mut out, Syntax::Kdl, "",
+        comment(
+            &mut out,
+            Syntax::Kdl,
+            "",
             &format!("rebuild-weekly.txt names `{}`, kept out of the schedule: {why}", shown(folder)),
         );
     }
@@ -827,7 +830,10 @@ fn yaml(images: &[Imported], weekly: &Weekly) -> String {
         out.push('\n');
     }
     for (folder, why) in &weekly.left_out {
-        comment(&mut out, Syntax::Yaml, "",
+        comment(
+            &mut out,
+            Syntax::Yaml,
+            "",
             &format!("rebuild-weekly.txt names `{}`, kept out of the schedule: {why}", shown(folder)),
         );
     }
