@@ -232,14 +232,14 @@ pub fn html_script_json(json: &str) -> Cow<'_, str> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use proptest::prelude::*;
 
     use super::*;
 
     /// Every character a reader might take for a line end, a control, or markup, and some plain
     /// text around them.
-    fn hostile() -> impl Strategy<Value = String> {
+    pub(crate) fn hostile() -> impl Strategy<Value = String> {
         let special: Vec<char> = (0u32..=0x20)
             .chain(0x7f..=0xa0)
             .chain([0x200e, 0x200f, 0x2028, 0x2029, 0x202a, 0x202e, 0x2066, 0x2069, 0xfeff, 0xfffe, 0xffff])
