@@ -157,10 +157,10 @@ fn json_to_hcl(text: &str) -> Result<String, String> {
     for (kind, blocks) in top {
         let Some(blocks) = blocks.as_object() else { continue };
         for (name, body) in blocks {
-            let _ = writeln!(out, "{kind} {} {{", serde_json::Value::String(name.clone()));
+            let _ = writeln!(out, "{} {} {{", hcl_identifier(kind)?, hcl_string(name));
             if let Some(body) = body.as_object() {
                 for (key, value) in body {
-                    let _ = writeln!(out, "  {key} = {}", hcl_literal(value));
+                    let _ = writeln!(out, "  {} = {}", hcl_identifier(key)?, hcl_literal(value));
                 }
             }
             out.push_str("}\n");
@@ -169,20 +169,56 @@ fn json_to_hcl(text: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// A block type or attribute name of bake's JSON form, written as HCL: an identifier, or an
+/// error (a name that is not one would be read as other HCL).
+fn hcl_identifier(name: &str) -> Result<&str, String> {
+    let identifier = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if identifier {
+        Ok(name)
+    } else {
+        Err(format!(
+            "`{}` is not a bake block type or attribute name (letters, digits, `_`, `-`)",
+            shown(name)
+        ))
+    }
+}
+
+/// A JSON string as an HCL quoted string: HCL's escapes (every control character as `\uNNNN`);
+/// `${…}` stays a template, as bake reads its JSON form.
+fn hcl_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 fn hcl_literal(value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::Null => "null".to_owned(),
         serde_json::Value::Bool(b) => b.to_string(),
         serde_json::Value::Number(n) => n.to_string(),
-        // JSON's escapes are HCL's; `${…}` stays a template.
-        serde_json::Value::String(_) => value.to_string(),
+        serde_json::Value::String(text) => hcl_string(text),
         serde_json::Value::Array(items) => {
             format!("[{}]", items.iter().map(hcl_literal).collect::<Vec<_>>().join(", "))
         }
         serde_json::Value::Object(map) => format!(
             "{{ {} }}",
             map.iter()
-                .map(|(k, v)| format!("{} = {}", serde_json::Value::String(k.clone()), hcl_literal(v)))
+                .map(|(k, v)| format!("{} = {}", hcl_string(k), hcl_literal(v)))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
@@ -929,5 +965,32 @@ impl Groups {
             }
         }
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bake's JSON form becomes HCL that reads back as the same strings, whatever they hold,
+    /// and a key that is no identifier is refused rather than written as other HCL.
+    #[test]
+    fn json_strings_and_names_are_written_as_hcl() {
+        let value: String = (0u32..0xa0).chain([0x2028, 0x2029]).filter_map(char::from_u32).collect();
+        let json = serde_json::json!({"target": {value.clone(): {"context": value, "args": {value.clone(): value}}}});
+        let hcl = json_to_hcl(&json.to_string()).expect("HCL");
+        let body: Body = hcl::parse(&hcl).expect("HCL that parses");
+        let block = body.blocks().next().expect("a block");
+        assert_eq!(block.labels.first().map(label), Some(value.clone()));
+        let ctx = Context::new();
+        let attr = |key: &str| {
+            let found = block.body.attributes().find(|a| a.key.as_str() == key).expect("the attribute");
+            found.expr.evaluate(&ctx).expect("a value")
+        };
+        assert_eq!(attr("context"), Value::String(value.clone()));
+        let Value::Object(args) = attr("args") else { panic!("an object") };
+        assert_eq!(args.get(&value), Some(&Value::String(value.clone())));
+        let injected = serde_json::json!({"target": {"app": {"tags = [\"x\"]\n  context": "app"}}});
+        assert!(json_to_hcl(&injected.to_string()).is_err());
     }
 }
