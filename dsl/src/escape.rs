@@ -231,6 +231,44 @@ pub fn html_script_json(json: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Text inside a Graphviz DOT double-quoted string (without the quotes): `"` and `\\` escaped
+/// (DOT's one escape, and the backslash its labels read as one), a line end as `\\n`, other
+/// control characters as `\\u{1b}` text.
+pub fn dot_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => {
+                out.push('\\');
+                out.extend(c.escape_unicode());
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Text inside a Mermaid `"…"` label (without the quotes): what Mermaid reads as syntax or
+/// markup (`"`, `#`, `&`, `<`, `>`) as its entity codes (`#34;`), a line end as `<br/>`, other
+/// control characters as `\u{1b}` text.
+pub fn mermaid_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '"' | '#' | '&' | '<' | '>' => {
+                let _ = write!(out, "#{};", c as u32);
+            }
+            '\n' => out.push_str("<br/>"),
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => out.extend(c.escape_unicode()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use proptest::prelude::*;
@@ -318,10 +356,92 @@ pub(crate) mod tests {
         assert_eq!(html_text("<b>&"), "&lt;b&gt;&amp;");
         assert_eq!(html_attribute("\"'"), "&quot;&#39;");
         assert_eq!(html_script_json(r#"["</script><!--"]"#), r#"["\u003c/script\u003e\u003c!--"]"#);
+        assert_eq!(dot_text("a\"b\\c\nd\re"), "a\\\"b\\\\c\\nd\\\\u{d}e");
+        assert_eq!(mermaid_text("a\"b#c<d>\ne"), "a#34;b#35;c#60;d#62;<br/>e");
+    }
+
+    /// The strings of a DOT text, as Graphviz's lexer reads them: `"…"` with `\"` for a quote.
+    fn dot_strings(text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut chars = text.chars();
+        while let Some(c) = chars.next() {
+            if c != '"' {
+                continue;
+            }
+            let mut string = String::new();
+            loop {
+                match chars.next() {
+                    Some('"') | None => break,
+                    Some('\\') => match chars.next() {
+                        Some('"') => string.push('"'),
+                        Some(other) => {
+                            string.push('\\');
+                            string.push(other);
+                        }
+                        None => break,
+                    },
+                    Some(other) => string.push(other),
+                }
+            }
+            out.push(string);
+        }
+        out
+    }
+
+    /// What a DOT label shows, read from its escapes as Graphviz does (`\\`, `\n`).
+    fn unescape_dot_label(label: &str) -> String {
+        let mut out = String::new();
+        let mut chars = label.chars();
+        while let Some(c) = chars.next() {
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some(other) => out.push(other),
+                None => {}
+            }
+        }
+        out
     }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// A DOT string holds the text as one string (no quote ends it early, no raw line end or
+        /// control in it), and Graphviz's label escapes give the text back.
+        #[test]
+        fn dot_reads_back(value in hostile()) {
+            let text = format!("\"a\" [label=\"{}\", tooltip=\"{}\"];\n", dot_text(&value), dot_text(&value));
+            let strings = dot_strings(&text);
+            prop_assert_eq!(strings.len(), 3, "{:?}", text);
+            prop_assert!(!strings[1].chars().any(|c| c.is_control()), "{:?}", strings[1]);
+            let shown: String = value
+                .chars()
+                .flat_map(|c| {
+                    let escaped = c != '\n' && (c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'));
+                    if escaped { c.escape_unicode().collect::<Vec<_>>() } else { vec![c] }
+                })
+                .collect();
+            prop_assert_eq!(unescape_dot_label(&strings[1]), shown);
+        }
+
+        /// A Mermaid label holds no quote, markup or line end of its own, and its entity codes
+        /// give the text back.
+        #[test]
+        fn mermaid_reads_back(value in hostile()) {
+            let label = mermaid_text(&value);
+            prop_assert!(!label.replace("<br/>", "").contains(['"', '<', '>', '&']), "{:?}", label);
+            prop_assert!(!label.chars().any(|c| c.is_control()), "{:?}", label);
+            if !value.contains("\\u{") && !value.contains("<br/>") {
+                let mut back = label.replace("<br/>", "\n");
+                for c in ['"', '&', '<', '>', '#'] {
+                    back = back.replace(&format!("#{};", c as u32), &c.to_string());
+                }
+                prop_assert_eq!(unescape_unicode(&back), value.clone());
+            }
+        }
 
         /// A KDL string reads back as the value; a KDL comment adds no node, whatever it holds.
         #[test]
