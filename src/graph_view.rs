@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use hephy_dsl::escape::{dot_text, mermaid_text};
 use hephy_engine::{Graph, Node, NodeIndex, NodeKind};
 use serde::Serialize;
 
@@ -24,19 +25,22 @@ pub(crate) struct Mark {
 /// Marks by node.
 pub(crate) type Marks = HashMap<NodeIndex, Mark>;
 
-fn mark_line(mark: Option<&Mark>) -> String {
+/// The plan's line of a node's label: `build: REASONS` or `fresh`.
+fn mark_line(mark: Option<&Mark>) -> Option<String> {
     match mark {
-        Some(m) if m.action == "build" => format!("\\nbuild: {}", m.reasons.join("; ").replace('"', "'")),
-        Some(_) => "\\nfresh".to_owned(),
-        None => String::new(),
+        Some(m) if m.action == "build" => Some(format!("build: {}", m.reasons.join("; "))),
+        Some(_) => Some("fresh".to_owned()),
+        None => None,
     }
 }
 
-fn label(node: &Node) -> String {
-    match node.kind {
-        NodeKind::Image | NodeKind::Task => format!("{}\\n{} on {}", node.id, node.kind, node.executor),
-        NodeKind::Manifest | NodeKind::Tag => format!("{}\\n{}", node.id, node.kind),
-    }
+/// The lines of a node's label: its id, and its kind (and executor).
+fn label(node: &Node) -> [String; 2] {
+    let kind = match node.kind {
+        NodeKind::Image | NodeKind::Task => format!("{} on {}", node.kind, node.executor),
+        NodeKind::Manifest | NodeKind::Tag => node.kind.to_string(),
+    };
+    [node.id.to_string(), kind]
 }
 
 fn shape(kind: NodeKind) -> &'static str {
@@ -62,20 +66,19 @@ pub(crate) fn dot(graph: &Graph, marks: &Marks) -> String {
         };
         let tooltip =
             mark.map(|m| if m.action == "build" { m.reasons.join("; ") } else { "fresh".to_owned() });
-        let tooltip = tooltip
-            .map(|t| format!(", tooltip=\"{}\"", t.replace('\\', "\\\\").replace('"', "\\\"")))
-            .unwrap_or_default();
+        let tooltip = tooltip.map(|t| format!(", tooltip=\"{}\"", dot_text(&t))).unwrap_or_default();
         let action = mark.map(|m| format!("\\n[{}]", m.action)).unwrap_or_default();
+        let label = label(node).map(|line| dot_text(&line)).join("\\n");
         out.push_str(&format!(
-            "  \"{}\" [label=\"{}{action}\", shape={}{paint}{tooltip}];\n",
-            node.id,
-            label(node),
+            "  \"{}\" [label=\"{label}{action}\", shape={}{paint}{tooltip}];\n",
+            dot_text(node.id.as_str()),
             shape(node.kind)
         ));
     }
     for &n in graph.order() {
         for &d in graph.deps(n) {
-            out.push_str(&format!("  \"{}\" -> \"{}\";\n", graph.node(d).id, graph.node(n).id));
+            let (from, to) = (dot_text(graph.node(d).id.as_str()), dot_text(graph.node(n).id.as_str()));
+            out.push_str(&format!("  \"{from}\" -> \"{to}\";\n"));
         }
     }
     out.push_str("}\n");
@@ -90,8 +93,12 @@ pub(crate) fn mermaid(graph: &Graph, marks: &Marks) -> String {
     let key = |n: hephy_engine::NodeIndex| format!("n{}", n.index());
     for &n in graph.order() {
         let node = graph.node(n);
-        let text =
-            format!("{}{}", label(node), mark_line(marks.get(&n))).replace("\\n", "<br/>").replace('"', "'");
+        let text = label(node)
+            .into_iter()
+            .chain(mark_line(marks.get(&n)))
+            .map(|line| mermaid_text(&line))
+            .collect::<Vec<_>>()
+            .join("<br/>");
         let (open, close) = match node.kind {
             NodeKind::Image => ("[", "]"),
             NodeKind::Manifest => ("[[", "]]"),
@@ -185,8 +192,39 @@ fn document<'a>(graph: &'a Graph, marks: &'a Marks) -> JsonGraph<'a> {
 /// last duration, digest, tags and reasons when it is clicked.
 pub(crate) fn html(graph: &Graph, marks: &Marks, title: &str) -> String {
     let data = serde_json::to_string(&document(graph, marks)).unwrap_or_default();
-    // Inside <script>, `</` would end the element.
-    let data = data.replace("</", "<\\/");
-    let title = title.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
-    include_str!("graph_view/report.html").replace("{{TITLE}}", &title).replace("{{DATA}}", &data)
+    let title = hephy_dsl::escape::html_text(title);
+    let data = hephy_dsl::escape::html_script_json(&data);
+    fill(include_str!("graph_view/report.html"), &[("{{TITLE}}", &title), ("{{DATA}}", &data)])
+}
+
+/// `template` with each placeholder replaced by its value, in one pass over the template: a
+/// value is never searched for placeholders (a title holding `{{DATA}}` stays text).
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len() + values.iter().map(|(_, v)| v.len()).sum::<usize>());
+    let mut rest = template;
+    while let Some((at, key, value)) = values
+        .iter()
+        .filter_map(|(key, value)| rest.find(key).map(|at| (at, *key, *value)))
+        .min_by_key(|(at, _, _)| *at)
+    {
+        out.push_str(&rest[..at]);
+        out.push_str(value);
+        rest = &rest[at + key.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_filled_once_from_the_template() {
+        let page = fill(
+            "<t>{{TITLE}}</t><s>{{DATA}}</s>{{TITLE}}",
+            &[("{{TITLE}}", "{{DATA}}"), ("{{DATA}}", "[1]")],
+        );
+        assert_eq!(page, "<t>{{DATA}}</t><s>[1]</s>{{DATA}}");
+    }
 }

@@ -203,16 +203,19 @@ pub(crate) enum Syntax {
 /// The graph file's text for `images`.
 pub(crate) fn render(images: &[Found], syntax: Syntax) -> String {
     let buildah = images.iter().any(|i| i.runs);
-    let mut out = String::new();
-    let comment = if syntax == Syntax::Kdl { "//" } else { "#" };
-    let _ = writeln!(out, "{comment} Written by `hephy init`: one image per Dockerfile found. Edit freely;");
-    let _ = writeln!(out, "{comment} `hephy check` validates it, `hephy plan` shows what would build.");
+    let written = match syntax {
+        Syntax::Kdl => hephy_dsl::Syntax::Kdl,
+        Syntax::Yaml => hephy_dsl::Syntax::Yaml,
+    };
+    let mut header = String::from(
+        "Written by `hephy init`: one image per Dockerfile found. Edit freely;\n`hephy check` validates it, `hephy plan` shows what would build.",
+    );
     if buildah {
-        let _ = writeln!(
-            out,
-            "{comment} The default builder (`auto`) builds the Dockerfiles that RUN commands with buildah."
+        header.push_str(
+            "\nThe default builder (`auto`) builds the Dockerfiles that RUN commands with buildah.",
         );
     }
+    let mut out = hephy_dsl::escape::graph_comment(written, "", &header);
     if syntax == Syntax::Yaml {
         out.push_str("\nimages:\n");
     }
@@ -224,10 +227,7 @@ pub(crate) fn render(images: &[Found], syntax: Syntax) -> String {
         for (from, arg) in &image.from {
             draft = draft.with_from(from, FromDraft::new().with_arg(arg));
         }
-        let text = draft.with_tags(&["latest"]).print(match syntax {
-            Syntax::Kdl => hephy_dsl::Syntax::Kdl,
-            Syntax::Yaml => hephy_dsl::Syntax::Yaml,
-        });
+        let text = draft.with_tags(&["latest"]).print(written);
         match syntax {
             Syntax::Kdl => {
                 out.push('\n');

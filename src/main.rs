@@ -397,7 +397,7 @@ fn main() -> ExitCode {
                 }
                 _ => "move the state folder aside (or choose another with --state) to start afresh",
             };
-            eprintln!("error: {e}\n  help: {help}");
+            eprintln!("error: {}\n  help: {help}", style::clean(&e.to_string()));
             ExitCode::from(2)
         }
         Err(Failure::Build) => ExitCode::from(1),
@@ -469,7 +469,7 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
 fn remote_build_command() -> Result<(), Failure> {
     let stdin = std::io::stdin().lock();
     if let Err(message) = hephy_stdlib::serve_remote_build(stdin, std::io::stdout().lock()) {
-        eprintln!("hephy remote-build: {message}");
+        eprintln!("hephy remote-build: {}", style::clean(&message.to_string()));
         return Err(Failure::Build);
     }
     Ok(())
@@ -613,7 +613,7 @@ fn run_command(
     if let Err(e) =
         hephy_stdlib::prepare_layout(&session.model, &session.graph, &session.snapshot, &session.state_dir)
     {
-        eprintln!("warning: the image layout cannot be repaired: {e}");
+        eprintln!("warning: the image layout cannot be repaired: {}", style::clean(&e.to_string()));
     }
     let cancel = Arc::new(AtomicBool::new(false));
     let signal = cancel_on_signals(&cancel);
@@ -746,7 +746,7 @@ fn import_command(
         }
     };
     for warning in &imported.warnings {
-        eprintln!("warning: {warning}");
+        eprintln!("warning: {}", hephy_dsl::printable_line(&hephy_dsl::escape::terminal_line(warning)));
     }
     match output {
         Some(path) => std::fs::write(path, &imported.text)

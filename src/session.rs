@@ -62,7 +62,8 @@ impl Session {
         for warning in &planned.warnings {
             match warning {
                 PlanWarning::RegistryUnreachable { why } => eprintln!(
-                    "warning: the registry cannot be asked for images built elsewhere ({why}); planning without it (--offline skips asking)"
+                    "warning: the registry cannot be asked for images built elsewhere ({}); planning without it (--offline skips asking)",
+                    crate::style::clean_line(why)
                 ),
             }
         }

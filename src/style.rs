@@ -98,16 +98,13 @@ pub(crate) fn stderr_wants_color() -> bool {
 }
 
 /// `text` as it may reach a terminal: control characters (ESC, BEL, OSC…; newlines and tabs
-/// excepted) escaped, so nothing a graph, a file name or a task's output holds acts on it.
+/// excepted) escaped, so nothing a graph, a file name or a task's output holds acts on it
+/// ([`hephy_dsl::escape::terminal`]).
 pub(crate) fn clean(text: &str) -> std::borrow::Cow<'_, str> {
-    hephy_dsl::escape_controls(text)
+    hephy_dsl::escape::terminal(text)
 }
 
 /// [`clean`] for one cell or line: newlines and tabs escaped too.
 pub(crate) fn clean_line(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.contains(['\n', '\t']) {
-        std::borrow::Cow::Owned(clean(&text.replace('\n', "\\n").replace('\t', "\\t")).into_owned())
-    } else {
-        clean(text)
-    }
+    hephy_dsl::escape::terminal_line(text)
 }

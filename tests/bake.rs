@@ -286,3 +286,80 @@ target "m" {
         assert_eq!(names, BTreeSet::from(["a".to_owned(), "m-1".to_owned(), "m-2".to_owned()]), "{graph}");
     }
 }
+
+/// The characters a KDL or YAML reader ends a line (and so a comment) at, besides LF, as HCL
+/// escapes, and the terminal's ESC and BEL.
+const LINE_ENDS: [&str; 6] = ["\\r", "\\u0085", "\\u000b", "\\u000c", "\\u2028", "\\u2029"];
+
+/// A bake value copied into a comment of the imported graph cannot end the comment and write a
+/// node that runs (KDL ends a comment at CR, NEL, VT, FF, U+2028 and U+2029; YAML at CR), and
+/// none reaches the terminal raw: the graph holds exactly the bake file's images, and neither it
+/// nor the warnings hold a control character.
+#[test]
+fn bake_values_cannot_end_a_comment_and_write_a_task() {
+    let mut values: Vec<String> = Vec::new();
+    for end in LINE_ENDS {
+        values.push(format!(r#"x{end}task \"pwn\" {{ run \"touch\" \"PWNED\" }}{end}// "#));
+        values.push(format!(r#"x{end}tasks: {{pwn: {{run: [touch, PWNED]}}}}{end}# "#));
+    }
+    values.push(r"x\u001b]0;title\u0007\u001b[2J".to_owned());
+    let list = values.iter().map(|v| format!("\"{v}\"")).collect::<Vec<_>>().join(", ");
+    // A tag with a `:` is `repository:tag`, and a bad tag would comment the image out.
+    let tags = values.iter().filter(|v| !v.contains(':')).map(|v| format!("\"{v}\"")).collect::<Vec<_>>();
+    let tags = tags.join(", ");
+    let args =
+        values.iter().enumerate().map(|(i, v)| format!("A{i} = \"{v}\"")).collect::<Vec<_>>().join("\n    ");
+    let contexts =
+        values.iter().map(|v| format!("\"{v}\" = \"docker-image://{v}\"")).collect::<Vec<_>>().join("\n    ");
+    let mut bake = format!(
+        "target \"app\" {{\n  context = \"app\"\n  tags = [{tags}]\n  args = {{\n    {args}\n  }}\n  contexts = {{\n    {contexts}\n  }}\n  cache-from = [{list}]\n  ssh = [{list}]\n}}\ngroup \"all\" {{\n  targets = [\"app\", {list}]\n}}\n"
+    );
+    for (i, v) in values.iter().enumerate() {
+        bake.push_str(&format!(
+            "target \"{v}\" {{\n  context = \"app\"\n}}\ngroup \"g{i}{v}\" {{\n  targets = [\"{v}\"]\n}}\n"
+        ));
+    }
+    let repo = Repo::new().file("app/Dockerfile", "FROM scratch\n").file("docker-bake.hcl", &bake);
+    for (format, graph) in [("kdl", "hephy.kdl"), ("yaml", "hephy.yaml")] {
+        let import =
+            repo.run(&["import", "--from", "bake", "docker-bake.hcl", "--format", format, "-o", graph]);
+        assert_eq!(import.code, 0, "{}", import.stderr);
+        assert!(
+            import.stderr.contains("task \"pwn\""),
+            "the values are quoted in warnings:\n{}",
+            import.stderr
+        );
+        let raw = |c: char| c.is_control() && c != '\n' || matches!(c, '\u{2028}' | '\u{2029}');
+        assert!(
+            !import.stderr.chars().any(raw),
+            "no control character reaches the terminal:\n{:?}",
+            import.stderr
+        );
+        let text = std::fs::read_to_string(repo.path().join(graph)).unwrap();
+        assert!(text.contains("PWNED"), "the values are kept, escaped, in comments:\n{text}");
+        assert!(!text.chars().any(raw), "{graph} holds no raw line end but LF:\n{text:?}");
+        let check = repo.run(&["check", "-f", graph]);
+        assert_eq!(check.code, 0, "{}\n{text}", check.stderr);
+        let nodes = repo.run(&["graph", "-f", graph, "--format", "json"]).json();
+        let names: BTreeSet<&str> =
+            nodes["nodes"].as_array().unwrap().iter().map(|n| n["name"].as_str().unwrap()).collect();
+        assert_eq!(names, BTreeSet::from(["app"]), "{graph}: only the bake file's image, no task:\n{text}");
+    }
+}
+
+/// A huge name is quoted cut short in warnings: a 200,000-character target name does not make
+/// hundreds of kilobytes of them.
+#[test]
+fn a_huge_target_name_is_quoted_cut_short() {
+    let name = "a".repeat(200_000);
+    let repo = Repo::new().file("app/Dockerfile", "FROM scratch\n").file(
+        "docker-bake.hcl",
+        &format!(
+            "target \"{name}\" {{\n  context = \"app\"\n}}\ntarget \"ok\" {{\n  context = \"app\"\n}}\n"
+        ),
+    );
+    let import = repo.run(&["import", "--from", "bake", "docker-bake.hcl", "-o", "hephy.kdl"]);
+    assert_eq!(import.code, 0, "{}", import.stderr);
+    assert!(import.stderr.contains("aaa…"), "the name is cut with an ellipsis:\n{}", import.stderr);
+    assert!(import.stderr.len() < 4_000, "{} bytes of warnings", import.stderr.len());
+}

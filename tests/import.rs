@@ -97,6 +97,38 @@ fn a_folder_without_the_layout_is_an_error() {
     assert!(run.stderr.contains("has no folder with a `build-config.yaml`"), "{}", run.stderr);
 }
 
+/// A folder's name is quoted in comments of the graph and in warnings: one holding a line end
+/// KDL or YAML knows (CR, NEL, VT, FF, U+2028, U+2029) or a terminal control cannot end the
+/// comment and write a task, nor reach the terminal raw.
+#[test]
+fn folder_names_cannot_end_a_comment_and_write_a_task() {
+    let mut repo = Repo::new()
+        .file("ok/build-config.yaml", "use_local_context: true\n")
+        .file("ok/Dockerfile", "FROM scratch\n");
+    for end in ["\r", "\u{85}", "\u{b}", "\u{c}", "\u{2028}", "\u{2029}"] {
+        for payload in ["task \"pwn\" { run \"touch\" \"PWNED\" }", "tasks: {pwn: {run: [touch, PWNED]}}"] {
+            let folder = format!("x{end}{payload}{end}\u{1b}[2J");
+            repo = repo
+                .file(&format!("{folder}/disabled-build-config.yaml"), "use_local_context: true\n")
+                .file(&format!("{folder}/Dockerfile"), "FROM scratch\n");
+        }
+    }
+    for (format, graph) in [("kdl", "hephy.kdl"), ("yaml", "hephy.yaml")] {
+        let import = repo.run(&["import", ".", "--format", format, "-o", graph]);
+        assert_eq!(import.code, 0, "{}", import.stderr);
+        let raw = |c: char| c.is_control() && c != '\n' || matches!(c, '\u{2028}' | '\u{2029}');
+        assert!(!import.stderr.chars().any(raw), "no control reaches the terminal:\n{:?}", import.stderr);
+        let text = std::fs::read_to_string(repo.path().join(graph)).expect("the graph");
+        assert!(text.contains("PWNED") && !text.chars().any(raw), "{graph}:\n{text:?}");
+        let check = repo.run(&["check", "-f", graph]);
+        assert_eq!(check.code, 0, "{}\n{text}", check.stderr);
+        let nodes = repo.run(&["graph", "-f", graph, "--format", "json"]).json();
+        let names: std::collections::BTreeSet<&str> =
+            nodes["nodes"].as_array().expect("nodes").iter().filter_map(|n| n["name"].as_str()).collect();
+        assert_eq!(names, std::collections::BTreeSet::from(["ok"]), "{graph}: no task:\n{text}");
+    }
+}
+
 /// Odd layouts real repositories have: each still imports into a graph that checks and plans
 /// the same in both syntaxes, and what could not be carried over is said.
 #[test]

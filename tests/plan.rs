@@ -128,6 +128,38 @@ fn graph_exports_dot_mermaid_and_json() {
     assert_eq!(json["nodes"].as_array().unwrap().len(), 24);
 }
 
+/// A changed file whose name holds a line end, quotes and markup is named in the plan's
+/// reasons, and those stay inside their label: the Mermaid chart has its two nodes and one edge,
+/// a line each, and the name shows as written (entity codes), in DOT as one tooltip string.
+#[test]
+fn graph_exports_keep_hostile_names_inside_their_labels() {
+    let name = "\"q\"<!--\nn9[\"pwn\"]#";
+    let repo = Repo::new()
+        .file("hephy.kdl", "image \"web\" {\n    context \"web\"\n    platforms \"linux/amd64\"\n}\n")
+        .file("web/Dockerfile", "FROM scratch\nCOPY . /\n")
+        .file(&format!("web/{name}"), "a\n");
+    let run = repo.run(&["run"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    repo.write(&format!("web/{name}"), "b\n");
+    let mermaid = repo.run(&["graph", "--format", "mermaid"]);
+    assert_eq!(mermaid.code, 0, "{}", mermaid.stderr);
+    let lines: Vec<&str> = mermaid.stdout.lines().collect();
+    assert_eq!(lines.len(), 6, "the header, two nodes, one edge:\n{}", mermaid.stdout);
+    assert!(
+        lines[3].starts_with("  n0[\"") && lines[4].starts_with("  n1[[\"") && lines[5] == "  n0 --> n1",
+        "{}",
+        mermaid.stdout
+    );
+    assert!(
+        lines[3].contains("web/#34;q#34;#60;!--<br/>n9[#34;pwn#34;]#35; changed"),
+        "the name as written, in entity codes: {}",
+        lines[3]
+    );
+    let dot = repo.run(&["graph", "--format", "dot"]);
+    assert_eq!(dot.code, 0, "{}", dot.stderr);
+    assert!(dot.stdout.contains(r#"tooltip="web/\"q\"<!--\nn9[\"pwn\"]# changed"#), "{}", dot.stdout);
+}
+
 #[test]
 fn check_reports_ok_and_counts_nodes() {
     let repo = Repo::example("tasks");

@@ -61,3 +61,78 @@ fn the_html_report_draws_every_node_and_a_click_shows_its_reasons() {
     assert!(seen["classes"].as_str().unwrap_or("").contains("build"), "coloured as to build: {seen}");
     assert!(std::fs::metadata(&screenshot).is_ok_and(|m| m.len() > 1000), "a screenshot was kept");
 }
+
+/// A graph in a folder named `{{DATA}}<!--<script>`, with context files named `<!--<script>` and
+/// `</script>`: the report's title and data are text, so the page has its own two scripts and
+/// nothing more, and in Chromium it draws every node and shows those names as written.
+fn hostile_report() -> (Repo, String, std::path::PathBuf) {
+    const DIR: &str = "{{DATA}}<!--<script>";
+    let repo = Repo::new()
+        .file(
+            &format!("{DIR}/hephy.kdl"),
+            "image \"web\" {\n    context \"web\"\n    platforms \"linux/amd64\"\n}\n",
+        )
+        .file(&format!("{DIR}/web/Dockerfile"), "FROM scratch\nCOPY . /\n")
+        .file(&format!("{DIR}/web/<!--<script>"), "a\n")
+        .file(&format!("{DIR}/web/</script>"), "b\n")
+        .file(&format!("{DIR}/web/<img src=x onerror=alert(1)>"), "c\n");
+    let graph = format!("{DIR}/hephy.kdl");
+    let run = repo.run(&["run", "-f", &graph]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for (file, text) in [("<!--<script>", "changed\n"), ("</script>", "changed\n")] {
+        repo.write(&format!("{DIR}/web/{file}"), text);
+    }
+    let report = repo.path().join("report.html");
+    let out = repo.run(&["graph", "-f", &graph, "--format", "html", "-o", "report.html"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    (repo, graph, report)
+}
+
+#[test]
+fn names_in_the_html_report_are_text_not_markup() {
+    let (_repo, _graph, report) = hostile_report();
+    let page = std::fs::read_to_string(&report).expect("the report");
+    let template = include_str!("../src/graph_view/report.html");
+    for markup in ["<script", "</script", "<!--", "<img", "<title>"] {
+        assert_eq!(
+            page.matches(markup).count(),
+            template.matches(markup).count(),
+            "`{markup}` only where the template has it:\n{page}"
+        );
+    }
+    assert!(page.contains("<title>hephy — {{DATA}}&lt;!--&lt;script&gt;/hephy.kdl</title>"), "{page}");
+}
+
+#[test]
+#[ignore = "needs chromium and playwright-core (installed by .ci/run)"]
+fn the_html_report_draws_every_node_whatever_the_names_hold() {
+    common::require(&["chromium", "node"], "apt-get install chromium nodejs");
+    let playwright = std::env::var("PLAYWRIGHT_CORE").unwrap_or_else(|_| {
+        format!("{}/target/ci-tools/node_modules/playwright-core", env!("CARGO_MANIFEST_DIR"))
+    });
+    assert!(Path::new(&playwright).is_dir(), "npm install --prefix target/ci-tools playwright-core@1.64.1");
+    let (repo, graph, report) = hostile_report();
+    let expected = repo.run(&["graph", "-f", &graph, "--format", "json"]).json()["nodes"]
+        .as_array()
+        .expect("nodes")
+        .len();
+    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hephy-report-hostile.png");
+    let output = Command::new("node")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/report/browse.cjs"))
+        .arg(&playwright)
+        .arg(&report)
+        .arg("web@linux/amd64")
+        .arg(&screenshot)
+        .output()
+        .expect("run node");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).expect("the page's facts as JSON");
+    assert_eq!(seen["errors"], serde_json::json!([]), "no script error: {seen:#}");
+    assert_eq!(seen["nodes"], expected, "every node of the graph is drawn: {seen:#}");
+    assert_eq!(seen["scripts"], 2, "the page's own scripts only: {seen:#}");
+    assert_eq!(seen["title"], "hephy — {{DATA}}<!--<script>/hephy.kdl", "{seen:#}");
+    let details = seen["details"].as_str().unwrap_or("");
+    for name in ["web/<!--<script> changed", "web/</script> changed"] {
+        assert!(details.contains(name), "the click shows `{name}` as written: {details}");
+    }
+}

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode, SourceSpan};
 
+use crate::escape::acts_on_terminal as is_control;
 use crate::source::SourceFile;
 
 /// The stable identity of a kind of problem: shown as `hephy::<code>` and listed in SPEC.md.
@@ -359,29 +360,11 @@ const SPAN_LINES: usize = 8;
 /// Lines around a label kept in the printable source (miette shows one on each side).
 const CONTEXT_LINES: usize = 3;
 
-/// Whether `c` would act on a terminal rather than print: C0 and C1 controls, DEL, and the
-/// bidirectional overrides that reorder what is shown.
-fn is_control(c: char) -> bool {
-    (c.is_control() && c != '\n' && c != '\t')
-        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-}
-
 /// `text` with every control character but newline and tab (ESC, BEL, the C1 controls that
 /// start OSC sequences, bidirectional overrides) written as `\u{1b}`: safe to print on a
-/// terminal, however long.
+/// terminal, however long ([`crate::escape::terminal`]).
 pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(is_control) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        if is_control(c) {
-            out.extend(c.escape_unicode());
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
+    crate::escape::terminal(text)
 }
 
 /// `text` safe to print on a terminal: control characters (ESC, BEL, OSC, …; newlines and tabs

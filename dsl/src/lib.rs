@@ -11,6 +11,7 @@ mod analyze;
 mod compose;
 mod diagnostic;
 mod document;
+pub mod escape;
 mod expand;
 mod kdl;
 mod model;
@@ -26,6 +27,7 @@ use std::path::{Path, PathBuf};
 pub use analyze::{valid_tag, valid_variable};
 pub use diagnostic::{Code, Problem, Problems, escape_controls, printable, printable_line};
 pub use document::{Document, FromDraft, GroupDraft, ImageDraft, ScheduleDraft, SecretDraft};
+pub use escape::{kdl_string, yaml_scalar, yaml_string};
 pub use expand::{
     ENV_PREFIX, Origin, Overrides, ResolvedImage, SETTABLE, Setting, VariableSource, VariableUse,
 };
@@ -35,7 +37,7 @@ pub use model::{
 };
 pub use model::{Builder, Engine};
 pub use platform::{Platform, PlatformError};
-pub use print::{kdl_string, print, yaml_scalar, yaml_string};
+pub use print::print;
 pub use reference::{empty_group, render_template};
 pub use schema::{Construct, KEYS, KdlForm, Key, Kind, Need, json_schema, keys};
 pub use source::{SourceFile, Spanned, Syntax};

@@ -110,8 +110,10 @@ const GITLAB_RESERVED: &[&str] = &[
     "nil",
 ];
 
+/// A YAML double-quoted string ([`hephy_dsl::escape::yaml_string`]): every value a pipeline
+/// file holds is written through it.
 fn quoted(text: &str) -> String {
-    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_owned())
+    hephy_dsl::escape::yaml_string(text)
 }
 
 /// A word for a POSIX shell command line, single-quoted.
@@ -304,5 +306,24 @@ mod tests {
         assert_eq!(shell_word("curl@linux/amd64"), "'curl@linux/amd64'");
         assert_eq!(shell_word("it's"), r"'it'\''s'");
         assert_eq!(quoted("a \"b\": c"), r#""a \"b\": c""#);
+    }
+
+    /// What YAML 1.1 readers (GitLab's) take for a line break inside a quoted value (NEL,
+    /// U+2028, U+2029) and what YAML may not hold raw (DEL, C1 controls) are escapes, and the
+    /// value reads back whole.
+    #[test]
+    fn every_line_end_and_control_is_escaped_in_pipelines() {
+        let value: String = (0u32..0xa0).chain([0x2028, 0x2029, 0xfeff]).filter_map(char::from_u32).collect();
+        let text = quoted(&value);
+        assert!(
+            !text.chars().any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}')),
+            "{text:?}"
+        );
+        let read = hephy_dsl::yaml_tree::value(&format!("run: {text}\n")).expect("YAML").expect("a value");
+        let hephy_dsl::yaml_tree::Kind::Map(entries) = read.kind else { panic!("a map") };
+        let hephy_dsl::yaml_tree::Kind::Scalar { text: back, .. } = &entries[0].1.kind else {
+            panic!("a scalar")
+        };
+        assert_eq!(*back, value);
     }
 }

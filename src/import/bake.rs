@@ -15,7 +15,7 @@ use std::path::Path;
 use hcl::eval::{Context, Evaluate, FuncArgs, FuncDef, ParamType};
 use hcl::{Block, BlockLabel, Body, Value};
 
-use crate::import::Import;
+use crate::import::{Import, comment, shown};
 use hephy_dsl::Syntax;
 
 /// A target after `matrix`, `inherits` and evaluation: its attributes by name.
@@ -100,9 +100,10 @@ pub(crate) fn import_bake(
             }
             "variable" => {}
             "function" => warnings.push(format!(
-                "function `{label}`: bake's user-defined functions are not evaluated here; targets that call it are left out"
+                "function `{}`: bake's user-defined functions are not evaluated here; targets that call it are left out",
+                shown(&label)
             )),
-            other => warnings.push(format!("`{other}` blocks have no equivalent in hephy: left out")),
+            other => warnings.push(format!("`{}` blocks have no equivalent in hephy: left out", shown(other))),
         }
     }
     let resolved = inherit(&targets, &mut warnings);
@@ -115,8 +116,10 @@ pub(crate) fn import_bake(
         .collect();
     // A target only inherited from (bake's convention `_common`) is no image.
     for t in resolved.iter().filter(|t| t.name.starts_with('_')) {
-        warnings
-            .push(format!("target `{}`: only inherited from (its name starts with `_`): no image", t.name));
+        warnings.push(format!(
+            "target `{}`: only inherited from (its name starts with `_`): no image",
+            shown(&t.name)
+        ));
     }
     if images.is_empty() {
         return Err(format!("`{}` has no target to import", path.display()));
@@ -128,7 +131,7 @@ pub(crate) fn import_bake(
     }
     for group in groups.resolve(&images) {
         for note in group.notes.iter().chain(&group.disabled) {
-            warnings.push(format!("group `{}`: {note}", group.name));
+            warnings.push(format!("group `{}`: {note}", shown(&group.name)));
         }
     }
     let text = match syntax {
@@ -154,10 +157,10 @@ fn json_to_hcl(text: &str) -> Result<String, String> {
     for (kind, blocks) in top {
         let Some(blocks) = blocks.as_object() else { continue };
         for (name, body) in blocks {
-            let _ = writeln!(out, "{kind} {} {{", serde_json::Value::String(name.clone()));
+            let _ = writeln!(out, "{} {} {{", hcl_identifier(kind)?, hcl_string(name));
             if let Some(body) = body.as_object() {
                 for (key, value) in body {
-                    let _ = writeln!(out, "  {key} = {}", hcl_literal(value));
+                    let _ = writeln!(out, "  {} = {}", hcl_identifier(key)?, hcl_literal(value));
                 }
             }
             out.push_str("}\n");
@@ -166,20 +169,56 @@ fn json_to_hcl(text: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// A block type or attribute name of bake's JSON form, written as HCL: an identifier, or an
+/// error (a name that is not one would be read as other HCL).
+fn hcl_identifier(name: &str) -> Result<&str, String> {
+    let identifier = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if identifier {
+        Ok(name)
+    } else {
+        Err(format!(
+            "`{}` is not a bake block type or attribute name (letters, digits, `_`, `-`)",
+            shown(name)
+        ))
+    }
+}
+
+/// A JSON string as an HCL quoted string: HCL's escapes (every control character as `\uNNNN`);
+/// `${…}` stays a template, as bake reads its JSON form.
+fn hcl_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 fn hcl_literal(value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::Null => "null".to_owned(),
         serde_json::Value::Bool(b) => b.to_string(),
         serde_json::Value::Number(n) => n.to_string(),
-        // JSON's escapes are HCL's; `${…}` stays a template.
-        serde_json::Value::String(_) => value.to_string(),
+        serde_json::Value::String(text) => hcl_string(text),
         serde_json::Value::Array(items) => {
             format!("[{}]", items.iter().map(hcl_literal).collect::<Vec<_>>().join(", "))
         }
         serde_json::Value::Object(map) => format!(
             "{{ {} }}",
             map.iter()
-                .map(|(k, v)| format!("{} = {}", serde_json::Value::String(k.clone()), hcl_literal(v)))
+                .map(|(k, v)| format!("{} = {}", hcl_string(k), hcl_literal(v)))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
@@ -240,7 +279,7 @@ fn variables(
         }
     }
     for (name, _) in declared.iter().filter(|(n, _)| !values.contains_key(n)) {
-        warnings.push(format!("variable `{name}`: its default cannot be evaluated: left unset"));
+        warnings.push(format!("variable `{}`: its default cannot be evaluated: left unset", shown(name)));
     }
     ctx
 }
@@ -356,7 +395,8 @@ fn expand(block: &Block, label: &str, ctx: &Context<'_>, warnings: &mut Vec<Stri
                 }
             }
             Ok(_) | Err(_) => {
-                warnings.push(format!("target `{label}`: its `matrix` cannot be evaluated: left out"));
+                warnings
+                    .push(format!("target `{}`: its `matrix` cannot be evaluated: left out", shown(label)));
                 return Vec::new();
             }
         }
@@ -371,7 +411,8 @@ fn expand(block: &Block, label: &str, ctx: &Context<'_>, warnings: &mut Vec<Stri
             Some(expr) => match expr.evaluate(&ctx) {
                 Ok(Value::String(n)) => n,
                 _ => {
-                    warnings.push(format!("target `{label}`: its `name` cannot be evaluated: left out"));
+                    warnings
+                        .push(format!("target `{}`: its `name` cannot be evaluated: left out", shown(label)));
                     continue;
                 }
             },
@@ -394,8 +435,12 @@ fn expand(block: &Block, label: &str, ctx: &Context<'_>, warnings: &mut Vec<Stri
                     target.attrs.insert(key.to_owned(), value);
                 }
                 Err(e) => {
-                    warnings
-                        .push(format!("target `{name}`: `{key}` cannot be evaluated ({e}): target left out"));
+                    warnings.push(format!(
+                        "target `{}`: `{}` cannot be evaluated ({}): target left out",
+                        shown(&name),
+                        shown(key),
+                        shown(&e.to_string())
+                    ));
                     broken = true;
                 }
             }
@@ -418,7 +463,10 @@ fn inherit(targets: &[Target], warnings: &mut Vec<String>) -> Vec<Target> {
     ) -> Option<Target> {
         let target = targets.iter().find(|t| t.name == name)?;
         if seen.iter().any(|s| s == name) {
-            warnings.push(format!("target `{name}`: `inherits` forms a cycle: its parents are left out"));
+            warnings.push(format!(
+                "target `{}`: `inherits` forms a cycle: its parents are left out",
+                shown(name)
+            ));
             return Some(Target { inherits: Vec::new(), ..target.clone() });
         }
         seen.push(name.to_owned());
@@ -430,7 +478,11 @@ fn inherit(targets: &[Target], warnings: &mut Vec<String>) -> Vec<Target> {
                         merge(&mut merged, k, v);
                     }
                 }
-                None => warnings.push(format!("target `{name}`: inherits unknown `{parent}`: left out")),
+                None => warnings.push(format!(
+                    "target `{}`: inherits unknown `{}`: left out",
+                    shown(name),
+                    shown(parent)
+                )),
             }
         }
         for (k, v) in &target.attrs {
@@ -490,7 +542,7 @@ fn image(
 ) -> Image {
     let mut image = Image { name: t.name.clone(), context: ".".to_owned(), ..Image::default() };
     let mut warn = |image: &mut Image, note: String| {
-        warnings.push(format!("target `{}`: {note}", t.name));
+        warnings.push(format!("target `{}`: {note}", shown(&t.name)));
         image.notes.push(note);
     };
     for (key, value) in &t.attrs {
@@ -515,7 +567,9 @@ fn image(
                     for (k, v) in args {
                         match scalar(v) {
                             Some(v) => image.args.push((k.clone(), v)),
-                            None => warn(&mut image, format!("build arg `{k}` has no value: left out")),
+                            None => {
+                                warn(&mut image, format!("build arg `{}` has no value: left out", shown(k)))
+                            }
                         }
                     }
                 }
@@ -536,20 +590,21 @@ fn image(
                                 repositories.push(repository);
                             }
                         }
-                        None => {
-                            warn(&mut image, format!("tag `{tag}` names no tag (`latest` implied): left out"))
-                        }
+                        None => warn(
+                            &mut image,
+                            format!("tag `{}` names no tag (`latest` implied): left out", shown(&tag)),
+                        ),
                     }
                 }
                 if !repositories.is_empty() {
-                    let tags: Vec<String> = image.tags.iter().map(|t| format!("`{t}`")).collect();
-                    let shown: Vec<String> = repositories.iter().map(|r| format!("`{r}`")).collect();
+                    let tags: Vec<String> = image.tags.iter().map(|t| format!("`{}`", shown(t))).collect();
+                    let repos: Vec<String> = repositories.iter().map(|r| format!("`{}`", shown(r))).collect();
                     warn(
                         &mut image,
                         format!(
                             "tags kept as {}; their repository ({}) is left to the graph's `registry` and `naming`",
                             tags.join(", "),
-                            shown.join(", ")
+                            repos.join(", ")
                         ),
                     );
                 }
@@ -570,12 +625,18 @@ fn image(
                             }
                             Some(dep) => warn(
                                 &mut image,
-                                format!("context `{name}` = `target:{dep}` names no target: left out"),
+                                format!(
+                                    "context `{}` = `target:{}` names no target: left out",
+                                    shown(name),
+                                    shown(dep)
+                                ),
                             ),
                             None => warn(
                                 &mut image,
                                 format!(
-                                    "context `{name}` = `{source}` has no equivalent (only `target:` contexts do): left out"
+                                    "context `{}` = `{}` has no equivalent (only `target:` contexts do): left out",
+                                    shown(name),
+                                    shown(&source)
                                 ),
                             ),
                         }
@@ -593,7 +654,10 @@ fn image(
                     if !valid {
                         warn(
                             &mut image,
-                            format!("secret `{spec}`: its id is not a variable name hephy can use: left out"),
+                            format!(
+                                "secret `{}`: its id is not a variable name hephy can use: left out",
+                                shown(&spec)
+                            ),
                         );
                         continue;
                     }
@@ -614,7 +678,7 @@ fn image(
                     &mut image,
                     format!("`{other}` = {} has no equivalent ({why}): left out", show(value)),
                 ),
-                None => warn(&mut image, format!("unknown attribute `{other}`: left out")),
+                None => warn(&mut image, format!("unknown attribute `{}`: left out", shown(other))),
             },
         }
     }
@@ -629,13 +693,9 @@ fn image(
     image
 }
 
+/// A value quoted in a warning: as JSON, on one line, at most 80 characters.
 fn show(value: &Value) -> String {
-    let text = serde_json::to_string(value).unwrap_or_default();
-    if text.len() > 80 {
-        format!("{}…", &text[..text.char_indices().nth(79).map_or(text.len(), |(i, _)| i)])
-    } else {
-        text
-    }
+    hephy_dsl::escape::excerpt(&serde_json::to_string(value).unwrap_or_default(), 80).into_owned()
 }
 
 impl crate::import::Settled for Image {
@@ -644,17 +704,11 @@ impl crate::import::Settled for Image {
     }
 
     fn label(&self) -> String {
-        format!("target `{}`", self.name)
+        format!("target `{}`", shown(&self.name))
     }
 }
 
 use hephy_dsl::{Document, FromDraft, ImageDraft, yaml_scalar};
-
-fn comment(out: &mut String, prefix: &str, indent: &str, text: &str) {
-    for line in text.lines() {
-        let _ = writeln!(out, "{indent}{prefix} {line}");
-    }
-}
 
 const HEADER: &str = "imported from a bake file by `hephy import --from bake`
 set `registry` to where the images are pushed; each bake target is an image, each
@@ -718,16 +772,16 @@ fn kdl(
 ) -> (String, Vec<(usize, std::ops::Range<usize>)>) {
     let mut out = String::new();
     let mut spans = Vec::new();
-    comment(&mut out, "//", "", HEADER);
+    comment(&mut out, Syntax::Kdl, "", HEADER);
     out.push_str("// registry \"registry.example.com/team\"\n");
     out.push_str(&hephy_dsl::print(&settings(images, secrets), Syntax::Kdl));
     out.push('\n');
     for (index, image) in images.iter().enumerate() {
         for note in &image.notes {
-            comment(&mut out, "//", "", &format!("{}: {note}", image.name));
+            comment(&mut out, Syntax::Kdl, "", &format!("{}: {note}", shown(&image.name)));
         }
         if let Some(why) = &image.disabled {
-            comment(&mut out, "//", "", &format!("{}: {why}", image.name));
+            comment(&mut out, Syntax::Kdl, "", &format!("{}: {why}", shown(&image.name)));
             out.push_str("/-");
         }
         let start = out.len();
@@ -737,10 +791,10 @@ fn kdl(
     }
     for group in groups.resolve(images) {
         for note in &group.notes {
-            comment(&mut out, "//", "", &format!("group {}: {note}", group.name));
+            comment(&mut out, Syntax::Kdl, "", &format!("group {}: {note}", shown(&group.name)));
         }
         if let Some(why) = &group.disabled {
-            comment(&mut out, "//", "", &format!("group {}: {why}", group.name));
+            comment(&mut out, Syntax::Kdl, "", &format!("group {}: {why}", shown(&group.name)));
             out.push_str("/-");
         }
         let mut doc = Document::default();
@@ -753,19 +807,19 @@ fn kdl(
 
 fn yaml(images: &[Image], secrets: &[Secret], groups: &Groups) -> String {
     let mut out = String::new();
-    comment(&mut out, "#", "", HEADER);
+    comment(&mut out, Syntax::Yaml, "", HEADER);
     out.push_str("# registry: registry.example.com/team\n");
     out.push_str(&hephy_dsl::print(&settings(images, secrets), Syntax::Yaml));
     out.push_str("\nimages:\n");
     for image in images {
         for note in &image.notes {
-            comment(&mut out, "#", "  ", &format!("{}: {note}", image.name));
+            comment(&mut out, Syntax::Yaml, "  ", &format!("{}: {note}", shown(&image.name)));
         }
         let body = draft(image).print(Syntax::Yaml);
         match &image.disabled {
             Some(why) => {
-                comment(&mut out, "#", "  ", &format!("{}: {why}", image.name));
-                comment(&mut out, "#", "  ", &body);
+                comment(&mut out, Syntax::Yaml, "  ", &format!("{}: {why}", shown(&image.name)));
+                comment(&mut out, Syntax::Yaml, "  ", &body);
             }
             None => {
                 for line in body.lines() {
@@ -780,14 +834,14 @@ fn yaml(images: &[Image], secrets: &[Secret], groups: &Groups) -> String {
     }
     for group in groups {
         for note in &group.notes {
-            comment(&mut out, "#", "  ", &format!("group {}: {note}", group.name));
+            comment(&mut out, Syntax::Yaml, "  ", &format!("group {}: {note}", shown(&group.name)));
         }
         let members: Vec<String> = group.members.iter().map(|m| yaml_scalar(m)).collect();
         let line = format!("{}: [{}]", yaml_scalar(&group.name), members.join(", "));
         match &group.disabled {
             Some(why) => {
-                comment(&mut out, "#", "  ", &format!("group {}: {why}", group.name));
-                comment(&mut out, "#", "  ", &line);
+                comment(&mut out, Syntax::Yaml, "  ", &format!("group {}: {why}", shown(&group.name)));
+                comment(&mut out, Syntax::Yaml, "  ", &line);
             }
             None => {
                 let _ = writeln!(out, "  {line}");
@@ -838,18 +892,24 @@ impl Groups {
                 for m in expanded {
                     match image(m) {
                         Some(i) if i.disabled.is_none() => add(m, &mut group),
-                        Some(_) => group.notes.push(format!("`{m}` is imported commented out: left out")),
+                        Some(_) => {
+                            group.notes.push(format!("`{}` is imported commented out: left out", shown(m)))
+                        }
                         None if self.declared.iter().any(|(g, _)| g == m) && !clashes(m) => {
                             if self.reaches(m, name) {
-                                group.notes.push(format!("`{m}` contains this group: left out (a cycle)"));
+                                group
+                                    .notes
+                                    .push(format!("`{}` contains this group: left out (a cycle)", shown(m)));
                             } else {
                                 add(m, &mut group);
                             }
                         }
                         None if m.starts_with('_') => {
-                            group.notes.push(format!("`{m}` is only inherited from: left out"));
+                            group.notes.push(format!("`{}` is only inherited from: left out", shown(m)));
                         }
-                        None => group.notes.push(format!("`{m}` is no target that imports: left out")),
+                        None => {
+                            group.notes.push(format!("`{}` is no target that imports: left out", shown(m)))
+                        }
                     }
                 }
             }
@@ -905,5 +965,32 @@ impl Groups {
             }
         }
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bake's JSON form becomes HCL that reads back as the same strings, whatever they hold,
+    /// and a key that is no identifier is refused rather than written as other HCL.
+    #[test]
+    fn json_strings_and_names_are_written_as_hcl() {
+        let value: String = (0u32..0xa0).chain([0x2028, 0x2029]).filter_map(char::from_u32).collect();
+        let json = serde_json::json!({"target": {value.clone(): {"context": value, "args": {value.clone(): value}}}});
+        let hcl = json_to_hcl(&json.to_string()).expect("HCL");
+        let body: Body = hcl::parse(&hcl).expect("HCL that parses");
+        let block = body.blocks().next().expect("a block");
+        assert_eq!(block.labels.first().map(label), Some(value.clone()));
+        let ctx = Context::new();
+        let attr = |key: &str| {
+            let found = block.body.attributes().find(|a| a.key.as_str() == key).expect("the attribute");
+            found.expr.evaluate(&ctx).expect("a value")
+        };
+        assert_eq!(attr("context"), Value::String(value.clone()));
+        let Value::Object(args) = attr("args") else { panic!("an object") };
+        assert_eq!(args.get(&value), Some(&Value::String(value.clone())));
+        let injected = serde_json::json!({"target": {"app": {"tags = [\"x\"]\n  context": "app"}}});
+        assert!(json_to_hcl(&injected.to_string()).is_err());
     }
 }

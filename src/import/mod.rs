@@ -155,7 +155,7 @@ impl Settled for Imported {
     }
 
     fn label(&self) -> String {
-        self.folder.clone()
+        shown(&self.folder).into_owned()
     }
 }
 
@@ -178,15 +178,21 @@ pub(crate) fn settle<T: Settled>(
             let Some((index, _)) = spans.iter().find(|(_, range)| range.contains(&at)) else { continue };
             let image = &mut images[*index];
             if image.disabled().is_none() {
-                let why =
-                    format!("it would not pass `check` ({}): imported commented out", problem.message());
+                let why = format!(
+                    "it would not pass `check` ({}): imported commented out",
+                    hephy_dsl::escape::excerpt(problem.message(), 2 * QUOTE_LIMIT)
+                );
                 warnings.push(format!("{}: {why}", image.label()));
                 *image.disabled() = Some(why);
                 changed = true;
             }
         }
         if !changed {
-            let first = problems.iter().next().map(|p| p.message().to_owned()).unwrap_or_default();
+            let first = problems
+                .iter()
+                .next()
+                .map(|p| hephy_dsl::escape::excerpt(p.message(), 2 * QUOTE_LIMIT).into_owned())
+                .unwrap_or_default();
             warnings.push(format!("the imported graph does not pass `check`: {first}"));
             return;
         }
@@ -670,11 +676,19 @@ impl Weekly {
     }
 }
 
-/// A note as comment lines.
-fn comment(out: &mut String, prefix: &str, indent: &str, text: &str) {
-    for line in text.lines() {
-        let _ = writeln!(out, "{indent}{prefix} {line}");
-    }
+/// A note as comment lines of `syntax` at `indent`: nothing in it can end a comment early
+/// ([`hephy_dsl::escape::graph_comment`]).
+pub(crate) fn comment(out: &mut String, syntax: Syntax, indent: &str, text: &str) {
+    out.push_str(&hephy_dsl::escape::graph_comment(syntax, indent, text));
+}
+
+/// The most characters of a value (a name, a tag, a path) quoted in a warning or a comment.
+const QUOTE_LIMIT: usize = 200;
+
+/// A value as warnings and comments quote it: on one line, control characters escaped, at most
+/// [`QUOTE_LIMIT`] characters (a longer one cut with `…`).
+pub(crate) fn shown(value: &str) -> std::borrow::Cow<'_, str> {
+    hephy_dsl::escape::excerpt(value, QUOTE_LIMIT)
 }
 
 const HEADER: &str = "imported from a kaniko-builder repository by `hephy import`
@@ -752,16 +766,16 @@ fn schedule(weekly: &Weekly, syntax: Syntax) -> String {
 fn kdl(images: &[Imported], weekly: &Weekly) -> (String, Vec<(usize, std::ops::Range<usize>)>) {
     let mut out = String::new();
     let mut spans = Vec::new();
-    comment(&mut out, "//", "", HEADER);
+    comment(&mut out, Syntax::Kdl, "", HEADER);
     out.push_str("// registry \"123456789012.dkr.ecr.eu-west-1.amazonaws.com/images\"\n");
     out.push_str(&hephy_dsl::print(&settings(), Syntax::Kdl));
     out.push('\n');
     for (index, image) in images.iter().enumerate() {
         for note in &image.notes {
-            comment(&mut out, "//", "", &format!("{}: {note}", image.folder));
+            comment(&mut out, Syntax::Kdl, "", &format!("{}: {note}", shown(&image.folder)));
         }
         if let Some(why) = &image.disabled {
-            comment(&mut out, "//", "", &format!("{}: {why}", image.folder));
+            comment(&mut out, Syntax::Kdl, "", &format!("{}: {why}", shown(&image.folder)));
             out.push_str("/-");
         }
         let start = out.len();
@@ -773,9 +787,9 @@ fn kdl(images: &[Imported], weekly: &Weekly) -> (String, Vec<(usize, std::ops::R
     for (folder, why) in &weekly.left_out {
         comment(
             &mut out,
-            "//",
+            Syntax::Kdl,
             "",
-            &format!("rebuild-weekly.txt names `{folder}`, kept out of the schedule: {why}"),
+            &format!("rebuild-weekly.txt names `{}`, kept out of the schedule: {why}", shown(folder)),
         );
     }
     out.push_str(&schedule(&weekly, Syntax::Kdl));
@@ -784,20 +798,20 @@ fn kdl(images: &[Imported], weekly: &Weekly) -> (String, Vec<(usize, std::ops::R
 
 fn yaml(images: &[Imported], weekly: &Weekly) -> String {
     let mut out = String::new();
-    comment(&mut out, "#", "", HEADER);
+    comment(&mut out, Syntax::Yaml, "", HEADER);
     out.push_str("# registry: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/images\n");
     out.push_str(&hephy_dsl::print(&settings(), Syntax::Yaml));
     out.push_str("\nimages:\n");
     let mut any = false;
     for image in images {
         for note in &image.notes {
-            comment(&mut out, "#", "  ", &format!("{}: {note}", image.folder));
+            comment(&mut out, Syntax::Yaml, "  ", &format!("{}: {note}", shown(&image.folder)));
         }
         let body = draft(image).print(Syntax::Yaml);
         match &image.disabled {
             Some(why) => {
-                comment(&mut out, "#", "  ", &format!("{}: {why}", image.folder));
-                comment(&mut out, "#", "  ", &body);
+                comment(&mut out, Syntax::Yaml, "  ", &format!("{}: {why}", shown(&image.folder)));
+                comment(&mut out, Syntax::Yaml, "  ", &body);
             }
             None => {
                 any = true;
@@ -818,9 +832,9 @@ fn yaml(images: &[Imported], weekly: &Weekly) -> String {
     for (folder, why) in &weekly.left_out {
         comment(
             &mut out,
-            "#",
+            Syntax::Yaml,
             "",
-            &format!("rebuild-weekly.txt names `{folder}`, kept out of the schedule: {why}"),
+            &format!("rebuild-weekly.txt names `{}`, kept out of the schedule: {why}", shown(folder)),
         );
     }
     out.push_str(&schedule(&weekly, Syntax::Yaml));
