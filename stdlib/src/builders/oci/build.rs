@@ -1070,12 +1070,18 @@ impl Builder<'_> {
         for (at, source) in &folders_into {
             match stage.fs.get(at) {
                 Some(entry) if entry.content != Content::Dir => {
-                    let what = match &entry.content {
-                        Content::Symlink(target) => format!("a symbolic link to `{target}`"),
-                        _ => "a file".to_owned(),
+                    let (what, fix) = match &entry.content {
+                        Content::Symlink(target) => (
+                            format!("a symbolic link to `{target}`"),
+                            format!(
+                                "copy its contents to `/{}`, where the link leads",
+                                resolve(&stage.fs, at)
+                            ),
+                        ),
+                        _ => ("a file".to_owned(), "copy the folder to another path".to_owned()),
                     };
                     return Err(BuildError::Dockerfile(format!(
-                        "cannot copy to non-directory `/{at}`: the image has it as {what}, and `{source}` is a folder; copy into what the link points at (or to another path) instead"
+                        "cannot copy to non-directory `/{at}`: the image has it as {what}, and `{source}` is a folder (BuildKit refuses this too); {fix}"
                     )));
                 }
                 _ => {}
