@@ -96,6 +96,13 @@ fn every_change_reaches_the_ordinary_plan() {
             &["docs@linux/amd64", "docs@linux/arm64", "docs", "docs:latest"],
         ),
         (
+            "the Dockerfile's own ignore file, new",
+            quickstart,
+            "graph.yaml",
+            |r| r.write("docs/Dockerfile.dockerignore", "Dockerfile.dockerignore\npages/usage.md\n"),
+            &["docs@linux/amd64", "docs@linux/arm64", "docs", "docs:latest"],
+        ),
+        (
             "the graph file",
             quickstart,
             "hephy.kdl",

@@ -461,6 +461,192 @@ fn base_image(buildah: &Buildah, registry: &Registry, dir: &Path) -> (String, St
     (reference, triggers)
 }
 
+/// A layer entry of the distribution-like base: path, what it is, mode, owner.
+enum Put<'a> {
+    Dir(&'a str, u32, u64, u64),
+    File(&'a str, u32, u64, u64, &'a str),
+    Link(&'a str, &'a str),
+    Hard(&'a str, &'a str),
+    /// A file whiteout (`.wh.NAME`) or an opaque one (`DIR/.wh..wh..opq`), by its tar path.
+    Whiteout(&'a str),
+}
+
+/// A gzipped layer of `entries`, as a registry stores it: (blob, diff id).
+fn layer(entries: &[Put<'_>]) -> (Vec<u8>, String) {
+    let mut tar = tar::Builder::new(Vec::new());
+    for entry in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_mtime(0);
+        header.set_size(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        match *entry {
+            Put::Dir(path, mode, uid, gid) => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_mode(mode);
+                header.set_uid(uid);
+                header.set_gid(gid);
+                tar.append_data(&mut header, format!("{path}/"), std::io::empty()).unwrap();
+            }
+            Put::File(path, mode, uid, gid, text) => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(mode);
+                header.set_uid(uid);
+                header.set_gid(gid);
+                header.set_size(text.len() as u64);
+                tar.append_data(&mut header, path, text.as_bytes()).unwrap();
+            }
+            Put::Link(path, target) => {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_mode(0o777);
+                tar.append_link(&mut header, path, target).unwrap();
+            }
+            Put::Hard(path, target) => {
+                // As tar writes them: the mode of the file linked to (every target here is 0755).
+                header.set_entry_type(tar::EntryType::Link);
+                header.set_mode(0o755);
+                tar.append_link(&mut header, path, target).unwrap();
+            }
+            Put::Whiteout(path) => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(0o600);
+                tar.append_data(&mut header, path, std::io::empty()).unwrap();
+            }
+        }
+    }
+    let raw = tar.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &raw).unwrap();
+    (gz.finish().unwrap(), sha256_of(&raw))
+}
+
+fn sha256_of(bytes: &[u8]) -> String {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), bytes).unwrap();
+    let out = Command::new("sha256sum").arg(file.path()).output().unwrap();
+    format!("sha256:{}", String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap())
+}
+
+/// A base image shaped like a real distribution, written layer by layer (Docker's v2 schema 2,
+/// so its healthcheck and triggers survive) and pushed with `skopeo copy dir:`: merged `/usr`
+/// (`/bin`, `/lib`, `/sbin` are links into `/usr`), `/usr/local/bin -> /opt/bin`, a user `app`
+/// (1001) whose group is 1002, hardlinks within a layer and across layers, a file whiteout and
+/// an opaque one, and a config with `USER`, `WORKDIR`, a healthcheck, a volume and `ONBUILD`.
+fn distro_image(buildah: &Buildah, registry: &Registry, dir: &Path) -> String {
+    let first = layer(&[
+        Put::Dir("etc", 0o755, 0, 0),
+        Put::File(
+            "etc/passwd",
+            0o644,
+            0,
+            0,
+            "root:x:0:0:root:/root:/bin/sh\napp:x:1001:1002:app:/home/app:/bin/sh\nwww-data:x:33:33::/var/www:/usr/sbin/nologin\n",
+        ),
+        Put::File("etc/group", 0o644, 0, 0, "root:x:0:\napp:x:1002:\nwww-data:x:33:\nstaff:x:50:app\n"),
+        Put::File("etc/os-release", 0o644, 0, 0, "ID=distro\nVERSION_ID=1\n"),
+        Put::File("etc/old.conf", 0o644, 0, 0, "removed by the next layer\n"),
+        Put::Dir("usr", 0o755, 0, 0),
+        Put::Dir("usr/bin", 0o755, 0, 0),
+        Put::File("usr/bin/tool", 0o755, 0, 0, "#!/bin/sh\necho tool\n"),
+        Put::File("usr/bin/python3.11", 0o755, 0, 0, "python\n"),
+        Put::Hard("usr/bin/python3", "usr/bin/python3.11"),
+        Put::Dir("usr/lib", 0o755, 0, 0),
+        Put::File("usr/lib/libc.so.6", 0o755, 0, 0, "libc\n"),
+        Put::Dir("usr/sbin", 0o755, 0, 0),
+        Put::Dir("usr/local", 0o755, 0, 0),
+        Put::Link("usr/local/bin", "/opt/bin"),
+        Put::Link("bin", "usr/bin"),
+        Put::Link("lib", "usr/lib"),
+        Put::Link("sbin", "usr/sbin"),
+        Put::Dir("opt", 0o755, 0, 0),
+        Put::Dir("opt/bin", 0o755, 0, 0),
+        Put::Dir("home", 0o755, 0, 0),
+        Put::Dir("home/app", 0o750, 1001, 1002),
+        Put::Dir("tmp", 0o1777, 0, 0),
+        Put::Dir("run", 0o755, 0, 0),
+        Put::Dir("srv", 0o755, 0, 0),
+        Put::Dir("var", 0o755, 0, 0),
+        Put::Link("var/run", "../run"),
+        Put::Dir("var/cache", 0o755, 0, 0),
+        Put::Dir("var/cache/apt", 0o755, 0, 0),
+        Put::File("var/cache/apt/pkgcache.bin", 0o644, 0, 0, "old cache\n"),
+        Put::Dir("var/cache/apt/archives", 0o755, 0, 0),
+        Put::File("var/cache/apt/archives/lock", 0o640, 0, 0, ""),
+    ]);
+    let second = layer(&[
+        Put::Dir("etc", 0o755, 0, 0),
+        Put::Whiteout("etc/.wh.old.conf"),
+        Put::File("etc/new.conf", 0o600, 1001, 1002, "added\n"),
+        Put::Dir("usr", 0o755, 0, 0),
+        Put::Dir("usr/bin", 0o755, 0, 0),
+        // A hardlink to a file of the layer below.
+        Put::Hard("usr/bin/tool-link", "usr/bin/tool"),
+        Put::Dir("var", 0o755, 0, 0),
+        Put::Dir("var/cache", 0o755, 0, 0),
+        Put::Dir("var/cache/apt", 0o755, 0, 0),
+        Put::Whiteout("var/cache/apt/.wh..wh..opq"),
+        Put::File("var/cache/apt/fresh.bin", 0o644, 0, 0, "fresh cache\n"),
+    ]);
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let config = serde_json::json!({
+        "architecture": arch,
+        "os": "linux",
+        "config": {
+            "Env": ["PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8"],
+            "User": "app",
+            "WorkingDir": "/home/app",
+            "Cmd": ["/bin/sh"],
+            "Healthcheck": {"Test": ["CMD", "/usr/bin/tool", "--health"], "Interval": 30_000_000_000_u64, "Retries": 3},
+            "Volumes": {"/data": {}},
+            "Labels": {"org.opencontainers.image.title": "distro"},
+            "OnBuild": ["LABEL built.on.distro=yes"],
+        },
+        "rootfs": {"type": "layers", "diff_ids": [first.1, second.1]},
+        "history": [
+            {"created": "1970-01-01T00:00:00Z", "created_by": "rootfs"},
+            {"created": "1970-01-01T00:00:00Z", "created_by": "cleanup"},
+        ],
+    });
+    let out = dir.join("distro-dir");
+    std::fs::create_dir_all(&out).unwrap();
+    let put = |bytes: &[u8]| {
+        let digest = sha256_of(bytes);
+        std::fs::write(out.join(digest.trim_start_matches("sha256:")), bytes).unwrap();
+        serde_json::json!({"size": bytes.len(), "digest": digest})
+    };
+    let config_bytes = serde_json::to_vec(&config).unwrap();
+    let mut config_desc = put(&config_bytes);
+    config_desc["mediaType"] = "application/vnd.docker.container.image.v1+json".into();
+    let mut layers = Vec::new();
+    for (blob, _) in [&first, &second] {
+        let mut desc = put(blob);
+        desc["mediaType"] = "application/vnd.docker.image.rootfs.diff.tar.gzip".into();
+        layers.push(desc);
+    }
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": config_desc,
+        "layers": layers,
+    });
+    std::fs::write(out.join("manifest.json"), serde_json::to_vec(&manifest).unwrap()).unwrap();
+    std::fs::write(out.join("version"), "Directory Transport Version: 1.1\n").unwrap();
+    let reference = format!("{}/distro:1", registry.address());
+    let copied = Command::new("skopeo")
+        .args(["copy", "-q", "--dest-tls-verify=false"])
+        .arg(format!("dir:{}", out.display()))
+        .arg(format!("docker://{reference}"))
+        .output()
+        .unwrap();
+    assert!(copied.status.success(), "skopeo copy: {}", String::from_utf8_lossy(&copied.stderr));
+    buildah.run(&["pull", "-q", "--tls-verify=false", &reference]).unwrap();
+    reference
+}
+
 #[derive(Debug)]
 enum Verdict {
     Identical,
@@ -493,7 +679,7 @@ fn linked_bases(buildah: &Buildah, registry: &Registry, dir: &Path) -> (String, 
     (linked, unlinked)
 }
 
-/// The base images cases name: `%BASE%`, `%ONBUILD%`, `%LINKED%`, `%UNLINKED%`.
+/// The base images cases name: `%BASE%`, `%ONBUILD%`, `%LINKED%`, `%UNLINKED%`, `%DISTRO%`.
 struct Bases(Vec<(&'static str, String)>);
 
 impl Bases {
@@ -517,6 +703,14 @@ fn run_case(case: &Case, buildah: &Buildah, bases: &Bases, dir: &Path) -> Verdic
     // two builds should not see each other's leftovers at all.
     let buildah_ctx = dir.join(format!("ctx-{}", case.name));
     copy_tree(&ctx, &buildah_ctx);
+    if let Some(refusal) = case.refused {
+        // BuildKit refuses this Dockerfile: so must hephy, saying why at the instruction's line.
+        return match hephy(case, &repo) {
+            Ok(_) => Verdict::Failed(format!("    expected the build to be refused with `{refusal}`\n")),
+            Err(output) if output.contains("(1)") && output.contains(refusal) => Verdict::Exception,
+            Err(output) => Verdict::Failed(format!("    expected `{refusal}` (exit 1), got:\n{output}\n")),
+        };
+    }
     let ours = match hephy(case, &repo) {
         Ok(image) => image,
         Err(e) => return Verdict::Failed(e),
@@ -574,8 +768,14 @@ fn the_oci_builder_builds_what_buildah_builds() {
     let registry = Registry::start();
     let (base, onbuild) = base_image(&buildah, &registry, dir.path());
     let (linked, unlinked) = linked_bases(&buildah, &registry, dir.path());
-    let bases =
-        Bases(vec![("%BASE%", base), ("%ONBUILD%", onbuild), ("%LINKED%", linked), ("%UNLINKED%", unlinked)]);
+    let distro = distro_image(&buildah, &registry, dir.path());
+    let bases = Bases(vec![
+        ("%BASE%", base),
+        ("%ONBUILD%", onbuild),
+        ("%LINKED%", linked),
+        ("%UNLINKED%", unlinked),
+        ("%DISTRO%", distro),
+    ]);
 
     let next = AtomicUsize::new(0);
     let verdicts: Mutex<Vec<(&str, Verdict)>> = Mutex::new(Vec::new());

@@ -105,6 +105,27 @@ fn fifos_and_devices_among_the_inputs_are_refused_not_read() {
     assert!(plan.stdout.contains("app/.dockerignore"), "{}{}", plan.stdout, plan.stderr);
 }
 
+#[test]
+fn an_ignore_file_linking_out_of_the_context_is_refused_and_nothing_of_it_quoted() {
+    // A pattern file outside the context whose text a pattern error would quote.
+    let repo = Repo::new()
+        .file("outside/secret", "[SECRET-7d2e\n")
+        .file("app/Dockerfile", "FROM scratch\nCOPY . /\n")
+        .file("app/a.txt", "a\n")
+        .file("hephy.yaml", "images:\n  app: { context: app, platforms: [linux/amd64], builder: oci }\n");
+    for name in ["app/.dockerignore", "app/Dockerfile.dockerignore"] {
+        std::os::unix::fs::symlink("../outside/secret", repo.path().join(name)).unwrap();
+        let plan = run_within(&repo, &["plan"], &[], Duration::from_secs(20));
+        let all = format!("{}{}", plan.stdout, plan.stderr);
+        assert!(all.contains(&format!("`{name}` is a symbolic link that leads out of `app`")), "{all}");
+        assert!(!all.contains("SECRET"), "nothing of the file it points at is quoted:\n{all}");
+        let run = run_within(&repo, &["run"], &[], Duration::from_secs(20));
+        assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+        assert!(!format!("{}{}", run.stdout, run.stderr).contains("SECRET"));
+        std::fs::remove_file(repo.path().join(name)).unwrap();
+    }
+}
+
 /// Every byte of every blob of the layout at `dir`, gzip layers decompressed.
 fn layout_bytes(dir: &Path) -> Vec<Vec<u8>> {
     let Ok(entries) = std::fs::read_dir(dir.join("blobs/sha256")) else { return Vec::new() };

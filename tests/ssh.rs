@@ -21,6 +21,14 @@ fn quickstart(registry: &Registry, arm64: &str) -> Repo {
     )
 }
 
+/// Gives `docs` two ignore files: the Dockerfile's own (which leaves itself out) decides, and
+/// the host must decide alike (`.dockerignore` would leave out a page).
+fn with_ignore_files(repo: Repo) -> Repo {
+    repo.write("docs/.dockerignore", "pages/usage.md\n");
+    repo.write("docs/Dockerfile.dockerignore", "Dockerfile.dockerignore\n");
+    repo
+}
+
 #[test]
 #[ignore = "needs sshd, buildah, skopeo and docker-registry (installed by .ci/run)"]
 fn arm64_builds_run_on_the_ssh_host_and_come_back_by_digest() {
@@ -30,7 +38,7 @@ fn arm64_builds_run_on_the_ssh_host_and_come_back_by_digest() {
     let sshd = Sshd::start();
     let config = sshd.config().display().to_string();
     let env = [("HEPHY_SSH_CONFIG", config.as_str())];
-    let repo = quickstart(&registry, &sshd.destination());
+    let repo = with_ignore_files(quickstart(&registry, &sshd.destination()));
     let run = repo.run_with(&["run", "--format", "json"], &env);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert!(run.results().values().all(|r| r == "built"), "{:?}", run.results());
@@ -45,7 +53,7 @@ fn arm64_builds_run_on_the_ssh_host_and_come_back_by_digest() {
     // Reproducible: built again here, every platform locally, the images are the same bytes.
     let remote_built: Vec<String> =
         ["base", "web", "docs"].iter().map(|i| registry.raw(&format!("qs/{i}:latest"))).collect();
-    let here = Repo::quickstart_pushing_to(&registry.address(), "");
+    let here = with_ignore_files(Repo::quickstart_pushing_to(&registry.address(), ""));
     let run = here.run(&["run", "--format", "json", "--force", "base", "--force", "web", "--force", "docs"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.results().values().all(|r| r == "built"), "{:?}", run.results());

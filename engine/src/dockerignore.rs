@@ -1,10 +1,29 @@
-//! `.dockerignore` matching with Docker's semantics (moby/patternmatcher).
+//! `.dockerignore` matching with Docker's semantics (moby/patternmatcher), and which ignore file
+//! shapes a context (a Dockerfile's own `<Dockerfile>.dockerignore` before the context's).
 //!
-//! Patterns are anchored at the context root; `*` and `?` never cross `/`; `**` matches any
-//! number of folders; a pattern that matches a folder excludes everything in it; `!pattern`
-//! re-includes; the last matching pattern decides. Comments (`#`) and blank lines are ignored.
+//! Reading (moby's `ignorefile`): a UTF-8 BOM is dropped, a line starting with `#` is a comment
+//! (only at the very start of the line), blank lines are skipped, each pattern is trimmed and
+//! cleaned like Go's `filepath.Clean`, and a leading `/` is dropped (patterns are anchored at
+//! the context root). Matching (moby's `patternmatcher`): `*` and `?` never cross `/`; `**`
+//! matches any number of folders; `[…]` is a class whose negation is `^` (`[!a]` is the class of
+//! `!` and `a`, as Go's `filepath.Match` reads it); `{` and `}` are literal, never alternatives;
+//! `\` escapes the next character; a pattern that matches a folder excludes everything in it;
+//! `!pattern` re-includes; the last matching pattern decides. This module never reads files.
 
-use globset::{GlobBuilder, GlobMatcher};
+use regex::Regex;
+
+/// Which file may shape the context of a Dockerfile, in order of preference: the
+/// Dockerfile-specific `<Dockerfile>.dockerignore` beside it (BuildKit and buildx take it
+/// instead of the context's, never merged with it), then the context's own `.dockerignore`.
+/// `dir` is the context and `dockerfile` the Dockerfile, relative to the same folder.
+pub fn ignore_files(dir: &str, dockerfile: &str) -> [String; 2] {
+    let context = if dir == "." || dir.is_empty() {
+        ".dockerignore".to_owned()
+    } else {
+        format!("{dir}/.dockerignore")
+    };
+    [format!("{dockerfile}.dockerignore"), context]
+}
 
 /// A parsed `.dockerignore`.
 #[derive(Debug, Clone, Default)]
@@ -14,13 +33,36 @@ pub struct DockerIgnore {
 
 #[derive(Debug, Clone)]
 struct Rule {
-    matcher: GlobMatcher,
+    matcher: Matcher,
     exception: bool,
 }
 
-/// A pattern that is not a valid glob.
+/// How a pattern matches, as moby's `patternmatcher` decides it: a literal path, a literal
+/// prefix (`dir/**`), a literal suffix (`**/name`), or a regular expression.
+#[derive(Debug, Clone)]
+enum Matcher {
+    Exact(String),
+    Prefix(String),
+    Suffix(String),
+    Regex(Regex),
+}
+
+impl Matcher {
+    fn is_match(&self, path: &str) -> bool {
+        match self {
+            Matcher::Exact(p) => path == p,
+            Matcher::Prefix(prefix) => path.starts_with(prefix.as_str()),
+            Matcher::Suffix(suffix) => {
+                path.ends_with(suffix.as_str()) || suffix.strip_prefix('/').is_some_and(|s| path == s)
+            }
+            Matcher::Regex(re) => re.is_match(path),
+        }
+    }
+}
+
+/// A pattern that Docker refuses (Go's `filepath.Match` calls it malformed).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid .dockerignore pattern `{pattern}` on line {line}: {message}")]
+#[error("invalid pattern `{pattern}` on line {line}: {message}")]
 pub struct PatternError {
     /// The pattern as written.
     pub pattern: String,
@@ -33,31 +75,40 @@ pub struct PatternError {
 impl DockerIgnore {
     /// Parses the text of a `.dockerignore` file.
     pub fn parse(text: &str) -> Result<DockerIgnore, PatternError> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut rules = Vec::new();
         for (i, raw) in text.lines().enumerate() {
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') {
+            if raw.starts_with('#') {
                 continue;
             }
+            let line = raw.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let refuse = |pattern: &str, message: &str| PatternError {
+                pattern: pattern.to_owned(),
+                line: i + 1,
+                message: message.to_owned(),
+            };
             let (exception, pattern) = match line.strip_prefix('!') {
                 Some(rest) => (true, rest.trim()),
                 None => (false, line),
             };
-            let pattern = clean(pattern);
-            if pattern.is_empty() {
+            if exception && pattern.is_empty() {
+                return Err(refuse(line, "`!` alone excludes nothing; write `!PATTERN`"));
+            }
+            let mut pattern = clean(pattern);
+            if pattern.len() > 1
+                && let Some(rest) = pattern.strip_prefix('/')
+            {
+                pattern = rest.to_owned();
+            }
+            if pattern == "." {
+                // Matches no path of the context.
                 continue;
             }
-            let glob = GlobBuilder::new(&pattern)
-                .literal_separator(true)
-                .backslash_escape(true)
-                .empty_alternates(true)
-                .build()
-                .map_err(|e| PatternError {
-                    pattern: pattern.clone(),
-                    line: i + 1,
-                    message: e.kind().to_string(),
-                })?;
-            rules.push(Rule { matcher: glob.compile_matcher(), exception });
+            let matcher = compile(&pattern).map_err(|message| refuse(&pattern, &message))?;
+            rules.push(Rule { matcher, exception });
         }
         Ok(DockerIgnore { rules })
     }
@@ -80,33 +131,163 @@ impl DockerIgnore {
     }
 }
 
-fn matches_or_parent(matcher: &GlobMatcher, path: &str) -> bool {
+fn matches_or_parent(matcher: &Matcher, path: &str) -> bool {
     if matcher.is_match(path) {
         return true;
     }
-    let mut rest = path;
-    while let Some(slash) = rest.rfind('/') {
-        rest = &rest[..slash];
-        if matcher.is_match(rest) {
+    let mut end = 0;
+    while let Some(slash) = path[end..].find('/') {
+        end += slash;
+        if matcher.is_match(&path[..end]) {
             return true;
         }
+        end += 1;
     }
     false
 }
 
-/// Go's `filepath.Clean` for patterns, with the leading `/` dropped (Docker anchors at the root).
+/// The pattern as moby's `patternmatcher` compiles it (its algorithm, written anew): literal
+/// runs stay literal; `*` is `[^/]*`, `?` is `[^/]`, a leading `**` matches any folders (a
+/// literal suffix when nothing else is a wildcard), a trailing `**` anything (a literal prefix
+/// when what precedes it is literal), `**/` inside any folders or none; classes are checked
+/// as Go's `filepath.Match` checks them.
+fn compile(pattern: &str) -> Result<Matcher, String> {
+    #[derive(PartialEq)]
+    enum Kind {
+        Exact,
+        Prefix,
+        Suffix,
+        Regex,
+    }
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut re = String::from("^");
+    let mut kind = Kind::Exact;
+    let mut at = 0;
+    let mut first = true;
+    while let Some(&ch) = chars.get(at) {
+        at += 1;
+        let leading = std::mem::take(&mut first);
+        match ch {
+            '*' if chars.get(at) == Some(&'*') => {
+                at += 1;
+                if chars.get(at) == Some(&'/') {
+                    at += 1;
+                }
+                if at == chars.len() {
+                    if kind == Kind::Exact {
+                        kind = Kind::Prefix;
+                    } else {
+                        re.push_str(".*");
+                        kind = Kind::Regex;
+                    }
+                } else {
+                    re.push_str("(?:.*/)?");
+                    kind = Kind::Regex;
+                }
+                if leading {
+                    kind = Kind::Suffix;
+                }
+            }
+            '*' => {
+                re.push_str("[^/]*");
+                kind = Kind::Regex;
+            }
+            '?' => {
+                re.push_str("[^/]");
+                kind = Kind::Regex;
+            }
+            '\\' => match chars.get(at) {
+                Some(&next) => {
+                    at += 1;
+                    re.push_str(&regex::escape(&next.to_string()));
+                    kind = Kind::Regex;
+                }
+                None => return Err("it ends in a lone `\\`".to_owned()),
+            },
+            '[' => {
+                at = class(&chars, at, &mut re)?;
+                kind = Kind::Regex;
+            }
+            other => re.push_str(&regex::escape(&other.to_string())),
+        }
+    }
+    Ok(match kind {
+        Kind::Exact => Matcher::Exact(pattern.to_owned()),
+        Kind::Prefix => Matcher::Prefix(pattern.strip_suffix("**").unwrap_or(pattern).to_owned()),
+        Kind::Suffix => Matcher::Suffix(pattern.strip_prefix("**").unwrap_or(pattern).to_owned()),
+        Kind::Regex => {
+            re.push('$');
+            Matcher::Regex(Regex::new(&re).map_err(|e| e.to_string())?)
+        }
+    })
+}
+
+/// Reads the class opened by the `[` before `chars[at]` as Go's `filepath.Match` does (`^`
+/// negates; ranges `a-z`; `\` escapes; at least one range; `-` and `]` only escaped), writes it
+/// to `re`, and returns where the pattern goes on.
+fn class(chars: &[char], mut at: usize, re: &mut String) -> Result<usize, String> {
+    let unclosed = || "a `[` class is not closed, or has an unescaped `-` or `]` in it".to_owned();
+    let esc = |at: &mut usize| -> Result<char, String> {
+        let mut c = *chars.get(*at).ok_or_else(unclosed)?;
+        if c == '-' || c == ']' {
+            return Err(unclosed());
+        }
+        if c == '\\' {
+            *at += 1;
+            c = *chars.get(*at).ok_or_else(unclosed)?;
+        }
+        *at += 1;
+        Ok(c)
+    };
+    re.push('[');
+    if chars.get(at) == Some(&'^') {
+        re.push('^');
+        at += 1;
+    }
+    let mut ranges = 0;
+    loop {
+        if chars.get(at) == Some(&']') && ranges > 0 {
+            re.push(']');
+            return Ok(at + 1);
+        }
+        let lo = esc(&mut at)?;
+        re.push_str(&format!("\\x{{{:x}}}", u32::from(lo)));
+        if chars.get(at) == Some(&'-') {
+            at += 1;
+            let hi = esc(&mut at)?;
+            re.push_str(&format!("-\\x{{{:x}}}", u32::from(hi)));
+        }
+        if at >= chars.len() {
+            return Err(unclosed());
+        }
+        ranges += 1;
+    }
+}
+
+/// Go's `filepath.Clean`: `.` parts and `x/..` pairs dropped, repeated `/` joined; `..` at the
+/// start of a relative pattern kept (it then matches nothing), above `/` dropped.
 fn clean(pattern: &str) -> String {
+    let rooted = pattern.starts_with('/');
     let mut parts: Vec<&str> = Vec::new();
     for part in pattern.split('/') {
         match part {
             "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
+            ".." => match parts.last() {
+                Some(&last) if last != ".." => {
+                    parts.pop();
+                }
+                _ if rooted => {}
+                _ => parts.push(".."),
+            },
             other => parts.push(other),
         }
     }
-    parts.join("/")
+    let joined = parts.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".to_owned(),
+        (false, false) => joined,
+    }
 }
 
 #[cfg(test)]
@@ -153,6 +334,51 @@ mod tests {
         assert!(d.excludes("cache/x"));
         assert!(!d.excludes("tmp/x"));
         assert!(d.prunes("cache"));
+    }
+
+    #[test]
+    fn braces_are_literal_and_bang_in_a_class_is_a_character() {
+        // moby/patternmatcher copies `{`, `}` as literals and hands `[` to Go's regexp, where
+        // `!` is no negation: what Docker and buildah leave out, not what a shell glob would.
+        let d = ignore("*.{log,tmp}\n[!a]*.bak\n");
+        assert!(!d.excludes("x.log") && !d.excludes("x.tmp"));
+        assert!(d.excludes("x.{log,tmp}"));
+        assert!(d.excludes("abak.bak") && d.excludes("!x.bak"));
+        assert!(!d.excludes("b.bak"));
+        let d = ignore("[^a]*.bak\n");
+        assert!(d.excludes("b.bak") && !d.excludes("abak.bak"), "`^` negates");
+    }
+
+    #[test]
+    fn double_star_forms() {
+        let d = ignore("docs/**\n");
+        assert!(d.excludes("docs/x") && !d.excludes("docs"), "a literal prefix `docs/`");
+        let d = ignore("**/cache\n");
+        assert!(d.excludes("cache") && d.excludes("a/b/cache/x") && !d.excludes("mycache"));
+        let d = ignore("a/**/z\n");
+        assert!(d.excludes("a/z") && d.excludes("a/b/c/z") && !d.excludes("b/z"));
+    }
+
+    #[test]
+    fn reading_follows_docker() {
+        // A BOM is dropped; `#` is a comment only at the start of the line; `..` stays.
+        let d = ignore("\u{feff}a.txt\n  #b.txt\n../c.txt\n\\#d\n");
+        assert!(d.excludes("a.txt"));
+        assert!(d.excludes("#b.txt"), "an indented `#` is a pattern");
+        assert!(!d.excludes("c.txt"));
+        assert!(d.excludes("#d"));
+        for bad in ["[a", "a[]", "[-a]", "x\\", "!"] {
+            assert!(DockerIgnore::parse(bad).is_err(), "`{bad}` is refused");
+        }
+    }
+
+    #[test]
+    fn the_dockerfiles_own_ignore_file_comes_first() {
+        assert_eq!(
+            ignore_files("app", "app/web.Dockerfile"),
+            ["app/web.Dockerfile.dockerignore", "app/.dockerignore"]
+        );
+        assert_eq!(ignore_files(".", "Dockerfile"), ["Dockerfile.dockerignore", ".dockerignore"]);
     }
 
     #[test]

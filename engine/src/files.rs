@@ -21,7 +21,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
-use crate::dockerignore::DockerIgnore;
+use crate::dockerignore::{DockerIgnore, ignore_files};
 
 /// Where a node's input files come from, relative to the graph's folder.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -52,6 +52,16 @@ pub enum FilesError {
         path: String,
         /// What it is (`FIFO (named pipe)`, `character device`, …).
         kind: &'static str,
+    },
+    /// An ignore file that is a symbolic link leading out of the folder it must stay in.
+    #[error(
+        "`{path}` is a symbolic link that leads out of `{boundary}`: an ignore file is read only from inside the build context; replace the link with the file"
+    )]
+    IgnoreEscapes {
+        /// The ignore file, relative to the graph's folder.
+        path: String,
+        /// The folder it must stay in.
+        boundary: String,
     },
     /// A folder or file that cannot be read.
     #[error("cannot read `{path}`: {message}")]
@@ -96,7 +106,7 @@ pub fn collect_watched(
 ) -> Result<Vec<String>, FilesError> {
     match source {
         FileSource::Context { dir, dockerfile } => {
-            let mut files = context_files(root, dir, exclusions, watched)?;
+            let mut files = context_files(root, dir, dockerfile, exclusions, watched)?;
             files.insert(dockerfile.clone());
             Ok(files.into_iter().collect())
         }
@@ -132,32 +142,98 @@ fn refuse_special(path: &str, kind: fs::FileType) -> Result<(), FilesError> {
     }
 }
 
-/// The text of `path`, `None` when it does not exist; a FIFO or device is refused, not read.
-fn read_text(path: &Path) -> std::io::Result<Option<String>> {
-    let mut file = match crate::open::open_regular(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let mut text = String::new();
-    file.read_to_string(&mut text)?;
-    Ok(Some(text))
+/// The ignore rules of the context `dir` whose Dockerfile is `dockerfile` (both relative to
+/// `root`): the Dockerfile's own `<Dockerfile>.dockerignore` when it has one, else the context's
+/// `.dockerignore`, else none. An ignore file that is a symbolic link is followed only while it
+/// stays in the context (in the Dockerfile's folder, for a Dockerfile outside the context);
+/// one that leads out is refused, and nothing of what it points at is read or quoted.
+pub fn context_ignore(root: &Path, dir: &str, dockerfile: &str) -> Result<DockerIgnore, FilesError> {
+    let context = lexical(dir);
+    for file in ignore_files(dir, dockerfile) {
+        let rel = lexical(&file);
+        // The folder the file must stay in, and its path from there.
+        let (boundary, inner) = match rel.strip_prefix(&format!("{context}/")) {
+            Some(inner) if context != "." => (context.clone(), inner.to_owned()),
+            _ if context == "." && !rel.starts_with("../") => (".".to_owned(), rel.clone()),
+            _ => match rel.rsplit_once('/') {
+                Some((folder, name)) => (folder.to_owned(), name.to_owned()),
+                None => (".".to_owned(), rel.clone()),
+            },
+        };
+        let full = root.join(&rel);
+        let folder = match File::open(root.join(&boundary)) {
+            Ok(folder) => folder,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_error(&root.join(&boundary), &e)),
+        };
+        let escapes = || FilesError::IgnoreEscapes { path: file.clone(), boundary: boundary.clone() };
+        // Opened with no link followed; a link is read and followed by hand while its target
+        // stays in the boundary (a few hops at most).
+        let mut inner = inner;
+        // `None` when there is no such file; `Some(Err)` after too many links.
+        let mut opened = Some(Err(escapes()));
+        for _ in 0..8 {
+            match crate::open::open_inside(&folder, Path::new(&inner)) {
+                Ok(file) => {
+                    opened = Some(Ok(file));
+                    break;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    opened = None;
+                    break;
+                }
+                Err(e) => {
+                    let at = root.join(&boundary).join(&inner);
+                    if !fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+                        return Err(io_error(&full, &e));
+                    }
+                    let target = fs::read_link(&at).map_err(|e| io_error(&full, &e))?;
+                    let target = target.to_str().ok_or_else(escapes)?;
+                    if target.starts_with('/') {
+                        return Err(escapes());
+                    }
+                    let next = lexical(&format!("{}/{target}", parent_of(&inner)));
+                    if next == ".." || next.starts_with("../") || next == "." {
+                        return Err(escapes());
+                    }
+                    inner = next;
+                }
+            }
+        }
+        let Some(opened) = opened else { continue };
+        let mut opened = opened?;
+        let mut text = String::new();
+        opened.read_to_string(&mut text).map_err(|e| io_error(&full, &e))?;
+        return DockerIgnore::parse(&text).map_err(|e| FilesError::Pattern(format!("{file}: {e}")));
+    }
+    Ok(DockerIgnore::default())
+}
+
+/// `path` with `.` parts and `x/..` pairs taken out (`.` when nothing is left).
+fn lexical(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." if parts.last().is_some_and(|p| *p != "..") => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    if parts.is_empty() { ".".to_owned() } else { parts.join("/") }
 }
 
 fn context_files(
     root: &Path,
     dir: &str,
+    dockerfile: &str,
     exclusions: &Exclusions,
     watched: &mut Watched,
 ) -> Result<BTreeSet<String>, FilesError> {
     let base = root.join(dir);
-    watched.files.insert(join(dir, ".dockerignore"));
-    let ignore = match read_text(&base.join(".dockerignore")) {
-        Ok(Some(text)) => DockerIgnore::parse(&text)
-            .map_err(|e| FilesError::Pattern(format!("{}: {e}", join(dir, ".dockerignore"))))?,
-        Ok(None) => DockerIgnore::default(),
-        Err(e) => return Err(io_error(&base.join(".dockerignore"), &e)),
-    };
+    watched.files.extend(ignore_files(dir, dockerfile));
+    let ignore = context_ignore(root, dir, dockerfile)?;
     let mut out = BTreeSet::new();
     let mut stack: Vec<String> = vec![String::new()];
     while let Some(rel) = stack.pop() {
@@ -551,6 +627,75 @@ mod tests {
             files,
             ["app/.dockerignore", "app/Dockerfile", "app/keep.md", "app/src/main.c", "docker/app.Dockerfile"]
         );
+    }
+
+    #[test]
+    fn a_dockerfiles_own_ignore_file_replaces_the_contexts() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path();
+        write(root, "app/.dockerignore", "*.md\n");
+        write(root, "app/README.md", "x");
+        write(root, "app/debug.log", "x");
+        write(root, "app/web.Dockerfile", "FROM scratch\n");
+        write(root, "app/web.Dockerfile.dockerignore", "*.log\n");
+        write(root, "docker/api.Dockerfile", "FROM scratch\n");
+        write(root, "docker/api.Dockerfile.dockerignore", "README.md\n");
+        let context =
+            |dockerfile: &str| FileSource::Context { dir: "app".into(), dockerfile: dockerfile.into() };
+        let mut watched = Watched::default();
+        let files =
+            collect_watched(root, &context("app/web.Dockerfile"), &Exclusions::default(), &mut watched)
+                .expect("collect");
+        assert_eq!(
+            files,
+            ["app/.dockerignore", "app/README.md", "app/web.Dockerfile", "app/web.Dockerfile.dockerignore"],
+            "the Dockerfile's own, not merged with the context's"
+        );
+        assert!(
+            watched.files.contains("app/web.Dockerfile.dockerignore")
+                && watched.files.contains("app/.dockerignore")
+        );
+        // Beside a Dockerfile outside the context.
+        let files =
+            collect(root, &context("docker/api.Dockerfile"), &Exclusions::default()).expect("collect");
+        assert_eq!(
+            files,
+            [
+                "app/.dockerignore",
+                "app/debug.log",
+                "app/web.Dockerfile",
+                "app/web.Dockerfile.dockerignore",
+                "docker/api.Dockerfile"
+            ]
+        );
+        // None of its own: the context's.
+        write(root, "app/other.Dockerfile", "FROM scratch\n");
+        let files = collect(root, &context("app/other.Dockerfile"), &Exclusions::default()).expect("collect");
+        assert!(!files.iter().any(|f| f.ends_with(".md")) && files.contains(&"app/debug.log".to_owned()));
+    }
+
+    #[test]
+    fn an_ignore_file_linking_out_of_the_context_is_refused_unread() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path();
+        write(root, "secret.txt", "[unclosed\n");
+        write(root, "app/Dockerfile", "FROM scratch\n");
+        write(root, "app/patterns", "*.md\n");
+        std::os::unix::fs::symlink("../secret.txt", root.join("app/Dockerfile.dockerignore"))
+            .expect("symlink");
+        let source = FileSource::Context { dir: "app".into(), dockerfile: "app/Dockerfile".into() };
+        let error = collect(root, &source, &Exclusions::default()).expect_err("refused");
+        assert!(
+            matches!(&error, FilesError::IgnoreEscapes { path, .. } if path == "app/Dockerfile.dockerignore"),
+            "{error}"
+        );
+        assert!(!error.to_string().contains("unclosed"), "nothing of the target is quoted: {error}");
+        // A link that stays inside is followed.
+        std::fs::remove_file(root.join("app/Dockerfile.dockerignore")).expect("rm");
+        std::os::unix::fs::symlink("patterns", root.join("app/.dockerignore")).expect("symlink");
+        write(root, "app/x.md", "x");
+        let files = collect(root, &source, &Exclusions::default()).expect("collect");
+        assert!(!files.contains(&"app/x.md".to_owned()), "{files:?}");
     }
 
     #[test]

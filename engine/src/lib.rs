@@ -33,11 +33,11 @@ mod state;
 mod testing;
 
 pub use cache::{TouchedNode, replan_touched};
-pub use dockerignore::{DockerIgnore, PatternError};
+pub use dockerignore::{DockerIgnore, PatternError, ignore_files};
 pub use explain::{Explanation, LastFailure, PastOutcome, explain_plan, explain_run};
 pub use files::{
-    Exclusions, FileSource, FilesError, Hashed, Stat, StatCache, Watched, collect, collect_watched, hash_all,
-    hash_file, join, read_shared, relative_inside,
+    Exclusions, FileSource, FilesError, Hashed, Stat, StatCache, Watched, collect, collect_watched,
+    context_ignore, hash_all, hash_file, join, read_shared, relative_inside,
 };
 pub use graph::{Graph, LOCAL_EXECUTOR, Node, NodeId, NodeKind, compile};
 pub use inputs::{

@@ -601,7 +601,11 @@ fn memo<'s>(stamped: &Stamped<'s>, paths: &[&String]) -> Option<Memo<'s>> {
         .images
         .iter()
         .filter_map(|image| match &image.source {
-            ImageSource::Context { dir } => Some([join(dir, &image.dockerfile), join(dir, ".dockerignore")]),
+            ImageSource::Context { dir } => {
+                let dockerfile = join(dir, &image.dockerfile);
+                let [own, context] = crate::dockerignore::ignore_files(dir, &dockerfile);
+                Some([dockerfile, own, context])
+            }
             ImageSource::Git { .. } => None,
         })
         .flatten()

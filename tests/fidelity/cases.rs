@@ -14,12 +14,17 @@ pub(crate) enum Ctx {
     Std,
     /// A context with a `.dockerignore`.
     Ignore,
+    /// A context with both a `.dockerignore` and the Dockerfile's own `Dockerfile.dockerignore`.
+    OwnIgnore,
+    /// A `.dockerignore` whose patterns read differently as shell globs (`{a,b}`, `[!a]`).
+    Patterns,
 }
 
 /// One Dockerfile built by both builders. `%BASE%` stands for the base image in the loopback
 /// registry, `%ONBUILD%` for an image on it with `ONBUILD` triggers, `%LINKED%` and
 /// `%UNLINKED%` for images whose second layer upgrades or removes a file the first hardlinked
-/// (`linked_bases` in `tests/fidelity.rs`).
+/// (`linked_bases` in `tests/fidelity.rs`), `%DISTRO%` for a base shaped like a real
+/// distribution (merged `/usr`, whiteouts, a config with `USER`, …).
 pub(crate) struct Case {
     pub(crate) name: &'static str,
     pub(crate) dockerfile: &'static str,
@@ -36,6 +41,8 @@ pub(crate) struct Case {
     pub(crate) fix: Option<fn(&mut Image)>,
     /// Checks on hephy's image itself.
     pub(crate) expect: Option<fn(&Image) -> Vec<String>>,
+    /// BuildKit refuses the build (buildah builds it): hephy must fail, saying this.
+    pub(crate) refused: Option<&'static str>,
 }
 
 const fn c(name: &'static str, dockerfile: &'static str) -> Case {
@@ -50,6 +57,7 @@ const fn c(name: &'static str, dockerfile: &'static str) -> Case {
         buildah: None,
         fix: None,
         expect: None,
+        refused: None,
     }
 }
 
@@ -384,6 +392,124 @@ pub(crate) fn all() -> Vec<Case> {
         // unless the archive holds the folder itself.
         c("add_through_image_symlink", "FROM %BASE%\nADD varrun.tar /\n"),
         c("add_folder_over_image_symlink", "FROM %BASE%\nADD varrundir.tar /\n"),
+        // Issue 24: COPY semantics.
+        Case {
+            ctx: Ctx::OwnIgnore,
+            exception: Some(
+                "buildah 1.28 reads only the context's .dockerignore; BuildKit (and buildx) take the Dockerfile's own `Dockerfile.dockerignore` instead of it, never both",
+            ),
+            fix: Some(|image| {
+                image.fs.retain(|path, _| !path.ends_with(".log"));
+                for name in ["notes.md", "sub/c.md"] {
+                    image.fs.insert(format!("c/{name}"), format!("file 0644 0:0 {name:?}"));
+                }
+            }),
+            ..c("dockerignore_of_the_dockerfile", "FROM scratch\nCOPY . /c/\n")
+        },
+        Case { ctx: Ctx::Patterns, ..c("dockerignore_docker_patterns", "FROM scratch\nCOPY . /c/\n") },
+        c("chown_uid_only_on_base", "FROM %BASE%\nCOPY --chown=1000 a.txt d /x/\n"),
+        c("workdir_trailing_slash", "FROM scratch\nWORKDIR /srv/www/\nCOPY a.txt ./\n"),
+        c("workdir_absolute_as_written", "FROM scratch\nWORKDIR /a//b/./c/\nCOPY a.txt .\n"),
+        c("copy_hardlinked_pair_as_two_sources", "FROM scratch\nCOPY hl/h1 hl/h2 /p/\n"),
+        Case {
+            exception: Some(
+                "buildah 1.28 refuses symbolic `--chmod` (Dockerfile 1.14); BuildKit changes each copied entry's own mode as chmod(1) does (no umask), `X` for folders",
+            ),
+            buildah: Some(
+                "FROM scratch\nCOPY --chmod=744 m664 /x/\nCOPY --chmod=700 d /dx\nCOPY --chmod=755 m600 /y/m600\n",
+            ),
+            fix: Some(|image| {
+                for (path, line) in &mut image.fs {
+                    if path.starts_with("dx/") && line.starts_with("file 0700") {
+                        *line = line.replacen("file 0700", "file 0600", 1);
+                    }
+                }
+            }),
+            ..c(
+                "chmod_symbolic",
+                "FROM scratch\nCOPY --chmod=u+x,go-w m664 /x/\nCOPY --chmod=go-rwx,u+X d /dx\nCOPY --chmod=+x,go+r m600 /y/m600\n",
+            )
+        },
+        // Issue 24: bases like real distributions (merged /usr, whiteouts, USER in the config).
+        Case {
+            expect: Some(|image| {
+                let mut problems = Vec::new();
+                for gone in ["/etc/old.conf", "/var/cache/apt/pkgcache.bin", "/var/cache/apt/archives"] {
+                    if image.at(gone).is_some() {
+                        problems.push(format!("{gone} is whited out"));
+                    }
+                }
+                problems.extend(expect_line(
+                    image,
+                    "/var/cache/apt/fresh.bin",
+                    "file 0644 0:0 \"fresh cache\\n\"",
+                ));
+                problems.extend(expect_line(image, "/bin", "symlink 0777 0:0 -> usr/bin"));
+                let labels = image.config.get("Labels").cloned().unwrap_or_default();
+                if labels["built.on.distro"] != "yes" {
+                    problems.push(format!("the ONBUILD trigger ran: {labels}"));
+                }
+                if image.config.get("User") != Some(&serde_json::json!("app")) {
+                    problems.push("USER app inherited".to_owned());
+                }
+                problems
+            }),
+            ..c("distro_inherited", "FROM %DISTRO%\n")
+        },
+        c(
+            "distro_copy_through_merged_usr",
+            "FROM %DISTRO%\nCOPY exec.sh /bin/\nCOPY a.txt /usr/local/bin/\nCOPY b.txt /lib/x/\nCOPY d /sbin/d/\n",
+        ),
+        Case {
+            exception: Some(
+                "buildah 1.28 follows the base's `/bin -> usr/bin` and copies into it; BuildKit refuses a folder copied onto a link (`cannot copy to non-directory`), and so does hephy rather than replace the link",
+            ),
+            extra: &[("rootfs/bin/hello", "hello\n"), ("rootfs/etc/app.conf", "conf\n")],
+            refused: Some("Dockerfile, line 3: cannot copy to non-directory `/bin`"),
+            ..c("distro_copy_rootfs_over_links_refused", "FROM %DISTRO%\nUSER root\nCOPY rootfs/ /\n")
+        },
+        Case {
+            exception: Some(
+                "buildah 1.28 follows `/usr/local/bin -> /opt/bin`; BuildKit refuses a folder copied onto a link",
+            ),
+            extra: &[("overlay/usr/local/bin/tool2", "tool2\n")],
+            refused: Some("cannot copy to non-directory `/usr/local/bin`"),
+            ..c("distro_copy_onto_usr_local_bin_refused", "FROM %DISTRO%\nCOPY overlay/usr /usr\n")
+        },
+        c("distro_chown_uid_only", "FROM %DISTRO%\nCOPY --chown=1001 a.txt d /x/\n"),
+        c("distro_chown_name", "FROM %DISTRO%\nCOPY --chown=app a.txt /x\nCOPY --chown=app:staff b.txt /y\n"),
+        c("distro_workdir_as_user", "FROM %DISTRO%\nWORKDIR /srv/www/\nCOPY a.txt ./\n"),
+        c(
+            "distro_whiteouts_copied_from",
+            "FROM scratch\nCOPY --from=%DISTRO% /etc /e\nCOPY --from=%DISTRO% /var/cache /c\n",
+        ),
+        c("distro_hardlinks_copied_from", "FROM %DISTRO% AS os\nFROM scratch\nCOPY --from=os /usr/bin /b\n"),
+        c(
+            "distro_healthcheck_replaced",
+            "FROM %DISTRO%\nHEALTHCHECK --interval=5s CMD [\"/bin/check\"]\nVOLUME /cache\nUSER root\n",
+        ),
+        // Real-project shapes.
+        c(
+            "shape_distroless_app",
+            "FROM %DISTRO% AS os\nFROM scratch\nCOPY --from=os /etc/passwd /etc/group /etc/\nCOPY --from=os /usr/lib/libc.so.6 /lib/\nCOPY --chown=65532:65532 --chmod=755 exec.sh /app/server\nUSER 65532:65532\nWORKDIR /app\nENTRYPOINT [\"/app/server\"]\n",
+        ),
+        Case {
+            extra: &[
+                ("site/index.html", "<!doctype html><title>hi</title>\n"),
+                ("site/css/style.css", "body { margin: 0 }\n"),
+                ("site/img/.keep", ""),
+            ],
+            ..c(
+                "shape_static_site",
+                "FROM %DISTRO%\nUSER root\nCOPY --chown=www-data:www-data site/ /srv/www/\nEXPOSE 8080\nUSER www-data\nCMD [\"/usr/bin/tool\", \"serve\", \"/srv/www\"]\n",
+            )
+        },
+        c(
+            "shape_prebuilt_artifacts",
+            "FROM scratch AS artifacts\nCOPY d /dist/\nCOPY exec.sh /dist/bin/app\nFROM %DISTRO%\nCOPY --from=artifacts --chown=app:app /dist/ /opt/app/\nENTRYPOINT [\"/opt/app/bin/app\"]\n",
+        ),
+        c("dockerfile_crlf", "FROM %DISTRO%\r\nCOPY a.txt /srv/\r\nENV A=1 \\\r\n    B=2\r\nLABEL x=y\r\n"),
+        c("dockerfile_bom", "\u{feff}FROM %DISTRO%\nCOPY a.txt /srv/\n"),
     ]
 }
 
@@ -568,6 +694,21 @@ pub(crate) fn write_context(dir: &Path, ctx: Ctx) {
             .unwrap();
             std::fs::write(dir.join("note.txt.gz"), gzip(b"a note, compressed\n")).unwrap();
             std::fs::write(dir.join("note.txt.xz"), xz(b"another note\n")).unwrap();
+        }
+        Ctx::OwnIgnore => {
+            for name in ["keep.txt", "notes.md", "a.log", "sub/b.log", "sub/c.md"] {
+                file(dir, name, name, 0o644);
+            }
+            file(dir, ".dockerignore", "*.md\n**/*.md\n", 0o644);
+            file(dir, "Dockerfile.dockerignore", "# the Dockerfile's own\n**/*.log\n", 0o644);
+        }
+        Ctx::Patterns => {
+            for name in
+                ["x.log", "y.tmp", "z.{log,tmp}", "b.bak", "abak.bak", "!x.bak", "c.txt", "k.txt", "d.{a}"]
+            {
+                file(dir, name, name, 0o644);
+            }
+            file(dir, ".dockerignore", "*.{log,tmp}\n[!a]*.bak\n*.{a}\n[^c]*.txt\n", 0o644);
         }
         Ctx::Ignore => {
             for name in [

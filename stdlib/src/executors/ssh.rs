@@ -274,7 +274,14 @@ impl Remote {
         let remote_hephy = self.prepare(target, job, &log)?;
         let node = job.node;
         let context = oci.sources().context(job.root, image)?;
-        let files = oci::context_files(&context, &image.dockerfile)?;
+        let mut files = oci::context_files(&context, &image.dockerfile)?;
+        // The ignore files go along even when they exclude themselves: the host lists the
+        // context again, and must take the same one (the Dockerfile's own before `.dockerignore`).
+        for ignore in hephy_engine::ignore_files(".", &image.dockerfile) {
+            if !files.contains(&ignore) && std::fs::symlink_metadata(context.join(&ignore)).is_ok() {
+                files.push(ignore);
+            }
+        }
         let mut build_args: Vec<(String, String)> =
             image.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         build_args.extend(reference::injected(model, node, &job.deps));

@@ -97,6 +97,9 @@ pub(crate) enum BuildError {
     /// The image config or manifest cannot be serialized.
     #[error("{0}")]
     Json(#[from] serde_json::Error),
+    /// The build context's ignore file cannot be read (or leads out of the context).
+    #[error(transparent)]
+    Context(#[from] hephy_engine::FilesError),
 }
 
 impl BuildError {
@@ -235,9 +238,9 @@ pub(crate) fn unsupported(text: &str) -> Vec<(std::ops::Range<usize>, String)> {
                 if words < 2 {
                     Some(format!("`{}` needs a source and a destination", i.keyword))
                 } else if let Some(m) = chmod.filter(|m| !m.contains('$'))
-                    && u32::from_str_radix(&m, 8).ok().is_none_or(|m| m > 0o7777)
+                    && let Err(e) = parse_chmod(&m)
                 {
-                    Some(format!("`--chmod={m}` is not an octal mode (0 to 7777)"))
+                    Some(e.to_string())
                 } else {
                     None
                 }
@@ -643,8 +646,11 @@ impl Builder<'_> {
                     return Err(BuildError::Dockerfile("`WORKDIR` needs a folder".to_owned()));
                 }
                 let current = stage.settings.get("WorkingDir").and_then(Value::as_str).unwrap_or("/");
+                // An absolute folder is kept as written (`/srv/www/` keeps its slash), a relative
+                // one joined to the current and cleaned, as BuildKit and Docker record them.
+                let recorded = if dir.starts_with('/') { dir.clone() } else { absolute(current, &dir) };
                 let wd = absolute(current, &dir);
-                stage.settings.insert("WorkingDir".to_owned(), json!(wd));
+                stage.settings.insert("WorkingDir".to_owned(), json!(recorded));
                 if wd != "/" {
                     let user =
                         stage.settings.get("User").and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -741,8 +747,10 @@ impl Builder<'_> {
                 let groups = self.read_text(stage, "etc/group");
                 lookup(&groups, group, "group")?.0
             }
+            // A uid alone means gid = uid (BuildKit and buildah): the passwd entry's primary
+            // group is taken only for a user named by name.
             None => match user.parse::<u64>() {
-                Ok(id) => primary.filter(|_| passwd.is_some()).unwrap_or(id),
+                Ok(id) => id,
                 Err(_) => primary.unwrap_or(uid),
             },
         };
@@ -837,10 +845,7 @@ impl Builder<'_> {
             let root = self.request.context;
             let mut tree = Tree::new();
             let mut inodes = HashMap::new();
-            let ignore = match std::fs::read_to_string(root.join(".dockerignore")) {
-                Ok(text) => hephy_engine::DockerIgnore::parse(&text).unwrap_or_default(),
-                Err(_) => hephy_engine::DockerIgnore::default(),
-            };
+            let ignore = hephy_engine::context_ignore(root, ".", self.request.dockerfile_name)?;
             let mut dirs: BTreeSet<String> = BTreeSet::new();
             for file in self.request.files {
                 // The Dockerfile is among the files (it is an input), but a `.dockerignore`
@@ -958,15 +963,7 @@ impl Builder<'_> {
             Some(spec) => Some(self.owner(stage, spec)?),
             None => None,
         };
-        let mode = chmod
-            .as_deref()
-            .map(|m| {
-                u32::from_str_radix(m, 8)
-                    .ok()
-                    .filter(|m| *m <= 0o7777)
-                    .ok_or_else(|| format!("`--chmod={m}` is not an octal mode (0 to 7777)"))
-            })
-            .transpose()?;
+        let mode = chmod.as_deref().map(parse_chmod).transpose().map_err(|e| e.to_string())?;
 
         // The source tree and its hardlink groups.
         let from = match from {
@@ -1011,10 +1008,16 @@ impl Builder<'_> {
 
         // What lands where: (destination path, source path in `tree`, entry).
         let mut landed: Vec<(String, Option<String>, Entry)> = Vec::new();
+        // The source word each landed entry came from: hardlinks are kept within one source
+        // only (BuildKit copies each source on its own).
+        let mut landed_from: Vec<usize> = Vec::new();
+        // Folders a folder source writes, which the image must not have as anything else.
+        let mut folders_into: Vec<(String, String)> = Vec::new();
         let mut ensure: Vec<String> = Vec::new();
         let mut unpacked: Vec<(String, Entry)> = Vec::new();
         let several = sources.len() > 1;
-        for word in sources {
+        for (index, word) in sources.iter().enumerate() {
+            landed_from.resize(landed.len(), index.saturating_sub(1));
             if is_heredoc(word) {
                 let name = word.trim_start_matches("<<").trim_start_matches('-').trim_matches(['"', '\'']);
                 let Some(doc) = instruction.heredocs.iter().find(|h| h.name == name) else { continue };
@@ -1078,10 +1081,14 @@ impl Builder<'_> {
                     // The destination folder itself is the image's, or made like a parent.
                     let prefix = if resolved.is_empty() { String::new() } else { format!("{resolved}/") };
                     ensure.push(dest.clone());
+                    folders_into.push((dest.clone(), source.clone()));
                     for (path, inner) in tree.range(prefix.clone()..) {
                         let Some(rel) = path.strip_prefix(&prefix) else { break };
                         if rel.is_empty() {
                             continue;
+                        }
+                        if inner.content == Content::Dir {
+                            folders_into.push((join(&dest, rel), format!("{prefix}{rel}")));
                         }
                         landed.push((join(&dest, rel), Some(path.clone()), inner.clone()));
                     }
@@ -1104,6 +1111,29 @@ impl Builder<'_> {
             }
         }
 
+        landed_from.resize(landed.len(), sources.len().saturating_sub(1));
+        // A folder is copied into folders only: where the image has a file or a symbolic link
+        // (`/bin -> usr/bin` of a merged-/usr base) BuildKit refuses rather than replace it.
+        for (at, source) in &folders_into {
+            match stage.fs.get(at) {
+                Some(entry) if entry.content != Content::Dir => {
+                    let (what, fix) = match &entry.content {
+                        Content::Symlink(target) => (
+                            format!("a symbolic link to `{target}`"),
+                            format!(
+                                "copy its contents to `/{}`, where the link leads",
+                                resolve(&stage.fs, at)
+                            ),
+                        ),
+                        _ => ("a file".to_owned(), "copy the folder to another path".to_owned()),
+                    };
+                    return Err(BuildError::Dockerfile(format!(
+                        "cannot copy to non-directory `/{at}`: the image has it as {what}, and `{source}` is a folder (BuildKit refuses this too); {fix}"
+                    )));
+                }
+                _ => {}
+            }
+        }
         // The bytes of base-image files, each layer read once for all of them.
         let mut wanted = Vec::new();
         for (_, from_path, _) in &landed {
@@ -1122,8 +1152,8 @@ impl Builder<'_> {
         self.read_out(&wanted)?;
         // Owners, modes, hardlinks, file bytes.
         let mut delta = Tree::new();
-        let mut first_of_group: HashMap<String, String> = HashMap::new();
-        for (at, from_path, entry) in landed {
+        let mut first_of_group: HashMap<(usize, String), String> = HashMap::new();
+        for ((at, from_path, entry), source) in landed.into_iter().zip(landed_from) {
             if at.is_empty() {
                 // The root itself: keep what the image has.
                 continue;
@@ -1140,19 +1170,20 @@ impl Builder<'_> {
                 entry.uid = uid;
                 entry.gid = gid;
             }
-            if let (Some(m), false) = (mode, matches!(entry.content, Content::Symlink(_))) {
-                entry.mode = m;
+            if let (Some(chmod), false) = (&mode, matches!(entry.content, Content::Symlink(_))) {
+                entry.mode = chmod.apply(entry.mode, entry.content == Content::Dir);
             }
             if let Content::Symlink(_) = entry.content {
                 entry.mode = 0o777;
             }
             if let Some(group) = from_path.as_ref().and_then(|p| inodes.get(p)) {
-                match first_of_group.get(group) {
+                let group = (source, group.clone());
+                match first_of_group.get(&group) {
                     Some(first) if delta.contains_key(first) => {
                         entry.content = Content::Hardlink(first.clone());
                     }
                     _ => {
-                        first_of_group.insert(group.clone(), at.clone());
+                        first_of_group.insert(group, at.clone());
                     }
                 }
             }
@@ -1230,6 +1261,207 @@ impl Builder<'_> {
             })?;
         }
         Ok(())
+    }
+}
+
+/// A `COPY --chmod` mode: an octal number, or a symbolic mode (Dockerfile 1.14+), applied to
+/// each copied file and folder from its own mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Chmod {
+    /// `--chmod=0755`: every copied entry gets this mode.
+    Octal(u32),
+    /// `--chmod=u+x,go-w`: each copied entry's mode, changed as chmod(1) says.
+    Symbolic(Vec<ModeChange>),
+}
+
+/// One step of a symbolic mode, applied in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ModeChange {
+    /// Clear these bits.
+    Clear(u32),
+    /// Set these bits.
+    Set(u32),
+    /// Set these bits when the entry is a folder or was executable by anyone before (`X`).
+    SetIfSearchable(u32),
+    /// Copy the permission bits of one class (`u`, `g` or `o`) onto others (the shifts of
+    /// their positions: 6, 3, 0), by `+` (add), `-` (remove) or `=` (replace).
+    Copy { from: u32, onto: [bool; 3], op: char },
+}
+
+/// A `--chmod` value that is not a mode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`--chmod={0}` is not a mode: an octal number (0 to 7777) or a symbolic mode like `u+x,go-w`")]
+pub(crate) struct ChmodError(pub(crate) String);
+
+const SET_ID: u32 = 0o6000;
+const STICKY: u32 = 0o1000;
+const STANDARD: u32 = 0o6777;
+
+/// Reads a `--chmod` value as BuildKit does: octal digits are an absolute mode; anything else
+/// is a symbolic mode of chmod(1) (BSD's `setmode`, which BuildKit uses, with no umask):
+/// clauses `[ugoa]*([-+=]([rwxXst]*|[ugo]))+` joined by `,`.
+pub(crate) fn parse_chmod(text: &str) -> Result<Chmod, ChmodError> {
+    let refuse = || ChmodError(text.to_owned());
+    let bytes = text.as_bytes();
+    match bytes.first() {
+        None => return Err(refuse()),
+        Some(b'0'..=b'9') => {
+            return u32::from_str_radix(text, 8)
+                .ok()
+                .filter(|m| *m <= 0o7777)
+                .map(Chmod::Octal)
+                .ok_or_else(refuse);
+        }
+        Some(_) => {}
+    }
+    let mut changes = Vec::new();
+    let mut at = 0;
+    loop {
+        // Whose bits: none named is everyone's.
+        let mut who = 0;
+        while let Some(&b) = bytes.get(at) {
+            who |= match b {
+                b'a' => STANDARD,
+                b'u' => 0o4700,
+                b'g' => 0o2070,
+                b'o' => 0o0007,
+                _ => break,
+            };
+            at += 1;
+        }
+        // One or more operations for them.
+        loop {
+            let op = match bytes.get(at) {
+                Some(b'+') => '+',
+                Some(b'-') => '-',
+                Some(b'=') => '=',
+                _ => return Err(refuse()),
+            };
+            at += 1;
+            who &= !STICKY;
+            let mut perm = 0;
+            let mut search = 0;
+            let mut assigned = false;
+            let flush = |changes: &mut Vec<ModeChange>, who: u32, perm: u32| {
+                let bits = if who == 0 { perm } else { who & perm };
+                match op {
+                    '=' => {
+                        changes.push(ModeChange::Clear(if who == 0 { STANDARD } else { who }));
+                        changes.push(ModeChange::Set(bits));
+                    }
+                    '+' => changes.push(ModeChange::Set(bits)),
+                    _ => changes.push(ModeChange::Clear(bits)),
+                }
+            };
+            loop {
+                match bytes.get(at) {
+                    Some(b'r') => perm |= 0o444,
+                    Some(b'w') => perm |= 0o222,
+                    Some(b'x') => perm |= 0o111,
+                    Some(b'X') => {
+                        if op == '+' {
+                            search = 0o111;
+                        }
+                    }
+                    Some(b's') => {
+                        if who == 0 || who & !0o007 != 0 {
+                            perm |= SET_ID;
+                        }
+                    }
+                    Some(b't') => {
+                        if who == 0 || who & !0o007 != 0 {
+                            who |= STICKY;
+                            perm |= STICKY;
+                        }
+                    }
+                    Some(&class @ (b'u' | b'g' | b'o')) => {
+                        if perm != 0 {
+                            flush(&mut changes, who, perm);
+                            perm = 0;
+                        }
+                        assigned |= op == '=';
+                        if search != 0 {
+                            changes.push(ModeChange::SetIfSearchable(if who == 0 {
+                                search
+                            } else {
+                                who & search
+                            }));
+                            search = 0;
+                        }
+                        let from = match class {
+                            b'u' => 6,
+                            b'g' => 3,
+                            _ => 0,
+                        };
+                        let onto = if who == 0 {
+                            [true; 3]
+                        } else {
+                            [who & 0o400 != 0, who & 0o040 != 0, who & 0o004 != 0]
+                        };
+                        changes.push(ModeChange::Copy { from, onto, op });
+                    }
+                    _ => {
+                        if perm != 0 || (op == '=' && !assigned) {
+                            flush(&mut changes, who, perm);
+                        }
+                        if search != 0 {
+                            changes.push(ModeChange::SetIfSearchable(if who == 0 {
+                                search
+                            } else {
+                                who & search
+                            }));
+                        }
+                        break;
+                    }
+                }
+                at += 1;
+            }
+            match bytes.get(at) {
+                None => return Ok(Chmod::Symbolic(changes)),
+                Some(b',') => {
+                    at += 1;
+                    break;
+                }
+                Some(_) => {}
+            }
+        }
+    }
+}
+
+impl Chmod {
+    /// The mode an entry whose mode is `mode` gets (`dir`: it is a folder).
+    pub(crate) fn apply(&self, mode: u32, dir: bool) -> u32 {
+        let changes = match self {
+            Chmod::Octal(m) => return *m,
+            Chmod::Symbolic(changes) => changes,
+        };
+        let before = mode;
+        let mut mode = mode;
+        for change in changes {
+            match *change {
+                ModeChange::Clear(bits) => mode &= !bits,
+                ModeChange::Set(bits) => mode |= bits,
+                ModeChange::SetIfSearchable(bits) => {
+                    if dir || before & 0o111 != 0 {
+                        mode |= bits;
+                    }
+                }
+                ModeChange::Copy { from, onto, op } => {
+                    let value = (mode >> from) & 0o7;
+                    for (class, shift) in onto.iter().zip([6, 3, 0]) {
+                        if !class {
+                            continue;
+                        }
+                        match op {
+                            '+' => mode |= value << shift,
+                            '-' => mode &= !(value << shift),
+                            _ => mode = (mode & !(0o7 << shift)) | (value << shift),
+                        }
+                    }
+                }
+            }
+        }
+        mode & 0o7777
     }
 }
 
@@ -1847,6 +2079,31 @@ mod tests {
         assert!(e.contains("numeric"), "{e}");
         let e = run("FROM alpine\n", &[], None).unwrap_err();
         assert!(e.contains("alpine does not exist in its registry"), "{e}");
+    }
+
+    #[test]
+    fn chmod_reads_octal_and_symbolic_modes() {
+        let apply = |text: &str, mode: u32, dir: bool| parse_chmod(text).expect("a mode").apply(mode, dir);
+        assert_eq!(apply("755", 0o600, false), 0o755);
+        assert_eq!(apply("4755", 0o600, false), 0o4755);
+        assert_eq!(apply("u+x", 0o644, false), 0o744);
+        assert_eq!(apply("go-w", 0o666, false), 0o644);
+        assert_eq!(apply("+x", 0o644, false), 0o755, "no umask: everyone");
+        assert_eq!(apply("u=rwx,go=rx", 0o600, false), 0o755);
+        assert_eq!(apply("go=u-w", 0o700, false), 0o755);
+        assert_eq!(apply("u+x,go-w", 0o664, false), 0o744);
+        assert_eq!(apply("=r", 0o4755, false), 0o444, "`=` clears the set-id bits");
+        assert_eq!(apply("u+s", 0o755, false), 0o4755);
+        assert_eq!(apply("g+s", 0o755, true), 0o2755);
+        assert_eq!(apply("+t", 0o777, true), 0o1777);
+        assert_eq!(apply("o+t", 0o777, true), 0o777, "sticky for others alone is ignored");
+        assert_eq!(apply("go-rwx,u+X", 0o644, false), 0o600);
+        assert_eq!(apply("go-rwx,u+X", 0o644, true), 0o700, "`X`: folders");
+        assert_eq!(apply("a+X", 0o744, false), 0o755, "`X`: files executable by someone");
+        assert_eq!(apply("u-x+r", 0o300, false), 0o600, "several operations for one class");
+        for bad in ["", "u", "u+q", "999", "77777", "u+x,", "x+u", "ug"] {
+            assert!(parse_chmod(bad).is_err(), "`{bad}` is refused");
+        }
     }
 
     #[test]
