@@ -20,6 +20,7 @@ mod outputs;
 mod registry;
 mod release;
 mod resolver;
+mod scratch;
 mod sources;
 mod task;
 mod wiring;

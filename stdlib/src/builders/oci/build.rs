@@ -267,7 +267,9 @@ pub(crate) fn build(request: &Request<'_>, layout: &Layout, bases: &dyn Bases) -
         let line = text.get(..e.span.start).unwrap_or_default().matches('\n').count() + 1;
         BuildError::at(request.dockerfile_name, line, BuildError::Dockerfile(e.message))
     })?;
-    let temp = tempfile::tempdir().map_err(BuildError::io("make a temporary folder"))?;
+    // In the state folder (the layout's parent), where what a killed build leaves is found.
+    let state_dir = layout.dir().parent().unwrap_or(layout.dir());
+    let temp = crate::scratch::folder(state_dir, "build").map_err(BuildError::io("make a scratch folder"))?;
     let mut builder = Builder {
         request,
         layout,

@@ -1,0 +1,106 @@
+//! Scratch folders: where a build or a plan keeps files for a while (files read out of base
+//! layers, here-documents, a tree exported at a git revision). They live in the state folder's
+//! `tmp/`, never in `$TMPDIR`, each named after the process that made it
+//! (`PURPOSE-PID-RANDOM`), so what a killed process left is found and removed, by the next run
+//! and by `hephy gc`, once that process is gone. Nothing else in `tmp/` is touched.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+/// The folder of the state folder that holds scratch folders.
+const DIR: &str = "tmp";
+
+/// A scratch folder for `purpose` (a word without `-`) in `state_dir`'s `tmp/`, removed when
+/// dropped.
+pub(crate) fn folder(state_dir: &Path, purpose: &str) -> io::Result<tempfile::TempDir> {
+    let dir = state_dir.join(DIR);
+    if fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(io::Error::other(format!("`{}` is a symbolic link; remove it", dir.display())));
+    }
+    fs::create_dir_all(&dir)?;
+    tempfile::Builder::new().prefix(&format!("{purpose}-{}-", std::process::id())).tempdir_in(dir)
+}
+
+/// The pid a scratch folder's name gives (`PURPOSE-PID-RANDOM`); `None` for any other name.
+fn owner(name: &str) -> Option<i32> {
+    let mut parts = name.split('-');
+    let (purpose, pid, random) = (parts.next()?, parts.next()?, parts.next()?);
+    let word = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric());
+    (parts.next().is_none() && word(purpose) && word(random)).then_some(())?;
+    pid.parse().ok().filter(|&pid| pid > 0)
+}
+
+/// Whether the process `pid` is alive (a zombie is not: it holds nothing).
+fn alive(pid: i32) -> bool {
+    let Some(pid) = rustix::process::Pid::from_raw(pid) else { return false };
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) => !fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_nonzero()))
+            .ok()
+            .and_then(|stat| Some(stat.rsplit_once(')')?.1.split_whitespace().next()? == "Z"))
+            .unwrap_or(false),
+        Err(e) => e != rustix::io::Errno::SRCH,
+    }
+}
+
+/// Removes the scratch folders in `state_dir` whose process is gone; returns how many. A
+/// folder is removed without following a symbolic link in it.
+pub(crate) fn clean(state_dir: &Path) -> usize {
+    let dir = state_dir.join(DIR);
+    if !fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
+        return 0;
+    }
+    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(owner) else { continue };
+        if alive(pid) {
+            continue;
+        }
+        let path = entry.path();
+        let gone = match entry.file_type() {
+            Ok(kind) if kind.is_dir() => fs::remove_dir_all(&path),
+            _ => fs::remove_file(&path),
+        };
+        if gone.is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_folders_of_processes_that_are_gone_are_removed() {
+        let state = tempfile::tempdir().expect("temp dir");
+        let mine = folder(state.path(), "build").expect("a scratch folder");
+        fs::write(mine.path().join("f1"), "x").expect("write");
+        assert!(mine.path().starts_with(state.path().join(DIR)));
+        // A process that is gone: a child that has exited and been waited for.
+        let mut child = std::process::Command::new("true").spawn().expect("spawn true");
+        let gone = i32::try_from(child.id()).expect("a pid");
+        child.wait().expect("wait");
+        let left = state.path().join(DIR).join(format!("build-{gone}-abc123"));
+        fs::create_dir_all(left.join("deep")).expect("create");
+        fs::write(left.join("deep/f2"), "y").expect("write");
+        // Never touched: a name of another shape.
+        let foreign = state.path().join(DIR).join("notes");
+        fs::create_dir(&foreign).expect("create");
+        assert_eq!(clean(state.path()), 1);
+        assert!(!left.exists());
+        assert!(mine.path().join("f1").is_file());
+        assert!(foreign.is_dir());
+    }
+
+    #[test]
+    fn names_say_their_owner() {
+        assert_eq!(owner("build-123-AbC9x"), Some(123));
+        assert_eq!(owner("build-0-abc"), None);
+        assert_eq!(owner("build-x-abc"), None);
+        assert_eq!(owner("notes"), None);
+        assert_eq!(owner("a-1-b-c"), None);
+    }
+}
