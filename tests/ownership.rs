@@ -265,14 +265,17 @@ fn running(argv: &[&str]) -> Vec<String> {
 
 #[test]
 fn a_detached_daemon_does_not_outlive_the_run() {
-    // A number no other test's sleep has: the daemon is found by its command line.
+    // A number no other test's sleep has: the daemon is found by its command line. The task
+    // ends once the daemon runs in a session of its own (it wrote its pid after `setsid`).
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     let seconds = format!("300.{nanos:09}");
+    let script = format!(
+        "setsid sh -c 'echo $$ > daemon.pid; exec sleep {seconds}' >/dev/null 2>&1 </dev/null & \
+         while [ ! -s daemon.pid ]; do sleep 0.01; done; echo started"
+    );
     let repo = Repo::new().file(
         "hephy.kdl",
-        &format!(
-            "task \"daemon\" {{\n    run \"sh\" \"-c\" \"setsid sleep {seconds} >/dev/null 2>&1 </dev/null & echo started\"\n}}\n"
-        ),
+        &format!("task \"daemon\" {{\n    run \"sh\" \"-c\" {}\n}}\n", serde_json::to_string(&script).unwrap()),
     );
     let run = repo.run(&["run"]);
     let left = running(&["sleep", &seconds]);
@@ -280,5 +283,7 @@ fn a_detached_daemon_does_not_outlive_the_run() {
         let _ = Command::new("kill").args(["-9", pid]).status();
     }
     assert_eq!(run.code, 0, "{}", run.stderr);
+    let daemon = std::fs::read_to_string(repo.path().join("daemon.pid")).unwrap();
+    assert!(!daemon.trim().is_empty(), "the daemon never started");
     assert!(left.is_empty(), "the daemon outlived the run: pid {left:?}");
 }
