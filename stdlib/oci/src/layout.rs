@@ -567,4 +567,55 @@ mod tests {
         assert!(dir.path().join("oci/oci-layout").is_file());
         assert!(!layout.has("sha256:../../etc"));
     }
+
+    /// An entry without a name (as `skopeo copy … oci:DIR` writes it) is listed by `entries`,
+    /// not by `names`, and kept by `repair` and `name`.
+    #[test]
+    fn entries_without_a_name_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path().join("oci"));
+        let foreign = layout.put("application/vnd.oci.image.manifest.v1+json", b"{}").unwrap();
+        let mine = layout.put("application/vnd.oci.image.manifest.v1+json", b"{ }").unwrap();
+        let index = json!({"schemaVersion": 2, "manifests": [foreign.json()]});
+        write_atomically(&layout.index_path(), index.to_string().as_bytes()).unwrap();
+        assert_eq!(layout.names(), Some(BTreeMap::new()));
+        assert_eq!(layout.entries(), Some(vec![(None, foreign.digest.clone())]));
+        let mut entry = mine.json();
+        entry["annotations"] = json!({ REF_NAME: "mine" });
+        assert!(layout.repair(BTreeMap::from([("mine".to_owned(), entry)])).unwrap());
+        layout.name("other", &mine, None).unwrap();
+        let expected = vec![
+            (None, foreign.digest.clone()),
+            (Some("mine".to_owned()), mine.digest.clone()),
+            (Some("other".to_owned()), mine.digest.clone()),
+        ];
+        assert_eq!(layout.entries(), Some(expected));
+    }
+
+    /// A blob of a size other than its descriptor's, or a manifest whose bytes do not hash to
+    /// its name, is damaged; a layer is never read.
+    #[test]
+    fn damaged_blobs_are_found_by_size_and_manifests_by_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path().join("oci"));
+        let layer = layout.put("application/vnd.oci.image.layer.v1.tar+gzip", b"layer bytes").unwrap();
+        let config = layout.put("application/vnd.oci.image.config.v1+json", b"{}").unwrap();
+        let manifest = json!({"schemaVersion": 2, "config": config.json(), "layers": [layer.json()]});
+        let manifest = layout.put("application/vnd.oci.image.manifest.v1+json", manifest.to_string().as_bytes()).unwrap();
+        let roots = [manifest.digest.as_str()];
+        assert!(layout.damaged(roots).is_empty());
+        assert_eq!(layout.reachable(roots).len(), 3);
+        // Same size, other bytes: a layer is not read, so not found.
+        fs::write(layout.blob_path(&layer.digest), b"LAYER BYTES").unwrap();
+        assert!(layout.damaged(roots).is_empty());
+        fs::write(layout.blob_path(&layer.digest), b"short").unwrap();
+        assert_eq!(layout.damaged(roots), BTreeSet::from([layer.digest.clone()]));
+        fs::write(layout.blob_path(&config.digest), b"[]").unwrap();
+        assert_eq!(layout.damaged(roots), BTreeSet::from([layer.digest.clone(), config.digest.clone()]));
+        // `put` replaces a damaged blob of the same digest.
+        layout.put("application/vnd.oci.image.config.v1+json", b"{}").unwrap();
+        assert_eq!(fs::read(layout.blob_path(&config.digest)).unwrap(), b"{}");
+        assert!(layout.remove(&layer.digest).unwrap());
+        assert!(!layout.remove(&layer.digest).unwrap());
+    }
 }

@@ -1909,7 +1909,11 @@ mod fuzz {
         if dockerfile == SEED {
             assert!(built.is_ok(), "{built:?}");
         }
-        // Nothing lands beside the context and the layout.
+        // Nothing lands beside the context and the layout, but the scratch folders' folder,
+        // left empty.
+        let scratch = dir.path().join("tmp");
+        assert!(std::fs::read_dir(&scratch).map_or(true, |mut e| e.next().is_none()), "scratch left");
+        let _ = std::fs::remove_dir(scratch);
         let mut top: Vec<String> = std::fs::read_dir(dir.path())
             .expect("dir")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
