@@ -109,10 +109,9 @@ fn gc_never_removes_an_image_another_tool_put_in_the_layout() {
     let repo = Repo::example("quickstart");
     assert_eq!(repo.run(&["run"]).code, 0);
     // An image hephy did not build, copied in by skopeo without a name.
-    let other = Repo::new().file("hephy.kdl", "image \"other\" {\n    context \"other\"\n}\n").file(
-        "other/Dockerfile",
-        "FROM scratch\nCOPY only.txt /\n",
-    );
+    let other = Repo::new()
+        .file("hephy.kdl", "image \"other\" {\n    context \"other\"\n}\n")
+        .file("other/Dockerfile", "FROM scratch\nCOPY only.txt /\n");
     other.write("other/only.txt", "nobody else has this file\n");
     let built = other.run(&["run"]);
     assert_eq!(built.code, 0, "{}", built.stderr);
@@ -275,7 +274,10 @@ fn a_detached_daemon_does_not_outlive_the_run() {
     );
     let repo = Repo::new().file(
         "hephy.kdl",
-        &format!("task \"daemon\" {{\n    run \"sh\" \"-c\" {}\n}}\n", serde_json::to_string(&script).unwrap()),
+        &format!(
+            "task \"daemon\" {{\n    run \"sh\" \"-c\" {}\n}}\n",
+            serde_json::to_string(&script).unwrap()
+        ),
     );
     let run = repo.run(&["run"]);
     let left = running(&["sleep", &seconds]);

@@ -674,9 +674,10 @@ impl State {
         if runs.iter().any(|r| r.status == "running") && self.lock_holder_gone() {
             for run in runs.iter_mut().filter(|r| r.status == "running") {
                 run.status = "killed".to_owned();
-                let _ = self
-                    .conn
-                    .execute("UPDATE runs SET status = 'killed' WHERE id = ?1 AND status = 'running'", [run.id]);
+                let _ = self.conn.execute(
+                    "UPDATE runs SET status = 'killed' WHERE id = ?1 AND status = 'running'",
+                    [run.id],
+                );
             }
         }
         let mut stmt = self

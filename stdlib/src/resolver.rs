@@ -148,7 +148,10 @@ fn revision(model: &Model, state_dir: &Path, rev: &str) -> Result<Revision, Prob
 
     // The tree at REV, exported to a scratch folder.
     let scratch = crate::scratch::folder(state_dir, "since").map_err(|e| {
-        fail(format!("cannot make a scratch folder in `{}`: {e}", state_dir.display()), "check the state folder")
+        fail(
+            format!("cannot make a scratch folder in `{}`: {e}", state_dir.display()),
+            "check the state folder",
+        )
     })?;
     let mut archive = Command::new("git")
         .arg("-C")

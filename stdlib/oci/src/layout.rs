@@ -253,12 +253,7 @@ impl Layout {
     /// `None` when it cannot be read or is damaged. Entries without a name (as `skopeo copy …
     /// oci:DIR` writes them) are not listed: [`Layout::entries`] has them.
     pub fn names(&self) -> Option<BTreeMap<String, String>> {
-        Some(
-            self.entries()?
-                .into_iter()
-                .filter_map(|(name, digest)| Some((name?, digest)))
-                .collect(),
-        )
+        Some(self.entries()?.into_iter().filter_map(|(name, digest)| Some((name?, digest))).collect())
     }
 
     /// Every entry of `index.json`: its name, if it has one, and its digest; empty when there
@@ -601,7 +596,9 @@ mod tests {
         let layer = layout.put("application/vnd.oci.image.layer.v1.tar+gzip", b"layer bytes").unwrap();
         let config = layout.put("application/vnd.oci.image.config.v1+json", b"{}").unwrap();
         let manifest = json!({"schemaVersion": 2, "config": config.json(), "layers": [layer.json()]});
-        let manifest = layout.put("application/vnd.oci.image.manifest.v1+json", manifest.to_string().as_bytes()).unwrap();
+        let manifest = layout
+            .put("application/vnd.oci.image.manifest.v1+json", manifest.to_string().as_bytes())
+            .unwrap();
         let roots = [manifest.digest.as_str()];
         assert!(layout.damaged(roots).is_empty());
         assert_eq!(layout.reachable(roots).len(), 3);
