@@ -194,7 +194,7 @@ fn a_build_killed_mid_way_leaves_no_scratch_behind() {
     let repo = Repo::new()
         .file("hephy.kdl", "image \"big\" {\n    context \"big\"\n}\n")
         .file("big/Dockerfile", "FROM scratch\nCOPY blob.bin /\n");
-    std::fs::write(repo.path().join("big/blob.bin"), noise(48 << 20)).unwrap();
+    std::fs::write(repo.path().join("big/blob.bin"), noise(16 << 20)).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let scratch = repo.path().join(".hephy/tmp");
     let mut child = spawn(&repo, &["run"], &[("TMPDIR", tmp.path())]);

@@ -707,14 +707,7 @@ impl State {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
             Err(_) => return false,
         };
-        let Some(pid) = pid.and_then(rustix::process::Pid::from_raw) else { return false };
-        match rustix::process::test_kill_process(pid) {
-            Ok(()) => fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_nonzero()))
-                .ok()
-                .and_then(|stat| Some(stat.rsplit_once(')')?.1.split_whitespace().next()? == "Z"))
-                .unwrap_or(false),
-            Err(e) => e == rustix::io::Errno::SRCH,
-        }
+        pid.is_some_and(process_gone)
     }
 
     /// The nodes of run `run_id`; `None` if there is no such run.
@@ -766,6 +759,21 @@ impl State {
     /// `PRAGMA integrity_check`: `ok` for a sound database.
     pub fn integrity_check(&self) -> Result<String, StateError> {
         self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(self.sql())
+    }
+}
+
+/// Whether no process `pid` is alive: none has that pid, or it is a zombie (it has exited and
+/// holds nothing; its parent has yet to reap it). A pid that is not positive names none.
+pub fn process_gone(pid: i32) -> bool {
+    let Some(pid) = rustix::process::Pid::from_raw(pid).filter(|p| p.as_raw_nonzero().get() > 0) else {
+        return true;
+    };
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) => fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_nonzero()))
+            .ok()
+            .and_then(|stat| Some(stat.rsplit_once(')')?.1.split_whitespace().next()? == "Z"))
+            .unwrap_or(false),
+        Err(e) => e == rustix::io::Errno::SRCH,
     }
 }
 

@@ -31,18 +31,6 @@ fn owner(name: &str) -> Option<i32> {
     pid.parse().ok().filter(|&pid| pid > 0)
 }
 
-/// Whether the process `pid` is alive (a zombie is not: it holds nothing).
-fn alive(pid: i32) -> bool {
-    let Some(pid) = rustix::process::Pid::from_raw(pid) else { return false };
-    match rustix::process::test_kill_process(pid) {
-        Ok(()) => !fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_nonzero()))
-            .ok()
-            .and_then(|stat| Some(stat.rsplit_once(')')?.1.split_whitespace().next()? == "Z"))
-            .unwrap_or(false),
-        Err(e) => e != rustix::io::Errno::SRCH,
-    }
-}
-
 /// Removes the scratch folders in `state_dir` whose process is gone; returns how many. A
 /// folder is removed without following a symbolic link in it.
 pub(crate) fn clean(state_dir: &Path) -> usize {
@@ -54,7 +42,7 @@ pub(crate) fn clean(state_dir: &Path) -> usize {
     let mut removed = 0;
     for entry in entries.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(owner) else { continue };
-        if alive(pid) {
+        if !hephy_engine::process_gone(pid) {
             continue;
         }
         let path = entry.path();
