@@ -890,7 +890,7 @@ fn gc(file: &FileArg, state: &StateArg, lock_timeout: f64) -> Result<(), Failure
     };
     let scratch = match collected.scratch {
         0 => String::new(),
-        n => format!("; removed {n} scratch folders killed runs left"),
+        n => format!("; removed {n} scratch folders and files killed runs left"),
     };
     print(&format!(
         "removed {} files ({megabytes:.1} MB) from `{}`{damaged}; kept {} blobs{scratch}\n",

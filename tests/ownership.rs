@@ -216,9 +216,9 @@ fn a_build_killed_mid_way_leaves_no_scratch_behind() {
     wait_for("the build's scratch folder", || !listed(&scratch).is_empty());
     child.kill().unwrap();
     child.wait().unwrap();
-    let gc = repo.run(&["gc"]);
+    let gc = repo.run_with(&["gc"], &[("TMPDIR", tmp.path().to_str().unwrap())]);
     assert_eq!(gc.code, 0, "{}", gc.stderr);
-    assert!(gc.stdout.contains("removed 1 scratch folders"), "{}", gc.stdout);
+    assert!(gc.stdout.contains("removed 1 scratch folders and files"), "{}", gc.stdout);
     assert!(listed(&scratch).is_empty(), "after gc: {:?}", listed(&scratch));
 }
 

@@ -2,7 +2,9 @@
 //! layers, here-documents, a tree exported at a git revision). They live in the state folder's
 //! `tmp/`, never in `$TMPDIR`, each named after the process that made it
 //! (`PURPOSE-PID-RANDOM`), so what a killed process left is found and removed, by the next run
-//! and by `hephy gc`, once that process is gone. Nothing else in `tmp/` is touched.
+//! and by `hephy gc`, once that process is gone. Nothing else in `tmp/` is touched. Secrets
+//! handed to builders as files stay in `$TMPDIR` (never beside the repository), named after
+//! their process the same way (`hephy-secret-PID-RANDOM`), and are removed alike.
 
 use std::fs;
 use std::io;
@@ -31,13 +33,33 @@ fn owner(name: &str) -> Option<i32> {
     pid.parse().ok().filter(|&pid| pid > 0)
 }
 
-/// Removes the scratch folders in `state_dir` whose process is gone; returns how many. A
-/// folder is removed without following a symbolic link in it.
+/// The pid a secret file's name gives (`hephy-secret-PID-RANDOM`); `None` for any other name.
+fn secret_owner(name: &str) -> Option<i32> {
+    owner(&format!("secret-{}", name.strip_prefix(SECRET)?.strip_prefix('-')?))
+}
+
+/// The prefix of the files secrets are handed to builders in.
+const SECRET: &str = "hephy-secret";
+
+/// A file for a secret's value in `$TMPDIR` (mode 0600, removed when dropped), named after
+/// this process (`hephy-secret-PID-RANDOM`) so one a killed process left is removed by
+/// [`clean`]. Not in the state folder: a secret never lands beside the repository.
+pub(crate) fn secret_file() -> io::Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new().prefix(&format!("{SECRET}-{}-", std::process::id())).tempfile()
+}
+
+/// Removes the scratch folders in `state_dir` whose process is gone, and the secret files in
+/// `$TMPDIR` whose process is gone; returns how many. A folder is removed without following a
+/// symbolic link in it.
 pub(crate) fn clean(state_dir: &Path) -> usize {
     let dir = state_dir.join(DIR);
-    if !fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
-        return 0;
-    }
+    let scratch =
+        if fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) { clean_in(&dir, owner) } else { 0 };
+    scratch + clean_in(&std::env::temp_dir(), secret_owner)
+}
+
+/// Removes the entries of `dir` whose name `owner` gives a pid of a process that is gone.
+fn clean_in(dir: &Path, owner: fn(&str) -> Option<i32>) -> usize {
     let Ok(entries) = fs::read_dir(dir) else { return 0 };
     let mut removed = 0;
     for entry in entries.flatten() {
@@ -77,10 +99,29 @@ mod tests {
         // Never touched: a name of another shape.
         let foreign = state.path().join(DIR).join("notes");
         fs::create_dir(&foreign).expect("create");
-        assert_eq!(clean(state.path()), 1);
+        assert_eq!(clean_in(&state.path().join(DIR), owner), 1);
         assert!(!left.exists());
         assert!(mine.path().join("f1").is_file());
         assert!(foreign.is_dir());
+    }
+
+    #[test]
+    fn secret_files_of_processes_that_are_gone_are_removed() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mine = secret_file().expect("a secret file");
+        let name = mine.path().file_name().and_then(|n| n.to_str()).expect("a name");
+        assert_eq!(secret_owner(name), i32::try_from(std::process::id()).ok());
+        let mut child = std::process::Command::new("true").spawn().expect("spawn true");
+        let gone = i32::try_from(child.id()).expect("a pid");
+        child.wait().expect("wait");
+        let left = tmp.path().join(format!("hephy-secret-{gone}-Ab12"));
+        fs::write(&left, "s3cret").expect("write");
+        let alive = tmp.path().join(format!("hephy-secret-{}-Cd34", std::process::id()));
+        fs::write(&alive, "s3cret").expect("write");
+        let foreign = tmp.path().join(format!("other-secret-{gone}-Ab12"));
+        fs::write(&foreign, "x").expect("write");
+        assert_eq!(clean_in(tmp.path(), secret_owner), 1);
+        assert!(!left.exists() && alive.exists() && foreign.exists());
     }
 
     #[test]
