@@ -1,6 +1,7 @@
 //! What hephy owns, it repairs and cleans; what it did not write, it leaves alone.
 //!
-//! - A damaged blob (the right name, other bytes) is replaced by the rebuild that notices it,
+//! - A damaged blob (the right name, other bytes) is replaced by the rebuild that notices it
+//!   (a base image's layer pulled from a registry: pulled again),
 //!   by `run --force`, and `gc` removes it so the next run rebuilds it.
 //! - `gc` and `run` keep an `index.json` entry without a name (as `skopeo copy … oci:DIR`
 //!   writes it) and every blob it reaches.
@@ -87,6 +88,46 @@ fn a_damaged_layer_is_replaced_by_the_rebuild() {
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert!(sound(&repo, &layer));
     assert_eq!(built(&repo.run(&["run", "--format", "json"])), 0);
+}
+
+#[test]
+#[ignore = "needs docker-registry (installed by .ci/run)"]
+fn a_damaged_base_layer_is_pulled_again() {
+    common::require(&["docker-registry"], "apt-get install docker-registry");
+    let registry = common::registry::Registry::start();
+    // A base image from outside the graph, published to the registry by another repository.
+    let ext = Repo::new().online().file("base/Dockerfile", "FROM scratch\nCOPY v.txt /etc/v.txt\n").file(
+        "hephy.kdl",
+        &format!(
+            "registry \"{}/ext\"\nplatforms \"linux/amd64\"\nimage \"base\" {{\n    context \"base\"\n    tags \"1\"\n}}\n",
+            registry.address()
+        ),
+    );
+    ext.write("base/v.txt", &"the base's file\n".repeat(1000));
+    let published = ext.run(&["run"]);
+    assert_eq!(published.code, 0, "{}", published.stderr);
+    // Built here, into the local layout, FROM it: its blobs are pulled into `.hephy/oci`.
+    let repo = Repo::new()
+        .online()
+        .file(
+            "app/Dockerfile",
+            &format!(
+                "FROM {0}/ext/base:1 AS b\nFROM {0}/ext/base:1\nCOPY --from=b /etc/v.txt /copy.txt\n",
+                registry.address()
+            ),
+        )
+        .file("hephy.kdl", "platforms \"linux/amd64\"\nimage \"app\" {\n    context \"app\"\n}\n");
+    let first = repo.run(&["run"]);
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    let app = &outputs(&repo)["app@linux/amd64"];
+    let base_layer = layers(&repo, app)[0].clone();
+    let path = blob(&repo, &base_layer);
+    let good = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &good[..good.len() / 2]).unwrap();
+    let run = repo.run(&["run", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.results()["app@linux/amd64"], "built", "{}", run.stdout);
+    assert!(sound(&repo, &base_layer), "the base's damaged layer was not pulled again");
 }
 
 /// The index entries of `.hephy/oci` without a name: their digests.
