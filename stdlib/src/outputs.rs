@@ -155,9 +155,10 @@ fn layout_of(state_dir: &Path) -> Layout {
 }
 
 /// Readies the image layout for a run (the caller holds the run lock): removes temporaries and
-/// scratch folders a killed run left, and rewrites `index.json` so it names every image the records say is built
-/// here and whose manifest is in the layout (entries of other names whose blobs are here are
-/// kept). Returns how many temporaries were removed.
+/// scratch folders a killed run left, and rewrites `index.json` so it names every image the
+/// records say is built here and whose manifest is in the layout (entries of other names, or of
+/// none, whose blobs are here are kept). Returns how many temporaries and scratch folders were
+/// removed.
 pub fn prepare_layout(
     model: &Model,
     graph: &Graph,
@@ -237,7 +238,8 @@ pub struct Collected {
     /// their manifest gives, or a manifest or config whose bytes do not hash to its name):
     /// the next run rebuilds the images that need them.
     pub damaged: usize,
-    /// Scratch folders a killed process left in the state folder, removed.
+    /// Scratch folders (in the state folder) and secret files (in `$TMPDIR`) a killed process
+    /// left, removed.
     pub scratch: usize,
 }
 
@@ -247,7 +249,6 @@ pub struct Collected {
 /// a record reaches; and the scratch folders killed processes left. The caller holds the run
 /// lock.
 pub fn collect_garbage(snapshot: &Snapshot, state_dir: &Path) -> Result<Collected, GcError> {
-    let scratch = crate::scratch::clean(state_dir);
     let layout = layout_of(state_dir);
     let recorded: HashSet<String> = snapshot.records.values().map(|r| r.output.clone()).collect();
     let mut roots = recorded.clone();
@@ -257,6 +258,7 @@ pub fn collect_garbage(snapshot: &Snapshot, state_dir: &Path) -> Result<Collecte
             return Err(GcError::Damaged { index: layout.index_path() });
         }
     }
+    let scratch = crate::scratch::clean(state_dir);
     let keep = layout.reachable(roots.iter().map(String::as_str));
     let (mut files, mut bytes) = layout.collect_garbage(&keep)?;
     let mut damaged = 0;

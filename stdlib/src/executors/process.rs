@@ -440,7 +440,11 @@ fn stop_marked(mark: &str, since: u64) -> Vec<u32> {
         for &pid in &marked {
             let _ = nix::sys::signal::kill(Pid::from_raw(i32::try_from(pid).unwrap_or(0)), Signal::SIGKILL);
         }
-        stopped.extend(marked.into_iter().filter(|pid| !stopped.contains(pid)).collect::<Vec<_>>());
+        for pid in marked {
+            if !stopped.contains(&pid) {
+                stopped.push(pid);
+            }
+        }
         std::thread::sleep(Duration::from_millis(5));
     }
     stopped
