@@ -887,8 +887,16 @@ fn gc(file: &FileArg, state: &StateArg, lock_timeout: f64) -> Result<(), Failure
     })?;
     #[expect(clippy::cast_precision_loss, reason = "a size shown in MB")]
     let megabytes = collected.bytes as f64 / 1_000_000.0;
+    let damaged = match collected.damaged {
+        0 => String::new(),
+        n => format!(" ({n} of them damaged: the next `hephy run` rebuilds what needed them)"),
+    };
+    let scratch = match collected.scratch {
+        0 => String::new(),
+        n => format!("; removed {n} scratch folders and files killed runs left"),
+    };
     print(&format!(
-        "removed {} files ({megabytes:.1} MB) from `{}`; kept {} blobs\n",
+        "removed {} files ({megabytes:.1} MB) from `{}`{damaged}; kept {} blobs{scratch}\n",
         collected.files,
         dir.strip_prefix(".").unwrap_or(&dir).join("oci").display(),
         collected.kept

@@ -62,5 +62,5 @@ pub use stamp::{
 };
 pub use state::{
     Failure, NodeResult, NodeStatus, Passing, Record, RunLock, RunNode, RunSummary, SCHEMA_VERSION, Snapshot,
-    State, StateError, check_state_dir,
+    State, StateError, check_state_dir, process_gone,
 };

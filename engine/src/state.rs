@@ -650,7 +650,7 @@ impl State {
         Ok(())
     }
 
-    /// Past runs, newest first.
+    /// Past runs, newest first; one marked `running` whose process is gone is `killed`.
     pub fn runs(&self, limit: usize) -> Result<Vec<RunSummary>, StateError> {
         let mut stmt = self
             .conn
@@ -669,6 +669,17 @@ impl State {
             })
             .map_err(self.sql())?;
         let mut runs: Vec<RunSummary> = rows.collect::<Result<_, _>>().map_err(self.sql())?;
+        // A run still marked `running` whose process is gone was killed (SIGKILL, an abort, a
+        // power cut): it says so, here and (best effort) in the database, before a next run.
+        if runs.iter().any(|r| r.status == "running") && self.lock_holder_gone() {
+            for run in runs.iter_mut().filter(|r| r.status == "running") {
+                run.status = "killed".to_owned();
+                let _ = self.conn.execute(
+                    "UPDATE runs SET status = 'killed' WHERE id = ?1 AND status = 'running'",
+                    [run.id],
+                );
+            }
+        }
         let mut stmt = self
             .conn
             .prepare("SELECT result, COUNT(*) FROM run_nodes WHERE run_id = ?1 GROUP BY result")
@@ -684,6 +695,19 @@ impl State {
             run.counts.retain(|_, n| *n > 0);
         }
         Ok(runs)
+    }
+
+    /// Whether no process holds the run lock of this state: the pid the last holder wrote in
+    /// `lock` is not alive (or is a zombie), or there is no lock file. An empty or unreadable
+    /// lock says nothing (a run may be taking it): not gone.
+    fn lock_holder_gone(&self) -> bool {
+        let Some(dir) = self.path.parent() else { return false };
+        let pid = match fs::read_to_string(dir.join("lock")) {
+            Ok(text) => text.trim().parse::<i32>().ok(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
+            Err(_) => return false,
+        };
+        pid.is_some_and(process_gone)
     }
 
     /// The nodes of run `run_id`; `None` if there is no such run.
@@ -735,6 +759,21 @@ impl State {
     /// `PRAGMA integrity_check`: `ok` for a sound database.
     pub fn integrity_check(&self) -> Result<String, StateError> {
         self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(self.sql())
+    }
+}
+
+/// Whether no process `pid` is alive: none has that pid, or it is a zombie (it has exited and
+/// holds nothing; its parent has yet to reap it). A pid that is not positive names none.
+pub fn process_gone(pid: i32) -> bool {
+    let Some(pid) = rustix::process::Pid::from_raw(pid).filter(|p| p.as_raw_nonzero().get() > 0) else {
+        return true;
+    };
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) => fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_nonzero()))
+            .ok()
+            .and_then(|stat| Some(stat.rsplit_once(')')?.1.split_whitespace().next()? == "Z"))
+            .unwrap_or(false),
+        Err(e) => e == rustix::io::Errno::SRCH,
     }
 }
 
@@ -945,12 +984,34 @@ mod tests {
     #[test]
     fn a_run_left_running_was_killed() {
         let dir = tempfile::tempdir().expect("temp dir");
+        let lock = RunLock::acquire(dir.path(), Duration::ZERO).expect("locks");
         let mut state = State::open(dir.path()).expect("opens");
         let first = state.begin_run("hephy run").expect("begins");
         let second = state.begin_run("hephy run").expect("begins");
         let runs = state.runs(10).expect("lists");
         let listed: Vec<(i64, &str)> = runs.iter().map(|r| (r.id, r.status.as_str())).collect();
         assert_eq!(listed, [(second, "running"), (first, "killed")]);
+        drop(lock);
+    }
+
+    /// A run marked `running` whose process is gone (the pid in the lock is not alive) lists
+    /// as `killed`, and is recorded so.
+    #[test]
+    fn a_run_whose_process_is_gone_lists_as_killed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut state = State::open(dir.path()).expect("opens");
+        let run = state.begin_run("hephy run").expect("begins");
+        // Empty: a run taking the lock has not written its pid yet.
+        fs::write(dir.path().join("lock"), "").expect("writes");
+        assert_eq!(state.runs(1).expect("lists")[0].status, "running");
+        let mut child = std::process::Command::new("true").spawn().expect("spawns");
+        child.wait().expect("waits");
+        fs::write(dir.path().join("lock"), child.id().to_string()).expect("writes");
+        assert_eq!(state.runs(1).expect("lists")[0].status, "killed");
+        fs::write(dir.path().join("lock"), std::process::id().to_string()).expect("writes");
+        let again = State::open(dir.path()).expect("opens");
+        let listed = again.runs(1).expect("lists");
+        assert_eq!((listed[0].id, listed[0].status.as_str()), (run, "killed"), "recorded");
     }
 
     /// Stat entries read back as written, inode numbers past `i64::MAX` included; re-keying

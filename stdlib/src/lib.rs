@@ -20,6 +20,7 @@ mod outputs;
 mod registry;
 mod release;
 mod resolver;
+mod scratch;
 mod sources;
 mod task;
 mod wiring;
@@ -89,7 +90,8 @@ pub(crate) enum SecretError {
     },
 }
 
-/// Each secret written to a temporary file of its own (mode 0600, removed on drop).
+/// Each secret written to a temporary file of its own (mode 0600, removed on drop, and by the
+/// next run if its process was killed).
 pub(crate) fn secret_files(
     model: &Model,
     names: &[String],
@@ -97,9 +99,7 @@ pub(crate) fn secret_files(
     let mut out = Vec::new();
     for name in names {
         let value = hephy_engine::secret_value(model, name).map_err(SecretError::Value)?;
-        let mut file = tempfile::Builder::new()
-            .prefix("hephy-secret-")
-            .tempfile()
+        let mut file = crate::scratch::secret_file()
             .map_err(|source| SecretError::Create { name: name.clone(), source })?;
         std::io::Write::write_all(&mut file, value.as_bytes())
             .map_err(|source| SecretError::Write { name: name.clone(), source })?;

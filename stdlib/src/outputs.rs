@@ -11,8 +11,10 @@
 //! at ([`Evidence`]), so the CLI's no-op stamp can tell, cheaply, whether they all still hold.
 //!
 //! [`prepare_layout`] repairs `index.json` from the records of every image (never truncating it
-//! to what one run built) and removes temporaries a killed run left; [`collect_garbage`]
-//! (`hephy gc`) removes the blobs no recorded image references.
+//! to what one run built) and removes temporaries and scratch folders a killed run left;
+//! [`collect_garbage`] (`hephy gc`) removes the blobs no recorded image and no entry of
+//! `index.json` references (an entry without a name, as `skopeo copy` writes it, included),
+//! and the damaged blobs of recorded images, so the next run rebuilds them.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
@@ -152,21 +154,23 @@ fn layout_of(state_dir: &Path) -> Layout {
     Layout::new(state_dir.join("oci"))
 }
 
-/// Readies the image layout for a run (the caller holds the run lock): removes temporaries a
-/// killed run left, and rewrites `index.json` so it names every image the records say is built
-/// here and whose manifest is in the layout (entries of other names whose blobs are here are
-/// kept). Returns how many temporaries were removed.
+/// Readies the image layout for a run (the caller holds the run lock): removes temporaries and
+/// scratch folders a killed run left, and rewrites `index.json` so it names every image the
+/// records say is built here and whose manifest is in the layout (entries of other names, or of
+/// none, whose blobs are here are kept). Returns how many temporaries and scratch folders were
+/// removed.
 pub fn prepare_layout(
     model: &Model,
     graph: &Graph,
     snapshot: &Snapshot,
     state_dir: &Path,
 ) -> Result<usize, LayoutError> {
+    let scratch = crate::scratch::clean(state_dir);
     let layout = layout_of(state_dir);
     if std::fs::symlink_metadata(layout.dir()).is_err() {
-        return Ok(0);
+        return Ok(scratch);
     }
-    let removed = layout.clean_temporaries();
+    let removed = layout.clean_temporaries() + scratch;
     let mut named: BTreeMap<String, Value> = BTreeMap::new();
     for &index in graph.order() {
         let node = graph.node(index);
@@ -195,9 +199,9 @@ pub fn prepare_layout(
 }
 
 /// Removes the temporaries a killed run left in the image layout (the caller holds the run
-/// lock); returns how many.
+/// lock) and the scratch folders of processes that are gone; returns how many.
 pub fn clean_temporaries(state_dir: &Path) -> usize {
-    layout_of(state_dir).clean_temporaries()
+    crate::scratch::clean(state_dir) + layout_of(state_dir).clean_temporaries()
 }
 
 /// Why `hephy gc` removed nothing.
@@ -230,22 +234,42 @@ pub struct Collected {
     pub bytes: u64,
     /// Blobs kept.
     pub kept: usize,
+    /// Of the files removed, blobs of recorded images that were damaged (a size other than
+    /// their manifest gives, or a manifest or config whose bytes do not hash to its name):
+    /// the next run rebuilds the images that need them.
+    pub damaged: usize,
+    /// Scratch folders (in the state folder) and secret files (in `$TMPDIR`) a killed process
+    /// left, removed.
+    pub scratch: usize,
 }
 
 /// Removes from the layout every blob that no recorded output (of any node the state
-/// remembers, in this graph or not) and no `index.json` entry reaches, and every temporary.
-/// The caller holds the run lock.
+/// remembers, in this graph or not) and no `index.json` entry (named or not: an image another
+/// tool put there is never hephy's to remove) reaches, every temporary, and every damaged blob
+/// a record reaches; and the scratch folders killed processes left. The caller holds the run
+/// lock.
 pub fn collect_garbage(snapshot: &Snapshot, state_dir: &Path) -> Result<Collected, GcError> {
     let layout = layout_of(state_dir);
-    let mut roots: HashSet<String> = snapshot.records.values().map(|r| r.output.clone()).collect();
-    match layout.names() {
-        Some(names) => roots.extend(names.into_values()),
+    let recorded: HashSet<String> = snapshot.records.values().map(|r| r.output.clone()).collect();
+    let mut roots = recorded.clone();
+    match layout.entries() {
+        Some(entries) => roots.extend(entries.into_iter().map(|(_, digest)| digest)),
         None => {
             return Err(GcError::Damaged { index: layout.index_path() });
         }
     }
+    let scratch = crate::scratch::clean(state_dir);
     let keep = layout.reachable(roots.iter().map(String::as_str));
-    let (files, bytes) = layout.collect_garbage(&keep)?;
+    let (mut files, mut bytes) = layout.collect_garbage(&keep)?;
+    let mut damaged = 0;
+    for digest in layout.damaged(recorded.iter().map(String::as_str)) {
+        let size = std::fs::symlink_metadata(layout.blob_path(&digest)).map_or(0, |m| m.len());
+        if layout.remove(&digest)? {
+            damaged += 1;
+            files += 1;
+            bytes += size;
+        }
+    }
     let kept = keep.iter().filter(|d| layout.has(d)).count();
-    Ok(Collected { files, bytes, kept })
+    Ok(Collected { files, bytes, kept, damaged, scratch })
 }

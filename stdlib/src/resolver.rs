@@ -77,7 +77,7 @@ impl Resolver for PlanResolver<'_> {
     }
 
     fn revision(&self, rev: &str) -> Result<Revision, Problem> {
-        revision(self.model, rev)
+        revision(self.model, &self.state_dir, rev)
     }
 
     fn stampable(&self) -> bool {
@@ -117,7 +117,7 @@ fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
 
 /// The graph of `model`'s file at `rev`: the tree at `rev` exported to a scratch folder (kept
 /// in the answer), its graph file loaded and checked.
-fn revision(model: &Model, rev: &str) -> Result<Revision, Problem> {
+fn revision(model: &Model, state_dir: &Path, rev: &str) -> Result<Revision, Problem> {
     let root = std::path::absolute(&model.root).unwrap_or_else(|_| model.root.clone());
     let top = git(&root, &["rev-parse", "--show-toplevel"]).map_err(|e| {
         fail(
@@ -147,8 +147,12 @@ fn revision(model: &Model, rev: &str) -> Result<Revision, Problem> {
     let shown_graph = relative.display().to_string();
 
     // The tree at REV, exported to a scratch folder.
-    let scratch = tempfile::tempdir()
-        .map_err(|e| fail(format!("cannot make a scratch folder: {e}"), "check TMPDIR"))?;
+    let scratch = crate::scratch::folder(state_dir, "since").map_err(|e| {
+        fail(
+            format!("cannot make a scratch folder in `{}`: {e}", state_dir.display()),
+            "check the state folder",
+        )
+    })?;
     let mut archive = Command::new("git")
         .arg("-C")
         .arg(&top)

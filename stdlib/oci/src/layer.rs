@@ -238,12 +238,11 @@ fn write_now(tree: &Tree, layout: &Layout, settings: &Settings<'_>) -> Result<La
     let Hashing { inner, hasher, count: size } = compressed;
     drop(inner);
     let digest = format!("sha256:{}", hex(&hasher.finalize()));
-    if layout.has(&digest) {
-        drop(temp);
-    } else {
-        let (_, path) = temp.keep().map_err(|e| plain(e.error))?;
-        layout.adopt(&path, &digest)?;
-    }
+    // Moved into place even when a blob of that name is there: its bytes may be damaged (a
+    // truncated copy, a flipped bit), these are known to hash to the name. The rename is atomic,
+    // so a reader of the old file keeps reading the same bytes.
+    let (_, path) = temp.keep().map_err(|e| plain(e.error))?;
+    layout.adopt(&path, &digest)?;
     Ok(Layer { digest, size, diff_id, media_type: settings.codec.media_type() })
 }
 

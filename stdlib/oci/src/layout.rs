@@ -11,7 +11,7 @@
 //! `index.json` from a list of entries (the records of whoever uses it), removes the
 //! temporaries a killed writer left, and collects the blobs nothing names.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -140,6 +140,13 @@ impl Looked {
     }
 }
 
+/// What a walk from some roots found: every blob reached, and those of them that are damaged.
+#[derive(Debug, Default)]
+struct Walked {
+    blobs: HashSet<String>,
+    damaged: BTreeSet<String>,
+}
+
 /// An OCI image layout on disk.
 #[derive(Debug)]
 pub struct Layout {
@@ -243,21 +250,27 @@ impl Layout {
     }
 
     /// The entries of `index.json` by name (their digests); empty when there is no index yet,
-    /// `None` when it cannot be read or is damaged.
+    /// `None` when it cannot be read or is damaged. Entries without a name (as `skopeo copy …
+    /// oci:DIR` writes them) are not listed: [`Layout::entries`] has them.
     pub fn names(&self) -> Option<BTreeMap<String, String>> {
+        Some(self.entries()?.into_iter().filter_map(|(name, digest)| Some((name?, digest))).collect())
+    }
+
+    /// Every entry of `index.json`: its name, if it has one, and its digest; empty when there
+    /// is no index yet, `None` when it cannot be read or is damaged (not JSON, no `manifests`
+    /// list, an entry without a digest).
+    pub fn entries(&self) -> Option<Vec<(Option<String>, String)>> {
         let path = self.dir.join("index.json");
         if fs::symlink_metadata(&path).is_err() {
-            return Some(BTreeMap::new());
+            return Some(Vec::new());
         }
         let index: Value = serde_json::from_slice(&fs::read(path).ok()?).ok()?;
         index["manifests"]
             .as_array()?
             .iter()
             .map(|entry| {
-                Some((
-                    entry["annotations"][REF_NAME].as_str()?.to_owned(),
-                    entry["digest"].as_str()?.to_owned(),
-                ))
+                let name = entry["annotations"][REF_NAME].as_str().map(str::to_owned);
+                Some((name, entry["digest"].as_str()?.to_owned()))
             })
             .collect()
     }
@@ -268,25 +281,32 @@ impl Layout {
     }
 
     /// Rewrites `index.json` to hold `named` (name → entry, whose blobs must be here) and the
-    /// entries it holds now under other names whose blobs are here; an index that cannot be
-    /// read counts as none. Written only when it changes. Returns whether it was written.
+    /// entries it holds now under other names, or under none, whose blobs are here; an index
+    /// that cannot be read counts as none. Unnamed entries come first, in their order, then the
+    /// named ones by name (as [`Layout::name`] sorts them). Written only when it changes.
+    /// Returns whether it was written.
     pub fn repair(&self, named: BTreeMap<String, Value>) -> Result<bool, LayoutError> {
         let _one_writer = self.index.lock().map_err(|_| LayoutError::Poisoned)?;
         let path = self.index_path();
         let now: Option<Value> = fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok());
-        let mut entries: BTreeMap<String, Value> = now
+        let here: Vec<&Value> = now
             .as_ref()
             .and_then(|index| index["manifests"].as_array())
             .into_iter()
             .flatten()
             .filter(|e| e["digest"].as_str().is_some_and(|d| self.has(d)))
-            .filter_map(|e| Some((e["annotations"][REF_NAME].as_str()?.to_owned(), e.clone())))
+            .collect();
+        let unnamed = here.iter().filter(|e| e["annotations"][REF_NAME].as_str().is_none());
+        let mut entries: BTreeMap<String, Value> = here
+            .iter()
+            .filter_map(|e| Some((e["annotations"][REF_NAME].as_str()?.to_owned(), (*e).clone())))
             .collect();
         entries.extend(named);
+        let manifests: Vec<Value> = unnamed.map(|e| (*e).clone()).chain(entries.into_values()).collect();
         let index = json!({
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.index.v1+json",
-            "manifests": entries.into_values().collect::<Vec<_>>(),
+            "manifests": manifests,
         });
         if now.as_ref() == Some(&index) || (now.is_none() && index["manifests"] == json!([])) {
             return Ok(false);
@@ -314,27 +334,62 @@ impl Layout {
         removed
     }
 
-    /// Every blob reachable from `roots` (manifests and indexes), themselves included.
+    /// Every blob reachable from `roots` (manifests and indexes), themselves included. Layers
+    /// are looked at (a stat), never read.
     pub fn reachable<'a>(&self, roots: impl IntoIterator<Item = &'a str>) -> HashSet<String> {
-        let mut keep: HashSet<String> = HashSet::new();
-        let mut stack: Vec<String> =
-            roots.into_iter().filter(|d| valid_digest(d)).map(str::to_owned).collect();
-        while let Some(digest) = stack.pop() {
-            if !keep.insert(digest.clone()) {
+        self.walk(roots).blobs
+    }
+
+    /// The blobs reachable from `roots` that are here but damaged: a size other than the one
+    /// the descriptor that names it gives, or (manifests, indexes, configs: the blobs read to
+    /// walk them) bytes that do not hash to their name. Layers are looked at, never read.
+    pub fn damaged<'a>(&self, roots: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
+        self.walk(roots).damaged
+    }
+
+    fn walk<'a>(&self, roots: impl IntoIterator<Item = &'a str>) -> Walked {
+        let mut walked = Walked::default();
+        // (digest, the size a descriptor gives, whether it is a layer)
+        let mut stack: Vec<(String, Option<u64>, bool)> =
+            roots.into_iter().filter(|d| valid_digest(d)).map(|d| (d.to_owned(), None, false)).collect();
+        while let Some((digest, size, layer)) = stack.pop() {
+            if let Some(size) = size {
+                let here = fs::symlink_metadata(self.blob_path(&digest)).ok().filter(fs::Metadata::is_file);
+                if here.is_some_and(|m| m.len() != size) {
+                    walked.damaged.insert(digest.clone());
+                }
+            }
+            if !walked.blobs.insert(digest.clone()) || layer {
                 continue;
             }
-            let Some(parsed) = self.read(&digest).and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-            else {
-                continue;
-            };
-            let children = std::iter::once(&parsed["config"])
-                .chain(parsed["layers"].as_array().into_iter().flatten())
-                .chain(parsed["manifests"].as_array().into_iter().flatten());
-            stack.extend(
-                children.filter_map(|c| c["digest"].as_str()).filter(|d| valid_digest(d)).map(str::to_owned),
-            );
+            let Some(bytes) = self.read(&digest) else { continue };
+            if sha256(&bytes) != digest {
+                walked.damaged.insert(digest.clone());
+            }
+            let Ok(parsed) = serde_json::from_slice::<Value>(&bytes) else { continue };
+            let descriptors = std::iter::once((&parsed["config"], false))
+                .chain(parsed["layers"].as_array().into_iter().flatten().map(|l| (l, true)))
+                .chain(parsed["manifests"].as_array().into_iter().flatten().map(|m| (m, false)));
+            for (child, layer) in descriptors {
+                if let Some(digest) = child["digest"].as_str().filter(|d| valid_digest(d)) {
+                    stack.push((digest.to_owned(), child["size"].as_u64(), layer));
+                }
+            }
         }
-        keep
+        walked
+    }
+
+    /// Removes the blob `digest` (a damaged one); whether it was here.
+    pub fn remove(&self, digest: &str) -> Result<bool, LayoutError> {
+        if !self.has(digest) {
+            return Ok(false);
+        }
+        let path = self.blob_path(digest);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(LayoutError::io(LayoutOperation::Remove, &path, e)),
+        }
     }
 
     /// Removes every blob not in `keep`, and every temporary; returns how many files and bytes.
@@ -360,17 +415,19 @@ impl Layout {
         Ok((files, bytes))
     }
 
-    /// Stores `bytes` as a blob of `media_type`.
+    /// Stores `bytes` as a blob of `media_type`; a blob of that digest whose bytes are others
+    /// (damaged) is replaced.
     pub fn put(&self, media_type: &str, bytes: &[u8]) -> Result<Descriptor, LayoutError> {
         let descriptor = Descriptor::of(media_type, bytes);
-        if !self.has(&descriptor.digest) {
+        if self.read(&descriptor.digest).is_none_or(|here| here != bytes) {
             self.init()?;
             write_atomically(&self.blob_path(&descriptor.digest), bytes)?;
         }
         Ok(descriptor)
     }
 
-    /// Moves the finished file `from` (whose digest is `digest`) into the layout.
+    /// Moves the finished file `from` (whose digest is `digest`) into the layout, replacing
+    /// the blob of that name if there is one (it may be damaged: `from` is known good).
     pub fn adopt(&self, from: &Path, digest: &str) -> Result<(), LayoutError> {
         self.init()?;
         let to = self.blob_path(digest);
@@ -504,5 +561,58 @@ mod tests {
         assert_eq!(index["manifests"][0]["platform"]["os"], "linux");
         assert!(dir.path().join("oci/oci-layout").is_file());
         assert!(!layout.has("sha256:../../etc"));
+    }
+
+    /// An entry without a name (as `skopeo copy … oci:DIR` writes it) is listed by `entries`,
+    /// not by `names`, and kept by `repair` and `name`.
+    #[test]
+    fn entries_without_a_name_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path().join("oci"));
+        let foreign = layout.put("application/vnd.oci.image.manifest.v1+json", b"{}").unwrap();
+        let mine = layout.put("application/vnd.oci.image.manifest.v1+json", b"{ }").unwrap();
+        let index = json!({"schemaVersion": 2, "manifests": [foreign.json()]});
+        write_atomically(&layout.index_path(), index.to_string().as_bytes()).unwrap();
+        assert_eq!(layout.names(), Some(BTreeMap::new()));
+        assert_eq!(layout.entries(), Some(vec![(None, foreign.digest.clone())]));
+        let mut entry = mine.json();
+        entry["annotations"] = json!({ REF_NAME: "mine" });
+        assert!(layout.repair(BTreeMap::from([("mine".to_owned(), entry)])).unwrap());
+        layout.name("other", &mine, None).unwrap();
+        let expected = vec![
+            (None, foreign.digest.clone()),
+            (Some("mine".to_owned()), mine.digest.clone()),
+            (Some("other".to_owned()), mine.digest.clone()),
+        ];
+        assert_eq!(layout.entries(), Some(expected));
+    }
+
+    /// A blob of a size other than its descriptor's, or a manifest whose bytes do not hash to
+    /// its name, is damaged; a layer is never read.
+    #[test]
+    fn damaged_blobs_are_found_by_size_and_manifests_by_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path().join("oci"));
+        let layer = layout.put("application/vnd.oci.image.layer.v1.tar+gzip", b"layer bytes").unwrap();
+        let config = layout.put("application/vnd.oci.image.config.v1+json", b"{}").unwrap();
+        let manifest = json!({"schemaVersion": 2, "config": config.json(), "layers": [layer.json()]});
+        let manifest = layout
+            .put("application/vnd.oci.image.manifest.v1+json", manifest.to_string().as_bytes())
+            .unwrap();
+        let roots = [manifest.digest.as_str()];
+        assert!(layout.damaged(roots).is_empty());
+        assert_eq!(layout.reachable(roots).len(), 3);
+        // Same size, other bytes: a layer is not read, so not found.
+        fs::write(layout.blob_path(&layer.digest), b"LAYER BYTES").unwrap();
+        assert!(layout.damaged(roots).is_empty());
+        fs::write(layout.blob_path(&layer.digest), b"short").unwrap();
+        assert_eq!(layout.damaged(roots), BTreeSet::from([layer.digest.clone()]));
+        fs::write(layout.blob_path(&config.digest), b"[]").unwrap();
+        assert_eq!(layout.damaged(roots), BTreeSet::from([layer.digest.clone(), config.digest.clone()]));
+        // `put` replaces a damaged blob of the same digest.
+        layout.put("application/vnd.oci.image.config.v1+json", b"{}").unwrap();
+        assert_eq!(fs::read(layout.blob_path(&config.digest)).unwrap(), b"{}");
+        assert!(layout.remove(&layer.digest).unwrap());
+        assert!(!layout.remove(&layer.digest).unwrap());
     }
 }

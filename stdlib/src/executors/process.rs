@@ -1,6 +1,8 @@
 //! Running one external command for a node: argv only (no shell), in a process group of its
 //! own so cancellation reaches every descendant, stdout and stderr teed to the node's log (and
-//! to the reporter with `-v`).
+//! to the reporter with `-v`). Each command carries a mark in its environment that whatever
+//! it starts inherits; when it ends, every process still carrying the mark is stopped, so no
+//! daemon it started (in a session of its own, its output redirected) outlives the node.
 
 use std::fs::{self, File};
 
@@ -394,6 +396,60 @@ fn stop_holders(streams: &[Option<std::path::PathBuf>], since: u64) -> Vec<i32> 
     holders.into_iter().filter_map(|(pid, _, _)| i32::try_from(pid).ok()).collect()
 }
 
+/// The environment variable every command hephy starts carries, set to a value of its own
+/// ([`mark`]): what the command starts inherits it, even a daemon that leaves the command's
+/// process group and session (`setsid … &`), so what is left running when the command ends is
+/// found by it (as Jenkins' process tree killer finds a build's processes by `BUILD_ID`).
+const MARK: &str = "HEPHY_COMMAND";
+
+/// A value for [`MARK`] no other command of any hephy process has: this process's pid, its
+/// start, and a count.
+fn mark() -> String {
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let me = std::process::id();
+    let started = proc_stat(me).map_or(0, |(_, _, ticks)| ticks);
+    format!("{me}.{started}.{}", COUNT.fetch_add(1, Ordering::SeqCst))
+}
+
+/// Stops (SIGKILL) every process that carries `mark` in its environment and started since
+/// `since` (the command's own start): what the command left running, detached or not. Looks
+/// again until none is left (one may have forked meanwhile). Says which were stopped.
+fn stop_marked(mark: &str, since: u64) -> Vec<u32> {
+    let needle = format!("{MARK}={mark}");
+    let me = std::process::id();
+    let mut stopped = Vec::new();
+    for _ in 0..20 {
+        let marked: Vec<u32> = fs::read_dir("/proc")
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                    .filter(|&pid| pid != me)
+                    .filter(|&pid| proc_stat(pid).is_some_and(|(_, _, started)| started >= since))
+                    .filter(|&pid| {
+                        // A zombie's environment reads empty: it is gone already.
+                        fs::read(format!("/proc/{pid}/environ"))
+                            .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == needle.as_bytes()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if marked.is_empty() {
+            break;
+        }
+        for &pid in &marked {
+            let _ = nix::sys::signal::kill(Pid::from_raw(i32::try_from(pid).unwrap_or(0)), Signal::SIGKILL);
+        }
+        for pid in marked {
+            if !stopped.contains(&pid) {
+                stopped.push(pid);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    stopped
+}
+
 /// Runs `command` to completion.
 pub(crate) fn run(command: Command, job: &Job<'_>, log: &Log) -> Result<(), CommandFailed> {
     run_fed(command, job, log, None)
@@ -409,7 +465,8 @@ pub(crate) fn run_fed(
     let program = command.get_program().to_string_lossy().into_owned();
     let shown = shown(&command);
     let stdin = if feed.is_some() { Stdio::piped() } else { Stdio::null() };
-    command.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    let mark = mark();
+    command.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).env(MARK, &mark);
     let mut child =
         command.spawn().map_err(|source| CommandFailed::NotStarted { program: program.clone(), source })?;
     let feeder = match (feed, child.stdin.take()) {
@@ -512,6 +569,13 @@ pub(crate) fn run_fed(
             stderr.read(&mut buffer, &mut emit);
         }
         pause = (pause * 2).min(Duration::from_millis(20));
+    }
+    // What it started and left running, however detached (`setsid`, output redirected), goes
+    // with it: nothing a command starts outlives its node.
+    let left = stop_marked(&mark, started);
+    if !left.is_empty() {
+        let left: Vec<String> = left.iter().map(ToString::to_string).collect();
+        log.note(&format!("hephy: `{shown}` left processes running (pid {}); stopped", left.join(", ")));
     }
     let status = status.unwrap_or_else(|| Err(std::io::Error::other("no exit status")));
     // A feed that failed for its own reasons (an unreadable file) says so; one cut off because

@@ -298,7 +298,9 @@ pub(crate) fn build(request: &Request<'_>, layout: &Layout, bases: &dyn Bases) -
         let line = text.get(..e.span.start).unwrap_or_default().matches('\n').count() + 1;
         BuildError::at(request.dockerfile_name, line, BuildError::Dockerfile(e.message))
     })?;
-    let temp = tempfile::tempdir().map_err(BuildError::io("make a temporary folder"))?;
+    // In the state folder (the layout's parent), where what a killed build leaves is found.
+    let state_dir = layout.dir().parent().unwrap_or(layout.dir());
+    let temp = crate::scratch::folder(state_dir, "build").map_err(BuildError::io("make a scratch folder"))?;
     let mut builder = Builder {
         request,
         layout,
@@ -2189,7 +2191,11 @@ mod fuzz {
         if dockerfile == SEED {
             assert!(built.is_ok(), "{built:?}");
         }
-        // Nothing lands beside the context and the layout.
+        // Nothing lands beside the context and the layout, but the scratch folders' folder,
+        // left empty.
+        let scratch = dir.path().join("tmp");
+        assert!(std::fs::read_dir(&scratch).map_or(true, |mut e| e.next().is_none()), "scratch left");
+        let _ = std::fs::remove_dir(scratch);
         let mut top: Vec<String> = std::fs::read_dir(dir.path())
             .expect("dir")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())

@@ -493,7 +493,8 @@ impl Oci {
     /// The bytes and media type of manifest `digest`, from the layout or else the registry (and
     /// then kept in the layout).
     fn manifest_bytes(&self, repository: Option<&str>, digest: &str) -> Result<(String, Vec<u8>), PullError> {
-        if let Some(bytes) = self.layout.read(digest) {
+        // A copy here whose bytes are not its digest's (damaged) is fetched again.
+        if let Some(bytes) = self.layout.read(digest).filter(|b| layout::sha256(b) == digest) {
             let media_type = serde_json::from_slice::<Value>(&bytes)
                 .ok()
                 .and_then(|v| v["mediaType"].as_str().map(str::to_owned))
@@ -677,7 +678,7 @@ impl Oci {
         let config_digest = manifest["config"]["digest"]
             .as_str()
             .ok_or_else(|| PullError::Malformed { reference: text.to_owned(), problem: "no config" })?;
-        self.fetch_blob(&reference, config_digest, stop)?;
+        self.fetch_blob(&reference, config_digest, manifest["config"]["size"].as_u64(), stop)?;
         let config_bytes = self.layout.read(config_digest).ok_or(PullError::ConfigGone)?;
         let config: Value = serde_json::from_slice(&config_bytes)
             .map_err(|source| PullError::Json { reference: text.to_owned(), source })?;
@@ -695,7 +696,7 @@ impl Oci {
                 }
                 other => other.to_owned(),
             };
-            self.fetch_blob(&reference, digest, stop)?;
+            self.fetch_blob(&reference, digest, layer["size"].as_u64(), stop)?;
             layers.push(Descriptor { media_type, digest: digest.to_owned(), size });
         }
         Ok(build::BaseImage { config, layers })
@@ -707,8 +708,17 @@ impl Oci {
         crate::sources::bases::planned(state_dir, text).filter(|d| layout::valid_digest(d))
     }
 
-    fn fetch_blob(&self, reference: &Reference, digest: &str, stop: &Stop<'_>) -> Result<(), PullError> {
-        if self.layout.has(digest) {
+    /// Fetches blob `digest` into the layout, unless it is here at `size` (the size its
+    /// descriptor gives): a copy of another size is damaged, and replaced.
+    fn fetch_blob(
+        &self,
+        reference: &Reference,
+        digest: &str,
+        size: Option<u64>,
+        stop: &Stop<'_>,
+    ) -> Result<(), PullError> {
+        let here = std::fs::symlink_metadata(self.layout.blob_path(digest)).ok().filter(|m| m.is_file());
+        if self.layout.has(digest) && here.is_some_and(|m| size.is_none_or(|size| m.len() == size)) {
             return Ok(());
         }
         if !layout::valid_digest(digest) {
