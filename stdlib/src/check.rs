@@ -182,6 +182,19 @@ fn check_auto(model: &Model, image: &Image) -> Vec<Problem> {
     }]
 }
 
+/// The fix for a Dockerfile that does not read.
+fn parse_help(error: &hephy_dockerfile::ParseError) -> &'static str {
+    match error.kind {
+        hephy_dockerfile::ParseErrorKind::TooMany(_) => {
+            "hephy reads at most 10000 instructions of a Dockerfile (SPEC.md, Limits): split the build into images of the graph that build on each other"
+        }
+        hephy_dockerfile::ParseErrorKind::UnknownFlag { .. } | hephy_dockerfile::ParseErrorKind::FlagValue { .. } => {
+            "write the flag as the Dockerfile reference does (https://docs.docker.com/reference/dockerfile/)"
+        }
+        _ => "fix the line as the Dockerfile reference writes it (https://docs.docker.com/reference/dockerfile/)",
+    }
+}
+
 /// The most problems one Dockerfile reports (a generated file may repeat one a thousand times).
 const MOST_PER_DOCKERFILE: usize = 10;
 
@@ -199,7 +212,7 @@ fn check_oci_dockerfile(image: &Image, local: &dockerfile::Local) -> Vec<Problem
                 Cannot::Runs(_) => ("runs a command", format!(
                     "build it with buildah: add `builder \"buildah\"` to image `{name}` (or drop its `builder \"oci\"`: `auto` picks buildah for a Dockerfile that runs commands)"
                 )),
-                Cannot::Parse(_) => ("here", "fix the line as the Dockerfile reference writes it (https://docs.docker.com/reference/dockerfile/)".to_owned()),
+                Cannot::Parse(e) => ("here", parse_help(e).to_owned()),
                 Cannot::Frontend(_) => ("a custom frontend", format!(
                     "build image `{name}` with BuildKit (`builder \"buildkit\"` or `builder \"buildx\"`), which runs the frontend; or remove the line to build it as a standard Dockerfile"
                 )),
@@ -311,7 +324,7 @@ fn check_image(model: &Model, image: &Image) -> Vec<Problem> {
                     format!("`{}` cannot be read as a Dockerfile (line {}, column {})", local.shown, e.line, e.column),
                 )
                 .label(e.span.clone().into(), e.to_string())
-                .help("fix the line as the Dockerfile reference writes it (https://docs.docker.com/reference/dockerfile/)")
+                .help(parse_help(&e))
                 .in_source(&local.shown, local.text),
             );
             return problems;
