@@ -377,7 +377,8 @@ fn a_fifo_dockerfile_is_called_what_it_is() {
 
 #[test]
 fn a_long_dockerfile_is_checked_in_linear_time_and_bounded() {
-    let graph = "image \"app\" {\n    context \"app\"\n    builder \"oci\"\n    platforms \"linux/amd64\"\n}\n";
+    let graph =
+        "image \"app\" {\n    context \"app\"\n    builder \"oci\"\n    platforms \"linux/amd64\"\n}\n";
     // 40,000 one-line instructions (half a megabyte): refused at the bound, at once.
     let repo = Repo::new()
         .file("hephy.kdl", graph)
@@ -404,12 +405,19 @@ fn a_long_dockerfile_is_checked_in_linear_time_and_bounded() {
 #[test]
 fn a_custom_frontend_is_refused_by_the_oci_builder() {
     let repo = Repo::new()
-        .file("hephy.kdl", "image \"app\" {\n    context \"app\"\n    builder \"oci\"\n    platforms \"linux/amd64\"\n}\n")
+        .file(
+            "hephy.kdl",
+            "image \"app\" {\n    context \"app\"\n    builder \"oci\"\n    platforms \"linux/amd64\"\n}\n",
+        )
         .file("app/Dockerfile", "# syntax=example.com/my/frontend:1\nFROM scratch\nCOPY a /a\n")
         .file("app/a", "a\n");
     let check = run_within(&repo, &["check"], &[], Duration::from_secs(20));
     assert_eq!(check.code, 2, "{}", check.stderr);
-    assert!(check.stderr.contains("`# syntax=example.com/my/frontend:1` names a custom frontend"), "{}", check.stderr);
+    assert!(
+        check.stderr.contains("`# syntax=example.com/my/frontend:1` names a custom frontend"),
+        "{}",
+        check.stderr
+    );
     assert!(check.stderr.contains("builder \"buildkit\""), "{}", check.stderr);
     // The standard frontend, any version, is what the reader follows: no word about it.
     repo.write("app/Dockerfile", "# syntax=docker/dockerfile:1.7\nFROM scratch\nCOPY a /a\n");

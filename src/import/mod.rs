@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use hephy_dsl::yaml_tree::{self as yaml, Kind, Value};
 use hephy_dockerfile::Command;
+use hephy_dsl::yaml_tree::{self as yaml, Kind, Value};
 use hephy_dsl::{Document, FromDraft, ImageDraft, Platform, SourceFile, Syntax};
 
 mod bake;
@@ -559,12 +559,14 @@ fn infer_from(dir: &Path, image: &mut Imported, names: &[String], warnings: &mut
                 }
                 continue;
             }
-            Command::From { image: from, alias, .. } => (from.text.clone(), alias.as_ref().map(|a| a.text.clone())),
+            Command::From { image: from, alias, .. } => {
+                (from.text.clone(), alias.as_ref().map(|a| a.text.clone()))
+            }
             _ => continue,
         };
         let reference = reference.as_str();
         if !stages.iter().any(|s| s.eq_ignore_ascii_case(reference)) && names.iter().any(|n| n == reference) {
-            if reference != &image.name {
+            if reference != image.name {
                 let note = format!(
                     "`{dockerfile}` says `FROM {reference}`: imported as the named context `{reference}`, so it builds on this graph's `{reference}` (by digest), not on a registry image of that name"
                 );

@@ -164,9 +164,9 @@ fn check_publish(model: &Model, image: &Image) -> Vec<Problem> {
 fn check_auto(model: &Model, image: &Image) -> Vec<Problem> {
     let Some(Ok(local)) = dockerfile::local(&model.root, image) else { return Vec::new() };
     let name = &image.name.value;
-    let run = hephy_dockerfile::parse(&local.text)
-        .ok()
-        .and_then(|d| d.instructions.iter().find(|i| i.runs()).map(hephy_dockerfile::Instruction::keyword_span));
+    let run = hephy_dockerfile::parse(&local.text).ok().and_then(|d| {
+        d.instructions.iter().find(|i| i.runs()).map(hephy_dockerfile::Instruction::keyword_span)
+    });
     let problem = Problem::new(
         Code::InvalidValue,
         format!("image `{name}` runs commands (`RUN`), which only buildah builds here, and buildah is not installed"),
@@ -175,9 +175,9 @@ fn check_auto(model: &Model, image: &Image) -> Vec<Problem> {
         "install buildah (`apt-get install buildah` on Debian and Ubuntu, `dnf install buildah` on Fedora), or give image `{name}` a `builder` (kaniko, buildkit, buildx)"
     ));
     vec![match run {
-        Some(span) => problem
-            .label(span.into(), "this `RUN` needs buildah")
-            .in_source(&local.shown, local.text),
+        Some(span) => {
+            problem.label(span.into(), "this `RUN` needs buildah").in_source(&local.shown, local.text)
+        }
         None => problem.label(image.name.span, "built with auto"),
     }]
 }
@@ -188,10 +188,13 @@ fn parse_help(error: &hephy_dockerfile::ParseError) -> &'static str {
         hephy_dockerfile::ParseErrorKind::TooMany(_) => {
             "hephy reads at most 10000 instructions of a Dockerfile (SPEC.md, Limits): split the build into images of the graph that build on each other"
         }
-        hephy_dockerfile::ParseErrorKind::UnknownFlag { .. } | hephy_dockerfile::ParseErrorKind::FlagValue { .. } => {
+        hephy_dockerfile::ParseErrorKind::UnknownFlag { .. }
+        | hephy_dockerfile::ParseErrorKind::FlagValue { .. } => {
             "write the flag as the Dockerfile reference does (https://docs.docker.com/reference/dockerfile/)"
         }
-        _ => "fix the line as the Dockerfile reference writes it (https://docs.docker.com/reference/dockerfile/)",
+        _ => {
+            "fix the line as the Dockerfile reference writes it (https://docs.docker.com/reference/dockerfile/)"
+        }
     }
 }
 
@@ -232,7 +235,11 @@ fn check_oci_dockerfile(image: &Image, local: &dockerfile::Local) -> Vec<Problem
         problems.push(
             Problem::new(
                 Code::InvalidValue,
-                format!("image `{name}`: `{}` has {} more such problems", local.shown, total - MOST_PER_DOCKERFILE),
+                format!(
+                    "image `{name}`: `{}` has {} more such problems",
+                    local.shown,
+                    total - MOST_PER_DOCKERFILE
+                ),
             )
             .label(image.name.span, "built with oci")
             .help("fix the ones above and check again"),
@@ -321,7 +328,10 @@ fn check_image(model: &Model, image: &Image) -> Vec<Problem> {
             problems.push(
                 Problem::new(
                     Code::InvalidValue,
-                    format!("`{}` cannot be read as a Dockerfile (line {}, column {})", local.shown, e.line, e.column),
+                    format!(
+                        "`{}` cannot be read as a Dockerfile (line {}, column {})",
+                        local.shown, e.line, e.column
+                    ),
                 )
                 .label(e.span.clone().into(), e.to_string())
                 .help(parse_help(&e))
@@ -341,7 +351,8 @@ fn check_image(model: &Model, image: &Image) -> Vec<Problem> {
         })
         .collect();
     if !capabilities.run_mount
-        && let Some(run) = parsed.instructions.iter().find(|i| i.keyword() == "RUN" && i.flag("mount").is_some())
+        && let Some(run) =
+            parsed.instructions.iter().find(|i| i.keyword() == "RUN" && i.flag("mount").is_some())
     {
         problems.push(
             Problem::new(

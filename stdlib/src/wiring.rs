@@ -7,8 +7,8 @@
 
 use std::sync::Arc;
 
-use hephy_dsl::{Code, DependencyKind, Engine, FromPlatform, Image, ImageSource, Model, Problem};
 use hephy_dockerfile::Command;
+use hephy_dsl::{Code, DependencyKind, Engine, FromPlatform, Image, ImageSource, Model, Problem};
 use miette::SourceSpan;
 
 use crate::builders::{self, Builder};

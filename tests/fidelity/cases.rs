@@ -203,7 +203,10 @@ pub(crate) fn all() -> Vec<Case> {
             ..c("env_special_parameters_unset", "FROM scratch\nENV I=a$12b J=p$@q K=r$#s\n")
         },
         c("byte_order_mark", "\u{feff}FROM scratch\nENV A=1\nCOPY a.txt /\n"),
-        c("crlf_line_ends", "FROM scratch\r\nENV A=1 \\\r\n  B=2\r\nLABEL x=\"a b\"\r\nCOPY a.txt b.txt /d/\r\n"),
+        c(
+            "crlf_line_ends",
+            "FROM scratch\r\nENV A=1 \\\r\n  B=2\r\nLABEL x=\"a b\"\r\nCOPY a.txt b.txt /d/\r\n",
+        ),
         c("env_chained", "FROM scratch\nENV A=1 B=$A C=${A}x\nENV D=$B\n"),
         c("env_same_line_sees_old", "FROM scratch\nENV A=1\nENV A=2 B=$A\n"),
         c("env_path_extended", "FROM scratch\nENV PATH=/x:$PATH\n"),

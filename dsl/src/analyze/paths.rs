@@ -34,9 +34,14 @@ impl Analyzer<'_> {
         }
         if let Some(kind) = std::fs::metadata(&file).ok().and_then(|m| special_kind(m.file_type())) {
             self.sink.push(
-                Problem::new(Code::InvalidValue, format!("Dockerfile `{dir}/{dockerfile}` is a {kind}, not a file"))
-                    .label(dockerfile_text.map_or(ctx.span, |d| d.span), format!("a {kind}"))
-                    .help("a Dockerfile is a regular file: replace it with one, or name another with `dockerfile`"),
+                Problem::new(
+                    Code::InvalidValue,
+                    format!("Dockerfile `{dir}/{dockerfile}` is a {kind}, not a file"),
+                )
+                .label(dockerfile_text.map_or(ctx.span, |d| d.span), format!("a {kind}"))
+                .help(
+                    "a Dockerfile is a regular file: replace it with one, or name another with `dockerfile`",
+                ),
             );
         } else if !file.is_file() {
             let problem =

@@ -531,7 +531,12 @@ fn spanned_words(text: &str, range: Range<usize>, escape: char) -> Vec<Range<usi
 
 /// The instruction at `logical.text[at..]` (`at` > 0 for an `ONBUILD` trigger); its span, line
 /// and column are the caller's to set.
-fn instruction(reader: &Reader<'_>, logical: &Logical, at: usize, escape: char) -> Result<Instruction, ParseError> {
+fn instruction(
+    reader: &Reader<'_>,
+    logical: &Logical,
+    at: usize,
+    escape: char,
+) -> Result<Instruction, ParseError> {
     let text = &logical.text;
     let body = &text[at..];
     let lead = body.len() - body.trim_start().len();
@@ -609,8 +614,12 @@ fn instruction(reader: &Reader<'_>, logical: &Logical, at: usize, escape: char) 
         "FROM" => {
             let mut words = words().into_iter();
             match (words.next(), words.next(), words.next(), words.next()) {
-                (Some(image), None, None, None) => Command::From { image, platform: flag("platform"), alias: None },
-                (Some(image), Some(as_word), Some(alias), None) if as_word.text.eq_ignore_ascii_case("as") => {
+                (Some(image), None, None, None) => {
+                    Command::From { image, platform: flag("platform"), alias: None }
+                }
+                (Some(image), Some(as_word), Some(alias), None)
+                    if as_word.text.eq_ignore_ascii_case("as") =>
+                {
                     Command::From { image, platform: flag("platform"), alias: Some(alias) }
                 }
                 _ => return Err(malformed(format!("`FROM {args}` is not `FROM IMAGE [AS NAME]`"))),
@@ -621,7 +630,9 @@ fn instruction(reader: &Reader<'_>, logical: &Logical, at: usize, escape: char) 
         "ENTRYPOINT" => Command::Entrypoint(Form::of(&args)),
         "SHELL" => match json_array(&args).filter(|s| !s.is_empty()) {
             Some(shell) => Command::Shell(shell),
-            None => return Err(malformed("`SHELL` takes a JSON array, like [\"/bin/sh\", \"-c\"]".to_owned())),
+            None => {
+                return Err(malformed("`SHELL` takes a JSON array, like [\"/bin/sh\", \"-c\"]".to_owned()));
+            }
         },
         "COPY" | "ADD" => {
             let (paths, json) = match json_array(&args) {
@@ -634,8 +645,10 @@ fn instruction(reader: &Reader<'_>, logical: &Logical, at: usize, escape: char) 
             if paths.len() < 2 {
                 return Err(malformed(format!("`{keyword}` needs a source and a destination")));
             }
-            let link = flags.iter().any(|f| f.name == "link" && f.value.as_ref().is_none_or(|v| v.text != "false"));
-            let copy = Copy { from: flag("from"), chown: flag("chown"), chmod: flag("chmod"), link, paths, json };
+            let link =
+                flags.iter().any(|f| f.name == "link" && f.value.as_ref().is_none_or(|v| v.text != "false"));
+            let copy =
+                Copy { from: flag("from"), chown: flag("chown"), chmod: flag("chmod"), link, paths, json };
             if keyword == "COPY" { Command::Copy(copy) } else { Command::Add(copy) }
         }
         "ENV" | "LABEL" => {
@@ -794,7 +807,10 @@ pub fn is_standard_syntax(value: &str) -> bool {
         Some(i) if !name[i..].contains('/') => &name[..i],
         _ => name,
     };
-    matches!(name, "docker/dockerfile" | "docker.io/docker/dockerfile" | "docker.io/library/docker/dockerfile")
+    matches!(
+        name,
+        "docker/dockerfile" | "docker.io/docker/dockerfile" | "docker.io/library/docker/dockerfile"
+    )
 }
 
 #[cfg(test)]

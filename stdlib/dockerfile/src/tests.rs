@@ -34,7 +34,10 @@ fn a_byte_order_mark_is_discarded_and_crlf_reads_as_lf() {
     let bom = parse("\u{feff}FROM scratch\nENV A=1 \\\n  B=2\nCOPY a /b\n").expect("a BOM");
     let crlf = parse("FROM scratch\r\nENV A=1 \\\r\n  B=2\r\nCOPY a /b\r\n").expect("CRLF");
     let strip = |d: &Dockerfile| {
-        d.instructions.iter().map(|i| (i.command.clone(), i.args.clone(), i.line, i.column)).collect::<Vec<_>>()
+        d.instructions
+            .iter()
+            .map(|i| (i.command.clone(), i.args.clone(), i.line, i.column))
+            .collect::<Vec<_>>()
     };
     let plain = strip(&lf);
     assert_eq!(plain[1].1, "A=1   B=2");
@@ -44,9 +47,15 @@ fn a_byte_order_mark_is_discarded_and_crlf_reads_as_lf() {
             image.span = image.span.start - 3..image.span.end - 3;
         }
     }
-    assert_eq!(shifted.iter().map(|s| (&s.1, s.2, s.3)).collect::<Vec<_>>(), plain.iter().map(|s| (&s.1, s.2, s.3)).collect::<Vec<_>>());
+    assert_eq!(
+        shifted.iter().map(|s| (&s.1, s.2, s.3)).collect::<Vec<_>>(),
+        plain.iter().map(|s| (&s.1, s.2, s.3)).collect::<Vec<_>>()
+    );
     assert_eq!(bom.instructions[0].span, 3..15);
-    assert_eq!(strip(&crlf).iter().map(|s| (&s.1, s.2)).collect::<Vec<_>>(), plain.iter().map(|s| (&s.1, s.2)).collect::<Vec<_>>());
+    assert_eq!(
+        strip(&crlf).iter().map(|s| (&s.1, s.2)).collect::<Vec<_>>(),
+        plain.iter().map(|s| (&s.1, s.2)).collect::<Vec<_>>()
+    );
     let Command::Copy(copy) = &crlf.instructions[2].command else { panic!("a COPY") };
     assert_eq!(copy.dest().map(|d| d.text.as_str()), Some("/b"));
 }
@@ -107,11 +116,11 @@ fn words_follow_the_shell_rules() {
     assert_eq!(w("$A/${A}/${B:-d}/${E:-d}/${A:+y}/${B:+y}/\\$A"), "x/x/d/d/y//$A");
     assert_eq!(w("'$A' \"$A\" a\\ b"), "$A x a b");
     assert_eq!(w("${E-d}${B-d}${E+s}${B+s}"), "ds");
+    assert_eq!(word("${B:?unset}", '\\', &vars).expect_err("required").to_string(), "`B`: unset");
     assert_eq!(
-        word("${B:?unset}", '\\', &vars).expect_err("required").to_string(),
-        "`B`: unset"
+        word("${E:?}", '\\', &vars).expect_err("required").to_string(),
+        "`E`: is not allowed to be empty"
     );
-    assert_eq!(word("${E:?}", '\\', &vars).expect_err("required").to_string(), "`E`: is not allowed to be empty");
     assert_eq!(split_words("a=b \"c d\"='e f' g=h\\ i", '\\'), ["a=b", "\"c d\"='e f'", "g=h\\ i"]);
 }
 

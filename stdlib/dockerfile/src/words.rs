@@ -81,11 +81,7 @@ pub enum WordError {
 /// Substitutes one word as the shell would, after the Dockerfile reference: quotes removed,
 /// `escape` escapes, `$VAR`, `${VAR}`, `${VAR:-w}`, `${VAR-w}`, `${VAR:+w}`, `${VAR+w}`,
 /// `${VAR:?msg}`, `${VAR?msg}`; nothing inside single quotes.
-pub fn word(
-    text: &str,
-    escape: char,
-    vars: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, WordError> {
+pub fn word(text: &str, escape: char, vars: &dyn Fn(&str) -> Option<String>) -> Result<String, WordError> {
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::new();
     let mut i = 0;
@@ -145,11 +141,7 @@ pub fn word(
 
 /// Substitutes variables only (here-document bodies): quotes stay, `escape` before `$` makes
 /// it literal.
-pub fn expand(
-    text: &str,
-    escape: char,
-    vars: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, WordError> {
+pub fn expand(text: &str, escape: char, vars: &dyn Fn(&str) -> Option<String>) -> Result<String, WordError> {
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::new();
     let mut i = 0;
@@ -273,4 +265,3 @@ fn name_end(chars: &[char], at: usize) -> usize {
     }
     at + chars[at..].iter().take_while(|c| c.is_alphanumeric() || **c == '_').count()
 }
-

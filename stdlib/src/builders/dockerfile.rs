@@ -58,5 +58,6 @@ pub(crate) fn local(root: &Path, image: &Image) -> Option<Result<Local, Unread>>
 /// Whether `text` has a `RUN` (or an `ONBUILD RUN`); a text that does not read as a Dockerfile
 /// counts as one without (the builder reports it).
 pub(crate) fn runs_commands(text: &str) -> bool {
-    hephy_dockerfile::parse(text).is_ok_and(|d| d.instructions.iter().any(hephy_dockerfile::Instruction::runs))
+    hephy_dockerfile::parse(text)
+        .is_ok_and(|d| d.instructions.iter().any(hephy_dockerfile::Instruction::runs))
 }

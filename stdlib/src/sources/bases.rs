@@ -98,7 +98,9 @@ fn external_froms(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     for instruction in &dockerfile.instructions {
         let (reference, alias) = match &instruction.command {
-            Command::From { image, alias, .. } => (Some(image.text.clone()), alias.as_ref().map(|a| a.text.clone())),
+            Command::From { image, alias, .. } => {
+                (Some(image.text.clone()), alias.as_ref().map(|a| a.text.clone()))
+            }
             Command::Copy(copy) => {
                 (copy.from.as_ref().map(|f| f.text.clone()).filter(|f| f.parse::<usize>().is_err()), None)
             }

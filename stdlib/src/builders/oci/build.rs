@@ -188,7 +188,9 @@ pub(crate) enum Cannot {
     #[error(transparent)]
     Parse(#[from] dockerfile::ParseError),
     /// `# syntax=` names a frontend other than the standard one.
-    #[error("`# syntax={0}` names a custom frontend, which only BuildKit runs; the oci builder would read the file as a standard Dockerfile")]
+    #[error(
+        "`# syntax={0}` names a custom frontend, which only BuildKit runs; the oci builder would read the file as a standard Dockerfile"
+    )]
     Frontend(String),
     /// Anything else, in words.
     #[error("{0}")]
@@ -236,7 +238,10 @@ pub(crate) fn unsupported(text: &str) -> Vec<Unsupported> {
                 }
                 for flag in &i.flags {
                     if !matches!(flag.name.as_str(), "chown" | "chmod" | "link" | "from") {
-                        push(&flag.span, format!("`{} --{}` is not supported by the oci builder", i.keyword(), flag.name));
+                        push(
+                            &flag.span,
+                            format!("`{} --{}` is not supported by the oci builder", i.keyword(), flag.name),
+                        );
                     }
                 }
                 if matches!(i.command, Command::Add(_)) {
@@ -406,7 +411,8 @@ impl Builder<'_> {
         let image = dockerfile::word(&image.text, self.escape, &meta)?;
         let platform = match platform {
             Some(p) => {
-                let p = dockerfile::word(&p.text, self.escape, &|n| meta(n).or_else(|| self.automatic_arg(n)))?;
+                let p =
+                    dockerfile::word(&p.text, self.escape, &|n| meta(n).or_else(|| self.automatic_arg(n)))?;
                 Some(p.parse::<Platform>().map_err(|e| format!("`FROM --platform={p}`: {e}"))?)
             }
             _ => None,
@@ -619,11 +625,8 @@ impl Builder<'_> {
                 stage.settings.insert("Healthcheck".to_owned(), healthcheck(instruction)?);
             }
             "ONBUILD" => {
+                // The reader has refused the triggers ONBUILD may not have.
                 let trigger = args.trim();
-                let keyword = trigger.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
-                if matches!(keyword.as_str(), "ONBUILD" | "FROM" | "MAINTAINER" | "") {
-                    return Err(BuildError::Dockerfile(format!("`ONBUILD {keyword}` is not allowed")));
-                }
                 let list = stage.settings.entry("OnBuild").or_insert_with(|| json!([]));
                 if let Some(list) = list.as_array_mut() {
                     list.push(json!(trigger));

@@ -307,9 +307,11 @@ impl Oci {
                 &Path::new(dir).join(&image.dockerfile),
                 &hephy_engine::join(dir, &image.dockerfile),
             )?,
-            hephy_dsl::ImageSource::Git { .. } => {
-                crate::builders::dockerfile::read_below(&context, Path::new(&image.dockerfile), &image.dockerfile)?
-            }
+            hephy_dsl::ImageSource::Git { .. } => crate::builders::dockerfile::read_below(
+                &context,
+                Path::new(&image.dockerfile),
+                &image.dockerfile,
+            )?,
         };
         let dockerfile = &*text;
         let files = context_files(&context, &image.dockerfile)?;
