@@ -656,10 +656,10 @@ fn what_the_oci_builder_cannot_build_fails_at_check_at_its_line() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     for (at, what) in [
         ("app/Dockerfile:3:1", "does not download"),
-        ("app/Dockerfile:4:1", "--parents"),
+        ("app/Dockerfile:4:6", "--parents"),
         ("app/Dockerfile:5:1", "FROBNICATE"),
         ("app/Dockerfile:6:1", "JSON array"),
-        ("app/Dockerfile:7:1", "--every"),
+        ("app/Dockerfile:7:13", "--every"),
         ("app/Dockerfile:8:1", "octal"),
     ] {
         assert!(run.stderr.contains(at) && run.stderr.contains(what), "{at} {what}:\n{}", run.stderr);

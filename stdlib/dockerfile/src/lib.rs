@@ -401,6 +401,42 @@ impl Reader<'_> {
 /// not take, an instruction of the wrong shape, an unclosed here-document, a bad `# escape=`,
 /// more than [`MAX_INSTRUCTIONS`].
 pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
+    let (dockerfile, mut errors) = read(text, false);
+    match errors.pop() {
+        Some(error) => Err(error),
+        None => Ok(dockerfile),
+    }
+}
+
+/// Reads `text` as far as it can: the instructions that read, and an error for each that does
+/// not (in order; after a bad `# escape=`, an unclosed here-document or more than
+/// [`MAX_INSTRUCTIONS`], reading stops). For checks that report every problem at once.
+#[must_use]
+pub fn parse_all(text: &str) -> (Dockerfile, Vec<ParseError>) {
+    read(text, true)
+}
+
+fn read(text: &str, keep_going: bool) -> (Dockerfile, Vec<ParseError>) {
+    let mut errors = Vec::new();
+    let mut instructions = Vec::new();
+    let mut escape = '\\';
+    let mut syntax = None;
+    if let Err(e) = read_into(text, keep_going, &mut escape, &mut syntax, &mut instructions, &mut errors) {
+        errors.push(e);
+    }
+    (Dockerfile { escape, syntax, instructions }, errors)
+}
+
+/// Reads `text` into `instructions`; an error it cannot go on after is returned, the others
+/// are kept in `errors` when `keep_going` (else returned at once).
+fn read_into(
+    text: &str,
+    keep_going: bool,
+    escape_out: &mut char,
+    syntax_out: &mut Option<Word>,
+    instructions: &mut Vec<Instruction>,
+    errors: &mut Vec<ParseError>,
+) -> Result<(), ParseError> {
     // BuildKit discards a byte order mark.
     let from = if text.starts_with('\u{feff}') { '\u{feff}'.len_utf8() } else { 0 };
     let mut reader = Reader { text, lines: physical_lines(text, from), next: 0, first_line: 1 };
@@ -437,7 +473,8 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
         seen.push(key);
         reader.next += 1;
     }
-    let mut instructions = Vec::new();
+    *escape_out = escape;
+    syntax_out.clone_from(&syntax);
     while let Some(&(offset, line)) = reader.lines.get(reader.next) {
         let index = reader.next;
         reader.next += 1;
@@ -446,7 +483,7 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
         }
         let indent = line.len() - line.trim_start().len();
         let start = offset + indent;
-        if instructions.len() == MAX_INSTRUCTIONS {
+        if instructions.len() + errors.len() == MAX_INSTRUCTIONS {
             let kind = ParseErrorKind::TooMany(MAX_INSTRUCTIONS);
             return Err(reader.error(kind, start..offset + line.len()));
         }
@@ -464,7 +501,14 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
             logical.text.push_str(part);
             more = again;
         }
-        let mut instruction = instruction(&reader, &logical, 0, escape)?;
+        let mut instruction = match instruction(&reader, &logical, 0, escape) {
+            Ok(instruction) => instruction,
+            Err(e) if keep_going => {
+                errors.push(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         instruction.span = start..end;
         instruction.line = reader.first_line + index;
         instruction.column = line[..indent].chars().count() + 1;
@@ -492,7 +536,7 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
         }
         instructions.push(instruction);
     }
-    Ok(Dockerfile { escape, syntax, instructions })
+    Ok(())
 }
 
 /// Words of `text[range]` split on blanks outside quotes (quotes and escapes kept), with their

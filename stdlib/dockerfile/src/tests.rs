@@ -145,3 +145,15 @@ fn env_and_label_pairs() {
     assert!(matches!(p("A=1 B"), Err(PairError::NoEquals { .. })));
     assert!(matches!(p("A"), Err(PairError::NoValue { .. })));
 }
+
+#[test]
+fn parse_all_reports_every_bad_instruction() {
+    let (d, errors) =
+        parse_all("FROM scratch\nFROBNICATE now\nCOPY a /a\nSHELL sh\nHEALTHCHECK --every=5s CMD true\n");
+    assert_eq!(d.instructions.iter().map(Instruction::keyword).collect::<Vec<_>>(), ["FROM", "COPY"]);
+    assert_eq!(errors.iter().map(|e| (e.line, e.column)).collect::<Vec<_>>(), [(2, 1), (4, 1), (5, 13)]);
+    let bad = "FOO\n".repeat(MAX_INSTRUCTIONS + 5);
+    let (_, errors) = parse_all(&bad);
+    assert_eq!(errors.len(), MAX_INSTRUCTIONS + 1, "bounded, the bound said last");
+    assert_eq!(errors.last().map(|e| &e.kind), Some(&ParseErrorKind::TooMany(MAX_INSTRUCTIONS)));
+}

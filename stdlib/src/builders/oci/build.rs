@@ -199,11 +199,9 @@ pub(crate) enum Cannot {
 
 /// What the oci builder cannot build in `text`.
 pub(crate) fn unsupported(text: &str) -> Vec<Unsupported> {
-    let parsed = match dockerfile::parse(text) {
-        Ok(parsed) => parsed,
-        Err(e) => return vec![Unsupported { span: e.span.clone(), what: Cannot::Parse(e) }],
-    };
-    let mut out = Vec::new();
+    let (parsed, errors) = dockerfile::parse_all(text);
+    let mut out: Vec<Unsupported> =
+        errors.into_iter().map(|e| Unsupported { span: e.span.clone(), what: Cannot::Parse(e) }).collect();
     if let Some(syntax) = parsed.syntax.as_ref().filter(|s| !dockerfile::is_standard_syntax(&s.text)) {
         out.push(Unsupported { span: syntax.span.clone(), what: Cannot::Frontend(syntax.text.clone()) });
     }
