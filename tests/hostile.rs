@@ -419,8 +419,17 @@ fn a_custom_frontend_is_refused_by_the_oci_builder() {
         check.stderr
     );
     assert!(check.stderr.contains("builder \"buildkit\""), "{}", check.stderr);
+    // buildah reads the file itself and ignores the line: a warning, the check passes.
+    repo.write(
+        "hephy.kdl",
+        "image \"app\" {\n    context \"app\"\n    builder \"buildah\"\n    platforms \"linux/amd64\"\n}\n",
+    );
+    let check = run_within(&repo, &["check"], &[], Duration::from_secs(20));
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    assert!(check.stderr.contains("asks for the frontend `example.com/my/frontend:1`"), "{}", check.stderr);
     // The standard frontend, any version, is what the reader follows: no word about it.
     repo.write("app/Dockerfile", "# syntax=docker/dockerfile:1.7\nFROM scratch\nCOPY a /a\n");
     let check = run_within(&repo, &["check"], &[], Duration::from_secs(20));
     assert_eq!(check.code, 0, "{}", check.stderr);
+    assert!(!check.stderr.contains("frontend"), "{}", check.stderr);
 }

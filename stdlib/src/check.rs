@@ -18,6 +18,7 @@ pub fn check(model: &Model) -> Result<(), Problems> {
                 .chain(check_references(model, image))
                 .chain(check_publish(model, image))
                 .chain(crate::wiring::check(model, image))
+                .chain(check_frontend(model, image))
         })
         .collect();
     if let Err(bad) = crate::release::date() {
@@ -39,10 +40,40 @@ pub fn warnings(model: &Model) -> Option<Problems> {
     let warnings: Vec<Problem> = model
         .images
         .iter()
-        .flat_map(|image| crate::wiring::check(model, image))
+        .flat_map(|image| crate::wiring::check(model, image).into_iter().chain(check_frontend(model, image)))
         .filter(Problem::is_warning)
         .collect();
     (!warnings.is_empty()).then(|| Problems::collect(&model.source, warnings))
+}
+
+/// A `# syntax=` custom frontend under a builder that reads the Dockerfile itself and ignores
+/// the line (buildah, kaniko): a warning, since the file may mean something else to its
+/// frontend. (The `oci` builder refuses it: [`check_oci_dockerfile`]; BuildKit runs it.)
+fn check_frontend(model: &Model, image: &Image) -> Vec<Problem> {
+    if !matches!(image.builder, Builder::Buildah | Builder::Kaniko) {
+        return Vec::new();
+    }
+    let Some(Ok(local)) = dockerfile::local(&model.root, image) else { return Vec::new() };
+    let (parsed, _) = hephy_dockerfile::parse_all(&local.text);
+    let Some(syntax) = parsed.syntax.filter(|s| !hephy_dockerfile::is_standard_syntax(&s.text)) else {
+        return Vec::new();
+    };
+    let name = &image.name.value;
+    vec![
+        Problem::new(
+            Code::InvalidValue,
+            format!(
+                "`{}` asks for the frontend `{}`, which {} does not run: it reads the file as a standard Dockerfile",
+                local.shown, syntax.text, image.builder
+            ),
+        )
+        .label(syntax.span.into(), "a custom frontend")
+        .help(format!(
+            "build image `{name}` with BuildKit (`builder \"buildkit\"` or `builder \"buildx\"`) to run the frontend, or remove the line if the file is a standard Dockerfile"
+        ))
+        .in_source(&local.shown, local.text)
+        .warning(),
+    ]
 }
 
 /// What the executors of an image's platforms can build: an ssh host runs the built-in `oci`
