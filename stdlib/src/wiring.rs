@@ -276,6 +276,17 @@ mod tests {
     }
 
     #[test]
+    fn a_byte_order_mark_and_crlf_read_as_buildkit_reads_them() {
+        let text = "\u{feff}ARG BASE\r\nFROM ${BASE} AS x\r\nCOPY --from=x \\\r\n  /a /b\r\n";
+        let f = facts(text).expect("a Dockerfile");
+        assert_eq!(f.args.iter().map(|a| a.text.as_str()).collect::<Vec<_>>(), ["BASE"]);
+        assert_eq!(&text[f.args[0].span.0..f.args[0].span.1], "BASE");
+        assert_eq!(f.froms[0].alias.as_deref(), Some("x"));
+        assert_eq!(&text[f.copies[0].span.0..f.copies[0].span.1], "x");
+        assert!(f.words.iter().any(|w| uses(&w.text, "BASE")));
+    }
+
+    #[test]
     fn variable_use_is_exact() {
         assert!(uses("${BASE}", "BASE"));
         assert!(uses("$BASE", "BASE"));
