@@ -90,13 +90,12 @@ impl Analyzer<'_> {
     }
 }
 
-/// What a path that is not a regular file is (`None` for a regular file).
+/// What a path that is neither a regular file nor a folder is (`None` for those: a folder
+/// where the Dockerfile should be is reported as no Dockerfile).
 fn special_kind(kind: std::fs::FileType) -> Option<&'static str> {
     use std::os::unix::fs::FileTypeExt;
-    Some(if kind.is_file() {
+    Some(if kind.is_file() || kind.is_dir() {
         return None;
-    } else if kind.is_dir() {
-        "folder"
     } else if kind.is_fifo() {
         "FIFO (named pipe)"
     } else if kind.is_char_device() {
