@@ -157,3 +157,59 @@ fn parse_all_reports_every_bad_instruction() {
     assert_eq!(errors.len(), MAX_INSTRUCTIONS + 1, "bounded, the bound said last");
     assert_eq!(errors.last().map(|e| &e.kind), Some(&ParseErrorKind::TooMany(MAX_INSTRUCTIONS)));
 }
+
+mod arbitrary {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn piece() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("FROM ".to_owned()),
+            Just("COPY ".to_owned()),
+            Just("ONBUILD ".to_owned()),
+            Just("ENV ".to_owned()),
+            Just("ARG ".to_owned()),
+            Just("--from=".to_owned()),
+            Just("--link ".to_owned()),
+            Just(" AS ".to_owned()),
+            Just("<<EOF".to_owned()),
+            Just("EOF".to_owned()),
+            Just("\\".to_owned()),
+            Just("\n".to_owned()),
+            Just("\r\n".to_owned()),
+            Just("# escape=`\n".to_owned()),
+            Just("\u{feff}".to_owned()),
+            Just("$".to_owned()),
+            Just("${".to_owned()),
+            Just("}".to_owned()),
+            Just("\"".to_owned()),
+            Just("'".to_owned()),
+            Just("[\"a\", \"b\"]".to_owned()),
+            "[a-zé=:/ .]{0,6}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn any_text_reads_or_fails_in_place(pieces in prop::collection::vec(piece(), 0..40)) {
+            let text: String = pieces.concat();
+            let (all, errors) = parse_all(&text);
+            for e in &errors {
+                prop_assert!(e.span.end <= text.len() && e.span.start <= e.span.end, "{e:?}");
+                prop_assert!(e.line >= 1 && e.column >= 1);
+            }
+            for i in &all.instructions {
+                prop_assert!(text.get(i.span.clone()).is_some(), "{i:?}");
+                let _ = word(&i.args, all.escape, &|_| None);
+                let _ = pairs(&i.args, all.escape, &|_| None, "ENV");
+            }
+            match parse(&text) {
+                Ok(d) => prop_assert!(errors.is_empty() && d == all),
+                Err(e) => prop_assert_eq!(Some(&e), errors.first()),
+            }
+        }
+    }
+}
