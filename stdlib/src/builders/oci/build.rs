@@ -552,10 +552,10 @@ impl Builder<'_> {
                 stage.cmd_set = true;
             }
             "SHELL" => {
-                let shell = dockerfile::json_array(args)
-                    .filter(|s| !s.is_empty())
-                    .ok_or("`SHELL` takes a JSON array, like [\"/bin/sh\", \"-c\"]")?;
-                stage.settings.insert("Shell".to_owned(), json!(shell));
+                // The reader has checked it is a JSON array of at least one word.
+                if let Command::Shell(shell) = &instruction.command {
+                    stage.settings.insert("Shell".to_owned(), json!(shell));
+                }
             }
             "USER" => {
                 stage.settings.insert("User".to_owned(), json!(w(args)?));
