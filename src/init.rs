@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use hephy_dockerfile::Command;
 use hephy_dsl::{FromDraft, ImageDraft};
 
 /// One image found: its name, context (relative, `/`-separated, `.` for the root) and
@@ -142,40 +143,26 @@ struct Facts {
     arg_froms: Vec<(String, String)>,
 }
 
-/// The little `init` needs of a Dockerfile: whether it `RUN`s, and which FROMs name an ARG with
-/// a default. Lines continued with `\` are joined; comments are skipped.
+/// The little `init` needs of a Dockerfile ([`hephy_dockerfile`] reads it): whether it `RUN`s,
+/// and which FROMs name an ARG with a default. A file that does not read has no facts (the
+/// checks say why when the graph is used).
 fn read_facts(text: &str) -> Facts {
     let mut facts = Facts::default();
+    let Ok(dockerfile) = hephy_dockerfile::parse(text) else { return facts };
     let mut defaults: BTreeMap<String, String> = BTreeMap::new();
-    let mut logical = String::new();
-    let mut lines: Vec<String> = Vec::new();
-    for line in text.lines() {
-        let trimmed = line.trim();
-        if logical.is_empty() && trimmed.starts_with('#') {
-            continue;
-        }
-        if let Some(head) = trimmed.strip_suffix('\\') {
-            logical.push_str(head);
-            logical.push(' ');
-            continue;
-        }
-        logical.push_str(trimmed);
-        lines.push(std::mem::take(&mut logical));
-    }
-    for line in lines {
-        let mut words = line.split_whitespace();
-        let Some(instruction) = words.next() else { continue };
-        match instruction.to_ascii_uppercase().as_str() {
-            "RUN" => facts.runs = true,
-            "ARG" => {
-                for word in words {
-                    if let Some((name, value)) = word.split_once('=') {
-                        defaults.insert(name.to_owned(), value.trim_matches(['"', '\'']).to_owned());
+    for instruction in &dockerfile.instructions {
+        facts.runs |= instruction.runs();
+        match &instruction.command {
+            Command::Arg(args) => {
+                for arg in args {
+                    let Some(default) = &arg.default else { continue };
+                    if let Ok(value) = hephy_dockerfile::word(&default.text, dockerfile.escape, &|_| None) {
+                        defaults.insert(arg.name.text.clone(), value);
                     }
                 }
             }
-            "FROM" => {
-                let Some(image) = words.find(|w| !w.starts_with("--")) else { continue };
+            Command::From { image, .. } => {
+                let image = image.text.as_str();
                 let arg = image
                     .strip_prefix("${")
                     .and_then(|a| a.strip_suffix('}'))

@@ -823,6 +823,22 @@ fn the_oci_builder_builds_what_buildah_builds() {
     assert!(failed == 0, "{failed} of {} cases differ:\n{report}", verdicts.len());
 }
 
+#[test]
+fn a_byte_order_mark_and_crlf_line_ends_pass_check() {
+    // BuildKit discards the BOM and reads CRLF as LF; so do check, wiring and the builder.
+    let repo = Repo::new()
+        .file(
+            "hephy.kdl",
+            "image \"base\" {\n    context \"base\"\n    builder \"oci\"\n}\nimage \"app\" {\n    context \"app\"\n    builder \"oci\"\n    from \"base\" arg=\"BASE\"\n}\n",
+        )
+        .file("base/Dockerfile", "\u{feff}FROM scratch\r\nCOPY a.txt /\r\n")
+        .file("base/a.txt", "a\n")
+        .file("app/Dockerfile", "\u{feff}ARG BASE\r\nFROM ${BASE}\r\nENV A=1 \\\r\n  B=2\r\n");
+    let run = without_tools(&repo, &["check", "-f", "hephy.kdl"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stderr.contains("ARG BASE"), "{}", run.stderr);
+}
+
 /// `hephy ARGS` in `repo` with nothing on `PATH` (no buildah).
 fn without_tools(repo: &Repo, args: &[&str]) -> common::Run {
     let empty = tempfile::tempdir().unwrap();
@@ -893,10 +909,10 @@ fn what_the_oci_builder_cannot_build_fails_at_check_at_its_line() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     for (at, what) in [
         ("app/Dockerfile:3:1", "does not download"),
-        ("app/Dockerfile:4:1", "--parents"),
+        ("app/Dockerfile:4:6", "--parents"),
         ("app/Dockerfile:5:1", "FROBNICATE"),
         ("app/Dockerfile:6:1", "JSON array"),
-        ("app/Dockerfile:7:1", "--every"),
+        ("app/Dockerfile:7:13", "--every"),
         ("app/Dockerfile:8:1", "octal"),
     ] {
         assert!(run.stderr.contains(at) && run.stderr.contains(what), "{at} {what}:\n{}", run.stderr);

@@ -428,3 +428,107 @@ fn inputs_reached_through_a_linked_folder_are_hashed_only_while_it_stays_inside(
     std::fs::write(outside.path().join("secret.txt"), "changed on the host\n").unwrap();
     assert_eq!(key(&repo), before, "a file outside, reached through a link, is never read");
 }
+
+#[test]
+fn a_dockerfile_linked_out_of_the_repository_is_refused_and_never_quoted() {
+    let outside = tempfile::tempdir().unwrap();
+    let shadow = outside.path().join("shadow");
+    std::fs::write(&shadow, "root:*:20228:0:99999:7:::SECRET-FROM-THE-HOST\n").unwrap();
+    for (target, secret) in [
+        (shadow.display().to_string(), "SECRET-FROM-THE-HOST"),
+        ("/proc/self/environ".to_owned(), "CI-JOB-TOKEN-1234"),
+    ] {
+        for builder in ["oci", "buildah"] {
+            let repo = Repo::new().file(
+                "hephy.kdl",
+                &format!("image \"app\" {{\n    context \"app\"\n    builder \"{builder}\"\n    platforms \"linux/amd64\"\n}}\n"),
+            );
+            std::fs::create_dir_all(repo.path().join("app")).unwrap();
+            std::os::unix::fs::symlink(&target, repo.path().join("app/Dockerfile")).unwrap();
+            for command in ["check", "plan", "run"] {
+                let run = run_within(
+                    &repo,
+                    &[command],
+                    &[("HEPHY_TEST_TOKEN", "CI-JOB-TOKEN-1234")],
+                    Duration::from_secs(30),
+                );
+                let all = format!("{}{}", run.stdout, run.stderr);
+                assert_eq!(run.code, 2, "{command} ({builder}, {target}): {all}");
+                assert!(all.contains("leads outside the graph's folder"), "{command}: {all}");
+                assert!(!all.contains(secret), "`{command}` quoted the linked file ({target}): {all}");
+                assert!(!all.contains("20228"), "`{command}` quoted the linked file: {all}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_fifo_dockerfile_is_called_what_it_is() {
+    let repo = Repo::new()
+        .file("app/main.txt", "x\n")
+        .file("hephy.yaml", "images:\n  app: { context: app, platforms: [linux/amd64] }\n");
+    mkfifo(&repo.path().join("app/Dockerfile"));
+    let check = run_within(&repo, &["check"], &[], Duration::from_secs(20));
+    assert_eq!(check.code, 2, "{}", check.stderr);
+    assert!(check.stderr.contains("`app/Dockerfile` is a FIFO (named pipe), not a file"), "{}", check.stderr);
+    assert!(!check.stderr.contains("does not exist"), "{}", check.stderr);
+}
+
+#[test]
+fn a_long_dockerfile_is_checked_in_linear_time_and_bounded() {
+    let graph =
+        "image \"app\" {\n    context \"app\"\n    builder \"oci\"\n    platforms \"linux/amd64\"\n}\n";
+    // 40,000 one-line instructions (half a megabyte): refused at the bound, at once.
+    let repo = Repo::new()
+        .file("hephy.kdl", graph)
+        .file("app/Dockerfile", &format!("FROM scratch\n{}", "LABEL some.label=value\n".repeat(40_000)));
+    let start = Instant::now();
+    let check = run_within(&repo, &["check"], &[], Duration::from_secs(30));
+    assert_eq!(check.code, 2, "{}", check.stderr);
+    assert!(check.stderr.contains("has more than 10000"), "{}", check.stderr);
+    assert!(check.stderr.contains("line 10001"), "{}", check.stderr);
+    assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+    // Just under the bound, every line a problem for the oci builder: a few are shown, quickly.
+    let repo = Repo::new()
+        .file("hephy.kdl", graph)
+        .file("app/Dockerfile", &format!("FROM scratch\n{}", "RUN true\n".repeat(9_999)));
+    let start = Instant::now();
+    let check = run_within(&repo, &["check"], &[], Duration::from_secs(30));
+    assert_eq!(check.code, 2, "{}", check.stderr);
+    assert_eq!(check.stderr.matches("does not run commands").count(), 10, "{}", check.stderr);
+    assert!(check.stderr.contains("9989 more such problems"), "{}", check.stderr);
+    assert!(check.stderr.len() < 40_000, "{} bytes", check.stderr.len());
+    assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+}
+
+#[test]
+fn a_custom_frontend_is_refused_by_the_oci_builder() {
+    let repo = Repo::new()
+        .file(
+            "hephy.kdl",
+            "image \"app\" {\n    context \"app\"\n    builder \"oci\"\n    platforms \"linux/amd64\"\n}\n",
+        )
+        .file("app/Dockerfile", "# syntax=example.com/my/frontend:1\nFROM scratch\nCOPY a /a\n")
+        .file("app/a", "a\n");
+    let check = run_within(&repo, &["check"], &[], Duration::from_secs(20));
+    assert_eq!(check.code, 2, "{}", check.stderr);
+    assert!(
+        check.stderr.contains("`# syntax=example.com/my/frontend:1` names a custom frontend"),
+        "{}",
+        check.stderr
+    );
+    assert!(check.stderr.contains("builder \"buildkit\""), "{}", check.stderr);
+    // buildah reads the file itself and ignores the line: a warning, the check passes.
+    repo.write(
+        "hephy.kdl",
+        "image \"app\" {\n    context \"app\"\n    builder \"buildah\"\n    platforms \"linux/amd64\"\n}\n",
+    );
+    let check = run_within(&repo, &["check"], &[], Duration::from_secs(20));
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    assert!(check.stderr.contains("asks for the frontend `example.com/my/frontend:1`"), "{}", check.stderr);
+    // The standard frontend, any version, is what the reader follows: no word about it.
+    repo.write("app/Dockerfile", "# syntax=docker/dockerfile:1.7\nFROM scratch\nCOPY a /a\n");
+    let check = run_within(&repo, &["check"], &[], Duration::from_secs(20));
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    assert!(!check.stderr.contains("frontend"), "{}", check.stderr);
+}

@@ -505,11 +505,12 @@ fn inherit(targets: &[Target], warnings: &mut Vec<String>) -> Vec<Target> {
 /// Whether the Dockerfile at `path` says `FROM --platform=$BUILDPLATFORM NAME`.
 fn from_build_platform(path: &Path, name: &str) -> bool {
     let Ok(text) = std::fs::read_to_string(path) else { return false };
-    text.lines().any(|line| {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        words.first().is_some_and(|w| w.eq_ignore_ascii_case("from"))
-            && words.iter().any(|w| w.starts_with("--platform=") && w.contains("BUILDPLATFORM"))
-            && words.iter().skip(1).find(|w| !w.starts_with("--")) == Some(&name)
+    let Ok(dockerfile) = hephy_dockerfile::parse(&text) else { return false };
+    dockerfile.instructions.iter().any(|i| match &i.command {
+        hephy_dockerfile::Command::From { image, platform: Some(platform), .. } => {
+            image.text == name && platform.text.contains("BUILDPLATFORM")
+        }
+        _ => false,
     })
 }
 

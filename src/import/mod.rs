@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
+use hephy_dockerfile::Command;
 use hephy_dsl::yaml_tree::{self as yaml, Kind, Value};
 use hephy_dsl::{Document, FromDraft, ImageDraft, Platform, SourceFile, Syntax};
 
@@ -487,7 +488,11 @@ fn read_ko(file: &str, config: Option<&Value>, warnings: &mut Vec<String>) -> Ko
 /// The Dockerfile of a local image, if it has one.
 fn local_dockerfile(dir: &Path, image: &Imported) -> (String, Option<String>) {
     let shown = format!("{}/{}", image.context, image.dockerfile.as_deref().unwrap_or("Dockerfile"));
-    let text = std::fs::read_to_string(dir.join(&shown)).ok();
+    // Never through a link out of the imported folder.
+    let text = hephy_oci::open::open_below(dir, Path::new(&shown)).ok().and_then(|mut file| {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut file, &mut text).ok().map(|_| text)
+    });
     (shown, text)
 }
 
@@ -495,41 +500,22 @@ fn local_dockerfile(dir: &Path, image: &Imported) -> (String, Option<String>) {
 fn check_target(dir: &Path, image: &mut Imported, warnings: &mut Vec<String>) {
     let Some(target) = &image.target else { return };
     let (shown, Some(text)) = local_dockerfile(dir, image) else { return };
-    let stages: Vec<String> = instructions(&text)
-        .into_iter()
-        .filter(|words| words.first().is_some_and(|k| k.eq_ignore_ascii_case("from")))
-        .filter_map(|words| {
-            let at = words.iter().position(|w| w.eq_ignore_ascii_case("as"))?;
-            words.get(at + 1).cloned()
+    let stages: Vec<String> = hephy_dockerfile::parse(&text)
+        .map(|d| {
+            d.instructions
+                .iter()
+                .filter_map(|i| match &i.command {
+                    Command::From { alias: Some(alias), .. } => Some(alias.text.clone()),
+                    _ => None,
+                })
+                .collect()
         })
-        .collect();
+        .unwrap_or_default();
     if !stages.iter().any(|s| s.eq_ignore_ascii_case(target)) {
         let why = format!("`{shown}` has no stage `{target}`: imported commented out");
         warnings.push(format!("{}: {why}", image.folder));
         image.disabled = Some(why);
     }
-}
-
-/// A Dockerfile's instructions as words (comments and line continuations handled).
-fn instructions(text: &str) -> Vec<Vec<String>> {
-    let mut out = Vec::new();
-    let mut current: Vec<String> = Vec::new();
-    for line in text.lines() {
-        let trimmed = line.trim();
-        if trimmed.starts_with('#') || (current.is_empty() && trimmed.is_empty()) {
-            continue;
-        }
-        let continued = trimmed.ends_with('\\');
-        let content = if continued { &trimmed[..trimmed.len() - 1] } else { trimmed };
-        current.extend(content.split_whitespace().map(str::to_owned));
-        if !continued && !current.is_empty() {
-            out.push(std::mem::take(&mut current));
-        }
-    }
-    if !current.is_empty() {
-        out.push(current);
-    }
-    out
 }
 
 /// `FROM ${ECR_REGISTRY}:${CURL_TAG}` in a local Dockerfile → a dependency on `curl` through
@@ -564,31 +550,33 @@ fn infer_from(dir: &Path, image: &mut Imported, names: &[String], warnings: &mut
             None => found.context = true,
         }
     };
-    for words in instructions(&text) {
-        let Some((keyword, rest)) = words.split_first() else { continue };
-        let keyword = keyword.to_ascii_uppercase();
-        if keyword == "COPY" || keyword == "ADD" {
-            for word in rest.iter().take_while(|w| w.starts_with("--")) {
-                if let Some(name) = word.strip_prefix("--from=")
+    let Ok(parsed) = hephy_dockerfile::parse(&text) else {
+        if image.disabled.is_none() {
+            let why = format!("`{dockerfile}` does not read as a Dockerfile: imported commented out");
+            warnings.push(format!("{}: {why}", image.folder));
+            image.disabled = Some(why);
+        }
+        return;
+    };
+    for instruction in &parsed.instructions {
+        let (reference, alias) = match &instruction.command {
+            Command::Copy(copy) => {
+                if let Some(name) = copy.from.as_ref().map(|f| f.text.as_str())
                     && !stages.iter().any(|s| s.eq_ignore_ascii_case(name))
                     && names.iter().any(|n| n == name)
                 {
                     edge(image, name, None);
                 }
+                continue;
             }
-            continue;
-        }
-        if keyword != "FROM" {
-            continue;
-        }
-        let mut rest = rest.iter().skip_while(|w| w.starts_with("--"));
-        let Some(reference) = rest.next() else { continue };
-        let alias = match (rest.next(), rest.next()) {
-            (Some(a), Some(name)) if a.eq_ignore_ascii_case("as") => Some(name.clone()),
-            _ => None,
+            Command::From { image: from, alias, .. } => {
+                (from.text.clone(), alias.as_ref().map(|a| a.text.clone()))
+            }
+            _ => continue,
         };
+        let reference = reference.as_str();
         if !stages.iter().any(|s| s.eq_ignore_ascii_case(reference)) && names.iter().any(|n| n == reference) {
-            if reference != &image.name {
+            if reference != image.name {
                 let note = format!(
                     "`{dockerfile}` says `FROM {reference}`: imported as the named context `{reference}`, so it builds on this graph's `{reference}` (by digest), not on a registry image of that name"
                 );

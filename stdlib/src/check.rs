@@ -18,6 +18,7 @@ pub fn check(model: &Model) -> Result<(), Problems> {
                 .chain(check_references(model, image))
                 .chain(check_publish(model, image))
                 .chain(crate::wiring::check(model, image))
+                .chain(check_frontend(model, image))
         })
         .collect();
     if let Err(bad) = crate::release::date() {
@@ -39,10 +40,40 @@ pub fn warnings(model: &Model) -> Option<Problems> {
     let warnings: Vec<Problem> = model
         .images
         .iter()
-        .flat_map(|image| crate::wiring::check(model, image))
+        .flat_map(|image| crate::wiring::check(model, image).into_iter().chain(check_frontend(model, image)))
         .filter(Problem::is_warning)
         .collect();
     (!warnings.is_empty()).then(|| Problems::collect(&model.source, warnings))
+}
+
+/// A `# syntax=` custom frontend under a builder that reads the Dockerfile itself and ignores
+/// the line (buildah, kaniko): a warning, since the file may mean something else to its
+/// frontend. (The `oci` builder refuses it: [`check_oci_dockerfile`]; BuildKit runs it.)
+fn check_frontend(model: &Model, image: &Image) -> Vec<Problem> {
+    if !matches!(image.builder, Builder::Buildah | Builder::Kaniko) {
+        return Vec::new();
+    }
+    let Some(Ok(local)) = dockerfile::local(&model.root, image) else { return Vec::new() };
+    let (parsed, _) = hephy_dockerfile::parse_all(&local.text);
+    let Some(syntax) = parsed.syntax.filter(|s| !hephy_dockerfile::is_standard_syntax(&s.text)) else {
+        return Vec::new();
+    };
+    let name = &image.name.value;
+    vec![
+        Problem::new(
+            Code::InvalidValue,
+            format!(
+                "`{}` asks for the frontend `{}`, which {} does not run: it reads the file as a standard Dockerfile",
+                local.shown, syntax.text, image.builder
+            ),
+        )
+        .label(syntax.span.into(), "a custom frontend")
+        .help(format!(
+            "build image `{name}` with BuildKit (`builder \"buildkit\"` or `builder \"buildx\"`) to run the frontend, or remove the line if the file is a standard Dockerfile"
+        ))
+        .in_source(&local.shown, local.text)
+        .warning(),
+    ]
 }
 
 /// What the executors of an image's platforms can build: an ssh host runs the built-in `oci`
@@ -162,14 +193,11 @@ fn check_publish(model: &Model, image: &Image) -> Vec<Problem> {
 
 /// An image left `auto` (its Dockerfile `RUN`s and buildah is not installed).
 fn check_auto(model: &Model, image: &Image) -> Vec<Problem> {
-    let ImageSource::Context { dir } = &image.source else { return Vec::new() };
+    let Some(Ok(local)) = dockerfile::local(&model.root, image) else { return Vec::new() };
     let name = &image.name.value;
-    let shown = hephy_engine::join(dir, &image.dockerfile);
-    let text = hephy_engine::read_shared(&model.root.join(dir).join(&image.dockerfile))
-        .ok()
-        .and_then(|bytes| std::str::from_utf8(&bytes).ok().map(str::to_owned))
-        .unwrap_or_default();
-    let run = dockerfile::read(&text).ok().and_then(|facts| facts.runs.first().cloned());
+    let run = hephy_dockerfile::parse(&local.text).ok().and_then(|d| {
+        d.instructions.iter().find(|i| i.runs()).map(hephy_dockerfile::Instruction::keyword_span)
+    });
     let problem = Problem::new(
         Code::InvalidValue,
         format!("image `{name}` runs commands (`RUN`), which only buildah builds here, and buildah is not installed"),
@@ -178,33 +206,77 @@ fn check_auto(model: &Model, image: &Image) -> Vec<Problem> {
         "install buildah (`apt-get install buildah` on Debian and Ubuntu, `dnf install buildah` on Fedora), or give image `{name}` a `builder` (kaniko, buildkit, buildx)"
     ));
     vec![match run {
-        Some(run) => problem
-            .label((run.span.start..run.span.start + 3).into(), "this `RUN` needs buildah")
-            .in_text(shown, text),
+        Some(span) => {
+            problem.label(span.into(), "this `RUN` needs buildah").in_source(&local.shown, local.text)
+        }
         None => problem.label(image.name.span, "built with auto"),
     }]
 }
 
+/// The fix for a Dockerfile that does not read.
+fn parse_help(error: &hephy_dockerfile::ParseError) -> &'static str {
+    match error.kind {
+        hephy_dockerfile::ParseErrorKind::TooMany(_) => {
+            "hephy reads at most 10000 instructions of a Dockerfile (SPEC.md, Limits): split the build into images of the graph that build on each other"
+        }
+        hephy_dockerfile::ParseErrorKind::UnknownFlag { .. }
+        | hephy_dockerfile::ParseErrorKind::FlagValue { .. } => {
+            "write the flag as the Dockerfile reference does (https://docs.docker.com/reference/dockerfile/)"
+        }
+        _ => {
+            "fix the line as the Dockerfile reference writes it (https://docs.docker.com/reference/dockerfile/)"
+        }
+    }
+}
+
+/// The most problems one Dockerfile reports (a generated file may repeat one a thousand times).
+const MOST_PER_DOCKERFILE: usize = 10;
+
 /// What the built-in builder cannot build in a Dockerfile, each at its place in the Dockerfile.
-fn check_oci_dockerfile(image: &Image, shown: &str, text: &str) -> Vec<Problem> {
+fn check_oci_dockerfile(image: &Image, local: &dockerfile::Local) -> Vec<Problem> {
+    use crate::builders::oci::build::Cannot;
     let name = &image.name.value;
-    crate::builders::oci::build::unsupported(text)
+    let found = crate::builders::oci::build::unsupported(&local.text);
+    let total = found.len();
+    let mut problems: Vec<Problem> = found
         .into_iter()
-        .map(|(span, message)| {
-            let run = message.contains("`RUN`");
-            let help = if run {
-                format!(
+        .take(MOST_PER_DOCKERFILE)
+        .map(|unsupported| {
+            let (label, help) = match &unsupported.what {
+                Cannot::Runs(_) => ("runs a command", format!(
                     "build it with buildah: add `builder \"buildah\"` to image `{name}` (or drop its `builder \"oci\"`: `auto` picks buildah for a Dockerfile that runs commands)"
-                )
-            } else {
-                "the oci builder builds every Dockerfile instruction but `RUN` and `ADD` of a URL; fetch such files in a task, or build with buildah".to_owned()
+                )),
+                Cannot::Parse(e) => ("here", parse_help(e).to_owned()),
+                Cannot::Frontend(_) => ("a custom frontend", format!(
+                    "build image `{name}` with BuildKit (`builder \"buildkit\"` or `builder \"buildx\"`), which runs the frontend; or remove the line to build it as a standard Dockerfile"
+                )),
+                Cannot::Other(_) => ("here", "the oci builder builds every Dockerfile instruction but `RUN` and `ADD` of a URL; fetch such files in a task, or build with buildah".to_owned()),
             };
-            Problem::new(Code::InvalidValue, format!("image `{name}`: {message}"))
-                .label(span.into(), if run { "runs a command" } else { "here" })
+            let message = match &unsupported.what {
+                Cannot::Parse(e) => format!("image `{name}`: `{}` line {}, column {}: {e}", local.shown, e.line, e.column),
+                other => format!("image `{name}`: {other}"),
+            };
+            Problem::new(Code::InvalidValue, message)
+                .label(unsupported.span.into(), label)
                 .help(help)
-                .in_text(shown, text)
+                .in_source(&local.shown, std::sync::Arc::clone(&local.text))
         })
-        .collect()
+        .collect();
+    if total > MOST_PER_DOCKERFILE {
+        problems.push(
+            Problem::new(
+                Code::InvalidValue,
+                format!(
+                    "image `{name}`: `{}` has {} more such problems",
+                    local.shown,
+                    total - MOST_PER_DOCKERFILE
+                ),
+            )
+            .label(image.name.span, "built with oci")
+            .help("fix the ones above and check again"),
+        );
+    }
+    problems
 }
 
 fn check_image(model: &Model, image: &Image) -> Vec<Problem> {
@@ -266,36 +338,52 @@ fn check_image(model: &Model, image: &Image) -> Vec<Problem> {
         }
         return problems;
     }
-    let ImageSource::Context { dir } = &image.source else { return problems };
+    let ImageSource::Context { .. } = &image.source else { return problems };
     // Only what a check needs is read: most images need no look at their Dockerfile here.
     if capabilities.run_mount && image.targets.is_empty() {
         return problems;
     }
-    let path = model.root.join(dir).join(&image.dockerfile);
-    let Ok(bytes) = hephy_engine::read_shared(&path) else { return problems };
-    let Ok(text) = std::str::from_utf8(&bytes) else { return problems };
-    let shown = hephy_engine::join(dir, &image.dockerfile);
+    // A Dockerfile that cannot be opened (missing, a FIFO, a link out of the graph's folder) is
+    // the graph's problem, reported by the language's checks; nothing of it is read here.
+    let Some(Ok(local)) = dockerfile::local(&model.root, image) else { return problems };
     if builder == Builder::Oci {
-        let found = check_oci_dockerfile(image, &shown, text);
+        let found = check_oci_dockerfile(image, &local);
         if !found.is_empty() {
             problems.extend(found);
             return problems;
         }
     }
-    let facts = match dockerfile::read(text) {
-        Ok(facts) => facts,
+    let parsed = match hephy_dockerfile::parse(&local.text) {
+        Ok(parsed) => parsed,
         Err(e) if builder != Builder::Buildah => {
             problems.push(
-                Problem::new(Code::InvalidValue, format!("`{shown}` cannot be read as a Dockerfile"))
-                    .label(e.span.into(), e.message)
-                    .in_text(shown, text.to_owned()),
+                Problem::new(
+                    Code::InvalidValue,
+                    format!(
+                        "`{}` cannot be read as a Dockerfile (line {}, column {})",
+                        local.shown, e.line, e.column
+                    ),
+                )
+                .label(e.span.clone().into(), e.to_string())
+                .help(parse_help(&e))
+                .in_source(&local.shown, local.text),
             );
             return problems;
         }
         Err(_) => return problems,
     };
+    let shown = &local.shown;
+    let stages: Vec<&str> = parsed
+        .instructions
+        .iter()
+        .filter_map(|i| match &i.command {
+            hephy_dockerfile::Command::From { alias: Some(alias), .. } => Some(alias.text.as_str()),
+            _ => None,
+        })
+        .collect();
     if !capabilities.run_mount
-        && let Some(run) = facts.runs.iter().find(|r| r.mount)
+        && let Some(run) =
+            parsed.instructions.iter().find(|i| i.keyword() == "RUN" && i.flag("mount").is_some())
     {
         problems.push(
             Problem::new(
@@ -307,14 +395,14 @@ fn check_image(model: &Model, image: &Image) -> Vec<Problem> {
         );
     }
     for target in &image.targets {
-        if !facts.stages.iter().any(|s| s.eq_ignore_ascii_case(target)) {
+        if !stages.iter().any(|s| s.eq_ignore_ascii_case(target)) {
             problems.push(
                 Problem::new(Code::UnknownDependency, format!("`{shown}` has no stage `{target}`"))
                     .label(span, "builds this target")
-                    .help(if facts.stages.is_empty() {
+                    .help(if stages.is_empty() {
                         "name a stage with `FROM … AS name`".to_owned()
                     } else {
-                        format!("its stages are {}", facts.stages.join(", "))
+                        format!("its stages are {}", stages.join(", "))
                     }),
             );
         }

@@ -1,13 +1,13 @@
 //! Dependency wiring: does each local Dockerfile use what the graph gives it, and does it take
 //! nothing from the graph that the graph does not give it?
 //!
-//! Reads only the facts wiring needs (`ARG` names, `FROM [--platform=…] IMAGE [AS NAME]`,
-//! `COPY|ADD --from=NAME`, and where each `$NAME` is used), with byte spans, through its own
-//! small line reader, so it does not depend on how the builders read Dockerfiles. Problems point
-//! into the Dockerfile (its text is the diagnostic's source).
+//! Takes the facts wiring needs from [`hephy_dockerfile`]'s instructions (`ARG` names,
+//! `FROM [--platform=…] IMAGE [AS NAME]`, `COPY --from=NAME`, and where each `$NAME` is used),
+//! with byte spans. Problems point into the Dockerfile (its text is the diagnostic's source).
 
 use std::sync::Arc;
 
+use hephy_dockerfile::Command;
 use hephy_dsl::{Code, DependencyKind, Engine, FromPlatform, Image, ImageSource, Model, Problem};
 use miette::SourceSpan;
 
@@ -41,85 +41,47 @@ struct Facts {
     /// Every `ARG NAME` (before and after the first `FROM`).
     args: Vec<Word>,
     froms: Vec<FromLine>,
-    /// Every `COPY --from=NAME` / `ADD --from=NAME`: the name.
+    /// Every `COPY --from=NAME`: the name.
     copies: Vec<Word>,
-    /// Every word of every instruction but `ARG`: where variables are used.
+    /// The text after the keyword of every instruction but `ARG` and `ONBUILD`: where
+    /// variables are used.
     words: Vec<Word>,
 }
 
-/// One instruction: its words (the keyword first), each with its span in the text.
-fn instructions(text: &str) -> Vec<Vec<Word>> {
-    let mut out = Vec::new();
-    let mut current: Vec<Word> = Vec::new();
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let start = offset;
-        offset += line.len();
-        let body = line.trim_end_matches(['\n', '\r']);
-        let trimmed = body.trim_start();
-        // A comment line, also inside a continued instruction.
-        if trimmed.starts_with('#') || (current.is_empty() && trimmed.is_empty()) {
-            continue;
-        }
-        let continued = body.trim_end().ends_with('\\');
-        let content = if continued { &body[..body.trim_end().len() - 1] } else { body };
-        let mut at = 0;
-        for piece in content.split(|c: char| c.is_ascii_whitespace()) {
-            if !piece.is_empty() {
-                current.push(Word { text: piece.to_owned(), span: (start + at, start + at + piece.len()) });
-            }
-            at += piece.len() + 1;
-        }
-        if !continued && !current.is_empty() {
-            out.push(std::mem::take(&mut current));
-        }
+impl From<&hephy_dockerfile::Word> for Word {
+    fn from(word: &hephy_dockerfile::Word) -> Word {
+        Word { text: word.text.clone(), span: (word.span.start, word.span.end) }
     }
-    if !current.is_empty() {
-        out.push(current);
-    }
-    out
 }
 
-fn facts(text: &str) -> Facts {
+/// The wiring facts of `text`, as [`hephy_dockerfile`] reads it; `None` when it does not read
+/// (the builder checks say why).
+fn facts(text: &str) -> Option<Facts> {
+    let dockerfile = hephy_dockerfile::parse(text).ok()?;
     let mut facts = Facts::default();
-    for words in instructions(text) {
-        let Some((keyword, rest)) = words.split_first() else { continue };
-        match keyword.text.to_ascii_uppercase().as_str() {
-            "ARG" => {
-                for w in rest {
-                    let name = w.text.split('=').next().unwrap_or_default();
-                    facts.args.push(Word { text: name.to_owned(), span: (w.span.0, w.span.0 + name.len()) });
-                }
+    for instruction in &dockerfile.instructions {
+        let mut uses_of = |i: &hephy_dockerfile::Instruction| {
+            facts.words.push(Word { text: i.original.clone(), span: (i.span.start, i.span.end) });
+        };
+        match &instruction.command {
+            Command::Arg(args) => facts.args.extend(args.iter().map(|a| Word::from(&a.name))),
+            Command::From { image, platform, alias } => {
+                uses_of(instruction);
+                facts.froms.push(FromLine {
+                    image: image.into(),
+                    platform: platform.as_ref().map(|p| p.text.clone()),
+                    alias: alias.as_ref().map(|a| a.text.clone()),
+                });
             }
-            "FROM" => {
-                let mut platform = None;
-                let mut rest = rest.iter().peekable();
-                while let Some(flag) = rest.next_if(|w| w.text.starts_with("--")) {
-                    if let Some(value) = flag.text.strip_prefix("--platform=") {
-                        platform = Some(value.to_owned());
-                    }
-                }
-                let Some(image) = rest.next() else { continue };
-                let alias = match (rest.next(), rest.next()) {
-                    (Some(a), Some(name)) if a.text.eq_ignore_ascii_case("as") => Some(name.text.clone()),
-                    _ => None,
-                };
-                facts.words.extend(words.iter().skip(1).cloned());
-                facts.froms.push(FromLine { image: image.clone(), platform, alias });
+            Command::Copy(copy) => {
+                uses_of(instruction);
+                facts.copies.extend(copy.from.as_ref().map(Word::from));
             }
-            "COPY" | "ADD" => {
-                for w in rest.iter().take_while(|w| w.text.starts_with("--")) {
-                    if let Some(name) = w.text.strip_prefix("--from=") {
-                        let at = w.span.0 + "--from=".len();
-                        facts.copies.push(Word { text: name.to_owned(), span: (at, at + name.len()) });
-                    }
-                }
-                facts.words.extend(rest.iter().cloned());
-            }
-            _ => facts.words.extend(rest.iter().cloned()),
+            Command::Onbuild(_) => {}
+            _ => uses_of(instruction),
         }
     }
-    facts
+    Some(facts)
 }
 
 /// Whether `word` uses variable `name` (`$NAME`, `${NAME}`, `${NAME:-…}`).
@@ -173,13 +135,12 @@ pub(crate) fn check(model: &Model, image: &Image) -> Vec<Problem> {
         .label(executor.name.span, "builds with kaniko")
         .help("build it on a local, ssh or BuildKit executor, or pass the reference as a build arg (`arg=`)")];
     }
-    let ImageSource::Context { dir } = &image.source else { return Vec::new() };
-    let path = model.root.join(dir).join(&image.dockerfile);
-    let Ok(bytes) = hephy_engine::read_shared(&path) else { return Vec::new() };
-    let Ok(text) = std::str::from_utf8(&bytes) else { return Vec::new() };
-    let shown = hephy_engine::join(dir, &image.dockerfile);
-    let source: Arc<str> = Arc::from(text);
-    let facts = facts(text);
+    let ImageSource::Context { .. } = &image.source else { return Vec::new() };
+    // Never read through a link out of the graph's folder (the language's checks report it).
+    let Some(Ok(local)) = builders::dockerfile::local(&model.root, image) else { return Vec::new() };
+    let shown = local.shown;
+    let source: Arc<str> = local.text;
+    let Some(facts) = facts(&source) else { return Vec::new() };
     let name = &image.name.value;
     let mut problems = Vec::new();
     let start: SourceSpan = facts.froms.first().map_or((0, 0).into(), |f| f.image.span());
@@ -300,7 +261,7 @@ mod tests {
     #[test]
     fn reads_args_froms_and_copies_with_spans() {
         let text = "# syntax=docker/dockerfile:1\nARG BASE=x \\\n    OTHER\nFROM --platform=$BUILDPLATFORM xx AS cross\nFROM ${BASE}\nCOPY --from=cross --chown=1 /a /b\nRUN echo $OTHER\n";
-        let f = facts(text);
+        let f = facts(text).expect("a Dockerfile");
         assert_eq!(f.args.iter().map(|a| a.text.as_str()).collect::<Vec<_>>(), ["BASE", "OTHER"]);
         assert_eq!(&text[f.args[1].span.0..f.args[1].span.1], "OTHER");
         assert_eq!(f.froms.len(), 2);
@@ -311,6 +272,17 @@ mod tests {
         assert_eq!(f.copies[0].text, "cross");
         assert_eq!(&text[f.copies[0].span.0..f.copies[0].span.1], "cross");
         assert!(f.words.iter().any(|w| uses(&w.text, "OTHER")));
+        assert!(f.words.iter().any(|w| uses(&w.text, "BASE")));
+    }
+
+    #[test]
+    fn a_byte_order_mark_and_crlf_read_as_buildkit_reads_them() {
+        let text = "\u{feff}ARG BASE\r\nFROM ${BASE} AS x\r\nCOPY --from=x \\\r\n  /a /b\r\n";
+        let f = facts(text).expect("a Dockerfile");
+        assert_eq!(f.args.iter().map(|a| a.text.as_str()).collect::<Vec<_>>(), ["BASE"]);
+        assert_eq!(&text[f.args[0].span.0..f.args[0].span.1], "BASE");
+        assert_eq!(f.froms[0].alias.as_deref(), Some("x"));
+        assert_eq!(&text[f.copies[0].span.0..f.copies[0].span.1], "x");
         assert!(f.words.iter().any(|w| uses(&w.text, "BASE")));
     }
 

@@ -204,6 +204,19 @@ pub(crate) fn all() -> Vec<Case> {
         c("env_quotes", "FROM scratch\nARG X=1\nENV E='$X' F=\"$X\" G=$X H='a b' I=\"c d\"\n"),
         c("env_legacy_form", "FROM scratch\nENV A b c  d\n"),
         c("env_escaped_space", "FROM scratch\nENV A=a\\ b\nENV B b\\ c d\n"),
+        c("env_positional_parameters_unset", "FROM scratch\nENV G=x$1y H=${1:-d}\nLABEL l=m$1n\n"),
+        Case {
+            exception: Some(
+                "buildah 1.28's lexer reads one digit after `$` and keeps `$@`; BuildKit's `processName` reads a run of digits (`$12`) and the special parameters (`$@`, `$#`, …), all unset",
+            ),
+            buildah: Some("FROM scratch\nENV I=ab J=pq K=rs\n"),
+            ..c("env_special_parameters_unset", "FROM scratch\nENV I=a$12b J=p$@q K=r$#s\n")
+        },
+        c("byte_order_mark", "\u{feff}FROM scratch\nENV A=1\nCOPY a.txt /\n"),
+        c(
+            "crlf_line_ends",
+            "FROM scratch\r\nENV A=1 \\\r\n  B=2\r\nLABEL x=\"a b\"\r\nCOPY a.txt b.txt /d/\r\n",
+        ),
         c("env_chained", "FROM scratch\nENV A=1 B=$A C=${A}x\nENV D=$B\n"),
         c("env_same_line_sees_old", "FROM scratch\nENV A=1\nENV A=2 B=$A\n"),
         c("env_path_extended", "FROM scratch\nENV PATH=/x:$PATH\n"),

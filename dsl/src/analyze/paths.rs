@@ -32,7 +32,18 @@ impl Analyzer<'_> {
         if !needs_dockerfile && dockerfile_text.is_none() {
             return;
         }
-        if !file.is_file() {
+        if let Some(kind) = std::fs::metadata(&file).ok().and_then(|m| special_kind(m.file_type())) {
+            self.sink.push(
+                Problem::new(
+                    Code::InvalidValue,
+                    format!("Dockerfile `{dir}/{dockerfile}` is a {kind}, not a file"),
+                )
+                .label(dockerfile_text.map_or(ctx.span, |d| d.span), format!("a {kind}"))
+                .help(
+                    "a Dockerfile is a regular file: replace it with one, or name another with `dockerfile`",
+                ),
+            );
+        } else if !file.is_file() {
             let problem =
                 Problem::new(Code::MissingPath, format!("Dockerfile `{dir}/{dockerfile}` does not exist"));
             let problem = match dockerfile_text {
@@ -77,4 +88,23 @@ impl Analyzer<'_> {
             }
         }
     }
+}
+
+/// What a path that is neither a regular file nor a folder is (`None` for those: a folder
+/// where the Dockerfile should be is reported as no Dockerfile).
+fn special_kind(kind: std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    Some(if kind.is_file() || kind.is_dir() {
+        return None;
+    } else if kind.is_fifo() {
+        "FIFO (named pipe)"
+    } else if kind.is_char_device() {
+        "character device"
+    } else if kind.is_block_device() {
+        "block device"
+    } else if kind.is_socket() {
+        "socket"
+    } else {
+        "special file"
+    })
 }

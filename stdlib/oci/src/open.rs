@@ -92,6 +92,24 @@ pub fn open_inside(dir: &File, rel: &Path) -> io::Result<File> {
     open_at(dir, rel, ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS)
 }
 
+/// Opens `rel` below the folder `dir` for reading, following symbolic links (the file itself
+/// may be one, a Dockerfile shared between contexts) only while they stay below `dir`: a link
+/// that leads out of it (`/etc/shadow`, `/proc/self/environ`, `../..`) is refused before the
+/// file is opened. The path is resolved first (links are read, not their targets), then the
+/// resolved path is opened following no link at all, so a link swapped in between is refused
+/// too. Only a regular file is opened.
+pub fn open_below(dir: &Path, rel: &Path) -> io::Result<File> {
+    let root = dir.canonicalize()?;
+    let full = dir.join(rel).canonicalize()?;
+    if !full.starts_with(&root) {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("`{}` leads outside its folder through a symbolic link: not read", rel.display()),
+        ));
+    }
+    open_no_symlinks(&full)
+}
+
 fn open_at(dir: &File, rel: &Path, resolve: ResolveFlags) -> io::Result<File> {
     let fd = match rustix::fs::openat2(dir, rel, read_flags() | OFlags::NOFOLLOW, Mode::empty(), resolve) {
         Ok(fd) => fd,
@@ -176,5 +194,13 @@ mod tests {
         assert!(open_regular(&root.join("linked/file")).is_ok(), "open_regular follows links");
         assert!(open_no_symlinks(&root.canonicalize().expect("canonical").join("sub/file")).is_ok());
         assert!(open_no_symlinks(&root.canonicalize().expect("canonical").join("linked/file")).is_err());
+        assert!(open_below(root, Path::new("sub/link")).is_ok(), "a link that stays below");
+        let out = open_below(root, Path::new("etc/hostname")).expect_err("a link out");
+        assert!(out.to_string().contains("leads outside"), "{out}");
+        std::os::unix::fs::symlink("/etc/hostname", root.join("host")).expect("symlink");
+        assert!(open_below(root, Path::new("host")).is_err(), "an absolute link out");
+        std::os::unix::fs::symlink("../../../../../../../etc/hostname", root.join("up")).expect("symlink");
+        assert!(open_below(root, Path::new("up")).is_err(), "a relative link out");
+        assert!(open_below(root, Path::new("fifo")).is_err(), "a FIFO");
     }
 }

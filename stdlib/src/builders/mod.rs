@@ -48,18 +48,9 @@ pub fn resolve_auto(model: &mut hephy_dsl::Model) {
     let root = model.root.clone();
     let buildah = installed("buildah");
     for image in model.images.iter_mut().filter(|i| i.builder == Builder::Auto) {
-        let runs = match &image.source {
-            hephy_dsl::ImageSource::Context { dir } => {
-                let path = root.join(dir).join(&image.dockerfile);
-                hephy_engine::read_shared(&path)
-                    .ok()
-                    .and_then(|bytes| {
-                        std::str::from_utf8(&bytes).ok().map(crate::builders::dockerfile::runs_commands)
-                    })
-                    .unwrap_or(false)
-            }
-            hephy_dsl::ImageSource::Git { .. } => false,
-        };
+        let runs = dockerfile::local(&root, image)
+            .and_then(Result::ok)
+            .is_some_and(|local| dockerfile::runs_commands(&local.text));
         if !runs {
             image.builder = Builder::Oci;
         } else if buildah {

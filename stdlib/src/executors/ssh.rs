@@ -456,8 +456,12 @@ pub fn serve(input: impl Read, mut output: impl Write) -> Result<(), ServeError>
         serde_json::from_value(spec["contexts"].clone()).unwrap_or_default();
     let repository = text("repository")?;
     let context = scratch.path().join("context");
-    let dockerfile_path = context.join(&dockerfile_name);
-    let dockerfile = std::fs::read_to_string(&dockerfile_path)
+    // Never through a link out of the bundle: the host's files are not the build's.
+    let dockerfile = hephy_oci::open::open_below(&context, Path::new(&dockerfile_name))
+        .and_then(|mut file| {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut file, &mut text).map(|_| text)
+        })
         .map_err(|source| ServeError::Dockerfile { name: dockerfile_name.clone(), source })?;
     let files =
         oci::context_files(&context, &dockerfile_name).map_err(|e| ServeError::Build(e.to_string()))?;

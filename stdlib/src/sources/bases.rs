@@ -7,10 +7,11 @@
 //! a registry for a base it knows. What cannot be resolved is `unresolved` (and resolving it
 //! later is a move). A `.hephy/bases.json` an older hephy left is taken into the state once.
 
+use hephy_dockerfile::Command;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use hephy_dsl::{ImageSource, Model};
+use hephy_dsl::Model;
 
 use crate::registry::{Client, Reference};
 
@@ -27,11 +28,8 @@ pub fn resolve_bases(model: &Model, state_dir: &Path, refresh: bool, offline: bo
     let mut out = Bases::new();
     let client = Client::once_only();
     for image in &model.images {
-        let ImageSource::Context { dir } = &image.source else { continue };
-        let Ok(bytes) = hephy_engine::read_shared(&model.root.join(dir).join(&image.dockerfile)) else {
-            continue;
-        };
-        let Ok(text) = std::str::from_utf8(&bytes) else { continue };
+        let Some(Ok(local)) = crate::builders::dockerfile::local(&model.root, image) else { continue };
+        let text = &*local.text;
         let mut refs = BTreeMap::new();
         for reference in external_froms(text) {
             let known = cache.get(&reference).filter(|d| d.as_str() != UNRESOLVED).cloned();
@@ -95,22 +93,16 @@ pub(crate) fn planned(state_dir: &Path, reference: &str) -> Option<String> {
 /// `FROM` (and `COPY --from`) references that name an image outside the graph: not `scratch`,
 /// not a build arg (`${BASE}`: a dependency), not an earlier stage.
 fn external_froms(text: &str) -> Vec<String> {
-    let Ok(dockerfile) = crate::builders::dockerfile::parse(text) else { return Vec::new() };
+    let Ok(dockerfile) = hephy_dockerfile::parse(text) else { return Vec::new() };
     let mut stages: Vec<String> = Vec::new();
     let mut out = Vec::new();
     for instruction in &dockerfile.instructions {
-        let (reference, alias) = match instruction.keyword.as_str() {
-            "FROM" => {
-                let words: Vec<&str> = instruction.args.split_whitespace().collect();
-                let alias = match words.as_slice() {
-                    [_, as_word, name] if as_word.eq_ignore_ascii_case("as") => Some((*name).to_owned()),
-                    _ => None,
-                };
-                (words.first().map(|w| (*w).to_owned()), alias)
+        let (reference, alias) = match &instruction.command {
+            Command::From { image, alias, .. } => {
+                (Some(image.text.clone()), alias.as_ref().map(|a| a.text.clone()))
             }
-            "COPY" => {
-                let from = instruction.flags.iter().find(|(n, _)| n == "from").and_then(|(_, v)| v.clone());
-                (from.filter(|f| f.parse::<usize>().is_err()), None)
+            Command::Copy(copy) => {
+                (copy.from.as_ref().map(|f| f.text.clone()).filter(|f| f.parse::<usize>().is_err()), None)
             }
             _ => (None, None),
         };

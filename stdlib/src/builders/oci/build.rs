@@ -7,7 +7,7 @@
 //! hardlinks and empty folders, resolves `--chown=NAME` in the image's own `/etc/passwd`, and
 //! writes the folders above what it copies with the modes the image already gives them.
 //! Understood: every instruction but `RUN` (and `ADD` of a URL or git repository), read by
-//! [`crate::builders::dockerfile`]; [`unsupported`] lists what is not, for `check`.
+//! [`hephy_dockerfile`]; [`unsupported`] lists what is not, for `check`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read as _;
@@ -17,11 +17,12 @@ use std::path::{Path, PathBuf};
 use hephy_dsl::Platform;
 use serde_json::{Value, json};
 
-use super::archive::{self, EntryProblem, UnpackError};
-use super::merge::Merge;
-use crate::builders::dockerfile::{self, Instruction};
+use hephy_dockerfile::{self as dockerfile, Command, Instruction};
 use hephy_oci::layer::{self, Content, Entry, Tree};
 use hephy_oci::layout::{Descriptor, Layout};
+
+use super::archive::{self, EntryProblem, UnpackError};
+use super::merge::Merge;
 
 /// The media types the `oci` builder writes.
 pub(crate) const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -143,6 +144,13 @@ impl std::convert::From<String> for BuildError {
     }
 }
 
+/// A word substitution cannot make (`${VAR:?message}`, an unclosed quote).
+impl std::convert::From<dockerfile::WordError> for BuildError {
+    fn from(error: dockerfile::WordError) -> BuildError {
+        BuildError::Dockerfile(error.to_string())
+    }
+}
+
 impl std::convert::From<&str> for BuildError {
     fn from(message: &str) -> BuildError {
         BuildError::Dockerfile(message.to_owned())
@@ -193,95 +201,86 @@ struct Stage {
 
 const EPOCH: &str = "1970-01-01T00:00:00Z";
 
-/// What the oci builder cannot build in a Dockerfile: `(span in the text, message)`.
-pub(crate) fn unsupported(text: &str) -> Vec<(std::ops::Range<usize>, String)> {
-    let parsed = match dockerfile::parse(text) {
-        Ok(parsed) => parsed,
-        Err(e) => return vec![(e.span, e.message)],
-    };
-    let mut out = Vec::new();
+/// Something the oci builder cannot build in a Dockerfile, at its place in the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unsupported {
+    /// Where, in the Dockerfile's text.
+    pub(crate) span: std::ops::Range<usize>,
+    /// What.
+    pub(crate) what: Cannot,
+}
+
+/// What the oci builder cannot build.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Cannot {
+    /// `RUN` (or `ONBUILD RUN`): buildah builds it.
+    #[error("the oci builder does not run commands (`{0}`)")]
+    Runs(&'static str),
+    /// The text does not read as a Dockerfile.
+    #[error(transparent)]
+    Parse(#[from] dockerfile::ParseError),
+    /// `# syntax=` names a frontend other than the standard one.
+    #[error(
+        "`# syntax={0}` names a custom frontend, which only BuildKit runs; the oci builder would read the file as a standard Dockerfile"
+    )]
+    Frontend(String),
+    /// Anything else, in words.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What the oci builder cannot build in `text`.
+pub(crate) fn unsupported(text: &str) -> Vec<Unsupported> {
+    let (parsed, errors) = dockerfile::parse_all(text);
+    let mut out: Vec<Unsupported> =
+        errors.into_iter().map(|e| Unsupported { span: e.span.clone(), what: Cannot::Parse(e) }).collect();
+    if let Some(syntax) = parsed.syntax.as_ref().filter(|s| !dockerfile::is_standard_syntax(&s.text)) {
+        out.push(Unsupported { span: syntax.span.clone(), what: Cannot::Frontend(syntax.text.clone()) });
+    }
     let mut seen_from = false;
     for i in &parsed.instructions {
-        let span = i.span.start..i.span.start + i.keyword.len();
+        let span = i.keyword_span();
         let whole = i.span.clone();
-        match i.keyword.as_str() {
-            "RUN" => out.push((span.clone(), "the oci builder does not run commands (`RUN`)".to_owned())),
-            "FROM" => seen_from = true,
-            "ARG" => {}
-            "COPY" | "ADD" | "ENV" | "LABEL" | "WORKDIR" | "USER" | "EXPOSE" | "VOLUME" | "STOPSIGNAL"
-            | "SHELL" | "ENTRYPOINT" | "CMD" | "MAINTAINER" | "HEALTHCHECK" | "ONBUILD" => {}
-            other => out.push((span.clone(), format!("`{other}` is not a Dockerfile instruction"))),
-        }
-        if !seen_from && i.keyword != "ARG" && i.keyword != "FROM" {
-            out.push((span.clone(), "only `ARG` may come before the first `FROM`".to_owned()));
-        }
-        if i.keyword == "ONBUILD"
-            && i.args.split_whitespace().next().is_some_and(|k| k.eq_ignore_ascii_case("RUN"))
-        {
-            out.push((whole.clone(), "the oci builder does not run commands (`ONBUILD RUN`)".to_owned()));
-        }
-        let malformed = match i.keyword.as_str() {
-            "SHELL" => dockerfile::json_array(&i.args)
-                .filter(|s| !s.is_empty())
-                .is_none()
-                .then(|| "`SHELL` takes a JSON array, like [\"/bin/sh\", \"-c\"]".to_owned()),
-            "HEALTHCHECK" => healthcheck(i).err().map(|e| e.to_string()),
-            "FROM" => match i.args.split_whitespace().collect::<Vec<_>>().as_slice() {
-                [_] => None,
-                [_, as_word, _] if as_word.eq_ignore_ascii_case("as") => None,
-                _ => Some(format!("`FROM {}` is not `FROM IMAGE [AS NAME]`", i.args)),
-            },
-            "COPY" | "ADD" => {
-                let words = dockerfile::json_array(&i.args)
-                    .map_or_else(|| i.args.split_whitespace().count(), |list| list.len());
-                let chmod = i.flags.iter().find(|(n, _)| n == "chmod").and_then(|(_, v)| v.clone());
-                if words < 2 {
-                    Some(format!("`{}` needs a source and a destination", i.keyword))
-                } else if let Some(m) = chmod.filter(|m| !m.contains('$'))
-                    && let Err(e) = parse_chmod(&m)
-                {
-                    Some(e.to_string())
-                } else {
-                    None
-                }
-            }
-            "ONBUILD" => {
-                let keyword = i.args.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
-                matches!(keyword.as_str(), "ONBUILD" | "FROM" | "MAINTAINER" | "")
-                    .then(|| format!("`ONBUILD {keyword}` is not allowed"))
-            }
-            _ => None,
+        let mut push = |span: &std::ops::Range<usize>, message: String| {
+            out.push(Unsupported { span: span.clone(), what: Cannot::Other(message) });
         };
-        if let Some(message) = malformed {
-            out.push((whole.clone(), message));
+        match &i.command {
+            Command::From { .. } => seen_from = true,
+            Command::Arg(_) => {}
+            _ if !seen_from => push(&span, "only `ARG` may come before the first `FROM`".to_owned()),
+            _ => {}
         }
-        if matches!(i.keyword.as_str(), "COPY" | "ADD") {
-            for (name, _) in &i.flags {
-                let known = match name.as_str() {
-                    "chown" | "chmod" | "link" => true,
-                    "from" => i.keyword == "COPY",
-                    _ => false,
-                };
-                if !known {
-                    out.push((
-                        whole.clone(),
-                        format!("`{} --{name}` is not supported by the oci builder", i.keyword),
-                    ));
+        match &i.command {
+            Command::Run(_) => out.push(Unsupported { span: span.clone(), what: Cannot::Runs("RUN") }),
+            Command::Onbuild(trigger) if trigger.runs() => {
+                out.push(Unsupported { span: whole.clone(), what: Cannot::Runs("ONBUILD RUN") });
+            }
+            Command::Healthcheck(_) => {
+                if let Err(e) = healthcheck(i) {
+                    push(&whole, e.to_string());
                 }
             }
-            if i.keyword == "ADD" {
-                let words = dockerfile::json_array(&i.args)
-                    .unwrap_or_else(|| i.args.split_whitespace().map(str::to_owned).collect());
-                let sources = words.len().saturating_sub(1);
-                for source in words.iter().take(sources) {
-                    if is_remote(source) {
-                        out.push((
-                            whole.clone(),
-                            format!("the oci builder does not download (`ADD {source}`)"),
-                        ));
+            Command::Copy(copy) | Command::Add(copy) => {
+                if let Some(m) = copy.chmod.as_ref().map(|m| &m.text).filter(|m| !m.contains('$'))
+                    && let Err(e) = parse_chmod(m)
+                {
+                    push(&whole, e.to_string());
+                }
+                for flag in &i.flags {
+                    if !matches!(flag.name.as_str(), "chown" | "chmod" | "link" | "from") {
+                        push(
+                            &flag.span,
+                            format!("`{} --{}` is not supported by the oci builder", i.keyword(), flag.name),
+                        );
+                    }
+                }
+                if matches!(i.command, Command::Add(_)) {
+                    for source in copy.sources().iter().filter(|s| is_remote(&s.text)) {
+                        push(&whole, format!("the oci builder does not download (`ADD {}`)", source.text));
                     }
                 }
             }
+            _ => {}
         }
     }
     out
@@ -295,8 +294,7 @@ fn is_remote(source: &str) -> bool {
 pub(crate) fn build(request: &Request<'_>, layout: &Layout, bases: &dyn Bases) -> Result<Built, BuildError> {
     let text = request.dockerfile;
     let parsed = dockerfile::parse(text).map_err(|e| {
-        let line = text.get(..e.span.start).unwrap_or_default().matches('\n').count() + 1;
-        BuildError::at(request.dockerfile_name, line, BuildError::Dockerfile(e.message))
+        BuildError::at(request.dockerfile_name, e.line, BuildError::Dockerfile(e.to_string()))
     })?;
     // In the state folder (the layout's parent), where what a killed build leaves is found.
     let state_dir = layout.dir().parent().unwrap_or(layout.dir());
@@ -379,7 +377,7 @@ impl Builder<'_> {
         let name = self.request.dockerfile_name;
         for instruction in instructions {
             let here = |error: BuildError| BuildError::at(name, instruction.line, error);
-            if instruction.keyword == "FROM" {
+            if instruction.keyword() == "FROM" {
                 if let Some(done) = current.take() {
                     let reached = self
                         .request
@@ -394,7 +392,7 @@ impl Builder<'_> {
                 continue;
             }
             let Some(stage) = current.as_mut() else {
-                if instruction.keyword == "ARG" {
+                if instruction.keyword() == "ARG" {
                     let pairs = self
                         .arg_pairs(&instruction.args, &|n| self.meta.get(n).cloned().flatten())
                         .map_err(here)?;
@@ -438,23 +436,15 @@ impl Builder<'_> {
     /// Opens a stage at `FROM`.
     fn start(&mut self, from: &Instruction) -> Result<Stage, BuildError> {
         let meta = |n: &str| self.meta.get(n).cloned().flatten();
-        let words: Vec<&str> = from.args.split_whitespace().collect();
-        let (image, name) = match words.as_slice() {
-            [image] => (*image, None),
-            [image, as_word, name] if as_word.eq_ignore_ascii_case("as") => {
-                (*image, Some((*name).to_owned()))
-            }
-            _ => {
-                return Err(BuildError::Dockerfile(format!(
-                    "`FROM {}` is not `FROM IMAGE [AS NAME]`",
-                    from.args
-                )));
-            }
+        let Command::From { image, platform, alias } = &from.command else {
+            return Err(BuildError::Dockerfile(format!("`{}` is not a `FROM`", from.keyword())));
         };
-        let image = dockerfile::word(image, self.escape, &meta)?;
-        let platform = match from.flags.iter().find(|(n, _)| n == "platform") {
-            Some((_, Some(p))) => {
-                let p = dockerfile::word(p, self.escape, &|n| meta(n).or_else(|| self.automatic_arg(n)))?;
+        let name = alias.as_ref().map(|a| a.text.clone());
+        let image = dockerfile::word(&image.text, self.escape, &meta)?;
+        let platform = match platform {
+            Some(p) => {
+                let p =
+                    dockerfile::word(&p.text, self.escape, &|n| meta(n).or_else(|| self.automatic_arg(n)))?;
                 Some(p.parse::<Platform>().map_err(|e| format!("`FROM --platform={p}`: {e}"))?)
             }
             _ => None,
@@ -498,7 +488,7 @@ impl Builder<'_> {
                 .unwrap_or_default();
             for trigger in triggers {
                 let parsed = dockerfile::parse(&trigger)
-                    .map_err(|e| format!("`ONBUILD {trigger}` of `{image}`: {}", e.message))?;
+                    .map_err(|e| format!("`ONBUILD {trigger}` of `{image}`: {}", e))?;
                 for instruction in &parsed.instructions {
                     self.dispatch(&mut stage, instruction)
                         .map_err(|e| format!("`ONBUILD {trigger}` of `{image}`: {e}"))?;
@@ -557,8 +547,8 @@ impl Builder<'_> {
         let vars = |name: &str| -> Option<String> { scope.get(name).cloned().flatten() };
         let w = |text: &str| dockerfile::word(text, escape, &vars);
         let args = instruction.args.as_str();
-        let source = format!("{} {}", instruction.keyword, instruction.original.trim());
-        match instruction.keyword.as_str() {
+        let source = format!("{} {}", instruction.keyword(), instruction.original.trim());
+        match instruction.keyword() {
             "ARG" => {
                 for (name, default) in self.arg_pairs(args, &vars)? {
                     let value = self
@@ -596,10 +586,10 @@ impl Builder<'_> {
                 stage.cmd_set = true;
             }
             "SHELL" => {
-                let shell = dockerfile::json_array(args)
-                    .filter(|s| !s.is_empty())
-                    .ok_or("`SHELL` takes a JSON array, like [\"/bin/sh\", \"-c\"]")?;
-                stage.settings.insert("Shell".to_owned(), json!(shell));
+                // The reader has checked it is a JSON array of at least one word.
+                if let Command::Shell(shell) = &instruction.command {
+                    stage.settings.insert("Shell".to_owned(), json!(shell));
+                }
             }
             "USER" => {
                 stage.settings.insert("User".to_owned(), json!(w(args)?));
@@ -670,11 +660,8 @@ impl Builder<'_> {
                 stage.settings.insert("Healthcheck".to_owned(), healthcheck(instruction)?);
             }
             "ONBUILD" => {
+                // The reader has refused the triggers ONBUILD may not have.
                 let trigger = args.trim();
-                let keyword = trigger.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
-                if matches!(keyword.as_str(), "ONBUILD" | "FROM" | "MAINTAINER" | "") {
-                    return Err(BuildError::Dockerfile(format!("`ONBUILD {keyword}` is not allowed")));
-                }
                 let list = stage.settings.entry("OnBuild").or_insert_with(|| json!([]));
                 if let Some(list) = list.as_array_mut() {
                     list.push(json!(trigger));
@@ -913,12 +900,13 @@ impl Builder<'_> {
         vars: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Tree, BuildError> {
         let escape = self.escape;
-        let is_add = instruction.keyword == "ADD";
+        let is_add = instruction.keyword() == "ADD";
         let mut from = None;
         let mut chown = None;
         let mut chmod = None;
-        for (name, value) in &instruction.flags {
-            let value = value.as_deref().map(|v| dockerfile::word(v, escape, vars)).transpose()?;
+        for flag in &instruction.flags {
+            let name = &flag.name;
+            let value = flag.value.as_ref().map(|v| dockerfile::word(&v.text, escape, vars)).transpose()?;
             match (name.as_str(), value) {
                 ("from", Some(v)) if !is_add => from = Some(v),
                 ("chown", Some(v)) => chown = Some(v),
@@ -927,7 +915,7 @@ impl Builder<'_> {
                 (name, _) => {
                     return Err(BuildError::Dockerfile(format!(
                         "`{} --{name}` is not supported by the oci builder",
-                        instruction.keyword
+                        instruction.keyword()
                     )));
                 }
             }
@@ -946,13 +934,13 @@ impl Builder<'_> {
         let Some((dest_word, sources)) = words.split_last() else {
             return Err(BuildError::Dockerfile(format!(
                 "`{}` needs a source and a destination",
-                instruction.keyword
+                instruction.keyword()
             )));
         };
         if sources.is_empty() {
             return Err(BuildError::Dockerfile(format!(
                 "`{}` needs a source and a destination",
-                instruction.keyword
+                instruction.keyword()
             )));
         }
         let dest_raw = dockerfile::word(dest_word, escape, vars)?;
@@ -1683,35 +1671,15 @@ fn object<'m>(
     }
 }
 
-/// `ENV`/`LABEL` pairs: `k=v …`, or the legacy `k v w` (one pair, the rest its value); every
-/// value substituted against the variables before the instruction.
+/// `ENV`/`LABEL` pairs ([`dockerfile::pairs`]), every value substituted against the variables
+/// before the instruction.
 fn pairs(
     args: &str,
     escape: char,
     vars: &dyn Fn(&str) -> Option<String>,
     keyword: &str,
 ) -> Result<Vec<(String, String)>, BuildError> {
-    let words = dockerfile::split_words(args, escape);
-    let Some(first) = words.first() else {
-        return Err(BuildError::Dockerfile(format!("`{keyword}` needs a name and a value")));
-    };
-    if !first.contains('=') {
-        let value = args.trim_start().get(first.len()..).unwrap_or_default().trim();
-        if value.is_empty() && keyword == "ENV" {
-            return Err(BuildError::Dockerfile(format!("`{keyword} {first}` needs a value")));
-        }
-        return Ok(vec![(dockerfile::word(first, escape, vars)?, dockerfile::word(value, escape, vars)?)]);
-    }
-    let mut out = Vec::new();
-    for word in words {
-        let (key, value) = word.split_once('=').ok_or_else(|| format!("`{keyword}`: `{word}` has no `=`"))?;
-        let key = dockerfile::word(key, escape, vars)?;
-        if key.is_empty() {
-            return Err(BuildError::Dockerfile(format!("`{keyword}`: a name is empty")));
-        }
-        out.push((key, dockerfile::word(value, escape, vars)?));
-    }
-    Ok(out)
+    dockerfile::pairs(args, escape, vars, keyword).map_err(|e| BuildError::Dockerfile(e.to_string()))
 }
 
 fn healthcheck(instruction: &Instruction) -> Result<Value, BuildError> {
@@ -1737,8 +1705,9 @@ fn healthcheck(instruction: &Instruction) -> Result<Value, BuildError> {
         }
         _ => return Err(BuildError::Dockerfile("`HEALTHCHECK` takes `CMD …` or `NONE`".to_owned())),
     }
-    for (name, value) in &instruction.flags {
-        let value = value.as_deref().unwrap_or_default();
+    for flag in &instruction.flags {
+        let name = &flag.name;
+        let value = flag.value.as_ref().map_or("", |v| v.text.as_str());
         let key = match name.as_str() {
             "interval" => "Interval",
             "timeout" => "Timeout",
@@ -2186,7 +2155,7 @@ mod fuzz {
             contexts: &[],
             layers: hephy_oci::compress::Settings::gzip(),
         };
-        let _ = crate::builders::dockerfile::read(dockerfile);
+        let _ = hephy_dockerfile::parse(dockerfile);
         let built = build(&request, &layout, &NoBases);
         if dockerfile == SEED {
             assert!(built.is_ok(), "{built:?}");

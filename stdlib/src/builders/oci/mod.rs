@@ -56,20 +56,9 @@ pub(crate) enum OciError {
     /// The build context cannot be fetched.
     #[error(transparent)]
     Source(#[from] crate::sources::SourceError),
-    /// The Dockerfile cannot be read.
-    #[error("cannot read `{}`: {source}", path.display())]
-    Read {
-        /// The Dockerfile.
-        path: std::path::PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The Dockerfile is not text.
-    #[error("`{}` is not UTF-8 text", path.display())]
-    NotUtf8 {
-        /// The Dockerfile.
-        path: std::path::PathBuf,
-    },
+    /// The Dockerfile cannot be read (never through a link out of its repository).
+    #[error(transparent)]
+    Dockerfile(#[from] crate::builders::dockerfile::Unread),
     /// The build context cannot be listed.
     #[error("{0}")]
     Files(#[from] hephy_engine::FilesError),
@@ -312,11 +301,21 @@ impl Oci {
         let node = job.node;
         let platform = node.platform.clone().unwrap_or_else(Platform::host);
         let context = self.sources.context(job.root, image)?;
-        let dockerfile_path = context.join(&image.dockerfile);
-        let bytes = hephy_engine::read_shared(&dockerfile_path)
-            .map_err(|source| OciError::Read { path: dockerfile_path.clone(), source })?;
-        let dockerfile =
-            std::str::from_utf8(&bytes).map_err(|_| OciError::NotUtf8 { path: dockerfile_path.clone() })?;
+        // Below the graph's folder for a local context (a Dockerfile may link to another of the
+        // repository), below the checkout for an upstream one; never through a link out of it.
+        let text = match &image.source {
+            hephy_dsl::ImageSource::Context { dir } => crate::builders::dockerfile::read_below(
+                job.root,
+                &Path::new(dir).join(&image.dockerfile),
+                &hephy_engine::join(dir, &image.dockerfile),
+            )?,
+            hephy_dsl::ImageSource::Git { .. } => crate::builders::dockerfile::read_below(
+                &context,
+                Path::new(&image.dockerfile),
+                &image.dockerfile,
+            )?,
+        };
+        let dockerfile = &*text;
         let files = context_files(&context, &image.dockerfile)?;
         let mut build_args: Vec<(String, String)> =
             image.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
