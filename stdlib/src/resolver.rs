@@ -81,7 +81,9 @@ impl Resolver for PlanResolver<'_> {
     }
 
     fn stampable(&self) -> bool {
-        !crate::tags_follow_git_or_date(self.model)
+        // A builder other than this executable has a version of its own the stamp cannot see.
+        self.model.images.iter().all(|i| crate::builders::in_process(i.builder))
+            && !crate::tags_follow_git_or_date(self.model)
     }
 }
 
