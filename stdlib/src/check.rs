@@ -52,7 +52,8 @@ pub fn warnings(model: &Model) -> Option<Problems> {
 /// something else to its frontend. (The `oci` builder refuses it: [`check_dockerfile`];
 /// BuildKit runs it.)
 fn check_frontend(model: &Model, image: &Image) -> Vec<Problem> {
-    if !builders::capabilities(image.builder).is_some_and(|c| c.dockerfile && c.frontend == Frontend::Ignores) {
+    let ignores = |c: Capabilities| c.dockerfile && c.frontend == Frontend::Ignores;
+    if !builders::capabilities(image.builder).is_some_and(ignores) {
         return Vec::new();
     }
     let Some(Ok(local)) = dockerfile::local(&model.root, image) else { return Vec::new() };
@@ -236,11 +237,7 @@ const MOST_PER_DOCKERFILE: usize = 10;
 
 /// What a builder's capabilities leave out of a Dockerfile (for now only the built-in
 /// builder's are limited so), each at its place in the Dockerfile.
-fn check_dockerfile(
-    image: &Image,
-    capabilities: &Capabilities,
-    local: &dockerfile::Local,
-) -> Vec<Problem> {
+fn check_dockerfile(image: &Image, capabilities: &Capabilities, local: &dockerfile::Local) -> Vec<Problem> {
     let name = &image.name.value;
     let found = instructions::unsupported(&local.text, image.builder, capabilities);
     let total = found.len();

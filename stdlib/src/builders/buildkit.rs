@@ -1,6 +1,8 @@
 //! The `buildkit` builder: BuildKit through `buildctl` (here, or against a BuildKit executor's daemon).
 
-use crate::builders::{Builder, Capabilities, Frontend, ImageBuilder, Rendered, Request, metadata_digest, path};
+use crate::builders::{
+    Builder, Capabilities, Frontend, ImageBuilder, Rendered, Request, metadata_digest, path,
+};
 
 /// BuildKit: the whole Dockerfile, custom frontends included; labels only.
 pub(crate) struct Buildkit;

@@ -1,6 +1,8 @@
 //! The `buildx` builder: `docker buildx build`.
 
-use crate::builders::{Builder, Capabilities, Frontend, ImageBuilder, Rendered, Request, metadata_digest, path};
+use crate::builders::{
+    Builder, Capabilities, Frontend, ImageBuilder, Rendered, Request, metadata_digest, path,
+};
 
 /// buildx: the whole Dockerfile, custom frontends included; labels and annotations.
 pub(crate) struct Buildx;

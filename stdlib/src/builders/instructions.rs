@@ -93,7 +93,10 @@ pub(crate) fn unsupported(text: &str, builder: Builder, capabilities: &Capabilit
                 out.push(Unsupported { span: span.clone(), what: Cannot::Runs { builder, what: "RUN" } });
             }
             Command::Onbuild(trigger) if trigger.runs() && !capabilities.run => {
-                out.push(Unsupported { span: whole.clone(), what: Cannot::Runs { builder, what: "ONBUILD RUN" } });
+                out.push(Unsupported {
+                    span: whole.clone(),
+                    what: Cannot::Runs { builder, what: "ONBUILD RUN" },
+                });
             }
             Command::Healthcheck(_) if interprets => {
                 if let Err(e) = healthcheck(i) {
@@ -111,13 +114,20 @@ pub(crate) fn unsupported(text: &str, builder: Builder, capabilities: &Capabilit
                     for flag in i.flags.iter().filter(|f| !taken.contains(&f.name.as_str())) {
                         push(
                             &flag.span,
-                            format!("`{} --{}` is not supported by the {builder} builder", i.keyword(), flag.name),
+                            format!(
+                                "`{} --{}` is not supported by the {builder} builder",
+                                i.keyword(),
+                                flag.name
+                            ),
                         );
                     }
                 }
                 if matches!(i.command, Command::Add(_)) && !capabilities.add_url {
                     for source in copy.sources().iter().filter(|s| is_remote(&s.text)) {
-                        push(&whole, format!("the {builder} builder does not download (`ADD {}`)", source.text));
+                        push(
+                            &whole,
+                            format!("the {builder} builder does not download (`ADD {}`)", source.text),
+                        );
                     }
                 }
             }
@@ -125,4 +135,66 @@ pub(crate) fn unsupported(text: &str, builder: Builder, capabilities: &Capabilit
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builders::capabilities;
+
+    const DOCKERFILE: &str = "# syntax=docker/dockerfile-upstream:master\nFROM alpine AS base\nRUN --mount=type=cache,target=/c make\nCOPY --parents a/ /b/\nADD https://example.com/x /x\nONBUILD RUN true\n";
+
+    fn found(builder: Builder, caps: &Capabilities) -> Vec<String> {
+        unsupported(DOCKERFILE, builder, caps).into_iter().map(|u| u.what.to_string()).collect()
+    }
+
+    /// A builder that declares everything is held to nothing; the built-in one to exactly what
+    /// its capabilities leave out, each named after it.
+    #[test]
+    fn what_is_found_follows_the_declared_capabilities() {
+        for builder in [Builder::Buildah, Builder::Buildkit, Builder::Buildx, Builder::Kaniko] {
+            let caps = capabilities(builder).expect("a builder");
+            assert!(!limited(&caps), "{builder}");
+            assert_eq!(found(builder, &caps), Vec::<String>::new(), "{builder}");
+        }
+        let oci = capabilities(Builder::Oci).expect("a builder");
+        assert!(limited(&oci));
+        assert_eq!(
+            found(Builder::Oci, &oci),
+            [
+                "`# syntax=docker/dockerfile-upstream:master` names a custom frontend, which only BuildKit runs; the oci builder would read the file as a standard Dockerfile",
+                "the oci builder does not run commands (`RUN`)",
+                "`COPY --parents` is not supported by the oci builder",
+                "the oci builder does not download (`ADD https://example.com/x`)",
+                "the oci builder does not run commands (`ONBUILD RUN`)",
+            ]
+        );
+    }
+
+    /// Each capability alone decides its instructions: a builder declaring all but one is held
+    /// to that one, under its own name (how a new builder's limits reach `check`).
+    #[test]
+    fn one_missing_capability_finds_its_instructions_only() {
+        let full = capabilities(Builder::Buildah).expect("a builder");
+        let no_run = Capabilities { run: false, ..full };
+        assert_eq!(
+            found(Builder::Kaniko, &no_run),
+            [
+                "the kaniko builder does not run commands (`RUN`)",
+                "the kaniko builder does not run commands (`ONBUILD RUN`)"
+            ]
+        );
+        let few_flags = Capabilities { copy_flags: Some(&["from", "chown"]), ..full };
+        assert_eq!(
+            found(Builder::Kaniko, &few_flags),
+            ["`COPY --parents` is not supported by the kaniko builder"]
+        );
+        let no_download = Capabilities { add_url: false, ..full };
+        assert_eq!(
+            found(Builder::Kaniko, &no_download),
+            ["the kaniko builder does not download (`ADD https://example.com/x`)"]
+        );
+        let refuses = Capabilities { frontend: Frontend::Refuses, ..full };
+        assert_eq!(found(Builder::Kaniko, &refuses).len(), 1);
+    }
 }
