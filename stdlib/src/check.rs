@@ -5,7 +5,7 @@ use hephy_dsl::{Code, DependencyKind, Engine, Image, ImageSource, Model, Problem
 
 use crate::builders::dockerfile;
 use crate::builders::instructions::{self, Cannot};
-use crate::builders::{self, Capabilities, Frontend};
+use crate::builders::{self, Builder, Capabilities, Frontend};
 
 /// Every builder problem of `model`; `Ok` when there is none.
 pub fn check(model: &Model) -> Result<(), Problems> {
@@ -190,8 +190,27 @@ fn check_publish(model: &Model, image: &Image) -> Vec<Problem> {
     vec![
         Problem::new(Code::InvalidValue, format!("image `{}` has {what}, and {why}", image.name.value))
             .label(image.name.span, "this image")
-            .help("labels: oci, buildah, kaniko, buildkit, buildx; annotations: oci, buildah, buildx; mirrors: oci, buildah; all on a local executor"),
+            .help(writers_help()),
     ]
+}
+
+/// Which builders write labels, annotations and mirrors, as their capabilities say
+/// (`labels: oci, buildah, kaniko, buildkit, buildx; …`).
+fn writers_help() -> String {
+    let named = |writes: fn(&Capabilities) -> bool| {
+        Builder::ALL
+            .into_iter()
+            .filter(|b| builders::capabilities(*b).is_some_and(|c| writes(&c)))
+            .map(Builder::name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "labels: {}; annotations: {}; mirrors: {}; all on a local executor",
+        named(|c| c.labels),
+        named(|c| c.annotations),
+        named(|c| c.mirrors)
+    )
 }
 
 /// An image left `auto` (its Dockerfile `RUN`s and buildah is not installed).
@@ -411,4 +430,17 @@ fn check_image(model: &Model, image: &Image) -> Vec<Problem> {
         }
     }
     problems
+}
+
+#[cfg(test)]
+mod tests {
+    /// The help naming the builders that write labels, annotations and mirrors comes from
+    /// their capabilities and reads as it always did.
+    #[test]
+    fn the_writers_are_named_from_their_capabilities() {
+        assert_eq!(
+            super::writers_help(),
+            "labels: oci, buildah, kaniko, buildkit, buildx; annotations: oci, buildah, buildx; mirrors: oci, buildah; all on a local executor"
+        );
+    }
 }
