@@ -146,59 +146,64 @@ pub enum SecretSource {
     File(std::path::PathBuf),
 }
 
-/// The tool that builds an image: every builder this hephy knows, under its name in graph files.
-/// What each can do, and how it runs, is the standard library's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Builder {
+/// Declares [`Builder`] from one row per builder: its variant, its name in graph files, whether
+/// it reads a Dockerfile (ko and spin do not: their context needs none), and its doc line.
+macro_rules! builders {
+    ($($(#[doc = $doc:literal])+ $variant:ident = $name:literal, dockerfile: $dockerfile:literal;)+) => {
+        /// The tool that builds an image: every builder this hephy knows, under its name in graph
+        /// files. What each can do, and how it runs, is the standard library's (one
+        /// `ImageBuilder` each, in `stdlib/src/builders/`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Builder {
+            $($(#[doc = $doc])+ $variant,)+
+        }
+
+        impl Builder {
+            /// Every builder, in the order help texts list them.
+            pub const ALL: [Builder; [$($name),+].len()] = [$(Builder::$variant),+];
+
+            /// Its name in graph files.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Builder::$variant => $name,)+
+                }
+            }
+
+            /// Whether it builds from a Dockerfile, so an image's context must hold one.
+            pub const fn reads_dockerfile(self) -> bool {
+                match self {
+                    $(Builder::$variant => $dockerfile,)+
+                }
+            }
+        }
+    };
+}
+
+// One row per builder: adding one here and one `ImageBuilder` in the standard library is all.
+builders! {
     /// `auto`: resolved image by image before anything is keyed (the built-in `oci` builder for a
     /// Dockerfile without `RUN`, buildah for one with it).
-    Auto,
+    Auto = "auto", dockerfile: true;
     /// `oci`: hephy's own builder, no external tool, Dockerfiles without `RUN`.
-    Oci,
+    Oci = "oci", dockerfile: true;
     /// `buildah`: daemonless, full Dockerfile support.
-    Buildah,
+    Buildah = "buildah", dockerfile: true;
     /// `kaniko`: kaniko's executor.
-    Kaniko,
+    Kaniko = "kaniko", dockerfile: true;
     /// `buildkit`: BuildKit through `buildctl`.
-    Buildkit,
+    Buildkit = "buildkit", dockerfile: true;
     /// `buildx`: `docker buildx build`.
-    Buildx,
+    Buildx = "buildx", dockerfile: true;
     /// `ko`: Go applications, no Dockerfile.
-    Ko,
+    Ko = "ko", dockerfile: false;
     /// `spin`: WebAssembly applications, no Dockerfile.
-    Spin,
+    Spin = "spin", dockerfile: false;
 }
 
 impl Builder {
-    /// Every builder, in the order help texts list them.
-    pub const ALL: [Builder; 8] = [
-        Builder::Auto,
-        Builder::Oci,
-        Builder::Buildah,
-        Builder::Kaniko,
-        Builder::Buildkit,
-        Builder::Buildx,
-        Builder::Ko,
-        Builder::Spin,
-    ];
-
     /// The builder called `name` in a graph file.
     pub fn from_name(name: &str) -> Option<Builder> {
         Builder::ALL.into_iter().find(|b| b.name() == name)
-    }
-
-    /// Its name in graph files.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Builder::Auto => "auto",
-            Builder::Oci => "oci",
-            Builder::Buildah => "buildah",
-            Builder::Kaniko => "kaniko",
-            Builder::Buildkit => "buildkit",
-            Builder::Buildx => "buildx",
-            Builder::Ko => "ko",
-            Builder::Spin => "spin",
-        }
     }
 }
 

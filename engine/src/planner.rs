@@ -89,8 +89,9 @@ pub trait Resolver: OutputCheck {
     /// When there is no repository, no such revision, or the old graph has problems.
     fn revision(&self, rev: &str) -> Result<Revision, Problem>;
     /// Whether the model's plans depend on nothing the plan cache's stamp cannot see, beyond
-    /// what the model itself says (e.g. no tag that follows git or the date, which a new
-    /// commit or day moves).
+    /// what the model itself says (e.g. every image's builder is this executable, whose
+    /// identity the stamp records; no tag that follows git or the date, which a new commit or
+    /// day moves).
     fn stampable(&self) -> bool;
 }
 

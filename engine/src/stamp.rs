@@ -28,8 +28,8 @@
 //!
 //! It is conservative: a stamp is written only for an all-fresh plan the planner found
 //! stampable ([`Planned::stampable`](crate::Planned): no selection flags, no upstream git
-//! sources, no secrets, no builder but the built-in `oci`, nothing else the resolver says the
-//! plan depends on); a file changed within the last two seconds (the racy window of coarse
+//! sources, no secrets, nothing the resolver says the plan depends on — such as a builder
+//! other than this executable); a file changed within the last two seconds (the racy window of coarse
 //! timestamps) writes no stamp; any difference at all means the ordinary plan.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -150,14 +150,11 @@ fn now() -> i128 {
 }
 
 /// Whether the plans of `model` depend only on what a stamp records, as far as the model
-/// says: no secrets, every image from a local context with the built-in `oci` builder (whose
-/// identity is this executable). The resolver adds what only it knows.
+/// says: no secrets, every image from a local context. The resolver adds what only it knows
+/// (that every image's builder is this executable, whose identity the stamp records).
 pub(crate) fn model_stampable(model: &Model) -> bool {
     model.secrets.is_empty()
-        && model
-            .images
-            .iter()
-            .all(|i| i.builder == hephy_dsl::Builder::Oci && matches!(i.source, ImageSource::Context { .. }))
+        && model.images.iter().all(|i| matches!(i.source, ImageSource::Context { .. }))
         && model.tasks.iter().all(|t| t.secrets.is_empty())
 }
 

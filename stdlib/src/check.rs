@@ -4,7 +4,8 @@
 use hephy_dsl::{Code, DependencyKind, Engine, Image, ImageSource, Model, Problem, Problems};
 
 use crate::builders::dockerfile;
-use crate::builders::{self, Builder};
+use crate::builders::instructions::{self, Cannot};
+use crate::builders::{self, Builder, Capabilities, Frontend};
 
 /// Every builder problem of `model`; `Ok` when there is none.
 pub fn check(model: &Model) -> Result<(), Problems> {
@@ -47,10 +48,12 @@ pub fn warnings(model: &Model) -> Option<Problems> {
 }
 
 /// A `# syntax=` custom frontend under a builder that reads the Dockerfile itself and ignores
-/// the line (buildah, kaniko): a warning, since the file may mean something else to its
-/// frontend. (The `oci` builder refuses it: [`check_oci_dockerfile`]; BuildKit runs it.)
+/// the line ([`Frontend::Ignores`]: buildah, kaniko): a warning, since the file may mean
+/// something else to its frontend. (The `oci` builder refuses it: [`check_dockerfile`];
+/// BuildKit runs it.)
 fn check_frontend(model: &Model, image: &Image) -> Vec<Problem> {
-    if !matches!(image.builder, Builder::Buildah | Builder::Kaniko) {
+    let ignores = |c: Capabilities| c.dockerfile && c.frontend == Frontend::Ignores;
+    if !builders::capabilities(image.builder).is_some_and(ignores) {
         return Vec::new();
     }
     let Some(Ok(local)) = dockerfile::local(&model.root, image) else { return Vec::new() };
@@ -86,7 +89,7 @@ fn check_executors(model: &Model, image: &Image) -> Vec<Problem> {
             Some(Engine::Ssh(ssh)) => (
                 "an ssh host",
                 ssh.span,
-                image.builder == Builder::Oci,
+                capabilities.in_process,
                 "ssh executors build with the built-in oci builder",
             ),
             Some(Engine::Buildkit(addr)) => (
@@ -187,8 +190,27 @@ fn check_publish(model: &Model, image: &Image) -> Vec<Problem> {
     vec![
         Problem::new(Code::InvalidValue, format!("image `{}` has {what}, and {why}", image.name.value))
             .label(image.name.span, "this image")
-            .help("labels: oci, buildah, kaniko, buildkit, buildx; annotations: oci, buildah, buildx; mirrors: oci, buildah; all on a local executor"),
+            .help(writers_help()),
     ]
+}
+
+/// Which builders write labels, annotations and mirrors, as their capabilities say
+/// (`labels: oci, buildah, kaniko, buildkit, buildx; …`).
+fn writers_help() -> String {
+    let named = |writes: fn(&Capabilities) -> bool| {
+        Builder::ALL
+            .into_iter()
+            .filter(|b| builders::capabilities(*b).is_some_and(|c| writes(&c)))
+            .map(Builder::name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "labels: {}; annotations: {}; mirrors: {}; all on a local executor",
+        named(|c| c.labels),
+        named(|c| c.annotations),
+        named(|c| c.mirrors)
+    )
 }
 
 /// An image left `auto` (its Dockerfile `RUN`s and buildah is not installed).
@@ -232,22 +254,22 @@ fn parse_help(error: &hephy_dockerfile::ParseError) -> &'static str {
 /// The most problems one Dockerfile reports (a generated file may repeat one a thousand times).
 const MOST_PER_DOCKERFILE: usize = 10;
 
-/// What the built-in builder cannot build in a Dockerfile, each at its place in the Dockerfile.
-fn check_oci_dockerfile(image: &Image, local: &dockerfile::Local) -> Vec<Problem> {
-    use crate::builders::oci::build::Cannot;
+/// What a builder's capabilities leave out of a Dockerfile (for now only the built-in
+/// builder's are limited so), each at its place in the Dockerfile.
+fn check_dockerfile(image: &Image, capabilities: &Capabilities, local: &dockerfile::Local) -> Vec<Problem> {
     let name = &image.name.value;
-    let found = crate::builders::oci::build::unsupported(&local.text);
+    let found = instructions::unsupported(&local.text, image.builder, capabilities);
     let total = found.len();
     let mut problems: Vec<Problem> = found
         .into_iter()
         .take(MOST_PER_DOCKERFILE)
         .map(|unsupported| {
             let (label, help) = match &unsupported.what {
-                Cannot::Runs(_) => ("runs a command", format!(
+                Cannot::Runs { .. } => ("runs a command", format!(
                     "build it with buildah: add `builder \"buildah\"` to image `{name}` (or drop its `builder \"oci\"`: `auto` picks buildah for a Dockerfile that runs commands)"
                 )),
                 Cannot::Parse(e) => ("here", parse_help(e).to_owned()),
-                Cannot::Frontend(_) => ("a custom frontend", format!(
+                Cannot::Frontend { .. } => ("a custom frontend", format!(
                     "build image `{name}` with BuildKit (`builder \"buildkit\"` or `builder \"buildx\"`), which runs the frontend; or remove the line to build it as a standard Dockerfile"
                 )),
                 Cannot::Other(_) => ("here", "the oci builder builds every Dockerfile instruction but `RUN` and `ADD` of a URL; fetch such files in a task, or build with buildah".to_owned()),
@@ -272,7 +294,7 @@ fn check_oci_dockerfile(image: &Image, local: &dockerfile::Local) -> Vec<Problem
                     total - MOST_PER_DOCKERFILE
                 ),
             )
-            .label(image.name.span, "built with oci")
+            .label(image.name.span, format!("built with {}", image.builder))
             .help("fix the ones above and check again"),
         );
     }
@@ -285,7 +307,7 @@ fn check_image(model: &Model, image: &Image) -> Vec<Problem> {
     let span = image.name.span;
     let name = &image.name.value;
     let mut problems = Vec::new();
-    if !image.secrets.is_empty() && builder != Builder::Buildah {
+    if !image.secrets.is_empty() && !capabilities.secrets {
         let why = if capabilities.run {
             "hands secrets to builds only with buildah"
         } else {
@@ -340,14 +362,14 @@ fn check_image(model: &Model, image: &Image) -> Vec<Problem> {
     }
     let ImageSource::Context { .. } = &image.source else { return problems };
     // Only what a check needs is read: most images need no look at their Dockerfile here.
-    if capabilities.run_mount && image.targets.is_empty() {
+    if capabilities.run_mount && image.targets.is_empty() && !instructions::limited(&capabilities) {
         return problems;
     }
     // A Dockerfile that cannot be opened (missing, a FIFO, a link out of the graph's folder) is
     // the graph's problem, reported by the language's checks; nothing of it is read here.
     let Some(Ok(local)) = dockerfile::local(&model.root, image) else { return problems };
-    if builder == Builder::Oci {
-        let found = check_oci_dockerfile(image, &local);
+    if instructions::limited(&capabilities) {
+        let found = check_dockerfile(image, &capabilities, &local);
         if !found.is_empty() {
             problems.extend(found);
             return problems;
@@ -355,7 +377,7 @@ fn check_image(model: &Model, image: &Image) -> Vec<Problem> {
     }
     let parsed = match hephy_dockerfile::parse(&local.text) {
         Ok(parsed) => parsed,
-        Err(e) if builder != Builder::Buildah => {
+        Err(e) if !capabilities.own_reader => {
             problems.push(
                 Problem::new(
                     Code::InvalidValue,
@@ -408,4 +430,17 @@ fn check_image(model: &Model, image: &Image) -> Vec<Problem> {
         }
     }
     problems
+}
+
+#[cfg(test)]
+mod tests {
+    /// The help naming the builders that write labels, annotations and mirrors comes from
+    /// their capabilities and reads as it always did.
+    #[test]
+    fn the_writers_are_named_from_their_capabilities() {
+        assert_eq!(
+            super::writers_help(),
+            "labels: oci, buildah, kaniko, buildkit, buildx; annotations: oci, buildah, buildx; mirrors: oci, buildah; all on a local executor"
+        );
+    }
 }

@@ -31,7 +31,7 @@ use std::path::Path;
 pub use builders::oci::location;
 pub use builders::oci::pushed_tag;
 pub use builders::{
-    Builder, Capabilities, Rendered, Request, capabilities, read_digest, render, resolve_auto,
+    Builder, Capabilities, Frontend, Rendered, Request, capabilities, read_digest, render, resolve_auto,
 };
 pub use check::{check, warnings};
 pub use executors::ssh::{ServeError, serve as serve_remote_build};
@@ -137,7 +137,7 @@ impl Stdlib<'_> {
     /// Whether hephy assembles `image`'s index and tags itself: always with a registry, and
     /// in its own image layout for the `oci` builder.
     fn native(&self, image: &hephy_dsl::Image) -> bool {
-        self.model.registry.is_some() || image.builder == Builder::Oci
+        self.model.registry.is_some() || builders::in_process(image.builder)
     }
 }
 
@@ -181,22 +181,16 @@ impl Stdlib<'_> {
                     ),
                 }
             }
-            (NodeKind::Image, Some(Definition::Image(image))) => match image.builder {
-                Builder::Oci => self.oci.build(self.model, image, job),
-                Builder::Buildah => self.buildah.build(self.model, image, job, &self.oci),
+            (NodeKind::Image, Some(Definition::Image(image))) => match builders::builder(image.builder) {
+                Some(builder) => builder.build(self, image, job),
                 // `check` stops a run before this: `auto` stays unresolved only for a Dockerfile
                 // that runs commands on a machine without buildah.
-                Builder::Auto => Outcome::Failed {
+                None => Outcome::Failed {
                     message: format!(
-                        "image `{}`: builder `auto` was not resolved to a builder",
-                        image.name.value
+                        "image `{}`: builder `{}` was not resolved to a builder",
+                        image.name.value, image.builder
                     ),
                 },
-                other @ (Builder::Kaniko
-                | Builder::Buildkit
-                | Builder::Buildx
-                | Builder::Ko
-                | Builder::Spin) => external::build(other, self.model, image, job, &self.oci, Engine::Local),
             },
             // Without a registry, images of external builders live only in that builder's
             // storage: their "index" is the list of platform outputs.
@@ -217,16 +211,8 @@ pub fn builder_identity(node: &Node, definition: Option<Definition<'_>>) -> Cow<
     match node.kind {
         NodeKind::Task => "process/1".into(),
         NodeKind::Image => match definition {
-            Some(Definition::Image(image)) => match image.builder {
-                Builder::Oci => oci::IDENTITY.into(),
-                Builder::Buildah => buildah::identity().into(),
-                other @ (Builder::Auto
-                | Builder::Kaniko
-                | Builder::Buildkit
-                | Builder::Buildx
-                | Builder::Ko
-                | Builder::Spin) => format!("{other}/1").into(),
-            },
+            Some(Definition::Image(image)) => builders::builder(image.builder)
+                .map_or_else(|| format!("{}/1", image.builder).into(), |b| b.identity()),
             Some(Definition::Task(_)) | None => buildah::identity().into(),
         },
         NodeKind::Manifest => "hephy-index/1".into(),

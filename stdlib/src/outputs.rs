@@ -119,7 +119,7 @@ impl OutputCheck for Outputs<'_> {
         let Some(Definition::Image(image)) = self.model.definition(node.name()) else { return true };
         match &self.model.registry {
             Some(_) => self.in_registry(node, output),
-            None if image.builder == hephy_dsl::Builder::Oci => self.in_layout(node, output),
+            None if crate::builders::in_process(image.builder) => self.in_layout(node, output),
             None => true,
         }
     }

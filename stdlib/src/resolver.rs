@@ -81,7 +81,9 @@ impl Resolver for PlanResolver<'_> {
     }
 
     fn stampable(&self) -> bool {
-        !crate::tags_follow_git_or_date(self.model)
+        // A builder other than this executable has a version of its own the stamp cannot see.
+        self.model.images.iter().all(|i| crate::builders::in_process(i.builder))
+            && !crate::tags_follow_git_or_date(self.model)
     }
 }
 
@@ -188,4 +190,26 @@ fn revision(model: &Model, state_dir: &Path, rev: &str) -> Result<Revision, Prob
     };
     crate::resolve_auto(&mut old_model);
     Ok(Revision { graph_file: shown_graph, model: Some(old_model), keep: Box::new(scratch) })
+}
+
+#[cfg(test)]
+mod tests {
+    use hephy_engine::Resolver as _;
+
+    /// A plan may be stamped only when every image is built by this executable (whose identity
+    /// the stamp records): the engine names no builder, so the resolver says it.
+    #[test]
+    fn only_plans_of_this_executables_images_may_be_stamped() {
+        let dir = tempfile::tempdir().expect("a folder");
+        std::fs::create_dir(dir.path().join("a")).expect("a context");
+        std::fs::write(dir.path().join("a/Dockerfile"), "FROM scratch\n").expect("a Dockerfile");
+        let graph = dir.path().join("hephy.kdl");
+        for (builder, stampable) in [("oci", true), ("buildah", false), ("buildkit", false), ("ko", false)] {
+            let text = format!("image \"a\" {{\n    context \"a\"\n    builder \"{builder}\"\n}}\n");
+            std::fs::write(&graph, text).expect("a graph");
+            let model = hephy_dsl::load(&graph).expect("a valid graph");
+            let resolver = super::PlanResolver::new(&model, &dir.path().join(".hephy"), true);
+            assert_eq!(resolver.stampable(), stampable, "builder {builder}");
+        }
+    }
 }

@@ -11,7 +11,7 @@ use hephy_dockerfile::Command;
 use hephy_dsl::{Code, DependencyKind, Engine, FromPlatform, Image, ImageSource, Model, Problem};
 use miette::SourceSpan;
 
-use crate::builders::{self, Builder};
+use crate::builders;
 
 /// A word of a Dockerfile and where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,19 +102,19 @@ fn uses(word: &str, name: &str) -> bool {
 /// The wiring problems (errors and warnings) of one image's local Dockerfile.
 pub(crate) fn check(model: &Model, image: &Image) -> Vec<Problem> {
     let builder = image.builder;
-    if !builders::capabilities(builder).is_some_and(|c| c.dockerfile) {
+    let Some(capabilities) = builders::capabilities(builder).filter(|c| c.dockerfile) else {
         return Vec::new();
-    }
-    if builder == Builder::Kaniko
+    };
+    if !capabilities.named_contexts
         && let Some(dep) =
             image.deps.iter().find(|d| matches!(&d.kind, DependencyKind::From { context: Some(_), .. }))
     {
         return vec![Problem::new(
             Code::InvalidValue,
-            format!("kaniko takes no named build contexts, so `{}` cannot be given `{}` as one", image.name.value, dep.name.value),
+            format!("{builder} takes no named build contexts, so `{}` cannot be given `{}` as one", image.name.value, dep.name.value),
         )
         .label(dep.name.span, "a named context")
-        .label(image.name.span, "built with kaniko")
+        .label(image.name.span, format!("built with {builder}"))
         .help("build it with buildah, buildkit, buildx or oci, or pass the reference as a build arg (`arg=`)")];
     }
     let context_dep =

@@ -49,8 +49,8 @@ impl Analyzer<'_> {
                 }
                 let normalized = self.relative(dir, "context");
                 if let Some(normalized) = &normalized {
-                    // ko and spin build no Dockerfile: the folder need not have one.
-                    let needs_dockerfile = !matches!(builder, Builder::Ko | Builder::Spin);
+                    // A builder that reads no Dockerfile (ko, spin): the folder need not have one.
+                    let needs_dockerfile = builder.reads_dockerfile();
                     self.local_context(
                         dir,
                         normalized,

@@ -7,6 +7,7 @@
 //! hephy's own, see [`crate::builders::oci`]). Without a registry, images stay in buildah's storage under
 //! the state folder and the image id is the output.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,8 +17,82 @@ use std::time::Duration;
 use hephy_dsl::{Image, Model};
 use hephy_engine::{Job, Outcome};
 
+use crate::builders::{Builder, Capabilities, ImageBuilder, Rendered, Request, path};
 use crate::executors::process::{self, Log, shown};
 use crate::registry::reference;
+
+/// buildah: the whole Dockerfile and secrets, read by buildah's own reader; labels,
+/// annotations and mirrors.
+pub(crate) struct BuildahBuilder;
+
+impl ImageBuilder for BuildahBuilder {
+    fn kind(&self) -> Builder {
+        Builder::Buildah
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            dockerfile: true,
+            run: true,
+            run_mount: true,
+            add_url: true,
+            own_reader: true,
+            named_contexts: true,
+            secrets: true,
+            labels: true,
+            annotations: true,
+            mirrors: true,
+            ..Capabilities::NONE
+        }
+    }
+
+    fn identity(&self) -> Cow<'static, str> {
+        identity().into()
+    }
+
+    fn render(&self, r: &Request) -> Option<Rendered> {
+        let mut args: Vec<String> = Vec::new();
+        args.extend([
+            "bud".to_owned(),
+            "--isolation".to_owned(),
+            "chroot".to_owned(),
+            "--timestamp".to_owned(),
+            "0".to_owned(),
+            "--platform".to_owned(),
+            r.platform.clone(),
+            "-f".to_owned(),
+            path(&r.dockerfile),
+        ]);
+        if let Some(t) = &r.target {
+            args.extend(["--target".to_owned(), t.clone()]);
+        }
+        for (k, v) in &r.build_args {
+            args.extend(["--build-arg".to_owned(), format!("{k}={v}")]);
+        }
+        for (name, reference) in &r.contexts {
+            args.extend(["--build-context".to_owned(), format!("{name}=docker-image://{reference}")]);
+        }
+        if r.insecure {
+            args.push("--tls-verify=false".to_owned());
+        }
+        for (k, v) in &r.labels {
+            args.extend(["--label".to_owned(), format!("{k}={v}")]);
+        }
+        for (k, v) in &r.annotations {
+            args.extend(["--annotation".to_owned(), format!("{k}={v}")]);
+        }
+        args.extend(["-t".to_owned(), r.destination.clone(), path(&r.context)]);
+        Some(Rendered { program: "buildah".to_owned(), args, env: Vec::new(), dir: None })
+    }
+
+    fn digest(&self, left: &str) -> Option<String> {
+        Some(left.trim().to_owned())
+    }
+
+    fn build(&self, stdlib: &crate::Stdlib<'_>, image: &Image, job: &Job<'_>) -> Outcome {
+        stdlib.buildah.build(stdlib.model, image, job, &stdlib.oci)
+    }
+}
 
 /// buildah's version (`buildah/1.28.2`), asked once; part of every image node's key.
 pub(crate) fn identity() -> &'static str {

@@ -163,9 +163,10 @@ fn run_builder(
     job: &Job<'_>,
     log: &Log,
 ) -> Result<String, ExternalError> {
-    let rendered = builders::render(builder, request).ok_or(ExternalError::NoCommand(builder))?;
+    let implementation = builders::builder(builder);
+    let rendered = implementation.and_then(|b| b.render(request)).ok_or(ExternalError::NoCommand(builder))?;
     run_rendered(&rendered, job, log)?;
-    let left = if builder == Builder::Spin {
+    let left = if implementation.is_some_and(|b| b.digest_in_log()) {
         std::fs::read_to_string(&job.log)
     } else {
         std::fs::read_to_string(&request.digest_file)

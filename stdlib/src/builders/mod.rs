@@ -1,4 +1,8 @@
-//! The builders a graph can choose, what each can do, and the exact command each runs.
+//! The builders a graph can choose, behind one interface: each is an [`ImageBuilder`] in a
+//! module of its own (its name, identity, capabilities, command line and build), and
+//! [`builder`] is the one table from the language's [`Builder`] to them. `check` asks a
+//! builder's [`Capabilities`] against a Dockerfile's typed instructions
+//! ([`instructions`]); the engine names no builder.
 //!
 //! `buildah` runs here (see [`crate::builders::buildah`]). kaniko, BuildKit (`buildctl`), `docker buildx`,
 //! ko and spin are not installed on hephy's own test machines, so their commands are rendered
@@ -6,37 +10,153 @@
 //! runs the rendered command and reads the digest it leaves.
 
 pub(crate) mod buildah;
+pub(crate) mod buildkit;
+pub(crate) mod buildx;
 pub(crate) mod dockerfile;
 pub(crate) mod external;
+pub(crate) mod instructions;
+pub(crate) mod kaniko;
+pub(crate) mod ko;
 pub(crate) mod oci;
+pub(crate) mod spin;
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
+use hephy_dsl::Image;
+use hephy_engine::{Job, Outcome};
+
 pub use hephy_dsl::Builder;
+
+/// The one table of builders: the implementation of each of the language's builders; `None`
+/// for `auto`, which is a builder only once resolved ([`resolve_auto`]). A new builder is a
+/// module with its [`ImageBuilder`], a row here, and a row in the language's `builders!`.
+pub(crate) fn builder(builder: Builder) -> Option<&'static dyn ImageBuilder> {
+    Some(match builder {
+        Builder::Auto => return None,
+        Builder::Oci => &oci::OciBuilder,
+        Builder::Buildah => &buildah::BuildahBuilder,
+        Builder::Kaniko => &kaniko::Kaniko,
+        Builder::Buildkit => &buildkit::Buildkit,
+        Builder::Buildx => &buildx::Buildx,
+        Builder::Ko => &ko::Ko,
+        Builder::Spin => &spin::Spin,
+    })
+}
+
+/// One builder: what it is called, what enters its images' keys, what it can build, and how.
+pub(crate) trait ImageBuilder: Sync {
+    /// The language's name for it.
+    fn kind(&self) -> Builder;
+
+    /// What it can do; `check` rejects a graph that asks for more.
+    fn capabilities(&self) -> Capabilities;
+
+    /// The tool and its version, part of every key of an image it builds: changing it
+    /// rebuilds them.
+    fn identity(&self) -> Cow<'static, str> {
+        format!("{}/1", self.kind()).into()
+    }
+
+    /// The command it runs for `request`; `None` for one that runs none (the built-in builder).
+    fn render(&self, _request: &Request) -> Option<Rendered> {
+        None
+    }
+
+    /// The pushed digest in what its command left (its digest file, or its log when
+    /// [`ImageBuilder::digest_in_log`]), unchecked; `None` when it says none.
+    fn digest(&self, _left: &str) -> Option<String> {
+        None
+    }
+
+    /// Whether its command prints the digest (spin) rather than writing a digest file.
+    fn digest_in_log(&self) -> bool {
+        false
+    }
+
+    /// Builds one platform of `image` here (a remote executor's builds are the executor's):
+    /// by default, runs [`ImageBuilder::render`]'s command and reads the digest it left.
+    fn build(&self, stdlib: &crate::Stdlib<'_>, image: &Image, job: &Job<'_>) -> Outcome {
+        external::build(self.kind(), stdlib.model, image, job, &stdlib.oci, external::Engine::Local)
+    }
+}
+
+/// What a builder does with a `# syntax=` line naming a custom frontend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frontend {
+    /// Runs it (BuildKit).
+    Runs,
+    /// Reads the file as a standard Dockerfile anyway (`check` warns).
+    Ignores,
+    /// Refuses the file (`check` rejects it).
+    Refuses,
+}
 
 /// What a builder can do; a graph asking for more is rejected at `check`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capabilities {
     /// It builds from a Dockerfile (and so understands targets, build args and `from`).
     pub dockerfile: bool,
-    /// It runs `RUN` at all.
+    /// It runs `RUN` (and `ONBUILD RUN`) at all.
     pub run: bool,
     /// It runs `RUN --mount=…`.
     pub run_mount: bool,
+    /// The flags of `COPY` and `ADD` it takes; `None`: all of them.
+    pub copy_flags: Option<&'static [&'static str]>,
+    /// It downloads `ADD` of a URL or git repository.
+    pub add_url: bool,
+    /// What it does with a custom frontend.
+    pub frontend: Frontend,
+    /// It reads the Dockerfile with a reader of its own and reports what it cannot read
+    /// itself, so a file hephy's reader rejects is not an error at `check`.
+    pub own_reader: bool,
+    /// hephy interprets the Dockerfile itself, so what its interpreter rejects is rejected at
+    /// `check` (an instruction before the first `FROM`, a `HEALTHCHECK` or `--chmod` it cannot read).
+    pub interprets: bool,
+    /// It takes named build contexts (`from … context=`).
+    pub named_contexts: bool,
+    /// hephy hands it the image's secrets (for `RUN --mount=type=secret`).
+    pub secrets: bool,
+    /// It writes the graph's labels into the image's config.
+    pub labels: bool,
+    /// It writes the graph's annotations into the manifest.
+    pub annotations: bool,
+    /// It pushes to the graph's mirrors.
+    pub mirrors: bool,
+    /// It is this hephy executable itself: its identity is this binary's (so a plan of its
+    /// images may be stamped), its images land in hephy's own layout, an ssh host runs it.
+    pub in_process: bool,
+}
+
+impl Capabilities {
+    /// A builder that can do none of it: the base each builder's capabilities start from.
+    pub const NONE: Capabilities = Capabilities {
+        dockerfile: false,
+        run: false,
+        run_mount: false,
+        copy_flags: None,
+        add_url: false,
+        frontend: Frontend::Ignores,
+        own_reader: false,
+        interprets: false,
+        named_contexts: false,
+        secrets: false,
+        labels: false,
+        annotations: false,
+        mirrors: false,
+        in_process: false,
+    };
 }
 
 /// What `builder` can do; `None` for `auto`, which is a builder only once resolved
 /// ([`resolve_auto`]).
 pub fn capabilities(builder: Builder) -> Option<Capabilities> {
-    Some(match builder {
-        Builder::Auto => return None,
-        Builder::Oci => Capabilities { dockerfile: true, run: false, run_mount: false },
-        Builder::Buildah | Builder::Buildkit | Builder::Buildx => {
-            Capabilities { dockerfile: true, run: true, run_mount: true }
-        }
-        Builder::Kaniko => Capabilities { dockerfile: true, run: true, run_mount: false },
-        Builder::Ko | Builder::Spin => Capabilities { dockerfile: false, run: false, run_mount: false },
-    })
+    self::builder(builder).map(ImageBuilder::capabilities)
+}
+
+/// Whether `builder` is hephy's own, in this executable ([`Capabilities::in_process`]).
+pub(crate) fn in_process(builder: Builder) -> bool {
+    capabilities(builder).is_some_and(|c| c.in_process)
 }
 
 /// Resolves `builder "auto"` (the default) image by image, before anything is keyed: the
@@ -101,16 +221,11 @@ pub struct Request {
     pub annotations: Vec<(String, String)>,
 }
 
-/// Which builders write the graph's labels, annotations and mirrors: the built-in one and
-/// buildah all three; kaniko and BuildKit labels; buildx labels and annotations.
+/// Whether `builder` writes the graph's labels, annotations and mirrors
+/// ([`Capabilities::labels`], …).
 pub(crate) fn writes(builder: Builder) -> (bool, bool, bool) {
-    match builder {
-        // `auto` is the built-in builder or buildah: both write all three.
-        Builder::Auto | Builder::Oci | Builder::Buildah => (true, true, true),
-        Builder::Kaniko | Builder::Buildkit => (true, false, false),
-        Builder::Buildx => (true, true, false),
-        Builder::Ko | Builder::Spin => (false, false, false),
-    }
+    // `auto` is the built-in builder or buildah: both write all three.
+    capabilities(builder).map_or((true, true, true), |c| (c.labels, c.annotations, c.mirrors))
 }
 
 /// A command to run: program, arguments, extra environment.
@@ -126,7 +241,7 @@ pub struct Rendered {
     pub dir: Option<PathBuf>,
 }
 
-fn path(p: &Path) -> String {
+pub(crate) fn path(p: &Path) -> String {
     p.display().to_string()
 }
 
@@ -134,192 +249,7 @@ fn path(p: &Path) -> String {
 /// none. (hephy runs buildah in several steps of its own — build, push, read back — but this is
 /// its build step.)
 pub fn render(builder: Builder, request: &Request) -> Option<Rendered> {
-    let r = request;
-    let mut args: Vec<String> = Vec::new();
-    let mut env = Vec::new();
-    let mut dir = None;
-    let program = match builder {
-        Builder::Oci | Builder::Auto => return None,
-        Builder::Buildah => {
-            args.extend([
-                "bud".to_owned(),
-                "--isolation".to_owned(),
-                "chroot".to_owned(),
-                "--timestamp".to_owned(),
-                "0".to_owned(),
-                "--platform".to_owned(),
-                r.platform.clone(),
-                "-f".to_owned(),
-                path(&r.dockerfile),
-            ]);
-            if let Some(t) = &r.target {
-                args.extend(["--target".to_owned(), t.clone()]);
-            }
-            for (k, v) in &r.build_args {
-                args.extend(["--build-arg".to_owned(), format!("{k}={v}")]);
-            }
-            for (name, reference) in &r.contexts {
-                args.extend(["--build-context".to_owned(), format!("{name}=docker-image://{reference}")]);
-            }
-            if r.insecure {
-                args.push("--tls-verify=false".to_owned());
-            }
-            for (k, v) in &r.labels {
-                args.extend(["--label".to_owned(), format!("{k}={v}")]);
-            }
-            for (k, v) in &r.annotations {
-                args.extend(["--annotation".to_owned(), format!("{k}={v}")]);
-            }
-            args.extend(["-t".to_owned(), r.destination.clone(), path(&r.context)]);
-            "buildah"
-        }
-        Builder::Kaniko => {
-            args.extend([
-                format!("--context=dir://{}", path(&r.context)),
-                format!("--dockerfile={}", path(&r.dockerfile)),
-                format!("--destination={}", r.destination),
-                format!("--custom-platform={}", r.platform),
-                format!("--digest-file={}", path(&r.digest_file)),
-                "--reproducible".to_owned(),
-            ]);
-            if let Some(t) = &r.target {
-                args.push(format!("--target={t}"));
-            }
-            for (k, v) in &r.build_args {
-                args.push(format!("--build-arg={k}={v}"));
-            }
-            for (k, v) in &r.labels {
-                args.push(format!("--label={k}={v}"));
-            }
-            if r.insecure {
-                args.extend(["--insecure".to_owned(), "--insecure-pull".to_owned()]);
-            }
-            "/kaniko/executor"
-        }
-        Builder::Buildkit => {
-            let dockerfile_dir = r.dockerfile.parent().map_or_else(|| path(&r.context), path);
-            let filename = r
-                .dockerfile
-                .file_name()
-                .map_or_else(|| "Dockerfile".to_owned(), |f| f.to_string_lossy().into_owned());
-            args.extend([
-                "build".to_owned(),
-                "--frontend".to_owned(),
-                "dockerfile.v0".to_owned(),
-                "--local".to_owned(),
-                format!("context={}", path(&r.context)),
-                "--local".to_owned(),
-                format!("dockerfile={dockerfile_dir}"),
-                "--opt".to_owned(),
-                format!("filename={filename}"),
-                "--opt".to_owned(),
-                format!("platform={}", r.platform),
-            ]);
-            if let Some(t) = &r.target {
-                args.extend(["--opt".to_owned(), format!("target={t}")]);
-            }
-            for (k, v) in &r.build_args {
-                args.extend(["--opt".to_owned(), format!("build-arg:{k}={v}")]);
-            }
-            for (k, v) in &r.labels {
-                args.extend(["--opt".to_owned(), format!("label:{k}={v}")]);
-            }
-            for (name, reference) in &r.contexts {
-                args.extend(["--opt".to_owned(), format!("context:{name}=docker-image://{reference}")]);
-            }
-            for (id, file) in &r.secrets {
-                args.extend(["--secret".to_owned(), format!("id={id},src={}", path(file))]);
-            }
-            let insecure = if r.insecure { ",registry.insecure=true" } else { "" };
-            args.extend([
-                "--output".to_owned(),
-                format!("type=image,name={},push=true,rewrite-timestamp=true{insecure}", r.destination),
-                "--metadata-file".to_owned(),
-                path(&r.digest_file),
-            ]);
-            env.push(("SOURCE_DATE_EPOCH".to_owned(), "0".to_owned()));
-            "buildctl"
-        }
-        Builder::Buildx => {
-            args.extend([
-                "buildx".to_owned(),
-                "build".to_owned(),
-                "--platform".to_owned(),
-                r.platform.clone(),
-                "--file".to_owned(),
-                path(&r.dockerfile),
-                "--tag".to_owned(),
-                r.destination.clone(),
-                "--push".to_owned(),
-                "--metadata-file".to_owned(),
-                path(&r.digest_file),
-            ]);
-            if let Some(t) = &r.target {
-                args.extend(["--target".to_owned(), t.clone()]);
-            }
-            for (k, v) in &r.build_args {
-                args.extend(["--build-arg".to_owned(), format!("{k}={v}")]);
-            }
-            for (name, reference) in &r.contexts {
-                args.extend(["--build-context".to_owned(), format!("{name}=docker-image://{reference}")]);
-            }
-            for (id, file) in &r.secrets {
-                args.extend(["--secret".to_owned(), format!("id={id},src={}", path(file))]);
-            }
-            for (k, v) in &r.labels {
-                args.extend(["--label".to_owned(), format!("{k}={v}")]);
-            }
-            for (k, v) in &r.annotations {
-                args.extend(["--annotation".to_owned(), format!("{k}={v}")]);
-            }
-            args.push(path(&r.context));
-            env.push(("SOURCE_DATE_EPOCH".to_owned(), "0".to_owned()));
-            "docker"
-        }
-        Builder::Ko => {
-            let (repository, tag) = r.destination.rsplit_once(':').unwrap_or((&r.destination, "latest"));
-            // With settings, ko runs in the context (an import path like `./cmd/app` is relative
-            // to it) and reads hephy's `.ko.yaml` ([`ko_config`]) beside the digest file.
-            let package = match &r.ko {
-                Some(ko) => {
-                    dir = Some(r.context.clone());
-                    if ko.base_image.is_some() || ko.ldflags.is_some() || !ko.env.is_empty() {
-                        let config = r.digest_file.parent().map_or_else(|| ".".to_owned(), path);
-                        env.push(("KO_CONFIG_PATH".to_owned(), config));
-                    }
-                    ko.import_path.clone().unwrap_or_else(|| ".".to_owned())
-                }
-                None => path(&r.context),
-            };
-            args.extend([
-                "build".to_owned(),
-                package,
-                format!("--platform={}", r.platform),
-                "--bare".to_owned(),
-                format!("--tags={tag}"),
-                format!("--image-refs={}", path(&r.digest_file)),
-            ]);
-            env.push(("KO_DOCKER_REPO".to_owned(), repository.to_owned()));
-            if r.insecure {
-                args.push("--insecure-registry".to_owned());
-            }
-            "ko"
-        }
-        Builder::Spin => {
-            args.extend([
-                "registry".to_owned(),
-                "push".to_owned(),
-                "--from".to_owned(),
-                path(&r.context.join("spin.toml")),
-            ]);
-            if r.insecure {
-                args.push("--insecure".to_owned());
-            }
-            args.push(r.destination.clone());
-            "spin"
-        }
-    };
-    Some(Rendered { program: program.to_owned(), args, env, dir })
+    self::builder(builder)?.render(request)
 }
 
 /// The `.ko.yaml` that carries an image's ko settings: `defaultBaseImage`, and one build of
@@ -363,17 +293,7 @@ pub struct NoDigest {
 /// Reads the pushed digest from what `builder` left: kaniko's digest file, BuildKit's and
 /// buildx's metadata JSON (`containerimage.digest`), ko's image reference, spin's output.
 pub fn read_digest(builder: Builder, text: &str) -> Result<String, NoDigest> {
-    let found = match builder {
-        Builder::Kaniko | Builder::Buildah => Some(text.trim().to_owned()),
-        Builder::Oci | Builder::Auto => None,
-        Builder::Buildkit | Builder::Buildx => serde_json::from_str::<serde_json::Value>(text)
-            .ok()
-            .and_then(|v| v.get("containerimage.digest").and_then(|d| d.as_str()).map(str::to_owned)),
-        Builder::Ko => text.trim().rsplit_once('@').map(|(_, d)| d.to_owned()),
-        Builder::Spin => {
-            text.lines().find_map(|l| l.split_once("Pushed with digest ").map(|(_, d)| d.trim().to_owned()))
-        }
-    };
+    let found = self::builder(builder).and_then(|b| b.digest(text));
     match found {
         Some(d)
             if d.len() == 71 && d.starts_with("sha256:") && d[7..].bytes().all(|b| b.is_ascii_hexdigit()) =>
@@ -382,6 +302,13 @@ pub fn read_digest(builder: Builder, text: &str) -> Result<String, NoDigest> {
         }
         _ => Err(NoDigest { builder, left: text.chars().take(200).collect() }),
     }
+}
+
+/// The `containerimage.digest` of BuildKit's metadata JSON (buildkit, buildx).
+pub(crate) fn metadata_digest(text: &str) -> Option<String> {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v.get("containerimage.digest").and_then(|d| d.as_str()).map(str::to_owned))
 }
 
 #[cfg(test)]
@@ -396,6 +323,11 @@ pub(crate) mod tests {
         for builder in Builder::ALL {
             assert_eq!(Builder::from_name(builder.name()), Some(builder));
             assert_eq!(capabilities(builder).is_none(), builder == Builder::Auto, "{builder}");
+            if let Some(implementation) = self::builder(builder) {
+                assert_eq!(implementation.kind(), builder);
+                // The language's row and the builder agree on whether a context needs a Dockerfile.
+                assert_eq!(implementation.capabilities().dockerfile, builder.reads_dockerfile(), "{builder}");
+            }
         }
         assert_eq!(Builder::from_name("docker"), None);
     }

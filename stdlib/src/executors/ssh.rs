@@ -262,7 +262,7 @@ impl Remote {
         target: &str,
         oci: &Oci,
     ) -> Result<String, RemoteError> {
-        if image.builder != Builder::Oci {
+        if !crate::builders::in_process(image.builder) {
             return Err(SshError::NotOci { image: image.name.value.clone(), builder: image.builder }.into());
         }
         if model.registry.is_none() {

@@ -309,7 +309,7 @@ pub(crate) fn local(node: &Node, key: &Key) -> String {
 /// registry, by digest in hephy's image layout (`localhost/hephy/curl@sha256:…`, the `oci`
 /// builder looks there first) or by image id in buildah's storage.
 pub(crate) fn pinned(model: &Model, dep: &Node, output: &str) -> String {
-    let built_in = matches!(model.definition(dep.name()), Some(hephy_dsl::Definition::Image(i)) if i.builder == hephy_dsl::Builder::Oci);
+    let built_in = matches!(model.definition(dep.name()), Some(hephy_dsl::Definition::Image(i)) if crate::builders::in_process(i.builder));
     match &model.registry {
         Some(_) => format!("{}@{output}", repository(model, dep)),
         None if built_in => format!("localhost/hephy/{}@{output}", base_name(dep).to_ascii_lowercase()),

@@ -7,7 +7,8 @@
 //! hardlinks and empty folders, resolves `--chown=NAME` in the image's own `/etc/passwd`, and
 //! writes the folders above what it copies with the modes the image already gives them.
 //! Understood: every instruction but `RUN` (and `ADD` of a URL or git repository), read by
-//! [`hephy_dockerfile`]; [`unsupported`] lists what is not, for `check`.
+//! [`hephy_dockerfile`]; what is not, `check` finds from the builder's capabilities
+//! ([`crate::builders::instructions`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read as _;
@@ -201,92 +202,7 @@ struct Stage {
 
 const EPOCH: &str = "1970-01-01T00:00:00Z";
 
-/// Something the oci builder cannot build in a Dockerfile, at its place in the text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Unsupported {
-    /// Where, in the Dockerfile's text.
-    pub(crate) span: std::ops::Range<usize>,
-    /// What.
-    pub(crate) what: Cannot,
-}
-
-/// What the oci builder cannot build.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum Cannot {
-    /// `RUN` (or `ONBUILD RUN`): buildah builds it.
-    #[error("the oci builder does not run commands (`{0}`)")]
-    Runs(&'static str),
-    /// The text does not read as a Dockerfile.
-    #[error(transparent)]
-    Parse(#[from] dockerfile::ParseError),
-    /// `# syntax=` names a frontend other than the standard one.
-    #[error(
-        "`# syntax={0}` names a custom frontend, which only BuildKit runs; the oci builder would read the file as a standard Dockerfile"
-    )]
-    Frontend(String),
-    /// Anything else, in words.
-    #[error("{0}")]
-    Other(String),
-}
-
-/// What the oci builder cannot build in `text`.
-pub(crate) fn unsupported(text: &str) -> Vec<Unsupported> {
-    let (parsed, errors) = dockerfile::parse_all(text);
-    let mut out: Vec<Unsupported> =
-        errors.into_iter().map(|e| Unsupported { span: e.span.clone(), what: Cannot::Parse(e) }).collect();
-    if let Some(syntax) = parsed.syntax.as_ref().filter(|s| !dockerfile::is_standard_syntax(&s.text)) {
-        out.push(Unsupported { span: syntax.span.clone(), what: Cannot::Frontend(syntax.text.clone()) });
-    }
-    let mut seen_from = false;
-    for i in &parsed.instructions {
-        let span = i.keyword_span();
-        let whole = i.span.clone();
-        let mut push = |span: &std::ops::Range<usize>, message: String| {
-            out.push(Unsupported { span: span.clone(), what: Cannot::Other(message) });
-        };
-        match &i.command {
-            Command::From { .. } => seen_from = true,
-            Command::Arg(_) => {}
-            _ if !seen_from => push(&span, "only `ARG` may come before the first `FROM`".to_owned()),
-            _ => {}
-        }
-        match &i.command {
-            Command::Run(_) => out.push(Unsupported { span: span.clone(), what: Cannot::Runs("RUN") }),
-            Command::Onbuild(trigger) if trigger.runs() => {
-                out.push(Unsupported { span: whole.clone(), what: Cannot::Runs("ONBUILD RUN") });
-            }
-            Command::Healthcheck(_) => {
-                if let Err(e) = healthcheck(i) {
-                    push(&whole, e.to_string());
-                }
-            }
-            Command::Copy(copy) | Command::Add(copy) => {
-                if let Some(m) = copy.chmod.as_ref().map(|m| &m.text).filter(|m| !m.contains('$'))
-                    && let Err(e) = parse_chmod(m)
-                {
-                    push(&whole, e.to_string());
-                }
-                for flag in &i.flags {
-                    if !matches!(flag.name.as_str(), "chown" | "chmod" | "link" | "from") {
-                        push(
-                            &flag.span,
-                            format!("`{} --{}` is not supported by the oci builder", i.keyword(), flag.name),
-                        );
-                    }
-                }
-                if matches!(i.command, Command::Add(_)) {
-                    for source in copy.sources().iter().filter(|s| is_remote(&s.text)) {
-                        push(&whole, format!("the oci builder does not download (`ADD {}`)", source.text));
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
-fn is_remote(source: &str) -> bool {
+pub(crate) fn is_remote(source: &str) -> bool {
     source.contains("://") || source.starts_with("git@")
 }
 
@@ -1682,7 +1598,7 @@ fn pairs(
     dockerfile::pairs(args, escape, vars, keyword).map_err(|e| BuildError::Dockerfile(e.to_string()))
 }
 
-fn healthcheck(instruction: &Instruction) -> Result<Value, BuildError> {
+pub(crate) fn healthcheck(instruction: &Instruction) -> Result<Value, BuildError> {
     let args = instruction.args.trim();
     let (kind, rest) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
     let mut check = serde_json::Map::new();

@@ -24,6 +24,7 @@ use hephy_dsl::{Image, Model, Platform};
 use hephy_engine::{Exclusions, FileSource, Job, Node, Outcome};
 use serde_json::{Value, json};
 
+use crate::builders::{Capabilities, Frontend, ImageBuilder};
 use crate::executors::process::Log;
 use crate::registry::reference;
 use crate::registry::{Client, Reference, RegistryError};
@@ -33,6 +34,39 @@ use hephy_oci::stop::Stop;
 
 /// The `oci` builder's identity, part of its images' keys.
 pub(crate) const IDENTITY: &str = "hephy-oci/2";
+
+/// hephy's own builder, in this executable: every instruction but `RUN` and `ADD` of a URL,
+/// interpreted by [`build`]; labels, annotations and mirrors.
+pub(crate) struct OciBuilder;
+
+impl ImageBuilder for OciBuilder {
+    fn kind(&self) -> hephy_dsl::Builder {
+        hephy_dsl::Builder::Oci
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            dockerfile: true,
+            copy_flags: Some(&["chown", "chmod", "link", "from"]),
+            frontend: Frontend::Refuses,
+            interprets: true,
+            named_contexts: true,
+            labels: true,
+            annotations: true,
+            mirrors: true,
+            in_process: true,
+            ..Capabilities::NONE
+        }
+    }
+
+    fn identity(&self) -> std::borrow::Cow<'static, str> {
+        IDENTITY.into()
+    }
+
+    fn build(&self, stdlib: &crate::Stdlib<'_>, image: &Image, job: &Job<'_>) -> Outcome {
+        stdlib.oci.build(stdlib.model, image, job)
+    }
+}
 
 /// The layer codec the graph asks for.
 fn codec(compression: hephy_dsl::Compression) -> compress::Codec {
