@@ -48,6 +48,9 @@ pub enum Code {
     MissingPath,
     /// An out-of-range or malformed value.
     InvalidValue,
+    /// A size or depth limit (SPEC's "Limits") exceeded: templates inherited too deep, matrices
+    /// making too many copies, `${…}` filling in too much text.
+    Limit,
 }
 
 impl Code {
@@ -71,6 +74,7 @@ impl Code {
             Code::PathEscapes => "hephy::path_escapes",
             Code::MissingPath => "hephy::missing_path",
             Code::InvalidValue => "hephy::invalid_value",
+            Code::Limit => "hephy::limit",
         }
     }
 }

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::diagnostic::{Code, Problem, Problems, Sink, did_you_mean};
 use crate::document::{DependencyDraft, Document, ImageDraft, MatrixDraft, TaskDraft, Text};
+use crate::limits::{MAX_EXPANDED_STRING, MAX_EXPANDED_TEXT, MAX_MATRIX_COPIES, MAX_TEMPLATE_DEPTH};
 use crate::source::{SourceFile, Spanned};
 
 /// The prefix of the environment variables that set graph variables (`HEPHY_VAR_VERSION`).
@@ -212,6 +213,10 @@ pub(crate) fn expand(
         record,
         broken: Vec::new(),
         poisoned: HashSet::new(),
+        copies: 0,
+        too_many_copies: false,
+        filled: 0,
+        too_much_text: false,
     };
     expander.variables(doc, overrides);
     let templates = expander.templates(doc);
@@ -276,6 +281,14 @@ struct Expander<'a> {
     broken: Vec<SourceSpan>,
     /// Variables whose default is refused: strings that use them are broken too.
     poisoned: HashSet<String>,
+    /// The copies matrices have made so far.
+    copies: usize,
+    /// Whether a matrix was refused for making too many copies (said once).
+    too_many_copies: bool,
+    /// The bytes `${…}` has filled in so far.
+    filled: usize,
+    /// Whether a string was refused for growing too large (said once).
+    too_much_text: bool,
 }
 
 impl Expander<'_> {
@@ -369,29 +382,57 @@ impl Expander<'_> {
         let mut done: HashMap<String, Resolving> = HashMap::new();
         let mut names: Vec<String> = raw.keys().cloned().collect();
         names.sort();
+        let mut too_deep = false;
         for name in names {
-            let mut stack = Vec::new();
-            self.resolve_template(&name, &raw, &mut done, &mut stack);
+            self.resolve_template(&name, &raw, &mut done, &mut too_deep);
         }
         done
     }
 
+    /// Resolves template `name` and every template it inherits, parents first: depth first
+    /// with a stack of its own (never the thread's), at most [`MAX_TEMPLATE_DEPTH`] deep. A
+    /// cycle, an unknown template and the first chain too deep are reported (at the `inherits`
+    /// that makes them) and that parent left out. Each template is merged once, so a chain of
+    /// templates resolves in time linear in its length.
     fn resolve_template(
         &mut self,
         name: &str,
         raw: &HashMap<String, ImageDraft>,
         done: &mut HashMap<String, Resolving>,
-        stack: &mut Vec<String>,
+        too_deep: &mut bool,
     ) {
-        if done.contains_key(name) {
+        if done.contains_key(name) || !raw.contains_key(name) {
             return;
         }
-        let Some(template) = raw.get(name) else { return };
-        stack.push(name.to_owned());
-        let mut parents = Vec::new();
-        for parent in &template.inherits {
-            if let Some(at) = stack.iter().position(|s| *s == parent.value) {
-                let mut cycle: Vec<&str> = stack[at..].iter().map(String::as_str).collect();
+        // (template, the index of the parent to look at next)
+        let mut stack: Vec<(&str, usize)> = vec![(name, 0)];
+        while let Some(&mut (current, ref mut next)) = stack.last_mut() {
+            let Some(template) = raw.get(current) else {
+                stack.pop();
+                continue;
+            };
+            let Some(parent) = template.inherits.get(*next) else {
+                let mut parents: Vec<Resolving> =
+                    template.inherits.iter().filter_map(|p| done.get(&p.value)).cloned().collect();
+                let mut depth = 1 + parents.iter().map(|p| p.depth).max().unwrap_or(0);
+                if depth > MAX_TEMPLATE_DEPTH {
+                    if !std::mem::replace(too_deep, true) {
+                        self.too_deep(template, &parents);
+                    }
+                    // Resolved alone, so what inherits it is measured (and merged) afresh.
+                    parents.clear();
+                    depth = 1;
+                }
+                let own = Origin::Template(current.to_owned());
+                let mut resolved = merge_all(&parents, template.clone(), &own, current);
+                resolved.depth = depth;
+                done.insert(current.to_owned(), resolved);
+                stack.pop();
+                continue;
+            };
+            *next += 1;
+            if let Some(at) = stack.iter().position(|(s, _)| *s == parent.value) {
+                let mut cycle: Vec<&str> = stack[at..].iter().map(|(s, _)| *s).collect();
                 cycle.push(&parent.value);
                 self.sink.push(
                     Problem::new(Code::Cycle, format!("template cycle: {}", cycle.join(" → ")))
@@ -400,18 +441,34 @@ impl Expander<'_> {
                 );
                 continue;
             }
-            if !raw.contains_key(&parent.value) {
-                self.unknown_template(parent, raw.keys());
+            if done.contains_key(&parent.value) {
                 continue;
             }
-            self.resolve_template(&parent.value, raw, done, stack);
-            if let Some(resolved) = done.get(&parent.value) {
-                parents.push(resolved.clone());
-            }
+            let Some((key, _)) = raw.get_key_value(&parent.value) else {
+                self.unknown_template(parent, raw.keys());
+                continue;
+            };
+            stack.push((key.as_str(), 0));
         }
-        stack.pop();
-        let own = Origin::Template(name.to_owned());
-        done.insert(name.to_owned(), merge_all(&parents, template.clone(), &own, name));
+    }
+
+    /// Says that `template`, inheriting `parents`, ends a chain of templates deeper than
+    /// [`MAX_TEMPLATE_DEPTH`].
+    fn too_deep(&mut self, template: &ImageDraft, parents: &[Resolving]) {
+        let deepest = parents.iter().max_by_key(|p| p.depth);
+        let mut problem = Problem::new(
+            Code::Limit,
+            format!("template `{}` inherits more than {MAX_TEMPLATE_DEPTH} templates deep", template.name.value),
+        )
+        .label(template.name.span, "this template");
+        if let Some(deepest) = deepest
+            && let Some(at) = template.inherits.iter().find(|i| i.value == deepest.draft.name.value)
+        {
+            problem = problem.label(at.span, format!("a chain of {} templates", deepest.depth));
+        }
+        self.sink.push(problem.help(format!(
+            "templates may inherit {MAX_TEMPLATE_DEPTH} deep: merge some of the chain into one template"
+        )));
     }
 
     fn unknown_template<'k>(&mut self, name: &Text, known: impl Iterator<Item = &'k String>) {
@@ -505,29 +562,29 @@ impl Expander<'_> {
                 ok = false;
             } else {
                 let mut filled: Vec<String> = Vec::with_capacity(values.len());
-                let mut spans: Vec<SourceSpan> = Vec::with_capacity(values.len());
+                let mut firsts: HashMap<String, SourceSpan> = HashMap::with_capacity(values.len());
                 for value in values {
                     let mut text = value.clone();
                     self.interpolate(&mut text, &[]);
-                    if let Some(first) = filled.iter().position(|f| *f == text.value) {
+                    if let Some(first) = firsts.get(&text.value) {
                         self.sink.push(
                             Problem::new(
                                 Code::DuplicateName,
                                 format!("matrix key `{}` lists `{}` twice", key.value, text.value),
                             )
                             .label(value.span, "listed again here")
-                            .label(spans[first], "first listed here")
+                            .label(*first, "first listed here")
                             .help("list each value once: each value makes one copy"),
                         );
                         continue;
                     }
+                    firsts.insert(text.value.clone(), value.span);
                     filled.push(text.value);
-                    spans.push(value.span);
                 }
                 axes.push((key.value.clone(), filled));
             }
         }
-        if !ok {
+        if !ok || !self.room_for(matrix, &axes) {
             return Vec::new();
         }
         let mut out: Vec<Vec<(String, String)>> = vec![Vec::new()];
@@ -544,6 +601,38 @@ impl Expander<'_> {
                 .collect();
         }
         out
+    }
+
+    /// Whether the copies `axes` make fit in what matrices may make ([`MAX_MATRIX_COPIES`]),
+    /// counted before any is made; the first matrix that does not fit is reported.
+    fn room_for(&mut self, matrix: &MatrixDraft, axes: &[(String, Vec<String>)]) -> bool {
+        let copies = axes.iter().try_fold(1usize, |n, (_, values)| n.checked_mul(values.len()));
+        if let Some(total) = copies.and_then(|c| c.checked_add(self.copies))
+            && total <= MAX_MATRIX_COPIES
+        {
+            self.copies = total;
+            return true;
+        }
+        if !std::mem::replace(&mut self.too_many_copies, true) {
+            let product = axes.iter().map(|(_, v)| v.len().to_string()).collect::<Vec<_>>().join(" × ");
+            let (message, label) = match copies {
+                Some(n) if n <= MAX_MATRIX_COPIES => (
+                    format!(
+                        "the matrices make more than {MAX_MATRIX_COPIES} copies in all ({} before this one)",
+                        self.copies
+                    ),
+                    format!("{product} more copies"),
+                ),
+                _ => (
+                    format!("the matrix makes {product} copies, more than {MAX_MATRIX_COPIES}"),
+                    format!("{product} copies"),
+                ),
+            };
+            self.sink.push(Problem::new(Code::Limit, message).label(matrix.span, label).help(format!(
+                "a graph's matrices may make {MAX_MATRIX_COPIES} images and tasks in all: list fewer values, or split the graph"
+            )));
+        }
+        false
     }
 
     fn image_texts(&mut self, image: &mut ImageDraft, bindings: &[(String, String)]) {
@@ -585,6 +674,12 @@ impl Expander<'_> {
                         if self.poisoned.contains(name) {
                             self.broken.push(text.span);
                         }
+                        self.filled = self.filled.saturating_add(value.len());
+                        if out.len() + value.len() > MAX_EXPANDED_STRING || self.filled > MAX_EXPANDED_TEXT {
+                            self.broken.push(text.span);
+                            self.too_much_text(text.span, name, out.len() + value.len());
+                            return;
+                        }
                         out.push_str(value);
                     }
                     None => {
@@ -601,6 +696,26 @@ impl Expander<'_> {
         }
         out.push_str(rest);
         text.value = out;
+    }
+
+    /// Says (once) that filling in `${name}` at `span` makes a string of `len` bytes, or the
+    /// text filled in all in all, larger than the limits allow; the string is left as written.
+    fn too_much_text(&mut self, span: SourceSpan, name: &str, len: usize) {
+        if std::mem::replace(&mut self.too_much_text, true) {
+            return;
+        }
+        let (message, help) = if len > MAX_EXPANDED_STRING {
+            (
+                format!("filling in `${{{name}}}` makes a string longer than {MAX_EXPANDED_STRING} bytes"),
+                format!("a string may grow to {MAX_EXPANDED_STRING} bytes through `${{…}}`: use the variable fewer times, or shorten its value"),
+            )
+        } else {
+            (
+                format!("`${{…}}` fills in more than {MAX_EXPANDED_TEXT} bytes of text in all"),
+                format!("variables may fill in {MAX_EXPANDED_TEXT} bytes in all: use long values in fewer strings and matrix copies"),
+            )
+        };
+        self.sink.push(Problem::new(Code::Limit, message).label(span, "the limit is reached here").help(help));
     }
 
     fn unknown_variable(&mut self, name: &str, span: SourceSpan, bindings: &[(String, String)]) {
@@ -744,15 +859,18 @@ struct Resolving {
     origins: Origins,
     /// Its templates, furthest first.
     chain: Vec<String>,
+    /// The longest chain of templates it is the end of (1 for a template inheriting none).
+    depth: usize,
 }
 
 /// `parents` (in order, later ones nearer), then `own`.
 fn merge_all(parents: &[Resolving], own: ImageDraft, origin: &Origin, own_name: &str) -> Resolving {
     let mut chain: Vec<String> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
     let mut base: Option<Resolving> = None;
     for parent in parents {
         for t in &parent.chain {
-            if !chain.contains(t) {
+            if seen.insert(t) {
                 chain.push(t.clone());
             }
         }
@@ -761,7 +879,7 @@ fn merge_all(parents: &[Resolving], own: ImageDraft, origin: &Origin, own_name: 
             Some(b) => {
                 let (draft, origins) =
                     merge(b.draft, b.origins, parent.draft.clone(), parent.origins.clone());
-                Resolving { draft, origins, chain: Vec::new() }
+                Resolving { draft, origins, chain: Vec::new(), depth: 0 }
             }
         });
     }
@@ -773,7 +891,7 @@ fn merge_all(parents: &[Resolving], own: ImageDraft, origin: &Origin, own_name: 
         None => (own, own_origins),
         Some(b) => merge(b.draft, b.origins, own, own_origins),
     };
-    Resolving { draft, origins, chain }
+    Resolving { draft, origins, chain, depth: 0 }
 }
 
 /// The settings `draft` gives itself, each from `origin`.
@@ -807,8 +925,10 @@ fn merge(
     out.ko_env = by_key(b.ko_env, out.ko_env);
     out.labels = by_key(b.labels, out.labels);
     out.annotations = by_key(b.annotations, out.annotations);
+    let own: HashSet<&str> = out.deps.iter().map(|c| c.name.value.as_str()).collect();
     let mut deps: Vec<DependencyDraft> =
-        b.deps.into_iter().filter(|d| !out.deps.iter().any(|c| c.name.value == d.name.value)).collect();
+        b.deps.into_iter().filter(|d| !own.contains(d.name.value.as_str())).collect();
+    drop(own);
     deps.append(&mut out.deps);
     out.deps = deps;
     // Nearer origins win; the base's stay for what the child left alone.
@@ -817,8 +937,9 @@ fn merge(
 }
 
 fn by_key(base: Vec<(Text, Text)>, mut own: Vec<(Text, Text)>) -> Vec<(Text, Text)> {
-    let mut out: Vec<(Text, Text)> =
-        base.into_iter().filter(|(k, _)| !own.iter().any(|(o, _)| o.value == k.value)).collect();
+    let keys: HashSet<&str> = own.iter().map(|(o, _)| o.value.as_str()).collect();
+    let mut out: Vec<(Text, Text)> = base.into_iter().filter(|(k, _)| !keys.contains(k.value.as_str())).collect();
+    drop(keys);
     out.append(&mut own);
     out
 }

@@ -3,7 +3,7 @@
 //! Stages, one module each: [`source`] (the text and spans) → `kdl` / `yaml` (syntax → a
 //! syntax-independent draft `Document`, shape errors) → `expand` (variables, templates, matrices,
 //! `--set`) → `analyze` (meaning: names, dependencies,
-//! platforms, paths → [`Model`]). Every error is a [`Problem`], a miette diagnostic pointing into
+//! platforms, paths → [`Model`]). [`limits`] holds every size and depth bound. Every error is a [`Problem`], a miette diagnostic pointing into
 //! the file; all problems of one load are returned together as [`Problems`]. This crate knows
 //! nothing of graphs of nodes, hashing or execution.
 
@@ -13,6 +13,7 @@ mod diagnostic;
 mod document;
 mod expand;
 mod kdl;
+pub mod limits;
 mod model;
 mod platform;
 mod print;
@@ -50,9 +51,6 @@ pub mod yaml_tree {
 
 /// The file names looked for when no graph file is named.
 pub const DEFAULT_FILES: [&str; 2] = ["hephy.kdl", "hephy.yaml"];
-
-/// The largest graph file hephy reads (64 MiB).
-const MAX_FILE_BYTES: u64 = 64 << 20;
 
 /// Reads and analyzes the graph file at `path`; relative paths in it resolve against its folder.
 pub fn load(path: &Path) -> Result<Model, Problems> {
@@ -99,7 +97,7 @@ fn read_path(path: &Path) -> Result<(SourceFile, PathBuf), Problems> {
         ));
     };
     let bytes = match std::fs::metadata(path) {
-        Ok(meta) if meta.len() > MAX_FILE_BYTES => {
+        Ok(meta) if meta.len() > limits::MAX_FILE_BYTES => {
             return Err(fail(Problem::new(Code::Io, format!("`{}` is larger than 64 MiB", path.display()))));
         }
         Ok(_) => std::fs::read(path),
