@@ -734,11 +734,9 @@ fn import_command(
     let imported = match from {
         ImportFrom::KanikoBuilder => import::import(dir, syntax).map_err(usage)?,
         ImportFrom::Bake => {
-            import::import_bake(dir, syntax, &|name| std::env::var(name).ok()).map_err(|message| {
-                Failure::Input(Problems::single(
-                    "hephy",
-                    Problem::new(Code::Io, message).help("name a `docker buildx bake` file (HCL or JSON)"),
-                ))
+            import::import_bake(dir, syntax, &|name| std::env::var(name).ok()).map_err(|e| {
+                let code = if matches!(e, import::BakeError::Limit(_)) { Code::Limit } else { Code::Io };
+                Failure::Input(Problems::single("hephy", Problem::new(code, e.to_string()).help(e.help())))
             })?
         }
     };
