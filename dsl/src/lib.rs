@@ -170,7 +170,7 @@ pub fn lower(doc: Document, source: &SourceFile, root: &Path) -> Result<Model, P
 }
 
 /// Expansion, then analysis; what the analyzer says again about a string expansion already
-/// found broken (an unknown `${NAME}`), or says twice about copies of one matrix image, is
+/// found broken (an unknown `${NAME}`, one grown past its limit), or says twice about copies of one matrix image, is
 /// dropped.
 fn expand_and_analyze(
     mut doc: Document,
@@ -186,7 +186,8 @@ fn expand_and_analyze(
         model.overrides = overrides.clone();
     }
     sink.prune(start, |p| {
-        p.code() != Code::UnknownVariable && p.primary_span().is_some_and(|s| broken.contains(&s))
+        !matches!(p.code(), Code::UnknownVariable | Code::Limit)
+            && p.primary_span().is_some_and(|s| broken.contains(&s))
     });
     model
 }
