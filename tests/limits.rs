@@ -92,6 +92,26 @@ fn matrices_are_counted_before_they_are_made() {
 }
 
 #[test]
+fn templates_copied_into_many_images_are_counted_before_they_are_copied() {
+    // A template of 10,000 args inherited by 5,000 matrix copies: 100 million strings, counted
+    // (and refused) before one copy is made.
+    let args: String = (0..10_000).map(|i| format!(" A{i}=\"x\"")).collect();
+    let values: String = (0..5_000).map(|i| format!(" \"{i}\"")).collect();
+    let kdl = format!(
+        "template \"big\" {{\n    args{args}\n}}\nimage \"i-${{n}}\" {{\n    matrix {{\n        n{values}\n    }}\n    inherits \"big\"\n    context \"app\"\n}}\n"
+    );
+    let repo = Repo::new().context("app").file("hephy.kdl", &kdl);
+    let check = run(&repo, &["check"]);
+    refused(&check, "makes the graph hold more than 10000000 strings");
+
+    // And one `inherits` lists at most 64 templates.
+    let names: String = (0..100).map(|i| format!(" \"t{i}\"")).collect();
+    let templates: String = (0..100).map(|i| format!("template \"t{i}\" {{\n    args A{i}=\"x\"\n}}\n")).collect();
+    repo.write("hephy.kdl", &format!("{templates}image \"app\" {{\n    context \"app\"\n    inherits{names}\n}}\n"));
+    refused(&run(&repo, &["check"]), "`app` inherits 100 templates, more than 64");
+}
+
+#[test]
 fn variables_fill_in_bounded_text() {
     // A 100 KB value used twenty times in one string: 2 MB, more than a string may grow to.
     let value = "v".repeat(100_000);

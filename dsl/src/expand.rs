@@ -15,7 +15,10 @@ use serde::Serialize;
 
 use crate::diagnostic::{Code, Problem, Problems, Sink, did_you_mean};
 use crate::document::{DependencyDraft, Document, ImageDraft, MatrixDraft, TaskDraft, Text};
-use crate::limits::{MAX_EXPANDED_STRING, MAX_EXPANDED_TEXT, MAX_MATRIX_COPIES, MAX_TEMPLATE_DEPTH};
+use crate::limits::{
+    MAX_EXPANDED_STRING, MAX_EXPANDED_STRINGS, MAX_EXPANDED_TEXT, MAX_INHERITS, MAX_MATRIX_COPIES,
+    MAX_TEMPLATE_DEPTH,
+};
 use crate::source::{SourceFile, Spanned};
 
 /// The prefix of the environment variables that set graph variables (`HEPHY_VAR_VERSION`).
@@ -215,6 +218,8 @@ pub(crate) fn expand(
         poisoned: HashSet::new(),
         copies: 0,
         too_many_copies: false,
+        strings: 0,
+        too_many_strings: false,
         filled: 0,
         too_much_text: false,
     };
@@ -223,7 +228,20 @@ pub(crate) fn expand(
     let mut resolved = Vec::new();
     let images = std::mem::take(&mut doc.images);
     let mut out = Vec::with_capacity(images.len());
-    for image in images {
+    for mut image in images {
+        expander.few_inherits(&mut image);
+        // Counted before templates are merged in and copies made: at most what the image and
+        // its templates hold, times the copies its matrix makes.
+        let inherited: usize = image.inherits.iter().filter_map(|p| templates.get(&p.value)).map(|t| t.size).sum();
+        let copies = image.matrix.as_ref().map_or(1, |m| {
+            m.axes.iter().try_fold(1usize, |n, (_, v)| n.checked_mul(v.len())).unwrap_or(usize::MAX)
+        });
+        // (A matrix that makes too many copies is refused as such, below.)
+        if copies <= MAX_MATRIX_COPIES
+            && !expander.hold(image_size(&image).saturating_add(inherited).saturating_mul(copies), &image.name)
+        {
+            continue;
+        }
         let (mut merged, origins, chain) = expander.inherit(image, &templates);
         merged.inherits.clear();
         let combinations = match merged.matrix.take() {
@@ -247,6 +265,12 @@ pub(crate) fn expand(
     let tasks = std::mem::take(&mut doc.tasks);
     let mut out = Vec::with_capacity(tasks.len());
     for mut task in tasks {
+        let copies = task.matrix.as_ref().map_or(1, |m| {
+            m.axes.iter().try_fold(1usize, |n, (_, v)| n.checked_mul(v.len())).unwrap_or(usize::MAX)
+        });
+        if copies <= MAX_MATRIX_COPIES && !expander.hold(task_size(&task).saturating_mul(copies), &task.name) {
+            continue;
+        }
         match task.matrix.take() {
             None => {
                 expander.task_texts(&mut task, &[]);
@@ -285,6 +309,10 @@ struct Expander<'a> {
     copies: usize,
     /// Whether a matrix was refused for making too many copies (said once).
     too_many_copies: bool,
+    /// The strings expanded templates, images and tasks hold so far (at most).
+    strings: usize,
+    /// Whether a definition was refused for holding too many (said once).
+    too_many_strings: bool,
     /// The bytes `${…}` has filled in so far.
     filled: usize,
     /// Whether a string was refused for growing too large (said once).
@@ -357,7 +385,8 @@ impl Expander<'_> {
     /// The templates by name, each with its own `inherits` resolved (cycles reported).
     fn templates(&mut self, doc: &mut Document) -> HashMap<String, Resolving> {
         let mut raw: HashMap<String, ImageDraft> = HashMap::new();
-        for template in std::mem::take(&mut doc.templates) {
+        for mut template in std::mem::take(&mut doc.templates) {
+            self.few_inherits(&mut template);
             if let Some(matrix) = &template.matrix {
                 self.sink.push(
                     Problem::new(Code::UnknownKey, "a template has no `matrix`")
@@ -415,7 +444,12 @@ impl Expander<'_> {
                 let mut parents: Vec<Resolving> =
                     template.inherits.iter().filter_map(|p| done.get(&p.value)).cloned().collect();
                 let mut depth = 1 + parents.iter().map(|p| p.depth).max().unwrap_or(0);
-                if depth > MAX_TEMPLATE_DEPTH {
+                let inherited: usize = parents.iter().map(|p| p.size).sum();
+                if !self.hold(image_size(template).saturating_add(inherited), &template.name) {
+                    // Resolved alone: what it would hold is too much.
+                    parents.clear();
+                    depth = 1;
+                } else if depth > MAX_TEMPLATE_DEPTH {
                     if !std::mem::replace(too_deep, true) {
                         self.too_deep(template, &parents);
                     }
@@ -424,8 +458,9 @@ impl Expander<'_> {
                     depth = 1;
                 }
                 let own = Origin::Template(current.to_owned());
-                let mut resolved = merge_all(&parents, template.clone(), &own, current);
+                let mut resolved = merge_all(&parents, template.clone(), self.record.then_some(&own), current);
                 resolved.depth = depth;
+                resolved.size = image_size(&resolved.draft);
                 done.insert(current.to_owned(), resolved);
                 stack.pop();
                 continue;
@@ -449,6 +484,21 @@ impl Expander<'_> {
                 continue;
             };
             stack.push((key.as_str(), 0));
+        }
+    }
+
+    /// Keeps the first [`MAX_INHERITS`] templates `draft` inherits, and says so if it lists more.
+    fn few_inherits(&mut self, draft: &mut ImageDraft) {
+        if let Some(first) = draft.inherits.get(MAX_INHERITS) {
+            self.sink.push(
+                Problem::new(
+                    Code::Limit,
+                    format!("`{}` inherits {} templates, more than {MAX_INHERITS}", draft.name.value, draft.inherits.len()),
+                )
+                .label(first.span, format!("template {} of the list", MAX_INHERITS + 1))
+                .help(format!("an `inherits` may list {MAX_INHERITS} templates: gather some into a template they inherit")),
+            );
+            draft.inherits.truncate(MAX_INHERITS);
         }
     }
 
@@ -512,7 +562,7 @@ impl Expander<'_> {
                 }
             }
         }
-        let resolved = merge_all(&parents, image, &Origin::Image, "");
+        let resolved = merge_all(&parents, image, self.record.then_some(&Origin::Image), "");
         (resolved.draft, resolved.origins, resolved.chain)
     }
 
@@ -601,6 +651,34 @@ impl Expander<'_> {
                 .collect();
         }
         out
+    }
+
+    /// Whether `strings` more strings fit in what expansion may hold
+    /// ([`MAX_EXPANDED_STRINGS`]); the first definition that does not fit is reported, at its
+    /// name, and left out.
+    fn hold(&mut self, strings: usize, name: &Text) -> bool {
+        if let Some(total) = self.strings.checked_add(strings)
+            && total <= MAX_EXPANDED_STRINGS
+        {
+            self.strings = total;
+            return true;
+        }
+        if !std::mem::replace(&mut self.too_many_strings, true) {
+            self.sink.push(
+                Problem::new(
+                    Code::Limit,
+                    format!(
+                        "`{}` with its templates and matrix copies makes the graph hold more than {MAX_EXPANDED_STRINGS} strings",
+                        name.value
+                    ),
+                )
+                .label(name.span, format!("{strings} more strings, {} before", self.strings))
+                .help(format!(
+                    "templates, images and tasks may hold {MAX_EXPANDED_STRINGS} strings in all after expansion: inherit large templates into fewer images, or list fewer matrix values"
+                )),
+            );
+        }
+        false
     }
 
     /// Whether the copies `axes` make fit in what matrices may make ([`MAX_MATRIX_COPIES`]),
@@ -861,10 +939,56 @@ struct Resolving {
     chain: Vec<String>,
     /// The longest chain of templates it is the end of (1 for a template inheriting none).
     depth: usize,
+    /// The strings it holds ([`image_size`]).
+    size: usize,
+}
+
+/// How many strings `d` holds.
+fn image_size(d: &ImageDraft) -> usize {
+    let options = [&d.context, &d.git, &d.git_ref, &d.dockerfile, &d.builder, &d.timeout, &d.compression, &d.repository]
+        .into_iter()
+        .flatten()
+        .count();
+    let ko = d.ko.as_ref().map_or(0, |ko| {
+        [&ko.import_path, &ko.base_image, &ko.ldflags].into_iter().flatten().count()
+    });
+    1 + options
+        + ko
+        + d.targets.len()
+        + d.tags.len()
+        + d.secrets.len()
+        + d.mirrors.len()
+        + d.platforms.as_ref().map_or(0, Vec::len)
+        + 2 * (d.args.len() + d.ko_env.len() + d.labels.len() + d.annotations.len())
+        + deps_size(&d.deps)
+}
+
+/// How many strings `d` holds.
+fn task_size(d: &TaskDraft) -> usize {
+    1 + d.run.as_ref().map_or(0, |r| r.value.len())
+        + d.inputs.len()
+        + d.outputs.len()
+        + d.secrets.len()
+        + d.platforms.as_ref().map_or(0, Vec::len)
+        + 2 * d.env.len()
+        + usize::from(d.timeout.is_some())
+        + deps_size(&d.deps)
+}
+
+/// How many strings `deps` hold: each its name and what its `from` gives.
+fn deps_size(deps: &[DependencyDraft]) -> usize {
+    deps.iter()
+        .map(|d| {
+            1 + d.from.as_ref().map_or(0, |f| {
+                [&f.arg, &f.target, &f.registry_arg, &f.context, &f.platform].into_iter().flatten().count()
+            })
+        })
+        .sum()
 }
 
 /// `parents` (in order, later ones nearer), then `own`.
-fn merge_all(parents: &[Resolving], own: ImageDraft, origin: &Origin, own_name: &str) -> Resolving {
+/// Where each setting came from is tracked only with an `origin` (`hephy show`).
+fn merge_all(parents: &[Resolving], own: ImageDraft, origin: Option<&Origin>, own_name: &str) -> Resolving {
     let mut chain: Vec<String> = Vec::new();
     let mut seen: HashSet<&str> = HashSet::new();
     let mut base: Option<Resolving> = None;
@@ -879,19 +1003,19 @@ fn merge_all(parents: &[Resolving], own: ImageDraft, origin: &Origin, own_name: 
             Some(b) => {
                 let (draft, origins) =
                     merge(b.draft, b.origins, parent.draft.clone(), parent.origins.clone());
-                Resolving { draft, origins, chain: Vec::new(), depth: 0 }
+                Resolving { draft, origins, chain: Vec::new(), depth: 0, size: 0 }
             }
         });
     }
     if !own_name.is_empty() {
         chain.push(own_name.to_owned());
     }
-    let own_origins = own_origins(&own, origin);
+    let own_origins = origin.map_or_else(Origins::new, |origin| own_origins(&own, origin));
     let (draft, origins) = match base {
         None => (own, own_origins),
         Some(b) => merge(b.draft, b.origins, own, own_origins),
     };
-    Resolving { draft, origins, chain, depth: 0 }
+    Resolving { draft, origins, chain, depth: 0, size: 0 }
 }
 
 /// The settings `draft` gives itself, each from `origin`.

@@ -15,9 +15,17 @@ pub const MAX_ALIAS_VALUES: usize = 100_000;
 /// How deep templates may inherit: an image's chain of `inherits`, itself not counted.
 pub const MAX_TEMPLATE_DEPTH: usize = 64;
 
+/// How many templates one `inherits` may list.
+pub const MAX_INHERITS: usize = 64;
+
 /// The images and tasks all of a graph's matrices may make, together (the products of their
 /// value lists, summed).
 pub const MAX_MATRIX_COPIES: usize = 100_000;
+
+/// The strings (names, settings, list items, `NAME=VALUE` pairs as two) all templates, images
+/// and tasks hold after templates are merged in and matrices multiplied out, together: a
+/// template of many settings inherited by many images is copied into each.
+pub const MAX_EXPANDED_STRINGS: usize = 10_000_000;
 
 /// The longest a string may grow to when `${…}` is filled in (1 MiB).
 pub const MAX_EXPANDED_STRING: usize = 1 << 20;
