@@ -791,9 +791,7 @@ fn init(dir: &Path, format: ImportFormat, stdout: bool) -> Result<(), Failure> {
         ImportFormat::Kdl => (init::Syntax::Kdl, "hephy.kdl"),
         ImportFormat::Yaml => (init::Syntax::Yaml, "hephy.yaml"),
     };
-    if !stdout
-        && let Some(existing) = hephy_dsl::DEFAULT_FILES.into_iter().find(|f| dir.join(f).exists())
-    {
+    if !stdout && let Some(existing) = hephy_dsl::DEFAULT_FILES.into_iter().find(|f| dir.join(f).exists()) {
         return Err(io(
             format!("`{existing}` already exists in `{}`", dir.display()),
             "keep it, or move it aside first; `hephy init --stdout` prints the graph instead",

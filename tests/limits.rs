@@ -69,8 +69,7 @@ fn template_cycles_and_chains_are_bounded_not_a_crash() {
 #[test]
 fn matrices_are_counted_before_they_are_made() {
     // 200 × 200 × 50 is two million images: refused at the matrix, before one is made.
-    let values =
-        |key: &str, n: usize| (0..n).map(|i| format!("\"{key}{i}\"")).collect::<Vec<_>>().join(" ");
+    let values = |key: &str, n: usize| (0..n).map(|i| format!("\"{key}{i}\"")).collect::<Vec<_>>().join(" ");
     let kdl = format!(
         "image \"x-${{a}}-${{b}}-${{c}}\" {{\n    matrix {{\n        a {}\n        b {}\n        c {}\n    }}\n    context \"app\"\n}}\n",
         values("a", 200),
@@ -106,8 +105,12 @@ fn templates_copied_into_many_images_are_counted_before_they_are_copied() {
 
     // And one `inherits` lists at most 64 templates.
     let names: String = (0..100).map(|i| format!(" \"t{i}\"")).collect();
-    let templates: String = (0..100).map(|i| format!("template \"t{i}\" {{\n    args A{i}=\"x\"\n}}\n")).collect();
-    repo.write("hephy.kdl", &format!("{templates}image \"app\" {{\n    context \"app\"\n    inherits{names}\n}}\n"));
+    let templates: String =
+        (0..100).map(|i| format!("template \"t{i}\" {{\n    args A{i}=\"x\"\n}}\n")).collect();
+    repo.write(
+        "hephy.kdl",
+        &format!("{templates}image \"app\" {{\n    context \"app\"\n    inherits{names}\n}}\n"),
+    );
     refused(&run(&repo, &["check"]), "`app` inherits 100 templates, more than 64");
 }
 
@@ -116,9 +119,12 @@ fn variables_fill_in_bounded_text() {
     // A 100 KB value used twenty times in one string: 2 MB, more than a string may grow to.
     let value = "v".repeat(100_000);
     let uses = "${BIG}".repeat(20);
-    let repo = Repo::new()
-        .context("app")
-        .file("hephy.yaml", &format!("variables: {{ BIG: {value} }}\nimages:\n  app: {{ context: app, args: {{ A: \"{uses}\" }} }}\n"));
+    let repo = Repo::new().context("app").file(
+        "hephy.yaml",
+        &format!(
+            "variables: {{ BIG: {value} }}\nimages:\n  app: {{ context: app, args: {{ A: \"{uses}\" }} }}\n"
+        ),
+    );
     let check = run(&repo, &["check"]);
     refused(&check, "filling in `${BIG}` makes a string longer than 1048576 bytes");
 }
@@ -158,9 +164,8 @@ fn kdl_nesting_is_counted_through_raw_strings() {
 
 /// `hephy import --from bake docker-bake.hcl` of `hcl`, in a repository with a Dockerfile.
 fn import_bake(hcl: &str) -> Run {
-    let repo = Repo::new()
-        .file("Dockerfile", "FROM scratch\nCOPY Dockerfile /x\n")
-        .file("docker-bake.hcl", hcl);
+    let repo =
+        Repo::new().file("Dockerfile", "FROM scratch\nCOPY Dockerfile /x\n").file("docker-bake.hcl", hcl);
     run(&repo, &["import", "--from", "bake", "docker-bake.hcl"])
 }
 

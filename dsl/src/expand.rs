@@ -232,13 +232,15 @@ pub(crate) fn expand(
         expander.few_inherits(&mut image);
         // Counted before templates are merged in and copies made: at most what the image and
         // its templates hold, times the copies its matrix makes.
-        let inherited: usize = image.inherits.iter().filter_map(|p| templates.get(&p.value)).map(|t| t.size).sum();
+        let inherited: usize =
+            image.inherits.iter().filter_map(|p| templates.get(&p.value)).map(|t| t.size).sum();
         let copies = image.matrix.as_ref().map_or(1, |m| {
             m.axes.iter().try_fold(1usize, |n, (_, v)| n.checked_mul(v.len())).unwrap_or(usize::MAX)
         });
         // (A matrix that makes too many copies is refused as such, below.)
         if copies <= MAX_MATRIX_COPIES
-            && !expander.hold(image_size(&image).saturating_add(inherited).saturating_mul(copies), &image.name)
+            && !expander
+                .hold(image_size(&image).saturating_add(inherited).saturating_mul(copies), &image.name)
         {
             continue;
         }
@@ -268,7 +270,8 @@ pub(crate) fn expand(
         let copies = task.matrix.as_ref().map_or(1, |m| {
             m.axes.iter().try_fold(1usize, |n, (_, v)| n.checked_mul(v.len())).unwrap_or(usize::MAX)
         });
-        if copies <= MAX_MATRIX_COPIES && !expander.hold(task_size(&task).saturating_mul(copies), &task.name) {
+        if copies <= MAX_MATRIX_COPIES && !expander.hold(task_size(&task).saturating_mul(copies), &task.name)
+        {
             continue;
         }
         match task.matrix.take() {
@@ -458,7 +461,8 @@ impl Expander<'_> {
                     depth = 1;
                 }
                 let own = Origin::Template(current.to_owned());
-                let mut resolved = merge_all(&parents, template.clone(), self.record.then_some(&own), current);
+                let mut resolved =
+                    merge_all(&parents, template.clone(), self.record.then_some(&own), current);
                 resolved.depth = depth;
                 resolved.size = image_size(&resolved.draft);
                 done.insert(current.to_owned(), resolved);
@@ -508,7 +512,10 @@ impl Expander<'_> {
         let deepest = parents.iter().max_by_key(|p| p.depth);
         let mut problem = Problem::new(
             Code::Limit,
-            format!("template `{}` inherits more than {MAX_TEMPLATE_DEPTH} templates deep", template.name.value),
+            format!(
+                "template `{}` inherits more than {MAX_TEMPLATE_DEPTH} templates deep",
+                template.name.value
+            ),
         )
         .label(template.name.span, "this template");
         if let Some(deepest) = deepest
@@ -785,15 +792,20 @@ impl Expander<'_> {
         let (message, help) = if len > MAX_EXPANDED_STRING {
             (
                 format!("filling in `${{{name}}}` makes a string longer than {MAX_EXPANDED_STRING} bytes"),
-                format!("a string may grow to {MAX_EXPANDED_STRING} bytes through `${{…}}`: use the variable fewer times, or shorten its value"),
+                format!(
+                    "a string may grow to {MAX_EXPANDED_STRING} bytes through `${{…}}`: use the variable fewer times, or shorten its value"
+                ),
             )
         } else {
             (
                 format!("`${{…}}` fills in more than {MAX_EXPANDED_TEXT} bytes of text in all"),
-                format!("variables may fill in {MAX_EXPANDED_TEXT} bytes in all: use long values in fewer strings and matrix copies"),
+                format!(
+                    "variables may fill in {MAX_EXPANDED_TEXT} bytes in all: use long values in fewer strings and matrix copies"
+                ),
             )
         };
-        self.sink.push(Problem::new(Code::Limit, message).label(span, "the limit is reached here").help(help));
+        self.sink
+            .push(Problem::new(Code::Limit, message).label(span, "the limit is reached here").help(help));
     }
 
     fn unknown_variable(&mut self, name: &str, span: SourceSpan, bindings: &[(String, String)]) {
@@ -945,13 +957,22 @@ struct Resolving {
 
 /// How many strings `d` holds.
 fn image_size(d: &ImageDraft) -> usize {
-    let options = [&d.context, &d.git, &d.git_ref, &d.dockerfile, &d.builder, &d.timeout, &d.compression, &d.repository]
-        .into_iter()
-        .flatten()
-        .count();
-    let ko = d.ko.as_ref().map_or(0, |ko| {
-        [&ko.import_path, &ko.base_image, &ko.ldflags].into_iter().flatten().count()
-    });
+    let options = [
+        &d.context,
+        &d.git,
+        &d.git_ref,
+        &d.dockerfile,
+        &d.builder,
+        &d.timeout,
+        &d.compression,
+        &d.repository,
+    ]
+    .into_iter()
+    .flatten()
+    .count();
+    let ko =
+        d.ko.as_ref()
+            .map_or(0, |ko| [&ko.import_path, &ko.base_image, &ko.ldflags].into_iter().flatten().count());
     1 + options
         + ko
         + d.targets.len()
@@ -1062,7 +1083,8 @@ fn merge(
 
 fn by_key(base: Vec<(Text, Text)>, mut own: Vec<(Text, Text)>) -> Vec<(Text, Text)> {
     let keys: HashSet<&str> = own.iter().map(|(o, _)| o.value.as_str()).collect();
-    let mut out: Vec<(Text, Text)> = base.into_iter().filter(|(k, _)| !keys.contains(k.value.as_str())).collect();
+    let mut out: Vec<(Text, Text)> =
+        base.into_iter().filter(|(k, _)| !keys.contains(k.value.as_str())).collect();
     drop(keys);
     out.append(&mut own);
     out

@@ -490,8 +490,7 @@ impl Model {
     /// The images and tasks the group called `name` names, through its nested groups, each
     /// once; `None` if there is no such group.
     pub fn group_members(&self, name: &str) -> Option<Vec<&str>> {
-        let groups: HashMap<&str, &Group> =
-            self.groups.iter().rev().map(|g| (g.name.as_str(), g)).collect();
+        let groups: HashMap<&str, &Group> = self.groups.iter().rev().map(|g| (g.name.as_str(), g)).collect();
         let mut seen_groups: HashSet<&str> = HashSet::new();
         let mut seen: HashSet<&str> = HashSet::new();
         let mut out: Vec<&str> = Vec::new();

@@ -14,11 +14,11 @@ use miette::SourceSpan;
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
 use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
-use crate::limits::{MAX_ALIAS_VALUES as MAX_VALUES, MAX_NESTING as MAX_DEPTH};
 use crate::document::{
     DependencyDraft, Document, ExecutorDraft, FromDraft, GroupDraft, ImageDraft, KoDraft, MatrixDraft,
     NamingDraft, ScheduleDraft, SecretDraft, TaskDraft, Text,
 };
+use crate::limits::{MAX_ALIAS_VALUES as MAX_VALUES, MAX_NESTING as MAX_DEPTH};
 use crate::schema::{Construct, keys};
 use crate::source::{Spanned, Syntax};
 

@@ -86,7 +86,9 @@ impl BakeError {
     pub(crate) fn help(&self) -> &'static str {
         match self {
             BakeError::Unreadable(_) => "name a `docker buildx bake` file (HCL or JSON)",
-            BakeError::Limit(_) => "hephy imports graphs within its limits (SPEC, \"Limits\"): shrink the construct named",
+            BakeError::Limit(_) => {
+                "hephy imports graphs within its limits (SPEC, \"Limits\"): shrink the construct named"
+            }
         }
     }
 }
@@ -143,7 +145,8 @@ pub(crate) fn import_bake(
             other => warnings.push(format!("`{other}` blocks have no equivalent in hephy: left out")),
         }
     }
-    let resolved = inherit(&targets, &mut warnings).map_err(|e| BakeError::Limit(format!("`{}`: {e}", path.display())))?;
+    let resolved = inherit(&targets, &mut warnings)
+        .map_err(|e| BakeError::Limit(format!("`{}`: {e}", path.display())))?;
     let names: Vec<String> = resolved.iter().map(|t| t.name.clone()).collect();
     let mut secrets: Vec<Secret> = Vec::new();
     let mut images: Vec<Image> = resolved
@@ -417,7 +420,8 @@ fn expand(
                 match made.and_then(|n| n.checked_add(*copies)) {
                     Some(total) if total <= MAX_MATRIX_COPIES => *copies = total,
                     _ => {
-                        let product = axes.iter().map(|(_, v)| v.len().to_string()).collect::<Vec<_>>().join(" × ");
+                        let product =
+                            axes.iter().map(|(_, v)| v.len().to_string()).collect::<Vec<_>>().join(" × ");
                         return Err(format!(
                             "target `{label}`: its `matrix` makes {product} targets, and a graph's matrices may make {MAX_MATRIX_COPIES} in all ({} before this one): list fewer values",
                             *copies
@@ -522,7 +526,8 @@ fn inherit(targets: &[Target], warnings: &mut Vec<String>) -> Result<Vec<Target>
             if let Some(parent) = target.inherits.get(*next) {
                 *next += 1;
                 match by_name.get(parent.as_str()) {
-                    None => warnings.push(format!("target `{}`: inherits unknown `{parent}`: left out", target.name)),
+                    None => warnings
+                        .push(format!("target `{}`: inherits unknown `{parent}`: left out", target.name)),
                     Some(&p) if on_stack.contains(&p) => warnings.push(format!(
                         "target `{}`: `inherits` forms a cycle through `{parent}`: that parent is left out",
                         target.name

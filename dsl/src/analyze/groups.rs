@@ -84,7 +84,8 @@ impl Analyzer<'_> {
                 }
                 let Some(&m) = index.get(member.as_str()) else { continue };
                 if let Some(from) = on_path[m] {
-                    let mut shown: Vec<&str> = path[from..].iter().map(|(n, _)| doc.groups[*n].name.as_str()).collect();
+                    let mut shown: Vec<&str> =
+                        path[from..].iter().map(|(n, _)| doc.groups[*n].name.as_str()).collect();
                     shown.push(member);
                     self.sink.push(
                         Problem::new(Code::Cycle, format!("group cycle: {}", shown.join(" → ")))
