@@ -422,10 +422,10 @@ impl Expander<'_> {
     }
 
     /// Resolves template `name` and every template it inherits, parents first: depth first
-    /// with a stack of its own (never the thread's), at most [`MAX_TEMPLATE_DEPTH`] deep. A
-    /// cycle, an unknown template and the first chain too deep are reported (at the `inherits`
-    /// that makes them) and that parent left out. Each template is merged once, so a chain of
-    /// templates resolves in time linear in its length.
+    /// with a stack of its own (never the thread's). A cycle and an unknown template are
+    /// reported (at the `inherits` that makes them) and that parent left out; a chain deeper
+    /// than [`MAX_TEMPLATE_DEPTH`] is reported (the first) and cut there. Each template is
+    /// merged once, so a chain of templates resolves in time linear in its length.
     fn resolve_template(
         &mut self,
         name: &str,
@@ -436,10 +436,12 @@ impl Expander<'_> {
         if done.contains_key(name) || !raw.contains_key(name) {
             return;
         }
-        // (template, the index of the parent to look at next)
+        // (template, the index of the parent to look at next), and where each is on it.
         let mut stack: Vec<(&str, usize)> = vec![(name, 0)];
+        let mut on_stack: HashMap<&str, usize> = HashMap::from([(name, 0)]);
         while let Some(&mut (current, ref mut next)) = stack.last_mut() {
             let Some(template) = raw.get(current) else {
+                on_stack.remove(current);
                 stack.pop();
                 continue;
             };
@@ -466,11 +468,12 @@ impl Expander<'_> {
                 resolved.depth = depth;
                 resolved.size = image_size(&resolved.draft);
                 done.insert(current.to_owned(), resolved);
+                on_stack.remove(current);
                 stack.pop();
                 continue;
             };
             *next += 1;
-            if let Some(at) = stack.iter().position(|(s, _)| *s == parent.value) {
+            if let Some(&at) = on_stack.get(parent.value.as_str()) {
                 let mut cycle: Vec<&str> = stack[at..].iter().map(|(s, _)| *s).collect();
                 cycle.push(&parent.value);
                 self.sink.push(
@@ -487,6 +490,7 @@ impl Expander<'_> {
                 self.unknown_template(parent, raw.keys());
                 continue;
             };
+            on_stack.insert(key.as_str(), stack.len());
             stack.push((key.as_str(), 0));
         }
     }
