@@ -151,6 +151,27 @@ fn a_chain_of_groups_is_walked_in_linear_time() {
 }
 
 #[test]
+fn thousands_of_unknown_names_are_reported_in_seconds() {
+    // Each unknown name was compared with every name for "did you mean" (a minute and more),
+    // and each unknown template's help listed every template.
+    let n = 5_000;
+    let mut yaml = String::from("templates:\n");
+    for i in 0..n {
+        let _ = writeln!(yaml, "  t{i}: {{ inherits: [q{i}x], context: app }}");
+    }
+    yaml.push_str("images:\n");
+    for i in 0..n {
+        let _ = writeln!(yaml, "  i{i}: {{ inherits: [t{i}], after: [q{i}x] }}");
+    }
+    let repo = Repo::new().context("app").file("hephy.yaml", &yaml);
+    let check = run(&repo, &["check"]);
+    assert_eq!(check.code, 2, "{}", check.stderr);
+    assert!(check.stderr.contains("the templates are `t0`, `t1`, `t10`"), "{}", check.stderr);
+    assert!(check.stderr.contains("`t1003` and 4992"), "{}", check.stderr);
+    assert_eq!(check.stderr.matches("unknown dependency `q").count(), n, "{}", &check.stderr[..2_000]);
+}
+
+#[test]
 fn kdl_nesting_is_counted_through_raw_strings() {
     // A raw string ending in `\` once hid the braces after it from the count, and the KDL
     // parser's recursion overflowed the stack.

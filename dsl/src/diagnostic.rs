@@ -623,6 +623,20 @@ impl Sink {
         self.problems.len()
     }
 
+    /// [`did_you_mean`] among names of the graph, while fewer than
+    /// [`MAX_SUGGESTIONS`](crate::limits::MAX_SUGGESTIONS) problems were found.
+    pub(crate) fn suggest<'a>(
+        &self,
+        word: &str,
+        candidates: impl IntoIterator<Item = &'a str>,
+    ) -> Option<String> {
+        if self.problems.len() < crate::limits::MAX_SUGGESTIONS {
+            did_you_mean(word, candidates)
+        } else {
+            None
+        }
+    }
+
     /// Drops, after the first `from`, the problems `drop` says are noise, and any problem said
     /// twice (same code, message and place: copies of one matrix image share their text).
     pub(crate) fn prune(&mut self, from: usize, drop: impl Fn(&Problem) -> bool) {

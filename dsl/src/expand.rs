@@ -533,15 +533,24 @@ impl Expander<'_> {
     }
 
     fn unknown_template<'k>(&mut self, name: &Text, known: impl Iterator<Item = &'k String>) {
-        let known: Vec<&str> = known.map(String::as_str).collect();
-        let help = did_you_mean(&name.value, known.iter().copied()).unwrap_or_else(|| {
+        let mut known: Vec<&str> = known.map(String::as_str).collect();
+        let help = self.sink.suggest(&name.value, known.iter().copied()).unwrap_or_else(|| {
             if known.is_empty() {
-                "declare it with `template \"NAME\" { … }`".to_owned()
+                return "declare it with `template \"NAME\" { … }`".to_owned();
+            }
+            // The first few by name, without sorting them all.
+            const SHOWN: usize = 8;
+            let more = known.len().saturating_sub(SHOWN);
+            if more > 0 {
+                known.select_nth_unstable(SHOWN);
+                known.truncate(SHOWN);
+            }
+            known.sort_unstable();
+            let list = known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+            if more > 0 {
+                format!("the templates are {list} and {more} more")
             } else {
-                format!(
-                    "the templates are {}",
-                    known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
-                )
+                format!("the templates are {list}")
             }
         });
         self.sink.push(
@@ -825,7 +834,7 @@ impl Expander<'_> {
             .map(|(k, _)| k.as_str())
             .chain(self.variables.keys().map(String::as_str))
             .collect();
-        let help = did_you_mean(name, known.iter().copied()).unwrap_or_else(|| {
+        let help = self.sink.suggest(name, known.iter().copied()).unwrap_or_else(|| {
             "declare it with `variables NAME=\"default\"`, or write `$${` for a literal `${`".to_owned()
         });
         self.sink.push(

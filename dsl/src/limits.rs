@@ -33,3 +33,8 @@ pub const MAX_EXPANDED_STRING: usize = 1 << 20;
 /// The text all of a graph's `${…}` may fill in, together (256 MiB): a variable used in many
 /// strings of many matrix copies.
 pub const MAX_EXPANDED_TEXT: usize = 256 << 20;
+
+/// The problems of one load after which "did you mean" is no longer looked for: each look
+/// compares a name with every name of its kind, and thousands of unknown names against
+/// thousands of names would take minutes.
+pub const MAX_SUGGESTIONS: usize = 100;

@@ -35,13 +35,14 @@ impl Analyzer<'_> {
                     continue;
                 }
                 let candidates = names.list.iter().copied().chain(seen.keys().copied());
+                let help = self.sink.suggest(member, candidates);
                 self.sink.push(
                     Problem::new(
                         Code::UnknownDependency,
                         format!("group `{}` names unknown `{}`", g.name.value, member.value),
                     )
                     .label(member.span, "no image, task or group has this name")
-                    .maybe_help(did_you_mean(member, candidates)),
+                    .maybe_help(help),
                 );
             }
         }
