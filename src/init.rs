@@ -62,15 +62,22 @@ pub(crate) fn scan(root: &Path) -> std::io::Result<Vec<Found>> {
         let context = if parts.is_empty() { ".".to_owned() } else { parts.join("/") };
         let short = parts.last().map_or_else(|| root_name.clone(), |p| sanitize(p));
         let long = if parts.is_empty() { root_name.clone() } else { sanitize(&parts.join("-")) };
-        let suffix = if variant.is_empty() { String::new() } else { format!("-{}", sanitize(variant)) };
-        let mut name = format!("{short}{suffix}");
+        let variant = sanitize(variant);
+        let joined = |head: &str| {
+            let parts: Vec<&str> = [head, variant.as_str()].into_iter().filter(|p| !p.is_empty()).collect();
+            fit(&parts.join("-"))
+        };
+        let mut name = joined(&short);
         if name.is_empty() || names.contains(&name) {
-            name = format!("{long}{suffix}");
+            name = joined(&long);
+        }
+        if name.is_empty() {
+            name = "image".to_owned();
         }
         let mut n = 2;
         let base = name.clone();
         while names.contains(&name) {
-            name = format!("{base}-{n}");
+            name = fit(&format!("{base}-{n}"));
             n += 1;
         }
         names.insert(name.clone());
@@ -109,22 +116,41 @@ fn dockerfile_variant(file_name: &str) -> Option<String> {
         .map(|_| file_name[..file_name.len() - 11].to_owned())
 }
 
-/// A name hephy accepts: lowercase letters, digits, `.`, `_`, `-`, starting and ending with a
-/// letter or digit.
+/// A name hephy accepts and that is a valid part of an image reference: lowercase letters and
+/// digits, parts joined by one `-`, `_` or `__` (anything else, `.` included, becomes `-`),
+/// starting and ending with a letter or digit. Not yet cut to length: [`fit`] does.
 fn sanitize(text: &str) -> String {
-    let mapped: String = text
-        .chars()
-        .map(|c| c.to_ascii_lowercase())
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
-        .collect();
     let mut out = String::new();
-    for c in mapped.chars() {
-        if c == '-' && out.ends_with('-') {
-            continue;
+    // The separators since the last letter or digit.
+    let mut run = String::new();
+    for c in text.chars().map(|c| c.to_ascii_lowercase()) {
+        if c.is_ascii_alphanumeric() {
+            if !out.is_empty() && !run.is_empty() {
+                out.push_str(if run == "_" || run == "__" { &run } else { "-" });
+            }
+            run.clear();
+            out.push(c);
+        } else {
+            run.push(c);
         }
-        out.push(c);
     }
-    out.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_owned()
+    out
+}
+
+/// The longest name hephy accepts.
+const MAX_NAME: usize = 128;
+
+/// `name` (already [`sanitize`]d) at most [`MAX_NAME`] characters: a longer one is cut and
+/// ends in `-` and 8 hex digits of its whole text's hash, so names that differ only past the
+/// cut stay apart.
+fn fit(name: &str) -> String {
+    if name.len() <= MAX_NAME {
+        return name.to_owned();
+    }
+    let hash = blake3::hash(name.as_bytes()).to_hex();
+    // ASCII after `sanitize`: any byte is a character boundary.
+    let head = name[..MAX_NAME - 9].trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+    format!("{head}-{}", &hash[..8])
 }
 
 /// `curl:8.5` → `curl`; `curl@sha256:…` → `curl`.
@@ -263,6 +289,13 @@ mod tests {
     fn sanitizes_names() {
         assert_eq!(sanitize("My App_1"), "my-app_1");
         assert_eq!(sanitize("--x--y--"), "x-y");
+        assert_eq!(sanitize("my.app"), "my-app");
+        assert_eq!(sanitize("a_-b__c___d.-_e"), "a-b__c-d-e");
+        let long = "x".repeat(300);
+        let cut = fit(&long);
+        assert_eq!(cut.len(), MAX_NAME);
+        assert_ne!(cut, fit(&format!("{long}y")), "names that differ past the cut stay apart");
+        assert_eq!(fit("short"), "short");
         assert_eq!(strip_tag("registry:5000/curl:8"), "registry:5000/curl");
         assert_eq!(strip_tag("curl@sha256:abc"), "curl");
     }

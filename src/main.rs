@@ -737,11 +737,9 @@ fn import_command(
     let imported = match from {
         ImportFrom::KanikoBuilder => import::import(dir, syntax).map_err(usage)?,
         ImportFrom::Bake => {
-            import::import_bake(dir, syntax, &|name| std::env::var(name).ok()).map_err(|message| {
-                Failure::Input(Problems::single(
-                    "hephy",
-                    Problem::new(Code::Io, message).help("name a `docker buildx bake` file (HCL or JSON)"),
-                ))
+            import::import_bake(dir, syntax, &|name| std::env::var(name).ok()).map_err(|e| {
+                let code = if matches!(e, import::BakeError::Limit(_)) { Code::Limit } else { Code::Io };
+                Failure::Input(Problems::single("hephy", Problem::new(code, e.to_string()).help(e.help())))
             })?
         }
     };
@@ -796,22 +794,28 @@ fn init(dir: &Path, format: ImportFormat, stdout: bool) -> Result<(), Failure> {
         ImportFormat::Kdl => (init::Syntax::Kdl, "hephy.kdl"),
         ImportFormat::Yaml => (init::Syntax::Yaml, "hephy.yaml"),
     };
-    let text = init::render(&images, syntax);
-    if stdout {
-        print(&text);
-        return Ok(());
-    }
-    if let Some(existing) = hephy_dsl::DEFAULT_FILES.into_iter().find(|f| dir.join(f).exists()) {
+    if !stdout && let Some(existing) = hephy_dsl::DEFAULT_FILES.into_iter().find(|f| dir.join(f).exists()) {
         return Err(io(
             format!("`{existing}` already exists in `{}`", dir.display()),
             "keep it, or move it aside first; `hephy init --stdout` prints the graph instead",
         ));
     }
+    let text = init::render(&images, syntax);
     let path = if dir == Path::new(".") { PathBuf::from(name) } else { dir.join(name) };
+    // Checked as `check` would check it, before anything is printed or written: a graph that
+    // does not pass is reported (exit 2) and never left on disk.
+    let dsl_syntax = match syntax {
+        init::Syntax::Kdl => hephy_dsl::Syntax::Kdl,
+        init::Syntax::Yaml => hephy_dsl::Syntax::Yaml,
+    };
+    let model = check_text(hephy_dsl::SourceFile::new(&path, dsl_syntax, text.as_str()), dir)?;
+    if stdout {
+        print(&text);
+        return Ok(());
+    }
     std::fs::write(&path, &text).map_err(|e| {
         io(format!("cannot write `{}`: {e}", path.display()), "choose a folder that can be written")
     })?;
-    let model = load_path(&path, &hephy_dsl::Overrides::default())?;
     let graph = hephy_engine::compile(&model);
     print(&format!(
         "wrote {}: {} image(s), {} nodes; `hephy plan` shows what would build\n",
@@ -1161,6 +1165,15 @@ fn load_path(path: &Path, overrides: &hephy_dsl::Overrides) -> Result<Model, Fai
             )
         }))),
     }
+}
+
+/// Checks graph text not (yet) on disk as [`load_path`] checks a file; relative paths resolve
+/// against `root`.
+fn check_text(source: hephy_dsl::SourceFile, root: &Path) -> Result<Model, Failure> {
+    let mut model = hephy_dsl::parse(source, root).map_err(Failure::Input)?;
+    hephy_stdlib::resolve_auto(&mut model);
+    hephy_stdlib::check(&model).map_err(Failure::Input)?;
+    Ok(model)
 }
 
 /// `hephy.kdl` or `hephy.yaml` in `dir`: exactly one of them.

@@ -10,57 +10,10 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use assert_cmd::cargo::CommandCargoExt;
-use common::{Repo, Run};
-
-/// Runs `hephy ARGS` in `repo`, failing (and killing it) if it takes longer than `limit`.
-fn run_within(repo: &Repo, args: &[&str], env: &[(&str, &str)], limit: Duration) -> Run {
-    let mut child = Command::cargo_bin("hephy")
-        .unwrap()
-        .args(args)
-        .current_dir(repo.path())
-        .env("NO_COLOR", "1")
-        .env("HEPHY_OFFLINE", "1")
-        .env_remove("COLUMNS")
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Read both streams beside the wait, so a large output cannot stall the child.
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut text = Vec::new();
-        std::io::Read::read_to_end(&mut stdout, &mut text).unwrap();
-        text
-    });
-    let err = std::thread::spawn(move || {
-        let mut text = Vec::new();
-        std::io::Read::read_to_end(&mut stderr, &mut text).unwrap();
-        text
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("`hephy {}` still running after {limit:?}", args.join(" "));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.join().unwrap()).into_owned(),
-        stderr: String::from_utf8_lossy(&err.join().unwrap()).into_owned(),
-    }
-}
+use common::{Repo, run_within};
 
 fn mkfifo(path: &Path) {
     let status = Command::new("mkfifo").arg(path).status().unwrap();

@@ -49,6 +49,9 @@ pub enum Code {
     MissingPath,
     /// An out-of-range or malformed value.
     InvalidValue,
+    /// A size or depth limit (SPEC's "Limits") exceeded: templates inherited too deep, matrices
+    /// making too many copies, `${…}` filling in too much text.
+    Limit,
 }
 
 impl Code {
@@ -72,6 +75,7 @@ impl Code {
             Code::PathEscapes => "hephy::path_escapes",
             Code::MissingPath => "hephy::missing_path",
             Code::InvalidValue => "hephy::invalid_value",
+            Code::Limit => "hephy::limit",
         }
     }
 }
@@ -600,6 +604,20 @@ impl Sink {
     /// How many problems so far (a stage's problems are those after its start).
     pub(crate) fn len(&self) -> usize {
         self.problems.len()
+    }
+
+    /// [`did_you_mean`] among names of the graph, while fewer than
+    /// [`MAX_SUGGESTIONS`](crate::limits::MAX_SUGGESTIONS) problems were found.
+    pub(crate) fn suggest<'a>(
+        &self,
+        word: &str,
+        candidates: impl IntoIterator<Item = &'a str>,
+    ) -> Option<String> {
+        if self.problems.len() < crate::limits::MAX_SUGGESTIONS {
+            did_you_mean(word, candidates)
+        } else {
+            None
+        }
     }
 
     /// Drops, after the first `from`, the problems `drop` says are noise, and any problem said

@@ -15,6 +15,10 @@ use serde::Serialize;
 
 use crate::diagnostic::{Code, Problem, Problems, Sink, did_you_mean};
 use crate::document::{DependencyDraft, Document, ImageDraft, MatrixDraft, TaskDraft, Text};
+use crate::limits::{
+    MAX_EXPANDED_STRING, MAX_EXPANDED_STRINGS, MAX_EXPANDED_TEXT, MAX_INHERITS, MAX_MATRIX_COPIES,
+    MAX_TEMPLATE_DEPTH,
+};
 use crate::source::{SourceFile, Spanned};
 
 /// The prefix of the environment variables that set graph variables (`HEPHY_VAR_VERSION`).
@@ -212,13 +216,34 @@ pub(crate) fn expand(
         record,
         broken: Vec::new(),
         poisoned: HashSet::new(),
+        copies: 0,
+        too_many_copies: false,
+        strings: 0,
+        too_many_strings: false,
+        filled: 0,
+        too_much_text: false,
     };
     expander.variables(doc, overrides);
     let templates = expander.templates(doc);
     let mut resolved = Vec::new();
     let images = std::mem::take(&mut doc.images);
     let mut out = Vec::with_capacity(images.len());
-    for image in images {
+    for mut image in images {
+        expander.few_inherits(&mut image);
+        // Counted before templates are merged in and copies made: at most what the image and
+        // its templates hold, times the copies its matrix makes.
+        let inherited: usize =
+            image.inherits.iter().filter_map(|p| templates.get(&p.value)).map(|t| t.size).sum();
+        let copies = image.matrix.as_ref().map_or(1, |m| {
+            m.axes.iter().try_fold(1usize, |n, (_, v)| n.checked_mul(v.len())).unwrap_or(usize::MAX)
+        });
+        // (A matrix that makes too many copies is refused as such, below.)
+        if copies <= MAX_MATRIX_COPIES
+            && !expander
+                .hold(image_size(&image).saturating_add(inherited).saturating_mul(copies), &image.name)
+        {
+            continue;
+        }
         let (mut merged, origins, chain) = expander.inherit(image, &templates);
         merged.inherits.clear();
         let combinations = match merged.matrix.take() {
@@ -242,6 +267,13 @@ pub(crate) fn expand(
     let tasks = std::mem::take(&mut doc.tasks);
     let mut out = Vec::with_capacity(tasks.len());
     for mut task in tasks {
+        let copies = task.matrix.as_ref().map_or(1, |m| {
+            m.axes.iter().try_fold(1usize, |n, (_, v)| n.checked_mul(v.len())).unwrap_or(usize::MAX)
+        });
+        if copies <= MAX_MATRIX_COPIES && !expander.hold(task_size(&task).saturating_mul(copies), &task.name)
+        {
+            continue;
+        }
         match task.matrix.take() {
             None => {
                 expander.task_texts(&mut task, &[]);
@@ -276,6 +308,18 @@ struct Expander<'a> {
     broken: Vec<SourceSpan>,
     /// Variables whose default is refused: strings that use them are broken too.
     poisoned: HashSet<String>,
+    /// The copies matrices have made so far.
+    copies: usize,
+    /// Whether a matrix was refused for making too many copies (said once).
+    too_many_copies: bool,
+    /// The strings expanded templates, images and tasks hold so far (at most).
+    strings: usize,
+    /// Whether a definition was refused for holding too many (said once).
+    too_many_strings: bool,
+    /// The bytes `${…}` has filled in so far.
+    filled: usize,
+    /// Whether a string was refused for growing too large (said once).
+    too_much_text: bool,
 }
 
 impl Expander<'_> {
@@ -344,7 +388,8 @@ impl Expander<'_> {
     /// The templates by name, each with its own `inherits` resolved (cycles reported).
     fn templates(&mut self, doc: &mut Document) -> HashMap<String, Resolving> {
         let mut raw: HashMap<String, ImageDraft> = HashMap::new();
-        for template in std::mem::take(&mut doc.templates) {
+        for mut template in std::mem::take(&mut doc.templates) {
+            self.few_inherits(&mut template);
             if let Some(matrix) = &template.matrix {
                 self.sink.push(
                     Problem::new(Code::UnknownKey, "a template has no `matrix`")
@@ -369,29 +414,67 @@ impl Expander<'_> {
         let mut done: HashMap<String, Resolving> = HashMap::new();
         let mut names: Vec<String> = raw.keys().cloned().collect();
         names.sort();
+        let mut too_deep = false;
         for name in names {
-            let mut stack = Vec::new();
-            self.resolve_template(&name, &raw, &mut done, &mut stack);
+            self.resolve_template(&name, &raw, &mut done, &mut too_deep);
         }
         done
     }
 
+    /// Resolves template `name` and every template it inherits, parents first: depth first
+    /// with a stack of its own (never the thread's). A cycle and an unknown template are
+    /// reported (at the `inherits` that makes them) and that parent left out; a chain deeper
+    /// than [`MAX_TEMPLATE_DEPTH`] is reported (the first) and cut there. Each template is
+    /// merged once, so a chain of templates resolves in time linear in its length.
     fn resolve_template(
         &mut self,
         name: &str,
         raw: &HashMap<String, ImageDraft>,
         done: &mut HashMap<String, Resolving>,
-        stack: &mut Vec<String>,
+        too_deep: &mut bool,
     ) {
-        if done.contains_key(name) {
+        if done.contains_key(name) || !raw.contains_key(name) {
             return;
         }
-        let Some(template) = raw.get(name) else { return };
-        stack.push(name.to_owned());
-        let mut parents = Vec::new();
-        for parent in &template.inherits {
-            if let Some(at) = stack.iter().position(|s| *s == parent.value) {
-                let mut cycle: Vec<&str> = stack[at..].iter().map(String::as_str).collect();
+        // (template, the index of the parent to look at next), and where each is on it.
+        let mut stack: Vec<(&str, usize)> = vec![(name, 0)];
+        let mut on_stack: HashMap<&str, usize> = HashMap::from([(name, 0)]);
+        while let Some(&mut (current, ref mut next)) = stack.last_mut() {
+            let Some(template) = raw.get(current) else {
+                on_stack.remove(current);
+                stack.pop();
+                continue;
+            };
+            let Some(parent) = template.inherits.get(*next) else {
+                let mut parents: Vec<Resolving> =
+                    template.inherits.iter().filter_map(|p| done.get(&p.value)).cloned().collect();
+                let mut depth = 1 + parents.iter().map(|p| p.depth).max().unwrap_or(0);
+                let inherited: usize = parents.iter().map(|p| p.size).sum();
+                if !self.hold(image_size(template).saturating_add(inherited), &template.name) {
+                    // Resolved alone: what it would hold is too much.
+                    parents.clear();
+                    depth = 1;
+                } else if depth > MAX_TEMPLATE_DEPTH {
+                    if !std::mem::replace(too_deep, true) {
+                        self.too_deep(template, &parents);
+                    }
+                    // Resolved alone, so what inherits it is measured (and merged) afresh.
+                    parents.clear();
+                    depth = 1;
+                }
+                let own = Origin::Template(current.to_owned());
+                let mut resolved =
+                    merge_all(&parents, template.clone(), self.record.then_some(&own), current);
+                resolved.depth = depth;
+                resolved.size = image_size(&resolved.draft);
+                done.insert(current.to_owned(), resolved);
+                on_stack.remove(current);
+                stack.pop();
+                continue;
+            };
+            *next += 1;
+            if let Some(&at) = on_stack.get(parent.value.as_str()) {
+                let mut cycle: Vec<&str> = stack[at..].iter().map(|(s, _)| *s).collect();
                 cycle.push(&parent.value);
                 self.sink.push(
                     Problem::new(Code::Cycle, format!("template cycle: {}", cycle.join(" → ")))
@@ -400,30 +483,74 @@ impl Expander<'_> {
                 );
                 continue;
             }
-            if !raw.contains_key(&parent.value) {
-                self.unknown_template(parent, raw.keys());
+            if done.contains_key(&parent.value) {
                 continue;
             }
-            self.resolve_template(&parent.value, raw, done, stack);
-            if let Some(resolved) = done.get(&parent.value) {
-                parents.push(resolved.clone());
-            }
+            let Some((key, _)) = raw.get_key_value(&parent.value) else {
+                self.unknown_template(parent, raw.keys());
+                continue;
+            };
+            on_stack.insert(key.as_str(), stack.len());
+            stack.push((key.as_str(), 0));
         }
-        stack.pop();
-        let own = Origin::Template(name.to_owned());
-        done.insert(name.to_owned(), merge_all(&parents, template.clone(), &own, name));
+    }
+
+    /// Keeps the first [`MAX_INHERITS`] templates `draft` inherits, and says so if it lists more.
+    fn few_inherits(&mut self, draft: &mut ImageDraft) {
+        if let Some(first) = draft.inherits.get(MAX_INHERITS) {
+            self.sink.push(
+                Problem::new(
+                    Code::Limit,
+                    format!("`{}` inherits {} templates, more than {MAX_INHERITS}", draft.name.value, draft.inherits.len()),
+                )
+                .label(first.span, format!("template {} of the list", MAX_INHERITS + 1))
+                .help(format!("an `inherits` may list {MAX_INHERITS} templates: gather some into a template they inherit")),
+            );
+            draft.inherits.truncate(MAX_INHERITS);
+        }
+    }
+
+    /// Says that `template`, inheriting `parents`, ends a chain of templates deeper than
+    /// [`MAX_TEMPLATE_DEPTH`].
+    fn too_deep(&mut self, template: &ImageDraft, parents: &[Resolving]) {
+        let deepest = parents.iter().max_by_key(|p| p.depth);
+        let mut problem = Problem::new(
+            Code::Limit,
+            format!(
+                "template `{}` inherits more than {MAX_TEMPLATE_DEPTH} templates deep",
+                template.name.value
+            ),
+        )
+        .label(template.name.span, "this template");
+        if let Some(deepest) = deepest
+            && let Some(at) = template.inherits.iter().find(|i| i.value == deepest.draft.name.value)
+        {
+            problem = problem.label(at.span, format!("a chain of {} templates", deepest.depth));
+        }
+        self.sink.push(problem.help(format!(
+            "templates may inherit {MAX_TEMPLATE_DEPTH} deep: merge some of the chain into one template"
+        )));
     }
 
     fn unknown_template<'k>(&mut self, name: &Text, known: impl Iterator<Item = &'k String>) {
-        let known: Vec<&str> = known.map(String::as_str).collect();
-        let help = did_you_mean(&name.value, known.iter().copied()).unwrap_or_else(|| {
+        let mut known: Vec<&str> = known.map(String::as_str).collect();
+        let help = self.sink.suggest(&name.value, known.iter().copied()).unwrap_or_else(|| {
             if known.is_empty() {
-                "declare it with `template \"NAME\" { … }`".to_owned()
+                return "declare it with `template \"NAME\" { … }`".to_owned();
+            }
+            // The first few by name, without sorting them all.
+            const SHOWN: usize = 8;
+            let more = known.len().saturating_sub(SHOWN);
+            if more > 0 {
+                known.select_nth_unstable(SHOWN);
+                known.truncate(SHOWN);
+            }
+            known.sort_unstable();
+            let list = known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+            if more > 0 {
+                format!("the templates are {list} and {more} more")
             } else {
-                format!(
-                    "the templates are {}",
-                    known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
-                )
+                format!("the templates are {list}")
             }
         });
         self.sink.push(
@@ -455,7 +582,7 @@ impl Expander<'_> {
                 }
             }
         }
-        let resolved = merge_all(&parents, image, &Origin::Image, "");
+        let resolved = merge_all(&parents, image, self.record.then_some(&Origin::Image), "");
         (resolved.draft, resolved.origins, resolved.chain)
     }
 
@@ -505,29 +632,29 @@ impl Expander<'_> {
                 ok = false;
             } else {
                 let mut filled: Vec<String> = Vec::with_capacity(values.len());
-                let mut spans: Vec<SourceSpan> = Vec::with_capacity(values.len());
+                let mut firsts: HashMap<String, SourceSpan> = HashMap::with_capacity(values.len());
                 for value in values {
                     let mut text = value.clone();
                     self.interpolate(&mut text, &[]);
-                    if let Some(first) = filled.iter().position(|f| *f == text.value) {
+                    if let Some(first) = firsts.get(&text.value) {
                         self.sink.push(
                             Problem::new(
                                 Code::DuplicateName,
                                 format!("matrix key `{}` lists `{}` twice", key.value, text.value),
                             )
                             .label(value.span, "listed again here")
-                            .label(spans[first], "first listed here")
+                            .label(*first, "first listed here")
                             .help("list each value once: each value makes one copy"),
                         );
                         continue;
                     }
+                    firsts.insert(text.value.clone(), value.span);
                     filled.push(text.value);
-                    spans.push(value.span);
                 }
                 axes.push((key.value.clone(), filled));
             }
         }
-        if !ok {
+        if !ok || !self.room_for(matrix, &axes) {
             return Vec::new();
         }
         let mut out: Vec<Vec<(String, String)>> = vec![Vec::new()];
@@ -544,6 +671,66 @@ impl Expander<'_> {
                 .collect();
         }
         out
+    }
+
+    /// Whether `strings` more strings fit in what expansion may hold
+    /// ([`MAX_EXPANDED_STRINGS`]); the first definition that does not fit is reported, at its
+    /// name, and left out.
+    fn hold(&mut self, strings: usize, name: &Text) -> bool {
+        if let Some(total) = self.strings.checked_add(strings)
+            && total <= MAX_EXPANDED_STRINGS
+        {
+            self.strings = total;
+            return true;
+        }
+        if !std::mem::replace(&mut self.too_many_strings, true) {
+            self.sink.push(
+                Problem::new(
+                    Code::Limit,
+                    format!(
+                        "`{}` with its templates and matrix copies makes the graph hold more than {MAX_EXPANDED_STRINGS} strings",
+                        name.value
+                    ),
+                )
+                .label(name.span, format!("{strings} more strings, {} before", self.strings))
+                .help(format!(
+                    "templates, images and tasks may hold {MAX_EXPANDED_STRINGS} strings in all after expansion: inherit large templates into fewer images, or list fewer matrix values"
+                )),
+            );
+        }
+        false
+    }
+
+    /// Whether the copies `axes` make fit in what matrices may make ([`MAX_MATRIX_COPIES`]),
+    /// counted before any is made; the first matrix that does not fit is reported.
+    fn room_for(&mut self, matrix: &MatrixDraft, axes: &[(String, Vec<String>)]) -> bool {
+        let copies = axes.iter().try_fold(1usize, |n, (_, values)| n.checked_mul(values.len()));
+        if let Some(total) = copies.and_then(|c| c.checked_add(self.copies))
+            && total <= MAX_MATRIX_COPIES
+        {
+            self.copies = total;
+            return true;
+        }
+        if !std::mem::replace(&mut self.too_many_copies, true) {
+            let product = axes.iter().map(|(_, v)| v.len().to_string()).collect::<Vec<_>>().join(" × ");
+            let (message, label) = match copies {
+                Some(n) if n <= MAX_MATRIX_COPIES => (
+                    format!(
+                        "the matrices make more than {MAX_MATRIX_COPIES} copies in all ({} before this one)",
+                        self.copies
+                    ),
+                    format!("{product} more copies"),
+                ),
+                _ => (
+                    format!("the matrix makes {product} copies, more than {MAX_MATRIX_COPIES}"),
+                    format!("{product} copies"),
+                ),
+            };
+            self.sink.push(Problem::new(Code::Limit, message).label(matrix.span, label).help(format!(
+                "a graph's matrices may make {MAX_MATRIX_COPIES} images and tasks in all: list fewer values, or split the graph"
+            )));
+        }
+        false
     }
 
     fn image_texts(&mut self, image: &mut ImageDraft, bindings: &[(String, String)]) {
@@ -585,6 +772,12 @@ impl Expander<'_> {
                         if self.poisoned.contains(name) {
                             self.broken.push(text.span);
                         }
+                        self.filled = self.filled.saturating_add(value.len());
+                        if out.len() + value.len() > MAX_EXPANDED_STRING || self.filled > MAX_EXPANDED_TEXT {
+                            self.broken.push(text.span);
+                            self.too_much_text(text.span, name, out.len() + value.len());
+                            return;
+                        }
                         out.push_str(value);
                     }
                     None => {
@@ -603,6 +796,31 @@ impl Expander<'_> {
         text.value = out;
     }
 
+    /// Says (once) that filling in `${name}` at `span` makes a string of `len` bytes, or the
+    /// text filled in all in all, larger than the limits allow; the string is left as written.
+    fn too_much_text(&mut self, span: SourceSpan, name: &str, len: usize) {
+        if std::mem::replace(&mut self.too_much_text, true) {
+            return;
+        }
+        let (message, help) = if len > MAX_EXPANDED_STRING {
+            (
+                format!("filling in `${{{name}}}` makes a string longer than {MAX_EXPANDED_STRING} bytes"),
+                format!(
+                    "a string may grow to {MAX_EXPANDED_STRING} bytes through `${{…}}`: use the variable fewer times, or shorten its value"
+                ),
+            )
+        } else {
+            (
+                format!("`${{…}}` fills in more than {MAX_EXPANDED_TEXT} bytes of text in all"),
+                format!(
+                    "variables may fill in {MAX_EXPANDED_TEXT} bytes in all: use long values in fewer strings and matrix copies"
+                ),
+            )
+        };
+        self.sink
+            .push(Problem::new(Code::Limit, message).label(span, "the limit is reached here").help(help));
+    }
+
     fn unknown_variable(&mut self, name: &str, span: SourceSpan, bindings: &[(String, String)]) {
         if !self.reported.insert((span.offset(), name.to_owned())) {
             return;
@@ -616,7 +834,7 @@ impl Expander<'_> {
             .map(|(k, _)| k.as_str())
             .chain(self.variables.keys().map(String::as_str))
             .collect();
-        let help = did_you_mean(name, known.iter().copied()).unwrap_or_else(|| {
+        let help = self.sink.suggest(name, known.iter().copied()).unwrap_or_else(|| {
             "declare it with `variables NAME=\"default\"`, or write `$${` for a literal `${`".to_owned()
         });
         self.sink.push(
@@ -744,15 +962,73 @@ struct Resolving {
     origins: Origins,
     /// Its templates, furthest first.
     chain: Vec<String>,
+    /// The longest chain of templates it is the end of (1 for a template inheriting none).
+    depth: usize,
+    /// The strings it holds ([`image_size`]).
+    size: usize,
+}
+
+/// How many strings `d` holds.
+fn image_size(d: &ImageDraft) -> usize {
+    let options = [
+        &d.context,
+        &d.git,
+        &d.git_ref,
+        &d.dockerfile,
+        &d.builder,
+        &d.timeout,
+        &d.compression,
+        &d.repository,
+    ]
+    .into_iter()
+    .flatten()
+    .count();
+    let ko =
+        d.ko.as_ref()
+            .map_or(0, |ko| [&ko.import_path, &ko.base_image, &ko.ldflags].into_iter().flatten().count());
+    1 + options
+        + ko
+        + d.targets.len()
+        + d.tags.len()
+        + d.secrets.len()
+        + d.mirrors.len()
+        + d.platforms.as_ref().map_or(0, Vec::len)
+        + 2 * (d.args.len() + d.ko_env.len() + d.labels.len() + d.annotations.len())
+        + deps_size(&d.deps)
+}
+
+/// How many strings `d` holds.
+fn task_size(d: &TaskDraft) -> usize {
+    1 + d.run.as_ref().map_or(0, |r| r.value.len())
+        + d.inputs.len()
+        + d.outputs.len()
+        + d.secrets.len()
+        + d.platforms.as_ref().map_or(0, Vec::len)
+        + 2 * d.env.len()
+        + usize::from(d.timeout.is_some())
+        + deps_size(&d.deps)
+}
+
+/// How many strings `deps` hold: each its name and what its `from` gives.
+fn deps_size(deps: &[DependencyDraft]) -> usize {
+    deps.iter()
+        .map(|d| {
+            1 + d.from.as_ref().map_or(0, |f| {
+                [&f.arg, &f.target, &f.registry_arg, &f.context, &f.platform].into_iter().flatten().count()
+            })
+        })
+        .sum()
 }
 
 /// `parents` (in order, later ones nearer), then `own`.
-fn merge_all(parents: &[Resolving], own: ImageDraft, origin: &Origin, own_name: &str) -> Resolving {
+/// Where each setting came from is tracked only with an `origin` (`hephy show`).
+fn merge_all(parents: &[Resolving], own: ImageDraft, origin: Option<&Origin>, own_name: &str) -> Resolving {
     let mut chain: Vec<String> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
     let mut base: Option<Resolving> = None;
     for parent in parents {
         for t in &parent.chain {
-            if !chain.contains(t) {
+            if seen.insert(t) {
                 chain.push(t.clone());
             }
         }
@@ -761,19 +1037,19 @@ fn merge_all(parents: &[Resolving], own: ImageDraft, origin: &Origin, own_name: 
             Some(b) => {
                 let (draft, origins) =
                     merge(b.draft, b.origins, parent.draft.clone(), parent.origins.clone());
-                Resolving { draft, origins, chain: Vec::new() }
+                Resolving { draft, origins, chain: Vec::new(), depth: 0, size: 0 }
             }
         });
     }
     if !own_name.is_empty() {
         chain.push(own_name.to_owned());
     }
-    let own_origins = own_origins(&own, origin);
+    let own_origins = origin.map_or_else(Origins::new, |origin| own_origins(&own, origin));
     let (draft, origins) = match base {
         None => (own, own_origins),
         Some(b) => merge(b.draft, b.origins, own, own_origins),
     };
-    Resolving { draft, origins, chain }
+    Resolving { draft, origins, chain, depth: 0, size: 0 }
 }
 
 /// The settings `draft` gives itself, each from `origin`.
@@ -807,8 +1083,10 @@ fn merge(
     out.ko_env = by_key(b.ko_env, out.ko_env);
     out.labels = by_key(b.labels, out.labels);
     out.annotations = by_key(b.annotations, out.annotations);
+    let own: HashSet<&str> = out.deps.iter().map(|c| c.name.value.as_str()).collect();
     let mut deps: Vec<DependencyDraft> =
-        b.deps.into_iter().filter(|d| !out.deps.iter().any(|c| c.name.value == d.name.value)).collect();
+        b.deps.into_iter().filter(|d| !own.contains(d.name.value.as_str())).collect();
+    drop(own);
     deps.append(&mut out.deps);
     out.deps = deps;
     // Nearer origins win; the base's stay for what the child left alone.
@@ -817,8 +1095,10 @@ fn merge(
 }
 
 fn by_key(base: Vec<(Text, Text)>, mut own: Vec<(Text, Text)>) -> Vec<(Text, Text)> {
+    let keys: HashSet<&str> = own.iter().map(|(o, _)| o.value.as_str()).collect();
     let mut out: Vec<(Text, Text)> =
-        base.into_iter().filter(|(k, _)| !own.iter().any(|(o, _)| o.value == k.value)).collect();
+        base.into_iter().filter(|(k, _)| !keys.contains(k.value.as_str())).collect();
+    drop(keys);
     out.append(&mut own);
     out
 }

@@ -12,6 +12,7 @@ use crate::document::{
     DependencyDraft, Document, ExecutorDraft, FromDraft, GroupDraft, ImageDraft, KoDraft, MatrixDraft,
     NamingDraft, ScheduleDraft, SecretDraft, TaskDraft, Text,
 };
+use crate::limits::MAX_NESTING as MAX_DEPTH;
 use crate::schema::{Construct, keys};
 use crate::source::{Spanned, Syntax};
 
@@ -60,9 +61,6 @@ pub(crate) fn parse(text: &str, sink: &mut Sink) -> Option<Document> {
     Some(reader.document(&kdl))
 }
 
-/// The deepest a graph file's blocks may nest.
-const MAX_DEPTH: usize = 64;
-
 /// The offset of the first `{` nested deeper than `max`, skipping strings and comments.
 fn too_deep(text: &str, max: usize) -> Option<usize> {
     let bytes = text.as_bytes();
@@ -75,6 +73,24 @@ fn too_deep(text: &str, max: usize) -> Option<usize> {
                 i += 1;
                 while i < bytes.len() && bytes[i] != b'"' {
                     i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'#' => {
+                // A raw string (`#"…"#`, `##"…"##`, multi-line too) has no escapes and closes
+                // at a quote followed by as many `#`; any other `#` (`#true`) is skipped.
+                let hashes = bytes[i..].iter().take_while(|b| **b == b'#').count();
+                i += hashes;
+                if bytes.get(i) == Some(&b'"') {
+                    i += 1;
+                    while i < bytes.len()
+                        && !(bytes[i] == b'"'
+                            && bytes.get(i + 1..i + 1 + hashes).is_some_and(|h| h.iter().all(|b| *b == b'#')))
+                    {
+                        i += 1;
+                    }
+                    i += hashes;
+                } else {
+                    continue;
                 }
             }
             b'/' if bytes.get(i + 1) == Some(&b'/') => {

@@ -3,7 +3,7 @@
 //! Stages, one module each: [`source`] (the text and spans) → `kdl` / `yaml` (syntax → a
 //! syntax-independent draft `Document`, shape errors) → `expand` (variables, templates, matrices,
 //! `--set`) → `analyze` (meaning: names, dependencies,
-//! platforms, paths → [`Model`]). Every error is a [`Problem`], a miette diagnostic pointing into
+//! platforms, paths → [`Model`]). [`limits`] holds every size and depth bound. Every error is a [`Problem`], a miette diagnostic pointing into
 //! the file; all problems of one load are returned together as [`Problems`]. This crate knows
 //! nothing of graphs of nodes, hashing or execution.
 
@@ -14,6 +14,7 @@ mod document;
 pub mod escape;
 mod expand;
 mod kdl;
+pub mod limits;
 mod model;
 mod platform;
 mod print;
@@ -52,9 +53,6 @@ pub mod yaml_tree {
 
 /// The file names looked for when no graph file is named.
 pub const DEFAULT_FILES: [&str; 2] = ["hephy.kdl", "hephy.yaml"];
-
-/// The largest graph file hephy reads (64 MiB).
-const MAX_FILE_BYTES: u64 = 64 << 20;
 
 /// Reads and analyzes the graph file at `path`; relative paths in it resolve against its folder.
 pub fn load(path: &Path) -> Result<Model, Problems> {
@@ -101,7 +99,7 @@ fn read_path(path: &Path) -> Result<(SourceFile, PathBuf), Problems> {
         ));
     };
     let bytes = match std::fs::metadata(path) {
-        Ok(meta) if meta.len() > MAX_FILE_BYTES => {
+        Ok(meta) if meta.len() > limits::MAX_FILE_BYTES => {
             return Err(fail(Problem::new(Code::Io, format!("`{}` is larger than 64 MiB", path.display()))));
         }
         Ok(_) => std::fs::read(path),
@@ -174,7 +172,7 @@ pub fn lower(doc: Document, source: &SourceFile, root: &Path) -> Result<Model, P
 }
 
 /// Expansion, then analysis; what the analyzer says again about a string expansion already
-/// found broken (an unknown `${NAME}`), or says twice about copies of one matrix image, is
+/// found broken (an unknown `${NAME}`, one grown past its limit), or says twice about copies of one matrix image, is
 /// dropped.
 fn expand_and_analyze(
     mut doc: Document,
@@ -190,7 +188,8 @@ fn expand_and_analyze(
         model.overrides = overrides.clone();
     }
     sink.prune(start, |p| {
-        p.code() != Code::UnknownVariable && p.primary_span().is_some_and(|s| broken.contains(&s))
+        !matches!(p.code(), Code::UnknownVariable | Code::Limit)
+            && p.primary_span().is_some_and(|s| broken.contains(&s))
     });
     model
 }

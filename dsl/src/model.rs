@@ -4,7 +4,7 @@
 //! platform is valid, every path stays inside the graph's folder and the dependencies form no
 //! cycle. Spans are kept so later stages can point back into the file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::platform::Platform;
@@ -495,19 +495,20 @@ impl Model {
     /// The images and tasks the group called `name` names, through its nested groups, each
     /// once; `None` if there is no such group.
     pub fn group_members(&self, name: &str) -> Option<Vec<&str>> {
-        let mut seen_groups: Vec<&str> = Vec::new();
+        let groups: HashMap<&str, &Group> = self.groups.iter().rev().map(|g| (g.name.as_str(), g)).collect();
+        let mut seen_groups: HashSet<&str> = HashSet::new();
+        let mut seen: HashSet<&str> = HashSet::new();
         let mut out: Vec<&str> = Vec::new();
-        let mut stack: Vec<&str> = vec![self.group(name)?.name.as_str()];
+        let mut stack: Vec<&str> = vec![groups.get(name)?.name.as_str()];
         while let Some(group) = stack.pop() {
-            if seen_groups.contains(&group) {
+            if !seen_groups.insert(group) {
                 continue;
             }
-            seen_groups.push(group);
-            let Some(group) = self.group(group) else { continue };
+            let Some(group) = groups.get(group) else { continue };
             // Reversed onto the stack, so members are visited in the order written.
             for member in group.members.iter().rev() {
                 if self.definition(member).is_some() {
-                    if !out.contains(&member.as_str()) {
+                    if seen.insert(member.as_str()) {
                         out.push(member.as_str());
                     }
                 } else {

@@ -18,12 +18,9 @@ use crate::document::{
     DependencyDraft, Document, ExecutorDraft, FromDraft, GroupDraft, ImageDraft, KoDraft, MatrixDraft,
     NamingDraft, ScheduleDraft, SecretDraft, TaskDraft, Text,
 };
+use crate::limits::{MAX_ALIAS_VALUES as MAX_VALUES, MAX_NESTING as MAX_DEPTH};
 use crate::schema::{Construct, keys};
 use crate::source::{Spanned, Syntax};
-
-/// The most values aliases may expand to, and the deepest nesting.
-const MAX_VALUES: usize = 100_000;
-const MAX_DEPTH: usize = 64;
 
 /// A YAML value with the span it was written at.
 #[derive(Debug, Clone)]

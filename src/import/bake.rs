@@ -8,7 +8,7 @@
 //! like the kaniko-builder import, every image the analyzer would reject is written commented
 //! out with its reason.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -17,6 +17,7 @@ use hcl::{Block, BlockLabel, Body, Value};
 
 use crate::import::{Import, comment, shown};
 use hephy_dsl::Syntax;
+use hephy_dsl::limits::{MAX_MATRIX_COPIES, MAX_TEMPLATE_DEPTH};
 
 /// A target after `matrix`, `inherits` and evaluation: its attributes by name.
 #[derive(Debug, Clone, Default)]
@@ -55,13 +56,50 @@ struct Image {
 /// A secret of the graph: name, and `env` or `file`.
 type Secret = (String, Option<String>, Option<String>);
 
+/// Why a bake file was not imported.
+#[derive(Debug)]
+pub(crate) enum BakeError {
+    /// The file cannot be read, is not a bake file, or has nothing that imports.
+    Unreadable(String),
+    /// A matrix or a chain of `inherits` beyond hephy's limits (SPEC, "Limits").
+    Limit(String),
+}
+
+impl std::fmt::Display for BakeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BakeError::Unreadable(message) | BakeError::Limit(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for BakeError {}
+
+impl From<String> for BakeError {
+    fn from(message: String) -> BakeError {
+        BakeError::Unreadable(message)
+    }
+}
+
+impl BakeError {
+    /// What to do about it.
+    pub(crate) fn help(&self) -> &'static str {
+        match self {
+            BakeError::Unreadable(_) => "name a `docker buildx bake` file (HCL or JSON)",
+            BakeError::Limit(_) => {
+                "hephy imports graphs within its limits (SPEC, \"Limits\"): shrink the construct named"
+            }
+        }
+    }
+}
+
 /// Reads the bake file at `path` (`.json`: bake's JSON form) and writes its graph in `syntax`,
 /// to be saved beside it. `env` reads the variables' overrides (the process environment).
 pub(crate) fn import_bake(
     path: &Path,
     syntax: Syntax,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Import, String> {
+) -> Result<Import, BakeError> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     let is_json = path.extension().is_some_and(|e| e == "json");
     let hcl_text = if is_json { json_to_hcl(&text)? } else { text };
@@ -73,11 +111,13 @@ pub(crate) fn import_bake(
     let mut targets: Vec<Target> = Vec::new();
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     let mut matrices: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut copies = 0usize;
     for block in body.blocks() {
         let label = block.labels.first().map(label).unwrap_or_default();
         match block.identifier.as_str() {
             "target" => {
-                let expanded = expand(block, &label, &ctx, &mut warnings);
+                let expanded = expand(block, &label, &ctx, &mut copies, &mut warnings)
+                    .map_err(|e| BakeError::Limit(format!("`{}`: {e}", path.display())))?;
                 if !expanded.is_empty() && expanded.iter().all(|t| t.name != label) {
                     // A group naming a matrix target's label means every one of its targets.
                     matrices.insert(label.clone(), expanded.iter().map(|t| t.name.clone()).collect());
@@ -106,7 +146,8 @@ pub(crate) fn import_bake(
             other => warnings.push(format!("`{}` blocks have no equivalent in hephy: left out", shown(other))),
         }
     }
-    let resolved = inherit(&targets, &mut warnings);
+    let resolved = inherit(&targets, &mut warnings)
+        .map_err(|e| BakeError::Limit(format!("`{}`: {e}", path.display())))?;
     let names: Vec<String> = resolved.iter().map(|t| t.name.clone()).collect();
     let mut secrets: Vec<Secret> = Vec::new();
     let mut images: Vec<Image> = resolved
@@ -122,12 +163,12 @@ pub(crate) fn import_bake(
         ));
     }
     if images.is_empty() {
-        return Err(format!("`{}` has no target to import", path.display()));
+        return Err(format!("`{}` has no target to import", path.display()).into());
     }
     let groups = Groups { declared: groups, matrices };
     crate::import::settle(dir, &mut images, |images| kdl(images, &secrets, &groups), &mut warnings);
     if images.iter().all(|i| i.disabled.is_some()) {
-        return Err(format!("no target of `{}` imports into an image that builds", path.display()));
+        return Err(format!("no target of `{}` imports into an image that builds", path.display()).into());
     }
     for group in groups.resolve(&images) {
         for note in group.notes.iter().chain(&group.disabled) {
@@ -243,39 +284,59 @@ fn variables(
             (name, default)
         })
         .collect();
-    // Defaults may use other variables: evaluate until nothing more resolves.
+    // Defaults may use other variables: each is evaluated after those it names, found by
+    // evaluating it (an undefined variable that is declared is evaluated first, on a stack of
+    // its own), so a chain of variables takes time linear in its length.
+    let index: HashMap<&str, usize> =
+        declared.iter().enumerate().rev().map(|(i, (name, _))| (name.as_str(), i)).collect();
     let mut values: BTreeMap<String, Value> = BTreeMap::new();
-    for _ in 0..=declared.len() {
-        let mut progress = false;
-        for (name, default) in &declared {
+    // 0: not yet looked at; 1: waiting on the stack; 2: evaluated (or given up on).
+    let mut state = vec![0u8; declared.len()];
+    for first in 0..declared.len() {
+        if state[first] != 0 {
+            continue;
+        }
+        state[first] = 1;
+        let mut stack = vec![first];
+        while let Some(&i) = stack.last() {
+            let (name, default) = &declared[i];
+            let value = match default {
+                None => Ok(Value::String(String::new())),
+                Some(expr) => expr.evaluate(&ctx),
+            };
+            let value = match value {
+                Ok(value) => value,
+                Err(e) => {
+                    if let hcl::eval::ErrorKind::UndefinedVar(var) = e.kind()
+                        && let Some(&j) = index.get(var.as_str())
+                        && state[j] == 0
+                    {
+                        state[j] = 1;
+                        stack.push(j);
+                    } else {
+                        state[i] = 2;
+                        stack.pop();
+                    }
+                    continue;
+                }
+            };
+            state[i] = 2;
+            stack.pop();
             if values.contains_key(name) {
                 continue;
             }
-            let value = match default {
-                None => Ok(Value::String(String::new())),
-                Some(expr) => expr.evaluate(&ctx).map_err(|e| e.to_string()),
+            let value = match env(name) {
+                Some(text) => match &value {
+                    Value::Bool(_) => text.parse::<bool>().map(Value::Bool).unwrap_or(Value::String(text)),
+                    Value::Number(_) => {
+                        text.parse::<i64>().map(|n| Value::Number(n.into())).unwrap_or(Value::String(text))
+                    }
+                    _ => Value::String(text),
+                },
+                None => value,
             };
-            if let Ok(value) = value {
-                let value = match env(name) {
-                    Some(text) => match &value {
-                        Value::Bool(_) => {
-                            text.parse::<bool>().map(Value::Bool).unwrap_or(Value::String(text))
-                        }
-                        Value::Number(_) => text
-                            .parse::<i64>()
-                            .map(|n| Value::Number(n.into()))
-                            .unwrap_or(Value::String(text)),
-                        _ => Value::String(text),
-                    },
-                    None => value,
-                };
-                ctx.declare_var(name.clone(), value.clone());
-                values.insert(name.clone(), value);
-                progress = true;
-            }
-        }
-        if !progress {
-            break;
+            ctx.declare_var(name.clone(), value.clone());
+            values.insert(name.clone(), value);
         }
     }
     for (name, _) in declared.iter().filter(|(n, _)| !values.contains_key(n)) {
@@ -372,22 +433,47 @@ fn scalar(value: &Value) -> Option<String> {
 }
 
 /// One target block → its targets: one, or one per `matrix` combination.
-fn expand(block: &Block, label: &str, ctx: &Context<'_>, warnings: &mut Vec<String>) -> Vec<Target> {
+/// `copies` counts the targets matrices have made so far; a matrix that would make more than
+/// [`MAX_MATRIX_COPIES`] in all is an error.
+fn expand(
+    block: &Block,
+    label: &str,
+    ctx: &Context<'_>,
+    copies: &mut usize,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Target>, String> {
     let attr = |key: &str| block.body.attributes().find(|a| a.key.as_str() == key).map(|a| &a.expr);
     let mut combos: Vec<Vec<(String, Value)>> = vec![Vec::new()];
     if let Some(matrix) = attr("matrix") {
         match matrix.evaluate(ctx) {
             Ok(Value::Object(axes)) => {
+                let axes: Vec<(String, Vec<Value>)> = axes
+                    .into_iter()
+                    .map(|(axis, values)| match values {
+                        Value::Array(v) => (axis, v),
+                        other => (axis, vec![other]),
+                    })
+                    .collect();
+                // Counted before any is made: a graph's matrices make at most so many copies.
+                let made = axes.iter().try_fold(1usize, |n, (_, v)| n.checked_mul(v.len()));
+                match made.and_then(|n| n.checked_add(*copies)) {
+                    Some(total) if total <= MAX_MATRIX_COPIES => *copies = total,
+                    _ => {
+                        let product =
+                            axes.iter().map(|(_, v)| v.len().to_string()).collect::<Vec<_>>().join(" × ");
+                        return Err(format!(
+                            "target `{}`: its `matrix` makes {product} targets, and a graph's matrices may make {MAX_MATRIX_COPIES} in all ({} before this one): list fewer values",
+                            shown(label),
+                            *copies
+                        ));
+                    }
+                }
                 for (axis, values) in axes {
-                    let values = match values {
-                        Value::Array(v) => v,
-                        other => vec![other],
-                    };
                     let mut next = Vec::new();
                     for c in &combos {
                         for v in &values {
                             let mut c = c.clone();
-                            c.push((axis.to_string(), v.clone()));
+                            c.push((axis.clone(), v.clone()));
                             next.push(c);
                         }
                     }
@@ -397,13 +483,14 @@ fn expand(block: &Block, label: &str, ctx: &Context<'_>, warnings: &mut Vec<Stri
             Ok(_) | Err(_) => {
                 warnings
                     .push(format!("target `{}`: its `matrix` cannot be evaluated: left out", shown(label)));
-                return Vec::new();
+                return Ok(Vec::new());
             }
         }
     }
     let mut out = Vec::new();
+    // One copy of the context, its matrix values set anew for each combination.
+    let mut ctx = ctx.clone();
     for combo in combos {
-        let mut ctx = ctx.clone();
         for (k, v) in &combo {
             ctx.declare_var(k.clone(), v.clone());
         }
@@ -449,48 +536,14 @@ fn expand(block: &Block, label: &str, ctx: &Context<'_>, warnings: &mut Vec<Stri
             out.push(target);
         }
     }
-    out
+    Ok(out)
 }
 
 /// `inherits`: the parents' attributes, overridden by the child's; maps (`args`, `labels`,
-/// `contexts`, …) are merged key by key, as bake merges them.
-fn inherit(targets: &[Target], warnings: &mut Vec<String>) -> Vec<Target> {
-    fn resolve(
-        name: &str,
-        targets: &[Target],
-        seen: &mut Vec<String>,
-        warnings: &mut Vec<String>,
-    ) -> Option<Target> {
-        let target = targets.iter().find(|t| t.name == name)?;
-        if seen.iter().any(|s| s == name) {
-            warnings.push(format!(
-                "target `{}`: `inherits` forms a cycle: its parents are left out",
-                shown(name)
-            ));
-            return Some(Target { inherits: Vec::new(), ..target.clone() });
-        }
-        seen.push(name.to_owned());
-        let mut merged: BTreeMap<String, Value> = BTreeMap::new();
-        for parent in &target.inherits {
-            match resolve(parent, targets, seen, warnings) {
-                Some(p) => {
-                    for (k, v) in p.attrs {
-                        merge(&mut merged, k, v);
-                    }
-                }
-                None => warnings.push(format!(
-                    "target `{}`: inherits unknown `{}`: left out",
-                    shown(name),
-                    shown(parent)
-                )),
-            }
-        }
-        for (k, v) in &target.attrs {
-            merge(&mut merged, k.clone(), v.clone());
-        }
-        seen.pop();
-        Some(Target { name: name.to_owned(), attrs: merged, inherits: Vec::new() })
-    }
+/// `contexts`, …) are merged key by key, as bake merges them. Parents are resolved first, each
+/// once, on a stack of its own (never the thread's); a chain of `inherits` deeper than
+/// [`MAX_TEMPLATE_DEPTH`] is an error.
+fn inherit(targets: &[Target], warnings: &mut Vec<String>) -> Result<Vec<Target>, String> {
     fn merge(into: &mut BTreeMap<String, Value>, key: String, value: Value) {
         match (into.get_mut(&key), value) {
             (Some(Value::Object(old)), Value::Object(new)) => old.extend(new),
@@ -499,7 +552,74 @@ fn inherit(targets: &[Target], warnings: &mut Vec<String>) -> Vec<Target> {
             }
         }
     }
-    targets.iter().filter_map(|t| resolve(&t.name, targets, &mut Vec::new(), warnings)).collect()
+    // The first target of each name, as bake's `inherits` finds it.
+    let mut by_name: HashMap<&str, usize> = HashMap::new();
+    for (i, t) in targets.iter().enumerate() {
+        by_name.entry(t.name.as_str()).or_insert(i);
+    }
+    // Each target's attributes with its parents merged in, and the depth of its chain.
+    let mut done: Vec<Option<(BTreeMap<String, Value>, usize)>> = vec![None; targets.len()];
+    let mut on_stack: HashSet<usize> = HashSet::new();
+    for first in 0..targets.len() {
+        if done[first].is_some() {
+            continue;
+        }
+        // (target, the index of the parent to look at next)
+        let mut stack: Vec<(usize, usize)> = vec![(first, 0)];
+        on_stack.insert(first);
+        while let Some(&mut (i, ref mut next)) = stack.last_mut() {
+            let target = &targets[i];
+            if let Some(parent) = target.inherits.get(*next) {
+                *next += 1;
+                match by_name.get(parent.as_str()) {
+                    None => warnings
+                        .push(format!("target `{}`: inherits unknown `{}`: left out", shown(&target.name), shown(parent))),
+                    Some(&p) if on_stack.contains(&p) => warnings.push(format!(
+                        "target `{}`: `inherits` forms a cycle through `{}`: that parent is left out",
+                        shown(&target.name),
+                        shown(parent)
+                    )),
+                    Some(&p) if done[p].is_none() => {
+                        on_stack.insert(p);
+                        stack.push((p, 0));
+                    }
+                    Some(_) => {}
+                }
+                continue;
+            }
+            let mut merged: BTreeMap<String, Value> = BTreeMap::new();
+            let mut depth = 0;
+            for parent in &target.inherits {
+                if let Some((attrs, d)) = by_name.get(parent.as_str()).and_then(|&p| done[p].as_ref()) {
+                    depth = depth.max(*d);
+                    for (k, v) in attrs {
+                        merge(&mut merged, k.clone(), v.clone());
+                    }
+                }
+            }
+            if depth >= MAX_TEMPLATE_DEPTH {
+                return Err(format!(
+                    "target `{}`: its chain of `inherits` is more than {MAX_TEMPLATE_DEPTH} targets deep: merge some of the chain into one target",
+                    shown(&target.name)
+                ));
+            }
+            for (k, v) in &target.attrs {
+                merge(&mut merged, k.clone(), v.clone());
+            }
+            done[i] = Some((merged, depth + 1));
+            on_stack.remove(&i);
+            stack.pop();
+        }
+    }
+    Ok(targets
+        .iter()
+        .zip(done)
+        .map(|(t, attrs)| Target {
+            name: t.name.clone(),
+            attrs: attrs.map(|(a, _)| a).unwrap_or_default(),
+            inherits: Vec::new(),
+        })
+        .collect())
 }
 
 /// Whether the Dockerfile at `path` says `FROM --platform=$BUILDPLATFORM NAME`.

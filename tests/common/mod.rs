@@ -10,7 +10,8 @@ pub mod registry;
 pub mod ssh;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::CommandCargoExt;
 
@@ -132,6 +133,52 @@ impl Repo {
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }
+    }
+}
+
+/// Runs `hephy ARGS` in `repo`, failing (and killing it) if it takes longer than `limit`.
+pub fn run_within(repo: &Repo, args: &[&str], env: &[(&str, &str)], limit: Duration) -> Run {
+    let mut child = Command::cargo_bin("hephy")
+        .expect("hephy")
+        .args(args)
+        .current_dir(repo.path())
+        .env("NO_COLOR", "1")
+        .env("HEPHY_OFFLINE", "1")
+        .env_remove("COLUMNS")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hephy");
+    // Read both streams beside the wait, so a large output cannot stall the child.
+    let mut stdout = child.stdout.take().expect("hephy");
+    let mut stderr = child.stderr.take().expect("hephy");
+    let out = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut text).expect("hephy");
+        text
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut stderr, &mut text).expect("hephy");
+        text
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("hephy") {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`hephy {}` still running after {limit:?}", args.join(" "));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.join().expect("hephy")).into_owned(),
+        stderr: String::from_utf8_lossy(&err.join().expect("hephy")).into_owned(),
     }
 }
 

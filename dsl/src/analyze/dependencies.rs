@@ -14,7 +14,8 @@ impl Analyzer<'_> {
         for draft in drafts {
             let name = &draft.name;
             let Some(&position) = names.positions.get(name.as_str()) else {
-                let help = did_you_mean(name, names.list.iter().copied().filter(|n| *n != owner.as_str()))
+                let help = (self.sink)
+                    .suggest(name, names.list.iter().copied().filter(|n| *n != owner.as_str()))
                     .unwrap_or_else(|| "depend on an image or task defined in this file".to_owned());
                 self.sink.push(
                     Problem::new(Code::UnknownDependency, format!("unknown dependency `{}`", name.value))

@@ -35,68 +35,69 @@ impl Analyzer<'_> {
                     continue;
                 }
                 let candidates = names.list.iter().copied().chain(seen.keys().copied());
+                let help = self.sink.suggest(member, candidates);
                 self.sink.push(
                     Problem::new(
                         Code::UnknownDependency,
                         format!("group `{}` names unknown `{}`", g.name.value, member.value),
                     )
                     .label(member.span, "no image, task or group has this name")
-                    .maybe_help(did_you_mean(member, candidates)),
+                    .maybe_help(help),
                 );
             }
         }
-        self.group_cycles(doc, &seen, names);
+        self.group_cycles(doc, names);
         doc.groups
             .iter()
             .map(|g| crate::model::Group { name: g.name.clone(), members: g.members.clone() })
             .collect()
     }
 
-    /// Reports each group that contains itself, through its members, once.
-    pub(super) fn group_cycles(
-        &mut self,
-        doc: &Document,
-        groups: &HashMap<&str, SourceSpan>,
-        names: &Names<'_>,
-    ) {
-        let members = |name: &str| {
-            doc.groups.iter().find(|g| g.name.as_str() == name).map(|g| g.members.as_slice()).unwrap_or(&[])
-        };
-        let mut reported: HashSet<&str> = HashSet::new();
-        for g in &doc.groups {
-            if reported.contains(g.name.as_str()) {
+    /// Reports each group that contains itself, through its members, once: one depth-first
+    /// walk over all groups, on a stack of its own, each group and member looked at once.
+    pub(super) fn group_cycles(&mut self, doc: &Document, names: &Names<'_>) {
+        // The first group of each name (a second one is reported already).
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        for (i, g) in doc.groups.iter().enumerate() {
+            index.entry(g.name.as_str()).or_insert(i);
+        }
+        // Where each group is on the walk's path, if it is; whether it was walked already.
+        let mut on_path: Vec<Option<usize>> = vec![None; doc.groups.len()];
+        let mut walked = vec![false; doc.groups.len()];
+        for start in 0..doc.groups.len() {
+            if walked[start] || index.get(doc.groups[start].name.as_str()) != Some(&start) {
                 continue;
             }
-            // Depth-first from `g`, looking for a path back to it: (group, member that leads on).
-            let mut path: Vec<(&str, usize)> = vec![(g.name.as_str(), 0)];
-            let mut visited: HashSet<&str> = HashSet::new();
-            while let Some((group, next)) = path.last_mut() {
-                let list = members(group);
-                let Some(member) = list.get(*next) else {
+            // (group, the index of the member to look at next)
+            let mut path: Vec<(usize, usize)> = vec![(start, 0)];
+            walked[start] = true;
+            on_path[start] = Some(0);
+            while let Some(&mut (g, ref mut next)) = path.last_mut() {
+                let Some(member) = doc.groups[g].members.get(*next) else {
+                    on_path[g] = None;
                     path.pop();
                     continue;
                 };
                 *next += 1;
-                let member = member.as_str();
-                if names.positions.contains_key(member) {
+                if names.positions.contains_key(member.as_str()) {
                     // An image or task (a clash with a group's name is reported already).
                     continue;
                 }
-                if member == g.name.as_str() {
-                    let mut shown: Vec<&str> = path.iter().map(|(n, _)| *n).collect();
+                let Some(&m) = index.get(member.as_str()) else { continue };
+                if let Some(from) = on_path[m] {
+                    let mut shown: Vec<&str> =
+                        path[from..].iter().map(|(n, _)| doc.groups[*n].name.as_str()).collect();
                     shown.push(member);
-                    let last = &members(path[path.len() - 1].0)[path[path.len() - 1].1 - 1];
-                    reported.extend(path.iter().map(|(n, _)| *n));
                     self.sink.push(
                         Problem::new(Code::Cycle, format!("group cycle: {}", shown.join(" → ")))
-                            .label(last.span, "names a group that contains this one")
-                            .label(g.name.span, "group defined here")
+                            .label(member.span, "names a group that contains this one")
+                            .label(doc.groups[m].name.span, "group defined here")
                             .help("a group cannot contain itself: remove one of these members"),
                     );
-                    break;
-                }
-                if groups.contains_key(member) && visited.insert(member) {
-                    path.push((member, 0));
+                } else if !walked[m] {
+                    walked[m] = true;
+                    on_path[m] = Some(path.len());
+                    path.push((m, 0));
                 }
             }
         }

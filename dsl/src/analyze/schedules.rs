@@ -13,13 +13,14 @@ impl Analyzer<'_> {
         }
         for name in &draft.rebuild {
             if !names.positions.contains_key(name.as_str()) {
+                let help = self.sink.suggest(name, names.list.iter().copied());
                 self.sink.push(
                     Problem::new(
                         Code::UnknownDependency,
                         format!("schedule `{}` names unknown `{}`", draft.name.value, name.value),
                     )
                     .label(name.span, "no image or task has this name")
-                    .maybe_help(did_you_mean(name, names.list.iter().copied())),
+                    .maybe_help(help),
                 );
             }
         }

@@ -63,9 +63,9 @@ impl Analyzer<'_> {
                 }
             } else {
                 let help =
-                    did_you_mean(name, secrets.iter().map(|s| s.name.value.as_str())).unwrap_or_else(|| {
-                        format!("declare it: `secret \"{}\" env=\"{}\"`", name.value, name.value)
-                    });
+                    self.sink.suggest(name, secrets.iter().map(|s| s.name.value.as_str())).unwrap_or_else(
+                        || format!("declare it: `secret \"{}\" env=\"{}\"`", name.value, name.value),
+                    );
                 self.sink.push(
                     Problem::new(Code::UnknownDependency, format!("unknown secret `{}`", name.value))
                         .label(name.span, "not declared")
