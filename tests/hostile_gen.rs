@@ -119,11 +119,17 @@ fn hostile_file_name(rng: &mut Rng) -> String {
     if rng.chance(10) {
         name.push_str(&"L".repeat(200));
     }
+    // At most 255 bytes, as file systems take them.
+    while name.len() > 255 {
+        name.pop();
+    }
     name
 }
 
-/// `text` as a KDL v2 quoted string: every character outside printable ASCII escaped.
+/// `text` as a KDL v2 quoted string of the graph language: every character outside printable
+/// ASCII escaped, and `${` written `$${` (a literal, not a variable).
 fn kdl_str(text: &str) -> String {
+    let text = text.replace("${", "$${");
     let mut out = String::from("\"");
     for c in text.chars() {
         match c {
@@ -137,8 +143,10 @@ fn kdl_str(text: &str) -> String {
     out
 }
 
-/// `text` as a YAML double-quoted string (JSON's escapes, every non-ASCII character escaped).
+/// `text` as a YAML double-quoted string of the graph language (JSON's escapes, every non-ASCII
+/// character escaped, `${` written `$${`).
 fn yaml_str(text: &str) -> String {
+    let text = text.replace("${", "$${");
     let mut out = String::from("\"");
     for c in text.chars() {
         match c {
@@ -256,15 +264,19 @@ fn hostile_repo(rng: &mut Rng, canary: &Path) -> Case {
     let mut declared = BTreeSet::new();
     let mut images = Vec::new();
     let mut runnable = true;
+    // A graph with a name `check` refuses stops there: such names come in a few cases only, so
+    // most cases reach `plan`, `run` and the rest.
+    let hostile_names = rng.chance(15);
+    let hostile_folders = rng.chance(30);
     for i in 0..1 + rng.below(3) {
-        let name = if rng.chance(25) {
+        let name = if hostile_names && rng.chance(50) {
             runnable = false;
             what.push("a hostile image name".to_owned());
             hostile(rng)
         } else {
             format!("img{i}")
         };
-        let context = if rng.chance(40) {
+        let context = if hostile_folders && rng.chance(70) {
             what.push("a hostile context folder".to_owned());
             hostile_file_name(rng)
         } else {
@@ -286,7 +298,7 @@ fn hostile_repo(rng: &mut Rng, canary: &Path) -> Case {
                 .unwrap();
             what.push("a context folder linked to a host folder".to_owned());
         }
-        match rng.below(8) {
+        match rng.below(9) {
             0 => {
                 std::os::unix::fs::symlink(canary, repo.path().join(&context).join("Dockerfile")).unwrap();
                 what.push("a Dockerfile linked to a host file".to_owned());
@@ -323,7 +335,7 @@ fn hostile_repo(rng: &mut Rng, canary: &Path) -> Case {
                 );
                 what.push("a Dockerfile with a BOM, CRLF and hostile values".to_owned());
             }
-            5 => {
+            5 if rng.chance(40) => {
                 dockerfile.push_str(&"LABEL a=b\n".repeat(40_000 + rng.below(10_000)));
                 runnable = false;
                 what.push("a Dockerfile of 40,000+ instructions".to_owned());
@@ -377,7 +389,7 @@ fn hostile_repo(rng: &mut Rng, canary: &Path) -> Case {
         text.push_str("images:\n");
         for (name, context) in &images {
             writeln!(text, "  {}:\n    context: {}", yaml_str(name), yaml_str(context)).unwrap();
-            writeln!(text, "    labels: {{ note: {} }}", yaml_str(&label)).unwrap();
+            writeln!(text, "    args: {{ NOTE: {} }}", yaml_str(&label)).unwrap();
         }
         if !tasks.is_empty() {
             text.push_str("tasks:\n");
@@ -396,7 +408,7 @@ fn hostile_repo(rng: &mut Rng, canary: &Path) -> Case {
         }
         for (name, context) in &images {
             writeln!(text, "image {} {{\n    context {}", kdl_str(name), kdl_str(context)).unwrap();
-            writeln!(text, "    labels note={}\n}}", kdl_str(&label)).unwrap();
+            writeln!(text, "    args NOTE={}\n}}", kdl_str(&label)).unwrap();
         }
         for name in &tasks {
             writeln!(text, "task {} {{\n    run \"true\"\n    inputs \"linked-input\"", kdl_str(name))
@@ -416,13 +428,13 @@ fn hostile_repo(rng: &mut Rng, canary: &Path) -> Case {
 fn oversized_repo(rng: &mut Rng) -> Case {
     let repo = Repo::new().context("app");
     let yaml = rng.chance(50);
-    let (text, what) = match rng.below(5) {
+    let (text, what) = match rng.below(6) {
         0 => {
             let (a, b, c) = (150 + rng.below(100), 150 + rng.below(100), 40 + rng.below(20));
             let axis = |n: usize| (0..n).map(|i| format!("v{i}")).collect::<Vec<_>>();
             let text = if yaml {
                 format!(
-                    "images:\n  app:\n    context: app\n    platforms: [linux/amd64]\n    matrix:\n      a: [{}]\n      b: [{}]\n      c: [{}]\n",
+                    "images:\n  app-${{a}}-${{b}}-${{c}}:\n    context: app\n    platforms: [linux/amd64]\n    matrix:\n      a: [{}]\n      b: [{}]\n      c: [{}]\n",
                     axis(a).join(", "),
                     axis(b).join(", "),
                     axis(c).join(", ")
@@ -431,7 +443,7 @@ fn oversized_repo(rng: &mut Rng) -> Case {
                 let quote =
                     |n: usize| axis(n).iter().map(|v| format!("\"{v}\"")).collect::<Vec<_>>().join(" ");
                 format!(
-                    "image \"app\" {{\n    context \"app\"\n    platforms \"linux/amd64\"\n    matrix {{\n        a {}\n        b {}\n        c {}\n    }}\n}}\n",
+                    "image \"app-${{a}}-${{b}}-${{c}}\" {{\n    context \"app\"\n    platforms \"linux/amd64\"\n    matrix {{\n        a {}\n        b {}\n        c {}\n    }}\n}}\n",
                     quote(a),
                     quote(b),
                     quote(c)
@@ -476,6 +488,8 @@ fn oversized_repo(rng: &mut Rng) -> Case {
             (text, format!("a template cycle of {size}"))
         }
         3 => {
+            // Defaults may not use variables: thousands of them that try give thousands of
+            // problems, which must still print as a page, not megabytes.
             let size = 3_000 + rng.below(2_000);
             let mut text = String::new();
             if yaml {
@@ -491,7 +505,24 @@ fn oversized_repo(rng: &mut Rng) -> Case {
                 }
                 writeln!(text, "image \"app\" {{\n    context \"app\"\n    platforms \"linux/amd64\"\n    labels v=\"${{V{}}}\"\n}}", size - 1).unwrap();
             }
-            (text, format!("{size} variables, each doubling the one before"))
+            (text, format!("{size} variables whose defaults use the one before"))
+        }
+        4 => {
+            // One plain kilobyte, filled in thousands of times into one label.
+            let times = 5_000 + rng.below(5_000);
+            let refs = "${V}".repeat(times);
+            let text = if yaml {
+                format!(
+                    "variables:\n  V: {}\nimages:\n  app: {{ context: app, platforms: [linux/amd64], labels: {{ v: \"{refs}\" }} }}\n",
+                    "v".repeat(1024)
+                )
+            } else {
+                format!(
+                    "variables V=\"{}\"\nimage \"app\" {{\n    context \"app\"\n    platforms \"linux/amd64\"\n    labels v=\"{refs}\"\n}}\n",
+                    "v".repeat(1024)
+                )
+            };
+            (text, format!("a label that fills in a 1 KiB variable {times} times"))
         }
         _ => {
             let name = "n".repeat(5_000_000);
@@ -671,8 +702,16 @@ fn judge(what: &str, ended: &Ended, problems: &mut Vec<String>) {
     if text.contains(CANARY) {
         problems.push(format!("{what}: printed the host file's content"));
     }
-    if let Some(c) = text.chars().find(|&c| (c.is_control() && c != '\n' && c != '\t') || c == '\u{7f}') {
+    // What is meant for the terminal (stderr, and stdout but for JSON and HTML, which are read
+    // by programs) holds no control character; JSON and HTML hold no C0 control (their own
+    // escapes say them), while DEL and C1 are text there.
+    let machine = what.contains("--format json") || what.contains("--format html");
+    let shown = if machine { ended.stderr.clone() } else { text.clone() };
+    if let Some(c) = shown.chars().find(|&c| c.is_control() && c != '\n' && c != '\t') {
         problems.push(format!("{what}: printed a raw control character U+{:04X}", u32::from(c)));
+    }
+    if machine && let Some(c) = ended.stdout.chars().find(|&c| c < ' ' && c != '\n' && c != '\t') {
+        problems.push(format!("{what}: wrote a raw control character U+{:04X}", u32::from(c)));
     }
     if text.len() > 200_000 {
         problems.push(format!("{what}: printed {} bytes", text.len()));
@@ -739,6 +778,7 @@ fn hostile_repositories_through_every_command() {
     let plain = plain_report_shape();
     let mut failures = Vec::new();
     let started = Instant::now();
+    let (mut checked, mut ran) = (0, 0);
     for index in 0..count {
         let mut rng = Rng(seed ^ (index as u64).wrapping_mul(0x2545_f491_4f6c_dd1d));
         let case = if rng.chance(25) { oversized_repo(&mut rng) } else { hostile_repo(&mut rng, &canary) };
@@ -746,11 +786,19 @@ fn hostile_repositories_through_every_command() {
         let mut problems = Vec::new();
         let check = hephy(dir, &["check", "-f", case.graph]);
         judge("check", &check, &mut problems);
+        if std::env::var_os("HEPHY_HOSTILE_VERBOSE").is_some() && check.code != Some(0) {
+            eprintln!(
+                "case {index} ({}): {}",
+                case.what.join("; "),
+                check.stderr.lines().take(3).collect::<Vec<_>>().join(" | ")
+            );
+        }
         let plan = hephy(dir, &["plan", "-f", case.graph]);
         judge("plan", &plan, &mut problems);
         let json = hephy(dir, &["graph", "-f", case.graph, "--format", "json"]);
         judge("graph --format json", &json, &mut problems);
         if check.code == Some(0) {
+            checked += 1;
             if let Some(found) = nodes(dir, case.graph) {
                 let extra: Vec<_> = found.difference(&case.declared).collect();
                 if !extra.is_empty() {
@@ -766,6 +814,7 @@ fn hostile_repositories_through_every_command() {
                 }
             }
             if case.runnable {
+                ran += 1;
                 let run = hephy(dir, &["run", "-f", case.graph]);
                 judge("run", &run, &mut problems);
                 if run.code == Some(0) {
@@ -800,7 +849,9 @@ fn hostile_repositories_through_every_command() {
             ));
         }
     }
-    eprintln!("{count} hostile repositories in {:?}", started.elapsed());
+    eprintln!("{count} hostile repositories in {:?}: {checked} passed check, {ran} ran", started.elapsed());
+    // A generator whose cases all stop at `check` would test nothing past it.
+    assert!(checked >= count / 4 && ran >= count / 8, "only {checked} cases passed check and {ran} ran");
     assert!(failures.is_empty(), "{} of {count} cases failed:\n{}", failures.len(), failures.join("\n"));
 }
 

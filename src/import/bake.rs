@@ -93,6 +93,10 @@ impl BakeError {
     }
 }
 
+/// The longest target name written into the graph, even commented out: names past it are left
+/// out with a warning.
+const KEPT_NAME: usize = 1024;
+
 /// Reads the bake file at `path` (`.json`: bake's JSON form) and writes its graph in `syntax`,
 /// to be saved beside it. `env` reads the variables' overrides (the process environment).
 pub(crate) fn import_bake(
@@ -122,7 +126,19 @@ pub(crate) fn import_bake(
                     // A group naming a matrix target's label means every one of its targets.
                     matrices.insert(label.clone(), expanded.iter().map(|t| t.name.clone()).collect());
                 }
-                targets.extend(expanded);
+                for target in expanded {
+                    // Far past what a name may be (128): not worth a comment that would make the
+                    // written graph megabytes long to read back.
+                    if target.name.len() > KEPT_NAME {
+                        warnings.push(format!(
+                            "target `{}`: its name is {} bytes long, and a name is at most 128 characters: left out",
+                            shown(&target.name),
+                            target.name.len()
+                        ));
+                        continue;
+                    }
+                    targets.push(target);
+                }
             }
             "group" => {
                 let members = block
@@ -572,8 +588,11 @@ fn inherit(targets: &[Target], warnings: &mut Vec<String>) -> Result<Vec<Target>
             if let Some(parent) = target.inherits.get(*next) {
                 *next += 1;
                 match by_name.get(parent.as_str()) {
-                    None => warnings
-                        .push(format!("target `{}`: inherits unknown `{}`: left out", shown(&target.name), shown(parent))),
+                    None => warnings.push(format!(
+                        "target `{}`: inherits unknown `{}`: left out",
+                        shown(&target.name),
+                        shown(parent)
+                    )),
                     Some(&p) if on_stack.contains(&p) => warnings.push(format!(
                         "target `{}`: `inherits` forms a cycle through `{}`: that parent is left out",
                         shown(&target.name),
