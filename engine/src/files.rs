@@ -416,7 +416,12 @@ static ANY_SHARED: AtomicBool = AtomicBool::new(false);
 /// hashing of the same file) gets the same bytes without reading again; a file whose stat
 /// changed is read anew. Only a regular file is read (a FIFO or a device is an error).
 pub fn read_shared(path: &Path) -> std::io::Result<Arc<[u8]>> {
-    let mut file = crate::open::open_regular(path)?;
+    read_shared_from(path, crate::open::open_regular(path)?)
+}
+
+/// [`read_shared`] of a file its caller opened (say, below a folder only), shared under `path`:
+/// the path its hashing reads it by.
+pub fn read_shared_from(path: &Path, mut file: File) -> std::io::Result<Arc<[u8]>> {
     let stat = Stat::of(&file.metadata()?);
     if let Some(bytes) = shared(path, &stat) {
         return Ok(bytes);

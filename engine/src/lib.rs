@@ -37,7 +37,7 @@ pub use dockerignore::{DockerIgnore, PatternError, ignore_files};
 pub use explain::{Explanation, LastFailure, PastOutcome, explain_plan, explain_run};
 pub use files::{
     Exclusions, FileSource, FilesError, Hashed, Stat, StatCache, Watched, collect, collect_watched,
-    context_ignore, hash_all, hash_file, join, read_shared, relative_inside,
+    context_ignore, hash_all, hash_file, join, read_shared, read_shared_from, relative_inside,
 };
 pub use graph::{Graph, LOCAL_EXECUTOR, Node, NodeId, NodeKind, compile};
 pub use inputs::{

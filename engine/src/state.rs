@@ -697,17 +697,23 @@ impl State {
         Ok(runs)
     }
 
-    /// Whether no process holds the run lock of this state: the pid the last holder wrote in
-    /// `lock` is not alive (or is a zombie), or there is no lock file. An empty or unreadable
-    /// lock says nothing (a run may be taking it): not gone.
+    /// Whether no process holds the run lock of this state: the lock ([`RunLock`], an `flock`
+    /// the kernel releases with its holder, whatever its pid or pid namespace) can be taken, or
+    /// there is no lock file. A lock that cannot be read says nothing: not gone.
     fn lock_holder_gone(&self) -> bool {
         let Some(dir) = self.path.parent() else { return false };
-        let pid = match fs::read_to_string(dir.join("lock")) {
-            Ok(text) => text.trim().parse::<i32>().ok(),
+        let file = match hephy_oci::open::open_regular(&dir.join("lock")) {
+            Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
             Err(_) => return false,
         };
-        pid.is_some_and(process_gone)
+        match file.try_lock_shared() {
+            Ok(()) => {
+                let _ = file.unlock();
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// The nodes of run `run_id`; `None` if there is no such run.
@@ -1001,14 +1007,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut state = State::open(dir.path()).expect("opens");
         let run = state.begin_run("hephy run").expect("begins");
-        // Empty: a run taking the lock has not written its pid yet.
+        // While the run lock is held, the run is running (whatever pid the file names).
+        let lock = RunLock::acquire(dir.path(), Duration::from_secs(1)).expect("locks");
         fs::write(dir.path().join("lock"), "").expect("writes");
         assert_eq!(state.runs(1).expect("lists")[0].status, "running");
-        let mut child = std::process::Command::new("true").spawn().expect("spawns");
-        child.wait().expect("waits");
-        fs::write(dir.path().join("lock"), child.id().to_string()).expect("writes");
+        // Released (its holder gone): killed.
+        drop(lock);
         assert_eq!(state.runs(1).expect("lists")[0].status, "killed");
-        fs::write(dir.path().join("lock"), std::process::id().to_string()).expect("writes");
+        let _lock = RunLock::acquire(dir.path(), Duration::from_secs(1)).expect("locks");
         let again = State::open(dir.path()).expect("opens");
         let listed = again.runs(1).expect("lists");
         assert_eq!((listed[0].id, listed[0].status.as_str()), (run, "killed"), "recorded");

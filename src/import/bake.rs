@@ -641,9 +641,15 @@ fn inherit(targets: &[Target], warnings: &mut Vec<String>) -> Result<Vec<Target>
         .collect())
 }
 
-/// Whether the Dockerfile at `path` says `FROM --platform=$BUILDPLATFORM NAME`.
-fn from_build_platform(path: &Path, name: &str) -> bool {
-    let Ok(text) = std::fs::read_to_string(path) else { return false };
+/// Whether the Dockerfile at `rel` below `dir` says `FROM --platform=$BUILDPLATFORM NAME`. It
+/// is read only below `dir` (never through a link out of it, never a FIFO or a device) and at
+/// most 16 MiB of it.
+fn from_build_platform(dir: &Path, rel: &Path, name: &str) -> bool {
+    let Ok(file) = hephy_oci::open::open_below(dir, rel) else { return false };
+    let mut text = String::new();
+    if std::io::Read::read_to_string(&mut std::io::Read::take(file, 16 << 20), &mut text).is_err() {
+        return false;
+    }
     let Ok(dockerfile) = hephy_dockerfile::parse(&text) else { return false };
     dockerfile.instructions.iter().any(|i| match &i.command {
         hephy_dockerfile::Command::From { image, platform: Some(platform), .. } => {
@@ -825,9 +831,9 @@ fn image(
     image.args.sort();
     // The contexts' `FROM --platform=$BUILDPLATFORM` is read from the final Dockerfile.
     if image.git.is_none() {
-        let dockerfile = dir.join(&image.context).join(image.dockerfile.as_deref().unwrap_or("Dockerfile"));
+        let dockerfile = Path::new(&image.context).join(image.dockerfile.as_deref().unwrap_or("Dockerfile"));
         for edge in &mut image.from {
-            edge.build_platform = from_build_platform(&dockerfile, &edge.context);
+            edge.build_platform = from_build_platform(dir, &dockerfile, &edge.context);
         }
     }
     image

@@ -54,16 +54,24 @@ pub(crate) fn secret_file() -> io::Result<tempfile::NamedTempFile> {
 pub(crate) fn clean(state_dir: &Path) -> usize {
     let dir = state_dir.join(DIR);
     let scratch =
-        if fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) { clean_in(&dir, owner) } else { 0 };
-    scratch + clean_in(&std::env::temp_dir(), secret_owner)
+        if fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) { clean_in(&dir, owner, false) } else { 0 };
+    // `$TMPDIR` is shared: there, only regular files of this user are hephy's (a secret is a
+    // file, never a folder).
+    scratch + clean_in(&std::env::temp_dir(), secret_owner, true)
 }
 
-/// Removes the entries of `dir` whose name `owner` gives a pid of a process that is gone.
-fn clean_in(dir: &Path, owner: fn(&str) -> Option<i32>) -> usize {
+/// Removes the entries of `dir` whose name `owner` gives a pid of a process that is gone (with
+/// `shared`, only regular files this user owns).
+fn clean_in(dir: &Path, owner: fn(&str) -> Option<i32>, shared: bool) -> usize {
+    use std::os::unix::fs::MetadataExt as _;
     let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    let me = rustix::process::geteuid().as_raw();
     let mut removed = 0;
     for entry in entries.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(owner) else { continue };
+        if shared && !fs::symlink_metadata(entry.path()).is_ok_and(|m| m.is_file() && m.uid() == me) {
+            continue;
+        }
         if !hephy_engine::process_gone(pid) {
             continue;
         }
@@ -99,7 +107,7 @@ mod tests {
         // Never touched: a name of another shape.
         let foreign = state.path().join(DIR).join("notes");
         fs::create_dir(&foreign).expect("create");
-        assert_eq!(clean_in(&state.path().join(DIR), owner), 1);
+        assert_eq!(clean_in(&state.path().join(DIR), owner, false), 1);
         assert!(!left.exists());
         assert!(mine.path().join("f1").is_file());
         assert!(foreign.is_dir());
@@ -120,8 +128,11 @@ mod tests {
         fs::write(&alive, "s3cret").expect("write");
         let foreign = tmp.path().join(format!("other-secret-{gone}-Ab12"));
         fs::write(&foreign, "x").expect("write");
-        assert_eq!(clean_in(tmp.path(), secret_owner), 1);
-        assert!(!left.exists() && alive.exists() && foreign.exists());
+        // A folder of that name is not hephy's (a secret is a file): kept.
+        let folder = tmp.path().join(format!("hephy-secret-{gone}-Ef56"));
+        fs::create_dir(&folder).expect("create");
+        assert_eq!(clean_in(tmp.path(), secret_owner, true), 1);
+        assert!(!left.exists() && alive.exists() && foreign.exists() && folder.is_dir());
     }
 
     #[test]

@@ -76,7 +76,14 @@ pub enum WordError {
     /// A modifier the reader does not substitute (`${VAR#pattern}`, `${VAR/a/b}`).
     #[error("`${{{0}}}`: unsupported modifier")]
     Modifier(String),
+    /// `${a:-${b:-${c:-…}}}` nested deeper than [`MAX_NESTING`].
+    #[error("`${{…}}` nested more than {MAX_NESTING} deep")]
+    TooDeep,
 }
+
+/// How deep `${…}` may nest in one word: each level is substituted by a call of its own, so
+/// the depth is bounded (real Dockerfiles nest two or three).
+pub const MAX_NESTING: usize = 64;
 
 /// Substitutes one word as the shell would, after the Dockerfile reference: quotes removed,
 /// `escape` escapes, `$VAR`, `${VAR}`, `${VAR:-w}`, `${VAR-w}`, `${VAR:+w}`, `${VAR+w}`,
@@ -176,7 +183,12 @@ fn dollar(
             let start = i;
             while i < chars.len() {
                 match chars[i] {
-                    '{' => depth += 1,
+                    '{' => {
+                        depth += 1;
+                        if depth > MAX_NESTING {
+                            return Err(WordError::TooDeep);
+                        }
+                    }
                     '}' => {
                         depth -= 1;
                         if depth == 0 {
@@ -264,4 +276,20 @@ fn name_end(chars: &[char], at: usize) -> usize {
         return at + 1;
     }
     at + chars[at..].iter().take_while(|c| c.is_alphanumeric() || **c == '_').count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_is_bounded_not_a_stack_overflow() {
+        let none = |_: &str| None;
+        assert_eq!(word("${a:-${b:-${c:-x}}}", '\\', &none), Ok("x".to_owned()));
+        let deep = format!("{}x{}", "${a:-".repeat(100_000), "}".repeat(100_000));
+        assert_eq!(word(&deep, '\\', &none), Err(WordError::TooDeep));
+        assert_eq!(expand(&deep, '\\', &none), Err(WordError::TooDeep));
+        let at_limit = format!("{}x{}", "${a:-".repeat(MAX_NESTING), "}".repeat(MAX_NESTING));
+        assert_eq!(word(&at_limit, '\\', &none), Ok("x".to_owned()));
+    }
 }

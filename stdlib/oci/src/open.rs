@@ -182,7 +182,10 @@ mod tests {
         assert!(link.to_string().contains("symbolic link"), "{link}");
         assert!(open_beneath(&folder, Path::new("linked/file")).is_err(), "a link on the way");
         assert!(open_inside(&folder, Path::new("linked/file")).is_ok(), "a link on the way, inside");
-        std::os::unix::fs::symlink("/etc", root.join("etc")).expect("symlink");
+        // A folder outside, beside the root (the host's own files are not the test's to assume).
+        let away = tempfile::tempdir().expect("temp dir");
+        std::fs::write(away.path().join("hostname"), "host").expect("write");
+        std::os::unix::fs::symlink(away.path(), root.join("etc")).expect("symlink");
         assert!(open_inside(&folder, Path::new("etc/hostname")).is_err(), "a link out of the folder");
         assert!(walk(folder.as_fd(), Path::new("linked/file")).is_err(), "a link on the way, walking");
         assert!(walk(folder.as_fd(), Path::new("sub/link")).is_err(), "a link at the end, walking");
@@ -197,9 +200,11 @@ mod tests {
         assert!(open_below(root, Path::new("sub/link")).is_ok(), "a link that stays below");
         let out = open_below(root, Path::new("etc/hostname")).expect_err("a link out");
         assert!(out.to_string().contains("leads outside"), "{out}");
-        std::os::unix::fs::symlink("/etc/hostname", root.join("host")).expect("symlink");
+        std::os::unix::fs::symlink(away.path().join("hostname"), root.join("host")).expect("symlink");
         assert!(open_below(root, Path::new("host")).is_err(), "an absolute link out");
-        std::os::unix::fs::symlink("../../../../../../../etc/hostname", root.join("up")).expect("symlink");
+        let up = Path::new("..").join(away.path().file_name().expect("a name")).join("hostname");
+        assert!(root.join(&up).is_file(), "the two temp folders are siblings");
+        std::os::unix::fs::symlink(&up, root.join("up")).expect("symlink");
         assert!(open_below(root, Path::new("up")).is_err(), "a relative link out");
         assert!(open_below(root, Path::new("fifo")).is_err(), "a FIFO");
     }

@@ -3,7 +3,6 @@
 //! quote a host file), a regular file only (a FIFO is refused, not waited on). Reading the text
 //! is [`hephy_dockerfile`]'s.
 
-use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -39,10 +38,11 @@ pub(crate) enum Unread {
 /// The text of `rel` below the folder `dir`, never through a link that leads out of `dir`.
 pub(crate) fn read_below(dir: &Path, rel: &Path, shown: &str) -> Result<Arc<str>, Unread> {
     let io = |source| Unread::Io { shown: shown.to_owned(), source };
-    let mut file = hephy_oci::open::open_below(dir, rel).map_err(io)?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).map_err(io)?;
-    let text = String::from_utf8(bytes).map_err(|_| Unread::NotUtf8 { shown: shown.to_owned() })?;
+    let file = hephy_oci::open::open_below(dir, rel).map_err(io)?;
+    // Shared with the hashing of the same file: what is built is the very bytes that were hashed
+    // (and the file is read once per run, however many phases read it).
+    let bytes = hephy_engine::read_shared_from(&dir.join(rel), file).map_err(io)?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| Unread::NotUtf8 { shown: shown.to_owned() })?;
     Ok(Arc::from(text))
 }
 

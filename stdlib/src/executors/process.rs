@@ -378,7 +378,12 @@ fn stop_holders(streams: &[Option<std::path::PathBuf>], since: u64) -> Vec<i32> 
         })
     };
     let signal = |pid: u32| {
-        let _ = kill(Pid::from_raw(i32::try_from(pid).unwrap_or(0)), Signal::SIGKILL);
+        // Never pid 0 (our own process group) for one that does not fit.
+        if let Ok(pid) = i32::try_from(pid)
+            && pid > 0
+        {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
     };
     let holders: Vec<(u32, i32, i32)> = processes
         .iter()
@@ -438,7 +443,12 @@ fn stop_marked(mark: &str, since: u64) -> Vec<u32> {
             break;
         }
         for &pid in &marked {
-            let _ = nix::sys::signal::kill(Pid::from_raw(i32::try_from(pid).unwrap_or(0)), Signal::SIGKILL);
+            // Never pid 0 (our own process group) for one that does not fit.
+            if let Ok(pid) = i32::try_from(pid)
+                && pid > 0
+            {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
         }
         for pid in marked {
             if !stopped.contains(&pid) {
@@ -493,7 +503,9 @@ pub(crate) fn run_fed(
     let mut stdout = Lines::new(child.stdout.take());
     let mut stderr = Lines::new(child.stderr.take());
     let mut buffer = vec![0u8; 64 * 1024];
-    let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
+    // A child's pid always fits; were it not to, signal no process rather than pid 0 (our own
+    // process group): no process has the pid `i32::MAX` (above Linux's `pid_max`).
+    let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
     let deadline = DEADLINE.with(std::cell::Cell::get);
     let mut terminated_at: Option<Instant> = None;
     let mut stopped_because: Option<Stopped> = None;

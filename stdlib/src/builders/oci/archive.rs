@@ -53,8 +53,11 @@ impl Compression {
 
 /// `file` decompressed, if it is an archive `ADD` unpacks (a tar, compressed or not).
 pub(crate) fn open(file: &Path) -> Option<Box<dyn Read>> {
+    use std::io::{Seek as _, SeekFrom};
     let mut head = [0u8; 6];
-    let mut opened = std::fs::File::open(file).ok()?;
+    // One handle, reached through no link (as the layer writer reads a context file): a link or
+    // a FIFO swapped in after the context was listed is not followed or waited on.
+    let mut opened = hephy_oci::open::open_no_symlinks(file).ok()?;
     let mut read = 0;
     while read < head.len() {
         match opened.read(&mut head[read..]) {
@@ -64,13 +67,16 @@ pub(crate) fn open(file: &Path) -> Option<Box<dyn Read>> {
     }
     let compression = Compression::of(&head[..read]);
     // As Docker's `IsArchivePath`: the first tar header reads.
-    let reader = compression.decoder(std::fs::File::open(file).ok()?).ok()?;
+    opened.seek(SeekFrom::Start(0)).ok()?;
+    let reader = compression.decoder(opened.try_clone().ok()?).ok()?;
     let mut probe = tar::Archive::new(reader);
     let first = probe.entries().ok()?.next();
     if !matches!(first, Some(Ok(_))) {
         return None;
     }
-    compression.decoder(std::fs::File::open(file).ok()?).ok()
+    drop(probe);
+    opened.seek(SeekFrom::Start(0)).ok()?;
+    compression.decoder(opened).ok()
 }
 
 /// An entry of an archive (or a base image's layer) the builder will not write: what it is;
