@@ -738,7 +738,7 @@ fn import_command(
         ImportFrom::KanikoBuilder => import::import(dir, syntax).map_err(usage)?,
         ImportFrom::Bake => {
             import::import_bake(dir, syntax, &|name| std::env::var(name).ok()).map_err(|e| {
-                let code = if matches!(e, import::BakeError::Limit(_)) { Code::Limit } else { Code::Io };
+                let code = if matches!(e, import::BakeError::Limit { .. }) { Code::Limit } else { Code::Io };
                 Failure::Input(Problems::single("hephy", Problem::new(code, e.to_string()).help(e.help())))
             })?
         }

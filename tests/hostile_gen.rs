@@ -718,21 +718,45 @@ fn judge(what: &str, ended: &Ended, problems: &mut Vec<String>) {
     }
 }
 
-/// The images and tasks the graph `graph` in `dir` has, as `graph --format json` lists them.
-fn nodes(dir: &Path, graph: &str) -> Option<BTreeSet<String>> {
+/// The images and the tasks of the graph `graph` in `dir`, as `graph --format json` lists them.
+struct Nodes {
+    images: BTreeSet<String>,
+    tasks: BTreeSet<String>,
+}
+
+fn nodes(dir: &Path, graph: &str) -> Option<Nodes> {
     let ended = hephy(dir, &["graph", "-f", graph, "--format", "json"]);
     if ended.code != Some(0) {
         return None;
     }
     let json: serde_json::Value = serde_json::from_str(&ended.stdout).ok()?;
-    Some(
-        json["nodes"]
-            .as_array()?
-            .iter()
-            .filter(|n| n["kind"] == "image" || n["kind"] == "task")
-            .filter_map(|n| n["name"].as_str().map(str::to_owned))
-            .collect(),
-    )
+    let named = |kind: &str| -> Option<BTreeSet<String>> {
+        Some(
+            json["nodes"]
+                .as_array()?
+                .iter()
+                .filter(|n| n["kind"] == kind)
+                .filter_map(|n| n["name"].as_str().map(str::to_owned))
+                .collect(),
+        )
+    };
+    Some(Nodes { images: named("image")?, tasks: named("task")? })
+}
+
+/// The problems of a graph hephy wrote from `sources` sources (bake targets, folders): it may
+/// hold at most one image for each, and no task (neither source has any).
+fn written_graph(dir: &Path, graph: &str, what: &str, sources: usize, problems: &mut Vec<String>) {
+    match nodes(dir, graph) {
+        None => problems.push(format!("`graph` of the {what} failed")),
+        Some(found) => {
+            if !found.tasks.is_empty() {
+                problems.push(format!("the {what} has task(s) its input did not declare: {:?}", found.tasks));
+            }
+            if found.images.len() > sources {
+                problems.push(format!("the {what} has {} images for {sources} sources", found.images.len()));
+            }
+        }
+    }
 }
 
 /// The structure of an HTML page: its element and comment openings, in order.
@@ -800,7 +824,8 @@ fn hostile_repositories_through_every_command() {
         if check.code == Some(0) {
             checked += 1;
             if let Some(found) = nodes(dir, case.graph) {
-                let extra: Vec<_> = found.difference(&case.declared).collect();
+                let extra: Vec<_> =
+                    found.images.union(&found.tasks).filter(|n| !case.declared.contains(*n)).collect();
                 if !extra.is_empty() {
                     problems.push(format!("graph: nodes the input did not declare: {extra:?}"));
                 }
@@ -881,28 +906,7 @@ fn hostile_bake_files_import_into_graphs_that_declare_only_their_targets() {
                 problems.push(format!("the imported {format} graph fails its own check"));
                 continue;
             }
-            match nodes(dir, graph) {
-                None => problems.push(format!("graph of the imported {format} failed")),
-                Some(found) => {
-                    let json = hephy(dir, &["graph", "-f", graph, "--format", "json"]);
-                    let value: serde_json::Value = serde_json::from_str(&json.stdout).unwrap_or_default();
-                    let tasks = value["nodes"]
-                        .as_array()
-                        .map(|n| n.iter().filter(|n| n["kind"] == "task").count())
-                        .unwrap_or_default();
-                    if tasks > 0 {
-                        problems.push(format!(
-                            "the imported {format} graph has {tasks} task(s): a bake file has none"
-                        ));
-                    }
-                    if found.len() > targets {
-                        problems.push(format!(
-                            "the imported {format} graph has {} images for {targets} targets",
-                            found.len()
-                        ));
-                    }
-                }
-            }
+            written_graph(dir, graph, &format!("imported {format} graph"), targets, &mut problems);
         }
         let mut files = Vec::new();
         written_bytes(dir, &mut files);
@@ -963,7 +967,9 @@ fn init_on_hostile_folders_writes_only_graphs_that_pass_check() {
         if dir.join(graph).exists() {
             let check = hephy(dir, &["check", "-f", graph]);
             judge("check of init's graph", &check, &mut problems);
-            if check.code != Some(0) {
+            if check.code == Some(0) {
+                written_graph(dir, graph, "graph init wrote", what.len(), &mut problems);
+            } else {
                 problems.push(format!("init left a graph its own check rejects:\n{}", check.stderr));
             }
         } else if init.code == Some(0) {

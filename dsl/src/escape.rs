@@ -25,8 +25,9 @@ fn not_literal(c: char) -> bool {
         || matches!(c, '\u{FEFF}' | '\u{FFFE}' | '\u{FFFF}')
 }
 
-/// A KDL v2 string, quoted: every character KDL would read otherwise is an escape.
-pub fn kdl_string(s: &str) -> String {
+/// `s` between double quotes, with the escapes KDL, YAML and HCL share (`\"`, `\\`, `\n`,
+/// `\r`, `\t`); every other character `escaped` picks is written by `unicode`.
+fn quoted(s: &str, escaped: impl Fn(char) -> bool, unicode: impl Fn(&mut String, u32)) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -36,9 +37,7 @@ pub fn kdl_string(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if not_literal(c) || ends_a_line(c) => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
+            c if escaped(c) => unicode(&mut out, c as u32),
             c => out.push(c),
         }
     }
@@ -46,26 +45,39 @@ pub fn kdl_string(s: &str) -> String {
     out
 }
 
+/// A KDL v2 string, quoted: every character KDL would read otherwise is an escape.
+pub fn kdl_string(s: &str) -> String {
+    quoted(
+        s,
+        |c| not_literal(c) || ends_a_line(c),
+        |out, c| {
+            let _ = write!(out, "\\u{{{c:x}}}");
+        },
+    )
+}
+
 /// A YAML double-quoted string (JSON's escapes, and YAML's for what JSON leaves raw: DEL, the C1
 /// controls, U+2028, U+2029, the byte-order mark).
 pub fn yaml_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if not_literal(c) || ends_a_line(c) => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    quoted(
+        s,
+        |c| not_literal(c) || ends_a_line(c),
+        |out, c| {
+            let _ = write!(out, "\\u{c:04x}");
+        },
+    )
+}
+
+/// An HCL quoted string (bake files): every control character and line separator as `\uNNNN`.
+/// `${…}` and `%{…}` are left as they are: HCL reads them as templates, as bake means them.
+pub fn hcl_string(s: &str) -> String {
+    quoted(
+        s,
+        |c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'),
+        |out, c| {
+            let _ = write!(out, "\\u{c:04x}");
+        },
+    )
 }
 
 /// A YAML scalar: plain when it cannot be read as anything but this text, else quoted.

@@ -62,14 +62,31 @@ impl Matcher {
 
 /// A pattern that Docker refuses (Go's `filepath.Match` calls it malformed).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid pattern `{pattern}` on line {line}: {message}")]
+#[error("invalid pattern `{pattern}` on line {line}: {problem}")]
 pub struct PatternError {
     /// The pattern as written.
     pub pattern: String,
     /// Its 1-based line.
     pub line: usize,
     /// What is wrong.
-    pub message: String,
+    pub problem: Malformed,
+}
+
+/// What is wrong with a pattern.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Malformed {
+    /// `!` with nothing after it.
+    #[error("`!` alone excludes nothing; write `!PATTERN`")]
+    BareException,
+    /// A trailing `\`.
+    #[error("it ends in a lone `\\`")]
+    LoneEscape,
+    /// A `[` class that is not closed, or holds an unescaped `-` or `]`.
+    #[error("a `[` class is not closed, or has an unescaped `-` or `]` in it")]
+    Class,
+    /// The regular expression the pattern becomes is refused (a size limit).
+    #[error("{0}")]
+    Regex(String),
 }
 
 impl DockerIgnore {
@@ -85,17 +102,17 @@ impl DockerIgnore {
             if line.is_empty() {
                 continue;
             }
-            let refuse = |pattern: &str, message: &str| PatternError {
+            let refuse = |pattern: &str, problem: Malformed| PatternError {
                 pattern: pattern.to_owned(),
                 line: i + 1,
-                message: message.to_owned(),
+                problem,
             };
             let (exception, pattern) = match line.strip_prefix('!') {
                 Some(rest) => (true, rest.trim()),
                 None => (false, line),
             };
             if exception && pattern.is_empty() {
-                return Err(refuse(line, "`!` alone excludes nothing; write `!PATTERN`"));
+                return Err(refuse(line, Malformed::BareException));
             }
             let mut pattern = clean(pattern);
             if pattern.len() > 1
@@ -107,7 +124,7 @@ impl DockerIgnore {
                 // Matches no path of the context.
                 continue;
             }
-            let matcher = compile(&pattern).map_err(|message| refuse(&pattern, &message))?;
+            let matcher = compile(&pattern).map_err(|problem| refuse(&pattern, problem))?;
             rules.push(Rule { matcher, exception });
         }
         Ok(DockerIgnore { rules })
@@ -151,7 +168,7 @@ fn matches_or_parent(matcher: &Matcher, path: &str) -> bool {
 /// literal suffix when nothing else is a wildcard), a trailing `**` anything (a literal prefix
 /// when what precedes it is literal), `**/` inside any folders or none; classes are checked
 /// as Go's `filepath.Match` checks them.
-fn compile(pattern: &str) -> Result<Matcher, String> {
+fn compile(pattern: &str) -> Result<Matcher, Malformed> {
     #[derive(PartialEq)]
     enum Kind {
         Exact,
@@ -202,7 +219,7 @@ fn compile(pattern: &str) -> Result<Matcher, String> {
                     re.push_str(&regex::escape(&next.to_string()));
                     kind = Kind::Regex;
                 }
-                None => return Err("it ends in a lone `\\`".to_owned()),
+                None => return Err(Malformed::LoneEscape),
             },
             '[' => {
                 at = class(&chars, at, &mut re)?;
@@ -217,7 +234,7 @@ fn compile(pattern: &str) -> Result<Matcher, String> {
         Kind::Suffix => Matcher::Suffix(pattern.strip_prefix("**").unwrap_or(pattern).to_owned()),
         Kind::Regex => {
             re.push('$');
-            Matcher::Regex(Regex::new(&re).map_err(|e| e.to_string())?)
+            Matcher::Regex(Regex::new(&re).map_err(|e| Malformed::Regex(e.to_string()))?)
         }
     })
 }
@@ -225,9 +242,9 @@ fn compile(pattern: &str) -> Result<Matcher, String> {
 /// Reads the class opened by the `[` before `chars[at]` as Go's `filepath.Match` does (`^`
 /// negates; ranges `a-z`; `\` escapes; at least one range; `-` and `]` only escaped), writes it
 /// to `re`, and returns where the pattern goes on.
-fn class(chars: &[char], mut at: usize, re: &mut String) -> Result<usize, String> {
-    let unclosed = || "a `[` class is not closed, or has an unescaped `-` or `]` in it".to_owned();
-    let esc = |at: &mut usize| -> Result<char, String> {
+fn class(chars: &[char], mut at: usize, re: &mut String) -> Result<usize, Malformed> {
+    let unclosed = || Malformed::Class;
+    let esc = |at: &mut usize| -> Result<char, Malformed> {
         let mut c = *chars.get(*at).ok_or_else(unclosed)?;
         if c == '-' || c == ']' {
             return Err(unclosed());

@@ -33,7 +33,7 @@ mod state;
 mod testing;
 
 pub use cache::{TouchedNode, replan_touched};
-pub use dockerignore::{DockerIgnore, PatternError, ignore_files};
+pub use dockerignore::{DockerIgnore, Malformed, PatternError, ignore_files};
 pub use explain::{Explanation, LastFailure, PastOutcome, explain_plan, explain_run};
 pub use files::{
     Exclusions, FileSource, FilesError, Hashed, Stat, StatCache, Watched, collect, collect_watched,

@@ -61,14 +61,39 @@ type Secret = (String, Option<String>, Option<String>);
 pub(crate) enum BakeError {
     /// The file cannot be read, is not a bake file, or has nothing that imports.
     Unreadable(String),
-    /// A matrix or a chain of `inherits` beyond hephy's limits (SPEC, "Limits").
-    Limit(String),
+    /// A matrix or a chain of `inherits` of `file` beyond hephy's limits (SPEC, "Limits").
+    Limit { file: String, exceeded: Exceeded },
+}
+
+/// A construct of a bake file past hephy's limits; `target` is as warnings quote it.
+#[derive(Debug)]
+pub(crate) enum Exceeded {
+    /// The matrices make more targets than [`MAX_MATRIX_COPIES`] in all.
+    Matrix { target: String, product: String, before: usize },
+    /// A chain of `inherits` deeper than [`MAX_TEMPLATE_DEPTH`].
+    Inherits { target: String },
+}
+
+impl std::fmt::Display for Exceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exceeded::Matrix { target, product, before } => write!(
+                f,
+                "target `{target}`: its `matrix` makes {product} targets, and a graph's matrices may make {MAX_MATRIX_COPIES} in all ({before} before this one): list fewer values"
+            ),
+            Exceeded::Inherits { target } => write!(
+                f,
+                "target `{target}`: its chain of `inherits` is more than {MAX_TEMPLATE_DEPTH} targets deep: merge some of the chain into one target"
+            ),
+        }
+    }
 }
 
 impl std::fmt::Display for BakeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            BakeError::Unreadable(message) | BakeError::Limit(message) => f.write_str(message),
+            BakeError::Unreadable(message) => f.write_str(message),
+            BakeError::Limit { file, exceeded } => write!(f, "`{file}`: {exceeded}"),
         }
     }
 }
@@ -86,7 +111,7 @@ impl BakeError {
     pub(crate) fn help(&self) -> &'static str {
         match self {
             BakeError::Unreadable(_) => "name a `docker buildx bake` file (HCL or JSON)",
-            BakeError::Limit(_) => {
+            BakeError::Limit { .. } => {
                 "hephy imports graphs within its limits (SPEC, \"Limits\"): shrink the construct named"
             }
         }
@@ -121,7 +146,7 @@ pub(crate) fn import_bake(
         match block.identifier.as_str() {
             "target" => {
                 let expanded = expand(block, &label, &ctx, &mut copies, &mut warnings)
-                    .map_err(|e| BakeError::Limit(format!("`{}`: {e}", path.display())))?;
+                    .map_err(|exceeded| BakeError::Limit { file: path.display().to_string(), exceeded })?;
                 if !expanded.is_empty() && expanded.iter().all(|t| t.name != label) {
                     // A group naming a matrix target's label means every one of its targets.
                     matrices.insert(label.clone(), expanded.iter().map(|t| t.name.clone()).collect());
@@ -163,7 +188,7 @@ pub(crate) fn import_bake(
         }
     }
     let resolved = inherit(&targets, &mut warnings)
-        .map_err(|e| BakeError::Limit(format!("`{}`: {e}", path.display())))?;
+        .map_err(|exceeded| BakeError::Limit { file: path.display().to_string(), exceeded })?;
     let names: Vec<String> = resolved.iter().map(|t| t.name.clone()).collect();
     let mut secrets: Vec<Secret> = Vec::new();
     let mut images: Vec<Image> = resolved
@@ -207,14 +232,16 @@ fn label(l: &BlockLabel) -> String {
 
 /// Bake's JSON form as HCL text: the same blocks and attributes, strings kept as templates so
 /// `${VAR}` still interpolates.
-fn json_to_hcl(text: &str) -> Result<String, String> {
+fn json_to_hcl(text: &str) -> Result<String, BakeError> {
     let json: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
     let mut out = String::new();
-    let Some(top) = json.as_object() else { return Err("the JSON bake file is not an object".to_owned()) };
+    let Some(top) = json.as_object() else {
+        return Err("the JSON bake file is not an object".to_owned().into());
+    };
     for (kind, blocks) in top {
         let Some(blocks) = blocks.as_object() else { continue };
         for (name, body) in blocks {
-            let _ = writeln!(out, "{} {} {{", hcl_identifier(kind)?, hcl_string(name));
+            let _ = writeln!(out, "{} {} {{", hcl_identifier(kind)?, hephy_dsl::escape::hcl_string(name));
             if let Some(body) = body.as_object() {
                 for (key, value) in body {
                     let _ = writeln!(out, "  {} = {}", hcl_identifier(key)?, hcl_literal(value));
@@ -228,39 +255,17 @@ fn json_to_hcl(text: &str) -> Result<String, String> {
 
 /// A block type or attribute name of bake's JSON form, written as HCL: an identifier, or an
 /// error (a name that is not one would be read as other HCL).
-fn hcl_identifier(name: &str) -> Result<&str, String> {
+fn hcl_identifier(name: &str) -> Result<&str, BakeError> {
     let identifier = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if identifier {
         Ok(name)
     } else {
-        Err(format!(
+        Err(BakeError::Unreadable(format!(
             "`{}` is not a bake block type or attribute name (letters, digits, `_`, `-`)",
             shown(name)
-        ))
+        )))
     }
-}
-
-/// A JSON string as an HCL quoted string: HCL's escapes (every control character as `\uNNNN`);
-/// `${…}` stays a template, as bake reads its JSON form.
-fn hcl_string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 fn hcl_literal(value: &serde_json::Value) -> String {
@@ -268,14 +273,14 @@ fn hcl_literal(value: &serde_json::Value) -> String {
         serde_json::Value::Null => "null".to_owned(),
         serde_json::Value::Bool(b) => b.to_string(),
         serde_json::Value::Number(n) => n.to_string(),
-        serde_json::Value::String(text) => hcl_string(text),
+        serde_json::Value::String(text) => hephy_dsl::escape::hcl_string(text),
         serde_json::Value::Array(items) => {
             format!("[{}]", items.iter().map(hcl_literal).collect::<Vec<_>>().join(", "))
         }
         serde_json::Value::Object(map) => format!(
             "{{ {} }}",
             map.iter()
-                .map(|(k, v)| format!("{} = {}", hcl_string(k), hcl_literal(v)))
+                .map(|(k, v)| format!("{} = {}", hephy_dsl::escape::hcl_string(k), hcl_literal(v)))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
@@ -457,7 +462,7 @@ fn expand(
     ctx: &Context<'_>,
     copies: &mut usize,
     warnings: &mut Vec<String>,
-) -> Result<Vec<Target>, String> {
+) -> Result<Vec<Target>, Exceeded> {
     let attr = |key: &str| block.body.attributes().find(|a| a.key.as_str() == key).map(|a| &a.expr);
     let mut combos: Vec<Vec<(String, Value)>> = vec![Vec::new()];
     if let Some(matrix) = attr("matrix") {
@@ -477,11 +482,11 @@ fn expand(
                     _ => {
                         let product =
                             axes.iter().map(|(_, v)| v.len().to_string()).collect::<Vec<_>>().join(" × ");
-                        return Err(format!(
-                            "target `{}`: its `matrix` makes {product} targets, and a graph's matrices may make {MAX_MATRIX_COPIES} in all ({} before this one): list fewer values",
-                            shown(label),
-                            *copies
-                        ));
+                        return Err(Exceeded::Matrix {
+                            target: shown(label).into_owned(),
+                            product,
+                            before: *copies,
+                        });
                     }
                 }
                 for (axis, values) in axes {
@@ -559,7 +564,7 @@ fn expand(
 /// `contexts`, …) are merged key by key, as bake merges them. Parents are resolved first, each
 /// once, on a stack of its own (never the thread's); a chain of `inherits` deeper than
 /// [`MAX_TEMPLATE_DEPTH`] is an error.
-fn inherit(targets: &[Target], warnings: &mut Vec<String>) -> Result<Vec<Target>, String> {
+fn inherit(targets: &[Target], warnings: &mut Vec<String>) -> Result<Vec<Target>, Exceeded> {
     fn merge(into: &mut BTreeMap<String, Value>, key: String, value: Value) {
         match (into.get_mut(&key), value) {
             (Some(Value::Object(old)), Value::Object(new)) => old.extend(new),
@@ -617,10 +622,7 @@ fn inherit(targets: &[Target], warnings: &mut Vec<String>) -> Result<Vec<Target>
                 }
             }
             if depth >= MAX_TEMPLATE_DEPTH {
-                return Err(format!(
-                    "target `{}`: its chain of `inherits` is more than {MAX_TEMPLATE_DEPTH} targets deep: merge some of the chain into one target",
-                    shown(&target.name)
-                ));
+                return Err(Exceeded::Inherits { target: shown(&target.name).into_owned() });
             }
             for (k, v) in &target.attrs {
                 merge(&mut merged, k.clone(), v.clone());
