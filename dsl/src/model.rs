@@ -79,12 +79,13 @@ impl Naming {
     }
 
     /// The kaniko-builder layout's: one repository, `{name}-{date}-{arch}` per platform (on
-    /// `main`; `{name}-{date}-{branch}-{arch}` on another branch),
+    /// `main`; `{name}-{date}-{branch}-{arch}` on another branch; an upstream build always
+    /// `{name}-{date}-{ref}-{arch}`, its upstream ref),
     /// `{name}-{date}` per index, `{name}-{tag}` for extra tags.
     pub fn kaniko_builder() -> Naming {
         Naming {
             repository: "{registry}".to_owned(),
-            platform: Some("{name}-{date}{-branch}-{arch}".to_owned()),
+            platform: Some("{name}-{date}{-ref}-{arch}".to_owned()),
             manifest: Some("{name}-{date}".to_owned()),
             tag: "{name}-{tag}".to_owned(),
         }
