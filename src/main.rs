@@ -94,6 +94,11 @@ enum Command {
         /// Seconds to wait for another `hephy run` on the same state to finish.
         #[arg(long, value_name = "SECS", default_value_t = 5.0)]
         lock_timeout: f64,
+        /// Build as if the graph named no registry and no mirror: images land in the state
+        /// folder's image layout only, nothing is pushed and no registry is asked for images
+        /// built elsewhere (what a merge request's pipeline runs).
+        #[arg(long)]
+        no_push: bool,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
@@ -443,8 +448,9 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
         Command::Plan { file, state, select, format, wide } => {
             plan_command(file, state, select, format, wide, style)?
         }
-        Command::Run { file, state, select, jobs, fail_fast, verbose, lock_timeout, format } => {
-            run_command(file, state, select, jobs, fail_fast, verbose, lock_timeout, format, style)?
+        Command::Run { file, state, select, jobs, fail_fast, verbose, lock_timeout, no_push, format } => {
+            let flags = RunFlags { jobs: *jobs, fail_fast: *fail_fast, verbose: *verbose, no_push: *no_push };
+            run_command(file, state, select, &flags, lock_timeout, format, style)?
         }
         Command::RemoteBuild => remote_build_command()?,
         Command::Ci { system, file, state, select, setup, output, fixed, levels, max_jobs } => {
@@ -564,19 +570,26 @@ fn plan_command(
     Ok(())
 }
 
+/// `hephy run`'s flags about how it runs.
+struct RunFlags {
+    jobs: Option<usize>,
+    fail_fast: bool,
+    verbose: bool,
+    /// `--no-push`: the graph as if it named no registry.
+    no_push: bool,
+}
+
 /// `hephy run`: under the run lock, a run that builds nothing when the stamp holds, else plans and runs.
-#[expect(clippy::too_many_arguments, reason = "one per flag of the command")]
 fn run_command(
     file: &FileArg,
     state: &StateArg,
     select: &SelectArgs,
-    jobs: &Option<usize>,
-    fail_fast: &bool,
-    verbose: &bool,
+    flags: &RunFlags,
     lock_timeout: &f64,
     format: &Format,
     style: Style,
 ) -> Result<(), Failure> {
+    let RunFlags { jobs, fail_fast, verbose, no_push } = flags;
     let path = graph_path(file)?;
     let selection = select.selection();
     let cache = hephy_engine::PlanCache::new(&path, state.dir.as_deref());
@@ -593,7 +606,10 @@ fn run_command(
     };
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let overrides = file.overrides()?;
-    if path.is_file() && overrides.is_empty() {
+    // The stamp is of the graph as written: a run without its registries neither reads nor
+    // leaves one.
+    let stamped = overrides.is_empty() && !no_push;
+    if path.is_file() && stamped {
         let _lock = RunLock::acquire(&dir, timeout).map_err(Failure::State)?;
         // Nothing changed since the last all-fresh plan: a run that builds nothing,
         // recorded as such, without planning again.
@@ -605,7 +621,10 @@ fn run_command(
             return Ok(());
         }
     }
-    let model = load_path(&path, &overrides)?;
+    let mut model = load_path(&path, &overrides)?;
+    if *no_push {
+        model.without_registries();
+    }
     let _lock = RunLock::acquire(&dir, timeout).map_err(Failure::State)?;
     let mut session = Session::open(model, state.dir.as_deref(), &selection)?;
     // Under the lock: temporaries a killed run left go, and the layout names every
@@ -643,7 +662,7 @@ fn run_command(
     // A run that built nothing leaves the plan's stamp, so the next run or plan is quick.
     if summary.built == 0 && summary.failed == 0 && summary.skipped == 0 && !summary.interrupted {
         let session = &session;
-        if overrides.is_empty() && hephy_engine::worth_remembering(session.stampable, &session.plan) {
+        if stamped && hephy_engine::worth_remembering(session.stampable, &session.plan) {
             let rendered = hephy_engine::Rendered {
                 color: style.color(),
                 text: plan_view::text(session, style),

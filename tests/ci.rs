@@ -227,6 +227,47 @@ fn the_gitlab_pipeline_plans_then_builds_the_quickstart_in_dependency_order() {
     assert!(log.contains("built   base@linux/arm64"), "{log}");
 }
 
+#[test]
+#[ignore = "needs gitlab-ci-local, rsync and docker-registry (installed by .ci/run)"]
+fn a_merge_requests_pipeline_builds_without_pushing() {
+    let runner = tool("gitlab-ci-local");
+    tool("rsync");
+    let registry = Registry::start();
+    let repo = Repo::quickstart_pushing_to(&registry.address(), "");
+    std::fs::write(
+        repo.path().join(".gitignore"),
+        ".hephy/\n.gitlab-ci-local/\nhephy-pipeline.yml\nhephy.env\n",
+    )
+    .unwrap();
+    let generated = repo.run(&["ci", "gitlab", "-o", ".gitlab-ci.yml"]);
+    assert_eq!(generated.code, 0, "{}", generated.stderr);
+    as_git_repo(repo.path());
+    let hephy = PathBuf::from(env!("CARGO_BIN_EXE_hephy"));
+    let path = format!("{}:{}", hephy.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+    // The pipeline GitLab runs for a merge request (gitlab-ci-local evaluates the jobs' rules
+    // with the variables GitLab sets).
+    let output = Command::new(&runner)
+        .args(["--shell-isolation", "--variable", "CI_PIPELINE_SOURCE=merge_request_event"])
+        .current_dir(repo.path())
+        .env("PATH", &path)
+        .env("HEPHY_OFFLINE", "0")
+        .env_remove("HEPHY_DATE")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "gitlab-ci-local failed:\n{log}");
+    // One job built every image, for both platforms, and pushed nothing.
+    assert!(log.contains("hephy-merge-request"), "{log}");
+    assert!(!log.contains("hephy-plan"), "the pushing jobs ran in a merge request:\n{log}");
+    for node in ["base@linux/amd64", "web@linux/arm64", "docs@linux/arm64"] {
+        assert!(log.contains(&format!("built   {node}")), "{node} was not built:\n{log}");
+    }
+    for image in ["base", "web", "docs"] {
+        assert_eq!(registry.tags(&format!("qs/{image}")), Vec::<String>::new(), "{image} was pushed:\n{log}");
+    }
+}
+
 /// The `run:` script of the step after the line `marker` in a workflow hephy wrote.
 fn step_script(workflow: &str, marker: &str) -> String {
     let line = workflow

@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::Repo;
 use common::registry::{Registry, sha256};
+use common::{Repo, git};
 use proptest::prelude::*;
 
 fn fixture() -> Repo {
@@ -69,6 +69,15 @@ fn the_imported_graph_plans_like_the_hand_written_one() {
     };
     assert_eq!(node("manifest-tool@linux/arm64")["deps"], serde_json::json!(["curl@linux/arm64"]));
     assert_eq!(node("app@linux/amd64")["deps"], serde_json::json!(["curl@linux/amd64"]));
+    // Each architecture's builds run on the runners `.gitlab-ci.yml` gives its build job.
+    assert_eq!(node("curl@linux/arm64")["executor"], "arm64");
+    assert_eq!(node("curl@linux/amd64")["executor"], "amd64");
+    let kdl = std::fs::read_to_string(repo.path().join("hephy.kdl")).expect("read");
+    assert!(
+        kdl.contains("executor \"arm64\" platform=\"linux/arm64\" gitlab-tags=\"$CICD_TAG_ARM64\""),
+        "{kdl}"
+    );
+    assert!(kdl.contains("    refresh\n"), "the weekly schedule refreshes external bases:\n{kdl}");
     // The turned-off folder is in the graph only as a comment, and out of the schedule.
     let kdl = std::fs::read_to_string(repo.path().join("hephy.kdl")).expect("read");
     assert!(kdl.contains("/-image \"old-tool\""), "{kdl}");
@@ -356,8 +365,23 @@ proptest! {
 #[ignore = "needs buildah, skopeo, docker-registry (installed by .ci/run)"]
 fn the_imported_graph_pushes_the_layouts_references() {
     let registry = Registry::start();
+    // An upstream repository on its `main` branch (the layout's CI tags its builds
+    // `test-app-DATE-main-amd64`: the upstream ref is in the tag).
+    let upstream = tempfile::tempdir().expect("a temporary folder");
+    git(upstream.path(), &["init", "-q", "-b", "main"]);
+    std::fs::write(upstream.path().join("Dockerfile"), "FROM scratch\nCOPY app.txt /\n").expect("write");
+    std::fs::write(upstream.path().join("app.txt"), "app\n").expect("write");
+    git(upstream.path(), &["add", "."]);
+    git(upstream.path(), &["commit", "-q", "-m", "one"]);
     let repo = Repo::new()
         .online()
+        .file(
+            "test-app/build-config.yaml",
+            &format!(
+                "upstream_repo: file://{}\nupstream_ref: main\nplatforms: [linux/amd64]\n",
+                upstream.path().display()
+            ),
+        )
         .file(
             "hello/build-config.yaml",
             "use_local_context: true\nplatforms: [linux/amd64]\nadditional_tags: [latest]\n",
@@ -384,4 +408,10 @@ fn the_imported_graph_pushes_the_layouts_references() {
     assert_eq!(branch.code, 0, "{}\n{}", branch.stdout, branch.stderr);
     let on_branch = registry.raw(&format!("images:hello-{date}-feature-faster-builds-amd64"));
     assert_eq!(sha256(&on_branch), sha256(&build), "the same build, named for its branch");
+    // The upstream build is named for its upstream ref, on `main` and on any other branch.
+    let upstream_build = registry.raw(&format!("images:test-app-{date}-main-amd64"));
+    assert!(upstream_build.contains("layers"), "{upstream_build}");
+    let branch = repo.run_with(&["run", "--force", "test-app@linux/amd64"], &[("HEPHY_BRANCH", "feature/x")]);
+    assert_eq!(branch.code, 0, "{}\n{}", branch.stdout, branch.stderr);
+    assert_eq!(sha256(&registry.raw(&format!("images:test-app-{date}-main-amd64"))), sha256(&upstream_build));
 }

@@ -8,8 +8,8 @@
 use miette::SourceSpan;
 
 use crate::document::{
-    DependencyDraft, Document, FromDraft, GroupDraft, ImageDraft, NamingDraft, ScheduleDraft, SecretDraft,
-    Text,
+    DependencyDraft, Document, ExecutorDraft, FromDraft, GroupDraft, ImageDraft, NamingDraft, ScheduleDraft,
+    SecretDraft, Text,
 };
 use crate::source::{Spanned, Syntax};
 
@@ -54,9 +54,20 @@ impl Document {
         self
     }
 
-    /// Adds a schedule that rebuilds `rebuild`.
-    pub fn add_schedule<S: AsRef<str>>(&mut self, name: &str, rebuild: &[S]) -> &mut Document {
-        self.schedules.push(ScheduleDraft { name: text(name), rebuild: texts(rebuild), refresh: false });
+    /// Adds a schedule that rebuilds `rebuild` (and, with `refresh`, asks again where external
+    /// base images and upstream refs point).
+    pub fn add_schedule<S: AsRef<str>>(&mut self, name: &str, rebuild: &[S], refresh: bool) -> &mut Document {
+        self.schedules.push(ScheduleDraft { name: text(name), rebuild: texts(rebuild), refresh });
+        self
+    }
+
+    /// Adds an executor for `platform` whose CI jobs run on the GitLab runners with `gitlab_tags`
+    /// (comma-separated).
+    pub fn add_executor(&mut self, name: &str, platform: &str, gitlab_tags: Option<&str>) -> &mut Document {
+        let mut executor = ExecutorDraft::new(text(name));
+        executor.platform = Some(text(platform));
+        executor.gitlab_tags = gitlab_tags.map(text);
+        self.executors.push(executor);
         self
     }
 

@@ -79,12 +79,13 @@ impl Naming {
     }
 
     /// The kaniko-builder layout's: one repository, `{name}-{date}-{arch}` per platform (on
-    /// `main`; `{name}-{date}-{branch}-{arch}` on another branch),
+    /// `main`; `{name}-{date}-{branch}-{arch}` on another branch; an upstream build always
+    /// `{name}-{date}-{ref}-{arch}`, its upstream ref),
     /// `{name}-{date}` per index, `{name}-{tag}` for extra tags.
     pub fn kaniko_builder() -> Naming {
         Naming {
             repository: "{registry}".to_owned(),
-            platform: Some("{name}-{date}{-branch}-{arch}".to_owned()),
+            platform: Some("{name}-{date}{-ref}-{arch}".to_owned()),
             manifest: Some("{name}-{date}".to_owned()),
             tag: "{name}-{tag}".to_owned(),
         }
@@ -276,6 +277,17 @@ pub struct Publish {
 }
 
 impl Model {
+    /// The graph as if it named no registry and no mirror (`hephy run --no-push`): its images
+    /// are built into the state folder's image layout only, nothing is pushed and no registry
+    /// is asked for images built elsewhere.
+    pub fn without_registries(&mut self) {
+        self.registry = None;
+        self.mirrors.clear();
+        for image in &mut self.images {
+            image.publish.mirrors = None;
+        }
+    }
+
     /// The mirrors `image` is pushed to besides the registry: its own, else the graph's.
     pub fn mirrors_of<'m>(&'m self, image: &'m Image) -> &'m [String] {
         image.publish.mirrors.as_deref().unwrap_or(&self.mirrors)

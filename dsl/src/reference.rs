@@ -44,12 +44,14 @@ pub fn render_template(template: &str, vars: &[(&str, String)]) -> String {
 }
 
 /// The first group of `template` whose every alternative renders nothing with `vars`
-/// (`{git_tag}` on an untagged commit), as written without its braces; `{-branch}`, empty on
-/// `main` by design, is never one.
+/// (`{git_tag}` on an untagged commit), as written without its braces; `{-branch}` and `{-ref}`,
+/// empty on `main` by design, are never one.
 pub fn empty_group(template: &str, vars: &[(&str, String)]) -> Option<String> {
     template_groups(template).into_iter().find_map(|alternatives| {
         let empty = alternatives.iter().all(|word| {
-            *word != "-branch" && vars.iter().find(|(w, _)| w == word).is_some_and(|(_, v)| v.is_empty())
+            *word != "-branch"
+                && *word != "-ref"
+                && vars.iter().find(|(w, _)| w == word).is_some_and(|(_, v)| v.is_empty())
         });
         empty.then(|| alternatives.join("|"))
     })
@@ -152,9 +154,9 @@ fn vars(
         };
         (arch, p.to_string().replace('/', "-"))
     });
-    let reference = match &image.source {
-        ImageSource::Git { reference, .. } => reference.clone(),
-        ImageSource::Context { .. } => String::new(),
+    let (reference, upstream) = match &image.source {
+        ImageSource::Git { reference, .. } => (reference.clone(), Some(reference.as_str())),
+        ImageSource::Context { .. } => (String::new(), None),
     };
     vec![
         ("registry", model.registry.clone().unwrap_or_default()),
@@ -176,7 +178,28 @@ fn vars(
         // A branch off `main` (on `main`, `{-branch}` renders nothing).
         ("branch", "feature-x".to_owned()),
         ("-branch", "-feature-x".to_owned()),
+        ("-ref", dash_ref(upstream, "-feature-x")),
     ]
+}
+
+/// A name (a branch, an upstream ref) as a part of a tag: lower-case ASCII letters and digits,
+/// every other character `-`, no `-` at either end, at most 63 characters (`feature/Add_X` →
+/// `feature-add-x`).
+pub fn tag_part(name: &str) -> String {
+    let mapped: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+    let trimmed: String = mapped.trim_matches('-').chars().take(63).collect();
+    trimmed.trim_end_matches('-').to_owned()
+}
+
+/// `{-ref}`: for an image from an upstream source, `-` and its ref as a tag part (`main` →
+/// `-main`, `v1.25.3` → `-v1-25-3`), always; for a local context, `dash_branch` (what
+/// `{-branch}` renders).
+pub fn dash_ref(upstream_ref: Option<&str>, dash_branch: &str) -> String {
+    match upstream_ref.map(tag_part) {
+        Some(r) if !r.is_empty() => format!("-{r}"),
+        _ => dash_branch.to_owned(),
+    }
 }
 
 /// Every reference the graph will push or store, checked; a problem points at the template

@@ -18,14 +18,28 @@ fn gitlab_name(id: &str) -> String {
     if GITLAB_RESERVED.contains(&id) { format!("node {id}") } else { id.to_owned() }
 }
 
+/// When the pipeline runs: for merge requests, on the default branch and on schedules (a push
+/// to a branch with an open merge request runs as the merge request's pipeline, not twice).
+const WORKFLOW: &str = "workflow:\n  rules:\n\
+    \x20   - if: $CI_PIPELINE_SOURCE == \"merge_request_event\"\n\
+    \x20   - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH\n\
+    \x20   - if: $CI_PIPELINE_SOURCE == \"schedule\"\n";
+
+/// The jobs that push: not in a merge request's pipeline.
+const PUSHING: &str = "  rules:\n    - if: $CI_PIPELINE_SOURCE != \"merge_request_event\"\n";
+
 /// The pipeline to commit as `.gitlab-ci.yml` (or include from it).
 pub(crate) fn parent(options: &Options<'_>) -> String {
     let mut out = String::from(
         "# Written by `hephy ci gitlab`: a plan job writes the child pipeline of the plan it makes\n\
          # (`hephy ci gitlab --static`), a trigger job runs it. Commit it once: it does not change\n\
-         # when images are added.\n",
+         # when images are added. Images are pushed on the default branch and on schedules; a\n\
+         # merge request's pipeline builds them in one job without pushing (`hephy run --no-push`).\n",
     );
-    out.push_str("stages:\n  - plan\n  - build\n\n\"hephy-plan\":\n  stage: plan\n  script:\n");
+    out.push_str(WORKFLOW);
+    out.push_str("\nstages:\n  - plan\n  - build\n\n\"hephy-plan\":\n  stage: plan\n");
+    out.push_str(PUSHING);
+    out.push_str("  script:\n");
     if let Some(setup) = options.setup {
         let _ = writeln!(out, "    - {}", quoted(setup));
     }
@@ -46,8 +60,26 @@ pub(crate) fn parent(options: &Options<'_>) -> String {
     let _ = write!(
         out,
         "  artifacts:\n    paths: [{CHILD}]\n    reports:\n      dotenv: hephy.env\n\n\
-         \"hephy-build\":\n  stage: build\n  needs: [\"hephy-plan\"]\n  trigger:\n    include:\n      - artifact: {CHILD}\n        job: \"hephy-plan\"\n    strategy: depend\n"
+         \"hephy-build\":\n  stage: build\n  needs: [\"hephy-plan\"]\n{PUSHING}  trigger:\n    include:\n      - artifact: {CHILD}\n        job: \"hephy-plan\"\n    strategy: depend\n"
     );
+    // A merge request: everything its graph builds, built once more on one runner, nothing
+    // pushed (a dependent needs its dependencies' builds, which only the registry would carry
+    // between jobs).
+    out.push_str(
+        "\n\"hephy-merge-request\":\n  stage: build\n  rules:\n    - if: $CI_PIPELINE_SOURCE == \"merge_request_event\"\n  script:\n",
+    );
+    if let Some(setup) = options.setup {
+        let _ = writeln!(out, "    - {}", quoted(setup));
+    }
+    let _ = writeln!(out, "    - {}", quoted("export HEPHY_DATE=\"${HEPHY_DATE:-$(date -u +%Y%m%d)}\""));
+    let mut words = vec!["hephy".to_owned(), "run".to_owned(), "--no-push".to_owned()];
+    if let Some(file) = options.graph_file {
+        words.extend(["-f".to_owned(), shell_word(file)]);
+    }
+    if let Some(group) = &options.selection.group {
+        words.extend(["--group".to_owned(), shell_word(group)]);
+    }
+    let _ = writeln!(out, "    - {}", quoted(&words.join(" ")));
     out
 }
 

@@ -22,6 +22,7 @@ use hephy_dsl::yaml_tree::{self as yaml, Kind, Value};
 use hephy_dsl::{Document, FromDraft, ImageDraft, Platform, SourceFile, Syntax};
 
 mod bake;
+mod runners;
 
 pub(crate) use bake::{BakeError, import_bake};
 
@@ -124,7 +125,9 @@ pub(crate) fn import(dir: &Path, syntax: Syntax) -> Result<Import, String> {
         }
     }
     let weekly = read_weekly(dir, &images, &mut warnings);
-    settle(dir, &mut images, |images| kdl(images, &weekly), &mut warnings);
+    let runners = runners::read(dir, &mut warnings);
+    let executors = executors(&images, &runners);
+    settle(dir, &mut images, |images| kdl(images, &weekly, &executors), &mut warnings);
     if images.iter().all(|i| i.disabled.is_some()) {
         let why: Vec<String> =
             images.iter().filter_map(|i| i.disabled.as_ref().map(|d| format!("{}: {d}", i.folder))).collect();
@@ -135,8 +138,8 @@ pub(crate) fn import(dir: &Path, syntax: Syntax) -> Result<Import, String> {
         ));
     }
     let text = match syntax {
-        Syntax::Kdl => kdl(&images, &weekly).0,
-        Syntax::Yaml => yaml(&images, &weekly),
+        Syntax::Kdl => kdl(&images, &weekly, &executors).0,
+        Syntax::Yaml => yaml(&images, &weekly, &executors),
     };
     Ok(Import { text, warnings })
 }
@@ -682,8 +685,9 @@ pub(crate) fn shown(value: &str) -> std::borrow::Cow<'_, str> {
 const HEADER: &str = "imported from a kaniko-builder repository by `hephy import`
 set `registry` to where the images are pushed (the layout's ECR repository); with the
 `kaniko-builder` naming, each platform build is tagged `{dir}-{YYYYMMDD}-{arch}` on `main` and
-`{dir}-{YYYYMMDD}-{branch}-{arch}` on another branch, each image `{dir}-{YYYYMMDD}`, and each
-additional tag `{dir}-{tag}`";
+`{dir}-{YYYYMMDD}-{branch}-{arch}` on another branch (an upstream build
+`{dir}-{YYYYMMDD}-{upstream ref}-{arch}` on every branch), each image `{dir}-{YYYYMMDD}`, and
+each additional tag `{dir}-{tag}`";
 
 /// The image as the dsl's printer writes it.
 fn draft(image: &Imported) -> ImageDraft {
@@ -734,10 +738,49 @@ fn draft(image: &Imported) -> ImageDraft {
     d
 }
 
+/// An executor of the graph: (name, platform, GitLab runner tags).
+type Executor = (String, String, String);
+
+/// One executor per platform the images build for whose architecture the layout's CI sends to
+/// runners of its own (`tags: [$CICD_TAG_ARM64]`), so each platform's jobs run there again.
+fn executors(images: &[Imported], runners: &runners::Runners) -> Vec<Executor> {
+    let mut platforms: Vec<&str> = images
+        .iter()
+        .filter(|i| i.disabled.is_none())
+        .flat_map(|i| {
+            if i.platforms.is_empty() {
+                vec![DEFAULT_PLATFORM]
+            } else {
+                i.platforms.iter().map(String::as_str).collect()
+            }
+        })
+        .collect();
+    platforms.sort_unstable();
+    platforms.dedup();
+    platforms
+        .into_iter()
+        .filter_map(|p| {
+            let platform: Platform = p.parse().ok()?;
+            let tags = runners.by_arch.get(platform.arch())?;
+            let name = match platform.variant() {
+                Some(v) => format!("{}{v}", platform.arch()),
+                None => platform.arch().to_owned(),
+            };
+            Some((name, p.to_owned(), tags.join(",")))
+        })
+        .collect()
+}
+
+/// The platform of a folder that names none (the layout's builds are amd64 unless told).
+const DEFAULT_PLATFORM: &str = "linux/amd64";
+
 /// The graph's settings (the layout's conventions) as the printer writes them.
-fn settings() -> Document {
+fn settings(executors: &[Executor]) -> Document {
     let mut doc = Document::default();
-    doc.set_naming_preset("kaniko-builder").set_builder("buildah").set_platforms(&["linux/amd64"]);
+    doc.set_naming_preset("kaniko-builder").set_builder("buildah").set_platforms(&[DEFAULT_PLATFORM]);
+    for (name, platform, tags) in executors {
+        doc.add_executor(name, platform, Some(tags));
+    }
     doc
 }
 
@@ -745,18 +788,23 @@ fn settings() -> Document {
 fn schedule(weekly: &Weekly, syntax: Syntax) -> String {
     let mut doc = Document::default();
     if !weekly.rebuild.is_empty() {
-        doc.add_schedule("weekly", &weekly.rebuild);
+        // A weekly rebuild is for what moved outside: external bases and upstream refs.
+        doc.add_schedule("weekly", &weekly.rebuild, true);
     }
     hephy_dsl::print(&doc, syntax).trim_start_matches('\n').to_owned()
 }
 
 /// The graph in KDL, and each image's byte range in it (for [`settle`]).
-fn kdl(images: &[Imported], weekly: &Weekly) -> (String, Vec<(usize, std::ops::Range<usize>)>) {
+fn kdl(
+    images: &[Imported],
+    weekly: &Weekly,
+    executors: &[Executor],
+) -> (String, Vec<(usize, std::ops::Range<usize>)>) {
     let mut out = String::new();
     let mut spans = Vec::new();
     comment(&mut out, Syntax::Kdl, "", HEADER);
     out.push_str("// registry \"123456789012.dkr.ecr.eu-west-1.amazonaws.com/images\"\n");
-    out.push_str(&hephy_dsl::print(&settings(), Syntax::Kdl));
+    out.push_str(&hephy_dsl::print(&settings(executors), Syntax::Kdl));
     out.push('\n');
     for (index, image) in images.iter().enumerate() {
         for note in &image.notes {
@@ -784,11 +832,11 @@ fn kdl(images: &[Imported], weekly: &Weekly) -> (String, Vec<(usize, std::ops::R
     (out, spans)
 }
 
-fn yaml(images: &[Imported], weekly: &Weekly) -> String {
+fn yaml(images: &[Imported], weekly: &Weekly, executors: &[Executor]) -> String {
     let mut out = String::new();
     comment(&mut out, Syntax::Yaml, "", HEADER);
     out.push_str("# registry: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/images\n");
-    out.push_str(&hephy_dsl::print(&settings(), Syntax::Yaml));
+    out.push_str(&hephy_dsl::print(&settings(executors), Syntax::Yaml));
     out.push_str("\nimages:\n");
     let mut any = false;
     for image in images {

@@ -99,6 +99,7 @@ pub(super) const COMMON: &[&str] = &[
     "key",
     "branch",
     "-branch",
+    "-ref",
     "git_tag",
     "version",
     "major",

@@ -54,10 +54,7 @@ pub(crate) fn branch(root: &std::path::Path) -> &'static str {
 
 /// A branch name as a tag part: lower-case letters, digits and `-`, at most 63 characters.
 fn slug(name: &str) -> String {
-    let mapped: String =
-        name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
-    let trimmed: String = mapped.trim_matches('-').chars().take(63).collect();
-    trimmed.trim_end_matches('-').to_owned()
+    hephy_dsl::tag_part(name)
 }
 
 /// `{-branch}`: `-` and the branch off `main`; nothing on `main` (or when no branch is known).
@@ -109,6 +106,13 @@ impl Vars {
             };
             (arch, p.to_string().replace('/', "-"))
         });
+        let upstream_ref = match model.definition(node.name()) {
+            Some(hephy_dsl::Definition::Image(image)) => match &image.source {
+                hephy_dsl::ImageSource::Git { reference, .. } => Some(reference.as_str()),
+                hephy_dsl::ImageSource::Context { .. } => None,
+            },
+            _ => None,
+        };
         let (reference, commit, short_commit) = match model.definition(node.name()) {
             Some(hephy_dsl::Definition::Image(image)) => match &image.source {
                 hephy_dsl::ImageSource::Git { reference, .. } => {
@@ -131,8 +135,13 @@ impl Vars {
             ["git_tag", "version", "major", "minor", "patch"].iter().any(|w| mentions(model, node, w));
         let git_tag = if uses_git_tag { release::head(&model.root).tag.clone() } else { String::new() };
         let (version, major, minor, patch) = release::semver(&git_tag).unwrap_or_default();
-        let branch = if mentions(model, node, "branch}") { branch(&model.root) } else { "" };
+        let branch = if mentions(model, node, "branch}") || mentions(model, node, "-ref}") {
+            branch(&model.root)
+        } else {
+            ""
+        };
         let mut pairs = vec![
+            ("-ref", hephy_dsl::dash_ref(upstream_ref, &dash_branch(branch))),
             ("-branch", dash_branch(branch)),
             ("branch", branch.to_owned()),
             ("registry", model.registry.clone().unwrap_or_default()),
@@ -361,6 +370,10 @@ mod naming_tests {
         assert_eq!(dash_branch("main"), "");
         assert_eq!(dash_branch(""), "");
         assert_eq!(dash_branch("feature-x"), "-feature-x");
+        assert_eq!(hephy_dsl::dash_ref(Some("main"), &dash_branch("main")), "-main");
+        assert_eq!(hephy_dsl::dash_ref(Some("v1.25.3"), &dash_branch("feature-x")), "-v1-25-3");
+        assert_eq!(hephy_dsl::dash_ref(None, &dash_branch("main")), "");
+        assert_eq!(hephy_dsl::dash_ref(None, &dash_branch("feature-x")), "-feature-x");
     }
 
     #[test]
