@@ -22,6 +22,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
 use crate::dockerignore::{DockerIgnore, ignore_files};
+use crate::reads::{ContextPaths, Reach};
 
 /// Where a node's input files come from, relative to the graph's folder.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -36,6 +37,17 @@ pub enum FileSource {
     },
     /// Files matching any of the globs (task inputs or outputs).
     Globs(Vec<String>),
+    /// The part of a Docker build context its Dockerfile reads: the files of `dir` (after its
+    /// ignore file) that `paths` match, with the Dockerfile and the ignore file in effect. A
+    /// symbolic link the paths name or lead through makes it the whole context.
+    ContextPaths {
+        /// The context folder.
+        dir: String,
+        /// The Dockerfile, relative to the graph's folder.
+        dockerfile: String,
+        /// What of it the build reads.
+        paths: Arc<ContextPaths>,
+    },
 }
 
 /// A problem finding input files; it fails the plan for that node.
@@ -106,8 +118,28 @@ pub fn collect_watched(
 ) -> Result<Vec<String>, FilesError> {
     match source {
         FileSource::Context { dir, dockerfile } => {
-            let mut files = context_files(root, dir, dockerfile, exclusions, watched)?;
+            let mut files = context_files(root, dir, dockerfile, exclusions, watched, None)?.unwrap_or_default();
             files.insert(dockerfile.clone());
+            Ok(files.into_iter().collect())
+        }
+        FileSource::ContextPaths { dir, dockerfile, paths } => {
+            let mut seen = Watched::default();
+            let Some(mut files) = context_files(root, dir, dockerfile, exclusions, &mut seen, Some(paths))?
+            else {
+                // A link where the paths lead: what it points at is read, so is every file.
+                let whole = FileSource::Context { dir: dir.clone(), dockerfile: dockerfile.clone() };
+                return collect_watched(root, &whole, exclusions, watched);
+            };
+            watched.dirs.extend(seen.dirs);
+            watched.files.extend(seen.files);
+            files.insert(dockerfile.clone());
+            // The ignore file in effect shapes what the paths match: part of the key too.
+            if let Some(ignore) = ignore_files(dir, dockerfile)
+                .into_iter()
+                .find(|f| fs::symlink_metadata(root.join(f)).is_ok())
+            {
+                files.insert(ignore);
+            }
             Ok(files.into_iter().collect())
         }
         FileSource::Globs(globs) => glob_files(root, globs, exclusions, watched),
@@ -224,13 +256,16 @@ fn lexical(path: &str) -> String {
     if parts.is_empty() { ".".to_owned() } else { parts.join("/") }
 }
 
+/// The files of the context `dir` after its ignore file; with `only`, those it reads alone,
+/// walking no folder it cannot reach (`None`: a symbolic link stands where it leads).
 fn context_files(
     root: &Path,
     dir: &str,
     dockerfile: &str,
     exclusions: &Exclusions,
     watched: &mut Watched,
-) -> Result<BTreeSet<String>, FilesError> {
+    only: Option<&ContextPaths>,
+) -> Result<Option<BTreeSet<String>>, FilesError> {
     let base = root.join(dir);
     watched.files.extend(ignore_files(dir, dockerfile));
     let ignore = context_ignore(root, dir, dockerfile)?;
@@ -252,16 +287,23 @@ fn context_files(
             if !ignore.excludes(&path) {
                 refuse_special(&full, kind)?;
             }
+            let read = only.map_or(Reach::Yes, |only| only.read(&path, kind.is_dir(), kind.is_symlink()));
             if kind.is_dir() {
-                if !ignore.prunes(&path) {
+                if !ignore.prunes(&path) && read == Reach::Yes {
                     stack.push(path);
                 }
             } else if !ignore.excludes(&path) {
-                out.insert(full);
+                match read {
+                    Reach::Yes => {
+                        out.insert(full);
+                    }
+                    Reach::No => {}
+                    Reach::Link => return Ok(None),
+                }
             }
         }
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 fn glob_files(
