@@ -377,3 +377,95 @@ fn mount(text: &str) -> Option<Mount> {
         _ => Mount::Other,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn platform(text: &str) -> Platform {
+        text.parse().expect("a platform")
+    }
+
+    /// The patterns `dockerfile` reads, sorted; `None` for the whole context.
+    fn read(dockerfile: &str, args: &[(&str, Value)], platform: Option<&Platform>, target: Option<&str>) -> Option<Vec<String>> {
+        let parsed = hephy_dockerfile::parse(dockerfile).expect("parses");
+        let args: HashMap<&str, Value> = args.iter().cloned().collect();
+        let mut paths: Vec<String> =
+            evaluate(&parsed, &args, platform, target)?.into_iter().map(|r| r.pattern).collect();
+        paths.sort();
+        Some(paths)
+    }
+
+    fn amd64() -> Platform {
+        platform("linux/amd64")
+    }
+
+    #[test]
+    fn copy_and_add_sources_without_from_are_read() {
+        let dockerfile = "FROM alpine AS build\nCOPY go.mod go.sum /src/\nCOPY --from=golang:1 /usr/local/go /go\n\
+                          ADD https://example.com/x.tgz vendor.tar /v/\nCOPY <<EOF /notes\nhi\nEOF\n\
+                          FROM scratch\nCOPY --from=build /out /\nCOPY [\"conf dir/\", \"/etc/app/\"]\n";
+        assert_eq!(
+            read(dockerfile, &[], Some(&amd64()), None),
+            Some(vec!["conf dir/".into(), "go.mod".into(), "go.sum".into(), "vendor.tar".into()])
+        );
+    }
+
+    #[test]
+    fn targetarch_and_args_are_expanded_per_platform() {
+        let dockerfile = "ARG DIST=dist\nFROM scratch\nARG TARGETARCH\nARG DIST\nARG FLAVOUR=slim\n\
+                          COPY ${DIST}/app-${TARGETARCH}-${FLAVOUR} /app\n";
+        assert_eq!(read(dockerfile, &[], Some(&amd64()), None), Some(vec!["dist/app-amd64-slim".into()]));
+        assert_eq!(
+            read(dockerfile, &[("FLAVOUR", Value::Known("full".into()))], Some(&platform("linux/arm64")), None),
+            Some(vec!["dist/app-arm64-full".into()])
+        );
+        // Not declared in the stage: empty, as BuildKit has it (the stage starts from scratch).
+        let undeclared = "FROM scratch\nCOPY bin/$TARGETARCH/app /app\n";
+        assert_eq!(read(undeclared, &[], Some(&amd64()), None), Some(vec!["bin//app".into()]));
+        // ENV in scope, and an earlier stage's.
+        let env = "FROM scratch AS base\nENV APP=web\nFROM base\nCOPY ${APP}/ /srv/\n";
+        assert_eq!(read(env, &[], Some(&amd64()), None), Some(vec!["web/".into()]));
+    }
+
+    #[test]
+    fn a_word_not_known_now_or_the_root_is_the_whole_context() {
+        // A base image's ENV may set it.
+        assert_eq!(read("FROM alpine\nCOPY $APP /app\n", &[], Some(&amd64()), None), None);
+        // An injected dependency's reference is known once it is built.
+        let injected = "FROM scratch\nARG BASE\nCOPY ${BASE}.txt /\n";
+        assert_eq!(read(injected, &[("BASE", Value::Unknown)], Some(&amd64()), None), None);
+        // The machine that builds is not known.
+        assert_eq!(read("FROM scratch\nARG BUILDARCH\nCOPY $BUILDARCH /\n", &[], Some(&amd64()), None), None);
+        // No platform: TARGETARCH is not known either.
+        assert_eq!(read("FROM scratch\nARG TARGETARCH\nCOPY $TARGETARCH /\n", &[], None, None), None);
+        // `COPY .` reads everything (the engine's matching makes it the whole context).
+        let dot = hephy_dockerfile::parse("FROM scratch\nCOPY . /app\n").expect("parses");
+        let paths = evaluate(&dot, &HashMap::new(), Some(&amd64()), None).expect("known");
+        assert_eq!(ContextReads::of(paths), ContextReads::Whole);
+    }
+
+    #[test]
+    fn only_the_stages_the_target_reaches_count() {
+        let dockerfile = "FROM scratch AS docs\nCOPY docs/ /docs\nFROM scratch AS build\nCOPY src/ /src\n\
+                          FROM scratch AS app\nCOPY --from=build /src /app\nRUN --mount=type=bind,source=tools,target=/t true\n";
+        assert_eq!(read(dockerfile, &[], Some(&amd64()), None), Some(vec!["src/".into(), "tools".into()]));
+        assert_eq!(read(dockerfile, &[], Some(&amd64()), Some("docs")), Some(vec!["docs/".into()]));
+        assert_eq!(read(dockerfile, &[], Some(&amd64()), Some("nope")), None, "an unknown target");
+    }
+
+    #[test]
+    fn run_mounts_bind_the_context_unless_from_is_given() {
+        assert_eq!(mount("type=bind,source=go.sum,target=/x"), Some(Mount::Context("go.sum".into())));
+        assert_eq!(mount("target=/src"), Some(Mount::Context(".".into())), "bind is the default type");
+        assert_eq!(mount("type=bind,from=build,src=/out,target=/o"), Some(Mount::From("build".into())));
+        assert_eq!(mount("type=cache,target=/root/.cache"), Some(Mount::Other));
+        assert_eq!(mount("type=secret,id=npmrc"), Some(Mount::Other));
+        assert_eq!(mount("type=tmpfs,target=/tmp"), Some(Mount::Other));
+        let whole = "FROM scratch\nRUN --mount=type=bind,target=/src make\n";
+        let paths = evaluate(&hephy_dockerfile::parse(whole).expect("parses"), &HashMap::new(), None, None);
+        assert_eq!(paths.map(ContextReads::of), Some(ContextReads::Whole), "a bind of the whole context");
+        let cache = "FROM scratch\nRUN --mount=type=cache,target=/c --mount=type=secret,id=s true\n";
+        assert_eq!(read(cache, &[], None, None), Some(vec![]));
+    }
+}
