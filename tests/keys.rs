@@ -176,3 +176,21 @@ fn copy_dot_or_an_unknown_variable_keeps_the_whole_context() {
         assert_eq!(moved(&before, &keys(&repo)), ["app", "app@linux/amd64"], "{dockerfile}");
     }
 }
+
+/// A graph image whose `ONBUILD COPY` runs in the builds on it: those keep the whole context.
+#[test]
+fn a_graph_base_with_an_onbuild_copy_keeps_the_whole_context() {
+    let repo = Repo::new()
+        .file(
+            "hephy.kdl",
+            "platforms \"linux/amd64\"\nimage \"base\" {\n    context \"base\"\n}\n\
+             image \"app\" {\n    context \"app\"\n    from \"base\" arg=\"BASE\"\n}\n",
+        )
+        .file("base/Dockerfile", "FROM scratch\nONBUILD COPY . /src\n")
+        .file("app/Dockerfile", "ARG BASE\nFROM ${BASE}\nCOPY app.conf /etc/\n")
+        .file("app/app.conf", "x\n")
+        .file("app/README", "x\n");
+    let before = keys(&repo);
+    append(&repo, "app/README", "y\n");
+    assert_eq!(moved(&before, &keys(&repo)), ["app", "app@linux/amd64"]);
+}

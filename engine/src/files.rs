@@ -676,6 +676,38 @@ mod tests {
         );
     }
 
+    /// The paths a Dockerfile reads: what they match after `.dockerignore`, the Dockerfile
+    /// and the ignore file; no folder they cannot reach is read; a link they name or lead
+    /// through is the whole context.
+    #[test]
+    fn context_paths_list_what_the_sources_match_after_the_ignore_file() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path();
+        write(root, "app/Dockerfile", "FROM scratch\n");
+        write(root, "app/.dockerignore", "src/**/*.tmp\n");
+        write(root, "app/README.md", "x");
+        write(root, "app/go.mod", "x");
+        write(root, "app/src/main.go", "x");
+        write(root, "app/src/deep/cache.tmp", "x");
+        write(root, "app/docs/index.md", "x");
+        let reads = crate::ContextReads::of(["src/", "go.*"].map(|p| crate::ReadPath {
+            pattern: p.to_owned(),
+            exclude: Vec::new(),
+        }));
+        let crate::ContextReads::Paths(paths) = reads else { panic!("paths") };
+        let source =
+            FileSource::ContextPaths { dir: "app".into(), dockerfile: "app/Dockerfile".into(), paths };
+        let mut watched = Watched::default();
+        let files = collect_watched(root, &source, &Exclusions::default(), &mut watched).expect("collect");
+        assert_eq!(files, ["app/.dockerignore", "app/Dockerfile", "app/go.mod", "app/src/main.go"]);
+        assert!(!watched.dirs.contains("app/docs"), "a folder no source reaches is not read");
+        assert!(watched.dirs.contains("app/src/deep") && watched.dirs.contains("app"));
+        // `go.*` names a link: what it points at is read, so is the whole context.
+        std::os::unix::fs::symlink("README.md", root.join("app/go.sum")).expect("symlink");
+        let files = collect(root, &source, &Exclusions::default()).expect("collect");
+        assert!(files.contains(&"app/docs/index.md".to_owned()), "{files:?}");
+    }
+
     #[test]
     fn a_dockerfiles_own_ignore_file_replaces_the_contexts() {
         let dir = tempfile::tempdir().expect("tmp");

@@ -60,6 +60,9 @@ pub(crate) fn reads(
         return ContextReads::Whole;
     }
     let Some(dockerfile) = parsed.get(model, image) else { return ContextReads::Whole };
+    if bases_trigger_reads(model, image, parsed) {
+        return ContextReads::Whole;
+    }
     if dockerfile.syntax.as_ref().is_some_and(|s| !hephy_dockerfile::is_standard_syntax(&s.text)) {
         // A custom frontend may read the context as it likes.
         return ContextReads::Whole;
@@ -75,6 +78,28 @@ pub(crate) fn reads(
         Some(paths) => ContextReads::of(paths),
         None => ContextReads::Whole,
     }
+}
+
+/// Whether an image of the graph that `image` is built from (or given as a named context) has
+/// an `ONBUILD` trigger that may read the context, which runs in `image`'s build (a base
+/// outside the graph is not seen: SPEC's "Keys and inputs" says so).
+fn bases_trigger_reads(model: &Model, image: &Image, parsed: &Parsed) -> bool {
+    image.deps.iter().filter(|d| matches!(d.kind, hephy_dsl::DependencyKind::From { .. })).any(|dep| {
+        let Some(base) = model.images.iter().find(|i| i.name.value == dep.name.value) else { return false };
+        let Some(dockerfile) = parsed.get(model, base) else {
+            // Its Dockerfile is not read here (a git source, a builder without one): unknown.
+            return base.builder.reads_dockerfile();
+        };
+        dockerfile.instructions.iter().any(|i| match &i.command {
+            Command::Onbuild(trigger) => match &trigger.command {
+                Command::Copy(copy) => copy.from.is_none(),
+                Command::Add(_) => true,
+                Command::Run(_) => trigger.flag("mount").is_some(),
+                _ => false,
+            },
+            _ => false,
+        })
+    })
 }
 
 /// A variable's value, or that it has one not known before the build.
