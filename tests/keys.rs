@@ -124,7 +124,9 @@ fn a_readme_no_copy_reads_plans_nothing_and_a_copied_file_rebuilds() {
     let third = repo.run(&["run", "--format", "json"]);
     assert_eq!(third.code, 0, "{}", third.stderr);
     let results = third.results();
-    for id in ["curl@linux/amd64", "curl@linux/arm64", "manifest-tool@linux/amd64", "manifest-tool@linux/arm64"] {
+    for id in
+        ["curl@linux/amd64", "curl@linux/arm64", "manifest-tool@linux/amd64", "manifest-tool@linux/arm64"]
+    {
         assert_eq!(results.get(id).map(String::as_str), Some("built"), "{id}: {}", third.stdout);
     }
 }
@@ -149,7 +151,10 @@ fn a_source_per_platform_moves_that_platforms_key() {
 #[test]
 fn a_bind_mount_of_the_context_is_an_input() {
     let repo = Repo::new()
-        .file("hephy.kdl", "platforms \"linux/amd64\"\nimage \"app\" {\n    context \"app\"\n    builder \"buildah\"\n}\n")
+        .file(
+            "hephy.kdl",
+            "platforms \"linux/amd64\"\nimage \"app\" {\n    context \"app\"\n    builder \"buildah\"\n}\n",
+        )
         .file(
             "app/Dockerfile",
             "FROM scratch\nRUN --mount=type=bind,source=scripts,target=/s [\"/s/build\"]\n",

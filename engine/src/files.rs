@@ -118,7 +118,8 @@ pub fn collect_watched(
 ) -> Result<Vec<String>, FilesError> {
     match source {
         FileSource::Context { dir, dockerfile } => {
-            let mut files = context_files(root, dir, dockerfile, exclusions, watched, None)?.unwrap_or_default();
+            let mut files =
+                context_files(root, dir, dockerfile, exclusions, watched, None)?.unwrap_or_default();
             files.insert(dockerfile.clone());
             Ok(files.into_iter().collect())
         }
@@ -134,9 +135,8 @@ pub fn collect_watched(
             watched.files.extend(seen.files);
             files.insert(dockerfile.clone());
             // The ignore file in effect shapes what the paths match: part of the key too.
-            if let Some(ignore) = ignore_files(dir, dockerfile)
-                .into_iter()
-                .find(|f| fs::symlink_metadata(root.join(f)).is_ok())
+            if let Some(ignore) =
+                ignore_files(dir, dockerfile).into_iter().find(|f| fs::symlink_metadata(root.join(f)).is_ok())
             {
                 files.insert(ignore);
             }
@@ -690,10 +690,9 @@ mod tests {
         write(root, "app/src/main.go", "x");
         write(root, "app/src/deep/cache.tmp", "x");
         write(root, "app/docs/index.md", "x");
-        let reads = crate::ContextReads::of(["src/", "go.*"].map(|p| crate::ReadPath {
-            pattern: p.to_owned(),
-            exclude: Vec::new(),
-        }));
+        let reads = crate::ContextReads::of(
+            ["src/", "go.*"].map(|p| crate::ReadPath { pattern: p.to_owned(), exclude: Vec::new() }),
+        );
         let crate::ContextReads::Paths(paths) = reads else { panic!("paths") };
         let source =
             FileSource::ContextPaths { dir: "app".into(), dockerfile: "app/Dockerfile".into(), paths };

@@ -435,7 +435,8 @@ fn narrow_context(sources: &mut Option<Box<Sources>>, reads: impl FnOnce() -> Co
     let Some(sources) = sources.as_deref_mut() else { return };
     let Some(FileSource::Context { dir, dockerfile }) = &sources.0 else { return };
     if let ContextReads::Paths(paths) = reads() {
-        sources.0 = Some(FileSource::ContextPaths { dir: dir.clone(), dockerfile: dockerfile.clone(), paths });
+        sources.0 =
+            Some(FileSource::ContextPaths { dir: dir.clone(), dockerfile: dockerfile.clone(), paths });
     }
 }
 

@@ -42,7 +42,8 @@ pub use files::{
 };
 pub use graph::{Graph, LOCAL_EXECUTOR, Node, NodeId, NodeKind, compile};
 pub use inputs::{
-    BaseImages, BuilderIdentity, ContextReader, Inputs, NodeInputs, Upstreams, gather, secret_value, task_outputs_digest,
+    BaseImages, BuilderIdentity, ContextReader, Inputs, NodeInputs, Upstreams, gather, secret_value,
+    task_outputs_digest,
 };
 pub use key::{InputManifest, KEY_VERSION, Key, files_digest};
 pub use open::{open_beneath, open_no_symlinks, open_regular};
@@ -50,10 +51,10 @@ pub use petgraph::graph::NodeIndex;
 pub use plan::{
     Action, OutputCheck, Plan, PlanOptions, Reason, Reasons, Step, differences, missing_outputs, plan,
 };
-pub use reads::{ContextPaths, ContextReads, ReadPath};
 pub use planner::{
     PlanError, PlanWarning, Planned, Planner, Resolver, Revision, Selection, nodes_named, state_dir,
 };
+pub use reads::{ContextPaths, ContextReads, ReadPath};
 pub use run::{
     Event, Job, Message, Outcome, Reporter, RunOptions, SkipReason, Summary, Work, file_name, run,
     run_all_fresh,

@@ -20,8 +20,8 @@ use crate::files::{Exclusions, StatCache, Watched, relative_inside};
 use crate::graph::{Graph, Node, NodeKind, compile};
 use crate::inputs::{BaseImages, Inputs, Upstreams, gather};
 use crate::key::Key;
-use crate::reads::ContextReads;
 use crate::plan::{OutputCheck, Plan, PlanOptions, Reason, differences, missing_outputs, plan};
+use crate::reads::ContextReads;
 use crate::sorted::Text;
 use crate::state::{Snapshot, State, StateError};
 
@@ -213,9 +213,8 @@ impl Planner<'_> {
         laps.lap("resolve base images");
         let identity =
             |node: &Node, definition: Option<Definition<'_>>| resolver.builder_identity(node, definition);
-        let reads = |node: &Node, definition: Option<Definition<'_>>| {
-            resolver.context_reads(model, node, definition)
-        };
+        let reads =
+            |node: &Node, definition: Option<Definition<'_>>| resolver.context_reads(model, node, definition);
         let inputs = gather(model, &graph, &identity, &reads, &upstreams, &bases, &cache, &exclusions);
         laps.lap("gather inputs");
         store.save_stats(&inputs.fresh_stats);
@@ -381,9 +380,8 @@ fn changed_since(
     let old_graph = compile(old_model);
     let identity =
         |node: &Node, definition: Option<Definition<'_>>| resolver.builder_identity(node, definition);
-    let reads = |node: &Node, definition: Option<Definition<'_>>| {
-        resolver.context_reads(old_model, node, definition)
-    };
+    let reads =
+        |node: &Node, definition: Option<Definition<'_>>| resolver.context_reads(old_model, node, definition);
     let old_inputs = gather(
         old_model,
         &old_graph,

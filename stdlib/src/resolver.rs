@@ -12,7 +12,9 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use hephy_dsl::{Code, Definition, Model, Problem};
-use hephy_engine::{BaseImages, ContextReads, Key, Node, OutputCheck, Recheck, Resolver, Revision, Text, Upstreams};
+use hephy_engine::{
+    BaseImages, ContextReads, Key, Node, OutputCheck, Recheck, Resolver, Revision, Text, Upstreams,
+};
 
 use crate::outputs::{Evidence, Outputs};
 use crate::registry::cache::RegistryCache;

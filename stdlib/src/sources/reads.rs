@@ -71,7 +71,8 @@ pub(crate) fn reads(
     // (known only once it is built).
     let mut args: HashMap<&str, Value> =
         image.args.iter().map(|(k, v)| (k.as_str(), Value::Known(v.clone()))).collect();
-    for arg in node.inject.keys().map(String::as_str).chain(node.inject_registry.values().map(String::as_str)) {
+    for arg in node.inject.keys().map(String::as_str).chain(node.inject_registry.values().map(String::as_str))
+    {
         args.insert(arg, Value::Unknown);
     }
     match evaluate(&dockerfile, &args, node.platform.as_ref(), node.target.as_deref()) {
@@ -144,7 +145,12 @@ struct Stage {
 /// `text` with its variables substituted from `lookup` (as a shell word, or for a JSON-form
 /// word variables only); `None` when one has no value known now, or the word is malformed
 /// (the build fails on it: any key is as good).
-fn substitute(text: &str, escape: char, json: bool, lookup: &dyn Fn(&str) -> Option<Value>) -> Option<String> {
+fn substitute(
+    text: &str,
+    escape: char,
+    json: bool,
+    lookup: &dyn Fn(&str) -> Option<Value>,
+) -> Option<String> {
     let unknown = Cell::new(false);
     let vars = |name: &str| match lookup(name) {
         Some(Value::Known(value)) => Some(value),
@@ -194,7 +200,8 @@ fn evaluate(
         match (&instruction.command, stages.len()) {
             (Command::From { image, alias, .. }, _) => {
                 let base = substitute(&image.text, escape, false, &|n| global.get(n).cloned());
-                let mut stage = Stage { name: alias.as_ref().map(|a| a.text.to_ascii_lowercase()), ..Stage::default() };
+                let mut stage =
+                    Stage { name: alias.as_ref().map(|a| a.text.to_ascii_lowercase()), ..Stage::default() };
                 match base.as_deref().and_then(|b| stage_named(&stages, b)) {
                     Some(earlier) => {
                         stage.scope = stages[earlier].scope.clone();
@@ -412,7 +419,12 @@ mod tests {
     }
 
     /// The patterns `dockerfile` reads, sorted; `None` for the whole context.
-    fn read(dockerfile: &str, args: &[(&str, Value)], platform: Option<&Platform>, target: Option<&str>) -> Option<Vec<String>> {
+    fn read(
+        dockerfile: &str,
+        args: &[(&str, Value)],
+        platform: Option<&Platform>,
+        target: Option<&str>,
+    ) -> Option<Vec<String>> {
         let parsed = hephy_dockerfile::parse(dockerfile).expect("parses");
         let args: HashMap<&str, Value> = args.iter().cloned().collect();
         let mut paths: Vec<String> =
@@ -442,7 +454,12 @@ mod tests {
                           COPY ${DIST}/app-${TARGETARCH}-${FLAVOUR} /app\n";
         assert_eq!(read(dockerfile, &[], Some(&amd64()), None), Some(vec!["dist/app-amd64-slim".into()]));
         assert_eq!(
-            read(dockerfile, &[("FLAVOUR", Value::Known("full".into()))], Some(&platform("linux/arm64")), None),
+            read(
+                dockerfile,
+                &[("FLAVOUR", Value::Known("full".into()))],
+                Some(&platform("linux/arm64")),
+                None
+            ),
             Some(vec!["dist/app-arm64-full".into()])
         );
         // Not declared in the stage: empty, as BuildKit has it (the stage starts from scratch).
