@@ -8,8 +8,8 @@
 //!
 //! Owns the patterns and the matching only: which patterns a Dockerfile reads is the resolver's
 //! (`hephy-stdlib`), listing the context is `files.rs`'s. Anything it cannot match exactly
-//! (a source that is the context's root, a pattern that does not parse, too many `**`) is the
-//! whole context.
+//! (a source that is the context's root, a pattern that does not parse, more sources than
+//! [`MAX_SOURCES`]) is the whole context.
 
 use std::sync::Arc;
 
@@ -47,22 +47,19 @@ struct Source {
     exclude: Vec<Vec<String>>,
 }
 
-/// The most `**` components a pattern may have before it counts as the whole context (each
-/// one multiplies the ways a path can match).
-const MAX_DOUBLE_STARS: usize = 4;
+/// The most sources an image may read before it counts as reading the whole context (each
+/// file of the context is matched against each: real Dockerfiles have a few dozen).
+const MAX_SOURCES: usize = 1_024;
 
 impl ContextReads {
     /// The reads of `paths`: [`ContextReads::Whole`] when one of them is the context's root (`.`,
-    /// `/`, `a/..`), or cannot be matched exactly (a malformed `[`, too many `**`).
+    /// `/`, `a/..`), or cannot be matched exactly (a malformed `[`), or they are too many.
     #[must_use]
     pub fn of(paths: impl IntoIterator<Item = ReadPath>) -> ContextReads {
         let mut sources = Vec::new();
         for read in paths {
             let Some(parts) = clean(&read.pattern) else { return ContextReads::Whole };
-            if parts.is_empty()
-                || parts.iter().any(|p| !valid(p))
-                || parts.iter().filter(|p| *p == "**").count() > MAX_DOUBLE_STARS
-            {
+            if parts.is_empty() || parts.iter().any(|p| !valid(p)) || sources.len() >= MAX_SOURCES {
                 return ContextReads::Whole;
             }
             // An exclusion is honoured only where it is exactly BuildKit's: relative to a
@@ -73,9 +70,7 @@ impl ContextReads {
                 .iter()
                 .map(|e| {
                     let parts = clean(e).filter(|p| !p.is_empty() && !e.starts_with(['!', '/']))?;
-                    (parts.iter().all(|p| valid(p))
-                        && parts.iter().filter(|p| *p == "**").count() <= MAX_DOUBLE_STARS)
-                        .then_some(parts)
+                    parts.iter().all(|p| valid(p)).then_some(parts)
                 })
                 .collect();
             let exclude = match exclude {
@@ -142,25 +137,49 @@ impl Source {
     }
 }
 
-/// How `pattern` meets `path` (both in parts), as [`EXACT`], [`BELOW`], [`INTO`] bits.
+/// How `pattern` meets `path` (both in parts), as [`EXACT`], [`BELOW`], [`INTO`] bits: each
+/// (pattern part, path part) pair is worked out once, so `**`s cost their product, never more.
 fn meet(pattern: &[String], path: &[&str]) -> u8 {
-    match (pattern.first(), path.first()) {
+    let mut memo = if pattern.iter().any(|p| p == "**") {
+        vec![u8::MAX; (pattern.len() + 1) * (path.len() + 1)]
+    } else {
+        Vec::new()
+    };
+    meet_at(pattern, path, 0, 0, &mut memo)
+}
+
+fn meet_at(pattern: &[String], path: &[&str], pi: usize, ci: usize, memo: &mut [u8]) -> u8 {
+    let slot = pi * (path.len() + 1) + ci;
+    if let Some(known) = memo.get(slot).filter(|m| **m != u8::MAX) {
+        return *known;
+    }
+    let out = match (pattern.get(pi), path.get(ci)) {
         (None, None) => EXACT,
         (None, Some(_)) => BELOW,
+        // The path ends where the pattern goes on: a folder it leads into, unless what is left
+        // is only `**` (which also matches no part at all).
         (Some(_), None) => {
-            // The path ends where the pattern goes on: a folder it leads into, unless what is
-            // left is only `**` (which also matches no part at all).
-            if pattern.iter().all(|p| p == "**") { EXACT | INTO } else { INTO }
+            if pattern[pi..].iter().all(|p| p == "**") {
+                EXACT | INTO
+            } else {
+                INTO
+            }
         }
-        (Some(first), Some(_)) if first == "**" => meet(&pattern[1..], path) | meet(pattern, &path[1..]),
+        (Some(first), Some(_)) if first == "**" => {
+            meet_at(pattern, path, pi + 1, ci, memo) | meet_at(pattern, path, pi, ci + 1, memo)
+        }
         (Some(first), Some(part)) => {
             if component(first, part) {
-                meet(&pattern[1..], &path[1..])
+                meet_at(pattern, path, pi + 1, ci + 1, memo)
             } else {
                 0
             }
         }
+    };
+    if let Some(entry) = memo.get_mut(slot) {
+        *entry = out;
     }
+    out
 }
 
 /// `pattern` cleaned as `path.Join("/", pattern)` and split: `..` stops at the root, `.` and
@@ -349,8 +368,8 @@ mod tests {
 
     #[test]
     fn wildcards_match_one_component_and_double_stars_any() {
-        let reads = reads(&["bin/*-amd64", "conf/**/*.yaml"]);
-        let p = paths(&reads);
+        let globs = reads(&["bin/*-amd64", "conf/**/*.yaml"]);
+        let p = paths(&globs);
         assert_eq!(p.read("bin", true, false), Reach::Yes, "a folder the pattern leads into");
         assert_eq!(p.read("bin/app-amd64", false, false), Reach::Yes);
         assert_eq!(p.read("bin/app-arm64", false, false), Reach::No);
@@ -359,13 +378,20 @@ mod tests {
         assert_eq!(p.read("conf/x/y/a.yaml", false, false), Reach::Yes);
         assert_eq!(p.read("conf/x/y", true, false), Reach::Yes);
         assert_eq!(p.read("conf/x/a.json", false, false), Reach::No);
+        // Many `**` against a deep path: each pair of parts is looked at once.
+        let stars = reads(&["**/a/**/a/**/a/**/a/**/a/**/a/**/b"]);
+        let deep = vec!["a"; 300].join("/");
+        assert_eq!(paths(&stars).read(&deep, false, false), Reach::No);
+        assert_eq!(paths(&stars).read(&format!("{deep}/b"), false, false), Reach::Yes);
     }
 
     #[test]
     fn the_root_or_a_malformed_pattern_is_the_whole_context() {
-        for root in [".", "/", "./", "a/..", "../", "[", "**/**/**/**/**/x"] {
+        for root in [".", "/", "./", "a/..", "../", "["] {
             assert_eq!(reads(&["go.mod", root]), ContextReads::Whole, "{root}");
         }
+        let many: Vec<String> = (0..=MAX_SOURCES).map(|i| format!("f{i}")).collect();
+        assert_eq!(reads(&many.iter().map(String::as_str).collect::<Vec<_>>()), ContextReads::Whole);
         // `..` stops at the context's root, as `path.Join("/", …)` does.
         let reads = reads(&["../../etc/app.conf"]);
         assert_eq!(paths(&reads).read("etc/app.conf", false, false), Reach::Yes);
