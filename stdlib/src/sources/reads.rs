@@ -488,6 +488,22 @@ mod tests {
     }
 
     #[test]
+    fn copy_parents_and_exclude_keep_their_patterns() {
+        let dockerfile =
+            "FROM scratch\nCOPY --parents --exclude=*.md --exclude=drafts ./docs/./**/*.html /out/\n";
+        let parsed = hephy_dockerfile::parse(dockerfile).expect("parses");
+        let paths = evaluate(&parsed, &HashMap::new(), Some(&amd64()), None).expect("known");
+        assert_eq!(
+            paths,
+            [ReadPath {
+                pattern: "./docs/./**/*.html".into(),
+                exclude: vec!["*.md".into(), "drafts".into()]
+            }]
+        );
+        assert!(matches!(ContextReads::of(paths), ContextReads::Paths(_)));
+    }
+
+    #[test]
     fn only_the_stages_the_target_reaches_count() {
         let dockerfile = "FROM scratch AS docs\nCOPY docs/ /docs\nFROM scratch AS build\nCOPY src/ /src\n\
                           FROM scratch AS app\nCOPY --from=build /src /app\nRUN --mount=type=bind,source=tools,target=/t true\n";
