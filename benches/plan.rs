@@ -246,6 +246,9 @@ fn cold_inputs(model: &hephy_dsl::Model, graph: &hephy_engine::Graph) -> hephy_e
         model,
         graph,
         &hephy_stdlib::builder_identity,
+        &|node: &hephy_engine::Node, definition: Option<hephy_dsl::Definition<'_>>| {
+            hephy_stdlib::context_reads(model, node, definition)
+        },
         &hephy_engine::Upstreams::new(),
         &hephy_engine::BaseImages::new(),
         &StatCache::new(),

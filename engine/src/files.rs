@@ -22,6 +22,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
 use crate::dockerignore::{DockerIgnore, ignore_files};
+use crate::reads::{ContextPaths, Reach};
 
 /// Where a node's input files come from, relative to the graph's folder.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -36,6 +37,17 @@ pub enum FileSource {
     },
     /// Files matching any of the globs (task inputs or outputs).
     Globs(Vec<String>),
+    /// The part of a Docker build context its Dockerfile reads: the files of `dir` (after its
+    /// ignore file) that `paths` match, with the Dockerfile and the ignore file in effect. A
+    /// symbolic link the paths name or lead through makes it the whole context.
+    ContextPaths {
+        /// The context folder.
+        dir: String,
+        /// The Dockerfile, relative to the graph's folder.
+        dockerfile: String,
+        /// What of it the build reads.
+        paths: Arc<ContextPaths>,
+    },
 }
 
 /// A problem finding input files; it fails the plan for that node.
@@ -106,8 +118,28 @@ pub fn collect_watched(
 ) -> Result<Vec<String>, FilesError> {
     match source {
         FileSource::Context { dir, dockerfile } => {
-            let mut files = context_files(root, dir, dockerfile, exclusions, watched)?;
+            let mut files =
+                context_files(root, dir, dockerfile, exclusions, watched, None)?.unwrap_or_default();
             files.insert(dockerfile.clone());
+            Ok(files.into_iter().collect())
+        }
+        FileSource::ContextPaths { dir, dockerfile, paths } => {
+            let mut seen = Watched::default();
+            let Some(mut files) = context_files(root, dir, dockerfile, exclusions, &mut seen, Some(paths))?
+            else {
+                // A link where the paths lead: what it points at is read, so is every file.
+                let whole = FileSource::Context { dir: dir.clone(), dockerfile: dockerfile.clone() };
+                return collect_watched(root, &whole, exclusions, watched);
+            };
+            watched.dirs.extend(seen.dirs);
+            watched.files.extend(seen.files);
+            files.insert(dockerfile.clone());
+            // The ignore file in effect shapes what the paths match: part of the key too.
+            if let Some(ignore) =
+                ignore_files(dir, dockerfile).into_iter().find(|f| fs::symlink_metadata(root.join(f)).is_ok())
+            {
+                files.insert(ignore);
+            }
             Ok(files.into_iter().collect())
         }
         FileSource::Globs(globs) => glob_files(root, globs, exclusions, watched),
@@ -224,13 +256,16 @@ fn lexical(path: &str) -> String {
     if parts.is_empty() { ".".to_owned() } else { parts.join("/") }
 }
 
+/// The files of the context `dir` after its ignore file; with `only`, those it reads alone,
+/// walking no folder it cannot reach (`None`: a symbolic link stands where it leads).
 fn context_files(
     root: &Path,
     dir: &str,
     dockerfile: &str,
     exclusions: &Exclusions,
     watched: &mut Watched,
-) -> Result<BTreeSet<String>, FilesError> {
+    only: Option<&ContextPaths>,
+) -> Result<Option<BTreeSet<String>>, FilesError> {
     let base = root.join(dir);
     watched.files.extend(ignore_files(dir, dockerfile));
     let ignore = context_ignore(root, dir, dockerfile)?;
@@ -252,16 +287,23 @@ fn context_files(
             if !ignore.excludes(&path) {
                 refuse_special(&full, kind)?;
             }
+            let read = only.map_or(Reach::Yes, |only| only.read(&path, kind.is_dir(), kind.is_symlink()));
             if kind.is_dir() {
-                if !ignore.prunes(&path) {
+                if !ignore.prunes(&path) && read == Reach::Yes {
                     stack.push(path);
                 }
             } else if !ignore.excludes(&path) {
-                out.insert(full);
+                match read {
+                    Reach::Yes => {
+                        out.insert(full);
+                    }
+                    Reach::No => {}
+                    Reach::Link => return Ok(None),
+                }
             }
         }
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 fn glob_files(
@@ -632,6 +674,37 @@ mod tests {
             files,
             ["app/.dockerignore", "app/Dockerfile", "app/keep.md", "app/src/main.c", "docker/app.Dockerfile"]
         );
+    }
+
+    /// The paths a Dockerfile reads: what they match after `.dockerignore`, the Dockerfile
+    /// and the ignore file; no folder they cannot reach is read; a link they name or lead
+    /// through is the whole context.
+    #[test]
+    fn context_paths_list_what_the_sources_match_after_the_ignore_file() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path();
+        write(root, "app/Dockerfile", "FROM scratch\n");
+        write(root, "app/.dockerignore", "src/**/*.tmp\n");
+        write(root, "app/README.md", "x");
+        write(root, "app/go.mod", "x");
+        write(root, "app/src/main.go", "x");
+        write(root, "app/src/deep/cache.tmp", "x");
+        write(root, "app/docs/index.md", "x");
+        let reads = crate::ContextReads::of(
+            ["src/", "go.*"].map(|p| crate::ReadPath { pattern: p.to_owned(), exclude: Vec::new() }),
+        );
+        let crate::ContextReads::Paths(paths) = reads else { panic!("paths") };
+        let source =
+            FileSource::ContextPaths { dir: "app".into(), dockerfile: "app/Dockerfile".into(), paths };
+        let mut watched = Watched::default();
+        let files = collect_watched(root, &source, &Exclusions::default(), &mut watched).expect("collect");
+        assert_eq!(files, ["app/.dockerignore", "app/Dockerfile", "app/go.mod", "app/src/main.go"]);
+        assert!(!watched.dirs.contains("app/docs"), "a folder no source reaches is not read");
+        assert!(watched.dirs.contains("app/src/deep") && watched.dirs.contains("app"));
+        // `go.*` names a link: what it points at is read, so is the whole context.
+        std::os::unix::fs::symlink("README.md", root.join("app/go.sum")).expect("symlink");
+        let files = collect(root, &source, &Exclusions::default()).expect("collect");
+        assert!(files.contains(&"app/docs/index.md".to_owned()), "{files:?}");
     }
 
     #[test]

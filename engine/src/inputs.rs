@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use crate::files::{self, Exclusions, FileSource, FilesError, StatCache};
 use crate::graph::{Graph, Node, NodeKind};
 use crate::key::{EncodedSettings, InputManifest, files_digest};
+use crate::reads::ContextReads;
 use crate::sorted::{SortedMap, Text};
 
 /// The inputs of every node, except dependency outputs.
@@ -40,7 +41,8 @@ pub struct Inputs {
 pub struct NodeInputs {
     /// Its settings, encoded ([`NodeInputs::manifest`] spells them out).
     pub(crate) settings: EncodedSettings,
-    /// Its input files → digest. Shared: every platform of an image has the same context.
+    /// Its input files → digest. Shared by the nodes that read the same files (the platforms of
+    /// an image, unless its Dockerfile reads per platform).
     pub files: Arc<SortedMap>,
     /// Facts kept to explain changes, not part of the key (see [`InputManifest::labels`]).
     pub labels: BTreeMap<String, String>,
@@ -78,6 +80,11 @@ impl Inputs {
 /// task, so a new builder rebuilds. Most are fixed text (`process/1`), so no node pays for a
 /// copy.
 pub type BuilderIdentity<'a> = &'a (dyn Fn(&Node, Option<Definition<'_>>) -> Text + Sync);
+
+/// What of its build context an image node reads ([`ContextReads::Whole`] unless its
+/// Dockerfile says less), from the node and its image: the resolver's answer, so the engine
+/// reads no Dockerfile.
+pub type ContextReader<'a> = &'a (dyn Fn(&Node, Option<Definition<'_>>) -> ContextReads + Sync);
 
 /// A secret's value, read from where the graph says (`Err`: why it cannot be had).
 pub fn secret_value(model: &Model, name: &str) -> Result<String, String> {
@@ -117,10 +124,12 @@ pub type BaseImages = HashMap<String, BTreeMap<String, String>>;
 type Listed = Result<Vec<String>, FilesError>;
 
 /// Gathers and hashes the inputs of every node of `graph`.
+#[allow(clippy::too_many_arguments)]
 pub fn gather(
     model: &Model,
     graph: &Graph,
     builder: BuilderIdentity<'_>,
+    reads: ContextReader<'_>,
     upstreams: &Upstreams,
     bases: &BaseImages,
     cache: &StatCache,
@@ -143,7 +152,7 @@ pub fn gather(
                 let index = NodeIndex::new(i);
                 let node = graph.node(index);
                 let definition = graph.definition(model, index);
-                describe(
+                let mut described = describe(
                     settings,
                     model,
                     node,
@@ -152,7 +161,9 @@ pub fn gather(
                     upstreams,
                     bases,
                     no_files,
-                )
+                );
+                narrow_context(&mut described.1, || reads(node, definition));
+                described
             },
         )
         .unzip();
@@ -416,6 +427,17 @@ fn describe<'a>(
     let settings = EncodedSettings::from_unsorted(&mut s.0);
     s.0.clear();
     (NodeInputs { settings, files: Arc::clone(no_files), labels, outputs_now: None, error }, sources)
+}
+
+/// A context source narrowed to the paths its image reads, when `reads` says less than the
+/// whole context (asked only of nodes with a context).
+fn narrow_context(sources: &mut Option<Box<Sources>>, reads: impl FnOnce() -> ContextReads) {
+    let Some(sources) = sources.as_deref_mut() else { return };
+    let Some(FileSource::Context { dir, dockerfile }) = &sources.0 else { return };
+    if let ContextReads::Paths(paths) = reads() {
+        sources.0 =
+            Some(FileSource::ContextPaths { dir: dir.clone(), dockerfile: dockerfile.clone(), paths });
+    }
 }
 
 /// A list as one unambiguous string (JSON), so `["a b"]` and `["a", "b"]` differ.

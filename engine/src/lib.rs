@@ -25,6 +25,7 @@ mod key;
 use hephy_oci::open;
 mod plan;
 mod planner;
+mod reads;
 mod run;
 mod sorted;
 mod stamp;
@@ -41,7 +42,8 @@ pub use files::{
 };
 pub use graph::{Graph, LOCAL_EXECUTOR, Node, NodeId, NodeKind, compile};
 pub use inputs::{
-    BaseImages, BuilderIdentity, Inputs, NodeInputs, Upstreams, gather, secret_value, task_outputs_digest,
+    BaseImages, BuilderIdentity, ContextReader, Inputs, NodeInputs, Upstreams, gather, secret_value,
+    task_outputs_digest,
 };
 pub use key::{InputManifest, KEY_VERSION, Key, files_digest};
 pub use open::{open_beneath, open_no_symlinks, open_regular};
@@ -52,6 +54,7 @@ pub use plan::{
 pub use planner::{
     PlanError, PlanWarning, Planned, Planner, Resolver, Revision, Selection, nodes_named, state_dir,
 };
+pub use reads::{ContextPaths, ContextReads, ReadPath};
 pub use run::{
     Event, Job, Message, Outcome, Reporter, RunOptions, SkipReason, Summary, Work, file_name, run,
     run_all_fresh,

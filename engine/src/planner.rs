@@ -21,6 +21,7 @@ use crate::graph::{Graph, Node, NodeKind, compile};
 use crate::inputs::{BaseImages, Inputs, Upstreams, gather};
 use crate::key::Key;
 use crate::plan::{OutputCheck, Plan, PlanOptions, Reason, differences, missing_outputs, plan};
+use crate::reads::ContextReads;
 use crate::sorted::Text;
 use crate::state::{Snapshot, State, StateError};
 
@@ -73,6 +74,13 @@ pub struct Revision {
 pub trait Resolver: OutputCheck {
     /// What `node`'s builder contributes to its key (its name and version).
     fn builder_identity(&self, node: &Node, definition: Option<Definition<'_>>) -> Text;
+    /// What of its build context `node` (an image of `model`, for one platform and target)
+    /// reads: its key covers only that. The whole context unless the resolver knows less is
+    /// read (from its Dockerfile).
+    fn context_reads(&self, model: &Model, node: &Node, definition: Option<Definition<'_>>) -> ContextReads {
+        let _ = (model, node, definition);
+        ContextReads::Whole
+    }
     /// The commit each upstream git source's ref points at.
     fn upstreams(&self) -> Upstreams;
     /// The digests of the external base images, asked again of their registries when
@@ -205,7 +213,9 @@ impl Planner<'_> {
         laps.lap("resolve base images");
         let identity =
             |node: &Node, definition: Option<Definition<'_>>| resolver.builder_identity(node, definition);
-        let inputs = gather(model, &graph, &identity, &upstreams, &bases, &cache, &exclusions);
+        let reads =
+            |node: &Node, definition: Option<Definition<'_>>| resolver.context_reads(model, node, definition);
+        let inputs = gather(model, &graph, &identity, &reads, &upstreams, &bases, &cache, &exclusions);
         laps.lap("gather inputs");
         store.save_stats(&inputs.fresh_stats);
         laps.lap("save stat cache");
@@ -370,8 +380,18 @@ fn changed_since(
     let old_graph = compile(old_model);
     let identity =
         |node: &Node, definition: Option<Definition<'_>>| resolver.builder_identity(node, definition);
-    let old_inputs =
-        gather(old_model, &old_graph, &identity, upstreams, bases, &StatCache::new(), &Exclusions::default());
+    let reads =
+        |node: &Node, definition: Option<Definition<'_>>| resolver.context_reads(old_model, node, definition);
+    let old_inputs = gather(
+        old_model,
+        &old_graph,
+        &identity,
+        &reads,
+        upstreams,
+        bases,
+        &StatCache::new(),
+        &Exclusions::default(),
+    );
     let mut out = HashMap::new();
     for &index in graph.order() {
         let node = graph.node(index);

@@ -18,6 +18,7 @@ pub(crate) fn test_inputs(model: &hephy_dsl::Model, graph: &crate::Graph) -> cra
         model,
         graph,
         &identity,
+        &|_: &crate::Node, _: Option<hephy_dsl::Definition<'_>>| crate::ContextReads::Whole,
         &crate::Upstreams::new(),
         &crate::BaseImages::new(),
         &crate::StatCache::new(),

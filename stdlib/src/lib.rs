@@ -46,6 +46,7 @@ pub use release::{BadDate, date as plan_date, tags_follow_git_or_date};
 pub use resolver::{PlanResolver, RegistryRecheck};
 pub use sources::bases::{Bases, resolve_bases};
 pub use sources::git::{Upstreams, resolve_all as resolve_upstreams};
+pub use sources::reads::context_reads;
 
 use hephy_dsl::{Definition, Model};
 use hephy_engine::{Exclusions, Job, Node, NodeKind, Outcome, Work};

@@ -1,7 +1,8 @@
 //! The plan-time resolver: what the engine's [`Planner`](hephy_engine::Planner) asks the world,
 //! answered by the standard library (upstream refs by `git ls-remote`, base images by their
 //! registries, recorded outputs in the image layout or registry, the registry as a shared
-//! cache, builder identity, the graph at a git revision for `--since`, whether a plan may be
+//! cache, builder identity, what of its context each image reads (its Dockerfile's sources:
+//! `sources/reads.rs`), the graph at a git revision for `--since`, whether a plan may be
 //! stamped, and whether the registry still holds a stamp's images).
 //!
 //! Owns no policy: which nodes to ask about, and what the answers mean, is the planner's.
@@ -11,7 +12,9 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use hephy_dsl::{Code, Definition, Model, Problem};
-use hephy_engine::{BaseImages, Key, Node, OutputCheck, Recheck, Resolver, Revision, Text, Upstreams};
+use hephy_engine::{
+    BaseImages, ContextReads, Key, Node, OutputCheck, Recheck, Resolver, Revision, Text, Upstreams,
+};
 
 use crate::outputs::{Evidence, Outputs};
 use crate::registry::cache::RegistryCache;
@@ -25,6 +28,8 @@ pub struct PlanResolver<'m> {
     offline: bool,
     outputs: Outputs<'m>,
     registry: OnceLock<RegistryCache<'m>>,
+    /// The Dockerfiles parsed to tell what of its context each image reads.
+    parsed: crate::sources::reads::Parsed,
 }
 
 impl<'m> PlanResolver<'m> {
@@ -36,6 +41,7 @@ impl<'m> PlanResolver<'m> {
             offline,
             outputs: Outputs::new(model, state_dir, offline),
             registry: OnceLock::new(),
+            parsed: crate::sources::reads::Parsed::default(),
         }
     }
 
@@ -58,6 +64,10 @@ impl OutputCheck for PlanResolver<'_> {
 impl Resolver for PlanResolver<'_> {
     fn builder_identity(&self, node: &Node, definition: Option<Definition<'_>>) -> Text {
         crate::builder_identity(node, definition)
+    }
+
+    fn context_reads(&self, model: &Model, node: &Node, definition: Option<Definition<'_>>) -> ContextReads {
+        crate::sources::reads::reads(model, node, definition, &self.parsed)
     }
 
     fn upstreams(&self) -> Upstreams {

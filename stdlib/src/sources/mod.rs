@@ -3,6 +3,7 @@
 
 pub(crate) mod bases;
 pub(crate) mod git;
+pub(crate) mod reads;
 
 use std::path::{Path, PathBuf};
 
