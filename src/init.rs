@@ -408,7 +408,7 @@ fn wire(mut entries: Vec<Entry>, repository: &str) -> Survey {
         let entry = &entries[image];
         let mut path = entry.dir.clone();
         path.push(entry.dockerfile.clone());
-        format!("`{}` (`{}`)", entry.name, path.join("/"))
+        format!("`{}` (`{}`)", entry.name, hephy_dsl::escape::excerpt(&path.join("/"), 200))
     };
     for decision in &decisions {
         let (at, text) = match decision {
@@ -638,7 +638,7 @@ fn read_facts(text: &str) -> Facts {
                 let written = image.text.as_str();
                 if !is_stage(written) && !written.eq_ignore_ascii_case("scratch") {
                     let build_platform = platform.as_ref().is_some_and(|p| p.text.contains("BUILDPLATFORM"));
-                    let shown = format!("FROM {written}");
+                    let shown = format!("FROM {}", hephy_dsl::escape::excerpt(written, 200));
                     facts.references.extend(reference(shown, written, instruction.line, build_platform, escape, &defaults));
                 }
                 if let Some(alias) = alias {
@@ -649,7 +649,7 @@ fn read_facts(text: &str) -> Facts {
                 if let Some(from) = &copy.from {
                     let written = from.text.as_str();
                     if !is_stage(written) && written.parse::<usize>().is_err() && !written.contains('$') {
-                        let shown = format!("COPY --from={written}");
+                        let shown = format!("COPY --from={}", hephy_dsl::escape::excerpt(written, 200));
                         facts.references.extend(reference(shown, written, instruction.line, false, escape, &defaults));
                     }
                 }
@@ -671,7 +671,7 @@ fn reference(
     defaults: &BTreeMap<String, String>,
 ) -> Option<Reference> {
     let how = if !written.contains('$') {
-        How::Literal { build_platform }
+        if is_context_name(written) { How::Literal { build_platform } } else { How::Unwireable }
     } else if let Some(arg) = single_variable(written) {
         How::Arg(arg.to_owned())
     } else if let Some((registry_arg, arg)) = split_variables(written) {
@@ -688,6 +688,14 @@ fn reference(
         line,
         how,
     })
+}
+
+/// Whether `word` may be a named context's name as the language takes it (lower-case letters,
+/// digits, `.`, `_`, `-`, `/`, `:`; a letter or digit first).
+fn is_context_name(word: &str) -> bool {
+    word.len() <= 255
+        && word.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && word.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-/:".contains(&b))
 }
 
 /// `$NAME`, `${NAME}`, `${NAME:-…}` or `${NAME-…}` as the whole word: `NAME`.
@@ -815,4 +823,122 @@ pub(crate) fn render(survey: &Survey, syntax: Syntax) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (path, text) in files {
+            let full = dir.path().join(path);
+            std::fs::create_dir_all(full.parent().expect("parent")).expect("folders");
+            std::fs::write(full, text).expect("write");
+        }
+        dir
+    }
+
+    fn names(dir: &tempfile::TempDir) -> Vec<String> {
+        scan(dir.path()).expect("scan").images.into_iter().map(|i| i.name).collect()
+    }
+
+    #[test]
+    fn names_variants_and_edges() {
+        let dir = folder(&[
+            ("curl/Dockerfile", "FROM alpine:3.20\nRUN apk add curl\n"),
+            ("tool/Dockerfile", "ARG BASE=curl:latest\nFROM ${BASE}\nCOPY a /a\n"),
+            ("tool/Dockerfile.Debug", "ARG BASE=curl\nFROM $BASE AS x\n"),
+            ("svc/web.dockerfile", "FROM scratch\n"),
+            ("ignored/Dockerfile", "FROM scratch\n"),
+            (".gitignore", "ignored/\n"),
+        ]);
+        std::fs::create_dir_all(dir.path().join(".git")).expect("git folder");
+        let images = scan(dir.path()).expect("scan").images;
+        let names: Vec<&str> = images.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["curl", "svc-web", "tool", "tool-debug"]);
+        let tool = &images[2];
+        assert_eq!(tool.from.len(), 1);
+        assert_eq!((tool.from[0].image.as_str(), tool.from[0].arg.as_deref()), ("curl", Some("BASE")));
+        assert!(images[0].runs && !tool.runs);
+        assert_eq!(images[1].dockerfile, "web.dockerfile");
+        assert_eq!(images[3].dockerfile, "Dockerfile.Debug");
+    }
+
+    #[test]
+    fn nested_folders_are_named_by_their_path() {
+        let dir = folder(&[
+            ("cuda/11/Dockerfile", "FROM scratch\n"),
+            ("cuda/12/Dockerfile", "FROM scratch\n"),
+            ("cuda12/Dockerfile", "FROM scratch\n"),
+        ]);
+        assert_eq!(names(&dir), ["cuda-11", "cuda-12", "cuda12"]);
+        // Folders every image shares are left out, unless a version would be left.
+        let dir = folder(&[("images/base/Dockerfile", "FROM scratch\n"), ("images/app/Dockerfile", "FROM scratch\n")]);
+        assert_eq!(names(&dir), ["app", "base"]);
+        let dir = folder(&[("cuda/11/Dockerfile", "FROM scratch\n"), ("cuda/12/Dockerfile", "FROM scratch\n")]);
+        assert_eq!(names(&dir), ["cuda-11", "cuda-12"]);
+    }
+
+    #[test]
+    fn arg_defaults_are_followed_through_other_args() {
+        let facts = read_facts(
+            "ARG REGISTRY=ghcr.io\nARG OWNER=acme\nARG BASE_IMAGE=$REGISTRY/$OWNER/base-image\nFROM $BASE_IMAGE AS build\nFROM build\nCOPY --from=build /a /a\nCOPY --from=tools /b /b\nARG REPO=${REGISTRY}/${OWNER}/x\nARG TAG=1\nFROM ${REPO}:${TAG}\nFROM $REGISTRY/$OWNER/y\nFROM scratch\n",
+        );
+        let got: Vec<(&str, &str, &How)> =
+            facts.references.iter().map(|r| (r.written.as_str(), r.resolved.as_str(), &r.how)).collect();
+        let split = How::Split { registry_arg: "REPO".to_owned(), arg: "TAG".to_owned() };
+        assert_eq!(
+            got,
+            [
+                ("$BASE_IMAGE", "ghcr.io/acme/base-image", &How::Arg("BASE_IMAGE".to_owned())),
+                ("tools", "tools", &How::Literal { build_platform: false }),
+                ("${REPO}:${TAG}", "ghcr.io/acme/x:1", &split),
+                ("$REGISTRY/$OWNER/y", "ghcr.io/acme/y", &How::Unwireable),
+            ]
+        );
+        assert_eq!(single_variable("${BASE:-x}"), Some("BASE"));
+        assert_eq!(single_variable("${A}${B}"), None);
+        assert_eq!(single_variable("$A/b"), None);
+        assert_eq!(split_variables("$A:$B"), Some(("A", "B")));
+    }
+
+    #[test]
+    fn references_and_tags() {
+        let parsed = parse_reference("GHCR.io/Acme/base:1.2@sha256:abc").expect("a reference");
+        assert_eq!(parsed.registry.as_deref(), Some("ghcr.io"));
+        assert_eq!(parsed.path, ["acme", "base"]);
+        assert_eq!(parsed.tag.as_deref(), Some("1.2"));
+        assert_eq!(parse_reference("localhost:5000/x").expect("a reference").path, ["x"]);
+        assert_eq!(parse_reference("docker.io/library/alpine"), None);
+        assert_eq!(parse_reference("library/alpine:3"), None);
+        assert!(parse_reference("ghcr.io/library/alpine").is_some());
+        assert_eq!(tag_folders("a-b-c").len(), 4);
+        assert!(tag_folders("bookworm-curl").contains(&vec!["bookworm".to_owned(), "curl".to_owned()]));
+        assert_eq!(tag_folders(&"x-".repeat(20)).len(), 1);
+    }
+
+    #[test]
+    fn a_docker_hub_name_with_a_tag_stays_the_registry_s() {
+        // `node:20` is Docker Hub's unless the repository builds that very tag.
+        let dir = folder(&[("tools/node/Dockerfile", "FROM scratch\n"), ("app/Dockerfile", "FROM node:20\n")]);
+        let survey = scan(dir.path()).expect("scan");
+        assert!(survey.images.iter().all(|i| i.from.is_empty()), "{survey:?}");
+        let dir = folder(&[("node/20/Dockerfile", "FROM scratch\n"), ("app/Dockerfile", "FROM node:20\n")]);
+        let survey = scan(dir.path()).expect("scan");
+        assert_eq!(survey.images[0].from[0].context.as_deref(), Some("node:20"));
+    }
+
+    #[test]
+    fn sanitizes_names() {
+        assert_eq!(sanitize("My App_1"), "my-app_1");
+        assert_eq!(sanitize("--x--y--"), "x-y");
+        assert_eq!(sanitize("my.app"), "my-app");
+        assert_eq!(sanitize("a_-b__c___d.-_e"), "a-b__c-d-e");
+        let long = "x".repeat(300);
+        let cut = fit(&long);
+        assert_eq!(cut.len(), MAX_NAME);
+        assert_ne!(cut, fit(&format!("{long}y")), "names that differ past the cut stay apart");
+        assert_eq!(fit("short"), "short");
+    }
 }
