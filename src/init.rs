@@ -198,13 +198,18 @@ pub(crate) fn scan(root: &Path) -> std::io::Result<Survey> {
     Ok(wire(entries, &root_name))
 }
 
-/// `Some("")` for `Dockerfile`, `Some("dev")` for `Dockerfile.dev` or `dev.Dockerfile`.
+/// `Some("")` for `Dockerfile`, `Some("dev")` for `Dockerfile.dev` or `dev.Dockerfile`; `None`
+/// for a template a script renders into Dockerfiles (`Dockerfile.template`, `.tmpl`, `.in`, …).
 fn dockerfile_variant(file_name: &str) -> Option<String> {
     if file_name == "Dockerfile" {
         return Some(String::new());
     }
     if let Some(rest) = file_name.strip_prefix("Dockerfile.") {
-        return (!rest.is_empty() && rest != "dockerignore").then(|| rest.to_owned());
+        let template = matches!(
+            rest.rsplit('.').next().map(str::to_ascii_lowercase).as_deref(),
+            Some("template" | "tmpl" | "tpl" | "in" | "j2" | "jinja" | "jinja2" | "erb" | "mustache" | "gotmpl")
+        );
+        return (!rest.is_empty() && rest != "dockerignore" && !template).then(|| rest.to_owned());
     }
     let lower = file_name.to_ascii_lowercase();
     lower
@@ -305,6 +310,8 @@ enum Decision {
     Cycle { at: usize, reference: usize, image: usize, rule: Rule },
     /// Its form reaches the build through no one build arg or named context.
     Unwireable { at: usize, reference: usize, image: usize, rule: Rule },
+    /// Pinned by digest (`…@sha256:…`): a published build, which stays the registry's.
+    Pinned { at: usize, reference: usize, image: usize },
     /// A second reference to an image already wired another way.
     Again { at: usize, reference: usize, image: usize },
 }
@@ -325,6 +332,10 @@ fn wire(mut entries: Vec<Entry>, repository: &str) -> Survey {
                 continue;
             }
             let image = images[0];
+            if reference.resolved.contains('@') {
+                decisions.push(Decision::Pinned { at, reference: index, image });
+                continue;
+            }
             if reaches(&deps, image, at) {
                 decisions.push(Decision::Cycle { at, reference: index, image, rule });
                 continue;
@@ -455,6 +466,16 @@ fn wire(mut entries: Vec<Entry>, repository: &str) -> Survey {
                 unwired.push(format!("`{}`: {text}", entries[*at].name));
                 (*at, text)
             }
+            Decision::Pinned { at, reference, image } => {
+                let r = &entries[*at].facts.references[*reference];
+                let text = format!(
+                    "line {}: `{}` is a published build of image {}, pinned by digest: it stays the registry's image",
+                    r.line,
+                    r.shown,
+                    place(*image)
+                );
+                (*at, text)
+            }
             Decision::Again { at, reference, image } => {
                 let r = &entries[*at].facts.references[*reference];
                 let text = format!(
@@ -559,11 +580,12 @@ fn tag_folders(tag: &str) -> Vec<Vec<String>> {
 }
 
 /// The images (never `me`) `reference` names, by the first rule that finds any: an image's own
-/// name (a literal `FROM NAME`, which `check` holds to the graph's `NAME`); the tag as folders
-/// (`NAME:SUITE-VARIANT` in `SUITE/VARIANT/` when NAME is the repository's folder name, or in
-/// `NAME/SUITE/VARIANT/`); the path's last parts as folders (`[REGISTRY/]OWNER/NAME` in
-/// `NAME/`). A Docker Hub name of one part with a tag (`node:20`) is matched by the first two
-/// only: it is the registry's unless the repository builds that very tag.
+/// name (a literal `FROM NAME`, which `check` holds to the graph's `NAME`, or `ARG BASE=NAME`);
+/// the tag as folders (`REPOSITORY:SUITE-VARIANT` in `…/SUITE/VARIANT/` when REPOSITORY is the
+/// repository's folder name, `OWNER/NAME:SUITE-VARIANT` in `…/NAME/SUITE/VARIANT/`); the
+/// path's last parts as folders (`[REGISTRY/]OWNER/NAME` in `…/NAME/`). A Docker Hub name of
+/// one part (`node`, `debian:bookworm`) is matched by the graph's names and the repository's
+/// own name only: anything else by that name is the registry's.
 fn matches(reference: &Reference, me: usize, entries: &[Entry], repository: &str) -> Option<(Vec<usize>, Rule)> {
     let others = |test: &dyn Fn(&Entry) -> bool| -> Vec<usize> {
         (0..entries.len()).filter(|&k| k != me && test(&entries[k])).collect()
@@ -576,13 +598,22 @@ fn matches(reference: &Reference, me: usize, entries: &[Entry], repository: &str
     }
     let parsed = parse_reference(&reference.resolved)?;
     let path = &parsed.path;
-    if let Some(tag) = parsed.tag.as_deref().filter(|t| *t != "latest") {
+    let official = parsed.registry.is_none() && path.len() == 1;
+    let tag = parsed.tag.as_deref().filter(|t| *t != "latest");
+    if official && tag.is_none() {
+        let named = others(&|e| e.name == path[0]);
+        return (!named.is_empty()).then_some((named, Rule::Name));
+    }
+    if let Some(tag) = tag {
         let mut found: BTreeMap<usize, Rule> = BTreeMap::new();
         for parts in tag_folders(tag) {
             if path.last().is_some_and(|last| *last == repository) {
-                for k in others(&|e| e.key == parts) {
+                for k in others(&|e| e.key.ends_with(&parts)) {
                     found.entry(k).or_insert(Rule::TagInRepository { parts: parts.len() });
                 }
+            }
+            if official {
+                continue;
             }
             for segments in 1..=path.len() {
                 let mut folders: Vec<String> = path[path.len() - segments..].to_vec();
@@ -595,7 +626,7 @@ fn matches(reference: &Reference, me: usize, entries: &[Entry], repository: &str
         if let Some(rule) = found.values().min().cloned() {
             return Some((found.into_keys().collect(), rule));
         }
-        if path.len() == 1 && parsed.registry.is_none() {
+        if official {
             return None;
         }
     }
@@ -639,7 +670,7 @@ fn read_facts(text: &str) -> Facts {
                 if !is_stage(written) && !written.eq_ignore_ascii_case("scratch") {
                     let build_platform = platform.as_ref().is_some_and(|p| p.text.contains("BUILDPLATFORM"));
                     let shown = format!("FROM {}", hephy_dsl::escape::excerpt(written, 200));
-                    facts.references.extend(reference(shown, written, instruction.line, build_platform, escape, &defaults));
+                    facts.references.extend(reference(shown, written, instruction.line, build_platform, escape, &defaults, &stages));
                 }
                 if let Some(alias) = alias {
                     stages.push(alias.text.clone());
@@ -650,7 +681,7 @@ fn read_facts(text: &str) -> Facts {
                     let written = from.text.as_str();
                     if !is_stage(written) && written.parse::<usize>().is_err() && !written.contains('$') {
                         let shown = format!("COPY --from={}", hephy_dsl::escape::excerpt(written, 200));
-                        facts.references.extend(reference(shown, written, instruction.line, false, escape, &defaults));
+                        facts.references.extend(reference(shown, written, instruction.line, false, escape, &defaults, &stages));
                     }
                 }
             }
@@ -669,6 +700,7 @@ fn reference(
     build_platform: bool,
     escape: char,
     defaults: &BTreeMap<String, String>,
+    stages: &[String],
 ) -> Option<Reference> {
     let how = if !written.contains('$') {
         if is_context_name(written) { How::Literal { build_platform } } else { How::Unwireable }
@@ -681,7 +713,9 @@ fn reference(
     };
     let resolved = hephy_dockerfile::word(written, escape, &|n| defaults.get(n).cloned()).ok()?;
     let resolved = resolved.trim().to_owned();
-    (!resolved.is_empty() && !resolved.contains('$')).then(|| Reference {
+    // `ARG ROOT_IMAGE=default_root_image` / `FROM $ROOT_IMAGE`: an earlier stage.
+    let stage = stages.iter().any(|s| s.eq_ignore_ascii_case(&resolved));
+    (!resolved.is_empty() && !resolved.contains('$') && !stage).then(|| Reference {
         shown,
         written: written.to_owned(),
         resolved,
@@ -904,6 +938,36 @@ mod tests {
     }
 
     #[test]
+    fn real_docker_stacks_headers() {
+        // jupyter/docker-stacks: the foundation's root image is a stage through an ARG, and
+        // binder builds on a published base-notebook pinned by digest.
+        let dir = folder(&[
+            (
+                "images/docker-stacks-foundation/Dockerfile",
+                "ARG ROOT_IMAGE=default_root_image\nFROM ubuntu:24.04@sha256:1111111111111111111111111111111111111111111111111111111111111111 AS default_root_image\nFROM mambaorg/micromamba:2.8.1 AS micromamba\nFROM $ROOT_IMAGE\nCOPY --from=micromamba /bin/micromamba /bin/\n",
+            ),
+            (
+                "images/base-notebook/Dockerfile",
+                "ARG REGISTRY=quay.io\nARG OWNER=jupyter\nARG BASE_IMAGE=$REGISTRY/$OWNER/docker-stacks-foundation\nFROM $BASE_IMAGE\n",
+            ),
+            (
+                "binder/Dockerfile",
+                "ARG REGISTRY=quay.io\nARG OWNER=jupyter\nARG BASE_IMAGE=$REGISTRY/$OWNER/base-notebook:2026-07-28@sha256:2222222222222222222222222222222222222222222222222222222222222222\nFROM $BASE_IMAGE\n",
+            ),
+        ]);
+        let survey = scan(dir.path()).expect("scan");
+        let edges: Vec<(&str, &str)> = survey
+            .images
+            .iter()
+            .flat_map(|i| i.from.iter().map(move |w| (w.image.as_str(), i.name.as_str())))
+            .collect();
+        assert_eq!(edges, [("images-docker-stacks-foundation", "images-base-notebook")]);
+        let binder = &survey.images[0];
+        assert!(binder.notes[0].contains("pinned by digest: it stays the registry's image"), "{binder:?}");
+        assert!(survey.unwired.is_empty(), "{survey:?}");
+    }
+
+    #[test]
     fn references_and_tags() {
         let parsed = parse_reference("GHCR.io/Acme/base:1.2@sha256:abc").expect("a reference");
         assert_eq!(parsed.registry.as_deref(), Some("ghcr.io"));
@@ -919,14 +983,22 @@ mod tests {
     }
 
     #[test]
-    fn a_docker_hub_name_with_a_tag_stays_the_registry_s() {
-        // `node:20` is Docker Hub's unless the repository builds that very tag.
-        let dir = folder(&[("tools/node/Dockerfile", "FROM scratch\n"), ("app/Dockerfile", "FROM node:20\n")]);
+    fn a_docker_hub_name_stays_the_registry_s() {
+        // `node`, `node:20`, `debian:bookworm` are Docker Hub's, whatever folders the
+        // repository has (buildpack-deps builds `debian/bookworm/curl` FROM `debian:bookworm`).
+        let dir = folder(&[
+            ("tools/node/Dockerfile", "FROM scratch\n"),
+            ("node/20/Dockerfile", "FROM scratch\n"),
+            ("debian/bookworm/Dockerfile", "FROM scratch\n"),
+            ("debian/bookworm/curl/Dockerfile", "FROM debian:bookworm\n"),
+            ("app/Dockerfile", "FROM node:20\nFROM node\n"),
+        ]);
         let survey = scan(dir.path()).expect("scan");
         assert!(survey.images.iter().all(|i| i.from.is_empty()), "{survey:?}");
-        let dir = folder(&[("node/20/Dockerfile", "FROM scratch\n"), ("app/Dockerfile", "FROM node:20\n")]);
+        // An owner's name is matched by folders.
+        let dir = folder(&[("node/20/Dockerfile", "FROM scratch\n"), ("app/Dockerfile", "FROM acme/node:20\n")]);
         let survey = scan(dir.path()).expect("scan");
-        assert_eq!(survey.images[0].from[0].context.as_deref(), Some("node:20"));
+        assert_eq!(survey.images[0].from[0].context.as_deref(), Some("acme/node:20"));
     }
 
     #[test]
