@@ -139,12 +139,18 @@ impl Rule {
             Rule::Name => "`NAME` (no registry, no tag) → the graph's image `NAME`".to_owned(),
             Rule::TagInRepository { parts } => {
                 let (tag, folder) = tag(*parts);
-                format!("`[REGISTRY/][OWNER/]REPOSITORY:{tag}` → folder `{folder}/` (REPOSITORY the repository's folder name)")
+                format!(
+                    "`[REGISTRY/][OWNER/]REPOSITORY:{tag}` → folder `{folder}/` (REPOSITORY the repository's folder name)"
+                )
             }
             Rule::TagInFolder { segments, parts } => {
                 let (tag, folder) = tag(*parts);
                 let owner = if *segments == 1 { "[OWNER/]" } else { "" };
-                format!("`[REGISTRY/]{owner}{}:{tag}` → folder `{}/{folder}/`", path(*segments), path(*segments))
+                format!(
+                    "`[REGISTRY/]{owner}{}:{tag}` → folder `{}/{folder}/`",
+                    path(*segments),
+                    path(*segments)
+                )
             }
             Rule::Folder { segments } => {
                 let owner = if *segments == 1 { "[OWNER/]" } else { "" };
@@ -176,23 +182,38 @@ pub(crate) fn scan(root: &Path) -> std::io::Result<Survey> {
         files.push((relative.to_path_buf(), variant));
     }
     files.sort();
-    let root_folder = root.canonicalize().ok().and_then(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned));
-    let root_name = root_folder.as_deref().map(sanitize).filter(|n| !n.is_empty()).unwrap_or_else(|| "app".to_owned());
+    let root_folder =
+        root.canonicalize().ok().and_then(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned));
+    let root_name =
+        root_folder.as_deref().map(sanitize).filter(|n| !n.is_empty()).unwrap_or_else(|| "app".to_owned());
     let mut entries: Vec<Entry> = Vec::new();
     for (relative, variant) in &files {
         let folder = relative.parent().unwrap_or(Path::new(""));
-        let Some(dir) = folder.components().map(|c| c.as_os_str().to_str().map(str::to_owned)).collect::<Option<Vec<_>>>()
+        let Some(dir) = folder
+            .components()
+            .map(|c| c.as_os_str().to_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
         else {
             continue;
         };
         let dockerfile = relative.file_name().and_then(|f| f.to_str()).unwrap_or("Dockerfile").to_owned();
         let text = std::fs::read_to_string(root.join(relative)).unwrap_or_default();
-        let mut key: Vec<String> =
-            if dir.is_empty() { vec![root_name.clone()] } else { dir.iter().map(|p| p.to_ascii_lowercase()).collect() };
+        let mut key: Vec<String> = if dir.is_empty() {
+            vec![root_name.clone()]
+        } else {
+            dir.iter().map(|p| p.to_ascii_lowercase()).collect()
+        };
         if !variant.is_empty() {
             key.push(variant.to_ascii_lowercase());
         }
-        entries.push(Entry { dir, variant: variant.clone(), dockerfile, key, name: String::new(), facts: read_facts(&text) });
+        entries.push(Entry {
+            dir,
+            variant: variant.clone(),
+            dockerfile,
+            key,
+            name: String::new(),
+            facts: read_facts(&text),
+        });
     }
     name_entries(&mut entries, &root_name);
     Ok(wire(entries, &root_name))
@@ -207,7 +228,18 @@ fn dockerfile_variant(file_name: &str) -> Option<String> {
     if let Some(rest) = file_name.strip_prefix("Dockerfile.") {
         let template = matches!(
             rest.rsplit('.').next().map(str::to_ascii_lowercase).as_deref(),
-            Some("template" | "tmpl" | "tpl" | "in" | "j2" | "jinja" | "jinja2" | "erb" | "mustache" | "gotmpl")
+            Some(
+                "template"
+                    | "tmpl"
+                    | "tpl"
+                    | "in"
+                    | "j2"
+                    | "jinja"
+                    | "jinja2"
+                    | "erb"
+                    | "mustache"
+                    | "gotmpl"
+            )
         );
         return (!rest.is_empty() && rest != "dockerignore" && !template).then(|| rest.to_owned());
     }
@@ -263,9 +295,11 @@ fn name_entries(entries: &mut [Entry], root_name: &str) {
     let strip = shared_folders(entries);
     let mut taken: BTreeSet<String> = BTreeSet::new();
     for entry in entries.iter_mut() {
-        let head = if entry.dir.is_empty() { root_name.to_owned() } else { sanitize(&entry.dir[strip..].join("-")) };
+        let head =
+            if entry.dir.is_empty() { root_name.to_owned() } else { sanitize(&entry.dir[strip..].join("-")) };
         let variant = sanitize(&entry.variant);
-        let parts: Vec<&str> = [head.as_str(), variant.as_str()].into_iter().filter(|p| !p.is_empty()).collect();
+        let parts: Vec<&str> =
+            [head.as_str(), variant.as_str()].into_iter().filter(|p| !p.is_empty()).collect();
         let name = fit(&parts.join("-"));
         let name = if name.is_empty() { "image".to_owned() } else { name };
         entry.name = unique(&name, &taken, &BTreeSet::new());
@@ -304,16 +338,44 @@ fn unique(name: &str, taken: &BTreeSet<String>, reserved: &BTreeSet<String>) -> 
 /// What was decided for one reference.
 #[derive(Debug)]
 enum Decision {
-    Wired { at: usize, reference: usize, image: usize, rule: Rule },
-    Ambiguous { at: usize, reference: usize, images: Vec<usize>, rule: Rule },
+    Wired {
+        at: usize,
+        reference: usize,
+        image: usize,
+        rule: Rule,
+    },
+    Ambiguous {
+        at: usize,
+        reference: usize,
+        images: Vec<usize>,
+        rule: Rule,
+    },
     /// Wiring it would make a cycle (or it names its own image).
-    Cycle { at: usize, reference: usize, image: usize, rule: Rule },
+    Cycle {
+        at: usize,
+        reference: usize,
+        image: usize,
+        rule: Rule,
+    },
     /// Its form reaches the build through no one build arg or named context.
-    Unwireable { at: usize, reference: usize, image: usize, rule: Rule },
+    Unwireable {
+        at: usize,
+        reference: usize,
+        image: usize,
+        rule: Rule,
+    },
     /// Pinned by digest (`…@sha256:…`): a published build, which stays the registry's.
-    Pinned { at: usize, reference: usize, image: usize },
+    Pinned {
+        at: usize,
+        reference: usize,
+        image: usize,
+    },
     /// A second reference to an image already wired another way.
-    Again { at: usize, reference: usize, image: usize },
+    Again {
+        at: usize,
+        reference: usize,
+        image: usize,
+    },
 }
 
 /// Matches every reference to the repository's images, wires the matches that make no cycle,
@@ -367,14 +429,15 @@ fn wire(mut entries: Vec<Entry>, repository: &str) -> Survey {
                 Some((_, existing)) => {
                     let same = (wire.arg.is_some() && wire.arg == existing.arg)
                         || (wire.context.is_some() && wire.context == existing.context);
-                    if same {
-                    } else if wire.arg.is_some() && existing.arg.is_none() {
+                    // The same arg or context again (`COPY --from=base` after `FROM base`)
+                    // adds nothing; one `from` takes one arg and one named context.
+                    if !same && wire.arg.is_some() && existing.arg.is_none() {
                         existing.arg = wire.arg;
                         existing.registry_arg = wire.registry_arg;
-                    } else if wire.context.is_some() && existing.context.is_none() {
+                    } else if !same && wire.context.is_some() && existing.context.is_none() {
                         existing.context = wire.context;
                         existing.build_platform = wire.build_platform;
-                    } else {
+                    } else if !same {
                         decisions.push(Decision::Again { at, reference: index, image });
                         continue;
                     }
@@ -389,7 +452,8 @@ fn wire(mut entries: Vec<Entry>, repository: &str) -> Survey {
     let mut reserved: BTreeSet<String> = BTreeSet::new();
     for (at, entry) in entries.iter().enumerate() {
         for reference in &entry.facts.references {
-            let wired = wires[at].iter().any(|(_, w)| w.context.as_deref() == Some(reference.written.as_str()));
+            let wired =
+                wires[at].iter().any(|(_, w)| w.context.as_deref() == Some(reference.written.as_str()));
             if matches!(reference.how, How::Literal { .. }) && !wired {
                 reserved.insert(reference.written.clone());
             }
@@ -426,7 +490,16 @@ fn wire(mut entries: Vec<Entry>, repository: &str) -> Survey {
             Decision::Wired { at, reference, image, rule } => {
                 let r = &entries[*at].facts.references[*reference];
                 *rules.entry(rule.text()).or_default() += 1;
-                (*at, format!("line {}: `{}` is image {}, by rule {}", r.line, r.shown, place(*image), rule.text()))
+                (
+                    *at,
+                    format!(
+                        "line {}: `{}` is image {}, by rule {}",
+                        r.line,
+                        r.shown,
+                        place(*image),
+                        rule.text()
+                    ),
+                )
             }
             Decision::Ambiguous { at, reference, images, rule } => {
                 let r = &entries[*at].facts.references[*reference];
@@ -548,8 +621,11 @@ fn parse_reference(text: &str) -> Option<Parsed> {
     if path.iter().any(String::is_empty) {
         return None;
     }
-    let registry = (path.len() > 1 && (path[0].contains(['.', ':']) || path[0] == "localhost")).then(|| path.remove(0));
-    let docker_hub = registry.as_deref().is_none_or(|r| matches!(r, "docker.io" | "index.docker.io" | "registry-1.docker.io"));
+    let registry =
+        (path.len() > 1 && (path[0].contains(['.', ':']) || path[0] == "localhost")).then(|| path.remove(0));
+    let docker_hub = registry
+        .as_deref()
+        .is_none_or(|r| matches!(r, "docker.io" | "index.docker.io" | "registry-1.docker.io"));
     if docker_hub && path.len() == 2 && path[0] == "library" {
         return None;
     }
@@ -586,7 +662,12 @@ fn tag_folders(tag: &str) -> Vec<Vec<String>> {
 /// path's last parts as folders (`[REGISTRY/]OWNER/NAME` in `…/NAME/`). A Docker Hub name of
 /// one part (`node`, `debian:bookworm`) is matched by the graph's names and the repository's
 /// own name only: anything else by that name is the registry's.
-fn matches(reference: &Reference, me: usize, entries: &[Entry], repository: &str) -> Option<(Vec<usize>, Rule)> {
+fn matches(
+    reference: &Reference,
+    me: usize,
+    entries: &[Entry],
+    repository: &str,
+) -> Option<(Vec<usize>, Rule)> {
     let others = |test: &dyn Fn(&Entry) -> bool| -> Vec<usize> {
         (0..entries.len()).filter(|&k| k != me && test(&entries[k])).collect()
     };
@@ -660,7 +741,9 @@ fn read_facts(text: &str) -> Facts {
                     // An ARG without a default keeps the value an earlier one gave (a stage's
                     // `ARG BASE` takes the global default).
                     let Some(default) = &arg.default else { continue };
-                    if let Ok(value) = hephy_dockerfile::word(&default.text, escape, &|n| defaults.get(n).cloned()) {
+                    if let Ok(value) =
+                        hephy_dockerfile::word(&default.text, escape, &|n| defaults.get(n).cloned())
+                    {
                         defaults.insert(arg.name.text.clone(), value);
                     }
                 }
@@ -670,7 +753,15 @@ fn read_facts(text: &str) -> Facts {
                 if !is_stage(written) && !written.eq_ignore_ascii_case("scratch") {
                     let build_platform = platform.as_ref().is_some_and(|p| p.text.contains("BUILDPLATFORM"));
                     let shown = format!("FROM {}", hephy_dsl::escape::excerpt(written, 200));
-                    facts.references.extend(reference(shown, written, instruction.line, build_platform, escape, &defaults, &stages));
+                    facts.references.extend(reference(
+                        shown,
+                        written,
+                        instruction.line,
+                        build_platform,
+                        escape,
+                        &defaults,
+                        &stages,
+                    ));
                 }
                 if let Some(alias) = alias {
                     stages.push(alias.text.clone());
@@ -681,7 +772,15 @@ fn read_facts(text: &str) -> Facts {
                     let written = from.text.as_str();
                     if !is_stage(written) && written.parse::<usize>().is_err() && !written.contains('$') {
                         let shown = format!("COPY --from={}", hephy_dsl::escape::excerpt(written, 200));
-                        facts.references.extend(reference(shown, written, instruction.line, false, escape, &defaults, &stages));
+                        facts.references.extend(reference(
+                            shown,
+                            written,
+                            instruction.line,
+                            false,
+                            escape,
+                            &defaults,
+                            &stages,
+                        ));
                     }
                 }
             }
@@ -773,7 +872,9 @@ fn split_variables(word: &str) -> Option<(&str, &str)> {
             '{' => depth += 1,
             '}' => depth = depth.saturating_sub(1),
             ':' if depth == 0 => {
-                if let (Some(repository), Some(tag)) = (single_variable(&word[..i]), single_variable(&word[i + 1..])) {
+                if let (Some(repository), Some(tag)) =
+                    (single_variable(&word[..i]), single_variable(&word[i + 1..]))
+                {
                     return Some((repository, tag));
                 }
             }
@@ -807,7 +908,9 @@ pub(crate) fn render(survey: &Survey, syntax: Syntax) -> String {
         );
     }
     if !survey.rules.is_empty() {
-        header.push_str("\nEdges inferred from FROM and COPY --from, by these rules (registry prefixes stripped):");
+        header.push_str(
+            "\nEdges inferred from FROM and COPY --from, by these rules (registry prefixes stripped):",
+        );
         for (rule, count) in &survey.rules {
             let _ = write!(header, "\n  {rule}: {count} edge(s)");
         }
@@ -908,9 +1011,13 @@ mod tests {
         ]);
         assert_eq!(names(&dir), ["cuda-11", "cuda-12", "cuda12"]);
         // Folders every image shares are left out, unless a version would be left.
-        let dir = folder(&[("images/base/Dockerfile", "FROM scratch\n"), ("images/app/Dockerfile", "FROM scratch\n")]);
+        let dir = folder(&[
+            ("images/base/Dockerfile", "FROM scratch\n"),
+            ("images/app/Dockerfile", "FROM scratch\n"),
+        ]);
         assert_eq!(names(&dir), ["app", "base"]);
-        let dir = folder(&[("cuda/11/Dockerfile", "FROM scratch\n"), ("cuda/12/Dockerfile", "FROM scratch\n")]);
+        let dir =
+            folder(&[("cuda/11/Dockerfile", "FROM scratch\n"), ("cuda/12/Dockerfile", "FROM scratch\n")]);
         assert_eq!(names(&dir), ["cuda-11", "cuda-12"]);
     }
 
@@ -996,7 +1103,8 @@ mod tests {
         let survey = scan(dir.path()).expect("scan");
         assert!(survey.images.iter().all(|i| i.from.is_empty()), "{survey:?}");
         // An owner's name is matched by folders.
-        let dir = folder(&[("node/20/Dockerfile", "FROM scratch\n"), ("app/Dockerfile", "FROM acme/node:20\n")]);
+        let dir =
+            folder(&[("node/20/Dockerfile", "FROM scratch\n"), ("app/Dockerfile", "FROM acme/node:20\n")]);
         let survey = scan(dir.path()).expect("scan");
         assert_eq!(survey.images[0].from[0].context.as_deref(), Some("acme/node:20"));
     }

@@ -190,7 +190,10 @@ fn init_follows_arg_defaults_through_other_args_and_registry_prefixes() {
     assert!(kdl.contains(r#"from "docker-stacks-foundation" arg="BASE_IMAGE""#), "{kdl}");
     assert!(kdl.contains(r#"from "minimal-notebook" arg="BASE_TAG" registry-arg="BASE_REPO""#), "{kdl}");
     assert!(kdl.contains("// line 4: `FROM $BASE_IMAGE` is image `base-notebook`"), "{kdl}");
-    assert!(stderr.contains("inferred: `[REGISTRY/][OWNER/]NAME[:TAG]` → folder `NAME/` (3 edge(s))"), "{stderr}");
+    assert!(
+        stderr.contains("inferred: `[REGISTRY/][OWNER/]NAME[:TAG]` → folder `NAME/` (3 edge(s))"),
+        "{stderr}"
+    );
     let (yaml, _) = &written[1];
     assert!(yaml.contains("arg: BASE_IMAGE"), "{yaml}");
 }
@@ -232,7 +235,8 @@ fn init_matches_tags_to_suite_and_variant_folders() {
         .file("node/22/a", "a\n")
         .file("node/22-tools/Dockerfile", "FROM acme/node:22\nCOPY b /b\n")
         .file("node/22-tools/b", "b\n");
-    let written = init_in(&repo, ".", &["python-3-12-slim -> python-3-12-dev", "node-22 -> node-22-tools"], true);
+    let written =
+        init_in(&repo, ".", &["python-3-12-slim -> python-3-12-dev", "node-22 -> node-22-tools"], true);
     let (kdl, _) = &written[0];
     assert!(kdl.contains(r#"from "python-3-12-slim" context="ghcr.io/acme/python:3.12-slim""#), "{kdl}");
 }
