@@ -104,6 +104,8 @@ struct Entry {
 enum Rule {
     /// The reference is an image's name (a sibling's `FROM base`).
     Name,
+    /// The reference is the folder name of an image beside the Dockerfile's folder.
+    Sibling,
     /// `NAME:SUITE-VARIANT` built in `SUITE/VARIANT/`, NAME the repository's folder name.
     TagInRepository { parts: usize },
     /// `[REGISTRY/]…/NAME:SUITE-VARIANT` built in `NAME/SUITE/VARIANT/` (`segments` of the
@@ -137,6 +139,10 @@ impl Rule {
         };
         match self {
             Rule::Name => "`NAME` (no registry, no tag) → the graph's image `NAME`".to_owned(),
+            Rule::Sibling => {
+                "`NAME` (no registry, no tag) → the image in folder `NAME/` beside the Dockerfile's"
+                    .to_owned()
+            }
             Rule::TagInRepository { parts } => {
                 let (tag, folder) = tag(*parts);
                 format!(
@@ -656,8 +662,8 @@ fn tag_folders(tag: &str) -> Vec<Vec<String>> {
 }
 
 /// The images (never `me`) `reference` names, by the first rule that finds any: an image's own
-/// name (a literal `FROM NAME`, which `check` holds to the graph's `NAME`, or `ARG BASE=NAME`);
-/// the tag as folders (`REPOSITORY:SUITE-VARIANT` in `…/SUITE/VARIANT/` when REPOSITORY is the
+/// name (a literal `FROM NAME`, which `check` holds to the graph's `NAME`, or `ARG BASE=NAME`),
+/// else a sibling folder's (`FROM base` beside `base/`); the tag as folders (`REPOSITORY:SUITE-VARIANT` in `…/SUITE/VARIANT/` when REPOSITORY is the
 /// repository's folder name, `OWNER/NAME:SUITE-VARIANT` in `…/NAME/SUITE/VARIANT/`); the
 /// path's last parts as folders (`[REGISTRY/]OWNER/NAME` in `…/NAME/`). A Docker Hub name of
 /// one part (`node`, `debian:bookworm`) is matched by the graph's names and the repository's
@@ -683,7 +689,19 @@ fn matches(
     let tag = parsed.tag.as_deref().filter(|t| *t != "latest");
     if official && tag.is_none() {
         let named = others(&|e| e.name == path[0]);
-        return (!named.is_empty()).then_some((named, Rule::Name));
+        if !named.is_empty() {
+            return Some((named, Rule::Name));
+        }
+        // `docker/app/Dockerfile: FROM base` with `docker/base/` beside it.
+        let mine = &entries[me].dir;
+        let siblings = others(&|e| {
+            e.variant.is_empty()
+                && !mine.is_empty()
+                && e.dir.len() == mine.len()
+                && e.dir[..mine.len() - 1] == mine[..mine.len() - 1]
+                && e.key.last() == Some(&path[0])
+        });
+        return (!siblings.is_empty()).then_some((siblings, Rule::Sibling));
     }
     if let Some(tag) = tag {
         let mut found: BTreeMap<usize, Rule> = BTreeMap::new();
@@ -1072,6 +1090,22 @@ mod tests {
         let binder = &survey.images[0];
         assert!(binder.notes[0].contains("pinned by digest: it stays the registry's image"), "{binder:?}");
         assert!(survey.unwired.is_empty(), "{survey:?}");
+    }
+
+    #[test]
+    fn a_sibling_folder_is_matched_by_its_name() {
+        let dir = folder(&[
+            ("docker/base/Dockerfile", "FROM scratch\n"),
+            ("docker/app/Dockerfile", "FROM base\n"),
+            ("tools/Dockerfile", "FROM scratch\n"),
+        ]);
+        let survey = scan(dir.path()).expect("scan");
+        let app = &survey.images[0];
+        assert_eq!(app.name, "docker-app");
+        assert_eq!(
+            (app.from[0].image.as_str(), app.from[0].context.as_deref()),
+            ("docker-base", Some("base"))
+        );
     }
 
     #[test]
