@@ -248,10 +248,12 @@ fn init_wires_a_sibling_from_as_a_named_context_and_never_a_cycle() {
         .file("base/base.txt", "base\n")
         .file("app/Dockerfile", "FROM base\nCOPY app.txt /app.txt\n")
         .file("app/app.txt", "app\n")
-        .file("tools/Dockerfile", "FROM scratch\nCOPY --from=base /base.txt /tools.txt\n");
-    let written = init_in(&repo, ".", &["base -> app", "base -> tools"], true);
+        .file("tools/Dockerfile", "FROM scratch\nCOPY --from=base /base.txt /tools.txt\n")
+        .file("cross/Dockerfile", "FROM --platform=$BUILDPLATFORM base AS build\nFROM scratch\nCOPY --from=build /base.txt /cross.txt\n");
+    let written = init_in(&repo, ".", &["base -> app", "base -> cross", "base -> tools"], true);
     let (kdl, _) = &written[0];
     assert!(kdl.contains(r#"from "base" context="base""#), "{kdl}");
+    assert!(kdl.contains(r#"from "base" context="base" platform="build""#), "{kdl}");
     let (yaml, _) = &written[1];
     assert!(yaml.contains("context: base"), "{yaml}");
 
