@@ -801,9 +801,9 @@ fn init(dir: &Path, format: ImportFormat, stdout: bool) -> Result<(), Failure> {
     let io = |message: String, help: &str| {
         Failure::Input(Problems::single("hephy", Problem::new(Code::Io, message).help(help.to_owned())))
     };
-    let images = init::scan(dir)
+    let survey = init::scan(dir)
         .map_err(|e| io(format!("cannot read `{}`: {e}", dir.display()), "name a folder that can be read"))?;
-    if images.is_empty() {
+    if survey.images.is_empty() {
         return Err(io(
             format!("no Dockerfile under `{}`", dir.display()),
             "run `hephy init` in a repository with Dockerfiles (`Dockerfile`, `Dockerfile.NAME`, `NAME.Dockerfile`)",
@@ -819,7 +819,7 @@ fn init(dir: &Path, format: ImportFormat, stdout: bool) -> Result<(), Failure> {
             "keep it, or move it aside first; `hephy init --stdout` prints the graph instead",
         ));
     }
-    let text = init::render(&images, syntax);
+    let text = init::render(&survey, syntax);
     let path = if dir == Path::new(".") { PathBuf::from(name) } else { dir.join(name) };
     // Checked as `check` would check it, before anything is printed or written: a graph that
     // does not pass is reported (exit 2) and never left on disk.
@@ -828,6 +828,13 @@ fn init(dir: &Path, format: ImportFormat, stdout: bool) -> Result<(), Failure> {
         init::Syntax::Yaml => hephy_dsl::Syntax::Yaml,
     };
     let model = check_text(hephy_dsl::SourceFile::new(&path, dsl_syntax, text.as_str()), dir)?;
+    let line = |text: &str| hephy_dsl::printable_line(&hephy_dsl::escape::terminal_line(text)).to_string();
+    for (rule, count) in &survey.rules {
+        eprintln!("inferred: {} ({count} edge(s))", line(rule));
+    }
+    for unwired in &survey.unwired {
+        eprintln!("warning: {}", line(unwired));
+    }
     if stdout {
         print(&text);
         return Ok(());
@@ -839,7 +846,7 @@ fn init(dir: &Path, format: ImportFormat, stdout: bool) -> Result<(), Failure> {
     print(&format!(
         "wrote {}: {} image(s), {} nodes; `hephy plan` shows what would build\n",
         path.display(),
-        images.len(),
+        survey.images.len(),
         graph.len()
     ));
     Ok(())

@@ -109,3 +109,180 @@ fn completions_and_man_page_come_from_the_command_line_definition() {
     assert_eq!(man.code, 0);
     assert!(man.stdout.starts_with(".ie") && man.stdout.contains(".TH hephy 1"), "{}", &man.stdout[..200]);
 }
+
+/// The image-to-image edges of the graph a file describes, from `hephy graph --format json`:
+/// `dependency -> dependent`, by image name, platforms folded.
+fn graph_edges(repo: &Repo, file: &str) -> std::collections::BTreeSet<String> {
+    let run = repo.run(&["-f", file, "graph", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let json = run.json();
+    let image = |id: &str| id.split_once('@').map(|(name, _)| name.to_owned());
+    json["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .filter_map(|edge| {
+            let from = image(edge[0].as_str()?)?;
+            let to = image(edge[1].as_str()?)?;
+            Some(format!("{from} -> {to}"))
+        })
+        .collect()
+}
+
+/// `init` in `dir` (relative to the repository) in both syntaxes: the graph it writes passes
+/// `check`, and its edges are `expected`. Returns each syntax's text and `init`'s stderr.
+fn init_in(repo: &Repo, dir: &str, expected: &[&str], build: bool) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (format, file) in [("kdl", "hephy.kdl"), ("yaml", "hephy.yaml")] {
+        let path = format!("{dir}/{file}");
+        let init = repo.run(&["init", dir, "--format", format]);
+        assert_eq!(init.code, 0, "{}", init.stderr);
+        let text = std::fs::read_to_string(repo.path().join(&path)).expect("graph written");
+        let check = repo.run(&["-f", &path, "check"]);
+        assert_eq!(check.code, 0, "{text}\n{}", check.stderr);
+        let edges = graph_edges(repo, &path);
+        let expected: std::collections::BTreeSet<String> = expected.iter().map(|e| (*e).to_owned()).collect();
+        assert_eq!(edges, expected, "{text}");
+        if build {
+            // Offline (HEPHY_OFFLINE=1): a base that was not wired to the graph's build would be
+            // pulled from a registry and fail.
+            let run = repo.run(&["-f", &path, "run"]);
+            assert_eq!(run.code, 0, "{text}\n{}\n{}", run.stdout, run.stderr);
+        }
+        std::fs::remove_file(repo.path().join(&path)).expect("remove the graph");
+        out.push((text, init.stderr));
+    }
+    out
+}
+
+#[test]
+fn init_follows_arg_defaults_through_other_args_and_registry_prefixes() {
+    // As jupyter/docker-stacks writes it: `ARG REGISTRY`, `ARG OWNER`,
+    // `ARG BASE_IMAGE=$REGISTRY/$OWNER/NAME`, `FROM $BASE_IMAGE`; and a reference split in two.
+    let chained = |base: &str, file: &str| {
+        format!(
+            "ARG REGISTRY=quay.io\nARG OWNER=jupyter\nARG BASE_IMAGE=$REGISTRY/$OWNER/{base}\nFROM $BASE_IMAGE\nCOPY {file} /{file}\n"
+        )
+    };
+    let repo = Repo::new()
+        .file("images/docker-stacks-foundation/Dockerfile", "FROM scratch\nCOPY f.txt /f.txt\n")
+        .file("images/docker-stacks-foundation/f.txt", "f\n")
+        .file("images/base-notebook/Dockerfile", &chained("docker-stacks-foundation", "b.txt"))
+        .file("images/base-notebook/b.txt", "b\n")
+        .file("images/minimal-notebook/Dockerfile", &chained("base-notebook", "m.txt"))
+        .file("images/minimal-notebook/m.txt", "m\n")
+        .file(
+            "images/scipy-notebook/Dockerfile",
+            "ARG REGISTRY=ghcr.io\nARG OWNER=acme\nARG BASE_REPO=${REGISTRY}/${OWNER}/minimal-notebook\nARG BASE_TAG=2025-01-01\nFROM ${BASE_REPO}:${BASE_TAG}\nCOPY s.txt /s.txt\n",
+        )
+        .file("images/scipy-notebook/s.txt", "s\n");
+    let written = init_in(
+        &repo,
+        ".",
+        &[
+            "docker-stacks-foundation -> base-notebook",
+            "base-notebook -> minimal-notebook",
+            "minimal-notebook -> scipy-notebook",
+        ],
+        true,
+    );
+    let (kdl, stderr) = &written[0];
+    assert!(kdl.contains(r#"from "docker-stacks-foundation" arg="BASE_IMAGE""#), "{kdl}");
+    assert!(kdl.contains(r#"from "minimal-notebook" arg="BASE_TAG" registry-arg="BASE_REPO""#), "{kdl}");
+    assert!(kdl.contains("// line 4: `FROM $BASE_IMAGE` is image `base-notebook`"), "{kdl}");
+    assert!(
+        stderr.contains("inferred: `[REGISTRY/][OWNER/]NAME[:TAG]` → folder `NAME/` (3 edge(s))"),
+        "{stderr}"
+    );
+    let (yaml, _) = &written[1];
+    assert!(yaml.contains("arg: BASE_IMAGE"), "{yaml}");
+}
+
+#[test]
+fn init_matches_tags_to_suite_and_variant_folders() {
+    // docker-library/buildpack-deps: `FROM buildpack-deps:bookworm-curl` is built in
+    // `bookworm/curl/` of the repository named `buildpack-deps`.
+    let repo = Repo::new()
+        .file("buildpack-deps/bookworm/curl/Dockerfile", "FROM scratch\nCOPY a /a\n")
+        .file("buildpack-deps/bookworm/curl/a", "a\n")
+        .file("buildpack-deps/bookworm/scm/Dockerfile", "FROM buildpack-deps:bookworm-curl\nCOPY b /b\n")
+        .file("buildpack-deps/bookworm/scm/b", "b\n")
+        .file("buildpack-deps/bookworm/Dockerfile", "FROM buildpack-deps:bookworm-scm\nCOPY c /c\n")
+        .file("buildpack-deps/bookworm/c", "c\n")
+        .file("buildpack-deps/bullseye/curl/Dockerfile", "FROM scratch\nCOPY a /a\n")
+        .file("buildpack-deps/bullseye/curl/a", "a\n")
+        .file("buildpack-deps/bullseye/scm/Dockerfile", "FROM buildpack-deps:bullseye-curl\nCOPY b /b\n")
+        .file("buildpack-deps/bullseye/scm/b", "b\n");
+    let written = init_in(
+        &repo,
+        "buildpack-deps",
+        &["bookworm-curl -> bookworm-scm", "bookworm-scm -> bookworm", "bullseye-curl -> bullseye-scm"],
+        true,
+    );
+    let (kdl, stderr) = &written[0];
+    assert!(kdl.contains(r#"from "bookworm-curl" context="buildpack-deps:bookworm-curl""#), "{kdl}");
+    let rule = "`[REGISTRY/][OWNER/]REPOSITORY:SUITE-VARIANT` → folder `SUITE/VARIANT/` (REPOSITORY the repository's folder name)";
+    assert!(kdl.contains(rule), "{kdl}");
+    assert!(stderr.contains(rule), "{stderr}");
+
+    // `org/NAME:SUITE-VARIANT` built in `NAME/SUITE/VARIANT/`, nested names from the path.
+    let repo = Repo::new()
+        .file("python/3.12/slim/Dockerfile", "FROM scratch\nCOPY a /a\n")
+        .file("python/3.12/slim/a", "a\n")
+        .file("python/3.12/dev/Dockerfile", "FROM ghcr.io/acme/python:3.12-slim\nCOPY b /b\n")
+        .file("python/3.12/dev/b", "b\n")
+        .file("node/22/Dockerfile", "FROM scratch\nCOPY a /a\n")
+        .file("node/22/a", "a\n")
+        .file("node/22-tools/Dockerfile", "FROM acme/node:22\nCOPY b /b\n")
+        .file("node/22-tools/b", "b\n");
+    let written =
+        init_in(&repo, ".", &["python-3-12-slim -> python-3-12-dev", "node-22 -> node-22-tools"], true);
+    let (kdl, _) = &written[0];
+    assert!(kdl.contains(r#"from "python-3-12-slim" context="ghcr.io/acme/python:3.12-slim""#), "{kdl}");
+}
+
+#[test]
+fn init_wires_a_sibling_from_as_a_named_context_and_never_a_cycle() {
+    let repo = Repo::new()
+        .file("base/Dockerfile", "FROM scratch\nCOPY base.txt /base.txt\n")
+        .file("base/base.txt", "base\n")
+        .file("app/Dockerfile", "FROM base\nCOPY app.txt /app.txt\n")
+        .file("app/app.txt", "app\n")
+        .file("tools/Dockerfile", "FROM scratch\nCOPY --from=base /base.txt /tools.txt\n")
+        .file("cross/Dockerfile", "FROM --platform=$BUILDPLATFORM base AS build\nFROM scratch\nCOPY --from=build /base.txt /cross.txt\n");
+    let written = init_in(&repo, ".", &["base -> app", "base -> cross", "base -> tools"], true);
+    let (kdl, _) = &written[0];
+    assert!(kdl.contains(r#"from "base" context="base""#), "{kdl}");
+    assert!(kdl.contains(r#"from "base" context="base" platform="build""#), "{kdl}");
+    let (yaml, _) = &written[1];
+    assert!(yaml.contains("context: base"), "{yaml}");
+
+    // A folder whose Dockerfile builds on the registry image of its own name, and two that
+    // name each other: no cycle, and no name an unwired `FROM` would take for the graph's.
+    let repo = Repo::new()
+        .file("alpine/Dockerfile", "FROM alpine\nRUN true\n")
+        .file("a/Dockerfile", "FROM b\n")
+        .file("b/Dockerfile", "FROM a\n");
+    let written = init_in(&repo, ".", &["b -> a-image"], false);
+    let (kdl, stderr) = &written[0];
+    assert!(kdl.contains(r#"image "alpine-image""#), "{kdl}");
+    assert!(kdl.contains("a Dockerfile's `FROM alpine` here means the registry's `alpine`"), "{kdl}");
+    assert!(kdl.contains("not wired (a cycle)"), "{kdl}");
+    assert!(stderr.contains("not wired (a cycle)"), "{stderr}");
+}
+
+#[test]
+fn init_writes_an_ambiguous_match_as_a_comment_with_its_candidates() {
+    let repo = Repo::new()
+        .file("team-a/base/Dockerfile", "FROM scratch\n")
+        .file("team\"b\n*/ #x/base/Dockerfile", "FROM scratch\n")
+        .file("app/Dockerfile", "ARG BASE=ghcr.io/acme/base\nFROM ${BASE}\n");
+    let written = init_in(&repo, ".", &[], false);
+    for (text, stderr) in &written {
+        assert!(text.contains("`FROM ${BASE}` may be image `team-b-x-base` (`team\"b\\n*/ #x/base/Dockerfile`) or `team-a-base` (`team-a/base/Dockerfile`)"), "{text}");
+        assert!(!text.contains("from \"team"), "an ambiguous match is never wired:\n{text}");
+        assert!(text.contains("not wired"), "{text}");
+        assert!(stderr.contains("warning: `app`: line 2: `FROM ${BASE}` may be image"), "{stderr}");
+        assert!(stderr.lines().all(|l| !l.starts_with("*/")), "{stderr}");
+    }
+}

@@ -69,7 +69,7 @@ impl Analyzer<'_> {
                         self.sink.push(
                             Problem::new(Code::InvalidName, format!("`{}` is not a build context name", context.value))
                                 .label(context.span, "invalid name")
-                                .help("a named context is what the Dockerfile writes after `FROM` or `COPY --from=`: lower-case letters, digits, `.`, `_`, `-` and `/`"),
+                                .help("a named context is what the Dockerfile writes after `FROM` or `COPY --from=`: lower-case letters, digits, `.`, `_`, `-`, `/` and `:`"),
                         );
                     }
                     if let Some(context) = &from.context

@@ -76,11 +76,13 @@ pub(crate) fn valid_name(name: &str) -> bool {
 }
 
 /// `[A-Za-z_][A-Za-z0-9_]*`: a build arg or environment variable.
-/// A named build context: what a Dockerfile writes after `FROM` or `COPY --from=`.
+/// A named build context: what a Dockerfile writes after `FROM` or `COPY --from=`, a tag
+/// included (`FROM buildpack-deps:bookworm-curl`: BuildKit and buildah look contexts up by the
+/// reference as written).
 pub(super) fn valid_context(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 255
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-/".contains(&b))
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-/:".contains(&b))
         && name.as_bytes()[0].is_ascii_alphanumeric()
 }
 
