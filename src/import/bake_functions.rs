@@ -2321,6 +2321,9 @@ fn cidrnetmask(a: &[Value]) -> FnResult {
 
 fn subnet(p: &Prefix, newbits: i64, netnum: i64) -> Result<String, FnError> {
     let newbits = u32::try_from(newbits).map_err(|_| FnError::OutOfRange { what: "newbits" })?;
+    if newbits > 32 {
+        return Err(FnError::Invalid("may not extend prefix by more than 32 bits"));
+    }
     let len = p.len + newbits;
     if len > p.bits {
         return Err(FnError::OutOfRange { what: "the extended prefix (insufficient address space)" });
@@ -2353,6 +2356,9 @@ fn cidrsubnets(a: &[Value]) -> FnResult {
         let newbits = integer(a, i)?;
         let newbits = u32::try_from(newbits).map_err(|_| FnError::OutOfRange { what: "newbits" })?;
         let len = p.len + newbits;
+        if newbits > 32 {
+            return Err(FnError::Invalid("may not extend prefix by more than 32 bits"));
+        }
         if newbits < 1 || len > p.bits {
             return Err(FnError::OutOfRange { what: "newbits (insufficient address space)" });
         }
@@ -2550,4 +2556,600 @@ fn condition(v: &Version, c: &str) -> Option<bool> {
         }
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Evaluates the attribute `out` of the bake file `body`, with its user functions.
+    fn eval_body(body: &str) -> Result<Value, EvalError> {
+        let body: Body = hcl::parse(body).expect("HCL");
+        let (functions, unusable) = UserFunctions::from_body(&body);
+        assert!(unusable.is_empty(), "{unusable:?}");
+        let mut ctx = Context::new();
+        declare(&mut ctx);
+        let out = body.attributes().find(|a| a.key.as_str() == "out").expect("an `out` attribute");
+        evaluate(&out.expr, &ctx, &functions)
+    }
+
+    fn eval(expr: &str) -> Result<Value, EvalError> {
+        eval_body(&format!("out = {expr}\n"))
+    }
+
+    /// Each expression evaluates to the JSON given (as Go writes it), or fails for `ERR`.
+    fn check(table: &[(&str, &str)]) {
+        for (expr, want) in table {
+            let got = eval(expr);
+            match *want {
+                "ERR" => assert!(got.is_err(), "`{expr}` should fail, and gives {got:?}"),
+                want => match got {
+                    Ok(value) => assert_eq!(json_text(&value), want, "`{expr}`"),
+                    Err(e) => panic!("`{expr}` fails: {e}"),
+                },
+            }
+        }
+    }
+
+    /// Every function of buildx's list is declared, and no other.
+    #[test]
+    fn the_whole_of_buildx_stdlib_is_declared() {
+        // The names of `stdlibFunctions` in docker/buildx bake/hclparser/stdlib.go.
+        let buildx = "absolute add and base64decode base64encode basename bcrypt byteslen bytesslice can ceil chomp chunklist cidrhost cidrnetmask cidrsubnet cidrsubnets coalesce coalescelist compact concat contains convert csvdecode dirname distinct divide element equal flatten floor format formatdate formattimestamp formatlist greaterthan greaterthanorequalto hasindex homedir indent index indexof int join jsondecode jsonencode keys length lessthan lessthanorequalto log lookup lower max md5 merge min modulo multiply negate not notequal or parseint pow range regex_replace regex regexall replace reverse reverselist rsadecrypt sanitize semvercmp sethaselement setintersection setproduct setsubtract setsymmetricdifference setunion sha1 sha256 sha512 signum slice sort split strlen substr subtract timeadd timestamp title trim trimprefix trimspace trimsuffix try unixtimestampparse upper urlencode uuidv4 uuidv5 values zipmap";
+        let mut ours: Vec<&str> = STDLIB.iter().map(|(n, _)| *n).chain(SPECIAL).collect();
+        ours.sort_unstable();
+        let mut theirs: Vec<&str> = buildx.split(' ').collect();
+        theirs.sort_unstable();
+        assert_eq!(ours, theirs);
+    }
+
+    /// go-cty's string_test.go (TestSubstr, TestUpper, TestLower, TestReverse, TestStrlen,
+    /// TestChomp, TestIndent, TestTitle, TestTrim*, TestSplit, TestJoin, TestReplace).
+    #[test]
+    fn strings() {
+        check(&[
+            (r#"substr("hello", 0, 2)"#, r#""he""#),
+            (r#"substr("hello", 1, 3)"#, r#""ell""#),
+            (r#"substr("hello", 1, -1)"#, r#""ello""#),
+            (r#"substr("hello", 1, -10)"#, r#""ello""#),
+            (r#"substr("hello", 1, 10)"#, r#""ello""#),
+            (r#"substr("hello", -3, -1)"#, r#""llo""#),
+            (r#"substr("hello", -3, 2)"#, r#""ll""#),
+            (r#"substr("hello", 10, 10)"#, r#""""#),
+            (r#"substr("hello", 0, 0)"#, r#""""#),
+            (r#"substr("noël", 0, 3)"#, r#""noë""#),
+            (r#"substr("noël", 3, -1)"#, r#""l""#),
+            (r#"substr("noël", -2, -1)"#, r#""ël""#),
+            (r#"upper("hello")"#, r#""HELLO""#),
+            (r#"upper("ÉCOLE é")"#, r#""ÉCOLE É""#),
+            (r#"lower("HELLO")"#, r#""hello""#),
+            (r#"reverse("hello")"#, r#""olleh""#),
+            (r#"reverse("noël")"#, r#""lëon""#),
+            (r#"strlen("noël")"#, "4"),
+            (r#"length("hello")"#, "5"),
+            (r#"chomp("hello\n")"#, r#""hello""#),
+            (r#"chomp("hello\r\n\n")"#, r#""hello""#),
+            (r#"chomp("hello\n\nworld")"#, r#""hello\n\nworld""#),
+            (r#"indent(4, "a\nb")"#, r#""a\n    b""#),
+            (r#"title("hello world")"#, r#""Hello World""#),
+            (r#"trimspace(" hello \n")"#, r#""hello""#),
+            (r#"trim("?!hello?!", "!?")"#, r#""hello""#),
+            (r#"trimprefix("helloworld", "hello")"#, r#""world""#),
+            (r#"trimsuffix("helloworld", "world")"#, r#""hello""#),
+            (r#"split(",", "a,b,c")"#, r#"["a","b","c"]"#),
+            (r#"split(",", "")"#, r#"[""]"#),
+            (r#"join("-", ["a", "b"], ["c"])"#, r#""a-b-c""#),
+            (r#"join("-", [])"#, r#""""#),
+            (r#"join("-", [null])"#, "ERR"),
+            (r#"replace("hello", "l", "L")"#, r#""heLLo""#),
+            (r#"sanitize("foo/bar!@(ba+z)")"#, r#""foo_bar___ba_z_""#),
+            (r#"sanitize("foo/🍕bar")"#, r#""foo__bar""#),
+            (r#"sanitize("")"#, r#""""#),
+            (r#"urlencode("a b&c=d/é")"#, r#""a+b%26c%3Dd%2F%C3%A9""#),
+            (r#"upper(null)"#, "ERR"),
+            (r#"upper(5)"#, r#""5""#),
+        ]);
+    }
+
+    /// buildx's stdlib_test.go (TestBasename, TestDirname, TestSanitize, TestIndexOf).
+    #[test]
+    fn buildx_functions() {
+        check(&[
+            (r#"basename("")"#, r#"".""#),
+            (r#"basename("/")"#, r#""/""#),
+            (r#"basename("/foo/bar")"#, r#""bar""#),
+            (r#"basename("foo/bar")"#, r#""bar""#),
+            (r#"basename("/foo/bar...")"#, r#""bar...""#),
+            (r#"dirname("")"#, r#"".""#),
+            (r#"dirname("/")"#, r#""/""#),
+            (r#"dirname("/foo/bar")"#, r#""/foo""#),
+            (r#"dirname("foo/bar")"#, r#""foo""#),
+            (r#"dirname("/foo/bar..")"#, r#""/foo""#),
+            (r#"indexof(["a", "b", "c"], "b")"#, "1"),
+            (r#"indexof(["a", "b", "c"], "d")"#, "ERR"),
+            (r#"indexof([], "d")"#, "ERR"),
+            (r#"semvercmp("1.2.3", ">= 1.0.0")"#, "true"),
+            (r#"semvercmp("2.1.0", "< 2.0.0")"#, "false"),
+            (r#"semvercmp("3.22", ">= 3.20")"#, "true"),
+            (r#"semvercmp("not-a-version", ">= 1.0.0")"#, "ERR"),
+            (r#"semvercmp("1.2.3", "not-a-constraint")"#, "ERR"),
+            (r#"semvercmp("", ">= 1.0.0")"#, "ERR"),
+            (r#"semvercmp("1.2.3", "")"#, "ERR"),
+            // Masterminds/semver's own cases.
+            (r#"semvercmp("1.2.3", "~1.2.0")"#, "true"),
+            (r#"semvercmp("1.3.0", "~1.2.0")"#, "false"),
+            (r#"semvercmp("1.9.0", "^1.2.0")"#, "true"),
+            (r#"semvercmp("2.0.0", "^1.2.0")"#, "false"),
+            (r#"semvercmp("0.3.0", "^0.2.3")"#, "false"),
+            (r#"semvercmp("1.2.9", "1.2.x")"#, "true"),
+            (r#"semvercmp("1.3.0", "1.2.x")"#, "false"),
+            (r#"semvercmp("1.4.0", "1.2 - 1.4.5")"#, "true"),
+            (r#"semvercmp("1.5.0", ">=1.2, <1.4 || >=1.5")"#, "true"),
+            (r#"semvercmp("1.4.1", ">=1.2, <1.4 || >=1.5")"#, "false"),
+            (r#"semvercmp("1.2.3-beta", ">=1.0.0")"#, "false"),
+            (r#"semvercmp("1.2.3-beta", ">=1.2.3-alpha")"#, "true"),
+            (r#"homedir()"#, "ERR"),
+        ]);
+    }
+
+    /// go-cty's datetime_test.go (TestFormatDate on Go's reference time, its invalid
+    /// timestamps, TestTimeAdd) and buildx's TestUnixTimestampParseFunc / TestFormatTimestampFunc.
+    #[test]
+    fn time() {
+        let at = |format: &str| format!(r#"formatdate("{format}", "2006-01-02T15:04:05Z")"#);
+        let cases = [
+            ("", ""),
+            ("YYYY-MM-DD", "2006-01-02"),
+            ("EEE, MMM D ''YY", "Mon, Jan 2 '06"),
+            ("hh:mm:ss", "15:04:05"),
+            ("H 'o''clock' AA", "3 o'clock PM"),
+            ("hh:mm:ssZZZZ", "15:04:05+0000"),
+            ("hh:mm:ssZZZZZ", "15:04:05+00:00"),
+            ("MMMM", "January"),
+            ("EEEE", "Monday"),
+            ("aa", "pm"),
+            ("YYYY-MM-DD'T'hh:mm:ssZ", "2006-01-02T15:04:05Z"),
+            ("DD MMM YYYY hh:mm ZZZ", "02 Jan 2006 15:04 UTC"),
+            ("EEEE, DD-MMM-YY hh:mm:ss ZZZ", "Monday, 02-Jan-06 15:04:05 UTC"),
+        ];
+        for (format, want) in cases {
+            assert_eq!(eval(&at(format)).expect("a date"), Value::from(want), "{format}");
+        }
+        for bad in ["Y", "YYYYY", "A", "a", "'blah blah", "'"] {
+            assert!(eval(&at(bad)).is_err(), "{bad}");
+        }
+        for bad in [
+            "",
+            "2017-01-02",
+            "2017-12-02t00:00:00Z",
+            "2017:01:02",
+            "2017-01-02T",
+            "2017-01-02T00:00:00",
+            "2017-01-02T26:00:00Z",
+            "2017-13-02T00:00:00Z",
+            "2017-02-31T00:00:00Z",
+            "2000-01-01T1:12:34Z",
+            "2000-01-01T00:00:00,000Z",
+            "2000-01-01T00:00:00+24:00",
+            "2000-01-01T00:00:00+00:60",
+        ] {
+            assert!(eval(&format!(r#"formatdate("YYYY", "{bad}")"#)).is_err(), "{bad}");
+        }
+        check(&[
+            (r#"formatdate("hh:mm ZZZZZ", "2006-01-02T15:04:05-07:00")"#, r#""15:04 -07:00""#),
+            (r#"timeadd("2017-11-22T00:00:00Z", "1h")"#, r#""2017-11-22T01:00:00Z""#),
+            (r#"timeadd("2017-11-22T00:00:00Z", "-1h30m")"#, r#""2017-11-21T22:30:00Z""#),
+            (r#"timeadd("2017-11-22T00:00:00+01:00", "10s")"#, r#""2017-11-22T00:00:10+01:00""#),
+            (r#"timeadd("2017-11-22T00:00:00Z", "1d")"#, "ERR"),
+            (r#"formattimestamp("X", "2015-10-21T00:00:00Z")"#, r#""1445385600""#),
+            (r#"formattimestamp("X", 1445385600)"#, r#""1445385600""#),
+            (r#"formattimestamp("YYYY-MM-DD", 1445385600)"#, r#""2015-10-21""#),
+            (r#"formattimestamp("X", "0")"#, "ERR"),
+            (
+                "unixtimestampparse(1690328596)",
+                r#"{"day":25,"hour":23,"iso_week":30,"iso_year":2023,"minute":43,"month":7,"month_name":"July","rfc3339":"2023-07-25T23:43:16Z","second":16,"weekday":2,"weekday_name":"Tuesday","year":2023,"year_day":206}"#,
+            ),
+            (
+                "unixtimestampparse(-1)",
+                r#"{"day":31,"hour":23,"iso_week":1,"iso_year":1970,"minute":59,"month":12,"month_name":"December","rfc3339":"1969-12-31T23:59:59Z","second":59,"weekday":3,"weekday_name":"Wednesday","year":1969,"year_day":365}"#,
+            ),
+        ]);
+        // Impure: evaluated at import time, as an RFC 3339 instant that formatdate reads back.
+        let now = eval("timestamp()").expect("now");
+        let now = now.as_str().expect("a string");
+        assert!(parse_rfc3339(now).is_ok(), "{now}");
+    }
+
+    /// go-cty's collection_test.go (TestDistinct, TestFlatten, TestMerge, TestChunklist,
+    /// TestElement, TestKeys, TestValues, TestLookup, TestCompact, TestConcat, TestContains,
+    /// TestSlice, TestZipmap, TestCoalesce*, TestIndex, TestReverseList, TestLength).
+    #[test]
+    fn collections() {
+        check(&[
+            (r#"distinct(["a", "b", "a", "c", "b"])"#, r#"["a","b","c"]"#),
+            (r#"distinct([])"#, "[]"),
+            (r#"flatten([["a", "b"], [], ["c", ["d"]]])"#, r#"["a","b","c","d"]"#),
+            (r#"flatten([])"#, "[]"),
+            (r#"merge({a = "b"}, {c = "d"})"#, r#"{"a":"b","c":"d"}"#),
+            (r#"merge({a = "b"}, {a = "x", c = "d"})"#, r#"{"a":"x","c":"d"}"#),
+            (r#"merge({a = "b"}, null)"#, r#"{"a":"b"}"#),
+            (r#"merge()"#, "{}"),
+            (r#"merge("a")"#, "ERR"),
+            (r#"chunklist(["a", "b", "c"], 2)"#, r#"[["a","b"],["c"]]"#),
+            (r#"chunklist(["a", "b", "c"], 0)"#, r#"[["a","b","c"]]"#),
+            (r#"chunklist(["a"], -1)"#, "ERR"),
+            (r#"element(["a", "b", "c"], 1)"#, r#""b""#),
+            (r#"element(["a", "b", "c"], 4)"#, r#""b""#),
+            (r#"element(["a", "b", "c"], -1)"#, r#""c""#),
+            (r#"element([], 0)"#, "ERR"),
+            (r#"keys({b = 1, a = 2})"#, r#"["a","b"]"#),
+            (r#"values({b = 1, a = 2})"#, "[2,1]"),
+            (r#"lookup({a = "x"}, "a", "d")"#, r#""x""#),
+            (r#"lookup({a = "x"}, "b", "d")"#, r#""d""#),
+            (r#"compact(["a", "", "b", null])"#, r#"["a","b"]"#),
+            (r#"concat(["a"], ["b", "c"])"#, r#"["a","b","c"]"#),
+            (r#"contains(["a", "b"], "b")"#, "true"),
+            (r#"contains(["a", "b"], "c")"#, "false"),
+            (r#"slice(["a", "b", "c", "d"], 1, 3)"#, r#"["b","c"]"#),
+            (r#"slice(["a"], 1, 3)"#, "ERR"),
+            (r#"zipmap(["a", "b"], [1, 2])"#, r#"{"a":1,"b":2}"#),
+            (r#"zipmap(["a"], [])"#, "ERR"),
+            (r#"coalesce(null, "b")"#, r#""b""#),
+            (r#"coalesce(null)"#, "ERR"),
+            (r#"coalescelist([], ["b"])"#, r#"["b"]"#),
+            (r#"index(["a", "b"], 1)"#, r#""b""#),
+            (r#"index({a = 1}, "a")"#, "1"),
+            (r#"index({a = 1}, "b")"#, "ERR"),
+            (r#"hasindex({a = 1}, "b")"#, "false"),
+            (r#"hasindex(["a"], 0)"#, "true"),
+            (r#"reverselist(["a", "b"])"#, r#"["b","a"]"#),
+            (r#"length(["a", "b"])"#, "2"),
+            (r#"length({a = 1})"#, "1"),
+            (r#"sort(["b", "a", "c"])"#, r#"["a","b","c"]"#),
+            (r#"sort([3, 10, 1])"#, r#"["1","10","3"]"#),
+            (r#"range(3)"#, "[0,1,2]"),
+            (r#"range(1, 4)"#, "[1,2,3]"),
+            (r#"range(4, 1)"#, "[4,3,2]"),
+            (r#"range(0, 1, 0.25)"#, "[0,0.25,0.5,0.75]"),
+            (r#"range(0, 1, 0)"#, "ERR"),
+            (r#"range(1, 0, 1)"#, "ERR"),
+            (r#"range(2000)"#, "ERR"),
+        ]);
+    }
+
+    /// go-cty's set_test.go (TestSetUnion, TestSetIntersection, TestSetSubtract,
+    /// TestSetSymmetricDifference, TestSetHasElement) and TestSetProduct: a set's elements come
+    /// out sorted and once.
+    #[test]
+    fn sets_are_sorted_and_distinct() {
+        check(&[
+            (r#"setunion(["b", "a"], ["c", "a"])"#, r#"["a","b","c"]"#),
+            (r#"setintersection(["a", "b", "c"], ["b", "c", "d"])"#, r#"["b","c"]"#),
+            (r#"setsubtract(["a", "b", "c"], ["a", "c"])"#, r#"["b"]"#),
+            (r#"setsymmetricdifference(["a", "b"], ["b", "c"])"#, r#"["a","c"]"#),
+            (r#"sethaselement(["a", "b"], "b")"#, "true"),
+            (r#"setunion([3, 1], [2, 10])"#, "[1,2,3,10]"),
+            (r#"setproduct(["a", "b"], ["x", "y"])"#, r#"[["a","x"],["a","y"],["b","x"],["b","y"]]"#),
+            (r#"setproduct(["a"])"#, "ERR"),
+        ]);
+    }
+
+    /// go-cty's number_test.go (TestAbsolute, TestAdd, TestCeil, TestFloor, TestLog, TestPow,
+    /// TestSignum, TestParseInt, TestModulo, TestMax, TestMin, TestInt) and bool_test.go.
+    #[test]
+    fn numbers_and_bools() {
+        check(&[
+            ("absolute(-1)", "1"),
+            ("add(1, 2)", "3"),
+            ("add(1.5, 2)", "3.5"),
+            (r#"add("1", 2)"#, "3"),
+            ("subtract(1, 2)", "-1"),
+            ("multiply(2, 3)", "6"),
+            ("divide(1, 2)", "0.5"),
+            ("divide(0, 0)", "ERR"),
+            ("divide(1, 0)", "ERR"),
+            ("modulo(7, 3)", "1"),
+            ("modulo(-7, 3)", "-1"),
+            ("modulo(7, 0)", "7"),
+            ("negate(5)", "-5"),
+            ("ceil(1.2)", "2"),
+            ("floor(-1.2)", "-2"),
+            ("int(-1.8)", "-1"),
+            ("log(8, 2)", "3"),
+            ("pow(2, 10)", "1024"),
+            ("signum(-3)", "-1"),
+            ("max(1, 5, 3)", "5"),
+            ("min(1, 5, 3)", "1"),
+            ("max()", "ERR"),
+            (r#"parseint("100", 10)"#, "100"),
+            (r#"parseint("FF", 16)"#, "255"),
+            (r#"parseint("-11", 2)"#, "-3"),
+            (r#"parseint("zz", 36)"#, "1295"),
+            (r#"parseint("12", 2)"#, "ERR"),
+            (r#"parseint("1", 1)"#, "ERR"),
+            ("greaterthan(2, 1)", "true"),
+            ("lessthanorequalto(2, 2)", "true"),
+            ("and(true, false)", "false"),
+            ("or(true, false)", "true"),
+            ("not(true)", "false"),
+            (r#"equal("a", "a")"#, "true"),
+            (r#"notequal("a", 1)"#, "true"),
+            ("equal(1, 1.0)", "true"),
+        ]);
+    }
+
+    /// go-cty's regexp_test.go (TestRegex, TestRegexAll, TestRegexReplace).
+    #[test]
+    fn regexes() {
+        check(&[
+            (r#"regex("[a-z]+", "135abc456def789")"#, r#""abc""#),
+            (r#"regex("([0-9]+)([a-z]+)", "135abc456def")"#, r#"["135","abc"]"#),
+            (r#"regex("(?P<num>[0-9]+)(?P<name>[a-z]+)", "135abc456def")"#, r#"{"name":"abc","num":"135"}"#),
+            (r#"regex("(?P<num>[0-9]+)([a-z]+)", "135abc")"#, "ERR"),
+            (r#"regex("([0-9]+)?([a-z]+)", "abc")"#, r#"[null,"abc"]"#),
+            (r#"regex("[a-z]+", "123")"#, "ERR"),
+            (r#"regex("(", "123")"#, "ERR"),
+            (r#"regexall("[a-z]+", "135abc456def789")"#, r#"["abc","def"]"#),
+            (r#"regexall("([0-9]+)([a-z]+)", "135abc456def")"#, r#"[["135","abc"],["456","def"]]"#),
+            (r#"regexall("[a-z]+", "123")"#, "[]"),
+            (r#"regex_replace("hello world", "o", "0")"#, r#""hell0 w0rld""#),
+            (r#"regex_replace("v1.2.3", "^v([0-9]+)\\.([0-9]+).*$", "$1-$2")"#, r#""1-2""#),
+            (r#"regex_replace("a-b", "(?P<x>[a-z])", "$${x}$${x}")"#, r#""aa-bb""#),
+        ]);
+    }
+
+    /// go-cty's format_test.go (TestFormat, TestFormatList).
+    #[test]
+    fn formats() {
+        check(&[
+            (r#"format("hello")"#, r#""hello""#),
+            (r#"format("100%%")"#, r#""100%""#),
+            (r#"format("Hello, %s!", "Ander")"#, r#""Hello, Ander!""#),
+            (r#"format("%d", 5)"#, r#""5""#),
+            (r#"format("%5d", 5)"#, r#""    5""#),
+            (r#"format("%-5d|", 5)"#, r#""5    |""#),
+            (r#"format("%05d", -5)"#, r#""-0005""#),
+            (r#"format("%+d", 5)"#, r#""+5""#),
+            (r#"format("%x %X %o %b", 255, 255, 8, 5)"#, r#""ff FF 10 101""#),
+            (r#"format("%#x", 255)"#, r#""0xff""#),
+            (r#"format("%f", 1.5)"#, r#""1.500000""#),
+            (r#"format("%.2f", 3.14159)"#, r#""3.14""#),
+            (r#"format("%e", 1500)"#, r#""1.500000e+03""#),
+            (r#"format("%g", 1.5)"#, r#""1.5""#),
+            (r#"format("%g", 1000000)"#, r#""1e+06""#),
+            (r#"format("%v", 1.5)"#, r#""1.5""#),
+            (r#"format("%v", true)"#, r#""true""#),
+            (r#"format("%v", ["a"])"#, r#""[\"a\"]""#),
+            (r#"format("%#v", "a")"#, r#""\"a\"""#),
+            (r#"format("%q", "a\"b")"#, r#""\"a\\\"b\"""#),
+            (r#"format("%t", true)"#, r#""true""#),
+            (r#"format("%.3s", "abcdef")"#, r#""abc""#),
+            (r#"format("%[2]s %[1]s", "a", "b")"#, r#""b a""#),
+            (r#"format("%s")"#, "ERR"),
+            (r#"format("%s", "a", "b")"#, "ERR"),
+            (r#"format("%d", 1.5)"#, "ERR"),
+            (r#"format("%s", null)"#, "ERR"),
+            (r#"format("%z", 1)"#, "ERR"),
+            (r#"formatlist("%s-%s", ["a", "b"], "x")"#, r#"["a-x","b-x"]"#),
+            (r#"formatlist("%s", ["a"], ["b", "c"])"#, "ERR"),
+            (r#"formatlist("x")"#, r#"["x"]"#),
+        ]);
+    }
+
+    /// go-cty's json_test.go and csv_test.go, go-cty-funcs' crypto and encoding tests.
+    #[test]
+    fn encodings_and_hashes() {
+        check(&[
+            (r#"jsonencode({b = [1, true, null], a = "<x>"})"#, r#""{\"a\":\"\\u003cx\\u003e\",\"b\":[1,true,null]}""#),
+            (r#"jsondecode("{\"a\": [1, 2.5, \"x\"]}")"#, r#"{"a":[1,2.5,"x"]}"#),
+            (r#"jsondecode("{")"#, "ERR"),
+            (r#"csvdecode("a,b\n1,2\n\"x,y\",\"q\"\"\"\n")"#, r#"[{"a":"1","b":"2"},{"a":"x,y","b":"q\""}]"#),
+            (r#"csvdecode("a,b\n1\n")"#, "ERR"),
+            (r#"csvdecode("")"#, "ERR"),
+            (r#"base64encode("abc123!?$*&()'-=@~")"#, r#""YWJjMTIzIT8kKiYoKSctPUB+""#),
+            (r#"base64decode("YWJjMTIzIT8kKiYoKSctPUB+")"#, r#""abc123!?$*\u0026()'-=@~""#),
+            (r#"base64decode("not base64")"#, "ERR"),
+            (r#"md5("tada")"#, r#""ce47d07243bb6eaf5e1322c81baf9bbf""#),
+            (r#"sha1("test")"#, r#""a94a8fe5ccb19ba61c4c0873d391e987982fbbd3""#),
+            (r#"sha256("test")"#, r#""9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08""#),
+            (r#"sha512("test")"#, r#""ee26b0dd4af7e749aa1a8ee3c10ae9923f618980772e473f8819a5d4940e0db27ac185f8a0e1d5f84f88bc887fd67b143732c304cc5fa9ad8e6f57f50028a8ff""#),
+            (r#"uuidv5("dns", "tada")"#, r#""faa898db-9b9d-5b75-86a9-149e7bb8e3b8""#),
+            (r#"uuidv5("url", "tada")"#, r#""2c1ff6b4-211f-577e-94de-d978b0caa16e""#),
+            (r#"uuidv5("tada", "tada")"#, "ERR"),
+            ("bcrypt(\"x\")", "ERR"),
+            ("rsadecrypt(\"x\", \"y\")", "ERR"),
+        ]);
+        let uuid = eval("uuidv4()").expect("a uuid");
+        let uuid = uuid.as_str().expect("a string");
+        assert!(parse_uuid(uuid).is_some() && uuid.as_bytes()[14] == b'4', "{uuid}");
+        assert_ne!(eval("uuidv4()").expect("a uuid").as_str(), Some(uuid));
+    }
+
+    /// go-cty-funcs' cidr tests (host_test.go, netmask_test.go, subnet_test.go, subnets_test.go).
+    #[test]
+    fn cidr() {
+        check(&[
+            (r#"cidrhost("192.168.1.0/24", 5)"#, r#""192.168.1.5""#),
+            (r#"cidrhost("192.168.1.0/24", -5)"#, r#""192.168.1.251""#),
+            (r#"cidrhost("192.168.1.0/24", -256)"#, r#""192.168.1.0""#),
+            (r#"cidrhost("192.168.1.0/30", 255)"#, "ERR"),
+            (r#"cidrhost("192.168.1.0/24", 256)"#, "ERR"),
+            (r#"cidrhost("1::/64", 5)"#, r#""1::5""#),
+            (r#"cidrnetmask("192.168.1.0/24")"#, r#""255.255.255.0""#),
+            (r#"cidrnetmask("192.168.1.0/32")"#, r#""255.255.255.255""#),
+            (r#"cidrnetmask("1::/64")"#, "ERR"),
+            (r#"cidrnetmask("not-a-cidr")"#, "ERR"),
+            (r#"cidrsubnet("192.168.2.0/20", 4, 6)"#, r#""192.168.6.0/24""#),
+            (r#"cidrsubnet("fe80::/48", 16, 6)"#, r#""fe80:0:0:6::/64""#),
+            (r#"cidrsubnet("192.168.2.0/20", 4, 16)"#, "ERR"),
+            (r#"cidrsubnet("192.168.2.0/30", 4, 6)"#, "ERR"),
+            (
+                r#"cidrsubnets("10.0.0.0/21", 3, 3, 3, 4, 4, 4, 7, 7, 7)"#,
+                r#"["10.0.0.0/24","10.0.1.0/24","10.0.2.0/24","10.0.3.0/25","10.0.3.128/25","10.0.4.0/25","10.0.4.128/28","10.0.4.144/28","10.0.4.160/28"]"#,
+            ),
+            (r#"cidrsubnets("10.0.0.0/30", 1, 3)"#, "ERR"),
+            (r#"cidrsubnets("10.0.0.0/8", 1, 1, 1)"#, "ERR"),
+            (r#"cidrsubnets("10.0.0.0/8", 1, 0)"#, "ERR"),
+            (r#"cidrsubnets("10.0.0.0/8", 1, -1)"#, "ERR"),
+            (r#"cidrsubnets("fe80::/48", 1, 33)"#, "ERR"),
+            (r#"cidrsubnets("fe80::/48", 1, 16)"#, r#"["fe80::/49","fe80:0:0:8000::/64"]"#),
+        ]);
+    }
+
+    /// HCL's tryfunc tests: `can` is whether its argument evaluates, `try` the first argument
+    /// that does; neither hides a recursive function.
+    #[test]
+    fn can_and_try() {
+        check(&[
+            ("can(nope)", "false"),
+            ("can(1)", "true"),
+            (r#"can(regex("[a-z]+", "123"))"#, "false"),
+            (r#"can(regex("[a-z]+", "abc"))"#, "true"),
+            (r#"can({a = 1}.b)"#, "false"),
+            (r#"try(nope, "fallback")"#, r#""fallback""#),
+            (r#"try({a = 1}.b, {a = 1}.a, "x")"#, "1"),
+            (r#"try(nope, also_nope)"#, "ERR"),
+            ("try()", "ERR"),
+            ("can()", "ERR"),
+            // Inside other expressions, templates, conditionals and `for`.
+            (r#"[for x in ["1", "a"] : can(parseint(x, 10))]"#, "[true,false]"),
+            (r#"{for k, v in {a = "1", b = "z"} : k => try(parseint(v, 10), -1)}"#, r#"{"a":1,"b":-1}"#),
+            (r#""v${try(nope, "1")}-${upper("x")}""#, r#""v1-X""#),
+            (r#"can(nope) ? "yes" : "no""#, r#""no""#),
+            (r#"true ? "t" : try(nope)"#, r#""t""#),
+            (r#"length([try(nope, 1), 2]) + 1"#, "3"),
+            (r#""%{if can(nope)}a%{else}b%{endif}""#, r#""b""#),
+            (r#""%{for x in ["a"]}${try(x, "")}%{endfor}""#, "ERR"),
+        ]);
+    }
+
+    /// HCL's typeexpr tests for `convert`.
+    #[test]
+    fn convert_to_types() {
+        check(&[
+            (r#"convert(5, string)"#, r#""5""#),
+            (r#"convert("5", number)"#, "5"),
+            (r#"convert("true", bool)"#, "true"),
+            (r#"convert(["b", "a", "b"], set(string))"#, r#"["a","b"]"#),
+            (r#"convert([1, 2], list(string))"#, r#"["1","2"]"#),
+            (r#"convert({a = 1}, map(string))"#, r#"{"a":"1"}"#),
+            (r#"convert([1, "a"], tuple([string, string]))"#, r#"["1","a"]"#),
+            (r#"convert({a = 1, b = 2}, object({a = string}))"#, r#"{"a":"1"}"#),
+            (r#"convert({b = 2}, object({a = string}))"#, "ERR"),
+            (r#"convert("x", number)"#, "ERR"),
+            (r#"convert(1, strange)"#, "ERR"),
+            (r#"convert(null, string)"#, "null"),
+        ]);
+    }
+
+    /// User `function` blocks (buildx's hclparser_test.go TestHCLFunctions*): params, variadic
+    /// params, calls from other functions, from templates and for expressions; recursion is
+    /// refused, deep nesting bounded.
+    #[test]
+    fn user_functions() {
+        let file = r#"
+            function "tags" {
+              params = [name]
+              variadic_params = rest
+              result = concat(["r/${name}:latest"], [for t in rest : "r/${name}:${t}"])
+            }
+            function "increment" {
+              params = [n]
+              result = n + 1
+            }
+            function "twice" {
+              params = [n]
+              result = increment(increment(n))
+            }
+            function "noargs" {
+              params = []
+              result = "x"
+            }
+        "#;
+        let run = |expr: &str| eval_body(&format!("{file}\nout = {expr}\n"));
+        assert_eq!(json_text(&run(r#"tags("app", "1", "2")"#).expect("tags")), r#"["r/app:latest","r/app:1","r/app:2"]"#);
+        assert_eq!(json_text(&run(r#"tags("app")"#).expect("tags")), r#"["r/app:latest"]"#);
+        assert_eq!(json_text(&run("twice(1)").expect("twice")), "3");
+        assert_eq!(json_text(&run(r#""n-${twice(1)}""#).expect("a template")), r#""n-3""#);
+        assert_eq!(json_text(&run("[for n in [1, 2] : increment(n)]").expect("a for")), "[2,3]");
+        assert_eq!(json_text(&run("noargs()").expect("no arguments")), r#""x""#);
+        assert_eq!(json_text(&run(r#"tags(["a", "b"]...)"#).expect("spread")), r#"["r/a:latest","r/a:b"]"#);
+        assert!(matches!(run("increment()"), Err(EvalError::Arity { .. })));
+        assert!(matches!(run("increment(1, 2)"), Err(EvalError::Arity { .. })));
+        assert!(matches!(run("can(increment())"), Ok(Value::Bool(false))));
+
+        let recursive = r#"
+            function "a" {
+              params = [n]
+              result = b(n)
+            }
+            function "b" {
+              params = [n]
+              result = n > 0 ? a(n - 1) : 0
+            }
+            out = try(a(3), "hidden")
+        "#;
+        let err = eval_body(recursive).expect_err("recursion is refused");
+        assert!(matches!(err, EvalError::Recursion { .. }), "{err}");
+        assert!(err.to_string().contains("a → b → a"), "{err}");
+
+        // A chain of 70 functions, each calling the next: deeper than the bound.
+        let mut chain = String::new();
+        for i in 0..70 {
+            let _ = std::fmt::Write::write_fmt(
+                &mut chain,
+                format_args!("function \"f{i}\" {{\n params = []\n result = f{}()\n}}\n", i + 1),
+            );
+        }
+        chain.push_str("function \"f70\" {\n params = []\n result = 1\n}\nout = f0()\n");
+        assert!(matches!(eval_body(&chain), Err(EvalError::Depth { .. })));
+
+        // Functions that each call the next twice: 2^30 calls, stopped at the bound.
+        let mut doubling = String::new();
+        for i in 0..30 {
+            let _ = std::fmt::Write::write_fmt(
+                &mut doubling,
+                format_args!("function \"g{i}\" {{\n params = []\n result = g{0}() + g{0}()\n}}\n", i + 1),
+            );
+        }
+        doubling.push_str("function \"g30\" {\n params = []\n result = 1\n}\nout = g0()\n");
+        assert!(matches!(eval_body(&doubling), Err(EvalError::Calls { .. })));
+    }
+
+    /// Unusable `function` blocks are named, each with its fix, and the others are kept.
+    #[test]
+    fn unusable_function_blocks_are_named() {
+        let body: Body = hcl::parse(
+            r#"
+            function "ok" {
+              params = []
+              result = 1
+            }
+            function "noresult" {
+              params = []
+            }
+            function "badparams" {
+              params = ["x"]
+              result = 1
+            }
+            function "md5" {
+              params = [x]
+              result = x
+            }
+            function "ok" {
+              params = []
+              result = 2
+            }
+            "#,
+        )
+        .expect("HCL");
+        let (functions, errors) = UserFunctions::from_body(&body);
+        assert!(functions.contains("ok"));
+        let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(messages.len(), 4, "{messages:?}");
+        assert!(messages[0].contains("`noresult` has no `result`"), "{messages:?}");
+        assert!(messages[1].contains("`badparams`: `params` must be a list of names"), "{messages:?}");
+        assert!(messages[2].contains("`md5` has the name of a standard function"), "{messages:?}");
+        assert!(messages[3].contains("`ok` is defined twice"), "{messages:?}");
+    }
 }
