@@ -183,7 +183,9 @@ pub(crate) fn import_bake(
                 }
             }
             "variable" | "function" => {}
-            other => warnings.push(format!("`{}` blocks have no equivalent in hephy: left out", shown(other))),
+            other => {
+                warnings.push(format!("`{}` blocks have no equivalent in hephy: left out", shown(other)))
+            }
         }
     }
     let resolved = inherit(&targets, &mut warnings)
