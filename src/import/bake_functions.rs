@@ -201,6 +201,9 @@ struct UserFunction {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct UserFunctions {
     defs: BTreeMap<String, UserFunction>,
+    /// The file's `variable` names: one not yet evaluated is no failure `can`/`try` may hide
+    /// (the caller evaluates it first and tries again, as buildx resolves variables lazily).
+    variables: std::collections::BTreeSet<String>,
 }
 
 impl UserFunctions {
@@ -209,6 +212,11 @@ impl UserFunctions {
     pub(crate) fn from_body(body: &Body) -> (UserFunctions, Vec<FunctionsError>) {
         let mut functions = UserFunctions::default();
         let mut errors = Vec::new();
+        functions.variables = body
+            .blocks()
+            .filter(|b| b.identifier.as_str() == "variable")
+            .filter_map(|b| b.labels.first().map(|l| l.as_str().to_owned()))
+            .collect();
         for block in body.blocks().filter(|b| b.identifier.as_str() == "function") {
             let Some(name) = block.labels.first().map(|l| match l {
                 hcl::BlockLabel::Identifier(i) => i.as_str().to_owned(),
@@ -284,6 +292,12 @@ struct Run<'f> {
 }
 
 impl Run<'_> {
+    /// Whether `error` ends the evaluation even inside `can`/`try`: a limit, recursion, or a
+    /// declared variable not yet evaluated.
+    fn passes_through(&self, error: &EvalError) -> bool {
+        error.is_fatal() || error.undefined_var().is_some_and(|v| self.functions.variables.contains(v))
+    }
+
     /// Whether a call of `name` is evaluated here.
     fn is_special(&self, name: &hcl::expr::FuncName) -> bool {
         name.namespace.is_empty()
@@ -595,7 +609,7 @@ impl Run<'_> {
                 };
                 match self.eval(arg, ctx) {
                     Ok(_) => Ok(Value::Bool(true)),
-                    Err(e) if e.is_fatal() => Err(e),
+                    Err(e) if self.passes_through(&e) => Err(e),
                     Err(_) => Ok(Value::Bool(false)),
                 }
             }
@@ -604,7 +618,7 @@ impl Run<'_> {
                 for arg in &call.args {
                     match self.eval(arg, ctx) {
                         Ok(v) => return Ok(v),
-                        Err(e) if e.is_fatal() => return Err(e),
+                        Err(e) if self.passes_through(&e) => return Err(e),
                         Err(e) => last = Some(e),
                     }
                 }
@@ -3280,6 +3294,18 @@ mod tests {
             "{:?}",
             eval_body(&growing).map(|v| size(&v))
         );
+    }
+
+    /// A declared variable not yet evaluated is not hidden by `can`/`try`: the caller evaluates
+    /// it first (bake.rs orders variables by the undefined one an evaluation names).
+    #[test]
+    fn try_does_not_hide_a_variable_not_yet_evaluated() {
+        let file = "variable \"LATER\" {\n default = \"v\"\n}\nout = try(LATER, \"fallback\")\n";
+        let err = eval_body(file).expect_err("LATER is not in the context yet");
+        assert_eq!(err.undefined_var(), Some("LATER"));
+        let file = "variable \"LATER\" {\n default = \"v\"\n}\nout = can(LATER)\n";
+        assert_eq!(eval_body(file).expect_err("not yet").undefined_var(), Some("LATER"));
+        assert_eq!(eval("try(UNDECLARED, \"fallback\")").expect("a fallback"), Value::from("fallback"));
     }
 
     /// Unusable `function` blocks are named, each with its fix, and the others are kept.
