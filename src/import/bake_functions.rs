@@ -3296,6 +3296,55 @@ mod tests {
         );
     }
 
+    /// buildx's bake/hcl_test.go: TestHCLWithFunctions, TestHCLWithUserDefinedFunctions,
+    /// TestHCLWithVariablesInFunctions, TestHCLFunctionInAttr, TestFunctionNoParams,
+    /// TestFunctionNoResult.
+    #[test]
+    fn buildx_hcl_tests() {
+        let with = |file: &str, vars: &[(&str, &str)]| {
+            let body: Body = hcl::parse(file).expect("HCL");
+            let (functions, unusable) = UserFunctions::from_body(&body);
+            assert!(unusable.is_empty(), "{unusable:?}");
+            let mut ctx = Context::new();
+            declare(&mut ctx);
+            for (name, value) in vars {
+                ctx.declare_var(*name, *value);
+            }
+            let out = body.attributes().find(|a| a.key.as_str() == "out").expect("out");
+            json_text(&evaluate(&out.expr, &ctx, &functions).expect("a value"))
+        };
+        // A template of one interpolation is its value (HCL's unwrapping); bake's `args` then
+        // makes the number a string.
+        assert_eq!(with("out = \"${add(123, 1)}\"\n", &[]), "124");
+        let increment = "function \"increment\" {\n params = [number]\n result = number + 1\n}\nout = \"${increment(123)}\"\n";
+        assert_eq!(with(increment, &[]), "124");
+        let tag =
+            "function \"tag\" {\n params = [tag]\n result = [\"${REPO}:${tag}\"]\n}\nout = tag(\"v1\")\n";
+        assert_eq!(with(tag, &[("REPO", "user/repo")]), r#"["user/repo:v1"]"#);
+        assert_eq!(with(tag, &[("REPO", "docker/buildx")]), r#"["docker/buildx:v1"]"#);
+        let attr = r#"
+            function "brace" {
+              params = [inp]
+              result = "[${inp}]"
+            }
+            function "myupper" {
+              params = [val]
+              result = "${upper(val)} <> ${brace(v2)}"
+            }
+            out = myupper("foo")
+        "#;
+        assert_eq!(with(attr, &[("v2", "baz")]), r#""FOO \u003c\u003e [baz]""#);
+        for (file, problem) in [
+            ("function \"foo\" {\n result = \"bar\"\n}\n", "`params` must be a list of names"),
+            ("function \"foo\" {\n params = [\"a\"]\n}\n", "`params` must be a list of names"),
+            ("function \"foo\" {\n params = [a]\n}\n", "has no `result`"),
+        ] {
+            let (functions, unusable) = UserFunctions::from_body(&hcl::parse(file).expect("HCL"));
+            assert!(!functions.contains("foo"));
+            assert!(unusable[0].to_string().contains(problem), "{unusable:?}");
+        }
+    }
+
     /// A declared variable not yet evaluated is not hidden by `can`/`try`: the caller evaluates
     /// it first (bake.rs orders variables by the undefined one an evaluation names).
     #[test]
