@@ -363,3 +363,30 @@ fn a_huge_target_name_is_quoted_cut_short() {
     assert!(import.stderr.contains("aaa…"), "the name is cut with an ellipsis:\n{}", import.stderr);
     assert!(import.stderr.len() < 4_000, "{} bytes of warnings", import.stderr.len());
 }
+
+/// A bake file written with user functions (one a variable's default calls, on a variable
+/// declared after it; one with variadic params) and the standard functions real files call:
+/// `can`, `try`, `regex`, `regex_replace`, `formatdate`, `md5`, `substr`, `distinct`,
+/// `flatten`, `merge`, `sanitize`. Every target imports, with the values buildx computes.
+#[test]
+fn user_functions_and_the_standard_library_evaluate_as_buildx_does() {
+    let (repo, plan, warnings) = import("bake-functions", "docker-bake.hcl", &[("VERSION", "v2.3.0-rc.2")]);
+    assert_eq!(images(&plan), BTreeSet::from(["app".to_owned(), "base".to_owned()]));
+    assert_eq!(image_edges(&plan), expected(&plan, &[("app", "base", false)]));
+    let kdl = std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap();
+    // short("v2.3.0-rc.2") = "2.3"; substr(md5(VERSION), 0, 8); `latest` once (distinct).
+    assert!(kdl.contains("tags \"2.3\" \"7c147287\" \"latest\"\n"), "{kdl}");
+    assert!(kdl.contains("tags \"2.3\"\n"), "{kdl}");
+    assert!(kdl.contains("args BUILD_DATE=\"20240305\" CHANNEL=\"testing\""), "{kdl}");
+    assert!(
+        kdl.contains("args BUILD_DATE=\"20240305\" REVISION=\"7c147287\" VERSION=\"v2.3.0-rc.2\""),
+        "{kdl}"
+    );
+    assert!(kdl.contains("platforms \"linux/amd64\" \"linux/arm64\""), "{kdl}");
+    // The repository from `sanitize("my/base")`, named in the note on tags.
+    assert!(warnings.contains("`example.com/org/my_base`"), "{warnings}");
+    // `cache-from` has no equivalent, and its `try` evaluated.
+    assert!(warnings.contains("type=registry,ref=example.com/org/cache:main"), "{warnings}");
+    assert!(!warnings.contains("function"), "{warnings}");
+    check_group(&repo, &plan, "default", &["app"]);
+}

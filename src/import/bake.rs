@@ -12,9 +12,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
-use hcl::eval::{Context, Evaluate, FuncArgs, FuncDef, ParamType};
+use hcl::eval::Context;
 use hcl::{Block, BlockLabel, Body, Value};
 
+use crate::import::bake_functions::{self, UserFunctions};
 use crate::import::{Import, comment, shown};
 use hephy_dsl::Syntax;
 use hephy_dsl::limits::{MAX_MATRIX_COPIES, MAX_TEMPLATE_DEPTH};
@@ -136,7 +137,9 @@ pub(crate) fn import_bake(
         hcl::parse(&hcl_text).map_err(|e| format!("`{}` is not a bake file: {e}", path.display()))?;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut warnings = Vec::new();
-    let ctx = variables(&body, env, &mut warnings);
+    let (functions, unusable) = UserFunctions::from_body(&body);
+    warnings.extend(unusable.iter().map(ToString::to_string));
+    let ctx = variables(&body, env, &functions, &mut warnings);
     let mut targets: Vec<Target> = Vec::new();
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     let mut matrices: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -145,7 +148,7 @@ pub(crate) fn import_bake(
         let label = block.labels.first().map(label).unwrap_or_default();
         match block.identifier.as_str() {
             "target" => {
-                let expanded = expand(block, &label, &ctx, &mut copies, &mut warnings)
+                let expanded = expand(block, &label, &ctx, &functions, &mut copies, &mut warnings)
                     .map_err(|exceeded| BakeError::Limit { file: path.display().to_string(), exceeded })?;
                 if !expanded.is_empty() && expanded.iter().all(|t| t.name != label) {
                     // A group naming a matrix target's label means every one of its targets.
@@ -170,7 +173,7 @@ pub(crate) fn import_bake(
                     .body
                     .attributes()
                     .find(|a| a.key.as_str() == "targets")
-                    .and_then(|a| a.expr.evaluate(&ctx).ok())
+                    .and_then(|a| bake_functions::evaluate(&a.expr, &ctx, &functions).ok())
                     .map(|v| strings(&v))
                     .unwrap_or_default();
                 // Blocks of one name are one group, as in bake.
@@ -179,12 +182,10 @@ pub(crate) fn import_bake(
                     None => groups.push((label, members)),
                 }
             }
-            "variable" => {}
-            "function" => warnings.push(format!(
-                "function `{}`: bake's user-defined functions are not evaluated here; targets that call it are left out",
-                shown(&label)
-            )),
-            other => warnings.push(format!("`{}` blocks have no equivalent in hephy: left out", shown(other))),
+            "variable" | "function" => {}
+            other => {
+                warnings.push(format!("`{}` blocks have no equivalent in hephy: left out", shown(other)))
+            }
         }
     }
     let resolved = inherit(&targets, &mut warnings)
@@ -292,10 +293,11 @@ fn hcl_literal(value: &serde_json::Value) -> String {
 fn variables(
     body: &Body,
     env: &dyn Fn(&str) -> Option<String>,
+    functions: &UserFunctions,
     warnings: &mut Vec<String>,
 ) -> Context<'static> {
     let mut ctx = Context::new();
-    functions(&mut ctx);
+    bake_functions::declare(&mut ctx);
     let declared: Vec<(String, Option<&hcl::Expression>)> = body
         .blocks()
         .filter(|b| b.identifier.as_str() == "variable")
@@ -323,13 +325,13 @@ fn variables(
             let (name, default) = &declared[i];
             let value = match default {
                 None => Ok(Value::String(String::new())),
-                Some(expr) => expr.evaluate(&ctx),
+                Some(expr) => bake_functions::evaluate(expr, &ctx, functions),
             };
             let value = match value {
                 Ok(value) => value,
                 Err(e) => {
-                    if let hcl::eval::ErrorKind::UndefinedVar(var) = e.kind()
-                        && let Some(&j) = index.get(var.as_str())
+                    if let Some(var) = e.undefined_var()
+                        && let Some(&j) = index.get(var)
                         && state[j] == 0
                     {
                         state[j] = 1;
@@ -366,75 +368,6 @@ fn variables(
     ctx
 }
 
-fn text_arg(args: &FuncArgs, i: usize) -> String {
-    match args.get(i) {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-        None => String::new(),
-    }
-}
-
-/// The bake functions (from go-cty's standard library) hephy evaluates.
-fn functions(ctx: &mut Context<'_>) {
-    let s = || ParamType::String;
-    let any = || ParamType::Any;
-    ctx.declare_func("upper", FuncDef::new(|a| Ok(Value::String(text_arg(&a, 0).to_uppercase())), [s()]));
-    ctx.declare_func("lower", FuncDef::new(|a| Ok(Value::String(text_arg(&a, 0).to_lowercase())), [s()]));
-    ctx.declare_func(
-        "replace",
-        FuncDef::new(
-            |a| Ok(Value::String(text_arg(&a, 0).replace(&text_arg(&a, 1), &text_arg(&a, 2)))),
-            [s(), s(), s()],
-        ),
-    );
-    ctx.declare_func(
-        "trimprefix",
-        FuncDef::new(
-            |a| {
-                let (t, p) = (text_arg(&a, 0), text_arg(&a, 1));
-                Ok(Value::String(t.strip_prefix(p.as_str()).unwrap_or(&t).to_owned()))
-            },
-            [s(), s()],
-        ),
-    );
-    ctx.declare_func(
-        "trimsuffix",
-        FuncDef::new(
-            |a| {
-                let (t, p) = (text_arg(&a, 0), text_arg(&a, 1));
-                Ok(Value::String(t.strip_suffix(p.as_str()).unwrap_or(&t).to_owned()))
-            },
-            [s(), s()],
-        ),
-    );
-    ctx.declare_func(
-        "join",
-        FuncDef::new(
-            |a| {
-                let sep = text_arg(&a, 0);
-                let items = match a.get(1) {
-                    Some(v) => strings(v),
-                    None => Vec::new(),
-                };
-                Ok(Value::String(items.join(&sep)))
-            },
-            [s(), ParamType::array_of(any())],
-        ),
-    );
-    ctx.declare_func(
-        "split",
-        FuncDef::new(
-            |a| {
-                let (sep, t) = (text_arg(&a, 0), text_arg(&a, 1));
-                Ok(Value::Array(t.split(sep.as_str()).map(|p| Value::String(p.to_owned())).collect()))
-            },
-            [s(), s()],
-        ),
-    );
-    ctx.declare_func("equal", FuncDef::new(|a| Ok(Value::Bool(a.first() == a.get(1))), [any(), any()]));
-    ctx.declare_func("notequal", FuncDef::new(|a| Ok(Value::Bool(a.first() != a.get(1))), [any(), any()]));
-}
-
 /// A value as a list of strings (one string is a list of one).
 fn strings(value: &Value) -> Vec<String> {
     match value {
@@ -460,13 +393,14 @@ fn expand(
     block: &Block,
     label: &str,
     ctx: &Context<'_>,
+    functions: &UserFunctions,
     copies: &mut usize,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Target>, Exceeded> {
     let attr = |key: &str| block.body.attributes().find(|a| a.key.as_str() == key).map(|a| &a.expr);
     let mut combos: Vec<Vec<(String, Value)>> = vec![Vec::new()];
     if let Some(matrix) = attr("matrix") {
-        match matrix.evaluate(ctx) {
+        match bake_functions::evaluate(matrix, ctx, functions) {
             Ok(Value::Object(axes)) => {
                 let axes: Vec<(String, Vec<Value>)> = axes
                     .into_iter()
@@ -516,7 +450,7 @@ fn expand(
             ctx.declare_var(k.clone(), v.clone());
         }
         let name = match attr("name") {
-            Some(expr) => match expr.evaluate(&ctx) {
+            Some(expr) => match bake_functions::evaluate(expr, &ctx, functions) {
                 Ok(Value::String(n)) => n,
                 _ => {
                     warnings
@@ -537,7 +471,7 @@ fn expand(
             if matches!(key, "matrix" | "name") {
                 continue;
             }
-            match a.expr.evaluate(&ctx) {
+            match bake_functions::evaluate(&a.expr, &ctx, functions) {
                 Ok(value) if key == "inherits" => target.inherits = strings(&value),
                 Ok(value) => {
                     target.attrs.insert(key.to_owned(), value);
@@ -1119,6 +1053,7 @@ impl Groups {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hcl::eval::Evaluate as _;
 
     /// Bake's JSON form becomes HCL that reads back as the same strings, whatever they hold,
     /// and a key that is no identifier is refused rather than written as other HCL.
