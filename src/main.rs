@@ -7,11 +7,13 @@
 //! interrupted (129 on SIGHUP, 143 on SIGTERM).
 
 mod ci;
+mod complete;
 mod diagnostics;
 mod explain_view;
 mod graph_view;
 mod import;
 mod init;
+mod manual;
 mod plan_view;
 mod report;
 mod schema;
@@ -44,6 +46,13 @@ struct Cli {
     /// `hephy plan -f FILE`).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     file: Option<PathBuf>,
+    /// Run as if hephy had been started in DIR (`hephy -C images plan`, as `git -C`).
+    #[arg(short = 'C', value_name = "DIR", global = true, value_hint = clap::ValueHint::DirPath)]
+    directory: Option<PathBuf>,
+    /// Print only problems and the outcome: no progress and no per-node lines (`run`), no
+    /// report of the images built, no `ok` (`check`).
+    #[arg(short = 'q', long, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -192,14 +201,22 @@ enum Command {
         #[arg(long)]
         stdout: bool,
     },
-    /// Print a shell completion script (`hephy completions bash > /etc/bash_completion.d/hephy`).
+    /// Print a shell's completion script: it asks hephy for commands, flags and the graph's
+    /// node, image, group and schedule names as you type (see README for where to put it).
     Completions {
         /// The shell.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print hephy's man page (`hephy man > hephy.1 && man ./hephy.1`).
-    Man,
+    /// Print hephy's man page, or one command's (`hephy man plan` is hephy-plan(1)); with
+    /// `-o DIR`, write every page into DIR (`hephy man -o ~/.local/share/man/man1`).
+    Man {
+        /// A command whose page to print.
+        command: Option<String>,
+        /// Write hephy.1 and every command's page into this folder.
+        #[arg(short = 'o', long = "output", value_name = "DIR", conflicts_with = "command")]
+        output: Option<PathBuf>,
+    },
     /// Print the JSON Schema of `hephy.yaml` (for editors: `# yaml-language-server: $schema=…`).
     Schema,
     /// Remove from the image layout (`.hephy/oci`) every blob no recorded image references,
@@ -372,6 +389,8 @@ pub(crate) enum Failure {
 }
 
 fn main() -> ExitCode {
+    // A shell asking for completions (`COMPLETE=bash hephy -- …`): answer and exit.
+    clap_complete::CompleteEnv::with_factory(complete::command).complete();
     let mut cli = Cli::parse();
     if let Some(file) = cli.file.take() {
         default_file(&mut cli.command, file);
@@ -382,7 +401,15 @@ fn main() -> ExitCode {
         ColorChoice::Never => false,
         ColorChoice::Auto => style::stderr_wants_color(),
     };
-    match execute(&cli.command, style) {
+    if let Some(dir) = &cli.directory
+        && let Err(e) = std::env::set_current_dir(dir)
+    {
+        let problem = Problem::new(Code::Io, format!("cannot change to `{}`: {e}", dir.display()))
+            .help("`-C DIR` names a folder to run in, relative to the current one");
+        diagnostics::report(&Problems::single("hephy", problem), err_color);
+        return ExitCode::from(2);
+    }
+    match execute(&cli.command, style, cli.quiet) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Input(problems)) => {
             diagnostics::report(&problems, err_color);
@@ -425,14 +452,14 @@ fn default_file(command: &mut Command, path: PathBuf) {
         Command::Import { .. }
         | Command::Init { .. }
         | Command::Completions { .. }
-        | Command::Man
+        | Command::Man { .. }
         | Command::Schema
         | Command::RemoteBuild => return,
     };
     file.file.get_or_insert(path);
 }
 
-fn execute(command: &Command, style: Style) -> Result<(), Failure> {
+fn execute(command: &Command, style: Style, quiet: bool) -> Result<(), Failure> {
     match command {
         Command::Show { image, file, format } => {
             load(file)?;
@@ -444,12 +471,13 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
                 style,
             )?);
         }
-        Command::Check(file) => check_command(file)?,
+        Command::Check(file) => check_command(file, quiet)?,
         Command::Plan { file, state, select, format, wide } => {
             plan_command(file, state, select, format, wide, style)?
         }
         Command::Run { file, state, select, jobs, fail_fast, verbose, lock_timeout, no_push, format } => {
-            let flags = RunFlags { jobs: *jobs, fail_fast: *fail_fast, verbose: *verbose, no_push: *no_push };
+            let flags =
+                RunFlags { jobs: *jobs, fail_fast: *fail_fast, verbose: *verbose, no_push: *no_push, quiet };
             run_command(file, state, select, &flags, lock_timeout, format, style)?
         }
         Command::RemoteBuild => remote_build_command()?,
@@ -461,8 +489,8 @@ fn execute(command: &Command, style: Style) -> Result<(), Failure> {
         Command::Import { dir, from, format, output } => import_command(dir, from, format, output)?,
         Command::Gc { file, state, lock_timeout } => gc(file, state, *lock_timeout)?,
         Command::Init { dir, format, stdout } => init(dir, *format, *stdout)?,
-        Command::Completions { shell } => completions_command(*shell),
-        Command::Man => man_command(),
+        Command::Completions { shell } => completions_command(*shell)?,
+        Command::Man { command, output } => manual::command(command.as_deref(), output.as_deref())?,
         Command::Schema => print(&schema::text()),
         Command::Graph { file, state, select, format, output } => {
             graph_command(file, state, select, format, output)?
@@ -482,28 +510,42 @@ fn remote_build_command() -> Result<(), Failure> {
 }
 
 /// `hephy completions SHELL`: the shell's completion script.
-fn completions_command(shell: clap_complete::Shell) {
+fn completions_command(shell: clap_complete::Shell) -> Result<(), Failure> {
+    use clap_complete::env::{Bash, Elvish, EnvCompleter, Fish, Powershell, Zsh};
+    let completer: &dyn EnvCompleter = match shell {
+        clap_complete::Shell::Bash => &Bash,
+        clap_complete::Shell::Zsh => &Zsh,
+        clap_complete::Shell::Fish => &Fish,
+        clap_complete::Shell::Elvish => &Elvish,
+        clap_complete::Shell::PowerShell => &Powershell,
+        other => {
+            return Err(Failure::Input(Problems::single(
+                "hephy",
+                Problem::new(Code::InvalidValue, format!("no completion for the shell `{other}`"))
+                    .help("the shells are bash, zsh, fish, elvish and powershell"),
+            )));
+        }
+    };
+    // The script asks `hephy` itself (found on PATH) for each completion, so it knows the
+    // graph's names and never goes stale.
     let mut out = Vec::new();
-    clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "hephy", &mut out);
+    completer
+        .write_registration("COMPLETE", "hephy", "hephy", "hephy", &mut out)
+        .map_err(|e| Failure::Input(Problems::single("hephy", Problem::new(Code::Io, e.to_string()))))?;
     print(&String::from_utf8_lossy(&out));
-}
-
-/// `hephy man`: the man page.
-fn man_command() {
-    let mut out = Vec::new();
-    let page = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
-    let _ = page.render(&mut out);
-    print(&String::from_utf8_lossy(&out));
+    Ok(())
 }
 
 /// `hephy check`: validates the graph file and reports every problem in it.
-fn check_command(file: &FileArg) -> Result<(), Failure> {
+fn check_command(file: &FileArg, quiet: bool) -> Result<(), Failure> {
     let model = load(file)?;
     if let Some(warnings) = hephy_stdlib::warnings(&model) {
         diagnostics::warn(&warnings, style::stderr_wants_color());
     }
-    let graph = hephy_engine::compile(&model);
-    print(&style::clean(&format!("{}: ok ({} nodes)\n", model.path().display(), graph.len())));
+    if !quiet {
+        let graph = hephy_engine::compile(&model);
+        print(&style::clean(&format!("{}: ok ({} nodes)\n", model.path().display(), graph.len())));
+    }
     Ok(())
 }
 
@@ -577,6 +619,8 @@ struct RunFlags {
     verbose: bool,
     /// `--no-push`: the graph as if it named no registry.
     no_push: bool,
+    /// `-q`: failures and the summary line only.
+    quiet: bool,
 }
 
 /// `hephy run`: under the run lock, a run that builds nothing when the stamp holds, else plans and runs.
@@ -589,7 +633,7 @@ fn run_command(
     format: &Format,
     style: Style,
 ) -> Result<(), Failure> {
-    let RunFlags { jobs, fail_fast, verbose, no_push } = flags;
+    let RunFlags { jobs, fail_fast, verbose, no_push, quiet } = flags;
     let path = graph_path(file)?;
     let selection = select.selection();
     let cache = hephy_engine::PlanCache::new(&path, state.dir.as_deref());
@@ -598,9 +642,10 @@ fn run_command(
     // `NaN` parses as an f64 too: treat anything not a finite number of seconds as none.
     let secs = if lock_timeout.is_finite() { lock_timeout.clamp(0.0, 86_400.0) } else { 0.0 };
     let timeout = Duration::from_secs_f64(secs);
-    let live = *format == Format::Text && std::io::stdout().is_terminal() && !*verbose;
+    let live = *format == Format::Text && std::io::stdout().is_terminal() && !*verbose && !*quiet;
     let mut reporter: Box<dyn Reporter> = match format {
         Format::Json => Box::new(report::Json),
+        Format::Text if *quiet => Box::new(report::Quiet::new(style)),
         Format::Text if live => Box::new(report::Live::new(style, report::Context::default())),
         Format::Text => Box::new(report::Lines::new(style, report::Context::default(), *verbose)),
     };
@@ -640,6 +685,7 @@ fn run_command(
     let context = run_context(&session, jobs);
     reporter = match format {
         Format::Json => reporter,
+        Format::Text if *quiet => reporter,
         Format::Text if live => Box::new(report::Live::new(style, context)),
         Format::Text => Box::new(report::Lines::new(style, context, *verbose)),
     };
@@ -656,7 +702,7 @@ fn run_command(
     let summary =
         hephy_engine::run(model, graph, plan, snapshot, state, &work, reporter.as_mut(), &options, &cancel)
             .map_err(Failure::State)?;
-    if matches!(format, Format::Text) && !summary.interrupted {
+    if matches!(format, Format::Text) && !summary.interrupted && !*quiet {
         print(&style::clean(&images_text(model, graph, state, state_dir, &summary.results)));
     }
     // A run that built nothing leaves the plan's stamp, so the next run or plan is quick.
@@ -1204,18 +1250,43 @@ fn check_text(source: hephy_dsl::SourceFile, root: &Path) -> Result<Model, Failu
 
 /// `hephy.kdl` or `hephy.yaml` in `dir`: exactly one of them.
 fn discover(dir: &Path) -> Result<PathBuf, Problems> {
-    let found: Vec<&str> = hephy_dsl::DEFAULT_FILES.into_iter().filter(|f| dir.join(f).is_file()).collect();
-    match found.as_slice() {
-        [one] => Ok(PathBuf::from(one)),
-        [] => Err(Problems::single(
-            "hephy",
-            Problem::new(Code::Io, "no graph file here: neither `hephy.kdl` nor `hephy.yaml` exists")
-                .help("create one, or name it with `-f FILE`"),
-        )),
-        _ => Err(Problems::single(
-            "hephy",
-            Problem::new(Code::Conflict, "both `hephy.kdl` and `hephy.yaml` exist here")
-                .help("remove one of them, or choose with `-f FILE`"),
-        )),
+    // As git and cargo do: this folder, then each parent, up to the top of the git repository
+    // it is in (a graph file above the repository is another project's).
+    let mut up = PathBuf::new();
+    let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    for folder in absolute.ancestors().take(MAX_DISCOVERY_DEPTH) {
+        let found: Vec<&str> =
+            hephy_dsl::DEFAULT_FILES.into_iter().filter(|f| folder.join(f).is_file()).collect();
+        match found.as_slice() {
+            [one] => return Ok(if up.as_os_str().is_empty() { PathBuf::from(one) } else { up.join(one) }),
+            [] => {}
+            _ => {
+                let place = if up.as_os_str().is_empty() {
+                    "here".to_owned()
+                } else {
+                    format!("in `{}`", up.display())
+                };
+                return Err(Problems::single(
+                    "hephy",
+                    Problem::new(Code::Conflict, format!("both `hephy.kdl` and `hephy.yaml` exist {place}"))
+                        .help("remove one of them, or choose with `-f FILE`"),
+                ));
+            }
+        }
+        if folder.join(".git").exists() {
+            break;
+        }
+        up.push("..");
     }
+    Err(Problems::single(
+        "hephy",
+        Problem::new(
+            Code::Io,
+            "no graph file here or in a parent folder: neither `hephy.kdl` nor `hephy.yaml` exists",
+        )
+        .help("`hephy init` writes one for the repository here (one image per Dockerfile), or name one with `-f FILE`"),
+    ))
 }
+
+/// How many folders graph-file discovery looks in, this one and its parents.
+const MAX_DISCOVERY_DEPTH: usize = 64;

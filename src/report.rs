@@ -258,6 +258,33 @@ impl Reporter for Lines {
     }
 }
 
+/// `hephy run -q`: each failure and the summary line, nothing else.
+pub(crate) struct Quiet {
+    style: Style,
+}
+
+impl Quiet {
+    pub(crate) fn new(style: Style) -> Quiet {
+        Quiet { style }
+    }
+}
+
+impl Reporter for Quiet {
+    fn event(&mut self, event: &Event) {
+        let s = self.style;
+        let event = &*cleaned(event);
+        let text = match event {
+            Event::NodeFailed { node, message, log, .. } => {
+                format!("{}  {node}: {message} (log: {})\n", s.red("failed"), log.display())
+            }
+            Event::Finished(summary) => summary_text(summary, s),
+            _ => return,
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    }
+}
+
 /// A node running in the live view.
 struct Running {
     bar: ProgressBar,

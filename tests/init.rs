@@ -1,6 +1,5 @@
 //! The first five minutes: `hephy init` in a folder of Dockerfiles writes a graph that checks,
-//! plans with the inferred edges and builds; `-f` before the command; `--force a b`;
-//! completions and the man page.
+//! plans with the inferred edges and builds; `-f` before the command; `--force a b`.
 
 mod common;
 
@@ -93,21 +92,6 @@ fn the_file_may_come_before_the_command_and_force_takes_several_nodes() {
     assert!(built.iter().any(|n| n.starts_with("curl@")), "{built:?}");
     assert!(built.iter().any(|n| n.starts_with("docs-site@")), "{built:?}");
     assert!(built.iter().any(|n| n.starts_with("tool@")), "curl's dependents follow: {built:?}");
-}
-
-#[test]
-fn completions_and_man_page_come_from_the_command_line_definition() {
-    let repo = Repo::new();
-    for shell in ["bash", "zsh", "fish"] {
-        let run = repo.run(&["completions", shell]);
-        assert_eq!(run.code, 0, "{}", run.stderr);
-        for command in ["plan", "explain", "init"] {
-            assert!(run.stdout.contains(command), "{shell} completions lack `{command}`");
-        }
-    }
-    let man = repo.run(&["man"]);
-    assert_eq!(man.code, 0);
-    assert!(man.stdout.starts_with(".ie") && man.stdout.contains(".TH hephy 1"), "{}", &man.stdout[..200]);
 }
 
 /// The image-to-image edges of the graph a file describes, from `hephy graph --format json`:
