@@ -197,8 +197,13 @@ pub(crate) fn check(model: &Model, image: &Image) -> Vec<Problem> {
         let help = if depends_on(model, &word.text, name) {
             // `from` would make a cycle (`ubuntu` built `FROM ubuntu`): only the registry image
             // can be meant.
+            let why = if word.text == *name {
+                format!("an image cannot be built on itself, so `{name}` means the registry's `{0}`", word.text)
+            } else {
+                format!("`{0}` is built on `{name}`, so `from \"{0}\"` would make a cycle", word.text)
+            };
             format!(
-                "`{0}` is built on `{name}` (or is it), so it cannot be its base: name the registry image with `build-context \"{0}\" image=\"{registry}:TAG\"` on image `{name}` (YAML: `build-contexts: {{ {0}: {{ image: \"{registry}:TAG\" }} }}`), or write it in full in the Dockerfile",
+                "{why}: name the registry image with `build-context \"{0}\" image=\"{registry}:TAG\"` on image `{name}` (YAML: `build-contexts: {{ {0}: {{ image: \"{registry}:TAG\" }} }}`), or write it in full in the Dockerfile",
                 word.text
             )
         } else {
