@@ -162,9 +162,10 @@ pub(crate) fn check(model: &Model, image: &Image) -> Vec<Problem> {
         .help("build it on a local, ssh or BuildKit executor, or pass the reference as a build arg (`arg=`)")];
     }
     if let Some(context) = image.build_contexts.first()
-        && let Some(executor) = model.executors.iter().find(|e| {
-            matches!(e.engine, Some(Engine::Ssh(_))) && image.platforms.contains(&e.platform)
-        })
+        && let Some(executor) = model
+            .executors
+            .iter()
+            .find(|e| matches!(e.engine, Some(Engine::Ssh(_))) && image.platforms.contains(&e.platform))
     {
         return vec![Problem::new(
             Code::InvalidValue,
