@@ -28,16 +28,8 @@ pub fn resolve_bases(model: &Model, state_dir: &Path, refresh: bool, offline: bo
     let mut out = Bases::new();
     let client = Client::once_only();
     for image in &model.images {
-        let local = crate::builders::dockerfile::local(&model.root, image).and_then(Result::ok);
-        let mut references: Vec<String> = context_images(image);
-        if let Some(local) = &local {
-            // A `FROM NAME` that names a build context of the image is that context, not the
-            // registry image `NAME` (BuildKit's order).
-            references
-                .extend(external_froms(&local.text).into_iter().filter(|r| image.build_context(r).is_none()));
-        }
         let mut refs = BTreeMap::new();
-        for reference in references {
+        for reference in references(model, image) {
             let known = cache.get(&reference).filter(|d| d.as_str() != UNRESOLVED).cloned();
             let digest = match (known, refresh || offline) {
                 (Some(digest), false) => digest,
