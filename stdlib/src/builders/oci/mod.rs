@@ -740,7 +740,7 @@ impl Oci {
     /// a local OCI image layout: its blobs (the platform's manifest, its config and layers) are
     /// copied into hephy's layout, read through no link out of the layout's folder, each
     /// checked against its digest.
-    fn from_layout(&self, text: &str, platform: &Platform) -> Result<build::BaseImage, PullError> {
+    fn read_layout(&self, text: &str, platform: &Platform) -> Result<build::BaseImage, PullError> {
         let rest = text.strip_prefix(crate::builders::LAYOUT_SCHEME).unwrap_or(text);
         let (dir, digest) = rest
             .rsplit_once('@')
@@ -856,7 +856,7 @@ impl build::Bases for Pulls<'_> {
     fn fetch(&self, reference: &str, platform: &Platform) -> Result<build::BaseImage, PullError> {
         if reference.starts_with(crate::builders::LAYOUT_SCHEME) {
             (self.note)(&format!("hephy oci: reading {reference}"));
-            return self.oci.from_layout(reference, platform);
+            return self.oci.read_layout(reference, platform);
         }
         self.oci.pull(reference, platform, &self.stop, self.note)
     }
