@@ -304,3 +304,15 @@ fn an_image_built_from_its_own_name_is_told_no_edit_that_makes_a_cycle() {
     let after = repo.run(&["check"]);
     assert_eq!(after.code, 0, "{}", after.stderr);
 }
+
+#[test]
+fn the_oci_builder_is_not_built_from_a_folder() {
+    let repo = Repo::new()
+        .file("app/Dockerfile", "FROM src\n")
+        .file("src/a.txt", "a\n")
+        .file(
+            "hephy.yaml",
+            "platforms: [linux/amd64]\nbuilder: oci\nimages:\n  app:\n    context: app\n    build-contexts:\n      src: { path: src }\n",
+        );
+    insta::assert_snapshot!(check_of(&repo));
+}

@@ -293,7 +293,24 @@ pub(crate) fn check(model: &Model, image: &Image) -> Vec<Problem> {
                 );
             }
         } else if known_stage || word.text.contains('$') {
-        } else if image.build_context(&word.text).is_some() {
+        } else if let Some(context) = image.build_context(&word.text) {
+            // buildah 1.28 too reads `FROM NAME` of a folder context as a registry image's name.
+            if matches!(builder, hephy_dsl::Builder::Oci | hephy_dsl::Builder::Buildah)
+                && matches!(
+                    context.source,
+                    hephy_dsl::ContextSource::Path(_) | hephy_dsl::ContextSource::Git { .. }
+                )
+            {
+                problems.push(
+                    Problem::new(
+                        Code::InvalidValue,
+                        format!("`FROM {}` in `{shown}` builds on a folder, which {builder} does not", word.text),
+                    )
+                    .label(word.span(), format!("the `{}` build context is a folder", context.source.kind()))
+                    .help(format!("copy from it (`COPY --from={} …`) on another base, or build `{name}` with buildkit or buildx", word.text))
+                    .in_source(&shown, Arc::clone(&source)),
+                );
+            }
             problems.extend(shadowed(word, "FROM "));
         } else if is_graph_image(&word.text) {
             problems.push(unwired(word, "FROM "));
