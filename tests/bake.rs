@@ -147,10 +147,16 @@ fn services_matrix_with_a_shared_base_and_a_cross_compiler() {
     assert_eq!(images(&plan).len(), 12, "{:?}", images(&plan));
     assert_eq!(image_edges(&plan), expected(&plan, &contexts));
     // What has no equivalent is named, never dropped silently.
-    for word in ["`cache-from`", "`cache-to`", "`output`", "`labels`"] {
+    for word in ["`cache-from`", "`cache-to`", "`output`"] {
         assert!(warnings.contains(word), "no warning names {word}:\n{warnings}");
     }
     let kdl = std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap();
+    // Labels import; the repository is the tags' (a template over the bake variable).
+    assert!(!warnings.contains("`labels`"), "{warnings}");
+    assert!(kdl.contains("labels org.opencontainers.image.source=\"https://example.com/shop\""), "{kdl}");
+    assert!(kdl.contains("variables REGISTRY=\"registry.example.com/shop\" TAG=\"dev\""), "{kdl}");
+    assert!(kdl.contains("repository \"${REGISTRY}/api\""), "{kdl}");
+    assert!(kdl.contains("tags \"${TAG}\" \"latest\""), "{kdl}");
     // Matrix values and functions reach the args; groups are groups (one naming another).
     assert!(kdl.contains("SERVICE=\"billing\" VERSION=\"DEV\""), "{kdl}");
     assert!(kdl.contains("group \"default\" {\n    members \"services\" \"tools\"\n}"), "{kdl}");
@@ -179,12 +185,19 @@ fn a_monorepo_in_bakes_json_form() {
     }
     assert_eq!(images(&plan).len(), 12);
     assert_eq!(image_edges(&plan), expected(&plan, &contexts));
-    for word in ["`attest`", "`cache-from`", "`labels`"] {
+    for word in ["`attest`", "`cache-from`"] {
         assert!(warnings.contains(word), "no warning names {word}:\n{warnings}");
     }
     let kdl = std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap();
     assert!(kdl.contains("secret \"NPM_TOKEN\" env=\"NPM_TOKEN\""), "{kdl}");
-    assert!(kdl.contains("tags \"v7\""), "`TAG` comes from the environment:\n{kdl}");
+    // `TAG` stays a variable (its default), though the environment sets it; `--env-frozen`
+    // writes the environment's value.
+    assert!(kdl.contains("tags \"${TAG}\""), "{kdl}");
+    assert!(kdl.contains("TAG=\"latest\"") && !kdl.contains("v7"), "{kdl}");
+    assert!(kdl.contains("labels org.opencontainers.image.title=\"web\""), "{kdl}");
+    let frozen = repo.run_with(&["import", "--from", "bake", "docker-bake.json", "--env-frozen"], &[("TAG", "v7")]);
+    assert_eq!(frozen.code, 0, "{}", frozen.stderr);
+    assert!(frozen.stdout.contains("tags \"v7\"") && !frozen.stdout.contains("${TAG}"), "{}", frozen.stdout);
     assert!(kdl.contains("NODE_VERSION=\"20\""), "{kdl}");
     check_group(&repo, &plan, "default", &["web", "admin", "docs", "api", "worker", "ml", "cron"]);
     check_group(&repo, &plan, "runtimes", &["runtime-node", "runtime-python"]);
@@ -212,11 +225,14 @@ fn a_toolchain_with_stages_as_targets_inherits_and_functions() {
     assert_eq!(image_edges(&plan), expected(&plan, &contexts));
     assert!(warnings.contains("`_builder`: only inherited from"), "{warnings}");
     let kdl = std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap();
-    // join(), replace(), lower() and a variable whose default uses others, overridden by the
-    // environment.
-    assert!(kdl.contains("tags \"2.0.0\" \"latest\""), "{kdl}");
-    assert!(kdl.contains("tags \"2.0.0-stable\""), "{kdl}");
-    assert!(kdl.contains("COMPONENT=\"agent\" VERSION=\"2.0.0-stable\""), "{kdl}");
+    // join(), replace(), lower() and a variable whose default uses others: the environment is
+    // not read; what keeps a variable as it is stays a template over it (a variable whose default
+    // uses others is written as that template), what a function changes is its default's value.
+    assert!(kdl.contains("variables VERSION=\"0.1.0\" CHANNEL=\"stable\""), "{kdl}");
+    assert!(kdl.contains("tags \"${VERSION}\" \"latest\""), "{kdl}");
+    assert!(kdl.contains("tags \"0.1.0-stable\""), "{kdl}");
+    assert!(kdl.contains("COMPONENT=\"agent\" VERSION=\"${VERSION}-${CHANNEL}\""), "{kdl}");
+    assert!(kdl.contains("repository \"ghcr.io/acme/cli\""), "{kdl}");
     check_group(&repo, &plan, "default", &["cli", "server", "agent"]);
 }
 
@@ -362,4 +378,184 @@ fn a_huge_target_name_is_quoted_cut_short() {
     assert_eq!(import.code, 0, "{}", import.stderr);
     assert!(import.stderr.contains("aaa…"), "the name is cut with an ellipsis:\n{}", import.stderr);
     assert!(import.stderr.len() < 4_000, "{} bytes of warnings", import.stderr.len());
+}
+
+/// bake's own rules, as buildx evaluates them: `null` is "not set" (the inherited value stays,
+/// in a map too, and no warning), `local` and `BAKE_LOCAL_PLATFORM` are the host's platform (the
+/// graph's default), empty strings leave lists, `BAKE_CMD_CONTEXT` is the bake file's folder, a
+/// matrix without `name` is one target, top-level attributes are values, a field hephy does not
+/// use that fails to evaluate drops only itself, labels and annotations import, and the
+/// repository is the tags'.
+#[test]
+fn null_local_empty_strings_and_unused_fields_as_buildx_reads_them() {
+    let bake = r#"
+REPO = "ghcr.io/acme"
+variable "EXTRA" { default = "" }
+target "_common" {
+  platforms = ["linux/amd64", "linux/arm64"]
+  args = { A = "1", B = "2" }
+  labels = { "org.opencontainers.image.vendor" = "acme" }
+  annotations = ["index,manifest:org.opencontainers.image.description=tools"]
+}
+target "app" {
+  inherits = ["_common"]
+  context = BAKE_CMD_CONTEXT
+  platforms = null
+  args = { A = null, C = null }
+  tags = concat(["${REPO}/app:1", ""], split(",", EXTRA))
+  cache-from = [undefined_function("x")]
+  labels = { "org.opencontainers.image.title" = "app", "org.opencontainers.image.vendor" = null }
+}
+target "host" {
+  context = "."
+  platforms = ["local"]
+  tags = ["${REPO}/host:1"]
+}
+target "host2" {
+  context = "."
+  platforms = [BAKE_LOCAL_PLATFORM]
+}
+target "one" {
+  context = "."
+  matrix = { v = ["a", "b"] }
+  args = { V = v }
+}
+"#;
+    let repo = Repo::new().file("Dockerfile", "FROM scratch\nCOPY Dockerfile /x\n").file("docker-bake.hcl", bake);
+    let import = repo.run(&["import", "--from", "bake", "docker-bake.hcl", "-o", "hephy.kdl"]);
+    assert_eq!(import.code, 0, "{}", import.stderr);
+    let kdl = std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap();
+    let image = |name: &str| {
+        let start = kdl.find(&format!("image \"{name}\" {{")).unwrap_or_else(|| panic!("no `{name}`:\n{kdl}"));
+        kdl[start..start + kdl[start..].find("\n}").unwrap()].to_owned()
+    };
+    let app = image("app");
+    assert!(app.contains("context \".\""), "{app}");
+    assert!(app.contains("args A=\"1\" B=\"2\"\n"), "null inherits, and C is not set:\n{app}");
+    assert!(app.contains("platforms \"linux/amd64\" \"linux/arm64\""), "null inherits:\n{app}");
+    assert!(app.contains("tags \"1\"\n"), "empty strings are dropped:\n{app}");
+    assert!(app.contains("repository \"ghcr.io/acme/app\""), "{app}");
+    assert!(app.contains("org.opencontainers.image.vendor=\"acme\""), "null inherits a label:\n{app}");
+    assert!(app.contains("org.opencontainers.image.title=\"app\""), "{app}");
+    assert!(app.contains("annotations org.opencontainers.image.description=\"tools\""), "{app}");
+    assert!(!import.stderr.contains("has no value"), "a null arg is not set, silently:\n{}", import.stderr);
+    assert!(
+        import.stderr.contains("target `app`: `cache-from` cannot be evaluated")
+            && import.stderr.contains("hephy does not use it"),
+        "{}",
+        import.stderr
+    );
+    for host in ["host", "host2"] {
+        let image = image(host);
+        assert!(!image.contains("platforms"), "`local` is the host's, the graph's default:\n{image}");
+    }
+    assert!(image("host").contains("repository \"ghcr.io/acme/host\""), "one target's repository is its tag's");
+    // A matrix without `name`: every combination is the label's target, the last one's values.
+    assert!(image("one").contains("args V=\"b\""), "{kdl}");
+    assert_eq!(kdl.matches("image \"one").count(), 1, "{kdl}");
+    let check = repo.run(&["check", "-f", "hephy.kdl"]);
+    assert_eq!(check.code, 0, "{}\n{kdl}", check.stderr);
+    let plan = repo.run(&["plan", "-f", "hephy.kdl", "--format", "json"]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    let host_nodes: Vec<String> = serde_json::from_str::<Value>(&plan.stdout).unwrap()["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["name"] == "host" && n["kind"] == "image")
+        .map(|n| n["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(host_nodes, [format!("host@{}", host())]);
+}
+
+/// Bake variables stay variables: a CI that sets one per branch still can (`HEPHY_VAR_TAG`,
+/// `--set`), and no environment value lands in the file unless `--env-frozen` asks for it.
+#[test]
+fn variables_stay_variables_and_the_environment_is_written_only_when_frozen() {
+    let bake = r#"
+variable "TAG" { default = "dev" }
+variable "HTTP_PROXY" { default = "" }
+target "app" {
+  context = "."
+  tags = ["ghcr.io/acme/app:${TAG}"]
+  args = { HTTP_PROXY = HTTP_PROXY, TAG_UPPER = upper(TAG) }
+}
+"#;
+    let repo = Repo::new().file("Dockerfile", "FROM scratch\nCOPY Dockerfile /x\n").file("docker-bake.hcl", bake);
+    let env = [("TAG", "pr-12"), ("HTTP_PROXY", "http://user:s3cret@proxy:3128")];
+    let import = repo.run_with(&["import", "--from", "bake", "docker-bake.hcl", "-o", "hephy.kdl"], &env);
+    assert_eq!(import.code, 0, "{}", import.stderr);
+    let kdl = std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap();
+    assert!(!kdl.contains("s3cret") && !kdl.contains("pr-12"), "no environment value:\n{kdl}");
+    assert!(kdl.contains("variables TAG=\"dev\" HTTP_PROXY=\"\""), "{kdl}");
+    assert!(kdl.contains("tags \"${TAG}\""), "{kdl}");
+    assert!(kdl.contains("HTTP_PROXY=\"${HTTP_PROXY}\""), "{kdl}");
+    // What a function changed is the default's value (it cannot follow the variable).
+    assert!(kdl.contains("TAG_UPPER=\"DEV\""), "{kdl}");
+    let registry = format!("registry \"127.0.0.1:5000/team\"\n{kdl}");
+    repo.write("hephy.kdl", &registry);
+    let plan = repo.run_with(&["plan", "--format", "json"], &[("HEPHY_VAR_TAG", "pr-12")]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert!(plan.stdout.contains("app:pr-12"), "the CI's tag:\n{}", plan.stdout);
+    let frozen = repo.run_with(&["import", "--from", "bake", "docker-bake.hcl", "--env-frozen"], &env);
+    assert_eq!(frozen.code, 0, "{}", frozen.stderr);
+    assert!(frozen.stdout.contains("tags \"pr-12\"") && frozen.stdout.contains("s3cret"), "{}", frozen.stdout);
+    assert!(!frozen.stdout.contains("variables"), "{}", frozen.stdout);
+}
+
+/// The messages: a parent that exists but was left out is named with why (not "unknown"); a
+/// context a `RUN --mount=…,from=NAME` reads is used; an image built on a named context hephy
+/// cannot represent is commented out with the reason (never re-based on a registry image of
+/// that name); and when nothing imports, every warning is printed and the error says what
+/// failed where.
+#[test]
+fn messages_say_what_failed_where() {
+    let bake = r#"
+target "java_base" {
+  context = "base"
+  tags = [undefined_function()]
+}
+target "app" {
+  inherits = ["java_base"]
+}
+target "orphan" {
+  inherits = ["nowhere"]
+  context = "tool"
+}
+target "tool" {
+  context = "tool"
+  contexts = { src = "target:orphan" }
+}
+target "ext" {
+  context = "ext"
+  contexts = { ubuntu = "docker-image://ubuntu:noble-20250529" }
+}
+"#;
+    let repo = Repo::new()
+        .file("base/Dockerfile", "FROM scratch\n")
+        .file("tool/Dockerfile", "FROM busybox\nRUN --mount=type=bind,from=src,target=/src true\n")
+        .file("ext/Dockerfile", "FROM ubuntu\nRUN true\n")
+        .file("docker-bake.hcl", bake);
+    let import = repo.run(&["import", "--from", "bake", "docker-bake.hcl", "-o", "hephy.kdl"]);
+    assert_eq!(import.code, 0, "{}", import.stderr);
+    let err = &import.stderr;
+    assert!(err.contains("target `java_base`: `tags` cannot be evaluated"), "{err}");
+    assert!(err.contains("target `app`: it inherits `java_base`, which is left out"), "{err}");
+    assert!(!err.contains("inherits unknown"), "{err}");
+    assert!(err.contains("target `orphan`: inherits `nowhere`, which no target of the file is named"), "{err}");
+    assert!(err.contains("target `ext`: its named context `ubuntu` = `docker-image://ubuntu:noble-20250529`"), "{err}");
+    let kdl = std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap();
+    assert!(kdl.contains("/-image \"ext\""), "{kdl}");
+    assert!(kdl.contains("from \"orphan\" context=\"src\""), "{kdl}");
+    let check = repo.run(&["check", "-f", "hephy.kdl"]);
+    assert!(!check.stderr.contains("never uses"), "`RUN --mount=…,from=src` uses it:\n{}", check.stderr);
+
+    // Nothing imports: the warnings, then an error naming each target and why.
+    repo.write("docker-bake.hcl", "target \"a\" {\n  context = \"ext\"\n  contexts = { ubuntu = \"docker-image://ubuntu:24.04\" }\n}\ntarget \"b\" {\n  context = \"base\"\n  dockerfile = nope()\n}\n");
+    let failed = repo.run(&["import", "--from", "bake", "docker-bake.hcl"]);
+    assert_eq!(failed.code, 2, "{}", failed.stderr);
+    let err = &failed.stderr;
+    assert!(err.contains("warning: target `b`: `dockerfile` cannot be evaluated"), "{err}");
+    assert!(err.contains("no target of `docker-bake.hcl` imports into an image that builds"), "{err}");
+    assert!(err.contains("target `a`: its named context `ubuntu`"), "{err}");
+    assert!(err.contains("target `b`: `dockerfile` cannot be evaluated"), "{err}");
 }

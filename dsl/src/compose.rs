@@ -42,6 +42,12 @@ impl Document {
         self
     }
 
+    /// Adds a variable with its default (`variables NAME="default"`).
+    pub fn add_variable(&mut self, name: &str, default: &str) -> &mut Document {
+        self.variables.push((text(name), text(default)));
+        self
+    }
+
     /// Adds an image.
     pub fn add_image(&mut self, image: ImageDraft) -> &mut Document {
         self.images.push(image);
@@ -130,6 +136,24 @@ impl ImageDraft {
     /// Adds secrets it uses.
     pub fn with_secrets<S: AsRef<str>>(mut self, secrets: &[S]) -> ImageDraft {
         self.secrets.extend(texts(secrets));
+        self
+    }
+
+    /// Adds a label (`labels NAME="VALUE"`).
+    pub fn with_label(mut self, name: &str, value: &str) -> ImageDraft {
+        self.labels.push((text(name), text(value)));
+        self
+    }
+
+    /// Adds an annotation (`annotations NAME="VALUE"`).
+    pub fn with_annotation(mut self, name: &str, value: &str) -> ImageDraft {
+        self.annotations.push((text(name), text(value)));
+        self
+    }
+
+    /// Sets its `repository` template.
+    pub fn with_repository(mut self, repository: &str) -> ImageDraft {
+        self.repository = Some(text(repository));
         self
     }
 

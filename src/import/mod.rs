@@ -23,7 +23,7 @@ use hephy_dsl::{Document, FromDraft, ImageDraft, Platform, SourceFile, Syntax};
 
 mod bake;
 
-pub(crate) use bake::{BakeError, import_bake};
+pub(crate) use bake::{BakeError, Env as BakeEnv, import_bake};
 
 /// A `from` edge found in a Dockerfile: build args, a named context, or both.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
