@@ -402,7 +402,7 @@ target "app" {
   context = BAKE_CMD_CONTEXT
   platforms = null
   args = { A = null, C = null }
-  tags = concat(["${REPO}/app:1", ""], split(",", EXTRA))
+  tags = ["${REPO}/app:1", "", EXTRA]
   cache-from = [undefined_function("x")]
   labels = { "org.opencontainers.image.title" = "app", "org.opencontainers.image.vendor" = null }
 }
