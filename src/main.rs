@@ -749,7 +749,10 @@ fn import_command(
             import::import_bake(dir, syntax, mode, &|name| std::env::var(name).ok()).map_err(|e| {
                 // Every warning met first: they say what failed where.
                 for warning in e.warnings() {
-                    eprintln!("warning: {}", hephy_dsl::printable_line(&hephy_dsl::escape::terminal_line(warning)));
+                    eprintln!(
+                        "warning: {}",
+                        hephy_dsl::printable_line(&hephy_dsl::escape::terminal_line(warning))
+                    );
                 }
                 let code = if matches!(e, import::BakeError::Limit { .. }) { Code::Limit } else { Code::Io };
                 Failure::Input(Problems::single("hephy", Problem::new(code, e.to_string()).help(e.help())))

@@ -195,7 +195,8 @@ fn a_monorepo_in_bakes_json_form() {
     assert!(kdl.contains("tags \"${TAG}\""), "{kdl}");
     assert!(kdl.contains("TAG=\"latest\"") && !kdl.contains("v7"), "{kdl}");
     assert!(kdl.contains("labels org.opencontainers.image.title=\"web\""), "{kdl}");
-    let frozen = repo.run_with(&["import", "--from", "bake", "docker-bake.json", "--env-frozen"], &[("TAG", "v7")]);
+    let frozen =
+        repo.run_with(&["import", "--from", "bake", "docker-bake.json", "--env-frozen"], &[("TAG", "v7")]);
     assert_eq!(frozen.code, 0, "{}", frozen.stderr);
     assert!(frozen.stdout.contains("tags \"v7\"") && !frozen.stdout.contains("${TAG}"), "{}", frozen.stdout);
     assert!(kdl.contains("NODE_VERSION=\"20\""), "{kdl}");
@@ -421,12 +422,14 @@ target "one" {
   args = { V = v }
 }
 "#;
-    let repo = Repo::new().file("Dockerfile", "FROM scratch\nCOPY Dockerfile /x\n").file("docker-bake.hcl", bake);
+    let repo =
+        Repo::new().file("Dockerfile", "FROM scratch\nCOPY Dockerfile /x\n").file("docker-bake.hcl", bake);
     let import = repo.run(&["import", "--from", "bake", "docker-bake.hcl", "-o", "hephy.kdl"]);
     assert_eq!(import.code, 0, "{}", import.stderr);
     let kdl = std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap();
     let image = |name: &str| {
-        let start = kdl.find(&format!("image \"{name}\" {{")).unwrap_or_else(|| panic!("no `{name}`:\n{kdl}"));
+        let start =
+            kdl.find(&format!("image \"{name}\" {{")).unwrap_or_else(|| panic!("no `{name}`:\n{kdl}"));
         kdl[start..start + kdl[start..].find("\n}").unwrap()].to_owned()
     };
     let app = image("app");
@@ -449,7 +452,10 @@ target "one" {
         let image = image(host);
         assert!(!image.contains("platforms"), "`local` is the host's, the graph's default:\n{image}");
     }
-    assert!(image("host").contains("repository \"ghcr.io/acme/host\""), "one target's repository is its tag's");
+    assert!(
+        image("host").contains("repository \"ghcr.io/acme/host\""),
+        "one target's repository is its tag's"
+    );
     // A matrix without `name`: every combination is the label's target, the last one's values.
     assert!(image("one").contains("args V=\"b\""), "{kdl}");
     assert_eq!(kdl.matches("image \"one").count(), 1, "{kdl}");
@@ -480,7 +486,8 @@ target "app" {
   args = { HTTP_PROXY = HTTP_PROXY, TAG_UPPER = upper(TAG) }
 }
 "#;
-    let repo = Repo::new().file("Dockerfile", "FROM scratch\nCOPY Dockerfile /x\n").file("docker-bake.hcl", bake);
+    let repo =
+        Repo::new().file("Dockerfile", "FROM scratch\nCOPY Dockerfile /x\n").file("docker-bake.hcl", bake);
     let env = [("TAG", "pr-12"), ("HTTP_PROXY", "http://user:s3cret@proxy:3128")];
     let import = repo.run_with(&["import", "--from", "bake", "docker-bake.hcl", "-o", "hephy.kdl"], &env);
     assert_eq!(import.code, 0, "{}", import.stderr);
@@ -498,7 +505,11 @@ target "app" {
     assert!(plan.stdout.contains("app:pr-12"), "the CI's tag:\n{}", plan.stdout);
     let frozen = repo.run_with(&["import", "--from", "bake", "docker-bake.hcl", "--env-frozen"], &env);
     assert_eq!(frozen.code, 0, "{}", frozen.stderr);
-    assert!(frozen.stdout.contains("tags \"pr-12\"") && frozen.stdout.contains("s3cret"), "{}", frozen.stdout);
+    assert!(
+        frozen.stdout.contains("tags \"pr-12\"") && frozen.stdout.contains("s3cret"),
+        "{}",
+        frozen.stdout
+    );
     assert!(!frozen.stdout.contains("variables"), "{}", frozen.stdout);
 }
 
@@ -541,8 +552,14 @@ target "ext" {
     assert!(err.contains("target `java_base`: `tags` cannot be evaluated"), "{err}");
     assert!(err.contains("target `app`: it inherits `java_base`, which is left out"), "{err}");
     assert!(!err.contains("inherits unknown"), "{err}");
-    assert!(err.contains("target `orphan`: inherits `nowhere`, which no target of the file is named"), "{err}");
-    assert!(err.contains("target `ext`: its named context `ubuntu` = `docker-image://ubuntu:noble-20250529`"), "{err}");
+    assert!(
+        err.contains("target `orphan`: inherits `nowhere`, which no target of the file is named"),
+        "{err}"
+    );
+    assert!(
+        err.contains("target `ext`: its named context `ubuntu` = `docker-image://ubuntu:noble-20250529`"),
+        "{err}"
+    );
     let kdl = std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap();
     assert!(kdl.contains("/-image \"ext\""), "{kdl}");
     assert!(kdl.contains("from \"orphan\" context=\"src\""), "{kdl}");

@@ -246,7 +246,9 @@ pub(crate) fn import_bake(
                     ));
                 }
             }
-            other => warnings.push(format!("`{}` blocks have no equivalent in hephy: left out", shown(other))),
+            other => {
+                warnings.push(format!("`{}` blocks have no equivalent in hephy: left out", shown(other)))
+            }
         }
     }
     let resolved = inherit(&targets, &mut left_out, &mut warnings)
@@ -444,9 +446,9 @@ impl Scope {
             (Value::Array(m), Value::Array(v)) if m.len() == v.len() => {
                 Value::Array(m.into_iter().zip(v).map(|(m, v)| self.reconcile(m, v)).collect())
             }
-            (Value::Object(m), Value::Object(v)) if m.keys().eq(v.keys()) => {
-                Value::Object(m.into_iter().zip(v).map(|((k, m), (_, v))| (k, self.reconcile(m, v))).collect())
-            }
+            (Value::Object(m), Value::Object(v)) if m.keys().eq(v.keys()) => Value::Object(
+                m.into_iter().zip(v).map(|((k, m), (_, v))| (k, self.reconcile(m, v))).collect(),
+            ),
             (Value::String(m), Value::String(v))
                 if self.real_text(&m) == v && !m.contains(&format!("${OPEN}")) =>
             {
@@ -467,7 +469,6 @@ impl Scope {
             other => other.clone(),
         }
     }
-
 }
 
 /// The evaluation contexts: bake's functions hephy knows, bake's built-in variables, the file's
@@ -514,7 +515,8 @@ fn variables(
             None => value,
         }
     };
-    let found = evaluate_all(&declared, &attributes, &mut real, &|name, value| overridden(name, value), &|_| None);
+    let found =
+        evaluate_all(&declared, &attributes, &mut real, &|name, value| overridden(name, value), &|_| None);
     for (name, _) in declared.iter().filter(|(n, _)| !found.contains_key(n)) {
         warnings.push(format!("variable `{}`: its default cannot be evaluated: left unset", shown(name)));
     }
@@ -579,7 +581,8 @@ fn evaluate_all(
         .map(|(n, e)| (n.as_str(), *e, true))
         .chain(attributes.iter().map(|(n, e)| (n.as_str(), Some(*e), false)))
         .collect();
-    let index: HashMap<&str, usize> = all.iter().enumerate().rev().map(|(i, (name, _, _))| (*name, i)).collect();
+    let index: HashMap<&str, usize> =
+        all.iter().enumerate().rev().map(|(i, (name, _, _))| (*name, i)).collect();
     let mut values: BTreeMap<String, Value> = BTreeMap::new();
     // 0: not yet looked at; 1: waiting on the stack; 2: evaluated (or given up on).
     let mut state = vec![0u8; all.len()];
@@ -736,8 +739,18 @@ fn scalar(value: &Value) -> Option<String> {
 /// The attributes of a target hephy writes into the graph: a target one of them cannot be
 /// evaluated for is left out; any other attribute that cannot be evaluated is only named in a
 /// warning (hephy does not use it).
-const USED: &[&str] =
-    &["context", "dockerfile", "target", "args", "platforms", "tags", "contexts", "secret", "labels", "annotations"];
+const USED: &[&str] = &[
+    "context",
+    "dockerfile",
+    "target",
+    "args",
+    "platforms",
+    "tags",
+    "contexts",
+    "secret",
+    "labels",
+    "annotations",
+];
 
 /// One target block → its targets: one, or one per `matrix` combination (named by `name`; without
 /// it every combination is named by the label, and merged into one target, as bake does).
@@ -1018,7 +1031,11 @@ impl Uses {
                     for flag in i.flags.iter().filter(|f| f.name == "mount") {
                         if let Some(value) = &flag.value {
                             uses.reads.extend(
-                                value.text.split(',').filter_map(|f| f.trim().strip_prefix("from=")).map(str::to_owned),
+                                value
+                                    .text
+                                    .split(',')
+                                    .filter_map(|f| f.trim().strip_prefix("from="))
+                                    .map(str::to_owned),
                             );
                         }
                     }
@@ -1035,7 +1052,7 @@ impl Uses {
     }
 
     /// Whether it says `FROM --platform=$BUILDPLATFORM NAME`.
-    fn from_build_platform(&self, name: &str) -> bool {
+    fn builds_on_build_platform(&self, name: &str) -> bool {
         self.froms.iter().any(|(f, build)| f == name && *build)
     }
 }
@@ -1123,9 +1140,14 @@ fn image(
                 let local = |p: &String| p.eq_ignore_ascii_case("local");
                 let from_local: Vec<bool> = strings(value)
                     .iter()
-                    .map(|p| p.eq_ignore_ascii_case("local") || p.contains(&format!("{OPEN}{LOCAL_PLATFORM}{CLOSE}")))
+                    .map(|p| {
+                        p.eq_ignore_ascii_case("local")
+                            || p.contains(&format!("{OPEN}{LOCAL_PLATFORM}{CLOSE}"))
+                    })
                     .collect();
-                if !all.is_empty() && (all.iter().all(local) || (from_local.iter().all(|l| *l) && all.len() == 1)) {
+                if !all.is_empty()
+                    && (all.iter().all(local) || (from_local.iter().all(|l| *l) && all.len() == 1))
+                {
                     // The host's platform: the graph's default when it lists none.
                 } else {
                     let host = host_platform();
@@ -1149,14 +1171,19 @@ fn image(
                 for tag in strings(value) {
                     let real_tag = scope.real_text(&tag);
                     let (repository, tag_part) = match hephy_oci::registry::Reference::parse(&real_tag) {
-                        Ok(r) => (format!("{}/{}", r.host, r.repository), r.tag.filter(|_| r.digest.is_none())),
+                        Ok(r) => {
+                            (format!("{}/{}", r.host, r.repository), r.tag.filter(|_| r.digest.is_none()))
+                        }
                         Err(e) => {
                             warn(&mut image, format!("tag {}: left out", shown(&e.to_string())));
                             continue;
                         }
                     };
                     let Some(tag_part) = tag_part else {
-                        warn(&mut image, format!("tag `{}` names a digest, not a tag: left out", shown(&real_tag)));
+                        warn(
+                            &mut image,
+                            format!("tag `{}` names a digest, not a tag: left out", shown(&real_tag)),
+                        );
                         continue;
                     };
                     // The template form, when the marks split where the value does (docker's
@@ -1242,7 +1269,10 @@ fn image(
                         }
                         None => warn(
                             &mut image,
-                            format!("annotation `{}` is not `KEY=VALUE`: left out", shown(&scope.real_text(&a))),
+                            format!(
+                                "annotation `{}` is not `KEY=VALUE`: left out",
+                                shown(&scope.real_text(&a))
+                            ),
                         ),
                     }
                 }
@@ -1291,7 +1321,10 @@ fn image(
             other => match NO_EQUIVALENT.iter().find(|(k, _)| *k == other) {
                 Some((_, why)) => {
                     let value = scope.unmarked(value);
-                    warn(&mut image, format!("`{other}` = {} has no equivalent ({why}): left out", show(&value)))
+                    warn(
+                        &mut image,
+                        format!("`{other}` = {} has no equivalent ({why}): left out", show(&value)),
+                    )
                 }
                 None => warn(&mut image, format!("unknown attribute `{}`: left out", shown(other))),
             },
@@ -1312,7 +1345,7 @@ fn image(
             Some(dep) if names.iter().any(|n| n == dep) => image.from.push(Edge {
                 dep: dep.to_owned(),
                 context: name.clone(),
-                build_platform: uses.as_ref().is_some_and(|u| u.from_build_platform(&name)),
+                build_platform: uses.as_ref().is_some_and(|u| u.builds_on_build_platform(&name)),
             }),
             Some(dep) => {
                 let why = match left_out.get(dep) {
@@ -1328,7 +1361,11 @@ fn image(
                 } else {
                     warn(
                         &mut image,
-                        format!("context `{}` = `target:{}` (unused by its Dockerfile): {why}: left out", shown(&name), shown(dep)),
+                        format!(
+                            "context `{}` = `target:{}` (unused by its Dockerfile): {why}: left out",
+                            shown(&name),
+                            shown(dep)
+                        ),
                     );
                 }
             }
@@ -1432,7 +1469,8 @@ struct Written<'a> {
 /// `text` (the images as printed) with each graph variable's mark written `${NAME}`, and the
 /// variables it used, in the order declared.
 fn unmark<'a>(text: &str, scope: &'a Scope) -> (String, Vec<&'a (String, String)>) {
-    let used = scope.graph.iter().filter(|(name, _)| text.contains(&format!("{OPEN}{name}{CLOSE}"))).collect();
+    let used =
+        scope.graph.iter().filter(|(name, _)| text.contains(&format!("{OPEN}{name}{CLOSE}"))).collect();
     let text = scope.unmark(text, |name| format!("${{{name}}}"));
     (text, used)
 }
@@ -1475,7 +1513,11 @@ fn kdl(images: &[Image], w: &Written<'_>) -> (String, Vec<(usize, std::ops::Rang
         body.push_str("\n\n");
     }
     let (_, used) = unmark(
-        &images.iter().filter(|i| i.disabled.is_none()).map(|i| draft(i).print(Syntax::Kdl)).collect::<String>(),
+        &images
+            .iter()
+            .filter(|i| i.disabled.is_none())
+            .map(|i| draft(i).print(Syntax::Kdl))
+            .collect::<String>(),
         w.scope,
     );
     let mut out = String::new();
@@ -1504,7 +1546,11 @@ fn kdl(images: &[Image], w: &Written<'_>) -> (String, Vec<(usize, std::ops::Rang
 
 fn yaml(images: &[Image], w: &Written<'_>) -> String {
     let (_, used) = unmark(
-        &images.iter().filter(|i| i.disabled.is_none()).map(|i| draft(i).print(Syntax::Yaml)).collect::<String>(),
+        &images
+            .iter()
+            .filter(|i| i.disabled.is_none())
+            .map(|i| draft(i).print(Syntax::Yaml))
+            .collect::<String>(),
         w.scope,
     );
     let mut out = String::new();
