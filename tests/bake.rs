@@ -576,3 +576,29 @@ target "ext" {
     assert!(err.contains("target `a`: its named context `ubuntu`"), "{err}");
     assert!(err.contains("target `b`: `dockerfile` cannot be evaluated"), "{err}");
 }
+
+/// docker/buildx's own bake file, in its real tree (tests/fixtures/bake/buildx/SOURCE): `null`
+/// defaults and args, `platforms = ["local"]`, a conditional, several parents. It imports whole,
+/// passes `check`, has no edges (it has no `target:` contexts), and says nothing of null args.
+#[test]
+fn real_buildx_imports_whole() {
+    let (repo, plan, warnings) = import("bake/buildx", "docker-bake.hcl", &[]);
+    assert_eq!(image_edges(&plan), expected(&plan, &[]));
+    assert_eq!(images(&plan).len(), 22, "{:?}", images(&plan));
+    assert!(!warnings.contains("has no value"), "{warnings}");
+    let kdl = std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap();
+    let image = |name: &str| {
+        let start = kdl.find(&format!("image \"{name}\" {{")).unwrap_or_else(|| panic!("no `{name}`:\n{kdl}"));
+        kdl[start..start + kdl[start..].find("\n}").unwrap()].to_owned()
+    };
+    // `local` alone is the host's platform, inherited by `image`.
+    for name in ["binaries", "image", "image-local"] {
+        assert!(!image(name).contains("platforms"), "{}", image(name));
+    }
+    assert!(image("binaries-cross").contains("\"linux/riscv64\""), "{}", image("binaries-cross"));
+    assert!(image("image").contains("repository \"docker.io/docker/buildx-bin\""), "{}", image("image"));
+    // `null` args are not set: `GO_VERSION` is the Dockerfile's default.
+    assert!(!image("lint").contains("GO_VERSION"), "{}", image("lint"));
+    assert!(image("integration-test").contains("HTTP_PROXY=\"${HTTP_PROXY}\""), "{}", image("integration-test"));
+    check_group(&repo, &plan, "default", &["binaries"]);
+}

@@ -841,7 +841,8 @@ fn expand(
                 continue;
             }
             match scope.evaluate(&a.expr, &real, kept.as_ref()) {
-                Ok(value) if key == "inherits" => target.inherits = strings(&value),
+                // Names are what the variables' values make (a name is no template).
+                Ok(value) if key == "inherits" => target.inherits = strings(&scope.unmarked(&value)),
                 Ok(value) => merge(&mut target.attrs, key.to_owned(), value),
                 Err(e) if USED.contains(&key) || key == "inherits" => {
                     let why = format!("`{}` cannot be evaluated ({}): left out", shown(key), shown(&e.to_string()));
