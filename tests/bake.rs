@@ -25,11 +25,22 @@ fn host() -> String {
 /// Imports `file` of the fixture `name` in both syntaxes, checks both, and returns the plan
 /// (the same bytes for both) and the warnings.
 fn import(name: &str, file: &str, env: &[(&str, &str)]) -> (Repo, Value, String) {
+    import_with(name, file, env, &[])
+}
+
+/// [`import`], with more flags of `hephy import` (`--env-frozen`).
+fn import_with(name: &str, file: &str, env: &[(&str, &str)], flags: &[&str]) -> (Repo, Value, String) {
     let repo = Repo::copy_of(&format!("tests/fixtures/{name}"));
-    let kdl = repo.run_with(&["import", "--from", "bake", file, "-o", "hephy.kdl"], env);
+    let args = |more: &[&'static str]| -> Vec<String> {
+        ["import", "--from", "bake", file].iter().chain(more).chain(flags).map(|s| (*s).to_owned()).collect()
+    };
+    let args_kdl = args(&["-o", "hephy.kdl"]);
+    let args_kdl: Vec<&str> = args_kdl.iter().map(String::as_str).collect();
+    let kdl = repo.run_with(&args_kdl, env);
     assert_eq!(kdl.code, 0, "{}", kdl.stderr);
-    let yaml =
-        repo.run_with(&["import", "--from", "bake", file, "--format", "yaml", "-o", "hephy.yaml"], env);
+    let args_yaml = args(&["--format", "yaml", "-o", "hephy.yaml"]);
+    let args_yaml: Vec<&str> = args_yaml.iter().map(String::as_str).collect();
+    let yaml = repo.run_with(&args_yaml, env);
     assert_eq!(yaml.code, 0, "{}", yaml.stderr);
     assert_eq!(kdl.stderr, yaml.stderr, "the same warnings in both syntaxes");
     assert!(!kdl.stderr.contains("imported commented out"), "every target imports:\n{}", kdl.stderr);
@@ -601,4 +612,33 @@ fn real_buildx_imports_whole() {
     assert!(!image("lint").contains("GO_VERSION"), "{}", image("lint"));
     assert!(image("integration-test").contains("HTTP_PROXY=\"${HTTP_PROXY}\""), "{}", image("integration-test"));
     check_group(&repo, &plan, "default", &["binaries"]);
+}
+
+/// A bake file written with user functions (one a variable's default calls, on a variable
+/// declared after it; one with variadic params) and the standard functions real files call:
+/// `can`, `try`, `regex`, `regex_replace`, `formatdate`, `md5`, `substr`, `distinct`,
+/// `flatten`, `merge`, `sanitize`. Every target imports, with the values buildx computes.
+#[test]
+fn user_functions_and_the_standard_library_evaluate_as_buildx_does() {
+    // The environment's `VERSION`, written as a literal (`--env-frozen`).
+    let (repo, plan, warnings) =
+        import_with("bake-functions", "docker-bake.hcl", &[("VERSION", "v2.3.0-rc.2")], &["--env-frozen"]);
+    assert_eq!(images(&plan), BTreeSet::from(["app".to_owned(), "base".to_owned()]));
+    assert_eq!(image_edges(&plan), expected(&plan, &[("app", "base", false)]));
+    let kdl = std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap();
+    // short("v2.3.0-rc.2") = "2.3"; substr(md5(VERSION), 0, 8); `latest` once (distinct).
+    assert!(kdl.contains("tags \"2.3\" \"7c147287\" \"latest\"\n"), "{kdl}");
+    assert!(kdl.contains("tags \"2.3\"\n"), "{kdl}");
+    assert!(kdl.contains("args BUILD_DATE=\"20240305\" CHANNEL=\"testing\""), "{kdl}");
+    assert!(
+        kdl.contains("args BUILD_DATE=\"20240305\" REVISION=\"7c147287\" VERSION=\"v2.3.0-rc.2\""),
+        "{kdl}"
+    );
+    assert!(kdl.contains("platforms \"linux/amd64\" \"linux/arm64\""), "{kdl}");
+    // The repository from `sanitize("my/base")`.
+    assert!(kdl.contains("repository \"example.com/org/my_base\""), "{kdl}");
+    // `cache-from` has no equivalent, and its `try` evaluated.
+    assert!(warnings.contains("type=registry,ref=example.com/org/cache:main"), "{warnings}");
+    assert!(!warnings.contains("function"), "{warnings}");
+    check_group(&repo, &plan, "default", &["app"]);
 }

@@ -38,3 +38,11 @@ pub const MAX_EXPANDED_TEXT: usize = 256 << 20;
 /// compares a name with every name of its kind, and thousands of unknown names against
 /// thousands of names would take minutes.
 pub const MAX_SUGGESTIONS: usize = 100;
+
+/// How deep calls of a bake file's user `function`s may nest when `hephy import` evaluates it
+/// (a function calling itself is refused outright, as bake refuses it).
+pub const MAX_FUNCTION_DEPTH: usize = 64;
+
+/// How many calls of a bake file's user `function`s one expression may make when `hephy import`
+/// evaluates it: functions that each call the next twice double the work at every level.
+pub const MAX_FUNCTION_CALLS: usize = 100_000;

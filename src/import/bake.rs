@@ -12,9 +12,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
-use hcl::eval::{Context, Evaluate, FuncArgs, FuncDef, ParamType};
+use hcl::eval::Context;
 use hcl::{Block, BlockLabel, Body, Value};
 
+use crate::import::bake_functions::{self, EvalError, UserFunctions};
 use crate::import::{Import, comment, shown};
 use hephy_dsl::Syntax;
 use hephy_dsl::limits::{MAX_MATRIX_COPIES, MAX_TEMPLATE_DEPTH};
@@ -218,7 +219,7 @@ pub(crate) fn import_bake(
             }
             "group" => {
                 let members = match block.body.attributes().find(|a| a.key.as_str() == "targets") {
-                    Some(a) => match a.expr.evaluate(&scope.real) {
+                    Some(a) => match scope.eval(&a.expr, &scope.real) {
                         Ok(v) => strings(&v),
                         Err(e) => {
                             warnings.push(format!(
@@ -238,14 +239,7 @@ pub(crate) fn import_bake(
                 }
             }
             "variable" => {}
-            "function" => {
-                if !scope.functions.contains(&label) {
-                    warnings.push(format!(
-                        "function `{}`: bake's user-defined functions are not evaluated here; what calls it is left out",
-                        shown(&label)
-                    ));
-                }
-            }
+            "function" => {}
             other => {
                 warnings.push(format!("`{}` blocks have no equivalent in hephy: left out", shown(other)))
             }
@@ -379,8 +373,8 @@ struct Scope {
     graph: Vec<(String, String)>,
     /// Each marked variable's value (the graph's and bake's built-ins).
     values: HashMap<String, String>,
-    /// User functions the evaluation knows (none until they are evaluated here).
-    functions: HashSet<String>,
+    /// The file's `function` blocks.
+    user: UserFunctions,
 }
 
 impl Scope {
@@ -422,6 +416,11 @@ impl Scope {
         out
     }
 
+    /// `expr` evaluated in `ctx`, with bake's functions and the file's own.
+    fn eval(&self, expr: &hcl::Expression, ctx: &Context<'_>) -> Result<Value, EvalError> {
+        bake_functions::evaluate(expr, ctx, &self.user)
+    }
+
     /// `expr` evaluated in `ctx` (the real one, with a matrix's values) and in `kept` (the
     /// same values over the marks): the marked value when both agree, else the real one.
     /// `Err` when the real evaluation fails.
@@ -430,10 +429,10 @@ impl Scope {
         expr: &hcl::Expression,
         real: &Context<'_>,
         kept: Option<&Context<'_>>,
-    ) -> Result<Value, hcl::eval::Error> {
-        let value = expr.evaluate(real)?;
+    ) -> Result<Value, EvalError> {
+        let value = self.eval(expr, real)?;
         let Some(kept) = kept else { return Ok(value) };
-        match expr.evaluate(kept) {
+        match self.eval(expr, kept) {
             Ok(marked) => Ok(self.reconcile(marked, value)),
             Err(_) => Ok(value),
         }
@@ -480,8 +479,10 @@ fn variables(
     env: &dyn Fn(&str) -> Option<String>,
     warnings: &mut Vec<String>,
 ) -> Scope {
+    let (user, unusable) = UserFunctions::from_body(body);
+    warnings.extend(unusable.iter().map(ToString::to_string));
     let mut real = Context::new();
-    functions(&mut real);
+    bake_functions::declare(&mut real);
     let local = host_platform();
     let mut values: HashMap<String, String> = HashMap::new();
     // `cwd://` is the folder bake runs in: the bake file's, as the graph's paths are.
@@ -516,14 +517,14 @@ fn variables(
         }
     };
     let found =
-        evaluate_all(&declared, &attributes, &mut real, &|name, value| overridden(name, value), &|_| None);
+        evaluate_all(&declared, &attributes, &mut real, &user, &|name, value| overridden(name, value), &|_| None);
     for (name, _) in declared.iter().filter(|(n, _)| !found.contains_key(n)) {
         warnings.push(format!("variable `{}`: its default cannot be evaluated: left unset", shown(name)));
     }
     for (name, _) in attributes.iter().filter(|(n, _)| !found.contains_key(n)) {
         warnings.push(format!("attribute `{}`: it cannot be evaluated: left unset", shown(name)));
     }
-    let mut scope = Scope { real, kept: None, graph: Vec::new(), values, functions: HashSet::new() };
+    let mut scope = Scope { real, kept: None, graph: Vec::new(), values, user };
     if frozen {
         return scope;
     }
@@ -536,7 +537,7 @@ fn variables(
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         let literal = match default {
             None => Some(String::new()),
-            Some(expr) => match expr.evaluate(&bare) {
+            Some(expr) => match bake_functions::evaluate(expr, &bare, &scope.user) {
                 Ok(Value::String(text)) => Some(text),
                 _ => None,
             },
@@ -548,13 +549,13 @@ fn variables(
         }
     }
     let mut kept = Context::new();
-    functions(&mut kept);
+    bake_functions::declare(&mut kept);
     kept.declare_var("BAKE_CMD_CONTEXT", Value::String("cwd://".to_owned()));
     kept.declare_var(LOCAL_PLATFORM, Value::String(format!("{OPEN}{LOCAL_PLATFORM}{CLOSE}")));
     let marked = |name: &str| {
         graph.iter().any(|(n, _)| n == name).then(|| Value::String(format!("{OPEN}{name}{CLOSE}")))
     };
-    evaluate_all(&declared, &attributes, &mut kept, &|_, value| value, &marked);
+    evaluate_all(&declared, &attributes, &mut kept, &scope.user, &|_, value| value, &marked);
     for (name, default) in &graph {
         scope.values.insert(name.clone(), default.clone());
     }
@@ -571,6 +572,7 @@ fn evaluate_all(
     declared: &[(String, Option<&hcl::Expression>)],
     attributes: &[(String, &hcl::Expression)],
     ctx: &mut Context<'static>,
+    user: &UserFunctions,
     overridden: &dyn Fn(&str, Value) -> Value,
     fixed: &dyn Fn(&str) -> Option<Value>,
 ) -> BTreeMap<String, Value> {
@@ -598,14 +600,14 @@ fn evaluate_all(
                 Some(value) => Ok(value),
                 None => match default {
                     None => Ok(Value::String(String::new())),
-                    Some(expr) => expr.evaluate(&*ctx),
+                    Some(expr) => bake_functions::evaluate(expr, &*ctx, user),
                 },
             };
             let value = match value {
                 Ok(value) => value,
                 Err(e) => {
-                    if let hcl::eval::ErrorKind::UndefinedVar(var) = e.kind()
-                        && let Some(&j) = index.get(var.as_str())
+                    if let Some(var) = e.undefined_var()
+                        && let Some(&j) = index.get(var)
                         && state[j] == 0
                     {
                         state[j] = 1;
@@ -639,75 +641,6 @@ fn host_platform() -> String {
         other => other,
     };
     format!("linux/{arch}")
-}
-
-fn text_arg(args: &FuncArgs, i: usize) -> String {
-    match args.get(i) {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-        None => String::new(),
-    }
-}
-
-/// The bake functions (from go-cty's standard library) hephy evaluates.
-fn functions(ctx: &mut Context<'_>) {
-    let s = || ParamType::String;
-    let any = || ParamType::Any;
-    ctx.declare_func("upper", FuncDef::new(|a| Ok(Value::String(text_arg(&a, 0).to_uppercase())), [s()]));
-    ctx.declare_func("lower", FuncDef::new(|a| Ok(Value::String(text_arg(&a, 0).to_lowercase())), [s()]));
-    ctx.declare_func(
-        "replace",
-        FuncDef::new(
-            |a| Ok(Value::String(text_arg(&a, 0).replace(&text_arg(&a, 1), &text_arg(&a, 2)))),
-            [s(), s(), s()],
-        ),
-    );
-    ctx.declare_func(
-        "trimprefix",
-        FuncDef::new(
-            |a| {
-                let (t, p) = (text_arg(&a, 0), text_arg(&a, 1));
-                Ok(Value::String(t.strip_prefix(p.as_str()).unwrap_or(&t).to_owned()))
-            },
-            [s(), s()],
-        ),
-    );
-    ctx.declare_func(
-        "trimsuffix",
-        FuncDef::new(
-            |a| {
-                let (t, p) = (text_arg(&a, 0), text_arg(&a, 1));
-                Ok(Value::String(t.strip_suffix(p.as_str()).unwrap_or(&t).to_owned()))
-            },
-            [s(), s()],
-        ),
-    );
-    ctx.declare_func(
-        "join",
-        FuncDef::new(
-            |a| {
-                let sep = text_arg(&a, 0);
-                let items = match a.get(1) {
-                    Some(v) => strings(v),
-                    None => Vec::new(),
-                };
-                Ok(Value::String(items.join(&sep)))
-            },
-            [s(), ParamType::array_of(any())],
-        ),
-    );
-    ctx.declare_func(
-        "split",
-        FuncDef::new(
-            |a| {
-                let (sep, t) = (text_arg(&a, 0), text_arg(&a, 1));
-                Ok(Value::Array(t.split(sep.as_str()).map(|p| Value::String(p.to_owned())).collect()))
-            },
-            [s(), s()],
-        ),
-    );
-    ctx.declare_func("equal", FuncDef::new(|a| Ok(Value::Bool(a.first() == a.get(1))), [any(), any()]));
-    ctx.declare_func("notequal", FuncDef::new(|a| Ok(Value::Bool(a.first() != a.get(1))), [any(), any()]));
 }
 
 /// A value as a list of strings (one string is a list of one), as bake reads lists: empty
@@ -767,7 +700,7 @@ fn expand(
     let attr = |key: &str| block.body.attributes().find(|a| a.key.as_str() == key).map(|a| &a.expr);
     let mut combos: Vec<Vec<(String, Value)>> = vec![Vec::new()];
     if let Some(matrix) = attr("matrix") {
-        match matrix.evaluate(&scope.real) {
+        match scope.eval(matrix, &scope.real) {
             Ok(Value::Object(axes)) => {
                 let axes: Vec<(String, Vec<Value>)> = axes
                     .into_iter()
@@ -822,7 +755,7 @@ fn expand(
             }
         }
         let name = match attr("name") {
-            Some(expr) => match expr.evaluate(&real) {
+            Some(expr) => match scope.eval(expr, &real) {
                 Ok(Value::String(n)) => n,
                 _ => {
                     let why = "its `name` cannot be evaluated: left out".to_owned();
@@ -1719,6 +1652,7 @@ impl Groups {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hcl::eval::Evaluate as _;
 
     /// Bake's JSON form becomes HCL that reads back as the same strings, whatever they hold,
     /// and a key that is no identifier is refused rather than written as other HCL.

@@ -22,6 +22,7 @@ use hephy_dsl::yaml_tree::{self as yaml, Kind, Value};
 use hephy_dsl::{Document, FromDraft, ImageDraft, Platform, SourceFile, Syntax};
 
 mod bake;
+mod bake_functions;
 
 pub(crate) use bake::{BakeError, Env as BakeEnv, import_bake};
 
