@@ -110,6 +110,40 @@ pub struct ImageDraft {
     pub(crate) inherits: Vec<Text>,
     /// `matrix { KEY "v1" "v2" }` / `matrix: {KEY: [v1, v2]}`.
     pub(crate) matrix: Option<MatrixDraft>,
+    /// `build-context "NAME" image=…` / `build-contexts: {NAME: {image: …}}`: external named
+    /// contexts, in the order written.
+    pub(crate) build_contexts: Vec<BuildContextDraft>,
+}
+
+/// `build-context "NAME" image="…" | path="…" | git="…" [ref="…"] [dir="…"] | oci-layout="…" ref="…"`
+#[derive(Debug, Clone)]
+pub(crate) struct BuildContextDraft {
+    pub(crate) name: Text,
+    pub(crate) image: Option<Text>,
+    pub(crate) path: Option<Text>,
+    pub(crate) git: Option<Text>,
+    pub(crate) oci_layout: Option<Text>,
+    /// `ref`: of `git` (a branch, tag or commit) or of `oci-layout` (a tag or a digest).
+    pub(crate) reference: Option<Text>,
+    /// `dir`: the folder inside a `git` repository.
+    pub(crate) dir: Option<Text>,
+    /// The whole entry, for "which source" errors.
+    pub(crate) span: SourceSpan,
+}
+
+impl BuildContextDraft {
+    pub(crate) fn new(name: Text, span: SourceSpan) -> BuildContextDraft {
+        BuildContextDraft {
+            name,
+            image: None,
+            path: None,
+            git: None,
+            oci_layout: None,
+            reference: None,
+            dir: None,
+            span,
+        }
+    }
 }
 
 /// A matrix as written: its keys with their values, and the span of the whole.
@@ -153,6 +187,7 @@ impl ImageDraft {
             mirrors: Vec::new(),
             inherits: Vec::new(),
             matrix: None,
+            build_contexts: Vec::new(),
         }
     }
 }

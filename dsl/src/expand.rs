@@ -14,7 +14,9 @@ use miette::SourceSpan;
 use serde::Serialize;
 
 use crate::diagnostic::{Code, Problem, Problems, Sink, did_you_mean};
-use crate::document::{DependencyDraft, Document, ImageDraft, MatrixDraft, TaskDraft, Text};
+use crate::document::{
+    BuildContextDraft, DependencyDraft, Document, ImageDraft, MatrixDraft, TaskDraft, Text,
+};
 use crate::limits::{
     MAX_EXPANDED_STRING, MAX_EXPANDED_STRINGS, MAX_EXPANDED_TEXT, MAX_INHERITS, MAX_MATRIX_COPIES,
     MAX_TEMPLATE_DEPTH,
@@ -995,6 +997,12 @@ fn image_size(d: &ImageDraft) -> usize {
         + d.platforms.as_ref().map_or(0, Vec::len)
         + 2 * (d.args.len() + d.ko_env.len() + d.labels.len() + d.annotations.len())
         + deps_size(&d.deps)
+        + d.build_contexts.iter().map(|c| 1 + context_strings(c).count()).sum::<usize>()
+}
+
+/// The values a build context gives (its name aside).
+fn context_strings(c: &BuildContextDraft) -> impl Iterator<Item = &Text> {
+    [&c.image, &c.path, &c.git, &c.oci_layout, &c.reference, &c.dir].into_iter().flatten()
 }
 
 /// How many strings `d` holds.
@@ -1089,6 +1097,12 @@ fn merge(
     drop(own);
     deps.append(&mut out.deps);
     out.deps = deps;
+    let own: HashSet<&str> = out.build_contexts.iter().map(|c| c.name.value.as_str()).collect();
+    let mut contexts: Vec<BuildContextDraft> =
+        b.build_contexts.into_iter().filter(|c| !own.contains(c.name.value.as_str())).collect();
+    drop(own);
+    contexts.append(&mut out.build_contexts);
+    out.build_contexts = contexts;
     // Nearer origins win; the base's stay for what the child left alone.
     base_origins.extend(child_origins);
     (out, base_origins)
@@ -1169,6 +1183,20 @@ fn fields(d: &ImageDraft) -> Vec<(String, String, SourceSpan)> {
         };
         out.push((field, shown, dep.name.span));
     }
+    for c in &d.build_contexts {
+        let parts: Vec<String> = [
+            ("image", &c.image),
+            ("path", &c.path),
+            ("git", &c.git),
+            ("oci-layout", &c.oci_layout),
+            ("ref", &c.reference),
+            ("dir", &c.dir),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", v.value)))
+        .collect();
+        out.push((format!("build-context {}", c.name.value), parts.join(" "), c.name.span));
+    }
     out
 }
 
@@ -1245,6 +1273,13 @@ fn visit_image_mut(d: &mut ImageDraft, f: &mut impl FnMut(&mut Text)) {
         [&mut ko.import_path, &mut ko.base_image, &mut ko.ldflags].into_iter().flatten().for_each(&mut *f);
     }
     visit_deps(&mut d.deps, f);
+    for c in &mut d.build_contexts {
+        f(&mut c.name);
+        [&mut c.image, &mut c.path, &mut c.git, &mut c.oci_layout, &mut c.reference, &mut c.dir]
+            .into_iter()
+            .flatten()
+            .for_each(&mut *f);
+    }
 }
 
 fn visit_task_mut(d: &mut TaskDraft, f: &mut impl FnMut(&mut Text)) {

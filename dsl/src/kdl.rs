@@ -9,8 +9,8 @@ use miette::SourceSpan;
 
 use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
 use crate::document::{
-    DependencyDraft, Document, ExecutorDraft, FromDraft, GroupDraft, ImageDraft, KoDraft, MatrixDraft,
-    NamingDraft, ScheduleDraft, SecretDraft, TaskDraft, Text,
+    BuildContextDraft, DependencyDraft, Document, ExecutorDraft, FromDraft, GroupDraft, ImageDraft, KoDraft,
+    MatrixDraft, NamingDraft, ScheduleDraft, SecretDraft, TaskDraft, Text,
 };
 use crate::limits::MAX_NESTING as MAX_DEPTH;
 use crate::schema::{Construct, keys};
@@ -301,6 +301,7 @@ impl Reader<'_> {
                 "secrets" => image.secrets.extend(self.strings(child, 1)),
                 "from" => image.deps.extend(self.from(child)),
                 "after" => image.deps.extend(self.after(child)),
+                "build-context" => image.build_contexts.extend(self.build_context(child)),
                 "ko" => {
                     let ko = self.ko(child);
                     self.set_once(&mut image.ko, ko, child);
@@ -431,6 +432,26 @@ impl Reader<'_> {
             }
         }
         Some(DependencyDraft { name: name?, from: Some(from) })
+    }
+
+    /// `build-context "ubuntu" image="ubuntu:noble"`, `… path="src"`, `… git="URL" ref="v1" dir="sub"`,
+    /// `… oci-layout="vendor/layout" ref="v1"`
+    fn build_context(&mut self, node: &KdlNode) -> Option<BuildContextDraft> {
+        let name = self.name(node)?;
+        self.no_children(node);
+        let mut context = BuildContextDraft::new(name, node.span());
+        for (key, entry) in self.properties(node, keys(Construct::BuildContext, Syntax::Kdl)) {
+            let value = self.string(entry);
+            match key {
+                "image" => context.image = value,
+                "path" => context.path = value,
+                "git" => context.git = value,
+                "oci-layout" => context.oci_layout = value,
+                "ref" => context.reference = value,
+                _ => context.dir = value,
+            }
+        }
+        Some(context)
     }
 
     /// `matrix { service "nova" "glance"; variant "api" "worker" }`: each child is a key and

@@ -259,6 +259,66 @@ pub struct Image {
     pub compression: Compression,
     /// Its labels, annotations and repository.
     pub publish: Publish,
+    /// Its external named build contexts (`build-context "NAME" …`), sorted by name.
+    pub build_contexts: Vec<BuildContext>,
+}
+
+impl Image {
+    /// Its external named build context called `name`, if it has one.
+    pub fn build_context(&self, name: &str) -> Option<&BuildContext> {
+        self.build_contexts.iter().find(|c| c.name.value == name)
+    }
+}
+
+/// An external named build context of an image: what `FROM NAME` and `COPY --from=NAME` of its
+/// Dockerfile read, given to the builder under `NAME` (BuildKit's `--build-context NAME=…`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildContext {
+    /// The name the Dockerfile uses.
+    pub name: Spanned<String>,
+    /// Where its content comes from.
+    pub source: ContextSource,
+}
+
+/// Where an external named build context comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContextSource {
+    /// A registry image (`image="ubuntu:noble"`), pinned by digest at plan time.
+    Image {
+        /// The reference as written.
+        reference: String,
+    },
+    /// A folder, relative to the graph's folder, `/`-separated and inside it.
+    Path(PathBuf),
+    /// A git repository at a ref, resolved to a commit at plan time.
+    Git {
+        /// The repository URL.
+        url: String,
+        /// A branch, tag or commit (`None`: its `HEAD`).
+        reference: Option<String>,
+        /// The folder inside the repository (`None`: its root).
+        dir: Option<String>,
+    },
+    /// An OCI image layout folder (relative to the graph's folder) and the tag or digest of the
+    /// image in it.
+    OciLayout {
+        /// The layout folder.
+        path: PathBuf,
+        /// A tag (`org.opencontainers.image.ref.name`) or a `sha256:` digest.
+        reference: String,
+    },
+}
+
+impl ContextSource {
+    /// The key that names this kind in a graph file (`image`, `path`, `git`, `oci-layout`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ContextSource::Image { .. } => "image",
+            ContextSource::Path(_) => "path",
+            ContextSource::Git { .. } => "git",
+            ContextSource::OciLayout { .. } => "oci-layout",
+        }
+    }
 }
 
 /// How an image is published beyond its builds: the graph's `labels` and `annotations` with the

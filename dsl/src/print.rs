@@ -8,7 +8,9 @@
 
 use std::fmt::Write as _;
 
-use crate::document::{DependencyDraft, Document, ImageDraft, MatrixDraft, TaskDraft, Text};
+use crate::document::{
+    BuildContextDraft, DependencyDraft, Document, ImageDraft, MatrixDraft, TaskDraft, Text,
+};
 use crate::escape::{kdl_string, yaml_scalar};
 use crate::source::Syntax;
 
@@ -207,8 +209,24 @@ fn kdl_block(keyword: &str, image: &ImageDraft) -> String {
         }
     }
     kdl_deps(&mut out, &image.deps);
+    for c in &image.build_contexts {
+        let props = kdl_properties(&context_fields(c));
+        let _ = writeln!(out, "    build-context {}{props}", kdl_string(&c.name));
+    }
     out.push_str("}\n");
     out
+}
+
+/// A build context's keys, in the order both syntaxes write them.
+fn context_fields(c: &BuildContextDraft) -> [(&'static str, Option<&Text>); 6] {
+    [
+        ("image", c.image.as_ref()),
+        ("path", c.path.as_ref()),
+        ("git", c.git.as_ref()),
+        ("oci-layout", c.oci_layout.as_ref()),
+        ("ref", c.reference.as_ref()),
+        ("dir", c.dir.as_ref()),
+    ]
 }
 
 fn kdl_deps(out: &mut String, deps: &[DependencyDraft]) {
@@ -440,6 +458,12 @@ pub(crate) fn yaml_image(image: &ImageDraft, indent: &str) -> String {
         }
     }
     yaml_deps(&mut out, &inner, &image.deps);
+    if !image.build_contexts.is_empty() {
+        let _ = writeln!(out, "{inner}build-contexts:");
+        for c in &image.build_contexts {
+            let _ = writeln!(out, "{inner}  {}: {}", yaml_scalar(&c.name), yaml_flow(&context_fields(c)));
+        }
+    }
     out
 }
 

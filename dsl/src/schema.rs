@@ -31,6 +31,8 @@ pub enum Construct {
     Ko,
     /// One `from` dependency of an image.
     From,
+    /// One external named build context of an image (`build-context "NAME" image=…`).
+    BuildContext,
     /// A task.
     Task,
     /// A schedule.
@@ -41,7 +43,7 @@ pub enum Construct {
 
 impl Construct {
     /// Every construct, in the order the table lists them.
-    pub const ALL: [Construct; 11] = [
+    pub const ALL: [Construct; 12] = [
         Construct::Graph,
         Construct::Naming,
         Construct::Executor,
@@ -50,6 +52,7 @@ impl Construct {
         Construct::Git,
         Construct::Ko,
         Construct::From,
+        Construct::BuildContext,
         Construct::Task,
         Construct::Schedule,
         Construct::Group,
@@ -68,7 +71,8 @@ impl Construct {
             | Construct::Secret
             | Construct::Git
             | Construct::Ko
-            | Construct::From => KdlForm::Properties,
+            | Construct::From
+            | Construct::BuildContext => KdlForm::Properties,
         }
     }
 
@@ -83,6 +87,7 @@ impl Construct {
             Construct::Git => "git",
             Construct::Ko => "ko",
             Construct::From => "from",
+            Construct::BuildContext => "build-context",
             Construct::Task => "task",
             Construct::Schedule => "schedule",
             Construct::Group => "group",
@@ -294,6 +299,13 @@ pub const KEYS: &[Key] = &[
     key(C::Image, "annotations", K::Metadata, "OCI annotations of its manifests and index, over the graph's"),
     key(C::Image, "repository", K::Text, "the template of this image's repository, instead of naming's"),
     key(C::Image, "mirrors", K::Texts, "the registries it is also pushed to, instead of the graph's"),
+    spelled(
+        C::Image,
+        Some("build-context"),
+        Some("build-contexts"),
+        K::Named(C::BuildContext),
+        "an external named build context: an image, a folder, a git repository or an OCI layout",
+    ),
     // The `git` node of an image (KDL).
     spelled(C::Git, Some("ref"), None, K::Text, "the branch, tag or commit to build"),
     // `ko`.
@@ -309,6 +321,16 @@ pub const KEYS: &[Key] = &[
         Need::AnyOf,
     ),
     key(C::From, "platform", K::Text, "`same` (default) or `build`: the build machine's platform"),
+    // An external named build context.
+    need(
+        key(C::BuildContext, "image", K::Text, "a registry image, pinned by digest at plan time"),
+        Need::OneOf,
+    ),
+    need(key(C::BuildContext, "path", K::Text, "a folder, relative to the graph file"), Need::OneOf),
+    need(key(C::BuildContext, "git", K::Text, "a git repository's URL"), Need::OneOf),
+    need(key(C::BuildContext, "oci-layout", K::Text, "an OCI image layout folder"), Need::OneOf),
+    key(C::BuildContext, "ref", K::Text, "`git`: a branch, tag or commit; `oci-layout`: a tag or digest"),
+    key(C::BuildContext, "dir", K::Text, "`git`: the folder inside the repository"),
     // A task.
     need(key(C::Task, "run", K::Texts, "the command, an argv run without a shell"), Need::Required),
     key(C::Task, "inputs", K::Texts, "globs of the files it reads"),
@@ -469,6 +491,9 @@ mod tests {
             (Syntax::Kdl, Construct::Git) => format!("image \"a\" {{\n    git \"u\" {key}=\"x\"\n}}\n"),
             (Syntax::Kdl, Construct::Ko) => format!("image \"a\" {{\n    ko {key}=\"x\"\n}}\n"),
             (Syntax::Kdl, Construct::From) => format!("image \"a\" {{\n    from \"b\" {key}=\"x\"\n}}\n"),
+            (Syntax::Kdl, Construct::BuildContext) => {
+                format!("image \"a\" {{\n    build-context \"b\" {key}=\"x\"\n}}\n")
+            }
             (Syntax::Kdl, Construct::Task) => format!("task \"t\" {{\n    {key}\n}}\n"),
             (Syntax::Kdl, Construct::Schedule) => format!("schedule \"s\" {{\n    {key}\n}}\n"),
             (Syntax::Kdl, Construct::Group) => format!("group \"g\" {{\n    {key}\n}}\n"),
@@ -480,6 +505,9 @@ mod tests {
             (Syntax::Yaml, Construct::Ko) => format!("images: {{ a: {{ ko: {{ {key}: x }} }} }}\n"),
             (Syntax::Yaml, Construct::From) => {
                 format!("images: {{ a: {{ from: {{ b: {{ {key}: x }} }} }} }}\n")
+            }
+            (Syntax::Yaml, Construct::BuildContext) => {
+                format!("images: {{ a: {{ build-contexts: {{ b: {{ {key}: x }} }} }} }}\n")
             }
             (Syntax::Yaml, Construct::Task) => format!("tasks: {{ t: {{ {key}: x }} }}\n"),
             (Syntax::Yaml, Construct::Schedule) => format!("schedules: {{ s: {{ {key}: x }} }}\n"),

@@ -15,8 +15,8 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
 use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
 use crate::document::{
-    DependencyDraft, Document, ExecutorDraft, FromDraft, GroupDraft, ImageDraft, KoDraft, MatrixDraft,
-    NamingDraft, ScheduleDraft, SecretDraft, TaskDraft, Text,
+    BuildContextDraft, DependencyDraft, Document, ExecutorDraft, FromDraft, GroupDraft, ImageDraft, KoDraft,
+    MatrixDraft, NamingDraft, ScheduleDraft, SecretDraft, TaskDraft, Text,
 };
 use crate::limits::{MAX_ALIAS_VALUES as MAX_VALUES, MAX_NESTING as MAX_DEPTH};
 use crate::schema::{Construct, keys};
@@ -371,6 +371,7 @@ impl Reader<'_> {
                 "tags" => image.tags = self.strings(value),
                 "secrets" => image.secrets = self.strings(value),
                 "from" => image.deps.extend(self.from(value)),
+                "build-contexts" => image.build_contexts.extend(self.build_contexts(value)),
                 "ko" => {
                     let mut ko =
                         KoDraft { import_path: None, base_image: None, ldflags: None, span: value.span };
@@ -444,6 +445,28 @@ impl Reader<'_> {
             }
         }
         deps
+    }
+
+    /// `build-contexts: {ubuntu: {image: "ubuntu:noble"}, src: {path: src}, …}`.
+    fn build_contexts(&mut self, value: &Value) -> Vec<BuildContextDraft> {
+        let mut contexts = Vec::new();
+        for (name, body) in self.named_map(value) {
+            let mut context = BuildContextDraft::new(name.clone(), join(name.span, body.span));
+            for (key, value) in self.map(body, keys(Construct::BuildContext, Syntax::Yaml), "a build context")
+            {
+                let text = self.string(value);
+                match key.value.as_str() {
+                    "image" => context.image = text,
+                    "path" => context.path = text,
+                    "git" => context.git = text,
+                    "oci-layout" => context.oci_layout = text,
+                    "ref" => context.reference = text,
+                    _ => context.dir = text,
+                }
+            }
+            contexts.push(context);
+        }
+        contexts
     }
 
     /// `matrix: {service: [nova, glance], variant: [api, worker]}`.

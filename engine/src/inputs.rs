@@ -229,8 +229,189 @@ pub fn gather(
             }
         }
     });
+    add_folder_contexts(model, graph, &mut nodes, cache, exclusions, &mut inputs);
     inputs.nodes = Arc::new(nodes);
     inputs
+}
+
+/// The files of each image's folder build contexts (`build-context "src" path="src"`), listed as
+/// BuildKit sends a named local context (its own `.dockerignore` applies), hashed and added to
+/// the files of the image's nodes, so `explain` names a changed file of the folder.
+fn add_folder_contexts(
+    model: &Model,
+    graph: &Graph,
+    nodes: &mut [NodeInputs],
+    cache: &StatCache,
+    exclusions: &Exclusions,
+    inputs: &mut Inputs,
+) {
+    let mut listed: HashMap<String, Result<BTreeSet<String>, String>> = HashMap::new();
+    for image in &model.images {
+        for context in &image.build_contexts {
+            let hephy_dsl::ContextSource::Path(dir) = &context.source else { continue };
+            let dir = dir.to_string_lossy().into_owned();
+            listed.entry(dir.clone()).or_insert_with(|| {
+                // A `Dockerfile` the folder may not have: only its `.dockerignore` is read.
+                let source =
+                    FileSource::Context { dir: dir.clone(), dockerfile: files::join(&dir, ".dockerignore") };
+                let mut watched = files::Watched::default();
+                let found = files::collect_watched(&model.root, &source, exclusions, &mut watched);
+                inputs.watched.dirs.extend(watched.dirs);
+                inputs.watched.files.extend(watched.files);
+                found
+                    .map(|f| f.into_iter().filter(|p| model.root.join(p).exists()).collect())
+                    .map_err(|e| e.to_string())
+            });
+        }
+    }
+    if listed.is_empty() {
+        return;
+    }
+    let all: BTreeSet<String> = listed.values().flatten().flatten().cloned().collect();
+    inputs.watched.files.extend(all.iter().cloned());
+    let hashed = files::hash_all(&model.root, &all, cache);
+    inputs.files_total += all.len();
+    inputs.files_read += hashed.read;
+    inputs.fresh_stats.extend(hashed.fresh_stats);
+    for (i, entry) in nodes.iter_mut().enumerate() {
+        let index = NodeIndex::new(i);
+        if graph.node(index).kind != NodeKind::Image {
+            continue;
+        }
+        let Some(Definition::Image(image)) = graph.definition(model, index) else { continue };
+        let mut files: Option<SortedMap> = None;
+        for context in &image.build_contexts {
+            let hephy_dsl::ContextSource::Path(dir) = &context.source else { continue };
+            match listed.get(dir.to_string_lossy().as_ref()) {
+                Some(Ok(paths)) => {
+                    let map = files.get_or_insert_with(|| {
+                        entry.files.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+                    });
+                    for path in paths {
+                        let digest =
+                            hashed.digests.get(path).cloned().unwrap_or_else(|| "missing".to_owned());
+                        map.insert(path.clone(), digest);
+                    }
+                }
+                Some(Err(e)) => {
+                    entry.error = entry
+                        .error
+                        .take()
+                        .or_else(|| Some(format!("build context `{}`: {e}", context.name.value)));
+                }
+                None => {}
+            }
+        }
+        if let Some(files) = files {
+            entry.files = Arc::new(files);
+        }
+    }
+}
+
+/// The settings an image's external named contexts put in its build's key: an image's
+/// reference (its digest is among the bases), a folder's path (its files are added after
+/// hashing), a git repository's commit, an OCI layout's manifest digest.
+fn external_contexts<'a>(
+    s: &mut Settings<'a>,
+    model: &Model,
+    image: &'a hephy_dsl::Image,
+    upstreams: &Upstreams,
+    labels: &mut BTreeMap<String, String>,
+    error: &mut Option<String>,
+) {
+    use hephy_dsl::ContextSource;
+    for context in &image.build_contexts {
+        let name = &context.name.value;
+        match &context.source {
+            ContextSource::Image { reference } => {
+                s.insert(format!("build-context.{name}.image"), reference.as_str())
+            }
+            ContextSource::Path(dir) => {
+                s.insert(format!("build-context.{name}.path"), dir.to_string_lossy().into_owned());
+            }
+            ContextSource::Git { url, reference, dir } => {
+                let reference = reference.as_deref().unwrap_or("HEAD");
+                s.insert(format!("build-context.{name}.git"), url.as_str());
+                s.insert(format!("build-context.{name}.dir"), dir.as_deref().unwrap_or("."));
+                labels.insert(format!("build-context.{name}.ref"), reference.to_owned());
+                match upstreams.get(&(url.clone(), reference.to_owned())) {
+                    Some(Ok(commit)) => s.insert(format!("build-context.{name}.commit"), commit.clone()),
+                    Some(Err(e)) => *error = error.take().or_else(|| Some(e.clone())),
+                    None => {
+                        *error =
+                            error.take().or_else(|| Some(format!("`{reference}` of {url} was not resolved")));
+                    }
+                }
+            }
+            ContextSource::OciLayout { path, reference } => {
+                s.insert(format!("build-context.{name}.oci-layout"), path.to_string_lossy().into_owned());
+                labels.insert(format!("build-context.{name}.ref"), reference.clone());
+                match layout_digest(&model.root.join(path), reference) {
+                    Ok(digest) => s.insert(format!("build-context.{name}.digest"), digest),
+                    Err(e) => {
+                        *error = error.take().or_else(|| Some(format!("build context `{name}`: {e}")));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Why an OCI image layout does not name an image.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LayoutError {
+    /// Its `index.json` cannot be read.
+    #[error("cannot read `{path}`: {message}")]
+    Read {
+        /// The index file.
+        path: String,
+        /// What the system said.
+        message: String,
+    },
+    /// Its `index.json` is not JSON.
+    #[error("`{path}` is not JSON: {message}")]
+    Json {
+        /// The index file.
+        path: String,
+        /// What the parser said.
+        message: String,
+    },
+    /// No manifest of the index has that tag or digest.
+    #[error("the layout `{layout}` has no image `{reference}`")]
+    NoSuchImage {
+        /// The layout folder.
+        layout: String,
+        /// The tag or digest asked for.
+        reference: String,
+    },
+}
+
+/// The manifest digest `reference` (a tag, its `org.opencontainers.image.ref.name`, or a
+/// `sha256:` digest) names in the OCI image layout at `layout`.
+pub fn layout_digest(layout: &Path, reference: &str) -> Result<String, LayoutError> {
+    let index = layout.join("index.json");
+    let path = || index.display().to_string();
+    let text = std::fs::read_to_string(&index)
+        .map_err(|e| LayoutError::Read { path: path(), message: e.to_string() })?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| LayoutError::Json { path: path(), message: e.to_string() })?;
+    let manifests = value.get("manifests").and_then(|m| m.as_array()).cloned().unwrap_or_default();
+    let digest_of = |m: &serde_json::Value| m.get("digest").and_then(|d| d.as_str()).map(str::to_owned);
+    let found = if reference.starts_with("sha256:") {
+        manifests.iter().filter_map(digest_of).find(|d| d == reference)
+    } else {
+        manifests
+            .iter()
+            .find(|m| {
+                m.pointer("/annotations/org.opencontainers.image.ref.name").and_then(|r| r.as_str())
+                    == Some(reference)
+            })
+            .and_then(digest_of)
+    };
+    found.ok_or_else(|| LayoutError::NoSuchImage {
+        layout: layout.display().to_string(),
+        reference: reference.to_owned(),
+    })
 }
 
 /// Where a node's input and output files are.
@@ -330,6 +511,7 @@ fn describe<'a>(
             for (context, dep) in &node.contexts {
                 s.insert(format!("build-context.{context}"), dep.to_string());
             }
+            external_contexts(s, model, image, upstreams, &mut labels, &mut error);
             if let Some(ko) = &image.ko {
                 if let Some(path) = &ko.import_path {
                     s.insert("ko.import-path", path);

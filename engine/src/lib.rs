@@ -41,7 +41,8 @@ pub use files::{
 };
 pub use graph::{Graph, LOCAL_EXECUTOR, Node, NodeId, NodeKind, compile};
 pub use inputs::{
-    BaseImages, BuilderIdentity, Inputs, NodeInputs, Upstreams, gather, secret_value, task_outputs_digest,
+    BaseImages, BuilderIdentity, Inputs, LayoutError, NodeInputs, Upstreams, gather, layout_digest,
+    secret_value, task_outputs_digest,
 };
 pub use key::{InputManifest, KEY_VERSION, Key, files_digest};
 pub use open::{open_beneath, open_no_symlinks, open_regular};

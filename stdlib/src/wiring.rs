@@ -136,8 +136,34 @@ pub(crate) fn check(model: &Model, image: &Image) -> Vec<Problem> {
         .label(image.name.span, format!("built with {builder}"))
         .help("build it with buildah, buildkit, buildx or oci, or pass the reference as a build arg (`arg=`)")];
     }
-    let context_dep =
-        image.deps.iter().find(|d| matches!(&d.kind, DependencyKind::From { context: Some(_), .. }));
+    if let Some(context) =
+        image.build_contexts.iter().find(|c| !capabilities.context_kinds.contains(&c.source.kind()))
+    {
+        let kind = context.source.kind();
+        let takers: Vec<&str> = hephy_dsl::Builder::ALL
+            .into_iter()
+            .filter(|b| builders::capabilities(*b).is_some_and(|c| c.context_kinds.contains(&kind)))
+            .map(hephy_dsl::Builder::name)
+            .collect();
+        return vec![
+            Problem::new(
+                Code::InvalidValue,
+                format!(
+                    "{builder} takes no `{kind}` build context, so `{}` cannot be given `{}`",
+                    image.name.value, context.name.value
+                ),
+            )
+            .label(context.name.span, format!("a `{kind}` context"))
+            .label(image.name.span, format!("built with {builder}"))
+            .help(format!("build it with {}", takers.join(", "))),
+        ];
+    }
+    let context_dep = image
+        .deps
+        .iter()
+        .find(|d| matches!(&d.kind, DependencyKind::From { context: Some(_), .. }))
+        .map(|d| &d.name)
+        .or_else(|| image.build_contexts.first().map(|c| &c.name));
     if let Some(dep) = context_dep
         && let Some(executor) = model.executors.iter().find(|e| {
             matches!(e.engine, Some(Engine::Kubernetes(_))) && image.platforms.contains(&e.platform)
@@ -147,10 +173,10 @@ pub(crate) fn check(model: &Model, image: &Image) -> Vec<Problem> {
             Code::InvalidValue,
             format!(
                 "`{}` is given `{}` as a named context, and executor `{}` builds with kaniko, which takes none",
-                image.name.value, dep.name.value, executor.name.value
+                image.name.value, dep.value, executor.name.value
             ),
         )
-        .label(dep.name.span, "a named context")
+        .label(dep.span, "a named context")
         .label(executor.name.span, "builds with kaniko")
         .help("build it on a local, ssh or BuildKit executor, or pass the reference as a build arg (`arg=`)")];
     }
@@ -175,16 +201,69 @@ pub(crate) fn check(model: &Model, image: &Image) -> Vec<Problem> {
     };
     let is_graph_image = |word: &str| model.images.iter().any(|i| i.name.value == word);
     let unwired = |word: &Word, how: &str| {
-        Problem::new(
+        let problem = Problem::new(
             Code::UnknownDependency,
-            format!("`{how}{}` in `{shown}` names image `{}` of the graph, but `{name}` does not depend on it", word.text, word.text),
+            format!(
+                "`{how}{}` in `{shown}` names image `{}` of the graph, but `{name}` does not depend on it",
+                word.text, word.text
+            ),
         )
-        .label(word.span(), "built by the graph, not wired to this build")
-        .help(format!(
-            "add `from \"{0}\" context=\"{0}\"` to image `{name}` (YAML: `from: {{ {0}: {{ context: {0} }} }}`) so it builds on the graph's `{0}` by digest; for a registry image of that name, write it in full (`docker.io/library/{0}`)",
-            word.text
-        ))
-        .in_source(&shown, Arc::clone(&source))
+        .label(
+            word.span(),
+            "built by the graph, not wired to this build: the registry image of that name is used",
+        );
+        let registry = format!("docker.io/library/{}", word.text);
+        let help = if depends_on(model, &word.text, name) {
+            // `from` would make a cycle (`ubuntu` built `FROM ubuntu`): only the registry image
+            // can be meant.
+            let why = if word.text == *name {
+                format!("an image cannot be built on itself, so `{name}` means the registry's `{0}`", word.text)
+            } else {
+                format!("`{0}` is built on `{name}`, so `from \"{0}\"` would make a cycle", word.text)
+            };
+            format!(
+                "{why}: name the registry image with `build-context \"{0}\" image=\"{registry}:TAG\"` on image `{name}` (YAML: `build-contexts: {{ {0}: {{ image: \"{registry}:TAG\" }} }}`), or write it in full in the Dockerfile",
+                word.text
+            )
+        } else {
+            format!(
+                "add `from \"{0}\" context=\"{0}\"` to image `{name}` (YAML: `from: {{ {0}: {{ context: {0} }} }}`) so it builds on the graph's `{0}` by digest; for the registry image of that name, add `build-context \"{0}\" image=\"{registry}:TAG\"` or write it in full in the Dockerfile",
+                word.text
+            )
+        };
+        problem.help(help).in_source(&shown, Arc::clone(&source))
+    };
+    // A `FROM NAME` that names an external context while the graph has an image `NAME`: said,
+    // so nobody takes it for the graph's image.
+    let shadowed = |word: &Word, how: &str| {
+        let context = image.build_context(&word.text)?;
+        if !is_graph_image(&word.text) {
+            return None;
+        }
+        let what = match &context.source {
+            hephy_dsl::ContextSource::Image { reference } => format!("the registry image `{reference}`"),
+            hephy_dsl::ContextSource::Path(dir) => format!("the folder `{}`", dir.display()),
+            hephy_dsl::ContextSource::Git { url, .. } => format!("the git repository `{url}`"),
+            hephy_dsl::ContextSource::OciLayout { path, reference } => {
+                format!("`{reference}` of the OCI layout `{}`", path.display())
+            }
+        };
+        Some(
+            Problem::new(
+                Code::UnknownDependency,
+                format!(
+                    "`{how}{0}` in `{shown}` names the build context `{0}` ({what}), not the graph's image `{0}`",
+                    word.text
+                ),
+            )
+            .label(word.span(), format!("the build context `{}`", word.text))
+            .help(format!(
+                "to build on the graph's `{0}`, replace the `build-context \"{0}\"` with `from \"{0}\" context=\"{0}\"`",
+                word.text
+            ))
+            .in_source(&shown, Arc::clone(&source))
+            .warning(),
+        )
     };
     for from in &facts.froms {
         let word = &from.image;
@@ -212,7 +291,10 @@ pub(crate) fn check(model: &Model, image: &Image) -> Vec<Problem> {
                     .in_source(&shown, Arc::clone(&source)),
                 );
             }
-        } else if !known_stage && !word.text.contains('$') && is_graph_image(&word.text) {
+        } else if known_stage || word.text.contains('$') {
+        } else if image.build_context(&word.text).is_some() {
+            problems.extend(shadowed(word, "FROM "));
+        } else if is_graph_image(&word.text) {
             problems.push(unwired(word, "FROM "));
         }
         if let Some(alias) = &from.alias {
@@ -223,7 +305,10 @@ pub(crate) fn check(model: &Model, image: &Image) -> Vec<Problem> {
     for copy in &facts.copies {
         let stage = copy.text.parse::<usize>().is_ok()
             || stage_names.iter().any(|s| s.eq_ignore_ascii_case(&copy.text));
-        if !stage && context_of(&copy.text).is_none() && is_graph_image(&copy.text) {
+        if stage || context_of(&copy.text).is_some() {
+        } else if image.build_context(&copy.text).is_some() {
+            problems.extend(shadowed(copy, "COPY --from="));
+        } else if is_graph_image(&copy.text) {
             problems.push(unwired(copy, "COPY --from="));
         }
     }
@@ -271,7 +356,44 @@ pub(crate) fn check(model: &Model, image: &Image) -> Vec<Problem> {
             }
         }
     }
+    for context in &image.build_contexts {
+        let name_of = &context.name.value;
+        let used = facts.froms.iter().any(|f| f.image.text == *name_of)
+            || facts.copies.iter().any(|c| c.text == *name_of);
+        if !used {
+            problems.push(
+                Problem::new(
+                    Code::UnknownDependency,
+                    format!("`{shown}` never uses the build context `{name_of}` that `{name}` is given"),
+                )
+                .label(start, format!("no `FROM {name_of}` or `COPY --from={name_of}`"))
+                .help(format!(
+                    "use it (`FROM {name_of}` or `COPY --from={name_of}`), or remove the `build-context`"
+                ))
+                .in_source(&shown, Arc::clone(&source))
+                .warning(),
+            );
+        }
+    }
     problems
+}
+
+/// Whether image `from` is image `to`, or is built (through `from` and `after`) on it.
+fn depends_on(model: &Model, from: &str, to: &str) -> bool {
+    let mut stack = vec![from];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(name) = stack.pop() {
+        if name == to {
+            return true;
+        }
+        if !seen.insert(name) {
+            continue;
+        }
+        if let Some(definition) = model.definition(name) {
+            stack.extend(definition.deps().iter().map(|d| d.name.value.as_str()));
+        }
+    }
+    false
 }
 
 #[cfg(test)]

@@ -178,6 +178,7 @@ impl Analyzer<'_> {
             secrets: Vec::new(),
             compression,
             publish: Publish::default(),
+            build_contexts: Vec::new(),
         }
     }
 

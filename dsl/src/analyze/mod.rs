@@ -6,7 +6,7 @@
 //! It keeps going after an error so that one run reports every problem.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use miette::SourceSpan;
 
@@ -20,6 +20,7 @@ use crate::model::{
 use crate::platform::{Platform, PlatformError};
 use crate::source::SourceFile;
 
+mod contexts;
 mod dependencies;
 mod executors;
 mod groups;
@@ -86,6 +87,7 @@ pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mu
     let names = Names::new(&doc);
     for (image, draft) in images.iter_mut().zip(&doc.images) {
         image.deps = a.deps(&draft.name, &draft.deps, &names);
+        image.build_contexts = a.build_contexts(draft);
     }
     for (task, draft) in tasks.iter_mut().zip(&doc.tasks) {
         task.deps = a.deps(&draft.name, &draft.deps, &names);

@@ -38,6 +38,7 @@ impl ImageBuilder for BuildahBuilder {
             add_url: true,
             own_reader: true,
             named_contexts: true,
+            context_kinds: &["image", "path", "git"],
             secrets: true,
             labels: true,
             annotations: true,
@@ -69,8 +70,8 @@ impl ImageBuilder for BuildahBuilder {
         for (k, v) in &r.build_args {
             args.extend(["--build-arg".to_owned(), format!("{k}={v}")]);
         }
-        for (name, reference) in &r.contexts {
-            args.extend(["--build-context".to_owned(), format!("{name}=docker-image://{reference}")]);
+        for (name, value) in &r.contexts {
+            args.extend(["--build-context".to_owned(), format!("{name}={value}")]);
         }
         if r.insecure {
             args.push("--tls-verify=false".to_owned());
@@ -124,6 +125,8 @@ pub(crate) struct Bud<'a> {
     pub(crate) secrets: &'a [(String, tempfile::NamedTempFile)],
     /// The graph's labels (`--label`) and annotations (`--annotation`), rendered.
     pub(crate) metadata: &'a [(&'static str, String, String)],
+    /// Named build contexts, in BuildKit's form (`docker-image://…`, a folder).
+    pub(crate) contexts: &'a [(String, String)],
 }
 
 /// How hephy calls buildah: its own storage, the vfs driver (works everywhere, even nested).
@@ -240,7 +243,7 @@ impl Buildah {
         job: &Job<'_>,
         build: &Bud<'_>,
     ) -> Command {
-        let Bud { context, local_tag, iidfile, secrets, metadata } = *build;
+        let Bud { context, local_tag, iidfile, secrets, metadata, contexts } = *build;
         let (node, deps) = (job.node, &job.deps);
         let mut command = self.command();
         command.args(["bud", "--isolation", "chroot", "--timestamp", "0", "--pull=true"]);
@@ -260,8 +263,8 @@ impl Buildah {
         for (arg, value) in reference::injected(model, node, deps) {
             command.arg("--build-arg").arg(format!("{arg}={value}"));
         }
-        for (name, value) in reference::contexts(model, node, deps) {
-            command.arg("--build-context").arg(format!("{name}=docker-image://{value}"));
+        for (name, value) in contexts {
+            command.arg("--build-context").arg(format!("{name}={value}"));
         }
         for (name, file) in secrets {
             command.arg("--secret").arg(format!("id={name},src={}", file.path().display()));
@@ -321,7 +324,12 @@ impl Buildah {
             Ok(metadata) => metadata,
             Err(e) => return fail(e.to_string()),
         };
+        let contexts = match crate::builders::named_contexts(model, image, job, &self.sources) {
+            Ok(contexts) => contexts,
+            Err(e) => return fail(e.to_string()),
+        };
         let spec = Bud {
+            contexts: &contexts,
             context: &context,
             local_tag: &local_tag,
             iidfile: &iidfile,

@@ -20,6 +20,7 @@ impl ImageBuilder for Buildkit {
             add_url: true,
             frontend: Frontend::Runs,
             named_contexts: true,
+            context_kinds: crate::builders::ALL_CONTEXT_KINDS,
             labels: true,
             ..Capabilities::NONE
         }
@@ -55,8 +56,18 @@ impl ImageBuilder for Buildkit {
         for (k, v) in &r.labels {
             args.extend(["--opt".to_owned(), format!("label:{k}={v}")]);
         }
-        for (name, reference) in &r.contexts {
-            args.extend(["--opt".to_owned(), format!("context:{name}=docker-image://{reference}")]);
+        for (name, value) in &r.contexts {
+            if let Some(rest) = value.strip_prefix(crate::builders::LAYOUT_SCHEME) {
+                // `buildctl` takes a layout as a store of its own, named like the context.
+                let (dir, digest) = rest.rsplit_once('@').unwrap_or((rest, ""));
+                args.extend(["--oci-layout".to_owned(), format!("{name}={dir}")]);
+                args.extend(["--opt".to_owned(), format!("context:{name}=oci-layout://{name}@{digest}")]);
+            } else if value.starts_with('/') {
+                args.extend(["--local".to_owned(), format!("{name}={value}")]);
+                args.extend(["--opt".to_owned(), format!("context:{name}=local:{name}")]);
+            } else {
+                args.extend(["--opt".to_owned(), format!("context:{name}={value}")]);
+            }
         }
         for (id, file) in &r.secrets {
             args.extend(["--secret".to_owned(), format!("id={id},src={}", path(file))]);

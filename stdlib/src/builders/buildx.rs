@@ -20,6 +20,7 @@ impl ImageBuilder for Buildx {
             add_url: true,
             frontend: Frontend::Runs,
             named_contexts: true,
+            context_kinds: crate::builders::ALL_CONTEXT_KINDS,
             labels: true,
             annotations: true,
             ..Capabilities::NONE
@@ -48,8 +49,8 @@ impl ImageBuilder for Buildx {
         for (k, v) in &r.build_args {
             args.extend(["--build-arg".to_owned(), format!("{k}={v}")]);
         }
-        for (name, reference) in &r.contexts {
-            args.extend(["--build-context".to_owned(), format!("{name}=docker-image://{reference}")]);
+        for (name, value) in &r.contexts {
+            args.extend(["--build-context".to_owned(), format!("{name}={value}")]);
         }
         for (id, file) in &r.secrets {
             args.extend(["--secret".to_owned(), format!("id={id},src={}", path(file))]);

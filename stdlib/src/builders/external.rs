@@ -49,6 +49,10 @@ pub(crate) fn build(
     let mut build_args: Vec<(String, String)> =
         image.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     build_args.extend(reference::injected(model, job.node, &job.deps));
+    let contexts = match builders::named_contexts(model, image, job, oci.sources()) {
+        Ok(contexts) => contexts,
+        Err(e) => return fail(e.to_string()),
+    };
     let upstream = match &image.source {
         hephy_dsl::ImageSource::Git { url, reference, .. } => oci.sources().commit(url, reference).ok(),
         hephy_dsl::ImageSource::Context { .. } => None,
@@ -73,7 +77,7 @@ pub(crate) fn build(
         insecure: reference::insecure(Some(registry)),
         digest_file: work.join("digest"),
         secrets: secret_files.iter().map(|(id, file)| (id.clone(), file.path().to_path_buf())).collect(),
-        contexts: reference::contexts(model, job.node, &job.deps),
+        contexts,
         ko: image.ko.clone(),
         labels,
         annotations,

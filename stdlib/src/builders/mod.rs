@@ -115,6 +115,9 @@ pub struct Capabilities {
     pub interprets: bool,
     /// It takes named build contexts (`from … context=`).
     pub named_contexts: bool,
+    /// The kinds of external named contexts it takes (`build-context "NAME" image=…`): `image`,
+    /// `path`, `git`, `oci-layout`.
+    pub context_kinds: &'static [&'static str],
     /// hephy hands it the image's secrets (for `RUN --mount=type=secret`).
     pub secrets: bool,
     /// It writes the graph's labels into the image's config.
@@ -140,6 +143,7 @@ impl Capabilities {
         own_reader: false,
         interprets: false,
         named_contexts: false,
+        context_kinds: &[],
         secrets: false,
         labels: false,
         annotations: false,
@@ -203,7 +207,8 @@ pub struct Request {
     pub target: Option<String>,
     /// Build args, the injected image references included.
     pub build_args: Vec<(String, String)>,
-    /// Named build contexts, each an image by digest: `(NAME, registry/dep@sha256:…)`.
+    /// Named build contexts, each in BuildKit's form: `(NAME, docker-image://registry/dep@sha256:…)`,
+    /// `(NAME, /a/folder)` or `(NAME, oci-layout:///a/layout@sha256:…)`.
     pub contexts: Vec<(String, String)>,
     /// Where to push: `registry/name:tag`.
     pub destination: String,
@@ -244,6 +249,31 @@ pub struct Rendered {
 pub(crate) fn path(p: &Path) -> String {
     p.display().to_string()
 }
+
+/// Every external named context kind (`build-context "NAME" KIND=…`).
+pub(crate) const ALL_CONTEXT_KINDS: &[&str] = &["image", "path", "git", "oci-layout"];
+
+/// The named build contexts of one platform build of `image`, in BuildKit's form: each `from
+/// DEP context=NAME` as the dependency's build by digest, each `build-context` as its image by
+/// the digest the plan resolved, its folder, its git checkout's folder or its OCI layout.
+pub(crate) fn named_contexts(
+    model: &hephy_dsl::Model,
+    image: &Image,
+    job: &Job<'_>,
+    sources: &crate::Sources,
+) -> Result<Vec<(String, String)>, crate::sources::SourceError> {
+    let mut out: Vec<(String, String)> = crate::registry::reference::contexts(model, job.node, &job.deps)
+        .into_iter()
+        .map(|(name, reference)| (name, format!("{IMAGE_SCHEME}{reference}")))
+        .collect();
+    out.extend(sources.named_contexts(&model.root, image)?);
+    Ok(out)
+}
+
+/// How BuildKit names an image among named contexts.
+pub(crate) const IMAGE_SCHEME: &str = "docker-image://";
+/// How BuildKit names an OCI layout among named contexts.
+pub(crate) const LAYOUT_SCHEME: &str = "oci-layout://";
 
 /// The command `builder` runs for `request`; `None` for the built-in `oci` builder, which runs
 /// none. (hephy runs buildah in several steps of its own — build, push, read back — but this is
@@ -429,7 +459,11 @@ pub(crate) mod tests {
     fn named_contexts_are_images_by_digest_on_each_command_line() {
         let mut r = request();
         r.build_args.clear();
-        r.contexts = vec![("base".to_owned(), "reg.example/team/base@sha256:00".to_owned())];
+        r.contexts = vec![
+            ("base".to_owned(), "docker-image://reg.example/team/base@sha256:00".to_owned()),
+            ("src".to_owned(), "/repo/src".to_owned()),
+            ("vendor".to_owned(), "oci-layout:///repo/vendor/layout@sha256:11".to_owned()),
+        ];
         let buildah = line(&render(Builder::Buildah, &r).expect("a command"));
         assert!(
             buildah.contains(" --build-context base=docker-image://reg.example/team/base@sha256:00 "),
@@ -440,9 +474,22 @@ pub(crate) mod tests {
             buildx.contains(" --build-context base=docker-image://reg.example/team/base@sha256:00 "),
             "{buildx}"
         );
+        assert!(buildah.contains(" --build-context src=/repo/src "), "{buildah}");
+        assert!(buildx.contains(" --build-context src=/repo/src "), "{buildx}");
+        assert!(
+            buildx.contains(" --build-context vendor=oci-layout:///repo/vendor/layout@sha256:11 "),
+            "{buildx}"
+        );
         let buildkit = line(&render(Builder::Buildkit, &r).expect("a command"));
         assert!(
             buildkit.contains(" --opt context:base=docker-image://reg.example/team/base@sha256:00 "),
+            "{buildkit}"
+        );
+        assert!(buildkit.contains(" --local src=/repo/src --opt context:src=local:src "), "{buildkit}");
+        assert!(
+            buildkit.contains(
+                " --oci-layout vendor=/repo/vendor/layout --opt context:vendor=oci-layout://vendor@sha256:11 "
+            ),
             "{buildkit}"
         );
     }

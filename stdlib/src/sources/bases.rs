@@ -28,10 +28,16 @@ pub fn resolve_bases(model: &Model, state_dir: &Path, refresh: bool, offline: bo
     let mut out = Bases::new();
     let client = Client::once_only();
     for image in &model.images {
-        let Some(Ok(local)) = crate::builders::dockerfile::local(&model.root, image) else { continue };
-        let text = &*local.text;
+        let local = crate::builders::dockerfile::local(&model.root, image).and_then(Result::ok);
+        let mut references: Vec<String> = context_images(image);
+        if let Some(local) = &local {
+            // A `FROM NAME` that names a build context of the image is that context, not the
+            // registry image `NAME` (BuildKit's order).
+            references
+                .extend(external_froms(&local.text).into_iter().filter(|r| image.build_context(r).is_none()));
+        }
         let mut refs = BTreeMap::new();
-        for reference in external_froms(text) {
+        for reference in references {
             let known = cache.get(&reference).filter(|d| d.as_str() != UNRESOLVED).cloned();
             let digest = match (known, refresh || offline) {
                 (Some(digest), false) => digest,
@@ -88,6 +94,18 @@ pub(crate) fn planned(state_dir: &Path, reference: &str) -> Option<String> {
     }
     let known = hephy_engine::State::open(state_dir).ok()?.base_images().ok()?;
     known.get(reference).filter(|d| d.as_str() != UNRESOLVED).cloned()
+}
+
+/// The references of the image's `build-context "NAME" image="REF"` contexts: external bases too.
+fn context_images(image: &hephy_dsl::Image) -> Vec<String> {
+    image
+        .build_contexts
+        .iter()
+        .filter_map(|c| match &c.source {
+            hephy_dsl::ContextSource::Image { reference } => Some(reference.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// `FROM` (and `COPY --from`) references that name an image outside the graph: not `scratch`,

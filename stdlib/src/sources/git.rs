@@ -106,9 +106,19 @@ impl GitError {
 pub fn resolve_all(model: &Model, state_dir: &Path, offline: bool) -> Upstreams {
     let mut out = Upstreams::new();
     for image in &model.images {
-        if let ImageSource::Git { url, reference, .. } = &image.source {
+        let contexts = image.build_contexts.iter().filter_map(|c| match &c.source {
+            hephy_dsl::ContextSource::Git { url, reference, .. } => {
+                Some((url, reference.clone().unwrap_or_else(|| "HEAD".to_owned())))
+            }
+            _ => None,
+        });
+        let own = match &image.source {
+            ImageSource::Git { url, reference, .. } => Some((url, reference.clone())),
+            ImageSource::Context { .. } => None,
+        };
+        for (url, reference) in own.into_iter().chain(contexts) {
             out.entry((url.clone(), reference.clone())).or_insert_with(|| {
-                resolve(url, reference, state_dir, offline).map_err(|e| {
+                resolve(url, &reference, state_dir, offline).map_err(|e| {
                     GitError::Resolve { url: url.clone(), reference: reference.clone(), source: Box::new(e) }
                         .to_string()
                 })

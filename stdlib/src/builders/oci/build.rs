@@ -169,8 +169,9 @@ pub(crate) struct Request<'a> {
     pub(crate) build_args: &'a [(String, String)],
     pub(crate) target: Option<&'a str>,
     pub(crate) platform: &'a Platform,
-    /// Named build contexts (`from "base" context="base"`): `FROM base` and `COPY --from=base`
-    /// read the image reference (by digest) the name maps to.
+    /// Named build contexts (`from "base" context="base"`, `build-context`): `FROM base` and
+    /// `COPY --from=base` read what the name maps to, in BuildKit's form: an image by digest
+    /// (`docker-image://…`, or a bare reference), or a folder (an absolute path; `COPY --from` only).
     pub(crate) contexts: &'a [(String, String)],
     /// How layers are compressed, and when writing them must stop.
     pub(crate) layers: hephy_oci::compress::Settings<'a>,
@@ -268,6 +269,8 @@ enum From {
     Context,
     Stage(usize),
     Image(String),
+    /// A named context that is a folder (a `path=` or `git=` build context).
+    Folder(PathBuf),
 }
 
 impl Builder<'_> {
@@ -423,11 +426,32 @@ impl Builder<'_> {
         Ok(stage)
     }
 
+    /// The folder the named context `name` maps to, if it is a folder.
+    fn context_folder(&self, name: &str) -> Option<&Path> {
+        self.request
+            .contexts
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| Path::new(v.as_str()))
+            .filter(|v| v.is_absolute())
+    }
+
     /// A stage holding image `reference` (its config, layers and files).
     fn image_stage(&self, reference: &str, platform: &Platform) -> Result<Stage, BuildError> {
+        if self.context_folder(reference).is_some() {
+            return Err(BuildError::Dockerfile(format!(
+                "`FROM {reference}`: the named context `{reference}` is a folder, which the oci builder copies from (`COPY --from={reference}`) but does not build on"
+            )));
+        }
         // A named build context stands for its image, by digest.
         let reference =
             self.request.contexts.iter().find(|(n, _)| n == reference).map_or(reference, |(_, r)| r.as_str());
+        let reference = reference.strip_prefix(crate::builders::IMAGE_SCHEME).unwrap_or(reference);
+        if reference.starts_with(crate::builders::LAYOUT_SCHEME) {
+            return Err(BuildError::Dockerfile(format!(
+                "`{reference}`: the oci builder does not read OCI layout contexts; build with buildkit or buildx"
+            )));
+        }
         let base = self.bases.fetch(reference, platform)?;
         let settings = base.config["config"].as_object().cloned().unwrap_or_default();
         let diff_ids = base.config["rootfs"]["diff_ids"].as_array().cloned().unwrap_or_default();
@@ -747,62 +771,17 @@ impl Builder<'_> {
     /// inode.
     fn context_tree(&mut self) -> Result<&(Tree, HashMap<String, String>), BuildError> {
         if self.context.is_none() {
-            let root = self.request.context;
-            let mut tree = Tree::new();
-            let mut inodes = HashMap::new();
-            let ignore = hephy_engine::context_ignore(root, ".", self.request.dockerfile_name)?;
-            let mut dirs: BTreeSet<String> = BTreeSet::new();
-            for file in self.request.files {
+            let ignore =
+                hephy_engine::context_ignore(self.request.context, ".", self.request.dockerfile_name)?;
+            let files: Vec<&String> = self
+                .request
+                .files
+                .iter()
                 // The Dockerfile is among the files (it is an input), but a `.dockerignore`
                 // that excludes it keeps it out of the context.
-                if file == self.request.dockerfile_name && ignore.excludes(file) {
-                    continue;
-                }
-                let full = root.join(file);
-                let meta =
-                    std::fs::symlink_metadata(&full).map_err(BuildError::io(format!("read `{file}`")))?;
-                let mode = meta.mode() & 0o7777;
-                let content = if meta.file_type().is_symlink() {
-                    let target =
-                        std::fs::read_link(&full).map_err(BuildError::io(format!("read `{file}`")))?;
-                    Content::Symlink(target.to_string_lossy().into_owned())
-                } else {
-                    if meta.nlink() > 1 {
-                        inodes.insert(file.clone(), format!("{}:{}", meta.dev(), meta.ino()));
-                    }
-                    Content::File(full)
-                };
-                tree.insert(file.clone(), Entry { content, mode, uid: 0, gid: 0 });
-                let mut parent = file.as_str();
-                while let Some((dir, _)) = parent.rsplit_once('/') {
-                    dirs.insert(dir.to_owned());
-                    parent = dir;
-                }
-            }
-            // Folders, empty ones included (unless `.dockerignore` excludes them).
-            let mut stack = vec![String::new()];
-            while let Some(rel) = stack.pop() {
-                let Ok(entries) = std::fs::read_dir(root.join(&rel)) else { continue };
-                for entry in entries.flatten() {
-                    let Ok(kind) = entry.file_type() else { continue };
-                    if !kind.is_dir() {
-                        continue;
-                    }
-                    let name = entry.file_name().to_string_lossy().into_owned();
-                    let path = if rel.is_empty() { name } else { format!("{rel}/{name}") };
-                    if !dirs.contains(&path) && (ignore.excludes(&path) || ignore.prunes(&path)) {
-                        continue;
-                    }
-                    dirs.insert(path.clone());
-                    stack.push(path);
-                }
-            }
-            for dir in dirs {
-                let mode =
-                    std::fs::symlink_metadata(root.join(&dir)).map(|m| m.mode() & 0o7777).unwrap_or(0o755);
-                tree.insert(dir, Entry { content: Content::Dir, mode, uid: 0, gid: 0 });
-            }
-            self.context = Some((tree, inodes));
+                .filter(|f| !(*f == self.request.dockerfile_name && ignore.excludes(f)))
+                .collect();
+            self.context = Some(tree_of(self.request.context, &files, &ignore)?);
         }
         self.context.as_ref().ok_or_else(|| "no build context".into())
     }
@@ -888,6 +867,8 @@ impl Builder<'_> {
                     .position(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(&name)))
                 {
                     From::Stage(i)
+                } else if let Some(folder) = self.context_folder(&name) {
+                    From::Folder(folder.to_path_buf())
                 } else {
                     if !self.images.contains_key(&name) {
                         let image = self.image_stage(&name, self.request.platform)?;
@@ -909,6 +890,7 @@ impl Builder<'_> {
                 let groups = link_groups(&fs);
                 (fs, groups)
             }
+            From::Folder(folder) => folder_tree(folder)?,
         };
         let from_context = matches!(from, From::Context);
 
@@ -1783,6 +1765,74 @@ fn clean_source(source: &str) -> Result<String, BuildError> {
         }
     }
     Ok(parts.join("/"))
+}
+
+/// The files of a folder as a tree (modes from disk, owned by root) and each hardlinked file's
+/// inode: `files` (relative, `.dockerignore` applied) and the folders `ignore` keeps.
+fn tree_of(
+    root: &Path,
+    files: &[&String],
+    ignore: &hephy_engine::DockerIgnore,
+) -> Result<(Tree, HashMap<String, String>), BuildError> {
+    let mut tree = Tree::new();
+    let mut inodes = HashMap::new();
+    let mut dirs: BTreeSet<String> = BTreeSet::new();
+    for &file in files {
+        let full = root.join(file);
+        let meta = std::fs::symlink_metadata(&full).map_err(BuildError::io(format!("read `{file}`")))?;
+        let mode = meta.mode() & 0o7777;
+        let content = if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&full).map_err(BuildError::io(format!("read `{file}`")))?;
+            Content::Symlink(target.to_string_lossy().into_owned())
+        } else {
+            if meta.nlink() > 1 {
+                inodes.insert(file.clone(), format!("{}:{}", meta.dev(), meta.ino()));
+            }
+            Content::File(full)
+        };
+        tree.insert(file.clone(), Entry { content, mode, uid: 0, gid: 0 });
+        let mut parent = file.as_str();
+        while let Some((dir, _)) = parent.rsplit_once('/') {
+            dirs.insert(dir.to_owned());
+            parent = dir;
+        }
+    }
+    // Folders, empty ones included (unless `.dockerignore` excludes them).
+    let mut stack = vec![String::new()];
+    while let Some(rel) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(root.join(&rel)) else { continue };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else { continue };
+            if !kind.is_dir() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+            if !dirs.contains(&path) && (ignore.excludes(&path) || ignore.prunes(&path)) {
+                continue;
+            }
+            dirs.insert(path.clone());
+            stack.push(path);
+        }
+    }
+    for dir in dirs {
+        let mode = std::fs::symlink_metadata(root.join(&dir)).map(|m| m.mode() & 0o7777).unwrap_or(0o755);
+        tree.insert(dir, Entry { content: Content::Dir, mode, uid: 0, gid: 0 });
+    }
+    Ok((tree, inodes))
+}
+
+/// A named folder context (`COPY --from=src`) as a tree: its files, its own `.dockerignore`
+/// applied (as BuildKit applies it to a named local context).
+fn folder_tree(folder: &Path) -> Result<(Tree, HashMap<String, String>), BuildError> {
+    let files = hephy_engine::collect(
+        folder,
+        &hephy_engine::FileSource::Context { dir: ".".to_owned(), dockerfile: ".dockerignore".to_owned() },
+        &hephy_engine::Exclusions::default(),
+    )?;
+    let files: Vec<&String> = files.iter().filter(|f| folder.join(f).symlink_metadata().is_ok()).collect();
+    let ignore = hephy_engine::context_ignore(folder, ".", ".dockerignore")?;
+    tree_of(folder, &files, &ignore)
 }
 
 #[cfg(test)]

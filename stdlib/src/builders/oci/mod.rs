@@ -51,6 +51,8 @@ impl ImageBuilder for OciBuilder {
             frontend: Frontend::Refuses,
             interprets: true,
             named_contexts: true,
+            // Not yet an OCI layout: its images are read from registries only.
+            context_kinds: &["image", "path", "git"],
             labels: true,
             annotations: true,
             mirrors: true,
@@ -354,7 +356,7 @@ impl Oci {
         let mut build_args: Vec<(String, String)> =
             image.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         build_args.extend(reference::injected(model, node, &job.deps));
-        let contexts = reference::contexts(model, node, &job.deps);
+        let contexts = crate::builders::named_contexts(model, image, job, &self.sources)?;
         note(&format!(
             "hephy oci: building {} for {platform}{} from {} files",
             image.dockerfile,
