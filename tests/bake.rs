@@ -567,18 +567,32 @@ target "ext" {
         err.contains("target `orphan`: inherits `nowhere`, which no target of the file is named"),
         "{err}"
     );
-    assert!(
-        err.contains("target `ext`: its named context `ubuntu` = `docker-image://ubuntu:noble-20250529`"),
-        "{err}"
-    );
+    // An external named context the Dockerfile reads is a `build-context`: the image builds on
+    // what the bake file means, not on the registry's `ubuntu`.
     let kdl = std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap();
-    assert!(kdl.contains("/-image \"ext\""), "{kdl}");
+    assert!(kdl.contains("image \"ext\"") && !kdl.contains("/-image \"ext\""), "{kdl}");
+    assert!(kdl.contains("build-context \"ubuntu\" image=\"ubuntu:noble-20250529\""), "{kdl}");
     assert!(kdl.contains("from \"orphan\" context=\"src\""), "{kdl}");
     let check = repo.run(&["check", "-f", "hephy.kdl"]);
     assert!(!check.stderr.contains("never uses"), "`RUN --mount=…,from=src` uses it:\n{}", check.stderr);
 
+    // A `target:` context naming no target, read by `FROM`: commented out, never re-based.
+    repo.write(
+        "docker-bake.hcl",
+        "target \"gone\" {\n  context = \"ext\"\n  contexts = { ubuntu = \"target:nothere\" }\n}\ntarget \"ok\" {\n  context = \"base\"\n}\n",
+    );
+    let import = repo.run(&["import", "--from", "bake", "docker-bake.hcl", "-o", "hephy.kdl"]);
+    assert_eq!(import.code, 0, "{}", import.stderr);
+    assert!(
+        import.stderr.contains("target `gone`: its named context `ubuntu` = `target:nothere` cannot be wired: no target of the file is named `nothere`"),
+        "{}",
+        import.stderr
+    );
+    let kdl = std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap();
+    assert!(kdl.contains("/-image \"gone\""), "{kdl}");
+
     // Nothing imports: the warnings, then an error naming each target and why.
-    repo.write("docker-bake.hcl", "target \"a\" {\n  context = \"ext\"\n  contexts = { ubuntu = \"docker-image://ubuntu:24.04\" }\n}\ntarget \"b\" {\n  context = \"base\"\n  dockerfile = nope()\n}\n");
+    repo.write("docker-bake.hcl", "target \"a\" {\n  context = \"ext\"\n  contexts = { ubuntu = \"target:b\" }\n}\ntarget \"b\" {\n  context = \"base\"\n  dockerfile = nope()\n}\n");
     let failed = repo.run(&["import", "--from", "bake", "docker-bake.hcl"]);
     assert_eq!(failed.code, 2, "{}", failed.stderr);
     let err = &failed.stderr;
@@ -599,7 +613,8 @@ fn real_buildx_imports_whole() {
     assert!(!warnings.contains("has no value"), "{warnings}");
     let kdl = std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap();
     let image = |name: &str| {
-        let start = kdl.find(&format!("image \"{name}\" {{")).unwrap_or_else(|| panic!("no `{name}`:\n{kdl}"));
+        let start =
+            kdl.find(&format!("image \"{name}\" {{")).unwrap_or_else(|| panic!("no `{name}`:\n{kdl}"));
         kdl[start..start + kdl[start..].find("\n}").unwrap()].to_owned()
     };
     // `local` alone is the host's platform, inherited by `image`.
@@ -610,7 +625,11 @@ fn real_buildx_imports_whole() {
     assert!(image("image").contains("repository \"docker.io/docker/buildx-bin\""), "{}", image("image"));
     // `null` args are not set: `GO_VERSION` is the Dockerfile's default.
     assert!(!image("lint").contains("GO_VERSION"), "{}", image("lint"));
-    assert!(image("integration-test").contains("HTTP_PROXY=\"${HTTP_PROXY}\""), "{}", image("integration-test"));
+    assert!(
+        image("integration-test").contains("HTTP_PROXY=\"${HTTP_PROXY}\""),
+        "{}",
+        image("integration-test")
+    );
     check_group(&repo, &plan, "default", &["binaries"]);
 }
 
@@ -641,4 +660,71 @@ fn user_functions_and_the_standard_library_evaluate_as_buildx_does() {
     assert!(warnings.contains("type=registry,ref=example.com/org/cache:main"), "{warnings}");
     assert!(!warnings.contains("function"), "{warnings}");
     check_group(&repo, &plan, "default", &["app"]);
+}
+
+/// tonistiigi/xx's bake file, in its real tree (tests/fixtures/bake/xx/SOURCE): a user function
+/// in `tags`, `null` defaults, `docker-image://scratch` contexts, `target:` contexts read with
+/// `FROM --platform=$BUILDPLATFORM`. Every target imports but `meta-helper`, which truly cannot
+/// build: it is docker/metadata-action's tags-only target, with no context of its own, so it
+/// builds the repository root, which has no Dockerfile (`docker buildx bake meta-helper` fails
+/// the same way). The graph passes `check`, and its edges are exactly the `target:` contexts.
+#[test]
+fn real_xx_imports_whole_with_user_functions_and_image_contexts() {
+    let repo = Repo::copy_of("tests/fixtures/bake/xx");
+    for (format, graph) in [("kdl", "hephy.kdl"), ("yaml", "hephy.yaml")] {
+        let import =
+            repo.run(&["import", "--from", "bake", "docker-bake.hcl", "--format", format, "-o", graph]);
+        assert_eq!(import.code, 0, "{}", import.stderr);
+        let out: Vec<&str> = import.stderr.lines().filter(|l| l.contains("imported commented out")).collect();
+        assert_eq!(out.len(), 1, "{}", import.stderr);
+        assert!(
+            out[0].starts_with("warning: target `meta-helper`: it would not pass `check` (Dockerfile `./Dockerfile` does not exist)"),
+            "{}",
+            out[0]
+        );
+        assert!(!import.stderr.contains("function"), "`binutilsTag` evaluates:\n{}", import.stderr);
+        let text = std::fs::read_to_string(repo.path().join(graph)).unwrap();
+        let registry =
+            if format == "kdl" { "registry \"127.0.0.1:5000/t\"\n" } else { "registry: 127.0.0.1:5000/t\n" };
+        repo.write(graph, &format!("{registry}{text}"));
+        let check = repo.run(&["check", "-f", graph]);
+        assert_eq!(check.code, 0, "{graph}: {}\n{text}", check.stderr);
+    }
+    let kdl = std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap();
+    assert!(kdl.contains("build-context \"sdk-extras\" image=\"scratch\""), "{kdl}");
+    assert!(kdl.contains("build-context \"ld64\" image=\"scratch\""), "{kdl}");
+    // `binutilsTag(…)` made the tags, over the variable its caller passed it; the repository is
+    // the tags'.
+    assert!(
+        kdl.contains(
+            "tags \"binutils-${BINUTILS_VERSION}-linux-amd64-alpine\" \"binutils-linux-amd64-alpine\""
+        ),
+        "{kdl}"
+    );
+    // (Literal: docker's `docker.io/` prefix depends on what `XX_REPO` holds.)
+    assert!(kdl.contains("repository \"docker.io/tonistiigi/xx\""), "{kdl}");
+    let plan = |graph: &str| {
+        let run = repo.run(&["plan", "-f", graph, "--format", "json", "--offline"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.stdout
+    };
+    let kdl_plan = plan("hephy.kdl");
+    assert_eq!(plan("hephy.yaml"), kdl_plan, "both syntaxes plan the same");
+    let plan: Value = serde_json::from_str(&kdl_plan).unwrap();
+    // Every target that says `"tonistiigi/xx" = "target:xx"` (itself or through `_ld-base`):
+    // built on `xx` for the build machine (`FROM --platform=$BUILDPLATFORM tonistiigi/xx`),
+    // but `dev`, whose Dockerfile never reads it (same platform).
+    let names = images(&plan);
+    let mut contexts: Vec<(&str, &str, bool)> = names
+        .iter()
+        .filter(|n| {
+            n.starts_with("binutils-")
+                || n.starts_with("ld")
+                || ["compiler-rt", "libcxx", "lipo", "sigtool"].contains(&n.as_str())
+        })
+        .map(|n| (n.as_str(), "xx", true))
+        .collect();
+    contexts.push(("dev", "xx", false));
+    assert_eq!(contexts.iter().filter(|c| c.0.starts_with("binutils-")).count(), 10, "{names:?}");
+    assert_eq!(image_edges(&plan), expected(&plan, &contexts));
 }

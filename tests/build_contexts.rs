@@ -20,8 +20,11 @@ fn layers(manifest: &str) -> Vec<String> {
 
 /// The image manifest (not an index) pushed under a `hephy-` tag of `repository` last.
 fn build_of(registry: &Registry, repository: &str, seen: &mut Vec<String>) -> String {
-    let tags: Vec<String> =
-        registry.tags(repository).into_iter().filter(|t| t.starts_with("hephy-") && !seen.contains(t)).collect();
+    let tags: Vec<String> = registry
+        .tags(repository)
+        .into_iter()
+        .filter(|t| t.starts_with("hephy-") && !seen.contains(t))
+        .collect();
     seen.extend(tags.iter().cloned());
     let builds: Vec<String> = tags
         .iter()
@@ -119,14 +122,19 @@ fn copies_from(source: &str, builder: &str) -> Repo {
 /// The file `path` of the image `app` built into hephy's own layout.
 fn file_in_app(repo: &Repo, path: &str) -> String {
     let layout = repo.path().join(".hephy/oci");
-    let index: Value = serde_json::from_str(&std::fs::read_to_string(layout.join("index.json")).unwrap()).unwrap();
+    let index: Value =
+        serde_json::from_str(&std::fs::read_to_string(layout.join("index.json")).unwrap()).unwrap();
     let blob = |digest: &str| layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
     let manifest = index["manifests"]
         .as_array()
         .unwrap()
         .iter()
         .rev()
-        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str().is_some_and(|n| n.starts_with("app")))
+        .find(|m| {
+            m["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("app"))
+        })
         .unwrap();
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(blob(manifest["digest"].as_str().unwrap())).unwrap()).unwrap();
@@ -196,9 +204,14 @@ fn a_git_context_is_its_commit() {
 #[ignore = "needs skopeo, docker-registry (installed by .ci/run)"]
 fn an_oci_layout_context_is_its_manifest_digest() {
     let registry = Registry::start();
-    let repo = Repo::new().file("app/Dockerfile", "FROM vendor\nCOPY a.txt /a.txt\n").file("app/a.txt", "a\n");
+    let repo =
+        Repo::new().file("app/Dockerfile", "FROM vendor\nCOPY a.txt /a.txt\n").file("app/a.txt", "a\n");
     let reference = format!("{}/vendor:1", registry.address());
-    push_layers(&repo.path().join("vendor"), &reference, &[tar_of(&[("v.txt", tar::EntryType::Regular, "v1\n")])]);
+    push_layers(
+        &repo.path().join("vendor"),
+        &reference,
+        &[tar_of(&[("v.txt", tar::EntryType::Regular, "v1\n")])],
+    );
     let layout = std::fs::read_dir(repo.path().join("vendor")).unwrap().next().unwrap().unwrap().file_name();
     let layout = format!("vendor/{}", layout.to_string_lossy());
     let graph = |builder: &str| {
@@ -215,13 +228,18 @@ fn an_oci_layout_context_is_its_manifest_digest() {
     // BuildKit takes it: the plan keys the manifest digest the ref names.
     repo.write("hephy.kdl", &graph("buildkit"));
     let key = |plan: &Value| {
-        plan["nodes"].as_array().unwrap().iter().find(|n| n["id"] == "app@linux/amd64").unwrap()["key"].clone()
+        plan["nodes"].as_array().unwrap().iter().find(|n| n["id"] == "app@linux/amd64").unwrap()["key"]
+            .clone()
     };
     let before = key(&plan(&repo, &[]));
     assert_eq!(key(&plan(&repo, &[])), before, "the same layout, the same key");
     // The layout's `x` now names another image.
     let _ = std::fs::remove_dir_all(repo.path().join("vendor"));
-    push_layers(&repo.path().join("vendor"), &reference, &[tar_of(&[("v.txt", tar::EntryType::Regular, "v2\n")])]);
+    push_layers(
+        &repo.path().join("vendor"),
+        &reference,
+        &[tar_of(&[("v.txt", tar::EntryType::Regular, "v2\n")])],
+    );
     assert_ne!(key(&plan(&repo, &[])), before, "the manifest digest moved");
 }
 

@@ -157,6 +157,53 @@ impl ImageDraft {
         self
     }
 
+    /// Adds an external named context from the registry image `reference`
+    /// (`build-context "NAME" image="REF"`).
+    pub fn with_image_context(self, name: &str, reference: &str) -> ImageDraft {
+        self.with_build_context(name, |c| c.image = Some(text(reference)))
+    }
+
+    /// Adds an external named context from the folder `path` (`build-context "NAME" path="DIR"`).
+    pub fn with_path_context(self, name: &str, path: &str) -> ImageDraft {
+        self.with_build_context(name, |c| c.path = Some(text(path)))
+    }
+
+    /// Adds an external named context from a git repository (`build-context "NAME" git="URL"
+    /// [ref="REF"] [dir="DIR"]`).
+    pub fn with_git_context(
+        self,
+        name: &str,
+        url: &str,
+        reference: Option<&str>,
+        dir: Option<&str>,
+    ) -> ImageDraft {
+        self.with_build_context(name, |c| {
+            c.git = Some(text(url));
+            c.reference = reference.map(text);
+            c.dir = dir.map(text);
+        })
+    }
+
+    /// Adds an external named context from an OCI image layout folder (`build-context "NAME"
+    /// oci-layout="DIR" ref="REF"`).
+    pub fn with_oci_layout_context(self, name: &str, path: &str, reference: &str) -> ImageDraft {
+        self.with_build_context(name, |c| {
+            c.oci_layout = Some(text(path));
+            c.reference = Some(text(reference));
+        })
+    }
+
+    fn with_build_context(
+        mut self,
+        name: &str,
+        set: impl FnOnce(&mut crate::document::BuildContextDraft),
+    ) -> ImageDraft {
+        let mut context = crate::document::BuildContextDraft::new(text(name), SourceSpan::from(0..0));
+        set(&mut context);
+        self.build_contexts.push(context);
+        self
+    }
+
     /// Adds a `from` dependency on `image`.
     pub fn with_from(mut self, image: &str, from: FromDraft) -> ImageDraft {
         self.deps.push(DependencyDraft { name: text(image), from: Some(from) });

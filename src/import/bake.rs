@@ -52,10 +52,70 @@ struct Image {
     from: Vec<Edge>,
     /// A repository from its `tags`, written as the image's `repository`.
     repository: Option<String>,
+    /// Its external named contexts (`build-context`), sorted by name.
+    build_contexts: Vec<(String, External)>,
     labels: Vec<(String, String)>,
     annotations: Vec<(String, String)>,
     notes: Vec<String>,
     disabled: Option<String>,
+}
+
+/// The source of an external named context, as the graph writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum External {
+    /// `docker-image://REF`.
+    Image(String),
+    /// A folder, relative to the bake file's (`cwd://` dropped).
+    Path(String),
+    /// A git URL `URL#REF[:DIR]`.
+    Git { url: String, reference: Option<String>, dir: Option<String> },
+    /// `oci-layout://DIR[:TAG|@DIGEST]` (`latest` when no ref is given, as BuildKit reads it).
+    OciLayout { path: String, reference: String },
+}
+
+impl External {
+    /// A bake `contexts` value other than `target:…`.
+    fn parse(source: &str) -> External {
+        if let Some(reference) = source.strip_prefix("docker-image://") {
+            return External::Image(reference.to_owned());
+        }
+        if let Some(rest) = source.strip_prefix("oci-layout://") {
+            let (path, reference) = match rest.split_once('@') {
+                Some((path, digest)) => (path, digest.to_owned()),
+                None => match rest.rsplit_once(':') {
+                    Some((path, tag)) if !tag.contains('/') => (path, tag.to_owned()),
+                    _ => (rest, "latest".to_owned()),
+                },
+            };
+            return External::OciLayout { path: path.to_owned(), reference };
+        }
+        if source.contains("://")
+            || source.starts_with("git@")
+            || source.ends_with(".git")
+            || source.contains(".git#")
+        {
+            let (url, fragment) = match source.split_once('#') {
+                Some((url, fragment)) => (url, Some(fragment)),
+                None => (source, None),
+            };
+            let (reference, dir) = match fragment {
+                Some(f) => match f.split_once(':') {
+                    Some((r, d)) => (r, Some(d)),
+                    None => (f, None),
+                },
+                None => ("", None),
+            };
+            let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+            return External::Git {
+                url: url.to_owned(),
+                reference: some(reference),
+                dir: dir.and_then(some),
+            };
+        }
+        let path = source.strip_prefix("cwd://").unwrap_or(source);
+        let path = path.trim_start_matches("./").trim_end_matches('/');
+        External::Path(if path.is_empty() { ".".to_owned() } else { path.to_owned() })
+    }
 }
 
 /// A secret of the graph: name, and `env` or `file`.
@@ -516,8 +576,14 @@ fn variables(
             None => value,
         }
     };
-    let found =
-        evaluate_all(&declared, &attributes, &mut real, &user, &|name, value| overridden(name, value), &|_| None);
+    let found = evaluate_all(
+        &declared,
+        &attributes,
+        &mut real,
+        &user,
+        &|name, value| overridden(name, value),
+        &|_| None,
+    );
     for (name, _) in declared.iter().filter(|(n, _)| !found.contains_key(n)) {
         warnings.push(format!("variable `{}`: its default cannot be evaluated: left unset", shown(name)));
     }
@@ -1130,10 +1196,15 @@ fn image(
                     let (repository_text, tag_text) = match marked_split {
                         Some((name, t)) if scope.real_text(t) == tag_part => {
                             let real_name = scope.real_text(name);
-                            match repository.strip_suffix(real_name.as_str()) {
-                                Some(prefix) => (format!("{prefix}{name}"), t.to_owned()),
-                                None => (repository.clone(), tag_part.clone()),
-                            }
+                            // docker's defaults depend on the first part: the template is kept
+                            // only when it is written out, or no variable makes it.
+                            let repository_text = match repository.strip_suffix(real_name.as_str()) {
+                                Some(prefix) if prefix.is_empty() || !name.starts_with(OPEN) => {
+                                    format!("{prefix}{name}")
+                                }
+                                _ => repository.clone(),
+                            };
+                            (repository_text, t.to_owned())
                         }
                         _ => (repository.clone(), tag_part.clone()),
                     };
@@ -1303,23 +1374,20 @@ fn image(
                     );
                 }
             }
-            None if read(&name) => {
-                image.disabled.get_or_insert(format!(
-                    "its named context `{}` = `{}` is not a graph image, and named contexts from images, folders, git or OCI layouts are not in the graph language yet; it would build on a registry image of that name instead: imported commented out",
-                    shown(&name),
-                    shown(&source)
-                ));
-            }
+            // `docker-image://`, a folder, a git URL, `oci-layout://`: a `build-context`, when
+            // a build reads it (BuildKit gives an unread one to no instruction).
+            None if read(&name) => image.build_contexts.push((name.clone(), External::parse(&source))),
             None => warn(
                 &mut image,
                 format!(
-                    "context `{}` = `{}`: its Dockerfile never reads it: left out",
+                    "context `{}` = `{}`: its Dockerfile never reads it (no `FROM`, `COPY --from=` or `RUN --mount=…,from=` names it): left out",
                     shown(&name),
                     shown(&source)
                 ),
             ),
         }
     }
+    image.build_contexts.sort_by(|a, b| a.0.cmp(&b.0));
     if let Some(why) = image.disabled.clone() {
         warnings.push(format!("target `{}`: {why}", shown(&t.name)));
     }
@@ -1381,6 +1449,16 @@ fn draft(image: &Image) -> ImageDraft {
     }
     for (name, value) in &image.annotations {
         d = d.with_annotation(name, value);
+    }
+    for (name, source) in &image.build_contexts {
+        d = match source {
+            External::Image(reference) => d.with_image_context(name, reference),
+            External::Path(path) => d.with_path_context(name, path),
+            External::Git { url, reference, dir } => {
+                d.with_git_context(name, url, reference.as_deref(), dir.as_deref())
+            }
+            External::OciLayout { path, reference } => d.with_oci_layout_context(name, path, reference),
+        };
     }
     for edge in &image.from {
         let mut from = FromDraft::new().with_context(&edge.context);

@@ -19,9 +19,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use hcl::eval::{Context, Evaluate, FuncArgs, FuncDef, ParamType};
-use hcl::expr::{
-    Conditional, ForExpr, FuncCall, Operation, TemplateExpr, Traversal, TraversalOperator,
-};
+use hcl::expr::{Conditional, ForExpr, FuncCall, Operation, TemplateExpr, Traversal, TraversalOperator};
 use hcl::template::{Directive, Element};
 use hcl::{Body, Expression, Number, ObjectKey, Template, Value};
 use hephy_dsl::limits::{MAX_FUNCTION_CALLS, MAX_FUNCTION_DEPTH};
@@ -173,7 +171,9 @@ pub(crate) enum FnError {
     Format(&'static str),
     #[error("cannot convert {found} to {to}")]
     Convert { found: &'static str, to: &'static str },
-    #[error("`{found}` is not a type (use string, number, bool, any, list(T), set(T), map(T), tuple([…]), object({{…}}))")]
+    #[error(
+        "`{found}` is not a type (use string, number, bool, any, list(T), set(T), map(T), tuple([…]), object({{…}}))"
+    )]
     TypeExpr { found: String },
     #[error("is not evaluated by `hephy import`: {0}")]
     Refused(&'static str),
@@ -295,9 +295,9 @@ impl Run<'_> {
             | Expression::String(_)
             | Expression::Variable(_) => false,
             Expression::Array(items) => items.iter().any(|e| self.needs(e)),
-            Expression::Object(map) => map.iter().any(|(k, v)| {
-                matches!(k, ObjectKey::Expression(k) if self.needs(k)) || self.needs(v)
-            }),
+            Expression::Object(map) => map
+                .iter()
+                .any(|(k, v)| matches!(k, ObjectKey::Expression(k) if self.needs(k)) || self.needs(v)),
             Expression::TemplateExpr(t) => match Template::from_expr(t) {
                 Ok(template) => self.template_needs(&template),
                 Err(_) => false,
@@ -306,7 +306,9 @@ impl Run<'_> {
                 self.needs(&t.expr)
                     || t.operators.iter().any(|op| matches!(op, TraversalOperator::Index(e) if self.needs(e)))
             }
-            Expression::FuncCall(call) => self.is_special(&call.name) || call.args.iter().any(|a| self.needs(a)),
+            Expression::FuncCall(call) => {
+                self.is_special(&call.name) || call.args.iter().any(|a| self.needs(a))
+            }
             Expression::Parenthesis(e) => self.needs(e),
             Expression::Conditional(c) => {
                 self.needs(&c.cond_expr) || self.needs(&c.true_expr) || self.needs(&c.false_expr)
@@ -415,7 +417,9 @@ impl Run<'_> {
         match self.eval(&c.cond_expr, ctx)? {
             Value::Bool(true) => self.eval(&c.true_expr, ctx),
             Value::Bool(false) => self.eval(&c.false_expr, ctx),
-            other => Err(EvalError::Unexpected { place: "condition", expected: "a bool", found: kind(&other) }),
+            other => {
+                Err(EvalError::Unexpected { place: "condition", expected: "a bool", found: kind(&other) })
+            }
         }
     }
 
@@ -578,7 +582,11 @@ impl Run<'_> {
         match name {
             "can" => {
                 let [arg] = call.args.as_slice() else {
-                    return Err(EvalError::Arity { name: "can".into(), expected: "1".into(), given: call.args.len() });
+                    return Err(EvalError::Arity {
+                        name: "can".into(),
+                        expected: "1".into(),
+                        given: call.args.len(),
+                    });
                 };
                 match self.eval(arg, ctx) {
                     Ok(_) => Ok(Value::Bool(true)),
@@ -597,7 +605,9 @@ impl Run<'_> {
                 }
                 match last {
                     Some(last) => Err(EvalError::Try { last: Box::new(last) }),
-                    None => Err(EvalError::Arity { name: "try".into(), expected: "at least 1".into(), given: 0 }),
+                    None => {
+                        Err(EvalError::Arity { name: "try".into(), expected: "at least 1".into(), given: 0 })
+                    }
                 }
             }
             "convert" => {
@@ -609,7 +619,8 @@ impl Run<'_> {
                     });
                 };
                 let value = self.eval(value, ctx)?;
-                let ty = type_expr(ty).map_err(|error| EvalError::Function { name: "convert".into(), error })?;
+                let ty =
+                    type_expr(ty).map_err(|error| EvalError::Function { name: "convert".into(), error })?;
                 convert(value, &ty).map_err(|error| EvalError::Function { name: "convert".into(), error })
             }
             _ => self.call_user(name, call, ctx),
@@ -636,7 +647,8 @@ impl Run<'_> {
         let mut args = self.args(call, ctx)?;
         let fixed = def.params.len();
         if args.len() < fixed || (args.len() > fixed && def.variadic.is_none()) {
-            let expected = if def.variadic.is_some() { format!("at least {fixed}") } else { fixed.to_string() };
+            let expected =
+                if def.variadic.is_some() { format!("at least {fixed}") } else { fixed.to_string() };
             return Err(EvalError::Arity { name: name.to_owned(), expected, given: args.len() });
         }
         let rest = args.split_off(fixed);
@@ -689,7 +701,9 @@ fn type_expr(expr: &Expression) -> Result<Type, FnError> {
                 "set" => Ok(Type::Set(Box::new(type_expr(arg)?))),
                 "map" => Ok(Type::Map(Box::new(type_expr(arg)?))),
                 "tuple" => match arg {
-                    Expression::Array(items) => Ok(Type::Tuple(items.iter().map(type_expr).collect::<Result<_, _>>()?)),
+                    Expression::Array(items) => {
+                        Ok(Type::Tuple(items.iter().map(type_expr).collect::<Result<_, _>>()?))
+                    }
                     _ => Err(bad()),
                 },
                 "object" => match arg {
@@ -731,7 +745,13 @@ fn convert(value: Value, ty: &Type) -> FnResult {
         },
         Type::Number => match &value {
             Value::Number(_) => Ok(value),
-            Value::String(s) => s.trim().parse::<f64>().ok().and_then(Number::from_f64).map(Value::Number).ok_or(fail("number")),
+            Value::String(s) => s
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .and_then(Number::from_f64)
+                .map(Value::Number)
+                .ok_or(fail("number")),
             _ => Err(fail("number")),
         },
         Type::Bool => match value.as_str() {
@@ -764,7 +784,9 @@ fn convert(value: Value, ty: &Type) -> FnResult {
             Value::Object(mut map) => {
                 let mut out = hcl::Map::new();
                 for (k, t) in fields {
-                    let v = map.swap_remove(k).ok_or(FnError::Invalid("the object lacks an attribute the type requires"))?;
+                    let v = map
+                        .swap_remove(k)
+                        .ok_or(FnError::Invalid("the object lacks an attribute the type requires"))?;
                     out.insert(k.clone(), convert(v, t)?);
                 }
                 Ok(Value::Object(out))
@@ -1330,7 +1352,10 @@ fn setproduct(a: &[Value]) -> FnResult {
     }
     let mut out: Vec<Vec<Value>> = vec![Vec::new()];
     for l in &lists {
-        out = out.iter().flat_map(|prefix| l.iter().map(move |v| [prefix.as_slice(), std::slice::from_ref(v)].concat())).collect();
+        out = out
+            .iter()
+            .flat_map(|prefix| l.iter().map(move |v| [prefix.as_slice(), std::slice::from_ref(v)].concat()))
+            .collect();
     }
     Ok(Value::Array(out.into_iter().map(Value::Array).collect()))
 }
@@ -1360,7 +1385,10 @@ fn parseint(a: &[Value]) -> FnResult {
         if d >= base as i128 {
             return Err(FnError::NotNumber { index: 1, text: s.clone() });
         }
-        value = value.checked_mul(base as i128).and_then(|v| v.checked_add(d)).ok_or(FnError::OutOfRange { what: "the number" })?;
+        value = value
+            .checked_mul(base as i128)
+            .and_then(|v| v.checked_add(d))
+            .ok_or(FnError::OutOfRange { what: "the number" })?;
     }
     let value = if negative { -value } else { value };
     if let Ok(i) = i64::try_from(value) {
@@ -1471,7 +1499,8 @@ fn query_escape(s: &str) -> String {
 /// texts, or an object of the named groups' texts (null where a group took no part).
 fn captures_value(re: &regex::Regex, captures: &regex::Captures<'_>) -> FnResult {
     let names: Vec<Option<&str>> = re.capture_names().skip(1).collect();
-    let text_of = |m: Option<regex::Match<'_>>| m.map_or(Value::Null, |m| Value::String(m.as_str().to_owned()));
+    let text_of =
+        |m: Option<regex::Match<'_>>| m.map_or(Value::Null, |m| Value::String(m.as_str().to_owned()));
     if names.is_empty() {
         return Ok(text_of(captures.get(0)));
     }
@@ -1524,7 +1553,9 @@ fn from_json(json: serde_json::Value) -> Value {
         },
         serde_json::Value::String(s) => Value::String(s),
         serde_json::Value::Array(items) => Value::Array(items.into_iter().map(from_json).collect()),
-        serde_json::Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, from_json(v))).collect()),
+        serde_json::Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, from_json(v))).collect())
+        }
     }
 }
 
@@ -1553,7 +1584,12 @@ fn csvdecode(a: &[Value]) -> FnResult {
                 chars.next();
                 loop {
                     match chars.next() {
-                        None => return Err(FnError::Csv { line, problem: "extraneous or missing \" in quoted-field" }),
+                        None => {
+                            return Err(FnError::Csv {
+                                line,
+                                problem: "extraneous or missing \" in quoted-field",
+                            });
+                        }
                         Some('"') if chars.peek() == Some(&'"') => {
                             chars.next();
                             field.push('"');
@@ -1612,7 +1648,9 @@ fn csvdecode(a: &[Value]) -> FnResult {
     Ok(Value::Array(
         rows.iter()
             .map(|row| {
-                Value::Object(header.iter().cloned().zip(row.iter().map(|f| Value::String(f.clone()))).collect())
+                Value::Object(
+                    header.iter().cloned().zip(row.iter().map(|f| Value::String(f.clone()))).collect(),
+                )
             })
             .collect(),
     ))
@@ -1753,10 +1791,13 @@ fn format_one(
         't' => (boolean(one, 0)?.to_string(), false),
         's' => {
             let s = string(one, 0)?;
-            (match precision {
-                Some(p) => s.chars().take(p).collect(),
-                None => s,
-            }, false)
+            (
+                match precision {
+                    Some(p) => s.chars().take(p).collect(),
+                    None => s,
+                },
+                false,
+            )
         }
         'q' => (json_text(&Value::String(string(one, 0)?)), false),
         'd' | 'b' | 'o' | 'x' | 'X' => {
@@ -1817,7 +1858,11 @@ fn go_g(f: f64, precision: Option<usize>) -> String {
     } else {
         let decimals = (digits as i32 - 1 - exp).max(0) as usize;
         let s = format!("{f:.decimals$}");
-        if precision.is_none() && s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_owned() } else { s }
+        if precision.is_none() && s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_owned()
+        } else {
+            s
+        }
     }
 }
 
@@ -1864,8 +1909,18 @@ struct Stamp {
 }
 
 const MONTHS: [&str; 12] = [
-    "January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-    "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 ];
 const WEEKDAYS: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
 
@@ -2010,7 +2065,20 @@ fn parse_rfc3339(s: &str) -> Result<Stamp, FnError> {
         }
         _ => return Err(bad()),
     };
-    let month_days = [31, if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let month_days = [
+        31,
+        if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     if !(1..=12).contains(&month)
         || day < 1
         || day > month_days[(month - 1) as usize]
@@ -2119,7 +2187,13 @@ fn formattimestamp(a: &[Value]) -> FnResult {
     let t = match arg(a, 1)? {
         Value::String(s) => parse_rfc3339(s)?,
         Value::Number(_) => unix_stamp(a, 1)?,
-        other => return Err(FnError::Type { index: 2, expected: "a string timestamp or a unix timestamp number", found: kind(other) }),
+        other => {
+            return Err(FnError::Type {
+                index: 2,
+                expected: "a string timestamp or a unix timestamp number",
+                found: kind(other),
+            });
+        }
     };
     if format == "X" {
         return text(t.nanos.div_euclid(1_000_000_000).to_string());
@@ -2417,8 +2491,8 @@ impl Version {
     }
 
     fn cmp(&self, other: &Version) -> Ordering {
-        (self.major, self.minor, self.patch).cmp(&(other.major, other.minor, other.patch)).then_with(|| {
-            match (self.pre.is_empty(), other.pre.is_empty()) {
+        (self.major, self.minor, self.patch).cmp(&(other.major, other.minor, other.patch)).then_with(
+            || match (self.pre.is_empty(), other.pre.is_empty()) {
                 (true, true) => Ordering::Equal,
                 (true, false) => Ordering::Greater,
                 (false, true) => Ordering::Less,
@@ -2436,8 +2510,8 @@ impl Version {
                     }
                     self.pre.len().cmp(&other.pre.len())
                 }
-            }
-        })
+            },
+        )
     }
 }
 
@@ -2518,7 +2592,13 @@ fn condition(v: &Version, c: &str) -> Option<bool> {
     let ge = |x: &Version| v.cmp(x) != Ordering::Less;
     let lt = |x: &Version| v.cmp(x) == Ordering::Less;
     // The range a partial version stands for: [base, upper).
-    let upper = if count == 0 { None } else if count < 3 { Some(bump(count - 1)) } else { None };
+    let upper = if count == 0 {
+        None
+    } else if count < 3 {
+        Some(bump(count - 1))
+    } else {
+        None
+    };
     Some(match op {
         "" | "=" => match (&upper, count) {
             (_, 0) => true,
@@ -2940,7 +3020,10 @@ mod tests {
     #[test]
     fn encodings_and_hashes() {
         check(&[
-            (r#"jsonencode({b = [1, true, null], a = "<x>"})"#, r#""{\"a\":\"\\u003cx\\u003e\",\"b\":[1,true,null]}""#),
+            (
+                r#"jsonencode({b = [1, true, null], a = "<x>"})"#,
+                r#""{\"a\":\"\\u003cx\\u003e\",\"b\":[1,true,null]}""#,
+            ),
             (r#"jsondecode("{\"a\": [1, 2.5, \"x\"]}")"#, r#"{"a":[1,2.5,"x"]}"#),
             (r#"jsondecode("{")"#, "ERR"),
             (r#"csvdecode("a,b\n1,2\n\"x,y\",\"q\"\"\"\n")"#, r#"[{"a":"1","b":"2"},{"a":"x,y","b":"q\""}]"#),
@@ -2952,7 +3035,10 @@ mod tests {
             (r#"md5("tada")"#, r#""ce47d07243bb6eaf5e1322c81baf9bbf""#),
             (r#"sha1("test")"#, r#""a94a8fe5ccb19ba61c4c0873d391e987982fbbd3""#),
             (r#"sha256("test")"#, r#""9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08""#),
-            (r#"sha512("test")"#, r#""ee26b0dd4af7e749aa1a8ee3c10ae9923f618980772e473f8819a5d4940e0db27ac185f8a0e1d5f84f88bc887fd67b143732c304cc5fa9ad8e6f57f50028a8ff""#),
+            (
+                r#"sha512("test")"#,
+                r#""ee26b0dd4af7e749aa1a8ee3c10ae9923f618980772e473f8819a5d4940e0db27ac185f8a0e1d5f84f88bc887fd67b143732c304cc5fa9ad8e6f57f50028a8ff""#,
+            ),
             (r#"uuidv5("dns", "tada")"#, r#""faa898db-9b9d-5b75-86a9-149e7bb8e3b8""#),
             (r#"uuidv5("url", "tada")"#, r#""2c1ff6b4-211f-577e-94de-d978b0caa16e""#),
             (r#"uuidv5("tada", "tada")"#, "ERR"),
@@ -3067,7 +3153,10 @@ mod tests {
             }
         "#;
         let run = |expr: &str| eval_body(&format!("{file}\nout = {expr}\n"));
-        assert_eq!(json_text(&run(r#"tags("app", "1", "2")"#).expect("tags")), r#"["r/app:latest","r/app:1","r/app:2"]"#);
+        assert_eq!(
+            json_text(&run(r#"tags("app", "1", "2")"#).expect("tags")),
+            r#"["r/app:latest","r/app:1","r/app:2"]"#
+        );
         assert_eq!(json_text(&run(r#"tags("app")"#).expect("tags")), r#"["r/app:latest"]"#);
         assert_eq!(json_text(&run("twice(1)").expect("twice")), "3");
         assert_eq!(json_text(&run(r#""n-${twice(1)}""#).expect("a template")), r#""n-3""#);

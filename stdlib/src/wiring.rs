@@ -217,7 +217,10 @@ pub(crate) fn check(model: &Model, image: &Image) -> Vec<Problem> {
             // `from` would make a cycle (`ubuntu` built `FROM ubuntu`): only the registry image
             // can be meant.
             let why = if word.text == *name {
-                format!("an image cannot be built on itself, so `{name}` means the registry's `{0}`", word.text)
+                format!(
+                    "an image cannot be built on itself, so `{name}` means the registry's `{0}`",
+                    word.text
+                )
             } else {
                 format!("`{0}` is built on `{name}`, so `from \"{0}\"` would make a cycle", word.text)
             };
