@@ -507,8 +507,13 @@ target "app" {
     assert!(kdl.contains("variables TAG=\"dev\" HTTP_PROXY=\"\""), "{kdl}");
     assert!(kdl.contains("tags \"${TAG}\""), "{kdl}");
     assert!(kdl.contains("HTTP_PROXY=\"${HTTP_PROXY}\""), "{kdl}");
-    // What a function changed is the default's value (it cannot follow the variable).
+    // What a function changed is the default's value (it cannot follow the variable), said.
     assert!(kdl.contains("TAG_UPPER=\"DEV\""), "{kdl}");
+    assert!(
+        import.stderr.contains("target `app`: `args` uses `TAG` through a function or condition"),
+        "{}",
+        import.stderr
+    );
     let registry = format!("registry \"127.0.0.1:5000/team\"\n{kdl}");
     repo.write("hephy.kdl", &registry);
     let plan = repo.run_with(&["plan", "--format", "json"], &[("HEPHY_VAR_TAG", "pr-12")]);
@@ -727,4 +732,69 @@ fn real_xx_imports_whole_with_user_functions_and_image_contexts() {
     contexts.push(("dev", "xx", false));
     assert_eq!(contexts.iter().filter(|c| c.0.starts_with("binutils-")).count(), 10, "{names:?}");
     assert_eq!(image_edges(&plan), expected(&plan, &contexts));
+}
+
+/// External named contexts import as `build-context` nodes, each of its kind: a registry image,
+/// a folder (`./src`, `cwd://`), a git URL at a ref and folder, an OCI layout at a tag (built
+/// with buildx, which reads one; buildah does not). One the Dockerfile never reads is left out
+/// with a warning; a folder that leaves the graph's folder comments its image out with the
+/// reason. The graph passes `check`.
+#[test]
+fn external_named_contexts_become_build_contexts() {
+    let bake = r#"
+target "app" {
+  context = "app"
+  contexts = {
+    ubuntu = "docker-image://ubuntu:noble-20250529"
+    src = "./src"
+    tools = "https://github.com/org/tools.git#v1.2:sub"
+    vendor = "oci-layout://vendor/layout:v1"
+    unread = "docker-image://alpine:3.20"
+  }
+}
+target "plain" {
+  context = "app2"
+  contexts = { src = "cwd://src" }
+}
+target "up" {
+  context = "app2"
+  contexts = { src = "../src" }
+}
+"#;
+    let repo = Repo::new()
+        .file("app/Dockerfile", "FROM ubuntu\nCOPY --from=src /a /a\nCOPY --from=tools /b /b\nCOPY --from=vendor /c /c\nRUN true\n")
+        .file("app2/Dockerfile", "FROM scratch\nCOPY --from=src /a /a\n")
+        .file("src/a", "a\n")
+        .file("vendor/layout/oci-layout", "{\"imageLayoutVersion\":\"1.0.0\"}\n")
+        .file("vendor/layout/index.json", "{\"schemaVersion\":2,\"manifests\":[]}\n")
+        .file("docker-bake.hcl", bake);
+    for (format, graph) in [("kdl", "hephy.kdl"), ("yaml", "hephy.yaml")] {
+        let import =
+            repo.run(&["import", "--from", "bake", "docker-bake.hcl", "--format", format, "-o", graph]);
+        assert_eq!(import.code, 0, "{}", import.stderr);
+        assert!(
+            import
+                .stderr
+                .contains("context `unread` = `docker-image://alpine:3.20`: its Dockerfile never reads it"),
+            "{}",
+            import.stderr
+        );
+        assert!(import.stderr.contains("target `up`: it would not pass `check` (build context path `../src` leaves the graph's folder)"), "{}", import.stderr);
+        let check = repo.run(&["check", "-f", graph]);
+        assert_eq!(check.code, 0, "{graph}: {}", check.stderr);
+    }
+    let kdl = std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap();
+    for line in [
+        "build-context \"src\" path=\"src\"",
+        "build-context \"tools\" git=\"https://github.com/org/tools.git\" ref=\"v1.2\" dir=\"sub\"",
+        "build-context \"ubuntu\" image=\"ubuntu:noble-20250529\"",
+        "build-context \"vendor\" oci-layout=\"vendor/layout\" ref=\"v1\"",
+        "builder \"buildx\"",
+    ] {
+        assert!(kdl.contains(line), "no `{line}`:\n{kdl}");
+    }
+    assert!(!kdl.contains("build-context \"unread\""), "{kdl}");
+    assert!(kdl.contains("image \"plain\"") && !kdl.contains("/-image \"plain\""), "{kdl}");
+    let yaml = std::fs::read_to_string(repo.path().join("hephy.yaml")).unwrap();
+    assert!(yaml.contains("build-contexts:"), "{yaml}");
 }

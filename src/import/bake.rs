@@ -8,7 +8,7 @@
 //! like the kaniko-builder import, every image the analyzer would reject is written commented
 //! out with its reason.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -76,6 +76,10 @@ enum External {
 impl External {
     /// A bake `contexts` value other than `target:…`.
     fn parse(source: &str) -> External {
+        if let Some(path) = source.strip_prefix("cwd://") {
+            let path = path.trim_start_matches("./").trim_end_matches('/');
+            return External::Path(if path.is_empty() { ".".to_owned() } else { path.to_owned() });
+        }
         if let Some(reference) = source.strip_prefix("docker-image://") {
             return External::Image(reference.to_owned());
         }
@@ -112,8 +116,7 @@ impl External {
                 dir: dir.and_then(some),
             };
         }
-        let path = source.strip_prefix("cwd://").unwrap_or(source);
-        let path = path.trim_start_matches("./").trim_end_matches('/');
+        let path = source.trim_start_matches("./").trim_end_matches('/');
         External::Path(if path.is_empty() { ".".to_owned() } else { path.to_owned() })
     }
 }
@@ -455,7 +458,7 @@ impl Scope {
         })
     }
 
-    fn unmark(&self, text: &str, with: impl Fn(&str) -> String) -> String {
+    fn unmark(&self, text: &str, mut with: impl FnMut(&str) -> String) -> String {
         let mut out = String::with_capacity(text.len());
         let mut rest = text;
         while let Some(at) = rest.find(OPEN) {
@@ -489,31 +492,53 @@ impl Scope {
         expr: &hcl::Expression,
         real: &Context<'_>,
         kept: Option<&Context<'_>>,
+        frozen: &mut BTreeSet<String>,
     ) -> Result<Value, EvalError> {
         let value = self.eval(expr, real)?;
         let Some(kept) = kept else { return Ok(value) };
         match self.eval(expr, kept) {
-            Ok(marked) => Ok(self.reconcile(marked, value)),
+            Ok(marked) => Ok(self.reconcile(marked, value, frozen)),
             Err(_) => Ok(value),
         }
     }
 
     /// Part by part (list items, map values), the marked part where it stands for the real one
-    /// (its marks put back, it is the same), else the real part.
-    fn reconcile(&self, marked: Value, value: Value) -> Value {
+    /// (its marks put back, it is the same), else the real part; the graph variables a real
+    /// part was made from (its marks) are put in `frozen`.
+    fn reconcile(&self, marked: Value, value: Value, frozen: &mut BTreeSet<String>) -> Value {
         match (marked, value) {
             (Value::Array(m), Value::Array(v)) if m.len() == v.len() => {
-                Value::Array(m.into_iter().zip(v).map(|(m, v)| self.reconcile(m, v)).collect())
+                Value::Array(m.into_iter().zip(v).map(|(m, v)| self.reconcile(m, v, frozen)).collect())
             }
             (Value::Object(m), Value::Object(v)) if m.keys().eq(v.keys()) => Value::Object(
-                m.into_iter().zip(v).map(|((k, m), (_, v))| (k, self.reconcile(m, v))).collect(),
+                m.into_iter().zip(v).map(|((k, m), (_, v))| (k, self.reconcile(m, v, frozen))).collect(),
             ),
             (Value::String(m), Value::String(v))
                 if self.real_text(&m) == v && !m.contains(&format!("${OPEN}")) =>
             {
                 Value::String(m)
             }
-            (_, value) => value,
+            (marked, value) => {
+                self.marks(&marked, frozen);
+                value
+            }
+        }
+    }
+
+    /// The graph variables whose marks `value` holds.
+    fn marks(&self, value: &Value, into: &mut BTreeSet<String>) {
+        match value {
+            Value::String(s) => {
+                let _ = self.unmark(s, |name| {
+                    if self.graph.iter().any(|(n, _)| n == name) {
+                        into.insert(name.to_owned());
+                    }
+                    String::new()
+                });
+            }
+            Value::Array(items) => items.iter().for_each(|v| self.marks(v, into)),
+            Value::Object(map) => map.values().for_each(|v| self.marks(v, into)),
+            _ => {}
         }
     }
 
@@ -839,7 +864,18 @@ fn expand(
             if matches!(key, "matrix" | "name") {
                 continue;
             }
-            match scope.evaluate(&a.expr, &real, kept.as_ref()) {
+            let mut frozen = BTreeSet::new();
+            let evaluated = scope.evaluate(&a.expr, &real, kept.as_ref(), &mut frozen);
+            if !frozen.is_empty() && USED.contains(&key) {
+                let names: Vec<String> = frozen.iter().map(|n| format!("`{n}`")).collect();
+                warnings.push(format!(
+                    "target `{}`: `{}` uses {} through a function or condition the graph's templates cannot follow: written with the default's value (`--set` and `HEPHY_VAR_…` do not change it)",
+                    shown(&name),
+                    shown(key),
+                    names.join(", ")
+                ));
+            }
+            match evaluated {
                 // Names are what the variables' values make (a name is no template).
                 Ok(value) if key == "inherits" => target.inherits = strings(&scope.unmarked(&value)),
                 Ok(value) => merge(&mut target.attrs, key.to_owned(), value),
@@ -1449,6 +1485,10 @@ fn draft(image: &Image) -> ImageDraft {
     }
     for (name, value) in &image.annotations {
         d = d.with_annotation(name, value);
+    }
+    // buildah (the graph's builder) takes no OCI layout context; buildx, bake's own, does.
+    if image.build_contexts.iter().any(|(_, c)| matches!(c, External::OciLayout { .. })) {
+        d = d.with_builder("buildx");
     }
     for (name, source) in &image.build_contexts {
         d = match source {
