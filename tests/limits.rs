@@ -239,6 +239,51 @@ fn bake_imports_are_bounded_and_linear() {
     refused(&import_bake(&hcl), "its chain of `inherits` is more than 64 targets deep");
 }
 
+/// A bake file's functions cannot recurse, nest past 64, make 2^60 calls or double a string
+/// into gigabytes: each such target is left out with a warning naming the bound, in seconds,
+/// and the rest imports.
+#[test]
+fn bake_functions_are_bounded() {
+    let mut hcl = String::from(
+        "function \"loop\" {\n  params = [n]\n  result = try(loop(n), n)\n}\n\
+         target \"app\" {\n  context = \".\"\n  args = { A = md5(\"x\") }\n}\n\
+         target \"recursive\" {\n  context = \".\"\n  args = { A = loop(1) }\n}\n",
+    );
+    for i in 0..100 {
+        let _ = writeln!(hcl, "function \"deep{i}\" {{\n  params = []\n  result = deep{}()\n}}", i + 1);
+        // 2^30 calls, within the depth bound.
+        if i < 30 {
+            let _ = writeln!(
+                hcl,
+                "function \"wide{i}\" {{\n  params = []\n  result = wide{0}() + wide{0}()\n}}",
+                i + 1
+            );
+        }
+        let _ = writeln!(
+            hcl,
+            "function \"grow{i}\" {{\n  params = [s]\n  result = grow{}(\"${{s}}${{s}}\")\n}}",
+            i + 1
+        );
+    }
+    hcl.push_str("function \"deep100\" {\n  params = []\n  result = 1\n}\n");
+    hcl.push_str("function \"wide30\" {\n  params = []\n  result = 1\n}\n");
+    hcl.push_str("function \"grow100\" {\n  params = [s]\n  result = s\n}\n");
+    for (name, call) in [("deep", "deep0()"), ("wide", "wide0()"), ("grow", "grow0(\"x\")")] {
+        let _ = writeln!(hcl, "target \"{name}\" {{\n  context = \".\"\n  args = {{ A = {call} }}\n}}");
+    }
+    let import = import_bake(&hcl);
+    assert_eq!(import.code, 0, "{}", import.stderr);
+    assert!(import.stdout.contains("A=\"9dd4e461268c8034f5c8564e155c67a6\""), "{}", import.stdout);
+    for expected in [
+        "function `loop` calls itself (loop → loop)",
+        "calls of user functions nest more than 64 deep",
+        "calls user functions more than 10000 times",
+        "its arguments or result are larger than 1048576 bytes",
+    ] {
+        assert!(import.stderr.contains(expected), "{expected}: {}", import.stderr);
+    }
+}
+
 #[test]
 fn init_names_what_check_accepts() {
     // A folder named `my.app`, and two over 128 characters that differ only past the cut.

@@ -45,4 +45,4 @@ pub const MAX_FUNCTION_DEPTH: usize = 64;
 
 /// How many calls of a bake file's user `function`s one expression may make when `hephy import`
 /// evaluates it: functions that each call the next twice double the work at every level.
-pub const MAX_FUNCTION_CALLS: usize = 100_000;
+pub const MAX_FUNCTION_CALLS: usize = 10_000;

@@ -22,7 +22,7 @@ use hcl::eval::{Context, Evaluate, FuncArgs, FuncDef, ParamType};
 use hcl::expr::{Conditional, ForExpr, FuncCall, Operation, TemplateExpr, Traversal, TraversalOperator};
 use hcl::template::{Directive, Element};
 use hcl::{Body, Expression, Number, ObjectKey, Template, Value};
-use hephy_dsl::limits::{MAX_FUNCTION_CALLS, MAX_FUNCTION_DEPTH};
+use hephy_dsl::limits::{MAX_EXPANDED_STRING, MAX_FUNCTION_CALLS, MAX_FUNCTION_DEPTH};
 use unicode_segmentation::UnicodeSegmentation;
 
 // ---------------------------------------------------------------------------------------------
@@ -64,6 +64,9 @@ pub(crate) enum EvalError {
         "`{name}` is called inside a template's `%{{for}}`, where hephy does not evaluate it: write a `for` expression and `join` instead"
     )]
     TemplateFor { name: String },
+    /// A user function's arguments or result larger than [`MAX_EXPANDED_STRING`] bytes.
+    #[error("function `{name}`: its arguments or result are larger than {MAX_EXPANDED_STRING} bytes")]
+    TooLarge { name: String },
     /// A template that does not parse.
     #[error(transparent)]
     Template(#[from] hcl::Error),
@@ -88,6 +91,7 @@ impl EvalError {
             EvalError::Recursion { .. }
             | EvalError::Depth { .. }
             | EvalError::Calls { .. }
+            | EvalError::TooLarge { .. }
             | EvalError::TemplateFor { .. } => true,
             EvalError::Try { last } => last.is_fatal(),
             _ => false,
@@ -197,6 +201,9 @@ struct UserFunction {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct UserFunctions {
     defs: BTreeMap<String, UserFunction>,
+    /// The file's `variable` names: one not yet evaluated is no failure `can`/`try` may hide
+    /// (the caller evaluates it first and tries again, as buildx resolves variables lazily).
+    variables: std::collections::BTreeSet<String>,
 }
 
 impl UserFunctions {
@@ -205,6 +212,11 @@ impl UserFunctions {
     pub(crate) fn from_body(body: &Body) -> (UserFunctions, Vec<FunctionsError>) {
         let mut functions = UserFunctions::default();
         let mut errors = Vec::new();
+        functions.variables = body
+            .blocks()
+            .filter(|b| b.identifier.as_str() == "variable")
+            .filter_map(|b| b.labels.first().map(|l| l.as_str().to_owned()))
+            .collect();
         for block in body.blocks().filter(|b| b.identifier.as_str() == "function") {
             let Some(name) = block.labels.first().map(|l| match l {
                 hcl::BlockLabel::Identifier(i) => i.as_str().to_owned(),
@@ -280,6 +292,12 @@ struct Run<'f> {
 }
 
 impl Run<'_> {
+    /// Whether `error` ends the evaluation even inside `can`/`try`: a limit, recursion, or a
+    /// declared variable not yet evaluated.
+    fn passes_through(&self, error: &EvalError) -> bool {
+        error.is_fatal() || error.undefined_var().is_some_and(|v| self.functions.variables.contains(v))
+    }
+
     /// Whether a call of `name` is evaluated here.
     fn is_special(&self, name: &hcl::expr::FuncName) -> bool {
         name.namespace.is_empty()
@@ -437,6 +455,7 @@ impl Run<'_> {
         };
         let mut array = Vec::new();
         let mut object: hcl::Map<String, Value> = hcl::Map::new();
+        let mut groups: hcl::Map<String, Vec<Value>> = hcl::Map::new();
         for (key, value) in items {
             let mut ctx = ctx.clone();
             if let Some(k) = &f.key_var {
@@ -472,10 +491,7 @@ impl Run<'_> {
                         }
                     };
                     if f.grouping {
-                        match object.entry(key).or_insert_with(|| Value::Array(Vec::new())) {
-                            Value::Array(group) => group.push(value),
-                            _ => unreachable!("a group is an array"),
-                        }
+                        groups.entry(key).or_default().push(value);
                     } else if object.contains_key(&key) {
                         return Err(EvalError::KeyExists(key));
                     } else {
@@ -483,6 +499,9 @@ impl Run<'_> {
                     }
                 }
             }
+        }
+        if f.grouping && f.key_expr.is_some() {
+            return Ok(Value::Object(groups.into_iter().map(|(k, v)| (k, Value::Array(v))).collect()));
         }
         Ok(if f.key_expr.is_some() { Value::Object(object) } else { Value::Array(array) })
     }
@@ -590,7 +609,7 @@ impl Run<'_> {
                 };
                 match self.eval(arg, ctx) {
                     Ok(_) => Ok(Value::Bool(true)),
-                    Err(e) if e.is_fatal() => Err(e),
+                    Err(e) if self.passes_through(&e) => Err(e),
                     Err(_) => Ok(Value::Bool(false)),
                 }
             }
@@ -599,7 +618,7 @@ impl Run<'_> {
                 for arg in &call.args {
                     match self.eval(arg, ctx) {
                         Ok(v) => return Ok(v),
-                        Err(e) if e.is_fatal() => return Err(e),
+                        Err(e) if self.passes_through(&e) => return Err(e),
                         Err(e) => last = Some(e),
                     }
                 }
@@ -651,6 +670,9 @@ impl Run<'_> {
                 if def.variadic.is_some() { format!("at least {fixed}") } else { fixed.to_string() };
             return Err(EvalError::Arity { name: name.to_owned(), expected, given: args.len() });
         }
+        if args.iter().fold(0usize, |n, v| n.saturating_add(size(v))) > MAX_EXPANDED_STRING {
+            return Err(EvalError::TooLarge { name: name.to_owned() });
+        }
         let rest = args.split_off(fixed);
         let mut inner = ctx.clone();
         for (param, value) in def.params.iter().zip(args) {
@@ -662,7 +684,14 @@ impl Run<'_> {
         self.stack.push(name.to_owned());
         let result = self.eval(&def.result, &inner);
         self.stack.pop();
-        result
+        // A function doubling its argument, called on its own result, would grow without
+        // bound long before the call limit.
+        match result {
+            Ok(value) if size(&value) > MAX_EXPANDED_STRING => {
+                Err(EvalError::TooLarge { name: name.to_owned() })
+            }
+            other => other,
+        }
     }
 }
 
@@ -906,6 +935,26 @@ fn set_of(mut items: Vec<Value>) -> Vec<Value> {
     items
 }
 
+/// About how many bytes a value holds.
+fn size(value: &Value) -> usize {
+    match value {
+        Value::String(s) => s.len(),
+        Value::Array(items) => items.iter().fold(8, |n, v| n.saturating_add(size(v))),
+        Value::Object(map) => {
+            map.iter().fold(8, |n, (k, v)| n.saturating_add(k.len()).saturating_add(size(v)))
+        }
+        _ => 8,
+    }
+}
+
+/// Refuses a string result longer than [`MAX_EXPANDED_STRING`] before it is made.
+fn fits(bytes: usize) -> Result<(), FnError> {
+    if bytes > MAX_EXPANDED_STRING {
+        return Err(FnError::OutOfRange { what: "the result's length (at most 1 MiB)" });
+    }
+    Ok(())
+}
+
 fn graphemes(s: &str) -> usize {
     s.graphemes(true).count()
 }
@@ -1038,8 +1087,10 @@ stdlib! {
     "hasindex" => (n(2), |a| Ok(Value::Bool(index(a).is_ok()))),
     "homedir" => (n(0), |_| Err(FnError::Refused("`homedir` names a folder of the importing machine, which a graph may not depend on: write the path"))),
     "indent" => (n(2), |a| {
-        let pad = " ".repeat(usize::try_from(integer(a, 0)?).map_err(|_| FnError::OutOfRange { what: "the indent" })?.min(1 << 16));
-        text(string(a, 1)?.replace('\n', &format!("\n{pad}")))
+        let spaces = usize::try_from(integer(a, 0)?).map_err(|_| FnError::OutOfRange { what: "the indent" })?;
+        let s = string(a, 1)?;
+        fits(s.matches('\n').count().saturating_mul(spaces).saturating_add(s.len()))?;
+        text(s.replace('\n', &format!("\n{}", " ".repeat(spaces))))
     }),
     "index" => (n(2), index),
     "indexof" => (n(2), |a| {
@@ -1112,7 +1163,11 @@ stdlib! {
     "range" => (VARIADIC, range),
     "regex_replace" => (n(3), |a| {
         let re = regex::Regex::new(&string(a, 1)?)?;
-        text(re.replace_all(&string(a, 0)?, string(a, 2)?.as_str()).into_owned())
+        let (s, to) = (string(a, 0)?, string(a, 2)?);
+        // Each replacement is at most the replacement text with every `$N` the whole string.
+        let per = to.len().saturating_add(to.matches('$').count().saturating_mul(s.len()));
+        fits(re.find_iter(&s).count().saturating_mul(per).saturating_add(s.len()))?;
+        text(re.replace_all(&s, to.as_str()).into_owned())
     }),
     "regex" => (n(2), |a| {
         let re = regex::Regex::new(&string(a, 0)?)?;
@@ -1125,7 +1180,12 @@ stdlib! {
         let s = string(a, 1)?;
         Ok(Value::Array(re.captures_iter(&s).map(|c| captures_value(&re, &c)).collect::<Result<_, _>>()?))
     }),
-    "replace" => (n(3), |a| text(string(a, 0)?.replace(&string(a, 1)?, &string(a, 2)?))),
+    "replace" => (n(3), |a| {
+        let (s, from, to) = (string(a, 0)?, string(a, 1)?, string(a, 2)?);
+        let count = if from.is_empty() { s.chars().count() + 1 } else { s.matches(from.as_str()).count() };
+        fits(count.saturating_mul(to.len()).saturating_add(s.len()))?;
+        text(s.replace(&from, &to))
+    }),
     "reverse" => (n(1), |a| text(string(a, 0)?.graphemes(true).rev().collect::<String>())),
     "reverselist" => (n(1), |a| Ok(Value::Array(list(a, 0)?.iter().rev().cloned().collect()))),
     "rsadecrypt" => (n(2), |_| Err(FnError::Refused("`rsadecrypt` needs a private key, which an imported graph may not hold"))),
@@ -1333,7 +1393,10 @@ fn range(a: &[Value]) -> FnResult {
 }
 
 /// Applies `op` to the arguments as sets (each sorted and deduplicated); the result is a set.
-fn sets(a: &[Value], op: fn(&[Vec<Value>]) -> Result<Vec<Value>, FnError>) -> FnResult {
+/// A set operation: the sets in, the elements out.
+type SetOp = fn(&[Vec<Value>]) -> Result<Vec<Value>, FnError>;
+
+fn sets(a: &[Value], op: SetOp) -> FnResult {
     if a.is_empty() {
         return Err(FnError::Invalid("at least one set is required"));
     }
@@ -1429,7 +1492,7 @@ fn substr(s: &str, offset: i64, length: i64) -> String {
         return String::new();
     }
     let rest = &g[start..];
-    let take = if length < 0 || length == 0 { rest.len() } else { (length as usize).min(rest.len()) };
+    let take = if length <= 0 { rest.len() } else { (length as usize).min(rest.len()) };
     rest[..take].concat()
 }
 
@@ -1730,6 +1793,7 @@ fn format(fmt: &str, args: &[Value]) -> Result<String, FnError> {
         next += 1;
         used = used.max(next);
         let (body, numeric) = format_one(verb, value, plus, sharp, space, precision)?;
+        fits(out.len().saturating_add(body.len()).saturating_add(width))?;
         let len = body.chars().count();
         if len >= width {
             out.push_str(&body);
@@ -2725,6 +2789,12 @@ mod tests {
             (r#"sanitize("foo/bar!@(ba+z)")"#, r#""foo_bar___ba_z_""#),
             (r#"sanitize("foo/🍕bar")"#, r#""foo__bar""#),
             (r#"sanitize("")"#, r#""""#),
+            (r#"indent(1000000, "a\nb\nc")"#, "ERR"),
+            (r#"replace("aaaaaaaaaaaaaaaaaaaaaaaaa", "a", format("%60000s", "x"))"#, "ERR"),
+            (
+                r#"format("%60000s%60000s%60000s%60000s%60000s%60000s%60000s%60000s%60000s%60000s%60000s%60000s%60000s%60000s%60000s%60000s%60000s%60000s", "a", "a", "a", "a", "a", "a", "a", "a", "a", "a", "a", "a", "a", "a", "a", "a", "a", "a")"#,
+                "ERR",
+            ),
             (r#"urlencode("a b&c=d/é")"#, r#""a+b%26c%3Dd%2F%C3%A9""#),
             (r#"upper(null)"#, "ERR"),
             (r#"upper(5)"#, r#""5""#),
@@ -3106,6 +3176,9 @@ mod tests {
             (r#"length([try(nope, 1), 2]) + 1"#, "3"),
             (r#""%{if can(nope)}a%{else}b%{endif}""#, r#""b""#),
             (r#""%{for x in ["a"]}${try(x, "")}%{endfor}""#, "ERR"),
+            (r#"{for x in ["a", "bb", "c"] : length(x) => try(x)...}"#, r#"{"1":["a","c"],"2":["bb"]}"#),
+            (r#"{for x in ["a", "a"] : x => try(x)}"#, "ERR"),
+            (r#"[for x in [1, 2, 3] : try(x) if x != 2]"#, "[1,3]"),
         ]);
     }
 
@@ -3203,6 +3276,85 @@ mod tests {
         }
         doubling.push_str("function \"g30\" {\n params = []\n result = 1\n}\nout = g0()\n");
         assert!(matches!(eval_body(&doubling), Err(EvalError::Calls { .. })));
+
+        // Functions that each double their argument: stopped when a result passes 1 MiB.
+        let mut growing = String::new();
+        for i in 0..40 {
+            let _ = std::fmt::Write::write_fmt(
+                &mut growing,
+                format_args!(
+                    "function \"h{i}\" {{\n params = [s]\n result = h{}(\"${{s}}${{s}}\")\n}}\n",
+                    i + 1
+                ),
+            );
+        }
+        growing.push_str("function \"h40\" {\n params = [s]\n result = s\n}\nout = try(h0(\"xxxxxxxxxxxxxxxx\"), \"hidden\")\n");
+        assert!(
+            matches!(eval_body(&growing), Err(EvalError::TooLarge { .. })),
+            "{:?}",
+            eval_body(&growing).map(|v| size(&v))
+        );
+    }
+
+    /// buildx's bake/hcl_test.go: TestHCLWithFunctions, TestHCLWithUserDefinedFunctions,
+    /// TestHCLWithVariablesInFunctions, TestHCLFunctionInAttr, TestFunctionNoParams,
+    /// TestFunctionNoResult.
+    #[test]
+    fn buildx_hcl_tests() {
+        let with = |file: &str, vars: &[(&str, &str)]| {
+            let body: Body = hcl::parse(file).expect("HCL");
+            let (functions, unusable) = UserFunctions::from_body(&body);
+            assert!(unusable.is_empty(), "{unusable:?}");
+            let mut ctx = Context::new();
+            declare(&mut ctx);
+            for (name, value) in vars {
+                ctx.declare_var(*name, *value);
+            }
+            let out = body.attributes().find(|a| a.key.as_str() == "out").expect("out");
+            json_text(&evaluate(&out.expr, &ctx, &functions).expect("a value"))
+        };
+        // A template of one interpolation is its value (HCL's unwrapping); bake's `args` then
+        // makes the number a string.
+        assert_eq!(with("out = \"${add(123, 1)}\"\n", &[]), "124");
+        let increment = "function \"increment\" {\n params = [number]\n result = number + 1\n}\nout = \"${increment(123)}\"\n";
+        assert_eq!(with(increment, &[]), "124");
+        let tag =
+            "function \"tag\" {\n params = [tag]\n result = [\"${REPO}:${tag}\"]\n}\nout = tag(\"v1\")\n";
+        assert_eq!(with(tag, &[("REPO", "user/repo")]), r#"["user/repo:v1"]"#);
+        assert_eq!(with(tag, &[("REPO", "docker/buildx")]), r#"["docker/buildx:v1"]"#);
+        let attr = r#"
+            function "brace" {
+              params = [inp]
+              result = "[${inp}]"
+            }
+            function "myupper" {
+              params = [val]
+              result = "${upper(val)} <> ${brace(v2)}"
+            }
+            out = myupper("foo")
+        "#;
+        assert_eq!(with(attr, &[("v2", "baz")]), r#""FOO \u003c\u003e [baz]""#);
+        for (file, problem) in [
+            ("function \"foo\" {\n result = \"bar\"\n}\n", "`params` must be a list of names"),
+            ("function \"foo\" {\n params = [\"a\"]\n}\n", "`params` must be a list of names"),
+            ("function \"foo\" {\n params = [a]\n}\n", "has no `result`"),
+        ] {
+            let (functions, unusable) = UserFunctions::from_body(&hcl::parse(file).expect("HCL"));
+            assert!(!functions.contains("foo"));
+            assert!(unusable[0].to_string().contains(problem), "{unusable:?}");
+        }
+    }
+
+    /// A declared variable not yet evaluated is not hidden by `can`/`try`: the caller evaluates
+    /// it first (bake.rs orders variables by the undefined one an evaluation names).
+    #[test]
+    fn try_does_not_hide_a_variable_not_yet_evaluated() {
+        let file = "variable \"LATER\" {\n default = \"v\"\n}\nout = try(LATER, \"fallback\")\n";
+        let err = eval_body(file).expect_err("LATER is not in the context yet");
+        assert_eq!(err.undefined_var(), Some("LATER"));
+        let file = "variable \"LATER\" {\n default = \"v\"\n}\nout = can(LATER)\n";
+        assert_eq!(eval_body(file).expect_err("not yet").undefined_var(), Some("LATER"));
+        assert_eq!(eval("try(UNDECLARED, \"fallback\")").expect("a fallback"), Value::from("fallback"));
     }
 
     /// Unusable `function` blocks are named, each with its fix, and the others are kept.
