@@ -596,6 +596,21 @@ target "ext" {
     let kdl = std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap();
     assert!(kdl.contains("/-image \"gone\""), "{kdl}");
 
+    // An inline Dockerfile: commented out (built without it, the context's Dockerfile would be).
+    repo.write(
+        "docker-bake.hcl",
+        "target \"inline\" {\n  context = \"base\"\n  dockerfile-inline = \"FROM alpine\\n\"\n}\ntarget \"ok\" {\n  context = \"base\"\n}\n",
+    );
+    let import = repo.run(&["import", "--from", "bake", "docker-bake.hcl", "-o", "hephy.kdl"]);
+    assert_eq!(import.code, 0, "{}", import.stderr);
+    assert!(
+        import.stderr.contains("target `inline`: its Dockerfile is inline (`dockerfile-inline`)"),
+        "{}",
+        import.stderr
+    );
+    let kdl = std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap();
+    assert!(kdl.contains("/-image \"inline\""), "{kdl}");
+
     // Nothing imports: the warnings, then an error naming each target and why.
     repo.write("docker-bake.hcl", "target \"a\" {\n  context = \"ext\"\n  contexts = { ubuntu = \"target:b\" }\n}\ntarget \"b\" {\n  context = \"base\"\n  dockerfile = nope()\n}\n");
     let failed = repo.run(&["import", "--from", "bake", "docker-bake.hcl"]);

@@ -1108,7 +1108,6 @@ const NO_EQUIVALENT: &[(&str, &str)] = &[
     ("entitlements", "no equivalent"),
     ("call", "hephy builds images; it runs no other frontend method"),
     ("description", "kept as a comment"),
-    ("dockerfile-inline", "hephy reads Dockerfiles from the context"),
 ];
 
 fn image(
@@ -1155,6 +1154,13 @@ fn image(
                 }
             }
             "dockerfile" => image.dockerfile = real(value).filter(|d| d != "Dockerfile" && !d.is_empty()),
+            // Built without it, the image would build the context's Dockerfile instead.
+            "dockerfile-inline" if !matches!(value, Value::Null) => {
+                image.disabled.get_or_insert(
+                    "its Dockerfile is inline (`dockerfile-inline`), and the graph builds Dockerfiles from files: write it to a file and name that with `dockerfile`: imported commented out"
+                        .to_owned(),
+                );
+            }
             "target" => image.target = real(value).filter(|s| !s.is_empty()),
             "args" => {
                 if let Value::Object(args) = value {
