@@ -295,7 +295,7 @@ target "m" {
         for warning in [
             "group `default`: `loop` contains this group: left out (a cycle)",
             "group `default`: `_common` is only inherited from: left out",
-            "group `default`: `nope` is no target that imports: left out",
+            "group `default`: `nope` names no target or group of the file: left out",
             "group `a`: a target has the same name",
         ] {
             assert!(run.stderr.contains(warning), "no warning `{warning}`:\n{}", run.stderr);
@@ -556,6 +556,9 @@ target "ext" {
   context = "ext"
   contexts = { ubuntu = "docker-image://ubuntu:noble-20250529" }
 }
+group "default" {
+  targets = ["java_base", "ext"]
+}
 "#;
     let repo = Repo::new()
         .file("base/Dockerfile", "FROM scratch\n")
@@ -568,6 +571,10 @@ target "ext" {
     assert!(err.contains("target `java_base`: `tags` cannot be evaluated"), "{err}");
     assert!(err.contains("target `app`: it inherits `java_base`, which is left out"), "{err}");
     assert!(!err.contains("inherits unknown"), "{err}");
+    assert!(
+        err.contains("group `default`: target `java_base` is left out (`tags` cannot be evaluated"),
+        "{err}"
+    );
     assert!(
         err.contains("target `orphan`: inherits `nowhere`, which no target of the file is named"),
         "{err}"

@@ -329,7 +329,7 @@ pub(crate) fn import_bake(
         let why = left_out.iter().map(|(name, why)| format!("target `{}`: {why}", shown(name))).collect();
         return Err(BakeError::NothingImports { file, why, warnings });
     }
-    let groups = Groups { declared: groups, matrices };
+    let groups = Groups { declared: groups, matrices, left_out: left_out.clone() };
     let written = Written { secrets: &secrets, groups: &groups, scope: &scope };
     crate::import::settle(dir, &mut images, |images| kdl(images, &written), &mut warnings);
     if images.iter().all(|i| i.disabled.is_some()) {
@@ -1660,6 +1660,8 @@ fn yaml(images: &[Image], w: &Written<'_>) -> String {
 struct Groups {
     declared: Vec<(String, Vec<String>)>,
     matrices: BTreeMap<String, Vec<String>>,
+    /// The targets left out, with why.
+    left_out: BTreeMap<String, String>,
 }
 
 /// A group as written into the graph.
@@ -1712,9 +1714,10 @@ impl Groups {
                         None if m.starts_with('_') => {
                             group.notes.push(format!("`{}` is only inherited from: left out", shown(m)));
                         }
-                        None => {
-                            group.notes.push(format!("`{}` is no target that imports: left out", shown(m)))
-                        }
+                        None => group.notes.push(match self.left_out.get(m) {
+                            Some(why) => format!("target `{}` is left out ({why}): left out", shown(m)),
+                            None => format!("`{}` names no target or group of the file: left out", shown(m)),
+                        }),
                     }
                 }
             }
