@@ -743,6 +743,16 @@ fn import_command(
         ))
     };
     let imported = match from {
+        ImportFrom::KanikoBuilder if env_frozen => {
+            return Err(Failure::Input(Problems::single(
+                "hephy",
+                Problem::new(
+                    Code::Io,
+                    "`--env-frozen` is for bake files: a kaniko-builder layout has no variables",
+                )
+                .help("drop `--env-frozen`, or add `--from bake`"),
+            )));
+        }
         ImportFrom::KanikoBuilder => import::import(dir, syntax).map_err(usage)?,
         ImportFrom::Bake => {
             let mode = if env_frozen { import::BakeEnv::Frozen } else { import::BakeEnv::Kept };

@@ -527,6 +527,10 @@ target "app" {
         frozen.stdout
     );
     assert!(!frozen.stdout.contains("variables"), "{}", frozen.stdout);
+    // The flag is the bake import's: a kaniko-builder import refuses it.
+    let refused = repo.run(&["import", "--env-frozen", "."]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("`--env-frozen` is for bake files"), "{}", refused.stderr);
 }
 
 /// The messages: a parent that exists but was left out is named with why (not "unknown"); a

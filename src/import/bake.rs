@@ -1,12 +1,18 @@
 //! `hephy import --from bake`: a `docker buildx bake` file (HCL, or its JSON form) → the
-//! equivalent graph file.
+//! equivalent graph file, evaluated as buildx evaluates it.
 //!
-//! Evaluates the file with `hcl-rs` (variables with defaults and environment overrides, a few
-//! of bake's functions, `matrix`, `inherits`), then maps each target to an image, each
-//! `target:` context to a named-context dependency and each group to a `group`. What has no
-//! equivalent is named in a warning (and a comment above the image), never dropped silently;
-//! like the kaniko-builder import, every image the analyzer would reject is written commented
-//! out with its reason.
+//! Evaluates the file with `hcl-rs` and [`bake_functions`] (variables, top-level attributes,
+//! bake's built-ins, every function of buildx's stdlib and the file's own, `matrix`, `inherits`
+//! with bake's merge: `null` is "not set", empty strings leave lists, `local` is the host's
+//! platform). Each value is evaluated twice, once with the variables' values and once with each
+//! variable marked, so that a value that uses a variable as it is is written as a template over
+//! the graph's variable of that name (the environment is read only with `--env-frozen`). Then
+//! maps each target to an image, each `target:` context to a named-context dependency, each
+//! other context the Dockerfile reads to a `build-context`, the tags to a `repository` and tags,
+//! and each group to a `group`. What has no equivalent is named in a warning (and a comment
+//! above the image), never dropped silently; like the kaniko-builder import, every image the
+//! analyzer would reject, or that would build on another base than bake's, is written
+//! commented out with its reason.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
