@@ -631,6 +631,7 @@ group "default" {
     assert!(err.contains("no target of `docker-bake.hcl` imports into an image that builds"), "{err}");
     assert!(err.contains("target `a`: its named context `ubuntu`"), "{err}");
     assert!(err.contains("target `b`: `dockerfile` cannot be evaluated"), "{err}");
+    assert!(!err.contains("defines no images"), "{err}");
 }
 
 /// docker/buildx's own bake file, in its real tree (tests/fixtures/bake/buildx/SOURCE): `null`
