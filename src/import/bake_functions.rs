@@ -2430,7 +2430,7 @@ fn full(bits: u32) -> u128 {
 }
 
 fn mask(bits: u32, len: u32) -> u128 {
-    if len == 0 { 0 } else { full(bits) & !(full(bits) >> len) }
+    full(bits) & !full(bits).checked_shr(len).unwrap_or(0)
 }
 
 fn cidrhost(a: &[Value]) -> FnResult {
@@ -2500,7 +2500,7 @@ fn cidrsubnets(a: &[Value]) -> FnResult {
         if newbits < 1 || len > p.bits {
             return Err(FnError::OutOfRange { what: "newbits (insufficient address space)" });
         }
-        let size_mask = full(p.bits) >> len;
+        let size_mask = full(p.bits).checked_shr(len).unwrap_or(0);
         // Align up to the subnet's size.
         let start = match next.checked_add(size_mask) {
             Some(v) if v <= full(p.bits) => v & !size_mask & full(p.bits),
@@ -3131,6 +3131,10 @@ mod tests {
             (r#"cidrhost("192.168.1.0/30", 255)"#, "ERR"),
             (r#"cidrhost("192.168.1.0/24", 256)"#, "ERR"),
             (r#"cidrhost("1::/64", 5)"#, r#""1::5""#),
+            (r#"cidrhost("1::1/128", 0)"#, r#""1::1""#),
+            (r#"cidrhost("10.0.0.1/32", 0)"#, r#""10.0.0.1""#),
+            (r#"cidrnetmask("0.0.0.0/0")"#, r#""0.0.0.0""#),
+            (r#"cidrsubnets("1::/96", 32)"#, r#"["1::/128"]"#),
             (r#"cidrnetmask("192.168.1.0/24")"#, r#""255.255.255.0""#),
             (r#"cidrnetmask("192.168.1.0/32")"#, r#""255.255.255.255""#),
             (r#"cidrnetmask("1::/64")"#, "ERR"),
