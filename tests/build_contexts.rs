@@ -119,27 +119,30 @@ fn copies_from(source: &str, builder: &str) -> Repo {
         )
 }
 
-/// The file `path` of the image `app` built into hephy's own layout.
-fn file_in_app(repo: &Repo, path: &str) -> String {
+/// The manifest of the image `app` last built into hephy's own layout, and the layout's blobs.
+fn app_manifest(repo: &Repo) -> (Value, std::path::PathBuf) {
     let layout = repo.path().join(".hephy/oci");
     let index: Value =
         serde_json::from_str(&std::fs::read_to_string(layout.join("index.json")).unwrap()).unwrap();
-    let blob = |digest: &str| layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
+    let blobs = layout.join("blobs/sha256");
     let manifest = index["manifests"]
         .as_array()
         .unwrap()
         .iter()
         .rev()
-        .find(|m| {
-            m["annotations"]["org.opencontainers.image.ref.name"]
-                .as_str()
-                .is_some_and(|n| n.starts_with("app"))
-        })
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == "app.linux-amd64")
         .unwrap();
-    let manifest: Value =
-        serde_json::from_slice(&std::fs::read(blob(manifest["digest"].as_str().unwrap())).unwrap()).unwrap();
+    let digest = manifest["digest"].as_str().unwrap().trim_start_matches("sha256:").to_owned();
+    (serde_json::from_slice(&std::fs::read(blobs.join(digest)).unwrap()).unwrap(), blobs)
+}
+
+/// The file `path` of the image `app`'s last layer, built into hephy's own layout.
+fn file_in_app(repo: &Repo, path: &str) -> String {
+    let (manifest, blobs) = app_manifest(repo);
     let layer = manifest["layers"].as_array().unwrap().last().unwrap()["digest"].as_str().unwrap().to_owned();
-    let reader = flate2::read::GzDecoder::new(std::fs::File::open(blob(&layer)).unwrap());
+    let reader = flate2::read::GzDecoder::new(
+        std::fs::File::open(blobs.join(layer.trim_start_matches("sha256:"))).unwrap(),
+    );
     let mut archive = tar::Archive::new(reader);
     for entry in archive.entries().unwrap() {
         let mut entry = entry.unwrap();
@@ -219,21 +222,39 @@ fn an_oci_layout_context_is_its_manifest_digest() {
             "platforms \"linux/amd64\"\nbuilder \"{builder}\"\n\nimage \"app\" {{\n    context \"app\"\n    build-context \"vendor\" oci-layout=\"{layout}\" ref=\"x\"\n}}\n"
         )
     };
-    // The oci builder reads images from registries only: `check` says so, and who can.
-    repo.write("hephy.kdl", &graph("oci"));
+    // buildah 1.28 reads `oci-layout://` as a folder's name: `check` says so, and who can.
+    repo.write("hephy.kdl", &graph("buildah"));
     let check = repo.run(&["check"]);
     assert_eq!(check.code, 2, "{}", check.stderr);
-    assert!(check.stderr.contains("oci takes no `oci-layout` build context"), "{}", check.stderr);
-    assert!(check.stderr.contains("build it with buildkit, buildx"), "{}", check.stderr);
-    // BuildKit takes it: the plan keys the manifest digest the ref names.
-    repo.write("hephy.kdl", &graph("buildkit"));
+    assert!(check.stderr.contains("buildah takes no `oci-layout` build context"), "{}", check.stderr);
+    assert!(check.stderr.contains("build it with oci, buildkit, buildx"), "{}", check.stderr);
+    // The oci builder builds on the layout's image, read from the layout.
+    repo.write("hephy.kdl", &graph("oci"));
+    let run = repo.run(&["run", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let layout_manifest = |repo: &Repo| {
+        let dir = repo.path().join(&layout);
+        let index: Value = serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+        let digest =
+            index["manifests"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_owned();
+        serde_json::from_slice::<Value>(&std::fs::read(dir.join("blobs/sha256").join(digest)).unwrap())
+            .unwrap()
+    };
+    let (app, _) = app_manifest(&repo);
+    assert_eq!(app["layers"].as_array().unwrap().len(), 2, "{app}");
+    assert_eq!(
+        app["layers"][0]["digest"],
+        layout_manifest(&repo)["layers"][0]["digest"],
+        "built on the layout's image"
+    );
+    assert_eq!(file_in_app(&repo, "a.txt"), "a\n");
     let key = |plan: &Value| {
         plan["nodes"].as_array().unwrap().iter().find(|n| n["id"] == "app@linux/amd64").unwrap()["key"]
             .clone()
     };
     let before = key(&plan(&repo, &[]));
-    assert_eq!(key(&plan(&repo, &[])), before, "the same layout, the same key");
-    // The layout's `x` now names another image.
+    assert_eq!(action(&plan(&repo, &[]), "app@linux/amd64"), "skip", "the same layout, nothing to do");
+    // The layout's `x` now names another image: the key moves.
     let _ = std::fs::remove_dir_all(repo.path().join("vendor"));
     push_layers(
         &repo.path().join("vendor"),
@@ -241,6 +262,8 @@ fn an_oci_layout_context_is_its_manifest_digest() {
         &[tar_of(&[("v.txt", tar::EntryType::Regular, "v2\n")])],
     );
     assert_ne!(key(&plan(&repo, &[])), before, "the manifest digest moved");
+    let explain = repo.run(&["explain", "app"]);
+    assert!(explain.stdout.contains("build-context.vendor.digest"), "{}\n{}", explain.stdout, explain.stderr);
 }
 
 fn check_of(repo: &Repo) -> String {

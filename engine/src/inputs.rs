@@ -259,7 +259,11 @@ fn add_folder_contexts(
                 inputs.watched.dirs.extend(watched.dirs);
                 inputs.watched.files.extend(watched.files);
                 found
-                    .map(|f| f.into_iter().filter(|p| model.root.join(p).exists()).collect())
+                    .map(|f| {
+                        // The stand-in Dockerfile (the `.dockerignore`) is listed even when absent.
+                        let ignore = files::join(&dir, ".dockerignore");
+                        f.into_iter().filter(|p| *p != ignore || model.root.join(p).is_file()).collect()
+                    })
                     .map_err(|e| e.to_string())
             });
         }

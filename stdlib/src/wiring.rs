@@ -180,6 +180,23 @@ pub(crate) fn check(model: &Model, image: &Image) -> Vec<Problem> {
         .label(executor.name.span, "builds with kaniko")
         .help("build it on a local, ssh or BuildKit executor, or pass the reference as a build arg (`arg=`)")];
     }
+    if let Some(context) = image.build_contexts.first()
+        && let Some(executor) = model
+            .executors
+            .iter()
+            .find(|e| matches!(e.engine, Some(Engine::Ssh(_))) && image.platforms.contains(&e.platform))
+    {
+        return vec![Problem::new(
+            Code::InvalidValue,
+            format!(
+                "`{}` is given the build context `{}`, and executor `{}` builds over ssh, which is not given external contexts yet",
+                image.name.value, context.name.value, executor.name.value
+            ),
+        )
+        .label(context.name.span, "an external context")
+        .label(executor.name.span, "builds over ssh")
+        .help("build it on a local or BuildKit executor, or give the context as a graph image (`from … context=`)")];
+    }
     let ImageSource::Context { .. } = &image.source else { return Vec::new() };
     // Never read through a link out of the graph's folder (the language's checks report it).
     let Some(Ok(local)) = builders::dockerfile::local(&model.root, image) else { return Vec::new() };

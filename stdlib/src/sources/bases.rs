@@ -28,16 +28,8 @@ pub fn resolve_bases(model: &Model, state_dir: &Path, refresh: bool, offline: bo
     let mut out = Bases::new();
     let client = Client::once_only();
     for image in &model.images {
-        let local = crate::builders::dockerfile::local(&model.root, image).and_then(Result::ok);
-        let mut references: Vec<String> = context_images(image);
-        if let Some(local) = &local {
-            // A `FROM NAME` that names a build context of the image is that context, not the
-            // registry image `NAME` (BuildKit's order).
-            references
-                .extend(external_froms(&local.text).into_iter().filter(|r| image.build_context(r).is_none()));
-        }
         let mut refs = BTreeMap::new();
-        for reference in references {
+        for reference in references(model, image) {
             let known = cache.get(&reference).filter(|d| d.as_str() != UNRESOLVED).cloned();
             let digest = match (known, refresh || offline) {
                 (Some(digest), false) => digest,
@@ -94,6 +86,18 @@ pub(crate) fn planned(state_dir: &Path, reference: &str) -> Option<String> {
     }
     let known = hephy_engine::State::open(state_dir).ok()?.base_images().ok()?;
     known.get(reference).filter(|d| d.as_str() != UNRESOLVED).cloned()
+}
+
+/// The external bases of `image`: its image contexts' references, and the `FROM` references of
+/// its local Dockerfile that name neither a stage nor a named context (a `FROM NAME` that names a
+/// build context is that context, not the registry image `NAME`: BuildKit's order).
+fn references(model: &Model, image: &hephy_dsl::Image) -> Vec<String> {
+    let mut references: Vec<String> = context_images(image);
+    if let Some(Ok(local)) = crate::builders::dockerfile::local(&model.root, image) {
+        references
+            .extend(external_froms(&local.text).into_iter().filter(|r| image.build_context(r).is_none()));
+    }
+    references
 }
 
 /// The references of the image's `build-context "NAME" image="REF"` contexts: external bases too.
@@ -161,6 +165,25 @@ mod tests {
         assert_eq!(known.get("alpine:3.20").map(String::as_str), Some("sha256:aa"));
         assert!(!dir.path().join("bases.json").exists(), "the file is gone once in the state");
         assert_eq!(state.base_images().expect("reads"), known);
+    }
+
+    #[test]
+    fn a_from_that_names_a_build_context_is_no_registry_image() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("app")).expect("folder");
+        std::fs::create_dir_all(dir.path().join("src")).expect("folder");
+        std::fs::write(
+            dir.path().join("app/Dockerfile"),
+            "FROM ubuntu\nCOPY --from=src a /\nFROM alpine:3.20\n",
+        )
+        .expect("writes");
+        std::fs::write(
+            dir.path().join("hephy.kdl"),
+            "image \"app\" {\n    context \"app\"\n    build-context \"ubuntu\" image=\"ubuntu:noble\"\n    build-context \"src\" path=\"src\"\n}\n",
+        )
+        .expect("writes");
+        let model = hephy_dsl::load(&dir.path().join("hephy.kdl")).expect("a graph");
+        assert_eq!(super::references(&model, &model.images[0]), ["ubuntu:noble", "alpine:3.20"]);
     }
 
     #[test]

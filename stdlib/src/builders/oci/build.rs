@@ -447,11 +447,6 @@ impl Builder<'_> {
         let reference =
             self.request.contexts.iter().find(|(n, _)| n == reference).map_or(reference, |(_, r)| r.as_str());
         let reference = reference.strip_prefix(crate::builders::IMAGE_SCHEME).unwrap_or(reference);
-        if reference.starts_with(crate::builders::LAYOUT_SCHEME) {
-            return Err(BuildError::Dockerfile(format!(
-                "`{reference}`: the oci builder does not read OCI layout contexts; build with buildkit or buildx"
-            )));
-        }
         let base = self.bases.fetch(reference, platform)?;
         let settings = base.config["config"].as_object().cloned().unwrap_or_default();
         let diff_ids = base.config["rootfs"]["diff_ids"].as_array().cloned().unwrap_or_default();

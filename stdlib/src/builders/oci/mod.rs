@@ -51,8 +51,7 @@ impl ImageBuilder for OciBuilder {
             frontend: Frontend::Refuses,
             interprets: true,
             named_contexts: true,
-            // Not yet an OCI layout: its images are read from registries only.
-            context_kinds: &["image", "path", "git"],
+            context_kinds: crate::builders::ALL_CONTEXT_KINDS,
             labels: true,
             annotations: true,
             mirrors: true,
@@ -737,6 +736,85 @@ impl Oci {
         Ok(build::BaseImage { config, layers })
     }
 
+    /// The image `text` (`oci-layout:///DIR@sha256:…`, a `build-context … oci-layout=`) names in
+    /// a local OCI image layout: its blobs (the platform's manifest, its config and layers) are
+    /// copied into hephy's layout, read through no link out of the layout's folder, each
+    /// checked against its digest.
+    fn read_layout(&self, text: &str, platform: &Platform) -> Result<build::BaseImage, PullError> {
+        let rest = text.strip_prefix(crate::builders::LAYOUT_SCHEME).unwrap_or(text);
+        let (dir, digest) = rest
+            .rsplit_once('@')
+            .ok_or_else(|| PullError::Malformed { reference: text.to_owned(), problem: "no digest" })?;
+        let dir = Path::new(dir);
+        let import = |digest: &str, media_type: &str| -> Result<Vec<u8>, PullError> {
+            let hex = digest
+                .strip_prefix("sha256:")
+                .filter(|_| layout::valid_digest(digest))
+                .ok_or_else(|| PullError::BadDigest { digest: digest.to_owned() })?;
+            let mut file = hephy_oci::open::open_below(dir, &Path::new("blobs/sha256").join(hex))?;
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut file, &mut bytes)?;
+            if layout::sha256(&bytes) != digest {
+                return Err(PullError::Malformed {
+                    reference: text.to_owned(),
+                    problem: "a blob whose bytes are not its digest's",
+                });
+            }
+            self.layout.put(media_type, &bytes)?;
+            Ok(bytes)
+        };
+        let json = |bytes: &[u8]| -> Result<Value, PullError> {
+            serde_json::from_slice(bytes)
+                .map_err(|source| PullError::Json { reference: text.to_owned(), source })
+        };
+        let mut manifest = json(&import(digest, build::MANIFEST)?)?;
+        if manifest.get("manifests").is_some() {
+            let wanted = platform_json(platform);
+            let chosen = manifest["manifests"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|m| {
+                    let p = &m["platform"];
+                    p["os"] == wanted["os"]
+                        && p["architecture"] == wanted["architecture"]
+                        && (wanted.get("variant").is_none() || p["variant"] == wanted["variant"])
+                })
+                .and_then(|m| m["digest"].as_str())
+                .ok_or_else(|| PullError::NoPlatform {
+                    reference: text.to_owned(),
+                    platform: platform.clone(),
+                })?
+                .to_owned();
+            manifest = json(&import(&chosen, build::MANIFEST)?)?;
+        }
+        let config_digest = manifest["config"]["digest"]
+            .as_str()
+            .ok_or_else(|| PullError::Malformed { reference: text.to_owned(), problem: "no config" })?;
+        let config = json(&import(config_digest, "application/vnd.oci.image.config.v1+json")?)?;
+        let mut layers = Vec::new();
+        for layer in manifest["layers"].as_array().into_iter().flatten() {
+            let digest = layer["digest"].as_str().ok_or_else(|| PullError::Malformed {
+                reference: text.to_owned(),
+                problem: "a layer without a digest",
+            })?;
+            let media_type = match layer["mediaType"].as_str().unwrap_or(build::LAYER) {
+                "application/vnd.docker.image.rootfs.diff.tar.gzip" => build::LAYER.to_owned(),
+                other if other.contains("foreign") || other.contains("nondistributable") => {
+                    return Err(PullError::NonDistributable { reference: text.to_owned() });
+                }
+                other => other.to_owned(),
+            };
+            import(digest, &media_type)?;
+            layers.push(Descriptor {
+                media_type,
+                digest: digest.to_owned(),
+                size: layer["size"].as_u64().unwrap_or(0),
+            });
+        }
+        Ok(build::BaseImage { config, layers })
+    }
+
     /// The digest the last plan resolved the external base `text` to (kept in the state).
     fn planned_base(&self, text: &str) -> Option<String> {
         let state_dir = self.layout.dir().parent()?;
@@ -776,6 +854,10 @@ struct Pulls<'a> {
 
 impl build::Bases for Pulls<'_> {
     fn fetch(&self, reference: &str, platform: &Platform) -> Result<build::BaseImage, PullError> {
+        if reference.starts_with(crate::builders::LAYOUT_SCHEME) {
+            (self.note)(&format!("hephy oci: reading {reference}"));
+            return self.oci.read_layout(reference, platform);
+        }
         self.oci.pull(reference, platform, &self.stop, self.note)
     }
 }
