@@ -154,6 +154,11 @@ enum Command {
         /// Write to this file instead of stdout.
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<PathBuf>,
+        /// `--from bake`: write the environment's values of the bake file's variables as
+        /// literals (default: the variables become the graph's `variables`, with their
+        /// defaults, and no environment value is written).
+        #[arg(long)]
+        env_frozen: bool,
     },
     /// Write a CI pipeline: by default the one to commit (its first job plans, later jobs build
     /// what it chose); `--static` the jobs of the current plan, `needs` as the graph, runners
@@ -486,7 +491,9 @@ fn execute(command: &Command, style: Style, quiet: bool) -> Result<(), Failure> 
         }
         Command::Explain { node, file, state, run, format } => explain(node, file, state, *run, *format)?,
         Command::Log { file, state, limit, format } => log_command(file, state, limit, format)?,
-        Command::Import { dir, from, format, output } => import_command(dir, from, format, output)?,
+        Command::Import { dir, from, format, output, env_frozen } => {
+            import_command(dir, from, format, output, *env_frozen)?
+        }
         Command::Gc { file, state, lock_timeout } => gc(file, state, *lock_timeout)?,
         Command::Init { dir, format, stdout } => init(dir, *format, *stdout)?,
         Command::Completions { shell } => completions_command(*shell)?,
@@ -788,6 +795,7 @@ fn import_command(
     from: &ImportFrom,
     format: &ImportFormat,
     output: &Option<PathBuf>,
+    env_frozen: bool,
 ) -> Result<(), Failure> {
     let syntax = match format {
         ImportFormat::Kdl => hephy_dsl::Syntax::Kdl,
@@ -800,9 +808,27 @@ fn import_command(
         ))
     };
     let imported = match from {
+        ImportFrom::KanikoBuilder if env_frozen => {
+            return Err(Failure::Input(Problems::single(
+                "hephy",
+                Problem::new(
+                    Code::Io,
+                    "`--env-frozen` is for bake files: a kaniko-builder layout has no variables",
+                )
+                .help("drop `--env-frozen`, or add `--from bake`"),
+            )));
+        }
         ImportFrom::KanikoBuilder => import::import(dir, syntax).map_err(usage)?,
         ImportFrom::Bake => {
-            import::import_bake(dir, syntax, &|name| std::env::var(name).ok()).map_err(|e| {
+            let mode = if env_frozen { import::BakeEnv::Frozen } else { import::BakeEnv::Kept };
+            import::import_bake(dir, syntax, mode, &|name| std::env::var(name).ok()).map_err(|e| {
+                // Every warning met first: they say what failed where.
+                for warning in e.warnings() {
+                    eprintln!(
+                        "warning: {}",
+                        hephy_dsl::printable_line(&hephy_dsl::escape::terminal_line(warning))
+                    );
+                }
                 let code = if matches!(e, import::BakeError::Limit { .. }) { Code::Limit } else { Code::Io };
                 Failure::Input(Problems::single("hephy", Problem::new(code, e.to_string()).help(e.help())))
             })?

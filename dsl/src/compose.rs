@@ -42,6 +42,12 @@ impl Document {
         self
     }
 
+    /// Adds a variable with its default (`variables NAME="default"`).
+    pub fn add_variable(&mut self, name: &str, default: &str) -> &mut Document {
+        self.variables.push((text(name), text(default)));
+        self
+    }
+
     /// Adds an image.
     pub fn add_image(&mut self, image: ImageDraft) -> &mut Document {
         self.images.push(image);
@@ -141,6 +147,71 @@ impl ImageDraft {
     /// Adds secrets it uses.
     pub fn with_secrets<S: AsRef<str>>(mut self, secrets: &[S]) -> ImageDraft {
         self.secrets.extend(texts(secrets));
+        self
+    }
+
+    /// Adds a label (`labels NAME="VALUE"`).
+    pub fn with_label(mut self, name: &str, value: &str) -> ImageDraft {
+        self.labels.push((text(name), text(value)));
+        self
+    }
+
+    /// Adds an annotation (`annotations NAME="VALUE"`).
+    pub fn with_annotation(mut self, name: &str, value: &str) -> ImageDraft {
+        self.annotations.push((text(name), text(value)));
+        self
+    }
+
+    /// Sets its `repository` template.
+    pub fn with_repository(mut self, repository: &str) -> ImageDraft {
+        self.repository = Some(text(repository));
+        self
+    }
+
+    /// Adds an external named context from the registry image `reference`
+    /// (`build-context "NAME" image="REF"`).
+    pub fn with_image_context(self, name: &str, reference: &str) -> ImageDraft {
+        self.with_build_context(name, |c| c.image = Some(text(reference)))
+    }
+
+    /// Adds an external named context from the folder `path` (`build-context "NAME" path="DIR"`).
+    pub fn with_path_context(self, name: &str, path: &str) -> ImageDraft {
+        self.with_build_context(name, |c| c.path = Some(text(path)))
+    }
+
+    /// Adds an external named context from a git repository (`build-context "NAME" git="URL"
+    /// [ref="REF"] [dir="DIR"]`).
+    pub fn with_git_context(
+        self,
+        name: &str,
+        url: &str,
+        reference: Option<&str>,
+        dir: Option<&str>,
+    ) -> ImageDraft {
+        self.with_build_context(name, |c| {
+            c.git = Some(text(url));
+            c.reference = reference.map(text);
+            c.dir = dir.map(text);
+        })
+    }
+
+    /// Adds an external named context from an OCI image layout folder (`build-context "NAME"
+    /// oci-layout="DIR" ref="REF"`).
+    pub fn with_oci_layout_context(self, name: &str, path: &str, reference: &str) -> ImageDraft {
+        self.with_build_context(name, |c| {
+            c.oci_layout = Some(text(path));
+            c.reference = Some(text(reference));
+        })
+    }
+
+    fn with_build_context(
+        mut self,
+        name: &str,
+        set: impl FnOnce(&mut crate::document::BuildContextDraft),
+    ) -> ImageDraft {
+        let mut context = crate::document::BuildContextDraft::new(text(name), SourceSpan::from(0..0));
+        set(&mut context);
+        self.build_contexts.push(context);
         self
     }
 

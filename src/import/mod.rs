@@ -25,7 +25,7 @@ mod bake;
 mod bake_functions;
 mod runners;
 
-pub(crate) use bake::{BakeError, import_bake};
+pub(crate) use bake::{BakeError, Env as BakeEnv, import_bake};
 
 /// A `from` edge found in a Dockerfile: build args, a named context, or both.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -43,6 +43,8 @@ struct Facts {
     froms: Vec<FromLine>,
     /// Every `COPY --from=NAME`: the name.
     copies: Vec<Word>,
+    /// Every `RUN --mount=…,from=NAME`: the name (a named context a build reads, too).
+    mounts: Vec<String>,
     /// The text after the keyword of every instruction but `ARG` and `ONBUILD`: where
     /// variables are used.
     words: Vec<Word>,
@@ -78,10 +80,27 @@ fn facts(text: &str) -> Option<Facts> {
                 facts.copies.extend(copy.from.as_ref().map(Word::from));
             }
             Command::Onbuild(_) => {}
+            Command::Run(_) => {
+                uses_of(instruction);
+                facts.mounts.extend(mounted_from(instruction));
+            }
             _ => uses_of(instruction),
         }
     }
     Some(facts)
+}
+
+/// The `from=` of each `--mount` of a `RUN` (`--mount=type=cache,from=tools,target=/t`).
+fn mounted_from(instruction: &hephy_dockerfile::Instruction) -> Vec<String> {
+    instruction
+        .flags
+        .iter()
+        .filter(|f| f.name == "mount")
+        .filter_map(|f| f.value.as_ref())
+        .filter_map(|v| {
+            v.text.split(',').find_map(|field| field.trim().strip_prefix("from=").map(str::to_owned))
+        })
+        .collect()
 }
 
 /// Whether `word` uses variable `name` (`$NAME`, `${NAME}`, `${NAME:-…}`).
@@ -358,7 +377,8 @@ pub(crate) fn check(model: &Model, image: &Image) -> Vec<Problem> {
         }
         if let Some(context) = context {
             let used = facts.froms.iter().any(|f| f.image.text == *context)
-                || facts.copies.iter().any(|c| c.text == *context);
+                || facts.copies.iter().any(|c| c.text == *context)
+                || facts.mounts.iter().any(|m| m == context);
             if !used {
                 problems.push(
                     Problem::new(
@@ -432,6 +452,14 @@ mod tests {
         assert_eq!(&text[f.copies[0].span.0..f.copies[0].span.1], "cross");
         assert!(f.words.iter().any(|w| uses(&w.text, "OTHER")));
         assert!(f.words.iter().any(|w| uses(&w.text, "BASE")));
+    }
+
+    /// A named context a `RUN --mount=…,from=NAME` reads is a use of it (one flag or several).
+    #[test]
+    fn run_mounts_name_what_they_read() {
+        let text = "FROM base\nRUN --mount=type=cache,target=/c --mount=type=bind,from=neutron-source,target=/src make\nRUN --mount=from=tools,target=/t true\n";
+        let f = facts(text).expect("a Dockerfile");
+        assert_eq!(f.mounts, ["neutron-source", "tools"]);
     }
 
     #[test]
