@@ -34,7 +34,7 @@ pub use expand::{
 };
 pub use model::{
     BUILDERS, Compression, DEFAULT_BUILDER, Definition, Dependency, DependencyKind, Executor, FromPlatform,
-    Group, Image, ImageSource, KoSettings, Model, Naming, Publish, Schedule, Secret, SecretSource, Task,
+    Group, Image, ImageSource, KoSettings, Model, Naming, Publish, Schedule, Secret, SecretSource, Signing, Task,
 };
 pub use model::{Builder, Engine};
 pub use platform::{Platform, PlatformError};
