@@ -53,7 +53,7 @@ pub use planner::{
     PlanError, PlanWarning, Planned, Planner, Resolver, Revision, Selection, nodes_named, state_dir,
 };
 pub use run::{
-    Event, Job, Message, Outcome, Reporter, RunOptions, SkipReason, Summary, Work, file_name, run,
+    DepDetail, Event, Job, Message, Outcome, Reporter, RunOptions, SkipReason, Summary, Work, file_name, run,
     run_all_fresh,
 };
 pub use sorted::{SortedMap, Text};

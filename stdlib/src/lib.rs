@@ -22,6 +22,7 @@ mod release;
 mod resolver;
 mod scratch;
 mod sources;
+mod supply;
 mod task;
 mod wiring;
 

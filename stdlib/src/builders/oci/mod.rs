@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 use crate::builders::{Capabilities, Frontend, ImageBuilder};
 use crate::executors::process::Log;
 use crate::registry::reference;
+use crate::supply;
 use crate::registry::{Client, Reference, RegistryError};
 use hephy_oci::compress;
 use hephy_oci::layout::{self, Descriptor, Layout};
@@ -554,15 +555,18 @@ impl Oci {
         let mut entries: Vec<(&Node, &String)> = job.deps.iter().map(|(n, d)| (*n, d)).collect();
         entries.sort_by(|a, b| a.0.platform.cmp(&b.0.platform));
         let mut manifests = Vec::new();
-        for (node, digest) in entries {
+        for (node, digest) in &entries {
             let (media_type, bytes) = self.manifest_bytes(repository.as_deref(), digest)?;
             let mut entry =
-                Descriptor { media_type, digest: digest.clone(), size: bytes.len() as u64 }.json();
+                Descriptor { media_type, digest: (*digest).clone(), size: bytes.len() as u64 }.json();
             if let Some(platform) = &node.platform {
                 entry["platform"] = platform_json(platform);
             }
             manifests.push(entry);
         }
+        // Attestation manifests follow the platforms', one per platform (as BuildKit orders them).
+        let attestations = self.attestations(model, job, &entries, repository.as_deref())?;
+        manifests.extend(attestations.iter().map(|(_, entry)| entry.clone()));
         let mut index = json!({ "schemaVersion": 2, "mediaType": INDEX, "manifests": manifests });
         let upstream = commit_of(model, job.node, &self.sources);
         let annotations = reference::metadata(model, job.node, Some(job.key), upstream.as_deref(), false)
@@ -581,6 +585,12 @@ impl Oci {
                 let target = Reference::parse(&repository)?;
                 let lock = self.repository_lock(&repository)?;
                 let _held = lock.lock().map_err(|_| OciError::Poisoned)?;
+                let stop = crate::executors::process::stop(job);
+                for (attestation, _) in &attestations {
+                    self.push_image(&target, attestation, &stop, &|line: &str| log.note(line))?;
+                    let bytes = self.layout.read(&attestation.digest).ok_or(OciError::Gone)?;
+                    self.client.push_manifest(&target, &attestation.digest, &attestation.media_type, &bytes)?;
+                }
                 self.client.push_manifest(&target, &reference::key_tag(job.key), INDEX, &bytes)?;
                 log.note(&format!("hephy: pushed {repository}:{}", reference::key_tag(job.key)));
                 if let Some(tag) = &tag {
@@ -590,6 +600,117 @@ impl Oci {
             }
         }
         Ok(descriptor.digest)
+    }
+
+    /// The attestation manifests of an index's platforms (written into the layout): each
+    /// platform's SLSA provenance when the image's `provenance` is on. Empty when it attests
+    /// nothing.
+    fn attestations(
+        &self,
+        model: &Model,
+        job: &Job<'_>,
+        platforms: &[(&Node, &String)],
+        repository: Option<&str>,
+    ) -> Result<Vec<(Descriptor, Value)>, OciError> {
+        let Some(hephy_dsl::Definition::Image(image)) = model.definition(job.node.name()) else {
+            return Ok(Vec::new());
+        };
+        if !image.publish.attests() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for (node, digest) in platforms {
+            let mut statements = Vec::new();
+            if image.publish.provenance {
+                let build = self.provenance(model, image, job, node, digest, repository);
+                statements.push(supply::attest::Statement {
+                    predicate_type: supply::provenance::SLSA_PROVENANCE.to_owned(),
+                    bytes: supply::provenance::bytes(&build),
+                });
+            }
+            if statements.is_empty() {
+                continue;
+            }
+            out.push(supply::attest::attestation_manifest(&self.layout, digest, &statements)?);
+        }
+        Ok(out)
+    }
+
+    /// What the provenance of the platform build `node` (manifest `digest`) says.
+    fn provenance(
+        &self,
+        model: &Model,
+        image: &Image,
+        job: &Job<'_>,
+        node: &Node,
+        digest: &str,
+        repository: Option<&str>,
+    ) -> supply::provenance::Build {
+        let detail = job.deps.iter().position(|(n, _)| n.id == node.id).and_then(|i| job.details.get(i));
+        let (sets, environment) = model.overrides.given();
+        let graph_file = model
+            .source
+            .path()
+            .strip_prefix(&model.root)
+            .unwrap_or(model.source.path())
+            .to_string_lossy()
+            .into_owned();
+        let state_dir = self.layout.dir().parent().unwrap_or(self.layout.dir());
+        let bases = crate::builders::dockerfile::local(&model.root, image)
+            .and_then(Result::ok)
+            .map(|local| crate::sources::bases::external_froms(&local.text))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|r| crate::sources::bases::planned(state_dir, &r).map(|d| (r, d)))
+            .collect();
+        // The graph images it was built from: by their pushed reference, or their name here.
+        let images = detail
+            .map(|d| d.deps.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter(|(dep, out)| dep.kind == hephy_engine::NodeKind::Image && layout::valid_digest(out))
+            .map(|(dep, out)| {
+                let name = match &model.registry {
+                    Some(_) => format!("{}@{out}", reference::repository(model, dep)),
+                    None => layout_name(dep),
+                };
+                (name, out.clone())
+            })
+            .collect();
+        let upstream = match &image.source {
+            hephy_dsl::ImageSource::Git { url, .. } => {
+                commit_of(model, node, &self.sources).map(|commit| (url.clone(), commit))
+            }
+            hephy_dsl::ImageSource::Context { .. } => None,
+        };
+        let head = crate::release::head(&model.root);
+        supply::provenance::Build {
+            name: repository.map_or_else(|| layout_name(node), str::to_owned),
+            digest: digest.to_owned(),
+            graph_file,
+            image: image.name.value.clone(),
+            target: node.target.clone(),
+            platform: node.platform.as_ref().map(ToString::to_string).unwrap_or_default(),
+            sets,
+            environment,
+            builder: (
+                image.builder.to_string(),
+                crate::builder_identity(node, Some(hephy_dsl::Definition::Image(image))).into_owned(),
+            ),
+            dockerfile: image.dockerfile.clone(),
+            args: image.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            key: detail.map(|d| d.key.to_string()).unwrap_or_default(),
+            source: (
+                crate::release::source(&model.root).to_owned(),
+                Some(head.commit.clone()).filter(|c| !c.is_empty()),
+            ),
+            bases,
+            images,
+            upstream,
+            reasons: detail.map(|d| serde_json::to_value(&d.reasons).unwrap_or_default()).unwrap_or_default(),
+            run_id: job.run_id,
+            time: supply::provenance::fixed_time(),
+        }
     }
 
     /// Gives an image's index one more tag: the same bytes put under the tag.
