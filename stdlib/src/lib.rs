@@ -9,6 +9,7 @@
 //!   (the protocol client and credentials are the `hephy-oci` crate's, beside this one).
 //! - `sources/`: what planning resolves outside the graph's folder — upstream git commits,
 //!   base-image digests.
+//! - `supply/`: the supply chain of published images: cosign keys and signatures.
 //! - here: [`Stdlib`], the engine's [`Work`] for every node kind; [`check`](crate::check()) and
 //!   the Dockerfile wiring checks made before anything runs; [`Outputs`], whether recorded
 //!   outputs are still there; [`builder_identity`], which enters every node's key.
@@ -22,7 +23,7 @@ mod release;
 mod resolver;
 mod scratch;
 mod sources;
-mod supply;
+pub mod supply;
 mod task;
 mod wiring;
 

@@ -1,5 +1,8 @@
-//! The supply chain of a pushed image: its attestations (SLSA provenance, SBOMs) stored as
-//! BuildKit stores them, and (with the signing modules) its signatures.
+//! The supply chain of published images: cosign-compatible keys and signatures ([`keys`],
+//! [`sign`]), and attestations (SLSA provenance, SBOMs) stored in the index as BuildKit stores
+//! them ([`attest`], [`provenance`]).
 
 pub(crate) mod attest;
+pub mod keys;
 pub(crate) mod provenance;
+pub mod sign;
