@@ -133,10 +133,8 @@ pub fn spdx(
     let merged = Merged::read(layout, &layers)?;
     let found = packages_of(&merged)?;
     let document = document(manifest_digest, base, created, name, &found, &merged, base_layers);
-    let mut bytes = serde_json::to_vec_pretty(&document).map_err(|e| SbomError::BadManifest {
-        digest: manifest_digest.to_owned(),
-        why: e.to_string(),
-    })?;
+    let mut bytes = serde_json::to_vec_pretty(&document)
+        .map_err(|e| SbomError::BadManifest { digest: manifest_digest.to_owned(), why: e.to_string() })?;
     bytes.push(b'\n');
     Ok(bytes)
 }
@@ -211,7 +209,9 @@ fn packages_of(merged: &Merged) -> Result<(OsRelease, Vec<Found>), SbomError> {
             databases.push((Manager::Apk, path, bytes));
         }
     }
-    for path in ["var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/rpmdb.sqlite", "usr/share/rpm/rpmdb.sqlite"] {
+    for path in
+        ["var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/rpmdb.sqlite", "usr/share/rpm/rpmdb.sqlite"]
+    {
         if let Some((path, bytes)) = merged.bytes(path) {
             databases.push((Manager::Rpm, path, bytes));
         }
@@ -225,7 +225,11 @@ fn packages_of(merged: &Merged) -> Result<(OsRelease, Vec<Found>), SbomError> {
             Manager::Apk => packages::apk(&text(&bytes)),
             Manager::Rpm => rpm::packages(&bytes, &database)?,
         };
-        found.extend(listed.into_iter().map(|package| Found { manager, package, database: database.clone() }));
+        found.extend(listed.into_iter().map(|package| Found {
+            manager,
+            package,
+            database: database.clone(),
+        }));
     }
     Ok((os, found))
 }
@@ -241,7 +245,8 @@ fn id_part(text: &str) -> String {
 
 /// An SPDX actor (`Person: Name (email)`) of a maintainer's `Name <email>`.
 fn actor(kind: &str, text: &str) -> String {
-    let clean = |s: &str| s.replace(['(', ')', '<', '>', '\n'], " ").split_whitespace().collect::<Vec<_>>().join(" ");
+    let clean =
+        |s: &str| s.replace(['(', ')', '<', '>', '\n'], " ").split_whitespace().collect::<Vec<_>>().join(" ");
     match text.split_once('<') {
         Some((name, rest)) => {
             let email = rest.split_once('>').map_or(rest, |(e, _)| e);
@@ -384,10 +389,10 @@ fn document(
             "sourceInfo": format!("listed in /{database}"),
         });
         match &package.supplier {
-            Some(supplier) => entry["supplier"] = json!(actor(
-                if *manager == Manager::Rpm { "Organization" } else { "Person" },
-                supplier
-            )),
+            Some(supplier) => {
+                entry["supplier"] =
+                    json!(actor(if *manager == Manager::Rpm { "Organization" } else { "Person" }, supplier))
+            }
             None => entry["supplier"] = json!("NOASSERTION"),
         }
         if let Some(text) = &package.license {
@@ -426,10 +431,236 @@ fn document(
         document["comment"] = json!(format!("operating system: {os_name}"));
     }
     if !extracted.is_empty() {
-        document["hasExtractedLicensingInfos"] = json!(extracted
-            .into_iter()
-            .map(|(id, text)| json!({ "licenseId": id, "extractedText": text, "name": text }))
-            .collect::<Vec<_>>());
+        document["hasExtractedLicensingInfos"] = json!(
+            extracted
+                .into_iter()
+                .map(|(id, text)| json!({ "licenseId": id, "extractedText": text, "name": text }))
+                .collect::<Vec<_>>()
+        );
     }
     document
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tar::EntryType::{self, Directory, Link, Regular, Symlink};
+
+    const DPKG_STATUS: &str = include_str!("sbom/fixtures/dpkg-status");
+    const OS_RELEASE: &str = include_str!("sbom/fixtures/os-release");
+    const TIME: &str = "2026-01-02T03:04:05Z";
+
+    /// A tar of `(name, kind, data)` entries (a link's data is its target).
+    fn tar(entries: &[(&str, EntryType, &str)]) -> Vec<u8> {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (name, kind, data) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(*kind);
+            header.set_mode(0o755);
+            header.set_mtime(0);
+            let linked = matches!(kind, Link | Symlink);
+            if linked {
+                header.set_link_name(data).unwrap();
+            }
+            header.set_size(if linked { 0 } else { data.len() as u64 });
+            // Written as it is, `..` included (`set_path` refuses it).
+            header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+            header.set_cksum();
+            tar.append(&header, if linked { &b""[..] } else { data.as_bytes() }).unwrap();
+        }
+        tar.into_inner().unwrap()
+    }
+
+    /// An image of `layers` (bottom first; the first `gzip` of them gzip-compressed, the
+    /// rest zstd and plain in turn) in a layout; its manifest's digest.
+    fn image(layout: &Layout, layers: &[Vec<u8>]) -> String {
+        let mut descriptors = Vec::new();
+        for (i, tar) in layers.iter().enumerate() {
+            let (media_type, bytes) = match i % 3 {
+                0 => {
+                    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                    std::io::Write::write_all(&mut gz, tar).unwrap();
+                    ("application/vnd.oci.image.layer.v1.tar+gzip", gz.finish().unwrap())
+                }
+                1 => ("application/vnd.oci.image.layer.v1.tar+zstd", zstd::encode_all(&tar[..], 3).unwrap()),
+                _ => ("application/vnd.oci.image.layer.v1.tar", tar.clone()),
+            };
+            descriptors.push(layout.put(media_type, &bytes).unwrap().json());
+        }
+        let config = layout.put("application/vnd.oci.image.config.v1+json", b"{}").unwrap();
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": config.json(),
+            "layers": descriptors,
+        });
+        layout
+            .put("application/vnd.oci.image.manifest.v1+json", &serde_json::to_vec(&manifest).unwrap())
+            .unwrap()
+            .digest
+    }
+
+    fn base_layer() -> Vec<u8> {
+        tar(&[
+            ("etc/", Directory, ""),
+            ("etc/os-release", Symlink, "../usr/lib/os-release"),
+            ("usr/lib/os-release", Regular, OS_RELEASE),
+            ("var/lib/dpkg/status", Regular, DPKG_STATUS),
+            ("bin/sh", Regular, "a shell"),
+            ("etc/motd", Regular, "hello"),
+        ])
+    }
+
+    fn sbom(layers: &[Vec<u8>], base_layers: usize) -> Value {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path().to_path_buf());
+        let digest = image(&layout, layers);
+        let base = BaseInfo {
+            reference: "registry.example:5000/team/debian:12".to_owned(),
+            digest: format!("sha256:{}", "b".repeat(64)),
+            layers: base_layers,
+        };
+        let bytes = spdx(&layout, &digest, Some(&base), TIME, "app").unwrap();
+        let again = spdx(&layout, &digest, Some(&base), TIME, "app").unwrap();
+        assert_eq!(bytes, again, "the same image gives the same bytes");
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    fn names(document: &Value, key: &str, field: &str) -> Vec<String> {
+        document[key].as_array().unwrap().iter().map(|v| v[field].as_str().unwrap().to_owned()).collect()
+    }
+
+    #[test]
+    fn it_lists_the_packages_the_base_and_the_files_the_build_wrote() {
+        let build = tar(&[
+            ("app/", Directory, ""),
+            ("app/run", Regular, "#!/bin/sh\n"),
+            ("app/run-too", Link, "app/run"),
+            ("app/self", Symlink, "run"),
+            ("etc/.wh.motd", Regular, ""),
+        ]);
+        let document = sbom(&[base_layer(), build], 1);
+        assert_eq!(document["spdxVersion"], "SPDX-2.3");
+        assert_eq!(document["creationInfo"]["created"], TIME);
+        let packages = names(&document, "packages", "name");
+        for name in ["app", "registry.example:5000/team/debian:12", "base-files", "bash", "libc6", "tzdata"] {
+            assert!(packages.contains(&name.to_owned()), "{name} in {packages:?}");
+        }
+        assert!(!packages.contains(&"iputils-ping".to_owned()), "only configured, not installed");
+        let files = names(&document, "files", "fileName");
+        assert_eq!(files, ["./app/run", "./app/run-too"], "the build's regular files, not the base's");
+        let run = &document["files"][0]["checksums"];
+        assert_eq!(run[0]["algorithm"], "SHA1");
+        assert_eq!(run[0]["checksumValue"], hex(&Sha1::digest(b"#!/bin/sh\n")));
+        assert_eq!(run[1]["checksumValue"], hex(&Sha256::digest(b"#!/bin/sh\n")));
+        assert_eq!(document["files"][1]["checksums"], *run, "a hardlink has its file's bytes");
+        let purls: Vec<&str> = document["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["externalRefs"][0]["referenceLocator"].as_str())
+            .collect();
+        assert!(
+            purls.contains(
+                &"pkg:deb/debian/libc6@2.36-9%2Bdeb12u14?arch=amd64&distro=debian-12&upstream=glibc"
+            ),
+            "{purls:?}"
+        );
+        assert!(
+            purls.contains(
+                &format!(
+                    "pkg:oci/debian@sha256%3A{}?repository_url=registry.example%3A5000%2Fteam%2Fdebian&tag=12",
+                    "b".repeat(64)
+                )
+                .as_str()
+            ),
+            "{purls:?}"
+        );
+        let relationships: Vec<String> = document["relationships"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| format!("{} {} {}", r["spdxElementId"], r["relationshipType"], r["relatedSpdxElement"]))
+            .collect();
+        assert!(relationships.contains(&"\"SPDXRef-DOCUMENT\" \"DESCRIBES\" \"SPDXRef-Image\"".to_owned()));
+        assert!(relationships.contains(&"\"SPDXRef-Image\" \"DESCENDANT_OF\" \"SPDXRef-Base\"".to_owned()));
+        assert_eq!(relationships.iter().filter(|r| r.contains("CONTAINS")).count(), 2 + 5);
+        let namespace = document["documentNamespace"].as_str().unwrap();
+        let digest = document["packages"][1]["versionInfo"].as_str().unwrap().replace(':', "-");
+        assert!(
+            namespace.starts_with("https://") && namespace.ends_with(&format!("/spdx/app/{digest}")),
+            "{namespace}"
+        );
+    }
+
+    #[test]
+    fn whiteouts_and_opaque_folders_remove_what_was_below() {
+        let removed = tar(&[("var/lib/dpkg/.wh.status", Regular, "")]);
+        let document = sbom(&[base_layer(), removed], 1);
+        assert_eq!(names(&document, "packages", "name").len(), 2, "the image and its base only");
+        let opaque = tar(&[
+            ("var/lib/dpkg/", Directory, ""),
+            ("var/lib/dpkg/.wh..wh..opq", Regular, ""),
+            ("var/lib/dpkg/status", Regular, "Package: only\nStatus: install ok installed\nVersion: 1\n"),
+        ]);
+        let document = sbom(&[base_layer(), opaque], 1);
+        let packages = names(&document, "packages", "name");
+        assert!(
+            packages.contains(&"only".to_owned()) && !packages.contains(&"libc6".to_owned()),
+            "{packages:?}"
+        );
+        assert_eq!(names(&document, "files", "fileName"), ["./var/lib/dpkg/status"]);
+    }
+
+    #[test]
+    fn distroless_status_d_and_apk_are_read_and_links_stay_inside_the_image() {
+        let layer = tar(&[
+            ("var/lib/dpkg/status.d/", Directory, ""),
+            (
+                "var/lib/dpkg/status.d/libc6",
+                Regular,
+                "Package: libc6\nVersion: 2.36-9\nArchitecture: amd64\n",
+            ),
+            ("var/lib/dpkg/status.d/libc6.md5sums", Regular, "0123  usr/lib/libc.so.6\n"),
+            ("lib/apk/db/installed", Regular, include_str!("sbom/fixtures/apk-installed")),
+            // A link out of the image's root resolves at the root, as in a container.
+            ("etc/os-release", Symlink, "../../../../usr/lib/os-release"),
+            ("usr/lib/os-release", Regular, "ID=alpine\nVERSION_ID=3.19.1\n"),
+        ]);
+        let document = sbom(&[layer], 0);
+        let packages = names(&document, "packages", "name");
+        for name in ["libc6", "musl", "busybox", "libcrypto3"] {
+            assert!(packages.contains(&name.to_owned()), "{name} in {packages:?}");
+        }
+        let text = document.to_string();
+        assert!(
+            text.contains("pkg:apk/alpine/musl@1.2.4_git20230717-r4?arch=x86_64&distro=alpine-3.19.1"),
+            "{text}"
+        );
+        assert!(text.contains("pkg:deb/alpine/libc6@2.36-9?arch=amd64&distro=alpine-3.19.1"), "{text}");
+    }
+
+    #[test]
+    fn a_license_outside_spdx_becomes_a_license_ref_with_its_text() {
+        let mut extracted = BTreeMap::new();
+        assert_eq!(
+            license("MIT AND (GPL-2.0-only OR BSD-3-Clause)", &mut extracted),
+            "MIT AND (GPL-2.0-only OR BSD-3-Clause)"
+        );
+        assert_eq!(license("GPL2+ custom", &mut extracted), "LicenseRef-GPL2--custom");
+        assert_eq!(extracted["LicenseRef-GPL2--custom"], "GPL2+ custom");
+    }
+
+    #[test]
+    fn bad_input_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path().to_path_buf());
+        let digest = image(&layout, &[tar(&[("../escape", Regular, "x")])]);
+        assert!(matches!(spdx(&layout, &digest, None, TIME, "x"), Err(SbomError::Escapes { .. })));
+        assert!(matches!(spdx(&layout, &digest, None, "yesterday", "x"), Err(SbomError::Created(_))));
+        let missing = format!("sha256:{}", "0".repeat(64));
+        assert!(matches!(spdx(&layout, &missing, None, TIME, "x"), Err(SbomError::NoManifest { .. })));
+        let base = BaseInfo { reference: "b".into(), digest: missing, layers: 2 };
+        assert!(matches!(spdx(&layout, &digest, Some(&base), TIME, "x"), Err(SbomError::BaseLayers { .. })));
+    }
 }

@@ -291,7 +291,10 @@ mod tests {
             bsdutils.purl(Manager::Deb, &os),
             "pkg:deb/debian/bsdutils@1%3A2.38.1-5%2Bdeb12u3?arch=amd64&distro=debian-12&upstream=util-linux%402.38.1-5%2Bdeb12u3"
         );
-        assert_eq!(packages[0].purl(Manager::Deb, &os), "pkg:deb/debian/base-files@12.4%2Bdeb12u11?arch=amd64&distro=debian-12");
+        assert_eq!(
+            packages[0].purl(Manager::Deb, &os),
+            "pkg:deb/debian/base-files@12.4%2Bdeb12u11?arch=amd64&distro=debian-12"
+        );
     }
 
     #[test]

@@ -38,7 +38,8 @@ pub(super) fn packages(bytes: &Bytes, path: &str) -> Result<Vec<Package>, SbomEr
         .map_err(|e| fail(e.to_string()))?;
     let mut packages = Vec::new();
     for blob in blobs {
-        let header = Header::parse(&blob).ok_or_else(|| fail("a package's header is malformed".to_owned()))?;
+        let header =
+            Header::parse(&blob).ok_or_else(|| fail("a package's header is malformed".to_owned()))?;
         let (Some(name), Some(version)) = (header.string(NAME), header.string(VERSION)) else { continue };
         if name == "gpg-pubkey" {
             continue;

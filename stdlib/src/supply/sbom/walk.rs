@@ -51,7 +51,10 @@ fn spilled(path: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Kind {
     /// A regular file (or a hardlink to one), with its checksums.
-    File { sha1: [u8; 20], sha256: [u8; 32] },
+    File {
+        sha1: [u8; 20],
+        sha256: [u8; 32],
+    },
     Dir,
     Symlink(String),
     /// A device or FIFO.
@@ -130,7 +133,8 @@ impl Merged {
                     return Err(SbomError::Escapes { layer: layer.digest.clone(), path: target });
                 };
                 // A link to nothing (hephy's builds refuse such layers) or to a folder names no file.
-                let Some(Node { kind: found @ Kind::File { .. }, .. }) = self.nodes.get(&inner).cloned() else {
+                let Some(Node { kind: found @ Kind::File { .. }, .. }) = self.nodes.get(&inner).cloned()
+                else {
                     continue;
                 };
                 let bytes = self.kept.get(&inner).cloned();
@@ -143,7 +147,10 @@ impl Merged {
                     _ => {}
                 }
                 continue;
-            } else if kind.is_file() || kind == tar::EntryType::Continuous || kind == tar::EntryType::GNUSparse {
+            } else if kind.is_file()
+                || kind == tar::EntryType::Continuous
+                || kind == tar::EntryType::GNUSparse
+            {
                 let (sums, bytes) = if kept(&path) {
                     let (sums, bytes) = keep(layout, &path, &mut item, layer)?;
                     (sums, Some(bytes))
@@ -192,7 +199,11 @@ impl Merged {
             return self.nodes.keys().cloned().collect();
         }
         let prefix = format!("{dir}/");
-        self.nodes.range(prefix.clone()..).take_while(|(p, _)| p.starts_with(&prefix)).map(|(p, _)| p.clone()).collect()
+        self.nodes
+            .range(prefix.clone()..)
+            .take_while(|(p, _)| p.starts_with(&prefix))
+            .map(|(p, _)| p.clone())
+            .collect()
     }
 
     /// `path` with the symbolic links on its way followed inside the image (an absolute
@@ -217,7 +228,9 @@ impl Merged {
                 if target.starts_with('/') {
                     done.clear();
                 }
-                parts.extend(target.split('/').filter(|p| !p.is_empty() && *p != ".").map(str::to_owned).rev());
+                parts.extend(
+                    target.split('/').filter(|p| !p.is_empty() && *p != ".").map(str::to_owned).rev(),
+                );
             }
         }
         Some(done.join("/"))
@@ -268,7 +281,12 @@ fn digest(item: &mut impl Read, mut out: impl Write) -> std::io::Result<Kind> {
 }
 
 /// Reads a kept file: into memory (at most [`MAX_KEPT`]), or a database into a temporary file.
-fn keep(layout: &Layout, path: &str, item: &mut impl Read, layer: &Descriptor) -> Result<(Kind, Bytes), SbomError> {
+fn keep(
+    layout: &Layout,
+    path: &str,
+    item: &mut impl Read,
+    layer: &Descriptor,
+) -> Result<(Kind, Bytes), SbomError> {
     let fail = |source| SbomError::Layer { digest: layer.digest.clone(), source: Arc::new(source) };
     if spilled(path) {
         let mut file = layout.temp().map_err(SbomError::Layout)?;
@@ -279,7 +297,11 @@ fn keep(layout: &Layout, path: &str, item: &mut impl Read, layer: &Descriptor) -
     let mut limited = item.take(MAX_KEPT + 1);
     let sums = digest(&mut limited, &mut bytes).map_err(fail)?;
     if bytes.len() as u64 > MAX_KEPT {
-        return Err(SbomError::TooLarge { layer: layer.digest.clone(), path: path.to_owned(), limit: MAX_KEPT });
+        return Err(SbomError::TooLarge {
+            layer: layer.digest.clone(),
+            path: path.to_owned(),
+            limit: MAX_KEPT,
+        });
     }
     Ok((sums, Bytes::Memory(bytes)))
 }
