@@ -48,13 +48,9 @@ pub(super) fn packages(bytes: &Bytes, path: &str) -> Result<Vec<Package>, SbomEr
             Some(release) => format!("{version}-{release}"),
             None => version,
         };
-        // `bash-5.2.26-3.fc40.src.rpm` → `bash`: the name is what precedes the last two dashes.
-        let source = header.string(SOURCERPM).and_then(|srpm| {
-            let stem = srpm.strip_suffix(".src.rpm").unwrap_or(&srpm).to_owned();
-            let mut parts = stem.rsplitn(3, '-');
-            let (_, _, name) = (parts.next()?, parts.next()?, parts.next()?);
-            Some(name.to_owned())
-        });
+        // The source package's file (`bash-5.2.26-3.fc40.src.rpm`), the purl's `upstream` as
+        // other SBOM tools write it.
+        let source = header.string(SOURCERPM);
         packages.push(Package {
             name,
             version,
