@@ -5,4 +5,5 @@
 pub(crate) mod attest;
 pub mod keys;
 pub(crate) mod provenance;
+pub(crate) mod sbom;
 pub mod sign;

@@ -11,7 +11,7 @@
 //! tag node puts the same bytes under the tag, so the tag resolves to the index digest. A
 //! failed platform never gets here: its manifest node does not run, and no tag moves.
 
-mod archive;
+pub(crate) mod archive;
 pub(crate) mod build;
 mod merge;
 pub(crate) mod metadata;
