@@ -6,6 +6,7 @@ use std::path::Path;
 
 use hephy_dsl::{Code, Problem, Problems};
 use hephy_oci::registry::{Client, Reference};
+use hephy_stdlib::supply::attest;
 use hephy_stdlib::supply::keys::{self, KeyError, PublicKey};
 use hephy_stdlib::supply::sign::{self, Finding};
 
@@ -75,6 +76,40 @@ pub(crate) fn verify(image: &str, key: &Path, style: Style) -> Result<(), Failur
             style::clean(what),
             style::clean(&detail)
         ));
+    }
+    // The attestations of an index: each platform's attestation manifest and its statements'
+    // subjects (an index with none at all was published with `provenance #false`).
+    let attested = match attest::check(&client, &reference) {
+        Ok(attested) => attested,
+        Err(e) => {
+            print(&out);
+            eprintln!(
+                "error: cannot read the attestations of `{}`: {}\n  help: check that the registry can be read",
+                style::clean(image),
+                style::clean(&e.to_string())
+            );
+            return Err(Failure::Build);
+        }
+    };
+    let any = attested.iter().any(|a| a.found.is_ok());
+    let mut attestations_ok = true;
+    for a in attested.iter().filter(|_| any) {
+        let (mark, detail) = match &a.found {
+            Ok(types) => (style.green("attested"), types.join(", ")),
+            Err(problem) => {
+                attestations_ok = false;
+                (style.red("unattested"), problem.clone())
+            }
+        };
+        out.push_str(&format!("{mark} {} {:<14} {}\n", a.digest, style::clean(&a.platform), style::clean(&detail)));
+    }
+    if !attestations_ok {
+        print(&out);
+        eprintln!(
+            "error: `{}` has platforms without valid attestations\n  help: publish it again with `hephy run` (attestations are written with the index)",
+            style::clean(&verification.image)
+        );
+        return Err(Failure::Build);
     }
     if verification.ok() {
         out.push_str(&format!(

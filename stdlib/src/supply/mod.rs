@@ -2,7 +2,7 @@
 //! [`sign`]), and attestations (SLSA provenance, SBOMs) stored in the index as BuildKit stores
 //! them ([`attest`], [`provenance`]).
 
-pub(crate) mod attest;
+pub mod attest;
 pub mod keys;
 pub(crate) mod provenance;
 pub(crate) mod sbom;

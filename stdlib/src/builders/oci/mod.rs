@@ -166,6 +166,24 @@ pub(crate) enum OciError {
     /// A document cannot be serialized or read.
     #[error("{0}")]
     Json(#[from] serde_json::Error),
+    /// An image's SBOM cannot be made.
+    #[error("the SBOM of {digest}: {source}")]
+    Sbom {
+        /// The platform manifest.
+        digest: String,
+        /// Why.
+        source: supply::sbom::SbomError,
+    },
+    /// The signing key cannot be opened (its `help` says how to fix it).
+    #[error("signing key: {source}{}", source.help().map(|h| format!(" ({h})")).unwrap_or_default())]
+    Key {
+        /// Why.
+        #[from]
+        source: supply::keys::KeyError,
+    },
+    /// A signature cannot be written.
+    #[error("signing: {0}")]
+    Sign(#[from] supply::sign::SignError),
 }
 
 impl OciError {
@@ -554,6 +572,34 @@ impl Oci {
         let repository = model.registry.as_ref().map(|_| reference::repository(model, job.node));
         let mut entries: Vec<(&Node, &String)> = job.deps.iter().map(|(n, d)| (*n, d)).collect();
         entries.sort_by(|a, b| a.0.platform.cmp(&b.0.platform));
+        let publish = match model.definition(job.node.name()) {
+            Some(hephy_dsl::Definition::Image(image)) => Some(&image.publish),
+            _ => None,
+        };
+        // The key is opened first: a wrong password fails the node before anything is pushed.
+        let key = match publish.and_then(|p| p.sign.as_ref()) {
+            Some(signing) if repository.is_some() => {
+                let password = supply::keys::password_from_env()?;
+                Some(supply::keys::SigningKey::load(&signing.key, &password)?)
+            }
+            _ => None,
+        };
+        // An index of this key already in every registry (its inputs have not changed; it is
+        // run again because a signature went missing) is kept as it is: signed again, not
+        // moved (its provenance names the run that made it).
+        if publish.is_some_and(|p| p.attests() || p.sign.is_some())
+            && let Some((digest, bytes)) = self.pushed_index(model, job)?
+        {
+            let descriptor = self.layout.put(INDEX, &bytes)?;
+            self.layout.name(&layout_name(job.node), &descriptor, None)?;
+            log.note(&format!("hephy: index {digest} is in every registry under its key; kept"));
+            if let Some(key) = &key {
+                for repository in reference::repositories(model, job.node) {
+                    self.sign_all(&Reference::parse(&repository)?, &digest, &entries, key, &log)?;
+                }
+            }
+            return Ok(digest);
+        }
         let mut manifests = Vec::new();
         for (node, digest) in &entries {
             let (media_type, bytes) = self.manifest_bytes(repository.as_deref(), digest)?;
@@ -597,9 +643,46 @@ impl Oci {
                     self.client.push_manifest(&target, tag, INDEX, &bytes)?;
                     log.note(&format!("hephy: tagged {repository}:{tag}"));
                 }
+                if let Some(key) = &key {
+                    self.sign_all(&target, &descriptor.digest, &entries, key, &log)?;
+                }
             }
         }
         Ok(descriptor.digest)
+    }
+
+    /// The index every registry of `job`'s image holds under the node's key tag, when they all
+    /// hold the same one: its digest and bytes.
+    fn pushed_index(&self, model: &Model, job: &Job<'_>) -> Result<Option<(String, Vec<u8>)>, OciError> {
+        let mut found: Option<(String, Vec<u8>)> = None;
+        for repository in reference::repositories(model, job.node) {
+            let target = Reference::parse(&format!("{repository}:{}", reference::key_tag(job.key)))?;
+            let Ok(manifest) = self.client.manifest(&target) else { return Ok(None) };
+            if manifest.media_type != INDEX || found.as_ref().is_some_and(|(d, _)| *d != manifest.digest) {
+                return Ok(None);
+            }
+            found = Some((manifest.digest, manifest.bytes));
+        }
+        Ok(found)
+    }
+
+    /// Signs the index `digest` pushed to `target` and each of its platform manifests (the
+    /// index's signature covers its attestation manifests), as cosign does; a signature already
+    /// there is not written again.
+    fn sign_all(
+        &self,
+        target: &Reference,
+        digest: &str,
+        platforms: &[(&Node, &String)],
+        key: &supply::keys::SigningKey,
+        log: &Log,
+    ) -> Result<(), OciError> {
+        for digest in std::iter::once(digest).chain(platforms.iter().map(|(_, d)| d.as_str())) {
+            let signed = supply::sign::sign(&self.client, target, digest, key)?;
+            let what = if signed.added { "signed" } else { "already signed" };
+            log.note(&format!("hephy: {what} {}/{}@{digest}: {}", target.host, target.repository, signed.reference));
+        }
+        Ok(())
     }
 
     /// The attestation manifests of an index's platforms (written into the layout): each
@@ -628,12 +711,117 @@ impl Oci {
                     bytes: supply::provenance::bytes(&build),
                 });
             }
+            if image.publish.sbom {
+                statements.push(self.sbom(model, job, node, digest, repository)?);
+            }
             if statements.is_empty() {
                 continue;
             }
             out.push(supply::attest::attestation_manifest(&self.layout, digest, &statements)?);
         }
         Ok(out)
+    }
+
+    /// The SBOM statement of the platform build `node` (manifest `digest`): an SPDX 2.3
+    /// document of its layers (fetched into the layout when another builder pushed them) as an
+    /// in-toto statement about the manifest.
+    fn sbom(
+        &self,
+        model: &Model,
+        job: &Job<'_>,
+        node: &Node,
+        digest: &str,
+        repository: Option<&str>,
+    ) -> Result<supply::attest::Statement, OciError> {
+        let stop = crate::executors::process::stop(job);
+        // Another builder's image is in the registry only: its layers are fetched here.
+        self.image_layers(repository, digest, &stop)?;
+        let base = self.sbom_base(model, job, node, repository, &stop);
+        let created = supply::provenance::fixed_time().unwrap_or_else(crate::release::created);
+        let name = repository.map_or_else(|| layout_name(node), str::to_owned);
+        let document = supply::sbom::spdx(&self.layout, digest, base.as_ref(), &created, &name)
+            .map_err(|source| OciError::Sbom { digest: digest.to_owned(), source })?;
+        let predicate: Value = serde_json::from_slice(&document)?;
+        let statement = json!({
+            "_type": supply::provenance::STATEMENT,
+            "subject": [{ "name": name, "digest": { "sha256": digest.trim_start_matches("sha256:") } }],
+            "predicateType": supply::attest::SPDX,
+            "predicate": predicate,
+        });
+        Ok(supply::attest::Statement {
+            predicate_type: supply::attest::SPDX.to_owned(),
+            bytes: serde_json::to_vec(&statement)?,
+        })
+    }
+
+    /// The layer digests of image manifest `digest`, each fetched into the layout when it is
+    /// not there (an image another builder pushed).
+    fn image_layers(&self, repository: Option<&str>, digest: &str, stop: &Stop<'_>) -> Result<Vec<String>, OciError> {
+        let (_, bytes) = self.manifest_bytes(repository, digest)?;
+        let manifest: Value = serde_json::from_slice(&bytes)?;
+        let mut layers = Vec::new();
+        for layer in manifest["layers"].as_array().into_iter().flatten() {
+            let Some(layer_digest) = layer["digest"].as_str() else { continue };
+            if !self.layout.has(layer_digest)
+                && let Some(repository) = repository
+            {
+                let reference = Reference::parse(&format!("{repository}@{digest}"))?;
+                self.fetch_blob(&reference, layer_digest, layer["size"].as_u64(), stop)?;
+            }
+            layers.push(layer_digest.to_owned());
+        }
+        Ok(layers)
+    }
+
+    /// The image `node` was built on, for its SBOM: the graph image it is built `from` (its
+    /// platform manifest), else its one external base when the layout holds that platform's
+    /// manifest; `None` when neither is known.
+    fn sbom_base(
+        &self,
+        model: &Model,
+        job: &Job<'_>,
+        node: &Node,
+        repository: Option<&str>,
+        stop: &Stop<'_>,
+    ) -> Option<supply::sbom::BaseInfo> {
+        let detail = job.deps.iter().position(|(n, _)| n.id == node.id).and_then(|i| job.details.get(i))?;
+        let graph_bases: Vec<&(&Node, String)> = detail
+            .deps
+            .iter()
+            .filter(|(dep, out)| dep.kind == hephy_engine::NodeKind::Image && layout::valid_digest(out))
+            .collect();
+        if let [(dep, digest)] = graph_bases.as_slice() {
+            let dep_repository = repository.map(|_| reference::repository(model, dep));
+            let layers = self.image_layers(dep_repository.as_deref(), digest, stop).ok()?;
+            let reference = match &dep_repository {
+                Some(r) => format!("{r}@{digest}"),
+                None => layout_name(dep),
+            };
+            return Some(supply::sbom::BaseInfo { reference, digest: digest.clone(), layers: layers.len() });
+        }
+        let Some(hephy_dsl::Definition::Image(image)) = model.definition(node.name()) else { return None };
+        let local = crate::builders::dockerfile::local(&model.root, image)?.ok()?;
+        let [reference] = crate::sources::bases::external_froms(&local.text).try_into().ok()?;
+        let state_dir = self.layout.dir().parent()?;
+        let resolved = crate::sources::bases::planned(state_dir, &reference)?;
+        let bytes = self.layout.read(&resolved)?;
+        let value: Value = serde_json::from_slice(&bytes).ok()?;
+        let platform = node.platform.as_ref()?;
+        let digest = match value["manifests"].as_array() {
+            Some(entries) => entries
+                .iter()
+                .find(|e| {
+                    e["platform"]["os"] == platform.os()
+                        && e["platform"]["architecture"] == platform.arch()
+                        && e["platform"]["variant"].as_str() == platform.variant()
+                })?["digest"]
+                .as_str()?
+                .to_owned(),
+            None => resolved,
+        };
+        let manifest: Value = serde_json::from_slice(&self.layout.read(&digest)?).ok()?;
+        let layers = manifest["layers"].as_array()?.len();
+        Some(supply::sbom::BaseInfo { reference, digest, layers })
     }
 
     /// What the provenance of the platform build `node` (manifest `digest`) says.
