@@ -184,3 +184,194 @@ fn pushed_indexes_carry_provenance_as_buildkit_lays_it_out() {
         .expect("an index without attestations");
     assert_eq!(split(&app).0.len(), 2);
 }
+
+const PASSWORD: &str = "supply chain test";
+
+/// A registry request with another method (`DELETE`): the status line.
+fn http(registry: &Registry, method: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", registry.port)).expect("connect");
+    let request = format!("{method} {path} HTTP/1.0\r\nHost: {}\r\n\r\n", registry.address());
+    stream.write_all(request.as_bytes()).expect("request");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.lines().next().unwrap_or_default().to_owned()
+}
+
+/// The index of `team/IMAGE` under its hephy key tag: (tag, raw index).
+fn pushed_index(registry: &Registry, image: &str) -> (String, String) {
+    let repository = format!("team/{image}");
+    registry
+        .tags(&repository)
+        .into_iter()
+        .filter(|t| t.starts_with("hephy-"))
+        .map(|t| {
+            let raw = registry.raw(&format!("{repository}:{t}"));
+            (t, raw)
+        })
+        .find(|(_, raw)| json(raw)["mediaType"] == "application/vnd.oci.image.index.v1+json")
+        .unwrap_or_else(|| panic!("no index of {image}"))
+}
+
+/// The statements of the attestation manifest about `digest` in index `raw`: predicate type →
+/// statement.
+fn statements_about(registry: &Registry, image: &str, raw: &str, digest: &str) -> Vec<(String, Value)> {
+    let (_, attestations) = split(&json(raw));
+    let entry = attestations
+        .iter()
+        .find(|a| a["annotations"]["vnd.docker.reference.digest"] == digest)
+        .unwrap_or_else(|| panic!("no attestation of {digest}"));
+    let manifest = json(&registry.raw(&format!("team/{image}@{}", entry["digest"].as_str().unwrap())));
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|layer| {
+            let kind = layer["annotations"]["in-toto.io/predicate-type"].as_str().unwrap().to_owned();
+            let bytes = blob(registry, &format!("team/{image}"), layer["digest"].as_str().unwrap());
+            (kind, serde_json::from_slice(&bytes).expect("a JSON statement"))
+        })
+        .collect()
+}
+
+/// The done-when of issue 26: a two-platform graph (a base with a dpkg status file, an image
+/// built on it) pushed with `sbom #true` and `sign`, checked by tools that are not hephy: the
+/// signatures of every index and platform manifest verify by cosign's spec (the verifier in
+/// `tests/common/cosign.rs`: cosign is not installable here, and Debian's skopeo is built with
+/// sigstore disabled, so neither can serve) and an unsigned copy's do not; `pyspdxtools`
+/// validates each SBOM, which names the dpkg packages; the provenance is about the platform
+/// manifest and names the base by digest; `hephy verify` agrees. A second run builds and signs
+/// nothing; deleting one `.sig` re-signs only that image, without moving its index.
+#[test]
+#[ignore = "needs docker-registry, skopeo, openssl and pyspdxtools (installed by .ci/run)"]
+fn signed_images_with_sboms_and_provenance_verify_with_other_tools() {
+    common::require(
+        &["docker-registry", "skopeo", "openssl", "pyspdxtools"],
+        "apt-get install docker-registry skopeo openssl; pip install spdx-tools",
+    );
+    let registry = Registry::start();
+    let repo = two_platform_repo(&registry.address(), "sign key=\"keys/cosign.key\"\nsbom #true");
+    std::fs::create_dir(repo.path().join("keys")).expect("mkdir keys");
+    let generated = repo.run_with(&["key", "generate", "keys"], &[("COSIGN_PASSWORD", PASSWORD)]);
+    assert_eq!(generated.code, 0, "{generated:?}");
+    let public_pem = std::fs::read_to_string(repo.path().join("keys/cosign.pub")).expect("cosign.pub");
+    let env = [("COSIGN_PASSWORD", PASSWORD), ("SOURCE_DATE_EPOCH", "1700000000")];
+    let run = repo.run_with(&["run", "-f", "hephy.kdl", "--format", "json"], &env);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(!run.stdout.contains(PASSWORD) && !run.stderr.contains(PASSWORD));
+
+    let (_, base_raw) = pushed_index(&registry, "base");
+    let (base_platforms, _) = split(&json(&base_raw));
+    let scratch = tempfile::tempdir().expect("dir");
+    for image in ["base", "app"] {
+        let (_, raw) = pushed_index(&registry, image);
+        let repository = format!("team/{image}");
+        let index_digest = common::registry::sha256(&raw);
+        let (platforms, attestations) = split(&json(&raw));
+        assert_eq!((platforms.len(), attestations.len()), (2, 2), "{raw}");
+        assert!(
+            common::cosign::verified_by_the_spec(&registry, &repository, &index_digest, &public_pem),
+            "the index of {image} is signed"
+        );
+        for (platform, digest) in &platforms {
+            assert!(
+                common::cosign::verified_by_the_spec(&registry, &repository, digest, &public_pem),
+                "{image} {platform} is signed"
+            );
+            let statements = statements_about(&registry, image, &raw, digest);
+            let kinds: Vec<&str> = statements.iter().map(|(k, _)| k.as_str()).collect();
+            assert_eq!(kinds, ["https://slsa.dev/provenance/v1", "https://spdx.dev/Document"]);
+            for (kind, statement) in &statements {
+                assert_eq!(&statement["predicateType"], kind.as_str());
+                assert_eq!(
+                    statement["subject"][0]["digest"]["sha256"],
+                    digest.trim_start_matches("sha256:"),
+                    "every statement is about the platform manifest"
+                );
+            }
+            // The SBOM validates with pyspdxtools and names the dpkg packages.
+            let sbom = &statements[1].1["predicate"];
+            let file = scratch.path().join(format!("{image}-{}.spdx.json", platform.replace('/', "-")));
+            std::fs::write(&file, serde_json::to_vec_pretty(sbom).unwrap()).expect("write the SBOM");
+            let output = std::process::Command::new("pyspdxtools").arg("-i").arg(&file).output().expect("pyspdxtools");
+            let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+            assert!(output.status.success() && !said.contains("invalid"), "pyspdxtools -i: {said}");
+            let names: Vec<&str> =
+                sbom["packages"].as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
+            assert!(names.contains(&"libc6") && names.contains(&"zlib1g"), "{names:?}");
+            // The provenance names the base by digest.
+            if image == "app" {
+                let (_, base_digest) = base_platforms.iter().find(|(p, _)| p == platform).unwrap();
+                let deps = statements[0].1["predicate"]["buildDefinition"]["resolvedDependencies"].clone();
+                assert!(
+                    deps.as_array().unwrap().iter().any(|d| d["digest"]["sha256"]
+                        == base_digest.trim_start_matches("sha256:")
+                        && d["uri"].as_str().is_some_and(|u| u.contains("team/base"))),
+                    "{deps}"
+                );
+            }
+        }
+        let verify = repo.run(&["verify", &format!("{}/{repository}@{index_digest}", registry.address()), "--key", "keys/cosign.pub"]);
+        assert_eq!(verify.code, 0, "{verify:?}");
+        assert_eq!(verify.stdout.lines().filter(|l| l.starts_with("verified ")).count(), 3, "{}", verify.stdout);
+        assert_eq!(verify.stdout.lines().filter(|l| l.starts_with("attested ")).count(), 2, "{}", verify.stdout);
+    }
+
+    // An unsigned copy (the same bytes in another repository) does not verify.
+    let copied = std::process::Command::new("skopeo")
+        .args(["copy", "--all", "--src-tls-verify=false", "--dest-tls-verify=false"])
+        .arg(format!("docker://{}/team/app:{}", registry.address(), pushed_index(&registry, "app").0))
+        .arg(format!("docker://{}/team/copy:latest", registry.address()))
+        .output()
+        .expect("skopeo copy");
+    assert!(copied.status.success(), "{}", String::from_utf8_lossy(&copied.stderr));
+    let copy_raw = registry.raw("team/copy:latest");
+    assert!(!common::cosign::verified_by_the_spec(
+        &registry,
+        "team/copy",
+        &common::registry::sha256(&copy_raw),
+        &public_pem
+    ));
+
+    // Second run: nothing built, nothing signed again (every tag, `.sig` ones included, holds
+    // what it held).
+    let tags_of = |image: &str| -> Vec<(String, String)> {
+        let mut tags: Vec<(String, String)> = registry
+            .tags(&format!("team/{image}"))
+            .into_iter()
+            .map(|t| {
+                let raw = registry.raw(&format!("team/{image}:{t}"));
+                (t, raw)
+            })
+            .collect();
+        tags.sort();
+        tags
+    };
+    let (before_base, before_app) = (tags_of("base"), tags_of("app"));
+    let again = repo.run_with(&["run", "-f", "hephy.kdl", "--format", "json"], &env);
+    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    assert!(again.results().values().all(|r| r != "built"), "{}", again.stdout);
+    assert_eq!(tags_of("base"), before_base);
+    assert_eq!(tags_of("app"), before_app);
+
+    // One `.sig` deleted (the registry API's DELETE of its manifest): only that image's index
+    // node runs, signs it again, and its index stays where it was.
+    let (app_tag, app_raw) = pushed_index(&registry, "app");
+    let (app_platforms, _) = split(&json(&app_raw));
+    let victim = &app_platforms[1].1;
+    let sig_tag = format!("sha256-{}.sig", victim.trim_start_matches("sha256:"));
+    let sig_digest = common::registry::sha256(&registry.raw(&format!("team/app:{sig_tag}")));
+    let deleted = http(&registry, "DELETE", &format!("/v2/team/app/manifests/{sig_digest}"));
+    assert!(deleted.contains(" 202 "), "{deleted}");
+    assert!(!common::cosign::verified_by_the_spec(&registry, "team/app", victim, &public_pem));
+    let explain = repo.run_with(&["plan", "-f", "hephy.kdl", "--format", "json"], &env);
+    assert_eq!(explain.code, 0, "{explain:?}");
+    assert!(explain.stdout.contains("output_missing"), "{}", explain.stdout);
+    let resign = repo.run_with(&["run", "-f", "hephy.kdl", "--format", "json"], &env);
+    assert_eq!(resign.code, 0, "{}\n{}", resign.stdout, resign.stderr);
+    let results = resign.results();
+    let built: Vec<String> = results.iter().filter(|(_, r)| *r == "built").map(|(n, _)| n.clone()).collect();
+    assert_eq!(built, ["app"], "only app's index runs again: {}", resign.stdout);
+    assert!(common::cosign::verified_by_the_spec(&registry, "team/app", victim, &public_pem), "signed again");
+    assert_eq!(registry.raw(&format!("team/app:{app_tag}")), app_raw, "the index did not move");
+    assert_eq!(tags_of("base"), before_base, "base was not touched");
+}
