@@ -584,46 +584,24 @@ impl Oci {
             }
             _ => None,
         };
-        // An index of this key already in every registry (its inputs have not changed; it is
-        // run again because a signature went missing) is kept as it is: signed again, not
-        // moved (its provenance names the run that made it).
-        if publish.is_some_and(|p| p.attests() || p.sign.is_some())
-            && let Some((digest, bytes)) = self.pushed_index(model, job)?
-        {
-            let descriptor = self.layout.put(INDEX, &bytes)?;
-            self.layout.name(&layout_name(job.node), &descriptor, None)?;
-            log.note(&format!("hephy: index {digest} is in every registry under its key; kept"));
-            if let Some(key) = &key {
-                for repository in reference::repositories(model, job.node) {
-                    self.sign_all(&Reference::parse(&repository)?, &digest, &entries, key, &log)?;
-                }
+        // An index of this key already pushed (its inputs have not changed; it runs again
+        // because a registry lost it or a signature went missing) is published as it is, not
+        // made anew: its provenance names the run that made it, and the index does not move.
+        let kept = if publish.is_some_and(|p| p.attests() || p.sign.is_some()) {
+            self.pushed_index(model, job)?
+        } else {
+            None
+        };
+        let (descriptor, bytes, attestations) = match kept {
+            Some((source, digest, bytes)) => {
+                let descriptor = self.layout.put(INDEX, &bytes)?;
+                self.layout.name(&layout_name(job.node), &descriptor, None)?;
+                let attestations = self.kept_attestations(&source, &bytes, &crate::executors::process::stop(job))?;
+                log.note(&format!("hephy: index {digest} is in {source} under its key; kept"));
+                (descriptor, bytes, attestations)
             }
-            return Ok(digest);
-        }
-        let mut manifests = Vec::new();
-        for (node, digest) in &entries {
-            let (media_type, bytes) = self.manifest_bytes(repository.as_deref(), digest)?;
-            let mut entry =
-                Descriptor { media_type, digest: (*digest).clone(), size: bytes.len() as u64 }.json();
-            if let Some(platform) = &node.platform {
-                entry["platform"] = platform_json(platform);
-            }
-            manifests.push(entry);
-        }
-        // Attestation manifests follow the platforms', one per platform (as BuildKit orders them).
-        let attestations = self.attestations(model, job, &entries, repository.as_deref())?;
-        manifests.extend(attestations.iter().map(|(_, entry)| entry.clone()));
-        let mut index = json!({ "schemaVersion": 2, "mediaType": INDEX, "manifests": manifests });
-        let upstream = commit_of(model, job.node, &self.sources);
-        let annotations = reference::metadata(model, job.node, Some(job.key), upstream.as_deref(), false)
-            .map_err(OciError::Naming)?;
-        if !annotations.is_empty() {
-            index["annotations"] = annotations.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
-        }
-        let bytes = serde_json::to_vec(&index)?;
-        let descriptor = self.layout.put(INDEX, &bytes)?;
-        self.layout.name(&layout_name(job.node), &descriptor, None)?;
-        log.note(&format!("hephy: index {} of {} platforms", descriptor.digest, job.deps.len()));
+            None => self.new_index(model, job, &entries, repository.as_deref(), &log)?,
+        };
         if repository.is_some() {
             let tag = template_tag(model, job, model.naming.manifest.as_ref(), &self.sources)
                 .map_err(OciError::Naming)?;
@@ -632,7 +610,7 @@ impl Oci {
                 let lock = self.repository_lock(&repository)?;
                 let _held = lock.lock().map_err(|_| OciError::Poisoned)?;
                 let stop = crate::executors::process::stop(job);
-                for (attestation, _) in &attestations {
+                for attestation in &attestations {
                     self.push_image(&target, attestation, &stop, &|line: &str| log.note(line))?;
                     let bytes = self.layout.read(&attestation.digest).ok_or(OciError::Gone)?;
                     self.client.push_manifest(&target, &attestation.digest, &attestation.media_type, &bytes)?;
@@ -651,19 +629,72 @@ impl Oci {
         Ok(descriptor.digest)
     }
 
-    /// The index every registry of `job`'s image holds under the node's key tag, when they all
-    /// hold the same one: its digest and bytes.
-    fn pushed_index(&self, model: &Model, job: &Job<'_>) -> Result<Option<(String, Vec<u8>)>, OciError> {
-        let mut found: Option<(String, Vec<u8>)> = None;
+    /// A new index of `entries` (platform order) and its attestation manifests, written into
+    /// the layout.
+    fn new_index(
+        &self,
+        model: &Model,
+        job: &Job<'_>,
+        entries: &[(&Node, &String)],
+        repository: Option<&str>,
+        log: &Log,
+    ) -> Result<(Descriptor, Vec<u8>, Vec<Descriptor>), OciError> {
+        let mut manifests = Vec::new();
+        for (node, digest) in entries {
+            let (media_type, bytes) = self.manifest_bytes(repository, digest)?;
+            let mut entry =
+                Descriptor { media_type, digest: (*digest).clone(), size: bytes.len() as u64 }.json();
+            if let Some(platform) = &node.platform {
+                entry["platform"] = platform_json(platform);
+            }
+            manifests.push(entry);
+        }
+        // Attestation manifests follow the platforms', one per platform (as BuildKit orders them).
+        let attestations = self.attestations(model, job, entries, repository)?;
+        manifests.extend(attestations.iter().map(|(_, entry)| entry.clone()));
+        let mut index = json!({ "schemaVersion": 2, "mediaType": INDEX, "manifests": manifests });
+        let upstream = commit_of(model, job.node, &self.sources);
+        let annotations = reference::metadata(model, job.node, Some(job.key), upstream.as_deref(), false)
+            .map_err(OciError::Naming)?;
+        if !annotations.is_empty() {
+            index["annotations"] = annotations.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+        }
+        let bytes = serde_json::to_vec(&index)?;
+        let descriptor = self.layout.put(INDEX, &bytes)?;
+        self.layout.name(&layout_name(job.node), &descriptor, None)?;
+        log.note(&format!("hephy: index {} of {} platforms", descriptor.digest, entries.len()));
+        Ok((descriptor, bytes, attestations.into_iter().map(|(d, _)| d).collect()))
+    }
+
+    /// The attestation manifests a kept index names, each with its blobs in the layout
+    /// (fetched from `source` when they are not here).
+    fn kept_attestations(&self, source: &str, index: &[u8], stop: &Stop<'_>) -> Result<Vec<Descriptor>, OciError> {
+        let value: Value = serde_json::from_slice(index)?;
+        let mut out = Vec::new();
+        for entry in value["manifests"].as_array().into_iter().flatten() {
+            if entry["annotations"][supply::attest::REFERENCE_TYPE] != supply::attest::ATTESTATION_MANIFEST {
+                continue;
+            }
+            let Some(digest) = entry["digest"].as_str() else { continue };
+            self.image_blobs(Some(source), digest, stop)?;
+            let (media_type, bytes) = self.manifest_bytes(Some(source), digest)?;
+            out.push(Descriptor { media_type, digest: digest.to_owned(), size: bytes.len() as u64 });
+        }
+        Ok(out)
+    }
+
+    /// The index some registry of `job`'s image holds under the node's key tag (the first that
+    /// does, in the order pushed to): that repository, its digest and bytes.
+    fn pushed_index(&self, model: &Model, job: &Job<'_>) -> Result<Option<(String, String, Vec<u8>)>, OciError> {
         for repository in reference::repositories(model, job.node) {
             let target = Reference::parse(&format!("{repository}:{}", reference::key_tag(job.key)))?;
-            let Ok(manifest) = self.client.manifest(&target) else { return Ok(None) };
-            if manifest.media_type != INDEX || found.as_ref().is_some_and(|(d, _)| *d != manifest.digest) {
-                return Ok(None);
+            if let Ok(manifest) = self.client.manifest(&target)
+                && manifest.media_type == INDEX
+            {
+                return Ok(Some((repository, manifest.digest, manifest.bytes)));
             }
-            found = Some((manifest.digest, manifest.bytes));
         }
-        Ok(found)
+        Ok(None)
     }
 
     /// Signs the index `digest` pushed to `target` and each of its platform manifests (the
@@ -735,7 +766,7 @@ impl Oci {
     ) -> Result<supply::attest::Statement, OciError> {
         let stop = crate::executors::process::stop(job);
         // Another builder's image is in the registry only: its layers are fetched here.
-        self.image_layers(repository, digest, &stop)?;
+        self.image_blobs(repository, digest, &stop)?;
         let base = self.sbom_base(model, job, node, repository, &stop);
         let created = supply::provenance::fixed_time().unwrap_or_else(crate::release::created);
         let name = repository.map_or_else(|| layout_name(node), str::to_owned);
@@ -754,21 +785,25 @@ impl Oci {
         })
     }
 
-    /// The layer digests of image manifest `digest`, each fetched into the layout when it is
-    /// not there (an image another builder pushed).
-    fn image_layers(&self, repository: Option<&str>, digest: &str, stop: &Stop<'_>) -> Result<Vec<String>, OciError> {
+    /// The layer digests of image manifest `digest`, its config and each layer fetched into the
+    /// layout when it is not there (an image another builder pushed, or a kept index's
+    /// attestation manifest).
+    fn image_blobs(&self, repository: Option<&str>, digest: &str, stop: &Stop<'_>) -> Result<Vec<String>, OciError> {
         let (_, bytes) = self.manifest_bytes(repository, digest)?;
         let manifest: Value = serde_json::from_slice(&bytes)?;
+        let config = std::iter::once(&manifest["config"]);
         let mut layers = Vec::new();
-        for layer in manifest["layers"].as_array().into_iter().flatten() {
-            let Some(layer_digest) = layer["digest"].as_str() else { continue };
-            if !self.layout.has(layer_digest)
+        for (i, blob) in config.chain(manifest["layers"].as_array().into_iter().flatten()).enumerate() {
+            let Some(blob_digest) = blob["digest"].as_str() else { continue };
+            if !self.layout.has(blob_digest)
                 && let Some(repository) = repository
             {
                 let reference = Reference::parse(&format!("{repository}@{digest}"))?;
-                self.fetch_blob(&reference, layer_digest, layer["size"].as_u64(), stop)?;
+                self.fetch_blob(&reference, blob_digest, blob["size"].as_u64(), stop)?;
             }
-            layers.push(layer_digest.to_owned());
+            if i > 0 {
+                layers.push(blob_digest.to_owned());
+            }
         }
         Ok(layers)
     }
@@ -792,7 +827,7 @@ impl Oci {
             .collect();
         if let [(dep, digest)] = graph_bases.as_slice() {
             let dep_repository = repository.map(|_| reference::repository(model, dep));
-            let layers = self.image_layers(dep_repository.as_deref(), digest, stop).ok()?;
+            let layers = self.image_blobs(dep_repository.as_deref(), digest, stop).ok()?;
             let reference = match &dep_repository {
                 Some(r) => format!("{r}@{digest}"),
                 None => layout_name(dep),
