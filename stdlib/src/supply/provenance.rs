@@ -181,17 +181,14 @@ pub(crate) fn bytes(build: &Build) -> Vec<u8> {
     serde_json::to_vec(&statement(build)).unwrap_or_default()
 }
 
-/// The build time the environment fixes: `SOURCE_DATE_EPOCH` (seconds), else `HEPHY_DATE`
-/// (`YYYYMMDD`, midnight UTC); `None` when neither is set (no clock is read).
+/// The build time the environment fixes, as the SBOM's: `HEPHY_DATE` (`YYYYMMDD`, midnight
+/// UTC), else `SOURCE_DATE_EPOCH` (seconds); `None` when neither is set (no clock is read).
 pub(crate) fn fixed_time() -> Option<String> {
-    if let Some(seconds) = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.trim().parse::<i64>().ok()) {
-        return Some(rfc3339(seconds));
+    if std::env::var("HEPHY_DATE").is_ok_and(|d| !d.is_empty()) {
+        return crate::release::date().ok().map(|d| format!("{}-{}-{}T00:00:00Z", &d[..4], &d[4..6], &d[6..]));
     }
-    std::env::var("HEPHY_DATE")
-        .ok()
-        .filter(|d| !d.is_empty())
-        .and_then(|_| crate::release::date().ok())
-        .map(|d| format!("{}-{}-{}T00:00:00Z", &d[..4], &d[4..6], &d[6..]))
+    let seconds = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.trim().parse::<i64>().ok())?;
+    Some(rfc3339(seconds))
 }
 
 /// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (UTC; days from the civil calendar).
