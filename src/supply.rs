@@ -101,7 +101,12 @@ pub(crate) fn verify(image: &str, key: &Path, style: Style) -> Result<(), Failur
                 (style.red("unattested"), problem.clone())
             }
         };
-        out.push_str(&format!("{mark} {} {:<14} {}\n", a.digest, style::clean(&a.platform), style::clean(&detail)));
+        out.push_str(&format!(
+            "{mark} {} {:<14} {}\n",
+            a.digest,
+            style::clean(&a.platform),
+            style::clean(&detail)
+        ));
     }
     if !attestations_ok {
         print(&out);

@@ -88,8 +88,10 @@ fn platform_entries(index: &serde_json::Value) -> Vec<&serde_json::Value> {
         .partition(|m| m["annotations"]["vnd.docker.reference.type"] == "attestation-manifest");
     for platform in &platforms {
         assert!(
-            attestations.iter().any(|a| a["annotations"]["vnd.docker.reference.digest"] == platform["digest"]
-                && a["platform"]["os"] == "unknown"),
+            attestations
+                .iter()
+                .any(|a| a["annotations"]["vnd.docker.reference.digest"] == platform["digest"]
+                    && a["platform"]["os"] == "unknown"),
             "no attestation manifest of {platform}: {index}"
         );
     }

@@ -27,7 +27,10 @@ use crypto_secretbox::aead::{Aead, KeyInit};
 const PASSWORD: &str = "correct horse battery staple";
 
 fn require_tools() {
-    common::require(&["docker-registry", "skopeo", "openssl"], "apt-get install docker-registry skopeo openssl");
+    common::require(
+        &["docker-registry", "skopeo", "openssl"],
+        "apt-get install docker-registry skopeo openssl",
+    );
 }
 
 /// The digests of an index and its platform manifests.
@@ -53,7 +56,8 @@ fn decrypt_by_the_spec(pem: &str, password: &str) -> Result<Vec<u8>, String> {
     let mut lines = pem.lines();
     assert_eq!(lines.next(), Some("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----"));
     let body: String = lines.take_while(|l| !l.starts_with("-----END")).collect();
-    let json: serde_json::Value = serde_json::from_slice(&BASE64.decode(body).expect("base64")).expect("JSON");
+    let json: serde_json::Value =
+        serde_json::from_slice(&BASE64.decode(body).expect("base64")).expect("JSON");
     assert_eq!(json["kdf"]["name"], "scrypt");
     assert_eq!(json["kdf"]["params"], serde_json::json!({"N": 32768, "r": 8, "p": 1}));
     assert_eq!(json["cipher"]["name"], "nacl/secretbox");
@@ -104,7 +108,8 @@ fn a_generated_key_decrypts_by_cosigns_format_and_its_public_half_is_cosign_pub(
     let der = decrypt_by_the_spec(&private, PASSWORD).expect("decrypts with the password");
     assert!(decrypt_by_the_spec(&private, "wrong").is_err(), "a wrong password opens nothing");
     // The PKCS#8 key's public half, as openssl derives it, is cosign.pub.
-    let derived = openssl(&["pkey", "-inform", "DER", "-pubout"], &der).expect("openssl reads the PKCS#8 key");
+    let derived =
+        openssl(&["pkey", "-inform", "DER", "-pubout"], &der).expect("openssl reads the PKCS#8 key");
     assert_eq!(String::from_utf8(derived).expect("PEM"), public);
     let text = openssl(&["pkey", "-inform", "DER", "-noout", "-text"], &der).expect("openssl reads it");
     assert!(String::from_utf8_lossy(&text).contains("prime256v1"), "a P-256 key");
@@ -140,9 +145,11 @@ fn signed_images_verify_by_cosigns_spec_and_an_unsigned_copy_does_not() {
 
     // Sign qs/base's index and each platform manifest through the library.
     use hephy_stdlib::supply::{keys, sign};
-    let key = keys::SigningKey::load(&repo.path().join("keys/cosign.key"), PASSWORD.as_bytes()).expect("load key");
+    let key =
+        keys::SigningKey::load(&repo.path().join("keys/cosign.key"), PASSWORD.as_bytes()).expect("load key");
     let client = hephy_oci::registry::Client::new();
-    let base = hephy_oci::registry::Reference::parse(&format!("{}/qs/base", registry.address())).expect("ref");
+    let base =
+        hephy_oci::registry::Reference::parse(&format!("{}/qs/base", registry.address())).expect("ref");
     let (index, platforms) = index_and_platforms(&registry, "qs/base:latest");
     assert_eq!(platforms.len(), 2);
     for digest in std::iter::once(&index).chain(&platforms) {
@@ -188,13 +195,20 @@ fn signed_images_verify_by_cosigns_spec_and_an_unsigned_copy_does_not() {
     assert_eq!(ok.code, 0, "{ok:?}");
     assert_eq!(ok.stdout.lines().filter(|l| l.starts_with("verified ")).count(), 3, "{}", ok.stdout);
     assert!(ok.stdout.contains("linux/amd64") && ok.stdout.contains("linux/arm64"), "{}", ok.stdout);
-    let by_digest = repo.run(&["verify", &format!("{}/qs/base@{}", registry.address(), platforms[0]), "--key", "keys/cosign.pub"]);
+    let by_digest = repo.run(&[
+        "verify",
+        &format!("{}/qs/base@{}", registry.address(), platforms[0]),
+        "--key",
+        "keys/cosign.pub",
+    ]);
     assert_eq!(by_digest.code, 0, "{by_digest:?}");
-    let copy = repo.run(&["verify", &format!("{}/qs/copy:latest", registry.address()), "--key", "keys/cosign.pub"]);
+    let copy =
+        repo.run(&["verify", &format!("{}/qs/copy:latest", registry.address()), "--key", "keys/cosign.pub"]);
     assert_eq!(copy.code, 1, "{copy:?}");
     assert!(copy.stdout.contains("unsigned"), "{}", copy.stdout);
     assert!(copy.stderr.contains("is not signed by"), "{}", copy.stderr);
-    let web = repo.run(&["verify", &format!("{}/qs/web:latest", registry.address()), "--key", "keys/cosign.pub"]);
+    let web =
+        repo.run(&["verify", &format!("{}/qs/web:latest", registry.address()), "--key", "keys/cosign.pub"]);
     assert_eq!(web.code, 1, "an image never signed: {web:?}");
     std::fs::write(repo.path().join("stranger.pub"), &stranger).expect("write");
     let wrong = repo.run(&["verify", &image, "--key", "stranger.pub"]);

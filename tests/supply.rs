@@ -66,8 +66,12 @@ fn split(index: &Value) -> (Vec<(String, String)>, Vec<Value>) {
         } else {
             let p = &entry["platform"];
             platforms.push((
-                format!("{}/{}", p["os"].as_str().unwrap(), p["architecture"].as_str().unwrap()),
-                entry["digest"].as_str().unwrap().to_owned(),
+                format!(
+                    "{}/{}",
+                    p["os"].as_str().expect("a string"),
+                    p["architecture"].as_str().expect("a string")
+                ),
+                entry["digest"].as_str().expect("a string").to_owned(),
             ));
         }
     }
@@ -98,7 +102,9 @@ fn pushed_indexes_carry_provenance_as_buildkit_lays_it_out() {
                 let raw = json(&registry.raw(&format!("team/{image}:{t}")));
                 raw["mediaType"] == "application/vnd.oci.image.index.v1+json"
             })
-            .unwrap_or_else(|| panic!("no index of {image} in {:?}", registry.tags(&format!("team/{image}"))));
+            .unwrap_or_else(|| {
+                panic!("no index of {image} in {:?}", registry.tags(&format!("team/{image}")))
+            });
         let raw = registry.raw(&format!("team/{image}:{tag}"));
         indexes.push((image, tag, raw));
     }
@@ -117,23 +123,26 @@ fn pushed_indexes_carry_provenance_as_buildkit_lays_it_out() {
                 .unwrap_or_else(|| panic!("no attestation of {digest}: {raw}"));
             assert_eq!(entry["platform"], serde_json::json!({ "architecture": "unknown", "os": "unknown" }));
             assert_eq!(entry["mediaType"], "application/vnd.oci.image.manifest.v1+json");
-            let manifest_digest = entry["digest"].as_str().unwrap();
+            let manifest_digest = entry["digest"].as_str().expect("a string");
             let manifest = json(&registry.raw(&format!("team/{image}@{manifest_digest}")));
             let layers = manifest["layers"].as_array().expect("layers");
             assert_eq!(layers.len(), 1, "provenance only (no sbom asked): {manifest}");
             assert_eq!(layers[0]["mediaType"], "application/vnd.in-toto+json");
-            assert_eq!(layers[0]["annotations"]["in-toto.io/predicate-type"], "https://slsa.dev/provenance/v1");
+            assert_eq!(
+                layers[0]["annotations"]["in-toto.io/predicate-type"],
+                "https://slsa.dev/provenance/v1"
+            );
             let statement: Value = serde_json::from_slice(&blob(
                 &registry,
                 &format!("team/{image}"),
-                layers[0]["digest"].as_str().unwrap(),
+                layers[0]["digest"].as_str().expect("a string"),
             ))
             .expect("a JSON statement");
             assert_eq!(statement["_type"], "https://in-toto.io/Statement/v1");
             assert_eq!(statement["predicateType"], "https://slsa.dev/provenance/v1");
             let subject = &statement["subject"][0];
             assert_eq!(
-                format!("sha256:{}", subject["digest"]["sha256"].as_str().unwrap()),
+                format!("sha256:{}", subject["digest"]["sha256"].as_str().expect("a string")),
                 *digest,
                 "the subject is the platform manifest"
             );
@@ -148,7 +157,8 @@ fn pushed_indexes_carry_provenance_as_buildkit_lays_it_out() {
                 "the graph repository's commit: {deps:?}"
             );
             if *image == "app" {
-                let (_, base_digest) = base_platforms.iter().find(|(p, _)| p == platform).expect("base platform");
+                let (_, base_digest) =
+                    base_platforms.iter().find(|(p, _)| p == platform).expect("base platform");
                 let hex = base_digest.trim_start_matches("sha256:");
                 assert!(
                     deps.iter().any(|d| d["digest"]["sha256"] == hex
@@ -220,14 +230,16 @@ fn statements_about(registry: &Registry, image: &str, raw: &str, digest: &str) -
         .iter()
         .find(|a| a["annotations"]["vnd.docker.reference.digest"] == digest)
         .unwrap_or_else(|| panic!("no attestation of {digest}"));
-    let manifest = json(&registry.raw(&format!("team/{image}@{}", entry["digest"].as_str().unwrap())));
+    let manifest =
+        json(&registry.raw(&format!("team/{image}@{}", entry["digest"].as_str().expect("a string"))));
     manifest["layers"]
         .as_array()
-        .unwrap()
+        .expect("present")
         .iter()
         .map(|layer| {
-            let kind = layer["annotations"]["in-toto.io/predicate-type"].as_str().unwrap().to_owned();
-            let bytes = blob(registry, &format!("team/{image}"), layer["digest"].as_str().unwrap());
+            let kind =
+                layer["annotations"]["in-toto.io/predicate-type"].as_str().expect("a string").to_owned();
+            let bytes = blob(registry, &format!("team/{image}"), layer["digest"].as_str().expect("a string"));
             (kind, serde_json::from_slice(&bytes).expect("a JSON statement"))
         })
         .collect()
@@ -291,29 +303,55 @@ fn signed_images_with_sboms_and_provenance_verify_with_other_tools() {
             // The SBOM validates with pyspdxtools and names the dpkg packages.
             let sbom = &statements[1].1["predicate"];
             let file = scratch.path().join(format!("{image}-{}.spdx.json", platform.replace('/', "-")));
-            std::fs::write(&file, serde_json::to_vec_pretty(sbom).unwrap()).expect("write the SBOM");
-            let output = std::process::Command::new("pyspdxtools").arg("-i").arg(&file).output().expect("pyspdxtools");
-            let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+            std::fs::write(&file, serde_json::to_vec_pretty(sbom).expect("present")).expect("write the SBOM");
+            let output =
+                std::process::Command::new("pyspdxtools").arg("-i").arg(&file).output().expect("pyspdxtools");
+            let said = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
             assert!(output.status.success() && !said.contains("invalid"), "pyspdxtools -i: {said}");
-            let names: Vec<&str> =
-                sbom["packages"].as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
+            let names: Vec<&str> = sbom["packages"]
+                .as_array()
+                .expect("a list")
+                .iter()
+                .filter_map(|p| p["name"].as_str())
+                .collect();
             assert!(names.contains(&"libc6") && names.contains(&"zlib1g"), "{names:?}");
             // The provenance names the base by digest.
             if image == "app" {
-                let (_, base_digest) = base_platforms.iter().find(|(p, _)| p == platform).unwrap();
+                let (_, base_digest) = base_platforms.iter().find(|(p, _)| p == platform).expect("present");
                 let deps = statements[0].1["predicate"]["buildDefinition"]["resolvedDependencies"].clone();
                 assert!(
-                    deps.as_array().unwrap().iter().any(|d| d["digest"]["sha256"]
-                        == base_digest.trim_start_matches("sha256:")
-                        && d["uri"].as_str().is_some_and(|u| u.contains("team/base"))),
+                    deps.as_array()
+                        .expect("present")
+                        .iter()
+                        .any(|d| d["digest"]["sha256"] == base_digest.trim_start_matches("sha256:")
+                            && d["uri"].as_str().is_some_and(|u| u.contains("team/base"))),
                     "{deps}"
                 );
             }
         }
-        let verify = repo.run(&["verify", &format!("{}/{repository}@{index_digest}", registry.address()), "--key", "keys/cosign.pub"]);
+        let verify = repo.run(&[
+            "verify",
+            &format!("{}/{repository}@{index_digest}", registry.address()),
+            "--key",
+            "keys/cosign.pub",
+        ]);
         assert_eq!(verify.code, 0, "{verify:?}");
-        assert_eq!(verify.stdout.lines().filter(|l| l.starts_with("verified ")).count(), 3, "{}", verify.stdout);
-        assert_eq!(verify.stdout.lines().filter(|l| l.starts_with("attested ")).count(), 2, "{}", verify.stdout);
+        assert_eq!(
+            verify.stdout.lines().filter(|l| l.starts_with("verified ")).count(),
+            3,
+            "{}",
+            verify.stdout
+        );
+        assert_eq!(
+            verify.stdout.lines().filter(|l| l.starts_with("attested ")).count(),
+            2,
+            "{}",
+            verify.stdout
+        );
     }
 
     // An unsigned copy (the same bytes in another repository) does not verify.

@@ -9,7 +9,6 @@ use miette::SourceSpan;
 
 use crate::source::Spanned;
 
-
 pub(crate) type Text = Spanned<String>;
 
 /// Everything a graph file declares, in the order written, with spans: the output of the

@@ -40,6 +40,9 @@ pub const SETTABLE: &[&str] = &[
     "secrets",
 ];
 
+/// Names and values as given on the command line or in the environment, in order.
+pub type Given = Vec<(String, String)>;
+
 /// What the command line and the environment say on top of the graph file: `--set` and
 /// `HEPHY_VAR_*`.
 #[derive(Debug, Clone, Default)]
@@ -114,7 +117,7 @@ impl Overrides {
 
     /// What was given on top of the graph file, for a build's provenance: each `--set` in order
     /// (`NAME` or `image.NAME.FIELD`, and its value), then each `HEPHY_VAR_*` (its `NAME`).
-    pub fn given(&self) -> (Vec<(String, String)>, Vec<(String, String)>) {
+    pub fn given(&self) -> (Given, Given) {
         let mut set = self.variables.clone();
         set.extend(self.images.iter().map(|i| (format!("image.{}.{}", i.image, i.field), i.value.clone())));
         let mut environment = self.environment.clone();

@@ -473,7 +473,11 @@ impl Reader<'_> {
             self.sink.push(
                 Problem::new(Code::UnknownKey, format!("`{}` takes one value", node.name().value()))
                     .label(extra.span(), "unexpected value")
-                    .help(format!("write `{} #true` or `{} #false`", node.name().value(), node.name().value())),
+                    .help(format!(
+                        "write `{} #true` or `{} #false`",
+                        node.name().value(),
+                        node.name().value()
+                    )),
             );
         }
         value

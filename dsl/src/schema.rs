@@ -241,9 +241,19 @@ pub const KEYS: &[Key] = &[
     key(C::Graph, "mirrors", K::Texts, "more registries every image is also pushed to"),
     key(C::Graph, "labels", K::Metadata, "labels of every image's config (values are templates)"),
     key(C::Graph, "annotations", K::Metadata, "OCI annotations of every manifest and index (templates)"),
-    key(C::Graph, "sign", K::Block(C::Sign), "sign every pushed index and platform manifest (cosign's format)"),
+    key(
+        C::Graph,
+        "sign",
+        K::Block(C::Sign),
+        "sign every pushed index and platform manifest (cosign's format)",
+    ),
     key(C::Graph, "sbom", K::Flag, "an SPDX SBOM attestation for every platform image (default off)"),
-    key(C::Graph, "provenance", K::Flag, "a SLSA provenance attestation per platform image (default: on when pushed)"),
+    key(
+        C::Graph,
+        "provenance",
+        K::Flag,
+        "a SLSA provenance attestation per platform image (default: on when pushed)",
+    ),
     // `naming`.
     spelled(
         C::Naming,
@@ -302,7 +312,12 @@ pub const KEYS: &[Key] = &[
     key(C::Image, "annotations", K::Metadata, "OCI annotations of its manifests and index, over the graph's"),
     key(C::Image, "repository", K::Text, "the template of this image's repository, instead of naming's"),
     key(C::Image, "mirrors", K::Texts, "the registries it is also pushed to, instead of the graph's"),
-    key(C::Image, "sign", K::Block(C::Sign), "sign its index and platform manifests, instead of the graph's `sign`"),
+    key(
+        C::Image,
+        "sign",
+        K::Block(C::Sign),
+        "sign its index and platform manifests, instead of the graph's `sign`",
+    ),
     key(C::Image, "sbom", K::Flag, "an SPDX SBOM attestation per platform, over the graph's `sbom`"),
     key(C::Image, "provenance", K::Flag, "a SLSA provenance attestation per platform, over the graph's"),
     // The `git` node of an image (KDL).

@@ -600,8 +600,18 @@ impl<'a> Scheduler<'a> {
             let tx = tx.clone();
             scope.spawn(move || {
                 let start = Instant::now();
-                let job =
-                    Job { node, root, run_id, deps, details, key: &key, log, cancel, verbose, events: tx.clone() };
+                let job = Job {
+                    node,
+                    root,
+                    run_id,
+                    deps,
+                    details,
+                    key: &key,
+                    log,
+                    cancel,
+                    verbose,
+                    events: tx.clone(),
+                };
                 let outcome = work.execute(&job);
                 let _ = tx.send(Message::Done { index, outcome, duration: start.elapsed() });
             });

@@ -63,7 +63,8 @@ pub fn verified_by_the_spec(registry: &Registry, repository: &str, digest: &str,
         return false;
     }
     let manifest: serde_json::Value =
-        serde_json::from_str(&registry.raw(&format!("{repository}:sha256-{hex}.sig"))).expect("manifest JSON");
+        serde_json::from_str(&registry.raw(&format!("{repository}:sha256-{hex}.sig")))
+            .expect("manifest JSON");
     assert_eq!(manifest["mediaType"], "application/vnd.oci.image.manifest.v1+json");
     let key = p256::ecdsa::VerifyingKey::from_public_key_pem(public_pem).expect("cosign.pub is a P-256 key");
     let scratch = tempfile::tempdir().expect("dir");
@@ -76,10 +77,15 @@ pub fn verified_by_the_spec(registry: &Registry, repository: &str, digest: &str,
         assert!(status.contains(" 200 "), "payload {blob}: {status}");
         assert_eq!(format!("sha256:{}", sha256_hex(&payload)), blob, "the payload is the blob named");
         let signature = BASE64
-            .decode(layer["annotations"]["dev.cosignproject.cosign/signature"].as_str().expect("signature annotation"))
+            .decode(
+                layer["annotations"]["dev.cosignproject.cosign/signature"]
+                    .as_str()
+                    .expect("signature annotation"),
+            )
             .expect("base64 signature");
         // ECDSA P-256 over the payload's SHA-256, the signature ASN.1 DER.
-        let by_p256 = p256::ecdsa::Signature::from_der(&signature).is_ok_and(|s| key.verify(&payload, &s).is_ok());
+        let by_p256 =
+            p256::ecdsa::Signature::from_der(&signature).is_ok_and(|s| key.verify(&payload, &s).is_ok());
         std::fs::write(scratch.path().join("payload"), &payload).expect("write payload");
         std::fs::write(scratch.path().join("signature"), &signature).expect("write signature");
         let dir = scratch.path().display().to_string();
@@ -100,9 +106,9 @@ pub fn verified_by_the_spec(registry: &Registry, repository: &str, digest: &str,
         let claims: serde_json::Value = serde_json::from_slice(&payload).expect("payload JSON");
         let names_it = claims["critical"]["image"]["docker-manifest-digest"] == digest
             && claims["critical"]["type"] == "cosign container image signature"
-            && claims["critical"]["identity"]["docker-reference"] == format!("{}/{repository}", registry.address());
+            && claims["critical"]["identity"]["docker-reference"]
+                == format!("{}/{repository}", registry.address());
         any |= by_p256 && names_it;
     }
     any
 }
-

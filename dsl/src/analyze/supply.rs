@@ -69,7 +69,8 @@ mod tests {
             assert_eq!(b.sign.as_ref().map(|s| s.written.as_str()), Some("other.key"));
             assert!(!b.sbom && !b.provenance, "{syntax:?}");
         }
-        let unpushed = load(dir.path(), "image \"app\" {\n    context \"app\"\n}\n", Syntax::Kdl).expect("good");
+        let unpushed =
+            load(dir.path(), "image \"app\" {\n    context \"app\"\n}\n", Syntax::Kdl).expect("good");
         assert!(!unpushed.images[0].publish.provenance);
     }
 

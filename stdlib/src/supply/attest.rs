@@ -113,7 +113,8 @@ pub fn check(client: &Client, image: &Reference) -> Result<Vec<Attested>, Attest
     for entry in platforms {
         let Some(digest) = entry["digest"].as_str() else { continue };
         let p = &entry["platform"];
-        let mut platform = format!("{}/{}", p["os"].as_str().unwrap_or(""), p["architecture"].as_str().unwrap_or(""));
+        let mut platform =
+            format!("{}/{}", p["os"].as_str().unwrap_or(""), p["architecture"].as_str().unwrap_or(""));
         if let Some(variant) = p["variant"].as_str() {
             platform = format!("{platform}/{variant}");
         }
@@ -154,7 +155,8 @@ fn statements(
         let Ok(statement) = serde_json::from_slice::<Value>(&bytes) else {
             return Ok(Err(format!("statement {blob} is not JSON")));
         };
-        let about = statement["subject"].as_array().into_iter().flatten().any(|s| s["digest"]["sha256"] == hex);
+        let about =
+            statement["subject"].as_array().into_iter().flatten().any(|s| s["digest"]["sha256"] == hex);
         if !about {
             return Ok(Err(format!("statement {blob} is not about {subject}")));
         }
@@ -179,7 +181,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::new(dir.path().join("oci"));
         let subject = format!("sha256:{}", "a".repeat(64));
-        let statement = Statement { predicate_type: "https://slsa.dev/provenance/v1".into(), bytes: b"{}".to_vec() };
+        let statement =
+            Statement { predicate_type: "https://slsa.dev/provenance/v1".into(), bytes: b"{}".to_vec() };
         let (descriptor, entry) = attestation_manifest(&layout, &subject, &[statement]).unwrap();
         assert_eq!(entry["annotations"][REFERENCE_TYPE], ATTESTATION_MANIFEST);
         assert_eq!(entry["platform"], json!({ "architecture": "unknown", "os": "unknown" }));

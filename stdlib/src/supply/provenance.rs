@@ -185,7 +185,9 @@ pub(crate) fn bytes(build: &Build) -> Vec<u8> {
 /// UTC), else `SOURCE_DATE_EPOCH` (seconds); `None` when neither is set (no clock is read).
 pub(crate) fn fixed_time() -> Option<String> {
     if std::env::var("HEPHY_DATE").is_ok_and(|d| !d.is_empty()) {
-        return crate::release::date().ok().map(|d| format!("{}-{}-{}T00:00:00Z", &d[..4], &d[4..6], &d[6..]));
+        return crate::release::date()
+            .ok()
+            .map(|d| format!("{}-{}-{}T00:00:00Z", &d[..4], &d[4..6], &d[6..]));
     }
     let seconds = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.trim().parse::<i64>().ok())?;
     Some(rfc3339(seconds))
@@ -238,9 +240,11 @@ mod tests {
         assert_eq!(s["predicateType"], SLSA_PROVENANCE);
         assert_eq!(s["subject"][0]["digest"]["sha256"], "a".repeat(64));
         let deps = s["predicate"]["buildDefinition"]["resolvedDependencies"].as_array().unwrap();
-        assert!(deps.iter().any(|d| d["uri"]
-            == format!("pkg:docker/docker.io/library/alpine@sha256%3A{}", "b".repeat(64))
-            && d["digest"]["sha256"] == "b".repeat(64)));
+        assert!(
+            deps.iter().any(|d| d["uri"]
+                == format!("pkg:docker/docker.io/library/alpine@sha256%3A{}", "b".repeat(64))
+                && d["digest"]["sha256"] == "b".repeat(64))
+        );
         assert!(deps.iter().any(|d| d["digest"]["gitCommit"] == "c".repeat(40)));
         assert_eq!(s["predicate"]["runDetails"]["metadata"]["invocationId"], "7");
         assert_eq!(s["predicate"]["buildDefinition"]["externalParameters"]["set"][0]["name"], "VERSION");
@@ -262,7 +266,10 @@ mod tests {
 
     #[test]
     fn purls_drop_the_tag_and_keep_a_port() {
-        assert_eq!(docker_purl("localhost:5000/base:1", "sha256:x"), "pkg:docker/localhost:5000/base@sha256%3Ax");
+        assert_eq!(
+            docker_purl("localhost:5000/base:1", "sha256:x"),
+            "pkg:docker/localhost:5000/base@sha256%3Ax"
+        );
         assert_eq!(docker_purl("r/base@sha256:y", "sha256:y"), "pkg:docker/r/base@sha256%3Ay");
     }
 }

@@ -27,8 +27,8 @@ use serde_json::{Value, json};
 use crate::builders::{Capabilities, Frontend, ImageBuilder};
 use crate::executors::process::Log;
 use crate::registry::reference;
-use crate::supply;
 use crate::registry::{Client, Reference, RegistryError};
+use crate::supply;
 use hephy_oci::compress;
 use hephy_oci::layout::{self, Descriptor, Layout};
 use hephy_oci::stop::Stop;
@@ -596,7 +596,8 @@ impl Oci {
             Some((source, digest, bytes)) => {
                 let descriptor = self.layout.put(INDEX, &bytes)?;
                 self.layout.name(&layout_name(job.node), &descriptor, None)?;
-                let attestations = self.kept_attestations(&source, &bytes, &crate::executors::process::stop(job))?;
+                let attestations =
+                    self.kept_attestations(&source, &bytes, &crate::executors::process::stop(job))?;
                 log.note(&format!("hephy: index {digest} is in {source} under its key; kept"));
                 (descriptor, bytes, attestations)
             }
@@ -613,7 +614,12 @@ impl Oci {
                 for attestation in &attestations {
                     self.push_image(&target, attestation, &stop, &|line: &str| log.note(line))?;
                     let bytes = self.layout.read(&attestation.digest).ok_or(OciError::Gone)?;
-                    self.client.push_manifest(&target, &attestation.digest, &attestation.media_type, &bytes)?;
+                    self.client.push_manifest(
+                        &target,
+                        &attestation.digest,
+                        &attestation.media_type,
+                        &bytes,
+                    )?;
                 }
                 self.client.push_manifest(&target, &reference::key_tag(job.key), INDEX, &bytes)?;
                 log.note(&format!("hephy: pushed {repository}:{}", reference::key_tag(job.key)));
@@ -668,7 +674,12 @@ impl Oci {
 
     /// The attestation manifests a kept index names, each with its blobs in the layout
     /// (fetched from `source` when they are not here).
-    fn kept_attestations(&self, source: &str, index: &[u8], stop: &Stop<'_>) -> Result<Vec<Descriptor>, OciError> {
+    fn kept_attestations(
+        &self,
+        source: &str,
+        index: &[u8],
+        stop: &Stop<'_>,
+    ) -> Result<Vec<Descriptor>, OciError> {
         let value: Value = serde_json::from_slice(index)?;
         let mut out = Vec::new();
         for entry in value["manifests"].as_array().into_iter().flatten() {
@@ -685,7 +696,11 @@ impl Oci {
 
     /// The index some registry of `job`'s image holds under the node's key tag (the first that
     /// does, in the order pushed to): that repository, its digest and bytes.
-    fn pushed_index(&self, model: &Model, job: &Job<'_>) -> Result<Option<(String, String, Vec<u8>)>, OciError> {
+    fn pushed_index(
+        &self,
+        model: &Model,
+        job: &Job<'_>,
+    ) -> Result<Option<(String, String, Vec<u8>)>, OciError> {
         for repository in reference::repositories(model, job.node) {
             let target = Reference::parse(&format!("{repository}:{}", reference::key_tag(job.key)))?;
             if let Ok(manifest) = self.client.manifest(&target)
@@ -711,7 +726,10 @@ impl Oci {
         for digest in std::iter::once(digest).chain(platforms.iter().map(|(_, d)| d.as_str())) {
             let signed = supply::sign::sign(&self.client, target, digest, key)?;
             let what = if signed.added { "signed" } else { "already signed" };
-            log.note(&format!("hephy: {what} {}/{}@{digest}: {}", target.host, target.repository, signed.reference));
+            log.note(&format!(
+                "hephy: {what} {}/{}@{digest}: {}",
+                target.host, target.repository, signed.reference
+            ));
         }
         Ok(())
     }
@@ -788,7 +806,12 @@ impl Oci {
     /// The layer digests of image manifest `digest`, its config and each layer fetched into the
     /// layout when it is not there (an image another builder pushed, or a kept index's
     /// attestation manifest).
-    fn image_blobs(&self, repository: Option<&str>, digest: &str, stop: &Stop<'_>) -> Result<Vec<String>, OciError> {
+    fn image_blobs(
+        &self,
+        repository: Option<&str>,
+        digest: &str,
+        stop: &Stop<'_>,
+    ) -> Result<Vec<String>, OciError> {
         let (_, bytes) = self.manifest_bytes(repository, digest)?;
         let manifest: Value = serde_json::from_slice(&bytes)?;
         let config = std::iter::once(&manifest["config"]);
@@ -843,13 +866,11 @@ impl Oci {
         let value: Value = serde_json::from_slice(&bytes).ok()?;
         let platform = node.platform.as_ref()?;
         let digest = match value["manifests"].as_array() {
-            Some(entries) => entries
-                .iter()
-                .find(|e| {
-                    e["platform"]["os"] == platform.os()
-                        && e["platform"]["architecture"] == platform.arch()
-                        && e["platform"]["variant"].as_str() == platform.variant()
-                })?["digest"]
+            Some(entries) => entries.iter().find(|e| {
+                e["platform"]["os"] == platform.os()
+                    && e["platform"]["architecture"] == platform.arch()
+                    && e["platform"]["variant"].as_str() == platform.variant()
+            })?["digest"]
                 .as_str()?
                 .to_owned(),
             None => resolved,
