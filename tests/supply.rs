@@ -180,11 +180,26 @@ fn pushed_indexes_carry_provenance_as_buildkit_lays_it_out() {
         assert_eq!(&registry.raw(&format!("team/{image}:{tag}")), raw, "the index of {image} moved");
     }
 
-    // Provenance off: the index is published again (its key changed) without attestations,
-    // and no platform is rebuilt.
-    let off = two_platform_repo(&registry.address(), "provenance #false");
-    let run = off.run(&["run", "-f", "hephy.kdl", "--format", "json"]);
+    // Provenance off: the plan says the setting changed for the index nodes alone; the run
+    // publishes each index again without attestations and rebuilds no platform.
+    let graph = std::fs::read_to_string(repo.path().join("hephy.kdl")).expect("graph");
+    repo.write("hephy.kdl", &format!("provenance #false\n{graph}"));
+    let plan = repo.run_with(&["plan", "-f", "hephy.kdl", "--format", "json"], &env);
+    assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
+    let plan = plan.json();
+    let building: Vec<&Value> =
+        plan["nodes"].as_array().expect("nodes").iter().filter(|n| n["action"] != "skip").collect();
+    let mut ids: Vec<&str> = building.iter().filter_map(|n| n["id"].as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["app", "base"], "only the index nodes: {plan}");
+    for node in &building {
+        assert!(node["reasons"].to_string().contains("supply.provenance"), "{node}");
+    }
+    let run = repo.run_with(&["run", "-f", "hephy.kdl", "--format", "json"], &env);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let results = run.results();
+    let built: Vec<&str> = results.iter().filter(|(_, r)| *r == "built").map(|(n, _)| n.as_str()).collect();
+    assert_eq!(built, ["app", "base"], "{}", run.stdout);
     let app = registry
         .tags("team/app")
         .into_iter()
@@ -192,7 +207,8 @@ fn pushed_indexes_carry_provenance_as_buildkit_lays_it_out() {
         .filter(|raw| raw["mediaType"] == "application/vnd.oci.image.index.v1+json")
         .find(|raw| split(raw).1.is_empty())
         .expect("an index without attestations");
-    assert_eq!(split(&app).0.len(), 2);
+    let (_, _, before) = &indexes[1];
+    assert_eq!(split(&app).0, split(&json(before)).0, "the same platform manifests");
 }
 
 const PASSWORD: &str = "supply chain test";
