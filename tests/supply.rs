@@ -428,4 +428,45 @@ fn signed_images_with_sboms_and_provenance_verify_with_other_tools() {
     assert!(common::cosign::verified_by_the_spec(&registry, "team/app", victim, &public_pem), "signed again");
     assert_eq!(registry.raw(&format!("team/app:{app_tag}")), app_raw, "the index did not move");
     assert_eq!(tags_of("base"), before_base, "base was not touched");
+
+    // Another key: the index nodes alone run again (the key's fingerprint is part of their
+    // key), and everything verifies with the new key.
+    let index_tags = |image: &str| -> Vec<String> {
+        registry
+            .tags(&format!("team/{image}"))
+            .into_iter()
+            .filter(|t| {
+                t.starts_with("hephy-")
+                    && json(&registry.raw(&format!("team/{image}:{t}")))["mediaType"]
+                        == "application/vnd.oci.image.index.v1+json"
+            })
+            .collect()
+    };
+    let old_tags: Vec<Vec<String>> = ["base", "app"].iter().map(|i| index_tags(i)).collect();
+    std::fs::create_dir(repo.path().join("keys2")).expect("mkdir keys2");
+    let generated = repo.run_with(&["key", "generate", "keys2"], &[("COSIGN_PASSWORD", PASSWORD)]);
+    assert_eq!(generated.code, 0, "{generated:?}");
+    let new_pem = std::fs::read_to_string(repo.path().join("keys2/cosign.pub")).expect("cosign.pub");
+    let graph = std::fs::read_to_string(repo.path().join("hephy.kdl")).expect("graph");
+    repo.write("hephy.kdl", &graph.replace("keys/cosign.key", "keys2/cosign.key"));
+    let rekeyed = repo.run_with(&["run", "-f", "hephy.kdl", "--format", "json"], &env);
+    assert_eq!(rekeyed.code, 0, "{}\n{}", rekeyed.stdout, rekeyed.stderr);
+    let results = rekeyed.results();
+    let built: Vec<&str> = results.iter().filter(|(_, r)| *r == "built").map(|(n, _)| n.as_str()).collect();
+    assert_eq!(built, ["app", "base"], "{}", rekeyed.stdout);
+    for (image, old) in ["base", "app"].into_iter().zip(&old_tags) {
+        let tags = index_tags(image);
+        let new: Vec<&String> = tags.iter().filter(|t| !old.contains(t)).collect();
+        assert_eq!(new.len(), 1, "one index under the new key: {tags:?}");
+        let repository = format!("team/{image}");
+        let raw = registry.raw(&format!("{repository}:{}", new[0]));
+        let index_digest = common::registry::sha256(&raw);
+        assert!(common::cosign::verified_by_the_spec(&registry, &repository, &index_digest, &new_pem));
+        for (_, digest) in split(&json(&raw)).0 {
+            assert!(
+                common::cosign::verified_by_the_spec(&registry, &repository, &digest, &new_pem),
+                "{image}"
+            );
+        }
+    }
 }
