@@ -29,7 +29,10 @@ use p256::pkcs8::DecodePublicKey as _;
 const PASSWORD: &str = "correct horse battery staple";
 
 fn require_tools() {
-    common::require(&["docker-registry", "skopeo", "openssl"], "apt-get install docker-registry skopeo openssl");
+    common::require(
+        &["docker-registry", "skopeo", "openssl"],
+        "apt-get install docker-registry skopeo openssl",
+    );
 }
 
 /// A plain HTTP/1.0 GET on the loopback registry: the status line and the body.
@@ -81,7 +84,8 @@ fn verified_by_the_spec(registry: &Registry, repository: &str, digest: &str, pub
         return false;
     }
     let manifest: serde_json::Value =
-        serde_json::from_str(&registry.raw(&format!("{repository}:sha256-{hex}.sig"))).expect("manifest JSON");
+        serde_json::from_str(&registry.raw(&format!("{repository}:sha256-{hex}.sig")))
+            .expect("manifest JSON");
     assert_eq!(manifest["mediaType"], "application/vnd.oci.image.manifest.v1+json");
     let key = p256::ecdsa::VerifyingKey::from_public_key_pem(public_pem).expect("cosign.pub is a P-256 key");
     let scratch = tempfile::tempdir().expect("dir");
@@ -94,10 +98,15 @@ fn verified_by_the_spec(registry: &Registry, repository: &str, digest: &str, pub
         assert!(status.contains(" 200 "), "payload {blob}: {status}");
         assert_eq!(format!("sha256:{}", sha256_hex(&payload)), blob, "the payload is the blob named");
         let signature = BASE64
-            .decode(layer["annotations"]["dev.cosignproject.cosign/signature"].as_str().expect("signature annotation"))
+            .decode(
+                layer["annotations"]["dev.cosignproject.cosign/signature"]
+                    .as_str()
+                    .expect("signature annotation"),
+            )
             .expect("base64 signature");
         // ECDSA P-256 over the payload's SHA-256, the signature ASN.1 DER.
-        let by_p256 = p256::ecdsa::Signature::from_der(&signature).is_ok_and(|s| key.verify(&payload, &s).is_ok());
+        let by_p256 =
+            p256::ecdsa::Signature::from_der(&signature).is_ok_and(|s| key.verify(&payload, &s).is_ok());
         std::fs::write(scratch.path().join("payload"), &payload).expect("write payload");
         std::fs::write(scratch.path().join("signature"), &signature).expect("write signature");
         let dir = scratch.path().display().to_string();
@@ -118,7 +127,8 @@ fn verified_by_the_spec(registry: &Registry, repository: &str, digest: &str, pub
         let claims: serde_json::Value = serde_json::from_slice(&payload).expect("payload JSON");
         let names_it = claims["critical"]["image"]["docker-manifest-digest"] == digest
             && claims["critical"]["type"] == "cosign container image signature"
-            && claims["critical"]["identity"]["docker-reference"] == format!("{}/{repository}", registry.address());
+            && claims["critical"]["identity"]["docker-reference"]
+                == format!("{}/{repository}", registry.address());
         any |= by_p256 && names_it;
     }
     any
@@ -144,7 +154,8 @@ fn decrypt_by_the_spec(pem: &str, password: &str) -> Result<Vec<u8>, String> {
     let mut lines = pem.lines();
     assert_eq!(lines.next(), Some("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----"));
     let body: String = lines.take_while(|l| !l.starts_with("-----END")).collect();
-    let json: serde_json::Value = serde_json::from_slice(&BASE64.decode(body).expect("base64")).expect("JSON");
+    let json: serde_json::Value =
+        serde_json::from_slice(&BASE64.decode(body).expect("base64")).expect("JSON");
     assert_eq!(json["kdf"]["name"], "scrypt");
     assert_eq!(json["kdf"]["params"], serde_json::json!({"N": 32768, "r": 8, "p": 1}));
     assert_eq!(json["cipher"]["name"], "nacl/secretbox");
@@ -195,7 +206,8 @@ fn a_generated_key_decrypts_by_cosigns_format_and_its_public_half_is_cosign_pub(
     let der = decrypt_by_the_spec(&private, PASSWORD).expect("decrypts with the password");
     assert!(decrypt_by_the_spec(&private, "wrong").is_err(), "a wrong password opens nothing");
     // The PKCS#8 key's public half, as openssl derives it, is cosign.pub.
-    let derived = openssl(&["pkey", "-inform", "DER", "-pubout"], &der).expect("openssl reads the PKCS#8 key");
+    let derived =
+        openssl(&["pkey", "-inform", "DER", "-pubout"], &der).expect("openssl reads the PKCS#8 key");
     assert_eq!(String::from_utf8(derived).expect("PEM"), public);
     let text = openssl(&["pkey", "-inform", "DER", "-noout", "-text"], &der).expect("openssl reads it");
     assert!(String::from_utf8_lossy(&text).contains("prime256v1"), "a P-256 key");
@@ -231,9 +243,11 @@ fn signed_images_verify_by_cosigns_spec_and_an_unsigned_copy_does_not() {
 
     // Sign qs/base's index and each platform manifest through the library.
     use hephy_stdlib::supply::{keys, sign};
-    let key = keys::SigningKey::load(&repo.path().join("keys/cosign.key"), PASSWORD.as_bytes()).expect("load key");
+    let key =
+        keys::SigningKey::load(&repo.path().join("keys/cosign.key"), PASSWORD.as_bytes()).expect("load key");
     let client = hephy_oci::registry::Client::new();
-    let base = hephy_oci::registry::Reference::parse(&format!("{}/qs/base", registry.address())).expect("ref");
+    let base =
+        hephy_oci::registry::Reference::parse(&format!("{}/qs/base", registry.address())).expect("ref");
     let (index, platforms) = index_and_platforms(&registry, "qs/base:latest");
     assert_eq!(platforms.len(), 2);
     for digest in std::iter::once(&index).chain(&platforms) {
@@ -279,13 +293,20 @@ fn signed_images_verify_by_cosigns_spec_and_an_unsigned_copy_does_not() {
     assert_eq!(ok.code, 0, "{ok:?}");
     assert_eq!(ok.stdout.lines().filter(|l| l.starts_with("verified ")).count(), 3, "{}", ok.stdout);
     assert!(ok.stdout.contains("linux/amd64") && ok.stdout.contains("linux/arm64"), "{}", ok.stdout);
-    let by_digest = repo.run(&["verify", &format!("{}/qs/base@{}", registry.address(), platforms[0]), "--key", "keys/cosign.pub"]);
+    let by_digest = repo.run(&[
+        "verify",
+        &format!("{}/qs/base@{}", registry.address(), platforms[0]),
+        "--key",
+        "keys/cosign.pub",
+    ]);
     assert_eq!(by_digest.code, 0, "{by_digest:?}");
-    let copy = repo.run(&["verify", &format!("{}/qs/copy:latest", registry.address()), "--key", "keys/cosign.pub"]);
+    let copy =
+        repo.run(&["verify", &format!("{}/qs/copy:latest", registry.address()), "--key", "keys/cosign.pub"]);
     assert_eq!(copy.code, 1, "{copy:?}");
     assert!(copy.stdout.contains("unsigned"), "{}", copy.stdout);
     assert!(copy.stderr.contains("is not signed by"), "{}", copy.stderr);
-    let web = repo.run(&["verify", &format!("{}/qs/web:latest", registry.address()), "--key", "keys/cosign.pub"]);
+    let web =
+        repo.run(&["verify", &format!("{}/qs/web:latest", registry.address()), "--key", "keys/cosign.pub"]);
     assert_eq!(web.code, 1, "an image never signed: {web:?}");
     std::fs::write(repo.path().join("stranger.pub"), &stranger).expect("write");
     let wrong = repo.run(&["verify", &image, "--key", "stranger.pub"]);

@@ -16,11 +16,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use crypto_secretbox::aead::{Aead, KeyInit};
 use crypto_secretbox::{Key as BoxKey, Nonce, XSalsa20Poly1305};
+use hephy_oci::layout::hex;
 use p256::ecdsa::signature::{Signer, Verifier};
 use p256::ecdsa::{DerSignature, Signature, VerifyingKey};
 use p256::elliptic_curve::zeroize::Zeroizing;
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
-use hephy_oci::layout::hex;
 use sha2::{Digest, Sha256};
 
 /// The environment variable the password is read from, as cosign reads it.
@@ -112,7 +112,9 @@ impl KeyError {
     /// The fix to show the user.
     pub fn help(&self) -> Option<String> {
         match self {
-            KeyError::Exists { .. } => Some("move the old key away, or generate into another folder".to_owned()),
+            KeyError::Exists { .. } => {
+                Some("move the old key away, or generate into another folder".to_owned())
+            }
             KeyError::NotPem { wanted, .. } if *wanted == PUBLIC_TYPE => {
                 Some("give the public half, `cosign.pub`, as `cosign generate-key-pair` writes it".to_owned())
             }
@@ -184,7 +186,8 @@ impl SigningKey {
     /// The key encrypted with `password` as `cosign generate-key-pair` writes it: PEM
     /// `ENCRYPTED SIGSTORE PRIVATE KEY` over securesystemslib's JSON.
     pub fn to_encrypted_pem(&self, password: &[u8]) -> Result<String, KeyError> {
-        let der = self.key.to_pkcs8_der().map_err(|e| KeyError::Random(format!("cannot encode the key: {e}")))?;
+        let der =
+            self.key.to_pkcs8_der().map_err(|e| KeyError::Random(format!("cannot encode the key: {e}")))?;
         let mut salt = [0u8; SALT_LEN];
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut salt).map_err(|e| KeyError::Random(e.to_string()))?;
@@ -258,7 +261,8 @@ impl PublicKey {
             wanted: PUBLIC_TYPE,
             found,
         })?;
-        let key = VerifyingKey::from_public_key_der(&block).map_err(|_| KeyError::NotP256 { path: path.to_owned() })?;
+        let key = VerifyingKey::from_public_key_der(&block)
+            .map_err(|_| KeyError::NotP256 { path: path.to_owned() })?;
         Ok(PublicKey { key })
     }
 
@@ -350,12 +354,15 @@ fn decrypt(body: &[u8], password: &[u8], path: &Path) -> Result<Zeroizing<Vec<u8
         Some(other) => return Err(bad(&format!("unknown cipher `{}`", clip(other)))),
         None => return Err(bad("`cipher.name` is missing")),
     }
-    let number = |name: &str| json.pointer(&format!("/kdf/params/{name}")).and_then(serde_json::Value::as_u64);
+    let number =
+        |name: &str| json.pointer(&format!("/kdf/params/{name}")).and_then(serde_json::Value::as_u64);
     let (n, r, p) = (number("N"), number("r"), number("p"));
     let params = ACCEPTED_PARAMS
         .iter()
         .find(|(an, ar, ap)| Some(*an) == n && Some(u64::from(*ar)) == r && Some(u64::from(*ap)) == p)
-        .ok_or_else(|| bad("unsupported scrypt parameters (cosign reads N 32768, 65536 or 131072 with r 8, p 1)"))?;
+        .ok_or_else(|| {
+            bad("unsupported scrypt parameters (cosign reads N 32768, 65536 or 131072 with r 8, p 1)")
+        })?;
     let salt = bytes("/kdf/salt", "kdf.salt")?;
     let nonce = bytes("/cipher/nonce", "cipher.nonce")?;
     let ciphertext = bytes("/ciphertext", "ciphertext")?;
@@ -363,9 +370,11 @@ fn decrypt(body: &[u8], password: &[u8], path: &Path) -> Result<Zeroizing<Vec<u8
         return Err(bad("`cipher.nonce` is not 24 bytes"));
     }
     let log_n = params.0.trailing_zeros() as u8;
-    let params = scrypt::Params::new(log_n, params.1, params.2).map_err(|_| bad("unsupported scrypt parameters"))?;
+    let params =
+        scrypt::Params::new(log_n, params.1, params.2).map_err(|_| bad("unsupported scrypt parameters"))?;
     let mut box_key = Zeroizing::new([0u8; 32]);
-    scrypt::scrypt(password, &salt, &params, box_key.as_mut()).map_err(|_| bad("unsupported scrypt parameters"))?;
+    scrypt::scrypt(password, &salt, &params, box_key.as_mut())
+        .map_err(|_| bad("unsupported scrypt parameters"))?;
     let cipher = XSalsa20Poly1305::new(BoxKey::from_slice(box_key.as_ref()));
     cipher
         .decrypt(Nonce::from_slice(&nonce), ciphertext.as_slice())
@@ -385,7 +394,9 @@ fn pem_block(text: &[u8], types: &[&str]) -> Result<Vec<u8>, Option<String>> {
     let mut first_found = None;
     let mut lines = text.lines().map(str::trim);
     while let Some(line) = lines.next() {
-        let Some(kind) = line.strip_prefix("-----BEGIN ").and_then(|l| l.strip_suffix("-----")) else { continue };
+        let Some(kind) = line.strip_prefix("-----BEGIN ").and_then(|l| l.strip_suffix("-----")) else {
+            continue;
+        };
         let end = format!("-----END {kind}-----");
         let mut body = String::new();
         let mut closed = false;
@@ -511,7 +522,8 @@ WS9rPSJ9
     /// PKCS#8 DER.
     fn decrypt_by_the_spec(pem: &str, password: &[u8]) -> Vec<u8> {
         let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-        let json: serde_json::Value = serde_json::from_slice(&BASE64.decode(body).expect("base64")).expect("json");
+        let json: serde_json::Value =
+            serde_json::from_slice(&BASE64.decode(body).expect("base64")).expect("json");
         assert_eq!(json["kdf"]["name"], "scrypt");
         assert_eq!(json["kdf"]["params"], serde_json::json!({"N": 32768, "r": 8, "p": 1}));
         assert_eq!(json["cipher"]["name"], "nacl/secretbox");
@@ -522,7 +534,10 @@ WS9rPSJ9
         scrypt::scrypt(password, &salt, &scrypt::Params::new(15, 8, 1).expect("params"), &mut box_key)
             .expect("scrypt");
         XSalsa20Poly1305::new(BoxKey::from_slice(&box_key))
-            .decrypt(Nonce::from_slice(&field(&json["cipher"]["nonce"])), field(&json["ciphertext"]).as_slice())
+            .decrypt(
+                Nonce::from_slice(&field(&json["cipher"]["nonce"])),
+                field(&json["ciphertext"]).as_slice(),
+            )
             .expect("the box opens")
     }
 

@@ -81,7 +81,8 @@ pub struct SignatureRef {
 
 /// The tag cosign stores `digest`'s signatures under: `sha256-HEX.sig`.
 pub fn signature_tag(digest: &str) -> Result<String, SignError> {
-    let hex = digest.strip_prefix("sha256:").filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+    let hex =
+        digest.strip_prefix("sha256:").filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
     hex.map(|h| format!("sha256-{h}.sig")).ok_or_else(|| SignError::Digest(digest.to_owned()))
 }
 
@@ -158,7 +159,12 @@ fn layer_signs(layer: &Value, payload: &[u8], public: &PublicKey) -> bool {
 /// log: the payload blob, a config, and the signature manifest at `sha256-HEX.sig`, with the
 /// layers already there kept. Nothing is written when this key's signature of the same payload
 /// is there already.
-pub fn sign(client: &Client, repository: &Reference, digest: &str, key: &SigningKey) -> Result<SignatureRef, SignError> {
+pub fn sign(
+    client: &Client,
+    repository: &Reference,
+    digest: &str,
+    key: &SigningKey,
+) -> Result<SignatureRef, SignError> {
     let sig = signature_reference(repository, digest)?;
     let payload = payload(repository, digest);
     let existing = signature_manifest(client, &sig)?;
@@ -222,8 +228,9 @@ pub fn signature_present(
 ) -> Result<bool, SignError> {
     let sig = signature_reference(repository, digest)?;
     let payload = payload(repository, digest);
-    Ok(signature_manifest(client, &sig)?
-        .is_some_and(|(_, m)| m["layers"].as_array().is_some_and(|l| l.iter().any(|l| layer_signs(l, &payload, public)))))
+    Ok(signature_manifest(client, &sig)?.is_some_and(|(_, m)| {
+        m["layers"].as_array().is_some_and(|l| l.iter().any(|l| layer_signs(l, &payload, public)))
+    }))
 }
 
 /// What verifying one manifest found.
@@ -253,6 +260,8 @@ pub struct Checked {
 pub struct Verification {
     /// `host/repository@digest`.
     pub image: String,
+    /// Whether the manifest named is an index (its platform manifests follow it).
+    pub index: bool,
     /// Each manifest, the named one first.
     pub checked: Vec<Checked>,
 }
@@ -272,13 +281,17 @@ impl Verification {
 pub fn verify(client: &Client, image: &Reference, public: &PublicKey) -> Result<Verification, SignError> {
     let manifest = client.manifest(image)?;
     let repository = Reference { tag: None, digest: Some(manifest.digest.clone()), ..image.clone() };
-    let mut checked =
-        vec![Checked { digest: manifest.digest.clone(), platform: None, finding: check(client, &repository, public)? }];
+    let mut checked = vec![Checked {
+        digest: manifest.digest.clone(),
+        platform: None,
+        finding: check(client, &repository, public)?,
+    }];
     let value: Value = serde_json::from_slice(&manifest.bytes)
         .map_err(|_| SignError::Unexpected { reference: shown(&repository), wanted: "an image manifest" })?;
     for entry in value["manifests"].as_array().into_iter().flatten() {
         let platform = &entry["platform"];
-        let (os, arch) = (platform["os"].as_str().unwrap_or(""), platform["architecture"].as_str().unwrap_or(""));
+        let (os, arch) =
+            (platform["os"].as_str().unwrap_or(""), platform["architecture"].as_str().unwrap_or(""));
         let attestation = entry["annotations"]["vnd.docker.reference.type"] == "attestation-manifest"
             || (os == "unknown" && arch == "unknown");
         let Some(digest) = entry["digest"].as_str() else { continue };
@@ -296,7 +309,8 @@ pub fn verify(client: &Client, image: &Reference, public: &PublicKey) -> Result<
             finding: check(client, &child, public)?,
         });
     }
-    Ok(Verification { image: shown(&repository), checked })
+    let index = value.get("manifests").is_some_and(Value::is_array);
+    Ok(Verification { image: shown(&repository), index, checked })
 }
 
 /// Verifies the signatures of `image`'s digest.
@@ -324,7 +338,13 @@ fn check(client: &Client, image: &Reference, public: &PublicKey) -> Result<Findi
 
 /// One signature layer checked: its payload read back, the signature over it, the digest it
 /// names.
-fn check_layer(client: &Client, sig: &Reference, layer: &Value, digest: &str, public: &PublicKey) -> Result<(), String> {
+fn check_layer(
+    client: &Client,
+    sig: &Reference,
+    layer: &Value,
+    digest: &str,
+    public: &PublicKey,
+) -> Result<(), String> {
     if layer["mediaType"] != PAYLOAD_TYPE {
         return Err(format!("a layer of another media type ({})", layer["mediaType"]));
     }
@@ -385,7 +405,11 @@ mod tests {
             )
         );
         let hub = Reference::parse("alpine").expect("reference");
-        assert!(String::from_utf8(payload(&hub, &digest)).expect("utf-8").contains("index.docker.io/library/alpine"));
+        assert!(
+            String::from_utf8(payload(&hub, &digest))
+                .expect("utf-8")
+                .contains("index.docker.io/library/alpine")
+        );
     }
 
     #[test]
