@@ -72,7 +72,7 @@ pub(crate) fn verify(image: &str, key: &Path, style: Style) -> Result<(), Failur
         };
         out.push_str(&format!(
             "{mark} {} {:<14} {}\n",
-            checked.digest,
+            style::clean(&checked.digest),
             style::clean(what),
             style::clean(&detail)
         ));

@@ -302,12 +302,13 @@ pub fn verify(client: &Client, image: &Reference, public: &PublicKey) -> Result<
         if let Some(variant) = platform["variant"].as_str() {
             name = format!("{name}/{variant}");
         }
-        let child = Reference { digest: Some(digest.to_owned()), ..repository.clone() };
-        checked.push(Checked {
-            digest: digest.to_owned(),
-            platform: Some(name),
-            finding: check(client, &child, public)?,
-        });
+        let finding = if signature_tag(digest).is_ok() {
+            let child = Reference { digest: Some(digest.to_owned()), ..repository.clone() };
+            check(client, &child, public)?
+        } else {
+            Finding::Invalid(vec!["the index names it by a digest that is not sha256".to_owned()])
+        };
+        checked.push(Checked { digest: clip(digest), platform: Some(clip(&name)), finding });
     }
     let index = value.get("manifests").is_some_and(Value::is_array);
     Ok(Verification { image: shown(&repository), index, checked })
@@ -346,7 +347,7 @@ fn check_layer(
     public: &PublicKey,
 ) -> Result<(), String> {
     if layer["mediaType"] != PAYLOAD_TYPE {
-        return Err(format!("a layer of another media type ({})", layer["mediaType"]));
+        return Err(format!("a layer of another media type ({})", clip(&layer["mediaType"].to_string())));
     }
     let signature = layer["annotations"][SIGNATURE_ANNOTATION]
         .as_str()
