@@ -411,6 +411,14 @@ mod tests {
                 .expect("utf-8")
                 .contains("index.docker.io/library/alpine")
         );
+        // cosign's own fixed expectation (`pkg/cosign/obsolete_test.go`, "generating _exactly_
+        // the same string as previous versions is essential").
+        let hub = Reference::parse("docker.io/namespace/image").expect("reference");
+        let digest = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+        assert_eq!(
+            payload(&hub, digest),
+            br#"{"critical":{"identity":{"docker-reference":"index.docker.io/namespace/image"},"image":{"docker-manifest-digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000"},"type":"cosign container image signature"},"optional":null}"#
+        );
     }
 
     #[test]
