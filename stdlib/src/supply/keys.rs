@@ -301,8 +301,8 @@ pub struct GeneratedPair {
     pub fingerprint: String,
 }
 
-/// Generates a key pair into `dir/cosign.key` (mode 0600) and `dir/cosign.pub`, the private
-/// key encrypted with `password`; refuses to overwrite either file.
+/// Generates a key pair into `dir/cosign.key` (mode 0600) and `dir/cosign.pub` (creating
+/// `dir`), the private key encrypted with `password`; refuses to overwrite either file.
 pub fn generate_pair(dir: &Path, password: &[u8]) -> Result<GeneratedPair, KeyError> {
     let private = dir.join("cosign.key");
     let public = dir.join("cosign.pub");
@@ -311,6 +311,7 @@ pub fn generate_pair(dir: &Path, password: &[u8]) -> Result<GeneratedPair, KeyEr
             return Err(KeyError::Exists { path: path.clone() });
         }
     }
+    std::fs::create_dir_all(dir).map_err(|source| KeyError::Write { path: dir.to_owned(), source })?;
     let key = SigningKey::generate()?;
     let encrypted = key.to_encrypted_pem(password)?;
     write_new(&private, encrypted.as_bytes(), 0o600)?;
