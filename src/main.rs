@@ -256,7 +256,7 @@ enum KeyCommand {
     /// Write `cosign.key` (encrypted with `COSIGN_PASSWORD`) and `cosign.pub` into DIR, as
     /// `cosign generate-key-pair` does; never over existing files.
     Generate {
-        /// The folder (default: the current one).
+        /// The folder (default: the current one; created if missing).
         #[arg(default_value = ".")]
         dir: PathBuf,
     },

@@ -63,7 +63,8 @@ pub(crate) fn verify(image: &str, key: &Path, style: Style) -> Result<(), Failur
     let mut out = String::new();
     let shown_key = style::clean(&key.display().to_string()).into_owned();
     for checked in &verification.checked {
-        let what = checked.platform.as_deref().unwrap_or("image");
+        let named = if verification.index { "index" } else { "image" };
+        let what = checked.platform.as_deref().unwrap_or(named);
         let (mark, detail) = match &checked.finding {
             Finding::Verified(1) => (style.green("verified"), "1 signature".to_owned()),
             Finding::Verified(n) => (style.green("verified"), format!("{n} signatures")),
@@ -72,7 +73,7 @@ pub(crate) fn verify(image: &str, key: &Path, style: Style) -> Result<(), Failur
         };
         out.push_str(&format!(
             "{mark} {} {:<14} {}\n",
-            checked.digest,
+            style::clean(&checked.digest),
             style::clean(what),
             style::clean(&detail)
         ));

@@ -97,9 +97,6 @@ fn a_generated_key_decrypts_by_cosigns_format_and_its_public_half_is_cosign_pub(
     common::require(&["openssl"], "apt-get install openssl");
     let repo = Repo::new();
     let run = repo.run_with(&["key", "generate", "keys"], &[("COSIGN_PASSWORD", PASSWORD)]);
-    assert_eq!(run.code, 2, "no folder yet: {run:?}");
-    std::fs::create_dir(repo.path().join("keys")).expect("mkdir");
-    let run = repo.run_with(&["key", "generate", "keys"], &[("COSIGN_PASSWORD", PASSWORD)]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(!run.stdout.contains(PASSWORD) && !run.stderr.contains(PASSWORD));
     let private = std::fs::read_to_string(repo.path().join("keys/cosign.key")).expect("cosign.key");
@@ -138,7 +135,6 @@ fn signed_images_verify_by_cosigns_spec_and_an_unsigned_copy_does_not() {
     let repo = Repo::quickstart_pushing_to(&registry.address(), "");
     let run = repo.run(&["run"]);
     assert_eq!(run.code, 0, "{run:?}");
-    std::fs::create_dir(repo.path().join("keys")).expect("mkdir");
     let generated = repo.run_with(&["key", "generate", "keys"], &[("COSIGN_PASSWORD", PASSWORD)]);
     assert_eq!(generated.code, 0, "{generated:?}");
     let public_pem = std::fs::read_to_string(repo.path().join("keys/cosign.pub")).expect("cosign.pub");

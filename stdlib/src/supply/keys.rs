@@ -106,6 +106,9 @@ pub enum KeyError {
     /// The system's random source failed.
     #[error("the system's random source failed: {0}")]
     Random(String),
+    /// Sealing a key failed (a bug, never the user's input).
+    #[error("cannot seal the key: {0}")]
+    Seal(String),
 }
 
 impl KeyError {
@@ -186,21 +189,20 @@ impl SigningKey {
     /// The key encrypted with `password` as `cosign generate-key-pair` writes it: PEM
     /// `ENCRYPTED SIGSTORE PRIVATE KEY` over securesystemslib's JSON.
     pub fn to_encrypted_pem(&self, password: &[u8]) -> Result<String, KeyError> {
-        let der =
-            self.key.to_pkcs8_der().map_err(|e| KeyError::Random(format!("cannot encode the key: {e}")))?;
+        let der = self.key.to_pkcs8_der().map_err(|e| KeyError::Seal(format!("PKCS#8: {e}")))?;
         let mut salt = [0u8; SALT_LEN];
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut salt).map_err(|e| KeyError::Random(e.to_string()))?;
         getrandom::fill(&mut nonce).map_err(|e| KeyError::Random(e.to_string()))?;
         let params = scrypt::Params::new(WRITE_LOG_N, 8, 1)
-            .map_err(|e| KeyError::Random(format!("scrypt parameters: {e}")))?;
+            .map_err(|e| KeyError::Seal(format!("scrypt parameters: {e}")))?;
         let mut box_key = Zeroizing::new([0u8; 32]);
         scrypt::scrypt(password, &salt, &params, box_key.as_mut())
-            .map_err(|e| KeyError::Random(format!("scrypt: {e}")))?;
+            .map_err(|e| KeyError::Seal(format!("scrypt: {e}")))?;
         let cipher = XSalsa20Poly1305::new(BoxKey::from_slice(box_key.as_ref()));
         let sealed = cipher
             .encrypt(Nonce::from_slice(&nonce), der.as_bytes())
-            .map_err(|_| KeyError::Random("secretbox refused to seal the key".to_owned()))?;
+            .map_err(|_| KeyError::Seal("secretbox".to_owned()))?;
         // The fields in the order Go's encoding/json writes securesystemslib's structs.
         let json = format!(
             r#"{{"kdf":{{"name":"scrypt","params":{{"N":{},"r":8,"p":1}},"salt":"{}"}},"cipher":{{"name":"nacl/secretbox","nonce":"{}"}},"ciphertext":"{}"}}"#,
@@ -299,8 +301,8 @@ pub struct GeneratedPair {
     pub fingerprint: String,
 }
 
-/// Generates a key pair into `dir/cosign.key` (mode 0600) and `dir/cosign.pub`, the private
-/// key encrypted with `password`; refuses to overwrite either file.
+/// Generates a key pair into `dir/cosign.key` (mode 0600) and `dir/cosign.pub` (creating
+/// `dir`), the private key encrypted with `password`; refuses to overwrite either file.
 pub fn generate_pair(dir: &Path, password: &[u8]) -> Result<GeneratedPair, KeyError> {
     let private = dir.join("cosign.key");
     let public = dir.join("cosign.pub");
@@ -309,6 +311,7 @@ pub fn generate_pair(dir: &Path, password: &[u8]) -> Result<GeneratedPair, KeyEr
             return Err(KeyError::Exists { path: path.clone() });
         }
     }
+    std::fs::create_dir_all(dir).map_err(|source| KeyError::Write { path: dir.to_owned(), source })?;
     let key = SigningKey::generate()?;
     let encrypted = key.to_encrypted_pem(password)?;
     write_new(&private, encrypted.as_bytes(), 0o600)?;
