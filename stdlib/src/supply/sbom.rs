@@ -88,6 +88,14 @@ pub enum SbomError {
         /// The limit.
         limit: u64,
     },
+    /// The package databases together are too large to read.
+    #[error("the package databases up to the layer `{layer}` hold more than {limit} bytes together")]
+    TooMuch {
+        /// The layer's digest.
+        layer: String,
+        /// The limit.
+        limit: u64,
+    },
     /// The base has more layers than the image.
     #[error("the base image has {base} layers, but the image only {image}")]
     BaseLayers {
@@ -653,6 +661,18 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("pkg:deb/alpine/libc6@2.36-9?arch=amd64&distro=alpine-3.19.1"), "{text}");
+    }
+
+    #[test]
+    fn a_link_loop_names_nothing() {
+        let layer = tar(&[
+            ("etc/os-release", Symlink, "loop"),
+            ("etc/loop", Symlink, "/etc/os-release"),
+            ("var/lib/dpkg", Symlink, "../../var/lib/dpkg"),
+        ]);
+        let document = sbom(&[layer], 0);
+        assert_eq!(names(&document, "packages", "name").len(), 2, "the image and its base only");
+        assert!(document.get("comment").is_none(), "no os-release read");
     }
 
     #[test]

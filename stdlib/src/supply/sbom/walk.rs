@@ -21,6 +21,8 @@ use crate::builders::oci::archive::inside;
 
 /// The most a package database read into memory may hold.
 const MAX_KEPT: u64 = 64 << 20;
+/// The most all package databases read into memory may hold together.
+const MAX_KEPT_TOTAL: u64 = 256 << 20;
 
 /// The files whose bytes are kept: where package managers record what they installed.
 const KEPT: &[&str] = &[
@@ -199,6 +201,20 @@ impl Merged {
                 self.put(&path, Node { kind: Kind::File { sums, holder }, layer: index });
                 if let Some(bytes) = bytes {
                     self.kept.insert(path.clone(), Arc::new(bytes));
+                    let total: u64 = self
+                        .kept
+                        .values()
+                        .map(|b| match &**b {
+                            Bytes::Memory(bytes) => bytes.len() as u64,
+                            Bytes::File(_) => 0,
+                        })
+                        .sum();
+                    if total > MAX_KEPT_TOTAL {
+                        return Err(SbomError::TooMuch {
+                            layer: layer.digest.clone(),
+                            limit: MAX_KEPT_TOTAL,
+                        });
+                    }
                 }
                 added.insert(path);
                 continue;
