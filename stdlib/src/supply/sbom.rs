@@ -88,6 +88,14 @@ pub enum SbomError {
         /// The limit.
         limit: u64,
     },
+    /// The package databases together are too large to read.
+    #[error("the package databases up to the layer `{layer}` hold more than {limit} bytes together")]
+    TooMuch {
+        /// The layer's digest.
+        layer: String,
+        /// The limit.
+        limit: u64,
+    },
     /// The base has more layers than the image.
     #[error("the base image has {base} layers, but the image only {image}")]
     BaseLayers {
@@ -102,6 +110,9 @@ pub enum SbomError {
     /// The layout refused a temporary file.
     #[error(transparent)]
     Layout(#[from] LayoutError),
+    /// The document could not be encoded.
+    #[error("cannot encode the SBOM: {0}")]
+    Encode(Arc<serde_json::Error>),
     /// The RPM database could not be read.
     #[error("cannot read the RPM database `{path}`: {why}")]
     Rpm {
@@ -130,11 +141,10 @@ pub fn spdx(
     if base_layers > layers.len() {
         return Err(SbomError::BaseLayers { base: base_layers, image: layers.len() });
     }
-    let merged = Merged::read(layout, &layers)?;
+    let merged = Merged::read(layout, &layers, base_layers)?;
     let found = packages_of(&merged)?;
     let document = document(manifest_digest, base, created, name, &found, &merged, base_layers);
-    let mut bytes = serde_json::to_vec_pretty(&document)
-        .map_err(|e| SbomError::BadManifest { digest: manifest_digest.to_owned(), why: e.to_string() })?;
+    let mut bytes = serde_json::to_vec_pretty(&document).map_err(|e| SbomError::Encode(Arc::new(e)))?;
     bytes.push(b'\n');
     Ok(bytes)
 }
@@ -312,10 +322,12 @@ fn document(
     let mut files: Vec<Value> = Vec::new();
     let mut sha1s: Vec<String> = Vec::new();
     for (path, node) in &merged.nodes {
-        let Kind::File { sha1, sha256 } = &node.kind else { continue };
+        let Kind::File { sums, .. } = &node.kind else { continue };
         if node.layer < base_layers {
             continue;
         }
+        // Every file of the build's layers was hashed, or its holder read again.
+        let Some(walk::Sums { sha1, sha256 }) = sums else { continue };
         let id = format!("SPDXRef-File-{}", &hex(&Sha256::digest(path.as_bytes()))[..24]);
         sha1s.push(hex(sha1));
         files.push(json!({
@@ -383,7 +395,6 @@ fn document(
             "name": package.name,
             "versionInfo": package.version,
             "downloadLocation": "NOASSERTION",
-            "primaryPackagePurpose": "LIBRARY",
             "filesAnalyzed": false,
             "externalRefs": [purl_ref(&purl)],
             "sourceInfo": format!("listed in /{database}"),
@@ -613,6 +624,18 @@ mod tests {
     }
 
     #[test]
+    fn a_hardlink_of_the_build_to_a_base_file_has_that_files_checksums() {
+        // The base's files are not hashed as they stream by; the one a build's hardlink names
+        // is, from its layer read again.
+        let build = tar(&[("app/", Directory, ""), ("app/sh", Link, "bin/sh")]);
+        let document = sbom(&[base_layer(), build], 1);
+        assert_eq!(names(&document, "files", "fileName"), ["./app/sh"]);
+        let sums = &document["files"][0]["checksums"];
+        assert_eq!(sums[0]["checksumValue"], hex(&Sha1::digest(b"a shell")));
+        assert_eq!(sums[1]["checksumValue"], hex(&Sha256::digest(b"a shell")));
+    }
+
+    #[test]
     fn distroless_status_d_and_apk_are_read_and_links_stay_inside_the_image() {
         let layer = tar(&[
             ("var/lib/dpkg/status.d/", Directory, ""),
@@ -638,6 +661,18 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("pkg:deb/alpine/libc6@2.36-9?arch=amd64&distro=alpine-3.19.1"), "{text}");
+    }
+
+    #[test]
+    fn a_link_loop_names_nothing() {
+        let layer = tar(&[
+            ("etc/os-release", Symlink, "loop"),
+            ("etc/loop", Symlink, "/etc/os-release"),
+            ("var/lib/dpkg", Symlink, "../../var/lib/dpkg"),
+        ]);
+        let document = sbom(&[layer], 0);
+        assert_eq!(names(&document, "packages", "name").len(), 2, "the image and its base only");
+        assert!(document.get("comment").is_none(), "no os-release read");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! An image's merged file system as its layers make it, read in one pass over each layer's
 //! stream: whiteouts (`.wh.NAME`, `.wh..wh..opq`) applied, hardlinks resolved when they are read
-//! (they name an entry already there, as an unpacker sees it), each regular file's SHA-1 and
-//! SHA-256 computed as it streams by. Only metadata is kept per path; the bytes of the few files
+//! (they name an entry already there, as an unpacker sees it), the SHA-1 and SHA-256 of each
+//! regular file of the layers asked for computed as it streams by (a base image's files are not
+//! read; a build's hardlink to one, which no common tool writes, has that one base layer read
+//! again for it). Only metadata is kept per path; the bytes of the few files
 //! that name installed packages (dpkg, apk and RPM databases, `os-release`) are kept too, small
 //! ones in memory, the RPM database in a temporary file of the layout. Nothing is written to
 //! the host's file system by path, and links are resolved inside the image, never outside it.
@@ -19,6 +21,8 @@ use crate::builders::oci::archive::inside;
 
 /// The most a package database read into memory may hold.
 const MAX_KEPT: u64 = 64 << 20;
+/// The most all package databases read into memory may hold together.
+const MAX_KEPT_TOTAL: u64 = 256 << 20;
 
 /// The files whose bytes are kept: where package managers record what they installed.
 const KEPT: &[&str] = &[
@@ -47,13 +51,21 @@ fn spilled(path: &str) -> bool {
     path.ends_with(".sqlite")
 }
 
+/// A file's SHA-1 and SHA-256.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Sums {
+    pub(super) sha1: [u8; 20],
+    pub(super) sha256: [u8; 32],
+}
+
 /// A path of the merged file system.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Kind {
-    /// A regular file (or a hardlink to one), with its checksums.
+    /// A regular file (or a hardlink to one): its checksums when its layer was hashed, and the
+    /// entry that holds its bytes (the layer's index, the entry's name as the layer writes it).
     File {
-        sha1: [u8; 20],
-        sha256: [u8; 32],
+        sums: Option<Sums>,
+        holder: Arc<(usize, String)>,
     },
     Dir,
     Symlink(String),
@@ -83,16 +95,42 @@ pub(super) struct Merged {
 }
 
 impl Merged {
-    /// Applies each layer of `layers`, bottom first.
-    pub(super) fn read(layout: &Layout, layers: &[Descriptor]) -> Result<Merged, SbomError> {
+    /// Applies each layer of `layers`, bottom first; the files of those from `hashed` on get
+    /// their checksums.
+    pub(super) fn read(layout: &Layout, layers: &[Descriptor], hashed: usize) -> Result<Merged, SbomError> {
         let mut merged = Merged::default();
         for (index, layer) in layers.iter().enumerate() {
-            merged.apply(layout, index, layer)?;
+            merged.apply(layout, index, layer, index >= hashed)?;
+        }
+        // A hardlink of a hashed layer to a file of one below: that file's layer read again.
+        let mut wanted: BTreeMap<usize, BTreeMap<String, Option<Sums>>> = BTreeMap::new();
+        for node in merged.nodes.values() {
+            if let Kind::File { sums: None, holder } = &node.kind
+                && node.layer >= hashed
+            {
+                wanted.entry(holder.0).or_default().insert(holder.1.clone(), None);
+            }
+        }
+        for (index, mut names) in wanted {
+            hash_again(layout, &layers[index], &mut names)?;
+            for node in merged.nodes.values_mut() {
+                if let Kind::File { sums: sums @ None, holder } = &mut node.kind
+                    && holder.0 == index
+                {
+                    *sums = names.get(&holder.1).copied().flatten();
+                }
+            }
         }
         Ok(merged)
     }
 
-    fn apply(&mut self, layout: &Layout, index: usize, layer: &Descriptor) -> Result<(), SbomError> {
+    fn apply(
+        &mut self,
+        layout: &Layout,
+        index: usize,
+        layer: &Descriptor,
+        hash: bool,
+    ) -> Result<(), SbomError> {
         let fail = |source| SbomError::Layer { digest: layer.digest.clone(), source: Arc::new(source) };
         let mut archive = open(layout, layer)?;
         // What this layer put: an opaque whiteout hides only what lies below it.
@@ -153,13 +191,30 @@ impl Merged {
             {
                 let (sums, bytes) = if kept(&path) {
                     let (sums, bytes) = keep(layout, &path, &mut item, layer)?;
-                    (sums, Some(bytes))
+                    (Some(sums), Some(bytes))
+                } else if hash {
+                    (Some(digest(&mut item, std::io::sink()).map_err(fail)?), None)
                 } else {
-                    (digest(&mut item, std::io::sink()).map_err(fail)?, None)
+                    (None, None)
                 };
-                self.put(&path, Node { kind: sums, layer: index });
+                let holder = Arc::new((index, raw));
+                self.put(&path, Node { kind: Kind::File { sums, holder }, layer: index });
                 if let Some(bytes) = bytes {
                     self.kept.insert(path.clone(), Arc::new(bytes));
+                    let total: u64 = self
+                        .kept
+                        .values()
+                        .map(|b| match &**b {
+                            Bytes::Memory(bytes) => bytes.len() as u64,
+                            Bytes::File(_) => 0,
+                        })
+                        .sum();
+                    if total > MAX_KEPT_TOTAL {
+                        return Err(SbomError::TooMuch {
+                            layer: layer.digest.clone(),
+                            limit: MAX_KEPT_TOTAL,
+                        });
+                    }
                 }
                 added.insert(path);
                 continue;
@@ -264,7 +319,7 @@ impl Merged {
 }
 
 /// Reads `item` to its end, writing it to `out`, and returns its checksums.
-fn digest(item: &mut impl Read, mut out: impl Write) -> std::io::Result<Kind> {
+fn digest(item: &mut impl Read, mut out: impl Write) -> std::io::Result<Sums> {
     let mut sha1 = Sha1::new();
     let mut sha256 = Sha256::new();
     let mut buffer = vec![0u8; 64 << 10];
@@ -277,7 +332,26 @@ fn digest(item: &mut impl Read, mut out: impl Write) -> std::io::Result<Kind> {
         sha256.update(&buffer[..n]);
         out.write_all(&buffer[..n])?;
     }
-    Ok(Kind::File { sha1: sha1.finalize().into(), sha256: sha256.finalize().into() })
+    Ok(Sums { sha1: sha1.finalize().into(), sha256: sha256.finalize().into() })
+}
+
+/// The checksums of the entries of `layer` named in `names` (the last of a name, as an
+/// unpacker leaves it).
+fn hash_again(
+    layout: &Layout,
+    layer: &Descriptor,
+    names: &mut BTreeMap<String, Option<Sums>>,
+) -> Result<(), SbomError> {
+    let fail = |source| SbomError::Layer { digest: layer.digest.clone(), source: Arc::new(source) };
+    let mut archive = open(layout, layer)?;
+    for item in archive.entries().map_err(fail)? {
+        let mut item = item.map_err(fail)?;
+        let raw = item.path().map_err(fail)?.to_string_lossy().into_owned();
+        if let Some(sums) = names.get_mut(&raw) {
+            *sums = Some(digest(&mut item, std::io::sink()).map_err(fail)?);
+        }
+    }
+    Ok(())
 }
 
 /// Reads a kept file: into memory (at most [`MAX_KEPT`]), or a database into a temporary file.
@@ -286,7 +360,7 @@ fn keep(
     path: &str,
     item: &mut impl Read,
     layer: &Descriptor,
-) -> Result<(Kind, Bytes), SbomError> {
+) -> Result<(Sums, Bytes), SbomError> {
     let fail = |source| SbomError::Layer { digest: layer.digest.clone(), source: Arc::new(source) };
     if spilled(path) {
         let mut file = layout.temp().map_err(SbomError::Layout)?;
