@@ -742,7 +742,9 @@ fn cross_helpers_import_whole_with_user_functions_and_image_contexts() {
         assert!(!import.stderr.contains("function"), "`toolTags` evaluates:\n{}", import.stderr);
         // … in `cache-from` too (no equivalent, its value in the warning), indexed and joined.
         assert!(
-            import.stderr.contains("`cache-from` = [\"type=registry,ref=example/crossbow:assembler-3.1-linux-riscv64-static\"]"),
+            import.stderr.contains(
+                "`cache-from` = [\"type=registry,ref=example/crossbow:assembler-3.1-linux-riscv64-static\"]"
+            ),
             "{}",
             import.stderr
         );
