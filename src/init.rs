@@ -1063,21 +1063,21 @@ mod tests {
     }
 
     #[test]
-    fn real_docker_stacks_headers() {
-        // jupyter/docker-stacks: the foundation's root image is a stage through an ARG, and
-        // binder builds on a published base-notebook pinned by digest.
+    fn layered_headers_with_a_root_stage_arg_and_a_digest_pin() {
+        // The bottom image's root is a stage named through an ARG, and a demo builds on a
+        // published app layer pinned by digest (invented names and digests).
         let dir = folder(&[
             (
-                "images/docker-stacks-foundation/Dockerfile",
-                "ARG ROOT_IMAGE=default_root_image\nFROM ubuntu:24.04@sha256:1111111111111111111111111111111111111111111111111111111111111111 AS default_root_image\nFROM mambaorg/micromamba:2.8.1 AS micromamba\nFROM $ROOT_IMAGE\nCOPY --from=micromamba /bin/micromamba /bin/\n",
+                "images/root-layer/Dockerfile",
+                "ARG BASE_STAGE=plain_root\nFROM debian:13@sha256:b84c5dfdb22d6fa6eb2bb2f0e698d3ef48dbb680428e786fab9c49b7657b1fb0 AS plain_root\nFROM example/pkgtool:0.4.2 AS pkgtool\nFROM $BASE_STAGE\nCOPY --from=pkgtool /usr/bin/pkgtool /usr/bin/\n",
             ),
             (
-                "images/base-notebook/Dockerfile",
-                "ARG REGISTRY=quay.io\nARG OWNER=jupyter\nARG BASE_IMAGE=$REGISTRY/$OWNER/docker-stacks-foundation\nFROM $BASE_IMAGE\n",
+                "images/app-layer/Dockerfile",
+                "ARG HOST=registry.example.net\nARG TEAM=lattice\nARG PARENT=$HOST/$TEAM/root-layer\nFROM $PARENT\n",
             ),
             (
-                "binder/Dockerfile",
-                "ARG REGISTRY=quay.io\nARG OWNER=jupyter\nARG BASE_IMAGE=$REGISTRY/$OWNER/base-notebook:2026-07-28@sha256:2222222222222222222222222222222222222222222222222222222222222222\nFROM $BASE_IMAGE\n",
+                "demo/Dockerfile",
+                "ARG HOST=registry.example.net\nARG TEAM=lattice\nARG PARENT=$HOST/$TEAM/app-layer:2031-02-03@sha256:a2feeb6423b3abd52fac2a62a0c688273ddcf04290d19caf0b11f98e6146af24\nFROM $PARENT\n",
             ),
         ]);
         let survey = scan(dir.path()).expect("scan");
@@ -1086,9 +1086,10 @@ mod tests {
             .iter()
             .flat_map(|i| i.from.iter().map(move |w| (w.image.as_str(), i.name.as_str())))
             .collect();
-        assert_eq!(edges, [("images-docker-stacks-foundation", "images-base-notebook")]);
-        let binder = &survey.images[0];
-        assert!(binder.notes[0].contains("pinned by digest: it stays the registry's image"), "{binder:?}");
+        assert_eq!(edges, [("images-root-layer", "images-app-layer")]);
+        let demo = &survey.images[0];
+        assert_eq!(demo.name, "demo");
+        assert!(demo.notes[0].contains("pinned by digest: it stays the registry's image"), "{demo:?}");
         assert!(survey.unwired.is_empty(), "{survey:?}");
     }
 

@@ -634,14 +634,36 @@ group "default" {
     assert!(!err.contains("defines no images"), "{err}");
 }
 
-/// docker/buildx's own bake file, in its real tree (tests/fixtures/bake/buildx/SOURCE): `null`
-/// defaults and args, `platforms = ["local"]`, a conditional, several parents. It imports whole,
-/// passes `check`, has no edges (it has no `target:` contexts), and says nothing of null args.
+/// A bake file with `null` variable defaults and args, `platforms = ["local"]`, conditionals
+/// over variables and several parents (tests/fixtures/bake/null-args-and-local/README). It imports
+/// whole, passes `check`, has no edges (it has no `target:` contexts), and says nothing of null
+/// args.
 #[test]
-fn real_buildx_imports_whole() {
-    let (repo, plan, warnings) = import("bake/buildx", "docker-bake.hcl", &[]);
+fn null_args_local_platforms_and_several_parents_import_whole() {
+    let (repo, plan, warnings) = import("bake/null-args-and-local", "docker-bake.hcl", &[]);
     assert_eq!(image_edges(&plan), expected(&plan, &[]));
-    assert_eq!(images(&plan).len(), 22, "{:?}", images(&plan));
+    let want = [
+        "cli",
+        "cli-all",
+        "clippy",
+        "deny",
+        "deps-outdated",
+        "dist",
+        "e2e",
+        "e2e-base",
+        "fmt-check",
+        "lockfile-check",
+        "lockfile-refresh",
+        "manpages",
+        "manpages-check",
+        "release-meta",
+        "runtime",
+        "runtime-all",
+        "runtime-load",
+        "sbom",
+        "unit-tests",
+    ];
+    assert_eq!(images(&plan), want.iter().map(|s| (*s).to_owned()).collect(), "every target but `_defaults`");
     assert!(!warnings.contains("has no value"), "{warnings}");
     let kdl = std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap();
     let image = |name: &str| {
@@ -649,20 +671,22 @@ fn real_buildx_imports_whole() {
             kdl.find(&format!("image \"{name}\" {{")).unwrap_or_else(|| panic!("no `{name}`:\n{kdl}"));
         kdl[start..start + kdl[start..].find("\n}").unwrap()].to_owned()
     };
-    // `local` alone is the host's platform, inherited by `image`.
-    for name in ["binaries", "image", "image-local"] {
+    // `local` alone is the host's platform, inherited by `runtime` and `runtime-load`.
+    for name in ["cli", "runtime", "runtime-load"] {
         assert!(!image(name).contains("platforms"), "{}", image(name));
     }
-    assert!(image("binaries-cross").contains("\"linux/riscv64\""), "{}", image("binaries-cross"));
-    assert!(image("image").contains("repository \"docker.io/docker/buildx-bin\""), "{}", image("image"));
-    // `null` args are not set: `GO_VERSION` is the Dockerfile's default.
-    assert!(!image("lint").contains("GO_VERSION"), "{}", image("lint"));
-    assert!(
-        image("integration-test").contains("HTTP_PROXY=\"${HTTP_PROXY}\""),
-        "{}",
-        image("integration-test")
-    );
-    check_group(&repo, &plan, "default", &["binaries"]);
+    assert!(image("cli-all").contains("\"linux/riscv64\""), "{}", image("cli-all"));
+    assert!(image("dist").contains("\"linux/riscv64\""), "{}", image("dist"));
+    // The tags of `release-meta`, the first parent.
+    assert!(image("runtime").contains("repository \"docker.io/example/tallyctl\""), "{}", image("runtime"));
+    // `null` args are not set: `RUST_TOOLCHAIN` is the Dockerfile's default, and so is the
+    // conditional's `null` (`EXTRA_RUSTFLAGS`).
+    assert!(!image("clippy").contains("RUST_TOOLCHAIN"), "{}", image("clippy"));
+    assert!(image("clippy").contains("PEDANTIC=\"yes\""), "{}", image("clippy"));
+    assert!(!image("e2e").contains("EXTRA_RUSTFLAGS"), "{}", image("e2e"));
+    assert!(!image("e2e").contains("FIXTURE_SERVER_VERSION"), "{}", image("e2e"));
+    assert!(image("e2e").contains("PKG_MIRROR=\"${PKG_MIRROR}\""), "{}", image("e2e"));
+    check_group(&repo, &plan, "default", &["cli"]);
 }
 
 /// A bake file written with user functions (one a variable's default calls, on a variable
@@ -694,15 +718,16 @@ fn user_functions_and_the_standard_library_evaluate_as_buildx_does() {
     check_group(&repo, &plan, "default", &["app"]);
 }
 
-/// tonistiigi/xx's bake file, in its real tree (tests/fixtures/bake/xx/SOURCE): a user function
-/// in `tags`, `null` defaults, `docker-image://scratch` contexts, `target:` contexts read with
-/// `FROM --platform=$BUILDPLATFORM`. Every target imports but `meta-helper`, which truly cannot
-/// build: it is docker/metadata-action's tags-only target, with no context of its own, so it
-/// builds the repository root, which has no Dockerfile (`docker buildx bake meta-helper` fails
-/// the same way). The graph passes `check`, and its edges are exactly the `target:` contexts.
+/// A bake file of cross-compiling helpers (tests/fixtures/bake/cross-helpers/README): a user
+/// function in `tags` and `cache-from`, `null` defaults, `docker-image://scratch` contexts,
+/// `target:` contexts read with `FROM --platform=$BUILDPLATFORM`, matrices with `name`, parents
+/// named `_…`. Every target imports but `ci-tags`, which truly cannot build: it is a tags-only
+/// target for a CI metadata step, with no context of its own, so it builds the repository root,
+/// which has no Dockerfile (`docker buildx bake ci-tags` fails the same way). The graph passes
+/// `check`, and its edges are exactly the `target:` contexts.
 #[test]
-fn real_xx_imports_whole_with_user_functions_and_image_contexts() {
-    let repo = Repo::copy_of("tests/fixtures/bake/xx");
+fn cross_helpers_import_whole_with_user_functions_and_image_contexts() {
+    let repo = Repo::copy_of("tests/fixtures/bake/cross-helpers");
     for (format, graph) in [("kdl", "hephy.kdl"), ("yaml", "hephy.yaml")] {
         let import =
             repo.run(&["import", "--from", "bake", "docker-bake.hcl", "--format", format, "-o", graph]);
@@ -710,11 +735,19 @@ fn real_xx_imports_whole_with_user_functions_and_image_contexts() {
         let out: Vec<&str> = import.stderr.lines().filter(|l| l.contains("imported commented out")).collect();
         assert_eq!(out.len(), 1, "{}", import.stderr);
         assert!(
-            out[0].starts_with("warning: target `meta-helper`: it would not pass `check` (Dockerfile `./Dockerfile` does not exist)"),
+            out[0].starts_with("warning: target `ci-tags`: it would not pass `check` (Dockerfile `./Dockerfile` does not exist)"),
             "{}",
             out[0]
         );
-        assert!(!import.stderr.contains("function"), "`binutilsTag` evaluates:\n{}", import.stderr);
+        assert!(!import.stderr.contains("function"), "`toolTags` evaluates:\n{}", import.stderr);
+        // … in `cache-from` too (no equivalent, its value in the warning), indexed and joined.
+        assert!(
+            import.stderr.contains(
+                "`cache-from` = [\"type=registry,ref=example/crossbow:assembler-3.1-linux-riscv64-static\"]"
+            ),
+            "{}",
+            import.stderr
+        );
         let text = std::fs::read_to_string(repo.path().join(graph)).unwrap();
         let registry =
             if format == "kdl" { "registry \"127.0.0.1:5000/t\"\n" } else { "registry: 127.0.0.1:5000/t\n" };
@@ -723,18 +756,16 @@ fn real_xx_imports_whole_with_user_functions_and_image_contexts() {
         assert_eq!(check.code, 0, "{graph}: {}\n{text}", check.stderr);
     }
     let kdl = std::fs::read_to_string(repo.path().join("hephy.kdl")).unwrap();
-    assert!(kdl.contains("build-context \"sdk-extras\" image=\"scratch\""), "{kdl}");
-    assert!(kdl.contains("build-context \"ld64\" image=\"scratch\""), "{kdl}");
-    // `binutilsTag(…)` made the tags, over the variable its caller passed it; the repository is
+    assert!(kdl.contains("build-context \"extras\" image=\"scratch\""), "{kdl}");
+    assert!(kdl.contains("build-context \"macho\" image=\"scratch\""), "{kdl}");
+    // `toolTags(…)` made the tags, over the variable its caller passed it; the repository is
     // the tags'.
     assert!(
-        kdl.contains(
-            "tags \"binutils-${BINUTILS_VERSION}-linux-amd64-alpine\" \"binutils-linux-amd64-alpine\""
-        ),
+        kdl.contains("tags \"assembler-${ASM_VERSION}-linux-amd64-static\" \"assembler-linux-amd64-static\""),
         "{kdl}"
     );
-    // (Literal: docker's `docker.io/` prefix depends on what `XX_REPO` holds.)
-    assert!(kdl.contains("repository \"docker.io/tonistiigi/xx\""), "{kdl}");
+    // (Literal: docker's `docker.io/` prefix depends on what `REPO` holds.)
+    assert!(kdl.contains("repository \"docker.io/example/crossbow\""), "{kdl}");
     let plan = |graph: &str| {
         let run = repo.run(&["plan", "-f", graph, "--format", "json", "--offline"]);
         assert_eq!(run.code, 0, "{}", run.stderr);
@@ -743,21 +774,25 @@ fn real_xx_imports_whole_with_user_functions_and_image_contexts() {
     let kdl_plan = plan("hephy.kdl");
     assert_eq!(plan("hephy.yaml"), kdl_plan, "both syntaxes plan the same");
     let plan: Value = serde_json::from_str(&kdl_plan).unwrap();
-    // Every target that says `"tonistiigi/xx" = "target:xx"` (itself or through `_ld-base`):
-    // built on `xx` for the build machine (`FROM --platform=$BUILDPLATFORM tonistiigi/xx`),
-    // but `dev`, whose Dockerfile never reads it (same platform).
+    // Every target that says `"example/crossbow" = "target:helpers"` (itself or through
+    // `_toolchain`): built on `helpers` for the build machine
+    // (`FROM --platform=$BUILDPLATFORM example/crossbow`), but `workbench`, whose Dockerfile
+    // never reads it (same platform).
     let names = images(&plan);
     let mut contexts: Vec<(&str, &str, bool)> = names
         .iter()
         .filter(|n| {
-            n.starts_with("binutils-")
-                || n.starts_with("ld")
-                || ["compiler-rt", "libcxx", "lipo", "sigtool"].contains(&n.as_str())
+            n.starts_with("assembler-")
+                || n.starts_with("linker-")
+                || n.starts_with("macho-")
+                || ["fatbin", "signer", "unwinder", "cxx-runtime"].contains(&n.as_str())
         })
-        .map(|n| (n.as_str(), "xx", true))
+        .map(|n| (n.as_str(), "helpers", true))
         .collect();
-    contexts.push(("dev", "xx", false));
-    assert_eq!(contexts.iter().filter(|c| c.0.starts_with("binutils-")).count(), 10, "{names:?}");
+    contexts.push(("workbench", "helpers", false));
+    assert_eq!(contexts.iter().filter(|c| c.0.starts_with("assembler-")).count(), 6, "{names:?}");
+    assert_eq!(contexts.iter().filter(|c| c.0.starts_with("linker-")).count(), 4, "{names:?}");
+    assert_eq!(contexts.len(), 17, "{names:?}");
     assert_eq!(image_edges(&plan), expected(&plan, &contexts));
 }
 

@@ -141,70 +141,66 @@ fn init_in(repo: &Repo, dir: &str, expected: &[&str], build: bool) -> Vec<(Strin
 
 #[test]
 fn init_follows_arg_defaults_through_other_args_and_registry_prefixes() {
-    // As jupyter/docker-stacks writes it: `ARG REGISTRY`, `ARG OWNER`,
-    // `ARG BASE_IMAGE=$REGISTRY/$OWNER/NAME`, `FROM $BASE_IMAGE`; and a reference split in two.
+    // A layered image family (invented): `ARG HOST`, `ARG TEAM`,
+    // `ARG PARENT=$HOST/$TEAM/NAME`, `FROM $PARENT`; and a reference split in two.
     let chained = |base: &str, file: &str| {
         format!(
-            "ARG REGISTRY=quay.io\nARG OWNER=jupyter\nARG BASE_IMAGE=$REGISTRY/$OWNER/{base}\nFROM $BASE_IMAGE\nCOPY {file} /{file}\n"
+            "ARG HOST=registry.example.net\nARG TEAM=lattice\nARG PARENT=$HOST/$TEAM/{base}\nFROM $PARENT\nCOPY {file} /{file}\n"
         )
     };
     let repo = Repo::new()
-        .file("images/docker-stacks-foundation/Dockerfile", "FROM scratch\nCOPY f.txt /f.txt\n")
-        .file("images/docker-stacks-foundation/f.txt", "f\n")
-        .file("images/base-notebook/Dockerfile", &chained("docker-stacks-foundation", "b.txt"))
-        .file("images/base-notebook/b.txt", "b\n")
-        .file("images/minimal-notebook/Dockerfile", &chained("base-notebook", "m.txt"))
-        .file("images/minimal-notebook/m.txt", "m\n")
+        .file("images/root-layer/Dockerfile", "FROM scratch\nCOPY f.txt /f.txt\n")
+        .file("images/root-layer/f.txt", "f\n")
+        .file("images/app-layer/Dockerfile", &chained("root-layer", "b.txt"))
+        .file("images/app-layer/b.txt", "b\n")
+        .file("images/shell-layer/Dockerfile", &chained("app-layer", "m.txt"))
+        .file("images/shell-layer/m.txt", "m\n")
         .file(
-            "images/scipy-notebook/Dockerfile",
-            "ARG REGISTRY=ghcr.io\nARG OWNER=acme\nARG BASE_REPO=${REGISTRY}/${OWNER}/minimal-notebook\nARG BASE_TAG=2025-01-01\nFROM ${BASE_REPO}:${BASE_TAG}\nCOPY s.txt /s.txt\n",
+            "images/stats-layer/Dockerfile",
+            "ARG HOST=ghcr.io\nARG TEAM=acme\nARG PARENT_REPO=${HOST}/${TEAM}/shell-layer\nARG PARENT_TAG=2031-02-03\nFROM ${PARENT_REPO}:${PARENT_TAG}\nCOPY s.txt /s.txt\n",
         )
-        .file("images/scipy-notebook/s.txt", "s\n");
+        .file("images/stats-layer/s.txt", "s\n");
     let written = init_in(
         &repo,
         ".",
-        &[
-            "docker-stacks-foundation -> base-notebook",
-            "base-notebook -> minimal-notebook",
-            "minimal-notebook -> scipy-notebook",
-        ],
+        &["root-layer -> app-layer", "app-layer -> shell-layer", "shell-layer -> stats-layer"],
         true,
     );
     let (kdl, stderr) = &written[0];
-    assert!(kdl.contains(r#"from "docker-stacks-foundation" arg="BASE_IMAGE""#), "{kdl}");
-    assert!(kdl.contains(r#"from "minimal-notebook" arg="BASE_TAG" registry-arg="BASE_REPO""#), "{kdl}");
-    assert!(kdl.contains("// line 4: `FROM $BASE_IMAGE` is image `base-notebook`"), "{kdl}");
+    assert!(kdl.contains(r#"from "root-layer" arg="PARENT""#), "{kdl}");
+    assert!(kdl.contains(r#"from "shell-layer" arg="PARENT_TAG" registry-arg="PARENT_REPO""#), "{kdl}");
+    assert!(kdl.contains("// line 4: `FROM $PARENT` is image `app-layer`"), "{kdl}");
     assert!(
         stderr.contains("inferred: `[REGISTRY/][OWNER/]NAME[:TAG]` → folder `NAME/` (3 edge(s))"),
         "{stderr}"
     );
     let (yaml, _) = &written[1];
-    assert!(yaml.contains("arg: BASE_IMAGE"), "{yaml}");
+    assert!(yaml.contains("arg: PARENT"), "{yaml}");
 }
 
 #[test]
 fn init_matches_tags_to_suite_and_variant_folders() {
-    // docker-library/buildpack-deps: `FROM buildpack-deps:bookworm-curl` is built in
-    // `bookworm/curl/` of the repository named `buildpack-deps`.
+    // A repository of suites and variants (invented): `FROM stackbase:granite-net` is built in
+    // `granite/net/` of the repository named `stackbase`.
     let repo = Repo::new()
-        .file("buildpack-deps/bookworm/curl/Dockerfile", "FROM scratch\nCOPY a /a\n")
-        .file("buildpack-deps/bookworm/curl/a", "a\n")
-        .file("buildpack-deps/bookworm/scm/Dockerfile", "FROM buildpack-deps:bookworm-curl\nCOPY b /b\n")
-        .file("buildpack-deps/bookworm/scm/b", "b\n")
-        .file("buildpack-deps/bookworm/Dockerfile", "FROM buildpack-deps:bookworm-scm\nCOPY c /c\n")
-        .file("buildpack-deps/bookworm/c", "c\n")
-        .file("buildpack-deps/bullseye/curl/Dockerfile", "FROM scratch\nCOPY a /a\n")
-        .file("buildpack-deps/bullseye/curl/a", "a\n")
-        .file("buildpack-deps/bullseye/scm/Dockerfile", "FROM buildpack-deps:bullseye-curl\nCOPY b /b\n")
-        .file("buildpack-deps/bullseye/scm/b", "b\n");
+        .file("stackbase/granite/net/Dockerfile", "FROM scratch\nCOPY a /a\n")
+        .file("stackbase/granite/net/a", "a\n")
+        .file("stackbase/granite/vcs/Dockerfile", "FROM stackbase:granite-net\nCOPY b /b\n")
+        .file("stackbase/granite/vcs/b", "b\n")
+        .file("stackbase/granite/Dockerfile", "FROM stackbase:granite-vcs\nCOPY c /c\n")
+        .file("stackbase/granite/c", "c\n")
+        .file("stackbase/basalt/net/Dockerfile", "FROM scratch\nCOPY a /a\n")
+        .file("stackbase/basalt/net/a", "a\n")
+        .file("stackbase/basalt/vcs/Dockerfile", "FROM stackbase:basalt-net\nCOPY b /b\n")
+        .file("stackbase/basalt/vcs/b", "b\n");
     let written = init_in(
         &repo,
-        "buildpack-deps",
-        &["bookworm-curl -> bookworm-scm", "bookworm-scm -> bookworm", "bullseye-curl -> bullseye-scm"],
+        "stackbase",
+        &["granite-net -> granite-vcs", "granite-vcs -> granite", "basalt-net -> basalt-vcs"],
         true,
     );
     let (kdl, stderr) = &written[0];
-    assert!(kdl.contains(r#"from "bookworm-curl" context="buildpack-deps:bookworm-curl""#), "{kdl}");
+    assert!(kdl.contains(r#"from "granite-net" context="stackbase:granite-net""#), "{kdl}");
     let rule = "`[REGISTRY/][OWNER/]REPOSITORY:SUITE-VARIANT` → folder `SUITE/VARIANT/` (REPOSITORY the repository's folder name)";
     assert!(kdl.contains(rule), "{kdl}");
     assert!(stderr.contains(rule), "{stderr}");
