@@ -34,6 +34,31 @@ fn as_git_repo(dir: &Path) {
     git(dir, &["commit", "-q", "-m", "images"]);
 }
 
+/// A runner without hephy: the test's `PATH` without any folder holding a `hephy`, and the
+/// generated install step's `HEPHY_INSTALL` pointing at a script that copies the binary under
+/// test into the install root. The step itself runs (cache, `PATH`, version check); only the
+/// `cargo install` it would otherwise do is replaced, as a fork's `HEPHY_INSTALL` would be.
+/// Returns the `PATH` and the install command, kept in `dir`.
+fn bare_runner(dir: &Path) -> (String, String) {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let path = std::env::join_paths(std::env::split_paths(&path).filter(|d| !d.join("hephy").exists()))
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let found = Command::new("sh").args(["-c", "command -v hephy"]).env("PATH", &path).output().unwrap();
+    assert!(!found.status.success(), "hephy is still on the runner's PATH");
+    let script = dir.join("install-hephy.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "set -e\ninstall -D -m 755 '{}' \"$HEPHY_INSTALL_ROOT/bin/hephy\"\n",
+            env!("CARGO_BIN_EXE_hephy")
+        ),
+    )
+    .unwrap();
+    (path, format!("sh {}", script.display()))
+}
+
 /// The jobs of a GitLab pipeline written by hephy: name → (needs, the nodes it runs).
 fn gitlab_jobs(pipeline: &str) -> BTreeMap<String, (Vec<String>, Vec<String>)> {
     let mut jobs = BTreeMap::new();
@@ -146,11 +171,12 @@ fn the_gitlab_pipeline_plans_then_builds_the_quickstart_in_dependency_order() {
 
     // The whole pipeline, as GitLab would run it: the plan job, then the child it wrote. Every
     // job in its own copy of the repository (no shared .hephy): like separate runners.
-    let hephy = PathBuf::from(env!("CARGO_BIN_EXE_hephy"));
-    let path = format!("{}:{}", hephy.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+    let tools = tempfile::tempdir().unwrap();
+    let (path, install) = bare_runner(tools.path());
     let pipeline = |schedule: &str| {
         let output = Command::new(&runner)
             .arg("--shell-isolation")
+            .args(["--variable", &format!("HEPHY_INSTALL={install}")])
             .current_dir(repo.path())
             .env("PATH", &path)
             .env("HEPHY_OFFLINE", "0")
@@ -242,12 +268,13 @@ fn a_merge_requests_pipeline_builds_without_pushing() {
     let generated = repo.run(&["ci", "gitlab", "-o", ".gitlab-ci.yml"]);
     assert_eq!(generated.code, 0, "{}", generated.stderr);
     as_git_repo(repo.path());
-    let hephy = PathBuf::from(env!("CARGO_BIN_EXE_hephy"));
-    let path = format!("{}:{}", hephy.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+    let tools = tempfile::tempdir().unwrap();
+    let (path, install) = bare_runner(tools.path());
     // The pipeline GitLab runs for a merge request (gitlab-ci-local evaluates the jobs' rules
     // with the variables GitLab sets).
     let output = Command::new(&runner)
         .args(["--shell-isolation", "--variable", "CI_PIPELINE_SOURCE=merge_request_event"])
+        .args(["--variable", &format!("HEPHY_INSTALL={install}")])
         .current_dir(repo.path())
         .env("PATH", &path)
         .env("HEPHY_OFFLINE", "0")
@@ -265,6 +292,83 @@ fn a_merge_requests_pipeline_builds_without_pushing() {
     }
     for image in ["base", "web", "docs"] {
         assert_eq!(registry.tags(&format!("qs/{image}")), Vec::<String>::new(), "{image} was pushed:\n{log}");
+    }
+}
+
+#[test]
+#[ignore = "needs gitlab-ci-local, rsync, htpasswd, skopeo and docker-registry (installed by .ci/run)"]
+fn on_a_runner_without_hephy_each_job_installs_it_and_logs_in_from_its_variables() {
+    let runner = tool("gitlab-ci-local");
+    tool("rsync");
+    common::require(&["htpasswd", "skopeo", "docker-registry"], "apt-get install apache2-utils skopeo docker-registry");
+    let password = "pw-7f3a9c-not-in-any-log";
+    let registry = Registry::start_with_login("gitlab-ci-token", password);
+    let repo = Repo::quickstart_pushing_to(&registry.address(), "");
+    std::fs::write(
+        repo.path().join(".gitignore"),
+        ".hephy/\n.gitlab-ci-local/\n.gitlab-ci-local-variables.yml\nhephy-pipeline.yml\nhephy.env\n",
+    )
+    .unwrap();
+    let generated = repo.run(&["ci", "gitlab", "-o", ".gitlab-ci.yml"]);
+    assert_eq!(generated.code, 0, "{}", generated.stderr);
+    as_git_repo(repo.path());
+    let tools = tempfile::tempdir().unwrap();
+    let (path, install) = bare_runner(tools.path());
+    let docker_config = tempfile::tempdir().unwrap();
+    // The project's CI/CD variables, as gitlab-ci-local takes them (for the parent pipeline and
+    // the child it triggers alike).
+    let variables = serde_json::json!({
+        "HEPHY_INSTALL": install,
+        "CI_REGISTRY": registry.address(),
+        "CI_REGISTRY_USER": "gitlab-ci-token",
+        "CI_REGISTRY_PASSWORD": password,
+    });
+    std::fs::write(repo.path().join(".gitlab-ci-local-variables.yml"), variables.to_string()).unwrap();
+    let output = Command::new(&runner)
+        .arg("--shell-isolation")
+        .current_dir(repo.path())
+        .env("PATH", &path)
+        .env("HEPHY_OFFLINE", "0")
+        .env_remove("HEPHY_DATE")
+        // The runner's own (gitlab-ci-local takes a variable naming a path for a file variable).
+        .env("DOCKER_CONFIG", docker_config.path().join("docker"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "gitlab-ci-local failed:\n{log}");
+    // Every job installed hephy through its own step (or found it in the cache), then logged
+    // in from the job's variables; the secret is in no log and in no pipeline file.
+    assert!(log.contains("hephy: installing into"), "{log}");
+    let child = std::fs::read_to_string(repo.path().join("hephy-pipeline.yml")).unwrap();
+    let jobs = gitlab_jobs(&child);
+    assert_eq!(jobs.len(), 9, "{child}");
+    for job in jobs.keys().map(String::as_str).chain(["hephy-plan"]) {
+        let version = format!("{job}") + " ";
+        assert!(
+            log.lines().any(|l| l.contains(&version) && l.contains(&format!("hephy {}", env!("CARGO_PKG_VERSION")))),
+            "{job} did not run the installed hephy:\n{log}"
+        );
+        assert!(
+            log.lines().any(|l| l.contains(&version) && l.contains("hephy: logged in to `127.0.0.1:")),
+            "{job} did not log in:\n{log}"
+        );
+    }
+    assert!(!log.contains(password), "the password is in the log:\n{log}");
+    assert!(!child.contains(password));
+    let config = std::fs::read_to_string(docker_config.path().join("docker/config.json")).unwrap();
+    assert!(config.contains(&registry.address()), "{config}");
+    // Pushed with the job's login: each tag names an index of both platforms.
+    for image in ["base", "web", "docs"] {
+        let output = Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false", "--creds"])
+            .arg(format!("gitlab-ci-token:{password}"))
+            .arg(format!("docker://{}/qs/{image}:latest", registry.address()))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{image}: {}", String::from_utf8_lossy(&output.stderr));
+        let index: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "{image}");
     }
 }
 
