@@ -59,6 +59,15 @@ fn bare_runner(dir: &Path) -> (String, String) {
     (path, format!("sh {}", script.display()))
 }
 
+/// Sets the project's CI/CD variables as gitlab-ci-local takes them, for the parent pipeline and
+/// the child pipeline it triggers alike (`--variable` reaches the parent only).
+fn project_variables(repo: &Repo, variables: &[(&str, &str)]) {
+    let map: serde_json::Map<String, Value> =
+        variables.iter().map(|(k, v)| ((*k).to_owned(), Value::from(*v))).collect();
+    std::fs::write(repo.path().join(".gitlab-ci-local-variables.yml"), Value::Object(map).to_string())
+        .unwrap();
+}
+
 /// The jobs of a GitLab pipeline written by hephy: name → (needs, the nodes it runs).
 fn gitlab_jobs(pipeline: &str) -> BTreeMap<String, (Vec<String>, Vec<String>)> {
     let mut jobs = BTreeMap::new();
@@ -158,7 +167,7 @@ fn the_gitlab_pipeline_plans_then_builds_the_quickstart_in_dependency_order() {
     let repo = Repo::quickstart_pushing_to(&registry.address(), check);
     std::fs::write(
         repo.path().join(".gitignore"),
-        ".hephy/\n.gitlab-ci-local/\nhephy-pipeline.yml\nhephy.env\n",
+        ".hephy/\n.gitlab-ci-local/\n.gitlab-ci-local-variables.yml\nhephy-pipeline.yml\nhephy.env\n",
     )
     .unwrap();
     let no_date = repo.run_with(&["run", "--only", "date-check"], &[("HEPHY_DATE", "")]);
@@ -173,10 +182,10 @@ fn the_gitlab_pipeline_plans_then_builds_the_quickstart_in_dependency_order() {
     // job in its own copy of the repository (no shared .hephy): like separate runners.
     let tools = tempfile::tempdir().unwrap();
     let (path, install) = bare_runner(tools.path());
+    project_variables(&repo, &[("HEPHY_INSTALL", &install)]);
     let pipeline = |schedule: &str| {
         let output = Command::new(&runner)
             .arg("--shell-isolation")
-            .args(["--variable", &format!("HEPHY_INSTALL={install}")])
             .current_dir(repo.path())
             .env("PATH", &path)
             .env("HEPHY_OFFLINE", "0")
@@ -262,7 +271,7 @@ fn a_merge_requests_pipeline_builds_without_pushing() {
     let repo = Repo::quickstart_pushing_to(&registry.address(), "");
     std::fs::write(
         repo.path().join(".gitignore"),
-        ".hephy/\n.gitlab-ci-local/\nhephy-pipeline.yml\nhephy.env\n",
+        ".hephy/\n.gitlab-ci-local/\n.gitlab-ci-local-variables.yml\nhephy-pipeline.yml\nhephy.env\n",
     )
     .unwrap();
     let generated = repo.run(&["ci", "gitlab", "-o", ".gitlab-ci.yml"]);
@@ -270,11 +279,11 @@ fn a_merge_requests_pipeline_builds_without_pushing() {
     as_git_repo(repo.path());
     let tools = tempfile::tempdir().unwrap();
     let (path, install) = bare_runner(tools.path());
+    project_variables(&repo, &[("HEPHY_INSTALL", &install)]);
     // The pipeline GitLab runs for a merge request (gitlab-ci-local evaluates the jobs' rules
     // with the variables GitLab sets).
     let output = Command::new(&runner)
         .args(["--shell-isolation", "--variable", "CI_PIPELINE_SOURCE=merge_request_event"])
-        .args(["--variable", &format!("HEPHY_INSTALL={install}")])
         .current_dir(repo.path())
         .env("PATH", &path)
         .env("HEPHY_OFFLINE", "0")
@@ -300,7 +309,10 @@ fn a_merge_requests_pipeline_builds_without_pushing() {
 fn on_a_runner_without_hephy_each_job_installs_it_and_logs_in_from_its_variables() {
     let runner = tool("gitlab-ci-local");
     tool("rsync");
-    common::require(&["htpasswd", "skopeo", "docker-registry"], "apt-get install apache2-utils skopeo docker-registry");
+    common::require(
+        &["htpasswd", "skopeo", "docker-registry"],
+        "apt-get install apache2-utils skopeo docker-registry",
+    );
     let password = "pw-7f3a9c-not-in-any-log";
     let registry = Registry::start_with_login("gitlab-ci-token", password);
     let repo = Repo::quickstart_pushing_to(&registry.address(), "");
@@ -315,15 +327,15 @@ fn on_a_runner_without_hephy_each_job_installs_it_and_logs_in_from_its_variables
     let tools = tempfile::tempdir().unwrap();
     let (path, install) = bare_runner(tools.path());
     let docker_config = tempfile::tempdir().unwrap();
-    // The project's CI/CD variables, as gitlab-ci-local takes them (for the parent pipeline and
-    // the child it triggers alike).
-    let variables = serde_json::json!({
-        "HEPHY_INSTALL": install,
-        "CI_REGISTRY": registry.address(),
-        "CI_REGISTRY_USER": "gitlab-ci-token",
-        "CI_REGISTRY_PASSWORD": password,
-    });
-    std::fs::write(repo.path().join(".gitlab-ci-local-variables.yml"), variables.to_string()).unwrap();
+    project_variables(
+        &repo,
+        &[
+            ("HEPHY_INSTALL", &install),
+            ("CI_REGISTRY", &registry.address()),
+            ("CI_REGISTRY_USER", "gitlab-ci-token"),
+            ("CI_REGISTRY_PASSWORD", password),
+        ],
+    );
     let output = Command::new(&runner)
         .arg("--shell-isolation")
         .current_dir(repo.path())
@@ -337,16 +349,19 @@ fn on_a_runner_without_hephy_each_job_installs_it_and_logs_in_from_its_variables
         .unwrap();
     let log = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "gitlab-ci-local failed:\n{log}");
-    // Every job installed hephy through its own step (or found it in the cache), then logged
-    // in from the job's variables; the secret is in no log and in no pipeline file.
-    assert!(log.contains("hephy: installing into"), "{log}");
+    // Every job installed hephy through its own step, then logged in from the job's variables;
+    // the secret is in no log and in no pipeline file. The plan job compiled (here: copied) it;
+    // the cache, keyed by the version, carried it to the 9 jobs of the child pipeline.
+    assert_eq!(log.matches("> hephy: installing into").count(), 1, "{log}");
+    assert_eq!(log.lines().filter(|l| l.ends_with("(cached)")).count(), 9, "{log}");
     let child = std::fs::read_to_string(repo.path().join("hephy-pipeline.yml")).unwrap();
     let jobs = gitlab_jobs(&child);
     assert_eq!(jobs.len(), 9, "{child}");
     for job in jobs.keys().map(String::as_str).chain(["hephy-plan"]) {
         let version = format!("{job}") + " ";
         assert!(
-            log.lines().any(|l| l.contains(&version) && l.contains(&format!("hephy {}", env!("CARGO_PKG_VERSION")))),
+            log.lines()
+                .any(|l| l.contains(&version) && l.contains(&format!("hephy {}", env!("CARGO_PKG_VERSION")))),
             "{job} did not run the installed hephy:\n{log}"
         );
         assert!(
@@ -396,27 +411,54 @@ fn the_dynamic_workflows_plan_step_and_level_steps_build_the_quickstart() {
     assert_eq!(repo.run(&["ci", "github", "-o", "wf.yml"]).code, 0);
     let workflow = std::fs::read_to_string(repo.path().join("wf.yml")).unwrap();
     as_git_repo(repo.path());
-    let hephy = PathBuf::from(env!("CARGO_BIN_EXE_hephy"));
-    let path = format!("{}:{}", hephy.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+    // A runner without hephy: each job's own steps install it (from the cache after the first
+    // job, as `actions/cache` restores it), log in, and add it to `$GITHUB_PATH`.
     let runner = tempfile::tempdir().unwrap();
+    let (bare_path, install) = bare_runner(runner.path());
+    let install_step = step_script(&workflow, "- name: install hephy");
+    let login_step = step_script(&workflow, "- name: registry login");
+    let cache = runner.path().join("actions-cache");
+    let installs = std::cell::Cell::new(0);
     let step = |script: &str, name: &str, env: &[(&str, &str)]| {
         let checkout = runner.path().join(name.replace(['/', '@', ':', ' '], "_"));
         let source = repo.path().to_str().unwrap();
         git(runner.path(), &["clone", "-q", source, checkout.to_str().unwrap()]);
-        let output = Command::new("bash")
-            .args(["-e", "-c", script])
-            .current_dir(&checkout)
-            .env("PATH", &path)
-            .env("HEPHY_OFFLINE", "0")
-            .env("HEPHY_SINCE", "")
-            .env("HEPHY_SCHEDULE", "")
-            .env_remove("HEPHY_DATE")
-            .envs(env.iter().copied())
-            .output()
-            .unwrap();
-        let log =
-            String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "{name} failed:\n{script}\n{log}");
+        let cached = checkout.join(".hephy/install");
+        if cache.exists() {
+            std::fs::create_dir_all(checkout.join(".hephy")).unwrap();
+            assert!(Command::new("cp").arg("-a").arg(&cache).arg(&cached).status().unwrap().success());
+        }
+        let github_path = checkout.join("github_path");
+        std::fs::write(&github_path, "").unwrap();
+        for script in [install_step.as_str(), login_step.as_str(), script] {
+            // GitHub puts `$GITHUB_PATH`'s lines before the `PATH` of the steps after.
+            let added: Vec<String> =
+                std::fs::read_to_string(&github_path).unwrap().lines().map(str::to_owned).collect();
+            let path = added.into_iter().rev().chain([bare_path.clone()]).collect::<Vec<_>>().join(":");
+            let output = Command::new("bash")
+                .args(["-e", "-c", script])
+                .current_dir(&checkout)
+                .env("PATH", &path)
+                .env("GITHUB_PATH", &github_path)
+                .env("HEPHY_INSTALL", &install)
+                .env("HEPHY_OFFLINE", "0")
+                .env("HEPHY_SINCE", "")
+                .env("HEPHY_SCHEDULE", "")
+                .env("GITHUB_TOKEN", "ghs_not_for_this_registry")
+                .env_remove("HEPHY_DATE")
+                .envs(env.iter().copied())
+                .output()
+                .unwrap();
+            let log = String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr);
+            assert!(output.status.success(), "{name} failed:\n{script}\n{log}");
+            if log.contains("hephy: installing into") {
+                installs.set(installs.get() + 1);
+            }
+        }
+        if !cache.exists() {
+            assert!(Command::new("cp").arg("-a").arg(&cached).arg(&cache).status().unwrap().success());
+        }
         checkout
     };
 
@@ -440,6 +482,8 @@ fn the_dynamic_workflows_plan_step_and_level_steps_build_the_quickstart() {
     }
     assert_eq!(ran.len(), 10, "{ran:?}");
     assert!(ran.contains(&(3, "web".to_owned())), "{ran:?}");
+    // Installed once, by the plan job; every later job found it in the cache.
+    assert_eq!(installs.get(), 1);
     for image in ["base", "web", "docs"] {
         let index: Value = serde_json::from_str(&registry.raw(&format!("qs/{image}:latest"))).unwrap();
         assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "{image}");
@@ -627,7 +671,7 @@ fn a_gitlab_job_past_the_limit_of_needs_waits_for_the_stages_before_it() {
     let run = repo.run_with(&["ci", "gitlab", "--static"], &[("HEPHY_DATE", "20260131")]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("stages:\n  - level-1\n  - level-2\n  - level-3\n"), "{}", run.stdout);
-    assert!(run.stdout.contains("\n\"report\":\n  stage: level-3\n  script:\n"), "{}", run.stdout);
+    assert!(run.stdout.contains("\n\"report\":\n  stage: level-3\n  cache:\n"), "{}", run.stdout);
     assert!(
         run.stdout.contains("\n\"i7\":\n  stage: level-2\n  needs: [\"i7@linux/amd64\"]\n"),
         "{}",
@@ -636,12 +680,82 @@ fn a_gitlab_job_past_the_limit_of_needs_waits_for_the_stages_before_it() {
 }
 
 #[test]
+fn buildah_and_binfmt_are_set_up_only_in_the_jobs_that_need_them() {
+    // `runs` RUNs commands (buildah); `files` only copies (the built-in builder, no tool).
+    let images = "image \"runs\" {\n    context \"runs\"\n    builder \"buildah\"\n}\n\
+        image \"files\" {\n    context \"files\"\n}\n";
+    let head = "registry \"registry.example.com/p\"\nplatforms \"linux/amd64\" \"linux/arm64\"\n";
+    let repo = |executors: &str| {
+        Repo::new()
+            .file("hephy.kdl", &format!("{head}{executors}{images}"))
+            .file("runs/Dockerfile", "FROM scratch\nRUN true\n")
+            .file("files/Dockerfile", "FROM scratch\nCOPY Dockerfile /\n")
+    };
+    let pipeline = |repo: &Repo| {
+        let run = repo.run_with(&["ci", "gitlab", "--static"], &[("HEPHY_DATE", "20260131")]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.stdout
+    };
+    let job = |pipeline: &str, name: &str| {
+        let start =
+            pipeline.find(&format!("\n\"{name}\":\n")).unwrap_or_else(|| panic!("no {name}:\n{pipeline}"));
+        let rest = &pipeline[start + 1..];
+        rest[..rest.find("\n\n").unwrap_or(rest.len())].to_owned()
+    };
+    let buildah = "apt-get install -y -qq buildah";
+    let binfmt = "qemu-user-static";
+
+    // Runners of no known architecture: each RUN build may need emulation (skipped at run
+    // time on a runner of its own architecture).
+    let unknown = repo("");
+    let text = pipeline(&unknown);
+    for name in
+        ["runs@linux/amd64", "runs@linux/arm64", "runs", "files@linux/amd64", "files@linux/arm64", "files"]
+    {
+        let job = job(&text, name);
+        assert!(job.contains("hephy: installing into") && job.contains("\"hephy ci login\""), "{job}");
+    }
+    let amd64 = job(&text, "runs@linux/amd64");
+    assert!(
+        amd64.contains(buildah) && amd64.contains("for m in x86_64;") && amd64.contains(binfmt),
+        "{amd64}"
+    );
+    let arm64 = job(&text, "runs@linux/arm64");
+    assert!(arm64.contains(buildah) && arm64.contains("for m in aarch64;"), "{arm64}");
+    for name in ["runs", "files@linux/amd64", "files@linux/arm64", "files"] {
+        let job = job(&text, name);
+        assert!(!job.contains(buildah) && !job.contains(binfmt), "{job}");
+    }
+    // The dynamic workflow's matrix entries carry the same.
+    let matrix = unknown.run_with(&["ci", "matrix"], &[("HEPHY_DATE", "20260131")]).stdout;
+    assert!(
+        matrix.contains("\"nodes\":\"runs@linux/arm64\",\"buildah\":true,\"emulate\":\"aarch64\"}"),
+        "{matrix}"
+    );
+    assert!(
+        matrix.contains("\"nodes\":\"files@linux/arm64\",\"buildah\":false,\"emulate\":\"\"}"),
+        "{matrix}"
+    );
+
+    // Each platform on an executor of its own architecture: buildah, no emulation.
+    let native = repo(
+        "executor \"x86\" platform=\"linux/amd64\" gitlab-tags=\"amd64\"\n\
+         executor \"arm\" platform=\"linux/arm64\" gitlab-tags=\"arm64\"\n",
+    );
+    let text = pipeline(&native);
+    for name in ["runs@linux/amd64", "runs@linux/arm64"] {
+        let job = job(&text, name);
+        assert!(job.contains(buildah) && !job.contains(binfmt), "{job}");
+    }
+}
+
+#[test]
 fn a_plan_with_nothing_to_build_feeds_empty_matrices() {
     let repo = Repo::new().file("hephy.kdl", "task \"t\" {\n    run \"true\"\n}\n");
     let before = repo.run_with(&["ci", "matrix", "--levels", "2"], &[("HEPHY_DATE", "20260131")]);
     assert_eq!(
         before.stdout,
-        "date=20260131\nlevels=1\nlevel1=[{\"name\":\"t\",\"runner\":\"ubuntu-latest\",\"nodes\":\"t\"}]\nlevel2=[]\n"
+        "date=20260131\nlevels=1\nlevel1=[{\"name\":\"t\",\"runner\":\"ubuntu-latest\",\"nodes\":\"t\",\"buildah\":false,\"emulate\":\"\"}]\nlevel2=[]\n"
     );
     assert_eq!(repo.run(&["run"]).code, 0);
     let after = repo.run_with(&["ci", "matrix", "--levels", "2"], &[("HEPHY_DATE", "20260131")]);

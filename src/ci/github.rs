@@ -121,7 +121,8 @@ fn steps(out: &mut String, options: &Options<'_>, full_history: bool, needs: &Ne
         Needs::None => {}
         Needs::Fixed(tools) => {
             if tools.buildah {
-                let _ = writeln!(out, "      - name: buildah\n        run: {}", quoted(setup::BUILDAH_SCRIPT));
+                let _ =
+                    writeln!(out, "      - name: buildah\n        run: {}", quoted(setup::BUILDAH_SCRIPT));
             }
             if !tools.emulate.is_empty() {
                 let _ = writeln!(

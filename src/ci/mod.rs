@@ -219,7 +219,13 @@ pub(crate) fn write(
     if system == System::Login {
         let var = |name: &str| std::env::var(name).ok();
         return setup::login(&model, &var).map_err(|e| {
-            refused(Code::InvalidValue, (e.to_string(), "fix or remove the file, or point `DOCKER_CONFIG` at a folder hephy may write".to_owned()))
+            refused(
+                Code::InvalidValue,
+                (
+                    e.to_string(),
+                    "fix or remove the file, or point `DOCKER_CONFIG` at a folder hephy may write".to_owned(),
+                ),
+            )
         });
     }
     let ghcr = model.registry.as_deref().is_some_and(|r| r.split('/').next() == Some("ghcr.io"));

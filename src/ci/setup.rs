@@ -123,7 +123,8 @@ pub(crate) fn tools(model: &Model, graph: &Graph, nodes: &[NodeIndex]) -> Tools 
             continue;
         }
         tools.buildah = true;
-        let runner = model.executors.iter().find(|e| *e.name.value == *node.executor).map(|e| e.platform.arch());
+        let runner =
+            model.executors.iter().find(|e| *e.name.value == *node.executor).map(|e| e.platform.arch());
         if let Some(platform) = &node.platform
             && runner != Some(platform.arch())
         {
@@ -209,7 +210,9 @@ pub(crate) fn login(model: &Model, var: &dyn Fn(&str) -> Option<String>) -> Resu
     };
     let dir = match var("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
         Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(var("HOME").filter(|h| !h.is_empty()).ok_or(LoginError::NoConfig)?).join(".docker"),
+        None => {
+            PathBuf::from(var("HOME").filter(|h| !h.is_empty()).ok_or(LoginError::NoConfig)?).join(".docker")
+        }
     };
     let path = dir.join("config.json");
     let mut config = read_config(&path)?;
@@ -273,7 +276,8 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         move |name| map.get(name).cloned()
     }
 
@@ -290,7 +294,9 @@ mod tests {
         ));
         assert_eq!(credential("registry.example.com", &gitlab), None);
         let github = vars(&[("GITHUB_TOKEN", "ghs_x"), ("GITHUB_ACTOR", "octocat")]);
-        assert!(matches!(credential("ghcr.io", &github), Some(Entry::Auth { ref user, .. }) if user == "octocat"));
+        assert!(
+            matches!(credential("ghcr.io", &github), Some(Entry::Auth { ref user, .. }) if user == "octocat")
+        );
         assert_eq!(credential("registry.gitlab.com", &github), None);
         assert_eq!(
             credential("123456789012.dkr.ecr.eu-west-1.amazonaws.com", &vars(&[])),
