@@ -42,10 +42,11 @@ fn as_git_repo(dir: &Path) {
 fn bare_runner(dir: &Path) -> (String, String) {
     let path = std::env::var("PATH").unwrap_or_default();
     let path = std::env::join_paths(std::env::split_paths(&path).filter(|d| !d.join("hephy").exists()))
-        .unwrap()
+        .expect("PATH's folders")
         .into_string()
-        .unwrap();
-    let found = Command::new("sh").args(["-c", "command -v hephy"]).env("PATH", &path).output().unwrap();
+        .expect("a UTF-8 PATH");
+    let found =
+        Command::new("sh").args(["-c", "command -v hephy"]).env("PATH", &path).output().expect("run sh");
     assert!(!found.status.success(), "hephy is still on the runner's PATH");
     let script = dir.join("install-hephy.sh");
     std::fs::write(
@@ -55,7 +56,7 @@ fn bare_runner(dir: &Path) -> (String, String) {
             env!("CARGO_BIN_EXE_hephy")
         ),
     )
-    .unwrap();
+    .expect("write the install script");
     (path, format!("sh {}", script.display()))
 }
 
@@ -65,7 +66,7 @@ fn project_variables(repo: &Repo, variables: &[(&str, &str)]) {
     let map: serde_json::Map<String, Value> =
         variables.iter().map(|(k, v)| ((*k).to_owned(), Value::from(*v))).collect();
     std::fs::write(repo.path().join(".gitlab-ci-local-variables.yml"), Value::Object(map).to_string())
-        .unwrap();
+        .expect("write gitlab-ci-local's variables");
 }
 
 /// The jobs of a GitLab pipeline written by hephy: name → (needs, the nodes it runs).
@@ -358,7 +359,7 @@ fn on_a_runner_without_hephy_each_job_installs_it_and_logs_in_from_its_variables
     let jobs = gitlab_jobs(&child);
     assert_eq!(jobs.len(), 9, "{child}");
     for job in jobs.keys().map(String::as_str).chain(["hephy-plan"]) {
-        let version = format!("{job}") + " ";
+        let version = job.to_owned() + " ";
         assert!(
             log.lines()
                 .any(|l| l.contains(&version) && l.contains(&format!("hephy {}", env!("CARGO_PKG_VERSION")))),
@@ -750,6 +751,72 @@ fn buildah_and_binfmt_are_set_up_only_in_the_jobs_that_need_them() {
 }
 
 #[test]
+fn ci_login_writes_the_platforms_credential_for_the_graphs_registry_and_keeps_the_rest() {
+    let config = tempfile::tempdir().unwrap();
+    let dir = config.path().to_str().unwrap();
+    let file = config.path().join("config.json");
+    std::fs::write(&file, r#"{"auths":{"other.example.com":{"auth":"b3RoZXI6b25l"}},"credsStore":"pass"}"#)
+        .unwrap();
+    let graph = |registry: &str| {
+        Repo::new()
+            .file("hephy.kdl", &format!("registry \"{registry}\"\ntask \"t\" {{\n    run \"true\"\n}}\n"))
+    };
+    // GitHub: the job token for ghcr.io, under the actor's name.
+    let token = "ghs_secret_token_value";
+    let github = graph("ghcr.io/acme/images").run_with(
+        &["ci", "login"],
+        &[("DOCKER_CONFIG", dir), ("GITHUB_TOKEN", token), ("GITHUB_ACTOR", "octocat")],
+    );
+    assert_eq!(github.code, 0, "{}", github.stderr);
+    assert!(github.stdout.contains("logged in to `ghcr.io` with `GITHUB_TOKEN`"), "{}", github.stdout);
+    assert!(!github.stdout.contains(token) && !github.stderr.contains(token));
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("octocat:{token}"));
+    assert_eq!(written["auths"]["ghcr.io"]["auth"], auth.as_str());
+    // What the file held is kept.
+    assert_eq!(written["auths"]["other.example.com"]["auth"], "b3RoZXI6b25l");
+    assert_eq!(written["credsStore"], "pass");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+
+    // ECR: its credential helper, as the kaniko-builder layout's pipelines use it.
+    let ecr = graph("123456789012.dkr.ecr.eu-west-1.amazonaws.com/platform")
+        .run_with(&["ci", "login"], &[("DOCKER_CONFIG", dir)]);
+    assert_eq!(ecr.code, 0, "{}", ecr.stderr);
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(written["credHelpers"]["123456789012.dkr.ecr.eu-west-1.amazonaws.com"], "ecr-login");
+    assert_eq!(written["auths"]["ghcr.io"]["auth"], auth.as_str());
+
+    // GitLab's variables name another registry: nothing is written.
+    let before = std::fs::read_to_string(&file).unwrap();
+    let elsewhere = graph("registry.example.com/p").run_with(
+        &["ci", "login"],
+        &[
+            ("DOCKER_CONFIG", dir),
+            ("CI_REGISTRY", "registry.gitlab.com"),
+            ("CI_REGISTRY_USER", "u"),
+            ("CI_REGISTRY_PASSWORD", "p"),
+        ],
+    );
+    assert_eq!(elsewhere.code, 0, "{}", elsewhere.stderr);
+    assert!(
+        elsewhere.stdout.contains("no CI variables give a login for `registry.example.com`"),
+        "{}",
+        elsewhere.stdout
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
+
+    // A config.json that is not JSON is an error that names it, and is left as it was.
+    std::fs::write(&file, "not json").unwrap();
+    let broken = graph("ghcr.io/acme/images")
+        .run_with(&["ci", "login"], &[("DOCKER_CONFIG", dir), ("GITHUB_TOKEN", token)]);
+    assert_eq!(broken.code, 2, "{}", broken.stdout);
+    assert!(broken.stderr.contains("config.json` is not a JSON object"), "{}", broken.stderr);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not json");
+}
+
+#[test]
 fn a_plan_with_nothing_to_build_feeds_empty_matrices() {
     let repo = Repo::new().file("hephy.kdl", "task \"t\" {\n    run \"true\"\n}\n");
     let before = repo.run_with(&["ci", "matrix", "--levels", "2"], &[("HEPHY_DATE", "20260131")]);
@@ -813,6 +880,17 @@ fn the_github_workflows_pass_action_validator() {
             assert!(workflow.contains("runs-on: [\"ubuntu-24.04-arm\"]"), "{workflow}");
             assert!(workflow.contains("needs: [hephy-date, curl_linux_arm64]"), "{workflow}");
         }
+    }
+    // A graph on ghcr.io: the job token may push packages.
+    let ghcr = Repo::new()
+        .file("hephy.kdl", "registry \"ghcr.io/acme/images\"\nimage \"a\" {\n    context \"a\"\n}\n")
+        .context("a");
+    for form in [&["ci", "github"][..], &["ci", "github", "--static"]] {
+        let workflow = validate(&ghcr, form, "ghcr.io");
+        assert!(
+            workflow.contains("\npermissions:\n  contents: read\n  packages: write\njobs:\n"),
+            "{workflow}"
+        );
     }
     // The 200-image graph's static workflow, and a plan with nothing to build.
     validate(&synthetic(200), &["ci", "github", "--static"], "200 images");
