@@ -380,6 +380,9 @@ enum CiSystem {
     Github,
     /// The dynamic GitHub workflow's plan step: each level's jobs, as `$GITHUB_OUTPUT` lines.
     Matrix,
+    /// A job's registry login: the CI's credentials for the graph's registry (`CI_REGISTRY*`,
+    /// `GITHUB_TOKEN` for ghcr.io, ECR's helper) into Docker's `config.json`.
+    Login,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -801,6 +804,7 @@ fn ci_command(
         CiSystem::Gitlab => ci::System::Gitlab,
         CiSystem::Github => ci::System::Github,
         CiSystem::Matrix => ci::System::Matrix,
+        CiSystem::Login => ci::System::Login,
     };
     let text = ci::write(model, state.dir.as_deref(), system, &options)?;
     emit(output.as_deref(), &text)?;

@@ -34,6 +34,41 @@ fn as_git_repo(dir: &Path) {
     git(dir, &["commit", "-q", "-m", "images"]);
 }
 
+/// A runner without hephy: the test's `PATH` without any folder holding a `hephy`, and the
+/// generated install step's `HEPHY_INSTALL` pointing at a script that copies the binary under
+/// test into the install root. The step itself runs (cache, `PATH`, version check); only the
+/// `cargo install` it would otherwise do is replaced, as a fork's `HEPHY_INSTALL` would be.
+/// Returns the `PATH` and the install command, kept in `dir`.
+fn bare_runner(dir: &Path) -> (String, String) {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let path = std::env::join_paths(std::env::split_paths(&path).filter(|d| !d.join("hephy").exists()))
+        .expect("PATH's folders")
+        .into_string()
+        .expect("a UTF-8 PATH");
+    let found =
+        Command::new("sh").args(["-c", "command -v hephy"]).env("PATH", &path).output().expect("run sh");
+    assert!(!found.status.success(), "hephy is still on the runner's PATH");
+    let script = dir.join("install-hephy.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "set -e\ninstall -D -m 755 '{}' \"$HEPHY_INSTALL_ROOT/bin/hephy\"\n",
+            env!("CARGO_BIN_EXE_hephy")
+        ),
+    )
+    .expect("write the install script");
+    (path, format!("sh {}", script.display()))
+}
+
+/// Sets the project's CI/CD variables as gitlab-ci-local takes them, for the parent pipeline and
+/// the child pipeline it triggers alike (`--variable` reaches the parent only).
+fn project_variables(repo: &Repo, variables: &[(&str, &str)]) {
+    let map: serde_json::Map<String, Value> =
+        variables.iter().map(|(k, v)| ((*k).to_owned(), Value::from(*v))).collect();
+    std::fs::write(repo.path().join(".gitlab-ci-local-variables.yml"), Value::Object(map).to_string())
+        .expect("write gitlab-ci-local's variables");
+}
+
 /// The jobs of a GitLab pipeline written by hephy: name → (needs, the nodes it runs).
 fn gitlab_jobs(pipeline: &str) -> BTreeMap<String, (Vec<String>, Vec<String>)> {
     let mut jobs = BTreeMap::new();
@@ -133,7 +168,7 @@ fn the_gitlab_pipeline_plans_then_builds_the_quickstart_in_dependency_order() {
     let repo = Repo::quickstart_pushing_to(&registry.address(), check);
     std::fs::write(
         repo.path().join(".gitignore"),
-        ".hephy/\n.gitlab-ci-local/\nhephy-pipeline.yml\nhephy.env\n",
+        ".hephy/\n.gitlab-ci-local/\n.gitlab-ci-local-variables.yml\nhephy-pipeline.yml\nhephy.env\n",
     )
     .unwrap();
     let no_date = repo.run_with(&["run", "--only", "date-check"], &[("HEPHY_DATE", "")]);
@@ -146,8 +181,9 @@ fn the_gitlab_pipeline_plans_then_builds_the_quickstart_in_dependency_order() {
 
     // The whole pipeline, as GitLab would run it: the plan job, then the child it wrote. Every
     // job in its own copy of the repository (no shared .hephy): like separate runners.
-    let hephy = PathBuf::from(env!("CARGO_BIN_EXE_hephy"));
-    let path = format!("{}:{}", hephy.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+    let tools = tempfile::tempdir().unwrap();
+    let (path, install) = bare_runner(tools.path());
+    project_variables(&repo, &[("HEPHY_INSTALL", &install)]);
     let pipeline = |schedule: &str| {
         let output = Command::new(&runner)
             .arg("--shell-isolation")
@@ -242,14 +278,15 @@ fn a_merge_requests_pipeline_builds_without_pushing() {
     let repo = Repo::quickstart_pushing_to(&registry.address(), "");
     std::fs::write(
         repo.path().join(".gitignore"),
-        ".hephy/\n.gitlab-ci-local/\nhephy-pipeline.yml\nhephy.env\n",
+        ".hephy/\n.gitlab-ci-local/\n.gitlab-ci-local-variables.yml\nhephy-pipeline.yml\nhephy.env\n",
     )
     .unwrap();
     let generated = repo.run(&["ci", "gitlab", "-o", ".gitlab-ci.yml"]);
     assert_eq!(generated.code, 0, "{}", generated.stderr);
     as_git_repo(repo.path());
-    let hephy = PathBuf::from(env!("CARGO_BIN_EXE_hephy"));
-    let path = format!("{}:{}", hephy.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+    let tools = tempfile::tempdir().unwrap();
+    let (path, install) = bare_runner(tools.path());
+    project_variables(&repo, &[("HEPHY_INSTALL", &install)]);
     // The pipeline GitLab runs for a merge request (gitlab-ci-local evaluates the jobs' rules
     // with the variables GitLab sets).
     let output = Command::new(&runner)
@@ -271,6 +308,89 @@ fn a_merge_requests_pipeline_builds_without_pushing() {
     }
     for image in ["base", "web", "docs"] {
         assert_eq!(registry.tags(&format!("qs/{image}")), Vec::<String>::new(), "{image} was pushed:\n{log}");
+    }
+}
+
+#[test]
+#[ignore = "needs gitlab-ci-local, rsync, htpasswd, skopeo and docker-registry (installed by .ci/run)"]
+fn on_a_runner_without_hephy_each_job_installs_it_and_logs_in_from_its_variables() {
+    let runner = tool("gitlab-ci-local");
+    tool("rsync");
+    common::require(
+        &["htpasswd", "skopeo", "docker-registry"],
+        "apt-get install apache2-utils skopeo docker-registry",
+    );
+    let password = "pw-7f3a9c-not-in-any-log";
+    let registry = Registry::start_with_login("gitlab-ci-token", password);
+    let repo = Repo::quickstart_pushing_to(&registry.address(), "");
+    std::fs::write(
+        repo.path().join(".gitignore"),
+        ".hephy/\n.gitlab-ci-local/\n.gitlab-ci-local-variables.yml\nhephy-pipeline.yml\nhephy.env\n",
+    )
+    .unwrap();
+    let generated = repo.run(&["ci", "gitlab", "-o", ".gitlab-ci.yml"]);
+    assert_eq!(generated.code, 0, "{}", generated.stderr);
+    as_git_repo(repo.path());
+    let tools = tempfile::tempdir().unwrap();
+    let (path, install) = bare_runner(tools.path());
+    let docker_config = tempfile::tempdir().unwrap();
+    project_variables(
+        &repo,
+        &[
+            ("HEPHY_INSTALL", &install),
+            ("CI_REGISTRY", &registry.address()),
+            ("CI_REGISTRY_USER", "gitlab-ci-token"),
+            ("CI_REGISTRY_PASSWORD", password),
+        ],
+    );
+    let output = Command::new(&runner)
+        .arg("--shell-isolation")
+        .current_dir(repo.path())
+        .env("PATH", &path)
+        .env("HEPHY_OFFLINE", "0")
+        .env_remove("HEPHY_DATE")
+        // The runner's own (gitlab-ci-local takes a variable naming a path for a file variable).
+        .env("DOCKER_CONFIG", docker_config.path().join("docker"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "gitlab-ci-local failed:\n{log}");
+    // Every job installed hephy through its own step, then logged in from the job's variables;
+    // the secret is in no log and in no pipeline file. The plan job compiled (here: copied) it;
+    // the cache, keyed by the version, carried it to the 9 jobs of the child pipeline.
+    assert_eq!(log.matches("> hephy: installing into").count(), 1, "{log}");
+    assert_eq!(log.lines().filter(|l| l.ends_with("(cached)")).count(), 9, "{log}");
+    let child = std::fs::read_to_string(repo.path().join("hephy-pipeline.yml")).unwrap();
+    let jobs = gitlab_jobs(&child);
+    assert_eq!(jobs.len(), 9, "{child}");
+    for job in jobs.keys().map(String::as_str).chain(["hephy-plan"]) {
+        let version = job.to_owned() + " ";
+        assert!(
+            log.lines()
+                .any(|l| l.contains(&version) && l.contains(&format!("hephy {}", env!("CARGO_PKG_VERSION")))),
+            "{job} did not run the installed hephy:\n{log}"
+        );
+        assert!(
+            log.lines().any(|l| l.contains(&version) && l.contains("hephy: logged in to `127.0.0.1:")),
+            "{job} did not log in:\n{log}"
+        );
+    }
+    assert!(!log.contains(password), "the password is in the log:\n{log}");
+    assert!(!child.contains(password));
+    let config = std::fs::read_to_string(docker_config.path().join("docker/config.json")).unwrap();
+    assert!(config.contains(&registry.address()), "{config}");
+    // Pushed with the job's login: each tag names an index of both platforms.
+    for image in ["base", "web", "docs"] {
+        let output = Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false", "--creds"])
+            .arg(format!("gitlab-ci-token:{password}"))
+            .arg(format!("docker://{}/qs/{image}:latest", registry.address()))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{image}: {}", String::from_utf8_lossy(&output.stderr));
+        let index: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "{image}");
     }
 }
 
@@ -298,27 +418,54 @@ fn the_dynamic_workflows_plan_step_and_level_steps_build_the_quickstart() {
     assert_eq!(repo.run(&["ci", "github", "-o", "wf.yml"]).code, 0);
     let workflow = std::fs::read_to_string(repo.path().join("wf.yml")).unwrap();
     as_git_repo(repo.path());
-    let hephy = PathBuf::from(env!("CARGO_BIN_EXE_hephy"));
-    let path = format!("{}:{}", hephy.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+    // A runner without hephy: each job's own steps install it (from the cache after the first
+    // job, as `actions/cache` restores it), log in, and add it to `$GITHUB_PATH`.
     let runner = tempfile::tempdir().unwrap();
+    let (bare_path, install) = bare_runner(runner.path());
+    let install_step = step_script(&workflow, "- name: install hephy");
+    let login_step = step_script(&workflow, "- name: registry login");
+    let cache = runner.path().join("actions-cache");
+    let installs = std::cell::Cell::new(0);
     let step = |script: &str, name: &str, env: &[(&str, &str)]| {
         let checkout = runner.path().join(name.replace(['/', '@', ':', ' '], "_"));
         let source = repo.path().to_str().unwrap();
         git(runner.path(), &["clone", "-q", source, checkout.to_str().unwrap()]);
-        let output = Command::new("bash")
-            .args(["-e", "-c", script])
-            .current_dir(&checkout)
-            .env("PATH", &path)
-            .env("HEPHY_OFFLINE", "0")
-            .env("HEPHY_SINCE", "")
-            .env("HEPHY_SCHEDULE", "")
-            .env_remove("HEPHY_DATE")
-            .envs(env.iter().copied())
-            .output()
-            .unwrap();
-        let log =
-            String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "{name} failed:\n{script}\n{log}");
+        let cached = checkout.join(".hephy/install");
+        if cache.exists() {
+            std::fs::create_dir_all(checkout.join(".hephy")).unwrap();
+            assert!(Command::new("cp").arg("-a").arg(&cache).arg(&cached).status().unwrap().success());
+        }
+        let github_path = checkout.join("github_path");
+        std::fs::write(&github_path, "").unwrap();
+        for script in [install_step.as_str(), login_step.as_str(), script] {
+            // GitHub puts `$GITHUB_PATH`'s lines before the `PATH` of the steps after.
+            let added: Vec<String> =
+                std::fs::read_to_string(&github_path).unwrap().lines().map(str::to_owned).collect();
+            let path = added.into_iter().rev().chain([bare_path.clone()]).collect::<Vec<_>>().join(":");
+            let output = Command::new("bash")
+                .args(["-e", "-c", script])
+                .current_dir(&checkout)
+                .env("PATH", &path)
+                .env("GITHUB_PATH", &github_path)
+                .env("HEPHY_INSTALL", &install)
+                .env("HEPHY_OFFLINE", "0")
+                .env("HEPHY_SINCE", "")
+                .env("HEPHY_SCHEDULE", "")
+                .env("GITHUB_TOKEN", "ghs_not_for_this_registry")
+                .env_remove("HEPHY_DATE")
+                .envs(env.iter().copied())
+                .output()
+                .unwrap();
+            let log = String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr);
+            assert!(output.status.success(), "{name} failed:\n{script}\n{log}");
+            if log.contains("hephy: installing into") {
+                installs.set(installs.get() + 1);
+            }
+        }
+        if !cache.exists() {
+            assert!(Command::new("cp").arg("-a").arg(&cached).arg(&cache).status().unwrap().success());
+        }
         checkout
     };
 
@@ -342,6 +489,8 @@ fn the_dynamic_workflows_plan_step_and_level_steps_build_the_quickstart() {
     }
     assert_eq!(ran.len(), 10, "{ran:?}");
     assert!(ran.contains(&(3, "web".to_owned())), "{ran:?}");
+    // Installed once, by the plan job; every later job found it in the cache.
+    assert_eq!(installs.get(), 1);
     for image in ["base", "web", "docs"] {
         let index: Value = serde_json::from_str(&registry.raw(&format!("qs/{image}:latest"))).unwrap();
         // Two platforms, each with its provenance (an attestation manifest naming it).
@@ -535,7 +684,7 @@ fn a_gitlab_job_past_the_limit_of_needs_waits_for_the_stages_before_it() {
     let run = repo.run_with(&["ci", "gitlab", "--static"], &[("HEPHY_DATE", "20260131")]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("stages:\n  - level-1\n  - level-2\n  - level-3\n"), "{}", run.stdout);
-    assert!(run.stdout.contains("\n\"report\":\n  stage: level-3\n  script:\n"), "{}", run.stdout);
+    assert!(run.stdout.contains("\n\"report\":\n  stage: level-3\n  cache:\n"), "{}", run.stdout);
     assert!(
         run.stdout.contains("\n\"i7\":\n  stage: level-2\n  needs: [\"i7@linux/amd64\"]\n"),
         "{}",
@@ -544,12 +693,148 @@ fn a_gitlab_job_past_the_limit_of_needs_waits_for_the_stages_before_it() {
 }
 
 #[test]
+fn buildah_and_binfmt_are_set_up_only_in_the_jobs_that_need_them() {
+    // `runs` RUNs commands (buildah); `files` only copies (the built-in builder, no tool).
+    let images = "image \"runs\" {\n    context \"runs\"\n    builder \"buildah\"\n}\n\
+        image \"files\" {\n    context \"files\"\n}\n";
+    let head = "registry \"registry.example.com/p\"\nplatforms \"linux/amd64\" \"linux/arm64\"\n";
+    let repo = |executors: &str| {
+        Repo::new()
+            .file("hephy.kdl", &format!("{head}{executors}{images}"))
+            .file("runs/Dockerfile", "FROM scratch\nRUN true\n")
+            .file("files/Dockerfile", "FROM scratch\nCOPY Dockerfile /\n")
+    };
+    let pipeline = |repo: &Repo| {
+        let run = repo.run_with(&["ci", "gitlab", "--static"], &[("HEPHY_DATE", "20260131")]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.stdout
+    };
+    let job = |pipeline: &str, name: &str| {
+        let start =
+            pipeline.find(&format!("\n\"{name}\":\n")).unwrap_or_else(|| panic!("no {name}:\n{pipeline}"));
+        let rest = &pipeline[start + 1..];
+        rest[..rest.find("\n\n").unwrap_or(rest.len())].to_owned()
+    };
+    let buildah = "apt-get install -y -qq buildah";
+    let binfmt = "qemu-user-static";
+
+    // Runners of no known architecture: each RUN build may need emulation (skipped at run
+    // time on a runner of its own architecture).
+    let unknown = repo("");
+    let text = pipeline(&unknown);
+    for name in
+        ["runs@linux/amd64", "runs@linux/arm64", "runs", "files@linux/amd64", "files@linux/arm64", "files"]
+    {
+        let job = job(&text, name);
+        assert!(job.contains("hephy: installing into") && job.contains("\"hephy ci login\""), "{job}");
+    }
+    let amd64 = job(&text, "runs@linux/amd64");
+    assert!(
+        amd64.contains(buildah) && amd64.contains("for m in x86_64;") && amd64.contains(binfmt),
+        "{amd64}"
+    );
+    let arm64 = job(&text, "runs@linux/arm64");
+    assert!(arm64.contains(buildah) && arm64.contains("for m in aarch64;"), "{arm64}");
+    for name in ["runs", "files@linux/amd64", "files@linux/arm64", "files"] {
+        let job = job(&text, name);
+        assert!(!job.contains(buildah) && !job.contains(binfmt), "{job}");
+    }
+    // The dynamic workflow's matrix entries carry the same.
+    let matrix = unknown.run_with(&["ci", "matrix"], &[("HEPHY_DATE", "20260131")]).stdout;
+    assert!(
+        matrix.contains("\"nodes\":\"runs@linux/arm64\",\"buildah\":true,\"emulate\":\"aarch64\"}"),
+        "{matrix}"
+    );
+    assert!(
+        matrix.contains("\"nodes\":\"files@linux/arm64\",\"buildah\":false,\"emulate\":\"\"}"),
+        "{matrix}"
+    );
+
+    // Each platform on an executor of its own architecture: buildah, no emulation.
+    let native = repo(
+        "executor \"x86\" platform=\"linux/amd64\" gitlab-tags=\"amd64\"\n\
+         executor \"arm\" platform=\"linux/arm64\" gitlab-tags=\"arm64\"\n",
+    );
+    let text = pipeline(&native);
+    for name in ["runs@linux/amd64", "runs@linux/arm64"] {
+        let job = job(&text, name);
+        assert!(job.contains(buildah) && !job.contains(binfmt), "{job}");
+    }
+}
+
+#[test]
+fn ci_login_writes_the_platforms_credential_for_the_graphs_registry_and_keeps_the_rest() {
+    let config = tempfile::tempdir().unwrap();
+    let dir = config.path().to_str().unwrap();
+    let file = config.path().join("config.json");
+    std::fs::write(&file, r#"{"auths":{"other.example.com":{"auth":"b3RoZXI6b25l"}},"credsStore":"pass"}"#)
+        .unwrap();
+    let graph = |registry: &str| {
+        Repo::new()
+            .file("hephy.kdl", &format!("registry \"{registry}\"\ntask \"t\" {{\n    run \"true\"\n}}\n"))
+    };
+    // GitHub: the job token for ghcr.io, under the actor's name.
+    let token = "ghs_secret_token_value";
+    let github = graph("ghcr.io/acme/images").run_with(
+        &["ci", "login"],
+        &[("DOCKER_CONFIG", dir), ("GITHUB_TOKEN", token), ("GITHUB_ACTOR", "octocat")],
+    );
+    assert_eq!(github.code, 0, "{}", github.stderr);
+    assert!(github.stdout.contains("logged in to `ghcr.io` with `GITHUB_TOKEN`"), "{}", github.stdout);
+    assert!(!github.stdout.contains(token) && !github.stderr.contains(token));
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("octocat:{token}"));
+    assert_eq!(written["auths"]["ghcr.io"]["auth"], auth.as_str());
+    // What the file held is kept.
+    assert_eq!(written["auths"]["other.example.com"]["auth"], "b3RoZXI6b25l");
+    assert_eq!(written["credsStore"], "pass");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+
+    // ECR: its credential helper, as the kaniko-builder layout's pipelines use it.
+    let ecr = graph("123456789012.dkr.ecr.eu-west-1.amazonaws.com/platform")
+        .run_with(&["ci", "login"], &[("DOCKER_CONFIG", dir)]);
+    assert_eq!(ecr.code, 0, "{}", ecr.stderr);
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(written["credHelpers"]["123456789012.dkr.ecr.eu-west-1.amazonaws.com"], "ecr-login");
+    assert_eq!(written["auths"]["ghcr.io"]["auth"], auth.as_str());
+
+    // GitLab's variables name another registry: nothing is written.
+    let before = std::fs::read_to_string(&file).unwrap();
+    let elsewhere = graph("registry.example.com/p").run_with(
+        &["ci", "login"],
+        &[
+            ("DOCKER_CONFIG", dir),
+            ("CI_REGISTRY", "registry.gitlab.com"),
+            ("CI_REGISTRY_USER", "u"),
+            ("CI_REGISTRY_PASSWORD", "p"),
+        ],
+    );
+    assert_eq!(elsewhere.code, 0, "{}", elsewhere.stderr);
+    assert!(
+        elsewhere.stdout.contains("no CI variables give a login for `registry.example.com`"),
+        "{}",
+        elsewhere.stdout
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
+
+    // A config.json that is not JSON is an error that names it, and is left as it was.
+    std::fs::write(&file, "not json").unwrap();
+    let broken = graph("ghcr.io/acme/images")
+        .run_with(&["ci", "login"], &[("DOCKER_CONFIG", dir), ("GITHUB_TOKEN", token)]);
+    assert_eq!(broken.code, 2, "{}", broken.stdout);
+    assert!(broken.stderr.contains("config.json` is not a JSON object"), "{}", broken.stderr);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not json");
+}
+
+#[test]
 fn a_plan_with_nothing_to_build_feeds_empty_matrices() {
     let repo = Repo::new().file("hephy.kdl", "task \"t\" {\n    run \"true\"\n}\n");
     let before = repo.run_with(&["ci", "matrix", "--levels", "2"], &[("HEPHY_DATE", "20260131")]);
     assert_eq!(
         before.stdout,
-        "date=20260131\nlevels=1\nlevel1=[{\"name\":\"t\",\"runner\":\"ubuntu-latest\",\"nodes\":\"t\"}]\nlevel2=[]\n"
+        "date=20260131\nlevels=1\nlevel1=[{\"name\":\"t\",\"runner\":\"ubuntu-latest\",\"nodes\":\"t\",\"buildah\":false,\"emulate\":\"\"}]\nlevel2=[]\n"
     );
     assert_eq!(repo.run(&["run"]).code, 0);
     let after = repo.run_with(&["ci", "matrix", "--levels", "2"], &[("HEPHY_DATE", "20260131")]);
@@ -607,6 +892,17 @@ fn the_github_workflows_pass_action_validator() {
             assert!(workflow.contains("runs-on: [\"ubuntu-24.04-arm\"]"), "{workflow}");
             assert!(workflow.contains("needs: [hephy-date, curl_linux_arm64]"), "{workflow}");
         }
+    }
+    // A graph on ghcr.io: the job token may push packages.
+    let ghcr = Repo::new()
+        .file("hephy.kdl", "registry \"ghcr.io/acme/images\"\nimage \"a\" {\n    context \"a\"\n}\n")
+        .context("a");
+    for form in [&["ci", "github"][..], &["ci", "github", "--static"]] {
+        let workflow = validate(&ghcr, form, "ghcr.io");
+        assert!(
+            workflow.contains("\npermissions:\n  contents: read\n  packages: write\njobs:\n"),
+            "{workflow}"
+        );
     }
     // The 200-image graph's static workflow, and a plan with nothing to build.
     validate(&synthetic(200), &["ci", "github", "--static"], "200 images");

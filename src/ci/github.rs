@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::setup::{self, Tools};
 use super::{Layout, Options, quoted, run_command, runtime_selection, selection_words};
 
 /// The runner of jobs whose executor names none.
@@ -75,19 +76,90 @@ fn triggers_with_inputs(out: &mut String) {
     );
 }
 
-fn steps(out: &mut String, options: &Options<'_>, full_history: bool) {
+/// What the job's steps need before hephy runs: `Tools` themselves for a static job, or the
+/// matrix entry's fields (`matrix.buildah`, `matrix.emulate`) for a level job.
+enum Needs<'a> {
+    None,
+    Fixed(&'a Tools),
+    Matrix,
+}
+
+/// A job's steps up to its hephy command: the checkout, hephy from the cache or installed (the
+/// version that wrote the workflow, or the repository variables `HEPHY_INSTALL`,
+/// `HEPHY_SOURCE_DIR`, `HEPHY_GIT`, `HEPHY_REF`), the user's `--setup`, the registry login from
+/// the job's token, and buildah and binfmt only where the nodes need them.
+fn steps(out: &mut String, options: &Options<'_>, full_history: bool, needs: &Needs<'_>) {
     out.push_str("    steps:\n      - uses: actions/checkout@v5\n");
     if full_history {
         out.push_str("        with:\n          fetch-depth: 0\n");
     }
+    let _ = writeln!(
+        out,
+        "      - uses: actions/cache@v4\n        with:\n          path: {}\n          key: {}",
+        setup::CACHE_DIR,
+        quoted(&format!("hephy-{}-${{{{ runner.os }}}}-${{{{ runner.arch }}}}", setup::VERSION))
+    );
+    out.push_str("      - name: install hephy\n        env:\n");
+    for var in ["HEPHY_INSTALL", "HEPHY_SOURCE_DIR", "HEPHY_GIT", "HEPHY_REF"] {
+        let _ = writeln!(out, "          {var}: {}", quoted(&format!("${{{{ vars.{var} }}}}")));
+    }
+    let _ = writeln!(
+        out,
+        "        run: {}",
+        quoted(&format!("{}; echo \"$HEPHY_INSTALL_ROOT/bin\" >> \"$GITHUB_PATH\"", setup::install_script()))
+    );
     if let Some(setup) = options.setup {
         let _ = writeln!(out, "      - run: {}", quoted(setup));
+    }
+    let _ = writeln!(
+        out,
+        "      - name: registry login\n        env:\n          GITHUB_TOKEN: {}\n        run: {}",
+        quoted("${{ github.token }}"),
+        quoted(&setup::login_command(options.graph_file))
+    );
+    match needs {
+        Needs::None => {}
+        Needs::Fixed(tools) => {
+            if tools.buildah {
+                let _ =
+                    writeln!(out, "      - name: buildah\n        run: {}", quoted(setup::BUILDAH_SCRIPT));
+            }
+            if !tools.emulate.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "      - name: binfmt\n        run: {}",
+                    quoted(&setup::binfmt_script(&setup::machines(tools)))
+                );
+            }
+        }
+        Needs::Matrix => {
+            let _ = writeln!(
+                out,
+                "      - name: buildah\n        if: {}\n        run: {}",
+                quoted("${{ matrix.buildah }}"),
+                quoted(setup::BUILDAH_SCRIPT)
+            );
+            let _ = writeln!(
+                out,
+                "      - name: binfmt\n        if: {}\n        env:\n          HEPHY_EMULATE: {}\n        run: {}",
+                quoted("${{ matrix.emulate != '' }}"),
+                quoted("${{ matrix.emulate }}"),
+                quoted(&setup::binfmt_script("$HEPHY_EMULATE"))
+            );
+        }
+    }
+}
+
+/// Pushing to ghcr.io takes the job token's `packages: write`.
+fn permissions(out: &mut String, ghcr: bool) {
+    if ghcr {
+        out.push_str("permissions:\n  contents: read\n  packages: write\n");
     }
 }
 
 /// The workflow to commit: a plan job runs `hephy ci matrix` and hands each level's jobs to a
 /// matrix job of its own; level N waits for level N-1 (so for everything before it).
-pub(crate) fn workflow(options: &Options<'_>) -> String {
+pub(crate) fn workflow(options: &Options<'_>, ghcr: bool) -> String {
     let levels = options.levels.max(1);
     let mut out = format!(
         "# Written by `hephy ci github`: a plan job, then one matrix job per dependency level (up to {levels}),\n\
@@ -95,6 +167,7 @@ pub(crate) fn workflow(options: &Options<'_>) -> String {
          # write it again only when `hephy ci matrix` says the graph needs more levels.\n"
     );
     triggers_with_inputs(&mut out);
+    permissions(&mut out, ghcr);
     out.push_str("jobs:\n  plan:\n");
     let _ = writeln!(out, "    runs-on: {DEFAULT_RUNNER}");
     out.push_str("    outputs:\n");
@@ -107,7 +180,7 @@ pub(crate) fn workflow(options: &Options<'_>) -> String {
         );
     }
     // `--since REV` compares with a revision, given now or when it runs: the whole history.
-    steps(&mut out, options, true);
+    steps(&mut out, options, true, &Needs::None);
     let mut plan = vec![
         "hephy".to_owned(),
         "ci".to_owned(),
@@ -158,7 +231,7 @@ pub(crate) fn workflow(options: &Options<'_>) -> String {
         out.push_str("    env:\n");
         let _ = writeln!(out, "      HEPHY_DATE: {}", quoted("${{ needs.plan.outputs.date }}"));
         let _ = writeln!(out, "      HEPHY_NODES: {}", quoted("${{ matrix.nodes }}"));
-        steps(&mut out, options, false);
+        steps(&mut out, options, false, &Needs::Matrix);
         let _ = writeln!(out, "      - shell: bash\n        run: {}", quoted(&run.join(" ")));
     }
     out
@@ -172,6 +245,10 @@ struct MatrixEntry<'a> {
     runner: serde_json::Value,
     /// The node ids, space-separated (no id holds a space).
     nodes: String,
+    /// Whether its nodes build with buildah (the job sets it up where it is missing).
+    buildah: bool,
+    /// The machines its `RUN` steps may need emulated (`uname -m` names, space-separated).
+    emulate: String,
 }
 
 /// What the workflow's plan step appends to `$GITHUB_OUTPUT`: `date=`, `levels=` and, for each
@@ -181,14 +258,16 @@ pub(crate) fn matrix(
     runners: &HashMap<&str, &[String]>,
     date: &str,
     levels: usize,
+    tools: &[Tools],
 ) -> String {
     let mut out = format!("date={date}\nlevels={}\n", layout.levels);
     for level in 0..levels.max(1) {
         let entries: Vec<MatrixEntry<'_>> = layout
             .entries
             .iter()
-            .filter(|e| e.level == level)
-            .map(|e| {
+            .zip(tools)
+            .filter(|(e, _)| e.level == level)
+            .map(|(e, tools)| {
                 let labels = runners.get(&*e.executor).copied().unwrap_or_default();
                 MatrixEntry {
                     name: &e.name,
@@ -197,6 +276,8 @@ pub(crate) fn matrix(
                         labels => serde_json::Value::from(labels.to_vec()),
                     },
                     nodes: e.nodes.join(" "),
+                    buildah: tools.buildah,
+                    emulate: setup::machines(tools),
                 }
             })
             .collect();
@@ -211,9 +292,12 @@ pub(crate) fn static_workflow(
     layout: &Layout,
     runners: &HashMap<&str, &[String]>,
     options: &Options<'_>,
+    tools: &[Tools],
+    ghcr: bool,
 ) -> String {
     let mut out = super::header("github --static", layout, ", after a job that fixes the date");
     triggers(&mut out);
+    permissions(&mut out, ghcr);
     out.push_str("jobs:\n");
     if layout.entries.is_empty() {
         out.push_str("  nothing-to-build:\n    runs-on: ubuntu-latest\n    steps:\n");
@@ -228,7 +312,7 @@ pub(crate) fn static_workflow(
         quoted("echo \"date=${HEPHY_DATE:-$(date -u +%Y%m%d)}\" >> \"$GITHUB_OUTPUT\"")
     );
     let ids = github_ids(layout.entries.iter().map(|e| e.name.as_str()), &[DATE_JOB]);
-    for entry in &layout.entries {
+    for (entry, tools) in layout.entries.iter().zip(tools) {
         let _ = writeln!(out, "  {}:", ids[entry.name.as_str()]);
         let _ = writeln!(out, "    name: {}", quoted(&entry.name));
         let labels = runners.get(&*entry.executor).copied().unwrap_or_default();
@@ -241,7 +325,7 @@ pub(crate) fn static_workflow(
             "    env:\n      HEPHY_DATE: {}",
             quoted(&format!("${{{{ needs.{DATE_JOB}.outputs.date }}}}"))
         );
-        steps(&mut out, options, false);
+        steps(&mut out, options, false, &Needs::Fixed(tools));
         let _ = writeln!(out, "      - run: {}", quoted(&run_command(&entry.nodes, options)));
     }
     out

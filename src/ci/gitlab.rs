@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+use super::setup::{self, Tools};
 use super::{
     GITLAB_RESERVED, Layout, Options, quoted, run_command, runtime_selection, selection_words, shell_word,
 };
@@ -28,8 +29,36 @@ const WORKFLOW: &str = "workflow:\n  rules:\n\
 /// The jobs that push: not in a merge request's pipeline.
 const PUSHING: &str = "  rules:\n    - if: $CI_PIPELINE_SOURCE != \"merge_request_event\"\n";
 
+/// A job's script up to its hephy command: install hephy (from the cache when it is there),
+/// the user's `--setup`, the registry login from the job's variables, and buildah and binfmt
+/// when `tools` says its nodes need them.
+fn prelude(out: &mut String, options: &Options<'_>, tools: &Tools) {
+    out.push_str("  script:\n");
+    let _ = writeln!(out, "    - {}", quoted(&setup::install_script()));
+    if let Some(setup) = options.setup {
+        let _ = writeln!(out, "    - {}", quoted(setup));
+    }
+    let _ = writeln!(out, "    - {}", quoted(&setup::login_command(options.graph_file)));
+    if tools.buildah {
+        let _ = writeln!(out, "    - {}", quoted(setup::BUILDAH_SCRIPT));
+    }
+    if !tools.emulate.is_empty() {
+        let _ = writeln!(out, "    - {}", quoted(&setup::binfmt_script(&setup::machines(tools))));
+    }
+}
+
+/// A job's cache: the installed hephy, one per version (and, inside, per architecture).
+fn cache(out: &mut String) {
+    let _ = writeln!(
+        out,
+        "  cache:\n    key: {}\n    paths: [{}]",
+        quoted(&format!("hephy-{}", setup::VERSION)),
+        quoted(&format!("{}/", setup::CACHE_DIR))
+    );
+}
+
 /// The pipeline to commit as `.gitlab-ci.yml` (or include from it).
-pub(crate) fn parent(options: &Options<'_>) -> String {
+pub(crate) fn parent(options: &Options<'_>, tools: &Tools) -> String {
     let mut out = String::from(
         "# Written by `hephy ci gitlab`: a plan job writes the child pipeline of the plan it makes\n\
          # (`hephy ci gitlab --static`), a trigger job runs it. Commit it once: it does not change\n\
@@ -39,10 +68,7 @@ pub(crate) fn parent(options: &Options<'_>) -> String {
     out.push_str(WORKFLOW);
     out.push_str("\nstages:\n  - plan\n  - build\n\n\"hephy-plan\":\n  stage: plan\n");
     out.push_str(PUSHING);
-    out.push_str("  script:\n");
-    if let Some(setup) = options.setup {
-        let _ = writeln!(out, "    - {}", quoted(setup));
-    }
+    prelude(&mut out, options, &Tools::default());
     // The date is fixed once here: the child pipeline carries it to every job, and the dotenv
     // report to any later job of this pipeline.
     let _ = writeln!(out, "    - {}", quoted("export HEPHY_DATE=\"${HEPHY_DATE:-$(date -u +%Y%m%d)}\""));
@@ -57,6 +83,7 @@ pub(crate) fn parent(options: &Options<'_>) -> String {
     words.extend(runtime_selection(options, true));
     words.extend(["-o".to_owned(), CHILD.to_owned()]);
     let _ = writeln!(out, "    - {}", quoted(&words.join(" ")));
+    cache(&mut out);
     let _ = write!(
         out,
         "  artifacts:\n    paths: [{CHILD}]\n    reports:\n      dotenv: hephy.env\n\n\
@@ -66,11 +93,10 @@ pub(crate) fn parent(options: &Options<'_>) -> String {
     // pushed (a dependent needs its dependencies' builds, which only the registry would carry
     // between jobs).
     out.push_str(
-        "\n\"hephy-merge-request\":\n  stage: build\n  rules:\n    - if: $CI_PIPELINE_SOURCE == \"merge_request_event\"\n  script:\n",
+        "\n\"hephy-merge-request\":\n  stage: build\n  rules:\n    - if: $CI_PIPELINE_SOURCE == \"merge_request_event\"\n",
     );
-    if let Some(setup) = options.setup {
-        let _ = writeln!(out, "    - {}", quoted(setup));
-    }
+    cache(&mut out);
+    prelude(&mut out, options, tools);
     let _ = writeln!(out, "    - {}", quoted("export HEPHY_DATE=\"${HEPHY_DATE:-$(date -u +%Y%m%d)}\""));
     let mut words = vec!["hephy".to_owned(), "run".to_owned(), "--no-push".to_owned()];
     if let Some(file) = options.graph_file {
@@ -89,6 +115,7 @@ pub(crate) fn child(
     runners: &HashMap<&str, &[String]>,
     date: &str,
     options: &Options<'_>,
+    tools: &[Tools],
 ) -> String {
     let mut out = super::header("gitlab --static", layout, "");
     // One stage per level: a job waits for exactly its `needs`, or, past GitLab's limit on
@@ -104,7 +131,7 @@ pub(crate) fn child(
         let _ = writeln!(out, "    - {}", quoted("echo 'hephy: every node is fresh; nothing to build'"));
         return out;
     }
-    for entry in &layout.entries {
+    for (entry, tools) in layout.entries.iter().zip(tools) {
         let _ = write!(out, "\n{}:\n  stage: level-{}\n", quoted(&gitlab_name(&entry.name)), entry.level + 1);
         let labels = runners.get(&*entry.executor).copied().unwrap_or_default();
         if !labels.is_empty() {
@@ -116,10 +143,8 @@ pub(crate) fn child(
                 entry.needs.iter().map(|&n| quoted(&gitlab_name(&layout.entries[n].name))).collect();
             let _ = writeln!(out, "  needs: [{}]", needs.join(", "));
         }
-        out.push_str("  script:\n");
-        if let Some(setup) = options.setup {
-            let _ = writeln!(out, "    - {}", quoted(setup));
-        }
+        cache(&mut out);
+        prelude(&mut out, options, tools);
         let _ = writeln!(out, "    - {}", quoted(&run_command(&entry.nodes, options)));
     }
     out

@@ -33,6 +33,8 @@ pub(crate) struct Entry {
     pub(crate) executor: Arc<str>,
     /// The node ids it runs (`hephy run --exact --only …`), in plan order.
     pub(crate) nodes: Vec<String>,
+    /// The same nodes as graph indices.
+    pub(crate) indices: Vec<NodeIndex>,
     /// The entries it waits for (indices into [`Layout::entries`]): exactly those holding a
     /// dependency of one of its nodes.
     pub(crate) needs: Vec<usize>,
@@ -184,6 +186,7 @@ pub(crate) fn layout(graph: &Graph, plan: &Plan, budget: usize) -> Result<Layout
                 name,
                 executor: Arc::clone(executor),
                 nodes: nodes.iter().map(|&n| graph.node(n).id.to_string()).collect(),
+                indices: nodes,
                 needs: Vec::new(),
                 level: *level,
             });

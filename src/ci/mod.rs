@@ -15,6 +15,7 @@
 mod github;
 mod gitlab;
 mod layout;
+mod setup;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -34,6 +35,9 @@ pub(crate) enum System {
     Github,
     /// The dynamic GitHub workflow's plan step: the levels' jobs as `$GITHUB_OUTPUT` lines.
     Matrix,
+    /// A job's registry login: the CI's credentials for the graph's registry into Docker's
+    /// `config.json` (see [`setup::login`]).
+    Login,
 }
 
 /// Which pipeline: the one to commit, or the current plan's jobs.
@@ -187,7 +191,7 @@ fn runners(session: &Session, system: System) -> HashMap<&str, &[String]> {
         .map(|e| {
             let labels = match system {
                 System::Gitlab => e.gitlab_tags.as_slice(),
-                System::Github | System::Matrix => e.runs_on.as_slice(),
+                System::Github | System::Matrix | System::Login => e.runs_on.as_slice(),
             };
             (e.name.value.as_str(), labels)
         })
@@ -212,41 +216,57 @@ pub(crate) fn write(
             (why, "each CI job runs on its own machine, and only a registry carries a built image to the jobs (and pipelines) after it: add `registry \"HOST/PREFIX\"` to the graph".to_owned()),
         )
     };
+    if system == System::Login {
+        let var = |name: &str| std::env::var(name).ok();
+        return setup::login(&model, &var).map_err(|e| {
+            refused(
+                Code::InvalidValue,
+                (
+                    e.to_string(),
+                    "fix or remove the file, or point `DOCKER_CONFIG` at a folder hephy may write".to_owned(),
+                ),
+            )
+        });
+    }
+    let ghcr = model.registry.as_deref().is_some_and(|r| r.split('/').next() == Some("ghcr.io"));
     if options.form == Form::Dynamic && system != System::Matrix {
         if let Some(why) = unshareable_graph(&model) {
             return Err(unshareable(why));
         }
+        let tools = setup::graph_tools(&model);
         return Ok(match system {
-            System::Gitlab => gitlab::parent(options),
-            _ => github::workflow(options),
+            System::Gitlab => gitlab::parent(options, &tools),
+            _ => github::workflow(options, ghcr),
         });
     }
     let session = Session::open(model, state_dir, options.selection)?;
     if let Some(why) = unshareable_plan(&session) {
         return Err(unshareable(why));
     }
-    render(&session, system, options).map_err(|refusal| refused(Code::InvalidValue, refusal.describe()))
+    render(&session, system, options, ghcr).map_err(|refusal| refused(Code::InvalidValue, refusal.describe()))
 }
 
 /// The static pipeline of `session`'s plan, or for [`System::Matrix`] the plan step's output.
-fn render(session: &Session, system: System, options: &Options<'_>) -> Result<String, Refusal> {
+fn render(session: &Session, system: System, options: &Options<'_>, ghcr: bool) -> Result<String, Refusal> {
     // Each form's budget leaves room for its jobs that are not the plan's: GitHub's date job,
     // the dynamic workflow's plan job and level jobs.
     let budget = match system {
         System::Gitlab => options.max_jobs,
         System::Github => options.max_jobs.saturating_sub(1),
-        System::Matrix => options.max_jobs.saturating_sub(1 + options.levels),
+        System::Matrix | System::Login => options.max_jobs.saturating_sub(1 + options.levels),
     };
     let layout = layout::layout(&session.graph, &session.plan, budget.max(1)).map_err(Refusal::OverBudget)?;
     let runners = runners(session, system);
+    let tools: Vec<setup::Tools> =
+        layout.entries.iter().map(|e| setup::tools(&session.model, &session.graph, &e.indices)).collect();
     match system {
-        System::Gitlab => Ok(gitlab::child(&layout, &runners, &pipeline_date()?, options)),
-        System::Github => Ok(github::static_workflow(&layout, &runners, options)),
-        System::Matrix => {
+        System::Gitlab => Ok(gitlab::child(&layout, &runners, &pipeline_date()?, options, &tools)),
+        System::Github => Ok(github::static_workflow(&layout, &runners, options, &tools, ghcr)),
+        System::Matrix | System::Login => {
             if layout.levels > options.levels {
                 return Err(Refusal::TooDeep { needed: layout.levels, levels: options.levels });
             }
-            Ok(github::matrix(&layout, &runners, &pipeline_date()?, options.levels))
+            Ok(github::matrix(&layout, &runners, &pipeline_date()?, options.levels, &tools))
         }
     }
 }
