@@ -199,7 +199,11 @@ pub(crate) fn html(graph: &Graph, marks: &Marks, title: &str) -> String {
     let data = hephy_dsl::escape::html_script_json(&data);
     fill(
         include_str!("graph_view/report.html"),
-        &[("{{TITLE}}", &title), ("{{DATA}}", &data), ("{{LAYOUT}}", include_str!("graph_view/dagre.min.js"))],
+        &[
+            ("{{TITLE}}", &title),
+            ("{{DATA}}", &data),
+            ("{{LAYOUT}}", include_str!("graph_view/dagre.min.js")),
+        ],
     )
 }
 

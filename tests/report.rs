@@ -62,7 +62,10 @@ fn the_html_report_draws_every_node_and_a_click_shows_its_reasons() {
     );
     assert!(seen["classes"].as_str().unwrap_or("").contains("build"), "coloured as to build: {seen}");
     let card = seen["card"].as_str().unwrap_or("");
-    assert!(card.contains("to build") && card.contains("last: built") && card.contains(" s"), "the card's last run: {card}");
+    assert!(
+        card.contains("to build") && card.contains("last: built") && card.contains(" s"),
+        "the card's last run: {card}"
+    );
     assert!(seen["critical"].as_u64().unwrap_or(0) >= 2, "a critical path is drawn: {seen}");
     assert!(seen["criticalHow"].as_str().unwrap_or("").contains("last build durations"), "{seen}");
     let lit = seen["lit"].as_array().cloned().unwrap_or_default();
@@ -181,7 +184,10 @@ fn check_geometry(repo: &Repo, graph: &[&str], name: &str) {
     for state in ["loaded", "expand", "collapse"] {
         let facts = &seen["states"][state];
         assert!(facts.is_object(), "{name}: the page has an `{state}` control: {seen}");
-        assert!(facts["cards"].as_u64().unwrap_or(0) > 0 && facts["edges"].as_u64().unwrap_or(0) > 0, "{facts}");
+        assert!(
+            facts["cards"].as_u64().unwrap_or(0) > 0 && facts["edges"].as_u64().unwrap_or(0) > 0,
+            "{facts}"
+        );
         for fault in ["crossings", "noArrow", "loose", "offscreen", "cut"] {
             assert_eq!(facts[fault], serde_json::json!([]), "{name}, {state}: {fault}");
         }
@@ -204,4 +210,23 @@ fn the_quickstart_report_routes_edges_around_cards_with_arrowheads_and_fits_the_
 fn the_200_image_report_routes_edges_around_cards_with_arrowheads_and_fits_the_screen() {
     let repo = Repo::copy_of("tests/fixtures/lang-200");
     check_geometry(&repo, &["-f", "hephy.kdl"], "lang-200");
+}
+
+/// The chain of the issue (`app → integration` drawn straight through `e2e`; `lint →
+/// integration` through `unit`): edges that skip layers go around the cards between.
+#[test]
+#[ignore = "needs chromium and playwright-core (installed by .ci/run)"]
+fn edges_that_skip_layers_go_around_the_cards_between() {
+    let task = |name: &str, after: &str| format!("task \"{name}\" {{\n    run \"true\"\n{after}}}\n");
+    let graph = [
+        task("lint", ""),
+        task("unit", "    after \"lint\"\n"),
+        task("app", "    after \"unit\"\n"),
+        task("e2e", "    after \"app\"\n"),
+        task("integration", "    after \"app\" \"lint\" \"e2e\"\n"),
+    ]
+    .concat();
+    let repo = Repo::new().file("hephy.kdl", &graph);
+    assert_eq!(repo.run(&["run"]).code, 0);
+    check_geometry(&repo, &[], "tasks");
 }
