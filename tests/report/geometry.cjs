@@ -71,6 +71,7 @@ function measure() {
       "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
   const page = await browser.newPage({ viewport: { width: 1400, height: 800 } });
+  page.setDefaultTimeout(180000); // laying out 1,000 nodes on a loaded 2-core machine
   const requests = [];
   page.on("request", (r) => { if (!r.url().startsWith("file:")) requests.push(r.url()); });
   const errors = [];
