@@ -187,14 +187,24 @@ fn document<'a>(graph: &'a Graph, marks: &'a Marks) -> JsonGraph<'a> {
     JsonGraph { nodes, edges }
 }
 
-/// One self-contained HTML page (no network at view time): the DAG laid out by level, each
-/// node coloured by what the plan will do, and a panel with its kind, platform, executor,
-/// last duration, digest, tags and reasons when it is clicked.
+/// One self-contained HTML page (no network at view time): the graph's JSON document, laid out
+/// in the page by dagre (`graph_view/dagre.min.js`, MIT, inlined with its licence) into layers,
+/// an image's builds, manifest and tags in one collapsible box, edges routed orthogonally
+/// through the gaps between layers with arrowheads; each card coloured by what the plan will
+/// do, with its last run and duration, the critical path by last durations highlighted; zoom,
+/// pan, search and filters; a panel with a node's facts and reasons when it is clicked.
 pub(crate) fn html(graph: &Graph, marks: &Marks, title: &str) -> String {
     let data = serde_json::to_string(&document(graph, marks)).unwrap_or_default();
     let title = hephy_dsl::escape::html_text(title);
     let data = hephy_dsl::escape::html_script_json(&data);
-    fill(include_str!("graph_view/report.html"), &[("{{TITLE}}", &title), ("{{DATA}}", &data)])
+    fill(
+        include_str!("graph_view/report.html"),
+        &[
+            ("{{TITLE}}", &title),
+            ("{{DATA}}", &data),
+            ("{{LAYOUT}}", include_str!("graph_view/dagre.min.js")),
+        ],
+    )
 }
 
 /// `template` with each placeholder replaced by its value, in one pass over the template: a

@@ -1,5 +1,6 @@
-// Opens a hephy HTML report in headless Chromium (Debian's, driven by playwright-core), clicks
-// one node as a person would, and prints what the page shows as JSON; keeps a screenshot.
+// Opens a hephy HTML report in headless Chromium (Debian's, driven by playwright-core), hovers
+// over one node, searches, clicks the node as a person would, and prints what the page shows as
+// JSON; keeps a screenshot.
 // Usage: node browse.cjs PLAYWRIGHT_CORE_DIR REPORT.html NODE_ID SCREENSHOT.png
 "use strict";
 const [, , playwrightDir, report, nodeId, screenshot] = process.argv;
@@ -21,6 +22,16 @@ const { pathToFileURL } = require("url");
   await page.waitForSelector(".node");
   const nodes = await page.locator(".node").count();
   const before = await page.locator("#details").innerText();
+  const card = await page.locator(`.node[data-id="${nodeId}"]`).innerText();
+  const critical = await page.locator(".node.crit").count();
+  const criticalHow = await page.locator("#crit-how").innerText().catch(() => "");
+  await page.locator(`.node[data-id="${nodeId}"]`).hover();
+  const lit = await page.locator(".node.lit").evaluateAll((els) => els.map((e) => e.dataset.id));
+  await page.mouse.move(1, 790);
+  await page.locator("#search").fill("docs");
+  const matches = await page.locator("#matches").innerText();
+  const dimmed = await page.locator(".node.dim").count();
+  await page.locator("#search").fill("");
   await page.locator(`.node[data-id="${nodeId}"]`).click();
   const details = await page.locator("#details").innerText();
   const classes = await page.locator(`.node[data-id="${nodeId}"]`).getAttribute("class");
@@ -29,5 +40,5 @@ const { pathToFileURL } = require("url");
   const scripts = await page.locator("script").count();
   await page.screenshot({ path: screenshot, fullPage: true });
   await browser.close();
-  console.log(JSON.stringify({ nodes, before, details, classes, counts, title, scripts, requests, errors }));
+  console.log(JSON.stringify({ nodes, before, card, critical, criticalHow, lit, matches, dimmed, details, classes, counts, title, scripts, requests, errors }));
 })().catch((e) => { console.error(e); process.exit(1); });
