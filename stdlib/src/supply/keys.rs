@@ -546,8 +546,8 @@ mod tests {
         for label in ["ENCRYPTED SIGSTORE PRIVATE KEY", "ENCRYPTED COSIGN PRIVATE KEY"] {
             for n in COSIGN_NS {
                 let pem = encrypt_by_the_spec(&sec1, b"hello", n, label);
-                let error = SigningKey::from_encrypted_pem(pem.as_bytes(), b"hello", here())
-                    .expect_err("not PKCS#8");
+                let error =
+                    SigningKey::from_encrypted_pem(pem.as_bytes(), b"hello", here()).expect_err("not PKCS#8");
                 assert!(matches!(error, KeyError::NotP256 { .. }), "{label}, N {n}: {error:?}");
             }
         }
