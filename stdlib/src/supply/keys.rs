@@ -438,64 +438,119 @@ mod tests {
     use super::*;
     use p256::pkcs8::LineEnding;
 
-    /// cosign's own test key (`pkg/cosign/keys_test.go`, `pemsigstorekey`, password `hello`),
-    /// written by cosign: an existing key must load unchanged.
-    const COSIGN_SIGSTORE_KEY: &str = "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----
-REMOVED-COPIED-KEY-LINE
-REMOVED-COPIED-KEY-LINE
-REMOVED-COPIED-KEY-LINE
-REMOVED-COPIED-KEY-LINE
-REMOVED-COPIED-KEY-LINE
-REMOVED-COPIED-KEY-LINE
-REMOVED-COPIED-KEY-LINE
-REMOVED-COPIED-KEY-LINE
-REMOVED-COPIED-KEY-LINE
------END ENCRYPTED SIGSTORE PRIVATE KEY-----
-";
+    /// The scrypt N values cosign reads (go-securesystemslib's parameter sets, r = 8, p = 1):
+    /// keys written by any cosign release use one of them.
+    const COSIGN_NS: [u64; 3] = [32_768, 65_536, 131_072];
 
-    /// cosign's own test key of the older label (`pemcosigneckey`, password `hello`, scrypt
-    /// N = 65536): cosign itself cannot parse it as PKCS#8 (its test expects that error).
-    const COSIGN_EC_KEY_NOT_PKCS8: &str = "-----BEGIN ENCRYPTED COSIGN PRIVATE KEY-----
-REMOVED-COPIED-KEY-LINE
-REMOVED-COPIED-KEY-LINE
-REMOVED-COPIED-KEY-LINE
-REMOVED-COPIED-KEY-LINE
-REMOVED-COPIED-KEY-LINE
-REMOVED-COPIED-KEY-LINE
-REMOVED-COPIED-KEY-LINE
-REMOVED-COPIED-KEY-LINE
-WS9rPSJ9
------END ENCRYPTED COSIGN PRIVATE KEY-----
-";
+    /// A fresh P-256 secret key, from the system's random source (not [`SigningKey::generate`]).
+    fn a_secret_key() -> p256::SecretKey {
+        loop {
+            let mut bytes = [0u8; 32];
+            getrandom::fill(&mut bytes).expect("random");
+            if let Ok(key) = p256::SecretKey::from_slice(&bytes) {
+                return key;
+            }
+        }
+    }
+
+    /// Encrypts `plaintext` by cosign's documented key format with this test's own code, not
+    /// the module's encoder: scrypt(password, random 32-byte salt, N, r = 8, p = 1) gives a
+    /// 32-byte NaCl secretbox key; the box (XSalsa20-Poly1305, random 24-byte nonce) holds the
+    /// plaintext; go-securesystemslib's `encrypted` JSON names the KDF and cipher and carries
+    /// salt, nonce and ciphertext in base64; the JSON is the body of a PEM block `label`, base64
+    /// in lines of 64.
+    fn encrypt_by_the_spec(plaintext: &[u8], password: &[u8], n: u64, label: &str) -> String {
+        let mut salt = [0u8; 32];
+        let mut nonce = [0u8; 24];
+        getrandom::fill(&mut salt).expect("random");
+        getrandom::fill(&mut nonce).expect("random");
+        let log_n = u8::try_from(n.trailing_zeros()).expect("log N");
+        assert_eq!(1u64 << log_n, n, "N is a power of two");
+        let mut box_key = [0u8; 32];
+        scrypt::scrypt(password, &salt, &scrypt::Params::new(log_n, 8, 1).expect("params"), &mut box_key)
+            .expect("scrypt");
+        let ciphertext = XSalsa20Poly1305::new(BoxKey::from_slice(&box_key))
+            .encrypt(Nonce::from_slice(&nonce), plaintext)
+            .expect("the box seals");
+        let json = serde_json::json!({
+            "kdf": {
+                "name": "scrypt",
+                "params": {"N": n, "r": 8, "p": 1},
+                "salt": BASE64.encode(salt),
+            },
+            "cipher": {"name": "nacl/secretbox", "nonce": BASE64.encode(nonce)},
+            "ciphertext": BASE64.encode(&ciphertext),
+        });
+        let body = BASE64.encode(json.to_string());
+        let mut pem = format!("-----BEGIN {label}-----\n");
+        for line in body.as_bytes().chunks(64) {
+            pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+            pem.push('\n');
+        }
+        pem.push_str(&format!("-----END {label}-----\n"));
+        pem
+    }
+
+    /// A new key, its PKCS#8 DER encrypted by the spec with `password` under `label` and `n`;
+    /// with the key's own public PEM, as the p256 crate writes it.
+    fn an_existing_key(password: &[u8], n: u64, label: &str) -> (String, String) {
+        let secret = a_secret_key();
+        let der = secret.to_pkcs8_der().expect("PKCS#8");
+        let public = secret.public_key().to_public_key_pem(LineEnding::LF).expect("public PEM");
+        (encrypt_by_the_spec(der.as_bytes(), password, n, label), public)
+    }
 
     fn here() -> &'static Path {
         Path::new("cosign.key")
     }
 
     #[test]
-    fn cosigns_own_key_loads_and_signs() {
-        let key = SigningKey::from_encrypted_pem(COSIGN_SIGSTORE_KEY.as_bytes(), b"hello", here())
-            .expect("cosign's test key loads");
-        let public = PublicKey::from_pem(key.public_pem().as_bytes(), Path::new("cosign.pub")).expect("pem");
-        let signature = key.sign(b"payload");
-        assert!(public.verifies(b"payload", &signature));
-        assert!(!public.verifies(b"another payload", &signature));
+    fn an_existing_key_loads_unchanged_and_signs() {
+        for label in ["ENCRYPTED SIGSTORE PRIVATE KEY", "ENCRYPTED COSIGN PRIVATE KEY"] {
+            for n in COSIGN_NS {
+                let (pem, public_pem) = an_existing_key(b"hello", n, label);
+                let key = SigningKey::from_encrypted_pem(pem.as_bytes(), b"hello", here())
+                    .unwrap_or_else(|e| panic!("a key under `{label}`, N {n}, loads: {e}"));
+                assert_eq!(key.public_pem(), public_pem, "the same key ({label}, N {n})");
+                let public =
+                    PublicKey::from_pem(key.public_pem().as_bytes(), Path::new("cosign.pub")).expect("pem");
+                let signature = key.sign(b"payload");
+                assert!(public.verifies(b"payload", &signature));
+                assert!(!public.verifies(b"another payload", &signature));
+                let own = VerifyingKey::from_public_key_pem(&public_pem).expect("the test's own key");
+                let signature = Signature::from_der(&signature).expect("DER");
+                assert!(own.verify(b"payload", &signature).is_ok(), "signed by the key encrypted");
+            }
+        }
     }
 
     #[test]
     fn a_wrong_password_is_an_error_that_names_the_file_not_the_key() {
-        let error = SigningKey::from_encrypted_pem(COSIGN_SIGSTORE_KEY.as_bytes(), b"hellO", here())
-            .expect_err("a wrong password must not open the key");
-        assert!(matches!(error, KeyError::WrongPassword { .. }), "{error:?}");
-        assert_eq!(error.to_string(), "the password does not decrypt `cosign.key`");
-        assert!(error.help().is_some_and(|h| h.contains("COSIGN_PASSWORD")));
+        for label in ["ENCRYPTED SIGSTORE PRIVATE KEY", "ENCRYPTED COSIGN PRIVATE KEY"] {
+            for n in COSIGN_NS {
+                let (pem, _) = an_existing_key(b"hello", n, label);
+                let error = SigningKey::from_encrypted_pem(pem.as_bytes(), b"hellO", here())
+                    .expect_err("a wrong password must not open the key");
+                assert!(matches!(error, KeyError::WrongPassword { .. }), "{label}, N {n}: {error:?}");
+                assert_eq!(error.to_string(), "the password does not decrypt `cosign.key`");
+                assert!(error.help().is_some_and(|h| h.contains("COSIGN_PASSWORD")));
+            }
+        }
     }
 
+    /// What cosign's own test checks: a key whose plaintext is SEC1 (`EC PRIVATE KEY`), not
+    /// PKCS#8, is refused even with the right password.
     #[test]
     fn a_key_that_is_not_pkcs8_p256_is_refused() {
-        let error = SigningKey::from_encrypted_pem(COSIGN_EC_KEY_NOT_PKCS8.as_bytes(), b"hello", here())
-            .expect_err("not PKCS#8");
-        assert!(matches!(error, KeyError::NotP256 { .. }), "{error:?}");
+        let sec1 = a_secret_key().to_sec1_der().expect("SEC1");
+        for label in ["ENCRYPTED SIGSTORE PRIVATE KEY", "ENCRYPTED COSIGN PRIVATE KEY"] {
+            for n in COSIGN_NS {
+                let pem = encrypt_by_the_spec(&sec1, b"hello", n, label);
+                let error =
+                    SigningKey::from_encrypted_pem(pem.as_bytes(), b"hello", here()).expect_err("not PKCS#8");
+                assert!(matches!(error, KeyError::NotP256 { .. }), "{label}, N {n}: {error:?}");
+            }
+        }
     }
 
     #[test]

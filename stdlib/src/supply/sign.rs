@@ -411,13 +411,17 @@ mod tests {
                 .expect("utf-8")
                 .contains("index.docker.io/library/alpine")
         );
-        // cosign's own fixed expectation (`pkg/cosign/obsolete_test.go`, "generating _exactly_
-        // the same string as previous versions is essential").
-        let hub = Reference::parse("docker.io/namespace/image").expect("reference");
-        let digest = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+        // A Docker Hub name with its own namespace: the registry is written `index.docker.io`,
+        // and the payload is the spec's fields in the spec's order (SIGNATURE_SPEC: `critical`
+        // with `identity`, `image`, `type`; then `optional`, null when there is none), compact
+        // JSON as cosign's Go structs marshal it.
+        let hub = Reference::parse("docker.io/tools/builder").expect("reference");
+        let digest = format!("sha256:{}", hex(&Sha256::digest(b"an image manifest")));
         assert_eq!(
-            payload(&hub, digest),
-            br#"{"critical":{"identity":{"docker-reference":"index.docker.io/namespace/image"},"image":{"docker-manifest-digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000"},"type":"cosign container image signature"},"optional":null}"#
+            String::from_utf8(payload(&hub, &digest)).expect("utf-8"),
+            format!(
+                r#"{{"critical":{{"identity":{{"docker-reference":"index.docker.io/tools/builder"}},"image":{{"docker-manifest-digest":"{digest}"}},"type":"cosign container image signature"}},"optional":null}}"#
+            )
         );
     }
 
