@@ -2,7 +2,9 @@
 //! finished node in the state store as it finishes.
 //!
 //! Owns scheduling (a node is ready when its dependencies succeeded; at most `jobs` nodes per
-//! executor; a failure skips its dependents and nothing else unless fail-fast), early cutoff (a
+//! executor; manifests and tags, milliseconds of registry I/O, in a lane of their own bounded by
+//! [`CHEAP_LANE`] so they never wait behind tasks and builds; a failure skips its dependents and
+//! nothing else unless fail-fast), early cutoff (a
 //! node whose dependencies rebuilt to the same outputs is not rebuilt), cancellation, and the
 //! [`Event`] stream that renderers consume. What a node *does* is behind the [`Work`] trait,
 //! implemented by `hephy-stdlib`; the engine itself prints nothing.
@@ -275,6 +277,19 @@ struct Pool {
     platform: Option<hephy_dsl::Platform>,
     capacity: usize,
     running: usize,
+    /// The lane of cheap nodes ([`is_cheap`]): outside `--jobs`.
+    cheap: bool,
+}
+
+/// The most cheap nodes (manifests, tags: platform-free registry operations) running at once.
+/// They have a lane of their own, outside `--jobs`: an index and its tags never wait for a
+/// slot behind a long task or build.
+pub(crate) const CHEAP_LANE: usize = 8;
+
+/// Whether `node` is cheap: a manifest (index) or a tag, which only writes a few small
+/// documents (to the registry, or the local layout).
+pub(crate) fn is_cheap(node: &Node) -> bool {
+    matches!(node.kind, crate::graph::NodeKind::Manifest | crate::graph::NodeKind::Tag)
 }
 
 /// A ready node waiting for a slot: the inputs and key it will be built with, and its
@@ -321,6 +336,7 @@ pub fn run(
         nodes: (0..graph.len()).map(|_| Phase::Waiting { remaining: 0 }).collect(),
         unexamined: VecDeque::new(),
         running: 0,
+        heavy: 0,
         stop_launching: false,
         summary: Summary { run_id, ..Summary::default() },
     };
@@ -395,11 +411,18 @@ struct Scheduler<'a> {
     /// Examined nodes waiting for a slot (each [`Phase::Ready`]), by plan position.
     ready: Ready,
     running: usize,
+    /// Of `running`, those outside the cheap lane: what `--jobs` bounds.
+    heavy: usize,
     stop_launching: bool,
     summary: Summary,
 }
 
 impl<'a> Scheduler<'a> {
+    /// Whether the nodes of the group `group` run in the cheap lane.
+    fn cheap_group(&self, group: usize) -> bool {
+        self.eligible[group].iter().all(|&p| self.pools[p].cheap)
+    }
+
     /// `index`'s planned reasons, as the history stores them.
     fn reasons(&self, index: NodeIndex) -> serde_json::Value {
         self.plan
@@ -542,9 +565,13 @@ impl<'a> Scheduler<'a> {
         'a: 'scope,
     {
         let mut next = 0;
-        while !self.stopping() && self.running < self.options.jobs.max(1) {
-            let waiting_for_free = (0..self.eligible.len())
-                .any(|g| self.ready.waiting[g] > 0 && pick_pool(&self.pools, &self.eligible[g]).is_some());
+        while !self.stopping() {
+            let heavy_free = self.heavy < self.options.jobs.max(1);
+            let waiting_for_free = (0..self.eligible.len()).any(|g| {
+                self.ready.waiting[g] > 0
+                    && (heavy_free || self.cheap_group(g))
+                    && pick_pool(&self.pools, &self.eligible[g]).is_some()
+            });
             if !waiting_for_free {
                 break;
             }
@@ -552,6 +579,9 @@ impl<'a> Scheduler<'a> {
             next = pos + 1;
             let index = self.plan.steps[pos].node;
             let group = self.group[index.index()];
+            if !heavy_free && !self.cheap_group(group) {
+                continue;
+            }
             let Some(pool) = pick_pool(&self.pools, &self.eligible[group]) else { continue };
             let Phase::Ready(_) = self.nodes[index.index()] else { continue };
             // Its prepared inputs, moved out: its phase becomes `Running` below.
@@ -563,6 +593,9 @@ impl<'a> Scheduler<'a> {
             self.ready.remove(pos, group);
             self.pools[pool].running += 1;
             self.running += 1;
+            if !self.pools[pool].cheap {
+                self.heavy += 1;
+            }
             let node = self.graph.node(index);
             self.reporter.event(&Event::NodeStarted {
                 node: node.id.to_string(),
@@ -595,6 +628,9 @@ impl<'a> Scheduler<'a> {
         let (manifest, key) = match std::mem::replace(&mut self.nodes[index.index()], ended) {
             Phase::Running { pool, manifest, key } => {
                 self.pools[pool].running -= 1;
+                if !self.pools[pool].cheap {
+                    self.heavy -= 1;
+                }
                 (manifest, key)
             }
             _ => {
@@ -813,16 +849,33 @@ fn pools(model: &Model, jobs: usize) -> Vec<Pool> {
             platform: Some(e.platform.clone()),
             capacity: usize::try_from(e.jobs).unwrap_or(1),
             running: 0,
+            cheap: false,
         })
         .collect();
-    pools.push(Pool { name: LOCAL_EXECUTOR.to_owned(), platform: None, capacity: jobs.max(1), running: 0 });
+    pools.push(Pool {
+        name: LOCAL_EXECUTOR.to_owned(),
+        platform: None,
+        capacity: jobs.max(1),
+        running: 0,
+        cheap: false,
+    });
+    pools.push(Pool {
+        name: LOCAL_EXECUTOR.to_owned(),
+        platform: None,
+        capacity: CHEAP_LANE,
+        running: 0,
+        cheap: true,
+    });
     pools
 }
 
-/// The pools that can run `node`: the declared executors of its platform, or else `local`.
+/// The pools that can run `node`: the cheap lane for cheap nodes; else the declared executors
+/// of its platform, or else `local`.
 fn eligible_pools(pools: &[Pool], node: &Node) -> Vec<usize> {
+    let cheap = is_cheap(node);
     let declared = pools.iter().any(|p| p.platform.is_some() && p.platform == node.platform);
     (0..pools.len())
+        .filter(|&i| pools[i].cheap == cheap)
         .filter(|&i| match (&node.platform, declared) {
             (Some(platform), true) => pools[i].platform.as_ref() == Some(platform),
             _ => pools[i].platform.is_none(),
@@ -912,7 +965,18 @@ mod tests {
 
     /// Plans and runs `text` with `work` on a fresh state.
     fn run_graph(text: &str, work: &Counting, jobs: usize) -> (Summary, Vec<Event>) {
-        let (dir, model) = crate::testing::yaml_model(text);
+        run_graph_with(text, work, jobs)
+    }
+
+    /// Plans and runs `text` with any `work` on a fresh state (a context folder `app` exists).
+    fn run_graph_with(text: &str, work: &dyn Work, jobs: usize) -> (Summary, Vec<Event>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("app")).expect("context");
+        std::fs::write(dir.path().join("app/Dockerfile"), "FROM scratch\n").expect("Dockerfile");
+        let source =
+            hephy_dsl::SourceFile::new(dir.path().join("hephy.yaml"), hephy_dsl::Syntax::Yaml, text);
+        let doc = hephy_dsl::read(&source).expect("reads");
+        let model = hephy_dsl::lower(doc, &source, dir.path()).expect("valid");
         let graph = crate::compile(&model);
         let inputs = crate::testing::test_inputs(&model, &graph);
         let snapshot = Snapshot::default();
@@ -959,6 +1023,57 @@ mod tests {
         let last_arm = started.iter().rposition(|n| n.starts_with('a')).expect("arm nodes ran");
         let last_amd = started.iter().rposition(|n| n.starts_with('b')).expect("amd nodes ran");
         assert!(last_amd < last_arm, "{started:?}");
+    }
+
+    /// Work whose tasks each hold their slot until every tag has been pushed (or 2 s have
+    /// passed, which counts as having waited).
+    #[derive(Default)]
+    struct TasksWaitForTags {
+        tagged: Mutex<usize>,
+        pushed: std::sync::Condvar,
+        tags: usize,
+        waited_out: Mutex<Vec<String>>,
+    }
+
+    impl Work for TasksWaitForTags {
+        fn execute(&self, job: &Job<'_>) -> Outcome {
+            match job.node.kind {
+                crate::graph::NodeKind::Tag => {
+                    *self.tagged.lock().expect("lock") += 1;
+                    self.pushed.notify_all();
+                }
+                crate::graph::NodeKind::Task => {
+                    let tagged = self.tagged.lock().expect("lock");
+                    let (tagged, wait) = self
+                        .pushed
+                        .wait_timeout_while(tagged, Duration::from_secs(2), |n| *n < self.tags)
+                        .expect("lock");
+                    drop(tagged);
+                    if wait.timed_out() {
+                        self.waited_out.lock().expect("lock").push(job.node.id.to_string());
+                    }
+                }
+                _ => {}
+            }
+            Outcome::Built { output: format!("sha256:{}", job.node.id) }
+        }
+    }
+
+    /// With every `--jobs` slot held by a task, manifests and tags still run: they have a lane
+    /// of their own.
+    #[test]
+    fn manifests_and_tags_never_wait_for_a_job_slot() {
+        let mut text = String::from(
+            "platforms: [linux/amd64]\nimages:\n  app: { context: app, tags: [latest, stable] }\ntasks:\n",
+        );
+        for i in 0..3 {
+            text.push_str(&format!("  a{i}: {{ run: [\"true\"], platforms: [linux/amd64], after: [app] }}\n"));
+        }
+        let work = TasksWaitForTags { tags: 2, ..TasksWaitForTags::default() };
+        let (summary, events) = run_graph_with(&text, &work, 1);
+        assert_eq!((summary.built, summary.failed), (7, 0), "{:?}", summary.results);
+        let waited = work.waited_out.lock().expect("lock").clone();
+        assert!(waited.is_empty(), "tasks held the only slot while tags waited: {waited:?}\n{events:?}");
     }
 
     /// A failure skips its dependents and nothing else.
