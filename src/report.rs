@@ -36,6 +36,7 @@ fn skip_text(reason: &SkipReason) -> String {
         SkipReason::Cached => "cached in the registry".to_owned(),
         SkipReason::DependencyFailed { node } => format!("skipped: dependency {node} failed"),
         SkipReason::Cancelled => "not run: the run stopped".to_owned(),
+        SkipReason::Stopped => "stopped: the run was interrupted while it ran".to_owned(),
     }
 }
 
@@ -47,6 +48,9 @@ fn summary_text(s: &Summary, style: Style) -> String {
     if s.skipped > 0 {
         parts.push(format!("{} skipped", s.skipped));
     }
+    if s.stopped > 0 {
+        parts.push(format!("{} stopped", s.stopped));
+    }
     if s.cancelled > 0 {
         parts.push(format!("{} cancelled", s.cancelled));
     }
@@ -57,7 +61,16 @@ fn summary_text(s: &Summary, style: Style) -> String {
     } else {
         "done"
     };
-    format!("{} run {}: {} in {}\n", style.bold(head), s.run_id, parts.join(", "), secs(s.duration))
+    let mut text =
+        format!("{} run {}: {} in {}\n", style.bold(head), s.run_id, parts.join(", "), secs(s.duration));
+    for tag in &s.stale {
+        text.push_str(&format!(
+            "{} {} still names the previous index; the next run fixes it\n",
+            style.red("stale:"),
+            clean_line(tag)
+        ));
+    }
+    text
 }
 
 /// What the renderers know of a run before it starts: the nodes to build, how long each took

@@ -156,14 +156,22 @@ fn an_interrupted_run_is_told_the_same_way_everywhere() {
     let screen = term.wait_for("the end of the run", |s| s.contains("exit="));
     assert!(screen.contains("exit=130"), "{screen}");
     assert!(
-        screen.contains("interrupted run 1: 1 built, 0 fresh, 2 cancelled"),
-        "compile was stopped and package never started: both cancelled\n{screen}"
+        screen.contains("interrupted run 1: 1 built, 0 fresh, 1 stopped, 1 cancelled"),
+        "compile was stopped halfway and package never started\n{screen}"
     );
+    assert!(screen.contains("– compile: stopped: the run was interrupted while it ran"), "{screen}");
+    assert!(!screen.contains("compile: not run"), "compile did run, halfway:\n{screen}");
     assert!(!screen.contains("running"), "no stale progress line:\n{screen}");
 
     let log = repo.run(&["log"]);
-    assert!(log.stdout.contains("interrupted") && log.stdout.contains("2 cancelled"), "{}", log.stdout);
-    assert!(log.stdout.contains("1 built"), "{}", log.stdout);
+    assert!(log.stdout.contains("interrupted") && log.stdout.contains("1 cancelled"), "{}", log.stdout);
+    assert!(log.stdout.contains("1 built") && log.stdout.contains("1 stopped"), "{}", log.stdout);
+    let explain = repo.run(&["explain", "compile", "--run", "1"]);
+    assert!(
+        explain.stdout.contains("compile was stopped halfway: the run was interrupted"),
+        "{}",
+        explain.stdout
+    );
     let explain = repo.run(&["explain", "package", "--run", "1"]);
     assert!(
         explain.stdout.contains("package was not finished: the run was interrupted"),

@@ -114,6 +114,8 @@ pub enum SkipReason {
     },
     /// The run stopped before it (`--fail-fast` or Ctrl-C).
     Cancelled,
+    /// The run was interrupted while it ran: it was stopped halfway.
+    Stopped,
 }
 
 /// What the scheduler reports, in order.
@@ -194,9 +196,16 @@ pub struct Summary {
     pub failed: usize,
     /// Nodes skipped because a dependency failed (or `--fail-fast` stopped the run).
     pub skipped: usize,
-    /// Nodes not finished because the run was interrupted: stopped while running, or never
-    /// started. Recorded as `cancelled` in the run's history; the next run redoes them.
+    /// Nodes never started because the run was interrupted. Recorded as `cancelled` in the
+    /// run's history; the next run redoes them.
     pub cancelled: usize,
+    /// Nodes stopped halfway because the run was interrupted. Recorded as `stopped` in the
+    /// run's history; the next run redoes them.
+    pub stopped: usize,
+    /// Tags (their node ids, `app:latest`) that an interrupted run left behind their index: the
+    /// run pushed the index, the tag never followed, so it still names the previous one (or
+    /// nothing). Their records are untouched, so the next run moves them.
+    pub stale: Vec<String>,
     /// Whether Ctrl-C stopped it.
     pub interrupted: bool,
     /// Wall time (in JSON: `duration_ms`, milliseconds).
@@ -661,7 +670,7 @@ impl<'a> Scheduler<'a> {
             }
             Outcome::Failed { message } => {
                 let cancelled = self.cancel.load(Ordering::SeqCst);
-                let result = if cancelled { NodeStatus::Cancelled } else { NodeStatus::Failed };
+                let result = if cancelled { NodeStatus::Stopped } else { NodeStatus::Failed };
                 self.state.record(
                     self.run_id,
                     &NodeResult {
@@ -676,9 +685,9 @@ impl<'a> Scheduler<'a> {
                     },
                 )?;
                 if cancelled {
-                    self.summary.cancelled += 1;
+                    self.summary.stopped += 1;
                     let event =
-                        Event::NodeSkipped { node: node.id.to_string(), reason: SkipReason::Cancelled };
+                        Event::NodeSkipped { node: node.id.to_string(), reason: SkipReason::Stopped };
                     self.note(index, result, String::new(), event);
                     return Ok(());
                 }
@@ -797,6 +806,9 @@ impl<'a> Scheduler<'a> {
                 self.skip(step.node, reason)?;
             }
         }
+        if self.summary.interrupted {
+            self.summary.stale = self.stale_tags();
+        }
         let outcome = if self.summary.interrupted {
             "interrupted"
         } else if self.summary.failed > 0 {
@@ -810,6 +822,28 @@ impl<'a> Scheduler<'a> {
         self.summary.duration = started.elapsed();
         self.reporter.event(&Event::Finished(self.summary.clone()));
         Ok(self.summary)
+    }
+}
+
+impl Scheduler<'_> {
+    /// The tags whose index this run pushed but that did not follow it (never started after
+    /// the cancel, or stopped): they still name the previous index.
+    fn stale_tags(&self) -> Vec<String> {
+        let graph = self.graph;
+        self.plan
+            .steps
+            .iter()
+            .map(|s| s.node)
+            .filter(|&t| graph.node(t).kind == crate::graph::NodeKind::Tag)
+            .filter(|&t| !matches!(self.nodes[t.index()], Phase::Ended { status, .. } if status.has_output()))
+            .filter(|&t| {
+                graph.deps(t).iter().any(|&d| {
+                    graph.node(d).kind == crate::graph::NodeKind::Manifest
+                        && matches!(self.nodes[d.index()], Phase::Ended { status: NodeStatus::Built, .. })
+                })
+            })
+            .map(|t| graph.node(t).id.to_string())
+            .collect()
     }
 }
 
