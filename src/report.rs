@@ -40,6 +40,14 @@ fn skip_text(reason: &SkipReason) -> String {
     }
 }
 
+/// What an interrupted run is doing until its running nodes stop.
+fn stopping_text(running: usize) -> String {
+    match running {
+        1 => "stopping the 1 running node".to_owned(),
+        n => format!("stopping the {n} running nodes"),
+    }
+}
+
 fn summary_text(s: &Summary, style: Style) -> String {
     let mut parts = vec![format!("{} built", s.built), format!("{} fresh", s.fresh)];
     if s.failed > 0 {
@@ -259,6 +267,9 @@ impl Reporter for Lines {
                 format!("{}  {node}: {message} (log: {})\n", s.red("failed"), log.display())
             }
             Event::NodeSkipped { reason: SkipReason::Fresh, .. } => return,
+            Event::Interrupted { running } => {
+                format!("{}  {}\n", s.red("interrupted"), stopping_text(*running))
+            }
             Event::NodeSkipped { node, reason } => {
                 format!("{}  {node}: {}\n", s.dim("skip  "), skip_text(reason))
             }
@@ -318,6 +329,8 @@ pub(crate) struct Live {
     failed: usize,
     /// Nodes that finished this run, for the ETA (what is left is planned minus these).
     finished: std::collections::HashSet<String>,
+    /// Set when the run was interrupted, with how many nodes were running then.
+    interrupted: Option<usize>,
 }
 
 impl Live {
@@ -338,6 +351,7 @@ impl Live {
             built: 0,
             failed: 0,
             finished: std::collections::HashSet::new(),
+            interrupted: None,
         }
     }
 
@@ -376,6 +390,14 @@ impl Live {
         }
         if let Some(eta) = self.eta() {
             parts.push(format!("ETA {}", secs(eta)));
+        }
+        if self.interrupted.is_some() {
+            parts = vec![
+                self.style.red("interrupted:"),
+                stopping_text(self.running.len()),
+            ];
+            self.status.set_message(parts.join(" "));
+            return;
         }
         self.status.set_message(parts.join(", "));
     }
@@ -432,6 +454,9 @@ impl Reporter for Live {
             Event::NodeSkipped { node, reason } => {
                 self.finish(node);
                 self.println(&format!("{} {node}: {}", s.dim("–"), skip_text(reason)));
+            }
+            Event::Interrupted { running } => {
+                self.interrupted = Some(*running);
             }
             Event::Finished(summary) => {
                 for (_, running) in self.running.drain() {

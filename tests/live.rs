@@ -11,6 +11,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::Repo;
+use common::proxy::{Fault, Hold, Proxy};
+use common::registry::Registry;
 
 /// A tmux server of this test's own (its own socket), killed on drop.
 struct Terminal {
@@ -19,6 +21,15 @@ struct Terminal {
 
 impl Terminal {
     fn start(dir: &Path, command: &str) -> Terminal {
+        Terminal::start_with(dir, command, true)
+    }
+
+    /// A terminal whose `hephy` may reach the graph's registry (a loopback one the test started).
+    fn start_online(dir: &Path, command: &str) -> Terminal {
+        Terminal::start_with(dir, command, false)
+    }
+
+    fn start_with(dir: &Path, command: &str, offline: bool) -> Terminal {
         common::require(&["tmux"], "apt-get install tmux");
         // A server of its own per terminal: a second one never meets the first shutting down.
         static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -42,7 +53,7 @@ impl Terminal {
             .arg(dir)
             .args(["sh", "-c", &format!("trap : INT; {command}; echo \"exit=$?\"; sleep 600")])
             .env("NO_COLOR", "1")
-            .env("HEPHY_OFFLINE", "1")
+            .env("HEPHY_OFFLINE", if offline { "1" } else { "0" })
             .env("TERM", "xterm-256color")
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .status()
@@ -190,4 +201,72 @@ fn an_interrupted_run_is_told_the_same_way_everywhere() {
         .filter_map(|n| n["id"].as_str())
         .collect();
     assert_eq!(build, ["compile", "package"]);
+}
+
+/// The digest of `repository:tag` in `registry` (`sha256:…`): that of its manifest's bytes.
+fn digest_of(registry: &Registry, reference: &str) -> String {
+    common::registry::sha256(&registry.raw(reference))
+}
+
+/// Ctrl-C while an index is being pushed: the push completes, its tag never starts, and the run
+/// names the tag left on the previous index; the next run moves it, and builds nothing else.
+#[test]
+#[ignore = "needs tmux, docker-registry and skopeo (installed by .ci/run)"]
+fn a_run_interrupted_between_an_index_and_its_tags_says_so_and_the_next_run_fixes_it() {
+    common::registry::require_image_tools();
+    let registry = Registry::start();
+    let hold = Hold::new("qs/docs");
+    let proxy = Proxy::start(registry.port, Fault::HoldIndexes(hold));
+    let repo = Repo::quickstart_pushing_to(&proxy.address(), "");
+    // Run 1, whole: docs:latest names docs' first index.
+    hold.release();
+    let first = repo.run(&["run", "--format", "json"]);
+    assert_eq!(first.json()["failed"], 0, "{}{}", first.stdout, first.stderr);
+    let before = digest_of(&registry, "qs/docs:latest");
+
+    // Run 2 rebuilds docs only; its index push is held until the terminal's Ctrl-C.
+    hold.arm();
+    repo.write("docs/pages/changed.html", "<p>changed</p>\n");
+    let term = Terminal::start_online(repo.path(), &format!("{} run", hephy()));
+    let start = Instant::now();
+    while !hold.holding() {
+        assert!(start.elapsed() < Duration::from_secs(120), "docs' index push never came:\n{}", term.screen());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    term.keys("C-c");
+    // hephy has seen the interruption (and launches nothing more) before the push completes.
+    term.wait_for("the interruption noted", |s| s.contains("interrupted: stopping the 1 running node"));
+    hold.release();
+    let screen = term.wait_for("the end of the run", |s| s.contains("exit="));
+    assert!(screen.contains("exit=130"), "{screen}");
+    assert!(
+        screen.contains("stale: docs:latest still names the previous index; the next run fixes it"),
+        "{screen}"
+    );
+    assert!(!screen.contains("✓ docs:latest"), "no tag node starts after the cancel:\n{screen}");
+    assert_eq!(digest_of(&registry, "qs/docs:latest"), before, "docs:latest was not moved");
+    let log = std::fs::read_to_string(repo.path().join(".hephy/logs/2/docs.log")).expect("docs' log");
+    let pushed = log
+        .split_whitespace()
+        .skip_while(|w| *w != "index")
+        .nth(1)
+        .expect("the log names the index")
+        .to_owned();
+    assert_ne!(before, pushed, "run 2 pushed a new index");
+    drop(term);
+
+    // Run 3 moves the tag, and does nothing else.
+    hold.release();
+    let plan = repo.run(&["plan", "--format", "json"]).json();
+    let build: Vec<&str> = plan["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter(|n| n["action"] == "build")
+        .filter_map(|n| n["id"].as_str())
+        .collect();
+    assert_eq!(build, ["docs:latest"]);
+    let third = repo.run(&["run", "--format", "json"]);
+    assert_eq!(third.json()["built"], 1, "{}{}", third.stdout, third.stderr);
+    assert_eq!(digest_of(&registry, "qs/docs:latest"), pushed, "docs:latest names run 2's index");
 }

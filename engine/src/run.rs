@@ -171,6 +171,12 @@ pub enum Event {
         /// Why.
         reason: SkipReason,
     },
+    /// The run was interrupted (Ctrl-C, SIGTERM, SIGHUP): nothing more starts; the running
+    /// nodes are being stopped.
+    Interrupted {
+        /// How many nodes are still running.
+        running: usize,
+    },
     /// The run ended.
     Finished(Summary),
 }
@@ -346,6 +352,7 @@ pub fn run(
         unexamined: VecDeque::new(),
         running: 0,
         heavy: 0,
+        told_interrupted: false,
         stop_launching: false,
         summary: Summary { run_id, ..Summary::default() },
     };
@@ -358,7 +365,16 @@ pub fn run(
             if run.running == 0 {
                 return Ok(());
             }
-            let Ok(message) = rx.recv() else { return Ok(()) };
+            // Woken now and then to notice an interruption while nodes run: it is told at once.
+            let message = match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(message) => message,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    run.notice_interruption();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+            };
+            run.notice_interruption();
             match message {
                 Message::Output { node, line } => run.reporter.event(&Event::Output { node, line }),
                 Message::Done { index, outcome, duration } => run.finished(index, outcome, duration)?,
@@ -422,6 +438,8 @@ struct Scheduler<'a> {
     running: usize,
     /// Of `running`, those outside the cheap lane: what `--jobs` bounds.
     heavy: usize,
+    /// Whether [`Event::Interrupted`] was sent.
+    told_interrupted: bool,
     stop_launching: bool,
     summary: Summary,
 }
@@ -438,6 +456,14 @@ impl<'a> Scheduler<'a> {
             .step(index)
             .map(|s| serde_json::to_value(&s.reasons).unwrap_or_default())
             .unwrap_or_default()
+    }
+
+    /// Tells the reporter once that the run was interrupted, with what still runs.
+    fn notice_interruption(&mut self) {
+        if !self.told_interrupted && self.cancel.load(Ordering::SeqCst) {
+            self.told_interrupted = true;
+            self.reporter.event(&Event::Interrupted { running: self.running });
+        }
     }
 
     fn stopping(&self) -> bool {
