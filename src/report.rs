@@ -309,6 +309,37 @@ impl Reporter for Quiet {
     }
 }
 
+/// The terminal with its echo of control characters turned off while the live view draws:
+/// Ctrl-C's `^C`, echoed where the cursor stands, shifts the view's lines by one and leaves a
+/// stale one behind. Restored when dropped.
+struct QuietControls {
+    saved: Option<rustix::termios::Termios>,
+}
+
+impl QuietControls {
+    fn on_stdout() -> QuietControls {
+        use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+        let stdout = std::io::stdout();
+        let Ok(saved) = tcgetattr(&stdout) else { return QuietControls { saved: None } };
+        let mut quiet = saved.clone();
+        quiet.local_modes.remove(LocalModes::ECHOCTL);
+        let changed = tcsetattr(&stdout, OptionalActions::Now, &quiet).is_ok();
+        QuietControls { saved: changed.then_some(saved) }
+    }
+
+    fn restore(&mut self) {
+        if let Some(saved) = self.saved.take() {
+            let _ = rustix::termios::tcsetattr(std::io::stdout(), rustix::termios::OptionalActions::Now, &saved);
+        }
+    }
+}
+
+impl Drop for QuietControls {
+    fn drop(&mut self) {
+        self.restore();
+    }
+}
+
 /// A node running in the live view.
 struct Running {
     bar: ProgressBar,
@@ -331,6 +362,8 @@ pub(crate) struct Live {
     finished: std::collections::HashSet<String>,
     /// Set when the run was interrupted, with how many nodes were running then.
     interrupted: Option<usize>,
+    /// The terminal's echo of `^C`, off while the view draws (from `Started` to `Finished`).
+    controls: QuietControls,
 }
 
 impl Live {
@@ -352,6 +385,7 @@ impl Live {
             failed: 0,
             finished: std::collections::HashSet::new(),
             interrupted: None,
+            controls: QuietControls { saved: None },
         }
     }
 
@@ -419,6 +453,8 @@ impl Reporter for Live {
         match event {
             Event::Started { run_id, to_build, total } => {
                 self.to_build = *to_build;
+                self.controls.restore();
+                self.controls = QuietControls::on_stdout();
                 self.println(&format!("run {run_id}: {to_build} of {total} nodes to build"));
                 self.status.enable_steady_tick(Duration::from_millis(100));
             }
@@ -466,6 +502,7 @@ impl Reporter for Live {
                 self.status.finish_and_clear();
                 self.multi.remove(&self.status);
                 let _ = self.multi.clear();
+                self.controls.restore();
                 let text = format!(
                     "{}{}",
                     summary_text(summary, s),

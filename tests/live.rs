@@ -161,7 +161,10 @@ fn the_live_view_shows_progress_then_a_summary_with_the_critical_path() {
 #[ignore = "needs tmux (installed by .ci/run)"]
 fn an_interrupted_run_is_told_the_same_way_everywhere() {
     let repo = pipeline();
-    let term = Terminal::start(repo.path(), &format!("{} run", hephy()));
+    // Afterwards the shell says whether hephy left the terminal's echo of `^C` off.
+    let command =
+        format!("{} run; s=$?; stty -a | grep -q -- -echoctl && echo ECHOCTL-LEFT-OFF; (exit $s)", hephy());
+    let term = Terminal::start(repo.path(), &command);
     term.wait_for("compile's second step", |s| s.contains("step 2 of 3"));
     term.keys("C-c");
     let screen = term.wait_for("the end of the run", |s| s.contains("exit="));
@@ -173,6 +176,9 @@ fn an_interrupted_run_is_told_the_same_way_everywhere() {
     assert!(screen.contains("– compile: stopped: the run was interrupted while it ran"), "{screen}");
     assert!(!screen.contains("compile: not run"), "compile did run, halfway:\n{screen}");
     assert!(!screen.contains("running"), "no stale progress line:\n{screen}");
+    assert!(!screen.contains("[local]"), "no running node's line is left (nor a `^C`):\n{screen}");
+    assert!(!screen.contains("^C"), "{screen}");
+    assert!(!screen.contains("ECHOCTL-LEFT-OFF"), "the terminal is as it was:\n{screen}");
 
     let log = repo.run(&["log"]);
     assert!(log.stdout.contains("interrupted") && log.stdout.contains("1 cancelled"), "{}", log.stdout);
