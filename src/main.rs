@@ -1064,18 +1064,30 @@ fn graph_marks(session: &Session) -> graph_view::Marks {
 /// times (the ETA) and their dependencies (the critical path), the parallelism.
 fn run_context(session: &Session, jobs: usize) -> report::Context {
     let (graph, plan) = (&session.graph, &session.plan);
+    // A node's last build time (none when it was found fresh, cut off or cached: 0 ms).
+    let past = |id: &str| {
+        session
+            .snapshot
+            .records
+            .get(id)
+            .and_then(|r| u64::try_from(r.duration_ms).ok())
+            .filter(|&ms| ms > 0)
+            .map(Duration::from_millis)
+    };
+    let medians = report::medians_by_kind(
+        graph.order().iter().filter_map(|&i| {
+            let node = graph.node(i);
+            past(node.id.as_str()).map(|d| (node.kind.as_str(), d))
+        }),
+    );
     let planned = plan
         .steps
         .iter()
         .filter(|s| s.action == hephy_engine::Action::Build)
         .map(|s| {
-            let id = graph.node(s.node).id.as_str();
-            let past = session
-                .snapshot
-                .records
-                .get(id)
-                .map(|r| Duration::from_millis(u64::try_from(r.duration_ms).unwrap_or(0)));
-            (id.to_owned(), past)
+            let node = graph.node(s.node);
+            let expected = past(node.id.as_str()).or_else(|| medians.get(node.kind.as_str()).copied());
+            (node.id.to_string(), expected)
         })
         .collect();
     // Only nodes to build take time: the critical path runs through them alone.

@@ -81,11 +81,30 @@ fn summary_text(s: &Summary, style: Style) -> String {
     text
 }
 
+/// The median of the durations of each kind (`task`, `image`, …): what a node of that kind
+/// never built is expected to take.
+pub(crate) fn medians_by_kind<'k>(
+    durations: impl Iterator<Item = (&'k str, Duration)>,
+) -> HashMap<&'k str, Duration> {
+    let mut by_kind: HashMap<&str, Vec<Duration>> = HashMap::new();
+    for (kind, duration) in durations {
+        by_kind.entry(kind).or_default().push(duration);
+    }
+    by_kind
+        .into_iter()
+        .map(|(kind, mut all)| {
+            all.sort_unstable();
+            (kind, all[all.len() / 2])
+        })
+        .collect()
+}
+
 /// What the renderers know of a run before it starts: the nodes to build, how long each took
 /// last time (for the ETA), their dependencies (for the critical path), and the parallelism.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Context {
-    /// Nodes planned to build, with their last recorded build time when there is one.
+    /// Nodes planned to build, with the time each is expected to take: its last recorded build
+    /// time, else the median of its kind's; none when neither is known.
     pub(crate) planned: Vec<(String, Option<Duration>)>,
     /// Node id → the ids of its dependencies, for the nodes to build.
     pub(crate) deps: HashMap<String, Vec<String>>,
@@ -346,6 +365,29 @@ struct Running {
     started: Instant,
 }
 
+/// When `id` (a node left to build) is expected to finish: its time left after its
+/// dependencies' (those left) finish. Zero for a node not left.
+fn chain<'c>(
+    id: &'c str,
+    left: &HashMap<&str, Duration>,
+    context: &'c Context,
+    finish: &mut HashMap<&'c str, Duration>,
+    depth: usize,
+) -> Duration {
+    let Some(own) = left.get(id).copied() else { return Duration::ZERO };
+    if let Some(done) = finish.get(id) {
+        return *done;
+    }
+    let mut after = Duration::ZERO;
+    if depth < 10_000 {
+        for dep in context.deps.get(id).into_iter().flatten() {
+            after = after.max(chain(dep, left, context, finish, depth + 1));
+        }
+    }
+    finish.insert(id, own + after);
+    own + after
+}
+
 /// A live view on a terminal: finished nodes scroll above; below them a line per running node
 /// (executor, node, elapsed time, its last line of output) and, last, the run's count and ETA.
 pub(crate) struct Live {
@@ -393,27 +435,33 @@ impl Live {
         let _ = self.multi.println(text.trim_end());
     }
 
-    /// What is left to do, from past build times: the remaining nodes' times (the running ones
-    /// less what they have run) over the parallelism. None until some node has a past time.
+    /// What is left to do, from past build times: the remaining nodes' expected times (the
+    /// running ones less what they have run) over the parallelism, or the longest chain of
+    /// them when that is longer. None (`ETA unknown`) when a node left has no expected time, or
+    /// a running one has run past it.
     fn eta(&self) -> Option<Duration> {
-        let known: Vec<Duration> = self.context.planned.iter().filter_map(|(_, d)| *d).collect();
-        if known.is_empty() {
-            return None;
-        }
-        let average = known.iter().sum::<Duration>() / u32::try_from(known.len()).unwrap_or(u32::MAX);
-        let mut left = Duration::ZERO;
-        let mut nodes = 0u32;
-        for (id, past) in &self.context.planned {
+        let mut left: HashMap<&str, Duration> = HashMap::new();
+        for (id, expected) in &self.context.planned {
             if self.finished.contains(id) {
                 continue;
             }
-            let expected = past.unwrap_or(average);
+            let expected = (*expected)?;
             let ran = self.running.get(id).map(|r| r.started.elapsed()).unwrap_or_default();
-            left += expected.saturating_sub(ran);
-            nodes += 1;
+            if ran > expected {
+                return None;
+            }
+            left.insert(id, expected - ran);
         }
-        let parallel = u32::try_from(self.context.jobs.max(1)).unwrap_or(1).min(nodes.max(1));
-        Some(left / parallel)
+        let total: Duration = left.values().sum();
+        let nodes = u32::try_from(left.len()).unwrap_or(u32::MAX).max(1);
+        let parallel = u32::try_from(self.context.jobs.max(1)).unwrap_or(1).min(nodes);
+        // Each node's finish: its own time after its slowest unfinished dependency's finish.
+        let mut finish: HashMap<&str, Duration> = HashMap::new();
+        let mut longest = Duration::ZERO;
+        for (id, _) in &self.context.planned {
+            longest = longest.max(chain(id, &left, &self.context, &mut finish, 0));
+        }
+        Some((total / parallel).max(longest))
     }
 
     fn update_status(&self) {
@@ -422,8 +470,13 @@ impl Live {
         if self.failed > 0 {
             parts.push(self.style.red(&format!("{} failed", self.failed)));
         }
-        if let Some(eta) = self.eta() {
-            parts.push(format!("ETA {}", secs(eta)));
+        match self.eta() {
+            // Never `0.0s` while something runs: a tenth of a second at least.
+            Some(eta) if !self.running.is_empty() => {
+                parts.push(format!("ETA {}", secs(eta.max(Duration::from_millis(100)))));
+            }
+            Some(_) => {}
+            None => parts.push("ETA unknown".to_owned()),
         }
         if self.interrupted.is_some() {
             parts = vec![

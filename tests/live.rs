@@ -137,6 +137,14 @@ fn the_live_view_shows_progress_then_a_summary_with_the_critical_path() {
     assert!(line.contains('s'), "and its elapsed time: {line:?}");
     assert!(running.contains("1/3 built, 1 running"), "the overall count:\n{running}");
     assert!(running.contains("✓ prep"), "finished nodes scroll above:\n{running}");
+    assert!(
+        running.contains("1 running, ETA unknown"),
+        "nothing was ever built: no time to go by, and never `0.0s`\n{running}"
+    );
+    // compile runs 3 s this time (its line shows its elapsed seconds): the next ETA's base.
+    term.wait_for("compile at 3 s", |s| {
+        s.lines().any(|l| l.contains("[local] compile") && l.contains(" 3s "))
+    });
     std::fs::write(repo.path().join("go"), "").expect("release compile");
 
     let done = term.wait_for("the end of the run", |s| s.contains("exit="));
@@ -152,7 +160,13 @@ fn the_live_view_shows_progress_then_a_summary_with_the_critical_path() {
     std::fs::remove_file(repo.path().join("go")).expect("hold compile again");
     let term = Terminal::start(repo.path(), &format!("{} run --force prep compile package", hephy()));
     let again = term.wait_for("compile's second step", |s| s.contains("step 2 of 3"));
-    assert!(again.contains("ETA "), "an ETA from the last run's times:\n{again}");
+    // compile took over 3 s last time and has run about 0.3 s: some 2.5 s or more are left.
+    let eta = again
+        .split("ETA ")
+        .nth(1)
+        .and_then(|rest| rest.split('s').next())
+        .and_then(|n| n.trim().parse::<f64>().ok());
+    assert!(eta.is_some_and(|eta| eta > 1.5), "an ETA from the last run's times:\n{again}");
     std::fs::write(repo.path().join("go"), "").expect("release compile");
     term.wait_for("the end of the run", |s| s.contains("exit=0"));
 }
