@@ -108,6 +108,10 @@ enum Command {
         /// built elsewhere (what a merge request's pipeline runs).
         #[arg(long)]
         no_push: bool,
+        /// Show whole digests in the closing list of images (shortened to 12 hex digits,
+        /// `sha256:7967ab…`, without it).
+        #[arg(long)]
+        wide: bool,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
@@ -480,9 +484,16 @@ fn execute(command: &Command, style: Style, quiet: bool) -> Result<(), Failure> 
         Command::Plan { file, state, select, format, wide } => {
             plan_command(file, state, select, format, wide, style)?
         }
-        Command::Run { file, state, select, jobs, fail_fast, verbose, lock_timeout, no_push, format } => {
+        Command::Run { file, state, select, jobs, fail_fast, verbose, lock_timeout, no_push, wide, format } => {
             let flags =
-                RunFlags { jobs: *jobs, fail_fast: *fail_fast, verbose: *verbose, no_push: *no_push, quiet };
+                RunFlags {
+                    jobs: *jobs,
+                    fail_fast: *fail_fast,
+                    verbose: *verbose,
+                    no_push: *no_push,
+                    quiet,
+                    wide: *wide,
+                };
             run_command(file, state, select, &flags, lock_timeout, format, style)?
         }
         Command::RemoteBuild => remote_build_command()?,
@@ -628,6 +639,8 @@ struct RunFlags {
     no_push: bool,
     /// `-q`: failures and the summary line only.
     quiet: bool,
+    /// `--wide`: whole digests in the list of images.
+    wide: bool,
 }
 
 /// `hephy run`: under the run lock, a run that builds nothing when the stamp holds, else plans and runs.
@@ -640,7 +653,7 @@ fn run_command(
     format: &Format,
     style: Style,
 ) -> Result<(), Failure> {
-    let RunFlags { jobs, fail_fast, verbose, no_push, quiet } = flags;
+    let RunFlags { jobs, fail_fast, verbose, no_push, quiet, wide } = flags;
     let path = graph_path(file)?;
     let selection = select.selection();
     let cache = hephy_engine::PlanCache::new(&path, state.dir.as_deref());
@@ -668,7 +681,8 @@ fn run_command(
         if let Some(nothing) = cache.nothing_to_do(&selection, style.color(), &hephy_stdlib::RegistryRecheck)
         {
             hephy_stdlib::clean_temporaries(&dir);
-            let run_id = record_nothing_to_do(&dir, &command, nothing, reporter.as_mut(), *format)?;
+            let run_id =
+                record_nothing_to_do(&dir, &command, nothing, reporter.as_mut(), *format, *wide)?;
             cache.advance(run_id);
             return Ok(());
         }
@@ -710,7 +724,8 @@ fn run_command(
         hephy_engine::run(model, graph, plan, snapshot, state, &work, reporter.as_mut(), &options, &cancel)
             .map_err(Failure::State)?;
     if matches!(format, Format::Text) && !summary.interrupted && !*quiet {
-        print(&style::clean(&images_text(model, graph, state, state_dir, &summary.results)));
+        let images = images_text(model, graph, state, state_dir, &summary.results);
+        print(&style::clean(&report::digests(&images, *wide)));
     }
     // A run that built nothing leaves the plan's stamp, so the next run or plan is quick.
     if summary.built == 0 && summary.failed == 0 && summary.skipped == 0 && !summary.interrupted {
@@ -1111,12 +1126,13 @@ fn record_nothing_to_do(
     nothing: hephy_engine::NothingToDo,
     reporter: &mut dyn Reporter,
     format: Format,
+    wide: bool,
 ) -> Result<i64, Failure> {
     let mut store = State::open(dir).map_err(Failure::State)?;
     let summary =
         hephy_engine::run_all_fresh(&mut store, command, nothing.nodes, reporter).map_err(Failure::State)?;
     if format == Format::Text {
-        print(&nothing.images);
+        print(&report::digests(&nothing.images, wide));
     }
     Ok(summary.run_id)
 }

@@ -23,9 +23,17 @@ fn secs(d: Duration) -> String {
 /// An image's digest, shortened, for the line that says it was built (tasks' outputs are
 /// digests of files, not worth a column).
 fn digest_suffix(output: &str) -> String {
-    match output.strip_prefix("sha256:") {
-        Some(hex) => format!("  sha256:{}", hex.get(..12).unwrap_or(hex)),
-        None => String::new(),
+    if output.starts_with("sha256:") { format!("  {}", digests(output, false)) } else { String::new() }
+}
+
+/// `text` with each whole digest (`sha256:` and 64 hex digits) cut to 12 hex digits and `…`
+/// (`sha256:7967ab…`), unless `wide`: 64 digits wrap every line of a 120-column terminal.
+pub(crate) fn digests(text: &str, wide: bool) -> Cow<'_, str> {
+    static WHOLE: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"sha256:([0-9a-f]{12})[0-9a-f]{52}").ok());
+    match &*WHOLE {
+        Some(whole) if !wide => whole.replace_all(text, "sha256:${1}…"),
+        _ => Cow::Borrowed(text),
     }
 }
 

@@ -240,8 +240,12 @@ fn a_run_interrupted_between_an_index_and_its_tags_says_so_and_the_next_run_fixe
     let repo = Repo::quickstart_pushing_to(&proxy.address(), "");
     // Run 1, whole: docs:latest names docs' first index.
     hold.release();
-    let first = repo.run(&["run", "--format", "json"]);
-    assert_eq!(first.json()["failed"], 0, "{}{}", first.stdout, first.stderr);
+    let first = repo.run(&["run"]);
+    assert!(first.stdout.contains("done run 1:"), "{}{}", first.stdout, first.stderr);
+    // The closing list of images gives short digests: 12 hex digits and `…`.
+    let short = regex::Regex::new(r"/qs/docs@sha256:[0-9a-f]{12}… ").expect("regex");
+    assert!(short.is_match(&first.stdout), "{}", first.stdout);
+    assert!(!regex::Regex::new("[0-9a-f]{64}").expect("regex").is_match(&first.stdout), "{}", first.stdout);
     let before = digest_of(&registry, "qs/docs:latest");
 
     // Run 2 rebuilds docs only; its index push is held until the terminal's Ctrl-C.
@@ -289,4 +293,10 @@ fn a_run_interrupted_between_an_index_and_its_tags_says_so_and_the_next_run_fixe
     let third = repo.run(&["run", "--format", "json"]);
     assert_eq!(third.json()["built"], 1, "{}{}", third.stdout, third.stderr);
     assert_eq!(digest_of(&registry, "qs/docs:latest"), pushed, "docs:latest names run 2's index");
+    // Nothing left to do: the list of images again, short, and whole with `--wide`.
+    let fourth = repo.run(&["run"]);
+    assert!(short.is_match(&fourth.stdout), "{}", fourth.stdout);
+    let wide = repo.run(&["run", "--wide"]);
+    let whole = format!("/qs/docs{}", &pushed.replacen("sha256:", "@sha256:", 1));
+    assert!(wide.stdout.contains(&format!("{whole} ")), "{whole}:\n{}", wide.stdout);
 }
