@@ -484,16 +484,26 @@ fn execute(command: &Command, style: Style, quiet: bool) -> Result<(), Failure> 
         Command::Plan { file, state, select, format, wide } => {
             plan_command(file, state, select, format, wide, style)?
         }
-        Command::Run { file, state, select, jobs, fail_fast, verbose, lock_timeout, no_push, wide, format } => {
-            let flags =
-                RunFlags {
-                    jobs: *jobs,
-                    fail_fast: *fail_fast,
-                    verbose: *verbose,
-                    no_push: *no_push,
-                    quiet,
-                    wide: *wide,
-                };
+        Command::Run {
+            file,
+            state,
+            select,
+            jobs,
+            fail_fast,
+            verbose,
+            lock_timeout,
+            no_push,
+            wide,
+            format,
+        } => {
+            let flags = RunFlags {
+                jobs: *jobs,
+                fail_fast: *fail_fast,
+                verbose: *verbose,
+                no_push: *no_push,
+                quiet,
+                wide: *wide,
+            };
             run_command(file, state, select, &flags, lock_timeout, format, style)?
         }
         Command::RemoteBuild => remote_build_command()?,
@@ -681,8 +691,7 @@ fn run_command(
         if let Some(nothing) = cache.nothing_to_do(&selection, style.color(), &hephy_stdlib::RegistryRecheck)
         {
             hephy_stdlib::clean_temporaries(&dir);
-            let run_id =
-                record_nothing_to_do(&dir, &command, nothing, reporter.as_mut(), *format, *wide)?;
+            let run_id = record_nothing_to_do(&dir, &command, nothing, reporter.as_mut(), *format, *wide)?;
             cache.advance(run_id);
             return Ok(());
         }
@@ -1089,12 +1098,10 @@ fn run_context(session: &Session, jobs: usize) -> report::Context {
             .filter(|&ms| ms > 0)
             .map(Duration::from_millis)
     };
-    let medians = report::medians_by_kind(
-        graph.order().iter().filter_map(|&i| {
-            let node = graph.node(i);
-            past(node.id.as_str()).map(|d| (node.kind.as_str(), d))
-        }),
-    );
+    let medians = report::medians_by_kind(graph.order().iter().filter_map(|&i| {
+        let node = graph.node(i);
+        past(node.id.as_str()).map(|d| (node.kind.as_str(), d))
+    }));
     let planned = plan
         .steps
         .iter()

@@ -356,7 +356,8 @@ impl QuietControls {
 
     fn restore(&mut self) {
         if let Some(saved) = self.saved.take() {
-            let _ = rustix::termios::tcsetattr(std::io::stdout(), rustix::termios::OptionalActions::Now, &saved);
+            let _ =
+                rustix::termios::tcsetattr(std::io::stdout(), rustix::termios::OptionalActions::Now, &saved);
         }
     }
 }
@@ -487,10 +488,7 @@ impl Live {
             None => parts.push("ETA unknown".to_owned()),
         }
         if self.interrupted.is_some() {
-            parts = vec![
-                self.style.red("interrupted:"),
-                stopping_text(self.running.len()),
-            ];
+            parts = vec![self.style.red("interrupted:"), stopping_text(self.running.len())];
             self.status.set_message(parts.join(" "));
             return;
         }

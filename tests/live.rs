@@ -254,7 +254,11 @@ fn a_run_interrupted_between_an_index_and_its_tags_says_so_and_the_next_run_fixe
     let term = Terminal::start_online(repo.path(), &format!("{} run", hephy()));
     let start = Instant::now();
     while !hold.holding() {
-        assert!(start.elapsed() < Duration::from_secs(120), "docs' index push never came:\n{}", term.screen());
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "docs' index push never came:\n{}",
+            term.screen()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     term.keys("C-c");

@@ -712,8 +712,7 @@ impl<'a> Scheduler<'a> {
                 )?;
                 if cancelled {
                     self.summary.stopped += 1;
-                    let event =
-                        Event::NodeSkipped { node: node.id.to_string(), reason: SkipReason::Stopped };
+                    let event = Event::NodeSkipped { node: node.id.to_string(), reason: SkipReason::Stopped };
                     self.note(index, result, String::new(), event);
                     return Ok(());
                 }
@@ -1033,8 +1032,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(dir.path().join("app")).expect("context");
         std::fs::write(dir.path().join("app/Dockerfile"), "FROM scratch\n").expect("Dockerfile");
-        let source =
-            hephy_dsl::SourceFile::new(dir.path().join("hephy.yaml"), hephy_dsl::Syntax::Yaml, text);
+        let source = hephy_dsl::SourceFile::new(dir.path().join("hephy.yaml"), hephy_dsl::Syntax::Yaml, text);
         let doc = hephy_dsl::read(&source).expect("reads");
         let model = hephy_dsl::lower(doc, &source, dir.path()).expect("valid");
         let graph = crate::compile(&model);
@@ -1127,7 +1125,9 @@ mod tests {
             "platforms: [linux/amd64]\nimages:\n  app: { context: app, tags: [latest, stable] }\ntasks:\n",
         );
         for i in 0..3 {
-            text.push_str(&format!("  a{i}: {{ run: [\"true\"], platforms: [linux/amd64], after: [app] }}\n"));
+            text.push_str(&format!(
+                "  a{i}: {{ run: [\"true\"], platforms: [linux/amd64], after: [app] }}\n"
+            ));
         }
         let work = TasksWaitForTags { tags: 2, ..TasksWaitForTags::default() };
         let (summary, events) = run_graph_with(&text, &work, 1);

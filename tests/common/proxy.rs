@@ -35,7 +35,11 @@ pub struct Hold {
 impl Hold {
     /// A hold for the index pushes to `repository`, leaked: the proxy's threads share it.
     pub fn new(repository: &'static str) -> &'static Hold {
-        Box::leak(Box::new(Hold { repository, held: AtomicBool::new(false), released: AtomicBool::new(false) }))
+        Box::leak(Box::new(Hold {
+            repository,
+            held: AtomicBool::new(false),
+            released: AtomicBool::new(false),
+        }))
     }
 
     /// Whether an index push is waiting now (or has waited).
