@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hephy_engine::{Event, Reporter, SkipReason, Summary};
@@ -368,6 +369,39 @@ impl Drop for QuietControls {
     }
 }
 
+/// When the run is expected to end, as the status line counts down to it between events.
+#[derive(Debug, Clone, Copy, Default)]
+struct EtaClock {
+    /// The expected end; none when unknown.
+    end: Option<Instant>,
+    /// Whether something runs.
+    running: bool,
+    /// Whether the ETA is shown at all (not once the run is interrupted).
+    shown: bool,
+}
+
+impl EtaClock {
+    /// `, ETA 1m20s`; `, ETA unknown` when no end is known or it has passed while work runs
+    /// (never `0.0s`); nothing when nothing runs and nothing is left.
+    fn text(&self) -> String {
+        if !self.shown {
+            return String::new();
+        }
+        match self.end {
+            Some(_) if !self.running => String::new(),
+            Some(end) => {
+                let left = end.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    ", ETA unknown".to_owned()
+                } else {
+                    format!(", ETA {}", secs(left.max(Duration::from_millis(100))))
+                }
+            }
+            None => ", ETA unknown".to_owned(),
+        }
+    }
+}
+
 /// A node running in the live view.
 struct Running {
     bar: ProgressBar,
@@ -413,6 +447,8 @@ pub(crate) struct Live {
     finished: std::collections::HashSet<String>,
     /// Set when the run was interrupted, with how many nodes were running then.
     interrupted: Option<usize>,
+    /// The expected end, which the status line counts down to at each tick.
+    clock: Arc<Mutex<EtaClock>>,
     /// The terminal's echo of `^C`, off while the view draws (from `Started` to `Finished`).
     controls: QuietControls,
 }
@@ -421,8 +457,14 @@ impl Live {
     pub(crate) fn new(style: Style, context: Context) -> Live {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
         let status = multi.add(ProgressBar::new_spinner());
-        let template = ProgressStyle::with_template("{spinner:.dim} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let clock = Arc::new(Mutex::new(EtaClock::default()));
+        let shared = Arc::clone(&clock);
+        let template = ProgressStyle::with_template("{spinner:.dim} {msg}{eta_left}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner())
+            .with_key("eta_left", move |_: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
+                let text = shared.lock().map(|clock| clock.text()).unwrap_or_default();
+                let _ = out.write_str(&text);
+            });
         status.set_style(template);
         Live {
             multi,
@@ -436,6 +478,7 @@ impl Live {
             failed: 0,
             finished: std::collections::HashSet::new(),
             interrupted: None,
+            clock,
             controls: QuietControls { saved: None },
         }
     }
@@ -474,23 +517,25 @@ impl Live {
     }
 
     fn update_status(&self) {
+        if self.interrupted.is_some() {
+            if let Ok(mut clock) = self.clock.lock() {
+                clock.shown = false;
+            }
+            let text = format!("{} {}", self.style.red("interrupted:"), stopping_text(self.running.len()));
+            self.status.set_message(text);
+            return;
+        }
         let mut parts = vec![format!("{}/{} built", self.built, self.to_build)];
         parts.push(format!("{} running", self.running.len()));
         if self.failed > 0 {
             parts.push(self.style.red(&format!("{} failed", self.failed)));
         }
-        match self.eta() {
-            // Never `0.0s` while something runs: a tenth of a second at least.
-            Some(eta) if !self.running.is_empty() => {
-                parts.push(format!("ETA {}", secs(eta.max(Duration::from_millis(100)))));
-            }
-            Some(_) => {}
-            None => parts.push("ETA unknown".to_owned()),
-        }
-        if self.interrupted.is_some() {
-            parts = vec![self.style.red("interrupted:"), stopping_text(self.running.len())];
-            self.status.set_message(parts.join(" "));
-            return;
+        if let Ok(mut clock) = self.clock.lock() {
+            *clock = EtaClock {
+                end: self.eta().map(|eta| Instant::now() + eta),
+                running: !self.running.is_empty(),
+                shown: true,
+            };
         }
         self.status.set_message(parts.join(", "));
     }
