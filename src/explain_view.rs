@@ -44,6 +44,9 @@ fn line(e: &Explanation, past: bool, depth: usize, out: &mut String) {
         (true, _, Some(NodeStatus::Cancelled)) => {
             "was not finished: the run was interrupted; it was to be built"
         }
+        (true, _, Some(NodeStatus::Stopped)) => {
+            "was stopped halfway: the run was interrupted; it was to be built"
+        }
         (true, _, Some(NodeStatus::Skipped)) => "was skipped; it was to be built",
         (true, _, Some(NodeStatus::Failed)) => "failed; it was built",
         (true, true, _) => "was built",

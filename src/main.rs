@@ -109,6 +109,10 @@ enum Command {
         /// built elsewhere (what a merge request's pipeline runs).
         #[arg(long)]
         no_push: bool,
+        /// Show whole digests in the closing list of images (shortened to 12 hex digits,
+        /// `sha256:7967ab…`, without it).
+        #[arg(long)]
+        wide: bool,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
@@ -511,9 +515,26 @@ fn execute(command: &Command, style: Style, quiet: bool) -> Result<(), Failure> 
         Command::Plan { file, state, select, format, wide } => {
             plan_command(file, state, select, format, wide, style)?
         }
-        Command::Run { file, state, select, jobs, fail_fast, verbose, lock_timeout, no_push, format } => {
-            let flags =
-                RunFlags { jobs: *jobs, fail_fast: *fail_fast, verbose: *verbose, no_push: *no_push, quiet };
+        Command::Run {
+            file,
+            state,
+            select,
+            jobs,
+            fail_fast,
+            verbose,
+            lock_timeout,
+            no_push,
+            wide,
+            format,
+        } => {
+            let flags = RunFlags {
+                jobs: *jobs,
+                fail_fast: *fail_fast,
+                verbose: *verbose,
+                no_push: *no_push,
+                quiet,
+                wide: *wide,
+            };
             run_command(file, state, select, &flags, lock_timeout, format, style)?
         }
         Command::RemoteBuild => remote_build_command()?,
@@ -661,6 +682,8 @@ struct RunFlags {
     no_push: bool,
     /// `-q`: failures and the summary line only.
     quiet: bool,
+    /// `--wide`: whole digests in the list of images.
+    wide: bool,
 }
 
 /// `hephy run`: under the run lock, a run that builds nothing when the stamp holds, else plans and runs.
@@ -673,7 +696,7 @@ fn run_command(
     format: &Format,
     style: Style,
 ) -> Result<(), Failure> {
-    let RunFlags { jobs, fail_fast, verbose, no_push, quiet } = flags;
+    let RunFlags { jobs, fail_fast, verbose, no_push, quiet, wide } = flags;
     let path = graph_path(file)?;
     let selection = select.selection();
     let cache = hephy_engine::PlanCache::new(&path, state.dir.as_deref());
@@ -701,7 +724,7 @@ fn run_command(
         if let Some(nothing) = cache.nothing_to_do(&selection, style.color(), &hephy_stdlib::RegistryRecheck)
         {
             hephy_stdlib::clean_temporaries(&dir);
-            let run_id = record_nothing_to_do(&dir, &command, nothing, reporter.as_mut(), *format)?;
+            let run_id = record_nothing_to_do(&dir, &command, nothing, reporter.as_mut(), *format, *wide)?;
             cache.advance(run_id);
             return Ok(());
         }
@@ -743,7 +766,8 @@ fn run_command(
         hephy_engine::run(model, graph, plan, snapshot, state, &work, reporter.as_mut(), &options, &cancel)
             .map_err(Failure::State)?;
     if matches!(format, Format::Text) && !summary.interrupted && !*quiet {
-        print(&style::clean(&images_text(model, graph, state, state_dir, &summary.results)));
+        let images = images_text(model, graph, state, state_dir, &summary.results);
+        print(&style::clean(&report::digests(&images, *wide)));
     }
     // A run that built nothing leaves the plan's stamp, so the next run or plan is quick.
     if summary.built == 0 && summary.failed == 0 && summary.skipped == 0 && !summary.interrupted {
@@ -1098,18 +1122,28 @@ fn graph_marks(session: &Session) -> graph_view::Marks {
 /// times (the ETA) and their dependencies (the critical path), the parallelism.
 fn run_context(session: &Session, jobs: usize) -> report::Context {
     let (graph, plan) = (&session.graph, &session.plan);
+    // A node's last build time (none when it was found fresh, cut off or cached: 0 ms).
+    let past = |id: &str| {
+        session
+            .snapshot
+            .records
+            .get(id)
+            .and_then(|r| u64::try_from(r.duration_ms).ok())
+            .filter(|&ms| ms > 0)
+            .map(Duration::from_millis)
+    };
+    let medians = report::medians_by_kind(graph.order().iter().filter_map(|&i| {
+        let node = graph.node(i);
+        past(node.id.as_str()).map(|d| (node.kind.as_str(), d))
+    }));
     let planned = plan
         .steps
         .iter()
         .filter(|s| s.action == hephy_engine::Action::Build)
         .map(|s| {
-            let id = graph.node(s.node).id.as_str();
-            let past = session
-                .snapshot
-                .records
-                .get(id)
-                .map(|r| Duration::from_millis(u64::try_from(r.duration_ms).unwrap_or(0)));
-            (id.to_owned(), past)
+            let node = graph.node(s.node);
+            let expected = past(node.id.as_str()).or_else(|| medians.get(node.kind.as_str()).copied());
+            (node.id.to_string(), expected)
         })
         .collect();
     // Only nodes to build take time: the critical path runs through them alone.
@@ -1133,12 +1167,13 @@ fn record_nothing_to_do(
     nothing: hephy_engine::NothingToDo,
     reporter: &mut dyn Reporter,
     format: Format,
+    wide: bool,
 ) -> Result<i64, Failure> {
     let mut store = State::open(dir).map_err(Failure::State)?;
     let summary =
         hephy_engine::run_all_fresh(&mut store, command, nothing.nodes, reporter).map_err(Failure::State)?;
     if format == Format::Text {
-        print(&nothing.images);
+        print(&report::digests(&nothing.images, wide));
     }
     Ok(summary.run_id)
 }

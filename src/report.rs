@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hephy_engine::{Event, Reporter, SkipReason, Summary};
@@ -23,9 +24,17 @@ fn secs(d: Duration) -> String {
 /// An image's digest, shortened, for the line that says it was built (tasks' outputs are
 /// digests of files, not worth a column).
 fn digest_suffix(output: &str) -> String {
-    match output.strip_prefix("sha256:") {
-        Some(hex) => format!("  sha256:{}", hex.get(..12).unwrap_or(hex)),
-        None => String::new(),
+    if output.starts_with("sha256:") { format!("  {}", digests(output, false)) } else { String::new() }
+}
+
+/// `text` with each whole digest (`sha256:` and 64 hex digits) cut to 12 hex digits and `…`
+/// (`sha256:7967ab…`), unless `wide`: 64 digits wrap every line of a 120-column terminal.
+pub(crate) fn digests(text: &str, wide: bool) -> Cow<'_, str> {
+    static WHOLE: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"sha256:([0-9a-f]{12})[0-9a-f]{52}").ok());
+    match &*WHOLE {
+        Some(whole) if !wide => whole.replace_all(text, "sha256:${1}…"),
+        _ => Cow::Borrowed(text),
     }
 }
 
@@ -36,6 +45,15 @@ fn skip_text(reason: &SkipReason) -> String {
         SkipReason::Cached => "cached in the registry".to_owned(),
         SkipReason::DependencyFailed { node } => format!("skipped: dependency {node} failed"),
         SkipReason::Cancelled => "not run: the run stopped".to_owned(),
+        SkipReason::Stopped => "stopped: the run was interrupted while it ran".to_owned(),
+    }
+}
+
+/// What an interrupted run is doing until its running nodes stop.
+fn stopping_text(running: usize) -> String {
+    match running {
+        1 => "stopping the 1 running node".to_owned(),
+        n => format!("stopping the {n} running nodes"),
     }
 }
 
@@ -47,6 +65,9 @@ fn summary_text(s: &Summary, style: Style) -> String {
     if s.skipped > 0 {
         parts.push(format!("{} skipped", s.skipped));
     }
+    if s.stopped > 0 {
+        parts.push(format!("{} stopped", s.stopped));
+    }
     if s.cancelled > 0 {
         parts.push(format!("{} cancelled", s.cancelled));
     }
@@ -57,14 +78,42 @@ fn summary_text(s: &Summary, style: Style) -> String {
     } else {
         "done"
     };
-    format!("{} run {}: {} in {}\n", style.bold(head), s.run_id, parts.join(", "), secs(s.duration))
+    let mut text =
+        format!("{} run {}: {} in {}\n", style.bold(head), s.run_id, parts.join(", "), secs(s.duration));
+    for tag in &s.stale {
+        text.push_str(&format!(
+            "{} {} still names the previous index; the next run fixes it\n",
+            style.red("stale:"),
+            clean_line(tag)
+        ));
+    }
+    text
+}
+
+/// The median of the durations of each kind (`task`, `image`, …): what a node of that kind
+/// never built is expected to take.
+pub(crate) fn medians_by_kind<'k>(
+    durations: impl Iterator<Item = (&'k str, Duration)>,
+) -> HashMap<&'k str, Duration> {
+    let mut by_kind: HashMap<&str, Vec<Duration>> = HashMap::new();
+    for (kind, duration) in durations {
+        by_kind.entry(kind).or_default().push(duration);
+    }
+    by_kind
+        .into_iter()
+        .map(|(kind, mut all)| {
+            all.sort_unstable();
+            (kind, all[all.len() / 2])
+        })
+        .collect()
 }
 
 /// What the renderers know of a run before it starts: the nodes to build, how long each took
 /// last time (for the ETA), their dependencies (for the critical path), and the parallelism.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Context {
-    /// Nodes planned to build, with their last recorded build time when there is one.
+    /// Nodes planned to build, with the time each is expected to take: its last recorded build
+    /// time, else the median of its kind's; none when neither is known.
     pub(crate) planned: Vec<(String, Option<Duration>)>,
     /// Node id → the ids of its dependencies, for the nodes to build.
     pub(crate) deps: HashMap<String, Vec<String>>,
@@ -246,6 +295,9 @@ impl Reporter for Lines {
                 format!("{}  {node}: {message} (log: {})\n", s.red("failed"), log.display())
             }
             Event::NodeSkipped { reason: SkipReason::Fresh, .. } => return,
+            Event::Interrupted { running } => {
+                format!("{}  {}\n", s.red("interrupted"), stopping_text(*running))
+            }
             Event::NodeSkipped { node, reason } => {
                 format!("{}  {node}: {}\n", s.dim("skip  "), skip_text(reason))
             }
@@ -285,10 +337,98 @@ impl Reporter for Quiet {
     }
 }
 
+/// The terminal with its echo of control characters turned off while the live view draws:
+/// Ctrl-C's `^C`, echoed where the cursor stands, shifts the view's lines by one and leaves a
+/// stale one behind. Restored when dropped.
+struct QuietControls {
+    saved: Option<rustix::termios::Termios>,
+}
+
+impl QuietControls {
+    fn on_stdout() -> QuietControls {
+        use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+        let stdout = std::io::stdout();
+        let Ok(saved) = tcgetattr(&stdout) else { return QuietControls { saved: None } };
+        let mut quiet = saved.clone();
+        quiet.local_modes.remove(LocalModes::ECHOCTL);
+        let changed = tcsetattr(&stdout, OptionalActions::Now, &quiet).is_ok();
+        QuietControls { saved: changed.then_some(saved) }
+    }
+
+    fn restore(&mut self) {
+        if let Some(saved) = self.saved.take() {
+            let _ =
+                rustix::termios::tcsetattr(std::io::stdout(), rustix::termios::OptionalActions::Now, &saved);
+        }
+    }
+}
+
+impl Drop for QuietControls {
+    fn drop(&mut self) {
+        self.restore();
+    }
+}
+
+/// When the run is expected to end, as the status line counts down to it between events.
+#[derive(Debug, Clone, Copy, Default)]
+struct EtaClock {
+    /// The expected end; none when unknown.
+    end: Option<Instant>,
+    /// Whether something runs.
+    running: bool,
+    /// Whether the ETA is shown at all (not once the run is interrupted).
+    shown: bool,
+}
+
+impl EtaClock {
+    /// `, ETA 1m20s`; `, ETA unknown` when no end is known or it has passed while work runs
+    /// (never `0.0s`); nothing when nothing runs and nothing is left.
+    fn text(&self) -> String {
+        if !self.shown {
+            return String::new();
+        }
+        match self.end {
+            Some(_) if !self.running => String::new(),
+            Some(end) => {
+                let left = end.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    ", ETA unknown".to_owned()
+                } else {
+                    format!(", ETA {}", secs(left.max(Duration::from_millis(100))))
+                }
+            }
+            None => ", ETA unknown".to_owned(),
+        }
+    }
+}
+
 /// A node running in the live view.
 struct Running {
     bar: ProgressBar,
     started: Instant,
+}
+
+/// When `id` (a node left to build) is expected to finish: its time left after its
+/// dependencies' (those left) finish. Zero for a node not left.
+fn chain<'c>(
+    id: &'c str,
+    left: &HashMap<&str, Duration>,
+    context: &'c Context,
+    finish: &mut HashMap<&'c str, Duration>,
+    depth: usize,
+) -> Duration {
+    let Some(own) = left.get(id).copied() else { return Duration::ZERO };
+    if let Some(done) = finish.get(id) {
+        return *done;
+    }
+    let mut after = Duration::ZERO;
+    if depth < 10_000 {
+        for dep in context.deps.get(id).into_iter().flatten() {
+            after = after.max(chain(dep, left, context, finish, depth + 1));
+        }
+    }
+    finish.insert(id, own + after);
+    own + after
 }
 
 /// A live view on a terminal: finished nodes scroll above; below them a line per running node
@@ -305,14 +445,26 @@ pub(crate) struct Live {
     failed: usize,
     /// Nodes that finished this run, for the ETA (what is left is planned minus these).
     finished: std::collections::HashSet<String>,
+    /// Set when the run was interrupted, with how many nodes were running then.
+    interrupted: Option<usize>,
+    /// The expected end, which the status line counts down to at each tick.
+    clock: Arc<Mutex<EtaClock>>,
+    /// The terminal's echo of `^C`, off while the view draws (from `Started` to `Finished`).
+    controls: QuietControls,
 }
 
 impl Live {
     pub(crate) fn new(style: Style, context: Context) -> Live {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
         let status = multi.add(ProgressBar::new_spinner());
-        let template = ProgressStyle::with_template("{spinner:.dim} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let clock = Arc::new(Mutex::new(EtaClock::default()));
+        let shared = Arc::clone(&clock);
+        let template = ProgressStyle::with_template("{spinner:.dim} {msg}{eta_left}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner())
+            .with_key("eta_left", move |_: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
+                let text = shared.lock().map(|clock| clock.text()).unwrap_or_default();
+                let _ = out.write_str(&text);
+            });
         status.set_style(template);
         Live {
             multi,
@@ -325,6 +477,9 @@ impl Live {
             built: 0,
             failed: 0,
             finished: std::collections::HashSet::new(),
+            interrupted: None,
+            clock,
+            controls: QuietControls { saved: None },
         }
     }
 
@@ -332,37 +487,55 @@ impl Live {
         let _ = self.multi.println(text.trim_end());
     }
 
-    /// What is left to do, from past build times: the remaining nodes' times (the running ones
-    /// less what they have run) over the parallelism. None until some node has a past time.
+    /// What is left to do, from past build times: the remaining nodes' expected times (the
+    /// running ones less what they have run) over the parallelism, or the longest chain of
+    /// them when that is longer. None (`ETA unknown`) when a node left has no expected time, or
+    /// a running one has run past it.
     fn eta(&self) -> Option<Duration> {
-        let known: Vec<Duration> = self.context.planned.iter().filter_map(|(_, d)| *d).collect();
-        if known.is_empty() {
-            return None;
-        }
-        let average = known.iter().sum::<Duration>() / u32::try_from(known.len()).unwrap_or(u32::MAX);
-        let mut left = Duration::ZERO;
-        let mut nodes = 0u32;
-        for (id, past) in &self.context.planned {
+        let mut left: HashMap<&str, Duration> = HashMap::new();
+        for (id, expected) in &self.context.planned {
             if self.finished.contains(id) {
                 continue;
             }
-            let expected = past.unwrap_or(average);
+            let expected = (*expected)?;
             let ran = self.running.get(id).map(|r| r.started.elapsed()).unwrap_or_default();
-            left += expected.saturating_sub(ran);
-            nodes += 1;
+            if ran > expected {
+                return None;
+            }
+            left.insert(id, expected - ran);
         }
-        let parallel = u32::try_from(self.context.jobs.max(1)).unwrap_or(1).min(nodes.max(1));
-        Some(left / parallel)
+        let total: Duration = left.values().sum();
+        let nodes = u32::try_from(left.len()).unwrap_or(u32::MAX).max(1);
+        let parallel = u32::try_from(self.context.jobs.max(1)).unwrap_or(1).min(nodes);
+        // Each node's finish: its own time after its slowest unfinished dependency's finish.
+        let mut finish: HashMap<&str, Duration> = HashMap::new();
+        let mut longest = Duration::ZERO;
+        for (id, _) in &self.context.planned {
+            longest = longest.max(chain(id, &left, &self.context, &mut finish, 0));
+        }
+        Some((total / parallel).max(longest))
     }
 
     fn update_status(&self) {
+        if self.interrupted.is_some() {
+            if let Ok(mut clock) = self.clock.lock() {
+                clock.shown = false;
+            }
+            let text = format!("{} {}", self.style.red("interrupted:"), stopping_text(self.running.len()));
+            self.status.set_message(text);
+            return;
+        }
         let mut parts = vec![format!("{}/{} built", self.built, self.to_build)];
         parts.push(format!("{} running", self.running.len()));
         if self.failed > 0 {
             parts.push(self.style.red(&format!("{} failed", self.failed)));
         }
-        if let Some(eta) = self.eta() {
-            parts.push(format!("ETA {}", secs(eta)));
+        if let Ok(mut clock) = self.clock.lock() {
+            *clock = EtaClock {
+                end: self.eta().map(|eta| Instant::now() + eta),
+                running: !self.running.is_empty(),
+                shown: true,
+            };
         }
         self.status.set_message(parts.join(", "));
     }
@@ -384,6 +557,8 @@ impl Reporter for Live {
         match event {
             Event::Started { run_id, to_build, total } => {
                 self.to_build = *to_build;
+                self.controls.restore();
+                self.controls = QuietControls::on_stdout();
                 self.println(&format!("run {run_id}: {to_build} of {total} nodes to build"));
                 self.status.enable_steady_tick(Duration::from_millis(100));
             }
@@ -420,6 +595,9 @@ impl Reporter for Live {
                 self.finish(node);
                 self.println(&format!("{} {node}: {}", s.dim("–"), skip_text(reason)));
             }
+            Event::Interrupted { running } => {
+                self.interrupted = Some(*running);
+            }
             Event::Finished(summary) => {
                 for (_, running) in self.running.drain() {
                     running.bar.finish_and_clear();
@@ -428,6 +606,7 @@ impl Reporter for Live {
                 self.status.finish_and_clear();
                 self.multi.remove(&self.status);
                 let _ = self.multi.clear();
+                self.controls.restore();
                 let text = format!(
                     "{}{}",
                     summary_text(summary, s),

@@ -130,8 +130,8 @@ fn ctrl_c_stops_a_push_mid_upload() {
     assert!(registry.tags("t/big").is_empty(), "a manifest was pushed: {:?}", registry.tags("t/big"));
     let log = repo.run(&["log", "--format", "json"]).json();
     assert_eq!(log[0]["status"], "interrupted", "{log}");
-    // The image stopped mid-push and its manifest, which never started: both cancelled.
-    assert_eq!(log[0]["counts"], serde_json::json!({"cancelled": 2}), "{log}");
+    // The image stopped mid-push (`stopped`) and its manifest, which never started (`cancelled`).
+    assert_eq!(log[0]["counts"], serde_json::json!({"stopped": 1, "cancelled": 1}), "{log}");
 
     // The next run pushes it whole (straight to the registry this time).
     let graph = format!(

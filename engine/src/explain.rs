@@ -106,7 +106,11 @@ pub fn explain_run(nodes: &[RunNode], node: &str) -> Option<Explanation> {
             // the reasons it was to be built for.
             let action = if matches!(
                 n.result,
-                NodeStatus::Built | NodeStatus::Failed | NodeStatus::Cancelled | NodeStatus::Skipped
+                NodeStatus::Built
+                    | NodeStatus::Failed
+                    | NodeStatus::Cancelled
+                    | NodeStatus::Stopped
+                    | NodeStatus::Skipped
             ) {
                 Action::Build
             } else {

@@ -2,7 +2,9 @@
 //! finished node in the state store as it finishes.
 //!
 //! Owns scheduling (a node is ready when its dependencies succeeded; at most `jobs` nodes per
-//! executor; a failure skips its dependents and nothing else unless fail-fast), early cutoff (a
+//! executor; manifests and tags, milliseconds of registry I/O, in a lane of their own bounded by
+//! [`CHEAP_LANE`] so they never wait behind tasks and builds; a failure skips its dependents and
+//! nothing else unless fail-fast), early cutoff (a
 //! node whose dependencies rebuilt to the same outputs is not rebuilt), cancellation, and the
 //! [`Event`] stream that renderers consume. What a node *does* is behind the [`Work`] trait,
 //! implemented by `hephy-stdlib`; the engine itself prints nothing.
@@ -126,6 +128,8 @@ pub enum SkipReason {
     },
     /// The run stopped before it (`--fail-fast` or Ctrl-C).
     Cancelled,
+    /// The run was interrupted while it ran: it was stopped halfway.
+    Stopped,
 }
 
 /// What the scheduler reports, in order.
@@ -181,6 +185,12 @@ pub enum Event {
         /// Why.
         reason: SkipReason,
     },
+    /// The run was interrupted (Ctrl-C, SIGTERM, SIGHUP): nothing more starts; the running
+    /// nodes are being stopped.
+    Interrupted {
+        /// How many nodes are still running.
+        running: usize,
+    },
     /// The run ended.
     Finished(Summary),
 }
@@ -206,9 +216,16 @@ pub struct Summary {
     pub failed: usize,
     /// Nodes skipped because a dependency failed (or `--fail-fast` stopped the run).
     pub skipped: usize,
-    /// Nodes not finished because the run was interrupted: stopped while running, or never
-    /// started. Recorded as `cancelled` in the run's history; the next run redoes them.
+    /// Nodes never started because the run was interrupted. Recorded as `cancelled` in the
+    /// run's history; the next run redoes them.
     pub cancelled: usize,
+    /// Nodes stopped halfway because the run was interrupted. Recorded as `stopped` in the
+    /// run's history; the next run redoes them.
+    pub stopped: usize,
+    /// Tags (their node ids, `app:latest`) that an interrupted run left behind their index: the
+    /// run pushed the index, the tag never followed, so it still names the previous one (or
+    /// nothing). Their records are untouched, so the next run moves them.
+    pub stale: Vec<String>,
     /// Whether Ctrl-C stopped it.
     pub interrupted: bool,
     /// Wall time (in JSON: `duration_ms`, milliseconds).
@@ -289,6 +306,19 @@ struct Pool {
     platform: Option<hephy_dsl::Platform>,
     capacity: usize,
     running: usize,
+    /// The lane of cheap nodes ([`is_cheap`]): outside `--jobs`.
+    cheap: bool,
+}
+
+/// The most cheap nodes (manifests, tags: platform-free registry operations) running at once.
+/// They have a lane of their own, outside `--jobs`: an index and its tags never wait for a
+/// slot behind a long task or build.
+pub(crate) const CHEAP_LANE: usize = 8;
+
+/// Whether `node` is cheap: a manifest (index) or a tag, which only writes a few small
+/// documents (to the registry, or the local layout).
+pub(crate) fn is_cheap(node: &Node) -> bool {
+    matches!(node.kind, crate::graph::NodeKind::Manifest | crate::graph::NodeKind::Tag)
 }
 
 /// A ready node waiting for a slot: the inputs and key it will be built with, and its
@@ -336,6 +366,8 @@ pub fn run(
         nodes: (0..graph.len()).map(|_| Phase::Waiting { remaining: 0 }).collect(),
         unexamined: VecDeque::new(),
         running: 0,
+        heavy: 0,
+        told_interrupted: false,
         stop_launching: false,
         summary: Summary { run_id, ..Summary::default() },
     };
@@ -348,7 +380,16 @@ pub fn run(
             if run.running == 0 {
                 return Ok(());
             }
-            let Ok(message) = rx.recv() else { return Ok(()) };
+            // Woken now and then to notice an interruption while nodes run: it is told at once.
+            let message = match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(message) => message,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    run.notice_interruption();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+            };
+            run.notice_interruption();
             match message {
                 Message::Output { node, line } => run.reporter.event(&Event::Output { node, line }),
                 Message::Done { index, outcome, duration } => run.finished(index, outcome, duration)?,
@@ -410,17 +451,34 @@ struct Scheduler<'a> {
     /// Examined nodes waiting for a slot (each [`Phase::Ready`]), by plan position.
     ready: Ready,
     running: usize,
+    /// Of `running`, those outside the cheap lane: what `--jobs` bounds.
+    heavy: usize,
+    /// Whether [`Event::Interrupted`] was sent.
+    told_interrupted: bool,
     stop_launching: bool,
     summary: Summary,
 }
 
 impl<'a> Scheduler<'a> {
+    /// Whether the nodes of the group `group` run in the cheap lane.
+    fn cheap_group(&self, group: usize) -> bool {
+        self.eligible[group].iter().all(|&p| self.pools[p].cheap)
+    }
+
     /// `index`'s planned reasons, as the history stores them.
     fn reasons(&self, index: NodeIndex) -> serde_json::Value {
         self.plan
             .step(index)
             .map(|s| serde_json::to_value(&s.reasons).unwrap_or_default())
             .unwrap_or_default()
+    }
+
+    /// Tells the reporter once that the run was interrupted, with what still runs.
+    fn notice_interruption(&mut self) {
+        if !self.told_interrupted && self.cancel.load(Ordering::SeqCst) {
+            self.told_interrupted = true;
+            self.reporter.event(&Event::Interrupted { running: self.running });
+        }
     }
 
     fn stopping(&self) -> bool {
@@ -567,9 +625,13 @@ impl<'a> Scheduler<'a> {
         'a: 'scope,
     {
         let mut next = 0;
-        while !self.stopping() && self.running < self.options.jobs.max(1) {
-            let waiting_for_free = (0..self.eligible.len())
-                .any(|g| self.ready.waiting[g] > 0 && pick_pool(&self.pools, &self.eligible[g]).is_some());
+        while !self.stopping() {
+            let heavy_free = self.heavy < self.options.jobs.max(1);
+            let waiting_for_free = (0..self.eligible.len()).any(|g| {
+                self.ready.waiting[g] > 0
+                    && (heavy_free || self.cheap_group(g))
+                    && pick_pool(&self.pools, &self.eligible[g]).is_some()
+            });
             if !waiting_for_free {
                 break;
             }
@@ -577,6 +639,9 @@ impl<'a> Scheduler<'a> {
             next = pos + 1;
             let index = self.plan.steps[pos].node;
             let group = self.group[index.index()];
+            if !heavy_free && !self.cheap_group(group) {
+                continue;
+            }
             let Some(pool) = pick_pool(&self.pools, &self.eligible[group]) else { continue };
             let Phase::Ready(_) = self.nodes[index.index()] else { continue };
             // Its prepared inputs, moved out: its phase becomes `Running` below.
@@ -588,6 +653,9 @@ impl<'a> Scheduler<'a> {
             self.ready.remove(pos, group);
             self.pools[pool].running += 1;
             self.running += 1;
+            if !self.pools[pool].cheap {
+                self.heavy += 1;
+            }
             let node = self.graph.node(index);
             self.reporter.event(&Event::NodeStarted {
                 node: node.id.to_string(),
@@ -630,6 +698,9 @@ impl<'a> Scheduler<'a> {
         let (manifest, key) = match std::mem::replace(&mut self.nodes[index.index()], ended) {
             Phase::Running { pool, manifest, key } => {
                 self.pools[pool].running -= 1;
+                if !self.pools[pool].cheap {
+                    self.heavy -= 1;
+                }
                 (manifest, key)
             }
             _ => {
@@ -660,7 +731,7 @@ impl<'a> Scheduler<'a> {
             }
             Outcome::Failed { message } => {
                 let cancelled = self.cancel.load(Ordering::SeqCst);
-                let result = if cancelled { NodeStatus::Cancelled } else { NodeStatus::Failed };
+                let result = if cancelled { NodeStatus::Stopped } else { NodeStatus::Failed };
                 self.state.record(
                     self.run_id,
                     &NodeResult {
@@ -675,9 +746,8 @@ impl<'a> Scheduler<'a> {
                     },
                 )?;
                 if cancelled {
-                    self.summary.cancelled += 1;
-                    let event =
-                        Event::NodeSkipped { node: node.id.to_string(), reason: SkipReason::Cancelled };
+                    self.summary.stopped += 1;
+                    let event = Event::NodeSkipped { node: node.id.to_string(), reason: SkipReason::Stopped };
                     self.note(index, result, String::new(), event);
                     return Ok(());
                 }
@@ -796,6 +866,9 @@ impl<'a> Scheduler<'a> {
                 self.skip(step.node, reason)?;
             }
         }
+        if self.summary.interrupted {
+            self.summary.stale = self.stale_tags();
+        }
         let outcome = if self.summary.interrupted {
             "interrupted"
         } else if self.summary.failed > 0 {
@@ -809,6 +882,28 @@ impl<'a> Scheduler<'a> {
         self.summary.duration = started.elapsed();
         self.reporter.event(&Event::Finished(self.summary.clone()));
         Ok(self.summary)
+    }
+}
+
+impl Scheduler<'_> {
+    /// The tags whose index this run pushed but that did not follow it (never started after
+    /// the cancel, or stopped): they still name the previous index.
+    fn stale_tags(&self) -> Vec<String> {
+        let graph = self.graph;
+        self.plan
+            .steps
+            .iter()
+            .map(|s| s.node)
+            .filter(|&t| graph.node(t).kind == crate::graph::NodeKind::Tag)
+            .filter(|&t| !matches!(self.nodes[t.index()], Phase::Ended { status, .. } if status.has_output()))
+            .filter(|&t| {
+                graph.deps(t).iter().any(|&d| {
+                    graph.node(d).kind == crate::graph::NodeKind::Manifest
+                        && matches!(self.nodes[d.index()], Phase::Ended { status: NodeStatus::Built, .. })
+                })
+            })
+            .map(|t| graph.node(t).id.to_string())
+            .collect()
     }
 }
 
@@ -848,16 +943,33 @@ fn pools(model: &Model, jobs: usize) -> Vec<Pool> {
             platform: Some(e.platform.clone()),
             capacity: usize::try_from(e.jobs).unwrap_or(1),
             running: 0,
+            cheap: false,
         })
         .collect();
-    pools.push(Pool { name: LOCAL_EXECUTOR.to_owned(), platform: None, capacity: jobs.max(1), running: 0 });
+    pools.push(Pool {
+        name: LOCAL_EXECUTOR.to_owned(),
+        platform: None,
+        capacity: jobs.max(1),
+        running: 0,
+        cheap: false,
+    });
+    pools.push(Pool {
+        name: LOCAL_EXECUTOR.to_owned(),
+        platform: None,
+        capacity: CHEAP_LANE,
+        running: 0,
+        cheap: true,
+    });
     pools
 }
 
-/// The pools that can run `node`: the declared executors of its platform, or else `local`.
+/// The pools that can run `node`: the cheap lane for cheap nodes; else the declared executors
+/// of its platform, or else `local`.
 fn eligible_pools(pools: &[Pool], node: &Node) -> Vec<usize> {
+    let cheap = is_cheap(node);
     let declared = pools.iter().any(|p| p.platform.is_some() && p.platform == node.platform);
     (0..pools.len())
+        .filter(|&i| pools[i].cheap == cheap)
         .filter(|&i| match (&node.platform, declared) {
             (Some(platform), true) => pools[i].platform.as_ref() == Some(platform),
             _ => pools[i].platform.is_none(),
@@ -947,7 +1059,17 @@ mod tests {
 
     /// Plans and runs `text` with `work` on a fresh state.
     fn run_graph(text: &str, work: &Counting, jobs: usize) -> (Summary, Vec<Event>) {
-        let (dir, model) = crate::testing::yaml_model(text);
+        run_graph_with(text, work, jobs)
+    }
+
+    /// Plans and runs `text` with any `work` on a fresh state (a context folder `app` exists).
+    fn run_graph_with(text: &str, work: &dyn Work, jobs: usize) -> (Summary, Vec<Event>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("app")).expect("context");
+        std::fs::write(dir.path().join("app/Dockerfile"), "FROM scratch\n").expect("Dockerfile");
+        let source = hephy_dsl::SourceFile::new(dir.path().join("hephy.yaml"), hephy_dsl::Syntax::Yaml, text);
+        let doc = hephy_dsl::read(&source).expect("reads");
+        let model = hephy_dsl::lower(doc, &source, dir.path()).expect("valid");
         let graph = crate::compile(&model);
         let inputs = crate::testing::test_inputs(&model, &graph);
         let snapshot = Snapshot::default();
@@ -994,6 +1116,59 @@ mod tests {
         let last_arm = started.iter().rposition(|n| n.starts_with('a')).expect("arm nodes ran");
         let last_amd = started.iter().rposition(|n| n.starts_with('b')).expect("amd nodes ran");
         assert!(last_amd < last_arm, "{started:?}");
+    }
+
+    /// Work whose tasks each hold their slot until every tag has been pushed (or 2 s have
+    /// passed, which counts as having waited).
+    #[derive(Default)]
+    struct TasksWaitForTags {
+        tagged: Mutex<usize>,
+        pushed: std::sync::Condvar,
+        tags: usize,
+        waited_out: Mutex<Vec<String>>,
+    }
+
+    impl Work for TasksWaitForTags {
+        fn execute(&self, job: &Job<'_>) -> Outcome {
+            match job.node.kind {
+                crate::graph::NodeKind::Tag => {
+                    *self.tagged.lock().expect("lock") += 1;
+                    self.pushed.notify_all();
+                }
+                crate::graph::NodeKind::Task => {
+                    let tagged = self.tagged.lock().expect("lock");
+                    let (tagged, wait) = self
+                        .pushed
+                        .wait_timeout_while(tagged, Duration::from_secs(2), |n| *n < self.tags)
+                        .expect("lock");
+                    drop(tagged);
+                    if wait.timed_out() {
+                        self.waited_out.lock().expect("lock").push(job.node.id.to_string());
+                    }
+                }
+                _ => {}
+            }
+            Outcome::Built { output: format!("sha256:{}", job.node.id) }
+        }
+    }
+
+    /// With every `--jobs` slot held by a task, manifests and tags still run: they have a lane
+    /// of their own.
+    #[test]
+    fn manifests_and_tags_never_wait_for_a_job_slot() {
+        let mut text = String::from(
+            "platforms: [linux/amd64]\nimages:\n  app: { context: app, tags: [latest, stable] }\ntasks:\n",
+        );
+        for i in 0..3 {
+            text.push_str(&format!(
+                "  a{i}: {{ run: [\"true\"], platforms: [linux/amd64], after: [app] }}\n"
+            ));
+        }
+        let work = TasksWaitForTags { tags: 2, ..TasksWaitForTags::default() };
+        let (summary, events) = run_graph_with(&text, &work, 1);
+        assert_eq!((summary.built, summary.failed), (7, 0), "{:?}", summary.results);
+        let waited = work.waited_out.lock().expect("lock").clone();
+        assert!(waited.is_empty(), "tasks held the only slot while tags waited: {waited:?}\n{events:?}");
     }
 
     /// A failure skips its dependents and nothing else.

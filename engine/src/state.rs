@@ -265,13 +265,15 @@ pub enum NodeStatus {
     Failed,
     /// Not built: a dependency failed (or `--fail-fast` stopped the run).
     Skipped,
-    /// Not finished: the run was interrupted.
+    /// Not started: the run was interrupted first.
     Cancelled,
+    /// Stopped while it ran: the run was interrupted.
+    Stopped,
 }
 
 impl NodeStatus {
     /// Every status, in the order above.
-    pub const ALL: [NodeStatus; 7] = [
+    pub const ALL: [NodeStatus; 8] = [
         NodeStatus::Built,
         NodeStatus::Cached,
         NodeStatus::Fresh,
@@ -279,6 +281,7 @@ impl NodeStatus {
         NodeStatus::Failed,
         NodeStatus::Skipped,
         NodeStatus::Cancelled,
+        NodeStatus::Stopped,
     ];
 
     /// Its name, as stored and shown.
@@ -291,6 +294,7 @@ impl NodeStatus {
             NodeStatus::Failed => "failed",
             NodeStatus::Skipped => "skipped",
             NodeStatus::Cancelled => "cancelled",
+            NodeStatus::Stopped => "stopped",
         }
     }
 
@@ -634,7 +638,7 @@ impl State {
                 .map_err(sql)?;
             }
             // The history row alone: the node's record and failure are as they were.
-            NodeStatus::Skipped | NodeStatus::Cancelled => {}
+            NodeStatus::Skipped | NodeStatus::Cancelled | NodeStatus::Stopped => {}
         }
         tx.commit().map_err(sql)
     }

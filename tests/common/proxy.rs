@@ -18,6 +18,45 @@ pub enum Fault {
     CutBlob,
     /// Every manifest write answers 500.
     ManifestWritesFail,
+    /// Index (manifest list) writes to repositories whose path contains the hold's `repository`
+    /// wait until the test releases them.
+    HoldIndexes(&'static Hold),
+}
+
+/// An index push held by the proxy ([`Fault::HoldIndexes`]) until the test says go.
+#[derive(Debug)]
+pub struct Hold {
+    /// Which repositories' index pushes are held (a part of their path).
+    pub repository: &'static str,
+    held: AtomicBool,
+    released: AtomicBool,
+}
+
+impl Hold {
+    /// A hold for the index pushes to `repository`, leaked: the proxy's threads share it.
+    pub fn new(repository: &'static str) -> &'static Hold {
+        Box::leak(Box::new(Hold {
+            repository,
+            held: AtomicBool::new(false),
+            released: AtomicBool::new(false),
+        }))
+    }
+
+    /// Whether an index push is waiting now (or has waited).
+    pub fn holding(&self) -> bool {
+        self.held.load(Ordering::SeqCst)
+    }
+
+    /// Lets the held pushes (and every later one) through.
+    pub fn release(&self) {
+        self.released.store(true, Ordering::SeqCst);
+    }
+
+    /// Holds the next pushes again.
+    pub fn arm(&self) {
+        self.held.store(false, Ordering::SeqCst);
+        self.released.store(false, Ordering::SeqCst);
+    }
 }
 
 /// A running proxy; stopped on drop.
@@ -134,6 +173,17 @@ fn serve(
         Fault::Slow(pause) => {
             injected.fetch_add(1, Ordering::SeqCst);
             std::thread::sleep(pause);
+        }
+        Fault::HoldIndexes(hold)
+            if request_line.starts_with("PUT")
+                && request_line.contains(&format!("{}/manifests/", hold.repository))
+                && text.to_ascii_lowercase().contains("image.index.v1+json") =>
+        {
+            injected.fetch_add(1, Ordering::SeqCst);
+            hold.held.store(true, Ordering::SeqCst);
+            while !hold.released.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
         _ => {}
     }
