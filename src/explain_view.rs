@@ -87,7 +87,10 @@ pub(crate) fn command(
 }
 
 fn input(message: String, help: &str) -> crate::Failure {
-    crate::Failure::Input(Problems::single("hephy", Problem::new(Code::UnknownDependency, message).help(help)))
+    crate::Failure::Input(Problems::single(
+        "hephy",
+        Problem::new(Code::UnknownDependency, message).help(help),
+    ))
 }
 
 /// For each explained node that is fresh now: how the run that last built it built it (the
@@ -125,7 +128,8 @@ fn name_actions(explanations: &mut [Explanation], graph: &Graph) {
         if e.action == "build"
             && let Some(index) = graph.find(&e.node)
         {
-            e.action = crate::plan_view::action_word(graph.node(index).kind, hephy_engine::Action::Build).to_owned();
+            e.action =
+                crate::plan_view::action_word(graph.node(index).kind, hephy_engine::Action::Build).to_owned();
         }
         name_actions(&mut e.causes, graph);
         if let Some(last) = e.last_build.as_deref_mut() {
@@ -170,7 +174,8 @@ fn line(e: &Explanation, past: bool, depth: usize, out: &mut String) {
             (Some(last), _) => {
                 out.push_str(&format!("{indent}{} is fresh{key}; ", e.node));
                 let run = last.run.unwrap_or_default();
-                let at = e.fresh_since.as_ref().map(|(at, _)| format!(" ({})", when(*at))).unwrap_or_default();
+                let at =
+                    e.fresh_since.as_ref().map(|(at, _)| format!(" ({})", when(*at))).unwrap_or_default();
                 if last.action == "fresh" {
                     // Recorded without a build of its own (found in the registry).
                     let rest = format!("in run {run}{at} it {}", how_fresh(last));
@@ -183,7 +188,9 @@ fn line(e: &Explanation, past: bool, depth: usize, out: &mut String) {
                     line(cause, true, depth + 1, out);
                 }
             }
-            (_, Some((at, _))) => out.push_str(&format!("{indent}{} is fresh since {}{key}\n", e.node, when(*at))),
+            (_, Some((at, _))) => {
+                out.push_str(&format!("{indent}{} is fresh since {}{key}\n", e.node, when(*at)))
+            }
             (_, None) => out.push_str(&format!("{indent}{} is fresh\n", e.node)),
         }
         return;

@@ -928,6 +928,9 @@ fn init(dir: &Path, format: ImportFormat, stdout: bool) -> Result<(), Failure> {
     std::fs::write(&path, &text).map_err(|e| {
         io(format!("cannot write `{}`: {e}", path.display()), "choose a folder that can be written")
     })?;
+    let beside = init::finish(dir, syntax).map_err(|e| {
+        io(format!("wrote `{}`, then: {e}", path.display()), "check the folder's permissions")
+    })?;
     let graph = hephy_engine::compile(&model);
     print(&format!(
         "wrote {}: {} image(s), {} nodes; `hephy plan` shows what would build\n",
@@ -935,6 +938,9 @@ fn init(dir: &Path, format: ImportFormat, stdout: bool) -> Result<(), Failure> {
         survey.images.len(),
         graph.len()
     ));
+    for line in beside {
+        print(&format!("{}\n", style::clean_line(&line)));
+    }
     Ok(())
 }
 

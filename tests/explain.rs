@@ -51,8 +51,8 @@ fn explain_names_the_cause_of_the_last_build_without_run() {
     );
     assert!(why.contains("\n  curl@linux/amd64 was rebuilt because curl/data.txt changed (blake3 "), "{why}");
 
-    let json: Value = serde_json::from_str(&ok(&repo, &["explain", "tool@linux/amd64", "--format", "json"]))
-        .expect("json");
+    let json: Value =
+        serde_json::from_str(&ok(&repo, &["explain", "tool@linux/amd64", "--format", "json"])).expect("json");
     assert_eq!(json[0]["action"], "fresh", "{json}");
     let last = &json[0]["last_build"];
     assert_eq!(last["run"], 2, "{json}");
@@ -106,7 +106,8 @@ fn the_cause_tree_names_each_cause_once() {
     }
     assert!(past.contains("\n  tool@linux/amd64 was rebuilt (see above)\n"), "{past}");
     let json: Value =
-        serde_json::from_str(&ok(&repo, &["explain", "tool", "--run", "2", "--format", "json"])).expect("json");
+        serde_json::from_str(&ok(&repo, &["explain", "tool", "--run", "2", "--format", "json"]))
+            .expect("json");
     let manifest = json.as_array().expect("list").iter().find(|e| e["node"] == "tool").expect("tool");
     assert_eq!(manifest["action"], "push", "{json}");
     assert_eq!(manifest["causes"][0]["repeated"], true, "{json}");
@@ -126,10 +127,17 @@ fn one_vocabulary_in_plan_explain_and_graph() {
         .iter()
         .map(|n| (n["id"].as_str().expect("id"), n["action"].as_str().expect("action")))
         .collect();
-    assert!(actions.contains(&("curl@linux/amd64", "build")) && actions.contains(&("curl", "push")), "{actions:?}");
+    assert!(
+        actions.contains(&("curl@linux/amd64", "build")) && actions.contains(&("curl", "push")),
+        "{actions:?}"
+    );
     ok(&repo, &["run"]);
     ok(&repo, &["run"]);
-    for args in [&["plan", "--format", "json"][..], &["explain", "tool", "--format", "json"], &["graph", "--format", "json"]] {
+    for args in [
+        &["plan", "--format", "json"][..],
+        &["explain", "tool", "--format", "json"],
+        &["graph", "--format", "json"],
+    ] {
         let out = ok(&repo, args);
         assert!(!out.contains("\"skip\""), "{args:?}: {out}");
         assert!(out.contains("\"fresh\""), "{args:?}: {out}");
@@ -145,7 +153,9 @@ fn one_vocabulary_in_plan_explain_and_graph() {
 /// `plan --changed` shows only what will run, in the table and in JSON.
 #[test]
 fn plan_changed_shows_only_what_will_run() {
-    let repo = curl_and_tool().file("other/Dockerfile", "FROM scratch\nCOPY o.txt /o.txt\n").file("other/o.txt", "o\n");
+    let repo = curl_and_tool()
+        .file("other/Dockerfile", "FROM scratch\nCOPY o.txt /o.txt\n")
+        .file("other/o.txt", "o\n");
     let graph = std::fs::read_to_string(repo.path().join("hephy.kdl")).expect("graph");
     repo.write("hephy.kdl", &format!("{graph}image \"other\" {{\n    context \"other\"\n}}\n"));
     ok(&repo, &["run"]);
@@ -154,8 +164,10 @@ fn plan_changed_shows_only_what_will_run() {
     let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("  ") && !l.contains("ACTION")).collect();
     assert_eq!(rows.len(), 3, "{table}");
     assert!(rows.iter().all(|r| r.contains("tool")), "{table}");
-    let json: Value = serde_json::from_str(&ok(&repo, &["plan", "--changed", "--format", "json"])).expect("json");
-    let ids: Vec<&str> = json["nodes"].as_array().expect("nodes").iter().map(|n| n["id"].as_str().expect("id")).collect();
+    let json: Value =
+        serde_json::from_str(&ok(&repo, &["plan", "--changed", "--format", "json"])).expect("json");
+    let ids: Vec<&str> =
+        json["nodes"].as_array().expect("nodes").iter().map(|n| n["id"].as_str().expect("id")).collect();
     assert_eq!(ids, ["tool@linux/amd64", "tool@linux/arm64", "tool"]);
     assert_eq!(json["order"].as_array().expect("order").len(), 3);
     // The whole plan is still there without the flag.
