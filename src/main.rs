@@ -1021,7 +1021,7 @@ fn graph_marks(session: &Session) -> graph_view::Marks {
             let id = session.graph.node(step.node).id.as_str();
             let record = session.snapshot.records.get(id);
             let mark = graph_view::Mark {
-                action: if step.action == hephy_engine::Action::Build { "build" } else { "fresh" },
+                action: plan_view::action_word(session.graph.node(step.node).kind, step.action),
                 reasons: step.reasons.iter().map(ToString::to_string).collect(),
                 // Not in the last run (fresh there): how the run that built it ended it.
                 last_result: last.get(id).cloned().or_else(|| {
