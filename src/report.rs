@@ -246,6 +246,10 @@ impl Reporter for Lines {
                 format!("{}  {node}: {message} (log: {})\n", s.red("failed"), log.display())
             }
             Event::NodeSkipped { reason: SkipReason::Fresh, .. } => return,
+            // Fresh after all: said in the plan's word, not as a skip.
+            Event::NodeSkipped { node, reason: SkipReason::CutOff } => {
+                format!("{}  {node}: its dependencies rebuilt to the same output\n", s.green("fresh "))
+            }
             Event::NodeSkipped { node, reason } => {
                 format!("{}  {node}: {}\n", s.dim("skip  "), skip_text(reason))
             }

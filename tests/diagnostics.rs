@@ -415,7 +415,10 @@ fn problems_of_every_stage_are_reported_in_one_run() {
 fn hints_are_in_the_syntax_of_the_file() {
     let kdl = "image \"curl\" {\n    tgas \"x\"\n}\ntask \"t\" {\n}\nimage \"app\" {\n    context \"app\"\n    from \"t\" arg=\"B\"\n}\n";
     let yaml = "images:\n  curl:\n    tgas: [x]\n  app:\n    context: app\n    from: { t: { arg: B } }\ntasks:\n  t: {}\n";
-    let repo = Repo::new().file("app/Dockerfile", "ARG B\nFROM ${B}\n").file("hephy.kdl", kdl).file("hephy.yaml", yaml);
+    let repo = Repo::new()
+        .file("app/Dockerfile", "ARG B\nFROM ${B}\n")
+        .file("hephy.kdl", kdl)
+        .file("hephy.yaml", yaml);
     let k = repo.run(&["check", "-f", "hephy.kdl"]);
     let y = repo.run(&["check", "-f", "hephy.yaml"]);
     assert_eq!((k.code, y.code), (2, 2), "{}{}", k.stderr, y.stderr);

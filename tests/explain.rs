@@ -173,3 +173,30 @@ fn plan_changed_shows_only_what_will_run() {
     // The whole plan is still there without the flag.
     assert!(ok(&repo, &["plan"]).contains("9 nodes: 3 to build, 6 fresh"));
 }
+
+/// A node cut off during a run (its dependency rebuilt to the same output) is `fresh` in the
+/// run's lines and in `explain --run`, not a skip.
+#[test]
+fn a_cut_off_node_is_fresh_in_the_run_and_its_explanation() {
+    let repo = Repo::new().file("in.txt", "a\nb\n").file(
+        "hephy.kdl",
+        r#"task "gen" {
+    run "sh" "-c" "mkdir -p out && wc -l < in.txt > out/count.txt"
+    inputs "in.txt"
+    outputs "out/count.txt"
+}
+task "use" {
+    run "sh" "-c" "cp out/count.txt out/used.txt"
+    outputs "out/used.txt"
+    after "gen"
+}
+"#,
+    );
+    ok(&repo, &["run"]);
+    repo.write("in.txt", "x\ny\n");
+    let run = ok(&repo, &["run"]);
+    assert!(run.contains("fresh   use: its dependencies rebuilt to the same output\n"), "{run}");
+    assert!(!run.contains("skip"), "{run}");
+    let why = ok(&repo, &["explain", "use", "--run", "last"]);
+    assert_eq!(why, "use was fresh: its dependencies rebuilt to the same outputs\n");
+}

@@ -64,7 +64,9 @@ fn builds_from_a_ref_and_follows_it_when_it_moves() {
     registry.raw("team/kaniko-debug:latest");
 
     // Nothing moved: nothing to do, even offline (the commit is remembered).
-    assert!(plan(&repo, &[]).get("nodes").unwrap().as_array().unwrap().iter().all(|n| n["action"] == "fresh"));
+    assert!(
+        plan(&repo, &[]).get("nodes").unwrap().as_array().unwrap().iter().all(|n| n["action"] == "fresh")
+    );
     assert!(plan(&repo, &["--offline"])["nodes"].as_array().unwrap().iter().all(|n| n["action"] == "fresh"));
 
     // The same commit under another name (a tag) is the same input: the key holds the commit.

@@ -125,7 +125,12 @@ fn only_the_changed_node_and_its_dependents_rebuild_and_explain_names_the_file()
         explain.stdout
     );
     let fresh = repo.run(&["explain", "other"]);
-    assert!(fresh.stdout.starts_with("other is fresh (key ") && fresh.stdout.contains("; it was built in run 1 ("), "{}", fresh.stdout);
+    assert!(
+        fresh.stdout.starts_with("other is fresh (key ")
+            && fresh.stdout.contains("; it was built in run 1 ("),
+        "{}",
+        fresh.stdout
+    );
 
     let run = repo.run(&["run", "--format", "json"]);
     assert_eq!(run.results(), map(&[("gen", "built"), ("other", "fresh"), ("use", "built")]));

@@ -183,3 +183,41 @@ fn explain_from(lookup: &Lookup<'_>, id: &str, memo: &mut HashMap<String, Explan
         .collect();
     explanation
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: &str, deps: &[&str]) -> RunNode {
+        let reasons: Vec<Reason> = if deps.is_empty() {
+            vec![Reason::NeverBuilt]
+        } else {
+            deps.iter().map(|d| Reason::DependencyRebuilt { node: (*d).to_owned() }).collect()
+        };
+        RunNode {
+            node: id.to_owned(),
+            result: NodeStatus::Built,
+            reasons: serde_json::to_value(reasons).expect("reasons"),
+            key: None,
+            output: None,
+            message: None,
+            duration_ms: None,
+        }
+    }
+
+    /// A diamond (two builds on one base, a manifest over both): the base is explained once,
+    /// and a node already explained by an earlier top-level explanation is marked, not repeated.
+    #[test]
+    fn each_node_is_explained_once() {
+        let history = [node("base", &[]), node("a", &["base"]), node("b", &["base"]), node("m", &["a", "b"])];
+        let found = explain_run(7, &history, &["a", "m", "missing"]);
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].run, Some(7));
+        assert!(!found[0].causes[0].repeated, "base, first mention");
+        let m = &found[1];
+        assert!(m.causes[0].repeated && m.causes[0].causes.is_empty(), "a was explained above");
+        let b = &m.causes[1];
+        assert!(!b.repeated);
+        assert!(b.causes[0].repeated && b.causes[0].node == "base", "base was explained above");
+    }
+}

@@ -82,7 +82,10 @@ impl Analyzer<'_> {
             self.sink.push(
                 Problem::new(Code::InvalidValue, format!("`{}` is not a BuildKit address", text.value))
                     .label(text.span, "expected tcp://host:port or unix:///path")
-                    .help_for("for example `buildkit=\"tcp://buildkitd-arm64:1234\"`", "for example `buildkit: \"tcp://buildkitd-arm64:1234\"`"),
+                    .help_for(
+                        "for example `buildkit=\"tcp://buildkitd-arm64:1234\"`",
+                        "for example `buildkit: \"tcp://buildkitd-arm64:1234\"`",
+                    ),
             );
         }
         valid
@@ -100,7 +103,10 @@ impl Analyzer<'_> {
             self.sink.push(
                 Problem::new(Code::InvalidValue, format!("`{v}` is not a Kubernetes namespace"))
                     .label(text.span, "expected lower-case letters, digits and `-`")
-                    .help_for("for example `kubernetes=\"image-builds\"`", "for example `kubernetes: image-builds`"),
+                    .help_for(
+                        "for example `kubernetes=\"image-builds\"`",
+                        "for example `kubernetes: image-builds`",
+                    ),
             );
         }
         valid
@@ -117,7 +123,10 @@ impl Analyzer<'_> {
                     format!("`{what}` is a comma-separated list of runner labels"),
                 )
                 .label(text.span, "an empty label, or one with quotes or control characters")
-                .help_for(format!("write it like `{what}=\"arm64,large\"`"), format!("write it like `{what}: \"arm64,large\"`")),
+                .help_for(
+                    format!("write it like `{what}=\"arm64,large\"`"),
+                    format!("write it like `{what}: \"arm64,large\"`"),
+                ),
             );
             return Vec::new();
         }

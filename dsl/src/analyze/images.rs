@@ -44,7 +44,10 @@ impl Analyzer<'_> {
                     self.sink.push(
                         Problem::new(Code::Conflict, "`ref` applies only to a `git` source")
                             .label(r.span, "no `git` URL to apply it to")
-                            .help_for("add `git \"URL\" ref=\"…\"`, or remove the ref", "add `git: URL` beside the `ref`, or remove the ref"),
+                            .help_for(
+                                "add `git \"URL\" ref=\"…\"`, or remove the ref",
+                                "add `git: URL` beside the `ref`, or remove the ref",
+                            ),
                     );
                 }
                 let normalized = self.relative(dir, "context");
@@ -161,7 +164,10 @@ impl Analyzer<'_> {
                     format!("image `{}` has `ko` settings but is built with {builder}", draft.name.value),
                 )
                 .label(span, "read only by the ko builder")
-                .help_for("add `builder \"ko\"` to the image, or remove the `ko` settings", "add `builder: ko` to the image, or remove the `ko` settings"),
+                .help_for(
+                    "add `builder \"ko\"` to the image, or remove the `ko` settings",
+                    "add `builder: ko` to the image, or remove the `ko` settings",
+                ),
             );
         }
         let compression =
@@ -207,7 +213,10 @@ impl Analyzer<'_> {
                     format!("`compression` is for the built-in `oci` builder, not `{builder}`"),
                 )
                 .label(text.span, "the image's builder compresses its own layers")
-                .help_for("remove `compression`, or build the image with `builder \"oci\"`", "remove `compression`, or build the image with `builder: oci`"),
+                .help_for(
+                    "remove `compression`, or build the image with `builder \"oci\"`",
+                    "remove `compression`, or build the image with `builder: oci`",
+                ),
             );
         }
         compression

@@ -43,7 +43,10 @@ impl Analyzer<'_> {
                             format!("secret `{}` needs exactly one of `env` and `file`", name.value),
                         )
                         .label(name.span, "where does its value come from?")
-                        .help_for("write `secret \"NPM_TOKEN\" env=\"NPM_TOKEN\"` or `file=\"path/to/token\"`", "write `secrets: { NPM_TOKEN: { env: NPM_TOKEN } }` or `{ file: path/to/token }`"),
+                        .help_for(
+                            "write `secret \"NPM_TOKEN\" env=\"NPM_TOKEN\"` or `file=\"path/to/token\"`",
+                            "write `secrets: { NPM_TOKEN: { env: NPM_TOKEN } }` or `{ file: path/to/token }`",
+                        ),
                     );
                     continue;
                 }
