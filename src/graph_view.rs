@@ -10,7 +10,7 @@ use serde::Serialize;
 /// What the plan and the state say of one node.
 #[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct Mark {
-    /// `build` or `fresh`.
+    /// `fresh`, `build` or `push`: the plan's words (`plan_view::action_word`).
     pub(crate) action: &'static str,
     /// Why it builds, for people.
     pub(crate) reasons: Vec<String>,
@@ -25,10 +25,10 @@ pub(crate) struct Mark {
 /// Marks by node.
 pub(crate) type Marks = HashMap<NodeIndex, Mark>;
 
-/// The plan's line of a node's label: `build: REASONS` or `fresh`.
+/// The plan's line of a node's label: `build: REASONS` (`push: …`) or `fresh`.
 fn mark_line(mark: Option<&Mark>) -> Option<String> {
     match mark {
-        Some(m) if m.action == "build" => Some(format!("build: {}", m.reasons.join("; "))),
+        Some(m) if m.action != "fresh" => Some(format!("{}: {}", m.action, m.reasons.join("; "))),
         Some(_) => Some("fresh".to_owned()),
         None => None,
     }
@@ -60,12 +60,12 @@ pub(crate) fn dot(graph: &Graph, marks: &Marks) -> String {
         let node = graph.node(n);
         let mark = marks.get(&n);
         let paint = match mark {
-            Some(m) if m.action == "build" => ", style=filled, fillcolor=\"#fde68a\"",
+            Some(m) if m.action != "fresh" => ", style=filled, fillcolor=\"#fde68a\"",
             Some(_) => ", style=filled, fillcolor=\"#bbf7d0\"",
             None => "",
         };
         let tooltip =
-            mark.map(|m| if m.action == "build" { m.reasons.join("; ") } else { "fresh".to_owned() });
+            mark.map(|m| if m.action == "fresh" { "fresh".to_owned() } else { m.reasons.join("; ") });
         let tooltip = tooltip.map(|t| format!(", tooltip=\"{}\"", dot_text(&t))).unwrap_or_default();
         let action = mark.map(|m| format!("\\n[{}]", m.action)).unwrap_or_default();
         let label = label(node).map(|line| dot_text(&line)).join("\\n");
@@ -106,7 +106,7 @@ pub(crate) fn mermaid(graph: &Graph, marks: &Marks) -> String {
             NodeKind::Task => ("(", ")"),
         };
         let class = match marks.get(&n) {
-            Some(m) if m.action == "build" => ":::build",
+            Some(m) if m.action != "fresh" => ":::build",
             Some(_) => ":::fresh",
             None => "",
         };

@@ -902,6 +902,53 @@ fn split_variables(word: &str) -> Option<(&str, &str)> {
     None
 }
 
+/// The JSON Schema `init` writes beside a YAML graph, which its first line names.
+pub(crate) const SCHEMA_FILE: &str = "hephy.schema.json";
+
+/// What `init` does beside the graph it wrote in `dir`: the schema a YAML graph names (unless a
+/// file of that name is there), `.hephy/` added to an existing `.gitignore` that lacks it.
+/// Returns what it did and what it suggests, a line each.
+pub(crate) fn finish(dir: &Path, syntax: Syntax) -> std::io::Result<Vec<String>> {
+    let mut said = Vec::new();
+    if syntax == Syntax::Yaml {
+        let schema = dir.join(SCHEMA_FILE);
+        if std::fs::symlink_metadata(&schema).is_err() {
+            std::fs::write(&schema, crate::schema::text())?;
+            said.push(format!(
+                "wrote {SCHEMA_FILE}: the schema editors check hephy.yaml with (`hephy schema > {SCHEMA_FILE}` renews it)"
+            ));
+        }
+    }
+    let ignore = dir.join(".gitignore");
+    match std::fs::symlink_metadata(&ignore) {
+        Ok(meta) if meta.is_file() => {
+            let text = std::fs::read_to_string(&ignore)?;
+            if !ignores_state(&text) {
+                let mut file = std::fs::OpenOptions::new().append(true).open(&ignore)?;
+                let sep = if text.is_empty() || text.ends_with('\n') { "" } else { "\n" };
+                std::io::Write::write_all(
+                    &mut file,
+                    format!("{sep}# hephy's state (`hephy init`)\n.hephy/\n").as_bytes(),
+                )?;
+                said.push("added `.hephy/` to .gitignore: hephy's state stays out of git".to_owned());
+            }
+        }
+        // A link or a folder there is left alone.
+        Ok(_) => said.push("hephy keeps its state in `.hephy/`: keep it out of git".to_owned()),
+        Err(_) => said.push(
+            "hephy keeps its state in `.hephy/`: `echo .hephy/ >> .gitignore` keeps it out of git".to_owned(),
+        ),
+    }
+    Ok(said)
+}
+
+/// Whether a `.gitignore`'s text has a line that ignores the `.hephy` folder at its root.
+fn ignores_state(text: &str) -> bool {
+    text.lines().map(str::trim).any(|l| {
+        matches!(l, ".hephy" | ".hephy/" | "/.hephy" | "/.hephy/" | ".hephy/*" | "/.hephy/*" | ".hephy/**")
+    })
+}
+
 /// The syntax `init` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Syntax {
@@ -933,7 +980,22 @@ pub(crate) fn render(survey: &Survey, syntax: Syntax) -> String {
             let _ = write!(header, "\n  {rule}: {count} edge(s)");
         }
     }
-    let mut out = hephy_dsl::escape::graph_comment(written, "", &header);
+    let mut out = String::new();
+    if syntax == Syntax::Yaml {
+        // First, where the YAML language server looks: the schema `finish` writes beside it.
+        let _ = writeln!(out, "# yaml-language-server: $schema={SCHEMA_FILE}");
+    }
+    out.push_str(&hephy_dsl::escape::graph_comment(written, "", &header));
+    let platforms = match syntax {
+        Syntax::Kdl => "platforms \"linux/amd64\" \"linux/arm64\"",
+        Syntax::Yaml => "platforms: [linux/amd64, linux/arm64]",
+    };
+    out.push('\n');
+    out.push_str(&hephy_dsl::escape::graph_comment(
+        written,
+        "",
+        &format!("The platforms images are built for (default: this machine's):\n{platforms}"),
+    ));
     if syntax == Syntax::Yaml {
         out.push_str("\nimages:\n");
     }

@@ -83,6 +83,9 @@ enum Command {
         /// Show every column whole, however wide the terminal (by default the table fits it).
         #[arg(long)]
         wide: bool,
+        /// Show only the nodes that will run (build, push), not the fresh ones.
+        #[arg(long)]
+        changed: bool,
     },
     /// Build what the plan says, in dependency order, across executors.
     Run {
@@ -125,9 +128,10 @@ enum Command {
         file: FileArg,
         #[command(flatten)]
         state: StateArg,
-        /// Explain a past run instead of the current plan.
-        #[arg(long, value_name = "ID")]
-        run: Option<i64>,
+        /// Explain a past run (its number, or `last`) instead of the current plan; without it a
+        /// node fresh now is explained by the run that last built it.
+        #[arg(long, value_name = "ID|last", value_parser = explain_view::parse_run)]
+        run: Option<explain_view::RunRef>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
@@ -512,8 +516,8 @@ fn execute(command: &Command, style: Style, quiet: bool) -> Result<(), Failure> 
             )?);
         }
         Command::Check(file) => check_command(file, quiet)?,
-        Command::Plan { file, state, select, format, wide } => {
-            plan_command(file, state, select, format, wide, style)?
+        Command::Plan { file, state, select, format, wide, changed } => {
+            plan_command(file, state, select, format, wide, *changed, style)?
         }
         Command::Run {
             file,
@@ -541,7 +545,9 @@ fn execute(command: &Command, style: Style, quiet: bool) -> Result<(), Failure> 
         Command::Ci { system, file, state, select, setup, output, fixed, levels, max_jobs } => {
             ci_command(system, file, state, select, setup, output, *fixed, *levels, *max_jobs)?
         }
-        Command::Explain { node, file, state, run, format } => explain(node, file, state, *run, *format)?,
+        Command::Explain { node, file, state, run, format } => {
+            explain_view::command(node, file, state, *run, *format)?;
+        }
         Command::Log { file, state, limit, format } => log_command(file, state, limit, format)?,
         Command::Import { dir, from, format, output, env_frozen } => {
             import_command(dir, from, format, output, *env_frozen)?
@@ -617,6 +623,7 @@ fn plan_command(
     select: &SelectArgs,
     format: &Format,
     wide: &bool,
+    changed: bool,
     style: Style,
 ) -> Result<(), Failure> {
     let mut clock = session::Clock::new();
@@ -631,7 +638,8 @@ fn plan_command(
     // Before the stamp's registry recheck, the first request that may need a login.
     hephy_stdlib::remember_helper_failures_in(&hephy_engine::graph_state_dir(&path, state.dir.as_deref()));
     let cached = || cache.answer(&selection, fitted.color(), json, &hephy_stdlib::RegistryRecheck);
-    if let Some(answer) = if overrides.is_empty() { cached() } else { None } {
+    // The stamp keeps the whole plan: `--changed` plans, shows part of it and leaves the stamp.
+    if let Some(answer) = if overrides.is_empty() && !changed { cached() } else { None } {
         let (text, how) = match answer {
             hephy_engine::Answer::Unchanged(text) => (text, "unchanged since the last plan"),
             hephy_engine::Answer::Replanned(steps) => {
@@ -654,11 +662,17 @@ fn plan_command(
         // Nodes outside the group are left out of the plan shown.
         session.plan.retain_nodes(scope);
     }
+    if changed {
+        plan_view::retain_changed(&mut session.plan);
+    }
     let mut clock = session::Clock::new();
     let shown = if json { plan_view::json(&session) } else { plan_view::text(&session, fitted) };
     clock.lap("render");
     print(&shown);
     clock.lap("print");
+    if changed {
+        return Ok(());
+    }
     if overrides.is_empty() && hephy_engine::worth_remembering(session.stampable, &session.plan) {
         // The stamp keeps the whole table, whatever this terminal's width.
         let text = if json || width.is_some() { plan_view::text(&session, style) } else { shown.clone() };
@@ -972,6 +986,9 @@ fn init(dir: &Path, format: ImportFormat, stdout: bool) -> Result<(), Failure> {
     std::fs::write(&path, &text).map_err(|e| {
         io(format!("cannot write `{}`: {e}", path.display()), "choose a folder that can be written")
     })?;
+    let beside = init::finish(dir, syntax).map_err(|e| {
+        io(format!("wrote `{}`, then: {e}", path.display()), "check the folder's permissions")
+    })?;
     let graph = hephy_engine::compile(&model);
     print(&format!(
         "wrote {}: {} image(s), {} nodes; `hephy plan` shows what would build\n",
@@ -979,55 +996,9 @@ fn init(dir: &Path, format: ImportFormat, stdout: bool) -> Result<(), Failure> {
         survey.images.len(),
         graph.len()
     ));
-    Ok(())
-}
-
-fn explain(
-    node: &str,
-    file: &FileArg,
-    state: &StateArg,
-    run: Option<i64>,
-    format: Format,
-) -> Result<(), Failure> {
-    let model = load(file)?;
-    let explanations = match run {
-        None => {
-            let session = Session::open(model, state.dir.as_deref(), &Selection::default())?;
-            session::nodes_named(&session.model, &session.graph, node)?
-                .into_iter()
-                .map(|n| hephy_engine::explain_plan(&session.graph, &session.plan, &session.snapshot, n))
-                .collect::<Vec<_>>()
-        }
-        Some(id) => {
-            let graph = hephy_engine::compile(&model);
-            let ids: Vec<String> = session::nodes_named(&model, &graph, node)?
-                .into_iter()
-                .map(|n| graph.node(n).id.to_string())
-                .collect();
-            let store =
-                State::open(&session::state_dir(&model, state.dir.as_deref())).map_err(Failure::State)?;
-            let Some(nodes) = store.run_nodes(id).map_err(Failure::State)? else {
-                return Err(Failure::Input(Problems::single(
-                    "hephy",
-                    Problem::new(Code::UnknownDependency, format!("there is no run {id}"))
-                        .help("`hephy log` lists the runs"),
-                )));
-            };
-            let found: Vec<_> = ids.iter().filter_map(|i| hephy_engine::explain_run(&nodes, i)).collect();
-            if found.is_empty() {
-                return Err(Failure::Input(Problems::single(
-                    "hephy",
-                    Problem::new(Code::UnknownDependency, format!("run {id} did not plan `{node}`"))
-                        .help("`hephy log` lists the runs"),
-                )));
-            }
-            found
-        }
-    };
-    print(&match format {
-        Format::Json => format!("{}\n", serde_json::to_string_pretty(&explanations).unwrap_or_default()),
-        Format::Text => explanations.iter().map(|e| explain_view::text(e, run.is_some())).collect::<String>(),
-    });
+    for line in beside {
+        print(&format!("{}\n", style::clean_line(&line)));
+    }
     Ok(())
 }
 
@@ -1099,6 +1070,7 @@ fn graph_marks(session: &Session) -> graph_view::Marks {
         .into_iter()
         .map(|n| (n.node, n.result.to_string()))
         .collect();
+    let mut built = std::collections::HashMap::new();
     session
         .plan
         .steps
@@ -1107,15 +1079,25 @@ fn graph_marks(session: &Session) -> graph_view::Marks {
             let id = session.graph.node(step.node).id.as_str();
             let record = session.snapshot.records.get(id);
             let mark = graph_view::Mark {
-                action: if step.action == hephy_engine::Action::Build { "build" } else { "fresh" },
+                action: plan_view::action_word(session.graph.node(step.node).kind, step.action),
                 reasons: step.reasons.iter().map(ToString::to_string).collect(),
-                last_result: last.get(id).cloned(),
+                // Not in the last run (fresh there): how the run that built it ended it.
+                last_result: last.get(id).cloned().or_else(|| {
+                    let run = record?.run_id;
+                    built.entry(run).or_insert_with(|| run_results(&session.state, run)).get(id).cloned()
+                }),
                 duration_ms: record.map(|r| r.duration_ms),
                 output: record.map(|r| r.output.clone()).filter(|o| !o.is_empty()),
             };
             (step.node, mark)
         })
         .collect()
+}
+
+/// How each node ended in run `run` (none if it cannot be read).
+fn run_results(state: &State, run: i64) -> std::collections::HashMap<String, String> {
+    let nodes = state.run_nodes(run).ok().flatten().unwrap_or_default();
+    nodes.into_iter().map(|n| (n.node, n.result.to_string())).collect()
 }
 
 /// What the renderers of a run know before it starts: the nodes to build with their last build

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use hephy_engine::{Action, Reason};
+use hephy_engine::{Action, NodeKind, Reason};
 use serde::Serialize;
 
 use crate::session::Session;
@@ -27,7 +27,8 @@ struct JsonNode<'a> {
     executor: &'a str,
     deps: Vec<&'a str>,
     inject: BTreeMap<&'a str, &'a str>,
-    action: Action,
+    /// `fresh`, `build` or `push`: [`action_word`].
+    action: &'static str,
     reasons: &'a [Reason],
     key: hephy_engine::Key,
 }
@@ -49,7 +50,7 @@ pub(crate) fn json(session: &Session) -> String {
                 executor: &node.executor,
                 deps: graph.deps(step.node).iter().map(|&d| graph.node(d).id.as_str()).collect(),
                 inject: node.inject.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
-                action: step.action,
+                action: action_word(node.kind, step.action),
                 reasons: &step.reasons,
                 key: step.key,
             }
@@ -79,7 +80,7 @@ pub(crate) fn text(session: &Session, style: Style) -> String {
                 .collect::<Vec<_>>()
                 .join(", ");
             [
-                Cow::Borrowed(action_name(step.action)),
+                Cow::Borrowed(action_word(node.kind, step.action)),
                 clean_line(node.id.as_str()),
                 Cow::Borrowed(node.kind.as_str()),
                 clean_line(&node.executor),
@@ -98,7 +99,10 @@ pub(crate) fn replanned(graph: &str, steps: &[hephy_engine::Replanned], style: S
         .map(|step| {
             let why = step.reasons.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
             [
-                Cow::Borrowed(action_name(step.action)),
+                Cow::Borrowed(match (step.action, step.kind.as_str()) {
+                    (Action::Build, "manifest" | "tag") => "push",
+                    (action, _) => action_word(NodeKind::Image, action),
+                }),
                 Cow::Borrowed(step.id.as_str()),
                 Cow::Borrowed(step.kind.as_str()),
                 Cow::Borrowed(step.executor.as_str()),
@@ -110,18 +114,28 @@ pub(crate) fn replanned(graph: &str, steps: &[hephy_engine::Replanned], style: S
     table(graph, &rows, style)
 }
 
-/// How the table names an action.
-pub(crate) fn action_name(action: Action) -> &'static str {
-    match action {
-        Action::Build => "build",
-        Action::Skip => "skip",
+/// What the plan says will happen to a node of `kind`, in every output's words: `fresh`
+/// (nothing), else `build` (an image, a task) or `push` (a manifest, a tag: an index or a tag
+/// written to the registry or the image layout).
+pub(crate) fn action_word(kind: NodeKind, action: Action) -> &'static str {
+    match (action, kind) {
+        (Action::Skip, _) => "fresh",
+        (Action::Build, NodeKind::Manifest | NodeKind::Tag) => "push",
+        (Action::Build, NodeKind::Image | NodeKind::Task) => "build",
     }
+}
+
+/// Leaves in `plan` only the nodes that will run (`plan --changed`).
+pub(crate) fn retain_changed(plan: &mut hephy_engine::Plan) {
+    let keep = plan.steps.iter().filter(|s| s.action == Action::Build).map(|s| s.node).collect();
+    plan.retain_nodes(&keep);
 }
 
 /// The plan as people read it: a summary line, then the table of `rows` (each line trimmed at
 /// the end, so a row without reasons has no trailing blanks).
 pub(crate) fn table(graph: &str, rows: &[Row<'_>], style: Style) -> String {
-    let builds = rows.iter().filter(|r| r[0] == "build").count();
+    // Pushes (a manifest, a tag) count as builds here: the work the run does.
+    let builds = rows.iter().filter(|r| r[0] != "fresh").count();
     let fresh = rows.len() - builds;
     let mut out = format!(
         "{} {} — {} nodes: {} to build, {} fresh\n",
@@ -163,7 +177,7 @@ pub(crate) fn table(graph: &str, rows: &[Row<'_>], style: Style) -> String {
             row
         };
         push_line(&mut out, row, &widths, style.color(), |c, s| match c {
-            0 if row[0] == "build" => style.yellow(s),
+            0 if row[0] != "fresh" => style.yellow(s),
             0 => style.green(s),
             1 => style.bold(s),
             3 => style.cyan(s),

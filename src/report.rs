@@ -298,6 +298,10 @@ impl Reporter for Lines {
             Event::Interrupted { running } => {
                 format!("{}  {}\n", s.red("interrupted"), stopping_text(*running))
             }
+            // Fresh after all: said in the plan's word, not as a skip.
+            Event::NodeSkipped { node, reason: SkipReason::CutOff } => {
+                format!("{}  {node}: its dependencies rebuilt to the same output\n", s.green("fresh "))
+            }
             Event::NodeSkipped { node, reason } => {
                 format!("{}  {node}: {}\n", s.dim("skip  "), skip_text(reason))
             }

@@ -83,7 +83,7 @@ fn image_context_builds_on_the_registry_image(builder: &str) {
     // The tag moves: nothing changes until the bases are refreshed, then app rebuilds on it.
     let second = push_base(&registry, scratch.path(), "hello again\n");
     assert_ne!(first, second);
-    assert_eq!(action(&plan(&repo, &[]), "app@linux/amd64"), "skip");
+    assert_eq!(action(&plan(&repo, &[]), "app@linux/amd64"), "fresh");
     assert_eq!(action(&plan(&repo, &["--refresh"]), "app@linux/amd64"), "build");
     let run = repo.run(&["run", "--refresh", "--format", "json"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
@@ -161,11 +161,11 @@ fn a_folder_context_is_copied_from_and_its_files_are_the_key() {
     let run = repo.run(&["run", "--format", "json"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(file_in_app(&repo, "a.txt"), "a\n");
-    assert_eq!(action(&plan(&repo, &[]), "app@linux/amd64"), "skip");
+    assert_eq!(action(&plan(&repo, &[]), "app@linux/amd64"), "fresh");
     // A file its `.dockerignore` leaves out is no input (BuildKit reads a named local
     // context's own `.dockerignore`).
     repo.write("src/skip.txt", "still not copied\n");
-    assert_eq!(action(&plan(&repo, &[]), "app@linux/amd64"), "skip");
+    assert_eq!(action(&plan(&repo, &[]), "app@linux/amd64"), "fresh");
     // A file of the folder changes: app rebuilds, and `explain` names the file.
     repo.write("src/a.txt", "b\n");
     assert_eq!(action(&plan(&repo, &[]), "app@linux/amd64"), "build");
@@ -190,7 +190,7 @@ fn a_git_context_is_its_commit() {
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(file_in_app(&repo, "a.txt"), "one\n");
     assert!(repo.path().join(".hephy/git").is_dir(), "checked out under .hephy/git");
-    assert_eq!(action(&plan(&repo, &[]), "app@linux/amd64"), "skip");
+    assert_eq!(action(&plan(&repo, &[]), "app@linux/amd64"), "fresh");
     // The branch moves: app rebuilds on the new commit.
     std::fs::write(up.path().join("sub/a.txt"), "two\n").unwrap();
     git(up.path(), &["commit", "-q", "-am", "two"]);
@@ -253,7 +253,7 @@ fn an_oci_layout_context_is_its_manifest_digest() {
             .clone()
     };
     let before = key(&plan(&repo, &[]));
-    assert_eq!(action(&plan(&repo, &[]), "app@linux/amd64"), "skip", "the same layout, nothing to do");
+    assert_eq!(action(&plan(&repo, &[]), "app@linux/amd64"), "fresh", "the same layout, nothing to do");
     // The layout's `x` now names another image: the key moves.
     let _ = std::fs::remove_dir_all(repo.path().join("vendor"));
     push_layers(

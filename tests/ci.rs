@@ -116,12 +116,12 @@ fn to_build(repo: &Repo) -> BTreeMap<String, Vec<String>> {
     let nodes = plan["nodes"].as_array().expect("the plan's nodes");
     let building: BTreeSet<&str> = nodes
         .iter()
-        .filter(|n| n["action"] == "build")
+        .filter(|n| n["action"] != "fresh")
         .map(|n| n["id"].as_str().expect("the JSON plan of SPEC.md"))
         .collect();
     nodes
         .iter()
-        .filter(|n| n["action"] == "build")
+        .filter(|n| n["action"] != "fresh")
         .map(|n| {
             let deps = n["deps"]
                 .as_array()

@@ -57,7 +57,7 @@ fn plan_fresh(repo: &Repo) -> BTreeSet<String> {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|n| n["action"] == "skip")
+        .filter(|n| n["action"] == "fresh")
         .map(|n| n["id"].as_str().unwrap().to_owned())
         .collect()
 }

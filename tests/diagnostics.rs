@@ -407,3 +407,31 @@ fn problems_of_every_stage_are_reported_in_one_run() {
     assert_eq!(run.codes(), ["hephy::cycle", "hephy::invalid_value"], "{}", run.stderr);
     assert!(run.stderr.contains("has 2 problems"), "{}", run.stderr);
 }
+
+/// A help is written in the syntax of the file it is about: the same mistakes (an image without
+/// a source, a task without a command, `from` a task, an unknown key) get KDL hints in KDL and
+/// YAML hints in YAML, and a YAML key is a "key", never a "node".
+#[test]
+fn hints_are_in_the_syntax_of_the_file() {
+    let kdl = "image \"curl\" {\n    tgas \"x\"\n}\ntask \"t\" {\n}\nimage \"app\" {\n    context \"app\"\n    from \"t\" arg=\"B\"\n}\n";
+    let yaml = "images:\n  curl:\n    tgas: [x]\n  app:\n    context: app\n    from: { t: { arg: B } }\ntasks:\n  t: {}\n";
+    let repo = Repo::new()
+        .file("app/Dockerfile", "ARG B\nFROM ${B}\n")
+        .file("hephy.kdl", kdl)
+        .file("hephy.yaml", yaml);
+    let k = repo.run(&["check", "-f", "hephy.kdl"]);
+    let y = repo.run(&["check", "-f", "hephy.yaml"]);
+    assert_eq!((k.code, y.code), (2, 2), "{}{}", k.stderr, y.stderr);
+    let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let (k, y) = (words(&k.stderr), words(&y.stderr));
+    for (kdl_help, yaml_help) in [
+        ("add `context \"curl\"`", "add `context: curl`"),
+        ("add `run \"program\" \"arg\"…`", "add `run: [program, arg]`"),
+        ("use `after \"t\"` to run after a task", "use `after: [t]` to run after a task"),
+    ] {
+        assert!(k.contains(kdl_help) && !k.contains(yaml_help), "KDL: {kdl_help}: {k}");
+        assert!(y.contains(yaml_help) && !y.contains(kdl_help), "YAML: {yaml_help}: {y}");
+    }
+    assert!(!k.contains("(YAML)") && !y.contains("(KDL)"), "{k}\n{y}");
+    assert!(y.contains("unknown key `tgas`") && !y.contains("unknown node"), "{y}");
+}

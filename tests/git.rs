@@ -68,12 +68,14 @@ fn builds_from_a_ref_and_follows_it_when_it_moves() {
     registry.raw("team/kaniko-debug:latest");
 
     // Nothing moved: nothing to do, even offline (the commit is remembered).
-    assert!(plan(&repo, &[]).get("nodes").unwrap().as_array().unwrap().iter().all(|n| n["action"] == "skip"));
-    assert!(plan(&repo, &["--offline"])["nodes"].as_array().unwrap().iter().all(|n| n["action"] == "skip"));
+    assert!(
+        plan(&repo, &[]).get("nodes").unwrap().as_array().unwrap().iter().all(|n| n["action"] == "fresh")
+    );
+    assert!(plan(&repo, &["--offline"])["nodes"].as_array().unwrap().iter().all(|n| n["action"] == "fresh"));
 
     // The same commit under another name (a tag) is the same input: the key holds the commit.
     repo.write("hephy.kdl", &graph(&registry, &url, "v1"));
-    assert!(plan(&repo, &[])["nodes"].as_array().unwrap().iter().all(|n| n["action"] == "skip"));
+    assert!(plan(&repo, &[])["nodes"].as_array().unwrap().iter().all(|n| n["action"] == "fresh"));
 
     // The branch moves: its images rebuild, and the reason names the ref and both commits.
     repo.write("hephy.kdl", &graph(&registry, &url, "main"));

@@ -124,7 +124,7 @@ fn run_group_builds_only_the_group() {
     let again = plan(&repo, "hephy.kdl", &["--group", "release"]);
     let nodes = again["nodes"].as_array().expect("nodes is a list");
     assert_eq!(nodes.len(), 3, "{again}");
-    assert!(nodes.iter().all(|n| n["action"] == "skip"), "{again}");
+    assert!(nodes.iter().all(|n| n["action"] == "fresh"), "{again}");
     let forced = repo.run(&["run", "--group", "release", "--force", "lib", "--format", "json"]);
     assert_eq!(forced.code, 0, "{}", forced.stderr);
     assert!(!repo.path().join("docs.txt").exists(), "a forced `lib` does not pull its dependent `docs` in");

@@ -151,10 +151,10 @@ fn without_local_state_the_registry_is_the_cache() {
     // A fresh CI runner: no `.hephy/`.
     std::fs::remove_dir_all(repo.path().join(".hephy")).unwrap();
     let offline = repo.run(&["plan", "--offline", "--format", "json"]).json();
-    assert!(offline["nodes"].as_array().unwrap().iter().all(|n| n["action"] == "build"));
+    assert!(offline["nodes"].as_array().unwrap().iter().all(|n| n["action"] != "fresh"));
     let plan = repo.run(&["plan", "--format", "json"]).json();
     for node in plan["nodes"].as_array().unwrap() {
-        assert_eq!(node["action"], "skip", "{}", node["id"]);
+        assert_eq!(node["action"], "fresh", "{}", node["id"]);
         assert_eq!(node["reasons"], serde_json::json!([{"kind": "cached_in_registry"}]), "{}", node["id"]);
     }
     let run = repo.run(&["run", "--format", "json"]);
@@ -167,7 +167,7 @@ fn without_local_state_the_registry_is_the_cache() {
             .as_array()
             .unwrap()
             .iter()
-            .all(|n| n["action"] == "skip" && n["reasons"] == serde_json::json!([]))
+            .all(|n| n["action"] == "fresh" && n["reasons"] == serde_json::json!([]))
     );
     // A tag moved elsewhere is not cached: it is published again, and nothing is rebuilt.
     let moved = std::process::Command::new("skopeo")
@@ -183,7 +183,7 @@ fn without_local_state_the_registry_is_the_cache() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|n| n["action"] == "build")
+        .filter(|n| n["action"] != "fresh")
         .map(|n| n["id"].as_str().unwrap())
         .collect();
     assert_eq!(building, ["app:v1"]);
@@ -202,7 +202,7 @@ fn an_unreachable_registry_is_a_warning_for_plan_not_an_error() {
     assert_eq!(plan.code, 0, "{}", plan.stderr);
     assert!(plan.stderr.contains("warning: the registry cannot be asked"), "{}", plan.stderr);
     assert!(plan.stderr.to_ascii_lowercase().contains("connection refused"), "{}", plan.stderr);
-    assert!(plan.json()["nodes"].as_array().unwrap().iter().all(|n| n["action"] == "build"));
+    assert!(plan.json()["nodes"].as_array().unwrap().iter().all(|n| n["action"] != "fresh"));
     let offline = repo.run(&["plan", "--offline"]);
     assert!(!offline.stderr.contains("warning"), "{}", offline.stderr);
 }
@@ -357,14 +357,14 @@ fn a_moved_base_image_tag_rebuilds_on_refresh_only() {
     assert_eq!(ext.run(&["run"]).code, 0);
     // An ordinary plan does not ask: the digest it knows still holds.
     let quiet = repo.run(&["plan", "--format", "json"]).json();
-    assert!(quiet["nodes"].as_array().unwrap().iter().all(|n| n["action"] == "skip"));
+    assert!(quiet["nodes"].as_array().unwrap().iter().all(|n| n["action"] == "fresh"));
     // The weekly schedule refreshes: what is built on the moved tag rebuilds, nothing else.
     let weekly = repo.run(&["plan", "--schedule", "weekly", "--format", "json"]).json();
     let building: Vec<&str> = weekly["nodes"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|n| n["action"] == "build")
+        .filter(|n| n["action"] != "fresh")
         .map(|n| n["id"].as_str().unwrap())
         .collect();
     assert_eq!(building, ["app@linux/amd64", "app"]);

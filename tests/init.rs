@@ -86,7 +86,7 @@ fn the_file_may_come_before_the_command_and_force_takes_several_nodes() {
         .as_array()
         .expect("nodes")
         .iter()
-        .filter(|n| n["action"] == "build")
+        .filter(|n| n["action"] != "fresh")
         .filter_map(|n| n["id"].as_str())
         .collect();
     assert!(built.iter().any(|n| n.starts_with("curl@")), "{built:?}");
@@ -265,4 +265,61 @@ fn init_writes_an_ambiguous_match_as_a_comment_with_its_candidates() {
         assert!(stderr.contains("warning: `app`: line 2: `FROM ${BASE}` may be image"), "{stderr}");
         assert!(stderr.lines().all(|l| !l.starts_with("*/")), "{stderr}");
     }
+}
+
+/// `init` writes a commented `platforms` line (which, uncommented, is the graph's syntax), a
+/// YAML graph's first line names the schema it writes beside it (what `hephy schema` prints),
+/// `.hephy/` is added to a `.gitignore` that lacks it (once), and without one `init` says how.
+#[test]
+fn init_writes_platforms_the_schema_line_and_offers_the_gitignore_entry() {
+    for (format, file, comment) in [("kdl", "hephy.kdl", "// "), ("yaml", "hephy.yaml", "# ")] {
+        let repo = repository();
+        let init = repo.run(&["init", "--format", format]);
+        assert_eq!(init.code, 0, "{}", init.stderr);
+        assert!(init.stdout.contains("added `.hephy/` to .gitignore"), "{}", init.stdout);
+        assert_eq!(
+            std::fs::read_to_string(repo.path().join(".gitignore")).expect("read"),
+            "vendor/\n# hephy's state (`hephy init`)\n.hephy/\n"
+        );
+        let text = std::fs::read_to_string(repo.path().join(file)).expect("graph written");
+        let platforms = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{comment}platforms")))
+            .unwrap_or_else(|| panic!("no commented platforms line:\n{text}"));
+        if format == "yaml" {
+            assert_eq!(
+                text.lines().next(),
+                Some("# yaml-language-server: $schema=hephy.schema.json"),
+                "{text}"
+            );
+            let schema =
+                std::fs::read_to_string(repo.path().join("hephy.schema.json")).expect("schema written");
+            assert_eq!(schema, repo.run(&["schema"]).stdout);
+        } else {
+            assert!(
+                !text.contains("yaml-language-server") && !repo.path().join("hephy.schema.json").exists()
+            );
+        }
+        // Uncommented, the line is the graph's own: every image builds for both platforms.
+        let uncommented = text.replacen(platforms, &platforms[comment.len()..], 1);
+        repo.write(file, &uncommented);
+        let plan = repo.run(&["plan", "--format", "json"]);
+        assert_eq!(plan.code, 0, "{}", plan.stderr);
+        let ids = plan.stdout;
+        assert!(ids.contains("\"curl@linux/amd64\"") && ids.contains("\"curl@linux/arm64\""), "{ids}");
+        // A second init elsewhere in the same repository does not add the entry again.
+        std::fs::remove_file(repo.path().join(file)).expect("remove");
+        let again = repo.run(&["init", "--format", format]);
+        assert_eq!(again.code, 0, "{}", again.stderr);
+        assert!(!again.stdout.contains(".gitignore"), "{}", again.stdout);
+        assert_eq!(
+            std::fs::read_to_string(repo.path().join(".gitignore")).expect("read").matches(".hephy/").count(),
+            1
+        );
+    }
+    let bare = Repo::new().file("app/Dockerfile", "FROM scratch\n");
+    let init = bare.run(&["init"]);
+    assert_eq!(init.code, 0, "{}", init.stderr);
+    assert!(init.stdout.contains("`echo .hephy/ >> .gitignore` keeps it out of git"), "{}", init.stdout);
+    assert!(!bare.path().join(".gitignore").exists(), "init creates no .gitignore");
 }

@@ -192,7 +192,7 @@ fn one_image_goes_to_two_registries_with_annotations_labels_and_git_tags() {
     repo.run_with(&["plan", "-f", "hephy.kdl"], &env);
     let plan = repo.run_with(&["plan", "--format", "json", "-f", "hephy.kdl"], &env).json();
     let building: Vec<&serde_json::Value> =
-        plan["nodes"].as_array().unwrap().iter().filter(|n| n["action"] != "skip").collect();
+        plan["nodes"].as_array().unwrap().iter().filter(|n| n["action"] != "fresh").collect();
     assert!(building.is_empty(), "{building:?}");
     // Another day: only the tag that says the date is pushed again (to both registries).
     let next_day = [("HEPHY_DATE", "20260201"), ("HEPHY_BRANCH", "main")];
@@ -201,7 +201,7 @@ fn one_image_goes_to_two_registries_with_annotations_labels_and_git_tags() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|n| n["action"] != "skip")
+        .filter(|n| n["action"] != "fresh")
         .filter_map(|n| n["id"].as_str())
         .collect();
     assert_eq!(building, ["app:{branch}-{date}"], "{plan}");

@@ -70,7 +70,7 @@ fn second_run_builds_nothing() {
     assert_eq!(second.code, 0);
     assert_eq!(second.results(), map(&[("gen", "fresh"), ("other", "fresh"), ("use", "fresh")]));
     assert_eq!(second.json()["built"], 0);
-    assert!(plan(&repo)["nodes"].as_array().unwrap().iter().all(|n| n["action"] == "skip"));
+    assert!(plan(&repo)["nodes"].as_array().unwrap().iter().all(|n| n["action"] == "fresh"));
 }
 
 /// A node recorded under another key (as by an older key encoding) whose inputs are the same
@@ -87,7 +87,7 @@ fn a_node_recorded_under_another_key_with_the_same_inputs_stays_fresh() {
     let today = keys(&db);
     db.execute("UPDATE nodes SET key = ?1", [&"0".repeat(64)]).unwrap();
     let planned = plan(&repo);
-    assert!(planned["nodes"].as_array().unwrap().iter().all(|n| n["action"] == "skip"), "{planned}");
+    assert!(planned["nodes"].as_array().unwrap().iter().all(|n| n["action"] == "fresh"), "{planned}");
     let run = repo.run(&["run", "--format", "json"]);
     assert_eq!(run.results(), map(&[("gen", "fresh"), ("other", "fresh"), ("use", "fresh")]));
     assert_eq!(keys(&db), today);
@@ -104,7 +104,7 @@ fn only_the_changed_node_and_its_dependents_rebuild_and_explain_names_the_file()
     assert_eq!(repo.run(&["run"]).code, 0);
     repo.write("in.txt", "a\nb\nc\n");
     let plan = plan(&repo);
-    assert_eq!(actions(&plan), map(&[("gen", "build"), ("other", "skip"), ("use", "build")]));
+    assert_eq!(actions(&plan), map(&[("gen", "build"), ("other", "fresh"), ("use", "build")]));
     let gen_reasons = &node(&plan, "gen")["reasons"];
     assert_eq!(gen_reasons.as_array().unwrap().len(), 1);
     assert_eq!(gen_reasons[0]["kind"], "input_changed");
@@ -125,7 +125,12 @@ fn only_the_changed_node_and_its_dependents_rebuild_and_explain_names_the_file()
         explain.stdout
     );
     let fresh = repo.run(&["explain", "other"]);
-    assert!(fresh.stdout.starts_with("other is up to date since "), "{}", fresh.stdout);
+    assert!(
+        fresh.stdout.starts_with("other is fresh (key ")
+            && fresh.stdout.contains("; it was built in run 1 ("),
+        "{}",
+        fresh.stdout
+    );
 
     let run = repo.run(&["run", "--format", "json"]);
     assert_eq!(run.results(), map(&[("gen", "built"), ("other", "fresh"), ("use", "built")]));
@@ -144,7 +149,7 @@ fn a_dependency_rebuilt_to_the_same_output_cuts_off_its_dependents() {
     let run = repo.run(&["run", "--format", "json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.results(), map(&[("gen", "built"), ("other", "fresh"), ("use", "cutoff")]));
-    assert!(plan(&repo)["nodes"].as_array().unwrap().iter().all(|n| n["action"] == "skip"));
+    assert!(plan(&repo)["nodes"].as_array().unwrap().iter().all(|n| n["action"] == "fresh"));
 }
 
 #[test]
@@ -318,7 +323,7 @@ fn kill_9_loses_no_finished_node() {
     child.wait().unwrap();
     let after_kill = plan(&repo);
     let fresh: Vec<String> =
-        actions(&after_kill).into_iter().filter(|(_, a)| a == "skip").map(|(id, _)| id).collect();
+        actions(&after_kill).into_iter().filter(|(_, a)| a == "fresh").map(|(id, _)| id).collect();
     assert!(fresh.len() >= 2, "finished nodes were recorded: {fresh:?}");
     let rerun = repo.run(&["run", "--format", "json"]);
     assert_eq!(rerun.code, 0, "{}", rerun.stderr);
@@ -358,7 +363,7 @@ fn ctrl_c_stops_children_records_what_finished_and_exits_130() {
         wait_for("the task's processes to end", || !alive(&pid));
     }
     let plan = plan(&repo);
-    assert_eq!(actions(&plan), map(&[("later", "build"), ("quick", "skip"), ("slow", "build")]));
+    assert_eq!(actions(&plan), map(&[("later", "build"), ("quick", "fresh"), ("slow", "build")]));
     assert_eq!(node(&plan, "slow")["reasons"], json!([{"kind": "never_built"}]), "cancelled is not failed");
     let log = repo.run(&["log", "--format", "json"]).json();
     assert_eq!(log[0]["status"], "interrupted");

@@ -65,7 +65,7 @@ fn building(repo: &Repo, args: &[&str]) -> (Vec<String>, Value) {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|n| n["action"] == "build")
+        .filter(|n| n["action"] != "fresh")
         .map(|n| n["id"].as_str().unwrap().to_owned())
         .collect();
     (ids, plan)

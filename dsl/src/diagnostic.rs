@@ -93,6 +93,9 @@ pub struct Problem {
     message: String,
     labels: Vec<(SourceSpan, String)>,
     help: Option<String>,
+    /// The help in YAML's syntax, where it differs from `help` (KDL's): chosen when the problem
+    /// is attached to a YAML graph file ([`Problem::in_file`]).
+    yaml_help: Option<String>,
     source: Option<Source>,
     /// `Some(Warning)` for a warning; `None` is an error.
     severity: Option<miette::Severity>,
@@ -147,6 +150,7 @@ impl Problem {
             message: message.into(),
             labels: Vec::new(),
             help: None,
+            yaml_help: None,
             source: None,
             severity: None,
         }
@@ -163,6 +167,16 @@ impl Problem {
     #[must_use]
     pub fn help(mut self, text: impl Into<String>) -> Problem {
         self.help = Some(text.into());
+        self.yaml_help = None;
+        self
+    }
+
+    /// Says how to fix it in the syntax of the graph file it is about: `kdl` in a KDL file,
+    /// `yaml` in a YAML one (and `kdl` until the problem has a file).
+    #[must_use]
+    pub fn help_for(mut self, kdl: impl Into<String>, yaml: impl Into<String>) -> Problem {
+        self.help = Some(kdl.into());
+        self.yaml_help = Some(yaml.into());
         self
     }
 
@@ -179,6 +193,11 @@ impl Problem {
     #[must_use]
     pub fn in_file(mut self, file: &SourceFile) -> Problem {
         self.source = Some(Source::File(file.named()));
+        if file.syntax() == crate::Syntax::Yaml
+            && let Some(yaml) = self.yaml_help.take()
+        {
+            self.help = Some(yaml);
+        }
         self
     }
 
@@ -498,6 +517,7 @@ impl Problem {
             message: text_of(&self.message),
             labels: Vec::new(),
             help: self.help.as_deref().map(text_of),
+            yaml_help: self.yaml_help.as_deref().map(text_of),
             source: None,
             severity: self.severity,
         };

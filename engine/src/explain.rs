@@ -3,7 +3,9 @@
 //! Owns [`Explanation`]: a node, whether it is fresh (and since when) or rebuilt, its direct
 //! reasons, and for every `dependency_rebuilt` reason the explanation of that dependency, so the
 //! chain always ends at causes that are not "a dependency rebuilt" (a file, a setting, a
-//! schedule, `--force`, …), as buck2's invalidation tracking does.
+//! schedule, `--force`, …), as buck2's invalidation tracking does. A node reached again by
+//! another path (two images on one base, a manifest over its platform builds) is explained once,
+//! at its first mention; later mentions are marked [`Explanation::repeated`] and carry no causes.
 
 use std::collections::HashMap;
 
@@ -16,7 +18,8 @@ use crate::state::{NodeStatus, RunNode, Snapshot};
 pub struct Explanation {
     /// The node id.
     pub node: String,
-    /// `build` (rebuilds / was rebuilt) or `skip` (fresh).
+    /// `build` (rebuilds / was rebuilt) or `fresh`; the CLI names a build by its node's kind
+    /// (`push` for a manifest or a tag).
     pub action: String,
     /// Its direct reasons.
     pub reasons: Vec<Reason>,
@@ -29,6 +32,16 @@ pub struct Explanation {
     /// For a past run: how the node ended in it (`built`, `failed`, `cancelled`, `skipped`,
     /// `cached`, `cutoff`), and the message recorded with a failure, skip or cancellation.
     pub outcome: Option<PastOutcome>,
+    /// The run explained, for an explanation of a past run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<i64>,
+    /// Explained above (an earlier explanation or cause names the same node): its reasons are
+    /// repeated, its causes are not.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub repeated: bool,
+    /// For a node fresh now: how the run that last built it built it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_build: Option<Box<Explanation>>,
 }
 
 /// How a node ended in a past run.
@@ -72,32 +85,47 @@ impl Explanation {
     }
 }
 
-/// Explains `node` in `plan`.
+/// Explains `nodes` in `plan`, in that order; a node is explained once, at its first mention.
 pub fn explain_plan(
     graph: &Graph,
     plan: &Plan,
     state: &Snapshot,
-    node: petgraph::graph::NodeIndex,
-) -> Explanation {
+    nodes: &[petgraph::graph::NodeIndex],
+) -> Vec<Explanation> {
     let mut memo = HashMap::new();
-    explain_from(
-        &|id: &str| {
-            let index = graph.find(id)?;
-            let step = plan.step(index)?;
-            let since = state.records.get(id).map(|r| (r.built_at, r.key.to_string()));
-            Some((step.action, step.reasons.to_vec(), since))
-        },
-        graph.node(node).id.as_str(),
-        &mut memo,
-    )
-    .with_failures(state)
+    let lookup = |id: &str| {
+        let index = graph.find(id)?;
+        let step = plan.step(index)?;
+        let since = state.records.get(id).map(|r| (r.built_at, r.key.to_string()));
+        Some((step.action, step.reasons.to_vec(), since))
+    };
+    nodes
+        .iter()
+        .map(|&node| explain_from(&lookup, graph.node(node).id.as_str(), &mut memo).with_failures(state))
+        .collect()
 }
 
-/// Explains `node` as it went in a past run.
-pub fn explain_run(nodes: &[RunNode], node: &str) -> Option<Explanation> {
-    let by_id: HashMap<&str, &RunNode> = nodes.iter().map(|n| (n.node.as_str(), n)).collect();
-    by_id.get(node)?;
+/// Explains `nodes` as they went in past run `run` (whose history is `history`), in that order,
+/// leaving out those the run did not plan; a node is explained once, at its first mention.
+pub fn explain_run(run: i64, history: &[RunNode], nodes: &[&str]) -> Vec<Explanation> {
+    let by_id: HashMap<&str, &RunNode> = history.iter().map(|n| (n.node.as_str(), n)).collect();
     let mut memo = HashMap::new();
+    nodes
+        .iter()
+        .filter(|node| by_id.contains_key(*node))
+        .map(|node| {
+            let mut explanation = explain_past(&by_id, node, &mut memo);
+            explanation.run = Some(run);
+            explanation
+        })
+        .collect()
+}
+
+fn explain_past(
+    by_id: &HashMap<&str, &RunNode>,
+    node: &str,
+    memo: &mut HashMap<String, Explanation>,
+) -> Explanation {
     let explanation = explain_from(
         &|id: &str| {
             let n = by_id.get(id)?;
@@ -119,34 +147,81 @@ pub fn explain_run(nodes: &[RunNode], node: &str) -> Option<Explanation> {
             Some((action, if action == Action::Build { reasons } else { Vec::new() }, None))
         },
         node,
-        &mut memo,
+        memo,
     );
-    Some(explanation.with_outcomes(&by_id))
+    explanation.with_outcomes(by_id)
 }
 
 type Lookup<'a> = dyn Fn(&str) -> Option<(Action, Vec<Reason>, Option<(i64, String)>)> + 'a;
 
 fn explain_from(lookup: &Lookup<'_>, id: &str, memo: &mut HashMap<String, Explanation>) -> Explanation {
     if let Some(done) = memo.get(id) {
-        return done.clone();
+        return Explanation { causes: Vec::new(), repeated: true, ..done.clone() };
     }
     let (action, reasons, since) = lookup(id).unwrap_or((Action::Skip, Vec::new(), None));
-    let causes = reasons
+    // Marked before its causes are explained: a cause that leads back here (it cannot in a DAG,
+    // but a damaged history could say so) is a repetition, not a loop.
+    let mut explanation = Explanation {
+        node: id.to_owned(),
+        action: match action {
+            Action::Build => "build".to_owned(),
+            Action::Skip => "fresh".to_owned(),
+        },
+        reasons,
+        fresh_since: if action == Action::Skip { since } else { None },
+        causes: Vec::new(),
+        last_failure: None,
+        outcome: None,
+        run: None,
+        repeated: false,
+        last_build: None,
+    };
+    memo.insert(id.to_owned(), explanation.clone());
+    explanation.causes = explanation
+        .reasons
         .iter()
         .filter_map(|r| match r {
             Reason::DependencyRebuilt { node } => Some(explain_from(lookup, node, memo)),
             _ => None,
         })
         .collect();
-    let explanation = Explanation {
-        node: id.to_owned(),
-        action: action.to_string(),
-        reasons,
-        fresh_since: if action == Action::Skip { since } else { None },
-        causes,
-        last_failure: None,
-        outcome: None,
-    };
-    memo.insert(id.to_owned(), explanation.clone());
     explanation
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: &str, deps: &[&str]) -> RunNode {
+        let reasons: Vec<Reason> = if deps.is_empty() {
+            vec![Reason::NeverBuilt]
+        } else {
+            deps.iter().map(|d| Reason::DependencyRebuilt { node: (*d).to_owned() }).collect()
+        };
+        RunNode {
+            node: id.to_owned(),
+            result: NodeStatus::Built,
+            reasons: serde_json::to_value(reasons).expect("reasons"),
+            key: None,
+            output: None,
+            message: None,
+            duration_ms: None,
+        }
+    }
+
+    /// A diamond (two builds on one base, a manifest over both): the base is explained once,
+    /// and a node already explained by an earlier top-level explanation is marked, not repeated.
+    #[test]
+    fn each_node_is_explained_once() {
+        let history = [node("base", &[]), node("a", &["base"]), node("b", &["base"]), node("m", &["a", "b"])];
+        let found = explain_run(7, &history, &["a", "m", "missing"]);
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].run, Some(7));
+        assert!(!found[0].causes[0].repeated, "base, first mention");
+        let m = &found[1];
+        assert!(m.causes[0].repeated && m.causes[0].causes.is_empty(), "a was explained above");
+        let b = &m.causes[1];
+        assert!(!b.repeated);
+        assert!(b.causes[0].repeated && b.causes[0].node == "base", "base was explained above");
+    }
 }

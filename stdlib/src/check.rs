@@ -51,6 +51,20 @@ pub fn warnings(model: &Model) -> Option<Problems> {
 /// the line ([`Frontend::Ignores`]: buildah, kaniko): a warning, since the file may mean
 /// something else to its frontend. (The `oci` builder refuses it: [`check_dockerfile`];
 /// BuildKit runs it.)
+/// `kdl` in a KDL graph, `yaml` in a YAML one: a help that points into a Dockerfile is not
+/// attached to the graph file, so it chooses its syntax here.
+pub(crate) fn in_syntax(model: &Model, kdl: String, yaml: String) -> String {
+    match model.source.syntax() {
+        hephy_dsl::Syntax::Kdl => kdl,
+        hephy_dsl::Syntax::Yaml => yaml,
+    }
+}
+
+/// A builder setting as the graph file writes it: `builder "buildah"` or `builder: buildah`.
+fn builder_setting(model: &Model, builder: &str) -> String {
+    in_syntax(model, format!("`builder \"{builder}\"`"), format!("`builder: {builder}`"))
+}
+
 fn check_frontend(model: &Model, image: &Image) -> Vec<Problem> {
     let ignores = |c: Capabilities| c.dockerfile && c.frontend == Frontend::Ignores;
     if !builders::capabilities(image.builder).is_some_and(ignores) {
@@ -72,7 +86,9 @@ fn check_frontend(model: &Model, image: &Image) -> Vec<Problem> {
         )
         .label(syntax.span.into(), "a custom frontend")
         .help(format!(
-            "build image `{name}` with BuildKit (`builder \"buildkit\"` or `builder \"buildx\"`) to run the frontend, or remove the line if the file is a standard Dockerfile"
+            "build image `{name}` with BuildKit ({} or {}) to run the frontend, or remove the line if the file is a standard Dockerfile",
+            builder_setting(model, "buildkit"),
+            builder_setting(model, "buildx")
         ))
         .in_source(&local.shown, local.text)
         .warning(),
@@ -256,7 +272,12 @@ const MOST_PER_DOCKERFILE: usize = 10;
 
 /// What a builder's capabilities leave out of a Dockerfile (for now only the built-in
 /// builder's are limited so), each at its place in the Dockerfile.
-fn check_dockerfile(image: &Image, capabilities: &Capabilities, local: &dockerfile::Local) -> Vec<Problem> {
+fn check_dockerfile(
+    model: &Model,
+    image: &Image,
+    capabilities: &Capabilities,
+    local: &dockerfile::Local,
+) -> Vec<Problem> {
     let name = &image.name.value;
     let found = instructions::unsupported(&local.text, image.builder, capabilities);
     let total = found.len();
@@ -266,11 +287,15 @@ fn check_dockerfile(image: &Image, capabilities: &Capabilities, local: &dockerfi
         .map(|unsupported| {
             let (label, help) = match &unsupported.what {
                 Cannot::Runs { .. } => ("runs a command", format!(
-                    "build it with buildah: add `builder \"buildah\"` to image `{name}` (or drop its `builder \"oci\"`: `auto` picks buildah for a Dockerfile that runs commands)"
+                    "build it with buildah: add {} to image `{name}` (or drop its {}: `auto` picks buildah for a Dockerfile that runs commands)",
+                    builder_setting(model, "buildah"),
+                    builder_setting(model, "oci")
                 )),
                 Cannot::Parse(e) => ("here", parse_help(e).to_owned()),
                 Cannot::Frontend { .. } => ("a custom frontend", format!(
-                    "build image `{name}` with BuildKit (`builder \"buildkit\"` or `builder \"buildx\"`), which runs the frontend; or remove the line to build it as a standard Dockerfile"
+                    "build image `{name}` with BuildKit ({} or {}), which runs the frontend; or remove the line to build it as a standard Dockerfile",
+                    builder_setting(model, "buildkit"),
+                    builder_setting(model, "buildx")
                 )),
                 Cannot::Other(_) => ("here", "the oci builder builds every Dockerfile instruction but `RUN` and `ADD` of a URL; fetch such files in a task, or build with buildah".to_owned()),
             };
@@ -319,7 +344,10 @@ fn check_image(model: &Model, image: &Image) -> Vec<Problem> {
                 format!("image `{name}` uses secrets, and the {} builder {why}", builder.name()),
             )
             .label(span, format!("built with {}", builder.name()))
-            .help("build it with buildah (`builder \"buildah\"`), buildkit or buildx, which mount each secret for `RUN --mount=type=secret,id=NAME`"),
+            .help_for(
+                "build it with buildah (`builder \"buildah\"`), buildkit or buildx, which mount each secret for `RUN --mount=type=secret,id=NAME`",
+                "build it with buildah (`builder: buildah`), buildkit or buildx, which mount each secret for `RUN --mount=type=secret,id=NAME`",
+            ),
         );
     }
     let remote = model.executors.iter().find(|e| image.platforms.contains(&e.platform) && e.engine.is_some());
@@ -369,7 +397,7 @@ fn check_image(model: &Model, image: &Image) -> Vec<Problem> {
     // the graph's problem, reported by the language's checks; nothing of it is read here.
     let Some(Ok(local)) = dockerfile::local(&model.root, image) else { return problems };
     if instructions::limited(&capabilities) {
-        let found = check_dockerfile(image, &capabilities, &local);
+        let found = check_dockerfile(model, image, &capabilities, &local);
         if !found.is_empty() {
             problems.extend(found);
             return problems;

@@ -241,14 +241,28 @@ pub(crate) fn check(model: &Model, image: &Image) -> Vec<Problem> {
             } else {
                 format!("`{0}` is built on `{name}`, so `from \"{0}\"` would make a cycle", word.text)
             };
-            format!(
-                "{why}: name the registry image with `build-context \"{0}\" image=\"{registry}:TAG\"` on image `{name}` (YAML: `build-contexts: {{ {0}: {{ image: \"{registry}:TAG\" }} }}`), or write it in full in the Dockerfile",
-                word.text
+            crate::check::in_syntax(
+                model,
+                format!(
+                    "{why}: name the registry image with `build-context \"{0}\" image=\"{registry}:TAG\"` on image `{name}`, or write it in full in the Dockerfile",
+                    word.text
+                ),
+                format!(
+                    "{why}: name the registry image with `build-contexts: {{ {0}: {{ image: \"{registry}:TAG\" }} }}` on image `{name}`, or write it in full in the Dockerfile",
+                    word.text
+                ),
             )
         } else {
-            format!(
-                "add `from \"{0}\" context=\"{0}\"` to image `{name}` (YAML: `from: {{ {0}: {{ context: {0} }} }}`) so it builds on the graph's `{0}` by digest; for the registry image of that name, add `build-context \"{0}\" image=\"{registry}:TAG\"` or write it in full in the Dockerfile",
-                word.text
+            crate::check::in_syntax(
+                model,
+                format!(
+                    "add `from \"{0}\" context=\"{0}\"` to image `{name}` so it builds on the graph's `{0}` by digest; for the registry image of that name, add `build-context \"{0}\" image=\"{registry}:TAG\"` or write it in full in the Dockerfile",
+                    word.text
+                ),
+                format!(
+                    "add `from: {{ {0}: {{ context: {0} }} }}` to image `{name}` so it builds on the graph's `{0}` by digest; for the registry image of that name, add `build-contexts: {{ {0}: {{ image: \"{registry}:TAG\" }} }}` or write it in full in the Dockerfile",
+                    word.text
+                ),
             )
         };
         problem.help(help).in_source(&shown, Arc::clone(&source))
@@ -277,9 +291,16 @@ pub(crate) fn check(model: &Model, image: &Image) -> Vec<Problem> {
                 ),
             )
             .label(word.span(), format!("the build context `{}`", word.text))
-            .help(format!(
-                "to build on the graph's `{0}`, replace the `build-context \"{0}\"` with `from \"{0}\" context=\"{0}\"`",
-                word.text
+            .help(crate::check::in_syntax(
+                model,
+                format!(
+                    "to build on the graph's `{0}`, replace the `build-context \"{0}\"` with `from \"{0}\" context=\"{0}\"`",
+                    word.text
+                ),
+                format!(
+                    "to build on the graph's `{0}`, replace the build context `{0}` with `from: {{ {0}: {{ context: {0} }} }}`",
+                    word.text
+                ),
             ))
             .in_source(&shown, Arc::clone(&source))
             .warning(),
@@ -297,7 +318,11 @@ pub(crate) fn check(model: &Model, image: &Image) -> Vec<Problem> {
                         format!("`FROM --platform=$BUILDPLATFORM {}` in `{shown}` runs on the build machine, but `{name}` is given `{dep}`'s build for the target platform", word.text),
                     )
                     .label(word.span(), "wants the build platform's image")
-                    .help(format!("add `platform=\"build\"` to `from \"{dep}\"` (YAML: `platform: build`)"))
+                    .help(crate::check::in_syntax(
+                        model,
+                        format!("add `platform=\"build\"` to `from \"{dep}\"`"),
+                        format!("add `platform: build` to `from: {{ {dep}: … }}`"),
+                    ))
                     .in_source(&shown, Arc::clone(&source)),
                 );
             } else if !wants_build && platform == FromPlatform::Build {
@@ -307,7 +332,11 @@ pub(crate) fn check(model: &Model, image: &Image) -> Vec<Problem> {
                         format!("`FROM {}` in `{shown}` builds for the target platform, but `{name}` is given `{dep}`'s build for the build platform", word.text),
                     )
                     .label(word.span(), "no `--platform=$BUILDPLATFORM` here")
-                    .help(format!("remove `platform=\"build\"` from `from \"{dep}\"`, or write `FROM --platform=$BUILDPLATFORM {}`", word.text))
+                    .help(crate::check::in_syntax(
+                        model,
+                        format!("remove `platform=\"build\"` from `from \"{dep}\"`, or write `FROM --platform=$BUILDPLATFORM {}`", word.text),
+                        format!("remove `platform: build` from `from: {{ {dep}: … }}`, or write `FROM --platform=$BUILDPLATFORM {}`", word.text),
+                    ))
                     .in_source(&shown, Arc::clone(&source)),
                 );
             }

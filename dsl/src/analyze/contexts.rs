@@ -71,7 +71,7 @@ impl Analyzer<'_> {
                 self.sink.push(
                     Problem::new(Code::Missing, format!("build context `{}` names no source", draft.name.value))
                         .label(draft.span, "no `image`, `path`, `git` or `oci-layout`")
-                        .help("give one of `image=\"ubuntu:noble\"`, `path=\"src\"`, `git=\"URL\" ref=\"…\"` or `oci-layout=\"DIR\" ref=\"TAG\"`"),
+                        .help_for("give one of `image=\"ubuntu:noble\"`, `path=\"src\"`, `git=\"URL\" ref=\"…\"` or `oci-layout=\"DIR\" ref=\"TAG\"`", "give one of `image: ubuntu:noble`, `path: src`, `git: URL` (and `ref: …`) or `oci-layout: DIR` (and `ref: TAG`)"),
                 );
                 return None;
             }
@@ -147,7 +147,7 @@ impl Analyzer<'_> {
                             format!("build context `{}` needs the `ref` of its image in the layout", draft.name.value),
                         )
                         .label(draft.span, "no `ref` given")
-                        .help("add `ref=\"TAG\"` (the layout's `org.opencontainers.image.ref.name`) or `ref=\"sha256:…\"`"),
+                        .help_for("add `ref=\"TAG\"` (the layout's `org.opencontainers.image.ref.name`) or `ref=\"sha256:…\"`", "add `ref: TAG` (the layout's `org.opencontainers.image.ref.name`) or `ref: \"sha256:…\"`"),
                     );
                     return None;
                 };

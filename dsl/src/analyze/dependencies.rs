@@ -51,7 +51,10 @@ impl Analyzer<'_> {
                                 format!("`from` needs an image, and `{}` is a task", name.value),
                             )
                             .label(name.span, "a task")
-                            .help(format!("use `after \"{}\"` to run after a task", name.value)),
+                            .help_for(
+                                format!("use `after \"{}\"` to run after a task", name.value),
+                                format!("use `after: [{}]` to run after a task", name.value),
+                            ),
                         );
                         continue;
                     };
@@ -59,7 +62,7 @@ impl Analyzer<'_> {
                         self.sink.push(
                             Problem::new(Code::Missing, format!("`from \"{}\"` needs the build arg or the named context that receives its reference", name.value))
                                 .label(from.span, "no `arg` or `context` given")
-                                .help("add `context=\"base\"` (KDL) or `context: base` (YAML) for a Dockerfile that says `FROM base`, or `arg=\"BASE\"` / `arg: BASE` for one that says `ARG BASE` / `FROM ${BASE}`"),
+                                .help_for("add `context=\"base\"` for a Dockerfile that says `FROM base`, or `arg=\"BASE\"` for one that says `ARG BASE` / `FROM ${BASE}`", "add `context: base` for a Dockerfile that says `FROM base`, or `arg: BASE` for one that says `ARG BASE` / `FROM ${BASE}`"),
                         );
                         continue;
                     }
@@ -99,7 +102,7 @@ impl Analyzer<'_> {
                             self.sink.push(
                                 Problem::new(Code::InvalidValue, format!("`platform` of a `from` is `same` or `build`, not `{other}`"))
                                     .label(span, "unknown platform choice")
-                                    .help("`platform=\"build\"` uses the dependency's build for the platform of the machine that builds (for `FROM --platform=$BUILDPLATFORM`); leave it out for the same platform"),
+                                    .help_for("`platform=\"build\"` uses the dependency's build for the platform of the machine that builds (for `FROM --platform=$BUILDPLATFORM`); leave it out for the same platform", "`platform: build` uses the dependency's build for the platform of the machine that builds (for `FROM --platform=$BUILDPLATFORM`); leave it out for the same platform"),
                             );
                             FromPlatform::Same
                         }
@@ -178,11 +181,10 @@ impl Analyzer<'_> {
                         format!("image `{}` builds several targets; name the one to build from", name.value),
                     )
                     .label(name.span, "which target?")
-                    .help(format!(
-                        "add `target=\"{}\"` (one of {})",
-                        targets[0],
-                        targets.join(", ")
-                    )),
+                    .help_for(
+                        format!("add `target=\"{}\"` (one of {})", targets[0], targets.join(", ")),
+                        format!("add `target: {}` (one of {})", targets[0], targets.join(", ")),
+                    ),
                 );
                 None
             }

@@ -16,7 +16,7 @@ impl Analyzer<'_> {
                 self.sink.push(
                     Problem::new(Code::Missing, format!("executor `{}` needs a platform", draft.name.value))
                         .label(draft.name.span, "no platform given")
-                        .help("add `platform=\"linux/amd64\"` (KDL) or `platform: linux/amd64` (YAML)"),
+                        .help_for("add `platform=\"linux/amd64\"`", "add `platform: linux/amd64`"),
                 );
                 continue;
             };
@@ -82,7 +82,10 @@ impl Analyzer<'_> {
             self.sink.push(
                 Problem::new(Code::InvalidValue, format!("`{}` is not a BuildKit address", text.value))
                     .label(text.span, "expected tcp://host:port or unix:///path")
-                    .help("for example `buildkit=\"tcp://buildkitd-arm64:1234\"`"),
+                    .help_for(
+                        "for example `buildkit=\"tcp://buildkitd-arm64:1234\"`",
+                        "for example `buildkit: \"tcp://buildkitd-arm64:1234\"`",
+                    ),
             );
         }
         valid
@@ -100,7 +103,10 @@ impl Analyzer<'_> {
             self.sink.push(
                 Problem::new(Code::InvalidValue, format!("`{v}` is not a Kubernetes namespace"))
                     .label(text.span, "expected lower-case letters, digits and `-`")
-                    .help("for example `kubernetes=\"image-builds\"`"),
+                    .help_for(
+                        "for example `kubernetes=\"image-builds\"`",
+                        "for example `kubernetes: image-builds`",
+                    ),
             );
         }
         valid
@@ -117,7 +123,10 @@ impl Analyzer<'_> {
                     format!("`{what}` is a comma-separated list of runner labels"),
                 )
                 .label(text.span, "an empty label, or one with quotes or control characters")
-                .help(format!("write it like `{what}=\"arm64,large\"`")),
+                .help_for(
+                    format!("write it like `{what}=\"arm64,large\"`"),
+                    format!("write it like `{what}: \"arm64,large\"`"),
+                ),
             );
             return Vec::new();
         }
@@ -144,8 +153,9 @@ impl Analyzer<'_> {
             self.sink.push(
                 Problem::new(Code::InvalidValue, format!("`{}` is not an ssh destination", text.value))
                     .label(text.span, "expected user@host or user@host:port")
-                    .help(
+                    .help_for(
                         "for example `ssh=\"builder@arm64.example.com\"` or `ssh=\"builder@10.0.0.7:2222\"`",
+                        "for example `ssh: builder@arm64.example.com` or `ssh: \"builder@10.0.0.7:2222\"`",
                     ),
             );
         }
@@ -190,10 +200,16 @@ impl Analyzer<'_> {
                 self.sink.push(
                     Problem::new(Code::NoExecutor, format!("no executor builds {platform}"))
                         .label(span, format!("`{}` needs {platform}", name.value))
-                        .help(format!(
-                            "declare `executor \"NAME\" platform=\"{platform}\"`; the executors are {}",
-                            names.join(", ")
-                        )),
+                        .help_for(
+                            format!(
+                                "declare `executor \"NAME\" platform=\"{platform}\"`; the executors are {}",
+                                names.join(", ")
+                            ),
+                            format!(
+                                "declare `executors: {{ NAME: {{ platform: {platform} }} }}`; the executors are {}",
+                                names.join(", ")
+                            ),
+                        ),
                 );
             }
         }

@@ -27,7 +27,7 @@ impl Analyzer<'_> {
                 self.sink.push(
                     Problem::new(Code::Missing, format!("group `{}` names nothing", g.name.value))
                         .label(g.name.span, "no `members` given")
-                        .help("add `members \"image\"…` (KDL) or `NAME: [image, …]` (YAML)"),
+                        .help_for("add `members \"image\"…`", "list its members: `NAME: [image, …]`"),
                 );
             }
             for member in &g.members {

@@ -44,7 +44,10 @@ impl Analyzer<'_> {
                     self.sink.push(
                         Problem::new(Code::Conflict, "`ref` applies only to a `git` source")
                             .label(r.span, "no `git` URL to apply it to")
-                            .help("add `git \"URL\" ref=\"…\"`, or remove the ref"),
+                            .help_for(
+                                "add `git \"URL\" ref=\"…\"`, or remove the ref",
+                                "add `git: URL` beside the `ref`, or remove the ref",
+                            ),
                     );
                 }
                 let normalized = self.relative(dir, "context");
@@ -65,7 +68,10 @@ impl Analyzer<'_> {
                 self.sink.push(
                     Problem::new(Code::Missing, format!("image `{}` has no build context", draft.name.value))
                         .label(draft.name.span, "neither `context` nor `git` given")
-                        .help(format!("add `context \"{}\"` (a folder beside the graph file) or `git \"URL\" ref=\"…\"`", draft.name.value)),
+                        .help_for(
+                            format!("add `context \"{}\"` (a folder beside the graph file) or `git \"URL\" ref=\"…\"`", draft.name.value),
+                            format!("add `context: {}` (a folder beside the graph file) or `git: URL` and `ref: …`", draft.name.value),
+                        ),
                 );
                 ImageSource::Context { dir: ".".to_owned() }
             }
@@ -158,7 +164,10 @@ impl Analyzer<'_> {
                     format!("image `{}` has `ko` settings but is built with {builder}", draft.name.value),
                 )
                 .label(span, "read only by the ko builder")
-                .help("add `builder \"ko\"` (KDL) or `builder: ko` (YAML) to the image, or remove the `ko` settings"),
+                .help_for(
+                    "add `builder \"ko\"` to the image, or remove the `ko` settings",
+                    "add `builder: ko` to the image, or remove the `ko` settings",
+                ),
             );
         }
         let compression =
@@ -204,7 +213,10 @@ impl Analyzer<'_> {
                     format!("`compression` is for the built-in `oci` builder, not `{builder}`"),
                 )
                 .label(text.span, "the image's builder compresses its own layers")
-                .help("remove `compression`, or build the image with `builder \"oci\"`"),
+                .help_for(
+                    "remove `compression`, or build the image with `builder \"oci\"`",
+                    "remove `compression`, or build the image with `builder: oci`",
+                ),
             );
         }
         compression

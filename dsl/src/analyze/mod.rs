@@ -157,8 +157,9 @@ pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mu
                 Code::Missing,
                 format!("`{}` defines no images and no tasks", source.path().display()),
             )
-            .help(
+            .help_for(
                 "declare at least one `image \"NAME\" { context \"DIR\" }` or `task \"NAME\" { run \"…\" }`",
+                "declare at least one image (`images: { NAME: { context: DIR } }`) or task (`tasks: { NAME: { run: [\"…\"] } }`)",
             ),
         );
     }

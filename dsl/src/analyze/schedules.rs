@@ -8,7 +8,7 @@ impl Analyzer<'_> {
             self.sink.push(
                 Problem::new(Code::Missing, format!("schedule `{}` rebuilds nothing", draft.name.value))
                     .label(draft.name.span, "no `rebuild` given")
-                    .help("add `rebuild \"image\"…` (KDL) or `rebuild: [image]` (YAML)"),
+                    .help_for("add `rebuild \"image\"…`", "add `rebuild: [image]`"),
             );
         }
         for name in &draft.rebuild {

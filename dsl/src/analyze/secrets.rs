@@ -29,7 +29,7 @@ impl Analyzer<'_> {
                             format!("`{}` is not an environment variable name", env.value),
                         )
                         .label(env.span, "letters, digits and `_`")
-                        .help("write `env=\"NPM_TOKEN\"`"),
+                        .help_for("write `env=\"NPM_TOKEN\"`", "write `env: NPM_TOKEN`"),
                     );
                     continue;
                 }
@@ -43,7 +43,10 @@ impl Analyzer<'_> {
                             format!("secret `{}` needs exactly one of `env` and `file`", name.value),
                         )
                         .label(name.span, "where does its value come from?")
-                        .help("write `secret \"NPM_TOKEN\" env=\"NPM_TOKEN\"` or `file=\"path/to/token\"`"),
+                        .help_for(
+                            "write `secret \"NPM_TOKEN\" env=\"NPM_TOKEN\"` or `file=\"path/to/token\"`",
+                            "write `secrets: { NPM_TOKEN: { env: NPM_TOKEN } }` or `{ file: path/to/token }`",
+                        ),
                     );
                     continue;
                 }

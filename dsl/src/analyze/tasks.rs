@@ -12,8 +12,7 @@ impl Analyzer<'_> {
                 Some(r) => problem.label(r.span, "empty command"),
                 None => problem.label(draft.name.span, "no `run` given"),
             };
-            self.sink
-                .push(problem.help("add `run \"program\" \"arg\"…` (KDL) or `run: [program, arg]` (YAML)"));
+            self.sink.push(problem.help_for("add `run \"program\" \"arg\"…`", "add `run: [program, arg]`"));
         }
         let inputs = draft.inputs.iter().filter_map(|g| self.relative(g, "input")).collect();
         let outputs = draft.outputs.iter().filter_map(|g| self.relative(g, "output")).collect();
