@@ -303,16 +303,40 @@ fn init_names_what_check_accepts() {
 
 #[test]
 fn init_leaves_no_graph_check_refuses() {
-    // A graph that would not pass (`COPY --from` an image of the graph it does not wire):
-    // reported, nothing written; `--stdout` prints nothing and exits 2 as well.
+    // `init` now wires what it once could not (a sibling image read by `COPY --from`, a cycle it
+    // leaves unwired with a note); whatever it meets, a graph it writes passes `check`, and one
+    // that would not is reported and never left on disk (`--stdout` prints nothing then).
+    let cases = [
+        vec![("curl/Dockerfile", "FROM scratch\nCOPY Dockerfile /x\n"), ("tool/Dockerfile", "FROM scratch\nCOPY --from=curl /x /y\n")],
+        vec![("a/Dockerfile", "FROM scratch\nCOPY --from=b /x /y\n"), ("b/Dockerfile", "FROM scratch\nCOPY --from=a /x /y\n")],
+        vec![("alpine/Dockerfile", "FROM alpine\nCOPY Dockerfile /x\n"), ("app/Dockerfile", "FROM alpine\n")],
+    ];
+    for files in cases {
+        let mut repo = Repo::new();
+        for (path, text) in &files {
+            repo = repo.file(path, text);
+        }
+        let init = run(&repo, &["init"]);
+        let written = repo.path().join("hephy.kdl");
+        match init.code {
+            0 => {
+                let check = run(&repo, &["check"]);
+                assert_eq!(check.code, 0, "{files:?}: init wrote a graph check refuses:\n{}", check.stderr);
+            }
+            2 => {
+                assert!(!written.exists(), "{files:?}: a graph that fails `check` was left on disk");
+                let stdout = run(&repo, &["init", "--stdout"]);
+                assert_eq!(stdout.code, 2, "{}{}", stdout.stdout, stdout.stderr);
+                assert!(stdout.stdout.is_empty(), "{}", stdout.stdout);
+            }
+            other => panic!("{files:?}: init exited {other}:\n{}{}", init.stdout, init.stderr),
+        }
+    }
+    // The sibling is wired: the graph builds `tool` from `curl`.
     let repo = Repo::new()
         .file("curl/Dockerfile", "FROM scratch\nCOPY Dockerfile /x\n")
         .file("tool/Dockerfile", "FROM scratch\nCOPY --from=curl /x /y\n");
-    let init = run(&repo, &["init"]);
-    assert_eq!(init.code, 2, "{}{}", init.stdout, init.stderr);
-    assert!(init.stderr.contains("names image `curl` of the graph"), "{}", init.stderr);
-    assert!(!repo.path().join("hephy.kdl").exists(), "a graph that fails `check` was left on disk");
-    let stdout = run(&repo, &["init", "--stdout"]);
-    assert_eq!(stdout.code, 2, "{}{}", stdout.stdout, stdout.stderr);
-    assert!(stdout.stdout.is_empty(), "{}", stdout.stdout);
+    assert_eq!(run(&repo, &["init"]).code, 0);
+    let text = std::fs::read_to_string(repo.path().join("hephy.kdl")).expect("written");
+    assert!(text.contains("from \"curl\" context=\"curl\""), "{text}");
 }
