@@ -20,6 +20,7 @@ mod schema;
 mod session;
 mod show;
 mod style;
+mod supply;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -246,6 +247,20 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Cosign-compatible signing keys.
+    Key {
+        #[command(subcommand)]
+        action: KeyCommand,
+    },
+    /// Check an image's cosign signatures with a public key: the manifest named and, for an
+    /// index, each platform manifest (exit 0 signed throughout, 1 not).
+    Verify {
+        /// The image (`HOST/REPOSITORY:TAG` or `@sha256:DIGEST`).
+        image: String,
+        /// The public key (`cosign.pub`).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
     /// Export the build graph.
     Graph {
         #[command(flatten)]
@@ -260,6 +275,17 @@ enum Command {
         /// Write to this file instead of stdout.
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Write `cosign.key` (encrypted with `COSIGN_PASSWORD`) and `cosign.pub` into DIR, as
+    /// `cosign generate-key-pair` does; never over existing files.
+    Generate {
+        /// The folder (default: the current one; created if missing).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
     },
 }
 
@@ -459,6 +485,8 @@ fn default_file(command: &mut Command, path: PathBuf) {
         | Command::Completions { .. }
         | Command::Man { .. }
         | Command::Schema
+        | Command::Key { .. }
+        | Command::Verify { .. }
         | Command::RemoteBuild => return,
     };
     file.file.get_or_insert(path);
@@ -499,6 +527,8 @@ fn execute(command: &Command, style: Style, quiet: bool) -> Result<(), Failure> 
         Command::Completions { shell } => completions_command(*shell)?,
         Command::Man { command, output } => manual::command(command.as_deref(), output.as_deref())?,
         Command::Schema => print(&schema::text()),
+        Command::Key { action: KeyCommand::Generate { dir } } => supply::generate(dir)?,
+        Command::Verify { image, key } => supply::verify(image, key, style)?,
         Command::Graph { file, state, select, format, output } => {
             graph_command(file, state, select, format, output)?
         }
@@ -1207,7 +1237,7 @@ fn emit(output: Option<&Path>, text: &str) -> Result<(), Failure> {
     }
 }
 
-fn print(text: &str) {
+pub(crate) fn print(text: &str) {
     let mut stdout = std::io::stdout().lock();
     // A closed pipe (`hephy plan | head`) is not an error worth a panic.
     let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());

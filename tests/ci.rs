@@ -199,7 +199,13 @@ fn the_gitlab_pipeline_plans_then_builds_the_quickstart_in_dependency_order() {
     for image in ["base", "web", "docs"] {
         let index = registry.raw(&format!("qs/{image}:latest"));
         let parsed: Value = serde_json::from_str(&index).unwrap();
-        assert_eq!(parsed["manifests"].as_array().unwrap().len(), 2, "{image}");
+        // Both platforms, each with its provenance (an attestation manifest naming it).
+        let (attestations, platforms): (Vec<&Value>, Vec<&Value>) = parsed["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .partition(|m| m["annotations"]["vnd.docker.reference.type"] == "attestation-manifest");
+        assert_eq!((platforms.len(), attestations.len()), (2, 2), "{image}");
         assert!(sha256(&index).starts_with("sha256:"));
     }
     // Planned again, everything is in the registry but the task: no image job.
@@ -338,7 +344,13 @@ fn the_dynamic_workflows_plan_step_and_level_steps_build_the_quickstart() {
     assert!(ran.contains(&(3, "web".to_owned())), "{ran:?}");
     for image in ["base", "web", "docs"] {
         let index: Value = serde_json::from_str(&registry.raw(&format!("qs/{image}:latest"))).unwrap();
-        assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "{image}");
+        // Two platforms, each with its provenance (an attestation manifest naming it).
+        let (attestations, platforms): (Vec<&Value>, Vec<&Value>) = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .partition(|m| m["annotations"]["vnd.docker.reference.type"] == "attestation-manifest");
+        assert_eq!((platforms.len(), attestations.len()), (2, 2), "{image}");
     }
     // Planned again, only the task is left (its result lives in each runner's own state).
     step(&step_script(&workflow, "- id: plan"), "plan-again", &[("GITHUB_OUTPUT", "again")]);

@@ -60,7 +60,11 @@ fn builds_from_a_ref_and_follows_it_when_it_moves() {
     let checkouts = std::fs::read_dir(repo.path().join(".hephy/git")).unwrap().count();
     assert_eq!(checkouts, 2, "one bare cache and one checkouts folder");
     let exec: Value = serde_json::from_str(&registry.raw("team/kaniko-executor:latest")).unwrap();
-    assert_eq!(exec["manifests"].as_array().unwrap().len(), 1);
+    // One platform, and its provenance (BuildKit's attestation manifest about it).
+    let entries = exec["manifests"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{exec}");
+    assert_eq!(entries[1]["annotations"]["vnd.docker.reference.type"], "attestation-manifest");
+    assert_eq!(entries[1]["annotations"]["vnd.docker.reference.digest"], entries[0]["digest"]);
     registry.raw("team/kaniko-debug:latest");
 
     // Nothing moved: nothing to do, even offline (the commit is remembered).

@@ -44,9 +44,22 @@ fn builds_push_platforms_index_and_tags() {
     // The index lists both platforms, in platform order, and every tag resolves to it.
     let index_text = registry.raw("team/app:v1");
     let index: Value = serde_json::from_str(&index_text).unwrap();
-    let entries = index["manifests"].as_array().unwrap();
+    // Each buildah platform has its provenance too (hephy writes the index): an attestation
+    // manifest after the platforms, naming it.
+    let (attestations, entries): (Vec<&Value>, Vec<&Value>) = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .partition(|e| e["annotations"]["vnd.docker.reference.type"] == "attestation-manifest");
     let arches: Vec<&str> = entries.iter().map(|e| e["platform"]["architecture"].as_str().unwrap()).collect();
     assert_eq!(arches, ["amd64", "arm64"]);
+    assert_eq!(index["manifests"][0]["digest"], entries[0]["digest"], "the platforms come first");
+    for entry in &entries {
+        assert!(
+            attestations.iter().any(|a| a["annotations"]["vnd.docker.reference.digest"] == entry["digest"]),
+            "{index_text}"
+        );
+    }
     assert_eq!(sha256(&registry.raw("team/app:latest")), sha256(&index_text));
     let base_index: Value = serde_json::from_str(&registry.raw("team/base:latest")).unwrap();
 

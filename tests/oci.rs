@@ -41,13 +41,15 @@ fn manifest(layout: &Path, digest: &str) -> Value {
 }
 
 /// Paths and owners in a gzip layer.
-/// The architectures an image index lists, in order.
+/// The architectures of an image index's platform manifests, in order (its attestation
+/// manifests, `unknown/unknown`, left out).
 fn architectures(index: &Value) -> Vec<&str> {
     index["manifests"]
         .as_array()
-        .unwrap()
+        .expect("manifests")
         .iter()
-        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .filter(|m| m["annotations"]["vnd.docker.reference.type"] != "attestation-manifest")
+        .map(|m| m["platform"]["architecture"].as_str().expect("an architecture"))
         .collect()
 }
 
@@ -161,6 +163,14 @@ fn the_quickstart_pushes_to_a_registry_that_is_then_the_cache() {
         let index = registry.raw(&format!("qs/{image}:latest"));
         let parsed: Value = serde_json::from_str(&index).unwrap();
         assert_eq!(architectures(&parsed), ["amd64", "arm64"], "{image}");
+        // Each platform has its provenance, as BuildKit lays it out, after the platforms.
+        for i in 0..2 {
+            assert_eq!(
+                parsed["manifests"][i + 2]["annotations"]["vnd.docker.reference.digest"],
+                parsed["manifests"][i]["digest"],
+                "{image}"
+            );
+        }
         // The tag and the layout name the very same index.
         assert_eq!(sha256(&index), named(&repo.path().join(".hephy/oci"), image));
     }

@@ -78,6 +78,27 @@ fn hephy_date_is_checked() {
 }
 
 /// `skopeo ARGS` against a plain-HTTP registry; its stdout.
+/// The platform manifests of an index, after checking it holds one attestation manifest (the
+/// provenance hephy writes when pushing, BuildKit's layout) for each of them.
+fn platform_entries(index: &serde_json::Value) -> Vec<&serde_json::Value> {
+    let (attestations, platforms): (Vec<&serde_json::Value>, Vec<&serde_json::Value>) = index["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .partition(|m| m["annotations"]["vnd.docker.reference.type"] == "attestation-manifest");
+    for platform in &platforms {
+        assert!(
+            attestations
+                .iter()
+                .any(|a| a["annotations"]["vnd.docker.reference.digest"] == platform["digest"]
+                    && a["platform"]["os"] == "unknown"),
+            "no attestation manifest of {platform}: {index}"
+        );
+    }
+    assert_eq!(attestations.len(), platforms.len(), "{index}");
+    platforms
+}
+
 fn skopeo(args: &[&str]) -> String {
     let output = std::process::Command::new("skopeo").args(args).output().expect("run skopeo");
     assert!(output.status.success(), "skopeo {args:?}: {}", String::from_utf8_lossy(&output.stderr));
@@ -146,7 +167,7 @@ fn one_image_goes_to_two_registries_with_annotations_labels_and_git_tags() {
         let index = json(&raw);
         assert_eq!(index["mediaType"], "application/vnd.oci.image.index.v1+json", "{repository}");
         assert_eq!(index["annotations"], want_annotations, "{repository}");
-        let manifests = index["manifests"].as_array().unwrap();
+        let manifests = platform_entries(&index);
         let archs: Vec<&str> =
             manifests.iter().filter_map(|m| m["platform"]["architecture"].as_str()).collect();
         assert_eq!(archs, ["amd64", "arm64"], "{repository}");
@@ -244,7 +265,7 @@ fn buildah_builds_carry_labels_and_annotations_to_both_registries() {
             &format!("docker://{repository}:v1.2.3"),
         ]));
         assert_eq!(index["annotations"]["org.opencontainers.image.revision"], head.as_str(), "{repository}");
-        for entry in index["manifests"].as_array().unwrap() {
+        for entry in platform_entries(&index) {
             let at = format!("docker://{repository}@{}", entry["digest"].as_str().unwrap());
             let manifest = json(&skopeo(&["inspect", "--raw", "--tls-verify=false", &at]));
             assert_eq!(manifest["annotations"]["org.opencontainers.image.revision"], head.as_str(), "{at}");

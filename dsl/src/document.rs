@@ -30,6 +30,8 @@ pub struct Document {
     pub(crate) mirrors: Vec<Text>,
     pub(crate) labels: Vec<(Text, Text)>,
     pub(crate) annotations: Vec<(Text, Text)>,
+    /// `sign key="…"`, `sbom`, `provenance` of the graph (every image's; an image's own win).
+    pub(crate) supply: SupplyDraft,
     /// `variables NAME="default"…` / `variables: {NAME: default}` (expanded by [`crate::expand`]).
     pub(crate) variables: Vec<(Text, Text)>,
     /// `template "NAME" { … }` / `templates: {NAME: {…}}`: image settings images inherit.
@@ -106,6 +108,8 @@ pub struct ImageDraft {
     pub(crate) annotations: Vec<(Text, Text)>,
     pub(crate) repository: Option<Text>,
     pub(crate) mirrors: Vec<Text>,
+    /// `sign key="…"`, `sbom`, `provenance` of the image.
+    pub(crate) supply: SupplyDraft,
     /// `inherits "a" "b"` / `inherits: [a, b]`: templates, in order.
     pub(crate) inherits: Vec<Text>,
     /// `matrix { KEY "v1" "v2" }` / `matrix: {KEY: [v1, v2]}`.
@@ -144,6 +148,22 @@ impl BuildContextDraft {
             span,
         }
     }
+}
+
+/// The supply-chain settings of the graph or of an image, as written: `sign key="cosign.key"`
+/// (YAML `sign: {key: cosign.key}`), `sbom #true`, `provenance #false`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SupplyDraft {
+    pub(crate) sign: Option<SignDraft>,
+    pub(crate) sbom: Option<Spanned<bool>>,
+    pub(crate) provenance: Option<Spanned<bool>>,
+}
+
+/// `sign key="cosign.key"`: the signing key file, relative to the graph file.
+#[derive(Debug, Clone)]
+pub(crate) struct SignDraft {
+    pub(crate) key: Option<Text>,
+    pub(crate) span: SourceSpan,
 }
 
 /// A matrix as written: its keys with their values, and the span of the whole.
@@ -185,6 +205,7 @@ impl ImageDraft {
             annotations: Vec::new(),
             repository: None,
             mirrors: Vec::new(),
+            supply: SupplyDraft::default(),
             inherits: Vec::new(),
             matrix: None,
             build_contexts: Vec::new(),

@@ -42,6 +42,9 @@ pub const SETTABLE: &[&str] = &[
     "secrets",
 ];
 
+/// Names and values as given on the command line or in the environment, in order.
+pub type Given = Vec<(String, String)>;
+
 /// What the command line and the environment say on top of the graph file: `--set` and
 /// `HEPHY_VAR_*`.
 #[derive(Debug, Clone, Default)]
@@ -112,6 +115,16 @@ impl Overrides {
             }
         }
         Ok(overrides)
+    }
+
+    /// What was given on top of the graph file, for a build's provenance: each `--set` in order
+    /// (`NAME` or `image.NAME.FIELD`, and its value), then each `HEPHY_VAR_*` (its `NAME`).
+    pub fn given(&self) -> (Given, Given) {
+        let mut set = self.variables.clone();
+        set.extend(self.images.iter().map(|i| (format!("image.{}.{}", i.image, i.field), i.value.clone())));
+        let mut environment = self.environment.clone();
+        environment.sort();
+        (set, environment)
     }
 
     /// Nothing overridden: the graph means what its file says.
@@ -984,7 +997,8 @@ fn image_size(d: &ImageDraft) -> usize {
     ]
     .into_iter()
     .flatten()
-    .count();
+    .count()
+        + usize::from(d.supply.sign.is_some());
     let ko =
         d.ko.as_ref()
             .map_or(0, |ko| [&ko.import_path, &ko.base_image, &ko.ldflags].into_iter().flatten().count());
@@ -1087,6 +1101,15 @@ fn merge(
         )*};
     }
     list!(targets, tags, secrets, mirrors);
+    if out.supply.sign.is_none() {
+        out.supply.sign = b.supply.sign;
+    }
+    if out.supply.sbom.is_none() {
+        out.supply.sbom = b.supply.sbom;
+    }
+    if out.supply.provenance.is_none() {
+        out.supply.provenance = b.supply.provenance;
+    }
     out.args = by_key(b.args, out.args);
     out.ko_env = by_key(b.ko_env, out.ko_env);
     out.labels = by_key(b.labels, out.labels);
@@ -1133,6 +1156,15 @@ fn fields(d: &ImageDraft) -> Vec<(String, String, SourceSpan)> {
     one("timeout", &d.timeout);
     one("compression", &d.compression);
     one("repository", &d.repository);
+    if let Some(sign) = &d.supply.sign {
+        let key = sign.key.as_ref().map(|k| format!("key={}", k.value)).unwrap_or_default();
+        out.push(("sign".to_owned(), key, sign.span));
+    }
+    for (field, on) in [("sbom", &d.supply.sbom), ("provenance", &d.supply.provenance)] {
+        if let Some(on) = on {
+            out.push((field.to_owned(), on.value.to_string(), on.span));
+        }
+    }
     let mut list = |field: &str, l: &[Text]| {
         if let Some(first) = l.first() {
             let shown = l.iter().map(|t| t.value.as_str()).collect::<Vec<_>>().join(", ");
@@ -1252,6 +1284,9 @@ fn visit_image_mut(d: &mut ImageDraft, f: &mut impl FnMut(&mut Text)) {
     {
         f(t);
     }
+    if let Some(key) = d.supply.sign.as_mut().and_then(|s| s.key.as_mut()) {
+        f(key);
+    }
     d.targets
         .iter_mut()
         .chain(d.tags.iter_mut())
@@ -1326,6 +1361,9 @@ fn scan_top(doc: &mut Document, f: &mut impl FnMut(&mut Text)) {
     }
     doc.platforms.iter_mut().flatten().for_each(&mut *f);
     doc.mirrors.iter_mut().for_each(&mut *f);
+    if let Some(key) = doc.supply.sign.as_mut().and_then(|s| s.key.as_mut()) {
+        f(key);
+    }
     for (k, v) in doc.labels.iter_mut().chain(doc.annotations.iter_mut()) {
         f(k);
         f(v);

@@ -9,8 +9,7 @@ use miette::SourceSpan;
 
 use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
 use crate::document::{
-    BuildContextDraft, DependencyDraft, Document, ExecutorDraft, FromDraft, GroupDraft, ImageDraft, KoDraft,
-    MatrixDraft, NamingDraft, ScheduleDraft, SecretDraft, TaskDraft, Text,
+    BuildContextDraft, DependencyDraft, Document, ExecutorDraft, FromDraft, GroupDraft, ImageDraft, KoDraft, MatrixDraft, NamingDraft, ScheduleDraft, SecretDraft, SignDraft, SupplyDraft, TaskDraft, Text,
 };
 use crate::limits::MAX_NESTING as MAX_DEPTH;
 use crate::schema::{Construct, keys};
@@ -191,6 +190,7 @@ impl Reader<'_> {
                 "secret" => doc.secrets.extend(self.secret(node)),
                 "variables" => doc.variables.extend(self.pairs(node)),
                 "template" => doc.templates.extend(self.image(node)),
+                "sign" | "sbom" | "provenance" => self.supply(&mut doc.supply, node),
                 other => self.unknown_node(node, other, keys(Construct::Graph, Syntax::Kdl), "a graph file"),
             }
         }
@@ -310,6 +310,7 @@ impl Reader<'_> {
                 "labels" => image.labels.extend(self.pairs(child)),
                 "mirrors" => image.mirrors.extend(self.strings(child, 1)),
                 "annotations" => image.annotations.extend(self.pairs(child)),
+                "sign" | "sbom" | "provenance" => self.supply(&mut image.supply, child),
                 "repository" => {
                     if let Some(v) = self.one_string(child) {
                         self.set_once(&mut image.repository, v, child);
@@ -407,6 +408,79 @@ impl Reader<'_> {
             }
         }
         ko
+    }
+
+    /// `sign key="cosign.key"`, `sbom [#true|#false]`, `provenance [#true|#false]`.
+    fn supply(&mut self, supply: &mut SupplyDraft, node: &KdlNode) {
+        match node.name().value() {
+            "sign" => {
+                let sign = self.sign(node);
+                self.set_once(&mut supply.sign, sign, node);
+            }
+            "sbom" => {
+                if let Some(on) = self.flag(node) {
+                    self.set_once(&mut supply.sbom, on, node);
+                }
+            }
+            _ => {
+                if let Some(on) = self.flag(node) {
+                    self.set_once(&mut supply.provenance, on, node);
+                }
+            }
+        }
+    }
+
+    /// `sign key="cosign.key"`
+    fn sign(&mut self, node: &KdlNode) -> SignDraft {
+        if let Some(value) = node.entries().iter().find(|e| e.name().is_none()) {
+            self.sink.push(
+                Problem::new(Code::UnknownKey, "`sign` takes only properties")
+                    .label(value.span(), "a value without a name")
+                    .help("write `sign key=\"cosign.key\"`"),
+            );
+        }
+        self.no_children(node);
+        let mut sign = SignDraft { key: None, span: node.span() };
+        for (_, entry) in self.properties(node, keys(Construct::Sign, Syntax::Kdl)) {
+            sign.key = self.string(entry);
+        }
+        if sign.key.is_none() && node.entries().iter().all(|e| e.name().is_none()) {
+            self.sink.push(
+                Problem::new(Code::Missing, "`sign` needs `key`")
+                    .label(node.span(), "no key given")
+                    .help("write `sign key=\"cosign.key\"` (make one with `hephy key generate`)"),
+            );
+        }
+        sign
+    }
+
+    /// A switch: the node alone is on; `#true` or `#false` says which.
+    fn flag(&mut self, node: &KdlNode) -> Option<Spanned<bool>> {
+        self.properties(node, &[]);
+        self.no_children(node);
+        let mut positional = node.entries().iter().filter(|e| e.name().is_none());
+        let value = match positional.next() {
+            None => Some(Spanned::new(true, node.span())),
+            Some(entry) => match entry.value() {
+                KdlValue::Bool(on) => Some(Spanned::new(*on, entry.span())),
+                other => {
+                    self.wrong_type(value_span(entry), "`#true` or `#false`", other);
+                    None
+                }
+            },
+        };
+        for extra in positional {
+            self.sink.push(
+                Problem::new(Code::UnknownKey, format!("`{}` takes one value", node.name().value()))
+                    .label(extra.span(), "unexpected value")
+                    .help(format!(
+                        "write `{} #true` or `{} #false`",
+                        node.name().value(),
+                        node.name().value()
+                    )),
+            );
+        }
+        value
     }
 
     /// `from "curl" arg="BASE" [target="debug"] [context="base"] [platform="build"]`

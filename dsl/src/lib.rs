@@ -30,12 +30,10 @@ pub use diagnostic::{Code, Problem, Problems, escape_controls, printable, printa
 pub use document::{Document, FromDraft, GroupDraft, ImageDraft, ScheduleDraft, SecretDraft};
 pub use escape::{kdl_string, yaml_scalar, yaml_string};
 pub use expand::{
-    ENV_PREFIX, Origin, Overrides, ResolvedImage, SETTABLE, Setting, VariableSource, VariableUse,
+    ENV_PREFIX, Given, Origin, Overrides, ResolvedImage, SETTABLE, Setting, VariableSource, VariableUse,
 };
 pub use model::{
-    BUILDERS, BuildContext, Compression, ContextSource, DEFAULT_BUILDER, Definition, Dependency,
-    DependencyKind, Executor, FromPlatform, Group, Image, ImageSource, KoSettings, Model, Naming, Publish,
-    Schedule, Secret, SecretSource, Task,
+    BUILDERS, BuildContext, Compression, ContextSource, DEFAULT_BUILDER, Definition, Dependency, DependencyKind, Executor, FromPlatform, Group, Image, ImageSource, KoSettings, Model, Naming, Publish, Schedule, Secret, SecretSource, Signing, Task,
 };
 pub use model::{Builder, Engine};
 pub use platform::{Platform, PlatformError};

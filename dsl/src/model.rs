@@ -334,6 +334,30 @@ pub struct Publish {
     pub repository: Option<String>,
     /// The mirrors this image is pushed to, replacing the graph's (`None`: the graph's).
     pub mirrors: Option<Vec<String>>,
+    /// How its pushed index and platform manifests are signed (`sign key=…`), if they are.
+    pub sign: Option<Signing>,
+    /// Whether each platform image gets an SPDX SBOM attestation (`sbom`; default off).
+    pub sbom: bool,
+    /// Whether each platform image gets a SLSA provenance attestation (`provenance`; default:
+    /// on when the graph has a registry).
+    pub provenance: bool,
+}
+
+/// `sign key="cosign.key"`: the key that signs an image's pushed manifests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signing {
+    /// cosign's encrypted private key file (`ENCRYPTED SIGSTORE PRIVATE KEY`), the graph's
+    /// folder joined to the path written.
+    pub key: PathBuf,
+    /// The path as written in the graph file (for messages).
+    pub written: String,
+}
+
+impl Publish {
+    /// Whether the image's index carries attestation manifests (an SBOM or provenance).
+    pub fn attests(&self) -> bool {
+        self.sbom || self.provenance
+    }
 }
 
 impl Model {

@@ -8,9 +8,7 @@
 
 use std::fmt::Write as _;
 
-use crate::document::{
-    BuildContextDraft, DependencyDraft, Document, ImageDraft, MatrixDraft, TaskDraft, Text,
-};
+use crate::document::{BuildContextDraft, DependencyDraft, Document, ImageDraft, MatrixDraft, SupplyDraft, TaskDraft, Text};
 use crate::escape::{kdl_string, yaml_scalar};
 use crate::source::Syntax;
 
@@ -77,6 +75,7 @@ fn kdl(doc: &Document) -> String {
             let _ = writeln!(out, "{key} {}", kdl_pairs(pairs));
         }
     }
+    kdl_supply(&mut out, "", &doc.supply);
     let section = |out: &mut String, started: bool| {
         if started && !out.is_empty() {
             out.push('\n');
@@ -208,6 +207,7 @@ fn kdl_block(keyword: &str, image: &ImageDraft) -> String {
             let _ = writeln!(out, "    {key} {}", kdl_pairs(pairs));
         }
     }
+    kdl_supply(&mut out, "    ", &image.supply);
     kdl_deps(&mut out, &image.deps);
     for c in &image.build_contexts {
         let props = kdl_properties(&context_fields(c));
@@ -227,6 +227,30 @@ fn context_fields(c: &BuildContextDraft) -> [(&'static str, Option<&Text>); 6] {
         ("ref", c.reference.as_ref()),
         ("dir", c.dir.as_ref()),
     ]
+}
+
+/// `sign key="…"`, `sbom #true`, `provenance #false`, each as given.
+fn kdl_supply(out: &mut String, indent: &str, supply: &SupplyDraft) {
+    if let Some(sign) = &supply.sign {
+        let _ = writeln!(out, "{indent}sign{}", kdl_properties(&[("key", sign.key.as_ref())]));
+    }
+    for (key, on) in [("sbom", &supply.sbom), ("provenance", &supply.provenance)] {
+        if let Some(on) = on {
+            let _ = writeln!(out, "{indent}{key} #{}", on.value);
+        }
+    }
+}
+
+/// `sign: { key: … }`, `sbom: true`, `provenance: false`, each as given.
+fn yaml_supply(out: &mut String, indent: &str, supply: &SupplyDraft) {
+    if let Some(sign) = &supply.sign {
+        let _ = writeln!(out, "{indent}sign: {}", yaml_flow(&[("key", sign.key.as_ref())]));
+    }
+    for (key, on) in [("sbom", &supply.sbom), ("provenance", &supply.provenance)] {
+        if let Some(on) = on {
+            let _ = writeln!(out, "{indent}{key}: {}", on.value);
+        }
+    }
 }
 
 fn kdl_deps(out: &mut String, deps: &[DependencyDraft]) {
@@ -333,6 +357,7 @@ fn yaml(doc: &Document) -> String {
             let _ = writeln!(out, "{key}: {}", yaml_flow_pairs(pairs));
         }
     }
+    yaml_supply(&mut out, "", &doc.supply);
     if !doc.executors.is_empty() {
         out.push_str("\nexecutors:\n");
         for e in &doc.executors {
@@ -457,6 +482,7 @@ pub(crate) fn yaml_image(image: &ImageDraft, indent: &str) -> String {
             let _ = writeln!(out, "{inner}{key}: {}", yaml_flow_pairs(pairs));
         }
     }
+    yaml_supply(&mut out, &inner, &image.supply);
     yaml_deps(&mut out, &inner, &image.deps);
     if !image.build_contexts.is_empty() {
         let _ = writeln!(out, "{inner}build-contexts:");

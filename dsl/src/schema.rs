@@ -39,6 +39,8 @@ pub enum Construct {
     Schedule,
     /// A group (KDL; YAML writes a group as a list of its members).
     Group,
+    /// `sign`: how pushed images are signed (graph or image level).
+    Sign,
 }
 
 impl Construct {
@@ -56,6 +58,7 @@ impl Construct {
         Construct::Task,
         Construct::Schedule,
         Construct::Group,
+        Construct::Sign,
     ];
 
     /// How KDL spells this construct's keys: child nodes, or properties of one node.
@@ -72,7 +75,8 @@ impl Construct {
             | Construct::Git
             | Construct::Ko
             | Construct::From
-            | Construct::BuildContext => KdlForm::Properties,
+            | Construct::BuildContext
+            | Construct::Sign => KdlForm::Properties,
         }
     }
 
@@ -91,6 +95,7 @@ impl Construct {
             Construct::Task => "task",
             Construct::Schedule => "schedule",
             Construct::Group => "group",
+            Construct::Sign => "sign",
         }
     }
 }
@@ -113,7 +118,7 @@ pub enum Kind {
     Texts,
     /// A whole number.
     Integer,
-    /// On or off (KDL: the node is present).
+    /// On or off (KDL: the node is present, or given `#true`/`#false`).
     Flag,
     /// `NAME: value` pairs (build args, environment).
     Pairs,
@@ -241,6 +246,19 @@ pub const KEYS: &[Key] = &[
     key(C::Graph, "mirrors", K::Texts, "more registries every image is also pushed to"),
     key(C::Graph, "labels", K::Metadata, "labels of every image's config (values are templates)"),
     key(C::Graph, "annotations", K::Metadata, "OCI annotations of every manifest and index (templates)"),
+    key(
+        C::Graph,
+        "sign",
+        K::Block(C::Sign),
+        "sign every pushed index and platform manifest (cosign's format)",
+    ),
+    key(C::Graph, "sbom", K::Flag, "an SPDX SBOM attestation for every platform image (default off)"),
+    key(
+        C::Graph,
+        "provenance",
+        K::Flag,
+        "a SLSA provenance attestation per platform image (default: on when pushed)",
+    ),
     // `naming`.
     spelled(
         C::Naming,
@@ -306,6 +324,14 @@ pub const KEYS: &[Key] = &[
         K::Named(C::BuildContext),
         "an external named build context: an image, a folder, a git repository or an OCI layout",
     ),
+    key(
+        C::Image,
+        "sign",
+        K::Block(C::Sign),
+        "sign its index and platform manifests, instead of the graph's `sign`",
+    ),
+    key(C::Image, "sbom", K::Flag, "an SPDX SBOM attestation per platform, over the graph's `sbom`"),
+    key(C::Image, "provenance", K::Flag, "a SLSA provenance attestation per platform, over the graph's"),
     // The `git` node of an image (KDL).
     spelled(C::Git, Some("ref"), None, K::Text, "the branch, tag or commit to build"),
     // `ko`.
@@ -346,6 +372,11 @@ pub const KEYS: &[Key] = &[
     need(key(C::Schedule, "refresh", K::Flag, "also re-resolve base images and upstream refs"), Need::AnyOf),
     // A group (KDL).
     spelled(C::Group, Some("members"), None, K::Texts, "its images, tasks and groups"),
+    // `sign`.
+    need(
+        key(C::Sign, "key", K::Text, "cosign's encrypted private key file, relative to the graph file"),
+        Need::Required,
+    ),
 ];
 
 /// Each construct's keys (in the order of [`Construct::ALL`]): KDL's, then YAML's.
@@ -497,6 +528,7 @@ mod tests {
             (Syntax::Kdl, Construct::Task) => format!("task \"t\" {{\n    {key}\n}}\n"),
             (Syntax::Kdl, Construct::Schedule) => format!("schedule \"s\" {{\n    {key}\n}}\n"),
             (Syntax::Kdl, Construct::Group) => format!("group \"g\" {{\n    {key}\n}}\n"),
+            (Syntax::Kdl, Construct::Sign) => format!("sign {key}=\"x\"\n"),
             (Syntax::Yaml, Construct::Graph) => format!("{key}: x\n"),
             (Syntax::Yaml, Construct::Naming) => format!("naming: {{ {key}: x }}\n"),
             (Syntax::Yaml, Construct::Executor) => format!("executors: {{ e: {{ {key}: x }} }}\n"),
@@ -511,6 +543,7 @@ mod tests {
             }
             (Syntax::Yaml, Construct::Task) => format!("tasks: {{ t: {{ {key}: x }} }}\n"),
             (Syntax::Yaml, Construct::Schedule) => format!("schedules: {{ s: {{ {key}: x }} }}\n"),
+            (Syntax::Yaml, Construct::Sign) => format!("sign: {{ {key}: x }}\n"),
             (Syntax::Yaml, Construct::Git | Construct::Group) => unreachable!("YAML has no such block"),
         }
     }
@@ -556,6 +589,8 @@ mod tests {
             Kind::Flag => "true",
             Kind::Pairs => "{ A: x }",
             Kind::Metadata => "{ org.example.a: x }",
+            // A block with its required keys.
+            Kind::Block(Construct::Sign) => "{ key: x }",
             Kind::Block(_) | Kind::Named(_) => "{}",
             Kind::NamedLists => "{ g: [a] }",
             Kind::Dependencies(_) => "{ b: [{ arg: A }, { context: c }] }",

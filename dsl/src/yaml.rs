@@ -15,8 +15,7 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
 use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
 use crate::document::{
-    BuildContextDraft, DependencyDraft, Document, ExecutorDraft, FromDraft, GroupDraft, ImageDraft, KoDraft,
-    MatrixDraft, NamingDraft, ScheduleDraft, SecretDraft, TaskDraft, Text,
+    BuildContextDraft, DependencyDraft, Document, ExecutorDraft, FromDraft, GroupDraft, ImageDraft, KoDraft, MatrixDraft, NamingDraft, ScheduleDraft, SecretDraft, SignDraft, SupplyDraft, TaskDraft, Text,
 };
 use crate::limits::{MAX_ALIAS_VALUES as MAX_VALUES, MAX_NESTING as MAX_DEPTH};
 use crate::schema::{Construct, keys};
@@ -248,6 +247,7 @@ impl Reader<'_> {
                 "mirrors" => doc.mirrors = self.strings(value),
                 "labels" => doc.labels = self.pairs(value),
                 "annotations" => doc.annotations = self.pairs(value),
+                "sign" | "sbom" | "provenance" => self.supply(&mut doc.supply, &key, value),
                 "builder" => doc.builder = self.string(value),
                 "timeout" => doc.timeout = self.string(value),
                 "naming" => {
@@ -366,6 +366,7 @@ impl Reader<'_> {
                 "labels" => image.labels = self.pairs(value),
                 "mirrors" => image.mirrors = self.strings(value),
                 "annotations" => image.annotations = self.pairs(value),
+                "sign" | "sbom" | "provenance" => self.supply(&mut image.supply, &key, value),
                 "repository" => image.repository = self.string(value),
                 "platforms" => image.platforms = Some(self.strings(value)),
                 "tags" => image.tags = self.strings(value),
@@ -562,6 +563,50 @@ impl Reader<'_> {
             seen.push((key, value));
         }
         seen
+    }
+
+    /// `sign: {key: cosign.key}`, `sbom: true`, `provenance: false`.
+    fn supply(&mut self, supply: &mut SupplyDraft, key: &Text, value: &Value) {
+        match key.value.as_str() {
+            "sign" => {
+                let mut sign = SignDraft { key: None, span: value.span };
+                for (_, value) in self.map(value, keys(Construct::Sign, Syntax::Yaml), "`sign`") {
+                    sign.key = self.string(value);
+                }
+                if sign.key.is_none() {
+                    self.sink.push(
+                        Problem::new(Code::Missing, "`sign` needs `key`")
+                            .label(value.span, "no key given")
+                            .help("write `sign: { key: cosign.key }` (make one with `hephy key generate`)"),
+                    );
+                }
+                supply.sign = Some(sign);
+            }
+            name => {
+                let on = match &value.kind {
+                    Kind::Scalar { text, plain: true } => match text.as_str() {
+                        "true" | "yes" | "on" => Some(true),
+                        "false" | "no" | "off" => Some(false),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                let Some(on) = on else {
+                    self.sink.push(
+                        Problem::new(Code::WrongType, format!("`{name}` is `true` or `false`"))
+                            .label(value.span, "not a boolean")
+                            .help(format!("write `{name}: true` or `{name}: false`")),
+                    );
+                    return;
+                };
+                let on = Some(Spanned::new(on, value.span));
+                if name == "sbom" {
+                    supply.sbom = on;
+                } else {
+                    supply.provenance = on;
+                }
+            }
+        }
     }
 
     fn string(&mut self, value: &Value) -> Option<Text> {

@@ -445,6 +445,16 @@ impl<'a> Settings<'a> {
     }
 }
 
+/// The fingerprint of a signing key file: the blake3 of its bytes (cosign's encrypted key, so
+/// neither the key nor its password), so a new key re-signs. An unreadable file has none (the
+/// signing node then fails, saying why).
+fn key_fingerprint(path: &std::path::Path) -> String {
+    match std::fs::read(path) {
+        Ok(bytes) => format!("blake3:{}", blake3::hash(&bytes).to_hex()),
+        Err(_) => "unreadable".to_owned(),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn describe<'a>(
     s: &mut Settings<'a>,
@@ -502,6 +512,21 @@ fn describe<'a>(
         if matches!(node.kind, NodeKind::Image | NodeKind::Manifest) {
             for (k, v) in &image.publish.annotations {
                 s.insert(format!("annotations.{k}"), v);
+            }
+        }
+        // The attestations live in the index (beside the platform manifests, which they leave
+        // as they are), and the index and its platform manifests are signed when it is
+        // published: these settings are the index's, so changing one republishes the index
+        // and rebuilds no platform. Only when on, so the keys of unattested images stay.
+        if node.kind == NodeKind::Manifest {
+            if image.publish.provenance {
+                s.insert("supply.provenance", "true");
+            }
+            if image.publish.sbom {
+                s.insert("supply.sbom", "true");
+            }
+            if let Some(sign) = &image.publish.sign {
+                s.insert("supply.sign", key_fingerprint(&sign.key));
             }
         }
     }

@@ -56,7 +56,7 @@ pub use planner::{
 };
 pub use reads::{ContextPaths, ContextReads, ReadPath};
 pub use run::{
-    Event, Job, Message, Outcome, Reporter, RunOptions, SkipReason, Summary, Work, file_name, run,
+    DepDetail, Event, Job, Message, Outcome, Reporter, RunOptions, SkipReason, Summary, Work, file_name, run,
     run_all_fresh,
 };
 pub use sorted::{SortedMap, Text};

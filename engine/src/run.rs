@@ -32,6 +32,9 @@ pub struct Job<'a> {
     pub run_id: i64,
     /// Each dependency's node and output digest.
     pub deps: Vec<(&'a Node, String)>,
+    /// Per dependency (in the order of `deps`): its planned key and reasons, and its own
+    /// dependencies' outputs (an index's provenance names what each platform was built from).
+    pub details: Vec<DepDetail<'a>>,
     /// The key the node is built with.
     pub key: &'a Key,
     /// Where the node's output log goes.
@@ -42,6 +45,17 @@ pub struct Job<'a> {
     pub verbose: bool,
     /// Where to send output lines.
     pub events: mpsc::Sender<Message>,
+}
+
+/// What a run knows of one dependency of a job beyond its output.
+#[derive(Debug, Clone)]
+pub struct DepDetail<'a> {
+    /// Its key as planned.
+    pub key: Key,
+    /// Why the plan built it (empty when it was fresh).
+    pub reasons: crate::plan::Reasons,
+    /// Its own dependencies' nodes and outputs.
+    pub deps: Vec<(&'a Node, String)>,
 }
 
 impl Job<'_> {
@@ -283,6 +297,7 @@ struct Prepared<'g> {
     manifest: InputManifest,
     key: Key,
     deps: Vec<(&'g Node, String)>,
+    details: Vec<DepDetail<'g>>,
 }
 
 /// Runs `plan`, recording each finished node in `state`.
@@ -524,7 +539,17 @@ impl<'a> Scheduler<'a> {
                 self.release(index);
                 continue;
             }
-            self.nodes[index.index()] = Phase::Ready(Prepared { manifest, key, deps });
+            let output = |d: &NodeIndex| self.nodes[d.index()].output().unwrap_or_default().to_owned();
+            let details = graph
+                .deps(index)
+                .iter()
+                .map(|d| DepDetail {
+                    key: self.plan.step(*d).map_or(key, |s| s.key),
+                    reasons: self.plan.step(*d).map(|s| s.reasons.clone()).unwrap_or_default(),
+                    deps: graph.deps(*d).iter().map(|dd| (graph.node(*dd), output(dd))).collect(),
+                })
+                .collect();
+            self.nodes[index.index()] = Phase::Ready(Prepared { manifest, key, deps, details });
             self.ready.insert(at, self.group[index.index()]);
         }
         Ok(())
@@ -555,7 +580,7 @@ impl<'a> Scheduler<'a> {
             let Some(pool) = pick_pool(&self.pools, &self.eligible[group]) else { continue };
             let Phase::Ready(_) = self.nodes[index.index()] else { continue };
             // Its prepared inputs, moved out: its phase becomes `Running` below.
-            let Phase::Ready(Prepared { manifest, key, deps }) =
+            let Phase::Ready(Prepared { manifest, key, deps, details }) =
                 std::mem::replace(&mut self.nodes[index.index()], Phase::Waiting { remaining: 0 })
             else {
                 continue;
@@ -575,8 +600,18 @@ impl<'a> Scheduler<'a> {
             let tx = tx.clone();
             scope.spawn(move || {
                 let start = Instant::now();
-                let job =
-                    Job { node, root, run_id, deps, key: &key, log, cancel, verbose, events: tx.clone() };
+                let job = Job {
+                    node,
+                    root,
+                    run_id,
+                    deps,
+                    details,
+                    key: &key,
+                    log,
+                    cancel,
+                    verbose,
+                    events: tx.clone(),
+                };
                 let outcome = work.execute(&job);
                 let _ = tx.send(Message::Done { index, outcome, duration: start.elapsed() });
             });

@@ -9,6 +9,8 @@
 //!   (the protocol client and credentials are the `hephy-oci` crate's, beside this one).
 //! - `sources/`: what planning resolves outside the graph's folder — upstream git commits,
 //!   base-image digests.
+//! - `supply/`: the supply chain of published images: cosign keys and signatures, SBOMs
+//!   (`sbom.rs`: SPDX 2.3 from an image's layers), provenance and BuildKit's attestation layout.
 //! - here: [`Stdlib`], the engine's [`Work`] for every node kind; [`check`](crate::check()) and
 //!   the Dockerfile wiring checks made before anything runs; [`Outputs`], whether recorded
 //!   outputs are still there; [`builder_identity`], which enters every node's key.
@@ -22,6 +24,7 @@ mod release;
 mod resolver;
 mod scratch;
 mod sources;
+pub mod supply;
 mod task;
 mod wiring;
 
@@ -47,6 +50,7 @@ pub use resolver::{PlanResolver, RegistryRecheck};
 pub use sources::bases::{Bases, resolve_bases};
 pub use sources::git::{Upstreams, resolve_all as resolve_upstreams};
 pub use sources::reads::context_reads;
+pub use supply::sbom::{BaseInfo, SbomError, spdx as sbom_spdx};
 
 use hephy_dsl::{Definition, Model};
 use hephy_engine::{Exclusions, Job, Node, NodeKind, Outcome, Work};

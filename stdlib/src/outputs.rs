@@ -105,12 +105,53 @@ impl<'m> Outputs<'m> {
             if !registry_holds(&self.client, &text).unwrap_or(true) {
                 return false;
             }
+            // A signed image's index and platform manifests each need their signature there.
+            if node.kind == NodeKind::Manifest && self.signs(node) && !self.signed(&repository, output) {
+                return false;
+            }
             // A tag node's output is its tag too: a tag rendered anew (`{date}`, `{commit}`)
             // that the registry lacks is pushed again.
             let Some(tag) = &tag else { return true };
             let Ok(reference) = Reference::parse(&format!("{repository}:{tag}")) else { return false };
             self.client.resolve(&reference).map_or(true, |found| found.is_some_and(|d| d == output))
         })
+    }
+}
+
+impl Outputs<'_> {
+    /// Whether `node`'s image is signed.
+    fn signs(&self, node: &Node) -> bool {
+        matches!(self.model.definition(node.name()), Some(Definition::Image(image)) if image.publish.sign.is_some())
+    }
+
+    /// Whether `repository` holds a signature (a cosign `sha256-HEX.sig` tag) of the index
+    /// `index` and of each of its platform manifests (its attestation manifests are covered by
+    /// the index's). Each signature manifest found joins the evidence, so deleting one makes
+    /// the no-op stamp stale too. A registry that cannot be asked cannot say one is gone.
+    fn signed(&self, repository: &str, index: &str) -> bool {
+        let Ok(reference) = Reference::parse(&format!("{repository}@{index}")) else { return false };
+        let Ok(manifest) = self.client.manifest(&reference) else { return true };
+        let Ok(value) = serde_json::from_slice::<Value>(&manifest.bytes) else { return true };
+        let platforms = value["manifests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["annotations"]["vnd.docker.reference.type"] != "attestation-manifest")
+            .filter_map(|e| e["digest"].as_str());
+        for digest in std::iter::once(index).chain(platforms) {
+            let Ok(tag) = crate::supply::sign::signature_tag(digest) else { return false };
+            let Ok(sig) = Reference::parse(&format!("{repository}:{tag}")) else { return false };
+            match self.client.resolve(&sig) {
+                Ok(Some(found)) => {
+                    if let Ok(mut manifests) = self.manifests.lock() {
+                        manifests.insert(format!("{repository}@{found}"));
+                    }
+                }
+                Ok(None) => return false,
+                Err(_) => {}
+            }
+        }
+        true
     }
 }
 

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod cosign;
 pub mod layers;
 pub mod portal;
 pub mod proxy;

@@ -18,7 +18,7 @@ use crate::model::{
     SecretSource, Task,
 };
 use crate::platform::{Platform, PlatformError};
-use crate::source::SourceFile;
+use crate::source::{SourceFile, Spanned};
 
 mod contexts;
 mod dependencies;
@@ -31,6 +31,7 @@ mod paths;
 mod schedules;
 mod secrets;
 mod settings;
+mod supply;
 mod tasks;
 mod values;
 
@@ -83,6 +84,19 @@ pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mu
         if !draft.mirrors.is_empty() {
             image.publish.mirrors = Some(draft.mirrors.iter().map(|m| a.registry(m.clone())).collect());
         }
+    }
+    let graph_sign = doc.supply.sign.as_ref().and_then(|s| a.signing(s));
+    for (image, draft) in images.iter_mut().zip(&doc.images) {
+        let supply = &draft.supply;
+        image.publish.sign = match &supply.sign {
+            Some(sign) => a.signing(sign),
+            None => graph_sign.clone(),
+        };
+        let on = |own: &Option<Spanned<bool>>, graph: &Option<Spanned<bool>>, default: bool| {
+            own.as_ref().or(graph.as_ref()).map_or(default, |b| b.value)
+        };
+        image.publish.sbom = on(&supply.sbom, &doc.supply.sbom, false);
+        image.publish.provenance = on(&supply.provenance, &doc.supply.provenance, registry.is_some());
     }
     let names = Names::new(&doc);
     for (image, draft) in images.iter_mut().zip(&doc.images) {

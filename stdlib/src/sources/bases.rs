@@ -114,7 +114,7 @@ fn context_images(image: &hephy_dsl::Image) -> Vec<String> {
 
 /// `FROM` (and `COPY --from`) references that name an image outside the graph: not `scratch`,
 /// not a build arg (`${BASE}`: a dependency), not an earlier stage.
-fn external_froms(text: &str) -> Vec<String> {
+pub(crate) fn external_froms(text: &str) -> Vec<String> {
     let Ok(dockerfile) = hephy_dockerfile::parse(text) else { return Vec::new() };
     let mut stages: Vec<String> = Vec::new();
     let mut out = Vec::new();

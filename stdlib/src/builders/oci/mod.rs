@@ -11,7 +11,7 @@
 //! tag node puts the same bytes under the tag, so the tag resolves to the index digest. A
 //! failed platform never gets here: its manifest node does not run, and no tag moves.
 
-mod archive;
+pub(crate) mod archive;
 pub(crate) mod build;
 mod merge;
 pub(crate) mod metadata;
@@ -28,6 +28,7 @@ use crate::builders::{Capabilities, Frontend, ImageBuilder};
 use crate::executors::process::Log;
 use crate::registry::reference;
 use crate::registry::{Client, Reference, RegistryError};
+use crate::supply;
 use hephy_oci::compress;
 use hephy_oci::layout::{self, Descriptor, Layout};
 use hephy_oci::stop::Stop;
@@ -166,6 +167,24 @@ pub(crate) enum OciError {
     /// A document cannot be serialized or read.
     #[error("{0}")]
     Json(#[from] serde_json::Error),
+    /// An image's SBOM cannot be made.
+    #[error("the SBOM of {digest}: {source}")]
+    Sbom {
+        /// The platform manifest.
+        digest: String,
+        /// Why.
+        source: supply::sbom::SbomError,
+    },
+    /// The signing key cannot be opened (its `help` says how to fix it).
+    #[error("signing key: {source}{}", source.help().map(|h| format!(" ({h})")).unwrap_or_default())]
+    Key {
+        /// Why.
+        #[from]
+        source: supply::keys::KeyError,
+    },
+    /// A signature cannot be written.
+    #[error("signing: {0}")]
+    Sign(#[from] supply::sign::SignError),
 }
 
 impl OciError {
@@ -554,16 +573,92 @@ impl Oci {
         let repository = model.registry.as_ref().map(|_| reference::repository(model, job.node));
         let mut entries: Vec<(&Node, &String)> = job.deps.iter().map(|(n, d)| (*n, d)).collect();
         entries.sort_by(|a, b| a.0.platform.cmp(&b.0.platform));
+        let publish = match model.definition(job.node.name()) {
+            Some(hephy_dsl::Definition::Image(image)) => Some(&image.publish),
+            _ => None,
+        };
+        // The key is opened first: a wrong password fails the node before anything is pushed.
+        let key = match publish.and_then(|p| p.sign.as_ref()) {
+            Some(signing) if repository.is_some() => {
+                let password = supply::keys::password_from_env()?;
+                Some(supply::keys::SigningKey::load(&signing.key, &password)?)
+            }
+            _ => None,
+        };
+        // An index of this key already pushed (its inputs have not changed; it runs again
+        // because a registry lost it or a signature went missing) is published as it is, not
+        // made anew: its provenance names the run that made it, and the index does not move.
+        let kept = if publish.is_some_and(|p| p.attests() || p.sign.is_some()) {
+            self.pushed_index(model, job)?
+        } else {
+            None
+        };
+        let (descriptor, bytes, attestations) = match kept {
+            Some((source, digest, bytes)) => {
+                let descriptor = self.layout.put(INDEX, &bytes)?;
+                self.layout.name(&layout_name(job.node), &descriptor, None)?;
+                let attestations =
+                    self.kept_attestations(&source, &bytes, &crate::executors::process::stop(job))?;
+                log.note(&format!("hephy: index {digest} is in {source} under its key; kept"));
+                (descriptor, bytes, attestations)
+            }
+            None => self.new_index(model, job, &entries, repository.as_deref(), &log)?,
+        };
+        if repository.is_some() {
+            let tag = template_tag(model, job, model.naming.manifest.as_ref(), &self.sources)
+                .map_err(OciError::Naming)?;
+            for repository in reference::repositories(model, job.node) {
+                let target = Reference::parse(&repository)?;
+                let lock = self.repository_lock(&repository)?;
+                let _held = lock.lock().map_err(|_| OciError::Poisoned)?;
+                let stop = crate::executors::process::stop(job);
+                for attestation in &attestations {
+                    self.push_image(&target, attestation, &stop, &|line: &str| log.note(line))?;
+                    let bytes = self.layout.read(&attestation.digest).ok_or(OciError::Gone)?;
+                    self.client.push_manifest(
+                        &target,
+                        &attestation.digest,
+                        &attestation.media_type,
+                        &bytes,
+                    )?;
+                }
+                self.client.push_manifest(&target, &reference::key_tag(job.key), INDEX, &bytes)?;
+                log.note(&format!("hephy: pushed {repository}:{}", reference::key_tag(job.key)));
+                if let Some(tag) = &tag {
+                    self.client.push_manifest(&target, tag, INDEX, &bytes)?;
+                    log.note(&format!("hephy: tagged {repository}:{tag}"));
+                }
+                if let Some(key) = &key {
+                    self.sign_all(&target, &descriptor.digest, &entries, key, &log)?;
+                }
+            }
+        }
+        Ok(descriptor.digest)
+    }
+
+    /// A new index of `entries` (platform order) and its attestation manifests, written into
+    /// the layout.
+    fn new_index(
+        &self,
+        model: &Model,
+        job: &Job<'_>,
+        entries: &[(&Node, &String)],
+        repository: Option<&str>,
+        log: &Log,
+    ) -> Result<(Descriptor, Vec<u8>, Vec<Descriptor>), OciError> {
         let mut manifests = Vec::new();
         for (node, digest) in entries {
-            let (media_type, bytes) = self.manifest_bytes(repository.as_deref(), digest)?;
+            let (media_type, bytes) = self.manifest_bytes(repository, digest)?;
             let mut entry =
-                Descriptor { media_type, digest: digest.clone(), size: bytes.len() as u64 }.json();
+                Descriptor { media_type, digest: (*digest).clone(), size: bytes.len() as u64 }.json();
             if let Some(platform) = &node.platform {
                 entry["platform"] = platform_json(platform);
             }
             manifests.push(entry);
         }
+        // Attestation manifests follow the platforms', one per platform (as BuildKit orders them).
+        let attestations = self.attestations(model, job, entries, repository)?;
+        manifests.extend(attestations.iter().map(|(_, entry)| entry.clone()));
         let mut index = json!({ "schemaVersion": 2, "mediaType": INDEX, "manifests": manifests });
         let upstream = commit_of(model, job.node, &self.sources);
         let annotations = reference::metadata(model, job.node, Some(job.key), upstream.as_deref(), false)
@@ -574,23 +669,293 @@ impl Oci {
         let bytes = serde_json::to_vec(&index)?;
         let descriptor = self.layout.put(INDEX, &bytes)?;
         self.layout.name(&layout_name(job.node), &descriptor, None)?;
-        log.note(&format!("hephy: index {} of {} platforms", descriptor.digest, job.deps.len()));
-        if repository.is_some() {
-            let tag = template_tag(model, job, model.naming.manifest.as_ref(), &self.sources)
-                .map_err(OciError::Naming)?;
-            for repository in reference::repositories(model, job.node) {
-                let target = Reference::parse(&repository)?;
-                let lock = self.repository_lock(&repository)?;
-                let _held = lock.lock().map_err(|_| OciError::Poisoned)?;
-                self.client.push_manifest(&target, &reference::key_tag(job.key), INDEX, &bytes)?;
-                log.note(&format!("hephy: pushed {repository}:{}", reference::key_tag(job.key)));
-                if let Some(tag) = &tag {
-                    self.client.push_manifest(&target, tag, INDEX, &bytes)?;
-                    log.note(&format!("hephy: tagged {repository}:{tag}"));
-                }
+        log.note(&format!("hephy: index {} of {} platforms", descriptor.digest, entries.len()));
+        Ok((descriptor, bytes, attestations.into_iter().map(|(d, _)| d).collect()))
+    }
+
+    /// The attestation manifests a kept index names, each with its blobs in the layout
+    /// (fetched from `source` when they are not here).
+    fn kept_attestations(
+        &self,
+        source: &str,
+        index: &[u8],
+        stop: &Stop<'_>,
+    ) -> Result<Vec<Descriptor>, OciError> {
+        let value: Value = serde_json::from_slice(index)?;
+        let mut out = Vec::new();
+        for entry in value["manifests"].as_array().into_iter().flatten() {
+            if entry["annotations"][supply::attest::REFERENCE_TYPE] != supply::attest::ATTESTATION_MANIFEST {
+                continue;
+            }
+            let Some(digest) = entry["digest"].as_str() else { continue };
+            self.image_blobs(Some(source), digest, stop)?;
+            let (media_type, bytes) = self.manifest_bytes(Some(source), digest)?;
+            out.push(Descriptor { media_type, digest: digest.to_owned(), size: bytes.len() as u64 });
+        }
+        Ok(out)
+    }
+
+    /// The index some registry of `job`'s image holds under the node's key tag (the first that
+    /// does, in the order pushed to): that repository, its digest and bytes.
+    fn pushed_index(
+        &self,
+        model: &Model,
+        job: &Job<'_>,
+    ) -> Result<Option<(String, String, Vec<u8>)>, OciError> {
+        for repository in reference::repositories(model, job.node) {
+            let target = Reference::parse(&format!("{repository}:{}", reference::key_tag(job.key)))?;
+            if let Ok(manifest) = self.client.manifest(&target)
+                && manifest.media_type == INDEX
+            {
+                return Ok(Some((repository, manifest.digest, manifest.bytes)));
             }
         }
-        Ok(descriptor.digest)
+        Ok(None)
+    }
+
+    /// Signs the index `digest` pushed to `target` and each of its platform manifests (the
+    /// index's signature covers its attestation manifests), as cosign does; a signature already
+    /// there is not written again.
+    fn sign_all(
+        &self,
+        target: &Reference,
+        digest: &str,
+        platforms: &[(&Node, &String)],
+        key: &supply::keys::SigningKey,
+        log: &Log,
+    ) -> Result<(), OciError> {
+        for digest in std::iter::once(digest).chain(platforms.iter().map(|(_, d)| d.as_str())) {
+            let signed = supply::sign::sign(&self.client, target, digest, key)?;
+            let what = if signed.added { "signed" } else { "already signed" };
+            log.note(&format!(
+                "hephy: {what} {}/{}@{digest}: {}",
+                target.host, target.repository, signed.reference
+            ));
+        }
+        Ok(())
+    }
+
+    /// The attestation manifests of an index's platforms (written into the layout): each
+    /// platform's SLSA provenance when the image's `provenance` is on. Empty when it attests
+    /// nothing.
+    fn attestations(
+        &self,
+        model: &Model,
+        job: &Job<'_>,
+        platforms: &[(&Node, &String)],
+        repository: Option<&str>,
+    ) -> Result<Vec<(Descriptor, Value)>, OciError> {
+        let Some(hephy_dsl::Definition::Image(image)) = model.definition(job.node.name()) else {
+            return Ok(Vec::new());
+        };
+        if !image.publish.attests() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for (node, digest) in platforms {
+            let mut statements = Vec::new();
+            if image.publish.provenance {
+                let build = self.provenance(model, image, job, node, digest, repository);
+                statements.push(supply::attest::Statement {
+                    predicate_type: supply::provenance::SLSA_PROVENANCE.to_owned(),
+                    bytes: supply::provenance::bytes(&build),
+                });
+            }
+            if image.publish.sbom {
+                statements.push(self.sbom(model, job, node, digest, repository)?);
+            }
+            if statements.is_empty() {
+                continue;
+            }
+            out.push(supply::attest::attestation_manifest(&self.layout, digest, &statements)?);
+        }
+        Ok(out)
+    }
+
+    /// The SBOM statement of the platform build `node` (manifest `digest`): an SPDX 2.3
+    /// document of its layers (fetched into the layout when another builder pushed them) as an
+    /// in-toto statement about the manifest.
+    fn sbom(
+        &self,
+        model: &Model,
+        job: &Job<'_>,
+        node: &Node,
+        digest: &str,
+        repository: Option<&str>,
+    ) -> Result<supply::attest::Statement, OciError> {
+        let stop = crate::executors::process::stop(job);
+        // Another builder's image is in the registry only: its layers are fetched here.
+        self.image_blobs(repository, digest, &stop)?;
+        let base = self.sbom_base(model, job, node, repository, &stop);
+        let created = supply::provenance::fixed_time().unwrap_or_else(crate::release::created);
+        let name = repository.map_or_else(|| layout_name(node), str::to_owned);
+        let document = supply::sbom::spdx(&self.layout, digest, base.as_ref(), &created, &name)
+            .map_err(|source| OciError::Sbom { digest: digest.to_owned(), source })?;
+        let predicate: Value = serde_json::from_slice(&document)?;
+        let statement = json!({
+            "_type": supply::provenance::STATEMENT,
+            "subject": [{ "name": name, "digest": { "sha256": digest.trim_start_matches("sha256:") } }],
+            "predicateType": supply::attest::SPDX,
+            "predicate": predicate,
+        });
+        Ok(supply::attest::Statement {
+            predicate_type: supply::attest::SPDX.to_owned(),
+            bytes: serde_json::to_vec(&statement)?,
+        })
+    }
+
+    /// The layer digests of image manifest `digest`, its config and each layer fetched into the
+    /// layout when it is not there (an image another builder pushed, or a kept index's
+    /// attestation manifest).
+    fn image_blobs(
+        &self,
+        repository: Option<&str>,
+        digest: &str,
+        stop: &Stop<'_>,
+    ) -> Result<Vec<String>, OciError> {
+        let (_, bytes) = self.manifest_bytes(repository, digest)?;
+        let manifest: Value = serde_json::from_slice(&bytes)?;
+        let config = std::iter::once(&manifest["config"]);
+        let mut layers = Vec::new();
+        for (i, blob) in config.chain(manifest["layers"].as_array().into_iter().flatten()).enumerate() {
+            let Some(blob_digest) = blob["digest"].as_str() else { continue };
+            if !self.layout.has(blob_digest)
+                && let Some(repository) = repository
+            {
+                let reference = Reference::parse(&format!("{repository}@{digest}"))?;
+                self.fetch_blob(&reference, blob_digest, blob["size"].as_u64(), stop)?;
+            }
+            if i > 0 {
+                layers.push(blob_digest.to_owned());
+            }
+        }
+        Ok(layers)
+    }
+
+    /// The image `node` was built on, for its SBOM: the graph image it is built `from` (its
+    /// platform manifest), else its one external base when the layout holds that platform's
+    /// manifest; `None` when neither is known.
+    fn sbom_base(
+        &self,
+        model: &Model,
+        job: &Job<'_>,
+        node: &Node,
+        repository: Option<&str>,
+        stop: &Stop<'_>,
+    ) -> Option<supply::sbom::BaseInfo> {
+        let detail = job.deps.iter().position(|(n, _)| n.id == node.id).and_then(|i| job.details.get(i))?;
+        let graph_bases: Vec<&(&Node, String)> = detail
+            .deps
+            .iter()
+            .filter(|(dep, out)| dep.kind == hephy_engine::NodeKind::Image && layout::valid_digest(out))
+            .collect();
+        if let [(dep, digest)] = graph_bases.as_slice() {
+            let dep_repository = repository.map(|_| reference::repository(model, dep));
+            let layers = self.image_blobs(dep_repository.as_deref(), digest, stop).ok()?;
+            let reference = match &dep_repository {
+                Some(r) => format!("{r}@{digest}"),
+                None => layout_name(dep),
+            };
+            return Some(supply::sbom::BaseInfo { reference, digest: digest.clone(), layers: layers.len() });
+        }
+        let Some(hephy_dsl::Definition::Image(image)) = model.definition(node.name()) else { return None };
+        let local = crate::builders::dockerfile::local(&model.root, image)?.ok()?;
+        let [reference] = crate::sources::bases::external_froms(&local.text).try_into().ok()?;
+        let state_dir = self.layout.dir().parent()?;
+        let resolved = crate::sources::bases::planned(state_dir, &reference)?;
+        let bytes = self.layout.read(&resolved)?;
+        let value: Value = serde_json::from_slice(&bytes).ok()?;
+        let platform = node.platform.as_ref()?;
+        let digest = match value["manifests"].as_array() {
+            Some(entries) => entries.iter().find(|e| {
+                e["platform"]["os"] == platform.os()
+                    && e["platform"]["architecture"] == platform.arch()
+                    && e["platform"]["variant"].as_str() == platform.variant()
+            })?["digest"]
+                .as_str()?
+                .to_owned(),
+            None => resolved,
+        };
+        let manifest: Value = serde_json::from_slice(&self.layout.read(&digest)?).ok()?;
+        let layers = manifest["layers"].as_array()?.len();
+        Some(supply::sbom::BaseInfo { reference, digest, layers })
+    }
+
+    /// What the provenance of the platform build `node` (manifest `digest`) says.
+    fn provenance(
+        &self,
+        model: &Model,
+        image: &Image,
+        job: &Job<'_>,
+        node: &Node,
+        digest: &str,
+        repository: Option<&str>,
+    ) -> supply::provenance::Build {
+        let detail = job.deps.iter().position(|(n, _)| n.id == node.id).and_then(|i| job.details.get(i));
+        let (sets, environment) = model.overrides.given();
+        let graph_file = model
+            .source
+            .path()
+            .strip_prefix(&model.root)
+            .unwrap_or(model.source.path())
+            .to_string_lossy()
+            .into_owned();
+        let state_dir = self.layout.dir().parent().unwrap_or(self.layout.dir());
+        let bases = crate::builders::dockerfile::local(&model.root, image)
+            .and_then(Result::ok)
+            .map(|local| crate::sources::bases::external_froms(&local.text))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|r| crate::sources::bases::planned(state_dir, &r).map(|d| (r, d)))
+            .collect();
+        // The graph images it was built from: by their pushed reference, or their name here.
+        let images = detail
+            .map(|d| d.deps.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter(|(dep, out)| dep.kind == hephy_engine::NodeKind::Image && layout::valid_digest(out))
+            .map(|(dep, out)| {
+                let name = match &model.registry {
+                    Some(_) => format!("{}@{out}", reference::repository(model, dep)),
+                    None => layout_name(dep),
+                };
+                (name, out.clone())
+            })
+            .collect();
+        let upstream = match &image.source {
+            hephy_dsl::ImageSource::Git { url, .. } => {
+                commit_of(model, node, &self.sources).map(|commit| (url.clone(), commit))
+            }
+            hephy_dsl::ImageSource::Context { .. } => None,
+        };
+        let head = crate::release::head(&model.root);
+        supply::provenance::Build {
+            name: repository.map_or_else(|| layout_name(node), str::to_owned),
+            digest: digest.to_owned(),
+            graph_file,
+            image: image.name.value.clone(),
+            target: node.target.clone(),
+            platform: node.platform.as_ref().map(ToString::to_string).unwrap_or_default(),
+            sets,
+            environment,
+            builder: (
+                image.builder.to_string(),
+                crate::builder_identity(node, Some(hephy_dsl::Definition::Image(image))).into_owned(),
+            ),
+            dockerfile: image.dockerfile.clone(),
+            args: image.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            key: detail.map(|d| d.key.to_string()).unwrap_or_default(),
+            source: (
+                crate::release::source(&model.root).to_owned(),
+                Some(head.commit.clone()).filter(|c| !c.is_empty()),
+            ),
+            bases,
+            images,
+            upstream,
+            reasons: detail.map(|d| serde_json::to_value(&d.reasons).unwrap_or_default()).unwrap_or_default(),
+            run_id: job.run_id,
+            time: supply::provenance::fixed_time(),
+        }
     }
 
     /// Gives an image's index one more tag: the same bytes put under the tag.
