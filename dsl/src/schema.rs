@@ -45,7 +45,7 @@ pub enum Construct {
 
 impl Construct {
     /// Every construct, in the order the table lists them.
-    pub const ALL: [Construct; 12] = [
+    pub const ALL: [Construct; 13] = [
         Construct::Graph,
         Construct::Naming,
         Construct::Executor,

@@ -475,7 +475,21 @@ fn describe<'a>(
     if let Some(t) = &node.target {
         s.insert("target", t);
     }
-    if let Some(r) = &model.registry {
+    // Where results go is an input only of the nodes that put them there. A task never pushes;
+    // an image build of hephy's own builder (`oci`) lands in its layout whatever the registry,
+    // and its index node pushes it (so adding or changing a registry or a mirror pushes what
+    // exists and rebuilds nothing); builders that push themselves (buildah, kaniko, …) keep
+    // the destination in their key.
+    let image = match definition {
+        Some(Definition::Image(image)) => Some(image),
+        _ => None,
+    };
+    let pushes = match node.kind {
+        NodeKind::Task => false,
+        NodeKind::Image => image.is_some_and(|i| i.builder != hephy_dsl::Builder::Oci),
+        NodeKind::Manifest | NodeKind::Tag => true,
+    };
+    if let (Some(r), true) = (&model.registry, pushes) {
         s.insert("registry", r);
         // How the pushed image is named is part of what a node publishes.
         let naming = &model.naming;
@@ -485,18 +499,21 @@ fn describe<'a>(
             NodeKind::Tag => Some(&naming.tag),
             NodeKind::Task => None,
         };
-        if node.kind != NodeKind::Task {
-            let image = match definition {
-                Some(Definition::Image(image)) => Some(image),
-                _ => None,
-            };
-            let own = image.and_then(|i| i.publish.repository.as_ref());
-            s.insert("naming.repository", own.unwrap_or(&naming.repository));
-            // Each more registry it is pushed to (a new mirror pushes everything there).
-            let mirrors = image.map_or(&model.mirrors[..], |i| model.mirrors_of(i));
-            for (i, mirror) in mirrors.iter().enumerate() {
-                s.insert(format!("mirrors.{i}"), mirror);
+        // The repository only when written (the image's own, or a naming that is not the
+        // standard `{registry}/{name}`, which `registry` above already holds): a reason never
+        // names a setting the user did not write.
+        let own = image.and_then(|i| i.publish.repository.as_ref());
+        match own {
+            Some(own) => s.insert("naming.repository", own),
+            None if naming.repository != hephy_dsl::Naming::standard().repository => {
+                s.insert("naming.repository", &naming.repository);
             }
+            None => {}
+        }
+        // Each more registry it is pushed to (a new mirror pushes everything there).
+        let mirrors = image.map_or(&model.mirrors[..], |i| model.mirrors_of(i));
+        for (i, mirror) in mirrors.iter().enumerate() {
+            s.insert(format!("mirrors.{i}"), mirror);
         }
         if let Some(extra) = extra {
             s.insert("naming.tag", extra);
