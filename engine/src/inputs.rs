@@ -515,7 +515,9 @@ fn describe<'a>(
         for (i, mirror) in mirrors.iter().enumerate() {
             s.insert(format!("mirrors.{i}"), mirror);
         }
-        if let Some(extra) = extra {
+        // The tag template only when it is not the standard `{tag}` (the tag itself is the
+        // node's own input).
+        if let Some(extra) = extra.filter(|e| node.kind != NodeKind::Tag || **e != hephy_dsl::Naming::standard().tag) {
             s.insert("naming.tag", extra);
         }
     }
@@ -534,10 +536,12 @@ fn describe<'a>(
         // The attestations live in the index (beside the platform manifests, which they leave
         // as they are), and the index and its platform manifests are signed when it is
         // published: these settings are the index's, so changing one republishes the index
-        // and rebuilds no platform. Only when on, so the keys of unattested images stay.
+        // and rebuilds no platform. Only when on, so the keys of unattested images stay;
+        // provenance only when it is not its default (on with a registry, which the key holds
+        // already): a reason never names a setting the user did not write.
         if node.kind == NodeKind::Manifest {
-            if image.publish.provenance {
-                s.insert("supply.provenance", "true");
+            if image.publish.provenance != model.registry.is_some() {
+                s.insert("supply.provenance", if image.publish.provenance { "true" } else { "false" });
             }
             if image.publish.sbom {
                 s.insert("supply.sbom", "true");
