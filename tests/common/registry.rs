@@ -132,6 +132,21 @@ impl Registry {
         out
     }
 
+    /// Every manifest hephy pushed to `repository` under a key: its `hephy-` tags (builders that
+    /// push themselves tag their builds so) and the outputs in it its cache records in `cache`
+    /// name; each as what follows the repository's name (`:hephy-…`, `@sha256:…`).
+    pub fn keyed(&self, repository: &str, cache: &str) -> Vec<String> {
+        let mut out: Vec<String> =
+            self.tags(repository).into_iter().filter(|t| t.starts_with("hephy-")).map(|t| format!(":{t}")).collect();
+        let suffix = format!("/{repository}");
+        for record in self.records(cache) {
+            if record.repository.ends_with(&suffix) && !out.contains(&format!("@{}", record.digest)) {
+                out.push(format!("@{}", record.digest));
+            }
+        }
+        out
+    }
+
     /// `skopeo inspect --raw` of a reference in this registry.
     pub fn raw(&self, reference: &str) -> String {
         let output = Command::new("skopeo")
