@@ -143,3 +143,68 @@ fn gc_registry_without_a_registry_is_bad_input() {
     assert_eq!(gc.code, 2, "{}\n{}", gc.stdout, gc.stderr);
     assert!(gc.stderr.contains("the graph has no `registry`"), "{}", gc.stderr);
 }
+
+/// Every node log of the run `run` (`.hephy/logs/RUN/…`), joined.
+fn logs_of(repo: &Repo, run: u32) -> String {
+    fn walk(dir: &std::path::Path, out: &mut String) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if let Ok(text) = std::fs::read_to_string(&path) {
+                out.push_str(&text);
+            }
+        }
+    }
+    let mut out = String::new();
+    walk(&repo.path().join(format!(".hephy/logs/{run}")), &mut out);
+    out
+}
+
+/// A RUN-heavy buildah image whose last `COPY` changed, built again on an empty runner (no
+/// state, no buildah storage): the layers before the `COPY` come from the registry's cache
+/// repository, and only what follows it runs.
+#[test]
+#[ignore = "needs buildah, docker-registry and busybox-static (installed by .ci/run)"]
+fn buildah_on_an_empty_runner_reruns_only_what_follows_the_changed_copy() {
+    common::registry::require_image_tools();
+    let busybox = std::path::Path::new("/bin/busybox");
+    assert!(busybox.is_file(), "this test needs /bin/busybox: apt-get install busybox-static (.ci/run installs it)");
+    let registry = Registry::start();
+    let step = |n: &str| format!("RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox sleep 2; echo {n} > /{n}\"]\n");
+    let dockerfile = format!(
+        "FROM scratch\nCOPY busybox /bin/busybox\n{}{}{}COPY last.txt /last.txt\nRUN [\"/bin/busybox\", \"cp\", \"/last.txt\", \"/copy\"]\n",
+        step("one"),
+        step("two"),
+        step("three")
+    );
+    let repo = Repo::new()
+        .online()
+        .file("app/Dockerfile", &dockerfile)
+        .file("app/last.txt", "v1\n")
+        .file(
+            "hephy.kdl",
+            &format!(
+                "registry \"{}/team\"\nbuilder \"buildah\"\n\nimage \"app\" {{\n    context \"app\"\n}}\n",
+                registry.address()
+            ),
+        );
+    std::fs::copy(busybox, repo.path().join("app/busybox")).expect("copy busybox");
+    let first = repo.run(&["run"]);
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    assert!(logs_of(&repo, 1).contains("Pushing cache"), "{}", logs_of(&repo, 1));
+
+    repo.write("app/last.txt", "v2\n");
+    std::fs::remove_dir_all(repo.path().join(".hephy")).expect("an empty runner");
+    let started = std::time::Instant::now();
+    let second = repo.run(&["run"]);
+    let took = started.elapsed();
+    assert_eq!(second.code, 0, "{}\n{}", second.stdout, second.stderr);
+    let log = logs_of(&repo, 1);
+    // The `COPY busybox` and the three RUNs: pulled from the cache repository, not run.
+    assert_eq!(log.matches("Cache pulled from remote").count(), 4, "{log}");
+    assert!(log.contains(&format!("{}/team/hephy-cache:", registry.address())), "{log}");
+    // What follows the changed `COPY` ran: the `COPY` itself and the last `RUN`, pushed anew.
+    assert!(log.matches("Pushing cache").count() >= 2, "{log}");
+    eprintln!("second build on empty storage, with the registry's layer cache: {took:.1?}");
+}

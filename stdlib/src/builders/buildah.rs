@@ -5,7 +5,9 @@
 //! the same inputs give the same digest), then a push to the registry under a tag derived from
 //! the node's key, whose digest is read back and becomes the node's output (indexes and tags are
 //! hephy's own, see [`crate::builders::oci`]). Without a registry, images stay in buildah's storage under
-//! the state folder and the image id is the output.
+//! the state folder and the image id is the output. With one, builds without secrets keep
+//! buildah's layer cache in the registry's cache repository (`--layers --cache-from/--cache-to
+//! REGISTRY/hephy-cache`), so a fresh runner reruns only the steps after the first that changed.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -252,6 +254,15 @@ impl Buildah {
         }
         if reference::insecure(model.registry.as_deref()) {
             command.arg("--tls-verify=false");
+        }
+        // The layer cache in the registry's cache repository, beside hephy's records: a fresh
+        // runner reruns only the steps after the first changed one. Not with secrets: buildah's
+        // layer keys do not cover a secret's value, and a changed secret must rerun its step.
+        if let Some(registry) = &model.registry
+            && secrets.is_empty()
+        {
+            let cache = crate::registry::records::repository(registry);
+            command.arg("--layers").arg("--cache-from").arg(&cache).arg("--cache-to").arg(&cache);
         }
         command.arg("-f").arg(context.join(&image.dockerfile));
         if let Some(target) = &node.target {
