@@ -657,9 +657,14 @@ impl Oci {
                     if self.client.resolve(&here)?.is_some() {
                         continue;
                     }
-                    let (media_type, manifest) = self.manifest_bytes(None, digest)?;
-                    let built = Descriptor { media_type, digest: (*digest).clone(), size: manifest.len() as u64 };
+                    // From the layout; what it lacks (a build found in the cache on this
+                    // runner) from the graph's own repository first.
+                    let main = reference::repository(model, job.node);
+                    let source = (main != repository).then_some(main.as_str());
                     drop(_held);
+                    self.image_blobs(source, digest, &stop)?;
+                    let (media_type, manifest) = self.manifest_bytes(source, digest)?;
+                    let built = Descriptor { media_type, digest: (*digest).clone(), size: manifest.len() as u64 };
                     self.publish_build(&repository, &built, &[(*digest).clone()], &stop, &|line: &str| {
                         log.note(line)
                     })?;
