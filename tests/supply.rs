@@ -468,3 +468,44 @@ fn signed_images_with_sboms_and_provenance_verify_with_other_tools() {
         }
     }
 }
+
+/// Without a registry, `provenance #true` puts the attestation manifests into hephy's OCI
+/// layout, in the index named after the image, each statement about its platform manifest.
+#[test]
+fn without_a_registry_the_attestations_are_in_the_layout() {
+    let repo = Repo::new()
+        .file("app/Dockerfile", "FROM scratch\nCOPY hello.txt /hello.txt\n")
+        .file("app/hello.txt", "hello\n")
+        .file(
+            "hephy.kdl",
+            "platforms \"linux/amd64\" \"linux/arm64\"\nprovenance #true\nimage \"app\" {\n    context \"app\"\n    builder \"oci\"\n}\n",
+        );
+    let run = repo.run(&["run", "-f", "hephy.kdl"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let layout = repo.path().join(".hephy/oci");
+    let read = |digest: &str| -> Value {
+        let path = layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
+        serde_json::from_slice(&std::fs::read(path).expect("a blob")).expect("JSON")
+    };
+    let names: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).expect("index.json")).expect("JSON");
+    let entry = names["manifests"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == "app")
+        .expect("the index of app");
+    let index = read(entry["digest"].as_str().expect("a string"));
+    let (platforms, attestations) = split(&index);
+    assert_eq!((platforms.len(), attestations.len()), (2, 2), "{index}");
+    for (_, digest) in &platforms {
+        let attestation = attestations
+            .iter()
+            .find(|a| a["annotations"]["vnd.docker.reference.digest"] == digest.as_str())
+            .expect("an attestation of each platform");
+        let manifest = read(attestation["digest"].as_str().expect("a string"));
+        let statement = read(manifest["layers"][0]["digest"].as_str().expect("a string"));
+        assert_eq!(statement["predicateType"], "https://slsa.dev/provenance/v1");
+        assert_eq!(statement["subject"][0]["digest"]["sha256"], digest.trim_start_matches("sha256:"));
+    }
+}

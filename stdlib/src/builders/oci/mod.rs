@@ -616,7 +616,7 @@ impl Oci {
         // An index of this key already pushed (its inputs have not changed; it runs again
         // because a registry lost it or a signature went missing) is published as it is, not
         // made anew: its provenance names the run that made it, and the index does not move.
-        let kept = if publish.is_some_and(|p| p.attests() || p.sign.is_some()) {
+        let kept = if repository.is_some() && publish.is_some_and(|p| p.attests() || p.sign.is_some()) {
             self.pushed_index(model, job)?
         } else {
             None
