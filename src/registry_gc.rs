@@ -13,7 +13,12 @@ use hephy_engine::Snapshot;
 use crate::Failure;
 
 /// Prunes `model`'s registry against `snapshot`; what it did, for people.
-pub(crate) fn prune(model: &Model, snapshot: &Snapshot, keep: usize, state_dir: &Path) -> Result<String, Failure> {
+pub(crate) fn prune(
+    model: &Model,
+    snapshot: &Snapshot,
+    keep: usize,
+    state_dir: &Path,
+) -> Result<String, Failure> {
     let Some(registry) = &model.registry else {
         return Err(Failure::Input(Problems::single(
             &model.source.path().display().to_string(),

@@ -21,11 +21,8 @@ fn layers(manifest: &str) -> Vec<String> {
 /// The image manifest (not an index) pushed under a key (a `hephy-` tag of `repository` or a
 /// cache record) last.
 fn build_of(registry: &Registry, repository: &str, seen: &mut Vec<String>) -> String {
-    let tags: Vec<String> = registry
-        .keyed(repository, "team/hephy-cache")
-        .into_iter()
-        .filter(|t| !seen.contains(t))
-        .collect();
+    let tags: Vec<String> =
+        registry.keyed(repository, "team/hephy-cache").into_iter().filter(|t| !seen.contains(t)).collect();
     seen.extend(tags.iter().cloned());
     let mut builds: Vec<String> = tags
         .iter()

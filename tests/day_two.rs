@@ -46,7 +46,8 @@ fn add_a_registry(repo: &Repo, registry: &Registry) {
         .filter_map(|n| n["id"].as_str())
         .collect();
     assert!(rebuilt.is_empty(), "adding a registry rebuilds {rebuilt:?}: {nodes:#?}");
-    let pushed: BTreeSet<&str> = nodes.iter().filter(|n| !stays(n)).filter_map(|n| n["kind"].as_str()).collect();
+    let pushed: BTreeSet<&str> =
+        nodes.iter().filter(|n| !stays(n)).filter_map(|n| n["kind"].as_str()).collect();
     assert_eq!(pushed, BTreeSet::from(["manifest", "tag"]), "the index and tag nodes push what exists");
     let text = repo.run(&["plan"]);
     for unwritten in ["naming.repository", "naming.tag", "supply.provenance"] {
@@ -117,11 +118,8 @@ fn gc_the_registry(repo: &Repo, registry: &Registry) {
     // A machine with no state (a fresh CI runner) finds every image build in the registry.
     std::fs::remove_dir_all(repo.path().join(".hephy")).expect("remove the state");
     let nodes = planned(repo);
-    let built: Vec<&str> = nodes
-        .iter()
-        .filter(|n| n["kind"] != "task" && !stays(n))
-        .filter_map(|n| n["id"].as_str())
-        .collect();
+    let built: Vec<&str> =
+        nodes.iter().filter(|n| n["kind"] != "task" && !stays(n)).filter_map(|n| n["id"].as_str()).collect();
     assert!(built.is_empty(), "with the live records kept, nothing builds: {built:?}");
 }
 
@@ -169,26 +167,27 @@ fn logs_of(repo: &Repo, run: u32) -> String {
 fn buildah_on_an_empty_runner_reruns_only_what_follows_the_changed_copy() {
     common::registry::require_image_tools();
     let busybox = std::path::Path::new("/bin/busybox");
-    assert!(busybox.is_file(), "this test needs /bin/busybox: apt-get install busybox-static (.ci/run installs it)");
+    assert!(
+        busybox.is_file(),
+        "this test needs /bin/busybox: apt-get install busybox-static (.ci/run installs it)"
+    );
     let registry = Registry::start();
-    let step = |n: &str| format!("RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox sleep 2; echo {n} > /{n}\"]\n");
+    let step = |n: &str| {
+        format!("RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox sleep 2; echo {n} > /{n}\"]\n")
+    };
     let dockerfile = format!(
         "FROM scratch\nCOPY busybox /bin/busybox\n{}{}{}COPY last.txt /last.txt\nRUN [\"/bin/busybox\", \"cp\", \"/last.txt\", \"/copy\"]\n",
         step("one"),
         step("two"),
         step("three")
     );
-    let repo = Repo::new()
-        .online()
-        .file("app/Dockerfile", &dockerfile)
-        .file("app/last.txt", "v1\n")
-        .file(
-            "hephy.kdl",
-            &format!(
-                "registry \"{}/team\"\nbuilder \"buildah\"\n\nimage \"app\" {{\n    context \"app\"\n}}\n",
-                registry.address()
-            ),
-        );
+    let repo = Repo::new().online().file("app/Dockerfile", &dockerfile).file("app/last.txt", "v1\n").file(
+        "hephy.kdl",
+        &format!(
+            "registry \"{}/team\"\nbuilder \"buildah\"\n\nimage \"app\" {{\n    context \"app\"\n}}\n",
+            registry.address()
+        ),
+    );
     std::fs::copy(busybox, repo.path().join("app/busybox")).expect("copy busybox");
     let first = repo.run(&["run"]);
     assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);

@@ -395,7 +395,12 @@ fn images_the_registry_lost_are_pushed_again() {
     }
     let run = repo.run(&["run", "--format", "json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!((run.json()["fresh"].as_u64(), run.json()["built"].as_u64()), (Some(6), Some(6)), "{}", run.stdout);
+    assert_eq!(
+        (run.json()["fresh"].as_u64(), run.json()["built"].as_u64()),
+        (Some(6), Some(6)),
+        "{}",
+        run.stdout
+    );
     // Pushed again: the registry holds the index under its tag, each platform build by digest,
     // and nothing is missing.
     let index = registry.raw("qs/web:latest");

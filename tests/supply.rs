@@ -222,7 +222,12 @@ fn http(registry: &Registry, method: &str, path: &str) -> String {
 /// The references (`@sha256:…`, after `team/IMAGE`) of the outputs of node `node` hephy
 /// recorded in the registry's cache repository (builds and indexes are pushed by digest).
 fn index_refs(registry: &Registry, node: &str) -> Vec<String> {
-    registry.records("team/hephy-cache").into_iter().filter(|r| r.node == node).map(|r| format!("@{}", r.digest)).collect()
+    registry
+        .records("team/hephy-cache")
+        .into_iter()
+        .filter(|r| r.node == node)
+        .map(|r| format!("@{}", r.digest))
+        .collect()
 }
 
 /// The index of `team/IMAGE` hephy recorded: (its reference after `team/IMAGE`, raw index).

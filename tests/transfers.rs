@@ -128,7 +128,11 @@ fn ctrl_c_stops_a_push_mid_upload() {
         "the push finished before Ctrl-C: too fast to test"
     );
     assert!(registry.tags("t/big").is_empty(), "a manifest was pushed: {:?}", registry.tags("t/big"));
-    assert!(registry.tags("t/hephy-cache").is_empty(), "a record was written: {:?}", registry.tags("t/hephy-cache"));
+    assert!(
+        registry.tags("t/hephy-cache").is_empty(),
+        "a record was written: {:?}",
+        registry.tags("t/hephy-cache")
+    );
     let log = repo.run(&["log", "--format", "json"]).json();
     assert_eq!(log[0]["status"], "interrupted", "{log}");
     // The image stopped mid-push and its manifest, which never started: both cancelled.

@@ -9,7 +9,8 @@ use miette::SourceSpan;
 
 use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
 use crate::document::{
-    BuildContextDraft, DependencyDraft, Document, ExecutorDraft, FromDraft, GroupDraft, ImageDraft, KoDraft, MatrixDraft, NamingDraft, ScheduleDraft, SecretDraft, SignDraft, SupplyDraft, TaskDraft, Text,
+    BuildContextDraft, DependencyDraft, Document, ExecutorDraft, FromDraft, GroupDraft, ImageDraft, KoDraft,
+    MatrixDraft, NamingDraft, ScheduleDraft, SecretDraft, SignDraft, SupplyDraft, TaskDraft, Text,
 };
 use crate::limits::MAX_NESTING as MAX_DEPTH;
 use crate::schema::{Construct, keys};

@@ -33,7 +33,9 @@ pub use expand::{
     ENV_PREFIX, Given, Origin, Overrides, ResolvedImage, SETTABLE, Setting, VariableSource, VariableUse,
 };
 pub use model::{
-    BUILDERS, BuildContext, Compression, ContextSource, DEFAULT_BUILDER, Definition, Dependency, DependencyKind, Executor, FromPlatform, Group, Image, ImageSource, KoSettings, Model, Naming, Publish, Schedule, Secret, SecretSource, Signing, Task,
+    BUILDERS, BuildContext, Compression, ContextSource, DEFAULT_BUILDER, Definition, Dependency,
+    DependencyKind, Executor, FromPlatform, Group, Image, ImageSource, KoSettings, Model, Naming, Publish,
+    Schedule, Secret, SecretSource, Signing, Task,
 };
 pub use model::{Builder, Engine};
 pub use platform::{Platform, PlatformError};

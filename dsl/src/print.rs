@@ -8,7 +8,9 @@
 
 use std::fmt::Write as _;
 
-use crate::document::{BuildContextDraft, DependencyDraft, Document, ImageDraft, MatrixDraft, SupplyDraft, TaskDraft, Text};
+use crate::document::{
+    BuildContextDraft, DependencyDraft, Document, ImageDraft, MatrixDraft, SupplyDraft, TaskDraft, Text,
+};
 use crate::escape::{kdl_string, yaml_scalar};
 use crate::source::Syntax;
 

@@ -69,7 +69,10 @@ impl NodeInputs {
                 field == "registry" || field.starts_with("naming.") || field.starts_with("mirrors.");
             let default = (field == "naming.repository" && value == standard.repository)
                 || (kind == NodeKind::Tag && field == "naming.tag" && value == standard.tag)
-                || (kind == NodeKind::Manifest && field == "supply.provenance" && value == "true" && had_registry);
+                || (kind == NodeKind::Manifest
+                    && field == "supply.provenance"
+                    && value == "true"
+                    && had_registry);
             !(default || (self.placeless && destination))
         });
         old
@@ -540,7 +543,9 @@ fn describe<'a>(
         }
         // The tag template only when it is not the standard `{tag}` (the tag itself is the
         // node's own input).
-        if let Some(extra) = extra.filter(|e| node.kind != NodeKind::Tag || **e != hephy_dsl::Naming::standard().tag) {
+        if let Some(extra) =
+            extra.filter(|e| node.kind != NodeKind::Tag || **e != hephy_dsl::Naming::standard().tag)
+        {
             s.insert("naming.tag", extra);
         }
     }
@@ -681,7 +686,10 @@ fn describe<'a>(
         (input_source.is_some() || output_source.is_some()).then(|| Box::new((input_source, output_source)));
     let settings = EncodedSettings::from_unsorted(&mut s.0);
     s.0.clear();
-    (NodeInputs { settings, files: Arc::clone(no_files), labels, outputs_now: None, error, placeless }, sources)
+    (
+        NodeInputs { settings, files: Arc::clone(no_files), labels, outputs_now: None, error, placeless },
+        sources,
+    )
 }
 
 /// A context source narrowed to the paths its image reads, when `reads` says less than the
@@ -770,12 +778,20 @@ mod upgrade_tests {
                 ("args.V", "1"),
             ])
         );
-        let tag = manifest(&[("kind", "tag"), ("registry", "r"), ("naming.tag", "{tag}"), ("naming.repository", "{registry}/apps")]);
+        let tag = manifest(&[
+            ("kind", "tag"),
+            ("registry", "r"),
+            ("naming.tag", "{tag}"),
+            ("naming.repository", "{registry}/apps"),
+        ]);
         assert_eq!(
             inputs(false).upgrade(NodeKind::Tag, tag),
             manifest(&[("kind", "tag"), ("registry", "r"), ("naming.repository", "{registry}/apps")])
         );
         let index = manifest(&[("kind", "manifest"), ("registry", "r"), ("supply.provenance", "true")]);
-        assert_eq!(inputs(false).upgrade(NodeKind::Manifest, index), manifest(&[("kind", "manifest"), ("registry", "r")]));
+        assert_eq!(
+            inputs(false).upgrade(NodeKind::Manifest, index),
+            manifest(&[("kind", "manifest"), ("registry", "r")])
+        );
     }
 }

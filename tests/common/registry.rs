@@ -124,8 +124,16 @@ impl Registry {
                 let raw: serde_json::Value =
                     serde_json::from_str(&self.raw(&format!("{cache}:{tag}"))).expect("a record is JSON");
                 assert_eq!(raw["artifactType"], "application/vnd.hephy.cache.record.v1", "{raw}");
-                let a = |k: &str| raw["annotations"][format!("dev.hephy.cache.{k}")].as_str().unwrap_or_default().to_owned();
-                CacheRecord { tag, node: a("node"), repository: a("repository"), digest: a("digest"), key: a("key") }
+                let a = |k: &str| {
+                    raw["annotations"][format!("dev.hephy.cache.{k}")].as_str().unwrap_or_default().to_owned()
+                };
+                CacheRecord {
+                    tag,
+                    node: a("node"),
+                    repository: a("repository"),
+                    digest: a("digest"),
+                    key: a("key"),
+                }
             })
             .collect();
         out.sort_by(|a, b| a.tag.cmp(&b.tag));
@@ -136,8 +144,12 @@ impl Registry {
     /// push themselves tag their builds so) and the outputs in it its cache records in `cache`
     /// name; each as what follows the repository's name (`:hephy-…`, `@sha256:…`).
     pub fn keyed(&self, repository: &str, cache: &str) -> Vec<String> {
-        let mut out: Vec<String> =
-            self.tags(repository).into_iter().filter(|t| t.starts_with("hephy-")).map(|t| format!(":{t}")).collect();
+        let mut out: Vec<String> = self
+            .tags(repository)
+            .into_iter()
+            .filter(|t| t.starts_with("hephy-"))
+            .map(|t| format!(":{t}"))
+            .collect();
         let suffix = format!("/{repository}");
         for record in self.records(cache) {
             if record.repository.ends_with(&suffix) && !out.contains(&format!("@{}", record.digest)) {

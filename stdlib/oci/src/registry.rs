@@ -833,7 +833,9 @@ impl Client {
                 .map_err(|e| RegistryError::new(op, &url, Cause::Transport(e.to_string())))?;
             let value: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|e| RegistryError::new(op, &url, Cause::Answer(format!("not a tag list: {e}"))))?;
-            out.extend(value["tags"].as_array().into_iter().flatten().filter_map(|t| t.as_str().map(str::to_owned)));
+            out.extend(
+                value["tags"].as_array().into_iter().flatten().filter_map(|t| t.as_str().map(str::to_owned)),
+            );
             match next {
                 Some(next) if next.starts_with('/') => url = format!("{base}{next}"),
                 Some(next) if !next.is_empty() => url = next,

@@ -286,7 +286,8 @@ impl Remote {
             image.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         build_args.extend(reference::injected(model, node, &job.deps));
         // The host pushes the build by digest (and under these tags); its key is recorded here.
-        let tags: Vec<String> = oci.platform_tag(model, job).map_err(RemoteError::Naming)?.into_iter().collect();
+        let tags: Vec<String> =
+            oci.platform_tag(model, job).map_err(RemoteError::Naming)?.into_iter().collect();
         let spec = json!({
             "version": SPEC_VERSION,
             "node": node.id.to_string(),

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use hephy_dsl::Model;
 use hephy_engine::{Key, Node, NodeKind};
 
-use crate::registry::{records, reference};
 use crate::registry::{Client, Reference};
+use crate::registry::{records, reference};
 
 /// Looks nodes up in the graph's registry. The first lookup that cannot reach the registry
 /// (as opposed to one that finds nothing) stops all further lookups: planning goes on without

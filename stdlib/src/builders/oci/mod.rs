@@ -26,8 +26,8 @@ use serde_json::{Value, json};
 
 use crate::builders::{Capabilities, Frontend, ImageBuilder};
 use crate::executors::process::Log;
-use crate::registry::{records, reference};
 use crate::registry::{Client, Reference, RegistryError};
+use crate::registry::{records, reference};
 use crate::supply;
 use hephy_oci::compress;
 use hephy_oci::layout::{self, Descriptor, Layout};
@@ -664,7 +664,8 @@ impl Oci {
                     drop(_held);
                     self.image_blobs(source, digest, &stop)?;
                     let (media_type, manifest) = self.manifest_bytes(source, digest)?;
-                    let built = Descriptor { media_type, digest: (*digest).clone(), size: manifest.len() as u64 };
+                    let built =
+                        Descriptor { media_type, digest: (*digest).clone(), size: manifest.len() as u64 };
                     self.publish_build(&repository, &built, &[(*digest).clone()], &stop, &|line: &str| {
                         log.note(line)
                     })?;
