@@ -445,8 +445,17 @@ impl Oci {
         let Some(registry) = &model.registry else { return Ok(()) };
         let cache = records::repository(registry);
         let target = Reference::parse(&cache)?;
+        let repository = reference::repository(model, node);
+        // The same record is not written again (a new one would leave the old untagged).
+        if let Ok(Some(there)) = records::read(&self.client, registry, &reference::key_tag(key))
+            && there.key == key.hex().as_str()
+            && there.digest == digest
+            && there.repository == repository
+        {
+            return Ok(());
+        }
         let empty = self.layout.put(records::EMPTY, b"{}")?;
-        let bytes = records::bytes(node, key, &reference::repository(model, node), digest, &empty.digest);
+        let bytes = records::bytes(node, key, &repository, digest, &empty.digest);
         let lock = self.repository_lock(&cache)?;
         let _held = lock.lock().map_err(|_| OciError::Poisoned)?;
         self.client.push_blob(&target, &empty.digest, &self.layout.blob_path(&empty.digest), stop)?;
