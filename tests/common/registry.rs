@@ -116,10 +116,12 @@ impl Registry {
 
     /// hephy's cache records in the cache repository `cache` (`PREFIX/hephy-cache`), each
     /// read back by its tag: (tag, the annotations `node`, `repository`, `digest`, `key`).
+    /// buildah's layer cache shares the repository: its tags (64 hex digits) are not records.
     pub fn records(&self, cache: &str) -> Vec<CacheRecord> {
         let mut out: Vec<CacheRecord> = self
             .tags(cache)
             .into_iter()
+            .filter(|tag| tag.starts_with("hephy-"))
             .map(|tag| {
                 let raw: serde_json::Value =
                     serde_json::from_str(&self.raw(&format!("{cache}:{tag}"))).expect("a record is JSON");

@@ -140,7 +140,8 @@ pub fn prune(registry: &str, live: &HashSet<String>, keep: usize) -> Result<Prun
     let Ok(cache) = Reference::parse(&repository(registry)) else { return Ok(Pruned::default()) };
     let mut stale: BTreeMap<String, Vec<Record>> = BTreeMap::new();
     let mut pruned = Pruned::default();
-    for tag in client.tags(&cache)? {
+    // buildah's layer cache shares the repository; its tags (64 hex digits) are not records.
+    for tag in client.tags(&cache)?.into_iter().filter(|t| t.starts_with("hephy-")) {
         let Some(record) = read(&client, registry, &tag)? else { continue };
         if live.contains(&record.key) {
             pruned.kept += 1;
