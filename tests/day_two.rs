@@ -189,14 +189,15 @@ fn buildah_on_an_empty_runner_reruns_only_what_follows_the_changed_copy() {
         ),
     );
     std::fs::copy(busybox, repo.path().join("app/busybox")).expect("copy busybox");
-    let first = repo.run(&["run"]);
+    let cache = [("HEPHY_BUILDAH_LAYER_CACHE", "1")];
+    let first = repo.run_with(&["run"], &cache);
     assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
     assert!(logs_of(&repo, 1).contains("Pushing cache"), "{}", logs_of(&repo, 1));
 
     repo.write("app/last.txt", "v2\n");
     std::fs::remove_dir_all(repo.path().join(".hephy")).expect("an empty runner");
     let started = std::time::Instant::now();
-    let second = repo.run(&["run"]);
+    let second = repo.run_with(&["run"], &cache);
     let took = started.elapsed();
     assert_eq!(second.code, 0, "{}\n{}", second.stdout, second.stderr);
     let log = logs_of(&repo, 1);
