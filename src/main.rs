@@ -15,6 +15,7 @@ mod import;
 mod init;
 mod manual;
 mod plan_view;
+mod registry_gc;
 mod report;
 mod schema;
 mod session;
@@ -243,6 +244,13 @@ enum Command {
         /// Seconds to wait for a running `hephy run` on the same state to finish.
         #[arg(long, value_name = "SECS", default_value_t = 5.0)]
         lock_timeout: f64,
+        /// Prune the graph's registry instead: delete from its cache repository
+        /// (`REGISTRY/hephy-cache`) the records of keys no node of the state was last built with.
+        #[arg(long)]
+        registry: bool,
+        /// With `--registry`: keep the N newest stale records of each node too.
+        #[arg(long, value_name = "N", default_value_t = 0, requires = "registry")]
+        keep: usize,
     },
     /// Print an image's settings after variables, templates and matrices, and where each
     /// came from.
@@ -552,7 +560,9 @@ fn execute(command: &Command, style: Style, quiet: bool) -> Result<(), Failure> 
         Command::Import { dir, from, format, output, env_frozen } => {
             import_command(dir, from, format, output, *env_frozen)?
         }
-        Command::Gc { file, state, lock_timeout } => gc(file, state, *lock_timeout)?,
+        Command::Gc { file, state, lock_timeout, registry, keep } => {
+            gc(file, state, *lock_timeout, registry.then_some(*keep))?
+        }
         Command::Init { dir, format, stdout } => init(dir, *format, *stdout)?,
         Command::Completions { shell } => completions_command(*shell)?,
         Command::Man { command, output } => manual::command(command.as_deref(), output.as_deref())?,
@@ -1003,12 +1013,18 @@ fn init(dir: &Path, format: ImportFormat, stdout: bool) -> Result<(), Failure> {
 }
 
 /// `hephy gc`: under the run lock, removes the blobs no recorded image references.
-fn gc(file: &FileArg, state: &StateArg, lock_timeout: f64) -> Result<(), Failure> {
+/// With `registry` (`--keep N`), prunes the graph's registry's cache records instead.
+fn gc(file: &FileArg, state: &StateArg, lock_timeout: f64, registry: Option<usize>) -> Result<(), Failure> {
     let path = graph_path(file)?;
     let dir = hephy_engine::graph_state_dir(&path, state.dir.as_deref());
     let secs = if lock_timeout.is_finite() { lock_timeout.clamp(0.0, 86_400.0) } else { 0.0 };
     let _lock = RunLock::acquire(&dir, Duration::from_secs_f64(secs)).map_err(Failure::State)?;
     let snapshot = State::open(&dir).and_then(|s| s.snapshot()).map_err(Failure::State)?;
+    if let Some(keep) = registry {
+        let model = load(file)?;
+        print(&registry_gc::prune(&model, &snapshot, keep, &dir)?);
+        return Ok(());
+    }
     let collected = hephy_stdlib::collect_garbage(&snapshot, &dir).map_err(|message| {
         Failure::Input(Problems::single(
             "hephy",

@@ -18,19 +18,20 @@ fn layers(manifest: &str) -> Vec<String> {
     m["layers"].as_array().unwrap().iter().map(|l| l["digest"].as_str().unwrap().to_owned()).collect()
 }
 
-/// The image manifest (not an index) pushed under a `hephy-` tag of `repository` last.
+/// The image manifest (not an index) pushed under a key (a `hephy-` tag of `repository` or a
+/// cache record) last.
 fn build_of(registry: &Registry, repository: &str, seen: &mut Vec<String>) -> String {
-    let tags: Vec<String> = registry
-        .tags(repository)
-        .into_iter()
-        .filter(|t| t.starts_with("hephy-") && !seen.contains(t))
-        .collect();
+    let tags: Vec<String> =
+        registry.keyed(repository, "team/hephy-cache").into_iter().filter(|t| !seen.contains(t)).collect();
     seen.extend(tags.iter().cloned());
-    let builds: Vec<String> = tags
+    let mut builds: Vec<String> = tags
         .iter()
-        .map(|t| registry.raw(&format!("{repository}:{t}")))
+        .map(|t| registry.raw(&format!("{repository}{t}")))
         .filter(|raw| raw.contains("\"layers\""))
         .collect();
+    // A build pushed under its key tag is recorded too: one manifest, named twice.
+    builds.sort();
+    builds.dedup();
     assert_eq!(builds.len(), 1, "{repository}: {tags:?}");
     builds[0].clone()
 }

@@ -53,22 +53,25 @@ fn builds_from_base_by_digest(builder: &str) {
         );
     let run = repo.run(&["run", "--format", "json"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    // Builds and indexes are pushed under `hephy-<key>`: the digest of the one build (a
-    // manifest with layers) not seen before.
+    // Builds and indexes are pushed under a key (a `hephy-<key>` tag or a cache record): the
+    // digest of the one build (a manifest with layers) not seen before.
     let mut seen: Vec<String> = Vec::new();
     let mut outputs = || {
         let mut digest = |repository: &str| {
             let tags: Vec<String> = registry
-                .tags(repository)
+                .keyed(repository, "team/hephy-cache")
                 .into_iter()
-                .filter(|t| t.starts_with("hephy-") && !seen.contains(t))
+                .filter(|t| !seen.contains(t))
                 .collect();
             seen.extend(tags.iter().cloned());
-            let builds: Vec<String> = tags
+            let mut builds: Vec<String> = tags
                 .iter()
-                .map(|t| registry.raw(&format!("{repository}:{t}")))
+                .map(|t| registry.raw(&format!("{repository}{t}")))
                 .filter(|raw| raw.contains("\"layers\""))
                 .collect();
+            // A build pushed under its key tag is recorded too: one manifest, named twice.
+            builds.sort();
+            builds.dedup();
             assert_eq!(builds.len(), 1, "{repository}: {tags:?}");
             common::registry::sha256(&builds[0])
         };

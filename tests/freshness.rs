@@ -386,13 +386,29 @@ fn images_the_registry_lost_are_pushed_again() {
     assert_not_from_stamp(&repo);
     let planned = reasons(&repo);
     for (id, kinds) in &planned {
-        assert!(kinds.contains(&"output_missing".to_owned()), "{id}: {kinds:?}");
+        // A platform build is still in the layout: its index node pushes it again, unbuilt.
+        if id.contains('@') {
+            assert!(kinds.is_empty(), "{id}: {kinds:?}");
+        } else {
+            assert!(kinds.contains(&"output_missing".to_owned()), "{id}: {kinds:?}");
+        }
     }
     let run = repo.run(&["run", "--format", "json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.json()["fresh"], 0, "{}", run.stdout);
-    // Pushed again: the registry holds the index under its tag, and nothing is missing.
-    assert!(registry.raw("qs/web:latest").contains("manifests"));
+    assert_eq!(
+        (run.json()["fresh"].as_u64(), run.json()["built"].as_u64()),
+        (Some(6), Some(6)),
+        "{}",
+        run.stdout
+    );
+    // Pushed again: the registry holds the index under its tag, each platform build by digest,
+    // and nothing is missing.
+    let index = registry.raw("qs/web:latest");
+    assert!(index.contains("manifests"));
+    for (id, digest) in outputs(&repo).iter().filter(|(id, _)| id.starts_with("web@")) {
+        assert!(index.contains(digest.as_str()), "{id}");
+        assert!(registry.raw(&format!("qs/web@{digest}")).contains("layers"), "{id}");
+    }
     let planned = reasons(&repo);
     assert!(planned.values().all(Vec::is_empty), "{planned:?}");
 }

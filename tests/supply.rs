@@ -95,17 +95,14 @@ fn pushed_indexes_carry_provenance_as_buildkit_lays_it_out() {
 
     let mut indexes = Vec::new();
     for image in ["base", "app"] {
-        let tag = registry
-            .tags(&format!("team/{image}"))
+        let tag = index_refs(&registry, image)
             .into_iter()
             .find(|t| {
-                let raw = json(&registry.raw(&format!("team/{image}:{t}")));
+                let raw = json(&registry.raw(&format!("team/{image}{t}")));
                 raw["mediaType"] == "application/vnd.oci.image.index.v1+json"
             })
-            .unwrap_or_else(|| {
-                panic!("no index of {image} in {:?}", registry.tags(&format!("team/{image}")))
-            });
-        let raw = registry.raw(&format!("team/{image}:{tag}"));
+            .unwrap_or_else(|| panic!("no index of {image} recorded"));
+        let raw = registry.raw(&format!("team/{image}{tag}"));
         indexes.push((image, tag, raw));
     }
     let (_, _, base_raw) = &indexes[0];
@@ -177,7 +174,7 @@ fn pushed_indexes_carry_provenance_as_buildkit_lays_it_out() {
     assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
     assert!(again.results().values().all(|r| r != "built"), "{}", again.stdout);
     for (image, tag, raw) in &indexes {
-        assert_eq!(&registry.raw(&format!("team/{image}:{tag}")), raw, "the index of {image} moved");
+        assert_eq!(&registry.raw(&format!("team/{image}{tag}")), raw, "the index of {image} moved");
     }
 
     // Provenance off: the plan says the setting changed for the index nodes alone; the run
@@ -200,10 +197,9 @@ fn pushed_indexes_carry_provenance_as_buildkit_lays_it_out() {
     let results = run.results();
     let built: Vec<&str> = results.iter().filter(|(_, r)| *r == "built").map(|(n, _)| n.as_str()).collect();
     assert_eq!(built, ["app", "base"], "{}", run.stdout);
-    let app = registry
-        .tags("team/app")
+    let app = index_refs(&registry, "app")
         .into_iter()
-        .map(|t| json(&registry.raw(&format!("team/app:{t}"))))
+        .map(|t| json(&registry.raw(&format!("team/app{t}"))))
         .filter(|raw| raw["mediaType"] == "application/vnd.oci.image.index.v1+json")
         .find(|raw| split(raw).1.is_empty())
         .expect("an index without attestations");
@@ -223,15 +219,24 @@ fn http(registry: &Registry, method: &str, path: &str) -> String {
     response.lines().next().unwrap_or_default().to_owned()
 }
 
-/// The index of `team/IMAGE` under its hephy key tag: (tag, raw index).
+/// The references (`@sha256:…`, after `team/IMAGE`) of the outputs of node `node` hephy
+/// recorded in the registry's cache repository (builds and indexes are pushed by digest).
+fn index_refs(registry: &Registry, node: &str) -> Vec<String> {
+    registry
+        .records("team/hephy-cache")
+        .into_iter()
+        .filter(|r| r.node == node)
+        .map(|r| format!("@{}", r.digest))
+        .collect()
+}
+
+/// The index of `team/IMAGE` hephy recorded: (its reference after `team/IMAGE`, raw index).
 fn pushed_index(registry: &Registry, image: &str) -> (String, String) {
     let repository = format!("team/{image}");
-    registry
-        .tags(&repository)
+    index_refs(registry, image)
         .into_iter()
-        .filter(|t| t.starts_with("hephy-"))
         .map(|t| {
-            let raw = registry.raw(&format!("{repository}:{t}"));
+            let raw = registry.raw(&format!("{repository}{t}"));
             (t, raw)
         })
         .find(|(_, raw)| json(raw)["mediaType"] == "application/vnd.oci.image.index.v1+json")
@@ -373,7 +378,7 @@ fn signed_images_with_sboms_and_provenance_verify_with_other_tools() {
     // An unsigned copy (the same bytes in another repository) does not verify.
     let copied = std::process::Command::new("skopeo")
         .args(["copy", "--all", "--src-tls-verify=false", "--dest-tls-verify=false"])
-        .arg(format!("docker://{}/team/app:{}", registry.address(), pushed_index(&registry, "app").0))
+        .arg(format!("docker://{}/team/app{}", registry.address(), pushed_index(&registry, "app").0))
         .arg(format!("docker://{}/team/copy:latest", registry.address()))
         .output()
         .expect("skopeo copy");
@@ -426,19 +431,17 @@ fn signed_images_with_sboms_and_provenance_verify_with_other_tools() {
     let built: Vec<String> = results.iter().filter(|(_, r)| *r == "built").map(|(n, _)| n.clone()).collect();
     assert_eq!(built, ["app"], "only app's index runs again: {}", resign.stdout);
     assert!(common::cosign::verified_by_the_spec(&registry, "team/app", victim, &public_pem), "signed again");
-    assert_eq!(registry.raw(&format!("team/app:{app_tag}")), app_raw, "the index did not move");
+    assert_eq!(registry.raw(&format!("team/app{app_tag}")), app_raw, "the index did not move");
     assert_eq!(tags_of("base"), before_base, "base was not touched");
 
     // Another key: the index nodes alone run again (the key's fingerprint is part of their
     // key), and everything verifies with the new key.
     let index_tags = |image: &str| -> Vec<String> {
-        registry
-            .tags(&format!("team/{image}"))
+        index_refs(&registry, image)
             .into_iter()
             .filter(|t| {
-                t.starts_with("hephy-")
-                    && json(&registry.raw(&format!("team/{image}:{t}")))["mediaType"]
-                        == "application/vnd.oci.image.index.v1+json"
+                json(&registry.raw(&format!("team/{image}{t}")))["mediaType"]
+                    == "application/vnd.oci.image.index.v1+json"
             })
             .collect()
     };
@@ -459,7 +462,7 @@ fn signed_images_with_sboms_and_provenance_verify_with_other_tools() {
         let new: Vec<&String> = tags.iter().filter(|t| !old.contains(t)).collect();
         assert_eq!(new.len(), 1, "one index under the new key: {tags:?}");
         let repository = format!("team/{image}");
-        let raw = registry.raw(&format!("{repository}:{}", new[0]));
+        let raw = registry.raw(&format!("{repository}{}", new[0]));
         let index_digest = common::registry::sha256(&raw);
         assert!(common::cosign::verified_by_the_spec(&registry, &repository, &index_digest, &new_pem));
         for (_, digest) in split(&json(&raw)).0 {

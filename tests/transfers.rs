@@ -128,6 +128,11 @@ fn ctrl_c_stops_a_push_mid_upload() {
         "the push finished before Ctrl-C: too fast to test"
     );
     assert!(registry.tags("t/big").is_empty(), "a manifest was pushed: {:?}", registry.tags("t/big"));
+    assert!(
+        registry.tags("t/hephy-cache").is_empty(),
+        "a record was written: {:?}",
+        registry.tags("t/hephy-cache")
+    );
     let log = repo.run(&["log", "--format", "json"]).json();
     assert_eq!(log[0]["status"], "interrupted", "{log}");
     // The image stopped mid-push (`stopped`) and its manifest, which never started (`cancelled`).
@@ -142,6 +147,8 @@ fn ctrl_c_stops_a_push_mid_upload() {
     let run = repo.run(&["run", "--format", "json"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert!(run.results().values().all(|r| r == "built"), "{}", run.stdout);
-    // The build's key tag and its index's.
-    assert_eq!(registry.tags("t/big").len(), 2, "{:?}", registry.tags("t/big"));
+    // Pushed by digest (no tag: the graph has none), the build's key and its index's recorded
+    // in the cache repository.
+    assert!(registry.tags("t/big").is_empty(), "{:?}", registry.tags("t/big"));
+    assert_eq!(registry.records("t/hephy-cache").len(), 2, "{:?}", registry.records("t/hephy-cache"));
 }

@@ -50,9 +50,34 @@ pub struct NodeInputs {
     pub outputs_now: Option<String>,
     /// A problem finding the node's files; the node cannot be planned.
     pub error: Option<String>,
+    /// Where its result goes (`registry`, `naming`, `mirrors`) is no input of it: a task, or
+    /// a build of hephy's own builder, which its index node pushes.
+    pub placeless: bool,
 }
 
 impl NodeInputs {
+    /// A manifest recorded before where results go left the keys of builds and tasks, as
+    /// today's would be: without `registry`, `naming.*` and `mirrors.*` for a placeless node;
+    /// without the settings that were their defaults (`naming.repository` `{registry}/{name}`,
+    /// a tag's `naming.tag` `{tag}`, an index's `supply.provenance` on with a registry) for the
+    /// others. Such a record whose other inputs are the same stays fresh and takes today's key.
+    pub fn upgrade(&self, kind: NodeKind, mut old: InputManifest) -> InputManifest {
+        let standard = hephy_dsl::Naming::standard();
+        let had_registry = old.settings.contains_key("registry");
+        old.settings.retain(|field, value| {
+            let destination =
+                field == "registry" || field.starts_with("naming.") || field.starts_with("mirrors.");
+            let default = (field == "naming.repository" && value == standard.repository)
+                || (kind == NodeKind::Tag && field == "naming.tag" && value == standard.tag)
+                || (kind == NodeKind::Manifest
+                    && field == "supply.provenance"
+                    && value == "true"
+                    && had_registry);
+            !(default || (self.placeless && destination))
+        });
+        old
+    }
+
     /// Its settings, files and labels as a manifest (with no dependencies).
     pub fn manifest(&self) -> InputManifest {
         InputManifest {
@@ -475,7 +500,22 @@ fn describe<'a>(
     if let Some(t) = &node.target {
         s.insert("target", t);
     }
-    if let Some(r) = &model.registry {
+    // Where results go is an input only of the nodes that put them there. A task never pushes;
+    // an image build of hephy's own builder (`oci`) lands in its layout whatever the registry,
+    // and its index node pushes it (so adding or changing a registry or a mirror pushes what
+    // exists and rebuilds nothing); builders that push themselves (buildah, kaniko, …) keep
+    // the destination in their key.
+    let image = match definition {
+        Some(Definition::Image(image)) => Some(image),
+        _ => None,
+    };
+    let pushes = match node.kind {
+        NodeKind::Task => false,
+        NodeKind::Image => image.is_some_and(|i| i.builder != hephy_dsl::Builder::Oci),
+        NodeKind::Manifest | NodeKind::Tag => true,
+    };
+    let placeless = !pushes;
+    if let (Some(r), true) = (&model.registry, pushes) {
         s.insert("registry", r);
         // How the pushed image is named is part of what a node publishes.
         let naming = &model.naming;
@@ -485,20 +525,27 @@ fn describe<'a>(
             NodeKind::Tag => Some(&naming.tag),
             NodeKind::Task => None,
         };
-        if node.kind != NodeKind::Task {
-            let image = match definition {
-                Some(Definition::Image(image)) => Some(image),
-                _ => None,
-            };
-            let own = image.and_then(|i| i.publish.repository.as_ref());
-            s.insert("naming.repository", own.unwrap_or(&naming.repository));
-            // Each more registry it is pushed to (a new mirror pushes everything there).
-            let mirrors = image.map_or(&model.mirrors[..], |i| model.mirrors_of(i));
-            for (i, mirror) in mirrors.iter().enumerate() {
-                s.insert(format!("mirrors.{i}"), mirror);
+        // The repository only when written (the image's own, or a naming that is not the
+        // standard `{registry}/{name}`, which `registry` above already holds): a reason never
+        // names a setting the user did not write.
+        let own = image.and_then(|i| i.publish.repository.as_ref());
+        match own {
+            Some(own) => s.insert("naming.repository", own),
+            None if naming.repository != hephy_dsl::Naming::standard().repository => {
+                s.insert("naming.repository", &naming.repository);
             }
+            None => {}
         }
-        if let Some(extra) = extra {
+        // Each more registry it is pushed to (a new mirror pushes everything there).
+        let mirrors = image.map_or(&model.mirrors[..], |i| model.mirrors_of(i));
+        for (i, mirror) in mirrors.iter().enumerate() {
+            s.insert(format!("mirrors.{i}"), mirror);
+        }
+        // The tag template only when it is not the standard `{tag}` (the tag itself is the
+        // node's own input).
+        if let Some(extra) =
+            extra.filter(|e| node.kind != NodeKind::Tag || **e != hephy_dsl::Naming::standard().tag)
+        {
             s.insert("naming.tag", extra);
         }
     }
@@ -517,10 +564,12 @@ fn describe<'a>(
         // The attestations live in the index (beside the platform manifests, which they leave
         // as they are), and the index and its platform manifests are signed when it is
         // published: these settings are the index's, so changing one republishes the index
-        // and rebuilds no platform. Only when on, so the keys of unattested images stay.
+        // and rebuilds no platform. Only when on, so the keys of unattested images stay;
+        // provenance only when it is not its default (on with a registry, which the key holds
+        // already): a reason never names a setting the user did not write.
         if node.kind == NodeKind::Manifest {
-            if image.publish.provenance {
-                s.insert("supply.provenance", "true");
+            if image.publish.provenance != model.registry.is_some() {
+                s.insert("supply.provenance", if image.publish.provenance { "true" } else { "false" });
             }
             if image.publish.sbom {
                 s.insert("supply.sbom", "true");
@@ -637,7 +686,10 @@ fn describe<'a>(
         (input_source.is_some() || output_source.is_some()).then(|| Box::new((input_source, output_source)));
     let settings = EncodedSettings::from_unsorted(&mut s.0);
     s.0.clear();
-    (NodeInputs { settings, files: Arc::clone(no_files), labels, outputs_now: None, error }, sources)
+    (
+        NodeInputs { settings, files: Arc::clone(no_files), labels, outputs_now: None, error, placeless },
+        sources,
+    )
 }
 
 /// A context source narrowed to the paths its image reads, when `reads` says less than the
@@ -680,4 +732,66 @@ pub fn task_outputs_digest(
     let hashed = files::hash_all(root, &set, &StatCache::new());
     let files: SortedMap = hashed.digests.into_iter().collect();
     Ok(files_digest(&files))
+}
+
+#[cfg(test)]
+mod upgrade_tests {
+    use super::*;
+
+    fn manifest(settings: &[(&str, &str)]) -> InputManifest {
+        InputManifest {
+            settings: settings.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            ..InputManifest::default()
+        }
+    }
+
+    fn inputs(placeless: bool) -> NodeInputs {
+        NodeInputs {
+            settings: EncodedSettings::new(&SortedMap::new()),
+            files: Arc::new(SortedMap::new()),
+            labels: BTreeMap::new(),
+            outputs_now: None,
+            error: None,
+            placeless,
+        }
+    }
+
+    #[test]
+    fn records_from_before_lose_the_destination_and_the_defaults() {
+        let build = manifest(&[
+            ("kind", "image"),
+            ("registry", "reg.example/team"),
+            ("naming.repository", "{registry}/{name}"),
+            ("mirrors.0", "mirror.example"),
+            ("args.V", "1"),
+        ]);
+        let upgraded = inputs(true).upgrade(NodeKind::Image, build.clone());
+        assert_eq!(upgraded, manifest(&[("kind", "image"), ("args.V", "1")]));
+        // A builder that pushes itself keeps its destination; only the default goes.
+        let kept = inputs(false).upgrade(NodeKind::Image, build);
+        assert_eq!(
+            kept,
+            manifest(&[
+                ("kind", "image"),
+                ("registry", "reg.example/team"),
+                ("mirrors.0", "mirror.example"),
+                ("args.V", "1"),
+            ])
+        );
+        let tag = manifest(&[
+            ("kind", "tag"),
+            ("registry", "r"),
+            ("naming.tag", "{tag}"),
+            ("naming.repository", "{registry}/apps"),
+        ]);
+        assert_eq!(
+            inputs(false).upgrade(NodeKind::Tag, tag),
+            manifest(&[("kind", "tag"), ("registry", "r"), ("naming.repository", "{registry}/apps")])
+        );
+        let index = manifest(&[("kind", "manifest"), ("registry", "r"), ("supply.provenance", "true")]);
+        assert_eq!(
+            inputs(false).upgrade(NodeKind::Manifest, index),
+            manifest(&[("kind", "manifest"), ("registry", "r")])
+        );
+    }
 }

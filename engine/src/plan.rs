@@ -554,7 +554,10 @@ fn plan_step<'a>(
             }
             if record.key != key {
                 match &record.manifest() {
-                    Some(old) => reasons.extend(differences(old, &with_deps(inputs, deps()))),
+                    Some(old) => {
+                        let old = inputs.upgrade(node.kind, old.clone());
+                        reasons.extend(differences(&old, &with_deps(inputs, deps())));
+                    }
                     None => reasons.push(Reason::StateUnreadable),
                 }
             }

@@ -50,6 +50,11 @@ impl SortedMap {
         Some(&self.0[at].1)
     }
 
+    /// Keeps the entries `keep` says yes to (their order stays sorted).
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, &str) -> bool) {
+        self.0.retain(|(k, v)| keep(k, v));
+    }
+
     /// Whether `key` is set.
     pub fn contains_key(&self, key: &str) -> bool {
         self.get(key).is_some()

@@ -45,6 +45,9 @@ pub use outputs::{
     registry_holds_all,
 };
 pub use registry::cache::RegistryCache;
+pub use registry::records::{
+    Pruned, Record as CacheRecord, prune as prune_registry, repository as cache_repository,
+};
 pub use release::{BadDate, date as plan_date, tags_follow_git_or_date};
 pub use resolver::{PlanResolver, RegistryRecheck};
 pub use sources::bases::{Bases, resolve_bases};

@@ -158,9 +158,13 @@ impl Outputs<'_> {
 impl OutputCheck for Outputs<'_> {
     fn exists(&self, node: &Node, output: &str) -> bool {
         let Some(Definition::Image(image)) = self.model.definition(node.name()) else { return true };
+        let own = crate::builders::in_process(image.builder);
         match &self.model.registry {
+            // A build of hephy's own builder in the layout is there: its index node pushes it
+            // to each registry that lacks it (where results go is not in a build's key).
+            Some(_) if own && node.kind == NodeKind::Image && self.in_layout(node, output) => true,
             Some(_) => self.in_registry(node, output),
-            None if crate::builders::in_process(image.builder) => self.in_layout(node, output),
+            None if own => self.in_layout(node, output),
             None => true,
         }
     }

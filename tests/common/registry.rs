@@ -7,6 +7,21 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// One of hephy's cache records, as `Registry::records` reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheRecord {
+    /// Its tag in the cache repository (`hephy-<key>`).
+    pub tag: String,
+    /// The node it records.
+    pub node: String,
+    /// The repository the node's output was pushed to (`HOST/PATH`).
+    pub repository: String,
+    /// The output's digest there.
+    pub digest: String,
+    /// The node's whole key.
+    pub key: String,
+}
+
 /// A running registry; killed on drop.
 pub struct Registry {
     child: Child,
@@ -97,6 +112,53 @@ impl Registry {
             .iter()
             .filter_map(|t| t.as_str().map(str::to_owned))
             .collect()
+    }
+
+    /// hephy's cache records in the cache repository `cache` (`PREFIX/hephy-cache`), each
+    /// read back by its tag: (tag, the annotations `node`, `repository`, `digest`, `key`).
+    /// buildah's layer cache shares the repository: its tags (64 hex digits) are not records.
+    pub fn records(&self, cache: &str) -> Vec<CacheRecord> {
+        let mut out: Vec<CacheRecord> = self
+            .tags(cache)
+            .into_iter()
+            .filter(|tag| tag.starts_with("hephy-"))
+            .map(|tag| {
+                let raw: serde_json::Value =
+                    serde_json::from_str(&self.raw(&format!("{cache}:{tag}"))).expect("a record is JSON");
+                assert_eq!(raw["artifactType"], "application/vnd.hephy.cache.record.v1", "{raw}");
+                let a = |k: &str| {
+                    raw["annotations"][format!("dev.hephy.cache.{k}")].as_str().unwrap_or_default().to_owned()
+                };
+                CacheRecord {
+                    tag,
+                    node: a("node"),
+                    repository: a("repository"),
+                    digest: a("digest"),
+                    key: a("key"),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.tag.cmp(&b.tag));
+        out
+    }
+
+    /// Every manifest hephy pushed to `repository` under a key: its `hephy-` tags (builders that
+    /// push themselves tag their builds so) and the outputs in it its cache records in `cache`
+    /// name; each as what follows the repository's name (`:hephy-…`, `@sha256:…`).
+    pub fn keyed(&self, repository: &str, cache: &str) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .tags(repository)
+            .into_iter()
+            .filter(|t| t.starts_with("hephy-"))
+            .map(|t| format!(":{t}"))
+            .collect();
+        let suffix = format!("/{repository}");
+        for record in self.records(cache) {
+            if record.repository.ends_with(&suffix) && !out.contains(&format!("@{}", record.digest)) {
+                out.push(format!("@{}", record.digest));
+            }
+        }
+        out
     }
 
     /// `skopeo inspect --raw` of a reference in this registry.

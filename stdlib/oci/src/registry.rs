@@ -35,6 +35,8 @@ pub enum Operation {
     StartUpload,
     UploadBlob,
     Authenticate,
+    ListTags,
+    DeleteManifest,
 }
 
 impl Operation {
@@ -48,6 +50,8 @@ impl Operation {
             Operation::StartUpload => "starting a blob upload",
             Operation::UploadBlob => "uploading a blob",
             Operation::Authenticate => "authenticating",
+            Operation::ListTags => "listing the tags",
+            Operation::DeleteManifest => "deleting a manifest",
         }
     }
 }
@@ -490,6 +494,7 @@ impl Client {
         let result = match (method, body) {
             ("GET", _) => with_headers!(self.agent.get(url)).call(),
             ("HEAD", _) => with_headers!(self.agent.head(url)).call(),
+            ("DELETE", _) => with_headers!(self.agent.delete(url)).call(),
             ("POST", Body::Empty) => with_headers!(self.agent.post(url)).send_empty(),
             ("PUT", Body::Empty) => with_headers!(self.agent.put(url)).send_empty(),
             ("PUT", Body::Bytes(bytes)) => with_headers!(self.agent.put(url)).send(bytes),
@@ -797,6 +802,58 @@ impl Client {
             })?;
             location = if next.starts_with('/') { format!("{base}{next}") } else { next.to_owned() };
             start += length;
+        }
+    }
+
+    /// Every tag of `reference`'s repository (none when the repository does not exist), page
+    /// by page as the registry's `Link` header leads.
+    pub fn tags(&self, reference: &Reference) -> Result<Vec<String>, RegistryError> {
+        let op = Operation::ListTags;
+        let base = Client::base(&reference.host);
+        let mut url = format!("{base}/v2/{}/tags/list?n=1000", reference.repository);
+        let mut out = Vec::new();
+        loop {
+            let mut response = self.send(op, "GET", &url, reference, false, &[], Body::Empty)?;
+            match response.status() {
+                StatusCode::NOT_FOUND => return Ok(out),
+                s if s.is_success() => {}
+                _ => return Err(failure(op, &url, &mut response)),
+            }
+            let next = response
+                .headers()
+                .get("link")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| l.split(';').next())
+                .map(|l| l.trim().trim_start_matches('<').trim_end_matches('>').to_owned());
+            let text = response
+                .body_mut()
+                .with_config()
+                .limit(16 << 20)
+                .read_to_string()
+                .map_err(|e| RegistryError::new(op, &url, Cause::Transport(e.to_string())))?;
+            let value: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| RegistryError::new(op, &url, Cause::Answer(format!("not a tag list: {e}"))))?;
+            out.extend(
+                value["tags"].as_array().into_iter().flatten().filter_map(|t| t.as_str().map(str::to_owned)),
+            );
+            match next {
+                Some(next) if next.starts_with('/') => url = format!("{base}{next}"),
+                Some(next) if !next.is_empty() => url = next,
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Deletes the manifest `digest` from `reference`'s repository (and with it every tag that
+    /// names it); whether it was there. The registry must allow deletes.
+    pub fn delete_manifest(&self, reference: &Reference, digest: &str) -> Result<bool, RegistryError> {
+        let op = Operation::DeleteManifest;
+        let url = format!("{}/v2/{}/manifests/{digest}", Client::base(&reference.host), reference.repository);
+        let mut response = self.send(op, "DELETE", &url, reference, true, &[], Body::Empty)?;
+        match response.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(failure(op, &url, &mut response)),
         }
     }
 

@@ -5,7 +5,9 @@
 //! the same inputs give the same digest), then a push to the registry under a tag derived from
 //! the node's key, whose digest is read back and becomes the node's output (indexes and tags are
 //! hephy's own, see [`crate::builders::oci`]). Without a registry, images stay in buildah's storage under
-//! the state folder and the image id is the output.
+//! the state folder and the image id is the output. With one and `HEPHY_BUILDAH_LAYER_CACHE=1`,
+//! builds without secrets keep buildah's layer cache in the registry's cache repository (`--layers --cache-from/--cache-to
+//! REGISTRY/hephy-cache`), so a fresh runner reruns only the steps after the first that changed.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -253,6 +255,18 @@ impl Buildah {
         if reference::insecure(model.registry.as_deref()) {
             command.arg("--tls-verify=false");
         }
+        // With `HEPHY_BUILDAH_LAYER_CACHE=1`, the layer cache in the registry's cache
+        // repository, beside hephy's records: a fresh runner reruns only the steps after the
+        // first changed one. Opt-in: with `--layers`, buildah 1.28 pushes a build whose
+        // Dockerfile changed only in a comment under another digest, which defeats early cutoff.
+        // Not with secrets: buildah's layer keys do not cover a secret's value.
+        if let Some(registry) = &model.registry
+            && secrets.is_empty()
+            && std::env::var_os("HEPHY_BUILDAH_LAYER_CACHE").is_some_and(|v| v == "1")
+        {
+            let cache = crate::registry::records::repository(registry);
+            command.arg("--layers").arg("--cache-from").arg(&cache).arg("--cache-to").arg(&cache);
+        }
         command.arg("-f").arg(context.join(&image.dockerfile));
         if let Some(target) = &node.target {
             command.arg("--target").arg(target);
@@ -392,6 +406,13 @@ impl Buildah {
             Ok(digest) => digest,
             Err(e) => return fail(e.to_string()),
         };
+        // Its key's record in the cache repository (a fresh runner finds the build by it).
+        let stop = process::stop(job);
+        if let Err(e) =
+            oci.write_record(model, job.node, job.key, &digest, &stop, &|line: &str| log.note(line))
+        {
+            return fail(e.to_string());
+        }
         match oci.platform_tag(model, job) {
             Ok(Some(tag)) => {
                 for repository in reference::repositories(model, job.node) {

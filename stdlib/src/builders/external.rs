@@ -104,6 +104,11 @@ pub(crate) fn build(
         Ok(digest) => digest,
         Err(e) => return fail(e.to_string()),
     };
+    // Its key's record in the cache repository (a fresh runner finds the build by it).
+    let stop = crate::executors::process::stop(job);
+    if let Err(e) = oci.write_record(model, job.node, job.key, &digest, &stop, &|line: &str| log.note(line)) {
+        return fail(e.to_string());
+    }
     let repository = reference::repository(model, job.node);
     match oci.platform_tag(model, job) {
         Ok(Some(tag)) => {

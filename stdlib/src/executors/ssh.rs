@@ -285,8 +285,9 @@ impl Remote {
         let mut build_args: Vec<(String, String)> =
             image.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         build_args.extend(reference::injected(model, node, &job.deps));
-        let mut tags = vec![reference::key_tag(job.key)];
-        tags.extend(oci.platform_tag(model, job).map_err(RemoteError::Naming)?);
+        // The host pushes the build by digest (and under these tags); its key is recorded here.
+        let tags: Vec<String> =
+            oci.platform_tag(model, job).map_err(RemoteError::Naming)?.into_iter().collect();
         let spec = json!({
             "version": SPEC_VERSION,
             "node": node.id.to_string(),
@@ -308,6 +309,11 @@ impl Remote {
             .ok_or_else(|| SshError::NoDigest { target: target.to_owned(), digest: None })?;
         if !hephy_oci::layout::valid_digest(&digest) {
             return Err(SshError::NoDigest { target: target.to_owned(), digest: Some(digest) }.into());
+        }
+        let stop = process::stop(job);
+        if let Err(e) = oci.write_record(model, node, job.key, &digest, &stop, &|line: &str| log.note(line)) {
+            // Only a later cache lookup misses it: the build itself is pushed.
+            log.note(&format!("hephy: the cache record of {} was not written: {e}", node.id));
         }
         Ok(digest)
     }
@@ -491,6 +497,8 @@ pub fn serve(input: impl Read, mut output: impl Write) -> Result<(), ServeError>
         spec["node"].as_str().unwrap_or("?")
     ));
     let manifest = oci.assemble(&request, &note).map_err(|e| ServeError::Build(e.to_string()))?;
+    // By digest first: the repository's tag list holds the graph's tags alone.
+    let tags: Vec<String> = std::iter::once(manifest.digest.clone()).chain(tags).collect();
     oci.publish_build(&repository, &manifest, &tags, &hephy_oci::stop::Stop::never(), &note)
         .map_err(|e| ServeError::Build(e.to_string()))?;
     writeln!(output, "{DIGEST_MARKER}{}", manifest.digest).map_err(ServeError::Output)?;

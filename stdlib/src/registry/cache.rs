@@ -1,9 +1,9 @@
 //! The registry as the shared cache: is a node's output already there, for its exact key?
 //!
-//! Every pushed build and index carries a tag derived from its key (`hephy-<key>`), so a machine
-//! with no local state (a fresh CI runner) can find what any other machine built. A build or
-//! manifest node is cached when its key tag exists; a tag node when its tag already resolves to
-//! its image's index. Lookups are HEAD requests through hephy's registry client (the
+//! Every pushed build and index has a record of its key in the registry's cache repository
+//! ([`super::records`]), so a machine with no local state (a fresh CI runner) can find what any
+//! other machine built. A build or manifest node is cached when its record exists and names a
+//! digest its repository holds; a tag node when its tag already resolves to its image's index. Lookups are HEAD requests through hephy's registry client (the
 //! registry's token auth and the user's credentials included), made concurrently by the caller.
 
 use std::sync::Mutex;
@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use hephy_dsl::Model;
 use hephy_engine::{Key, Node, NodeKind};
 
-use crate::registry::reference;
 use crate::registry::{Client, Reference};
+use crate::registry::{records, reference};
 
 /// Looks nodes up in the graph's registry. The first lookup that cannot reach the registry
 /// (as opposed to one that finds nothing) stops all further lookups: planning goes on without
@@ -50,9 +50,7 @@ impl<'m> RegistryCache<'m> {
         let mut found: Option<String> = None;
         for repository in reference::repositories(self.model, node) {
             let here = match node.kind {
-                NodeKind::Image | NodeKind::Manifest => {
-                    self.digest(&format!("{repository}:{}", reference::key_tag(key)), registry)?
-                }
+                NodeKind::Image | NodeKind::Manifest => self.record(registry, key, &repository)?,
                 NodeKind::Tag => {
                     let index = &deps.first()?.1;
                     // A tag that cannot be rendered here (an upstream `{commit}`) is not looked up.
@@ -73,6 +71,19 @@ impl<'m> RegistryCache<'m> {
             found = Some(here);
         }
         found
+    }
+
+    fn record(&self, registry: &str, key: &Key, repository: &str) -> Option<String> {
+        if self.down.load(Ordering::SeqCst) {
+            return None;
+        }
+        match records::lookup(&self.client, registry, key, repository) {
+            Ok(found) => found,
+            Err(e) => {
+                self.give_up(format!("{registry}: {e}"));
+                None
+            }
+        }
     }
 
     fn digest(&self, text: &str, registry: &str) -> Option<String> {

@@ -26,8 +26,8 @@ use serde_json::{Value, json};
 
 use crate::builders::{Capabilities, Frontend, ImageBuilder};
 use crate::executors::process::Log;
-use crate::registry::reference;
 use crate::registry::{Client, Reference, RegistryError};
+use crate::registry::{records, reference};
 use crate::supply;
 use hephy_oci::compress;
 use hephy_oci::layout::{self, Descriptor, Layout};
@@ -410,7 +410,9 @@ impl Oci {
         )?;
         note(&format!("hephy oci: {} is {digest}", layout_name(node)));
         if model.registry.is_some() {
-            let mut tags = vec![reference::key_tag(job.key)];
+            // By digest (the repository's tag list is the graph's), and a record of the key in
+            // the cache repository.
+            let mut tags = vec![digest.clone()];
             tags.extend(
                 template_tag(model, job, model.naming.platform.as_ref(), &self.sources)
                     .map_err(OciError::Naming)?,
@@ -424,8 +426,43 @@ impl Oci {
                     &note,
                 )?;
             }
+            self.write_record(model, node, job.key, &digest, &crate::executors::process::stop(job), &note)?;
         }
         Ok(digest)
+    }
+
+    /// Writes the cache record of `node` built with `key` as `digest` into the graph's
+    /// registry's cache repository ([`records`]); nothing without a registry.
+    pub(crate) fn write_record(
+        &self,
+        model: &Model,
+        node: &Node,
+        key: &hephy_engine::Key,
+        digest: &str,
+        stop: &Stop<'_>,
+        note: &dyn Fn(&str),
+    ) -> Result<(), OciError> {
+        let Some(registry) = &model.registry else { return Ok(()) };
+        let cache = records::repository(registry);
+        let target = Reference::parse(&cache)?;
+        let repository = reference::repository(model, node);
+        // The same record is not written again (a new one would leave the old untagged).
+        if let Ok(Some(there)) = records::read(&self.client, registry, &reference::key_tag(key))
+            && there.key == key.hex().as_str()
+            && there.digest == digest
+            && there.repository == repository
+        {
+            return Ok(());
+        }
+        let empty = self.layout.put(records::EMPTY, b"{}")?;
+        let bytes = records::bytes(node, key, &repository, digest, &empty.digest);
+        let lock = self.repository_lock(&cache)?;
+        let _held = lock.lock().map_err(|_| OciError::Poisoned)?;
+        self.client.push_blob(&target, &empty.digest, &self.layout.blob_path(&empty.digest), stop)?;
+        let tag = reference::key_tag(key);
+        self.client.push_manifest(&target, &tag, records::MANIFEST, &bytes)?;
+        note(&format!("hephy: recorded {cache}:{tag} → {digest}"));
+        Ok(())
     }
 
     /// Builds `request` into the layout; returns the image manifest's descriptor.
@@ -610,7 +647,7 @@ impl Oci {
             for repository in reference::repositories(model, job.node) {
                 let target = Reference::parse(&repository)?;
                 let lock = self.repository_lock(&repository)?;
-                let _held = lock.lock().map_err(|_| OciError::Poisoned)?;
+                let mut _held = lock.lock().map_err(|_| OciError::Poisoned)?;
                 let stop = crate::executors::process::stop(job);
                 for attestation in &attestations {
                     self.push_image(&target, attestation, &stop, &|line: &str| log.note(line))?;
@@ -622,8 +659,30 @@ impl Oci {
                         &bytes,
                     )?;
                 }
-                self.client.push_manifest(&target, &reference::key_tag(job.key), INDEX, &bytes)?;
-                log.note(&format!("hephy: pushed {repository}:{}", reference::key_tag(job.key)));
+                // Each platform build the repository lacks (built before the registry or this
+                // mirror was added: where results go is not in a build's key), from the layout.
+                for (node, digest) in &entries {
+                    let here = Reference::parse(&format!("{repository}@{digest}"))?;
+                    if self.client.resolve(&here)?.is_some() {
+                        continue;
+                    }
+                    // From the layout; what it lacks (a build found in the cache on this
+                    // runner) from the graph's own repository first.
+                    let main = reference::repository(model, job.node);
+                    let source = (main != repository).then_some(main.as_str());
+                    drop(_held);
+                    self.image_blobs(source, digest, &stop)?;
+                    let (media_type, manifest) = self.manifest_bytes(source, digest)?;
+                    let built =
+                        Descriptor { media_type, digest: (*digest).clone(), size: manifest.len() as u64 };
+                    self.publish_build(&repository, &built, &[(*digest).clone()], &stop, &|line: &str| {
+                        log.note(line)
+                    })?;
+                    log.note(&format!("hephy: pushed {} ({digest}) to {repository}", node.id));
+                    _held = lock.lock().map_err(|_| OciError::Poisoned)?;
+                }
+                self.client.push_manifest(&target, &descriptor.digest, INDEX, &bytes)?;
+                log.note(&format!("hephy: pushed {repository}@{}", descriptor.digest));
                 if let Some(tag) = &tag {
                     self.client.push_manifest(&target, tag, INDEX, &bytes)?;
                     log.note(&format!("hephy: tagged {repository}:{tag}"));
@@ -632,6 +691,15 @@ impl Oci {
                     self.sign_all(&target, &descriptor.digest, &entries, key, &log)?;
                 }
             }
+            // The records of the index and of each platform build it joined.
+            let stop = crate::executors::process::stop(job);
+            let note = |line: &str| log.note(line);
+            for (i, (node, digest)) in job.deps.iter().enumerate() {
+                if let Some(detail) = job.details.get(i) {
+                    self.write_record(model, node, &detail.key, digest, &stop, &note)?;
+                }
+            }
+            self.write_record(model, job.node, job.key, &descriptor.digest, &stop, &note)?;
         }
         Ok(descriptor.digest)
     }
@@ -702,8 +770,12 @@ impl Oci {
         model: &Model,
         job: &Job<'_>,
     ) -> Result<Option<(String, String, Vec<u8>)>, OciError> {
+        let Some(registry) = &model.registry else { return Ok(None) };
         for repository in reference::repositories(model, job.node) {
-            let target = Reference::parse(&format!("{repository}:{}", reference::key_tag(job.key)))?;
+            let Ok(Some(digest)) = records::lookup(&self.client, registry, job.key, &repository) else {
+                continue;
+            };
+            let target = Reference::parse(&format!("{repository}@{digest}"))?;
             if let Ok(manifest) = self.client.manifest(&target)
                 && manifest.media_type == INDEX
             {
