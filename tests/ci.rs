@@ -391,8 +391,12 @@ fn on_a_runner_without_hephy_each_job_installs_it_and_logs_in_from_its_variables
         assert!(output.status.success(), "{image}: {}", String::from_utf8_lossy(&output.stderr));
         let index: Value = serde_json::from_slice(&output.stdout).unwrap();
         // Each platform's manifest, beside its attestation manifest (`unknown/unknown`).
-        let platforms =
-            index["manifests"].as_array().unwrap().iter().filter(|m| m["platform"]["os"] != "unknown").count();
+        let platforms = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["platform"]["os"] != "unknown")
+            .count();
         assert_eq!(platforms, 2, "{image}");
     }
 }

@@ -123,12 +123,29 @@ fn gc_the_registry(repo: &Repo, registry: &Registry) {
     assert!(built.is_empty(), "with the live records kept, nothing builds: {built:?}");
 }
 
+/// Step: a file `base` copies changes and the graph is run again; `explain` of a dependent,
+/// fresh now, names that file and the run that rebuilt it, without `--run`.
+fn explain_after_a_rebuild(repo: &Repo) {
+    let file = "base/rootfs/etc/os-release";
+    let text = std::fs::read_to_string(repo.path().join(file)).expect("read");
+    repo.write(file, &format!("{text}VARIANT=v2\n"));
+    let run = repo.run(&["run"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let why = repo.run(&["explain", "web@linux/amd64"]);
+    assert_eq!(why.code, 0, "{}", why.stderr);
+    assert!(why.stdout.contains(&format!("{file} changed")), "{}", why.stdout);
+    assert!(why.stdout.contains("it was built in run 2 ("), "{}", why.stdout);
+}
+
+/// The three first steps, in order, on one repository: `explain` after a rebuild,
+/// adding a registry, three rebuilds and `gc --registry`.
 #[test]
 #[ignore = "needs docker-registry and skopeo (installed by .ci/run)"]
 fn adding_a_registry_pushes_what_exists_and_the_registry_stays_clean() {
     common::require(&["docker-registry", "skopeo"], "apt-get install docker-registry skopeo");
     let registry = Registry::start();
     let repo = built_quickstart();
+    explain_after_a_rebuild(&repo);
     add_a_registry(&repo, &registry);
     rebuild_three_times(&repo, &registry);
     gc_the_registry(&repo, &registry);

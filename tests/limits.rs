@@ -307,8 +307,14 @@ fn init_leaves_no_graph_check_refuses() {
     // leaves unwired with a note); whatever it meets, a graph it writes passes `check`, and one
     // that would not is reported and never left on disk (`--stdout` prints nothing then).
     let cases = [
-        vec![("curl/Dockerfile", "FROM scratch\nCOPY Dockerfile /x\n"), ("tool/Dockerfile", "FROM scratch\nCOPY --from=curl /x /y\n")],
-        vec![("a/Dockerfile", "FROM scratch\nCOPY --from=b /x /y\n"), ("b/Dockerfile", "FROM scratch\nCOPY --from=a /x /y\n")],
+        vec![
+            ("curl/Dockerfile", "FROM scratch\nCOPY Dockerfile /x\n"),
+            ("tool/Dockerfile", "FROM scratch\nCOPY --from=curl /x /y\n"),
+        ],
+        vec![
+            ("a/Dockerfile", "FROM scratch\nCOPY --from=b /x /y\n"),
+            ("b/Dockerfile", "FROM scratch\nCOPY --from=a /x /y\n"),
+        ],
         vec![("alpine/Dockerfile", "FROM alpine\nCOPY Dockerfile /x\n"), ("app/Dockerfile", "FROM alpine\n")],
     ];
     for files in cases {
