@@ -2,7 +2,8 @@
 //!
 //! hephy writes one record per built key into `{registry}/hephy-cache` (see
 //! `hephy_stdlib::cache_repository`); a record is live while a node of the state was last built
-//! with its key. The others are deleted, but the `--keep N` newest of each node.
+//! with its key. The others of this graph's nodes are deleted, but the `--keep N` newest of each
+//! node; records of nodes the graph does not have (another graph sharing the registry) are kept.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -27,7 +28,10 @@ pub(crate) fn prune(
         )));
     };
     let live: HashSet<String> = snapshot.records.values().map(|r| r.key.hex().to_string()).collect();
-    let pruned = hephy_stdlib::prune_registry(registry, &live, keep).map_err(|e| {
+    // Only this graph's nodes: the cache repository is shared by every graph pushing there.
+    let graph = hephy_engine::compile(model);
+    let ours: HashSet<String> = graph.order().iter().map(|&n| graph.node(n).id.as_str().to_owned()).collect();
+    let pruned = hephy_stdlib::prune_registry(registry, &live, &ours, keep).map_err(|e| {
         Failure::Input(Problems::single(
             &state_dir.display().to_string(),
             Problem::new(Code::Io, format!("cannot prune `{}`: {e}", hephy_stdlib::cache_repository(registry)))

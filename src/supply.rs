@@ -104,7 +104,7 @@ pub(crate) fn verify(image: &str, key: &Path, style: Style) -> Result<(), Failur
         };
         out.push_str(&format!(
             "{mark} {} {:<14} {}\n",
-            a.digest,
+            style::clean(&a.digest),
             style::clean(&a.platform),
             style::clean(&detail)
         ));

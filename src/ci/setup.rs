@@ -220,6 +220,10 @@ pub(crate) fn login(model: &Model, var: &dyn Fn(&str) -> Option<String>) -> Resu
         Entry::Auth { user, secret, from } => {
             let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}"));
             section(&mut config, "auths").insert(host.to_owned(), serde_json::json!({ "auth": auth }));
+            // A credential helper named for the host would be asked first, hiding this login.
+            if let Some(Value::Object(helpers)) = config.get_mut("credHelpers") {
+                helpers.remove(host);
+            }
             format!("hephy: logged in to `{host}` with {from} (in `{}`)\n", path.display())
         }
         Entry::Helper(helper) => {

@@ -3300,11 +3300,11 @@ mod tests {
         );
     }
 
-    /// buildx's bake/hcl_test.go: TestHCLWithFunctions, TestHCLWithUserDefinedFunctions,
-    /// TestHCLWithVariablesInFunctions, TestHCLFunctionInAttr, TestFunctionNoParams,
-    /// TestFunctionNoResult.
+    /// User functions as bake evaluates them (the kinds of case buildx's own HCL tests cover,
+    /// written here in our own words): a one-interpolation template is its value, a function
+    /// over a number, one that reads a global variable, one that calls another.
     #[test]
-    fn buildx_hcl_tests() {
+    fn user_functions_as_bake_evaluates_them() {
         let with = |file: &str, vars: &[(&str, &str)]| {
             let body: Body = hcl::parse(file).expect("HCL");
             let (functions, unusable) = UserFunctions::from_body(&body);
@@ -3319,25 +3319,24 @@ mod tests {
         };
         // A template of one interpolation is its value (HCL's unwrapping); bake's `args` then
         // makes the number a string.
-        assert_eq!(with("out = \"${add(123, 1)}\"\n", &[]), "124");
-        let increment = "function \"increment\" {\n params = [number]\n result = number + 1\n}\nout = \"${increment(123)}\"\n";
-        assert_eq!(with(increment, &[]), "124");
-        let tag =
-            "function \"tag\" {\n params = [tag]\n result = [\"${REPO}:${tag}\"]\n}\nout = tag(\"v1\")\n";
-        assert_eq!(with(tag, &[("REPO", "user/repo")]), r#"["user/repo:v1"]"#);
-        assert_eq!(with(tag, &[("REPO", "docker/buildx")]), r#"["docker/buildx:v1"]"#);
-        let attr = r#"
-            function "brace" {
-              params = [inp]
-              result = "[${inp}]"
+        assert_eq!(with("out = \"${add(40, 2)}\"\n", &[]), "42");
+        let twice = "function \"twice\" {\n params = [n]\n result = n * 2\n}\nout = \"${twice(21)}\"\n";
+        assert_eq!(with(twice, &[]), "42");
+        let image = "function \"image\" {\n params = [version]\n result = [\"${REGISTRY}/tool:${version}\"]\n}\nout = image(\"2.0\")\n";
+        assert_eq!(with(image, &[("REGISTRY", "ghcr.io/acme")]), r#"["ghcr.io/acme/tool:2.0"]"#);
+        assert_eq!(with(image, &[("REGISTRY", "quay.io/team")]), r#"["quay.io/team/tool:2.0"]"#);
+        let nested = r#"
+            function "quoted" {
+              params = [word]
+              result = "'${word}'"
             }
-            function "myupper" {
-              params = [val]
-              result = "${upper(val)} <> ${brace(v2)}"
+            function "shout" {
+              params = [word]
+              result = "${lower(word)} -> ${quoted(SUFFIX)}"
             }
-            out = myupper("foo")
+            out = shout("HEY")
         "#;
-        assert_eq!(with(attr, &[("v2", "baz")]), r#""FOO \u003c\u003e [baz]""#);
+        assert_eq!(with(nested, &[("SUFFIX", "there")]), r#""hey -\u003e 'there'""#);
         for (file, problem) in [
             ("function \"foo\" {\n result = \"bar\"\n}\n", "`params` must be a list of names"),
             ("function \"foo\" {\n params = [\"a\"]\n}\n", "`params` must be a list of names"),

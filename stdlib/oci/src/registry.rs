@@ -837,8 +837,26 @@ impl Client {
                 value["tags"].as_array().into_iter().flatten().filter_map(|t| t.as_str().map(str::to_owned)),
             );
             match next {
-                Some(next) if next.starts_with('/') => url = format!("{base}{next}"),
-                Some(next) if !next.is_empty() => url = next,
+                Some(next) if next.starts_with('/') && !next.starts_with("//") => {
+                    url = format!("{base}{next}")
+                }
+                // The next page elsewhere: the credentials of this registry are never sent to
+                // another host, so it is refused rather than followed.
+                Some(next)
+                    if !next.is_empty()
+                        && next.strip_prefix(base.as_str()).is_some_and(|r| r.starts_with('/')) =>
+                {
+                    url = next;
+                }
+                Some(next) if !next.is_empty() => {
+                    return Err(RegistryError::new(
+                        op,
+                        &url,
+                        Cause::Answer(format!(
+                            "the next page of tags is on another host (`{next}`): not followed"
+                        )),
+                    ));
+                }
                 _ => return Ok(out),
             }
         }

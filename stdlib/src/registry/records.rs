@@ -133,9 +133,16 @@ pub struct Pruned {
     pub kept: usize,
 }
 
-/// Deletes from `registry`'s cache repository every record whose key is not in `live`, but
-/// the `keep` newest stale records of each node.
-pub fn prune(registry: &str, live: &HashSet<String>, keep: usize) -> Result<Pruned, RegistryError> {
+/// Deletes from `registry`'s cache repository every record of a node in `ours` (this graph's
+/// node ids) whose key is not in `live`, but the `keep` newest stale records of each node.
+/// Records of nodes this graph does not have (another graph, or another version of this one,
+/// sharing the registry) are never touched.
+pub fn prune(
+    registry: &str,
+    live: &HashSet<String>,
+    ours: &HashSet<String>,
+    keep: usize,
+) -> Result<Pruned, RegistryError> {
     let client = Client::new();
     let Ok(cache) = Reference::parse(&repository(registry)) else { return Ok(Pruned::default()) };
     let mut stale: BTreeMap<String, Vec<Record>> = BTreeMap::new();
@@ -143,7 +150,7 @@ pub fn prune(registry: &str, live: &HashSet<String>, keep: usize) -> Result<Prun
     // buildah's layer cache shares the repository; its tags (64 hex digits) are not records.
     for tag in client.tags(&cache)?.into_iter().filter(|t| t.starts_with("hephy-")) {
         let Some(record) = read(&client, registry, &tag)? else { continue };
-        if live.contains(&record.key) {
+        if live.contains(&record.key) || !ours.contains(&record.node) {
             pruned.kept += 1;
         } else {
             stale.entry(record.node.clone()).or_default().push(record);

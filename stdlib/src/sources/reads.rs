@@ -208,6 +208,12 @@ fn evaluate(
                         stage.deps.push(Dep::Stage(earlier));
                     }
                     None if base.as_deref() == Some("scratch") => {}
+                    // A value not known before the build (`FROM build-${BUILDARCH}`): it may
+                    // name any earlier stage, so each is reached, as `COPY --from=$X` is.
+                    None if base.is_none() => {
+                        stage.scope.open = true;
+                        stage.deps.push(Dep::Earlier);
+                    }
                     // An image (external, a graph image, a named context): its ENV is not known.
                     None => stage.scope.open = true,
                 }
@@ -485,6 +491,18 @@ mod tests {
         let dot = hephy_dockerfile::parse("FROM scratch\nCOPY . /app\n").expect("parses");
         let paths = evaluate(&dot, &HashMap::new(), Some(&amd64()), None).expect("known");
         assert_eq!(ContextReads::of(paths), ContextReads::Whole);
+    }
+
+    #[test]
+    fn a_from_not_known_now_reaches_every_earlier_stage() {
+        // `FROM build-${BUILDARCH}` names a stage only the building machine picks: each earlier
+        // stage's sources are read (never dropped from the key).
+        let dockerfile = "FROM scratch AS build-amd64\nCOPY amd.txt /\nFROM scratch AS build-arm64\nCOPY arm.txt /\n\
+                          FROM build-${BUILDARCH}\nCOPY final.txt /\n";
+        assert_eq!(
+            read(dockerfile, &[], Some(&amd64()), None),
+            Some(vec!["amd.txt".into(), "arm.txt".into(), "final.txt".into()])
+        );
     }
 
     #[test]

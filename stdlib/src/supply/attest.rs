@@ -111,7 +111,7 @@ pub fn check(client: &Client, image: &Reference) -> Result<Vec<Attested>, Attest
         entries.iter().partition(|e| e["annotations"][REFERENCE_TYPE] == ATTESTATION_MANIFEST);
     let mut out = Vec::new();
     for entry in platforms {
-        let Some(digest) = entry["digest"].as_str() else { continue };
+        let Some(digest) = entry["digest"].as_str().filter(|d| is_sha256(d)) else { continue };
         let p = &entry["platform"];
         let mut platform =
             format!("{}/{}", p["os"].as_str().unwrap_or(""), p["architecture"].as_str().unwrap_or(""));
@@ -127,6 +127,14 @@ pub fn check(client: &Client, image: &Reference) -> Result<Vec<Attested>, Attest
     Ok(out)
 }
 
+/// `sha256:` and 64 lower-case hex digits: the only digest a registry's answer may put into a
+/// URL or a report.
+fn is_sha256(digest: &str) -> bool {
+    digest
+        .strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+}
+
 /// The predicate types of attestation manifest `entry`'s statements about `subject`.
 fn statements(
     client: &Client,
@@ -134,7 +142,9 @@ fn statements(
     entry: &Value,
     subject: &str,
 ) -> Result<Result<Vec<String>, String>, AttestError> {
-    let Some(digest) = entry["digest"].as_str() else { return Ok(Err("an entry without a digest".into())) };
+    let Some(digest) = entry["digest"].as_str().filter(|d| is_sha256(d)) else {
+        return Ok(Err("an entry without a sha256 digest".into()));
+    };
     let at = Reference { tag: None, digest: Some(digest.to_owned()), ..image.clone() };
     let manifest: Value = match serde_json::from_slice(&client.manifest(&at)?.bytes) {
         Ok(m) => m,
