@@ -18,15 +18,20 @@ pub(crate) enum RunRef {
 }
 
 /// Parses `--run`'s value: `last` or a run number.
-pub(crate) fn parse_run(text: &str) -> Result<RunRef, String> {
+pub(crate) fn parse_run(text: &str) -> Result<RunRef, NotARun> {
     if text == "last" {
         return Ok(RunRef::Last);
     }
     match text.parse::<i64>() {
         Ok(id) if id > 0 => Ok(RunRef::Id(id)),
-        _ => Err("expected `last` or a run number (`hephy log` lists them)".to_owned()),
+        _ => Err(NotARun),
     }
 }
+
+/// `--run` given something that names no run.
+#[derive(Debug, thiserror::Error)]
+#[error("expected `last` or a run number (`hephy log` lists them)")]
+pub(crate) struct NotARun;
 
 /// `hephy explain NODE [--run N|last]`.
 pub(crate) fn command(

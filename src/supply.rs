@@ -99,7 +99,7 @@ pub(crate) fn verify(image: &str, key: &Path, style: Style) -> Result<(), Failur
             Ok(types) => (style.green("attested"), types.join(", ")),
             Err(problem) => {
                 attestations_ok = false;
-                (style.red("unattested"), problem.clone())
+                (style.red("unattested"), problem.to_string())
             }
         };
         out.push_str(&format!(

@@ -89,6 +89,25 @@ pub enum AttestError {
     Io(#[from] std::io::Error),
 }
 
+/// Why a platform manifest of an index counts as not attested.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unattested {
+    #[error("no attestation manifest")]
+    NoManifest,
+    #[error("an entry without a sha256 digest")]
+    NoDigest,
+    #[error("attestation manifest {0} is not JSON")]
+    ManifestNotJson(String),
+    #[error("statement {0} is not JSON")]
+    StatementNotJson(String),
+    #[error("statement {blob} is not about {subject}")]
+    NotAbout { blob: String, subject: String },
+    #[error("statement {blob} is a `{kind}`, its layer says otherwise")]
+    Mislabelled { blob: String, kind: String },
+    #[error("attestation manifest {0} holds no in-toto statement")]
+    NoStatement(String),
+}
+
 /// The attestations found for one platform manifest of an index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attested {
@@ -97,7 +116,7 @@ pub struct Attested {
     /// `os/arch[/variant]`.
     pub platform: String,
     /// The predicate types of its statements whose subject is this manifest; or what is wrong.
-    pub found: Result<Vec<String>, String>,
+    pub found: Result<Vec<String>, Unattested>,
 }
 
 /// For each platform manifest of the index `image` (by tag or digest): its attestation
@@ -119,7 +138,7 @@ pub fn check(client: &Client, image: &Reference) -> Result<Vec<Attested>, Attest
             platform = format!("{platform}/{variant}");
         }
         let found = match attestations.iter().find(|a| a["annotations"][REFERENCE_DIGEST] == digest) {
-            None => Err("no attestation manifest".to_owned()),
+            None => Err(Unattested::NoManifest),
             Some(attestation) => statements(client, image, attestation, digest)?,
         };
         out.push(Attested { digest: digest.to_owned(), platform, found });
@@ -141,14 +160,14 @@ fn statements(
     image: &Reference,
     entry: &Value,
     subject: &str,
-) -> Result<Result<Vec<String>, String>, AttestError> {
+) -> Result<Result<Vec<String>, Unattested>, AttestError> {
     let Some(digest) = entry["digest"].as_str().filter(|d| is_sha256(d)) else {
-        return Ok(Err("an entry without a sha256 digest".into()));
+        return Ok(Err(Unattested::NoDigest));
     };
     let at = Reference { tag: None, digest: Some(digest.to_owned()), ..image.clone() };
     let manifest: Value = match serde_json::from_slice(&client.manifest(&at)?.bytes) {
         Ok(m) => m,
-        Err(_) => return Ok(Err(format!("attestation manifest {digest} is not JSON"))),
+        Err(_) => return Ok(Err(Unattested::ManifestNotJson(digest.to_owned()))),
     };
     let hex = subject.trim_start_matches("sha256:");
     let mut types = Vec::new();
@@ -163,21 +182,21 @@ fn statements(
         let mut bytes = Vec::new();
         file.take(STATEMENT_LIMIT).read_to_end(&mut bytes)?;
         let Ok(statement) = serde_json::from_slice::<Value>(&bytes) else {
-            return Ok(Err(format!("statement {blob} is not JSON")));
+            return Ok(Err(Unattested::StatementNotJson(blob.to_owned())));
         };
         let about =
             statement["subject"].as_array().into_iter().flatten().any(|s| s["digest"]["sha256"] == hex);
         if !about {
-            return Ok(Err(format!("statement {blob} is not about {subject}")));
+            return Ok(Err(Unattested::NotAbout { blob: blob.to_owned(), subject: subject.to_owned() }));
         }
         let kind = statement["predicateType"].as_str().unwrap_or_default().to_owned();
         if layer["annotations"][PREDICATE_TYPE] != kind.as_str() {
-            return Ok(Err(format!("statement {blob} is a `{kind}`, its layer says otherwise")));
+            return Ok(Err(Unattested::Mislabelled { blob: blob.to_owned(), kind }));
         }
         types.push(kind);
     }
     if types.is_empty() {
-        return Ok(Err(format!("attestation manifest {digest} holds no in-toto statement")));
+        return Ok(Err(Unattested::NoStatement(digest.to_owned())));
     }
     Ok(Ok(types))
 }

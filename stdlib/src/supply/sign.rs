@@ -337,6 +337,33 @@ fn check(client: &Client, image: &Reference, public: &PublicKey) -> Result<Findi
     }
 }
 
+/// Why one signature layer does not count.
+#[derive(Debug, thiserror::Error)]
+enum LayerProblem {
+    #[error("a layer of another media type ({0})")]
+    MediaType(String),
+    #[error("no `{SIGNATURE_ANNOTATION}` annotation")]
+    NoAnnotation,
+    #[error("the signature is not base64")]
+    NotBase64,
+    #[error("a layer without a digest")]
+    NoDigest,
+    #[error("the payload is larger than 1 MiB")]
+    TooLarge,
+    #[error("cannot read the payload: {0}")]
+    Unreadable(SignError),
+    #[error("the signature does not verify with this key")]
+    DoesNotVerify,
+    #[error("the payload is not JSON")]
+    NotJson,
+    #[error("the payload is not a cosign container image signature")]
+    NotCosign,
+    #[error("the payload signs another image ({0})")]
+    AnotherImage(String),
+    #[error("the payload names no image digest")]
+    NoImage,
+}
+
 /// One signature layer checked: its payload read back, the signature over it, the digest it
 /// names.
 fn check_layer(
@@ -345,30 +372,28 @@ fn check_layer(
     layer: &Value,
     digest: &str,
     public: &PublicKey,
-) -> Result<(), String> {
+) -> Result<(), LayerProblem> {
     if layer["mediaType"] != PAYLOAD_TYPE {
-        return Err(format!("a layer of another media type ({})", clip(&layer["mediaType"].to_string())));
+        return Err(LayerProblem::MediaType(clip(&layer["mediaType"].to_string())));
     }
-    let signature = layer["annotations"][SIGNATURE_ANNOTATION]
-        .as_str()
-        .ok_or_else(|| format!("no `{SIGNATURE_ANNOTATION}` annotation"))?;
-    let signature = BASE64.decode(signature).map_err(|_| "the signature is not base64".to_owned())?;
-    let blob = layer["digest"].as_str().ok_or_else(|| "a layer without a digest".to_owned())?;
+    let signature = layer["annotations"][SIGNATURE_ANNOTATION].as_str().ok_or(LayerProblem::NoAnnotation)?;
+    let signature = BASE64.decode(signature).map_err(|_| LayerProblem::NotBase64)?;
+    let blob = layer["digest"].as_str().ok_or(LayerProblem::NoDigest)?;
     if layer["size"].as_u64().is_none_or(|s| s > PAYLOAD_LIMIT) {
-        return Err("the payload is larger than 1 MiB".to_owned());
+        return Err(LayerProblem::TooLarge);
     }
-    let payload = read_blob(client, sig, blob).map_err(|e| format!("cannot read the payload: {e}"))?;
+    let payload = read_blob(client, sig, blob).map_err(LayerProblem::Unreadable)?;
     if !public.verifies(&payload, &signature) {
-        return Err("the signature does not verify with this key".to_owned());
+        return Err(LayerProblem::DoesNotVerify);
     }
-    let value: Value = serde_json::from_slice(&payload).map_err(|_| "the payload is not JSON".to_owned())?;
+    let value: Value = serde_json::from_slice(&payload).map_err(|_| LayerProblem::NotJson)?;
     if value["critical"]["type"] != PAYLOAD_KIND {
-        return Err("the payload is not a cosign container image signature".to_owned());
+        return Err(LayerProblem::NotCosign);
     }
     match value["critical"]["image"]["docker-manifest-digest"].as_str() {
         Some(named) if named == digest => Ok(()),
-        Some(named) => Err(format!("the payload signs another image ({})", clip(named))),
-        None => Err("the payload names no image digest".to_owned()),
+        Some(named) => Err(LayerProblem::AnotherImage(clip(named))),
+        None => Err(LayerProblem::NoImage),
     }
 }
 
