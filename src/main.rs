@@ -900,7 +900,7 @@ fn import_command(
                 .help("drop `--env-frozen`, or add `--from bake`"),
             )));
         }
-        ImportFrom::KanikoBuilder => import::import(dir, syntax).map_err(usage)?,
+        ImportFrom::KanikoBuilder => import::import(dir, syntax).map_err(|e| usage(e.to_string()))?,
         ImportFrom::Bake => {
             let mode = if env_frozen { import::BakeEnv::Frozen } else { import::BakeEnv::Kept };
             import::import_bake(dir, syntax, mode, &|name| std::env::var(name).ok()).map_err(|e| {

@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hephy_dsl::{Definition, ImageSource, Model};
@@ -48,8 +48,8 @@ pub struct NodeInputs {
     pub labels: BTreeMap<String, String>,
     /// The digest of the node's declared output files as they are now (tasks with `outputs`).
     pub outputs_now: Option<String>,
-    /// A problem finding the node's files; the node cannot be planned.
-    pub error: Option<String>,
+    /// A problem finding the node's inputs; the node cannot be planned.
+    pub error: Option<InputError>,
     /// Where its result goes (`registry`, `naming`, `mirrors`) is no input of it: a task, or
     /// a build of hephy's own builder, which its index node pushes.
     pub placeless: bool,
@@ -111,19 +111,52 @@ pub type BuilderIdentity<'a> = &'a (dyn Fn(&Node, Option<Definition<'_>>) -> Tex
 /// reads no Dockerfile.
 pub type ContextReader<'a> = &'a (dyn Fn(&Node, Option<Definition<'_>>) -> ContextReads + Sync);
 
+/// Why a secret's value cannot be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretUnavailable {
+    /// The graph declares no secret of that name.
+    #[error("secret `{name}` is not declared")]
+    Undeclared {
+        /// The secret's name.
+        name: String,
+    },
+    /// Its environment variable is not set (or not Unicode).
+    #[error("secret `{name}`: the environment variable `{var}` is not set")]
+    Unset {
+        /// The secret's name.
+        name: String,
+        /// The variable it is read from.
+        var: String,
+    },
+    /// Its file cannot be read.
+    #[error("secret `{name}`: cannot read `{}`: {message}", path.display())]
+    Unreadable {
+        /// The secret's name.
+        name: String,
+        /// The file it is read from.
+        path: PathBuf,
+        /// What the system said.
+        message: String,
+    },
+}
+
 /// A secret's value, read from where the graph says (`Err`: why it cannot be had).
-pub fn secret_value(model: &Model, name: &str) -> Result<String, String> {
+pub fn secret_value(model: &Model, name: &str) -> Result<String, SecretUnavailable> {
     let secret = model
         .secrets
         .iter()
         .find(|s| s.name.value == name)
-        .ok_or_else(|| format!("secret `{name}` is not declared"))?;
+        .ok_or_else(|| SecretUnavailable::Undeclared { name: name.to_owned() })?;
     match &secret.source {
         hephy_dsl::SecretSource::Env(var) => std::env::var(var)
-            .map_err(|_| format!("secret `{name}`: the environment variable `{var}` is not set")),
+            .map_err(|_| SecretUnavailable::Unset { name: name.to_owned(), var: var.clone() }),
         hephy_dsl::SecretSource::File(path) => std::fs::read_to_string(path)
             .map(|v| v.trim_end_matches(['\n', '\r']).to_owned())
-            .map_err(|e| format!("secret `{name}`: cannot read `{}`: {e}", path.display())),
+            .map_err(|e| SecretUnavailable::Unreadable {
+                name: name.to_owned(),
+                path: path.clone(),
+                message: e.to_string(),
+            }),
     }
 }
 
@@ -131,7 +164,7 @@ pub fn secret_value(model: &Model, name: &str) -> Result<String, String> {
 /// without the value (or an unkeyed hash of it) ever being stored. The key comes from
 /// `HEPHY_SECRET_FINGERPRINT_KEY` when set (share it between machines that share a registry
 /// cache), else from the secret's name alone.
-fn secret_fingerprint(model: &Model, name: &str) -> Result<String, String> {
+fn secret_fingerprint(model: &Model, name: &str) -> Result<String, SecretUnavailable> {
     let value = secret_value(model, name)?;
     let material = std::env::var("HEPHY_SECRET_FINGERPRINT_KEY").unwrap_or_default();
     let key =
@@ -140,7 +173,73 @@ fn secret_fingerprint(model: &Model, name: &str) -> Result<String, String> {
 }
 
 /// Upstream commits by (URL, ref), resolved by the caller (`Err`: why it could not be).
-pub type Upstreams = HashMap<(String, String), Result<String, String>>;
+pub type Upstreams = HashMap<(String, String), Result<String, UpstreamError>>;
+
+/// Why the caller could not resolve an upstream ref: its own error, kept whole (the engine
+/// knows no git), shared by every node built from that ref.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(transparent)]
+pub struct UpstreamError(Arc<dyn std::error::Error + Send + Sync>);
+
+impl UpstreamError {
+    /// Wraps the resolver's error.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> UpstreamError {
+        UpstreamError(Arc::new(error))
+    }
+
+    /// The resolver's error.
+    pub fn get(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+/// Two are equal when they are one error or say the same (plans compare their inputs).
+impl PartialEq for UpstreamError {
+    fn eq(&self, other: &UpstreamError) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for UpstreamError {}
+
+/// Why a node's inputs cannot be gathered; the node cannot be planned
+/// ([`crate::Reason::InputsUnreadable`] says it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    /// Its context's or globs' files cannot be listed.
+    #[error(transparent)]
+    Files(#[from] FilesError),
+    /// The files of a folder build context cannot be listed.
+    #[error("build context `{name}`: {source}")]
+    ContextFiles {
+        /// The build context's name.
+        name: String,
+        /// Why.
+        source: FilesError,
+    },
+    /// An OCI layout build context does not name its image.
+    #[error("build context `{name}`: {source}")]
+    ContextLayout {
+        /// The build context's name.
+        name: String,
+        /// Why.
+        source: LayoutError,
+    },
+    /// An upstream ref the caller could not resolve.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    /// An upstream ref the caller did not resolve at all.
+    #[error("`{reference}` of {url} was not resolved")]
+    Unresolved {
+        /// The repository.
+        url: String,
+        /// The ref.
+        reference: String,
+    },
+    /// A secret whose value (and so its fingerprint) cannot be had.
+    #[error(transparent)]
+    Secret(#[from] SecretUnavailable),
+}
 
 /// Per image name, the digests of the external base images it is built `FROM`.
 pub type BaseImages = HashMap<String, BTreeMap<String, String>>;
@@ -226,7 +325,7 @@ pub fn gather(
     inputs.fresh_stats = hashed.fresh_stats;
     // Each source's files and digests once, shared by every node built from it (an image's
     // platforms share their context).
-    let digests: foldhash::HashMap<&FileSource, Result<Arc<SortedMap>, String>> = listed
+    let digests: foldhash::HashMap<&FileSource, Result<Arc<SortedMap>, FilesError>> = listed
         .par_iter()
         .map(|(source, paths)| {
             let files = match paths {
@@ -241,12 +340,12 @@ pub fn gather(
                         })
                         .collect(),
                 )),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e.clone()),
             };
             (*source, files)
         })
         .collect();
-    let digests_of = |source: &FileSource| -> Result<Arc<SortedMap>, String> {
+    let digests_of = |source: &FileSource| -> Result<Arc<SortedMap>, FilesError> {
         digests.get(source).cloned().unwrap_or_else(|| Ok(Arc::clone(&no_files)))
     };
     nodes.par_iter_mut().zip(&sources).for_each(|(entry, sources)| {
@@ -255,13 +354,13 @@ pub fn gather(
             match digests_of(source) {
                 Ok(files) if files.is_empty() => {}
                 Ok(files) => entry.files = files,
-                Err(e) => entry.error = entry.error.take().or(Some(e)),
+                Err(e) => entry.error = entry.error.take().or(Some(e.into())),
             }
         }
         if let Some(source) = output_source {
             match digests_of(source) {
                 Ok(files) => entry.outputs_now = Some(files_digest(&files)),
-                Err(e) => entry.error = Some(e),
+                Err(e) => entry.error = Some(e.into()),
             }
         }
     });
@@ -281,7 +380,7 @@ fn add_folder_contexts(
     exclusions: &Exclusions,
     inputs: &mut Inputs,
 ) {
-    let mut listed: HashMap<String, Result<BTreeSet<String>, String>> = HashMap::new();
+    let mut listed: HashMap<String, Result<BTreeSet<String>, FilesError>> = HashMap::new();
     for image in &model.images {
         for context in &image.build_contexts {
             let hephy_dsl::ContextSource::Path(dir) = &context.source else { continue };
@@ -294,13 +393,11 @@ fn add_folder_contexts(
                 let found = files::collect_watched(&model.root, &source, exclusions, &mut watched);
                 inputs.watched.dirs.extend(watched.dirs);
                 inputs.watched.files.extend(watched.files);
-                found
-                    .map(|f| {
-                        // The stand-in Dockerfile (the `.dockerignore`) is listed even when absent.
-                        let ignore = files::join(&dir, ".dockerignore");
-                        f.into_iter().filter(|p| *p != ignore || model.root.join(p).is_file()).collect()
-                    })
-                    .map_err(|e| e.to_string())
+                found.map(|f| {
+                    // The stand-in Dockerfile (the `.dockerignore`) is listed even when absent.
+                    let ignore = files::join(&dir, ".dockerignore");
+                    f.into_iter().filter(|p| *p != ignore || model.root.join(p).is_file()).collect()
+                })
             });
         }
     }
@@ -334,10 +431,9 @@ fn add_folder_contexts(
                     }
                 }
                 Some(Err(e)) => {
-                    entry.error = entry
-                        .error
-                        .take()
-                        .or_else(|| Some(format!("build context `{}`: {e}", context.name.value)));
+                    entry.error = entry.error.take().or_else(|| {
+                        Some(InputError::ContextFiles { name: context.name.value.clone(), source: e.clone() })
+                    });
                 }
                 None => {}
             }
@@ -357,7 +453,7 @@ fn external_contexts<'a>(
     image: &'a hephy_dsl::Image,
     upstreams: &Upstreams,
     labels: &mut BTreeMap<String, String>,
-    error: &mut Option<String>,
+    error: &mut Option<InputError>,
 ) {
     use hephy_dsl::ContextSource;
     for context in &image.build_contexts {
@@ -376,10 +472,11 @@ fn external_contexts<'a>(
                 labels.insert(format!("build-context.{name}.ref"), reference.to_owned());
                 match upstreams.get(&(url.clone(), reference.to_owned())) {
                     Some(Ok(commit)) => s.insert(format!("build-context.{name}.commit"), commit.clone()),
-                    Some(Err(e)) => *error = error.take().or_else(|| Some(e.clone())),
+                    Some(Err(e)) => *error = error.take().or_else(|| Some(e.clone().into())),
                     None => {
-                        *error =
-                            error.take().or_else(|| Some(format!("`{reference}` of {url} was not resolved")));
+                        *error = error.take().or_else(|| {
+                            Some(InputError::Unresolved { url: url.clone(), reference: reference.to_owned() })
+                        });
                     }
                 }
             }
@@ -388,8 +485,10 @@ fn external_contexts<'a>(
                 labels.insert(format!("build-context.{name}.ref"), reference.clone());
                 match layout_digest(&model.root.join(path), reference) {
                     Ok(digest) => s.insert(format!("build-context.{name}.digest"), digest),
-                    Err(e) => {
-                        *error = error.take().or_else(|| Some(format!("build context `{name}`: {e}")));
+                    Err(source) => {
+                        *error = error
+                            .take()
+                            .or_else(|| Some(InputError::ContextLayout { name: name.clone(), source }));
                     }
                 }
             }
@@ -629,8 +728,13 @@ fn describe<'a>(
                         Some(Ok(commit)) => {
                             s.insert("git.commit", commit);
                         }
-                        Some(Err(e)) => error = Some(e.clone()),
-                        None => error = Some(format!("`{reference}` of {url} was not resolved")),
+                        Some(Err(e)) => error = Some(e.clone().into()),
+                        None => {
+                            error = Some(InputError::Unresolved {
+                                url: url.clone(),
+                                reference: reference.clone(),
+                            });
+                        }
                     }
                     s.insert("context", dir);
                     s.insert("dockerfile", &image.dockerfile);
@@ -672,7 +776,7 @@ fn describe<'a>(
             Ok(fingerprint) => {
                 s.insert(format!("secret.{name}"), fingerprint);
             }
-            Err(e) => error = error.or(Some(e)),
+            Err(e) => error = error.or(Some(e.into())),
         }
     }
     if node.kind == NodeKind::Image
@@ -722,12 +826,11 @@ pub fn task_outputs_digest(
     root: &Path,
     outputs: &[String],
     exclusions: &Exclusions,
-) -> Result<String, String> {
+) -> Result<String, FilesError> {
     if outputs.is_empty() {
         return Ok(files_digest(&SortedMap::new()));
     }
-    let paths =
-        files::collect(root, &FileSource::Globs(outputs.to_vec()), exclusions).map_err(|e| e.to_string())?;
+    let paths = files::collect(root, &FileSource::Globs(outputs.to_vec()), exclusions)?;
     let set: BTreeSet<String> = paths.into_iter().collect();
     let hashed = files::hash_all(root, &set, &StatCache::new());
     let files: SortedMap = hashed.digests.into_iter().collect();

@@ -42,8 +42,8 @@ pub use files::{
 };
 pub use graph::{Graph, LOCAL_EXECUTOR, Node, NodeId, NodeKind, compile};
 pub use inputs::{
-    BaseImages, BuilderIdentity, ContextReader, Inputs, LayoutError, NodeInputs, Upstreams, gather,
-    layout_digest, secret_value, task_outputs_digest,
+    BaseImages, BuilderIdentity, ContextReader, InputError, Inputs, LayoutError, NodeInputs,
+    SecretUnavailable, UpstreamError, Upstreams, gather, layout_digest, secret_value, task_outputs_digest,
 };
 pub use key::{InputManifest, KEY_VERSION, Key, files_digest};
 pub use open::{open_beneath, open_no_symlinks, open_regular};

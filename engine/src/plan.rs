@@ -538,7 +538,7 @@ fn plan_step<'a>(
     if options.force.contains(&index) {
         reasons.push(Reason::Forced);
     }
-    if let Some(message) = own.and_then(|i| i.error.clone()) {
+    if let Some(message) = own.and_then(|i| i.error.as_ref()).map(ToString::to_string) {
         reasons.push(Reason::InputsUnreadable { message });
     }
     match record {

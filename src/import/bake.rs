@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use hcl::eval::Context;
 use hcl::{Block, BlockLabel, Body, Value};
@@ -131,15 +131,35 @@ impl External {
 type Secret = (String, Option<String>, Option<String>);
 
 /// Why a bake file was not imported.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum BakeError {
-    /// The file cannot be read, is not a bake file, or has nothing that imports.
-    Unreadable(String),
+    /// The file cannot be read.
+    #[error("cannot read `{}`: {source}", path.display())]
+    Unreadable { path: PathBuf, source: std::io::Error },
+    /// A `.json` file that is not JSON.
+    #[error("not JSON: {0}")]
+    NotJson(serde_json::Error),
+    /// A `.json` file whose top is not an object.
+    #[error("the JSON bake file is not an object")]
+    NotAnObject,
+    /// A block type or attribute name of bake's JSON form that is no HCL identifier.
+    #[error("`{}` is not a bake block type or attribute name (letters, digits, `_`, `-`)", shown(name))]
+    NotAName { name: String },
+    /// A file that is not HCL.
+    #[error("`{}` is not a bake file: {source}", path.display())]
+    NotBake { path: PathBuf, source: hcl::Error },
     /// A matrix or a chain of `inherits` of `file` beyond hephy's limits (SPEC, "Limits").
+    #[error("`{file}`: {exceeded}")]
     Limit { file: String, exceeded: Exceeded },
     /// No target of `file` imports into an image that builds: `why` says, target by target,
     /// what failed where; `warnings` are every warning met on the way (printed before it).
+    #[error("no target of `{file}` imports into an image that builds{}", because(why))]
     NothingImports { file: String, why: Vec<String>, warnings: Vec<String> },
+}
+
+/// `: why; why` after [`BakeError::NothingImports`]'s sentence, when there is a why.
+fn because(why: &[String]) -> String {
+    if why.is_empty() { String::new() } else { format!(": {}", why.join("; ")) }
 }
 
 /// A construct of a bake file past hephy's limits; `target` is as warnings quote it.
@@ -166,35 +186,15 @@ impl std::fmt::Display for Exceeded {
     }
 }
 
-impl std::fmt::Display for BakeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            BakeError::Unreadable(message) => f.write_str(message),
-            BakeError::Limit { file, exceeded } => write!(f, "`{file}`: {exceeded}"),
-            BakeError::NothingImports { file, why, .. } => {
-                write!(f, "no target of `{file}` imports into an image that builds")?;
-                if !why.is_empty() {
-                    write!(f, ": {}", why.join("; "))?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-impl std::error::Error for BakeError {}
-
-impl From<String> for BakeError {
-    fn from(message: String) -> BakeError {
-        BakeError::Unreadable(message)
-    }
-}
-
 impl BakeError {
     /// What to do about it.
     pub(crate) fn help(&self) -> &'static str {
         match self {
-            BakeError::Unreadable(_) => "name a `docker buildx bake` file (HCL or JSON)",
+            BakeError::Unreadable { .. }
+            | BakeError::NotJson(_)
+            | BakeError::NotAnObject
+            | BakeError::NotAName { .. }
+            | BakeError::NotBake { .. } => "name a `docker buildx bake` file (HCL or JSON)",
             BakeError::Limit { .. } => {
                 "hephy imports graphs within its limits (SPEC, \"Limits\"): shrink the construct named"
             }
@@ -237,11 +237,12 @@ pub(crate) fn import_bake(
     mode: Env,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Import, BakeError> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| BakeError::Unreadable { path: path.to_path_buf(), source })?;
     let is_json = path.extension().is_some_and(|e| e == "json");
     let hcl_text = if is_json { json_to_hcl(&text)? } else { text };
     let body: Body =
-        hcl::parse(&hcl_text).map_err(|e| format!("`{}` is not a bake file: {e}", path.display()))?;
+        hcl::parse(&hcl_text).map_err(|source| BakeError::NotBake { path: path.to_path_buf(), source })?;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut warnings = Vec::new();
     let scope = variables(&body, mode, env, &mut warnings);
@@ -370,10 +371,10 @@ fn label(l: &BlockLabel) -> String {
 /// Bake's JSON form as HCL text: the same blocks and attributes, strings kept as templates so
 /// `${VAR}` still interpolates.
 fn json_to_hcl(text: &str) -> Result<String, BakeError> {
-    let json: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let json: serde_json::Value = serde_json::from_str(text).map_err(BakeError::NotJson)?;
     let mut out = String::new();
     let Some(top) = json.as_object() else {
-        return Err("the JSON bake file is not an object".to_owned().into());
+        return Err(BakeError::NotAnObject);
     };
     for (kind, blocks) in top {
         let Some(blocks) = blocks.as_object() else { continue };
@@ -395,14 +396,7 @@ fn json_to_hcl(text: &str) -> Result<String, BakeError> {
 fn hcl_identifier(name: &str) -> Result<&str, BakeError> {
     let identifier = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if identifier {
-        Ok(name)
-    } else {
-        Err(BakeError::Unreadable(format!(
-            "`{}` is not a bake block type or attribute name (letters, digits, `_`, `-`)",
-            shown(name)
-        )))
-    }
+    if identifier { Ok(name) } else { Err(BakeError::NotAName { name: name.to_owned() }) }
 }
 
 fn hcl_literal(value: &serde_json::Value) -> String {

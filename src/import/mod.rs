@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use hephy_dockerfile::Command;
 use hephy_dsl::yaml_tree::{self as yaml, Kind, Value};
@@ -79,9 +79,49 @@ pub(crate) struct Import {
 const ENABLED: &str = "build-config.yaml";
 const DISABLED: &str = "disabled-build-config.yaml";
 
+/// Why a kaniko-builder layout was not imported.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ImportError {
+    /// The repository's folder cannot be listed.
+    #[error("cannot read `{}`: {source}", dir.display())]
+    Unreadable {
+        /// The repository.
+        dir: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// No folder holds a build configuration.
+    #[error("`{}` has no folder with a `{}` (or `{}`)", dir.display(), ENABLED, DISABLED)]
+    NoImage {
+        /// The repository.
+        dir: PathBuf,
+    },
+    /// Every folder's image is commented out: `why` says, folder by folder, why.
+    #[error(
+        "no folder of `{}` imports into an image that builds, and a graph needs one ({})",
+        dir.display(),
+        why.join("; ")
+    )]
+    NothingBuilds {
+        /// The repository.
+        dir: PathBuf,
+        /// `folder: why it is commented out`, one per folder.
+        why: Vec<String>,
+    },
+}
+
+/// A `build_args` item that is not `KEY=VALUE`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{item}` is not KEY=VALUE")]
+struct NotAPair {
+    /// The item as written.
+    item: String,
+}
+
 /// Reads the repository at `dir` and writes its graph in `syntax`, to be saved at `dir`'s root.
-pub(crate) fn import(dir: &Path, syntax: Syntax) -> Result<Import, String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read `{}`: {e}", dir.display()))?;
+pub(crate) fn import(dir: &Path, syntax: Syntax) -> Result<Import, ImportError> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|source| ImportError::Unreadable { dir: dir.to_path_buf(), source })?;
     let mut folders: Vec<(String, bool)> = entries
         .filter_map(Result::ok)
         .filter_map(|e| {
@@ -98,7 +138,7 @@ pub(crate) fn import(dir: &Path, syntax: Syntax) -> Result<Import, String> {
         .collect();
     folders.sort();
     if folders.is_empty() {
-        return Err(format!("`{}` has no folder with a `{ENABLED}` (or `{DISABLED}`)", dir.display()));
+        return Err(ImportError::NoImage { dir: dir.to_path_buf() });
     }
     let mut warnings = Vec::new();
     let mut images: Vec<Imported> = Vec::new();
@@ -132,11 +172,7 @@ pub(crate) fn import(dir: &Path, syntax: Syntax) -> Result<Import, String> {
     if images.iter().all(|i| i.disabled.is_some()) {
         let why: Vec<String> =
             images.iter().filter_map(|i| i.disabled.as_ref().map(|d| format!("{}: {d}", i.folder))).collect();
-        return Err(format!(
-            "no folder of `{}` imports into an image that builds, and a graph needs one ({})",
-            dir.display(),
-            why.join("; ")
-        ));
+        return Err(ImportError::NothingBuilds { dir: dir.to_path_buf(), why });
     }
     let text = match syntax {
         Syntax::Kdl => kdl(&images, &weekly, &executors).0,
@@ -221,7 +257,7 @@ fn list(value: &Value) -> Option<Vec<String>> {
 }
 
 /// `KEY=VALUE` items, or a map of them.
-fn pairs(value: &Value) -> Option<Vec<Result<(String, String), String>>> {
+fn pairs(value: &Value) -> Option<Vec<Result<(String, String), NotAPair>>> {
     match &value.kind {
         Kind::Map(entries) => {
             entries.iter().map(|(k, v)| Some(Ok((scalar(k)?, scalar(v).unwrap_or_default())))).collect()
@@ -231,7 +267,7 @@ fn pairs(value: &Value) -> Option<Vec<Result<(String, String), String>>> {
                 .into_iter()
                 .map(|item| match item.split_once('=') {
                     Some((k, v)) => Ok((k.trim().to_owned(), v.trim().to_owned())),
-                    None => Err(item),
+                    None => Err(NotAPair { item }),
                 })
                 .collect(),
         ),
@@ -354,9 +390,8 @@ fn read_config(dir: &Path, folder: &str, enabled: bool, warnings: &mut Vec<Strin
                             Ok((k, _)) => {
                                 warnings.push(format!("{file}: `{k}` is not a build arg name: left out"));
                             }
-                            Err(item) => {
-                                warnings
-                                    .push(format!("{file}: build arg `{item}` is not KEY=VALUE: left out"));
+                            Err(not_a_pair) => {
+                                warnings.push(format!("{file}: build arg {not_a_pair}: left out"));
                             }
                         }
                     }
@@ -475,7 +510,7 @@ fn read_ko(file: &str, config: Option<&Value>, warnings: &mut Vec<String>) -> Ko
                         match item {
                             Ok((k, v)) if hephy_dsl::valid_variable(&k) => ko.env.push((k, v)),
                             Ok((k, _)) => warnings.push(format!("{file}: `ko_config.env` `{k}` is not a variable name: left out")),
-                            Err(item) => warnings.push(format!("{file}: `ko_config.env` `{item}` is not KEY=VALUE: left out")),
+                            Err(not_a_pair) => warnings.push(format!("{file}: `ko_config.env` {not_a_pair}: left out")),
                         }
                     }
                 }

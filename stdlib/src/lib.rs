@@ -78,8 +78,8 @@ pub(crate) use sources::Sources;
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SecretError {
     /// Its value cannot be read (the engine's message names the secret and its source).
-    #[error("{0}")]
-    Value(String),
+    #[error(transparent)]
+    Value(#[from] hephy_engine::SecretUnavailable),
     /// Its temporary file cannot be created.
     #[error("cannot create a file for secret `{name}`: {source}")]
     Create {

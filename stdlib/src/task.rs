@@ -44,7 +44,7 @@ pub(crate) fn run(model: &Model, task: &Task, job: &Job<'_>, exclusions: &Exclus
             Ok(value) => {
                 command.env(name, value);
             }
-            Err(e) => return fail(e),
+            Err(e) => return fail(e.to_string()),
         }
     }
     if let Err(e) = process::run(command, job, &log) {

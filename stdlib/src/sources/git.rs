@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use hephy_dsl::{ImageSource, Model};
 
+use hephy_engine::UpstreamError;
 pub use hephy_engine::Upstreams;
 
 /// A git source that could not be resolved or checked out.
@@ -119,8 +120,11 @@ pub fn resolve_all(model: &Model, state_dir: &Path, offline: bool) -> Upstreams 
         for (url, reference) in own.into_iter().chain(contexts) {
             out.entry((url.clone(), reference.clone())).or_insert_with(|| {
                 resolve(url, &reference, state_dir, offline).map_err(|e| {
-                    GitError::Resolve { url: url.clone(), reference: reference.clone(), source: Box::new(e) }
-                        .to_string()
+                    UpstreamError::new(GitError::Resolve {
+                        url: url.clone(),
+                        reference: reference.clone(),
+                        source: Box::new(e),
+                    })
                 })
             });
         }

@@ -26,8 +26,8 @@ pub(crate) enum SourceError {
         reference: String,
     },
     /// Planning could not resolve this ref, for the reason it recorded.
-    #[error("{0}")]
-    Unresolvable(String),
+    #[error(transparent)]
+    Unresolvable(hephy_engine::UpstreamError),
     /// Fetching or exporting the commit failed.
     #[error(transparent)]
     Git(#[from] git::GitError),
