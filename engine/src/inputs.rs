@@ -838,6 +838,60 @@ pub fn task_outputs_digest(
 }
 
 #[cfg(test)]
+mod error_tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_that_cannot_be_had_says_which_and_why_in_its_data() {
+        let (dir, model) = crate::testing::yaml_model(
+            "secrets:\n  TOKEN: { file: missing-token }\n  KEY: { env: HEPHY_TEST_UNSET_VARIABLE_0 }\n\
+             tasks:\n  t: { run: [\"true\"], secrets: [TOKEN, KEY] }\n",
+        );
+        let undeclared = secret_value(&model, "NOPE").unwrap_err();
+        assert_eq!(undeclared, SecretUnavailable::Undeclared { name: "NOPE".to_owned() });
+        assert_eq!(undeclared.to_string(), "secret `NOPE` is not declared");
+        let unset = secret_value(&model, "KEY").unwrap_err();
+        assert_eq!(
+            unset,
+            SecretUnavailable::Unset {
+                name: "KEY".to_owned(),
+                var: "HEPHY_TEST_UNSET_VARIABLE_0".to_owned()
+            }
+        );
+        assert_eq!(
+            unset.to_string(),
+            "secret `KEY`: the environment variable `HEPHY_TEST_UNSET_VARIABLE_0` is not set"
+        );
+        let SecretUnavailable::Unreadable { name, path, .. } = secret_value(&model, "TOKEN").unwrap_err()
+        else {
+            panic!("an unreadable file is `Unreadable`");
+        };
+        assert_eq!((name.as_str(), path), ("TOKEN", dir.path().join("missing-token")));
+        // The node that needs it cannot be planned, and says why: the first secret it lacks.
+        let graph = crate::compile(&model);
+        let inputs = crate::testing::test_inputs(&model, &graph);
+        let task = graph.find("t").expect("the task");
+        let error = inputs.get(task).and_then(|i| i.error.clone()).expect("an input error");
+        assert!(
+            matches!(&error, InputError::Secret(SecretUnavailable::Unreadable { name, .. }) if name == "TOKEN")
+        );
+        assert!(error.to_string().starts_with("secret `TOKEN`: cannot read `"), "{error}");
+    }
+
+    #[test]
+    fn an_upstream_error_is_the_resolvers_own_kept_whole() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such repository");
+        let error = UpstreamError::new(io);
+        assert_eq!(error.to_string(), "no such repository");
+        assert!(error.get().downcast_ref::<std::io::Error>().is_some());
+        assert_eq!(error.clone(), error);
+        let upstreams: Upstreams = [(("u".to_owned(), "main".to_owned()), Err(error.clone()))].into();
+        let input: InputError = upstreams[&("u".to_owned(), "main".to_owned())].clone().unwrap_err().into();
+        assert_eq!(input, InputError::Upstream(error));
+    }
+}
+
+#[cfg(test)]
 mod upgrade_tests {
     use super::*;
 

@@ -1804,4 +1804,35 @@ mod tests {
         let injected = serde_json::json!({"target": {"app": {"tags = [\"x\"]\n  context": "app"}}});
         assert!(json_to_hcl(&injected.to_string()).is_err());
     }
+
+    /// Each way a file is no bake file is its own error, with the data it names, and says
+    /// what it said when these were text.
+    #[test]
+    fn files_that_are_no_bake_file_say_why() {
+        let err = json_to_hcl(r#"{"target": {"app": {"a b": 1}}}"#).unwrap_err();
+        assert!(matches!(&err, BakeError::NotAName { name } if name == "a b"), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "`a b` is not a bake block type or attribute name (letters, digits, `_`, `-`)"
+        );
+        let err = json_to_hcl("[1]").unwrap_err();
+        assert!(matches!(err, BakeError::NotAnObject));
+        assert_eq!(err.to_string(), "the JSON bake file is not an object");
+        let err = json_to_hcl("{").unwrap_err();
+        assert!(matches!(err, BakeError::NotJson(_)));
+        assert!(err.to_string().starts_with("not JSON: "), "{err}");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let missing = dir.path().join("docker-bake.hcl");
+        let err = import_bake(&missing, Syntax::Kdl, Env::Kept, &|_| None).unwrap_err();
+        assert!(matches!(&err, BakeError::Unreadable { path, .. } if *path == missing), "{err:?}");
+        assert!(err.to_string().starts_with(&format!("cannot read `{}`: ", missing.display())), "{err}");
+        std::fs::write(&missing, "target {").expect("write");
+        let err = import_bake(&missing, Syntax::Kdl, Env::Kept, &|_| None).unwrap_err();
+        assert!(matches!(&err, BakeError::NotBake { path, .. } if *path == missing), "{err:?}");
+        assert!(
+            err.to_string().starts_with(&format!("`{}` is not a bake file: ", missing.display())),
+            "{err}"
+        );
+        assert_eq!(err.help(), "name a `docker buildx bake` file (HCL or JSON)");
+    }
 }

@@ -917,6 +917,43 @@ fn yaml(images: &[Imported], weekly: &Weekly, executors: &[Executor]) -> String 
 mod tests {
     use super::*;
 
+    /// Why a layout was not imported is an error with its data, saying what it said as text.
+    #[test]
+    fn a_layout_that_does_not_import_says_why() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let err = import(dir.path(), Syntax::Kdl).unwrap_err();
+        assert!(matches!(&err, ImportError::NoImage { dir: d } if d == dir.path()), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "`{}` has no folder with a `build-config.yaml` (or `disabled-build-config.yaml`)",
+                dir.path().display()
+            )
+        );
+        let missing = dir.path().join("nothing");
+        let err = import(&missing, Syntax::Kdl).unwrap_err();
+        assert!(matches!(&err, ImportError::Unreadable { dir: d, .. } if *d == missing), "{err:?}");
+        std::fs::create_dir(dir.path().join("off")).expect("mkdir");
+        std::fs::write(dir.path().join("off").join(DISABLED), "platforms: [linux/amd64]\n").expect("write");
+        let err = import(dir.path(), Syntax::Kdl).unwrap_err();
+        let ImportError::NothingBuilds { why, .. } = &err else { panic!("{err:?}") };
+        assert_eq!(why.len(), 1);
+        assert!(
+            err.to_string().contains("imports into an image that builds, and a graph needs one (off: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn items_that_are_not_key_value_are_kept_as_written() {
+        let root = yaml::value("[A=1, B, \" C = 2 \"]").expect("YAML").expect("a value");
+        let items = pairs(&root).expect("a list");
+        assert_eq!(items[0], Ok(("A".to_owned(), "1".to_owned())));
+        assert_eq!(items[1], Err(NotAPair { item: "B".to_owned() }));
+        assert_eq!(items[2], Ok(("C".to_owned(), "2".to_owned())));
+        assert_eq!(items[1].clone().unwrap_err().to_string(), "`B` is not KEY=VALUE");
+    }
+
     #[test]
     fn comments_are_taken_off_values() {
         assert_eq!(uncommented("v1.25.3 # pinned for CVE-2025-1"), "v1.25.3");
