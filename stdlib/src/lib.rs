@@ -268,3 +268,87 @@ pub fn builder_identity(node: &Node, definition: Option<Definition<'_>>) -> Cow<
         NodeKind::Tag => "hephy-tag/1".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use hephy_engine::{Cancel, Deadline, InputManifest, Job, Outcome, Work};
+
+    use super::Stdlib;
+
+    /// Runs the only node of the graph `yaml` (in a fresh folder) as a job with `deadline` and
+    /// `cancel`; says how it ended, how long it took, and what its log holds.
+    fn execute(yaml: &str, deadline: Option<Deadline>, cancel: &Cancel) -> (Outcome, Duration, String) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let source = hephy_dsl::SourceFile::new(dir.path().join("hephy.yaml"), hephy_dsl::Syntax::Yaml, yaml);
+        let doc = hephy_dsl::read(&source).expect("reads");
+        let model = hephy_dsl::lower(doc, &source, dir.path()).expect("valid");
+        let graph = hephy_engine::compile(&model);
+        let node = graph.node(hephy_engine::NodeIndex::new(0));
+        let state_dir = dir.path().join(".hephy");
+        let work = Stdlib::new(&model, &state_dir, hephy_engine::Exclusions::default(), Default::default());
+        let (events, _received) = std::sync::mpsc::channel();
+        let log = state_dir.join("node.log");
+        let key = InputManifest::default().key();
+        let job = Job {
+            node,
+            root: dir.path(),
+            run_id: 1,
+            deps: Vec::new(),
+            details: Vec::new(),
+            key: &key,
+            log: log.clone(),
+            cancel: cancel.clone(),
+            deadline,
+            verbose: false,
+            events,
+        };
+        let started = Instant::now();
+        let outcome = work.execute(&job);
+        (outcome, started.elapsed(), std::fs::read_to_string(&log).unwrap_or_default())
+    }
+
+    /// A job whose deadline passes while its command runs: the command's process group is
+    /// stopped then, and the node is reported timed out, saying so. The deadline is the job's
+    /// own: nothing else carries it.
+    #[test]
+    fn a_job_past_its_deadline_is_stopped_and_timed_out() {
+        let graph = "tasks:\n  hang: { run: [sleep, \"30\"] }\n";
+        let deadline = Deadline::after(Duration::from_millis(300));
+        let (outcome, took, log) = execute(graph, Some(deadline), &Cancel::new());
+        assert!(took < Duration::from_secs(10), "stopped at its deadline, not at its end: {took:?}");
+        match outcome {
+            Outcome::TimedOut(error) => {
+                assert_eq!(error.render(), "`sleep 30` ran past its timeout of 300ms and was stopped");
+            }
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        assert!(log.contains("ran past its timeout of 300ms; stopped"), "{log}");
+        // Without a deadline, the same kind of command runs to its end.
+        let (outcome, _, _) = execute("tasks:\n  quick: { run: [sleep, \"0.1\"] }\n", None, &Cancel::new());
+        assert!(matches!(outcome, Outcome::Built(_)), "{outcome:?}");
+    }
+
+    /// A job whose run's token is cancelled while its command runs: the command is stopped at
+    /// once (SIGTERM to its process group) and the node is reported cancelled, not failed.
+    #[test]
+    fn a_cancelled_token_stops_the_command() {
+        let cancel = Cancel::new();
+        let setter = cancel.clone();
+        let (outcome, took, _) = std::thread::scope(|scope| {
+            scope.spawn(move || {
+                std::thread::sleep(Duration::from_millis(300));
+                setter.cancel();
+            });
+            execute("tasks:\n  hang: { run: [sleep, \"30\"] }\n", None, &cancel)
+        });
+        assert!(took < Duration::from_secs(10), "stopped at the cancel, not at its end: {took:?}");
+        match outcome {
+            Outcome::Cancelled(error) => {
+                assert_eq!(error.render(), "`sleep 30` was stopped: the run was cancelled");
+            }
+            other => panic!("expected a cancel, got {other:?}"),
+        }
+    }
+}
