@@ -46,6 +46,7 @@ pub use inputs::{
     BaseImages, BuilderIdentity, ContextReader, Inputs, LayoutError, NodeInputs, Upstreams, gather,
     layout_digest, secret_value, task_outputs_digest,
 };
+pub use job::{Cancel, Deadline, DepDetail, Job, Message, NodeError, Outcome, StopCause, Work};
 pub use key::{InputManifest, KEY_VERSION, Key, files_digest};
 pub use open::{open_beneath, open_no_symlinks, open_regular};
 pub use petgraph::graph::NodeIndex;
@@ -56,13 +57,12 @@ pub use planner::{
     PlanError, PlanWarning, Planned, Planner, Resolver, Revision, Selection, nodes_named, state_dir,
 };
 pub use reads::{ContextPaths, ContextReads, ReadPath};
-pub use job::{Cancel, Deadline, DepDetail, Job, Message, NodeError, Outcome, StopCause, Work};
 pub use run::{Event, Reporter, RunOptions, SkipReason, Summary, file_name, run, run_all_fresh};
 pub use sorted::{SortedMap, Text};
 pub use stamp::{
     Answer, NothingToDo, PlanCache, Recheck, Rendered, Replanned, Stamped, graph_state_dir, worth_remembering,
 };
 pub use state::{
-    Failure, NodeResult, NodeStatus, Passing, REASONS_VERSION, Record, RunLock, RunNode, RunStatus, RunSummary,
-    SCHEMA_VERSION, Snapshot, State, StateError, check_state_dir, process_gone,
+    Failure, NodeResult, NodeStatus, Passing, REASONS_VERSION, Record, RunLock, RunNode, RunStatus,
+    RunSummary, SCHEMA_VERSION, Snapshot, State, StateError, check_state_dir, process_gone,
 };

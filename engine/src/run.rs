@@ -1,13 +1,16 @@
 //! The run: feeds the plan's nodes, in dependency order, to executor pools, and records each
-//! finished node in the state store as it finishes.
+//! finished node in the state store as it finishes (cargo's drain loop; the job and what it
+//! sends back are in `job.rs`).
 //!
 //! Owns scheduling (a node is ready when its dependencies succeeded; at most `jobs` nodes per
 //! executor; manifests and tags, milliseconds of registry I/O, in a lane of their own bounded by
 //! [`CHEAP_LANE`] so they never wait behind tasks and builds; a failure skips its dependents and
 //! nothing else unless fail-fast), early cutoff (a
-//! node whose dependencies rebuilt to the same outputs is not rebuilt), cancellation, and the
-//! [`Event`] stream that renderers consume. What a node *does* is behind the [`Work`] trait,
-//! implemented by `hephy-stdlib`; the engine itself prints nothing.
+//! node whose dependencies rebuilt to the same outputs is not rebuilt), cancellation (the run's
+//! [`Cancel`] token: nothing more starts, and each running job has it), each job's [`Deadline`]
+//! (its node's `timeout`), what each [`Outcome`] is recorded as, and the [`Event`] stream that
+//! renderers consume. What a node *does* is behind the [`Work`] trait, implemented by
+//! `hephy-stdlib`; the engine itself prints nothing.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
@@ -18,8 +21,8 @@ use hephy_dsl::Model;
 use petgraph::graph::NodeIndex;
 
 use crate::graph::{Graph, LOCAL_EXECUTOR, Node};
-use crate::key::{DepValue, InputManifest, Key};
 use crate::job::{Cancel, Deadline, DepDetail, Job, Message, Outcome, Work};
+use crate::key::{DepValue, InputManifest, Key};
 use crate::plan::{Action, Plan, Reason, with_deps};
 use crate::state::{NodeResult, NodeStatus, RunStatus, Snapshot, State, StateError};
 
@@ -1064,7 +1067,11 @@ mod tests {
         let text = "tasks:\n  slow: { run: [\"true\"], timeout: 100ms }\n  after: { run: [\"true\"], after: [slow] }\n";
         let started = Instant::now();
         let (summary, _, failures) = run_graph_cancel(text, &UntilStopped, 2, &Cancel::new());
-        assert!(started.elapsed() < Duration::from_secs(5), "stopped at its deadline: {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "stopped at its deadline: {:?}",
+            started.elapsed()
+        );
         assert_eq!((summary.failed, summary.skipped, summary.stopped), (1, 1, 0), "{:?}", summary.results);
         assert_eq!(summary.results["slow"], NodeStatus::Failed);
         assert_eq!(failures["slow"], "ran past its timeout of 100ms");

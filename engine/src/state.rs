@@ -143,7 +143,9 @@ pub enum ReasonsProblem {
     #[error("neither a list of reasons nor a versioned record of them")]
     Unrecognised,
     /// A newer hephy wrote them.
-    #[error("they were written by a newer hephy (reasons version {found}; this hephy reads up to {REASONS_VERSION})")]
+    #[error(
+        "they were written by a newer hephy (reasons version {found}; this hephy reads up to {REASONS_VERSION})"
+    )]
     TooNew {
         /// Their version.
         found: u64,
@@ -169,9 +171,14 @@ fn decode_reasons(text: &str) -> Result<Vec<Reason>, ReasonsProblem> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(ReasonsProblem::Damaged)?;
     match value {
         // Version 0: the bare list.
-        serde_json::Value::Array(_) => Ok(serde_json::from_value(value).unwrap_or_else(|_| vec![Reason::StateUnreadable])),
+        serde_json::Value::Array(_) => {
+            Ok(serde_json::from_value(value).unwrap_or_else(|_| vec![Reason::StateUnreadable]))
+        }
         serde_json::Value::Object(mut record) => {
-            let version = record.get("version").and_then(serde_json::Value::as_u64).ok_or(ReasonsProblem::Unrecognised)?;
+            let version = record
+                .get("version")
+                .and_then(serde_json::Value::as_u64)
+                .ok_or(ReasonsProblem::Unrecognised)?;
             let reasons = record.remove("reasons").ok_or(ReasonsProblem::Unrecognised)?;
             match version.cmp(&REASONS_VERSION) {
                 std::cmp::Ordering::Equal => serde_json::from_value(reasons).map_err(ReasonsProblem::Damaged),
@@ -369,8 +376,9 @@ impl rusqlite::types::ToSql for RunStatus {
 impl rusqlite::types::FromSql for RunStatus {
     fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
         let text = value.as_str()?;
-        RunStatus::parse(text)
-            .ok_or_else(|| rusqlite::types::FromSqlError::Other(format!("unknown run status `{text}`").into()))
+        RunStatus::parse(text).ok_or_else(|| {
+            rusqlite::types::FromSqlError::Other(format!("unknown run status `{text}`").into())
+        })
     }
 }
 
@@ -714,8 +722,9 @@ impl State {
         let duration_ms = i64::try_from(result.duration.as_millis()).unwrap_or(i64::MAX);
         let key = result.key.map(Key::hex);
         let key = key.as_ref().map(|k| k.as_str());
-        let reasons = serde_json::to_string(&StoredReasons { version: REASONS_VERSION, reasons: result.reasons })
-            .unwrap_or_default();
+        let reasons =
+            serde_json::to_string(&StoredReasons { version: REASONS_VERSION, reasons: result.reasons })
+                .unwrap_or_default();
         let tx = self.conn.transaction().map_err(sql)?;
         tx.execute(
             "INSERT OR REPLACE INTO run_nodes (run_id, node, result, reasons, key, output, message, duration_ms, finished_at)
@@ -1088,7 +1097,10 @@ mod tests {
         assert_eq!(state.run_nodes(run).expect("reads").expect("the run")[0].reasons, reasons);
 
         let set = |text: &str| {
-            state.conn.execute("UPDATE run_nodes SET reasons = ?1 WHERE node = 'app'", [text]).expect("edits");
+            state
+                .conn
+                .execute("UPDATE run_nodes SET reasons = ?1 WHERE node = 'app'", [text])
+                .expect("edits");
         };
         set(r#"[{"kind": "never_built"}]"#);
         assert_eq!(state.run_nodes(run).expect("reads").expect("the run")[0].reasons, [Reason::NeverBuilt]);
@@ -1204,7 +1216,10 @@ mod tests {
             (nodes[0].result.as_str(), nodes[0].message.as_deref()),
             ("failed", Some("exit status 1"))
         );
-        assert_eq!(serde_json::to_value(&nodes[0].reasons).expect("encodes"), serde_json::json!([{ "kind": "never_built" }]));
+        assert_eq!(
+            serde_json::to_value(&nodes[0].reasons).expect("encodes"),
+            serde_json::json!([{ "kind": "never_built" }])
+        );
         assert!(state.run_nodes(third + 1).expect("reads").is_none());
     }
 

@@ -389,7 +389,10 @@ impl Buildah {
             push
         });
         if let Err(e) = pushed {
-            return Outcome::failed(BuildahError::Push { registry: registry.to_string(), source: Box::new(e) });
+            return Outcome::failed(BuildahError::Push {
+                registry: registry.to_string(),
+                source: Box::new(e),
+            });
         }
         // The same build to each mirror (its index is pushed there by the manifest node).
         for (mirror, mirror_repository) in
@@ -407,7 +410,10 @@ impl Buildah {
                 push
             });
             if let Err(e) = pushed {
-                return Outcome::failed(BuildahError::Push { registry: mirror.to_string(), source: Box::new(e) });
+                return Outcome::failed(BuildahError::Push {
+                    registry: mirror.to_string(),
+                    source: Box::new(e),
+                });
             }
         }
         // The local copy stays: a concurrent build may be using the same image (a dependent
