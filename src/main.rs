@@ -766,8 +766,8 @@ fn run_command(
     {
         eprintln!("warning: the image layout cannot be repaired: {}", style::clean(&e.to_string()));
     }
-    let cancel = Arc::new(AtomicBool::new(false));
-    let signal = cancel_on_signals(&cancel);
+    let cancel = hephy_engine::Cancel::new();
+    let signal = cancel_on_signals(cancel.flag());
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let context = run_context(&session, jobs);
     reporter = match format {
@@ -1025,10 +1025,10 @@ fn gc(file: &FileArg, state: &StateArg, lock_timeout: f64, registry: Option<usiz
         print(&registry_gc::prune(&model, &snapshot, keep, &dir)?);
         return Ok(());
     }
-    let collected = hephy_stdlib::collect_garbage(&snapshot, &dir).map_err(|message| {
+    let collected = hephy_stdlib::collect_garbage(&snapshot, &dir).map_err(|error| {
         Failure::Input(Problems::single(
             "hephy",
-            Problem::new(Code::Io, message)
+            Problem::new(Code::Io, error.to_string())
                 .help("nothing was removed; run `hephy run`, then `hephy gc` again"),
         ))
     })?;

@@ -66,6 +66,6 @@ fn runs_serialize_plans_never_block_and_the_state_stays_consistent() {
     assert_eq!(runs.len(), 3);
     for run in &runs {
         assert!(run.finished_at.is_some(), "run {} never finished: {}", run.id, run.status);
-        assert_ne!(run.status, "running", "run {}", run.id);
+        assert_ne!(run.status.as_str(), "running", "run {}", run.id);
     }
 }

@@ -4,8 +4,8 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A target platform such as `linux/amd64` or `linux/arm/v7`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(into = "String")]
+/// Serialized as its text (`linux/arm/v7`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Platform {
     os: String,
     arch: String,
@@ -117,9 +117,9 @@ impl fmt::Display for Platform {
     }
 }
 
-impl From<Platform> for String {
-    fn from(p: Platform) -> String {
-        p.to_string()
+impl serde::Serialize for Platform {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
     }
 }
 

@@ -129,7 +129,6 @@ fn explain_past(
     let explanation = explain_from(
         &|id: &str| {
             let n = by_id.get(id)?;
-            let reasons: Vec<Reason> = serde_json::from_value(n.reasons.clone()).unwrap_or_default();
             // A node that was to be built and did not finish (failed, cancelled, skipped) keeps
             // the reasons it was to be built for.
             let action = if matches!(
@@ -144,7 +143,7 @@ fn explain_past(
             } else {
                 Action::Skip
             };
-            Some((action, if action == Action::Build { reasons } else { Vec::new() }, None))
+            Some((action, if action == Action::Build { n.reasons.clone() } else { Vec::new() }, None))
         },
         node,
         memo,
@@ -201,7 +200,7 @@ mod tests {
         RunNode {
             node: id.to_owned(),
             result: NodeStatus::Built,
-            reasons: serde_json::to_value(reasons).expect("reasons"),
+            reasons,
             key: None,
             output: None,
             message: None,

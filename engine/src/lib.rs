@@ -8,7 +8,7 @@
 //! | hash | [`gather`] | [`Inputs`]: per node, its settings and input files' blake3 digests ([`InputManifest`]) |
 //! | plan | [`Planner::plan`] (over [`plan()`]) | [`Planned`]: the [`Plan`] (per node, [`Action`], [`Key`] and typed [`Reason`]s, in execution order) for a [`Selection`], with what a [`Resolver`] answered |
 //! | plan cache | [`PlanCache::answer`] | [`Answer`]: an all-fresh plan's stored output, or each node's step from its memo after input files changed ([`replan_touched`]), without planning |
-//! | run | [`run()`] | [`Summary`]: nodes fed to executor pools, each finished node recorded in [`State`] |
+//! | run | [`run()`] | [`Summary`]: each node a [`Job`] (with the run's [`Cancel`] token and its [`Deadline`]) fed to executor pools; its [`Outcome`] recorded in [`State`] |
 //! | explain | [`explain_plan`] | [`Explanation`]: a node's reasons, followed back to root causes |
 //!
 //! The engine depends on `hephy-dsl` for the model and never on the CLI: it prints nothing, and
@@ -21,6 +21,7 @@ mod explain;
 mod files;
 mod graph;
 mod inputs;
+mod job;
 mod key;
 use hephy_oci::open;
 mod plan;
@@ -45,6 +46,7 @@ pub use inputs::{
     BaseImages, BuilderIdentity, ContextReader, InputError, Inputs, LayoutError, NodeInputs,
     SecretUnavailable, UpstreamError, Upstreams, gather, layout_digest, secret_value, task_outputs_digest,
 };
+pub use job::{Cancel, Deadline, DepDetail, Job, Message, NodeError, Outcome, StopCause, Work};
 pub use key::{InputManifest, KEY_VERSION, Key, files_digest};
 pub use open::{open_beneath, open_no_symlinks, open_regular};
 pub use petgraph::graph::NodeIndex;
@@ -55,15 +57,12 @@ pub use planner::{
     PlanError, PlanWarning, Planned, Planner, Resolver, Revision, Selection, nodes_named, state_dir,
 };
 pub use reads::{ContextPaths, ContextReads, ReadPath};
-pub use run::{
-    DepDetail, Event, Job, Message, Outcome, Reporter, RunOptions, SkipReason, Summary, Work, file_name, run,
-    run_all_fresh,
-};
+pub use run::{Event, Reporter, RunOptions, SkipReason, Summary, file_name, run, run_all_fresh};
 pub use sorted::{SortedMap, Text};
 pub use stamp::{
     Answer, NothingToDo, PlanCache, Recheck, Rendered, Replanned, Stamped, graph_state_dir, worth_remembering,
 };
 pub use state::{
-    Failure, NodeResult, NodeStatus, Passing, Record, RunLock, RunNode, RunSummary, SCHEMA_VERSION, Snapshot,
-    State, StateError, check_state_dir, process_gone,
+    Failure, NodeResult, NodeStatus, Passing, REASONS_VERSION, Record, RunLock, RunNode, RunStatus,
+    RunSummary, SCHEMA_VERSION, Snapshot, State, StateError, check_state_dir, process_gone,
 };

@@ -1,17 +1,19 @@
 //! The run: feeds the plan's nodes, in dependency order, to executor pools, and records each
-//! finished node in the state store as it finishes.
+//! finished node in the state store as it finishes (cargo's drain loop; the job and what it
+//! sends back are in `job.rs`).
 //!
 //! Owns scheduling (a node is ready when its dependencies succeeded; at most `jobs` nodes per
 //! executor; manifests and tags, milliseconds of registry I/O, in a lane of their own bounded by
 //! [`CHEAP_LANE`] so they never wait behind tasks and builds; a failure skips its dependents and
 //! nothing else unless fail-fast), early cutoff (a
-//! node whose dependencies rebuilt to the same outputs is not rebuilt), cancellation, and the
-//! [`Event`] stream that renderers consume. What a node *does* is behind the [`Work`] trait,
-//! implemented by `hephy-stdlib`; the engine itself prints nothing.
+//! node whose dependencies rebuilt to the same outputs is not rebuilt), cancellation (the run's
+//! [`Cancel`] token: nothing more starts, and each running job has it), each job's [`Deadline`]
+//! (its node's `timeout`), what each [`Outcome`] is recorded as, and the [`Event`] stream that
+//! renderers consume. What a node *does* is behind the [`Work`] trait, implemented by
+//! `hephy-stdlib`; the engine itself prints nothing.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -19,97 +21,10 @@ use hephy_dsl::Model;
 use petgraph::graph::NodeIndex;
 
 use crate::graph::{Graph, LOCAL_EXECUTOR, Node};
+use crate::job::{Cancel, Deadline, DepDetail, Job, Message, Outcome, Work};
 use crate::key::{DepValue, InputManifest, Key};
 use crate::plan::{Action, Plan, Reason, with_deps};
-use crate::state::{NodeResult, NodeStatus, Snapshot, State, StateError};
-
-/// One node handed to [`Work`].
-#[derive(Debug)]
-pub struct Job<'a> {
-    /// The node.
-    pub node: &'a Node,
-    /// The graph's folder (the working directory of tasks).
-    pub root: &'a Path,
-    /// The run's id.
-    pub run_id: i64,
-    /// Each dependency's node and output digest.
-    pub deps: Vec<(&'a Node, String)>,
-    /// Per dependency (in the order of `deps`): its planned key and reasons, and its own
-    /// dependencies' outputs (an index's provenance names what each platform was built from).
-    pub details: Vec<DepDetail<'a>>,
-    /// The key the node is built with.
-    pub key: &'a Key,
-    /// Where the node's output log goes.
-    pub log: PathBuf,
-    /// Set when the run is cancelled: stop, terminating children.
-    pub cancel: &'a AtomicBool,
-    /// Forward output lines as [`Event::Output`] (`-v`).
-    pub verbose: bool,
-    /// Where to send output lines.
-    pub events: mpsc::Sender<Message>,
-}
-
-/// What a run knows of one dependency of a job beyond its output.
-#[derive(Debug, Clone)]
-pub struct DepDetail<'a> {
-    /// Its key as planned.
-    pub key: Key,
-    /// Why the plan built it (empty when it was fresh).
-    pub reasons: crate::plan::Reasons,
-    /// Its own dependencies' nodes and outputs.
-    pub deps: Vec<(&'a Node, String)>,
-}
-
-impl Job<'_> {
-    /// Sends one line of the node's output to the reporter (when verbose).
-    pub fn output_line(&self, line: String) {
-        if self.verbose {
-            let _ = self.events.send(Message::Output { node: self.node.id.to_string(), line });
-        }
-    }
-}
-
-/// How a node's work ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// It succeeded with this output digest.
-    Built {
-        /// The output digest (an image digest, or the digest of a task's outputs).
-        output: String,
-    },
-    /// It failed.
-    Failed {
-        /// What went wrong, for people.
-        message: String,
-    },
-}
-
-/// What nodes do. Implemented by `hephy-stdlib` (tasks run processes; images call builders).
-pub trait Work: Sync {
-    /// Does `job`'s work, blocking until it is done, failed, or cancelled.
-    fn execute(&self, job: &Job<'_>) -> Outcome;
-}
-
-/// Messages from worker threads to the scheduler.
-#[derive(Debug)]
-pub enum Message {
-    /// A line of output.
-    Output {
-        /// The node id.
-        node: String,
-        /// The line.
-        line: String,
-    },
-    /// A node finished.
-    Done {
-        /// The node.
-        index: NodeIndex,
-        /// How it ended.
-        outcome: Outcome,
-        /// How long it took.
-        duration: Duration,
-    },
-}
+use crate::state::{NodeResult, NodeStatus, RunStatus, Snapshot, State, StateError};
 
 /// Why a node was not built in a run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -341,7 +256,7 @@ pub fn run(
     work: &dyn Work,
     reporter: &mut dyn Reporter,
     options: &RunOptions,
-    cancel: &AtomicBool,
+    cancel: &Cancel,
 ) -> Result<Summary, StateError> {
     let started = Instant::now();
     let run_id = state.begin_run(&options.command)?;
@@ -413,7 +328,7 @@ pub fn run_all_fresh(
 ) -> Result<Summary, StateError> {
     let started = Instant::now();
     let run_id = state.begin_run(command)?;
-    state.finish_run(run_id, "ok", nodes.len())?;
+    state.finish_run(run_id, RunStatus::Ok, nodes.len())?;
     reporter.event(&Event::Started { run_id, to_build: 0, total: nodes.len() });
     let summary = Summary {
         run_id,
@@ -437,7 +352,7 @@ struct Scheduler<'a> {
     state: &'a mut State,
     reporter: &'a mut dyn Reporter,
     options: &'a RunOptions,
-    cancel: &'a AtomicBool,
+    cancel: &'a Cancel,
     run_id: i64,
     log_dir: PathBuf,
     pools: Vec<Pool>,
@@ -466,23 +381,21 @@ impl<'a> Scheduler<'a> {
     }
 
     /// `index`'s planned reasons, as the history stores them.
-    fn reasons(&self, index: NodeIndex) -> serde_json::Value {
-        self.plan
-            .step(index)
-            .map(|s| serde_json::to_value(&s.reasons).unwrap_or_default())
-            .unwrap_or_default()
+    fn reasons(&self, index: NodeIndex) -> &'a [Reason] {
+        let plan: &'a Plan = self.plan;
+        plan.step(index).map_or(&[][..], |s| &s.reasons[..])
     }
 
     /// Tells the reporter once that the run was interrupted, with what still runs.
     fn notice_interruption(&mut self) {
-        if !self.told_interrupted && self.cancel.load(Ordering::SeqCst) {
+        if !self.told_interrupted && self.cancel.is_cancelled() {
             self.told_interrupted = true;
             self.reporter.event(&Event::Interrupted { running: self.running });
         }
     }
 
     fn stopping(&self) -> bool {
-        self.stop_launching || self.cancel.load(Ordering::SeqCst)
+        self.stop_launching || self.cancel.is_cancelled()
     }
 
     /// Notes how a node ended: its phase, the summary's result and the reporter's event.
@@ -508,7 +421,7 @@ impl<'a> Scheduler<'a> {
                     &NodeResult {
                         node: node.id.as_str(),
                         result: NodeStatus::Cached,
-                        reasons: serde_json::to_value(&step.reasons).unwrap_or_default(),
+                        reasons: &step.reasons,
                         key: Some(&step.key),
                         manifest: Some(&manifest),
                         output: Some(output),
@@ -579,7 +492,7 @@ impl<'a> Scheduler<'a> {
                     &NodeResult {
                         node: node.id.as_str(),
                         result: NodeStatus::Cutoff,
-                        reasons: serde_json::to_value(&step.reasons).unwrap_or_default(),
+                        reasons: &step.reasons,
                         key: Some(&key),
                         manifest: None,
                         output: Some(&output),
@@ -663,8 +576,8 @@ impl<'a> Scheduler<'a> {
             });
             self.nodes[index.index()] = Phase::Running { pool, manifest, key };
             let log = self.log_dir.join(format!("{}.log", file_name(node.id.as_str())));
-            let (root, run_id, cancel, verbose) =
-                (self.model.root.as_path(), self.run_id, self.cancel, self.options.verbose);
+            let (root, run_id, verbose) = (self.model.root.as_path(), self.run_id, self.options.verbose);
+            let (cancel, timeout) = (self.cancel.clone(), self.timeout(node));
             let tx = tx.clone();
             scope.spawn(move || {
                 let start = Instant::now();
@@ -677,12 +590,22 @@ impl<'a> Scheduler<'a> {
                     key: &key,
                     log,
                     cancel,
+                    // Counted from the moment its work starts.
+                    deadline: timeout.map(Deadline::after),
                     verbose,
                     events: tx.clone(),
                 };
                 let outcome = work.execute(&job);
                 let _ = tx.send(Message::Done { index, outcome, duration: start.elapsed() });
             });
+        }
+    }
+
+    /// `node`'s `timeout`, as its image or task declares it.
+    fn timeout(&self, node: &Node) -> Option<Duration> {
+        match self.model.definition(node.name())? {
+            hephy_dsl::Definition::Image(image) => image.timeout,
+            hephy_dsl::Definition::Task(task) => task.timeout,
         }
     }
 
@@ -710,7 +633,7 @@ impl<'a> Scheduler<'a> {
             }
         };
         match outcome {
-            Outcome::Built { output } => {
+            Outcome::Built(output) => {
                 self.state.record(
                     self.run_id,
                     &NodeResult {
@@ -729,14 +652,15 @@ impl<'a> Scheduler<'a> {
                 self.note(index, NodeStatus::Built, output, event);
                 self.release(index);
             }
-            Outcome::Failed { message } => {
-                let cancelled = self.cancel.load(Ordering::SeqCst);
-                let result = if cancelled { NodeStatus::Stopped } else { NodeStatus::Failed };
+            Outcome::Cancelled(error) => {
+                // Stopped halfway: not a failure, so its record stays as it was and the next
+                // run redoes it.
+                let message = error.render();
                 self.state.record(
                     self.run_id,
                     &NodeResult {
                         node: node.id.as_str(),
-                        result,
+                        result: NodeStatus::Stopped,
                         reasons,
                         key: Some(&key),
                         manifest: None,
@@ -745,17 +669,30 @@ impl<'a> Scheduler<'a> {
                         duration,
                     },
                 )?;
-                if cancelled {
-                    self.summary.stopped += 1;
-                    let event = Event::NodeSkipped { node: node.id.to_string(), reason: SkipReason::Stopped };
-                    self.note(index, result, String::new(), event);
-                    return Ok(());
-                }
+                self.summary.stopped += 1;
+                let event = Event::NodeSkipped { node: node.id.to_string(), reason: SkipReason::Stopped };
+                self.note(index, NodeStatus::Stopped, String::new(), event);
+            }
+            Outcome::Failed(error) | Outcome::TimedOut(error) => {
+                let message = error.render();
+                self.state.record(
+                    self.run_id,
+                    &NodeResult {
+                        node: node.id.as_str(),
+                        result: NodeStatus::Failed,
+                        reasons,
+                        key: Some(&key),
+                        manifest: None,
+                        output: None,
+                        message: Some(&message),
+                        duration,
+                    },
+                )?;
                 self.summary.failed += 1;
                 let log = self.log_dir.join(format!("{}.log", file_name(node.id.as_str())));
                 self.note(
                     index,
-                    result,
+                    NodeStatus::Failed,
                     String::new(),
                     Event::NodeFailed { node: node.id.to_string(), message, log, duration },
                 );
@@ -826,7 +763,7 @@ impl<'a> Scheduler<'a> {
     /// Ends the run: what never started is skipped (its dependency failed) or, when the run
     /// was stopped, left unrecorded for the next run to redo; the run's status is stored.
     fn close(mut self, started: Instant) -> Result<Summary, StateError> {
-        self.summary.interrupted = self.cancel.load(Ordering::SeqCst);
+        self.summary.interrupted = self.cancel.is_cancelled();
         let (graph, plan) = (self.graph, self.plan);
         for step in &plan.steps {
             if !self.nodes[step.node.index()].pending() {
@@ -851,7 +788,7 @@ impl<'a> Scheduler<'a> {
                     &NodeResult {
                         node: node.id.as_str(),
                         result: NodeStatus::Cancelled,
-                        reasons: serde_json::to_value(&step.reasons).unwrap_or_default(),
+                        reasons: &step.reasons,
                         key: None,
                         manifest: None,
                         output: None,
@@ -870,11 +807,11 @@ impl<'a> Scheduler<'a> {
             self.summary.stale = self.stale_tags();
         }
         let outcome = if self.summary.interrupted {
-            "interrupted"
+            RunStatus::Interrupted
         } else if self.summary.failed > 0 {
-            "failed"
+            RunStatus::Failed
         } else {
-            "ok"
+            RunStatus::Ok
         };
         let fresh =
             plan.steps.iter().filter(|s| s.action == Action::Skip && s.cached_output.is_none()).count();
@@ -1041,9 +978,9 @@ mod tests {
             std::thread::sleep(Duration::from_millis(3));
             *self.running.lock().expect("lock").entry(executor).or_default() -= 1;
             if self.fail.contains(&job.node.name()) {
-                Outcome::Failed { message: "exit status 1".to_owned() }
+                Outcome::failed(std::io::Error::other("exit status 1"))
             } else {
-                Outcome::Built { output: format!("blake3:{}", job.node.id) }
+                Outcome::Built(format!("blake3:{}", job.node.id))
             }
         }
     }
@@ -1064,6 +1001,18 @@ mod tests {
 
     /// Plans and runs `text` with any `work` on a fresh state (a context folder `app` exists).
     fn run_graph_with(text: &str, work: &dyn Work, jobs: usize) -> (Summary, Vec<Event>) {
+        let (summary, events, _) = run_graph_cancel(text, work, jobs, &Cancel::new());
+        (summary, events)
+    }
+
+    /// Plans and runs `text` with `work` on a fresh state, cancelled by `cancel`; with the
+    /// failures the state recorded (node → message).
+    fn run_graph_cancel(
+        text: &str,
+        work: &dyn Work,
+        jobs: usize,
+        cancel: &Cancel,
+    ) -> (Summary, Vec<Event>, BTreeMap<String, String>) {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(dir.path().join("app")).expect("context");
         std::fs::write(dir.path().join("app/Dockerfile"), "FROM scratch\n").expect("Dockerfile");
@@ -1079,10 +1028,75 @@ mod tests {
         let options =
             RunOptions { jobs, fail_fast: false, verbose: false, state_dir, command: "test".to_owned() };
         let mut events = Events::default();
-        let cancel = AtomicBool::new(false);
-        let summary = run(&model, &graph, &plan, &snapshot, &mut state, work, &mut events, &options, &cancel)
+        let summary = run(&model, &graph, &plan, &snapshot, &mut state, work, &mut events, &options, cancel)
             .expect("runs");
-        (summary, events.0)
+        let failures = state.snapshot().expect("reads").failures;
+        (summary, events.0, failures.into_iter().map(|(node, f)| (node, f.message)).collect())
+    }
+
+    /// Work that waits until its job must stop, and says why it stopped (or, after 10 s, that
+    /// nothing stopped it).
+    struct UntilStopped;
+
+    impl Work for UntilStopped {
+        fn execute(&self, job: &Job<'_>) -> Outcome {
+            let started = Instant::now();
+            loop {
+                match job.stop_now() {
+                    Some(crate::job::StopCause::TimedOut(timeout)) => {
+                        let said = format!("ran past its timeout of {}ms", timeout.as_millis());
+                        return Outcome::TimedOut(std::io::Error::other(said).into());
+                    }
+                    Some(crate::job::StopCause::Cancelled) => {
+                        return Outcome::Cancelled(std::io::Error::other("the run was cancelled").into());
+                    }
+                    None if started.elapsed() > Duration::from_secs(10) => {
+                        return Outcome::failed(std::io::Error::other("nothing stopped it"));
+                    }
+                    None => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        }
+    }
+
+    /// A node's `timeout` reaches its job as a deadline: once it passes, the work stops and
+    /// the node fails, saying so; a node without a `timeout` has no deadline. No thread-local
+    /// or global carries it.
+    #[test]
+    fn a_job_past_its_deadline_times_out() {
+        let text = "tasks:\n  slow: { run: [\"true\"], timeout: 100ms }\n  after: { run: [\"true\"], after: [slow] }\n";
+        let started = Instant::now();
+        let (summary, _, failures) = run_graph_cancel(text, &UntilStopped, 2, &Cancel::new());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "stopped at its deadline: {:?}",
+            started.elapsed()
+        );
+        assert_eq!((summary.failed, summary.skipped, summary.stopped), (1, 1, 0), "{:?}", summary.results);
+        assert_eq!(summary.results["slow"], NodeStatus::Failed);
+        assert_eq!(failures["slow"], "ran past its timeout of 100ms");
+        assert!(!summary.interrupted);
+    }
+
+    /// A run's cancel token reaches every job: set from outside while a node runs, the work
+    /// stops and the node is recorded stopped (not failed); nothing else starts.
+    #[test]
+    fn a_cancelled_token_stops_the_job() {
+        let text = "tasks:\n  slow: { run: [\"true\"] }\n  after: { run: [\"true\"], after: [slow] }\n";
+        let cancel = Cancel::new();
+        let setter = cancel.clone();
+        let started = Instant::now();
+        let (summary, _, failures) = std::thread::scope(|scope| {
+            scope.spawn(move || {
+                std::thread::sleep(Duration::from_millis(100));
+                setter.cancel();
+            });
+            run_graph_cancel(text, &UntilStopped, 2, &cancel)
+        });
+        assert!(started.elapsed() < Duration::from_secs(5), "stopped at the cancel: {:?}", started.elapsed());
+        assert_eq!((summary.failed, summary.stopped, summary.cancelled), (0, 1, 1), "{:?}", summary.results);
+        assert_eq!(summary.results["slow"], NodeStatus::Stopped);
+        assert!(summary.interrupted && failures.is_empty(), "{failures:?}");
     }
 
     /// Many nodes waiting for a one-slot executor hold up neither that limit nor the other
@@ -1148,7 +1162,7 @@ mod tests {
                 }
                 _ => {}
             }
-            Outcome::Built { output: format!("sha256:{}", job.node.id) }
+            Outcome::Built(format!("sha256:{}", job.node.id))
         }
     }
 

@@ -711,7 +711,7 @@ mod tests {
                 let result = NodeResult {
                     node: id,
                     result: NodeStatus::Built,
-                    reasons: serde_json::Value::Null,
+                    reasons: &[],
                     key: Some(key),
                     manifest: Some(manifest),
                     output: Some("sha256:0123"),
@@ -720,7 +720,7 @@ mod tests {
                 };
                 planned.store.record(run, &result).expect("record");
             }
-            planned.store.finish_run(run, "ok", 0).expect("finish");
+            planned.store.finish_run(run, crate::state::RunStatus::Ok, 0).expect("finish");
         }
         // Out of the racy window: a stamp is only written for files older than two seconds.
         std::thread::sleep(Duration::from_millis(2100));

@@ -15,6 +15,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::files::{Stat, StatCache};
 use crate::key::{InputManifest, Key};
+use crate::plan::Reason;
 
 /// The schema version this build writes; older databases are migrated forward.
 pub const SCHEMA_VERSION: i64 = 2;
@@ -107,6 +108,19 @@ pub enum StateError {
         /// The link.
         path: PathBuf,
     },
+    /// A node's reasons in the run history cannot be read: damaged, or written by a newer
+    /// hephy.
+    #[error("state database `{path}`: the reasons of `{node}` in run {run} cannot be read: {problem}")]
+    Reasons {
+        /// The database file.
+        path: PathBuf,
+        /// The run.
+        run: i64,
+        /// The node.
+        node: String,
+        /// What is wrong with them.
+        problem: ReasonsProblem,
+    },
     /// Another `hephy run` holds the lock.
     #[error("another `hephy run` (pid {pid}) is using `{path}`; waited {waited:?}")]
     Locked {
@@ -117,6 +131,65 @@ pub enum StateError {
         /// How long this process waited.
         waited: Duration,
     },
+}
+
+/// Why stored reasons cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReasonsProblem {
+    /// They are not the JSON this version writes.
+    #[error("{0}")]
+    Damaged(serde_json::Error),
+    /// They are not JSON reasons of any version.
+    #[error("neither a list of reasons nor a versioned record of them")]
+    Unrecognised,
+    /// A newer hephy wrote them.
+    #[error(
+        "they were written by a newer hephy (reasons version {found}; this hephy reads up to {REASONS_VERSION})"
+    )]
+    TooNew {
+        /// Their version.
+        found: u64,
+    },
+}
+
+/// The version of the form a run's history stores each node's reasons in:
+/// `{"version": 1, "reasons": [...]}` (the [`Reason`]s as `--format json` prints them). Before
+/// it (version 0), the bare list.
+pub const REASONS_VERSION: u64 = 1;
+
+/// A node's reasons as the run history stores them.
+#[derive(serde::Serialize)]
+struct StoredReasons<'a> {
+    version: u64,
+    reasons: &'a [Reason],
+}
+
+/// Reasons as stored, `text`, decoded. Those of an older version that this build cannot decode
+/// are [`Reason::StateUnreadable`] (said, never an empty list); damaged ones, or a newer
+/// version's, are a problem.
+fn decode_reasons(text: &str) -> Result<Vec<Reason>, ReasonsProblem> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(ReasonsProblem::Damaged)?;
+    match value {
+        // Version 0: the bare list.
+        serde_json::Value::Array(_) => {
+            Ok(serde_json::from_value(value).unwrap_or_else(|_| vec![Reason::StateUnreadable]))
+        }
+        serde_json::Value::Object(mut record) => {
+            let version = record
+                .get("version")
+                .and_then(serde_json::Value::as_u64)
+                .ok_or(ReasonsProblem::Unrecognised)?;
+            let reasons = record.remove("reasons").ok_or(ReasonsProblem::Unrecognised)?;
+            match version.cmp(&REASONS_VERSION) {
+                std::cmp::Ordering::Equal => serde_json::from_value(reasons).map_err(ReasonsProblem::Damaged),
+                std::cmp::Ordering::Greater => Err(ReasonsProblem::TooNew { found: version }),
+                std::cmp::Ordering::Less => {
+                    Ok(serde_json::from_value(reasons).unwrap_or_else(|_| vec![Reason::StateUnreadable]))
+                }
+            }
+        }
+        _ => Err(ReasonsProblem::Unrecognised),
+    }
 }
 
 /// A passing condition of the file system behind a [`StateError`]: the state is intact, and
@@ -240,12 +313,73 @@ pub struct RunSummary {
     pub started_at: i64,
     /// End, if it finished.
     pub finished_at: Option<i64>,
-    /// `running`, `ok`, `failed`, `interrupted`.
-    pub status: String,
+    /// How it ended, or that it is still running.
+    pub status: RunStatus,
     /// The command line.
     pub command: String,
     /// Node results counted by result.
     pub counts: HashMap<String, i64>,
+}
+
+/// How a run ended (or that it still runs). Stored as its name (`running`, `ok`, …) in the
+/// runs' text column: [`RunStatus::as_str`] and [`RunStatus::parse`] are the one mapping
+/// between the two, and a name no status has is an error when read, never a default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// It has begun and not finished (or its process is gone: see [`RunStatus::Killed`]).
+    Running,
+    /// Every node it planned ended with an output.
+    Ok,
+    /// A node failed.
+    Failed,
+    /// Ctrl-C, SIGTERM or SIGHUP stopped it.
+    Interrupted,
+    /// Its process went away while it ran (SIGKILL, an abort, a power cut).
+    Killed,
+}
+
+impl RunStatus {
+    /// Every status, in the order above.
+    pub const ALL: [RunStatus; 5] =
+        [RunStatus::Running, RunStatus::Ok, RunStatus::Failed, RunStatus::Interrupted, RunStatus::Killed];
+
+    /// Its name, as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Ok => "ok",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Killed => "killed",
+        }
+    }
+
+    /// The status named `name` (as [`RunStatus::as_str`] spells it).
+    pub fn parse(name: &str) -> Option<RunStatus> {
+        RunStatus::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl rusqlite::types::ToSql for RunStatus {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+impl rusqlite::types::FromSql for RunStatus {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let text = value.as_str()?;
+        RunStatus::parse(text).ok_or_else(|| {
+            rusqlite::types::FromSqlError::Other(format!("unknown run status `{text}`").into())
+        })
+    }
 }
 
 /// How a node ended in a run. Stored as its name (`built`, `cached`, …) in the history's text
@@ -338,8 +472,8 @@ pub struct RunNode {
     pub node: String,
     /// How it ended.
     pub result: NodeStatus,
-    /// The reasons, as the JSON the plan printed.
-    pub reasons: serde_json::Value,
+    /// Why the run was to build it (empty when it was fresh).
+    pub reasons: Vec<Reason>,
     /// The key it ran with.
     pub key: Option<String>,
     /// Its output.
@@ -357,8 +491,8 @@ pub struct NodeResult<'a> {
     pub node: &'a str,
     /// How it ended.
     pub result: NodeStatus,
-    /// Reasons (JSON).
-    pub reasons: serde_json::Value,
+    /// Why it was to be built (stored with their version: [`REASONS_VERSION`]).
+    pub reasons: &'a [Reason],
     /// The key.
     pub key: Option<&'a Key>,
     /// The inputs (for `built`).
@@ -565,12 +699,15 @@ impl State {
     /// `running` was killed: it is marked `killed`.
     pub fn begin_run(&mut self, command: &str) -> Result<i64, StateError> {
         self.conn
-            .execute("UPDATE runs SET status = 'killed' WHERE status = 'running'", [])
+            .execute(
+                "UPDATE runs SET status = ?1 WHERE status = ?2",
+                params![RunStatus::Killed, RunStatus::Running],
+            )
             .map_err(self.sql())?;
         self.conn
             .execute(
-                "INSERT INTO runs (started_at, status, command) VALUES (?1, 'running', ?2)",
-                params![now_secs(), command],
+                "INSERT INTO runs (started_at, status, command) VALUES (?1, ?2, ?3)",
+                params![now_secs(), RunStatus::Running, command],
             )
             .map_err(self.sql())?;
         Ok(self.conn.last_insert_rowid())
@@ -585,6 +722,9 @@ impl State {
         let duration_ms = i64::try_from(result.duration.as_millis()).unwrap_or(i64::MAX);
         let key = result.key.map(Key::hex);
         let key = key.as_ref().map(|k| k.as_str());
+        let reasons =
+            serde_json::to_string(&StoredReasons { version: REASONS_VERSION, reasons: result.reasons })
+                .unwrap_or_default();
         let tx = self.conn.transaction().map_err(sql)?;
         tx.execute(
             "INSERT OR REPLACE INTO run_nodes (run_id, node, result, reasons, key, output, message, duration_ms, finished_at)
@@ -593,7 +733,7 @@ impl State {
                 run_id,
                 result.node,
                 result.result,
-                result.reasons.to_string(),
+                reasons,
                 key,
                 result.output,
                 result.message,
@@ -644,7 +784,7 @@ impl State {
     }
 
     /// Ends a run with `status`; `fresh` nodes were planned fresh (they have no history row).
-    pub fn finish_run(&mut self, run_id: i64, status: &str, fresh: usize) -> Result<(), StateError> {
+    pub fn finish_run(&mut self, run_id: i64, status: RunStatus, fresh: usize) -> Result<(), StateError> {
         self.conn
             .execute(
                 "UPDATE runs SET finished_at = ?1, status = ?2, fresh = ?3 WHERE id = ?4",
@@ -675,12 +815,12 @@ impl State {
         let mut runs: Vec<RunSummary> = rows.collect::<Result<_, _>>().map_err(self.sql())?;
         // A run still marked `running` whose process is gone was killed (SIGKILL, an abort, a
         // power cut): it says so, here and (best effort) in the database, before a next run.
-        if runs.iter().any(|r| r.status == "running") && self.lock_holder_gone() {
-            for run in runs.iter_mut().filter(|r| r.status == "running") {
-                run.status = "killed".to_owned();
+        if runs.iter().any(|r| r.status == RunStatus::Running) && self.lock_holder_gone() {
+            for run in runs.iter_mut().filter(|r| r.status == RunStatus::Running) {
+                run.status = RunStatus::Killed;
                 let _ = self.conn.execute(
-                    "UPDATE runs SET status = 'killed' WHERE id = ?1 AND status = 'running'",
-                    [run.id],
+                    "UPDATE runs SET status = ?2 WHERE id = ?1 AND status = ?3",
+                    params![run.id, RunStatus::Killed, RunStatus::Running],
                 );
             }
         }
@@ -740,18 +880,32 @@ impl State {
         let rows = stmt
             .query_map(params![run_id], |r| {
                 let reasons: String = r.get(2)?;
-                Ok(RunNode {
-                    node: r.get(0)?,
-                    result: r.get(1)?,
-                    reasons: serde_json::from_str(&reasons).unwrap_or(serde_json::Value::Null),
-                    key: r.get(3)?,
-                    output: r.get(4)?,
-                    message: r.get(5)?,
-                    duration_ms: r.get(6)?,
-                })
+                Ok((
+                    reasons,
+                    RunNode {
+                        node: r.get(0)?,
+                        result: r.get(1)?,
+                        reasons: Vec::new(),
+                        key: r.get(3)?,
+                        output: r.get(4)?,
+                        message: r.get(5)?,
+                        duration_ms: r.get(6)?,
+                    },
+                ))
             })
             .map_err(self.sql())?;
-        Ok(Some(rows.collect::<Result<_, _>>().map_err(self.sql())?))
+        let mut nodes = Vec::new();
+        for row in rows {
+            let (reasons, mut node) = row.map_err(self.sql())?;
+            node.reasons = decode_reasons(&reasons).map_err(|problem| StateError::Reasons {
+                path: self.path.clone(),
+                run: run_id,
+                node: node.node.clone(),
+                problem,
+            })?;
+            nodes.push(node);
+        }
+        Ok(Some(nodes))
     }
 
     /// The newest run's id.
@@ -852,7 +1006,7 @@ mod tests {
         NodeResult {
             node,
             result,
-            reasons: serde_json::json!([{ "kind": "never_built" }]),
+            reasons: &[Reason::NeverBuilt],
             key: Some(key),
             manifest: Some(manifest),
             output: (result != NodeStatus::Failed).then_some("blake3:out"),
@@ -894,6 +1048,82 @@ mod tests {
             .expect("edits");
         assert!(state.run_nodes(run).is_err());
         assert_eq!(NodeStatus::parse("exploded"), None);
+    }
+
+    /// A run's status is stored by name and read back as itself; a name no status has is an
+    /// error when read, never a default.
+    #[test]
+    fn run_statuses_are_stored_by_name_and_read_strictly() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // Held: a run marked running is running, not killed.
+        let _lock = RunLock::acquire(dir.path(), Duration::ZERO).expect("locks");
+        let mut state = State::open(dir.path()).expect("opens");
+        for status in RunStatus::ALL {
+            assert_eq!(serde_json::to_string(&status).expect("encodes"), format!("\"{status}\""));
+            assert_eq!(RunStatus::parse(status.as_str()), Some(status));
+            let run = state.begin_run("hephy run").expect("begins");
+            state.finish_run(run, status, 0).expect("finishes");
+            assert_eq!(state.runs(1).expect("lists")[0].status, status);
+        }
+        state.conn.execute("UPDATE runs SET status = 'exploded'", []).expect("edits");
+        let error = state.runs(1).expect_err("an unknown status is an error");
+        assert!(error.to_string().contains("unknown run status `exploded`"), "{error}");
+        assert_eq!(RunStatus::parse("exploded"), None);
+    }
+
+    /// Reasons are stored with their version and read back as the reasons they were; the bare
+    /// list an older hephy wrote reads as what it says, or as `state_unreadable` when it cannot
+    /// be decoded; a damaged record or a newer version's is reported as an error, never read as
+    /// no reasons.
+    #[test]
+    fn reasons_are_stored_with_their_version_and_read_strictly() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut state = State::open(dir.path()).expect("opens");
+        let run = state.begin_run("hephy run").expect("begins");
+        let (one, key) = (manifest("true"), manifest("true").key());
+        let reasons = [
+            Reason::SettingChanged { field: "run".to_owned(), old: None, new: Some("true".to_owned()) },
+            Reason::DependencyRebuilt { node: "base".to_owned() },
+        ];
+        let mut built = result("app", NodeStatus::Built, &key, &one);
+        built.reasons = &reasons;
+        state.record(run, &built).expect("records");
+        let stored: String = state
+            .conn
+            .query_row("SELECT reasons FROM run_nodes WHERE node = 'app'", [], |r| r.get(0))
+            .expect("reads");
+        let stored: serde_json::Value = serde_json::from_str(&stored).expect("JSON");
+        assert_eq!(stored["version"], REASONS_VERSION);
+        assert_eq!(state.run_nodes(run).expect("reads").expect("the run")[0].reasons, reasons);
+
+        let set = |text: &str| {
+            state
+                .conn
+                .execute("UPDATE run_nodes SET reasons = ?1 WHERE node = 'app'", [text])
+                .expect("edits");
+        };
+        set(r#"[{"kind": "never_built"}]"#);
+        assert_eq!(state.run_nodes(run).expect("reads").expect("the run")[0].reasons, [Reason::NeverBuilt]);
+        set(r#"[{"kind": "a_reason_of_old"}]"#);
+        assert_eq!(
+            state.run_nodes(run).expect("reads").expect("the run")[0].reasons,
+            [Reason::StateUnreadable]
+        );
+        for (damaged, says) in [
+            (r#"{"version": 1, "reasons": [{"kind": "exploded"}]}"#, "unknown variant `exploded`"),
+            (r#"{"version": 1, "reasons": [{"#, "EOF while parsing"),
+            ("42", "neither a list of reasons"),
+            (r#"{"version": 99, "reasons": []}"#, "newer hephy (reasons version 99"),
+        ] {
+            set(damaged);
+            match state.run_nodes(run) {
+                Err(error @ StateError::Reasons { .. }) => {
+                    let text = error.to_string();
+                    assert!(text.contains("the reasons of `app` in run") && text.contains(says), "{text}");
+                }
+                other => panic!("{damaged}: expected a reasons error, got {other:?}"),
+            }
+        }
     }
 
     /// A new folder gets the schema at this version in WAL mode; opening it again migrates
@@ -951,7 +1181,7 @@ mod tests {
 
         let first = state.begin_run("hephy run").expect("begins");
         state.record(first, &result("app", NodeStatus::Built, &key_one, &one)).expect("records");
-        state.finish_run(first, "ok", 0).expect("finishes");
+        state.finish_run(first, RunStatus::Ok, 0).expect("finishes");
         let snapshot = state.snapshot().expect("reads");
         let record = &snapshot.records["app"];
         assert_eq!((record.key, record.output.as_str(), record.run_id), (key_one, "blake3:out", first));
@@ -960,7 +1190,7 @@ mod tests {
 
         let second = state.begin_run("hephy run").expect("begins");
         state.record(second, &result("app", NodeStatus::Failed, &key_two, &two)).expect("records");
-        state.finish_run(second, "failed", 0).expect("finishes");
+        state.finish_run(second, RunStatus::Failed, 0).expect("finishes");
         let snapshot = state.snapshot().expect("reads");
         assert_eq!(snapshot.records["app"].key, key_one, "a failure keeps the last good build");
         let failure = &snapshot.failures["app"];
@@ -971,7 +1201,7 @@ mod tests {
 
         let third = state.begin_run("hephy run").expect("begins");
         state.record(third, &result("app", NodeStatus::Built, &key_two, &two)).expect("records");
-        state.finish_run(third, "ok", 3).expect("finishes");
+        state.finish_run(third, RunStatus::Ok, 3).expect("finishes");
         let snapshot = state.snapshot().expect("reads");
         assert_eq!(snapshot.records["app"].key, key_two);
         assert!(snapshot.failures.is_empty());
@@ -986,7 +1216,10 @@ mod tests {
             (nodes[0].result.as_str(), nodes[0].message.as_deref()),
             ("failed", Some("exit status 1"))
         );
-        assert_eq!(nodes[0].reasons, serde_json::json!([{ "kind": "never_built" }]));
+        assert_eq!(
+            serde_json::to_value(&nodes[0].reasons).expect("encodes"),
+            serde_json::json!([{ "kind": "never_built" }])
+        );
         assert!(state.run_nodes(third + 1).expect("reads").is_none());
     }
 
@@ -1014,10 +1247,10 @@ mod tests {
         // While the run lock is held, the run is running (whatever pid the file names).
         let lock = RunLock::acquire(dir.path(), Duration::from_secs(1)).expect("locks");
         fs::write(dir.path().join("lock"), "").expect("writes");
-        assert_eq!(state.runs(1).expect("lists")[0].status, "running");
+        assert_eq!(state.runs(1).expect("lists")[0].status.as_str(), "running");
         // Released (its holder gone): killed.
         drop(lock);
-        assert_eq!(state.runs(1).expect("lists")[0].status, "killed");
+        assert_eq!(state.runs(1).expect("lists")[0].status.as_str(), "killed");
         let _lock = RunLock::acquire(dir.path(), Duration::from_secs(1)).expect("locks");
         let again = State::open(dir.path()).expect("opens");
         let listed = again.runs(1).expect("lists");

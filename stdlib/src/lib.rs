@@ -56,7 +56,7 @@ pub use sources::reads::context_reads;
 pub use supply::sbom::{BaseInfo, SbomError, spdx as sbom_spdx};
 
 use hephy_dsl::{Definition, Model};
-use hephy_engine::{Exclusions, Job, Node, NodeKind, Outcome, Work};
+use hephy_engine::{Exclusions, Job, Node, NodeError, NodeKind, Outcome, StopCause, Work};
 
 use crate::builders::external::Engine;
 use crate::builders::{buildah, external, oci};
@@ -96,6 +96,22 @@ pub(crate) enum SecretError {
         /// Why.
         source: std::io::Error,
     },
+}
+
+/// A node the work cannot do at all (the checks before a run keep these from happening).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WorkError {
+    /// An image whose builder `auto` stayed unresolved.
+    #[error("image `{image}`: builder `{builder}` was not resolved to a builder")]
+    Unresolved {
+        /// The image.
+        image: String,
+        /// Its builder, as written.
+        builder: String,
+    },
+    /// A node of no image or task of the model.
+    #[error("`{0}` is not in the graph")]
+    NotInGraph(String),
 }
 
 /// Each secret written to a temporary file of its own (mode 0600, removed on drop, and by the
@@ -150,14 +166,41 @@ impl Stdlib<'_> {
 }
 
 impl Work for Stdlib<'_> {
+    /// The node's work; a failure is told apart from a stop: stopped at the job's deadline, or
+    /// cut off because its run was cancelled (whatever the work said then: a build cut off
+    /// halfway may fail in its own words).
     fn execute(&self, job: &Job<'_>) -> Outcome {
-        let timeout = match self.model.definition(job.node.name()) {
-            Some(Definition::Image(image)) => image.timeout,
-            Some(Definition::Task(task)) => task.timeout,
-            None => None,
-        };
-        process::with_timeout(timeout, || self.work(job))
+        match self.work(job) {
+            Outcome::Failed(error) => match stopped_by(&error) {
+                _ if job.cancel.is_cancelled() => Outcome::Cancelled(error),
+                Some(StopCause::Cancelled) => Outcome::Cancelled(error),
+                Some(StopCause::TimedOut(_)) => Outcome::TimedOut(error),
+                None => Outcome::Failed(error),
+            },
+            other => other,
+        }
     }
+}
+
+/// Why `error` says its work was stopped, if it does: a command hephy stopped at its deadline
+/// or for its run's cancel, or in-process work that found its stop.
+fn stopped_by(error: &NodeError) -> Option<StopCause> {
+    error.chain().find_map(|e| {
+        if let Some(failed) = e.downcast_ref::<process::CommandFailed>() {
+            match failed {
+                process::CommandFailed::Stopped { why: process::Stopped::Timeout(timeout), .. } => {
+                    Some(StopCause::TimedOut(*timeout))
+                }
+                process::CommandFailed::Cancelled { .. } => Some(StopCause::Cancelled),
+                _ => None,
+            }
+        } else {
+            e.downcast_ref::<hephy_oci::stop::Stopped>().map(|stopped| match stopped {
+                hephy_oci::stop::Stopped::Cancelled => StopCause::Cancelled,
+                hephy_oci::stop::Stopped::TimedOut(timeout) => StopCause::TimedOut(*timeout),
+            })
+        }
+    })
 }
 
 impl Stdlib<'_> {
@@ -193,12 +236,10 @@ impl Stdlib<'_> {
                 Some(builder) => builder.build(self, image, job),
                 // `check` stops a run before this: `auto` stays unresolved only for a Dockerfile
                 // that runs commands on a machine without buildah.
-                None => Outcome::Failed {
-                    message: format!(
-                        "image `{}`: builder `{}` was not resolved to a builder",
-                        image.name.value, image.builder
-                    ),
-                },
+                None => Outcome::failed(WorkError::Unresolved {
+                    image: image.name.value.clone(),
+                    builder: image.builder.to_string(),
+                }),
             },
             // Without a registry, images of external builders live only in that builder's
             // storage: their "index" is the list of platform outputs.
@@ -208,7 +249,7 @@ impl Stdlib<'_> {
             (NodeKind::Tag, Some(Definition::Image(image))) if !self.native(image) => buildah::local_tag(job),
             (NodeKind::Manifest, Some(Definition::Image(_))) => self.oci.index(self.model, job),
             (NodeKind::Tag, Some(Definition::Image(_))) => self.oci.tag(self.model, job),
-            _ => Outcome::Failed { message: format!("`{}` is not in the graph", job.node.name()) },
+            _ => Outcome::failed(WorkError::NotInGraph(job.node.name().to_owned())),
         }
     }
 }
@@ -225,5 +266,89 @@ pub fn builder_identity(node: &Node, definition: Option<Definition<'_>>) -> Cow<
         },
         NodeKind::Manifest => "hephy-index/1".into(),
         NodeKind::Tag => "hephy-tag/1".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use hephy_engine::{Cancel, Deadline, InputManifest, Job, Outcome, Work};
+
+    use super::Stdlib;
+
+    /// Runs the only node of the graph `yaml` (in a fresh folder) as a job with `deadline` and
+    /// `cancel`; says how it ended, how long it took, and what its log holds.
+    fn execute(yaml: &str, deadline: Option<Deadline>, cancel: &Cancel) -> (Outcome, Duration, String) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let source = hephy_dsl::SourceFile::new(dir.path().join("hephy.yaml"), hephy_dsl::Syntax::Yaml, yaml);
+        let doc = hephy_dsl::read(&source).expect("reads");
+        let model = hephy_dsl::lower(doc, &source, dir.path()).expect("valid");
+        let graph = hephy_engine::compile(&model);
+        let node = graph.node(hephy_engine::NodeIndex::new(0));
+        let state_dir = dir.path().join(".hephy");
+        let work = Stdlib::new(&model, &state_dir, hephy_engine::Exclusions::default(), Default::default());
+        let (events, _received) = std::sync::mpsc::channel();
+        let log = state_dir.join("node.log");
+        let key = InputManifest::default().key();
+        let job = Job {
+            node,
+            root: dir.path(),
+            run_id: 1,
+            deps: Vec::new(),
+            details: Vec::new(),
+            key: &key,
+            log: log.clone(),
+            cancel: cancel.clone(),
+            deadline,
+            verbose: false,
+            events,
+        };
+        let started = Instant::now();
+        let outcome = work.execute(&job);
+        (outcome, started.elapsed(), std::fs::read_to_string(&log).unwrap_or_default())
+    }
+
+    /// A job whose deadline passes while its command runs: the command's process group is
+    /// stopped then, and the node is reported timed out, saying so. The deadline is the job's
+    /// own: nothing else carries it.
+    #[test]
+    fn a_job_past_its_deadline_is_stopped_and_timed_out() {
+        let graph = "tasks:\n  hang: { run: [sleep, \"30\"] }\n";
+        let deadline = Deadline::after(Duration::from_millis(300));
+        let (outcome, took, log) = execute(graph, Some(deadline), &Cancel::new());
+        assert!(took < Duration::from_secs(10), "stopped at its deadline, not at its end: {took:?}");
+        match outcome {
+            Outcome::TimedOut(error) => {
+                assert_eq!(error.render(), "`sleep 30` ran past its timeout of 300ms and was stopped");
+            }
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        assert!(log.contains("ran past its timeout of 300ms; stopped"), "{log}");
+        // Without a deadline, the same kind of command runs to its end.
+        let (outcome, _, _) = execute("tasks:\n  quick: { run: [sleep, \"0.1\"] }\n", None, &Cancel::new());
+        assert!(matches!(outcome, Outcome::Built(_)), "{outcome:?}");
+    }
+
+    /// A job whose run's token is cancelled while its command runs: the command is stopped at
+    /// once (SIGTERM to its process group) and the node is reported cancelled, not failed.
+    #[test]
+    fn a_cancelled_token_stops_the_command() {
+        let cancel = Cancel::new();
+        let setter = cancel.clone();
+        let (outcome, took, _) = std::thread::scope(|scope| {
+            scope.spawn(move || {
+                std::thread::sleep(Duration::from_millis(300));
+                setter.cancel();
+            });
+            execute("tasks:\n  hang: { run: [sleep, \"30\"] }\n", None, &cancel)
+        });
+        assert!(took < Duration::from_secs(10), "stopped at the cancel, not at its end: {took:?}");
+        match outcome {
+            Outcome::Cancelled(error) => {
+                assert_eq!(error.render(), "`sleep 30` was stopped: the run was cancelled");
+            }
+            other => panic!("expected a cancel, got {other:?}"),
+        }
     }
 }

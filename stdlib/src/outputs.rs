@@ -263,13 +263,6 @@ pub enum GcError {
     Layout(#[from] LayoutError),
 }
 
-/// The CLI's diagnostic takes the message as text.
-impl From<GcError> for String {
-    fn from(error: GcError) -> String {
-        error.to_string()
-    }
-}
-
 /// What `hephy gc` removed.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Collected {

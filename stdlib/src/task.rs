@@ -9,20 +9,19 @@ use hephy_engine::{Exclusions, FileSource, Job, Outcome, collect, secret_value, 
 use crate::executors::process::{self, Log};
 
 pub(crate) fn run(model: &Model, task: &Task, job: &Job<'_>, exclusions: &Exclusions) -> Outcome {
-    let fail = |message: String| Outcome::Failed { message };
     let log = match Log::create(job) {
         Ok(log) => log,
-        Err(e) => return fail(e.to_string()),
+        Err(e) => return Outcome::failed(e),
     };
     let Some((program, args)) = task.run.split_first() else {
-        return fail("the task has no command".to_owned());
+        return Outcome::failed(TaskError::NoCommand);
     };
     // Inputs that cannot be listed (a FIFO or a device among them) fail the task, as they fail
     // an image's build: its key could not say what it was built from.
     if !task.inputs.is_empty()
         && let Err(e) = collect(job.root, &FileSource::Globs(task.inputs.clone()), exclusions)
     {
-        return fail(format!("its inputs cannot be read: {e}"));
+        return Outcome::failed(TaskError::Inputs(e));
     }
     let mut command = Command::new(program);
     command
@@ -44,16 +43,31 @@ pub(crate) fn run(model: &Model, task: &Task, job: &Job<'_>, exclusions: &Exclus
             Ok(value) => {
                 command.env(name, value);
             }
-            Err(e) => return fail(e.to_string()),
+            Err(e) => return Outcome::failed(crate::SecretError::Value(e)),
         }
     }
     if let Err(e) = process::run(command, job, &log) {
-        return fail(e.to_string());
+        return Outcome::failed(e);
     }
     match task_outputs_digest(job.root, &task.outputs, exclusions) {
-        Ok(output) => Outcome::Built { output },
-        Err(e) => fail(format!("cannot hash the outputs: {e}")),
+        Ok(output) => Outcome::Built(output),
+        Err(e) => Outcome::failed(TaskError::Outputs(e)),
     }
+}
+
+/// Why a task failed before or after its command (its command's own failure is a
+/// [`CommandFailed`](process::CommandFailed)).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TaskError {
+    /// `run` is empty.
+    #[error("the task has no command")]
+    NoCommand,
+    /// Its inputs cannot be listed.
+    #[error("its inputs cannot be read: {0}")]
+    Inputs(hephy_engine::FilesError),
+    /// Its declared outputs cannot be hashed.
+    #[error("cannot hash the outputs: {0}")]
+    Outputs(hephy_engine::FilesError),
 }
 
 /// `curl@linux/amd64` → `CURL_LINUX_AMD64`.

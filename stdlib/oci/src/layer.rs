@@ -120,12 +120,6 @@ pub enum LayerError {
     },
 }
 
-impl From<LayerError> for String {
-    fn from(e: LayerError) -> String {
-        e.to_string()
-    }
-}
-
 /// One layer's writing, shared by every build that asks for the same layer while it runs.
 type Once = Arc<OnceLock<Result<Layer, Failure>>>;
 

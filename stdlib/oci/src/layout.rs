@@ -78,12 +78,6 @@ impl LayoutError {
     }
 }
 
-impl From<LayoutError> for String {
-    fn from(e: LayoutError) -> String {
-        e.to_string()
-    }
-}
-
 /// The annotation that names an entry of `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 

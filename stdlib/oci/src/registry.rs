@@ -150,12 +150,6 @@ impl std::fmt::Display for RegistryError {
 
 impl std::error::Error for RegistryError {}
 
-impl From<RegistryError> for String {
-    fn from(e: RegistryError) -> String {
-        e.to_string()
-    }
-}
-
 /// The manifest media types hephy asks for and understands.
 pub const MANIFEST_TYPES: &[&str] = &[
     "application/vnd.oci.image.index.v1+json",
@@ -249,12 +243,6 @@ pub enum BadReference {
     /// The tag.
     #[error("a tag is up to 128 letters, digits and `._-`")]
     Tag,
-}
-
-impl From<ReferenceError> for String {
-    fn from(e: ReferenceError) -> String {
-        e.to_string()
-    }
 }
 
 /// Why a registry's authentication challenge could not be answered.

@@ -169,6 +169,17 @@ pub(crate) enum BuildahError {
         /// Why.
         source: std::io::Error,
     },
+    /// A build's push to a registry or mirror failed.
+    #[error("pushing to {registry} failed: {source}")]
+    Push {
+        /// The registry (or mirror).
+        registry: String,
+        /// Why.
+        source: Box<BuildahError>,
+    },
+    /// A tag node without its image's index among its dependencies.
+    #[error("a tag node needs its image's index")]
+    NoIndex,
     /// It holds something that is not a sha256 digest.
     #[error("`{}` holds no sha256 digest: {text:?}", path.display())]
     BadDigest {
@@ -213,7 +224,7 @@ impl Buildah {
             log.note(&format!("$ {}", shown(&command)));
             match process::run(command, job, log) {
                 Ok(()) => return Ok(()),
-                Err(e) if attempt < ATTEMPTS && !job.cancel.load(std::sync::atomic::Ordering::SeqCst) => {
+                Err(e) if attempt < ATTEMPTS && !job.cancel.is_cancelled() => {
                     log.note(&format!("hephy: attempt {attempt} failed ({e}); retrying"));
                     std::thread::sleep(Duration::from_millis(
                         500 * u64::from(attempt * attempt + attempt - 1),
@@ -300,18 +311,17 @@ impl Buildah {
         job: &Job<'_>,
         oci: &crate::builders::oci::Oci,
     ) -> Outcome {
-        let fail = |message: String| Outcome::Failed { message };
         let log = match Log::create(job) {
             Ok(log) => log,
-            Err(e) => return fail(e.to_string()),
+            Err(e) => return Outcome::failed(e),
         };
         let context = match self.sources.context(job.root, image) {
             Ok(context) => context,
-            Err(e) => return fail(e.to_string()),
+            Err(e) => return Outcome::failed(e),
         };
         let scratch = match tempdir(job) {
             Ok(dir) => dir,
-            Err(e) => return fail(e.to_string()),
+            Err(e) => return Outcome::failed(e),
         };
         let iidfile = scratch.join("iid");
         let digestfile = scratch.join("digest");
@@ -320,7 +330,7 @@ impl Buildah {
         // the build ends: never a build arg, never on a command line.
         let secrets = match crate::secret_files(model, &image.secrets) {
             Ok(files) => files,
-            Err(e) => return fail(e.to_string()),
+            Err(e) => return Outcome::failed(e),
         };
         let upstream = match &image.source {
             hephy_dsl::ImageSource::Git { url, reference, .. } => self.sources.commit(url, reference).ok(),
@@ -336,11 +346,11 @@ impl Buildah {
             });
         let metadata = match rendered {
             Ok(metadata) => metadata,
-            Err(e) => return fail(e.to_string()),
+            Err(e) => return Outcome::failed(e),
         };
         let contexts = match crate::builders::named_contexts(model, image, job, &self.sources) {
             Ok(contexts) => contexts,
-            Err(e) => return fail(e.to_string()),
+            Err(e) => return Outcome::failed(e),
         };
         let spec = Bud {
             contexts: &contexts,
@@ -355,14 +365,14 @@ impl Buildah {
             log.note(&format!("$ {}", shown(&bud)));
             let Err(e) = process::run(bud, job, &log) else { break };
             if attempt > 1 || !transient(&job.log) {
-                return fail(e.to_string());
+                return Outcome::failed(e);
             }
             log.note("buildah failed re-executing itself for RUN (`sealing memfd copy`, a race in it, not the build): building again, once");
         }
         let Some(registry) = &model.registry else {
             return match read_digest(&iidfile) {
-                Ok(id) => Outcome::Built { output: id },
-                Err(e) => fail(e.to_string()),
+                Ok(id) => Outcome::Built(id),
+                Err(e) => Outcome::failed(e),
             };
         };
         let destination =
@@ -379,7 +389,10 @@ impl Buildah {
             push
         });
         if let Err(e) = pushed {
-            return fail(format!("pushing to {registry} failed: {e}"));
+            return Outcome::failed(BuildahError::Push {
+                registry: registry.to_string(),
+                source: Box::new(e),
+            });
         }
         // The same build to each mirror (its index is pushed there by the manifest node).
         for (mirror, mirror_repository) in
@@ -397,34 +410,37 @@ impl Buildah {
                 push
             });
             if let Err(e) = pushed {
-                return fail(format!("pushing to {mirror} failed: {e}"));
+                return Outcome::failed(BuildahError::Push {
+                    registry: mirror.to_string(),
+                    source: Box::new(e),
+                });
             }
         }
         // The local copy stays: a concurrent build may be using the same image (a dependent
         // pulls it back by digest), and it is the layer cache of the next build.
         let digest = match read_digest(&digestfile) {
             Ok(digest) => digest,
-            Err(e) => return fail(e.to_string()),
+            Err(e) => return Outcome::failed(e),
         };
         // Its key's record in the cache repository (a fresh runner finds the build by it).
         let stop = process::stop(job);
         if let Err(e) =
             oci.write_record(model, job.node, job.key, &digest, &stop, &|line: &str| log.note(line))
         {
-            return fail(e.to_string());
+            return Outcome::failed(e);
         }
         match oci.platform_tag(model, job) {
             Ok(Some(tag)) => {
                 for repository in reference::repositories(model, job.node) {
                     if let Err(e) = oci.copy_tag(&repository, &digest, &tag) {
-                        return fail(e.to_string());
+                        return Outcome::failed(e);
                     }
                 }
             }
             Ok(None) => {}
-            Err(e) => return fail(e.to_string()),
+            Err(e) => return Outcome::failed(e),
         }
-        Outcome::Built { output: digest }
+        Outcome::Built(digest)
     }
 }
 
@@ -432,14 +448,14 @@ impl Buildah {
 /// platform outputs, hashed.
 pub(crate) fn local_index(job: &Job<'_>) -> Outcome {
     let outputs: Vec<&str> = job.deps.iter().map(|(_, o)| o.as_str()).collect();
-    Outcome::Built { output: format!("local:{}", blake3::hash(outputs.join("\n").as_bytes()).to_hex()) }
+    Outcome::Built(format!("local:{}", blake3::hash(outputs.join("\n").as_bytes()).to_hex()))
 }
 
 /// A tag of a local "index": nothing to move, its output is the index's.
 pub(crate) fn local_tag(job: &Job<'_>) -> Outcome {
     match job.deps.first() {
-        Some((_, index)) => Outcome::Built { output: index.clone() },
-        None => Outcome::Failed { message: "a tag node needs its image's index".to_owned() },
+        Some((_, index)) => Outcome::Built(index.clone()),
+        None => Outcome::failed(BuildahError::NoIndex),
     }
 }
 

@@ -30,28 +30,27 @@ pub(crate) fn build(
     oci: &crate::builders::oci::Oci,
     engine: Engine<'_>,
 ) -> Outcome {
-    let fail = |message: String| Outcome::Failed { message };
     let Some(registry) = &model.registry else {
-        return fail(format!("{} pushes what it builds: the graph needs a `registry`", builder.name()));
+        return Outcome::failed(ExternalError::NoRegistry(builder));
     };
     let log = match Log::create(job) {
         Ok(log) => log,
-        Err(e) => return fail(e.to_string()),
+        Err(e) => return Outcome::failed(e),
     };
     let work = job.log.with_extension("work");
-    if let Err(e) = std::fs::create_dir_all(&work) {
-        return fail(format!("cannot create `{}`: {e}", work.display()));
+    if let Err(source) = std::fs::create_dir_all(&work) {
+        return Outcome::failed(ExternalError::Folder { path: work, source });
     }
     let context = match oci.sources().context(job.root, image) {
         Ok(context) => std::path::absolute(&context).unwrap_or(context),
-        Err(e) => return fail(e.to_string()),
+        Err(e) => return Outcome::failed(e),
     };
     let mut build_args: Vec<(String, String)> =
         image.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     build_args.extend(reference::injected(model, job.node, &job.deps));
     let contexts = match builders::named_contexts(model, image, job, oci.sources()) {
         Ok(contexts) => contexts,
-        Err(e) => return fail(e.to_string()),
+        Err(e) => return Outcome::failed(e),
     };
     let upstream = match &image.source {
         hephy_dsl::ImageSource::Git { url, reference, .. } => oci.sources().commit(url, reference).ok(),
@@ -60,12 +59,12 @@ pub(crate) fn build(
     let metadata = |labels| reference::metadata(model, job.node, Some(job.key), upstream.as_deref(), labels);
     let (labels, annotations) = match (metadata(true), metadata(false)) {
         (Ok(labels), Ok(annotations)) => (labels, annotations),
-        (Err(e), _) | (_, Err(e)) => return fail(e.to_string()),
+        (Err(e), _) | (_, Err(e)) => return Outcome::failed(e),
     };
     // Secret files live as long as this build (removed when dropped).
     let secret_files = match crate::secret_files(model, &image.secrets) {
         Ok(files) => files,
-        Err(e) => return fail(e.to_string()),
+        Err(e) => return Outcome::failed(e),
     };
     let request = Request {
         dockerfile: context.join(&image.dockerfile),
@@ -83,9 +82,9 @@ pub(crate) fn build(
         annotations,
     };
     if let Some(config) = image.ko.as_ref().and_then(builders::ko_config)
-        && let Err(e) = std::fs::write(work.join(".ko.yaml"), config)
+        && let Err(source) = std::fs::write(work.join(".ko.yaml"), config)
     {
-        return fail(format!("cannot write `{}`: {e}", work.join(".ko.yaml").display()));
+        return Outcome::failed(ExternalError::Write { path: work.join(".ko.yaml"), source });
     }
     let built = match engine {
         Engine::Local => run_builder(builder, &request, job, &log),
@@ -102,29 +101,40 @@ pub(crate) fn build(
     };
     let digest = match built {
         Ok(digest) => digest,
-        Err(e) => return fail(e.to_string()),
+        Err(e) => return Outcome::failed(e),
     };
     // Its key's record in the cache repository (a fresh runner finds the build by it).
     let stop = crate::executors::process::stop(job);
     if let Err(e) = oci.write_record(model, job.node, job.key, &digest, &stop, &|line: &str| log.note(line)) {
-        return fail(e.to_string());
+        return Outcome::failed(e);
     }
     let repository = reference::repository(model, job.node);
     match oci.platform_tag(model, job) {
         Ok(Some(tag)) => {
             if let Err(e) = oci.copy_tag(&repository, &digest, &tag) {
-                return fail(e.to_string());
+                return Outcome::failed(e);
             }
         }
         Ok(None) => {}
-        Err(e) => return fail(e.to_string()),
+        Err(e) => return Outcome::failed(e),
     }
-    Outcome::Built { output: digest }
+    Outcome::Built(digest)
 }
 
 /// An external builder's build that failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ExternalError {
+    /// The builder pushes what it builds, and the graph names no registry.
+    #[error("{} pushes what it builds: the graph needs a `registry`", .0.name())]
+    NoRegistry(Builder),
+    /// The node's work folder cannot be made.
+    #[error("cannot create `{}`: {source}", path.display())]
+    Folder {
+        /// The folder.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The builder has no command of its own.
     #[error("{0} runs no external command")]
     NoCommand(Builder),

@@ -32,28 +32,10 @@ fn max_output() -> u64 {
     std::env::var("HEPHY_MAX_OUTPUT_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(256 << 20)
 }
 
-thread_local! {
-    /// The node this thread is working for must be done by then (its `timeout`).
-    static DEADLINE: std::cell::Cell<Option<(Instant, Duration)>> = const { std::cell::Cell::new(None) };
-}
-
-/// Runs `work` with every command it starts stopped once `timeout` has passed from now.
-pub(crate) fn with_timeout<T>(timeout: Option<Duration>, work: impl FnOnce() -> T) -> T {
-    let previous = DEADLINE.with(|d| d.replace(timeout.map(|t| (Instant::now() + t, t))));
-    let out = work();
-    DEADLINE.with(|d| d.set(previous));
-    out
-}
-
-/// When this thread's node must be done, and its `timeout` (see [`with_timeout`]).
-pub(crate) fn deadline() -> Option<(Instant, Duration)> {
-    DEADLINE.with(std::cell::Cell::get)
-}
-
-/// `job`'s stop: its run's cancellation and the deadline of the node's `timeout` (set for the
-/// thread by [`with_timeout`]).
-pub(crate) fn stop<'a>(job: &Job<'a>) -> hephy_oci::stop::Stop<'a> {
-    hephy_oci::stop::Stop::new(job.cancel, deadline())
+/// `job`'s stop, for work hephy does itself: its run's cancellation and its node's deadline,
+/// both carried by the job.
+pub(crate) fn stop<'a>(job: &'a Job<'_>) -> hephy_oci::stop::Stop<'a> {
+    hephy_oci::stop::Stop::new(job.cancel.flag(), job.deadline.map(|d| (d.at(), d.timeout())))
 }
 
 /// A node's log file, shared by the commands it runs (one at a time, on the node's thread).
@@ -215,18 +197,6 @@ pub(crate) enum LogError {
         /// Why.
         source: std::io::Error,
     },
-}
-
-impl From<CommandFailed> for String {
-    fn from(e: CommandFailed) -> String {
-        e.to_string()
-    }
-}
-
-impl From<LogError> for String {
-    fn from(e: LogError) -> String {
-        e.to_string()
-    }
 }
 
 /// The longest line kept whole: output without newlines is cut into pieces this long.
@@ -506,7 +476,6 @@ pub(crate) fn run_fed(
     // A child's pid always fits; were it not to, signal no process rather than pid 0 (our own
     // process group): no process has the pid `i32::MAX` (above Linux's `pid_max`).
     let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
-    let deadline = DEADLINE.with(std::cell::Cell::get);
     let mut terminated_at: Option<Instant> = None;
     let mut stopped_because: Option<Stopped> = None;
     // One thread reads both streams and sees the exit: a poll over the two pipes and, where
@@ -551,15 +520,15 @@ pub(crate) fn run_fed(
         }
         if status.is_none() {
             if stopped_because.is_none() {
-                if let Some((at, timeout)) = deadline
-                    && Instant::now() >= at
+                if let Some(deadline) = job.deadline
+                    && deadline.passed()
                 {
-                    stopped_because = Some(Stopped::Timeout(timeout));
+                    stopped_because = Some(Stopped::Timeout(deadline.timeout()));
                 } else if written.get() > limit {
                     stopped_because = Some(Stopped::Output(limit));
                 }
             }
-            if job.cancel.load(Ordering::SeqCst) || stopped_because.is_some() {
+            if job.cancel.is_cancelled() || stopped_because.is_some() {
                 match terminated_at {
                     None => {
                         let _ = killpg(pid, Signal::SIGTERM);

@@ -249,8 +249,8 @@ impl Remote {
         oci: &Oci,
     ) -> Outcome {
         match self.try_build(model, image, job, target, oci) {
-            Ok(digest) => Outcome::Built { output: digest },
-            Err(error) => Outcome::Failed { message: error.to_string() },
+            Ok(digest) => Outcome::Built(digest),
+            Err(error) => Outcome::failed(error),
         }
     }
 

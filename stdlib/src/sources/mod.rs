@@ -44,12 +44,6 @@ pub(crate) enum SourceError {
     },
 }
 
-impl From<SourceError> for String {
-    fn from(e: SourceError) -> String {
-        e.to_string()
-    }
-}
-
 impl Sources {
     /// The commit `reference` of `url` resolved to when planning.
     pub(crate) fn commit(&self, url: &str, reference: &str) -> Result<String, SourceError> {

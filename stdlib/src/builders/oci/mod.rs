@@ -344,8 +344,8 @@ impl Oci {
     /// Builds one platform of `image` with the built-in builder.
     pub(crate) fn build(&self, model: &Model, image: &Image, job: &Job<'_>) -> Outcome {
         match self.try_build(model, image, job) {
-            Ok(digest) => Outcome::Built { output: digest },
-            Err(error) => Outcome::Failed { message: error.to_string() },
+            Ok(digest) => Outcome::Built(digest),
+            Err(error) => Outcome::failed(error),
         }
     }
 
@@ -600,8 +600,8 @@ impl Oci {
     /// Joins an image's platform builds into an OCI index (platform order) and publishes it.
     pub(crate) fn index(&self, model: &Model, job: &Job<'_>) -> Outcome {
         match self.try_index(model, job) {
-            Ok(digest) => Outcome::Built { output: digest },
-            Err(error) => Outcome::Failed { message: error.to_string() },
+            Ok(digest) => Outcome::Built(digest),
+            Err(error) => Outcome::failed(error),
         }
     }
 
@@ -1033,8 +1033,8 @@ impl Oci {
     /// Gives an image's index one more tag: the same bytes put under the tag.
     pub(crate) fn tag(&self, model: &Model, job: &Job<'_>) -> Outcome {
         match self.try_tag(model, job) {
-            Ok(digest) => Outcome::Built { output: digest },
-            Err(error) => Outcome::Failed { message: error.to_string() },
+            Ok(digest) => Outcome::Built(digest),
+            Err(error) => Outcome::failed(error),
         }
     }
 
