@@ -19,8 +19,9 @@ use hephy_dsl::Platform;
 use serde_json::{Value, json};
 
 use hephy_dockerfile::{self as dockerfile, Command, Instruction};
+use hephy_oci::document::{self, spec};
 use hephy_oci::layer::{self, Content, Entry, Tree};
-use hephy_oci::layout::{Descriptor, Layout};
+use hephy_oci::layout::{Descriptor, Layout, LayoutError};
 
 use super::archive::{self, EntryProblem, UnpackError};
 use super::merge::Merge;
@@ -1677,13 +1678,15 @@ fn finish(stage: &Stage, platform: &Platform, layout: &Layout) -> Result<Built, 
     }
     let config_bytes = serde_json::to_vec(&config)?;
     let config = layout.put(CONFIG, &config_bytes)?;
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": MANIFEST,
-        "config": config.json(),
-        "layers": stage.layers.iter().map(Descriptor::json).collect::<Vec<_>>(),
-    });
-    let bytes = serde_json::to_vec(&manifest)?;
+    let layers =
+        stage.layers.iter().map(Descriptor::oci).collect::<Result<Vec<_>, _>>().map_err(LayoutError::from)?;
+    let manifest = document::image_manifest(
+        spec::MediaType::ImageManifest,
+        config.oci().map_err(LayoutError::from)?,
+        layers,
+    )
+    .map_err(LayoutError::from)?;
+    let bytes = document::to_bytes(&manifest).map_err(LayoutError::from)?;
     Ok(Built { manifest: layout.put(MANIFEST, &bytes)? })
 }
 
