@@ -562,6 +562,21 @@ mod tests {
         assert!(!layout.has("sha256:../../etc"));
     }
 
+    /// The bytes of `index.json` are pinned (they must not move with how indexes are written).
+    #[test]
+    fn index_bytes_are_pinned() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path().join("oci"));
+        let a = layout.put("application/vnd.oci.image.manifest.v1+json", b"{}").unwrap();
+        let b = layout.put("application/vnd.oci.image.index.v1+json", b"{ }").unwrap();
+        layout.name("web@linux/arm/v7", &a, Some(&document::platform("linux", "arm", Some("v7")))).unwrap();
+        layout.name("web", &b, None).unwrap();
+        assert_eq!(
+            sha256(&fs::read(layout.index_path()).unwrap()),
+            "sha256:1f7b8e03feb27b09f455da21d2049fff1e3382f131f93af986ec713dcb5f171b"
+        );
+    }
+
     /// An entry without a name (as `skopeo copy … oci:DIR` writes it) is listed by `entries`,
     /// not by `names`, and kept by `repair` and `name`.
     #[test]

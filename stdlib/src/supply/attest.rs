@@ -203,6 +203,24 @@ fn statements(
 mod tests {
     use super::*;
 
+    /// The attestation manifest's bytes are pinned by its digest (they must not move with how
+    /// manifests are written).
+    #[test]
+    fn attestation_manifest_bytes_are_pinned() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path().join("oci"));
+        let subject = format!("sha256:{}", "b".repeat(64));
+        let statements = [
+            Statement { predicate_type: "https://slsa.dev/provenance/v1".into(), bytes: b"{}".to_vec() },
+            Statement { predicate_type: SPDX.into(), bytes: b"{\"x\":1}".to_vec() },
+        ];
+        let (descriptor, _) = attestation_manifest(&layout, &subject, &statements).unwrap();
+        assert_eq!(
+            descriptor.digest,
+            "sha256:9bab4ec61b59fce38acd553f5647c8f8d089671eafdfb84a2a15d6772ac976bd"
+        );
+    }
+
     #[test]
     fn an_attestation_manifest_is_laid_out_as_buildkit_does() {
         let dir = tempfile::tempdir().unwrap();

@@ -1922,6 +1922,41 @@ mod tests {
         );
     }
 
+    /// The bytes hephy writes for an image manifest, and for it again with labels and
+    /// annotations, are pinned by their digests: how manifests are written (by hand as JSON,
+    /// or as `oci-spec` types) must not move a digest.
+    #[test]
+    fn manifest_bytes_are_pinned() {
+        let (dir, files) = context();
+        let layout = Layout::new(dir.path().join("oci"));
+        let platform: Platform = "linux/arm/v7".parse().unwrap();
+        let request = Request {
+            dockerfile: "FROM scratch\nCOPY --chmod=755 bin/ /bin/\nCOPY README /\nLABEL a=b\nENV X=1\n",
+            dockerfile_name: "Dockerfile",
+            context: dir.path(),
+            files: &files,
+            build_args: &[],
+            target: None,
+            platform: &platform,
+            contexts: &[],
+            layers: hephy_oci::compress::Settings::gzip(),
+        };
+        let built = build(&request, &layout, &NoBases).unwrap();
+        assert_eq!(
+            built.manifest.digest,
+            "sha256:4edb6829f8f5415e81f4255f04ce562275db6bb2bd1c4e638a1ae2ee6e573878"
+        );
+        let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        let labels = [pair("z.label", "1"), pair("a.label", "2")];
+        let annotations = [pair("org.opencontainers.image.title", "t"), pair("a.note", "n")];
+        let labelled =
+            super::super::metadata::apply(&layout, &built.manifest, &labels, &annotations).unwrap();
+        assert_eq!(
+            labelled.digest,
+            "sha256:f32580624d43c92ed3e9c400c9bc063db8bc215658b57909e5f44bfe9c3200cf"
+        );
+    }
+
     #[test]
     fn settings_reach_the_config() {
         let (config, _) = run(
