@@ -22,12 +22,12 @@ use std::sync::{Mutex, OnceLock};
 
 use hephy_dsl::{Definition, Model};
 use hephy_engine::{Graph, Node, NodeKind, OutputCheck, Snapshot};
-use serde_json::{Value, json};
+use hephy_oci::document::{self, spec};
 
-use crate::builders::oci::{layout_name, platform_json};
+use crate::builders::oci::{layout_name, media_type_of, oci_platform};
 use crate::registry::reference;
 use crate::registry::{Client, Reference};
-use hephy_oci::layout::{Layout, LayoutError, Looked, REF_NAME, valid_digest};
+use hephy_oci::layout::{self, Layout, LayoutError, Looked, valid_digest};
 
 /// What an output check looked at: files (which must keep their stat) and registry manifests
 /// (reference by digest, which must still answer).
@@ -131,13 +131,12 @@ impl Outputs<'_> {
     fn signed(&self, repository: &str, index: &str) -> bool {
         let Ok(reference) = Reference::parse(&format!("{repository}@{index}")) else { return false };
         let Ok(manifest) = self.client.manifest(&reference) else { return true };
-        let Ok(value) = serde_json::from_slice::<Value>(&manifest.bytes) else { return true };
-        let platforms = value["manifests"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|e| e["annotations"]["vnd.docker.reference.type"] != "attestation-manifest")
-            .filter_map(|e| e["digest"].as_str());
+        let Ok(children) = document::Children::of(&manifest.bytes) else { return true };
+        let attestation = |e: &spec::Descriptor| {
+            e.annotations().as_ref().and_then(|a| a.get("vnd.docker.reference.type")).map(String::as_str)
+                == Some("attestation-manifest")
+        };
+        let platforms = children.manifests.iter().filter(|e| !attestation(e)).map(|e| e.digest().as_ref());
         for digest in std::iter::once(index).chain(platforms) {
             let Ok(tag) = crate::supply::sign::signature_tag(digest) else { return false };
             let Ok(sig) = Reference::parse(&format!("{repository}:{tag}")) else { return false };
@@ -216,7 +215,7 @@ pub fn prepare_layout(
         return Ok(scratch);
     }
     let removed = layout.clean_temporaries() + scratch;
-    let mut named: BTreeMap<String, Value> = BTreeMap::new();
+    let mut named: BTreeMap<String, spec::Descriptor> = BTreeMap::new();
     for &index in graph.order() {
         let node = graph.node(index);
         if node.kind == NodeKind::Task || !matches!(model.definition(node.name()), Some(Definition::Image(_)))
@@ -225,19 +224,16 @@ pub fn prepare_layout(
         }
         let Some(record) = snapshot.records.get(node.id.as_str()) else { continue };
         let Some(bytes) = layout.read(&record.output) else { continue };
-        let media_type = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .and_then(|v| v["mediaType"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| crate::builders::oci::build::MANIFEST.to_owned());
-        let mut entry = json!({ "mediaType": media_type, "digest": record.output, "size": bytes.len() });
-        if node.kind == NodeKind::Image
-            && let Some(platform) = &node.platform
-        {
-            entry["platform"] = platform_json(platform);
+        // A record whose output is no digest names nothing here.
+        let Ok(mut entry) = document::descriptor(&media_type_of(&bytes), &record.output, bytes.len() as u64)
+        else {
+            continue;
+        };
+        if node.kind == NodeKind::Image {
+            entry.set_platform(node.platform.as_ref().map(oci_platform));
         }
         let name = layout_name(node);
-        entry["annotations"] = json!({ REF_NAME: name });
-        named.insert(name, entry);
+        named.insert(name.clone(), layout::with_ref_name(entry, &name));
     }
     layout.repair(named)?;
     Ok(removed)

@@ -21,6 +21,8 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
+use crate::document::{self, Children, DocumentError, spec};
+
 /// What the layout was doing to a file or folder when the file system refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LayoutOperation {
@@ -67,9 +69,9 @@ pub enum LayoutError {
     /// A writer of `index.json` panicked.
     #[error("the layout's lock was poisoned")]
     Poisoned,
-    /// `index.json` could not be encoded.
-    #[error("{0}")]
-    Json(Arc<serde_json::Error>),
+    /// A document (`index.json`, a descriptor) could not be made.
+    #[error(transparent)]
+    Document(#[from] DocumentError),
 }
 
 impl LayoutError {
@@ -102,6 +104,30 @@ impl Descriptor {
     pub fn json(&self) -> Value {
         json!({ "mediaType": self.media_type, "digest": self.digest, "size": self.size })
     }
+
+    /// As an OCI descriptor (an error only for a digest that is not well formed).
+    pub fn oci(&self) -> Result<spec::Descriptor, DocumentError> {
+        document::descriptor(&self.media_type, &self.digest, self.size)
+    }
+}
+
+/// The name an entry of `index.json` has, if it has one.
+pub fn ref_name(entry: &spec::Descriptor) -> Option<&str> {
+    entry.annotations().as_ref()?.get(REF_NAME).map(String::as_str)
+}
+
+/// `entry` named `name` (its annotations are that name alone).
+pub fn with_ref_name(mut entry: spec::Descriptor, name: &str) -> spec::Descriptor {
+    entry.set_annotations(Some([(REF_NAME.to_owned(), name.to_owned())].into()));
+    entry
+}
+
+/// An index of `manifests`, with its media type (as hephy writes every index).
+pub fn new_index(manifests: Vec<spec::Descriptor>) -> spec::ImageIndex {
+    let mut index = spec::ImageIndex::default();
+    index.set_media_type(Some(spec::MediaType::ImageIndex));
+    index.set_manifests(manifests);
+    index
 }
 
 /// `sha256:<hex>` of `bytes`.
@@ -204,9 +230,6 @@ impl Layout {
     }
 
     fn check_manifest(&self, digest: &str, looked: &Looked) -> bool {
-        fn sized(entry: &Value) -> Option<(&str, u64)> {
-            entry["digest"].as_str().zip(entry["size"].as_u64())
-        }
         if self.size(digest, looked).is_none() {
             return false;
         }
@@ -214,17 +237,18 @@ impl Layout {
         if sha256(&bytes) != digest {
             return false;
         }
-        let Ok(manifest) = serde_json::from_slice::<Value>(&bytes) else { return false };
-        for (child, size) in manifest["manifests"].as_array().into_iter().flatten().filter_map(sized) {
-            if self.size(child, looked) != Some(size) || !self.whole(child, looked) {
+        let Ok(children) = Children::of(&bytes) else { return false };
+        for child in &children.manifests {
+            let child_digest = child.digest().as_ref();
+            if self.size(child_digest, looked) != Some(child.size()) || !self.whole(child_digest, looked) {
                 return false;
             }
         }
-        let blobs =
-            std::iter::once(&manifest["config"]).chain(manifest["layers"].as_array().into_iter().flatten());
-        blobs
-            .filter(|e| !e.is_null())
-            .all(|entry| sized(entry).is_some_and(|(blob, size)| self.size(blob, looked) == Some(size)))
+        children
+            .config
+            .iter()
+            .chain(&children.layers)
+            .all(|blob| self.size(blob.digest().as_ref(), looked) == Some(blob.size()))
     }
 
     /// The size of blob `digest` (a regular file), looked at once.
@@ -258,15 +282,20 @@ impl Layout {
         if fs::symlink_metadata(&path).is_err() {
             return Some(Vec::new());
         }
-        let index: Value = serde_json::from_slice(&fs::read(path).ok()?).ok()?;
-        index["manifests"]
-            .as_array()?
-            .iter()
-            .map(|entry| {
-                let name = entry["annotations"][REF_NAME].as_str().map(str::to_owned);
-                Some((name, entry["digest"].as_str()?.to_owned()))
-            })
-            .collect()
+        let index = document::index(&fs::read(path).ok()?).ok()?;
+        Some(
+            index
+                .manifests()
+                .iter()
+                .map(|entry| (ref_name(entry).map(str::to_owned), entry.digest().to_string()))
+                .collect(),
+        )
+    }
+
+    /// The entries of `index.json` as they are, if it can be read.
+    fn index_entries(&self) -> Option<Vec<spec::Descriptor>> {
+        let bytes = fs::read(self.index_path()).ok()?;
+        Some(document::index(&bytes).ok()?.manifests().clone())
     }
 
     /// The path of `index.json`.
@@ -279,35 +308,29 @@ impl Layout {
     /// that cannot be read counts as none. Unnamed entries come first, in their order, then the
     /// named ones by name (as [`Layout::name`] sorts them). Written only when it changes.
     /// Returns whether it was written.
-    pub fn repair(&self, named: BTreeMap<String, Value>) -> Result<bool, LayoutError> {
+    pub fn repair(&self, named: BTreeMap<String, spec::Descriptor>) -> Result<bool, LayoutError> {
         let _one_writer = self.index.lock().map_err(|_| LayoutError::Poisoned)?;
         let path = self.index_path();
-        let now: Option<Value> = fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok());
-        let here: Vec<&Value> = now
+        let now: Option<spec::ImageIndex> = fs::read(&path).ok().and_then(|b| document::index(&b).ok());
+        let here: Vec<&spec::Descriptor> = now
             .as_ref()
-            .and_then(|index| index["manifests"].as_array())
-            .into_iter()
-            .flatten()
-            .filter(|e| e["digest"].as_str().is_some_and(|d| self.has(d)))
-            .collect();
-        let unnamed = here.iter().filter(|e| e["annotations"][REF_NAME].as_str().is_none());
-        let mut entries: BTreeMap<String, Value> = here
+            .map(|index| index.manifests().as_slice())
+            .unwrap_or_default()
             .iter()
-            .filter_map(|e| Some((e["annotations"][REF_NAME].as_str()?.to_owned(), (*e).clone())))
+            .filter(|e| self.has(e.digest().as_ref()))
             .collect();
+        let unnamed = here.iter().filter(|e| ref_name(e).is_none());
+        let mut entries: BTreeMap<String, spec::Descriptor> =
+            here.iter().filter_map(|e| Some((ref_name(e)?.to_owned(), (*e).clone()))).collect();
         entries.extend(named);
-        let manifests: Vec<Value> = unnamed.map(|e| (*e).clone()).chain(entries.into_values()).collect();
-        let index = json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.index.v1+json",
-            "manifests": manifests,
-        });
-        if now.as_ref() == Some(&index) || (now.is_none() && index["manifests"] == json!([])) {
+        let manifests: Vec<spec::Descriptor> =
+            unnamed.map(|e| (*e).clone()).chain(entries.into_values()).collect();
+        let index = new_index(manifests);
+        if now.as_ref() == Some(&index) || (now.is_none() && index.manifests().is_empty()) {
             return Ok(false);
         }
         self.init()?;
-        let bytes = serde_json::to_vec_pretty(&index).map_err(|e| LayoutError::Json(Arc::new(e)))?;
-        write_atomically(&path, &bytes)?;
+        write_atomically(&path, &document::to_bytes_pretty(&index)?)?;
         Ok(true)
     }
 
@@ -360,13 +383,17 @@ impl Layout {
             if sha256(&bytes) != digest {
                 walked.damaged.insert(digest.clone());
             }
-            let Ok(parsed) = serde_json::from_slice::<Value>(&bytes) else { continue };
-            let descriptors = std::iter::once((&parsed["config"], false))
-                .chain(parsed["layers"].as_array().into_iter().flatten().map(|l| (l, true)))
-                .chain(parsed["manifests"].as_array().into_iter().flatten().map(|m| (m, false)));
+            let Ok(children) = Children::of(&bytes) else { continue };
+            let descriptors = children
+                .config
+                .iter()
+                .map(|c| (c, false))
+                .chain(children.layers.iter().map(|l| (l, true)))
+                .chain(children.manifests.iter().map(|m| (m, false)));
             for (child, layer) in descriptors {
-                if let Some(digest) = child["digest"].as_str().filter(|d| valid_digest(d)) {
-                    stack.push((digest.to_owned(), child["size"].as_u64(), layer));
+                let digest = child.digest().as_ref();
+                if valid_digest(digest) {
+                    stack.push((digest.to_owned(), Some(child.size()), layer));
                 }
             }
         }
@@ -438,61 +465,33 @@ impl Layout {
             .map_err(|e| LayoutError::io(LayoutOperation::CreateIn, &self.dir, e))
     }
 
-    /// Names `descriptor` `name` in `index.json` (replacing what had that name), with extra
-    /// fields (a platform) merged into its entry.
+    /// Names `descriptor` `name` in `index.json` (replacing what had that name), for
+    /// `platform` if given.
     pub fn name(
         &self,
         name: &str,
         descriptor: &Descriptor,
-        extra: Option<&Value>,
+        platform: Option<&spec::Platform>,
     ) -> Result<(), LayoutError> {
         let _one_writer = self.index.lock().map_err(|_| LayoutError::Poisoned)?;
         self.init()?;
-        let path = self.dir.join("index.json");
-        let mut entries: Vec<Value> = fs::read(&path)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
-            .and_then(|index| index.get("manifests").and_then(Value::as_array).cloned())
-            .unwrap_or_default();
-        entries.retain(|entry| entry["annotations"][REF_NAME].as_str() != Some(name));
-        let mut entry = descriptor.json();
-        if let Some(Value::Object(fields)) = extra
-            && let Value::Object(map) = &mut entry
-        {
-            for (k, v) in fields {
-                map.insert(k.clone(), v.clone());
-            }
-        }
-        entry["annotations"] = json!({ REF_NAME: name });
-        entries.push(entry);
-        entries.sort_by(|a, b| {
-            a["annotations"][REF_NAME]
-                .as_str()
-                .unwrap_or("")
-                .cmp(b["annotations"][REF_NAME].as_str().unwrap_or(""))
-        });
-        let index = json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.index.v1+json",
-            "manifests": entries,
-        });
-        let bytes = serde_json::to_vec_pretty(&index).map_err(|e| LayoutError::Json(Arc::new(e)))?;
-        write_atomically(&path, &bytes)
+        let mut entries = self.index_entries().unwrap_or_default();
+        entries.retain(|entry| ref_name(entry) != Some(name));
+        let mut entry = descriptor.oci()?;
+        entry.set_platform(platform.cloned());
+        entries.push(with_ref_name(entry, name));
+        entries.sort_by(|a, b| ref_name(a).unwrap_or("").cmp(ref_name(b).unwrap_or("")));
+        write_atomically(&self.index_path(), &document::to_bytes_pretty(&new_index(entries))?)
     }
 
     /// The descriptor named `name` in `index.json`.
     #[cfg(test)]
     pub fn named(&self, name: &str) -> Option<Descriptor> {
-        let bytes = fs::read(self.dir.join("index.json")).ok()?;
-        let index: Value = serde_json::from_slice(&bytes).ok()?;
-        let entry = index["manifests"]
-            .as_array()?
-            .iter()
-            .find(|entry| entry["annotations"][REF_NAME].as_str() == Some(name))?;
+        let entry = self.index_entries()?.into_iter().find(|entry| ref_name(entry) == Some(name))?;
         Some(Descriptor {
-            media_type: entry["mediaType"].as_str()?.to_owned(),
-            digest: entry["digest"].as_str()?.to_owned(),
-            size: entry["size"].as_u64()?,
+            media_type: entry.media_type().to_string(),
+            digest: entry.digest().to_string(),
+            size: entry.size(),
         })
     }
 }
@@ -540,7 +539,7 @@ mod tests {
         assert_eq!(layout.read(&a.digest).unwrap(), b"hello");
         let b = layout.put("application/octet-stream", b"world").unwrap();
         layout.name("x", &a, None).unwrap();
-        layout.name("a", &b, Some(&json!({"platform": {"os": "linux"}}))).unwrap();
+        layout.name("a", &b, Some(&document::platform("linux", "amd64", None))).unwrap();
         layout.name("x", &b, None).unwrap();
         assert_eq!(layout.named("x"), Some(b.clone()));
         let index: Value =
@@ -557,6 +556,21 @@ mod tests {
         assert!(!layout.has("sha256:../../etc"));
     }
 
+    /// The bytes of `index.json` are pinned (they must not move with how indexes are written).
+    #[test]
+    fn index_bytes_are_pinned() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path().join("oci"));
+        let a = layout.put("application/vnd.oci.image.manifest.v1+json", b"{}").unwrap();
+        let b = layout.put("application/vnd.oci.image.index.v1+json", b"{ }").unwrap();
+        layout.name("web@linux/arm/v7", &a, Some(&document::platform("linux", "arm", Some("v7")))).unwrap();
+        layout.name("web", &b, None).unwrap();
+        assert_eq!(
+            sha256(&fs::read(layout.index_path()).unwrap()),
+            "sha256:1f7b8e03feb27b09f455da21d2049fff1e3382f131f93af986ec713dcb5f171b"
+        );
+    }
+
     /// An entry without a name (as `skopeo copy … oci:DIR` writes it) is listed by `entries`,
     /// not by `names`, and kept by `repair` and `name`.
     #[test]
@@ -569,8 +583,7 @@ mod tests {
         write_atomically(&layout.index_path(), index.to_string().as_bytes()).unwrap();
         assert_eq!(layout.names(), Some(BTreeMap::new()));
         assert_eq!(layout.entries(), Some(vec![(None, foreign.digest.clone())]));
-        let mut entry = mine.json();
-        entry["annotations"] = json!({ REF_NAME: "mine" });
+        let entry = with_ref_name(mine.oci().unwrap(), "mine");
         assert!(layout.repair(BTreeMap::from([("mine".to_owned(), entry)])).unwrap());
         layout.name("other", &mine, None).unwrap();
         let expected = vec![

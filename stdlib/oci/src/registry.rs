@@ -960,20 +960,32 @@ fn is_page(content_type: &str) -> bool {
 /// the object's own `mediaType`, else (OCI lets `mediaType` be left out) an index by its
 /// `manifests`, an image by its `config` and `layers`. `None`: not a manifest.
 fn manifest_type(content_type: &str, bytes: &[u8]) -> Option<String> {
-    let value = serde_json::from_slice::<serde_json::Value>(bytes).ok()?;
-    let object = value.as_object()?;
+    use serde::de::IgnoredAny;
+    /// What tells a manifest's type: the fields, not their descriptors.
+    #[derive(serde::Deserialize)]
+    struct Shape {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+        #[serde(rename = "schemaVersion")]
+        schema_version: Option<u64>,
+        manifests: Option<Vec<IgnoredAny>>,
+        layers: Option<Vec<IgnoredAny>>,
+    }
+    let object = serde_json::from_slice::<HashMap<String, IgnoredAny>>(bytes).ok()?;
     if MANIFEST_TYPES.contains(&content_type) {
         return Some(content_type.to_owned());
     }
-    if let Some(named) = object.get("mediaType") {
-        return named.as_str().filter(|t| MANIFEST_TYPES.contains(t)).map(str::to_owned);
+    // Fields of another shape than a manifest's: not one.
+    let shape = serde_json::from_slice::<Shape>(bytes).ok()?;
+    if object.contains_key("mediaType") {
+        return shape.media_type.filter(|named| MANIFEST_TYPES.contains(&named.as_str()));
     }
-    if object.get("schemaVersion").and_then(serde_json::Value::as_u64) != Some(2) {
+    if shape.schema_version != Some(2) {
         return None;
     }
-    if object.get("manifests").is_some_and(serde_json::Value::is_array) {
+    if shape.manifests.is_some() {
         Some(MANIFEST_TYPES[0].to_owned())
-    } else if object.contains_key("config") && object.get("layers").is_some_and(serde_json::Value::is_array) {
+    } else if object.contains_key("config") && shape.layers.is_some() {
         Some(MANIFEST_TYPES[1].to_owned())
     } else {
         None

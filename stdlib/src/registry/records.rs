@@ -11,10 +11,10 @@
 //! `subject` to refer to: the key exists before the image does, and it is what is looked up),
 //! and Debian's registry (distribution 2.8) has no referrers API anyway.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use hephy_engine::{Key, Node};
-use serde_json::{Value, json};
+use hephy_oci::document::{self, spec};
 
 use crate::registry::reference;
 use crate::registry::{Client, Reference, RegistryError};
@@ -63,7 +63,7 @@ pub struct Record {
 pub(crate) fn bytes(node: &Node, key: &Key, repository: &str, digest: &str, empty: &str) -> Vec<u8> {
     let created =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let annotations: BTreeMap<&str, String> = [
+    let annotations: HashMap<String, String> = [
         (KEY, key.hex().to_string()),
         (NODE, node.id.to_string()),
         (TARGET, repository.to_owned()),
@@ -71,16 +71,17 @@ pub(crate) fn bytes(node: &Node, key: &Key, repository: &str, digest: &str, empt
         (CREATED, created.to_string()),
     ]
     .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": MANIFEST,
-        "artifactType": ARTIFACT,
-        "config": { "mediaType": EMPTY, "digest": empty, "size": 2 },
-        "layers": [],
-        "annotations": annotations,
-    });
-    serde_json::to_vec(&manifest).unwrap_or_default()
+    // `empty` is the digest of bytes just hashed: it is well formed.
+    let Ok(config) = document::descriptor(EMPTY, empty, 2) else { return Vec::new() };
+    let Ok(mut manifest) = document::image_manifest(spec::MediaType::from(MANIFEST), config, Vec::new())
+    else {
+        return Vec::new();
+    };
+    manifest.set_artifact_type(Some(spec::MediaType::from(ARTIFACT)));
+    manifest.set_annotations(Some(annotations));
+    document::to_bytes(&manifest).unwrap_or_default()
 }
 
 /// Reads the record tagged `tag` in `registry`'s cache repository; `None` when there is none
@@ -93,11 +94,12 @@ pub(crate) fn read(client: &Client, registry: &str, tag: &str) -> Result<Option<
         return Ok(None);
     }
     let manifest = client.manifest(&reference)?;
-    let Ok(value) = serde_json::from_slice::<Value>(&manifest.bytes) else { return Ok(None) };
-    if value["artifactType"] != ARTIFACT {
+    let Ok(parsed) = document::manifest(&manifest.bytes) else { return Ok(None) };
+    if parsed.artifact_type().as_ref().map(AsRef::as_ref) != Some(ARTIFACT) {
         return Ok(None);
     }
-    let text = |k: &str| value["annotations"][k].as_str().unwrap_or_default().to_owned();
+    let annotations = parsed.annotations().clone().unwrap_or_default();
+    let text = |k: &str| annotations.get(k).cloned().unwrap_or_default();
     Ok(Some(Record {
         tag: tag.to_owned(),
         record: manifest.digest,

@@ -7,6 +7,7 @@
 
 use std::io::{Read, Seek};
 
+use hephy_oci::document::{self, spec};
 use hephy_oci::layout::{Descriptor, Layout, LayoutError};
 use hephy_oci::registry::{Client, Reference, RegistryError};
 use hephy_oci::stop::Stop;
@@ -41,14 +42,14 @@ pub(crate) fn attestation_manifest(
     layout: &Layout,
     subject: &str,
     statements: &[Statement],
-) -> Result<(Descriptor, Value), LayoutError> {
+) -> Result<(Descriptor, spec::Descriptor), LayoutError> {
     let mut layers = Vec::new();
     let mut diff_ids = Vec::new();
     for statement in statements {
         let blob = layout.put(IN_TOTO, &statement.bytes)?;
         diff_ids.push(blob.digest.clone());
-        let mut layer = blob.json();
-        layer["annotations"] = json!({ PREDICATE_TYPE: statement.predicate_type });
+        let mut layer = blob.oci()?;
+        layer.set_annotations(Some([(PREDICATE_TYPE.to_owned(), statement.predicate_type.clone())].into()));
         layers.push(layer);
     }
     // As BuildKit writes it: a config for compatibility only, its platform unknown.
@@ -59,19 +60,16 @@ pub(crate) fn attestation_manifest(
         "rootfs": { "type": "layers", "diff_ids": diff_ids },
     });
     let config = layout.put(CONFIG, &serde_json::to_vec(&config).unwrap_or_default())?;
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": MANIFEST,
-        "config": config.json(),
-        "layers": layers,
-    });
-    let descriptor = layout.put(MANIFEST, &serde_json::to_vec(&manifest).unwrap_or_default())?;
-    let mut entry = descriptor.json();
-    entry["platform"] = json!({ "architecture": "unknown", "os": "unknown" });
-    entry["annotations"] = json!({
-        REFERENCE_DIGEST: subject,
-        REFERENCE_TYPE: ATTESTATION_MANIFEST,
-    });
+    let manifest = document::image_manifest(spec::MediaType::ImageManifest, config.oci()?, layers)?;
+    let descriptor = layout.put(MANIFEST, &document::to_bytes(&manifest)?)?;
+    let mut entry = descriptor.oci()?;
+    entry.set_platform(Some(document::platform("unknown", "unknown", None)));
+    entry.set_annotations(Some(
+        [(REFERENCE_DIGEST, subject), (REFERENCE_TYPE, ATTESTATION_MANIFEST)]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+    ));
     Ok((descriptor, entry))
 }
 
@@ -205,6 +203,24 @@ fn statements(
 mod tests {
     use super::*;
 
+    /// The attestation manifest's bytes are pinned by its digest (they must not move with how
+    /// manifests are written).
+    #[test]
+    fn attestation_manifest_bytes_are_pinned() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path().join("oci"));
+        let subject = format!("sha256:{}", "b".repeat(64));
+        let statements = [
+            Statement { predicate_type: "https://slsa.dev/provenance/v1".into(), bytes: b"{}".to_vec() },
+            Statement { predicate_type: SPDX.into(), bytes: b"{\"x\":1}".to_vec() },
+        ];
+        let (descriptor, _) = attestation_manifest(&layout, &subject, &statements).unwrap();
+        assert_eq!(
+            descriptor.digest,
+            "sha256:9bab4ec61b59fce38acd553f5647c8f8d089671eafdfb84a2a15d6772ac976bd"
+        );
+    }
+
     #[test]
     fn an_attestation_manifest_is_laid_out_as_buildkit_does() {
         let dir = tempfile::tempdir().unwrap();
@@ -213,6 +229,7 @@ mod tests {
         let statement =
             Statement { predicate_type: "https://slsa.dev/provenance/v1".into(), bytes: b"{}".to_vec() };
         let (descriptor, entry) = attestation_manifest(&layout, &subject, &[statement]).unwrap();
+        let entry = serde_json::to_value(&entry).unwrap();
         assert_eq!(entry["annotations"][REFERENCE_TYPE], ATTESTATION_MANIFEST);
         assert_eq!(entry["platform"], json!({ "architecture": "unknown", "os": "unknown" }));
         assert_eq!(entry["annotations"][REFERENCE_DIGEST], subject);

@@ -168,20 +168,17 @@ fn layers(layout: &Layout, digest: &str) -> Result<Vec<Descriptor>, SbomError> {
         return Err(bad("not a sha256 digest"));
     }
     let bytes = layout.read(digest).ok_or_else(|| SbomError::NoManifest { digest: digest.to_owned() })?;
-    let manifest: Value = serde_json::from_slice(&bytes).map_err(|e| bad(&e.to_string()))?;
-    let Some(layers) = manifest.get("layers").and_then(Value::as_array) else {
-        return Err(bad("it has no `layers`"));
-    };
-    layers
+    // A layer descriptor without a media type, a digest or a size fails here (`missing field`).
+    let manifest = hephy_oci::document::manifest(&bytes).map_err(|e| bad(&e.to_string()))?;
+    manifest
+        .layers()
         .iter()
         .map(|layer| {
-            let field = |key: &str| layer.get(key).and_then(Value::as_str);
-            match (field("mediaType"), field("digest"), layer.get("size").and_then(Value::as_u64)) {
-                (Some(media_type), Some(digest), Some(size)) if valid_digest(digest) => {
-                    Ok(Descriptor { media_type: media_type.to_owned(), digest: digest.to_owned(), size })
-                }
-                _ => Err(bad("a layer's descriptor lacks a media type, a sha256 digest or a size")),
+            let digest = layer.digest().to_string();
+            if !valid_digest(&digest) {
+                return Err(bad("a layer's descriptor lacks a media type, a sha256 digest or a size"));
             }
+            Ok(Descriptor { media_type: layer.media_type().to_string(), digest, size: layer.size() })
         })
         .collect()
 }

@@ -19,8 +19,9 @@ use hephy_dsl::Platform;
 use serde_json::{Value, json};
 
 use hephy_dockerfile::{self as dockerfile, Command, Instruction};
+use hephy_oci::document::{self, spec};
 use hephy_oci::layer::{self, Content, Entry, Tree};
-use hephy_oci::layout::{Descriptor, Layout};
+use hephy_oci::layout::{Descriptor, Layout, LayoutError};
 
 use super::archive::{self, EntryProblem, UnpackError};
 use super::merge::Merge;
@@ -1677,13 +1678,15 @@ fn finish(stage: &Stage, platform: &Platform, layout: &Layout) -> Result<Built, 
     }
     let config_bytes = serde_json::to_vec(&config)?;
     let config = layout.put(CONFIG, &config_bytes)?;
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": MANIFEST,
-        "config": config.json(),
-        "layers": stage.layers.iter().map(Descriptor::json).collect::<Vec<_>>(),
-    });
-    let bytes = serde_json::to_vec(&manifest)?;
+    let layers =
+        stage.layers.iter().map(Descriptor::oci).collect::<Result<Vec<_>, _>>().map_err(LayoutError::from)?;
+    let manifest = document::image_manifest(
+        spec::MediaType::ImageManifest,
+        config.oci().map_err(LayoutError::from)?,
+        layers,
+    )
+    .map_err(LayoutError::from)?;
+    let bytes = document::to_bytes(&manifest).map_err(LayoutError::from)?;
     Ok(Built { manifest: layout.put(MANIFEST, &bytes)? })
 }
 
@@ -1916,6 +1919,41 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "app/Dockerfile, line 2: reading the manifest at http://127.0.0.1:5000/v2/alpine/manifests/3 failed with 503 Service Unavailable"
+        );
+    }
+
+    /// The bytes hephy writes for an image manifest, and for it again with labels and
+    /// annotations, are pinned by their digests: how manifests are written (by hand as JSON,
+    /// or as `oci-spec` types) must not move a digest.
+    #[test]
+    fn manifest_bytes_are_pinned() {
+        let (dir, files) = context();
+        let layout = Layout::new(dir.path().join("oci"));
+        let platform: Platform = "linux/arm/v7".parse().unwrap();
+        let request = Request {
+            dockerfile: "FROM scratch\nCOPY --chmod=755 bin/ /bin/\nCOPY README /\nLABEL a=b\nENV X=1\n",
+            dockerfile_name: "Dockerfile",
+            context: dir.path(),
+            files: &files,
+            build_args: &[],
+            target: None,
+            platform: &platform,
+            contexts: &[],
+            layers: hephy_oci::compress::Settings::gzip(),
+        };
+        let built = build(&request, &layout, &NoBases).unwrap();
+        assert_eq!(
+            built.manifest.digest,
+            "sha256:4edb6829f8f5415e81f4255f04ce562275db6bb2bd1c4e638a1ae2ee6e573878"
+        );
+        let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        let labels = [pair("z.label", "1"), pair("a.label", "2")];
+        let annotations = [pair("org.opencontainers.image.title", "t"), pair("a.note", "n")];
+        let labelled =
+            super::super::metadata::apply(&layout, &built.manifest, &labels, &annotations).unwrap();
+        assert_eq!(
+            labelled.digest,
+            "sha256:f32580624d43c92ed3e9c400c9bc063db8bc215658b57909e5f44bfe9c3200cf"
         );
     }
 

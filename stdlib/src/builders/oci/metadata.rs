@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use super::OciError;
 use super::build::{CONFIG, MANIFEST};
+use hephy_oci::document::{self, spec};
 use hephy_oci::layout::{Descriptor, Layout};
 
 /// The manifest `manifest` with `labels` in its config and `annotations` on it, stored in
@@ -19,15 +20,21 @@ pub(crate) fn apply(
     if labels.is_empty() && annotations.is_empty() {
         return Ok(manifest.clone());
     }
-    let read = |digest: &str| -> Result<Value, OciError> {
-        let bytes = layout.read(digest).ok_or_else(|| OciError::NotInLayout { digest: digest.to_owned() })?;
-        serde_json::from_slice(&bytes)
-            .map_err(|source| OciError::NotJson { digest: digest.to_owned(), source })
+    let read = |digest: &str| -> Result<Vec<u8>, OciError> {
+        layout.read(digest).ok_or_else(|| OciError::NotInLayout { digest: digest.to_owned() })
     };
-    let mut document = read(&manifest.digest)?;
+    let not_json = |digest: &str| {
+        let digest = digest.to_owned();
+        move |source| OciError::NotJson { digest, source }
+    };
+    let mut document: spec::ImageManifest =
+        serde_json::from_slice(&read(&manifest.digest)?).map_err(not_json(&manifest.digest))?;
     if !labels.is_empty() {
-        let config_digest = document["config"]["digest"].as_str().unwrap_or_default().to_owned();
-        let mut config = read(&config_digest)?;
+        // The config stays JSON: whatever it holds is kept (`oci-spec`'s config type has no
+        // `Healthcheck`, `Shell` or `OnBuild`).
+        let config_digest = document.config().digest().to_string();
+        let mut config: Value =
+            serde_json::from_slice(&read(&config_digest)?).map_err(not_json(&config_digest))?;
         let existing = config
             .as_object_mut()
             .and_then(|c| object(c, "config"))
@@ -37,19 +44,14 @@ pub(crate) fn apply(
             existing.insert(k.clone(), Value::String(v.clone()));
         }
         let bytes = serde_json::to_vec(&config)?;
-        document["config"] = layout.put(CONFIG, &bytes)?.json();
+        document.set_config(layout.put(CONFIG, &bytes)?.oci()?);
     }
     if !annotations.is_empty() {
-        let existing = document
-            .as_object_mut()
-            .and_then(|m| object(m, "annotations"))
-            .ok_or(OciError::NotObject { what: "manifest" })?;
-        for (k, v) in annotations {
-            existing.insert(k.clone(), Value::String(v.clone()));
-        }
+        let mut existing = document.annotations().clone().unwrap_or_default();
+        existing.extend(annotations.iter().cloned());
+        document.set_annotations(Some(existing));
     }
-    let bytes = serde_json::to_vec(&document)?;
-    Ok(layout.put(MANIFEST, &bytes)?)
+    Ok(layout.put(MANIFEST, &document::to_bytes(&document)?)?)
 }
 
 /// The object `map[key]`, made one if it is absent or not an object.

@@ -30,6 +30,7 @@ use crate::registry::{Client, Reference, RegistryError};
 use crate::registry::{records, reference};
 use crate::supply;
 use hephy_oci::compress;
+use hephy_oci::document::{self, spec};
 use hephy_oci::layout::{self, Descriptor, Layout};
 use hephy_oci::stop::Stop;
 
@@ -167,6 +168,9 @@ pub(crate) enum OciError {
     /// A document cannot be serialized or read.
     #[error("{0}")]
     Json(#[from] serde_json::Error),
+    /// An OCI document cannot be made or read.
+    #[error(transparent)]
+    Document(#[from] document::DocumentError),
     /// An image's SBOM cannot be made.
     #[error("the SBOM of {digest}: {source}")]
     Sbom {
@@ -316,12 +320,36 @@ pub(crate) fn layout_name(node: &Node) -> String {
     }
 }
 
-pub(crate) fn platform_json(platform: &Platform) -> Value {
-    let mut p = json!({ "architecture": platform.arch(), "os": platform.os() });
-    if let Some(v) = platform.variant() {
-        p["variant"] = json!(v);
+/// `platform` as an OCI platform (what an index entry says).
+pub(crate) fn oci_platform(platform: &Platform) -> spec::Platform {
+    document::platform(platform.os(), platform.arch(), platform.variant())
+}
+
+/// Whether the index entry `entry` is for `platform` (of its variant, when `platform` names
+/// one).
+fn is_for(entry: &spec::Descriptor, platform: &Platform) -> bool {
+    entry.platform().as_ref().is_some_and(|p| {
+        p.os().to_string() == platform.os()
+            && p.architecture().to_string() == platform.arch()
+            && platform.variant().is_none_or(|v| p.variant().as_deref() == Some(v))
+    })
+}
+
+/// The media type a base image's `layer` is kept under (Docker's gzip layer is OCI's); a
+/// non-distributable layer is refused.
+fn base_layer_type(reference: &str, layer: &spec::Descriptor) -> Result<String, PullError> {
+    match layer.media_type().as_ref() {
+        "application/vnd.docker.image.rootfs.diff.tar.gzip" => Ok(build::LAYER.to_owned()),
+        other if other.contains("foreign") || other.contains("nondistributable") => {
+            Err(PullError::NonDistributable { reference: reference.to_owned() })
+        }
+        other => Ok(other.to_owned()),
     }
-    p
+}
+
+/// The media type a manifest in the layout names itself with, else an OCI image manifest's.
+pub(crate) fn media_type_of(bytes: &[u8]) -> String {
+    document::media_type(bytes).map_or_else(|| build::MANIFEST.to_owned(), |t| t.to_string())
 }
 
 impl Oci {
@@ -403,11 +431,7 @@ impl Oci {
             .map_err(OciError::Naming)?;
         let manifest = metadata::apply(&self.layout, &manifest, &labels, &annotations)?;
         let digest = manifest.digest.clone();
-        self.layout.name(
-            &layout_name(node),
-            &manifest,
-            Some(&json!({ "platform": platform_json(&platform) })),
-        )?;
+        self.layout.name(&layout_name(node), &manifest, Some(&oci_platform(&platform)))?;
         note(&format!("hephy oci: {} is {digest}", layout_name(node)));
         if model.registry.is_some() {
             // By digest (the repository's tag list is the graph's), and a record of the key in
@@ -530,11 +554,9 @@ impl Oci {
         note: &dyn Fn(&str),
     ) -> Result<(), OciError> {
         let bytes = self.layout.read(&manifest.digest).ok_or(OciError::Gone)?;
-        let parsed: Value = serde_json::from_slice(&bytes)?;
-        let mut blobs = vec![parsed["config"]["digest"].as_str().unwrap_or_default().to_owned()];
-        for layer in parsed["layers"].as_array().into_iter().flatten() {
-            blobs.push(layer["digest"].as_str().unwrap_or_default().to_owned());
-        }
+        let parsed = document::manifest(&bytes)?;
+        let mut blobs = vec![parsed.config().digest().to_string()];
+        blobs.extend(parsed.layers().iter().map(|layer| layer.digest().to_string()));
         blobs.dedup();
         if let Some(missing) = blobs.iter().find(|d| !self.layout.has(d)) {
             return Err(OciError::MissingBlob {
@@ -585,11 +607,7 @@ impl Oci {
     fn manifest_bytes(&self, repository: Option<&str>, digest: &str) -> Result<(String, Vec<u8>), PullError> {
         // A copy here whose bytes are not its digest's (damaged) is fetched again.
         if let Some(bytes) = self.layout.read(digest).filter(|b| layout::sha256(b) == digest) {
-            let media_type = serde_json::from_slice::<Value>(&bytes)
-                .ok()
-                .and_then(|v| v["mediaType"].as_str().map(str::to_owned))
-                .unwrap_or_else(|| build::MANIFEST.to_owned());
-            return Ok((media_type, bytes));
+            return Ok((media_type_of(&bytes), bytes));
         }
         let repository = repository.ok_or_else(|| PullError::NotInLayout { digest: digest.to_owned() })?;
         let fetched = self.client.manifest(&Reference::parse(&format!("{repository}@{digest}"))?)?;
@@ -717,24 +735,21 @@ impl Oci {
         let mut manifests = Vec::new();
         for (node, digest) in entries {
             let (media_type, bytes) = self.manifest_bytes(repository, digest)?;
-            let mut entry =
-                Descriptor { media_type, digest: (*digest).clone(), size: bytes.len() as u64 }.json();
-            if let Some(platform) = &node.platform {
-                entry["platform"] = platform_json(platform);
-            }
+            let mut entry = document::descriptor(&media_type, digest, bytes.len() as u64)?;
+            entry.set_platform(node.platform.as_ref().map(oci_platform));
             manifests.push(entry);
         }
         // Attestation manifests follow the platforms', one per platform (as BuildKit orders them).
         let attestations = self.attestations(model, job, entries, repository)?;
         manifests.extend(attestations.iter().map(|(_, entry)| entry.clone()));
-        let mut index = json!({ "schemaVersion": 2, "mediaType": INDEX, "manifests": manifests });
+        let mut index = layout::new_index(manifests);
         let upstream = commit_of(model, job.node, &self.sources);
         let annotations = reference::metadata(model, job.node, Some(job.key), upstream.as_deref(), false)
             .map_err(OciError::Naming)?;
         if !annotations.is_empty() {
-            index["annotations"] = annotations.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+            index.set_annotations(Some(annotations.into_iter().collect()));
         }
-        let bytes = serde_json::to_vec(&index)?;
+        let bytes = document::to_bytes(&index)?;
         let descriptor = self.layout.put(INDEX, &bytes)?;
         self.layout.name(&layout_name(job.node), &descriptor, None)?;
         log.note(&format!("hephy: index {} of {} platforms", descriptor.digest, entries.len()));
@@ -749,13 +764,14 @@ impl Oci {
         index: &[u8],
         stop: &Stop<'_>,
     ) -> Result<Vec<Descriptor>, OciError> {
-        let value: Value = serde_json::from_slice(index)?;
+        let index = document::index(index)?;
         let mut out = Vec::new();
-        for entry in value["manifests"].as_array().into_iter().flatten() {
-            if entry["annotations"][supply::attest::REFERENCE_TYPE] != supply::attest::ATTESTATION_MANIFEST {
+        for entry in index.manifests() {
+            let kind = entry.annotations().as_ref().and_then(|a| a.get(supply::attest::REFERENCE_TYPE));
+            if kind.map(String::as_str) != Some(supply::attest::ATTESTATION_MANIFEST) {
                 continue;
             }
-            let Some(digest) = entry["digest"].as_str() else { continue };
+            let digest = entry.digest().as_ref();
             self.image_blobs(Some(source), digest, stop)?;
             let (media_type, bytes) = self.manifest_bytes(Some(source), digest)?;
             out.push(Descriptor { media_type, digest: digest.to_owned(), size: bytes.len() as u64 });
@@ -816,7 +832,7 @@ impl Oci {
         job: &Job<'_>,
         platforms: &[(&Node, &String)],
         repository: Option<&str>,
-    ) -> Result<Vec<(Descriptor, Value)>, OciError> {
+    ) -> Result<Vec<(Descriptor, spec::Descriptor)>, OciError> {
         let Some(hephy_dsl::Definition::Image(image)) = model.definition(job.node.name()) else {
             return Ok(Vec::new());
         };
@@ -886,16 +902,16 @@ impl Oci {
         stop: &Stop<'_>,
     ) -> Result<Vec<String>, OciError> {
         let (_, bytes) = self.manifest_bytes(repository, digest)?;
-        let manifest: Value = serde_json::from_slice(&bytes)?;
-        let config = std::iter::once(&manifest["config"]);
+        let manifest = document::manifest(&bytes)?;
+        let config = std::iter::once(manifest.config());
         let mut layers = Vec::new();
-        for (i, blob) in config.chain(manifest["layers"].as_array().into_iter().flatten()).enumerate() {
-            let Some(blob_digest) = blob["digest"].as_str() else { continue };
+        for (i, blob) in config.chain(manifest.layers()).enumerate() {
+            let blob_digest = blob.digest().as_ref();
             if !self.layout.has(blob_digest)
                 && let Some(repository) = repository
             {
                 let reference = Reference::parse(&format!("{repository}@{digest}"))?;
-                self.fetch_blob(&reference, blob_digest, blob["size"].as_u64(), stop)?;
+                self.fetch_blob(&reference, blob_digest, Some(blob.size()), stop)?;
             }
             if i > 0 {
                 layers.push(blob_digest.to_owned());
@@ -936,20 +952,17 @@ impl Oci {
         let state_dir = self.layout.dir().parent()?;
         let resolved = crate::sources::bases::planned(state_dir, &reference)?;
         let bytes = self.layout.read(&resolved)?;
-        let value: Value = serde_json::from_slice(&bytes).ok()?;
+        let children = document::Children::of(&bytes).ok()?;
         let platform = node.platform.as_ref()?;
-        let digest = match value["manifests"].as_array() {
-            Some(entries) => entries.iter().find(|e| {
-                e["platform"]["os"] == platform.os()
-                    && e["platform"]["architecture"] == platform.arch()
-                    && e["platform"]["variant"].as_str() == platform.variant()
-            })?["digest"]
-                .as_str()?
-                .to_owned(),
-            None => resolved,
+        let digest = if children.manifests.is_empty() && children.config.is_some() {
+            resolved
+        } else {
+            let same_variant = |e: &&spec::Descriptor| {
+                e.platform().as_ref().is_some_and(|p| p.variant().as_deref() == platform.variant())
+            };
+            children.manifests.iter().filter(|e| is_for(e, platform)).find(same_variant)?.digest().to_string()
         };
-        let manifest: Value = serde_json::from_slice(&self.layout.read(&digest)?).ok()?;
-        let layers = manifest["layers"].as_array()?.len();
+        let layers = document::manifest(&self.layout.read(&digest)?).ok()?.layers().len();
         Some(supply::sbom::BaseInfo { reference, digest, layers })
     }
 
@@ -1117,25 +1130,12 @@ impl Oci {
         let (mut media_type, mut bytes) = self.manifest_bytes(Some(&repository), &digest)?;
         let is_index = |t: &str| t.contains("index") || t.contains("manifest.list");
         if is_index(&media_type) {
-            let index: Value = serde_json::from_slice(&bytes)
+            let index: spec::ImageIndex = serde_json::from_slice(&bytes)
                 .map_err(|source| PullError::Json { reference: text.to_owned(), source })?;
-            let wanted = platform_json(platform);
-            let chosen = index["manifests"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|m| {
-                    let p = &m["platform"];
-                    p["os"] == wanted["os"]
-                        && p["architecture"] == wanted["architecture"]
-                        && (wanted.get("variant").is_none() || p["variant"] == wanted["variant"])
-                })
-                .and_then(|m| m["digest"].as_str())
-                .ok_or_else(|| PullError::NoPlatform {
-                    reference: text.to_owned(),
-                    platform: platform.clone(),
-                })?;
-            digest = chosen.to_owned();
+            let chosen = index.manifests().iter().find(|m| is_for(m, platform)).ok_or_else(|| {
+                PullError::NoPlatform { reference: text.to_owned(), platform: platform.clone() }
+            })?;
+            digest = chosen.digest().to_string();
             (media_type, bytes) = self.manifest_bytes(Some(&repository), &digest)?;
             if is_index(&media_type) {
                 return Err(PullError::Malformed {
@@ -1144,31 +1144,21 @@ impl Oci {
                 });
             }
         }
-        let manifest: Value = serde_json::from_slice(&bytes)
+        let manifest: spec::ImageManifest = serde_json::from_slice(&bytes)
             .map_err(|source| PullError::Json { reference: text.to_owned(), source })?;
-        let config_digest = manifest["config"]["digest"]
-            .as_str()
-            .ok_or_else(|| PullError::Malformed { reference: text.to_owned(), problem: "no config" })?;
-        self.fetch_blob(&reference, config_digest, manifest["config"]["size"].as_u64(), stop)?;
+        let config_digest = manifest.config().digest().as_ref();
+        self.fetch_blob(&reference, config_digest, Some(manifest.config().size()), stop)?;
         let config_bytes = self.layout.read(config_digest).ok_or(PullError::ConfigGone)?;
+        // The config stays JSON: `oci-spec`'s config type has no `Healthcheck`, `Shell` or
+        // `OnBuild`, which an image built on this one inherits.
         let config: Value = serde_json::from_slice(&config_bytes)
             .map_err(|source| PullError::Json { reference: text.to_owned(), source })?;
         let mut layers = Vec::new();
-        for layer in manifest["layers"].as_array().into_iter().flatten() {
-            let digest = layer["digest"].as_str().ok_or_else(|| PullError::Malformed {
-                reference: text.to_owned(),
-                problem: "a layer without a digest",
-            })?;
-            let size = layer["size"].as_u64().unwrap_or(0);
-            let media_type = match layer["mediaType"].as_str().unwrap_or(build::LAYER) {
-                "application/vnd.docker.image.rootfs.diff.tar.gzip" => build::LAYER.to_owned(),
-                other if other.contains("foreign") || other.contains("nondistributable") => {
-                    return Err(PullError::NonDistributable { reference: text.to_owned() });
-                }
-                other => other.to_owned(),
-            };
-            self.fetch_blob(&reference, digest, layer["size"].as_u64(), stop)?;
-            layers.push(Descriptor { media_type, digest: digest.to_owned(), size });
+        for layer in manifest.layers() {
+            let digest = layer.digest().as_ref();
+            let media_type = base_layer_type(text, layer)?;
+            self.fetch_blob(&reference, digest, Some(layer.size()), stop)?;
+            layers.push(Descriptor { media_type, digest: digest.to_owned(), size: layer.size() });
         }
         Ok(build::BaseImage { config, layers })
     }
@@ -1200,54 +1190,27 @@ impl Oci {
             self.layout.put(media_type, &bytes)?;
             Ok(bytes)
         };
-        let json = |bytes: &[u8]| -> Result<Value, PullError> {
-            serde_json::from_slice(bytes)
-                .map_err(|source| PullError::Json { reference: text.to_owned(), source })
-        };
-        let mut manifest = json(&import(digest, build::MANIFEST)?)?;
-        if manifest.get("manifests").is_some() {
-            let wanted = platform_json(platform);
-            let chosen = manifest["manifests"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|m| {
-                    let p = &m["platform"];
-                    p["os"] == wanted["os"]
-                        && p["architecture"] == wanted["architecture"]
-                        && (wanted.get("variant").is_none() || p["variant"] == wanted["variant"])
-                })
-                .and_then(|m| m["digest"].as_str())
-                .ok_or_else(|| PullError::NoPlatform {
-                    reference: text.to_owned(),
-                    platform: platform.clone(),
-                })?
-                .to_owned();
-            manifest = json(&import(&chosen, build::MANIFEST)?)?;
-        }
-        let config_digest = manifest["config"]["digest"]
-            .as_str()
-            .ok_or_else(|| PullError::Malformed { reference: text.to_owned(), problem: "no config" })?;
-        let config = json(&import(config_digest, "application/vnd.oci.image.config.v1+json")?)?;
-        let mut layers = Vec::new();
-        for layer in manifest["layers"].as_array().into_iter().flatten() {
-            let digest = layer["digest"].as_str().ok_or_else(|| PullError::Malformed {
-                reference: text.to_owned(),
-                problem: "a layer without a digest",
+        let json_error = |source| PullError::Json { reference: text.to_owned(), source };
+        let mut bytes = import(digest, build::MANIFEST)?;
+        let children: document::Children = serde_json::from_slice(&bytes).map_err(json_error)?;
+        if !children.manifests.is_empty() || children.config.is_none() {
+            let chosen = children.manifests.iter().find(|m| is_for(m, platform)).ok_or_else(|| {
+                PullError::NoPlatform { reference: text.to_owned(), platform: platform.clone() }
             })?;
-            let media_type = match layer["mediaType"].as_str().unwrap_or(build::LAYER) {
-                "application/vnd.docker.image.rootfs.diff.tar.gzip" => build::LAYER.to_owned(),
-                other if other.contains("foreign") || other.contains("nondistributable") => {
-                    return Err(PullError::NonDistributable { reference: text.to_owned() });
-                }
-                other => other.to_owned(),
-            };
+            bytes = import(chosen.digest().as_ref(), build::MANIFEST)?;
+        }
+        let manifest: spec::ImageManifest = serde_json::from_slice(&bytes).map_err(json_error)?;
+        let config_digest = manifest.config().digest().as_ref();
+        // JSON, as a pulled base's config (see `pull`).
+        let config =
+            serde_json::from_slice(&import(config_digest, "application/vnd.oci.image.config.v1+json")?)
+                .map_err(json_error)?;
+        let mut layers = Vec::new();
+        for layer in manifest.layers() {
+            let digest = layer.digest().as_ref();
+            let media_type = base_layer_type(text, layer)?;
             import(digest, &media_type)?;
-            layers.push(Descriptor {
-                media_type,
-                digest: digest.to_owned(),
-                size: layer["size"].as_u64().unwrap_or(0),
-            });
+            layers.push(Descriptor { media_type, digest: digest.to_owned(), size: layer.size() });
         }
         Ok(build::BaseImage { config, layers })
     }
