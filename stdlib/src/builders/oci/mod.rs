@@ -17,7 +17,7 @@ mod merge;
 pub(crate) mod metadata;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use hephy_dsl::{Image, Model, Platform};
@@ -294,11 +294,60 @@ pub(crate) struct Oci {
     repositories: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
-/// Where an image is, for people: `oci:.hephy/oci:curl` or `registry/curl@sha256:…`.
-pub fn location(model: &Model, node: &Node, output: &str, state_dir: &Path) -> String {
-    match &model.registry {
-        Some(_) => format!("{}@{output}", reference::repository(model, node)),
-        None => format!("oci:{}:{}", state_dir.join("oci").display(), layout_name(node)),
+/// Where a node's image is, from its recorded `output`: what the CLI matches on, and shows
+/// (`Display`: `oci:.hephy/oci:curl`, `registry/curl@sha256:…`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageLocation {
+    /// In the state folder's image layout, under its name there.
+    Layout {
+        /// The layout's folder (`STATE/oci`).
+        layout: PathBuf,
+        /// The image's name in it (`curl`, `curl.linux-arm64`, `curl:latest`).
+        name: String,
+    },
+    /// In a builder's own storage only (buildah's, with no registry): nothing to show or pull
+    /// from; `digest` hashes the platform outputs.
+    Local {
+        /// The hash of the platform images' outputs.
+        digest: String,
+    },
+    /// In the graph's registry, by digest.
+    Registry {
+        /// The image's repository.
+        repository: String,
+        /// The output: its manifest's or index's digest.
+        digest: String,
+    },
+}
+
+/// The prefix of a manifest's output that stays in a builder's own storage
+/// ([`buildah::local_index`](crate::builders::buildah)).
+pub(crate) const LOCAL_OUTPUT: &str = "local:";
+
+impl ImageLocation {
+    /// Where `node`'s image is, given its recorded `output` ("" for where it would be) and the
+    /// state folder as it should be shown.
+    pub fn of(model: &Model, node: &Node, output: &str, state_dir: &Path) -> ImageLocation {
+        if let Some(digest) = output.strip_prefix(LOCAL_OUTPUT) {
+            return ImageLocation::Local { digest: digest.to_owned() };
+        }
+        match &model.registry {
+            Some(_) => ImageLocation::Registry {
+                repository: reference::repository(model, node),
+                digest: output.to_owned(),
+            },
+            None => ImageLocation::Layout { layout: state_dir.join("oci"), name: layout_name(node) },
+        }
+    }
+}
+
+impl std::fmt::Display for ImageLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ImageLocation::Layout { layout, name } => write!(f, "oci:{}:{name}", layout.display()),
+            ImageLocation::Local { digest } => write!(f, "{LOCAL_OUTPUT}{digest}"),
+            ImageLocation::Registry { repository, digest } => write!(f, "{repository}@{digest}"),
+        }
     }
 }
 
