@@ -451,6 +451,108 @@ impl Maintenance {
 mod tests {
     use super::*;
 
+    /// A task graph: one variable, one task reading `src/*.txt`.
+    const GRAPH: &str =
+        "variables V=\"0\"\ntask \"hello\" {\n    run \"sh\" \"-c\" \"true\"\n    inputs \"src/*.txt\"\n}\n";
+
+    /// Renders nothing but what a stamp stores, and counts how often it was asked.
+    struct Quiet {
+        reporter: Silent,
+        stamps: std::cell::Cell<usize>,
+    }
+
+    struct Silent;
+
+    impl Reporter for Silent {
+        fn event(&mut self, _: &hephy_engine::Event) {}
+    }
+
+    impl RunRendering for Quiet {
+        fn view(&self) -> &str {
+            "test"
+        }
+
+        fn reporter(&mut self, _: Option<&Session>) -> &mut dyn Reporter {
+            &mut self.reporter
+        }
+
+        fn rendered(&self, _: &Session) -> Rendered {
+            self.stamps.set(self.stamps.get() + 1);
+            rendered("TEXT\n")
+        }
+    }
+
+    fn rendered(text: &str) -> Rendered {
+        Rendered {
+            view: "test".to_owned(),
+            text: text.to_owned(),
+            json: "{}\n".to_owned(),
+            images: String::new(),
+        }
+    }
+
+    fn request() -> RunRequest {
+        RunRequest {
+            lock_timeout: Duration::from_secs(5),
+            no_push: false,
+            jobs: 1,
+            fail_fast: false,
+            verbose: false,
+            command: "test".to_owned(),
+        }
+    }
+
+    fn project(dir: &Path, overrides: Overrides) -> Project {
+        Project::new(dir.join("hephy.kdl"), None, Selection::default(), overrides)
+    }
+
+    /// The session's policy end to end on a task graph: a run that builds nothing leaves the
+    /// stamp (with the renderings the caller gives), a plan is answered from it for that view
+    /// only, a `changed` plan and a plan with overrides neither read it nor (for `changed`)
+    /// remove it, a plan with overrides removes it, and a run then plans again.
+    #[test]
+    fn the_stamp_is_consulted_left_and_removed_by_the_session() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("src")).expect("mkdir");
+        std::fs::write(dir.path().join("src/a.txt"), "a\n").expect("write");
+        std::fs::write(dir.path().join("hephy.kdl"), GRAPH).expect("write");
+        // Out of the racy window: a stamp is only written for files older than two seconds.
+        std::thread::sleep(Duration::from_millis(2100));
+        let plain = project(dir.path(), Overrides::default());
+        let cancel = AtomicBool::new(false);
+        let mut rendering = Quiet { reporter: Silent, stamps: std::cell::Cell::new(0) };
+        let Ok(RunAnswer::Ran(ran)) = plain.run(&request(), &mut rendering, &cancel) else { panic!("ran") };
+        assert_eq!(ran.summary.built, 1);
+        drop(ran);
+        assert_eq!(rendering.stamps.get(), 0, "a run that built something leaves no stamp");
+        let Ok(RunAnswer::Ran(ran)) = plain.run(&request(), &mut rendering, &cancel) else { panic!("ran") };
+        assert_eq!((ran.summary.built, ran.summary.fresh), (0, 1));
+        drop(ran);
+        assert_eq!(rendering.stamps.get(), 1, "a run that built nothing leaves a stamp");
+        let view = |view, changed| PlanRequest { view, json: false, changed };
+        assert!(matches!(plain.plan(&view("test", false)), Ok(PlanAnswer::Unchanged(t)) if t == "TEXT\n"));
+        assert!(matches!(plain.plan(&view("other", false)), Ok(PlanAnswer::Planned(_))), "another view");
+        // `--changed` shows part of the plan: planned, the stamp left as it is.
+        let Ok(PlanAnswer::Planned(part)) = plain.plan(&view("test", true)) else { panic!("planned") };
+        assert!(part.plan.steps.is_empty(), "nothing will run");
+        plain.settle_plan(&view("test", true), &part, |_| rendered("PART\n"));
+        assert!(matches!(plain.plan(&view("test", false)), Ok(PlanAnswer::Unchanged(t)) if t == "TEXT\n"));
+        // A run from the stamp: nothing to do, recorded, the stamp kept.
+        let Ok(RunAnswer::NothingToDo { .. }) = plain.run(&request(), &mut rendering, &cancel) else {
+            panic!("nothing to do")
+        };
+        assert!(matches!(plain.plan(&view("test", false)), Ok(PlanAnswer::Unchanged(_))));
+        // Overrides are not in the stamp: planned in full, and the stamp removed.
+        let set = Overrides::new(&["V=1".to_owned()], []).expect("overrides");
+        let overridden = project(dir.path(), set);
+        let Ok(PlanAnswer::Planned(full)) = overridden.plan(&view("test", false)) else { panic!("planned") };
+        overridden.settle_plan(&view("test", false), &full, |_| rendered("OVERRIDDEN\n"));
+        assert!(matches!(plain.plan(&view("test", false)), Ok(PlanAnswer::Planned(_))), "the stamp is gone");
+        let Ok(RunAnswer::Ran(_)) = plain.run(&request(), &mut rendering, &cancel) else {
+            panic!("planned and ran")
+        };
+    }
+
     /// Seconds as given become a wait: negative or not a number is none, more than a day a day.
     #[test]
     fn lock_waits_are_bounded() {

@@ -1400,3 +1400,56 @@ pub fn pushed_tag(model: &Model, node: &Node, state_dir: &Path) -> String {
         .render_tag(&model.naming.tag)
         .unwrap_or_else(|_| node.tag.clone().unwrap_or_default())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::ImageLocation;
+
+    /// The model of `graph` (YAML, its images' contexts made), with its nodes compiled.
+    fn compiled(graph: &str) -> (hephy_dsl::Model, hephy_engine::Graph) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("app")).expect("mkdir");
+        std::fs::write(dir.path().join("app/Dockerfile"), "FROM scratch\n").expect("write");
+        let source =
+            hephy_dsl::SourceFile::new(dir.path().join("hephy.yaml"), hephy_dsl::Syntax::Yaml, graph);
+        let model = hephy_dsl::parse(source, dir.path()).expect("a valid graph");
+        let graph = hephy_engine::compile(&model);
+        (model, graph)
+    }
+
+    fn node<'g>(graph: &'g hephy_engine::Graph, id: &str) -> &'g hephy_engine::Node {
+        let found = graph.order().iter().map(|&i| graph.node(i)).find(|n| n.id.as_str() == id);
+        found.expect("the node")
+    }
+
+    /// A location is a type: the layout's name, a builder's own storage, or the registry by
+    /// digest; shown as before (`oci:…:name`, `repository@digest`).
+    #[test]
+    fn image_locations_are_typed() {
+        let (model, graph) = compiled("platforms: [linux/amd64]\nimages:\n  app: { context: app }\n");
+        let index = node(&graph, "app");
+        let platform = node(&graph, "app@linux/amd64");
+        let state = Path::new(".hephy");
+        let layout = ImageLocation::of(&model, index, "sha256:1234", state);
+        assert_eq!(
+            layout,
+            ImageLocation::Layout { layout: PathBuf::from(".hephy/oci"), name: "app".to_owned() }
+        );
+        assert_eq!(layout.to_string(), "oci:.hephy/oci:app");
+        let name = ImageLocation::of(&model, platform, "", state);
+        assert!(matches!(name, ImageLocation::Layout { name, .. } if name == "app.linux-amd64"));
+        let local = ImageLocation::of(&model, index, "local:abcd", state);
+        assert_eq!(local, ImageLocation::Local { digest: "abcd".to_owned() });
+        let (model, graph) = compiled(
+            "registry: registry.example/team\nplatforms: [linux/amd64]\nimages:\n  app: { context: app }\n",
+        );
+        let pushed = ImageLocation::of(&model, node(&graph, "app"), "sha256:1234", state);
+        assert!(
+            matches!(&pushed, ImageLocation::Registry { digest, .. } if digest == "sha256:1234"),
+            "{pushed:?}"
+        );
+        assert!(pushed.to_string().ends_with("/app@sha256:1234"), "{pushed}");
+    }
+}
