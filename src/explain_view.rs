@@ -44,7 +44,7 @@ pub(crate) fn command(
     let model = load(file)?;
     let explanations = match run {
         None => {
-            let session = Session::open(model, state.dir.as_deref(), &Selection::default())?;
+            let session = session::open(model, state.dir.as_deref(), &Selection::default())?;
             let nodes = session::nodes_named(&session.model, &session.graph, node)?;
             let mut explanations =
                 hephy_engine::explain_plan(&session.graph, &session.plan, &session.snapshot, &nodes);

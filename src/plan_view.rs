@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use hephy_engine::{Action, NodeKind, Reason};
 use serde::Serialize;
 
-use crate::session::Session;
 use crate::style::{Style, clean_line};
+use hephy_stdlib::session::Session;
 
 /// The JSON plan: `{"order": [...], "nodes": [...]}`, nodes in execution order.
 #[derive(Serialize)]
@@ -123,12 +123,6 @@ pub(crate) fn action_word(kind: NodeKind, action: Action) -> &'static str {
         (Action::Build, NodeKind::Manifest | NodeKind::Tag) => "push",
         (Action::Build, NodeKind::Image | NodeKind::Task) => "build",
     }
-}
-
-/// Leaves in `plan` only the nodes that will run (`plan --changed`).
-pub(crate) fn retain_changed(plan: &mut hephy_engine::Plan) {
-    let keep = plan.steps.iter().filter(|s| s.action == Action::Build).map(|s| s.node).collect();
-    plan.retain_nodes(&keep);
 }
 
 /// The plan as people read it: a summary line, then the table of `rows` (each line trimmed at
@@ -251,4 +245,10 @@ fn push_line(
     let end = start + out[start..].trim_end().len();
     out.truncate(end);
     out.push('\n');
+}
+
+/// The name of the view `style` renders (the plan cache's stamp stores renderings of one
+/// view and answers only that view).
+pub(crate) fn view(style: Style) -> &'static str {
+    if style.color() { "ansi" } else { "plain" }
 }

@@ -75,22 +75,18 @@ pub(crate) fn stdout_width() -> Option<usize> {
         .filter(|&w| w > 0)
 }
 
-/// How many columns `line` takes on a terminal: its characters less ANSI colour sequences.
+/// How many columns `line` takes on a terminal: its text less ANSI colour sequences, measured
+/// as terminals lay it out (a CJK character takes two columns, a combining mark none).
 pub(crate) fn visible_width(line: &str) -> usize {
     let mut width = 0;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            for end in chars.by_ref() {
-                if end.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            width += 1;
-        }
+    let mut rest = line;
+    while let Some(start) = rest.find('\x1b') {
+        width += unicode_width::UnicodeWidthStr::width(&rest[..start]);
+        // The sequence runs to its final letter (`ESC [ 1 ; 32 m`).
+        let after = &rest[start + 1..];
+        rest = after.find(|c: char| c.is_ascii_alphabetic()).map_or("", |end| &after[end + 1..]);
     }
-    width
+    width + unicode_width::UnicodeWidthStr::width(rest)
 }
 
 pub(crate) fn stderr_wants_color() -> bool {
@@ -107,4 +103,21 @@ pub(crate) fn clean(text: &str) -> std::borrow::Cow<'_, str> {
 /// [`clean`] for one cell or line: newlines and tabs escaped too.
 pub(crate) fn clean_line(text: &str) -> std::borrow::Cow<'_, str> {
     hephy_dsl::escape::terminal_line(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::visible_width;
+
+    /// Terminal columns, not characters: wide characters take two, combining marks none,
+    /// colour sequences nothing.
+    #[test]
+    fn widths_are_terminal_columns() {
+        assert_eq!(visible_width("plan"), 4);
+        assert_eq!(visible_width("漢字"), 4, "two wide characters");
+        assert_eq!(visible_width("e\u{301}"), 1, "an e and a combining acute accent");
+        assert_eq!(visible_width("\x1b[1m漢字\x1b[0m e\u{301}"), 6, "colours take no columns");
+        assert_eq!(visible_width("ab\x1b[3"), 2, "a sequence cut off at the end");
+        assert_eq!(visible_width(""), 0);
+    }
 }

@@ -92,7 +92,9 @@ struct Stamp {
     exe: Option<Seen>,
     graph: String,
     graph_blake3: String,
-    color: bool,
+    /// The name of the view the renderings were made for (the renderer's: a plan asked for in
+    /// another view is planned in full).
+    view: String,
     last_run: Option<i64>,
     paths: Vec<(String, Option<Seen>)>,
     /// The folders among `paths` (by position) with the digest of their entries then: a folder
@@ -240,8 +242,9 @@ pub struct Stamped<'a> {
 /// A plan's renderings, stored as given and handed back.
 #[derive(Debug)]
 pub struct Rendered {
-    /// Whether they are coloured (a plan asked for the other way is planned in full).
-    pub color: bool,
+    /// The view they were made for, named by the renderer (opaque here: a plan asked for in
+    /// another view is planned in full).
+    pub view: String,
     /// The text plan.
     pub text: String,
     /// The JSON plan.
@@ -274,11 +277,11 @@ impl PlanCache {
     pub fn answer(
         &self,
         selection: &Selection,
-        color: bool,
+        view: &str,
         json: bool,
         recheck: &dyn Recheck,
     ) -> Option<Answer> {
-        let (stamp, changed) = self.compare(selection, color, recheck)?;
+        let (stamp, changed) = self.compare(selection, view, recheck)?;
         if changed.is_empty() {
             self.stored_output(&stamp, json).map(Answer::Unchanged)
         } else if json {
@@ -292,10 +295,10 @@ impl PlanCache {
     pub fn nothing_to_do(
         &self,
         selection: &Selection,
-        color: bool,
+        view: &str,
         recheck: &dyn Recheck,
     ) -> Option<NothingToDo> {
-        let (stamp, changed) = self.compare(selection, color, recheck)?;
+        let (stamp, changed) = self.compare(selection, view, recheck)?;
         let cwd = std::env::current_dir().ok()?.display().to_string();
         (changed.is_empty() && stamp.cwd == cwd)
             .then_some(NothingToDo { nodes: stamp.nodes, images: stamp.images })
@@ -329,7 +332,7 @@ impl PlanCache {
     fn compare(
         &self,
         selection: &Selection,
-        color: bool,
+        view: &str,
         recheck: &dyn Recheck,
     ) -> Option<(Stamp, Vec<usize>)> {
         if !selection.is_plain() {
@@ -340,7 +343,7 @@ impl PlanCache {
         if stamp.version != env!("CARGO_PKG_VERSION")
             || stamp.exe != exe()
             || stamp.graph != self.graph.display().to_string()
-            || stamp.color != color
+            || stamp.view != view
         {
             return None;
         }
@@ -554,7 +557,7 @@ fn stamp(stamped: &Stamped<'_>, rendered: &Rendered) -> Option<(Stamp, Option<Ve
         exe: exe(),
         graph: stamped.graph_file.display().to_string(),
         graph_blake3: blake3::hash(&bytes).to_hex().to_string(),
-        color: rendered.color,
+        view: rendered.view.clone(),
         last_run: stamped.state.last_run().ok()?,
         paths: seen,
         listings,
@@ -744,7 +747,7 @@ mod tests {
             manifests: &BTreeSet::new(),
         };
         let rendered = Rendered {
-            color: false,
+            view: "plain".to_owned(),
             text: "TEXT\n".to_owned(),
             json: "{}\n".to_owned(),
             images: String::new(),
@@ -755,10 +758,10 @@ mod tests {
     }
 
     fn answer(dir: &Path, json: bool) -> Option<Answer> {
-        PlanCache::new(&dir.join("hephy.yaml"), None).answer(&Selection::default(), false, json, &World)
+        PlanCache::new(&dir.join("hephy.yaml"), None).answer(&Selection::default(), "plain", json, &World)
     }
 
-    /// Nothing changed: the stored renderings, as given; another colour or a selection flag
+    /// Nothing changed: the stored renderings, as given; another view or a selection flag
     /// means the ordinary plan.
     #[test]
     fn an_unchanged_graph_is_answered_from_the_stamp() {
@@ -766,9 +769,9 @@ mod tests {
         assert_eq!(answer(dir.path(), false), Some(Answer::Unchanged("TEXT\n".to_owned())));
         assert_eq!(answer(dir.path(), true), Some(Answer::Unchanged("{}\n".to_owned())));
         let cache = PlanCache::new(&dir.path().join("hephy.yaml"), None);
-        assert_eq!(cache.answer(&Selection::default(), true, false, &World), None, "other colours");
+        assert_eq!(cache.answer(&Selection::default(), "ansi", false, &World), None, "another view");
         let forced = Selection { refresh: true, ..Selection::default() };
-        assert_eq!(cache.answer(&forced, false, false, &World), None, "a selection flag");
+        assert_eq!(cache.answer(&forced, "plain", false, &World), None, "a selection flag");
     }
 
     /// A touched input file: the plan from the memo, `a` for `input_changed` and what is built

@@ -239,7 +239,7 @@ pub(crate) fn write(
             _ => github::workflow(options, ghcr),
         });
     }
-    let session = Session::open(model, state_dir, options.selection)?;
+    let session = crate::session::open(model, state_dir, options.selection)?;
     if let Some(why) = unshareable_plan(&session) {
         return Err(unshareable(why));
     }

@@ -11,6 +11,8 @@
 //!   base-image digests.
 //! - `supply/`: the supply chain of published images: cosign keys and signatures, SBOMs
 //!   (`sbom.rs`: SPDX 2.3 from an image's layers), provenance and BuildKit's attestation layout.
+//! - `session`: the plan and run orchestration of one command over one graph file (the plan
+//!   cache's policy, the run lock, layout repair), answering in types; the CLI renders.
 //! - here: [`Stdlib`], the engine's [`Work`] for every node kind; [`check`](crate::check()) and
 //!   the Dockerfile wiring checks made before anything runs; [`Outputs`], whether recorded
 //!   outputs are still there; [`builder_identity`], which enters every node's key.
@@ -23,6 +25,7 @@ mod registry;
 mod release;
 mod resolver;
 mod scratch;
+pub mod session;
 mod sources;
 pub mod supply;
 mod task;
@@ -31,7 +34,7 @@ mod wiring;
 use std::borrow::Cow;
 use std::path::Path;
 
-pub use builders::oci::location;
+pub use builders::oci::ImageLocation;
 pub use builders::oci::pushed_tag;
 pub use builders::{
     Builder, Capabilities, Frontend, Rendered, Request, capabilities, read_digest, render, resolve_auto,

@@ -448,7 +448,11 @@ impl Buildah {
 /// platform outputs, hashed.
 pub(crate) fn local_index(job: &Job<'_>) -> Outcome {
     let outputs: Vec<&str> = job.deps.iter().map(|(_, o)| o.as_str()).collect();
-    Outcome::Built(format!("local:{}", blake3::hash(outputs.join("\n").as_bytes()).to_hex()))
+    Outcome::Built(format!(
+        "{}{}",
+        crate::builders::oci::LOCAL_OUTPUT,
+        blake3::hash(outputs.join("\n").as_bytes()).to_hex()
+    ))
 }
 
 /// A tag of a local "index": nothing to move, its output is the index's.

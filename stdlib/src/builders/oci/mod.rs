@@ -17,7 +17,7 @@ mod merge;
 pub(crate) mod metadata;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use hephy_dsl::{Image, Model, Platform};
@@ -298,11 +298,60 @@ pub(crate) struct Oci {
     repositories: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
-/// Where an image is, for people: `oci:.hephy/oci:curl` or `registry/curl@sha256:…`.
-pub fn location(model: &Model, node: &Node, output: &str, state_dir: &Path) -> String {
-    match &model.registry {
-        Some(_) => format!("{}@{output}", reference::repository(model, node)),
-        None => format!("oci:{}:{}", state_dir.join("oci").display(), layout_name(node)),
+/// Where a node's image is, from its recorded `output`: what the CLI matches on, and shows
+/// (`Display`: `oci:.hephy/oci:curl`, `registry/curl@sha256:…`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageLocation {
+    /// In the state folder's image layout, under its name there.
+    Layout {
+        /// The layout's folder (`STATE/oci`).
+        layout: PathBuf,
+        /// The image's name in it (`curl`, `curl.linux-arm64`, `curl:latest`).
+        name: String,
+    },
+    /// In a builder's own storage only (buildah's, with no registry): nothing to show or pull
+    /// from; `digest` hashes the platform outputs.
+    Local {
+        /// The hash of the platform images' outputs.
+        digest: String,
+    },
+    /// In the graph's registry, by digest.
+    Registry {
+        /// The image's repository.
+        repository: String,
+        /// The output: its manifest's or index's digest.
+        digest: String,
+    },
+}
+
+/// The prefix of a manifest's output that stays in a builder's own storage
+/// ([`buildah::local_index`](crate::builders::buildah)).
+pub(crate) const LOCAL_OUTPUT: &str = "local:";
+
+impl ImageLocation {
+    /// Where `node`'s image is, given its recorded `output` ("" for where it would be) and the
+    /// state folder as it should be shown.
+    pub fn of(model: &Model, node: &Node, output: &str, state_dir: &Path) -> ImageLocation {
+        if let Some(digest) = output.strip_prefix(LOCAL_OUTPUT) {
+            return ImageLocation::Local { digest: digest.to_owned() };
+        }
+        match &model.registry {
+            Some(_) => ImageLocation::Registry {
+                repository: reference::repository(model, node),
+                digest: output.to_owned(),
+            },
+            None => ImageLocation::Layout { layout: state_dir.join("oci"), name: layout_name(node) },
+        }
+    }
+}
+
+impl std::fmt::Display for ImageLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ImageLocation::Layout { layout, name } => write!(f, "oci:{}:{name}", layout.display()),
+            ImageLocation::Local { digest } => write!(f, "{LOCAL_OUTPUT}{digest}"),
+            ImageLocation::Registry { repository, digest } => write!(f, "{repository}@{digest}"),
+        }
     }
 }
 
@@ -1313,4 +1362,57 @@ pub fn pushed_tag(model: &Model, node: &Node, state_dir: &Path) -> String {
     reference::Vars::new(model, node, None, commit.as_deref())
         .render_tag(&model.naming.tag)
         .unwrap_or_else(|_| node.tag.clone().unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::ImageLocation;
+
+    /// The model of `graph` (YAML, its images' contexts made), with its nodes compiled.
+    fn compiled(graph: &str) -> (hephy_dsl::Model, hephy_engine::Graph) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("app")).expect("mkdir");
+        std::fs::write(dir.path().join("app/Dockerfile"), "FROM scratch\n").expect("write");
+        let source =
+            hephy_dsl::SourceFile::new(dir.path().join("hephy.yaml"), hephy_dsl::Syntax::Yaml, graph);
+        let model = hephy_dsl::parse(source, dir.path()).expect("a valid graph");
+        let graph = hephy_engine::compile(&model);
+        (model, graph)
+    }
+
+    fn node<'g>(graph: &'g hephy_engine::Graph, id: &str) -> &'g hephy_engine::Node {
+        let found = graph.order().iter().map(|&i| graph.node(i)).find(|n| n.id.as_str() == id);
+        found.expect("the node")
+    }
+
+    /// A location is a type: the layout's name, a builder's own storage, or the registry by
+    /// digest; shown as before (`oci:…:name`, `repository@digest`).
+    #[test]
+    fn image_locations_are_typed() {
+        let (model, graph) = compiled("platforms: [linux/amd64]\nimages:\n  app: { context: app }\n");
+        let index = node(&graph, "app");
+        let platform = node(&graph, "app@linux/amd64");
+        let state = Path::new(".hephy");
+        let layout = ImageLocation::of(&model, index, "sha256:1234", state);
+        assert_eq!(
+            layout,
+            ImageLocation::Layout { layout: PathBuf::from(".hephy/oci"), name: "app".to_owned() }
+        );
+        assert_eq!(layout.to_string(), "oci:.hephy/oci:app");
+        let name = ImageLocation::of(&model, platform, "", state);
+        assert!(matches!(name, ImageLocation::Layout { name, .. } if name == "app.linux-amd64"));
+        let local = ImageLocation::of(&model, index, "local:abcd", state);
+        assert_eq!(local, ImageLocation::Local { digest: "abcd".to_owned() });
+        let (model, graph) = compiled(
+            "registry: registry.example/team\nplatforms: [linux/amd64]\nimages:\n  app: { context: app }\n",
+        );
+        let pushed = ImageLocation::of(&model, node(&graph, "app"), "sha256:1234", state);
+        assert!(
+            matches!(&pushed, ImageLocation::Registry { digest, .. } if digest == "sha256:1234"),
+            "{pushed:?}"
+        );
+        assert!(pushed.to_string().ends_with("/app@sha256:1234"), "{pushed}");
+    }
 }
