@@ -784,13 +784,15 @@ fn run_command(
         state_dir: session.state_dir.clone(),
         command,
     };
-    let Session { model, graph, plan, snapshot, state, exclusions, state_dir, upstreams, .. } = &mut session;
-    let work = hephy_stdlib::Stdlib::new(model, state_dir, exclusions.clone(), upstreams.clone());
+    let Session { model, graph, plan, snapshot, state, exclusions, state_dir, upstreams, release, .. } =
+        &mut session;
+    let work =
+        hephy_stdlib::Stdlib::new(model, state_dir, exclusions.clone(), upstreams.clone(), release.clone());
     let summary =
         hephy_engine::run(model, graph, plan, snapshot, state, &work, reporter.as_mut(), &options, &cancel)
             .map_err(Failure::State)?;
     if matches!(format, Format::Text) && !summary.interrupted && !*quiet {
-        let images = images_text(model, graph, state, state_dir, &summary.results);
+        let images = images_text(model, release, graph, state, state_dir, &summary.results);
         print(&style::clean(&report::digests(&images, *wide)));
     }
     // A run that built nothing leaves the plan's stamp, so the next run or plan is quick.
@@ -1184,13 +1186,21 @@ fn all_fresh_images(session: &Session) -> String {
         .iter()
         .map(|s| (session.graph.node(s.node).id.to_string(), NodeStatus::Fresh))
         .collect();
-    images_text(&session.model, &session.graph, &session.state, &session.state_dir, &results)
+    images_text(
+        &session.model,
+        &session.release,
+        &session.graph,
+        &session.state,
+        &session.state_dir,
+        &results,
+    )
 }
 
 /// Where the images of a finished run are: one line per image (and target) the run built or
 /// found fresh, with its extra tags.
 fn images_text(
     model: &Model,
+    release: &hephy_stdlib::Release,
     graph: &hephy_engine::Graph,
     state: &State,
     state_dir: &std::path::Path,
@@ -1218,9 +1228,9 @@ fn images_text(
             .iter()
             .copied()
             .filter(|&i| graph.node(i).kind == hephy_engine::NodeKind::Tag)
-            .map(|i| hephy_stdlib::pushed_tag(model, graph.node(i), state_dir))
+            .map(|i| hephy_stdlib::pushed_tag(model, release, graph.node(i), state_dir))
             .collect();
-        let location = hephy_stdlib::location(model, node, &record.output, &shown_dir);
+        let location = hephy_stdlib::location(model, release, node, &record.output, &shown_dir);
         let mut detail = match (location.contains('@'), tags.is_empty()) {
             (true, true) => String::new(),
             (true, false) => format!("tags: {}", tags.join(", ")),
@@ -1235,7 +1245,7 @@ fn images_text(
                 .iter()
                 .map(|&d| graph.node(d))
                 .filter(|d| d.kind == hephy_engine::NodeKind::Image)
-                .map(|d| hephy_stdlib::location(model, d, "", &shown_dir))
+                .map(|d| hephy_stdlib::location(model, release, d, "", &shown_dir))
                 .filter_map(|l| l.rsplit(':').next().map(str::to_owned))
                 .collect();
             if !platforms.is_empty() {

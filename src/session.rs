@@ -23,6 +23,8 @@ pub(crate) struct Session {
     pub(crate) plan: Plan,
     pub(crate) exclusions: Exclusions,
     pub(crate) upstreams: hephy_stdlib::Upstreams,
+    /// The plan's release information (git, the date), for the run and for showing tags.
+    pub(crate) release: std::sync::Arc<hephy_stdlib::Release>,
     /// Every input file and folder the plan looked at (for the plan cache's stamp).
     pub(crate) watched: hephy_engine::Watched,
     /// What the check of recorded outputs looked at (for the plan cache's stamp).
@@ -68,6 +70,7 @@ impl Session {
             }
         }
         let evidence = resolver.evidence();
+        let release = resolver.release();
         clock.lap("list what it saw");
         drop(resolver);
         Ok(Session {
@@ -79,6 +82,7 @@ impl Session {
             plan: planned.plan,
             exclusions: planned.exclusions,
             upstreams: planned.upstreams,
+            release,
             watched: planned.watched,
             evidence,
             scope: planned.scope,

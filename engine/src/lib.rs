@@ -22,7 +22,7 @@ mod files;
 mod graph;
 mod inputs;
 mod key;
-use hephy_oci::open;
+use hephy_os::open;
 mod plan;
 mod planner;
 mod reads;

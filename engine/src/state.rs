@@ -706,7 +706,7 @@ impl State {
     /// there is no lock file. A lock that cannot be read says nothing: not gone.
     fn lock_holder_gone(&self) -> bool {
         let Some(dir) = self.path.parent() else { return false };
-        let file = match hephy_oci::open::open_regular(&dir.join("lock")) {
+        let file = match hephy_os::open::open_regular(&dir.join("lock")) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
             Err(_) => return false,

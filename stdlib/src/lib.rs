@@ -18,6 +18,7 @@
 mod builders;
 mod check;
 mod executors;
+mod git;
 mod outputs;
 mod registry;
 mod release;
@@ -48,7 +49,7 @@ pub use registry::cache::RegistryCache;
 pub use registry::records::{
     Pruned, Record as CacheRecord, prune as prune_registry, repository as cache_repository,
 };
-pub use release::{BadDate, date as plan_date, tags_follow_git_or_date};
+pub use release::{BadDate, Release, plan_date, tags_follow_git_or_date};
 pub use resolver::{PlanResolver, RegistryRecheck};
 pub use sources::bases::{Bases, resolve_bases};
 pub use sources::git::{Upstreams, resolve_all as resolve_upstreams};
@@ -118,14 +119,15 @@ pub(crate) fn secret_files(
 
 impl<'m> Stdlib<'m> {
     /// Work for the nodes of `model`; `state_dir` holds builder storage; `exclusions` are
-    /// folders never taken as task outputs.
+    /// folders never taken as task outputs; `release` is the plan's ([`PlanResolver::release`]).
     pub fn new(
         model: &'m Model,
         state_dir: &Path,
         exclusions: Exclusions,
         upstreams: Upstreams,
+        release: std::sync::Arc<Release>,
     ) -> Stdlib<'m> {
-        let sources = Sources { state_dir: state_dir.to_path_buf(), upstreams };
+        let sources = Sources { state_dir: state_dir.to_path_buf(), upstreams, release };
         Stdlib {
             model,
             exclusions,
