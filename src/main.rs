@@ -1047,7 +1047,7 @@ fn gc(file: &FileArg, state: &StateArg, lock_timeout: f64, registry: Option<usiz
     print(&format!(
         "removed {} files ({megabytes:.1} MB) from `{}`{damaged}; kept {} blobs{scratch}\n",
         collected.files,
-        dir.strip_prefix(".").unwrap_or(&dir).join("oci").display(),
+        hephy_oci::layout::folder(dir.strip_prefix(".").unwrap_or(&dir)).display(),
         collected.kept
     ));
     Ok(())

@@ -199,8 +199,7 @@ pub fn registry_holds_all(manifests: &[String]) -> bool {
 }
 
 fn layout_of(state_dir: &Path) -> Layout {
-    let state_dir = std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
-    Layout::new(state_dir.join("oci"))
+    Layout::in_state(state_dir)
 }
 
 /// Readies the image layout for a run (the caller holds the run lock): removes temporaries and

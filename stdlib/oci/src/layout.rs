@@ -70,6 +70,21 @@ pub enum LayoutError {
     /// `index.json` could not be encoded.
     #[error("{0}")]
     Json(Arc<serde_json::Error>),
+    /// A folder of the layout is a symbolic link: nothing is written or removed through it.
+    #[error("`{}` is a symbolic link", path.display())]
+    Symlink {
+        /// The link.
+        path: PathBuf,
+    },
+}
+
+/// The layout's folder in a state folder (`.hephy/oci`): the one place that says where hephy
+/// keeps its image layout.
+pub const FOLDER: &str = "oci";
+
+/// hephy's image layout folder in the state folder `state_dir`.
+pub fn folder(state_dir: &Path) -> PathBuf {
+    state_dir.join(FOLDER)
 }
 
 impl LayoutError {
@@ -160,13 +175,29 @@ impl Layout {
         Layout { dir, index: Mutex::new(()) }
     }
 
+    /// hephy's layout in the state folder `state_dir` ([`folder`]), by its absolute path.
+    pub fn in_state(state_dir: &Path) -> Layout {
+        let state_dir = std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+        Layout::new(folder(&state_dir))
+    }
+
     /// Its folder.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    fn init(&self) -> Result<(), LayoutError> {
+    /// Refuses a blob folder that is a symbolic link (the state folder's own check refuses one
+    /// at the layout's top and in it).
+    fn refuse_links(&self) -> Result<PathBuf, LayoutError> {
         let blobs = self.dir.join("blobs").join("sha256");
+        if fs::symlink_metadata(&blobs).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(LayoutError::Symlink { path: blobs });
+        }
+        Ok(blobs)
+    }
+
+    fn init(&self) -> Result<(), LayoutError> {
+        let blobs = self.refuse_links()?;
         fs::create_dir_all(&blobs).map_err(|e| LayoutError::io(LayoutOperation::Create, &blobs, e))?;
         let marker = self.dir.join("oci-layout");
         if !marker.exists() {
@@ -394,7 +425,7 @@ impl Layout {
 
     /// Removes every blob not in `keep`, and every temporary; returns how many files and bytes.
     pub fn collect_garbage(&self, keep: &HashSet<String>) -> Result<(usize, u64), LayoutError> {
-        let dir = self.dir.join("blobs").join("sha256");
+        let dir = self.refuse_links()?;
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),

@@ -299,7 +299,7 @@ pub(crate) struct Oci {
 pub fn location(model: &Model, release: &Release, node: &Node, output: &str, state_dir: &Path) -> String {
     match &model.registry {
         Some(_) => format!("{}@{output}", reference::repository(model, release, node)),
-        None => format!("oci:{}:{}", state_dir.join("oci").display(), layout_name(node)),
+        None => format!("oci:{}:{}", hephy_oci::layout::folder(state_dir).display(), layout_name(node)),
     }
 }
 
@@ -328,9 +328,8 @@ pub(crate) fn platform_json(platform: &Platform) -> Value {
 impl Oci {
     /// Native image work with its layout in `state_dir/oci`.
     pub(crate) fn new(state_dir: &Path, sources: crate::Sources) -> Oci {
-        let state_dir = std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
         Oci {
-            layout: Layout::new(state_dir.join("oci")),
+            layout: Layout::in_state(state_dir),
             client: Client::new(),
             sources,
             repositories: Mutex::new(HashMap::new()),
