@@ -555,6 +555,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_blob_folder_that_is_a_link_is_never_written_through() {
+        let state = tempfile::tempdir().expect("temp dir");
+        let elsewhere = tempfile::tempdir().expect("temp dir");
+        let layout = Layout::in_state(state.path());
+        assert_eq!(layout.dir(), std::path::absolute(state.path().join("oci")).expect("absolute"));
+        fs::create_dir_all(layout.dir().join("blobs")).expect("mkdir");
+        std::os::unix::fs::symlink(elsewhere.path(), layout.dir().join("blobs/sha256")).expect("symlink");
+        let error = layout.put("application/octet-stream", b"x").expect_err("a link");
+        assert!(matches!(&error, LayoutError::Symlink { .. }), "{error:?}");
+        assert!(error.to_string().contains("is a symbolic link"), "{error}");
+        std::fs::write(elsewhere.path().join("precious"), "x").expect("write");
+        assert!(layout.collect_garbage(&HashSet::new()).is_err());
+        assert_eq!(fs::read_dir(elsewhere.path()).expect("list").count(), 1, "nothing written or removed");
+    }
+
+    #[test]
     fn a_refusal_names_the_operation_and_the_path() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("file");
