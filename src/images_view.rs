@@ -15,13 +15,14 @@ pub(crate) fn all_fresh(session: &Session) -> String {
         .iter()
         .map(|s| (session.graph.node(s.node).id.to_string(), NodeStatus::Fresh))
         .collect();
-    text(&session.model, &session.graph, &session.state, &session.state_dir, &results)
+    text(&session.model, &session.release, &session.graph, &session.state, &session.state_dir, &results)
 }
 
 /// Where the images of a finished run are: one line per image (and target) the run built or
 /// found fresh, with its extra tags.
 pub(crate) fn text(
     model: &Model,
+    release: &hephy_stdlib::Release,
     graph: &hephy_engine::Graph,
     state: &State,
     state_dir: &std::path::Path,
@@ -40,7 +41,7 @@ pub(crate) fn text(
             continue;
         }
         let Some(record) = snapshot.records.get(node.id.as_str()) else { continue };
-        let location = ImageLocation::of(model, node, &record.output, &shown_dir);
+        let location = ImageLocation::of(model, release, node, &record.output, &shown_dir);
         if let ImageLocation::Local { .. } = location {
             // In a builder's own storage: nowhere to pull it from.
             continue;
@@ -51,7 +52,7 @@ pub(crate) fn text(
             .iter()
             .copied()
             .filter(|&i| graph.node(i).kind == hephy_engine::NodeKind::Tag)
-            .map(|i| hephy_stdlib::pushed_tag(model, graph.node(i), state_dir))
+            .map(|i| hephy_stdlib::pushed_tag(model, release, graph.node(i), state_dir))
             .collect();
         let in_registry = matches!(location, ImageLocation::Registry { .. });
         let mut detail = match (in_registry, tags.is_empty()) {
@@ -68,7 +69,7 @@ pub(crate) fn text(
                 .iter()
                 .map(|&d| graph.node(d))
                 .filter(|d| d.kind == hephy_engine::NodeKind::Image)
-                .filter_map(|d| match ImageLocation::of(model, d, "", &shown_dir) {
+                .filter_map(|d| match ImageLocation::of(model, release, d, "", &shown_dir) {
                     ImageLocation::Layout { name, .. } => Some(name),
                     ImageLocation::Local { .. } | ImageLocation::Registry { .. } => None,
                 })

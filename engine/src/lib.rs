@@ -23,7 +23,7 @@ mod graph;
 mod inputs;
 mod job;
 mod key;
-use hephy_oci::open;
+use hephy_os::open;
 mod plan;
 mod planner;
 mod reads;

@@ -240,20 +240,30 @@ fn probe(dir: &Path) -> Option<Passing> {
     written.err().as_ref().and_then(passing)
 }
 
-/// Refuses a state folder that is a symbolic link or holds one (at its top, or at the top of
-/// its image layout, `oci/`): hephy would write through it. A folder that does not exist yet
-/// is fine (it is created as a real folder).
+/// Refuses a state folder that is a symbolic link or holds one, at its top or at the top of
+/// a folder in it (the lock, the logs, the image layout and its blobs, builder storage): hephy
+/// would write through it. What the folders in it hold is their owners' to guard (the image
+/// layout refuses a link for its blobs). A folder that does not exist yet is fine (it is
+/// created as a real folder).
 pub fn check_state_dir(dir: &Path) -> Result<(), StateError> {
     let symlink = |path: &Path| fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
     if symlink(dir) {
         return Err(StateError::Symlink { path: dir.to_path_buf() });
     }
-    for folder in [dir.to_path_buf(), dir.join("oci"), dir.join("oci").join("blobs")] {
-        let Ok(entries) = fs::read_dir(&folder) else { continue };
-        for entry in entries.flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_symlink()) {
-                return Err(StateError::Symlink { path: folder.join(entry.file_name()) });
+    let Ok(entries) = fs::read_dir(dir) else { return Ok(()) };
+    for entry in entries.flatten() {
+        let path = dir.join(entry.file_name());
+        match entry.file_type() {
+            Ok(kind) if kind.is_symlink() => return Err(StateError::Symlink { path }),
+            Ok(kind) if kind.is_dir() => {
+                let Ok(inner) = fs::read_dir(&path) else { continue };
+                for entry in inner.flatten() {
+                    if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+                        return Err(StateError::Symlink { path: path.join(entry.file_name()) });
+                    }
+                }
             }
+            _ => {}
         }
     }
     Ok(())
@@ -846,7 +856,7 @@ impl State {
     /// there is no lock file. A lock that cannot be read says nothing: not gone.
     fn lock_holder_gone(&self) -> bool {
         let Some(dir) = self.path.parent() else { return false };
-        let file = match hephy_oci::open::open_regular(&dir.join("lock")) {
+        let file = match hephy_os::open::open_regular(&dir.join("lock")) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
             Err(_) => return false,

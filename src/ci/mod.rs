@@ -128,7 +128,7 @@ fn shell_word(word: &str) -> String {
 /// The date every job of one pipeline pushes: the plan's `{date}` (`HEPHY_DATE` when set,
 /// else today, UTC), checked where hephy reads it.
 pub(crate) fn pipeline_date() -> Result<String, Refusal> {
-    hephy_stdlib::plan_date().map(str::to_owned).map_err(|bad| Refusal::BadDate(bad.to_string()))
+    hephy_stdlib::plan_date().map_err(|bad| Refusal::BadDate(bad.to_string()))
 }
 
 /// The flags that repeat the plan's selection in a job's `hephy run` (or, with `plan` true,

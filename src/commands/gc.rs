@@ -43,7 +43,7 @@ pub(crate) fn command(
     print(&format!(
         "removed {} files ({megabytes:.1} MB) from `{}`{damaged}; kept {} blobs{scratch}\n",
         collected.files,
-        dir.strip_prefix(".").unwrap_or(dir).join("oci").display(),
+        hephy_oci::layout::folder(dir.strip_prefix(".").unwrap_or(dir)).display(),
         collected.kept
     ));
     Ok(())

@@ -77,6 +77,7 @@ pub(crate) fn command(
     if format == Format::Text && !summary.interrupted && !quiet {
         let images = images_view::text(
             &session.model,
+            &session.release,
             &session.graph,
             &session.state,
             &session.state_dir,

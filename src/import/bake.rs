@@ -1051,7 +1051,7 @@ impl Uses {
     /// The Dockerfile at `rel` below `dir`, read only below `dir` (never through a link out of
     /// it, never a FIFO or a device) and at most 16 MiB of it; `None` when it cannot be read.
     fn read(dir: &Path, rel: &Path) -> Option<Uses> {
-        let file = hephy_oci::open::open_below(dir, rel).ok()?;
+        let file = hephy_os::open::open_below(dir, rel).ok()?;
         let mut text = String::new();
         std::io::Read::read_to_string(&mut std::io::Read::take(file, 16 << 20), &mut text).ok()?;
         let dockerfile = hephy_dockerfile::parse(&text).ok()?;

@@ -528,7 +528,7 @@ fn read_ko(file: &str, config: Option<&Value>, warnings: &mut Vec<String>) -> Ko
 fn local_dockerfile(dir: &Path, image: &Imported) -> (String, Option<String>) {
     let shown = format!("{}/{}", image.context, image.dockerfile.as_deref().unwrap_or("Dockerfile"));
     // Never through a link out of the imported folder.
-    let text = hephy_oci::open::open_below(dir, Path::new(&shown)).ok().and_then(|mut file| {
+    let text = hephy_os::open::open_below(dir, Path::new(&shown)).ok().and_then(|mut file| {
         let mut text = String::new();
         std::io::Read::read_to_string(&mut file, &mut text).ok().map(|_| text)
     });

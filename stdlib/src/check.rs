@@ -9,6 +9,8 @@ use crate::builders::{self, Builder, Capabilities, Frontend};
 
 /// Every builder problem of `model`; `Ok` when there is none.
 pub fn check(model: &Model) -> Result<(), Problems> {
+    // Tags are rendered to be checked: git is asked (once) only if a template says so.
+    let release = crate::release::Release::new(&model.root);
     let mut problems: Vec<Problem> = model
         .images
         .iter()
@@ -16,13 +18,13 @@ pub fn check(model: &Model) -> Result<(), Problems> {
             check_image(model, image)
                 .into_iter()
                 .chain(check_executors(model, image))
-                .chain(check_references(model, image))
+                .chain(check_references(model, &release, image))
                 .chain(check_publish(model, image))
                 .chain(crate::wiring::check(model, image))
                 .chain(check_frontend(model, image))
         })
         .collect();
-    if let Err(bad) = crate::release::date() {
+    if let Err(bad) = crate::release::plan_date() {
         problems.push(
             Problem::new(Code::InvalidValue, bad.to_string()).help(
                 "set `HEPHY_DATE` to the pipeline's date, e.g. `20260131`, or unset it for today's (UTC)",
@@ -139,7 +141,7 @@ fn check_executors(model: &Model, image: &Image) -> Vec<Problem> {
 
 /// The references an image is pushed under (its repository, with each extra tag) must be
 /// valid OCI references before any of them reaches a command line or a registry.
-fn check_references(model: &Model, image: &Image) -> Vec<Problem> {
+fn check_references(model: &Model, release: &crate::release::Release, image: &Image) -> Vec<Problem> {
     if model.registry.is_none() {
         return Vec::new();
     }
@@ -154,11 +156,12 @@ fn check_references(model: &Model, image: &Image) -> Vec<Problem> {
             hephy_engine::Node::new(&image.name.value, kind, None, target.cloned(), tag.cloned(), local)
         };
         let manifest = node(None);
-        let repository = crate::registry::reference::repository(model, &manifest);
+        let repository = crate::registry::reference::repository(model, release, &manifest);
         let mut references = vec![repository.clone()];
         for tag in &image.tags {
             let tagged = node(Some(tag));
-            let vars = crate::registry::reference::Vars::new(model, &tagged, None, Some(&"0".repeat(40)));
+            let vars =
+                crate::registry::reference::Vars::new(model, release, &tagged, None, Some(&"0".repeat(40)));
             // A tag git leaves empty here (`{git_tag}` on an untagged commit) is the push's
             // error; the language's check has validated its shape with sample values.
             if let Ok(rendered) = vars.render_tag(&model.naming.tag) {

@@ -20,6 +20,7 @@
 mod builders;
 mod check;
 mod executors;
+mod git;
 mod outputs;
 mod registry;
 mod release;
@@ -51,7 +52,7 @@ pub use registry::cache::RegistryCache;
 pub use registry::records::{
     Pruned, Record as CacheRecord, prune as prune_registry, repository as cache_repository,
 };
-pub use release::{BadDate, date as plan_date, tags_follow_git_or_date};
+pub use release::{BadDate, Release, plan_date, tags_follow_git_or_date};
 pub use resolver::{PlanResolver, RegistryRecheck};
 pub use sources::bases::{Bases, resolve_bases};
 pub use sources::git::{Upstreams, resolve_all as resolve_upstreams};
@@ -137,14 +138,15 @@ pub(crate) fn secret_files(
 
 impl<'m> Stdlib<'m> {
     /// Work for the nodes of `model`; `state_dir` holds builder storage; `exclusions` are
-    /// folders never taken as task outputs.
+    /// folders never taken as task outputs; `release` is the plan's ([`PlanResolver::release`]).
     pub fn new(
         model: &'m Model,
         state_dir: &Path,
         exclusions: Exclusions,
         upstreams: Upstreams,
+        release: std::sync::Arc<Release>,
     ) -> Stdlib<'m> {
-        let sources = Sources { state_dir: state_dir.to_path_buf(), upstreams };
+        let sources = Sources { state_dir: state_dir.to_path_buf(), upstreams, release };
         Stdlib {
             model,
             exclusions,
@@ -198,9 +200,9 @@ fn stopped_by(error: &NodeError) -> Option<StopCause> {
                 _ => None,
             }
         } else {
-            e.downcast_ref::<hephy_oci::stop::Stopped>().map(|stopped| match stopped {
-                hephy_oci::stop::Stopped::Cancelled => StopCause::Cancelled,
-                hephy_oci::stop::Stopped::TimedOut(timeout) => StopCause::TimedOut(*timeout),
+            e.downcast_ref::<hephy_os::stop::Stopped>().map(|stopped| match stopped {
+                hephy_os::stop::Stopped::Cancelled => StopCause::Cancelled,
+                hephy_os::stop::Stopped::TimedOut(timeout) => StopCause::TimedOut(*timeout),
             })
         }
     })
@@ -290,7 +292,8 @@ mod tests {
         let graph = hephy_engine::compile(&model);
         let node = graph.node(hephy_engine::NodeIndex::new(0));
         let state_dir = dir.path().join(".hephy");
-        let work = Stdlib::new(&model, &state_dir, hephy_engine::Exclusions::default(), Default::default());
+        let release = std::sync::Arc::new(crate::Release::new(&state_dir));
+        let work = Stdlib::new(&model, &state_dir, hephy_engine::Exclusions::default(), Default::default(), release);
         let (events, _received) = std::sync::mpsc::channel();
         let log = state_dir.join("node.log");
         let key = InputManifest::default().key();

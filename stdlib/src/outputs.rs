@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use hephy_dsl::{Definition, Model};
 use hephy_engine::{Graph, Node, NodeKind, OutputCheck, Snapshot};
@@ -27,6 +27,7 @@ use hephy_oci::document::{self, spec};
 use crate::builders::oci::{layout_name, media_type_of, oci_platform};
 use crate::registry::reference;
 use crate::registry::{Client, Reference};
+use crate::release::Release;
 use hephy_oci::layout::{self, Layout, LayoutError, Looked, valid_digest};
 
 /// What an output check looked at: files (which must keep their stat) and registry manifests
@@ -43,6 +44,7 @@ pub struct Evidence {
 #[derive(Debug)]
 pub struct Outputs<'m> {
     model: &'m Model,
+    release: Arc<Release>,
     layout: Layout,
     state_dir: PathBuf,
     offline: bool,
@@ -53,10 +55,12 @@ pub struct Outputs<'m> {
 }
 
 impl<'m> Outputs<'m> {
-    /// The check for `model`, whose state is in `state_dir`; `offline` trusts the registry.
-    pub fn new(model: &'m Model, state_dir: &Path, offline: bool) -> Outputs<'m> {
+    /// The check for `model`, whose state is in `state_dir`; `offline` trusts the registry;
+    /// tags render with `release`.
+    pub fn new(model: &'m Model, state_dir: &Path, offline: bool, release: Arc<Release>) -> Outputs<'m> {
         Outputs {
             model,
+            release,
             layout: layout_of(state_dir),
             state_dir: state_dir.to_path_buf(),
             offline,
@@ -96,8 +100,8 @@ impl<'m> Outputs<'m> {
             return true;
         }
         let tag = (node.kind == NodeKind::Tag)
-            .then(|| crate::builders::oci::pushed_tag(self.model, node, &self.state_dir));
-        reference::repositories(self.model, node).into_iter().all(|repository| {
+            .then(|| crate::builders::oci::pushed_tag(self.model, &self.release, node, &self.state_dir));
+        reference::repositories(self.model, &self.release, node).into_iter().all(|repository| {
             let text = format!("{repository}@{output}");
             if let Ok(mut manifests) = self.manifests.lock() {
                 manifests.insert(text.clone());
@@ -194,8 +198,7 @@ pub fn registry_holds_all(manifests: &[String]) -> bool {
 }
 
 fn layout_of(state_dir: &Path) -> Layout {
-    let state_dir = std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
-    Layout::new(state_dir.join("oci"))
+    Layout::in_state(state_dir)
 }
 
 /// Readies the image layout for a run (the caller holds the run lock): removes temporaries and

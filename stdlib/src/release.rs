@@ -1,13 +1,16 @@
-//! What the graph's own repository and the plan say about a release, for tag templates: HEAD's
-//! commit (with `-dirty` for an image whose context has uncommitted changes), HEAD's tag and its
-//! semver parts, and the date. Each is read once per process (one plan), never per node, so every
-//! node of a plan renders the same values; `{date}` is `HEPHY_DATE` when it is set (a generated
-//! CI pipeline sets it once, so all its jobs push the same date).
+//! What the graph's own repository and the plan say about a release, for tag templates: a
+//! [`Release`] value for one graph root holding HEAD's commit (with `-dirty` for an image whose
+//! context has uncommitted changes), HEAD's tag and its semver parts, the branch, the origin's
+//! web address, and the date. The caller makes one per plan (and hands the same one to the run),
+//! so every node of a plan renders the same values, and two graphs planned in one process each
+//! get their own; each part is asked of git once, on first use. `{date}` is `HEPHY_DATE` when it
+//! is set (a generated CI pipeline sets it once, so all its jobs push the same date).
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
+
+use crate::git;
 
 /// HEAD of the graph's own repository.
 #[derive(Debug, Clone, Default)]
@@ -18,53 +21,111 @@ pub(crate) struct Head {
     pub(crate) tag: String,
 }
 
-fn git(root: &Path, args: &[&str]) -> Option<String> {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(root)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+/// Release information of one graph root, each part read once (on first use) and then the
+/// same for the value's life: make one per plan.
+#[derive(Debug)]
+pub struct Release {
+    root: PathBuf,
+    head: OnceLock<Head>,
+    source: OnceLock<String>,
+    branch: OnceLock<String>,
+    dirty: Mutex<HashMap<String, bool>>,
+    date: OnceLock<Result<String, BadDate>>,
 }
 
-/// HEAD of the repository `root` is in (read once); its tag from CI's variables when a CI
-/// checkout lacks tags (`CI_COMMIT_TAG`, or `GITHUB_REF_NAME` when `GITHUB_REF_TYPE=tag`).
-pub(crate) fn head(root: &Path) -> &'static Head {
-    static HEAD: OnceLock<Head> = OnceLock::new();
-    HEAD.get_or_init(|| {
-        let commit = git(root, &["rev-parse", "--verify", "-q", "HEAD"]).map(|c| c.trim().to_owned());
-        let Some(commit) = commit.filter(|c| !c.is_empty()) else { return Head::default() };
-        let ci_tag = std::env::var("CI_COMMIT_TAG").ok().filter(|t| !t.is_empty()).or_else(|| {
-            (std::env::var("GITHUB_REF_TYPE").as_deref() == Ok("tag"))
-                .then(|| std::env::var("GITHUB_REF_NAME").ok())
-                .flatten()
-        });
-        let tag = ci_tag
-            .or_else(|| {
-                git(root, &["tag", "--points-at", "HEAD", "--sort=-version:refname"])
-                    .and_then(|out| out.lines().next().map(str::to_owned))
-            })
-            .unwrap_or_default();
-        Head { commit, tag }
-    })
-}
+impl Release {
+    /// The release information of the repository `root` (the graph's folder) is in; nothing is
+    /// read yet.
+    pub fn new(root: &Path) -> Release {
+        Release {
+            root: root.to_path_buf(),
+            head: OnceLock::new(),
+            source: OnceLock::new(),
+            branch: OnceLock::new(),
+            dirty: Mutex::new(HashMap::new()),
+            date: OnceLock::new(),
+        }
+    }
 
-/// The graph repository's web address, for `org.opencontainers.image.source`: `HEPHY_SOURCE`,
-/// else git's `origin` as `https://host/path` (an scp-like `git@host:path.git` too, credentials
-/// dropped); empty when there is none. Read once.
-pub(crate) fn source(root: &Path) -> &'static str {
-    static SOURCE: OnceLock<String> = OnceLock::new();
-    SOURCE.get_or_init(|| {
-        let url = std::env::var("HEPHY_SOURCE")
-            .ok()
-            .filter(|s| !s.is_empty())
-            .or_else(|| git(root, &["remote", "get-url", "origin"]).map(|u| u.trim().to_owned()))
-            .unwrap_or_default();
-        web_address(&url)
-    })
+    /// HEAD of the repository; its tag from CI's variables when a CI checkout lacks tags
+    /// (`CI_COMMIT_TAG`, or `GITHUB_REF_NAME` when `GITHUB_REF_TYPE=tag`).
+    pub(crate) fn head(&self) -> &Head {
+        self.head.get_or_init(|| {
+            let root = &self.root;
+            let Some(commit) = git::line(root, &["rev-parse", "--verify", "-q", "HEAD"]) else {
+                return Head::default();
+            };
+            let ci_tag = std::env::var("CI_COMMIT_TAG").ok().filter(|t| !t.is_empty()).or_else(|| {
+                (std::env::var("GITHUB_REF_TYPE").as_deref() == Ok("tag"))
+                    .then(|| std::env::var("GITHUB_REF_NAME").ok())
+                    .flatten()
+            });
+            let tag = ci_tag
+                .or_else(|| git::line(root, &["tag", "--points-at", "HEAD", "--sort=-version:refname"]))
+                .unwrap_or_default();
+            Head { commit, tag }
+        })
+    }
+
+    /// HEAD's tag as a version (`v1.2.3-rc.1` → 1.2.3-rc.1); `None` for an untagged HEAD or a tag
+    /// that is not `[v]MAJOR.MINOR.PATCH[-PRE][+BUILD]`.
+    pub(crate) fn version(&self) -> Option<semver::Version> {
+        version(&self.head().tag)
+    }
+
+    /// The repository's web address, for `org.opencontainers.image.source`: `HEPHY_SOURCE`,
+    /// else git's `origin` as `https://host/path` (an scp-like `git@host:path.git` too,
+    /// credentials dropped); empty when there is none.
+    pub(crate) fn source(&self) -> &str {
+        self.source.get_or_init(|| {
+            let url = std::env::var("HEPHY_SOURCE")
+                .ok()
+                .filter(|s| !s.is_empty())
+                .or_else(|| git::line(&self.root, &["remote", "get-url", "origin"]))
+                .unwrap_or_default();
+            web_address(&url)
+        })
+    }
+
+    /// The branch, as a tag-safe slug (`feature/x` → `feature-x`): `HEPHY_BRANCH`, else the
+    /// CI's (`CI_COMMIT_REF_NAME`, `GITHUB_HEAD_REF`, `GITHUB_REF_NAME`), else git's current
+    /// branch; empty when none is known (a detached checkout).
+    pub(crate) fn branch(&self) -> &str {
+        self.branch.get_or_init(|| {
+            let from_env = ["HEPHY_BRANCH", "CI_COMMIT_REF_NAME", "GITHUB_HEAD_REF", "GITHUB_REF_NAME"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok().filter(|b| !b.trim().is_empty()));
+            let name = from_env.or_else(|| {
+                git::line(&self.root, &["rev-parse", "--abbrev-ref", "HEAD"]).filter(|n| n != "HEAD")
+            });
+            name.map(|n| hephy_dsl::tag_part(&n)).unwrap_or_default()
+        })
+    }
+
+    /// Whether the folder `dir` (relative to the root) has uncommitted changes: modified,
+    /// staged or untracked files, hephy's state folder aside. Asked once per folder.
+    pub(crate) fn dirty(&self, dir: &str) -> bool {
+        if let Some(known) = self.dirty.lock().ok().and_then(|c| c.get(dir).copied()) {
+            return known;
+        }
+        let status = git::run(Some(&self.root), &["status", "--porcelain", "--", dir, ":(exclude).hephy"]);
+        let dirty = status.is_ok_and(|s| !s.trim().is_empty());
+        if let Ok(mut c) = self.dirty.lock() {
+            c.insert(dir.to_owned(), dirty);
+        }
+        dirty
+    }
+
+    /// The plan's `{date}` ([`plan_date`]), fixed at its first use.
+    pub fn date(&self) -> Result<&str, BadDate> {
+        self.date.get_or_init(plan_date).as_deref().map_err(Clone::clone)
+    }
+
+    /// `{created}`: the plan's date as an RFC 3339 time at midnight UTC
+    /// (`2026-01-31T00:00:00Z`).
+    pub(crate) fn created(&self) -> String {
+        self.date().map(midnight).unwrap_or_default()
+    }
 }
 
 /// `git@host:org/repo.git`, `ssh://git@host/org/repo`, `https://user:token@host/org/repo.git`
@@ -83,12 +144,6 @@ fn web_address(url: &str) -> String {
     if host.is_empty() { String::new() } else { format!("https://{host}/{path}") }
 }
 
-/// `{created}`: the plan's date as an RFC 3339 time at midnight UTC (`2026-01-31T00:00:00Z`), the
-/// same for every node of the plan.
-pub(crate) fn created() -> String {
-    date().map(|d| format!("{}-{}-{}T00:00:00Z", &d[..4], &d[4..6], &d[6..])).unwrap_or_default()
-}
-
 /// Whether a plan of `model` depends on git or the date beyond its files: with a registry, a
 /// tag of an image (through the naming's `tag` template) says `{commit}`, `{date}`, `{git_tag}`…,
 /// so a new commit, tag or day makes its fresh tag node stale (a no-op stamp cannot know).
@@ -98,36 +153,6 @@ pub fn tags_follow_git_or_date(model: &hephy_dsl::Model) -> bool {
     model.registry.is_some()
         && model.images.iter().any(|i| !i.tags.is_empty())
         && (follows(&model.naming.tag) || model.images.iter().flat_map(|i| &i.tags).any(|t| follows(t)))
-}
-
-/// Whether the folder `dir` (relative to `root`) has uncommitted changes: modified, staged or
-/// untracked files, hephy's state folder aside. Asked once per folder.
-pub(crate) fn dirty(root: &Path, dir: &str) -> bool {
-    static DIRTY: OnceLock<Mutex<HashMap<String, bool>>> = OnceLock::new();
-    let cache = DIRTY.get_or_init(|| Mutex::new(HashMap::new()));
-    if let Some(known) = cache.lock().ok().and_then(|c| c.get(dir).copied()) {
-        return known;
-    }
-    let status = git(root, &["status", "--porcelain", "--", dir, ":(exclude).hephy"]);
-    let dirty = status.is_some_and(|s| !s.trim().is_empty());
-    if let Ok(mut c) = cache.lock() {
-        c.insert(dir.to_owned(), dirty);
-    }
-    dirty
-}
-
-/// A tag's semver parts: `v1.2.3-rc.1` → (`1.2.3-rc.1`, `1`, `2`, `3`); `None` for a tag that
-/// is not `[v]MAJOR.MINOR.PATCH[-PRE][+BUILD]`.
-pub(crate) fn semver(tag: &str) -> Option<(String, String, String, String)> {
-    let version = tag.strip_prefix('v').unwrap_or(tag);
-    let core = version.split(['-', '+']).next()?;
-    let parts: Vec<&str> = core.split('.').collect();
-    let number = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
-    if parts.len() != 3 || !parts.iter().all(|p| number(p)) {
-        return None;
-    }
-    // `+` is not a tag character: build metadata becomes `_`, as Docker's own tools write it.
-    Some((version.replace('+', "_"), parts[0].to_owned(), parts[1].to_owned(), parts[2].to_owned()))
 }
 
 /// Why `HEPHY_DATE` is not a date: its text.
@@ -140,16 +165,27 @@ impl std::fmt::Display for BadDate {
     }
 }
 
-/// The plan's `{date}`: `HEPHY_DATE` (checked), else today (UTC), fixed at its first use.
-pub fn date() -> Result<&'static str, BadDate> {
-    static DATE: OnceLock<Result<String, BadDate>> = OnceLock::new();
-    DATE.get_or_init(|| match std::env::var("HEPHY_DATE") {
+/// The plan's `{date}`: `HEPHY_DATE` (checked), else today (UTC), as `YYYYMMDD`.
+pub fn plan_date() -> Result<String, BadDate> {
+    match std::env::var("HEPHY_DATE") {
         Ok(text) if !text.is_empty() => valid_date(&text).then(|| text.clone()).ok_or(BadDate(text)),
-        _ => Ok(crate::registry::reference::today()),
-    })
-    .as_ref()
-    .map(String::as_str)
-    .map_err(Clone::clone)
+        _ => Ok(today()),
+    }
+}
+
+/// Today, UTC, as `YYYYMMDD`.
+fn today() -> String {
+    yyyymmdd(jiff::tz::Offset::UTC.to_datetime(jiff::Timestamp::now()).date())
+}
+
+/// A date as `YYYYMMDD`.
+fn yyyymmdd(date: jiff::civil::Date) -> String {
+    format!("{:04}{:02}{:02}", date.year(), date.month(), date.day())
+}
+
+/// `YYYYMMDD` (checked by [`plan_date`]) as an RFC 3339 time at midnight UTC.
+pub(crate) fn midnight(date: &str) -> String {
+    format!("{}-{}-{}T00:00:00Z", &date[..4], &date[4..6], &date[6..])
 }
 
 /// `YYYYMMDD` with a month 01–12 and a day that month has.
@@ -157,20 +193,14 @@ fn valid_date(text: &str) -> bool {
     if text.len() != 8 || !text.bytes().all(|b| b.is_ascii_digit()) {
         return false;
     }
-    let (year, month, day) = (
-        text[..4].parse::<u32>().unwrap_or(0),
-        text[4..6].parse::<u32>().unwrap_or(0),
-        text[6..].parse::<u32>().unwrap_or(0),
-    );
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let days = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return false,
-    };
-    (1..=days).contains(&day)
+    let part = |range: std::ops::Range<usize>| text[range].parse::<i8>().unwrap_or(0);
+    let year = text[..4].parse::<i16>().unwrap_or(0);
+    jiff::civil::Date::new(year, part(4..6), part(6..8)).is_ok()
+}
+
+/// A tag as a version: `[v]MAJOR.MINOR.PATCH[-PRE][+BUILD]`, checked by the `semver` crate.
+pub(crate) fn version(tag: &str) -> Option<semver::Version> {
+    semver::Version::parse(tag.strip_prefix('v').unwrap_or(tag)).ok()
 }
 
 #[cfg(test)]
@@ -179,13 +209,11 @@ mod tests {
 
     #[test]
     fn semver_parts_come_from_version_tags_only() {
-        assert_eq!(
-            semver("v1.25.3"),
-            Some(("1.25.3".to_owned(), "1".to_owned(), "25".to_owned(), "3".to_owned()))
-        );
-        assert_eq!(semver("2.0.1-rc.1+b5").map(|s| s.0), Some("2.0.1-rc.1_b5".to_owned()));
-        assert_eq!(semver("release-7"), None);
-        assert_eq!(semver("v1.2"), None);
+        let v = version("v1.25.3").expect("a version");
+        assert_eq!((v.to_string(), v.major, v.minor, v.patch), ("1.25.3".to_owned(), 1, 25, 3));
+        assert_eq!(version("2.0.1-rc.1+b5").map(|v| v.to_string()), Some("2.0.1-rc.1+b5".to_owned()));
+        assert_eq!(version("release-7"), None);
+        assert_eq!(version("v1.2"), None);
     }
 
     #[test]
@@ -196,9 +224,52 @@ mod tests {
     }
 
     #[test]
+    fn today_is_a_date() {
+        let d = today();
+        assert_eq!(d.len(), 8);
+        assert!(d.starts_with("20"), "{d}");
+        assert!(d.bytes().all(|b| b.is_ascii_digit()));
+    }
+
+    #[test]
     fn dates_are_checked() {
         assert!(valid_date("20260131") && valid_date("20240229"));
         assert!(!valid_date("20230229") && !valid_date("2026-01-31") && !valid_date("20261301"));
         assert!(!valid_date("20260100"));
+        assert_eq!(yyyymmdd(jiff::civil::date(2000, 2, 29)), "20000229");
+        assert_eq!(midnight("20260131"), "2026-01-31T00:00:00Z");
+    }
+
+    /// Two graphs in one process, each in a repository of its own: each release says its own
+    /// HEAD and branch (a process-wide cache answered the first root's for both).
+    #[test]
+    fn two_roots_in_one_process_get_their_own_release() {
+        let repo = |branch: &str, tag: &str| {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let git = |args: &[&str]| {
+                let mut all = vec!["-c", "user.name=t", "-c", "user.email=t@example.com"];
+                all.extend_from_slice(args);
+                git::run(Some(dir.path()), &all).expect("git");
+            };
+            git(&["init", "--quiet", "-b", branch]);
+            std::fs::write(dir.path().join("file"), branch).expect("write");
+            git(&["add", "file"]);
+            git(&["commit", "--quiet", "-m", branch]);
+            git(&["tag", tag]);
+            dir
+        };
+        let (one, two) = (repo("one", "v1.0.0"), repo("two", "v2.3.4"));
+        let (first, second) = (Release::new(one.path()), Release::new(two.path()));
+        for release in [&first, &second] {
+            assert_eq!(release.head().commit.len(), 40, "{release:?}");
+        }
+        assert_ne!(first.head().commit, second.head().commit);
+        assert_eq!((first.head().tag.as_str(), second.head().tag.as_str()), ("v1.0.0", "v2.3.4"));
+        assert_eq!(second.version().map(|v| v.minor), Some(3));
+        if std::env::var_os("HEPHY_BRANCH").is_none() && std::env::var_os("CI_COMMIT_REF_NAME").is_none() {
+            assert_eq!((first.branch(), second.branch()), ("one", "two"));
+        }
+        std::fs::write(two.path().join("file"), "changed").expect("write");
+        assert!(!first.dirty(".") && second.dirty("."));
     }
 }

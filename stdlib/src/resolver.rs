@@ -8,8 +8,7 @@
 //! Owns no policy: which nodes to ask about, and what the answers mean, is the planner's.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use hephy_dsl::{Code, Definition, Model, Problem};
 use hephy_engine::{
@@ -18,6 +17,7 @@ use hephy_engine::{
 
 use crate::outputs::{Evidence, Outputs};
 use crate::registry::cache::RegistryCache;
+use crate::release::Release;
 
 /// The standard library's answers for one model, its state folder, and whether the network
 /// may be used.
@@ -26,6 +26,7 @@ pub struct PlanResolver<'m> {
     model: &'m Model,
     state_dir: PathBuf,
     offline: bool,
+    release: Arc<Release>,
     outputs: Outputs<'m>,
     registry: OnceLock<RegistryCache<'m>>,
     /// The Dockerfiles parsed to tell what of its context each image reads.
@@ -33,16 +34,25 @@ pub struct PlanResolver<'m> {
 }
 
 impl<'m> PlanResolver<'m> {
-    /// The resolver for `model`, whose state is in `state_dir`; `offline` uses no network.
+    /// The resolver for `model`, whose state is in `state_dir`; `offline` uses no network. The
+    /// plan's release information (git, the date) is read from `model`'s root, once: hand
+    /// [`PlanResolver::release`] to the run, so it renders the same tags.
     pub fn new(model: &'m Model, state_dir: &Path, offline: bool) -> PlanResolver<'m> {
+        let release = Arc::new(Release::new(&model.root));
         PlanResolver {
             model,
             state_dir: state_dir.to_path_buf(),
             offline,
-            outputs: Outputs::new(model, state_dir, offline),
+            release: Arc::clone(&release),
+            outputs: Outputs::new(model, state_dir, offline, release),
             registry: OnceLock::new(),
             parsed: crate::sources::reads::Parsed::default(),
         }
+    }
+
+    /// The plan's release information, for the run of this plan.
+    pub fn release(&self) -> Arc<Release> {
+        Arc::clone(&self.release)
     }
 
     /// What the checks of recorded outputs looked at so far.
@@ -51,7 +61,7 @@ impl<'m> PlanResolver<'m> {
     }
 
     fn registry(&self) -> &RegistryCache<'m> {
-        self.registry.get_or_init(|| RegistryCache::new(self.model))
+        self.registry.get_or_init(|| RegistryCache::new(self.model, Arc::clone(&self.release)))
     }
 }
 
@@ -112,19 +122,8 @@ fn fail(message: String, help: &str) -> Problem {
     Problem::new(Code::Io, message).help(help)
 }
 
-fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
-    let output = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| e.to_string())?;
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
-    } else {
-        Err(String::from_utf8_lossy(&output.stderr).trim().to_owned())
-    }
+fn git(dir: &Path, args: &[&str]) -> Result<String, crate::git::GitError> {
+    crate::git::run(Some(dir), args).map(|out| out.trim().to_owned())
 }
 
 /// The graph of `model`'s file at `rev`: the tree at `rev` exported to a scratch folder (kept
@@ -165,23 +164,8 @@ fn revision(model: &Model, state_dir: &Path, rev: &str) -> Result<Revision, Prob
             "check the state folder",
         )
     })?;
-    let mut archive = Command::new("git")
-        .arg("-C")
-        .arg(&top)
-        .args(["archive", "--format=tar", &commit])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| fail(format!("cannot run git: {e}"), "install git"))?;
-    let tar_in = archive
-        .stdout
-        .take()
-        .ok_or_else(|| fail("git archive gave no output".to_owned(), "check the repository"))?;
-    let extracted = Command::new("tar").arg("-x").arg("-C").arg(scratch.path()).stdin(tar_in).status();
-    let archived = archive.wait();
-    if !extracted.is_ok_and(|s| s.success()) || !archived.is_ok_and(|s| s.success()) {
-        return Err(fail(format!("cannot read the tree of `{rev}`"), "check the repository"));
-    }
+    crate::git::export(&["-C", &top.display().to_string()], &commit, scratch.path())
+        .map_err(|_| fail(format!("cannot read the tree of `{rev}`"), "check the repository"))?;
     let old_path = scratch.path().join(&relative);
     if !old_path.is_file() {
         return Ok(Revision { graph_file: shown_graph, model: None, keep: Box::new(scratch) });

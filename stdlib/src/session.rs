@@ -88,6 +88,8 @@ pub struct Session {
     pub exclusions: Exclusions,
     /// The upstream commits the plan used.
     pub upstreams: Upstreams,
+    /// The plan's release information (git, the date), for the run and for showing tags.
+    pub release: std::sync::Arc<crate::Release>,
     /// Every input file and folder the plan looked at (for the plan cache's stamp).
     pub watched: Watched,
     /// What the check of recorded outputs looked at (for the plan cache's stamp).
@@ -129,6 +131,7 @@ impl Session {
         })?;
         let listed = Instant::now();
         let evidence = resolver.evidence();
+        let release = resolver.release();
         drop(resolver);
         let mut timings = planned.timings;
         timings.push(("list what it saw", listed.elapsed()));
@@ -141,6 +144,7 @@ impl Session {
             plan: planned.plan,
             exclusions: planned.exclusions,
             upstreams: planned.upstreams,
+            release,
             watched: planned.watched,
             evidence,
             scope: planned.scope,
@@ -399,9 +403,9 @@ impl Project {
             command: request.command.clone(),
         };
         let summary = {
-            let Session { model, graph, plan, snapshot, state, exclusions, state_dir, upstreams, .. } =
+            let Session { model, graph, plan, snapshot, state, exclusions, state_dir, upstreams, release, .. } =
                 &mut session;
-            let work = Stdlib::new(model, state_dir, exclusions.clone(), upstreams.clone());
+            let work = Stdlib::new(model, state_dir, exclusions.clone(), upstreams.clone(), release.clone());
             hephy_engine::run(model, graph, plan, snapshot, state, &work, reporter, &options, cancel)?
         };
         // A run that built nothing leaves the plan's stamp, so the next run or plan is quick.

@@ -14,7 +14,7 @@ use std::sync::mpsc;
 
 use flate2::{Compress, FlushCompress, Status};
 
-use crate::stop::{Stop, Stopped};
+use hephy_os::stop::{Stop, Stopped};
 
 /// How a layer is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

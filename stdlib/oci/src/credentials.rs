@@ -357,7 +357,7 @@ fn remembered(file: &Path, program: &str, server: &str, now: SystemTime) -> Opti
 fn read_memory(file: &Path) -> Option<Value> {
     let dir = std::fs::File::open(file.parent()?).ok()?;
     let mut text = Vec::new();
-    crate::open::open_beneath(&dir, Path::new(file.file_name()?))
+    hephy_os::open::open_beneath(&dir, Path::new(file.file_name()?))
         .ok()?
         .take(1 << 20)
         .read_to_end(&mut text)
@@ -434,7 +434,7 @@ fn from_helper(
         .process_group(0)
         .spawn()
         .map_err(|e| HelperFailure::NotStarted { program: shown.clone(), error: e.to_string() })?;
-    let group = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
+    let group = child.id();
     let fed = child.stdin.take().map(|mut stdin| stdin.write_all(server.as_bytes()));
     // Both streams are read beside the wait, so a helper that fills a pipe is not stuck, and
     // through a channel, so something that outlives the helper cannot hold this lookup.
@@ -455,7 +455,7 @@ fn from_helper(
     // A helper that hung or failed takes whatever it started in its group with it (one that
     // answered may have started an agent meant to outlive it).
     let stop_group = || {
-        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        hephy_os::signal::kill_group(group, hephy_os::signal::Kill::Kill);
     };
     let Some(status) = status else {
         stop_group();
@@ -485,7 +485,7 @@ fn from_helper(
 
 /// Waits for `child` until `deadline`; past it, kills it (`None`).
 fn wait_until(child: &mut Child, deadline: Instant) -> Option<std::process::ExitStatus> {
-    let exited = crate::exit::exit_watch(child.id());
+    let exited = hephy_os::exit::exit_watch(child.id());
     let mut pause = Duration::from_millis(1);
     loop {
         match child.try_wait() {
@@ -497,7 +497,7 @@ fn wait_until(child: &mut Child, deadline: Instant) -> Option<std::process::Exit
                 return None;
             }
         }
-        crate::exit::wait_for_exit(exited.as_ref(), pause);
+        hephy_os::exit::wait_for_exit(exited.as_ref(), pause);
         pause = (pause * 2).min(Duration::from_millis(100));
     }
 }

@@ -19,7 +19,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::compress::{self, Codec, Encoder, Settings};
 use super::layout::{Layout, LayoutError, hex};
-use crate::stop::Stopped;
+use hephy_os::stop::Stopped;
 
 /// Where an entry's bytes come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -280,7 +280,7 @@ fn append<W: Write>(tar: &mut tar::Builder<W>, path: &str, entry: &Entry) -> io:
         }
         Content::File(source) => {
             // No link followed anywhere below the (canonical) context, a regular file only.
-            let file: File = crate::open::open_no_symlinks(source)?;
+            let file: File = hephy_os::open::open_no_symlinks(source)?;
             let len = file.metadata()?.len();
             header.set_entry_type(tar::EntryType::Regular);
             header.set_size(len);

@@ -72,6 +72,21 @@ pub enum LayoutError {
     /// A document (`index.json`, a descriptor) could not be made.
     #[error(transparent)]
     Document(#[from] DocumentError),
+    /// A folder of the layout is a symbolic link: nothing is written or removed through it.
+    #[error("`{}` is a symbolic link", path.display())]
+    Symlink {
+        /// The link.
+        path: PathBuf,
+    },
+}
+
+/// The layout's folder in a state folder (`.hephy/oci`): the one place that says where hephy
+/// keeps its image layout.
+pub const FOLDER: &str = "oci";
+
+/// hephy's image layout folder in the state folder `state_dir`.
+pub fn folder(state_dir: &Path) -> PathBuf {
+    state_dir.join(FOLDER)
 }
 
 impl LayoutError {
@@ -180,13 +195,29 @@ impl Layout {
         Layout { dir, index: Mutex::new(()) }
     }
 
+    /// hephy's layout in the state folder `state_dir` ([`folder`]), by its absolute path.
+    pub fn in_state(state_dir: &Path) -> Layout {
+        let state_dir = std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+        Layout::new(folder(&state_dir))
+    }
+
     /// Its folder.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    fn init(&self) -> Result<(), LayoutError> {
+    /// Refuses a blob folder that is a symbolic link (the state folder's own check refuses one
+    /// at the layout's top and in it).
+    fn refuse_links(&self) -> Result<PathBuf, LayoutError> {
         let blobs = self.dir.join("blobs").join("sha256");
+        if fs::symlink_metadata(&blobs).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(LayoutError::Symlink { path: blobs });
+        }
+        Ok(blobs)
+    }
+
+    fn init(&self) -> Result<(), LayoutError> {
+        let blobs = self.refuse_links()?;
         fs::create_dir_all(&blobs).map_err(|e| LayoutError::io(LayoutOperation::Create, &blobs, e))?;
         let marker = self.dir.join("oci-layout");
         if !marker.exists() {
@@ -415,7 +446,7 @@ impl Layout {
 
     /// Removes every blob not in `keep`, and every temporary; returns how many files and bytes.
     pub fn collect_garbage(&self, keep: &HashSet<String>) -> Result<(usize, u64), LayoutError> {
-        let dir = self.dir.join("blobs").join("sha256");
+        let dir = self.refuse_links()?;
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
@@ -515,6 +546,22 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), LayoutError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_blob_folder_that_is_a_link_is_never_written_through() {
+        let state = tempfile::tempdir().expect("temp dir");
+        let elsewhere = tempfile::tempdir().expect("temp dir");
+        let layout = Layout::in_state(state.path());
+        assert_eq!(layout.dir(), std::path::absolute(state.path().join("oci")).expect("absolute"));
+        fs::create_dir_all(layout.dir().join("blobs")).expect("mkdir");
+        std::os::unix::fs::symlink(elsewhere.path(), layout.dir().join("blobs/sha256")).expect("symlink");
+        let error = layout.put("application/octet-stream", b"x").expect_err("a link");
+        assert!(matches!(&error, LayoutError::Symlink { .. }), "{error:?}");
+        assert!(error.to_string().contains("is a symbolic link"), "{error}");
+        std::fs::write(elsewhere.path().join("precious"), "x").expect("write");
+        assert!(layout.collect_garbage(&HashSet::new()).is_err());
+        assert_eq!(fs::read_dir(elsewhere.path()).expect("list").count(), 1, "nothing written or removed");
+    }
 
     #[test]
     fn a_refusal_names_the_operation_and_the_path() {

@@ -4,18 +4,14 @@
 //! Owns hephy's OCI image layout ([`layout`]), OCI documents as `oci-spec` types and the bytes
 //! hephy writes for them ([`document`]), reproducible layers ([`layer`]) and their
 //! block-parallel compression ([`compress`]), a client of the distribution API ([`registry`])
-//! with credentials as users keep them ([`credentials`]), and the small system pieces they
-//! stand on: opening files without following links ([`open`]), waiting for a child to exit
-//! ([`exit`]) and stopping in-process work between chunks ([`stop`]). It knows no graph, node or
-//! model: `hephy-stdlib` (the built-in node kinds) and `hephy-engine` (input hashing uses
-//! [`open`]) build on it.
+//! with credentials as users keep them ([`credentials`]). It knows no graph, node or model:
+//! `hephy-stdlib` (the built-in node kinds) builds on it. The system pieces it stands on (opening
+//! files without following links, waiting for a child, stopping work, signalling a process
+//! group) are `hephy-os`'s, shared with the engine, which depends on nothing here.
 
 pub mod compress;
 pub mod credentials;
 pub mod document;
-pub mod exit;
 pub mod layer;
 pub mod layout;
-pub mod open;
 pub mod registry;
-pub mod stop;

@@ -22,7 +22,7 @@ use ureq::http::{Response, StatusCode};
 
 use crate::credentials::{self, Credential, HelperFailure};
 use crate::layout::{hex, valid_digest};
-use crate::stop::{Stop, Stopped};
+use hephy_os::stop::{Stop, Stopped};
 
 /// What a request to a registry was doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -285,7 +285,7 @@ impl Buildah {
         for (name, value) in &image.args {
             command.arg("--build-arg").arg(format!("{name}={value}"));
         }
-        for (arg, value) in reference::injected(model, node, deps) {
+        for (arg, value) in reference::injected(model, &self.sources.release, node, deps) {
             command.arg("--build-arg").arg(format!("{arg}={value}"));
         }
         for (name, value) in contexts {
@@ -336,14 +336,27 @@ impl Buildah {
             hephy_dsl::ImageSource::Git { url, reference, .. } => self.sources.commit(url, reference).ok(),
             hephy_dsl::ImageSource::Context { .. } => None,
         };
-        let rendered = reference::metadata(model, job.node, Some(job.key), upstream.as_deref(), true)
-            .map(|l| l.into_iter().map(|(k, v)| ("--label", k, v)).collect::<Vec<_>>())
-            .and_then(|mut all| {
-                let annotations =
-                    reference::metadata(model, job.node, Some(job.key), upstream.as_deref(), false)?;
-                all.extend(annotations.into_iter().map(|(k, v)| ("--annotation", k, v)));
-                Ok(all)
-            });
+        let rendered = reference::metadata(
+            model,
+            &self.sources.release,
+            job.node,
+            Some(job.key),
+            upstream.as_deref(),
+            true,
+        )
+        .map(|l| l.into_iter().map(|(k, v)| ("--label", k, v)).collect::<Vec<_>>())
+        .and_then(|mut all| {
+            let annotations = reference::metadata(
+                model,
+                &self.sources.release,
+                job.node,
+                Some(job.key),
+                upstream.as_deref(),
+                false,
+            )?;
+            all.extend(annotations.into_iter().map(|(k, v)| ("--annotation", k, v)));
+            Ok(all)
+        });
         let metadata = match rendered {
             Ok(metadata) => metadata,
             Err(e) => return Outcome::failed(e),
@@ -375,9 +388,12 @@ impl Buildah {
                 Err(e) => Outcome::failed(e),
             };
         };
-        let destination =
-            format!("docker://{}:{}", reference::repository(model, job.node), reference::key_tag(job.key));
-        let repository = reference::repository(model, job.node);
+        let destination = format!(
+            "docker://{}:{}",
+            reference::repository(model, &self.sources.release, job.node),
+            reference::key_tag(job.key)
+        );
+        let repository = reference::repository(model, &self.sources.release, job.node);
         let insecure = reference::insecure(Some(registry));
         let pushed = self.publish(&repository, job, &log, || {
             let mut push = self.command();
@@ -395,8 +411,10 @@ impl Buildah {
             });
         }
         // The same build to each mirror (its index is pushed there by the manifest node).
-        for (mirror, mirror_repository) in
-            model.mirrors_of(image).iter().zip(reference::repositories(model, job.node).into_iter().skip(1))
+        for (mirror, mirror_repository) in model
+            .mirrors_of(image)
+            .iter()
+            .zip(reference::repositories(model, &self.sources.release, job.node).into_iter().skip(1))
         {
             let destination = format!("docker://{mirror_repository}:{}", reference::key_tag(job.key));
             let insecure = reference::insecure(Some(mirror));
@@ -431,7 +449,7 @@ impl Buildah {
         }
         match oci.platform_tag(model, job) {
             Ok(Some(tag)) => {
-                for repository in reference::repositories(model, job.node) {
+                for repository in reference::repositories(model, &self.sources.release, job.node) {
                     if let Err(e) = oci.copy_tag(&repository, &digest, &tag) {
                         return Outcome::failed(e);
                     }

@@ -38,7 +38,7 @@ pub(crate) enum Unread {
 /// The text of `rel` below the folder `dir`, never through a link that leads out of `dir`.
 pub(crate) fn read_below(dir: &Path, rel: &Path, shown: &str) -> Result<Arc<str>, Unread> {
     let io = |source| Unread::Io { shown: shown.to_owned(), source };
-    let file = hephy_oci::open::open_below(dir, rel).map_err(io)?;
+    let file = hephy_os::open::open_below(dir, rel).map_err(io)?;
     // Shared with the hashing of the same file: what is built is the very bytes that were hashed
     // (and the file is read once per run, however many phases read it).
     let bytes = hephy_engine::read_shared_from(&dir.join(rel), file).map_err(io)?;

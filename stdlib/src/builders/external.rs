@@ -47,7 +47,7 @@ pub(crate) fn build(
     };
     let mut build_args: Vec<(String, String)> =
         image.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    build_args.extend(reference::injected(model, job.node, &job.deps));
+    build_args.extend(reference::injected(model, &oci.sources().release, job.node, &job.deps));
     let contexts = match builders::named_contexts(model, image, job, oci.sources()) {
         Ok(contexts) => contexts,
         Err(e) => return Outcome::failed(e),
@@ -56,7 +56,16 @@ pub(crate) fn build(
         hephy_dsl::ImageSource::Git { url, reference, .. } => oci.sources().commit(url, reference).ok(),
         hephy_dsl::ImageSource::Context { .. } => None,
     };
-    let metadata = |labels| reference::metadata(model, job.node, Some(job.key), upstream.as_deref(), labels);
+    let metadata = |labels| {
+        reference::metadata(
+            model,
+            &oci.sources().release,
+            job.node,
+            Some(job.key),
+            upstream.as_deref(),
+            labels,
+        )
+    };
     let (labels, annotations) = match (metadata(true), metadata(false)) {
         (Ok(labels), Ok(annotations)) => (labels, annotations),
         (Err(e), _) | (_, Err(e)) => return Outcome::failed(e),
@@ -72,7 +81,11 @@ pub(crate) fn build(
         platform: job.node.platform.as_ref().map(ToString::to_string).unwrap_or_default(),
         target: job.node.target.clone(),
         build_args,
-        destination: format!("{}:{}", reference::repository(model, job.node), reference::key_tag(job.key)),
+        destination: format!(
+            "{}:{}",
+            reference::repository(model, &oci.sources().release, job.node),
+            reference::key_tag(job.key)
+        ),
         insecure: reference::insecure(Some(registry)),
         digest_file: work.join("digest"),
         secrets: secret_files.iter().map(|(id, file)| (id.clone(), file.path().to_path_buf())).collect(),
@@ -108,7 +121,7 @@ pub(crate) fn build(
     if let Err(e) = oci.write_record(model, job.node, job.key, &digest, &stop, &|line: &str| log.note(line)) {
         return Outcome::failed(e);
     }
-    let repository = reference::repository(model, job.node);
+    let repository = reference::repository(model, &oci.sources().release, job.node);
     match oci.platform_tag(model, job) {
         Ok(Some(tag)) => {
             if let Err(e) = oci.copy_tag(&repository, &digest, &tag) {

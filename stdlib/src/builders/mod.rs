@@ -262,10 +262,11 @@ pub(crate) fn named_contexts(
     job: &Job<'_>,
     sources: &crate::Sources,
 ) -> Result<Vec<(String, String)>, crate::sources::SourceError> {
-    let mut out: Vec<(String, String)> = crate::registry::reference::contexts(model, job.node, &job.deps)
-        .into_iter()
-        .map(|(name, reference)| (name, format!("{IMAGE_SCHEME}{reference}")))
-        .collect();
+    let mut out: Vec<(String, String)> =
+        crate::registry::reference::contexts(model, &sources.release, job.node, &job.deps)
+            .into_iter()
+            .map(|(name, reference)| (name, format!("{IMAGE_SCHEME}{reference}")))
+            .collect();
     out.extend(sources.named_contexts(&model.root, image)?);
     Ok(out)
 }

@@ -14,9 +14,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use hephy_engine::Job;
-use hephy_oci::exit::exit_watch;
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use hephy_os::exit::exit_watch;
+use hephy_os::signal::{Kill, kill_group, kill_process};
 
 /// How long a cancelled command gets between SIGTERM and SIGKILL.
 const GRACE: Duration = Duration::from_secs(3);
@@ -34,8 +33,8 @@ fn max_output() -> u64 {
 
 /// `job`'s stop, for work hephy does itself: its run's cancellation and its node's deadline,
 /// both carried by the job.
-pub(crate) fn stop<'a>(job: &'a Job<'_>) -> hephy_oci::stop::Stop<'a> {
-    hephy_oci::stop::Stop::new(job.cancel.flag(), job.deadline.map(|d| (d.at(), d.timeout())))
+pub(crate) fn stop<'a>(job: &'a Job<'_>) -> hephy_os::stop::Stop<'a> {
+    hephy_os::stop::Stop::new(job.cancel.flag(), job.deadline.map(|d| (d.at(), d.timeout())))
 }
 
 /// A node's log file, shared by the commands it runs (one at a time, on the node's thread).
@@ -327,7 +326,6 @@ fn proc_stat(pid: u32) -> Option<(i32, i32, u64)> {
 /// hephy's session. Only processes started since `since` (the command's own start) are
 /// touched: nothing older can be something the command started. Says which processes held them.
 fn stop_holders(streams: &[Option<std::path::PathBuf>], since: u64) -> Vec<i32> {
-    use nix::sys::signal::kill;
     let streams: Vec<&std::path::PathBuf> = streams.iter().flatten().collect();
     let me = std::process::id();
     let Some((my_group, my_session, _)) = proc_stat(me) else { return Vec::new() };
@@ -348,12 +346,7 @@ fn stop_holders(streams: &[Option<std::path::PathBuf>], since: u64) -> Vec<i32> 
         })
     };
     let signal = |pid: u32| {
-        // Never pid 0 (our own process group) for one that does not fit.
-        if let Ok(pid) = i32::try_from(pid)
-            && pid > 0
-        {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
+        kill_process(pid, Kill::Kill);
     };
     let holders: Vec<(u32, i32, i32)> = processes
         .iter()
@@ -413,12 +406,7 @@ fn stop_marked(mark: &str, since: u64) -> Vec<u32> {
             break;
         }
         for &pid in &marked {
-            // Never pid 0 (our own process group) for one that does not fit.
-            if let Ok(pid) = i32::try_from(pid)
-                && pid > 0
-            {
-                let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
-            }
+            kill_process(pid, Kill::Kill);
         }
         for pid in marked {
             if !stopped.contains(&pid) {
@@ -473,9 +461,8 @@ pub(crate) fn run_fed(
     let mut stdout = Lines::new(child.stdout.take());
     let mut stderr = Lines::new(child.stderr.take());
     let mut buffer = vec![0u8; 64 * 1024];
-    // A child's pid always fits; were it not to, signal no process rather than pid 0 (our own
-    // process group): no process has the pid `i32::MAX` (above Linux's `pid_max`).
-    let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+    // The child leads a group of its own (`process_group(0)`): its pid names the group.
+    let group = child.id();
     let mut terminated_at: Option<Instant> = None;
     let mut stopped_because: Option<Stopped> = None;
     // One thread reads both streams and sees the exit: a poll over the two pipes and, where
@@ -498,7 +485,7 @@ pub(crate) fn run_fed(
             if status.is_some() {
                 // Whatever the command left running in its group goes with it; what it wrote
                 // is still read below, to the end of both streams.
-                let _ = killpg(pid, Signal::SIGKILL);
+                kill_group(group, Kill::Kill);
                 exited = None;
                 exited_at = Some(Instant::now());
             }
@@ -531,11 +518,11 @@ pub(crate) fn run_fed(
             if job.cancel.is_cancelled() || stopped_because.is_some() {
                 match terminated_at {
                     None => {
-                        let _ = killpg(pid, Signal::SIGTERM);
+                        kill_group(group, Kill::Terminate);
                         terminated_at = Some(Instant::now());
                     }
                     Some(at) if at.elapsed() > GRACE => {
-                        let _ = killpg(pid, Signal::SIGKILL);
+                        kill_group(group, Kill::Kill);
                     }
                     Some(_) => {}
                 }

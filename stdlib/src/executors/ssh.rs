@@ -284,7 +284,7 @@ impl Remote {
         }
         let mut build_args: Vec<(String, String)> =
             image.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        build_args.extend(reference::injected(model, node, &job.deps));
+        build_args.extend(reference::injected(model, &oci.sources().release, node, &job.deps));
         // The host pushes the build by digest (and under these tags); its key is recorded here.
         let tags: Vec<String> =
             oci.platform_tag(model, job).map_err(RemoteError::Naming)?.into_iter().collect();
@@ -295,8 +295,8 @@ impl Remote {
             "platform": node.platform.as_ref().map(ToString::to_string),
             "target": node.target,
             "build_args": build_args,
-            "contexts": reference::contexts(model, node, &job.deps),
-            "repository": reference::repository(model, node),
+            "contexts": reference::contexts(model, &oci.sources().release, node, &job.deps),
+            "repository": reference::repository(model, &oci.sources().release, node),
             "tags": tags,
             "compression": image.compression.name(),
         });
@@ -463,7 +463,7 @@ pub fn serve(input: impl Read, mut output: impl Write) -> Result<(), ServeError>
     let repository = text("repository")?;
     let context = scratch.path().join("context");
     // Never through a link out of the bundle: the host's files are not the build's.
-    let dockerfile = hephy_oci::open::open_below(&context, Path::new(&dockerfile_name))
+    let dockerfile = hephy_os::open::open_below(&context, Path::new(&dockerfile_name))
         .and_then(|mut file| {
             let mut text = String::new();
             std::io::Read::read_to_string(&mut file, &mut text).map(|_| text)
@@ -486,10 +486,12 @@ pub fn serve(input: impl Read, mut output: impl Write) -> Result<(), ServeError>
                 Some("zstd") => hephy_oci::compress::Codec::Zstd,
                 _ => hephy_oci::compress::Codec::Gzip,
             },
-            stop: hephy_oci::stop::Stop::never(),
+            stop: hephy_os::stop::Stop::never(),
         },
     };
-    let sources = crate::Sources { state_dir: home.clone(), upstreams: Default::default() };
+    // Tags and names come in the spec: this host's git is never asked.
+    let release = std::sync::Arc::new(crate::release::Release::new(&home));
+    let sources = crate::Sources { state_dir: home.clone(), upstreams: Default::default(), release };
     let oci = Oci::new(&home, sources);
     let note = |line: &str| eprintln!("{line}");
     note(&format!(
@@ -499,7 +501,7 @@ pub fn serve(input: impl Read, mut output: impl Write) -> Result<(), ServeError>
     let manifest = oci.assemble(&request, &note).map_err(|e| ServeError::Build(e.to_string()))?;
     // By digest first: the repository's tag list holds the graph's tags alone.
     let tags: Vec<String> = std::iter::once(manifest.digest.clone()).chain(tags).collect();
-    oci.publish_build(&repository, &manifest, &tags, &hephy_oci::stop::Stop::never(), &note)
+    oci.publish_build(&repository, &manifest, &tags, &hephy_os::stop::Stop::never(), &note)
         .map_err(|e| ServeError::Build(e.to_string()))?;
     writeln!(output, "{DIGEST_MARKER}{}", manifest.digest).map_err(ServeError::Output)?;
     Ok(())

@@ -6,14 +6,15 @@
 //! digest its repository holds; a tag node when its tag already resolves to its image's index. Lookups are HEAD requests through hephy's registry client (the
 //! registry's token auth and the user's credentials included), made concurrently by the caller.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use hephy_dsl::Model;
 use hephy_engine::{Key, Node, NodeKind};
 
 use crate::registry::{Client, Reference};
 use crate::registry::{records, reference};
+use crate::release::Release;
 
 /// Looks nodes up in the graph's registry. The first lookup that cannot reach the registry
 /// (as opposed to one that finds nothing) stops all further lookups: planning goes on without
@@ -21,16 +22,19 @@ use crate::registry::{records, reference};
 #[derive(Debug)]
 pub struct RegistryCache<'m> {
     model: &'m Model,
+    release: Arc<Release>,
     client: Client,
     down: AtomicBool,
     why: Mutex<Option<String>>,
 }
 
 impl<'m> RegistryCache<'m> {
-    /// A cache over `model`'s registry (no registry: nothing is ever found).
-    pub fn new(model: &'m Model) -> RegistryCache<'m> {
+    /// A cache over `model`'s registry (no registry: nothing is ever found); tags render with
+    /// `release`.
+    pub fn new(model: &'m Model, release: Arc<Release>) -> RegistryCache<'m> {
         RegistryCache {
             model,
+            release,
             client: Client::once_only(),
             down: AtomicBool::new(false),
             why: Mutex::new(None),
@@ -48,13 +52,13 @@ impl<'m> RegistryCache<'m> {
         let registry = self.model.registry.as_deref()?;
         // Cached only when every registry it is pushed to (mirrors too) holds the same output.
         let mut found: Option<String> = None;
-        for repository in reference::repositories(self.model, node) {
+        for repository in reference::repositories(self.model, &self.release, node) {
             let here = match node.kind {
                 NodeKind::Image | NodeKind::Manifest => self.record(registry, key, &repository)?,
                 NodeKind::Tag => {
                     let index = &deps.first()?.1;
                     // A tag that cannot be rendered here (an upstream `{commit}`) is not looked up.
-                    let tag = reference::Vars::new(self.model, node, None, None)
+                    let tag = reference::Vars::new(self.model, &self.release, node, None, None)
                         .render_tag(&self.model.naming.tag)
                         .ok()?;
                     let here = self.digest(&format!("{repository}:{tag}"), registry)?;

@@ -3,7 +3,7 @@
 use hephy_dsl::Model;
 use hephy_engine::{Key, Node};
 
-use crate::release;
+use crate::release::Release;
 
 /// The image's name in templates: `name`, or `name-target` for one target of several.
 fn base_name(node: &Node) -> String {
@@ -11,50 +11,6 @@ fn base_name(node: &Node) -> String {
         Some(target) => format!("{}-{target}", node.name()),
         None => node.name().to_owned(),
     }
-}
-
-/// Today, UTC, as `YYYYMMDD` (the civil-from-days algorithm of H. Hinnant).
-pub(crate) fn today() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}{month:02}{day:02}")
-}
-
-/// The branch of the graph's own repository, as a tag-safe slug (`feature/x` → `feature-x`):
-/// `HEPHY_BRANCH`, else the CI's (`CI_COMMIT_REF_NAME`, `GITHUB_HEAD_REF`, `GITHUB_REF_NAME`),
-/// else git's current branch; empty when none is known (a detached checkout). Read once.
-pub(crate) fn branch(root: &std::path::Path) -> &'static str {
-    static BRANCH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    BRANCH.get_or_init(|| {
-        let from_env = ["HEPHY_BRANCH", "CI_COMMIT_REF_NAME", "GITHUB_HEAD_REF", "GITHUB_REF_NAME"]
-            .iter()
-            .find_map(|v| std::env::var(v).ok().filter(|b| !b.trim().is_empty()));
-        let name = from_env.or_else(|| {
-            let out = std::process::Command::new("git")
-                .args(["rev-parse", "--abbrev-ref", "HEAD"])
-                .current_dir(root)
-                .stderr(std::process::Stdio::null())
-                .output()
-                .ok()?;
-            let name = String::from_utf8(out.stdout).ok()?.trim().to_owned();
-            (out.status.success() && name != "HEAD").then_some(name)
-        });
-        name.map(|n| slug(&n)).unwrap_or_default()
-    })
-}
-
-/// A branch name as a tag part: lower-case letters, digits and `-`, at most 63 characters.
-fn slug(name: &str) -> String {
-    hephy_dsl::tag_part(name)
 }
 
 /// `{-branch}`: `-` and the branch off `main`; nothing on `main` (or when no branch is known).
@@ -98,7 +54,13 @@ impl Vars {
     /// The values for `node`; `upstream` is the commit of an upstream `git` source (a local
     /// context's `{commit}` is the graph repository's HEAD, `-dirty` when the context has
     /// uncommitted changes).
-    pub(crate) fn new(model: &Model, node: &Node, key: Option<&Key>, upstream: Option<&str>) -> Vars {
+    pub(crate) fn new(
+        model: &Model,
+        release: &Release,
+        node: &Node,
+        key: Option<&Key>,
+        upstream: Option<&str>,
+    ) -> Vars {
         let (arch, platform) = node.platform.as_ref().map_or((String::new(), String::new()), |p| {
             let arch = match p.variant() {
                 Some(v) => format!("{}{v}", p.arch()),
@@ -121,9 +83,8 @@ impl Vars {
                     (reference.clone(), commit, short)
                 }
                 hephy_dsl::ImageSource::Context { dir } if mentions(model, node, "commit") => {
-                    let head = &release::head(&model.root).commit;
-                    let dirty =
-                        if !head.is_empty() && release::dirty(&model.root, dir) { "-dirty" } else { "" };
+                    let head = &release.head().commit;
+                    let dirty = if !head.is_empty() && release.dirty(dir) { "-dirty" } else { "" };
                     let short = head.get(..12).unwrap_or(head);
                     (String::new(), format!("{head}{dirty}"), format!("{short}{dirty}"))
                 }
@@ -133,10 +94,22 @@ impl Vars {
         };
         let uses_git_tag =
             ["git_tag", "version", "major", "minor", "patch"].iter().any(|w| mentions(model, node, w));
-        let git_tag = if uses_git_tag { release::head(&model.root).tag.clone() } else { String::new() };
-        let (version, major, minor, patch) = release::semver(&git_tag).unwrap_or_default();
+        let git_tag = if uses_git_tag { release.head().tag.clone() } else { String::new() };
+        // `+` is not a tag character: build metadata becomes `_`, as Docker's own tools write it.
+        let (version, major, minor, patch) = uses_git_tag
+            .then(|| release.version())
+            .flatten()
+            .map(|v| {
+                (
+                    v.to_string().replace('+', "_"),
+                    v.major.to_string(),
+                    v.minor.to_string(),
+                    v.patch.to_string(),
+                )
+            })
+            .unwrap_or_default();
         let branch = if mentions(model, node, "branch}") || mentions(model, node, "-ref}") {
-            branch(&model.root)
+            release.branch()
         } else {
             ""
         };
@@ -146,7 +119,7 @@ impl Vars {
             ("branch", branch.to_owned()),
             ("registry", model.registry.clone().unwrap_or_default()),
             ("name", base_name(node)),
-            ("date", release::date().unwrap_or_default().to_owned()),
+            ("date", release.date().unwrap_or_default().to_owned()),
             ("arch", arch),
             ("platform", platform),
             ("target", node.target.clone().unwrap_or_default()),
@@ -159,10 +132,10 @@ impl Vars {
             ("minor", minor),
             ("patch", patch),
             ("key", key.map(|k| k.short().to_string()).unwrap_or_default()),
-            ("created", release::created()),
+            ("created", release.created()),
         ];
         if mentions(model, node, "{source") {
-            pairs.push(("source", release::source(&model.root).to_owned()));
+            pairs.push(("source", release.source().to_owned()));
         }
         // A tag of the graph may itself be a template (`{git_tag|short_commit}`).
         let tag = node.tag.clone().unwrap_or_default();
@@ -261,21 +234,21 @@ fn repository_template<'m>(model: &'m Model, node: &Node) -> &'m str {
 
 /// The repository `node`'s image is pushed to (`{registry}/{name}` unless the graph's `naming`
 /// or the image's `repository` says otherwise).
-pub(crate) fn repository(model: &Model, node: &Node) -> String {
-    Vars::new(model, node, None, None).render(repository_template(model, node))
+pub(crate) fn repository(model: &Model, release: &Release, node: &Node) -> String {
+    Vars::new(model, release, node, None, None).render(repository_template(model, node))
 }
 
 /// Every repository `node`'s image is pushed to: [`repository`] first (the cache, and what
 /// dependents are built from), then the same in each of the graph's `mirrors`.
-pub(crate) fn repositories(model: &Model, node: &Node) -> Vec<String> {
+pub(crate) fn repositories(model: &Model, release: &Release, node: &Node) -> Vec<String> {
     let template = repository_template(model, node);
-    let mut out = vec![repository(model, node)];
+    let mut out = vec![repository(model, release, node)];
     let mirrors = match model.definition(node.name()) {
         Some(hephy_dsl::Definition::Image(image)) => model.mirrors_of(image),
         _ => &[],
     };
     for mirror in mirrors {
-        out.push(Vars::new(model, node, None, None).with_registry(mirror).render(template));
+        out.push(Vars::new(model, release, node, None, None).with_registry(mirror).render(template));
     }
     out
 }
@@ -283,6 +256,7 @@ pub(crate) fn repositories(model: &Model, node: &Node) -> Vec<String> {
 /// The labels (`labels`) or annotations of `node`'s image, rendered; `upstream` as for [`Vars`].
 pub(crate) fn metadata(
     model: &Model,
+    release: &Release,
     node: &Node,
     key: Option<&Key>,
     upstream: Option<&str>,
@@ -295,7 +269,7 @@ pub(crate) fn metadata(
     if map.is_empty() {
         return Ok(Vec::new());
     }
-    let vars = Vars::new(model, node, key, upstream);
+    let vars = Vars::new(model, release, node, key, upstream);
     map.iter().map(|(k, v)| Ok((k.clone(), vars.render_value(v)?))).collect()
 }
 
@@ -317,10 +291,10 @@ pub(crate) fn local(node: &Node, key: &Key) -> String {
 /// How a dependent names a built dependency: by digest (`registry/curl@sha256:…`); with no
 /// registry, by digest in hephy's image layout (`localhost/hephy/curl@sha256:…`, the `oci`
 /// builder looks there first) or by image id in buildah's storage.
-pub(crate) fn pinned(model: &Model, dep: &Node, output: &str) -> String {
+pub(crate) fn pinned(model: &Model, release: &Release, dep: &Node, output: &str) -> String {
     let built_in = matches!(model.definition(dep.name()), Some(hephy_dsl::Definition::Image(i)) if crate::builders::in_process(i.builder));
     match &model.registry {
-        Some(_) => format!("{}@{output}", repository(model, dep)),
+        Some(_) => format!("{}@{output}", repository(model, release, dep)),
         None if built_in => format!("localhost/hephy/{}@{output}", base_name(dep).to_ascii_lowercase()),
         None => output.trim_start_matches("sha256:").to_owned(),
     }
@@ -329,11 +303,16 @@ pub(crate) fn pinned(model: &Model, dep: &Node, output: &str) -> String {
 /// The build args that carry dependencies' references into `node`'s build: `ARG=registry/dep@sha256:…`,
 /// or, with `registry-arg=R`, `R=registry/dep@sha256` and `ARG=<hex>` (rejoined by
 /// `FROM ${R}:${ARG}`).
-pub(crate) fn injected(model: &Model, node: &Node, deps: &[(&Node, String)]) -> Vec<(String, String)> {
+pub(crate) fn injected(
+    model: &Model,
+    release: &Release,
+    node: &Node,
+    deps: &[(&Node, String)],
+) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for (arg, dep_id) in &node.inject {
         let Some((dep, output)) = deps.iter().find(|(d, _)| d.id == *dep_id) else { continue };
-        let reference = pinned(model, dep, output);
+        let reference = pinned(model, release, dep, output);
         match (node.inject_registry.get(arg), reference.rsplit_once(':')) {
             (Some(registry_arg), Some((left, right))) => {
                 out.push((registry_arg.clone(), left.to_owned()));
@@ -347,12 +326,17 @@ pub(crate) fn injected(model: &Model, node: &Node, deps: &[(&Node, String)]) -> 
 
 /// The named build contexts of `node`'s build: `(NAME, registry/dep@sha256:…)` for each
 /// `from DEP context=NAME`, the dependency's build pinned by digest.
-pub(crate) fn contexts(model: &Model, node: &Node, deps: &[(&Node, String)]) -> Vec<(String, String)> {
+pub(crate) fn contexts(
+    model: &Model,
+    release: &Release,
+    node: &Node,
+    deps: &[(&Node, String)],
+) -> Vec<(String, String)> {
     node.contexts
         .iter()
         .filter_map(|(name, dep_id)| {
             let (dep, output) = deps.iter().find(|(d, _)| d.id == *dep_id)?;
-            Some((name.clone(), pinned(model, dep, output)))
+            Some((name.clone(), pinned(model, release, dep, output)))
         })
         .collect()
 }
@@ -361,12 +345,12 @@ pub(crate) use hephy_oci::registry::insecure;
 
 #[cfg(test)]
 mod naming_tests {
-    use super::{dash_branch, slug, today};
+    use super::dash_branch;
 
     #[test]
     fn branches_become_tag_parts_and_main_adds_none() {
-        assert_eq!(slug("feature/Add_X"), "feature-add-x");
-        assert_eq!(slug("--x--"), "x");
+        assert_eq!(hephy_dsl::tag_part("feature/Add_X"), "feature-add-x");
+        assert_eq!(hephy_dsl::tag_part("--x--"), "x");
         assert_eq!(dash_branch("main"), "");
         assert_eq!(dash_branch(""), "");
         assert_eq!(dash_branch("feature-x"), "-feature-x");
@@ -374,14 +358,6 @@ mod naming_tests {
         assert_eq!(hephy_dsl::dash_ref(Some("v1.25.3"), &dash_branch("feature-x")), "-v1-25-3");
         assert_eq!(hephy_dsl::dash_ref(None, &dash_branch("main")), "");
         assert_eq!(hephy_dsl::dash_ref(None, &dash_branch("feature-x")), "-feature-x");
-    }
-
-    #[test]
-    fn today_is_a_date() {
-        let d = today();
-        assert_eq!(d.len(), 8);
-        assert!(d.starts_with("20"), "{d}");
-        assert!(d.bytes().all(|b| b.is_ascii_digit()));
     }
 
     #[test]

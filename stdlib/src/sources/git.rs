@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use hephy_dsl::{ImageSource, Model};
@@ -17,90 +16,7 @@ use hephy_dsl::{ImageSource, Model};
 use hephy_engine::UpstreamError;
 pub use hephy_engine::Upstreams;
 
-/// A git source that could not be resolved or checked out.
-#[derive(Debug, Clone, thiserror::Error)]
-pub(crate) enum GitError {
-    /// `git` or `tar` could not be started (or waited for).
-    #[error("cannot run {program}: {source}")]
-    Spawn {
-        /// The program.
-        program: &'static str,
-        /// Why.
-        source: Arc<std::io::Error>,
-    },
-    /// git failed, and said this (its last line on stderr).
-    #[error("{said}")]
-    Git {
-        /// Its exit status, when it exited.
-        status: Option<i32>,
-        /// Its last line on stderr.
-        said: String,
-    },
-    /// The remote has no such branch or tag.
-    #[error("no branch or tag `{reference}`")]
-    NoSuchRef {
-        /// The ref.
-        reference: String,
-    },
-    /// Offline, and the ref was never fetched into the cache.
-    #[error("offline, and never fetched here")]
-    NeverFetched,
-    /// Resolving a ref of a repository failed.
-    #[error("cannot resolve `{reference}` of {url}: {source}")]
-    Resolve {
-        /// The repository.
-        url: String,
-        /// The ref.
-        reference: String,
-        /// Why.
-        source: Box<GitError>,
-    },
-    /// Fetching a commit failed.
-    #[error("cannot fetch {commit} from {url}: {source}")]
-    Fetch {
-        /// The commit.
-        commit: String,
-        /// The repository.
-        url: String,
-        /// Why.
-        source: Box<GitError>,
-    },
-    /// A folder of the cache could not be created.
-    #[error("cannot create `{}`: {source}", path.display())]
-    Create {
-        /// The folder.
-        path: PathBuf,
-        /// Why.
-        source: Arc<std::io::Error>,
-    },
-    /// `git archive | tar -x` of a commit failed.
-    #[error("cannot export {commit} of {url}")]
-    Export {
-        /// The commit.
-        commit: String,
-        /// The repository.
-        url: String,
-    },
-    /// The finished checkout could not be renamed into place.
-    #[error("cannot move the checkout of {commit} into place")]
-    Place {
-        /// The commit.
-        commit: String,
-    },
-    /// A fetch of the same repository panicked.
-    #[error("a git lock was poisoned")]
-    Poisoned,
-}
-
-impl GitError {
-    fn spawn(program: &'static str, source: std::io::Error) -> GitError {
-        GitError::Spawn { program, source: Arc::new(source) }
-    }
-
-    fn create(path: &Path, source: std::io::Error) -> GitError {
-        GitError::Create { path: path.to_path_buf(), source: Arc::new(source) }
-    }
-}
+pub(crate) use crate::git::GitError;
 
 /// Resolves the ref of every git-sourced image of `model`, each (URL, ref) once; `offline`
 /// resolves from the local cache only.
@@ -154,20 +70,7 @@ fn remembered_ref(reference: &str) -> String {
 }
 
 fn git(args: &[&str]) -> Result<String, GitError> {
-    let output = Command::new("git")
-        .args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| GitError::spawn("git", e))?;
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    } else {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let said =
-            stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("git failed").trim().to_owned();
-        Err(GitError::Git { status: output.status.code(), said })
-    }
+    crate::git::run(None, args)
 }
 
 /// The commit `reference` of `url` points at.
@@ -257,25 +160,9 @@ pub(crate) fn checkout(
     let staging = root.join("checkouts").join(format!(".{commit}.{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging).map_err(|e| GitError::create(&staging, e))?;
-    let mut archive = Command::new("git")
-        .args([&git_dir, "archive", "--format=tar", commit])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| GitError::spawn("git", e))?;
-    let export = || GitError::Export { commit: commit.to_owned(), url: url.to_owned() };
-    let Some(tar_in) = archive.stdout.take() else { return Err(export()) };
-    let tar = Command::new("tar")
-        .arg("-x")
-        .arg("-C")
-        .arg(&staging)
-        .stdin(tar_in)
-        .status()
-        .map_err(|e| GitError::spawn("tar", e))?;
-    let archived = archive.wait().map_err(|e| GitError::spawn("git", e))?;
-    if !tar.success() || !archived.success() {
+    if crate::git::export(&[&git_dir], commit, &staging).is_err() {
         let _ = std::fs::remove_dir_all(&staging);
-        return Err(export());
+        return Err(GitError::Export { commit: commit.to_owned(), url: url.to_owned() });
     }
     if std::fs::rename(&staging, &target).is_err() {
         let _ = std::fs::remove_dir_all(&staging);

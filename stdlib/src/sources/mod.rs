@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 pub(crate) struct Sources {
     pub(crate) state_dir: PathBuf,
     pub(crate) upstreams: git::Upstreams,
+    /// The plan's release information (HEAD, its tag, the branch, the date) for tags.
+    pub(crate) release: std::sync::Arc<crate::release::Release>,
 }
 
 /// An image's build context that cannot be had.

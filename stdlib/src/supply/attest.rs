@@ -10,7 +10,7 @@ use std::io::{Read, Seek};
 use hephy_oci::document::{self, spec};
 use hephy_oci::layout::{Descriptor, Layout, LayoutError};
 use hephy_oci::registry::{Client, Reference, RegistryError};
-use hephy_oci::stop::Stop;
+use hephy_os::stop::Stop;
 use serde_json::{Value, json};
 
 /// An in-toto statement's media type (a layer of an attestation manifest).

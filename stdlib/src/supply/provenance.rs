@@ -185,29 +185,15 @@ pub(crate) fn bytes(build: &Build) -> Vec<u8> {
 /// UTC), else `SOURCE_DATE_EPOCH` (seconds); `None` when neither is set (no clock is read).
 pub(crate) fn fixed_time() -> Option<String> {
     if std::env::var("HEPHY_DATE").is_ok_and(|d| !d.is_empty()) {
-        return crate::release::date()
-            .ok()
-            .map(|d| format!("{}-{}-{}T00:00:00Z", &d[..4], &d[4..6], &d[6..]));
+        return crate::release::plan_date().ok().map(|d| crate::release::midnight(&d));
     }
     let seconds = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.trim().parse::<i64>().ok())?;
     Some(rfc3339(seconds))
 }
 
-/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (UTC; days from the civil calendar).
+/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (UTC); empty for seconds out of range.
 fn rfc3339(seconds: i64) -> String {
-    let days = seconds.div_euclid(86_400);
-    let rest = seconds.rem_euclid(86_400);
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
+    jiff::Timestamp::from_second(seconds).map(|t| t.to_string()).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hephy_oci::layout::hex;
 use hephy_oci::registry::{Client, Reference, RegistryError};
-use hephy_oci::stop::Stop;
+use hephy_os::stop::Stop;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 

@@ -57,7 +57,7 @@ pub(crate) fn open(file: &Path) -> Option<Box<dyn Read>> {
     let mut head = [0u8; 6];
     // One handle, reached through no link (as the layer writer reads a context file): a link or
     // a FIFO swapped in after the context was listed is not followed or waited on.
-    let mut opened = hephy_oci::open::open_no_symlinks(file).ok()?;
+    let mut opened = hephy_os::open::open_no_symlinks(file).ok()?;
     let mut read = 0;
     while read < head.len() {
         match opened.read(&mut head[read..]) {

@@ -28,11 +28,12 @@ use crate::builders::{Capabilities, Frontend, ImageBuilder};
 use crate::executors::process::Log;
 use crate::registry::{Client, Reference, RegistryError};
 use crate::registry::{records, reference};
+use crate::release::Release;
 use crate::supply;
 use hephy_oci::compress;
 use hephy_oci::document::{self, spec};
 use hephy_oci::layout::{self, Descriptor, Layout};
-use hephy_oci::stop::Stop;
+use hephy_os::stop::Stop;
 
 /// The `oci` builder's identity, part of its images' keys.
 pub(crate) const IDENTITY: &str = "hephy-oci/2";
@@ -127,7 +128,7 @@ pub(crate) enum OciError {
     Pull(#[from] PullError),
     /// The run was stopped.
     #[error(transparent)]
-    Stopped(#[from] hephy_oci::stop::Stopped),
+    Stopped(#[from] hephy_os::stop::Stopped),
     /// A thread holding a repository's lock panicked.
     #[error("a registry lock was poisoned")]
     Poisoned,
@@ -331,16 +332,16 @@ pub(crate) const LOCAL_OUTPUT: &str = "local:";
 impl ImageLocation {
     /// Where `node`'s image is, given its recorded `output` ("" for where it would be) and the
     /// state folder as it should be shown.
-    pub fn of(model: &Model, node: &Node, output: &str, state_dir: &Path) -> ImageLocation {
+    pub fn of(model: &Model, release: &Release, node: &Node, output: &str, state_dir: &Path) -> ImageLocation {
         if let Some(digest) = output.strip_prefix(LOCAL_OUTPUT) {
             return ImageLocation::Local { digest: digest.to_owned() };
         }
         match &model.registry {
             Some(_) => ImageLocation::Registry {
-                repository: reference::repository(model, node),
+                repository: reference::repository(model, release, node),
                 digest: output.to_owned(),
             },
-            None => ImageLocation::Layout { layout: state_dir.join("oci"), name: layout_name(node) },
+            None => ImageLocation::Layout { layout: hephy_oci::layout::folder(state_dir), name: layout_name(node) },
         }
     }
 }
@@ -404,9 +405,8 @@ pub(crate) fn media_type_of(bytes: &[u8]) -> String {
 impl Oci {
     /// Native image work with its layout in `state_dir/oci`.
     pub(crate) fn new(state_dir: &Path, sources: crate::Sources) -> Oci {
-        let state_dir = std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
         Oci {
-            layout: Layout::new(state_dir.join("oci")),
+            layout: Layout::in_state(state_dir),
             client: Client::new(),
             sources,
             repositories: Mutex::new(HashMap::new()),
@@ -450,7 +450,7 @@ impl Oci {
         let files = context_files(&context, &image.dockerfile)?;
         let mut build_args: Vec<(String, String)> =
             image.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        build_args.extend(reference::injected(model, node, &job.deps));
+        build_args.extend(reference::injected(model, &self.sources.release, node, &job.deps));
         let contexts = crate::builders::named_contexts(model, image, job, &self.sources)?;
         note(&format!(
             "hephy oci: building {} for {platform}{} from {} files",
@@ -474,10 +474,18 @@ impl Oci {
         };
         let manifest = self.assemble(&request, &note)?;
         let upstream = commit_of(model, node, &self.sources);
-        let labels = reference::metadata(model, node, Some(job.key), upstream.as_deref(), true)
-            .map_err(OciError::Naming)?;
-        let annotations = reference::metadata(model, node, Some(job.key), upstream.as_deref(), false)
-            .map_err(OciError::Naming)?;
+        let labels =
+            reference::metadata(model, &self.sources.release, node, Some(job.key), upstream.as_deref(), true)
+                .map_err(OciError::Naming)?;
+        let annotations = reference::metadata(
+            model,
+            &self.sources.release,
+            node,
+            Some(job.key),
+            upstream.as_deref(),
+            false,
+        )
+        .map_err(OciError::Naming)?;
         let manifest = metadata::apply(&self.layout, &manifest, &labels, &annotations)?;
         let digest = manifest.digest.clone();
         self.layout.name(&layout_name(node), &manifest, Some(&oci_platform(&platform)))?;
@@ -490,7 +498,7 @@ impl Oci {
                 template_tag(model, job, model.naming.platform.as_ref(), &self.sources)
                     .map_err(OciError::Naming)?,
             );
-            for repository in reference::repositories(model, node) {
+            for repository in reference::repositories(model, &self.sources.release, node) {
                 self.publish_build(
                     &repository,
                     &manifest,
@@ -518,7 +526,7 @@ impl Oci {
         let Some(registry) = &model.registry else { return Ok(()) };
         let cache = records::repository(registry);
         let target = Reference::parse(&cache)?;
-        let repository = reference::repository(model, node);
+        let repository = reference::repository(model, &self.sources.release, node);
         // The same record is not written again (a new one would leave the old untagged).
         if let Ok(Some(there)) = records::read(&self.client, registry, &reference::key_tag(key))
             && there.key == key.hex().as_str()
@@ -674,7 +682,8 @@ impl Oci {
 
     fn try_index(&self, model: &Model, job: &Job<'_>) -> Result<String, OciError> {
         let log = Log::create(job)?;
-        let repository = model.registry.as_ref().map(|_| reference::repository(model, job.node));
+        let repository =
+            model.registry.as_ref().map(|_| reference::repository(model, &self.sources.release, job.node));
         let mut entries: Vec<(&Node, &String)> = job.deps.iter().map(|(n, d)| (*n, d)).collect();
         entries.sort_by(|a, b| a.0.platform.cmp(&b.0.platform));
         let publish = match model.definition(job.node.name()) {
@@ -711,7 +720,7 @@ impl Oci {
         if repository.is_some() {
             let tag = template_tag(model, job, model.naming.manifest.as_ref(), &self.sources)
                 .map_err(OciError::Naming)?;
-            for repository in reference::repositories(model, job.node) {
+            for repository in reference::repositories(model, &self.sources.release, job.node) {
                 let target = Reference::parse(&repository)?;
                 let lock = self.repository_lock(&repository)?;
                 let mut _held = lock.lock().map_err(|_| OciError::Poisoned)?;
@@ -735,7 +744,7 @@ impl Oci {
                     }
                     // From the layout; what it lacks (a build found in the cache on this
                     // runner) from the graph's own repository first.
-                    let main = reference::repository(model, job.node);
+                    let main = reference::repository(model, &self.sources.release, job.node);
                     let source = (main != repository).then_some(main.as_str());
                     drop(_held);
                     self.image_blobs(source, digest, &stop)?;
@@ -793,8 +802,15 @@ impl Oci {
         manifests.extend(attestations.iter().map(|(_, entry)| entry.clone()));
         let mut index = layout::new_index(manifests);
         let upstream = commit_of(model, job.node, &self.sources);
-        let annotations = reference::metadata(model, job.node, Some(job.key), upstream.as_deref(), false)
-            .map_err(OciError::Naming)?;
+        let annotations = reference::metadata(
+            model,
+            &self.sources.release,
+            job.node,
+            Some(job.key),
+            upstream.as_deref(),
+            false,
+        )
+        .map_err(OciError::Naming)?;
         if !annotations.is_empty() {
             index.set_annotations(Some(annotations.into_iter().collect()));
         }
@@ -836,7 +852,7 @@ impl Oci {
         job: &Job<'_>,
     ) -> Result<Option<(String, String, Vec<u8>)>, OciError> {
         let Some(registry) = &model.registry else { return Ok(None) };
-        for repository in reference::repositories(model, job.node) {
+        for repository in reference::repositories(model, &self.sources.release, job.node) {
             let Ok(Some(digest)) = records::lookup(&self.client, registry, job.key, &repository) else {
                 continue;
             };
@@ -924,7 +940,7 @@ impl Oci {
         // Another builder's image is in the registry only: its layers are fetched here.
         self.image_blobs(repository, digest, &stop)?;
         let base = self.sbom_base(model, job, node, repository, &stop);
-        let created = supply::provenance::fixed_time().unwrap_or_else(crate::release::created);
+        let created = supply::provenance::fixed_time().unwrap_or_else(|| self.sources.release.created());
         let name = repository.map_or_else(|| layout_name(node), str::to_owned);
         let document = supply::sbom::spdx(&self.layout, digest, base.as_ref(), &created, &name)
             .map_err(|source| OciError::Sbom { digest: digest.to_owned(), source })?;
@@ -987,7 +1003,7 @@ impl Oci {
             .filter(|(dep, out)| dep.kind == hephy_engine::NodeKind::Image && layout::valid_digest(out))
             .collect();
         if let [(dep, digest)] = graph_bases.as_slice() {
-            let dep_repository = repository.map(|_| reference::repository(model, dep));
+            let dep_repository = repository.map(|_| reference::repository(model, &self.sources.release, dep));
             let layers = self.image_blobs(dep_repository.as_deref(), digest, stop).ok()?;
             let reference = match &dep_repository {
                 Some(r) => format!("{r}@{digest}"),
@@ -1050,7 +1066,7 @@ impl Oci {
             .filter(|(dep, out)| dep.kind == hephy_engine::NodeKind::Image && layout::valid_digest(out))
             .map(|(dep, out)| {
                 let name = match &model.registry {
-                    Some(_) => format!("{}@{out}", reference::repository(model, dep)),
+                    Some(_) => format!("{}@{out}", reference::repository(model, &self.sources.release, dep)),
                     None => layout_name(dep),
                 };
                 (name, out.clone())
@@ -1062,7 +1078,7 @@ impl Oci {
             }
             hephy_dsl::ImageSource::Context { .. } => None,
         };
-        let head = crate::release::head(&model.root);
+        let head = self.sources.release.head();
         supply::provenance::Build {
             name: repository.map_or_else(|| layout_name(node), str::to_owned),
             digest: digest.to_owned(),
@@ -1080,7 +1096,7 @@ impl Oci {
             args: image.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             key: detail.map(|d| d.key.to_string()).unwrap_or_default(),
             source: (
-                crate::release::source(&model.root).to_owned(),
+                self.sources.release.source().to_owned(),
                 Some(head.commit.clone()).filter(|c| !c.is_empty()),
             ),
             bases,
@@ -1103,17 +1119,18 @@ impl Oci {
     fn try_tag(&self, model: &Model, job: &Job<'_>) -> Result<String, OciError> {
         let (_, index) = job.deps.first().ok_or(OciError::NoIndex)?;
         let log = Log::create(job)?;
-        let repository = model.registry.as_ref().map(|_| reference::repository(model, job.node));
+        let repository =
+            model.registry.as_ref().map(|_| reference::repository(model, &self.sources.release, job.node));
         let (media_type, bytes) = self.manifest_bytes(repository.as_deref(), index)?;
         let descriptor =
             Descriptor { media_type: media_type.clone(), digest: index.clone(), size: bytes.len() as u64 };
         self.layout.name(&layout_name(job.node), &descriptor, None)?;
         if repository.is_some() {
             let commit = commit_of(model, job.node, &self.sources);
-            let tag = reference::Vars::new(model, job.node, None, commit.as_deref())
+            let tag = reference::Vars::new(model, &self.sources.release, job.node, None, commit.as_deref())
                 .render_tag(&model.naming.tag)
                 .map_err(OciError::Naming)?;
-            for repository in reference::repositories(model, job.node) {
+            for repository in reference::repositories(model, &self.sources.release, job.node) {
                 let target = Reference::parse(&repository)?;
                 let lock = self.repository_lock(&repository)?;
                 let _held = lock.lock().map_err(|_| OciError::Poisoned)?;
@@ -1227,7 +1244,7 @@ impl Oci {
                 .strip_prefix("sha256:")
                 .filter(|_| layout::valid_digest(digest))
                 .ok_or_else(|| PullError::BadDigest { digest: digest.to_owned() })?;
-            let mut file = hephy_oci::open::open_below(dir, &Path::new("blobs/sha256").join(hex))?;
+            let mut file = hephy_os::open::open_below(dir, &Path::new("blobs/sha256").join(hex))?;
             let mut bytes = Vec::new();
             std::io::Read::read_to_end(&mut file, &mut bytes)?;
             if layout::sha256(&bytes) != digest {
@@ -1343,13 +1360,15 @@ fn template_tag(
 ) -> Result<Option<String>, reference::NamingError> {
     let Some(template) = template else { return Ok(None) };
     let commit = commit_of(model, job.node, sources);
-    reference::Vars::new(model, job.node, Some(job.key), commit.as_deref()).render_tag(template).map(Some)
+    reference::Vars::new(model, &sources.release, job.node, Some(job.key), commit.as_deref())
+        .render_tag(template)
+        .map(Some)
 }
 
 /// The tag a tag node of a finished run pushed (its graph tag through the naming's `tag`
 /// template, from git and the plan as the run rendered it); the tag as written when it cannot
 /// be rendered. Upstream commits are read from the git cache in `state_dir`.
-pub fn pushed_tag(model: &Model, node: &Node, state_dir: &Path) -> String {
+pub fn pushed_tag(model: &Model, release: &Release, node: &Node, state_dir: &Path) -> String {
     let commit = match model.definition(node.name()) {
         Some(hephy_dsl::Definition::Image(image)) => match &image.source {
             hephy_dsl::ImageSource::Git { url, reference, .. } => {
@@ -1359,7 +1378,7 @@ pub fn pushed_tag(model: &Model, node: &Node, state_dir: &Path) -> String {
         },
         _ => None,
     };
-    reference::Vars::new(model, node, None, commit.as_deref())
+    reference::Vars::new(model, release, node, None, commit.as_deref())
         .render_tag(&model.naming.tag)
         .unwrap_or_else(|_| node.tag.clone().unwrap_or_default())
 }
@@ -1395,20 +1414,21 @@ mod tests {
         let index = node(&graph, "app");
         let platform = node(&graph, "app@linux/amd64");
         let state = Path::new(".hephy");
-        let layout = ImageLocation::of(&model, index, "sha256:1234", state);
+        let release = crate::Release::new(Path::new("."));
+        let layout = ImageLocation::of(&model, &release, index, "sha256:1234", state);
         assert_eq!(
             layout,
             ImageLocation::Layout { layout: PathBuf::from(".hephy/oci"), name: "app".to_owned() }
         );
         assert_eq!(layout.to_string(), "oci:.hephy/oci:app");
-        let name = ImageLocation::of(&model, platform, "", state);
+        let name = ImageLocation::of(&model, &release, platform, "", state);
         assert!(matches!(name, ImageLocation::Layout { name, .. } if name == "app.linux-amd64"));
-        let local = ImageLocation::of(&model, index, "local:abcd", state);
+        let local = ImageLocation::of(&model, &release, index, "local:abcd", state);
         assert_eq!(local, ImageLocation::Local { digest: "abcd".to_owned() });
         let (model, graph) = compiled(
             "registry: registry.example/team\nplatforms: [linux/amd64]\nimages:\n  app: { context: app }\n",
         );
-        let pushed = ImageLocation::of(&model, node(&graph, "app"), "sha256:1234", state);
+        let pushed = ImageLocation::of(&model, &release, node(&graph, "app"), "sha256:1234", state);
         assert!(
             matches!(&pushed, ImageLocation::Registry { digest, .. } if digest == "sha256:1234"),
             "{pushed:?}"
