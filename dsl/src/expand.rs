@@ -223,6 +223,9 @@ pub(crate) fn expand(
     sink: &mut Sink,
     record: bool,
 ) -> (Vec<ResolvedImage>, Vec<SourceSpan>) {
+    if !record && nothing_to_expand(doc, overrides) {
+        return (Vec::new(), Vec::new());
+    }
     let mut expander = Expander {
         source,
         sink,
@@ -307,6 +310,42 @@ pub(crate) fn expand(
     scan_top(doc, &mut |t| expander.interpolate(t, &[]));
     expander.set_images(doc, overrides, &mut resolved);
     (resolved, expander.broken)
+}
+
+/// Whether expanding `doc` with `overrides` would leave it as it is and say nothing: no
+/// variables, templates, `inherits` or matrices, no `--set` (`HEPHY_VAR_*` sets only declared
+/// variables), no `$` in any string (so no `${NAME}` to fill in or report, no `$${` to
+/// unescape), and no more strings than expansion allows. Such a graph (the usual large one) is
+/// not walked again, copied or rebuilt.
+fn nothing_to_expand(doc: &mut Document, overrides: &Overrides) -> bool {
+    if !doc.variables.is_empty()
+        || !doc.templates.is_empty()
+        || !overrides.variables.is_empty()
+        || !overrides.images.is_empty()
+        || doc.images.iter().any(|i| !i.inherits.is_empty() || i.matrix.is_some())
+        || doc.tasks.iter().any(|t| t.matrix.is_some())
+    {
+        return false;
+    }
+    let strings = doc
+        .images
+        .iter()
+        .map(image_size)
+        .chain(doc.tasks.iter().map(task_size))
+        .try_fold(0usize, |total, n| total.checked_add(n).filter(|t| *t <= MAX_EXPANDED_STRINGS));
+    if strings.is_none() {
+        return false;
+    }
+    let mut dollar = false;
+    let mut look = |t: &mut Text| dollar |= t.value.contains('$');
+    for image in &mut doc.images {
+        visit_image_mut(image, &mut look);
+    }
+    for task in &mut doc.tasks {
+        visit_task_mut(task, &mut look);
+    }
+    scan_top(doc, &mut look);
+    !dollar
 }
 
 struct Expander<'a> {

@@ -22,6 +22,8 @@ mod files;
 mod graph;
 mod inputs;
 mod key;
+#[cfg(test)]
+mod key_table;
 use hephy_oci::open;
 mod plan;
 mod planner;
