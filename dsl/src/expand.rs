@@ -1024,29 +1024,14 @@ struct Resolving {
 
 /// How many strings `d` holds.
 fn image_size(d: &ImageDraft) -> usize {
-    let options = [
-        &d.context,
-        &d.git,
-        &d.git_ref,
-        &d.dockerfile,
-        &d.builder,
-        &d.timeout,
-        &d.compression,
-        &d.repository,
-    ]
-    .into_iter()
-    .flatten()
-    .count()
+    let options = d.texts().into_iter().filter(|(_, t)| t.is_some()).count()
         + usize::from(d.supply.sign.is_some());
     let ko =
         d.ko.as_ref()
             .map_or(0, |ko| [&ko.import_path, &ko.base_image, &ko.ldflags].into_iter().flatten().count());
     1 + options
         + ko
-        + d.targets.len()
-        + d.tags.len()
-        + d.secrets.len()
-        + d.mirrors.len()
+        + d.lists().into_iter().map(|(_, l)| l.len()).sum::<usize>()
         + d.platforms.as_ref().map_or(0, Vec::len)
         + 2 * (d.args.len() + d.ko_env.len() + d.labels.len() + d.annotations.len())
         + deps_size(&d.deps)
@@ -1127,19 +1112,23 @@ fn merge(
     child_origins: Origins,
 ) -> (ImageDraft, Origins) {
     let mut out = child;
-    let b = base;
-    macro_rules! option {
-        ($($f:ident),*) => {$(
-            if out.$f.is_none() { out.$f = b.$f; }
-        )*};
+    let mut b = base;
+    for ((_, own), (_, base)) in out.texts_mut().into_iter().zip(b.texts_mut()) {
+        if own.is_none() {
+            *own = base.take();
+        }
     }
-    option!(context, git, git_ref, dockerfile, builder, timeout, compression, platforms, ko, repository);
-    macro_rules! list {
-        ($($f:ident),*) => {$(
-            if out.$f.is_empty() { out.$f = b.$f; }
-        )*};
+    for ((_, own), (_, base)) in out.lists_mut().into_iter().zip(b.lists_mut()) {
+        if own.is_empty() {
+            *own = std::mem::take(base);
+        }
     }
-    list!(targets, tags, secrets, mirrors);
+    if out.platforms.is_none() {
+        out.platforms = b.platforms;
+    }
+    if out.ko.is_none() {
+        out.ko = b.ko;
+    }
     if out.supply.sign.is_none() {
         out.supply.sign = b.supply.sign;
     }
@@ -1187,14 +1176,9 @@ fn fields(d: &ImageDraft) -> Vec<(String, String, SourceSpan)> {
             out.push((field.to_owned(), t.value.clone(), t.span));
         }
     };
-    one("context", &d.context);
-    one("git", &d.git);
-    one("ref", &d.git_ref);
-    one("dockerfile", &d.dockerfile);
-    one("builder", &d.builder);
-    one("timeout", &d.timeout);
-    one("compression", &d.compression);
-    one("repository", &d.repository);
+    for (field, t) in d.texts() {
+        one(field, t);
+    }
     if let Some(sign) = &d.supply.sign {
         let key = sign.key.as_ref().map(|k| format!("key={}", k.value)).unwrap_or_default();
         out.push(("sign".to_owned(), key, sign.span));
@@ -1211,10 +1195,9 @@ fn fields(d: &ImageDraft) -> Vec<(String, String, SourceSpan)> {
         }
     };
     list("platforms", d.platforms.as_deref().unwrap_or(&[]));
-    list("targets", &d.targets);
-    list("tags", &d.tags);
-    list("secrets", &d.secrets);
-    list("mirrors", &d.mirrors);
+    for (field, l) in d.lists() {
+        list(field, l);
+    }
     for (k, v) in &d.args {
         out.push((format!("args.{}", k.value), v.value.clone(), k.span));
     }
@@ -1282,19 +1265,17 @@ fn apply(image: &mut ImageDraft, field: &str, value: &str, at: SourceSpan) {
             .map(|v| Spanned::new(v.to_owned(), at))
             .collect::<Vec<_>>()
     };
+    if let Some((_, slot)) = image.texts_mut().into_iter().find(|(key, _)| *key == field) {
+        *slot = text();
+        return;
+    }
+    if let Some((_, slot)) = image.lists_mut().into_iter().find(|(key, _)| *key == field) {
+        *slot = list();
+        return;
+    }
     match field {
-        "context" => image.context = text(),
-        "dockerfile" => image.dockerfile = text(),
-        "git" => image.git = text(),
-        "ref" => image.git_ref = text(),
-        "builder" => image.builder = text(),
-        "timeout" => image.timeout = text(),
-        "compression" => image.compression = text(),
         "target" => image.targets = text().into_iter().collect(),
-        "targets" => image.targets = list(),
         "platforms" => image.platforms = Some(list()),
-        "tags" => image.tags = list(),
-        "secrets" => image.secrets = list(),
         _ => {
             if let Some(arg) = field.strip_prefix("args.") {
                 image.args.retain(|(k, _)| k.value != arg);
@@ -1308,30 +1289,15 @@ fn apply(image: &mut ImageDraft, field: &str, value: &str, at: SourceSpan) {
 
 fn visit_image_mut(d: &mut ImageDraft, f: &mut impl FnMut(&mut Text)) {
     f(&mut d.name);
-    for t in [
-        &mut d.context,
-        &mut d.git,
-        &mut d.git_ref,
-        &mut d.dockerfile,
-        &mut d.builder,
-        &mut d.timeout,
-        &mut d.compression,
-        &mut d.repository,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        f(t);
+    for (_, t) in d.texts_mut() {
+        t.iter_mut().for_each(&mut *f);
     }
     if let Some(key) = d.supply.sign.as_mut().and_then(|s| s.key.as_mut()) {
         f(key);
     }
-    d.targets
-        .iter_mut()
-        .chain(d.tags.iter_mut())
-        .chain(d.secrets.iter_mut())
-        .chain(d.mirrors.iter_mut())
-        .for_each(&mut *f);
+    for (_, l) in d.lists_mut() {
+        l.iter_mut().for_each(&mut *f);
+    }
     d.platforms.iter_mut().flatten().for_each(&mut *f);
     for (k, v) in d
         .args

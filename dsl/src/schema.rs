@@ -742,6 +742,39 @@ mod tests {
         assert!(missing.is_empty(), "SPEC.md does not show: {missing:#?}");
     }
 
+    /// The image keys the draft walks as one text or a list ([`ImageDraft::texts`],
+    /// [`ImageDraft::lists`]) are the table's, of the table's kinds; every other text or list
+    /// key of an image is held otherwise for a reason named here; `--set` sets table keys.
+    #[test]
+    fn the_drafts_simple_image_keys_are_the_tables() {
+        use crate::document::ImageDraft;
+        let draft = ImageDraft::new(crate::source::Spanned::new(String::new(), (0..0).into()));
+        let row = |name: &str| KEYS.iter().find(|k| k.construct == Construct::Image && k.yaml == Some(name));
+        let texts: Vec<&str> = draft.texts().iter().map(|(k, _)| *k).collect();
+        let lists: Vec<&str> = draft.lists().iter().map(|(k, _)| *k).collect();
+        for name in &texts {
+            assert_eq!(row(name).map(|k| k.kind), Some(Kind::Text), "{name}");
+        }
+        for name in &lists {
+            assert_eq!(row(name).map(|k| k.kind), Some(Kind::Texts), "{name}");
+        }
+        // `target` is a list of one (`targets`), `platforms` may be absent (the graph's then),
+        // `after` is a dependency and `inherits` is expanded away.
+        let held_otherwise = ["target", "platforms", "after", "inherits"];
+        for key in KEYS.iter().filter(|k| k.construct == Construct::Image) {
+            let Some(name) = key.yaml else { continue };
+            if matches!(key.kind, Kind::Text | Kind::Texts) {
+                assert!(
+                    texts.contains(&name) || lists.contains(&name) || held_otherwise.contains(&name),
+                    "the image key `{name}` is neither in `simple_image_keys!` nor held otherwise"
+                );
+            }
+        }
+        for field in crate::expand::SETTABLE {
+            assert!(row(field).is_some(), "`--set` field `{field}` is no image key of the table");
+        }
+    }
+
     /// Each construct lists a key once per syntax.
     #[test]
     fn keys_are_unique_per_construct() {
