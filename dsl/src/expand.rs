@@ -1024,8 +1024,8 @@ struct Resolving {
 
 /// How many strings `d` holds.
 fn image_size(d: &ImageDraft) -> usize {
-    let options = d.texts().into_iter().filter(|(_, t)| t.is_some()).count()
-        + usize::from(d.supply.sign.is_some());
+    let options =
+        d.texts().into_iter().filter(|(_, t)| t.is_some()).count() + usize::from(d.supply.sign.is_some());
     let ko =
         d.ko.as_ref()
             .map_or(0, |ko| [&ko.import_path, &ko.base_image, &ko.ldflags].into_iter().flatten().count());

@@ -194,7 +194,15 @@ impl Key {
 /// A key spelled the same in both syntaxes.
 /// Hashed unless wrapped in [`unhashed`] or [`expanded`].
 const fn key(construct: Construct, name: &'static str, kind: Kind, meaning: &'static str) -> Key {
-    Key { construct, kdl: Some(name), yaml: Some(name), kind, need: Need::Optional, meaning, hash: Hash::Hashed }
+    Key {
+        construct,
+        kdl: Some(name),
+        yaml: Some(name),
+        kind,
+        need: Need::Optional,
+        meaning,
+        hash: Hash::Hashed,
+    }
 }
 
 /// A key spelled differently in the two syntaxes (or missing from one).
@@ -454,7 +462,10 @@ pub const KEYS: &[Key] = &[
         "picks what a run rebuilds, not what it makes",
     ),
     unhashed(
-        need(key(C::Schedule, "refresh", K::Flag, "also re-resolve base images and upstream refs"), Need::AnyOf),
+        need(
+            key(C::Schedule, "refresh", K::Flag, "also re-resolve base images and upstream refs"),
+            Need::AnyOf,
+        ),
         "re-resolves refs and tags; what they resolve to is hashed",
     ),
     // A group (KDL).

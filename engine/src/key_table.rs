@@ -105,12 +105,9 @@ fn keys(dir: &Path, text: &str) -> BTreeMap<String, String> {
     };
     let mut upstreams = Upstreams::new();
     // Both repositories at one commit, so only what names them can tell them apart.
-    for (url, reference, commit) in [
-        (REPO, "HEAD", "c0"),
-        (OTHER_REPO, "HEAD", "c0"),
-        (REPO, "main", "c1"),
-        (REPO, "v1", "c2"),
-    ] {
+    for (url, reference, commit) in
+        [(REPO, "HEAD", "c0"), (OTHER_REPO, "HEAD", "c0"), (REPO, "main", "c1"), (REPO, "v1", "c2")]
+    {
         upstreams.insert((url.to_owned(), reference.to_owned()), Ok(commit.to_owned()));
     }
     let inputs = crate::gather(
@@ -144,7 +141,10 @@ fn every_image_key_is_hashed_or_declared_unhashed() {
             continue;
         }
         let Some((a, b)) = samples(key) else {
-            wrong.push(format!("`{}`: no sample values; give it a pair in `samples`", key.yaml.unwrap_or("?")));
+            wrong.push(format!(
+                "`{}`: no sample values; give it a pair in `samples`",
+                key.yaml.unwrap_or("?")
+            ));
             continue;
         };
         let (before, after) = (keys(dir.path(), &graph(&a)), keys(dir.path(), &graph(&b)));
@@ -154,7 +154,9 @@ fn every_image_key_is_hashed_or_declared_unhashed() {
                 wrong.push(format!("`{name}` is marked hashed, but `{a}` and `{b}` give the same keys"));
             }
             Hash::Unhashed(why) if before != after => {
-                wrong.push(format!("`{name}` is marked unhashed ({why}), but `{a}` and `{b}` give other keys"));
+                wrong.push(format!(
+                    "`{name}` is marked unhashed ({why}), but `{a}` and `{b}` give other keys"
+                ));
             }
             _ => {}
         }
