@@ -182,6 +182,41 @@ pub(crate) struct KoDraft {
     pub(crate) span: SourceSpan,
 }
 
+/// Declares the image keys that hold one text or a list of texts, as rows (field, key): the
+/// walks over an image's settings (expansion's visitor, its merge of templates, its count of
+/// strings, `hephy show`'s fields, `--set`) take them from here instead of naming each field.
+macro_rules! simple_image_keys {
+    (texts: $($text:ident = $text_key:literal),+ ; lists: $($list:ident = $list_key:literal),+ $(;)?) => {
+        impl ImageDraft {
+            /// The one-text keys, in table order: each key and its value as written.
+            pub(crate) fn texts(&self) -> [(&'static str, &Option<Text>); [$($text_key),+].len()] {
+                [$(($text_key, &self.$text)),+]
+            }
+
+            /// [`ImageDraft::texts`], to change.
+            pub(crate) fn texts_mut(&mut self) -> [(&'static str, &mut Option<Text>); [$($text_key),+].len()] {
+                [$(($text_key, &mut self.$text)),+]
+            }
+
+            /// The list keys, in table order: each key and its values as written.
+            pub(crate) fn lists(&self) -> [(&'static str, &Vec<Text>); [$($list_key),+].len()] {
+                [$(($list_key, &self.$list)),+]
+            }
+
+            /// [`ImageDraft::lists`], to change.
+            pub(crate) fn lists_mut(&mut self) -> [(&'static str, &mut Vec<Text>); [$($list_key),+].len()] {
+                [$(($list_key, &mut self.$list)),+]
+            }
+        }
+    };
+}
+
+simple_image_keys! {
+    texts: context = "context", git = "git", git_ref = "ref", dockerfile = "dockerfile",
+        builder = "builder", timeout = "timeout", compression = "compression", repository = "repository";
+    lists: targets = "targets", tags = "tags", secrets = "secrets", mirrors = "mirrors";
+}
+
 impl ImageDraft {
     pub(crate) fn new(name: Text) -> ImageDraft {
         ImageDraft {

@@ -254,11 +254,6 @@ impl Reader<'_> {
         let mut image = ImageDraft::new(self.name(node)?);
         for child in self.children(node) {
             match child.name().value() {
-                "context" => {
-                    if let Some(v) = self.one_string(child) {
-                        self.set_once(&mut image.context, v, child);
-                    }
-                }
                 "git" => {
                     let url = self.first_arg(child);
                     for (_, entry) in self.properties(child, keys(Construct::Git, Syntax::Kdl)) {
@@ -271,26 +266,6 @@ impl Reader<'_> {
                         self.set_once(&mut image.git, url, child);
                     }
                 }
-                "dockerfile" => {
-                    if let Some(v) = self.one_string(child) {
-                        self.set_once(&mut image.dockerfile, v, child);
-                    }
-                }
-                "builder" => {
-                    if let Some(v) = self.one_string(child) {
-                        self.set_once(&mut image.builder, v, child);
-                    }
-                }
-                "timeout" => {
-                    if let Some(v) = self.one_string(child) {
-                        self.set_once(&mut image.timeout, v, child);
-                    }
-                }
-                "compression" => {
-                    if let Some(v) = self.one_string(child) {
-                        self.set_once(&mut image.compression, v, child);
-                    }
-                }
                 "target" => image.targets.extend(self.one_string(child)),
                 "targets" => image.targets.extend(self.strings(child, 1)),
                 "args" => image.args.extend(self.pairs(child)),
@@ -298,8 +273,6 @@ impl Reader<'_> {
                     let list = self.strings(child, 1);
                     self.set_once(&mut image.platforms, list, child);
                 }
-                "tags" => image.tags.extend(self.strings(child, 1)),
-                "secrets" => image.secrets.extend(self.strings(child, 1)),
                 "from" => image.deps.extend(self.from(child)),
                 "after" => image.deps.extend(self.after(child)),
                 "build-context" => image.build_contexts.extend(self.build_context(child)),
@@ -309,18 +282,22 @@ impl Reader<'_> {
                 }
                 "ko-env" => image.ko_env.extend(self.pairs(child)),
                 "labels" => image.labels.extend(self.pairs(child)),
-                "mirrors" => image.mirrors.extend(self.strings(child, 1)),
                 "annotations" => image.annotations.extend(self.pairs(child)),
                 "sign" | "sbom" | "provenance" => self.supply(&mut image.supply, child),
-                "repository" => {
-                    if let Some(v) = self.one_string(child) {
-                        self.set_once(&mut image.repository, v, child);
-                    }
-                }
                 "inherits" => image.inherits.extend(self.strings(child, 1)),
                 "matrix" => {
                     let matrix = self.matrix(child);
                     self.set_once(&mut image.matrix, matrix, child);
+                }
+                // The keys of one text or a list (`simple_image_keys!`) KDL writes as nodes.
+                other if keys(Construct::Image, Syntax::Kdl).contains(&other) => {
+                    if let Some((_, slot)) = image.texts_mut().into_iter().find(|(k, _)| *k == other) {
+                        if let Some(v) = self.one_string(child) {
+                            self.set_once(slot, v, child);
+                        }
+                    } else if let Some((_, slot)) = image.lists_mut().into_iter().find(|(k, _)| *k == other) {
+                        slot.extend(self.strings(child, 1));
+                    }
                 }
                 other => self.unknown_node(child, other, keys(Construct::Image, Syntax::Kdl), "an `image`"),
             }

@@ -41,7 +41,7 @@ pub use model::{Builder, Engine};
 pub use platform::{Platform, PlatformError};
 pub use print::print;
 pub use reference::{dash_ref, empty_group, render_template, tag_part};
-pub use schema::{Construct, KEYS, KdlForm, Key, Kind, Need, json_schema, keys};
+pub use schema::{Construct, Hash, KEYS, KdlForm, Key, Kind, Need, json_schema, keys};
 pub use source::{SourceFile, Spanned, Syntax};
 
 use diagnostic::Sink;

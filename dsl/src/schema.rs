@@ -162,6 +162,23 @@ pub struct Key {
     pub need: Need,
     /// What it means, in one line.
     pub meaning: &'static str,
+    /// Whether its value goes into the build key of the nodes it shapes.
+    pub hash: Hash,
+}
+
+/// Whether a key's value goes into the build key ([`Key::hash`]): the engine's test
+/// (`every_image_key_is_hashed_or_declared_unhashed`) builds two graphs differing only in the
+/// key's value and checks their node keys differ exactly when the row says `Hashed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hash {
+    /// Its value (or what it resolves to: a commit, a digest, a secret's fingerprint) is in the
+    /// key of every node it shapes: changing it rebuilds them.
+    Hashed,
+    /// Its value is in no key, for the reason given: changing it rebuilds nothing.
+    Unhashed(&'static str),
+    /// It is expanded away before anything is keyed (`variables`, templates, matrices): the
+    /// settings it produces are hashed, or not, by their own rows.
+    Expanded,
 }
 
 impl Key {
@@ -175,8 +192,17 @@ impl Key {
 }
 
 /// A key spelled the same in both syntaxes.
+/// Hashed unless wrapped in [`unhashed`] or [`expanded`].
 const fn key(construct: Construct, name: &'static str, kind: Kind, meaning: &'static str) -> Key {
-    Key { construct, kdl: Some(name), yaml: Some(name), kind, need: Need::Optional, meaning }
+    Key {
+        construct,
+        kdl: Some(name),
+        yaml: Some(name),
+        kind,
+        need: Need::Optional,
+        meaning,
+        hash: Hash::Hashed,
+    }
 }
 
 /// A key spelled differently in the two syntaxes (or missing from one).
@@ -187,11 +213,21 @@ const fn spelled(
     kind: Kind,
     meaning: &'static str,
 ) -> Key {
-    Key { construct, kdl, yaml, kind, need: Need::Optional, meaning }
+    Key { construct, kdl, yaml, kind, need: Need::Optional, meaning, hash: Hash::Hashed }
 }
 
 const fn need(key: Key, need: Need) -> Key {
     Key { need, ..key }
+}
+
+/// A key whose value goes into no build key, and why.
+const fn unhashed(key: Key, why: &'static str) -> Key {
+    Key { hash: Hash::Unhashed(why), ..key }
+}
+
+/// A key expanded away before anything is keyed.
+const fn expanded(key: Key) -> Key {
+    Key { hash: Hash::Expanded, ..key }
 }
 
 use Construct as C;
@@ -203,46 +239,66 @@ pub const KEYS: &[Key] = &[
     key(C::Graph, "registry", K::Text, "where images are pushed: `host[:port][/path]`, no scheme"),
     key(C::Graph, "naming", K::Block(C::Naming), "how pushed images are named"),
     key(C::Graph, "builder", K::Text, "the builder of images that name none (`auto` by default)"),
-    key(C::Graph, "timeout", K::Text, "how long any one node may run, e.g. `2h`"),
-    key(C::Graph, "platforms", K::Texts, "the platforms of images that list none (default: the host's)"),
-    spelled(
-        C::Graph,
-        Some("executor"),
-        Some("executors"),
-        K::Named(C::Executor),
-        "where work for a platform runs",
+    unhashed(
+        key(C::Graph, "timeout", K::Text, "how long any one node may run, e.g. `2h`"),
+        "how long a node may run changes nothing it makes",
     ),
-    spelled(
-        C::Graph,
-        Some("secret"),
-        Some("secrets"),
-        K::Named(C::Secret),
-        "a value builds and tasks may use",
+    key(C::Graph, "platforms", K::Texts, "the platforms of images that list none (default: the host's)"),
+    unhashed(
+        spelled(
+            C::Graph,
+            Some("executor"),
+            Some("executors"),
+            K::Named(C::Executor),
+            "where work for a platform runs",
+        ),
+        "where work runs, not what it makes",
+    ),
+    unhashed(
+        spelled(
+            C::Graph,
+            Some("secret"),
+            Some("secrets"),
+            K::Named(C::Secret),
+            "a value builds and tasks may use",
+        ),
+        "a declaration: the fingerprint of each secret a node uses is hashed",
     ),
     spelled(C::Graph, Some("image"), Some("images"), K::Named(C::Image), "a container image"),
     spelled(C::Graph, Some("task"), Some("tasks"), K::Named(C::Task), "a command"),
-    spelled(
-        C::Graph,
-        Some("schedule"),
-        Some("schedules"),
-        K::Named(C::Schedule),
-        "images and tasks rebuilt together",
+    unhashed(
+        spelled(
+            C::Graph,
+            Some("schedule"),
+            Some("schedules"),
+            K::Named(C::Schedule),
+            "images and tasks rebuilt together",
+        ),
+        "picks what a run rebuilds, not what it makes",
     ),
-    spelled(
-        C::Graph,
-        Some("group"),
-        Some("groups"),
-        K::NamedLists,
-        "a named selection of images, tasks and groups",
+    unhashed(
+        spelled(
+            C::Graph,
+            Some("group"),
+            Some("groups"),
+            K::NamedLists,
+            "a named selection of images, tasks and groups",
+        ),
+        "picks what a run builds, not what it makes",
     ),
-    key(C::Graph, "variables", K::Pairs, "variables every string may use as `${NAME}`, with their defaults"),
-    spelled(
+    expanded(key(
+        C::Graph,
+        "variables",
+        K::Pairs,
+        "variables every string may use as `${NAME}`, with their defaults",
+    )),
+    expanded(spelled(
         C::Graph,
         Some("template"),
         Some("templates"),
         K::Named(C::Image),
         "image settings that images `inherits`",
-    ),
+    )),
     key(C::Graph, "mirrors", K::Texts, "more registries every image is also pushed to"),
     key(C::Graph, "labels", K::Metadata, "labels of every image's config (values are templates)"),
     key(C::Graph, "annotations", K::Metadata, "OCI annotations of every manifest and index (templates)"),
@@ -272,19 +328,46 @@ pub const KEYS: &[Key] = &[
     key(C::Naming, "manifest", K::Text, "the template of the multi-platform manifest's tag"),
     key(C::Naming, "tag", K::Text, "the template of each extra tag"),
     // An executor.
-    need(
-        key(C::Executor, "platform", K::Text, "the platform it builds, `os/arch[/variant]`"),
-        Need::Required,
+    unhashed(
+        need(
+            key(C::Executor, "platform", K::Text, "the platform it builds, `os/arch[/variant]`"),
+            Need::Required,
+        ),
+        "which executor runs a platform's work; the node's platform is hashed",
     ),
-    key(C::Executor, "jobs", K::Integer, "how many nodes it runs at a time (1–1024, default 1)"),
-    key(C::Executor, "gitlab-tags", K::Text, "the GitLab runner tags of its CI jobs, comma-separated"),
-    key(C::Executor, "runs-on", K::Text, "the GitHub runner labels of its CI jobs, comma-separated"),
-    key(C::Executor, "ssh", K::Text, "run its image builds on `user@host[:port]` over ssh"),
-    key(C::Executor, "buildkit", K::Text, "run its image builds on this BuildKit daemon address"),
-    key(C::Executor, "kubernetes", K::Text, "run its image builds as kaniko Jobs in this namespace"),
+    unhashed(
+        key(C::Executor, "jobs", K::Integer, "how many nodes it runs at a time (1–1024, default 1)"),
+        "how many nodes run at once",
+    ),
+    unhashed(
+        key(C::Executor, "gitlab-tags", K::Text, "the GitLab runner tags of its CI jobs, comma-separated"),
+        "only the CI files `hephy ci` writes",
+    ),
+    unhashed(
+        key(C::Executor, "runs-on", K::Text, "the GitHub runner labels of its CI jobs, comma-separated"),
+        "only the CI files `hephy ci` writes",
+    ),
+    unhashed(
+        key(C::Executor, "ssh", K::Text, "run its image builds on `user@host[:port]` over ssh"),
+        "where builds run, not what they make",
+    ),
+    unhashed(
+        key(C::Executor, "buildkit", K::Text, "run its image builds on this BuildKit daemon address"),
+        "where builds run, not what they make",
+    ),
+    unhashed(
+        key(C::Executor, "kubernetes", K::Text, "run its image builds as kaniko Jobs in this namespace"),
+        "where builds run, not what they make",
+    ),
     // A secret.
-    need(key(C::Secret, "env", K::Text, "read it from this environment variable"), Need::OneOf),
-    need(key(C::Secret, "file", K::Text, "read it from this file"), Need::OneOf),
+    unhashed(
+        need(key(C::Secret, "env", K::Text, "read it from this environment variable"), Need::OneOf),
+        "where the value is read from; the value's fingerprint is hashed",
+    ),
+    unhashed(
+        need(key(C::Secret, "file", K::Text, "read it from this file"), Need::OneOf),
+        "where the value is read from; the value's fingerprint is hashed",
+    ),
     // An image.
     // `context` or `git` must be given, by the image or a template it inherits (checked after
     // expansion, so neither is required here).
@@ -300,7 +383,10 @@ pub const KEYS: &[Key] = &[
     ),
     key(C::Image, "dockerfile", K::Text, "the Dockerfile, relative to the context"),
     key(C::Image, "builder", K::Text, "this image's builder"),
-    key(C::Image, "timeout", K::Text, "stop and fail a build that runs longer"),
+    unhashed(
+        key(C::Image, "timeout", K::Text, "stop and fail a build that runs longer"),
+        "how long a build may run changes nothing it makes",
+    ),
     key(C::Image, "secrets", K::Texts, "secrets mounted into the build"),
     key(C::Image, "target", K::Text, "the Dockerfile stage to build"),
     key(C::Image, "targets", K::Texts, "several stages, each its own image"),
@@ -311,8 +397,8 @@ pub const KEYS: &[Key] = &[
     key(C::Image, "after", K::Texts, "images or tasks built first, nothing passed"),
     key(C::Image, "ko", K::Block(C::Ko), "the `ko` builder's settings"),
     key(C::Image, "ko-env", K::Pairs, "the `ko` builder's environment"),
-    key(C::Image, "inherits", K::Texts, "templates whose settings it takes, in order"),
-    key(C::Image, "matrix", K::NamedLists, "one copy for each combination of these values"),
+    expanded(key(C::Image, "inherits", K::Texts, "templates whose settings it takes, in order")),
+    expanded(key(C::Image, "matrix", K::NamedLists, "one copy for each combination of these values")),
     key(C::Image, "labels", K::Metadata, "labels of this image's config, over the graph's"),
     key(C::Image, "annotations", K::Metadata, "OCI annotations of its manifests and index, over the graph's"),
     key(C::Image, "repository", K::Text, "the template of this image's repository, instead of naming's"),
@@ -364,14 +450,29 @@ pub const KEYS: &[Key] = &[
     key(C::Task, "env", K::Pairs, "environment variables"),
     key(C::Task, "platforms", K::Texts, "run once per platform, on its executor"),
     key(C::Task, "after", K::Texts, "images or tasks run first"),
-    key(C::Task, "timeout", K::Text, "stop and fail a run that takes longer"),
+    unhashed(
+        key(C::Task, "timeout", K::Text, "stop and fail a run that takes longer"),
+        "how long a run may take changes nothing it makes",
+    ),
     key(C::Task, "secrets", K::Texts, "secrets set in its environment"),
-    key(C::Task, "matrix", K::NamedLists, "one copy for each combination of these values"),
+    expanded(key(C::Task, "matrix", K::NamedLists, "one copy for each combination of these values")),
     // A schedule.
-    need(key(C::Schedule, "rebuild", K::Texts, "the images and tasks it rebuilds"), Need::AnyOf),
-    need(key(C::Schedule, "refresh", K::Flag, "also re-resolve base images and upstream refs"), Need::AnyOf),
+    unhashed(
+        need(key(C::Schedule, "rebuild", K::Texts, "the images and tasks it rebuilds"), Need::AnyOf),
+        "picks what a run rebuilds, not what it makes",
+    ),
+    unhashed(
+        need(
+            key(C::Schedule, "refresh", K::Flag, "also re-resolve base images and upstream refs"),
+            Need::AnyOf,
+        ),
+        "re-resolves refs and tags; what they resolve to is hashed",
+    ),
     // A group (KDL).
-    spelled(C::Group, Some("members"), None, K::Texts, "its images, tasks and groups"),
+    unhashed(
+        spelled(C::Group, Some("members"), None, K::Texts, "its images, tasks and groups"),
+        "picks what a run builds, not what it makes",
+    ),
     // `sign`.
     need(
         key(C::Sign, "key", K::Text, "cosign's encrypted private key file, relative to the graph file"),
@@ -650,6 +751,39 @@ mod tests {
             }
         }
         assert!(missing.is_empty(), "SPEC.md does not show: {missing:#?}");
+    }
+
+    /// The image keys the draft walks as one text or a list ([`ImageDraft::texts`],
+    /// [`ImageDraft::lists`]) are the table's, of the table's kinds; every other text or list
+    /// key of an image is held otherwise for a reason named here; `--set` sets table keys.
+    #[test]
+    fn the_drafts_simple_image_keys_are_the_tables() {
+        use crate::document::ImageDraft;
+        let draft = ImageDraft::new(crate::source::Spanned::new(String::new(), (0..0).into()));
+        let row = |name: &str| KEYS.iter().find(|k| k.construct == Construct::Image && k.yaml == Some(name));
+        let texts: Vec<&str> = draft.texts().iter().map(|(k, _)| *k).collect();
+        let lists: Vec<&str> = draft.lists().iter().map(|(k, _)| *k).collect();
+        for name in &texts {
+            assert_eq!(row(name).map(|k| k.kind), Some(Kind::Text), "{name}");
+        }
+        for name in &lists {
+            assert_eq!(row(name).map(|k| k.kind), Some(Kind::Texts), "{name}");
+        }
+        // `target` is a list of one (`targets`), `platforms` may be absent (the graph's then),
+        // `after` is a dependency and `inherits` is expanded away.
+        let held_otherwise = ["target", "platforms", "after", "inherits"];
+        for key in KEYS.iter().filter(|k| k.construct == Construct::Image) {
+            let Some(name) = key.yaml else { continue };
+            if matches!(key.kind, Kind::Text | Kind::Texts) {
+                assert!(
+                    texts.contains(&name) || lists.contains(&name) || held_otherwise.contains(&name),
+                    "the image key `{name}` is neither in `simple_image_keys!` nor held otherwise"
+                );
+            }
+        }
+        for field in crate::expand::SETTABLE {
+            assert!(row(field).is_some(), "`--set` field `{field}` is no image key of the table");
+        }
     }
 
     /// Each construct lists a key once per syntax.

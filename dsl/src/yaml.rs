@@ -354,24 +354,13 @@ impl Reader<'_> {
         let mut image = ImageDraft::new(name);
         for (key, value) in self.map(body, keys(Construct::Image, Syntax::Yaml), "an image") {
             match key.value.as_str() {
-                "context" => image.context = self.string(value),
-                "git" => image.git = self.string(value),
-                "ref" => image.git_ref = self.string(value),
-                "dockerfile" => image.dockerfile = self.string(value),
-                "builder" => image.builder = self.string(value),
-                "timeout" => image.timeout = self.string(value),
-                "compression" => image.compression = self.string(value),
                 "target" => image.targets.extend(self.string(value)),
                 "targets" => image.targets.extend(self.strings(value)),
                 "args" => image.args = self.pairs(value),
                 "labels" => image.labels = self.pairs(value),
-                "mirrors" => image.mirrors = self.strings(value),
                 "annotations" => image.annotations = self.pairs(value),
                 "sign" | "sbom" | "provenance" => self.supply(&mut image.supply, &key, value),
-                "repository" => image.repository = self.string(value),
                 "platforms" => image.platforms = Some(self.strings(value)),
-                "tags" => image.tags = self.strings(value),
-                "secrets" => image.secrets = self.strings(value),
                 "from" => image.deps.extend(self.from(value)),
                 "build-contexts" => image.build_contexts.extend(self.build_contexts(value)),
                 "ko" => {
@@ -390,7 +379,15 @@ impl Reader<'_> {
                 "ko-env" => image.ko_env = self.pairs(value),
                 "inherits" => image.inherits = self.strings(value),
                 "matrix" => image.matrix = Some(self.matrix(value)),
-                _ => image.deps.extend(self.after(value)),
+                "after" => image.deps.extend(self.after(value)),
+                // The keys of one text or a list (`simple_image_keys!`).
+                other => {
+                    if let Some((_, slot)) = image.texts_mut().into_iter().find(|(k, _)| *k == other) {
+                        *slot = self.string(value);
+                    } else if let Some((_, slot)) = image.lists_mut().into_iter().find(|(k, _)| *k == other) {
+                        *slot = self.strings(value);
+                    }
+                }
             }
         }
         image

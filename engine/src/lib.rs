@@ -23,6 +23,8 @@ mod graph;
 mod inputs;
 mod job;
 mod key;
+#[cfg(test)]
+mod key_table;
 use hephy_os::open;
 mod plan;
 mod planner;
