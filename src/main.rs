@@ -805,6 +805,30 @@ fn run_command(
             };
             hephy_engine::PlanCache::remember(&session.stamped(&path), &rendered);
         }
+    } else if summary.failed == 0
+        && summary.skipped == 0
+        && !summary.interrupted
+        && stamped
+        && session.stampable
+        && session.model.registry.is_none()
+    {
+        // A run that built all its plan asked leaves the stamp of the plan after it (built
+        // images' keys hold their dependencies' new outputs), so that the next plan after an
+        // edit is worked out from the memo rather than planned in full. Not with a registry:
+        // its stamp has no memo, and planning again would ask the registry again.
+        let model = session.model.clone();
+        drop(session);
+        let Ok(after) = Session::open(model, state.dir.as_deref(), &selection) else { return Ok(()) };
+        if hephy_engine::worth_remembering(after.stampable, &after.plan) {
+            let rendered = hephy_engine::Rendered {
+                color: style.color(),
+                text: plan_view::text(&after, style),
+                json: plan_view::json(&after),
+                images: all_fresh_images(&after),
+            };
+            hephy_engine::PlanCache::remember(&after.stamped(&path), &rendered);
+        }
+        return Ok(());
     }
     if summary.interrupted {
         let signal = u8::try_from(signal.load(Ordering::SeqCst)).unwrap_or(0);

@@ -21,7 +21,8 @@
 //! by renaming a new one over it (as many editors do) is a change to that file alone.
 //!
 //! A stamp also records what the check of recorded outputs looked at (the image layout's
-//! files by stat; with a registry, each image's manifest, asked again through [`Recheck`]) and
+//! files by stat, by folder and name: checked with one open handle per folder, so thousands of
+//! blobs cost a `statat` each and no path walk; with a registry, each image's manifest, asked again through [`Recheck`]) and
 //! the state database's own stat (taken after its write-ahead log is folded in): an image
 //! deleted or damaged, or a state database written or damaged by anyone since, means the
 //! ordinary plan, which finds the output missing or the state unreadable.
@@ -78,6 +79,18 @@ impl Seen {
         })
     }
 
+    /// The entry `name` of the open folder `dir`, as [`Seen::of`] its path.
+    fn at(dir: &rustix::fd::OwnedFd, name: &str) -> Option<Seen> {
+        let stat = rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).ok()?;
+        let nanos = |secs: i64, nsec: i64| i128::from(secs) * 1_000_000_000 + i128::from(nsec);
+        Some(Seen {
+            size: u64::try_from(stat.st_size).ok()?,
+            mtime: nanos(stat.st_mtime, i64::try_from(stat.st_mtime_nsec).ok()?),
+            ctime: nanos(stat.st_ctime, i64::try_from(stat.st_ctime_nsec).ok()?),
+            inode: stat.st_ino,
+        })
+    }
+
     /// Changed within the last two seconds: a later change could keep the same timestamps.
     fn racy(self, now: i128) -> bool {
         now - self.mtime.max(self.ctime) < 2_000_000_000
@@ -100,8 +113,12 @@ struct Stamp {
     /// it) lists the same, so it changes nothing.
     listings: Vec<(usize, String)>,
     /// Files outside the graph's folder the plan read (the base images' digests, the state
-    /// database, the image layout's files its output check looked at), absolute.
+    /// database), absolute.
     extra: Vec<(String, Option<Seen>)>,
+    /// The files the check of recorded outputs looked at (the image layout's `index.json` and
+    /// blobs), by folder (absolute) and name: stat'ed relative to the open folder, so that a
+    /// check of thousands of blobs walks no path and the stamp holds no long path per blob.
+    looked: Vec<(String, Vec<(String, Option<Seen>)>)>,
     /// Registry manifests (`repository@digest`) the output check found, asked again.
     manifests: Vec<String>,
     /// The blake3 of each stored output, so a damaged one is never given back.
@@ -363,6 +380,9 @@ impl PlanCache {
         if !stamp.extra.par_iter().all(|(path, seen)| Seen::of(Path::new(path)) == *seen) {
             return None;
         }
+        if !stamp.looked.iter().all(|(dir, names)| still_as_seen(dir, names)) {
+            return None;
+        }
         // A run since (any run, even one that built nothing) means the ordinary plan.
         let store = State::open(&self.state_dir).ok()?;
         if store.last_run().ok()? != stamp.last_run {
@@ -491,6 +511,45 @@ impl PlanCache {
     }
 }
 
+/// The folder `dir` opened to stat its entries by name (a handle that reads nothing).
+fn open_folder(dir: &str) -> Option<rustix::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    rustix::fs::open(dir, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).ok()
+}
+
+/// Whether each of `names` in the folder `dir` is as seen (a folder gone: each is gone).
+fn still_as_seen(dir: &str, names: &[(String, Option<Seen>)]) -> bool {
+    let handle = open_folder(dir);
+    names.par_iter().all(|(name, seen)| handle.as_ref().and_then(|h| Seen::at(h, name)) == *seen)
+}
+
+/// `files` (absolute) by folder, each with its stat taken relative to the open folder; `None`
+/// when one has no folder or name.
+fn by_folder(files: &[PathBuf]) -> Option<Vec<(String, Vec<(String, Option<Seen>)>)>> {
+    let mut folders: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for file in files {
+        let dir = file.parent()?.to_str()?.to_owned();
+        let name = file.file_name()?.to_str()?.to_owned();
+        folders.entry(dir).or_default().push(name);
+    }
+    Some(
+        folders
+            .into_iter()
+            .map(|(dir, names)| {
+                let handle = open_folder(&dir);
+                let seen = names
+                    .into_par_iter()
+                    .map(|name| {
+                        let seen = handle.as_ref().and_then(|h| Seen::at(h, &name));
+                        (name, seen)
+                    })
+                    .collect();
+                (dir, seen)
+            })
+            .collect(),
+    )
+}
+
 /// What a plan needs beyond the stamp to plan again after input files changed.
 #[derive(Debug, Serialize, Deserialize)]
 struct Memo<'a> {
@@ -542,8 +601,8 @@ fn stamp(stamped: &Stamped<'_>, rendered: &Rendered) -> Option<(Stamp, Option<Ve
     // does. Blobs and the database are not racy: written once by rename, or by hephy itself.
     stamped.state.checkpoint();
     let db = state_db(stamped.state_dir);
-    let mut extra = vec![(bases.display().to_string(), bases_seen), (db.clone(), Seen::of(Path::new(&db)))];
-    extra.par_extend(stamped.looked_at.par_iter().map(|p| (p.display().to_string(), Seen::of(p))));
+    let extra = vec![(bases.display().to_string(), bases_seen), (db.clone(), Seen::of(Path::new(&db)))];
+    let looked = by_folder(stamped.looked_at)?;
     let memo = match &stamped.model.registry {
         Some(_) => None,
         // A memo that cannot be made costs the memo, never the stamp.
@@ -559,6 +618,7 @@ fn stamp(stamped: &Stamped<'_>, rendered: &Rendered) -> Option<(Stamp, Option<Ve
         paths: seen,
         listings,
         extra,
+        looked,
         manifests: stamped.manifests.iter().cloned().collect(),
         text_blake3: blake3::hash(rendered.text.as_bytes()).to_hex().to_string(),
         json_blake3: blake3::hash(rendered.json.as_bytes()).to_hex().to_string(),
