@@ -30,8 +30,10 @@
 //! It is conservative: a stamp is written only for an all-fresh plan the planner found
 //! stampable ([`Planned::stampable`](crate::Planned): no selection flags, no upstream git
 //! sources, no secrets, nothing the resolver says the plan depends on — such as a builder
-//! other than this executable); a file changed within the last two seconds (the racy window of coarse
-//! timestamps) writes no stamp; any difference at all means the ordinary plan.
+//! other than this executable); a file changed within the last two seconds (the racy window of
+//! coarse timestamps) writes no stamp, except an input file the memo answers for, which is
+//! then trusted by its content only (every plan the stamp answers hashes it again); any
+//! difference at all means the ordinary plan.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
@@ -108,6 +110,9 @@ struct Stamp {
     color: bool,
     last_run: Option<i64>,
     paths: Vec<(String, Option<Seen>)>,
+    /// The input files among `paths` (by position) saved within the racy window when the stamp
+    /// was written: each counts as changed, so the memo hashes it again and compares digests.
+    racy: Vec<usize>,
     /// The folders among `paths` (by position) with the digest of their entries then: a folder
     /// whose times changed but whose entries did not (a file saved by renaming a new one over
     /// it) lists the same, so it changes nothing.
@@ -365,6 +370,7 @@ impl PlanCache {
         if blake3::hash(&bytes).to_hex().as_str() != stamp.graph_blake3 {
             return None;
         }
+        let racy: HashSet<usize> = stamp.racy.iter().copied().collect();
         let listings: HashMap<usize, &str> = stamp.listings.iter().map(|(i, l)| (*i, l.as_str())).collect();
         let changed: Vec<usize> = stamp
             .paths
@@ -372,7 +378,8 @@ impl PlanCache {
             .enumerate()
             .filter(|(i, (path, seen))| {
                 let full = root.join(path);
-                Seen::of(&full) != *seen
+                racy.contains(i)
+                    || Seen::of(&full) != *seen
                     && listings.get(i).is_none_or(|then| listing(&full).as_deref() != Some(*then))
             })
             .map(|(i, _)| i)
@@ -581,9 +588,32 @@ fn stamp(stamped: &Stamped<'_>, rendered: &Rendered) -> Option<(Stamp, Option<Ve
     let now = now();
     let seen: Vec<(String, Option<Seen>)> =
         paths.par_iter().map(|p| ((*p).clone(), Seen::of(&root.join(p.as_str())))).collect();
-    if seen.iter().any(|(_, s)| s.is_some_and(|s| s.racy(now))) {
+    let racy: Vec<usize> = (0..seen.len()).filter(|&i| seen[i].1.is_some_and(|s| s.racy(now))).collect();
+    let memo = match &stamped.model.registry {
+        Some(_) => None,
+        // A memo that cannot be made costs the memo, never the stamp.
+        None => memo(stamped, &paths),
+    };
+    // A file saved within the racy window may change again keeping its stat: it is trusted by
+    // its content only, hashed by every plan the stamp answers. Only an input file the memo
+    // answers for (no folder, output, Dockerfile or `.dockerignore`) may be; else no stamp.
+    let answerable = |i: &usize| {
+        memo.as_ref().is_some_and(|m| {
+            m.inputs.binary_search_by_key(i, |(at, _)| *at).is_ok()
+                && !m.outputs.contains(i)
+                && !m.read.contains(i)
+                && !watched.dirs.contains(paths[*i].as_str())
+        })
+    };
+    if !racy.iter().all(answerable) {
         return None;
     }
+    let memo = match memo.map(|m| postcard::to_stdvec(&m)) {
+        Some(Ok(bytes)) => Some(bytes),
+        Some(Err(_)) if racy.is_empty() => None,
+        Some(Err(_)) => return None,
+        None => None,
+    };
     let listings: Vec<(usize, String)> = paths
         .par_iter()
         .enumerate()
@@ -603,11 +633,6 @@ fn stamp(stamped: &Stamped<'_>, rendered: &Rendered) -> Option<(Stamp, Option<Ve
     let db = state_db(stamped.state_dir);
     let extra = vec![(bases.display().to_string(), bases_seen), (db.clone(), Seen::of(Path::new(&db)))];
     let looked = by_folder(stamped.looked_at)?;
-    let memo = match &stamped.model.registry {
-        Some(_) => None,
-        // A memo that cannot be made costs the memo, never the stamp.
-        None => memo(stamped, &paths).and_then(|memo| postcard::to_stdvec(&memo).ok()),
-    };
     let stamp = Stamp {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         exe: exe(),
@@ -616,6 +641,7 @@ fn stamp(stamped: &Stamped<'_>, rendered: &Rendered) -> Option<(Stamp, Option<Ve
         color: rendered.color,
         last_run: stamped.state.last_run().ok()?,
         paths: seen,
+        racy,
         listings,
         extra,
         looked,
@@ -855,6 +881,58 @@ mod tests {
             "{got:?}"
         );
         assert_eq!(answer(dir.path(), true), None, "the JSON plan is planned in full");
+    }
+
+    /// Stamps the plan of `dir` again (its files as they are now); whether a stamp was written.
+    fn restamp(dir: &Path) -> bool {
+        let model = load(dir);
+        let state_dir = dir.join(".hephy");
+        let planned = plan(&model, &state_dir);
+        let graph_file = dir.join("hephy.yaml");
+        let stamped = Stamped {
+            graph_file: &graph_file,
+            model: &model,
+            graph: &planned.graph,
+            plan: &planned.plan,
+            stampable: planned.stampable,
+            state: &planned.store,
+            state_dir: &state_dir,
+            watched: &planned.watched,
+            looked_at: &[],
+            manifests: &BTreeSet::new(),
+        };
+        let rendered =
+            Rendered { color: false, text: "TEXT\n".to_owned(), json: "{}\n".to_owned(), images: String::new() };
+        PlanCache::remember(&stamped, &rendered);
+        state_dir.join(STAMP).is_file()
+    }
+
+    /// An input file saved within the racy window is stamped, trusted by its content only:
+    /// the same bytes are the stored plan, other bytes the memo's plan (however its stat
+    /// looks). A Dockerfile saved within it leaves no stamp.
+    #[test]
+    fn a_racy_input_file_is_trusted_by_its_content_only() {
+        let dir = stamped();
+        std::fs::write(dir.path().join("a/app.txt"), "one\n").expect("write");
+        assert!(restamp(dir.path()), "a racy input file leaves a stamp");
+        assert_eq!(answer(dir.path(), false), Some(Answer::Unchanged("TEXT\n".to_owned())));
+        // Other bytes, the same size, the times put back: the stat alone would not tell.
+        let file = dir.path().join("a/app.txt");
+        let before = std::fs::metadata(&file).expect("stat");
+        std::fs::write(&file, "two\n").expect("write");
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .and_then(|f| f.set_modified(before.modified()?))
+            .expect("times");
+        let Some(Answer::Replanned(steps)) = answer(dir.path(), false) else { panic!("replanned") };
+        assert!(
+            matches!(&steps[0].reasons[..], [Reason::InputChanged { path, .. }] if path == "a/app.txt"),
+            "{steps:?}"
+        );
+        let dir = stamped();
+        std::fs::write(dir.path().join("a/Dockerfile"), "FROM scratch\nCOPY app.txt /\n").expect("write");
+        assert!(!restamp(dir.path()), "a racy Dockerfile leaves no stamp");
     }
 
     /// A changed graph file (or Dockerfile, planning reads it beyond its digest) means the
