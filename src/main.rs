@@ -816,9 +816,9 @@ fn run_command(
         // images' keys hold their dependencies' new outputs), so that the next plan after an
         // edit is worked out from the memo rather than planned in full. Not with a registry:
         // its stamp has no memo, and planning again would ask the registry again.
-        let model = session.model.clone();
+        let (model, state_dir) = (session.model.clone(), session.state_dir.clone());
         drop(session);
-        let Ok(after) = Session::open(model, state.dir.as_deref(), &selection) else { return Ok(()) };
+        let Ok(after) = Session::open(model, Some(&state_dir), &selection) else { return Ok(()) };
         if hephy_engine::worth_remembering(after.stampable, &after.plan) {
             let rendered = hephy_engine::Rendered {
                 color: style.color(),

@@ -227,14 +227,19 @@ fn a_touched_image_graph_after_a_run_is_replanned_from_the_memo_as_in_full() {
     let _ = std::fs::remove_file(repo.path().join(".hephy/plan.stamp"));
     let full = repo.run(&["plan", "-f", "hephy.kdl"]);
     assert_eq!((quick.code, &quick.stdout), (full.code, &full.stdout), "as the full plan");
-    for id in ["base@linux/amd64", "base", "web@linux/arm64", "web"] {
-        assert!(
-            full.stdout.lines().any(|l| l.trim_start().starts_with("build") && l.contains(&format!(" {id} "))),
-            "{id} rebuilds:\n{}",
-            full.stdout
-        );
+    // Each node's action, by its id (the first two columns of the table).
+    let action = |id: &str| {
+        full.stdout.lines().find_map(|l| {
+            let mut columns = l.split_whitespace();
+            let action = columns.next()?;
+            (columns.next()? == id).then(|| action.to_owned())
+        })
+    };
+    for id in ["base@linux/amd64", "base", "web@linux/arm64", "web:latest"] {
+        assert_ne!(action(id).as_deref(), Some("fresh"), "{id} rebuilds:\n{}", full.stdout);
+        assert!(action(id).is_some(), "{id} is in the plan:\n{}", full.stdout);
     }
-    assert!(full.stdout.lines().any(|l| l.contains("skip") && l.contains(" docs ")), "{}", full.stdout);
+    assert_eq!(action("docs").as_deref(), Some("fresh"), "{}", full.stdout);
 }
 
 /// Saves `path` as many editors do: a new file beside it, renamed over it (its folder's times
