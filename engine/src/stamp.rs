@@ -123,7 +123,7 @@ struct Stamp {
     /// The files the check of recorded outputs looked at (the image layout's `index.json` and
     /// blobs), by folder (absolute) and name: stat'ed relative to the open folder, so that a
     /// check of thousands of blobs walks no path and the stamp holds no long path per blob.
-    looked: Vec<(String, Vec<(String, Option<Seen>)>)>,
+    looked: Vec<Folder>,
     /// Registry manifests (`repository@digest`) the output check found, asked again.
     manifests: Vec<String>,
     /// The blake3 of each stored output, so a damaged one is never given back.
@@ -380,7 +380,7 @@ impl PlanCache {
                 let full = root.join(path);
                 racy.contains(i)
                     || Seen::of(&full) != *seen
-                    && listings.get(i).is_none_or(|then| listing(&full).as_deref() != Some(*then))
+                        && listings.get(i).is_none_or(|then| listing(&full).as_deref() != Some(*then))
             })
             .map(|(i, _)| i)
             .collect();
@@ -518,6 +518,9 @@ impl PlanCache {
     }
 }
 
+/// A folder (absolute) and the names in it a plan looked at, each with its stat then.
+type Folder = (String, Vec<(String, Option<Seen>)>);
+
 /// The folder `dir` opened to stat its entries by name (a handle that reads nothing).
 fn open_folder(dir: &str) -> Option<rustix::fd::OwnedFd> {
     use rustix::fs::{Mode, OFlags};
@@ -532,7 +535,7 @@ fn still_as_seen(dir: &str, names: &[(String, Option<Seen>)]) -> bool {
 
 /// `files` (absolute) by folder, each with its stat taken relative to the open folder; `None`
 /// when one has no folder or name.
-fn by_folder(files: &[PathBuf]) -> Option<Vec<(String, Vec<(String, Option<Seen>)>)>> {
+fn by_folder(files: &[PathBuf]) -> Option<Vec<Folder>> {
     let mut folders: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for file in files {
         let dir = file.parent()?.to_str()?.to_owned();
@@ -901,8 +904,12 @@ mod tests {
             looked_at: &[],
             manifests: &BTreeSet::new(),
         };
-        let rendered =
-            Rendered { color: false, text: "TEXT\n".to_owned(), json: "{}\n".to_owned(), images: String::new() };
+        let rendered = Rendered {
+            color: false,
+            text: "TEXT\n".to_owned(),
+            json: "{}\n".to_owned(),
+            images: String::new(),
+        };
         PlanCache::remember(&stamped, &rendered);
         state_dir.join(STAMP).is_file()
     }
