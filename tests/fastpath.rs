@@ -209,6 +209,39 @@ fn a_run_with_nothing_to_do_is_answered_from_the_stamp_and_keeps_it() {
     assert_eq!(run["results"]["base@linux/amd64"], "fresh");
 }
 
+/// A run that builds an image graph leaves the stamp of the plan after it (when its inputs are
+/// out of the racy window): the next plan after an edit to a context file is worked out from
+/// the memo (the touched image, its manifest and what is built `from` it), and prints exactly
+/// what the full plan prints.
+#[test]
+fn a_touched_image_graph_after_a_run_is_replanned_from_the_memo_as_in_full() {
+    let repo = quickstart();
+    std::thread::sleep(Duration::from_millis(2100));
+    let run = repo.run(&["run", "-f", "hephy.kdl"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("12 of 12 nodes to build"), "{}", run.stdout);
+    assert!(repo.path().join(".hephy/plan.stamp").is_file(), "a run that built everything leaves a stamp");
+    repo.write("base/rootfs/etc/os-release", "ID=changed\n");
+    let quick = repo.run_with(&["plan", "-f", "hephy.kdl"], &[("HEPHY_TIMINGS", "1")]);
+    assert!(quick.stderr.contains("replanned from the memo"), "{}", quick.stderr);
+    let _ = std::fs::remove_file(repo.path().join(".hephy/plan.stamp"));
+    let full = repo.run(&["plan", "-f", "hephy.kdl"]);
+    assert_eq!((quick.code, &quick.stdout), (full.code, &full.stdout), "as the full plan");
+    // Each node's action, by its id (the first two columns of the table).
+    let action = |id: &str| {
+        full.stdout.lines().find_map(|l| {
+            let mut columns = l.split_whitespace();
+            let action = columns.next()?;
+            (columns.next()? == id).then(|| action.to_owned())
+        })
+    };
+    for id in ["base@linux/amd64", "base", "web@linux/arm64", "web:latest"] {
+        assert_ne!(action(id).as_deref(), Some("fresh"), "{id} rebuilds:\n{}", full.stdout);
+        assert!(action(id).is_some(), "{id} is in the plan:\n{}", full.stdout);
+    }
+    assert_eq!(action("docs").as_deref(), Some("fresh"), "{}", full.stdout);
+}
+
 /// Saves `path` as many editors do: a new file beside it, renamed over it (its folder's times
 /// change, its entries do not).
 fn save_by_rename(repo: &Repo, path: &str, text: &str) {

@@ -21,7 +21,8 @@
 //! by renaming a new one over it (as many editors do) is a change to that file alone.
 //!
 //! A stamp also records what the check of recorded outputs looked at (the image layout's
-//! files by stat; with a registry, each image's manifest, asked again through [`Recheck`]) and
+//! files by stat, by folder and name: checked with one open handle per folder, so thousands of
+//! blobs cost a `statat` each and no path walk; with a registry, each image's manifest, asked again through [`Recheck`]) and
 //! the state database's own stat (taken after its write-ahead log is folded in): an image
 //! deleted or damaged, or a state database written or damaged by anyone since, means the
 //! ordinary plan, which finds the output missing or the state unreadable.
@@ -29,8 +30,10 @@
 //! It is conservative: a stamp is written only for an all-fresh plan the planner found
 //! stampable ([`Planned::stampable`](crate::Planned): no selection flags, no upstream git
 //! sources, no secrets, nothing the resolver says the plan depends on — such as a builder
-//! other than this executable); a file changed within the last two seconds (the racy window of coarse
-//! timestamps) writes no stamp; any difference at all means the ordinary plan.
+//! other than this executable); a file changed within the last two seconds (the racy window of
+//! coarse timestamps) writes no stamp, except an input file the memo answers for, which is
+//! then trusted by its content only (every plan the stamp answers hashes it again); any
+//! difference at all means the ordinary plan.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
@@ -78,6 +81,18 @@ impl Seen {
         })
     }
 
+    /// The entry `name` of the open folder `dir`, as [`Seen::of`] its path.
+    fn at(dir: &rustix::fd::OwnedFd, name: &str) -> Option<Seen> {
+        let stat = rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).ok()?;
+        let nanos = |secs: i64, nsec: i64| i128::from(secs) * 1_000_000_000 + i128::from(nsec);
+        Some(Seen {
+            size: u64::try_from(stat.st_size).ok()?,
+            mtime: nanos(stat.st_mtime, i64::try_from(stat.st_mtime_nsec).ok()?),
+            ctime: nanos(stat.st_ctime, i64::try_from(stat.st_ctime_nsec).ok()?),
+            inode: stat.st_ino,
+        })
+    }
+
     /// Changed within the last two seconds: a later change could keep the same timestamps.
     fn racy(self, now: i128) -> bool {
         now - self.mtime.max(self.ctime) < 2_000_000_000
@@ -97,13 +112,20 @@ struct Stamp {
     view: String,
     last_run: Option<i64>,
     paths: Vec<(String, Option<Seen>)>,
+    /// The input files among `paths` (by position) saved within the racy window when the stamp
+    /// was written: each counts as changed, so the memo hashes it again and compares digests.
+    racy: Vec<usize>,
     /// The folders among `paths` (by position) with the digest of their entries then: a folder
     /// whose times changed but whose entries did not (a file saved by renaming a new one over
     /// it) lists the same, so it changes nothing.
     listings: Vec<(usize, String)>,
     /// Files outside the graph's folder the plan read (the base images' digests, the state
-    /// database, the image layout's files its output check looked at), absolute.
+    /// database), absolute.
     extra: Vec<(String, Option<Seen>)>,
+    /// The files the check of recorded outputs looked at (the image layout's `index.json` and
+    /// blobs), by folder (absolute) and name: stat'ed relative to the open folder, so that a
+    /// check of thousands of blobs walks no path and the stamp holds no long path per blob.
+    looked: Vec<Folder>,
     /// Registry manifests (`repository@digest`) the output check found, asked again.
     manifests: Vec<String>,
     /// The blake3 of each stored output, so a damaged one is never given back.
@@ -351,6 +373,7 @@ impl PlanCache {
         if blake3::hash(&bytes).to_hex().as_str() != stamp.graph_blake3 {
             return None;
         }
+        let racy: HashSet<usize> = stamp.racy.iter().copied().collect();
         let listings: HashMap<usize, &str> = stamp.listings.iter().map(|(i, l)| (*i, l.as_str())).collect();
         let changed: Vec<usize> = stamp
             .paths
@@ -358,12 +381,16 @@ impl PlanCache {
             .enumerate()
             .filter(|(i, (path, seen))| {
                 let full = root.join(path);
-                Seen::of(&full) != *seen
-                    && listings.get(i).is_none_or(|then| listing(&full).as_deref() != Some(*then))
+                racy.contains(i)
+                    || Seen::of(&full) != *seen
+                        && listings.get(i).is_none_or(|then| listing(&full).as_deref() != Some(*then))
             })
             .map(|(i, _)| i)
             .collect();
         if !stamp.extra.par_iter().all(|(path, seen)| Seen::of(Path::new(path)) == *seen) {
+            return None;
+        }
+        if !stamp.looked.iter().all(|(dir, names)| still_as_seen(dir, names)) {
             return None;
         }
         // A run since (any run, even one that built nothing) means the ordinary plan.
@@ -494,6 +521,48 @@ impl PlanCache {
     }
 }
 
+/// A folder (absolute) and the names in it a plan looked at, each with its stat then.
+type Folder = (String, Vec<(String, Option<Seen>)>);
+
+/// The folder `dir` opened to stat its entries by name (a handle that reads nothing).
+fn open_folder(dir: &str) -> Option<rustix::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    rustix::fs::open(dir, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).ok()
+}
+
+/// Whether each of `names` in the folder `dir` is as seen (a folder gone: each is gone).
+fn still_as_seen(dir: &str, names: &[(String, Option<Seen>)]) -> bool {
+    let handle = open_folder(dir);
+    names.par_iter().all(|(name, seen)| handle.as_ref().and_then(|h| Seen::at(h, name)) == *seen)
+}
+
+/// `files` (absolute) by folder, each with its stat taken relative to the open folder; `None`
+/// when one has no folder or name.
+fn by_folder(files: &[PathBuf]) -> Option<Vec<Folder>> {
+    let mut folders: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for file in files {
+        let dir = file.parent()?.to_str()?.to_owned();
+        let name = file.file_name()?.to_str()?.to_owned();
+        folders.entry(dir).or_default().push(name);
+    }
+    Some(
+        folders
+            .into_iter()
+            .map(|(dir, names)| {
+                let handle = open_folder(&dir);
+                let seen = names
+                    .into_par_iter()
+                    .map(|name| {
+                        let seen = handle.as_ref().and_then(|h| Seen::at(h, &name));
+                        (name, seen)
+                    })
+                    .collect();
+                (dir, seen)
+            })
+            .collect(),
+    )
+}
+
 /// What a plan needs beyond the stamp to plan again after input files changed.
 #[derive(Debug, Serialize, Deserialize)]
 struct Memo<'a> {
@@ -525,9 +594,32 @@ fn stamp(stamped: &Stamped<'_>, rendered: &Rendered) -> Option<(Stamp, Option<Ve
     let now = now();
     let seen: Vec<(String, Option<Seen>)> =
         paths.par_iter().map(|p| ((*p).clone(), Seen::of(&root.join(p.as_str())))).collect();
-    if seen.iter().any(|(_, s)| s.is_some_and(|s| s.racy(now))) {
+    let racy: Vec<usize> = (0..seen.len()).filter(|&i| seen[i].1.is_some_and(|s| s.racy(now))).collect();
+    let memo = match &stamped.model.registry {
+        Some(_) => None,
+        // A memo that cannot be made costs the memo, never the stamp.
+        None => memo(stamped, &paths),
+    };
+    // A file saved within the racy window may change again keeping its stat: it is trusted by
+    // its content only, hashed by every plan the stamp answers. Only an input file the memo
+    // answers for (no folder, output, Dockerfile or `.dockerignore`) may be; else no stamp.
+    let answerable = |i: &usize| {
+        memo.as_ref().is_some_and(|m| {
+            m.inputs.binary_search_by_key(i, |(at, _)| *at).is_ok()
+                && !m.outputs.contains(i)
+                && !m.read.contains(i)
+                && !watched.dirs.contains(paths[*i].as_str())
+        })
+    };
+    if !racy.iter().all(answerable) {
         return None;
     }
+    let memo = match memo.map(|m| postcard::to_stdvec(&m)) {
+        Some(Ok(bytes)) => Some(bytes),
+        Some(Err(_)) if racy.is_empty() => None,
+        Some(Err(_)) => return None,
+        None => None,
+    };
     let listings: Vec<(usize, String)> = paths
         .par_iter()
         .enumerate()
@@ -545,13 +637,8 @@ fn stamp(stamped: &Stamped<'_>, rendered: &Rendered) -> Option<(Stamp, Option<Ve
     // does. Blobs and the database are not racy: written once by rename, or by hephy itself.
     stamped.state.checkpoint();
     let db = state_db(stamped.state_dir);
-    let mut extra = vec![(bases.display().to_string(), bases_seen), (db.clone(), Seen::of(Path::new(&db)))];
-    extra.par_extend(stamped.looked_at.par_iter().map(|p| (p.display().to_string(), Seen::of(p))));
-    let memo = match &stamped.model.registry {
-        Some(_) => None,
-        // A memo that cannot be made costs the memo, never the stamp.
-        None => memo(stamped, &paths).and_then(|memo| postcard::to_stdvec(&memo).ok()),
-    };
+    let extra = vec![(bases.display().to_string(), bases_seen), (db.clone(), Seen::of(Path::new(&db)))];
+    let looked = by_folder(stamped.looked_at)?;
     let stamp = Stamp {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         exe: exe(),
@@ -560,8 +647,10 @@ fn stamp(stamped: &Stamped<'_>, rendered: &Rendered) -> Option<(Stamp, Option<Ve
         view: rendered.view.clone(),
         last_run: stamped.state.last_run().ok()?,
         paths: seen,
+        racy,
         listings,
         extra,
+        looked,
         manifests: stamped.manifests.iter().cloned().collect(),
         text_blake3: blake3::hash(rendered.text.as_bytes()).to_hex().to_string(),
         json_blake3: blake3::hash(rendered.json.as_bytes()).to_hex().to_string(),
@@ -798,6 +887,62 @@ mod tests {
             "{got:?}"
         );
         assert_eq!(answer(dir.path(), true), None, "the JSON plan is planned in full");
+    }
+
+    /// Stamps the plan of `dir` again (its files as they are now); whether a stamp was written.
+    fn restamp(dir: &Path) -> bool {
+        let model = load(dir);
+        let state_dir = dir.join(".hephy");
+        let planned = plan(&model, &state_dir);
+        let graph_file = dir.join("hephy.yaml");
+        let stamped = Stamped {
+            graph_file: &graph_file,
+            model: &model,
+            graph: &planned.graph,
+            plan: &planned.plan,
+            stampable: planned.stampable,
+            state: &planned.store,
+            state_dir: &state_dir,
+            watched: &planned.watched,
+            looked_at: &[],
+            manifests: &BTreeSet::new(),
+        };
+        let rendered = Rendered {
+            view: "plain".to_owned(),
+            text: "TEXT\n".to_owned(),
+            json: "{}\n".to_owned(),
+            images: String::new(),
+        };
+        PlanCache::remember(&stamped, &rendered);
+        state_dir.join(STAMP).is_file()
+    }
+
+    /// An input file saved within the racy window is stamped, trusted by its content only:
+    /// the same bytes are the stored plan, other bytes the memo's plan (however its stat
+    /// looks). A Dockerfile saved within it leaves no stamp.
+    #[test]
+    fn a_racy_input_file_is_trusted_by_its_content_only() {
+        let dir = stamped();
+        std::fs::write(dir.path().join("a/app.txt"), "one\n").expect("write");
+        assert!(restamp(dir.path()), "a racy input file leaves a stamp");
+        assert_eq!(answer(dir.path(), false), Some(Answer::Unchanged("TEXT\n".to_owned())));
+        // Other bytes, the same size, the times put back: the stat alone would not tell.
+        let file = dir.path().join("a/app.txt");
+        let before = std::fs::metadata(&file).expect("stat");
+        std::fs::write(&file, "two\n").expect("write");
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .and_then(|f| f.set_modified(before.modified()?))
+            .expect("times");
+        let Some(Answer::Replanned(steps)) = answer(dir.path(), false) else { panic!("replanned") };
+        assert!(
+            matches!(&steps[0].reasons[..], [Reason::InputChanged { path, .. }] if path == "a/app.txt"),
+            "{steps:?}"
+        );
+        let dir = stamped();
+        std::fs::write(dir.path().join("a/Dockerfile"), "FROM scratch\nCOPY app.txt /\n").expect("write");
+        assert!(!restamp(dir.path()), "a racy Dockerfile leaves no stamp");
     }
 
     /// A changed graph file (or Dockerfile, planning reads it beyond its digest) means the

@@ -34,7 +34,8 @@ use hephy_oci::layout::{self, Layout, LayoutError, Looked, valid_digest};
 /// (reference by digest, which must still answer).
 #[derive(Debug, Default, Clone)]
 pub struct Evidence {
-    /// Files of the image layout, absolute, each once.
+    /// Files of the image layout, absolute, each once: `index.json`, the manifests and
+    /// indexes read, and the blobs folder (the other blobs are only sized).
     pub files: Vec<PathBuf>,
     /// `repository@digest` references asked by `HEAD`.
     pub manifests: BTreeSet<String>,
@@ -71,15 +72,24 @@ impl<'m> Outputs<'m> {
         }
     }
 
-    /// Everything the checks so far looked at.
+    /// Everything the checks so far looked at: `index.json`, each manifest and index read (a
+    /// change in place is a change to what the check reads), and the blobs folder itself for
+    /// the configs and layers, which the check only sizes: a blob removed, added or renamed
+    /// changes the folder's times, so the stamp stats one folder rather than every blob.
     pub fn evidence(&self) -> Evidence {
-        let mut blobs = self.looked.blobs();
-        blobs.sort_unstable();
-        let mut files: Vec<PathBuf> = Vec::with_capacity(blobs.len() + 1);
+        let mut read = self.looked.read();
+        read.sort_unstable();
+        let mut files: Vec<PathBuf> = Vec::with_capacity(read.len() + 2);
         if self.names.get().is_some() {
             files.push(self.layout.index_path());
         }
-        files.extend(blobs.iter().map(|digest| self.layout.blob_path(digest)));
+        let sized = self.looked.blobs();
+        if let Some(folder) =
+            sized.first().and_then(|digest| self.layout.blob_path(digest).parent().map(Path::to_path_buf))
+        {
+            files.push(folder);
+        }
+        files.extend(read.iter().map(|digest| self.layout.blob_path(digest)));
         Evidence { files, manifests: self.manifests.lock().map(|m| m.clone()).unwrap_or_default() }
     }
 

@@ -411,8 +411,29 @@ impl Project {
         // A run that built nothing leaves the plan's stamp, so the next run or plan is quick.
         let nothing_built =
             summary.built == 0 && summary.failed == 0 && summary.skipped == 0 && !summary.interrupted;
-        if nothing_built && stamped && worth_remembering(session.stampable, &session.plan) {
-            PlanCache::remember(&session.stamped(&self.graph_file), &rendering.rendered(&session));
+        if nothing_built {
+            if stamped && worth_remembering(session.stampable, &session.plan) {
+                PlanCache::remember(&session.stamped(&self.graph_file), &rendering.rendered(&session));
+            }
+        } else if summary.failed == 0
+            && summary.skipped == 0
+            && !summary.interrupted
+            && stamped
+            && session.stampable
+            && session.model.registry.is_none()
+        {
+            // A run that built all its plan asked leaves the stamp of the plan after it (built
+            // images' keys hold their dependencies' new outputs), so that the next plan after an
+            // edit is worked out from the memo rather than planned in full. Not with a registry:
+            // its stamp has no memo, and planning again would ask the registry again. The run's
+            // store is closed first: the stamp takes the database's stat.
+            let model = session.model.clone();
+            drop(session);
+            let after = Session::open(model, self.state.as_deref(), &self.selection)?;
+            if worth_remembering(after.stampable, &after.plan) {
+                PlanCache::remember(&after.stamped(&self.graph_file), &rendering.rendered(&after));
+            }
+            return Ok(RunAnswer::Ran(Box::new(Ran { session: after, summary, _lock: lock })));
         }
         Ok(RunAnswer::Ran(Box::new(Ran { session, summary, _lock: lock })))
     }

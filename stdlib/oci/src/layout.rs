@@ -173,6 +173,11 @@ impl Looked {
     pub fn blobs(&self) -> Vec<String> {
         self.sizes.lock().map(|s| s.keys().cloned().collect()).unwrap_or_default()
     }
+
+    /// The digests of the manifests and indexes read (each also among [`Looked::blobs`]).
+    pub fn read(&self) -> Vec<String> {
+        self.manifests.lock().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+    }
 }
 
 /// What a walk from some roots found: every blob reached, and those of them that are damaged.
