@@ -346,7 +346,10 @@ fn image(m: usize, runs: usize) {
                 inputs.extend(mine.iter().map(|j| format!("stamps/img{j}-{platform}")));
                 edges.push((format!("stamps/img{i}-{platform}"), inputs));
             }
-            edges.push((format!("stamps/img{i}"), vec![format!("stamps/img{i}-amd64"), format!("stamps/img{i}-arm64")]));
+            edges.push((
+                format!("stamps/img{i}"),
+                vec![format!("stamps/img{i}-amd64"), format!("stamps/img{i}-arm64")],
+            ));
         }
         ninja_built(root, &edges);
     }
@@ -365,7 +368,9 @@ fn image(m: usize, runs: usize) {
 /// The no-op plans of `n` tasks whose inputs are globs (`imgI/**`: a Dockerfile and one
 /// file), all fresh: as text and as JSON.
 fn globs(n: usize, runs: usize) {
-    println!("\n## no-op plan: {n} tasks with globbed inputs (`inputs \"imgI/**\"`), all fresh, best of {runs}");
+    println!(
+        "\n## no-op plan: {n} tasks with globbed inputs (`inputs \"imgI/**\"`), all fresh, best of {runs}"
+    );
     let dir = tempfile::tempdir().expect("temp dir");
     let root = dir.path();
     synthetic::write_contexts(root, n);
@@ -387,7 +392,9 @@ fn globs(n: usize, runs: usize) {
     let ninja = have("ninja");
     if ninja {
         let edges: Vec<(String, Vec<String>)> = (0..n)
-            .map(|i| (format!("stamps/img{i}"), vec![format!("img{i}/Dockerfile"), format!("img{i}/app.txt")]))
+            .map(|i| {
+                (format!("stamps/img{i}"), vec![format!("img{i}/Dockerfile"), format!("img{i}/app.txt")])
+            })
             .collect();
         ninja_built(root, &edges);
     }
