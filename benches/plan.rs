@@ -15,7 +15,10 @@
 //! 6. `million`: in-memory lowering and planning overhead (parse excluded) for 1,000,000 nodes.
 //!
 //! The hephy side of 3–5 is the real binary (`target/release/hephy` under `cargo bench`) run as
-//! a process, as ninja is; hephy and ninja alternate, best of R each.
+//! a process, as ninja is; hephy and ninja alternate, best of R each. With
+//! `HEPHY_BENCH_BASELINE=EXE` (another build, such as main's, copied out of `target/`),
+//! sections 4 and 5 also time that binary in the same run, alternating, on a copy of the graph:
+//! before and after side by side.
 //!
 //! `HEPHY_BENCH_IMAGES` (default 10,000) sets N, `HEPHY_BENCH_IMAGE_GRAPH` (default 1,000) M;
 //! `HEPHY_BENCH_ONLY=stages,hash,noop,image,globs,million` picks sections
@@ -27,7 +30,7 @@
 mod synthetic;
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -250,24 +253,42 @@ fn noop(n: usize, runs: usize) {
     }
 }
 
-/// The hephy binary (`target/release/hephy` under `cargo bench`), run as a process in a graph's
-/// folder.
+/// A hephy binary (`target/release/hephy` under `cargo bench`, or the baseline's), run as a
+/// process in a graph's folder.
 struct Hephy<'a> {
+    exe: PathBuf,
     root: &'a Path,
 }
 
-impl Hephy<'_> {
+impl<'a> Hephy<'a> {
+    fn new(root: &'a Path) -> Hephy<'a> {
+        Hephy { exe: PathBuf::from(env!("CARGO_BIN_EXE_hephy")), root }
+    }
+
+    /// With `HEPHY_BENCH_BASELINE=EXE` (another build of hephy, say main's), that binary in a
+    /// copy of `root` at `copy` (its own stamp: a stamp names the binary that wrote it),
+    /// planned once there to leave it.
+    fn baseline(root: &Path, copy: &'a Path) -> Option<Hephy<'a>> {
+        let exe = PathBuf::from(std::env::var_os("HEPHY_BENCH_BASELINE")?);
+        let status = Command::new("cp").arg("-a").arg(root).arg(copy).status();
+        assert!(status.is_ok_and(|s| s.success()), "copy {} for the baseline", root.display());
+        let baseline = Hephy { exe, root: copy };
+        std::thread::sleep(Duration::from_millis(2100)); // past the racy window of the copy
+        baseline.time(&["plan"]);
+        Some(baseline)
+    }
+
     /// Runs `hephy ARGS` to its end (its output discarded); its wall time.
     fn time(&self, args: &[&str]) -> Duration {
         let start = Instant::now();
-        let status = Command::new(env!("CARGO_BIN_EXE_hephy"))
+        let status = Command::new(&self.exe)
             .args(args)
             .current_dir(self.root)
             .stdout(Stdio::null())
             .status()
             .expect("run hephy");
         let took = start.elapsed();
-        assert!(status.success(), "`hephy {}` failed", args.join(" "));
+        assert!(status.success(), "`{} {}` failed", self.exe.display(), args.join(" "));
         took
     }
 }
@@ -288,7 +309,7 @@ fn side_by_side(
     root: &Path,
     runs: usize,
     ninja: bool,
-    mut ours: Vec<&mut dyn FnMut() -> Duration>,
+    mut ours: Vec<Box<dyn FnMut() -> Duration + '_>>,
 ) -> (Option<Duration>, Vec<Duration>) {
     let mut peer = ninja.then_some(Duration::MAX);
     let mut best = vec![Duration::MAX; ours.len()];
@@ -331,10 +352,13 @@ fn image(m: usize, runs: usize) {
     synthetic::write_contexts(root, m);
     let deps = synthetic::generate(m, 42).deps;
     std::fs::write(root.join("hephy.kdl"), synthetic::local_images(&deps)).expect("write");
-    let hephy = Hephy { root };
+    let hephy = Hephy::new(root);
     println!("setup: hephy run of {m} images took {}", ms(hephy.time(&["run", "--format", "json"])));
     std::thread::sleep(Duration::from_millis(2100)); // past the stat cache's racy window
     hephy.time(&["plan"]); // fills the stat cache, leaves the stamp
+    let copy = tempfile::tempdir().expect("temp dir");
+    let copied = copy.path().join("graph");
+    let baseline = Hephy::baseline(root, &copied);
     let ninja = have("ninja");
     if ninja {
         // The same shape: an edge per platform build (its two files and its base's build),
@@ -355,14 +379,22 @@ fn image(m: usize, runs: usize) {
     }
     // A leaf: nothing is built on the last image (dependencies point to earlier ones).
     let leaf = format!("img{}/app.txt", m - 1);
-    let path = root.join(&leaf);
-    let mut touched = || {
+    let touched = |hephy: &Hephy<'_>| {
+        let path = hephy.root.join(&leaf);
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         std::fs::write(&path, format!("{text}.")).expect("touch");
         hephy.time(&["plan"])
     };
-    let (peer, ours) = side_by_side(root, runs, ninja, vec![&mut touched]);
-    goal_line(&format!("`hephy plan` after changing {leaf}"), ours[0], peer, 2.0);
+    let mut ours: Vec<Box<dyn FnMut() -> Duration>> = vec![Box::new(|| touched(&hephy))];
+    if let Some(baseline) = &baseline {
+        ours.push(Box::new(|| touched(baseline)));
+    }
+    let (peer, best) = side_by_side(root, runs, ninja, ours);
+    let what = format!("`hephy plan` after changing {leaf}");
+    goal_line(&what, best[0], peer, 2.0);
+    if let Some(&before) = best.get(1) {
+        goal_line(&format!("{what} (baseline)"), before, peer, 2.0);
+    }
 }
 
 /// The no-op plans of `n` tasks whose inputs are globs (`imgI/**`: a Dockerfile and one
@@ -385,10 +417,13 @@ fn globs(n: usize, runs: usize) {
         yaml.push_str(" }\n");
     }
     std::fs::write(root.join("hephy.yaml"), &yaml).expect("write");
-    let hephy = Hephy { root };
+    let hephy = Hephy::new(root);
     println!("setup: hephy run of {n} tasks took {}", ms(hephy.time(&["run", "--format", "json"])));
     std::thread::sleep(Duration::from_millis(2100)); // past the stat cache's racy window
     hephy.time(&["plan"]); // fills the stat cache, leaves the stamp
+    let copy = tempfile::tempdir().expect("temp dir");
+    let copied = copy.path().join("graph");
+    let baseline = Hephy::baseline(root, &copied);
     let ninja = have("ninja");
     if ninja {
         let edges: Vec<(String, Vec<String>)> = (0..n)
@@ -398,14 +433,19 @@ fn globs(n: usize, runs: usize) {
             .collect();
         ninja_built(root, &edges);
     }
-    let (peer, ours) = side_by_side(
-        root,
-        runs,
-        ninja,
-        vec![&mut || hephy.time(&["plan"]), &mut || hephy.time(&["plan", "--format", "json"])],
-    );
-    goal_line("no-op `hephy plan`, globbed inputs", ours[0], peer, 0.5);
-    goal_line("no-op `hephy plan --format json`, same graph", ours[1], peer, 0.5);
+    let mut ours: Vec<Box<dyn FnMut() -> Duration>> =
+        vec![Box::new(|| hephy.time(&["plan"])), Box::new(|| hephy.time(&["plan", "--format", "json"]))];
+    if let Some(baseline) = &baseline {
+        ours.push(Box::new(|| baseline.time(&["plan"])));
+        ours.push(Box::new(|| baseline.time(&["plan", "--format", "json"])));
+    }
+    let (peer, best) = side_by_side(root, runs, ninja, ours);
+    goal_line("no-op `hephy plan`, globbed inputs", best[0], peer, 0.5);
+    goal_line("no-op `hephy plan --format json`, same graph", best[1], peer, 0.5);
+    if let &[text, json] = &best[2..] {
+        goal_line("no-op `hephy plan`, globbed inputs (baseline)", text, peer, 0.5);
+        goal_line("no-op `hephy plan --format json` (baseline)", json, peer, 0.5);
+    }
 }
 
 /// This process's resident memory, from `/proc/self/statm` (0 where there is none).
