@@ -283,9 +283,18 @@ impl PlanCache {
         recheck: &dyn Recheck,
     ) -> Option<Answer> {
         let bytes = self.stamp_bytes()?;
-        let (stamp, changed) = self.compare(&bytes, selection, color, recheck)?;
+        // The stored output is read and hashed while the stamp is checked (on the other core: a
+        // no-op plan's time is mostly that check's stats); it is given back only if both hold.
+        let (checked, output) =
+            rayon::join(|| self.check(&bytes, selection, color), || self.read_output(json));
+        let (stamp, changed) = checked?;
+        if !Self::still_held(&stamp, recheck) {
+            return None;
+        }
         if changed.is_empty() {
-            self.stored_output(&stamp, json).map(Answer::Unchanged)
+            let (output, digest) = output?;
+            let expected = if json { stamp.json_blake3 } else { stamp.text_blake3 };
+            (digest == expected).then_some(Answer::Unchanged(output))
         } else if json {
             None
         } else {
@@ -345,6 +354,22 @@ impl PlanCache {
         color: bool,
         recheck: &dyn Recheck,
     ) -> Option<(Stamp<'b>, Vec<usize>)> {
+        let (stamp, changed) = self.check(bytes, selection, color)?;
+        Self::still_held(&stamp, recheck).then_some((stamp, changed))
+    }
+
+    /// Last, as the slowest: the registry still holds every image.
+    fn still_held(stamp: &Stamp<'_>, recheck: &dyn Recheck) -> bool {
+        stamp.manifests.is_empty() || recheck.registry_still_holds(&stamp.manifests)
+    }
+
+    /// [`PlanCache::compare`] but for the registry.
+    fn check<'b>(
+        &self,
+        bytes: &'b [u8],
+        selection: &Selection,
+        color: bool,
+    ) -> Option<(Stamp<'b>, Vec<usize>)> {
         if !selection.is_plain() {
             return None;
         }
@@ -357,10 +382,17 @@ impl PlanCache {
         {
             return None;
         }
-        let bytes = std::fs::read(&self.graph).ok()?;
-        if blake3::hash(&bytes).to_hex().as_str() != stamp.graph_blake3 {
-            return None;
-        }
+        // The graph file's digest and the state's last run are checked while the paths are
+        // stat'ed (on the other core).
+        let unchanged = || {
+            let bytes = std::fs::read(&self.graph).ok()?;
+            if blake3::hash(&bytes).to_hex().as_str() != stamp.graph_blake3 {
+                return None;
+            }
+            // A run since (any run, even one that built nothing) means the ordinary plan.
+            let store = State::open(&self.state_dir).ok()?;
+            (store.last_run().ok()? == stamp.last_run).then_some(())
+        };
         // The listings are in position order: one is a binary search away, looked up only for a
         // folder whose stat changed. Paths are stat'ed as they are (relative to the current
         // folder) when the graph's folder is the current one, joined to it otherwise.
@@ -368,32 +400,38 @@ impl PlanCache {
             stamp.listings.binary_search_by_key(&i, |(at, _)| *at).ok().map(|at| stamp.listings[at].1)
         };
         let here = root == Path::new(".");
-        let changed: Vec<usize> = stamp
-            .paths
-            .par_iter()
-            .enumerate()
-            .filter(|(i, (path, seen))| {
-                let full =
-                    if here { std::borrow::Cow::Borrowed(Path::new(path)) } else { root.join(path).into() };
-                Seen::of(&full) != *seen
-                    && listed(*i).is_none_or(|then| listing(&full).as_deref() != Some(then))
-            })
-            .map(|(i, _)| i)
-            .collect();
+        let stats = || -> Vec<usize> {
+            stamp
+                .paths
+                .par_iter()
+                .enumerate()
+                .filter(|(i, (path, seen))| {
+                    let full = if here {
+                        std::borrow::Cow::Borrowed(Path::new(path))
+                    } else {
+                        root.join(path).into()
+                    };
+                    Seen::of(&full) != *seen
+                        && listed(*i).is_none_or(|then| listing(&full).as_deref() != Some(then))
+                })
+                .map(|(i, _)| i)
+                .collect()
+        };
+        let (changed, unchanged) = rayon::join(stats, unchanged);
+        unchanged?;
         if !stamp.extra.par_iter().all(|(path, seen)| Seen::of(Path::new(path)) == *seen) {
             return None;
         }
-        // A run since (any run, even one that built nothing) means the ordinary plan.
-        let store = State::open(&self.state_dir).ok()?;
-        if store.last_run().ok()? != stamp.last_run {
-            return None;
-        }
-        drop(store);
-        // Last, as the slowest: the registry still holds every image.
-        if !stamp.manifests.is_empty() && !recheck.registry_still_holds(&stamp.manifests) {
-            return None;
-        }
         Some((stamp, changed))
+    }
+
+    /// The stored output (JSON when `json`) and its blake3, unchecked.
+    fn read_output(&self, json: bool) -> Option<(String, String)> {
+        let output =
+            std::fs::read(self.state_dir.join(format!("{STAMP}.{}", if json { "json" } else { "text" })))
+                .ok()?;
+        let digest = blake3::hash(&output).to_hex().to_string();
+        Some((String::from_utf8(output).ok()?, digest))
     }
 
     fn stored_output(&self, stamp: &Stamp, json: bool) -> Option<String> {
