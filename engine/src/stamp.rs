@@ -363,7 +363,7 @@ impl PlanCache {
         stamp.manifests.is_empty() || recheck.registry_still_holds(&stamp.manifests)
     }
 
-    /// [`PlanCache::compare`] but for the registry.
+    /// [`PlanCache::compare`] without the registry's recheck (which may ask the network).
     fn check<'b>(
         &self,
         bytes: &'b [u8],
