@@ -1,22 +1,36 @@
 //! `cargo bench --bench plan`: hephy's performance goals, each measured side by side with its
 //! peer in one run (this machine is noisy; ratios are what we compare). Figures go into notes
-//! and the README, never into test assertions.
+//! and the README, never into test assertions. Each goal's line prints hephy, its peer, the
+//! ratio and the goal.
 //!
-//! 1. stages: parse, lower, compile and plan time for a synthetic graph of N images;
-//! 2. cold hashing vs `find | xargs -P2 b3sum` on 20,000 × 50 KiB and 100,000 × 2 KiB files;
-//! 3. a no-op `hephy plan` of the N-image graph vs `ninja -n` on N edges of the same shape, and
-//!    `hephy plan` after touching one file near the root;
-//! 4. in-memory planning overhead (parse excluded) for 1,000,000 nodes.
+//! 1. `stages`: parse, lower, compile and plan time for a synthetic graph of N images;
+//! 2. `hash`: cold hashing vs `find | xargs -P2 b3sum` on 20,000 × 50 KiB and 100,000 × 2 KiB files;
+//! 3. `noop`: a no-op `hephy plan` of N tasks naming their two files vs `ninja -n` on N edges of
+//!    the same shape, and `hephy plan` after touching one file near the root;
+//! 4. `image`: `hephy plan` of a built graph of M images × 2 platforms (3·M nodes; built-in `oci`
+//!    builder, `FROM scratch` or an earlier image + `COPY`) after one leaf file changed vs
+//!    `ninja -n` on 3·M edges after touching one input (goal ≤ 2.0×);
+//! 5. `globs`: a no-op `hephy plan` of N tasks with globbed inputs (`inputs "imgI/**"`), as
+//!    text (goal ≤ 0.5×) and as `--format json` (goal ≤ 0.5×), vs `ninja -n` on N edges;
+//! 6. `million`: in-memory lowering and planning overhead (parse excluded) for 1,000,000 nodes.
 //!
-//! `HEPHY_BENCH_IMAGES` (default 10,000) sets N; `HEPHY_BENCH_ONLY=stages,hash,noop,million`
-//! picks sections (`HEPHY_BENCH_MILLION_NODES` resizes the last). b3sum and ninja come from Debian (`apt-get install b3sum ninja-build`); a
-//! section whose peer is missing says so and measures hephy alone.
+//! The hephy side of 3–5 is the real binary (`target/release/hephy` under `cargo bench`) run as
+//! a process, as ninja is; hephy and ninja alternate, best of R each. With
+//! `HEPHY_BENCH_BASELINE=EXE` (another build, such as main's, copied out of `target/`),
+//! sections 4 and 5 also time that binary in the same run, alternating, on a copy of the graph:
+//! before and after side by side.
+//!
+//! `HEPHY_BENCH_IMAGES` (default 10,000) sets N, `HEPHY_BENCH_IMAGE_GRAPH` (default 1,000) M;
+//! `HEPHY_BENCH_ONLY=stages,hash,noop,image,globs,million` picks sections
+//! (`HEPHY_BENCH_MILLION_NODES` resizes the last); `HEPHY_BENCH_RUNS` sets R (default 5). b3sum
+//! and ninja come from Debian (`apt-get install b3sum ninja-build`); a section whose peer is
+//! missing says so and measures hephy alone.
 
 #[path = "synthetic.rs"]
 mod synthetic;
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -50,14 +64,17 @@ fn shell(dir: &Path, script: &str) -> Duration {
     start.elapsed()
 }
 
+fn env_usize(name: &str) -> Option<usize> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
 fn main() {
     let quick = !std::env::args().any(|a| a == "--bench");
-    let n: usize = std::env::var("HEPHY_BENCH_IMAGES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if quick { 200 } else { 10_000 });
-    let only = std::env::var("HEPHY_BENCH_ONLY").unwrap_or_else(|_| "stages,hash,noop,million".to_owned());
-    let runs = if quick { 1 } else { 5 };
+    let n = env_usize("HEPHY_BENCH_IMAGES").unwrap_or(if quick { 200 } else { 10_000 });
+    let m = env_usize("HEPHY_BENCH_IMAGE_GRAPH").unwrap_or(if quick { 20 } else { 1_000 });
+    let only = std::env::var("HEPHY_BENCH_ONLY")
+        .unwrap_or_else(|_| "stages,hash,noop,image,globs,million".to_owned());
+    let runs = env_usize("HEPHY_BENCH_RUNS").unwrap_or(if quick { 1 } else { 5 }).max(1);
     if only.contains("stages") {
         stages(n, runs);
     }
@@ -66,6 +83,12 @@ fn main() {
     }
     if only.contains("noop") {
         noop(n, runs);
+    }
+    if only.contains("image") {
+        image(m, runs);
+    }
+    if only.contains("globs") {
+        globs(n, runs);
     }
     if only.contains("million") && !quick {
         million();
@@ -227,6 +250,201 @@ fn noop(n: usize, runs: usize) {
     match ninja {
         Some(ninja) => println!("; no-op = {:.2}× ninja -n", noop.as_secs_f64() / ninja.as_secs_f64()),
         None => println!(),
+    }
+}
+
+/// A hephy binary (`target/release/hephy` under `cargo bench`, or the baseline's), run as a
+/// process in a graph's folder.
+struct Hephy<'a> {
+    exe: PathBuf,
+    root: &'a Path,
+}
+
+impl<'a> Hephy<'a> {
+    fn new(root: &'a Path) -> Hephy<'a> {
+        Hephy { exe: PathBuf::from(env!("CARGO_BIN_EXE_hephy")), root }
+    }
+
+    /// With `HEPHY_BENCH_BASELINE=EXE` (another build of hephy, say main's), that binary in a
+    /// copy of `root` at `copy` (its own stamp: a stamp names the binary that wrote it),
+    /// planned once there to leave it.
+    fn baseline(root: &Path, copy: &'a Path) -> Option<Hephy<'a>> {
+        let exe = PathBuf::from(std::env::var_os("HEPHY_BENCH_BASELINE")?);
+        let status = Command::new("cp").arg("-a").arg(root).arg(copy).status();
+        assert!(status.is_ok_and(|s| s.success()), "copy {} for the baseline", root.display());
+        let baseline = Hephy { exe, root: copy };
+        std::thread::sleep(Duration::from_millis(2100)); // past the racy window of the copy
+        baseline.time(&["plan"]);
+        Some(baseline)
+    }
+
+    /// Runs `hephy ARGS` to its end (its output discarded); its wall time.
+    fn time(&self, args: &[&str]) -> Duration {
+        let start = Instant::now();
+        let status = Command::new(&self.exe)
+            .args(args)
+            .current_dir(self.root)
+            .stdout(Stdio::null())
+            .status()
+            .expect("run hephy");
+        let took = start.elapsed();
+        assert!(status.success(), "`{} {}` failed", self.exe.display(), args.join(" "));
+        took
+    }
+}
+
+/// `build.ninja` in `root` from `edges` (`(output, inputs)`), every edge built once.
+fn ninja_built(root: &Path, edges: &[(String, Vec<String>)]) {
+    let mut text = String::from("rule stamp\n  command = touch $out\n");
+    for (output, inputs) in edges {
+        text.push_str(&format!("build {output}: stamp {}\n", inputs.join(" ")));
+    }
+    std::fs::write(root.join("build.ninja"), text).expect("write build.ninja");
+    std::fs::create_dir_all(root.join("stamps")).expect("mkdir");
+    shell(root, "ninja -j4 > /dev/null");
+}
+
+/// Alternates `ninja -n` (when `ninja`) and each of `ours`, `runs` times: the best of each.
+fn side_by_side(
+    root: &Path,
+    runs: usize,
+    ninja: bool,
+    mut ours: Vec<Box<dyn FnMut() -> Duration + '_>>,
+) -> (Option<Duration>, Vec<Duration>) {
+    let mut peer = ninja.then_some(Duration::MAX);
+    let mut best = vec![Duration::MAX; ours.len()];
+    for _ in 0..runs {
+        if let Some(peer) = &mut peer {
+            *peer = (*peer).min(shell(root, "ninja -n > /dev/null"));
+        }
+        for (best, f) in best.iter_mut().zip(&mut ours) {
+            *best = (*best).min(f());
+        }
+    }
+    (peer, best)
+}
+
+/// One goal's line: hephy, `ninja -n`, the ratio and the goal (a ratio at most `goal`).
+fn goal_line(what: &str, ours: Duration, peer: Option<Duration>, goal: f64) {
+    match peer {
+        Some(peer) => {
+            let ratio = ours.as_secs_f64() / peer.as_secs_f64();
+            let verdict = if ratio <= goal { "met" } else { "NOT met" };
+            println!(
+                "{what:<46} hephy {} | ninja -n {} | {ratio:>5.2}× ninja -n | goal ≤ {goal:.1}×: {verdict}",
+                ms(ours),
+                ms(peer)
+            );
+        }
+        None => println!("{what:<46} hephy {} | ninja not installed | goal ≤ {goal:.1}× ninja -n", ms(ours)),
+    }
+}
+
+/// The touched image graph: `m` images × 2 platforms (and an index each: 3·m nodes) built by
+/// the built-in `oci` builder into the local layout, then one leaf image's file changed.
+fn image(m: usize, runs: usize) {
+    println!(
+        "\n## touched image graph: {m} images × 2 platforms ({} nodes, built-in `oci` builder, built), one leaf file changed, best of {runs}",
+        3 * m
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path();
+    synthetic::write_contexts(root, m);
+    let deps = synthetic::generate(m, 42).deps;
+    std::fs::write(root.join("hephy.kdl"), synthetic::local_images(&deps)).expect("write");
+    let hephy = Hephy::new(root);
+    println!("setup: hephy run of {m} images took {}", ms(hephy.time(&["run", "--format", "json"])));
+    std::thread::sleep(Duration::from_millis(2100)); // past the stat cache's racy window
+    hephy.time(&["plan"]); // fills the stat cache, leaves the stamp
+    let copy = tempfile::tempdir().expect("temp dir");
+    let copied = copy.path().join("graph");
+    let baseline = Hephy::baseline(root, &copied);
+    let ninja = have("ninja");
+    if ninja {
+        // The same shape: an edge per platform build (its two files and its base's build),
+        // and one per index (its two platform builds).
+        let mut edges = Vec::with_capacity(3 * m);
+        for (i, mine) in deps.iter().enumerate() {
+            for platform in ["amd64", "arm64"] {
+                let mut inputs = vec![format!("img{i}/Dockerfile"), format!("img{i}/app.txt")];
+                inputs.extend(mine.iter().map(|j| format!("stamps/img{j}-{platform}")));
+                edges.push((format!("stamps/img{i}-{platform}"), inputs));
+            }
+            edges.push((
+                format!("stamps/img{i}"),
+                vec![format!("stamps/img{i}-amd64"), format!("stamps/img{i}-arm64")],
+            ));
+        }
+        ninja_built(root, &edges);
+    }
+    // A leaf: nothing is built on the last image (dependencies point to earlier ones).
+    let leaf = format!("img{}/app.txt", m - 1);
+    let touched = |hephy: &Hephy<'_>| {
+        let path = hephy.root.join(&leaf);
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        std::fs::write(&path, format!("{text}.")).expect("touch");
+        hephy.time(&["plan"])
+    };
+    let mut ours: Vec<Box<dyn FnMut() -> Duration>> = vec![Box::new(|| touched(&hephy))];
+    if let Some(baseline) = &baseline {
+        ours.push(Box::new(|| touched(baseline)));
+    }
+    let (peer, best) = side_by_side(root, runs, ninja, ours);
+    let what = format!("`hephy plan` after changing {leaf}");
+    goal_line(&what, best[0], peer, 2.0);
+    if let Some(&before) = best.get(1) {
+        goal_line(&format!("{what} (baseline)"), before, peer, 2.0);
+    }
+}
+
+/// The no-op plans of `n` tasks whose inputs are globs (`imgI/**`: a Dockerfile and one
+/// file), all fresh: as text and as JSON.
+fn globs(n: usize, runs: usize) {
+    println!(
+        "\n## no-op plan: {n} tasks with globbed inputs (`inputs \"imgI/**\"`), all fresh, best of {runs}"
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path();
+    synthetic::write_contexts(root, n);
+    let graph = synthetic::generate(n, 42);
+    let mut yaml = String::from("tasks:\n");
+    for (i, deps) in graph.deps.iter().enumerate() {
+        yaml.push_str(&format!("  t{i}: {{ run: [\"true\"], inputs: [\"img{i}/**\"]"));
+        if !deps.is_empty() {
+            let names: Vec<String> = deps.iter().map(|j| format!("t{j}")).collect();
+            yaml.push_str(&format!(", after: [{}]", names.join(", ")));
+        }
+        yaml.push_str(" }\n");
+    }
+    std::fs::write(root.join("hephy.yaml"), &yaml).expect("write");
+    let hephy = Hephy::new(root);
+    println!("setup: hephy run of {n} tasks took {}", ms(hephy.time(&["run", "--format", "json"])));
+    std::thread::sleep(Duration::from_millis(2100)); // past the stat cache's racy window
+    hephy.time(&["plan"]); // fills the stat cache, leaves the stamp
+    let copy = tempfile::tempdir().expect("temp dir");
+    let copied = copy.path().join("graph");
+    let baseline = Hephy::baseline(root, &copied);
+    let ninja = have("ninja");
+    if ninja {
+        let edges: Vec<(String, Vec<String>)> = (0..n)
+            .map(|i| {
+                (format!("stamps/img{i}"), vec![format!("img{i}/Dockerfile"), format!("img{i}/app.txt")])
+            })
+            .collect();
+        ninja_built(root, &edges);
+    }
+    let mut ours: Vec<Box<dyn FnMut() -> Duration>> =
+        vec![Box::new(|| hephy.time(&["plan"])), Box::new(|| hephy.time(&["plan", "--format", "json"]))];
+    if let Some(baseline) = &baseline {
+        ours.push(Box::new(|| baseline.time(&["plan"])));
+        ours.push(Box::new(|| baseline.time(&["plan", "--format", "json"])));
+    }
+    let (peer, best) = side_by_side(root, runs, ninja, ours);
+    goal_line("no-op `hephy plan`, globbed inputs", best[0], peer, 0.5);
+    goal_line("no-op `hephy plan --format json`, same graph", best[1], peer, 0.5);
+    if let &[text, json] = &best[2..] {
+        goal_line("no-op `hephy plan`, globbed inputs (baseline)", text, peer, 0.5);
+        goal_line("no-op `hephy plan --format json` (baseline)", json, peer, 0.5);
     }
 }
 

@@ -82,3 +82,22 @@ pub fn write_contexts(root: &Path, n: usize) {
         std::fs::write(dir.join("app.txt"), format!("image {i}\n")).expect("write file");
     }
 }
+
+/// The KDL of a graph of `deps.len()` images built locally (no registry, no tags) by the
+/// built-in `oci` builder, two platforms each, with the dependencies `deps` (as [`generate`]
+/// makes them): the contexts of [`write_contexts`] are `FROM scratch` (or the dependency) + `COPY`.
+pub fn local_images(deps: &[Vec<usize>]) -> String {
+    let mut kdl = String::from("builder \"oci\"\nplatforms \"linux/amd64\" \"linux/arm64\"\n\n");
+    for (i, mine) in deps.iter().enumerate() {
+        let _ = writeln!(kdl, "image \"img{i}\" {{\n    context \"img{i}\"");
+        if let Some((first, rest)) = mine.split_first() {
+            let _ = writeln!(kdl, "    from \"img{first}\" arg=\"BASE\"");
+            if !rest.is_empty() {
+                let names: Vec<String> = rest.iter().map(|j| format!("\"img{j}\"")).collect();
+                let _ = writeln!(kdl, "    after {}", names.join(" "));
+            }
+        }
+        kdl.push_str("}\n");
+    }
+    kdl
+}

@@ -100,9 +100,10 @@ impl Seen {
 }
 
 /// Stored with postcard, as the memo is: compact, and quick to read back (a no-op plan of
-/// 50,000 nodes reads a stamp of 100,000 paths; as JSON that took a third of its time).
+/// 50,000 nodes reads a stamp of 100,000 paths; as JSON that took a third of its time). The
+/// large lists borrow their text from the bytes read (a no-op plan copies none of it).
 #[derive(Debug, Serialize, Deserialize)]
-struct Stamp {
+struct Stamp<'a> {
     version: String,
     exe: Option<Seen>,
     graph: String,
@@ -111,14 +112,17 @@ struct Stamp {
     /// another view is planned in full).
     view: String,
     last_run: Option<i64>,
-    paths: Vec<(String, Option<Seen>)>,
-    /// The input files among `paths` (by position) saved within the racy window when the stamp
-    /// was written: each counts as changed, so the memo hashes it again and compares digests.
+    #[serde(borrow)]
+    paths: Vec<(&'a str, Option<Seen>)>,
+    /// The input files among `paths` (by position, ascending) saved within the racy window when
+    /// the stamp was written: each counts as changed, so the memo hashes it again and compares
+    /// digests.
     racy: Vec<usize>,
     /// The folders among `paths` (by position) with the digest of their entries then: a folder
     /// whose times changed but whose entries did not (a file saved by renaming a new one over
     /// it) lists the same, so it changes nothing.
-    listings: Vec<(usize, String)>,
+    #[serde(borrow)]
+    listings: Vec<(usize, &'a str)>,
     /// Files outside the graph's folder the plan read (the base images' digests, the state
     /// database), absolute.
     extra: Vec<(String, Option<Seen>)>,
@@ -135,7 +139,8 @@ struct Stamp {
     /// holds for each node to build.
     memo_blake3: Option<String>,
     /// Every node id, in plan order (what a run that builds nothing reports).
-    nodes: Vec<String>,
+    #[serde(borrow)]
+    nodes: Vec<&'a str>,
     /// Where the images are, as a run that builds nothing prints it, and the folder it was
     /// written from (its paths are relative to it).
     images: String,
@@ -303,9 +308,19 @@ impl PlanCache {
         json: bool,
         recheck: &dyn Recheck,
     ) -> Option<Answer> {
-        let (stamp, changed) = self.compare(selection, view, recheck)?;
+        let bytes = self.stamp_bytes()?;
+        // The stored output is read and hashed while the stamp is checked (on the other core: a
+        // no-op plan's time is mostly that check's stats); it is given back only if both hold.
+        let (checked, output) =
+            rayon::join(|| self.check(&bytes, selection, view), || self.read_output(json));
+        let (stamp, changed) = checked?;
+        if !Self::still_held(&stamp, recheck) {
+            return None;
+        }
         if changed.is_empty() {
-            self.stored_output(&stamp, json).map(Answer::Unchanged)
+            let (output, digest) = output?;
+            let expected = if json { stamp.json_blake3 } else { stamp.text_blake3 };
+            (digest == expected).then_some(Answer::Unchanged(output))
         } else if json {
             None
         } else {
@@ -320,19 +335,20 @@ impl PlanCache {
         view: &str,
         recheck: &dyn Recheck,
     ) -> Option<NothingToDo> {
-        let (stamp, changed) = self.compare(selection, view, recheck)?;
+        let bytes = self.stamp_bytes()?;
+        let (stamp, changed) = self.compare(&bytes, selection, view, recheck)?;
         let cwd = std::env::current_dir().ok()?.display().to_string();
-        (changed.is_empty() && stamp.cwd == cwd)
-            .then_some(NothingToDo { nodes: stamp.nodes, images: stamp.images })
+        (changed.is_empty() && stamp.cwd == cwd).then(|| NothingToDo {
+            nodes: stamp.nodes.iter().map(|&n| n.to_owned()).collect(),
+            images: stamp.images,
+        })
     }
 
     /// Moves the stamp past `run_id`, a run that built nothing (it changed no record).
     pub fn advance(&self, run_id: i64) {
         let path = self.state_dir.join(STAMP);
-        let Some(mut stamp) = std::fs::read(&path).ok().and_then(|b| postcard::from_bytes::<Stamp>(&b).ok())
-        else {
-            return;
-        };
+        let Ok(bytes) = std::fs::read(&path) else { return };
+        let Ok(mut stamp) = postcard::from_bytes::<Stamp<'_>>(&bytes) else { return };
         stamp.last_run = Some(run_id);
         // The run changed the database: the stamp takes its stat now (the run's store is
         // closed, so its log is folded in).
@@ -349,19 +365,42 @@ impl PlanCache {
         }
     }
 
-    /// The stamp, when the graph, this executable, the state and every folder and extra file
-    /// are as it recorded, with the positions (in `paths`) of the files whose stat changed.
-    fn compare(
+    /// The stamp's bytes, as stored.
+    fn stamp_bytes(&self) -> Option<Vec<u8>> {
+        std::fs::read(self.state_dir.join(STAMP)).ok()
+    }
+
+    /// The stamp in `bytes`, when the graph, this executable, the state and every folder and
+    /// extra file are as it recorded, with the positions (in `paths`) of the files whose stat
+    /// changed.
+    fn compare<'b>(
         &self,
+        bytes: &'b [u8],
         selection: &Selection,
         view: &str,
         recheck: &dyn Recheck,
-    ) -> Option<(Stamp, Vec<usize>)> {
+    ) -> Option<(Stamp<'b>, Vec<usize>)> {
+        let (stamp, changed) = self.check(bytes, selection, view)?;
+        Self::still_held(&stamp, recheck).then_some((stamp, changed))
+    }
+
+    /// Last, as the slowest: the registry still holds every image.
+    fn still_held(stamp: &Stamp<'_>, recheck: &dyn Recheck) -> bool {
+        stamp.manifests.is_empty() || recheck.registry_still_holds(&stamp.manifests)
+    }
+
+    /// [`PlanCache::compare`] without the registry's recheck (which may ask the network).
+    fn check<'b>(
+        &self,
+        bytes: &'b [u8],
+        selection: &Selection,
+        view: &str,
+    ) -> Option<(Stamp<'b>, Vec<usize>)> {
         if !selection.is_plain() {
             return None;
         }
         let root = self.root();
-        let stamp: Stamp = postcard::from_bytes(&std::fs::read(self.state_dir.join(STAMP)).ok()?).ok()?;
+        let stamp: Stamp<'b> = postcard::from_bytes(bytes).ok()?;
         if stamp.version != env!("CARGO_PKG_VERSION")
             || stamp.exe != exe()
             || stamp.graph != self.graph.display().to_string()
@@ -369,41 +408,60 @@ impl PlanCache {
         {
             return None;
         }
-        let bytes = std::fs::read(&self.graph).ok()?;
-        if blake3::hash(&bytes).to_hex().as_str() != stamp.graph_blake3 {
-            return None;
-        }
-        let racy: HashSet<usize> = stamp.racy.iter().copied().collect();
-        let listings: HashMap<usize, &str> = stamp.listings.iter().map(|(i, l)| (*i, l.as_str())).collect();
-        let changed: Vec<usize> = stamp
-            .paths
-            .par_iter()
-            .enumerate()
-            .filter(|(i, (path, seen))| {
-                let full = root.join(path);
-                racy.contains(i)
-                    || Seen::of(&full) != *seen
-                        && listings.get(i).is_none_or(|then| listing(&full).as_deref() != Some(*then))
-            })
-            .map(|(i, _)| i)
-            .collect();
+        // The graph file's digest and the state's last run are checked while the paths are
+        // stat'ed (on the other core).
+        let unchanged = || {
+            let bytes = std::fs::read(&self.graph).ok()?;
+            if blake3::hash(&bytes).to_hex().as_str() != stamp.graph_blake3 {
+                return None;
+            }
+            // A run since (any run, even one that built nothing) means the ordinary plan.
+            let store = State::open(&self.state_dir).ok()?;
+            (store.last_run().ok()? == stamp.last_run).then_some(())
+        };
+        // The listings are in position order: one is a binary search away, looked up only for a
+        // folder whose stat changed. Paths are stat'ed as they are (relative to the current
+        // folder) when the graph's folder is the current one, joined to it otherwise.
+        let listed = |i: usize| {
+            stamp.listings.binary_search_by_key(&i, |(at, _)| *at).ok().map(|at| stamp.listings[at].1)
+        };
+        let here = root == Path::new(".");
+        let stats = || -> Vec<usize> {
+            stamp
+                .paths
+                .par_iter()
+                .enumerate()
+                .filter(|(i, (path, seen))| {
+                    let full = if here {
+                        std::borrow::Cow::Borrowed(Path::new(path))
+                    } else {
+                        root.join(path).into()
+                    };
+                    stamp.racy.binary_search(i).is_ok()
+                        || Seen::of(&full) != *seen
+                            && listed(*i).is_none_or(|then| listing(&full).as_deref() != Some(then))
+                })
+                .map(|(i, _)| i)
+                .collect()
+        };
+        let (changed, unchanged) = rayon::join(stats, unchanged);
+        unchanged?;
         if !stamp.extra.par_iter().all(|(path, seen)| Seen::of(Path::new(path)) == *seen) {
             return None;
         }
         if !stamp.looked.iter().all(|(dir, names)| still_as_seen(dir, names)) {
             return None;
         }
-        // A run since (any run, even one that built nothing) means the ordinary plan.
-        let store = State::open(&self.state_dir).ok()?;
-        if store.last_run().ok()? != stamp.last_run {
-            return None;
-        }
-        drop(store);
-        // Last, as the slowest: the registry still holds every image.
-        if !stamp.manifests.is_empty() && !recheck.registry_still_holds(&stamp.manifests) {
-            return None;
-        }
         Some((stamp, changed))
+    }
+
+    /// The stored output (JSON when `json`) and its blake3, unchecked.
+    fn read_output(&self, json: bool) -> Option<(String, String)> {
+        let output =
+            std::fs::read(self.state_dir.join(format!("{STAMP}.{}", if json { "json" } else { "text" })))
+                .ok()?;
+        let digest = blake3::hash(&output).to_hex().to_string();
+        Some((String::from_utf8(output).ok()?, digest))
     }
 
     fn stored_output(&self, stamp: &Stamp, json: bool) -> Option<String> {
@@ -435,19 +493,19 @@ impl PlanCache {
         let root = self.root();
         let mut touched = BTreeSet::new();
         for &at in changed {
-            let (path, _) = stamp.paths.get(at)?;
+            let &(path, _) = stamp.paths.get(at)?;
             // Only an input file that is still a file: anything else changes more than contents.
             let meta = std::fs::symlink_metadata(root.join(path)).ok()?;
             if was(at).is_none() || unanswerable.contains(&at) || meta.is_dir() {
                 return None;
             }
-            touched.insert(path.clone());
+            touched.insert(path.to_owned());
         }
         let hashed = hash_all(root, &touched, &StatCache::new());
         // Position → (old digest, new digest), for the files whose content did change.
         let mut differs: HashMap<usize, (&str, String)> = HashMap::new();
         for &at in changed {
-            let (path, _) = &stamp.paths[at];
+            let (path, _) = stamp.paths[at];
             let now = hashed.digests.get(path)?;
             let then = was(at)?;
             if now != then {
@@ -467,7 +525,7 @@ impl PlanCache {
                 .iter()
                 .filter_map(|f| {
                     let (then, now) = differs.get(f)?;
-                    Some((stamp.paths.get(*f)?.0.as_str(), *then, now.as_str()))
+                    Some((stamp.paths.get(*f)?.0, *then, now.as_str()))
                 })
                 .collect();
             touched.push(TouchedNode { id, deps, changed });
@@ -507,13 +565,12 @@ impl PlanCache {
         if !worth_remembering(stamped.stampable, stamped.plan) {
             return;
         }
-        let Some((stamp, memo)) = stamp(stamped, rendered) else { return };
+        let Some((bytes, memo)) = stamp(stamped, rendered) else { return };
         let write = |name: &str, bytes: &[u8]| {
             let temp = stamped.state_dir.join(format!(".{name}.tmp"));
             std::fs::write(&temp, bytes).is_ok()
                 && std::fs::rename(&temp, stamped.state_dir.join(name)).is_ok()
         };
-        let Ok(bytes) = postcard::to_stdvec(&stamp) else { return };
         let _ = write(STAMP, &bytes)
             && write(&format!("{STAMP}.text"), rendered.text.as_bytes())
             && write(&format!("{STAMP}.json"), rendered.json.as_bytes())
@@ -583,17 +640,17 @@ struct Memo<'a> {
 /// input files (positions in `paths`).
 type MemoNode<'a> = (&'a str, &'a str, &'a str, Vec<usize>, Vec<usize>);
 
-/// The stamp of `stamped`'s all-fresh plan, and its memo (serialized) unless the graph names
-/// a registry.
-fn stamp(stamped: &Stamped<'_>, rendered: &Rendered) -> Option<(Stamp, Option<Vec<u8>>)> {
+/// The stamp of `stamped`'s all-fresh plan, and its memo unless the graph names a registry,
+/// both serialized.
+fn stamp(stamped: &Stamped<'_>, rendered: &Rendered) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
     let root: &Path = &stamped.model.root;
     let watched = stamped.watched;
     let mut paths: Vec<&String> = watched.files.iter().chain(watched.dirs.iter()).collect();
     paths.sort();
     paths.dedup();
     let now = now();
-    let seen: Vec<(String, Option<Seen>)> =
-        paths.par_iter().map(|p| ((*p).clone(), Seen::of(&root.join(p.as_str())))).collect();
+    let seen: Vec<(&str, Option<Seen>)> =
+        paths.par_iter().map(|p| (p.as_str(), Seen::of(&root.join(p.as_str())))).collect();
     let racy: Vec<usize> = (0..seen.len()).filter(|&i| seen[i].1.is_some_and(|s| s.racy(now))).collect();
     let memo = match &stamped.model.registry {
         Some(_) => None,
@@ -639,6 +696,8 @@ fn stamp(stamped: &Stamped<'_>, rendered: &Rendered) -> Option<(Stamp, Option<Ve
     let db = state_db(stamped.state_dir);
     let extra = vec![(bases.display().to_string(), bases_seen), (db.clone(), Seen::of(Path::new(&db)))];
     let looked = by_folder(stamped.looked_at)?;
+    let nodes: Vec<String> =
+        stamped.plan.steps.iter().map(|s| stamped.graph.node(s.node).id.to_string()).collect();
     let stamp = Stamp {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         exe: exe(),
@@ -648,18 +707,18 @@ fn stamp(stamped: &Stamped<'_>, rendered: &Rendered) -> Option<(Stamp, Option<Ve
         last_run: stamped.state.last_run().ok()?,
         paths: seen,
         racy,
-        listings,
+        listings: listings.iter().map(|(i, l)| (*i, l.as_str())).collect(),
         extra,
         looked,
         manifests: stamped.manifests.iter().cloned().collect(),
         text_blake3: blake3::hash(rendered.text.as_bytes()).to_hex().to_string(),
         json_blake3: blake3::hash(rendered.json.as_bytes()).to_hex().to_string(),
         memo_blake3: memo.as_ref().map(|m| blake3::hash(m).to_hex().to_string()),
-        nodes: stamped.plan.steps.iter().map(|s| stamped.graph.node(s.node).id.to_string()).collect(),
+        nodes: nodes.iter().map(String::as_str).collect(),
         images: rendered.images.clone(),
         cwd: std::env::current_dir().ok()?.display().to_string(),
     };
-    Some((stamp, memo))
+    Some((postcard::to_stdvec(&stamp).ok()?, memo))
 }
 
 /// The memo of `stamped`'s plan, whose watched `paths` (sorted) the stamp records.

@@ -293,7 +293,8 @@ mod tests {
         let node = graph.node(hephy_engine::NodeIndex::new(0));
         let state_dir = dir.path().join(".hephy");
         let release = std::sync::Arc::new(crate::Release::new(&state_dir));
-        let work = Stdlib::new(&model, &state_dir, hephy_engine::Exclusions::default(), Default::default(), release);
+        let work =
+            Stdlib::new(&model, &state_dir, hephy_engine::Exclusions::default(), Default::default(), release);
         let (events, _received) = std::sync::mpsc::channel();
         let log = state_dir.join("node.log");
         let key = InputManifest::default().key();

@@ -403,8 +403,18 @@ impl Project {
             command: request.command.clone(),
         };
         let summary = {
-            let Session { model, graph, plan, snapshot, state, exclusions, state_dir, upstreams, release, .. } =
-                &mut session;
+            let Session {
+                model,
+                graph,
+                plan,
+                snapshot,
+                state,
+                exclusions,
+                state_dir,
+                upstreams,
+                release,
+                ..
+            } = &mut session;
             let work = Stdlib::new(model, state_dir, exclusions.clone(), upstreams.clone(), release.clone());
             hephy_engine::run(model, graph, plan, snapshot, state, &work, reporter, &options, cancel)?
         };

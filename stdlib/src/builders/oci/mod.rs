@@ -332,7 +332,13 @@ pub(crate) const LOCAL_OUTPUT: &str = "local:";
 impl ImageLocation {
     /// Where `node`'s image is, given its recorded `output` ("" for where it would be) and the
     /// state folder as it should be shown.
-    pub fn of(model: &Model, release: &Release, node: &Node, output: &str, state_dir: &Path) -> ImageLocation {
+    pub fn of(
+        model: &Model,
+        release: &Release,
+        node: &Node,
+        output: &str,
+        state_dir: &Path,
+    ) -> ImageLocation {
         if let Some(digest) = output.strip_prefix(LOCAL_OUTPUT) {
             return ImageLocation::Local { digest: digest.to_owned() };
         }
@@ -341,7 +347,10 @@ impl ImageLocation {
                 repository: reference::repository(model, release, node),
                 digest: output.to_owned(),
             },
-            None => ImageLocation::Layout { layout: hephy_oci::layout::folder(state_dir), name: layout_name(node) },
+            None => ImageLocation::Layout {
+                layout: hephy_oci::layout::folder(state_dir),
+                name: layout_name(node),
+            },
         }
     }
 }
