@@ -148,7 +148,7 @@ pub(crate) enum Command {
     Ci {
         /// The CI system.
         #[arg(value_enum)]
-        system: CiSystem,
+        system: crate::ci::System,
         #[command(flatten)]
         file: FileArg,
         #[command(flatten)]
@@ -358,19 +358,6 @@ impl SelectArgs {
 pub(crate) enum Format {
     Text,
     Json,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum CiSystem {
-    /// A GitLab pipeline: the parent to commit, or with `--static` the child of this plan.
-    Gitlab,
-    /// A GitHub Actions workflow.
-    Github,
-    /// The dynamic GitHub workflow's plan step: each level's jobs, as `$GITHUB_OUTPUT` lines.
-    Matrix,
-    /// A job's registry login: the CI's credentials for the graph's registry (`CI_REGISTRY*`,
-    /// `GITHUB_TOKEN` for ghcr.io, ECR's helper) into Docker's `config.json`.
-    Login,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

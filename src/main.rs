@@ -35,7 +35,7 @@ use hephy_dsl::{Code, Problem, Problems};
 use hephy_engine::StateError;
 
 pub(crate) use crate::cli::{
-    CiSystem, Cli, ColorChoice, Command, FileArg, Format, GraphFormat, ImportFormat, ImportFrom, KeyCommand,
+    Cli, ColorChoice, Command, FileArg, Format, GraphFormat, ImportFormat, ImportFrom, KeyCommand,
     SelectArgs, StateArg,
 };
 pub(crate) use crate::commands::{discover, load, print};

@@ -284,7 +284,7 @@ pub fn compile(model: &Model) -> Graph {
     let images: usize =
         model.images.iter().map(|i| i.targets.len().max(1) * (i.platforms.len() + 1 + i.tags.len())).sum();
     let count = images + model.tasks.iter().map(|t| t.platforms.len().max(1)).sum::<usize>();
-    let mut b = Builder {
+    let mut b = Compiler {
         model,
         nodes: Vec::with_capacity(count),
         definitions: Vec::with_capacity(count),
@@ -299,7 +299,7 @@ pub fn compile(model: &Model) -> Graph {
     };
     b.add_nodes();
     b.add_edges();
-    let Builder { nodes: all, edges, definitions, mut keyed, .. } = b;
+    let Compiler { nodes: all, edges, definitions, mut keyed, .. } = b;
     let nodes = all.len();
     // Sorted by id: first by the id's first eight bytes as a number (most comparisons end
     // there, without following a pointer), then by the whole id.
@@ -329,7 +329,7 @@ pub fn compile(model: &Model) -> Graph {
     Graph { nodes: all, definitions, by_id, deps, dependents, order }
 }
 
-struct Builder<'m> {
+struct Compiler<'m> {
     model: &'m Model,
     nodes: Vec<Node>,
     /// Per node, its definition's position.
@@ -363,7 +363,7 @@ type Injected<'m> = (NodeIndex, Option<&'m String>, Option<&'m String>, NodeInde
 /// An image build or task run: its platform, target and node.
 type Run<'m> = (Option<&'m Platform>, Option<&'m String>, NodeIndex);
 
-/// One definition's nodes: ranges of [`Builder::runs`] and [`Builder::manifests`].
+/// One definition's nodes: ranges of [`Compiler::runs`] and [`Compiler::manifests`].
 struct Parts {
     runs: std::ops::Range<usize>,
     manifests: std::ops::Range<usize>,
@@ -373,7 +373,7 @@ fn edge(from: NodeIndex, to: NodeIndex) -> (u32, u32) {
     (from.index() as u32, to.index() as u32)
 }
 
-impl<'m> Builder<'m> {
+impl<'m> Compiler<'m> {
     /// The platform of the machine that builds for `platform`: a declared executor builds its
     /// platform natively; the implicit `local` one is this host.
     fn build_platform(&self, platform: &Platform) -> Platform {

@@ -28,15 +28,17 @@ use crate::session::{Selection, Session};
 
 pub(crate) use layout::{Layout, OverBudget};
 
-/// What `hephy ci` writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What `hephy ci` writes (`hephy ci SYSTEM`: each variant's comment is its help text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum System {
+    /// A GitLab pipeline: the parent to commit, or with `--static` the child of this plan.
     Gitlab,
+    /// A GitHub Actions workflow.
     Github,
-    /// The dynamic GitHub workflow's plan step: the levels' jobs as `$GITHUB_OUTPUT` lines.
+    /// The dynamic GitHub workflow's plan step: each level's jobs, as `$GITHUB_OUTPUT` lines.
     Matrix,
-    /// A job's registry login: the CI's credentials for the graph's registry into Docker's
-    /// `config.json` (see [`setup::login`]).
+    /// A job's registry login: the CI's credentials for the graph's registry (`CI_REGISTRY*`,
+    /// `GITHUB_TOKEN` for ghcr.io, ECR's helper) into Docker's `config.json`.
     Login,
 }
 

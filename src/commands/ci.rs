@@ -5,7 +5,7 @@ use std::path::Path;
 use hephy_dsl::{Code, Problem, Problems};
 
 use crate::commands::{emit, load};
-use crate::{CiSystem, Failure, FileArg, SelectArgs, StateArg, ci};
+use crate::{Failure, FileArg, SelectArgs, StateArg, ci};
 
 /// `hephy ci`'s flags about the pipeline it writes.
 pub(crate) struct CiFlags<'a> {
@@ -23,7 +23,7 @@ pub(crate) struct CiFlags<'a> {
 
 /// `hephy ci`: a CI pipeline for the current plan.
 pub(crate) fn command(
-    system: CiSystem,
+    system: ci::System,
     file: &FileArg,
     state: &StateArg,
     select: &SelectArgs,
@@ -48,12 +48,6 @@ pub(crate) fn command(
         form: if fixed { ci::Form::Static } else { ci::Form::Dynamic },
         levels: usize::from(levels),
         max_jobs: usize::from(max_jobs),
-    };
-    let system = match system {
-        CiSystem::Gitlab => ci::System::Gitlab,
-        CiSystem::Github => ci::System::Github,
-        CiSystem::Matrix => ci::System::Matrix,
-        CiSystem::Login => ci::System::Login,
     };
     let text = ci::write(model, state.dir.as_deref(), system, &options)?;
     emit(output, &text)?;

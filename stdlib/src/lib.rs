@@ -54,7 +54,7 @@ pub use registry::records::{
 };
 pub use release::{BadDate, Release, plan_date, tags_follow_git_or_date};
 pub use resolver::{PlanResolver, RegistryRecheck};
-pub use sources::bases::{Bases, resolve_bases};
+pub use sources::bases::resolve_bases;
 pub use sources::git::{Upstreams, resolve_all as resolve_upstreams};
 pub use sources::reads::context_reads;
 pub use supply::sbom::{BaseInfo, SbomError, spdx as sbom_spdx};

@@ -540,8 +540,8 @@ mod tests {
         Project::new(dir.join("hephy.kdl"), None, Selection::default(), overrides)
     }
 
-    /// The session's policy end to end on a task graph: a run that builds nothing leaves the
-    /// stamp (with the renderings the caller gives), a plan is answered from it for that view
+    /// The session's policy end to end on a task graph: a run that builds all it was asked
+    /// (no registry) or nothing leaves the stamp (with the renderings the caller gives), a plan is answered from it for that view
     /// only, a `changed` plan and a plan with overrides neither read it nor (for `changed`)
     /// remove it, a plan with overrides removes it, and a run then plans again.
     #[test]
@@ -558,12 +558,21 @@ mod tests {
         let Ok(RunAnswer::Ran(ran)) = plain.run(&request(), &mut rendering, &cancel) else { panic!("ran") };
         assert_eq!(ran.summary.built, 1);
         drop(ran);
-        assert_eq!(rendering.stamps.get(), 0, "a run that built something leaves no stamp");
+        assert_eq!(rendering.stamps.get(), 1, "a run that built all it was asked leaves the stamp after it");
+        let Ok(RunAnswer::NothingToDo { .. }) = plain.run(&request(), &mut rendering, &cancel) else {
+            panic!("nothing to do")
+        };
+        let view = |view, changed| PlanRequest { view, json: false, changed };
+        // Overrides are not in the stamp: a plan with them removes it; the run after plans,
+        // builds nothing and leaves it again.
+        let set = Overrides::new(&["V=1".to_owned()], []).expect("overrides");
+        let overridden = project(dir.path(), set);
+        let Ok(PlanAnswer::Planned(full)) = overridden.plan(&view("test", false)) else { panic!("planned") };
+        overridden.settle_plan(&view("test", false), &full, |_| rendered("OVERRIDDEN\n"));
         let Ok(RunAnswer::Ran(ran)) = plain.run(&request(), &mut rendering, &cancel) else { panic!("ran") };
         assert_eq!((ran.summary.built, ran.summary.fresh), (0, 1));
         drop(ran);
-        assert_eq!(rendering.stamps.get(), 1, "a run that built nothing leaves a stamp");
-        let view = |view, changed| PlanRequest { view, json: false, changed };
+        assert_eq!(rendering.stamps.get(), 2, "a run that built nothing leaves a stamp");
         assert!(matches!(plain.plan(&view("test", false)), Ok(PlanAnswer::Unchanged(t)) if t == "TEXT\n"));
         assert!(matches!(plain.plan(&view("other", false)), Ok(PlanAnswer::Planned(_))), "another view");
         // `--changed` shows part of the plan: planned, the stamp left as it is.
@@ -577,8 +586,6 @@ mod tests {
         };
         assert!(matches!(plain.plan(&view("test", false)), Ok(PlanAnswer::Unchanged(_))));
         // Overrides are not in the stamp: planned in full, and the stamp removed.
-        let set = Overrides::new(&["V=1".to_owned()], []).expect("overrides");
-        let overridden = project(dir.path(), set);
         let Ok(PlanAnswer::Planned(full)) = overridden.plan(&view("test", false)) else { panic!("planned") };
         overridden.settle_plan(&view("test", false), &full, |_| rendered("OVERRIDDEN\n"));
         assert!(matches!(plain.plan(&view("test", false)), Ok(PlanAnswer::Planned(_))), "the stamp is gone");

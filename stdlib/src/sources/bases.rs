@@ -8,24 +8,25 @@
 //! later is a move). A `.hephy/bases.json` an older hephy left is taken into the state once.
 
 use hephy_dockerfile::Command;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use hephy_dsl::Model;
 
 use crate::registry::{Client, Reference};
 
-/// Per image name, its external bases: reference → digest (or `unresolved`).
-pub type Bases = HashMap<String, BTreeMap<String, String>>;
+/// Per image name, its external bases: reference → digest (or `unresolved`): the engine's
+/// [`BaseImages`], which keys hold.
+use hephy_engine::BaseImages;
 
 const UNRESOLVED: &str = "unresolved";
 
 /// Reads every local Dockerfile's external `FROM` references and resolves them.
-pub fn resolve_bases(model: &Model, state_dir: &Path, refresh: bool, offline: bool) -> Bases {
+pub fn resolve_bases(model: &Model, state_dir: &Path, refresh: bool, offline: bool) -> BaseImages {
     let mut state = hephy_engine::State::open(state_dir).ok();
     let mut cache = known_bases(state.as_mut(), state_dir);
     let mut resolved: Vec<(String, String)> = Vec::new();
-    let mut out = Bases::new();
+    let mut out = BaseImages::new();
     let client = Client::once_only();
     for image in &model.images {
         let mut refs = BTreeMap::new();

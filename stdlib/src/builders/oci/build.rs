@@ -47,7 +47,7 @@ pub(crate) struct BaseImage {
 }
 
 /// Where base images come from: `fetch(reference, platform)`.
-pub(crate) trait Bases {
+pub(crate) trait BaseSource {
     fn fetch(&self, reference: &str, platform: &Platform) -> Result<BaseImage, super::PullError>;
 }
 
@@ -209,7 +209,11 @@ pub(crate) fn is_remote(source: &str) -> bool {
 }
 
 /// Builds `request` into `layout`.
-pub(crate) fn build(request: &Request<'_>, layout: &Layout, bases: &dyn Bases) -> Result<Built, BuildError> {
+pub(crate) fn build(
+    request: &Request<'_>,
+    layout: &Layout,
+    bases: &dyn BaseSource,
+) -> Result<Built, BuildError> {
     let text = request.dockerfile;
     let parsed = dockerfile::parse(text).map_err(|e| {
         BuildError::at(request.dockerfile_name, e.line, BuildError::Dockerfile(e.to_string()))
@@ -217,7 +221,7 @@ pub(crate) fn build(request: &Request<'_>, layout: &Layout, bases: &dyn Bases) -
     // In the state folder (the layout's parent), where what a killed build leaves is found.
     let state_dir = layout.dir().parent().unwrap_or(layout.dir());
     let temp = crate::scratch::folder(state_dir, "build").map_err(BuildError::io("make a scratch folder"))?;
-    let mut builder = Builder {
+    let mut builder = Interpreter {
         request,
         layout,
         bases,
@@ -246,10 +250,10 @@ pub(crate) fn build(request: &Request<'_>, layout: &Layout, bases: &dyn Bases) -
     built
 }
 
-struct Builder<'a> {
+struct Interpreter<'a> {
     request: &'a Request<'a>,
     layout: &'a Layout,
-    bases: &'a dyn Bases,
+    bases: &'a dyn BaseSource,
     escape: char,
     /// ARGs before the first `FROM`.
     meta: HashMap<String, Option<String>>,
@@ -274,7 +278,7 @@ enum From {
     Folder(PathBuf),
 }
 
-impl Builder<'_> {
+impl Interpreter<'_> {
     fn build_arg(&self, name: &str) -> Option<String> {
         self.request.build_args.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     }
@@ -1838,7 +1842,7 @@ mod tests {
     use super::*;
 
     struct NoBases;
-    impl Bases for NoBases {
+    impl BaseSource for NoBases {
         fn fetch(&self, reference: &str, _: &Platform) -> Result<BaseImage, super::super::PullError> {
             Err(super::super::PullError::Missing { reference: reference.to_owned() })
         }
@@ -1884,7 +1888,7 @@ mod tests {
     #[test]
     fn a_registry_failure_keeps_its_status_and_place() {
         struct Unavailable;
-        impl Bases for Unavailable {
+        impl BaseSource for Unavailable {
             fn fetch(&self, _: &str, _: &Platform) -> Result<BaseImage, super::super::PullError> {
                 use hephy_oci::registry::{Cause, Operation, RegistryError};
                 Err(super::super::PullError::Registry(RegistryError {
@@ -2102,7 +2106,7 @@ mod fuzz {
     use proptest::prelude::*;
 
     struct NoBases;
-    impl Bases for NoBases {
+    impl BaseSource for NoBases {
         fn fetch(&self, reference: &str, _: &Platform) -> Result<BaseImage, super::super::PullError> {
             Err(super::super::PullError::Missing { reference: reference.to_owned() })
         }

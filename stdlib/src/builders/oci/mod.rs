@@ -1327,7 +1327,7 @@ struct Pulls<'a> {
     stop: Stop<'a>,
 }
 
-impl build::Bases for Pulls<'_> {
+impl build::BaseSource for Pulls<'_> {
     fn fetch(&self, reference: &str, platform: &Platform) -> Result<build::BaseImage, PullError> {
         if reference.starts_with(crate::builders::LAYOUT_SCHEME) {
             (self.note)(&format!("hephy oci: reading {reference}"));
