@@ -197,8 +197,20 @@ pub(crate) enum Simple<'a> {
     List(&'a [Text]),
 }
 
+/// How the analyzer lowers a one-text image key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lowered {
+    /// By its own code in [`crate::analyze`], to its own field of [`crate::Image`].
+    Own,
+    /// As written, into [`crate::Image::plain`], which the engine hashes whole: such a key
+    /// is its row here, its row in [`crate::schema`] (and SPEC.md), and the builder that reads
+    /// it.
+    Plain,
+}
+
 /// Declares the image keys that hold one text or a list of texts, as rows
-/// `field = "key" [PLACE POSITION (yaml POSITION)? (, set POSITION)?]`: the walks over an
+/// `field = "key" [PLACE POSITION (yaml POSITION)?, LOWERED (, set POSITION)?]` (LOWERED, a
+/// [`Lowered`], for one-text keys only): the walks over an
 /// image's settings (expansion's visitor, its merge of templates, its count of strings,
 /// `hephy show`'s fields, `--set`) take them from here, in the rows' order, instead of naming
 /// each field. Both printers write them from here too ([`ImageDraft::printed`]): at their
@@ -207,7 +219,7 @@ pub(crate) enum Simple<'a> {
 /// ([`crate::expand::SETTABLE`]).
 macro_rules! simple_image_keys {
     (
-        texts: $($text:ident = $text_key:literal [$text_place:ident $text_at:literal $(yaml $text_yaml:literal)? $(, set $text_set:literal)?]),+ ;
+        texts: $($text:ident = $text_key:literal [$text_place:ident $text_at:literal $(yaml $text_yaml:literal)?, $text_lowered:ident $(, set $text_set:literal)?]),+ ;
         lists: $($list:ident = $list_key:literal [$list_place:ident $list_at:literal $(yaml $list_yaml:literal)? $(, set $list_set:literal)?]),+ $(;)?
     ) => {
         impl ImageDraft {
@@ -229,6 +241,16 @@ macro_rules! simple_image_keys {
             /// [`ImageDraft::lists`], to change.
             pub(crate) fn lists_mut(&mut self) -> [(&'static str, &mut Vec<Text>); [$($list_key),+].len()] {
                 [$(($list_key, &mut self.$list)),+]
+            }
+
+            /// The one-text keys marked `plain`, in table order: each key and its value, if
+            /// written. The analyzer lowers them as they are ([`crate::Image::plain`]) and the
+            /// engine hashes each into the build key of the image's builds.
+            pub(crate) fn plain_texts(&self) -> impl Iterator<Item = (&'static str, &Text)> {
+                [$((Lowered::$text_lowered, $text_key, &self.$text)),+]
+                    .into_iter()
+                    .filter(|(lowered, _, _)| *lowered == Lowered::Plain)
+                    .filter_map(|(_, key, value)| Some((key, value.as_ref()?)))
             }
 
             /// The simple keys a printer of `syntax` writes at `place`, in its order: each key
@@ -265,14 +287,14 @@ macro_rules! simple_image_keys {
 
 simple_image_keys! {
     texts:
-        context = "context" [Head 3, set 0],
-        git = "git" [Head 1, set 2],
-        git_ref = "ref" [Head 2, set 3],
-        dockerfile = "dockerfile" [Head 4, set 1],
-        builder = "builder" [Head 0, set 4],
-        timeout = "timeout" [Head 5, set 5],
-        compression = "compression" [Head 6, set 6],
-        repository = "repository" [Tail 2 yaml 3];
+        context = "context" [Head 3, Own, set 0],
+        git = "git" [Head 1, Own, set 2],
+        git_ref = "ref" [Head 2, Own, set 3],
+        dockerfile = "dockerfile" [Head 4, Own, set 1],
+        builder = "builder" [Head 0, Own, set 4],
+        timeout = "timeout" [Head 5, Own, set 5],
+        compression = "compression" [Head 6, Own, set 6],
+        repository = "repository" [Tail 2 yaml 3, Own];
     lists:
         targets = "targets" [Head 7, set 8],
         tags = "tags" [Tail 0, set 10],
