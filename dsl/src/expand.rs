@@ -1428,6 +1428,33 @@ mod tests {
     use super::*;
     use crate::Syntax;
 
+    /// `--set`'s usage lists its fields in the order it always has, now that the simple keys'
+    /// rows give most of them.
+    #[test]
+    fn settable_fields_keep_their_order() {
+        let fields = [
+            "context",
+            "dockerfile",
+            "git",
+            "ref",
+            "builder",
+            "timeout",
+            "compression",
+            "target",
+            "targets",
+            "platforms",
+            "tags",
+            "secrets",
+        ];
+        assert_eq!(SETTABLE, fields);
+        let Err(problems) = Overrides::new(&["image.app.nope=1".to_owned()], []) else {
+            panic!("`nope` is no field");
+        };
+        let help = format!("{problems:?}");
+        let listed = fields.map(|f| format!("`{f}`")).join(", ");
+        assert!(help.contains(&listed), "{help}");
+    }
+
     /// A measurement, not a check: on a graph of 1,000,000 tasks with nothing to expand, the
     /// look [`expand`] takes before skipping, against the whole pass it skips, side by side.
     /// `cargo test -p hephy-dsl --release --lib skipping_expansion -- --ignored --nocapture`.
