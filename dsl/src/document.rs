@@ -7,7 +7,7 @@
 
 use miette::SourceSpan;
 
-use crate::source::Spanned;
+use crate::source::{Spanned, Syntax};
 
 pub(crate) type Text = Spanned<String>;
 
@@ -182,11 +182,46 @@ pub(crate) struct KoDraft {
     pub(crate) span: SourceSpan,
 }
 
-/// Declares the image keys that hold one text or a list of texts, as rows (field, key): the
-/// walks over an image's settings (expansion's visitor, its merge of templates, its count of
-/// strings, `hephy show`'s fields, `--set`) take them from here instead of naming each field.
+/// Where a printer writes a simple image key: before the keys each builder reads its own way
+/// (`ko`, `ko-env`, `args`, `platforms`), or after them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Place {
+    Head,
+    Tail,
+}
+
+/// The value of a simple image key, as written.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Simple<'a> {
+    Text(&'a Option<Text>),
+    List(&'a [Text]),
+}
+
+/// How the analyzer lowers a one-text image key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lowered {
+    /// By its own code in [`crate::analyze`], to its own field of [`crate::Image`].
+    Own,
+    /// As written, into [`crate::Image::plain`], which the engine hashes whole: such a key
+    /// is its row here, its row in [`crate::schema`] (and SPEC.md), and the builder that reads
+    /// it.
+    Plain,
+}
+
+/// Declares the image keys that hold one text or a list of texts, as rows
+/// `field = "key" [PLACE POSITION (yaml POSITION)?, LOWERED (, set POSITION)?]` (LOWERED, a
+/// [`Lowered`], for one-text keys only): the walks over an
+/// image's settings (expansion's visitor, its merge of templates, its count of strings,
+/// `hephy show`'s fields, `--set`) take them from here, in the rows' order, instead of naming
+/// each field. Both printers write them from here too ([`ImageDraft::printed`]): at their
+/// [`Place`], by position (`yaml` gives YAML's where it differs from KDL's). `set` makes the
+/// key a field of `--set image.NAME.FIELD=VALUE`, at that position in its list
+/// ([`crate::expand::SETTABLE`]).
 macro_rules! simple_image_keys {
-    (texts: $($text:ident = $text_key:literal),+ ; lists: $($list:ident = $list_key:literal),+ $(;)?) => {
+    (
+        texts: $($text:ident = $text_key:literal [$text_place:ident $text_at:literal $(yaml $text_yaml:literal)?, $text_lowered:ident $(, set $text_set:literal)?]),+ ;
+        lists: $($list:ident = $list_key:literal [$list_place:ident $list_at:literal $(yaml $list_yaml:literal)? $(, set $list_set:literal)?]),+ $(;)?
+    ) => {
         impl ImageDraft {
             /// The one-text keys, in table order: each key and its value as written.
             pub(crate) fn texts(&self) -> [(&'static str, &Option<Text>); [$($text_key),+].len()] {
@@ -207,14 +242,64 @@ macro_rules! simple_image_keys {
             pub(crate) fn lists_mut(&mut self) -> [(&'static str, &mut Vec<Text>); [$($list_key),+].len()] {
                 [$(($list_key, &mut self.$list)),+]
             }
+
+            /// The one-text keys marked `plain`, in table order: each key and its value, if
+            /// written. The analyzer lowers them as they are ([`crate::Image::plain`]) and the
+            /// engine hashes each into the build key of the image's builds.
+            pub(crate) fn plain_texts(&self) -> impl Iterator<Item = (&'static str, &Text)> {
+                [$((Lowered::$text_lowered, $text_key, &self.$text)),+]
+                    .into_iter()
+                    .filter(|(lowered, _, _)| *lowered == Lowered::Plain)
+                    .filter_map(|(_, key, value)| Some((key, value.as_ref()?)))
+            }
+
+            /// The simple keys a printer of `syntax` writes at `place`, in its order: each key
+            /// and its value as written (absent or empty ones too: the printer skips them).
+            pub(crate) fn printed(&self, syntax: Syntax, place: Place) -> Vec<(&'static str, Simple<'_>)> {
+                let yaml = syntax == Syntax::Yaml;
+                let mut rows: Vec<(Place, u8, &'static str, Simple<'_>)> = vec![
+                    $((
+                        Place::$text_place,
+                        if yaml { [$($text_yaml,)? $text_at][0] } else { $text_at },
+                        $text_key,
+                        Simple::Text(&self.$text),
+                    ),)+
+                    $((
+                        Place::$list_place,
+                        if yaml { [$($list_yaml,)? $list_at][0] } else { $list_at },
+                        $list_key,
+                        Simple::List(&self.$list),
+                    ),)+
+                ];
+                rows.retain(|row| row.0 == place);
+                rows.sort_by_key(|row| row.1);
+                rows.into_iter().map(|(_, _, key, value)| (key, value)).collect()
+            }
         }
+
+        /// The simple keys `--set` may set, with their positions in its list of fields.
+        pub(crate) const SETTABLE_SIMPLE: &[(&str, usize)] = &[
+            $($(($text_key, $text_set),)?)+
+            $($(($list_key, $list_set),)?)+
+        ];
     };
 }
 
 simple_image_keys! {
-    texts: context = "context", git = "git", git_ref = "ref", dockerfile = "dockerfile",
-        builder = "builder", timeout = "timeout", compression = "compression", repository = "repository";
-    lists: targets = "targets", tags = "tags", secrets = "secrets", mirrors = "mirrors";
+    texts:
+        context = "context" [Head 3, Own, set 0],
+        git = "git" [Head 1, Own, set 2],
+        git_ref = "ref" [Head 2, Own, set 3],
+        dockerfile = "dockerfile" [Head 4, Own, set 1],
+        builder = "builder" [Head 0, Own, set 4],
+        timeout = "timeout" [Head 5, Own, set 5],
+        compression = "compression" [Head 6, Own, set 6],
+        repository = "repository" [Tail 2 yaml 3, Own];
+    lists:
+        targets = "targets" [Head 7, set 8],
+        tags = "tags" [Tail 0, set 10],
+        secrets = "secrets" [Tail 1, set 11],
+        mirrors = "mirrors" [Tail 3 yaml 2];
 }
 
 impl ImageDraft {

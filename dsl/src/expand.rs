@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::diagnostic::{Code, Problem, Problems, Sink, did_you_mean};
 use crate::document::{
-    BuildContextDraft, DependencyDraft, Document, ImageDraft, MatrixDraft, TaskDraft, Text,
+    BuildContextDraft, DependencyDraft, Document, ImageDraft, MatrixDraft, SETTABLE_SIMPLE, TaskDraft, Text,
 };
 use crate::limits::{
     MAX_EXPANDED_STRING, MAX_EXPANDED_STRINGS, MAX_EXPANDED_TEXT, MAX_INHERITS, MAX_MATRIX_COPIES,
@@ -26,21 +26,39 @@ use crate::source::{SourceFile, Spanned};
 /// The prefix of the environment variables that set graph variables (`HEPHY_VAR_VERSION`).
 pub const ENV_PREFIX: &str = "HEPHY_VAR_";
 
-/// The image fields `--set image.NAME.FIELD=VALUE` may set (and `args.ARG`).
-pub const SETTABLE: &[&str] = &[
-    "context",
-    "dockerfile",
-    "git",
-    "ref",
-    "builder",
-    "timeout",
-    "compression",
-    "target",
-    "targets",
-    "platforms",
-    "tags",
-    "secrets",
-];
+/// The image fields `--set image.NAME.FIELD=VALUE` may set (and `args.ARG`), in the order its
+/// usage lists them: the simple keys marked `set` in `simple_image_keys!`, and these two.
+pub const SETTABLE: &[&str] = &SETTABLE_IN_ORDER;
+
+/// The settable fields that are not simple keys: `target` (a list of one, `targets`) and
+/// `platforms` (absent means the graph's), with their positions.
+const SETTABLE_OTHER: &[(&str, usize)] = &[("target", 7), ("platforms", 9)];
+
+const SETTABLE_IN_ORDER: [&str; SETTABLE_SIMPLE.len() + SETTABLE_OTHER.len()] =
+    in_order(&[SETTABLE_SIMPLE, SETTABLE_OTHER]);
+
+/// The names of `parts` at their positions, which must be `0..N` each once (checked when
+/// compiling).
+const fn in_order<const N: usize>(parts: &[&[(&'static str, usize)]]) -> [&'static str; N] {
+    let mut out = [""; N];
+    let mut p = 0;
+    while p < parts.len() {
+        let mut i = 0;
+        while i < parts[p].len() {
+            let (name, at) = parts[p][i];
+            assert!(at < N && out[at].is_empty(), "a `--set` position out of range or taken twice");
+            out[at] = name;
+            i += 1;
+        }
+        p += 1;
+    }
+    let mut at = 0;
+    while at < N {
+        assert!(!out[at].is_empty(), "a `--set` position left empty");
+        at += 1;
+    }
+    out
+}
 
 /// Names and values as given on the command line or in the environment, in order.
 pub type Given = Vec<(String, String)>;
@@ -1409,6 +1427,33 @@ fn scan_top(doc: &mut Document, f: &mut impl FnMut(&mut Text)) {
 mod tests {
     use super::*;
     use crate::Syntax;
+
+    /// `--set`'s usage lists its fields in the order it always has, now that the simple keys'
+    /// rows give most of them.
+    #[test]
+    fn settable_fields_keep_their_order() {
+        let fields = [
+            "context",
+            "dockerfile",
+            "git",
+            "ref",
+            "builder",
+            "timeout",
+            "compression",
+            "target",
+            "targets",
+            "platforms",
+            "tags",
+            "secrets",
+        ];
+        assert_eq!(SETTABLE, fields);
+        let Err(problems) = Overrides::new(&["image.app.nope=1".to_owned()], []) else {
+            panic!("`nope` is no field");
+        };
+        let help = format!("{problems:?}");
+        let listed = fields.map(|f| format!("`{f}`")).join(", ");
+        assert!(help.contains(&listed), "{help}");
+    }
 
     /// A measurement, not a check: on a graph of 1,000,000 tasks with nothing to expand, the
     /// look [`expand`] takes before skipping, against the whole pass it skips, side by side.

@@ -262,6 +262,9 @@ pub struct Image {
     pub publish: Publish,
     /// Its external named build contexts (`build-context "NAME" …`), sorted by name.
     pub build_contexts: Vec<BuildContext>,
+    /// The plain keys written (rows of `simple_image_keys!` lowered `Plain`): each key and its
+    /// value as written, unchecked; every one is part of the build key of its builds.
+    pub plain: BTreeMap<&'static str, String>,
 }
 
 impl Image {

@@ -9,7 +9,8 @@
 use std::fmt::Write as _;
 
 use crate::document::{
-    BuildContextDraft, DependencyDraft, Document, ImageDraft, MatrixDraft, SupplyDraft, TaskDraft, Text,
+    BuildContextDraft, DependencyDraft, Document, ImageDraft, MatrixDraft, Place, Simple, SupplyDraft,
+    TaskDraft, Text,
 };
 use crate::escape::{kdl_string, yaml_scalar};
 use crate::source::Syntax;
@@ -147,34 +148,7 @@ fn kdl_block(keyword: &str, image: &ImageDraft) -> String {
         let _ = writeln!(out, "    inherits {}", kdl_values(&image.inherits));
     }
     kdl_matrix(&mut out, image.matrix.as_ref());
-    let mut one = |key: &str, value: Option<&Text>| {
-        if let Some(v) = value {
-            let _ = writeln!(out, "    {key} {}", kdl_string(v));
-        }
-    };
-    one("builder", image.builder.as_ref());
-    if let Some(git) = &image.git {
-        let r = kdl_properties(&[("ref", image.git_ref.as_ref())]);
-        let _ = writeln!(out, "    git {}{r}", kdl_string(git));
-    }
-    let mut one = |key: &str, value: Option<&Text>| {
-        if let Some(v) = value {
-            let _ = writeln!(out, "    {key} {}", kdl_string(v));
-        }
-    };
-    one("context", image.context.as_ref());
-    one("dockerfile", image.dockerfile.as_ref());
-    one("timeout", image.timeout.as_ref());
-    one("compression", image.compression.as_ref());
-    match image.targets.as_slice() {
-        [] => {}
-        [one] => {
-            let _ = writeln!(out, "    target {}", kdl_string(one));
-        }
-        many => {
-            let _ = writeln!(out, "    targets {}", kdl_values(many));
-        }
-    }
+    kdl_simple(&mut out, image, Place::Head);
     if let Some(ko) = &image.ko {
         let props = kdl_properties(&[
             ("import-path", ko.import_path.as_ref()),
@@ -192,18 +166,7 @@ fn kdl_block(keyword: &str, image: &ImageDraft) -> String {
     if let Some(p) = image.platforms.as_ref().filter(|p| !p.is_empty()) {
         let _ = writeln!(out, "    platforms {}", kdl_values(p));
     }
-    if !image.tags.is_empty() {
-        let _ = writeln!(out, "    tags {}", kdl_values(&image.tags));
-    }
-    if !image.secrets.is_empty() {
-        let _ = writeln!(out, "    secrets {}", kdl_values(&image.secrets));
-    }
-    if let Some(r) = &image.repository {
-        let _ = writeln!(out, "    repository {}", kdl_string(r));
-    }
-    if !image.mirrors.is_empty() {
-        let _ = writeln!(out, "    mirrors {}", kdl_values(&image.mirrors));
-    }
+    kdl_simple(&mut out, image, Place::Tail);
     for (key, pairs) in [("labels", &image.labels), ("annotations", &image.annotations)] {
         if !pairs.is_empty() {
             let _ = writeln!(out, "    {key} {}", kdl_pairs(pairs));
@@ -217,6 +180,49 @@ fn kdl_block(keyword: &str, image: &ImageDraft) -> String {
     }
     out.push_str("}\n");
     out
+}
+
+/// The simple keys of `image` a KDL block writes at `place`: one node each, but `ref` a
+/// property of `git` and one target as `target`.
+fn kdl_simple(out: &mut String, image: &ImageDraft, place: Place) {
+    for (key, value) in image.printed(Syntax::Kdl, place) {
+        match (key, value) {
+            ("ref", _) => {}
+            ("git", Simple::Text(Some(git))) => {
+                let r = kdl_properties(&[("ref", image.git_ref.as_ref())]);
+                let _ = writeln!(out, "    git {}{r}", kdl_string(git));
+            }
+            (_, Simple::Text(Some(v))) => {
+                let _ = writeln!(out, "    {key} {}", kdl_string(v));
+            }
+            ("targets", Simple::List([one])) => {
+                let _ = writeln!(out, "    target {}", kdl_string(one));
+            }
+            (_, Simple::List(values)) if !values.is_empty() => {
+                let _ = writeln!(out, "    {key} {}", kdl_values(values));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The simple keys of `image` a YAML entry writes at `place`, at `indent`: one target as
+/// `target`.
+fn yaml_simple(out: &mut String, indent: &str, image: &ImageDraft, place: Place) {
+    for (key, value) in image.printed(Syntax::Yaml, place) {
+        match value {
+            Simple::Text(Some(v)) => {
+                let _ = writeln!(out, "{indent}{key}: {}", yaml_scalar(v));
+            }
+            Simple::List([one]) if key == "targets" => {
+                let _ = writeln!(out, "{indent}target: {}", yaml_scalar(one));
+            }
+            Simple::List(values) if !values.is_empty() => {
+                let _ = writeln!(out, "{indent}{key}: {}", yaml_list(values));
+            }
+            _ => {}
+        }
+    }
 }
 
 /// A build context's keys, in the order both syntaxes write them.
@@ -435,28 +441,7 @@ pub(crate) fn yaml_image(image: &ImageDraft, indent: &str) -> String {
         let _ = writeln!(out, "{inner}inherits: {}", yaml_list(&image.inherits));
     }
     yaml_matrix(&mut out, &inner, image.matrix.as_ref());
-    yaml_fields(
-        &mut out,
-        &inner,
-        &[
-            ("builder", image.builder.as_ref()),
-            ("git", image.git.as_ref()),
-            ("ref", image.git_ref.as_ref()),
-            ("context", image.context.as_ref()),
-            ("dockerfile", image.dockerfile.as_ref()),
-            ("timeout", image.timeout.as_ref()),
-            ("compression", image.compression.as_ref()),
-        ],
-    );
-    match image.targets.as_slice() {
-        [] => {}
-        [one] => {
-            let _ = writeln!(out, "{inner}target: {}", yaml_scalar(one));
-        }
-        many => {
-            let _ = writeln!(out, "{inner}targets: {}", yaml_list(many));
-        }
-    }
+    yaml_simple(&mut out, &inner, image, Place::Head);
     if let Some(ko) = &image.ko {
         let fields = yaml_flow(&[
             ("import-path", ko.import_path.as_ref()),
@@ -473,12 +458,7 @@ pub(crate) fn yaml_image(image: &ImageDraft, indent: &str) -> String {
     if let Some(p) = &image.platforms {
         let _ = writeln!(out, "{inner}platforms: {}", yaml_list(p));
     }
-    for (key, values) in [("tags", &image.tags), ("secrets", &image.secrets), ("mirrors", &image.mirrors)] {
-        if !values.is_empty() {
-            let _ = writeln!(out, "{inner}{key}: {}", yaml_list(values));
-        }
-    }
-    yaml_fields(&mut out, &inner, &[("repository", image.repository.as_ref())]);
+    yaml_simple(&mut out, &inner, image, Place::Tail);
     for (key, pairs) in [("labels", &image.labels), ("annotations", &image.annotations)] {
         if !pairs.is_empty() {
             let _ = writeln!(out, "{inner}{key}: {}", yaml_flow_pairs(pairs));

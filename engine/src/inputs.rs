@@ -690,6 +690,11 @@ fn describe<'a>(
             for (k, v) in &image.args {
                 s.insert(format!("args.{k}"), v);
             }
+            // The plain keys (the language's `simple_image_keys!` rows lowered `Plain`), each
+            // under its own name: a new one is hashed without a line here.
+            for (k, v) in &image.plain {
+                s.insert(*k, v);
+            }
             for (arg, dep) in &node.inject {
                 s.insert(format!("inject.{arg}"), dep.to_string());
             }

@@ -188,6 +188,7 @@ impl Analyzer<'_> {
             compression,
             publish: Publish::default(),
             build_contexts: Vec::new(),
+            plain: draft.plain_texts().map(|(key, value)| (key, value.value.clone())).collect(),
         }
     }
 
