@@ -277,7 +277,9 @@ fn the_layout_is_written_with_the_umask() {
 
 #[test]
 fn a_state_folder_holding_symlinks_is_refused() {
-    for link in [".hephy", ".hephy/lock", ".hephy/logs", ".hephy/oci"] {
+    for link in
+        [".hephy", ".hephy/lock", ".hephy/logs", ".hephy/oci", ".hephy/oci/blobs", ".hephy/oci/blobs/sha256"]
+    {
         let repo = Repo::example("quickstart");
         let elsewhere = tempfile::tempdir().unwrap();
         let target = elsewhere.path().join("target");
@@ -287,6 +289,7 @@ fn a_state_folder_holding_symlinks_is_refused() {
             std::fs::create_dir(&target).unwrap();
         }
         std::fs::create_dir_all(repo.path().join(".hephy")).unwrap();
+        std::fs::create_dir_all(repo.path().join(link).parent().unwrap()).unwrap();
         if link == ".hephy" {
             std::fs::remove_dir(repo.path().join(".hephy")).unwrap();
         }

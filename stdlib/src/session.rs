@@ -36,6 +36,16 @@ pub enum SessionError {
     State(#[from] StateError),
 }
 
+/// Refuses a state folder whose image layout keeps its blobs behind a symbolic link (the
+/// engine's check of the state folder looks at its top two levels; the layout's blobs folder is
+/// one deeper): the output check would read manifests through it.
+fn refuse_layout_links(state_dir: &Path) -> Result<(), StateError> {
+    match hephy_oci::layout::Layout::in_state(state_dir).refuse_links() {
+        Err(hephy_oci::layout::LayoutError::Symlink { path }) => Err(StateError::Symlink { path }),
+        _ => Ok(()),
+    }
+}
+
 /// Loads and checks the graph file at `path` with `overrides`. Every problem is reported in
 /// one answer: the builders' checks run on the model even when the language found problems,
 /// where the file could be read through.
@@ -121,6 +131,7 @@ impl Session {
     /// `selection`.
     pub fn open(model: Model, state: Option<&Path>, selection: &Selection) -> Result<Session, SessionError> {
         let state_dir = hephy_engine::state_dir(&model, state);
+        refuse_layout_links(&state_dir)?;
         // A credential helper that hung is remembered there, so later commands do not wait.
         crate::remember_helper_failures_in(&state_dir);
         let resolver = PlanResolver::new(&model, &state_dir, selection.offline);
@@ -428,6 +439,7 @@ impl Project {
         } else if summary.failed == 0
             && summary.skipped == 0
             && !summary.interrupted
+            && !cancel.is_cancelled()
             && stamped
             && session.stampable
             && session.model.registry.is_none()
@@ -435,15 +447,15 @@ impl Project {
             // A run that built all its plan asked leaves the stamp of the plan after it (built
             // images' keys hold their dependencies' new outputs), so that the next plan after an
             // edit is worked out from the memo rather than planned in full. Not with a registry:
-            // its stamp has no memo, and planning again would ask the registry again. The run's
-            // store is closed first: the stamp takes the database's stat.
-            let model = session.model.clone();
-            drop(session);
-            let after = Session::open(model, self.state.as_deref(), &self.selection)?;
-            if worth_remembering(after.stampable, &after.plan) {
+            // its stamp has no memo, and planning again would ask the registry again. Best
+            // effort, under the run lock: a plan that fails, or a signal meanwhile, leaves no
+            // stamp and changes nothing of the run's answer (its own session).
+            if let Ok(after) = Session::open(session.model.clone(), self.state.as_deref(), &self.selection)
+                && !cancel.is_cancelled()
+                && worth_remembering(after.stampable, &after.plan)
+            {
                 PlanCache::remember(&after.stamped(&self.graph_file), &rendering.rendered(&after));
             }
-            return Ok(RunAnswer::Ran(Box::new(Ran { session: after, summary, _lock: lock })));
         }
         Ok(RunAnswer::Ran(Box::new(Ran { session, summary, _lock: lock })))
     }
@@ -471,6 +483,7 @@ impl Maintenance {
         let state_dir = graph_state_dir(graph_file, state);
         let lock = RunLock::acquire(&state_dir, wait)?;
         let snapshot = State::open(&state_dir).and_then(|s| s.snapshot())?;
+        refuse_layout_links(&state_dir)?;
         Ok(Maintenance { state_dir, snapshot, _lock: lock })
     }
 

@@ -213,7 +213,9 @@ impl Layout {
 
     /// Refuses a blob folder that is a symbolic link (the state folder's own check refuses one
     /// at the layout's top and in it).
-    fn refuse_links(&self) -> Result<PathBuf, LayoutError> {
+    /// The blobs folder (`blobs/sha256`), refused when it is a symbolic link: nothing is read,
+    /// written or removed through it.
+    pub fn refuse_links(&self) -> Result<PathBuf, LayoutError> {
         let blobs = self.dir.join("blobs").join("sha256");
         if fs::symlink_metadata(&blobs).is_ok_and(|m| m.file_type().is_symlink()) {
             return Err(LayoutError::Symlink { path: blobs });

@@ -74,6 +74,7 @@ pub(crate) enum SshError {
         /// `user@host[:port]`.
         target: String,
         /// How.
+        #[source]
         failed: Arc<process::CommandFailed>,
     },
     /// The host has no hephy, and this one is for another architecture.
