@@ -23,6 +23,56 @@ use sha2::{Digest as _, Sha256};
 
 use crate::document::{self, Children, DocumentError, spec};
 
+/// `index.json` as read: its entries one by one, as JSON (each converted on its own where it is
+/// looked up, so one entry another tool wrote that the OCI types reject loses nothing), and its
+/// other top-level fields.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+struct IndexFile {
+    manifests: Vec<Value>,
+    #[serde(flatten)]
+    rest: serde_json::Map<String, Value>,
+}
+
+impl IndexFile {
+    /// The index in `bytes`; `None` when they are not a JSON object with a `manifests` list.
+    fn parse(bytes: &[u8]) -> Option<IndexFile> {
+        serde_json::from_slice(bytes).ok()
+    }
+
+    /// The bytes of the index holding `manifests` (entries as read, or hephy's as typed), with
+    /// the other top-level fields of `base` kept, and hephy's schema version and media type.
+    /// For entries hephy wrote these are the bytes [`document::to_bytes_pretty`] gives for
+    /// [`new_index`] of them.
+    fn bytes(base: Option<&IndexFile>, manifests: Vec<Value>) -> Result<Vec<u8>, DocumentError> {
+        let mut index = match serde_json::to_value(new_index(Vec::new()))? {
+            Value::Object(fields) => fields,
+            _ => serde_json::Map::new(),
+        };
+        if let Some(base) = base {
+            for (key, value) in &base.rest {
+                index.entry(key.clone()).or_insert_with(|| value.clone());
+            }
+        }
+        index.insert("manifests".to_owned(), Value::Array(manifests));
+        Ok(serde_json::to_vec_pretty(&Value::Object(index))?)
+    }
+}
+
+/// The name an entry of `index.json` read as JSON has, if it has one.
+fn entry_name(entry: &Value) -> Option<&str> {
+    entry.get("annotations")?.get(REF_NAME)?.as_str()
+}
+
+/// The digest an entry of `index.json` (or any descriptor) read as JSON gives, if any.
+fn entry_digest(entry: &Value) -> Option<&str> {
+    entry.get("digest")?.as_str()
+}
+
+/// A typed entry as the JSON written for it.
+fn entry_json(entry: &spec::Descriptor) -> Result<Value, DocumentError> {
+    Ok(serde_json::to_value(entry)?)
+}
+
 /// What the layout was doing to a file or folder when the file system refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LayoutOperation {
@@ -318,20 +368,17 @@ impl Layout {
         if fs::symlink_metadata(&path).is_err() {
             return Some(Vec::new());
         }
-        let index = document::index(&fs::read(path).ok()?).ok()?;
-        Some(
-            index
-                .manifests()
-                .iter()
-                .map(|entry| (ref_name(entry).map(str::to_owned), entry.digest().to_string()))
-                .collect(),
-        )
+        let index = IndexFile::parse(&fs::read(path).ok()?)?;
+        index
+            .manifests
+            .iter()
+            .map(|entry| Some((entry_name(entry).map(str::to_owned), entry_digest(entry)?.to_owned())))
+            .collect()
     }
 
-    /// The entries of `index.json` as they are, if it can be read.
-    fn index_entries(&self) -> Option<Vec<spec::Descriptor>> {
-        let bytes = fs::read(self.index_path()).ok()?;
-        Some(document::index(&bytes).ok()?.manifests().clone())
+    /// `index.json` as it is, if it can be read.
+    fn index_file(&self) -> Option<IndexFile> {
+        IndexFile::parse(&fs::read(self.index_path()).ok()?)
     }
 
     /// The path of `index.json`.
@@ -347,26 +394,31 @@ impl Layout {
     pub fn repair(&self, named: BTreeMap<String, spec::Descriptor>) -> Result<bool, LayoutError> {
         let _one_writer = self.index.lock().map_err(|_| LayoutError::Poisoned)?;
         let path = self.index_path();
-        let now: Option<spec::ImageIndex> = fs::read(&path).ok().and_then(|b| document::index(&b).ok());
-        let here: Vec<&spec::Descriptor> = now
+        let read = fs::read(&path).ok();
+        let now = read.as_deref().and_then(IndexFile::parse);
+        let here: Vec<&Value> = now
             .as_ref()
-            .map(|index| index.manifests().as_slice())
+            .map(|index| index.manifests.as_slice())
             .unwrap_or_default()
             .iter()
-            .filter(|e| self.has(e.digest().as_ref()))
+            .filter(|e| entry_digest(e).is_some_and(|d| self.has(d)))
             .collect();
-        let unnamed = here.iter().filter(|e| ref_name(e).is_none());
-        let mut entries: BTreeMap<String, spec::Descriptor> =
-            here.iter().filter_map(|e| Some((ref_name(e)?.to_owned(), (*e).clone()))).collect();
-        entries.extend(named);
-        let manifests: Vec<spec::Descriptor> =
-            unnamed.map(|e| (*e).clone()).chain(entries.into_values()).collect();
-        let index = new_index(manifests);
-        if now.as_ref() == Some(&index) || (now.is_none() && index.manifests().is_empty()) {
+        let unnamed = here.iter().filter(|e| entry_name(e).is_none());
+        let mut entries: BTreeMap<String, Value> =
+            here.iter().filter_map(|e| Some((entry_name(e)?.to_owned(), (*e).clone()))).collect();
+        for (name, entry) in named {
+            entries.insert(name, entry_json(&entry)?);
+        }
+        let manifests: Vec<Value> = unnamed.map(|e| (*e).clone()).chain(entries.into_values()).collect();
+        if now.is_none() && manifests.is_empty() {
+            return Ok(false);
+        }
+        let bytes = IndexFile::bytes(now.as_ref(), manifests)?;
+        if IndexFile::parse(&bytes) == now {
             return Ok(false);
         }
         self.init()?;
-        write_atomically(&path, &document::to_bytes_pretty(&index)?)?;
+        write_atomically(&path, &bytes)?;
         Ok(true)
     }
 
@@ -419,17 +471,18 @@ impl Layout {
             if sha256(&bytes) != digest {
                 walked.damaged.insert(digest.clone());
             }
-            let Ok(children) = Children::of(&bytes) else { continue };
-            let descriptors = children
-                .config
-                .iter()
+            // Each descriptor on its own: one a tool wrote badly does not hide the others.
+            let Ok(document) = serde_json::from_slice::<Value>(&bytes) else { continue };
+            let list = |key: &str| document.get(key).and_then(Value::as_array).into_iter().flatten();
+            let descriptors = document
+                .get("config")
                 .map(|c| (c, false))
-                .chain(children.layers.iter().map(|l| (l, true)))
-                .chain(children.manifests.iter().map(|m| (m, false)));
+                .into_iter()
+                .chain(list("layers").map(|l| (l, true)))
+                .chain(list("manifests").map(|m| (m, false)));
             for (child, layer) in descriptors {
-                let digest = child.digest().as_ref();
-                if valid_digest(digest) {
-                    stack.push((digest.to_owned(), Some(child.size()), layer));
+                if let Some(digest) = entry_digest(child).filter(|d| valid_digest(d)) {
+                    stack.push((digest.to_owned(), child.get("size").and_then(Value::as_u64), layer));
                 }
             }
         }
@@ -511,19 +564,21 @@ impl Layout {
     ) -> Result<(), LayoutError> {
         let _one_writer = self.index.lock().map_err(|_| LayoutError::Poisoned)?;
         self.init()?;
-        let mut entries = self.index_entries().unwrap_or_default();
-        entries.retain(|entry| ref_name(entry) != Some(name));
+        let now = self.index_file();
+        let mut entries: Vec<Value> = now.as_ref().map(|index| index.manifests.clone()).unwrap_or_default();
+        entries.retain(|entry| entry_name(entry) != Some(name));
         let mut entry = descriptor.oci()?;
         entry.set_platform(platform.cloned());
-        entries.push(with_ref_name(entry, name));
-        entries.sort_by(|a, b| ref_name(a).unwrap_or("").cmp(ref_name(b).unwrap_or("")));
-        write_atomically(&self.index_path(), &document::to_bytes_pretty(&new_index(entries))?)
+        entries.push(entry_json(&with_ref_name(entry, name))?);
+        entries.sort_by(|a, b| entry_name(a).unwrap_or("").cmp(entry_name(b).unwrap_or("")));
+        write_atomically(&self.index_path(), &IndexFile::bytes(now.as_ref(), entries)?)
     }
 
     /// The descriptor named `name` in `index.json`.
     #[cfg(test)]
     pub fn named(&self, name: &str) -> Option<Descriptor> {
-        let entry = self.index_entries()?.into_iter().find(|entry| ref_name(entry) == Some(name))?;
+        let entry = self.index_file()?.manifests.into_iter().find(|entry| entry_name(entry) == Some(name))?;
+        let entry: spec::Descriptor = serde_json::from_value(entry).ok()?;
         Some(Descriptor {
             media_type: entry.media_type().to_string(),
             digest: entry.digest().to_string(),
