@@ -701,6 +701,80 @@ mod tests {
         assert_eq!(layout.entries(), Some(expected));
     }
 
+    /// An entry of `index.json` that the OCI types reject (here: no `size`, as another tool may
+    /// write it) beside hephy's: `names` and `entries` still list every entry, `name` keeps it
+    /// verbatim with the others, and `repair` keeps it too.
+    #[test]
+    fn an_entry_the_types_reject_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path().join("oci"));
+        let foreign = layout.put("application/vnd.oci.image.manifest.v1+json", b"{}").unwrap();
+        let mine = layout.put("application/vnd.oci.image.manifest.v1+json", b"{ }").unwrap();
+        layout.name("mine", &mine, None).unwrap();
+        let odd = json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": foreign.digest,
+            "annotations": {REF_NAME: "foreign", "x.other": "kept"},
+            "somethingNew": [1, 2],
+        });
+        let mut index: Value = serde_json::from_slice(&fs::read(layout.index_path()).unwrap()).unwrap();
+        index["manifests"].as_array_mut().unwrap().insert(0, odd.clone());
+        index["annotations"] = json!({"x.index": "kept"});
+        write_atomically(&layout.index_path(), index.to_string().as_bytes()).unwrap();
+        let names = BTreeMap::from([
+            ("foreign".to_owned(), foreign.digest.clone()),
+            ("mine".to_owned(), mine.digest.clone()),
+        ]);
+        assert_eq!(layout.names(), Some(names));
+        layout.name("other", &mine, None).unwrap();
+        let read = || -> Value { serde_json::from_slice(&fs::read(layout.index_path()).unwrap()).unwrap() };
+        let index = read();
+        assert_eq!(index["manifests"][0], odd, "the foreign entry is kept verbatim");
+        assert_eq!(index["annotations"]["x.index"], "kept");
+        let digests: Vec<(Option<String>, String)> = ["foreign", "mine", "other"]
+            .iter()
+            .zip([&foreign, &mine, &mine])
+            .map(|(n, d)| (Some((*n).to_owned()), d.digest.clone()))
+            .collect();
+        assert_eq!(layout.entries(), Some(digests.clone()));
+        assert_eq!(layout.named("mine"), Some(mine.clone()));
+        let entry = with_ref_name(mine.oci().unwrap(), "mine");
+        layout.repair(BTreeMap::from([("mine".to_owned(), entry)])).unwrap();
+        assert_eq!(read()["manifests"][0], odd, "repair keeps it verbatim too");
+        assert_eq!(layout.entries(), Some(digests));
+    }
+
+    /// A manifest with one descriptor the OCI types reject (no `size`): every well-formed one
+    /// is still followed, so gc keeps the config and layers of an image it must keep.
+    #[test]
+    fn a_bad_descriptor_hides_no_other_child_from_gc() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path().join("oci"));
+        let layer = layout.put("application/vnd.oci.image.layer.v1.tar+gzip", b"layer bytes").unwrap();
+        let odd = layout.put("application/vnd.oci.image.layer.v1.tar+gzip", b"odd layer").unwrap();
+        let config = layout.put("application/vnd.oci.image.config.v1+json", b"{}").unwrap();
+        let stray = layout.put("application/octet-stream", b"nothing names me").unwrap();
+        let bad = json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": odd.digest});
+        let manifest = json!({"schemaVersion": 2, "config": config.json(), "layers": [layer.json(), bad]});
+        let manifest = layout
+            .put("application/vnd.oci.image.manifest.v1+json", manifest.to_string().as_bytes())
+            .unwrap();
+        let keep = layout.reachable([manifest.digest.as_str()]);
+        assert_eq!(
+            keep,
+            HashSet::from([
+                manifest.digest.clone(),
+                config.digest.clone(),
+                layer.digest.clone(),
+                odd.digest.clone()
+            ])
+        );
+        assert!(layout.damaged([manifest.digest.as_str()]).is_empty());
+        assert_eq!(layout.collect_garbage(&keep).unwrap().0, 1);
+        assert!(layout.has(&config.digest) && layout.has(&layer.digest) && layout.has(&odd.digest));
+        assert!(!layout.has(&stray.digest));
+    }
+
     /// A blob of a size other than its descriptor's, or a manifest whose bytes do not hash to
     /// its name, is damaged; a layer is never read.
     #[test]
