@@ -10,6 +10,11 @@
 //! the blobs it names are present at their sizes: a stat each, no layer is read), rewrites
 //! `index.json` from a list of entries (the records of whoever uses it), removes the
 //! temporaries a killed writer left, and collects the blobs nothing names.
+//!
+//! `index.json`, and the documents a walk for `gc` follows, are read entry by entry as JSON,
+//! not as `oci-spec` types: one entry or descriptor another tool wrote that the types reject
+//! (no `size`, an odd digest, a platform without `os`) hides nothing else, and an entry is
+//! written back as it was read. Entries hephy adds are typed, so its own bytes stay as pinned.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
@@ -394,8 +399,7 @@ impl Layout {
     pub fn repair(&self, named: BTreeMap<String, spec::Descriptor>) -> Result<bool, LayoutError> {
         let _one_writer = self.index.lock().map_err(|_| LayoutError::Poisoned)?;
         let path = self.index_path();
-        let read = fs::read(&path).ok();
-        let now = read.as_deref().and_then(IndexFile::parse);
+        let now = fs::read(&path).ok().and_then(|bytes| IndexFile::parse(&bytes));
         let here: Vec<&Value> = now
             .as_ref()
             .map(|index| index.manifests.as_slice())
