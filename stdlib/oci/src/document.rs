@@ -4,8 +4,9 @@
 //! Reading: a manifest or an index is parsed into [`spec::ImageManifest`] /
 //! [`spec::ImageIndex`]; media types hephy does not know (Docker v2 schema 2, attestation
 //! types) are kept as `MediaType::Other`, fields the types do not have are ignored. [`Children`]
-//! is the one-pass view checks and walks read: the config and layers of a manifest, or the
-//! manifests of an index, whichever the document has.
+//! is the one-pass view checks of whole images read: the config and layers of a manifest, or
+//! the manifests of an index, whichever the document has (the layout's walk for `gc` reads
+//! each descriptor on its own instead, so one bad descriptor hides no other).
 //!
 //! Writing: [`to_bytes`] and [`to_bytes_pretty`] write a typed value as hephy always wrote its
 //! documents — every object's keys in byte order, nothing added (an absent optional field stays

@@ -10,6 +10,11 @@
 //! the blobs it names are present at their sizes: a stat each, no layer is read), rewrites
 //! `index.json` from a list of entries (the records of whoever uses it), removes the
 //! temporaries a killed writer left, and collects the blobs nothing names.
+//!
+//! `index.json`, and the documents a walk for `gc` follows, are read entry by entry as JSON,
+//! not as `oci-spec` types: one entry or descriptor another tool wrote that the types reject
+//! (no `size`, an odd digest, a platform without `os`) hides nothing else, and an entry is
+//! written back as it was read. Entries hephy adds are typed, so its own bytes stay as pinned.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
@@ -22,6 +27,56 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
 use crate::document::{self, Children, DocumentError, spec};
+
+/// `index.json` as read: its entries one by one, as JSON (each converted on its own where it is
+/// looked up, so one entry another tool wrote that the OCI types reject loses nothing), and its
+/// other top-level fields.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+struct IndexFile {
+    manifests: Vec<Value>,
+    #[serde(flatten)]
+    rest: serde_json::Map<String, Value>,
+}
+
+impl IndexFile {
+    /// The index in `bytes`; `None` when they are not a JSON object with a `manifests` list.
+    fn parse(bytes: &[u8]) -> Option<IndexFile> {
+        serde_json::from_slice(bytes).ok()
+    }
+
+    /// The bytes of the index holding `manifests` (entries as read, or hephy's as typed), with
+    /// the other top-level fields of `base` kept, and hephy's schema version and media type.
+    /// For entries hephy wrote these are the bytes [`document::to_bytes_pretty`] gives for
+    /// [`new_index`] of them.
+    fn bytes(base: Option<&IndexFile>, manifests: Vec<Value>) -> Result<Vec<u8>, DocumentError> {
+        let mut index = match serde_json::to_value(new_index(Vec::new()))? {
+            Value::Object(fields) => fields,
+            _ => serde_json::Map::new(),
+        };
+        if let Some(base) = base {
+            for (key, value) in &base.rest {
+                index.entry(key.clone()).or_insert_with(|| value.clone());
+            }
+        }
+        index.insert("manifests".to_owned(), Value::Array(manifests));
+        Ok(serde_json::to_vec_pretty(&Value::Object(index))?)
+    }
+}
+
+/// The name an entry of `index.json` read as JSON has, if it has one.
+fn entry_name(entry: &Value) -> Option<&str> {
+    entry.get("annotations")?.get(REF_NAME)?.as_str()
+}
+
+/// The digest an entry of `index.json` (or any descriptor) read as JSON gives, if any.
+fn entry_digest(entry: &Value) -> Option<&str> {
+    entry.get("digest")?.as_str()
+}
+
+/// A typed entry as the JSON written for it.
+fn entry_json(entry: &spec::Descriptor) -> Result<Value, DocumentError> {
+    Ok(serde_json::to_value(entry)?)
+}
 
 /// What the layout was doing to a file or folder when the file system refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -320,20 +375,17 @@ impl Layout {
         if fs::symlink_metadata(&path).is_err() {
             return Some(Vec::new());
         }
-        let index = document::index(&fs::read(path).ok()?).ok()?;
-        Some(
-            index
-                .manifests()
-                .iter()
-                .map(|entry| (ref_name(entry).map(str::to_owned), entry.digest().to_string()))
-                .collect(),
-        )
+        let index = IndexFile::parse(&fs::read(path).ok()?)?;
+        index
+            .manifests
+            .iter()
+            .map(|entry| Some((entry_name(entry).map(str::to_owned), entry_digest(entry)?.to_owned())))
+            .collect()
     }
 
-    /// The entries of `index.json` as they are, if it can be read.
-    fn index_entries(&self) -> Option<Vec<spec::Descriptor>> {
-        let bytes = fs::read(self.index_path()).ok()?;
-        Some(document::index(&bytes).ok()?.manifests().clone())
+    /// `index.json` as it is, if it can be read.
+    fn index_file(&self) -> Option<IndexFile> {
+        IndexFile::parse(&fs::read(self.index_path()).ok()?)
     }
 
     /// The path of `index.json`.
@@ -349,26 +401,30 @@ impl Layout {
     pub fn repair(&self, named: BTreeMap<String, spec::Descriptor>) -> Result<bool, LayoutError> {
         let _one_writer = self.index.lock().map_err(|_| LayoutError::Poisoned)?;
         let path = self.index_path();
-        let now: Option<spec::ImageIndex> = fs::read(&path).ok().and_then(|b| document::index(&b).ok());
-        let here: Vec<&spec::Descriptor> = now
+        let now = fs::read(&path).ok().and_then(|bytes| IndexFile::parse(&bytes));
+        let here: Vec<&Value> = now
             .as_ref()
-            .map(|index| index.manifests().as_slice())
+            .map(|index| index.manifests.as_slice())
             .unwrap_or_default()
             .iter()
-            .filter(|e| self.has(e.digest().as_ref()))
+            .filter(|e| entry_digest(e).is_some_and(|d| self.has(d)))
             .collect();
-        let unnamed = here.iter().filter(|e| ref_name(e).is_none());
-        let mut entries: BTreeMap<String, spec::Descriptor> =
-            here.iter().filter_map(|e| Some((ref_name(e)?.to_owned(), (*e).clone()))).collect();
-        entries.extend(named);
-        let manifests: Vec<spec::Descriptor> =
-            unnamed.map(|e| (*e).clone()).chain(entries.into_values()).collect();
-        let index = new_index(manifests);
-        if now.as_ref() == Some(&index) || (now.is_none() && index.manifests().is_empty()) {
+        let unnamed = here.iter().filter(|e| entry_name(e).is_none());
+        let mut entries: BTreeMap<String, Value> =
+            here.iter().filter_map(|e| Some((entry_name(e)?.to_owned(), (*e).clone()))).collect();
+        for (name, entry) in named {
+            entries.insert(name, entry_json(&entry)?);
+        }
+        let manifests: Vec<Value> = unnamed.map(|e| (*e).clone()).chain(entries.into_values()).collect();
+        if now.is_none() && manifests.is_empty() {
+            return Ok(false);
+        }
+        let bytes = IndexFile::bytes(now.as_ref(), manifests)?;
+        if IndexFile::parse(&bytes) == now {
             return Ok(false);
         }
         self.init()?;
-        write_atomically(&path, &document::to_bytes_pretty(&index)?)?;
+        write_atomically(&path, &bytes)?;
         Ok(true)
     }
 
@@ -421,17 +477,18 @@ impl Layout {
             if sha256(&bytes) != digest {
                 walked.damaged.insert(digest.clone());
             }
-            let Ok(children) = Children::of(&bytes) else { continue };
-            let descriptors = children
-                .config
-                .iter()
+            // Each descriptor on its own: one a tool wrote badly does not hide the others.
+            let Ok(document) = serde_json::from_slice::<Value>(&bytes) else { continue };
+            let list = |key: &str| document.get(key).and_then(Value::as_array).into_iter().flatten();
+            let descriptors = document
+                .get("config")
                 .map(|c| (c, false))
-                .chain(children.layers.iter().map(|l| (l, true)))
-                .chain(children.manifests.iter().map(|m| (m, false)));
+                .into_iter()
+                .chain(list("layers").map(|l| (l, true)))
+                .chain(list("manifests").map(|m| (m, false)));
             for (child, layer) in descriptors {
-                let digest = child.digest().as_ref();
-                if valid_digest(digest) {
-                    stack.push((digest.to_owned(), Some(child.size()), layer));
+                if let Some(digest) = entry_digest(child).filter(|d| valid_digest(d)) {
+                    stack.push((digest.to_owned(), child.get("size").and_then(Value::as_u64), layer));
                 }
             }
         }
@@ -513,19 +570,21 @@ impl Layout {
     ) -> Result<(), LayoutError> {
         let _one_writer = self.index.lock().map_err(|_| LayoutError::Poisoned)?;
         self.init()?;
-        let mut entries = self.index_entries().unwrap_or_default();
-        entries.retain(|entry| ref_name(entry) != Some(name));
+        let now = self.index_file();
+        let mut entries: Vec<Value> = now.as_ref().map(|index| index.manifests.clone()).unwrap_or_default();
+        entries.retain(|entry| entry_name(entry) != Some(name));
         let mut entry = descriptor.oci()?;
         entry.set_platform(platform.cloned());
-        entries.push(with_ref_name(entry, name));
-        entries.sort_by(|a, b| ref_name(a).unwrap_or("").cmp(ref_name(b).unwrap_or("")));
-        write_atomically(&self.index_path(), &document::to_bytes_pretty(&new_index(entries))?)
+        entries.push(entry_json(&with_ref_name(entry, name))?);
+        entries.sort_by(|a, b| entry_name(a).unwrap_or("").cmp(entry_name(b).unwrap_or("")));
+        write_atomically(&self.index_path(), &IndexFile::bytes(now.as_ref(), entries)?)
     }
 
     /// The descriptor named `name` in `index.json`.
     #[cfg(test)]
     pub fn named(&self, name: &str) -> Option<Descriptor> {
-        let entry = self.index_entries()?.into_iter().find(|entry| ref_name(entry) == Some(name))?;
+        let entry = self.index_file()?.manifests.into_iter().find(|entry| entry_name(entry) == Some(name))?;
+        let entry: spec::Descriptor = serde_json::from_value(entry).ok()?;
         Some(Descriptor {
             media_type: entry.media_type().to_string(),
             digest: entry.digest().to_string(),
@@ -646,6 +705,80 @@ mod tests {
             (Some("other".to_owned()), mine.digest.clone()),
         ];
         assert_eq!(layout.entries(), Some(expected));
+    }
+
+    /// An entry of `index.json` that the OCI types reject (here: no `size`, as another tool may
+    /// write it) beside hephy's: `names` and `entries` still list every entry, `name` keeps it
+    /// verbatim with the others, and `repair` keeps it too.
+    #[test]
+    fn an_entry_the_types_reject_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path().join("oci"));
+        let foreign = layout.put("application/vnd.oci.image.manifest.v1+json", b"{}").unwrap();
+        let mine = layout.put("application/vnd.oci.image.manifest.v1+json", b"{ }").unwrap();
+        layout.name("mine", &mine, None).unwrap();
+        let odd = json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": foreign.digest,
+            "annotations": {REF_NAME: "foreign", "x.other": "kept"},
+            "somethingNew": [1, 2],
+        });
+        let mut index: Value = serde_json::from_slice(&fs::read(layout.index_path()).unwrap()).unwrap();
+        index["manifests"].as_array_mut().unwrap().insert(0, odd.clone());
+        index["annotations"] = json!({"x.index": "kept"});
+        write_atomically(&layout.index_path(), index.to_string().as_bytes()).unwrap();
+        let names = BTreeMap::from([
+            ("foreign".to_owned(), foreign.digest.clone()),
+            ("mine".to_owned(), mine.digest.clone()),
+        ]);
+        assert_eq!(layout.names(), Some(names));
+        layout.name("other", &mine, None).unwrap();
+        let read = || -> Value { serde_json::from_slice(&fs::read(layout.index_path()).unwrap()).unwrap() };
+        let index = read();
+        assert_eq!(index["manifests"][0], odd, "the foreign entry is kept verbatim");
+        assert_eq!(index["annotations"]["x.index"], "kept");
+        let digests: Vec<(Option<String>, String)> = ["foreign", "mine", "other"]
+            .iter()
+            .zip([&foreign, &mine, &mine])
+            .map(|(n, d)| (Some((*n).to_owned()), d.digest.clone()))
+            .collect();
+        assert_eq!(layout.entries(), Some(digests.clone()));
+        assert_eq!(layout.named("mine"), Some(mine.clone()));
+        let entry = with_ref_name(mine.oci().unwrap(), "mine");
+        layout.repair(BTreeMap::from([("mine".to_owned(), entry)])).unwrap();
+        assert_eq!(read()["manifests"][0], odd, "repair keeps it verbatim too");
+        assert_eq!(layout.entries(), Some(digests));
+    }
+
+    /// A manifest with one descriptor the OCI types reject (no `size`): every well-formed one
+    /// is still followed, so gc keeps the config and layers of an image it must keep.
+    #[test]
+    fn a_bad_descriptor_hides_no_other_child_from_gc() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path().join("oci"));
+        let layer = layout.put("application/vnd.oci.image.layer.v1.tar+gzip", b"layer bytes").unwrap();
+        let odd = layout.put("application/vnd.oci.image.layer.v1.tar+gzip", b"odd layer").unwrap();
+        let config = layout.put("application/vnd.oci.image.config.v1+json", b"{}").unwrap();
+        let stray = layout.put("application/octet-stream", b"nothing names me").unwrap();
+        let bad = json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": odd.digest});
+        let manifest = json!({"schemaVersion": 2, "config": config.json(), "layers": [layer.json(), bad]});
+        let manifest = layout
+            .put("application/vnd.oci.image.manifest.v1+json", manifest.to_string().as_bytes())
+            .unwrap();
+        let keep = layout.reachable([manifest.digest.as_str()]);
+        assert_eq!(
+            keep,
+            HashSet::from([
+                manifest.digest.clone(),
+                config.digest.clone(),
+                layer.digest.clone(),
+                odd.digest.clone()
+            ])
+        );
+        assert!(layout.damaged([manifest.digest.as_str()]).is_empty());
+        assert_eq!(layout.collect_garbage(&keep).unwrap().0, 1);
+        assert!(layout.has(&config.digest) && layout.has(&layer.digest) && layout.has(&odd.digest));
+        assert!(!layout.has(&stray.digest));
     }
 
     /// A blob of a size other than its descriptor's, or a manifest whose bytes do not hash to
