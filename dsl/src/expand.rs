@@ -1455,38 +1455,6 @@ mod tests {
         assert!(help.contains(&listed), "{help}");
     }
 
-    /// A measurement, not a check: on a graph of 1,000,000 tasks with nothing to expand, the
-    /// look [`expand`] takes before skipping, against the whole pass it skips, side by side.
-    /// `cargo test -p hephy-dsl --release --lib skipping_expansion -- --ignored --nocapture`.
-    #[test]
-    #[ignore = "a measurement: run it in a release build with --nocapture"]
-    fn skipping_expansion_measured() {
-        let n = 1_000_000usize;
-        let mut yaml = String::from("tasks:\n");
-        for i in 0..n {
-            yaml.push_str(&format!("  t{i}: {{ run: [\"true\"]"));
-            if i > 0 {
-                yaml.push_str(&format!(", after: [t{}]", (i.wrapping_mul(2_654_435_761) >> 8) % i));
-            }
-            yaml.push_str(" }\n");
-        }
-        let source = SourceFile::new("hephy.yaml", Syntax::Yaml, yaml.as_str());
-        let overrides = Overrides::default();
-        for round in 0..3 {
-            let mut sink = Sink::default();
-            let mut doc = crate::read(&source).expect("reads");
-            let start = std::time::Instant::now();
-            let skipped = nothing_to_expand(&mut doc, &overrides);
-            let look = start.elapsed();
-            let mut doc = crate::read(&source).expect("reads");
-            let start = std::time::Instant::now();
-            expand_all(&mut doc, &source, &overrides, &mut sink, false);
-            let whole = start.elapsed();
-            assert!(skipped && sink.is_empty());
-            println!("round {round}: the look {look:?}, the pass it skips {whole:?}");
-        }
-    }
-
     fn expanded(syntax: Syntax, text: &str, overrides: &Overrides) -> (Document, Vec<String>) {
         let name = match syntax {
             Syntax::Kdl => "hephy.kdl",
