@@ -241,7 +241,7 @@ pub(crate) fn expand(
     sink: &mut Sink,
     record: bool,
 ) -> (Vec<ResolvedImage>, Vec<SourceSpan>) {
-    if !record && nothing_to_expand(doc, overrides) {
+    if !record && nothing_to_expand(doc, source, overrides) {
         return (Vec::new(), Vec::new());
     }
     expand_all(doc, source, overrides, sink, record)
@@ -346,7 +346,11 @@ fn expand_all(
 /// variables), no `$` in any string (so no `${NAME}` to fill in or report, no `$${` to
 /// unescape), and no more strings than expansion allows. Such a graph (the usual large one) is
 /// not walked again, copied or rebuilt.
-fn nothing_to_expand(doc: &mut Document, overrides: &Overrides) -> bool {
+///
+/// `doc` was read from `source`: a string can hold a `$` only where the file has one, or a
+/// backslash (an escape such as KDL's `\u{24}` or YAML's `\x24`), so a file with neither is
+/// not walked for one.
+fn nothing_to_expand(doc: &mut Document, source: &SourceFile, overrides: &Overrides) -> bool {
     if !doc.variables.is_empty()
         || !doc.templates.is_empty()
         || !overrides.variables.is_empty()
@@ -364,6 +368,9 @@ fn nothing_to_expand(doc: &mut Document, overrides: &Overrides) -> bool {
         .try_fold(0usize, |total, n| total.checked_add(n).filter(|t| *t <= MAX_EXPANDED_STRINGS));
     if strings.is_none() {
         return false;
+    }
+    if memchr::memchr2(b'$', b'\\', source.text().as_bytes()).is_none() {
+        return true;
     }
     let mut dollar = false;
     let mut look = |t: &mut Text| dollar |= t.value.contains('$');
@@ -1586,6 +1593,23 @@ images:
         let text = "template \"t\" { tags \"${NOPE}\"; }\nimage \"${s}\" {\n    matrix { s \"a\" \"b\" \"c\"; }\n    inherits \"t\"\n    context \"c\"\n}\n";
         let (_, problems) = expanded(Syntax::Kdl, text, &Overrides::default());
         assert_eq!(problems, ["unknown variable `NOPE`"]);
+    }
+
+    /// A `$` written as an escape (KDL's `\u{24}`, YAML's `\x24`) is a `$` like any other:
+    /// the look for one in a graph with nothing else to expand does not stop at the file's
+    /// bytes, and a graph with no `$` at all is left as it was read.
+    #[test]
+    fn a_dollar_written_as_an_escape_is_expanded() {
+        let kdl = "image \"app\" {\n    context \"c\"\n    tags \"\\u{24}{NOPE}\"\n}\n";
+        let yaml = "images:\n  app: { context: c, tags: [\"\\x24{NOPE}\"] }\n";
+        for (syntax, text) in [(Syntax::Kdl, kdl), (Syntax::Yaml, yaml)] {
+            let (_, problems) = expanded(syntax, text, &Overrides::default());
+            assert_eq!(problems, ["unknown variable `NOPE`"], "{syntax}");
+        }
+        let plain = "images:\n  app: { context: c, tags: [v1] }\n";
+        let (doc, problems) = expanded(Syntax::Yaml, plain, &Overrides::default());
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(values(&doc.images[0].tags), ["v1"]);
     }
 
     /// Tasks take a matrix too, and strings outside images and tasks (the registry, groups)
