@@ -262,7 +262,7 @@ pub struct Image {
     pub publish: Publish,
     /// Its external named build contexts (`build-context "NAME" …`), sorted by name.
     pub build_contexts: Vec<BuildContext>,
-    /// The plain keys written (rows of `simple_image_keys!` lowered `Plain`): each key and its
+    /// The plain keys written (rows of `image_key_rows!` lowered `Plain`): each key and its
     /// value as written, unchecked; every one is part of the build key of its builds.
     pub plain: BTreeMap<&'static str, String>,
 }
@@ -393,6 +393,15 @@ pub struct KoSettings {
     pub ldflags: Option<String>,
     /// Environment variables of `go build` (`CGO_ENABLED=0`), sorted by name.
     pub env: BTreeMap<String, String>,
+}
+
+/// The node of an image whose build key [`Image::key_settings`] gives settings for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageNode {
+    /// A build: one platform (and one target) of the image.
+    Build,
+    /// The index (the multi-platform manifest) of the image's builds.
+    Index,
 }
 
 /// How the built-in `oci` builder compresses the layers it writes.
