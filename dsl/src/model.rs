@@ -268,6 +268,29 @@ pub struct Image {
 }
 
 impl Image {
+    /// An image called `name` that sets nothing yet: each field its default, as the analyzer
+    /// starts it before lowering its keys (whose functions set their fields, written or not).
+    pub(crate) fn unset(name: Spanned<String>) -> Image {
+        Image {
+            name,
+            source: ImageSource::Context { dir: ".".to_owned() },
+            dockerfile: "Dockerfile".to_owned(),
+            builder: DEFAULT_BUILDER,
+            targets: Vec::new(),
+            args: BTreeMap::new(),
+            platforms: Vec::new(),
+            tags: Vec::new(),
+            deps: Vec::new(),
+            timeout: None,
+            secrets: Vec::new(),
+            ko: None,
+            compression: Compression::default(),
+            publish: Publish::default(),
+            build_contexts: Vec::new(),
+            plain: BTreeMap::new(),
+        }
+    }
+
     /// Its external named build context called `name`, if it has one.
     pub fn build_context(&self, name: &str) -> Option<&BuildContext> {
         self.build_contexts.iter().find(|c| c.name.value == name)

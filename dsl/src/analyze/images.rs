@@ -75,24 +75,7 @@ crate::document::image_key_rows!(image_lowering);
 
 impl Analyzer<'_> {
     pub(super) fn image(&mut self, draft: &ImageDraft, defaults: &ImageDefaults<'_>) -> Image {
-        let mut image = Image {
-            ko: None,
-            name: draft.name.clone(),
-            source: ImageSource::Context { dir: ".".to_owned() },
-            dockerfile: "Dockerfile".to_owned(),
-            builder: defaults.builder,
-            targets: Vec::new(),
-            args: BTreeMap::new(),
-            platforms: Vec::new(),
-            tags: Vec::new(),
-            deps: Vec::new(),
-            timeout: defaults.timeout,
-            secrets: Vec::new(),
-            compression: Compression::default(),
-            publish: Publish::default(),
-            build_contexts: Vec::new(),
-            plain: BTreeMap::new(),
-        };
+        let mut image = Image::unset(draft.name.clone());
         // Every key of the table (`image_key_rows!`), each by its row.
         self.lower_image_keys(draft, defaults, &mut image);
         // The keys each builder reads its own way, and what lowering them needs of the image.
@@ -148,7 +131,13 @@ impl Analyzer<'_> {
     // --- each key's lowering, called in the rows' order by `lower_image_keys` ---------------
 
     /// `builder`: a known builder; the graph's when not written.
-    fn lower_builder(&mut self, value: Option<&Text>, _: &ImageDraft, defaults: &ImageDefaults<'_>, image: &mut Image) {
+    fn lower_builder(
+        &mut self,
+        value: Option<&Text>,
+        _: &ImageDraft,
+        defaults: &ImageDefaults<'_>,
+        image: &mut Image,
+    ) {
         image.builder = match value {
             Some(b) => self.builder(b),
             None => defaults.builder,
@@ -156,7 +145,13 @@ impl Analyzer<'_> {
     }
 
     /// `dockerfile`: a path below the context (`Dockerfile` when not written).
-    fn lower_dockerfile(&mut self, value: Option<&Text>, _: &ImageDraft, _: &ImageDefaults<'_>, image: &mut Image) {
+    fn lower_dockerfile(
+        &mut self,
+        value: Option<&Text>,
+        _: &ImageDraft,
+        _: &ImageDefaults<'_>,
+        image: &mut Image,
+    ) {
         image.dockerfile = match value {
             Some(d) => self.relative(d, "Dockerfile").unwrap_or_default(),
             None => "Dockerfile".to_owned(),
@@ -166,7 +161,13 @@ impl Analyzer<'_> {
     /// `context`, with `git` and `ref`: the image's source, a local folder (that holds the
     /// Dockerfile, for a builder that reads one) or a folder of a git repository at a ref.
     /// Reads the lowered `builder` and `dockerfile`.
-    fn lower_source(&mut self, context: Option<&Text>, draft: &ImageDraft, _: &ImageDefaults<'_>, image: &mut Image) {
+    fn lower_source(
+        &mut self,
+        context: Option<&Text>,
+        draft: &ImageDraft,
+        _: &ImageDefaults<'_>,
+        image: &mut Image,
+    ) {
         image.source = match (&draft.git, context) {
             (Some(url), dir) => {
                 let dir = dir.and_then(|d| self.relative(d, "context")).unwrap_or_else(|| ".".to_owned());
@@ -229,17 +230,35 @@ impl Analyzer<'_> {
 
     /// `compression`: see [`Analyzer::compression`]; `gzip` when not written. Reads the
     /// lowered `builder`.
-    fn lower_compression(&mut self, value: Option<&Text>, _: &ImageDraft, _: &ImageDefaults<'_>, image: &mut Image) {
+    fn lower_compression(
+        &mut self,
+        value: Option<&Text>,
+        _: &ImageDraft,
+        _: &ImageDefaults<'_>,
+        image: &mut Image,
+    ) {
         image.compression = value.map_or_else(Compression::default, |c| self.compression(c, image.builder));
     }
 
     /// `timeout`: a duration; the graph's when not written (none when written wrong).
-    fn lower_timeout(&mut self, value: Option<&Text>, _: &ImageDraft, defaults: &ImageDefaults<'_>, image: &mut Image) {
+    fn lower_timeout(
+        &mut self,
+        value: Option<&Text>,
+        _: &ImageDraft,
+        defaults: &ImageDefaults<'_>,
+        image: &mut Image,
+    ) {
         image.timeout = value.map_or(defaults.timeout, |t| self.timeout(t));
     }
 
     /// `repository`: a template of the names a pushed image may use.
-    fn lower_repository(&mut self, value: Option<&Text>, _: &ImageDraft, _: &ImageDefaults<'_>, image: &mut Image) {
+    fn lower_repository(
+        &mut self,
+        value: Option<&Text>,
+        _: &ImageDraft,
+        _: &ImageDefaults<'_>,
+        image: &mut Image,
+    ) {
         image.publish.repository = value.map(|r| self.template(r, &[]));
     }
 
@@ -303,7 +322,13 @@ impl Analyzer<'_> {
     }
 
     /// `secrets`: each declared by the graph.
-    fn lower_secrets(&mut self, values: &[Text], _: &ImageDraft, defaults: &ImageDefaults<'_>, image: &mut Image) {
+    fn lower_secrets(
+        &mut self,
+        values: &[Text],
+        _: &ImageDraft,
+        defaults: &ImageDefaults<'_>,
+        image: &mut Image,
+    ) {
         image.secrets = self.secret_uses(values, defaults.secrets);
     }
 

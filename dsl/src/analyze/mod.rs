@@ -14,7 +14,7 @@ use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
 use crate::document::{DependencyDraft, Document, ImageDraft, TaskDraft, Text};
 use crate::model::{
     BUILDERS, Builder, Compression, DEFAULT_BUILDER, DefinitionIndex, Dependency, DependencyKind, Engine,
-    Executor, FromPlatform, Image, ImageNode, ImageSource, KoSettings, Model, Naming, Publish, Schedule, Secret,
+    Executor, FromPlatform, Image, ImageNode, ImageSource, KoSettings, Model, Naming, Schedule, Secret,
     SecretSource, Task,
 };
 use crate::platform::{Platform, PlatformError};
