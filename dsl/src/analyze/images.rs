@@ -2,7 +2,7 @@
 //! into the build keys of the image's nodes. The keys of the language's image key table
 //! (`image_key_rows!` in `document.rs`) are walked from its rows: each names its lowering
 //! function and its key function here; the others (args, platforms, ko, …) are lowered in
-//! [`Analyzer::image`].
+//! `Analyzer::image`.
 
 use super::*;
 
