@@ -197,7 +197,7 @@ pub(crate) enum Simple<'a> {
     List(&'a [Text]),
 }
 
-/// How the analyzer lowers an image key of [`image_key_rows!`] (its `lower` column).
+/// How the analyzer lowers an image key of `image_key_rows!` (its `lower` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Lowering {
     /// `Own(FUNCTION)`: by its own function of the analyzer (`analyze/images.rs`), called
@@ -210,7 +210,7 @@ pub(crate) enum Lowering {
     Plain,
 }
 
-/// How an image key of [`image_key_rows!`] enters the build key (its `hash` column). The
+/// How an image key of `image_key_rows!` enters the build key (its `hash` column). The
 /// language's table ([`crate::schema::KEYS`]) says whether it does; this says who puts it
 /// there, and a test holds the two to each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,7 +236,7 @@ pub(crate) enum Keyed {
     Unhashed,
 }
 
-/// One row of [`image_key_rows!`], for the checks that read the table.
+/// One row of `image_key_rows!`, for the checks that read the table.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ImageKeyRow {
     pub(crate) key: &'static str,
@@ -314,7 +314,7 @@ const fn rows_are_sound(rows: &[ImageKeyRow]) -> bool {
 ///
 /// Every walk over these keys takes them from here, in the rows' order, and no other code
 /// lists them: the draft's walks (expansion's visitor, its merge of templates, its count of
-/// strings, `hephy show`'s fields, `--set`; [`image_draft_walks!`]), both printers
+/// strings, `hephy show`'s fields, `--set`; `image_draft_walks!`), both printers
 /// ([`ImageDraft::printed`]: at their [`Place`], by position; `yaml` gives YAML's where it
 /// differs from KDL's), `--set` (`set` makes the key a field of `--set image.NAME.FIELD=VALUE`,
 /// at that position in its list: [`crate::expand::SETTABLE`]), the analyzer's lowering
@@ -327,14 +327,16 @@ const fn rows_are_sound(rows: &[ImageKeyRow]) -> bool {
 ///
 /// Adding an image key with its own checks is: (1) its row here and its field in
 /// [`ImageDraft`] (and [`ImageDraft::new`]); (2) its row in [`crate::schema::KEYS`] (kind,
-/// meaning, `Hashed` or `Unhashed(why)`), and SPEC.md's line; (3) in `analyze/images.rs`, its
+/// meaning, `Hashed` or `Unhashed(why)`), SPEC.md's line, `docs/hephy.schema.json` made again
+/// by `hephy schema`; (3) in `analyze/images.rs`, its
 /// lowering function `lower_KEY(&mut self, value, draft, defaults, image)` (value:
 /// `Option<&Text>`, or `&[Text]` for a list) and, for `Put`, its key function
 /// `key_KEY(image, node, put)`, beside the others, and its field in [`crate::Image`]; (4) the
 /// builder that reads it. A plain key (`lower Plain hash Written`) needs no functions and no
 /// field: it is lowered into [`crate::Image::plain`], which is hashed whole. The engine's
 /// `key_table` test plans two graphs per key and names one whose `hash` column does not do
-/// what the table's row says.
+/// what the table's row says (a key whose checks refuse the generic sample values of its kind,
+/// `a` and `b`, is named there too, and gets a pair of its own in its `samples`).
 ///
 /// The macro hands the rows to `$walk!`, a macro of the module that makes something of them
 /// (the rows are written once, here; each walk matches the whole row and uses its columns).
@@ -360,7 +362,7 @@ macro_rules! image_key_rows {
 }
 pub(crate) use image_key_rows;
 
-/// The draft's walks over the rows of [`image_key_rows!`] (the `lower` and `hash` columns are
+/// The draft's walks over the rows of `image_key_rows!` (the `lower` and `hash` columns are
 /// the analyzer's: `analyze/images.rs`).
 macro_rules! image_draft_walks {
     (
