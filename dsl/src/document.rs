@@ -197,31 +197,199 @@ pub(crate) enum Simple<'a> {
     List(&'a [Text]),
 }
 
-/// How the analyzer lowers a one-text image key.
+/// How the analyzer lowers an image key of `image_key_rows!` (its `lower` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Lowered {
-    /// By its own code in [`crate::analyze`], to its own field of [`crate::Image`].
+pub(crate) enum Lowering {
+    /// `Own(FUNCTION)`: by its own function of the analyzer (`analyze/images.rs`), called
+    /// whether the key is written or not, into its own field of [`crate::Image`].
     Own,
-    /// As written, into [`crate::Image::plain`], which the engine hashes whole: such a key
-    /// is its row here, its row in [`crate::schema`] (and SPEC.md), and the builder that reads
-    /// it.
+    /// `With("KEY")`: by the function of the row of `KEY` (which comes first and is `Own`),
+    /// together with that key: `ref` and `git` with `context`, into one source.
+    With(&'static str),
+    /// `Plain` (one-text keys only): as written, into [`crate::Image::plain`].
     Plain,
 }
 
-/// Declares the image keys that hold one text or a list of texts, as rows
-/// `field = "key" [PLACE POSITION (yaml POSITION)?, LOWERED (, set POSITION)?]` (LOWERED, a
-/// [`Lowered`], for one-text keys only): the walks over an
-/// image's settings (expansion's visitor, its merge of templates, its count of strings,
-/// `hephy show`'s fields, `--set`) take them from here, in the rows' order, instead of naming
-/// each field. Both printers write them from here too ([`ImageDraft::printed`]): at their
-/// [`Place`], by position (`yaml` gives YAML's where it differs from KDL's). `set` makes the
-/// key a field of `--set image.NAME.FIELD=VALUE`, at that position in its list
-/// ([`crate::expand::SETTABLE`]).
-macro_rules! simple_image_keys {
+/// How an image key of `image_key_rows!` enters the build key (its `hash` column). The
+/// language's table ([`crate::schema::KEYS`]) says whether it does; this says who puts it
+/// there, and a test holds the two to each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Keyed {
+    /// `Put(FUNCTION)`: its function (`analyze/images.rs`) puts settings made from the lowered
+    /// [`crate::Image`] into the keys of the nodes it shapes ([`crate::Image::key_settings`]).
+    Put,
+    /// `Written` (for `Plain` keys): its value as written, under its own name, in the key of
+    /// each of the image's builds ([`crate::Image::key_settings`] puts it).
+    #[allow(dead_code, reason = "the keys of a row marked `Plain` (none today)")]
+    Written,
+    /// `Identity` (`builder`): the engine puts the builder's identity, which names it.
+    Identity,
+    /// `Resolved`: the engine puts what it resolves to at plan time (`ref`: the commit; a
+    /// secret: its value's fingerprint).
+    Resolved,
+    /// `Nodes`: each value is a node of its own, whose name is in its key (`targets`, `tags`).
+    Nodes,
+    /// `Destination`: where the nodes that push put their results; the engine puts it with
+    /// the registry, in the keys of the nodes that push only.
+    Destination,
+    /// `Unhashed`: in no key (the table's `Hash::Unhashed` says why).
+    Unhashed,
+}
+
+/// One row of `image_key_rows!`, for the checks that read the table.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ImageKeyRow {
+    pub(crate) key: &'static str,
+    pub(crate) lowering: Lowering,
+    pub(crate) keyed: Keyed,
+}
+
+/// The value of `lower` in a row, as a [`Lowering`].
+macro_rules! lowering {
+    (Own($function:ident)) => {
+        Lowering::Own
+    };
+    (With($key:literal)) => {
+        Lowering::With($key)
+    };
+    (Plain) => {
+        Lowering::Plain
+    };
+}
+
+/// The value of `hash` in a row, as a [`Keyed`].
+macro_rules! keyed {
+    (Put($function:ident)) => {
+        Keyed::Put
+    };
+    ($other:ident) => {
+        Keyed::$other
+    };
+}
+
+/// Whether every `With` of `rows` names an `Own` row before it, and every `Plain` row is
+/// `Written` and only those (checked when compiling).
+const fn rows_are_sound(rows: &[ImageKeyRow]) -> bool {
+    const fn same(a: &str, b: &str) -> bool {
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+    let mut i = 0;
+    while i < rows.len() {
+        let plain = matches!(rows[i].lowering, Lowering::Plain);
+        if plain != matches!(rows[i].keyed, Keyed::Written) {
+            return false;
+        }
+        if let Lowering::With(by) = rows[i].lowering {
+            let mut found = false;
+            let mut j = 0;
+            while j < i {
+                if same(rows[j].key, by) && matches!(rows[j].lowering, Lowering::Own) {
+                    found = true;
+                }
+                j += 1;
+            }
+            if !found {
+                return false;
+            }
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The image keys that hold one text or a list of texts, one row each:
+///
+/// `field = "key" [PLACE POSITION (yaml POSITION)? (, set POSITION)?] lower LOWERING hash KEYED`
+///
+/// Every walk over these keys takes them from here, in the rows' order, and no other code
+/// lists them: the draft's walks (expansion's visitor, its merge of templates, its count of
+/// strings, `hephy show`'s fields, `--set`; `image_draft_walks!`), both printers
+/// ([`ImageDraft::printed`]: at their [`Place`], by position; `yaml` gives YAML's where it
+/// differs from KDL's), `--set` (`set` makes the key a field of `--set image.NAME.FIELD=VALUE`,
+/// at that position in its list: [`crate::expand::SETTABLE`]), the analyzer's lowering
+/// (`lower`, a [`Lowering`]: the generated `Analyzer::lower_image_keys` calls each `Own`
+/// function in the rows' order, so a row comes after the rows its function reads from the
+/// [`crate::Image`]: `builder` before `dockerfile` before the source, `compression` after
+/// `builder`) and the build key (`hash`, a [`Keyed`]: the generated
+/// [`crate::Image::key_settings`] calls each `Put` function; the engine calls it for an
+/// image's builds and its index).
+///
+/// Adding an image key with its own checks is: (1) its row here and its field in
+/// [`ImageDraft`] (and [`ImageDraft::new`]); (2) its row in [`crate::schema::KEYS`] (kind,
+/// meaning, `Hashed` or `Unhashed(why)`), SPEC.md's line, `docs/hephy.schema.json` made again
+/// by `hephy schema`; (3) in `analyze/images.rs`, its
+/// lowering function `lower_KEY(&mut self, value, draft, defaults, image)` (value:
+/// `Option<&Text>`, or `&[Text]` for a list) and, for `Put`, its key function
+/// `key_KEY(image, node, put)`, beside the others, and its field in [`crate::Image`]; (4) the
+/// builder that reads it. A plain key (`lower Plain hash Written`) needs no functions and no
+/// field: it is lowered into [`crate::Image::plain`], which is hashed whole. The engine's
+/// `key_table` test plans two graphs per key and names one whose `hash` column does not do
+/// what the table's row says (a key whose checks refuse the generic sample values of its kind,
+/// `a` and `b`, is named there too, and gets a pair of its own in its `samples`).
+///
+/// The macro hands the rows to `$walk!`, a macro of the module that makes something of them
+/// (the rows are written once, here; each walk matches the whole row and uses its columns).
+macro_rules! image_key_rows {
+    ($walk:ident) => {
+        $walk! {
+            texts:
+                builder = "builder" [Head 0, set 4] lower Own(lower_builder) hash Identity,
+                dockerfile = "dockerfile" [Head 4, set 1] lower Own(lower_dockerfile) hash Put(key_dockerfile),
+                context = "context" [Head 3, set 0] lower Own(lower_source) hash Put(key_context),
+                git = "git" [Head 1, set 2] lower With("context") hash Put(key_git),
+                git_ref = "ref" [Head 2, set 3] lower With("context") hash Resolved,
+                compression = "compression" [Head 6, set 6] lower Own(lower_compression) hash Put(key_compression),
+                timeout = "timeout" [Head 5, set 5] lower Own(lower_timeout) hash Unhashed,
+                repository = "repository" [Tail 2 yaml 3] lower Own(lower_repository) hash Destination;
+            lists:
+                targets = "targets" [Head 7, set 8] lower Own(lower_targets) hash Nodes,
+                tags = "tags" [Tail 0, set 10] lower Own(lower_tags) hash Nodes,
+                secrets = "secrets" [Tail 1, set 11] lower Own(lower_secrets) hash Resolved,
+                mirrors = "mirrors" [Tail 3 yaml 2] lower Own(lower_mirrors) hash Destination;
+        }
+    };
+}
+pub(crate) use image_key_rows;
+
+/// The draft's walks over the rows of `image_key_rows!` (the `lower` and `hash` columns are
+/// the analyzer's: `analyze/images.rs`).
+macro_rules! image_draft_walks {
     (
-        texts: $($text:ident = $text_key:literal [$text_place:ident $text_at:literal $(yaml $text_yaml:literal)?, $text_lowered:ident $(, set $text_set:literal)?]),+ ;
-        lists: $($list:ident = $list_key:literal [$list_place:ident $list_at:literal $(yaml $list_yaml:literal)? $(, set $list_set:literal)?]),+ $(;)?
+        texts: $($text:ident = $text_key:literal [$text_place:ident $text_at:literal $(yaml $text_yaml:literal)? $(, set $text_set:literal)?]
+            lower $text_lower:ident $(($text_lower_by:tt))? hash $text_hash:ident $(($text_hash_by:tt))?),+ ;
+        lists: $($list:ident = $list_key:literal [$list_place:ident $list_at:literal $(yaml $list_yaml:literal)? $(, set $list_set:literal)?]
+            lower $list_lower:ident $(($list_lower_by:tt))? hash $list_hash:ident $(($list_hash_by:tt))?),+ $(;)?
     ) => {
+        /// Every row, texts then lists, in table order.
+        pub(crate) const IMAGE_KEY_ROWS: &[ImageKeyRow] = &[
+            $(ImageKeyRow {
+                key: $text_key,
+                lowering: lowering!($text_lower $(($text_lower_by))?),
+                keyed: keyed!($text_hash $(($text_hash_by))?),
+            },)+
+            $(ImageKeyRow {
+                key: $list_key,
+                lowering: lowering!($list_lower $(($list_lower_by))?),
+                keyed: keyed!($list_hash $(($list_hash_by))?),
+            },)+
+        ];
+
+        const _: () = assert!(
+            rows_are_sound(IMAGE_KEY_ROWS),
+            "in `image_key_rows!`, a `With` names no `Own` row before it, or `Plain` and `Written` do not go together"
+        );
+
         impl ImageDraft {
             /// The one-text keys, in table order: each key and its value as written.
             pub(crate) fn texts(&self) -> [(&'static str, &Option<Text>); [$($text_key),+].len()] {
@@ -243,13 +411,13 @@ macro_rules! simple_image_keys {
                 [$(($list_key, &mut self.$list)),+]
             }
 
-            /// The one-text keys marked `plain`, in table order: each key and its value, if
-            /// written. The analyzer lowers them as they are ([`crate::Image::plain`]) and the
-            /// engine hashes each into the build key of the image's builds.
+            /// The one-text keys lowered `Plain`, in table order: each key and its value, if
+            /// written. The analyzer lowers them as they are ([`crate::Image::plain`]) and
+            /// [`crate::Image::key_settings`] puts each into the key of the image's builds.
             pub(crate) fn plain_texts(&self) -> impl Iterator<Item = (&'static str, &Text)> {
-                [$((Lowered::$text_lowered, $text_key, &self.$text)),+]
+                [$((lowering!($text_lower $(($text_lower_by))?), $text_key, &self.$text)),+]
                     .into_iter()
-                    .filter(|(lowered, _, _)| *lowered == Lowered::Plain)
+                    .filter(|(lowering, _, _)| *lowering == Lowering::Plain)
                     .filter_map(|(_, key, value)| Some((key, value.as_ref()?)))
             }
 
@@ -285,22 +453,7 @@ macro_rules! simple_image_keys {
     };
 }
 
-simple_image_keys! {
-    texts:
-        context = "context" [Head 3, Own, set 0],
-        git = "git" [Head 1, Own, set 2],
-        git_ref = "ref" [Head 2, Own, set 3],
-        dockerfile = "dockerfile" [Head 4, Own, set 1],
-        builder = "builder" [Head 0, Own, set 4],
-        timeout = "timeout" [Head 5, Own, set 5],
-        compression = "compression" [Head 6, Own, set 6],
-        repository = "repository" [Tail 2 yaml 3, Own];
-    lists:
-        targets = "targets" [Head 7, set 8],
-        tags = "tags" [Tail 0, set 10],
-        secrets = "secrets" [Tail 1, set 11],
-        mirrors = "mirrors" [Tail 3 yaml 2];
-}
+image_key_rows!(image_draft_walks);
 
 impl ImageDraft {
     pub(crate) fn new(name: Text) -> ImageDraft {

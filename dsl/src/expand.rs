@@ -27,7 +27,7 @@ use crate::source::{SourceFile, Spanned};
 pub const ENV_PREFIX: &str = "HEPHY_VAR_";
 
 /// The image fields `--set image.NAME.FIELD=VALUE` may set (and `args.ARG`), in the order its
-/// usage lists them: the simple keys marked `set` in `simple_image_keys!`, and these two.
+/// usage lists them: the simple keys marked `set` in `image_key_rows!`, and these two.
 pub const SETTABLE: &[&str] = &SETTABLE_IN_ORDER;
 
 /// The settable fields that are not simple keys: `target` (a list of one, `targets`) and

@@ -289,7 +289,7 @@ impl Reader<'_> {
                     let matrix = self.matrix(child);
                     self.set_once(&mut image.matrix, matrix, child);
                 }
-                // The keys of one text or a list (`simple_image_keys!`) KDL writes as nodes.
+                // The keys of one text or a list (`image_key_rows!`) KDL writes as nodes.
                 other if keys(Construct::Image, Syntax::Kdl).contains(&other) => {
                     if let Some((_, slot)) = image.texts_mut().into_iter().find(|(k, _)| *k == other) {
                         if let Some(v) = self.one_string(child) {

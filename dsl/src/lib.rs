@@ -34,8 +34,8 @@ pub use expand::{
 };
 pub use model::{
     BUILDERS, BuildContext, Compression, ContextSource, DEFAULT_BUILDER, Definition, Dependency,
-    DependencyKind, Executor, FromPlatform, Group, Image, ImageSource, KoSettings, Model, Naming, Publish,
-    Schedule, Secret, SecretSource, Signing, Task,
+    DependencyKind, Executor, FromPlatform, Group, Image, ImageNode, ImageSource, KoSettings, Model, Naming,
+    Publish, Schedule, Secret, SecretSource, Signing, Task,
 };
 pub use model::{Builder, Engine};
 pub use platform::{Platform, PlatformError};

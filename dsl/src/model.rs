@@ -262,12 +262,35 @@ pub struct Image {
     pub publish: Publish,
     /// Its external named build contexts (`build-context "NAME" …`), sorted by name.
     pub build_contexts: Vec<BuildContext>,
-    /// The plain keys written (rows of `simple_image_keys!` lowered `Plain`): each key and its
+    /// The plain keys written (rows of `image_key_rows!` lowered `Plain`): each key and its
     /// value as written, unchecked; every one is part of the build key of its builds.
     pub plain: BTreeMap<&'static str, String>,
 }
 
 impl Image {
+    /// An image called `name` that sets nothing yet: each field its default, as the analyzer
+    /// starts it before lowering its keys (whose functions set their fields, written or not).
+    pub(crate) fn unset(name: Spanned<String>) -> Image {
+        Image {
+            name,
+            source: ImageSource::Context { dir: ".".to_owned() },
+            dockerfile: "Dockerfile".to_owned(),
+            builder: DEFAULT_BUILDER,
+            targets: Vec::new(),
+            args: BTreeMap::new(),
+            platforms: Vec::new(),
+            tags: Vec::new(),
+            deps: Vec::new(),
+            timeout: None,
+            secrets: Vec::new(),
+            ko: None,
+            compression: Compression::default(),
+            publish: Publish::default(),
+            build_contexts: Vec::new(),
+            plain: BTreeMap::new(),
+        }
+    }
+
     /// Its external named build context called `name`, if it has one.
     pub fn build_context(&self, name: &str) -> Option<&BuildContext> {
         self.build_contexts.iter().find(|c| c.name.value == name)
@@ -393,6 +416,15 @@ pub struct KoSettings {
     pub ldflags: Option<String>,
     /// Environment variables of `go build` (`CGO_ENABLED=0`), sorted by name.
     pub env: BTreeMap<String, String>,
+}
+
+/// The node of an image whose build key [`Image::key_settings`] gives settings for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageNode {
+    /// A build: one platform (and one target) of the image.
+    Build,
+    /// The index (the multi-platform manifest) of the image's builds.
+    Index,
 }
 
 /// How the built-in `oci` builder compresses the layers it writes.

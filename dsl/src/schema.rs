@@ -777,12 +777,32 @@ mod tests {
             if matches!(key.kind, Kind::Text | Kind::Texts) {
                 assert!(
                     texts.contains(&name) || lists.contains(&name) || held_otherwise.contains(&name),
-                    "the image key `{name}` is neither in `simple_image_keys!` nor held otherwise"
+                    "the image key `{name}` is neither in `image_key_rows!` nor held otherwise"
                 );
             }
         }
         for field in crate::expand::SETTABLE {
             assert!(row(field).is_some(), "`--set` field `{field}` is no image key of the table");
+        }
+    }
+
+    /// Each row of `image_key_rows!` says who puts it into the build key (its `hash` column)
+    /// as its row here says whether it goes in: `Unhashed` rows are the table's unhashed keys.
+    #[test]
+    fn the_image_key_rows_hash_as_the_table_says() {
+        use crate::document::{IMAGE_KEY_ROWS, Keyed};
+        for row in IMAGE_KEY_ROWS {
+            let key = KEYS.iter().find(|k| k.construct == Construct::Image && k.yaml == Some(row.key));
+            let Some(key) = key else { panic!("`{}` has no row in `KEYS`", row.key) };
+            let unhashed = matches!(key.hash, Hash::Unhashed(_));
+            assert_eq!(
+                row.keyed == Keyed::Unhashed,
+                unhashed,
+                "`{}`: `hash {:?}` in `image_key_rows!`, {:?} in `KEYS`",
+                row.key,
+                row.keyed,
+                key.hash
+            );
         }
     }
 

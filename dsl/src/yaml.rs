@@ -380,7 +380,7 @@ impl Reader<'_> {
                 "inherits" => image.inherits = self.strings(value),
                 "matrix" => image.matrix = Some(self.matrix(value)),
                 "after" => image.deps.extend(self.after(value)),
-                // The keys of one text or a list (`simple_image_keys!`).
+                // The keys of one text or a list (`image_key_rows!`).
                 other => {
                     if let Some((_, slot)) = image.texts_mut().into_iter().find(|(k, _)| *k == other) {
                         *slot = self.string(value);

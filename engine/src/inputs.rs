@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hephy_dsl::{Definition, ImageSource, Model};
+use hephy_dsl::{Definition, ImageNode, ImageSource, Model};
 use petgraph::graph::NodeIndex;
 use rayon::prelude::*;
 
@@ -683,17 +683,12 @@ fn describe<'a>(
     match (node.kind, definition) {
         (NodeKind::Image, Some(Definition::Image(image))) => {
             s.insert("builder", builder);
-            // Only when not the default, so the keys of every gzip image stay as they were.
-            if image.compression != hephy_dsl::Compression::Gzip {
-                s.insert("compression", image.compression.name());
-            }
+            // The keys of the language's image key table that put their own settings (the
+            // source's folder, the git URL, the Dockerfile, the compression, the plain keys):
+            // a new one is hashed without a line here.
+            image.key_settings(ImageNode::Build, &mut |name, value| s.insert(name, value));
             for (k, v) in &image.args {
                 s.insert(format!("args.{k}"), v);
-            }
-            // The plain keys (the language's `simple_image_keys!` rows lowered `Plain`), each
-            // under its own name: a new one is hashed without a line here.
-            for (k, v) in &image.plain {
-                s.insert(*k, v);
             }
             for (arg, dep) in &node.inject {
                 s.insert(format!("inject.{arg}"), dep.to_string());
@@ -721,13 +716,11 @@ fn describe<'a>(
             }
             match &image.source {
                 ImageSource::Context { dir } => {
-                    s.insert("context", dir);
-                    s.insert("dockerfile", &image.dockerfile);
                     let dockerfile = files::join(dir, &image.dockerfile);
                     input_source = Some(FileSource::Context { dir: dir.clone(), dockerfile });
                 }
-                ImageSource::Git { url, reference, dir } => {
-                    s.insert("git.url", url);
+                ImageSource::Git { url, reference, .. } => {
+                    // What the ref resolves to (the table's `ref` row: `Resolved`).
                     labels.insert("git.ref".to_owned(), reference.clone());
                     match upstreams.get(&(url.clone(), reference.clone())) {
                         Some(Ok(commit)) => {
@@ -741,12 +734,11 @@ fn describe<'a>(
                             });
                         }
                     }
-                    s.insert("context", dir);
-                    s.insert("dockerfile", &image.dockerfile);
                 }
             }
         }
         (NodeKind::Manifest, Some(Definition::Image(image))) => {
+            image.key_settings(ImageNode::Index, &mut |name, value| s.insert(name, value));
             let platforms: Vec<String> = image.platforms.iter().map(ToString::to_string).collect();
             s.insert("platforms", platforms.join(","));
         }

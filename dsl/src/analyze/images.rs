@@ -1,26 +1,176 @@
-//! Images: their sources (local context or git), builders, compression, args and tags.
+//! Images: the lowering of an image's keys into an [`Image`], and the settings each key puts
+//! into the build keys of the image's nodes. The keys of the language's image key table
+//! (`image_key_rows!` in `document.rs`) are walked from its rows: each names its lowering
+//! function and its key function here; the others (args, platforms, ko, …) are lowered in
+//! `Analyzer::image`.
 
 use super::*;
 
+/// What an image takes from the graph where it does not say: its platforms, builder and
+/// timeout, and the secrets the graph declares (which its `secrets` must name).
+pub(super) struct ImageDefaults<'d> {
+    pub(super) platforms: &'d [Platform],
+    pub(super) builder: Builder,
+    pub(super) timeout: Option<std::time::Duration>,
+    pub(super) secrets: &'d [Secret],
+}
+
+/// One row's lowering: its `Own` function, called with the key's value whether written or not
+/// (keys lowered `With` another and `Plain` keys have none).
+macro_rules! lower_row {
+    ($a:ident, $value:expr, $draft:ident, $defaults:ident, $image:ident, Own($function:ident)) => {
+        $a.$function($value, $draft, $defaults, $image)
+    };
+    ($a:ident, $value:expr, $draft:ident, $defaults:ident, $image:ident, $($other:tt)*) => {};
+}
+
+/// One row's settings in a build key: its `Put` function (the engine puts the others).
+macro_rules! key_row {
+    ($image:ident, $node:ident, $put:ident, Put($function:ident)) => {
+        $function($image, $node, $put)
+    };
+    ($image:ident, $node:ident, $put:ident, $($other:tt)*) => {};
+}
+
+/// The analyzer's walks over the rows of `image_key_rows!` (`document.rs`): the lowering of
+/// each key (its `lower` column) and its settings in the build key (its `hash` column).
+macro_rules! image_lowering {
+    (
+        texts: $($text:ident = $text_key:literal [$text_place:ident $text_at:literal $(yaml $text_yaml:literal)? $(, set $text_set:literal)?]
+            lower $text_lower:ident $(($text_lower_by:tt))? hash $text_hash:ident $(($text_hash_by:tt))?),+ ;
+        lists: $($list:ident = $list_key:literal [$list_place:ident $list_at:literal $(yaml $list_yaml:literal)? $(, set $list_set:literal)?]
+            lower $list_lower:ident $(($list_lower_by:tt))? hash $list_hash:ident $(($list_hash_by:tt))?),+ $(;)?
+    ) => {
+        impl Analyzer<'_> {
+            /// Lowers every key of the table into `image`: each `Own` function in the rows'
+            /// order, then the `Plain` keys as written.
+            fn lower_image_keys(&mut self, draft: &ImageDraft, defaults: &ImageDefaults<'_>, image: &mut Image) {
+                $(lower_row!(self, draft.$text.as_ref(), draft, defaults, image, $text_lower $(($text_lower_by))?);)+
+                $(lower_row!(self, &draft.$list, draft, defaults, image, $list_lower $(($list_lower_by))?);)+
+                image.plain = draft.plain_texts().map(|(key, value)| (key, value.value.clone())).collect();
+            }
+        }
+
+        impl Image {
+            /// The settings its keys put into the build key of its `node`, each given to `put`
+            /// as its name and value (the rows of the language's image key table that say
+            /// `Put`, and the plain keys as written, in its builds' keys). The engine puts the
+            /// rest: what the keys resolve to, the builder's identity, the nodes' names and
+            /// where the nodes that push put their results.
+            pub fn key_settings<'a>(&'a self, node: ImageNode, put: &mut dyn FnMut(&'static str, &'a str)) {
+                let image = self;
+                $(key_row!(image, node, put, $text_hash $(($text_hash_by))?);)+
+                $(key_row!(image, node, put, $list_hash $(($list_hash_by))?);)+
+                if node == ImageNode::Build {
+                    for (key, value) in &image.plain {
+                        put(key, value);
+                    }
+                }
+            }
+        }
+    };
+}
+
+crate::document::image_key_rows!(image_lowering);
+
 impl Analyzer<'_> {
-    pub(super) fn image(
-        &mut self,
-        draft: &ImageDraft,
-        defaults: &[Platform],
-        default_builder: Builder,
-    ) -> Image {
-        let builder = match &draft.builder {
-            Some(b) => self.builder(b),
-            None => default_builder,
+    pub(super) fn image(&mut self, draft: &ImageDraft, defaults: &ImageDefaults<'_>) -> Image {
+        let mut image = Image::unset(draft.name.clone());
+        // Every key of the table (`image_key_rows!`), each by its row.
+        self.lower_image_keys(draft, defaults, &mut image);
+        // The keys each builder reads its own way, and what lowering them needs of the image.
+        image.args = self.pairs(&draft.args, "build arg");
+        image.platforms = match &draft.platforms {
+            Some(list) => self.platforms(list),
+            None => defaults.platforms.to_vec(),
         };
-        let dockerfile = match &draft.dockerfile {
+        for dep in &draft.deps {
+            if let Some(arg) = dep.from.as_ref().and_then(|f| f.arg.as_ref())
+                && let Some((key, _)) = draft.args.iter().find(|(k, _)| k.value == arg.value)
+            {
+                self.sink.push(
+                    Problem::new(Code::Conflict, format!("build arg `{}` is set twice", arg.value))
+                        .label(arg.span, "set to the dependency's reference here")
+                        .label(key.span, "and given a value here")
+                        .help("remove it from `args`: `from` passes the reference itself"),
+                );
+            }
+        }
+        let ko_env = self.pairs(&draft.ko_env, "ko environment variable");
+        image.ko = match &draft.ko {
+            Some(k) => Some(KoSettings {
+                import_path: k.import_path.as_ref().map(|t| t.value.clone()),
+                base_image: k.base_image.as_ref().map(|t| t.value.clone()),
+                ldflags: k.ldflags.as_ref().map(|t| t.value.clone()),
+                env: ko_env,
+            }),
+            None if !ko_env.is_empty() => Some(KoSettings { env: ko_env, ..KoSettings::default() }),
+            None => None,
+        };
+        let builder = image.builder;
+        if image.ko.is_some() && builder != Builder::Ko {
+            let span = draft
+                .ko
+                .as_ref()
+                .map_or_else(|| draft.ko_env.first().map_or(draft.name.span, |(k, _)| k.span), |k| k.span);
+            self.sink.push(
+                Problem::new(
+                    Code::Conflict,
+                    format!("image `{}` has `ko` settings but is built with {builder}", draft.name.value),
+                )
+                .label(span, "read only by the ko builder")
+                .help_for(
+                    "add `builder \"ko\"` to the image, or remove the `ko` settings",
+                    "add `builder: ko` to the image, or remove the `ko` settings",
+                ),
+            );
+        }
+        image
+    }
+
+    // --- each key's lowering, called in the rows' order by `lower_image_keys` ---------------
+
+    /// `builder`: a known builder; the graph's when not written.
+    fn lower_builder(
+        &mut self,
+        value: Option<&Text>,
+        _: &ImageDraft,
+        defaults: &ImageDefaults<'_>,
+        image: &mut Image,
+    ) {
+        image.builder = match value {
+            Some(b) => self.builder(b),
+            None => defaults.builder,
+        };
+    }
+
+    /// `dockerfile`: a path below the context (`Dockerfile` when not written).
+    fn lower_dockerfile(
+        &mut self,
+        value: Option<&Text>,
+        _: &ImageDraft,
+        _: &ImageDefaults<'_>,
+        image: &mut Image,
+    ) {
+        image.dockerfile = match value {
             Some(d) => self.relative(d, "Dockerfile").unwrap_or_default(),
             None => "Dockerfile".to_owned(),
         };
-        let source = match (&draft.git, &draft.context) {
+    }
+
+    /// `context`, with `git` and `ref`: the image's source, a local folder (that holds the
+    /// Dockerfile, for a builder that reads one) or a folder of a git repository at a ref.
+    /// Reads the lowered `builder` and `dockerfile`.
+    fn lower_source(
+        &mut self,
+        context: Option<&Text>,
+        draft: &ImageDraft,
+        _: &ImageDefaults<'_>,
+        image: &mut Image,
+    ) {
+        image.source = match (&draft.git, context) {
             (Some(url), dir) => {
-                let dir =
-                    dir.as_ref().and_then(|d| self.relative(d, "context")).unwrap_or_else(|| ".".to_owned());
+                let dir = dir.and_then(|d| self.relative(d, "context")).unwrap_or_else(|| ".".to_owned());
                 if url.trim().is_empty() {
                     self.sink.push(
                         Problem::new(Code::InvalidValue, "empty git URL")
@@ -53,11 +203,11 @@ impl Analyzer<'_> {
                 let normalized = self.relative(dir, "context");
                 if let Some(normalized) = &normalized {
                     // A builder that reads no Dockerfile (ko, spin): the folder need not have one.
-                    let needs_dockerfile = builder.reads_dockerfile();
+                    let needs_dockerfile = image.builder.reads_dockerfile();
                     self.local_context(
                         dir,
                         normalized,
-                        &dockerfile,
+                        &image.dockerfile,
                         draft.dockerfile.as_ref(),
                         needs_dockerfile,
                     );
@@ -76,8 +226,46 @@ impl Analyzer<'_> {
                 ImageSource::Context { dir: ".".to_owned() }
             }
         };
+    }
+
+    /// `compression`: see [`Analyzer::compression`]; `gzip` when not written. Reads the
+    /// lowered `builder`.
+    fn lower_compression(
+        &mut self,
+        value: Option<&Text>,
+        _: &ImageDraft,
+        _: &ImageDefaults<'_>,
+        image: &mut Image,
+    ) {
+        image.compression = value.map_or_else(Compression::default, |c| self.compression(c, image.builder));
+    }
+
+    /// `timeout`: a duration; the graph's when not written (none when written wrong).
+    fn lower_timeout(
+        &mut self,
+        value: Option<&Text>,
+        _: &ImageDraft,
+        defaults: &ImageDefaults<'_>,
+        image: &mut Image,
+    ) {
+        image.timeout = value.map_or(defaults.timeout, |t| self.timeout(t));
+    }
+
+    /// `repository`: a template of the names a pushed image may use.
+    fn lower_repository(
+        &mut self,
+        value: Option<&Text>,
+        _: &ImageDraft,
+        _: &ImageDefaults<'_>,
+        image: &mut Image,
+    ) {
+        image.publish.repository = value.map(|r| self.template(r, &[]));
+    }
+
+    /// `targets`: each a name, listed once.
+    fn lower_targets(&mut self, values: &[Text], _: &ImageDraft, _: &ImageDefaults<'_>, image: &mut Image) {
         let mut targets: Vec<String> = Vec::new();
-        for t in &draft.targets {
+        for t in values {
             self.name(t, "target");
             if targets.contains(&t.value) {
                 self.sink.push(
@@ -89,13 +277,13 @@ impl Analyzer<'_> {
                 targets.push(t.value.clone());
             }
         }
-        let args = self.pairs(&draft.args, "build arg");
-        let platforms = match &draft.platforms {
-            Some(list) => self.platforms(list),
-            None => defaults.to_vec(),
-        };
+        image.targets = targets;
+    }
+
+    /// `tags`: valid image tags, or templates of the words a tag may use; each once.
+    fn lower_tags(&mut self, values: &[Text], _: &ImageDraft, _: &ImageDefaults<'_>, image: &mut Image) {
         let mut tags: Vec<String> = Vec::new();
-        for tag in &draft.tags {
+        for tag in values {
             if tag.contains('{') {
                 // A tag from git or the plan (`{git_tag|short_commit}`); its rendering is
                 // checked with the naming templates'.
@@ -130,65 +318,24 @@ impl Analyzer<'_> {
                 tags.push(tag.value.clone());
             }
         }
-        for dep in &draft.deps {
-            if let Some(arg) = dep.from.as_ref().and_then(|f| f.arg.as_ref())
-                && let Some((key, _)) = draft.args.iter().find(|(k, _)| k.value == arg.value)
-            {
-                self.sink.push(
-                    Problem::new(Code::Conflict, format!("build arg `{}` is set twice", arg.value))
-                        .label(arg.span, "set to the dependency's reference here")
-                        .label(key.span, "and given a value here")
-                        .help("remove it from `args`: `from` passes the reference itself"),
-                );
-            }
-        }
-        let ko_env = self.pairs(&draft.ko_env, "ko environment variable");
-        let ko = match &draft.ko {
-            Some(k) => Some(KoSettings {
-                import_path: k.import_path.as_ref().map(|t| t.value.clone()),
-                base_image: k.base_image.as_ref().map(|t| t.value.clone()),
-                ldflags: k.ldflags.as_ref().map(|t| t.value.clone()),
-                env: ko_env,
-            }),
-            None if !ko_env.is_empty() => Some(KoSettings { env: ko_env, ..KoSettings::default() }),
-            None => None,
-        };
-        if ko.is_some() && builder != Builder::Ko {
-            let span = draft
-                .ko
-                .as_ref()
-                .map_or_else(|| draft.ko_env.first().map_or(draft.name.span, |(k, _)| k.span), |k| k.span);
-            self.sink.push(
-                Problem::new(
-                    Code::Conflict,
-                    format!("image `{}` has `ko` settings but is built with {builder}", draft.name.value),
-                )
-                .label(span, "read only by the ko builder")
-                .help_for(
-                    "add `builder \"ko\"` to the image, or remove the `ko` settings",
-                    "add `builder: ko` to the image, or remove the `ko` settings",
-                ),
-            );
-        }
-        let compression =
-            draft.compression.as_ref().map_or_else(Compression::default, |c| self.compression(c, builder));
-        Image {
-            ko,
-            name: draft.name.clone(),
-            source,
-            dockerfile,
-            builder,
-            targets,
-            args,
-            platforms,
-            tags,
-            deps: Vec::new(),
-            timeout: None,
-            secrets: Vec::new(),
-            compression,
-            publish: Publish::default(),
-            build_contexts: Vec::new(),
-            plain: draft.plain_texts().map(|(key, value)| (key, value.value.clone())).collect(),
+        image.tags = tags;
+    }
+
+    /// `secrets`: each declared by the graph.
+    fn lower_secrets(
+        &mut self,
+        values: &[Text],
+        _: &ImageDraft,
+        defaults: &ImageDefaults<'_>,
+        image: &mut Image,
+    ) {
+        image.secrets = self.secret_uses(values, defaults.secrets);
+    }
+
+    /// `mirrors`: registry addresses, instead of the graph's when any is written.
+    fn lower_mirrors(&mut self, values: &[Text], _: &ImageDraft, _: &ImageDefaults<'_>, image: &mut Image) {
+        if !values.is_empty() {
+            image.publish.mirrors = Some(values.iter().map(|m| self.registry(m.clone())).collect());
         }
     }
 
@@ -221,5 +368,42 @@ impl Analyzer<'_> {
             );
         }
         compression
+    }
+}
+
+// --- each key's settings in the build key, called by `Image::key_settings` -------------------
+
+/// Where a key function gives its settings: each name and value.
+type Put<'p, 'a> = &'p mut dyn FnMut(&'static str, &'a str);
+
+/// `dockerfile`, in each build's key.
+fn key_dockerfile<'a>(image: &'a Image, node: ImageNode, put: Put<'_, 'a>) {
+    if node == ImageNode::Build {
+        put("dockerfile", &image.dockerfile);
+    }
+}
+
+/// `context`, in each build's key: the folder, of the graph's or of the git repository's.
+fn key_context<'a>(image: &'a Image, node: ImageNode, put: Put<'_, 'a>) {
+    if node == ImageNode::Build {
+        match &image.source {
+            ImageSource::Context { dir } | ImageSource::Git { dir, .. } => put("context", dir),
+        }
+    }
+}
+
+/// `git`, in each build's key: the repository's URL (the engine puts the commit its ref
+/// resolves to).
+fn key_git<'a>(image: &'a Image, node: ImageNode, put: Put<'_, 'a>) {
+    if let (ImageNode::Build, ImageSource::Git { url, .. }) = (node, &image.source) {
+        put("git.url", url);
+    }
+}
+
+/// `compression`, in each build's key; only when not the default, so the keys of every gzip
+/// image stay as they were.
+fn key_compression<'a>(image: &'a Image, node: ImageNode, put: Put<'_, 'a>) {
+    if node == ImageNode::Build && image.compression != Compression::Gzip {
+        put("compression", image.compression.name());
     }
 }

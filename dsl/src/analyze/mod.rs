@@ -14,7 +14,7 @@ use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
 use crate::document::{DependencyDraft, Document, ImageDraft, TaskDraft, Text};
 use crate::model::{
     BUILDERS, Builder, Compression, DEFAULT_BUILDER, DefinitionIndex, Dependency, DependencyKind, Engine,
-    Executor, FromPlatform, Image, ImageSource, KoSettings, Model, Naming, Publish, Schedule, Secret,
+    Executor, FromPlatform, Image, ImageNode, ImageSource, KoSettings, Model, Naming, Schedule, Secret,
     SecretSource, Task,
 };
 use crate::platform::{Platform, PlatformError};
@@ -35,6 +35,7 @@ mod supply;
 mod tasks;
 mod values;
 
+use images::ImageDefaults;
 use naming::COMMON;
 use values::{arch_alias, env_name, normalize, valid_context, valid_git_url};
 pub(crate) use values::{valid_name, valid_registry};
@@ -57,17 +58,13 @@ pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mu
     let executors = a.executors(&doc);
     a.unique_names(&doc);
     let default_timeout = doc.timeout.as_ref().and_then(|t| a.timeout(t));
-    let mut images: Vec<Image> = doc.images.iter().map(|i| a.image(i, &platforms, builder)).collect();
+    let secrets = a.secrets(&doc);
+    let defaults =
+        ImageDefaults { platforms: &platforms, builder, timeout: default_timeout, secrets: &secrets };
+    let mut images: Vec<Image> = doc.images.iter().map(|i| a.image(i, &defaults)).collect();
     let mut tasks: Vec<Task> = doc.tasks.iter().map(|t| a.task(t)).collect();
-    for (image, draft) in images.iter_mut().zip(&doc.images) {
-        image.timeout = draft.timeout.as_ref().map_or(default_timeout, |t| a.timeout(t));
-    }
     for (task, draft) in tasks.iter_mut().zip(&doc.tasks) {
         task.timeout = draft.timeout.as_ref().map_or(default_timeout, |t| a.timeout(t));
-    }
-    let secrets = a.secrets(&doc);
-    for (image, draft) in images.iter_mut().zip(&doc.images) {
-        image.secrets = a.secret_uses(&draft.secrets, &secrets);
     }
     for (task, draft) in tasks.iter_mut().zip(&doc.tasks) {
         task.secrets = a.secret_uses(&draft.secrets, &secrets);
@@ -80,10 +77,6 @@ pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mu
         image.publish.labels.extend(a.metadata(&draft.labels, "label"));
         image.publish.annotations = annotations.clone();
         image.publish.annotations.extend(a.metadata(&draft.annotations, "annotation"));
-        image.publish.repository = draft.repository.as_ref().map(|r| a.template(r, &[]));
-        if !draft.mirrors.is_empty() {
-            image.publish.mirrors = Some(draft.mirrors.iter().map(|m| a.registry(m.clone())).collect());
-        }
     }
     let graph_sign = doc.supply.sign.as_ref().and_then(|s| a.signing(s));
     for (image, draft) in images.iter_mut().zip(&doc.images) {
