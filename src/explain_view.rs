@@ -5,8 +5,8 @@
 use hephy_dsl::{Code, Problem, Problems};
 use hephy_engine::{Explanation, Graph, NodeStatus, Reason, State};
 
-use crate::session::{self, Selection, Session};
 use crate::commands::load_in;
+use crate::session::{self, Selection, Session};
 use crate::{FileArg, Format, StateArg, print};
 
 /// Which past run `--run` names: a number, or `last`.

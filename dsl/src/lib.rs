@@ -2,10 +2,12 @@
 //!
 //! Stages, one module each: [`source`] (the text and spans) → `kdl` / `yaml` (syntax → a
 //! syntax-independent draft `Document`, shape errors) → `expand` (variables, templates, matrices,
-//! `--set`) → `analyze` (meaning: names, dependencies,
-//! platforms, paths → [`Model`]). [`limits`] holds every size and depth bound. Every error is a [`Problem`], a miette diagnostic pointing into
-//! the file; all problems of one load are returned together as [`Problems`]. This crate knows
-//! nothing of graphs of nodes, hashing or execution.
+//! `--set`) → `analyze` (meaning: names, dependencies, platforms, paths → [`Model`]); `stored`
+//! keeps the document as read between commands, for a [`DocumentStore`] the caller gives
+//! ([`load_reusing`]). [`limits`] holds every size and depth bound. Every error is a
+//! [`Problem`], a miette diagnostic pointing into the file; all problems of one load are
+//! returned together as [`Problems`]. This crate knows nothing of graphs of nodes, hashing or
+//! execution.
 
 mod analyze;
 mod compose;
@@ -45,7 +47,7 @@ pub use print::print;
 pub use reference::{dash_ref, empty_group, render_template, tag_part};
 pub use schema::{Construct, Hash, KEYS, KdlForm, Key, Kind, Need, json_schema, keys};
 pub use source::{SourceFile, Spanned, Syntax};
-pub use stored::{DocumentStore, FORMAT as DOCUMENT_FORMAT, Miss, Reuse};
+pub use stored::{DocumentStore, Miss, Reuse};
 
 use diagnostic::Sink;
 
@@ -114,7 +116,8 @@ pub fn load_reusing(path: &Path, overrides: &Overrides, store: Option<&dyn Docum
     let mut sink = Sink::default();
     let (document, reuse) = stored::read(&source, &mut sink, store);
     lap(reuse.lap(), &mut laps);
-    let model = document.and_then(|doc| expand_and_analyze(doc, &source, &root, overrides, &mut sink, &mut laps));
+    let model =
+        document.and_then(|doc| expand_and_analyze(doc, &source, &root, overrides, &mut sink, &mut laps));
     let problems = (!sink.is_empty()).then(|| sink.into_problems(&source));
     Loaded { model, problems, laps, reuse: Some(reuse) }
 }

@@ -18,7 +18,7 @@ use crate::source::{SourceFile, Syntax};
 
 /// The version of the entry's format: raise it when [`Document`] or a type in it changes shape
 /// (the crate's version is in the key too, so a release always starts afresh).
-pub const FORMAT: u32 = 1;
+pub(crate) const FORMAT: u32 = 1;
 
 /// What every entry starts with.
 const MAGIC: &[u8] = b"hephy document\n";

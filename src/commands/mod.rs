@@ -66,7 +66,8 @@ pub(crate) fn load(arg: &FileArg) -> Result<Model, Failure> {
 pub(crate) fn load_in(arg: &FileArg, state: &StateArg) -> Result<Model, Failure> {
     let path = graph_path(arg)?;
     let state_dir = hephy_engine::graph_state_dir(&path, state.dir.as_deref());
-    let loaded = hephy_stdlib::session::load_in(&path, &arg.overrides()?, &state_dir).map_err(Failure::Input)?;
+    let loaded =
+        hephy_stdlib::session::load_in(&path, &arg.overrides()?, &state_dir).map_err(Failure::Input)?;
     crate::session::show_timings(&loaded.timings);
     Ok(loaded.model)
 }
