@@ -79,7 +79,8 @@ mod tests {
     fn entries_are_kept_and_never_read_through_a_link() {
         let dir = tempfile::tempdir().expect("temp dir");
         let graph = dir.path().join("hephy.kdl");
-        fs::write(&graph, "task \"a\" {\n    run \"true\"\n}\n").expect("write");
+        let text = "task \"a\" {\n    run \"true\"\n}\n";
+        fs::write(&graph, text).expect("write");
         let state = dir.path().join(".hephy");
         let entry = StateDocument::new(&graph, &state);
         assert_eq!(entry.fetch().map_err(|e| e.kind()), Err(io::ErrorKind::NotFound));
@@ -110,5 +111,11 @@ mod tests {
         assert_eq!(entry.fetch().expect("kept"), b"fourth");
         std::os::unix::fs::symlink(&outside, state.join("lock")).expect("symlink");
         assert!(entry.fetch().is_err(), "a state folder holding a link is not read");
+
+        // A state folder that cannot be made (a file is in its way): nothing kept, no error.
+        let blocked = StateDocument::new(&graph, &graph);
+        blocked.keep(b"fifth");
+        assert!(blocked.fetch().is_err());
+        assert_eq!(fs::read_to_string(&graph).expect("graph"), text, "the graph file untouched");
     }
 }
