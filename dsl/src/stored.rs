@@ -16,8 +16,9 @@ use crate::diagnostic::Sink;
 use crate::document::Document;
 use crate::source::{SourceFile, Syntax};
 
-/// The version of the entry's format: raise it when [`Document`] or a type in it changes shape
-/// (the crate's version is in the key too, so a release always starts afresh).
+/// The version of the entry's format: raise it when [`Document`] or a type in it changes shape,
+/// or the parsers make another document of the same bytes (`the_format_is_pinned` fails then;
+/// the crate's version is in the key too, so a release always starts afresh).
 pub(crate) const FORMAT: u32 = 1;
 
 /// What every entry starts with.
@@ -209,6 +210,27 @@ mod tests {
             assert_eq!(second.as_ref(), Some(&parsed), "{name}: the entry decodes to the parsed document");
             assert_eq!(*store.kept.borrow(), 1, "{name}: a reused entry is not written again");
         }
+    }
+
+    /// The encoding of the documents of `every-key.kdl` and `every-key.yaml`, pinned: a draft
+    /// type that changes shape, or a parser that makes another document of the same bytes (its
+    /// own code, or a dependency's), would otherwise decode old entries of this hephy version
+    /// into the wrong document. When this fails, raise [`FORMAT`] and pin the new digest.
+    #[test]
+    fn the_format_is_pinned() {
+        let mut hasher = blake3::Hasher::new();
+        for (name, syntax, text) in [
+            ("every-key.kdl", Syntax::Kdl, include_str!("../tests/good/every-key.kdl")),
+            ("every-key.yaml", Syntax::Yaml, include_str!("../tests/good/every-key.yaml")),
+        ] {
+            let document = crate::read(&SourceFile::new(name, syntax, text)).expect("a good graph reads");
+            hasher.update(&postcard::to_stdvec(&document).expect("encodes"));
+        }
+        assert_eq!(
+            (FORMAT, hasher.finalize().to_hex().as_str()),
+            (1, "dbbed25b12237ce93a09f57b9edab8a2ae7d1fca158db579199de077f2cf1e22"),
+            "the document as read changed: raise `FORMAT` and pin the new digest here"
+        );
     }
 
     /// An entry of other bytes is stale and replaced; a damaged, truncated or foreign one is a
