@@ -10,7 +10,8 @@
 //! 4. `image`: `hephy plan` of a built graph of M images × 2 platforms (3·M nodes; built-in `oci`
 //!    builder, `FROM scratch` or an earlier image + `COPY`) after one leaf file changed vs
 //!    `ninja -n` on 3·M edges after touching one input (goal ≤ 2.0×), both after a plain plan
-//!    and after a `hephy run` that built the previous change;
+//!    and after a `hephy run` that built the previous change; and the same graph planned in full
+//!    (the stamp removed), its document as read reused from the state folder or parsed;
 //! 5. `globs`: a no-op `hephy plan` of N tasks with globbed inputs (`inputs "imgI/**"`), as
 //!    text (goal ≤ 0.5×) and as `--format json` (goal ≤ 0.5×), vs `ninja -n` on N edges;
 //! 6. `million`: in-memory lowering and planning overhead (parse excluded) for 1,000,000 nodes.
@@ -415,6 +416,41 @@ fn image(m: usize, runs: usize) {
     goal_line(what, best[0], peer, 2.0);
     if let Some(&before) = best.get(1) {
         goal_line(&format!("{what} (baseline)"), before, peer, 2.0);
+    }
+    // Planned in full: the stamp removed, so the graph must be loaded. Its document as read is
+    // reused from the state folder (`documents/`), or parsed (the entry removed too; the
+    // baseline always parses).
+    let in_full = |hephy: &Hephy<'_>, parse: bool| {
+        let state = hephy.root.join(".hephy");
+        let _ = std::fs::remove_file(state.join("plan.stamp"));
+        if parse {
+            let _ = std::fs::remove_dir_all(state.join("documents"));
+        }
+        hephy.time(&["plan"])
+    };
+    let mut ours: Vec<Box<dyn FnMut() -> Duration>> =
+        vec![Box::new(|| in_full(&hephy, false)), Box::new(|| in_full(&hephy, true))];
+    if let Some(baseline) = &baseline {
+        ours.push(Box::new(|| in_full(baseline, true)));
+    }
+    let (peer, best) = side_by_side(root, runs, ninja, ours);
+    figure_line("`hephy plan` in full (no stamp), document reused", best[0], peer);
+    figure_line("the same, the graph file parsed", best[1], peer);
+    if let Some(&before) = best.get(2) {
+        figure_line("the same, parsed (baseline)", before, peer);
+    }
+}
+
+/// A figure with no goal: hephy, and `ninja -n` and the ratio for scale.
+fn figure_line(what: &str, ours: Duration, peer: Option<Duration>) {
+    match peer {
+        Some(peer) => println!(
+            "{what:<46} hephy {} | ninja -n {} | {:>5.2}× ninja -n",
+            ms(ours),
+            ms(peer),
+            ours.as_secs_f64() / peer.as_secs_f64()
+        ),
+        None => println!("{what:<46} hephy {} | ninja not installed", ms(ours)),
     }
 }
 

@@ -5,8 +5,9 @@
 use hephy_dsl::{Code, Problem, Problems};
 use hephy_engine::{Explanation, Graph, NodeStatus, Reason, State};
 
+use crate::commands::load_in;
 use crate::session::{self, Selection, Session};
-use crate::{FileArg, Format, StateArg, load, print};
+use crate::{FileArg, Format, StateArg, print};
 
 /// Which past run `--run` names: a number, or `last`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +42,7 @@ pub(crate) fn command(
     run: Option<RunRef>,
     format: Format,
 ) -> Result<(), crate::Failure> {
-    let model = load(file)?;
+    let model = load_in(file, state)?;
     let explanations = match run {
         None => {
             let session = session::open(model, state.dir.as_deref(), &Selection::default())?;

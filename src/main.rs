@@ -38,7 +38,7 @@ pub(crate) use crate::cli::{
     Cli, ColorChoice, Command, FileArg, Format, GraphFormat, ImportFormat, ImportFrom, KeyCommand,
     SelectArgs, StateArg,
 };
-pub(crate) use crate::commands::{discover, load, print};
+pub(crate) use crate::commands::{discover, print};
 use crate::style::Style;
 
 /// Why a command did not succeed, and so its exit code.

@@ -57,7 +57,10 @@ const ENVIRONMENT: &[(&str, &str)] = &[
         "HEPHY_REMOTE_DIR",
         "On an ssh executor's host: where hephy keeps its binary and image layout (default ~/.cache/hephy).",
     ),
-    ("HEPHY_TIMINGS", "When set, each planning step's time is printed on stderr."),
+    (
+        "HEPHY_TIMINGS",
+        "When set, each loading and planning step's time is printed on stderr (the parse says whether the document kept in the state folder was reused).",
+    ),
     (
         "DOCKER_CONFIG",
         "The folder of Docker's config.json, whose credentials and credential helpers log in to registries.",

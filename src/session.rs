@@ -24,17 +24,22 @@ pub(crate) fn open(model: Model, state: Option<&Path>, selection: &Selection) ->
 
 /// On stderr: the step timings (with `HEPHY_TIMINGS=1`) and the planner's warnings.
 pub(crate) fn show_planning(session: &Session) {
-    if Clock::new().on {
-        for (what, took) in &session.timings {
-            eprintln!("timing: {what:<16} {:>8.1} ms", took.as_secs_f64() * 1000.0);
-        }
-    }
+    show_timings(&session.timings);
     for warning in &session.warnings {
         match warning {
             PlanWarning::RegistryUnreachable { why } => eprintln!(
                 "warning: the registry cannot be asked for images built elsewhere ({}); planning without it (--offline skips asking)",
                 crate::style::clean_line(why)
             ),
+        }
+    }
+}
+
+/// With `HEPHY_TIMINGS=1`, each step and how long it took, on stderr.
+pub(crate) fn show_timings(timings: &[(&'static str, std::time::Duration)]) {
+    if Clock::new().on {
+        for (what, took) in timings {
+            eprintln!("timing: {what:<16} {:>8.1} ms", took.as_secs_f64() * 1000.0);
         }
     }
 }

@@ -6,6 +6,7 @@
 //! reported before this point.
 
 use miette::SourceSpan;
+use serde::{Deserialize, Serialize};
 
 use crate::source::{Spanned, Syntax};
 
@@ -13,7 +14,7 @@ pub(crate) type Text = Spanned<String>;
 
 /// Everything a graph file declares, in the order written, with spans: the output of the
 /// syntax front-ends and the input of the analyzer.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Document {
     pub(crate) registry: Option<Text>,
     pub(crate) naming: Option<NamingDraft>,
@@ -39,7 +40,7 @@ pub struct Document {
 }
 
 /// `secret "NAME" env="VAR"` or `secret "NAME" file="path"`
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 pub struct SecretDraft {
     pub(crate) name: Text,
     pub(crate) env: Option<Text>,
@@ -47,7 +48,7 @@ pub struct SecretDraft {
 }
 
 /// `naming "preset" repository=… platform=… manifest=… tag=…`
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct NamingDraft {
     pub(crate) preset: Option<Text>,
     pub(crate) repository: Option<Text>,
@@ -56,7 +57,7 @@ pub(crate) struct NamingDraft {
     pub(crate) tag: Option<Text>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct ExecutorDraft {
     pub(crate) name: Text,
     pub(crate) platform: Option<Text>,
@@ -83,7 +84,7 @@ impl ExecutorDraft {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageDraft {
     pub(crate) name: Text,
     pub(crate) context: Option<Text>,
@@ -120,7 +121,7 @@ pub struct ImageDraft {
 }
 
 /// `build-context "NAME" image="…" | path="…" | git="…" [ref="…"] [dir="…"] | oci-layout="…" ref="…"`
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct BuildContextDraft {
     pub(crate) name: Text,
     pub(crate) image: Option<Text>,
@@ -152,7 +153,7 @@ impl BuildContextDraft {
 
 /// The supply-chain settings of the graph or of an image, as written: `sign key="cosign.key"`
 /// (YAML `sign: {key: cosign.key}`), `sbom #true`, `provenance #false`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct SupplyDraft {
     pub(crate) sign: Option<SignDraft>,
     pub(crate) sbom: Option<Spanned<bool>>,
@@ -160,21 +161,21 @@ pub(crate) struct SupplyDraft {
 }
 
 /// `sign key="cosign.key"`: the signing key file, relative to the graph file.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct SignDraft {
     pub(crate) key: Option<Text>,
     pub(crate) span: SourceSpan,
 }
 
 /// A matrix as written: its keys with their values, and the span of the whole.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct MatrixDraft {
     pub(crate) axes: Vec<(Text, Vec<Text>)>,
     pub(crate) span: SourceSpan,
 }
 
 /// The `ko` builder's settings of an image, as written.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct KoDraft {
     pub(crate) import_path: Option<Text>,
     pub(crate) base_image: Option<Text>,
@@ -486,7 +487,7 @@ impl ImageDraft {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct TaskDraft {
     pub(crate) name: Text,
     pub(crate) run: Option<Spanned<Vec<Text>>>,
@@ -518,7 +519,7 @@ impl TaskDraft {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScheduleDraft {
     pub(crate) name: Text,
     pub(crate) rebuild: Vec<Text>,
@@ -526,20 +527,20 @@ pub struct ScheduleDraft {
 }
 
 /// `group "NAME" { members "a" "b" }` / `groups: { NAME: [a, b] }`
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 pub struct GroupDraft {
     pub(crate) name: Text,
     pub(crate) members: Vec<Text>,
 }
 
 /// `from NAME arg=ARG [target=T]` or `after NAME`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct DependencyDraft {
     pub(crate) name: Text,
     pub(crate) from: Option<FromDraft>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FromDraft {
     /// The build arg; `None` when it was not written (an error the analyzer reports).
     pub(crate) arg: Option<Text>,

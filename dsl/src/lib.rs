@@ -2,10 +2,12 @@
 //!
 //! Stages, one module each: [`source`] (the text and spans) → `kdl` / `yaml` (syntax → a
 //! syntax-independent draft `Document`, shape errors) → `expand` (variables, templates, matrices,
-//! `--set`) → `analyze` (meaning: names, dependencies,
-//! platforms, paths → [`Model`]). [`limits`] holds every size and depth bound. Every error is a [`Problem`], a miette diagnostic pointing into
-//! the file; all problems of one load are returned together as [`Problems`]. This crate knows
-//! nothing of graphs of nodes, hashing or execution.
+//! `--set`) → `analyze` (meaning: names, dependencies, platforms, paths → [`Model`]); `stored`
+//! keeps the document as read between commands, for a [`DocumentStore`] the caller gives
+//! ([`load_reusing`]). [`limits`] holds every size and depth bound. Every error is a
+//! [`Problem`], a miette diagnostic pointing into the file; all problems of one load are
+//! returned together as [`Problems`]. This crate knows nothing of graphs of nodes, hashing or
+//! execution.
 
 mod analyze;
 mod compose;
@@ -21,9 +23,11 @@ mod print;
 mod reference;
 mod schema;
 mod source;
+mod stored;
 mod yaml;
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 pub use analyze::{valid_tag, valid_variable};
 pub use diagnostic::{Code, Problem, Problems, escape_controls, printable, printable_line};
@@ -43,6 +47,7 @@ pub use print::print;
 pub use reference::{dash_ref, empty_group, render_template, tag_part};
 pub use schema::{Construct, Hash, KEYS, KdlForm, Key, Kind, Need, json_schema, keys};
 pub use source::{SourceFile, Spanned, Syntax};
+pub use stored::{DocumentStore, Miss, Reuse};
 
 use diagnostic::Sink;
 
@@ -74,10 +79,47 @@ pub fn load_partial(path: &Path) -> (Option<Model>, Option<Problems>) {
 
 /// [`load_partial`], with variables and image settings overridden (`--set`, `HEPHY_VAR_*`).
 pub fn load_partial_with(path: &Path, overrides: &Overrides) -> (Option<Model>, Option<Problems>) {
-    match read_path(path) {
-        Ok((source, root)) => parse_partial(source, &root, overrides),
-        Err(problems) => (None, Some(problems)),
-    }
+    let loaded = load_reusing(path, overrides, None);
+    (loaded.model, loaded.problems)
+}
+
+/// A graph file loaded as far as it could be ([`load_partial`]), with how long each stage took
+/// and whether its document was reused.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The model, when the file could be read through.
+    pub model: Option<Model>,
+    /// The problems found.
+    pub problems: Option<Problems>,
+    /// Each stage and how long it took, in order: `read`, the parse ([`Reuse::lap`]),
+    /// `expand`, `analyze` (as far as the load got).
+    pub laps: Vec<(&'static str, Duration)>,
+    /// How the document was had.
+    pub reuse: Option<Reuse>,
+}
+
+/// [`load_partial_with`], reusing the document as read that `store` keeps for this file when
+/// its key is this file's bytes and syntax (and keeping the one parsed otherwise).
+pub fn load_reusing(path: &Path, overrides: &Overrides, store: Option<&dyn DocumentStore>) -> Loaded {
+    let mut clock = Instant::now();
+    let mut laps = Vec::with_capacity(4);
+    let mut lap = |what: &'static str, laps: &mut Vec<(&'static str, Duration)>| {
+        laps.push((what, clock.elapsed()));
+        clock = Instant::now();
+    };
+    let read = read_path(path);
+    lap("read", &mut laps);
+    let (source, root) = match read {
+        Ok(read) => read,
+        Err(problems) => return Loaded { model: None, problems: Some(problems), laps, reuse: None },
+    };
+    let mut sink = Sink::default();
+    let (document, reuse) = stored::read(&source, &mut sink, store);
+    lap(reuse.lap(), &mut laps);
+    let model =
+        document.and_then(|doc| expand_and_analyze(doc, &source, &root, overrides, &mut sink, &mut laps));
+    let problems = (!sink.is_empty()).then(|| sink.into_problems(&source));
+    Loaded { model, problems, laps, reuse: Some(reuse) }
 }
 
 /// The images of the graph file at `path` after variables, templates, matrices and
@@ -149,7 +191,7 @@ fn parse_partial(
 ) -> (Option<Model>, Option<Problems>) {
     let mut sink = Sink::default();
     let model = read_into(&source, &mut sink)
-        .and_then(|doc| expand_and_analyze(doc, &source, root, overrides, &mut sink));
+        .and_then(|doc| expand_and_analyze(doc, &source, root, overrides, &mut sink, &mut Vec::new()));
     if sink.is_empty() { (model, None) } else { (model, Some(sink.into_problems(&source))) }
 }
 
@@ -166,25 +208,30 @@ pub fn read(source: &SourceFile) -> Result<Document, Problems> {
 /// variables, templates and matrices are expanded first, with no overrides.
 pub fn lower(doc: Document, source: &SourceFile, root: &Path) -> Result<Model, Problems> {
     let mut sink = Sink::default();
-    match expand_and_analyze(doc, source, root, &Overrides::default(), &mut sink) {
+    match expand_and_analyze(doc, source, root, &Overrides::default(), &mut sink, &mut Vec::new()) {
         Some(model) if sink.is_empty() => Ok(model),
         _ => Err(sink.into_problems(source)),
     }
 }
 
-/// Expansion, then analysis; what the analyzer says again about a string expansion already
-/// found broken (an unknown `${NAME}`, one grown past its limit), or says twice about copies of one matrix image, is
-/// dropped.
+/// Expansion, then analysis (each one's time pushed on `laps`); what the analyzer says again
+/// about a string expansion already found broken (an unknown `${NAME}`, one grown past its
+/// limit), or says twice about copies of one matrix image, is dropped.
 fn expand_and_analyze(
     mut doc: Document,
     source: &SourceFile,
     root: &Path,
     overrides: &Overrides,
     sink: &mut Sink,
+    laps: &mut Vec<(&'static str, Duration)>,
 ) -> Option<Model> {
     let start = sink.len();
+    let clock = Instant::now();
     let (_, broken) = expand::expand(&mut doc, source, overrides, sink, false);
+    laps.push(("expand", clock.elapsed()));
+    let clock = Instant::now();
     let mut model = analyze::analyze(doc, source, root, sink);
+    laps.push(("analyze", clock.elapsed()));
     if let Some(model) = &mut model {
         model.overrides = overrides.clone();
     }
@@ -195,7 +242,7 @@ fn expand_and_analyze(
     model
 }
 
-fn read_into(source: &SourceFile, sink: &mut Sink) -> Option<Document> {
+pub(crate) fn read_into(source: &SourceFile, sink: &mut Sink) -> Option<Document> {
     match source.syntax() {
         Syntax::Kdl => kdl::parse(source.text(), sink),
         Syntax::Yaml => yaml::parse(source.text(), sink),

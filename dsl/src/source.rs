@@ -80,7 +80,7 @@ impl SourceFile {
 }
 
 /// A value and the bytes of the graph file it was read from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Spanned<T> {
     /// The value.
     pub value: T,

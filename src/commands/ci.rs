@@ -4,7 +4,7 @@ use std::path::Path;
 
 use hephy_dsl::{Code, Problem, Problems};
 
-use crate::commands::{emit, load};
+use crate::commands::{emit, load_in};
 use crate::{Failure, FileArg, SelectArgs, StateArg, ci};
 
 /// `hephy ci`'s flags about the pipeline it writes.
@@ -38,7 +38,7 @@ pub(crate) fn command(
                 .help("set the variables in the pipeline's environment (`HEPHY_VAR_NAME`) for the generator and every job alike"),
         )));
     }
-    let model = load(file)?;
+    let model = load_in(file, state)?;
     let graph_file = file.file.as_ref().map(|f| f.to_string_lossy().into_owned());
     let selection = select.selection();
     let options = ci::Options {

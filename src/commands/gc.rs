@@ -4,7 +4,7 @@
 use hephy_dsl::{Code, Problem, Problems};
 use hephy_stdlib::session::{Maintenance, lock_wait};
 
-use crate::commands::{graph_path, load};
+use crate::commands::{graph_path, load_in};
 use crate::{Failure, FileArg, StateArg, print, registry_gc};
 
 /// `hephy gc`: under the run lock, removes the blobs no recorded image references.
@@ -19,7 +19,7 @@ pub(crate) fn command(
     let held = Maintenance::hold(&path, state.dir.as_deref(), lock_wait(lock_timeout))?;
     let dir = &held.state_dir;
     if let Some(keep) = registry {
-        let model = load(file)?;
+        let model = load_in(file, state)?;
         print(&registry_gc::prune(&model, &held.snapshot, keep, dir)?);
         return Ok(());
     }

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use hephy_engine::State;
 
-use crate::commands::{emit, load};
+use crate::commands::{emit, load_in};
 use crate::session::Session;
 use crate::{Failure, FileArg, GraphFormat, SelectArgs, StateArg, graph_view, plan_view, session};
 
@@ -16,7 +16,7 @@ pub(crate) fn command(
     format: GraphFormat,
     output: Option<&Path>,
 ) -> Result<(), Failure> {
-    let model = load(file)?;
+    let model = load_in(file, state)?;
     let session = session::open(model, state.dir.as_deref(), &select.selection())?;
     let marks = graph_marks(&session);
     let graph = &session.graph;

@@ -4,12 +4,12 @@ use std::time::Duration;
 
 use hephy_engine::State;
 
-use crate::commands::load;
+use crate::commands::load_in;
 use crate::{Failure, FileArg, Format, StateArg, print, session, style};
 
 /// `hephy log`: the past runs.
 pub(crate) fn command(file: &FileArg, state: &StateArg, limit: usize, format: Format) -> Result<(), Failure> {
-    let model = load(file)?;
+    let model = load_in(file, state)?;
     let store = State::open(&session::state_dir(&model, state.dir.as_deref())).map_err(Failure::State)?;
     let runs = store.runs(limit).map_err(Failure::State)?;
     print(&match format {

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use hephy_dsl::{Code, Model, Problem, Problems};
 use hephy_stdlib::session::SessionError;
 
-use crate::{Failure, FileArg};
+use crate::{Failure, FileArg, StateArg};
 
 impl From<SessionError> for Failure {
     fn from(e: SessionError) -> Failure {
@@ -58,6 +58,18 @@ pub(crate) fn print(text: &str) {
 /// Finds and loads the graph file.
 pub(crate) fn load(arg: &FileArg) -> Result<Model, Failure> {
     load_path(&graph_path(arg)?, &arg.overrides()?)
+}
+
+/// Finds and loads the graph file of a command with a state folder, reusing the document as
+/// read kept there while the file is unchanged; with `HEPHY_TIMINGS=1`, each step's time on
+/// stderr.
+pub(crate) fn load_in(arg: &FileArg, state: &StateArg) -> Result<Model, Failure> {
+    let path = graph_path(arg)?;
+    let state_dir = hephy_engine::graph_state_dir(&path, state.dir.as_deref());
+    let loaded =
+        hephy_stdlib::session::load_in(&path, &arg.overrides()?, &state_dir).map_err(Failure::Input)?;
+    crate::session::show_timings(&loaded.timings);
+    Ok(loaded.model)
 }
 
 /// The graph file: `-f FILE`, or the one in the current folder.

@@ -12,13 +12,15 @@
 //! - `supply/`: the supply chain of published images: cosign keys and signatures, SBOMs
 //!   (`sbom.rs`: SPDX 2.3 from an image's layers), provenance and BuildKit's attestation layout.
 //! - `session`: the plan and run orchestration of one command over one graph file (the plan
-//!   cache's policy, the run lock, layout repair), answering in types; the CLI renders.
+//!   cache's policy, the run lock, layout repair, the document as read reused from the state
+//!   folder's `documents/`: `documents.rs`), answering in types; the CLI renders.
 //! - here: [`Stdlib`], the engine's [`Work`] for every node kind; [`check`](crate::check()) and
 //!   the Dockerfile wiring checks made before anything runs; [`Outputs`], whether recorded
 //!   outputs are still there; [`builder_identity`], which enters every node's key.
 
 mod builders;
 mod check;
+mod documents;
 mod executors;
 mod git;
 mod outputs;

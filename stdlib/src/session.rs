@@ -50,11 +50,37 @@ fn refuse_layout_links(state_dir: &Path) -> Result<(), StateError> {
 /// one answer: the builders' checks run on the model even when the language found problems,
 /// where the file could be read through.
 pub fn load(path: &Path, overrides: &Overrides) -> Result<Model, Problems> {
-    match hephy_dsl::load_partial_with(path, overrides) {
+    load_reusing(path, overrides, None).map(|loaded| loaded.model)
+}
+
+/// A graph file loaded and checked, and how long each step took.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The model.
+    pub model: Model,
+    /// Each step and how long it took, in order: the dsl's (`read`, the parse, which says
+    /// whether the document as read was reused, `expand`, `analyze`), then `check`.
+    pub timings: Vec<(&'static str, Duration)>,
+}
+
+/// [`load`], reusing the document as read that the state folder `state_dir` keeps for this
+/// graph file while the file is unchanged (and keeping it there after a parse).
+pub fn load_in(path: &Path, overrides: &Overrides, state_dir: &Path) -> Result<Loaded, Problems> {
+    load_reusing(path, overrides, Some(&crate::documents::StateDocument::new(path, state_dir)))
+}
+
+fn load_reusing(
+    path: &Path,
+    overrides: &Overrides,
+    store: Option<&dyn hephy_dsl::DocumentStore>,
+) -> Result<Loaded, Problems> {
+    let loaded = hephy_dsl::load_reusing(path, overrides, store);
+    let mut timings = loaded.laps;
+    let checking = Instant::now();
+    let answer = match (loaded.model, loaded.problems) {
         (Some(mut model), None) => {
             crate::resolve_auto(&mut model);
-            crate::check(&model)?;
-            Ok(model)
+            crate::check(&model).map(|()| model)
         }
         (Some(mut model), Some(problems)) => {
             crate::resolve_auto(&mut model);
@@ -69,7 +95,9 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Model, Problems> {
                 Problem::new(Code::Io, "the graph file could not be read"),
             )
         })),
-    }
+    };
+    timings.push(("check", checking.elapsed()));
+    answer.map(|model| Loaded { model, timings })
 }
 
 /// How long to wait for the run lock, from a number of seconds as given (anything not a
@@ -296,6 +324,12 @@ impl Project {
         &self.graph_file
     }
 
+    /// The graph loaded and checked, its document as read reused from the state folder while
+    /// the file is unchanged.
+    fn load(&self) -> Result<Loaded, SessionError> {
+        load_in(&self.graph_file, &self.overrides, &self.state_dir).map_err(SessionError::Input)
+    }
+
     /// The plan: from the stamp when it holds (the graph as written, the whole plan), else
     /// planned in full.
     pub fn plan(&self, request: &PlanRequest<'_>) -> Result<PlanAnswer, SessionError> {
@@ -320,11 +354,9 @@ impl Project {
     /// The plan made in full, without asking the stamp (for a stored answer the caller cannot
     /// show), restricted to what `request` shows.
     pub fn plan_in_full(&self, request: &PlanRequest<'_>) -> Result<Session, SessionError> {
-        let loading = Instant::now();
-        let model = load(&self.graph_file, &self.overrides).map_err(SessionError::Input)?;
-        let loaded = loading.elapsed();
-        let mut session = Session::open(model, self.state.as_deref(), &self.selection)?;
-        session.timings.insert(0, ("load", loaded));
+        let loaded = self.load()?;
+        let mut session = Session::open(loaded.model, self.state.as_deref(), &self.selection)?;
+        session.timings.splice(0..0, loaded.timings);
         if let Some(scope) = &session.scope {
             // Nodes outside the group are left out of the plan shown.
             session.plan.retain_nodes(scope);
@@ -392,12 +424,13 @@ impl Project {
                 return Ok(RunAnswer::NothingToDo { run_id, images: nothing.images });
             }
         }
-        let mut model = load(&self.graph_file, &self.overrides).map_err(SessionError::Input)?;
+        let Loaded { mut model, timings } = self.load()?;
         if request.no_push {
             model.without_registries();
         }
         let lock = RunLock::acquire(dir, request.lock_timeout)?;
         let mut session = Session::open(model, self.state.as_deref(), &self.selection)?;
+        session.timings.splice(0..0, timings);
         // Under the lock: temporaries a killed run left go, and the layout names every image
         // the state records (a damaged `index.json` is rebuilt, never truncated).
         if let Err(e) =
