@@ -276,7 +276,6 @@ const fn rows_are_sound(rows: &[ImageKeyRow]) -> bool {
     true
 }
 
-
 /// The draft's walks over the rows of `image_key_rows!` (`analyze/images.rs`): [`ImageDraft`]
 /// itself (`name`, a field per row, then the fields written where it is invoked, each of which
 /// [`ImageDraft::new`] leaves at its `Default`), the table's rows for the checks that read it,
@@ -428,7 +427,6 @@ image_key_rows!(image_draft_walks
         pub(crate) build_contexts: Vec<BuildContextDraft>,
     }
 );
-
 
 #[derive(Debug, Clone)]
 pub(crate) struct TaskDraft {
