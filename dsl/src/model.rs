@@ -258,8 +258,6 @@ pub struct Image {
     pub ko: Option<KoSettings>,
     /// How the built-in builder compresses its layers (`gzip` unless given).
     pub compression: Compression,
-    /// The size of `/dev/shm` in its build's `RUN` steps (`shm-size`), e.g. `64m`.
-    pub shm_size: Option<String>,
     /// Its labels, annotations and repository.
     pub publish: Publish,
     /// Its external named build contexts (`build-context "NAME" …`), sorted by name.
@@ -287,7 +285,6 @@ impl Image {
             secrets: Vec::new(),
             ko: None,
             compression: Compression::default(),
-            shm_size: None,
             publish: Publish::default(),
             build_contexts: Vec::new(),
             plain: BTreeMap::new(),

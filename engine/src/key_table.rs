@@ -32,7 +32,6 @@ fn samples(key: &Key) -> Option<(String, String)> {
         "dockerfile" => with(ctx, "Dockerfile", "Dockerfile.other"),
         "builder" => with(ctx, "buildah", "kaniko"),
         "timeout" => with(ctx, "1h", "2h"),
-        "shm-size" => with(ctx, "64m", "1g"),
         "secrets" => with(ctx, "[S1]", "[S2]"),
         "target" => with(ctx, "a", "b"),
         "targets" => with(ctx, "[a]", "[b]"),

@@ -79,10 +79,7 @@ macro_rules! image_key_rows {
                     meaning "stop and fail a build that runs longer",
                 repository = "repository" [Tail 2 yaml 3, listed 21]
                     lower Own(lower_repository) hash Destination
-                    meaning "the template of this image's repository, instead of naming's",
-                shm_size = "shm-size" [Tail 4, listed 27]
-                    lower Own(lower_shm_size) hash Put(key_shm_size)
-                    meaning "the size of `/dev/shm` in its build's `RUN` steps, e.g. `64m`";
+                    meaning "the template of this image's repository, instead of naming's";
             lists:
                 targets = "targets" [Head 7, set 8, listed 9]
                     lower Own(lower_targets) hash Nodes
@@ -352,31 +349,6 @@ impl Analyzer<'_> {
         image.publish.repository = value.map(|r| self.template(r, &[]));
     }
 
-    /// `shm-size`: a whole number of bytes with a unit (`b`, `k`, `m` or `g`), more than none.
-    fn lower_shm_size(
-        &mut self,
-        value: Option<&Text>,
-        _: &ImageDraft,
-        _: &ImageDefaults<'_>,
-        image: &mut Image,
-    ) {
-        image.shm_size = value.and_then(|size| {
-            let text = size.value.to_ascii_lowercase();
-            let digits = text.trim_end_matches(['b', 'k', 'm', 'g']);
-            let unit = &text[digits.len()..];
-            if unit.len() == 1 && digits.parse::<u64>().is_ok_and(|n| n > 0) {
-                Some(text)
-            } else {
-                self.sink.push(
-                    Problem::new(Code::InvalidValue, format!("`{}` is not a size", size.value))
-                        .label(size.span, "expected a number and a unit")
-                        .help("write it like `64m` or `1g`"),
-                );
-                None
-            }
-        });
-    }
-
     /// `targets`: each a name, listed once.
     fn lower_targets(&mut self, values: &[Text], _: &ImageDraft, _: &ImageDefaults<'_>, image: &mut Image) {
         let mut targets: Vec<String> = Vec::new();
@@ -520,12 +492,5 @@ fn key_git<'a>(image: &'a Image, node: ImageNode, put: Put<'_, 'a>) {
 fn key_compression<'a>(image: &'a Image, node: ImageNode, put: Put<'_, 'a>) {
     if node == ImageNode::Build && image.compression != Compression::Gzip {
         put("compression", image.compression.name());
-    }
-}
-
-/// `shm-size`, in each build's key when written.
-fn key_shm_size<'a>(image: &'a Image, node: ImageNode, put: Put<'_, 'a>) {
-    if let (ImageNode::Build, Some(size)) = (node, &image.shm_size) {
-        put("shm-size", size);
     }
 }

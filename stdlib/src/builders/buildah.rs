@@ -278,9 +278,6 @@ impl Buildah {
             let cache = crate::registry::records::repository(registry);
             command.arg("--layers").arg("--cache-from").arg(&cache).arg("--cache-to").arg(&cache);
         }
-        if let Some(size) = &image.shm_size {
-            command.arg("--shm-size").arg(size);
-        }
         command.arg("-f").arg(context.join(&image.dockerfile));
         if let Some(target) = &node.target {
             command.arg("--target").arg(target);
