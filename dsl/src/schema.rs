@@ -235,8 +235,8 @@ const fn expanded(key: Key) -> Key {
 use Construct as C;
 use Kind as K;
 
-/// Every key of the language, one row each: [`WRITTEN`] with the image key table's rows
-/// placed among the image's keys.
+/// Every key of the language, one row each: the rows written in `schema.rs`, with the image
+/// key table's rows (`image_key_rows!` in `analyze/images.rs`) placed among the image's keys.
 pub const KEYS: &[Key] = &keys_with_the_image_table();
 
 /// The rows of the language's keys written here: all but the image key table's.
