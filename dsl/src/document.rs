@@ -8,6 +8,7 @@
 use miette::SourceSpan;
 use serde::{Deserialize, Serialize};
 
+use crate::analyze::image_key_rows;
 use crate::source::{Spanned, Syntax};
 
 pub(crate) type Text = Spanned<String>;
@@ -82,42 +83,6 @@ impl ExecutorDraft {
             kubernetes: None,
         }
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ImageDraft {
-    pub(crate) name: Text,
-    pub(crate) context: Option<Text>,
-    pub(crate) git: Option<Text>,
-    pub(crate) git_ref: Option<Text>,
-    pub(crate) dockerfile: Option<Text>,
-    pub(crate) builder: Option<Text>,
-    pub(crate) timeout: Option<Text>,
-    pub(crate) compression: Option<Text>,
-    pub(crate) targets: Vec<Text>,
-    pub(crate) args: Vec<(Text, Text)>,
-    pub(crate) platforms: Option<Vec<Text>>,
-    pub(crate) tags: Vec<Text>,
-    pub(crate) secrets: Vec<Text>,
-    pub(crate) deps: Vec<DependencyDraft>,
-    /// `ko import-path=… base-image=… ldflags=…` (KDL) / `ko: {…}` (YAML).
-    pub(crate) ko: Option<KoDraft>,
-    /// `ko-env NAME="VALUE"…` / `ko-env: {NAME: VALUE}`.
-    pub(crate) ko_env: Vec<(Text, Text)>,
-    /// `labels`, `annotations`, `repository` of the image.
-    pub(crate) labels: Vec<(Text, Text)>,
-    pub(crate) annotations: Vec<(Text, Text)>,
-    pub(crate) repository: Option<Text>,
-    pub(crate) mirrors: Vec<Text>,
-    /// `sign key="…"`, `sbom`, `provenance` of the image.
-    pub(crate) supply: SupplyDraft,
-    /// `inherits "a" "b"` / `inherits: [a, b]`: templates, in order.
-    pub(crate) inherits: Vec<Text>,
-    /// `matrix { KEY "v1" "v2" }` / `matrix: {KEY: [v1, v2]}`.
-    pub(crate) matrix: Option<MatrixDraft>,
-    /// `build-context "NAME" image=…` / `build-contexts: {NAME: {image: …}}`: external named
-    /// contexts, in the order written.
-    pub(crate) build_contexts: Vec<BuildContextDraft>,
 }
 
 /// `build-context "NAME" image="…" | path="…" | git="…" [ref="…"] [dir="…"] | oci-layout="…" ref="…"`
@@ -211,9 +176,9 @@ pub(crate) enum Lowering {
     Plain,
 }
 
-/// How an image key of `image_key_rows!` enters the build key (its `hash` column). The
-/// language's table ([`crate::schema::KEYS`]) says whether it does; this says who puts it
-/// there, and a test holds the two to each other.
+/// How an image key of `image_key_rows!` enters the build key (its `hash` column): who puts it
+/// there. The same column makes the key's row of the language's table
+/// ([`crate::schema::KEYS`]): `Unhashed("why")` its `Hash::Unhashed("why")`, any other `Hashed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Keyed {
     /// `Put(FUNCTION)`: its function (`analyze/images.rs`) puts settings made from the lowered
@@ -233,7 +198,7 @@ pub(crate) enum Keyed {
     /// `Destination`: where the nodes that push put their results; the engine puts it with
     /// the registry, in the keys of the nodes that push only.
     Destination,
-    /// `Unhashed`: in no key (the table's `Hash::Unhashed` says why).
+    /// `Unhashed("why")`: in no key, for the reason given.
     Unhashed,
 }
 
@@ -262,6 +227,9 @@ macro_rules! lowering {
 macro_rules! keyed {
     (Put($function:ident)) => {
         Keyed::Put
+    };
+    (Unhashed($why:literal)) => {
+        Keyed::Unhashed
     };
     ($other:ident) => {
         Keyed::$other
@@ -309,69 +277,45 @@ const fn rows_are_sound(rows: &[ImageKeyRow]) -> bool {
     true
 }
 
-/// The image keys that hold one text or a list of texts, one row each:
-///
-/// `field = "key" [PLACE POSITION (yaml POSITION)? (, set POSITION)?] lower LOWERING hash KEYED`
-///
-/// Every walk over these keys takes them from here, in the rows' order, and no other code
-/// lists them: the draft's walks (expansion's visitor, its merge of templates, its count of
-/// strings, `hephy show`'s fields, `--set`; `image_draft_walks!`), both printers
-/// ([`ImageDraft::printed`]: at their [`Place`], by position; `yaml` gives YAML's where it
-/// differs from KDL's), `--set` (`set` makes the key a field of `--set image.NAME.FIELD=VALUE`,
-/// at that position in its list: [`crate::expand::SETTABLE`]), the analyzer's lowering
-/// (`lower`, a [`Lowering`]: the generated `Analyzer::lower_image_keys` calls each `Own`
-/// function in the rows' order, so a row comes after the rows its function reads from the
-/// [`crate::Image`]: `builder` before `dockerfile` before the source, `compression` after
-/// `builder`) and the build key (`hash`, a [`Keyed`]: the generated
-/// [`crate::Image::key_settings`] calls each `Put` function; the engine calls it for an
-/// image's builds and its index).
-///
-/// Adding an image key with its own checks is: (1) its row here and its field in
-/// [`ImageDraft`] (and [`ImageDraft::new`]); (2) its row in [`crate::schema::KEYS`] (kind,
-/// meaning, `Hashed` or `Unhashed(why)`), SPEC.md's line, `docs/hephy.schema.json` made again
-/// by `hephy schema`; (3) in `analyze/images.rs`, its
-/// lowering function `lower_KEY(&mut self, value, draft, defaults, image)` (value:
-/// `Option<&Text>`, or `&[Text]` for a list) and, for `Put`, its key function
-/// `key_KEY(image, node, put)`, beside the others, and its field in [`crate::Image`]; (4) the
-/// builder that reads it. A plain key (`lower Plain hash Written`) needs no functions and no
-/// field: it is lowered into [`crate::Image::plain`], which is hashed whole. The engine's
-/// `key_table` test plans two graphs per key and names one whose `hash` column does not do
-/// what the table's row says (a key whose checks refuse the generic sample values of its kind,
-/// `a` and `b`, is named there too, and gets a pair of its own in its `samples`).
-///
-/// The macro hands the rows to `$walk!`, a macro of the module that makes something of them
-/// (the rows are written once, here; each walk matches the whole row and uses its columns).
-macro_rules! image_key_rows {
-    ($walk:ident) => {
-        $walk! {
-            texts:
-                builder = "builder" [Head 0, set 4] lower Own(lower_builder) hash Identity,
-                dockerfile = "dockerfile" [Head 4, set 1] lower Own(lower_dockerfile) hash Put(key_dockerfile),
-                context = "context" [Head 3, set 0] lower Own(lower_source) hash Put(key_context),
-                git = "git" [Head 1, set 2] lower With("context") hash Put(key_git),
-                git_ref = "ref" [Head 2, set 3] lower With("context") hash Resolved,
-                compression = "compression" [Head 6, set 6] lower Own(lower_compression) hash Put(key_compression),
-                timeout = "timeout" [Head 5, set 5] lower Own(lower_timeout) hash Unhashed,
-                repository = "repository" [Tail 2 yaml 3] lower Own(lower_repository) hash Destination;
-            lists:
-                targets = "targets" [Head 7, set 8] lower Own(lower_targets) hash Nodes,
-                tags = "tags" [Tail 0, set 10] lower Own(lower_tags) hash Nodes,
-                secrets = "secrets" [Tail 1, set 11] lower Own(lower_secrets) hash Resolved,
-                mirrors = "mirrors" [Tail 3 yaml 2] lower Own(lower_mirrors) hash Destination;
-        }
-    };
-}
-pub(crate) use image_key_rows;
-
-/// The draft's walks over the rows of `image_key_rows!` (the `lower` and `hash` columns are
-/// the analyzer's: `analyze/images.rs`).
+/// The draft's walks over the rows of `image_key_rows!` (`analyze/images.rs`): [`ImageDraft`]
+/// itself (`name`, a field per row, then the fields written where it is invoked, each of which
+/// [`ImageDraft::new`] leaves at its `Default`), the table's rows for the checks that read it,
+/// and the walks over the draft's keys (the `lower` and `hash` columns are the analyzer's).
 macro_rules! image_draft_walks {
     (
-        texts: $($text:ident = $text_key:literal [$text_place:ident $text_at:literal $(yaml $text_yaml:literal)? $(, set $text_set:literal)?]
-            lower $text_lower:ident $(($text_lower_by:tt))? hash $text_hash:ident $(($text_hash_by:tt))?),+ ;
-        lists: $($list:ident = $list_key:literal [$list_place:ident $list_at:literal $(yaml $list_yaml:literal)? $(, set $list_set:literal)?]
-            lower $list_lower:ident $(($list_lower_by:tt))? hash $list_hash:ident $(($list_hash_by:tt))?),+ $(;)?
+        $(#[$meta:meta])*
+        pub struct ImageDraft {
+            pub(crate) name: Text,
+            $($(#[$field_meta:meta])* pub(crate) $field:ident: $field_type:ty,)+
+        }
+        texts: $($text:ident = $text_key:literal $(kdl $text_kdl:ident)?
+            [$text_place:ident $text_at:literal $(yaml $text_yaml:literal)? $(, set $text_set:literal)?, listed $text_listed:literal]
+            lower $text_lower:ident $(($text_lower_by:tt))? hash $text_hash:ident $(($text_hash_by:tt))?
+            meaning $text_meaning:literal),+ ;
+        lists: $($list:ident = $list_key:literal $(kdl $list_kdl:ident)?
+            [$list_place:ident $list_at:literal $(yaml $list_yaml:literal)? $(, set $list_set:literal)?, listed $list_listed:literal]
+            lower $list_lower:ident $(($list_lower_by:tt))? hash $list_hash:ident $(($list_hash_by:tt))?
+            meaning $list_meaning:literal),+ $(;)?
     ) => {
+        $(#[$meta])*
+        pub struct ImageDraft {
+            pub(crate) name: Text,
+            $(#[doc = concat!("`", $text_key, "`: ", $text_meaning, ".")] pub(crate) $text: Option<Text>,)+
+            $(#[doc = concat!("`", $list_key, "`: ", $list_meaning, ".")] pub(crate) $list: Vec<Text>,)+
+            $($(#[$field_meta])* pub(crate) $field: $field_type,)+
+        }
+
+        impl ImageDraft {
+            pub(crate) fn new(name: Text) -> ImageDraft {
+                ImageDraft {
+                    name,
+                    $($text: None,)+
+                    $($list: Vec::new(),)+
+                    $($field: Default::default(),)+
+                }
+            }
+        }
+
         /// Every row, texts then lists, in table order.
         pub(crate) const IMAGE_KEY_ROWS: &[ImageKeyRow] = &[
             $(ImageKeyRow {
@@ -454,38 +398,36 @@ macro_rules! image_draft_walks {
     };
 }
 
-image_key_rows!(image_draft_walks);
-
-impl ImageDraft {
-    pub(crate) fn new(name: Text) -> ImageDraft {
-        ImageDraft {
-            name,
-            context: None,
-            git: None,
-            git_ref: None,
-            dockerfile: None,
-            builder: None,
-            timeout: None,
-            compression: None,
-            secrets: Vec::new(),
-            targets: Vec::new(),
-            args: Vec::new(),
-            platforms: None,
-            tags: Vec::new(),
-            deps: Vec::new(),
-            ko: None,
-            ko_env: Vec::new(),
-            labels: Vec::new(),
-            annotations: Vec::new(),
-            repository: None,
-            mirrors: Vec::new(),
-            supply: SupplyDraft::default(),
-            inherits: Vec::new(),
-            matrix: None,
-            build_contexts: Vec::new(),
-        }
+// The image draft: the fields of the image key table's rows (`image_key_rows!` in
+// `analyze/images.rs`) come after `name`, then the fields written here; `ImageDraft::new`
+// leaves every field but `name` empty (its `Default`).
+image_key_rows!(image_draft_walks
+    /// An image as written: its name, the keys of the image key table (`image_key_rows!`: an
+    /// `Option<Text>` for a key of one text, a `Vec<Text>` for a list), then the others.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct ImageDraft {
+        pub(crate) name: Text,
+        pub(crate) args: Vec<(Text, Text)>,
+        pub(crate) platforms: Option<Vec<Text>>,
+        pub(crate) deps: Vec<DependencyDraft>,
+        /// `ko import-path=… base-image=… ldflags=…` (KDL) / `ko: {…}` (YAML).
+        pub(crate) ko: Option<KoDraft>,
+        /// `ko-env NAME="VALUE"…` / `ko-env: {NAME: VALUE}`.
+        pub(crate) ko_env: Vec<(Text, Text)>,
+        /// `labels`, `annotations` of the image.
+        pub(crate) labels: Vec<(Text, Text)>,
+        pub(crate) annotations: Vec<(Text, Text)>,
+        /// `sign key="…"`, `sbom`, `provenance` of the image.
+        pub(crate) supply: SupplyDraft,
+        /// `inherits "a" "b"` / `inherits: [a, b]`: templates, in order.
+        pub(crate) inherits: Vec<Text>,
+        /// `matrix { KEY "v1" "v2" }` / `matrix: {KEY: [v1, v2]}`.
+        pub(crate) matrix: Option<MatrixDraft>,
+        /// `build-context "NAME" image=…` / `build-contexts: {NAME: {image: …}}`: external named
+        /// contexts, in the order written.
+        pub(crate) build_contexts: Vec<BuildContextDraft>,
     }
-}
+);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct TaskDraft {

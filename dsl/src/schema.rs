@@ -4,7 +4,9 @@
 //! Both front-ends take their lists of allowed keys (and so their "did you mean" suggestions)
 //! from [`keys`]; `hephy schema` renders the YAML half as a JSON Schema ([`json_schema`]); a
 //! test checks that SPEC.md names every key. Adding a key is one row in [`KEYS`] (and the
-//! reading of its value in `kdl.rs` / `yaml.rs`). This module checks no values itself.
+//! reading of its value in `kdl.rs` / `yaml.rs`), or for an image key of one text or a list,
+//! its row in the image key table (`image_key_rows!` in `analyze/images.rs`), which makes its
+//! row here. This module checks no values itself.
 
 use std::sync::LazyLock;
 
@@ -233,8 +235,12 @@ const fn expanded(key: Key) -> Key {
 use Construct as C;
 use Kind as K;
 
-/// Every key of the language, one row each.
-pub const KEYS: &[Key] = &[
+/// Every key of the language, one row each: the rows written in `schema.rs`, with the image
+/// key table's rows (`image_key_rows!` in `analyze/images.rs`) placed among the image's keys.
+pub const KEYS: &[Key] = &keys_with_the_image_table();
+
+/// The rows of the language's keys written here: all but the image key table's.
+const WRITTEN: &[Key] = &[
     // The top level.
     key(C::Graph, "registry", K::Text, "where images are pushed: `host[:port][/path]`, no scheme"),
     key(C::Graph, "naming", K::Block(C::Naming), "how pushed images are named"),
@@ -368,31 +374,13 @@ pub const KEYS: &[Key] = &[
         need(key(C::Secret, "file", K::Text, "read it from this file"), Need::OneOf),
         "where the value is read from; the value's fingerprint is hashed",
     ),
-    // An image.
-    // `context` or `git` must be given, by the image or a template it inherits (checked after
-    // expansion, so neither is required here).
-    key(C::Image, "context", K::Text, "the build context folder"),
-    key(C::Image, "compression", K::Text, "layer compression of the `oci` builder: `gzip` or `zstd`"),
-    key(C::Image, "git", K::Text, "build from this git repository"),
-    spelled(
-        C::Image,
-        None,
-        Some("ref"),
-        K::Text,
-        "the branch, tag or commit of `git` (KDL: `git \"URL\" ref=\"…\"`)",
-    ),
-    key(C::Image, "dockerfile", K::Text, "the Dockerfile, relative to the context"),
-    key(C::Image, "builder", K::Text, "this image's builder"),
-    unhashed(
-        key(C::Image, "timeout", K::Text, "stop and fail a build that runs longer"),
-        "how long a build may run changes nothing it makes",
-    ),
-    key(C::Image, "secrets", K::Texts, "secrets mounted into the build"),
+    // An image: the keys of one text or a list are the image key table's (`image_key_rows!` in
+    // `analyze/images.rs`), placed among these at their `listed` positions. `context` or `git`
+    // must be given, by the image or a template it inherits (checked after expansion, so
+    // neither is required).
     key(C::Image, "target", K::Text, "the Dockerfile stage to build"),
-    key(C::Image, "targets", K::Texts, "several stages, each its own image"),
     key(C::Image, "args", K::Pairs, "build args"),
     key(C::Image, "platforms", K::Texts, "the platforms to build for"),
-    key(C::Image, "tags", K::Texts, "extra tags of the finished image"),
     key(C::Image, "from", K::Dependencies(C::From), "images built first whose reference is passed in"),
     key(C::Image, "after", K::Texts, "images or tasks built first, nothing passed"),
     key(C::Image, "ko", K::Block(C::Ko), "the `ko` builder's settings"),
@@ -401,8 +389,6 @@ pub const KEYS: &[Key] = &[
     expanded(key(C::Image, "matrix", K::NamedLists, "one copy for each combination of these values")),
     key(C::Image, "labels", K::Metadata, "labels of this image's config, over the graph's"),
     key(C::Image, "annotations", K::Metadata, "OCI annotations of its manifests and index, over the graph's"),
-    key(C::Image, "repository", K::Text, "the template of this image's repository, instead of naming's"),
-    key(C::Image, "mirrors", K::Texts, "the registries it is also pushed to, instead of the graph's"),
     spelled(
         C::Image,
         Some("build-context"),
@@ -479,6 +465,115 @@ pub const KEYS: &[Key] = &[
         Need::Required,
     ),
 ];
+
+/// The spelling of an image key of the table in KDL: its YAML key, or `None`.
+macro_rules! kdl_spelling {
+    ($key:literal) => {
+        Some($key)
+    };
+    ($key:literal, None) => {
+        None
+    };
+}
+
+/// Whether an image key of the table goes into the build key, from its `hash` column.
+macro_rules! hash_of {
+    (Unhashed($why:literal)) => {
+        Hash::Unhashed($why)
+    };
+    ($($other:tt)*) => {
+        Hash::Hashed
+    };
+}
+
+/// The image key table's walk of this module: each row's [`Key`], with its `listed` position.
+macro_rules! image_table_keys {
+    (
+        texts: $($text:ident = $text_key:literal $(kdl $text_kdl:ident)?
+            [$text_place:ident $text_at:literal $(yaml $text_yaml:literal)? $(, set $text_set:literal)?, listed $text_listed:literal]
+            lower $text_lower:ident $(($text_lower_by:tt))? hash $text_hash:ident $(($text_hash_by:tt))?
+            meaning $text_meaning:literal),+ ;
+        lists: $($list:ident = $list_key:literal $(kdl $list_kdl:ident)?
+            [$list_place:ident $list_at:literal $(yaml $list_yaml:literal)? $(, set $list_set:literal)?, listed $list_listed:literal]
+            lower $list_lower:ident $(($list_lower_by:tt))? hash $list_hash:ident $(($list_hash_by:tt))?
+            meaning $list_meaning:literal),+ $(;)?
+    ) => {
+        /// The image key table's rows as the language's keys, each with its position among
+        /// the image's keys.
+        const TABLE: &[(usize, Key)] = &[
+            $(($text_listed, Key {
+                construct: C::Image,
+                kdl: kdl_spelling!($text_key $(, $text_kdl)?),
+                yaml: Some($text_key),
+                kind: K::Text,
+                need: Need::Optional,
+                meaning: $text_meaning,
+                hash: hash_of!($text_hash $(($text_hash_by))?),
+            }),)+
+            $(($list_listed, Key {
+                construct: C::Image,
+                kdl: kdl_spelling!($list_key $(, $list_kdl)?),
+                yaml: Some($list_key),
+                kind: K::Texts,
+                need: Need::Optional,
+                meaning: $list_meaning,
+                hash: hash_of!($list_hash $(($list_hash_by))?),
+            }),)+
+        ];
+    };
+}
+
+crate::analyze::image_key_rows!(image_table_keys);
+
+/// [`WRITTEN`] with the rows of [`TABLE`] among its image keys, each at its `listed` position
+/// (counted from the first image key; the written image keys fill the places left, in their
+/// order). Fails to compile when two rows are listed at one place, or one past the image's keys.
+const fn keys_with_the_image_table() -> [Key; WRITTEN.len() + TABLE.len()] {
+    let mut all = [WRITTEN[0]; WRITTEN.len() + TABLE.len()];
+    let (mut written, mut at) = (0, 0);
+    // The keys before the image's.
+    while written < WRITTEN.len() && !matches!(WRITTEN[written].construct, Construct::Image) {
+        all[at] = WRITTEN[written];
+        (written, at) = (written + 1, at + 1);
+    }
+    // The image's keys: at each place, the table's row listed there, or the next written one.
+    let mut place = 0;
+    let mut placed = 0;
+    loop {
+        let mut found = None;
+        let mut row = 0;
+        while row < TABLE.len() {
+            if TABLE[row].0 == place {
+                assert!(found.is_none(), "two rows of `image_key_rows!` are `listed` at one place");
+                found = Some(TABLE[row].1);
+            }
+            row += 1;
+        }
+        match found {
+            Some(key) => {
+                all[at] = key;
+                placed += 1;
+            }
+            None if written < WRITTEN.len() && matches!(WRITTEN[written].construct, Construct::Image) => {
+                all[at] = WRITTEN[written];
+                written += 1;
+            }
+            None => break,
+        }
+        (place, at) = (place + 1, at + 1);
+    }
+    assert!(placed == TABLE.len(), "a row of `image_key_rows!` is `listed` past the image's keys");
+    // The keys after the image's.
+    while written < WRITTEN.len() {
+        assert!(
+            !matches!(WRITTEN[written].construct, Construct::Image),
+            "the image's written keys are not together"
+        );
+        all[at] = WRITTEN[written];
+        (written, at) = (written + 1, at + 1);
+    }
+    all
+}
 
 /// Each construct's keys (in the order of [`Construct::ALL`]): KDL's, then YAML's.
 type Lists = Vec<[Vec<&'static str>; 2]>;

@@ -19,10 +19,20 @@ use crate::source::{SourceFile, Syntax};
 /// The version of the entry's format: raise it when [`Document`] or a type in it changes shape,
 /// or the parsers make another document of the same bytes (`the_format_is_pinned` fails then;
 /// the crate's version is in the key too, so a release always starts afresh).
-pub(crate) const FORMAT: u32 = 1;
+pub(crate) const FORMAT: u32 = 2;
 
 /// What every entry starts with.
 const MAGIC: &[u8] = b"hephy document\n";
+
+/// The rows of the image key table as written: they make [`crate::document::ImageDraft`]'s
+/// fields, so they are in every entry's key, and a new key (or any change to a row) leaves the
+/// old entries stale without a [`FORMAT`] raise.
+macro_rules! rows_source {
+    ($($rows:tt)*) => {
+        const IMAGE_KEY_ROWS: &str = stringify!($($rows)*);
+    };
+}
+crate::analyze::image_key_rows!(rows_source);
 
 /// Where the document read from one graph file is kept between commands: its bytes only (their
 /// format and key are this module's).
@@ -102,12 +112,14 @@ pub(crate) fn read(
     (document, Reuse::Parsed(miss))
 }
 
-/// The key of `source`'s document: blake3 of the format, this crate's version, the syntax and
-/// the text.
+/// The key of `source`'s document: blake3 of the format, this crate's version, the image key
+/// table's rows, the syntax and the text.
 fn key(source: &SourceFile) -> blake3::Hash {
     let mut hasher = blake3::Hasher::new();
     hasher.update(&FORMAT.to_le_bytes());
     hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
+    hasher.update(&[0]);
+    hasher.update(IMAGE_KEY_ROWS.as_bytes());
     hasher.update(&[0]);
     hasher.update(match source.syntax() {
         Syntax::Kdl => b"kdl",
@@ -215,9 +227,12 @@ mod tests {
     /// The encoding of the documents of `every-key.kdl` and `every-key.yaml`, pinned: a draft
     /// type that changes shape, or a parser that makes another document of the same bytes (its
     /// own code, or a dependency's), would otherwise decode old entries of this hephy version
-    /// into the wrong document. When this fails, raise [`FORMAT`] and pin the new digest.
+    /// into the wrong document. When this fails, raise [`FORMAT`] and pin the new digest; when
+    /// the image key table's rows changed (a new key), only pin both again: the rows are in
+    /// every entry's key already.
     #[test]
     fn the_format_is_pinned() {
+        let rows = blake3::hash(IMAGE_KEY_ROWS.as_bytes()).to_hex();
         let mut hasher = blake3::Hasher::new();
         for (name, syntax, text) in [
             ("every-key.kdl", Syntax::Kdl, include_str!("../tests/good/every-key.kdl")),
@@ -226,9 +241,16 @@ mod tests {
             let document = crate::read(&SourceFile::new(name, syntax, text)).expect("a good graph reads");
             hasher.update(&postcard::to_stdvec(&document).expect("encodes"));
         }
+        let pinned_rows = "c819f86bee5ebb16973104324ec67f9471f08dcd3311d674965a3a87bdf7c507";
+        let digest = hasher.finalize().to_hex();
+        assert!(
+            rows.as_str() == pinned_rows,
+            "the image key table's rows changed (they are in every entry's key): pin their hash \
+             `{rows}` and the document's digest `{digest}` here, and leave `FORMAT` as it is"
+        );
         assert_eq!(
-            (FORMAT, hasher.finalize().to_hex().as_str()),
-            (1, "dbbed25b12237ce93a09f57b9edab8a2ae7d1fca158db579199de077f2cf1e22"),
+            (FORMAT, digest.as_str()),
+            (2, "bef3b3330ea69ecd3a21865294204ff1b87df068d05b017978f2756749bd30ba"),
             "the document as read changed: raise `FORMAT` and pin the new digest here"
         );
     }

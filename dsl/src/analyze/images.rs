@@ -1,8 +1,7 @@
-//! Images: the lowering of an image's keys into an [`Image`], and the settings each key puts
-//! into the build keys of the image's nodes. The keys of the language's image key table
-//! (`image_key_rows!` in `document.rs`) are walked from its rows: each names its lowering
-//! function and its key function here; the others (args, platforms, ko, …) are lowered in
-//! `Analyzer::image`.
+//! Images: the image key table (`image_key_rows!`: the keys of one text or a list, each with
+//! its draft field, its row in the language's table, its printing, its lowering and its part
+//! in the build key), each key's lowering function and key function beside it, and the
+//! lowering of the other keys (args, platforms, ko, …) in `Analyzer::image`.
 
 use super::*;
 
@@ -14,6 +13,92 @@ pub(super) struct ImageDefaults<'d> {
     pub(super) timeout: Option<std::time::Duration>,
     pub(super) secrets: &'d [Secret],
 }
+
+/// The image keys that hold one text or a list of texts, one row each:
+///
+/// `field = "key" (kdl None)? [PLACE POSITION (yaml POSITION)? (, set POSITION)?, listed POSITION]
+/// lower LOWERING hash KEYED meaning "…"`
+///
+/// Every walk over these keys takes them from here, in the rows' order, and no other code
+/// lists them: the draft's fields (`field`: an `Option<Text>` for a text, a `Vec<Text>` for a
+/// list, empty in [`ImageDraft::new`]) and its walks (expansion's visitor, its merge of
+/// templates, its count of strings, `hephy show`'s fields, `--set`; `image_draft_walks!` in
+/// `document.rs`), both printers ([`ImageDraft::printed`]: at their `Place`, by position; `yaml`
+/// gives YAML's where it differs from KDL's), `--set` (`set` makes the key a field of
+/// `--set image.NAME.FIELD=VALUE`, at that position in its list: [`crate::expand::SETTABLE`]),
+/// the language's table ([`crate::schema::KEYS`]: the image's key spelled `"key"` in both
+/// syntaxes, or in YAML only with `kdl None`, of kind `Text` or `Texts`, with its `meaning`;
+/// `listed` is its position among the image's keys there, which is the order the front-ends
+/// name them in), the analyzer's lowering (`lower`, a `Lowering`: the generated
+/// `Analyzer::lower_image_keys` calls each `Own` function in the rows' order, so a row comes
+/// after the rows its function reads from the [`Image`]: `builder` before `dockerfile` before
+/// the source, `compression` after `builder`) and the build key (`hash`, a `Keyed`: the
+/// generated [`Image::key_settings`] calls each `Put` function; the engine calls it for an
+/// image's builds and its index; `Unhashed("why")` makes the table's row
+/// `Hash::Unhashed("why")`, any other `Hash::Hashed`).
+///
+/// Adding an image key with its own checks touches three files of code: (1) here, its row,
+/// its lowering function `lower_KEY(&mut self, value, draft, defaults, image)` (value:
+/// `Option<&Text>`, or `&[Text]` for a list) beside the others and, for `Put`, its key
+/// function `key_KEY(image, node, put)`; (2) its field in [`Image`] (`model.rs`) and its
+/// value in `Image::unset`; (3) the builder that reads it. Besides, SPEC.md's line and
+/// `docs/hephy.schema.json` made again by `hephy schema`. A plain key (`lower Plain hash
+/// Written`) is its row alone: it is lowered into [`Image::plain`], which is hashed whole.
+/// The engine's `key_table` test plans two graphs per key and names one whose `hash` column
+/// does not do what the row says (a key whose checks refuse the generic sample values of its
+/// kind, `a` and `b`, is named there too, and gets a pair of its own in its `samples`). The
+/// rows are in the key of every stored document (`stored.rs`), so a stored document of the old
+/// rows is never reused; `stored.rs`'s pinned-format test asks for the rows' new hash.
+///
+/// The macro hands the rows to `$walk!`, a macro of the module that makes something of them,
+/// after the tokens given after `$walk` (the rows are written once, here; each walk matches
+/// the whole row and uses its columns).
+macro_rules! image_key_rows {
+    ($walk:ident $($before:tt)*) => {
+        $walk! {
+            $($before)*
+            texts:
+                builder = "builder" [Head 0, set 4, listed 5]
+                    lower Own(lower_builder) hash Identity
+                    meaning "this image's builder",
+                dockerfile = "dockerfile" [Head 4, set 1, listed 4]
+                    lower Own(lower_dockerfile) hash Put(key_dockerfile)
+                    meaning "the Dockerfile, relative to the context",
+                context = "context" [Head 3, set 0, listed 0]
+                    lower Own(lower_source) hash Put(key_context)
+                    meaning "the build context folder",
+                git = "git" [Head 1, set 2, listed 2]
+                    lower With("context") hash Put(key_git)
+                    meaning "build from this git repository",
+                git_ref = "ref" kdl None [Head 2, set 3, listed 3]
+                    lower With("context") hash Resolved
+                    meaning "the branch, tag or commit of `git` (KDL: `git \"URL\" ref=\"…\"`)",
+                compression = "compression" [Head 6, set 6, listed 1]
+                    lower Own(lower_compression) hash Put(key_compression)
+                    meaning "layer compression of the `oci` builder: `gzip` or `zstd`",
+                timeout = "timeout" [Head 5, set 5, listed 6]
+                    lower Own(lower_timeout) hash Unhashed("how long a build may run changes nothing it makes")
+                    meaning "stop and fail a build that runs longer",
+                repository = "repository" [Tail 2 yaml 3, listed 21]
+                    lower Own(lower_repository) hash Destination
+                    meaning "the template of this image's repository, instead of naming's";
+            lists:
+                targets = "targets" [Head 7, set 8, listed 9]
+                    lower Own(lower_targets) hash Nodes
+                    meaning "several stages, each its own image",
+                tags = "tags" [Tail 0, set 10, listed 12]
+                    lower Own(lower_tags) hash Nodes
+                    meaning "extra tags of the finished image",
+                secrets = "secrets" [Tail 1, set 11, listed 7]
+                    lower Own(lower_secrets) hash Resolved
+                    meaning "secrets mounted into the build",
+                mirrors = "mirrors" [Tail 3 yaml 2, listed 22]
+                    lower Own(lower_mirrors) hash Destination
+                    meaning "the registries it is also pushed to, instead of the graph's";
+        }
+    };
+}
+pub(crate) use image_key_rows;
 
 /// One row's lowering: its `Own` function, called with the key's value whether written or not
 /// (keys lowered `With` another and `Plain` keys have none).
@@ -32,14 +117,18 @@ macro_rules! key_row {
     ($image:ident, $node:ident, $put:ident, $($other:tt)*) => {};
 }
 
-/// The analyzer's walks over the rows of `image_key_rows!` (`document.rs`): the lowering of
+/// The analyzer's walks over the rows of `image_key_rows!`: the lowering of
 /// each key (its `lower` column) and its settings in the build key (its `hash` column).
 macro_rules! image_lowering {
     (
-        texts: $($text:ident = $text_key:literal [$text_place:ident $text_at:literal $(yaml $text_yaml:literal)? $(, set $text_set:literal)?]
-            lower $text_lower:ident $(($text_lower_by:tt))? hash $text_hash:ident $(($text_hash_by:tt))?),+ ;
-        lists: $($list:ident = $list_key:literal [$list_place:ident $list_at:literal $(yaml $list_yaml:literal)? $(, set $list_set:literal)?]
-            lower $list_lower:ident $(($list_lower_by:tt))? hash $list_hash:ident $(($list_hash_by:tt))?),+ $(;)?
+        texts: $($text:ident = $text_key:literal $(kdl $text_kdl:ident)?
+            [$text_place:ident $text_at:literal $(yaml $text_yaml:literal)? $(, set $text_set:literal)?, listed $text_listed:literal]
+            lower $text_lower:ident $(($text_lower_by:tt))? hash $text_hash:ident $(($text_hash_by:tt))?
+            meaning $text_meaning:literal),+ ;
+        lists: $($list:ident = $list_key:literal $(kdl $list_kdl:ident)?
+            [$list_place:ident $list_at:literal $(yaml $list_yaml:literal)? $(, set $list_set:literal)?, listed $list_listed:literal]
+            lower $list_lower:ident $(($list_lower_by:tt))? hash $list_hash:ident $(($list_hash_by:tt))?
+            meaning $list_meaning:literal),+ $(;)?
     ) => {
         impl Analyzer<'_> {
             /// Lowers every key of the table into `image`: each `Own` function in the rows'
@@ -71,7 +160,7 @@ macro_rules! image_lowering {
     };
 }
 
-crate::document::image_key_rows!(image_lowering);
+image_key_rows!(image_lowering);
 
 impl Analyzer<'_> {
     pub(super) fn image(&mut self, draft: &ImageDraft, defaults: &ImageDefaults<'_>) -> Image {

@@ -36,6 +36,7 @@ mod tasks;
 mod values;
 
 use images::ImageDefaults;
+pub(crate) use images::image_key_rows;
 use naming::COMMON;
 use values::{arch_alias, env_name, normalize, valid_context, valid_git_url};
 pub(crate) use values::{valid_name, valid_registry};
