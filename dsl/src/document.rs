@@ -195,6 +195,9 @@ pub(crate) enum Keyed {
     Resolved,
     /// `Nodes`: each value is a node of its own, whose name is in its key (`targets`, `tags`).
     Nodes,
+    /// `Dependencies`: each value names a node built first, whose key enters this one's; the
+    /// engine puts the references it injects (`from`, `after`).
+    Dependencies,
     /// `Destination`: where the nodes that push put their results; the engine puts it with
     /// the registry, in the keys of the nodes that push only.
     Destination,
@@ -235,6 +238,7 @@ macro_rules! keyed {
         Keyed::$other
     };
 }
+pub(crate) use keyed;
 
 /// Whether every `With` of `rows` names an `Own` row before it, and every `Plain` row is
 /// `Written` and only those (checked when compiling).

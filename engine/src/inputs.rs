@@ -648,48 +648,16 @@ fn describe<'a>(
             s.insert("naming.tag", extra);
         }
     }
-    // Labels go into each build's config, annotations onto its manifest and the index.
-    if let Some(Definition::Image(image)) = definition {
-        if node.kind == NodeKind::Image {
-            for (k, v) in &image.publish.labels {
-                s.insert(format!("labels.{k}"), v);
-            }
-        }
-        if matches!(node.kind, NodeKind::Image | NodeKind::Manifest) {
-            for (k, v) in &image.publish.annotations {
-                s.insert(format!("annotations.{k}"), v);
-            }
-        }
-        // The attestations live in the index (beside the platform manifests, which they leave
-        // as they are), and the index and its platform manifests are signed when it is
-        // published: these settings are the index's, so changing one republishes the index
-        // and rebuilds no platform. Only when on, so the keys of unattested images stay;
-        // provenance only when it is not its default (on with a registry, which the key holds
-        // already): a reason never names a setting the user did not write.
-        if node.kind == NodeKind::Manifest {
-            if image.publish.provenance != model.registry.is_some() {
-                s.insert("supply.provenance", if image.publish.provenance { "true" } else { "false" });
-            }
-            if image.publish.sbom {
-                s.insert("supply.sbom", "true");
-            }
-            if let Some(sign) = &image.publish.sign {
-                s.insert("supply.sign", key_fingerprint(&sign.key));
-            }
-        }
-    }
     let mut input_source = None;
     let mut output_source = None;
     match (node.kind, definition) {
         (NodeKind::Image, Some(Definition::Image(image))) => {
             s.insert("builder", builder);
-            // The keys of the language's image key table that put their own settings (the
-            // source's folder, the git URL, the Dockerfile, the compression, the plain keys):
-            // a new one is hashed without a line here.
-            image.key_settings(ImageNode::Build, &mut |name, value| s.insert(name, value));
-            for (k, v) in &image.args {
-                s.insert(format!("args.{k}"), v);
-            }
+            // The image's keys that put their own settings (the rows of `image_key_rows!` and
+            // `structured_image_keys!` that say `Put`): a new one is hashed without a line here.
+            // Then what the engine knows: the references it injects, the external contexts
+            // and the commit a git source resolves to.
+            image.key_settings(model, ImageNode::Build, &mut |name, value| s.insert(name, value));
             for (arg, dep) in &node.inject {
                 s.insert(format!("inject.{arg}"), dep.to_string());
             }
@@ -700,20 +668,6 @@ fn describe<'a>(
                 s.insert(format!("build-context.{context}"), dep.to_string());
             }
             external_contexts(s, model, image, upstreams, &mut labels, &mut error);
-            if let Some(ko) = &image.ko {
-                if let Some(path) = &ko.import_path {
-                    s.insert("ko.import-path", path);
-                }
-                if let Some(base) = &ko.base_image {
-                    s.insert("ko.base-image", base);
-                }
-                if let Some(ldflags) = &ko.ldflags {
-                    s.insert("ko.ldflags", ldflags);
-                }
-                for (k, v) in &ko.env {
-                    s.insert(format!("ko.env.{k}"), v);
-                }
-            }
             match &image.source {
                 ImageSource::Context { dir } => {
                     let dockerfile = files::join(dir, &image.dockerfile);
@@ -738,9 +692,13 @@ fn describe<'a>(
             }
         }
         (NodeKind::Manifest, Some(Definition::Image(image))) => {
-            image.key_settings(ImageNode::Index, &mut |name, value| s.insert(name, value));
-            let platforms: Vec<String> = image.platforms.iter().map(ToString::to_string).collect();
-            s.insert("platforms", platforms.join(","));
+            image.key_settings(model, ImageNode::Index, &mut |name, value| s.insert(name, value));
+            // The signing key is the index's (the index and its platform manifests are signed
+            // when it is published): what the `sign` row resolves to (`Resolved`), the key
+            // file's fingerprint, so a new key re-signs and rebuilds no platform.
+            if let Some(sign) = &image.publish.sign {
+                s.insert("supply.sign", key_fingerprint(&sign.key));
+            }
         }
         (NodeKind::Tag, _) => {
             s.insert("tag", node.tag.as_deref().unwrap_or_default());

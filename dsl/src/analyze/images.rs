@@ -3,6 +3,8 @@
 //! in the build key), each key's lowering function and key function beside it, and the
 //! lowering of the other keys (args, platforms, ko, …) in `Analyzer::image`.
 
+use std::borrow::Cow;
+
 use super::*;
 
 /// What an image takes from the graph where it does not say: its platforms, builder and
@@ -100,6 +102,62 @@ macro_rules! image_key_rows {
 }
 pub(crate) use image_key_rows;
 
+/// The image's other keys, those lowered in [`Analyzer::image`] and its callers (pairs,
+/// blocks, dependencies, flags: keys that are not one text or a list), one row each:
+///
+/// `"key" hash KEYED`
+///
+/// with the `hash` column of `image_key_rows!`, a `Keyed`: who puts the key into the build key.
+/// The generated [`Image::key_settings`] calls each `Put(FUNCTION)`, a key function
+/// `key_KEY(image, graph, node, put)` below, beside the table's; the engine puts the others
+/// (`Resolved`: the contexts an external build context resolves to, the signing key's
+/// fingerprint; `Dependencies`: the references it injects; `Nodes`: the node's own target).
+/// `"key"` is the key's YAML spelling in [`crate::schema::KEYS`], where its row is written;
+/// the schema's tests ask that every image key there (but the ones expanded away) is a row
+/// here or in `image_key_rows!`, so a new structured key cannot be left out of the build key
+/// unsaid, and the engine's `key_table` test checks that its `hash` does what the row says.
+macro_rules! structured_image_keys {
+    ($walk:ident $($before:tt)*) => {
+        $walk! {
+            $($before)*
+            "target" hash Nodes,
+            "args" hash Put(key_args),
+            "platforms" hash Put(key_platforms),
+            "from" hash Dependencies,
+            "after" hash Dependencies,
+            "ko" hash Put(key_ko),
+            "ko-env" hash Put(key_ko_env),
+            "labels" hash Put(key_labels),
+            "annotations" hash Put(key_annotations),
+            "build-contexts" hash Resolved,
+            "sign" hash Resolved,
+            "sbom" hash Put(key_sbom),
+            "provenance" hash Put(key_provenance),
+        }
+    };
+}
+
+/// The walk of `structured_image_keys!`: their rows, for the checks that read them, and their
+/// settings in the build key.
+macro_rules! structured_keying {
+    ($($key:literal hash $hash:ident $(($hash_by:tt))?),+ $(,)?) => {
+        /// Every row of `structured_image_keys!`: the key and who puts it into the build key.
+        #[cfg_attr(not(test), allow(dead_code, reason = "read by the schema's tests"))]
+        pub(crate) const STRUCTURED_IMAGE_KEYS: &[(&str, crate::document::Keyed)] = &[
+            $(($key, { use crate::document::Keyed; crate::document::keyed!($hash $(($hash_by))?) }),)+
+        ];
+
+        impl Image {
+            /// The settings of the keys of `structured_image_keys!` that say `Put`.
+            fn structured_key_settings<'a>(&'a self, graph: &Model, node: ImageNode, put: Put<'_, 'a>) {
+                let image = self;
+                $(key_row!(image, graph, node, put, $hash $(($hash_by))?);)+
+            }
+        }
+    };
+}
+
+
 /// One row's lowering: its `Own` function, called with the key's value whether written or not
 /// (keys lowered `With` another and `Plain` keys have none).
 macro_rules! lower_row {
@@ -111,10 +169,10 @@ macro_rules! lower_row {
 
 /// One row's settings in a build key: its `Put` function (the engine puts the others).
 macro_rules! key_row {
-    ($image:ident, $node:ident, $put:ident, Put($function:ident)) => {
-        $function($image, $node, $put)
+    ($image:ident, $graph:ident, $node:ident, $put:ident, Put($function:ident)) => {
+        $function($image, $graph, $node, $put)
     };
-    ($image:ident, $node:ident, $put:ident, $($other:tt)*) => {};
+    ($image:ident, $graph:ident, $node:ident, $put:ident, $($other:tt)*) => {};
 }
 
 /// The analyzer's walks over the rows of `image_key_rows!`: the lowering of
@@ -141,18 +199,15 @@ macro_rules! image_lowering {
         }
 
         impl Image {
-            /// The settings its keys put into the build key of its `node`, each given to `put`
-            /// as its name and value (the rows of the language's image key table that say
-            /// `Put`, and the plain keys as written, in its builds' keys). The engine puts the
-            /// rest: what the keys resolve to, the builder's identity, the nodes' names and
-            /// where the nodes that push put their results.
-            pub fn key_settings<'a>(&'a self, node: ImageNode, put: &mut dyn FnMut(&'static str, &'a str)) {
+            /// The settings of the rows of `image_key_rows!` that say `Put`, and the plain
+            /// keys as written in its builds' keys.
+            fn table_key_settings<'a>(&'a self, graph: &Model, node: ImageNode, put: Put<'_, 'a>) {
                 let image = self;
-                $(key_row!(image, node, put, $text_hash $(($text_hash_by))?);)+
-                $(key_row!(image, node, put, $list_hash $(($list_hash_by))?);)+
+                $(key_row!(image, graph, node, put, $text_hash $(($text_hash_by))?);)+
+                $(key_row!(image, graph, node, put, $list_hash $(($list_hash_by))?);)+
                 if node == ImageNode::Build {
                     for (key, value) in &image.plain {
-                        put(key, value);
+                        put(Cow::Borrowed(key), Cow::Borrowed(value));
                     }
                 }
             }
@@ -161,6 +216,25 @@ macro_rules! image_lowering {
 }
 
 image_key_rows!(image_lowering);
+structured_image_keys!(structured_keying);
+
+impl Image {
+    /// The settings its keys put into the build key of its `node` in `graph`, each given to
+    /// `put` as its name and value: the rows that say `Put` of the image key table
+    /// (`image_key_rows!`, with the plain keys as written in its builds' keys) and of its
+    /// other keys (`structured_image_keys!`). The engine puts the rest: what the keys resolve
+    /// to, the references it injects, the builder's identity, the nodes' names and where the
+    /// nodes that push put their results.
+    pub fn key_settings<'a>(
+        &'a self,
+        graph: &Model,
+        node: ImageNode,
+        put: &mut dyn FnMut(Cow<'a, str>, Cow<'a, str>),
+    ) {
+        self.table_key_settings(graph, node, put);
+        self.structured_key_settings(graph, node, put);
+    }
+}
 
 impl Analyzer<'_> {
     pub(super) fn image(&mut self, draft: &ImageDraft, defaults: &ImageDefaults<'_>) -> Image {
@@ -463,36 +537,114 @@ impl Analyzer<'_> {
 // --- each key's settings in the build key, called by `Image::key_settings` -------------------
 
 /// Where a key function gives its settings: each name and value.
-type Put<'p, 'a> = &'p mut dyn FnMut(&'static str, &'a str);
+type Put<'p, 'a> = &'p mut dyn FnMut(Cow<'a, str>, Cow<'a, str>);
 
 /// `dockerfile`, in each build's key.
-fn key_dockerfile<'a>(image: &'a Image, node: ImageNode, put: Put<'_, 'a>) {
+fn key_dockerfile<'a>(image: &'a Image, _: &Model, node: ImageNode, put: Put<'_, 'a>) {
     if node == ImageNode::Build {
-        put("dockerfile", &image.dockerfile);
+        put("dockerfile".into(), image.dockerfile.as_str().into());
     }
 }
 
 /// `context`, in each build's key: the folder, of the graph's or of the git repository's.
-fn key_context<'a>(image: &'a Image, node: ImageNode, put: Put<'_, 'a>) {
+fn key_context<'a>(image: &'a Image, _: &Model, node: ImageNode, put: Put<'_, 'a>) {
     if node == ImageNode::Build {
         match &image.source {
-            ImageSource::Context { dir } | ImageSource::Git { dir, .. } => put("context", dir),
+            ImageSource::Context { dir } | ImageSource::Git { dir, .. } => put("context".into(), dir.into()),
         }
     }
 }
 
 /// `git`, in each build's key: the repository's URL (the engine puts the commit its ref
 /// resolves to).
-fn key_git<'a>(image: &'a Image, node: ImageNode, put: Put<'_, 'a>) {
+fn key_git<'a>(image: &'a Image, _: &Model, node: ImageNode, put: Put<'_, 'a>) {
     if let (ImageNode::Build, ImageSource::Git { url, .. }) = (node, &image.source) {
-        put("git.url", url);
+        put("git.url".into(), url.into());
     }
 }
 
 /// `compression`, in each build's key; only when not the default, so the keys of every gzip
 /// image stay as they were.
-fn key_compression<'a>(image: &'a Image, node: ImageNode, put: Put<'_, 'a>) {
+fn key_compression<'a>(image: &'a Image, _: &Model, node: ImageNode, put: Put<'_, 'a>) {
     if node == ImageNode::Build && image.compression != Compression::Gzip {
-        put("compression", image.compression.name());
+        put("compression".into(), image.compression.name().into());
+    }
+}
+
+/// `args`, in each build's key: each build arg by name.
+fn key_args<'a>(image: &'a Image, _: &Model, node: ImageNode, put: Put<'_, 'a>) {
+    if node == ImageNode::Build {
+        for (k, v) in &image.args {
+            put(format!("args.{k}").into(), v.into());
+        }
+    }
+}
+
+/// `platforms`, in the index's key: the list (each build's key has its own platform, which
+/// the engine puts as the node's).
+fn key_platforms<'a>(image: &'a Image, _: &Model, node: ImageNode, put: Put<'_, 'a>) {
+    if node == ImageNode::Index {
+        let platforms: Vec<String> = image.platforms.iter().map(ToString::to_string).collect();
+        put("platforms".into(), platforms.join(",").into());
+    }
+}
+
+/// `ko`, in each build's key: each setting written.
+fn key_ko<'a>(image: &'a Image, _: &Model, node: ImageNode, put: Put<'_, 'a>) {
+    let (ImageNode::Build, Some(ko)) = (node, &image.ko) else { return };
+    if let Some(path) = &ko.import_path {
+        put("ko.import-path".into(), path.into());
+    }
+    if let Some(base) = &ko.base_image {
+        put("ko.base-image".into(), base.into());
+    }
+    if let Some(ldflags) = &ko.ldflags {
+        put("ko.ldflags".into(), ldflags.into());
+    }
+}
+
+/// `ko-env`, in each build's key: each variable by name.
+fn key_ko_env<'a>(image: &'a Image, _: &Model, node: ImageNode, put: Put<'_, 'a>) {
+    let (ImageNode::Build, Some(ko)) = (node, &image.ko) else { return };
+    for (k, v) in &ko.env {
+        put(format!("ko.env.{k}").into(), v.into());
+    }
+}
+
+/// `labels`, in each build's key: they go into each build's config.
+fn key_labels<'a>(image: &'a Image, _: &Model, node: ImageNode, put: Put<'_, 'a>) {
+    if node == ImageNode::Build {
+        for (k, v) in &image.publish.labels {
+            put(format!("labels.{k}").into(), v.into());
+        }
+    }
+}
+
+/// `annotations`, in the keys of its builds and its index: they go onto each build's manifest
+/// and onto the index.
+fn key_annotations<'a>(image: &'a Image, _: &Model, _: ImageNode, put: Put<'_, 'a>) {
+    for (k, v) in &image.publish.annotations {
+        put(format!("annotations.{k}").into(), v.into());
+    }
+}
+
+// The attestations live in the index (beside the platform manifests, which they leave as they
+// are), and the index and its platform manifests are signed when it is published: these
+// settings are the index's, so changing one republishes the index and rebuilds no platform.
+// Only when on, so the keys of unattested images stay.
+
+/// `sbom`, in the index's key when on.
+fn key_sbom<'a>(image: &'a Image, _: &Model, node: ImageNode, put: Put<'_, 'a>) {
+    if node == ImageNode::Index && image.publish.sbom {
+        put("supply.sbom".into(), "true".into());
+    }
+}
+
+/// `provenance`, in the index's key when it is not its default (on when the graph has a
+/// registry, which the index's key holds already): a reason never names a setting the user
+/// did not write.
+fn key_provenance<'a>(image: &'a Image, graph: &Model, node: ImageNode, put: Put<'_, 'a>) {
+    if node == ImageNode::Index && image.publish.provenance != graph.registry.is_some() {
+        put("supply.provenance".into(), if image.publish.provenance { "true" } else { "false" }.into());
     }
 }
