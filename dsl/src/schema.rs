@@ -901,6 +901,44 @@ mod tests {
         }
     }
 
+    /// Every image key of the table (but the ones expanded away) is a row of one list that says
+    /// who puts it into the build key: `image_key_rows!` (its one-text and list keys) or
+    /// `structured_image_keys!` (the others), once; and each row of the second is a key of the
+    /// table, hashed as its row there says.
+    #[test]
+    fn every_image_key_says_who_hashes_it() {
+        use crate::analyze::STRUCTURED_IMAGE_KEYS;
+        use crate::document::{IMAGE_KEY_ROWS, Keyed};
+        let mut wrong = Vec::new();
+        for key in KEYS.iter().filter(|k| k.construct == Construct::Image && k.hash != Hash::Expanded) {
+            let Some(name) = key.yaml.or(key.kdl) else { continue };
+            let rows = IMAGE_KEY_ROWS.iter().filter(|r| r.key == name).count()
+                + STRUCTURED_IMAGE_KEYS.iter().filter(|(k, _)| *k == name).count();
+            if rows != 1 {
+                wrong.push(format!(
+                    "the image key `{name}` is in {rows} rows of `image_key_rows!` and \
+                     `structured_image_keys!` (`analyze/images.rs`): give it one, saying who hashes it"
+                ));
+            }
+        }
+        for (name, keyed) in STRUCTURED_IMAGE_KEYS {
+            let key = KEYS.iter().find(|k| k.construct == Construct::Image && k.yaml == Some(name));
+            match key {
+                None => {
+                    wrong.push(format!("`structured_image_keys!` names `{name}`, no image key of `KEYS`"))
+                }
+                Some(key) if (*keyed == Keyed::Unhashed) != matches!(key.hash, Hash::Unhashed(_)) => {
+                    wrong.push(format!(
+                        "`{name}`: `hash {keyed:?}` in `structured_image_keys!`, {:?} in `KEYS`",
+                        key.hash
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+
     /// Each construct lists a key once per syntax.
     #[test]
     fn keys_are_unique_per_construct() {

@@ -157,7 +157,6 @@ macro_rules! structured_keying {
     };
 }
 
-
 /// One row's lowering: its `Own` function, called with the key's value whether written or not
 /// (keys lowered `With` another and `Plain` keys have none).
 macro_rules! lower_row {

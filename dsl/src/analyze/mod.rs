@@ -36,6 +36,8 @@ mod tasks;
 mod values;
 
 use images::ImageDefaults;
+#[cfg(test)]
+pub(crate) use images::STRUCTURED_IMAGE_KEYS;
 pub(crate) use images::image_key_rows;
 use naming::COMMON;
 use values::{arch_alias, env_name, normalize, valid_context, valid_git_url};
