@@ -191,9 +191,11 @@ pub(crate) enum Keyed {
     /// `Identity` (`builder`): the engine puts the builder's identity, which names it.
     Identity,
     /// `Resolved`: the engine puts what it resolves to at plan time (`ref`: the commit; a
-    /// secret: its value's fingerprint).
+    /// secret: its value's fingerprint; `sign`: its key file's fingerprint; an external build
+    /// context: its image's digest, its commit, its folder).
     Resolved,
-    /// `Nodes`: each value is a node of its own, whose name is in its key (`targets`, `tags`).
+    /// `Nodes`: each value is a node of its own, whose name is in its key (`targets`, `tags`,
+    /// `target`).
     Nodes,
     /// `Dependencies`: each value names a node built first, whose key enters this one's; the
     /// engine puts the references it injects (`from`, `after`).

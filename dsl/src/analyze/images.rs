@@ -1,7 +1,9 @@
 //! Images: the image key table (`image_key_rows!`: the keys of one text or a list, each with
 //! its draft field, its row in the language's table, its printing, its lowering and its part
-//! in the build key), each key's lowering function and key function beside it, and the
-//! lowering of the other keys (args, platforms, ko, …) in `Analyzer::image`.
+//! in the build key), each key's lowering function and key function beside it, the lowering
+//! of the other keys (args, platforms, ko, …) in `Analyzer::image`, and their part in the
+//! build key (`structured_image_keys!`, with their key functions): every setting an image's
+//! keys put into a build key ([`Image::key_settings`]).
 
 use std::borrow::Cow;
 
@@ -35,14 +37,16 @@ pub(super) struct ImageDefaults<'d> {
 /// `Analyzer::lower_image_keys` calls each `Own` function in the rows' order, so a row comes
 /// after the rows its function reads from the [`Image`]: `builder` before `dockerfile` before
 /// the source, `compression` after `builder`) and the build key (`hash`, a `Keyed`: the
-/// generated [`Image::key_settings`] calls each `Put` function; the engine calls it for an
-/// image's builds and its index; `Unhashed("why")` makes the table's row
-/// `Hash::Unhashed("why")`, any other `Hash::Hashed`).
+/// generated [`Image::key_settings`] calls each `Put` function, as it calls those of
+/// `structured_image_keys!` (the image's other keys, which say there who hashes them); the
+/// engine calls it for an image's builds and its index and puts only what it resolves or
+/// knows: `Identity`, `Resolved`, `Nodes`, `Destination`; `Unhashed("why")` makes the
+/// table's row `Hash::Unhashed("why")`, any other `Hash::Hashed`).
 ///
 /// Adding an image key with its own checks touches three files of code: (1) here, its row,
 /// its lowering function `lower_KEY(&mut self, value, draft, defaults, image)` (value:
 /// `Option<&Text>`, or `&[Text]` for a list) beside the others and, for `Put`, its key
-/// function `key_KEY(image, node, put)`; (2) its field in [`Image`] (`model.rs`) and its
+/// function `key_KEY(image, graph, node, put)`; (2) its field in [`Image`] (`model.rs`) and its
 /// value in `Image::unset`; (3) the builder that reads it. Besides, SPEC.md's line and
 /// `docs/hephy.schema.json` made again by `hephy schema`. A plain key (`lower Plain hash
 /// Written`) is its row alone: it is lowered into [`Image::plain`], which is hashed whole.
