@@ -50,6 +50,8 @@ pub(super) struct ImageDefaults<'d> {
 /// value in `Image::unset`; (3) the builder that reads it. Besides, SPEC.md's line and
 /// `docs/hephy.schema.json` made again by `hephy schema`. A plain key (`lower Plain hash
 /// Written`) is its row alone: it is lowered into [`Image::plain`], which is hashed whole.
+/// A key of another kind (pairs, a block, a flag) has its row in `structured_image_keys!`
+/// instead, with its key function there, and its lowering in [`Analyzer::image`] or its callers.
 /// The engine's `key_table` test plans two graphs per key and names one whose `hash` column
 /// does not do what the row says (a key whose checks refuse the generic sample values of its
 /// kind, `a` and `b`, is named there too, and gets a pair of its own in its `samples`). The
