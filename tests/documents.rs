@@ -137,3 +137,27 @@ fn an_entry_that_is_a_link_is_not_followed() {
     assert_eq!(parse_lap(&repo.run_with(&["plan"], &TIMINGS)), "parse (no entry)");
     assert_eq!(parse_lap(&repo.run_with(&["graph"], &TIMINGS)), "parse (reused)");
 }
+
+/// An entry sealed with another secret (what a repository commits into its state folder, or
+/// another user's cache made) is not reused: the file is parsed and its own entry replaces it.
+/// The secret is the user's, in the cache folder (`XDG_CACHE_HOME`), made once.
+#[test]
+fn an_entry_sealed_elsewhere_is_not_reused() {
+    let repo = Repo::example("tasks");
+    let theirs = tempfile::tempdir().unwrap();
+    let mine = tempfile::tempdir().unwrap();
+    let with = |cache: &std::path::Path| {
+        let cache = cache.to_str().unwrap().to_owned();
+        repo.run_with(&["plan", "--format", "json"], &[TIMINGS[0], ("XDG_CACHE_HOME", cache.as_str())])
+    };
+    let first = with(theirs.path());
+    assert_eq!(parse_lap(&first), "parse (no entry)");
+    assert_eq!(parse_lap(&with(theirs.path())), "parse (reused)", "their own entry is theirs to reuse");
+    let sealed_by_them = std::fs::read(entry(&repo)).unwrap();
+    let again = with(mine.path());
+    assert_eq!(parse_lap(&again), "parse (bad entry)", "{}", again.stderr);
+    assert_eq!(planned(&again), planned(&first));
+    assert_ne!(std::fs::read(entry(&repo)).unwrap(), sealed_by_them, "replaced by one of mine");
+    assert_eq!(parse_lap(&with(mine.path())), "parse (reused)");
+    assert_eq!(std::fs::metadata(mine.path().join("hephy/document.key")).unwrap().len(), 32);
+}

@@ -1,14 +1,20 @@
 //! The document as read (stage one's [`Document`]), kept between commands so that a graph file
 //! that did not change is not parsed again. The document is a pure function of the file's bytes
-//! and syntax: reusing it changes neither what the graph means nor which diagnostics are shown
-//! (expansion and analysis, which look at the disk, run every time).
+//! and syntax, and of the build of the readers: reusing it changes neither what the graph means
+//! nor which diagnostics are shown (expansion and analysis, which look at the disk, run every
+//! time).
 //!
-//! Owns the entry's format and its key; where the entry is kept is the caller's
-//! ([`DocumentStore`]: the graph's state folder, in the standard library). An entry is
-//! [`MAGIC`], the key (blake3 of [`FORMAT`], this crate's version, the syntax and the file's
-//! bytes), blake3 of the rest, then the document in postcard. Only a document read without
-//! problems is kept; an entry that is missing, of other bytes or another hephy, truncated,
-//! damaged or undecodable is a miss ([`Miss`]), never an error.
+//! Owns the entry's format and its key; where the entry is kept, and the secret that vouches for
+//! it, are the caller's ([`DocumentStore`]: the graph's state folder and a key of the user's, in
+//! the standard library). An entry is [`MAGIC`], the key (blake3 of [`FORMAT`], this build's
+//! identity — [`SOURCE_ID`], blake3 of the crate's sources and the workspace's `Cargo.lock`, so
+//! another build's drafts or readers never decode an entry —, the syntax and the file's bytes),
+//! blake3 keyed with the store's secret over the key and the rest, then the document in postcard.
+//! An entry the secret does not vouch for (one a repository committed into its state folder,
+//! another user's, a damaged one) is never reused: a document that is not the file's would
+//! otherwise decide what the graph runs. Only a document read without problems is kept; an
+//! entry that is missing, of other bytes or another build, truncated, damaged, unvouched or
+//! undecodable is a miss ([`Miss`]), never an error.
 
 use std::io;
 
@@ -16,23 +22,16 @@ use crate::diagnostic::Sink;
 use crate::document::Document;
 use crate::source::{SourceFile, Syntax};
 
-/// The version of the entry's format: raise it when [`Document`] or a type in it changes shape,
-/// or the parsers make another document of the same bytes (`the_format_is_pinned` fails then;
-/// the crate's version is in the key too, so a release always starts afresh).
+/// The version of the entry's layout (magic, key, seal, payload): raise it when that changes.
+/// The drafts and the readers are in the key already ([`SOURCE_ID`]).
 pub(crate) const FORMAT: u32 = 2;
 
 /// What every entry starts with.
 const MAGIC: &[u8] = b"hephy document\n";
 
-/// The rows of the image key table as written: they make [`crate::document::ImageDraft`]'s
-/// fields, so they are in every entry's key, and a new key (or any change to a row) leaves the
-/// old entries stale without a [`FORMAT`] raise.
-macro_rules! rows_source {
-    ($($rows:tt)*) => {
-        const IMAGE_KEY_ROWS: &str = stringify!($($rows)*);
-    };
-}
-crate::analyze::image_key_rows!(rows_source);
+/// This build's identity (`build.rs`): blake3 of the crate's sources and the workspace's
+/// `Cargo.lock`.
+pub(crate) const SOURCE_ID: &str = include!(concat!(env!("OUT_DIR"), "/source_id.rs"));
 
 /// Where the document read from one graph file is kept between commands: its bytes only (their
 /// format and key are this module's).
@@ -44,6 +43,11 @@ pub trait DocumentStore {
     /// Replaces the entry with `bytes`, atomically; best effort (a store that cannot write
     /// keeps nothing, and the next command parses again).
     fn keep(&self, bytes: &[u8]);
+
+    /// The secret that seals the entries this store keeps (blake3's keyed hash over an
+    /// entry's key and document): one nobody who can write the store's entries but not run as
+    /// its user can know, so an entry written elsewhere is never taken for one of its own.
+    fn secret(&self) -> &[u8; 32];
 }
 
 /// How the document of one load was had.
@@ -94,7 +98,7 @@ pub(crate) fn read(
     };
     let key = key(source);
     let miss = match store.fetch() {
-        Ok(bytes) => match decode(&bytes, &key) {
+        Ok(bytes) => match decode(&bytes, &key, store.secret()) {
             Ok(document) => return (Some(document), Reuse::Reused),
             Err(miss) => miss,
         },
@@ -105,21 +109,19 @@ pub(crate) fn read(
     let document = crate::read_into(source, sink);
     if let Some(document) = &document
         && sink.len() == before
-        && let Some(bytes) = encode(&key, document)
+        && let Some(bytes) = encode(&key, document, store.secret())
     {
         store.keep(&bytes);
     }
     (document, Reuse::Parsed(miss))
 }
 
-/// The key of `source`'s document: blake3 of the format, this crate's version, the image key
-/// table's rows, the syntax and the text.
+/// The key of `source`'s document: blake3 of the layout's version, this build's identity, the
+/// syntax and the text.
 fn key(source: &SourceFile) -> blake3::Hash {
     let mut hasher = blake3::Hasher::new();
     hasher.update(&FORMAT.to_le_bytes());
-    hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
-    hasher.update(&[0]);
-    hasher.update(IMAGE_KEY_ROWS.as_bytes());
+    hasher.update(SOURCE_ID.as_bytes());
     hasher.update(&[0]);
     hasher.update(match source.syntax() {
         Syntax::Kdl => b"kdl",
@@ -130,26 +132,37 @@ fn key(source: &SourceFile) -> blake3::Hash {
     hasher.finalize()
 }
 
+/// The seal of an entry: blake3 keyed with `secret` over its key and its document.
+fn seal(secret: &[u8; 32], key: &blake3::Hash, payload: &[u8]) -> blake3::Hash {
+    let mut hasher = blake3::Hasher::new_keyed(secret);
+    hasher.update(key.as_bytes());
+    hasher.update(payload);
+    hasher.finalize()
+}
+
 /// The entry of `document` under `key` (`None` if postcard cannot encode it).
-fn encode(key: &blake3::Hash, document: &Document) -> Option<Vec<u8>> {
+fn encode(key: &blake3::Hash, document: &Document, secret: &[u8; 32]) -> Option<Vec<u8>> {
     let payload = postcard::to_stdvec(document).ok()?;
     let mut bytes = Vec::with_capacity(MAGIC.len() + 2 * blake3::OUT_LEN + payload.len());
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(key.as_bytes());
-    bytes.extend_from_slice(blake3::hash(&payload).as_bytes());
+    bytes.extend_from_slice(seal(secret, key, &payload).as_bytes());
     bytes.extend_from_slice(&payload);
     Some(bytes)
 }
 
 /// The document in `bytes` when they are an entry under `key`, whole and undamaged.
-fn decode(bytes: &[u8], key: &blake3::Hash) -> Result<Document, Miss> {
+fn decode(bytes: &[u8], key: &blake3::Hash, secret: &[u8; 32]) -> Result<Document, Miss> {
     let rest = bytes.strip_prefix(MAGIC).ok_or(Miss::Unreadable)?;
     let (stored, rest) = rest.split_at_checked(blake3::OUT_LEN).ok_or(Miss::Unreadable)?;
     if stored != key.as_bytes() {
         return Err(Miss::Stale);
     }
-    let (checksum, payload) = rest.split_at_checked(blake3::OUT_LEN).ok_or(Miss::Unreadable)?;
-    if checksum != blake3::hash(payload).as_bytes() {
+    let (sealed, payload) = rest.split_at_checked(blake3::OUT_LEN).ok_or(Miss::Unreadable)?;
+    // `blake3::Hash`'s equality takes constant time.
+    if blake3::Hash::from_bytes(sealed.try_into().map_err(|_| Miss::Unreadable)?)
+        != seal(secret, key, payload)
+    {
         return Err(Miss::Unreadable);
     }
     match postcard::take_from_bytes::<Document>(payload) {
@@ -170,6 +183,7 @@ mod tests {
     struct Memory {
         entry: RefCell<Option<Vec<u8>>>,
         kept: RefCell<usize>,
+        secret: [u8; 32],
     }
 
     impl DocumentStore for Memory {
@@ -180,6 +194,10 @@ mod tests {
         fn keep(&self, bytes: &[u8]) {
             *self.entry.borrow_mut() = Some(bytes.to_vec());
             *self.kept.borrow_mut() += 1;
+        }
+
+        fn secret(&self) -> &[u8; 32] {
+            &self.secret
         }
     }
 
@@ -224,35 +242,35 @@ mod tests {
         }
     }
 
-    /// The encoding of the documents of `every-key.kdl` and `every-key.yaml`, pinned: a draft
-    /// type that changes shape, or a parser that makes another document of the same bytes (its
-    /// own code, or a dependency's), would otherwise decode old entries of this hephy version
-    /// into the wrong document. When this fails, raise [`FORMAT`] and pin the new digest; when
-    /// the image key table's rows changed (a new key), only pin both again: the rows are in
-    /// every entry's key already.
+    /// An entry sealed with another secret (a repository's committed state folder, another
+    /// user's) is not reused, even with this file's key and a well-formed document: its
+    /// document is not taken for the file's. And the build's identity is in the key.
     #[test]
-    fn the_format_is_pinned() {
-        let rows = blake3::hash(IMAGE_KEY_ROWS.as_bytes()).to_hex();
-        let mut hasher = blake3::Hasher::new();
-        for (name, syntax, text) in [
-            ("every-key.kdl", Syntax::Kdl, include_str!("../tests/good/every-key.kdl")),
-            ("every-key.yaml", Syntax::Yaml, include_str!("../tests/good/every-key.yaml")),
-        ] {
-            let document = crate::read(&SourceFile::new(name, syntax, text)).expect("a good graph reads");
-            hasher.update(&postcard::to_stdvec(&document).expect("encodes"));
+    fn an_entry_another_secret_sealed_is_not_reused() {
+        let good = source("every-key.kdl");
+        let other = source("every-key.yaml");
+        let theirs = Memory { secret: [7; 32], ..Memory::default() };
+        read_with(&good, &theirs);
+        let forged = {
+            // Their entry of this very file, its document swapped for another graph's and
+            // sealed again with their secret.
+            let entry = theirs.entry.borrow().clone().expect("kept");
+            let key = key(&good);
+            let document = crate::read(&other).expect("reads");
+            let resealed = encode(&key, &document, &[7; 32]).expect("encodes");
+            assert_eq!(&resealed[..MAGIC.len() + blake3::OUT_LEN], &entry[..MAGIC.len() + blake3::OUT_LEN]);
+            resealed
+        };
+        let mine = Memory::default();
+        for entry in [theirs.entry.borrow().clone().expect("kept"), forged] {
+            *mine.entry.borrow_mut() = Some(entry);
+            let (document, how) = read_with(&good, &mine);
+            assert_eq!(how, Reuse::Parsed(Miss::Unreadable));
+            assert_eq!(document, crate::read(&good).ok(), "the document is the file's");
+            assert_eq!(read_with(&good, &mine).1, Reuse::Reused, "replaced by an entry of its own");
         }
-        let pinned_rows = "c819f86bee5ebb16973104324ec67f9471f08dcd3311d674965a3a87bdf7c507";
-        let digest = hasher.finalize().to_hex();
-        assert!(
-            rows.as_str() == pinned_rows,
-            "the image key table's rows changed (they are in every entry's key): pin their hash \
-             `{rows}` and the document's digest `{digest}` here, and leave `FORMAT` as it is"
-        );
-        assert_eq!(
-            (FORMAT, digest.as_str()),
-            (2, "bef3b3330ea69ecd3a21865294204ff1b87df068d05b017978f2756749bd30ba"),
-            "the document as read changed: raise `FORMAT` and pin the new digest here"
-        );
+        assert_eq!(SOURCE_ID.len(), 64, "blake3 in hex: {SOURCE_ID}");
+        assert!(SOURCE_ID.bytes().all(|b| b.is_ascii_hexdigit()), "{SOURCE_ID}");
     }
 
     /// An entry of other bytes is stale and replaced; a damaged, truncated or foreign one is a

@@ -1,21 +1,25 @@
 //! Where a graph file's document as read is kept between commands: the state folder's
 //! `documents/`, one entry per graph file (named after the file and its absolute path), replaced
-//! when the file changes. The entry's format and key are the dsl's ([`DocumentStore`]); this
-//! module only stores bytes. Nothing is read or written through a symbolic link: a state folder
-//! the engine's check refuses (a link in it, at its top or one folder down) is not used at all
-//! (planning then reports it), and the entry is opened without following one.
+//! when the file changes, and the secret that seals the entries (the user's, outside any
+//! repository: `$XDG_CACHE_HOME/hephy/document.key`, else `~/.cache/hephy/document.key`; made
+//! on first use). The entry's format, key and seal are the dsl's ([`DocumentStore`]); this
+//! module only stores bytes. Nothing is read or written through a symbolic link: the state
+//! folder and its `documents/` are opened without following one and the entry is opened,
+//! written and renamed relative to them; an entry that is a link is neither read nor replaced
+//! (the state folder's check reports it).
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use hephy_dsl::DocumentStore;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 /// The state folder's folder of entries.
 const DIR: &str = "documents";
 
-/// An entry larger than this is not read (a document is a few times its file's size; files are
-/// at most [`hephy_dsl::limits::MAX_FILE_BYTES`]).
+/// An entry larger than this is neither kept nor read (a document is a few times its file's
+/// size; files are at most [`hephy_dsl::limits::MAX_FILE_BYTES`]).
 const MAX_ENTRY_BYTES: u64 = 8 * hephy_dsl::limits::MAX_FILE_BYTES;
 
 /// The entry of one graph file in one state folder.
@@ -23,31 +27,49 @@ const MAX_ENTRY_BYTES: u64 = 8 * hephy_dsl::limits::MAX_FILE_BYTES;
 pub(crate) struct StateDocument {
     state_dir: PathBuf,
     name: String,
+    secret: [u8; 32],
 }
 
 impl StateDocument {
-    /// The entry of the graph file `graph_file` in the state folder `state_dir`.
-    pub(crate) fn new(graph_file: &Path, state_dir: &Path) -> StateDocument {
+    /// The entry of the graph file `graph_file` in the state folder `state_dir`, sealed with the
+    /// user's secret; `None` where there is no secret to be had (no cache folder, or one that
+    /// cannot be written): the graph file is then parsed every time.
+    pub(crate) fn new(graph_file: &Path, state_dir: &Path) -> Option<StateDocument> {
+        Some(StateDocument::with_secret(graph_file, state_dir, user_secret()?))
+    }
+
+    fn with_secret(graph_file: &Path, state_dir: &Path, secret: [u8; 32]) -> StateDocument {
         let absolute = graph_file
             .canonicalize()
             .or_else(|_| std::path::absolute(graph_file))
             .unwrap_or_else(|_| graph_file.to_path_buf());
         let file = graph_file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let hash = blake3::hash(absolute.as_os_str().as_encoded_bytes()).to_hex();
-        StateDocument { state_dir: state_dir.to_path_buf(), name: format!("{file}-{}", &hash[..16]) }
+        StateDocument { state_dir: state_dir.to_path_buf(), name: format!("{file}-{}", &hash[..16]), secret }
     }
 
-    /// The state folder, when the engine's check finds no symbolic link in it.
-    fn checked(&self) -> io::Result<&Path> {
-        hephy_engine::check_state_dir(&self.state_dir).map_err(io::Error::other)?;
-        Ok(&self.state_dir)
+    /// The folder `documents/` of the state folder, opened without following a link to either;
+    /// made (a real folder) when `make`.
+    fn folder(&self, make: bool) -> io::Result<File> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        if make {
+            std::fs::create_dir_all(&self.state_dir)?;
+        }
+        let state = rustix::fs::open(&self.state_dir, flags, Mode::empty())?;
+        if make {
+            match rustix::fs::mkdirat(&state, DIR, Mode::from_raw_mode(0o755)) {
+                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(File::from(rustix::fs::openat(&state, DIR, flags, Mode::empty())?))
     }
 }
 
 impl DocumentStore for StateDocument {
     fn fetch(&self) -> io::Result<Vec<u8>> {
-        let dir = File::open(self.checked()?)?;
-        let file = hephy_os::open::open_beneath(&dir, &Path::new(DIR).join(&self.name))?;
+        let dir = self.folder(false)?;
+        let file = hephy_os::open::open_beneath(&dir, Path::new(&self.name))?;
         let mut bytes = Vec::new();
         file.take(MAX_ENTRY_BYTES + 1).read_to_end(&mut bytes)?;
         if bytes.len() as u64 > MAX_ENTRY_BYTES {
@@ -57,15 +79,67 @@ impl DocumentStore for StateDocument {
     }
 
     fn keep(&self, bytes: &[u8]) {
-        let Ok(state_dir) = self.checked() else { return };
-        let dir = state_dir.join(DIR);
+        if bytes.len() as u64 > MAX_ENTRY_BYTES {
+            return;
+        }
+        let Ok(dir) = self.folder(true) else { return };
+        // An entry that is a link is left for the state folder's check to report.
+        if rustix::fs::statat(&dir, self.name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
+        {
+            return;
+        }
         // A new file beside the entry, renamed over it: a reader sees the old entry or the new,
-        // never half of one; a link at the entry's name is replaced, not written through.
-        let written = fs::create_dir_all(&dir)
-            .and_then(|()| tempfile::Builder::new().prefix(".").suffix(".tmp").tempfile_in(&dir))
-            .and_then(|mut temp| temp.write_all(bytes).map(|()| temp))
-            .and_then(|temp| temp.persist(dir.join(&self.name)).map_err(|e| e.error));
-        let _ = written;
+        // never half of one.
+        let temp = format!(".{}.{}.tmp", self.name, std::process::id());
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let written = rustix::fs::openat(&dir, temp.as_str(), flags, Mode::from_raw_mode(0o644))
+            .map_err(io::Error::from)
+            .and_then(|fd| File::from(fd).write_all(bytes))
+            .and_then(|()| {
+                rustix::fs::renameat(&dir, temp.as_str(), &dir, self.name.as_str()).map_err(io::Error::from)
+            });
+        if written.is_err() {
+            let _ = rustix::fs::unlinkat(&dir, temp.as_str(), AtFlags::empty());
+        }
+    }
+
+    fn secret(&self) -> &[u8; 32] {
+        &self.secret
+    }
+}
+
+/// The user's secret for sealing entries: read from the user's cache folder, made there (32
+/// random bytes, readable by the user only) on first use. `None` where there is no such folder
+/// or it cannot be written.
+fn user_secret() -> Option<[u8; 32]> {
+    let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let cache = env("XDG_CACHE_HOME").or_else(|| env("HOME").map(|home| home.join(".cache")))?;
+    secret_in(&cache.join("hephy"))
+}
+
+/// The secret kept in the folder `dir` (`document.key`), made when there is none.
+fn secret_in(dir: &Path) -> Option<[u8; 32]> {
+    let path = dir.join("document.key");
+    let read = |path: &Path| -> Option<[u8; 32]> {
+        let mut bytes = Vec::new();
+        File::open(path).ok()?.take(33).read_to_end(&mut bytes).ok()?;
+        bytes.try_into().ok()
+    };
+    if let Some(secret) = read(&path) {
+        return Some(secret);
+    }
+    let mut secret = [0u8; 32];
+    File::open("/dev/urandom").and_then(|mut random| random.read_exact(&mut secret)).ok()?;
+    std::fs::create_dir_all(dir).ok()?;
+    // Made beside it (readable by the user only) and moved into place unless another process
+    // was first: then that one's is the secret.
+    let mut temp = tempfile::Builder::new().prefix(".document.key").tempfile_in(dir).ok()?;
+    temp.write_all(&secret).ok()?;
+    match temp.persist_noclobber(&path) {
+        Ok(_) => Some(secret),
+        Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => read(&path),
+        Err(_) => None,
     }
 }
 
@@ -73,49 +147,86 @@ impl DocumentStore for StateDocument {
 mod tests {
     use super::*;
 
-    /// Bytes kept come back; an entry that is a symbolic link, or a state folder holding one, is
-    /// never read, and nothing is written through a link.
+    const SECRET: [u8; 32] = [1; 32];
+
+    /// Bytes kept come back; an entry that is a symbolic link, or reached through one (the
+    /// state folder or its `documents/`), is never read, and nothing is written through a link.
     #[test]
     fn entries_are_kept_and_never_read_through_a_link() {
         let dir = tempfile::tempdir().expect("temp dir");
         let graph = dir.path().join("hephy.kdl");
         let text = "task \"a\" {\n    run \"true\"\n}\n";
-        fs::write(&graph, text).expect("write");
+        std::fs::write(&graph, text).expect("write");
         let state = dir.path().join(".hephy");
-        let entry = StateDocument::new(&graph, &state);
+        let entry = StateDocument::with_secret(&graph, &state, SECRET);
         assert_eq!(entry.fetch().map_err(|e| e.kind()), Err(io::ErrorKind::NotFound));
         entry.keep(b"first");
         assert_eq!(entry.fetch().expect("kept"), b"first");
         entry.keep(b"second");
         assert_eq!(entry.fetch().expect("replaced"), b"second");
-        let names: Vec<_> = fs::read_dir(state.join(DIR)).expect("folder").flatten().collect();
+        let names: Vec<_> = std::fs::read_dir(state.join(DIR)).expect("folder").flatten().collect();
         assert_eq!(names.len(), 1, "one entry per graph file, no temporaries left");
         // Another graph file in the same folder has its own entry.
-        let other = StateDocument::new(&dir.path().join("other.kdl"), &state);
+        let other = StateDocument::with_secret(&dir.path().join("other.kdl"), &state, SECRET);
         assert_ne!(other.name, entry.name);
 
-        // The entry replaced by a link to a file holding what an entry would: not read.
+        // The entry replaced by a link to a file holding what an entry would: not read, not
+        // written through, and left for the state folder's check to report.
         let outside = dir.path().join("outside");
-        fs::write(&outside, b"second").expect("write");
+        std::fs::write(&outside, b"second").expect("write");
         let path = state.join(DIR).join(&entry.name);
-        fs::remove_file(&path).expect("remove");
+        std::fs::remove_file(&path).expect("remove");
         std::os::unix::fs::symlink(&outside, &path).expect("symlink");
         assert!(entry.fetch().is_err(), "read through a link");
         entry.keep(b"third");
-        assert_eq!(fs::read(&outside).expect("outside"), b"second", "written through a link");
-        assert!(fs::symlink_metadata(&path).expect("link").file_type().is_symlink(), "left to the check");
+        assert_eq!(std::fs::read(&outside).expect("outside"), b"second", "written through a link");
+        assert!(
+            std::fs::symlink_metadata(&path).expect("link").file_type().is_symlink(),
+            "left to the check"
+        );
+        std::fs::remove_file(&path).expect("remove");
 
-        // A link elsewhere in the state folder: the folder is not used at all.
-        fs::remove_file(&path).expect("remove");
+        // `documents/` a link to a folder holding a copy of the entry: not read, not written.
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).expect("mkdir");
+        std::fs::write(elsewhere.join(&entry.name), b"second").expect("write");
+        std::fs::remove_dir(state.join(DIR)).expect("rmdir");
+        std::os::unix::fs::symlink(&elsewhere, state.join(DIR)).expect("symlink");
+        assert!(entry.fetch().is_err(), "read through a linked documents/");
         entry.keep(b"fourth");
-        assert_eq!(entry.fetch().expect("kept"), b"fourth");
-        std::os::unix::fs::symlink(&outside, state.join("lock")).expect("symlink");
-        assert!(entry.fetch().is_err(), "a state folder holding a link is not read");
+        assert_eq!(std::fs::read(elsewhere.join(&entry.name)).expect("copy"), b"second");
+        assert_eq!(std::fs::read_dir(&elsewhere).expect("folder").count(), 1, "nothing written there");
+
+        // The state folder itself a link: not used either.
+        let linked = dir.path().join("linked-state");
+        std::os::unix::fs::symlink(&elsewhere, &linked).expect("symlink");
+        let through = StateDocument::with_secret(&graph, &linked, SECRET);
+        assert!(through.fetch().is_err(), "read through a linked state folder");
+        through.keep(b"fifth");
+        assert_eq!(std::fs::read_dir(&elsewhere).expect("folder").count(), 1, "nothing written there");
 
         // A state folder that cannot be made (a file is in its way): nothing kept, no error.
-        let blocked = StateDocument::new(&graph, &graph);
-        blocked.keep(b"fifth");
+        let blocked = StateDocument::with_secret(&graph, &graph, SECRET);
+        blocked.keep(b"sixth");
         assert!(blocked.fetch().is_err());
-        assert_eq!(fs::read_to_string(&graph).expect("graph"), text, "the graph file untouched");
+        assert_eq!(std::fs::read_to_string(&graph).expect("graph"), text, "the graph file untouched");
+    }
+
+    /// The user's secret is made once, 32 bytes readable by the user only, and read back after.
+    #[test]
+    fn the_secret_is_made_once_and_kept() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let folder = dir.path().join("cache/hephy");
+        let first = secret_in(&folder).expect("made");
+        assert_eq!(secret_in(&folder), Some(first), "read back, not made again");
+        let meta = std::fs::metadata(folder.join("document.key")).expect("kept");
+        assert_eq!(meta.len(), 32);
+        assert_eq!(meta.permissions().mode() & 0o077, 0, "readable by the user only");
+        let other = dir.path().join("other");
+        assert_ne!(secret_in(&other), Some(first), "another folder, another secret");
+        // A key file of another size is no secret: not used, not replaced.
+        std::fs::write(folder.join("document.key"), b"short").expect("write");
+        assert_eq!(secret_in(&folder), None);
     }
 }

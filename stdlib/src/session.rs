@@ -66,7 +66,8 @@ pub struct Loaded {
 /// [`load`], reusing the document as read that the state folder `state_dir` keeps for this
 /// graph file while the file is unchanged (and keeping it there after a parse).
 pub fn load_in(path: &Path, overrides: &Overrides, state_dir: &Path) -> Result<Loaded, Problems> {
-    load_reusing(path, overrides, Some(&crate::documents::StateDocument::new(path, state_dir)))
+    let store = crate::documents::StateDocument::new(path, state_dir);
+    load_reusing(path, overrides, store.as_ref().map(|s| s as &dyn hephy_dsl::DocumentStore))
 }
 
 fn load_reusing(

@@ -54,9 +54,8 @@ pub(super) struct ImageDefaults<'d> {
 /// instead, with its key function there, and its lowering in [`Analyzer::image`] or its callers.
 /// The engine's `key_table` test plans two graphs per key and names one whose `hash` column
 /// does not do what the row says (a key whose checks refuse the generic sample values of its
-/// kind, `a` and `b`, is named there too, and gets a pair of its own in its `samples`). The
-/// rows are in the key of every stored document (`stored.rs`), so a stored document of the old
-/// rows is never reused; `stored.rs`'s pinned-format test asks for the rows' new hash.
+/// kind, `a` and `b`, is named there too, and gets a pair of its own in its `samples`). A
+/// document stored by a build of other rows is never reused (`stored.rs` keys it by the build).
 ///
 /// The macro hands the rows to `$walk!`, a macro of the module that makes something of them,
 /// after the tokens given after `$walk` (the rows are written once, here; each walk matches
