@@ -1,6 +1,6 @@
 //! The identity of this build of the language's readers: blake3 of every source file of the
-//! crate (path and bytes, in path order) and of the workspace's `Cargo.lock` where there is one
-//! (the versions of the parsers it uses). A stored document as read (`src/stored.rs`) is keyed
+//! crate and its manifest (path and bytes, in path order), and of the workspace's `Cargo.toml`
+//! and `Cargo.lock` where it is built in the workspace (the parsers' versions and features). A stored document as read (`src/stored.rs`) is keyed
 //! by it, so a document kept by another build of hephy, whose drafts or readers may differ, is
 //! never reused.
 
@@ -22,16 +22,23 @@ fn main() {
     let manifest =
         PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let src = manifest.join("src");
-    let lock = manifest.join("../Cargo.lock");
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=Cargo.toml");
-    println!("cargo:rerun-if-changed=../Cargo.lock");
     let mut paths = Vec::new();
     files(&src, &mut paths);
     paths.push(manifest.join("Cargo.toml"));
     paths.sort();
+    // The workspace's manifest and lock (the parsers' versions and features), where this is
+    // built in the workspace.
+    for workspace in ["../Cargo.toml", "../Cargo.lock"] {
+        let path = manifest.join(workspace);
+        if path.is_file() {
+            println!("cargo:rerun-if-changed={workspace}");
+            paths.push(path);
+        }
+    }
     let mut hasher = blake3::Hasher::new();
-    for path in paths.iter().chain(std::iter::once(&lock)) {
+    for path in &paths {
         let Ok(bytes) = std::fs::read(path) else { continue };
         let name = path.strip_prefix(&manifest).unwrap_or(path);
         hasher.update(name.as_os_str().as_encoded_bytes());

@@ -7,7 +7,7 @@
 //! Owns the entry's format and its key; where the entry is kept, and the secret that vouches for
 //! it, are the caller's ([`DocumentStore`]: the graph's state folder and a key of the user's, in
 //! the standard library). An entry is [`MAGIC`], the key (blake3 of [`FORMAT`], this build's
-//! identity — [`SOURCE_ID`], blake3 of the crate's sources and the workspace's `Cargo.lock`, so
+//! identity — [`SOURCE_ID`], blake3 of the crate's sources and the workspace's manifest and lock, so
 //! another build's drafts or readers never decode an entry —, the syntax and the file's bytes),
 //! blake3 keyed with the store's secret over the key and the rest, then the document in postcard.
 //! An entry the secret does not vouch for (one a repository committed into its state folder,
@@ -29,8 +29,8 @@ pub(crate) const FORMAT: u32 = 2;
 /// What every entry starts with.
 const MAGIC: &[u8] = b"hephy document\n";
 
-/// This build's identity (`build.rs`): blake3 of the crate's sources and the workspace's
-/// `Cargo.lock`.
+/// This build's identity (`build.rs`): blake3 of the crate's sources and manifest and the
+/// workspace's `Cargo.toml` and `Cargo.lock`.
 pub(crate) const SOURCE_ID: &str = include!(concat!(env!("OUT_DIR"), "/source_id.rs"));
 
 /// Where the document read from one graph file is kept between commands: its bytes only (their
@@ -269,6 +269,16 @@ mod tests {
             assert_eq!(document, crate::read(&good).ok(), "the document is the file's");
             assert_eq!(read_with(&good, &mine).1, Reuse::Reused, "replaced by an entry of its own");
         }
+        // My own entry of another file, relabelled with this file's key: the seal covers the
+        // key too.
+        let mut relabelled = Memory::default();
+        read_with(&other, &relabelled);
+        let mut entry = relabelled.entry.borrow().clone().expect("kept");
+        entry[MAGIC.len()..MAGIC.len() + blake3::OUT_LEN].copy_from_slice(key(&good).as_bytes());
+        relabelled.entry = RefCell::new(Some(entry));
+        let (document, how) = read_with(&good, &relabelled);
+        assert_eq!(how, Reuse::Parsed(Miss::Unreadable), "relabelled");
+        assert_eq!(document, crate::read(&good).ok());
         assert_eq!(SOURCE_ID.len(), 64, "blake3 in hex: {SOURCE_ID}");
         assert!(SOURCE_ID.bytes().all(|b| b.is_ascii_hexdigit()), "{SOURCE_ID}");
     }

@@ -89,16 +89,26 @@ impl DocumentStore for StateDocument {
         {
             return;
         }
-        // A new file beside the entry, renamed over it: a reader sees the old entry or the new,
-        // never half of one.
-        let temp = format!(".{}.{}.tmp", self.name, std::process::id());
-        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let written = rustix::fs::openat(&dir, temp.as_str(), flags, Mode::from_raw_mode(0o644))
-            .map_err(io::Error::from)
-            .and_then(|fd| File::from(fd).write_all(bytes))
-            .and_then(|()| {
-                rustix::fs::renameat(&dir, temp.as_str(), &dir, self.name.as_str()).map_err(io::Error::from)
-            });
+        // A new file beside the entry (a fresh random name, made exclusively: nothing that
+        // is already there, a link or a FIFO, is opened), renamed over it: a reader sees the
+        // old entry or the new, never half of one.
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let Some((temp, fd)) = (0..4)
+            .find_map(|_| {
+                let temp = format!(".{}.{}.tmp", self.name, random_hex()?);
+                match rustix::fs::openat(&dir, temp.as_str(), flags, Mode::from_raw_mode(0o600)) {
+                    Ok(fd) => Some(Some((temp, fd))),
+                    Err(rustix::io::Errno::EXIST) => None,
+                    Err(_) => Some(None),
+                }
+            })
+            .flatten()
+        else {
+            return;
+        };
+        let written = File::from(fd).write_all(bytes).and_then(|()| {
+            rustix::fs::renameat(&dir, temp.as_str(), &dir, self.name.as_str()).map_err(io::Error::from)
+        });
         if written.is_err() {
             let _ = rustix::fs::unlinkat(&dir, temp.as_str(), AtFlags::empty());
         }
@@ -107,6 +117,13 @@ impl DocumentStore for StateDocument {
     fn secret(&self) -> &[u8; 32] {
         &self.secret
     }
+}
+
+/// Eight random bytes in hex (a temporary file's name), `None` without a source of them.
+fn random_hex() -> Option<String> {
+    let mut bytes = [0u8; 8];
+    File::open("/dev/urandom").and_then(|mut random| random.read_exact(&mut bytes)).ok()?;
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The user's secret for sealing entries: read from the user's cache folder, made there (32
@@ -118,12 +135,21 @@ fn user_secret() -> Option<[u8; 32]> {
     secret_in(&cache.join("hephy"))
 }
 
-/// The secret kept in the folder `dir` (`document.key`), made when there is none.
+/// The secret kept in the folder `dir` (`document.key`: the user's, readable by the user only),
+/// made when there is none.
 fn secret_in(dir: &Path) -> Option<[u8; 32]> {
     let path = dir.join("document.key");
+    // Only a key file of the user's that no one else may read or write is a secret (a key file
+    // a repository committed, where the cache folder is inside a checkout, is not).
     let read = |path: &Path| -> Option<[u8; 32]> {
+        use std::os::unix::fs::MetadataExt;
+        let file = File::open(path).ok()?;
+        let meta = file.metadata().ok()?;
+        if !meta.is_file() || meta.uid() != rustix::process::geteuid().as_raw() || meta.mode() & 0o077 != 0 {
+            return None;
+        }
         let mut bytes = Vec::new();
-        File::open(path).ok()?.take(33).read_to_end(&mut bytes).ok()?;
+        file.take(33).read_to_end(&mut bytes).ok()?;
         bytes.try_into().ok()
     };
     if let Some(secret) = read(&path) {
@@ -228,5 +254,15 @@ mod tests {
         // A key file of another size is no secret: not used, not replaced.
         std::fs::write(folder.join("document.key"), b"short").expect("write");
         assert_eq!(secret_in(&folder), None);
+        // Nor is one others may read (a key file a repository committed: git gives 0644).
+        let committed = dir.path().join("committed");
+        std::fs::create_dir(&committed).expect("mkdir");
+        std::fs::write(committed.join("document.key"), [9u8; 32]).expect("write");
+        std::fs::set_permissions(committed.join("document.key"), std::fs::Permissions::from_mode(0o644))
+            .expect("chmod");
+        assert_eq!(secret_in(&committed), None);
+        std::fs::set_permissions(committed.join("document.key"), std::fs::Permissions::from_mode(0o600))
+            .expect("chmod");
+        assert_eq!(secret_in(&committed), Some([9u8; 32]), "the user's own, readable by the user only");
     }
 }

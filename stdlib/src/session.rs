@@ -64,7 +64,8 @@ pub struct Loaded {
 }
 
 /// [`load`], reusing the document as read that the state folder `state_dir` keeps for this
-/// graph file while the file is unchanged (and keeping it there after a parse).
+/// graph file while the file is unchanged (and keeping it there after a parse), sealed with the
+/// user's secret; where there is none to be had (no cache folder), the file is parsed.
 pub fn load_in(path: &Path, overrides: &Overrides, state_dir: &Path) -> Result<Loaded, Problems> {
     let store = crate::documents::StateDocument::new(path, state_dir);
     load_reusing(path, overrides, store.as_ref().map(|s| s as &dyn hephy_dsl::DocumentStore))

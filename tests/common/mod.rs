@@ -20,6 +20,9 @@ use assert_cmd::cargo::CommandCargoExt;
 pub struct Repo {
     dir: tempfile::TempDir,
     online: bool,
+    /// The user's cache folder the runs see (`XDG_CACHE_HOME`: where hephy keeps the secret
+    /// that seals stored documents), the test's own, outside the repository.
+    cache: tempfile::TempDir,
 }
 
 /// What a run of `hephy` did.
@@ -51,7 +54,11 @@ impl Run {
 
 impl Repo {
     pub fn new() -> Repo {
-        Repo { dir: tempfile::tempdir().expect("temp dir"), online: false }
+        Repo {
+            dir: tempfile::tempdir().expect("temp dir"),
+            online: false,
+            cache: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     /// A repository holding a copy of `examples/<name>`.
@@ -120,6 +127,7 @@ impl Repo {
             .current_dir(self.dir.path())
             .env("NO_COLOR", "1")
             .env("HEPHY_OFFLINE", if self.online { "0" } else { "1" })
+            .env("XDG_CACHE_HOME", self.cache.path())
             .env_remove("COLUMNS")
             // The branch a naming template's `{-branch}` reads is the test's, not the CI's.
             .env_remove("HEPHY_BRANCH")
@@ -145,6 +153,7 @@ pub fn run_within(repo: &Repo, args: &[&str], env: &[(&str, &str)], limit: Durat
         .current_dir(repo.path())
         .env("NO_COLOR", "1")
         .env("HEPHY_OFFLINE", "1")
+        .env("XDG_CACHE_HOME", repo.cache.path())
         .env_remove("COLUMNS")
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
