@@ -148,19 +148,23 @@ pub(crate) struct KoDraft {
     pub(crate) span: SourceSpan,
 }
 
-/// Where a printer writes a simple image key: before the keys each builder reads its own way
-/// (`ko`, `ko-env`, `args`, `platforms`), or after them.
+/// Where a printer writes an image key of the table, in this order: before the keys each
+/// builder reads its own way (`Head`), among them (`Builder`: after `ko`, before `platforms`),
+/// after them (`Tail`), and after those (`Last`: before `sign`, `sbom`, `provenance`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Place {
     Head,
+    Builder,
     Tail,
+    Last,
 }
 
-/// The value of a simple image key, as written.
+/// The value of an image key of the table, as written.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Simple<'a> {
     Text(&'a Option<Text>),
     List(&'a [Text]),
+    Pairs(&'a [(Text, Text)]),
 }
 
 /// How the analyzer lowers an image key of `image_key_rows!` (its `lower` column).
@@ -301,13 +305,18 @@ macro_rules! image_draft_walks {
         lists: $($list:ident = $list_key:literal $(kdl $list_kdl:ident)?
             [$list_place:ident $list_at:literal $(yaml $list_yaml:literal)? $(, set $list_set:literal)?, listed $list_listed:literal]
             lower $list_lower:ident $(($list_lower_by:tt))? hash $list_hash:ident $(($list_hash_by:tt))?
-            meaning $list_meaning:literal),+ $(;)?
+            meaning $list_meaning:literal),+ ;
+        pairs: $($pair:ident = $pair_key:literal
+            [$pair_place:ident $pair_at:literal $(yaml $pair_yaml:literal)?, listed $pair_listed:literal]
+            lower $pair_lower:ident $(($pair_lower_by:tt))? hash $pair_hash:ident $(($pair_hash_by:tt))?
+            kind $pair_kind:ident meaning $pair_meaning:literal),+ $(;)?
     ) => {
         $(#[$meta])*
         pub struct ImageDraft {
             pub(crate) name: Text,
             $(#[doc = concat!("`", $text_key, "`: ", $text_meaning, ".")] pub(crate) $text: Option<Text>,)+
             $(#[doc = concat!("`", $list_key, "`: ", $list_meaning, ".")] pub(crate) $list: Vec<Text>,)+
+            $(#[doc = concat!("`", $pair_key, "`: ", $pair_meaning, ".")] pub(crate) $pair: Vec<(Text, Text)>,)+
             $($(#[$field_meta])* pub(crate) $field: $field_type,)+
         }
 
@@ -317,12 +326,13 @@ macro_rules! image_draft_walks {
                     name,
                     $($text: None,)+
                     $($list: Vec::new(),)+
+                    $($pair: Vec::new(),)+
                     $($field: Default::default(),)+
                 }
             }
         }
 
-        /// Every row, texts then lists, in table order.
+        /// Every row, texts, lists then pairs, in table order.
         pub(crate) const IMAGE_KEY_ROWS: &[ImageKeyRow] = &[
             $(ImageKeyRow {
                 key: $text_key,
@@ -333,6 +343,11 @@ macro_rules! image_draft_walks {
                 key: $list_key,
                 lowering: lowering!($list_lower $(($list_lower_by))?),
                 keyed: keyed!($list_hash $(($list_hash_by))?),
+            },)+
+            $(ImageKeyRow {
+                key: $pair_key,
+                lowering: lowering!($pair_lower $(($pair_lower_by))?),
+                keyed: keyed!($pair_hash $(($pair_hash_by))?),
             },)+
         ];
 
@@ -362,6 +377,16 @@ macro_rules! image_draft_walks {
                 [$(($list_key, &mut self.$list)),+]
             }
 
+            /// The keys of name/value pairs, in table order: each key and its pairs as written.
+            pub(crate) fn pairs(&self) -> [(&'static str, &Vec<(Text, Text)>); [$($pair_key),+].len()] {
+                [$(($pair_key, &self.$pair)),+]
+            }
+
+            /// [`ImageDraft::pairs`], to change.
+            pub(crate) fn pairs_mut(&mut self) -> [(&'static str, &mut Vec<(Text, Text)>); [$($pair_key),+].len()] {
+                [$(($pair_key, &mut self.$pair)),+]
+            }
+
             /// The one-text keys lowered `Plain`, in table order: each key and its value, if
             /// written. The analyzer lowers them as they are ([`crate::Image::plain`]) and
             /// [`crate::Image::key_settings`] puts each into the key of the image's builds.
@@ -372,7 +397,7 @@ macro_rules! image_draft_walks {
                     .filter_map(|(_, key, value)| Some((key, value.as_ref()?)))
             }
 
-            /// The simple keys a printer of `syntax` writes at `place`, in its order: each key
+            /// The table's keys a printer of `syntax` writes at `place`, in its order: each key
             /// and its value as written (absent or empty ones too: the printer skips them).
             pub(crate) fn printed(&self, syntax: Syntax, place: Place) -> Vec<(&'static str, Simple<'_>)> {
                 let yaml = syntax == Syntax::Yaml;
@@ -388,6 +413,12 @@ macro_rules! image_draft_walks {
                         if yaml { [$($list_yaml,)? $list_at][0] } else { $list_at },
                         $list_key,
                         Simple::List(&self.$list),
+                    ),)+
+                    $((
+                        Place::$pair_place,
+                        if yaml { [$($pair_yaml,)? $pair_at][0] } else { $pair_at },
+                        $pair_key,
+                        Simple::Pairs(&self.$pair),
                     ),)+
                 ];
                 rows.retain(|row| row.0 == place);
@@ -409,20 +440,15 @@ macro_rules! image_draft_walks {
 // leaves every field but `name` empty (its `Default`).
 image_key_rows!(image_draft_walks
     /// An image as written: its name, the keys of the image key table (`image_key_rows!`: an
-    /// `Option<Text>` for a key of one text, a `Vec<Text>` for a list), then the others.
+    /// `Option<Text>` for a key of one text, a `Vec<Text>` for a list, a `Vec<(Text, Text)>`
+    /// for name/value pairs), then the others.
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct ImageDraft {
         pub(crate) name: Text,
-        pub(crate) args: Vec<(Text, Text)>,
         pub(crate) platforms: Option<Vec<Text>>,
         pub(crate) deps: Vec<DependencyDraft>,
         /// `ko import-path=… base-image=… ldflags=…` (KDL) / `ko: {…}` (YAML).
         pub(crate) ko: Option<KoDraft>,
-        /// `ko-env NAME="VALUE"…` / `ko-env: {NAME: VALUE}`.
-        pub(crate) ko_env: Vec<(Text, Text)>,
-        /// `labels`, `annotations` of the image.
-        pub(crate) labels: Vec<(Text, Text)>,
-        pub(crate) annotations: Vec<(Text, Text)>,
         /// `sign key="…"`, `sbom`, `provenance` of the image.
         pub(crate) supply: SupplyDraft,
         /// `inherits "a" "b"` / `inherits: [a, b]`: templates, in order.

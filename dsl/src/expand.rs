@@ -1069,7 +1069,7 @@ fn image_size(d: &ImageDraft) -> usize {
         + ko
         + d.lists().into_iter().map(|(_, l)| l.len()).sum::<usize>()
         + d.platforms.as_ref().map_or(0, Vec::len)
-        + 2 * (d.args.len() + d.ko_env.len() + d.labels.len() + d.annotations.len())
+        + 2 * d.pairs().into_iter().map(|(_, p)| p.len()).sum::<usize>()
         + deps_size(&d.deps)
         + d.build_contexts.iter().map(|c| 1 + context_strings(c).count()).sum::<usize>()
 }
@@ -1159,6 +1159,9 @@ fn merge(
             *own = std::mem::take(base);
         }
     }
+    for ((_, own), (_, base)) in out.pairs_mut().into_iter().zip(b.pairs_mut()) {
+        *own = by_key(std::mem::take(base), std::mem::take(own));
+    }
     if out.platforms.is_none() {
         out.platforms = b.platforms;
     }
@@ -1174,10 +1177,6 @@ fn merge(
     if out.supply.provenance.is_none() {
         out.supply.provenance = b.supply.provenance;
     }
-    out.args = by_key(b.args, out.args);
-    out.ko_env = by_key(b.ko_env, out.ko_env);
-    out.labels = by_key(b.labels, out.labels);
-    out.annotations = by_key(b.annotations, out.annotations);
     let own: HashSet<&str> = out.deps.iter().map(|c| c.name.value.as_str()).collect();
     let mut deps: Vec<DependencyDraft> =
         b.deps.into_iter().filter(|d| !own.contains(d.name.value.as_str())).collect();
@@ -1234,17 +1233,10 @@ fn fields(d: &ImageDraft) -> Vec<(String, String, SourceSpan)> {
     for (field, l) in d.lists() {
         list(field, l);
     }
-    for (k, v) in &d.args {
-        out.push((format!("args.{}", k.value), v.value.clone(), k.span));
-    }
-    for (k, v) in &d.ko_env {
-        out.push((format!("ko-env.{}", k.value), v.value.clone(), k.span));
-    }
-    for (k, v) in &d.labels {
-        out.push((format!("labels.{}", k.value), v.value.clone(), k.span));
-    }
-    for (k, v) in &d.annotations {
-        out.push((format!("annotations.{}", k.value), v.value.clone(), k.span));
+    for (field, pairs) in d.pairs() {
+        for (k, v) in pairs {
+            out.push((format!("{field}.{}", k.value), v.value.clone(), k.span));
+        }
     }
     if let Some(ko) = &d.ko {
         let parts: Vec<String> =
@@ -1335,15 +1327,11 @@ fn visit_image_mut(d: &mut ImageDraft, f: &mut impl FnMut(&mut Text)) {
         l.iter_mut().for_each(&mut *f);
     }
     d.platforms.iter_mut().flatten().for_each(&mut *f);
-    for (k, v) in d
-        .args
-        .iter_mut()
-        .chain(d.ko_env.iter_mut())
-        .chain(d.labels.iter_mut())
-        .chain(d.annotations.iter_mut())
-    {
-        f(k);
-        f(v);
+    for (_, pairs) in d.pairs_mut() {
+        for (k, v) in pairs.iter_mut() {
+            f(k);
+            f(v);
+        }
     }
     if let Some(ko) = &mut d.ko {
         [&mut ko.import_path, &mut ko.base_image, &mut ko.ldflags].into_iter().flatten().for_each(&mut *f);

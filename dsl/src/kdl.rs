@@ -268,7 +268,6 @@ impl Reader<'_> {
                 }
                 "target" => image.targets.extend(self.one_string(child)),
                 "targets" => image.targets.extend(self.strings(child, 1)),
-                "args" => image.args.extend(self.pairs(child)),
                 "platforms" => {
                     let list = self.strings(child, 1);
                     self.set_once(&mut image.platforms, list, child);
@@ -280,16 +279,14 @@ impl Reader<'_> {
                     let ko = self.ko(child);
                     self.set_once(&mut image.ko, ko, child);
                 }
-                "ko-env" => image.ko_env.extend(self.pairs(child)),
-                "labels" => image.labels.extend(self.pairs(child)),
-                "annotations" => image.annotations.extend(self.pairs(child)),
                 "sign" | "sbom" | "provenance" => self.supply(&mut image.supply, child),
                 "inherits" => image.inherits.extend(self.strings(child, 1)),
                 "matrix" => {
                     let matrix = self.matrix(child);
                     self.set_once(&mut image.matrix, matrix, child);
                 }
-                // The keys of one text or a list (`image_key_rows!`) KDL writes as nodes.
+                // The keys of the table (`image_key_rows!`: one text, a list, name/value pairs)
+                // KDL writes as nodes.
                 other if keys(Construct::Image, Syntax::Kdl).contains(&other) => {
                     if let Some((_, slot)) = image.texts_mut().into_iter().find(|(k, _)| *k == other) {
                         if let Some(v) = self.one_string(child) {
@@ -297,6 +294,8 @@ impl Reader<'_> {
                         }
                     } else if let Some((_, slot)) = image.lists_mut().into_iter().find(|(k, _)| *k == other) {
                         slot.extend(self.strings(child, 1));
+                    } else if let Some((_, slot)) = image.pairs_mut().into_iter().find(|(k, _)| *k == other) {
+                        slot.extend(self.pairs(child));
                     }
                 }
                 other => self.unknown_node(child, other, keys(Construct::Image, Syntax::Kdl), "an `image`"),

@@ -157,21 +157,12 @@ fn kdl_block(keyword: &str, image: &ImageDraft) -> String {
         ]);
         let _ = writeln!(out, "    ko{props}");
     }
-    if !image.ko_env.is_empty() {
-        let _ = writeln!(out, "    ko-env {}", kdl_pairs(&image.ko_env));
-    }
-    if !image.args.is_empty() {
-        let _ = writeln!(out, "    args {}", kdl_pairs(&image.args));
-    }
+    kdl_simple(&mut out, image, Place::Builder);
     if let Some(p) = image.platforms.as_ref().filter(|p| !p.is_empty()) {
         let _ = writeln!(out, "    platforms {}", kdl_values(p));
     }
     kdl_simple(&mut out, image, Place::Tail);
-    for (key, pairs) in [("labels", &image.labels), ("annotations", &image.annotations)] {
-        if !pairs.is_empty() {
-            let _ = writeln!(out, "    {key} {}", kdl_pairs(pairs));
-        }
-    }
+    kdl_simple(&mut out, image, Place::Last);
     kdl_supply(&mut out, "    ", &image.supply);
     kdl_deps(&mut out, &image.deps);
     for c in &image.build_contexts {
@@ -201,6 +192,9 @@ fn kdl_simple(out: &mut String, image: &ImageDraft, place: Place) {
             (_, Simple::List(values)) if !values.is_empty() => {
                 let _ = writeln!(out, "    {key} {}", kdl_values(values));
             }
+            (_, Simple::Pairs(pairs)) if !pairs.is_empty() => {
+                let _ = writeln!(out, "    {key} {}", kdl_pairs(pairs));
+            }
             _ => {}
         }
     }
@@ -219,6 +213,9 @@ fn yaml_simple(out: &mut String, indent: &str, image: &ImageDraft, place: Place)
             }
             Simple::List(values) if !values.is_empty() => {
                 let _ = writeln!(out, "{indent}{key}: {}", yaml_list(values));
+            }
+            Simple::Pairs(pairs) if !pairs.is_empty() => {
+                let _ = writeln!(out, "{indent}{key}: {}", yaml_flow_pairs(pairs));
             }
             _ => {}
         }
@@ -450,20 +447,12 @@ pub(crate) fn yaml_image(image: &ImageDraft, indent: &str) -> String {
         ]);
         let _ = writeln!(out, "{inner}ko: {fields}");
     }
-    for (key, pairs) in [("ko-env", &image.ko_env), ("args", &image.args)] {
-        if !pairs.is_empty() {
-            let _ = writeln!(out, "{inner}{key}: {}", yaml_flow_pairs(pairs));
-        }
-    }
+    yaml_simple(&mut out, &inner, image, Place::Builder);
     if let Some(p) = &image.platforms {
         let _ = writeln!(out, "{inner}platforms: {}", yaml_list(p));
     }
     yaml_simple(&mut out, &inner, image, Place::Tail);
-    for (key, pairs) in [("labels", &image.labels), ("annotations", &image.annotations)] {
-        if !pairs.is_empty() {
-            let _ = writeln!(out, "{inner}{key}: {}", yaml_flow_pairs(pairs));
-        }
-    }
+    yaml_simple(&mut out, &inner, image, Place::Last);
     yaml_supply(&mut out, &inner, &image.supply);
     yaml_deps(&mut out, &inner, &image.deps);
     if !image.build_contexts.is_empty() {

@@ -374,21 +374,17 @@ const WRITTEN: &[Key] = &[
         need(key(C::Secret, "file", K::Text, "read it from this file"), Need::OneOf),
         "where the value is read from; the value's fingerprint is hashed",
     ),
-    // An image: the keys of one text or a list are the image key table's (`image_key_rows!` in
+    // An image: the keys of one text, a list or name/value pairs are the image key table's (`image_key_rows!` in
     // `analyze/images.rs`), placed among these at their `listed` positions. `context` or `git`
     // must be given, by the image or a template it inherits (checked after expansion, so
     // neither is required).
     key(C::Image, "target", K::Text, "the Dockerfile stage to build"),
-    key(C::Image, "args", K::Pairs, "build args"),
     key(C::Image, "platforms", K::Texts, "the platforms to build for"),
     key(C::Image, "from", K::Dependencies(C::From), "images built first whose reference is passed in"),
     key(C::Image, "after", K::Texts, "images or tasks built first, nothing passed"),
     key(C::Image, "ko", K::Block(C::Ko), "the `ko` builder's settings"),
-    key(C::Image, "ko-env", K::Pairs, "the `ko` builder's environment"),
     expanded(key(C::Image, "inherits", K::Texts, "templates whose settings it takes, in order")),
     expanded(key(C::Image, "matrix", K::NamedLists, "one copy for each combination of these values")),
-    key(C::Image, "labels", K::Metadata, "labels of this image's config, over the graph's"),
-    key(C::Image, "annotations", K::Metadata, "OCI annotations of its manifests and index, over the graph's"),
     spelled(
         C::Image,
         Some("build-context"),
@@ -496,7 +492,11 @@ macro_rules! image_table_keys {
         lists: $($list:ident = $list_key:literal $(kdl $list_kdl:ident)?
             [$list_place:ident $list_at:literal $(yaml $list_yaml:literal)? $(, set $list_set:literal)?, listed $list_listed:literal]
             lower $list_lower:ident $(($list_lower_by:tt))? hash $list_hash:ident $(($list_hash_by:tt))?
-            meaning $list_meaning:literal),+ $(;)?
+            meaning $list_meaning:literal),+ ;
+        pairs: $($pair:ident = $pair_key:literal
+            [$pair_place:ident $pair_at:literal $(yaml $pair_yaml:literal)?, listed $pair_listed:literal]
+            lower $pair_lower:ident $(($pair_lower_by:tt))? hash $pair_hash:ident $(($pair_hash_by:tt))?
+            kind $pair_kind:ident meaning $pair_meaning:literal),+ $(;)?
     ) => {
         /// The image key table's rows as the language's keys, each with its position among
         /// the image's keys.
@@ -518,6 +518,15 @@ macro_rules! image_table_keys {
                 need: Need::Optional,
                 meaning: $list_meaning,
                 hash: hash_of!($list_hash $(($list_hash_by))?),
+            }),)+
+            $(($pair_listed, Key {
+                construct: C::Image,
+                kdl: Some($pair_key),
+                yaml: Some($pair_key),
+                kind: K::$pair_kind,
+                need: Need::Optional,
+                meaning: $pair_meaning,
+                hash: hash_of!($pair_hash $(($pair_hash_by))?),
             }),)+
         ];
     };

@@ -356,9 +356,6 @@ impl Reader<'_> {
             match key.value.as_str() {
                 "target" => image.targets.extend(self.string(value)),
                 "targets" => image.targets.extend(self.strings(value)),
-                "args" => image.args = self.pairs(value),
-                "labels" => image.labels = self.pairs(value),
-                "annotations" => image.annotations = self.pairs(value),
                 "sign" | "sbom" | "provenance" => self.supply(&mut image.supply, &key, value),
                 "platforms" => image.platforms = Some(self.strings(value)),
                 "from" => image.deps.extend(self.from(value)),
@@ -376,16 +373,17 @@ impl Reader<'_> {
                     }
                     image.ko = Some(ko);
                 }
-                "ko-env" => image.ko_env = self.pairs(value),
                 "inherits" => image.inherits = self.strings(value),
                 "matrix" => image.matrix = Some(self.matrix(value)),
                 "after" => image.deps.extend(self.after(value)),
-                // The keys of one text or a list (`image_key_rows!`).
+                // The keys of the table (`image_key_rows!`: one text, a list, name/value pairs).
                 other => {
                     if let Some((_, slot)) = image.texts_mut().into_iter().find(|(k, _)| *k == other) {
                         *slot = self.string(value);
                     } else if let Some((_, slot)) = image.lists_mut().into_iter().find(|(k, _)| *k == other) {
                         *slot = self.strings(value);
+                    } else if let Some((_, slot)) = image.pairs_mut().into_iter().find(|(k, _)| *k == other) {
+                        *slot = self.pairs(value);
                     }
                 }
             }

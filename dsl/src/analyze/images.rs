@@ -16,6 +16,9 @@ pub(super) struct ImageDefaults<'d> {
     pub(super) builder: Builder,
     pub(super) timeout: Option<std::time::Duration>,
     pub(super) secrets: &'d [Secret],
+    /// The graph's labels and annotations, lowered: the image's own go over them.
+    pub(super) labels: &'d BTreeMap<String, String>,
+    pub(super) annotations: &'d BTreeMap<String, String>,
 }
 
 /// The image keys that hold one text or a list of texts, one row each:
@@ -102,6 +105,19 @@ macro_rules! image_key_rows {
                 mirrors = "mirrors" [Tail 3 yaml 2, listed 22]
                     lower Own(lower_mirrors) hash Destination
                     meaning "the registries it is also pushed to, instead of the graph's";
+            pairs:
+                args = "args" [Builder 1, listed 10]
+                    lower Own(lower_args) hash Put(key_args) kind Pairs
+                    meaning "build args",
+                ko_env = "ko-env" [Builder 0, listed 16]
+                    lower Own(lower_ko) hash Put(key_ko_env) kind Pairs
+                    meaning "the `ko` builder's environment",
+                labels = "labels" [Last 0, listed 19]
+                    lower Own(lower_labels) hash Put(key_labels) kind Metadata
+                    meaning "labels of this image's config, over the graph's",
+                annotations = "annotations" [Last 1, listed 20]
+                    lower Own(lower_annotations) hash Put(key_annotations) kind Metadata
+                    meaning "OCI annotations of its manifests and index, over the graph's";
         }
     };
 }
@@ -126,14 +142,10 @@ macro_rules! structured_image_keys {
         $walk! {
             $($before)*
             "target" hash Nodes,
-            "args" hash Put(key_args),
             "platforms" hash Put(key_platforms),
             "from" hash Dependencies,
             "after" hash Dependencies,
             "ko" hash Put(key_ko),
-            "ko-env" hash Put(key_ko_env),
-            "labels" hash Put(key_labels),
-            "annotations" hash Put(key_annotations),
             "build-contexts" hash Resolved,
             "sign" hash Resolved,
             "sbom" hash Put(key_sbom),
@@ -190,7 +202,11 @@ macro_rules! image_lowering {
         lists: $($list:ident = $list_key:literal $(kdl $list_kdl:ident)?
             [$list_place:ident $list_at:literal $(yaml $list_yaml:literal)? $(, set $list_set:literal)?, listed $list_listed:literal]
             lower $list_lower:ident $(($list_lower_by:tt))? hash $list_hash:ident $(($list_hash_by:tt))?
-            meaning $list_meaning:literal),+ $(;)?
+            meaning $list_meaning:literal),+ ;
+        pairs: $($pair:ident = $pair_key:literal
+            [$pair_place:ident $pair_at:literal $(yaml $pair_yaml:literal)?, listed $pair_listed:literal]
+            lower $pair_lower:ident $(($pair_lower_by:tt))? hash $pair_hash:ident $(($pair_hash_by:tt))?
+            kind $pair_kind:ident meaning $pair_meaning:literal),+ $(;)?
     ) => {
         impl Analyzer<'_> {
             /// Lowers every key of the table into `image`: each `Own` function in the rows'
@@ -198,6 +214,7 @@ macro_rules! image_lowering {
             fn lower_image_keys(&mut self, draft: &ImageDraft, defaults: &ImageDefaults<'_>, image: &mut Image) {
                 $(lower_row!(self, draft.$text.as_ref(), draft, defaults, image, $text_lower $(($text_lower_by))?);)+
                 $(lower_row!(self, &draft.$list, draft, defaults, image, $list_lower $(($list_lower_by))?);)+
+                $(lower_row!(self, &draft.$pair, draft, defaults, image, $pair_lower $(($pair_lower_by))?);)+
                 image.plain = draft.plain_texts().map(|(key, value)| (key, value.value.clone())).collect();
             }
         }
@@ -209,6 +226,7 @@ macro_rules! image_lowering {
                 let image = self;
                 $(key_row!(image, graph, node, put, $text_hash $(($text_hash_by))?);)+
                 $(key_row!(image, graph, node, put, $list_hash $(($list_hash_by))?);)+
+                $(key_row!(image, graph, node, put, $pair_hash $(($pair_hash_by))?);)+
                 if node == ImageNode::Build {
                     for (key, value) in &image.plain {
                         put(Cow::Borrowed(key), Cow::Borrowed(value));
@@ -245,15 +263,28 @@ impl Analyzer<'_> {
         let mut image = Image::unset(draft.name.clone());
         // Every key of the table (`image_key_rows!`), each by its row.
         self.lower_image_keys(draft, defaults, &mut image);
-        // The keys each builder reads its own way, and what lowering them needs of the image.
-        image.args = self.pairs(&draft.args, "build arg");
+        // The keys each builder reads its own way.
         image.platforms = match &draft.platforms {
             Some(list) => self.platforms(list),
             None => defaults.platforms.to_vec(),
         };
+        image
+    }
+
+    // --- each key's lowering, called in the rows' order by `lower_image_keys` ---------------
+
+    /// `args`: valid names, each once, none that a `from` passes the reference in.
+    fn lower_args(
+        &mut self,
+        value: &[(Text, Text)],
+        draft: &ImageDraft,
+        _: &ImageDefaults<'_>,
+        image: &mut Image,
+    ) {
+        image.args = self.pairs(value, "build arg");
         for dep in &draft.deps {
             if let Some(arg) = dep.from.as_ref().and_then(|f| f.arg.as_ref())
-                && let Some((key, _)) = draft.args.iter().find(|(k, _)| k.value == arg.value)
+                && let Some((key, _)) = value.iter().find(|(k, _)| k.value == arg.value)
             {
                 self.sink.push(
                     Problem::new(Code::Conflict, format!("build arg `{}` is set twice", arg.value))
@@ -263,7 +294,18 @@ impl Analyzer<'_> {
                 );
             }
         }
-        let ko_env = self.pairs(&draft.ko_env, "ko environment variable");
+    }
+
+    /// `ko-env`, with `ko`: the `ko` builder's settings, which only it reads. Reads the
+    /// lowered `builder`.
+    fn lower_ko(
+        &mut self,
+        value: &[(Text, Text)],
+        draft: &ImageDraft,
+        _: &ImageDefaults<'_>,
+        image: &mut Image,
+    ) {
+        let ko_env = self.pairs(value, "ko environment variable");
         image.ko = match &draft.ko {
             Some(k) => Some(KoSettings {
                 import_path: k.import_path.as_ref().map(|t| t.value.clone()),
@@ -276,10 +318,8 @@ impl Analyzer<'_> {
         };
         let builder = image.builder;
         if image.ko.is_some() && builder != Builder::Ko {
-            let span = draft
-                .ko
-                .as_ref()
-                .map_or_else(|| draft.ko_env.first().map_or(draft.name.span, |(k, _)| k.span), |k| k.span);
+            let span =
+                draft.ko.as_ref().map_or_else(|| value.first().map_or(draft.name.span, |(k, _)| k.span), |k| k.span);
             self.sink.push(
                 Problem::new(
                     Code::Conflict,
@@ -292,10 +332,31 @@ impl Analyzer<'_> {
                 ),
             );
         }
-        image
     }
 
-    // --- each key's lowering, called in the rows' order by `lower_image_keys` ---------------
+    /// `labels`: the graph's, then the image's over them.
+    fn lower_labels(
+        &mut self,
+        value: &[(Text, Text)],
+        _: &ImageDraft,
+        defaults: &ImageDefaults<'_>,
+        image: &mut Image,
+    ) {
+        image.publish.labels = defaults.labels.clone();
+        image.publish.labels.extend(self.metadata(value, "label"));
+    }
+
+    /// `annotations`: the graph's, then the image's over them.
+    fn lower_annotations(
+        &mut self,
+        value: &[(Text, Text)],
+        _: &ImageDraft,
+        defaults: &ImageDefaults<'_>,
+        image: &mut Image,
+    ) {
+        image.publish.annotations = defaults.annotations.clone();
+        image.publish.annotations.extend(self.metadata(value, "annotation"));
+    }
 
     /// `builder`: a known builder; the graph's when not written.
     fn lower_builder(

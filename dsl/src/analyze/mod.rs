@@ -62,8 +62,16 @@ pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mu
     a.unique_names(&doc);
     let default_timeout = doc.timeout.as_ref().and_then(|t| a.timeout(t));
     let secrets = a.secrets(&doc);
-    let defaults =
-        ImageDefaults { platforms: &platforms, builder, timeout: default_timeout, secrets: &secrets };
+    let labels = a.metadata(&doc.labels, "label");
+    let annotations = a.metadata(&doc.annotations, "annotation");
+    let defaults = ImageDefaults {
+        platforms: &platforms,
+        builder,
+        timeout: default_timeout,
+        secrets: &secrets,
+        labels: &labels,
+        annotations: &annotations,
+    };
     let mut images: Vec<Image> = doc.images.iter().map(|i| a.image(i, &defaults)).collect();
     let mut tasks: Vec<Task> = doc.tasks.iter().map(|t| a.task(t)).collect();
     for (task, draft) in tasks.iter_mut().zip(&doc.tasks) {
@@ -73,14 +81,6 @@ pub(crate) fn analyze(doc: Document, source: &SourceFile, root: &Path, sink: &mu
         task.secrets = a.secret_uses(&draft.secrets, &secrets);
     }
     let mirrors: Vec<String> = doc.mirrors.iter().map(|m| a.registry(m.clone())).collect();
-    let labels = a.metadata(&doc.labels, "label");
-    let annotations = a.metadata(&doc.annotations, "annotation");
-    for (image, draft) in images.iter_mut().zip(&doc.images) {
-        image.publish.labels = labels.clone();
-        image.publish.labels.extend(a.metadata(&draft.labels, "label"));
-        image.publish.annotations = annotations.clone();
-        image.publish.annotations.extend(a.metadata(&draft.annotations, "annotation"));
-    }
     let graph_sign = doc.supply.sign.as_ref().and_then(|s| a.signing(s));
     for (image, draft) in images.iter_mut().zip(&doc.images) {
         let supply = &draft.supply;
