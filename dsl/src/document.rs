@@ -176,7 +176,8 @@ pub(crate) enum Lowering {
     /// `With("KEY")`: by the function of the row of `KEY` (which comes first and is `Own`),
     /// together with that key: `ref` and `git` with `context`, into one source.
     With(&'static str),
-    /// `Plain` (one-text keys only): as written, into [`crate::Image::plain`].
+    /// `Plain` (one-text keys only, checked when compiling): as written, into
+    /// [`crate::Image::plain`].
     Plain,
 }
 
@@ -350,6 +351,13 @@ macro_rules! image_draft_walks {
                 keyed: keyed!($pair_hash $(($pair_hash_by))?),
             },)+
         ];
+
+        const _: () = {
+            $(assert!(
+                !matches!(lowering!($pair_lower $(($pair_lower_by))?), Lowering::Plain),
+                "in `image_key_rows!`, a row of `pairs:` is lowered `Plain`, which only a text may be"
+            );)+
+        };
 
         const _: () = assert!(
             rows_are_sound(IMAGE_KEY_ROWS),

@@ -859,7 +859,8 @@ mod tests {
 
     /// The image keys the draft walks as one text or a list ([`ImageDraft::texts`],
     /// [`ImageDraft::lists`]) are the table's, of the table's kinds; every other text or list
-    /// key of an image is held otherwise for a reason named here; `--set` sets table keys.
+    /// key of an image is held otherwise for a reason named here; `--set` sets table keys; the
+    /// image's keys of pairs are the draft's [`ImageDraft::pairs`].
     #[test]
     fn the_drafts_simple_image_keys_are_the_tables() {
         use crate::document::ImageDraft;
@@ -887,6 +888,17 @@ mod tests {
         }
         for field in crate::expand::SETTABLE {
             assert!(row(field).is_some(), "`--set` field `{field}` is no image key of the table");
+        }
+        // Every image key of name/value pairs is a row of the table's `pairs:`, and only those.
+        let pairs: Vec<&str> = draft.pairs().iter().map(|(k, _)| *k).collect();
+        for key in KEYS.iter().filter(|k| k.construct == Construct::Image) {
+            let Some(name) = key.yaml else { continue };
+            assert_eq!(
+                matches!(key.kind, Kind::Pairs | Kind::Metadata),
+                pairs.contains(&name),
+                "the image key `{name}` of kind {:?} and the table's `pairs:`",
+                key.kind
+            );
         }
     }
 

@@ -1,9 +1,9 @@
-//! Images: the image key table (`image_key_rows!`: the keys of one text or a list, each with
-//! its draft field, its row in the language's table, its printing, its lowering and its part
-//! in the build key), each key's lowering function and key function beside it, the lowering
-//! of the other keys (args, platforms, ko, …) in `Analyzer::image`, and their part in the
-//! build key (`structured_image_keys!`, with their key functions): every setting an image's
-//! keys put into a build key ([`Image::key_settings`]).
+//! Images: the image key table (`image_key_rows!`: the keys of one text, a list or name/value
+//! pairs, each with its draft field, its row in the language's table, its printing, its
+//! lowering and its part in the build key), each key's lowering function and key function
+//! beside it, the lowering of the other keys (platforms, …) in `Analyzer::image`, and their
+//! part in the build key (`structured_image_keys!`, with their key functions): every setting
+//! an image's keys put into a build key ([`Image::key_settings`]).
 
 use std::borrow::Cow;
 
@@ -21,25 +21,39 @@ pub(super) struct ImageDefaults<'d> {
     pub(super) annotations: &'d BTreeMap<String, String>,
 }
 
-/// The image keys that hold one text or a list of texts, one row each:
+/// The image keys that hold one text, a list of texts or name/value pairs, one row each, in
+/// three sections: `texts:` and `lists:`, whose rows are
 ///
 /// `field = "key" (kdl None)? [PLACE POSITION (yaml POSITION)? (, set POSITION)?, listed POSITION]
 /// lower LOWERING hash KEYED meaning "…"`
 ///
+/// and `pairs:`, whose rows are
+///
+/// `field = "key" [PLACE POSITION (yaml POSITION)?, listed POSITION]
+/// lower LOWERING hash KEYED kind KIND meaning "…"`
+///
+/// (spelled alike in both syntaxes, not set by `--set`, whose `args.ARG` is expansion's own;
+/// `kind` is the [`crate::schema::Kind`] of its values: `Pairs`, names of variables, or
+/// `Metadata`, names of labels and annotations, whose values are templates).
+///
 /// Every walk over these keys takes them from here, in the rows' order, and no other code
 /// lists them: the draft's fields (`field`: an `Option<Text>` for a text, a `Vec<Text>` for a
-/// list, empty in [`ImageDraft::new`]) and its walks (expansion's visitor, its merge of
-/// templates, its count of strings, `hephy show`'s fields, `--set`; `image_draft_walks!` in
-/// `document.rs`), both printers ([`ImageDraft::printed`]: at their `Place`, by position; `yaml`
-/// gives YAML's where it differs from KDL's), `--set` (`set` makes the key a field of
+/// list, a `Vec<(Text, Text)>` for pairs, empty in [`ImageDraft::new`]) and its walks
+/// (expansion's visitor, its merge of templates (pairs merge by name), its count of strings,
+/// `hephy show`'s fields, `--set`; `image_draft_walks!` in `document.rs`), both readers (a
+/// node or a map entry of the key's name; KDL adds up a key written twice), both printers
+/// ([`ImageDraft::printed`]: at their `Place`, by position; `yaml` gives YAML's where it
+/// differs from KDL's), `--set` (`set` makes the key a field of
 /// `--set image.NAME.FIELD=VALUE`, at that position in its list: [`crate::expand::SETTABLE`]),
 /// the language's table ([`crate::schema::KEYS`]: the image's key spelled `"key"` in both
-/// syntaxes, or in YAML only with `kdl None`, of kind `Text` or `Texts`, with its `meaning`;
+/// syntaxes, or in YAML only with `kdl None`, of kind `Text`, `Texts` or the pair's `kind`,
+/// with its `meaning`;
 /// `listed` is its position among the image's keys there, which is the order the front-ends
 /// name them in), the analyzer's lowering (`lower`, a `Lowering`: the generated
 /// `Analyzer::lower_image_keys` calls each `Own` function in the rows' order, so a row comes
 /// after the rows its function reads from the [`Image`]: `builder` before `dockerfile` before
-/// the source, `compression` after `builder`) and the build key (`hash`, a `Keyed`: the
+/// the source, `compression` after `builder`, the pairs (`ko-env`'s reads `builder`) after the
+/// others; the graph's labels and annotations come in [`ImageDefaults`]) and the build key (`hash`, a `Keyed`: the
 /// generated [`Image::key_settings`] calls each `Put` function, as it calls those of
 /// `structured_image_keys!` (the image's other keys, which say there who hashes them); the
 /// engine calls it for an image's builds and its index and puts only what it resolves or
@@ -48,12 +62,13 @@ pub(super) struct ImageDefaults<'d> {
 ///
 /// Adding an image key with its own checks touches three files of code: (1) here, its row,
 /// its lowering function `lower_KEY(&mut self, value, draft, defaults, image)` (value:
-/// `Option<&Text>`, or `&[Text]` for a list) beside the others and, for `Put`, its key
+/// `Option<&Text>`, `&[Text]` for a list, `&[(Text, Text)]` for pairs) beside the others
+/// and, for `Put`, its key
 /// function `key_KEY(image, graph, node, put)`; (2) its field in [`Image`] (`model.rs`) and its
 /// value in `Image::unset`; (3) the builder that reads it. Besides, SPEC.md's line and
 /// `docs/hephy.schema.json` made again by `hephy schema`. A plain key (`lower Plain hash
-/// Written`) is its row alone: it is lowered into [`Image::plain`], which is hashed whole.
-/// A key of another kind (pairs, a block, a flag) has its row in `structured_image_keys!`
+/// Written`, one text only) is its row alone: it is lowered into [`Image::plain`], which is
+/// hashed whole. A key of another kind (a block, a flag) has its row in `structured_image_keys!`
 /// instead, with its key function there, and its lowering in [`Analyzer::image`] or its callers.
 /// The engine's `key_table` test plans two graphs per key and names one whose `hash` column
 /// does not do what the row says (a key whose checks refuse the generic sample values of its
@@ -123,8 +138,8 @@ macro_rules! image_key_rows {
 }
 pub(crate) use image_key_rows;
 
-/// The image's other keys, those lowered in [`Analyzer::image`] and its callers (pairs,
-/// blocks, dependencies, flags: keys that are not one text or a list), one row each:
+/// The image's other keys, those lowered in [`Analyzer::image`] and its callers (blocks,
+/// dependencies, flags: keys that are not one text, a list or pairs), one row each:
 ///
 /// `"key" hash KEYED`
 ///
@@ -318,8 +333,10 @@ impl Analyzer<'_> {
         };
         let builder = image.builder;
         if image.ko.is_some() && builder != Builder::Ko {
-            let span =
-                draft.ko.as_ref().map_or_else(|| value.first().map_or(draft.name.span, |(k, _)| k.span), |k| k.span);
+            let span = draft
+                .ko
+                .as_ref()
+                .map_or_else(|| value.first().map_or(draft.name.span, |(k, _)| k.span), |k| k.span);
             self.sink.push(
                 Problem::new(
                     Code::Conflict,
