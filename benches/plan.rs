@@ -189,6 +189,21 @@ fn hashing(runs: usize) {
     }
 }
 
+/// A YAML graph of one task per entry of `deps` (`tI`, after the tasks it names), each with the
+/// inputs `inputs(I)` gives (a YAML flow list).
+fn tasks_yaml(deps: &[Vec<usize>], inputs: impl Fn(usize) -> String) -> String {
+    let mut yaml = String::from("tasks:\n");
+    for (i, deps) in deps.iter().enumerate() {
+        yaml.push_str(&format!("  t{i}: {{ run: [\"true\"], inputs: {}", inputs(i)));
+        if !deps.is_empty() {
+            let names: Vec<String> = deps.iter().map(|j| format!("t{j}")).collect();
+            yaml.push_str(&format!(", after: [{}]", names.join(", ")));
+        }
+        yaml.push_str(" }\n");
+    }
+    yaml
+}
+
 fn noop(n: usize, runs: usize) {
     println!(
         "\n## no-op plan: {n} tasks with two input files each (a Dockerfile and one file), all fresh, best of {runs}"
@@ -197,15 +212,7 @@ fn noop(n: usize, runs: usize) {
     let root = dir.path();
     synthetic::write_contexts(root, n);
     let graph = synthetic::generate(n, 42);
-    let mut yaml = String::from("tasks:\n");
-    for (i, deps) in graph.deps.iter().enumerate() {
-        yaml.push_str(&format!("  t{i}: {{ run: [\"true\"], inputs: [img{i}/Dockerfile, img{i}/app.txt]"));
-        if !deps.is_empty() {
-            let names: Vec<String> = deps.iter().map(|j| format!("t{j}")).collect();
-            yaml.push_str(&format!(", after: [{}]", names.join(", ")));
-        }
-        yaml.push_str(" }\n");
-    }
+    let yaml = tasks_yaml(&graph.deps, |i| format!("[img{i}/Dockerfile, img{i}/app.txt]"));
     std::fs::write(root.join("hephy.yaml"), &yaml).expect("write");
     let hephy = env!("CARGO_BIN_EXE_hephy");
     let hephy_run = |args: &[&str]| {
@@ -464,15 +471,7 @@ fn globs(n: usize, runs: usize) {
     let root = dir.path();
     synthetic::write_contexts(root, n);
     let graph = synthetic::generate(n, 42);
-    let mut yaml = String::from("tasks:\n");
-    for (i, deps) in graph.deps.iter().enumerate() {
-        yaml.push_str(&format!("  t{i}: {{ run: [\"true\"], inputs: [\"img{i}/**\"]"));
-        if !deps.is_empty() {
-            let names: Vec<String> = deps.iter().map(|j| format!("t{j}")).collect();
-            yaml.push_str(&format!(", after: [{}]", names.join(", ")));
-        }
-        yaml.push_str(" }\n");
-    }
+    let yaml = tasks_yaml(&graph.deps, |i| format!("[\"img{i}/**\"]"));
     std::fs::write(root.join("hephy.yaml"), &yaml).expect("write");
     let hephy = Hephy::new(root);
     println!("setup: hephy run of {n} tasks took {}", ms(hephy.time(&["run", "--format", "json"])));

@@ -881,26 +881,7 @@ mod tests {
             "{:?}",
             planned.plan
         );
-        let graph_file = dir.path().join("hephy.yaml");
-        let stamped = Stamped {
-            graph_file: &graph_file,
-            model: &model,
-            graph: &planned.graph,
-            plan: &planned.plan,
-            stampable: planned.stampable,
-            state: &planned.store,
-            state_dir: &state_dir,
-            watched: &planned.watched,
-            looked_at: &[],
-            manifests: &BTreeSet::new(),
-        };
-        let rendered = Rendered {
-            view: "plain".to_owned(),
-            text: "TEXT\n".to_owned(),
-            json: "{}\n".to_owned(),
-            images: String::new(),
-        };
-        PlanCache::remember(&stamped, &rendered);
+        remember(&dir.path().join("hephy.yaml"), &model, &planned, &state_dir);
         assert!(state_dir.join(STAMP).is_file(), "a stamp is written");
         dir
     }
@@ -948,20 +929,16 @@ mod tests {
         assert_eq!(answer(dir.path(), true), None, "the JSON plan is planned in full");
     }
 
-    /// Stamps the plan of `dir` again (its files as they are now); whether a stamp was written.
-    fn restamp(dir: &Path) -> bool {
-        let model = load(dir);
-        let state_dir = dir.join(".hephy");
-        let planned = plan(&model, &state_dir);
-        let graph_file = dir.join("hephy.yaml");
+    /// Writes the stamp of `planned` (a plain rendering: `TEXT`, `{}`).
+    fn remember(graph_file: &Path, model: &Model, planned: &Planned, state_dir: &Path) {
         let stamped = Stamped {
-            graph_file: &graph_file,
-            model: &model,
+            graph_file,
+            model,
             graph: &planned.graph,
             plan: &planned.plan,
             stampable: planned.stampable,
             state: &planned.store,
-            state_dir: &state_dir,
+            state_dir,
             watched: &planned.watched,
             looked_at: &[],
             manifests: &BTreeSet::new(),
@@ -973,6 +950,14 @@ mod tests {
             images: String::new(),
         };
         PlanCache::remember(&stamped, &rendered);
+    }
+
+    /// Stamps the plan of `dir` again (its files as they are now); whether a stamp was written.
+    fn restamp(dir: &Path) -> bool {
+        let model = load(dir);
+        let state_dir = dir.join(".hephy");
+        let planned = plan(&model, &state_dir);
+        remember(&dir.join("hephy.yaml"), &model, &planned, &state_dir);
         state_dir.join(STAMP).is_file()
     }
 

@@ -122,7 +122,7 @@ impl DocumentStore for StateDocument {
 /// Eight random bytes in hex (a temporary file's name), `None` without a source of them.
 fn random_hex() -> Option<String> {
     let mut bytes = [0u8; 8];
-    File::open("/dev/urandom").and_then(|mut random| random.read_exact(&mut bytes)).ok()?;
+    getrandom::fill(&mut bytes).ok()?;
     Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -156,7 +156,7 @@ fn secret_in(dir: &Path) -> Option<[u8; 32]> {
         return Some(secret);
     }
     let mut secret = [0u8; 32];
-    File::open("/dev/urandom").and_then(|mut random| random.read_exact(&mut secret)).ok()?;
+    getrandom::fill(&mut secret).ok()?;
     std::fs::create_dir_all(dir).ok()?;
     // Made beside it (readable by the user only) and moved into place unless another process
     // was first: then that one's is the secret.
