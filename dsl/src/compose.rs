@@ -103,8 +103,8 @@ impl ImageDraft {
 
     /// Builds it from the git repository `url` at `reference`.
     pub fn with_git(mut self, url: &str, reference: &str) -> ImageDraft {
-        self.git = Some(text(url));
-        self.git_ref = Some(text(reference));
+        self.git.url = Some(text(url));
+        self.git.reference = Some(text(reference));
         self
     }
 

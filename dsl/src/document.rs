@@ -8,8 +8,8 @@
 use miette::SourceSpan;
 use serde::{Deserialize, Serialize};
 
-use crate::analyze::image_key_rows;
-use crate::source::{Spanned, Syntax};
+pub use crate::analyze::ImageDraft;
+use crate::source::Spanned;
 
 pub(crate) type Text = Spanned<String>;
 
@@ -148,42 +148,33 @@ pub(crate) struct KoDraft {
     pub(crate) span: SourceSpan,
 }
 
-/// Where a printer writes an image key of the table, in this order: before the keys each
-/// builder reads its own way (`Head`), among them (`Builder`: after `ko`, before `platforms`),
-/// after them (`Tail`), and after those (`Last`: before `sign`, `sbom`, `provenance`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Place {
-    Head,
-    Builder,
-    Tail,
-    Last,
-}
-
-/// The value of an image key of the table, as written.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Simple<'a> {
-    Text(&'a Option<Text>),
-    List(&'a [Text]),
-    Pairs(&'a [(Text, Text)]),
-}
-
-/// How the analyzer lowers an image key of `image_key_rows!` (its `lower` column).
+/// How the analyzer lowers an image key of the table (`image_keys!` in `analyze/images.rs`,
+/// its `lower` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Lowering {
     /// `Own(FUNCTION)`: by its own function of the analyzer (`analyze/images.rs`), called
     /// whether the key is written or not, into its own field of [`crate::Image`].
     Own,
     /// `With("KEY")`: by the function of the row of `KEY` (which comes first and is `Own`),
-    /// together with that key: `ref` and `git` with `context`, into one source.
+    /// together with that key: `git` and `ref` with `context`, into one source; `ko` with
+    /// `ko-env`.
     With(&'static str),
     /// `Plain` (one-text keys only, checked when compiling): as written, into
     /// [`crate::Image::plain`].
+    #[allow(dead_code, reason = "the keys of a row marked `Plain` (none today)")]
     Plain,
+    /// `Graph`: by the analyzer's passes over the whole graph (`analyze/mod.rs`), after every
+    /// image, as it reads the graph's names or settings: the dependencies, the external build
+    /// contexts, the supply-chain settings over the graph's.
+    Graph,
+    /// `Expanded`: expanded away before analysis (`inherits`, `matrix`).
+    Expanded,
 }
 
-/// How an image key of `image_key_rows!` enters the build key (its `hash` column): who puts it
-/// there. The same column makes the key's row of the language's table
-/// ([`crate::schema::KEYS`]): `Unhashed("why")` its `Hash::Unhashed("why")`, any other `Hashed`.
+/// How an image key of the table enters the build key (its `hash` column): who puts it there.
+/// The same column makes the key's row of the language's table ([`crate::schema::KEYS`]):
+/// `Unhashed("why")` its `Hash::Unhashed("why")`, `Expanded` its `Hash::Expanded`, any other
+/// `Hashed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Keyed {
     /// `Put(FUNCTION)`: its function (`analyze/images.rs`) puts settings made from the lowered
@@ -210,46 +201,98 @@ pub(crate) enum Keyed {
     Destination,
     /// `Unhashed("why")`: in no key, for the reason given.
     Unhashed,
+    /// `Expanded`: expanded away before anything is keyed; the settings it makes are keyed by
+    /// their own rows.
+    Expanded,
 }
 
-/// One row of `image_key_rows!`, for the checks that read the table.
+/// One spelling of a row of the image key table: the image key as the language's table
+/// ([`crate::schema::KEYS`]), the checks and `--set` read it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ImageKeyRow {
+    /// Its YAML spelling.
     pub(crate) key: &'static str,
+    /// Its KDL spelling, if KDL has it.
+    pub(crate) kdl: Option<&'static str>,
     pub(crate) lowering: Lowering,
     pub(crate) keyed: Keyed,
+    pub(crate) kind: crate::schema::Kind,
+    pub(crate) meaning: &'static str,
+    pub(crate) hash: crate::schema::Hash,
+    /// Its position among the image's keys in [`crate::schema::KEYS`].
+    pub(crate) listed: usize,
+    /// Its position in `--set`'s list of fields, if `--set` sets it.
+    pub(crate) set: Option<usize>,
 }
 
 /// The value of `lower` in a row, as a [`Lowering`].
 macro_rules! lowering {
     (Own($function:ident)) => {
-        Lowering::Own
+        $crate::document::Lowering::Own
     };
     (With($key:literal)) => {
-        Lowering::With($key)
+        $crate::document::Lowering::With($key)
     };
-    (Plain) => {
-        Lowering::Plain
+    ($other:ident) => {
+        $crate::document::Lowering::$other
     };
 }
 
 /// The value of `hash` in a row, as a [`Keyed`].
 macro_rules! keyed {
     (Put($function:ident)) => {
-        Keyed::Put
+        $crate::document::Keyed::Put
     };
     (Unhashed($why:literal)) => {
-        Keyed::Unhashed
+        $crate::document::Keyed::Unhashed
     };
     ($other:ident) => {
-        Keyed::$other
+        $crate::document::Keyed::$other
     };
 }
-pub(crate) use keyed;
+
+/// The value of `hash` in a row, as the language's table's [`crate::schema::Hash`].
+macro_rules! hash_of {
+    (Unhashed($why:literal)) => {
+        $crate::schema::Hash::Unhashed($why)
+    };
+    (Expanded) => {
+        $crate::schema::Hash::Expanded
+    };
+    ($($other:tt)*) => {
+        $crate::schema::Hash::Hashed
+    };
+}
+
+/// The KDL spelling of a row's key: its YAML spelling, or the one after `kdl` (`None`: KDL
+/// writes it otherwise).
+macro_rules! kdl_spelling {
+    ($key:literal) => {
+        Some($key)
+    };
+    ($key:literal, None) => {
+        None
+    };
+    ($key:literal, $kdl:literal) => {
+        Some($kdl)
+    };
+}
+
+/// Whether `--set` sets a spelling: it gives a `set` position.
+macro_rules! settable {
+    () => {
+        None::<usize>
+    };
+    ($at:literal) => {
+        Some($at)
+    };
+}
+
+pub(crate) use {hash_of, kdl_spelling, keyed, lowering, settable};
 
 /// Whether every `With` of `rows` names an `Own` row before it, and every `Plain` row is
-/// `Written` and only those (checked when compiling).
-const fn rows_are_sound(rows: &[ImageKeyRow]) -> bool {
+/// `Written` and only those, and `Expanded` goes with `Expanded` (checked when compiling).
+pub(crate) const fn rows_are_sound(rows: &[ImageKeyRow]) -> bool {
     const fn same(a: &str, b: &str) -> bool {
         let (a, b) = (a.as_bytes(), b.as_bytes());
         if a.len() != b.len() {
@@ -266,8 +309,9 @@ const fn rows_are_sound(rows: &[ImageKeyRow]) -> bool {
     }
     let mut i = 0;
     while i < rows.len() {
-        let plain = matches!(rows[i].lowering, Lowering::Plain);
-        if plain != matches!(rows[i].keyed, Keyed::Written) {
+        if matches!(rows[i].lowering, Lowering::Plain) != matches!(rows[i].keyed, Keyed::Written)
+            || matches!(rows[i].lowering, Lowering::Expanded) != matches!(rows[i].keyed, Keyed::Expanded)
+        {
             return false;
         }
         if let Lowering::With(by) = rows[i].lowering {
@@ -288,186 +332,199 @@ const fn rows_are_sound(rows: &[ImageKeyRow]) -> bool {
     true
 }
 
-/// The draft's walks over the rows of `image_key_rows!` (`analyze/images.rs`): [`ImageDraft`]
-/// itself (`name`, a field per row, then the fields written where it is invoked, each of which
-/// [`ImageDraft::new`] leaves at its `Default`), the table's rows for the checks that read it,
-/// and the walks over the draft's keys (the `lower` and `hash` columns are the analyzer's).
-macro_rules! image_draft_walks {
+/// The image key table's one walk: from the rows of `image_keys!` (`analyze/images.rs`), where
+/// it is invoked, it makes [`ImageDraft`] (`name`, then each row's field, of its shape's
+/// value, empty in [`ImageDraft::new`]), [`IMAGE_KEY_ROWS`] (each spelling, for the language's
+/// table, `--set` and the checks), the draft's readers and printers and expansion's walks (each
+/// calling the row's [`crate::shape::Shape`], in the rows' order: the printers in their `print`
+/// order), the analyzer's lowering (each `Own` function, in the rows' order) and the settings
+/// each `Put` function gives the build key ([`crate::Image::key_settings`]).
+macro_rules! image_keys {
     (
         $(#[$meta:meta])*
-        pub struct ImageDraft {
-            pub(crate) name: Text,
-            $($(#[$field_meta:meta])* pub(crate) $field:ident: $field_type:ty,)+
-        }
-        texts: $($text:ident = $text_key:literal $(kdl $text_kdl:ident)?
-            [$text_place:ident $text_at:literal $(yaml $text_yaml:literal)? $(, set $text_set:literal)?, listed $text_listed:literal]
-            lower $text_lower:ident $(($text_lower_by:tt))? hash $text_hash:ident $(($text_hash_by:tt))?
-            meaning $text_meaning:literal),+ ;
-        lists: $($list:ident = $list_key:literal $(kdl $list_kdl:ident)?
-            [$list_place:ident $list_at:literal $(yaml $list_yaml:literal)? $(, set $list_set:literal)?, listed $list_listed:literal]
-            lower $list_lower:ident $(($list_lower_by:tt))? hash $list_hash:ident $(($list_hash_by:tt))?
-            meaning $list_meaning:literal),+ ;
-        pairs: $($pair:ident = $pair_key:literal
-            [$pair_place:ident $pair_at:literal $(yaml $pair_yaml:literal)?, listed $pair_listed:literal]
-            lower $pair_lower:ident $(($pair_lower_by:tt))? hash $pair_hash:ident $(($pair_hash_by:tt))?
-            kind $pair_kind:ident meaning $pair_meaning:literal),+ $(;)?
+        pub struct ImageDraft;
+        $(
+            $field:ident by $shape:ident [print $print:literal $(yaml $print_yaml:literal)?]
+                lower $lower:tt {
+                $(
+                    $key:literal $(kdl $kdl:tt)? [$(set $set:literal,)? listed $listed:literal]
+                        hash $hash:ident $(($hash_by:tt))? kind $kind:ident $(($kind_of:ident))?
+                        meaning $meaning:literal
+                ),+ $(,)?
+            }
+        ),+ $(,)?
     ) => {
         $(#[$meta])*
         pub struct ImageDraft {
             pub(crate) name: Text,
-            $(#[doc = concat!("`", $text_key, "`: ", $text_meaning, ".")] pub(crate) $text: Option<Text>,)+
-            $(#[doc = concat!("`", $list_key, "`: ", $list_meaning, ".")] pub(crate) $list: Vec<Text>,)+
-            $(#[doc = concat!("`", $pair_key, "`: ", $pair_meaning, ".")] pub(crate) $pair: Vec<(Text, Text)>,)+
-            $($(#[$field_meta])* pub(crate) $field: $field_type,)+
+            $(
+                #[doc = concat!($("`", $key, "`: ", $meaning, ". "),+)]
+                pub(crate) $field: <$shape as Shape>::Value,
+            )+
         }
 
-        impl ImageDraft {
-            pub(crate) fn new(name: Text) -> ImageDraft {
-                ImageDraft {
-                    name,
-                    $($text: None,)+
-                    $($list: Vec::new(),)+
-                    $($pair: Vec::new(),)+
-                    $($field: Default::default(),)+
-                }
-            }
-        }
-
-        /// Every row, texts, lists then pairs, in table order.
+        /// Every spelling of every row, in the rows' order.
         pub(crate) const IMAGE_KEY_ROWS: &[ImageKeyRow] = &[
-            $(ImageKeyRow {
-                key: $text_key,
-                lowering: lowering!($text_lower $(($text_lower_by))?),
-                keyed: keyed!($text_hash $(($text_hash_by))?),
-            },)+
-            $(ImageKeyRow {
-                key: $list_key,
-                lowering: lowering!($list_lower $(($list_lower_by))?),
-                keyed: keyed!($list_hash $(($list_hash_by))?),
-            },)+
-            $(ImageKeyRow {
-                key: $pair_key,
-                lowering: lowering!($pair_lower $(($pair_lower_by))?),
-                keyed: keyed!($pair_hash $(($pair_hash_by))?),
-            },)+
+            $($(ImageKeyRow {
+                key: $key,
+                kdl: kdl_spelling!($key $(, $kdl)?),
+                lowering: lowering! $lower,
+                keyed: keyed!($hash $(($hash_by))?),
+                kind: Kind::$kind $((Construct::$kind_of))?,
+                meaning: $meaning,
+                hash: hash_of!($hash $(($hash_by))?),
+                listed: $listed,
+                set: settable!($($set)?),
+            },)+)+
         ];
-
-        const _: () = {
-            $(assert!(
-                !matches!(lowering!($pair_lower $(($pair_lower_by))?), Lowering::Plain),
-                "in `image_key_rows!`, a row of `pairs:` is lowered `Plain`, which only a text may be"
-            );)+
-        };
 
         const _: () = assert!(
             rows_are_sound(IMAGE_KEY_ROWS),
-            "in `image_key_rows!`, a `With` names no `Own` row before it, or `Plain` and `Written` do not go together"
+            "in `image_keys!`, a `With` names no `Own` row before it, or `Plain` and `Written` \
+             (or `Expanded` and `Expanded`) do not go together"
         );
 
         impl ImageDraft {
-            /// The one-text keys, in table order: each key and its value as written.
-            pub(crate) fn texts(&self) -> [(&'static str, &Option<Text>); [$($text_key),+].len()] {
-                [$(($text_key, &self.$text)),+]
+            pub(crate) fn new(name: Text) -> ImageDraft {
+                ImageDraft { name, $($field: Default::default(),)+ }
             }
 
-            /// [`ImageDraft::texts`], to change.
-            pub(crate) fn texts_mut(&mut self) -> [(&'static str, &mut Option<Text>); [$($text_key),+].len()] {
-                [$(($text_key, &mut self.$text)),+]
+            /// Reads a KDL child node of an image into the row that spells it; `false` when no
+            /// row does.
+            pub(crate) fn read_kdl(&mut self, r: &mut KdlReader<'_>, node: &KdlNode) -> bool {
+                let name = node.name().value();
+                $($(
+                    if kdl_spelling!($key $(, $kdl)?) == Some(name) {
+                        <$shape as Shape>::read_kdl(r, name, node, &mut self.$field);
+                        return true;
+                    }
+                )+)+
+                false
             }
 
-            /// The list keys, in table order: each key and its values as written.
-            pub(crate) fn lists(&self) -> [(&'static str, &Vec<Text>); [$($list_key),+].len()] {
-                [$(($list_key, &self.$list)),+]
+            /// Reads a YAML entry of an image into the row that spells it; `false` when no
+            /// row does.
+            pub(crate) fn read_yaml(&mut self, r: &mut YamlReader<'_>, key: &Text, body: &YamlValue) -> bool {
+                $($(
+                    if key.value == $key {
+                        <$shape as Shape>::read_yaml(r, key, body, &mut self.$field);
+                        return true;
+                    }
+                )+)+
+                false
             }
 
-            /// [`ImageDraft::lists`], to change.
-            pub(crate) fn lists_mut(&mut self) -> [(&'static str, &mut Vec<Text>); [$($list_key),+].len()] {
-                [$(($list_key, &mut self.$list)),+]
+            /// The lines of its keys in `syntax` (KDL: four spaces in; YAML: at `indent`), each
+            /// row's at its `print` position (`yaml`'s in YAML where given).
+            pub(crate) fn print_keys(&self, syntax: Syntax, indent: &str, out: &mut String) {
+                let yaml = syntax == Syntax::Yaml;
+                let mut rows: Vec<(u8, Box<dyn Fn(&mut String) + '_>)> = vec![
+                    $((
+                        if yaml { [$($print_yaml,)? $print][0] } else { $print },
+                        Box::new(move |out: &mut String| {
+                            if yaml {
+                                <$shape as Shape>::print_yaml(&self.$field, [$($key),+][0], indent, out)
+                            } else {
+                                let key = [$(kdl_spelling!($key $(, $kdl)?)),+][0].unwrap_or_default();
+                                <$shape as Shape>::print_kdl(&self.$field, key, out)
+                            }
+                        }),
+                    ),)+
+                ];
+                rows.sort_by_key(|row| row.0);
+                for (_, print) in rows {
+                    print(out);
+                }
             }
 
-            /// The keys of name/value pairs, in table order: each key and its pairs as written.
-            pub(crate) fn pairs(&self) -> [(&'static str, &Vec<(Text, Text)>); [$($pair_key),+].len()] {
-                [$(($pair_key, &self.$pair)),+]
+            /// Each of its strings, its name first, to change.
+            pub(crate) fn each_text(&mut self, f: &mut dyn FnMut(&mut Text)) {
+                f(&mut self.name);
+                $(<$shape as Shape>::each(&mut self.$field, f);)+
             }
 
-            /// [`ImageDraft::pairs`], to change.
-            pub(crate) fn pairs_mut(&mut self) -> [(&'static str, &mut Vec<(Text, Text)>); [$($pair_key),+].len()] {
-                [$(($pair_key, &mut self.$pair)),+]
+            /// How many strings it holds, its name too.
+            pub(crate) fn count_texts(&self) -> usize {
+                1 $(+ <$shape as Shape>::count(&self.$field))+
             }
 
-            /// The one-text keys lowered `Plain`, in table order: each key and its value, if
+            /// Its settings over `base`'s, a template's, each by its row's shape.
+            pub(crate) fn merge_over(&mut self, base: ImageDraft) {
+                $(<$shape as Shape>::merge(&mut self.$field, base.$field);)+
+            }
+
+            /// `hephy show`'s lines of the settings it gives itself, in the rows' order.
+            pub(crate) fn shown(&self) -> Shown {
+                let mut out = Shown::new();
+                $(<$shape as Shape>::show(&self.$field, [$($key),+][0], &mut out);)+
+                out
+            }
+
+            /// `--set image.NAME.FIELD=text` of a spelling a row marks `set`; `false` for any
+            /// other field.
+            pub(crate) fn set(&mut self, field: &str, text: &str, at: SourceSpan) -> bool {
+                $($(
+                    if settable!($($set)?).is_some() && field == $key {
+                        <$shape as Shape>::set(&mut self.$field, $key, text, at);
+                        return true;
+                    }
+                )+)+
+                false
+            }
+
+            /// The field `hephy show` lists the spelling `field` under ([`ImageDraft::shown`]).
+            pub(crate) fn shown_field(field: &str) -> &str {
+                $({
+                    let first = [$($key),+][0];
+                    $(
+                        if field == $key {
+                            return <$shape as Shape>::shown_as($key, first);
+                        }
+                    )+
+                })+
+                field
+            }
+
+            /// The keys lowered `Plain`, in the rows' order: each key and its value, if
             /// written. The analyzer lowers them as they are ([`crate::Image::plain`]) and
             /// [`crate::Image::key_settings`] puts each into the key of the image's builds.
             pub(crate) fn plain_texts(&self) -> impl Iterator<Item = (&'static str, &Text)> {
-                [$((lowering!($text_lower $(($text_lower_by))?), $text_key, &self.$text)),+]
-                    .into_iter()
-                    .filter(|(lowering, _, _)| *lowering == Lowering::Plain)
-                    .filter_map(|(_, key, value)| Some((key, value.as_ref()?)))
-            }
-
-            /// The table's keys a printer of `syntax` writes at `place`, in its order: each key
-            /// and its value as written (absent or empty ones too: the printer skips them).
-            pub(crate) fn printed(&self, syntax: Syntax, place: Place) -> Vec<(&'static str, Simple<'_>)> {
-                let yaml = syntax == Syntax::Yaml;
-                let mut rows: Vec<(Place, u8, &'static str, Simple<'_>)> = vec![
-                    $((
-                        Place::$text_place,
-                        if yaml { [$($text_yaml,)? $text_at][0] } else { $text_at },
-                        $text_key,
-                        Simple::Text(&self.$text),
-                    ),)+
-                    $((
-                        Place::$list_place,
-                        if yaml { [$($list_yaml,)? $list_at][0] } else { $list_at },
-                        $list_key,
-                        Simple::List(&self.$list),
-                    ),)+
-                    $((
-                        Place::$pair_place,
-                        if yaml { [$($pair_yaml,)? $pair_at][0] } else { $pair_at },
-                        $pair_key,
-                        Simple::Pairs(&self.$pair),
-                    ),)+
-                ];
-                rows.retain(|row| row.0 == place);
-                rows.sort_by_key(|row| row.1);
-                rows.into_iter().map(|(_, _, key, value)| (key, value)).collect()
+                [$((
+                    lowering! $lower,
+                    [$($key),+][0],
+                    <$shape as Shape>::as_text(&self.$field),
+                )),+]
+                .into_iter()
+                .filter(|(lowering, _, _)| *lowering == Lowering::Plain)
+                .filter_map(|(_, key, value)| Some((key, value?)))
             }
         }
 
-        /// The simple keys `--set` may set, with their positions in its list of fields.
-        pub(crate) const SETTABLE_SIMPLE: &[(&str, usize)] = &[
-            $($(($text_key, $text_set),)?)+
-            $($(($list_key, $list_set),)?)+
-        ];
+        impl Analyzer<'_> {
+            /// Lowers every key of the table into `image`: each `Own` function in the rows'
+            /// order, then the `Plain` keys as written.
+            fn lower_image_keys(&mut self, draft: &ImageDraft, defaults: &ImageDefaults<'_>, image: &mut Image) {
+                $(lower_row!(self, &draft.$field, draft, defaults, image, $lower);)+
+                image.plain = draft.plain_texts().map(|(key, value)| (key, value.value.clone())).collect();
+            }
+        }
+
+        impl Image {
+            /// The settings of the rows that say `Put`, and the plain keys as written in its
+            /// builds' keys.
+            fn table_key_settings<'a>(&'a self, graph: &Model, node: ImageNode, put: Put<'_, 'a>) {
+                let image = self;
+                $($(key_row!(image, graph, node, put, $hash $(($hash_by))?);)+)+
+                if node == ImageNode::Build {
+                    for (key, value) in &image.plain {
+                        put(Cow::Borrowed(key), Cow::Borrowed(value));
+                    }
+                }
+            }
+        }
     };
 }
-
-// The image draft: the fields of the image key table's rows (`image_key_rows!` in
-// `analyze/images.rs`) come after `name`, then the fields written here; `ImageDraft::new`
-// leaves every field but `name` empty (its `Default`).
-image_key_rows!(image_draft_walks
-    /// An image as written: its name, the keys of the image key table (`image_key_rows!`: an
-    /// `Option<Text>` for a key of one text, a `Vec<Text>` for a list, a `Vec<(Text, Text)>`
-    /// for name/value pairs), then the others.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    pub struct ImageDraft {
-        pub(crate) name: Text,
-        pub(crate) platforms: Option<Vec<Text>>,
-        pub(crate) deps: Vec<DependencyDraft>,
-        /// `ko import-path=… base-image=… ldflags=…` (KDL) / `ko: {…}` (YAML).
-        pub(crate) ko: Option<KoDraft>,
-        /// `sign key="…"`, `sbom`, `provenance` of the image.
-        pub(crate) supply: SupplyDraft,
-        /// `inherits "a" "b"` / `inherits: [a, b]`: templates, in order.
-        pub(crate) inherits: Vec<Text>,
-        /// `matrix { KEY "v1" "v2" }` / `matrix: {KEY: [v1, v2]}`.
-        pub(crate) matrix: Option<MatrixDraft>,
-        /// `build-context "NAME" image=…` / `build-contexts: {NAME: {image: …}}`: external named
-        /// contexts, in the order written.
-        pub(crate) build_contexts: Vec<BuildContextDraft>,
-    }
-);
+pub(crate) use image_keys;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct TaskDraft {

@@ -13,49 +13,51 @@ use std::collections::{HashMap, HashSet};
 use miette::SourceSpan;
 use serde::Serialize;
 
+use crate::analyze::IMAGE_KEY_ROWS;
 use crate::diagnostic::{Code, Problem, Problems, Sink, did_you_mean};
-use crate::document::{
-    BuildContextDraft, DependencyDraft, Document, ImageDraft, MatrixDraft, SETTABLE_SIMPLE, TaskDraft, Text,
-};
+use crate::document::{Document, ImageDraft, MatrixDraft, TaskDraft, Text};
 use crate::limits::{
     MAX_EXPANDED_STRING, MAX_EXPANDED_STRINGS, MAX_EXPANDED_TEXT, MAX_INHERITS, MAX_MATRIX_COPIES,
     MAX_TEMPLATE_DEPTH,
 };
+use crate::shape::{Dependencies, Shape};
 use crate::source::{SourceFile, Spanned};
 
 /// The prefix of the environment variables that set graph variables (`HEPHY_VAR_VERSION`).
 pub const ENV_PREFIX: &str = "HEPHY_VAR_";
 
 /// The image fields `--set image.NAME.FIELD=VALUE` may set (and `args.ARG`), in the order its
-/// usage lists them: the simple keys marked `set` in `image_key_rows!`, and these two.
-pub const SETTABLE: &[&str] = &SETTABLE_IN_ORDER;
+/// usage lists them: the spellings the image key table (`image_keys!`) marks `set`, each at its
+/// position.
+pub const SETTABLE: &[&str] = &settable();
 
-/// The settable fields that are not simple keys: `target` (a list of one, `targets`) and
-/// `platforms` (absent means the graph's), with their positions.
-const SETTABLE_OTHER: &[(&str, usize)] = &[("target", 7), ("platforms", 9)];
-
-const SETTABLE_IN_ORDER: [&str; SETTABLE_SIMPLE.len() + SETTABLE_OTHER.len()] =
-    in_order(&[SETTABLE_SIMPLE, SETTABLE_OTHER]);
-
-/// The names of `parts` at their positions, which must be `0..N` each once (checked when
-/// compiling).
-const fn in_order<const N: usize>(parts: &[&[(&'static str, usize)]]) -> [&'static str; N] {
-    let mut out = [""; N];
-    let mut p = 0;
-    while p < parts.len() {
-        let mut i = 0;
-        while i < parts[p].len() {
-            let (name, at) = parts[p][i];
-            assert!(at < N && out[at].is_empty(), "a `--set` position out of range or taken twice");
-            out[at] = name;
-            i += 1;
+/// How many spellings of the image key table `--set` sets.
+const SETTABLE_COUNT: usize = {
+    let mut n = 0;
+    let mut i = 0;
+    while i < IMAGE_KEY_ROWS.len() {
+        if IMAGE_KEY_ROWS[i].set.is_some() {
+            n += 1;
         }
-        p += 1;
+        i += 1;
     }
-    let mut at = 0;
-    while at < N {
-        assert!(!out[at].is_empty(), "a `--set` position left empty");
-        at += 1;
+    n
+};
+
+/// The spellings `--set` sets at their positions, which must be `0..N` each once (checked when
+/// compiling).
+const fn settable() -> [&'static str; SETTABLE_COUNT] {
+    let mut out = [""; SETTABLE_COUNT];
+    let mut i = 0;
+    while i < IMAGE_KEY_ROWS.len() {
+        if let Some(at) = IMAGE_KEY_ROWS[i].set {
+            assert!(
+                at < SETTABLE_COUNT && out[at].is_empty(),
+                "a `--set` position out of range or taken twice"
+            );
+            out[at] = IMAGE_KEY_ROWS[i].key;
+        }
+        i += 1;
     }
     out
 }
@@ -375,7 +377,7 @@ fn nothing_to_expand(doc: &mut Document, source: &SourceFile, overrides: &Overri
     let mut dollar = false;
     let mut look = |t: &mut Text| dollar |= t.value.contains('$');
     for image in &mut doc.images {
-        visit_image_mut(image, &mut look);
+        image.each_text(&mut look);
     }
     for task in &mut doc.tasks {
         visit_task_mut(task, &mut look);
@@ -824,7 +826,7 @@ impl Expander<'_> {
     }
 
     fn image_texts(&mut self, image: &mut ImageDraft, bindings: &[(String, String)]) {
-        visit_image_mut(image, &mut |t| self.interpolate(t, bindings));
+        image.each_text(&mut |t| self.interpolate(t, bindings));
     }
 
     fn task_texts(&mut self, task: &mut TaskDraft, bindings: &[(String, String)]) {
@@ -943,8 +945,8 @@ impl Expander<'_> {
                 let at = image.name.span;
                 apply(image, &set.field, &set.value, at);
                 if let Some(r) = resolved.iter_mut().find(|r| r.name == image.name.value) {
-                    r.settings
-                        .retain(|s| s.field != set.field && !(set.field == "target" && s.field == "targets"));
+                    let shown = ImageDraft::shown_field(&set.field);
+                    r.settings.retain(|s| s.field != set.field && s.field != shown);
                     r.settings.push(Setting {
                         field: set.field.clone(),
                         value: set.value.clone(),
@@ -984,7 +986,7 @@ impl Expander<'_> {
     ) -> ResolvedImage {
         let line = |span: SourceSpan| line_of(self.source.text(), span.offset());
         let mut settings = Vec::new();
-        for ((field, before, span), (_, after, _)) in fields(written).into_iter().zip(fields(copy)) {
+        for ((field, before, span), (_, after, _)) in written.shown().into_iter().zip(copy.shown()) {
             let origin = origins
                 .get(field.split(' ').next().unwrap_or(&field))
                 .or_else(|| origins.get(&field))
@@ -1060,23 +1062,7 @@ struct Resolving {
 
 /// How many strings `d` holds.
 fn image_size(d: &ImageDraft) -> usize {
-    let options =
-        d.texts().into_iter().filter(|(_, t)| t.is_some()).count() + usize::from(d.supply.sign.is_some());
-    let ko =
-        d.ko.as_ref()
-            .map_or(0, |ko| [&ko.import_path, &ko.base_image, &ko.ldflags].into_iter().flatten().count());
-    1 + options
-        + ko
-        + d.lists().into_iter().map(|(_, l)| l.len()).sum::<usize>()
-        + d.platforms.as_ref().map_or(0, Vec::len)
-        + 2 * d.pairs().into_iter().map(|(_, p)| p.len()).sum::<usize>()
-        + deps_size(&d.deps)
-        + d.build_contexts.iter().map(|c| 1 + context_strings(c).count()).sum::<usize>()
-}
-
-/// The values a build context gives (its name aside).
-fn context_strings(c: &BuildContextDraft) -> impl Iterator<Item = &Text> {
-    [&c.image, &c.path, &c.git, &c.oci_layout, &c.reference, &c.dir].into_iter().flatten()
+    d.count_texts()
 }
 
 /// How many strings `d` holds.
@@ -1088,18 +1074,7 @@ fn task_size(d: &TaskDraft) -> usize {
         + d.platforms.as_ref().map_or(0, Vec::len)
         + 2 * d.env.len()
         + usize::from(d.timeout.is_some())
-        + deps_size(&d.deps)
-}
-
-/// How many strings `deps` hold: each its name and what its `from` gives.
-fn deps_size(deps: &[DependencyDraft]) -> usize {
-    deps.iter()
-        .map(|d| {
-            1 + d.from.as_ref().map_or(0, |f| {
-                [&f.arg, &f.target, &f.registry_arg, &f.context, &f.platform].into_iter().flatten().count()
-            })
-        })
-        .sum()
+        + Dependencies::count(&d.deps)
 }
 
 /// `parents` (in order, later ones nearer), then `own`.
@@ -1136,11 +1111,12 @@ fn merge_all(parents: &[Resolving], own: ImageDraft, origin: Option<&Origin>, ow
 
 /// The settings `draft` gives itself, each from `origin`.
 fn own_origins(draft: &ImageDraft, origin: &Origin) -> Origins {
-    fields(draft).into_iter().map(|(field, _, _)| (field, origin.clone())).collect()
+    draft.shown().into_iter().map(|(field, _, _)| (field, origin.clone())).collect()
 }
 
 /// `child` over `base`: a setting the child gives replaces the base's; `args`, `ko-env`,
-/// `labels`, `annotations` and dependencies merge by name.
+/// `labels`, `annotations`, dependencies and build contexts merge by name (each by its row's
+/// shape in the image key table).
 fn merge(
     base: ImageDraft,
     mut base_origins: Origins,
@@ -1148,203 +1124,24 @@ fn merge(
     child_origins: Origins,
 ) -> (ImageDraft, Origins) {
     let mut out = child;
-    let mut b = base;
-    for ((_, own), (_, base)) in out.texts_mut().into_iter().zip(b.texts_mut()) {
-        if own.is_none() {
-            *own = base.take();
-        }
-    }
-    for ((_, own), (_, base)) in out.lists_mut().into_iter().zip(b.lists_mut()) {
-        if own.is_empty() {
-            *own = std::mem::take(base);
-        }
-    }
-    for ((_, own), (_, base)) in out.pairs_mut().into_iter().zip(b.pairs_mut()) {
-        *own = by_key(std::mem::take(base), std::mem::take(own));
-    }
-    if out.platforms.is_none() {
-        out.platforms = b.platforms;
-    }
-    if out.ko.is_none() {
-        out.ko = b.ko;
-    }
-    if out.supply.sign.is_none() {
-        out.supply.sign = b.supply.sign;
-    }
-    if out.supply.sbom.is_none() {
-        out.supply.sbom = b.supply.sbom;
-    }
-    if out.supply.provenance.is_none() {
-        out.supply.provenance = b.supply.provenance;
-    }
-    let own: HashSet<&str> = out.deps.iter().map(|c| c.name.value.as_str()).collect();
-    let mut deps: Vec<DependencyDraft> =
-        b.deps.into_iter().filter(|d| !own.contains(d.name.value.as_str())).collect();
-    drop(own);
-    deps.append(&mut out.deps);
-    out.deps = deps;
-    let own: HashSet<&str> = out.build_contexts.iter().map(|c| c.name.value.as_str()).collect();
-    let mut contexts: Vec<BuildContextDraft> =
-        b.build_contexts.into_iter().filter(|c| !own.contains(c.name.value.as_str())).collect();
-    drop(own);
-    contexts.append(&mut out.build_contexts);
-    out.build_contexts = contexts;
+    out.merge_over(base);
     // Nearer origins win; the base's stay for what the child left alone.
     base_origins.extend(child_origins);
     (out, base_origins)
 }
 
-fn by_key(base: Vec<(Text, Text)>, mut own: Vec<(Text, Text)>) -> Vec<(Text, Text)> {
-    let keys: HashSet<&str> = own.iter().map(|(o, _)| o.value.as_str()).collect();
-    let mut out: Vec<(Text, Text)> =
-        base.into_iter().filter(|(k, _)| !keys.contains(k.value.as_str())).collect();
-    drop(keys);
-    out.append(&mut own);
-    out
-}
-
-/// Each setting an image gives, as (field, value shown as text, span), in a fixed order.
-fn fields(d: &ImageDraft) -> Vec<(String, String, SourceSpan)> {
-    let mut out = Vec::new();
-    let mut one = |field: &str, t: &Option<Text>| {
-        if let Some(t) = t {
-            out.push((field.to_owned(), t.value.clone(), t.span));
-        }
-    };
-    for (field, t) in d.texts() {
-        one(field, t);
-    }
-    if let Some(sign) = &d.supply.sign {
-        let key = sign.key.as_ref().map(|k| format!("key={}", k.value)).unwrap_or_default();
-        out.push(("sign".to_owned(), key, sign.span));
-    }
-    for (field, on) in [("sbom", &d.supply.sbom), ("provenance", &d.supply.provenance)] {
-        if let Some(on) = on {
-            out.push((field.to_owned(), on.value.to_string(), on.span));
-        }
-    }
-    let mut list = |field: &str, l: &[Text]| {
-        if let Some(first) = l.first() {
-            let shown = l.iter().map(|t| t.value.as_str()).collect::<Vec<_>>().join(", ");
-            out.push((field.to_owned(), shown, first.span));
-        }
-    };
-    list("platforms", d.platforms.as_deref().unwrap_or(&[]));
-    for (field, l) in d.lists() {
-        list(field, l);
-    }
-    for (field, pairs) in d.pairs() {
-        for (k, v) in pairs {
-            out.push((format!("{field}.{}", k.value), v.value.clone(), k.span));
-        }
-    }
-    if let Some(ko) = &d.ko {
-        let parts: Vec<String> =
-            [("import-path", &ko.import_path), ("base-image", &ko.base_image), ("ldflags", &ko.ldflags)]
-                .into_iter()
-                .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", v.value)))
-                .collect();
-        out.push(("ko".to_owned(), parts.join(" "), ko.span));
-    }
-    for dep in &d.deps {
-        let (field, shown) = match &dep.from {
-            Some(from) => {
-                let parts: Vec<String> = [
-                    ("arg", &from.arg),
-                    ("target", &from.target),
-                    ("registry-arg", &from.registry_arg),
-                    ("context", &from.context),
-                    ("platform", &from.platform),
-                ]
-                .into_iter()
-                .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", v.value)))
-                .collect();
-                (format!("from {}", dep.name.value), parts.join(" "))
-            }
-            None => (format!("after {}", dep.name.value), String::new()),
-        };
-        out.push((field, shown, dep.name.span));
-    }
-    for c in &d.build_contexts {
-        let parts: Vec<String> = [
-            ("image", &c.image),
-            ("path", &c.path),
-            ("git", &c.git),
-            ("oci-layout", &c.oci_layout),
-            ("ref", &c.reference),
-            ("dir", &c.dir),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", v.value)))
-        .collect();
-        out.push((format!("build-context {}", c.name.value), parts.join(" "), c.name.span));
-    }
-    out
-}
-
 /// `--set image.NAME.FIELD=VALUE` on one image; the values are spanned at the image's name.
 fn apply(image: &mut ImageDraft, field: &str, value: &str, at: SourceSpan) {
-    let text = || Some(Spanned::new(value.to_owned(), at));
-    let list = || {
-        value
-            .split(',')
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(|v| Spanned::new(v.to_owned(), at))
-            .collect::<Vec<_>>()
-    };
-    if let Some((_, slot)) = image.texts_mut().into_iter().find(|(key, _)| *key == field) {
-        *slot = text();
+    if image.set(field, value, at) {
         return;
     }
-    if let Some((_, slot)) = image.lists_mut().into_iter().find(|(key, _)| *key == field) {
-        *slot = list();
-        return;
-    }
-    match field {
-        "target" => image.targets = text().into_iter().collect(),
-        "platforms" => image.platforms = Some(list()),
-        _ => {
-            if let Some(arg) = field.strip_prefix("args.") {
-                image.args.retain(|(k, _)| k.value != arg);
-                image.args.push((Spanned::new(arg.to_owned(), at), Spanned::new(value.to_owned(), at)));
-            }
-        }
+    if let Some(arg) = field.strip_prefix("args.") {
+        image.args.retain(|(k, _)| k.value != arg);
+        image.args.push((Spanned::new(arg.to_owned(), at), Spanned::new(value.to_owned(), at)));
     }
 }
 
 // --- walking every string -------------------------------------------------------------------
-
-fn visit_image_mut(d: &mut ImageDraft, f: &mut impl FnMut(&mut Text)) {
-    f(&mut d.name);
-    for (_, t) in d.texts_mut() {
-        t.iter_mut().for_each(&mut *f);
-    }
-    if let Some(key) = d.supply.sign.as_mut().and_then(|s| s.key.as_mut()) {
-        f(key);
-    }
-    for (_, l) in d.lists_mut() {
-        l.iter_mut().for_each(&mut *f);
-    }
-    d.platforms.iter_mut().flatten().for_each(&mut *f);
-    for (_, pairs) in d.pairs_mut() {
-        for (k, v) in pairs.iter_mut() {
-            f(k);
-            f(v);
-        }
-    }
-    if let Some(ko) = &mut d.ko {
-        [&mut ko.import_path, &mut ko.base_image, &mut ko.ldflags].into_iter().flatten().for_each(&mut *f);
-    }
-    visit_deps(&mut d.deps, f);
-    for c in &mut d.build_contexts {
-        f(&mut c.name);
-        [&mut c.image, &mut c.path, &mut c.git, &mut c.oci_layout, &mut c.reference, &mut c.dir]
-            .into_iter()
-            .flatten()
-            .for_each(&mut *f);
-    }
-}
 
 fn visit_task_mut(d: &mut TaskDraft, f: &mut impl FnMut(&mut Text)) {
     f(&mut d.name);
@@ -1358,19 +1155,7 @@ fn visit_task_mut(d: &mut TaskDraft, f: &mut impl FnMut(&mut Text)) {
         f(v);
     }
     d.timeout.iter_mut().for_each(&mut *f);
-    visit_deps(&mut d.deps, f);
-}
-
-fn visit_deps(deps: &mut [DependencyDraft], f: &mut impl FnMut(&mut Text)) {
-    for dep in deps {
-        f(&mut dep.name);
-        if let Some(from) = &mut dep.from {
-            [&mut from.arg, &mut from.target, &mut from.registry_arg, &mut from.context, &mut from.platform]
-                .into_iter()
-                .flatten()
-                .for_each(&mut *f);
-        }
-    }
+    Dependencies::each(&mut d.deps, f);
 }
 
 /// The strings outside images and tasks.

@@ -9,8 +9,8 @@ use miette::SourceSpan;
 
 use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
 use crate::document::{
-    BuildContextDraft, DependencyDraft, Document, ExecutorDraft, FromDraft, GroupDraft, ImageDraft, KoDraft,
-    MatrixDraft, NamingDraft, ScheduleDraft, SecretDraft, SignDraft, SupplyDraft, TaskDraft, Text,
+    DependencyDraft, Document, ExecutorDraft, FromDraft, GroupDraft, ImageDraft, MatrixDraft, NamingDraft,
+    ScheduleDraft, SecretDraft, SignDraft, SupplyDraft, TaskDraft, Text,
 };
 use crate::limits::MAX_NESTING as MAX_DEPTH;
 use crate::schema::{Construct, keys};
@@ -127,7 +127,7 @@ fn lowercase_first(s: &str) -> String {
     }
 }
 
-struct Reader<'s> {
+pub(crate) struct Reader<'s> {
     sink: &'s mut Sink,
 }
 
@@ -253,52 +253,11 @@ impl Reader<'_> {
     fn image(&mut self, node: &KdlNode) -> Option<ImageDraft> {
         let mut image = ImageDraft::new(self.name(node)?);
         for child in self.children(node) {
-            match child.name().value() {
-                "git" => {
-                    let url = self.first_arg(child);
-                    for (_, entry) in self.properties(child, keys(Construct::Git, Syntax::Kdl)) {
-                        if let Some(r) = self.string(entry) {
-                            image.git_ref = Some(r);
-                        }
-                    }
-                    self.no_children(child);
-                    if let Some(url) = url {
-                        self.set_once(&mut image.git, url, child);
-                    }
-                }
-                "target" => image.targets.extend(self.one_string(child)),
-                "targets" => image.targets.extend(self.strings(child, 1)),
-                "platforms" => {
-                    let list = self.strings(child, 1);
-                    self.set_once(&mut image.platforms, list, child);
-                }
-                "from" => image.deps.extend(self.from(child)),
-                "after" => image.deps.extend(self.after(child)),
-                "build-context" => image.build_contexts.extend(self.build_context(child)),
-                "ko" => {
-                    let ko = self.ko(child);
-                    self.set_once(&mut image.ko, ko, child);
-                }
-                "sign" | "sbom" | "provenance" => self.supply(&mut image.supply, child),
-                "inherits" => image.inherits.extend(self.strings(child, 1)),
-                "matrix" => {
-                    let matrix = self.matrix(child);
-                    self.set_once(&mut image.matrix, matrix, child);
-                }
-                // The keys of the table (`image_key_rows!`: one text, a list, name/value pairs)
-                // KDL writes as nodes.
-                other if keys(Construct::Image, Syntax::Kdl).contains(&other) => {
-                    if let Some((_, slot)) = image.texts_mut().into_iter().find(|(k, _)| *k == other) {
-                        if let Some(v) = self.one_string(child) {
-                            self.set_once(slot, v, child);
-                        }
-                    } else if let Some((_, slot)) = image.lists_mut().into_iter().find(|(k, _)| *k == other) {
-                        slot.extend(self.strings(child, 1));
-                    } else if let Some((_, slot)) = image.pairs_mut().into_iter().find(|(k, _)| *k == other) {
-                        slot.extend(self.pairs(child));
-                    }
-                }
-                other => self.unknown_node(child, other, keys(Construct::Image, Syntax::Kdl), "an `image`"),
+            // Every key of an image is a row of the image key table (`image_keys!`), whose
+            // shape reads it.
+            if !image.read_kdl(self, child) {
+                let name = child.name().value();
+                self.unknown_node(child, name, keys(Construct::Image, Syntax::Kdl), "an `image`");
             }
         }
         Some(image)
@@ -365,30 +324,20 @@ impl Reader<'_> {
         Some(group)
     }
 
-    /// `ko import-path="./cmd/app" base-image="…" ldflags="-s -w"`
-    fn ko(&mut self, node: &KdlNode) -> KoDraft {
+    /// A node that takes only properties (`ko`, `sign`): a value without a name is reported,
+    /// with `write` as the help.
+    pub(crate) fn only_properties(&mut self, node: &KdlNode, write: &str) {
         if let Some(value) = node.entries().iter().find(|e| e.name().is_none()) {
             self.sink.push(
-                Problem::new(Code::UnknownKey, "`ko` takes only properties")
+                Problem::new(Code::UnknownKey, format!("`{}` takes only properties", node.name().value()))
                     .label(value.span(), "a value without a name")
-                    .help("write `ko import-path=\"./cmd/app\" base-image=\"…\" ldflags=\"…\"`"),
+                    .help(write),
             );
         }
-        self.no_children(node);
-        let mut ko = KoDraft { import_path: None, base_image: None, ldflags: None, span: node.span() };
-        for (key, entry) in self.properties(node, keys(Construct::Ko, Syntax::Kdl)) {
-            let value = self.string(entry);
-            match key {
-                "import-path" => ko.import_path = value,
-                "base-image" => ko.base_image = value,
-                _ => ko.ldflags = value,
-            }
-        }
-        ko
     }
 
     /// `sign key="cosign.key"`, `sbom [#true|#false]`, `provenance [#true|#false]`.
-    fn supply(&mut self, supply: &mut SupplyDraft, node: &KdlNode) {
+    pub(crate) fn supply(&mut self, supply: &mut SupplyDraft, node: &KdlNode) {
         match node.name().value() {
             "sign" => {
                 let sign = self.sign(node);
@@ -409,13 +358,7 @@ impl Reader<'_> {
 
     /// `sign key="cosign.key"`
     fn sign(&mut self, node: &KdlNode) -> SignDraft {
-        if let Some(value) = node.entries().iter().find(|e| e.name().is_none()) {
-            self.sink.push(
-                Problem::new(Code::UnknownKey, "`sign` takes only properties")
-                    .label(value.span(), "a value without a name")
-                    .help("write `sign key=\"cosign.key\"`"),
-            );
-        }
+        self.only_properties(node, "write `sign key=\"cosign.key\"`");
         self.no_children(node);
         let mut sign = SignDraft { key: None, span: node.span() };
         for (_, entry) in self.properties(node, keys(Construct::Sign, Syntax::Kdl)) {
@@ -461,7 +404,7 @@ impl Reader<'_> {
     }
 
     /// `from "curl" arg="BASE" [target="debug"] [context="base"] [platform="build"]`
-    fn from(&mut self, node: &KdlNode) -> Option<DependencyDraft> {
+    pub(crate) fn from(&mut self, node: &KdlNode) -> Option<DependencyDraft> {
         let name = self.first_arg(node);
         self.no_children(node);
         let mut from = FromDraft {
@@ -485,29 +428,9 @@ impl Reader<'_> {
         Some(DependencyDraft { name: name?, from: Some(from) })
     }
 
-    /// `build-context "ubuntu" image="ubuntu:noble"`, `… path="src"`, `… git="URL" ref="v1" dir="sub"`,
-    /// `… oci-layout="vendor/layout" ref="v1"`
-    fn build_context(&mut self, node: &KdlNode) -> Option<BuildContextDraft> {
-        let name = self.name(node)?;
-        self.no_children(node);
-        let mut context = BuildContextDraft::new(name, node.span());
-        for (key, entry) in self.properties(node, keys(Construct::BuildContext, Syntax::Kdl)) {
-            let value = self.string(entry);
-            match key {
-                "image" => context.image = value,
-                "path" => context.path = value,
-                "git" => context.git = value,
-                "oci-layout" => context.oci_layout = value,
-                "ref" => context.reference = value,
-                _ => context.dir = value,
-            }
-        }
-        Some(context)
-    }
-
     /// `matrix { service "nova" "glance"; variant "api" "worker" }`: each child is a key and
     /// its values.
-    fn matrix(&mut self, node: &KdlNode) -> MatrixDraft {
+    pub(crate) fn matrix(&mut self, node: &KdlNode) -> MatrixDraft {
         let mut axes = Vec::new();
         for child in self.children(node) {
             let key = Spanned::new(child.name().value().to_owned(), child.name().span());
@@ -524,14 +447,14 @@ impl Reader<'_> {
     }
 
     /// `after "lint" "curl"`
-    fn after(&mut self, node: &KdlNode) -> Vec<DependencyDraft> {
+    pub(crate) fn after(&mut self, node: &KdlNode) -> Vec<DependencyDraft> {
         self.strings(node, 1).into_iter().map(|name| DependencyDraft { name, from: None }).collect()
     }
 
     // --- shapes -------------------------------------------------------------------------------
 
     /// The node's name: its one positional string argument.
-    fn name(&mut self, node: &KdlNode) -> Option<Text> {
+    pub(crate) fn name(&mut self, node: &KdlNode) -> Option<Text> {
         let kind = node.name().value();
         let name = self.first_arg(node);
         if name.is_none() && !node.entries().iter().any(|e| e.name().is_none()) {
@@ -545,7 +468,7 @@ impl Reader<'_> {
     }
 
     /// The first positional argument as a string; any further positional argument is an error.
-    fn first_arg(&mut self, node: &KdlNode) -> Option<Text> {
+    pub(crate) fn first_arg(&mut self, node: &KdlNode) -> Option<Text> {
         let mut positional = node.entries().iter().filter(|e| e.name().is_none());
         let first = positional.next().and_then(|e| self.string(e));
         for extra in positional {
@@ -566,7 +489,7 @@ impl Reader<'_> {
     }
 
     /// Exactly one string argument, no properties, no children.
-    fn one_string(&mut self, node: &KdlNode) -> Option<Text> {
+    pub(crate) fn one_string(&mut self, node: &KdlNode) -> Option<Text> {
         let value = self.first_arg(node);
         self.properties(node, &[]);
         self.no_children(node);
@@ -574,7 +497,7 @@ impl Reader<'_> {
     }
 
     /// At least `min` string arguments, no properties, no children.
-    fn strings(&mut self, node: &KdlNode, min: usize) -> Vec<Text> {
+    pub(crate) fn strings(&mut self, node: &KdlNode, min: usize) -> Vec<Text> {
         self.properties(node, &[]);
         self.no_children(node);
         let values: Vec<Text> =
@@ -591,7 +514,7 @@ impl Reader<'_> {
     }
 
     /// `KEY="value"` properties (build args, environment), no positional arguments.
-    fn pairs(&mut self, node: &KdlNode) -> Vec<(Text, Text)> {
+    pub(crate) fn pairs(&mut self, node: &KdlNode) -> Vec<(Text, Text)> {
         self.no_children(node);
         let mut pairs = Vec::new();
         for entry in node.entries() {
@@ -615,7 +538,11 @@ impl Reader<'_> {
     }
 
     /// The node's properties whose key is in `allowed`; others are reported.
-    fn properties<'n>(&mut self, node: &'n KdlNode, allowed: &[&str]) -> Vec<(&'n str, &'n KdlEntry)> {
+    pub(crate) fn properties<'n>(
+        &mut self,
+        node: &'n KdlNode,
+        allowed: &[&str],
+    ) -> Vec<(&'n str, &'n KdlEntry)> {
         let mut found = Vec::new();
         for entry in node.entries() {
             let Some(key) = entry.name() else { continue };
@@ -640,12 +567,12 @@ impl Reader<'_> {
         found
     }
 
-    fn children<'n>(&mut self, node: &'n KdlNode) -> &'n [KdlNode] {
+    pub(crate) fn children<'n>(&mut self, node: &'n KdlNode) -> &'n [KdlNode] {
         self.properties(node, &[]);
         node.children().map_or(&[], KdlDocument::nodes)
     }
 
-    fn no_children(&mut self, node: &KdlNode) {
+    pub(crate) fn no_children(&mut self, node: &KdlNode) {
         if let Some(children) = node.children() {
             self.sink.push(
                 Problem::new(Code::WrongType, format!("`{}` takes no block", node.name().value()))
@@ -655,7 +582,7 @@ impl Reader<'_> {
         }
     }
 
-    fn string(&mut self, entry: &KdlEntry) -> Option<Text> {
+    pub(crate) fn string(&mut self, entry: &KdlEntry) -> Option<Text> {
         match entry.value() {
             KdlValue::String(s) => Some(Spanned::new(s.clone(), value_span(entry))),
             other => {
@@ -684,7 +611,7 @@ impl Reader<'_> {
         );
     }
 
-    fn set_once<T>(&mut self, slot: &mut Option<T>, value: T, node: &KdlNode) {
+    pub(crate) fn set_once<T>(&mut self, slot: &mut Option<T>, value: T, node: &KdlNode) {
         if slot.is_some() {
             let name = node.name().value();
             self.sink.push(

@@ -22,6 +22,7 @@ mod platform;
 mod print;
 mod reference;
 mod schema;
+mod shape;
 mod source;
 mod stored;
 mod yaml;

@@ -8,10 +8,7 @@
 
 use std::fmt::Write as _;
 
-use crate::document::{
-    BuildContextDraft, DependencyDraft, Document, ImageDraft, MatrixDraft, Place, Simple, SupplyDraft,
-    TaskDraft, Text,
-};
+use crate::document::{DependencyDraft, Document, ImageDraft, MatrixDraft, SupplyDraft, TaskDraft, Text};
 use crate::escape::{kdl_string, yaml_scalar};
 use crate::source::Syntax;
 
@@ -31,16 +28,16 @@ fn kdl_key(key: &str) -> String {
     if bare { key.to_owned() } else { kdl_string(key) }
 }
 
-fn kdl_values(values: &[Text]) -> String {
+pub(crate) fn kdl_values(values: &[Text]) -> String {
     values.iter().map(|v| kdl_string(v)).collect::<Vec<_>>().join(" ")
 }
 
-fn kdl_pairs(pairs: &[(Text, Text)]) -> String {
+pub(crate) fn kdl_pairs(pairs: &[(Text, Text)]) -> String {
     pairs.iter().map(|(k, v)| format!("{}={}", kdl_key(k), kdl_string(v))).collect::<Vec<_>>().join(" ")
 }
 
 /// ` key="value"` for each property given.
-fn kdl_properties(props: &[(&str, Option<&Text>)]) -> String {
+pub(crate) fn kdl_properties(props: &[(&str, Option<&Text>)]) -> String {
     props.iter().filter_map(|(k, v)| v.map(|v| format!(" {k}={}", kdl_string(v)))).collect()
 }
 
@@ -141,101 +138,17 @@ pub(crate) fn kdl_image(image: &ImageDraft) -> String {
     kdl_block("image", image)
 }
 
-/// `KEYWORD "NAME" { … }` of an image's (or a template's) settings.
+/// `KEYWORD "NAME" { … }` of an image's (or a template's) settings: each key by its row of
+/// the image key table (`image_keys!`).
 fn kdl_block(keyword: &str, image: &ImageDraft) -> String {
     let mut out = format!("{keyword} {} {{\n", kdl_string(&image.name));
-    if !image.inherits.is_empty() {
-        let _ = writeln!(out, "    inherits {}", kdl_values(&image.inherits));
-    }
-    kdl_matrix(&mut out, image.matrix.as_ref());
-    kdl_simple(&mut out, image, Place::Head);
-    if let Some(ko) = &image.ko {
-        let props = kdl_properties(&[
-            ("import-path", ko.import_path.as_ref()),
-            ("base-image", ko.base_image.as_ref()),
-            ("ldflags", ko.ldflags.as_ref()),
-        ]);
-        let _ = writeln!(out, "    ko{props}");
-    }
-    kdl_simple(&mut out, image, Place::Builder);
-    if let Some(p) = image.platforms.as_ref().filter(|p| !p.is_empty()) {
-        let _ = writeln!(out, "    platforms {}", kdl_values(p));
-    }
-    kdl_simple(&mut out, image, Place::Tail);
-    kdl_simple(&mut out, image, Place::Last);
-    kdl_supply(&mut out, "    ", &image.supply);
-    kdl_deps(&mut out, &image.deps);
-    for c in &image.build_contexts {
-        let props = kdl_properties(&context_fields(c));
-        let _ = writeln!(out, "    build-context {}{props}", kdl_string(&c.name));
-    }
+    image.print_keys(Syntax::Kdl, "    ", &mut out);
     out.push_str("}\n");
     out
 }
 
-/// The simple keys of `image` a KDL block writes at `place`: one node each, but `ref` a
-/// property of `git` and one target as `target`.
-fn kdl_simple(out: &mut String, image: &ImageDraft, place: Place) {
-    for (key, value) in image.printed(Syntax::Kdl, place) {
-        match (key, value) {
-            ("ref", _) => {}
-            ("git", Simple::Text(Some(git))) => {
-                let r = kdl_properties(&[("ref", image.git_ref.as_ref())]);
-                let _ = writeln!(out, "    git {}{r}", kdl_string(git));
-            }
-            (_, Simple::Text(Some(v))) => {
-                let _ = writeln!(out, "    {key} {}", kdl_string(v));
-            }
-            ("targets", Simple::List([one])) => {
-                let _ = writeln!(out, "    target {}", kdl_string(one));
-            }
-            (_, Simple::List(values)) if !values.is_empty() => {
-                let _ = writeln!(out, "    {key} {}", kdl_values(values));
-            }
-            (_, Simple::Pairs(pairs)) if !pairs.is_empty() => {
-                let _ = writeln!(out, "    {key} {}", kdl_pairs(pairs));
-            }
-            _ => {}
-        }
-    }
-}
-
-/// The simple keys of `image` a YAML entry writes at `place`, at `indent`: one target as
-/// `target`.
-fn yaml_simple(out: &mut String, indent: &str, image: &ImageDraft, place: Place) {
-    for (key, value) in image.printed(Syntax::Yaml, place) {
-        match value {
-            Simple::Text(Some(v)) => {
-                let _ = writeln!(out, "{indent}{key}: {}", yaml_scalar(v));
-            }
-            Simple::List([one]) if key == "targets" => {
-                let _ = writeln!(out, "{indent}target: {}", yaml_scalar(one));
-            }
-            Simple::List(values) if !values.is_empty() => {
-                let _ = writeln!(out, "{indent}{key}: {}", yaml_list(values));
-            }
-            Simple::Pairs(pairs) if !pairs.is_empty() => {
-                let _ = writeln!(out, "{indent}{key}: {}", yaml_flow_pairs(pairs));
-            }
-            _ => {}
-        }
-    }
-}
-
-/// A build context's keys, in the order both syntaxes write them.
-fn context_fields(c: &BuildContextDraft) -> [(&'static str, Option<&Text>); 6] {
-    [
-        ("image", c.image.as_ref()),
-        ("path", c.path.as_ref()),
-        ("git", c.git.as_ref()),
-        ("oci-layout", c.oci_layout.as_ref()),
-        ("ref", c.reference.as_ref()),
-        ("dir", c.dir.as_ref()),
-    ]
-}
-
 /// `sign key="…"`, `sbom #true`, `provenance #false`, each as given.
-fn kdl_supply(out: &mut String, indent: &str, supply: &SupplyDraft) {
+pub(crate) fn kdl_supply(out: &mut String, indent: &str, supply: &SupplyDraft) {
     if let Some(sign) = &supply.sign {
         let _ = writeln!(out, "{indent}sign{}", kdl_properties(&[("key", sign.key.as_ref())]));
     }
@@ -247,7 +160,7 @@ fn kdl_supply(out: &mut String, indent: &str, supply: &SupplyDraft) {
 }
 
 /// `sign: { key: … }`, `sbom: true`, `provenance: false`, each as given.
-fn yaml_supply(out: &mut String, indent: &str, supply: &SupplyDraft) {
+pub(crate) fn yaml_supply(out: &mut String, indent: &str, supply: &SupplyDraft) {
     if let Some(sign) = &supply.sign {
         let _ = writeln!(out, "{indent}sign: {}", yaml_flow(&[("key", sign.key.as_ref())]));
     }
@@ -258,7 +171,7 @@ fn yaml_supply(out: &mut String, indent: &str, supply: &SupplyDraft) {
     }
 }
 
-fn kdl_deps(out: &mut String, deps: &[DependencyDraft]) {
+pub(crate) fn kdl_deps(out: &mut String, deps: &[DependencyDraft]) {
     for dep in deps {
         match &dep.from {
             Some(from) => {
@@ -279,7 +192,7 @@ fn kdl_deps(out: &mut String, deps: &[DependencyDraft]) {
 }
 
 /// `matrix { KEY "v1" "v2" }`.
-fn kdl_matrix(out: &mut String, matrix: Option<&MatrixDraft>) {
+pub(crate) fn kdl_matrix(out: &mut String, matrix: Option<&MatrixDraft>) {
     if let Some(m) = matrix {
         out.push_str("    matrix {\n");
         for (key, values) in &m.axes {
@@ -317,7 +230,7 @@ fn kdl_task(task: &TaskDraft) -> String {
     out
 }
 
-fn yaml_list(values: &[Text]) -> String {
+pub(crate) fn yaml_list(values: &[Text]) -> String {
     format!("[{}]", values.iter().map(|v| yaml_scalar(v)).collect::<Vec<_>>().join(", "))
 }
 
@@ -430,56 +343,30 @@ fn yaml(doc: &Document) -> String {
     out
 }
 
-/// One image's `NAME:` entry of `images:`, each line starting with `indent`.
+/// One image's `NAME:` entry of `images:`, each line starting with `indent`: each key by its
+/// row of the image key table (`image_keys!`).
 pub(crate) fn yaml_image(image: &ImageDraft, indent: &str) -> String {
     let mut out = format!("{indent}{}:\n", yaml_scalar(&image.name));
-    let inner = format!("{indent}  ");
-    if !image.inherits.is_empty() {
-        let _ = writeln!(out, "{inner}inherits: {}", yaml_list(&image.inherits));
-    }
-    yaml_matrix(&mut out, &inner, image.matrix.as_ref());
-    yaml_simple(&mut out, &inner, image, Place::Head);
-    if let Some(ko) = &image.ko {
-        let fields = yaml_flow(&[
-            ("import-path", ko.import_path.as_ref()),
-            ("base-image", ko.base_image.as_ref()),
-            ("ldflags", ko.ldflags.as_ref()),
-        ]);
-        let _ = writeln!(out, "{inner}ko: {fields}");
-    }
-    yaml_simple(&mut out, &inner, image, Place::Builder);
-    if let Some(p) = &image.platforms {
-        let _ = writeln!(out, "{inner}platforms: {}", yaml_list(p));
-    }
-    yaml_simple(&mut out, &inner, image, Place::Tail);
-    yaml_simple(&mut out, &inner, image, Place::Last);
-    yaml_supply(&mut out, &inner, &image.supply);
-    yaml_deps(&mut out, &inner, &image.deps);
-    if !image.build_contexts.is_empty() {
-        let _ = writeln!(out, "{inner}build-contexts:");
-        for c in &image.build_contexts {
-            let _ = writeln!(out, "{inner}  {}: {}", yaml_scalar(&c.name), yaml_flow(&context_fields(c)));
-        }
-    }
+    image.print_keys(Syntax::Yaml, &format!("{indent}  "), &mut out);
     out
 }
 
 /// `{ key: value, … }` of the values given.
-fn yaml_flow(fields: &[(&str, Option<&Text>)]) -> String {
+pub(crate) fn yaml_flow(fields: &[(&str, Option<&Text>)]) -> String {
     let fields: Vec<String> =
         fields.iter().filter_map(|(k, v)| v.map(|v| format!("{k}: {}", yaml_scalar(v)))).collect();
     if fields.is_empty() { "{}".to_owned() } else { format!("{{ {} }}", fields.join(", ")) }
 }
 
 /// `{ NAME: value, … }`.
-fn yaml_flow_pairs(pairs: &[(Text, Text)]) -> String {
+pub(crate) fn yaml_flow_pairs(pairs: &[(Text, Text)]) -> String {
     let fields: Vec<String> =
         pairs.iter().map(|(k, v)| format!("{}: {}", yaml_scalar(k), yaml_scalar(v))).collect();
     format!("{{ {} }}", fields.join(", "))
 }
 
 /// `from:` (each name once: a block, or a list of blocks for several) and `after:`.
-fn yaml_deps(out: &mut String, indent: &str, deps: &[DependencyDraft]) {
+pub(crate) fn yaml_deps(out: &mut String, indent: &str, deps: &[DependencyDraft]) {
     let mut names: Vec<&str> = Vec::new();
     for dep in deps.iter().filter(|d| d.from.is_some()) {
         if !names.contains(&dep.name.as_str()) {
@@ -514,7 +401,7 @@ fn yaml_deps(out: &mut String, indent: &str, deps: &[DependencyDraft]) {
 }
 
 /// `matrix: { KEY: [v1, v2] }`.
-fn yaml_matrix(out: &mut String, indent: &str, matrix: Option<&MatrixDraft>) {
+pub(crate) fn yaml_matrix(out: &mut String, indent: &str, matrix: Option<&MatrixDraft>) {
     if let Some(m) = matrix {
         let axes: Vec<String> = m
             .axes

@@ -4,14 +4,15 @@
 //! Both front-ends take their lists of allowed keys (and so their "did you mean" suggestions)
 //! from [`keys`]; `hephy schema` renders the YAML half as a JSON Schema ([`json_schema`]); a
 //! test checks that SPEC.md names every key. Adding a key is one row in [`KEYS`] (and the
-//! reading of its value in `kdl.rs` / `yaml.rs`), or for an image key of one text or a list,
-//! its row in the image key table (`image_key_rows!` in `analyze/images.rs`), which makes its
-//! row here. This module checks no values itself.
+//! reading of its value in `kdl.rs` / `yaml.rs`), or for an image key, its row in the image
+//! key table (`image_keys!` in `analyze/images.rs`), which makes its row here. This module
+//! checks no values itself.
 
 use std::sync::LazyLock;
 
 use serde_json::{Map, Value, json};
 
+use crate::analyze::IMAGE_KEY_ROWS;
 use crate::source::Syntax;
 
 /// A construct of the language: a block of keys.
@@ -236,10 +237,10 @@ use Construct as C;
 use Kind as K;
 
 /// Every key of the language, one row each: the rows written in `schema.rs`, with the image
-/// key table's rows (`image_key_rows!` in `analyze/images.rs`) placed among the image's keys.
+/// key table's (`image_keys!` in `analyze/images.rs`) as the image's keys.
 pub const KEYS: &[Key] = &keys_with_the_image_table();
 
-/// The rows of the language's keys written here: all but the image key table's.
+/// The rows of the language's keys written here: all but the image's.
 const WRITTEN: &[Key] = &[
     // The top level.
     key(C::Graph, "registry", K::Text, "where images are pushed: `host[:port][/path]`, no scheme"),
@@ -374,32 +375,9 @@ const WRITTEN: &[Key] = &[
         need(key(C::Secret, "file", K::Text, "read it from this file"), Need::OneOf),
         "where the value is read from; the value's fingerprint is hashed",
     ),
-    // An image: the keys of one text, a list or name/value pairs are the image key table's (`image_key_rows!` in
-    // `analyze/images.rs`), placed among these at their `listed` positions. `context` or `git`
-    // must be given, by the image or a template it inherits (checked after expansion, so
-    // neither is required).
-    key(C::Image, "target", K::Text, "the Dockerfile stage to build"),
-    key(C::Image, "platforms", K::Texts, "the platforms to build for"),
-    key(C::Image, "from", K::Dependencies(C::From), "images built first whose reference is passed in"),
-    key(C::Image, "after", K::Texts, "images or tasks built first, nothing passed"),
-    key(C::Image, "ko", K::Block(C::Ko), "the `ko` builder's settings"),
-    expanded(key(C::Image, "inherits", K::Texts, "templates whose settings it takes, in order")),
-    expanded(key(C::Image, "matrix", K::NamedLists, "one copy for each combination of these values")),
-    spelled(
-        C::Image,
-        Some("build-context"),
-        Some("build-contexts"),
-        K::Named(C::BuildContext),
-        "an external named build context: an image, a folder, a git repository or an OCI layout",
-    ),
-    key(
-        C::Image,
-        "sign",
-        K::Block(C::Sign),
-        "sign its index and platform manifests, instead of the graph's `sign`",
-    ),
-    key(C::Image, "sbom", K::Flag, "an SPDX SBOM attestation per platform, over the graph's `sbom`"),
-    key(C::Image, "provenance", K::Flag, "a SLSA provenance attestation per platform, over the graph's"),
+    // An image: its keys are the image key table's (`image_keys!` in `analyze/images.rs`),
+    // placed here. `context` or `git` must be given, by the image or a template it inherits
+    // (checked after expansion, so neither is required).
     // The `git` node of an image (KDL).
     spelled(C::Git, Some("ref"), None, K::Text, "the branch, tag or commit to build"),
     // `ko`.
@@ -462,121 +440,58 @@ const WRITTEN: &[Key] = &[
     ),
 ];
 
-/// The spelling of an image key of the table in KDL: its YAML key, or `None`.
-macro_rules! kdl_spelling {
-    ($key:literal) => {
-        Some($key)
-    };
-    ($key:literal, None) => {
-        None
-    };
+/// The image's keys: each spelling of the image key table's rows (`image_keys!` in
+/// `analyze/images.rs`) as a [`Key`], at its `listed` position. Fails to compile when two are
+/// listed at one place, or one is listed past the image's keys.
+const fn image_keys() -> [Key; IMAGE_KEY_ROWS.len()] {
+    let mut out = [WRITTEN[0]; IMAGE_KEY_ROWS.len()];
+    let mut placed = [false; IMAGE_KEY_ROWS.len()];
+    let mut i = 0;
+    while i < IMAGE_KEY_ROWS.len() {
+        let row = IMAGE_KEY_ROWS[i];
+        assert!(
+            row.listed < IMAGE_KEY_ROWS.len(),
+            "a row of `image_keys!` is `listed` past the image's keys"
+        );
+        assert!(!placed[row.listed], "two rows of `image_keys!` are `listed` at one place");
+        placed[row.listed] = true;
+        out[row.listed] = Key {
+            construct: Construct::Image,
+            kdl: row.kdl,
+            yaml: Some(row.key),
+            kind: row.kind,
+            need: Need::Optional,
+            meaning: row.meaning,
+            hash: row.hash,
+        };
+        i += 1;
+    }
+    out
 }
 
-/// Whether an image key of the table goes into the build key, from its `hash` column.
-macro_rules! hash_of {
-    (Unhashed($why:literal)) => {
-        Hash::Unhashed($why)
-    };
-    ($($other:tt)*) => {
-        Hash::Hashed
-    };
-}
-
-/// The image key table's walk of this module: each row's [`Key`], with its `listed` position.
-macro_rules! image_table_keys {
-    (
-        texts: $($text:ident = $text_key:literal $(kdl $text_kdl:ident)?
-            [$text_place:ident $text_at:literal $(yaml $text_yaml:literal)? $(, set $text_set:literal)?, listed $text_listed:literal]
-            lower $text_lower:ident $(($text_lower_by:tt))? hash $text_hash:ident $(($text_hash_by:tt))?
-            meaning $text_meaning:literal),+ ;
-        lists: $($list:ident = $list_key:literal $(kdl $list_kdl:ident)?
-            [$list_place:ident $list_at:literal $(yaml $list_yaml:literal)? $(, set $list_set:literal)?, listed $list_listed:literal]
-            lower $list_lower:ident $(($list_lower_by:tt))? hash $list_hash:ident $(($list_hash_by:tt))?
-            meaning $list_meaning:literal),+ ;
-        pairs: $($pair:ident = $pair_key:literal
-            [$pair_place:ident $pair_at:literal $(yaml $pair_yaml:literal)?, listed $pair_listed:literal]
-            lower $pair_lower:ident $(($pair_lower_by:tt))? hash $pair_hash:ident $(($pair_hash_by:tt))?
-            kind $pair_kind:ident meaning $pair_meaning:literal),+ $(;)?
-    ) => {
-        /// The image key table's rows as the language's keys, each with its position among
-        /// the image's keys.
-        const TABLE: &[(usize, Key)] = &[
-            $(($text_listed, Key {
-                construct: C::Image,
-                kdl: kdl_spelling!($text_key $(, $text_kdl)?),
-                yaml: Some($text_key),
-                kind: K::Text,
-                need: Need::Optional,
-                meaning: $text_meaning,
-                hash: hash_of!($text_hash $(($text_hash_by))?),
-            }),)+
-            $(($list_listed, Key {
-                construct: C::Image,
-                kdl: kdl_spelling!($list_key $(, $list_kdl)?),
-                yaml: Some($list_key),
-                kind: K::Texts,
-                need: Need::Optional,
-                meaning: $list_meaning,
-                hash: hash_of!($list_hash $(($list_hash_by))?),
-            }),)+
-            $(($pair_listed, Key {
-                construct: C::Image,
-                kdl: Some($pair_key),
-                yaml: Some($pair_key),
-                kind: K::$pair_kind,
-                need: Need::Optional,
-                meaning: $pair_meaning,
-                hash: hash_of!($pair_hash $(($pair_hash_by))?),
-            }),)+
-        ];
-    };
-}
-
-crate::analyze::image_key_rows!(image_table_keys);
-
-/// [`WRITTEN`] with the rows of [`TABLE`] among its image keys, each at its `listed` position
-/// (counted from the first image key; the written image keys fill the places left, in their
-/// order). Fails to compile when two rows are listed at one place, or one past the image's keys.
-const fn keys_with_the_image_table() -> [Key; WRITTEN.len() + TABLE.len()] {
-    let mut all = [WRITTEN[0]; WRITTEN.len() + TABLE.len()];
+/// [`WRITTEN`] with the image's keys ([`image_keys`]) where the image's construct comes: after
+/// the keys of the constructs before it in [`Construct::ALL`].
+const fn keys_with_the_image_table() -> [Key; WRITTEN.len() + IMAGE_KEY_ROWS.len()] {
+    const fn before_image(construct: Construct) -> bool {
+        matches!(construct, Construct::Graph | Construct::Naming | Construct::Executor | Construct::Secret)
+    }
+    let image = image_keys();
+    let mut all = [WRITTEN[0]; WRITTEN.len() + IMAGE_KEY_ROWS.len()];
     let (mut written, mut at) = (0, 0);
-    // The keys before the image's.
-    while written < WRITTEN.len() && !matches!(WRITTEN[written].construct, Construct::Image) {
+    while written < WRITTEN.len() && before_image(WRITTEN[written].construct) {
         all[at] = WRITTEN[written];
         (written, at) = (written + 1, at + 1);
     }
-    // The image's keys: at each place, the table's row listed there, or the next written one.
-    let mut place = 0;
-    let mut placed = 0;
-    loop {
-        let mut found = None;
-        let mut row = 0;
-        while row < TABLE.len() {
-            if TABLE[row].0 == place {
-                assert!(found.is_none(), "two rows of `image_key_rows!` are `listed` at one place");
-                found = Some(TABLE[row].1);
-            }
-            row += 1;
-        }
-        match found {
-            Some(key) => {
-                all[at] = key;
-                placed += 1;
-            }
-            None if written < WRITTEN.len() && matches!(WRITTEN[written].construct, Construct::Image) => {
-                all[at] = WRITTEN[written];
-                written += 1;
-            }
-            None => break,
-        }
-        (place, at) = (place + 1, at + 1);
+    let mut i = 0;
+    while i < image.len() {
+        all[at] = image[i];
+        (i, at) = (i + 1, at + 1);
     }
-    assert!(placed == TABLE.len(), "a row of `image_key_rows!` is `listed` past the image's keys");
-    // The keys after the image's.
     while written < WRITTEN.len() {
         assert!(
-            !matches!(WRITTEN[written].construct, Construct::Image),
-            "the image's written keys are not together"
+            !before_image(WRITTEN[written].construct)
+                && !matches!(WRITTEN[written].construct, Construct::Image),
+            "the written keys are not in the order of `Construct::ALL`, or name an image key"
         );
         all[at] = WRITTEN[written];
         (written, at) = (written + 1, at + 1);
@@ -857,107 +772,97 @@ mod tests {
         assert!(missing.is_empty(), "SPEC.md does not show: {missing:#?}");
     }
 
-    /// The image keys the draft walks as one text or a list ([`ImageDraft::texts`],
-    /// [`ImageDraft::lists`]) are the table's, of the table's kinds; every other text or list
-    /// key of an image is held otherwise for a reason named here; `--set` sets table keys; the
-    /// image's keys of pairs are the draft's [`ImageDraft::pairs`].
+    /// The image's keys in [`KEYS`] are the spellings of the image key table's rows
+    /// (`image_keys!`), each once, and `--set` sets only those.
     #[test]
-    fn the_drafts_simple_image_keys_are_the_tables() {
-        use crate::document::ImageDraft;
-        let draft = ImageDraft::new(crate::source::Spanned::new(String::new(), (0..0).into()));
-        let row = |name: &str| KEYS.iter().find(|k| k.construct == Construct::Image && k.yaml == Some(name));
-        let texts: Vec<&str> = draft.texts().iter().map(|(k, _)| *k).collect();
-        let lists: Vec<&str> = draft.lists().iter().map(|(k, _)| *k).collect();
-        for name in &texts {
-            assert_eq!(row(name).map(|k| k.kind), Some(Kind::Text), "{name}");
-        }
-        for name in &lists {
-            assert_eq!(row(name).map(|k| k.kind), Some(Kind::Texts), "{name}");
-        }
-        // `target` is a list of one (`targets`), `platforms` may be absent (the graph's then),
-        // `after` is a dependency and `inherits` is expanded away.
-        let held_otherwise = ["target", "platforms", "after", "inherits"];
-        for key in KEYS.iter().filter(|k| k.construct == Construct::Image) {
-            let Some(name) = key.yaml else { continue };
-            if matches!(key.kind, Kind::Text | Kind::Texts) {
-                assert!(
-                    texts.contains(&name) || lists.contains(&name) || held_otherwise.contains(&name),
-                    "the image key `{name}` is neither in `image_key_rows!` nor held otherwise"
-                );
-            }
-        }
+    fn the_image_keys_are_the_image_key_tables() {
+        use crate::analyze::IMAGE_KEY_ROWS;
+        let image: Vec<(Option<&str>, Option<&str>)> =
+            KEYS.iter().filter(|k| k.construct == Construct::Image).map(|k| (k.kdl, k.yaml)).collect();
+        let rows: Vec<(Option<&str>, Option<&str>)> = {
+            let mut rows: Vec<_> = IMAGE_KEY_ROWS.iter().collect();
+            rows.sort_by_key(|r| r.listed);
+            rows.into_iter().map(|r| (r.kdl, Some(r.key))).collect()
+        };
+        assert_eq!(image, rows);
         for field in crate::expand::SETTABLE {
-            assert!(row(field).is_some(), "`--set` field `{field}` is no image key of the table");
-        }
-        // Every image key of name/value pairs is a row of the table's `pairs:`, and only those.
-        let pairs: Vec<&str> = draft.pairs().iter().map(|(k, _)| *k).collect();
-        for key in KEYS.iter().filter(|k| k.construct == Construct::Image) {
-            let Some(name) = key.yaml else { continue };
-            assert_eq!(
-                matches!(key.kind, Kind::Pairs | Kind::Metadata),
-                pairs.contains(&name),
-                "the image key `{name}` of kind {:?} and the table's `pairs:`",
-                key.kind
+            assert!(
+                IMAGE_KEY_ROWS.iter().any(|r| r.key == *field && r.set.is_some()),
+                "`--set` field `{field}` is no settable spelling of the table"
             );
         }
     }
 
-    /// Each row of `image_key_rows!` says who puts it into the build key (its `hash` column)
-    /// as its row here says whether it goes in: `Unhashed` rows are the table's unhashed keys.
+    /// Every spelling of every row of the image key table is read by both front-ends (KDL:
+    /// where it has a KDL spelling) into the draft, printed back by the printer and read again
+    /// as it was: the readers and the printers dispatch every key through the table.
     #[test]
-    fn the_image_key_rows_hash_as_the_table_says() {
-        use crate::document::{IMAGE_KEY_ROWS, Keyed};
+    fn every_image_key_reads_and_prints_in_both_syntaxes() {
+        use std::path::PathBuf;
+
+        use crate::analyze::IMAGE_KEY_ROWS;
+        use crate::document::{Document, ImageDraft};
+        use crate::source::SourceFile;
+
+        /// A value of `kind` for the key `name`, in KDL (the node) and in YAML (the entry).
+        fn sample(name: &str, kdl: Option<&str>, kind: Kind) -> (Option<String>, String) {
+            let (kdl_value, yaml_value) = match kind {
+                Kind::Text => (" \"a\"".to_owned(), "a".to_owned()),
+                Kind::Texts => (" \"a\" \"b\"".to_owned(), "[a, b]".to_owned()),
+                Kind::Pairs | Kind::Metadata => (" A=\"b\"".to_owned(), "{ A: b }".to_owned()),
+                Kind::Flag => (" #false".to_owned(), "false".to_owned()),
+                Kind::Block(Construct::Sign) => (" key=\"k\"".to_owned(), "{ key: k }".to_owned()),
+                Kind::Block(Construct::Ko) => {
+                    (" import-path=\"./a\"".to_owned(), "{ import-path: ./a }".to_owned())
+                }
+                Kind::Dependencies(Construct::From) => {
+                    (" \"d\" arg=\"B\"".to_owned(), "{ d: { arg: B } }".to_owned())
+                }
+                Kind::Named(Construct::BuildContext) => {
+                    (" \"c\" image=\"i\"".to_owned(), "{ c: { image: i } }".to_owned())
+                }
+                Kind::NamedLists => (" {\n        k \"a\"\n    }".to_owned(), "{ k: [a] }".to_owned()),
+                other => panic!("`{name}`: no sample of kind {other:?}; give it one here"),
+            };
+            (
+                kdl.map(|k| format!("image \"x\" {{\n    {k}{kdl_value}\n}}\n")),
+                format!("images:\n  x:\n    {name}: {yaml_value}\n"),
+            )
+        }
+        fn read(text: &str, syntax: Syntax) -> Document {
+            let file = if syntax == Syntax::Kdl { "hephy.kdl" } else { "hephy.yaml" };
+            let source = SourceFile::new(PathBuf::from(file), syntax, text);
+            crate::read(&source).unwrap_or_else(|problems| panic!("{problems:?}\nin:\n{text}"))
+        }
+        /// The draft's `Debug` text without its spans.
+        fn shape(image: &ImageDraft) -> String {
+            let text = format!("{image:?}");
+            let mut out = String::new();
+            let mut rest = text.as_str();
+            while let Some(at) = rest.find("span: SourceSpan {") {
+                out.push_str(&rest[..at]);
+                rest = rest[at..].split_once('}').map_or("", |(_, after)| after);
+            }
+            out.push_str(rest);
+            out
+        }
+        let empty = ImageDraft::new(crate::source::Spanned::new("x".to_owned(), (0..0).into()));
         for row in IMAGE_KEY_ROWS {
-            let key = KEYS.iter().find(|k| k.construct == Construct::Image && k.yaml == Some(row.key));
-            let Some(key) = key else { panic!("`{}` has no row in `KEYS`", row.key) };
-            let unhashed = matches!(key.hash, Hash::Unhashed(_));
-            assert_eq!(
-                row.keyed == Keyed::Unhashed,
-                unhashed,
-                "`{}`: `hash {:?}` in `image_key_rows!`, {:?} in `KEYS`",
-                row.key,
-                row.keyed,
-                key.hash
-            );
-        }
-    }
-
-    /// Every image key of the table (but the ones expanded away) is a row of one list that says
-    /// who puts it into the build key: `image_key_rows!` (its one-text and list keys) or
-    /// `structured_image_keys!` (the others), once; and each row of the second is a key of the
-    /// table, hashed as its row there says.
-    #[test]
-    fn every_image_key_says_who_hashes_it() {
-        use crate::analyze::STRUCTURED_IMAGE_KEYS;
-        use crate::document::{IMAGE_KEY_ROWS, Keyed};
-        let mut wrong = Vec::new();
-        for key in KEYS.iter().filter(|k| k.construct == Construct::Image && k.hash != Hash::Expanded) {
-            let Some(name) = key.yaml.or(key.kdl) else { continue };
-            let rows = IMAGE_KEY_ROWS.iter().filter(|r| r.key == name).count()
-                + STRUCTURED_IMAGE_KEYS.iter().filter(|(k, _)| *k == name).count();
-            if rows != 1 {
-                wrong.push(format!(
-                    "the image key `{name}` is in {rows} rows of `image_key_rows!` and \
-                     `structured_image_keys!` (`analyze/images.rs`): give it one, saying who hashes it"
-                ));
+            let (kdl, yaml) = sample(row.key, row.kdl, row.kind);
+            for (text, syntax) in kdl.into_iter().map(|t| (t, Syntax::Kdl)).chain([(yaml, Syntax::Yaml)]) {
+                let doc = read(&text, syntax);
+                let image = &doc.images[0];
+                assert_ne!(
+                    shape(image),
+                    shape(&empty),
+                    "`{}` read into no field of the draft:\n{text}",
+                    row.key
+                );
+                let printed = crate::print(&doc, syntax);
+                let again = read(&printed, syntax);
+                assert_eq!(shape(&again.images[0]), shape(image), "`{}` printed as:\n{printed}", row.key);
             }
         }
-        for (name, keyed) in STRUCTURED_IMAGE_KEYS {
-            let key = KEYS.iter().find(|k| k.construct == Construct::Image && k.yaml == Some(name));
-            match key {
-                None => {
-                    wrong.push(format!("`structured_image_keys!` names `{name}`, no image key of `KEYS`"))
-                }
-                Some(key) if (*keyed == Keyed::Unhashed) != matches!(key.hash, Hash::Unhashed(_)) => {
-                    wrong.push(format!(
-                        "`{name}`: `hash {keyed:?}` in `structured_image_keys!`, {:?} in `KEYS`",
-                        key.hash
-                    ));
-                }
-                Some(_) => {}
-            }
-        }
-        assert!(wrong.is_empty(), "{wrong:#?}");
     }
 
     /// Each construct lists a key once per syntax.

@@ -15,8 +15,8 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
 use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
 use crate::document::{
-    BuildContextDraft, DependencyDraft, Document, ExecutorDraft, FromDraft, GroupDraft, ImageDraft, KoDraft,
-    MatrixDraft, NamingDraft, ScheduleDraft, SecretDraft, SignDraft, SupplyDraft, TaskDraft, Text,
+    DependencyDraft, Document, ExecutorDraft, FromDraft, GroupDraft, ImageDraft, MatrixDraft, NamingDraft,
+    ScheduleDraft, SecretDraft, SignDraft, SupplyDraft, TaskDraft, Text,
 };
 use crate::limits::{MAX_ALIAS_VALUES as MAX_VALUES, MAX_NESTING as MAX_DEPTH};
 use crate::schema::{Construct, keys};
@@ -229,13 +229,13 @@ fn count(value: &Value) -> usize {
     }
 }
 
-fn join(a: SourceSpan, b: SourceSpan) -> SourceSpan {
+pub(crate) fn join(a: SourceSpan, b: SourceSpan) -> SourceSpan {
     let start = a.offset();
     let end = (b.offset() + b.len()).max(start + a.len());
     SourceSpan::new(start.into(), end - start)
 }
 
-struct Reader<'s> {
+pub(crate) struct Reader<'s> {
     sink: &'s mut Sink,
 }
 
@@ -353,40 +353,9 @@ impl Reader<'_> {
     fn image(&mut self, name: Text, body: &Value) -> ImageDraft {
         let mut image = ImageDraft::new(name);
         for (key, value) in self.map(body, keys(Construct::Image, Syntax::Yaml), "an image") {
-            match key.value.as_str() {
-                "target" => image.targets.extend(self.string(value)),
-                "targets" => image.targets.extend(self.strings(value)),
-                "sign" | "sbom" | "provenance" => self.supply(&mut image.supply, &key, value),
-                "platforms" => image.platforms = Some(self.strings(value)),
-                "from" => image.deps.extend(self.from(value)),
-                "build-contexts" => image.build_contexts.extend(self.build_contexts(value)),
-                "ko" => {
-                    let mut ko =
-                        KoDraft { import_path: None, base_image: None, ldflags: None, span: value.span };
-                    for (key, value) in self.map(value, keys(Construct::Ko, Syntax::Yaml), "`ko`") {
-                        let text = self.string(value);
-                        match key.value.as_str() {
-                            "import-path" => ko.import_path = text,
-                            "base-image" => ko.base_image = text,
-                            _ => ko.ldflags = text,
-                        }
-                    }
-                    image.ko = Some(ko);
-                }
-                "inherits" => image.inherits = self.strings(value),
-                "matrix" => image.matrix = Some(self.matrix(value)),
-                "after" => image.deps.extend(self.after(value)),
-                // The keys of the table (`image_key_rows!`: one text, a list, name/value pairs).
-                other => {
-                    if let Some((_, slot)) = image.texts_mut().into_iter().find(|(k, _)| *k == other) {
-                        *slot = self.string(value);
-                    } else if let Some((_, slot)) = image.lists_mut().into_iter().find(|(k, _)| *k == other) {
-                        *slot = self.strings(value);
-                    } else if let Some((_, slot)) = image.pairs_mut().into_iter().find(|(k, _)| *k == other) {
-                        *slot = self.pairs(value);
-                    }
-                }
-            }
+            // Every key of an image is a row of the image key table (`image_keys!`), whose
+            // shape reads it; `map` has refused any other.
+            image.read_yaml(self, &key, value);
         }
         image
     }
@@ -410,7 +379,7 @@ impl Reader<'_> {
     }
 
     /// `from: {curl: {arg: BASE, target: debug}}`, or a list of such bodies for one image.
-    fn from(&mut self, value: &Value) -> Vec<DependencyDraft> {
+    pub(crate) fn from(&mut self, value: &Value) -> Vec<DependencyDraft> {
         let mut deps = Vec::new();
         for (name, value) in self.named_map(value) {
             // `builder: [{target: a, context: a}, {target: b, context: b}]`: several targets of one image.
@@ -444,30 +413,8 @@ impl Reader<'_> {
         deps
     }
 
-    /// `build-contexts: {ubuntu: {image: "ubuntu:noble"}, src: {path: src}, …}`.
-    fn build_contexts(&mut self, value: &Value) -> Vec<BuildContextDraft> {
-        let mut contexts = Vec::new();
-        for (name, body) in self.named_map(value) {
-            let mut context = BuildContextDraft::new(name.clone(), join(name.span, body.span));
-            for (key, value) in self.map(body, keys(Construct::BuildContext, Syntax::Yaml), "a build context")
-            {
-                let text = self.string(value);
-                match key.value.as_str() {
-                    "image" => context.image = text,
-                    "path" => context.path = text,
-                    "git" => context.git = text,
-                    "oci-layout" => context.oci_layout = text,
-                    "ref" => context.reference = text,
-                    _ => context.dir = text,
-                }
-            }
-            contexts.push(context);
-        }
-        contexts
-    }
-
     /// `matrix: {service: [nova, glance], variant: [api, worker]}`.
-    fn matrix(&mut self, value: &Value) -> MatrixDraft {
+    pub(crate) fn matrix(&mut self, value: &Value) -> MatrixDraft {
         let axes: Vec<(Text, Vec<Text>)> =
             self.named_map(value).into_iter().map(|(key, values)| (key, self.strings(values))).collect();
         if axes.is_empty() {
@@ -481,14 +428,19 @@ impl Reader<'_> {
     }
 
     /// `after: [lint, curl]` (or one name).
-    fn after(&mut self, value: &Value) -> Vec<DependencyDraft> {
+    pub(crate) fn after(&mut self, value: &Value) -> Vec<DependencyDraft> {
         self.strings(value).into_iter().map(|name| DependencyDraft { name, from: None }).collect()
     }
 
     // --- shapes -------------------------------------------------------------------------------
 
     /// A map's entries whose keys are in `allowed`; unknown and repeated keys are reported.
-    fn map<'v>(&mut self, value: &'v Value, allowed: &[&str], what: &str) -> Vec<(Text, &'v Value)> {
+    pub(crate) fn map<'v>(
+        &mut self,
+        value: &'v Value,
+        allowed: &[&str],
+        what: &str,
+    ) -> Vec<(Text, &'v Value)> {
         let mut found: Vec<(Text, &Value)> = Vec::new();
         for (key, value) in self.entries(value, what) {
             if !allowed.contains(&key.value.as_str()) {
@@ -507,12 +459,12 @@ impl Reader<'_> {
     }
 
     /// A map from names to definitions (`images:`, `tasks:`, …).
-    fn named_map<'v>(&mut self, value: &'v Value) -> Vec<(Text, &'v Value)> {
+    pub(crate) fn named_map<'v>(&mut self, value: &'v Value) -> Vec<(Text, &'v Value)> {
         self.entries(value, "this section")
     }
 
     /// A map's entries with string keys; keys given twice are reported.
-    fn entries<'v>(&mut self, value: &'v Value, what: &str) -> Vec<(Text, &'v Value)> {
+    pub(crate) fn entries<'v>(&mut self, value: &'v Value, what: &str) -> Vec<(Text, &'v Value)> {
         let entries = match &value.kind {
             Kind::Map(entries) => entries,
             Kind::Scalar { text, plain: true } if is_null(text) => return Vec::new(),
@@ -562,7 +514,7 @@ impl Reader<'_> {
     }
 
     /// `sign: {key: cosign.key}`, `sbom: true`, `provenance: false`.
-    fn supply(&mut self, supply: &mut SupplyDraft, key: &Text, value: &Value) {
+    pub(crate) fn supply(&mut self, supply: &mut SupplyDraft, key: &Text, value: &Value) {
         match key.value.as_str() {
             "sign" => {
                 let mut sign = SignDraft { key: None, span: value.span };
@@ -605,7 +557,7 @@ impl Reader<'_> {
         }
     }
 
-    fn string(&mut self, value: &Value) -> Option<Text> {
+    pub(crate) fn string(&mut self, value: &Value) -> Option<Text> {
         match &value.kind {
             Kind::Scalar { text, plain } if !(*plain && is_null(text)) => {
                 Some(Spanned::new(text.clone(), value.span))
@@ -622,7 +574,7 @@ impl Reader<'_> {
     }
 
     /// A list of strings; a single string is read as a list of one.
-    fn strings(&mut self, value: &Value) -> Vec<Text> {
+    pub(crate) fn strings(&mut self, value: &Value) -> Vec<Text> {
         match &value.kind {
             Kind::Seq(items) => items.iter().filter_map(|item| self.string(item)).collect(),
             _ => self.string(value).into_iter().collect(),
@@ -645,7 +597,7 @@ impl Reader<'_> {
     }
 
     /// `NAME: value` pairs (build args, environment).
-    fn pairs(&mut self, value: &Value) -> Vec<(Text, Text)> {
+    pub(crate) fn pairs(&mut self, value: &Value) -> Vec<(Text, Text)> {
         self.entries(value, "this setting")
             .into_iter()
             .filter_map(|(k, v)| Some((k, self.string(v)?)))

@@ -1,13 +1,31 @@
-//! Images: the image key table (`image_key_rows!`: the keys of one text, a list or name/value
-//! pairs, each with its draft field, its row in the language's table, its printing, its
-//! lowering and its part in the build key), each key's lowering function and key function
-//! beside it, the lowering of the other keys (platforms, …) in `Analyzer::image`, and their
-//! part in the build key (`structured_image_keys!`, with their key functions): every setting
-//! an image's keys put into a build key ([`Image::key_settings`]).
+//! Images: the image key table (`image_keys!`: every key an image takes, one row each, with
+//! its draft field and shape, its spellings and their rows in the language's table, where the
+//! printers write it, whether `--set` sets it, its lowering and who puts it into the build
+//! key), each key's lowering function and key function beside it, and the shapes of the keys
+//! only an image takes (`git`/`ref`, `targets`/`target`, `ko`, `build-context`, `inherits`,
+//! `matrix`): every setting an image's keys put into a build key ([`Image::key_settings`]).
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use kdl::KdlNode;
+use serde::{Deserialize, Serialize};
 
 use super::*;
+use crate::document::{
+    BuildContextDraft, ImageKeyRow, KoDraft, Lowering, MatrixDraft, hash_of, image_keys, kdl_spelling, keyed,
+    lowering, rows_are_sound, settable,
+};
+use crate::escape::yaml_scalar;
+use crate::kdl::Reader as KdlReader;
+use crate::print::{kdl_matrix, kdl_properties, kdl_values, yaml_flow, yaml_list, yaml_matrix};
+use crate::schema::{Construct, Kind};
+use crate::shape::{
+    Dependencies, OneText, OptionalTexts, Pairs, Shape, Shown, Supply, Texts, set_list, show_list,
+    shown_properties,
+};
+use crate::source::Syntax;
+use crate::yaml::{Reader as YamlReader, Value as YamlValue};
 
 /// What an image takes from the graph where it does not say: its platforms, builder and
 /// timeout, and the secrets the graph declares (which its `secrets` must name).
@@ -21,247 +39,167 @@ pub(super) struct ImageDefaults<'d> {
     pub(super) annotations: &'d BTreeMap<String, String>,
 }
 
-/// The image keys that hold one text, a list of texts or name/value pairs, one row each, in
-/// three sections: `texts:` and `lists:`, whose rows are
-///
-/// `field = "key" (kdl None)? [PLACE POSITION (yaml POSITION)? (, set POSITION)?, listed POSITION]
-/// lower LOWERING hash KEYED meaning "…"`
-///
-/// and `pairs:`, whose rows are
-///
-/// `field = "key" [PLACE POSITION (yaml POSITION)?, listed POSITION]
-/// lower LOWERING hash KEYED kind KIND meaning "…"`
-///
-/// (spelled alike in both syntaxes, not set by `--set`, whose `args.ARG` is expansion's own;
-/// `kind` is the [`crate::schema::Kind`] of its values: `Pairs`, names of variables, or
-/// `Metadata`, names of labels and annotations, whose values are templates).
-///
-/// Every walk over these keys takes them from here, in the rows' order, and no other code
-/// lists them: the draft's fields (`field`: an `Option<Text>` for a text, a `Vec<Text>` for a
-/// list, a `Vec<(Text, Text)>` for pairs, empty in [`ImageDraft::new`]) and its walks
-/// (expansion's visitor, its merge of templates (pairs merge by name), its count of strings,
-/// `hephy show`'s fields, `--set`; `image_draft_walks!` in `document.rs`), both readers (a
-/// node or a map entry of the key's name; KDL adds up a key written twice), both printers
-/// ([`ImageDraft::printed`]: at their `Place`, by position; `yaml` gives YAML's where it
-/// differs from KDL's), `--set` (`set` makes the key a field of
-/// `--set image.NAME.FIELD=VALUE`, at that position in its list: [`crate::expand::SETTABLE`]),
-/// the language's table ([`crate::schema::KEYS`]: the image's key spelled `"key"` in both
-/// syntaxes, or in YAML only with `kdl None`, of kind `Text`, `Texts` or the pair's `kind`,
-/// with its `meaning`;
-/// `listed` is its position among the image's keys there, which is the order the front-ends
-/// name them in), the analyzer's lowering (`lower`, a `Lowering`: the generated
-/// `Analyzer::lower_image_keys` calls each `Own` function in the rows' order, so a row comes
-/// after the rows its function reads from the [`Image`]: `builder` before `dockerfile` before
-/// the source, `compression` after `builder`, the pairs (`ko-env`'s reads `builder`) after the
-/// others; the graph's labels and annotations come in [`ImageDefaults`]) and the build key (`hash`, a `Keyed`: the
-/// generated [`Image::key_settings`] calls each `Put` function, as it calls those of
-/// `structured_image_keys!` (the image's other keys, which say there who hashes them); the
-/// engine calls it for an image's builds and its index and puts only what it resolves or
-/// knows: `Identity`, `Resolved`, `Nodes`, `Destination`; `Unhashed("why")` makes the
-/// table's row `Hash::Unhashed("why")`, any other `Hash::Hashed`).
-///
-/// Adding an image key with its own checks touches three files of code: (1) here, its row,
-/// its lowering function `lower_KEY(&mut self, value, draft, defaults, image)` (value:
-/// `Option<&Text>`, `&[Text]` for a list, `&[(Text, Text)]` for pairs) beside the others
-/// and, for `Put`, its key
-/// function `key_KEY(image, graph, node, put)`; (2) its field in [`Image`] (`model.rs`) and its
-/// value in `Image::unset`; (3) the builder that reads it. Besides, SPEC.md's line and
-/// `docs/hephy.schema.json` made again by `hephy schema`. A plain key (`lower Plain hash
-/// Written`, one text only) is its row alone: it is lowered into [`Image::plain`], which is
-/// hashed whole. A key of another kind (a block, a flag) has its row in `structured_image_keys!`
-/// instead, with its key function there, and its lowering in [`Analyzer::image`] or its callers.
-/// The engine's `key_table` test plans two graphs per key and names one whose `hash` column
-/// does not do what the row says (a key whose checks refuse the generic sample values of its
-/// kind, `a` and `b`, is named there too, and gets a pair of its own in its `samples`). A
-/// document stored by a build of other rows is never reused (`stored.rs` keys it by the build).
-///
-/// The macro hands the rows to `$walk!`, a macro of the module that makes something of them,
-/// after the tokens given after `$walk` (the rows are written once, here; each walk matches
-/// the whole row and uses its columns).
-macro_rules! image_key_rows {
-    ($walk:ident $($before:tt)*) => {
-        $walk! {
-            $($before)*
-            texts:
-                builder = "builder" [Head 0, set 4, listed 5]
-                    lower Own(lower_builder) hash Identity
-                    meaning "this image's builder",
-                dockerfile = "dockerfile" [Head 4, set 1, listed 4]
-                    lower Own(lower_dockerfile) hash Put(key_dockerfile)
-                    meaning "the Dockerfile, relative to the context",
-                context = "context" [Head 3, set 0, listed 0]
-                    lower Own(lower_source) hash Put(key_context)
-                    meaning "the build context folder",
-                git = "git" [Head 1, set 2, listed 2]
-                    lower With("context") hash Put(key_git)
-                    meaning "build from this git repository",
-                git_ref = "ref" kdl None [Head 2, set 3, listed 3]
-                    lower With("context") hash Resolved
-                    meaning "the branch, tag or commit of `git` (KDL: `git \"URL\" ref=\"…\"`)",
-                compression = "compression" [Head 6, set 6, listed 1]
-                    lower Own(lower_compression) hash Put(key_compression)
-                    meaning "layer compression of the `oci` builder: `gzip` or `zstd`",
-                timeout = "timeout" [Head 5, set 5, listed 6]
-                    lower Own(lower_timeout) hash Unhashed("how long a build may run changes nothing it makes")
-                    meaning "stop and fail a build that runs longer",
-                repository = "repository" [Tail 2 yaml 3, listed 21]
-                    lower Own(lower_repository) hash Destination
-                    meaning "the template of this image's repository, instead of naming's";
-            lists:
-                targets = "targets" [Head 7, set 8, listed 9]
-                    lower Own(lower_targets) hash Nodes
-                    meaning "several stages, each its own image",
-                tags = "tags" [Tail 0, set 10, listed 12]
-                    lower Own(lower_tags) hash Nodes
-                    meaning "extra tags of the finished image",
-                secrets = "secrets" [Tail 1, set 11, listed 7]
-                    lower Own(lower_secrets) hash Resolved
-                    meaning "secrets mounted into the build",
-                mirrors = "mirrors" [Tail 3 yaml 2, listed 22]
-                    lower Own(lower_mirrors) hash Destination
-                    meaning "the registries it is also pushed to, instead of the graph's";
-            pairs:
-                args = "args" [Builder 1, listed 10]
-                    lower Own(lower_args) hash Put(key_args) kind Pairs
-                    meaning "build args",
-                ko_env = "ko-env" [Builder 0, listed 16]
-                    lower Own(lower_ko) hash Put(key_ko_env) kind Pairs
-                    meaning "the `ko` builder's environment",
-                labels = "labels" [Last 0, listed 19]
-                    lower Own(lower_labels) hash Put(key_labels) kind Metadata
-                    meaning "labels of this image's config, over the graph's",
-                annotations = "annotations" [Last 1, listed 20]
-                    lower Own(lower_annotations) hash Put(key_annotations) kind Metadata
-                    meaning "OCI annotations of its manifests and index, over the graph's";
-        }
-    };
-}
-pub(crate) use image_key_rows;
+// The image key table: every key an image takes, one row each, written once here; the one
+// walk over it is `image_keys!` (`document.rs`). A row is
+//
+// `FIELD by SHAPE [print POSITION (yaml POSITION)?] lower(LOWERING) { SPELLING, … }`
+//
+// and each of its spellings (a key the row's field holds: most rows have one, `git`'s has
+// `ref` too, `targets`' `target`, `supply`'s `sign`, `sbom` and `provenance`, `deps`' `from`
+// and `after`)
+//
+// `"key" (kdl "KDL key" | kdl None)? [(set POSITION,)? listed POSITION] hash KEYED kind KIND
+// meaning "…"`
+//
+// From the rows come: the draft's field `FIELD` (`name` first), of the `SHAPE`'s value (a
+// `crate::shape::Shape`: how both syntaxes read it, how it prints, expansion's walks over it);
+// both readers (a KDL node or a YAML entry of a spelling goes to its row's shape); both
+// printers (each row at its `print` position, YAML's where `yaml` gives one); expansion's walks
+// (its strings, their count, the merge of templates, `hephy show`'s lines, in the rows'
+// order); `--set` (a spelling with `set` is a field of `--set image.NAME.FIELD=VALUE`, at that
+// position in its list: `crate::expand::SETTABLE`); the language's table (`crate::schema::KEYS`:
+// each spelling, in YAML as `"key"`, in KDL as `"key"` or its `kdl`, of kind `KIND` (a
+// `crate::schema::Kind`), with its `meaning`, at its `listed` position among the image's keys,
+// which is the order the front-ends name them in); the analyzer's lowering (`lower`, a
+// `Lowering`: the generated `Analyzer::lower_image_keys` calls each `Own` function in the rows'
+// order, so a row comes after the rows its function reads from the `Image`: `builder` before
+// `dockerfile` before the source, `compression` after `builder`, `ko-env`'s after `builder`;
+// `Graph` rows are lowered by the passes over the whole graph in `analyze/mod.rs`) and the
+// build key (`hash`, a `Keyed`: the generated `Image::key_settings` calls each `Put` function;
+// the engine puts only what it resolves or knows: `Identity`, `Resolved`, `Nodes`,
+// `Dependencies`, `Destination`; `Unhashed("why")` makes the language's row
+// `Hash::Unhashed("why")`, `Expanded` `Hash::Expanded`, any other `Hash::Hashed`).
+//
+// Adding an image key touches three files of code: (1) here, its row, its lowering function
+// `lower_KEY(&mut self, value, draft, defaults, image)` (value: a reference to its shape's
+// value) beside the others and, for `Put`, its key function `key_KEY(image, graph, node, put)`,
+// and for a value of a new shape, the shape beside the others below; (2) its field in
+// [`Image`] (`model.rs`) and its value in `Image::unset`; (3) the builder that reads it.
+// Besides, SPEC.md's line and `docs/hephy.schema.json` made again by `hephy schema`. A plain
+// key (`lower Plain` and `hash Written`, one text only) is its row alone: it is lowered into
+// [`Image::plain`], which is hashed whole. The engine's `key_table` test plans two graphs per
+// key and names one whose `hash` column does not do what the row says (a key whose checks
+// refuse the generic sample values of its kind, `a` and `b`, is named there too, and gets a
+// pair of its own in its `samples`). A document stored by a build of other rows is never
+// reused (`stored.rs` keys it by the build).
+image_keys! {
+    /// An image as written: its name, then the field of each row of the image key table
+    /// (`image_keys!` in `analyze/images.rs`), of its shape's value.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct ImageDraft;
 
-/// The image's other keys, those lowered in [`Analyzer::image`] and its callers (blocks,
-/// dependencies, flags: keys that are not one text, a list or pairs), one row each:
-///
-/// `"key" hash KEYED`
-///
-/// with the `hash` column of `image_key_rows!`, a `Keyed`: who puts the key into the build key.
-/// The generated [`Image::key_settings`] calls each `Put(FUNCTION)`, a key function
-/// `key_KEY(image, graph, node, put)` below, beside the table's; the engine puts the others
-/// (`Resolved`: the contexts an external build context resolves to, the signing key's
-/// fingerprint; `Dependencies`: the references it injects; `Nodes`: the node's own target).
-/// `"key"` is the key's YAML spelling in [`crate::schema::KEYS`], where its row is written;
-/// the schema's tests ask that every image key there (but the ones expanded away) is a row
-/// here or in `image_key_rows!`, so a new structured key cannot be left out of the build key
-/// unsaid, and the engine's `key_table` test checks that its `hash` does what the row says.
-macro_rules! structured_image_keys {
-    ($walk:ident $($before:tt)*) => {
-        $walk! {
-            $($before)*
-            "target" hash Nodes,
-            "platforms" hash Put(key_platforms),
-            "from" hash Dependencies,
-            "after" hash Dependencies,
-            "ko" hash Put(key_ko),
-            "build-contexts" hash Resolved,
-            "sign" hash Resolved,
-            "sbom" hash Put(key_sbom),
-            "provenance" hash Put(key_provenance),
-        }
-    };
-}
-
-/// The walk of `structured_image_keys!`: their rows, for the checks that read them, and their
-/// settings in the build key.
-macro_rules! structured_keying {
-    ($($key:literal hash $hash:ident $(($hash_by:tt))?),+ $(,)?) => {
-        /// Every row of `structured_image_keys!`: the key and who puts it into the build key.
-        #[cfg_attr(not(test), allow(dead_code, reason = "read by the schema's tests"))]
-        pub(crate) const STRUCTURED_IMAGE_KEYS: &[(&str, crate::document::Keyed)] = &[
-            $(($key, { use crate::document::Keyed; crate::document::keyed!($hash $(($hash_by))?) }),)+
-        ];
-
-        impl Image {
-            /// The settings of the keys of `structured_image_keys!` that say `Put`.
-            fn structured_key_settings<'a>(&'a self, graph: &Model, node: ImageNode, put: Put<'_, 'a>) {
-                let image = self;
-                $(key_row!(image, graph, node, put, $hash $(($hash_by))?);)+
-            }
-        }
-    };
+    builder by OneText [print 2] lower(Own(lower_builder)) {
+        "builder" [set 4, listed 5] hash Identity kind Text meaning "this image's builder",
+    },
+    dockerfile by OneText [print 5] lower(Own(lower_dockerfile)) {
+        "dockerfile" [set 1, listed 4] hash Put(key_dockerfile) kind Text
+            meaning "the Dockerfile, relative to the context",
+    },
+    context by OneText [print 4] lower(Own(lower_source)) {
+        "context" [set 0, listed 0] hash Put(key_context) kind Text meaning "the build context folder",
+    },
+    git by GitSource [print 3] lower(With("context")) {
+        "git" [set 2, listed 2] hash Put(key_git) kind Text meaning "build from this git repository",
+        "ref" kdl None [set 3, listed 3] hash Resolved kind Text
+            meaning "the branch, tag or commit of `git` (KDL: `git \"URL\" ref=\"…\"`)",
+    },
+    compression by OneText [print 7] lower(Own(lower_compression)) {
+        "compression" [set 6, listed 1] hash Put(key_compression) kind Text
+            meaning "layer compression of the `oci` builder: `gzip` or `zstd`",
+    },
+    timeout by OneText [print 6] lower(Own(lower_timeout)) {
+        "timeout" [set 5, listed 6] hash Unhashed("how long a build may run changes nothing it makes")
+            kind Text meaning "stop and fail a build that runs longer",
+    },
+    repository by OneText [print 15 yaml 16] lower(Own(lower_repository)) {
+        "repository" [listed 21] hash Destination kind Text
+            meaning "the template of this image's repository, instead of naming's",
+    },
+    supply by Supply [print 19] lower(Graph) {
+        "sign" [listed 24] hash Resolved kind Block(Sign)
+            meaning "sign its index and platform manifests, instead of the graph's `sign`",
+        "sbom" [listed 25] hash Put(key_sbom) kind Flag
+            meaning "an SPDX SBOM attestation per platform, over the graph's `sbom`",
+        "provenance" [listed 26] hash Put(key_provenance) kind Flag
+            meaning "a SLSA provenance attestation per platform, over the graph's",
+    },
+    platforms by OptionalTexts [print 12] lower(Own(lower_platforms)) {
+        "platforms" [set 9, listed 11] hash Put(key_platforms) kind Texts meaning "the platforms to build for",
+    },
+    targets by Targets [print 8] lower(Own(lower_targets)) {
+        "targets" [set 8, listed 9] hash Nodes kind Texts meaning "several stages, each its own image",
+        "target" [set 7, listed 8] hash Nodes kind Text meaning "the Dockerfile stage to build",
+    },
+    tags by Texts [print 13] lower(Own(lower_tags)) {
+        "tags" [set 10, listed 12] hash Nodes kind Texts meaning "extra tags of the finished image",
+    },
+    secrets by Texts [print 14] lower(Own(lower_secrets)) {
+        "secrets" [set 11, listed 7] hash Resolved kind Texts meaning "secrets mounted into the build",
+    },
+    mirrors by Texts [print 16 yaml 15] lower(Own(lower_mirrors)) {
+        "mirrors" [listed 22] hash Destination kind Texts
+            meaning "the registries it is also pushed to, instead of the graph's",
+    },
+    args by Pairs [print 11] lower(Own(lower_args)) {
+        "args" [listed 10] hash Put(key_args) kind Pairs meaning "build args",
+    },
+    ko_env by Pairs [print 10] lower(Own(lower_ko)) {
+        "ko-env" [listed 16] hash Put(key_ko_env) kind Pairs meaning "the `ko` builder's environment",
+    },
+    labels by Pairs [print 17] lower(Own(lower_labels)) {
+        "labels" [listed 19] hash Put(key_labels) kind Metadata
+            meaning "labels of this image's config, over the graph's",
+    },
+    annotations by Pairs [print 18] lower(Own(lower_annotations)) {
+        "annotations" [listed 20] hash Put(key_annotations) kind Metadata
+            meaning "OCI annotations of its manifests and index, over the graph's",
+    },
+    ko by Ko [print 9] lower(With("ko-env")) {
+        "ko" [listed 15] hash Put(key_ko) kind Block(Ko) meaning "the `ko` builder's settings",
+    },
+    deps by Dependencies [print 20] lower(Graph) {
+        "from" [listed 13] hash Dependencies kind Dependencies(From)
+            meaning "images built first whose reference is passed in",
+        "after" [listed 14] hash Dependencies kind Texts meaning "images or tasks built first, nothing passed",
+    },
+    build_contexts by BuildContexts [print 21] lower(Graph) {
+        "build-contexts" kdl "build-context" [listed 23] hash Resolved kind Named(BuildContext)
+            meaning "an external named build context: an image, a folder, a git repository or an OCI layout",
+    },
+    inherits by Inherits [print 0] lower(Expanded) {
+        "inherits" [listed 17] hash Expanded kind Texts meaning "templates whose settings it takes, in order",
+    },
+    matrix by Matrix [print 1] lower(Expanded) {
+        "matrix" [listed 18] hash Expanded kind NamedLists
+            meaning "one copy for each combination of these values",
+    },
 }
 
 /// One row's lowering: its `Own` function, called with the key's value whether written or not
-/// (keys lowered `With` another and `Plain` keys have none).
+/// (the other rows have none here).
 macro_rules! lower_row {
-    ($a:ident, $value:expr, $draft:ident, $defaults:ident, $image:ident, Own($function:ident)) => {
+    ($a:ident, $value:expr, $draft:ident, $defaults:ident, $image:ident, (Own($function:ident))) => {
         $a.$function($value, $draft, $defaults, $image)
     };
     ($a:ident, $value:expr, $draft:ident, $defaults:ident, $image:ident, $($other:tt)*) => {};
 }
+use lower_row;
 
-/// One row's settings in a build key: its `Put` function (the engine puts the others).
+/// One spelling's settings in a build key: its `Put` function (the engine puts the others).
 macro_rules! key_row {
     ($image:ident, $graph:ident, $node:ident, $put:ident, Put($function:ident)) => {
         $function($image, $graph, $node, $put)
     };
     ($image:ident, $graph:ident, $node:ident, $put:ident, $($other:tt)*) => {};
 }
-
-/// The analyzer's walks over the rows of `image_key_rows!`: the lowering of
-/// each key (its `lower` column) and its settings in the build key (its `hash` column).
-macro_rules! image_lowering {
-    (
-        texts: $($text:ident = $text_key:literal $(kdl $text_kdl:ident)?
-            [$text_place:ident $text_at:literal $(yaml $text_yaml:literal)? $(, set $text_set:literal)?, listed $text_listed:literal]
-            lower $text_lower:ident $(($text_lower_by:tt))? hash $text_hash:ident $(($text_hash_by:tt))?
-            meaning $text_meaning:literal),+ ;
-        lists: $($list:ident = $list_key:literal $(kdl $list_kdl:ident)?
-            [$list_place:ident $list_at:literal $(yaml $list_yaml:literal)? $(, set $list_set:literal)?, listed $list_listed:literal]
-            lower $list_lower:ident $(($list_lower_by:tt))? hash $list_hash:ident $(($list_hash_by:tt))?
-            meaning $list_meaning:literal),+ ;
-        pairs: $($pair:ident = $pair_key:literal
-            [$pair_place:ident $pair_at:literal $(yaml $pair_yaml:literal)?, listed $pair_listed:literal]
-            lower $pair_lower:ident $(($pair_lower_by:tt))? hash $pair_hash:ident $(($pair_hash_by:tt))?
-            kind $pair_kind:ident meaning $pair_meaning:literal),+ $(;)?
-    ) => {
-        impl Analyzer<'_> {
-            /// Lowers every key of the table into `image`: each `Own` function in the rows'
-            /// order, then the `Plain` keys as written.
-            fn lower_image_keys(&mut self, draft: &ImageDraft, defaults: &ImageDefaults<'_>, image: &mut Image) {
-                $(lower_row!(self, draft.$text.as_ref(), draft, defaults, image, $text_lower $(($text_lower_by))?);)+
-                $(lower_row!(self, &draft.$list, draft, defaults, image, $list_lower $(($list_lower_by))?);)+
-                $(lower_row!(self, &draft.$pair, draft, defaults, image, $pair_lower $(($pair_lower_by))?);)+
-                image.plain = draft.plain_texts().map(|(key, value)| (key, value.value.clone())).collect();
-            }
-        }
-
-        impl Image {
-            /// The settings of the rows of `image_key_rows!` that say `Put`, and the plain
-            /// keys as written in its builds' keys.
-            fn table_key_settings<'a>(&'a self, graph: &Model, node: ImageNode, put: Put<'_, 'a>) {
-                let image = self;
-                $(key_row!(image, graph, node, put, $text_hash $(($text_hash_by))?);)+
-                $(key_row!(image, graph, node, put, $list_hash $(($list_hash_by))?);)+
-                $(key_row!(image, graph, node, put, $pair_hash $(($pair_hash_by))?);)+
-                if node == ImageNode::Build {
-                    for (key, value) in &image.plain {
-                        put(Cow::Borrowed(key), Cow::Borrowed(value));
-                    }
-                }
-            }
-        }
-    };
-}
-
-image_key_rows!(image_lowering);
-structured_image_keys!(structured_keying);
+use key_row;
 
 impl Image {
     /// The settings its keys put into the build key of its `node` in `graph`, each given to
-    /// `put` as its name and value: the rows that say `Put` of the image key table
-    /// (`image_key_rows!`, with the plain keys as written in its builds' keys) and of its
-    /// other keys (`structured_image_keys!`). The engine puts the rest: what the keys resolve
-    /// to, the references it injects, the builder's identity, the nodes' names and where the
-    /// nodes that push put their results.
+    /// `put` as its name and value: the rows of the image key table that say `Put` (with the
+    /// plain keys as written in its builds' keys). The engine puts the rest: what the keys
+    /// resolve to, the references it injects, the builder's identity, the nodes' names and
+    /// where the nodes that push put their results.
     pub fn key_settings<'a>(
         &'a self,
         graph: &Model,
@@ -269,20 +207,405 @@ impl Image {
         put: &mut dyn FnMut(Cow<'a, str>, Cow<'a, str>),
     ) {
         self.table_key_settings(graph, node, put);
-        self.structured_key_settings(graph, node, put);
     }
+}
+
+// --- the shapes of the keys only an image takes ----------------------------------------------
+
+/// `git` and `ref` as written: the repository's URL and the ref to build.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct GitDraft {
+    pub(crate) url: Option<Text>,
+    pub(crate) reference: Option<Text>,
+}
+
+/// `git "URL" ref="…"` (KDL, given once) / `git: URL` and `ref: …`, two keys.
+pub(crate) struct GitSource;
+
+impl Shape for GitSource {
+    type Value = GitDraft;
+
+    fn read_kdl(r: &mut KdlReader<'_>, _: &str, node: &KdlNode, value: &mut GitDraft) {
+        let url = r.first_arg(node);
+        for (_, entry) in r.properties(node, crate::schema::keys(Construct::Git, Syntax::Kdl)) {
+            if let Some(reference) = r.string(entry) {
+                value.reference = Some(reference);
+            }
+        }
+        r.no_children(node);
+        if let Some(url) = url {
+            r.set_once(&mut value.url, url, node);
+        }
+    }
+
+    fn read_yaml(r: &mut YamlReader<'_>, key: &Text, body: &YamlValue, value: &mut GitDraft) {
+        if key.value == "ref" {
+            value.reference = r.string(body);
+        } else {
+            value.url = r.string(body);
+        }
+    }
+
+    fn print_kdl(value: &GitDraft, key: &str, out: &mut String) {
+        if let Some(url) = &value.url {
+            let reference = kdl_properties(&[("ref", value.reference.as_ref())]);
+            let _ = writeln!(out, "    {key} {}{reference}", crate::escape::kdl_string(url));
+        }
+    }
+
+    fn print_yaml(value: &GitDraft, key: &str, indent: &str, out: &mut String) {
+        OneText::print_yaml(&value.url, key, indent, out);
+        OneText::print_yaml(&value.reference, "ref", indent, out);
+    }
+
+    fn each(value: &mut GitDraft, f: &mut dyn FnMut(&mut Text)) {
+        value.url.iter_mut().chain(value.reference.iter_mut()).for_each(f);
+    }
+
+    fn count(value: &GitDraft) -> usize {
+        usize::from(value.url.is_some()) + usize::from(value.reference.is_some())
+    }
+
+    fn merge(own: &mut GitDraft, base: GitDraft) {
+        OneText::merge(&mut own.url, base.url);
+        OneText::merge(&mut own.reference, base.reference);
+    }
+
+    fn show(value: &GitDraft, key: &str, out: &mut Shown) {
+        OneText::show(&value.url, key, out);
+        OneText::show(&value.reference, "ref", out);
+    }
+
+    fn set(value: &mut GitDraft, key: &str, text: &str, at: SourceSpan) {
+        let slot = if key == "ref" { &mut value.reference } else { &mut value.url };
+        *slot = Some(Spanned::new(text.to_owned(), at));
+    }
+}
+
+/// `targets "a" "b"` or `target "a"` (KDL, added up) / `targets: [a, b]` or `target: a`: a
+/// list, printed as `target` when it holds one.
+pub(crate) struct Targets;
+
+impl Shape for Targets {
+    type Value = Vec<Text>;
+
+    fn read_kdl(r: &mut KdlReader<'_>, key: &str, node: &KdlNode, value: &mut Vec<Text>) {
+        if key == "target" {
+            value.extend(r.one_string(node));
+        } else {
+            value.extend(r.strings(node, 1));
+        }
+    }
+
+    fn read_yaml(r: &mut YamlReader<'_>, key: &Text, body: &YamlValue, value: &mut Vec<Text>) {
+        if key.value == "target" {
+            value.extend(r.string(body));
+        } else {
+            value.extend(r.strings(body));
+        }
+    }
+
+    fn print_kdl(value: &Vec<Text>, key: &str, out: &mut String) {
+        match value.as_slice() {
+            [one] => OneText::print_kdl(&Some(one.clone()), "target", out),
+            _ => Texts::print_kdl(value, key, out),
+        }
+    }
+
+    fn print_yaml(value: &Vec<Text>, key: &str, indent: &str, out: &mut String) {
+        match value.as_slice() {
+            [one] => {
+                let _ = writeln!(out, "{indent}target: {}", yaml_scalar(one));
+            }
+            _ => Texts::print_yaml(value, key, indent, out),
+        }
+    }
+
+    fn each(value: &mut Vec<Text>, f: &mut dyn FnMut(&mut Text)) {
+        Texts::each(value, f);
+    }
+
+    fn count(value: &Vec<Text>) -> usize {
+        value.len()
+    }
+
+    fn merge(own: &mut Vec<Text>, base: Vec<Text>) {
+        Texts::merge(own, base);
+    }
+
+    fn show(value: &Vec<Text>, key: &str, out: &mut Shown) {
+        show_list(key, value, out);
+    }
+
+    fn shown_as(_: &'static str, first: &'static str) -> &'static str {
+        first
+    }
+
+    fn set(value: &mut Vec<Text>, key: &str, text: &str, at: SourceSpan) {
+        *value = if key == "target" { vec![Spanned::new(text.to_owned(), at)] } else { set_list(text, at) };
+    }
+}
+
+/// `ko import-path="./cmd/app" base-image="…" ldflags="-s -w"` (KDL, given once) /
+/// `ko: {import-path: …}`.
+pub(crate) struct Ko;
+
+impl Ko {
+    fn fields(ko: &KoDraft) -> [(&'static str, &Option<Text>); 3] {
+        [("import-path", &ko.import_path), ("base-image", &ko.base_image), ("ldflags", &ko.ldflags)]
+    }
+
+    fn slot<'k>(ko: &'k mut KoDraft, key: &str) -> &'k mut Option<Text> {
+        match key {
+            "import-path" => &mut ko.import_path,
+            "base-image" => &mut ko.base_image,
+            _ => &mut ko.ldflags,
+        }
+    }
+}
+
+impl Shape for Ko {
+    type Value = Option<KoDraft>;
+
+    fn read_kdl(r: &mut KdlReader<'_>, _: &str, node: &KdlNode, value: &mut Option<KoDraft>) {
+        r.only_properties(node, "write `ko import-path=\"./cmd/app\" base-image=\"…\" ldflags=\"…\"`");
+        r.no_children(node);
+        let mut ko = KoDraft { import_path: None, base_image: None, ldflags: None, span: node.span() };
+        for (key, entry) in r.properties(node, crate::schema::keys(Construct::Ko, Syntax::Kdl)) {
+            *Ko::slot(&mut ko, key) = r.string(entry);
+        }
+        r.set_once(value, ko, node);
+    }
+
+    fn read_yaml(r: &mut YamlReader<'_>, _: &Text, body: &YamlValue, value: &mut Option<KoDraft>) {
+        let mut ko = KoDraft { import_path: None, base_image: None, ldflags: None, span: body.span };
+        for (key, body) in r.map(body, crate::schema::keys(Construct::Ko, Syntax::Yaml), "`ko`") {
+            *Ko::slot(&mut ko, &key.value) = r.string(body);
+        }
+        *value = Some(ko);
+    }
+
+    fn print_kdl(value: &Option<KoDraft>, key: &str, out: &mut String) {
+        if let Some(ko) = value {
+            let fields = Ko::fields(ko).map(|(k, v)| (k, v.as_ref()));
+            let _ = writeln!(out, "    {key}{}", kdl_properties(&fields));
+        }
+    }
+
+    fn print_yaml(value: &Option<KoDraft>, key: &str, indent: &str, out: &mut String) {
+        if let Some(ko) = value {
+            let fields = Ko::fields(ko).map(|(k, v)| (k, v.as_ref()));
+            let _ = writeln!(out, "{indent}{key}: {}", yaml_flow(&fields));
+        }
+    }
+
+    fn each(value: &mut Option<KoDraft>, f: &mut dyn FnMut(&mut Text)) {
+        if let Some(ko) = value {
+            [&mut ko.import_path, &mut ko.base_image, &mut ko.ldflags].into_iter().flatten().for_each(f);
+        }
+    }
+
+    fn count(value: &Option<KoDraft>) -> usize {
+        value.as_ref().map_or(0, |ko| Ko::fields(ko).into_iter().filter(|(_, v)| v.is_some()).count())
+    }
+
+    fn merge(own: &mut Option<KoDraft>, base: Option<KoDraft>) {
+        if own.is_none() {
+            *own = base;
+        }
+    }
+
+    fn show(value: &Option<KoDraft>, key: &str, out: &mut Shown) {
+        if let Some(ko) = value {
+            out.push((key.to_owned(), shown_properties(&Ko::fields(ko)), ko.span));
+        }
+    }
+}
+
+/// `build-context "NAME" image=… | path=… | git=… [ref=…] [dir=…] | oci-layout=… ref=…` (KDL,
+/// one node each) / `build-contexts: {NAME: {image: …}}`; a template's and an image's merge by
+/// name, the image's over the template's.
+pub(crate) struct BuildContexts;
+
+impl BuildContexts {
+    /// A context's keys, in the order both syntaxes write them.
+    fn fields(c: &BuildContextDraft) -> [(&'static str, &Option<Text>); 6] {
+        [
+            ("image", &c.image),
+            ("path", &c.path),
+            ("git", &c.git),
+            ("oci-layout", &c.oci_layout),
+            ("ref", &c.reference),
+            ("dir", &c.dir),
+        ]
+    }
+
+    fn slot<'c>(c: &'c mut BuildContextDraft, key: &str) -> &'c mut Option<Text> {
+        match key {
+            "image" => &mut c.image,
+            "path" => &mut c.path,
+            "git" => &mut c.git,
+            "oci-layout" => &mut c.oci_layout,
+            "ref" => &mut c.reference,
+            _ => &mut c.dir,
+        }
+    }
+}
+
+impl Shape for BuildContexts {
+    type Value = Vec<BuildContextDraft>;
+
+    fn read_kdl(r: &mut KdlReader<'_>, _: &str, node: &KdlNode, value: &mut Vec<BuildContextDraft>) {
+        let Some(name) = r.name(node) else { return };
+        r.no_children(node);
+        let mut context = BuildContextDraft::new(name, node.span());
+        for (key, entry) in r.properties(node, crate::schema::keys(Construct::BuildContext, Syntax::Kdl)) {
+            *BuildContexts::slot(&mut context, key) = r.string(entry);
+        }
+        value.push(context);
+    }
+
+    fn read_yaml(r: &mut YamlReader<'_>, _: &Text, body: &YamlValue, value: &mut Vec<BuildContextDraft>) {
+        for (name, body) in r.named_map(body) {
+            let span = crate::yaml::join(name.span, body.span);
+            let mut context = BuildContextDraft::new(name, span);
+            let keys = crate::schema::keys(Construct::BuildContext, Syntax::Yaml);
+            for (key, body) in r.map(body, keys, "a build context") {
+                *BuildContexts::slot(&mut context, &key.value) = r.string(body);
+            }
+            value.push(context);
+        }
+    }
+
+    fn print_kdl(value: &Vec<BuildContextDraft>, key: &str, out: &mut String) {
+        for c in value {
+            let fields = BuildContexts::fields(c).map(|(k, v)| (k, v.as_ref()));
+            let props = kdl_properties(&fields);
+            let _ = writeln!(out, "    {key} {}{props}", crate::escape::kdl_string(&c.name));
+        }
+    }
+
+    fn print_yaml(value: &Vec<BuildContextDraft>, key: &str, indent: &str, out: &mut String) {
+        if !value.is_empty() {
+            let _ = writeln!(out, "{indent}{key}:");
+            for c in value {
+                let fields = BuildContexts::fields(c).map(|(k, v)| (k, v.as_ref()));
+                let _ = writeln!(out, "{indent}  {}: {}", yaml_scalar(&c.name), yaml_flow(&fields));
+            }
+        }
+    }
+
+    fn each(value: &mut Vec<BuildContextDraft>, f: &mut dyn FnMut(&mut Text)) {
+        for c in value {
+            f(&mut c.name);
+            [&mut c.image, &mut c.path, &mut c.git, &mut c.oci_layout, &mut c.reference, &mut c.dir]
+                .into_iter()
+                .flatten()
+                .for_each(&mut *f);
+        }
+    }
+
+    fn count(value: &Vec<BuildContextDraft>) -> usize {
+        value
+            .iter()
+            .map(|c| 1 + BuildContexts::fields(c).into_iter().filter(|(_, v)| v.is_some()).count())
+            .sum()
+    }
+
+    fn merge(own: &mut Vec<BuildContextDraft>, base: Vec<BuildContextDraft>) {
+        let mut merged: Vec<BuildContextDraft> =
+            base.into_iter().filter(|c| !own.iter().any(|o| o.name.value == c.name.value)).collect();
+        merged.append(own);
+        *own = merged;
+    }
+
+    fn show(value: &Vec<BuildContextDraft>, _: &str, out: &mut Shown) {
+        for c in value {
+            let shown = shown_properties(&BuildContexts::fields(c));
+            out.push((format!("build-context {}", c.name.value), shown, c.name.span));
+        }
+    }
+}
+
+/// `inherits "a" "b"` (KDL, added up) / `inherits: [a, b]`: the templates an image takes,
+/// expanded away before anything else reads the draft (so no walk of expansion reads it).
+pub(crate) struct Inherits;
+
+impl Shape for Inherits {
+    type Value = Vec<Text>;
+
+    fn read_kdl(r: &mut KdlReader<'_>, key: &str, node: &KdlNode, value: &mut Vec<Text>) {
+        Texts::read_kdl(r, key, node, value);
+    }
+
+    fn read_yaml(r: &mut YamlReader<'_>, key: &Text, body: &YamlValue, value: &mut Vec<Text>) {
+        Texts::read_yaml(r, key, body, value);
+    }
+
+    fn print_kdl(value: &Vec<Text>, key: &str, out: &mut String) {
+        if !value.is_empty() {
+            let _ = writeln!(out, "    {key} {}", kdl_values(value));
+        }
+    }
+
+    fn print_yaml(value: &Vec<Text>, key: &str, indent: &str, out: &mut String) {
+        if !value.is_empty() {
+            let _ = writeln!(out, "{indent}{key}: {}", yaml_list(value));
+        }
+    }
+
+    fn each(_: &mut Vec<Text>, _: &mut dyn FnMut(&mut Text)) {}
+
+    fn count(_: &Vec<Text>) -> usize {
+        0
+    }
+
+    fn merge(_: &mut Vec<Text>, _: Vec<Text>) {}
+
+    fn show(_: &Vec<Text>, _: &str, _: &mut Shown) {}
+}
+
+/// `matrix { KEY "v1" "v2" }` (KDL, given once) / `matrix: {KEY: [v1, v2]}`: expanded away
+/// before anything else reads the draft, like `inherits`.
+pub(crate) struct Matrix;
+
+impl Shape for Matrix {
+    type Value = Option<MatrixDraft>;
+
+    fn read_kdl(r: &mut KdlReader<'_>, _: &str, node: &KdlNode, value: &mut Option<MatrixDraft>) {
+        let matrix = r.matrix(node);
+        r.set_once(value, matrix, node);
+    }
+
+    fn read_yaml(r: &mut YamlReader<'_>, _: &Text, body: &YamlValue, value: &mut Option<MatrixDraft>) {
+        *value = Some(r.matrix(body));
+    }
+
+    fn print_kdl(value: &Option<MatrixDraft>, _: &str, out: &mut String) {
+        kdl_matrix(out, value.as_ref());
+    }
+
+    fn print_yaml(value: &Option<MatrixDraft>, _: &str, indent: &str, out: &mut String) {
+        yaml_matrix(out, indent, value.as_ref());
+    }
+
+    fn each(_: &mut Option<MatrixDraft>, _: &mut dyn FnMut(&mut Text)) {}
+
+    fn count(_: &Option<MatrixDraft>) -> usize {
+        0
+    }
+
+    fn merge(_: &mut Option<MatrixDraft>, _: Option<MatrixDraft>) {}
+
+    fn show(_: &Option<MatrixDraft>, _: &str, _: &mut Shown) {}
 }
 
 impl Analyzer<'_> {
     pub(super) fn image(&mut self, draft: &ImageDraft, defaults: &ImageDefaults<'_>) -> Image {
         let mut image = Image::unset(draft.name.clone());
-        // Every key of the table (`image_key_rows!`), each by its row.
+        // Every key of the table (`image_keys!`) lowered `Own`, each by its row; the `Graph`
+        // rows are the passes' over the whole graph (`analyze/mod.rs`).
         self.lower_image_keys(draft, defaults, &mut image);
-        // The keys each builder reads its own way.
-        image.platforms = match &draft.platforms {
-            Some(list) => self.platforms(list),
-            None => defaults.platforms.to_vec(),
-        };
         image
     }
 
@@ -378,7 +701,7 @@ impl Analyzer<'_> {
     /// `builder`: a known builder; the graph's when not written.
     fn lower_builder(
         &mut self,
-        value: Option<&Text>,
+        value: &Option<Text>,
         _: &ImageDraft,
         defaults: &ImageDefaults<'_>,
         image: &mut Image,
@@ -392,7 +715,7 @@ impl Analyzer<'_> {
     /// `dockerfile`: a path below the context (`Dockerfile` when not written).
     fn lower_dockerfile(
         &mut self,
-        value: Option<&Text>,
+        value: &Option<Text>,
         _: &ImageDraft,
         _: &ImageDefaults<'_>,
         image: &mut Image,
@@ -408,12 +731,12 @@ impl Analyzer<'_> {
     /// Reads the lowered `builder` and `dockerfile`.
     fn lower_source(
         &mut self,
-        context: Option<&Text>,
+        context: &Option<Text>,
         draft: &ImageDraft,
         _: &ImageDefaults<'_>,
         image: &mut Image,
     ) {
-        image.source = match (&draft.git, context) {
+        image.source = match (&draft.git.url, context.as_ref()) {
             (Some(url), dir) => {
                 let dir = dir.and_then(|d| self.relative(d, "context")).unwrap_or_else(|| ".".to_owned());
                 if url.trim().is_empty() {
@@ -431,11 +754,11 @@ impl Analyzer<'_> {
                             ),
                     );
                 }
-                let reference = draft.git_ref.as_ref().map_or("HEAD", |r| r.as_str()).to_owned();
+                let reference = draft.git.reference.as_ref().map_or("HEAD", |r| r.as_str()).to_owned();
                 ImageSource::Git { url: url.value.clone(), reference, dir }
             }
             (None, Some(dir)) => {
-                if let Some(r) = &draft.git_ref {
+                if let Some(r) = &draft.git.reference {
                     self.sink.push(
                         Problem::new(Code::Conflict, "`ref` applies only to a `git` source")
                             .label(r.span, "no `git` URL to apply it to")
@@ -477,37 +800,52 @@ impl Analyzer<'_> {
     /// lowered `builder`.
     fn lower_compression(
         &mut self,
-        value: Option<&Text>,
+        value: &Option<Text>,
         _: &ImageDraft,
         _: &ImageDefaults<'_>,
         image: &mut Image,
     ) {
-        image.compression = value.map_or_else(Compression::default, |c| self.compression(c, image.builder));
+        image.compression =
+            value.as_ref().map_or_else(Compression::default, |c| self.compression(c, image.builder));
     }
 
     /// `timeout`: a duration; the graph's when not written (none when written wrong).
     fn lower_timeout(
         &mut self,
-        value: Option<&Text>,
+        value: &Option<Text>,
         _: &ImageDraft,
         defaults: &ImageDefaults<'_>,
         image: &mut Image,
     ) {
-        image.timeout = value.map_or(defaults.timeout, |t| self.timeout(t));
+        image.timeout = value.as_ref().map_or(defaults.timeout, |t| self.timeout(t));
     }
 
     /// `repository`: a template of the names a pushed image may use.
     fn lower_repository(
         &mut self,
-        value: Option<&Text>,
+        value: &Option<Text>,
         _: &ImageDraft,
         _: &ImageDefaults<'_>,
         image: &mut Image,
     ) {
-        image.publish.repository = value.map(|r| self.template(r, &[]));
+        image.publish.repository = value.as_ref().map(|r| self.template(r, &[]));
     }
 
-    /// `targets`: each a name, listed once.
+    /// `platforms`: each a platform, listed once; the graph's when not written.
+    fn lower_platforms(
+        &mut self,
+        value: &Option<Vec<Text>>,
+        _: &ImageDraft,
+        defaults: &ImageDefaults<'_>,
+        image: &mut Image,
+    ) {
+        image.platforms = match value {
+            Some(list) => self.platforms(list),
+            None => defaults.platforms.to_vec(),
+        };
+    }
+
+    /// `targets` (or `target`): each a name, listed once.
     fn lower_targets(&mut self, values: &[Text], _: &ImageDraft, _: &ImageDefaults<'_>, image: &mut Image) {
         let mut targets: Vec<String> = Vec::new();
         for t in values {

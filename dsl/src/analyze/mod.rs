@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use miette::SourceSpan;
 
 use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
-use crate::document::{DependencyDraft, Document, ImageDraft, TaskDraft, Text};
+use crate::document::{DependencyDraft, Document, TaskDraft, Text};
 use crate::model::{
     BUILDERS, Builder, Compression, DEFAULT_BUILDER, DefinitionIndex, Dependency, DependencyKind, Engine,
     Executor, FromPlatform, Image, ImageNode, ImageSource, KoSettings, Model, Naming, Schedule, Secret,
@@ -35,10 +35,9 @@ mod supply;
 mod tasks;
 mod values;
 
+pub(crate) use images::IMAGE_KEY_ROWS;
 use images::ImageDefaults;
-#[cfg(test)]
-pub(crate) use images::STRUCTURED_IMAGE_KEYS;
-pub(crate) use images::image_key_rows;
+pub use images::ImageDraft;
 use naming::COMMON;
 use values::{arch_alias, env_name, normalize, valid_context, valid_git_url};
 pub(crate) use values::{valid_name, valid_registry};
