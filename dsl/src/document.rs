@@ -3,7 +3,8 @@
 //!
 //! Both front-ends ([`crate::kdl`], [`crate::yaml`]) produce a [`Document`]; the analyzer
 //! ([`crate::analyze`]) is the only consumer. Only shape errors (unknown keys, wrong types) are
-//! reported before this point.
+//! reported before this point. [`ImageDraft`] is made by the image key table's one walk
+//! (`image_keys!`, here), from the table's rows in `analyze/images.rs`.
 
 use miette::SourceSpan;
 use serde::{Deserialize, Serialize};

@@ -1,7 +1,9 @@
 //! The KDL front-end: `hephy.kdl` text → [`Document`].
 //!
-//! Owns the KDL spelling of every construct (nodes, arguments, properties) and reports shape
-//! errors: KDL syntax errors, unknown nodes and properties, wrong value types, repeated settings.
+//! Owns the KDL spelling of every construct (nodes, arguments, properties) but an image's keys,
+//! which the shapes of the image key table's rows read (`image_keys!` in `analyze/images.rs`,
+//! with the helpers of [`Reader`]), and reports shape errors: KDL syntax errors, unknown nodes
+//! and properties, wrong value types, repeated settings.
 //! Meaning (names, paths, platforms) is checked later by the analyzer, the same for both syntaxes.
 
 use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};

@@ -2,7 +2,9 @@
 //!
 //! Stages, one module each: [`source`] (the text and spans) → `kdl` / `yaml` (syntax → a
 //! syntax-independent draft `Document`, shape errors) → `expand` (variables, templates, matrices,
-//! `--set`) → `analyze` (meaning: names, dependencies, platforms, paths → [`Model`]); `stored`
+//! `--set`) → `analyze` (meaning: names, dependencies, platforms, paths → [`Model`]; its
+//! `images` holds the image key table, whose rows' `shape`s read, print and walk every image
+//! key in both syntaxes); `stored`
 //! keeps the document as read between commands, for a [`DocumentStore`] the caller gives
 //! ([`load_reusing`]). [`limits`] holds every size and depth bound. Every error is a
 //! [`Problem`], a miette diagnostic pointing into the file; all problems of one load are

@@ -262,7 +262,7 @@ pub struct Image {
     pub publish: Publish,
     /// Its external named build contexts (`build-context "NAME" …`), sorted by name.
     pub build_contexts: Vec<BuildContext>,
-    /// The plain keys written (rows of `image_key_rows!` lowered `Plain`): each key and its
+    /// The plain keys written (rows of `image_keys!` lowered `Plain`): each key and its
     /// value as written, unchecked; every one is part of the build key of its builds.
     pub plain: BTreeMap<&'static str, String>,
 }

@@ -1,7 +1,9 @@
 //! The YAML front-end: `hephy.yaml` text → [`Document`].
 //!
 //! Owns the YAML spelling of every construct (maps of named images, tasks, executors and
-//! schedules) and reports shape errors: YAML syntax errors, unknown keys, wrong value types, keys
+//! schedules) but an image's keys, which the shapes of the image key table's rows read
+//! (`image_keys!` in `analyze/images.rs`, with the helpers of [`Reader`]), and reports shape
+//! errors: YAML syntax errors, unknown keys, wrong value types, keys
 //! given twice. It reads the event stream of `saphyr-parser` into a small tree that keeps a span
 //! on every value, because serde-based YAML crates drop positions after parsing and hephy points
 //! every later error (an unknown dependency, a cycle) at the exact value in the file. Scalars stay

@@ -59,8 +59,8 @@ impl NodeInputs {
     /// A manifest recorded before where results go left the keys of builds and tasks, as
     /// today's would be: without `registry`, `naming.*` and `mirrors.*` for a placeless node;
     /// without the settings that were their defaults (`naming.repository` `{registry}/{name}`,
-    /// a tag's `naming.tag` `{tag}`, an index's `supply.provenance` on with a registry) for the
-    /// others. Such a record whose other inputs are the same stays fresh and takes today's key.
+    /// a tag's `naming.tag` `{tag}`, an image key's the dsl names: `Image::recorded_default`)
+    /// for the others. Such a record whose other inputs are the same stays fresh and takes today's key.
     pub fn upgrade(&self, kind: NodeKind, mut old: InputManifest) -> InputManifest {
         let standard = hephy_dsl::Naming::standard();
         let had_registry = old.settings.contains_key("registry");
@@ -70,9 +70,7 @@ impl NodeInputs {
             let default = (field == "naming.repository" && value == standard.repository)
                 || (kind == NodeKind::Tag && field == "naming.tag" && value == standard.tag)
                 || (kind == NodeKind::Manifest
-                    && field == "supply.provenance"
-                    && value == "true"
-                    && had_registry);
+                    && hephy_dsl::Image::recorded_default(ImageNode::Index, field, value, had_registry));
             !(default || (self.placeless && destination))
         });
         old
@@ -653,8 +651,8 @@ fn describe<'a>(
     match (node.kind, definition) {
         (NodeKind::Image, Some(Definition::Image(image))) => {
             s.insert("builder", builder);
-            // The image's keys that put their own settings (the rows of `image_key_rows!` and
-            // `structured_image_keys!` that say `Put`): a new one is hashed without a line here.
+            // The image's keys that put their own settings (the rows of the dsl's image key
+            // table, `image_keys!`, that say `Put`): a new one is hashed without a line here.
             // Then what the engine knows: the references it injects, the external contexts
             // and the commit a git source resolves to.
             image.key_settings(model, ImageNode::Build, &mut |name, value| s.insert(name, value));

@@ -1060,11 +1060,24 @@ fn key_sbom<'a>(image: &'a Image, _: &Model, node: ImageNode, put: Put<'_, 'a>) 
     }
 }
 
+/// The setting `provenance` puts.
+const PROVENANCE: &str = "supply.provenance";
+
 /// `provenance`, in the index's key when it is not its default (on when the graph has a
 /// registry, which the index's key holds already): a reason never names a setting the user
 /// did not write.
 fn key_provenance<'a>(image: &'a Image, graph: &Model, node: ImageNode, put: Put<'_, 'a>) {
     if node == ImageNode::Index && image.publish.provenance != graph.registry.is_some() {
-        put("supply.provenance".into(), if image.publish.provenance { "true" } else { "false" }.into());
+        put(PROVENANCE.into(), if image.publish.provenance { "true" } else { "false" }.into());
+    }
+}
+
+impl Image {
+    /// Whether `name = value`, a setting in the key an earlier hephy recorded for an image's
+    /// `node` (a key that held a registry when `had_registry`), is one today's keys leave out
+    /// as its default: `provenance` on with a registry (earlier keys held it always). The
+    /// engine drops such a setting from an old record, so the record stays fresh.
+    pub fn recorded_default(node: ImageNode, name: &str, value: &str, had_registry: bool) -> bool {
+        node == ImageNode::Index && name == PROVENANCE && value == "true" && had_registry
     }
 }
