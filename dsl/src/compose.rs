@@ -50,6 +50,8 @@ impl Document {
 
     /// Adds an image.
     pub fn add_image(&mut self, image: ImageDraft) -> &mut Document {
+        // Not read by a front-end: what it tallied of the images holds no more.
+        self.tally = None;
         self.images.push(image);
         self
     }

@@ -39,6 +39,43 @@ pub struct Document {
     pub(crate) variables: Vec<(Text, Text)>,
     /// `template "NAME" { … }` / `templates: {NAME: {…}}`: image settings images inherit.
     pub(crate) templates: Vec<ImageDraft>,
+    /// What the front-end that read it learnt of its images and tasks ([`Tally`]); `None` for
+    /// a document made or changed otherwise, which expansion walks instead.
+    pub(crate) tally: Option<Tally>,
+}
+
+/// What a front-end learns of the images and tasks it reads, each as soon as it is read (while
+/// it is at hand), so that expansion need not walk a large graph again to know it has nothing
+/// to expand (`expand.rs`): how many strings they hold, and whether any takes `inherits` or a
+/// `matrix`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Tally {
+    /// The strings of every image and task (as expansion counts them: `count_texts`).
+    pub(crate) strings: usize,
+    /// Whether an image or a task has `inherits` or a `matrix`.
+    pub(crate) expandable: bool,
+}
+
+impl Tally {
+    /// `image`, an image just read.
+    pub(crate) fn image(&mut self, image: &ImageDraft) {
+        self.strings = self.strings.saturating_add(image.count_texts());
+        self.expandable |= !image.inherits.is_empty() || image.matrix.is_some();
+    }
+
+    /// `task`, a task just read.
+    pub(crate) fn task(&mut self, task: &TaskDraft) {
+        self.strings = self.strings.saturating_add(task.count_texts());
+        self.expandable |= task.matrix.is_some();
+    }
+
+    /// The tally of `doc`'s images and tasks, walked.
+    pub(crate) fn of(doc: &Document) -> Tally {
+        let mut tally = Tally::default();
+        doc.images.iter().for_each(|i| tally.image(i));
+        doc.tasks.iter().for_each(|t| tally.task(t));
+        tally
+    }
 }
 
 /// `secret "NAME" env="VAR"` or `secret "NAME" file="path"`
@@ -543,6 +580,18 @@ pub(crate) struct TaskDraft {
 }
 
 impl TaskDraft {
+    /// How many strings it holds, its name too.
+    pub(crate) fn count_texts(&self) -> usize {
+        1 + self.run.as_ref().map_or(0, |r| r.value.len())
+            + self.inputs.len()
+            + self.outputs.len()
+            + self.secrets.len()
+            + self.platforms.as_ref().map_or(0, Vec::len)
+            + 2 * self.env.len()
+            + usize::from(self.timeout.is_some())
+            + <crate::shape::Dependencies as crate::shape::Shape>::count(&self.deps)
+    }
+
     pub(crate) fn new(name: Text) -> TaskDraft {
         TaskDraft {
             name,

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::analyze::IMAGE_KEY_ROWS;
 use crate::diagnostic::{Code, Problem, Problems, Sink, did_you_mean};
-use crate::document::{Document, ImageDraft, MatrixDraft, TaskDraft, Text};
+use crate::document::{Document, ImageDraft, MatrixDraft, Tally, TaskDraft, Text};
 use crate::limits::{
     MAX_EXPANDED_STRING, MAX_EXPANDED_STRINGS, MAX_EXPANDED_TEXT, MAX_INHERITS, MAX_MATRIX_COPIES,
     MAX_TEMPLATE_DEPTH,
@@ -272,6 +272,8 @@ fn expand_all(
         filled: 0,
         too_much_text: false,
     };
+    // The images and tasks change: what was tallied of them as read holds no more.
+    doc.tally = None;
     expander.variables(doc, overrides);
     let templates = expander.templates(doc);
     let mut resolved = Vec::new();
@@ -289,7 +291,7 @@ fn expand_all(
         // (A matrix that makes too many copies is refused as such, below.)
         if copies <= MAX_MATRIX_COPIES
             && !expander
-                .hold(image_size(&image).saturating_add(inherited).saturating_mul(copies), &image.name)
+                .hold(image.count_texts().saturating_add(inherited).saturating_mul(copies), &image.name)
         {
             continue;
         }
@@ -319,7 +321,8 @@ fn expand_all(
         let copies = task.matrix.as_ref().map_or(1, |m| {
             m.axes.iter().try_fold(1usize, |n, (_, v)| n.checked_mul(v.len())).unwrap_or(usize::MAX)
         });
-        if copies <= MAX_MATRIX_COPIES && !expander.hold(task_size(&task).saturating_mul(copies), &task.name)
+        if copies <= MAX_MATRIX_COPIES
+            && !expander.hold(task.count_texts().saturating_mul(copies), &task.name)
         {
             continue;
         }
@@ -357,18 +360,12 @@ fn nothing_to_expand(doc: &mut Document, source: &SourceFile, overrides: &Overri
         || !doc.templates.is_empty()
         || !overrides.variables.is_empty()
         || !overrides.images.is_empty()
-        || doc.images.iter().any(|i| !i.inherits.is_empty() || i.matrix.is_some())
-        || doc.tasks.iter().any(|t| t.matrix.is_some())
     {
         return false;
     }
-    let strings = doc
-        .images
-        .iter()
-        .map(image_size)
-        .chain(doc.tasks.iter().map(task_size))
-        .try_fold(0usize, |total, n| total.checked_add(n).filter(|t| *t <= MAX_EXPANDED_STRINGS));
-    if strings.is_none() {
+    // What the front-end tallied as it read each image and task, or else a walk.
+    let tally = doc.tally.unwrap_or_else(|| Tally::of(doc));
+    if tally.expandable || tally.strings > MAX_EXPANDED_STRINGS {
         return false;
     }
     if memchr::memchr2(b'$', b'\\', source.text().as_bytes()).is_none() {
@@ -542,7 +539,7 @@ impl Expander<'_> {
                     template.inherits.iter().filter_map(|p| done.get(&p.value)).cloned().collect();
                 let mut depth = 1 + parents.iter().map(|p| p.depth).max().unwrap_or(0);
                 let inherited: usize = parents.iter().map(|p| p.size).sum();
-                if !self.hold(image_size(template).saturating_add(inherited), &template.name) {
+                if !self.hold(template.count_texts().saturating_add(inherited), &template.name) {
                     // Resolved alone: what it would hold is too much.
                     parents.clear();
                     depth = 1;
@@ -558,7 +555,7 @@ impl Expander<'_> {
                 let mut resolved =
                     merge_all(&parents, template.clone(), self.record.then_some(&own), current);
                 resolved.depth = depth;
-                resolved.size = image_size(&resolved.draft);
+                resolved.size = resolved.draft.count_texts();
                 done.insert(current.to_owned(), resolved);
                 on_stack.remove(current);
                 stack.pop();
@@ -1056,25 +1053,8 @@ struct Resolving {
     chain: Vec<String>,
     /// The longest chain of templates it is the end of (1 for a template inheriting none).
     depth: usize,
-    /// The strings it holds ([`image_size`]).
+    /// The strings it holds ([`ImageDraft::count_texts`]).
     size: usize,
-}
-
-/// How many strings `d` holds.
-fn image_size(d: &ImageDraft) -> usize {
-    d.count_texts()
-}
-
-/// How many strings `d` holds.
-fn task_size(d: &TaskDraft) -> usize {
-    1 + d.run.as_ref().map_or(0, |r| r.value.len())
-        + d.inputs.len()
-        + d.outputs.len()
-        + d.secrets.len()
-        + d.platforms.as_ref().map_or(0, Vec::len)
-        + 2 * d.env.len()
-        + usize::from(d.timeout.is_some())
-        + Dependencies::count(&d.deps)
 }
 
 /// `parents` (in order, later ones nearer), then `own`.

@@ -12,7 +12,7 @@ use miette::SourceSpan;
 use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
 use crate::document::{
     DependencyDraft, Document, ExecutorDraft, FromDraft, GroupDraft, ImageDraft, MatrixDraft, NamingDraft,
-    ScheduleDraft, SecretDraft, SignDraft, SupplyDraft, TaskDraft, Text,
+    ScheduleDraft, SecretDraft, SignDraft, SupplyDraft, Tally, TaskDraft, Text,
 };
 use crate::limits::MAX_NESTING as MAX_DEPTH;
 use crate::schema::{Construct, keys};
@@ -157,6 +157,7 @@ impl Reader<'_> {
 
     fn document(&mut self, kdl: &KdlDocument) -> Document {
         let mut doc = Document::default();
+        let mut tally = Tally::default();
         for node in kdl.nodes() {
             match node.name().value() {
                 "registry" => {
@@ -186,8 +187,18 @@ impl Reader<'_> {
                     self.set_once(&mut doc.platforms, list, node);
                 }
                 "executor" => doc.executors.extend(self.executor(node)),
-                "image" => doc.images.extend(self.image(node)),
-                "task" => doc.tasks.extend(self.task(node)),
+                "image" => {
+                    if let Some(image) = self.image(node) {
+                        tally.image(&image);
+                        doc.images.push(image);
+                    }
+                }
+                "task" => {
+                    if let Some(task) = self.task(node) {
+                        tally.task(&task);
+                        doc.tasks.push(task);
+                    }
+                }
                 "schedule" => doc.schedules.extend(self.schedule(node)),
                 "group" => doc.groups.extend(self.group(node)),
                 "secret" => doc.secrets.extend(self.secret(node)),
@@ -197,6 +208,7 @@ impl Reader<'_> {
                 other => self.unknown_node(node, other, keys(Construct::Graph, Syntax::Kdl), "a graph file"),
             }
         }
+        doc.tally = Some(tally);
         doc
     }
 

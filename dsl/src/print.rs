@@ -532,6 +532,18 @@ mod tests {
         }
     }
 
+    /// What a front-end tallies of the images and tasks as it reads them is what a walk of the
+    /// document finds, for every good graph and example (expansion trusts the tally).
+    #[test]
+    fn the_front_ends_tally_what_they_read() {
+        for file in corpus() {
+            let text = std::fs::read_to_string(&file).expect("a graph");
+            let doc = read(&text, Syntax::from_path(&file).expect("a graph file name"));
+            let walked = crate::document::Tally::of(&doc);
+            assert_eq!(doc.tally, Some(walked), "{}", file.display());
+        }
+    }
+
     /// The KDL and YAML forms of one graph print the same.
     #[test]
     fn both_syntaxes_of_a_graph_print_alike() {

@@ -18,7 +18,7 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 use crate::diagnostic::{Code, Problem, Sink, did_you_mean};
 use crate::document::{
     DependencyDraft, Document, ExecutorDraft, FromDraft, GroupDraft, ImageDraft, MatrixDraft, NamingDraft,
-    ScheduleDraft, SecretDraft, SignDraft, SupplyDraft, TaskDraft, Text,
+    ScheduleDraft, SecretDraft, SignDraft, SupplyDraft, Tally, TaskDraft, Text,
 };
 use crate::limits::{MAX_ALIAS_VALUES as MAX_VALUES, MAX_NESTING as MAX_DEPTH};
 use crate::schema::{Construct, keys};
@@ -244,6 +244,7 @@ pub(crate) struct Reader<'s> {
 impl Reader<'_> {
     fn document(&mut self, root: &Value) -> Document {
         let mut doc = Document::default();
+        let mut tally = Tally::default();
         for (key, value) in self.map(root, keys(Construct::Graph, Syntax::Yaml), "a graph file") {
             match key.value.as_str() {
                 "registry" => doc.registry = self.string(value),
@@ -288,12 +289,16 @@ impl Reader<'_> {
                 }
                 "images" => {
                     for (name, body) in self.named_map(value) {
-                        doc.images.push(self.image(name, body));
+                        let image = self.image(name, body);
+                        tally.image(&image);
+                        doc.images.push(image);
                     }
                 }
                 "tasks" => {
                     for (name, body) in self.named_map(value) {
-                        doc.tasks.push(self.task(name, body));
+                        let task = self.task(name, body);
+                        tally.task(&task);
+                        doc.tasks.push(task);
                     }
                 }
                 "variables" => doc.variables = self.pairs(value),
@@ -333,6 +338,7 @@ impl Reader<'_> {
                 }
             }
         }
+        doc.tally = Some(tally);
         doc
     }
 

@@ -18,7 +18,7 @@ use crate::document::{
 };
 use crate::escape::yaml_scalar;
 use crate::kdl::Reader as KdlReader;
-use crate::print::{kdl_matrix, kdl_properties, kdl_values, yaml_flow, yaml_list, yaml_matrix};
+use crate::print::{kdl_matrix, kdl_properties, yaml_flow, yaml_matrix};
 use crate::schema::{Construct, Kind};
 use crate::shape::{
     Dependencies, OneText, OptionalTexts, Pairs, Shape, Shown, Supply, Texts, set_list, show_list,
@@ -64,7 +64,8 @@ pub(super) struct ImageDefaults<'d> {
 // `Lowering`: the generated `Analyzer::lower_image_keys` calls each `Own` function in the rows'
 // order, so a row comes after the rows its function reads from the `Image`: `builder` before
 // `dockerfile` before the source, `compression` after `builder`, `ko-env`'s after `builder`;
-// `Graph` rows are lowered by the passes over the whole graph in `analyze/mod.rs`) and the
+// `Graph` rows are lowered by the passes over the whole graph in `analyze/mod.rs`, `Expanded`
+// ones are gone before analysis) and the
 // build key (`hash`, a `Keyed`: the generated `Image::key_settings` calls each `Put` function;
 // the engine puts only what it resolves or knows: `Identity`, `Resolved`, `Nodes`,
 // `Dependencies`, `Destination`; `Unhashed("why")` makes the language's row
@@ -76,7 +77,7 @@ pub(super) struct ImageDefaults<'d> {
 // and for a value of a new shape, the shape beside the others below; (2) its field in
 // [`Image`] (`model.rs`) and its value in `Image::unset`; (3) the builder that reads it.
 // Besides, SPEC.md's line and `docs/hephy.schema.json` made again by `hephy schema`. A plain
-// key (`lower Plain` and `hash Written`, one text only) is its row alone: it is lowered into
+// key (`lower(Plain)` and `hash Written`, one text only) is its row alone: it is lowered into
 // [`Image::plain`], which is hashed whole. The engine's `key_table` test plans two graphs per
 // key and names one whose `hash` column does not do what the row says (a key whose checks
 // refuse the generic sample values of its kind, `a` and `b`, is named there too, and gets a
@@ -543,15 +544,11 @@ impl Shape for Inherits {
     }
 
     fn print_kdl(value: &Vec<Text>, key: &str, out: &mut String) {
-        if !value.is_empty() {
-            let _ = writeln!(out, "    {key} {}", kdl_values(value));
-        }
+        Texts::print_kdl(value, key, out);
     }
 
     fn print_yaml(value: &Vec<Text>, key: &str, indent: &str, out: &mut String) {
-        if !value.is_empty() {
-            let _ = writeln!(out, "{indent}{key}: {}", yaml_list(value));
-        }
+        Texts::print_yaml(value, key, indent, out);
     }
 
     fn each(_: &mut Vec<Text>, _: &mut dyn FnMut(&mut Text)) {}
