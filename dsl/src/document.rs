@@ -197,9 +197,8 @@ pub(crate) enum Lowering {
     /// together with that key: `git` and `ref` with `context`, into one source; `ko` with
     /// `ko-env`.
     With(&'static str),
-    /// `Plain` (one-text keys only, checked when compiling): as written, into
-    /// [`crate::Image::plain`].
-    #[allow(dead_code, reason = "the keys of a row marked `Plain` (none today)")]
+    /// `Plain` (a row of one spelling, of one text: checked when compiling): as written,
+    /// into [`crate::Image::plain`].
     Plain,
     /// `Graph`: by the analyzer's passes over the whole graph (`analyze/mod.rs`), after every
     /// image, as it reads the graph's names or settings: the dependencies, the external build
@@ -370,9 +369,25 @@ pub(crate) const fn rows_are_sound(rows: &[ImageKeyRow]) -> bool {
     true
 }
 
+/// Whether no two of `positions` are the same (checked when compiling).
+pub(crate) const fn all_differ(positions: &[u8]) -> bool {
+    let mut i = 0;
+    while i < positions.len() {
+        let mut j = i + 1;
+        while j < positions.len() {
+            if positions[i] == positions[j] {
+                return false;
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    true
+}
+
 /// The image key table's one walk: from the rows of `image_keys!` (`analyze/images.rs`), where
 /// it is invoked, it makes [`ImageDraft`] (`name`, then each row's field, of its shape's
-/// value, empty in [`ImageDraft::new`]), [`IMAGE_KEY_ROWS`] (each spelling, for the language's
+/// value, empty in [`ImageDraft::new`]), `IMAGE_KEY_ROWS` (each spelling, for the language's
 /// table, `--set` and the checks), the draft's readers and printers and expansion's walks (each
 /// calling the row's [`crate::shape::Shape`], in the rows' order: the printers in their `print`
 /// order), the analyzer's lowering (each `Own` function, in the rows' order) and the settings
@@ -415,6 +430,19 @@ macro_rules! image_keys {
                 set: settable!($($set)?),
             },)+)+
         ];
+
+        // A `Plain` row is one spelling of one text; no two rows print at one place.
+        const _: () = {
+            $(assert!(
+                !matches!(lowering! $lower, Lowering::Plain)
+                    || (<$shape as Shape>::ONE_TEXT && [$($key),+].len() == 1),
+                "in `image_keys!`, a row lowered `Plain` is not one spelling of one text"
+            );)+
+            assert!(
+                all_differ(&[$($print),+]) && all_differ(&[$([$($print_yaml,)? $print][0]),+]),
+                "in `image_keys!`, two rows print at one place"
+            );
+        };
 
         const _: () = assert!(
             rows_are_sound(IMAGE_KEY_ROWS),

@@ -1188,8 +1188,8 @@ mod tests {
     use super::*;
     use crate::Syntax;
 
-    /// `--set`'s usage lists its fields in the order it always has, now that the simple keys'
-    /// rows give most of them.
+    /// `--set`'s usage lists its fields in the order it always has, now that the image key
+    /// table's rows give them.
     #[test]
     fn settable_fields_keep_their_order() {
         let fields = [

@@ -34,6 +34,10 @@ pub(crate) trait Shape {
     /// The draft's field: the value as written, empty when not written.
     type Value: Default;
 
+    /// Whether its value is one text ([`Shape::as_text`] gives it): only such a row may be
+    /// lowered `Plain`.
+    const ONE_TEXT: bool = false;
+
     /// A KDL node named `key` into `value`.
     fn read_kdl(r: &mut KdlReader<'_>, key: &str, node: &KdlNode, value: &mut Self::Value);
 
@@ -101,6 +105,8 @@ pub(crate) struct OneText;
 
 impl Shape for OneText {
     type Value = Option<Text>;
+
+    const ONE_TEXT: bool = true;
 
     fn read_kdl(r: &mut KdlReader<'_>, _: &str, node: &KdlNode, value: &mut Self::Value) {
         if let Some(v) = r.one_string(node) {

@@ -75,7 +75,8 @@ pub(crate) fn parse(text: &str, sink: &mut Sink) -> Option<Document> {
     };
     let mut reader = Reader { sink };
     Some(match root {
-        None => Document::default(),
+        // An empty file: nothing read, nothing to tally.
+        None => Document { tally: Some(crate::document::Tally::default()), ..Document::default() },
         Some(root) => reader.document(&root),
     })
 }

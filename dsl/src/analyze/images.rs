@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::*;
 use crate::document::{
-    BuildContextDraft, ImageKeyRow, KoDraft, Lowering, MatrixDraft, hash_of, image_keys, kdl_spelling, keyed,
-    lowering, rows_are_sound, settable,
+    BuildContextDraft, ImageKeyRow, KoDraft, Lowering, MatrixDraft, all_differ, hash_of, image_keys,
+    kdl_spelling, keyed, lowering, rows_are_sound, settable,
 };
 use crate::escape::yaml_scalar;
 use crate::kdl::Reader as KdlReader;
