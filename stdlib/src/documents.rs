@@ -3,7 +3,8 @@
 //! when the file changes, and the secret that seals the entries (the user's, outside any
 //! repository: `$XDG_CACHE_HOME/hephy/document.key`, else `~/.cache/hephy/document.key`; made
 //! on first use). The entry's format, key and seal are the dsl's ([`DocumentStore`]); this
-//! module only stores bytes. Nothing is read or written through a symbolic link: the state
+//! module only stores bytes; a temporary a killed writer left is removed the next time the
+//! entry is kept. Nothing is read or written through a symbolic link: the state
 //! folder and its `documents/` are opened without following one and the entry is opened,
 //! written and renamed relative to them; an entry that is a link is neither read nor replaced
 //! (the state folder's check reports it).
@@ -66,6 +67,36 @@ impl StateDocument {
     }
 }
 
+impl StateDocument {
+    /// Removes the temporaries of this entry that a writer killed before its rename left in
+    /// `dir` (its `documents/`): those not changed for [`STALE_TEMP`] (a live writer's is a few
+    /// milliseconds old; one removed under a writer only makes its rename fail, and the entry
+    /// is kept next time). Each is removed as the name it is (a link, not what it points to).
+    fn sweep(&self, dir: &File) {
+        let prefix = format!(".{}.", self.name);
+        let Ok(listing) = rustix::fs::Dir::read_from(dir) else { return };
+        let now = std::time::SystemTime::now();
+        for entry in listing.flatten() {
+            let name = entry.file_name().to_string_lossy();
+            if !(name.starts_with(&prefix) && name.ends_with(".tmp")) {
+                continue;
+            }
+            let Ok(st) = rustix::fs::statat(dir, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW) else {
+                continue;
+            };
+            let changed = std::time::UNIX_EPOCH
+                + std::time::Duration::from_secs(u64::try_from(st.st_mtime).unwrap_or_default());
+            if now.duration_since(changed).is_ok_and(|age| age >= STALE_TEMP) {
+                let _ = rustix::fs::unlinkat(dir, entry.file_name(), AtFlags::empty());
+            }
+        }
+    }
+}
+
+/// How long a temporary of an entry goes unchanged before [`StateDocument::sweep`] takes it
+/// for one a killed writer left.
+const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(600);
+
 impl DocumentStore for StateDocument {
     fn fetch(&self) -> io::Result<Vec<u8>> {
         let dir = self.folder(false)?;
@@ -112,6 +143,7 @@ impl DocumentStore for StateDocument {
         if written.is_err() {
             let _ = rustix::fs::unlinkat(&dir, temp.as_str(), AtFlags::empty());
         }
+        self.sweep(&dir);
     }
 
     fn secret(&self) -> &[u8; 32] {
@@ -236,6 +268,49 @@ mod tests {
         blocked.keep(b"sixth");
         assert!(blocked.fetch().is_err());
         assert_eq!(std::fs::read_to_string(&graph).expect("graph"), text, "the graph file untouched");
+    }
+
+    /// A temporary a killed writer left (unchanged for long) is removed when the entry is next
+    /// kept; a recent one (a live writer's), another entry's and a link are not touched.
+    #[test]
+    fn a_killed_writers_temporaries_are_swept() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let graph = dir.path().join("hephy.kdl");
+        std::fs::write(&graph, "task \"a\" {\n    run \"true\"\n}\n").expect("write");
+        let state = dir.path().join(".hephy");
+        let entry = StateDocument::with_secret(&graph, &state, SECRET);
+        entry.keep(b"first");
+        let folder = state.join(DIR);
+        let old = std::time::SystemTime::now() - STALE_TEMP - std::time::Duration::from_secs(60);
+        let made = |name: &str, when: std::time::SystemTime| {
+            let file = File::create(folder.join(name)).expect("temporary");
+            file.set_modified(when).expect("mtime");
+        };
+        let stale = format!(".{}.0123456789abcdef.tmp", entry.name);
+        let live = format!(".{}.fedcba9876543210.tmp", entry.name);
+        let others = ".other.kdl-0000000000000000.0123456789abcdef.tmp";
+        made(&stale, old);
+        made(&live, std::time::SystemTime::now());
+        made(others, old);
+        let outside = dir.path().join("outside");
+        std::fs::write(&outside, b"kept").expect("write");
+        let linked = format!(".{}.1111111111111111.tmp", entry.name);
+        std::os::unix::fs::symlink(&outside, folder.join(&linked)).expect("symlink");
+        // The link's own time, as old as the stale temporary's (its target's stays now).
+        let then = rustix::fs::Timespec {
+            tv_sec: old.duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs() as i64,
+            tv_nsec: 0,
+        };
+        let times = rustix::fs::Timestamps { last_access: then, last_modification: then };
+        rustix::fs::utimensat(rustix::fs::CWD, folder.join(&linked), &times, AtFlags::SYMLINK_NOFOLLOW)
+            .expect("the link's time");
+        entry.keep(b"second");
+        assert_eq!(entry.fetch().expect("kept"), b"second");
+        assert!(!folder.join(&stale).exists(), "a killed writer's temporary is left");
+        assert!(folder.join(&live).exists(), "a live writer's temporary is removed");
+        assert!(folder.join(others).exists(), "another entry's temporary is removed");
+        assert!(std::fs::symlink_metadata(folder.join(&linked)).is_err(), "a stale link is left");
+        assert_eq!(std::fs::read(&outside).expect("outside"), b"kept", "what a link points to changed");
     }
 
     /// The user's secret is made once, 32 bytes readable by the user only, and read back after.
