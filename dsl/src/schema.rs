@@ -793,75 +793,107 @@ mod tests {
         }
     }
 
+    /// A value of `kind` for the image key `name` (KDL: `kdl`), holding `v` where the kind holds
+    /// a text: an image `x` with it, in KDL (where KDL has the key) and in YAML, each escaped as
+    /// the printer escapes.
+    fn image_key_sample(name: &str, kdl: Option<&str>, kind: Kind, v: &str) -> (Option<String>, String) {
+        use crate::escape::{kdl_string, yaml_scalar};
+        let (k, y) = (kdl_string(v), yaml_scalar(v));
+        let (kdl_value, yaml_value) = match kind {
+            Kind::Text => (format!(" {k}"), y),
+            Kind::Texts => (format!(" {k} \"b\""), format!("[{y}, b]")),
+            Kind::Pairs | Kind::Metadata => (format!(" A={k}"), format!("{{ A: {y} }}")),
+            Kind::Flag => (" #false".to_owned(), "false".to_owned()),
+            Kind::Block(Construct::Sign) => (format!(" key={k}"), format!("{{ key: {y} }}")),
+            Kind::Block(Construct::Ko) => (format!(" import-path={k}"), format!("{{ import-path: {y} }}")),
+            Kind::Dependencies(Construct::From) => {
+                (format!(" {k} arg=\"B\""), format!("{{ {y}: {{ arg: B }} }}"))
+            }
+            Kind::Named(Construct::BuildContext) => {
+                (format!(" {k} image=\"i\""), format!("{{ {y}: {{ image: i }} }}"))
+            }
+            Kind::NamedLists => (format!(" {{\n        k {k}\n    }}"), format!("{{ k: [{y}] }}")),
+            other => panic!("`{name}`: no sample of kind {other:?}; give it one here"),
+        };
+        (
+            kdl.map(|k| format!("image \"x\" {{\n    {k}{kdl_value}\n}}\n")),
+            format!("images:\n  x:\n    {name}: {yaml_value}\n"),
+        )
+    }
+
+    /// `text`, read as `syntax` (its problems a panic).
+    fn read_graph(text: &str, syntax: Syntax) -> crate::document::Document {
+        let file = if syntax == Syntax::Kdl { "hephy.kdl" } else { "hephy.yaml" };
+        let source = SourceFile::new(std::path::PathBuf::from(file), syntax, text);
+        crate::read(&source).unwrap_or_else(|problems| panic!("{problems:?}\nin:\n{text}"))
+    }
+
+    /// A draft's `Debug` text without its spans: what was written, not where.
+    fn draft_shape(image: &crate::document::ImageDraft) -> String {
+        let text = format!("{image:?}");
+        let mut out = String::new();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("span: SourceSpan {") {
+            out.push_str(&rest[..at]);
+            rest = rest[at..].split_once('}').map_or("", |(_, after)| after);
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// Every spelling of every row, holding `v`, read in both syntaxes, printed and read back:
+    /// the same image, and the only definition of the graph.
+    fn every_image_key_round_trips(v: &str) {
+        use crate::analyze::IMAGE_KEY_ROWS;
+        use crate::document::ImageDraft;
+        let empty = ImageDraft::new(crate::source::Spanned::new("x".to_owned(), (0..0).into()));
+        for row in IMAGE_KEY_ROWS {
+            let (kdl, yaml) = image_key_sample(row.key, row.kdl, row.kind, v);
+            for (text, syntax) in kdl.into_iter().map(|t| (t, Syntax::Kdl)).chain([(yaml, Syntax::Yaml)]) {
+                let doc = read_graph(&text, syntax);
+                let image = &doc.images[0];
+                assert_ne!(
+                    draft_shape(image),
+                    draft_shape(&empty),
+                    "`{}` read into no field of the draft:\n{text}",
+                    row.key
+                );
+                let printed = crate::print(&doc, syntax);
+                let again = read_graph(&printed, syntax);
+                assert_eq!(
+                    (again.images.len(), again.tasks.len(), again.templates.len()),
+                    (1, 0, 0),
+                    "`{}` printed as more than its image:\n{printed}",
+                    row.key
+                );
+                assert_eq!(
+                    draft_shape(&again.images[0]),
+                    draft_shape(image),
+                    "`{}` printed as:\n{printed}",
+                    row.key
+                );
+            }
+        }
+    }
+
     /// Every spelling of every row of the image key table is read by both front-ends (KDL:
     /// where it has a KDL spelling) into the draft, printed back by the printer and read again
     /// as it was: the readers and the printers dispatch every key through the table.
     #[test]
     fn every_image_key_reads_and_prints_in_both_syntaxes() {
-        use std::path::PathBuf;
+        every_image_key_round_trips("a");
+    }
 
-        use crate::analyze::IMAGE_KEY_ROWS;
-        use crate::document::{Document, ImageDraft};
-        use crate::source::SourceFile;
-
-        /// A value of `kind` for the key `name`, in KDL (the node) and in YAML (the entry).
-        fn sample(name: &str, kdl: Option<&str>, kind: Kind) -> (Option<String>, String) {
-            let (kdl_value, yaml_value) = match kind {
-                Kind::Text => (" \"a\"".to_owned(), "a".to_owned()),
-                Kind::Texts => (" \"a\" \"b\"".to_owned(), "[a, b]".to_owned()),
-                Kind::Pairs | Kind::Metadata => (" A=\"b\"".to_owned(), "{ A: b }".to_owned()),
-                Kind::Flag => (" #false".to_owned(), "false".to_owned()),
-                Kind::Block(Construct::Sign) => (" key=\"k\"".to_owned(), "{ key: k }".to_owned()),
-                Kind::Block(Construct::Ko) => {
-                    (" import-path=\"./a\"".to_owned(), "{ import-path: ./a }".to_owned())
-                }
-                Kind::Dependencies(Construct::From) => {
-                    (" \"d\" arg=\"B\"".to_owned(), "{ d: { arg: B } }".to_owned())
-                }
-                Kind::Named(Construct::BuildContext) => {
-                    (" \"c\" image=\"i\"".to_owned(), "{ c: { image: i } }".to_owned())
-                }
-                Kind::NamedLists => (" {\n        k \"a\"\n    }".to_owned(), "{ k: [a] }".to_owned()),
-                other => panic!("`{name}`: no sample of kind {other:?}; give it one here"),
-            };
-            (
-                kdl.map(|k| format!("image \"x\" {{\n    {k}{kdl_value}\n}}\n")),
-                format!("images:\n  x:\n    {name}: {yaml_value}\n"),
-            )
-        }
-        fn read(text: &str, syntax: Syntax) -> Document {
-            let file = if syntax == Syntax::Kdl { "hephy.kdl" } else { "hephy.yaml" };
-            let source = SourceFile::new(PathBuf::from(file), syntax, text);
-            crate::read(&source).unwrap_or_else(|problems| panic!("{problems:?}\nin:\n{text}"))
-        }
-        /// The draft's `Debug` text without its spans.
-        fn shape(image: &ImageDraft) -> String {
-            let text = format!("{image:?}");
-            let mut out = String::new();
-            let mut rest = text.as_str();
-            while let Some(at) = rest.find("span: SourceSpan {") {
-                out.push_str(&rest[..at]);
-                rest = rest[at..].split_once('}').map_or("", |(_, after)| after);
-            }
-            out.push_str(rest);
-            out
-        }
-        let empty = ImageDraft::new(crate::source::Spanned::new("x".to_owned(), (0..0).into()));
-        for row in IMAGE_KEY_ROWS {
-            let (kdl, yaml) = sample(row.key, row.kdl, row.kind);
-            for (text, syntax) in kdl.into_iter().map(|t| (t, Syntax::Kdl)).chain([(yaml, Syntax::Yaml)]) {
-                let doc = read(&text, syntax);
-                let image = &doc.images[0];
-                assert_ne!(
-                    shape(image),
-                    shape(&empty),
-                    "`{}` read into no field of the draft:\n{text}",
-                    row.key
-                );
-                let printed = crate::print(&doc, syntax);
-                let again = read(&printed, syntax);
-                assert_eq!(shape(&again.images[0]), shape(image), "`{}` printed as:\n{printed}", row.key);
-            }
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Any text in any image key (every Unicode line end, control and markup character,
+        /// quotes, a KDL node's text) prints as that text in both syntaxes: read back, it is
+        /// the same image and nothing besides.
+        #[test]
+        fn every_image_key_reads_back_any_value(
+            v in proptest::prop_oneof![proptest::prelude::any::<String>(), crate::escape::tests::hostile()]
+        ) {
+            every_image_key_round_trips(&v);
         }
     }
 
